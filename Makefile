@@ -1,0 +1,38 @@
+# Every target creates .venv (if missing) and installs the repo's packages in editable mode.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PKGS   := -e .[test] -e providers/aws[test] -e providers/gcp[test] -e providers/azure[test]
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml providers/aws/pyproject.toml providers/gcp/pyproject.toml providers/azure/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(PKGS)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/lbprov demo $(DEMO_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check lbprov providers tests bench
+	$(BIN)/ruff format --check lbprov providers tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck unit
+
+bench: $(STAMP)
+	$(BIN)/python bench/aws_calls.py
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,245 @@
+"""Service + eligible Nodes + settings -> Intent: the NodePort mapping, validated.
+
+:func:`build_intent` is pure: the same Service, Nodes and settings always give the same Intent, and
+it never calls the cloud. It takes objects as the Kubernetes API returns them (dicts in the API's
+JSON shape) so it can be fed from the informer cache, from manifest files or from tests alike.
+Bad input raises :class:`~lbprov.model.InvalidService` with a message that names the field and the
+accepted values.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lbprov import naming
+from lbprov.model import HealthCheck, Intent, InvalidService, Port, ServiceRef, Target
+
+if TYPE_CHECKING:
+    from lbprov.provider import Provider
+
+#: A node with this label (unless it parses to false) gets no load-balancer traffic (upstream).
+EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+#: cluster-autoscaler taints a node it is about to delete with this key.
+TO_BE_DELETED_TAINT = "ToBeDeletedByClusterAutoscaler"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+LEGACY_ZONE_LABEL = "failure-domain.beta.kubernetes.io/zone"
+#: Annotation alternative to ``spec.loadBalancerSourceRanges`` (the spec field wins).
+SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
+
+#: Upstream ``DefaultClientIPServiceAffinitySeconds``.
+DEFAULT_AFFINITY_TIMEOUT = 10800
+
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+@dataclass(frozen=True)
+class IntentSettings:
+    """Cluster-wide inputs of :func:`build_intent`."""
+
+    cluster: str
+    #: Providers whose load balancers send traffic to NodePorts need them allocated.
+    require_node_ports: bool = True
+
+
+def parse_bool(value: str) -> bool | None:
+    """Go's ``strconv.ParseBool``, which upstream uses for labels and annotations; None if invalid."""
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    return None
+
+
+def node_exclusion_reason(node: Mapping[str, Any]) -> str | None:
+    """Why a node gets no load-balancer traffic, or ``None`` when it is eligible.
+
+    Upstream's ``stableNodeSetPredicates`` plus "has a providerID" (a node without one cannot be
+    mapped to a cloud instance). Readiness is deliberately not considered (KEP-3458).
+    """
+    meta = node.get("metadata") or {}
+    spec = node.get("spec") or {}
+    if meta.get("deletionTimestamp"):
+        return "being deleted"
+    labels = meta.get("labels") or {}
+    if EXCLUDE_LABEL in labels:
+        parsed = parse_bool(str(labels[EXCLUDE_LABEL]))
+        if parsed is not False:
+            return f"labelled {EXCLUDE_LABEL}={labels[EXCLUDE_LABEL]}"
+    for taint in spec.get("taints") or []:
+        if taint.get("key") == TO_BE_DELETED_TAINT:
+            return f"tainted {TO_BE_DELETED_TAINT} (cluster-autoscaler is removing it)"
+    if not spec.get("providerID"):
+        return "has no spec.providerID"
+    return None
+
+
+def eligible_nodes(nodes: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [n for n in nodes if node_exclusion_reason(n) is None]
+
+
+def node_target(node: Mapping[str, Any]) -> Target:
+    meta = node.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    addresses = (node.get("status") or {}).get("addresses") or []
+    internal = next((a.get("address") for a in addresses if a.get("type") == "InternalIP"), None)
+    return Target(
+        node_name=str(meta.get("name", "")),
+        provider_id=str((node.get("spec") or {}).get("providerID", "")),
+        internal_ip=internal,
+        zone=labels.get(ZONE_LABEL) or labels.get(LEGACY_ZONE_LABEL),
+        labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+    )
+
+
+def service_ref(service: Mapping[str, Any]) -> ServiceRef:
+    meta = service.get("metadata") or {}
+    return ServiceRef(
+        namespace=str(meta.get("namespace") or "default"),
+        name=str(meta.get("name", "")),
+        uid=str(meta.get("uid", "")),
+    )
+
+
+def parse_cidrs(field: str, values: Sequence[str]) -> tuple[str, ...]:
+    """Validate and normalise CIDRs (``10.0.0.5/8`` -> ``10.0.0.0/8``), sorted and deduplicated."""
+    out: set[str] = set()
+    for i, raw in enumerate(values):
+        value = str(raw).strip()
+        try:
+            net = ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise InvalidService(
+                f"{field}[{i}]", f"{value!r} is not a CIDR; expected e.g. 203.0.113.0/24 or 0.0.0.0/0"
+            ) from None
+        out.add(str(net))
+    return tuple(sorted(out, key=lambda s: (ipaddress.ip_network(s).version, s)))
+
+
+def _ports(spec: Mapping[str, Any], settings: IntentSettings) -> tuple[Port, ...]:
+    raw_ports = spec.get("ports") or []
+    if not raw_ports:
+        raise InvalidService("spec.ports", "a LoadBalancer Service needs at least one port")
+    ports: list[Port] = []
+    seen: set[tuple[str, int]] = set()
+    for i, raw in enumerate(raw_ports):
+        field = f"spec.ports[{i}]"
+        protocol = str(raw.get("protocol") or "TCP")
+        if protocol not in ("TCP", "UDP"):
+            raise InvalidService(
+                f"{field}.protocol", f"{protocol!r} is not supported; accepted values: TCP, UDP"
+            )
+        port = raw.get("port")
+        if not isinstance(port, int) or not 1 <= port <= 65535:
+            raise InvalidService(f"{field}.port", f"{port!r} is not a port; accepted values: 1-65535")
+        if (protocol, port) in seen:
+            raise InvalidService(f"{field}.port", f"{protocol}/{port} is listed twice")
+        seen.add((protocol, port))
+        node_port = raw.get("nodePort")
+        if node_port is None:
+            if settings.require_node_ports:
+                if spec.get("allocateLoadBalancerNodePorts") is False:
+                    raise InvalidService(
+                        "spec.allocateLoadBalancerNodePorts",
+                        "false is not supported: this provider sends traffic to NodePorts; "
+                        "accepted values: true (default)",
+                    )
+                raise InvalidService(f"{field}.nodePort", "no NodePort allocated yet")
+            node_port = 0
+        elif not isinstance(node_port, int) or not 1 <= node_port <= 65535:
+            raise InvalidService(
+                f"{field}.nodePort", f"{node_port!r} is not a port; accepted values: 1-65535"
+            )
+        ports.append(Port(str(raw.get("name") or ""), protocol, port, node_port))  # type: ignore[arg-type]
+    return tuple(ports)
+
+
+def _source_ranges(spec: Mapping[str, Any], annotations: Mapping[str, str]) -> tuple[str, ...]:
+    if spec.get("loadBalancerSourceRanges"):
+        return parse_cidrs("spec.loadBalancerSourceRanges", spec["loadBalancerSourceRanges"])
+    if annotations.get(SOURCE_RANGES_ANNOTATION, "").strip():
+        values = [v for v in annotations[SOURCE_RANGES_ANNOTATION].split(",") if v.strip()]
+        return parse_cidrs(f"metadata.annotations[{SOURCE_RANGES_ANNOTATION}]", values)
+    return ("0.0.0.0/0",)
+
+
+def build_intent(
+    service: Mapping[str, Any],
+    nodes: Iterable[Mapping[str, Any]],
+    settings: IntentSettings,
+    provider: Provider | None = None,
+) -> Intent:
+    """Turn a Service and the cluster's nodes into an :class:`Intent`.
+
+    Ineligible nodes (see :func:`node_exclusion_reason`) are dropped here. With a ``provider``, its
+    :meth:`~lbprov.provider.Provider.resolve` validates the provider's annotations and fills in the
+    scheme and options.
+    """
+    meta = service.get("metadata") or {}
+    spec = service.get("spec") or {}
+    annotations: Mapping[str, str] = meta.get("annotations") or {}
+    ref = service_ref(service)
+    if not ref.uid:
+        raise InvalidService("metadata.uid", "the Service has no UID (was it read from the API server?)")
+    if spec.get("type") != "LoadBalancer":
+        raise InvalidService("spec.type", f"{spec.get('type')!r} does not ask for a load balancer")
+
+    ports = _ports(spec, settings)
+
+    policy = str(spec.get("externalTrafficPolicy") or "Cluster")
+    if policy not in ("Cluster", "Local"):
+        raise InvalidService("spec.externalTrafficPolicy", f"{policy!r}; accepted values: Cluster, Local")
+    health_check: HealthCheck | None = None
+    if policy == "Local":
+        hc_port = spec.get("healthCheckNodePort")
+        if not isinstance(hc_port, int) or not 1 <= hc_port <= 65535:
+            raise InvalidService(
+                "spec.healthCheckNodePort",
+                f"{hc_port!r}: externalTrafficPolicy Local needs a healthCheckNodePort in 1-65535",
+            )
+        health_check = HealthCheck(protocol="HTTP", port=hc_port, path="/healthz")
+
+    affinity = str(spec.get("sessionAffinity") or "None")
+    if affinity not in ("None", "ClientIP"):
+        raise InvalidService("spec.sessionAffinity", f"{affinity!r}; accepted values: None, ClientIP")
+    timeout: int | None = None
+    if affinity == "ClientIP":
+        cfg = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get("timeoutSeconds")
+        timeout = int(cfg) if cfg is not None else DEFAULT_AFFINITY_TIMEOUT
+
+    requested_ip = spec.get("loadBalancerIP") or None
+    if requested_ip is not None:
+        try:
+            ipaddress.ip_address(requested_ip)
+        except ValueError:
+            raise InvalidService("spec.loadBalancerIP", f"{requested_ip!r} is not an IP address") from None
+
+    all_nodes = list(nodes)
+    targets = tuple(sorted(node_target(n) for n in eligible_nodes(all_nodes)))
+    if not targets and all_nodes:
+        reasons = sorted({r for n in all_nodes if (r := node_exclusion_reason(n))})
+        raise InvalidService(
+            "nodes", "no node is eligible for load-balancer traffic: every node " + "; or ".join(reasons)
+        )
+
+    intent = Intent(
+        ref=ref,
+        cluster=settings.cluster,
+        lb_name=naming.lb_name(ref.uid),
+        scheme="external",
+        ports=ports,
+        targets=targets,
+        traffic_policy=policy,  # type: ignore[arg-type]
+        health_check=health_check,
+        source_ranges=_source_ranges(spec, annotations),
+        session_affinity=affinity == "ClientIP",
+        affinity_timeout_seconds=timeout,
+        requested_ip=requested_ip,
+        tags=tuple(sorted(naming.ownership_tags(settings.cluster, ref).items())),
+    )
+    if provider is not None:
+        intent = provider.resolve(intent, annotations)
+    return intent

@@ -1,0 +1,123 @@
+"""The Provider protocol and the plugin registry.
+
+A provider is a separate distribution that registers a class under the entry-point group
+``lbprov.providers`` (``aws = "lbprov_aws:AWSProvider"``). The core finds providers only through
+that group, so it never imports a cloud SDK, and a third party can ship ``lbprov-foo`` the same way.
+
+The split follows aws-load-balancer-controller's model builder / deployer: :func:`lbprov.intent.build_intent`
+computes the desired state (pure), :meth:`Provider.plan` diffs it against the cloud (reads only) and
+:meth:`Provider.apply` performs exactly the writes the plan lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+from lbprov.cloudcalls import CallStats, CloudCalls, ReadOnlyViolation
+from lbprov.model import Ingress, Intent, OwnedLoadBalancer, Plan, SandboxNode, ServiceRef
+
+ENTRY_POINT_GROUP = "lbprov.providers"
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "CallStats",
+    "CloudCalls",
+    "Provider",
+    "ProviderNotFound",
+    "ReadOnlyViolation",
+    "SandboxCloud",
+    "available_providers",
+    "load_provider",
+]
+
+
+class ProviderNotFound(LookupError):
+    pass
+
+
+@dataclass
+class SandboxCloud:
+    """A running local emulator of one cloud, seeded with instances for the given nodes.
+
+    ``settings`` are the provider settings that point at it (feed them to ``from_settings``);
+    ``nodes`` say which providerID, IP and zone each Kubernetes Node must carry. ``add_node``
+    creates one more instance (for node-churn tests and benchmarks). ``mutating_requests`` returns
+    the mutating requests the emulator has received so far, as seen on the emulator's side: the
+    read-only proof of ``lbprov plan`` reads it.
+    """
+
+    provider: str
+    settings: dict[str, Any]
+    nodes: list[SandboxNode]
+    endpoint: str
+    add_node: Any = None  # Callable[[str], SandboxNode]
+    mutating_requests: Any = None  # Callable[[], list[str]]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """What a cloud provider plugin implements. Kubernetes stays out: it sees Intents only."""
+
+    name: ClassVar[str]
+    #: pydantic(-settings) model of the provider's settings (env prefix ``LBPROV_``).
+    settings_model: ClassVar[type[BaseModel]]
+    calls: CloudCalls
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], *, read_only: bool = False) -> Provider:
+        """Build a provider from settings; ``read_only=True`` for dry runs."""
+        ...
+
+    def resolve(self, intent: Intent, annotations: Mapping[str, str]) -> Intent:
+        """Validate the provider's annotations (and spec fields it cannot honour).
+
+        Returns the intent with the provider's ``scheme`` and frozen ``options`` model filled in
+        (``dataclasses.replace``); raises :class:`lbprov.model.InvalidService` naming the field and
+        the accepted values. Pure: makes no cloud call.
+        """
+        ...
+
+    def plan(self, intent: Intent) -> Plan:
+        """Diff the intent against the cloud. Reads only."""
+        ...
+
+    def plan_delete(self, ref: ServiceRef) -> Plan:
+        """Everything this cluster owns for the Service, found by ownership tags. Reads only."""
+        ...
+
+    def apply(self, plan: Plan) -> tuple[Ingress, ...]:
+        """Execute ``plan.changes`` in order and return the Service's ingress."""
+        ...
+
+    def list_owned(self) -> list[OwnedLoadBalancer]:
+        """Every load balancer this cluster owns, for ``lbprov gc``."""
+        ...
+
+    @classmethod
+    def sandbox(cls, nodes: Sequence[str]) -> AbstractContextManager[SandboxCloud]:
+        """Start a local emulator seeded with one instance per node name."""
+        ...
+
+
+def available_providers() -> dict[str, EntryPoint]:
+    """Installed providers by name, from the ``lbprov.providers`` entry points."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_provider(name: str) -> type[Provider]:
+    eps = available_providers()
+    if name not in eps:
+        installed = ", ".join(sorted(eps)) or "none"
+        raise ProviderNotFound(
+            f"provider {name!r} is not installed (installed: {installed}); "
+            f"install the distribution lbprov-{name}"
+        )
+    cls: type[Provider] = eps[name].load()
+    return cls
