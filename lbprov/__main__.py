@@ -1,0 +1,7 @@
+"""``python -m lbprov`` is the ``lbprov`` command."""
+
+import sys
+
+from lbprov.cli import main
+
+sys.exit(main())

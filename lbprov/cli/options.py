@@ -1,0 +1,82 @@
+"""Options shared by subcommands: provider selection and provider settings as flags.
+
+Every field of every installed provider's settings model becomes a flag
+``--<provider>-<field>`` (e.g. ``--aws-region``), documented from the field's description;
+``--cluster-name`` and ``--settings FILE`` are common. Environment variables
+``LBPROV_<PROVIDER>_<FIELD>`` and ``LBPROV_CLUSTER_NAME`` work too (see :mod:`lbprov.settings`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from pydantic import BaseModel
+
+from lbprov.provider import Provider, available_providers, load_provider
+from lbprov.settings import ProviderSettings, SettingsError, load_settings, read_settings_file
+
+
+def _flag(provider: str, field: str) -> str:
+    return f"--{provider}-{field.replace('_', '-')}"
+
+
+def _dest(provider: str, field: str) -> str:
+    return f"setting__{provider}__{field}"
+
+
+def add_provider_options(parser: argparse.ArgumentParser, *, multiple: bool = False) -> None:
+    """Add ``--provider``, ``--cluster-name``, ``--settings`` and each provider's settings flags."""
+    names = sorted(available_providers())
+    if multiple:
+        parser.add_argument(
+            "--provider",
+            action="append",
+            choices=names,
+            help="cloud provider to serve (repeat for several; default: aws)",
+        )
+        parser.add_argument(
+            "--default-provider",
+            choices=names,
+            help="provider for Services without spec.loadBalancerClass (default: the first --provider; "
+            "use 'none' semantics by passing --no-default-provider)",
+        )
+    else:
+        parser.add_argument("--provider", choices=names, default="aws", help="cloud provider (default: aws)")
+    parser.add_argument("--cluster-name", help="cluster name used in cloud names and ownership tags")
+    parser.add_argument("--settings", metavar="FILE", help="provider settings file (YAML or JSON)")
+    for name in names:
+        try:
+            cls = load_provider(name)
+        except Exception:  # a broken plugin must not break the CLI for the others
+            continue
+        group = parser.add_argument_group(f"{name} settings (env LBPROV_{name.upper()}_<FIELD>)")
+        for field, info in cls.settings_model.model_fields.items():
+            if field == "cluster_name":
+                continue
+            kwargs: dict[str, Any] = {"dest": _dest(name, field), "help": info.description or ""}
+            if info.annotation is bool:
+                kwargs["action"] = argparse.BooleanOptionalAction
+                kwargs["default"] = None
+            elif info.default is not None and not isinstance(info.default, BaseModel):
+                kwargs["help"] += f" (default: {info.default})"
+            group.add_argument(_flag(name, field), **kwargs)
+
+
+def provider_settings(args: argparse.Namespace, name: str) -> ProviderSettings:
+    """The validated settings of provider ``name`` from flags, env and ``--settings``."""
+    cls = load_provider(name)
+    file_data = read_settings_file(args.settings) if getattr(args, "settings", None) else {}
+    overrides: dict[str, Any] = {
+        field: getattr(args, _dest(name, field), None) for field in cls.settings_model.model_fields
+    }
+    overrides["cluster_name"] = getattr(args, "cluster_name", None)
+    model = cls.settings_model
+    if not issubclass(model, ProviderSettings):
+        raise SettingsError(f"provider {name}: settings model must derive from ProviderSettings")
+    return load_settings(model, name, file_data=file_data, overrides=overrides)
+
+
+def build_provider(args: argparse.Namespace, name: str, *, read_only: bool = False) -> Provider:
+    settings = provider_settings(args, name)
+    return load_provider(name).from_settings(settings.model_dump(), read_only=read_only)
