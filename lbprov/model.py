@@ -197,6 +197,8 @@ class Plan:
     intent: Intent | None = None
     ingress: tuple[Ingress, ...] = ()
     data: Mapping[str, Any] = field(default_factory=dict)
+    #: "ensure" or "delete"; when unset, a plan without an intent is a delete plan.
+    operation: Literal["ensure", "delete"] | None = None
 
     @property
     def empty(self) -> bool:
@@ -204,6 +206,8 @@ class Plan:
 
     @property
     def is_delete(self) -> bool:
+        if self.operation is not None:
+            return self.operation == "delete"
         return self.intent is None
 
     def counts(self) -> dict[str, int]:

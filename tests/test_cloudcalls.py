@@ -1,0 +1,146 @@
+"""CloudCalls: read-only guard, counts, retries with backoff, token buckets."""
+
+from __future__ import annotations
+
+import pytest
+
+from lbprov.cloudcalls import CallEvent, CloudCalls, RateLimits, ReadOnlyViolation, RetryPolicy, TokenBucket
+
+
+class Throttled(Exception):
+    pass
+
+
+class Fatal(Exception):
+    pass
+
+
+def make(**kw: object) -> tuple[CloudCalls, list[float]]:
+    slept: list[float] = []
+    calls = CloudCalls(
+        "test",
+        is_write=lambda op: not op.startswith(("Describe", "Get", "List")),
+        is_retryable=lambda e: isinstance(e, Throttled),
+        is_throttle=lambda e: isinstance(e, Throttled),
+        retry=RetryPolicy(max_attempts=4, initial_seconds=0.01, max_seconds=0.05),
+        limits=RateLimits(reads_per_second=None, writes_per_second=None),
+        sleep=slept.append,
+        **kw,  # type: ignore[arg-type]
+    )
+    return calls, slept
+
+
+def test_read_only_refuses_writes_before_sending_and_allows_reads() -> None:
+    calls, _ = make(read_only=True)
+    sent: list[str] = []
+    with pytest.raises(ReadOnlyViolation, match="CreateThing"):
+        calls.call("CreateThing", lambda: sent.append("create"))
+    assert calls.call("DescribeThing", lambda: sent.append("describe") or "ok") == "ok"
+    assert sent == ["describe"]
+    assert calls.stats.writes == 0 and calls.stats.reads == 1
+    assert calls.stats.refused["CreateThing"] == 1
+
+
+def test_read_only_guard_in_hook_path_raises_even_when_hooked() -> None:
+    calls, _ = make()
+    with calls.read_only_mode(), pytest.raises(ReadOnlyViolation):
+        calls.before_send("DeleteThing")
+    assert calls.read_only is False
+    assert calls.before_send("DeleteThing") == "write"
+
+
+def test_counts_by_operation_and_kind() -> None:
+    calls, _ = make()
+    for op in ("DescribeA", "DescribeA", "CreateB"):
+        calls.call(op, lambda: None)
+    assert calls.stats.sent[("DescribeA", "read")] == 2
+    assert calls.stats.sent[("CreateB", "write")] == 1
+    assert calls.stats.to_json()["reads"] == 2
+    assert calls.reset().writes == 1 and calls.stats.writes == 0
+
+
+def test_hooked_calls_are_counted_once_by_the_hook() -> None:
+    calls, _ = make()
+    calls.call("DescribeA", lambda: calls.before_send("DescribeA"), hooked=True)
+    assert calls.stats.reads == 1
+
+
+def test_retries_transient_errors_with_backoff_and_records_it() -> None:
+    calls, slept = make()
+    attempts = {"n": 0}
+
+    def flaky() -> str:
+        attempts["n"] += 1
+        if attempts["n"] < 3:
+            raise Throttled()
+        return "done"
+
+    assert calls.call("CreateB", flaky) == "done"
+    assert attempts["n"] == 3
+    assert calls.stats.retries["CreateB"] == 2 and calls.stats.throttled["CreateB"] == 2
+    assert len(slept) == 2 and all(0 <= s <= 0.05 for s in slept)
+    assert calls.stats.backoff_seconds == pytest.approx(sum(slept))
+    assert calls.stats.sent[("CreateB", "write")] == 3
+
+
+def test_retries_are_bounded_and_reraise() -> None:
+    calls, _ = make()
+    with pytest.raises(Throttled):
+        calls.call("CreateB", lambda: (_ for _ in ()).throw(Throttled()))
+    assert calls.stats.sent[("CreateB", "write")] == 4
+    assert calls.stats.errors["CreateB"] == 1
+
+
+def test_non_retryable_errors_are_not_retried() -> None:
+    calls, _ = make()
+    with pytest.raises(Fatal):
+        calls.call("CreateB", lambda: (_ for _ in ()).throw(Fatal()))
+    assert calls.stats.sent[("CreateB", "write")] == 1
+
+
+def test_retry_after_is_honoured() -> None:
+    slept: list[float] = []
+    calls = CloudCalls(
+        "test",
+        is_write=lambda op: True,
+        is_retryable=lambda e: True,
+        retry_after=lambda e: 2.5,
+        retry=RetryPolicy(max_attempts=2, initial_seconds=0.01, max_seconds=0.05),
+        limits=RateLimits(None, 1, None, 1),
+        sleep=slept.append,
+    )
+    n = {"i": 0}
+
+    def once() -> None:
+        n["i"] += 1
+        if n["i"] == 1:
+            raise Throttled()
+
+    calls.call("PutThing", once)
+    assert slept == [2.5]
+
+
+def test_listeners_receive_events() -> None:
+    calls, _ = make()
+    seen: list[CallEvent] = []
+    calls.listeners.append(seen.append)
+    calls.call("DescribeA", lambda: None)
+    assert [(e.operation, e.kind, e.result) for e in seen] == [
+        ("DescribeA", "read", "sent"),
+        ("DescribeA", "read", "ok"),
+    ]
+
+
+def test_token_bucket_limits_rate_after_burst() -> None:
+    now = {"t": 0.0}
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now["t"] += s
+
+    bucket = TokenBucket(10.0, 2, clock=lambda: now["t"], sleep=sleep)
+    waits = [bucket.acquire() for _ in range(4)]
+    assert waits[:2] == [0.0, 0.0]
+    assert waits[2] == pytest.approx(0.1) and waits[3] == pytest.approx(0.1)
+    assert TokenBucket(None).acquire() == 0.0
