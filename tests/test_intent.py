@@ -194,7 +194,7 @@ def test_bad_source_range_annotation_names_the_annotation() -> None:
 
 
 def test_no_eligible_node_says_why() -> None:
-    with pytest.raises(InvalidService, match="no spec.providerID") as info:
+    with pytest.raises(InvalidService, match=r"no spec\.providerID") as info:
         build_intent(service(), [node("a", provider_id=""), node("b", provider_id="")], SETTINGS)
     assert info.value.field == "nodes"
 
