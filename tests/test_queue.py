@@ -1,0 +1,145 @@
+"""The work queue: dedup, one worker per key, backoff, delayed adds, shutdown."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from lbprov.controller.queue import WorkQueue
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_duplicate_adds_are_processed_once() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    for _ in range(3):
+        q.add("a")
+    q.add("b")
+    assert len(q) == 2
+    assert q.get(timeout=0) == "a"
+    assert q.get(timeout=0) == "b"
+    assert q.get(timeout=0) is None
+
+
+def test_key_readded_while_processing_is_not_handed_out_until_done() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add("a")
+    assert q.get(timeout=0) == "a"
+    q.add("a")  # an update arrives while a worker holds the key
+    q.add("a")
+    assert q.get(timeout=0) is None, "a second worker must not get a key in flight"
+    q.done("a")
+    assert q.get(timeout=0) == "a", "the update seen during processing must be processed again"
+    q.done("a")
+    assert q.get(timeout=0) is None
+
+
+def test_key_never_processed_by_two_workers_at_once() -> None:
+    q: WorkQueue[int] = WorkQueue()
+    active: dict[int, int] = {}
+    overlaps: list[int] = []
+    processed: list[int] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while (key := q.get()) is not None:
+            with lock:
+                active[key] = active.get(key, 0) + 1
+                if active[key] > 1:
+                    overlaps.append(key)
+            time.sleep(0.001)
+            with lock:
+                active[key] -= 1
+                processed.append(key)
+            q.done(key)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for i in range(400):
+        q.add(i % 5)
+    deadline = time.monotonic() + 10
+    while (len(q) or q.in_flight()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    q.shutdown()
+    for t in threads:
+        t.join(5)
+    assert not overlaps
+    assert set(processed) == {0, 1, 2, 3, 4}
+
+
+def test_backoff_doubles_from_base_to_max_and_forget_resets() -> None:
+    q: WorkQueue[str] = WorkQueue(backoff_base=5, backoff_max=300)
+    delays = [q.add_rate_limited("a") for _ in range(9)]
+    assert delays == [5, 10, 20, 40, 80, 160, 300, 300, 300]
+    assert q.num_requeues("a") == 9
+    q.forget("a")
+    assert q.num_requeues("a") == 0
+    assert q.add_rate_limited("a") == 5
+    assert q.add_rate_limited("b") == 5, "backoff is per key"
+
+
+def test_add_after_hands_out_the_key_when_due_and_earliest_wins() -> None:
+    clock = FakeClock()
+    q: WorkQueue[str] = WorkQueue(clock=clock)
+    q.add_after("a", 10)
+    q.add_after("a", 30)  # later: ignored
+    q.add_after("b", 5)
+    assert q.get(timeout=0) is None
+    clock.now += 5
+    assert q.get(timeout=0) == "b"
+    clock.now += 5
+    assert q.get(timeout=0) == "a"
+    q.done("a")
+    clock.now += 30
+    assert q.get(timeout=0) is None, "the superseded later add_after must not fire again"
+    q.add_after("c", 20)
+    q.add_after("c", 2)  # earlier: wins
+    clock.now += 2
+    assert q.get(timeout=0) == "c"
+
+
+def test_blocking_get_wakes_up_for_a_delayed_key() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add_after("a", 0.05)
+    start = time.monotonic()
+    assert q.get(timeout=5) == "a"
+    assert time.monotonic() - start < 2
+
+
+def test_shutdown_releases_waiting_workers_and_lets_in_flight_finish() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add("a")
+    q.add("b")
+    assert q.get() == "a"
+    got: list[str | None] = []
+    waiter = threading.Thread(target=lambda: got.append(q.get()))
+    q2: WorkQueue[str] = WorkQueue()
+    blocked = threading.Thread(target=lambda: got.append(q2.get()))
+    blocked.start()
+    q.shutdown()
+    q2.shutdown()
+    waiter.start()
+    waiter.join(2)
+    blocked.join(2)
+    assert got == [None, None]
+    q.add("c")  # ignored after shutdown
+    assert q.in_flight() == 1
+    assert not q.wait_idle(timeout=0.05)
+    q.done("a")
+    assert q.wait_idle(timeout=1)
+
+
+def test_invalid_backoff_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        WorkQueue(backoff_base=0)
+    with pytest.raises(ValueError):
+        WorkQueue(backoff_base=10, backoff_max=5)
