@@ -1,0 +1,324 @@
+"""Cloud, credential, permission and input errors as one-line messages that say how to fix them.
+
+``lbprov plan`` and ``lbprov gc`` run against real accounts, where the usual failure is not a bug but
+missing or expired credentials, the wrong region/project/subscription, or a missing permission. The
+user should get one line naming which and what to do, not a stack trace (``lbprov --debug`` shows
+it).
+
+The core must not import a cloud SDK, so exceptions are recognised by the names of their classes
+(the fully-qualified names along the MRO) and duck-typed attributes (``response`` of botocore's
+``ClientError``, ``status_code``/``error`` of azure-core's ``HttpResponseError``, ``code`` of
+google-api-core's ``GoogleAPICallError``). A provider class may also expose
+``describe_error(exc) -> str | None`` (a static or class method) for errors only it understands; its
+answer is taken first and treated as fatal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Category = Literal["credentials", "permission", "config", "network", "kubernetes", "input", "bug"]
+
+#: Categories that would fail every Service the same way: the run stops at the first one.
+FATAL: frozenset[str] = frozenset({"credentials", "permission", "config", "network", "kubernetes", "bug"})
+
+
+@dataclass(frozen=True)
+class UserError:
+    """An error explained for the user: one line, and whether it stops the whole run."""
+
+    category: Category
+    message: str
+
+    @property
+    def fatal(self) -> bool:
+        return self.category in FATAL
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class CLIError(Exception):
+    """Raised by the CLI itself for a problem whose message is already user-ready."""
+
+    def __init__(self, message: str, category: Category = "input") -> None:
+        super().__init__(message)
+        self.category: Category = category
+
+
+def _class_names(exc: BaseException) -> set[str]:
+    names: set[str] = set()
+    for cls in type(exc).__mro__:
+        names.add(f"{cls.__module__}.{cls.__qualname__}")
+        names.add(cls.__name__)
+    return names
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and its causes (providers may wrap SDK errors)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _first_line(text: object, limit: int = 300) -> str:
+    line = str(text).strip().splitlines()[0] if str(text).strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+# -- AWS (botocore) ---------------------------------------------------------------------------------
+
+_AWS_EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"}
+_AWS_INVALID = {
+    "InvalidClientTokenId",
+    "AuthFailure",
+    "SignatureDoesNotMatch",
+    "UnrecognizedClientException",
+    "InvalidAccessKeyId",
+    "IncompleteSignature",
+    "MissingAuthenticationToken",
+}
+_AWS_DENIED = {
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "UnauthorizedAccess",
+    "Forbidden",
+}
+_AWS_READ_PERMISSIONS = (
+    "elasticloadbalancing:Describe*, ec2:DescribeInstances, ec2:DescribeSubnets, "
+    "ec2:DescribeSecurityGroups, ec2:DescribeVpcs"
+)
+
+
+def _aws(exc: BaseException, names: set[str]) -> UserError | None:
+    if "botocore.exceptions.NoCredentialsError" in names or "PartialCredentialsError" in names:
+        return UserError(
+            "credentials",
+            "AWS: no credentials found: set AWS_PROFILE (aws configure / aws sso login) or "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with an instance role / IRSA",
+        )
+    if "botocore.exceptions.NoRegionError" in names:
+        return UserError("config", "AWS: no region configured: pass --aws-region or set AWS_REGION")
+    if "botocore.exceptions.ProfileNotFound" in names:
+        return UserError(
+            "config", f"AWS: {_first_line(exc)}: fix AWS_PROFILE or add the profile to ~/.aws/config"
+        )
+    if {"TokenRetrievalError", "SSOTokenLoadError", "UnauthorizedSSOTokenError"} & names:
+        return UserError("credentials", "AWS: the SSO session has expired or is missing: run `aws sso login`")
+    if "CredentialRetrievalError" in names:
+        return UserError(
+            "credentials",
+            f"AWS: could not obtain credentials ({_first_line(exc)}): check the profile's "
+            "credential_process / role settings",
+        )
+    if "botocore.exceptions.EndpointConnectionError" in names:
+        url = getattr(exc, "kwargs", {}).get("endpoint_url", "the AWS endpoint")
+        return UserError(
+            "network",
+            f"AWS: cannot reach {url}: check --aws-region (an unknown region has no endpoint) "
+            "and the network/proxy settings",
+        )
+    if "botocore.exceptions.ClientError" in names:
+        response: dict[str, Any] = getattr(exc, "response", None) or {}
+        code = str((response.get("Error") or {}).get("Code", ""))
+        op = getattr(exc, "operation_name", None) or "the request"
+        if code in _AWS_EXPIRED:
+            return UserError(
+                "credentials",
+                f"AWS: the credentials have expired ({code}): refresh them (aws sso login, or a new "
+                "session token) and retry",
+            )
+        if code in _AWS_INVALID:
+            return UserError(
+                "credentials",
+                f"AWS: the credentials were rejected ({code}): check AWS_ACCESS_KEY_ID / "
+                "AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN or the profile, and that they belong to "
+                "this partition",
+            )
+        if code in _AWS_DENIED:
+            return UserError(
+                "permission",
+                f"AWS: permission denied for {op} ({code}): lbprov plan needs the read-only "
+                f"permissions {_AWS_READ_PERMISSIONS} (docs/see-what-lbprov-would-do.md)",
+            )
+        if code == "OptInRequired":
+            return UserError(
+                "config", f"AWS: the region is not enabled for this account ({code}): check --aws-region"
+            )
+        if code in {"InvalidRegion", "InvalidEndpoint"}:
+            return UserError("config", f"AWS: {code}: check --aws-region")
+    return None
+
+
+# -- GCP (google-auth, google-api-core) -------------------------------------------------------------
+
+_GCP_PROJECT_NOT_FOUND = re.compile(r"projects/([^/'\"\s]+)['\"]? (?:was )?not found", re.I)
+_GCP_REGION_NOT_FOUND = re.compile(r"regions/([^/'\"\s]+)['\"]? (?:was )?not found", re.I)
+
+
+def _gcp(exc: BaseException, names: set[str]) -> UserError | None:
+    if "google.auth.exceptions.DefaultCredentialsError" in names:
+        return UserError(
+            "credentials",
+            "GCP: no Application Default Credentials: run `gcloud auth application-default login`, "
+            "or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or use Workload Identity",
+        )
+    if "google.auth.exceptions.RefreshError" in names:
+        return UserError(
+            "credentials",
+            f"GCP: the credentials could not be refreshed (expired or revoked: {_first_line(exc, 160)}): "
+            "run `gcloud auth application-default login` again",
+        )
+    if not any(n.startswith("google.api_core.exceptions.") for n in names):
+        return None
+    text = _first_line(getattr(exc, "message", None) or exc)
+    if "Unauthorized" in names or "Unauthenticated" in names:
+        return UserError(
+            "credentials",
+            f"GCP: the credentials were rejected ({text}): run `gcloud auth application-default login`",
+        )
+    if "Forbidden" in names or "PermissionDenied" in names:
+        if "has not been used" in text or "is disabled" in text or "SERVICE_DISABLED" in text:
+            return UserError(
+                "config",
+                "GCP: the Compute Engine API is not enabled in this project: "
+                "`gcloud services enable compute.googleapis.com` (or check --gcp-project)",
+            )
+        return UserError(
+            "permission",
+            f"GCP: permission denied ({text}): lbprov plan needs roles/compute.viewer (compute.*.get and "
+            "compute.*.list) on the project (docs/see-what-lbprov-would-do.md)",
+        )
+    if "NotFound" in names:
+        if m := _GCP_REGION_NOT_FOUND.search(text):
+            return UserError("config", f"GCP: region {m.group(1)!r} not found: check --gcp-region")
+        if m := _GCP_PROJECT_NOT_FOUND.search(text):
+            return UserError(
+                "config",
+                f"GCP: project {m.group(1)!r} not found, or the credentials cannot see it: check --gcp-project",
+            )
+    if "BadRequest" in names and "region" in text.lower():
+        return UserError("config", f"GCP: {text}: check --gcp-region")
+    return None
+
+
+# -- Azure (azure-core, azure-identity) -------------------------------------------------------------
+
+
+def _azure_code(exc: BaseException) -> str:
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None) if error is not None else None
+    return str(code or "")
+
+
+def _azure(exc: BaseException, names: set[str]) -> UserError | None:
+    if "azure.core.exceptions.ClientAuthenticationError" in names or "CredentialUnavailableError" in names:
+        text = _first_line(getattr(exc, "message", None) or exc, 200)
+        if "expired" in text.lower():
+            return UserError(
+                "credentials", f"Azure: the credentials have expired ({text}): run `az login` again"
+            )
+        return UserError(
+            "credentials",
+            "Azure: no usable credential (DefaultAzureCredential): run `az login`, or set "
+            "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or use workload identity "
+            f"({text})",
+        )
+    if "azure.core.exceptions.HttpResponseError" not in names:
+        return None
+    status = getattr(exc, "status_code", None)
+    code = _azure_code(exc)
+    text = _first_line(getattr(exc, "message", None) or exc, 200)
+    if code in {"SubscriptionNotFound", "InvalidSubscriptionId"}:
+        return UserError(
+            "config",
+            f"Azure: subscription not found or not accessible ({code}): check --azure-subscription-id",
+        )
+    if code == "ResourceGroupNotFound":
+        return UserError("config", f"Azure: {text}: check --azure-resource-group")
+    if code in {"ExpiredAuthenticationToken"} or (status == 401 and "expired" in text.lower()):
+        return UserError("credentials", f"Azure: the access token has expired ({code}): run `az login`")
+    if status == 401 or code in {"InvalidAuthenticationToken", "InvalidAuthenticationTokenTenant"}:
+        return UserError(
+            "credentials",
+            f"Azure: the credentials were rejected ({code or status}): check the tenant and "
+            "`az login`/AZURE_* settings",
+        )
+    if status == 403 or code in {"AuthorizationFailed", "LinkedAuthorizationFailed"}:
+        return UserError(
+            "permission",
+            f"Azure: permission denied ({code or status}): lbprov plan needs the Reader role "
+            "(Microsoft.Network/*/read, Microsoft.Compute/virtualMachines/read) on the resource "
+            "group (docs/see-what-lbprov-would-do.md)",
+        )
+    return None
+
+
+# -- Kubernetes and generic -------------------------------------------------------------------------
+
+
+def _kubernetes(exc: BaseException, names: set[str]) -> UserError | None:
+    if "ConfigException" in names and any(n.startswith("kubernetes.") for n in names):
+        return UserError(
+            "kubernetes",
+            f"Kubernetes: {_first_line(exc)}: pass --kubeconfig/--context, or read manifests "
+            "with -f and nodes with --nodes",
+        )
+    if "kubernetes.client.exceptions.ApiException" in names:
+        status = getattr(exc, "status", None)
+        if status in (401, 403):
+            return UserError(
+                "kubernetes",
+                f"Kubernetes: {'unauthorised' if status == 401 else 'forbidden'} ({status}): "
+                "lbprov plan needs get/list on services and nodes",
+            )
+        return UserError(
+            "kubernetes", f"Kubernetes API error {status}: {_first_line(getattr(exc, 'reason', exc))}"
+        )
+    if "urllib3.exceptions.MaxRetryError" in names or "urllib3.exceptions.NewConnectionError" in names:
+        return UserError(
+            "kubernetes",
+            f"cannot reach the Kubernetes API ({_first_line(getattr(exc, 'reason', exc), 160)}): "
+            "check --kubeconfig/--context, or read manifests with -f and nodes with --nodes",
+        )
+    return None
+
+
+def describe(exc: BaseException, provider: Any = None) -> UserError | None:
+    """Explain ``exc`` in one line, or ``None`` when it is not a recognised user-side problem."""
+    hook = getattr(provider, "describe_error", None)
+    for link in _chain(exc):
+        if callable(hook):
+            try:
+                text = hook(link)
+            except Exception:
+                text = None
+            if text:
+                return UserError("config", _first_line(text, 400))
+        names = _class_names(link)
+        if "lbprov.cloudcalls.ReadOnlyViolation" in names:
+            return UserError(
+                "bug",
+                f"{link} -- nothing was sent; this is a bug in the provider (a plan must only read), "
+                "please report it",
+            )
+        if isinstance(link, CLIError):
+            return UserError(link.category, str(link))
+        if {"lbprov.settings.SettingsError", "lbprov.provider.ProviderNotFound"} & names:
+            return UserError("config", _first_line(link, 400))
+        if "lbprov.manifests.ManifestError" in names:
+            return UserError("input", _first_line(link, 400))
+        if "lbprov.model.InvalidService" in names or "lbprov.model.OwnershipConflict" in names:
+            return UserError("input", _first_line(link, 400))
+        for recogniser in (_aws, _gcp, _azure, _kubernetes):
+            found = recogniser(link, names)
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,536 @@
+"""``lbprov plan``: what lbprov would create, change or delete -- against a real cloud account.
+
+Reads Services and Nodes from the cluster (read-only: list calls only) or from manifest files,
+builds each Service's intent and asks the provider for its plan. The provider is built with
+``read_only=True``, so its CloudCalls refuses every mutating request before it is sent: a plan
+cannot write, by construction.
+
+Exit codes follow ``terraform plan -detailed-exitcode``: 0 nothing would change, 2 something would,
+1 error -- including a Service that could not be planned (invalid, or a cloud error); the Services
+that could be planned are still printed. Usage errors (bad flags) exit 1 too.
+
+Which Services: ``type: LoadBalancer`` whose ``spec.loadBalancerClass`` is ``lbprov.io/<provider>``,
+or unset (served by the default provider, ``--provider`` unless ``--default-provider`` says
+otherwise). Services that no longer want a load balancer (another type, or being deleted) but still
+carry the finalizer ``service.kubernetes.io/load-balancer-cleanup`` get a delete plan, as the
+controller would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any, Literal, NoReturn
+
+from lbprov import manifests
+from lbprov.cli.errors import CLIError, UserError, describe
+from lbprov.cli.options import add_provider_options, build_provider, provider_settings
+from lbprov.intent import IntentSettings, build_intent, service_ref
+from lbprov.model import InvalidService, Plan, ServiceRef
+from lbprov.progress import Progress
+from lbprov.provider import Provider, load_provider
+from lbprov.render import plan_to_json, render_plan
+
+FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
+CLASS_PREFIX = "lbprov.io/"
+RUN_SCHEMA = "lbprov.plan-run/v1"
+
+Obj = dict[str, Any]
+Operation = Literal["ensure", "delete"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
+
+
+# -- argument parsing --------------------------------------------------------------------------------
+
+
+def strict_usage(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Make usage errors of ``parser`` exit 1, not argparse's 2.
+
+    Exit code 2 means "changes pending" for ``plan`` and ``gc`` (terraform's convention), so a typo
+    in a flag must not look like it. Unknown arguments are caught here too (argparse would report
+    them from the top-level parser, with exit 2).
+    """
+
+    def error(message: str) -> NoReturn:
+        parser.print_usage(sys.stderr)
+        parser.exit(EXIT_ERROR, f"{parser.prog}: error: {message}\n")
+
+    original = parser.parse_known_args
+
+    def parse_known_args(
+        args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        ns, extras = original(args, namespace)
+        if extras:
+            error(f"unrecognized arguments: {' '.join(extras)}")
+        return ns, extras
+
+    setattr(parser, "error", error)  # noqa: B010 - instance override, see docstring
+    setattr(parser, "parse_known_args", parse_known_args)  # noqa: B010
+    return parser
+
+
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("cluster (read-only: list Services and Nodes)")
+    group.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)",
+    )
+    group.add_argument("--context", help="kubeconfig context (default: the current context)")
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-o", "--output", choices=("text", "json"), default="text", help="output format (default: text)"
+    )
+    parser.add_argument(
+        "--no-color", action="store_true", help="no colours (also: NO_COLOR env); colours only on a terminal"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress indicator on stderr")
+    parser.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show stack traces of errors"
+    )
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "plan",
+        help="show what lbprov would do (read-only; exit 0 no changes, 2 changes, 1 error)",
+        description=(__doc__ or "").split("\n\n")[0],
+        epilog="Exit codes: 0 nothing would change, 2 something would change, 1 error "
+        "(including a Service that could not be planned).",
+    )
+    strict_usage(parser)
+    add_provider_options(parser)
+    parser.add_argument(
+        "--default-provider",
+        metavar="NAME",
+        help="provider serving Services without spec.loadBalancerClass: 'none' skips them "
+        "(default: --provider)",
+    )
+    add_cluster_options(parser)
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("-n", "--namespace", help="only this namespace (default: all namespaces)")
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="all namespaces (the default)")
+    src = parser.add_argument_group("manifests instead of the cluster")
+    src.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        metavar="FILE|DIR|-",
+        help="read Services (and Nodes) from YAML/JSON manifests; repeatable; '-' is stdin",
+    )
+    src.add_argument(
+        "--nodes",
+        action="append",
+        metavar="FILE|DIR|-",
+        help="read Nodes from manifests (default: Nodes in the -f files, else the cluster)",
+    )
+    add_common_options(parser)
+    parser.set_defaults(func=run)
+
+
+# -- which Services ------------------------------------------------------------------------------------
+
+
+def provider_for(svc: Mapping[str, Any], provider: str, default_provider: str | None) -> str | None:
+    """The provider that serves ``svc`` (class ``lbprov.io/<name>``, else the default)."""
+    cls = (svc.get("spec") or {}).get("loadBalancerClass")
+    if cls:
+        if isinstance(cls, str) and cls.startswith(CLASS_PREFIX):
+            return cls[len(CLASS_PREFIX) :]
+        return None
+    return default_provider
+
+
+def wants_load_balancer(svc: Mapping[str, Any]) -> bool:
+    meta = svc.get("metadata") or {}
+    return (svc.get("spec") or {}).get("type") == "LoadBalancer" and not meta.get("deletionTimestamp")
+
+
+def has_finalizer(svc: Mapping[str, Any]) -> bool:
+    return FINALIZER in ((svc.get("metadata") or {}).get("finalizers") or [])
+
+
+def select(
+    services: Iterable[Obj], provider: str, default_provider: str | None
+) -> list[tuple[Obj, Operation]]:
+    """The Services ``provider`` serves and what the controller would do with each, sorted by key."""
+    chosen: list[tuple[Obj, Operation]] = []
+    for svc in services:
+        if provider_for(svc, provider, default_provider) != provider:
+            continue
+        if wants_load_balancer(svc):
+            chosen.append((svc, "ensure"))
+        elif has_finalizer(svc):
+            chosen.append((svc, "delete"))
+    chosen.sort(key=lambda pair: service_ref(pair[0]).key)
+    return chosen
+
+
+# -- inputs ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Inputs:
+    services: list[Obj]
+    nodes: list[Obj]
+    source: Literal["cluster", "files"]
+    notes: list[str] = field(default_factory=list)
+
+
+def cluster_client(args: argparse.Namespace) -> Any:
+    """The read-only Kubernetes client (imported lazily: files-only runs need no cluster)."""
+    from lbprov.kube.client import KubeClient
+
+    return KubeClient.auto(getattr(args, "kubeconfig", None), getattr(args, "context", None))
+
+
+def read_inputs(args: argparse.Namespace, *, stdin: IO[str] | None = None) -> Inputs:
+    if sum(1 for s in [*(args.filename or []), *(args.nodes or [])] if s == "-") > 1:
+        raise CLIError("'-' (stdin) can be given only once across -f and --nodes")
+    client: Any = None
+
+    def kube() -> Any:
+        nonlocal client
+        if client is None:
+            client = cluster_client(args)
+        return client
+
+    notes: list[str] = []
+    if args.filename:
+        found = manifests.load(args.filename, stdin=stdin)
+        if found.skipped:
+            notes.append(
+                f"skipped {len(found.skipped)} object(s) that are not Services or Nodes: "
+                + ", ".join(found.skipped[:5])
+                + (" ..." if len(found.skipped) > 5 else "")
+            )
+        if not found.services:
+            what = f" (found {', '.join(found.skipped[:5])})" if found.skipped else ""
+            raise CLIError(f"{', '.join(args.filename)}: no Service in the manifests{what}")
+        services = manifests.with_defaults(found.services, args.namespace)
+        if args.namespace:
+            services = [s for s in services if s["metadata"]["namespace"] == args.namespace]
+        source: Literal["cluster", "files"] = "files"
+        nodes = found.nodes
+    else:
+        services = list(kube().list_services(args.namespace))
+        source = "cluster"
+        nodes = []
+    if args.nodes:
+        node_manifests = manifests.load(args.nodes, stdin=stdin)
+        if not node_manifests.nodes:
+            raise CLIError(f"{', '.join(args.nodes)}: no Node in the manifests")
+        nodes = node_manifests.nodes
+    elif source == "cluster" or not nodes:
+        try:
+            nodes = list(kube().list_nodes())
+        except Exception as exc:
+            if source == "cluster":
+                raise
+            explained = describe(exc)
+            reason = explained.message if explained else f"{type(exc).__name__}: {exc}"
+            raise CLIError(
+                f"no Nodes: the manifests hold none and the cluster could not be read ({reason}); "
+                "give them with --nodes FILE",
+                "kubernetes",
+            ) from exc
+    return Inputs(services=services, nodes=nodes, source=source, notes=notes)
+
+
+# -- planning -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ServiceResult:
+    """One Service's outcome: a plan, or the error that prevented it."""
+
+    ref: ServiceRef
+    operation: Operation
+    plan: Plan | None = None
+    error: str | None = None
+    error_field: str | None = None
+    notes: list[str] = field(default_factory=list)
+    #: the exception behind ``error`` (``--debug`` prints its stack trace)
+    cause: BaseException | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.plan is not None and not self.plan.empty
+
+
+class Abort(Exception):
+    """A problem that fails every Service alike (credentials, permissions, region): stop the run."""
+
+    def __init__(self, error: UserError, cause: BaseException) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.cause = cause
+
+
+def plan_one(
+    provider: Provider,
+    svc: Obj,
+    operation: Operation,
+    nodes: Sequence[Obj],
+    settings: IntentSettings,
+    *,
+    from_files: bool,
+) -> ServiceResult:
+    ref = service_ref(svc)
+    result = ServiceResult(ref=ref, operation=operation)
+    if from_files and manifests.has_placeholder_uid(svc):
+        result.notes.append(
+            "placeholder UID (the manifest has none): names will differ once the API server assigns one"
+        )
+    try:
+        if operation == "delete":
+            result.plan = provider.plan_delete(ref)
+            return result
+        if from_files and (why := manifests.missing_node_ports(svc)):
+            raise InvalidService("spec.ports", why)
+        intent = build_intent(svc, nodes, settings, provider)
+        result.plan = provider.plan(intent)
+    except InvalidService as exc:
+        result.error, result.error_field = str(exc), exc.field
+    except Exception as exc:
+        explained = describe(exc, provider)
+        if explained is not None and explained.fatal:
+            raise Abort(explained, exc) from exc
+        result.error = explained.message if explained else f"{type(exc).__name__}: {exc}"
+        result.cause = exc
+    return result
+
+
+def plan_all(
+    provider: Provider,
+    selected: Sequence[tuple[Obj, Operation]],
+    nodes: Sequence[Obj],
+    cluster: str,
+    *,
+    from_files: bool = False,
+    progress: Progress | None = None,
+) -> list[ServiceResult]:
+    settings = IntentSettings(cluster=cluster)
+    results: list[ServiceResult] = []
+    for svc, operation in selected:
+        results.append(plan_one(provider, svc, operation, nodes, settings, from_files=from_files))
+        if progress is not None:
+            progress.advance(results[-1].ref.key)
+    return results
+
+
+def exit_code(results: Sequence[ServiceResult]) -> int:
+    if any(r.error for r in results):
+        return EXIT_ERROR
+    if any(r.changed for r in results):
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+# -- output ---------------------------------------------------------------------------------------------
+
+
+def use_colour(args: argparse.Namespace, stream: IO[str]) -> bool:
+    if getattr(args, "no_color", False) or os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def summary_counts(results: Sequence[ServiceResult]) -> dict[str, int]:
+    counts = {
+        "services": len(results),
+        "changed": sum(1 for r in results if r.changed),
+        "unchanged": sum(1 for r in results if r.plan is not None and r.plan.empty),
+        "failed": sum(1 for r in results if r.error),
+        "create": 0,
+        "update": 0,
+        "replace": 0,
+        "delete": 0,
+    }
+    for r in results:
+        if r.plan is not None:
+            for action, n in r.plan.counts().items():
+                counts[action] += n
+    return counts
+
+
+def run_document(
+    command: str,
+    provider: str,
+    cluster: str,
+    source: str,
+    results: Sequence[ServiceResult],
+    code: int,
+    notes: Sequence[str] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``--output json`` document (schema ``lbprov/schemas/plan-v1.json``)."""
+    plans = []
+    for r in results:
+        if r.plan is not None:
+            entry = plan_to_json(r.plan)
+            entry["notes"] = list(r.notes)
+            plans.append(entry)
+    errors = [
+        {
+            "service": {"namespace": r.ref.namespace, "name": r.ref.name, "uid": r.ref.uid},
+            "operation": r.operation,
+            "field": r.error_field,
+            "message": r.error,
+        }
+        for r in results
+        if r.error
+    ]
+    doc: dict[str, Any] = {
+        "schema": RUN_SCHEMA,
+        "command": command,
+        "provider": provider,
+        "cluster": cluster,
+        "source": source,
+        "plans": plans,
+        "errors": errors,
+        "summary": summary_counts(results),
+        "notes": list(notes),
+        "exit_code": code,
+    }
+    if extra:
+        doc.update(extra)
+    return doc
+
+
+def render_text(results: Sequence[ServiceResult], provider: str, *, colour: bool) -> str:
+    red, reset = ("\033[31m", "\033[0m") if colour else ("", "")
+    blocks: list[str] = []
+    for r in results:
+        if r.plan is not None:
+            text = render_plan(r.plan, colour=colour)
+        else:
+            text = f"{r.ref.key} ({provider}, {r.operation})\n  {red}error: {r.error}{reset}"
+        for note in r.notes:
+            text += f"\n  note: {note}"
+        blocks.append(text)
+    return "\n\n".join(blocks)
+
+
+def summary_line(results: Sequence[ServiceResult]) -> str:
+    c = summary_counts(results)
+    parts = [f"{c['changed']} would change", f"{c['unchanged']} unchanged"]
+    if c["failed"]:
+        parts.append(f"{c['failed']} could not be planned")
+    noun = "Service" if c["services"] == 1 else "Services"
+    return f"{c['services']} {noun}: " + ", ".join(parts) + "."
+
+
+# -- running --------------------------------------------------------------------------------------------
+
+
+def fail(
+    args: argparse.Namespace, error: UserError | str, cause: BaseException | None, stderr: IO[str]
+) -> int:
+    if getattr(args, "debug", False) and cause is not None:
+        traceback.print_exception(cause, file=stderr)
+    print(f"lbprov {args.command}: error: {error}", file=stderr)
+    return EXIT_ERROR
+
+
+def guarded(
+    args: argparse.Namespace,
+    body: Callable[[], int],
+    *,
+    provider_name: str | None = None,
+    stderr: IO[str] | None = None,
+) -> int:
+    """Run ``body``; turn recognised errors into one line on stderr and exit 1 (``--debug``: traceback)."""
+    err = stderr if stderr is not None else sys.stderr
+    provider_cls: Any = None
+    if provider_name:
+        try:
+            provider_cls = load_provider(provider_name)
+        except Exception:
+            provider_cls = None
+    try:
+        return body()
+    except Abort as exc:
+        return fail(args, exc.error, exc.cause, err)
+    except KeyboardInterrupt:
+        print(f"lbprov {args.command}: interrupted", file=err)
+        return EXIT_ERROR
+    except Exception as exc:
+        explained = describe(exc, provider_cls)
+        if explained is None:
+            if getattr(args, "debug", False):
+                traceback.print_exception(exc, file=err)
+            print(
+                f"lbprov {args.command}: error: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                + ("" if getattr(args, "debug", False) else " (run with --debug for the stack trace)"),
+                file=err,
+            )
+            return EXIT_ERROR
+        return fail(args, explained, exc, err)
+
+
+def run(
+    args: argparse.Namespace,
+    *,
+    stdout: IO[str] | None = None,
+    stderr: IO[str] | None = None,
+    stdin: IO[str] | None = None,
+) -> int:
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    name: str = args.provider
+
+    def body() -> int:
+        default = args.default_provider if args.default_provider is not None else name
+        if default == "none":
+            default = None
+        cluster = provider_settings(args, name).cluster_name
+        inputs = read_inputs(args, stdin=stdin)
+        selected = select(inputs.services, name, default)
+        provider = build_provider(args, name, read_only=True)
+        if not provider.calls.read_only:  # belt and braces: the guard is what makes plan safe
+            raise CLIError(f"provider {name} did not honour read_only=True; refusing to plan", "bug")
+        with Progress(len(selected), "planning", stream=err, quiet=args.quiet) as progress:
+            results = plan_all(
+                provider,
+                selected,
+                inputs.nodes,
+                cluster,
+                from_files=inputs.source == "files",
+                progress=progress,
+            )
+        code = exit_code(results)
+        if args.output == "json":
+            doc = run_document("plan", name, cluster, inputs.source, results, code, inputs.notes)
+            out.write(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+        else:
+            for note in inputs.notes:
+                print(f"note: {note}", file=err)
+            if not results:
+                where = f"namespace {args.namespace}" if args.namespace else "any namespace"
+                print(
+                    f"No Services of type LoadBalancer for provider {name} in {where}: nothing to do.",
+                    file=out,
+                )
+            else:
+                print(render_text(results, name, colour=use_colour(args, out)), file=out)
+                print("\n" + summary_line(results), file=out)
+        if getattr(args, "debug", False):
+            for r in results:
+                if r.cause is not None:
+                    traceback.print_exception(r.cause, file=err)
+        return code
+
+    return guarded(args, body, provider_name=name, stderr=err)
