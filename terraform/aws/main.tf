@@ -1,0 +1,202 @@
+# IAM for the lbprov AWS provider: one policy with exactly the actions the provider calls
+# (tests/deploy/test_least_privilege.py proves the lists below against the operations CloudCalls
+# records while the provider runs its scenarios in the moto sandbox), an IRSA role for the
+# controller's ServiceAccount, and a read-only policy for `lbprov plan`.
+
+locals {
+  name        = coalesce(var.name, "lbprov-${var.cluster_name}")
+  oidc_issuer = element(split("oidc-provider/", var.oidc_provider_arn), 1)
+  cluster_tag = "kubernetes.io/cluster/${var.cluster_name}"
+
+  # ---- The permission lists: the one place to read what lbprov may do. ----------------------
+  # Reads: discovery (instances, subnets, security groups) and the load balancers' state. These
+  # alone make the read-only policy of `lbprov plan`.
+  read_actions = [
+    "ec2:DescribeInstances",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcs",
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeLoadBalancerAttributes",
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeTags",
+    "elasticloadbalancing:DescribeTargetGroupAttributes",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+  ]
+
+  # Creates: allowed only when the request tags the new resource kubernetes.io/cluster/<cluster>=owned.
+  create_actions = [
+    "elasticloadbalancing:CreateLoadBalancer",
+    "elasticloadbalancing:CreateTargetGroup",
+  ]
+
+  # Changes and deletes of load balancers and target groups: only those tagged as this cluster's.
+  owned_write_actions = [
+    "elasticloadbalancing:DeleteLoadBalancer",
+    "elasticloadbalancing:DeleteTargetGroup",
+    "elasticloadbalancing:DeregisterTargets",
+    "elasticloadbalancing:ModifyLoadBalancerAttributes",
+    "elasticloadbalancing:ModifyTargetGroup",
+    "elasticloadbalancing:ModifyTargetGroupAttributes",
+    "elasticloadbalancing:RegisterTargets",
+  ]
+
+  # Writes on resources that cannot carry the ownership condition: listeners (identified through
+  # their load balancer) and the rules lbprov adds to the nodes' security group (not lbprov's own).
+  write_actions = [
+    "ec2:AuthorizeSecurityGroupIngress",
+    "ec2:RevokeSecurityGroupIngress",
+    "elasticloadbalancing:CreateListener",
+    "elasticloadbalancing:DeleteListener",
+    "elasticloadbalancing:ModifyListener",
+  ]
+
+  # Needed although never called on its own (the allow-list of tests/deploy/test_least_privilege.py):
+  # tagging on create (CreateLoadBalancer/CreateTargetGroup with Tags) is authorised as AddTags too.
+  tag_on_create_actions = [
+    "elasticloadbalancing:AddTags",
+  ]
+}
+
+data "aws_iam_policy_document" "controller" {
+  statement {
+    sid       = "Read"
+    effect    = "Allow"
+    actions   = local.read_actions
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "CreateOwned"
+    effect    = "Allow"
+    actions   = local.create_actions
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.cluster_tag}"
+      values   = ["owned"]
+    }
+  }
+
+  statement {
+    sid       = "TagOnCreate"
+    effect    = "Allow"
+    actions   = local.tag_on_create_actions
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "elasticloadbalancing:CreateAction"
+      values   = [for a in local.create_actions : trimprefix(a, "elasticloadbalancing:")]
+    }
+  }
+
+  statement {
+    sid       = "ChangeOwned"
+    effect    = "Allow"
+    actions   = local.owned_write_actions
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.cluster_tag}"
+      values   = ["owned"]
+    }
+  }
+
+  statement {
+    sid       = "Write"
+    effect    = "Allow"
+    actions   = local.write_actions
+    resources = ["*"]
+  }
+}
+
+data "aws_iam_policy_document" "read_only" {
+  statement {
+    sid       = "Read"
+    effect    = "Allow"
+    actions   = local.read_actions
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_policy" "controller" {
+  name        = local.name
+  path        = var.path
+  description = "lbprov controller for cluster ${var.cluster_name}: load balancers for Services of type LoadBalancer"
+  policy      = data.aws_iam_policy_document.controller.json
+  tags        = var.tags
+}
+
+resource "aws_iam_policy" "read_only" {
+  name        = "${local.name}-read-only"
+  path        = var.path
+  description = "lbprov plan (dry run) for cluster ${var.cluster_name}: reads only"
+  policy      = data.aws_iam_policy_document.read_only.json
+  tags        = var.tags
+}
+
+# IRSA: only the controller's ServiceAccount, through the cluster's OIDC provider, may assume it.
+data "aws_iam_policy_document" "irsa_trust" {
+  statement {
+    effect  = "Allow"
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+    principals {
+      type        = "Federated"
+      identifiers = [var.oidc_provider_arn]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "${local.oidc_issuer}:sub"
+      values   = ["system:serviceaccount:${var.namespace}:${var.service_account}"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "${local.oidc_issuer}:aud"
+      values   = ["sts.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "controller" {
+  name                 = local.name
+  path                 = var.path
+  description          = "lbprov controller (IRSA: ${var.namespace}/${var.service_account})"
+  assume_role_policy   = data.aws_iam_policy_document.irsa_trust.json
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "controller" {
+  role       = aws_iam_role.controller.name
+  policy_arn = aws_iam_policy.controller.arn
+}
+
+# Optional role for people or CI running `lbprov plan` against the account.
+data "aws_iam_policy_document" "read_only_trust" {
+  count = length(var.read_only_trusted_principal_arns) > 0 ? 1 : 0
+  statement {
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "AWS"
+      identifiers = var.read_only_trusted_principal_arns
+    }
+  }
+}
+
+resource "aws_iam_role" "read_only" {
+  count                = length(var.read_only_trusted_principal_arns) > 0 ? 1 : 0
+  name                 = "${local.name}-read-only"
+  path                 = var.path
+  description          = "lbprov plan (dry run): reads only"
+  assume_role_policy   = data.aws_iam_policy_document.read_only_trust[0].json
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "read_only" {
+  count      = length(var.read_only_trusted_principal_arns) > 0 ? 1 : 0
+  role       = aws_iam_role.read_only[0].name
+  policy_arn = aws_iam_policy.read_only.arn
+}

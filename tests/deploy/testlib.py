@@ -1,0 +1,198 @@
+"""Helpers of the deployment tests: render the kustomize overlays, parse the Dockerfile and the
+terraform modules. Loaded by conftest.py as the module ``deploy_testlib`` (the suite runs with
+``--import-mode=importlib``, where test modules cannot import their siblings by path)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+TERRAFORM = REPO / "terraform"
+CLOUDS = ("aws", "gcp", "azure")
+KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+
+
+# ---- kustomize -------------------------------------------------------------------------------------
+
+_rendered: dict[str, list[dict[str, Any]]] = {}
+
+
+def render(overlay: str) -> list[dict[str, Any]]:
+    """``kubectl kustomize deploy/<overlay>`` as a list of objects (cached per session)."""
+    if overlay not in _rendered:
+        proc = subprocess.run(
+            [KUBECTL, "kustomize", str(DEPLOY / overlay)], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 0, f"kubectl kustomize deploy/{overlay} failed:\n{proc.stderr}"
+        _rendered[overlay] = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    return _rendered[overlay]
+
+
+def find(objs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    matches = [o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+    assert len(matches) == 1, f"expected one {kind} {name or ''}, found {len(matches)}"
+    return matches[0]
+
+
+# ---- Dockerfile ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Instruction:
+    cmd: str  # upper case: FROM, RUN, ...
+    value: str  # the rest of the (joined) line
+    stage: int  # index of the FROM stage it belongs to (-1 before the first FROM)
+    lineno: int
+
+    def exec_form(self) -> list[str] | None:
+        """The JSON array of an exec-form ENTRYPOINT/CMD/RUN, or None for the shell form."""
+        text = self.value.strip()
+        if not text.startswith("["):
+            return None
+        value = json.loads(text)
+        assert isinstance(value, list) and all(isinstance(v, str) for v in value), self
+        return value
+
+
+@dataclass
+class Dockerfile:
+    instructions: list[Instruction] = field(default_factory=list)
+
+    def stages(self) -> int:
+        return sum(1 for i in self.instructions if i.cmd == "FROM")
+
+    def in_stage(self, stage: int, cmd: str) -> list[Instruction]:
+        return [i for i in self.instructions if i.stage == stage and i.cmd == cmd]
+
+    def final(self, cmd: str) -> list[Instruction]:
+        return self.in_stage(self.stages() - 1, cmd)
+
+
+#: Instructions of the Dockerfile reference (https://docs.docker.com/reference/dockerfile/).
+DOCKERFILE_INSTRUCTIONS = frozenset(
+    [
+        "ADD",
+        "ARG",
+        "CMD",
+        "COPY",
+        "ENTRYPOINT",
+        "ENV",
+        "EXPOSE",
+        "FROM",
+        "HEALTHCHECK",
+        "LABEL",
+        "MAINTAINER",
+        "ONBUILD",
+        "RUN",
+        "SHELL",
+        "STOPSIGNAL",
+        "USER",
+        "VOLUME",
+        "WORKDIR",
+    ]
+)
+
+
+def parse_dockerfile(text: str) -> Dockerfile:
+    """Parse a Dockerfile: comments, parser directives, ``\\`` continuations (with comment lines
+    inside them dropped, as BuildKit does). Unknown instructions are an error, so that a typo fails
+    the test instead of being ignored."""
+    result = Dockerfile()
+    stage = -1
+    buffer: list[str] = []
+    start = 0
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.rstrip()
+        stripped = line.strip()
+        if stripped.startswith("#") or (not stripped and not buffer):
+            continue
+        if not buffer:
+            start = lineno
+        if line.endswith("\\"):
+            buffer.append(line[:-1])
+            continue
+        buffer.append(line)
+        joined = " ".join(part.strip() for part in buffer).strip()
+        buffer = []
+        if not joined:
+            continue
+        cmd, _, value = joined.partition(" ")
+        cmd = cmd.upper()
+        if cmd not in DOCKERFILE_INSTRUCTIONS:
+            raise ValueError(f"line {start}: unknown Dockerfile instruction {cmd!r}")
+        if cmd == "FROM":
+            stage += 1
+        result.instructions.append(Instruction(cmd, value.strip(), stage, start))
+    if buffer:
+        raise ValueError("Dockerfile ends inside a line continuation")
+    return result
+
+
+def parse_key_values(value: str) -> dict[str, str]:
+    """``ARG``/``ENV``/``LABEL`` arguments (``k=v k2="v 2"``) as a dict."""
+    out: dict[str, str] = {}
+    for m in re.finditer(r'([A-Za-z0-9_.\-]+)(?:=("(?:[^"\\]|\\.)*"|\S*))?', value):
+        raw = m.group(2)
+        if raw is None:
+            out[m.group(1)] = ""
+            continue
+        out[m.group(1)] = raw[1:-1] if raw.startswith('"') and raw.endswith('"') else raw
+    return out
+
+
+# ---- terraform -------------------------------------------------------------------------------------
+
+
+def load_tf(module: str) -> dict[str, Any]:
+    """All ``*.tf`` files of ``terraform/<module>`` parsed with python-hcl2, merged by block type."""
+    import hcl2
+    from hcl2 import SerializationOptions
+
+    opts = SerializationOptions(strip_string_quotes=True, explicit_blocks=False)
+    merged: dict[str, list[Any]] = {}
+    files = sorted((TERRAFORM / module).glob("*.tf"))
+    assert files, f"terraform/{module} has no .tf files"
+    for path in files:
+        with path.open() as f:
+            doc = hcl2.load(f, serialization_options=opts)
+        for key, blocks in doc.items():
+            if key.startswith("__"):
+                continue
+            merged.setdefault(key, []).extend(blocks if isinstance(blocks, list) else [blocks])
+    return merged
+
+
+def tf_locals(module: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for block in load_tf(module).get("locals", []):
+        out.update({k: v for k, v in block.items() if not k.startswith("__")})
+    return out
+
+
+def tf_blocks(module: str, kind: str) -> dict[str, dict[str, Any]]:
+    """``resource``/``data`` blocks as ``{"<type>.<name>": body}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for block in load_tf(module).get(kind, []):
+        for rtype, named in block.items():
+            for name, body in named.items():
+                out[f"{rtype}.{name}"] = body
+    return out
+
+
+def tf_named(module: str, kind: str) -> dict[str, dict[str, Any]]:
+    """``variable``/``output`` blocks by name."""
+    out: dict[str, dict[str, Any]] = {}
+    for block in load_tf(module).get(kind, []):
+        for name, body in block.items():
+            if not name.startswith("__"):
+                out[name] = body
+    return out
