@@ -1,0 +1,44 @@
+"""What the controller needs from the Kubernetes API, as a Protocol.
+
+The controller is written against this narrow surface (a handful of calls on plain dicts) rather
+than against :class:`lbprov.kube.client.KubeClient` directly, so that unit tests can drive the
+reconciler with an in-memory fake while the end-to-end tests use the real client over HTTP.
+:class:`lbprov.kube.client.KubeClient` satisfies it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+Obj = dict[str, Any]
+
+
+class ControllerKube(Protocol):
+    def get_service(self, namespace: str, name: str) -> Obj: ...
+
+    def patch_service(self, namespace: str, name: str, patch: Obj) -> Obj:
+        """JSON merge patch of the Service object (metadata/spec)."""
+        ...
+
+    def patch_service_status(self, namespace: str, name: str, patch: Obj) -> Obj:
+        """JSON merge patch of the ``status`` subresource."""
+        ...
+
+    def create_event(self, namespace: str, event: Obj) -> Obj: ...
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status an API error carries (typed kube errors and ``ApiException`` alike)."""
+    for attr in ("status", "code", "status_code"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def is_conflict(exc: BaseException) -> bool:
+    return http_status(exc) == 409 or type(exc).__name__ == "Conflict"
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return http_status(exc) == 404 or type(exc).__name__ == "NotFound"

@@ -1,0 +1,377 @@
+"""The controller: informers + work queue + workers + node sync + resync + leader election.
+
+:class:`Controller` wires the parts of this package together and owns their lifecycle:
+
+* informers on Services and Nodes run on every replica (so a standby has a warm cache and
+  ``/readyz`` reflects cache sync, whether or not it leads);
+* only the leader runs workers: on gaining the lease it queues every Service of ours from the cache
+  and starts ``workers`` threads, plus the periodic resync; on losing it (or on shutdown) the queue
+  stops handing out work, in-flight reconciles finish, and the workers are joined;
+* :meth:`Controller.stop` is the graceful shutdown: stop taking work, finish what is in flight,
+  release the lease, stop the informers.
+
+A resync batch runs inside ``provider.read_round()`` for providers that offer one (checked with
+``getattr``): a context manager under which the provider may cache its batched describe calls for
+the round, so re-planning N unchanged Services costs far fewer than N rounds of reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from lbprov.controller.kubeapi import ControllerKube, Obj
+from lbprov.controller.leader import LeaderElector, LeaseAPI
+from lbprov.controller.nodes import NodeSync
+from lbprov.controller.queue import WorkQueue
+from lbprov.controller.service import ServiceReconciler, has_finalizer, service_key
+from lbprov.model import InvalidService
+from lbprov.observability import Metrics
+from lbprov.provider import Provider
+
+log = logging.getLogger("lbprov.controller")
+
+
+class InformerLike(Protocol):
+    def start(self) -> Any: ...
+
+    def stop(self) -> Any: ...
+
+    def wait_synced(self, timeout: float | None = None) -> bool: ...
+
+    def get(self, key: str) -> Obj | None: ...
+
+    def list(self) -> list[Obj]: ...
+
+
+InformerFactory = Callable[..., InformerLike]
+
+
+class KubeForController(ControllerKube, LeaseAPI, Protocol):
+    pass
+
+
+@dataclass
+class ControllerConfig:
+    """Everything ``lbprov run`` configures (defaults are the production values)."""
+
+    cluster: str
+    default_provider: str | None = None
+    workers: int = 10
+    resync_period: float = 600.0
+    node_debounce: float = 1.0
+    backoff_base: float = 5.0
+    backoff_max: float = 300.0
+    leader_elect: bool = False
+    lease_namespace: str = "kube-system"
+    lease_name: str = "lbprov"
+    identity: str | None = None
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    cache_sync_timeout: float = 60.0
+    shutdown_timeout: float = 60.0
+
+
+def default_identity() -> str:
+    """``<hostname>_<pid>``: unique per replica (the pod name is the hostname in a Deployment)."""
+    return f"{socket.gethostname()}_{os.getpid()}"
+
+
+class _Workers:
+    """One leadership term's queue, worker threads and resync thread."""
+
+    def __init__(self, controller: Controller) -> None:
+        self.c = controller
+        cfg = controller.config
+        self.queue: WorkQueue[str] = WorkQueue(backoff_base=cfg.backoff_base, backoff_max=cfg.backoff_max)
+        self.threads = [
+            threading.Thread(target=self._work, name=f"lbprov-worker-{i}", daemon=True)
+            for i in range(cfg.workers)
+        ]
+        self.stop_event = threading.Event()
+        self.resync_thread = threading.Thread(target=self._resync_loop, name="lbprov-resync", daemon=True)
+        self.round: dict[str, Any] = {}  # provider -> active read-round context (resync batch)
+        self.round_lock = threading.Lock()
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+        self.resync_thread.start()
+
+    def stop(self, timeout: float) -> bool:
+        """Stop taking work and wait for in-flight reconciles; True if all finished in time."""
+        self.stop_event.set()
+        self.queue.shutdown()
+        deadline = time.monotonic() + timeout
+        for t in self.threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        self._end_round()
+        return not any(t.is_alive() for t in self.threads)
+
+    def _work(self) -> None:
+        c = self.c
+        while (key := self.queue.get()) is not None:
+            try:
+                c.reconciler.sync(key)
+                self.queue.forget(key)
+            except Exception as exc:
+                delay = self.queue.add_rate_limited(key)
+                if c.metrics is not None:
+                    c.metrics.queue_retries.inc()
+                if not isinstance(exc, InvalidService):
+                    log.debug("sync of %s failed", key, exc_info=True, extra={"service": key})
+                log.info("requeue in %.1fs", delay, extra={"service": key, "error": str(exc)})
+            finally:
+                self.queue.done(key)
+                if self.round and len(self.queue) == 0 and self.queue.in_flight() == 0:
+                    self._end_round()
+
+    def _resync_loop(self) -> None:
+        period = self.c.config.resync_period
+        while not self.stop_event.wait(period):
+            self.resync()
+
+    def resync(self) -> int:
+        """Queue every Service of ours; the batch runs in each provider's read round, if any."""
+        self._end_round()
+        for name, provider in self.c.providers.items():
+            read_round = getattr(provider, "read_round", None)
+            if callable(read_round):
+                try:
+                    ctx = read_round()
+                    ctx.__enter__()
+                    self.round[name] = ctx
+                except Exception:
+                    log.warning("provider %s: read_round failed; resync without it", name, exc_info=True)
+        n = self.c.enqueue_all()
+        log.info("resync: queued %d Services", n)
+        if n == 0:
+            self._end_round()
+        return n
+
+    def _end_round(self) -> None:
+        with self.round_lock:
+            rounds, self.round = self.round, {}
+        for ctx in rounds.values():
+            with contextlib.suppress(Exception):
+                ctx.__exit__(None, None, None)
+
+
+class Controller:
+    """Reconciles LoadBalancer Services through the given providers."""
+
+    def __init__(
+        self,
+        kube: KubeForController,
+        providers: Mapping[str, Provider],
+        config: ControllerConfig,
+        *,
+        metrics: Metrics | None = None,
+        informer_factory: InformerFactory | None = None,
+    ) -> None:
+        if not providers:
+            raise ValueError("at least one provider is needed")
+        if config.workers < 1:
+            raise ValueError("workers must be at least 1")
+        self.kube = kube
+        self.providers = dict(providers)
+        self.config = config
+        self.metrics = metrics
+        if informer_factory is None:
+            from lbprov.kube.informer import Informer
+
+            informer_factory = Informer
+        self.services = informer_factory(
+            kube, "services", on_add=self._svc_add, on_update=self._svc_update, on_delete=self._svc_delete
+        )
+        self.node_sync = NodeSync(self.enqueue_all, debounce=config.node_debounce)
+        self.nodes = informer_factory(
+            kube,
+            "nodes",
+            on_add=self.node_sync.on_add,
+            on_update=self.node_sync.on_update,
+            on_delete=self.node_sync.on_delete,
+        )
+        self.reconciler = ServiceReconciler(
+            kube,
+            get_service=self.services.get,
+            list_nodes=self.nodes.list,
+            providers=self.providers,
+            cluster=config.cluster,
+            default_provider=config.default_provider,
+            metrics=metrics,
+        )
+        self.identity = config.identity or default_identity()
+        self._workers: _Workers | None = None
+        self._workers_lock = threading.Lock()
+        self._synced = False
+        self._stopped = threading.Event()
+        self.elector: LeaderElector | None = None
+        if config.leader_elect:
+            self.elector = LeaderElector(
+                kube,
+                namespace=config.lease_namespace,
+                name=config.lease_name,
+                identity=self.identity,
+                on_started_leading=self._start_workers,
+                on_stopped_leading=self._stop_workers,
+                lease_duration=config.lease_duration,
+                renew_deadline=config.renew_deadline,
+                retry_period=config.retry_period,
+            )
+        if metrics is not None:
+            for provider in self.providers.values():
+                metrics.observe_cloud_calls(provider.calls)
+            metrics.queue_depth.set_function(self.queue_depth)
+            metrics.leader.set(0)
+            metrics.synced.set(0)
+            for name in self.providers:
+                metrics.managed.labels(name).set(0)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> Controller:
+        """Start informers, wait for their caches, then lead (or campaign for the lease)."""
+        self.services.start()
+        self.nodes.start()
+        timeout = self.config.cache_sync_timeout
+        if not (self.services.wait_synced(timeout) and self.nodes.wait_synced(timeout)):
+            raise TimeoutError(f"informer caches did not sync within {timeout}s")
+        self._synced = True
+        if self.metrics is not None:
+            self.metrics.synced.set(1)
+        log.info("caches synced", extra={"identity": self.identity})
+        if self.elector is not None:
+            self.elector.start()
+        else:
+            self._start_workers()
+        return self
+
+    def stop(self) -> None:
+        """Graceful shutdown: no new work, in-flight reconciles finish, lease released."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.node_sync.stop()
+        if self.elector is not None:
+            self.elector.stop(release=True)
+        else:
+            self._stop_workers()
+        self.services.stop()
+        self.nodes.stop()
+        if self.metrics is not None:
+            self.metrics.detach()
+        log.info("controller stopped", extra={"identity": self.identity})
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._stopped.wait(timeout)
+
+    def ready(self) -> bool:
+        """Caches synced (and not shut down). Leading is not required: standbys are ready too."""
+        return self._synced and not self._stopped.is_set()
+
+    @property
+    def leading(self) -> bool:
+        return self._workers is not None
+
+    def _start_workers(self) -> None:
+        with self._workers_lock:
+            if self._workers is not None or self._stopped.is_set():
+                return
+            self._workers = _Workers(self)
+            self._workers.start()
+        if self.metrics is not None:
+            self.metrics.leader.set(1)
+        n = self.enqueue_all()
+        log.info("workers started; queued %d Services", n, extra={"identity": self.identity})
+
+    def _stop_workers(self) -> None:
+        with self._workers_lock:
+            workers, self._workers = self._workers, None
+        if workers is None:
+            return
+        if self.metrics is not None:
+            self.metrics.leader.set(0)
+        if not workers.stop(self.config.shutdown_timeout):
+            log.warning("some reconciles were still running at shutdown")
+        log.info("workers stopped", extra={"identity": self.identity})
+
+    # -- queueing --------------------------------------------------------------------------------
+
+    def enqueue(self, key: str) -> None:
+        workers = self._workers
+        if workers is not None:
+            workers.queue.add(key)
+
+    def enqueue_all(self) -> int:
+        """Queue every Service of ours (wants an LB or needs cleanup); returns how many."""
+        n = 0
+        for svc in self.services.list():
+            if self.reconciler.is_ours(svc):
+                self.enqueue(service_key(svc))
+                n += 1
+        return n
+
+    def resync(self) -> int:
+        """Run a resync now (what the periodic timer does)."""
+        workers = self._workers
+        return workers.resync() if workers is not None else 0
+
+    def queue_depth(self) -> float:
+        workers = self._workers
+        return float(len(workers.queue)) if workers is not None else 0.0
+
+    def idle(self) -> bool:
+        """Nothing queued and nothing in flight (delayed retries aside)."""
+        workers = self._workers
+        return workers is None or (len(workers.queue) == 0 and workers.queue.in_flight() == 0)
+
+    # -- Service informer handlers ---------------------------------------------------------------
+
+    def _svc_add(self, svc: Obj) -> None:
+        if self.reconciler.is_ours(svc):
+            self.enqueue(service_key(svc))
+
+    def _svc_update(self, old: Obj, new: Obj) -> None:
+        if not (self.reconciler.is_ours(new) or self.reconciler.is_ours(old)):
+            return
+        if needs_sync(old, new):
+            self.enqueue(service_key(new))
+
+    def _svc_delete(self, svc: Obj) -> None:
+        self.enqueue(service_key(svc))  # the sync sees it gone and forgets it
+
+
+def needs_sync(old: Obj, new: Obj) -> bool:
+    """Did anything a load balancer depends on change? (upstream ``needsUpdate``, plus finalizers).
+
+    Status-only updates (including our own status patches) do not re-queue: the resync catches a
+    status edited by hand. Losing our finalizer does, so the Service gets it back; our own adding
+    of it does not (that would re-plan every new Service once more for nothing).
+    """
+    om, nm = old.get("metadata") or {}, new.get("metadata") or {}
+    return (
+        old.get("spec") != new.get("spec")
+        or om.get("annotations") != nm.get("annotations")
+        or om.get("uid") != nm.get("uid")
+        or om.get("deletionTimestamp") != nm.get("deletionTimestamp")
+        or (has_finalizer(old) and not has_finalizer(new))
+    )
+
+
+@contextlib.contextmanager
+def running(controller: Controller) -> Iterator[Controller]:
+    """``with running(Controller(...)) as c:`` -- start, and always stop gracefully."""
+    controller.start()
+    try:
+        yield controller
+    finally:
+        controller.stop()

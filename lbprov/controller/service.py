@@ -1,0 +1,341 @@
+"""ServiceReconciler: converge one Service's cloud load balancer (DESIGN.md "The flow of one reconcile").
+
+``sync(key)`` reads the Service and the nodes from the informer caches and then either
+
+* **ensures** -- the Service wants a load balancer (type LoadBalancer, a class of ours or no class
+  with a default provider, not being deleted): ``build_intent`` (pure; an ``InvalidService`` becomes a
+  Warning event and no cloud call), the finalizer ``service.kubernetes.io/load-balancer-cleanup``
+  (added before the first cloud write), ``provider.plan`` (reads), ``provider.apply`` (only when the
+  plan has changes: an unchanged Service costs reads and no write), and the status patch of
+  ``status.loadBalancer.ingress`` on the ``status`` subresource only when it differs; or
+* **cleans up** -- it does not want one but carries our finalizer: ``provider.plan_delete`` (found by
+  the Service UID's ownership tags, never by today's annotations), ``apply``, a check that nothing
+  owned is left, the status cleared, and only then the finalizer removed.
+
+Events (upstream reasons): ``EnsuringLoadBalancer`` then ``EnsuredLoadBalancer`` when a plan with
+changes creates a Service's load balancer (the Service had no ingress yet), ``EnsuringLoadBalancer``
+then ``UpdatedLoadBalancer`` when it changes an existing one (ports, nodes, options), nothing for an
+empty plan (a resync or node sync that finds nothing to do must not spam events),
+``SyncLoadBalancerFailed`` (Warning) on any ensure error, ``DeletingLoadBalancer`` /
+``DeletedLoadBalancer`` around a cleanup and ``DeleteLoadBalancerFailed`` (Warning) when it fails.
+
+Errors propagate to the worker, which requeues the key with backoff: one Service's failure never
+touches another's. Writes to the API that lose a race (409) are retried on a fresh read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from lbprov.controller.kubeapi import ControllerKube, Obj, is_conflict, is_not_found
+from lbprov.intent import IntentSettings, build_intent, service_ref
+from lbprov.model import Ingress, InvalidService, Plan
+from lbprov.observability import Metrics
+from lbprov.provider import Provider
+
+log = logging.getLogger("lbprov.controller")
+
+FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
+CLASS_PREFIX = "lbprov.io/"
+COMPONENT = "lbprov"
+#: Attempts of a metadata write that keeps losing races (409) before giving up to the backoff.
+CONFLICT_RETRIES = 5
+
+
+def class_for(provider: str) -> str:
+    """The ``spec.loadBalancerClass`` that selects ``provider`` (``lbprov.io/aws``)."""
+    return CLASS_PREFIX + provider
+
+
+def has_finalizer(svc: Mapping[str, Any]) -> bool:
+    return FINALIZER in ((svc.get("metadata") or {}).get("finalizers") or [])
+
+
+def service_key(svc: Mapping[str, Any]) -> str:
+    meta = svc.get("metadata") or {}
+    return f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
+
+
+def ingress_of(svc: Mapping[str, Any]) -> list[dict[str, str]]:
+    """``status.loadBalancer.ingress`` reduced to ip/hostname, sorted (semantic comparison)."""
+    raw = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    out = [{k: str(v) for k, v in item.items() if k in ("ip", "hostname") and v} for item in raw]
+    return sorted(out, key=lambda d: (d.get("ip", ""), d.get("hostname", "")))
+
+
+def ingress_dicts(ingress: tuple[Ingress, ...]) -> list[dict[str, str]]:
+    return sorted((i.to_k8s() for i in ingress), key=lambda d: (d.get("ip", ""), d.get("hostname", "")))
+
+
+@dataclass
+class SyncResult:
+    """What one sync did, for logs, metrics and tests."""
+
+    key: str
+    action: str  # "ensured" | "unchanged" | "deleted" | "ignored" | "gone"
+    provider: str | None = None
+    plan: Plan | None = None
+    ingress: list[dict[str, str]] = field(default_factory=list)
+
+
+class ServiceReconciler:
+    """Converges Services to cloud load balancers through one or more providers.
+
+    ``get_service(key)`` and ``list_nodes()`` read the informer caches. ``providers`` maps names
+    (``aws``) to provider instances; ``default_provider`` serves Services without a class.
+    """
+
+    def __init__(
+        self,
+        kube: ControllerKube,
+        *,
+        get_service: Callable[[str], Obj | None],
+        list_nodes: Callable[[], list[Obj]],
+        providers: Mapping[str, Provider],
+        cluster: str,
+        default_provider: str | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        if default_provider is not None and default_provider not in providers:
+            raise ValueError(f"default provider {default_provider!r} is not among {sorted(providers)}")
+        self.kube = kube
+        self.get_service = get_service
+        self.list_nodes = list_nodes
+        self.providers = dict(providers)
+        self.cluster = cluster
+        self.default_provider = default_provider
+        self.metrics = metrics
+        self.settings = IntentSettings(cluster=cluster)
+        self._managed: dict[str, str] = {}  # service key -> provider, for the managed-LB gauge
+        self._lock = threading.Lock()
+
+    # -- which Services are ours -----------------------------------------------------------------
+
+    def provider_for(self, svc: Mapping[str, Any]) -> str | None:
+        """The provider that handles ``svc``: its class if one of ours, else the default (if any).
+
+        A Service whose class belongs to someone else is never touched, not even for cleanup.
+        """
+        cls = (svc.get("spec") or {}).get("loadBalancerClass")
+        if cls:
+            if (
+                isinstance(cls, str)
+                and cls.startswith(CLASS_PREFIX)
+                and cls[len(CLASS_PREFIX) :] in self.providers
+            ):
+                return cls[len(CLASS_PREFIX) :]
+            return None
+        return self.default_provider
+
+    @staticmethod
+    def wants_load_balancer(svc: Mapping[str, Any]) -> bool:
+        meta = svc.get("metadata") or {}
+        return (svc.get("spec") or {}).get("type") == "LoadBalancer" and not meta.get("deletionTimestamp")
+
+    def is_ours(self, svc: Mapping[str, Any]) -> bool:
+        """Should a change of ``svc`` be queued: handled by us, and wants an LB or needs cleanup."""
+        return self.provider_for(svc) is not None and (self.wants_load_balancer(svc) or has_finalizer(svc))
+
+    def managed_keys(self) -> list[str]:
+        with self._lock:
+            return sorted(self._managed)
+
+    # -- the sync --------------------------------------------------------------------------------
+
+    def sync(self, key: str) -> SyncResult:
+        """Reconcile the Service ``key`` (``namespace/name``). Raises on failure (the caller backs off)."""
+        svc = self.get_service(key)
+        if svc is None:
+            # Deleted: with our finalizer it was cleaned up before the object could go.
+            self._set_managed(key, None)
+            return SyncResult(key, "gone")
+        provider_name = self.provider_for(svc)
+        if provider_name is None or not self.is_ours(svc):
+            self._set_managed(key, None)
+            return SyncResult(key, "ignored", provider_name)
+        provider = self.providers[provider_name]
+        start = time.monotonic()
+        result = "error"
+        try:
+            if self.wants_load_balancer(svc):
+                out = self._ensure(key, svc, provider_name, provider)
+            else:
+                out = self._cleanup(key, svc, provider_name, provider)
+            result = "success"
+            return out
+        except InvalidService:
+            result = "invalid"
+            raise
+        finally:
+            if self.metrics is not None:
+                self.metrics.reconciles.labels(provider_name, result).inc()
+                self.metrics.reconcile_latency.labels(provider_name).observe(time.monotonic() - start)
+
+    def _ensure(self, key: str, svc: Obj, provider_name: str, provider: Provider) -> SyncResult:
+        extra = {"service": key, "provider": provider_name}
+        try:
+            intent = build_intent(svc, self.list_nodes(), self.settings, provider)
+        except InvalidService as exc:
+            log.warning("invalid Service: %s", exc, extra={**extra, "error": str(exc)})
+            self._event(svc, "Warning", "SyncLoadBalancerFailed", f"Error syncing load balancer: {exc}")
+            raise
+        try:
+            svc = self._ensure_finalizer(svc)
+            plan = provider.plan(intent)
+            had_ingress = bool(ingress_of(svc))
+            if plan.empty and plan.ingress:
+                ingress = plan.ingress  # nothing to do: no apply, no write, no event
+            else:
+                if not plan.empty:
+                    log.info(
+                        "applying plan: %s",
+                        plan.summary(),
+                        extra={**extra, "plan": plan.summary(), "changes": _change_list(plan)},
+                    )
+                    self._event(svc, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer")
+                ingress = provider.apply(plan)
+                if not plan.empty:
+                    if had_ingress:
+                        self._event(
+                            svc, "Normal", "UpdatedLoadBalancer", f"Updated load balancer: {plan.summary()}"
+                        )
+                    else:
+                        self._event(svc, "Normal", "EnsuredLoadBalancer", "Ensured load balancer")
+            wanted = ingress_dicts(ingress)
+            if not ingress:
+                raise RuntimeError(f"{provider_name}: apply returned no ingress for {key}")
+            if wanted != ingress_of(svc):
+                self._patch_status(svc, wanted)
+                log.info("status updated", extra={**extra, "ingress": wanted})
+        except Exception as exc:
+            log.warning("sync failed: %s", exc, extra={**extra, "error": str(exc)})
+            if not is_not_found(exc):
+                self._event(svc, "Warning", "SyncLoadBalancerFailed", f"Error syncing load balancer: {exc}")
+            raise
+        self._set_managed(key, provider_name)
+        if plan.empty:
+            log.debug("no changes", extra={**extra, "plan": plan.summary()})
+        return SyncResult(key, "ensured" if not plan.empty else "unchanged", provider_name, plan, wanted)
+
+    def _cleanup(self, key: str, svc: Obj, provider_name: str, provider: Provider) -> SyncResult:
+        extra = {"service": key, "provider": provider_name}
+        ref = service_ref(svc)
+        self._event(svc, "Normal", "DeletingLoadBalancer", "Deleting load balancer")
+        try:
+            plan = provider.plan_delete(ref)
+            if not plan.empty:
+                log.info("deleting: %s", plan.summary(), extra={**extra, "plan": plan.summary()})
+                provider.apply(plan)
+                left = provider.plan_delete(ref)
+                if not left.empty:
+                    raise RuntimeError(f"resources still owned after delete: {_change_list(left)}")
+            if ingress_of(svc):
+                self._patch_status(svc, None)
+            self._remove_finalizer(svc)
+        except Exception as exc:
+            log.warning("cleanup failed: %s", exc, extra={**extra, "error": str(exc)})
+            if not is_not_found(exc):
+                self._event(
+                    svc, "Warning", "DeleteLoadBalancerFailed", f"Error deleting load balancer: {exc}"
+                )
+            raise
+        self._event(svc, "Normal", "DeletedLoadBalancer", "Deleted load balancer")
+        self._set_managed(key, None)
+        return SyncResult(key, "deleted", provider_name, plan)
+
+    # -- API writes ------------------------------------------------------------------------------
+
+    def _ensure_finalizer(self, svc: Obj) -> Obj:
+        """Add our finalizer (optimistic concurrency; on 409 re-read and retry). Returns the object."""
+        for _ in range(CONFLICT_RETRIES):
+            if has_finalizer(svc):
+                return svc
+            meta = svc["metadata"]
+            finalizers = [*(meta.get("finalizers") or []), FINALIZER]
+            patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}}
+            try:
+                return self.kube.patch_service(meta.get("namespace") or "default", meta["name"], patch)
+            except Exception as exc:
+                if not is_conflict(exc):
+                    raise
+                svc = self.kube.get_service(meta.get("namespace") or "default", meta["name"])
+        raise RuntimeError(f"{service_key(svc)}: adding the finalizer kept conflicting")
+
+    def _remove_finalizer(self, svc: Obj) -> None:
+        for _ in range(CONFLICT_RETRIES):
+            meta = svc["metadata"]
+            if not has_finalizer(svc):
+                return
+            finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
+            patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}}
+            try:
+                self.kube.patch_service(meta.get("namespace") or "default", meta["name"], patch)
+                return
+            except Exception as exc:
+                if is_not_found(exc):
+                    return
+                if not is_conflict(exc):
+                    raise
+                svc = self.kube.get_service(meta.get("namespace") or "default", meta["name"])
+        raise RuntimeError(f"{service_key(svc)}: removing the finalizer kept conflicting")
+
+    def _patch_status(self, svc: Obj, ingress: list[dict[str, str]] | None) -> None:
+        """Merge-patch ``status.loadBalancer`` on the status subresource (null clears it)."""
+        meta = svc["metadata"]
+        patch = {"status": {"loadBalancer": {"ingress": ingress or None}}}
+        self.kube.patch_service_status(meta.get("namespace") or "default", meta["name"], patch)
+
+    def _event(self, svc: Obj, type_: str, reason: str, message: str) -> None:
+        """Record an Event on the Service. A failure to record is logged, never fatal."""
+        meta = svc.get("metadata") or {}
+        ns = meta.get("namespace") or "default"
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body: Obj = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{meta.get('name')}.{time.time_ns():x}{os.urandom(2).hex()}",
+                "namespace": ns,
+            },
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "namespace": ns,
+                "name": meta.get("name"),
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self.kube.create_event(ns, body)
+        except Exception as exc:
+            log.warning("could not record event %s: %s", reason, exc, extra={"service": service_key(svc)})
+
+    def _set_managed(self, key: str, provider: str | None) -> None:
+        with self._lock:
+            if provider is None:
+                self._managed.pop(key, None)
+            else:
+                self._managed[key] = provider
+            if self.metrics is not None:
+                for name in self.providers:
+                    self.metrics.managed.labels(name).set(sum(1 for p in self._managed.values() if p == name))
+
+
+def _change_list(plan: Plan) -> list[str]:
+    return [f"{c.action.value} {c.kind} {c.name}" for c in plan.changes]

@@ -1,0 +1,397 @@
+"""ServiceReconciler decisions, driven with an in-memory API fake and a fake provider.
+
+These are UNIT tests of the reconciler's decisions (which Services are ours, the order finalizer ->
+cloud write, events, status only when it differs, cleanup, conflicts). The same behaviours are
+checked end to end against the sandbox API server and the AWS provider on moto in tests/e2e/.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import pytest
+from pydantic import BaseModel
+
+from lbprov.cloudcalls import CloudCalls, RateLimits
+from lbprov.controller.manager import needs_sync
+from lbprov.controller.service import FINALIZER, ServiceReconciler
+from lbprov.model import (
+    Action,
+    Change,
+    Ingress,
+    Intent,
+    InvalidService,
+    OwnedLoadBalancer,
+    Plan,
+    ServiceRef,
+)
+from lbprov.observability import Metrics
+from lbprov.provider import SandboxCloud
+
+
+class ApiError(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+def deep_merge(target: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    for k, v in patch.items():
+        if v is None:
+            target.pop(k, None)
+        elif isinstance(v, Mapping) and isinstance(target.get(k), dict):
+            deep_merge(target[k], v)
+        else:
+            target[k] = copy.deepcopy(v)
+    return target
+
+
+class FakeKube:
+    """Services with resourceVersions (409 on stale), status subresource, events; logs writes."""
+
+    def __init__(self, timeline: list[str]) -> None:
+        self.services: dict[str, dict[str, Any]] = {}
+        self.events: list[dict[str, Any]] = []
+        self.timeline = timeline
+        self.rv = 0
+        self.conflicts_to_inject = 0
+
+    def put(self, svc: dict[str, Any]) -> dict[str, Any]:
+        self.rv += 1
+        svc["metadata"]["resourceVersion"] = str(self.rv)
+        self.services[f"{svc['metadata']['namespace']}/{svc['metadata']['name']}"] = svc
+        return svc
+
+    def cached(self, key: str) -> dict[str, Any] | None:
+        svc = self.services.get(key)
+        return copy.deepcopy(svc) if svc else None
+
+    def get_service(self, namespace: str, name: str) -> dict[str, Any]:
+        svc = self.services.get(f"{namespace}/{name}")
+        if svc is None:
+            raise ApiError(404)
+        return copy.deepcopy(svc)
+
+    def patch_service(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        svc = self.services.get(f"{namespace}/{name}")
+        if svc is None:
+            raise ApiError(404)
+        rv = (patch.get("metadata") or {}).get("resourceVersion")
+        if self.conflicts_to_inject:
+            self.conflicts_to_inject -= 1
+            self.put(svc)  # somebody else wrote meanwhile
+            raise ApiError(409)
+        if rv is not None and rv != svc["metadata"]["resourceVersion"]:
+            raise ApiError(409)
+        self.timeline.append(f"kube:patch:{sorted((patch.get('metadata') or {}).get('finalizers') or [])}")
+        patch = copy.deepcopy(patch)
+        patch.get("metadata", {}).pop("resourceVersion", None)
+        deep_merge(svc, patch)
+        if svc["metadata"].get("deletionTimestamp") and not svc["metadata"].get("finalizers"):
+            del self.services[f"{namespace}/{name}"]
+            return copy.deepcopy(svc)
+        return copy.deepcopy(self.put(svc))
+
+    def patch_service_status(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        svc = self.services[f"{namespace}/{name}"]
+        self.timeline.append("kube:status")
+        deep_merge(svc, {"status": patch["status"]})
+        return copy.deepcopy(self.put(svc))
+
+    def create_event(self, namespace: str, event: dict[str, Any]) -> dict[str, Any]:
+        self.events.append(event)
+        return event
+
+    def reasons(self) -> list[str]:
+        return [e["reason"] for e in self.events]
+
+
+class FakeProvider:
+    """A provider whose 'cloud' is a dict: one LB record per Service UID."""
+
+    name: ClassVar[str] = "fake"
+    settings_model: ClassVar[type[BaseModel]] = BaseModel
+
+    def __init__(self, name: str, timeline: list[str]) -> None:
+        self.label = name
+        self.timeline = timeline
+        self.calls = CloudCalls(
+            name, is_write=lambda op: op != "describe", limits=RateLimits(None, 1, None, 1)
+        )
+        self.cloud: dict[str, dict[str, Any]] = {}
+        self.fail_delete = False
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], *, read_only: bool = False) -> FakeProvider:
+        raise NotImplementedError
+
+    def resolve(self, intent: Intent, annotations: Mapping[str, str]) -> Intent:
+        value = annotations.get("fake.example/scheme", "external")
+        if value not in ("external", "internal"):
+            raise InvalidService(
+                "metadata.annotations[fake.example/scheme]", f"{value!r}; accepted values: external, internal"
+            )
+        return replace(intent, scheme=value)  # type: ignore[arg-type]
+
+    def _want(self, intent: Intent) -> dict[str, Any]:
+        return {
+            "ports": [(p.protocol, p.port, p.node_port) for p in intent.ports],
+            "targets": [t.node_name for t in intent.targets],
+            "scheme": intent.scheme,
+        }
+
+    def plan(self, intent: Intent) -> Plan:
+        self.calls.before_send("describe")
+        have = self.cloud.get(intent.ref.uid)
+        want = self._want(intent)
+        ingress = (Ingress(hostname=f"{intent.lb_name}.fake"),) if have else ()
+        if have == want:
+            return Plan(self.label, intent.ref, (), intent, ingress)
+        action = Action.UPDATE if have else Action.CREATE
+        return Plan(
+            self.label,
+            intent.ref,
+            (Change(action, "load-balancer", intent.lb_name, have, want),),
+            intent,
+            ingress,
+        )
+
+    def plan_delete(self, ref: ServiceRef) -> Plan:
+        self.calls.before_send("describe")
+        have = self.cloud.get(ref.uid)
+        if not have:
+            return Plan(self.label, ref)
+        return Plan(self.label, ref, (Change(Action.DELETE, "load-balancer", ref.uid, have, None),))
+
+    def apply(self, plan: Plan) -> tuple[Ingress, ...]:
+        for change in plan.changes:
+            self.calls.before_send(change.action.value)
+            self.timeline.append(f"{self.label}:{change.action.value}")
+            if change.action is Action.DELETE:
+                if self.fail_delete:
+                    raise RuntimeError("ResourceInUse: load balancer is busy")
+                self.cloud.pop(plan.ref.uid, None)
+            else:
+                self.cloud[plan.ref.uid] = dict(change.after or {})
+        if plan.intent is None:
+            return ()
+        return (Ingress(hostname=f"{plan.intent.lb_name}.fake"),)
+
+    def list_owned(self) -> list[OwnedLoadBalancer]:
+        return []
+
+    @classmethod
+    def sandbox(cls, nodes: Sequence[str]) -> AbstractContextManager[SandboxCloud]:
+        raise NotImplementedError
+
+
+def make_service(
+    name: str,
+    *,
+    ns: str = "default",
+    ports: Sequence[tuple[int, int]] = ((80, 30080),),
+    lb_class: str | None = None,
+    annotations: dict[str, str] | None = None,
+    type_: str = "LoadBalancer",
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "type": type_,
+        "ports": [{"name": f"p{p}", "protocol": "TCP", "port": p, "nodePort": np} for p, np in ports],
+    }
+    if lb_class:
+        spec["loadBalancerClass"] = lb_class
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "uid": f"uid-{ns}-{name}",
+            "annotations": annotations or {},
+        },
+        "spec": spec,
+        "status": {},
+    }
+
+
+NODES = [
+    {"metadata": {"name": f"n{i}", "labels": {}}, "spec": {"providerID": f"fake://n{i}"}, "status": {}}
+    for i in range(2)
+]
+
+
+@pytest.fixture
+def env() -> tuple[FakeKube, dict[str, FakeProvider], ServiceReconciler, list[str], Metrics]:
+    timeline: list[str] = []
+    kube = FakeKube(timeline)
+    providers = {"a": FakeProvider("a", timeline), "b": FakeProvider("b", timeline)}
+    metrics = Metrics()
+    rec = ServiceReconciler(
+        kube,
+        get_service=kube.cached,
+        list_nodes=lambda: copy.deepcopy(NODES),
+        providers=providers,  # type: ignore[arg-type]
+        cluster="unit",
+        default_provider="a",
+        metrics=metrics,
+    )
+    return kube, providers, rec, timeline, metrics
+
+
+def test_create_adds_finalizer_before_first_cloud_write_then_sets_ingress_and_events(env: Any) -> None:
+    kube, _providers, rec, timeline, metrics = env
+    kube.put(make_service("web"))
+    result = rec.sync("default/web")
+    assert result.action == "ensured"
+    assert timeline.index(f"kube:patch:{[FINALIZER]}") < timeline.index("a:create")
+    svc = kube.services["default/web"]
+    assert svc["metadata"]["finalizers"] == [FINALIZER]
+    assert svc["status"]["loadBalancer"]["ingress"] == [{"hostname": "auiddefaultweb.fake"}]
+    assert kube.reasons() == ["EnsuringLoadBalancer", "EnsuredLoadBalancer"]
+    assert kube.events[0]["involvedObject"]["uid"] == "uid-default-web"
+    assert metrics.reconciles.labels("a", "success")._value.get() == 1
+    assert metrics.managed.labels("a")._value.get() == 1
+
+
+def test_unchanged_service_costs_no_write_no_status_patch_and_no_event(env: Any) -> None:
+    kube, providers, rec, timeline, _ = env
+    kube.put(make_service("web"))
+    rec.sync("default/web")
+    timeline.clear()
+    kube.events.clear()
+    providers["a"].calls.reset()
+    result = rec.sync("default/web")
+    assert result.action == "unchanged"
+    assert providers["a"].calls.stats.writes == 0
+    assert timeline == []  # no API write either
+    assert kube.events == []
+
+
+def test_port_change_updates_the_load_balancer_with_updated_event(env: Any) -> None:
+    kube, providers, rec, _, _ = env
+    kube.put(make_service("web"))
+    rec.sync("default/web")
+    kube.events.clear()
+    kube.services["default/web"]["spec"]["ports"].append(
+        {"name": "p443", "protocol": "TCP", "port": 443, "nodePort": 30443}
+    )
+    rec.sync("default/web")
+    assert ("TCP", 443, 30443) in providers["a"].cloud["uid-default-web"]["ports"]
+    assert kube.reasons() == ["EnsuringLoadBalancer", "UpdatedLoadBalancer"]
+
+
+def test_service_of_another_class_is_never_touched(env: Any) -> None:
+    kube, providers, rec, timeline, _ = env
+    kube.put(make_service("other", lb_class="example.com/other"))
+    svc = make_service("gone-other", lb_class="example.com/other", type_="ClusterIP")
+    svc["metadata"]["finalizers"] = [FINALIZER]  # even with "our" finalizer name, not ours to clean
+    kube.put(svc)
+    assert rec.sync("default/other").action == "ignored"
+    assert rec.sync("default/gone-other").action == "ignored"
+    assert timeline == [] and kube.events == []
+    assert providers["a"].calls.stats.reads == 0 and providers["b"].calls.stats.reads == 0
+
+
+def test_no_class_without_default_provider_is_ignored(env: Any) -> None:
+    kube, providers, _, timeline, _ = env
+    rec = ServiceReconciler(
+        kube, get_service=kube.cached, list_nodes=lambda: NODES, providers=providers, cluster="unit"
+    )
+    kube.put(make_service("web"))
+    assert rec.sync("default/web").action == "ignored"
+    assert timeline == []
+
+
+def test_class_selects_the_provider_among_several(env: Any) -> None:
+    kube, providers, rec, _, _ = env
+    kube.put(make_service("on-b", lb_class="lbprov.io/b"))
+    rec.sync("default/on-b")
+    assert "uid-default-on-b" in providers["b"].cloud
+    assert providers["a"].cloud == {}
+    # Deleting uses the class's provider too.
+    kube.services["default/on-b"]["spec"]["type"] = "ClusterIP"
+    rec.sync("default/on-b")
+    assert providers["b"].cloud == {}
+
+
+def test_invalid_annotation_warns_makes_no_cloud_call_and_other_services_are_unaffected(env: Any) -> None:
+    kube, providers, rec, timeline, metrics = env
+    kube.put(make_service("bad", annotations={"fake.example/scheme": "sideways"}))
+    kube.put(make_service("good"))
+    with pytest.raises(InvalidService):
+        rec.sync("default/bad")
+    warning = kube.events[-1]
+    assert warning["type"] == "Warning" and warning["reason"] == "SyncLoadBalancerFailed"
+    assert "fake.example/scheme" in warning["message"] and "accepted values" in warning["message"]
+    assert providers["a"].calls.stats.reads == 0 and providers["a"].calls.stats.writes == 0
+    assert timeline == [], "no finalizer and no cloud write for an invalid Service"
+    assert metrics.reconciles.labels("a", "invalid")._value.get() == 1
+    rec.sync("default/good")
+    assert "uid-default-good" in providers["a"].cloud
+    # Fixed -> recovers.
+    kube.services["default/bad"]["metadata"]["annotations"]["fake.example/scheme"] = "internal"
+    assert rec.sync("default/bad").action == "ensured"
+    assert providers["a"].cloud["uid-default-bad"]["scheme"] == "internal"
+
+
+def test_type_change_to_clusterip_deletes_clears_status_then_removes_finalizer(env: Any) -> None:
+    kube, providers, rec, timeline, metrics = env
+    kube.put(make_service("web"))
+    rec.sync("default/web")
+    timeline.clear()
+    kube.events.clear()
+    kube.services["default/web"]["spec"]["type"] = "ClusterIP"
+    assert rec.sync("default/web").action == "deleted"
+    assert providers["a"].cloud == {}
+    assert timeline == ["a:delete", "kube:status", "kube:patch:[]"]
+    svc = kube.services["default/web"]
+    assert "ingress" not in svc["status"]["loadBalancer"]
+    assert svc["metadata"]["finalizers"] == []
+    assert kube.reasons() == ["DeletingLoadBalancer", "DeletedLoadBalancer"]
+    assert metrics.managed.labels("a")._value.get() == 0
+
+
+def test_failed_delete_keeps_the_finalizer_and_warns(env: Any) -> None:
+    kube, providers, rec, _, _ = env
+    kube.put(make_service("web"))
+    rec.sync("default/web")
+    kube.services["default/web"]["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    providers["a"].fail_delete = True
+    with pytest.raises(RuntimeError):
+        rec.sync("default/web")
+    assert kube.services["default/web"]["metadata"]["finalizers"] == [FINALIZER]
+    assert kube.events[-1]["type"] == "Warning" and "ResourceInUse" in kube.events[-1]["message"]
+    providers["a"].fail_delete = False
+    assert rec.sync("default/web").action == "deleted"
+    assert "default/web" not in kube.services, "the object goes once the finalizer is removed"
+
+
+def test_finalizer_write_that_loses_a_race_is_retried_on_fresh_data(env: Any) -> None:
+    kube, _providers, rec, _, _ = env
+    kube.put(make_service("web"))
+    kube.conflicts_to_inject = 2
+    assert rec.sync("default/web").action == "ensured"
+    assert kube.services["default/web"]["metadata"]["finalizers"] == [FINALIZER]
+
+
+def test_deleted_service_is_forgotten(env: Any) -> None:
+    _, _, rec, _, _ = env
+    assert rec.sync("default/nothing").action == "gone"
+
+
+def test_needs_sync_ignores_status_only_updates() -> None:
+    old = make_service("web")
+    new = copy.deepcopy(old)
+    new["status"] = {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}}
+    new["metadata"]["resourceVersion"] = "99"
+    assert not needs_sync(old, new)
+    new["metadata"]["annotations"] = {"x": "y"}
+    assert needs_sync(old, new)
+    with_fin = copy.deepcopy(old)
+    with_fin["metadata"]["finalizers"] = [FINALIZER]
+    assert not needs_sync(old, with_fin), "our own finalizer add must not re-plan"
+    assert needs_sync(with_fin, old), "a lost finalizer must be put back"

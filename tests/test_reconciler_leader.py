@@ -1,0 +1,162 @@
+"""Lease leader election against an in-memory Lease store with resourceVersion semantics.
+
+Unit level (fast, short durations); the two-replica scenario through the sandbox API server is in
+tests/e2e/test_controller_e2e.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from lbprov.controller.leader import LeaderElector
+
+
+class ApiError(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+class Leases:
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self.rv = 0
+        self.lock = threading.Lock()
+        self.down = False
+
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any]:
+        with self.lock:
+            if self.down:
+                raise ApiError(503)
+            if (namespace, name) not in self.items:
+                raise ApiError(404)
+            return copy.deepcopy(self.items[(namespace, name)])
+
+    def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            key = (namespace, body["metadata"]["name"])
+            if key in self.items:
+                raise ApiError(409)
+            self.rv += 1
+            body = copy.deepcopy(body)
+            body["metadata"]["resourceVersion"] = str(self.rv)
+            self.items[key] = body
+            return copy.deepcopy(body)
+
+    def replace_lease(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            if self.down:
+                raise ApiError(503)
+            cur = self.items[(namespace, name)]
+            if body["metadata"].get("resourceVersion") != cur["metadata"]["resourceVersion"]:
+                raise ApiError(409)
+            self.rv += 1
+            body = copy.deepcopy(body)
+            body["metadata"]["resourceVersion"] = str(self.rv)
+            self.items[(namespace, name)] = body
+            return copy.deepcopy(body)
+
+    def holder(self) -> str | None:
+        with self.lock:
+            item = self.items.get(("ns", "lease"))
+            return None if item is None else item["spec"].get("holderIdentity")
+
+
+def wait_for(pred: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not met before the deadline")
+
+
+class Replica:
+    def __init__(self, api: Leases, identity: str, **timing: float) -> None:
+        self.leading = threading.Event()
+        self.starts = 0
+        self.stops = 0
+        self.elector = LeaderElector(
+            api,
+            namespace="ns",
+            name="lease",
+            identity=identity,
+            on_started_leading=self._start,
+            on_stopped_leading=self._stop,
+            **(timing or {"lease_duration": 1.5, "renew_deadline": 1.0, "retry_period": 0.1}),
+        )
+
+    def _start(self) -> None:
+        self.starts += 1
+        self.leading.set()
+
+    def _stop(self) -> None:
+        self.stops += 1
+        self.leading.clear()
+
+
+def test_only_one_of_two_replicas_leads_and_the_other_takes_over_after_release() -> None:
+    api = Leases()
+    a, b = Replica(api, "a"), Replica(api, "b")
+    a.elector.start()
+    wait_for(a.leading.is_set)
+    b.elector.start()
+    time.sleep(0.5)  # let b campaign a few times: it must stay a follower
+    assert not b.leading.is_set() and api.holder() == "a"
+    a.elector.stop()
+    assert a.stops == 1 and not a.elector.is_leader
+    start = time.monotonic()
+    wait_for(b.leading.is_set, timeout=5)
+    assert time.monotonic() - start < 1.0, "a released lease is taken at the next retry, not after expiry"
+    assert api.holder() == "b"
+    assert api.items[("ns", "lease")]["spec"]["leaseTransitions"] >= 1
+    b.elector.stop()
+    assert api.holder() is None, "a clean shutdown clears the holder"
+
+
+def test_a_crashed_leader_is_replaced_only_after_the_lease_expires() -> None:
+    api = Leases()
+    a, b = Replica(api, "a"), Replica(api, "b")
+    a.elector.start()
+    wait_for(a.leading.is_set)
+    # Simulate a crash: the thread stops renewing and nothing is released.
+    a.elector._stop.set()
+    a.elector._thread.join(2)  # type: ignore[union-attr]
+    start = time.monotonic()
+    b.elector.start()
+    wait_for(b.leading.is_set, timeout=10)
+    assert time.monotonic() - start >= 1.4, "must wait out the 1.5 s lease as observed locally"
+    b.elector.stop()
+
+
+def test_a_leader_that_cannot_renew_steps_down_within_the_renew_deadline() -> None:
+    api = Leases()
+    a = Replica(api, "a")
+    a.elector.start()
+    wait_for(a.leading.is_set)
+    api.down = True
+    wait_for(lambda: a.stops == 1, timeout=5)
+    assert not a.elector.is_leader
+    api.down = False
+    wait_for(a.leading.is_set, timeout=5)
+    assert a.starts == 2
+    a.elector.stop()
+
+
+def test_bad_timings_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        LeaderElector(
+            Leases(),
+            namespace="n",
+            name="l",
+            identity="x",
+            on_started_leading=lambda: None,
+            on_stopped_leading=lambda: None,
+            lease_duration=10,
+            renew_deadline=15,
+        )
