@@ -1,0 +1,117 @@
+"""The NetworkManagementClient as lbprov uses it: every request through CloudCalls.
+
+Two decisions make the counts honest and the read-only guard airtight:
+
+* a pipeline policy (:class:`CloudCallsPolicy`) sits after azure-core's retry policy and calls
+  ``CloudCalls.before_send(<operation>)`` for every request that actually goes on the wire (long
+  operation polls included), with the operation name derived from method + URL;
+* azure-core's own retries are off (``retry_total=0``): retries happen in CloudCalls (tenacity,
+  honouring ``Retry-After``), so each retry is counted once and throttling is visible in metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from azure.core.credentials import AccessToken
+from azure.core.exceptions import (
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.core.pipeline import PipelineRequest
+from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.mgmt.network import NetworkManagementClient
+from lbprov_azure.operations import operation_for
+from lbprov_azure.settings import AzureSettings
+
+from lbprov.cloudcalls import CloudCalls
+
+
+class CloudCallsPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
+    """Names, guards, rate-limits and counts every request before it is sent."""
+
+    def __init__(self, calls: CloudCalls) -> None:
+        self.calls = calls
+
+    def on_request(self, request: PipelineRequest) -> None:  # type: ignore[type-arg]
+        http = request.http_request
+        self.calls.before_send(operation_for(http.method, http.url))
+
+
+class StaticTokenCredential:
+    """A credential that always returns one token: the sandbox's. Never logged."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken(self._token, int(time.time()) + 3600)
+
+
+def status_of(exc: BaseException) -> int | None:
+    if isinstance(exc, HttpResponseError):
+        return exc.status_code
+    return None
+
+
+def is_throttle(exc: BaseException) -> bool:
+    return status_of(exc) == 429
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Throttling, server errors and connection failures are transient; 4xx otherwise are not."""
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        return True
+    status = status_of(exc)
+    return status is not None and (status == 429 or status >= 500)
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds from the ``Retry-After`` header of a throttled/5xx answer (seconds form only)."""
+    if not isinstance(exc, HttpResponseError) or exc.response is None:
+        return None
+    value = exc.response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def error_code(exc: BaseException) -> str | None:
+    """ARM's ``error.code`` of a failed request (e.g. ``PreconditionFailed``)."""
+    if isinstance(exc, HttpResponseError):
+        if exc.error is not None and exc.error.code:
+            return str(exc.error.code)
+        try:
+            body = exc.response.json() if exc.response is not None else None
+        except Exception:
+            return None
+        if isinstance(body, dict):
+            code = (body.get("error") or {}).get("code")
+            return str(code) if code else None
+    return None
+
+
+def make_client(settings: AzureSettings, calls: CloudCalls) -> NetworkManagementClient:
+    if settings.auth == "static-token":
+        assert settings.static_token is not None
+        credential: Any = StaticTokenCredential(settings.static_token.get_secret_value())
+    else:  # pragma: no cover - needs a real Azure identity
+        from azure.identity import DefaultAzureCredential
+
+        credential = DefaultAzureCredential()
+    kwargs: dict[str, Any] = {
+        "per_retry_policies": [CloudCallsPolicy(calls)],
+        "retry_total": 0,
+        "polling_interval": 0 if settings.base_url else 2,
+    }
+    if settings.base_url:
+        kwargs["base_url"] = settings.base_url
+        kwargs["credential_scopes"] = ["https://management.azure.com/.default"]
+    if settings.ca_bundle:
+        kwargs["connection_verify"] = settings.ca_bundle
+    return NetworkManagementClient(credential, settings.subscription_id, **kwargs)

@@ -1,0 +1,134 @@
+"""The HTTPS front of the ARM emulator, and the seeded sandbox that ``AzureProvider.sandbox`` uses.
+
+The TLS handshake happens in the connection's own thread (not in ``accept``), so one slow client
+cannot stall the others; connections are kept alive (HTTP/1.1) as ARM's are, which is what makes
+the SDK's connection pool effective.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import ssl
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from lbprov_azure.sandbox.arm import ArmState
+from lbprov_azure.sandbox.cert import make_self_signed
+
+log = logging.getLogger(__name__)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("arm-emulator: " + format, *args)
+
+    def _serve(self) -> None:
+        parts = urlsplit(self.path)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        body: dict[str, Any] | None = None
+        if raw:
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                parsed = None
+            if not isinstance(parsed, dict):
+                self._send(
+                    400,
+                    {
+                        "error": {
+                            "code": "InvalidRequestContent",
+                            "message": "The request content is not valid JSON.",
+                            "details": [],
+                        }
+                    },
+                    {},
+                )
+                return
+            body = parsed
+        resp = self.server.state.handle(self.command, parts.path, query, headers, body)
+        self._send(resp.status, resp.body, resp.headers)
+
+    def _send(self, status: int, body: dict[str, Any] | None, headers: dict[str, str]) -> None:
+        data = json.dumps(body).encode() if body is not None else b""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-ms-request-id", "emulator")
+        if body is not None and isinstance(body.get("etag"), str):
+            self.send_header("ETag", body["etag"])
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        if data:
+            self.wfile.write(data)
+
+    do_GET = do_PUT = do_DELETE = do_POST = do_PATCH = _serve
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, state: ArmState, context: ssl.SSLContext) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.state = state
+        self.context = context
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        try:
+            tls = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            try:
+                tls.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+@dataclass
+class ArmEmulator:
+    """A running emulator: ``base_url`` and ``ca_bundle`` are what the SDK client needs."""
+
+    state: ArmState
+    base_url: str
+    ca_bundle: str
+    _server: _Server
+    _thread: threading.Thread
+    _tmp: tempfile.TemporaryDirectory[str] = field(repr=False)
+
+    @classmethod
+    def start(cls, subscription: str, location: str, **state_args: Any) -> ArmEmulator:
+        tmp = tempfile.TemporaryDirectory(prefix="lbprov-azure-")
+        cert, key = make_self_signed(Path(tmp.name))
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        state = ArmState(subscription, location, **state_args)
+        server = _Server(state, ctx)
+        _host, port = server.server_address[:2]
+        state.base_url = f"https://127.0.0.1:{port}"
+        thread = threading.Thread(target=server.serve_forever, name="arm-emulator", daemon=True)
+        thread.start()
+        return cls(state, state.base_url, str(cert), server, thread, tmp)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+        self._tmp.cleanup()

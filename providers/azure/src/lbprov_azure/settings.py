@@ -1,0 +1,104 @@
+"""Settings of the Azure provider (pydantic-settings, env prefix ``LBPROV_AZURE_``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from lbprov.settings import ProviderSettings
+
+_RG = re.compile(r"^[-\w._()]{1,90}$")
+_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
+
+
+class AzureSettings(ProviderSettings):
+    """Where the cluster lives in Azure and how to reach ARM."""
+
+    model_config = SettingsConfigDict(env_prefix="LBPROV_AZURE_", extra="forbid", frozen=True)
+
+    subscription_id: str = Field(..., description="Azure subscription ID that holds the cluster's network.")
+    resource_group: str = Field(
+        ..., description="Resource group of the load balancers, public IPs and the cluster NSG."
+    )
+    location: str = Field(..., description="Azure region of the cluster (e.g. westeurope).")
+    vnet_name: str = Field(..., description="Virtual network of the nodes (the backend pool's VNet).")
+    vnet_resource_group: str | None = Field(
+        None, description="Resource group of the VNet, when it differs from resource_group."
+    )
+    subnet_name: str = Field(
+        ..., description="Subnet for internal load-balancer frontends (unless a Service names another)."
+    )
+    security_group_name: str | None = Field(
+        None,
+        description="Cluster network security group that receives the allow rules; unset = manage no NSG rules.",
+    )
+    base_url: str | None = Field(
+        None,
+        description="ARM endpoint; unset = the public Azure cloud. The sandbox sets https://127.0.0.1:<port>.",
+    )
+    ca_bundle: str | None = Field(
+        None, description="PEM file of CA certificates to trust for base_url (the sandbox's throwaway cert)."
+    )
+    auth: Literal["default", "static-token"] = Field(
+        "default",
+        description="'default' = azure-identity DefaultAzureCredential (workload identity in cluster); "
+        "'static-token' = send static_token (sandbox only).",
+    )
+    static_token: SecretStr | None = Field(None, description="Bearer token for auth=static-token (sandbox).")
+    max_attempts: int = Field(
+        6, ge=1, le=20, description="Attempts per ARM call on throttling/5xx (first try included)."
+    )
+    reads_per_second: float | None = Field(
+        25.0, description="Client-side read rate limit (ARM: 25/s); unset = none."
+    )
+    writes_per_second: float | None = Field(
+        10.0, description="Client-side write rate limit (ARM: 10/s); unset = none."
+    )
+    coalesce_window_seconds: float = Field(
+        0.02,
+        ge=0,
+        le=5,
+        description="How long the shared-LB writer waits for other Services' changes to join one PUT.",
+    )
+
+    @field_validator("resource_group", "vnet_resource_group")
+    @classmethod
+    def _rg(cls, value: str | None) -> str | None:
+        if value is not None and (not _RG.match(value) or value.endswith(".")):
+            raise ValueError(
+                f"{value!r} is not a resource group name: 1-90 letters, digits, '-', '_', '.', '(', ')', not ending in '.'"
+            )
+        return value
+
+    @field_validator("vnet_name", "subnet_name", "security_group_name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not _NAME.match(value):
+            raise ValueError(f"{value!r} is not an Azure resource name: 1-80 letters, digits, '-', '_', '.'")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("must start with https:// (azure-core sends bearer tokens over TLS only)")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _checks(self) -> AzureSettings:
+        if self.cluster_name.endswith("-internal"):
+            raise ValueError(
+                "cluster_name must not end in '-internal' (the internal LB is '<cluster>-internal')"
+            )
+        if len(self.cluster_name) + len("-internal") > 80:
+            raise ValueError("cluster_name is too long for Azure LB names (at most 71 characters)")
+        if self.auth == "static-token" and self.static_token is None:
+            raise ValueError("auth=static-token needs static_token")
+        return self
+
+    @property
+    def vnet_rg(self) -> str:
+        return self.vnet_resource_group or self.resource_group
