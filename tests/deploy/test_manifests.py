@@ -113,7 +113,11 @@ def test_deployment_runs_two_replicas_with_leader_election(overlay: str) -> None
     args = _args(overlay)
     assert "--leader-elect" in args
     # The lease lives in the controller's own namespace, where the Role grants access to it.
-    assert "--leader-elect-namespace=lbprov-system" in args
+    assert "--lease-namespace=lbprov-system" in args
+    assert "--lease-identity=<POD_NAME>" in args  # the pod name: unique per replica
+    env = {e["name"]: e for e in _container(overlay)["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -124,7 +128,7 @@ def test_probes_hit_healthz_and_readyz_on_the_metrics_port(overlay: str) -> None
     (port,) = container["ports"]
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["port"] in (port["name"], port["containerPort"])
-    assert f"--metrics-port={port['containerPort']}" in _args(overlay)
+    assert f"--metrics-address=:{port['containerPort']}" in _args(overlay)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
