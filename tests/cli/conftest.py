@@ -1,0 +1,45 @@
+"""Makes ``tests/cli/clilib.py`` importable as ``cli_testlib`` and offers the in-memory provider.
+
+The suite runs with ``--import-mode=importlib``, under which test modules cannot import siblings.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_PATH = Path(__file__).with_name("clilib.py")
+if "cli_testlib" not in sys.modules:
+    _spec = importlib.util.spec_from_file_location("cli_testlib", _PATH)
+    assert _spec is not None and _spec.loader is not None
+    _module = importlib.util.module_from_spec(_spec)
+    sys.modules["cli_testlib"] = _module
+    _spec.loader.exec_module(_module)
+
+import cli_testlib  # noqa: E402
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Register the in-memory provider ``fake`` in the entry-point registry; fresh worlds."""
+    import lbprov.provider as registry
+
+    real = registry.entry_points
+
+    def entry_points(*, group: str) -> list[Any]:
+        found = list(real(group=group))
+        if group == registry.ENTRY_POINT_GROUP:
+            found.append(cli_testlib.FAKE_ENTRY_POINT)
+        return found
+
+    monkeypatch.setattr(registry, "entry_points", entry_points)
+    cli_testlib.WORLDS.clear()
+    cli_testlib.WRITES.clear()
+    yield cli_testlib
+    cli_testlib.WORLDS.clear()
+    cli_testlib.WRITES.clear()
