@@ -82,7 +82,7 @@ def test_stdin() -> None:
 def test_bad_documents_name_the_file_and_the_problem(tmp_path: Path, content: str, message: str) -> None:
     f = tmp_path / "bad.yaml"
     f.write_text(content)
-    with pytest.raises(ManifestError, match="bad.yaml") as info:
+    with pytest.raises(ManifestError, match=r"bad\.yaml") as info:
         manifests.load([str(f)])
     assert message in str(info.value)
 
