@@ -1,0 +1,207 @@
+"""``lbprov run``: the controller (in a cluster as a Deployment, or anywhere with a kubeconfig).
+
+It serves one or more providers (``--provider aws --provider gcp``); Services pick one with
+``spec.loadBalancerClass: lbprov.io/<provider>``, and Services without a class go to the default
+provider (the first ``--provider`` unless ``--default-provider``/``--no-default-provider`` say
+otherwise). SIGTERM or SIGINT stop it gracefully: no new work, in-flight reconciles finish, the
+lease is released, exit code 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from lbprov.cli.options import add_provider_options, build_provider, provider_settings
+from lbprov.controller.manager import Controller, ControllerConfig, default_identity
+from lbprov.observability import HTTPEndpoint, Metrics, setup_logging
+from lbprov.provider import Provider, load_provider
+
+log = logging.getLogger("lbprov.run")
+
+SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def in_cluster() -> bool:
+    """Running in a pod (the API server's address is injected into every container)."""
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+
+
+def default_lease_namespace() -> str:
+    """The pod's namespace in a cluster (POD_NAMESPACE or the service account's), else kube-system."""
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        return SA_NAMESPACE_FILE.read_text().strip() or "kube-system"
+    except OSError:
+        return "kube-system"
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "run",
+        help="run the controller",
+        description="Watch Services of type LoadBalancer and keep their cloud load balancers in step. "
+        "Every provider setting is also read from the environment (LBPROV_<PROVIDER>_<FIELD>) "
+        "or a --settings file; flags win.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_provider_options(parser, multiple=True)
+    parser.add_argument(
+        "--no-default-provider",
+        action="store_true",
+        help="handle only Services whose spec.loadBalancerClass is lbprov.io/<provider>",
+    )
+    k = parser.add_argument_group("Kubernetes")
+    k.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: in-cluster config, then $KUBECONFIG/~/.kube/config)"
+    )
+    k.add_argument("--context", help="kubeconfig context to use (default: the current context)")
+    c = parser.add_argument_group("controller")
+    c.add_argument("--workers", type=int, default=10, help="Services reconciled in parallel")
+    c.add_argument(
+        "--resync-period",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="re-plan every managed Service this often, repairing drift made in the cloud",
+    )
+    c.add_argument(
+        "--node-debounce",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="collect node changes this long before re-planning every Service once",
+    )
+    c.add_argument(
+        "--backoff-base",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="first retry delay of a failing Service",
+    )
+    c.add_argument(
+        "--backoff-max", type=float, default=300.0, metavar="SECONDS", help="cap of the doubling retry delay"
+    )
+    le = parser.add_argument_group("leader election")
+    le.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="only the holder of a coordination.k8s.io Lease reconciles (default: on in a cluster, off elsewhere)",
+    )
+    le.add_argument(
+        "--lease-namespace", help="namespace of the Lease (default: the pod's namespace, else kube-system)"
+    )
+    le.add_argument("--lease-name", default="lbprov", help="name of the Lease")
+    le.add_argument(
+        "--lease-identity", help="this replica's identity in the Lease (default: <hostname>_<pid>)"
+    )
+    le.add_argument("--lease-duration", type=float, default=15.0, metavar="SECONDS", help="lease duration")
+    le.add_argument(
+        "--renew-deadline", type=float, default=10.0, metavar="SECONDS", help="leader renew deadline"
+    )
+    le.add_argument(
+        "--retry-period", type=float, default=2.0, metavar="SECONDS", help="election retry period"
+    )
+    o = parser.add_argument_group("observability")
+    o.add_argument(
+        "--metrics-address",
+        default=":8080",
+        help="[HOST]:PORT serving /metrics, /healthz and /readyz ('' or 'off' to disable; port 0 = ephemeral)",
+    )
+    o.add_argument("--log-format", choices=("json", "text"), default="json", help="log format (stderr)")
+    o.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default="info", help="log level"
+    )
+    parser.set_defaults(func=run)
+
+
+def build_providers(args: argparse.Namespace) -> tuple[dict[str, Provider], str]:
+    """Providers by name from flags/env/file, and the cluster name they agree on."""
+    names: list[str] = list(dict.fromkeys(args.provider or ["aws"]))
+    providers: dict[str, Provider] = {}
+    clusters: set[str] = set()
+    for name in names:
+        load_provider(name)
+        clusters.add(provider_settings(args, name).cluster_name)
+        providers[name] = build_provider(args, name)
+    if len(clusters) > 1:
+        raise SystemExit(f"lbprov run: providers disagree on the cluster name: {sorted(clusters)}")
+    return providers, clusters.pop()
+
+
+def make_config(args: argparse.Namespace, names: list[str], cluster: str) -> ControllerConfig:
+    if args.no_default_provider:
+        default = None
+    else:
+        default = args.default_provider or names[0]
+        if default not in names:
+            raise SystemExit(f"lbprov run: --default-provider {default} is not among --provider {names}")
+    leader_elect = in_cluster() if args.leader_elect is None else args.leader_elect
+    return ControllerConfig(
+        cluster=cluster,
+        default_provider=default,
+        workers=args.workers,
+        resync_period=args.resync_period,
+        node_debounce=args.node_debounce,
+        backoff_base=args.backoff_base,
+        backoff_max=args.backoff_max,
+        leader_elect=leader_elect,
+        lease_namespace=args.lease_namespace or default_lease_namespace(),
+        lease_name=args.lease_name,
+        identity=args.lease_identity or default_identity(),
+        lease_duration=args.lease_duration,
+        renew_deadline=args.renew_deadline,
+        retry_period=args.retry_period,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    level = logging.DEBUG if getattr(args, "debug", False) else getattr(logging, args.log_level.upper())
+    setup_logging(level, json_logs=args.log_format == "json")
+    from lbprov.kube.client import KubeClient
+
+    providers, cluster = build_providers(args)
+    config = make_config(args, list(providers), cluster)
+    kube = KubeClient.auto(kubeconfig=args.kubeconfig, context=args.context)
+    metrics = Metrics()
+    controller = Controller(kube, providers, config, metrics=metrics)
+    endpoint: HTTPEndpoint | None = None
+    if args.metrics_address and args.metrics_address != "off":
+        endpoint = HTTPEndpoint(args.metrics_address, metrics, ready=controller.ready).start()
+        log.info("serving /metrics /healthz /readyz on %s", endpoint.url)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("received %s: shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info(
+        "starting controller",
+        extra={"provider": ",".join(providers), "identity": config.identity, "reason": f"cluster {cluster}"},
+    )
+    try:
+        controller.start()
+        while not stop.wait(1.0):
+            pass
+    finally:
+        controller.stop()
+        if endpoint is not None:
+            endpoint.stop()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m lbprov run` is the entry point
+    from lbprov.cli import main
+
+    sys.exit(main(["run", *sys.argv[1:]]))

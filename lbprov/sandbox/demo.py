@@ -1,0 +1,316 @@
+"""``lbprov demo``: the whole loop on a laptop, no cloud account, no cluster.
+
+It starts, in this process, the sandbox Kubernetes API server and the provider's cloud emulator
+(``load_provider(name).sandbox(...)``, found through the plugin registry only), creates three Nodes
+matching the emulator's instances (providerID, InternalIP, zone label), applies
+``examples/services.yaml``, and runs the real controller over HTTP against both. Progress goes to
+stderr; the result table and the cleanup go to stdout. With ``serve=True`` it keeps running and
+prints the ``kubectl`` line to use against the sandbox.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from lbprov.controller.manager import Controller, ControllerConfig
+from lbprov.controller.service import FINALIZER, ingress_of
+from lbprov.intent import ZONE_LABEL
+from lbprov.model import SandboxNode
+from lbprov.observability import HTTPEndpoint, Metrics
+from lbprov.provider import Provider, load_provider
+
+DEMO_NODES = ("node-1", "node-2", "node-3")
+DEMO_NAMESPACE = "demo"
+DEMO_CLUSTER = "lbprov-demo"
+#: The Service deleted at the end to show the cleanup.
+DELETE_SERVICE = "dns"
+
+
+def examples_file() -> Path:
+    """``examples/services.yaml`` of the source tree (the demo runs from a checkout)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent / "examples" / "services.yaml"
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("examples/services.yaml not found next to the lbprov package")
+
+
+def load_services(path: Path) -> list[dict[str, Any]]:
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return [d for d in docs if d.get("kind") == "Service"]
+
+
+def node_object(node: SandboxNode) -> dict[str, Any]:
+    """A Node as the kubelet + cloud node controller would register it for this instance."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": node.name,
+            "labels": {
+                "kubernetes.io/hostname": node.name,
+                ZONE_LABEL: node.zone,
+                "kubernetes.io/os": "linux",
+            },
+        },
+        "spec": {"providerID": node.provider_id},
+        "status": {
+            "addresses": [
+                {"type": "InternalIP", "address": node.internal_ip},
+                {"type": "Hostname", "address": node.name},
+            ],
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+
+
+@dataclass
+class DemoResult:
+    """What the demo did (returned for tests; printed for people)."""
+
+    provider: str
+    seconds_to_ingress: float = 0.0
+    seconds_total: float = 0.0
+    ingress: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    resources: dict[str, dict[str, int]] = field(default_factory=dict)
+    deleted: str | None = None
+    deleted_seconds: float = 0.0
+    leaked_after_delete: int = 0
+    reads: int = 0
+    writes: int = 0
+    metrics_text: str = ""
+
+
+class _Progress:
+    """One line per Service when its load balancer is ready, and a spinner line on a terminal."""
+
+    def __init__(self, stream: TextIO, total: int) -> None:
+        self.stream = stream
+        self.total = total
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.start = time.monotonic()
+        self.done: set[str] = set()
+        self._spin = 0
+
+    def update(self, ready: dict[str, list[dict[str, str]]]) -> None:
+        for name in sorted(ready):
+            if name not in self.done:
+                self.done.add(name)
+                addr = ", ".join(i.get("hostname") or i.get("ip", "") for i in ready[name])
+                self._clear()
+                self.stream.write(
+                    f"  [{len(self.done)}/{self.total}] {name:<14} ready after "
+                    f"{time.monotonic() - self.start:4.1f}s  {addr}\n"
+                )
+        if self.tty and len(self.done) < self.total:
+            self._spin += 1
+            spinner = "|/-\\"[self._spin % 4]
+            self.stream.write(
+                f"\r  {spinner} waiting for {self.total - len(self.done)} load balancer(s) "
+                f"({time.monotonic() - self.start:4.1f}s)"
+            )
+        self.stream.flush()
+
+    def _clear(self) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K")
+
+
+def _wait(pred: Callable[[], bool], timeout: float, tick: Callable[[], None] = lambda: None) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        tick()
+        time.sleep(0.1)
+    return pred()
+
+
+def _ports(svc: dict[str, Any]) -> str:
+    parts = []
+    for p in (svc.get("spec") or {}).get("ports") or []:
+        parts.append(f"{p.get('port')}/{p.get('protocol', 'TCP')}->{p.get('nodePort')}")
+    return " ".join(parts)
+
+
+def _owned_by_service(provider: Provider) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for lb in provider.list_owned():
+        counts: Counter[str] = (
+            Counter(kind for kind, _ in lb.resources) if lb.resources else Counter({lb.kind: 1})
+        )
+        merged = Counter(out.get(lb.ref.key, {}))
+        merged.update(counts)
+        out[lb.ref.key] = dict(merged)
+    return out
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run_demo(
+    provider_name: str = "aws",
+    *,
+    serve: bool = False,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    services_file: Path | None = None,
+    timeout: float = 120.0,
+    stop_event: threading.Event | None = None,
+) -> DemoResult:
+    """Run the demo; raises on failure (the CLI turns that into exit code 1)."""
+    from lbprov.kube.client import KubeClient
+    from lbprov.sandbox.kube_api import KubeAPIServer
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    started = time.monotonic()
+    result = DemoResult(provider_name)
+    services = load_services(services_file or examples_file())
+    cls = load_provider(provider_name)
+
+    err.write(f"lbprov demo: provider {provider_name}, {len(services)} Services, {len(DEMO_NODES)} nodes\n")
+    err.write("  starting the sandbox Kubernetes API and the cloud emulator...\n")
+    err.flush()
+    with KubeAPIServer() as api, cls.sandbox(list(DEMO_NODES)) as cloud:
+        settings = {**cloud.settings, "cluster_name": DEMO_CLUSTER}
+        provider = cls.from_settings(settings)
+        kube = KubeClient.for_url(api.url)
+        kube.create_namespace(DEMO_NAMESPACE)
+        for node in cloud.nodes:
+            kube.create_node(node_object(node))
+        for svc in services:
+            body = copy.deepcopy(svc)
+            body.setdefault("metadata", {})["namespace"] = DEMO_NAMESPACE
+            kube.create_service(DEMO_NAMESPACE, body)
+        err.write(
+            f"  kube API {api.url}, {cloud.provider} emulator {cloud.endpoint}; "
+            f"applied {len(services)} Services to namespace {DEMO_NAMESPACE}\n"
+        )
+        metrics = Metrics()
+        config = ControllerConfig(
+            cluster=DEMO_CLUSTER,
+            default_provider=provider_name,
+            workers=5,
+            node_debounce=0.5,
+            backoff_base=0.5,
+            backoff_max=5.0,
+        )
+        controller = Controller(kube, {provider_name: provider}, config, metrics=metrics)
+        endpoint = HTTPEndpoint("127.0.0.1:0", metrics, ready=controller.ready).start()
+        controller.start()
+        try:
+            names = [s["metadata"]["name"] for s in services]
+            progress = _Progress(err, len(names))
+
+            def ready() -> dict[str, list[dict[str, str]]]:
+                found: dict[str, list[dict[str, str]]] = {}
+                for svc in kube.list_services(DEMO_NAMESPACE):
+                    if ingress_of(svc):
+                        found[svc["metadata"]["name"]] = ingress_of(svc)
+                return found
+
+            state: dict[str, Any] = {}
+
+            def all_ready() -> bool:
+                state["ready"] = ready()
+                progress.update(state["ready"])
+                return len(state["ready"]) == len(names)
+
+            if not _wait(all_ready, timeout):
+                missing = sorted(set(names) - set(state.get("ready", {})))
+                raise RuntimeError(f"timed out after {timeout:.0f}s waiting for ingress of {missing}")
+            progress._clear()
+            result.seconds_to_ingress = time.monotonic() - started
+            result.ingress = state["ready"]
+            result.resources = _owned_by_service(provider)
+            svc_objs = {s["metadata"]["name"]: s for s in kube.list_services(DEMO_NAMESPACE)}
+            rows = [["SERVICE", "PORTS (port/proto->nodePort)", "INGRESS", "CLOUD RESOURCES"]]
+            for name in names:
+                key = f"{DEMO_NAMESPACE}/{name}"
+                res = result.resources.get(key, {})
+                rows.append(
+                    [
+                        key,
+                        _ports(svc_objs[name]),
+                        ", ".join(i.get("hostname") or i.get("ip", "") for i in result.ingress[name]),
+                        ", ".join(f"{n} {k}" for k, n in sorted(res.items())),
+                    ]
+                )
+            out.write(f"\nAll {len(names)} load balancers ready in {result.seconds_to_ingress:.1f}s:\n\n")
+            out.write(_table(rows) + "\n\n")
+            out.flush()
+
+            # Cleanup of one Service: finalizer -> cloud delete -> finalizer removed -> object gone.
+            t0 = time.monotonic()
+            victim = f"{DEMO_NAMESPACE}/{DELETE_SERVICE}"
+            before = sum(result.resources.get(victim, {}).values())
+            out.write(f"Deleting Service {victim} (it carries the finalizer {FINALIZER})...\n")
+            out.flush()
+            kube.delete_service(DEMO_NAMESPACE, DELETE_SERVICE)
+            if not _wait(lambda: kube.get_service_or_none(DEMO_NAMESPACE, DELETE_SERVICE) is None, 30):
+                raise RuntimeError(f"{victim} was not cleaned up within 30s")
+            result.deleted = victim
+            result.deleted_seconds = time.monotonic() - t0
+            result.leaked_after_delete = sum(_owned_by_service(provider).get(victim, {}).values())
+            out.write(
+                f"  {victim}: {before} cloud resources deleted, finalizer removed, object gone "
+                f"in {result.deleted_seconds:.1f}s; {result.leaked_after_delete} left behind\n"
+            )
+            stats = provider.calls.stats
+            result.reads, result.writes = stats.reads, stats.writes
+            result.metrics_text = metrics.render().decode()
+            result.seconds_total = time.monotonic() - started
+            out.write(
+                f"\nCloud API calls: {stats.reads} reads, {stats.writes} writes. "
+                f"Demo finished in {result.seconds_total:.1f}s.\n"
+            )
+            out.flush()
+            if serve:
+                _serve(api, endpoint, out, stop_event)
+        finally:
+            controller.stop()
+            endpoint.stop()
+    return result
+
+
+def _serve(api: Any, endpoint: HTTPEndpoint, out: TextIO, stop_event: threading.Event | None) -> None:
+    kubeconfig = os.path.join(tempfile.mkdtemp(prefix="lbprov-demo-"), "kubeconfig")
+    api.write_kubeconfig(kubeconfig)
+    out.write(
+        "\nThe sandbox keeps running (Ctrl-C to stop). Try:\n"
+        f"  kubectl --server {api.url} get services -n {DEMO_NAMESPACE}\n"
+        f"  kubectl --kubeconfig {kubeconfig} get events -n {DEMO_NAMESPACE}\n"
+        f"  curl {endpoint.url}/metrics\n"
+    )
+    out.flush()
+    stop = stop_event or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+
+
+__all__ = ["DemoResult", "examples_file", "node_object", "run_demo"]
