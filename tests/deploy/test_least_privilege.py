@@ -1,0 +1,450 @@
+"""Least privilege, proven: the terraform modules grant exactly what the providers use.
+
+For each cloud, one module-scoped run drives the real provider against its local emulator through
+representative scenarios -- Services with TCP and UDP ports, ``externalTrafficPolicy: Local``,
+ClientIP affinity, source ranges, internal load balancers and the provider's own options; updates of
+each; node churn; ``lbprov plan`` and ``lbprov gc`` (dry runs, through the real CLI); deletion of
+everything -- and records every operation the provider's CloudCalls actually sent.
+
+Each operation maps to its IAM permission(s) through the provider's own table
+(``lbprov_<cloud>/operations.py``). Then:
+
+* the controller's permissions in ``terraform/<cloud>`` are exactly the permissions of the recorded
+  operations, apart from a short allow-list (below, each entry with its reason);
+* every operation the provider's table lists is covered, so no rarely taken code path can fail with
+  "access denied" in production;
+* the read-only variant covers every read ``lbprov plan`` made and nothing that any write needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import deploy_testlib as lib
+import pytest
+import yaml
+
+from lbprov.cli import main as lbprov_main
+from lbprov.cloudcalls import CloudCalls
+from lbprov.intent import IntentSettings, build_intent
+from lbprov.provider import Provider, load_provider
+from lbprov.sandbox.kube_api import KubeAPIServer
+
+CLUSTER = "lp-test"
+FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
+
+#: Permissions the controller's policy grants although no recorded operation maps to them: the
+#: short, commented allow-list. An entry that a recorded operation does need is reported as stale.
+ALLOWED_EXTRA: dict[str, dict[str, str]] = {
+    "aws": {},
+    "gcp": {},
+    "azure": {},
+}
+
+#: Provider-specific annotations for the scenarios.
+INTERNAL = {
+    "aws": {"service.beta.kubernetes.io/aws-load-balancer-internal": "true"},
+    "gcp": {"networking.gke.io/load-balancer-type": "Internal"},
+    "azure": {"service.beta.kubernetes.io/azure-load-balancer-internal": "true"},
+}
+
+
+# ---- Kubernetes objects -------------------------------------------------------------------------
+
+
+def make_service(
+    name: str,
+    ports: Sequence[tuple[int, str]],
+    *,
+    uid_seed: int,
+    traffic_policy: str = "Cluster",
+    affinity: bool = False,
+    source_ranges: Sequence[str] = (),
+    annotations: Mapping[str, str] | None = None,
+    deleting: bool = False,
+) -> dict[str, Any]:
+    """A Service as the API server returns it (NodePorts allocated, UID set)."""
+    spec: dict[str, Any] = {
+        "type": "LoadBalancer",
+        "externalTrafficPolicy": traffic_policy,
+        "sessionAffinity": "ClientIP" if affinity else "None",
+        "ports": [
+            {
+                "name": f"{proto.lower()}-{port}",
+                "protocol": proto,
+                "port": port,
+                "targetPort": port,
+                "nodePort": 30000 + uid_seed * 20 + i,
+            }
+            for i, (port, proto) in enumerate(ports)
+        ],
+    }
+    if traffic_policy == "Local":
+        spec["healthCheckNodePort"] = 32000 + uid_seed
+    if affinity:
+        spec["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": 10800}}
+    if source_ranges:
+        spec["loadBalancerSourceRanges"] = list(source_ranges)
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": "default",
+        "uid": f"00000000-0000-4000-8000-{uid_seed:012d}",
+        "annotations": dict(annotations or {}),
+        "finalizers": [FINALIZER],
+    }
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec}
+
+
+def make_node(node: Any, *, exclude: bool = False) -> dict[str, Any]:
+    labels = {"kubernetes.io/hostname": node.name, "topology.kubernetes.io/zone": node.zone}
+    if exclude:
+        labels["node.kubernetes.io/exclude-from-external-load-balancers"] = "true"
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": node.name, "labels": labels},
+        "spec": {"providerID": node.provider_id},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": node.internal_ip}],
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+
+
+# ---- scenarios ----------------------------------------------------------------------------------
+
+
+def scenario_services(cloud: str) -> list[dict[str, Any]]:
+    services = [
+        make_service("tcp", [(80, "TCP"), (443, "TCP")], uid_seed=1),
+        make_service("udp", [(53, "UDP")], uid_seed=2),
+        make_service("local", [(8080, "TCP")], uid_seed=3, traffic_policy="Local"),
+        make_service("affinity", [(80, "TCP")], uid_seed=4, affinity=True),
+        make_service("ranges", [(22, "TCP")], uid_seed=5, source_ranges=["203.0.113.0/24"]),
+        make_service("internal", [(80, "TCP")], uid_seed=6, annotations=INTERNAL[cloud]),
+    ]
+    if cloud == "aws":
+        prefix = "service.beta.kubernetes.io/aws-load-balancer-"
+        services += [
+            make_service("classic", [(80, "TCP")], uid_seed=7, annotations={prefix + "type": "classic"}),
+            make_service(
+                "options",
+                [(80, "TCP")],
+                uid_seed=8,
+                annotations={
+                    prefix + "proxy-protocol": "*",
+                    prefix + "cross-zone-load-balancing-enabled": "true",
+                    prefix + "additional-resource-tags": "team=web,env=test",
+                },
+            ),
+        ]
+    return services
+
+
+def updated(cloud: str, svc: dict[str, Any]) -> dict[str, Any] | None:
+    """The scenario's change to one Service (None: left as it is)."""
+    name = svc["metadata"]["name"]
+    seed = int(svc["metadata"]["uid"][-12:])
+    ann = svc["metadata"]["annotations"]
+    if name == "tcp":  # a port added, one removed
+        return make_service(name, [(80, "TCP"), (8443, "TCP")], uid_seed=seed)
+    if name == "udp":  # a second UDP port
+        return make_service(name, [(53, "UDP"), (5353, "UDP")], uid_seed=seed)
+    if name == "local":  # Local -> Cluster: the health check changes
+        return make_service(name, [(8080, "TCP")], uid_seed=seed)
+    if name == "affinity":  # affinity off
+        return make_service(name, [(80, "TCP")], uid_seed=seed)
+    if name == "ranges":  # other source ranges
+        return make_service(name, [(22, "TCP")], uid_seed=seed, source_ranges=["198.51.100.0/24"])
+    if name == "internal":  # a port added
+        return make_service(name, [(80, "TCP"), (81, "TCP")], uid_seed=seed, annotations=ann)
+    if name == "classic":  # a listener added and a custom health check
+        prefix = "service.beta.kubernetes.io/aws-load-balancer-"
+        return make_service(
+            name,
+            [(80, "TCP"), (8080, "TCP")],
+            uid_seed=seed,
+            annotations={**ann, prefix + "healthcheck-interval": "20"},
+        )
+    if name == "options":  # options switched off, a tag dropped
+        prefix = "service.beta.kubernetes.io/aws-load-balancer-"
+        return make_service(
+            name, [(80, "TCP")], uid_seed=seed, annotations={prefix + "additional-resource-tags": "team=web"}
+        )
+    return None
+
+
+# ---- recording ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Recording:
+    cloud: str
+    #: operation -> "read" | "write", as CloudCalls classified every request it let through.
+    operations: dict[str, str] = field(default_factory=dict)
+    #: operations sent while `lbprov plan` / `lbprov gc` (dry run) ran.
+    plan_operations: dict[str, str] = field(default_factory=dict)
+    refused_during_plan: set[str] = field(default_factory=set)
+    emulator_mutations_during_plan: list[str] = field(default_factory=list)
+
+
+class _Spy:
+    """Records every operation any CloudCalls instance lets through (wraps the real method, which
+    still does all the work: guard, rate limit, count)."""
+
+    def __init__(self) -> None:
+        self.all: dict[str, str] = {}
+        self.phase: dict[str, str] = {}
+        self.refused: set[str] = set()
+
+    def install(self, mp: pytest.MonkeyPatch) -> None:
+        spy = self
+        original = CloudCalls.before_send
+
+        def before_send(calls: CloudCalls, operation: str) -> Any:
+            try:
+                kind = original(calls, operation)
+            except Exception:
+                spy.refused.add(operation)
+                raise
+            spy.all[operation] = kind
+            spy.phase[operation] = kind
+            return kind
+
+        mp.setattr(CloudCalls, "before_send", before_send)
+
+    def new_phase(self) -> None:
+        self.phase = {}
+        self.refused = set()
+
+
+def _ensure(provider: Provider, svc: Mapping[str, Any], nodes: list[dict[str, Any]]) -> None:
+    intent = build_intent(svc, nodes, IntentSettings(cluster=CLUSTER), provider)
+    provider.apply(provider.plan(intent))
+    again = provider.plan(intent)
+    assert again.empty, f"{svc['metadata']['name']}: not converged: {again.summary()}"
+
+
+def _run_cli(args: list[str]) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = lbprov_main(args)
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return code, out.getvalue() + err.getvalue()
+
+
+def exercise(cloud: str, tmp: Path) -> Recording:
+    rec = Recording(cloud)
+    cls = load_provider(cloud)
+    spy = _Spy()
+    with pytest.MonkeyPatch.context() as mp, cls.sandbox(["node-a", "node-b"]) as sb:
+        spy.install(mp)
+        settings = {**sb.settings, "cluster_name": CLUSTER}
+        provider = cls.from_settings(settings)
+        sandbox_nodes = list(sb.nodes)
+        nodes = [make_node(n) for n in sandbox_nodes]
+
+        # Create, then update, every scenario Service.
+        services = {s["metadata"]["name"]: s for s in scenario_services(cloud)}
+        for svc in services.values():
+            _ensure(provider, svc, nodes)
+        for name, svc in list(services.items()):
+            new = updated(cloud, svc)
+            if new is not None:
+                services[name] = new
+                _ensure(provider, new, nodes)
+
+        # Node churn: one node joins, then one is excluded; every Service follows.
+        if sb.add_node is not None:
+            sandbox_nodes.append(sb.add_node("node-c"))
+            nodes = [make_node(n) for n in sandbox_nodes]
+            for svc in services.values():
+                _ensure(provider, svc, nodes)
+        nodes = [make_node(n, exclude=n.name == "node-a") for n in sandbox_nodes]
+        for svc in services.values():
+            _ensure(provider, svc, nodes)
+
+        # The dry runs, through the real CLI: `lbprov plan` on manifests with unchanged, changed,
+        # new and deleted Services; `lbprov gc` against an (empty) sandbox cluster, where every load
+        # balancer is garbage and gets a delete plan.
+        spy.new_phase()
+        before = len(sb.mutating_requests()) if sb.mutating_requests else 0
+        manifests = [
+            *(s for n, s in services.items() if n not in ("tcp", "udp")),
+            make_service("tcp", [(80, "TCP")], uid_seed=1),  # changed: a port less
+            make_service("udp", [(53, "UDP")], uid_seed=2, deleting=True),  # being deleted
+            make_service("new", [(80, "TCP")], uid_seed=90),  # not created yet
+        ]
+        manifest_file = tmp / f"{cloud}-services.yaml"
+        manifest_file.write_text(yaml.safe_dump_all([*manifests, *nodes]))
+        settings_file = tmp / f"{cloud}-settings.json"
+        section = {k: v for k, v in sb.settings.items() if k != "cluster_name"}
+        settings_file.write_text(json.dumps({"cluster_name": CLUSTER, cloud: section}))
+        common = ["--provider", cloud, "--settings", str(settings_file), "-o", "json", "-q"]
+        code, output = _run_cli(["plan", *common, "-f", str(manifest_file)])
+        assert code == 2, f"lbprov plan should report pending changes (exit 2), got {code}:\n{output[-3000:]}"
+        with KubeAPIServer() as api:
+            kubeconfig = api.write_kubeconfig(tmp / f"{cloud}-kubeconfig")
+            code, output = _run_cli(["gc", *common, "--kubeconfig", kubeconfig])
+        assert code == 2, f"lbprov gc (dry run) should find garbage (exit 2), got {code}:\n{output[-3000:]}"
+        rec.plan_operations = dict(spy.phase)
+        rec.refused_during_plan = set(spy.refused)
+        if sb.mutating_requests:
+            rec.emulator_mutations_during_plan = list(sb.mutating_requests())[before:]
+
+        # Delete everything (as the controller does when the Services go); nothing owned is left.
+        for svc in services.values():
+            ref = build_intent(svc, nodes, IntentSettings(cluster=CLUSTER), provider).ref
+            provider.apply(provider.plan_delete(ref))
+            assert provider.plan_delete(ref).empty
+        assert provider.list_owned() == []
+        rec.operations = dict(spy.all)
+    return rec
+
+
+_recordings: dict[str, Recording] = {}
+
+
+@pytest.fixture(scope="module", params=lib.CLOUDS)
+def recording(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Recording]:
+    cloud = request.param
+    if cloud not in _recordings:
+        _recordings[cloud] = exercise(cloud, tmp_path_factory.mktemp(f"lp-{cloud}"))
+    yield _recordings[cloud]
+
+
+# ---- the tables ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Op:
+    kind: str  # "read" | "write"
+    permissions: tuple[str, ...]
+
+
+def permission_table(cloud: str) -> dict[str, Op]:
+    """``lbprov_<cloud>.operations.OPERATIONS`` as operation -> (kind, permissions)."""
+    module = importlib.import_module(f"lbprov_{cloud}.operations")
+    table: dict[str, Op] = {}
+    for name, op in module.OPERATIONS.items():
+        kind = str(op.kind) if hasattr(op, "kind") else "write" if op.write else "read"
+        perms = (
+            getattr(op, "iam", None) or getattr(op, "permissions", None) or getattr(op, "permission", None)
+        )
+        perms = (perms,) if isinstance(perms, str) else tuple(perms or ())
+        assert kind in ("read", "write") and perms, f"{cloud} operation {name}: {op!r}"
+        table[name] = Op(kind, perms)
+    return table
+
+
+def terraform_permissions(cloud: str) -> tuple[set[str], set[str]]:
+    """(every permission of the controller's role, those of the read-only variant), from the
+    permission lists in ``locals``: ``read_*`` lists make the read-only variant; every list named
+    ``*_actions`` / ``*_permissions`` is part of the controller's role."""
+    local = lib.tf_locals(cloud)
+    lists = {
+        k: v for k, v in local.items() if isinstance(v, list) and k.endswith(("_actions", "_permissions"))
+    }
+    assert lists, f"terraform/{cloud}: no permission lists in locals"
+    full = {p for v in lists.values() for p in v}
+    read = {p for k, v in lists.items() if k.startswith("read_") for p in v}
+    return full, read
+
+
+def _perms(table: Mapping[str, Op], ops: Mapping[str, str] | set[str]) -> set[str]:
+    return {p for op in ops for p in table[op].permissions}
+
+
+# ---- the checks ---------------------------------------------------------------------------------
+
+
+def test_every_operation_sent_is_in_the_providers_table(recording: Recording) -> None:
+    table = permission_table(recording.cloud)
+    unknown = set(recording.operations) - set(table)
+    assert not unknown, f"operations sent but missing from lbprov_{recording.cloud}/operations.py: {unknown}"
+    for op, kind in recording.operations.items():
+        assert table[op].kind == kind, (
+            f"{op}: CloudCalls counted it as {kind}, the table says {table[op].kind}"
+        )
+
+
+def test_scenarios_make_writes_of_every_kind(recording: Recording) -> None:
+    # A guard against a scenario run that silently did nothing: creates, updates and deletes happened.
+    writes = {op for op, kind in recording.operations.items() if kind == "write"}
+    assert len(writes) >= 5, writes
+
+
+def test_controller_permissions_are_exactly_those_the_provider_uses(recording: Recording) -> None:
+    cloud = recording.cloud
+    table = permission_table(cloud)
+    needed = _perms(table, recording.operations)
+    granted, _ = terraform_permissions(cloud)
+    allowed = set(ALLOWED_EXTRA[cloud])
+    missing = needed - granted
+    assert not missing, f"terraform/{cloud} lacks permissions the provider used: {sorted(missing)}"
+    extra = granted - needed - allowed
+    assert not extra, f"terraform/{cloud} grants permissions no recorded operation needs: {sorted(extra)}"
+    stale = allowed & needed
+    assert not stale, f"allow-list entries a recorded operation needs (drop them from ALLOWED_EXTRA): {stale}"
+    assert allowed <= granted, f"allow-list entries terraform/{cloud} does not grant: {allowed - granted}"
+
+
+def test_controller_permissions_cover_every_operation_in_the_table(recording: Recording) -> None:
+    # Operations the scenarios did not reach still must not fail with "access denied".
+    cloud = recording.cloud
+    table = permission_table(cloud)
+    granted, _ = terraform_permissions(cloud)
+    uncovered = {
+        op: sorted(set(o.permissions) - granted)
+        for op, o in table.items()
+        if not set(o.permissions) <= granted
+    }
+    assert not uncovered, f"terraform/{cloud} does not cover: {uncovered}"
+
+
+def test_dry_runs_send_no_write(recording: Recording) -> None:
+    assert recording.plan_operations, "lbprov plan sent no cloud request at all"
+    writes = {op for op, kind in recording.plan_operations.items() if kind == "write"}
+    assert not writes
+    assert not recording.refused_during_plan
+    assert recording.emulator_mutations_during_plan == []
+
+
+def test_read_only_variant_covers_every_read_of_plan_and_no_write(recording: Recording) -> None:
+    cloud = recording.cloud
+    table = permission_table(cloud)
+    granted, read_only = terraform_permissions(cloud)
+    plan_reads = _perms(table, recording.plan_operations)
+    missing = plan_reads - read_only
+    assert not missing, f"terraform/{cloud} read-only variant lacks: {sorted(missing)}"
+    write_perms = _perms(table, {op for op, o in table.items() if o.kind == "write"})
+    read_perms = _perms(table, {op for op, o in table.items() if o.kind == "read"})
+    assert not read_only & (write_perms - read_perms), (
+        f"read-only grants write permissions: {read_only & write_perms}"
+    )
+    assert read_only <= read_perms, f"read-only grants what no read needs: {sorted(read_only - read_perms)}"
+    # The controller's reads are the read-only variant's reads: one list, one truth.
+    assert read_only == granted & read_perms
+
+
+def test_read_only_variant_is_what_terraform_outputs(recording: Recording) -> None:
+    # The read-only resources are built from the read_* lists alone.
+    cloud = recording.cloud
+    text = "\n".join(p.read_text() for p in (lib.TERRAFORM / cloud).glob("*.tf"))
+    local = lib.tf_locals(cloud)
+    read_lists = [k for k in local if k.startswith("read_") and isinstance(local[k], list)]
+    assert len(read_lists) == 1
+    assert text.count(f"local.{read_lists[0]}") >= 2  # in the controller's role and the read-only one
