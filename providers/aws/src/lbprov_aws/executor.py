@@ -1,0 +1,346 @@
+"""Carry out a plan's changes, in order, one AWS call (or a few) per change.
+
+A change whose resource another change created earlier in the same apply (a listener forwarding to
+a new target group, a rule admitting a new security group) finds it in the apply's context, which
+starts from the ARNs and IDs the plan read. Nothing is written that the plan did not list; if a call
+fails, the exception propagates and a fresh plan picks up from what exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from lbprov.model import Action, Change, Ingress, Plan
+from lbprov_aws.clients import AWSClients
+from lbprov_aws.observe import chunks
+from lbprov_aws.operations import error_code
+from lbprov_aws.planner import LB_ATTRIBUTE_DEFAULTS, TG_ATTRIBUTE_DEFAULTS
+
+
+def _tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+
+def _tag_diff(before: Mapping[str, str], after: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    add = {k: v for k, v in after.items() if before.get(k) != v}
+    remove = [k for k in before if k not in after]
+    return add, remove
+
+
+class Executor:
+    def __init__(self, clients: AWSClients) -> None:
+        self.clients = clients
+
+    def apply(self, plan: Plan) -> tuple[Ingress, ...]:
+        ctx: dict[str, Any] = {
+            "lb_arn": plan.data.get("lb_arn"),
+            "dns": plan.data.get("dns"),
+            "tg_arns": dict(plan.data.get("tg_arns", {})),
+            "elb_sg_id": plan.data.get("elb_sg_id"),
+            "vpc_id": plan.data.get("vpc_id"),
+        }
+        handlers: dict[str, Callable[[Change, dict[str, Any]], None]] = {
+            "tg": self._tg,
+            "nlb": self._nlb,
+            "listener": self._listener,
+            "node-sg-range": self._node_range,
+            "node-sg-pair": self._node_pair,
+            "elb-sg": self._elb_sg,
+            "elb-sg-rule": self._elb_sg_rule,
+            "classic": self._classic,
+            "classic-listener": self._classic_listener,
+        }
+        for change in plan.changes:
+            handlers[change.data["type"]](change, ctx)
+        if plan.is_delete:
+            return ()
+        return (Ingress(hostname=ctx["dns"]),) if ctx.get("dns") else plan.ingress
+
+    # -- target groups ---------------------------------------------------------------------------
+
+    def _tg(self, c: Change, ctx: dict[str, Any]) -> None:
+        call = self.clients.call
+        if c.action is Action.DELETE:
+            call("elbv2:DeleteTargetGroup", TargetGroupArn=c.cloud_id)
+            ctx["tg_arns"].pop(c.name, None)
+            return
+        after = dict(c.after or {})
+        hc = after["health_check"]
+        if c.action is Action.CREATE:
+            params: dict[str, Any] = {
+                "Name": c.name,
+                "Protocol": after["protocol"],
+                "Port": after["port"],
+                "VpcId": after["vpc"],
+                "TargetType": "instance",
+                "Tags": _tags(after["tags"]),
+                **self._health_params(hc),
+            }
+            arn = call("elbv2:CreateTargetGroup", **params)["TargetGroups"][0]["TargetGroupArn"]
+            ctx["tg_arns"][c.name] = arn
+            if any(after["attributes"].get(k, v) != v for k, v in TG_ATTRIBUTE_DEFAULTS.items()) or (
+                after["attributes"].get("stickiness.enabled") == "true"
+            ):
+                self._tg_attributes(arn, after["attributes"])
+            self._targets(arn, [], after["targets"], after["port"])
+            return
+        before = dict(c.before or {})
+        arn = c.cloud_id
+        if before["health_check"] != hc:
+            call("elbv2:ModifyTargetGroup", TargetGroupArn=arn, **self._health_params(hc))
+        if before["attributes"] != after["attributes"]:
+            self._tg_attributes(arn, after["attributes"])
+        if before["targets"] != after["targets"]:
+            self._targets(arn, before["targets"], after["targets"], after["port"])
+        if before["tags"] != after["tags"]:
+            self._elbv2_tags(arn, before["tags"], after["tags"])
+
+    @staticmethod
+    def _health_params(hc: Mapping[str, Any]) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "HealthCheckProtocol": hc["protocol"],
+            "HealthCheckPort": hc["port"],
+            "HealthCheckEnabled": True,
+            "HealthCheckIntervalSeconds": hc["interval"],
+            "HealthCheckTimeoutSeconds": hc["timeout"],
+            "HealthyThresholdCount": hc["healthy"],
+            "UnhealthyThresholdCount": hc["unhealthy"],
+        }
+        if hc.get("path"):
+            params["HealthCheckPath"] = hc["path"]
+        return params
+
+    def _tg_attributes(self, arn: str | None, attrs: Mapping[str, str]) -> None:
+        self.clients.call(
+            "elbv2:ModifyTargetGroupAttributes",
+            TargetGroupArn=arn,
+            Attributes=[{"Key": k, "Value": v} for k, v in sorted(attrs.items())],
+        )
+
+    def _targets(self, arn: str | None, before: list[str], after: list[str], port: int) -> None:
+        add = sorted(set(after) - set(before))
+        remove = sorted(set(before) - set(after))
+        for batch in chunks(add, 100):
+            self.clients.call("elbv2:RegisterTargets", TargetGroupArn=arn, Targets=[{"Id": i} for i in batch])
+        for batch in chunks(remove, 100):
+            self.clients.call("elbv2:DeregisterTargets", TargetGroupArn=arn, Targets=[{"Id": i} for i in batch])
+
+    def _elbv2_tags(self, arn: str | None, before: Mapping[str, str], after: Mapping[str, str]) -> None:
+        add, remove = _tag_diff(before, after)
+        if add:
+            self.clients.call("elbv2:AddTags", ResourceArns=[arn], Tags=_tags(add))
+        if remove:
+            self.clients.call("elbv2:RemoveTags", ResourceArns=[arn], TagKeys=remove)
+
+    # -- NLB -------------------------------------------------------------------------------------
+
+    def _nlb(self, c: Change, ctx: dict[str, Any]) -> None:
+        call = self.clients.call
+        if c.action in (Action.DELETE, Action.REPLACE):
+            call("elbv2:DeleteLoadBalancer", LoadBalancerArn=c.cloud_id)
+            if c.action is Action.DELETE:
+                return
+        after = dict(c.after or {})
+        if c.action in (Action.CREATE, Action.REPLACE):
+            lb = call(
+                "elbv2:CreateLoadBalancer",
+                Name=c.name,
+                Subnets=after["subnets"],
+                Scheme=after["scheme"],
+                Type="network",
+                IpAddressType="ipv4",
+                Tags=_tags(after["tags"]),
+            )["LoadBalancers"][0]
+            ctx["lb_arn"], ctx["dns"] = lb["LoadBalancerArn"], lb.get("DNSName")
+            if after["attributes"] != {k: LB_ATTRIBUTE_DEFAULTS.get(k) for k in after["attributes"]}:
+                self._lb_attributes(ctx["lb_arn"], after["attributes"])
+            return
+        before = dict(c.before or {})
+        arn = c.cloud_id
+        if before["subnets"] != after["subnets"]:
+            call("elbv2:SetSubnets", LoadBalancerArn=arn, Subnets=after["subnets"])
+        if before["attributes"] != after["attributes"]:
+            self._lb_attributes(arn, after["attributes"])
+        if before["tags"] != after["tags"]:
+            self._elbv2_tags(arn, before["tags"], after["tags"])
+
+    def _lb_attributes(self, arn: str | None, attrs: Mapping[str, str]) -> None:
+        self.clients.call(
+            "elbv2:ModifyLoadBalancerAttributes",
+            LoadBalancerArn=arn,
+            Attributes=[{"Key": k, "Value": v} for k, v in sorted(attrs.items())],
+        )
+
+    def _listener(self, c: Change, ctx: dict[str, Any]) -> None:
+        if c.action is Action.DELETE:
+            self.clients.call("elbv2:DeleteListener", ListenerArn=c.cloud_id)
+            return
+        after = dict(c.after or {})
+        params: dict[str, Any] = {
+            "Protocol": after["protocol"],
+            "Port": after["port"],
+            "DefaultActions": [{"Type": "forward", "TargetGroupArn": ctx["tg_arns"][after["target_group"]]}],
+        }
+        if after.get("certificate"):
+            params["Certificates"] = [{"CertificateArn": after["certificate"]}]
+            params["SslPolicy"] = after["ssl_policy"]
+        if c.action is Action.CREATE:
+            self.clients.call("elbv2:CreateListener", LoadBalancerArn=ctx["lb_arn"], **params)
+        else:
+            self.clients.call("elbv2:ModifyListener", ListenerArn=c.cloud_id, **params)
+
+    # -- security groups -------------------------------------------------------------------------
+
+    def _ingress(self, action: Action, group_id: str, permission: Mapping[str, Any]) -> None:
+        op = "AuthorizeSecurityGroupIngress" if action is Action.CREATE else "RevokeSecurityGroupIngress"
+        resp = self.clients.call(f"ec2:{op}", GroupId=group_id, IpPermissions=[dict(permission)])
+        if resp.get("UnknownIpPermissions"):
+            # Someone (a concurrent plan) already changed this rule: fail so the Service is re-planned.
+            raise RuntimeError(f"{group_id}: rule to revoke no longer exists: {resp['UnknownIpPermissions']}")
+
+    def _node_range(self, c: Change, ctx: dict[str, Any]) -> None:
+        assert c.cloud_id is not None
+        self._ingress(c.action, c.cloud_id, c.data["permission"])
+
+    def _node_pair(self, c: Change, ctx: dict[str, Any]) -> None:
+        assert c.cloud_id is not None
+        source = c.data.get("source") or ctx["elb_sg_id"]
+        perm = {
+            "IpProtocol": "-1",
+            "UserIdGroupPairs": [{"GroupId": source, "Description": c.data["description"]}],
+        }
+        self._ingress(c.action, c.cloud_id, perm)
+
+    def _elb_sg(self, c: Change, ctx: dict[str, Any]) -> None:
+        if c.action is Action.DELETE:
+            self.clients.call("ec2:DeleteSecurityGroup", GroupId=c.cloud_id)
+            return
+        after = dict(c.after or {})
+        resp = self.clients.call(
+            "ec2:CreateSecurityGroup",
+            GroupName=c.name,
+            Description=f"lbprov: classic ELB {c.name[len('k8s-elb-'):]}",
+            VpcId=after["vpc"],
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": _tags(after["tags"])}],
+        )
+        ctx["elb_sg_id"] = resp["GroupId"]
+
+    def _elb_sg_rule(self, c: Change, ctx: dict[str, Any]) -> None:
+        self._ingress(c.action, ctx["elb_sg_id"], c.data["permission"])
+
+    # -- classic ELB -----------------------------------------------------------------------------
+
+    def _classic(self, c: Change, ctx: dict[str, Any]) -> None:
+        call = self.clients.call
+        name = c.name
+        if c.action in (Action.DELETE, Action.REPLACE):
+            call("elb:DeleteLoadBalancer", LoadBalancerName=name)
+            if c.action is Action.DELETE:
+                return
+        after = dict(c.after or {})
+        sgs = [ctx["elb_sg_id"] if g == c.data.get("sg_name") else g for g in after["security_groups"]]
+        if c.action in (Action.CREATE, Action.REPLACE):
+            resp = call(
+                "elb:CreateLoadBalancer",
+                LoadBalancerName=name,
+                Listeners=[self._classic_listener_params(li) for li in after["listeners"]],
+                Subnets=after["subnets"],
+                SecurityGroups=sgs,
+                Scheme=after["scheme"],
+                Tags=_tags(after["tags"]),
+            )
+            ctx["dns"] = resp.get("DNSName")
+            self._classic_health(name, after["health_check"])
+            if after["cross_zone"]:
+                self._classic_cross_zone(name, True)
+            self._classic_instances(name, [], after["instances"])
+            return
+        before = dict(c.before or {})
+        if before["subnets"] != after["subnets"]:
+            add = sorted(set(after["subnets"]) - set(before["subnets"]))
+            remove = sorted(set(before["subnets"]) - set(after["subnets"]))
+            if add:
+                call("elb:AttachLoadBalancerToSubnets", LoadBalancerName=name, Subnets=add)
+            if remove:
+                call("elb:DetachLoadBalancerFromSubnets", LoadBalancerName=name, Subnets=remove)
+        if before["security_groups"] != sgs:
+            call("elb:ApplySecurityGroupsToLoadBalancer", LoadBalancerName=name, SecurityGroups=sgs)
+        if before["health_check"] != after["health_check"]:
+            self._classic_health(name, after["health_check"])
+        if before["cross_zone"] != after["cross_zone"]:
+            self._classic_cross_zone(name, after["cross_zone"])
+        if before["instances"] != after["instances"]:
+            self._classic_instances(name, before["instances"], after["instances"])
+        if before["tags"] != after["tags"]:
+            add, remove = _tag_diff(before["tags"], after["tags"])
+            if add:
+                call("elb:AddTags", LoadBalancerNames=[name], Tags=_tags(add))
+            if remove:
+                call("elb:RemoveTags", LoadBalancerNames=[name], Tags=[{"Key": k} for k in remove])
+
+    @staticmethod
+    def _classic_listener_params(li: Mapping[str, Any]) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "Protocol": li["protocol"],
+            "LoadBalancerPort": li["port"],
+            "InstanceProtocol": li["instance_protocol"],
+            "InstancePort": li["instance_port"],
+        }
+        if li.get("certificate"):
+            params["SSLCertificateId"] = li["certificate"]
+        return params
+
+    def _classic_health(self, name: str, hc: Mapping[str, Any]) -> None:
+        self.clients.call(
+            "elb:ConfigureHealthCheck",
+            LoadBalancerName=name,
+            HealthCheck={
+                "Target": hc["target"],
+                "Interval": hc["interval"],
+                "Timeout": hc["timeout"],
+                "HealthyThreshold": hc["healthy"],
+                "UnhealthyThreshold": hc["unhealthy"],
+            },
+        )
+
+    def _classic_cross_zone(self, name: str, enabled: bool) -> None:
+        self.clients.call(
+            "elb:ModifyLoadBalancerAttributes",
+            LoadBalancerName=name,
+            LoadBalancerAttributes={"CrossZoneLoadBalancing": {"Enabled": enabled}},
+        )
+
+    def _classic_instances(self, name: str, before: list[str], after: list[str]) -> None:
+        add = sorted(set(after) - set(before))
+        remove = sorted(set(before) - set(after))
+        if add:
+            self.clients.call(
+                "elb:RegisterInstancesWithLoadBalancer", LoadBalancerName=name,
+                Instances=[{"InstanceId": i} for i in add],
+            )
+        if remove:
+            self.clients.call(
+                "elb:DeregisterInstancesFromLoadBalancer", LoadBalancerName=name,
+                Instances=[{"InstanceId": i} for i in remove],
+            )
+
+    def _classic_listener(self, c: Change, ctx: dict[str, Any]) -> None:
+        name = c.cloud_id
+        if c.action in (Action.DELETE, Action.REPLACE):
+            assert c.before is not None
+            self.clients.call(
+                "elb:DeleteLoadBalancerListeners", LoadBalancerName=name, LoadBalancerPorts=[c.before["port"]]
+            )
+        if c.action in (Action.CREATE, Action.REPLACE):
+            assert c.after is not None
+            self.clients.call(
+                "elb:CreateLoadBalancerListeners", LoadBalancerName=name,
+                Listeners=[self._classic_listener_params(c.after)],
+            )
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return isinstance(exc, ClientError) and error_code(exc).endswith("NotFound")

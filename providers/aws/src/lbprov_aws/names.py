@@ -1,0 +1,58 @@
+"""AWS resource names and rule descriptions derived from the Service identity.
+
+Target group names follow upstream's shape ``k8s-<ns8>-<name8>-<hash10>`` (32 characters at most,
+AWS's limit). The hash covers the cluster, the Service UID and every immutable field of a target
+group (protocol, port = NodePort, target type) plus the service port, so changing any of them yields
+a new name: the plan creates the new group, moves the listener and deletes the old one. All of a
+Service's groups share the prefix ``k8s-<ns8>-<name8>-``, which lets a plan list candidates without
+reading every group's tags.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lbprov.model import Port, ServiceRef
+from lbprov.naming import short_hash
+
+_NON_NAME = re.compile(r"[^a-z0-9-]")
+
+#: Description of node security group rules for NLB client traffic (NodePorts from source ranges).
+CLIENT_RULE = "client"
+#: Description of node security group rules for NLB health checks (from the VPC CIDR).
+HEALTH_RULE = "health"
+
+
+def _part(value: str) -> str:
+    return _NON_NAME.sub("", value.lower())[:8].strip("-") or "x"
+
+
+def target_group_prefix(ref: ServiceRef) -> str:
+    return f"k8s-{_part(ref.namespace)}-{_part(ref.name)}-"
+
+
+def target_group_name(cluster: str, ref: ServiceRef, port: Port) -> str:
+    digest = short_hash(cluster, ref.uid, port.protocol, port.port, port.node_port, "instance")
+    name = target_group_prefix(ref) + digest
+    assert len(name) <= 32, name
+    return name
+
+
+def elb_security_group_name(lb_name: str) -> str:
+    """The classic ELB's own security group (upstream's name)."""
+    return f"k8s-elb-{lb_name}"
+
+
+def nlb_rule_description(kind: str, cluster: str) -> str:
+    """Node security group rules are shared by the cluster's NLB Services (aggregated port ranges),
+    so they name the cluster, not one load balancer."""
+    return f"lbprov.io/rule/nlb/{kind}={cluster}"
+
+
+def elb_rule_description(lb_name: str) -> str:
+    """The node security group rule that lets one classic ELB's security group in."""
+    return f"lbprov.io/rule/elb={lb_name}"
+
+
+def elb_sg_rule_description(lb_name: str) -> str:
+    return f"lbprov.io/rule/elb-client={lb_name}"

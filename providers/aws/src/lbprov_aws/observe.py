@@ -1,0 +1,504 @@
+"""Reading the cloud: what exists for one Service and for the cluster, with batched describes.
+
+One plan costs one round of reads: the load balancer by name (both kinds), the target groups (one
+listing, filtered by the Service's name prefix), their tags in batches of 20 ARNs, the listeners and
+attributes of what is ours, and the cluster context (instances, subnets, VPC CIDRs, security groups).
+
+A :class:`ReadRound` (``with provider.read_round(): ...``) caches the account-wide listings for the
+length of one reconcile round: every load balancer and target group is listed once, and their tags
+are read 20 ARNs per call, so re-planning N unchanged Services costs a few shared calls plus the
+per-Service detail reads (listeners, attributes, registered targets), instead of ~8 shared reads per
+Service. ``apply`` marks the Service dirty and drops the security group cache, so later plans in the
+same round see their own writes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from lbprov import naming
+from lbprov_aws.clients import AWSClients
+from lbprov_aws.operations import error_code
+
+BATCH = 20
+
+
+def tag_dict(tags: Iterable[dict[str, str]] | None) -> dict[str, str]:
+    return {t["Key"]: t.get("Value", "") for t in tags or []}
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+@dataclass
+class ObservedTG:
+    arn: str
+    name: str
+    protocol: str
+    port: int
+    vpc_id: str
+    lb_arns: tuple[str, ...]
+    health: dict[str, Any]
+    tags: dict[str, str]
+    attributes: dict[str, str] | None = None
+    targets: tuple[str, ...] | None = None
+
+    @property
+    def health_port(self) -> int:
+        port = self.health.get("port")
+        return int(port) if isinstance(port, str) and port.isdigit() else self.port
+
+
+@dataclass
+class ObservedListener:
+    arn: str
+    port: int
+    protocol: str
+    target_group_arn: str | None
+    certificate: str | None
+    ssl_policy: str | None
+
+
+@dataclass
+class ObservedNLB:
+    arn: str
+    name: str
+    dns: str
+    scheme: str
+    subnets: tuple[str, ...]
+    vpc_id: str
+    tags: dict[str, str]
+    attributes: dict[str, str] | None = None
+    listeners: list[ObservedListener] | None = None
+
+
+@dataclass
+class ObservedClassic:
+    name: str
+    dns: str
+    scheme: str
+    subnets: tuple[str, ...]
+    vpc_id: str
+    listeners: list[dict[str, Any]]
+    health_check: dict[str, Any]
+    instances: tuple[str, ...]
+    security_groups: tuple[str, ...]
+    tags: dict[str, str]
+    cross_zone: bool | None = None
+
+
+@dataclass
+class ObservedSG:
+    id: str
+    name: str
+    vpc_id: str
+    tags: dict[str, str]
+    permissions: list[dict[str, Any]]
+
+
+@dataclass
+class ServiceState:
+    """Everything found under the Service's names: the caller checks ownership."""
+
+    nlb: ObservedNLB | None = None
+    classic: ObservedClassic | None = None
+    #: Target groups with the Service's name prefix (owned or not: compare tags).
+    target_groups: list[ObservedTG] = field(default_factory=list)
+
+
+@dataclass
+class ClusterContext:
+    vpc_id: str | None
+    vpc_cidrs: tuple[str, ...]
+    subnets: list[dict[str, Any]]
+    #: Cluster-tagged security groups (node groups and classic ELB groups), plus an explicit node SG.
+    security_groups: list[ObservedSG]
+    instances: dict[str, dict[str, Any]]
+
+
+def _nlb(raw: dict[str, Any], tags: dict[str, str]) -> ObservedNLB:
+    return ObservedNLB(
+        arn=raw["LoadBalancerArn"],
+        name=raw["LoadBalancerName"],
+        dns=raw.get("DNSName", ""),
+        scheme=raw.get("Scheme", "internet-facing"),
+        subnets=tuple(sorted(az["SubnetId"] for az in raw.get("AvailabilityZones", []) if az.get("SubnetId"))),
+        vpc_id=raw.get("VpcId", ""),
+        tags=tags,
+    )
+
+
+def _classic(raw: dict[str, Any], tags: dict[str, str]) -> ObservedClassic:
+    return ObservedClassic(
+        name=raw["LoadBalancerName"],
+        dns=raw.get("DNSName", ""),
+        scheme=raw.get("Scheme", "internet-facing"),
+        subnets=tuple(sorted(raw.get("Subnets", []))),
+        vpc_id=raw.get("VPCId", ""),
+        listeners=[d["Listener"] for d in raw.get("ListenerDescriptions", [])],
+        health_check=dict(raw.get("HealthCheck") or {}),
+        instances=tuple(sorted(i["InstanceId"] for i in raw.get("Instances", []))),
+        security_groups=tuple(sorted(raw.get("SecurityGroups", []))),
+        tags=tags,
+    )
+
+
+def normalise_health(raw: dict[str, Any]) -> dict[str, Any]:
+    protocol = raw.get("HealthCheckProtocol", "TCP")
+    return {
+        "protocol": protocol,
+        "port": str(raw.get("HealthCheckPort", "traffic-port")),
+        "path": raw.get("HealthCheckPath") if protocol in ("HTTP", "HTTPS") else None,
+        "interval": raw.get("HealthCheckIntervalSeconds"),
+        "timeout": raw.get("HealthCheckTimeoutSeconds"),
+        "healthy": raw.get("HealthyThresholdCount"),
+        "unhealthy": raw.get("UnhealthyThresholdCount"),
+    }
+
+
+def _tg(raw: dict[str, Any], tags: dict[str, str]) -> ObservedTG:
+    return ObservedTG(
+        arn=raw["TargetGroupArn"],
+        name=raw["TargetGroupName"],
+        protocol=raw.get("Protocol", ""),
+        port=int(raw.get("Port", 0)),
+        vpc_id=raw.get("VpcId", ""),
+        lb_arns=tuple(raw.get("LoadBalancerArns", [])),
+        health=normalise_health(raw),
+        tags=tags,
+    )
+
+
+def _sg(raw: dict[str, Any]) -> ObservedSG:
+    return ObservedSG(
+        id=raw["GroupId"],
+        name=raw.get("GroupName", ""),
+        vpc_id=raw.get("VpcId", ""),
+        tags=tag_dict(raw.get("Tags")),
+        permissions=list(raw.get("IpPermissions", [])),
+    )
+
+
+def _could_be_ours_lb(name: str) -> bool:
+    return len(name) == 32 and name.startswith("a")
+
+
+class ReadRound:
+    """Account-wide listings cached for one reconcile round (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.nlbs: dict[str, ObservedNLB] | None = None
+        self.classics: dict[str, ObservedClassic] | None = None
+        self.target_groups: list[ObservedTG] | None = None
+        self.subnets: dict[str, list[dict[str, Any]]] = {}
+        self.vpc_cidrs: dict[str, tuple[str, ...]] = {}
+        self.cluster_sgs: list[ObservedSG] | None = None
+        self.instances: dict[str, dict[str, Any]] = {}
+        self.dirty: set[str] = set()
+
+    def invalidate(self, uid: str) -> None:
+        """After a write for ``uid``: its cached resources and the shared security groups are stale."""
+        with self.lock:
+            self.dirty.add(uid)
+            self.cluster_sgs = None
+
+
+class Reader:
+    """All read calls of the provider, direct or through the current :class:`ReadRound`."""
+
+    def __init__(self, clients: AWSClients, cluster: str, node_sg_id: str | None = None) -> None:
+        self.clients = clients
+        self.cluster = cluster
+        self.node_sg_id = node_sg_id
+        self.round: ReadRound | None = None
+
+    # -- load balancers and target groups ------------------------------------------------------
+
+    def service_state(self, uid: str, lb_name: str, tg_prefix: str) -> ServiceState:
+        rnd = self.round
+        if rnd is not None and uid not in rnd.dirty:
+            with rnd.lock:
+                self._fill_round(rnd)
+                assert rnd.nlbs is not None and rnd.classics is not None and rnd.target_groups is not None
+                nlb = rnd.nlbs.get(lb_name)
+                classic = rnd.classics.get(lb_name)
+                tgs = [tg for tg in rnd.target_groups if tg.name.startswith(tg_prefix)]
+            # Copies: details are filled per plan and must not leak into the shared cache.
+            state = ServiceState(
+                nlb=_copy_nlb(nlb) if nlb else None,
+                classic=classic,
+                target_groups=[_copy_tg(tg) for tg in tgs],
+            )
+        else:
+            state = self._direct_state(lb_name, tg_prefix)
+        self._details(state, uid)
+        return state
+
+    def _direct_state(self, lb_name: str, tg_prefix: str) -> ServiceState:
+        state = ServiceState()
+        raw_nlb = self._describe_one("elbv2:DescribeLoadBalancers", "LoadBalancers", Names=[lb_name])
+        raw_classic = self._describe_one(
+            "elb:DescribeLoadBalancers", "LoadBalancerDescriptions", LoadBalancerNames=[lb_name]
+        )
+        raw_tgs = [
+            tg for tg in self._list_target_groups() if str(tg["TargetGroupName"]).startswith(tg_prefix)
+        ]
+        arns = ([raw_nlb["LoadBalancerArn"]] if raw_nlb else []) + [tg["TargetGroupArn"] for tg in raw_tgs]
+        tags = self.elbv2_tags(arns)
+        if raw_nlb and raw_nlb.get("LoadBalancerName") == lb_name:
+            state.nlb = _nlb(raw_nlb, tags.get(raw_nlb["LoadBalancerArn"], {}))
+        if raw_classic and raw_classic.get("LoadBalancerName") == lb_name:
+            state.classic = _classic(raw_classic, self.elb_tags([lb_name]).get(lb_name, {}))
+        state.target_groups = [_tg(tg, tags.get(tg["TargetGroupArn"], {})) for tg in raw_tgs]
+        return state
+
+    def _describe_one(self, op: str, key: str, **params: Any) -> dict[str, Any] | None:
+        try:
+            found = self.clients.call(op, **params).get(key, [])
+        except ClientError as exc:
+            if error_code(exc) in ("LoadBalancerNotFound", "AccessPointNotFound"):
+                return None
+            raise
+        return found[0] if found else None
+
+    def _list_target_groups(self) -> list[dict[str, Any]]:
+        return list(
+            self.clients.pages(
+                "elbv2:DescribeTargetGroups", "TargetGroups", token_in="Marker", token_out="NextMarker",
+                PageSize=400,
+            )
+        )
+
+    def elbv2_tags(self, arns: Sequence[str]) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for batch in chunks(list(arns), BATCH):
+            resp = self.clients.call("elbv2:DescribeTags", ResourceArns=list(batch))
+            for desc in resp.get("TagDescriptions", []):
+                out[desc["ResourceArn"]] = tag_dict(desc.get("Tags"))
+        return out
+
+    def elb_tags(self, names: Sequence[str]) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for batch in chunks(list(names), BATCH):
+            resp = self.clients.call("elb:DescribeTags", LoadBalancerNames=list(batch))
+            for desc in resp.get("TagDescriptions", []):
+                out[desc["LoadBalancerName"]] = tag_dict(desc.get("Tags"))
+        return out
+
+    def _fill_round(self, rnd: ReadRound) -> None:
+        if rnd.nlbs is None:
+            raw = [
+                lb
+                for lb in self.clients.pages(
+                    "elbv2:DescribeLoadBalancers", "LoadBalancers", token_in="Marker",
+                    token_out="NextMarker", PageSize=400,
+                )
+                # Every type: ALB and NLB names share one namespace, so a foreign ALB collides too.
+                if _could_be_ours_lb(lb["LoadBalancerName"])
+            ]
+            tags = self.elbv2_tags([lb["LoadBalancerArn"] for lb in raw])
+            rnd.nlbs = {lb["LoadBalancerName"]: _nlb(lb, tags.get(lb["LoadBalancerArn"], {})) for lb in raw}
+        if rnd.classics is None:
+            raw = [
+                lb
+                for lb in self.clients.pages(
+                    "elb:DescribeLoadBalancers", "LoadBalancerDescriptions", token_in="Marker",
+                    token_out="NextMarker", PageSize=400,
+                )
+                if _could_be_ours_lb(lb["LoadBalancerName"])
+            ]
+            tags = self.elb_tags([lb["LoadBalancerName"] for lb in raw])
+            rnd.classics = {
+                lb["LoadBalancerName"]: _classic(lb, tags.get(lb["LoadBalancerName"], {})) for lb in raw
+            }
+        if rnd.target_groups is None:
+            raw = [tg for tg in self._list_target_groups() if str(tg["TargetGroupName"]).startswith("k8s-")]
+            tags = self.elbv2_tags([tg["TargetGroupArn"] for tg in raw])
+            rnd.target_groups = [_tg(tg, tags.get(tg["TargetGroupArn"], {})) for tg in raw]
+
+    def _details(self, state: ServiceState, uid: str) -> None:
+        """Per-resource reads, only for what this Service owns (the rest is never changed)."""
+        if state.nlb and naming.is_owned_by_service(state.nlb.tags, self.cluster, uid):
+            arn = state.nlb.arn
+            attrs = self.clients.call("elbv2:DescribeLoadBalancerAttributes", LoadBalancerArn=arn)
+            state.nlb.attributes = {a["Key"]: a["Value"] for a in attrs.get("Attributes", [])}
+            state.nlb.listeners = [
+                ObservedListener(
+                    arn=li["ListenerArn"],
+                    port=int(li["Port"]),
+                    protocol=li["Protocol"],
+                    target_group_arn=next(
+                        (a.get("TargetGroupArn") for a in li.get("DefaultActions", []) if a.get("Type") == "forward"),
+                        None,
+                    ),
+                    certificate=(li.get("Certificates") or [{}])[0].get("CertificateArn"),
+                    ssl_policy=li.get("SslPolicy"),
+                )
+                for li in self.clients.pages(
+                    "elbv2:DescribeListeners", "Listeners", token_in="Marker", token_out="NextMarker",
+                    LoadBalancerArn=arn,
+                )
+            ]
+        for tg in state.target_groups:
+            if not naming.is_owned_by_service(tg.tags, self.cluster, uid):
+                continue
+            attrs = self.clients.call("elbv2:DescribeTargetGroupAttributes", TargetGroupArn=tg.arn)
+            tg.attributes = {a["Key"]: a["Value"] for a in attrs.get("Attributes", [])}
+            health = self.clients.call("elbv2:DescribeTargetHealth", TargetGroupArn=tg.arn)
+            tg.targets = tuple(
+                sorted(
+                    {
+                        d["Target"]["Id"]
+                        for d in health.get("TargetHealthDescriptions", [])
+                        if d.get("TargetHealth", {}).get("State") != "draining"
+                    }
+                )
+            )
+        if state.classic and naming.is_owned_by_service(state.classic.tags, self.cluster, uid):
+            attrs = self.clients.call("elb:DescribeLoadBalancerAttributes", LoadBalancerName=state.classic.name)
+            cz = attrs.get("LoadBalancerAttributes", {}).get("CrossZoneLoadBalancing", {})
+            state.classic.cross_zone = bool(cz.get("Enabled", False))
+
+    def all_owned(self) -> tuple[list[ObservedNLB], list[ObservedClassic], list[ObservedTG]]:
+        """Every load balancer and target group of the account that this cluster owns."""
+        rnd = self.round or ReadRound()
+        with rnd.lock:
+            if self.round is None or rnd.dirty:
+                rnd.nlbs = rnd.classics = rnd.target_groups = None
+            self._fill_round(rnd)
+            assert rnd.nlbs is not None and rnd.classics is not None and rnd.target_groups is not None
+            owned = lambda tags: naming.is_owned_by_cluster(tags, self.cluster)  # noqa: E731
+            return (
+                [lb for lb in rnd.nlbs.values() if owned(lb.tags)],
+                [lb for lb in rnd.classics.values() if owned(lb.tags)],
+                [tg for tg in rnd.target_groups if owned(tg.tags)],
+            )
+
+    # -- cluster context -------------------------------------------------------------------------
+
+    def cluster_context(
+        self, instance_ids: Sequence[str], *, vpc_id: str | None, need_vpc: bool = True
+    ) -> ClusterContext:
+        instances = self.instances(instance_ids)
+        if vpc_id is None:
+            vpcs = sorted({i.get("VpcId", "") for i in instances.values() if i.get("VpcId")})
+            if len(vpcs) > 1:
+                raise RuntimeError(f"the nodes' instances are in several VPCs ({', '.join(vpcs)}); set vpc_id")
+            vpc_id = vpcs[0] if vpcs else None
+        subnets: list[dict[str, Any]] = []
+        if need_vpc:
+            if vpc_id is None:
+                subnets = self._subnets_by_cluster_tag()
+                vpcs = sorted({s["VpcId"] for s in subnets})
+                if len(vpcs) != 1:
+                    raise RuntimeError(
+                        "cannot tell the cluster's VPC: no node instance found and "
+                        f"{len(vpcs)} VPCs have subnets tagged {naming.cluster_tag_key(self.cluster)}; "
+                        "set the vpc_id setting"
+                    )
+                vpc_id = vpcs[0]
+            subnets = self.subnets(vpc_id)
+        cidrs = self.vpc_cidrs(vpc_id) if (need_vpc and vpc_id) else ()
+        return ClusterContext(
+            vpc_id=vpc_id,
+            vpc_cidrs=cidrs,
+            subnets=subnets,
+            security_groups=self.security_groups(),
+            instances=instances,
+        )
+
+    def instances(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        wanted = sorted(set(ids))
+        rnd = self.round
+        cache: dict[str, dict[str, Any]] = rnd.instances if rnd else {}
+        missing = [i for i in wanted if i not in cache]
+        # A filter (unlike InstanceIds=) ignores unknown IDs instead of failing the whole call.
+        for batch in chunks(missing, 200):
+            for res in self.clients.pages(
+                "ec2:DescribeInstances", "Reservations", token_in="NextToken", token_out="NextToken",
+                Filters=[{"Name": "instance-id", "Values": list(batch)}],
+            ):
+                for inst in res.get("Instances", []):
+                    if inst.get("State", {}).get("Name") in ("terminated", "shutting-down"):
+                        continue
+                    cache[inst["InstanceId"]] = inst
+        return {i: cache[i] for i in wanted if i in cache}
+
+    def _subnets_by_cluster_tag(self) -> list[dict[str, Any]]:
+        return list(
+            self.clients.pages(
+                "ec2:DescribeSubnets", "Subnets", token_in="NextToken", token_out="NextToken",
+                Filters=[{"Name": "tag-key", "Values": [naming.cluster_tag_key(self.cluster)]}],
+            )
+        )
+
+    def subnets(self, vpc_id: str) -> list[dict[str, Any]]:
+        rnd = self.round
+        if rnd and vpc_id in rnd.subnets:
+            return rnd.subnets[vpc_id]
+        found = list(
+            self.clients.pages(
+                "ec2:DescribeSubnets", "Subnets", token_in="NextToken", token_out="NextToken",
+                Filters=[{"Name": "vpc-id", "Values": [vpc_id]}],
+            )
+        )
+        if rnd:
+            rnd.subnets[vpc_id] = found
+        return found
+
+    def vpc_cidrs(self, vpc_id: str) -> tuple[str, ...]:
+        rnd = self.round
+        if rnd and vpc_id in rnd.vpc_cidrs:
+            return rnd.vpc_cidrs[vpc_id]
+        vpcs = self.clients.call("ec2:DescribeVpcs", VpcIds=[vpc_id]).get("Vpcs", [])
+        cidrs: set[str] = set()
+        for vpc in vpcs:
+            for assoc in vpc.get("CidrBlockAssociationSet", []):
+                if assoc.get("CidrBlockState", {}).get("State", "associated") == "associated":
+                    cidrs.add(assoc["CidrBlock"])
+            if vpc.get("CidrBlock"):
+                cidrs.add(vpc["CidrBlock"])
+        out = tuple(sorted(cidrs))
+        if rnd:
+            rnd.vpc_cidrs[vpc_id] = out
+        return out
+
+    def security_groups(self) -> list[ObservedSG]:
+        rnd = self.round
+        if rnd is not None:
+            with rnd.lock:
+                if rnd.cluster_sgs is None:
+                    rnd.cluster_sgs = self._read_security_groups()
+                return rnd.cluster_sgs
+        return self._read_security_groups()
+
+    def _read_security_groups(self) -> list[ObservedSG]:
+        found = {
+            sg["GroupId"]: _sg(sg)
+            for sg in self.clients.pages(
+                "ec2:DescribeSecurityGroups", "SecurityGroups", token_in="NextToken", token_out="NextToken",
+                Filters=[{"Name": "tag-key", "Values": [naming.cluster_tag_key(self.cluster)]}],
+            )
+        }
+        if self.node_sg_id and self.node_sg_id not in found:
+            for sg in self.clients.call("ec2:DescribeSecurityGroups", GroupIds=[self.node_sg_id]).get(
+                "SecurityGroups", []
+            ):
+                found[sg["GroupId"]] = _sg(sg)
+        return sorted(found.values(), key=lambda s: s.id)
+
+
+def _copy_nlb(nlb: ObservedNLB) -> ObservedNLB:
+    return ObservedNLB(nlb.arn, nlb.name, nlb.dns, nlb.scheme, nlb.subnets, nlb.vpc_id, dict(nlb.tags))
+
+
+def _copy_tg(tg: ObservedTG) -> ObservedTG:
+    return ObservedTG(tg.arn, tg.name, tg.protocol, tg.port, tg.vpc_id, tg.lb_arns, dict(tg.health), dict(tg.tags))

@@ -1,0 +1,162 @@
+"""AWSProvider: NLB (default) or classic ELB per Service, over boto3.
+
+plan = one round of reads (observe.py) + a pure diff (planner.py); apply = exactly the plan's
+changes (executor.py). Every request passes CloudCalls through a botocore hook (clients.py).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+from lbprov import naming
+from lbprov.cloudcalls import CloudCalls, RateLimits, RetryPolicy
+from lbprov.model import Ingress, Intent, OwnedLoadBalancer, Plan, ServiceRef
+from lbprov.provider import SandboxCloud
+from lbprov_aws import operations
+from lbprov_aws.clients import AWSClients
+from lbprov_aws.executor import Executor
+from lbprov_aws.names import target_group_prefix
+from lbprov_aws.observe import ReadRound, Reader
+from lbprov_aws.options import AWSOptions, provider_id_instance, resolve
+from lbprov_aws.planner import Planner
+from lbprov_aws.settings import AWSSettings
+
+
+class AWSProvider:
+    """The lbprov provider for AWS. See DESIGN.md (AWS) and the package README for the annotations."""
+
+    name: ClassVar[str] = "aws"
+    settings_model: ClassVar[type[AWSSettings]] = AWSSettings
+
+    def __init__(self, settings: AWSSettings, *, read_only: bool = False) -> None:
+        self.settings = settings
+        self.cluster = settings.cluster_name
+        self.calls = CloudCalls(
+            "aws",
+            is_write=operations.is_write,
+            is_retryable=operations.is_retryable,
+            is_throttle=operations.is_throttle,
+            retry_after=operations.retry_after,
+            read_only=read_only,
+            retry=RetryPolicy(max_attempts=settings.max_attempts),
+            limits=RateLimits(
+                reads_per_second=settings.reads_per_second or None,
+                read_burst=settings.read_burst,
+                writes_per_second=settings.writes_per_second or None,
+                write_burst=settings.write_burst,
+            ),
+        )
+        self.clients = AWSClients(settings, self.calls)
+        self.reader = Reader(self.clients, self.cluster, settings.node_security_group_id)
+        self.planner = Planner(
+            self.cluster,
+            manage_sg=settings.manage_node_security_group,
+            node_sg_id=settings.node_security_group_id,
+        )
+        self.executor = Executor(self.clients)
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], *, read_only: bool = False) -> AWSProvider:
+        model = settings if isinstance(settings, AWSSettings) else AWSSettings(**dict(settings))
+        return cls(model, read_only=read_only)
+
+    def __repr__(self) -> str:  # never shows credentials
+        return f"AWSProvider(cluster={self.cluster!r}, region={self.settings.region!r})"
+
+    # -- the Provider protocol -------------------------------------------------------------------
+
+    def resolve(self, intent: Intent, annotations: Mapping[str, str]) -> Intent:
+        return resolve(intent, annotations)
+
+    def plan(self, intent: Intent) -> Plan:
+        if not isinstance(intent.options, AWSOptions):
+            intent = self.resolve(intent, {})
+        ids = sorted({i for t in intent.targets if (i := provider_id_instance(t.provider_id))})
+        ctx = self.reader.cluster_context(ids, vpc_id=self.settings.vpc_id)
+        state = self.reader.service_state(intent.ref.uid, intent.lb_name, target_group_prefix(intent.ref))
+        out = self.planner.plan(intent, ctx, state)
+        return Plan("aws", intent.ref, tuple(out.changes), intent, out.ingress, data=out.data)
+
+    def plan_delete(self, ref: ServiceRef) -> Plan:
+        """Finds everything by the Service UID's name and ownership tags, whatever the annotations say."""
+        state = self.reader.service_state(ref.uid, naming.lb_name(ref.uid), target_group_prefix(ref))
+        ctx = self.reader.cluster_context([], vpc_id=self.settings.vpc_id, need_vpc=False)
+        out = self.planner.plan_delete(ref, ctx, state)
+        return Plan("aws", ref, tuple(out.changes), None, (), data=out.data)
+
+    def apply(self, plan: Plan) -> tuple[Ingress, ...]:
+        try:
+            return self.executor.apply(plan)
+        finally:
+            if self.reader.round is not None and plan.changes:
+                self.reader.round.invalidate(plan.ref.uid)
+
+    def list_owned(self) -> list[OwnedLoadBalancer]:
+        nlbs, classics, tgs = self.reader.all_owned()
+        by_uid: dict[str, dict[str, Any]] = defaultdict(lambda: {"lbs": [], "tgs": [], "tags": {}})
+        for lb in nlbs:
+            entry = by_uid[lb.tags.get(naming.SERVICE_UID_TAG, "")]
+            entry["lbs"].append(("nlb", lb.name))
+            entry["tags"] = lb.tags
+        for clb in classics:
+            entry = by_uid[clb.tags.get(naming.SERVICE_UID_TAG, "")]
+            entry["lbs"].append(("classic", clb.name))
+            entry["tags"] = clb.tags
+        for tg in tgs:
+            entry = by_uid[tg.tags.get(naming.SERVICE_UID_TAG, "")]
+            entry["tgs"].append(tg.name)
+            entry["tags"] = entry["tags"] or tg.tags
+        out: list[OwnedLoadBalancer] = []
+        for uid, entry in sorted(by_uid.items()):
+            ns, _, name = entry["tags"].get(naming.SERVICE_NAME_TAG, "/").partition("/")
+            ref = ServiceRef(ns, name, uid)
+            kind, lb_name = (entry["lbs"][0] if entry["lbs"] else
+                             (entry["tags"].get(naming.LB_KIND_TAG, "nlb"), naming.lb_name(uid) if uid else ""))
+            resources = tuple(("load-balancer", n) for _, n in entry["lbs"]) + tuple(
+                ("target-group", n) for n in sorted(entry["tgs"])
+            )
+            out.append(OwnedLoadBalancer("aws", ref, lb_name, kind, resources))
+        return out
+
+    # -- read rounds -----------------------------------------------------------------------------
+
+    @contextmanager
+    def read_round(self) -> Iterator[ReadRound]:
+        """Cache account-wide listings (load balancers, target groups, tags, subnets, security
+        groups) for the plans made inside the block. Use it around a resync::
+
+            with provider.read_round():
+                for intent in intents:
+                    plan = provider.plan(intent)
+                    if not plan.empty:
+                        provider.apply(plan)
+
+        A Service whose plan was applied is re-read directly afterwards, so later plans see fresh
+        state. Nesting reuses the outer round.
+        """
+        if self.reader.round is not None:
+            yield self.reader.round
+            return
+        rnd = ReadRound()
+        self.reader.round = rnd
+        try:
+            yield rnd
+        finally:
+            self.reader.round = None
+
+    # -- sandbox ---------------------------------------------------------------------------------
+
+    @classmethod
+    @contextmanager
+    def sandbox(cls, nodes: Sequence[str], *, cluster: str = "sandbox") -> Iterator[SandboxCloud]:
+        """A moto server on 127.0.0.1 (ephemeral port) seeded with a cluster VPC and one instance per node."""
+        from lbprov_aws.sandbox import MotoSandbox
+
+        box = MotoSandbox()
+        try:
+            yield box.seed(nodes, cluster=cluster)
+        finally:
+            box.stop()
