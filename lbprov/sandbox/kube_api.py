@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import signal
@@ -35,6 +36,8 @@ from lbprov.sandbox.kube_openapi import root_document as openapi_root
 from lbprov.sandbox.kube_selectors import parse_field_selector, parse_label_selector
 from lbprov.sandbox.kube_store import RESOURCES, Obj, Resource, Store
 from lbprov.sandbox.kube_tables import to_table
+
+log = logging.getLogger(__name__)
 
 #: The namespace the controller runs in; it exists from the start, like default and kube-system.
 CONTROLLER_NAMESPACE = "lbprov-system"
@@ -119,6 +122,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing -------------------------------------------------------------------------------
 
+    _headers_sent = False
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._headers_sent = True
+        super().send_response(code, message)
+
     def _send_json(self, code: int, body: Any) -> None:
         data = json.dumps(body, separators=(",", ":")).encode()
         self.send_response(code)
@@ -166,10 +175,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         api = self.server.api
+        self._headers_sent = False
         try:
             body = self._read_body()
-            if api.token is not None and self.headers.get("Authorization") != f"Bearer {api.token}":
-                raise unauthorized()
+            if api.token is not None:
+                scheme, _, presented = (self.headers.get("Authorization") or "").partition(" ")
+                if scheme.lower() != "bearer" or presented.strip() != api.token:
+                    raise unauthorized()
             url = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             path = url.path.rstrip("/") or "/"
@@ -191,6 +203,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(err)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self.close_connection = True
+        except Exception as exc:  # a bug here must surface as a 500, not a silently closed socket
+            log.exception("sandbox kube API: %s %s failed", method, self.path)
+            self.close_connection = True
+            if not self._headers_sent:
+                self._send_error(ApiError(500, "InternalError", f"Internal error occurred: {exc}"))
 
     def _non_resource(self, method: str, path: str) -> bool:
         api = self.server.api

@@ -104,7 +104,7 @@ class WatchEvent:
     old: Obj | None
 
 
-@dataclass
+@dataclass(eq=False)
 class Watcher:
     resource: str
     namespace: str | None

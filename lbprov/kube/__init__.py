@@ -1,0 +1,25 @@
+"""Kubernetes client side: typed calls over the official client (``client``) and informers."""
+
+from lbprov.kube.client import (
+    AlreadyExists,
+    Conflict,
+    Gone,
+    Invalid,
+    KubeClient,
+    KubeError,
+    NotFound,
+    WatchStream,
+)
+from lbprov.kube.informer import Informer
+
+__all__ = [
+    "AlreadyExists",
+    "Conflict",
+    "Gone",
+    "Informer",
+    "Invalid",
+    "KubeClient",
+    "KubeError",
+    "NotFound",
+    "WatchStream",
+]

@@ -1,0 +1,496 @@
+"""Typed calls over the official ``kubernetes`` client, with objects as plain dicts.
+
+Why dicts: the controller reads a handful of fields and writes small patches; the API's own JSON
+shape (``obj["metadata"]["finalizers"]``) is what DESIGN.md, the intent builder and the tests speak,
+and it avoids the generated models' conversions (and their ``None``-for-missing ambiguity). Every
+call goes through the generated ``CoreV1Api``/``CoordinationV1Api`` methods with
+``_preload_content=False`` and decodes the JSON body itself.
+
+Errors are mapped from ``ApiException`` to :class:`NotFound`, :class:`Conflict` (409, stale
+resourceVersion; :class:`AlreadyExists` is its subclass), :class:`Gone` (410), :class:`Invalid`
+(422), or :class:`KubeError` for anything else.
+
+Configuration: :meth:`KubeClient.from_kubeconfig`, :meth:`KubeClient.in_cluster` (service-account
+token and CA, ``KUBERNETES_SERVICE_HOST``/``PORT``; the files can be redirected with
+``LBPROV_INCLUSTER_TOKEN_FILE`` / ``LBPROV_INCLUSTER_CA_FILE``), :meth:`KubeClient.for_url` and
+:meth:`KubeClient.auto`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import kubernetes.client
+import kubernetes.config
+import urllib3
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.incluster_config import InClusterConfigLoader
+from kubernetes.watch.watch import iter_resp_lines
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+T = TypeVar("T")
+
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+TOKEN_FILE_ENV = "LBPROV_INCLUSTER_TOKEN_FILE"
+CA_FILE_ENV = "LBPROV_INCLUSTER_CA_FILE"
+
+MERGE_TYPES = {
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "json": "application/json-patch+json",
+}
+
+
+# ---- errors -------------------------------------------------------------------------------------
+
+
+class KubeError(Exception):
+    """An API error: HTTP ``status``, Kubernetes ``reason`` and ``message`` from the Status body."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+class NotFound(KubeError):
+    pass
+
+
+class Conflict(KubeError):
+    """409: a stale resourceVersion (reason ``Conflict``) -- re-read and retry."""
+
+
+class AlreadyExists(Conflict):
+    """409 with reason ``AlreadyExists`` on create."""
+
+
+class Gone(KubeError):
+    """410: the resourceVersion is too old (watch or continue token) -- relist."""
+
+
+class Invalid(KubeError):
+    """422: the server rejected the object (reason ``Invalid``)."""
+
+
+class WatchDropped(Exception):
+    """The watch connection broke mid-stream (not a clean end of the watch)."""
+
+
+def _error_from(exc: ApiException) -> KubeError:
+    status = int(exc.status or 0)
+    reason = str(exc.reason or "")
+    message = str(exc.body or "")
+    try:
+        body = json.loads(exc.body) if exc.body else {}
+        if isinstance(body, dict):
+            reason = str(body.get("reason") or reason)
+            message = str(body.get("message") or message)
+    except (TypeError, ValueError):
+        pass
+    return _error(status, reason, message)
+
+
+def _error(status: int, reason: str, message: str) -> KubeError:
+    if status == 404:
+        return NotFound(status, reason, message)
+    if status == 409:
+        cls = AlreadyExists if reason == "AlreadyExists" else Conflict
+        return cls(status, reason, message)
+    if status == 410:
+        return Gone(status, reason, message)
+    if status == 422:
+        return Invalid(status, reason, message)
+    return KubeError(status, reason, message)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---- watch stream -------------------------------------------------------------------------------
+
+
+class WatchStream(Iterator[tuple[str, Obj]]):
+    """Iterates ``(type, object)`` watch events, BOOKMARKs included (their object carries only
+    ``metadata.resourceVersion``). Ends when the server ends the watch (timeout); raises
+    :class:`Gone` on a 410 ERROR event, :class:`KubeError` on another ERROR event and
+    :class:`WatchDropped` if the connection breaks. :meth:`close` may be called from another
+    thread to interrupt a blocked read."""
+
+    def __init__(self, response: Any, kind: str, api_version: str) -> None:
+        self._resp = response
+        self._lines = iter_resp_lines(response)  # type: ignore[no-untyped-call]
+        self._kind = kind
+        self._api_version = api_version
+        self._closed = False
+
+    def __iter__(self) -> WatchStream:
+        return self
+
+    def __next__(self) -> tuple[str, Obj]:
+        while True:
+            if self._closed:
+                raise StopIteration
+            try:
+                line = next(self._lines)
+            except StopIteration:
+                self.close()
+                raise
+            except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+                was_closed = self._closed
+                self.close()
+                if was_closed:
+                    raise StopIteration from None
+                raise WatchDropped(str(exc)) from exc
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            kind = str(event.get("type") or "")
+            obj = event.get("object") or {}
+            if kind == "ERROR":
+                self.close()
+                raise _error(
+                    int(obj.get("code") or 500), str(obj.get("reason") or ""), str(obj.get("message") or "")
+                )
+            if kind != "BOOKMARK":
+                obj.setdefault("kind", self._kind)
+                obj.setdefault("apiVersion", self._api_version)
+            return kind, obj
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for method in ("shutdown", "close", "release_conn"):
+            try:
+                getattr(self._resp, method)()
+            except Exception:  # closing a broken stream may fail in many ways; it is closed anyway
+                pass
+
+
+# ---- client -------------------------------------------------------------------------------------
+
+
+class KubeClient:
+    """Calls the controller, the demo and the tests make; objects are dicts in the API's JSON."""
+
+    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
+        self.api_client = api_client
+        self.core = kubernetes.client.CoreV1Api(api_client)
+        self.coordination = kubernetes.client.CoordinationV1Api(api_client)
+        self._events: OrderedDict[tuple[str, ...], tuple[str, str, int]] = OrderedDict()
+        self._events_lock = threading.Lock()
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _configuration() -> kubernetes.client.Configuration:
+        cfg = kubernetes.client.Configuration()
+        # Workers, informers and leader election share one pool; the default (5 x CPUs) is small.
+        cfg.connection_pool_maxsize = 64
+        return cfg
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> KubeClient:
+        cfg = cls._configuration()
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=path, context=context, client_configuration=cfg
+        )
+        return cls(kubernetes.client.ApiClient(cfg))
+
+    @classmethod
+    def in_cluster(cls) -> KubeClient:
+        """Service-account token and CA plus ``KUBERNETES_SERVICE_HOST``/``PORT`` (the token is
+        re-read periodically, as projected tokens rotate). ``LBPROV_INCLUSTER_TOKEN_FILE`` and
+        ``LBPROV_INCLUSTER_CA_FILE`` override the file locations."""
+        cfg = cls._configuration()
+        token_file = os.environ.get(TOKEN_FILE_ENV) or os.path.join(SA_DIR, "token")
+        ca_file = os.environ.get(CA_FILE_ENV) or os.path.join(SA_DIR, "ca.crt")
+        loader = InClusterConfigLoader(token_filename=token_file, cert_filename=ca_file)  # type: ignore[no-untyped-call]
+        loader.load_and_set(cfg)  # type: ignore[no-untyped-call]
+        return cls(kubernetes.client.ApiClient(cfg))
+
+    @classmethod
+    def for_url(cls, url: str, *, token: str | None = None, ca_file: str | None = None) -> KubeClient:
+        cfg = cls._configuration()
+        cfg.host = url.rstrip("/")
+        if token:
+            cfg.api_key = {"BearerToken": token}
+            cfg.api_key_prefix = {"BearerToken": "Bearer"}
+        if ca_file:
+            cfg.ssl_ca_cert = ca_file
+        return cls(kubernetes.client.ApiClient(cfg))
+
+    @classmethod
+    def auto(cls, kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
+        """In-cluster when ``KUBERNETES_SERVICE_HOST`` is set and no kubeconfig is given, else the
+        kubeconfig (``--kubeconfig``, ``$KUBECONFIG`` or ``~/.kube/config``)."""
+        if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            return cls.in_cluster()
+        return cls.from_kubeconfig(kubeconfig, context)
+
+    @property
+    def host(self) -> str:
+        return str(self.api_client.configuration.host)
+
+    def close(self) -> None:
+        self.api_client.close()  # type: ignore[no-untyped-call]
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
+        try:
+            resp = fn(*args, _preload_content=False, **kwargs)
+        except ApiException as exc:
+            raise _error_from(exc) from None
+        data = resp.data
+        return json.loads(data) if data else {}
+
+    def _list(
+        self, fn: Callable[..., Any], kind: str, api_version: str, *args: Any, **kwargs: Any
+    ) -> tuple[list[Obj], str]:
+        items: list[Obj] = []
+        token: str | None = None
+        while True:
+            page_args = dict(kwargs, limit=500)
+            if token:
+                page_args["_continue"] = token
+            body = self._call(fn, *args, **page_args)
+            for item in body.get("items") or []:
+                item.setdefault("kind", kind)
+                item.setdefault("apiVersion", api_version)
+                items.append(item)
+            meta = body.get("metadata") or {}
+            token = meta.get("continue")
+            if not token:
+                return items, str(meta.get("resourceVersion") or "")
+
+    def _watch(
+        self,
+        fn: Callable[..., Any],
+        kind: str,
+        api_version: str,
+        resource_version: str,
+        timeout_seconds: int,
+        *args: Any,
+        **kwargs: Any,
+    ) -> WatchStream:
+        try:
+            resp = fn(
+                *args,
+                watch=True,
+                resource_version=resource_version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=timeout_seconds,
+                _preload_content=False,
+                _request_timeout=(10, timeout_seconds + 60),
+                **kwargs,
+            )
+        except ApiException as exc:
+            raise _error_from(exc) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise WatchDropped(str(exc)) from exc
+        return WatchStream(resp, kind, api_version)
+
+    @staticmethod
+    def _optional(fn: Callable[[], T]) -> T | None:
+        try:
+            return fn()
+        except NotFound:
+            return None
+
+    # -- services -------------------------------------------------------------------------------
+
+    def list_services(
+        self, namespace: str | None = None, *, label_selector: str | None = None
+    ) -> tuple[list[Obj], str]:
+        """Every Service (or those of ``namespace``) and the list's resourceVersion."""
+        kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+        if namespace is None:
+            return self._list(self.core.list_service_for_all_namespaces, "Service", "v1", **kwargs)
+        return self._list(self.core.list_namespaced_service, "Service", "v1", namespace, **kwargs)
+
+    def watch_services(
+        self, resource_version: str, timeout_seconds: int = 300, *, namespace: str | None = None
+    ) -> WatchStream:
+        if namespace is None:
+            return self._watch(
+                self.core.list_service_for_all_namespaces, "Service", "v1", resource_version, timeout_seconds
+            )
+        return self._watch(
+            self.core.list_namespaced_service, "Service", "v1", resource_version, timeout_seconds, namespace
+        )
+
+    def get_service(self, namespace: str, name: str) -> Obj | None:
+        return self._optional(lambda: self._call(self.core.read_namespaced_service, name, namespace))
+
+    def create_service(self, namespace: str, body: Obj) -> Obj:
+        return self._call(self.core.create_namespaced_service, namespace, body)
+
+    def replace_service(self, namespace: str, name: str, body: Obj) -> Obj:
+        return self._call(self.core.replace_namespaced_service, name, namespace, body)
+
+    def delete_service(self, namespace: str, name: str) -> Obj:
+        return self._call(self.core.delete_namespaced_service, name, namespace)
+
+    def patch_service(
+        self, namespace: str, name: str, patch: Obj | list[Any], *, merge: str = "merge"
+    ) -> Obj:
+        """Patch the Service object (status changes are ignored by the server). ``merge``:
+        ``"merge"`` (RFC 7386, the default: a finalizers list replaces the old one), ``"strategic"``
+        or ``"json"`` (RFC 6902; implied by a list body)."""
+        content_type = MERGE_TYPES["json" if isinstance(patch, list) else merge]
+        return self._call(
+            self.core.patch_namespaced_service, name, namespace, patch, _content_type=content_type
+        )
+
+    def patch_service_status(self, namespace: str, name: str, patch: Obj, *, merge: str = "merge") -> Obj:
+        """Patch the ``status`` subresource (only status changes take effect)."""
+        content_type = MERGE_TYPES["json" if isinstance(patch, list) else merge]
+        return self._call(
+            self.core.patch_namespaced_service_status, name, namespace, patch, _content_type=content_type
+        )
+
+    def replace_service_status(self, namespace: str, name: str, body: Obj) -> Obj:
+        return self._call(self.core.replace_namespaced_service_status, name, namespace, body)
+
+    # -- nodes ----------------------------------------------------------------------------------
+
+    def list_nodes(self, *, label_selector: str | None = None) -> tuple[list[Obj], str]:
+        kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+        return self._list(self.core.list_node, "Node", "v1", **kwargs)
+
+    def watch_nodes(self, resource_version: str, timeout_seconds: int = 300) -> WatchStream:
+        return self._watch(self.core.list_node, "Node", "v1", resource_version, timeout_seconds)
+
+    def get_node(self, name: str) -> Obj | None:
+        return self._optional(lambda: self._call(self.core.read_node, name))
+
+    def create_node(self, body: Obj) -> Obj:
+        return self._call(self.core.create_node, body)
+
+    def patch_node(self, name: str, patch: Obj | list[Any], *, merge: str = "merge") -> Obj:
+        content_type = MERGE_TYPES["json" if isinstance(patch, list) else merge]
+        return self._call(self.core.patch_node, name, patch, _content_type=content_type)
+
+    def patch_node_status(self, name: str, patch: Obj) -> Obj:
+        return self._call(self.core.patch_node_status, name, patch, _content_type=MERGE_TYPES["merge"])
+
+    def delete_node(self, name: str) -> Obj:
+        return self._call(self.core.delete_node, name)
+
+    # -- namespaces -----------------------------------------------------------------------------
+
+    def create_namespace(self, name: str) -> Obj:
+        return self._call(
+            self.core.create_namespace, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        )
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def list_events(self, namespace: str | None = None, *, field_selector: str | None = None) -> list[Obj]:
+        kwargs: dict[str, Any] = {"field_selector": field_selector} if field_selector else {}
+        if namespace is None:
+            return self._list(self.core.list_event_for_all_namespaces, "Event", "v1", **kwargs)[0]
+        return self._list(self.core.list_namespaced_event, "Event", "v1", namespace, **kwargs)[0]
+
+    def create_event(
+        self, obj: Obj, *, type: str, reason: str, message: str, component: str = "lbprov"
+    ) -> None:
+        """Record a core/v1 Event about ``obj``, best effort (a failure is logged, not raised, as
+        client-go's recorder does). A repeat of the same event patches ``count`` and
+        ``lastTimestamp`` instead of creating another object, as client-go aggregates."""
+        meta = obj.get("metadata") or {}
+        namespace = meta.get("namespace") or "default"
+        involved = {
+            "apiVersion": obj.get("apiVersion") or "v1",
+            "kind": obj.get("kind") or "Service",
+            "name": meta.get("name"),
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+        }
+        if meta.get("namespace"):
+            involved["namespace"] = meta["namespace"]
+        key = (
+            namespace,
+            str(involved["kind"]),
+            str(meta.get("name")),
+            str(meta.get("uid")),
+            type,
+            reason,
+            message,
+            component,
+        )
+        now = _now()
+        try:
+            with self._events_lock:
+                seen = self._events.get(key)
+            if seen is not None:
+                ev_ns, ev_name, count = seen
+                try:
+                    self._call(
+                        self.core.patch_namespaced_event,
+                        ev_name,
+                        ev_ns,
+                        {"count": count + 1, "lastTimestamp": now},
+                        _content_type=MERGE_TYPES["merge"],
+                    )
+                    self._remember_event(key, ev_ns, ev_name, count + 1)
+                    return
+                except NotFound:
+                    pass
+            name = f"{meta.get('name')}.{time.time_ns():x}"
+            body = {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": name, "namespace": namespace},
+                "involvedObject": involved,
+                "type": type,
+                "reason": reason,
+                "message": message,
+                "source": {"component": component},
+                "reportingComponent": component,
+                "reportingInstance": os.environ.get("HOSTNAME", ""),
+                "count": 1,
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+            }
+            self._call(self.core.create_namespaced_event, namespace, body)
+            self._remember_event(key, namespace, name, 1)
+        except (KubeError, urllib3.exceptions.HTTPError, OSError) as exc:
+            log.warning("could not record event %s on %s/%s: %s", reason, namespace, meta.get("name"), exc)
+
+    def _remember_event(self, key: tuple[str, ...], namespace: str, name: str, count: int) -> None:
+        with self._events_lock:
+            self._events[key] = (namespace, name, count)
+            self._events.move_to_end(key)
+            while len(self._events) > 4096:
+                self._events.popitem(last=False)
+
+    # -- leases ---------------------------------------------------------------------------------
+
+    def get_lease(self, namespace: str, name: str) -> Obj | None:
+        return self._optional(lambda: self._call(self.coordination.read_namespaced_lease, name, namespace))
+
+    def create_lease(self, namespace: str, body: Obj) -> Obj:
+        return self._call(self.coordination.create_namespaced_lease, namespace, body)
+
+    def replace_lease(self, namespace: str, name: str, body: Obj) -> Obj:
+        """Replace with the body's ``metadata.resourceVersion`` as precondition (409 if stale)."""
+        return self._call(self.coordination.replace_namespaced_lease, name, namespace, body)
+
+    def delete_lease(self, namespace: str, name: str) -> Obj:
+        return self._call(self.coordination.delete_namespaced_lease, name, namespace)

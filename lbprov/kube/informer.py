@@ -1,0 +1,233 @@
+"""Informers: a cache of Services or Nodes kept current by list + watch.
+
+The loop is client-go's reflector: list (remember the list's resourceVersion), watch from it, and
+keep the last resourceVersion seen (events and bookmarks). A watch that ends (server timeout) or
+breaks (connection drop) is resumed from that resourceVersion after a backoff; a ``410 Gone``
+(history compacted) forces a relist. A relist diffs the fresh list against the cache and emits
+add/update/delete for the differences, so nothing that happened while the watch was down is lost
+-- deletions included.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, Literal
+
+from lbprov.kube.client import Gone, KubeClient, WatchStream
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+AddHandler = Callable[[Obj], None]
+UpdateHandler = Callable[[Obj, Obj], None]
+DeleteHandler = Callable[[Obj], None]
+
+
+def object_key(obj: Obj, kind: str) -> str:
+    meta = obj.get("metadata") or {}
+    if kind == "nodes":
+        return str(meta.get("name"))
+    return f"{meta.get('namespace')}/{meta.get('name')}"
+
+
+def _rv(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+class Informer:
+    """List, then watch from the list's resourceVersion; relist on 410; reconnect on drops (with
+    backoff); bookmarks advance the resourceVersion. Callbacks run on the informer's thread, after
+    the cache is updated; an exception in a callback is logged and does not stop the informer."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        kind: Literal["services", "nodes"],
+        *,
+        namespace: str | None = None,
+        on_add: AddHandler | None = None,
+        on_update: UpdateHandler | None = None,
+        on_delete: DeleteHandler | None = None,
+        watch_timeout: int = 300,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 10.0,
+    ) -> None:
+        if kind not in ("services", "nodes"):
+            raise ValueError(f"unsupported kind {kind!r}")
+        self.client = client
+        self.kind = kind
+        self.namespace = namespace
+        self.on_add = on_add
+        self.on_update = on_update
+        self.on_delete = on_delete
+        self.watch_timeout = watch_timeout
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self._cache: dict[str, Obj] = {}
+        self._lock = threading.Lock()
+        self._synced = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stream: WatchStream | None = None
+        self._resource_version = ""
+        #: Counters for tests and metrics.
+        self.lists = 0
+        self.watches = 0
+        self.watch_errors = 0
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"informer-{self.kind}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def wait_synced(self, timeout: float) -> bool:
+        return self._synced.wait(timeout)
+
+    @property
+    def synced(self) -> bool:
+        return self._synced.is_set()
+
+    @property
+    def resource_version(self) -> str:
+        return self._resource_version
+
+    def get(self, key: str) -> Obj | None:
+        """``"namespace/name"`` for Services, ``"name"`` for Nodes."""
+        with self._lock:
+            return self._cache.get(key)
+
+    def list(self) -> list[Obj]:
+        with self._lock:
+            return list(self._cache.values())
+
+    def keys(self) -> builtins.list[str]:
+        with self._lock:
+            return list(self._cache)
+
+    # -- loop -----------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        need_list = True
+        backoff = self.backoff_initial
+        while not self._stop.is_set():
+            try:
+                if need_list:
+                    self._relist()
+                    need_list = False
+                self._watch_once()
+                backoff = self.backoff_initial  # a clean end (server timeout): resume at once
+            except Gone:
+                log.info(
+                    "%s informer: resourceVersion %s expired; relisting", self.kind, self._resource_version
+                )
+                need_list = True
+            except Exception as exc:  # network errors, dropped watches, server errors: back off, resume
+                if self._stop.is_set():
+                    break
+                self.watch_errors += 1
+                log.warning("%s informer: %s; retrying in %.1fs", self.kind, exc, backoff)
+                if self._stop.wait(backoff):
+                    break
+                backoff = min(backoff * 2, self.backoff_max)
+                if not self._resource_version:
+                    need_list = True
+
+    def _relist(self) -> None:
+        if self.kind == "services":
+            items, rv = self.client.list_services(self.namespace)
+        else:
+            items, rv = self.client.list_nodes()
+        self.lists += 1
+        fresh = {object_key(o, self.kind): o for o in items}
+        with self._lock:
+            old = self._cache
+            self._cache = fresh
+            self._resource_version = rv
+        for key, obj in fresh.items():
+            before = old.get(key)
+            if before is None:
+                self._emit_add(obj)
+            elif _rv(before) != _rv(obj):
+                self._emit_update(before, obj)
+        for key, obj in old.items():
+            if key not in fresh:
+                self._emit_delete(obj)
+        self._synced.set()
+
+    def _watch_once(self) -> None:
+        if self.kind == "services":
+            stream = self.client.watch_services(
+                self._resource_version, self.watch_timeout, namespace=self.namespace
+            )
+        else:
+            stream = self.client.watch_nodes(self._resource_version, self.watch_timeout)
+        self._stream = stream
+        self.watches += 1
+        try:
+            if self._stop.is_set():
+                return
+            for kind, obj in stream:
+                if self._stop.is_set():
+                    return
+                self._apply(kind, obj)
+        finally:
+            self._stream = None
+            stream.close()
+
+    def _apply(self, kind: str, obj: Obj) -> None:
+        rv = _rv(obj)
+        if kind == "BOOKMARK":
+            if rv:
+                self._resource_version = rv
+            return
+        key = object_key(obj, self.kind)
+        with self._lock:
+            before = self._cache.get(key)
+            if kind == "DELETED":
+                self._cache.pop(key, None)
+            else:
+                self._cache[key] = obj
+            if rv:
+                self._resource_version = rv
+        if kind == "DELETED":
+            self._emit_delete(before if before is not None and _rv(before) == rv else obj)
+        elif before is None:
+            self._emit_add(obj)
+        else:
+            self._emit_update(before, obj)
+
+    # -- callbacks ------------------------------------------------------------------------------
+
+    def _emit_add(self, obj: Obj) -> None:
+        if self.on_add is not None:
+            self._safely(self.on_add, obj)
+
+    def _emit_update(self, old: Obj, new: Obj) -> None:
+        if self.on_update is not None:
+            self._safely(self.on_update, old, new)
+
+    def _emit_delete(self, obj: Obj) -> None:
+        if self.on_delete is not None:
+            self._safely(self.on_delete, obj)
+
+    def _safely(self, fn: Callable[..., None], *args: Obj) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("%s informer: handler %s failed", self.kind, getattr(fn, "__name__", fn))
