@@ -196,3 +196,130 @@ def tf_named(module: str, kind: str) -> dict[str, dict[str, Any]]:
             if not name.startswith("__"):
                 out[name] = body
     return out
+
+
+# ---- running `lbprov run` as a process ----------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll ``predicate()`` until it returns something truthy; fail naming ``what`` at the deadline."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class LbprovProcess:
+    """``lbprov run`` in a subprocess (the real entry point), its output kept in a file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        import os
+        import sys
+
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lbprov", "run", *args],
+            env={**{k: v for k, v in os.environ.items() if not k.startswith(("LBPROV_", "KUBE"))}, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def logs(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM (graceful: finish in-flight work, release the lease), then wait."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+        return int(self.proc.returncode)
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return int(resp.status), resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode(errors="replace")
+    except OSError:
+        return 0, ""
+
+
+def service_body(
+    name: str,
+    ports: list[tuple[int, str]],
+    *,
+    namespace: str = "default",
+    annotations: dict[str, str] | None = None,
+    traffic_policy: str = "Cluster",
+) -> dict[str, Any]:
+    """A Service to create through the API (NodePorts are allocated by the API server)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace, "annotations": dict(annotations or {})},
+        "spec": {
+            "type": "LoadBalancer",
+            "externalTrafficPolicy": traffic_policy,
+            "selector": {"app": name},
+            "ports": [
+                {"name": f"{proto.lower()}-{port}", "protocol": proto, "port": port, "targetPort": port}
+                for port, proto in ports
+            ],
+        },
+    }
+
+
+def node_body(node: Any, *, exclude: bool = False) -> dict[str, Any]:
+    """A Node for one sandbox instance (``lbprov.model.SandboxNode``)."""
+    labels = {"kubernetes.io/hostname": node.name, "topology.kubernetes.io/zone": node.zone}
+    if exclude:
+        labels["node.kubernetes.io/exclude-from-external-load-balancers"] = "true"
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": node.name, "labels": labels},
+        "spec": {"providerID": node.provider_id},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": node.internal_ip}],
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+
+
+def settings_env(provider: str, settings: dict[str, Any]) -> dict[str, str]:
+    """Provider settings as the documented environment variables (LBPROV_<PROVIDER>_<FIELD>)."""
+    env: dict[str, str] = {}
+    for key, value in settings.items():
+        if value is None:
+            continue
+        name = "LBPROV_CLUSTER_NAME" if key == "cluster_name" else f"LBPROV_{provider.upper()}_{key.upper()}"
+        env[name] = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+    return env
