@@ -1,0 +1,373 @@
+"""The provider's only door to google-cloud-compute.
+
+Every client's ``requests`` session gets :class:`GuardedAdapter` mounted, so each HTTP request the
+SDK sends — including list pages and the operation polls that ``.result()`` makes — first passes
+``CloudCalls.before_send(<api method id>)``: counted, rate-limited, and refused in read-only mode
+before it leaves the process. Calls are wrapped in ``CloudCalls.call(..., hooked=True)`` for retries,
+with the SDK's own retry switched off (``retry=None``) so there is a single retry policy. Inserts
+carry a ``requestId`` that stays the same across retries, so a retried write whose first attempt
+did reach the API is not applied twice.
+
+Resources cross this boundary as plain dicts with the API's JSON field names.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from google.api_core import exceptions as gexc
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials, Credentials
+from google.cloud import compute_v1
+
+from lbprov.cloudcalls import CloudCalls
+from lbprov_gcp.operations import operation_for
+from lbprov_gcp.settings import GCPSettings
+
+Json = dict[str, Any]
+
+_THROTTLE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
+
+
+class GuardedAdapter(requests.adapters.HTTPAdapter):
+    """A requests adapter that passes every request through ``CloudCalls.before_send`` first."""
+
+    def __init__(self, calls: CloudCalls) -> None:
+        super().__init__()
+        self.calls = calls
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        self.calls.before_send(operation_for(str(request.method), str(request.url)))
+        return super().send(request, *args, **kwargs)
+
+
+def _reasons(exc: BaseException) -> set[str]:
+    out: set[str] = set()
+    for err in getattr(exc, "errors", None) or []:
+        if isinstance(err, Mapping) and err.get("reason"):
+            out.add(str(err["reason"]))
+    return out
+
+
+def is_throttle(exc: BaseException) -> bool:
+    if isinstance(exc, gexc.TooManyRequests):
+        return True
+    return isinstance(exc, gexc.Forbidden) and bool(
+        _reasons(exc) & {"rateLimitExceeded", "userRateLimitExceeded"}
+    )
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Throttling, 5xx and connection failures are transient; everything else is an answer."""
+    if is_throttle(exc):
+        return True
+    if isinstance(
+        exc,
+        gexc.InternalServerError
+        | gexc.BadGateway
+        | gexc.ServiceUnavailable
+        | gexc.GatewayTimeout
+        | gexc.DeadlineExceeded,
+    ):
+        return True
+    return isinstance(exc, requests.ConnectionError | requests.Timeout)
+
+
+def retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    value = headers.get("Retry-After") if headers is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return isinstance(exc, gexc.NotFound)
+
+
+def is_in_use(exc: BaseException) -> bool:
+    return isinstance(exc, gexc.BadRequest) and "resourceInUseByAnotherResource" in _reasons(exc)
+
+
+@dataclass(frozen=True)
+class _Kind:
+    client: type[Any]
+    message: type[Any]
+    field: str  # request field of the name, e.g. "forwarding_rule"
+    scope: str  # "regions", "zones", "global"
+    api: str  # API collection id for operation names
+
+
+_KINDS: dict[str, _Kind] = {
+    "healthChecks": _Kind(
+        compute_v1.RegionHealthChecksClient,
+        compute_v1.HealthCheck,
+        "health_check",
+        "regions",
+        "regionHealthChecks",
+    ),
+    "backendServices": _Kind(
+        compute_v1.RegionBackendServicesClient,
+        compute_v1.BackendService,
+        "backend_service",
+        "regions",
+        "regionBackendServices",
+    ),
+    "forwardingRules": _Kind(
+        compute_v1.ForwardingRulesClient,
+        compute_v1.ForwardingRule,
+        "forwarding_rule",
+        "regions",
+        "forwardingRules",
+    ),
+    "addresses": _Kind(compute_v1.AddressesClient, compute_v1.Address, "address", "regions", "addresses"),
+    "firewalls": _Kind(compute_v1.FirewallsClient, compute_v1.Firewall, "firewall", "global", "firewalls"),
+    "instanceGroups": _Kind(
+        compute_v1.InstanceGroupsClient, compute_v1.InstanceGroup, "instance_group", "zones", "instanceGroups"
+    ),
+}
+
+
+def to_json(message: Any) -> Json:
+    data: Json = json.loads(type(message).to_json(message, use_integers_for_enums=False))
+    return data
+
+
+def credentials_for(settings: GCPSettings) -> Credentials:
+    """Anonymous credentials for a loopback emulator; Application Default Credentials otherwise."""
+    if settings.uses_emulator:
+        return AnonymousCredentials()  # type: ignore[no-untyped-call]
+    import google.auth
+
+    creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/compute"])
+    return creds  # type: ignore[no-any-return]
+
+
+class Compute:
+    """Typed, guarded, retried access to the Compute API for one project and region."""
+
+    def __init__(
+        self, settings: GCPSettings, calls: CloudCalls, credentials: Credentials | None = None
+    ) -> None:
+        self.settings = settings
+        self.project = settings.project
+        self.region = settings.region
+        self.calls = calls
+        creds = credentials or credentials_for(settings)
+        options = ClientOptions(api_endpoint=settings.api_endpoint) if settings.api_endpoint else None
+        adapter = GuardedAdapter(calls)
+
+        def make(cls: type[Any]) -> Any:
+            client = cls(credentials=creds, client_options=options, transport="rest")
+            session = client._transport._session
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            return client
+
+        self.region_ops = make(compute_v1.RegionOperationsClient)
+        self.zone_ops = make(compute_v1.ZoneOperationsClient)
+        self.global_ops = make(compute_v1.GlobalOperationsClient)
+        self.clients: dict[str, Any] = {}
+        for kind, spec in _KINDS.items():
+            client = make(spec.client)
+            # ``.result()`` polls through these; by default they would be built for Google's endpoint
+            # with an unguarded session.
+            extended = client._transport._extended_operations_services
+            extended["region_operations"] = self.region_ops
+            extended["zone_operations"] = self.zone_ops
+            extended["global_operations"] = self.global_ops
+            self.clients[kind] = client
+        self.timeout = 60.0
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _scope(self, kind: str, zone: str | None) -> dict[str, str]:
+        scope = _KINDS[kind].scope
+        if scope == "regions":
+            return {"project": self.project, "region": self.region}
+        if scope == "zones":
+            if zone is None:
+                raise ValueError(f"{kind} is zonal: give a zone")
+            return {"project": self.project, "zone": zone}
+        return {"project": self.project}
+
+    def _call(self, operation: str, fn: Callable[..., Any], **request: Any) -> Any:
+        return self.calls.call(operation, fn, request=request, retry=None, timeout=self.timeout, hooked=True)
+
+    def _wait(self, op: Any, kind: str, zone: str | None) -> None:
+        """Wait until a long-running operation is DONE (``operations.wait``), then raise its error."""
+        done = compute_v1.Operation.Status.DONE
+        raw = op
+        deadline = time.monotonic() + self.settings.operation_timeout_seconds
+        scope = _KINDS[kind].scope
+        while raw.status != done:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"operation {op.name} did not finish in {self.settings.operation_timeout_seconds}s"
+                )
+            if scope == "regions":
+                raw = self._call(
+                    "regionOperations.wait",
+                    self.region_ops.wait,
+                    operation=op.name,
+                    **self._scope(kind, zone),
+                )
+            elif scope == "zones":
+                raw = self._call(
+                    "zoneOperations.wait", self.zone_ops.wait, operation=op.name, **self._scope(kind, zone)
+                )
+            else:
+                raw = self._call(
+                    "globalOperations.wait", self.global_ops.wait, operation=op.name, project=self.project
+                )
+        code = raw.http_error_status_code
+        errors = [{"reason": e.code, "message": e.message} for e in raw.error.errors] if raw.error else []
+        if code or errors:
+            message = raw.http_error_message or "; ".join(e["message"] for e in errors) or "operation failed"
+            raise gexc.from_http_status(code or 500, message, errors=errors)
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    def get(self, kind: str, name: str, zone: str | None = None) -> Json | None:
+        spec = _KINDS[kind]
+        try:
+            found = self._call(
+                f"{spec.api}.get", self.clients[kind].get, **self._scope(kind, zone), **{spec.field: name}
+            )
+        except gexc.NotFound:
+            return None
+        return to_json(found)
+
+    def list(self, kind: str, filter: str | None = None, zone: str | None = None) -> list[Json]:
+        spec = _KINDS[kind]
+        client = self.clients[kind]
+        request: dict[str, Any] = dict(self._scope(kind, zone))
+        if filter:
+            request["filter"] = filter
+
+        def run(request: Mapping[str, Any], retry: Any, timeout: float) -> list[Json]:
+            return [to_json(item) for item in client.list(request=request, retry=retry, timeout=timeout)]
+
+        result: list[Json] = self.calls.call(
+            f"{spec.api}.list", run, request=request, retry=None, timeout=self.timeout, hooked=True
+        )
+        return result
+
+    def instance_groups(self, name: str) -> dict[str, Json]:
+        """The cluster's instance groups named ``name``, by zone, in this region (one aggregated list)."""
+        client = self.clients["instanceGroups"]
+
+        def run(request: Mapping[str, Any], retry: Any, timeout: float) -> dict[str, Json]:
+            out: dict[str, Json] = {}
+            for scope, scoped in client.aggregated_list(request=request, retry=retry, timeout=timeout):
+                zone = scope.split("/")[-1]
+                if not zone.startswith(self.region + "-"):
+                    continue
+                for group in scoped.instance_groups:
+                    if group.name == name:
+                        out[zone] = to_json(group)
+            return out
+
+        request = {"project": self.project, "filter": f'name = "{name}"'}
+        result: dict[str, Json] = self.calls.call(
+            "instanceGroups.aggregatedList",
+            run,
+            request=request,
+            retry=None,
+            timeout=self.timeout,
+            hooked=True,
+        )
+        return result
+
+    def group_members(self, zone: str, name: str) -> list[str]:
+        """Names of the instances in a zonal instance group."""
+        client = self.clients["instanceGroups"]
+
+        def run(request: Mapping[str, Any], retry: Any, timeout: float) -> list[str]:
+            items = client.list_instances(request=request, retry=retry, timeout=timeout)
+            return sorted(item.instance.rstrip("/").split("/")[-1] for item in items)
+
+        request = {
+            "project": self.project,
+            "zone": zone,
+            "instance_group": name,
+            "instance_groups_list_instances_request_resource": {"instance_state": "ALL"},
+        }
+        result: list[str] = self.calls.call(
+            "instanceGroups.listInstances",
+            run,
+            request=request,
+            retry=None,
+            timeout=self.timeout,
+            hooked=True,
+        )
+        return result
+
+    # -- writes (each waits for its operation) ----------------------------------------------------
+
+    def insert(self, kind: str, body: Json, zone: str | None = None) -> None:
+        spec = _KINDS[kind]
+        resource = spec.message.from_json(json.dumps(body), ignore_unknown_fields=False)
+        op = self._call(
+            f"{spec.api}.insert",
+            self.clients[kind].insert,
+            **self._scope(kind, zone),
+            **{f"{spec.field}_resource": resource},
+            request_id=str(uuid.uuid4()),
+        )
+        self._wait(op, kind, zone)
+
+    def delete(self, kind: str, name: str, zone: str | None = None) -> None:
+        spec = _KINDS[kind]
+        op = self._call(
+            f"{spec.api}.delete",
+            self.clients[kind].delete,
+            **self._scope(kind, zone),
+            **{spec.field: name},
+            request_id=str(uuid.uuid4()),
+        )
+        self._wait(op, kind, zone)
+
+    def modify(self, kind: str, verb: str, name: str, body: Json) -> None:
+        """``patch`` (merge) or ``update`` (replace) a resource; ``body`` carries the fingerprint."""
+        spec = _KINDS[kind]
+        resource = spec.message.from_json(json.dumps(body), ignore_unknown_fields=False)
+        op = self._call(
+            f"{spec.api}.{verb}",
+            getattr(self.clients[kind], verb),
+            **self._scope(kind, None),
+            **{spec.field: name, f"{spec.field}_resource": resource},
+            request_id=str(uuid.uuid4()),
+        )
+        self._wait(op, kind, None)
+
+    def change_members(self, verb: str, zone: str, group: str, instances: list[str]) -> None:
+        """``addInstances`` / ``removeInstances`` in chunks of 1000 (the API's limit per call)."""
+        client = self.clients["instanceGroups"]
+        method = client.add_instances if verb == "addInstances" else client.remove_instances
+        field = (
+            "instance_groups_add_instances_request_resource"
+            if verb == "addInstances"
+            else "instance_groups_remove_instances_request_resource"
+        )
+        for start in range(0, len(instances), 1000):
+            chunk = instances[start : start + 1000]
+            refs = [{"instance": f"projects/{self.project}/zones/{zone}/instances/{name}"} for name in chunk]
+            op = self._call(
+                f"instanceGroups.{verb}",
+                method,
+                project=self.project,
+                zone=zone,
+                instance_group=group,
+                request_id=str(uuid.uuid4()),
+                **{field: {"instances": refs}},
+            )
+            self._wait(op, "instanceGroups", zone)
