@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from lbprov_azure.sandbox.arm import ArmError, ArmState, Fault, LoggedRequest
-from lbprov_azure.sandbox.server import ArmEmulator
-
 from lbprov.model import SandboxNode
 from lbprov.provider import SandboxCloud
+from lbprov_azure.sandbox.arm import ArmError, ArmState, Fault, LoggedRequest
+from lbprov_azure.sandbox.server import ArmEmulator
 
 __all__ = [
     "SANDBOX",

@@ -1,0 +1,313 @@
+"""Desired Azure resources for one Service, and the "managed fields" views that plans compare.
+
+Bodies are ARM REST JSON (what azure-mgmt-network sends and returns), built from the Intent and the
+validated :class:`~lbprov_azure.options.AzureOptions`. A view keeps only the fields lbprov manages,
+so a plan's ``before``/``after`` show exactly the drift and nothing Azure adds by itself
+(provisioning state, back references, IDs in other spellings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lbprov.model import Intent, Port
+from lbprov_azure import names
+from lbprov_azure.options import AzureOptions
+from lbprov_azure.settings import AzureSettings
+
+JSON = dict[str, Any]
+#: kube-proxy's health endpoint: used for UDP ports of Cluster-policy Services (a TCP probe
+#: cannot test a UDP NodePort), as upstream's shared probe mode does.
+KUBE_PROXY_HEALTH_PORT = 10256
+
+#: Shared-LB sub-resource kinds (plan Change.kind) -> field of the LB's properties.
+LB_FIELDS = {
+    "frontend-ip-configuration": "frontendIPConfigurations",
+    "probe": "probes",
+    "load-balancing-rule": "loadBalancingRules",
+    "backend-pool": "backendAddressPools",
+}
+
+
+def last(rid: str | None) -> str | None:
+    return rid.rstrip("/").rsplit("/", 1)[-1] if rid else None
+
+
+def ref_id(obj: Any) -> str | None:
+    return str(obj["id"]) if isinstance(obj, dict) and obj.get("id") else None
+
+
+@dataclass(frozen=True)
+class Ids:
+    """ARM resource IDs, deterministic from names (so a rule can name a frontend before it exists)."""
+
+    subscription: str
+
+    def rg_prefix(self, rg: str) -> str:
+        return f"/subscriptions/{self.subscription}/resourceGroups/{rg}/providers/Microsoft.Network"
+
+    def lb(self, rg: str, name: str) -> str:
+        return f"{self.rg_prefix(rg)}/loadBalancers/{name}"
+
+    def lb_child(self, rg: str, lb: str, field: str, name: str) -> str:
+        return f"{self.lb(rg, lb)}/{field}/{name}"
+
+    def pip(self, rg: str, name: str) -> str:
+        return f"{self.rg_prefix(rg)}/publicIPAddresses/{name}"
+
+    def vnet(self, rg: str, name: str) -> str:
+        return f"{self.rg_prefix(rg)}/virtualNetworks/{name}"
+
+    def subnet(self, rg: str, vnet: str, name: str) -> str:
+        return f"{self.vnet(rg, vnet)}/subnets/{name}"
+
+
+# -- views -------------------------------------------------------------------------------------
+
+
+def view_frontend(item: JSON) -> JSON:
+    p = item.get("properties") or {}
+    pip = ref_id(p.get("publicIPAddress"))
+    if pip:
+        seg = pip.split("/")
+        return {"public_ip": f"{seg[4]}/{seg[-1]}".lower() if len(seg) > 8 else pip.lower()}
+    method = p.get("privateIPAllocationMethod") or "Dynamic"
+    out: JSON = {"subnet": (last(ref_id(p.get("subnet"))) or "").lower(), "allocation": method}
+    if method == "Static":
+        out["address"] = p.get("privateIPAddress")
+    return out
+
+
+def view_probe(item: JSON) -> JSON:
+    p = item.get("properties") or {}
+    return {
+        "protocol": p.get("protocol"),
+        "port": p.get("port"),
+        "interval": p.get("intervalInSeconds"),
+        "count": p.get("numberOfProbes"),
+        "path": p.get("requestPath"),
+    }
+
+
+def view_rule(item: JSON) -> JSON:
+    p = item.get("properties") or {}
+    return {
+        "protocol": p.get("protocol"),
+        "frontend_port": p.get("frontendPort"),
+        "backend_port": p.get("backendPort"),
+        "floating_ip": bool(p.get("enableFloatingIP")),
+        "idle_timeout": p.get("idleTimeoutInMinutes"),
+        "tcp_reset": bool(p.get("enableTcpReset")),
+        "distribution": p.get("loadDistribution") or "Default",
+        "frontend": last(ref_id(p.get("frontendIPConfiguration"))),
+        "probe": last(ref_id(p.get("probe"))),
+        "pool": last(ref_id(p.get("backendAddressPool"))),
+    }
+
+
+def view_pool(item: JSON) -> JSON:
+    p = item.get("properties") or {}
+    return {
+        "addresses": sorted(
+            str((a.get("properties") or {}).get("ipAddress"))
+            for a in p.get("loadBalancerBackendAddresses") or []
+        )
+    }
+
+
+def view_pip(pip: JSON) -> JSON:
+    p = pip.get("properties") or {}
+    return {
+        "sku": (pip.get("sku") or {}).get("name"),
+        "allocation": p.get("publicIPAllocationMethod"),
+        "dns_label": (p.get("dnsSettings") or {}).get("domainNameLabel"),
+        "tags": dict(sorted((pip.get("tags") or {}).items())),
+    }
+
+
+def view_nsg_rule(rule: JSON) -> JSON:
+    p = rule.get("properties") or {}
+    sources = p.get("sourceAddressPrefixes") or [p.get("sourceAddressPrefix")]
+    ports = p.get("destinationPortRanges") or [p.get("destinationPortRange")]
+    return {
+        "protocol": p.get("protocol"),
+        "access": p.get("access"),
+        "direction": p.get("direction"),
+        "sources": sorted(str(s) for s in sources if s),
+        "destination": p.get("destinationAddressPrefix")
+        or ",".join(sorted(p.get("destinationAddressPrefixes") or [])),
+        "ports": sorted((str(x) for x in ports if x), key=lambda s: (len(s), s)),
+    }
+
+
+VIEWS = {
+    "frontend-ip-configuration": view_frontend,
+    "probe": view_probe,
+    "load-balancing-rule": view_rule,
+    "backend-pool": view_pool,
+}
+
+
+# -- desired state ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What one Service wants, as ARM bodies keyed by name."""
+
+    lb: str
+    other_lb: str
+    frontend: JSON
+    probes: dict[str, JSON]
+    rules: dict[str, JSON]
+    pool: JSON
+    pip_name: str | None
+    pip_rg: str | None
+    pip_body: JSON | None
+    nsg_rules: dict[str, JSON]
+    lb_template: JSON
+
+
+def _probe(intent: Intent, opts: AzureOptions, port: Port) -> JSON:
+    if intent.health_check is not None and intent.health_check.port:
+        proto, pport, path = "Http", intent.health_check.port, intent.health_check.path or "/healthz"
+    elif opts.probe_protocol in ("Http", "Https") or (opts.probe_protocol is None and opts.probe_path):
+        proto, pport, path = opts.probe_protocol or "Http", port.node_port, opts.probe_path or "/"
+    elif opts.probe_protocol == "Tcp" or port.protocol == "TCP":
+        proto, pport, path = "Tcp", port.node_port, None
+    else:
+        proto, pport, path = "Http", KUBE_PROXY_HEALTH_PORT, "/healthz"
+    props: JSON = {
+        "protocol": proto,
+        "port": pport,
+        "intervalInSeconds": opts.probe_interval_seconds,
+        "numberOfProbes": opts.probe_count,
+    }
+    if path:
+        props["requestPath"] = path
+    return props
+
+
+def build_desired(
+    intent: Intent, opts: AzureOptions, settings: AzureSettings, public_ip_id: str | None
+) -> Desired:
+    """``public_ip_id`` is the public IP the frontend uses (external Services), resolved by the plan."""
+    ids = Ids(settings.subscription_id)
+    cluster = settings.cluster_name
+    rg = settings.resource_group
+    scheme = "internal" if opts.internal else "external"
+    lb = names.lb_name(cluster, scheme)
+    other = names.lb_name(cluster, "external" if opts.internal else "internal")
+    base = intent.lb_name
+    if opts.internal:
+        subnet_id = ids.subnet(
+            settings.vnet_rg, settings.vnet_name, opts.internal_subnet or settings.subnet_name
+        )
+        fprops: JSON = {"subnet": {"id": subnet_id}}
+        if opts.ipv4:
+            fprops.update(privateIPAllocationMethod="Static", privateIPAddress=opts.ipv4)
+        else:
+            fprops["privateIPAllocationMethod"] = "Dynamic"
+    else:
+        assert public_ip_id is not None
+        fprops = {"publicIPAddress": {"id": public_ip_id}}
+    frontend = {"name": base, "properties": fprops}
+    pool_id = ids.lb_child(rg, lb, "backendAddressPools", names.pool_name(cluster))
+    fe_id = ids.lb_child(rg, lb, "frontendIPConfigurations", base)
+    probes: dict[str, JSON] = {}
+    rules: dict[str, JSON] = {}
+    for port in intent.ports:
+        name = names.rule_name(base, port.protocol, port.port)
+        probes[name] = {"name": name, "properties": _probe(intent, opts, port)}
+        rules[name] = {
+            "name": name,
+            "properties": {
+                "frontendIPConfiguration": {"id": fe_id},
+                "backendAddressPool": {"id": pool_id},
+                "probe": {"id": ids.lb_child(rg, lb, "probes", name)},
+                "protocol": "Tcp" if port.protocol == "TCP" else "Udp",
+                "frontendPort": port.port,
+                "backendPort": port.port if opts.floating_ip else port.node_port,
+                "enableFloatingIP": opts.floating_ip,
+                "idleTimeoutInMinutes": opts.idle_timeout_minutes,
+                "enableTcpReset": opts.tcp_reset and port.protocol == "TCP",
+                "loadDistribution": "SourceIP" if intent.session_affinity else "Default",
+                "disableOutboundSnat": False,
+            },
+        }
+    vnet_id = ids.vnet(settings.vnet_rg, settings.vnet_name)
+    addresses = [
+        {"name": t.node_name, "properties": {"ipAddress": t.internal_ip, "virtualNetwork": {"id": vnet_id}}}
+        for t in intent.targets
+        if t.internal_ip
+    ]
+    pool = {"name": names.pool_name(cluster), "properties": {"loadBalancerBackendAddresses": addresses}}
+    pip_name = pip_rg = None
+    pip_body: JSON | None = None
+    if not opts.internal:
+        pip_rg = opts.pip_resource_group or rg
+        pip_name = opts.pip_name or names.pip_name(cluster, base)
+        tags = names.service_tags(cluster, intent.ref)
+        tags.update(dict(opts.pip_tags))
+        pprops: JSON = {"publicIPAllocationMethod": "Static", "publicIPAddressVersion": "IPv4"}
+        if opts.dns_label:
+            pprops["dnsSettings"] = {"domainNameLabel": opts.dns_label}
+        pip_body = {
+            "location": settings.location,
+            "sku": {"name": "Standard", "tier": "Regional"},
+            "tags": tags,
+            "properties": pprops,
+        }
+    nsg: dict[str, JSON] = {}
+    if opts.nsg_rules and settings.security_group_name:
+        for proto in intent.protocols:
+            ports = [p for p in intent.ports if p.protocol == proto]
+            dports = sorted({p.port if opts.floating_ip else p.node_port for p in ports})
+            sources = list(intent.source_ranges)
+            if sources == ["0.0.0.0/0"]:
+                sources = ["*"] if opts.internal else ["Internet"]
+            props = {
+                "protocol": "Tcp" if proto == "TCP" else "Udp",
+                "access": "Allow",
+                "direction": "Inbound",
+                "sourcePortRange": "*",
+                # Floating IP off: the LB delivers to <node IP>:<nodePort>, any node of the VNet.
+                # Floating IP on: the destination is the frontend address itself ("*" here).
+                "destinationAddressPrefix": "*" if opts.floating_ip else "VirtualNetwork",
+                "description": f"lbprov {cluster} {intent.ref.key}"[:140],
+            }
+            if len(sources) == 1:
+                props["sourceAddressPrefix"] = sources[0]
+            else:
+                props["sourceAddressPrefixes"] = sources
+            if len(dports) == 1:
+                props["destinationPortRange"] = str(dports[0])
+            else:
+                props["destinationPortRanges"] = [str(p) for p in dports]
+            name = names.nsg_rule_name(base, proto)
+            nsg[name] = {"name": name, "properties": props}
+    template = {
+        "location": settings.location,
+        "sku": {"name": "Standard", "tier": "Regional"},
+        "tags": names.lb_tags(cluster),
+        "properties": {
+            "frontendIPConfigurations": [],
+            "backendAddressPools": [pool],
+            "probes": [],
+            "loadBalancingRules": [],
+        },
+    }
+    return Desired(
+        lb=lb,
+        other_lb=other,
+        frontend=frontend,
+        probes=probes,
+        rules=rules,
+        pool=pool,
+        pip_name=pip_name,
+        pip_rg=pip_rg,
+        pip_body=pip_body,
+        nsg_rules=nsg,
+        lb_template=template,
+    )

@@ -1,0 +1,114 @@
+"""Azure names and tags: which resource belongs to which cluster and Service.
+
+* Load balancers: ``<cluster>`` (public) and ``<cluster>-internal``, one per cluster and scheme.
+* Per Service (``base`` = ``a`` + UID without dashes, 32 chars): public IP ``<cluster>-<base>``,
+  frontend IP configuration ``<base>``, probe and rule ``<base>-<PROTO>-<port>``, NSG rule
+  ``lbprov-<base>-<PROTO>``. Names carry the UID, so clusters and same-named Services never collide.
+* Tags: Azure forbids ``/`` in tag names, so the core's ownership tags
+  (``kubernetes.io/cluster/<c>: owned`` ...) are stored with ``/`` replaced by ``_``.
+* The shared LB records which Services have parts on it in ``lbprov.io_services.<n>`` tags: the
+  UIDs (without dashes) packed into values of at most 256 characters, since a resource may carry
+  only 50 tags and a shared LB may serve up to 250 Services (one rule each).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from lbprov import naming
+from lbprov.model import ServiceRef
+
+SERVICES_TAG_PREFIX = "lbprov.io_services."
+LB_KIND = "shared-standard"
+MAX_TAG_VALUE = 256
+_PIP_CLUSTER_MAX = 47  # 47 + 1 + 32 = 80, Azure's name limit
+
+
+def azure_key(key: str) -> str:
+    return key.replace("/", "_")
+
+
+def azure_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    return {azure_key(k): v for k, v in tags.items()}
+
+
+def lb_name(cluster: str, scheme: str) -> str:
+    return cluster if scheme == "external" else f"{cluster}-internal"
+
+
+def pool_name(cluster: str) -> str:
+    return cluster
+
+
+def pip_name(cluster: str, base: str) -> str:
+    return f"{cluster[:_PIP_CLUSTER_MAX]}-{base}"
+
+
+def rule_name(base: str, protocol: str, port: int) -> str:
+    return f"{base}-{protocol}-{port}"
+
+
+def nsg_rule_name(base: str, protocol: str) -> str:
+    return f"lbprov-{base}-{protocol}"
+
+
+def nsg_rule_prefix(base: str) -> str:
+    return f"lbprov-{base}-"
+
+
+def uid_token(uid: str) -> str:
+    return uid.replace("-", "")
+
+
+def uid_from_token(token: str) -> str:
+    if len(token) == 32:
+        return f"{token[:8]}-{token[8:12]}-{token[12:16]}-{token[16:20]}-{token[20:]}"
+    return token
+
+
+def owns_part(base: str, name: str) -> bool:
+    """Whether a frontend / rule / probe of the shared LB is one of the Service's parts, by name."""
+    low, b = name.lower(), base.lower()
+    return low == b or low.startswith(b + "-")
+
+
+def service_tags(cluster: str, ref: ServiceRef) -> dict[str, str]:
+    return azure_tags(naming.ownership_tags(cluster, ref))
+
+
+def lb_tags(cluster: str) -> dict[str, str]:
+    tags = azure_tags(naming.cluster_tags(cluster))
+    tags[azure_key(naming.LB_KIND_TAG)] = LB_KIND
+    return tags
+
+
+def is_cluster_owned(tags: Mapping[str, str] | None, cluster: str) -> bool:
+    return (tags or {}).get(azure_key(naming.cluster_tag_key(cluster))) == naming.OWNED
+
+
+def is_service_owned(tags: Mapping[str, str] | None, cluster: str, uid: str) -> bool:
+    return is_cluster_owned(tags, cluster) and (tags or {}).get(azure_key(naming.SERVICE_UID_TAG)) == uid
+
+
+def services_of(tags: Mapping[str, str] | None) -> set[str]:
+    """The Service UID tokens recorded on a shared LB."""
+    out: set[str] = set()
+    for k, v in (tags or {}).items():
+        if k.startswith(SERVICES_TAG_PREFIX):
+            out.update(t for t in v.split(" ") if t)
+    return out
+
+
+def with_services(tags: Mapping[str, str] | None, tokens: Iterable[str]) -> dict[str, str]:
+    """``tags`` with the Service map replaced by ``tokens``, packed into as few tags as fit."""
+    out = {k: v for k, v in (tags or {}).items() if not k.startswith(SERVICES_TAG_PREFIX)}
+    chunk: list[str] = []
+    n = 0
+    for token in sorted(set(tokens)):
+        if chunk and len(" ".join([*chunk, token])) > MAX_TAG_VALUE:
+            out[f"{SERVICES_TAG_PREFIX}{n}"] = " ".join(chunk)
+            n, chunk = n + 1, []
+        chunk.append(token)
+    if chunk:
+        out[f"{SERVICES_TAG_PREFIX}{n}"] = " ".join(chunk)
+    return out
