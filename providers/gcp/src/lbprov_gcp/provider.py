@@ -275,7 +275,7 @@ class GCPProvider:
                         Action.CREATE,
                         "address",
                         lb,
-                        after=r.view,
+                        after={**r.view, "address": r.view["address"] or _UNKNOWN_IP},
                         data={"collection": "addresses", "body": r.body},
                     )
                 )
@@ -291,7 +291,7 @@ class GCPProvider:
                             "address",
                             lb,
                             before=before,
-                            after={**r.view},
+                            after={**r.view, "address": r.view["address"] or _UNKNOWN_IP},
                             cloud_id=ours.get("selfLink"),
                             reason="an address cannot be changed in place",
                             data={"collection": "addresses", "body": r.body},

@@ -87,6 +87,7 @@ class _State:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: avoid the 40 ms delayed-ACK stall
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # the request log is kept in memory
@@ -171,7 +172,12 @@ class SandboxServer:
         host, port = self._server.server_address[:2]
         self.url = f"http://{host}:{port}"
         self.emulator.base_url = self.url
-        self._thread = threading.Thread(target=self._server.serve_forever, name="gce-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="gce-emulator",
+            daemon=True,
+        )
 
     def start(self) -> SandboxServer:
         self._thread.start()

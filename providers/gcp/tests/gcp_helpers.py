@@ -6,8 +6,11 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from lbprov_gcp import GCPProvider
+
 from lbprov.intent import IntentSettings, build_intent
 from lbprov.model import Intent, SandboxNode
+from lbprov.provider import SandboxCloud
 
 CLUSTER = "test"
 
@@ -71,3 +74,16 @@ def intent_for(provider: Any, service: dict[str, Any], nodes: Sequence[SandboxNo
 def converge(provider: Any, intent: Intent) -> Any:
     """plan + apply, and return the ingress."""
     return provider.apply(provider.plan(intent))
+
+
+def provider_for(sandbox: SandboxCloud, *, read_only: bool = False, **overrides: Any) -> GCPProvider:
+    """A provider on the sandbox, without client-side rate limits (tests measure calls, not time)."""
+    settings = {
+        **sandbox.settings,
+        "cluster_name": CLUSTER,
+        "reads_per_second": 0,
+        "writes_per_second": 0,
+        "retry_initial_seconds": 0.01,
+        **overrides,
+    }
+    return GCPProvider.from_settings(settings, read_only=read_only)
