@@ -41,7 +41,16 @@ log = logging.getLogger(__name__)
 
 #: The namespace the controller runs in; it exists from the start, like default and kube-system.
 CONTROLLER_NAMESPACE = "lbprov-system"
-KUBE_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-lbprov-sandbox"}
+KUBE_VERSION = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0-lbprov-sandbox",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.23.0",
+    "compiler": "gc",
+}
 
 
 class RecordedRequest(NamedTuple):
@@ -576,7 +585,9 @@ class KubeAPIServer:
         scheme = "https" if self.tls else "http"
         self.url = f"{scheme}://{self.host}:{self.port}"
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, name="kube-api", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="kube-api", daemon=True
+        )
         self._thread.start()
         return self
 
