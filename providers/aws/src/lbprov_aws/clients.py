@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
-from botocore.client import BaseClient
-from botocore.config import Config
+import boto3  # type: ignore[import-untyped]
+from botocore.client import BaseClient  # type: ignore[import-untyped]
+from botocore.config import Config  # type: ignore[import-untyped]
 
 from lbprov.cloudcalls import CloudCalls
 from lbprov_aws.settings import AWSSettings
@@ -42,7 +42,7 @@ class AWSClients:
         )
         self.clients: dict[str, BaseClient] = {}
         for prefix in PREFIXES:
-            client = session.client(prefix, endpoint_url=settings.endpoint_url, config=config)  # type: ignore[call-overload]
+            client = session.client(prefix, endpoint_url=settings.endpoint_url, config=config)
             client.meta.events.register("before-call.*.*", self._hook(prefix))
             self.clients[prefix] = client
 

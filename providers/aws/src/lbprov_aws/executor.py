@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from lbprov.model import Action, Change, Ingress, Plan
 from lbprov_aws.clients import AWSClients
@@ -126,7 +126,9 @@ class Executor:
         for batch in chunks(add, 100):
             self.clients.call("elbv2:RegisterTargets", TargetGroupArn=arn, Targets=[{"Id": i} for i in batch])
         for batch in chunks(remove, 100):
-            self.clients.call("elbv2:DeregisterTargets", TargetGroupArn=arn, Targets=[{"Id": i} for i in batch])
+            self.clients.call(
+                "elbv2:DeregisterTargets", TargetGroupArn=arn, Targets=[{"Id": i} for i in batch]
+            )
 
     def _elbv2_tags(self, arn: str | None, before: Mapping[str, str], after: Mapping[str, str]) -> None:
         add, remove = _tag_diff(before, after)
@@ -222,7 +224,7 @@ class Executor:
         resp = self.clients.call(
             "ec2:CreateSecurityGroup",
             GroupName=c.name,
-            Description=f"lbprov: classic ELB {c.name[len('k8s-elb-'):]}",
+            Description=f"lbprov: classic ELB {c.name[len('k8s-elb-') :]}",
             VpcId=after["vpc"],
             TagSpecifications=[{"ResourceType": "security-group", "Tags": _tags(after["tags"])}],
         )
@@ -275,11 +277,11 @@ class Executor:
         if before["instances"] != after["instances"]:
             self._classic_instances(name, before["instances"], after["instances"])
         if before["tags"] != after["tags"]:
-            add, remove = _tag_diff(before["tags"], after["tags"])
-            if add:
-                call("elb:AddTags", LoadBalancerNames=[name], Tags=_tags(add))
-            if remove:
-                call("elb:RemoveTags", LoadBalancerNames=[name], Tags=[{"Key": k} for k in remove])
+            tags_add, tags_remove = _tag_diff(before["tags"], after["tags"])
+            if tags_add:
+                call("elb:AddTags", LoadBalancerNames=[name], Tags=_tags(tags_add))
+            if tags_remove:
+                call("elb:RemoveTags", LoadBalancerNames=[name], Tags=[{"Key": k} for k in tags_remove])
 
     @staticmethod
     def _classic_listener_params(li: Mapping[str, Any]) -> dict[str, Any]:
@@ -318,12 +320,14 @@ class Executor:
         remove = sorted(set(before) - set(after))
         if add:
             self.clients.call(
-                "elb:RegisterInstancesWithLoadBalancer", LoadBalancerName=name,
+                "elb:RegisterInstancesWithLoadBalancer",
+                LoadBalancerName=name,
                 Instances=[{"InstanceId": i} for i in add],
             )
         if remove:
             self.clients.call(
-                "elb:DeregisterInstancesFromLoadBalancer", LoadBalancerName=name,
+                "elb:DeregisterInstancesFromLoadBalancer",
+                LoadBalancerName=name,
                 Instances=[{"InstanceId": i} for i in remove],
             )
 
@@ -337,7 +341,8 @@ class Executor:
         if c.action in (Action.CREATE, Action.REPLACE):
             assert c.after is not None
             self.clients.call(
-                "elb:CreateLoadBalancerListeners", LoadBalancerName=name,
+                "elb:CreateLoadBalancerListeners",
+                LoadBalancerName=name,
                 Listeners=[self._classic_listener_params(c.after)],
             )
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from lbprov import naming
 from lbprov_aws.clients import AWSClients
@@ -129,7 +129,9 @@ def _nlb(raw: dict[str, Any], tags: dict[str, str]) -> ObservedNLB:
         name=raw["LoadBalancerName"],
         dns=raw.get("DNSName", ""),
         scheme=raw.get("Scheme", "internet-facing"),
-        subnets=tuple(sorted(az["SubnetId"] for az in raw.get("AvailabilityZones", []) if az.get("SubnetId"))),
+        subnets=tuple(
+            sorted(az["SubnetId"] for az in raw.get("AvailabilityZones", []) if az.get("SubnetId"))
+        ),
         vpc_id=raw.get("VpcId", ""),
         tags=tags,
     )
@@ -272,7 +274,10 @@ class Reader:
     def _list_target_groups(self) -> list[dict[str, Any]]:
         return list(
             self.clients.pages(
-                "elbv2:DescribeTargetGroups", "TargetGroups", token_in="Marker", token_out="NextMarker",
+                "elbv2:DescribeTargetGroups",
+                "TargetGroups",
+                token_in="Marker",
+                token_out="NextMarker",
                 PageSize=400,
             )
         )
@@ -298,8 +303,11 @@ class Reader:
             raw = [
                 lb
                 for lb in self.clients.pages(
-                    "elbv2:DescribeLoadBalancers", "LoadBalancers", token_in="Marker",
-                    token_out="NextMarker", PageSize=400,
+                    "elbv2:DescribeLoadBalancers",
+                    "LoadBalancers",
+                    token_in="Marker",
+                    token_out="NextMarker",
+                    PageSize=400,
                 )
                 # Every type: ALB and NLB names share one namespace, so a foreign ALB collides too.
                 if _could_be_ours_lb(lb["LoadBalancerName"])
@@ -310,8 +318,11 @@ class Reader:
             raw = [
                 lb
                 for lb in self.clients.pages(
-                    "elb:DescribeLoadBalancers", "LoadBalancerDescriptions", token_in="Marker",
-                    token_out="NextMarker", PageSize=400,
+                    "elb:DescribeLoadBalancers",
+                    "LoadBalancerDescriptions",
+                    token_in="Marker",
+                    token_out="NextMarker",
+                    PageSize=400,
                 )
                 if _could_be_ours_lb(lb["LoadBalancerName"])
             ]
@@ -336,14 +347,21 @@ class Reader:
                     port=int(li["Port"]),
                     protocol=li["Protocol"],
                     target_group_arn=next(
-                        (a.get("TargetGroupArn") for a in li.get("DefaultActions", []) if a.get("Type") == "forward"),
+                        (
+                            a.get("TargetGroupArn")
+                            for a in li.get("DefaultActions", [])
+                            if a.get("Type") == "forward"
+                        ),
                         None,
                     ),
                     certificate=(li.get("Certificates") or [{}])[0].get("CertificateArn"),
                     ssl_policy=li.get("SslPolicy"),
                 )
                 for li in self.clients.pages(
-                    "elbv2:DescribeListeners", "Listeners", token_in="Marker", token_out="NextMarker",
+                    "elbv2:DescribeListeners",
+                    "Listeners",
+                    token_in="Marker",
+                    token_out="NextMarker",
                     LoadBalancerArn=arn,
                 )
             ]
@@ -363,7 +381,9 @@ class Reader:
                 )
             )
         if state.classic and naming.is_owned_by_service(state.classic.tags, self.cluster, uid):
-            attrs = self.clients.call("elb:DescribeLoadBalancerAttributes", LoadBalancerName=state.classic.name)
+            attrs = self.clients.call(
+                "elb:DescribeLoadBalancerAttributes", LoadBalancerName=state.classic.name
+            )
             cz = attrs.get("LoadBalancerAttributes", {}).get("CrossZoneLoadBalancing", {})
             state.classic.cross_zone = bool(cz.get("Enabled", False))
 
@@ -375,7 +395,10 @@ class Reader:
                 rnd.nlbs = rnd.classics = rnd.target_groups = None
             self._fill_round(rnd)
             assert rnd.nlbs is not None and rnd.classics is not None and rnd.target_groups is not None
-            owned = lambda tags: naming.is_owned_by_cluster(tags, self.cluster)  # noqa: E731
+
+            def owned(tags: dict[str, str]) -> bool:
+                return naming.is_owned_by_cluster(tags, self.cluster)
+
             return (
                 [lb for lb in rnd.nlbs.values() if owned(lb.tags)],
                 [lb for lb in rnd.classics.values() if owned(lb.tags)],
@@ -391,7 +414,9 @@ class Reader:
         if vpc_id is None:
             vpcs = sorted({i.get("VpcId", "") for i in instances.values() if i.get("VpcId")})
             if len(vpcs) > 1:
-                raise RuntimeError(f"the nodes' instances are in several VPCs ({', '.join(vpcs)}); set vpc_id")
+                raise RuntimeError(
+                    f"the nodes' instances are in several VPCs ({', '.join(vpcs)}); set vpc_id"
+                )
             vpc_id = vpcs[0] if vpcs else None
         subnets: list[dict[str, Any]] = []
         if need_vpc:
@@ -423,7 +448,10 @@ class Reader:
         # A filter (unlike InstanceIds=) ignores unknown IDs instead of failing the whole call.
         for batch in chunks(missing, 200):
             for res in self.clients.pages(
-                "ec2:DescribeInstances", "Reservations", token_in="NextToken", token_out="NextToken",
+                "ec2:DescribeInstances",
+                "Reservations",
+                token_in="NextToken",
+                token_out="NextToken",
                 Filters=[{"Name": "instance-id", "Values": list(batch)}],
             ):
                 for inst in res.get("Instances", []):
@@ -435,7 +463,10 @@ class Reader:
     def _subnets_by_cluster_tag(self) -> list[dict[str, Any]]:
         return list(
             self.clients.pages(
-                "ec2:DescribeSubnets", "Subnets", token_in="NextToken", token_out="NextToken",
+                "ec2:DescribeSubnets",
+                "Subnets",
+                token_in="NextToken",
+                token_out="NextToken",
                 Filters=[{"Name": "tag-key", "Values": [naming.cluster_tag_key(self.cluster)]}],
             )
         )
@@ -446,7 +477,10 @@ class Reader:
             return rnd.subnets[vpc_id]
         found = list(
             self.clients.pages(
-                "ec2:DescribeSubnets", "Subnets", token_in="NextToken", token_out="NextToken",
+                "ec2:DescribeSubnets",
+                "Subnets",
+                token_in="NextToken",
+                token_out="NextToken",
                 Filters=[{"Name": "vpc-id", "Values": [vpc_id]}],
             )
         )
@@ -484,7 +518,10 @@ class Reader:
         found = {
             sg["GroupId"]: _sg(sg)
             for sg in self.clients.pages(
-                "ec2:DescribeSecurityGroups", "SecurityGroups", token_in="NextToken", token_out="NextToken",
+                "ec2:DescribeSecurityGroups",
+                "SecurityGroups",
+                token_in="NextToken",
+                token_out="NextToken",
                 Filters=[{"Name": "tag-key", "Values": [naming.cluster_tag_key(self.cluster)]}],
             )
         }
@@ -501,4 +538,6 @@ def _copy_nlb(nlb: ObservedNLB) -> ObservedNLB:
 
 
 def _copy_tg(tg: ObservedTG) -> ObservedTG:
-    return ObservedTG(tg.arn, tg.name, tg.protocol, tg.port, tg.vpc_id, tg.lb_arns, dict(tg.health), dict(tg.tags))
+    return ObservedTG(
+        tg.arn, tg.name, tg.protocol, tg.port, tg.vpc_id, tg.lb_arns, dict(tg.health), dict(tg.tags)
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from botocore.exceptions import (
+from botocore.exceptions import (  # type: ignore[import-untyped]
     ClientError,
     ConnectionClosedError,
     ConnectTimeoutError,

@@ -181,10 +181,7 @@ def _health(annotations: Mapping[str, str], kind: LbKind) -> HealthCheckOverride
     port: int | Literal["traffic-port"] | None = None
     if HC_PORT in annotations:
         raw = annotations[HC_PORT].strip()
-        if raw == "traffic-port":
-            port = "traffic-port"
-        else:
-            port = _int_in(annotations, HC_PORT, (1, 65535))
+        port = "traffic-port" if raw == "traffic-port" else _int_in(annotations, HC_PORT, (1, 65535))
     path: str | None = None
     if HC_PATH in annotations:
         path = annotations[HC_PATH].strip()
@@ -201,7 +198,12 @@ def _health(annotations: Mapping[str, str], kind: LbKind) -> HealthCheckOverride
         healthy=_int_in(annotations, HC_HEALTHY, ranges["healthy"]),
         unhealthy=_int_in(annotations, HC_UNHEALTHY, ranges["unhealthy"]),
     )
-    if kind == "classic" and overrides.interval and overrides.timeout and overrides.timeout >= overrides.interval:
+    if (
+        kind == "classic"
+        and overrides.interval
+        and overrides.timeout
+        and overrides.timeout >= overrides.interval
+    ):
         raise InvalidService(
             _field(HC_TIMEOUT),
             f"{overrides.timeout} must be less than the interval ({overrides.interval}) for a classic ELB",
@@ -233,7 +235,8 @@ def _tags(annotations: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
             )
         if not _TAG_VALUE.match(v):
             raise InvalidService(
-                _field(ADDITIONAL_TAGS), f"tag value {v!r} of {k!r}: 0-256 letters, digits, spaces and _.:/=+-@"
+                _field(ADDITIONAL_TAGS),
+                f"tag value {v!r} of {k!r}: 0-256 letters, digits, spaces and _.:/=+-@",
             )
         if k.startswith(_RESERVED_TAG_PREFIXES) or k in _RESERVED_TAG_KEYS:
             raise InvalidService(
@@ -260,18 +263,23 @@ def _ssl(annotations: Mapping[str, str]) -> tuple[str | None, tuple[str, ...]]:
     ports_raw = annotations.get(SSL_PORTS)
     if cert is None:
         if ports_raw is not None and ports_raw.strip():
-            raise InvalidService(_field(SSL_PORTS), f"set, but {SSL_CERT} is missing; add the certificate ARN")
+            raise InvalidService(
+                _field(SSL_PORTS), f"set, but {SSL_CERT} is missing; add the certificate ARN"
+            )
         return None, ()
     if not _CERT_ARN.match(cert):
         raise InvalidService(
-            _field(SSL_CERT), f"{cert!r} is not a certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)"
+            _field(SSL_CERT),
+            f"{cert!r} is not a certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)",
         )
     if ports_raw is None or ports_raw.strip() in ("", "*"):
         return cert, ("*",)
     ports = tuple(sorted({p.strip() for p in ports_raw.split(",") if p.strip()}))
     for p in ports:
         if p.isdigit() and not 1 <= int(p) <= 65535:
-            raise InvalidService(_field(SSL_PORTS), f"{p!r}; accepted values: '*', port numbers or port names")
+            raise InvalidService(
+                _field(SSL_PORTS), f"{p!r}; accepted values: '*', port numbers or port names"
+            )
     return cert, ports
 
 
@@ -325,13 +333,17 @@ def resolve(intent: Intent, annotations: Mapping[str, str]) -> Intent:
     proxy = False
     if PROXY_PROTOCOL in annotations:
         if annotations[PROXY_PROTOCOL].strip() != "*":
-            raise InvalidService(_field(PROXY_PROTOCOL), f"{annotations[PROXY_PROTOCOL]!r}; accepted values: *")
+            raise InvalidService(
+                _field(PROXY_PROTOCOL), f"{annotations[PROXY_PROTOCOL]!r}; accepted values: *"
+            )
         proxy = True
     cross_zone = False
     if CROSS_ZONE in annotations:
         parsed = parse_bool(annotations[CROSS_ZONE].strip())
         if parsed is None:
-            raise InvalidService(_field(CROSS_ZONE), f"{annotations[CROSS_ZONE]!r}; accepted values: true, false")
+            raise InvalidService(
+                _field(CROSS_ZONE), f"{annotations[CROSS_ZONE]!r}; accepted values: true, false"
+            )
         cross_zone = parsed
     cert, ssl_ports = _ssl(annotations)
     labels = _labels(annotations)
@@ -350,13 +362,15 @@ def resolve(intent: Intent, annotations: Mapping[str, str]) -> Intent:
         for i, port in enumerate(intent.ports):
             if port.protocol != "TCP":
                 raise InvalidService(
-                    f"spec.ports[{i}].protocol", f"{port.protocol} is not supported by a classic ELB; "
-                    "accepted values: TCP (use the default NLB for UDP)"
+                    f"spec.ports[{i}].protocol",
+                    f"{port.protocol} is not supported by a classic ELB; "
+                    "accepted values: TCP (use the default NLB for UDP)",
                 )
         if intent.session_affinity:
             raise InvalidService(
-                "spec.sessionAffinity", "ClientIP is not supported by a classic ELB with TCP listeners; "
-                "accepted values: None (or use the default NLB)"
+                "spec.sessionAffinity",
+                "ClientIP is not supported by a classic ELB with TCP listeners; "
+                "accepted values: None (or use the default NLB)",
             )
     elif cert:
         for i, port in enumerate(intent.ports):

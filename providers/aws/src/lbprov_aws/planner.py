@@ -25,10 +25,17 @@ from typing import Any
 from lbprov import naming
 from lbprov.model import Action, Change, Ingress, Intent, InvalidService, OwnershipConflict, Port, ServiceRef
 from lbprov_aws import names
-from lbprov_aws.observe import ClusterContext, ObservedClassic, ObservedNLB, ObservedSG, ObservedTG, ServiceState
+from lbprov_aws.names import CLIENT_RULE
+from lbprov_aws.observe import (
+    ClusterContext,
+    ObservedClassic,
+    ObservedNLB,
+    ObservedSG,
+    ObservedTG,
+    ServiceState,
+)
 from lbprov_aws.options import SUBNETS, AWSOptions, provider_id_instance
 from lbprov_aws.sgrules import (
-    CLIENT_RULE,
     RuleRange,
     desired_ranges,
     parse_rules,
@@ -41,14 +48,35 @@ ROLE_ELB = "kubernetes.io/role/elb"
 ROLE_INTERNAL_ELB = "kubernetes.io/role/internal-elb"
 SSL_POLICY = "ELBSecurityPolicy-2016-08"
 
-NLB_DEFAULT_HEALTH = {"protocol": "TCP", "port": "traffic-port", "path": None, "interval": 30, "timeout": 10, "healthy": 3, "unhealthy": 3}
+NLB_DEFAULT_HEALTH = {
+    "protocol": "TCP",
+    "port": "traffic-port",
+    "path": None,
+    "interval": 30,
+    "timeout": 10,
+    "healthy": 3,
+    "unhealthy": 3,
+}
 NLB_LOCAL_TIMING = {"interval": 10, "timeout": 10, "healthy": 2, "unhealthy": 2}
 CLASSIC_TIMING = {"interval": 10, "timeout": 5, "healthy": 2, "unhealthy": 6}
 TG_ATTRIBUTE_DEFAULTS = {"stickiness.enabled": "false", "proxy_protocol_v2.enabled": "false"}
 LB_ATTRIBUTE_DEFAULTS = {"load_balancing.cross_zone.enabled": "false"}
 
-(P_ELB_SG, P_ELB_SG_RULE, P_TG_CREATE, P_TG_UPDATE, P_LB, P_LISTENER, P_SG_ADD, P_LISTENER_DEL,
- P_SG_DEL, P_LB_DEL, P_TG_DEL, P_ELB_SG_RULE_DEL, P_ELB_SG_DEL) = range(13)
+(
+    P_ELB_SG,
+    P_ELB_SG_RULE,
+    P_TG_CREATE,
+    P_TG_UPDATE,
+    P_LB,
+    P_LISTENER,
+    P_SG_ADD,
+    P_LISTENER_DEL,
+    P_SG_DEL,
+    P_LB_DEL,
+    P_TG_DEL,
+    P_ELB_SG_RULE_DEL,
+    P_ELB_SG_DEL,
+) = range(13)
 
 
 @dataclass
@@ -70,11 +98,13 @@ class _Builder:
 
 
 def _owner_text(tags: dict[str, str]) -> str:
-    clusters = [k[len(naming.CLUSTER_TAG_PREFIX):] for k in tags if k.startswith(naming.CLUSTER_TAG_PREFIX)]
+    clusters = [k[len(naming.CLUSTER_TAG_PREFIX) :] for k in tags if k.startswith(naming.CLUSTER_TAG_PREFIX)]
     uid = tags.get(naming.SERVICE_UID_TAG)
     if not clusters:
         return "no cluster ownership tag"
-    return f"cluster tag(s) {', '.join(clusters)}" + (f", Service UID {uid}" if uid else ", no Service UID tag")
+    return f"cluster tag(s) {', '.join(clusters)}" + (
+        f", Service UID {uid}" if uid else ", no Service UID tag"
+    )
 
 
 def check_owned(what: str, name: str, tags: dict[str, str], cluster: str, ref: ServiceRef) -> None:
@@ -118,7 +148,9 @@ def nlb_health(intent: Intent, opts: AWSOptions) -> dict[str, Any]:
     if intent.health_check is not None:
         base = intent.health_check
         hc.update(NLB_LOCAL_TIMING)
-        hc.update(protocol=base.protocol, port=str(base.port) if base.port else "traffic-port", path=base.path)
+        hc.update(
+            protocol=base.protocol, port=str(base.port) if base.port else "traffic-port", path=base.path
+        )
     o = opts.health
     if o.protocol:
         hc["protocol"] = o.protocol
@@ -251,8 +283,9 @@ class Planner:
                 if tg.name not in kept:
                     b.add(P_TG_DEL, self._tg_delete(tg))
             # Also finds a classic ELB security group left behind by an interrupted switch.
-            self._delete_classic(b, classic, ctx, reason="load balancer type changed to nlb",
-                                 lb_name=intent.lb_name, ref=ref)
+            self._delete_classic(
+                b, classic, ctx, reason="load balancer type changed to nlb", lb_name=intent.lb_name, ref=ref
+            )
             if nlb is not None and nlb.dns:
                 ingress = (Ingress(hostname=nlb.dns),)
         else:
@@ -295,7 +328,9 @@ class Planner:
         return None
 
     def _owned_tgs(self, state: ServiceState, ref: ServiceRef) -> list[ObservedTG]:
-        return [tg for tg in state.target_groups if naming.is_owned_by_service(tg.tags, self.cluster, ref.uid)]
+        return [
+            tg for tg in state.target_groups if naming.is_owned_by_service(tg.tags, self.cluster, ref.uid)
+        ]
 
     # -- NLB --------------------------------------------------------------------------------------
 
@@ -320,7 +355,9 @@ class Planner:
         for port in intent.ports:
             name = names.target_group_name(self.cluster, intent.ref, port)
             attrs = dict(attributes)
-            attrs["proxy_protocol_v2.enabled"] = "true" if (opts.proxy_protocol and port.protocol == "TCP") else "false"
+            attrs["proxy_protocol_v2.enabled"] = (
+                "true" if (opts.proxy_protocol and port.protocol == "TCP") else "false"
+            )
             desired_tgs[name] = (
                 port,
                 {
@@ -339,9 +376,18 @@ class Planner:
                 check_owned("target group", name, foreign[name].tags, self.cluster, intent.ref)
             tg = tg_by_name.get(name)
             if tg is None:
-                b.add(P_TG_CREATE, Change(Action.CREATE, "target-group", name, None, after,
-                                          reason=f"{port.protocol}/{port.port} -> NodePort {port.node_port}",
-                                          data={"type": "tg"}))
+                b.add(
+                    P_TG_CREATE,
+                    Change(
+                        Action.CREATE,
+                        "target-group",
+                        name,
+                        None,
+                        after,
+                        reason=f"{port.protocol}/{port.port} -> NodePort {port.node_port}",
+                        data={"type": "tg"},
+                    ),
+                )
                 continue
             before = {
                 "protocol": tg.protocol,
@@ -349,13 +395,25 @@ class Planner:
                 "vpc": tg.vpc_id,
                 "target_type": "instance",
                 "health_check": tg.health,
-                "attributes": {k: (tg.attributes or {}).get(k, TG_ATTRIBUTE_DEFAULTS.get(k)) for k in after["attributes"]},
+                "attributes": {
+                    k: (tg.attributes or {}).get(k, TG_ATTRIBUTE_DEFAULTS.get(k)) for k in after["attributes"]
+                },
                 "targets": list(tg.targets or ()),
                 "tags": observed_managed_tags(tg.tags, tags),
             }
             if before != after:
-                b.add(P_TG_UPDATE, Change(Action.UPDATE, "target-group", name, before, after, cloud_id=tg.arn,
-                                          data={"type": "tg"}))
+                b.add(
+                    P_TG_UPDATE,
+                    Change(
+                        Action.UPDATE,
+                        "target-group",
+                        name,
+                        before,
+                        after,
+                        cloud_id=tg.arn,
+                        data={"type": "tg"},
+                    ),
+                )
 
         # The load balancer.
         scheme = "internal" if intent.scheme == "internal" else "internet-facing"
@@ -368,7 +426,10 @@ class Planner:
         }
         replaced = False
         if nlb is None:
-            b.add(P_LB, Change(Action.CREATE, "load-balancer", intent.lb_name, None, lb_after, data={"type": "nlb"}))
+            b.add(
+                P_LB,
+                Change(Action.CREATE, "load-balancer", intent.lb_name, None, lb_after, data={"type": "nlb"}),
+            )
         else:
             data["lb_arn"] = nlb.arn
             data["dns"] = nlb.dns
@@ -377,18 +438,39 @@ class Planner:
                 "scheme": nlb.scheme,
                 "subnets": list(nlb.subnets),
                 "attributes": {
-                    k: (nlb.attributes or {}).get(k, LB_ATTRIBUTE_DEFAULTS.get(k)) for k in lb_after["attributes"]
+                    k: (nlb.attributes or {}).get(k, LB_ATTRIBUTE_DEFAULTS.get(k))
+                    for k in lb_after["attributes"]
                 },
                 "tags": observed_managed_tags(nlb.tags, tags),
             }
             if lb_before["scheme"] != scheme:
                 replaced = True
-                b.add(P_LB, Change(Action.REPLACE, "load-balancer", intent.lb_name, lb_before, lb_after,
-                                   cloud_id=nlb.arn, reason="the scheme of a load balancer cannot change",
-                                   data={"type": "nlb"}))
+                b.add(
+                    P_LB,
+                    Change(
+                        Action.REPLACE,
+                        "load-balancer",
+                        intent.lb_name,
+                        lb_before,
+                        lb_after,
+                        cloud_id=nlb.arn,
+                        reason="the scheme of a load balancer cannot change",
+                        data={"type": "nlb"},
+                    ),
+                )
             elif lb_before != lb_after:
-                b.add(P_LB, Change(Action.UPDATE, "load-balancer", intent.lb_name, lb_before, lb_after,
-                                   cloud_id=nlb.arn, data={"type": "nlb"}))
+                b.add(
+                    P_LB,
+                    Change(
+                        Action.UPDATE,
+                        "load-balancer",
+                        intent.lb_name,
+                        lb_before,
+                        lb_after,
+                        cloud_id=nlb.arn,
+                        data={"type": "nlb"},
+                    ),
+                )
 
         # Listeners: one per (protocol, port); TLS counts as TCP.
         arn_to_tg = {tg.arn: tg.name for tg in tg_by_name.values()}
@@ -413,9 +495,18 @@ class Planner:
             }
             li = observed.pop(key, None)
             if li is None:
-                b.add(P_LISTENER, Change(Action.CREATE, "listener", key, None, after,
-                                         reason="load balancer replaced" if replaced else None,
-                                         data={"type": "listener"}))
+                b.add(
+                    P_LISTENER,
+                    Change(
+                        Action.CREATE,
+                        "listener",
+                        key,
+                        None,
+                        after,
+                        reason="load balancer replaced" if replaced else None,
+                        data={"type": "listener"},
+                    ),
+                )
                 continue
             before = {
                 "protocol": li.protocol,
@@ -425,13 +516,25 @@ class Planner:
                 "ssl_policy": li.ssl_policy if li.protocol == "TLS" else None,
             }
             if before != after:
-                b.add(P_LISTENER, Change(Action.UPDATE, "listener", key, before, after, cloud_id=li.arn,
-                                         data={"type": "listener"}))
+                b.add(
+                    P_LISTENER,
+                    Change(
+                        Action.UPDATE,
+                        "listener",
+                        key,
+                        before,
+                        after,
+                        cloud_id=li.arn,
+                        data={"type": "listener"},
+                    ),
+                )
         for key, li in sorted(observed.items()):
             b.add(P_LISTENER_DEL, self._listener_delete(key, li, arn_to_tg))
         for li in extra:
-            b.add(P_LISTENER_DEL, self._listener_delete(f"{li.protocol}/{li.port}", li, arn_to_tg,
-                                                        reason="duplicate listener"))
+            b.add(
+                P_LISTENER_DEL,
+                self._listener_delete(f"{li.protocol}/{li.port}", li, arn_to_tg, reason="duplicate listener"),
+            )
 
         ports = [(p.protocol, p.node_port) for p in intent.ports]
         health_ports: set[int] = set()
@@ -443,26 +546,60 @@ class Planner:
             if hp in own_ports:  # a shared custom port (e.g. 10256) is the operator's to open
                 health_ports.add(hp)
         points = service_points(
-            ports=ports, health_ports=sorted(health_ports), source_ranges=intent.source_ranges,
+            ports=ports,
+            health_ports=sorted(health_ports),
+            source_ranges=intent.source_ranges,
             vpc_cidrs=ctx.vpc_cidrs,
         )
         return set(desired_tgs), points
 
-    def _listener_delete(self, key: str, li: Any, arn_to_tg: dict[str, str], reason: str | None = None) -> Change:
-        before = {"protocol": li.protocol, "port": li.port,
-                  "target_group": arn_to_tg.get(li.target_group_arn or "", li.target_group_arn)}
-        return Change(Action.DELETE, "listener", key, before, None, cloud_id=li.arn, reason=reason,
-                      data={"type": "listener"})
+    def _listener_delete(
+        self, key: str, li: Any, arn_to_tg: dict[str, str], reason: str | None = None
+    ) -> Change:
+        before = {
+            "protocol": li.protocol,
+            "port": li.port,
+            "target_group": arn_to_tg.get(li.target_group_arn or "", li.target_group_arn),
+        }
+        return Change(
+            Action.DELETE,
+            "listener",
+            key,
+            before,
+            None,
+            cloud_id=li.arn,
+            reason=reason,
+            data={"type": "listener"},
+        )
 
     def _tg_delete(self, tg: ObservedTG, reason: str | None = None) -> Change:
         before = {"protocol": tg.protocol, "port": tg.port, "targets": list(tg.targets or ())}
-        return Change(Action.DELETE, "target-group", tg.name, before, None, cloud_id=tg.arn, reason=reason,
-                      data={"type": "tg"})
+        return Change(
+            Action.DELETE,
+            "target-group",
+            tg.name,
+            before,
+            None,
+            cloud_id=tg.arn,
+            reason=reason,
+            data={"type": "tg"},
+        )
 
     def _delete_nlb(self, b: _Builder, nlb: ObservedNLB, reason: str | None = None) -> None:
         before = {"type": "network", "scheme": nlb.scheme, "dns": nlb.dns}
-        b.add(P_LB_DEL, Change(Action.DELETE, "load-balancer", nlb.name, before, None, cloud_id=nlb.arn,
-                               reason=reason, data={"type": "nlb"}))
+        b.add(
+            P_LB_DEL,
+            Change(
+                Action.DELETE,
+                "load-balancer",
+                nlb.name,
+                before,
+                None,
+                cloud_id=nlb.arn,
+                reason=reason,
+                data={"type": "nlb"},
+            ),
+        )
 
     @staticmethod
     def _intent_ports(intent: Intent) -> set[int]:
@@ -491,9 +628,12 @@ class Planner:
             if not ours and not is_node:
                 continue
             desired = desired_ranges(ours, ports, wanted if is_node else set())
-            client_keys = {(r.protocol, r.from_port, r.to_port, r.cidr) for r in desired if r.kind == CLIENT_RULE}
+            client_keys = {
+                (r.protocol, r.from_port, r.to_port, r.cidr) for r in desired if r.kind == CLIENT_RULE
+            }
             desired = {
-                r for r in desired
+                r
+                for r in desired
                 if r.kind == CLIENT_RULE or (r.protocol, r.from_port, r.to_port, r.cidr) not in client_keys
             }
             for r in sorted(desired - ours):
@@ -506,9 +646,13 @@ class Planner:
     def _range_change(self, action: Action, sg_id: str, r: RuleRange) -> Change:
         body = {"group": sg_id, **r.to_json()}
         return Change(
-            action, "security-group-rule", f"{sg_id} {r.label()}",
-            None if action is Action.CREATE else body, body if action is Action.CREATE else None,
-            cloud_id=sg_id, data={"type": "node-sg-range", "permission": r.ip_permission(self.cluster)},
+            action,
+            "security-group-rule",
+            f"{sg_id} {r.label()}",
+            None if action is Action.CREATE else body,
+            body if action is Action.CREATE else None,
+            cloud_id=sg_id,
+            data={"type": "node-sg-range", "permission": r.ip_permission(self.cluster)},
         )
 
     # -- classic ELB ------------------------------------------------------------------------------
@@ -526,23 +670,37 @@ class Planner:
         ref = intent.ref
         tags = managed_tags(intent, opts)
         sg_name = names.elb_security_group_name(intent.lb_name)
-        elb_sg = next((sg for sg in ctx.security_groups if sg.name == sg_name and sg.vpc_id == ctx.vpc_id), None)
+        elb_sg = next(
+            (sg for sg in ctx.security_groups if sg.name == sg_name and sg.vpc_id == ctx.vpc_id), None
+        )
         if elb_sg is not None:
             check_owned("security group", sg_name, elb_sg.tags, self.cluster, ref)
             data["elb_sg_id"] = elb_sg.id
         else:
-            b.add(P_ELB_SG, Change(Action.CREATE, "security-group", sg_name, None,
-                                   {"vpc": ctx.vpc_id, "tags": ownership_only(ref, self.cluster, "classic")},
-                                   data={"type": "elb-sg", "name": sg_name}))
+            b.add(
+                P_ELB_SG,
+                Change(
+                    Action.CREATE,
+                    "security-group",
+                    sg_name,
+                    None,
+                    {"vpc": ctx.vpc_id, "tags": ownership_only(ref, self.cluster, "classic")},
+                    data={"type": "elb-sg", "name": sg_name},
+                ),
+            )
         # Its ingress: the service ports from the source ranges (the group is ours alone).
         desired = {("tcp", p.port, p.port, cidr) for p in intent.ports for cidr in intent.source_ranges}
         current: set[tuple[str, int, int, str]] = set()
         if elb_sg is not None:
             for perm in elb_sg.permissions:
                 for r in perm.get("IpRanges", []):
-                    current.add((perm["IpProtocol"], perm.get("FromPort", -1), perm.get("ToPort", -1), r["CidrIp"]))
+                    current.add(
+                        (perm["IpProtocol"], perm.get("FromPort", -1), perm.get("ToPort", -1), r["CidrIp"])
+                    )
                 for r in perm.get("Ipv6Ranges", []):
-                    current.add((perm["IpProtocol"], perm.get("FromPort", -1), perm.get("ToPort", -1), r["CidrIpv6"]))
+                    current.add(
+                        (perm["IpProtocol"], perm.get("FromPort", -1), perm.get("ToPort", -1), r["CidrIpv6"])
+                    )
         desc = names.elb_sg_rule_description(intent.lb_name)
         for key in sorted(desired - current):
             b.add(P_ELB_SG_RULE, self._elb_sg_rule(Action.CREATE, sg_name, key, desc))
@@ -569,9 +727,17 @@ class Planner:
             "tags": tags,
         }
         if classic is None:
-            b.add(P_LB, Change(Action.CREATE, "load-balancer", intent.lb_name, None,
-                               {**after, "listeners": [listeners[k] for k in sorted(listeners, key=int)]},
-                               data={"type": "classic", "sg_name": sg_name}))
+            b.add(
+                P_LB,
+                Change(
+                    Action.CREATE,
+                    "load-balancer",
+                    intent.lb_name,
+                    None,
+                    {**after, "listeners": [listeners[k] for k in sorted(listeners, key=int)]},
+                    data={"type": "classic", "sg_name": sg_name},
+                ),
+            )
         else:
             data["dns"] = classic.dns
             hc = classic.health_check
@@ -580,22 +746,44 @@ class Planner:
                 "subnets": list(classic.subnets),
                 "security_groups": list(classic.security_groups),
                 "health_check": {
-                    "target": hc.get("Target"), "interval": hc.get("Interval"), "timeout": hc.get("Timeout"),
-                    "healthy": hc.get("HealthyThreshold"), "unhealthy": hc.get("UnhealthyThreshold"),
+                    "target": hc.get("Target"),
+                    "interval": hc.get("Interval"),
+                    "timeout": hc.get("Timeout"),
+                    "healthy": hc.get("HealthyThreshold"),
+                    "unhealthy": hc.get("UnhealthyThreshold"),
                 },
                 "cross_zone": bool(classic.cross_zone),
                 "instances": list(classic.instances),
                 "tags": observed_managed_tags(classic.tags, tags),
             }
             if before["scheme"] != after["scheme"]:
-                b.add(P_LB, Change(Action.REPLACE, "load-balancer", intent.lb_name, before,
-                                   {**after, "listeners": [listeners[k] for k in sorted(listeners, key=int)]},
-                                   cloud_id=classic.name, reason="the scheme of a load balancer cannot change",
-                                   data={"type": "classic", "sg_name": sg_name}))
+                b.add(
+                    P_LB,
+                    Change(
+                        Action.REPLACE,
+                        "load-balancer",
+                        intent.lb_name,
+                        before,
+                        {**after, "listeners": [listeners[k] for k in sorted(listeners, key=int)]},
+                        cloud_id=classic.name,
+                        reason="the scheme of a load balancer cannot change",
+                        data={"type": "classic", "sg_name": sg_name},
+                    ),
+                )
             else:
                 if before != after:
-                    b.add(P_LB, Change(Action.UPDATE, "load-balancer", intent.lb_name, before, after,
-                                       cloud_id=classic.name, data={"type": "classic", "sg_name": sg_name}))
+                    b.add(
+                        P_LB,
+                        Change(
+                            Action.UPDATE,
+                            "load-balancer",
+                            intent.lb_name,
+                            before,
+                            after,
+                            cloud_id=classic.name,
+                            data={"type": "classic", "sg_name": sg_name},
+                        ),
+                    )
                 seen: dict[str, dict[str, Any]] = {}
                 for li in classic.listeners:
                     seen[str(li["LoadBalancerPort"])] = {
@@ -605,15 +793,28 @@ class Planner:
                         "instance_port": li["InstancePort"],
                         "certificate": li.get("SSLCertificateId") or None,
                     }
-                for key in sorted(set(listeners) | set(seen), key=int):
-                    want, have = listeners.get(key), seen.get(key)
+                for lkey in sorted(set(listeners) | set(seen), key=int):
+                    want, have = listeners.get(lkey), seen.get(lkey)
                     if want == have:
                         continue
-                    action = Action.CREATE if have is None else Action.DELETE if want is None else Action.REPLACE
-                    b.add(P_LISTENER if want else P_LISTENER_DEL,
-                          Change(action, "listener", f"TCP/{key}", have, want, cloud_id=classic.name,
-                                 reason="classic listeners cannot be modified" if action is Action.REPLACE else None,
-                                 data={"type": "classic-listener"}))
+                    action = (
+                        Action.CREATE if have is None else Action.DELETE if want is None else Action.REPLACE
+                    )
+                    b.add(
+                        P_LISTENER if want else P_LISTENER_DEL,
+                        Change(
+                            action,
+                            "listener",
+                            f"TCP/{lkey}",
+                            have,
+                            want,
+                            cloud_id=classic.name,
+                            reason="classic listeners cannot be modified"
+                            if action is Action.REPLACE
+                            else None,
+                            data={"type": "classic-listener"},
+                        ),
+                    )
         # The node security group admits everything from the ELB's group (upstream's design).
         if self.manage_sg:
             pair_desc = names.elb_rule_description(intent.lb_name)
@@ -630,10 +831,20 @@ class Planner:
         proto, lo, hi, cidr = key
         body = {"group": sg_name, "protocol": proto, "ports": f"{lo}-{hi}", "cidr": cidr}
         entry = ("CidrIpv6", "Ipv6Ranges") if ":" in cidr else ("CidrIp", "IpRanges")
-        perm = {"IpProtocol": proto, "FromPort": lo, "ToPort": hi, entry[1]: [{entry[0]: cidr, "Description": desc}]}
-        return Change(action, "security-group-rule", f"{sg_name} {proto}/{lo} from {cidr}",
-                      None if action is Action.CREATE else body, body if action is Action.CREATE else None,
-                      data={"type": "elb-sg-rule", "sg_name": sg_name, "permission": perm})
+        perm = {
+            "IpProtocol": proto,
+            "FromPort": lo,
+            "ToPort": hi,
+            entry[1]: [{entry[0]: cidr, "Description": desc}],
+        }
+        return Change(
+            action,
+            "security-group-rule",
+            f"{sg_name} {proto}/{lo} from {cidr}",
+            None if action is Action.CREATE else body,
+            body if action is Action.CREATE else None,
+            data={"type": "elb-sg-rule", "sg_name": sg_name, "permission": perm},
+        )
 
     def _pair_rules(self, ctx: ClusterContext, desc: str) -> set[tuple[str, str | None]]:
         found: set[tuple[str, str | None]] = set()
@@ -648,10 +859,15 @@ class Planner:
         self, action: Action, sg_id: str, source: str | None, desc: str, sg_name: str | None = None
     ) -> Change:
         body = {"group": sg_id, "protocol": "all", "source_group": source or sg_name}
-        return Change(action, "security-group-rule", f"{sg_id} all from {source or sg_name}",
-                      None if action is Action.CREATE else body, body if action is Action.CREATE else None,
-                      cloud_id=sg_id,
-                      data={"type": "node-sg-pair", "source": source, "sg_name": sg_name, "description": desc})
+        return Change(
+            action,
+            "security-group-rule",
+            f"{sg_id} all from {source or sg_name}",
+            None if action is Action.CREATE else body,
+            body if action is Action.CREATE else None,
+            cloud_id=sg_id,
+            data={"type": "node-sg-pair", "source": source, "sg_name": sg_name, "description": desc},
+        )
 
     def _delete_classic(
         self,
@@ -667,8 +883,19 @@ class Planner:
         assert name is not None
         if classic is not None:
             before = {"scheme": classic.scheme, "dns": classic.dns, "instances": list(classic.instances)}
-            b.add(P_LB_DEL, Change(Action.DELETE, "load-balancer", classic.name, before, None,
-                                   cloud_id=classic.name, reason=reason, data={"type": "classic"}))
+            b.add(
+                P_LB_DEL,
+                Change(
+                    Action.DELETE,
+                    "load-balancer",
+                    classic.name,
+                    before,
+                    None,
+                    cloud_id=classic.name,
+                    reason=reason,
+                    data={"type": "classic"},
+                ),
+            )
         if self.manage_sg:
             desc = names.elb_rule_description(name)
             for sg_id, group in sorted(self._pair_rules(ctx, desc), key=str):
@@ -677,5 +904,16 @@ class Planner:
         uid = ref.uid if ref else (classic.tags.get(naming.SERVICE_UID_TAG) if classic else None)
         for sg in ctx.security_groups:
             if sg.name == sg_name and uid and naming.is_owned_by_service(sg.tags, self.cluster, uid):
-                b.add(P_ELB_SG_DEL, Change(Action.DELETE, "security-group", sg_name, {"id": sg.id, "vpc": sg.vpc_id},
-                                           None, cloud_id=sg.id, reason=reason, data={"type": "elb-sg"}))
+                b.add(
+                    P_ELB_SG_DEL,
+                    Change(
+                        Action.DELETE,
+                        "security-group",
+                        sg_name,
+                        {"id": sg.id, "vpc": sg.vpc_id},
+                        None,
+                        cloud_id=sg.id,
+                        reason=reason,
+                        data={"type": "elb-sg"},
+                    ),
+                )

@@ -19,7 +19,7 @@ from lbprov_aws import operations
 from lbprov_aws.clients import AWSClients
 from lbprov_aws.executor import Executor
 from lbprov_aws.names import target_group_prefix
-from lbprov_aws.observe import ReadRound, Reader
+from lbprov_aws.observe import Reader, ReadRound
 from lbprov_aws.options import AWSOptions, provider_id_instance, resolve
 from lbprov_aws.planner import Planner
 from lbprov_aws.settings import AWSSettings
@@ -41,7 +41,11 @@ class AWSProvider:
             is_throttle=operations.is_throttle,
             retry_after=operations.retry_after,
             read_only=read_only,
-            retry=RetryPolicy(max_attempts=settings.max_attempts),
+            retry=RetryPolicy(
+                max_attempts=settings.max_attempts,
+                initial_seconds=settings.retry_initial_seconds,
+                max_seconds=settings.retry_max_seconds,
+            ),
             limits=RateLimits(
                 reads_per_second=settings.reads_per_second or None,
                 read_burst=settings.read_burst,
@@ -113,8 +117,11 @@ class AWSProvider:
         for uid, entry in sorted(by_uid.items()):
             ns, _, name = entry["tags"].get(naming.SERVICE_NAME_TAG, "/").partition("/")
             ref = ServiceRef(ns, name, uid)
-            kind, lb_name = (entry["lbs"][0] if entry["lbs"] else
-                             (entry["tags"].get(naming.LB_KIND_TAG, "nlb"), naming.lb_name(uid) if uid else ""))
+            kind, lb_name = (
+                entry["lbs"][0]
+                if entry["lbs"]
+                else (entry["tags"].get(naming.LB_KIND_TAG, "nlb"), naming.lb_name(uid) if uid else "")
+            )
             resources = tuple(("load-balancer", n) for _, n in entry["lbs"]) + tuple(
                 ("target-group", n) for n in sorted(entry["tgs"])
             )

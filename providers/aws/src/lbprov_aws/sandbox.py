@@ -19,7 +19,7 @@ from io import BytesIO
 from typing import Any
 from urllib.parse import parse_qs
 
-import boto3
+import boto3  # type: ignore[import-untyped]
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
@@ -71,7 +71,9 @@ class RequestRecorder:
             if not action and target:
                 action = target.rsplit(".", 1)[-1]
             with self.lock:
-                self.requests.append(f"{_service_of(environ, params)}:{action or environ.get('REQUEST_METHOD')}")
+                self.requests.append(
+                    f"{_service_of(environ, params)}:{action or environ.get('REQUEST_METHOD')}"
+                )
         return self.app(environ, start_response)
 
     def clear(self) -> None:
@@ -111,7 +113,7 @@ class MotoSandbox:
 
     def client(self, service: str) -> Any:
         return boto3.client(
-            service,  # type: ignore[call-overload]
+            service,
             region_name=REGION,
             endpoint_url=self.endpoint,
             aws_access_key_id=DUMMY_KEY,
@@ -153,7 +155,9 @@ class MotoSandbox:
             items = {"Name": name, ckey: "owned", **extra}
             return [{"ResourceType": kind, "Tags": [{"Key": k, "Value": v} for k, v in items.items()]}]
 
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=tags("vpc", f"{cluster}-vpc"))["Vpc"]["VpcId"]
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=tags("vpc", f"{cluster}-vpc"))["Vpc"][
+            "VpcId"
+        ]
         igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
         ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
         public_rt = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
@@ -162,21 +166,29 @@ class MotoSandbox:
         private: list[str] = []
         for i, zone in enumerate(ZONES):
             sub = ec2.create_subnet(
-                VpcId=vpc, CidrBlock=f"10.0.{16 * i}.0/20", AvailabilityZone=zone,
-                TagSpecifications=tags("subnet", f"{cluster}-public-{zone}", **{"kubernetes.io/role/elb": "1"}),
+                VpcId=vpc,
+                CidrBlock=f"10.0.{16 * i}.0/20",
+                AvailabilityZone=zone,
+                TagSpecifications=tags(
+                    "subnet", f"{cluster}-public-{zone}", **{"kubernetes.io/role/elb": "1"}
+                ),
             )["Subnet"]["SubnetId"]
             ec2.associate_route_table(RouteTableId=public_rt, SubnetId=sub)
             public.append(sub)
             private.append(
                 ec2.create_subnet(
-                    VpcId=vpc, CidrBlock=f"10.0.{128 + 16 * i}.0/20", AvailabilityZone=zone,
+                    VpcId=vpc,
+                    CidrBlock=f"10.0.{128 + 16 * i}.0/20",
+                    AvailabilityZone=zone,
                     TagSpecifications=tags(
                         "subnet", f"{cluster}-private-{zone}", **{"kubernetes.io/role/internal-elb": "1"}
                     ),
                 )["Subnet"]["SubnetId"]
             )
         node_sg = ec2.create_security_group(
-            GroupName=f"{cluster}-nodes", Description=f"{cluster} nodes", VpcId=vpc,
+            GroupName=f"{cluster}-nodes",
+            Description=f"{cluster} nodes",
+            VpcId=vpc,
             TagSpecifications=tags("security-group", f"{cluster}-nodes"),
         )["GroupId"]
         counter = {"n": 0}
@@ -185,8 +197,12 @@ class MotoSandbox:
             i = counter["n"]
             counter["n"] += 1
             inst = ec2.run_instances(
-                ImageId=AMI, MinCount=1, MaxCount=1, InstanceType="t3.medium",
-                SubnetId=private[i % len(private)], SecurityGroupIds=[node_sg],
+                ImageId=AMI,
+                MinCount=1,
+                MaxCount=1,
+                InstanceType="t3.medium",
+                SubnetId=private[i % len(private)],
+                SecurityGroupIds=[node_sg],
                 TagSpecifications=tags("instance", name),
             )["Instances"][0]
             zone = inst["Placement"]["AvailabilityZone"]

@@ -43,6 +43,10 @@ class AWSSettings(ProviderSettings):
         "(upstream's DisableSecurityGroupIngress=false).",
     )
     max_attempts: int = Field(6, ge=1, le=20, description="Attempts per AWS call (first try included).")
+    retry_initial_seconds: float = Field(
+        0.2, gt=0, description="First backoff delay after a throttled or failed call (jittered, doubling)."
+    )
+    retry_max_seconds: float = Field(20.0, gt=0, description="Longest single backoff delay.")
     reads_per_second: float = Field(
         20.0, ge=0, description="Client-side rate limit for reads (0 = unlimited)."
     )

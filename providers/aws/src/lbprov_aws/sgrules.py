@@ -59,9 +59,7 @@ class RuleRange:
         return nlb_rule_description(self.kind, cluster)
 
     def ip_permission(self, cluster: str) -> dict[str, Any]:
-        entry_key, ranges_key = (
-            ("CidrIpv6", "Ipv6Ranges") if ":" in self.cidr else ("CidrIp", "IpRanges")
-        )
+        entry_key, ranges_key = ("CidrIpv6", "Ipv6Ranges") if ":" in self.cidr else ("CidrIp", "IpRanges")
         return {
             "IpProtocol": self.protocol,
             "FromPort": self.from_port,
@@ -160,9 +158,7 @@ def service_points(
     return points
 
 
-def desired_ranges(
-    current: set[RuleRange], service_ports: set[int], wanted: set[Point]
-) -> set[RuleRange]:
+def desired_ranges(current: set[RuleRange], service_ports: set[int], wanted: set[Point]) -> set[RuleRange]:
     """Current ranges with the Service's ports replaced by what it wants now."""
     kept = {p for p in expand(current) if p.port not in service_ports}
     return merge(kept | wanted)
