@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,7 +22,6 @@ from lbprov.intent import IntentSettings, build_intent
 from lbprov.model import Intent, SandboxNode
 from lbprov.provider import SandboxCloud
 
-CLUSTER = "kubernetes"
 _node_ports = itertools.count(30000)
 
 
@@ -91,10 +91,21 @@ def state(sandbox: SandboxCloud) -> Iterator[ArmState]:
     st.clear_faults()
 
 
+_clusters = itertools.count(1)
+
+
 @pytest.fixture
-def provider(sandbox: SandboxCloud) -> AzureProvider:
+def cluster() -> str:
+    """A cluster name of its own per test: its own shared LBs, so tests never see each other's."""
+    return f"c{next(_clusters)}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def provider(sandbox: SandboxCloud, cluster: str) -> AzureProvider:
     """A fresh provider per test (fresh counters and writers), no client-side rate limit."""
-    return AzureProvider.from_settings({**sandbox.settings, "coalesce_window_seconds": 0.01})
+    return AzureProvider.from_settings(
+        {**sandbox.settings, "cluster_name": cluster, "coalesce_window_seconds": 0.01}
+    )
 
 
 @pytest.fixture
@@ -114,11 +125,45 @@ def intent_for(provider: AzureProvider, nodes: list[dict[str, Any]]) -> Callable
         node_list: list[dict[str, Any]] | None = None,
         prov: AzureProvider | None = None,
     ) -> Intent:
+        prov = prov or provider
         return build_intent(
             service,
             node_list if node_list is not None else nodes,
-            IntentSettings(cluster=CLUSTER),
-            prov or provider,
+            IntentSettings(cluster=prov.settings.cluster_name),
+            prov,
         )
 
     return build
+
+
+def converge(provider: AzureProvider, intent: Intent) -> tuple[Any, ...]:
+    """plan + apply, then prove convergence (empty re-plan) and idempotence (zero writes)."""
+    ingress = provider.apply(provider.plan(intent))
+    provider.calls.reset()
+    again = provider.plan(intent)
+    assert again.empty, [(c.action.value, c.kind, c.name, c.diff()) for c in again.changes]
+    assert provider.apply(again) == ingress
+    assert provider.calls.stats.writes == 0, provider.calls.stats.to_json()
+    return ingress
+
+
+@pytest.fixture
+def ensure(provider: AzureProvider) -> Callable[..., tuple[Any, ...]]:
+    def run(intent: Intent, prov: AzureProvider | None = None) -> tuple[Any, ...]:
+        return converge(prov or provider, intent)
+
+    return run
+
+
+def lb_of(state: ArmState, name: str) -> dict[str, Any] | None:
+    return state.get("loadBalancers", "lbprov-sandbox", name)
+
+
+def part_names(lb: dict[str, Any] | None, field: str) -> set[str]:
+    return {str(i["name"]) for i in ((lb or {}).get("properties") or {}).get(field, [])}
+
+
+@pytest.fixture
+def h() -> SimpleNamespace:
+    """Plain helpers (test modules cannot import conftest under importlib mode)."""
+    return SimpleNamespace(lb_of=lb_of, part_names=part_names, node_object=node_object, converge=converge)

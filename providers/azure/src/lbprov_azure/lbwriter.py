@@ -40,6 +40,7 @@ from lbprov.model import OwnershipConflict
 from lbprov_azure import names
 
 JSON = dict[str, Any]
+#: Read-only inside a sub-resource (back references Azure computes).
 _READONLY_PROPS = {
     "provisioningState",
     "resourceGuid",
@@ -51,6 +52,8 @@ _READONLY_PROPS = {
     "backendIPConfigurations",
     "ipConfiguration",
 }
+#: Read-only at the LB's own level (the sub-resource lists are NOT: they are the LB's content).
+_READONLY_TOP = {"provisioningState", "resourceGuid"}
 _PARTS = ("frontendIPConfigurations", "backendAddressPools", "probes", "loadBalancingRules")
 
 
@@ -109,7 +112,7 @@ def clean(body: JSON) -> JSON:
     props = body.get("properties") or {}
     oprops: JSON = {}
     for k, v in props.items():
-        if k in _READONLY_PROPS:
+        if k in _READONLY_TOP:
             continue
         if isinstance(v, list) and k in (*_PARTS, "outboundRules", "inboundNatRules", "inboundNatPools"):
             oprops[k] = [

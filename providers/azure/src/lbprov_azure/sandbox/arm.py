@@ -172,6 +172,25 @@ class ArmState:
         assert resp.body is not None
         return resp.body
 
+    def put_security_rule(self, rg: str, nsg: str, name: str, properties: JSON) -> JSON:
+        """Write one NSG rule as a client would (validated); for foreign writes in tests."""
+        path = f"/subscriptions/{self.subscription}/resourceGroups/{rg}/providers/{NETWORK}/networkSecurityGroups/{nsg}/securityRules/{name}"
+        resp = self.handle(
+            "PUT", path, {"api-version": "x"}, {"authorization": "Bearer local"}, {"properties": properties}
+        )
+        if resp.status >= 400:
+            assert resp.body is not None
+            err = resp.body["error"]
+            raise ArmError(resp.status, err["code"], err["message"])
+        assert resp.body is not None
+        return resp.body
+
+    def free_priority(self, rg: str, nsg: str, start: int = 500) -> int:
+        with self.lock:
+            group = self.resources["networkSecurityGroups"][(rg.lower(), nsg.lower())]
+            used = {r["properties"]["priority"] for r in group["properties"]["securityRules"]}
+        return next(p for p in range(start, 4097) if p not in used)
+
     def allocate_private_ip(self, subnet_id: str) -> str:
         with self.lock:
             return self._allocate_private(subnet_id, None)
@@ -929,6 +948,7 @@ class ArmState:
                 raise self._bad_ref(fe_id or "(missing frontendIPConfiguration)", r["id"])
             rule_pools = [x for x in [_ref(rp.get("backendAddressPool"))] if x]
             rule_pools += [x for x in (_ref(p) for p in rp.get("backendAddressPools") or []) if x]
+            rule_pools = list(dict.fromkeys(rule_pools))  # both fields may name the same pool
             for pid in rule_pools:
                 if pid.lower() not in pool_ids:
                     raise self._bad_ref(pid, r["id"])
