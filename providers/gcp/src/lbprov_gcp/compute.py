@@ -199,8 +199,8 @@ class Compute:
             return {"project": self.project, "zone": zone}
         return {"project": self.project}
 
-    def _call(self, operation: str, fn: Callable[..., Any], **request: Any) -> Any:
-        return self.calls.call(operation, fn, request=request, retry=None, timeout=self.timeout, hooked=True)
+    def _call(self, op_name: str, fn: Callable[..., Any], /, **request: Any) -> Any:
+        return self.calls.call(op_name, fn, request=request, retry=None, timeout=self.timeout, hooked=True)
 
     def _wait(self, op: Any, kind: str, zone: str | None) -> None:
         """Wait until a long-running operation is DONE (``operations.wait``), then raise its error."""

@@ -824,6 +824,15 @@ def _backend_service(emu: ComputeEmulator, route: Route, body: Json, old: Json |
         )
         hc_rels.append(emu.rel_of(hc))
         body["healthChecks"][i] = hc["selfLink"]
+    if body.get("network"):
+        net = emu._require_ref(
+            body["network"],
+            field="resource.network",
+            project=route.project,
+            scope="global",
+            collection="networks",
+        )
+        body["network"] = net["selfLink"]
     groups: list[str] = []
     for i, backend in enumerate(body.get("backends") or []):
         field = f"resource.backends[{i}]"
@@ -856,15 +865,6 @@ def _backend_service(emu: ComputeEmulator, route: Route, body: Json, old: Json |
             raise invalid(
                 f"{field}.group", "instance group is in a different network than the backend service"
             )
-    if body.get("network"):
-        net = emu._require_ref(
-            body["network"],
-            field="resource.network",
-            project=route.project,
-            scope="global",
-            collection="networks",
-        )
-        body["network"] = net["selfLink"]
     if old is not None and old.get("network") and body.get("network", old["network"]) != old["network"]:
         raise invalid("resource.network", "cannot be changed")
     body["fingerprint"] = _fingerprint()
