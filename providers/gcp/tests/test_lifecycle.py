@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from gcp_helpers import converge, intent_for, make_service
 from google.api_core import exceptions as gexc
+from lbprov_gcp import desired as D
 
 from lbprov.model import Action
-from lbprov_gcp import desired as D
 
 
 def region_bucket(server: Any, coll: str) -> dict[str, dict[str, Any]]:

@@ -123,9 +123,13 @@ class _Handler(BaseHTTPRequestHandler):
         fired: Fault | None = None
         with state.lock:
             for fault in state.faults:
-                if fault.matches(operation, mutating) and fault.should_fire():
+                if not fault.matches(operation, mutating):
+                    continue
+                if fault.status is not None and fired is not None:
+                    continue  # one error per request: later faults do not count this one
+                if fault.should_fire():
                     delay += fault.latency
-                    if fault.status is not None and fired is None:
+                    if fault.status is not None:
                         fired = fault
         if delay:
             time.sleep(delay)
