@@ -70,11 +70,9 @@ class FakeKube:
         svc = self.services.get(key)
         return copy.deepcopy(svc) if svc else None
 
-    def get_service(self, namespace: str, name: str) -> dict[str, Any]:
+    def get_service(self, namespace: str, name: str) -> dict[str, Any] | None:
         svc = self.services.get(f"{namespace}/{name}")
-        if svc is None:
-            raise ApiError(404)
-        return copy.deepcopy(svc)
+        return copy.deepcopy(svc) if svc is not None else None
 
     def patch_service(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         svc = self.services.get(f"{namespace}/{name}")
@@ -102,9 +100,18 @@ class FakeKube:
         deep_merge(svc, {"status": patch["status"]})
         return copy.deepcopy(self.put(svc))
 
-    def create_event(self, namespace: str, event: dict[str, Any]) -> dict[str, Any]:
-        self.events.append(event)
-        return event
+    def create_event(
+        self, obj: dict[str, Any], *, type: str, reason: str, message: str, component: str = "x"
+    ) -> None:
+        meta = obj["metadata"]
+        self.events.append(
+            {
+                "involvedObject": {"uid": meta["uid"], "name": meta["name"]},
+                "type": type,
+                "reason": reason,
+                "message": message,
+            }
+        )
 
     def reasons(self) -> list[str]:
         return [e["reason"] for e in self.events]

@@ -29,12 +29,12 @@ class Leases:
         self.lock = threading.Lock()
         self.down = False
 
-    def get_lease(self, namespace: str, name: str) -> dict[str, Any]:
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         with self.lock:
             if self.down:
                 raise ApiError(503)
             if (namespace, name) not in self.items:
-                raise ApiError(404)
+                return None
             return copy.deepcopy(self.items[(namespace, name)])
 
     def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:

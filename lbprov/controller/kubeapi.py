@@ -14,7 +14,9 @@ Obj = dict[str, Any]
 
 
 class ControllerKube(Protocol):
-    def get_service(self, namespace: str, name: str) -> Obj: ...
+    def get_service(self, namespace: str, name: str) -> Obj | None:
+        """The Service, or ``None`` if it does not exist."""
+        ...
 
     def patch_service(self, namespace: str, name: str, patch: Obj) -> Obj:
         """JSON merge patch of the Service object (metadata/spec)."""
@@ -24,7 +26,9 @@ class ControllerKube(Protocol):
         """JSON merge patch of the ``status`` subresource."""
         ...
 
-    def create_event(self, namespace: str, event: Obj) -> Obj: ...
+    def create_event(self, obj: Obj, *, type: str, reason: str, message: str, component: str = ...) -> None:
+        """Record an Event about ``obj``, best effort (aggregating repeats, as client-go does)."""
+        ...
 
 
 def http_status(exc: BaseException) -> int | None:
@@ -37,8 +41,15 @@ def http_status(exc: BaseException) -> int | None:
 
 
 def is_conflict(exc: BaseException) -> bool:
-    return http_status(exc) == 409 or type(exc).__name__ == "Conflict"
+    """409: a stale resourceVersion (or AlreadyExists on create)."""
+    return http_status(exc) == 409
 
 
 def is_not_found(exc: BaseException) -> bool:
-    return http_status(exc) == 404 or type(exc).__name__ == "NotFound"
+    return http_status(exc) == 404
+
+
+class ServiceGone(LookupError):
+    """The Service disappeared while it was being reconciled (nothing left to do)."""
+
+    status = 404

@@ -25,13 +25,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from lbprov.controller.kubeapi import Obj, is_conflict, is_not_found
+from lbprov.controller.kubeapi import Obj, is_conflict
 
 log = logging.getLogger("lbprov.controller.leader")
 
 
 class LeaseAPI(Protocol):
-    def get_lease(self, namespace: str, name: str) -> Obj: ...
+    def get_lease(self, namespace: str, name: str) -> Obj | None:
+        """The Lease, or ``None`` if it does not exist."""
+        ...
 
     def create_lease(self, namespace: str, body: Obj) -> Obj: ...
 
@@ -132,11 +134,8 @@ class LeaderElector:
     def try_acquire_or_renew(self) -> bool:
         """One attempt: True if this replica holds the lease afterwards."""
         now = self._clock()
-        try:
-            lease = self.api.get_lease(self.namespace, self.name)
-        except Exception as exc:
-            if not is_not_found(exc):
-                raise
+        lease = self.api.get_lease(self.namespace, self.name)
+        if lease is None:
             body: Obj = {
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
@@ -145,8 +144,8 @@ class LeaderElector:
             }
             try:
                 self.api.create_lease(self.namespace, body)
-            except Exception as exc2:
-                if is_conflict(exc2) or http_already_exists(exc2):
+            except Exception as exc:
+                if is_conflict(exc):  # AlreadyExists: another replica created it first
                     return False
                 raise
             self._observe((self.identity, now_str, 0), now)
@@ -191,8 +190,8 @@ class LeaderElector:
         """Clear the holder if it is still us, so that a standby takes over at once."""
         try:
             lease = self.api.get_lease(self.namespace, self.name)
-            spec = dict(lease.get("spec") or {})
-            if spec.get("holderIdentity") != self.identity:
+            spec = dict((lease or {}).get("spec") or {})
+            if lease is None or spec.get("holderIdentity") != self.identity:
                 return False
             spec.pop("holderIdentity", None)
             spec["leaseDurationSeconds"] = 1
@@ -205,7 +204,3 @@ class LeaderElector:
         except Exception as exc:
             log.warning("could not release the lease: %s", exc, extra={"identity": self.identity})
             return False
-
-
-def http_already_exists(exc: BaseException) -> bool:
-    return type(exc).__name__ in ("AlreadyExists", "Conflict")

@@ -44,7 +44,7 @@ class InformerLike(Protocol):
 
     def stop(self) -> Any: ...
 
-    def wait_synced(self, timeout: float | None = None) -> bool: ...
+    def wait_synced(self, timeout: float) -> bool: ...
 
     def get(self, key: str) -> Obj | None: ...
 
@@ -189,11 +189,12 @@ class Controller:
             from lbprov.kube.informer import Informer
 
             informer_factory = Informer
-        self.services = informer_factory(
+        factory: InformerFactory = informer_factory
+        self.services = factory(
             kube, "services", on_add=self._svc_add, on_update=self._svc_update, on_delete=self._svc_delete
         )
         self.node_sync = NodeSync(self.enqueue_all, debounce=config.node_debounce)
-        self.nodes = informer_factory(
+        self.nodes = factory(
             kube,
             "nodes",
             on_add=self.node_sync.on_add,

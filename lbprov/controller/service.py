@@ -26,15 +26,13 @@ touches another's. Writes to the API that lose a race (409) are retried on a fre
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from lbprov.controller.kubeapi import ControllerKube, Obj, is_conflict, is_not_found
+from lbprov.controller.kubeapi import ControllerKube, Obj, ServiceGone, is_conflict, is_not_found
 from lbprov.intent import IntentSettings, build_intent, service_ref
 from lbprov.model import Ingress, InvalidService, Plan
 from lbprov.observability import Metrics
@@ -114,6 +112,8 @@ class ServiceReconciler:
         self.metrics = metrics
         self.settings = IntentSettings(cluster=cluster)
         self._managed: dict[str, str] = {}  # service key -> provider, for the managed-LB gauge
+        #: Called with (service key, plan) after a plan with changes was applied (demo, tests).
+        self.applied_listeners: list[Callable[[str, Plan], None]] = []
         self._lock = threading.Lock()
 
     # -- which Services are ours -----------------------------------------------------------------
@@ -202,6 +202,7 @@ class ServiceReconciler:
                     self._event(svc, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer")
                 ingress = provider.apply(plan)
                 if not plan.empty:
+                    self._notify_applied(key, plan)
                     if had_ingress:
                         self._event(
                             svc, "Normal", "UpdatedLoadBalancer", f"Updated load balancer: {plan.summary()}"
@@ -233,6 +234,7 @@ class ServiceReconciler:
             if not plan.empty:
                 log.info("deleting: %s", plan.summary(), extra={**extra, "plan": plan.summary()})
                 provider.apply(plan)
+                self._notify_applied(key, plan)
                 left = provider.plan_delete(ref)
                 if not left.empty:
                     raise RuntimeError(f"resources still owned after delete: {_change_list(left)}")
@@ -265,7 +267,7 @@ class ServiceReconciler:
             except Exception as exc:
                 if not is_conflict(exc):
                     raise
-                svc = self.kube.get_service(meta.get("namespace") or "default", meta["name"])
+                svc = self._fresh(svc)
         raise RuntimeError(f"{service_key(svc)}: adding the finalizer kept conflicting")
 
     def _remove_finalizer(self, svc: Obj) -> None:
@@ -283,8 +285,19 @@ class ServiceReconciler:
                     return
                 if not is_conflict(exc):
                     raise
-                svc = self.kube.get_service(meta.get("namespace") or "default", meta["name"])
+                try:
+                    svc = self._fresh(svc)
+                except ServiceGone:
+                    return
         raise RuntimeError(f"{service_key(svc)}: removing the finalizer kept conflicting")
+
+    def _fresh(self, svc: Obj) -> Obj:
+        """Re-read the Service from the API (after a 409): the cache may lag behind."""
+        meta = svc["metadata"]
+        fresh = self.kube.get_service(meta.get("namespace") or "default", meta["name"])
+        if fresh is None or (fresh.get("metadata") or {}).get("uid") != meta.get("uid"):
+            raise ServiceGone(service_key(svc))
+        return fresh
 
     def _patch_status(self, svc: Obj, ingress: list[dict[str, str]] | None) -> None:
         """Merge-patch ``status.loadBalancer`` on the status subresource (null clears it)."""
@@ -293,38 +306,20 @@ class ServiceReconciler:
         self.kube.patch_service_status(meta.get("namespace") or "default", meta["name"], patch)
 
     def _event(self, svc: Obj, type_: str, reason: str, message: str) -> None:
-        """Record an Event on the Service. A failure to record is logged, never fatal."""
-        meta = svc.get("metadata") or {}
-        ns = meta.get("namespace") or "default"
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        body: Obj = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {
-                "name": f"{meta.get('name')}.{time.time_ns():x}{os.urandom(2).hex()}",
-                "namespace": ns,
-            },
-            "involvedObject": {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "namespace": ns,
-                "name": meta.get("name"),
-                "uid": meta.get("uid"),
-                "resourceVersion": meta.get("resourceVersion"),
-            },
-            "reason": reason,
-            "message": message[:1024],
-            "type": type_,
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
+        """Record an Event on the Service (best effort: the client logs a failure, never raises)."""
         try:
-            self.kube.create_event(ns, body)
+            self.kube.create_event(
+                svc, type=type_, reason=reason, message=message[:1024], component=COMPONENT
+            )
         except Exception as exc:
             log.warning("could not record event %s: %s", reason, exc, extra={"service": service_key(svc)})
+
+    def _notify_applied(self, key: str, plan: Plan) -> None:
+        for listener in list(self.applied_listeners):
+            try:
+                listener(key, plan)
+            except Exception:
+                log.exception("applied-plan listener failed", extra={"service": key})
 
     def _set_managed(self, key: str, provider: str | None) -> None:
         with self._lock:

@@ -28,7 +28,7 @@ import yaml
 from lbprov.controller.manager import Controller, ControllerConfig
 from lbprov.controller.service import FINALIZER, ingress_of
 from lbprov.intent import ZONE_LABEL
-from lbprov.model import SandboxNode
+from lbprov.model import Action, Plan, SandboxNode
 from lbprov.observability import HTTPEndpoint, Metrics
 from lbprov.provider import Provider, load_provider
 
@@ -194,8 +194,10 @@ def run_demo(
     err.write("  starting the sandbox Kubernetes API and the cloud emulator...\n")
     err.flush()
     with KubeAPIServer() as api, cls.sandbox(list(DEMO_NODES)) as cloud:
-        settings = {**cloud.settings, "cluster_name": DEMO_CLUSTER}
-        provider = cls.from_settings(settings)
+        # The emulator is seeded for its own cluster name (subnets, security groups are tagged
+        # with it), so the controller uses that name.
+        cluster = str(cloud.settings.get("cluster_name") or DEMO_CLUSTER)
+        provider = cls.from_settings(cloud.settings)
         kube = KubeClient.for_url(api.url)
         kube.create_namespace(DEMO_NAMESPACE)
         for node in cloud.nodes:
@@ -210,7 +212,7 @@ def run_demo(
         )
         metrics = Metrics()
         config = ControllerConfig(
-            cluster=DEMO_CLUSTER,
+            cluster=cluster,
             default_provider=provider_name,
             workers=5,
             node_debounce=0.5,
@@ -218,6 +220,16 @@ def run_demo(
             backoff_max=5.0,
         )
         controller = Controller(kube, {provider_name: provider}, config, metrics=metrics)
+        created: dict[str, Counter[str]] = {}
+        deleted: dict[str, Counter[str]] = {}
+
+        def on_applied(key: str, plan: Plan) -> None:
+            for change in plan.changes:
+                book = deleted if change.action is Action.DELETE else created
+                if change.action in (Action.CREATE, Action.DELETE):
+                    book.setdefault(key, Counter())[change.kind] += 1
+
+        controller.reconciler.applied_listeners.append(on_applied)
         endpoint = HTTPEndpoint("127.0.0.1:0", metrics, ready=controller.ready).start()
         controller.start()
         try:
@@ -226,7 +238,7 @@ def run_demo(
 
             def ready() -> dict[str, list[dict[str, str]]]:
                 found: dict[str, list[dict[str, str]]] = {}
-                for svc in kube.list_services(DEMO_NAMESPACE):
+                for svc in kube.list_services(DEMO_NAMESPACE)[0]:
                     if ingress_of(svc):
                         found[svc["metadata"]["name"]] = ingress_of(svc)
                 return found
@@ -244,9 +256,9 @@ def run_demo(
             progress._clear()
             result.seconds_to_ingress = time.monotonic() - started
             result.ingress = state["ready"]
-            result.resources = _owned_by_service(provider)
-            svc_objs = {s["metadata"]["name"]: s for s in kube.list_services(DEMO_NAMESPACE)}
-            rows = [["SERVICE", "PORTS (port/proto->nodePort)", "INGRESS", "CLOUD RESOURCES"]]
+            result.resources = {k: dict(v) for k, v in created.items()}
+            svc_objs = {s["metadata"]["name"]: s for s in kube.list_services(DEMO_NAMESPACE)[0]}
+            rows = [["SERVICE", "PORTS (port/proto->nodePort)", "INGRESS", "CLOUD RESOURCES CREATED"]]
             for name in names:
                 key = f"{DEMO_NAMESPACE}/{name}"
                 res = result.resources.get(key, {})
@@ -265,18 +277,18 @@ def run_demo(
             # Cleanup of one Service: finalizer -> cloud delete -> finalizer removed -> object gone.
             t0 = time.monotonic()
             victim = f"{DEMO_NAMESPACE}/{DELETE_SERVICE}"
-            before = sum(result.resources.get(victim, {}).values())
             out.write(f"Deleting Service {victim} (it carries the finalizer {FINALIZER})...\n")
             out.flush()
             kube.delete_service(DEMO_NAMESPACE, DELETE_SERVICE)
-            if not _wait(lambda: kube.get_service_or_none(DEMO_NAMESPACE, DELETE_SERVICE) is None, 30):
+            if not _wait(lambda: kube.get_service(DEMO_NAMESPACE, DELETE_SERVICE) is None, 30):
                 raise RuntimeError(f"{victim} was not cleaned up within 30s")
             result.deleted = victim
             result.deleted_seconds = time.monotonic() - t0
             result.leaked_after_delete = sum(_owned_by_service(provider).get(victim, {}).values())
+            gone = ", ".join(f"{n} {k}" for k, n in sorted(deleted.get(victim, Counter()).items()))
             out.write(
-                f"  {victim}: {before} cloud resources deleted, finalizer removed, object gone "
-                f"in {result.deleted_seconds:.1f}s; {result.leaked_after_delete} left behind\n"
+                f"  {victim}: deleted {gone or 'nothing'}; finalizer removed, object gone "
+                f"in {result.deleted_seconds:.1f}s; {result.leaked_after_delete} owned resources left\n"
             )
             stats = provider.calls.stats
             result.reads, result.writes = stats.reads, stats.writes
