@@ -192,6 +192,8 @@ class KubeClient:
         self.coordination = kubernetes.client.CoordinationV1Api(api_client)
         self._events: OrderedDict[tuple[str, ...], tuple[str, str, int]] = OrderedDict()
         self._events_lock = threading.Lock()
+        #: Page size of list calls (``limit``); lists follow ``continue`` tokens to the end.
+        self.page_size = 500
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -205,6 +207,8 @@ class KubeClient:
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> KubeClient:
         cfg = cls._configuration()
+        # The library reads $KUBECONFIG once, at import; read it now so a changed environment counts.
+        path = path or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
         kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=path, context=context, client_configuration=cfg
         )
@@ -265,7 +269,7 @@ class KubeClient:
         items: list[Obj] = []
         token: str | None = None
         while True:
-            page_args = dict(kwargs, limit=500)
+            page_args = dict(kwargs, limit=self.page_size)
             if token:
                 page_args["_continue"] = token
             body = self._call(fn, *args, **page_args)
