@@ -9,8 +9,8 @@ locals {
   cluster_tag = "kubernetes.io/cluster/${var.cluster_name}"
 
   # ---- The permission lists: the one place to read what lbprov may do. ----------------------
-  # Reads: discovery (instances, subnets, security groups) and the load balancers' state. These
-  # alone make the read-only policy of `lbprov plan`.
+  # Reads: discovery (instances, subnets, VPCs, security groups) and the load balancers' state.
+  # These alone make the read-only policy of `lbprov plan`.
   read_actions = [
     "ec2:DescribeInstances",
     "ec2:DescribeSecurityGroups",
@@ -25,37 +25,54 @@ locals {
     "elasticloadbalancing:DescribeTargetHealth",
   ]
 
-  # Creates: allowed only when the request tags the new resource kubernetes.io/cluster/<cluster>=owned.
+  # Creates of load balancers (NLB and classic) and target groups: only when the request tags the
+  # new resource kubernetes.io/cluster/<cluster_name>=owned.
   create_actions = [
     "elasticloadbalancing:CreateLoadBalancer",
     "elasticloadbalancing:CreateTargetGroup",
   ]
 
-  # Changes and deletes of load balancers and target groups: only those tagged as this cluster's.
+  # Tagging as part of a create (Tags= / TagSpecifications= are authorised as these actions too):
+  # allowed only within CreateLoadBalancer/CreateTargetGroup and CreateSecurityGroup.
+  tag_on_create_actions = [
+    "ec2:CreateTags",
+    "elasticloadbalancing:AddTags",
+  ]
+
+  # Changes and deletes: only of resources tagged as this cluster's (NLBs, classic ELBs, target
+  # groups, and the security groups lbprov creates for classic ELBs).
   owned_write_actions = [
+    "ec2:DeleteSecurityGroup",
+    "elasticloadbalancing:AddTags",
+    "elasticloadbalancing:ApplySecurityGroupsToLoadBalancer",
+    "elasticloadbalancing:AttachLoadBalancerToSubnets",
+    "elasticloadbalancing:ConfigureHealthCheck",
+    "elasticloadbalancing:CreateLoadBalancerListeners",
     "elasticloadbalancing:DeleteLoadBalancer",
+    "elasticloadbalancing:DeleteLoadBalancerListeners",
     "elasticloadbalancing:DeleteTargetGroup",
+    "elasticloadbalancing:DeregisterInstancesFromLoadBalancer",
     "elasticloadbalancing:DeregisterTargets",
+    "elasticloadbalancing:DetachLoadBalancerFromSubnets",
     "elasticloadbalancing:ModifyLoadBalancerAttributes",
     "elasticloadbalancing:ModifyTargetGroup",
     "elasticloadbalancing:ModifyTargetGroupAttributes",
+    "elasticloadbalancing:RegisterInstancesWithLoadBalancer",
     "elasticloadbalancing:RegisterTargets",
+    "elasticloadbalancing:RemoveTags",
+    "elasticloadbalancing:SetSubnets",
   ]
 
-  # Writes on resources that cannot carry the ownership condition: listeners (identified through
-  # their load balancer) and the rules lbprov adds to the nodes' security group (not lbprov's own).
+  # Writes that cannot carry the ownership condition: NLB listeners (authorised on the listener,
+  # which has no tags of its own), the classic ELB's security group create (tagged on create, see
+  # above), and the ingress rules lbprov adds to the nodes' security group (not lbprov's own).
   write_actions = [
     "ec2:AuthorizeSecurityGroupIngress",
+    "ec2:CreateSecurityGroup",
     "ec2:RevokeSecurityGroupIngress",
     "elasticloadbalancing:CreateListener",
     "elasticloadbalancing:DeleteListener",
     "elasticloadbalancing:ModifyListener",
-  ]
-
-  # Needed although never called on its own (the allow-list of tests/deploy/test_least_privilege.py):
-  # tagging on create (CreateLoadBalancer/CreateTargetGroup with Tags) is authorised as AddTags too.
-  tag_on_create_actions = [
-    "elasticloadbalancing:AddTags",
   ]
 }
 
@@ -80,14 +97,26 @@ data "aws_iam_policy_document" "controller" {
   }
 
   statement {
-    sid       = "TagOnCreate"
+    sid       = "TagOnCreateELB"
     effect    = "Allow"
-    actions   = local.tag_on_create_actions
+    actions   = [for a in local.tag_on_create_actions : a if startswith(a, "elasticloadbalancing:")]
     resources = ["*"]
     condition {
       test     = "StringEquals"
       variable = "elasticloadbalancing:CreateAction"
       values   = [for a in local.create_actions : trimprefix(a, "elasticloadbalancing:")]
+    }
+  }
+
+  statement {
+    sid       = "TagOnCreateEC2"
+    effect    = "Allow"
+    actions   = [for a in local.tag_on_create_actions : a if startswith(a, "ec2:")]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "ec2:CreateAction"
+      values   = ["CreateSecurityGroup"]
     }
   }
 

@@ -81,8 +81,9 @@ def test_lbprov_run_in_cluster_gives_a_service_its_ingress(tmp_path: Path) -> No
             "LBPROV_INCLUSTER_TOKEN_FILE": str(token_file),
             "LBPROV_INCLUSTER_CA_FILE": str(api.ca_file),
             "HOME": str(tmp_path),  # no ~/.kube/config to fall back on
-            # The sandbox's endpoint and credentials, as LBPROV_AWS_* settings (IRSA in a real pod).
-            **lib.settings_env("aws", {k: v for k, v in sb.settings.items() if k != "cluster_name"}),
+            # The sandbox's endpoint and credentials, as LBPROV_AWS_* settings (IRSA in a real pod),
+            # and its cluster name (its subnets are tagged for it) instead of the overlay's example.
+            **lib.settings_env("aws", sb.settings),
         }
         args = [*_expand(container["args"], env), f"--metrics-address=127.0.0.1:{metrics_port}"]
         assert "--kubeconfig" not in " ".join(args)

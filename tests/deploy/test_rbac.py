@@ -23,7 +23,6 @@ import pytest
 from lbprov.provider import load_provider
 from lbprov.sandbox.kube_api import KubeAPIServer
 
-CLUSTER = "rbac-test"
 NAMESPACE = "lbprov-system"
 FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
 
@@ -120,7 +119,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             store.create("nodes", None, lib.node_body(node))
         kubeconfig = api.write_kubeconfig(tmp / "kubeconfig")
         env = {
-            **lib.settings_env("aws", {**sb.settings, "cluster_name": CLUSTER}),
+            **lib.settings_env("aws", sb.settings),
             "POD_NAMESPACE": NAMESPACE,
         }
         procs: list[lib.LbprovProcess] = []
