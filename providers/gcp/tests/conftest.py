@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from gcp_helpers import provider_for
 from lbprov_gcp import GCPProvider
+from lbprov_gcp.operations import OPERATIONS
 
 from lbprov.provider import SandboxCloud
 
@@ -26,8 +27,14 @@ def sandbox() -> Iterator[SandboxCloud]:
 
 
 @pytest.fixture
-def provider(sandbox: SandboxCloud) -> GCPProvider:
-    return provider_for(sandbox)
+def provider(sandbox: SandboxCloud) -> Iterator[GCPProvider]:
+    """The provider; afterwards, every operation it sent must be listed in ``operations.py``."""
+    provider = provider_for(sandbox)
+    seen: set[str] = set()
+    provider.calls.listeners.append(lambda event: seen.add(event.operation))
+    yield provider
+    unknown = seen - set(OPERATIONS)
+    assert not unknown, f"operations missing from lbprov_gcp/operations.py: {sorted(unknown)}"
 
 
 @pytest.fixture
