@@ -9,7 +9,8 @@ rules unless writes are ordered (upstream: k/k#84052), and writing one Service a
   thread writes it at a time.
 * **Coalesced**: a Service's apply submits an :class:`LBDelta` (its parts to upsert / delete, whether
   it joins or leaves the LB's Service map, the shared pool) and blocks. The first submitter becomes
-  the *leader*: it waits ``window`` seconds for others to join, takes every pending delta, reads the
+  the *leader*: it waits ``window`` seconds, and for applies that announced they are coming (still
+  creating their public IP, up to ``max_wait``), takes every pending delta, reads the
   LB once (or reuses the body its last PUT returned), merges all deltas, sends ONE PUT and wakes
   every submitter with the result. Leadership then passes to the oldest waiting submitter, so each
   thread only ever writes its own batch plus whatever queued behind it.
@@ -241,26 +242,69 @@ class _Ticket:
 _UNKNOWN: Any = object()
 
 
+@dataclass(eq=False)
+class Announcement:
+    """A promise to submit to a writer soon (see :meth:`SharedLBWriter.announce`)."""
+
+    writer: SharedLBWriter
+    spent: bool = False
+
+    def __enter__(self) -> Announcement:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.writer.withdraw(self)
+
+
 class SharedLBWriter:
     """Serialises and coalesces the writes of one shared load balancer (see the module doc)."""
 
     def __init__(
-        self, store: LBStore, cluster: str, label: str, *, window: float = 0.02, max_conflicts: int = 8
+        self,
+        store: LBStore,
+        cluster: str,
+        label: str,
+        *,
+        window: float = 0.01,
+        max_wait: float = 1.0,
+        max_conflicts: int = 8,
     ) -> None:
         self.store = store
         self.cluster = cluster
         self.label = label
         self.window = window
+        self.max_wait = max_wait
         self.max_conflicts = max_conflicts
         self.stats = WriterStats()
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
+        self._expected = 0  # announced submitters still on their way (see announce())
         self._pending: list[_Ticket] = []
         self._busy = False
         self._cache: Any = _UNKNOWN  # the LB as our last write left it (None = deleted)
 
-    def submit(self, delta: LBDelta) -> JSON | None:
+    def announce(self) -> Announcement:
+        """Say that a submission is coming (an apply that will reach the LB after other writes).
+
+        The leader waits for announced submitters (up to ``max_wait``) before it takes its batch,
+        so Services applied at the same moment share one PUT even when each first creates its
+        public IP. Pass the announcement to :meth:`submit`, or :meth:`withdraw` it.
+        """
+        with self._lock:
+            self._expected += 1
+        return Announcement(self)
+
+    def withdraw(self, announcement: Announcement) -> None:
+        with self._lock:
+            if not announcement.spent:
+                announcement.spent = True
+                self._expected -= 1
+                self._lock.notify_all()
+
+    def submit(self, delta: LBDelta, announcement: Announcement | None = None) -> JSON | None:
         """Apply ``delta`` (merged with whatever else is pending); returns the LB as written (None = gone)."""
         ticket = _Ticket(delta)
+        if announcement is not None:
+            self.withdraw(announcement)
         with self._lock:
             self.stats.submissions += 1
             self._pending.append(ticket)
@@ -292,9 +336,12 @@ class SharedLBWriter:
             self._cache = _UNKNOWN
 
     def _lead(self, me: _Ticket) -> None:
+        deadline = time.monotonic() + self.max_wait
         if self.window:
             time.sleep(self.window)
         with self._lock:
+            while self._expected > 0 and (left := deadline - time.monotonic()) > 0:
+                self._lock.wait(timeout=left)
             batch, self._pending = self._pending, []
         self._write(batch)
         with self._lock:

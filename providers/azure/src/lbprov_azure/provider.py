@@ -41,7 +41,7 @@ from lbprov.settings import SettingsError
 from lbprov_azure import client as azclient
 from lbprov_azure import names
 from lbprov_azure.desired import LB_FIELDS, VIEWS, Ids, build_desired, ref_id, view_nsg_rule, view_pip
-from lbprov_azure.lbwriter import LBDelta, PreconditionFailed, SharedLBWriter, WriteRejected
+from lbprov_azure.lbwriter import Announcement, LBDelta, PreconditionFailed, SharedLBWriter, WriteRejected
 from lbprov_azure.operations import is_write
 from lbprov_azure.options import AzureOptions, parse_options
 from lbprov_azure.settings import AzureSettings
@@ -182,6 +182,7 @@ class AzureProvider:
                     self.settings.cluster_name,
                     lb,
                     window=self.settings.coalesce_window_seconds,
+                    max_wait=self.settings.coalesce_max_wait_seconds,
                 )
                 self._writers[lb] = w
             return w
@@ -677,27 +678,16 @@ class AzureProvider:
 
     def apply(self, plan: Plan) -> tuple[Ingress, ...]:
         changes = list(plan.changes)
-        lb_bodies: dict[str, JSON | None] = {}
-        pip_ip: str | None = None
-        i = 0
-        while i < len(changes):
-            ch = changes[i]
+        announced: dict[str, Announcement] = {}
+        for ch in changes:  # tell each LB's writer this apply is coming, so it can wait for it
             lbn = ch.data.get("lb")
-            if lbn:
-                j = i
-                while j < len(changes) and changes[j].data.get("lb") == lbn:
-                    j += 1
-                lb_bodies[lbn] = self.writer(lbn).submit(self._delta(changes[i:j]))
-                i = j
-                continue
-            if ch.kind == "public-ip":
-                ip = self._apply_pip(ch)
-                pip_ip = ip or pip_ip
-            elif ch.kind == "nsg-rule":
-                self._apply_nsg_rule(ch)
-            else:  # pragma: no cover - plans only hold the kinds above
-                raise ValueError(f"unknown change kind {ch.kind!r}")
-            i += 1
+            if lbn and lbn not in announced:
+                announced[lbn] = self.writer(lbn).announce()
+        try:
+            lb_bodies, pip_ip = self._apply_changes(changes, announced)
+        finally:
+            for a in announced.values():
+                a.writer.withdraw(a)
         if plan.intent is None:
             return ()
         opts = self._options(plan.intent)
@@ -711,6 +701,35 @@ class AzureProvider:
         if pip_ip:
             return (Ingress(ip=pip_ip),)
         return plan.ingress
+
+    def _apply_changes(
+        self, changes: list[Change], announced: dict[str, Announcement]
+    ) -> tuple[dict[str, JSON | None], str | None]:
+        """Execute ``changes`` in order; consecutive changes of one LB become one writer submission.
+
+        Returns the LB bodies as written and the address of a public IP created or updated.
+        """
+        lb_bodies: dict[str, JSON | None] = {}
+        pip_ip: str | None = None
+        i = 0
+        while i < len(changes):
+            ch = changes[i]
+            lbn = ch.data.get("lb")
+            if lbn:
+                j = i
+                while j < len(changes) and changes[j].data.get("lb") == lbn:
+                    j += 1
+                lb_bodies[lbn] = self.writer(lbn).submit(self._delta(changes[i:j]), announced.pop(lbn, None))
+                i = j
+                continue
+            if ch.kind == "public-ip":
+                pip_ip = self._apply_pip(ch) or pip_ip
+            elif ch.kind == "nsg-rule":
+                self._apply_nsg_rule(ch)
+            else:  # pragma: no cover - plans only hold the kinds above
+                raise ValueError(f"unknown change kind {ch.kind!r}")
+            i += 1
+        return lb_bodies, pip_ip
 
     @staticmethod
     def _delta(group: list[Change]) -> LBDelta:

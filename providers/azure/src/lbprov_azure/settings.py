@@ -58,10 +58,17 @@ class AzureSettings(ProviderSettings):
         10.0, description="Client-side write rate limit (ARM: 10/s); unset = none."
     )
     coalesce_window_seconds: float = Field(
-        0.02,
+        0.01,
         ge=0,
         le=5,
-        description="How long the shared-LB writer waits for other Services' changes to join one PUT.",
+        description="How long the shared-LB writer always waits for other Services' changes to join one PUT.",
+    )
+    coalesce_max_wait_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=30,
+        description="How long the shared-LB writer waits at most for applies already under way "
+        "(creating their public IPs) so that their changes join the same PUT.",
     )
 
     @field_validator("resource_group", "vnet_resource_group")
