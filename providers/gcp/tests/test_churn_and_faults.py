@@ -92,3 +92,34 @@ def test_latency_slows_but_does_not_break_convergence(sandbox, server):
     intent = intent_for(provider, make_service(), sandbox.nodes)
     converge(provider, intent)
     assert provider.plan(intent).empty
+
+
+def test_a_read_round_lists_each_collection_once_for_all_services(provider, sandbox, server):
+    nodes = list(sandbox.nodes)
+    intents = [
+        intent_for(provider, make_service(f"s{i}", ports=[("TCP", 80, 31000 + i)]), nodes) for i in range(20)
+    ]
+    with provider.read_round():
+        for intent in intents:
+            provider.apply(provider.plan(intent))
+    provider.calls.reset()
+    with provider.read_round():
+        assert all(provider.plan(intent).empty for intent in intents)
+    # 1 aggregated group list + 2 member lists + 5 collection lists, for 20 Services
+    assert provider.calls.stats.reads == 8
+    # a node added inside a round: the first apply refreshes the groups, the others see it
+    nodes.append(sandbox.add_node("node-5"))
+    provider.calls.reset()
+    with provider.read_round():
+        for intent in intents:
+            plan = provider.plan(
+                intent_for(
+                    provider,
+                    make_service(
+                        intent.ref.name, uid=intent.ref.uid, ports=[("TCP", 80, intent.ports[0].node_port)]
+                    ),
+                    nodes,
+                )
+            )
+            provider.apply(plan)
+    assert provider.calls.stats.writes == 1

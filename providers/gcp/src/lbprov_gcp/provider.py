@@ -42,6 +42,7 @@ from lbprov_gcp import desired as D
 from lbprov_gcp.compute import Compute, is_in_use, is_retryable, is_throttle, retry_after
 from lbprov_gcp.operations import is_write
 from lbprov_gcp.options import GCPOptions, instances, parse_options, validate_source_ranges
+from lbprov_gcp.reads import Reader, ReadRound
 from lbprov_gcp.settings import GCPSettings
 
 Json = dict[str, Any]
@@ -49,10 +50,6 @@ log = logging.getLogger("lbprov.gcp")
 
 PROVIDER = "gcp"
 _UNKNOWN_IP = "(known after apply)"
-
-
-def _regex_of(names: Sequence[str]) -> str:
-    return "(" + "|".join(sorted(set(names))) + ")"
 
 
 class GCPProvider:
@@ -84,6 +81,7 @@ class GCPProvider:
             ),
         )
         self._compute = compute
+        self._reader: Reader | None = None
 
     @property
     def compute(self) -> Compute:
@@ -92,6 +90,35 @@ class GCPProvider:
         if self._compute is None:
             self._compute = Compute(self.settings, self.calls)
         return self._compute
+
+    @property
+    def reader(self) -> Reader:
+        if self._reader is None:
+            self._reader = Reader(self.compute)
+        return self._reader
+
+    @contextmanager
+    def read_round(self) -> Iterator[ReadRound]:
+        """List each collection once for all the plans made inside the block (a resync)::
+
+            with provider.read_round():
+                for intent in intents:
+                    plan = provider.plan(intent)
+                    if not plan.empty:
+                        provider.apply(plan)
+
+        What an apply writes is dropped from the round, so later plans read it afresh. Nesting
+        reuses the outer round.
+        """
+        reader = self.reader
+        if reader.round is not None:
+            yield reader.round
+            return
+        reader.round = ReadRound()
+        try:
+            yield reader.round
+        finally:
+            reader.round = None
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], *, read_only: bool = False) -> GCPProvider:
@@ -144,25 +171,19 @@ class GCPProvider:
         nodes = instances(intent.targets, s.project, s.region)
         want = D.build(intent, s, options, nodes)
         ref, lb = intent.ref, intent.lb_name
-        c = self.compute
         group = D.ig_name(self.cluster)
         names = D.per_service_names(lb)
 
         # -- reads ---------------------------------------------------------------------------------
-        groups = c.instance_groups(group)
-        members = {zone: c.group_members(zone, group) for zone in sorted(groups)}
-        hcs = {
-            h["name"]: h
-            for h in c.list("healthChecks", f'name eq "{_regex_of([lb, D.shared_hc_name(self.cluster)])}"')
-        }
-        bss = {b["name"]: b for b in c.list("backendServices", f'name eq "{lb}-(tcp|udp)"')}
-        frs = {f["name"]: f for f in c.list("forwardingRules", f'name eq "{lb}-(tcp|udp)"')}
-        addr_filter = f'name = "{lb}"'
-        if intent.requested_ip:
-            addr_filter = f'(name = "{lb}") OR (address = "{intent.requested_ip}")'
-        addrs = c.list("addresses", addr_filter)
+        r_ = self.reader
+        groups = r_.groups(group)
+        members = {zone: r_.members(zone, group) for zone in sorted(groups)}
+        hcs = r_.named("healthChecks", [lb, D.shared_hc_name(self.cluster)])
+        bss = r_.named("backendServices", [D.rule_name(lb, "TCP"), D.rule_name(lb, "UDP")])
+        frs = r_.named("forwardingRules", [D.rule_name(lb, "TCP"), D.rule_name(lb, "UDP")])
+        addrs = r_.addresses(lb, intent.requested_ip)
         fw_names = [names["firewall"], names["hc_firewall"], D.shared_hc_firewall_name(self.cluster)]
-        fws = {f["name"]: f for f in c.list("firewalls", f'name eq "{_regex_of(fw_names)}"')}
+        fws = r_.named("firewalls", fw_names)
 
         first: list[Change] = []  # instance groups, health check, firewalls
         early_rule_deletes: list[Change] = []
@@ -520,7 +541,7 @@ class GCPProvider:
         ``exclude`` are the backend services this plan deletes itself. One extra read: every regional
         backend service, since any of them (not only ours) may reference a shared resource.
         """
-        others = [b for b in self.compute.list("backendServices") if b["name"] not in exclude]
+        others = [b for b in self.reader.all("backendServices") if b["name"] not in exclude]
         out: list[Change] = []
         shared_hc = D.shared_hc_name(self.cluster)
         if (
@@ -576,8 +597,7 @@ class GCPProvider:
 
     def plan_delete(self, ref: ServiceRef) -> Plan:
         """Everything this cluster owns for the Service, found by the Service UID in descriptions."""
-        c = self.compute
-        uid_filter = f'description eq ".*{ref.uid}.*"'
+        r_ = self.reader
 
         def owned(items: list[Json]) -> list[Json]:
             return sorted(
@@ -585,20 +605,24 @@ class GCPProvider:
                 key=lambda i: i["name"],
             )
 
-        frs = owned(c.list("forwardingRules", uid_filter))
-        bss = owned(c.list("backendServices", uid_filter))
-        hcs = owned(c.list("healthChecks", uid_filter))
-        fws = owned(c.list("firewalls", uid_filter))
-        addrs = owned(c.list("addresses", uid_filter))
+        frs = owned(r_.mentioning("forwardingRules", ref.uid))
+        bss = owned(r_.mentioning("backendServices", ref.uid))
+        hcs = owned(r_.mentioning("healthChecks", ref.uid))
+        fws = owned(r_.mentioning("firewalls", ref.uid))
+        addrs = owned(r_.mentioning("addresses", ref.uid))
         changes: list[Change] = []
         changes += [self._delete_change(None, f, "forwarding-rule", "forwardingRules") for f in frs]
         changes += [self._delete_change(None, b, "backend-service", "backendServices") for b in bss]
         changes += [self._delete_change(None, h, "health-check", "healthChecks") for h in hcs]
         changes += [self._delete_change(None, f, "firewall-rule", "firewalls") for f in fws]
         changes += [self._delete_change(None, a, "address", "addresses") for a in addrs]
-        shared_hc = c.get("healthChecks", D.shared_hc_name(self.cluster))
-        shared_fw = c.get("firewalls", D.shared_hc_firewall_name(self.cluster))
-        groups = c.instance_groups(D.ig_name(self.cluster))
+        shared_hc = r_.named("healthChecks", [D.shared_hc_name(self.cluster)]).get(
+            D.shared_hc_name(self.cluster)
+        )
+        shared_fw = r_.named("firewalls", [D.shared_hc_firewall_name(self.cluster)]).get(
+            D.shared_hc_firewall_name(self.cluster)
+        )
+        groups = r_.groups(D.ig_name(self.cluster))
         if shared_hc is not None or shared_fw is not None or groups:
             if shared_hc is None and shared_fw is not None:
                 # a firewall left over from an interrupted delete: it goes with the (gone) check
@@ -616,7 +640,14 @@ class GCPProvider:
     def apply(self, plan: Plan) -> tuple[Ingress, ...]:
         ctx: dict[str, Any] = {}
         for change in plan.changes:
-            self._apply_one(change, ctx)
+            try:
+                self._apply_one(change, ctx)
+            finally:
+                data = change.data
+                self.reader.wrote(
+                    "instanceGroups" if change.kind == "instance-group" else str(data.get("collection")),
+                    data.get("zone"),
+                )
         if plan.is_delete:
             return ()
         ip = ctx.get("ip")
@@ -736,8 +767,7 @@ class GCPProvider:
     # -- gc -----------------------------------------------------------------------------------------
 
     def list_owned(self) -> list[OwnedLoadBalancer]:
-        c = self.compute
-        cluster_filter = f'description eq ".*{naming.cluster_tag_key(self.cluster)}.*"'
+        r_ = self.reader
         by_uid: dict[str, dict[str, Any]] = {}
         for kind, collection in (
             ("forwarding-rule", "forwardingRules"),
@@ -746,7 +776,7 @@ class GCPProvider:
             ("firewall-rule", "firewalls"),
             ("address", "addresses"),
         ):
-            for res in c.list(collection, cluster_filter):
+            for res in r_.mentioning(collection, naming.cluster_tag_key(self.cluster)):
                 tags = D.ownership(res.get("description"))
                 uid = tags.get(naming.SERVICE_UID_TAG)
                 if not uid or not naming.is_owned_by_cluster(tags, self.cluster):
@@ -786,6 +816,7 @@ class GCPProvider:
                 "subnetwork": cloud.subnetwork,
                 "node_tags": [cloud.node_tag],
                 "api_endpoint": cloud.server.url,
+                "cluster_name": cloud.cluster,
             }
 
             def add_node(name: str) -> SandboxNode:

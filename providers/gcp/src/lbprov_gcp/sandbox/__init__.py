@@ -45,6 +45,7 @@ class SeededCloud:
     network: str
     subnetwork: str
     node_tag: str
+    cluster: str
     nodes: list[SandboxNode] = field(default_factory=list)
 
     def add_node(self, name: str, zone: str | None = None) -> SandboxNode:
@@ -71,7 +72,7 @@ def start_sandbox(
     """Start the emulator on 127.0.0.1 (ephemeral port), seeded with a network and the nodes."""
     with SandboxServer(project, region) as server:
         server.emulator.seed_network(NETWORK, SUBNETWORK, SUBNET_CIDR)
-        cloud = SeededCloud(server, project, region, NETWORK, SUBNETWORK, f"k8s-{cluster}-node")
+        cloud = SeededCloud(server, project, region, NETWORK, SUBNETWORK, f"k8s-{cluster}-node", cluster)
         for name in nodes:
             cloud.add_node(name)
         yield cloud
