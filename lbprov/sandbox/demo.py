@@ -318,7 +318,7 @@ def _serve(api: Any, endpoint: HTTPEndpoint, out: TextIO, stop_event: threading.
     )
     out.flush()
     stop = stop_event or threading.Event()
-    if threading.current_thread() is threading.main_thread():
+    if stop_event is None and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
     while not stop.wait(0.5):
