@@ -1,0 +1,312 @@
+"""Lifecycle and updates: every change converges (empty re-plan, idempotent second apply)."""
+
+from __future__ import annotations
+
+from lbprov_azure.sandbox import Fault
+
+RG = "lbprov-sandbox"
+INTERNAL = "service.beta.kubernetes.io/azure-load-balancer-internal"
+
+
+def _rules(state, lb_name):
+    lb = state.get("loadBalancers", RG, lb_name)
+    return {
+        r["name"]: r["properties"] for r in (lb or {}).get("properties", {}).get("loadBalancingRules", [])
+    }
+
+
+def _probes(state, lb_name):
+    lb = state.get("loadBalancers", RG, lb_name)
+    return {r["name"]: r["properties"] for r in (lb or {}).get("properties", {}).get("probes", [])}
+
+
+def _nsg_rules(state, base):
+    nsg = state.get("networkSecurityGroups", RG, "lbprov-nsg")
+    return {r["name"]: r["properties"] for r in nsg["properties"]["securityRules"] if base in r["name"]}
+
+
+def test_ports_and_protocols_change_in_place_keeping_the_ip(
+    provider, intent_for, make_service, ensure, state
+):
+    cluster = provider.settings.cluster_name
+    svc = make_service("p", ports=[("TCP", 80)])
+    uid = svc["metadata"]["uid"]
+    first = ensure(intent_for(svc))
+    updated = intent_for(make_service("p", uid=uid, ports=[("TCP", 443), ("UDP", 53), ("UDP", 123)]))
+    plan = provider.plan(updated)
+    kinds = sorted((c.action.value, c.kind) for c in plan.changes)
+    assert ("delete", "load-balancing-rule") in kinds and ("create", "load-balancing-rule") in kinds
+    assert ("create", "nsg-rule") in kinds  # the UDP rule
+    assert not any(c.kind == "public-ip" for c in plan.changes)
+    assert ensure(updated) == first  # same public IP
+    base = updated.lb_name
+    assert set(_rules(state, cluster)) == {f"{base}-TCP-443", f"{base}-UDP-53", f"{base}-UDP-123"}
+    assert _probes(state, cluster)[f"{base}-UDP-53"]["port"] == 10256  # UDP: kube-proxy health
+    nsg = _nsg_rules(state, base)
+    assert set(nsg) == {f"lbprov-{base}-TCP", f"lbprov-{base}-UDP"}
+    node_ports = {p.protocol + str(p.port): p.node_port for p in updated.ports}
+    assert sorted(nsg[f"lbprov-{base}-UDP"]["destinationPortRanges"]) == sorted(
+        [str(node_ports["UDP53"]), str(node_ports["UDP123"])]
+    )
+    provider.apply(provider.plan_delete(updated.ref))
+
+
+def test_node_changes_update_the_shared_pool_once_for_all_services(
+    sandbox, provider, intent_for, make_service, ensure, state, nodes, h
+):
+    cluster = provider.settings.cluster_name
+    a = intent_for(make_service("a"))
+    b = intent_for(make_service("b"))
+    ensure(a)
+    ensure(b)
+    new_node = sandbox.add_node(f"node-{cluster}")
+    more = [*nodes, h.node_object(new_node)]
+    a2 = intent_for(make_service("a", uid=a.ref.uid, node_ports={("TCP", 80): a.ports[0].node_port}), more)
+    b2 = intent_for(make_service("b", uid=b.ref.uid, node_ports={("TCP", 80): b.ports[0].node_port}), more)
+    plan = provider.plan(a2)
+    assert [(c.action.value, c.kind) for c in plan.changes] == [("update", "backend-pool")]
+    assert new_node.internal_ip in plan.changes[0].after["addresses"]
+    provider.calls.reset()
+    provider.apply(plan)
+    assert provider.calls.stats.to_json()["by_operation"]["loadBalancers.create_or_update (write)"] == 1
+    assert provider.plan(b2).empty  # the pool is shared: b has nothing left to do
+    pool = state.get("loadBalancers", RG, cluster)["properties"]["backendAddressPools"][0]
+    assert new_node.internal_ip in [
+        x["properties"]["ipAddress"] for x in pool["properties"]["loadBalancerBackendAddresses"]
+    ]
+    # a node leaves (excluded by label): pool shrinks
+    fewer = [
+        h.node_object(n, **{"node.kubernetes.io/exclude-from-external-load-balancers": "true"})
+        if n.name == new_node.name
+        else h.node_object(n)
+        for n in [*sandbox.nodes]
+    ]
+    a3 = intent_for(make_service("a", uid=a.ref.uid, node_ports={("TCP", 80): a.ports[0].node_port}), fewer)
+    ensure(a3)
+    pool = state.get("loadBalancers", RG, cluster)["properties"]["backendAddressPools"][0]
+    assert new_node.internal_ip not in [
+        x["properties"]["ipAddress"] for x in pool["properties"]["loadBalancerBackendAddresses"]
+    ]
+    for i in (a, b):
+        provider.apply(provider.plan_delete(i.ref))
+
+
+def test_local_cluster_policy_and_client_ip_affinity(provider, intent_for, make_service, ensure, state):
+    cluster = provider.settings.cluster_name
+    svc = make_service("l", ports=[("TCP", 80)])
+    uid, nps = svc["metadata"]["uid"], {("TCP", 80): svc["spec"]["ports"][0]["nodePort"]}
+    ensure(intent_for(svc))
+    local_svc = make_service("l", uid=uid, node_ports=nps, policy="Local", affinity="ClientIP")
+    local = intent_for(local_svc)
+    ensure(local)
+    name = f"{local.lb_name}-TCP-80"
+    probe = _probes(state, cluster)[name]
+    assert (probe["protocol"], probe["port"], probe["requestPath"]) == (
+        "Http",
+        local_svc["spec"]["healthCheckNodePort"],
+        "/healthz",
+    )
+    assert _rules(state, cluster)[name]["loadDistribution"] == "SourceIP"
+    back = intent_for(make_service("l", uid=uid, node_ports=nps))
+    ensure(back)
+    probe = _probes(state, cluster)[name]
+    assert (probe["protocol"], probe["port"]) == ("Tcp", nps[("TCP", 80)])
+    assert _rules(state, cluster)[name]["loadDistribution"] == "Default"
+    provider.apply(provider.plan_delete(back.ref))
+
+
+def test_source_ranges_change_the_nsg_rule_in_place(provider, intent_for, make_service, ensure, state):
+    svc = make_service("s", source_ranges=["203.0.113.0/24"])
+    uid, nps = svc["metadata"]["uid"], {("TCP", 80): svc["spec"]["ports"][0]["nodePort"]}
+    first = intent_for(svc)
+    ensure(first)
+    rule = _nsg_rules(state, first.lb_name)[f"lbprov-{first.lb_name}-TCP"]
+    assert rule["sourceAddressPrefix"] == "203.0.113.0/24"
+    priority = rule["priority"]
+    assert 500 <= priority <= 4096
+    second = intent_for(
+        make_service("s", uid=uid, node_ports=nps, source_ranges=["198.51.100.0/24", "203.0.113.0/25"])
+    )
+    plan = provider.plan(second)
+    assert [(c.action.value, c.kind) for c in plan.changes] == [("update", "nsg-rule")]
+    ensure(second)
+    rule = _nsg_rules(state, first.lb_name)[f"lbprov-{first.lb_name}-TCP"]
+    assert sorted(rule["sourceAddressPrefixes"]) == ["198.51.100.0/24", "203.0.113.0/25"]
+    assert rule["priority"] == priority  # kept
+    off = intent_for(
+        make_service(
+            "s",
+            uid=uid,
+            node_ports=nps,
+            annotations={"service.beta.kubernetes.io/azure-disable-load-balancer-nsg-rule": "true"},
+        )
+    )
+    ensure(off)
+    assert _nsg_rules(state, first.lb_name) == {}
+    provider.apply(provider.plan_delete(off.ref))
+
+
+def test_external_to_internal_and_back_moves_between_the_two_lbs(
+    provider, intent_for, make_service, ensure, state, h
+):
+    cluster = provider.settings.cluster_name
+    svc = make_service("x")
+    uid, nps = svc["metadata"]["uid"], {("TCP", 80): svc["spec"]["ports"][0]["nodePort"]}
+    ext = intent_for(svc)
+    ensure(ext)
+    pip_name = f"{cluster}-{ext.lb_name}"
+    assert state.get("publicIPAddresses", RG, pip_name) is not None
+    internal = intent_for(make_service("x", uid=uid, node_ports=nps, annotations={INTERNAL: "true"}))
+    ingress = ensure(internal)
+    assert ingress[0].ip.startswith("10.240.")
+    assert h.lb_of(state, cluster) is None  # its only Service left: the public LB went
+    assert state.get("publicIPAddresses", RG, pip_name) is None  # and its public IP
+    assert ext.lb_name in h.part_names(h.lb_of(state, f"{cluster}-internal"), "frontendIPConfigurations")
+    fixed = intent_for(
+        make_service(
+            "x",
+            uid=uid,
+            node_ports=nps,
+            annotations={
+                INTERNAL: "true",
+                "service.beta.kubernetes.io/azure-load-balancer-ipv4": "10.240.3.200",
+            },
+        )
+    )
+    assert ensure(fixed)[0].ip == "10.240.3.200"
+    back = intent_for(make_service("x", uid=uid, node_ports=nps))
+    assert not ensure(back)[0].ip.startswith("10.240.")
+    assert h.lb_of(state, f"{cluster}-internal") is None
+    provider.apply(provider.plan_delete(back.ref))
+
+
+def test_pip_name_user_owned_ip_is_used_and_never_deleted(provider, intent_for, make_service, ensure, state):
+    cluster = provider.settings.cluster_name
+    user_pip = state.put(
+        "publicIPAddresses",
+        RG,
+        f"mine-{cluster}",
+        {
+            "location": "westeurope",
+            "sku": {"name": "Standard"},
+            "tags": {"team": "web"},
+            "properties": {"publicIPAllocationMethod": "Static"},
+        },
+    )
+    svc = make_service("u")
+    uid, nps = svc["metadata"]["uid"], {("TCP", 80): svc["spec"]["ports"][0]["nodePort"]}
+    own = intent_for(svc)
+    ensure(own)
+    own_pip = f"{cluster}-{own.lb_name}"
+    pinned = intent_for(
+        make_service(
+            "u",
+            uid=uid,
+            node_ports=nps,
+            annotations={"service.beta.kubernetes.io/azure-pip-name": f"mine-{cluster}"},
+        )
+    )
+    plan = provider.plan(pinned)
+    assert ("delete", "public-ip") in [(c.action.value, c.kind) for c in plan.changes]  # our old one
+    assert ensure(pinned)[0].ip == user_pip["properties"]["ipAddress"]
+    assert state.get("publicIPAddresses", RG, own_pip) is None
+    assert state.get("publicIPAddresses", RG, f"mine-{cluster}")["tags"] == {"team": "web"}  # untouched
+    provider.apply(provider.plan_delete(pinned.ref))
+    assert state.get("publicIPAddresses", RG, f"mine-{cluster}") is not None  # never deleted
+    # spec.loadBalancerIP naming the user's address works the same way
+    by_ip = intent_for(make_service("u2", lb_ip=user_pip["properties"]["ipAddress"]))
+    assert ensure(by_ip)[0].ip == user_pip["properties"]["ipAddress"]
+    provider.apply(provider.plan_delete(by_ip.ref))
+    assert state.get("publicIPAddresses", RG, f"mine-{cluster}") is not None
+
+
+def test_annotations_reach_the_cloud(provider, intent_for, make_service, ensure, state):
+    cluster = provider.settings.cluster_name
+    dns = f"lbprov-{cluster}"
+    svc = make_service(
+        "ann",
+        ports=[("TCP", 80)],
+        annotations={
+            "service.beta.kubernetes.io/azure-dns-label-name": dns,
+            "service.beta.kubernetes.io/azure-pip-tags": "team=web, cost=42",
+            "service.beta.kubernetes.io/azure-load-balancer-tcp-idle-timeout": "30",
+            "service.beta.kubernetes.io/azure-load-balancer-disable-tcp-reset": "true",
+            "service.beta.kubernetes.io/azure-load-balancer-health-probe-protocol": "http",
+            "service.beta.kubernetes.io/azure-load-balancer-health-probe-request-path": "/ready",
+            "service.beta.kubernetes.io/azure-load-balancer-health-probe-interval": "10",
+            "service.beta.kubernetes.io/azure-load-balancer-health-probe-num-of-probe": "3",
+            "service.beta.kubernetes.io/azure-disable-load-balancer-floating-ip": "false",
+        },
+    )
+    intent = intent_for(svc)
+    ensure(intent)
+    pip = state.get("publicIPAddresses", RG, f"{cluster}-{intent.lb_name}")
+    assert pip["properties"]["dnsSettings"]["domainNameLabel"] == dns
+    assert pip["tags"]["team"] == "web" and pip["tags"]["cost"] == "42"
+    name = f"{intent.lb_name}-TCP-80"
+    rule = _rules(state, cluster)[name]
+    assert (
+        rule["idleTimeoutInMinutes"],
+        rule["enableTcpReset"],
+        rule["enableFloatingIP"],
+        rule["backendPort"],
+    ) == (30, False, True, 80)
+    probe = _probes(state, cluster)[name]
+    assert (probe["protocol"], probe["requestPath"], probe["intervalInSeconds"], probe["numberOfProbes"]) == (
+        "Http",
+        "/ready",
+        10,
+        3,
+    )
+    provider.apply(provider.plan_delete(intent.ref))
+
+
+def test_throttled_429_with_retry_after_converges_and_honours_the_delay(
+    provider, intent_for, make_service, ensure, state
+):
+    intent = intent_for(make_service("t"))
+    state.inject(Fault(method="PUT", path=r"/loadbalancers/", status=429, retry_after=0.3, times=2))
+    state.inject(Fault(method="GET", path=r"/networksecuritygroups/", status=429, retry_after=0.2, times=1))
+    provider.calls.reset()
+    ingress = provider.apply(provider.plan(intent))
+    stats = provider.calls.stats
+    assert ingress[0].ip
+    assert stats.throttled["loadBalancers.create_or_update"] == 2
+    assert stats.throttled["networkSecurityGroups.get"] == 1
+    assert stats.retries["loadBalancers.create_or_update"] == 2
+    assert stats.backoff_seconds >= 0.3 + 0.3 + 0.2  # each wait at least the server's Retry-After
+    assert provider.plan(intent).empty
+    provider.apply(provider.plan_delete(intent.ref))
+
+
+def test_server_errors_are_retried_and_a_persistent_one_surfaces(provider, intent_for, make_service, state):
+    intent = intent_for(make_service("e"))
+    state.inject(
+        Fault(method="PUT", path=r"/publicipaddresses/", status=503, code="ServiceUnavailable", times=1)
+    )
+    provider.calls.reset()
+    assert provider.apply(provider.plan(intent))[0].ip
+    assert provider.calls.stats.retries["publicIPAddresses.create_or_update"] == 1
+    other = intent_for(make_service("e2"))
+    state.inject(
+        Fault(method="PUT", path=r"/securityrules/", status=500, code="InternalServerError", times=-1)
+    )
+    plan = provider.plan(other)
+    try:
+        provider.apply(plan)
+    except Exception as exc:  # noqa: BLE001 - the SDK's HttpResponseError
+        assert getattr(exc, "status_code", None) == 500
+    else:
+        raise AssertionError("a persistent 500 must surface")
+    state.clear_faults()
+    provider.apply(provider.plan(other))  # a fresh plan + apply converges after the failure
+    assert provider.plan(other).empty
+    for i in (intent, other):
+        provider.apply(provider.plan_delete(i.ref))
+
+
+def test_latency_is_tolerated(provider, intent_for, make_service, ensure, state):
+    state.inject(Fault(method="GET", path=r"/loadbalancers/", status=0, latency=0.2, times=2))
+    intent = intent_for(make_service("slow"))
+    ensure(intent)
+    provider.apply(provider.plan_delete(intent.ref))
