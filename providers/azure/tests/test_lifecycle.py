@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+from azure.core.exceptions import HttpResponseError
 from lbprov_azure.sandbox import Fault
 
 RG = "lbprov-sandbox"
@@ -292,12 +294,12 @@ def test_server_errors_are_retried_and_a_persistent_one_surfaces(provider, inten
         Fault(method="PUT", path=r"/securityrules/", status=500, code="InternalServerError", times=-1)
     )
     plan = provider.plan(other)
-    try:
+    with pytest.raises(HttpResponseError) as info:
         provider.apply(plan)
-    except Exception as exc:  # noqa: BLE001 - the SDK's HttpResponseError
-        assert getattr(exc, "status_code", None) == 500
-    else:
-        raise AssertionError("a persistent 500 must surface")
+    assert info.value.status_code == 500
+    assert (
+        provider.calls.stats.retries["securityRules.create_or_update"] == provider.settings.max_attempts - 1
+    )
     state.clear_faults()
     provider.apply(provider.plan(other))  # a fresh plan + apply converges after the failure
     assert provider.plan(other).empty
