@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from gcp_helpers import converge, intent_for, make_service, provider_for
 from google.api_core import exceptions as gexc
@@ -123,3 +125,21 @@ def test_a_read_round_lists_each_collection_once_for_all_services(provider, sand
             )
             provider.apply(plan)
     assert provider.calls.stats.writes == 1
+
+
+def test_concurrent_reconciles_create_the_shared_resources_once(provider, sandbox, server):
+    intents = [
+        intent_for(provider, make_service(f"c{i}", ports=[("TCP", 80, 31500 + i)]), sandbox.nodes)
+        for i in range(6)
+    ]
+    plans = [provider.plan(intent) for intent in intents]  # all planned before anything exists
+    assert all(any(c.kind == "instance-group" for c in plan.changes) for plan in plans)
+    provider.calls.reset()
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        ingresses = list(pool.map(provider.apply, plans))
+    assert len({i[0].ip for i in ingresses}) == 6
+    sent = provider.calls.stats.sent
+    assert sent[("instanceGroups.insert", "write")] == 2
+    assert sent[("regionHealthChecks.insert", "write")] == 1  # only the shared check: all are Cluster Services
+    assert sent[("instanceGroups.addInstances", "write")] == 2
+    assert all(provider.plan(intent).empty for intent in intents)

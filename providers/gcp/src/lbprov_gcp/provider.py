@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -82,6 +83,11 @@ class GCPProvider:
         )
         self._compute = compute
         self._reader: Reader | None = None
+        # Shared resources (instance groups, the shared check and its firewall) this process knows
+        # exist: concurrent reconciles that all planned to create one then create it once. Any
+        # failed apply forgets them, so a resource deleted behind our back is created again.
+        self._shared_lock = threading.Lock()
+        self._shared_known: set[tuple[str, str | None, str]] = set()
 
     @property
     def compute(self) -> Compute:
@@ -642,6 +648,10 @@ class GCPProvider:
         for change in plan.changes:
             try:
                 self._apply_one(change, ctx)
+            except BaseException:
+                with self._shared_lock:
+                    self._shared_known.clear()
+                raise
             finally:
                 data = change.data
                 self.reader.wrote(
@@ -676,6 +686,8 @@ class GCPProvider:
             return
         collection = data["collection"]
         if change.action is Action.DELETE:
+            with self._shared_lock:
+                self._shared_known.discard((collection, data.get("zone"), data["name"]))
             try:
                 c.delete(collection, data["name"], zone=data.get("zone"))
             except gexc.NotFound:
@@ -708,18 +720,31 @@ class GCPProvider:
             c.insert(collection, body)
             ctx["ip"] = ip
             return
-        try:
+        if data.get("shared"):
+            self._create_shared(collection, None, change.name, dict(data["body"]))
+        else:
             c.insert(collection, dict(data["body"]))
-        except gexc.Conflict:
-            if not data.get("shared"):
-                raise
-            # Another Service created the shared resource between our plan and apply: fine if it is ours.
-            found = c.get(collection, change.name)
-            if found is None or not D.owned_as_shared(found.get("description"), self.cluster):
-                raise
         if collection == "addresses":
             found = c.get("addresses", change.name)
             ctx["ip"] = found.get("address") if found else None
+
+    def _create_shared(self, collection: str, zone: str | None, name: str, body: Json) -> bool:
+        """Create a cluster-shared resource once; False if it already existed (and is ours)."""
+        key = (collection, zone, name)
+        with self._shared_lock:
+            if key in self._shared_known:
+                return False
+            try:
+                self.compute.insert(collection, body, zone=zone)
+                created = True
+            except gexc.Conflict:
+                # Another controller created it between our plan and apply: fine if it is ours.
+                found = self.compute.get(collection, name, zone=zone)
+                if found is None or not D.owned_as_shared(found.get("description"), self.cluster):
+                    raise
+                created = False
+            self._shared_known.add(key)
+            return created
 
     def _apply_group(self, change: Change, ctx: dict[str, Any]) -> None:
         c = self.compute
@@ -736,15 +761,12 @@ class GCPProvider:
                 log.info("instance group %s/%s is in use again; kept", zone, name)
             return
         add, remove = list(data["add"]), list(data["remove"])
-        if change.action is Action.CREATE:
-            try:
-                c.insert("instanceGroups", dict(data["body"]), zone=zone)
-            except gexc.Conflict:
-                found = c.get("instanceGroups", name, zone=zone)
-                if found is None or not D.owned_as_shared(found.get("description"), self.cluster):
-                    raise
-                current = set(c.group_members(zone, name))
-                add = sorted(set(add) - current)
+        if change.action is Action.CREATE and not self._create_shared(
+            "instanceGroups", zone, name, dict(data["body"])
+        ):
+            # someone else created it since we planned: add only what is still missing
+            current = set(c.group_members(zone, name))
+            add = sorted(set(add) - current)
         try:
             if add:
                 c.change_members("addInstances", zone, name, add)
