@@ -971,3 +971,19 @@ def test_concurrent_writers_and_watchers(core: k8s.CoreV1Api) -> None:
         assert len(events) == 40 and rvs == sorted(rvs) and len(set(rvs)) == 40
     ips = [s.spec.cluster_ip for s in core.list_namespaced_service("default").items]
     assert len(ips) == len(set(ips))
+
+
+def test_allocations_stay_unique_over_many_services(core: k8s.CoreV1Api) -> None:
+    for i in range(60):
+        create(core, lb_service(f"m{i}", externalTrafficPolicy="Local" if i % 2 else "Cluster"))
+    for i in range(0, 60, 3):  # free some, then allocate again
+        core.delete_namespaced_service(f"m{i}", "default")
+    for i in range(20):
+        create(core, lb_service(f"n{i}"))
+    services = raw(core.list_namespaced_service, "default")["items"]
+    ports = [p for s in services for p in node_ports(s) if p] + [
+        s["spec"]["healthCheckNodePort"] for s in services if "healthCheckNodePort" in s["spec"]
+    ]
+    ips = [s["spec"]["clusterIP"] for s in services]
+    assert len(ports) == len(set(ports)) and len(ports) >= 2 * 60
+    assert len(ips) == len(set(ips))

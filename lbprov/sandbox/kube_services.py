@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from lbprov.sandbox.kube_errors import (
@@ -332,10 +332,14 @@ def prepare_service(
     name: str,
     spec_in: dict[str, Any],
     old_spec: dict[str, Any] | None,
-    others: Iterable[dict[str, Any]],
+    port_taken: Callable[[int], bool],
+    ip_taken: Callable[[str], bool],
     rng: random.Random,
 ) -> dict[str, Any]:
-    """Default, validate and allocate; return the spec to store or raise a 422 ``ApiError``."""
+    """Default, validate and allocate; return the spec to store or raise a 422 ``ApiError``.
+
+    ``port_taken``/``ip_taken`` say whether *another* Service holds a node port / cluster IP (the
+    store keeps an index, so a write costs O(1) rather than a scan of every Service)."""
     spec = spec_in
     _default(spec)
     if old_spec is not None:
@@ -348,34 +352,34 @@ def prepare_service(
         for field in ("clusterIP", "clusterIPs"):
             spec.pop(field, None)
         return spec
-    others = list(others)
     # Node ports: the user's ports are checked against the other Services only.
-    taken = used_node_ports(others)
     clashes: list[Cause] = []
     for i, port in enumerate(spec.get("ports") or []):
         np = port.get("nodePort")
-        if np and np in taken:
+        if np and port_taken(np):
             clashes.append(
                 invalid_value(f"spec.ports[{i}].nodePort", np, "provided port is already allocated")
             )
     hc = spec.get("healthCheckNodePort")
-    if hc and (hc in taken or any(p.get("nodePort") == hc for p in spec.get("ports") or [])):
+    if hc and (port_taken(hc) or any(p.get("nodePort") == hc for p in spec.get("ports") or [])):
         clashes.append(invalid_value("spec.healthCheckNodePort", hc, "provided port is already allocated"))
     if clashes:
         raise invalid("Service", name, clashes)
-    in_use = taken | {p["nodePort"] for p in spec.get("ports") or [] if p.get("nodePort")}
+    in_use = {p["nodePort"] for p in spec.get("ports") or [] if p.get("nodePort")}
     if hc:
         in_use.add(hc)
 
     def allocate() -> int:
-        free = NODE_PORT_MAX - NODE_PORT_MIN + 1 - len(in_use)
-        if free <= 0:
-            raise invalid("Service", name, [invalid_value("spec.ports", None, "range is full")])
-        while True:
+        for _ in range(20000):
             candidate = rng.randint(NODE_PORT_MIN, NODE_PORT_MAX)
-            if candidate not in in_use:
+            if candidate not in in_use and not port_taken(candidate):
                 in_use.add(candidate)
                 return candidate
+        for candidate in range(NODE_PORT_MIN, NODE_PORT_MAX + 1):
+            if candidate not in in_use and not port_taken(candidate):
+                in_use.add(candidate)
+                return candidate
+        raise invalid("Service", name, [invalid_value("spec.ports", None, "range is full")])
 
     if _needs_node_ports(spec):
         by_port: dict[int, int] = {}
@@ -391,11 +395,10 @@ def prepare_service(
         spec["healthCheckNodePort"] = allocate()
     # Cluster IP.
     if not spec.get("clusterIP"):
-        used_ips = {(s.get("spec") or {}).get("clusterIP") for s in others}
         while True:
             offset = rng.randint(10, SERVICE_CIDR.num_addresses - 2)
             candidate = str(SERVICE_CIDR.network_address + offset)
-            if candidate not in used_ips:
+            if not ip_taken(candidate):
                 break
         spec["clusterIP"] = candidate
     if not spec.get("clusterIPs") or spec["clusterIPs"][0] != spec["clusterIP"]:

@@ -177,6 +177,9 @@ class Store:
         self.objects: dict[str, dict[tuple[str, str], Obj]] = {r: {} for r in RESOURCES}
         self.watchers: set[Watcher] = set()
         self.rng = random.Random()
+        # Allocation indexes: node port / cluster IP -> the Service (namespace, name) holding it.
+        self._port_owner: dict[int, tuple[str, str]] = {}
+        self._ip_owner: dict[str, tuple[str, str]] = {}
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease", *namespaces):
             if ("", ns) not in self.objects["namespaces"]:
                 self.create("namespaces", None, {"metadata": {"name": ns}})
@@ -207,6 +210,8 @@ class Store:
             self.objects[resource].pop(key, None)
         else:
             self.objects[resource][key] = obj
+        if resource == "services":
+            self._index_service(key, old, None if kind == "DELETED" else obj)
         ev = WatchEvent(self.rv, resource, kind, obj, old)
         self.history.append(ev)
         while len(self.history) > self.watch_window:
@@ -217,6 +222,25 @@ class Store:
         if kind == "DELETED" and resource != "namespaces" and key[0]:
             self._maybe_finish_namespace(key[0])
         return obj
+
+    def _index_service(self, key: tuple[str, str], old: Obj | None, new: Obj | None) -> None:
+        for obj, add in ((old, False), (new, True)):
+            if obj is None:
+                continue
+            spec = obj.get("spec") or {}
+            ports = [p.get("nodePort") for p in spec.get("ports") or []] + [spec.get("healthCheckNodePort")]
+            ips = [ip for ip in spec.get("clusterIPs") or [spec.get("clusterIP")] if ip and ip != "None"]
+            for port in ports:
+                if port:
+                    if add:
+                        self._port_owner[int(port)] = key
+                    elif self._port_owner.get(int(port)) == key:
+                        del self._port_owner[int(port)]
+            for ip in ips:
+                if add:
+                    self._ip_owner[ip] = key
+                elif self._ip_owner.get(ip) == key:
+                    del self._ip_owner[ip]
 
     def _maybe_finish_namespace(self, ns: str) -> None:
         ns_obj = self.objects["namespaces"].get(("", ns))
@@ -389,11 +413,13 @@ class Store:
             if resource == "services":
                 meta["generation"] = 1
                 obj["status"] = {"loadBalancer": {}}
+                owner = (ns or "", name)
                 obj["spec"] = prepare_service(
                     name,
                     dict(obj.get("spec") or {}),
                     None,
-                    self.objects["services"].values(),
+                    lambda p: self._port_owner.get(p, owner) != owner,
+                    lambda ip: self._ip_owner.get(ip, owner) != owner,
                     self.rng,
                 )
             elif resource == "nodes":
@@ -509,12 +535,13 @@ class Store:
             else:
                 new.pop("status", None)
         if res.plural == "services":
-            others = [o for k, o in self.objects["services"].items() if k != _key(old)]
+            owner = _key(old)
             new["spec"] = prepare_service(
                 meta["name"],
                 dict(new.get("spec") or {}),
                 copy.deepcopy(old.get("spec") or {}),
-                others,
+                lambda p: self._port_owner.get(p, owner) != owner,
+                lambda ip: self._ip_owner.get(ip, owner) != owner,
                 self.rng,
             )
             if new["spec"] != old.get("spec"):
