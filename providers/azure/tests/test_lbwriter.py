@@ -1,0 +1,165 @@
+"""The shared-LB writer's algorithm on an in-memory store.
+
+The emulator tests (test_concurrency.py) prove the writer against ARM semantics through the SDK;
+these pin the algorithm's edge cases that the emulator cannot stage on demand: a merged PUT that
+ARM rejects (the batch is split so one bad Service cannot fail the others), an LB that keeps
+changing (bounded 412 retries), and the merge rules themselves.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from lbprov_azure import names
+from lbprov_azure.lbwriter import LBDelta, PreconditionFailed, SharedLBWriter, WriteRejected, merge
+
+from lbprov.model import OwnershipConflict
+
+CLUSTER = "k"
+TEMPLATE = {
+    "location": "westeurope",
+    "sku": {"name": "Standard"},
+    "tags": names.lb_tags(CLUSTER),
+    "properties": {
+        "frontendIPConfigurations": [],
+        "backendAddressPools": [{"name": CLUSTER, "properties": {}}],
+        "probes": [],
+        "loadBalancingRules": [],
+    },
+}
+
+
+class MemoryStore:
+    """An LB store with ETags; rejects any body holding a frontend named 'bad' (like a 400)."""
+
+    def __init__(self, body=None, *, churn: int = 0) -> None:
+        self.body = copy.deepcopy(body)
+        self.lock = threading.Lock()
+        self.puts = 0
+        self.churn = churn  # how many times a foreign writer changes the LB right before our PUT
+
+    def get(self):
+        with self.lock:
+            return copy.deepcopy(self.body)
+
+    def put(self, body, *, etag):
+        with self.lock:
+            if self.churn:
+                self.churn -= 1
+                self.body["etag"] = str(uuid.uuid4())
+            current = self.body["etag"] if self.body else None
+            if etag != current:
+                raise PreconditionFailed("412")
+            if any(f["name"] == "bad" for f in body["properties"]["frontendIPConfigurations"]):
+                raise WriteRejected("400 InvalidResourceReference")
+            self.puts += 1
+            self.body = {**copy.deepcopy(body), "etag": str(uuid.uuid4())}
+            return copy.deepcopy(self.body)
+
+    def delete(self, *, etag):
+        with self.lock:
+            if not self.body or etag != self.body["etag"]:
+                raise PreconditionFailed("412")
+            self.body = None
+
+
+def delta(base: str, *, token: str | None = None, join=True) -> LBDelta:
+    return LBDelta(
+        service=token or base,
+        base=base,
+        upserts=(("frontendIPConfigurations", {"name": base, "properties": {}}),) if join else (),
+        deletes=() if join else (("frontendIPConfigurations", base),),
+        join=join,
+        template=TEMPLATE,
+    )
+
+
+def fronts(body):
+    return sorted(f["name"] for f in body["properties"]["frontendIPConfigurations"])
+
+
+def test_concurrent_submissions_all_land_in_few_puts():
+    store = MemoryStore()
+    writer = SharedLBWriter(store, CLUSTER, "k", window=0.005)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: writer.submit(delta(f"s{i:02d}")), range(40)))
+    assert fronts(store.body) == [f"s{i:02d}" for i in range(40)]
+    assert store.puts < 40 and writer.stats.batches == store.puts
+
+
+def test_a_rejected_merged_put_is_split_so_only_the_bad_service_fails():
+    store = MemoryStore()
+    writer = SharedLBWriter(store, CLUSTER, "k", window=0.05)
+    results: dict[str, object] = {}
+
+    def run(base, announcement):
+        try:
+            results[base] = writer.submit(delta(base), announcement)
+        except WriteRejected as exc:
+            results[base] = exc
+
+    # announced: the leader waits for all three, so they share one batch
+    threads = [threading.Thread(target=run, args=(b, writer.announce())) for b in ("good1", "bad", "good2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert isinstance(results["bad"], WriteRejected)
+    assert fronts(store.body) == ["good1", "good2"]
+    assert writer.stats.isolations == 1 and store.puts == 2
+
+
+def test_an_lb_that_keeps_changing_gives_up_after_bounded_412s():
+    store = MemoryStore(None)
+    writer = SharedLBWriter(store, CLUSTER, "k", window=0, max_conflicts=2)
+    writer.submit(delta("a"))
+    store.churn = 10
+    with pytest.raises(PreconditionFailed, match="kept changing"):
+        writer.submit(delta("b"))
+    assert writer.stats.conflicts == 3
+    store.churn = 1
+    writer.submit(delta("b"))  # one 412, re-read, success
+    assert fronts(store.body) == ["a", "b"]
+
+
+def test_merge_never_touches_parts_not_named_for_the_service_and_deletes_an_emptied_lb():
+    lb = {**copy.deepcopy(TEMPLATE), "etag": "e"}
+    lb["properties"]["frontendIPConfigurations"] = [{"name": "foreign", "properties": {}}]
+    m = merge(lb, [delta("a")], CLUSTER, "k")
+    assert m.action == "update" and fronts(m.body) == ["a", "foreign"]
+    m2 = merge(
+        {**m.body, "etag": "f"},
+        [LBDelta(service="a", base="a", deletes=(("frontendIPConfigurations", "foreign"),), join=False)],
+        CLUSTER,
+        "k",
+    )
+    assert fronts(m2.body) == ["a", "foreign"]  # a delete naming a foreign part is ignored
+    m3 = merge({**m.body, "etag": "f"}, [delta("a", join=False)], CLUSTER, "k")
+    assert m3.action == "update" and fronts(m3.body) == ["foreign"]  # foreign part keeps the LB
+    only = merge(
+        {**merge(None, [delta("a")], CLUSTER, "k").body, "etag": "g"}, [delta("a", join=False)], CLUSTER, "k"
+    )
+    assert only.action == "delete"
+
+
+def test_merge_refuses_a_part_claimed_by_name_but_not_recorded_and_foreign_lbs():
+    lb = {**copy.deepcopy(TEMPLATE), "etag": "e"}
+    lb["properties"]["frontendIPConfigurations"] = [{"name": "a", "properties": {}}]
+    m = merge(lb, [delta("a"), delta("b")], CLUSTER, "k")
+    assert isinstance(m.errors[0], OwnershipConflict) and 1 not in m.errors
+    assert fronts(m.body) == ["a", "b"]
+    foreign = {**lb, "tags": {"owner": "someone"}}
+    m = merge(foreign, [delta("c")], CLUSTER, "k")
+    assert m.action == "none" and isinstance(m.errors[0], OwnershipConflict)
+
+
+def test_service_map_packs_into_few_tags():
+    tokens = [uuid.uuid4().hex for _ in range(250)]
+    tags = names.with_services({"x": "y"}, tokens)
+    assert names.services_of(tags) == set(tokens)
+    assert len(tags) <= 50 - 3  # leaves room for the cluster tags under Azure's 50-tag limit
+    assert all(len(v) <= 256 for v in tags.values())
