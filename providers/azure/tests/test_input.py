@@ -68,7 +68,7 @@ def test_load_balancer_ip_conflicting_with_the_ipv4_annotation(intent_for, make_
 
 
 def test_requested_public_ip_that_does_not_exist_is_a_clear_error(provider, intent_for, make_service):
-    with pytest.raises(InvalidService, match="no public IP address with address 192.0.2.77"):
+    with pytest.raises(InvalidService, match=r"no public IP address with address 192\.0\.2\.77"):
         provider.plan(intent_for(make_service(lb_ip="192.0.2.77")))
     assert provider.calls.stats.writes == 0
 

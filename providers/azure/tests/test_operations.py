@@ -70,7 +70,7 @@ def test_read_only_guard_refuses_in_the_pipeline_before_sending(sandbox, provide
     )
     state = sandbox.extra["state"]
     before = len(state.mutating_requests())
-    with pytest.raises(ReadOnlyViolation, match="publicIPAddresses.create_or_update"):
+    with pytest.raises(ReadOnlyViolation, match=r"publicIPAddresses\.create_or_update"):
         dry.client.public_ip_addresses.begin_create_or_update(
             "lbprov-sandbox", "direct-sdk-call", {"location": "westeurope", "sku": {"name": "Standard"}}
         )
