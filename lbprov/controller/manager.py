@@ -10,9 +10,11 @@
 * :meth:`Controller.stop` is the graceful shutdown: stop taking work, finish what is in flight,
   release the lease, stop the informers.
 
-A resync batch runs inside ``provider.read_round()`` for providers that offer one (checked with
-``getattr``): a context manager under which the provider may cache its batched describe calls for
-the round, so re-planning N unchanged Services costs far fewer than N rounds of reads.
+Whenever every Service is queued at once -- the initial sync after gaining leadership, the node
+sync, the periodic resync -- the batch runs inside ``provider.read_round()`` for providers that offer
+one (checked with ``getattr``; the AWS provider does): a context manager under which the provider
+caches its account-wide listings until the queue drains, so re-planning N Services costs far fewer
+than N rounds of reads.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ from lbprov.observability import Metrics
 from lbprov.provider import Provider
 
 log = logging.getLogger("lbprov.controller")
+
+#: A read round (cached listings) never outlives this, even if the queue never drains: drift made
+#: by hand in the cloud is seen at the latest this long after a batch started.
+MAX_ROUND_SECONDS = 120.0
 
 
 class InformerLike(Protocol):
@@ -100,6 +106,7 @@ class _Workers:
         self.resync_thread = threading.Thread(target=self._resync_loop, name="lbprov-resync", daemon=True)
         self.round: dict[str, Any] = {}  # provider -> active read-round context (resync batch)
         self.round_lock = threading.Lock()
+        self.round_started = 0.0
 
     def start(self) -> None:
         for t in self.threads:
@@ -131,8 +138,7 @@ class _Workers:
                 log.info("requeue in %.1fs", delay, extra={"service": key, "error": str(exc)})
             finally:
                 self.queue.done(key)
-                if self.round and len(self.queue) == 0 and self.queue.in_flight() == 0:
-                    self._end_round()
+                self._maybe_end_round()
 
     def _resync_loop(self) -> None:
         period = self.c.config.resync_period
@@ -140,22 +146,45 @@ class _Workers:
             self.resync()
 
     def resync(self) -> int:
-        """Queue every Service of ours; the batch runs in each provider's read round, if any."""
+        """Queue every Service of ours as one batch (see :meth:`batch`)."""
+        n = self.batch(self.c.keys_of_ours())
+        log.info("resync: queued %d Services", n)
+        return n
+
+    def batch(self, keys: list[str]) -> int:
+        """Queue ``keys`` as one round: inside each provider's ``read_round()``, when it has one.
+
+        The round stays open until the queue drains (or :data:`MAX_ROUND_SECONDS` pass), so the
+        provider's cached account-wide listings serve the whole batch. Used for the resync, the
+        initial sync after gaining leadership, and the node sync -- the three moments when every
+        Service is re-planned at once.
+        """
+        if not keys:
+            return 0
         self._end_round()
-        for name, provider in self.c.providers.items():
-            read_round = getattr(provider, "read_round", None)
-            if callable(read_round):
+        with self.round_lock:
+            for name, provider in self.c.providers.items():
+                read_round = getattr(provider, "read_round", None)
+                if not callable(read_round):
+                    continue
                 try:
                     ctx = read_round()
                     ctx.__enter__()
-                    self.round[name] = ctx
                 except Exception:
-                    log.warning("provider %s: read_round failed; resync without it", name, exc_info=True)
-        n = self.c.enqueue_all()
-        log.info("resync: queued %d Services", n)
-        if n == 0:
+                    log.warning("provider %s: read_round failed; batch without it", name, exc_info=True)
+                    continue
+                self.round[name] = ctx
+            self.round_started = time.monotonic()
+        for key in keys:
+            self.queue.add(key)
+        return len(keys)
+
+    def _maybe_end_round(self) -> None:
+        if not self.round:
+            return
+        drained = len(self.queue) == 0 and self.queue.in_flight() == 0
+        if drained or time.monotonic() - self.round_started > MAX_ROUND_SECONDS:
             self._end_round()
-        return n
 
     def _end_round(self) -> None:
         with self.round_lock:
@@ -312,14 +341,14 @@ class Controller:
         if workers is not None:
             workers.queue.add(key)
 
+    def keys_of_ours(self) -> list[str]:
+        """Keys of every cached Service of ours (wants an LB or needs cleanup)."""
+        return sorted(service_key(s) for s in self.services.list() if self.reconciler.is_ours(s))
+
     def enqueue_all(self) -> int:
-        """Queue every Service of ours (wants an LB or needs cleanup); returns how many."""
-        n = 0
-        for svc in self.services.list():
-            if self.reconciler.is_ours(svc):
-                self.enqueue(service_key(svc))
-                n += 1
-        return n
+        """Queue every Service of ours as one batch (read round); returns how many."""
+        workers = self._workers
+        return workers.batch(self.keys_of_ours()) if workers is not None else 0
 
     def resync(self) -> int:
         """Run a resync now (what the periodic timer does)."""
