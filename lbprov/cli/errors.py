@@ -271,7 +271,7 @@ def _kubernetes(exc: BaseException, names: set[str]) -> UserError | None:
             f"Kubernetes: {_first_line(exc)}: pass --kubeconfig/--context, or read manifests "
             "with -f and nodes with --nodes",
         )
-    if "kubernetes.client.exceptions.ApiException" in names:
+    if "lbprov.kube.client.KubeError" in names or "kubernetes.client.exceptions.ApiException" in names:
         status = getattr(exc, "status", None)
         if status in (401, 403):
             return UserError(
@@ -279,9 +279,9 @@ def _kubernetes(exc: BaseException, names: set[str]) -> UserError | None:
                 f"Kubernetes: {'unauthorised' if status == 401 else 'forbidden'} ({status}): "
                 "lbprov plan needs get/list on services and nodes",
             )
-        return UserError(
-            "kubernetes", f"Kubernetes API error {status}: {_first_line(getattr(exc, 'reason', exc))}"
-        )
+        if status == 404 and "namespace" in str(exc).lower():
+            return UserError("kubernetes", f"Kubernetes: {_first_line(exc)}: check -n/--namespace")
+        return UserError("kubernetes", f"Kubernetes API error: {_first_line(exc)}")
     if "urllib3.exceptions.MaxRetryError" in names or "urllib3.exceptions.NewConnectionError" in names:
         return UserError(
             "kubernetes",

@@ -35,6 +35,7 @@ from lbprov.cli.plan import (
     add_common_options,
     cluster_client,
     guarded,
+    listed,
     provider_for,
     run_document,
     strict_usage,
@@ -199,8 +200,8 @@ def run(
             default = None
         cluster = provider_settings(args, name).cluster_name
         kube = cluster_client(args)
-        services = list(kube.list_services(None))
-        nodes = list(kube.list_nodes())
+        services = listed(kube.list_services(None))
+        nodes = listed(kube.list_nodes())
         # Writable only when asked to apply; the examination runs read-only either way.
         provider = build_provider(args, name, read_only=not args.apply)
         with provider.calls.read_only_mode():

@@ -188,6 +188,12 @@ class Inputs:
     notes: list[str] = field(default_factory=list)
 
 
+def listed(result: Any) -> list[Obj]:
+    """Items of a KubeClient list call, which returns ``(items, resourceVersion)``."""
+    items = result[0] if isinstance(result, tuple) else result
+    return list(items)
+
+
 def cluster_client(args: argparse.Namespace) -> Any:
     """The read-only Kubernetes client (imported lazily: files-only runs need no cluster)."""
     from lbprov.kube.client import KubeClient
@@ -224,7 +230,7 @@ def read_inputs(args: argparse.Namespace, *, stdin: IO[str] | None = None) -> In
         source: Literal["cluster", "files"] = "files"
         nodes = found.nodes
     else:
-        services = list(kube().list_services(args.namespace))
+        services = listed(kube().list_services(args.namespace))
         source = "cluster"
         nodes = []
     if args.nodes:
@@ -234,7 +240,7 @@ def read_inputs(args: argparse.Namespace, *, stdin: IO[str] | None = None) -> In
         nodes = node_manifests.nodes
     elif source == "cluster" or not nodes:
         try:
-            nodes = list(kube().list_nodes())
+            nodes = listed(kube().list_nodes())
         except Exception as exc:
             if source == "cluster":
                 raise

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-_PATH = Path(__file__).with_name("clilib.py")
-if "cli_testlib" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location("cli_testlib", _PATH)
-    assert _spec is not None and _spec.loader is not None
-    _module = importlib.util.module_from_spec(_spec)
-    sys.modules["cli_testlib"] = _module
-    _spec.loader.exec_module(_module)
+for _name, _file in (("cli_testlib", "clilib.py"), ("sandbox_support", "sandbox_support.py")):
+    if _name not in sys.modules:
+        _spec = importlib.util.spec_from_file_location(_name, Path(__file__).with_name(_file))
+        assert _spec is not None and _spec.loader is not None
+        _module = importlib.util.module_from_spec(_spec)
+        sys.modules[_name] = _module
+        _spec.loader.exec_module(_module)
 
 import cli_testlib  # noqa: E402
 

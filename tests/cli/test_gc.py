@@ -23,12 +23,12 @@ class Cluster:
     def __init__(self, services: list[dict[str, Any]]) -> None:
         self.services = services
 
-    def list_services(self, namespace: str | None) -> list[dict[str, Any]]:
+    def list_services(self, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
         assert namespace is None, "gc must look at every namespace"
-        return self.services
+        return self.services, "1"
 
-    def list_nodes(self) -> list[dict[str, Any]]:
-        return NODES
+    def list_nodes(self) -> tuple[list[dict[str, Any]], str]:
+        return NODES, "1"
 
 
 def converge(svc: dict[str, Any]) -> None:

@@ -1,0 +1,231 @@
+"""``lbprov plan`` and ``lbprov gc`` against the real providers on their emulators, end to end.
+
+The CLI reads Services and Nodes from the sandbox Kubernetes API (through a kubeconfig, like a real
+cluster) and plans against moto / the GCE emulator / the ARM emulator through the real SDKs. The
+read-only proof is checked on the EMULATOR's side (``SandboxCloud.mutating_requests()``) and on the
+Kubernetes side (the API server's request log).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cli_testlib import make_service, run_cli, validate_schema
+from sandbox_support import Env, start_env
+
+from lbprov.intent import IntentSettings, build_intent
+from lbprov.provider import ProviderNotFound, load_provider
+
+PROVIDERS = ("aws", "gcp", "azure")
+
+#: Annotations that make a Service want another kind of load balancer than the default one.
+KIND_SWITCH: dict[str, dict[str, str]] = {
+    "aws": {"service.beta.kubernetes.io/aws-load-balancer-type": "classic"},
+    "gcp": {"networking.gke.io/load-balancer-type": "Internal"},
+    "azure": {"service.beta.kubernetes.io/azure-load-balancer-internal": "true"},
+}
+
+
+def foreign_cluster(env: Env) -> tuple[dict[str, Any], dict[str, str]]:
+    """Settings and annotations that let a second cluster build a load balancer in the same emulator
+    (the sandbox networks are tagged for the first cluster only)."""
+    if env.provider_name == "aws":
+        extra = env.cloud.extra
+        return (
+            {"node_security_group_id": extra["node_security_group_id"], "vpc_id": extra["vpc_id"]},
+            {"service.beta.kubernetes.io/aws-load-balancer-subnets": ",".join(extra["public_subnets"])},
+        )
+    return {}, {}
+
+
+def _available(name: str) -> bool:
+    try:
+        cls = load_provider(name)
+    except (ProviderNotFound, ImportError, AttributeError):
+        return False
+    return hasattr(cls, "sandbox")
+
+
+@pytest.fixture(scope="module", params=PROVIDERS)
+def sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    name = request.param
+    if not _available(name):
+        pytest.skip(f"provider {name} is not installed in this checkout")
+    yield from start_env(name, tmp_path_factory.mktemp(f"cli-{name}"))
+
+
+@pytest.fixture
+def env(sandbox: Env) -> Env:
+    return sandbox.fresh()
+
+
+def mutations(env: Env) -> list[str]:
+    return list(env.cloud.mutating_requests())
+
+
+def test_fresh_cluster_plan_lists_creates_and_exits_2(env: Env) -> None:
+    env.create_service("web", [("TCP", 80), ("TCP", 443)])
+    before = mutations(env)
+    r = run_cli(env.plan_argv("-o", "json"))
+    assert r.code == 2, r.err
+    doc = r.json()
+    validate_schema(doc)
+    (plan,) = doc["plans"]
+    assert plan["service"]["name"] == "web" and plan["operation"] == "ensure"
+    assert plan["changes"] and {c["action"] for c in plan["changes"]} == {"create"}
+    assert doc["summary"]["changed"] == 1 and doc["source"] == "cluster"
+    assert mutations(env) == before
+
+
+def test_after_converging_plan_says_no_changes_and_exits_0(env: Env) -> None:
+    env.create_service("web")
+    env.converge("web")
+    r = run_cli(env.plan_argv())
+    assert r.code == 0, r.out + r.err
+    assert f"{env.namespace}/web ({env.provider_name}, ensure)\n  no changes" in r.out
+    assert "1 Service: 0 would change, 1 unchanged." in r.out
+
+
+def test_read_only_proof_across_create_change_and_delete_plans(env: Env) -> None:
+    """Zero mutating requests reach the emulator, and the Kubernetes API sees only lists, across a
+    whole run whose plans would create, replace/update and delete."""
+    env.create_service("new")
+    env.create_service("changed", [("TCP", 80)])
+    env.converge("changed")
+    env.create_service("gone")
+    env.converge("gone")
+    # a protocol change cannot be made in place (new target group / forwarding rule / rule)
+    env.patch(
+        "changed",
+        {"spec": {"ports": [{"name": "udp-80", "protocol": "UDP", "port": 80, "targetPort": 8080}]}},
+    )
+    env.patch("gone", {"spec": {"type": "ClusterIP"}})
+    before = mutations(env)
+    env.api.clear_requests()
+    r = run_cli(env.plan_argv("-o", "json"))
+    assert r.code == 2, r.out + r.err
+    doc = r.json()
+    validate_schema(doc)
+    ops = {p["service"]["name"]: p["operation"] for p in doc["plans"]}
+    assert ops == {"new": "ensure", "changed": "ensure", "gone": "delete"}
+    actions = {c["action"] for p in doc["plans"] for c in p["changes"]}
+    assert {"create", "delete"} <= actions
+    assert actions & {"replace", "update"} or any(
+        p["service"]["name"] == "changed" and {"create", "delete"} <= {c["action"] for c in p["changes"]}
+        for p in doc["plans"]
+    )
+    assert mutations(env) == before, "a dry run sent a mutating request to the emulator"
+    verbs = {(req.verb, req.resource) for req in env.api.requests}
+    assert verbs == {("list", "services"), ("list", "nodes")}, verbs
+
+
+def test_gc_deletes_only_what_leaked(env: Env) -> None:
+    """An LB whose Service was deleted while no controller ran, and one left by an annotation change,
+    are garbage; an LB in use and one owned by another cluster are left alone."""
+    env.wipe()
+    for name in ("keep", "deleted", "switched"):
+        env.create_service(name)
+        env.converge(name)
+    env.delete_service_bypassing_controller("deleted")
+    env.patch("switched", {"metadata": {"annotations": KIND_SWITCH[env.provider_name]}})
+    # a load balancer of another cluster, for a Service that does not exist in this one
+    other_settings, other_annotations = foreign_cluster(env)
+    other = load_provider(env.provider_name).from_settings(
+        {**env.cloud.settings, **other_settings, "cluster_name": f"{env.cluster}-other"}
+    )
+    foreign_svc = make_service(
+        "foreign", ns=env.namespace, ports=((80, 31999),), annotations=other_annotations
+    )
+    foreign_intent = build_intent(
+        foreign_svc, env.kube.list_nodes()[0], IntentSettings(f"{env.cluster}-other"), other
+    )
+    other.apply(other.plan(foreign_intent))
+
+    r = run_cli(env.gc_argv("-o", "json"))
+    assert r.code == 2, r.out + r.err
+    doc = r.json()
+    validate_schema(doc)
+    status = {o["service"]["name"]: o["status"] for o in doc["owned"]}
+    assert status.get("keep") == "in-use"
+    assert status.get("deleted") == "garbage"
+    assert status.get("switched") == "garbage"
+    assert "foreign" not in status
+
+    before_apply = run_cli(env.gc_argv())
+    assert before_apply.code == 2 and "no longer exists" in before_apply.out
+
+    r = run_cli(env.gc_argv("--apply", "--yes"))
+    assert r.code == 0, r.out + r.err
+    after = run_cli(env.gc_argv("-o", "json")).json()
+    assert after["exit_code"] == 0, after
+    assert {o["service"]["name"]: o["status"] for o in after["owned"]}.get("keep") == "in-use"
+    # the kept Service is untouched and converged
+    assert env.plan_for("keep").empty
+    # the other cluster's load balancer still exists
+    assert [o.ref.name for o in other.list_owned() if o.ref.uid == foreign_intent.ref.uid] != []
+
+
+def test_files_path_against_the_emulator(env: Env, tmp_path: Path) -> None:
+    """Services from a manifest (with real UIDs and NodePorts, as `kubectl get -o yaml` gives them)
+    and Nodes from a file plan exactly like the cluster path."""
+    env.create_service("web")
+    env.converge("web")
+    svc = env.kube.get_service(env.namespace, "web")
+    files = tmp_path / "svc.yaml"
+    files.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "ServiceList", "items": [svc]}))
+    nodes = tmp_path / "nodes.yaml"
+    nodes.write_text(yaml.safe_dump_all(env.kube.list_nodes()[0]))
+    argv = ["plan", "--provider", env.provider_name, "--settings", env.settings_file]
+    r = run_cli([*argv, "-f", str(files), "--nodes", str(nodes)])
+    assert r.code == 0, r.out + r.err
+    assert f"{env.namespace}/web ({env.provider_name}, ensure)\n  no changes" in r.out
+
+
+def test_missing_aws_credentials_is_one_line_without_traceback(sandbox: Env, tmp_path: Path) -> None:
+    """AWS with no credentials configured anywhere: one line naming the fix, exit 1; --debug adds
+    the stack trace. Run as a subprocess so that the environment is really empty."""
+    if sandbox.provider_name != "aws":
+        pytest.skip("AWS-specific: boto3's credential chain")
+    env = sandbox.fresh()
+    settings = {
+        k: v
+        for k, v in env.cloud.settings.items()
+        if k not in ("access_key_id", "secret_access_key", "cluster_name")
+    }
+    settings_file = tmp_path / "settings.yaml"
+    settings_file.write_text(yaml.safe_dump({"cluster_name": env.cluster, "aws": settings}))
+    env.create_service("web")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LBPROV_"))}
+    clean.update(
+        HOME=str(tmp_path),
+        AWS_CONFIG_FILE=str(tmp_path / "none"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    argv = [
+        "plan",
+        "--provider",
+        "aws",
+        "--settings",
+        str(settings_file),
+        "--kubeconfig",
+        env.kubeconfig,
+        "-n",
+        env.namespace,
+    ]
+    lbprov = [sys.executable, "-m", "lbprov"]
+    proc = subprocess.run([*lbprov, *argv], env=clean, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("lbprov plan: error: AWS: no credentials found"), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    debug = subprocess.run(
+        [*lbprov, "--debug", *argv], env=clean, capture_output=True, text=True, timeout=120
+    )
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "NoCredentialsError" in debug.stderr
