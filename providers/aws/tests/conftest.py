@@ -1,4 +1,4 @@
-"""Fixtures for the AWS provider tests: one moto server per test module, reset and re-seeded per test.
+"""Fixtures for the AWS provider tests: one moto server for the whole session, reset and re-seeded per test.
 
 Everything goes through the real boto3 against a real (moto) HTTP server; helpers live in
 ``lbprov_aws.testing``.
@@ -16,7 +16,7 @@ from lbprov_aws.testing import CLUSTER, AwsView, fast_settings
 from lbprov.provider import SandboxCloud
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoSandbox]:
     box = MotoSandbox()
     yield box

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from lbprov_aws import AWSOptions, AWSProvider
+from lbprov_aws.testing import ANN, CLUSTER, Svc
 
 from lbprov.intent import IntentSettings, build_intent
 from lbprov.model import InvalidService
-from lbprov_aws import AWSOptions, AWSProvider
-from lbprov_aws.testing import ANN, CLUSTER, Svc
 
 NOWHERE = {
     "cluster_name": CLUSTER,

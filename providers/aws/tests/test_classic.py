@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from lbprov import naming
-from lbprov.cloudcalls import ReadOnlyViolation
-from lbprov.model import OwnershipConflict
-from lbprov.provider import SandboxCloud
 from lbprov_aws import AWSProvider
 from lbprov_aws.testing import (
     ANN,
-    CLUSTER,
     AwsView,
     Svc,
     converge,
@@ -20,6 +14,11 @@ from lbprov_aws.testing import (
     kinds,
     node_objects,
 )
+
+from lbprov import naming
+from lbprov.cloudcalls import ReadOnlyViolation
+from lbprov.model import OwnershipConflict
+from lbprov.provider import SandboxCloud
 
 CLASSIC = {ANN + "type": "classic"}
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-
-from lbprov.provider import SandboxCloud
 from lbprov_aws import AWSProvider
 from lbprov_aws.testing import ANN, AwsView, Svc, converge, delete_all, fast_settings, intent_of, node_objects
+
+from lbprov.provider import SandboxCloud
 
 
 class EveryThirdCallThrottled:

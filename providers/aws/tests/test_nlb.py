@@ -530,3 +530,38 @@ def test_drift_made_by_hand_is_repaired(provider: AWSProvider, cloud: SandboxClo
         ("create", "security-group-rule"),
         ("update", "target-group"),
     ]
+
+
+def test_service_without_nodes_keeps_its_rules_and_gets_targets_back(
+    provider: AWSProvider, cloud: SandboxCloud, view: AwsView
+) -> None:
+    svc = Svc()
+    converge(provider, intent_of(provider, svc, node_objects(cloud)))
+    plan = converge(provider, intent_of(provider, svc, []))
+    assert kinds(plan) == [("update", "target-group")]
+    assert view.tgs(svc.uid)[0]["Targets"] == []
+    assert view.node_rules() == {("tcp", 30080, 30080, "0.0.0.0/0")}
+    converge(provider, intent_of(provider, svc, node_objects(cloud)))
+    assert len(view.tgs(svc.uid)[0]["Targets"]) == 3
+
+
+def test_applying_a_stale_create_plan_twice_makes_no_second_lb(
+    provider: AWSProvider, cloud: SandboxCloud, view: AwsView
+) -> None:
+    """moto (unlike AWS) creates a second LB under an existing name: apply describes first."""
+    svc = Svc()
+    intent = intent_of(provider, svc, node_objects(cloud))
+    plan = provider.plan(intent)
+    lb_change = [c for c in plan.changes if c.kind == "load-balancer"]
+    provider.apply(plan)
+    from lbprov.model import Plan
+
+    provider.apply(Plan("aws", plan.ref, tuple(lb_change), plan.intent, data=plan.data))
+    assert len(view.nlbs(svc.uid)) == 1
+    assert len([lb for lb in view.nlbs() if lb["LoadBalancerName"] == svc.lb_name]) == 1
+
+
+def test_provider_satisfies_the_protocol(provider: AWSProvider) -> None:
+    from lbprov.provider import Provider
+
+    assert isinstance(provider, Provider)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
-from lbprov import naming
-from lbprov.provider import SandboxCloud, load_provider
 from lbprov_aws import AWSProvider, AWSSettings
 from lbprov_aws.operations import OPERATIONS, iam_permissions, is_write
 from lbprov_aws.testing import ANN, AwsView, Svc, converge, delete_all, intent_of, node_objects
+
+from lbprov import naming
+from lbprov.provider import SandboxCloud, load_provider
 
 
 def _services(n: int) -> list[Svc]:

@@ -9,12 +9,15 @@ attempt is visible.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3  # type: ignore[import-untyped]
+import botocore.session  # type: ignore[import-untyped]
 from botocore.client import BaseClient  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from lbprov.cloudcalls import CloudCalls
 from lbprov_aws.settings import AWSSettings
@@ -28,6 +31,7 @@ class AWSClients:
     def __init__(self, settings: AWSSettings, calls: CloudCalls) -> None:
         self.calls = calls
         session = boto3.session.Session(
+            botocore_session=_botocore_session(),
             aws_access_key_id=settings.access_key_id.get_secret_value() if settings.access_key_id else None,
             aws_secret_access_key=(
                 settings.secret_access_key.get_secret_value() if settings.secret_access_key else None
@@ -63,6 +67,23 @@ class AWSClients:
         result: dict[str, Any] = self.calls.call(operation, method, hooked=True, **params)
         return result
 
+    def call_optional(self, operation: str, missing: frozenset[str], **params: Any) -> dict[str, Any] | None:
+        """Like :meth:`call`, but an error whose code is in ``missing`` means "not there": ``None``
+        (caught inside the retried call, so CloudCalls does not count it as a failure)."""
+        prefix, _, name = operation.partition(":")
+        method = getattr(self.clients[prefix], _snake(self.clients[prefix], name))
+
+        def attempt(**kw: Any) -> dict[str, Any] | None:
+            try:
+                result: dict[str, Any] = method(**kw)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in missing:
+                    return None
+                raise
+            return result
+
+        return self.calls.call(operation, attempt, hooked=True, **params)
+
     def pages(
         self, operation: str, key: str, *, token_in: str, token_out: str, **params: Any
     ) -> Iterator[dict[str, Any]]:
@@ -77,6 +98,23 @@ class AWSClients:
             token = page.get(token_out)
             if not token:
                 return
+
+
+_LOADER_LOCK = threading.Lock()
+_LOADER: Any = None
+
+
+def _botocore_session() -> Any:
+    """A fresh botocore session sharing one process-wide data loader: the service models are then
+    parsed once per process, not once per provider instance (which costs ~0.1 s per client)."""
+    global _LOADER
+    session = botocore.session.get_session()
+    with _LOADER_LOCK:
+        if _LOADER is None:
+            _LOADER = session.get_component("data_loader")
+        else:
+            session.register_component("data_loader", _LOADER)
+    return session
 
 
 def _snake(client: BaseClient, name: str) -> str:

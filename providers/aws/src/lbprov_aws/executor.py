@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError  # type: ignore[import-untyped]
-
-from lbprov.model import Action, Change, Ingress, Plan
+from lbprov import naming
+from lbprov.model import Action, Change, Ingress, OwnershipConflict, Plan
 from lbprov_aws.clients import AWSClients
-from lbprov_aws.observe import chunks
-from lbprov_aws.operations import error_code
+from lbprov_aws.observe import NOT_FOUND_CODES, chunks
 from lbprov_aws.planner import LB_ATTRIBUTE_DEFAULTS, TG_ATTRIBUTE_DEFAULTS
 
 
@@ -146,6 +144,8 @@ class Executor:
             if c.action is Action.DELETE:
                 return
         after = dict(c.after or {})
+        if c.action is Action.CREATE and self._existing_nlb(c, ctx):
+            return
         if c.action in (Action.CREATE, Action.REPLACE):
             lb = call(
                 "elbv2:CreateLoadBalancer",
@@ -168,6 +168,31 @@ class Executor:
             self._lb_attributes(arn, after["attributes"])
         if before["tags"] != after["tags"]:
             self._elbv2_tags(arn, before["tags"], after["tags"])
+
+    def _existing_nlb(self, c: Change, ctx: dict[str, Any]) -> bool:
+        """Describe before create: AWS would return the existing LB for an identical request, but
+        moto (and a create with different settings) would not; never create a second one."""
+        found = self.clients.call_optional("elbv2:DescribeLoadBalancers", NOT_FOUND_CODES, Names=[c.name])
+        lbs = (found or {}).get("LoadBalancers", [])
+        if not lbs:
+            return False
+        arn = lbs[0]["LoadBalancerArn"]
+        tags = self.clients.call("elbv2:DescribeTags", ResourceArns=[arn])["TagDescriptions"]
+        _check_same_owner("network load balancer", c, tags[0].get("Tags", []) if tags else [])
+        ctx["lb_arn"], ctx["dns"] = arn, lbs[0].get("DNSName")
+        return True
+
+    def _existing_classic(self, c: Change, ctx: dict[str, Any]) -> bool:
+        found = self.clients.call_optional(
+            "elb:DescribeLoadBalancers", NOT_FOUND_CODES, LoadBalancerNames=[c.name]
+        )
+        lbs = (found or {}).get("LoadBalancerDescriptions", [])
+        if not lbs:
+            return False
+        tags = self.clients.call("elb:DescribeTags", LoadBalancerNames=[c.name])["TagDescriptions"]
+        _check_same_owner("classic load balancer", c, tags[0].get("Tags", []) if tags else [])
+        ctx["dns"] = lbs[0].get("DNSName")
+        return True
 
     def _lb_attributes(self, arn: str | None, attrs: Mapping[str, str]) -> None:
         self.clients.call(
@@ -244,6 +269,8 @@ class Executor:
                 return
         after = dict(c.after or {})
         sgs = [ctx["elb_sg_id"] if g == c.data.get("sg_name") else g for g in after["security_groups"]]
+        if c.action is Action.CREATE and self._existing_classic(c, ctx):
+            return
         if c.action in (Action.CREATE, Action.REPLACE):
             resp = call(
                 "elb:CreateLoadBalancer",
@@ -347,5 +374,17 @@ class Executor:
             )
 
 
-def is_not_found(exc: BaseException) -> bool:
-    return isinstance(exc, ClientError) and error_code(exc).endswith("NotFound")
+def _check_same_owner(what: str, c: Change, tags: list[dict[str, str]]) -> None:
+    """A load balancer appeared under our name between plan and apply: only ours may be reused."""
+    found = {t["Key"]: t.get("Value", "") for t in tags}
+    wanted = dict((c.after or {}).get("tags", {}))
+    if found.get(naming.SERVICE_UID_TAG) != wanted.get(naming.SERVICE_UID_TAG) or not any(
+        k.startswith(naming.CLUSTER_TAG_PREFIX)
+        and found.get(k) == naming.OWNED
+        and wanted.get(k) == naming.OWNED
+        for k in found
+    ):
+        raise OwnershipConflict(
+            f"{what} {c.name!r} appeared after the plan was made and is not owned by this Service; "
+            "lbprov never adopts a foreign resource"
+        )

@@ -19,13 +19,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError  # type: ignore[import-untyped]
-
 from lbprov import naming
 from lbprov_aws.clients import AWSClients
-from lbprov_aws.operations import error_code
 
 BATCH = 20
+#: Describing a missing load balancer by name is an error in the ELB APIs, not an empty answer.
+NOT_FOUND_CODES = frozenset({"LoadBalancerNotFound", "AccessPointNotFound"})
 
 
 def tag_dict(tags: Iterable[dict[str, str]] | None) -> dict[str, str]:
@@ -224,7 +223,8 @@ class Reader:
 
     # -- load balancers and target groups ------------------------------------------------------
 
-    def service_state(self, uid: str, lb_name: str, tg_prefix: str) -> ServiceState:
+    def service_state(self, uid: str, lb_name: str, tg_prefix: str, *, details: bool = True) -> ServiceState:
+        """``details=False`` (delete plans) skips listeners, attributes and registered targets."""
         rnd = self.round
         if rnd is not None and uid not in rnd.dirty:
             with rnd.lock:
@@ -241,7 +241,8 @@ class Reader:
             )
         else:
             state = self._direct_state(lb_name, tg_prefix)
-        self._details(state, uid)
+        if details:
+            self._details(state, uid)
         return state
 
     def _direct_state(self, lb_name: str, tg_prefix: str) -> ServiceState:
@@ -263,13 +264,9 @@ class Reader:
         return state
 
     def _describe_one(self, op: str, key: str, **params: Any) -> dict[str, Any] | None:
-        try:
-            found = self.clients.call(op, **params).get(key, [])
-        except ClientError as exc:
-            if error_code(exc) in ("LoadBalancerNotFound", "AccessPointNotFound"):
-                return None
-            raise
-        return found[0] if found else None
+        found = self.clients.call_optional(op, NOT_FOUND_CODES, **params)
+        items = found.get(key, []) if found else []
+        return items[0] if items else None
 
     def _list_target_groups(self) -> list[dict[str, Any]]:
         return list(

@@ -238,6 +238,13 @@ def node_security_group(ctx: ClusterContext, override: str | None) -> ObservedSG
     candidates = [
         sg for sg in ctx.security_groups if sg.id in attached and not sg.name.startswith("k8s-elb-")
     ]
+    if not candidates and not attached:
+        # No node instance yet (every node gone): the VPC's single cluster-tagged node group, so
+        # that the rules of a Service survive a moment without nodes (upstream's fallback).
+        candidates = [
+            sg for sg in ctx.security_groups if sg.vpc_id == ctx.vpc_id and not sg.name.startswith("k8s-elb-")
+        ]
+        return candidates[0] if len(candidates) == 1 else None
     if len(candidates) > 1:
         ids = ", ".join(sg.id for sg in candidates)
         raise RuntimeError(
@@ -573,7 +580,7 @@ class Planner:
         )
 
     def _tg_delete(self, tg: ObservedTG, reason: str | None = None) -> Change:
-        before = {"protocol": tg.protocol, "port": tg.port, "targets": list(tg.targets or ())}
+        before = {"protocol": tg.protocol, "port": tg.port}
         return Change(
             Action.DELETE,
             "target-group",
@@ -882,7 +889,7 @@ class Planner:
         name = classic.name if classic else lb_name
         assert name is not None
         if classic is not None:
-            before = {"scheme": classic.scheme, "dns": classic.dns, "instances": list(classic.instances)}
+            before = {"scheme": classic.scheme, "dns": classic.dns}
             b.add(
                 P_LB_DEL,
                 Change(

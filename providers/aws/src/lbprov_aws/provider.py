@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel
 
 from lbprov import naming
 from lbprov.cloudcalls import CloudCalls, RateLimits, RetryPolicy
 from lbprov.model import Ingress, Intent, OwnedLoadBalancer, Plan, ServiceRef
-from lbprov.provider import SandboxCloud
+from lbprov.provider import Provider, SandboxCloud
 from lbprov_aws import operations
 from lbprov_aws.clients import AWSClients
 from lbprov_aws.executor import Executor
@@ -29,7 +31,7 @@ class AWSProvider:
     """The lbprov provider for AWS. See DESIGN.md (AWS) and the package README for the annotations."""
 
     name: ClassVar[str] = "aws"
-    settings_model: ClassVar[type[AWSSettings]] = AWSSettings
+    settings_model: ClassVar[type[BaseModel]] = AWSSettings
 
     def __init__(self, settings: AWSSettings, *, read_only: bool = False) -> None:
         self.settings = settings
@@ -86,7 +88,9 @@ class AWSProvider:
 
     def plan_delete(self, ref: ServiceRef) -> Plan:
         """Finds everything by the Service UID's name and ownership tags, whatever the annotations say."""
-        state = self.reader.service_state(ref.uid, naming.lb_name(ref.uid), target_group_prefix(ref))
+        state = self.reader.service_state(
+            ref.uid, naming.lb_name(ref.uid), target_group_prefix(ref), details=False
+        )
         ctx = self.reader.cluster_context([], vpc_id=self.settings.vpc_id, need_vpc=False)
         out = self.planner.plan_delete(ref, ctx, state)
         return Plan("aws", ref, tuple(out.changes), None, (), data=out.data)
@@ -167,3 +171,7 @@ class AWSProvider:
             yield box.seed(nodes, cluster=cluster)
         finally:
             box.stop()
+
+
+if TYPE_CHECKING:  # mypy checks that AWSProvider implements the Provider protocol
+    _conforms: type[Provider] = AWSProvider

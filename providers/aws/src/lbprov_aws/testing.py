@@ -188,11 +188,13 @@ class AwsView:
         return out
 
     def security_groups(self) -> list[dict[str, Any]]:
-        return self.ec2.describe_security_groups()["SecurityGroups"]
+        groups: list[dict[str, Any]] = self.ec2.describe_security_groups()["SecurityGroups"]
+        return groups
 
     def node_sg(self) -> dict[str, Any]:
         sg_id = self.cloud.extra["node_security_group_id"]
-        return self.ec2.describe_security_groups(GroupIds=[sg_id])["SecurityGroups"][0]
+        group: dict[str, Any] = self.ec2.describe_security_groups(GroupIds=[sg_id])["SecurityGroups"][0]
+        return group
 
     def node_rules(self, kind: str | None = None) -> set[tuple[str, int, int, str]]:
         """(protocol, from, to, cidr) of the node SG entries with lbprov's NLB descriptions."""
