@@ -402,3 +402,72 @@ def test_needs_sync_ignores_status_only_updates() -> None:
     with_fin["metadata"]["finalizers"] = [FINALIZER]
     assert not needs_sync(old, with_fin), "our own finalizer add must not re-plan"
     assert needs_sync(with_fin, old), "a lost finalizer must be put back"
+
+
+class FakeInformer:
+    """Serves the FakeKube's objects as an informer cache would (no watch: tests call handlers)."""
+
+    def __init__(self, kube: FakeKube, kind: str, **handlers: Any) -> None:
+        self.kube = kube
+        self.kind = kind
+        self.handlers = handlers
+
+    def start(self) -> None:
+        if self.kind == "services":
+            for svc in list(self.kube.services.values()):
+                self.handlers["on_add"](copy.deepcopy(svc))
+
+    def stop(self) -> None:
+        pass
+
+    def wait_synced(self, timeout: float) -> bool:
+        return True
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.kube.cached(key) if self.kind == "services" else None
+
+    def list(self) -> list[dict[str, Any]]:
+        if self.kind == "services":
+            return [copy.deepcopy(s) for s in self.kube.services.values()]
+        return copy.deepcopy(NODES)
+
+
+def test_graceful_stop_finishes_the_in_flight_reconcile_and_takes_no_new_work() -> None:
+    import threading
+
+    from lbprov.controller.manager import Controller, ControllerConfig
+
+    timeline: list[str] = []
+    kube = FakeKube(timeline)
+    provider = FakeProvider("a", timeline)
+    entered, gate = threading.Event(), threading.Event()
+    real_apply = provider.apply
+
+    def slow_apply(plan: Plan) -> tuple[Ingress, ...]:
+        entered.set()
+        assert gate.wait(10)
+        return real_apply(plan)
+
+    provider.apply = slow_apply  # type: ignore[method-assign]
+    kube.put(make_service("first"))
+    kube.put(make_service("second"))
+    controller = Controller(
+        kube,  # type: ignore[arg-type]
+        {"a": provider},  # type: ignore[dict-item]
+        ControllerConfig(cluster="unit", default_provider="a", workers=1),
+        metrics=Metrics(),
+        informer_factory=lambda kube, kind, **h: FakeInformer(kube, kind, **h),
+    )
+    controller.start()
+    assert entered.wait(5), "the first reconcile reached apply"
+    stopper = threading.Thread(target=controller.stop)
+    stopper.start()
+    stopper.join(0.3)
+    assert stopper.is_alive(), "stop waits for the in-flight reconcile"
+    gate.set()
+    stopper.join(5)
+    assert not stopper.is_alive()
+    assert kube.services["default/first"]["status"]["loadBalancer"]["ingress"], (
+        "the in-flight reconcile finished"
+    )
+    assert "uid-default-second" not in provider.cloud, "no new work was taken after stop"

@@ -94,7 +94,8 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
 def test_lbprov_run_process_gives_a_service_its_ingress_and_exits_0_on_sigterm(
     env: Env, tmp_path: Path
 ) -> None:
-    proc, port, log = start_run(env, tmp_path)
+    lease = ["--leader-elect", "--lease-namespace", "kube-system", "--lease-name", "lbprov-proc"]
+    proc, port, log = start_run(env, tmp_path, *lease, "--lease-identity", "proc-1")
     try:
         env.create_service("web", [(80, "TCP"), (53, "UDP")])
         (ingress,) = env.wait_ingress("web", timeout=60)
@@ -116,6 +117,8 @@ def test_lbprov_run_process_gives_a_service_its_ingress_and_exits_0_on_sigterm(
     finally:
         code = stop(proc)
     assert code == 0, log.read_text()[-3000:]
+    lease_obj = env.kube.get_lease("kube-system", "lbprov-proc") or {}
+    assert not lease_obj["spec"].get("holderIdentity"), "SIGTERM released the lease"
     text = log.read_text()
     assert '"msg": "controller stopped"' in text
     assert "testing" not in text.replace('"identity"', ""), "no credential value in the logs"
