@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 import time
 from typing import Any
 
 from lbprov_aws import AWSProvider
+from lbprov_aws.sgrules import merge, service_points
 from lbprov_aws.testing import Svc, node_objects
 
 from lbprov.intent import IntentSettings, build_intent
@@ -102,6 +104,18 @@ def main(argv: list[str] | None = None) -> int:
         report["node_security_group_rules_for_services"] = sum(
             len(p.get("IpRanges", [])) + len(p.get("UserIdGroupPairs", [])) for p in rules
         )
+    # The same aggregation with NodePorts allocated at random (as the API server does), computed.
+    rng = random.Random(7)
+    node_ports = rng.sample(range(30000, 32768), args.services)
+    points = set()
+    for port in node_ports:
+        points |= service_points(
+            ports=[("TCP", port)], health_ports=[port], source_ranges=["0.0.0.0/0"], vpc_cidrs=["10.0.0.0/16"]
+        )
+    report["node_security_group_rules_if_node_ports_random"] = {
+        "lbprov": len(merge(points)),
+        "upstream_one_rule_per_service_port": args.services,
+    }
     report["seconds"] = round(time.monotonic() - started, 1)
     json.dump(report, sys.stdout, indent=2)
     print()
