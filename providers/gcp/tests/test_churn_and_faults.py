@@ -140,6 +140,8 @@ def test_concurrent_reconciles_create_the_shared_resources_once(provider, sandbo
     assert len({i[0].ip for i in ingresses}) == 6
     sent = provider.calls.stats.sent
     assert sent[("instanceGroups.insert", "write")] == 2
-    assert sent[("regionHealthChecks.insert", "write")] == 1  # only the shared check: all are Cluster Services
+    assert (
+        sent[("regionHealthChecks.insert", "write")] == 1
+    )  # only the shared check: all are Cluster Services
     assert sent[("instanceGroups.addInstances", "write")] == 2
     assert all(provider.plan(intent).empty for intent in intents)

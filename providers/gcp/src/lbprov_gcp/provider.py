@@ -86,7 +86,7 @@ class GCPProvider:
         # Shared resources (instance groups, the shared check and its firewall) this process knows
         # exist: concurrent reconciles that all planned to create one then create it once. Any
         # failed apply forgets them, so a resource deleted behind our back is created again.
-        self._shared_lock = threading.Lock()
+        self._shared_lock = threading.RLock()
         self._shared_known: set[tuple[str, str | None, str]] = set()
 
     @property
@@ -751,6 +751,8 @@ class GCPProvider:
         data = change.data
         zone, name = data["zone"], data["name"]
         if change.action is Action.DELETE:
+            with self._shared_lock:
+                self._shared_known.discard(("instanceGroups", zone, name))
             try:
                 c.delete("instanceGroups", name, zone=zone)
             except gexc.NotFound:
@@ -760,6 +762,17 @@ class GCPProvider:
                     raise
                 log.info("instance group %s/%s is in use again; kept", zone, name)
             return
+        if change.action is Action.CREATE:
+            # Creating and filling the shared group is one step, so that concurrent reconciles that
+            # all planned to create it add each instance once.
+            with self._shared_lock:
+                self._fill_group(change, zone, name)
+        else:
+            self._fill_group(change, zone, name)
+
+    def _fill_group(self, change: Change, zone: str, name: str) -> None:
+        c = self.compute
+        data = change.data
         add, remove = list(data["add"]), list(data["remove"])
         if change.action is Action.CREATE and not self._create_shared(
             "instanceGroups", zone, name, dict(data["body"])
