@@ -987,3 +987,65 @@ def test_allocations_stay_unique_over_many_services(core: k8s.CoreV1Api) -> None
     ips = [s["spec"]["clusterIP"] for s in services]
     assert len(ports) == len(set(ports)) and len(ports) >= 2 * 60
     assert len(ips) == len(set(ips))
+
+
+def test_metadata_validation(core: k8s.CoreV1Api) -> None:
+    bad_finalizer = lb_service("badfin")
+    bad_finalizer["metadata"]["finalizers"] = ["cleanup"]
+    code, body = api_error(core.create_namespaced_service, "default", bad_finalizer)
+    assert code == 422 and "neither a standard finalizer name nor is it fully qualified" in body["message"]
+    bad_label = lb_service("badlabel")
+    bad_label["metadata"]["labels"] = {"ok": "not ok!"}
+    code, _ = api_error(core.create_namespaced_service, "default", bad_label)
+    assert code == 422
+    create(core, lb_service("meta"))
+    code, _ = api_error(
+        core.patch_namespaced_service,
+        "meta",
+        "default",
+        {"metadata": {"labels": {"-bad": "x"}}},
+        _content_type=MERGE,
+    )
+    assert code == 422
+    code, body = api_error(core.create_namespaced_service, "default", {**lb_service("kind"), "kind": "Node"})
+    assert code == 400
+
+
+def test_delete_collection(core: k8s.CoreV1Api) -> None:
+    for i in range(3):
+        create(core, lb_service(f"dc{i}"))
+    held = lb_service("dcheld")
+    held["metadata"]["finalizers"] = ["a/b"]
+    create(core, held)
+    core.delete_collection_namespaced_service("default", label_selector="app in (dc0, dc1, dcheld)")
+    left = {s.metadata.name for s in core.list_namespaced_service("default").items}
+    assert left == {"kubernetes", "dc2", "dcheld"}
+    assert core.read_namespaced_service("dcheld", "default").metadata.deletion_timestamp is not None
+
+
+def test_lease_validation(api: k8s.ApiClient) -> None:
+    coord = k8s.CoordinationV1Api(api)
+    code, _ = api_error(
+        coord.create_namespaced_lease,
+        "lbprov-system",
+        {"metadata": {"name": "l"}, "spec": {"leaseDurationSeconds": 0}},
+    )
+    assert code == 422
+
+
+def test_runs_as_a_module() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lbprov.sandbox.kube_api", "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url + "/version", timeout=10) as resp:
+            assert json.loads(resp.read())["major"] == "1"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0

@@ -87,8 +87,9 @@ def _resource_list(group_version: str) -> dict[str, Any]:
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]
-            + (["deletecollection"] if r.plural in ("events", "leases") else []),
+            "verbs": ["create", "delete"]
+            + (["deletecollection"] if r.plural != "namespaces" else [])
+            + ["get", "list", "patch", "update", "watch"],
         }
         if r.short_names:
             entry["shortNames"] = list(r.short_names)
@@ -380,7 +381,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_object(201, res, obj, query)
             return
         if verb == "deletecollection":
-            raise method_not_allowed()
+            if res.plural == "namespaces" or (res.namespaced and ns is None):
+                raise method_not_allowed()
+            labels = parse_label_selector(query.get("labelSelector"))
+            fields = parse_field_selector(query.get("fieldSelector"), res.plural)
+            deleted = store.delete_collection(res.plural, ns, labels, fields, dry_run=dry_run)
+            self._send_json(
+                200,
+                {
+                    "kind": f"{res.kind}List",
+                    "apiVersion": res.api_version,
+                    "metadata": {"resourceVersion": str(store.rv)},
+                    "items": [_list_item(o) for o in deleted],
+                },
+            )
+            return
         assert route.name is not None
         if verb == "get":
             obj = store.get(res.plural, ns, route.name)

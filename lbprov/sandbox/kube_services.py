@@ -432,3 +432,81 @@ def validate_node(name: str, spec: dict[str, Any], old_spec: dict[str, Any] | No
             )
     if causes:
         raise invalid("Node", name, causes)
+
+
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+STANDARD_FINALIZERS = ("kubernetes", "orphan", "foregroundDeletion")
+
+
+def _qualified_key_problem(key: str) -> str | None:
+    prefix, _, name = key.rpartition("/")
+    if "/" in key and (not prefix or validate_name(prefix, style="dns1123subdomain")):
+        return "prefix part must be a lowercase RFC 1123 subdomain"
+    if not name or len(name) > 63 or not _QUALIFIED_NAME.match(name):
+        return (
+            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with "
+            "an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
+            "validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+        )
+    return None
+
+
+def validate_metadata(kind: str, name: str, meta: dict[str, Any], group: str = "") -> None:
+    """Labels, annotation keys and finalizer names, as upstream ValidateObjectMeta checks them."""
+    causes: list[Cause] = []
+    labels = meta.get("labels") or {}
+    if not isinstance(labels, dict):
+        causes.append(invalid_value("metadata.labels", labels, "must be a map of strings"))
+        labels = {}
+    for key, value in labels.items():
+        problem = _qualified_key_problem(str(key))
+        if problem:
+            causes.append(invalid_value("metadata.labels", key, problem))
+        if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
+            causes.append(
+                invalid_value(
+                    "metadata.labels",
+                    value,
+                    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
+                    "'.', and must start and end with an alphanumeric character",
+                )
+            )
+    annotations = meta.get("annotations") or {}
+    if not isinstance(annotations, dict):
+        causes.append(invalid_value("metadata.annotations", annotations, "must be a map of strings"))
+        annotations = {}
+    for key, value in annotations.items():
+        problem = _qualified_key_problem(str(key).lower())
+        if problem:
+            causes.append(invalid_value("metadata.annotations", key, problem))
+        if not isinstance(value, str):
+            causes.append(invalid_value(f"metadata.annotations[{key}]", value, "must be a string"))
+    finalizers = meta.get("finalizers") or []
+    for i, finalizer in enumerate(finalizers if isinstance(finalizers, list) else []):
+        if not isinstance(finalizer, str) or _qualified_key_problem(finalizer):
+            causes.append(invalid_value(f"metadata.finalizers[{i}]", finalizer, "must be a qualified name"))
+        elif "/" not in finalizer and finalizer not in STANDARD_FINALIZERS:
+            causes.append(
+                invalid_value(
+                    f"metadata.finalizers[{i}]",
+                    finalizer,
+                    "name is neither a standard finalizer name nor is it fully qualified",
+                )
+            )
+    if causes:
+        raise invalid(kind, name, causes, group)
+
+
+def validate_lease(name: str, spec: dict[str, Any]) -> None:
+    causes: list[Cause] = []
+    duration = spec.get("leaseDurationSeconds")
+    if duration is not None and (not isinstance(duration, int) or duration <= 0):
+        causes.append(invalid_value("spec.leaseDurationSeconds", duration, "must be greater than 0"))
+    transitions = spec.get("leaseTransitions")
+    if transitions is not None and (not isinstance(transitions, int) or transitions < 0):
+        causes.append(
+            invalid_value("spec.leaseTransitions", transitions, "must be greater than or equal to 0")
+        )
+    if causes:
+        raise invalid("Lease", name, causes, "coordination.k8s.io")

@@ -45,6 +45,8 @@ from lbprov.sandbox.kube_selectors import (
 from lbprov.sandbox.kube_services import (
     KUBERNETES_SERVICE_IP,
     prepare_service,
+    validate_lease,
+    validate_metadata,
     validate_name,
     validate_node,
 )
@@ -152,6 +154,17 @@ def _without_rv(obj: Obj) -> Obj:
     out = dict(obj)
     out["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "resourceVersion"}
     return out
+
+
+def _check_kind(res: Resource, body: Obj) -> None:
+    kind, api_version = body.get("kind"), body.get("apiVersion")
+    if (kind and kind != res.kind) or (api_version and api_version != res.api_version):
+        raise bad_request(
+            f"the API version in the data ({api_version}) does not match the expected API version "
+            f"({res.api_version})"
+            if api_version and api_version != res.api_version
+            else f"the kind in the data ({kind}) does not match the expected kind ({res.kind})"
+        )
 
 
 def _encode_continue(rv: int, start: tuple[str, str]) -> str:
@@ -373,6 +386,7 @@ class Store:
         res = RESOURCES[resource]
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be a JSON object")
+        _check_kind(res, body)
         obj = copy.deepcopy(body)
         meta = obj.get("metadata")
         if not isinstance(meta, dict):
@@ -400,6 +414,7 @@ class Store:
             problem = validate_name(name, style=res.name_style)
             if problem:
                 raise invalid(res.kind, name, [invalid_value("metadata.name", name, problem)], res.group)
+            validate_metadata(res.kind, name, meta, res.group)
             if res.namespaced:
                 self._check_namespace(ns or "")
             if (ns or "", name) in self.objects[resource]:
@@ -429,6 +444,8 @@ class Store:
                 obj["spec"] = {"finalizers": ["kubernetes"]}
                 obj["status"] = {"phase": "Active"}
                 meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+            elif resource == "leases":
+                validate_lease(name, obj.get("spec") or {})
             elif resource == "events":
                 inv_ns = (obj.get("involvedObject") or {}).get("namespace")
                 if inv_ns and inv_ns != ns:
@@ -514,6 +531,7 @@ class Store:
                 meta.pop(k, None)
         meta["resourceVersion"] = old_meta["resourceVersion"]
         new["metadata"] = meta
+        validate_metadata(res.kind, meta["name"], meta, res.group)
         if old_meta.get("deletionTimestamp"):
             added = [f for f in meta.get("finalizers") or [] if f not in (old_meta.get("finalizers") or [])]
             if added:
@@ -551,6 +569,8 @@ class Store:
             validate_node(meta["name"], new["spec"], old.get("spec") or {})
         elif res.plural == "namespaces":
             new["spec"] = old.get("spec", {})
+        elif res.plural == "leases":
+            validate_lease(meta["name"], new.get("spec") or {})
         return new
 
     def replace(
@@ -565,6 +585,7 @@ class Store:
     ) -> Obj:
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be a JSON object")
+        _check_kind(RESOURCES[resource], body)
         return self.update(
             resource,
             ns,
@@ -635,6 +656,22 @@ class Store:
                     new["metadata"]["generation"] += 1
                 return new if dry_run else self._commit(resource, "MODIFIED", new, old)
             return old if dry_run else self._commit(resource, "DELETED", old, old)
+
+    def delete_collection(
+        self,
+        resource: str,
+        ns: str | None,
+        labels: list[Requirement],
+        fields: list[FieldRequirement],
+        *,
+        dry_run: bool = False,
+    ) -> list[Obj]:
+        with self.lock:
+            items, _, _, _ = self.list_objects(resource, ns, labels, fields)
+            return [
+                self.delete(resource, o["metadata"].get("namespace"), o["metadata"]["name"], dry_run=dry_run)
+                for o in items
+            ]
 
     def _delete_namespace(self, old: Obj, dry_run: bool) -> Obj:
         name = old["metadata"]["name"]
