@@ -250,3 +250,22 @@ def test_delete_finds_resources_by_ownership_not_annotations(
     provider.apply(plan)
     assert h.lb_of(state, f"{cluster}-internal") is None
     assert provider.plan_delete(intent.ref).empty
+
+
+def test_read_round_shares_reads_and_still_converges(provider, intent_for, make_service, ensure):
+    intents = [intent_for(make_service(f"r{i}")) for i in range(6)]
+    with provider.read_round():
+        for i in intents[:3]:
+            provider.apply(provider.plan(i))
+        provider.calls.reset()
+        for i in intents[3:]:  # later plans in the round see the earlier writes (no stale "create LB")
+            plan = provider.plan(i)
+            assert not any(c.kind == "load-balancer" for c in plan.changes)
+            provider.apply(plan)
+    provider.calls.reset()
+    with provider.read_round():
+        assert all(provider.plan(i).empty for i in intents)
+    stats = provider.calls.stats
+    assert stats.writes == 0 and stats.reads <= 4  # both LBs, the NSG, one public IP listing
+    for i in intents:
+        provider.apply(provider.plan_delete(i.ref))

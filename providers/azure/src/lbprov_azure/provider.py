@@ -13,11 +13,12 @@ marks, never by today's annotations.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -67,6 +68,16 @@ def _items(lb: JSON | None, fld: str) -> list[JSON]:
 
 def _find(items: list[JSON], name: str) -> JSON | None:
     return next((i for i in items if str(i.get("name", "")).lower() == name.lower()), None)
+
+
+@dataclass
+class ReadRound:
+    """Reads shared by the plans of one reconcile round (see :meth:`AzureProvider.read_round`)."""
+
+    lbs: dict[str, JSON | None] = field(default_factory=dict)
+    nsg: JSON | None = None
+    pips: dict[str, dict[str, JSON]] = field(default_factory=dict)  # rg lower -> name lower -> body
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _or_none(fn: Callable[[], Any]) -> JSON | None:
@@ -147,6 +158,7 @@ class AzureProvider:
         self._writers: dict[str, SharedLBWriter] = {}
         self._lock = threading.Lock()
         self._reserved: dict[int, tuple[str, float]] = {}  # NSG priority -> (rule name, when)
+        self._round: ReadRound | None = None
 
     # -- construction -----------------------------------------------------------------------------
 
@@ -193,22 +205,44 @@ class AzureProvider:
         return self.calls.call(op, fn, hooked=True)
 
     def _get_lb(self, name: str) -> JSON | None:
+        rnd = self._round
+        if rnd is not None:
+            with rnd.lock:
+                if name in rnd.lbs:
+                    return copy.deepcopy(rnd.lbs[name])
         rg = self.settings.resource_group
         body = self._call(
             "loadBalancers.get", lambda: _or_none(lambda: self.client.load_balancers.get(rg, name))
         )
         self.writer(name).observe(body)
+        if rnd is not None:
+            with rnd.lock:
+                rnd.lbs[name] = copy.deepcopy(body)
         return body
 
     def _get_pip(self, rg: str, name: str) -> JSON | None:
+        rnd = self._round
+        if rnd is not None:  # one listing of the resource group serves every Service of the round
+            return next(
+                (p for p in self._list_pips(rg) if str(p.get("name", "")).lower() == name.lower()), None
+            )
         return self._call(
             "publicIPAddresses.get", lambda: _or_none(lambda: self.client.public_ip_addresses.get(rg, name))
         )
 
     def _list_pips(self, rg: str) -> list[JSON]:
-        return self._call(
+        rnd = self._round
+        if rnd is not None:
+            with rnd.lock:
+                if rg.lower() in rnd.pips:
+                    return copy.deepcopy(list(rnd.pips[rg.lower()].values()))
+        pips = self._call(
             "publicIPAddresses.list", lambda: [p.as_dict() for p in self.client.public_ip_addresses.list(rg)]
         )
+        if rnd is not None:
+            with rnd.lock:
+                rnd.pips[rg.lower()] = {str(p.get("name", "")).lower(): copy.deepcopy(p) for p in pips}
+        return pips
 
     def _list_lbs(self) -> list[JSON]:
         rg = self.settings.resource_group
@@ -216,10 +250,15 @@ class AzureProvider:
             "loadBalancers.list", lambda: [p.as_dict() for p in self.client.load_balancers.list(rg)]
         )
 
-    def _get_nsg(self) -> JSON | None:
+    def _get_nsg(self, *, fresh: bool = False) -> JSON | None:
         name = self.settings.security_group_name
         if not name:
             return None
+        rnd = self._round
+        if rnd is not None and not fresh:
+            with rnd.lock:
+                if rnd.nsg is not None:
+                    return copy.deepcopy(rnd.nsg)
         rg = self.settings.resource_group
         nsg = self._call(
             "networkSecurityGroups.get",
@@ -230,7 +269,56 @@ class AzureProvider:
                 f"cluster network security group {name!r} not found in resource group {rg!r} "
                 "(setting security_group_name)"
             )
+        if rnd is not None:
+            with rnd.lock:
+                rnd.nsg = copy.deepcopy(nsg)
         return nsg
+
+    # -- read rounds ------------------------------------------------------------------------------
+
+    @contextmanager
+    def read_round(self) -> Iterator[ReadRound]:
+        """Share reads between the plans of one reconcile round (a resync, a node sync).
+
+        Every Service's plan reads the same shared LBs, the cluster NSG and public IPs; inside a
+        round each is read once (public IPs: one listing of the resource group) and kept current
+        with this process's own writes (the LB writer's result, each public IP written, the NSG
+        re-read after a rule changed). A plan from a slightly stale view is harmless for the LB:
+        the writer re-merges on fresh data and skips a PUT that changes nothing. Nesting reuses the
+        outer round.
+        """
+        if self._round is not None:
+            yield self._round
+            return
+        rnd = ReadRound()
+        self._round = rnd
+        try:
+            yield rnd
+        finally:
+            self._round = None
+
+    def _round_lb(self, name: str, body: JSON | None) -> None:
+        rnd = self._round
+        if rnd is not None:
+            with rnd.lock:
+                rnd.lbs[name] = copy.deepcopy(body)
+
+    def _round_pip(self, rg: str, name: str, body: JSON | None) -> None:
+        rnd = self._round
+        if rnd is not None:
+            with rnd.lock:
+                cached = rnd.pips.get(rg.lower())
+                if cached is not None:
+                    if body is None:
+                        cached.pop(name.lower(), None)
+                    else:
+                        cached[name.lower()] = copy.deepcopy(body)
+
+    def _round_nsg_changed(self) -> None:
+        rnd = self._round
+        if rnd is not None:
+            with rnd.lock:
+                rnd.nsg = None
 
     # -- resolve ----------------------------------------------------------------------------------
 
@@ -720,6 +808,7 @@ class AzureProvider:
                 while j < len(changes) and changes[j].data.get("lb") == lbn:
                     j += 1
                 lb_bodies[lbn] = self.writer(lbn).submit(self._delta(changes[i:j]), announced.pop(lbn, None))
+                self._round_lb(lbn, lb_bodies[lbn])
                 i = j
                 continue
             if ch.kind == "public-ip":
@@ -772,6 +861,7 @@ class AzureProvider:
             self._call(
                 "publicIPAddresses.delete", lambda: ops.begin_delete(rg, name, headers=headers).result()
             )
+            self._round_pip(rg, name, None)
             return None
         headers = {"If-Match": ch.data["etag"]} if ch.data.get("etag") else {"If-None-Match": "*"}
         body = ch.data["body"]
@@ -779,6 +869,7 @@ class AzureProvider:
             "publicIPAddresses.create_or_update",
             lambda: ops.begin_create_or_update(rg, name, body, headers=headers).result().as_dict(),
         )
+        self._round_pip(rg, name, result)
         return (result.get("properties") or {}).get("ipAddress")
 
     def _apply_nsg_rule(self, ch: Change) -> None:
@@ -786,6 +877,7 @@ class AzureProvider:
         nsg, rg = str(s.security_group_name), s.resource_group
         name = str(ch.data["name"])
         ops = self.client.security_rules
+        self._round_nsg_changed()
         if ch.action == Action.DELETE:
             self._call("securityRules.delete", lambda: ops.begin_delete(rg, nsg, name).result())
             return
@@ -802,7 +894,7 @@ class AzureProvider:
                 if exc.status_code != 400 or azclient.error_code(exc) != "SecurityRuleConflict":
                     raise
             # another writer took the priority since the plan: pick a free one on fresh data
-            fresh = self._get_nsg()
+            fresh = self._get_nsg(fresh=True)
             priority = self._allocate_priority(self._used_priorities(fresh or {}), name)
         raise RuntimeError(f"NSG rule {name}: could not find a free priority after 8 attempts")
 
