@@ -162,3 +162,15 @@ def test_classic_read_only(cloud: SandboxCloud) -> None:
     with pytest.raises(ReadOnlyViolation):
         ro.apply(plan)
     assert cloud.mutating_requests() == []
+
+
+def test_foreign_security_group_named_like_ours_is_a_conflict(
+    provider: AWSProvider, cloud: SandboxCloud, view: AwsView
+) -> None:
+    svc = Svc(annotations=dict(CLASSIC))
+    view.ec2.create_security_group(
+        GroupName=f"k8s-elb-{svc.lb_name}", Description="not ours", VpcId=cloud.extra["vpc_id"]
+    )
+    with pytest.raises(OwnershipConflict, match="security group"):
+        provider.plan(intent_of(provider, svc, node_objects(cloud)))
+    assert len([sg for sg in view.security_groups() if sg["GroupName"] == f"k8s-elb-{svc.lb_name}"]) == 1

@@ -511,6 +511,18 @@ class Reader:
                 return rnd.cluster_sgs
         return self._read_security_groups()
 
+    def security_groups_named(self, name: str, vpc_id: str | None) -> list[ObservedSG]:
+        """Every group of that name in the VPC, tagged or not (to detect a foreign namesake)."""
+        filters = [{"Name": "group-name", "Values": [name]}]
+        if vpc_id:
+            filters.append({"Name": "vpc-id", "Values": [vpc_id]})
+        return [
+            _sg(sg)
+            for sg in self.clients.call("ec2:DescribeSecurityGroups", Filters=filters).get(
+                "SecurityGroups", []
+            )
+        ]
+
     def _read_security_groups(self) -> list[ObservedSG]:
         found = {
             sg["GroupId"]: _sg(sg)

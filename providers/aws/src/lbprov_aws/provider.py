@@ -20,7 +20,7 @@ from lbprov.provider import Provider, SandboxCloud
 from lbprov_aws import operations
 from lbprov_aws.clients import AWSClients
 from lbprov_aws.executor import Executor
-from lbprov_aws.names import target_group_prefix
+from lbprov_aws.names import elb_security_group_name, target_group_prefix
 from lbprov_aws.observe import Reader, ReadRound
 from lbprov_aws.options import AWSOptions, provider_id_instance, resolve
 from lbprov_aws.planner import Planner
@@ -83,6 +83,10 @@ class AWSProvider:
         ids = sorted({i for t in intent.targets if (i := provider_id_instance(t.provider_id))})
         ctx = self.reader.cluster_context(ids, vpc_id=self.settings.vpc_id)
         state = self.reader.service_state(intent.ref.uid, intent.lb_name, target_group_prefix(intent.ref))
+        if intent.options.kind == "classic":
+            known = {sg.id for sg in ctx.security_groups}
+            named = self.reader.security_groups_named(elb_security_group_name(intent.lb_name), ctx.vpc_id)
+            ctx.security_groups = [*ctx.security_groups, *(sg for sg in named if sg.id not in known)]
         out = self.planner.plan(intent, ctx, state)
         return Plan("aws", intent.ref, tuple(out.changes), intent, out.ingress, data=out.data)
 
