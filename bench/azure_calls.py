@@ -20,10 +20,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from lbprov.intent import IntentSettings, build_intent
-from lbprov.model import Intent, SandboxNode
 from lbprov_azure import AzureProvider
 from lbprov_azure.sandbox import azure_sandbox
+
+from lbprov.intent import IntentSettings, build_intent
+from lbprov.model import Intent, SandboxNode
 
 
 def _node(n: SandboxNode) -> dict[str, Any]:
