@@ -72,7 +72,7 @@ def retry_after(exc: BaseException) -> float | None:
     """Seconds from the ``Retry-After`` header of a throttled/5xx answer (seconds form only)."""
     if not isinstance(exc, HttpResponseError) or exc.response is None:
         return None
-    value = exc.response.headers.get("Retry-After")
+    value = exc.response.headers.get("Retry-After")  # type: ignore[attr-defined]
     if value is None:
         return None
     try:
@@ -87,7 +87,7 @@ def error_code(exc: BaseException) -> str | None:
         if exc.error is not None and exc.error.code:
             return str(exc.error.code)
         try:
-            body = exc.response.json() if exc.response is not None else None
+            body = exc.response.json() if exc.response is not None else None  # type: ignore[attr-defined]
         except Exception:
             return None
         if isinstance(body, dict):

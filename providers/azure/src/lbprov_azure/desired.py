@@ -267,7 +267,7 @@ def build_desired(
             sources = list(intent.source_ranges)
             if sources == ["0.0.0.0/0"]:
                 sources = ["*"] if opts.internal else ["Internet"]
-            props = {
+            props: JSON = {
                 "protocol": "Tcp" if proto == "TCP" else "Udp",
                 "access": "Allow",
                 "direction": "Inbound",

@@ -105,7 +105,16 @@ class _Store:
         try:
             return self.p._call(
                 "loadBalancers.create_or_update",
-                lambda: lbs.begin_create_or_update(rg, self.name, body, headers=headers).result().as_dict(),
+                lambda: (
+                    lbs.begin_create_or_update(
+                        rg,
+                        self.name,
+                        body,  # type: ignore[call-overload]  # REST JSON is accepted (types.LoadBalancer)
+                        headers=headers,
+                    )
+                    .result()
+                    .as_dict()
+                ),
             )
         except HttpResponseError as exc:
             raise self._translate(exc) from exc
@@ -375,11 +384,11 @@ class AzureProvider:
                 pip_id, pip_ip = str(pip["id"]), (pip.get("properties") or {}).get("ipAddress")
             else:
                 pip_name = opts.pip_name or names.pip_name(cluster, base)
-                pip = self._get_pip(pip_rg, pip_name)
+                found_pip = self._get_pip(pip_rg, pip_name)
                 pip_id = self.ids.pip(pip_rg, pip_name)
                 desired_pip = build_desired(intent, opts, s, pip_id).pip_body
                 assert desired_pip is not None
-                if pip is None:
+                if found_pip is None:
                     changes.append(
                         Change(
                             Action.CREATE,
@@ -389,9 +398,12 @@ class AzureProvider:
                             data={"rg": pip_rg, "name": pip_name, "body": desired_pip},
                         )
                     )
-                elif names.is_service_owned(pip.get("tags"), cluster, intent.ref.uid):
-                    pip_id, pip_ip = str(pip["id"]), (pip.get("properties") or {}).get("ipAddress")
-                    before, after = view_pip(pip), view_pip(desired_pip)
+                elif names.is_service_owned(found_pip.get("tags"), cluster, intent.ref.uid):
+                    pip_id, pip_ip = (
+                        str(found_pip["id"]),
+                        (found_pip.get("properties") or {}).get("ipAddress"),
+                    )
+                    before, after = view_pip(found_pip), view_pip(desired_pip)
                     if before != after:
                         changes.append(
                             Change(
@@ -405,13 +417,16 @@ class AzureProvider:
                                     "rg": pip_rg,
                                     "name": pip_name,
                                     "body": desired_pip,
-                                    "etag": pip.get("etag"),
+                                    "etag": found_pip.get("etag"),
                                 },
                             )
                         )
                 elif opts.pip_name:
-                    self._check_user_pip(pip, lb, base)
-                    pip_id, pip_ip = str(pip["id"]), (pip.get("properties") or {}).get("ipAddress")
+                    self._check_user_pip(found_pip, lb, base)
+                    pip_id, pip_ip = (
+                        str(found_pip["id"]),
+                        (found_pip.get("properties") or {}).get("ipAddress"),
+                    )
                 else:
                     raise OwnershipConflict(
                         f"public IP {pip_name!r} in resource group {pip_rg!r} exists but is not owned by Service "
@@ -732,9 +747,9 @@ class AzureProvider:
             if pid.lower() not in pips:
                 seg = pid.split("/")
                 if len(seg) >= 9 and seg[4].lower() != s.resource_group.lower():
-                    pip = self._get_pip(seg[4], seg[-1])
-                    if pip and names.is_service_owned(pip.get("tags"), cluster, ref.uid):
-                        pips[pid.lower()] = pip
+                    other_pip = self._get_pip(seg[4], seg[-1])
+                    if other_pip and names.is_service_owned(other_pip.get("tags"), cluster, ref.uid):
+                        pips[pid.lower()] = other_pip
         for pip in sorted(pips.values(), key=lambda p: str(p["id"])):
             seg = str(pip["id"]).split("/")
             changes.append(

@@ -783,9 +783,9 @@ class ArmState:
             if other["id"].lower() == lb_id.lower():
                 continue
             for fe in other["properties"].get("frontendIPConfigurations", []):
-                pip = _ref(fe["properties"].get("publicIPAddress"))
-                if pip:
-                    pip_users[pip.lower()] = fe["id"]
+                used = _ref(fe["properties"].get("publicIPAddress"))
+                if used:
+                    pip_users[used.lower()] = fe["id"]
         for fe in frontends:
             fp = fe["properties"]
             pip_id = _ref(fp.get("publicIPAddress"))
@@ -815,7 +815,7 @@ class ArmState:
                         f"Public IP {pip_id} is already used by {pip_users[pip_id.lower()]}.",
                     )
                 pip_users[pip_id.lower()] = fe["id"]
-                out = {"publicIPAddress": {"id": pip["id"]}}
+                out: JSON = {"publicIPAddress": {"id": pip["id"]}}
             else:
                 assert subnet_id is not None
                 subnet = self._lookup_subnet(subnet_id)
@@ -862,7 +862,7 @@ class ArmState:
                 ip = ap.get("ipAddress")
                 vnet_id = _ref(ap.get("virtualNetwork"))
                 try:
-                    addr = ipaddress.ip_address(ip)
+                    addr = ipaddress.ip_address(str(ip))
                 except ValueError:
                     raise ArmError(
                         400, "InvalidRequestFormat", f"Backend address {ip!r} is not an IP address."
@@ -1000,7 +1000,7 @@ class ArmState:
                             f"the same protocol {proto}, backend port {bport} and pool {pid}.",
                         )
                     seen_back[bkey] = r["id"]
-            out: JSON = {
+            rule_out: JSON = {
                 "frontendIPConfiguration": {"id": fe_id},
                 "protocol": proto,
                 "frontendPort": fport,
@@ -1013,11 +1013,11 @@ class ArmState:
                 "provisioningState": "Succeeded",
             }
             if rule_pools:
-                out["backendAddressPool"] = {"id": rule_pools[0]}
-                out["backendAddressPools"] = [{"id": p} for p in rule_pools]
+                rule_out["backendAddressPool"] = {"id": rule_pools[0]}
+                rule_out["backendAddressPools"] = [{"id": p} for p in rule_pools]
             if probe_id:
-                out["probe"] = {"id": probe_id}
-            r["properties"] = out
+                rule_out["probe"] = {"id": probe_id}
+            r["properties"] = rule_out
         # read-only back references, as Azure shows them
         for fe in frontends:
             fe["properties"]["loadBalancingRules"] = [
@@ -1140,9 +1140,9 @@ class ArmState:
         users: dict[str, str] = {}
         for lb in self.resources["loadBalancers"].values():
             for fe in lb["properties"].get("frontendIPConfigurations", []):
-                pip = _ref(fe["properties"].get("publicIPAddress"))
-                if pip:
-                    users[pip.lower()] = fe["id"]
+                used = _ref(fe["properties"].get("publicIPAddress"))
+                if used:
+                    users[used.lower()] = fe["id"]
         for pip in self.resources["publicIPAddresses"].values():
             user = users.get(pip["id"].lower())
             if user:
