@@ -8,25 +8,34 @@ locals {
   name = coalesce(var.name, "lbprov-${var.cluster_name}")
 
   # ---- The permission lists: the one place to read what lbprov may do. ----------------------
-  # Reads: the shared load balancers, public IPs, network security group and the nodes' network.
-  # These alone make the read-only role of `lbprov plan`.
+  # Reads: the shared load balancers, public IPs, the cluster NSG and its rules, and the status of
+  # long-running operations. These alone make the read-only role of `lbprov plan`.
   read_actions = [
     "Microsoft.Network/loadBalancers/read",
+    "Microsoft.Network/locations/operations/read",
     "Microsoft.Network/networkSecurityGroups/read",
+    "Microsoft.Network/networkSecurityGroups/securityRules/read",
     "Microsoft.Network/publicIPAddresses/read",
-    "Microsoft.Network/virtualNetworks/read",
-    "Microsoft.Network/virtualNetworks/subnets/read",
   ]
 
-  # Writes: the load balancer (frontends, rules, probes, backend pool are parts of it), its public
-  # IPs and the NSG rules; "join" actions are what ARM checks when one resource references another.
+  # Writes: the load balancers (frontends, rules, probes and the backend pool are parts of them),
+  # their public IPs and the NSG's allow rules.
   write_actions = [
     "Microsoft.Network/loadBalancers/delete",
     "Microsoft.Network/loadBalancers/write",
-    "Microsoft.Network/networkSecurityGroups/write",
+    "Microsoft.Network/networkSecurityGroups/securityRules/delete",
+    "Microsoft.Network/networkSecurityGroups/securityRules/write",
     "Microsoft.Network/publicIPAddresses/delete",
-    "Microsoft.Network/publicIPAddresses/join/action",
     "Microsoft.Network/publicIPAddresses/write",
+  ]
+
+  # "Join" actions: no request is sent for them, but ARM checks them on the load balancer PUT on
+  # each resource it references -- a frontend's public IP, an internal frontend's subnet, and the
+  # VNet of the IP-based backend pool (lbprov_azure.operations.JOIN_PERMISSIONS; joinLoadBalancer is
+  # what Azure documents for IP-based backend pools).
+  join_actions = [
+    "Microsoft.Network/publicIPAddresses/join/action",
+    "Microsoft.Network/virtualNetworks/join/action",
     "Microsoft.Network/virtualNetworks/joinLoadBalancer/action",
     "Microsoft.Network/virtualNetworks/subnets/join/action",
   ]
@@ -39,7 +48,7 @@ resource "azurerm_role_definition" "controller" {
   assignable_scopes = [var.scope]
 
   permissions {
-    actions = sort(distinct(concat(local.read_actions, local.write_actions)))
+    actions = sort(distinct(concat(local.read_actions, local.write_actions, local.join_actions)))
   }
 }
 

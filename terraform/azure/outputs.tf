@@ -25,7 +25,7 @@ output "read_only_role_definition_id" {
 
 output "actions" {
   description = "Every action of the controller's role."
-  value       = sort(distinct(concat(local.read_actions, local.write_actions)))
+  value       = sort(distinct(concat(local.read_actions, local.write_actions, local.join_actions)))
 }
 
 output "read_only_actions" {

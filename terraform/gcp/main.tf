@@ -10,34 +10,34 @@ locals {
   wi_pool    = coalesce(var.workload_identity_pool, "${var.project_id}.svc.id.goog")
 
   # ---- The permission lists: the one place to read what lbprov may do. ----------------------
-  # Reads: the nodes' instances, the load-balancer resources and the state of long operations.
-  # These alone make the read-only role of `lbprov plan`.
+  # Reads: the load-balancer resources, the cluster's instance groups and the state of long-running
+  # operations (every write is waited on). These alone make the read-only role of `lbprov plan`.
   read_permissions = [
     "compute.addresses.get",
     "compute.addresses.list",
     "compute.firewalls.get",
     "compute.firewalls.list",
-    "compute.forwardingRules.get",
     "compute.forwardingRules.list",
+    "compute.globalOperations.get",
     "compute.instanceGroups.get",
     "compute.instanceGroups.list",
-    "compute.instances.get",
-    "compute.instances.list",
-    "compute.regionBackendServices.get",
     "compute.regionBackendServices.list",
     "compute.regionHealthChecks.get",
     "compute.regionHealthChecks.list",
     "compute.regionOperations.get",
     "compute.zoneOperations.get",
-    "compute.globalOperations.get",
   ]
 
-  # Writes: create, update and delete of what lbprov owns, plus the "use" permissions GCP checks
-  # when one resource references another (a backend service its instance groups and health check,
-  # a forwarding rule its backend service and address, a firewall its network).
+  # Writes: create, update and delete of what lbprov owns, plus the permissions GCP checks when one
+  # resource references another ("use": a backend service its instance groups and health check, a
+  # forwarding rule its backend service, address and subnetwork, an instance group its instances;
+  # networks.updatePolicy: a firewall rule on the network). Internal addresses have their own
+  # create/delete permissions.
   write_permissions = [
     "compute.addresses.create",
+    "compute.addresses.createInternal",
     "compute.addresses.delete",
+    "compute.addresses.deleteInternal",
     "compute.addresses.use",
     "compute.firewalls.create",
     "compute.firewalls.delete",
