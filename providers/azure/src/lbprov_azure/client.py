@@ -23,10 +23,10 @@ from azure.core.exceptions import (
 from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.mgmt.network import NetworkManagementClient
-from lbprov_azure.operations import operation_for
-from lbprov_azure.settings import AzureSettings
 
 from lbprov.cloudcalls import CloudCalls
+from lbprov_azure.operations import operation_for
+from lbprov_azure.settings import AzureSettings
 
 
 class CloudCallsPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
