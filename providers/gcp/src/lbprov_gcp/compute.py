@@ -148,7 +148,7 @@ def credentials_for(settings: GCPSettings) -> Credentials:
     import google.auth
 
     creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/compute"])
-    return creds  # type: ignore[no-any-return]
+    return creds
 
 
 class Compute:
@@ -232,7 +232,7 @@ class Compute:
         errors = [{"reason": e.code, "message": e.message} for e in raw.error.errors] if raw.error else []
         if code or errors:
             message = raw.http_error_message or "; ".join(e["message"] for e in errors) or "operation failed"
-            raise gexc.from_http_status(code or 500, message, errors=errors)
+            raise gexc.from_http_status(code or 500, message, errors=errors)  # type: ignore[no-untyped-call]
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -246,7 +246,7 @@ class Compute:
             return None
         return to_json(found)
 
-    def list(self, kind: str, filter: str | None = None, zone: str | None = None) -> list[Json]:
+    def list_items(self, kind: str, filter: str | None = None, zone: str | None = None) -> list[Json]:
         spec = _KINDS[kind]
         client = self.clients[kind]
         request: dict[str, Any] = dict(self._scope(kind, zone))

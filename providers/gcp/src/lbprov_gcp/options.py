@@ -73,7 +73,7 @@ def parse_options(annotations: Mapping[str, str]) -> GCPOptions:
                 f"metadata.annotations[{NETWORK_TIER}]",
                 "Standard tier is for external load balancers only; accepted values for an internal one: Premium",
             )
-    return GCPOptions(scheme="internal" if internal else "external", network_tier=tier)  # type: ignore[arg-type]
+    return GCPOptions(scheme="internal" if internal else "external", network_tier=tier)
 
 
 def validate_source_ranges(ranges: tuple[str, ...]) -> None:

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from google.api_core import exceptions as gexc
+from pydantic import BaseModel
 
 from lbprov import naming
 from lbprov.cloudcalls import CloudCalls, RateLimits, RetryPolicy
@@ -57,7 +58,7 @@ class GCPProvider:
     """lbprov provider for Google Cloud (google-cloud-compute)."""
 
     name: ClassVar[str] = PROVIDER
-    settings_model: ClassVar[type[GCPSettings]] = GCPSettings
+    settings_model: ClassVar[type[BaseModel]] = GCPSettings
 
     def __init__(
         self, settings: GCPSettings, *, read_only: bool = False, compute: Compute | None = None
@@ -200,7 +201,7 @@ class GCPProvider:
         # -- instance groups (shared) ----------------------------------------------------------------
         for zone, wanted in want.instance_groups.items():
             found = groups.get(zone)
-            after = {"zone": zone, "instances": list(wanted)}
+            after: Json = {"zone": zone, "instances": list(wanted)}
             if found is None:
                 first.append(
                     Change(

@@ -49,20 +49,20 @@ class Reader:
     def _all(self, collection: str) -> list[Json]:
         assert self.round is not None
         if collection not in self.round.lists:
-            self.round.lists[collection] = self.compute.list(collection)
+            self.round.lists[collection] = self.compute.list_items(collection)
         return self.round.lists[collection]
 
     def all(self, collection: str) -> list[Json]:
         """Every resource of a collection in the region (global for firewalls)."""
         if self.round is not None:
             return self._all(collection)
-        return self.compute.list(collection)
+        return self.compute.list_items(collection)
 
     def named(self, collection: str, names: Iterable[str]) -> dict[str, Json]:
         wanted = set(names)
         if self.round is not None:
             return {r["name"]: r for r in self._all(collection) if r["name"] in wanted}
-        found = self.compute.list(collection, f'name eq "{_alternation(wanted)}"')
+        found = self.compute.list_items(collection, f'name eq "{_alternation(wanted)}"')
         return {r["name"]: r for r in found if r["name"] in wanted}
 
     def addresses(self, name: str, ip: str | None) -> list[Json]:
@@ -70,13 +70,13 @@ class Reader:
         if self.round is not None:
             return [a for a in self._all("addresses") if a["name"] == name or (ip and a.get("address") == ip)]
         query = f'(name = "{name}") OR (address = "{ip}")' if ip else f'name = "{name}"'
-        return self.compute.list("addresses", query)
+        return self.compute.list_items("addresses", query)
 
     def mentioning(self, collection: str, text: str) -> list[Json]:
         """Resources whose description contains ``text`` (callers check ownership exactly)."""
         if self.round is not None:
             return [r for r in self._all(collection) if text in (r.get("description") or "")]
-        return self.compute.list(collection, f'description eq ".*{text}.*"')
+        return self.compute.list_items(collection, f'description eq ".*{text}.*"')
 
     def groups(self, name: str) -> dict[str, Json]:
         if self.round is None:

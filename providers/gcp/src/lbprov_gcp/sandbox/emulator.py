@@ -651,7 +651,7 @@ class ComputeEmulator:
         for out_only in ("kind", "id", "creationTimestamp", "selfLink", "region", "zone"):
             merged.pop(out_only, None)
         updated = _VALIDATORS[coll](self, route, copy.deepcopy(merged), res)
-        keep = {
+        keep: Json = {
             k: res[k] for k in ("kind", "id", "creationTimestamp", "selfLink", "region", "zone") if k in res
         }
         res.clear()

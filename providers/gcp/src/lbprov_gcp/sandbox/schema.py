@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from google.cloud import compute_v1
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor  # type: ignore[import-untyped]
 
 from lbprov_gcp.sandbox.errors import ApiError, invalid
 

@@ -173,7 +173,7 @@ class SandboxServer:
         self.emulator = ComputeEmulator(project, region)
         self._state = _State(self.emulator)
         self._server = _Server(self._state)
-        host, port = self._server.server_address[:2]
+        host, port = str(self._server.server_address[0]), int(self._server.server_address[1])
         self.url = f"http://{host}:{port}"
         self.emulator.base_url = self.url
         self._thread = threading.Thread(
