@@ -11,6 +11,10 @@ sandbox settings, so the figures measure the controller, not the token bucket.
 
 Phases (JSON on stdout):
 
+NodePorts are contiguous by default (``--node-ports random`` lets the API server pick): the AWS
+provider aggregates node security group rules over contiguous NodePorts, and with random ports each
+Service needs its own rule, which stops at AWS's (and moto's) 60 rules per group.
+
 1. ``create``: the N Services exist before the controller starts; time from the controller being
    ready (caches synced) until every Service has its ingress; cloud calls (reads/writes, by
    operation) and sandbox API requests (by verb) made by the controller meanwhile.
@@ -190,6 +194,8 @@ def parent(args: argparse.Namespace) -> dict[str, Any]:
         "workers": args.workers,
         "latency_ms": args.latency_ms,
         "ports_per_service": 1,
+        "node_ports": args.node_ports,
+        "manage_node_security_group": not args.no_node_sg,
     }
     with KubeAPIServer() as api:
         kube = KubeClient.for_url(api.url)
@@ -204,11 +210,22 @@ def parent(args: argparse.Namespace) -> dict[str, Any]:
                     "spec": {
                         "type": "LoadBalancer",
                         "selector": {"app": f"a{i}"},
-                        "ports": [{"name": "http", "protocol": "TCP", "port": 80, "targetPort": 8080}],
+                        "ports": [
+                            {
+                                "name": "http",
+                                "protocol": "TCP",
+                                "port": 80,
+                                "targetPort": 8080,
+                                **({"nodePort": 30000 + i} if args.node_ports == "contiguous" else {}),
+                            }
+                        ],
                     },
                 },
             )
-        env = dict(os.environ, BENCH_PROVIDER_SETTINGS=json.dumps(cloud.settings))
+        settings = dict(cloud.settings)
+        if args.no_node_sg:
+            settings["manage_node_security_group"] = False
+        env = dict(os.environ, BENCH_PROVIDER_SETTINGS=json.dumps(settings))
         argv = [
             sys.executable,
             __file__,
@@ -320,6 +337,19 @@ def main(argv: list[str] | None = None) -> int:
         "--latency-ms", type=float, default=20.0, help="added latency per cloud request (default 20)"
     )
     p.add_argument("--node-debounce", type=float, default=1.0, help="node sync debounce, seconds (default 1)")
+    p.add_argument(
+        "--node-ports",
+        choices=("contiguous", "random"),
+        default="contiguous",
+        help="contiguous: Service i gets NodePort 30000+i (the node security group rules aggregate into "
+        "a few ranges); random: the API server allocates (random ports: one node SG rule per Service, "
+        "which hits AWS's 60-rules-per-group limit past ~55 Services) (default contiguous)",
+    )
+    p.add_argument(
+        "--no-node-sg",
+        action="store_true",
+        help="do not manage node security group rules (AWS setting manage_node_security_group=false)",
+    )
     p.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--api", help=argparse.SUPPRESS)

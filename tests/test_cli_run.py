@@ -69,3 +69,12 @@ def test_default_provider_selection() -> None:
     assert make_config(p.parse_args(["--no-default-provider"]), ["aws"], "c").default_provider is None
     with pytest.raises(SystemExit):
         make_config(p.parse_args(["--default-provider", "aws"]), ["gcp"], "c")
+
+
+def test_bad_settings_exit_2_with_a_one_line_message(capsys: pytest.CaptureFixture[str]) -> None:
+    from lbprov.cli import main
+
+    code = main(["run", "--provider", "aws", "--cluster-name", "Not_A_DNS_Label", "--metrics-address", "off"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "cluster name 'Not_A_DNS_Label' is invalid" in err and "Traceback" not in err

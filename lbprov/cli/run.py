@@ -21,7 +21,8 @@ from typing import Any
 from lbprov.cli.options import add_provider_options, build_provider, provider_settings
 from lbprov.controller.manager import Controller, ControllerConfig, default_identity
 from lbprov.observability import HTTPEndpoint, Metrics, setup_logging
-from lbprov.provider import Provider, load_provider
+from lbprov.provider import Provider, ProviderNotFound, load_provider
+from lbprov.settings import SettingsError
 
 log = logging.getLogger("lbprov.run")
 
@@ -50,7 +51,6 @@ def register(sub: Any) -> None:
         description="Watch Services of type LoadBalancer and keep their cloud load balancers in step. "
         "Every provider setting is also read from the environment (LBPROV_<PROVIDER>_<FIELD>) "
         "or a --settings file; flags win.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_provider_options(parser, multiple=True)
     parser.add_argument(
@@ -64,30 +64,34 @@ def register(sub: Any) -> None:
     )
     k.add_argument("--context", help="kubeconfig context to use (default: the current context)")
     c = parser.add_argument_group("controller")
-    c.add_argument("--workers", type=int, default=10, help="Services reconciled in parallel")
+    c.add_argument("--workers", type=int, default=10, help="Services reconciled in parallel (default: 10)")
     c.add_argument(
         "--resync-period",
         type=float,
         default=600.0,
         metavar="SECONDS",
-        help="re-plan every managed Service this often, repairing drift made in the cloud",
+        help="re-plan every managed Service this often, repairing drift made in the cloud (default: 600)",
     )
     c.add_argument(
         "--node-debounce",
         type=float,
         default=1.0,
         metavar="SECONDS",
-        help="collect node changes this long before re-planning every Service once",
+        help="collect node changes this long before re-planning every Service once (default: 1)",
     )
     c.add_argument(
         "--backoff-base",
         type=float,
         default=5.0,
         metavar="SECONDS",
-        help="first retry delay of a failing Service",
+        help="first retry delay of a failing Service (default: 5)",
     )
     c.add_argument(
-        "--backoff-max", type=float, default=300.0, metavar="SECONDS", help="cap of the doubling retry delay"
+        "--backoff-max",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="cap of the doubling retry delay (default: 300)",
     )
     le = parser.add_argument_group("leader election")
     le.add_argument(
@@ -99,26 +103,48 @@ def register(sub: Any) -> None:
     le.add_argument(
         "--lease-namespace", help="namespace of the Lease (default: the pod's namespace, else kube-system)"
     )
-    le.add_argument("--lease-name", default="lbprov", help="name of the Lease")
+    le.add_argument("--lease-name", default="lbprov", help="name of the Lease (default: lbprov)")
     le.add_argument(
         "--lease-identity", help="this replica's identity in the Lease (default: <hostname>_<pid>)"
     )
-    le.add_argument("--lease-duration", type=float, default=15.0, metavar="SECONDS", help="lease duration")
     le.add_argument(
-        "--renew-deadline", type=float, default=10.0, metavar="SECONDS", help="leader renew deadline"
+        "--lease-duration",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="how long a lease is valid without renewal (default: 15)",
     )
     le.add_argument(
-        "--retry-period", type=float, default=2.0, metavar="SECONDS", help="election retry period"
+        "--renew-deadline",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="a leader that cannot renew within this steps down (default: 10)",
+    )
+    le.add_argument(
+        "--retry-period",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how often candidates and the leader try the Lease (default: 2)",
     )
     o = parser.add_argument_group("observability")
     o.add_argument(
         "--metrics-address",
         default=":8080",
-        help="[HOST]:PORT serving /metrics, /healthz and /readyz ('' or 'off' to disable; port 0 = ephemeral)",
+        help="[HOST]:PORT serving /metrics, /healthz and /readyz (default: :8080; 'off' disables it)",
     )
-    o.add_argument("--log-format", choices=("json", "text"), default="json", help="log format (stderr)")
     o.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), default="info", help="log level"
+        "--log-format",
+        choices=("json", "text"),
+        default="json",
+        help="log format on stderr: one JSON object per line, or text (default: json)",
+    )
+    o.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="log level (default: info)",
     )
     parser.set_defaults(func=run)
 
@@ -164,8 +190,24 @@ def make_config(args: argparse.Namespace, names: list[str], cluster: str) -> Con
 
 
 def run(args: argparse.Namespace) -> int:
-    level = logging.DEBUG if getattr(args, "debug", False) else getattr(logging, args.log_level.upper())
+    debug = getattr(args, "debug", False)
+    level = logging.DEBUG if debug else getattr(logging, args.log_level.upper())
     setup_logging(level, json_logs=args.log_format == "json")
+    try:
+        return _run(args)
+    except (SettingsError, ProviderNotFound, ValueError) as exc:
+        if debug:
+            raise
+        print(f"lbprov run: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if debug:
+            raise
+        log.error("controller failed: %s", exc, extra={"error": type(exc).__name__})
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     from lbprov.kube.client import KubeClient
 
     providers, cluster = build_providers(args)
