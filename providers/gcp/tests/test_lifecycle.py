@@ -9,7 +9,7 @@ from gcp_helpers import converge, intent_for, make_service
 from google.api_core import exceptions as gexc
 from lbprov_gcp import desired as D
 
-from lbprov.model import Action
+from lbprov.model import Action, InvalidService
 
 
 def region_bucket(server: Any, coll: str) -> dict[str, dict[str, Any]]:
@@ -368,3 +368,13 @@ def test_long_running_operations_are_waited_for(provider, sandbox, server):
     assert waited == {"regionOperations.wait", "zoneOperations.wait", "globalOperations.wait"}
     server.emulator.operation_delay = 0.0
     assert_converged(provider, intent)
+
+
+def test_an_ip_that_another_service_holds_is_refused(provider, sandbox, server):
+    first = intent_for(provider, make_service("first", ip="203.0.113.90"), sandbox.nodes)
+    converge(provider, first)
+    second = intent_for(provider, make_service("second", ip="203.0.113.90"), sandbox.nodes)
+    server.clear_log()
+    with pytest.raises(InvalidService, match=r"already the address of Service default/first"):
+        provider.plan(second)
+    assert server.mutating_requests() == []

@@ -275,6 +275,13 @@ class GCPProvider:
         address_replaced = False
         ip: str | None
         if user_owned is not None:
+            holder = D.ownership(user_owned.get("description"))
+            if naming.SERVICE_UID_TAG in holder and holder.get(naming.SERVICE_UID_TAG) != ref.uid:
+                raise InvalidService(
+                    "spec.loadBalancerIP",
+                    f"{intent.requested_ip} is already the address of Service "
+                    f"{holder.get(naming.SERVICE_NAME_TAG, '?')}; choose another IP",
+                )
             # A reserved address that is not ours: use it, never change or release it.
             want_type = "EXTERNAL" if want.scheme == "external" else "INTERNAL"
             if user_owned.get("addressType", "EXTERNAL") != want_type:
