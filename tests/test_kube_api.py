@@ -1049,3 +1049,15 @@ def test_runs_as_a_module() -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_stop_cuts_keep_alive_connections() -> None:
+    srv = KubeAPIServer().start()
+    client = k8s.ApiClient(k8s.Configuration(host=srv.url))
+    client.configuration.retries = 0
+    core = k8s.CoreV1Api(client)
+    core.list_namespace()  # leaves a pooled keep-alive connection open
+    srv.stop()
+    with pytest.raises(Exception):  # noqa: B017 - any connection error: the server is gone
+        core.list_namespace(_request_timeout=2)
+    client.close()

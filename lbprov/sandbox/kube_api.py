@@ -545,8 +545,14 @@ def _list_item(obj: Obj) -> Obj:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 256  # bursts of new connections (workers, informers, benchmarks)
     api: KubeAPIServer
     ssl_context: ssl.SSLContext | None = None
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         # The TLS handshake runs in the request thread, so a slow client cannot stall accept().
@@ -555,7 +561,23 @@ class _HTTPServer(ThreadingHTTPServer):
                 request = self.ssl_context.wrap_socket(request, server_side=True)
             except (ssl.SSLError, OSError):
                 return
-        self.RequestHandlerClass(request, client_address, self)  # type: ignore[arg-type]
+        with self._open_lock:
+            self._open.add(request)
+        try:
+            self.RequestHandlerClass(request, client_address, self)  # type: ignore[arg-type]
+        finally:
+            with self._open_lock:
+                self._open.discard(request)
+
+    def close_connections(self) -> None:
+        """Cut every open client connection (keep-alive ones included): a stopped server is gone."""
+        with self._open_lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # clients hanging up mid-stream are normal (dropped watches)
@@ -620,6 +642,7 @@ class KubeAPIServer:
             self._httpd.shutdown()
             self.store.drop_watches()
             self._httpd.server_close()
+            self._httpd.close_connections()
             self._httpd = None
         if self._thread is not None:
             self._thread.join(timeout=5)
