@@ -312,3 +312,50 @@ def test_latency_is_tolerated(provider, intent_for, make_service, ensure, state)
     intent = intent_for(make_service("slow"))
     ensure(intent)
     provider.apply(provider.plan_delete(intent.ref))
+
+
+def test_public_ip_in_another_resource_group_is_found_and_deleted_by_ownership(
+    provider, intent_for, make_service, ensure, state
+):
+    svc = make_service(
+        "rg",
+        annotations={"service.beta.kubernetes.io/azure-load-balancer-resource-group": "lbprov-sandbox-ips"},
+    )
+    intent = intent_for(svc)
+    ingress = ensure(intent)
+    pip_name = f"{provider.settings.cluster_name}-{intent.lb_name}"
+    pip = state.get("publicIPAddresses", "lbprov-sandbox-ips", pip_name)
+    assert pip is not None and pip["properties"]["ipAddress"] == ingress[0].ip
+    plan = provider.plan_delete(intent.ref)  # no annotations here: the frontend names the IP
+    assert ("delete", "public-ip", f"lbprov-sandbox-ips/{pip_name}") in [
+        (c.action.value, c.kind, c.name) for c in plan.changes
+    ]
+    provider.apply(plan)
+    assert state.get("publicIPAddresses", "lbprov-sandbox-ips", pip_name) is None
+
+
+def test_list_owned_reports_every_service_with_its_resources_for_gc(
+    provider, intent_for, make_service, ensure
+):
+    ext = intent_for(make_service("gc-ext", namespace="team-a", ports=[("TCP", 80), ("TCP", 443)]))
+    internal = intent_for(make_service("gc-int", namespace="team-b", annotations={INTERNAL: "true"}))
+    ensure(ext)
+    ensure(internal)
+    owned = {o.ref.uid: o for o in provider.list_owned()}
+    assert set(owned) == {ext.ref.uid, internal.ref.uid}
+    assert owned[ext.ref.uid].ref.key == "team-a/gc-ext"
+    assert owned[internal.ref.uid].ref.key == "team-b/gc-int"  # from the NSG rule: no public IP
+    kinds = sorted(k for k, _ in owned[ext.ref.uid].resources)
+    assert kinds == [
+        "frontend-ip-configuration",
+        "load-balancing-rule",
+        "load-balancing-rule",
+        "nsg-rule",
+        "probe",
+        "probe",
+        "public-ip",
+    ]
+    assert owned[internal.ref.uid].name == f"{provider.settings.cluster_name}-internal"
+    for o in owned.values():  # what gc does: delete by the reported ref
+        provider.apply(provider.plan_delete(o.ref))
+    assert provider.list_owned() == []

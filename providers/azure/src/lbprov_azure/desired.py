@@ -275,7 +275,8 @@ def build_desired(
                 # Floating IP off: the LB delivers to <node IP>:<nodePort>, any node of the VNet.
                 # Floating IP on: the destination is the frontend address itself ("*" here).
                 "destinationAddressPrefix": "*" if opts.floating_ip else "VirtualNetwork",
-                "description": f"lbprov {cluster} {intent.ref.key}"[:140],
+                # ownership mark, and the Service's identity for gc (UID first: 140-char limit)
+                "description": f"lbprov {cluster} {intent.ref.uid} {intent.ref.key}"[:140],
             }
             if len(sources) == 1:
                 props["sourceAddressPrefix"] = sources[0]

@@ -941,6 +941,19 @@ class AzureProvider:
                     for item in _items(lb, fld):
                         if names.owns_part(base, str(item.get("name", ""))):
                             entry["resources"].append((kind, f"{lb.get('name')}/{item.get('name')}"))
+        nsg = self._get_nsg()
+        prefix = f"lbprov {cluster} "
+        for rule in _items(nsg, "securityRules"):
+            desc = str((rule.get("properties") or {}).get("description") or "")
+            name = str(rule.get("name", ""))
+            if not (name.startswith("lbprov-") and desc.startswith(prefix)):
+                continue
+            uid, _, key = desc[len(prefix) :].partition(" ")
+            if not uid or not name.startswith(names.nsg_rule_prefix(naming.lb_name(uid))):
+                continue
+            entry = by_uid.setdefault(uid, {"key": None, "lb": None, "resources": []})
+            entry["key"] = entry["key"] or key or None
+            entry["resources"].append(("nsg-rule", f"{nsg['name'] if nsg else ''}/{name}"))
         out = []
         for uid, e in sorted(by_uid.items()):
             ns, _, nm = str(e["key"] or "").partition("/")

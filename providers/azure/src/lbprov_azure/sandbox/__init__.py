@@ -37,12 +37,15 @@ SANDBOX = {
     "services_subnet_name": "services",
     "services_subnet_prefix": "10.240.8.0/24",
     "security_group_name": "lbprov-nsg",
+    # a second resource group, for public IPs placed by the load-balancer-resource-group annotation
+    "ip_resource_group": "lbprov-sandbox-ips",
 }
 
 
 def seed(state: ArmState) -> None:
     s = SANDBOX
     state.add_resource_group(s["resource_group"])
+    state.add_resource_group(s["ip_resource_group"])
     state.put(
         "virtualNetworks",
         s["resource_group"],
