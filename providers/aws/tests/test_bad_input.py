@@ -174,6 +174,12 @@ BAD: list[tuple[str, Svc, list[dict[str, Any]], str]] = [
         ANN + "target-node-labels",
     ),
     (
+        "tcp-udp-same-port-different-node-ports",
+        _svc(ports=[(53, "TCP", 30053), (53, "UDP", 30054)]),
+        _nodes(),
+        "spec.ports[1].nodePort",
+    ),
+    (
         "local-without-hc-node-port",
         _svc(spec={"externalTrafficPolicy": "Local"}),
         _nodes(),

@@ -238,12 +238,35 @@ def _set(**kw: Any) -> Callable[[Svc], None]:
     return apply
 
 
+def test_tcp_and_udp_on_one_port_share_a_tcp_udp_listener(
+    provider: AWSProvider, cloud: SandboxCloud, view: AwsView
+) -> None:
+    svc = Svc(ports=[(53, "TCP", 30053), (53, "UDP", 30053)])
+    converge(provider, intent_of(provider, svc, node_objects(cloud)))
+    [tg] = view.tgs(svc.uid)
+    assert (tg["Protocol"], tg["Port"]) == ("TCP_UDP", 30053)
+    [lb] = view.nlbs(svc.uid)
+    [li] = view.listeners(lb["LoadBalancerArn"])
+    assert (li["Protocol"], li["Port"]) == ("TCP_UDP", 53)
+    assert view.node_rules("client") == {
+        ("tcp", 30053, 30053, "0.0.0.0/0"),
+        ("udp", 30053, 30053, "0.0.0.0/0"),
+    }
+    svc.ports = [(53, "UDP", 30053)]
+    plan = converge(provider, intent_of(provider, svc, node_objects(cloud)))
+    assert ("replace", "listener") in kinds(plan)
+    assert view.node_rules("client") == {("udp", 30053, 30053, "0.0.0.0/0")}
+    delete_all(provider, svc)
+    view.assert_nothing_owned(svc, [30053])
+
+
 def _check_ports(view: AwsView, svc: Svc) -> None:
     tgs = view.tgs(svc.uid)
     [lb] = view.nlbs(svc.uid)
     listeners = view.listeners(lb["LoadBalancerArn"])
     by_arn = {tg["TargetGroupArn"]: (tg["Protocol"], tg["Port"]) for tg in tgs}
     got = sorted((li["Port"], *by_arn[li["DefaultActions"][0]["TargetGroupArn"]]) for li in listeners)
+    assert all(li["Protocol"] == by_arn[li["DefaultActions"][0]["TargetGroupArn"]][0] for li in listeners)
     assert got == sorted((p, proto, np) for p, proto, np in svc.ports)
     assert len(tgs) == len(svc.ports)
     client = view.node_rules("client")
@@ -280,12 +303,14 @@ MATRIX: list[tuple[str, Callable[[Svc], None], set[tuple[str, str]], Callable[[A
     (
         "tcp-to-udp",
         _set(ports=[(80, "UDP", 30080)]),
-        {
-            ("create", "target-group"),
-            ("delete", "target-group"),
-            ("create", "listener"),
-            ("delete", "listener"),
-        },
+        # One listener per port, recreated for a change to or from UDP; the target group is replaced.
+        {("create", "target-group"), ("delete", "target-group"), ("replace", "listener")},
+        _check_ports,
+    ),
+    (
+        "udp-to-tcp",
+        _set(ports=[(80, "TCP", 30080)]),
+        {("create", "target-group"), ("delete", "target-group"), ("replace", "listener")},
         _check_ports,
     ),
 ]
@@ -297,9 +322,8 @@ def test_port_update_matrix(
 ) -> None:
     name, mutate, expected, check = case
     nodes = node_objects(cloud)
-    svc = Svc(
-        ports=[(80, "TCP", 30080), (443, "TCP", 30443)] if name == "port-removed" else [(80, "TCP", 30080)]
-    )
+    start = {"port-removed": [(80, "TCP", 30080), (443, "TCP", 30443)], "udp-to-tcp": [(80, "UDP", 30080)]}
+    svc = Svc(ports=start.get(name, [(80, "TCP", 30080)]))
     converge(provider, intent_of(provider, svc, nodes))
     [lb_before] = view.nlbs(svc.uid)
     if name == "port-removed":

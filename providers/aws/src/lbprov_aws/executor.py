@@ -202,9 +202,10 @@ class Executor:
         )
 
     def _listener(self, c: Change, ctx: dict[str, Any]) -> None:
-        if c.action is Action.DELETE:
+        if c.action in (Action.DELETE, Action.REPLACE):
             self.clients.call("elbv2:DeleteListener", ListenerArn=c.cloud_id)
-            return
+            if c.action is Action.DELETE:
+                return
         after = dict(c.after or {})
         params: dict[str, Any] = {
             "Protocol": after["protocol"],
@@ -214,7 +215,7 @@ class Executor:
         if after.get("certificate"):
             params["Certificates"] = [{"CertificateArn": after["certificate"]}]
             params["SslPolicy"] = after["ssl_policy"]
-        if c.action is Action.CREATE:
+        if c.action in (Action.CREATE, Action.REPLACE):
             self.clients.call("elbv2:CreateListener", LoadBalancerArn=ctx["lb_arn"], **params)
         else:
             self.clients.call("elbv2:ModifyListener", ListenerArn=c.cloud_id, **params)

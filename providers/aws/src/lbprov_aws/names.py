@@ -31,8 +31,9 @@ def target_group_prefix(ref: ServiceRef) -> str:
     return f"k8s-{_part(ref.namespace)}-{_part(ref.name)}-"
 
 
-def target_group_name(cluster: str, ref: ServiceRef, port: Port) -> str:
-    digest = short_hash(cluster, ref.uid, port.protocol, port.port, port.node_port, "instance")
+def target_group_name(cluster: str, ref: ServiceRef, port: Port, protocol: str | None = None) -> str:
+    """``protocol`` overrides the port's (``TCP_UDP`` when a Service has TCP and UDP on one port)."""
+    digest = short_hash(cluster, ref.uid, protocol or port.protocol, port.port, port.node_port, "instance")
     name = target_group_prefix(ref) + digest
     assert len(name) <= 32, name
     return name

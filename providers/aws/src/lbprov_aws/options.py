@@ -372,7 +372,17 @@ def resolve(intent: Intent, annotations: Mapping[str, str]) -> Intent:
                 "ClientIP is not supported by a classic ELB with TCP listeners; "
                 "accepted values: None (or use the default NLB)",
             )
-    elif cert:
+    else:
+        numbers: dict[int, int] = {}
+        for i, port in enumerate(intent.ports):
+            if port.port in numbers and intent.ports[numbers[port.port]].node_port != port.node_port:
+                raise InvalidService(
+                    f"spec.ports[{i}].nodePort",
+                    f"TCP and UDP on port {port.port} share one NLB listener (TCP_UDP), which forwards "
+                    "to one NodePort: give both ports the same nodePort",
+                )
+            numbers[port.port] = i
+    if kind == "nlb" and cert:
         for i, port in enumerate(intent.ports):
             if port.protocol == "UDP" and options.uses_tls(port.port, port.name) and "*" not in ssl_ports:
                 raise InvalidService(_field(SSL_PORTS), f"spec.ports[{i}] is UDP and cannot use TLS")

@@ -260,6 +260,24 @@ def instance_ids(intent: Intent, ctx: ClusterContext) -> list[str]:
     return sorted(i for i in ids if i and i in ctx.instances)
 
 
+def listener_ports(ports: Iterable[Port]) -> list[Port]:
+    """One entry per service port number: TCP and UDP on the same number become one ``TCP_UDP``
+    listener and target group (AWS allows one listener per port; resolve() checks they share the
+    NodePort)."""
+    by_number: dict[int, list[Port]] = {}
+    for p in ports:
+        by_number.setdefault(p.port, []).append(p)
+    out: list[Port] = []
+    for number in sorted(by_number):
+        group = by_number[number]
+        if len(group) == 1:
+            out.append(group[0])
+        else:
+            first = group[0]
+            out.append(Port(first.name, "TCP_UDP", number, first.node_port))  # type: ignore[arg-type]
+    return out
+
+
 # -- the planner ------------------------------------------------------------------------------------
 
 
@@ -359,8 +377,8 @@ class Planner:
         if intent.session_affinity:
             attributes["stickiness.type"] = "source_ip"
         desired_tgs: dict[str, tuple[Port, dict[str, Any]]] = {}
-        for port in intent.ports:
-            name = names.target_group_name(self.cluster, intent.ref, port)
+        for port in listener_ports(intent.ports):
+            name = names.target_group_name(self.cluster, intent.ref, port, port.protocol)
             attrs = dict(attributes)
             attrs["proxy_protocol_v2.enabled"] = (
                 "true" if (opts.proxy_protocol and port.protocol == "TCP") else "false"
@@ -479,19 +497,19 @@ class Planner:
                     ),
                 )
 
-        # Listeners: one per (protocol, port); TLS counts as TCP.
+        # Listeners: one per port (TCP, UDP, TLS or TCP_UDP): a protocol change is a ModifyListener.
         arn_to_tg = {tg.arn: tg.name for tg in tg_by_name.values()}
         observed: dict[str, Any] = {}
         extra: list[Any] = []
         if nlb is not None and not replaced:
             for li in sorted(nlb.listeners or [], key=lambda li: li.arn):
-                key = f"{'UDP' if li.protocol == 'UDP' else 'TCP'}/{li.port}"
+                key = str(li.port)
                 if key in observed:
                     extra.append(li)  # a duplicate (moto allows it): remove it
                 else:
                     observed[key] = li
         for name, (port, _) in desired_tgs.items():
-            key = f"{port.protocol}/{port.port}"
+            key = str(port.port)
             tls = port.protocol == "TCP" and opts.uses_tls(port.port, port.name)
             after = {
                 "protocol": "TLS" if tls else port.protocol,
@@ -523,10 +541,16 @@ class Planner:
                 "ssl_policy": li.ssl_policy if li.protocol == "TLS" else None,
             }
             if before != after:
+                # TCP <-> TLS is modified in place; a change to or from UDP / TCP_UDP deletes and
+                # recreates the listener on the same port (moto's ModifyListener refuses UDP).
+                udp = {"UDP", "TCP_UDP"}
+                replace = before["protocol"] != after["protocol"] and bool(
+                    {before["protocol"], after["protocol"]} & udp
+                )
                 b.add(
                     P_LISTENER,
                     Change(
-                        Action.UPDATE,
+                        Action.REPLACE if replace else Action.UPDATE,
                         "listener",
                         key,
                         before,
@@ -540,10 +564,10 @@ class Planner:
         for li in extra:
             b.add(
                 P_LISTENER_DEL,
-                self._listener_delete(f"{li.protocol}/{li.port}", li, arn_to_tg, reason="duplicate listener"),
+                self._listener_delete(str(li.port), li, arn_to_tg, reason="duplicate listener"),
             )
 
-        ports = [(p.protocol, p.node_port) for p in intent.ports]
+        ports = [(p.protocol, p.node_port) for p in intent.ports]  # TCP_UDP: both rules
         health_ports: set[int] = set()
         own_ports = {p.node_port for p in intent.ports} | (
             {intent.health_check.port} if intent.health_check and intent.health_check.port else set()
