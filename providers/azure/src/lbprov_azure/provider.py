@@ -49,6 +49,7 @@ from lbprov_azure.settings import AzureSettings
 
 JSON = dict[str, Any]
 T = TypeVar("T")
+MAX_RULES_PER_LB = 250
 NSG_PRIORITY_MIN = 500
 NSG_PRIORITY_MAX = 4096
 _RESERVATION_SECONDS = 120.0
@@ -68,6 +69,10 @@ def _items(lb: JSON | None, fld: str) -> list[JSON]:
 
 def _find(items: list[JSON], name: str) -> JSON | None:
     return next((i for i in items if str(i.get("name", "")).lower() == name.lower()), None)
+
+
+class CapacityExceeded(RuntimeError):
+    """The shared load balancer cannot take the Service (Azure: at most 250 rules per LB)."""
 
 
 @dataclass
@@ -433,6 +438,14 @@ class AzureProvider:
                         f"{intent.ref.key} of cluster {cluster!r}; lbprov never adopts it"
                     )
         desired = build_desired(intent, opts, s, pip_id)
+        others = [
+            r for r in _items(lb, "loadBalancingRules") if not names.owns_part(base, str(r.get("name", "")))
+        ]
+        if len(others) + len(desired.rules) > MAX_RULES_PER_LB:
+            raise CapacityExceeded(
+                f"load balancer {lbn!r} holds {len(others)} rules of other Services; {len(desired.rules)} more "
+                f"would exceed Azure's limit of {MAX_RULES_PER_LB} rules per load balancer"
+            )
 
         # -- the shared load balancer ------------------------------------------------------------
         group = self._lb_changes(lb, lbn, desired, base, token)
@@ -871,11 +884,9 @@ class AzureProvider:
         rg, name = str(ch.data["rg"]), str(ch.data["name"])
         ops = self.client.public_ip_addresses
         if ch.action == Action.DELETE:
-            etag = ch.data.get("etag")
-            headers = {"If-Match": etag} if etag else {}
-            self._call(
-                "publicIPAddresses.delete", lambda: ops.begin_delete(rg, name, headers=headers).result()
-            )
+            # No If-Match: detaching it from the LB earlier in this apply changed its ETag, and
+            # its ownership (tags) was checked by the plan.
+            self._call("publicIPAddresses.delete", lambda: ops.begin_delete(rg, name).result())
             self._round_pip(rg, name, None)
             return None
         headers = {"If-Match": ch.data["etag"]} if ch.data.get("etag") else {"If-None-Match": "*"}

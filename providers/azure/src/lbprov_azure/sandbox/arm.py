@@ -1145,10 +1145,13 @@ class ArmState:
                     users[used.lower()] = fe["id"]
         for pip in self.resources["publicIPAddresses"].values():
             user = users.get(pip["id"].lower())
+            before = _ref(pip["properties"].get("ipConfiguration"))
             if user:
                 pip["properties"]["ipConfiguration"] = {"id": user}
             else:
                 pip["properties"].pop("ipConfiguration", None)
+            if before != user:  # attaching or detaching changes the public IP: a new ETag
+                pip["etag"] = _etag()
 
 
 def _default_security_rules(nsg_id: str, etag: str) -> list[JSON]:
