@@ -589,3 +589,18 @@ def test_provider_satisfies_the_protocol(provider: AWSProvider) -> None:
     from lbprov.provider import Provider
 
     assert isinstance(provider, Provider)
+
+
+def test_custom_health_port_never_takes_over_another_services_rule(
+    provider: AWSProvider, cloud: SandboxCloud, view: AwsView
+) -> None:
+    nodes = node_objects(cloud)
+    a = Svc(name="a", ports=[(80, "TCP", 30080)])
+    # b health-checks a's NodePort (odd, but allowed): b must neither open nor revoke it.
+    b = Svc(name="b", ports=[(80, "TCP", 30090)], annotations={ANN + "healthcheck-port": "30080"})
+    b.spec["loadBalancerSourceRanges"] = ["203.0.113.0/24"]
+    converge(provider, intent_of(provider, a, nodes))
+    converge(provider, intent_of(provider, b, nodes))
+    delete_all(provider, b)
+    assert view.node_rules() == {("tcp", 30080, 30080, "0.0.0.0/0")}
+    assert provider.plan(intent_of(provider, a, nodes)).empty

@@ -20,7 +20,7 @@ def test_read_round_batches_shared_reads_and_plans_stay_correct(
     provider: AWSProvider, cloud: SandboxCloud
 ) -> None:
     nodes = node_objects(cloud)
-    services = _services(25)
+    services = _services(21)
     intents = [intent_of(provider, s, nodes) for s in services]
     for intent in intents:
         provider.apply(provider.plan(intent))
@@ -37,7 +37,7 @@ def test_read_round_batches_shared_reads_and_plans_stay_correct(
     assert by_op["elbv2:DescribeLoadBalancers"] == 1
     assert by_op["elbv2:DescribeTargetGroups"] == 1
     assert by_op["elb:DescribeLoadBalancers"] == 1
-    assert by_op["elbv2:DescribeTags"] == 2 * math.ceil(25 / 20)
+    assert by_op["elbv2:DescribeTags"] == 2 * math.ceil(21 / 20)
     for op in (
         "ec2:DescribeSubnets",
         "ec2:DescribeVpcs",
@@ -46,7 +46,7 @@ def test_read_round_batches_shared_reads_and_plans_stay_correct(
     ):
         assert by_op[op] == 1, op
     # What remains per Service: listeners, LB attributes, TG attributes and targets.
-    assert by_op["elbv2:DescribeListeners"] == 25
+    assert by_op["elbv2:DescribeListeners"] == 21
     assert rounded.reads < direct.reads / 2, (rounded.reads, direct.reads)
     assert rounded.writes == direct.writes == 0
 

@@ -49,11 +49,6 @@ class ObservedTG:
     attributes: dict[str, str] | None = None
     targets: tuple[str, ...] | None = None
 
-    @property
-    def health_port(self) -> int:
-        port = self.health.get("port")
-        return int(port) if isinstance(port, str) and port.isdigit() else self.port
-
 
 @dataclass
 class ObservedListener:

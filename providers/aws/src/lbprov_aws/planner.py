@@ -44,6 +44,9 @@ from lbprov_aws.sgrules import (
 
 #: Tag listing the additional-resource-tags keys lbprov set, so that removed ones can be removed.
 ADDITIONAL_TAGS_TAG = "lbprov.io/additional-tags"
+#: On target groups of a Local Service: its healthCheckNodePort, a port the Service owns in the
+#: shared node security group rules (a custom healthcheck-port may be shared and is not recorded).
+HEALTH_NODE_PORT_TAG = "lbprov.io/health-node-port"
 ROLE_ELB = "kubernetes.io/role/elb"
 ROLE_INTERNAL_ELB = "kubernetes.io/role/internal-elb"
 SSL_POLICY = "ELBSecurityPolicy-2016-08"
@@ -130,7 +133,7 @@ def observed_managed_tags(observed: dict[str, str], desired: dict[str, str]) -> 
     """The subset of observed tags lbprov manages: what it wants now and what it set before."""
     keys = set(desired)
     keys.update(k for k in observed.get(ADDITIONAL_TAGS_TAG, "").split(",") if k)
-    keys.add(ADDITIONAL_TAGS_TAG)
+    keys.update((ADDITIONAL_TAGS_TAG, HEALTH_NODE_PORT_TAG))
     return {k: observed[k] for k in sorted(keys) if k in observed}
 
 
@@ -376,6 +379,9 @@ class Planner:
         attributes = {"stickiness.enabled": "true" if intent.session_affinity else "false"}
         if intent.session_affinity:
             attributes["stickiness.type"] = "source_ip"
+        tg_tags = dict(tags)
+        if intent.health_check is not None and intent.health_check.port:
+            tg_tags[HEALTH_NODE_PORT_TAG] = str(intent.health_check.port)
         desired_tgs: dict[str, tuple[Port, dict[str, Any]]] = {}
         for port in listener_ports(intent.ports):
             name = names.target_group_name(self.cluster, intent.ref, port, port.protocol)
@@ -393,7 +399,7 @@ class Planner:
                     "health_check": health,
                     "attributes": attrs,
                     "targets": targets,
-                    "tags": tags,
+                    "tags": tg_tags,
                 },
             )
         for name, (port, after) in desired_tgs.items():
@@ -424,7 +430,7 @@ class Planner:
                     k: (tg.attributes or {}).get(k, TG_ATTRIBUTE_DEFAULTS.get(k)) for k in after["attributes"]
                 },
                 "targets": list(tg.targets or ()),
-                "tags": observed_managed_tags(tg.tags, tags),
+                "tags": observed_managed_tags(tg.tags, tg_tags),
             }
             if before != after:
                 b.add(
@@ -641,10 +647,12 @@ class Planner:
 
     @staticmethod
     def _service_ports(tgs: Iterable[ObservedTG]) -> set[int]:
+        """The NodePorts a Service's existing target groups say it owns (see HEALTH_NODE_PORT_TAG)."""
         out: set[int] = set()
         for tg in tgs:
             out.add(tg.port)
-            out.add(tg.health_port)
+            if tg.tags.get(HEALTH_NODE_PORT_TAG, "").isdigit():
+                out.add(int(tg.tags[HEALTH_NODE_PORT_TAG]))
         return out
 
     def _sg_ranges(

@@ -96,8 +96,9 @@ def converge(provider: AWSProvider, intent: Intent) -> Plan:
     provider.apply(plan)
     again = provider.plan(intent)
     assert again.empty, "not converged:\n" + render_plan(again)
+    # Idempotence: applying what a plan says after convergence sends no write at all.
     provider.calls.reset()
-    provider.apply(provider.plan(intent))
+    provider.apply(again)
     assert provider.calls.stats.writes == 0, provider.calls.stats.to_json()
     return plan
 
