@@ -261,6 +261,32 @@ def test_annotations_reach_the_cloud(provider, intent_for, make_service, ensure,
         10,
         3,
     )
+    # floating IP on: packets keep the frontend address and the service port
+    nsg = _nsg_rules(state, intent.lb_name)[f"lbprov-{intent.lb_name}-TCP"]
+    assert (nsg["destinationAddressPrefix"], nsg["destinationPortRange"]) == (
+        pip["properties"]["ipAddress"],
+        "80",
+    )
+    provider.apply(provider.plan_delete(intent.ref))
+
+
+def test_floating_ip_on_an_internal_service_opens_the_nsg_to_its_dynamic_address(
+    provider, intent_for, make_service, ensure, state
+):
+    svc = make_service(
+        "fl",
+        annotations={
+            INTERNAL: "true",
+            "service.beta.kubernetes.io/azure-disable-load-balancer-floating-ip": "false",
+        },
+    )
+    intent = intent_for(svc)
+    plan = provider.plan(intent)
+    nsg_change = next(c for c in plan.changes if c.kind == "nsg-rule")
+    assert nsg_change.after["destination"] == "@frontend-address"  # known only after the LB write
+    ingress = ensure(intent)
+    nsg = _nsg_rules(state, intent.lb_name)[f"lbprov-{intent.lb_name}-TCP"]
+    assert nsg["destinationAddressPrefix"] == ingress[0].ip
     provider.apply(provider.plan_delete(intent.ref))
 
 

@@ -20,6 +20,9 @@ JSON = dict[str, Any]
 #: kube-proxy's health endpoint: used for UDP ports of Cluster-policy Services (a TCP probe
 #: cannot test a UDP NodePort), as upstream's shared probe mode does.
 KUBE_PROXY_HEALTH_PORT = 10256
+#: Placeholder for "this Service's frontend address" in an NSG rule (floating IP on); the plan
+#: replaces it when the address is known, apply when it is only known after the LB write.
+FRONTEND_ADDRESS = "@frontend-address"
 
 #: Shared-LB sub-resource kinds (plan Change.kind) -> field of the LB's properties.
 LB_FIELDS = {
@@ -273,8 +276,8 @@ def build_desired(
                 "direction": "Inbound",
                 "sourcePortRange": "*",
                 # Floating IP off: the LB delivers to <node IP>:<nodePort>, any node of the VNet.
-                # Floating IP on: the destination is the frontend address itself ("*" here).
-                "destinationAddressPrefix": "*" if opts.floating_ip else "VirtualNetwork",
+                # Floating IP on: packets keep the frontend address, which the plan fills in.
+                "destinationAddressPrefix": FRONTEND_ADDRESS if opts.floating_ip else "VirtualNetwork",
                 # ownership mark, and the Service's identity for gc (UID first: 140-char limit)
                 "description": f"lbprov {cluster} {intent.ref.uid} {intent.ref.key}"[:140],
             }

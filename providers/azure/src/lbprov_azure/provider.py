@@ -41,7 +41,16 @@ from lbprov.provider import SandboxCloud
 from lbprov.settings import SettingsError
 from lbprov_azure import client as azclient
 from lbprov_azure import names
-from lbprov_azure.desired import LB_FIELDS, VIEWS, Ids, build_desired, ref_id, view_nsg_rule, view_pip
+from lbprov_azure.desired import (
+    FRONTEND_ADDRESS,
+    LB_FIELDS,
+    VIEWS,
+    Ids,
+    build_desired,
+    ref_id,
+    view_nsg_rule,
+    view_pip,
+)
 from lbprov_azure.lbwriter import Announcement, LBDelta, PreconditionFailed, SharedLBWriter, WriteRejected
 from lbprov_azure.operations import is_write
 from lbprov_azure.options import AzureOptions, parse_options
@@ -83,6 +92,16 @@ class ReadRound:
     nsg: JSON | None = None
     pips: dict[str, dict[str, JSON]] = field(default_factory=dict)  # rg lower -> name lower -> body
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _with_frontend(rule: JSON, address: str | None) -> tuple[JSON, bool]:
+    """``rule`` with the frontend placeholder filled in; True when it must wait for apply."""
+    props = rule.get("properties") or {}
+    if props.get("destinationAddressPrefix") != FRONTEND_ADDRESS:
+        return rule, False
+    if address is None:
+        return rule, True
+    return {**rule, "properties": {**props, "destinationAddressPrefix": address}}, False
 
 
 def _or_none(fn: Callable[[], Any]) -> JSON | None:
@@ -474,7 +493,15 @@ class AzureProvider:
             changes.extend(self._pip_deletion(old, intent.ref))
 
         # -- NSG rules ---------------------------------------------------------------------------
-        changes.extend(self._nsg_changes(desired.nsg_rules, base, intent.ref))
+        if opts.internal:
+            frontend_addr = opts.ipv4 or (
+                (fe.get("properties") or {}).get("privateIPAddress")
+                if fe is not None and not any(c.kind == "frontend-ip-configuration" for c in group)
+                else None
+            )
+        else:
+            frontend_addr = pip_ip
+        changes.extend(self._nsg_changes(desired.nsg_rules, base, intent.ref, lbn, frontend_addr))
         return Plan(
             provider=self.name,
             ref=intent.ref,
@@ -658,16 +685,20 @@ class AzureProvider:
                 out[n] = r
         return out
 
-    def _nsg_changes(self, desired: dict[str, JSON], base: str, ref: ServiceRef) -> list[Change]:
+    def _nsg_changes(
+        self, desired: dict[str, JSON], base: str, ref: ServiceRef, lbn: str, frontend_addr: str | None
+    ) -> list[Change]:
         nsg = self._get_nsg()
         if nsg is None:
             return []
         ours = self._owned_nsg_rules(nsg, base)
         used = self._used_priorities(nsg)
         out: list[Change] = []
-        for name, body in desired.items():
+        for name, wanted in desired.items():
             existing = ours.get(name)
+            body, resolve = _with_frontend(wanted, frontend_addr)
             after = view_nsg_rule(body)
+            extra = {"resolve_frontend": {"lb": lbn, "base": base}} if resolve else {}
             if existing is None:
                 priority = self._allocate_priority(used, name)
                 used.add(priority)
@@ -677,7 +708,7 @@ class AzureProvider:
                         "nsg-rule",
                         f"{nsg['name']}/{name}",
                         after={**after, "priority": priority},
-                        data={"name": name, "body": body, "priority": priority},
+                        data={"name": name, "body": body, "priority": priority, **extra},
                     )
                 )
             else:
@@ -692,7 +723,7 @@ class AzureProvider:
                             before={**before, "priority": priority},
                             after={**after, "priority": priority},
                             cloud_id=str(existing.get("id")),
-                            data={"name": name, "body": body, "priority": priority},
+                            data={"name": name, "body": body, "priority": priority, **extra},
                         )
                     )
         for name, existing in sorted(ours.items()):
@@ -842,7 +873,7 @@ class AzureProvider:
             if ch.kind == "public-ip":
                 pip_ip = self._apply_pip(ch) or pip_ip
             elif ch.kind == "nsg-rule":
-                self._apply_nsg_rule(ch)
+                self._apply_nsg_rule(ch, self._frontend_address(ch, lb_bodies, pip_ip))
             else:  # pragma: no cover - plans only hold the kinds above
                 raise ValueError(f"unknown change kind {ch.kind!r}")
             i += 1
@@ -898,7 +929,21 @@ class AzureProvider:
         self._round_pip(rg, name, result)
         return (result.get("properties") or {}).get("ipAddress")
 
-    def _apply_nsg_rule(self, ch: Change) -> None:
+    @staticmethod
+    def _frontend_address(ch: Change, lb_bodies: dict[str, JSON | None], pip_ip: str | None) -> str | None:
+        """The frontend address an NSG rule waits for (floating IP on), once this apply knows it."""
+        want = ch.data.get("resolve_frontend")
+        if not want:
+            return None
+        if pip_ip:
+            return pip_ip
+        fe = _find(_items(lb_bodies.get(want["lb"]), "frontendIPConfigurations"), want["base"])
+        addr = ((fe or {}).get("properties") or {}).get("privateIPAddress")
+        if not addr:
+            raise RuntimeError(f"NSG rule {ch.name}: the frontend address is not known after the LB write")
+        return str(addr)
+
+    def _apply_nsg_rule(self, ch: Change, frontend_addr: str | None = None) -> None:
         s = self.settings
         nsg, rg = str(s.security_group_name), s.resource_group
         name = str(ch.data["name"])
@@ -910,6 +955,8 @@ class AzureProvider:
         priority = int(ch.data["priority"])
         for _ in range(8):
             body = {"properties": {**ch.data["body"]["properties"], "priority": priority}}
+            if frontend_addr:
+                body["properties"]["destinationAddressPrefix"] = frontend_addr
             try:
                 self._call(
                     "securityRules.create_or_update",
