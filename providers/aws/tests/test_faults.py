@@ -132,3 +132,25 @@ def test_non_retryable_error_is_not_retried(cloud: SandboxCloud) -> None:
     with pytest.raises(ClientError, match="AccessDenied"):
         provider.plan(intent_of(provider, Svc(), node_objects(cloud)))
     assert sum(provider.calls.stats.retries.values()) == 0
+
+
+def test_classic_crash_after_security_group_created_then_fresh_plan_converges(
+    cloud: SandboxCloud, view: AwsView
+) -> None:
+    crashing = AWSProvider.from_settings(fast_settings(cloud))
+
+    def crash(model: Any, **_: Any) -> None:
+        if model.name == "AuthorizeSecurityGroupIngress":
+            raise Crash("died after the ELB security group and its first rule")
+
+    crashing.clients.clients["ec2"].meta.events.register("after-call.*.*", crash)
+    svc = Svc(ports=[(80, "TCP", 30080), (443, "TCP", 30443)], annotations={ANN + "type": "classic"})
+    nodes = node_objects(cloud)
+    with pytest.raises(Crash):
+        crashing.apply(crashing.plan(intent_of(crashing, svc, nodes)))
+    fresh = AWSProvider.from_settings(fast_settings(cloud))
+    converge(fresh, intent_of(fresh, svc, nodes))
+    assert len([sg for sg in view.security_groups() if sg["GroupName"] == f"k8s-elb-{svc.lb_name}"]) == 1
+    assert len(view.classics(svc.uid)) == 1
+    delete_all(fresh, svc)
+    view.assert_nothing_owned(svc, [30080, 30443])
