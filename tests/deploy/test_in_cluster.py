@@ -116,6 +116,18 @@ def test_lbprov_run_in_cluster_gives_a_service_its_ingress(tmp_path: Path) -> No
             status, metrics = lib.http_get(f"{base}/metrics")
             assert status == 200 and "lbprov_reconciles_total" in metrics
 
+            # Deleting the Service removes the load balancer, then the finalizer, then the object.
+            api.store.delete("services", "default", "web")
+
+            def gone() -> bool:
+                try:
+                    api.store.get("services", "default", "web")
+                except Exception:
+                    return True
+                return False
+
+            lib.wait_for(gone, 60, "the Service to be deleted")
+
             # The sandbox records a request only after it passed the token check.
             assert {r.resource for r in api.requests} >= {"services", "nodes", "leases"}
         finally:
