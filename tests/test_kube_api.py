@@ -258,7 +258,9 @@ def test_merge_patch_object_and_status(core: k8s.CoreV1Api) -> None:
         },
         _content_type=MERGE,
     )
-    assert status["status"]["loadBalancer"]["ingress"] == [{"ip": "1.2.3.4"}]
+    assert status["status"]["loadBalancer"]["ingress"] == [
+        {"ip": "1.2.3.4", "ipMode": "VIP"}
+    ]  # defaulted, as upstream
     assert status["spec"]["type"] == "LoadBalancer" and "sneaky" not in status["metadata"]["labels"]
     # The typed model of the client parses the status.
     assert (
@@ -347,7 +349,7 @@ def test_json_patch_object_and_status(core: k8s.CoreV1Api) -> None:
         [{"op": "add", "path": "/status/loadBalancer/ingress", "value": [{"ip": "5.5.5.5"}]}],
         _content_type=JSONPATCH,
     )
-    assert status["status"]["loadBalancer"]["ingress"] == [{"ip": "5.5.5.5"}]
+    assert status["status"]["loadBalancer"]["ingress"] == [{"ip": "5.5.5.5", "ipMode": "VIP"}]
     emptied = raw(
         core.patch_namespaced_service_status,
         "jp",
@@ -1061,3 +1063,41 @@ def test_stop_cuts_keep_alive_connections() -> None:
     with pytest.raises(Exception):  # noqa: B017 - any connection error: the server is gone
         core.list_namespace(_request_timeout=2)
     client.close()
+
+
+def test_load_balancer_status_rules(core: k8s.CoreV1Api) -> None:
+    create(core, lb_service("lbs"))
+
+    def status(ingress: list[dict[str, Any]]) -> dict[str, Any]:
+        return raw(
+            core.patch_namespaced_service_status,
+            "lbs",
+            "default",
+            {"status": {"loadBalancer": {"ingress": ingress}}},
+            _content_type=MERGE,
+        )
+
+    for bad in (
+        [{"ip": "not-an-ip"}],
+        [{"hostname": "1.2.3.4"}],
+        [{"hostname": "Bad_Host"}],
+        [{"ipMode": "VIP"}],
+        [{"ip": "1.2.3.4", "ipMode": "X"}],
+    ):
+        code, _ = api_error(status, bad)
+        assert code == 422, bad
+    assert status([{"hostname": "a.elb.amazonaws.com"}])["status"]["loadBalancer"]["ingress"] == [
+        {"hostname": "a.elb.amazonaws.com"}
+    ]
+    assert (
+        status([{"ip": "1.2.3.4", "ipMode": "Proxy"}])["status"]["loadBalancer"]["ingress"][0]["ipMode"]
+        == "Proxy"
+    )
+    # Switching away from LoadBalancer clears the load-balancer status; writing one back is refused.
+    to_cip = raw(
+        core.patch_namespaced_service, "lbs", "default", {"spec": {"type": "ClusterIP"}}, _content_type=MERGE
+    )
+    assert to_cip["status"] == {"loadBalancer": {}}
+    code, body = api_error(status, [{"ip": "1.2.3.4"}])
+    assert code == 422 and "may only be used when `spec.type` is 'LoadBalancer'" in body["message"]
+    assert status([])["status"]["loadBalancer"] == {"ingress": []}

@@ -109,7 +109,9 @@ def test_apply_patch_status_delete_with_finalizer(kubectl, tmp_path: Path) -> No
     kubectl("patch", "svc", "web", "--subresource=status", "--type=merge", "-p", patch)
     table = kubectl("get", "svc", "web").stdout
     assert "203.0.113.7" in table and "LoadBalancer" in table
-    assert get_json(kubectl, "svc", "web")["status"]["loadBalancer"]["ingress"] == [{"ip": "203.0.113.7"}]
+    assert get_json(kubectl, "svc", "web")["status"]["loadBalancer"]["ingress"] == [
+        {"ip": "203.0.113.7", "ipMode": "VIP"}
+    ]
 
     deleted = kubectl("delete", "svc", "web", "--wait=false")
     assert 'service "web" deleted' in deleted.stdout

@@ -510,3 +510,56 @@ def validate_lease(name: str, spec: dict[str, Any]) -> None:
         )
     if causes:
         raise invalid("Lease", name, causes, "coordination.k8s.io")
+
+
+def prepare_service_status(name: str, spec: dict[str, Any], status: Any) -> Any:
+    """Default (``ipMode: VIP`` for IP ingress, LoadBalancerIPMode is on since 1.30) and validate a
+    Service status write, as upstream ``SetDefaults_Service`` and ``ValidateLoadBalancerStatus``."""
+    if not isinstance(status, dict):
+        return status
+    lb = status.get("loadBalancer")
+    if lb is None:
+        return status
+    causes: list[Cause] = []
+    ingress = lb.get("ingress") if isinstance(lb, dict) else None
+    if ingress and spec.get("type") != "LoadBalancer":
+        causes.append(
+            forbidden("status.loadBalancer.ingress", "may only be used when `spec.type` is 'LoadBalancer'")
+        )
+    for i, entry in enumerate(ingress or []):
+        path = f"status.loadBalancer.ingress[{i}]"
+        if not isinstance(entry, dict):
+            causes.append(invalid_value(path, entry, "must be an object"))
+            continue
+        ip = entry.get("ip")
+        if ip:
+            try:
+                ipaddress.ip_address(ip)
+            except ValueError:
+                causes.append(
+                    invalid_value(
+                        f"{path}.ip", ip, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+                    )
+                )
+            entry.setdefault("ipMode", "VIP")
+        mode = entry.get("ipMode")
+        if mode is not None:
+            if not ip:
+                causes.append(required(f"{path}.ip", "must be specified when `ipMode` is set"))
+            elif mode not in ("VIP", "Proxy"):
+                causes.append(not_supported(f"{path}.ipMode", mode, ["Proxy", "VIP"]))
+        hostname = entry.get("hostname")
+        if hostname:
+            problem = validate_name(str(hostname), style="dns1123subdomain")
+            if problem:
+                causes.append(invalid_value(f"{path}.hostname", hostname, problem))
+            try:
+                ipaddress.ip_address(hostname)
+                causes.append(
+                    invalid_value(f"{path}.hostname", hostname, "must be a DNS name, not an IP address")
+                )
+            except ValueError:
+                pass
+    if causes:
+        raise invalid("Service", name, causes)
+    return status

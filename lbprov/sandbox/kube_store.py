@@ -45,6 +45,7 @@ from lbprov.sandbox.kube_selectors import (
 from lbprov.sandbox.kube_services import (
     KUBERNETES_SERVICE_IP,
     prepare_service,
+    prepare_service_status,
     validate_lease,
     validate_metadata,
     validate_name,
@@ -510,6 +511,10 @@ class Store:
                 new["status"] = full["status"]
             else:
                 new.pop("status", None)
+            if res.plural == "services":
+                new["status"] = prepare_service_status(
+                    old_meta["name"], new.get("spec") or {}, copy.deepcopy(new.get("status") or {})
+                )
             return new
         new = full
         new["kind"] = res.kind
@@ -564,6 +569,9 @@ class Store:
             )
             if new["spec"] != old.get("spec"):
                 meta["generation"] = int(old_meta.get("generation", 1)) + 1
+            if new["spec"].get("type") != "LoadBalancer" and (new.get("status") or {}).get("loadBalancer"):
+                # Load-balancer status is only valid on LoadBalancer Services: cleared on type change.
+                new["status"] = {**new["status"], "loadBalancer": {}}
         elif res.plural == "nodes":
             new.setdefault("spec", {})
             validate_node(meta["name"], new["spec"], old.get("spec") or {})
