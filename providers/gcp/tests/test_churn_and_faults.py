@@ -70,7 +70,7 @@ def test_a_persistent_error_is_raised_after_bounded_attempts(sandbox, server):
     assert provider.calls.stats.retries["instanceGroups.aggregatedList"] == 2
 
 
-def test_a_client_error_is_not_retried(sandbox, server):
+def test_an_ownership_conflict_is_not_retried(sandbox, server):
     provider = provider_for(sandbox)
     server.emulator.put_raw(
         "firewalls",
@@ -145,3 +145,19 @@ def test_concurrent_reconciles_create_the_shared_resources_once(provider, sandbo
     )  # only the shared check: all are Cluster Services
     assert sent[("instanceGroups.addInstances", "write")] == 2
     assert all(provider.plan(intent).empty for intent in intents)
+
+
+def test_gce_style_403_rate_limit_is_throttling_too(sandbox, server):
+    provider = provider_for(sandbox)
+    fault = server.inject(403, count=2, operations=["forwardingRules.list"])
+    provider.plan(intent_for(provider, make_service(), sandbox.nodes))
+    assert fault.fired == 2
+    assert provider.calls.stats.throttled["forwardingRules.list"] == 2
+
+
+def test_a_client_error_answer_is_not_retried(sandbox, server):
+    provider = provider_for(sandbox)
+    fault = server.inject(400, count=1, operations=["forwardingRules.list"])
+    with pytest.raises(gexc.BadRequest):
+        provider.plan(intent_for(provider, make_service(), sandbox.nodes))
+    assert fault.fired == 1 and sum(provider.calls.stats.retries.values()) == 0

@@ -467,3 +467,21 @@ def test_faults_and_the_request_log(api, server):
         ("regionHealthChecks.insert", 200),
     ]
     assert server.mutating_requests() == [f"POST /compute/v1/projects/{P}/regions/{R}/healthChecks"] * 2
+
+
+def test_seeded_instances_carry_zone_ip_and_network_tags(sandbox):
+    creds = AnonymousCredentials()
+    instances = c.InstancesClient(
+        credentials=creds, client_options=ClientOptions(api_endpoint=sandbox.endpoint)
+    )
+    zones = sorted({n.zone for n in sandbox.nodes})
+    assert len(zones) == 2
+    for node in sandbox.nodes:
+        inst = instances.get(project=P, zone=node.zone, instance=node.name)
+        assert inst.network_interfaces[0].network_i_p == node.internal_ip
+        assert list(inst.tags.items) == ["k8s-sandbox-node"]
+        assert node.provider_id == f"gce://{P}/{node.zone}/{node.name}"
+    listed = [i.name for i in instances.list(project=P, zone=zones[0])]
+    assert listed == sorted(n.name for n in sandbox.nodes if n.zone == zones[0])
+    added = sandbox.add_node("late")
+    assert instances.get(project=P, zone=added.zone, instance="late").status == "RUNNING"
