@@ -1101,3 +1101,10 @@ def test_load_balancer_status_rules(core: k8s.CoreV1Api) -> None:
     code, body = api_error(status, [{"ip": "1.2.3.4"}])
     assert code == 422 and "may only be used when `spec.type` is 'LoadBalancer'" in body["message"]
     assert status([])["status"]["loadBalancer"] == {"ingress": []}
+
+
+def test_headless_only_for_cluster_ip(core: k8s.CoreV1Api) -> None:
+    headless = create(core, lb_service("headless", type="ClusterIP", clusterIP="None"))
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["clusterIPs"] == ["None"]
+    code, _ = api_error(core.create_namespaced_service, "default", lb_service("lbheadless", clusterIP="None"))
+    assert code == 422

@@ -201,3 +201,26 @@ def test_invalid_objects_are_reported_by_kubectl(kubectl) -> None:  # type: igno
     assert proc.returncode != 0
     assert 'Service "badport" is invalid' in proc.stderr
     assert "spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range" in proc.stderr
+
+
+def test_kubectl_over_https_with_token(tmp_path: Path) -> None:
+    binary = kubectl_path()
+    with KubeAPIServer(tls=True, token="kubectl-token") as srv:
+        config = srv.write_kubeconfig(tmp_path / "config")
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+        ok = subprocess.run(
+            [binary, "--kubeconfig", config, "get", "svc", "-A"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert ok.returncode == 0 and "kubernetes" in ok.stdout, ok.stderr
+        denied = subprocess.run(
+            [binary, "--kubeconfig", config, "--token", "wrong", "get", "svc"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert denied.returncode != 0 and "Unauthorized" in denied.stderr

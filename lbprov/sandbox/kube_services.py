@@ -153,6 +153,10 @@ def _validate(spec: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
         return causes
     ports = spec.get("ports") or []
     headless = spec.get("clusterIP") == "None"
+    if headless and kind != "ClusterIP":
+        causes.append(
+            invalid_value("spec.clusterIP", "None", f"may not be set to 'None' for {kind} services")
+        )
     if not ports and not headless:
         causes.append(required("spec.ports"))
     names: set[str] = set()
@@ -403,9 +407,8 @@ def prepare_service(
         spec["clusterIP"] = candidate
     if not spec.get("clusterIPs") or spec["clusterIPs"][0] != spec["clusterIP"]:
         spec["clusterIPs"] = [spec["clusterIP"]]
-    if spec["clusterIP"] != "None":
-        spec.setdefault("ipFamilies", ["IPv4"])
-        spec.setdefault("ipFamilyPolicy", "SingleStack")
+    spec.setdefault("ipFamilies", ["IPv4"])
+    spec.setdefault("ipFamilyPolicy", "SingleStack")
     return spec
 
 
