@@ -37,6 +37,13 @@ def _enum_for(desc: Descriptor, json_name: str) -> list[str] | None:
     return None
 
 
+def _repeated(field: FieldDescriptor) -> bool:
+    flag = getattr(field, "is_repeated", None)  # protobuf >= 5; older ones only have ``label``
+    if flag is not None:
+        return bool(flag)
+    return bool(field.label == FieldDescriptor.LABEL_REPEATED)
+
+
 def check_fields(body: Any, desc: Descriptor, where: str = "resource") -> None:
     """Raise 400 for an unknown field, a wrongly typed value or an enum value the API does not know."""
     if not isinstance(body, dict):
@@ -51,7 +58,7 @@ def check_fields(body: Any, desc: Descriptor, where: str = "resource") -> None:
                 f"Invalid JSON payload received. Unknown name \"{key}\" at '{where}': Cannot find field.",
             )
         path = f"{where}.{key}"
-        repeated = bool(field.is_repeated)
+        repeated = _repeated(field)
         if repeated and not (field.message_type and field.message_type.GetOptions().map_entry):
             if not isinstance(value, list):
                 raise invalid(path, "expected a list")
