@@ -270,3 +270,25 @@ def test_unreachable_server_backs_off_then_syncs() -> None:
             assert inf.wait_synced(10)
     finally:
         inf.stop()
+
+
+def test_recreated_during_gap_is_delete_then_add(client: KubeClient, server: KubeAPIServer) -> None:
+    client.create_service("default", service("phoenix"))
+    rec = Recorder()
+    inf = start(client, "services", rec)
+    try:
+        old_uid = inf.get("default/phoenix")["metadata"]["uid"]  # type: ignore[index]
+        wait_until(lambda: server.open_watch_count() == 1, what="the watch")
+        server.expire_resource_versions()
+        server.drop_watches()
+        client.delete_service("default", "phoenix")
+        client.create_service("default", service("phoenix"))
+        server.expire_resource_versions()
+        wait_until(lambda: rec.state == server_state(client), what="catch up")
+        new = inf.get("default/phoenix")
+        assert new is not None and new["metadata"]["uid"] != old_uid
+        phoenix = [c for c in rec.calls if c[1] == "default/phoenix"]
+        # Either the watch saw both events, or the relist diff reports them as delete + add.
+        assert phoenix[-2:] == [("delete", "default/phoenix"), ("add", "default/phoenix")]
+    finally:
+        inf.stop()

@@ -33,6 +33,10 @@ def object_key(obj: Obj, kind: str) -> str:
     return f"{meta.get('namespace')}/{meta.get('name')}"
 
 
+def _uid(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("uid") or "")
+
+
 def _rv(obj: Obj) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
@@ -163,6 +167,10 @@ class Informer:
             before = old.get(key)
             if before is None:
                 self._emit_add(obj)
+            elif _uid(before) != _uid(obj):
+                # Deleted and re-created while the watch was down: two objects, not one changed.
+                self._emit_delete(before)
+                self._emit_add(obj)
             elif _rv(before) != _rv(obj):
                 self._emit_update(before, obj)
         for key, obj in old.items():
@@ -206,7 +214,7 @@ class Informer:
             if rv:
                 self._resource_version = rv
         if kind == "DELETED":
-            self._emit_delete(before if before is not None and _rv(before) == rv else obj)
+            self._emit_delete(obj)  # the object's last state, as the event carries it
         elif before is None:
             self._emit_add(obj)
         else:
