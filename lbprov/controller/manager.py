@@ -276,6 +276,7 @@ class Controller:
         if not (self.services.wait_synced(timeout) and self.nodes.wait_synced(timeout)):
             raise TimeoutError(f"informer caches did not sync within {timeout}s")
         self._synced = True
+        self.node_sync.armed = True
         if self.metrics is not None:
             self.metrics.synced.set(1)
         log.info("caches synced", extra={"identity": self.identity})

@@ -38,6 +38,9 @@ class NodeSync:
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self._stopped = False
+        #: Events before the node cache is synced (the informer's initial list) are ignored: the
+        #: controller plans every Service once it starts anyway.
+        self.armed = False
         self.triggers = 0  # times the managed Services were re-enqueued (for tests and logs)
 
     # informer handlers
@@ -51,7 +54,7 @@ class NodeSync:
         self._changed(node, None)
 
     def _changed(self, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> None:
-        if node_signature(old) == node_signature(new):
+        if not self.armed or node_signature(old) == node_signature(new):
             return
         name = ((new or old or {}).get("metadata") or {}).get("name")
         log.debug("node set changed", extra={"reason": f"node {name}"})
