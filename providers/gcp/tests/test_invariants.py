@@ -213,3 +213,29 @@ def test_dry_run_plans_without_a_single_mutating_request(sandbox, server):
     assert not reader.plan(changed).empty
     assert len(reader.plan_delete(intent.ref).changes) >= 6
     assert server.mutating_requests() == []
+
+
+def test_list_owned_reports_each_services_load_balancer_for_gc(provider, sandbox, server):
+    a = intent_for(
+        provider,
+        make_service("a", namespace="x", ports=[("TCP", 80, 30001), ("UDP", 53, 30002)]),
+        sandbox.nodes,
+    )
+    b = intent_for(
+        provider,
+        make_service("b", annotations={"networking.gke.io/load-balancer-type": "Internal"}, local=True),
+        sandbox.nodes,
+    )
+    converge(provider, a)
+    converge(provider, b)
+    _foreign_rule(server, "not-ours")
+    owned = {o.ref: o for o in provider.list_owned()}
+    assert set(owned) == {a.ref, b.ref}
+    assert owned[a.ref].name == a.lb_name and owned[a.ref].kind == "gcp-passthrough-external"
+    assert owned[b.ref].kind == "gcp-passthrough-internal"
+    kinds = [k for k, _ in owned[a.ref].resources]
+    assert kinds.count("forwarding-rule") == 2 and kinds.count("backend-service") == 2
+    assert ("health-check", b.lb_name) in owned[b.ref].resources
+    # another cluster's provider sees none of it
+    other = provider_for(sandbox, cluster_name="other")
+    assert other.list_owned() == []

@@ -84,6 +84,7 @@ class GCPProvider:
         )
         self._compute = compute
         self._reader: Reader | None = None
+        self._init_lock = threading.Lock()
         # Shared resources (instance groups, the shared check and its firewall) this process knows
         # exist: concurrent reconciles that all planned to create one then create it once. Any
         # failed apply forgets them, so a resource deleted behind our back is created again.
@@ -94,15 +95,18 @@ class GCPProvider:
     def compute(self) -> Compute:
         # Built on first use, so that constructing a provider (and validating Services) needs no
         # credentials and makes no call.
-        if self._compute is None:
-            self._compute = Compute(self.settings, self.calls)
-        return self._compute
+        with self._init_lock:
+            if self._compute is None:
+                self._compute = Compute(self.settings, self.calls)
+            return self._compute
 
     @property
     def reader(self) -> Reader:
-        if self._reader is None:
-            self._reader = Reader(self.compute)
-        return self._reader
+        compute = self.compute
+        with self._init_lock:
+            if self._reader is None:
+                self._reader = Reader(compute)
+            return self._reader
 
     @contextmanager
     def read_round(self) -> Iterator[ReadRound]:
