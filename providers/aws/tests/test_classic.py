@@ -6,6 +6,7 @@ import pytest
 from lbprov_aws import AWSProvider
 from lbprov_aws.testing import (
     ANN,
+    CLUSTER,
     AwsView,
     Svc,
     converge,
@@ -55,17 +56,40 @@ def test_classic_lifecycle(provider: AWSProvider, cloud: SandboxCloud, view: Aws
     assert sorted(lb["Subnets"]) == sorted(cloud.extra["public_subnets"])
     # Its own security group opens the service ports to the source ranges...
     [sg] = [sg for sg in view.security_groups() if sg["GroupName"] == f"k8s-elb-{svc.lb_name}"]
-    assert lb["SecurityGroups"] == [sg["GroupId"]]
+    [backend] = [sg for sg in view.security_groups() if sg["GroupName"] == f"k8s-elb-backend-{CLUSTER}"]
+    assert sorted(lb["SecurityGroups"]) == sorted([sg["GroupId"], backend["GroupId"]])
     opened = {(p["FromPort"], r["CidrIp"]) for p in sg["IpPermissions"] for r in p["IpRanges"]}
     assert opened == {(80, "203.0.113.0/24"), (443, "203.0.113.0/24")}
-    # ...and the node group admits that group.
-    assert (sg["GroupId"], f"lbprov.io/rule/elb={svc.lb_name}") in view.node_pair_rules()
+    # ...and the node group admits the cluster's shared backend group: one rule for all classic ELBs.
+    assert view.node_pair_rules() == [(backend["GroupId"], f"lbprov.io/rule/elb-backend={CLUSTER}")]
     assert view.node_rules() == set()
 
     ingress = provider.apply(provider.plan(intent))
     assert ingress[0].hostname == lb["DNSName"]
     delete_all(provider, svc)
     view.assert_nothing_owned(svc, [30080, 30443])
+    # It was the last classic ELB: the shared group and its node rule are gone too.
+    assert [sg for sg in view.security_groups() if sg["GroupName"].startswith("k8s-elb-")] == []
+    assert view.node_pair_rules() == []
+
+
+def test_classic_elbs_share_one_node_rule(provider: AWSProvider, cloud: SandboxCloud, view: AwsView) -> None:
+    nodes = node_objects(cloud)
+    services = [
+        Svc(name=f"c{i}", ports=[(80, "TCP", 30100 + i)], annotations=dict(CLASSIC)) for i in range(3)
+    ]
+    for svc in services:
+        converge(provider, intent_of(provider, svc, nodes))
+    [(backend_id, _)] = view.node_pair_rules()
+    for lb in view.classics():
+        assert backend_id in lb["SecurityGroups"]
+    delete_all(provider, services[0])
+    assert view.node_pair_rules() == [(backend_id, f"lbprov.io/rule/elb-backend={CLUSTER}")]
+    for svc in services[1:]:
+        assert provider.plan(intent_of(provider, svc, nodes)).empty
+        delete_all(provider, svc)
+    assert view.node_pair_rules() == []
+    assert [sg for sg in view.security_groups() if sg["GroupName"].startswith("k8s-elb-")] == []
 
 
 def test_classic_updates_in_place(provider: AWSProvider, cloud: SandboxCloud, view: AwsView) -> None:

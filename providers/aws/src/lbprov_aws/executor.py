@@ -38,6 +38,7 @@ class Executor:
             "dns": plan.data.get("dns"),
             "tg_arns": dict(plan.data.get("tg_arns", {})),
             "elb_sg_id": plan.data.get("elb_sg_id"),
+            "backend_sg_id": plan.data.get("backend_sg_id"),
             "vpc_id": plan.data.get("vpc_id"),
         }
         handlers: dict[str, Callable[[Change, dict[str, Any]], None]] = {
@@ -235,7 +236,7 @@ class Executor:
 
     def _node_pair(self, c: Change, ctx: dict[str, Any]) -> None:
         assert c.cloud_id is not None
-        source = c.data.get("source") or ctx["elb_sg_id"]
+        source = c.data.get("source") or ctx["backend_sg_id"]
         perm = {
             "IpProtocol": "-1",
             "UserIdGroupPairs": [{"GroupId": source, "Description": c.data["description"]}],
@@ -250,11 +251,15 @@ class Executor:
         resp = self.clients.call(
             "ec2:CreateSecurityGroup",
             GroupName=c.name,
-            Description=f"lbprov: classic ELB {c.name[len('k8s-elb-') :]}",
+            Description=(
+                "lbprov: shared backend group of the cluster's classic ELBs"
+                if after.get("shared")
+                else f"lbprov: classic ELB {c.name[len('k8s-elb-') :]}"
+            ),
             VpcId=after["vpc"],
             TagSpecifications=[{"ResourceType": "security-group", "Tags": _tags(after["tags"])}],
         )
-        ctx["elb_sg_id"] = resp["GroupId"]
+        ctx[c.data.get("ctx_key", "elb_sg_id")] = resp["GroupId"]
 
     def _elb_sg_rule(self, c: Change, ctx: dict[str, Any]) -> None:
         self._ingress(c.action, ctx["elb_sg_id"], c.data["permission"])
@@ -269,7 +274,11 @@ class Executor:
             if c.action is Action.DELETE:
                 return
         after = dict(c.after or {})
-        sgs = [ctx["elb_sg_id"] if g == c.data.get("sg_name") else g for g in after["security_groups"]]
+        placeholders = {
+            c.data.get("sg_name"): ctx["elb_sg_id"],
+            c.data.get("backend_name"): ctx["backend_sg_id"],
+        }
+        sgs = sorted(placeholders.get(g, g) for g in after["security_groups"])
         if c.action is Action.CREATE and self._existing_classic(c, ctx):
             return
         if c.action in (Action.CREATE, Action.REPLACE):

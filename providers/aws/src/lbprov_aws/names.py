@@ -50,9 +50,17 @@ def nlb_rule_description(kind: str, cluster: str) -> str:
     return f"lbprov.io/rule/nlb/{kind}={cluster}"
 
 
-def elb_rule_description(lb_name: str) -> str:
-    """The node security group rule that lets one classic ELB's security group in."""
-    return f"lbprov.io/rule/elb={lb_name}"
+def elb_backend_security_group_name(cluster: str) -> str:
+    """One group attached to every classic ELB of the cluster (next to each ELB's own group), so
+    that the node security group needs ONE rule for all classic ELBs, not one per ELB (upstream's
+    per-ELB rule exhausts the node group's rule limit; aws-load-balancer-controller's "backend
+    security group" does the same)."""
+    return f"k8s-elb-backend-{cluster}"
+
+
+def elb_backend_rule_description(cluster: str) -> str:
+    """The node security group rule that lets the cluster's classic ELBs in."""
+    return f"lbprov.io/rule/elb-backend={cluster}"
 
 
 def elb_sg_rule_description(lb_name: str) -> str:

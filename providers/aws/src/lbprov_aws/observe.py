@@ -115,6 +115,8 @@ class ClusterContext:
     #: Cluster-tagged security groups (node groups and classic ELB groups), plus an explicit node SG.
     security_groups: list[ObservedSG]
     instances: dict[str, dict[str, Any]]
+    #: Classic ELBs of the cluster other than the Service's: set only when a plan deletes one.
+    other_classic_elbs: int | None = None
 
 
 def _nlb(raw: dict[str, Any], tags: dict[str, str]) -> ObservedNLB:
@@ -396,6 +398,30 @@ class Reader:
                 [lb for lb in rnd.classics.values() if owned(lb.tags)],
                 [tg for tg in rnd.target_groups if owned(tg.tags)],
             )
+
+    def owned_classic_names(self) -> set[str]:
+        """Names of every classic ELB this cluster owns (listing + tags, 20 names per call)."""
+        rnd = self.round or ReadRound()
+        with rnd.lock:
+            if self.round is None or rnd.dirty:
+                rnd.classics = None
+            if rnd.classics is None:
+                raw = [
+                    lb
+                    for lb in self.clients.pages(
+                        "elb:DescribeLoadBalancers",
+                        "LoadBalancerDescriptions",
+                        token_in="Marker",
+                        token_out="NextMarker",
+                        PageSize=400,
+                    )
+                    if _could_be_ours_lb(lb["LoadBalancerName"])
+                ]
+                tags = self.elb_tags([lb["LoadBalancerName"] for lb in raw])
+                rnd.classics = {
+                    lb["LoadBalancerName"]: _classic(lb, tags.get(lb["LoadBalancerName"], {})) for lb in raw
+                }
+            return {n for n, lb in rnd.classics.items() if naming.is_owned_by_cluster(lb.tags, self.cluster)}
 
     # -- cluster context -------------------------------------------------------------------------
 

@@ -727,6 +727,30 @@ class Planner:
                     data={"type": "elb-sg", "name": sg_name},
                 ),
             )
+        backend_name = names.elb_backend_security_group_name(self.cluster)
+        backend = next(
+            (sg for sg in ctx.security_groups if sg.name == backend_name and sg.vpc_id == ctx.vpc_id), None
+        )
+        if backend is not None:
+            if not naming.is_owned_by_cluster(backend.tags, self.cluster):
+                raise OwnershipConflict(
+                    f"security group {backend_name!r} exists in {ctx.vpc_id} but is not owned by cluster "
+                    f"{self.cluster!r}; lbprov never adopts a foreign resource"
+                )
+            data["backend_sg_id"] = backend.id
+        else:
+            b.add(
+                P_ELB_SG,
+                Change(
+                    Action.CREATE,
+                    "security-group",
+                    backend_name,
+                    None,
+                    {"vpc": ctx.vpc_id, "tags": naming.cluster_tags(self.cluster), "shared": True},
+                    reason="shared by the cluster's classic ELBs",
+                    data={"type": "elb-sg", "ctx_key": "backend_sg_id"},
+                ),
+            )
         # Its ingress: the service ports from the source ranges (the group is ours alone).
         desired = {("tcp", p.port, p.port, cidr) for p in intent.ports for cidr in intent.source_ranges}
         current: set[tuple[str, int, int, str]] = set()
@@ -759,7 +783,9 @@ class Planner:
         after = {
             "scheme": "internal" if intent.scheme == "internal" else "internet-facing",
             "subnets": select_subnets(opts, intent.scheme, ctx, self.cluster),
-            "security_groups": [elb_sg.id if elb_sg else sg_name],
+            "security_groups": sorted(
+                [elb_sg.id if elb_sg else sg_name, backend.id if backend else backend_name]
+            ),
             "health_check": classic_health(intent, opts),
             "cross_zone": opts.cross_zone,
             "instances": instance_ids(intent, ctx),
@@ -774,7 +800,7 @@ class Planner:
                     intent.lb_name,
                     None,
                     {**after, "listeners": [listeners[k] for k in sorted(listeners, key=int)]},
-                    data={"type": "classic", "sg_name": sg_name},
+                    data={"type": "classic", "sg_name": sg_name, "backend_name": backend_name},
                 ),
             )
         else:
@@ -806,7 +832,7 @@ class Planner:
                         {**after, "listeners": [listeners[k] for k in sorted(listeners, key=int)]},
                         cloud_id=classic.name,
                         reason="the scheme of a load balancer cannot change",
-                        data={"type": "classic", "sg_name": sg_name},
+                        data={"type": "classic", "sg_name": sg_name, "backend_name": backend_name},
                     ),
                 )
             else:
@@ -820,7 +846,7 @@ class Planner:
                             before,
                             after,
                             cloud_id=classic.name,
-                            data={"type": "classic", "sg_name": sg_name},
+                            data={"type": "classic", "sg_name": sg_name, "backend_name": backend_name},
                         ),
                     )
                 seen: dict[str, dict[str, Any]] = {}
@@ -854,17 +880,15 @@ class Planner:
                             data={"type": "classic-listener"},
                         ),
                     )
-        # The node security group admits everything from the ELB's group (upstream's design).
-        if self.manage_sg:
-            pair_desc = names.elb_rule_description(intent.lb_name)
-            existing = self._pair_rules(ctx, pair_desc)
-            want_sg = node_sg.id if node_sg is not None else None
-            source = elb_sg.id if elb_sg else None
-            for sg_id, group in existing:
-                if sg_id != want_sg or (source is not None and group != source):
-                    b.add(P_SG_DEL, self._pair_change(Action.DELETE, sg_id, group, pair_desc))
-            if want_sg is not None and (want_sg, source) not in existing:
-                b.add(P_SG_ADD, self._pair_change(Action.CREATE, want_sg, source, pair_desc, sg_name=sg_name))
+        # The node security group admits everything from the cluster's shared ELB backend group.
+        if self.manage_sg and node_sg is not None:
+            pair_desc = names.elb_backend_rule_description(self.cluster)
+            source = backend.id if backend else None
+            if (node_sg.id, source) not in self._pair_rules(ctx, pair_desc):
+                b.add(
+                    P_SG_ADD,
+                    self._pair_change(Action.CREATE, node_sg.id, source, pair_desc, sg_name=backend_name),
+                )
 
     def _elb_sg_rule(self, action: Action, sg_name: str, key: tuple[str, int, int, str], desc: str) -> Change:
         proto, lo, hi, cidr = key
@@ -935,10 +959,28 @@ class Planner:
                     data={"type": "classic"},
                 ),
             )
-        if self.manage_sg:
-            desc = names.elb_rule_description(name)
-            for sg_id, group in sorted(self._pair_rules(ctx, desc), key=str):
-                b.add(P_SG_DEL, self._pair_change(Action.DELETE, sg_id, group, desc))
+        if classic is not None and ctx.other_classic_elbs == 0:
+            # The last classic ELB of the cluster: the shared backend group and its rule go too.
+            desc = names.elb_backend_rule_description(self.cluster)
+            if self.manage_sg:
+                for sg_id, group in sorted(self._pair_rules(ctx, desc), key=str):
+                    b.add(P_SG_DEL, self._pair_change(Action.DELETE, sg_id, group, desc))
+            backend_name = names.elb_backend_security_group_name(self.cluster)
+            for sg in ctx.security_groups:
+                if sg.name == backend_name and naming.is_owned_by_cluster(sg.tags, self.cluster):
+                    b.add(
+                        P_ELB_SG_DEL,
+                        Change(
+                            Action.DELETE,
+                            "security-group",
+                            backend_name,
+                            {"id": sg.id, "vpc": sg.vpc_id},
+                            None,
+                            cloud_id=sg.id,
+                            reason="no classic ELB of the cluster is left",
+                            data={"type": "elb-sg"},
+                        ),
+                    )
         sg_name = names.elb_security_group_name(name)
         uid = ref.uid if ref else (classic.tags.get(naming.SERVICE_UID_TAG) if classic else None)
         for sg in ctx.security_groups:

@@ -21,7 +21,7 @@ from lbprov_aws import operations
 from lbprov_aws.clients import AWSClients
 from lbprov_aws.executor import Executor
 from lbprov_aws.names import elb_security_group_name, target_group_prefix
-from lbprov_aws.observe import Reader, ReadRound
+from lbprov_aws.observe import ClusterContext, Reader, ReadRound, ServiceState
 from lbprov_aws.options import AWSOptions, provider_id_instance, resolve
 from lbprov_aws.planner import Planner
 from lbprov_aws.settings import AWSSettings
@@ -87,8 +87,15 @@ class AWSProvider:
             known = {sg.id for sg in ctx.security_groups}
             named = self.reader.security_groups_named(elb_security_group_name(intent.lb_name), ctx.vpc_id)
             ctx.security_groups = [*ctx.security_groups, *(sg for sg in named if sg.id not in known)]
+        if intent.options.kind != "classic":
+            self._count_other_classics(ctx, state, intent.ref.uid, intent.lb_name)
         out = self.planner.plan(intent, ctx, state)
         return Plan("aws", intent.ref, tuple(out.changes), intent, out.ingress, data=out.data)
+
+    def _count_other_classics(self, ctx: ClusterContext, state: ServiceState, uid: str, lb_name: str) -> None:
+        """Only a plan that deletes this Service's classic ELB needs to know whether it is the last."""
+        if state.classic is not None and naming.is_owned_by_service(state.classic.tags, self.cluster, uid):
+            ctx.other_classic_elbs = len(self.reader.owned_classic_names() - {lb_name})
 
     def plan_delete(self, ref: ServiceRef) -> Plan:
         """Finds everything by the Service UID's name and ownership tags, whatever the annotations say."""
@@ -96,6 +103,7 @@ class AWSProvider:
             ref.uid, naming.lb_name(ref.uid), target_group_prefix(ref), details=False
         )
         ctx = self.reader.cluster_context([], vpc_id=self.settings.vpc_id, need_vpc=False)
+        self._count_other_classics(ctx, state, ref.uid, naming.lb_name(ref.uid))
         out = self.planner.plan_delete(ref, ctx, state)
         return Plan("aws", ref, tuple(out.changes), None, (), data=out.data)
 
