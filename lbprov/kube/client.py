@@ -156,7 +156,11 @@ class WatchStream(Iterator[tuple[str, Obj]]):
                 raise WatchDropped(str(exc)) from exc
             if not line.strip():
                 continue
-            event = json.loads(line)
+            try:
+                event = json.loads(line)
+            except ValueError as exc:  # a line cut short by a broken connection
+                self.close()
+                raise WatchDropped(f"undecodable watch event: {exc}") from exc
             kind = str(event.get("type") or "")
             obj = event.get("object") or {}
             if kind == "ERROR":

@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -511,7 +512,7 @@ class _Handler(BaseHTTPRequestHandler):
                     break
                 try:
                     ev = watcher.events.get(timeout=min(remaining, api.bookmark_interval))
-                except Exception:  # queue.Empty
+                except queue.Empty:
                     ev = None
                     if watcher.dropped:
                         break
