@@ -423,7 +423,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif verb == "delete":
             if route.subresource:
                 raise method_not_allowed()
-            options = json.loads(body) if body else None
+            options = self._json_body(body) if body else None
             obj = store.delete(res.plural, ns, route.name, options, dry_run=dry_run)
         else:  # pragma: no cover - _verb covers every method
             raise method_not_allowed()
