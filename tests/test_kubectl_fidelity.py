@@ -224,3 +224,43 @@ def test_kubectl_over_https_with_token(tmp_path: Path) -> None:
             env=env,
         )
         assert denied.returncode != 0 and "Unauthorized" in denied.stderr
+
+
+def test_apply_removals_use_strategic_merge_directives(kubectl, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: shrink
+  labels: {x: "1", y: "2"}
+  finalizers: ["example.com/one", "example.com/two"]
+spec:
+  type: LoadBalancer
+  ports:
+  - {name: http, port: 80}
+  - {name: https, port: 443}
+"""
+    second = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: shrink
+  labels: {x: "1"}
+  finalizers: ["example.com/one"]
+spec:
+  type: LoadBalancer
+  ports:
+  - {name: http, port: 80}
+"""
+    manifest = tmp_path / "shrink.yaml"
+    manifest.write_text(first)
+    kubectl("apply", "-f", str(manifest))
+    port80 = get_json(kubectl, "svc", "shrink")["spec"]["ports"][0]["nodePort"]
+    manifest.write_text(second)
+    kubectl("apply", "-f", str(manifest))  # $deleteFromPrimitiveList, $setElementOrder, $patch: delete
+    svc = get_json(kubectl, "svc", "shrink")
+    assert svc["metadata"]["labels"] == {"x": "1"}
+    assert svc["metadata"]["finalizers"] == ["example.com/one"]
+    assert [(p["port"], p["nodePort"]) for p in svc["spec"]["ports"]] == [(80, port80)]
+    kubectl("patch", "svc", "shrink", "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+    kubectl("delete", "svc", "shrink")
