@@ -915,6 +915,8 @@ def test_requests_are_recorded_with_kubernetes_verbs(
         RecordedRequest("delete", "", "services", "", "default"),
         RecordedRequest("list", "coordination.k8s.io", "leases", "", "lbprov-system"),
     ]
+    names = [name for _, name in server.requests_with_names]
+    assert names == [None, "rec", None, None, None, "rec", "rec", "rec", "rec", None]
 
 
 def test_table_output_for_kubectl(server: KubeAPIServer, core: k8s.CoreV1Api) -> None:

@@ -216,7 +216,8 @@ class _Handler(BaseHTTPRequestHandler):
             api.record(
                 RecordedRequest(
                     verb, route.resource.group, route.resource.plural, route.subresource, route.namespace
-                )
+                ),
+                route.name,
             )
             self._dispatch(verb, route, query, body)
         except ApiError as err:
@@ -610,6 +611,7 @@ class KubeAPIServer:
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._requests: list[RecordedRequest] = []
+        self._names: list[str | None] = []
         self._non_resource: list[tuple[str, str]] = []
         self._record_lock = threading.Lock()
 
@@ -707,9 +709,10 @@ class KubeAPIServer:
 
     # -- request recording ----------------------------------------------------------------------
 
-    def record(self, req: RecordedRequest) -> None:
+    def record(self, req: RecordedRequest, name: str | None = None) -> None:
         with self._record_lock:
             self._requests.append(req)
+            self._names.append(name)
 
     def record_non_resource(self, method: str, path: str) -> None:
         with self._record_lock:
@@ -722,6 +725,13 @@ class KubeAPIServer:
             return list(self._requests)
 
     @property
+    def requests_with_names(self) -> list[tuple[RecordedRequest, str | None]]:
+        """Each request with the object name it addressed (None for list/watch/create), for
+        checking RBAC ``resourceNames``."""
+        with self._record_lock:
+            return list(zip(self._requests, self._names, strict=True))
+
+    @property
     def non_resource_requests(self) -> list[tuple[str, str]]:
         with self._record_lock:
             return list(self._non_resource)
@@ -729,6 +739,7 @@ class KubeAPIServer:
     def clear_requests(self) -> None:
         with self._record_lock:
             self._requests.clear()
+            self._names.clear()
             self._non_resource.clear()
 
 
