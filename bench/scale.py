@@ -78,8 +78,8 @@ def child(args: argparse.Namespace) -> int:
         workers=args.workers,
         resync_period=3600,
         node_debounce=args.node_debounce,
-        backoff_base=1.0,
-        backoff_max=10.0,
+        backoff_base=args.backoff_base,
+        backoff_max=args.backoff_max,
     )
     controller = Controller(kube, {"aws": provider}, config, metrics=Metrics())
     t0 = time.monotonic()
@@ -196,6 +196,7 @@ def parent(args: argparse.Namespace) -> dict[str, Any]:
         "ports_per_service": 1,
         "node_ports": args.node_ports,
         "manage_node_security_group": not args.no_node_sg,
+        "backoff_seconds": [args.backoff_base, args.backoff_max],
     }
     with KubeAPIServer() as api:
         kube = KubeClient.for_url(api.url)
@@ -238,6 +239,10 @@ def parent(args: argparse.Namespace) -> dict[str, Any]:
             str(args.latency_ms),
             "--node-debounce",
             str(args.node_debounce),
+            "--backoff-base",
+            str(args.backoff_base),
+            "--backoff-max",
+            str(args.backoff_max),
         ]
         api.clear_requests()
         child_proc = Child(argv, env)
@@ -337,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
         "--latency-ms", type=float, default=20.0, help="added latency per cloud request (default 20)"
     )
     p.add_argument("--node-debounce", type=float, default=1.0, help="node sync debounce, seconds (default 1)")
+    p.add_argument(
+        "--backoff-base", type=float, default=5.0, help="first retry delay (default 5, as lbprov run)"
+    )
+    p.add_argument("--backoff-max", type=float, default=300.0, help="retry delay cap (default 300)")
     p.add_argument(
         "--node-ports",
         choices=("contiguous", "random"),

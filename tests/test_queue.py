@@ -143,3 +143,12 @@ def test_invalid_backoff_is_rejected() -> None:
         WorkQueue(backoff_base=0)
     with pytest.raises(ValueError):
         WorkQueue(backoff_base=10, backoff_max=5)
+
+
+def test_jitter_shortens_the_backoff_by_at_most_the_fraction() -> None:
+    q: WorkQueue[str] = WorkQueue(backoff_base=10, backoff_max=100, jitter=0.5)
+    delays = [q.add_rate_limited(f"k{i}") for i in range(50)]
+    assert all(5 <= d <= 10 for d in delays)
+    assert len(set(delays)) > 1, "keys failing together retry at different times"
+    with pytest.raises(ValueError):
+        WorkQueue(jitter=1.0)

@@ -87,6 +87,14 @@ def register(sub: Any) -> None:
         help="first retry delay of a failing Service (default: 5)",
     )
     c.add_argument(
+        "--backoff-jitter",
+        type=float,
+        default=0.5,
+        metavar="FRACTION",
+        help="retry delays are drawn from [(1-FRACTION)*delay, delay] so Services that failed together "
+        "do not retry in lockstep (default: 0.5; 0 = exact doubling)",
+    )
+    c.add_argument(
         "--backoff-max",
         type=float,
         default=300.0,
@@ -179,6 +187,7 @@ def make_config(args: argparse.Namespace, names: list[str], cluster: str) -> Con
         node_debounce=args.node_debounce,
         backoff_base=args.backoff_base,
         backoff_max=args.backoff_max,
+        backoff_jitter=args.backoff_jitter,
         leader_elect=leader_elect,
         lease_namespace=args.lease_namespace or default_lease_namespace(),
         lease_name=args.lease_name,

@@ -75,6 +75,9 @@ class ControllerConfig:
     node_debounce: float = 1.0
     backoff_base: float = 5.0
     backoff_max: float = 300.0
+    #: Retry delays are drawn from [(1-j)*d, d], so Services that failed together on a shared cloud
+    #: resource do not retry in lockstep.
+    backoff_jitter: float = 0.5
     leader_elect: bool = False
     lease_namespace: str = "kube-system"
     lease_name: str = "lbprov"
@@ -97,7 +100,9 @@ class _Workers:
     def __init__(self, controller: Controller) -> None:
         self.c = controller
         cfg = controller.config
-        self.queue: WorkQueue[str] = WorkQueue(backoff_base=cfg.backoff_base, backoff_max=cfg.backoff_max)
+        self.queue: WorkQueue[str] = WorkQueue(
+            backoff_base=cfg.backoff_base, backoff_max=cfg.backoff_max, jitter=cfg.backoff_jitter
+        )
         self.threads = [
             threading.Thread(target=self._work, name=f"lbprov-worker-{i}", daemon=True)
             for i in range(cfg.workers)

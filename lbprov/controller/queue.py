@@ -7,7 +7,8 @@ together, and the whole thing is ~150 lines:
 * **one worker per key** -- a key being processed is not handed to a second worker; if it is added
   again meanwhile, it is processed once more after :meth:`WorkQueue.done` (so no update is lost);
 * **per-key exponential backoff** -- :meth:`WorkQueue.add_rate_limited` delays a failing key by
-  ``base * 2**failures`` up to ``max`` (5 s -> 300 s by default, as upstream's service controller);
+  ``base * 2**failures`` up to ``max`` (5 s -> 300 s by default, as upstream's service controller),
+  optionally shortened by a random ``jitter`` fraction;
   :meth:`WorkQueue.forget` resets it after a success;
 * **delayed adds** -- :meth:`WorkQueue.add_after` (the earliest pending time wins);
 * **shutdown** -- :meth:`WorkQueue.shutdown` makes :meth:`WorkQueue.get` return ``None`` at once, so
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import random
 import threading
 import time
 from collections import deque
@@ -38,12 +40,16 @@ class WorkQueue(Generic[K]):
         *,
         backoff_base: float = DEFAULT_BACKOFF_BASE,
         backoff_max: float = DEFAULT_BACKOFF_MAX,
+        jitter: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if backoff_base <= 0 or backoff_max < backoff_base:
             raise ValueError("backoff: need 0 < base <= max")
+        if not 0 <= jitter < 1:
+            raise ValueError("jitter: need 0 <= jitter < 1")
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.jitter = jitter
         self._clock = clock
         self._cond = threading.Condition()
         self._queue: deque[K] = deque()
@@ -87,11 +93,17 @@ class WorkQueue(Generic[K]):
             self._cond.notify_all()  # a waiting get() may need to wake up earlier
 
     def add_rate_limited(self, key: K) -> float:
-        """Queue ``key`` after its backoff (which then doubles); returns the delay used."""
+        """Queue ``key`` after its backoff (which then doubles); returns the delay used.
+
+        With ``jitter`` j the delay is drawn from [(1-j)*d, d]: keys that failed together (say, on a
+        shared cloud resource) do not all retry in the same instant and collide again.
+        """
         with self._cond:
             failures = self._failures.get(key, 0)
             self._failures[key] = failures + 1
         delay = self.backoff(failures)
+        if self.jitter:
+            delay *= 1 - random.uniform(0, self.jitter)
         self.add_after(key, delay)
         return delay
 
