@@ -264,3 +264,22 @@ spec:
     assert [(p["port"], p["nodePort"]) for p in svc["spec"]["ports"]] == [(80, port80)]
     kubectl("patch", "svc", "shrink", "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
     kubectl("delete", "svc", "shrink")
+
+
+def test_events_from_the_client_show_in_kubectl(kubectl, server: KubeAPIServer) -> None:  # type: ignore[no-untyped-def]
+    from lbprov.kube.client import KubeClient
+
+    client = KubeClient.for_url(server.url)
+    svc = client.create_service(
+        "default",
+        {"metadata": {"name": "evented"}, "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}},
+    )
+    client.create_event(svc, type="Normal", reason="EnsuringLoadBalancer", message="Ensuring load balancer")
+    client.create_event(
+        svc, type="Warning", reason="SyncLoadBalancerFailed", message="Error syncing load balancer: boom"
+    )
+    described = kubectl("describe", "svc", "evented").stdout
+    events = described.split("Events:", 1)[1]
+    assert "EnsuringLoadBalancer" in events and "SyncLoadBalancerFailed" in events and "boom" in events
+    listed = kubectl("get", "events", "--field-selector", "involvedObject.name=evented").stdout
+    assert "service/evented" in listed and "Warning" in listed
