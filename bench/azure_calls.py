@@ -4,7 +4,8 @@ Prints JSON: reads and writes (by operation) to create a Service with P ports on
 re-plan it with no change, to add one node, to delete it; a re-plan of 100 unchanged Services with
 and without a read round (``provider.read_round()``); and the shared load balancer under load: 50
 Services created at once by 10 workers (LB PUTs, total writes, seconds), next to the same 50 created
-one at a time as upstream does. Counts come from CloudCalls, which sees every request the SDK sends
+one at a time as upstream does (with ``--lb-put-latency`` seconds added by the emulator to every
+load-balancer PUT, to model ARM's slow LB operations). Counts come from CloudCalls, which sees every request the SDK sends
 (long-operation polls and retries included).
 
     python bench/azure_calls.py [--ports P] [--nodes N] [--services 100] [--concurrent 50] [--workers 10]
@@ -21,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lbprov_azure import AzureProvider
-from lbprov_azure.sandbox import azure_sandbox
+from lbprov_azure.sandbox import Fault, azure_sandbox
 
 from lbprov.intent import IntentSettings, build_intent
 from lbprov.model import Intent, SandboxNode
@@ -74,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--services", type=int, default=100)
     parser.add_argument("--concurrent", type=int, default=50)
     parser.add_argument("--workers", type=int, default=10)
+    parser.add_argument(
+        "--lb-put-latency",
+        type=float,
+        default=0.2,
+        help="seconds the emulator takes per load-balancer PUT in the load figures (ARM takes ~20 s; "
+        "0 = none)",
+    )
     args = parser.parse_args(argv)
     report: dict[str, Any] = {
         "provider": "azure",
@@ -138,6 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         # -- the shared LB under load ------------------------------------------------------------
         def load(cluster: str, workers: int) -> dict[str, Any]:
             prov = provider_for(cluster)
+            state.clear_faults()
+            if args.lb_put_latency:
+                state.inject(
+                    Fault(
+                        method="PUT", path=r"/loadbalancers/", status=0, latency=args.lb_put_latency, times=-1
+                    )
+                )
             intents = [intent(prov, factory.make(f"c{i}", 1)) for i in range(args.concurrent)]
             puts_before = state.count("PUT", rf"/loadbalancers/{cluster}$")
             t0 = time.monotonic()
@@ -158,9 +173,11 @@ def main(argv: list[str] | None = None) -> int:
                 "writes": stats.writes,
                 "reads": stats.reads,
                 "seconds": round(seconds, 2),
+                "emulated_seconds_per_lb_put": args.lb_put_latency,
                 "frontends_on_lb": frontends,
                 "rules_on_lb": rules,
             }
+            state.clear_faults()
             with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(lambda it: prov.apply(prov.plan_delete(it.ref)), intents))
             assert state.get("loadBalancers", "lbprov-sandbox", cluster) is None
