@@ -1110,3 +1110,20 @@ def test_headless_only_for_cluster_ip(core: k8s.CoreV1Api) -> None:
     assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["clusterIPs"] == ["None"]
     code, _ = api_error(core.create_namespaced_service, "default", lb_service("lbheadless", clusterIP="None"))
     assert code == 422
+
+
+def test_injected_failures(core: k8s.CoreV1Api, server: KubeAPIServer) -> None:
+    create(core, lb_service("flaky"))
+    server.fail_next("patch", "services", subresource="status", code=409, reason="Conflict")
+    code, body = api_error(
+        core.patch_namespaced_service_status, "flaky", "default", {"status": {}}, _content_type=MERGE
+    )
+    assert (code, body["reason"]) == (409, "Conflict")
+    # Only the next matching request fails; other verbs are unaffected.
+    server.fail_next("get", "services", code=503, reason="ServiceUnavailable", count=2)
+    assert raw(core.list_namespaced_service, "default")["items"]
+    for _ in range(2):
+        code, _ = api_error(core.read_namespaced_service, "flaky", "default", _request_timeout=5)
+        assert code == 503
+    assert core.read_namespaced_service("flaky", "default").metadata.name == "flaky"
+    raw(core.patch_namespaced_service_status, "flaky", "default", {"status": {}}, _content_type=MERGE)

@@ -213,12 +213,11 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             watch = watch_path or query.get("watch") in ("true", "1")
             verb = self._verb(method, route, watch)
-            api.record(
-                RecordedRequest(
-                    verb, route.resource.group, route.resource.plural, route.subresource, route.namespace
-                ),
-                route.name,
+            recorded = RecordedRequest(
+                verb, route.resource.group, route.resource.plural, route.subresource, route.namespace
             )
+            api.record(recorded, route.name)
+            api.maybe_fail(recorded)
             self._dispatch(verb, route, query, body)
         except ApiError as err:
             self._send_error(err)
@@ -612,6 +611,7 @@ class KubeAPIServer:
         self._thread: threading.Thread | None = None
         self._requests: list[RecordedRequest] = []
         self._names: list[str | None] = []
+        self._faults: list[list[Any]] = []
         self._non_resource: list[tuple[str, str]] = []
         self._record_lock = threading.Lock()
 
@@ -702,6 +702,42 @@ class KubeAPIServer:
     def expire_resource_versions(self) -> None:
         """Compact history: watching from any resourceVersion issued so far gives 410 Gone."""
         self.store.expire_resource_versions()
+
+    def fail_next(
+        self,
+        verb: str,
+        resource: str,
+        *,
+        subresource: str = "",
+        code: int = 500,
+        reason: str = "InternalError",
+        count: int = 1,
+    ) -> None:
+        """Answer the next ``count`` matching requests with an error (e.g. 409 Conflict, 429, 500),
+        so clients' retry paths can be tested without racing a real writer."""
+        with self._record_lock:
+            self._faults.append([verb, resource, subresource, code, reason, count])
+
+    def maybe_fail(self, req: RecordedRequest) -> None:
+        with self._record_lock:
+            for fault in self._faults:
+                if (fault[0], fault[1], fault[2]) == (req.verb, req.resource, req.subresource) and fault[
+                    5
+                ] > 0:
+                    fault[5] -= 1
+                    code, reason = int(fault[3]), str(fault[4])
+                    break
+            else:
+                return
+        message = (
+            "injected failure"
+            if code != 409
+            else (
+                f"Operation cannot be fulfilled on {req.resource}: the object has been modified; "
+                "please apply your changes to the latest version and try again"
+            )
+        )
+        raise ApiError(code, reason, message)
 
     def open_watch_count(self) -> int:
         with self.store.lock:
