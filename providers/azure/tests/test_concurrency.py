@@ -121,3 +121,51 @@ def test_injected_412_race_is_re_read_merged_and_keeps_the_other_writer_change(
     assert provider.plan(second).empty and provider.plan(first).empty
     for i in (first, second):
         provider.apply(provider.plan_delete(i.ref))
+
+
+def test_mixed_creates_scheme_switches_and_deletes_at_once_end_consistent(
+    provider, intent_for, make_service, ensure, state, h
+):
+    """Both shared LBs written by 8 workers at once: creates, external<->internal moves, deletes."""
+    cluster = provider.settings.cluster_name
+    internal = {"service.beta.kubernetes.io/azure-load-balancer-internal": "true"}
+    movers = [make_service(f"mv-{i}") for i in range(6)]
+    leavers = [intent_for(make_service(f"lv-{i}", annotations=internal if i % 2 else {})) for i in range(6)]
+    for svc in movers:
+        ensure(intent_for(svc))
+    for i in leavers:
+        ensure(i)
+    moved = [
+        intent_for(
+            make_service(
+                svc["metadata"]["name"],
+                uid=svc["metadata"]["uid"],
+                node_ports={("TCP", 80): svc["spec"]["ports"][0]["nodePort"]},
+                annotations=internal,
+            )
+        )
+        for svc in movers
+    ]
+    fresh = [intent_for(make_service(f"new-{i}", annotations=internal if i % 2 else {})) for i in range(6)]
+    jobs = [("ensure", i) for i in moved + fresh] + [("delete", i) for i in leavers]
+    jobs = jobs[::2] + jobs[1::2]
+
+    def run(job):
+        kind, intent = job
+        plan = provider.plan(intent) if kind == "ensure" else provider.plan_delete(intent.ref)
+        return provider.apply(plan)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(run, jobs))
+    ext = h.part_names(h.lb_of(state, cluster), "frontendIPConfigurations")
+    intl = h.part_names(h.lb_of(state, f"{cluster}-internal"), "frontendIPConfigurations")
+    assert ext == {i.lb_name for i in fresh[0::2]}
+    assert intl == {i.lb_name for i in moved} | {i.lb_name for i in fresh[1::2]}
+    for i in moved + fresh:
+        assert provider.plan(i).empty
+    for i in leavers:
+        assert provider.plan_delete(i.ref).empty
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda i: provider.apply(provider.plan_delete(i.ref)), moved + fresh))
+    assert h.lb_of(state, cluster) is None and h.lb_of(state, f"{cluster}-internal") is None
+    assert provider.list_owned() == []
