@@ -7,6 +7,7 @@ controller with flags and settings the CLI and the providers really accept.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -209,6 +210,25 @@ def test_overlay_settings_are_fields_of_the_providers_settings(cloud: str) -> No
     # Every other LBPROV_* variable is one the core reads.
     stray = {n for n in env if n.startswith("LBPROV_") and not n.startswith(prefix)} - {"LBPROV_CLUSTER_NAME"}
     assert not stray
+
+
+@pytest.mark.parametrize("cloud", lib.CLOUDS)
+def test_overlay_settings_load_into_the_providers_settings(
+    cloud: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The env as the pod gets it, loaded the way `lbprov run` loads it: every required setting is
+    # there and every value parses (e.g. a JSON list).
+    from lbprov.provider import load_provider
+    from lbprov.settings import load_settings
+
+    for name in list(os.environ):
+        if name.startswith("LBPROV_"):
+            monkeypatch.delenv(name)
+    for e in _container(cloud)["env"]:
+        if "value" in e:
+            monkeypatch.setenv(e["name"], e["value"])
+    settings = load_settings(load_provider(cloud).settings_model, cloud)
+    assert settings.cluster_name == "my-cluster"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
