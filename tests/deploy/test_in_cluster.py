@@ -89,7 +89,13 @@ def test_lbprov_run_in_cluster_gives_a_service_its_ingress(tmp_path: Path) -> No
         assert "--kubeconfig" not in " ".join(args)
         proc = lib.LbprovProcess(args, env, tmp_path / "lbprov.log")
         try:
-            api.store.create("services", "default", lib.service_body("web", [(80, "TCP"), (443, "TCP")]))
+            api.store.create(
+                "services",
+                "default",
+                lib.service_body("web", [(80, "TCP"), (443, "TCP")], lb_class="lbprov.io/aws"),
+            )
+            # No class: left to the cluster's own cloud controller (--no-default-provider).
+            api.store.create("services", "default", lib.service_body("classless", [(80, "TCP")]))
 
             def ingress() -> Any:
                 svc = api.store.get("services", "default", "web")
@@ -104,6 +110,10 @@ def test_lbprov_run_in_cluster_gives_a_service_its_ingress(tmp_path: Path) -> No
             assert got[0].get("hostname"), got  # the NLB's DNS name
             svc = api.store.get("services", "default", "web")
             assert "service.kubernetes.io/load-balancer-cleanup" in svc["metadata"]["finalizers"]
+            other = api.store.get("services", "default", "classless")
+            assert not other["metadata"].get("finalizers") and not (other.get("status") or {}).get(
+                "loadBalancer"
+            )
 
             # In a cluster, leader election is on: the Lease is in the pod's namespace, held by the pod.
             lease = api.store.get("leases", namespace, "lbprov")

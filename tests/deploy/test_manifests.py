@@ -180,6 +180,8 @@ def test_pdb_and_metrics_service_select_the_controller_pods(overlay: str) -> Non
 def test_overlay_sets_its_provider_and_workload_identity(cloud: str) -> None:
     objs = lib.render(cloud)
     assert f"--provider={cloud}" in _args(cloud)
+    # Only Services of class lbprov.io/<cloud>: never competing with the built-in cloud controller.
+    assert "--no-default-provider" in _args(cloud)
     assert not any(a.startswith("--provider") for a in _args("base"))
     annotations = lib.find(objs, "ServiceAccount")["metadata"].get("annotations", {})
     assert annotations.get(WORKLOAD_IDENTITY[cloud]), annotations

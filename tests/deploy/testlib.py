@@ -280,9 +280,10 @@ def service_body(
     namespace: str = "default",
     annotations: dict[str, str] | None = None,
     traffic_policy: str = "Cluster",
+    lb_class: str | None = None,
 ) -> dict[str, Any]:
     """A Service to create through the API (NodePorts are allocated by the API server)."""
-    return {
+    body = {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": name, "namespace": namespace, "annotations": dict(annotations or {})},
@@ -296,6 +297,9 @@ def service_body(
             ],
         },
     }
+    if lb_class:
+        body["spec"]["loadBalancerClass"] = lb_class
+    return body
 
 
 def node_body(node: Any, *, exclude: bool = False) -> dict[str, Any]:
