@@ -467,7 +467,7 @@ class AzureProvider:
             )
 
         # -- the shared load balancer ------------------------------------------------------------
-        group = self._lb_changes(lb, lbn, desired, base, token)
+        group = self._lb_changes(lb, lbn, desired, base, token, intent.ref)
         changes.extend(group)
         fe = _find(_items(lb, "frontendIPConfigurations"), base)
         if opts.internal:
@@ -484,7 +484,7 @@ class AzureProvider:
             if old and pip_id and old.lower() != pip_id.lower():
                 stale_pips.add(old)
         if other is not None and names.is_cluster_owned(other.get("tags"), cluster):
-            changes.extend(self._lb_removal(other, othern, base, token))
+            changes.extend(self._lb_removal(other, othern, base, token, intent.ref))
             ofe = _find(_items(other, "frontendIPConfigurations"), base)
             old = ref_id(((ofe or {}).get("properties") or {}).get("publicIPAddress"))
             if old and (not pip_id or old.lower() != pip_id.lower()):
@@ -538,7 +538,9 @@ class AzureProvider:
                         "does not record the Service as its owner; lbprov never adopts it"
                     )
 
-    def _lb_changes(self, lb: JSON | None, lbn: str, desired: Any, base: str, token: str) -> list[Change]:
+    def _lb_changes(
+        self, lb: JSON | None, lbn: str, desired: Any, base: str, token: str, ref: ServiceRef
+    ) -> list[Change]:
         """Changes to the Service's parts on its LB; all carry ``data['lb']`` (one writer group)."""
         common = {"lb": lbn, "service": token, "base": base, "template": desired.lb_template}
         out: list[Change] = []
@@ -555,7 +557,11 @@ class AzureProvider:
         if lb is None or token not in names.services_of(lb.get("tags")):
             out.append(
                 Change(
-                    Action.CREATE, "lb-service-tag", f"{lbn}/{token}", after={"service": token}, data=common
+                    Action.CREATE,
+                    "lb-service-tag",
+                    f"{lbn}/{token}",
+                    after={"service": ref.key, "uid": ref.uid},
+                    data=common,
                 )
             )
         if lb is not None:
@@ -610,7 +616,7 @@ class AzureProvider:
                     )
         return sorted(out, key=lambda c: (c.action == Action.DELETE, _ORDER.get(c.kind, 9)))
 
-    def _lb_removal(self, lb: JSON, lbn: str, base: str, token: str) -> list[Change]:
+    def _lb_removal(self, lb: JSON, lbn: str, base: str, token: str, ref: ServiceRef) -> list[Change]:
         """Changes that remove every part of the Service from ``lb`` (and the LB if it empties)."""
         common = {"lb": lbn, "service": token, "base": base}
         out: list[Change] = []
@@ -635,7 +641,11 @@ class AzureProvider:
             out.insert(
                 0,
                 Change(
-                    Action.DELETE, "lb-service-tag", f"{lbn}/{token}", before={"service": token}, data=common
+                    Action.DELETE,
+                    "lb-service-tag",
+                    f"{lbn}/{token}",
+                    before={"service": ref.key, "uid": ref.uid},
+                    data=common,
                 ),
             )
         if (out and not remaining and not (services - {token})) or (not remaining and not services):
@@ -782,7 +792,7 @@ class AzureProvider:
             old = ref_id(((fe or {}).get("properties") or {}).get("publicIPAddress"))
             if old:
                 pip_ids.add(old)
-            changes.extend(self._lb_removal(lb, lbn, base, token))
+            changes.extend(self._lb_removal(lb, lbn, base, token, ref))
         pips: dict[str, JSON] = {}
         for pip in self._list_pips(s.resource_group):
             if names.is_service_owned(pip.get("tags"), cluster, ref.uid):
