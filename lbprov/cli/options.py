@@ -2,16 +2,17 @@
 
 Every field of every installed provider's settings model becomes a flag
 ``--<provider>-<field>`` (e.g. ``--aws-region``), documented from the field's description;
-``--cluster-name`` and ``--settings FILE`` are common. Environment variables
+``--cluster-name`` and ``--settings FILE`` are common. Secret fields (``SecretStr``) get no flag:
+a flag's value shows in the process list, so secrets come from the environment or the file only. Environment variables
 ``LBPROV_<PROVIDER>_<FIELD>`` and ``LBPROV_CLUSTER_NAME`` work too (see :mod:`lbprov.settings`).
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from lbprov.provider import Provider, available_providers, load_provider
 from lbprov.settings import ProviderSettings, SettingsError, load_settings, read_settings_file
@@ -52,15 +53,24 @@ def add_provider_options(parser: argparse.ArgumentParser, *, multiple: bool = Fa
             continue
         group = parser.add_argument_group(f"{name} settings (env LBPROV_{name.upper()}_<FIELD>)")
         for field, info in cls.settings_model.model_fields.items():
-            if field == "cluster_name":
-                continue
-            kwargs: dict[str, Any] = {"dest": _dest(name, field), "help": info.description or ""}
+            if field == "cluster_name" or _is_secret(info.annotation):
+                continue  # secrets only from env or the settings file: flags show in `ps`
+            kwargs: dict[str, Any] = {
+                "dest": _dest(name, field),
+                "help": info.description or "",
+                "metavar": field.upper(),
+            }
             if info.annotation is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
                 kwargs["default"] = None
+                del kwargs["metavar"]
             elif info.default is not None and not isinstance(info.default, BaseModel):
                 kwargs["help"] += f" (default: {info.default})"
             group.add_argument(_flag(name, field), **kwargs)
+
+
+def _is_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or SecretStr in get_args(annotation)
 
 
 def provider_settings(args: argparse.Namespace, name: str) -> ProviderSettings:
