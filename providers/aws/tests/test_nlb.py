@@ -604,3 +604,21 @@ def test_custom_health_port_never_takes_over_another_services_rule(
     delete_all(provider, b)
     assert view.node_rules() == {("tcp", 30080, 30080, "0.0.0.0/0")}
     assert provider.plan(intent_of(provider, a, nodes)).empty
+
+
+def test_rule_changes_of_one_plan_go_in_one_call_per_group_and_action(
+    provider: AWSProvider, cloud: SandboxCloud, view: AwsView
+) -> None:
+    svc = Svc(ports=[(80, "TCP", 30080), (443, "TCP", 30082)])
+    svc.spec["loadBalancerSourceRanges"] = ["198.51.100.0/24", "203.0.113.0/24", "192.0.2.0/24"]
+    intent = intent_of(provider, svc, node_objects(cloud))
+    plan = provider.plan(intent)
+    assert sum(c.kind == "security-group-rule" for c in plan.changes) == 8  # 2 ports x 3 CIDRs + 2 health
+    provider.calls.reset()
+    provider.apply(plan)
+    assert provider.calls.stats.sent[("ec2:AuthorizeSecurityGroupIngress", "write")] == 1
+    assert len(view.node_rules()) == 8
+    provider.calls.reset()
+    delete_all(provider, svc)
+    assert provider.calls.stats.sent[("ec2:RevokeSecurityGroupIngress", "write")] == 1
+    view.assert_nothing_owned(svc, [30080, 30082])

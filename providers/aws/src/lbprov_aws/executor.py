@@ -45,15 +45,32 @@ class Executor:
             "tg": self._tg,
             "nlb": self._nlb,
             "listener": self._listener,
-            "node-sg-range": self._node_range,
             "node-sg-pair": self._node_pair,
             "elb-sg": self._elb_sg,
             "elb-sg-rule": self._elb_sg_rule,
             "classic": self._classic,
             "classic-listener": self._classic_listener,
         }
-        for change in plan.changes:
+        changes = list(plan.changes)
+        i = 0
+        while i < len(changes):
+            change = changes[i]
+            if change.data["type"] == "node-sg-range":
+                # Consecutive rule changes of one group and one action go in one API call.
+                j = i
+                while (
+                    j < len(changes)
+                    and changes[j].data["type"] == "node-sg-range"
+                    and changes[j].action is change.action
+                    and changes[j].cloud_id == change.cloud_id
+                ):
+                    j += 1
+                assert change.cloud_id is not None
+                self._ingress(change.action, change.cloud_id, *(c.data["permission"] for c in changes[i:j]))
+                i = j
+                continue
             handlers[change.data["type"]](change, ctx)
+            i += 1
         if plan.is_delete:
             return ()
         return (Ingress(hostname=ctx["dns"]),) if ctx.get("dns") else plan.ingress
@@ -223,16 +240,12 @@ class Executor:
 
     # -- security groups -------------------------------------------------------------------------
 
-    def _ingress(self, action: Action, group_id: str, permission: Mapping[str, Any]) -> None:
+    def _ingress(self, action: Action, group_id: str, *permissions: Mapping[str, Any]) -> None:
         op = "AuthorizeSecurityGroupIngress" if action is Action.CREATE else "RevokeSecurityGroupIngress"
-        resp = self.clients.call(f"ec2:{op}", GroupId=group_id, IpPermissions=[dict(permission)])
+        resp = self.clients.call(f"ec2:{op}", GroupId=group_id, IpPermissions=[dict(p) for p in permissions])
         if resp.get("UnknownIpPermissions"):
             # Someone (a concurrent plan) already changed this rule: fail so the Service is re-planned.
             raise RuntimeError(f"{group_id}: rule to revoke no longer exists: {resp['UnknownIpPermissions']}")
-
-    def _node_range(self, c: Change, ctx: dict[str, Any]) -> None:
-        assert c.cloud_id is not None
-        self._ingress(c.action, c.cloud_id, c.data["permission"])
 
     def _node_pair(self, c: Change, ctx: dict[str, Any]) -> None:
         assert c.cloud_id is not None

@@ -155,6 +155,9 @@ def is_retryable(exc: BaseException) -> bool:
         return True
     if code == "DependencyViolation" and exc.operation_name == "DeleteSecurityGroup":
         return True
+    # A target group stays "in use" for a moment after its load balancer was deleted.
+    if code == "ResourceInUse" and exc.operation_name == "DeleteTargetGroup":
+        return True
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return isinstance(status, int) and status >= 500
 
