@@ -256,3 +256,31 @@ def test_request_log_records_mutations(sandbox, provider):
     before = len(sandbox.mutating_requests())
     provider.client.load_balancers.begin_delete(RG, "does-not-exist").result()
     assert sandbox.mutating_requests()[before:] == [f"DELETE {_prefix(sandbox)}/loadBalancers/does-not-exist"]
+
+
+def test_public_and_private_frontends_do_not_mix_on_one_lb(provider, state):
+    c = provider.client
+    pip = c.public_ip_addresses.begin_create_or_update(
+        RG,
+        "mix-pip",
+        {
+            "location": "westeurope",
+            "sku": {"name": "Standard"},
+            "properties": {"publicIPAllocationMethod": "Static"},
+        },
+    ).result()
+    subnet = state.resource_id(RG, "virtualNetworks", provider.settings.vnet_name) + "/subnets/services"
+    body = {
+        "location": "westeurope",
+        "sku": {"name": "Standard"},
+        "properties": {
+            "frontendIPConfigurations": [
+                {"name": "pub", "properties": {"publicIPAddress": {"id": pip.id}}},
+                {"name": "priv", "properties": {"subnet": {"id": subnet}}},
+            ]
+        },
+    }
+    with pytest.raises(HttpResponseError) as info:
+        c.load_balancers.begin_create_or_update(RG, "mix-lb", body).result()
+    assert info.value.error.code == "LoadBalancerCannotHavePublicAndPrivateFrontends"
+    c.public_ip_addresses.begin_delete(RG, "mix-pip").result()

@@ -849,6 +849,13 @@ class ArmState:
                 }
             out["provisioningState"] = "Succeeded"
             fe["properties"] = out
+        kinds = {"public" if "publicIPAddress" in fe["properties"] else "private" for fe in frontends}
+        if len(kinds) > 1:
+            raise ArmError(
+                400,
+                "LoadBalancerCannotHavePublicAndPrivateFrontends",
+                f"Load balancer {lb_id} cannot have both public and private frontend IP configurations.",
+            )
         # frontends that went away release their private address
         new_names = {fe["name"].lower() for fe in frontends}
         for nm, old in old_fes.items():
