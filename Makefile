@@ -31,8 +31,12 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# Call counts per operation for each provider, then the controller at scale (JSON on stdout).
 bench: $(STAMP)
 	$(BIN)/python bench/aws_calls.py
+	$(BIN)/python bench/gcp_calls.py
+	$(BIN)/python bench/azure_calls.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV)
