@@ -176,3 +176,21 @@ def test_two_replicas_only_the_leader_writes_and_the_other_takes_over(env: Env) 
     env.create_service("two")
     env.wait_ingress("two")
     assert b.providers["aws"].calls.stats.writes > 0
+
+
+def test_resync_repairs_drift_made_by_hand_in_the_cloud(env: Env) -> None:
+    c = env.controller()
+    uid = env.create_service("web", [(80, "TCP"), (443, "TCP")])["metadata"]["uid"]
+    env.wait_ingress("web")
+    wait_for(c.idle, 10, "controller idle")
+    (lb,) = env.load_balancers(uid)
+    client = env.elbv2()
+    listener = next(
+        x
+        for x in client.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+        if x["Port"] == 443
+    )
+    client.delete_listener(ListenerArn=listener["ListenerArn"])  # somebody "fixes" things by hand
+    assert env.listener_ports(uid) == [(80, "TCP")]
+    assert c.resync() == 1
+    wait_for(lambda: env.listener_ports(uid) == [(80, "TCP"), (443, "TCP")], 20, "listener 443 restored")
