@@ -622,3 +622,56 @@ def test_rule_changes_of_one_plan_go_in_one_call_per_group_and_action(
     delete_all(provider, svc)
     assert provider.calls.stats.sent[("ec2:RevokeSecurityGroupIngress", "write")] == 1
     view.assert_nothing_owned(svc, [30080, 30082])
+
+
+def test_stale_plan_for_the_shared_node_rules_writes_nothing_and_replans(
+    provider: AWSProvider, cloud: SandboxCloud, view: AwsView
+) -> None:
+    from lbprov_aws.executor import StalePlan
+
+    nodes = node_objects(cloud)
+    a, b = Svc(name="a", ports=[(80, "TCP", 30100)]), Svc(name="b", ports=[(80, "TCP", 30101)])
+    plan_a = provider.plan(intent_of(provider, a, nodes))
+    converge(provider, intent_of(provider, b, nodes))  # changes the node rules after plan_a was made
+    provider.calls.reset()
+    with pytest.raises(StalePlan):
+        provider.apply(plan_a)
+    assert provider.calls.stats.writes == 0
+    converge(provider, intent_of(provider, a, nodes))
+    assert view.node_rules() == {("tcp", 30100, 30101, "0.0.0.0/0")}
+
+
+def test_concurrent_reconciles_converge_on_the_shared_node_rules(
+    provider: AWSProvider, cloud: SandboxCloud, view: AwsView
+) -> None:
+    """Workers in threads plan and apply Services whose NodePorts share rule ranges, retrying on a
+    failed apply as the reconciler does; the end state is exact (no lost or resurrected port)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from botocore.exceptions import ClientError
+    from lbprov_aws.executor import StalePlan
+
+    nodes = node_objects(cloud)
+    services = [Svc(name=f"c{i}", ports=[(80, "TCP", 30300 + i)]) for i in range(8)]
+    retries: list[str] = []
+
+    def reconcile(svc: Svc, delete: bool = False) -> None:
+        for _ in range(20):
+            try:
+                if delete:
+                    provider.apply(provider.plan_delete(intent_of(provider, svc, []).ref))
+                else:
+                    provider.apply(provider.plan(intent_of(provider, svc, nodes)))
+                return
+            except (StalePlan, ClientError) as exc:
+                retries.append(type(exc).__name__)
+        raise AssertionError(f"{svc.name} did not converge")
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(reconcile, services))
+    assert view.node_rules() == {("tcp", 30300, 30307, "0.0.0.0/0")}
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda s: reconcile(s, delete=True), services[::2]))
+    assert view.node_rules() == {("tcp", p, p, "0.0.0.0/0") for p in (30301, 30303, 30305, 30307)}
+    for svc in services[1::2]:
+        assert provider.plan(intent_of(provider, svc, nodes)).empty

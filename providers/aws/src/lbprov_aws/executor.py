@@ -8,14 +8,18 @@ fails, the exception propagates and a fresh plan picks up from what exists.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from lbprov import naming
 from lbprov.model import Action, Change, Ingress, OwnershipConflict, Plan
 from lbprov_aws.clients import AWSClients
 from lbprov_aws.observe import NOT_FOUND_CODES, chunks
-from lbprov_aws.planner import LB_ATTRIBUTE_DEFAULTS, TG_ATTRIBUTE_DEFAULTS
+from lbprov_aws.planner import LB_ATTRIBUTE_DEFAULTS, TG_ATTRIBUTE_DEFAULTS, snapshot_of
+from lbprov_aws.sgrules import parse_rules
 
 
 def _tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
@@ -28,11 +32,52 @@ def _tag_diff(before: Mapping[str, str], after: Mapping[str, str]) -> tuple[dict
     return add, remove
 
 
+class StalePlan(RuntimeError):
+    """The shared node security group changed between plan and apply: re-plan (nothing was written)."""
+
+
+_GROUP_LOCKS: dict[str, threading.Lock] = defaultdict(threading.Lock)
+_GROUP_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _locked(group_ids: list[str]) -> Iterator[None]:
+    """Serialise, within this process, the applies that rewrite the same security group (in a
+    fixed order, so two applies never deadlock)."""
+    with _GROUP_LOCKS_GUARD:
+        locks = [_GROUP_LOCKS[g] for g in sorted(group_ids)]
+    with ExitStack() as stack:
+        for lock in locks:
+            stack.enter_context(lock)
+        yield
+
+
 class Executor:
-    def __init__(self, clients: AWSClients) -> None:
+    def __init__(self, clients: AWSClients, cluster: str) -> None:
         self.clients = clients
+        self.cluster = cluster
 
     def apply(self, plan: Plan) -> tuple[Ingress, ...]:
+        """Apply the plan; changes to the shared node rules are compare-and-swap: under a per-group
+        lock, the group's lbprov rules must still be what the plan saw, else :class:`StalePlan`."""
+        touched = {c.cloud_id for c in plan.changes if c.data.get("type") == "node-sg-range"}
+        snapshot = {g: r for g, r in (plan.data.get("sg_snapshot") or {}).items() if g in touched}
+        with _locked(list(snapshot)):
+            if snapshot:
+                self._check_snapshot(snapshot)
+            return self._apply(plan)
+
+    def _check_snapshot(self, snapshot: Mapping[str, Any]) -> None:
+        groups = self.clients.call("ec2:DescribeSecurityGroups", GroupIds=sorted(snapshot))["SecurityGroups"]
+        for group in groups:
+            ours, _ = parse_rules(group.get("IpPermissions", []), self.cluster)
+            if snapshot_of(ours) != [list(r) for r in snapshot[group["GroupId"]]]:
+                raise StalePlan(
+                    f"security group {group['GroupId']}: lbprov's rules changed since the plan was made "
+                    "(a concurrent apply); nothing was written, re-plan"
+                )
+
+    def _apply(self, plan: Plan) -> tuple[Ingress, ...]:
         ctx: dict[str, Any] = {
             "lb_arn": plan.data.get("lb_arn"),
             "dns": plan.data.get("dns"),

@@ -263,6 +263,11 @@ def instance_ids(intent: Intent, ctx: ClusterContext) -> list[str]:
     return sorted(i for i in ids if i and i in ctx.instances)
 
 
+def snapshot_of(ranges: Iterable[RuleRange]) -> list[list[Any]]:
+    """JSON-able, order-independent form of a group's lbprov rules (for Plan.data)."""
+    return sorted([r.kind, r.protocol, r.from_port, r.to_port, r.cidr] for r in ranges)
+
+
 def listener_ports(ports: Iterable[Port]) -> list[Port]:
     """One entry per service port number: TCP and UDP on the same number become one ``TCP_UDP``
     listener and target group (AWS allows one listener per port; resolve() checks they share the
@@ -327,7 +332,8 @@ class Planner:
 
         if self.manage_sg:
             ports = self._service_ports(owned_tgs) | self._intent_ports(intent)
-            self._sg_ranges(b, ctx, node_sg, ports, wanted_points)
+            data["sg_snapshot"] = {}
+            self._sg_ranges(b, ctx, node_sg, ports, wanted_points, data["sg_snapshot"])
         return PlanOutput(b.changes(), data, ingress)
 
     def plan_delete(self, ref: ServiceRef, ctx: ClusterContext, state: ServiceState) -> PlanOutput:
@@ -340,9 +346,12 @@ class Planner:
         for tg in owned_tgs:
             b.add(P_TG_DEL, self._tg_delete(tg))
         self._delete_classic(b, classic, ctx, lb_name=naming.lb_name(ref.uid), ref=ref)
+        snapshot: dict[str, list[list[Any]]] = {}
         if self.manage_sg:
-            self._sg_ranges(b, ctx, None, self._service_ports(owned_tgs), set())
-        return PlanOutput(b.changes(), {"tg_arns": {tg.name: tg.arn for tg in owned_tgs}}, ())
+            self._sg_ranges(b, ctx, None, self._service_ports(owned_tgs), set(), snapshot)
+        return PlanOutput(
+            b.changes(), {"tg_arns": {tg.name: tg.arn for tg in owned_tgs}, "sg_snapshot": snapshot}, ()
+        )
 
     # -- ownership --------------------------------------------------------------------------------
 
@@ -656,8 +665,16 @@ class Planner:
         return out
 
     def _sg_ranges(
-        self, b: _Builder, ctx: ClusterContext, node_sg: ObservedSG | None, ports: set[int], wanted: set[Any]
+        self,
+        b: _Builder,
+        ctx: ClusterContext,
+        node_sg: ObservedSG | None,
+        ports: set[int],
+        wanted: set[Any],
+        snapshot: dict[str, list[list[Any]]],
     ) -> None:
+        """Rule changes, and ``snapshot``: the lbprov rules each changed group had when planned,
+        which apply compares (under a per-group lock) before writing: see sgrules.py."""
         groups = list(ctx.security_groups)
         if node_sg is not None and all(sg.id != node_sg.id for sg in groups):
             groups.append(node_sg)
@@ -675,12 +692,18 @@ class Planner:
                 for r in desired
                 if r.kind == CLIENT_RULE or (r.protocol, r.from_port, r.to_port, r.cidr) not in client_keys
             }
-            for r in sorted(desired - ours):
-                if (r.protocol, r.from_port, r.to_port, r.cidr) in foreign:
-                    continue  # an identical rule someone else made already admits it
+            add = [
+                r
+                for r in sorted(desired - ours)
+                if (r.protocol, r.from_port, r.to_port, r.cidr) not in foreign
+            ]
+            remove = sorted(ours - desired)
+            for r in add:  # (skipped: an identical rule someone else made already admits it)
                 b.add(P_SG_ADD, self._range_change(Action.CREATE, sg.id, r))
-            for r in sorted(ours - desired):
+            for r in remove:
                 b.add(P_SG_DEL, self._range_change(Action.DELETE, sg.id, r))
+            if add or remove:
+                snapshot[sg.id] = snapshot_of(ours)
 
     def _range_change(self, action: Action, sg_id: str, r: RuleRange) -> Change:
         body = {"group": sg_id, **r.to_json()}

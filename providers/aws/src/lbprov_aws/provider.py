@@ -62,7 +62,7 @@ class AWSProvider:
             manage_sg=settings.manage_node_security_group,
             node_sg_id=settings.node_security_group_id,
         )
-        self.executor = Executor(self.clients)
+        self.executor = Executor(self.clients, self.cluster)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], *, read_only: bool = False) -> AWSProvider:

@@ -13,9 +13,13 @@ Who owns which port of a shared range? NodePorts are unique in a cluster, so a p
 one Service that uses it. A plan for Service S takes the current ranges, removes every port S owns
 (from S's target groups as they exist, and from the intent), adds back the ports S wants, and merges
 again; other Services' ports pass through untouched. New ranges are authorised before old ones are
-revoked, so nothing loses connectivity in between. Two concurrent plans over the same range cannot
-silently lose an update: the later revoke fails (InvalidPermission.NotFound) or authorise fails
-(InvalidPermission.Duplicate) and the reconciler re-plans on fresh data.
+revoked, so nothing loses connectivity in between.
+
+Concurrency: a plan records the lbprov rules of each group it changes (``Plan.data["sg_snapshot"]``).
+``apply`` takes a per-group lock (so applies of one process touching that group run one at a time),
+re-reads the group and writes only if its lbprov rules are still those of the snapshot; otherwise it
+raises ``StalePlan`` before writing anything, and the reconciler re-plans on fresh data. Without that
+check, two Services planned from the same snapshot could resurrect a port the other just removed.
 
 Rules with any other description, and CIDR entries whose (protocol, ports, CIDR) equals a foreign
 rule, are never touched.
