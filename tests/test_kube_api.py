@@ -11,7 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import kubernetes.client as k8s
@@ -610,8 +610,10 @@ def test_list_limit_and_continue(core: k8s.CoreV1Api, server: KubeAPIServer) -> 
 # ---- watch --------------------------------------------------------------------------------------
 
 
-def read_events(resp: Any, count: int, deadline: float = 5.0) -> list[dict[str, Any]]:
-    """Read ``count`` newline-delimited events from a raw watch response."""
+def read_events(
+    resp: Any, count: int, deadline: float = 5.0, until: Callable[[list[dict[str, Any]]], bool] | None = None
+) -> list[dict[str, Any]]:
+    """Read ``count`` newline-delimited events (or until ``until(events)``) from a raw watch response."""
     out: list[dict[str, Any]] = []
     buf = b""
     end = time.monotonic() + deadline
@@ -621,7 +623,8 @@ def read_events(resp: Any, count: int, deadline: float = 5.0) -> list[dict[str, 
             line, buf = buf.split(b"\n", 1)
             if line.strip():
                 out.append(json.loads(line))
-        if len(out) >= count or time.monotonic() > end:
+        done = until(out) if until is not None else len(out) >= count
+        if done or time.monotonic() > end:
             break
     return out
 
@@ -667,7 +670,9 @@ def test_watch_bookmarks_and_live_events(core: k8s.CoreV1Api) -> None:
         _preload_content=False,
     )
     threading.Timer(0.5, lambda: create(core, lb_service("live"))).start()
-    events = read_events(resp, 4)
+    events = read_events(
+        resp, 0, deadline=8, until=lambda evs: {"BOOKMARK", "ADDED"} <= {e["type"] for e in evs}
+    )
     resp.close()
     kinds = [e["type"] for e in events]
     assert "BOOKMARK" in kinds and "ADDED" in kinds

@@ -789,15 +789,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token", default=None, help="require this bearer token")
     parser.add_argument("--kubeconfig", default=None, help="write a kubeconfig for kubectl here")
     args = parser.parse_args(argv)
+    # Handle SIGTERM before printing the URL: a supervisor may stop us as soon as it reads it.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server = KubeAPIServer(args.host, args.port, tls=args.tls, token=args.token).start()
+    if args.kubeconfig:  # written before the URL is printed, so it exists once the URL is read
+        server.write_kubeconfig(args.kubeconfig)
     print(server.url, flush=True)
     if args.kubeconfig:
-        server.write_kubeconfig(args.kubeconfig)
         print(f"kubeconfig: {args.kubeconfig}", flush=True)
     if server.ca_file:
         print(f"ca: {server.ca_file}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         stop.wait()
     except KeyboardInterrupt:
