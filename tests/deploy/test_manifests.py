@@ -107,6 +107,13 @@ def test_bindings_grant_the_roles_to_the_controllers_service_account(overlay: st
         }
 
 
+@pytest.mark.parametrize("cloud", lib.CLOUDS)
+def test_overlays_keep_the_bases_rbac(cloud: str) -> None:
+    # tests/deploy/test_rbac.py proves the base's roles; no overlay may widen them.
+    for kind in ("ClusterRole", "Role"):
+        assert lib.find(lib.render(cloud), kind)["rules"] == lib.find(lib.render("base"), kind)["rules"]
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_deployment_runs_two_replicas_with_leader_election(overlay: str) -> None:
     deployment = _deployment(overlay)

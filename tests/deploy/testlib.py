@@ -232,8 +232,11 @@ class LbprovProcess:
 
         self.log_path = log_path
         self._log = log_path.open("wb")
+        # The console script the image's ENTRYPOINT names, installed beside this interpreter.
+        script = Path(sys.executable).with_name("lbprov")
+        command = [str(script)] if script.exists() else [sys.executable, "-m", "lbprov"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lbprov", "run", *args],
+            [*command, "run", *args],
             env={**{k: v for k, v in os.environ.items() if not k.startswith(("LBPROV_", "KUBE"))}, **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
