@@ -675,3 +675,21 @@ def test_concurrent_reconciles_converge_on_the_shared_node_rules(
     assert view.node_rules() == {("tcp", p, p, "0.0.0.0/0") for p in (30301, 30303, 30305, 30307)}
     for svc in services[1::2]:
         assert provider.plan(intent_of(provider, svc, nodes)).empty
+
+
+def test_unknown_instance_is_never_registered(
+    provider: AWSProvider, cloud: SandboxCloud, view: AwsView
+) -> None:
+    """moto (unlike AWS) accepts RegisterTargets for instances that do not exist: the plan only
+    registers instances DescribeInstances found."""
+    nodes = node_objects(cloud)
+    nodes.append(
+        {
+            "metadata": {"name": "ghost", "labels": {}},
+            "spec": {"providerID": "aws:///us-east-1a/i-0000000000ghost"},
+        }
+    )
+    svc = Svc()
+    converge(provider, intent_of(provider, svc, nodes))
+    assert "i-0000000000ghost" not in view.tgs(svc.uid)[0]["Targets"]
+    assert len(view.tgs(svc.uid)[0]["Targets"]) == 3

@@ -150,3 +150,29 @@ def test_sandbox_nodes_and_recorder(cloud: SandboxCloud, view: AwsView) -> None:
     for s in subnets:
         tags = {t["Key"]: t["Value"] for t in s["Tags"]}
         assert tags[naming.cluster_tag_key("test")] == "owned" and tags["kubernetes.io/role/elb"] == "1"
+
+
+def test_public_sandbox_context_starts_and_stops_its_own_server() -> None:
+    import urllib.error
+    import urllib.request
+
+    with AWSProvider.sandbox(["n1", "n2"], cluster="ctx") as cloud:
+        provider = AWSProvider.from_settings(cloud.settings)
+        nodes = [
+            {"metadata": {"name": n.name, "labels": {}}, "spec": {"providerID": n.provider_id}}
+            for n in cloud.nodes
+        ]
+        from lbprov.intent import IntentSettings, build_intent
+
+        svc = Svc()
+        intent = build_intent(svc.to_k8s(), nodes, IntentSettings(cluster="ctx"), provider)
+        [ingress] = provider.apply(provider.plan(intent))
+        assert ingress.hostname and provider.plan(intent).empty
+        assert "elbv2:CreateLoadBalancer" in cloud.mutating_requests()
+        endpoint = cloud.endpoint
+    try:
+        urllib.request.urlopen(endpoint, timeout=2)
+    except (urllib.error.URLError, ConnectionError, OSError):
+        pass
+    else:
+        raise AssertionError("the sandbox server still answers after the context exited")
