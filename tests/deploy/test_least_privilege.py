@@ -367,8 +367,14 @@ def _ensure_racing(
         for svc, p in zip(svcs, providers, strict=True)
     ]
     plans = [p.plan(intent) for intent, p in zip(intents, providers, strict=True)]
-    for plan, p in zip(plans, providers, strict=True):
-        p.apply(plan)
+    for intent, plan, p in zip(intents, plans, providers, strict=True):
+        try:
+            p.apply(plan)
+        except Exception as exc:
+            # The loser may be told its plan is stale (AWS: the node security group changed under
+            # it); the controller then requeues the Service and plans again. So do we, once.
+            print(f"{intent.ref.key}: apply after a race failed ({exc!r}); planning again")
+            p.apply(p.plan(intent))
     for intent in intents:
         again = providers[0].plan(intent)
         assert again.empty, f"{intent.ref.key}: not converged after a race: {again.summary()}"
