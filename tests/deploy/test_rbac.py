@@ -63,8 +63,14 @@ def allows(rule: Rule, req: Any) -> bool:
 @dataclass
 class Run:
     requests: list[Any]
+    non_resource: list[tuple[str, str]]
     leaders: list[str]
     logs: str
+
+
+#: Non-resource paths every authenticated user may GET through the default ClusterRoles
+#: system:discovery and system:public-info-viewer: no grant of ours is needed for them.
+DISCOVERY_PATHS = ("/api", "/apis", "/version", "/openapi", "/healthz", "/livez", "/readyz")
 
 
 def _ingress(api: KubeAPIServer, ns: str, name: str) -> list[Any]:
@@ -235,7 +241,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         finally:
             for p in procs:
                 p.stop()
-        yield Run(api.requests, leaders, "\n".join(p.logs() for p in procs))
+        yield Run(api.requests, api.non_resource_requests, leaders, "\n".join(p.logs() for p in procs))
 
 
 def test_scenario_ran_with_a_failover(run: Run) -> None:
@@ -247,6 +253,11 @@ def test_every_request_is_allowed_by_the_roles(run: Run) -> None:
     rules = granted_rules()
     denied = sorted({r for r in run.requests if not any(allows(rule, r) for rule in rules)})
     assert not denied, "requests the ClusterRole/Role do not allow:\n" + "\n".join(map(str, denied))
+
+
+def test_non_resource_requests_are_discovery_only(run: Run) -> None:
+    others = sorted({(m, p) for m, p in run.non_resource if m != "GET" or not p.startswith(DISCOVERY_PATHS)})
+    assert not others, f"non-resource requests beyond discovery (would need a nonResourceURLs rule): {others}"
 
 
 def test_every_granted_permission_was_used(run: Run) -> None:
