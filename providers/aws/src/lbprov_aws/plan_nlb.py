@@ -1,0 +1,392 @@
+"""Planning an NLB: target groups, the load balancer, listeners, and the shared node rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from lbprov.model import Action, Change, Intent, Port
+from lbprov_aws import names
+from lbprov_aws.names import CLIENT_RULE
+from lbprov_aws.observe import (
+    ClusterContext,
+    ObservedNLB,
+    ObservedSG,
+    ObservedTG,
+)
+from lbprov_aws.options import AWSOptions
+from lbprov_aws.plan_common import (
+    HEALTH_NODE_PORT_TAG,
+    LB_ATTRIBUTE_DEFAULTS,
+    P_LB,
+    P_LB_DEL,
+    P_LISTENER,
+    P_LISTENER_DEL,
+    P_SG_ADD,
+    P_SG_DEL,
+    P_TG_CREATE,
+    P_TG_UPDATE,
+    SSL_POLICY,
+    TG_ATTRIBUTE_DEFAULTS,
+    PlannerBase,
+    _Builder,
+    check_owned,
+    instance_ids,
+    listener_ports,
+    managed_tags,
+    nlb_health,
+    observed_managed_tags,
+    select_subnets,
+    snapshot_of,
+)
+from lbprov_aws.sgrules import RuleRange, desired_ranges, parse_rules, service_points
+
+
+class NLBPlanning(PlannerBase):
+    # -- NLB --------------------------------------------------------------------------------------
+
+    def _plan_nlb(
+        self,
+        b: _Builder,
+        intent: Intent,
+        opts: AWSOptions,
+        ctx: ClusterContext,
+        nlb: ObservedNLB | None,
+        tg_by_name: dict[str, ObservedTG],
+        foreign: dict[str, ObservedTG],
+        data: dict[str, Any],
+    ) -> tuple[set[str], set[Any]]:
+        tags = managed_tags(intent, opts)
+        targets = instance_ids(intent, ctx)
+        health = nlb_health(intent, opts)
+        attributes = {"stickiness.enabled": "true" if intent.session_affinity else "false"}
+        if intent.session_affinity:
+            attributes["stickiness.type"] = "source_ip"
+        tg_tags = dict(tags)
+        if intent.health_check is not None and intent.health_check.port:
+            tg_tags[HEALTH_NODE_PORT_TAG] = str(intent.health_check.port)
+        desired_tgs: dict[str, tuple[Port, dict[str, Any]]] = {}
+        for port in listener_ports(intent.ports):
+            name = names.target_group_name(self.cluster, intent.ref, port, port.protocol)
+            attrs = dict(attributes)
+            attrs["proxy_protocol_v2.enabled"] = (
+                "true" if (opts.proxy_protocol and port.protocol == "TCP") else "false"
+            )
+            desired_tgs[name] = (
+                port,
+                {
+                    "protocol": port.protocol,
+                    "port": port.node_port,
+                    "vpc": ctx.vpc_id,
+                    "target_type": "instance",
+                    "health_check": health,
+                    "attributes": attrs,
+                    "targets": targets,
+                    "tags": tg_tags,
+                },
+            )
+        for name, (port, after) in desired_tgs.items():
+            if name in foreign:
+                check_owned("target group", name, foreign[name].tags, self.cluster, intent.ref)
+            tg = tg_by_name.get(name)
+            if tg is None:
+                b.add(
+                    P_TG_CREATE,
+                    Change(
+                        Action.CREATE,
+                        "target-group",
+                        name,
+                        None,
+                        after,
+                        reason=f"{port.protocol}/{port.port} -> NodePort {port.node_port}",
+                        data={"type": "tg"},
+                    ),
+                )
+                continue
+            before = {
+                "protocol": tg.protocol,
+                "port": tg.port,
+                "vpc": tg.vpc_id,
+                "target_type": "instance",
+                "health_check": tg.health,
+                "attributes": {
+                    k: (tg.attributes or {}).get(k, TG_ATTRIBUTE_DEFAULTS.get(k)) for k in after["attributes"]
+                },
+                "targets": list(tg.targets or ()),
+                "tags": observed_managed_tags(tg.tags, tg_tags),
+            }
+            if before != after:
+                b.add(
+                    P_TG_UPDATE,
+                    Change(
+                        Action.UPDATE,
+                        "target-group",
+                        name,
+                        before,
+                        after,
+                        cloud_id=tg.arn,
+                        data={"type": "tg"},
+                    ),
+                )
+
+        # The load balancer.
+        scheme = "internal" if intent.scheme == "internal" else "internet-facing"
+        lb_after = {
+            "type": "network",
+            "scheme": scheme,
+            "subnets": select_subnets(opts, intent.scheme, ctx, self.cluster),
+            "attributes": {"load_balancing.cross_zone.enabled": "true" if opts.cross_zone else "false"},
+            "tags": tags,
+        }
+        replaced = False
+        if nlb is None:
+            b.add(
+                P_LB,
+                Change(Action.CREATE, "load-balancer", intent.lb_name, None, lb_after, data={"type": "nlb"}),
+            )
+        else:
+            data["lb_arn"] = nlb.arn
+            data["dns"] = nlb.dns
+            lb_before = {
+                "type": "network",
+                "scheme": nlb.scheme,
+                "subnets": list(nlb.subnets),
+                "attributes": {
+                    k: (nlb.attributes or {}).get(k, LB_ATTRIBUTE_DEFAULTS.get(k))
+                    for k in lb_after["attributes"]
+                },
+                "tags": observed_managed_tags(nlb.tags, tags),
+            }
+            if lb_before["scheme"] != scheme:
+                replaced = True
+                b.add(
+                    P_LB,
+                    Change(
+                        Action.REPLACE,
+                        "load-balancer",
+                        intent.lb_name,
+                        lb_before,
+                        lb_after,
+                        cloud_id=nlb.arn,
+                        reason="the scheme of a load balancer cannot change",
+                        data={"type": "nlb"},
+                    ),
+                )
+            elif lb_before != lb_after:
+                b.add(
+                    P_LB,
+                    Change(
+                        Action.UPDATE,
+                        "load-balancer",
+                        intent.lb_name,
+                        lb_before,
+                        lb_after,
+                        cloud_id=nlb.arn,
+                        data={"type": "nlb"},
+                    ),
+                )
+
+        # Listeners: one per port (TCP, UDP, TLS or TCP_UDP): a protocol change is a ModifyListener.
+        arn_to_tg = {tg.arn: tg.name for tg in tg_by_name.values()}
+        observed: dict[str, Any] = {}
+        extra: list[Any] = []
+        if nlb is not None and not replaced:
+            for li in sorted(nlb.listeners or [], key=lambda li: li.arn):
+                key = str(li.port)
+                if key in observed:
+                    extra.append(li)  # a duplicate (moto allows it): remove it
+                else:
+                    observed[key] = li
+        for name, (port, _) in desired_tgs.items():
+            key = str(port.port)
+            tls = port.protocol == "TCP" and opts.uses_tls(port.port, port.name)
+            after = {
+                "protocol": "TLS" if tls else port.protocol,
+                "port": port.port,
+                "target_group": name,
+                "certificate": opts.ssl_cert if tls else None,
+                "ssl_policy": SSL_POLICY if tls else None,
+            }
+            li = observed.pop(key, None)
+            if li is None:
+                b.add(
+                    P_LISTENER,
+                    Change(
+                        Action.CREATE,
+                        "listener",
+                        key,
+                        None,
+                        after,
+                        reason="load balancer replaced" if replaced else None,
+                        data={"type": "listener"},
+                    ),
+                )
+                continue
+            before = {
+                "protocol": li.protocol,
+                "port": li.port,
+                "target_group": arn_to_tg.get(li.target_group_arn or "", li.target_group_arn),
+                "certificate": li.certificate if li.protocol == "TLS" else None,
+                "ssl_policy": li.ssl_policy if li.protocol == "TLS" else None,
+            }
+            if before != after:
+                # TCP <-> TLS is modified in place; a change to or from UDP / TCP_UDP deletes and
+                # recreates the listener on the same port (moto's ModifyListener refuses UDP).
+                udp = {"UDP", "TCP_UDP"}
+                replace = before["protocol"] != after["protocol"] and bool(
+                    {before["protocol"], after["protocol"]} & udp
+                )
+                b.add(
+                    P_LISTENER,
+                    Change(
+                        Action.REPLACE if replace else Action.UPDATE,
+                        "listener",
+                        key,
+                        before,
+                        after,
+                        cloud_id=li.arn,
+                        data={"type": "listener"},
+                    ),
+                )
+        for key, li in sorted(observed.items()):
+            b.add(P_LISTENER_DEL, self._listener_delete(key, li, arn_to_tg))
+        for li in extra:
+            b.add(
+                P_LISTENER_DEL,
+                self._listener_delete(str(li.port), li, arn_to_tg, reason="duplicate listener"),
+            )
+
+        ports = [(p.protocol, p.node_port) for p in intent.ports]  # TCP_UDP: both rules
+        health_ports: set[int] = set()
+        own_ports = {p.node_port for p in intent.ports} | (
+            {intent.health_check.port} if intent.health_check and intent.health_check.port else set()
+        )
+        for port in intent.ports:
+            hp = port.node_port if health["port"] == "traffic-port" else int(health["port"])
+            if hp in own_ports:  # a shared custom port (e.g. 10256) is the operator's to open
+                health_ports.add(hp)
+        points = service_points(
+            ports=ports,
+            health_ports=sorted(health_ports),
+            source_ranges=intent.source_ranges,
+            vpc_cidrs=ctx.vpc_cidrs,
+        )
+        return set(desired_tgs), points
+
+    def _listener_delete(
+        self, key: str, li: Any, arn_to_tg: dict[str, str], reason: str | None = None
+    ) -> Change:
+        before = {
+            "protocol": li.protocol,
+            "port": li.port,
+            "target_group": arn_to_tg.get(li.target_group_arn or "", li.target_group_arn),
+        }
+        return Change(
+            Action.DELETE,
+            "listener",
+            key,
+            before,
+            None,
+            cloud_id=li.arn,
+            reason=reason,
+            data={"type": "listener"},
+        )
+
+    def _tg_delete(self, tg: ObservedTG, reason: str | None = None) -> Change:
+        before = {"protocol": tg.protocol, "port": tg.port}
+        return Change(
+            Action.DELETE,
+            "target-group",
+            tg.name,
+            before,
+            None,
+            cloud_id=tg.arn,
+            reason=reason,
+            data={"type": "tg"},
+        )
+
+    def _delete_nlb(self, b: _Builder, nlb: ObservedNLB, reason: str | None = None) -> None:
+        before = {"type": "network", "scheme": nlb.scheme, "dns": nlb.dns}
+        b.add(
+            P_LB_DEL,
+            Change(
+                Action.DELETE,
+                "load-balancer",
+                nlb.name,
+                before,
+                None,
+                cloud_id=nlb.arn,
+                reason=reason,
+                data={"type": "nlb"},
+            ),
+        )
+
+    @staticmethod
+    def _intent_ports(intent: Intent) -> set[int]:
+        ports = {p.node_port for p in intent.ports}
+        if intent.health_check and intent.health_check.port:
+            ports.add(intent.health_check.port)
+        return ports
+
+    @staticmethod
+    def _service_ports(tgs: Iterable[ObservedTG]) -> set[int]:
+        """The NodePorts a Service's existing target groups say it owns (see HEALTH_NODE_PORT_TAG)."""
+        out: set[int] = set()
+        for tg in tgs:
+            out.add(tg.port)
+            if tg.tags.get(HEALTH_NODE_PORT_TAG, "").isdigit():
+                out.add(int(tg.tags[HEALTH_NODE_PORT_TAG]))
+        return out
+
+    def _sg_ranges(
+        self,
+        b: _Builder,
+        ctx: ClusterContext,
+        node_sg: ObservedSG | None,
+        ports: set[int],
+        wanted: set[Any],
+        snapshot: dict[str, list[list[Any]]],
+    ) -> None:
+        """Rule changes, and ``snapshot``: the lbprov rules each changed group had when planned,
+        which apply compares (under a per-group lock) before writing: see sgrules.py."""
+        groups = list(ctx.security_groups)
+        if node_sg is not None and all(sg.id != node_sg.id for sg in groups):
+            groups.append(node_sg)
+        for sg in groups:
+            ours, foreign = parse_rules(sg.permissions, self.cluster)
+            is_node = node_sg is not None and sg.id == node_sg.id
+            if not ours and not is_node:
+                continue
+            desired = desired_ranges(ours, ports, wanted if is_node else set())
+            client_keys = {
+                (r.protocol, r.from_port, r.to_port, r.cidr) for r in desired if r.kind == CLIENT_RULE
+            }
+            desired = {
+                r
+                for r in desired
+                if r.kind == CLIENT_RULE or (r.protocol, r.from_port, r.to_port, r.cidr) not in client_keys
+            }
+            add = [
+                r
+                for r in sorted(desired - ours)
+                if (r.protocol, r.from_port, r.to_port, r.cidr) not in foreign
+            ]
+            remove = sorted(ours - desired)
+            for r in add:  # (skipped: an identical rule someone else made already admits it)
+                b.add(P_SG_ADD, self._range_change(Action.CREATE, sg.id, r))
+            for r in remove:
+                b.add(P_SG_DEL, self._range_change(Action.DELETE, sg.id, r))
+            if add or remove:
+                snapshot[sg.id] = snapshot_of(ours)
+
+    def _range_change(self, action: Action, sg_id: str, r: RuleRange) -> Change:
+        body = {"group": sg_id, **r.to_json()}
+        return Change(
+            action,
+            "security-group-rule",
+            f"{sg_id} {r.label()}",
+            None if action is Action.CREATE else body,
+            body if action is Action.CREATE else None,
+            cloud_id=sg_id,
+            data={"type": "node-sg-range", "permission": r.ip_permission(self.cluster)},
+        )
