@@ -85,8 +85,12 @@ def test_read_only_plan_and_apply_send_no_mutating_request(cloud: SandboxCloud) 
     assert not plan.empty
     with pytest.raises(ReadOnlyViolation):
         ro.apply(plan)
+    # Even a caller that ignores the error and calls the SDK directly is refused before sending.
     with pytest.raises(ReadOnlyViolation):
-        ro.apply(ro.plan_delete(intent.ref) if not ro.plan_delete(intent.ref).empty else plan)
+        ro.clients.clients["ec2"].create_security_group(
+            GroupName="x", Description="x", VpcId=cloud.extra["vpc_id"]
+        )
+    assert ro.plan_delete(intent.ref).empty  # nothing exists, so nothing to delete
     # The recorder does see our requests (the reads), so an empty list below means something.
     assert len(cloud.extra["requests"]()) > seen_before
     assert cloud.mutating_requests() == []
