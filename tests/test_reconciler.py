@@ -471,3 +471,76 @@ def test_graceful_stop_finishes_the_in_flight_reconcile_and_takes_no_new_work() 
         "the in-flight reconcile finished"
     )
     assert "uid-default-second" not in provider.cloud, "no new work was taken after stop"
+
+
+class StalePlan(RuntimeError):
+    """Named like lbprov_aws.executor.StalePlan: recognised by name, the core imports no provider."""
+
+
+def test_a_stale_plan_is_replanned_at_once_without_warning(env: Any) -> None:
+    kube, providers, rec, _, _ = env
+    kube.put(make_service("web"))
+    real_apply = providers["a"].apply
+    failures = {"left": 2}
+
+    def racing_apply(plan: Plan) -> tuple[Ingress, ...]:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise StalePlan("security group changed since the plan was made; nothing was written")
+        return real_apply(plan)
+
+    providers["a"].apply = racing_apply
+    assert rec.sync("default/web").action == "ensured"
+    assert kube.reasons() == ["EnsuringLoadBalancer", "EnsuredLoadBalancer"], "no Warning, one Ensuring"
+    assert providers["a"].calls.stats.sent[("describe", "read")] == 3, "re-planned on fresh data each time"
+
+
+def test_a_plan_that_stays_stale_falls_back_to_backoff(env: Any) -> None:
+    kube, providers, rec, _, _ = env
+    kube.put(make_service("web"))
+
+    def always_stale(plan: Plan) -> tuple[Ingress, ...]:
+        raise StalePlan("still racing")
+
+    providers["a"].apply = always_stale
+    with pytest.raises(StalePlan):
+        rec.sync("default/web")
+    assert kube.events[-1]["reason"] == "SyncLoadBalancerFailed"
+
+
+def test_after_a_stale_plan_applies_with_changes_run_one_at_a_time(env: Any) -> None:
+    import threading
+    import time
+
+    kube, providers, rec, _, _ = env
+    provider = providers["a"]
+    real_apply = provider.apply
+    state = {"active": 0, "max": 0, "stale_once": True}
+    lock = threading.Lock()
+
+    def apply(plan: Plan) -> tuple[Ingress, ...]:
+        with lock:
+            if state["stale_once"]:
+                state["stale_once"] = False
+                raise StalePlan("shared rules changed")
+            state["active"] += 1
+            state["max"] = max(state["max"], state["active"])
+        time.sleep(0.02)
+        try:
+            return real_apply(plan)
+        finally:
+            with lock:
+                state["active"] -= 1
+
+    provider.apply = apply
+    for i in range(6):
+        kube.put(make_service(f"s{i}"))
+    rec.sync("default/s0")  # goes stale once, re-plans: contended mode from now on
+    assert rec._gates["a"].contended()
+    threads = [threading.Thread(target=rec.sync, args=(f"default/s{i}",)) for i in range(1, 6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(provider.cloud) == 6
+    assert state["max"] == 1, "contended applies are serialised"

@@ -20,11 +20,14 @@ empty plan (a resync or node sync that finds nothing to do must not spam events)
 ``DeletedLoadBalancer`` around a cleanup and ``DeleteLoadBalancerFailed`` (Warning) when it fails.
 
 Errors propagate to the worker, which requeues the key with backoff: one Service's failure never
-touches another's. Writes to the API that lose a race (409) are retried on a fresh read.
+touches another's. Writes to the API that lose a race (409) are retried on a fresh read; likewise a
+provider's "plan went stale" (:func:`is_stale_plan`: a shared cloud resource changed between plan
+and apply, nothing written) is re-planned at once, up to :data:`STALE_PLAN_RETRIES` times.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -45,6 +48,23 @@ CLASS_PREFIX = "lbprov.io/"
 COMPONENT = "lbprov"
 #: Attempts of a metadata write that keeps losing races (409) before giving up to the backoff.
 CONFLICT_RETRIES = 5
+#: Immediate re-plans after a provider reports that its plan went stale (a concurrent apply changed
+#: a shared resource between plan and apply, and nothing was written) before the normal backoff.
+STALE_PLAN_RETRIES = 3
+#: How long applies with changes stay serialised after the last stale plan.
+STALE_COOLDOWN_SECONDS = 10.0
+
+
+def is_stale_plan(exc: BaseException) -> bool:
+    """Did the provider refuse to apply because the cloud changed since the plan (nothing written)?
+
+    The cloud-side analogue of a 409: re-plan on fresh data at once instead of backing off. The core
+    imports no provider, so it is recognised by duck typing: an exception class named ``StalePlan``
+    anywhere in the MRO (as ``lbprov_aws.executor.StalePlan``), or a true ``stale_plan`` attribute.
+    """
+    if getattr(exc, "stale_plan", False) is True:
+        return True
+    return any(cls.__name__ == "StalePlan" for cls in type(exc).__mro__)
 
 
 def class_for(provider: str) -> str:
@@ -70,6 +90,24 @@ def ingress_of(svc: Mapping[str, Any]) -> list[dict[str, str]]:
 
 def ingress_dicts(ingress: tuple[Ingress, ...]) -> list[dict[str, str]]:
     return sorted((i.to_k8s() for i in ingress), key=lambda d: (d.get("ip", ""), d.get("hostname", "")))
+
+
+class ApplyGate:
+    """Per provider: serialises plan+apply for a while after a plan went stale (contention)."""
+
+    def __init__(
+        self, cooldown: float = STALE_COOLDOWN_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.lock = threading.Lock()
+        self.cooldown = cooldown
+        self._clock = clock
+        self._until = 0.0
+
+    def contended(self) -> bool:
+        return self._clock() < self._until
+
+    def stale(self) -> None:
+        self._until = self._clock() + self.cooldown
 
 
 @dataclass
@@ -112,6 +150,7 @@ class ServiceReconciler:
         self.metrics = metrics
         self.settings = IntentSettings(cluster=cluster)
         self._managed: dict[str, str] = {}  # service key -> provider, for the managed-LB gauge
+        self._gates = {name: ApplyGate() for name in self.providers}
         #: Called with (service key, plan) after a plan with changes was applied (demo, tests).
         self.applied_listeners: list[Callable[[str, Plan], None]] = []
         self._lock = threading.Lock()
@@ -188,27 +227,38 @@ class ServiceReconciler:
             raise
         try:
             svc = self._ensure_finalizer(svc)
-            plan = provider.plan(intent)
             had_ingress = bool(ingress_of(svc))
-            if plan.empty and plan.ingress:
-                ingress = plan.ingress  # nothing to do: no apply, no write, no event
-            else:
-                if not plan.empty:
-                    log.info(
-                        "applying plan: %s",
-                        plan.summary(),
-                        extra={**extra, "plan": plan.summary(), "changes": _change_list(plan)},
-                    )
+            announced: list[bool] = []
+
+            def before_apply(plan: Plan) -> None:
+                if plan.empty:
+                    return
+                log.info(
+                    "applying plan: %s",
+                    plan.summary(),
+                    extra={**extra, "plan": plan.summary(), "changes": _change_list(plan)},
+                )
+                if not announced:
                     self._event(svc, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer")
-                ingress = provider.apply(plan)
-                if not plan.empty:
-                    self._notify_applied(key, plan)
-                    if had_ingress:
-                        self._event(
-                            svc, "Normal", "UpdatedLoadBalancer", f"Updated load balancer: {plan.summary()}"
-                        )
-                    else:
-                        self._event(svc, "Normal", "EnsuredLoadBalancer", "Ensured load balancer")
+                    announced.append(True)
+
+            plan, applied = self._plan_and_apply(
+                provider_name,
+                provider,
+                lambda: provider.plan(intent),
+                # An empty plan that knows the ingress needs no apply: no write, no event.
+                lambda p: not (p.empty and p.ingress),
+                before_apply,
+            )
+            ingress = plan.ingress if applied is None else applied
+            if not plan.empty:
+                self._notify_applied(key, plan)
+                if had_ingress:
+                    self._event(
+                        svc, "Normal", "UpdatedLoadBalancer", f"Updated load balancer: {plan.summary()}"
+                    )
+                else:
+                    self._event(svc, "Normal", "EnsuredLoadBalancer", "Ensured load balancer")
             wanted = ingress_dicts(ingress)
             if not ingress:
                 raise RuntimeError(f"{provider_name}: apply returned no ingress for {key}")
@@ -229,11 +279,19 @@ class ServiceReconciler:
         extra = {"service": key, "provider": provider_name}
         ref = service_ref(svc)
         self._event(svc, "Normal", "DeletingLoadBalancer", "Deleting load balancer")
+
+        def before_delete(plan: Plan) -> None:
+            log.info("deleting: %s", plan.summary(), extra={**extra, "plan": plan.summary()})
+
         try:
-            plan = provider.plan_delete(ref)
+            plan, _ = self._plan_and_apply(
+                provider_name,
+                provider,
+                lambda: provider.plan_delete(ref),
+                lambda p: not p.empty,
+                before_delete,
+            )
             if not plan.empty:
-                log.info("deleting: %s", plan.summary(), extra={**extra, "plan": plan.summary()})
-                provider.apply(plan)
                 self._notify_applied(key, plan)
                 left = provider.plan_delete(ref)
                 if not left.empty:
@@ -251,6 +309,43 @@ class ServiceReconciler:
         self._event(svc, "Normal", "DeletedLoadBalancer", "Deleted load balancer")
         self._set_managed(key, None)
         return SyncResult(key, "deleted", provider_name, plan)
+
+    def _plan_and_apply(
+        self,
+        provider_name: str,
+        provider: Provider,
+        make_plan: Callable[[], Plan],
+        needs_apply: Callable[[Plan], bool],
+        before_apply: Callable[[Plan], None],
+    ) -> tuple[Plan, tuple[Ingress, ...] | None]:
+        """Plan, and apply when ``needs_apply``; returns the plan and apply's ingress (None: no apply).
+
+        A stale plan (:func:`is_stale_plan`) is re-planned at once, and puts the provider's
+        :class:`ApplyGate` in contended mode: while it lasts, plans with changes are re-made and
+        applied one at a time under the gate's lock (plans without changes stay parallel), so that
+        workers racing on a shared cloud resource stop invalidating each other's plans.
+        """
+        gate = self._gates[provider_name]
+        for attempt in range(STALE_PLAN_RETRIES + 1):
+            serial = attempt > 0 or gate.contended()
+            if attempt == 0:
+                plan = make_plan()
+                if not needs_apply(plan):
+                    return plan, None
+            with gate.lock if serial else contextlib.nullcontext():
+                if serial:
+                    plan = make_plan()  # fresh, and nobody else applies meanwhile
+                    if not needs_apply(plan):
+                        return plan, None
+                before_apply(plan)
+                try:
+                    return plan, provider.apply(plan)
+                except Exception as exc:
+                    if not is_stale_plan(exc) or attempt == STALE_PLAN_RETRIES:
+                        raise
+                    gate.stale()
+                    log.info("plan went stale (%s); re-planning", exc, extra={"provider": provider_name})
+        raise AssertionError("unreachable")
 
     # -- API writes ------------------------------------------------------------------------------
 
