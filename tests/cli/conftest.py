@@ -43,3 +43,21 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     yield cli_testlib
     cli_testlib.WORLDS.clear()
     cli_testlib.WRITES.clear()
+
+
+#: The providers whose sandboxes the end-to-end CLI tests run against.
+SANDBOX_PROVIDERS = ("aws", "gcp", "azure")
+
+
+@pytest.fixture(scope="session", params=SANDBOX_PROVIDERS)
+def sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A sandbox Kubernetes API and one provider's emulator, shared by the CLI sandbox tests."""
+    import sandbox_support
+
+    yield from sandbox_support.start_env(request.param, tmp_path_factory.mktemp(f"cli-{request.param}"))
+
+
+@pytest.fixture
+def env(sandbox: Any) -> Any:
+    """A fresh namespace (and settings file) in the shared sandbox."""
+    return sandbox.fresh()

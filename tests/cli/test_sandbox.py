@@ -11,19 +11,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from cli_testlib import make_service, run_cli, validate_schema
-from sandbox_support import Env, start_env
+from sandbox_support import Env
 
 from lbprov.intent import IntentSettings, build_intent
-from lbprov.provider import ProviderNotFound, load_provider
-
-PROVIDERS = ("aws", "gcp", "azure")
+from lbprov.provider import load_provider
 
 #: Annotations that make a Service want another kind of load balancer than the default one.
 KIND_SWITCH: dict[str, dict[str, str]] = {
@@ -43,27 +40,6 @@ def foreign_cluster(env: Env) -> tuple[dict[str, Any], dict[str, str]]:
             {"service.beta.kubernetes.io/aws-load-balancer-subnets": ",".join(extra["public_subnets"])},
         )
     return {}, {}
-
-
-def _available(name: str) -> bool:
-    try:
-        cls = load_provider(name)
-    except (ProviderNotFound, ImportError, AttributeError):
-        return False
-    return hasattr(cls, "sandbox")
-
-
-@pytest.fixture(scope="module", params=PROVIDERS)
-def sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    name = request.param
-    if not _available(name):
-        pytest.skip(f"provider {name} is not installed in this checkout")
-    yield from start_env(name, tmp_path_factory.mktemp(f"cli-{name}"))
-
-
-@pytest.fixture
-def env(sandbox: Env) -> Env:
-    return sandbox.fresh()
 
 
 def mutations(env: Env) -> list[str]:
