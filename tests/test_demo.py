@@ -71,3 +71,12 @@ def test_demo_cli_help_lists_providers_from_the_registry() -> None:
     assert "--serve" in proc.stdout
     for name in available_providers():
         assert name in proc.stdout
+
+
+@pytest.mark.parametrize("provider", sorted(set(available_providers()) - {"aws"}))
+def test_demo_works_with_every_installed_provider_through_the_registry(provider: str) -> None:
+    out = io.StringIO()
+    result = run_demo(provider, out=out, err=io.StringIO(), timeout=60)
+    assert len(result.ingress) == 5
+    assert result.deleted == "demo/dns" and result.leaked_after_delete == 0
+    assert result.writes > 0
