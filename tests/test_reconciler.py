@@ -544,3 +544,61 @@ def test_after_a_stale_plan_applies_with_changes_run_one_at_a_time(env: Any) -> 
         t.join(10)
     assert len(provider.cloud) == 6
     assert state["max"] == 1, "contended applies are serialised"
+
+
+def test_batches_run_inside_the_provider_read_round_until_the_queue_drains() -> None:
+    import threading
+    import time
+    from contextlib import contextmanager
+
+    from lbprov.controller.manager import Controller, ControllerConfig
+
+    timeline: list[str] = []
+    kube = FakeKube(timeline)
+    provider = FakeProvider("a", timeline)
+    rounds: list[str] = []
+    in_round = threading.Event()
+    plans_in_round: list[bool] = []
+
+    @contextmanager
+    def read_round() -> Any:
+        rounds.append("enter")
+        in_round.set()
+        try:
+            yield None
+        finally:
+            in_round.clear()
+            rounds.append("exit")
+
+    real_plan = provider.plan
+
+    def plan(intent: Intent) -> Plan:
+        plans_in_round.append(in_round.is_set())
+        return real_plan(intent)
+
+    provider.read_round = read_round  # type: ignore[attr-defined]
+    provider.plan = plan  # type: ignore[method-assign]
+    for i in range(5):
+        kube.put(make_service(f"s{i}"))
+    controller = Controller(
+        kube,  # type: ignore[arg-type]
+        {"a": provider},  # type: ignore[dict-item]
+        ControllerConfig(cluster="unit", default_provider="a", workers=2),
+        informer_factory=lambda kube, kind, **h: FakeInformer(kube, kind, **h),
+    )
+
+    def wait(pred: Any) -> None:
+        deadline = time.monotonic() + 5
+        while not pred():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+
+    controller.start()
+    try:
+        wait(lambda: rounds == ["enter", "exit"])  # the initial sync is one round, closed when drained
+        assert plans_in_round == [True] * 5
+        assert controller.resync() == 5
+        wait(lambda: rounds == ["enter", "exit", "enter", "exit"])
+        assert plans_in_round[5:] == [True] * 5
+    finally:
+        controller.stop()

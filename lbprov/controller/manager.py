@@ -180,16 +180,24 @@ class _Workers:
                     continue
                 self.round[name] = ctx
             self.round_started = time.monotonic()
-        for key in keys:
-            self.queue.add(key)
+            # Queued under the lock, so that no worker sees an empty queue and ends the new round
+            # before its keys are in.
+            for key in keys:
+                self.queue.add(key)
         return len(keys)
 
     def _maybe_end_round(self) -> None:
+        """End the read round once the batch is done (queue drained) or it is too old."""
         if not self.round:
             return
-        drained = len(self.queue) == 0 and self.queue.in_flight() == 0
-        if drained or time.monotonic() - self.round_started > MAX_ROUND_SECONDS:
-            self._end_round()
+        with self.round_lock:
+            drained = len(self.queue) == 0 and self.queue.in_flight() == 0
+            if not (drained or time.monotonic() - self.round_started > MAX_ROUND_SECONDS):
+                return
+            rounds, self.round = self.round, {}
+        for ctx in rounds.values():
+            with contextlib.suppress(Exception):
+                ctx.__exit__(None, None, None)
 
     def _end_round(self) -> None:
         with self.round_lock:
