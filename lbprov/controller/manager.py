@@ -86,7 +86,8 @@ class ControllerConfig:
     renew_deadline: float = 10.0
     retry_period: float = 2.0
     cache_sync_timeout: float = 60.0
-    shutdown_timeout: float = 60.0
+    #: Wait this long for in-flight reconciles on shutdown: under the pod's default 30 s grace period.
+    shutdown_timeout: float = 25.0
 
 
 def default_identity() -> str:
