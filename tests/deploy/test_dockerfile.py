@@ -201,3 +201,57 @@ def test_dockerignore_keeps_the_context_to_what_the_build_copies(dockerfile: lib
     # Test suites and build leftovers stay out.
     assert "providers/*/tests" in lines
     assert "**/__pycache__" in lines
+
+
+def test_dockerignore_matcher_follows_docker_semantics() -> None:
+    rx = lib._dockerignore_regex
+    assert rx("**/__pycache__").match("__pycache__") and rx("**/__pycache__").match("a/b/__pycache__")
+    assert rx("providers/*/tests").match("providers/aws/tests")
+    assert not rx("providers/*/tests").match("providers/aws/src/tests")
+    assert rx("**").match("anything/at/all")
+
+
+def test_build_context_holds_exactly_what_the_build_needs() -> None:
+    files = lib.docker_context(lib.REPO)
+    assert {"pyproject.toml", "README.md"} <= set(files)
+    assert all(f.startswith(("lbprov/", "providers/")) for f in files if "/" in f)
+    assert not [f for f in files if "__pycache__" in f or ".egg-info" in f or f.endswith(".pyc")]
+    assert not [f for f in files if re.match(r"providers/[^/]+/tests/", f)]
+    for name in _provider_dirs():
+        assert f"providers/{name}/pyproject.toml" in files
+
+
+@pytest.mark.timeout(600)
+def test_image_packages_build_from_the_build_context(tmp_path: Path) -> None:
+    # What the image's RUN step installs, built as wheels from a copy of exactly the context
+    # `docker build` would send (per .dockerignore): nothing the build needs is ignored.
+    import shutil
+    import zipfile
+
+    ctx = tmp_path / "ctx"
+    for rel in lib.docker_context(lib.REPO):
+        (ctx / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(lib.REPO / rel, ctx / rel)
+    out = tmp_path / "wheels"
+    targets = [".", *(f"./providers/{p}" for p in _provider_dirs())]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), *targets],
+        cwd=ctx,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    wheels = {w.name.split("-")[0]: w for w in out.glob("*.whl")}
+    assert set(wheels) == {"lbprov", *(f"lbprov_{p}" for p in _provider_dirs())}
+    with zipfile.ZipFile(wheels["lbprov"]) as whl:
+        names = whl.namelist()
+        assert "lbprov/cli/run.py" in names and "lbprov/py.typed" in names
+        entry_points = whl.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+        assert "lbprov = lbprov.cli:main" in entry_points  # the ENTRYPOINT's console script
+    for p in _provider_dirs():
+        with zipfile.ZipFile(wheels[f"lbprov_{p}"]) as whl:
+            names = whl.namelist()
+            entry_points = whl.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+            assert "[lbprov.providers]" in entry_points and f"{p} = " in entry_points
+            assert not [n for n in names if "/tests/" in n]

@@ -331,3 +331,58 @@ def settings_env(provider: str, settings: dict[str, Any]) -> dict[str, str]:
         name = "LBPROV_CLUSTER_NAME" if key == "cluster_name" else f"LBPROV_{provider.upper()}_{key.upper()}"
         env[name] = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
     return env
+
+
+# ---- the Docker build context ---------------------------------------------------------------------
+
+
+def _dockerignore_regex(pattern: str) -> re.Pattern[str]:
+    """A .dockerignore pattern as a regex (Go's filepath.Match plus ``**``, as Docker implements it)."""
+    out = ""
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out += "(?:.*/)?"  # any number of directories, none included
+            i += 3
+            continue
+        if pattern.startswith("**", i):
+            out += ".*"
+            i += 2
+            continue
+        out += {"*": "[^/]*", "?": "[^/]"}.get(c, re.escape(c))
+        i += 1
+    return re.compile(out + r"\Z")
+
+
+def docker_context(root: Path) -> list[str]:
+    """The files ``docker build`` would send from ``root``, by its ``.dockerignore`` (last match
+    wins; a pattern that matches a parent directory matches everything under it)."""
+    import os
+
+    rules: list[tuple[bool, re.Pattern[str]]] = []
+    for line in (root / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        rules.append((negate, _dockerignore_regex(line.lstrip("!").strip("/"))))
+
+    def excluded(rel: str) -> bool:
+        parts = rel.split("/")
+        candidates = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+        result = False
+        for negate, rx in rules:
+            if any(rx.match(c) for c in candidates):
+                result = not negate
+        return result
+
+    files: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        dirnames[:] = [d for d in dirnames if d not in (".git", ".venv")]
+        for name in filenames:
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            if not excluded(rel):
+                files.append(rel)
+    return sorted(files)
