@@ -47,7 +47,7 @@ def _nlb_arn(env: Env, lb: str) -> str:
     return arn
 
 
-def aws_delete_listener(env: Env, lb: str) -> Callable[[list[dict[str, Any]]], None]:
+def aws_delete_listener(env: Env, lb: str, service: str = "web") -> Callable[[list[dict[str, Any]]], None]:
     elb = _aws(env, "elbv2")
     listener = next(
         x for x in elb.describe_listeners(LoadBalancerArn=_nlb_arn(env, lb))["Listeners"] if x["Port"] == 80
@@ -62,7 +62,7 @@ def aws_delete_listener(env: Env, lb: str) -> Callable[[list[dict[str, Any]]], N
     return check
 
 
-def aws_edit_health_check(env: Env, lb: str) -> Callable[[list[dict[str, Any]]], None]:
+def aws_edit_health_check(env: Env, lb: str, service: str = "web") -> Callable[[list[dict[str, Any]]], None]:
     elb = _aws(env, "elbv2")
     groups = elb.describe_target_groups(LoadBalancerArn=_nlb_arn(env, lb))["TargetGroups"]
     group = sorted(groups, key=lambda g: g["TargetGroupName"])[0]
@@ -87,10 +87,10 @@ def aws_edit_health_check(env: Env, lb: str) -> Callable[[list[dict[str, Any]]],
     return check
 
 
-def aws_widen_rule(env: Env, lb: str) -> Callable[[list[dict[str, Any]]], None]:
+def aws_widen_rule(env: Env, lb: str, service: str = "web") -> Callable[[list[dict[str, Any]]], None]:
     ec2 = _aws(env, "ec2")
     sg = env.cloud.extra["node_security_group_id"]
-    svc = env.kube.get_service(env.namespace, "web")
+    svc = env.kube.get_service(env.namespace, service)
     node_port = svc["spec"]["ports"][0]["nodePort"]
     perms = ec2.describe_security_groups(GroupIds=[sg])["SecurityGroups"][0]["IpPermissions"]
     perm = next(p for p in perms if p["FromPort"] <= node_port <= p["ToPort"] and p["IpProtocol"] == "tcp")
@@ -111,7 +111,7 @@ def aws_widen_rule(env: Env, lb: str) -> Callable[[list[dict[str, Any]]], None]:
     return check
 
 
-def gcp_widen_firewall(env: Env, lb: str) -> Callable[[list[dict[str, Any]]], None]:
+def gcp_widen_firewall(env: Env, lb: str, service: str = "web") -> Callable[[list[dict[str, Any]]], None]:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import compute_v1
 
@@ -136,7 +136,7 @@ def gcp_widen_firewall(env: Env, lb: str) -> Callable[[list[dict[str, Any]]], No
     return check
 
 
-def azure_delete_rule(env: Env, lb: str) -> Callable[[list[dict[str, Any]]], None]:
+def azure_delete_rule(env: Env, lb: str, service: str = "web") -> Callable[[list[dict[str, Any]]], None]:
     from azure.core.credentials import AccessToken
     from azure.mgmt.network import NetworkManagementClient
 
@@ -166,7 +166,8 @@ def azure_delete_rule(env: Env, lb: str) -> Callable[[list[dict[str, Any]]], Non
     return check
 
 
-HAND_CHANGES: dict[str, list[Callable[[Env, str], Callable[[list[dict[str, Any]]], None]]]] = {
+#: Per provider: functions ``(env, lb_name, service_name) -> check(changes)`` making one hand change.
+HAND_CHANGES: dict[str, list[Callable[..., Callable[[list[dict[str, Any]]], None]]]] = {
     "aws": [aws_delete_listener, aws_edit_health_check, aws_widen_rule],
     "gcp": [gcp_widen_firewall],
     "azure": [azure_delete_rule],
