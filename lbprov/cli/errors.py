@@ -92,8 +92,8 @@ _AWS_DENIED = {
     "Forbidden",
 }
 _AWS_READ_PERMISSIONS = (
-    "elasticloadbalancing:Describe*, ec2:DescribeInstances, ec2:DescribeSubnets, "
-    "ec2:DescribeSecurityGroups, ec2:DescribeVpcs"
+    "elasticloadbalancing:Describe* and ec2:DescribeInstances/DescribeSecurityGroups/DescribeSubnets/"
+    "DescribeVpcs (the read-only policy of terraform/aws)"
 )
 
 
@@ -145,8 +145,7 @@ def _aws(exc: BaseException, names: set[str]) -> UserError | None:
         if code in _AWS_DENIED:
             return UserError(
                 "permission",
-                f"AWS: permission denied for {op} ({code}): lbprov plan needs the read-only "
-                f"permissions {_AWS_READ_PERMISSIONS} (docs/see-what-lbprov-would-do.md)",
+                f"AWS: permission denied for {op} ({code}): lbprov plan needs {_AWS_READ_PERMISSIONS}",
             )
         if code == "OptInRequired":
             return UserError(
@@ -193,8 +192,8 @@ def _gcp(exc: BaseException, names: set[str]) -> UserError | None:
             )
         return UserError(
             "permission",
-            f"GCP: permission denied ({text}): lbprov plan needs roles/compute.viewer (compute.*.get and "
-            "compute.*.list) on the project (docs/see-what-lbprov-would-do.md)",
+            f"GCP: permission denied ({text}): lbprov plan needs compute.*.get/list on the project "
+            "(roles/compute.viewer, or the read-only role of terraform/gcp)",
         )
     if "NotFound" in names:
         if m := _GCP_REGION_NOT_FOUND.search(text):
@@ -254,9 +253,8 @@ def _azure(exc: BaseException, names: set[str]) -> UserError | None:
     if status == 403 or code in {"AuthorizationFailed", "LinkedAuthorizationFailed"}:
         return UserError(
             "permission",
-            f"Azure: permission denied ({code or status}): lbprov plan needs the Reader role "
-            "(Microsoft.Network/*/read, Microsoft.Compute/virtualMachines/read) on the resource "
-            "group (docs/see-what-lbprov-would-do.md)",
+            f"Azure: permission denied ({code or status}): lbprov plan needs Microsoft.Network/*/read "
+            "on the resource group (the Reader role, or the read-only role of terraform/azure)",
         )
     return None
 

@@ -127,7 +127,7 @@ def test_azure() -> None:
             "credentials",
             "expired",
         ),
-        (http(403, "AuthorizationFailed"), "permission", "Reader role"),
+        (http(403, "AuthorizationFailed"), "permission", "Microsoft.Network/*/read"),
         (http(404, "SubscriptionNotFound"), "config", "--azure-subscription-id"),
         (http(404, "ResourceGroupNotFound"), "config", "--azure-resource-group"),
         (http(401, "ExpiredAuthenticationToken"), "credentials", "expired"),
