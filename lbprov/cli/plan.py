@@ -198,7 +198,10 @@ def cluster_client(args: argparse.Namespace) -> Any:
     """The read-only Kubernetes client (imported lazily: files-only runs need no cluster)."""
     from lbprov.kube.client import KubeClient
 
-    return KubeClient.auto(getattr(args, "kubeconfig", None), getattr(args, "context", None))
+    kubeconfig = getattr(args, "kubeconfig", None)
+    if kubeconfig and not os.path.isfile(kubeconfig):
+        raise CLIError(f"--kubeconfig {kubeconfig}: no such file", "kubernetes")
+    return KubeClient.auto(kubeconfig, getattr(args, "context", None))
 
 
 def read_inputs(args: argparse.Namespace, *, stdin: IO[str] | None = None) -> Inputs:

@@ -251,3 +251,40 @@ def test_plan_never_writes_even_when_everything_changes(fake: Any, tmp_path: Pat
     actions = {c["action"] for p in r.json()["plans"] for c in p["changes"]}
     assert actions == {"create", "delete"}
     assert fake.WRITES["default"] == before
+
+
+def test_cluster_problems_are_one_line_errors(fake: Any, tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
+                "users": [{"name": "u", "user": {}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    cases = [
+        (
+            ["--kubeconfig", str(tmp_path / "none")],
+            "--kubeconfig " + str(tmp_path / "none") + ": no such file",
+        ),
+        (["--kubeconfig", str(kubeconfig), "--context", "nope"], "Kubernetes: Invalid kube-config file"),
+        (["--kubeconfig", str(kubeconfig)], "cannot reach the Kubernetes API"),
+    ]
+    for argv, message in cases:
+        r = run_cli([*BASE, *argv])
+        assert r.code == 1, r
+        assert r.err.startswith(f"lbprov plan: error: {message}"), r.err
+        assert len(r.err.strip().splitlines()) == 1
+
+
+def test_files_without_nodes_and_no_cluster_say_to_use_nodes(fake: Any, tmp_path: Path) -> None:
+    src = write(tmp_path / "svc.yaml", make_service("web"))
+    r = run_cli([*BASE, "-f", src, "--kubeconfig", str(tmp_path / "none")])
+    assert r.code == 1
+    assert "no Nodes: the manifests hold none and the cluster could not be read" in r.err
+    assert "give them with --nodes FILE" in r.err

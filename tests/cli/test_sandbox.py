@@ -42,6 +42,25 @@ def foreign_cluster(env: Env) -> tuple[dict[str, Any], dict[str, str]]:
     return {}, {}
 
 
+def make_untagged_lb(env: Env) -> Any:
+    """A load balancer made by hand, without any ownership tag; returns a check that it still exists."""
+    if env.provider_name != "aws":
+        return None
+    import boto3
+
+    s = env.cloud.settings
+    elb = boto3.client(
+        "elbv2",
+        region_name=s["region"],
+        endpoint_url=s["endpoint_url"],
+        aws_access_key_id=s["access_key_id"],
+        aws_secret_access_key=s["secret_access_key"],
+    )
+    name = f"handmade-{env.namespace}"
+    elb.create_load_balancer(Name=name, Type="network", Subnets=env.cloud.extra["public_subnets"])
+    return lambda: len(elb.describe_load_balancers(Names=[name])["LoadBalancers"]) == 1
+
+
 def mutations(env: Env) -> list[str]:
     return list(env.cloud.mutating_requests())
 
@@ -123,6 +142,7 @@ def test_gc_deletes_only_what_leaked(env: Env) -> None:
         foreign_svc, env.kube.list_nodes()[0], IntentSettings(f"{env.cluster}-other"), other
     )
     other.apply(other.plan(foreign_intent))
+    untagged = make_untagged_lb(env)
 
     r = run_cli(env.gc_argv("-o", "json"))
     assert r.code == 2, r.out + r.err
@@ -144,7 +164,9 @@ def test_gc_deletes_only_what_leaked(env: Env) -> None:
     assert {o["service"]["name"]: o["status"] for o in after["owned"]}.get("keep") == "in-use"
     # the kept Service is untouched and converged
     assert env.plan_for("keep").empty
-    # the other cluster's load balancer still exists
+    # an untagged load balancer made by hand and the other cluster's load balancer still exist
+    if untagged is not None:
+        assert untagged()
     assert [o.ref.name for o in other.list_owned() if o.ref.uid == foreign_intent.ref.uid] != []
 
 
