@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import traceback
@@ -42,6 +43,9 @@ RUN_SCHEMA = "lbprov.plan-run/v1"
 
 Obj = dict[str, Any]
 Operation = Literal["ensure", "delete"]
+
+#: Loggers whose warnings repeat what the one-line error says (unless --debug).
+QUIET_LOGGERS = ("azure.identity", "google.auth", "botocore.credentials")
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -463,6 +467,11 @@ def guarded(
 ) -> int:
     """Run ``body``; turn recognised errors into one line on stderr and exit 1 (``--debug``: traceback)."""
     err = stderr if stderr is not None else sys.stderr
+    if not getattr(args, "debug", False):
+        # SDK credential chains log their own multi-line failure report as warnings; the one-line
+        # error below says the same (--debug keeps them).
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
     provider_cls: Any = None
     if provider_name:
         try:
