@@ -84,19 +84,31 @@ def test_after_converging_plan_says_no_changes_and_exits_0(env: Env) -> None:
     assert "1 Service: 0 would change, 1 unchanged." in r.out
 
 
-def test_read_only_proof_across_create_change_and_delete_plans(env: Env) -> None:
+#: Per provider: annotations of the "changed" Service, and how to change it so that the cloud cannot
+#: update the resource in place (AWS: a classic ELB listener's instance port; GCP: a forwarding
+#: rule's ports). Azure updates its shared load balancer in place: it plans updates, never replaces.
+CHANGE_SCENARIOS: dict[str, tuple[dict[str, str], str]] = {
+    "aws": ({"service.beta.kubernetes.io/aws-load-balancer-type": "classic"}, "replace"),
+    "gcp": ({}, "replace"),
+    "azure": ({}, "update"),
+}
+
+
+def test_read_only_proof_across_create_replace_and_delete_plans(env: Env) -> None:
     """Zero mutating requests reach the emulator, and the Kubernetes API sees only lists, across a
-    whole run whose plans would create, replace/update and delete."""
+    whole run whose plans would create, replace (Azure: update) and delete."""
+    annotations, expected = CHANGE_SCENARIOS[env.provider_name]
     env.create_service("new")
-    env.create_service("changed", [("TCP", 80)])
+    env.create_service("changed", [("TCP", 80)], annotations=annotations)
     env.converge("changed")
     env.create_service("gone")
     env.converge("gone")
-    # a protocol change cannot be made in place (new target group / forwarding rule / rule)
-    env.patch(
-        "changed",
-        {"spec": {"ports": [{"name": "udp-80", "protocol": "UDP", "port": 80, "targetPort": 8080}]}},
-    )
+    ports = env.kube.get_service(env.namespace, "changed")["spec"]["ports"]
+    if env.provider_name == "aws":
+        ports[0]["nodePort"] = 31111 if ports[0]["nodePort"] != 31111 else 31112
+    else:
+        ports.append({"name": "tcp-81", "protocol": "TCP", "port": 81, "targetPort": 8080})
+    env.patch("changed", {"spec": {"ports": ports}})
     env.patch("gone", {"spec": {"type": "ClusterIP"}})
     before = mutations(env)
     env.api.clear_requests()
@@ -104,14 +116,12 @@ def test_read_only_proof_across_create_change_and_delete_plans(env: Env) -> None
     assert r.code == 2, r.out + r.err
     doc = r.json()
     validate_schema(doc)
+    actions = {p["service"]["name"]: {c["action"] for c in p["changes"]} for p in doc["plans"]}
     ops = {p["service"]["name"]: p["operation"] for p in doc["plans"]}
     assert ops == {"new": "ensure", "changed": "ensure", "gone": "delete"}
-    actions = {c["action"] for p in doc["plans"] for c in p["changes"]}
-    assert {"create", "delete"} <= actions
-    assert actions & {"replace", "update"} or any(
-        p["service"]["name"] == "changed" and {"create", "delete"} <= {c["action"] for c in p["changes"]}
-        for p in doc["plans"]
-    )
+    assert actions["new"] == {"create"}
+    assert expected in actions["changed"], actions
+    assert actions["gone"] == {"delete"}
     assert mutations(env) == before, "a dry run sent a mutating request to the emulator"
     verbs = {(req.verb, req.resource) for req in env.api.requests}
     assert verbs == {("list", "services"), ("list", "nodes")}, verbs
