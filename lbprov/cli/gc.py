@@ -37,6 +37,7 @@ from lbprov.cli.plan import (
     guarded,
     listed,
     provider_for,
+    read_round,
     run_document,
     strict_usage,
     use_colour,
@@ -204,7 +205,7 @@ def run(
         nodes = listed(kube.list_nodes())
         # Writable only when asked to apply; the examination runs read-only either way.
         provider = build_provider(args, name, read_only=not args.apply)
-        with provider.calls.read_only_mode():
+        with provider.calls.read_only_mode(), read_round(provider):
             owned = provider.list_owned()
             with Progress(len(owned), "examining", stream=err, quiet=args.quiet) as progress:
                 findings = examine(provider, owned, services, nodes, cluster, default, progress)

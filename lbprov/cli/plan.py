@@ -25,6 +25,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal, NoReturn
 
@@ -343,6 +344,19 @@ def plan_all(
     return results
 
 
+def read_round(provider: Provider) -> AbstractContextManager[Any]:
+    """The provider's read round (cached account-wide listings for many plans), if it has one.
+
+    Providers that offer ``read_round()`` (as the controller's resync uses it) answer N plans with
+    far fewer than N rounds of reads; others plan Service by Service.
+    """
+    method = getattr(provider, "read_round", None)
+    if callable(method):
+        ctx: AbstractContextManager[Any] = method()
+        return ctx
+    return nullcontext()
+
+
 def exit_code(results: Sequence[ServiceResult]) -> int:
     if any(r.error for r in results):
         return EXIT_ERROR
@@ -520,7 +534,10 @@ def run(
         provider = build_provider(args, name, read_only=True)
         if not provider.calls.read_only:  # belt and braces: the guard is what makes plan safe
             raise CLIError(f"provider {name} did not honour read_only=True; refusing to plan", "bug")
-        with Progress(len(selected), "planning", stream=err, quiet=args.quiet) as progress:
+        with (
+            read_round(provider),
+            Progress(len(selected), "planning", stream=err, quiet=args.quiet) as progress,
+        ):
             results = plan_all(
                 provider,
                 selected,
