@@ -6,6 +6,7 @@ The read-only proof, real drift and real credentials are tested against the emul
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -288,3 +289,46 @@ def test_files_without_nodes_and_no_cluster_say_to_use_nodes(fake: Any, tmp_path
     assert r.code == 1
     assert "no Nodes: the manifests hold none and the cluster could not be read" in r.err
     assert "give them with --nodes FILE" in r.err
+
+
+def test_being_deleted_with_finalizer_plans_the_delete_without_finalizer_is_skipped(
+    fake: Any, tmp_path: Path, nodes_file: str
+) -> None:
+    a, b = make_service("a"), make_service("b")
+    converge(a)
+    converge(b)
+    for svc in (a, b):
+        svc["metadata"]["deletionTimestamp"] = "2026-11-25T18:00:00Z"
+    a["metadata"]["finalizers"] = [FINALIZER]
+    r = run_cli([*BASE, "-f", write(tmp_path / "svc.yaml", a, b), "--nodes", nodes_file, "-o", "json"])
+    assert [(p["service"]["name"], p["operation"]) for p in r.json()["plans"]] == [("a", "delete")]
+
+
+def test_no_services_is_exit_0_with_a_message(fake: Any, tmp_path: Path, nodes_file: str) -> None:
+    src = write(tmp_path / "svc.yaml", make_service("internal", type_="ClusterIP"))
+    r = run_cli([*BASE, "-f", src, "--nodes", nodes_file])
+    assert r.code == 0
+    assert (
+        r.out.strip() == "No Services of type LoadBalancer for provider fake in any namespace: nothing to do."
+    )
+
+
+def test_progress_on_a_terminal_stderr_keeps_stdout_clean(fake: Any, tmp_path: Path, nodes_file: str) -> None:
+    import io
+
+    from lbprov.cli import build_parser
+    from lbprov.cli.plan import run
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    src = write(tmp_path / "svc.yaml", *(make_service(f"s{i}") for i in range(6)))
+    for quiet, shown in ((False, True), (True, False)):
+        args = build_parser().parse_args(
+            [*BASE, "-f", src, "--nodes", nodes_file, "-o", "json", *(["-q"] if quiet else [])]
+        )
+        out, err = io.StringIO(), Tty()
+        assert run(args, stdout=out, stderr=err) == 2
+        assert ("planning 6/6 (100%)" in err.getvalue()) is shown
+        assert len(json.loads(out.getvalue())["plans"]) == 6  # stdout is pure JSON
