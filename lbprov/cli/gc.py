@@ -46,7 +46,7 @@ from lbprov.cli.plan import (
 from lbprov.intent import IntentSettings, build_intent, service_ref
 from lbprov.model import Action, InvalidService, OwnedLoadBalancer, Plan
 from lbprov.progress import Progress
-from lbprov.provider import Provider
+from lbprov.provider import Provider, available_providers
 from lbprov.render import render_plan
 
 Status = Literal["in-use", "garbage", "unknown"]
@@ -64,6 +64,7 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--default-provider",
         metavar="NAME",
+        choices=[*sorted(available_providers()), "none"],
         help="provider serving Services without spec.loadBalancerClass: 'none' means no provider "
         "(default: --provider)",
     )

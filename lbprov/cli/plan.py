@@ -35,7 +35,7 @@ from lbprov.cli.options import add_provider_options, build_provider, provider_se
 from lbprov.intent import IntentSettings, build_intent, service_ref
 from lbprov.model import InvalidService, Plan, ServiceRef
 from lbprov.progress import Progress
-from lbprov.provider import Provider, load_provider
+from lbprov.provider import Provider, available_providers, load_provider
 from lbprov.render import plan_to_json, render_plan
 
 FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
@@ -119,6 +119,7 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--default-provider",
         metavar="NAME",
+        choices=[*sorted(available_providers()), "none"],
         help="provider serving Services without spec.loadBalancerClass: 'none' skips them "
         "(default: --provider)",
     )
@@ -502,13 +503,12 @@ def guarded(
     except Exception as exc:
         explained = describe(exc, provider_cls)
         if explained is None:
-            if getattr(args, "debug", False):
+            debug = getattr(args, "debug", False)
+            if debug:
                 traceback.print_exception(exc, file=err)
-            print(
-                f"lbprov {args.command}: error: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-                + ("" if getattr(args, "debug", False) else " (run with --debug for the stack trace)"),
-                file=err,
-            )
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            hint = "" if debug else " (run with --debug for the stack trace)"
+            print(f"lbprov {args.command}: error: {type(exc).__name__}: {text}{hint}", file=err)
             return EXIT_ERROR
         return fail(args, explained, exc, err)
 
