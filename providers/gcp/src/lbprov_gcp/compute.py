@@ -24,7 +24,6 @@ import requests
 from google.api_core import exceptions as gexc
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials, Credentials
-from google.cloud import compute_v1
 
 from lbprov.cloudcalls import CloudCalls
 from lbprov_gcp.operations import operation_for
@@ -97,41 +96,59 @@ def is_in_use(exc: BaseException) -> bool:
     return isinstance(exc, gexc.BadRequest) and "resourceInUseByAnotherResource" in _reasons(exc)
 
 
+def _compute_v1() -> Any:
+    """google.cloud.compute_v1, imported on first use: it takes seconds to import, and every
+    ``lbprov`` command loads every installed provider to build its settings flags."""
+    from google.cloud import compute_v1
+
+    return compute_v1
+
+
 @dataclass(frozen=True)
 class _Kind:
-    client: type[Any]
-    message: type[Any]
+    client_name: str  # compute_v1 client class
+    message_name: str  # compute_v1 message class
     field: str  # request field of the name, e.g. "forwarding_rule"
     scope: str  # "regions", "zones", "global"
     api: str  # API collection id for operation names
 
+    @property
+    def client(self) -> type[Any]:
+        cls: type[Any] = getattr(_compute_v1(), self.client_name)
+        return cls
+
+    @property
+    def message(self) -> type[Any]:
+        cls: type[Any] = getattr(_compute_v1(), self.message_name)
+        return cls
+
 
 _KINDS: dict[str, _Kind] = {
     "healthChecks": _Kind(
-        compute_v1.RegionHealthChecksClient,
-        compute_v1.HealthCheck,
+        "RegionHealthChecksClient",
+        "HealthCheck",
         "health_check",
         "regions",
         "regionHealthChecks",
     ),
     "backendServices": _Kind(
-        compute_v1.RegionBackendServicesClient,
-        compute_v1.BackendService,
+        "RegionBackendServicesClient",
+        "BackendService",
         "backend_service",
         "regions",
         "regionBackendServices",
     ),
     "forwardingRules": _Kind(
-        compute_v1.ForwardingRulesClient,
-        compute_v1.ForwardingRule,
+        "ForwardingRulesClient",
+        "ForwardingRule",
         "forwarding_rule",
         "regions",
         "forwardingRules",
     ),
-    "addresses": _Kind(compute_v1.AddressesClient, compute_v1.Address, "address", "regions", "addresses"),
-    "firewalls": _Kind(compute_v1.FirewallsClient, compute_v1.Firewall, "firewall", "global", "firewalls"),
+    "addresses": _Kind("AddressesClient", "Address", "address", "regions", "addresses"),
+    "firewalls": _Kind("FirewallsClient", "Firewall", "firewall", "global", "firewalls"),
     "instanceGroups": _Kind(
-        compute_v1.InstanceGroupsClient, compute_v1.InstanceGroup, "instance_group", "zones", "instanceGroups"
+        "InstanceGroupsClient", "InstanceGroup", "instance_group", "zones", "instanceGroups"
     ),
 }
 
@@ -172,9 +189,9 @@ class Compute:
             session.mount("http://", adapter)
             return client
 
-        self.region_ops = make(compute_v1.RegionOperationsClient)
-        self.zone_ops = make(compute_v1.ZoneOperationsClient)
-        self.global_ops = make(compute_v1.GlobalOperationsClient)
+        self.region_ops = make(_compute_v1().RegionOperationsClient)
+        self.zone_ops = make(_compute_v1().ZoneOperationsClient)
+        self.global_ops = make(_compute_v1().GlobalOperationsClient)
         self.clients: dict[str, Any] = {}
         for kind, spec in _KINDS.items():
             client = make(spec.client)
@@ -204,7 +221,7 @@ class Compute:
 
     def _wait(self, op: Any, kind: str, zone: str | None) -> None:
         """Wait until a long-running operation is DONE (``operations.wait``), then raise its error."""
-        done = compute_v1.Operation.Status.DONE
+        done = _compute_v1().Operation.Status.DONE
         raw = op
         deadline = time.monotonic() + self.settings.operation_timeout_seconds
         scope = _KINDS[kind].scope
