@@ -628,57 +628,67 @@ def test_rule_changes_of_one_plan_go_in_one_call_per_group_and_action(
     view.assert_nothing_owned(svc, [30080, 30082])
 
 
-def test_stale_plan_for_the_shared_node_rules_writes_nothing_and_replans(
+def test_a_plan_made_before_another_apply_still_applies_exactly(
     provider: AWSProvider, cloud: SandboxCloud, view: AwsView
 ) -> None:
-    from lbprov_aws.executor import StalePlan
-
+    """apply recomputes the shared node rules from a fresh read: a plan made before another
+    Service changed them applies on the first try, and neither Service's port is lost."""
     nodes = node_objects(cloud)
     a, b = Svc(name="a", ports=[(80, "TCP", 30100)]), Svc(name="b", ports=[(80, "TCP", 30101)])
     plan_a = provider.plan(intent_of(provider, a, nodes))
     converge(provider, intent_of(provider, b, nodes))  # changes the node rules after plan_a was made
-    provider.calls.reset()
-    with pytest.raises(StalePlan):
-        provider.apply(plan_a)
-    assert provider.calls.stats.writes == 0
-    converge(provider, intent_of(provider, a, nodes))
+    provider.apply(plan_a)
     assert view.node_rules() == {("tcp", 30100, 30101, "0.0.0.0/0")}
+    converge(provider, intent_of(provider, a, nodes))  # converged; a second apply writes nothing
+    assert provider.plan(intent_of(provider, b, nodes)).empty
 
 
-def test_concurrent_reconciles_converge_on_the_shared_node_rules(
+def test_services_planned_from_one_snapshot_apply_concurrently_on_the_first_try(
     provider: AWSProvider, cloud: SandboxCloud, view: AwsView
 ) -> None:
-    """Workers in threads plan and apply Services whose NodePorts share rule ranges, retrying on a
-    failed apply as the reconciler does; the end state is exact (no lost or resurrected port)."""
+    """N Services planned from the same snapshot, applied at once from threads: every apply
+    succeeds on the first try and the rules are exact (no port lost, none extra); then deletes of
+    half of them, planned from one snapshot too."""
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from botocore.exceptions import ClientError
-    from lbprov_aws.executor import StalePlan
-
     nodes = node_objects(cloud)
-    services = [Svc(name=f"c{i}", ports=[(80, "TCP", 30300 + i)]) for i in range(8)]
-    retries: list[str] = []
+    # Contiguous NodePorts share ranges (the hardest case) plus a second CIDR and a UDP port.
+    services = [Svc(name=f"c{i}", ports=[(80, "TCP", 30300 + i)]) for i in range(10)]
+    services.append(Svc(name="udp", ports=[(53, "UDP", 30310)]))
+    restricted = Svc(name="r", ports=[(80, "TCP", 30311)])
+    restricted.spec["loadBalancerSourceRanges"] = ["203.0.113.0/24"]
+    services.append(restricted)
+    plans = [provider.plan(intent_of(provider, s, nodes)) for s in services]
+    barrier = threading.Barrier(len(plans))
 
-    def reconcile(svc: Svc, delete: bool = False) -> None:
-        for _ in range(20):
-            try:
-                if delete:
-                    provider.apply(provider.plan_delete(intent_of(provider, svc, []).ref))
-                else:
-                    provider.apply(provider.plan(intent_of(provider, svc, nodes)))
-                return
-            except (StalePlan, ClientError) as exc:
-                retries.append(type(exc).__name__)
-        raise AssertionError(f"{svc.name} did not converge")
+    def apply(plan: Any) -> None:
+        barrier.wait()
+        provider.apply(plan)
 
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(reconcile, services))
-    assert view.node_rules() == {("tcp", 30300, 30307, "0.0.0.0/0")}
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda s: reconcile(s, delete=True), services[::2]))
-    assert view.node_rules() == {("tcp", p, p, "0.0.0.0/0") for p in (30301, 30303, 30305, 30307)}
-    for svc in services[1::2]:
-        assert provider.plan(intent_of(provider, svc, nodes)).empty
+    with ThreadPoolExecutor(len(plans)) as pool:
+        list(pool.map(apply, plans))  # raises if any apply failed
+    assert view.node_rules() == {
+        ("tcp", 30300, 30309, "0.0.0.0/0"),
+        ("udp", 30310, 30310, "0.0.0.0/0"),
+        ("tcp", 30311, 30311, "203.0.113.0/24"),
+        # Health checks from the VPC: r's, and the UDP Service's (TCP traffic-port, see README).
+        ("tcp", 30310, 30311, "10.0.0.0/16"),
+    }
+    for svc in services:
+        converge(provider, intent_of(provider, svc, nodes))  # empty plan, idempotent apply
+    gone = [*services[0:10:2], restricted]
+    deletes = [provider.plan_delete(intent_of(provider, s, []).ref) for s in gone]
+    barrier = threading.Barrier(len(deletes))
+    with ThreadPoolExecutor(len(deletes)) as pool:
+        list(pool.map(apply, deletes))
+    assert view.node_rules() == {("tcp", p, p, "0.0.0.0/0") for p in (30301, 30303, 30305, 30307, 30309)} | {
+        ("udp", 30310, 30310, "0.0.0.0/0"),
+        ("tcp", 30310, 30310, "10.0.0.0/16"),
+    }
+    for svc in services:
+        if svc not in gone:
+            assert provider.plan(intent_of(provider, svc, nodes)).empty
 
 
 def test_unknown_instance_is_never_registered(

@@ -11,15 +11,23 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 from lbprov import naming
 from lbprov.model import Action, Change, Ingress, OwnershipConflict, Plan
 from lbprov_aws.clients import AWSClients
 from lbprov_aws.observe import NOT_FOUND_CODES, chunks
-from lbprov_aws.planner import LB_ATTRIBUTE_DEFAULTS, TG_ATTRIBUTE_DEFAULTS, snapshot_of
-from lbprov_aws.sgrules import parse_rules
+from lbprov_aws.planner import LB_ATTRIBUTE_DEFAULTS, TG_ATTRIBUTE_DEFAULTS
+from lbprov_aws.sgrules import (
+    Point,
+    RuleConfig,
+    RuleRange,
+    TargetGroupFacts,
+    group_delta,
+    parse_rules,
+    points_of_target_groups,
+)
 
 
 def _tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
@@ -33,7 +41,9 @@ def _tag_diff(before: Mapping[str, str], after: Mapping[str, str]) -> tuple[dict
 
 
 class StalePlan(RuntimeError):
-    """The shared node security group changed between plan and apply: re-plan (nothing was written)."""
+    """Kept for compatibility (the controller recognises the name): no longer raised, since apply
+    recomputes the shared node rules from a fresh read instead of refusing a plan made before
+    another Service's apply."""
 
 
 _GROUP_LOCKS: dict[str, threading.Lock] = defaultdict(threading.Lock)
@@ -41,41 +51,79 @@ _GROUP_LOCKS_GUARD = threading.Lock()
 
 
 @contextmanager
-def _locked(group_ids: list[str]) -> Iterator[None]:
-    """Serialise, within this process, the applies that rewrite the same security group (in a
-    fixed order, so two applies never deadlock)."""
+def _locked(group_id: str) -> Iterator[None]:
+    """Serialise, within this process, the rule writes of applies to the same security group."""
     with _GROUP_LOCKS_GUARD:
-        locks = [_GROUP_LOCKS[g] for g in sorted(group_ids)]
-    with ExitStack() as stack:
-        for lock in locks:
-            stack.enter_context(lock)
+        lock = _GROUP_LOCKS[group_id]
+    with lock:
         yield
 
 
 class Executor:
-    def __init__(self, clients: AWSClients, cluster: str) -> None:
+    def __init__(
+        self,
+        clients: AWSClients,
+        cluster: str,
+        rules: RuleConfig | None = None,
+        *,
+        target_group_facts: Callable[[], list[TargetGroupFacts]] | None = None,
+    ) -> None:
         self.clients = clients
         self.cluster = cluster
+        self.rules = rules or RuleConfig()
+        self.target_group_facts = target_group_facts
 
     def apply(self, plan: Plan) -> tuple[Ingress, ...]:
-        """Apply the plan; changes to the shared node rules are compare-and-swap: under a per-group
-        lock, the group's lbprov rules must still be what the plan saw, else :class:`StalePlan`."""
-        touched = {c.cloud_id for c in plan.changes if c.data.get("type") == "node-sg-range"}
-        snapshot = {g: r for g, r in (plan.data.get("sg_snapshot") or {}).items() if g in touched}
-        with _locked(list(snapshot)):
-            if snapshot:
-                self._check_snapshot(snapshot)
-            return self._apply(plan)
+        """Apply the plan. The shared node rules are not written as planned but recomputed, under
+        a per-group lock, from a fresh read of the group (see sgrules.py)."""
+        return self._apply(plan)
 
-    def _check_snapshot(self, snapshot: Mapping[str, Any]) -> None:
-        groups = self.clients.call("ec2:DescribeSecurityGroups", GroupIds=sorted(snapshot))["SecurityGroups"]
-        for group in groups:
-            ours, _ = parse_rules(group.get("IpPermissions", []), self.cluster)
-            if snapshot_of(ours) != [list(r) for r in snapshot[group["GroupId"]]]:
-                raise StalePlan(
-                    f"security group {group['GroupId']}: lbprov's rules changed since the plan was made "
-                    "(a concurrent apply); nothing was written, re-plan"
-                )
+    def _node_rules(self, group_id: str, info: Mapping[str, Any], *, revoke: bool) -> None:
+        """Bring one group's lbprov rules to what this Service wants, from a fresh read: authorise
+        what is missing, and (``revoke``) revoke what is no longer wanted. Only this Service's own
+        ports are removed from exact rules; a range rule is revoked only after the cluster's target
+        groups, re-read under the lock, show that no other Service wants it."""
+        own_ports = {int(p) for p in info.get("own_ports", [])}
+        wanted = {Point.from_json(p) for p in (info.get("wanted") or {}).get(group_id, [])}
+        hidden = {Point.from_json(p) for p in info.get("hidden", [])}
+        with _locked(group_id):
+            groups = self.clients.call("ec2:DescribeSecurityGroups", GroupIds=[group_id])["SecurityGroups"]
+            ours, foreign = parse_rules(groups[0].get("IpPermissions", []) if groups else [], self.cluster)
+            delta = group_delta(ours, foreign, own_ports, wanted, hidden, self.rules)
+            if any(self.rules.is_range(r) for r in delta.remove):
+                hidden = self._fresh_hidden(info, ours)
+                delta = group_delta(ours, foreign, own_ports, wanted, hidden, self.rules)
+            # Switching a key to its range: the range first, then the exact rules it covers go at
+            # once (no access is lost), and only then the other new rules: the group never holds
+            # both forms of a key, which could exceed AWS's rule limit in between.
+            ranged = {r.key for r in delta.desired if self.rules.is_range(r)}
+            new_ranges = [r for r in delta.add if self.rules.is_range(r)]
+            covered = [
+                r
+                for r in delta.remove
+                if not self.rules.is_range(r)
+                and r.key in ranged
+                and self.rules.lo <= r.from_port
+                and r.to_port <= self.rules.hi
+            ]
+            others = [r for r in delta.add if r not in new_ranges]
+            rest = [r for r in delta.remove if r not in covered]
+            for action, rules in (
+                (Action.CREATE, new_ranges),
+                (Action.DELETE, covered),
+                (Action.CREATE, others),
+                (Action.DELETE, rest if revoke else []),
+            ):
+                if rules:
+                    self._ingress(action, group_id, *(r.ip_permission(self.cluster) for r in rules))
+
+    def _fresh_hidden(self, info: Mapping[str, Any], ours: set[RuleRange]) -> set[Point]:
+        ranged = {r.key for r in ours if self.rules.is_range(r)}
+        if self.target_group_facts is None:
+            raise RuntimeError("cannot revoke a NodePort range rule without reading the target groups")
+        uid = info.get("uid")
+        facts = [f for f in self.target_group_facts() if f.uid != uid]
+        return points_of_target_groups(facts, list(info.get("vpc_cidrs", [])), ranged)
 
     def _apply(self, plan: Plan) -> tuple[Ingress, ...]:
         ctx: dict[str, Any] = {
@@ -97,11 +145,17 @@ class Executor:
             "classic-listener": self._classic_listener,
         }
         changes = list(plan.changes)
+        info = plan.data.get("node_rules") or {}
+        # The plan's node rule changes mark WHERE (in the order of the plan) each group is brought
+        # to this Service's wanted rules; WHAT is written is recomputed from a fresh read. Where the
+        # plan revokes later, the first block only authorises (new ranges before old ones go).
+        revoking = {
+            c.cloud_id for c in changes if c.data["type"] == "node-sg-range" and c.action is Action.DELETE
+        }
         i = 0
         while i < len(changes):
             change = changes[i]
             if change.data["type"] == "node-sg-range":
-                # Consecutive rule changes of one group and one action go in one API call.
                 j = i
                 while (
                     j < len(changes)
@@ -111,7 +165,10 @@ class Executor:
                 ):
                     j += 1
                 assert change.cloud_id is not None
-                self._ingress(change.action, change.cloud_id, *(c.data["permission"] for c in changes[i:j]))
+                if change.action is Action.DELETE or change.cloud_id not in revoking:
+                    self._node_rules(change.cloud_id, info, revoke=True)
+                else:
+                    self._node_rules(change.cloud_id, info, revoke=False)
                 i = j
                 continue
             handlers[change.data["type"]](change, ctx)

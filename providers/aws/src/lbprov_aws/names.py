@@ -65,3 +65,11 @@ def elb_backend_rule_description(cluster: str) -> str:
 
 def elb_sg_rule_description(lb_name: str) -> str:
     return f"lbprov.io/rule/elb-client={lb_name}"
+
+
+#: On target groups of a Local Service: its healthCheckNodePort, a port the Service owns in the
+#: shared node security group rules (a custom healthcheck-port may be shared and is not recorded).
+HEALTH_NODE_PORT_TAG = "lbprov.io/health-node-port"
+#: On NLB target groups: the Service's source CIDRs, space-separated (``*``: too many to record), so
+#: that any plan can tell which Services still want a whole-NodePort-range rule (sgrules.py).
+SOURCE_RANGES_TAG = "lbprov.io/source-ranges"

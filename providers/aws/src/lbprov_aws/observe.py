@@ -21,6 +21,8 @@ from typing import Any
 
 from lbprov import naming
 from lbprov_aws.clients import AWSClients
+from lbprov_aws.names import HEALTH_NODE_PORT_TAG, SOURCE_RANGES_TAG
+from lbprov_aws.sgrules import Key, TargetGroupFacts
 
 BATCH = 20
 #: Describing a missing load balancer by name is an error in the ELB APIs, not an empty answer.
@@ -117,6 +119,10 @@ class ClusterContext:
     instances: dict[str, dict[str, Any]]
     #: Classic ELBs of the cluster other than the Service's: set only when a plan deletes one.
     other_classic_elbs: int | None = None
+    #: (purpose, protocol, CIDR) keys whose whole-NodePort-range rule exists in a cluster group, and
+    #: then the cluster's NLB target groups (to tell who still wants those rules).
+    ranged_keys: set[Key] = field(default_factory=set)
+    target_group_facts: list[TargetGroupFacts] | None = None
 
 
 def _nlb(raw: dict[str, Any], tags: dict[str, str]) -> ObservedNLB:
@@ -201,6 +207,8 @@ class ReadRound:
         self.cluster_sgs: list[ObservedSG] | None = None
         self.instances: dict[str, dict[str, Any]] = {}
         self.dirty: set[str] = set()
+        #: len(dirty) when target_group_facts last refilled the target group listing.
+        self.tgs_dirty = 0
 
     def invalidate(self, uid: str) -> None:
         """After a write for ``uid``: its cached resources and the shared security groups are stale."""
@@ -422,6 +430,42 @@ class Reader:
                     lb["LoadBalancerName"]: _classic(lb, tags.get(lb["LoadBalancerName"], {})) for lb in raw
                 }
             return {n for n, lb in rnd.classics.items() if naming.is_owned_by_cluster(lb.tags, self.cluster)}
+
+    def target_group_facts(self, *, fresh: bool = False) -> list[TargetGroupFacts]:
+        """Protocol, NodePort, health port and source CIDRs of every NLB target group of the
+        cluster (``fresh``: bypass the read round, as apply does under the group lock)."""
+        rnd = self.round
+        if rnd is not None and not fresh:
+            with rnd.lock:
+                if rnd.tgs_dirty != len(rnd.dirty):  # an apply in this round changed target groups
+                    rnd.target_groups = None
+                    rnd.tgs_dirty = len(rnd.dirty)
+                self._fill_round(rnd)
+                assert rnd.target_groups is not None
+                tgs = list(rnd.target_groups)
+        else:
+            raw = [tg for tg in self._list_target_groups() if str(tg["TargetGroupName"]).startswith("k8s-")]
+            tags = self.elbv2_tags([tg["TargetGroupArn"] for tg in raw])
+            tgs = [_tg(tg, tags.get(tg["TargetGroupArn"], {})) for tg in raw]
+        out: list[TargetGroupFacts] = []
+        for tg in tgs:
+            if not naming.is_owned_by_cluster(tg.tags, self.cluster):
+                continue
+            if tg.tags.get(naming.LB_KIND_TAG, "nlb") != "nlb":
+                continue
+            hnp = tg.tags.get(HEALTH_NODE_PORT_TAG, "")
+            sources = tg.tags.get(SOURCE_RANGES_TAG)
+            out.append(
+                TargetGroupFacts(
+                    uid=tg.tags.get(naming.SERVICE_UID_TAG, tg.arn),
+                    protocol=tg.protocol,
+                    port=tg.port,
+                    health_port=str(tg.health.get("port", "traffic-port")),
+                    health_node_port=int(hnp) if hnp.isdigit() else None,
+                    source_ranges=None if sources is None or sources == "*" else tuple(sources.split()),
+                )
+            )
+        return out
 
     # -- cluster context -------------------------------------------------------------------------
 

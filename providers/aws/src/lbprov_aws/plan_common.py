@@ -24,20 +24,17 @@ from typing import Any
 
 from lbprov import naming
 from lbprov.model import Change, Ingress, Intent, InvalidService, OwnershipConflict, Port, ServiceRef
+from lbprov_aws.names import HEALTH_NODE_PORT_TAG as HEALTH_NODE_PORT_TAG
+from lbprov_aws.names import SOURCE_RANGES_TAG as SOURCE_RANGES_TAG
 from lbprov_aws.observe import (
     ClusterContext,
     ObservedSG,
 )
 from lbprov_aws.options import SUBNETS, AWSOptions, provider_id_instance
-from lbprov_aws.sgrules import (
-    RuleRange,
-)
+from lbprov_aws.sgrules import RuleConfig
 
 #: Tag listing the additional-resource-tags keys lbprov set, so that removed ones can be removed.
 ADDITIONAL_TAGS_TAG = "lbprov.io/additional-tags"
-#: On target groups of a Local Service: its healthCheckNodePort, a port the Service owns in the
-#: shared node security group rules (a custom healthcheck-port may be shared and is not recorded).
-HEALTH_NODE_PORT_TAG = "lbprov.io/health-node-port"
 ROLE_ELB = "kubernetes.io/role/elb"
 ROLE_INTERNAL_ELB = "kubernetes.io/role/internal-elb"
 SSL_POLICY = "ELBSecurityPolicy-2016-08"
@@ -124,7 +121,7 @@ def observed_managed_tags(observed: dict[str, str], desired: dict[str, str]) -> 
     """The subset of observed tags lbprov manages: what it wants now and what it set before."""
     keys = set(desired)
     keys.update(k for k in observed.get(ADDITIONAL_TAGS_TAG, "").split(",") if k)
-    keys.update((ADDITIONAL_TAGS_TAG, HEALTH_NODE_PORT_TAG))
+    keys.update((ADDITIONAL_TAGS_TAG, HEALTH_NODE_PORT_TAG, SOURCE_RANGES_TAG))
     return {k: observed[k] for k in sorted(keys) if k in observed}
 
 
@@ -254,11 +251,6 @@ def instance_ids(intent: Intent, ctx: ClusterContext) -> list[str]:
     return sorted(i for i in ids if i and i in ctx.instances)
 
 
-def snapshot_of(ranges: Iterable[RuleRange]) -> list[list[Any]]:
-    """JSON-able, order-independent form of a group's lbprov rules (for Plan.data)."""
-    return sorted([r.kind, r.protocol, r.from_port, r.to_port, r.cidr] for r in ranges)
-
-
 def listener_ports(ports: Iterable[Port]) -> list[Port]:
     """One entry per service port number: TCP and UDP on the same number become one ``TCP_UDP``
     listener and target group (AWS allows one listener per port; resolve() checks they share the
@@ -280,7 +272,15 @@ def listener_ports(ports: Iterable[Port]) -> list[Port]:
 class PlannerBase:
     """Settings shared by the NLB and classic planning mixins."""
 
-    def __init__(self, cluster: str, *, manage_sg: bool = True, node_sg_id: str | None = None) -> None:
+    def __init__(
+        self,
+        cluster: str,
+        *,
+        manage_sg: bool = True,
+        node_sg_id: str | None = None,
+        rules: RuleConfig | None = None,
+    ) -> None:
         self.cluster = cluster
         self.manage_sg = manage_sg
         self.node_sg_id = node_sg_id
+        self.rules = rules or RuleConfig()

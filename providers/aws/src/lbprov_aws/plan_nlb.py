@@ -7,7 +7,7 @@ from typing import Any
 
 from lbprov.model import Action, Change, Intent, Port
 from lbprov_aws import names
-from lbprov_aws.names import CLIENT_RULE
+from lbprov_aws.names import HEALTH_RULE
 from lbprov_aws.observe import (
     ClusterContext,
     ObservedNLB,
@@ -26,6 +26,7 @@ from lbprov_aws.plan_common import (
     P_SG_DEL,
     P_TG_CREATE,
     P_TG_UPDATE,
+    SOURCE_RANGES_TAG,
     SSL_POLICY,
     TG_ATTRIBUTE_DEFAULTS,
     PlannerBase,
@@ -37,9 +38,16 @@ from lbprov_aws.plan_common import (
     nlb_health,
     observed_managed_tags,
     select_subnets,
-    snapshot_of,
 )
-from lbprov_aws.sgrules import RuleRange, desired_ranges, parse_rules, service_points
+from lbprov_aws.sgrules import (
+    Point,
+    RuleRange,
+    group_delta,
+    parse_rules,
+    points_of_target_groups,
+    service_points,
+    source_ranges_tag,
+)
 
 
 class NLBPlanning(PlannerBase):
@@ -55,7 +63,7 @@ class NLBPlanning(PlannerBase):
         tg_by_name: dict[str, ObservedTG],
         foreign: dict[str, ObservedTG],
         data: dict[str, Any],
-    ) -> tuple[set[str], set[Any]]:
+    ) -> tuple[set[str], set[Point]]:
         tags = managed_tags(intent, opts)
         targets = instance_ids(intent, ctx)
         health = nlb_health(intent, opts)
@@ -63,6 +71,8 @@ class NLBPlanning(PlannerBase):
         if intent.session_affinity:
             attributes["stickiness.type"] = "source_ip"
         tg_tags = dict(tags)
+        # Who wants which range rule (sgrules.py): read back from every target group of the cluster.
+        tg_tags[SOURCE_RANGES_TAG] = source_ranges_tag(intent.source_ranges)
         if intent.health_check is not None and intent.health_check.port:
             tg_tags[HEALTH_NODE_PORT_TAG] = str(intent.health_check.port)
         desired_tgs: dict[str, tuple[Port, dict[str, Any]]] = {}
@@ -344,40 +354,41 @@ class NLBPlanning(PlannerBase):
         ctx: ClusterContext,
         node_sg: ObservedSG | None,
         ports: set[int],
-        wanted: set[Any],
-        snapshot: dict[str, list[list[Any]]],
+        wanted: set[Point],
+        uid: str,
+        data: dict[str, Any],
     ) -> None:
-        """Rule changes, and ``snapshot``: the lbprov rules each changed group had when planned,
-        which apply compares (under a per-group lock) before writing: see sgrules.py."""
+        """Rule changes (shown by the plan), and in ``data["node_rules"]`` what apply needs to
+        recompute them from a fresh read of each group: see sgrules.py."""
         groups = list(ctx.security_groups)
         if node_sg is not None and all(sg.id != node_sg.id for sg in groups):
             groups.append(node_sg)
+        # Delete plans do not read the VPC: the health range rules name its CIDRs.
+        vpc_cidrs = list(ctx.vpc_cidrs) or sorted({k[2] for k in ctx.ranged_keys if k[0] == HEALTH_RULE})
+        hidden = points_of_target_groups(
+            (f for f in ctx.target_group_facts or () if f.uid != uid), vpc_cidrs, ctx.ranged_keys
+        )
+        info: dict[str, Any] = {
+            "own_ports": sorted(ports),
+            "uid": uid,
+            "vpc_cidrs": vpc_cidrs,
+            "hidden": [p.to_json() for p in sorted(hidden)],
+            "wanted": {},
+        }
         for sg in groups:
             ours, foreign = parse_rules(sg.permissions, self.cluster)
             is_node = node_sg is not None and sg.id == node_sg.id
             if not ours and not is_node:
                 continue
-            desired = desired_ranges(ours, ports, wanted if is_node else set())
-            client_keys = {
-                (r.protocol, r.from_port, r.to_port, r.cidr) for r in desired if r.kind == CLIENT_RULE
-            }
-            desired = {
-                r
-                for r in desired
-                if r.kind == CLIENT_RULE or (r.protocol, r.from_port, r.to_port, r.cidr) not in client_keys
-            }
-            add = [
-                r
-                for r in sorted(desired - ours)
-                if (r.protocol, r.from_port, r.to_port, r.cidr) not in foreign
-            ]
-            remove = sorted(ours - desired)
-            for r in add:  # (skipped: an identical rule someone else made already admits it)
+            group_wanted = wanted if is_node else set()
+            delta = group_delta(ours, foreign, ports, group_wanted, hidden, self.rules)
+            for r in delta.add:  # (skipped: an identical rule someone else made already admits it)
                 b.add(P_SG_ADD, self._range_change(Action.CREATE, sg.id, r))
-            for r in remove:
+            for r in delta.remove:
                 b.add(P_SG_DEL, self._range_change(Action.DELETE, sg.id, r))
-            if add or remove:
-                snapshot[sg.id] = snapshot_of(ours)
+            if not delta.empty():
+                info["wanted"][sg.id] = [p.to_json() for p in sorted(group_wanted)]
+        data["node_rules"] = info
 
     def _range_change(self, action: Action, sg_id: str, r: RuleRange) -> Change:
         body = {"group": sg_id, **r.to_json()}

@@ -25,11 +25,11 @@ from lbprov_aws.plan_common import (
     _Builder,
     check_owned,
     node_security_group,
-    snapshot_of,
 )
 from lbprov_aws.plan_nlb import NLBPlanning
+from lbprov_aws.sgrules import Point
 
-__all__ = ["LB_ATTRIBUTE_DEFAULTS", "TG_ATTRIBUTE_DEFAULTS", "PlanOutput", "Planner", "snapshot_of"]
+__all__ = ["LB_ATTRIBUTE_DEFAULTS", "TG_ATTRIBUTE_DEFAULTS", "PlanOutput", "Planner"]
 
 
 class Planner(NLBPlanning, ClassicPlanning):
@@ -45,7 +45,7 @@ class Planner(NLBPlanning, ClassicPlanning):
         classic = self._owned_or_conflict("classic load balancer", state.classic, ref, opts.kind == "classic")
         node_sg = node_security_group(ctx, self.node_sg_id) if self.manage_sg else None
         ingress: tuple[Ingress, ...] = ()
-        wanted_points: set[Any] = set()
+        wanted_points: set[Point] = set()
         tg_by_name = {tg.name: tg for tg in owned_tgs}
         data["tg_arns"] = {tg.name: tg.arn for tg in owned_tgs}
 
@@ -72,8 +72,7 @@ class Planner(NLBPlanning, ClassicPlanning):
 
         if self.manage_sg:
             ports = self._service_ports(owned_tgs) | self._intent_ports(intent)
-            data["sg_snapshot"] = {}
-            self._sg_ranges(b, ctx, node_sg, ports, wanted_points, data["sg_snapshot"])
+            self._sg_ranges(b, ctx, node_sg, ports, wanted_points, ref.uid, data)
         return PlanOutput(b.changes(), data, ingress)
 
     def plan_delete(self, ref: ServiceRef, ctx: ClusterContext, state: ServiceState) -> PlanOutput:
@@ -86,12 +85,10 @@ class Planner(NLBPlanning, ClassicPlanning):
         for tg in owned_tgs:
             b.add(P_TG_DEL, self._tg_delete(tg))
         self._delete_classic(b, classic, ctx, lb_name=naming.lb_name(ref.uid), ref=ref)
-        snapshot: dict[str, list[list[Any]]] = {}
+        data: dict[str, Any] = {"tg_arns": {tg.name: tg.arn for tg in owned_tgs}}
         if self.manage_sg:
-            self._sg_ranges(b, ctx, None, self._service_ports(owned_tgs), set(), snapshot)
-        return PlanOutput(
-            b.changes(), {"tg_arns": {tg.name: tg.arn for tg in owned_tgs}, "sg_snapshot": snapshot}, ()
-        )
+            self._sg_ranges(b, ctx, None, self._service_ports(owned_tgs), set(), ref.uid, data)
+        return PlanOutput(b.changes(), data, ())
 
     # -- ownership --------------------------------------------------------------------------------
 

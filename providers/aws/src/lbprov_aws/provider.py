@@ -25,6 +25,7 @@ from lbprov_aws.observe import ClusterContext, Reader, ReadRound, ServiceState
 from lbprov_aws.options import AWSOptions, provider_id_instance, resolve
 from lbprov_aws.planner import Planner
 from lbprov_aws.settings import AWSSettings
+from lbprov_aws.sgrules import RuleConfig, parse_rules
 
 
 class AWSProvider:
@@ -57,12 +58,25 @@ class AWSProvider:
         )
         self.clients = AWSClients(settings, self.calls)
         self.reader = Reader(self.clients, self.cluster, settings.node_security_group_id)
+        lo, hi = settings.port_range()
+        self.rules = RuleConfig(
+            mode=settings.node_security_group_rules,
+            budget=settings.node_security_group_rule_budget,
+            lo=lo,
+            hi=hi,
+        )
         self.planner = Planner(
             self.cluster,
             manage_sg=settings.manage_node_security_group,
             node_sg_id=settings.node_security_group_id,
+            rules=self.rules,
         )
-        self.executor = Executor(self.clients, self.cluster)
+        self.executor = Executor(
+            self.clients,
+            self.cluster,
+            self.rules,
+            target_group_facts=lambda: self.reader.target_group_facts(fresh=True),
+        )
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], *, read_only: bool = False) -> AWSProvider:
@@ -89,6 +103,7 @@ class AWSProvider:
             ctx.security_groups = [*ctx.security_groups, *(sg for sg in named if sg.id not in known)]
         if intent.options.kind != "classic":
             self._count_other_classics(ctx, state, intent.ref.uid, intent.lb_name)
+        self._range_rules(ctx)
         out = self.planner.plan(intent, ctx, state)
         return Plan("aws", intent.ref, tuple(out.changes), intent, out.ingress, data=out.data)
 
@@ -97,6 +112,16 @@ class AWSProvider:
         if state.classic is not None and naming.is_owned_by_service(state.classic.tags, self.cluster, uid):
             ctx.other_classic_elbs = len(self.reader.owned_classic_names() - {lb_name})
 
+    def _range_rules(self, ctx: ClusterContext) -> None:
+        """Where a whole-NodePort-range rule exists, who wants it is told by the target groups."""
+        if not self.settings.manage_node_security_group:
+            return
+        for sg in ctx.security_groups:
+            ours, _ = parse_rules(sg.permissions, self.cluster)
+            ctx.ranged_keys |= {r.key for r in ours if self.rules.is_range(r)}
+        if ctx.ranged_keys:
+            ctx.target_group_facts = self.reader.target_group_facts()
+
     def plan_delete(self, ref: ServiceRef) -> Plan:
         """Finds everything by the Service UID's name and ownership tags, whatever the annotations say."""
         state = self.reader.service_state(
@@ -104,6 +129,7 @@ class AWSProvider:
         )
         ctx = self.reader.cluster_context([], vpc_id=self.settings.vpc_id, need_vpc=False)
         self._count_other_classics(ctx, state, ref.uid, naming.lb_name(ref.uid))
+        self._range_rules(ctx)
         out = self.planner.plan_delete(ref, ctx, state)
         return Plan("aws", ref, tuple(out.changes), None, (), data=out.data)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import re
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from lbprov.settings import ProviderSettings
@@ -42,6 +45,30 @@ class AWSSettings(ProviderSettings):
         description="Add/revoke node security group rules for NodePorts and health checks "
         "(upstream's DisableSecurityGroupIngress=false).",
     )
+    node_security_group_rules: Literal["auto", "ports", "nodeport-range"] = Field(
+        "auto",
+        description="How NLB NodePort rules are written to the node security group: 'ports' = the "
+        "exact NodePorts (contiguous ports merged into ranges; least privilege, but one rule per "
+        "Service port and CIDR with random NodePorts, and AWS allows 60 rules per group); "
+        "'nodeport-range' = the whole node_port_range once per (protocol, source CIDR) wanted by any "
+        "Service (rules grow with distinct CIDRs, not Services, but the source CIDRs also reach "
+        "NodePort Services that are not load balancers); 'auto' = exact ports while the group's "
+        "lbprov rules fit node_security_group_rule_budget, else the range for the (protocol, CIDR) "
+        "keys with the most rules.",
+    )
+    node_security_group_rule_budget: int = Field(
+        50,
+        ge=1,
+        le=1000,
+        description="'auto' mode: most lbprov rules in the node security group before switching "
+        "(protocol, CIDR) keys to the whole NodePort range (AWS's default limit is 60 inbound rules "
+        "per group, shared with rules that are not lbprov's).",
+    )
+    node_port_range: str = Field(
+        "30000-32767",
+        description="The cluster's NodePort range (kube-apiserver --service-node-port-range), "
+        "'FROM-TO'; opened whole by 'nodeport-range' and 'auto'.",
+    )
     max_attempts: int = Field(6, ge=1, le=20, description="Attempts per AWS call (first try included).")
     retry_initial_seconds: float = Field(
         0.2, gt=0, description="First backoff delay after a throttled or failed call (jittered, doubling)."
@@ -57,3 +84,17 @@ class AWSSettings(ProviderSettings):
     write_burst: int = Field(20, ge=1, description="Burst of the write token bucket.")
     connect_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a TCP connection.")
     read_timeout: float = Field(60.0, gt=0, description="Seconds to wait for a response.")
+
+    @field_validator("node_port_range")
+    @classmethod
+    def _port_range(cls, value: str) -> str:
+        m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", value)
+        if not m or not (1 <= int(m[1]) <= int(m[2]) <= 65535):
+            raise ValueError(
+                f"node_port_range must be 'FROM-TO' with 1 <= FROM <= TO <= 65535, not {value!r}"
+            )
+        return f"{int(m[1])}-{int(m[2])}"
+
+    def port_range(self) -> tuple[int, int]:
+        lo, _, hi = self.node_port_range.partition("-")
+        return int(lo), int(hi)
