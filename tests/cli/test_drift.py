@@ -208,7 +208,9 @@ def test_plan_shows_exactly_the_hand_made_drift(env: Env) -> None:
 def test_controller_resync_repairs_hand_made_drift(env: Env) -> None:
     """The controller converges the Service; a hand change with no Kubernetes event is shown by
     ``lbprov plan`` and repaired by the next periodic resync."""
-    period = 4.0
+    period = (
+        6.0  # long enough that the hand change and the plan fit between two resyncs, even on a busy machine
+    )
     settings = {**env.cloud.settings, "cluster_name": env.cluster}
     provider = load_provider(env.provider_name).from_settings(settings)
     config = ControllerConfig(
