@@ -220,14 +220,17 @@ def run_demo(
             backoff_max=5.0,
         )
         controller = Controller(kube, {provider_name: provider}, config, metrics=metrics)
-        created: dict[str, Counter[str]] = {}
+        # (kind, name) per Service: concurrent plans may each list a shared resource (an instance
+        # group, the shared Azure LB) that only one apply really creates, so count names, not plans.
+        created: dict[str, set[tuple[str, str]]] = {}
         deleted: dict[str, Counter[str]] = {}
 
         def on_applied(key: str, plan: Plan) -> None:
             for change in plan.changes:
-                book = deleted if change.action is Action.DELETE else created
-                if change.action in (Action.CREATE, Action.DELETE):
-                    book.setdefault(key, Counter())[change.kind] += 1
+                if change.action is Action.DELETE:
+                    deleted.setdefault(key, Counter())[change.kind] += 1
+                elif change.action is Action.CREATE:
+                    created.setdefault(key, set()).add((change.kind, change.name))
 
         controller.reconciler.applied_listeners.append(on_applied)
         endpoint = HTTPEndpoint("127.0.0.1:0", metrics, ready=controller.ready).start()
@@ -256,7 +259,12 @@ def run_demo(
             progress._clear()
             result.seconds_to_ingress = time.monotonic() - started
             result.ingress = state["ready"]
-            result.resources = {k: dict(v) for k, v in created.items()}
+            owners = Counter(res for names_ in created.values() for res in names_)
+            shared = sorted({res for res, n in owners.items() if n > 1})
+            result.resources = {
+                k: dict(Counter(kind for kind, name in v if owners[(kind, name)] == 1))
+                for k, v in created.items()
+            }
             svc_objs = {s["metadata"]["name"]: s for s in kube.list_services(DEMO_NAMESPACE)[0]}
             rows = [["SERVICE", "PORTS (port/proto->nodePort)", "INGRESS", "CLOUD RESOURCES CREATED"]]
             for name in names:
@@ -271,7 +279,15 @@ def run_demo(
                     ]
                 )
             out.write(f"\nAll {len(names)} load balancers ready in {result.seconds_to_ingress:.1f}s:\n\n")
-            out.write(_table(rows) + "\n\n")
+            out.write(_table(rows) + "\n")
+            if shared:
+                kinds = Counter(kind for kind, _ in shared)
+                out.write(
+                    "Shared by the Services above: "
+                    + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+                    + "\n"
+                )
+            out.write("\n")
             out.flush()
 
             # Cleanup of one Service: finalizer -> cloud delete -> finalizer removed -> object gone.
