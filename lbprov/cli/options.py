@@ -10,7 +10,7 @@ a flag's value shows in the process list, so secrets come from the environment o
 from __future__ import annotations
 
 import argparse
-from typing import Any, get_args
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr
 
@@ -64,9 +64,29 @@ def add_provider_options(parser: argparse.ArgumentParser, *, multiple: bool = Fa
                 kwargs["action"] = argparse.BooleanOptionalAction
                 kwargs["default"] = None
                 del kwargs["metavar"]
-            elif info.default is not None and not isinstance(info.default, BaseModel):
-                kwargs["help"] += f" (default: {info.default})"
+            elif _is_sequence(info.annotation):
+                kwargs["type"] = _comma_list
+                kwargs["help"] += " (comma-separated)"
+            if info.is_required():
+                kwargs["help"] += " (required)"
+            elif info.default not in (None, "", (), []) and not isinstance(info.default, BaseModel):
+                shown = (
+                    ",".join(map(str, info.default))
+                    if isinstance(info.default, list | tuple)
+                    else info.default
+                )
+                kwargs["help"] += f" (default: {shown})"
             group.add_argument(_flag(name, field), **kwargs)
+
+
+def _is_sequence(annotation: Any) -> bool:
+    """list[...]/tuple[...]/set[...], optionally inside ``X | None``."""
+    candidates = [annotation, *get_args(annotation)]
+    return any(get_origin(a) in (list, tuple, set, frozenset) for a in candidates)
+
+
+def _comma_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def _is_secret(annotation: Any) -> bool:
