@@ -1,4 +1,4 @@
-"""Produce the example outputs of docs/see-what-lbprov-would-do.md from the sandboxes.
+"""Produce the example outputs of the README section "See what lbprov would do" from the sandboxes.
 
     .venv/bin/python docs/examples/plan_examples.py > /tmp/examples.md
 
