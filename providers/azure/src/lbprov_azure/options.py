@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from lbprov.intent import parse_bool
+from lbprov.annotations import annotation_field, get_bool, get_int, get_pairs
 from lbprov.model import Intent, InvalidService
 
 PREFIX = "service.beta.kubernetes.io/azure-"
@@ -85,55 +85,28 @@ class AzureOptions(BaseModel):
     floating_ip: bool = False
 
 
-def _bool(annotations: Mapping[str, str], key: str, default: bool) -> bool:
-    if key not in annotations:
-        return default
-    parsed = parse_bool(str(annotations[key]).strip())
-    if parsed is None:
-        raise InvalidService(
-            f"metadata.annotations[{key}]", f"{annotations[key]!r}; accepted values: true, false"
-        )
-    return parsed
-
-
 def _int(annotations: Mapping[str, str], key: str, default: int, low: int, high: int, unit: str) -> int:
-    if key not in annotations:
-        return default
-    raw = str(annotations[key]).strip()
-    if not re.fullmatch(r"[0-9]+", raw) or not low <= int(raw) <= high:
-        raise InvalidService(
-            f"metadata.annotations[{key}]", f"{raw!r}; accepted values: an integer {low}-{high} ({unit})"
-        )
-    return int(raw)
+    value = get_int(annotations, key, low, high, unit=unit)
+    return default if value is None else value
 
 
-def _tags(key: str, raw: str) -> tuple[tuple[str, str], ...]:
+def _tags(annotations: Mapping[str, str], key: str) -> tuple[tuple[str, str], ...]:
     out: dict[str, str] = {}
-    for item in (p.strip() for p in raw.split(",")):
-        if not item:
-            continue
-        name, sep, value = item.partition("=")
-        name, value = name.strip(), value.strip()
-        if not sep or not name:
-            raise InvalidService(
-                f"metadata.annotations[{key}]", f"{item!r}; accepted values: key=value[,key=value]"
-            )
+    for name, value in get_pairs(annotations, key, "key=value[,key=value]"):
         if len(name) > 512 or set(name) & _BAD_TAG_CHARS:
             raise InvalidService(
-                f"metadata.annotations[{key}]",
+                annotation_field(key),
                 f"tag name {name!r} is invalid; Azure tag names have at most 512 characters and none of <>%&\\?/",
             )
         if len(value) > 256:
-            raise InvalidService(
-                f"metadata.annotations[{key}]", f"the value of tag {name!r} is longer than 256"
-            )
+            raise InvalidService(annotation_field(key), f"the value of tag {name!r} is longer than 256")
         if name.startswith(_RESERVED_TAG_PREFIXES):
             raise InvalidService(
-                f"metadata.annotations[{key}]", f"tag {name!r} is managed by lbprov; use another tag name"
+                annotation_field(key), f"tag {name!r} is managed by lbprov; use another tag name"
             )
         out[name] = value
     if len(out) > 40:
-        raise InvalidService(f"metadata.annotations[{key}]", "at most 40 tags (Azure allows 50 per resource)")
+        raise InvalidService(annotation_field(key), "at most 40 tags (Azure allows 50 per resource)")
     return tuple(sorted(out.items()))
 
 
@@ -142,11 +115,11 @@ def parse_options(intent: Intent, annotations: Mapping[str, str]) -> AzureOption
     for key in sorted(annotations):
         if key.startswith(PREFIX) and key not in SUPPORTED:
             raise InvalidService(
-                f"metadata.annotations[{key}]",
+                annotation_field(key),
                 "this Azure annotation is not supported by lbprov; supported: " + ", ".join(SUPPORTED),
             )
     a = {k: str(v) for k, v in annotations.items()}
-    internal = _bool(a, INTERNAL, False)
+    internal = get_bool(a, INTERNAL, False)
     subnet = a.get(INTERNAL_SUBNET, "").strip() or None
     if subnet is not None:
         if not internal:
@@ -202,7 +175,7 @@ def parse_options(intent: Intent, annotations: Mapping[str, str]) -> AzureOption
                 f"metadata.annotations[{DNS_LABEL}]",
                 f"{dns!r}; accepted: 3-63 lowercase letters, digits and '-', starting with a letter",
             )
-    pip_tags = _tags(PIP_TAGS, a[PIP_TAGS]) if a.get(PIP_TAGS, "").strip() else ()
+    pip_tags = _tags(a, PIP_TAGS)
     if pip_tags and internal:
         raise InvalidService(f"metadata.annotations[{PIP_TAGS}]", "an internal Service has no public IP")
     proto_raw = a.get(PROBE_PROTOCOL, "").strip()
@@ -234,13 +207,13 @@ def parse_options(intent: Intent, annotations: Mapping[str, str]) -> AzureOption
         dns_label=dns,
         pip_tags=pip_tags,
         idle_timeout_minutes=_int(a, IDLE_TIMEOUT, 4, 4, 100, "minutes"),
-        tcp_reset=not _bool(a, DISABLE_TCP_RESET, False),
+        tcp_reset=not get_bool(a, DISABLE_TCP_RESET, False),
         probe_protocol=probe_protocol,
         probe_interval_seconds=_int(a, PROBE_INTERVAL, 5, 5, 300, "seconds"),
         probe_count=_int(a, PROBE_COUNT, 2, 1, 20, "probes"),
         probe_path=path,
-        nsg_rules=not _bool(a, DISABLE_NSG_RULE, False),
-        floating_ip=not _bool(a, DISABLE_FLOATING_IP, True),
+        nsg_rules=not get_bool(a, DISABLE_NSG_RULE, False),
+        floating_ip=not get_bool(a, DISABLE_FLOATING_IP, True),
     )
     if len(intent.ports) > 250:
         raise InvalidService(
