@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from lbprov_aws import AWSProvider
-from lbprov_aws.sgrules import merge, service_points
+from lbprov_aws.sgrules import RuleConfig, merge, render, service_points
 from lbprov_aws.testing import Svc, node_objects
 
 from lbprov.intent import IntentSettings, build_intent
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         report["node_security_group_rules_for_services"] = sum(
             len(p.get("IpRanges", [])) + len(p.get("UserIdGroupPairs", [])) for p in rules
         )
-    # NLB: the same aggregation with NodePorts allocated at random (as the API server does), computed.
+    # NLB: the rules with NodePorts allocated at random (as the API server does), computed per mode.
     if args.kind != "nlb":
         report["seconds"] = round(time.monotonic() - started, 1)
         json.dump(report, sys.stdout, indent=2)
@@ -118,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             ports=[("TCP", port)], health_ports=[port], source_ranges=["0.0.0.0/0"], vpc_cidrs=["10.0.0.0/16"]
         )
     report["node_security_group_rules_if_node_ports_random"] = {
-        "lbprov": len(merge(points)),
+        "lbprov_ports": len(merge(points)),
+        "lbprov_auto_budget_50": len(render(points, RuleConfig(mode="auto", budget=50))),
+        "lbprov_nodeport_range": len(render(points, RuleConfig(mode="nodeport-range"))),
         "upstream_one_rule_per_service_port": args.services,
     }
     report["seconds"] = round(time.monotonic() - started, 1)

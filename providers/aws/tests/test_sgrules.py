@@ -77,3 +77,29 @@ def test_rule_count_of_100_services_with_contiguous_node_ports() -> None:
             vpc_cidrs=["10.0.0.0/16"],
         )
     assert len(merge(points)) == 1  # upstream: 100 client rules
+
+
+def test_points_of_target_groups_match_what_the_services_plans_want() -> None:
+    from lbprov_aws.sgrules import TargetGroupFacts, points_of_target_groups
+
+    vpc = ["10.0.0.0/16"]
+    local = [
+        TargetGroupFacts("u1", "TCP", 30080, "32000", 32000, ("203.0.113.0/24",)),
+        TargetGroupFacts("u1", "TCP_UDP", 30053, "32000", 32000, ("203.0.113.0/24",)),
+    ]
+    expected = service_points(
+        ports=[("TCP", 30080), ("TCP", 30053), ("UDP", 30053)],
+        health_ports=[32000],
+        source_ranges=["203.0.113.0/24"],
+        vpc_cidrs=vpc,
+    )
+    assert points_of_target_groups(local, vpc, set()) == expected
+    # A custom shared health port (not the Service's) is not wanted by it.
+    shared = [TargetGroupFacts("u2", "TCP", 30090, "10256", None, ("0.0.0.0/0",))]
+    assert points_of_target_groups(shared, vpc, set()) == {Point("client", "tcp", 30090, "0.0.0.0/0")}
+    # Without the source-ranges tag: assumed to want every range key now open for its protocol.
+    untagged = [TargetGroupFacts("u3", "UDP", 30100, "traffic-port", None, None)]
+    ranged = {("client", "udp", "198.51.100.0/24"), ("client", "tcp", "0.0.0.0/0")}
+    assert points_of_target_groups(untagged, vpc, ranged) == {
+        Point("client", "udp", 30100, "198.51.100.0/24")
+    }

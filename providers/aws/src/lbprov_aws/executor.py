@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from lbprov import naming
@@ -46,17 +46,31 @@ class StalePlan(RuntimeError):
     another Service's apply."""
 
 
-_GROUP_LOCKS: dict[str, threading.Lock] = defaultdict(threading.Lock)
-_GROUP_LOCKS_GUARD = threading.Lock()
+@dataclass(eq=False)
+class _RuleRequest:
+    """One apply's wish to bring a group's rules to what its Service wants (see ``_node_rules``)."""
+
+    executor: Executor
+    info: Mapping[str, Any]
+    revoke: bool
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+    pending: bool = False
 
 
-@contextmanager
-def _locked(group_id: str) -> Iterator[None]:
-    """Serialise, within this process, the rule writes of applies to the same security group."""
-    with _GROUP_LOCKS_GUARD:
-        lock = _GROUP_LOCKS[group_id]
-    with lock:
-        yield
+@dataclass(eq=False)
+class _GroupWriter:
+    """Per security group: ``lock`` serialises this process's rule writes to it; ``queue`` holds
+    the requests waiting for the lock, which the next holder writes together (group commit: one
+    read and one call per action for all of them, instead of one round each)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    guard: threading.Lock = field(default_factory=threading.Lock)
+    queue: list[_RuleRequest] = field(default_factory=list)
+
+
+_WRITERS: dict[str, _GroupWriter] = defaultdict(_GroupWriter)
+_WRITERS_GUARD = threading.Lock()
 
 
 class Executor:
@@ -78,52 +92,94 @@ class Executor:
         a per-group lock, from a fresh read of the group (see sgrules.py)."""
         return self._apply(plan)
 
-    def _node_rules(self, group_id: str, info: Mapping[str, Any], *, revoke: bool) -> None:
+    def _node_rules(self, group_id: str, info: Mapping[str, Any], *, revoke: bool) -> bool:
         """Bring one group's lbprov rules to what this Service wants, from a fresh read: authorise
         what is missing, and (``revoke``) revoke what is no longer wanted. Only this Service's own
         ports are removed from exact rules; a range rule is revoked only after the cluster's target
-        groups, re-read under the lock, show that no other Service wants it."""
-        own_ports = {int(p) for p in info.get("own_ports", [])}
-        wanted = {Point.from_json(p) for p in (info.get("wanted") or {}).get(group_id, [])}
-        hidden = {Point.from_json(p) for p in info.get("hidden", [])}
-        with _locked(group_id):
-            groups = self.clients.call("ec2:DescribeSecurityGroups", GroupIds=[group_id])["SecurityGroups"]
-            ours, foreign = parse_rules(groups[0].get("IpPermissions", []) if groups else [], self.cluster)
-            delta = group_delta(ours, foreign, own_ports, wanted, hidden, self.rules)
-            if any(self.rules.is_range(r) for r in delta.remove):
-                hidden = self._fresh_hidden(info, ours)
-                delta = group_delta(ours, foreign, own_ports, wanted, hidden, self.rules)
-            # Switching a key to its range: the range first, then the exact rules it covers go at
-            # once (no access is lost), and only then the other new rules: the group never holds
-            # both forms of a key, which could exceed AWS's rule limit in between.
-            ranged = {r.key for r in delta.desired if self.rules.is_range(r)}
-            new_ranges = [r for r in delta.add if self.rules.is_range(r)]
-            covered = [
-                r
-                for r in delta.remove
-                if not self.rules.is_range(r)
-                and r.key in ranged
-                and self.rules.lo <= r.from_port
-                and r.to_port <= self.rules.hi
-            ]
-            others = [r for r in delta.add if r not in new_ranges]
-            rest = [r for r in delta.remove if r not in covered]
-            for action, rules in (
-                (Action.CREATE, new_ranges),
-                (Action.DELETE, covered),
-                (Action.CREATE, others),
-                (Action.DELETE, rest if revoke else []),
-            ):
-                if rules:
-                    self._ingress(action, group_id, *(r.ip_permission(self.cluster) for r in rules))
+        groups, re-read under the lock, show that no other Service wants it. Concurrent requests
+        for the group are written together by whichever takes the lock first. Returns whether
+        removals were left for a later ``revoke``."""
+        with _WRITERS_GUARD:
+            writer = _WRITERS[group_id]
+        request = _RuleRequest(self, info, revoke)
+        with writer.guard:
+            writer.queue.append(request)
+        with writer.lock:
+            if not request.done.is_set():
+                with writer.guard:
+                    batch = [r for r in writer.queue if r.executor is self and r.revoke == revoke]
+                    writer.queue = [r for r in writer.queue if r not in batch]
+                try:
+                    pending = self._write_rules(group_id, [r.info for r in batch], revoke=revoke)
+                    for r in batch:
+                        r.pending = pending
+                except BaseException as exc:
+                    for r in batch:
+                        r.error = exc
+                finally:
+                    for r in batch:
+                        r.done.set()
+        if request.error is not None:
+            raise request.error
+        return request.pending
 
-    def _fresh_hidden(self, info: Mapping[str, Any], ours: set[RuleRange]) -> set[Point]:
+    def _write_rules(self, group_id: str, infos: list[Mapping[str, Any]], *, revoke: bool) -> bool:
+        """One fresh read and the writes for the requests of several Services (NodePorts are unique,
+        so their own ports are disjoint and the order does not matter)."""
+        own_ports = {int(p) for info in infos for p in info.get("own_ports", [])}
+        wanted = {Point.from_json(p) for info in infos for p in (info.get("wanted") or {}).get(group_id, [])}
+        # Other Services' points as the plans saw them; a Service of this batch counts as it wants now.
+        hidden = {
+            p
+            for info in infos
+            for p in (Point.from_json(raw) for raw in info.get("hidden", []))
+            if p.port not in own_ports
+        }
+        groups = self.clients.call("ec2:DescribeSecurityGroups", GroupIds=[group_id])["SecurityGroups"]
+        ours, foreign = parse_rules(groups[0].get("IpPermissions", []) if groups else [], self.cluster)
+        delta = group_delta(ours, foreign, own_ports, wanted, hidden, self.rules)
+        if any(self.rules.is_range(r) for r in delta.remove):
+            hidden = self._fresh_hidden(infos, ours)
+            delta = group_delta(ours, foreign, own_ports, wanted, hidden, self.rules)
+        # A removal is safe at once when the desired rules of its key still admit all its
+        # ports (a re-aggregation, or a key switched to its range); the others (ports this
+        # Service no longer wants) wait for ``revoke``. A new range goes first and the exact
+        # rules it covers at once, so the group never holds both forms of a key (which could
+        # exceed AWS's rule limit in between).
+        admitted: dict[Any, set[int]] = defaultdict(set)
+        for r in delta.desired:
+            if not self.rules.is_range(r):
+                admitted[r.key].update(r.ports())
+        ranged = {r.key for r in delta.desired if self.rules.is_range(r)}
+
+        def safe(r: RuleRange) -> bool:
+            if r.key in ranged and self.rules.lo <= r.from_port and r.to_port <= self.rules.hi:
+                return True
+            return all(p in admitted[r.key] for p in r.ports())
+
+        new_ranges = [r for r in delta.add if self.rules.is_range(r)]
+        under_ranges = [r for r in delta.remove if r.key in ranged and safe(r)]
+        others = [r for r in delta.add if r not in new_ranges]
+        safe_rest = [r for r in delta.remove if r not in under_ranges and safe(r)]
+        pending = [r for r in delta.remove if not safe(r)]
+        for action, rules in (
+            (Action.CREATE, new_ranges),
+            (Action.DELETE, under_ranges),
+            (Action.CREATE, others),
+            (Action.DELETE, safe_rest + (pending if revoke else [])),
+        ):
+            if rules:
+                self._ingress(action, group_id, *(r.ip_permission(self.cluster) for r in rules))
+        return bool(pending) and not revoke
+
+    def _fresh_hidden(self, infos: list[Mapping[str, Any]], ours: set[RuleRange]) -> set[Point]:
         ranged = {r.key for r in ours if self.rules.is_range(r)}
         if self.target_group_facts is None:
             raise RuntimeError("cannot revoke a NodePort range rule without reading the target groups")
-        uid = info.get("uid")
-        facts = [f for f in self.target_group_facts() if f.uid != uid]
-        return points_of_target_groups(facts, list(info.get("vpc_cidrs", [])), ranged)
+        uids = {info.get("uid") for info in infos}
+        vpc_cidrs = next((list(i["vpc_cidrs"]) for i in infos if i.get("vpc_cidrs")), [])
+        facts = [f for f in self.target_group_facts() if f.uid not in uids]
+        return points_of_target_groups(facts, vpc_cidrs, ranged)
 
     def _apply(self, plan: Plan) -> tuple[Ingress, ...]:
         ctx: dict[str, Any] = {
@@ -148,7 +204,9 @@ class Executor:
         info = plan.data.get("node_rules") or {}
         # The plan's node rule changes mark WHERE (in the order of the plan) each group is brought
         # to this Service's wanted rules; WHAT is written is recomputed from a fresh read. Where the
-        # plan revokes later, the first block only authorises (new ranges before old ones go).
+        # plan revokes later, the first block authorises, and revokes only what leaves every port
+        # admitted; the ports the Service gives up are revoked at the later block (after listeners).
+        done: set[str] = set()
         revoking = {
             c.cloud_id for c in changes if c.data["type"] == "node-sg-range" and c.action is Action.DELETE
         }
@@ -164,11 +222,15 @@ class Executor:
                     and changes[j].cloud_id == change.cloud_id
                 ):
                     j += 1
-                assert change.cloud_id is not None
-                if change.action is Action.DELETE or change.cloud_id not in revoking:
-                    self._node_rules(change.cloud_id, info, revoke=True)
-                else:
-                    self._node_rules(change.cloud_id, info, revoke=False)
+                group = change.cloud_id
+                assert group is not None
+                if group in done:
+                    pass  # the first block did everything (nothing had to wait for the listeners)
+                elif change.action is Action.DELETE or group not in revoking:
+                    self._node_rules(group, info, revoke=True)
+                    done.add(group)
+                elif not self._node_rules(group, info, revoke=False):
+                    done.add(group)
                 i = j
                 continue
             handlers[change.data["type"]](change, ctx)

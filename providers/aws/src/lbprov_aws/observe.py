@@ -207,13 +207,21 @@ class ReadRound:
         self.cluster_sgs: list[ObservedSG] | None = None
         self.instances: dict[str, dict[str, Any]] = {}
         self.dirty: set[str] = set()
-        #: len(dirty) when target_group_facts last refilled the target group listing.
-        self.tgs_dirty = 0
+        #: Applies made in this round, and their number when target_group_facts last refilled
+        #: the target group listing (it must see the groups those applies created or re-tagged).
+        self.applies = 0
+        self.tgs_seen = 0
+        #: Tags of the target groups listed in this round, and the Services applied since they
+        #: were read (whose groups' tags may have changed).
+        self.tg_tags: dict[str, dict[str, str]] = {}
+        self.tag_stale_uids: set[str] = set()
 
     def invalidate(self, uid: str) -> None:
         """After a write for ``uid``: its cached resources and the shared security groups are stale."""
         with self.lock:
             self.dirty.add(uid)
+            self.tag_stale_uids.add(uid)
+            self.applies += 1
             self.cluster_sgs = None
 
 
@@ -334,8 +342,16 @@ class Reader:
             }
         if rnd.target_groups is None:
             raw = [tg for tg in self._list_target_groups() if str(tg["TargetGroupName"]).startswith("k8s-")]
-            tags = self.elbv2_tags([tg["TargetGroupArn"] for tg in raw])
-            rnd.target_groups = [_tg(tg, tags.get(tg["TargetGroupArn"], {})) for tg in raw]
+            # Tags change only by an apply of their Service: re-read those, and new groups.
+            need = [
+                tg["TargetGroupArn"]
+                for tg in raw
+                if tg["TargetGroupArn"] not in rnd.tg_tags
+                or rnd.tg_tags[tg["TargetGroupArn"]].get(naming.SERVICE_UID_TAG) in rnd.tag_stale_uids
+            ]
+            rnd.tg_tags.update(self.elbv2_tags(need))
+            rnd.tag_stale_uids = set()
+            rnd.target_groups = [_tg(tg, rnd.tg_tags.get(tg["TargetGroupArn"], {})) for tg in raw]
 
     def _details(self, state: ServiceState, uid: str) -> None:
         """Per-resource reads, only for what this Service owns (the rest is never changed)."""
@@ -437,9 +453,9 @@ class Reader:
         rnd = self.round
         if rnd is not None and not fresh:
             with rnd.lock:
-                if rnd.tgs_dirty != len(rnd.dirty):  # an apply in this round changed target groups
+                if rnd.tgs_seen != rnd.applies:  # an apply in this round changed target groups
                     rnd.target_groups = None
-                    rnd.tgs_dirty = len(rnd.dirty)
+                    rnd.tgs_seen = rnd.applies
                 self._fill_round(rnd)
                 assert rnd.target_groups is not None
                 tgs = list(rnd.target_groups)
