@@ -216,13 +216,15 @@ class ReadRound:
         self.tg_tags: dict[str, dict[str, str]] = {}
         self.tag_stale_uids: set[str] = set()
 
-    def invalidate(self, uid: str) -> None:
-        """After a write for ``uid``: its cached resources and the shared security groups are stale."""
+    def invalidate(self, uid: str, *, target_groups: bool = True) -> None:
+        """After a write for ``uid``: its cached resources and the shared security groups are stale
+        (``target_groups``: the apply created, deleted or re-tagged target groups)."""
         with self.lock:
             self.dirty.add(uid)
-            self.tag_stale_uids.add(uid)
-            self.applies += 1
             self.cluster_sgs = None
+            if target_groups:
+                self.tag_stale_uids.add(uid)
+                self.applies += 1
 
 
 class Reader:

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from lbprov import naming
 from lbprov.cloudcalls import CloudCalls, RateLimits, RetryPolicy
-from lbprov.model import Ingress, Intent, OwnedLoadBalancer, Plan, ServiceRef
+from lbprov.model import Action, Ingress, Intent, OwnedLoadBalancer, Plan, ServiceRef
 from lbprov.provider import Provider, SandboxCloud
 from lbprov_aws import operations
 from lbprov_aws.clients import AWSClients
@@ -138,7 +138,7 @@ class AWSProvider:
             return self.executor.apply(plan)
         finally:
             if self.reader.round is not None and plan.changes:
-                self.reader.round.invalidate(plan.ref.uid)
+                self.reader.round.invalidate(plan.ref.uid, target_groups=_changes_target_groups(plan))
 
     def list_owned(self) -> list[OwnedLoadBalancer]:
         nlbs, classics, tgs = self.reader.all_owned()
@@ -209,6 +209,17 @@ class AWSProvider:
             yield box.seed(nodes, cluster=cluster)
         finally:
             box.stop()
+
+
+def _changes_target_groups(plan: Plan) -> bool:
+    """Whether a plan creates, deletes or re-tags target groups (what the read round's listing of
+    them, used to tell who wants a NodePort range rule, must see): a new node only registers targets."""
+    for c in plan.changes:
+        if c.kind != "target-group":
+            continue
+        if c.action is not Action.UPDATE or (c.before or {}).get("tags") != (c.after or {}).get("tags"):
+            return True
+    return False
 
 
 if TYPE_CHECKING:  # mypy checks that AWSProvider implements the Provider protocol
