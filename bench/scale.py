@@ -11,9 +11,11 @@ sandbox settings, so the figures measure the controller, not the token bucket.
 
 Phases (JSON on stdout):
 
-NodePorts are contiguous by default (``--node-ports random`` lets the API server pick): the AWS
-provider aggregates node security group rules over contiguous NodePorts, and with random ports each
-Service needs its own rule, which stops at AWS's (and moto's) 60 rules per group.
+NodePorts are allocated by the API server at random by default, as in a real cluster
+(``--node-ports contiguous`` gives Service i NodePort 30000+i instead). With random ports the AWS
+provider's exact node security group rules cannot aggregate, so its default ``auto`` rule mode
+switches the busiest (protocol, CIDR) to the whole NodePort range to stay under AWS's (and moto's)
+60 rules per group; contiguous ports aggregate into a few exact ranges.
 
 1. ``create``: the N Services exist before the controller starts; time from the controller being
    ready (caches synced) until every Service has its ingress; cloud calls (reads/writes, by
@@ -349,10 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--node-ports",
         choices=("contiguous", "random"),
-        default="contiguous",
-        help="contiguous: Service i gets NodePort 30000+i (the node security group rules aggregate into "
-        "a few ranges); random: the API server allocates (random ports: one node SG rule per Service, "
-        "which hits AWS's 60-rules-per-group limit past ~55 Services) (default contiguous)",
+        default="random",
+        help="random: the API server allocates, as in a real cluster (default); contiguous: Service i "
+        "gets NodePort 30000+i, so exact node security group rules aggregate into a few ranges",
     )
     p.add_argument(
         "--no-node-sg",
