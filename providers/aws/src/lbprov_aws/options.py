@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from lbprov import naming
+from lbprov.annotations import annotation_field, get_int, get_pairs
 from lbprov.intent import parse_bool
 from lbprov.model import Intent, InvalidService, Target
 
@@ -109,8 +110,7 @@ class AWSOptions(BaseModel):
         return "*" in self.ssl_ports or str(port) in self.ssl_ports or (bool(name) and name in self.ssl_ports)
 
 
-def _field(key: str) -> str:
-    return f"metadata.annotations[{key}]"
+_field = annotation_field
 
 
 def _kind(annotations: Mapping[str, str]) -> LbKind:
@@ -155,17 +155,7 @@ def _scheme(annotations: Mapping[str, str]) -> Literal["external", "internal"]:
 
 
 def _int_in(annotations: Mapping[str, str], key: str, bounds: tuple[int, int]) -> int | None:
-    if key not in annotations:
-        return None
-    raw = annotations[key].strip()
-    lo, hi = bounds
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidService(_field(key), f"{raw!r} is not an integer; accepted values: {lo}-{hi}") from None
-    if not lo <= value <= hi:
-        raise InvalidService(_field(key), f"{value} is out of range; accepted values: {lo}-{hi}")
-    return value
+    return get_int(annotations, key, *bounds)
 
 
 def _health(annotations: Mapping[str, str], kind: LbKind) -> HealthCheckOverrides:
@@ -211,23 +201,8 @@ def _health(annotations: Mapping[str, str], kind: LbKind) -> HealthCheckOverride
     return overrides
 
 
-def _pairs(annotations: Mapping[str, str], key: str, what: str) -> tuple[tuple[str, str], ...]:
-    raw = annotations.get(key, "")
-    out: dict[str, str] = {}
-    for item in (part.strip() for part in raw.split(",")):
-        if not item:
-            continue
-        if "=" not in item:
-            raise InvalidService(_field(key), f"{item!r} is not key=value; expected {what}")
-        k, v = (s.strip() for s in item.split("=", 1))
-        if not k:
-            raise InvalidService(_field(key), f"{item!r} has an empty key; expected {what}")
-        out[k] = v
-    return tuple(sorted(out.items()))
-
-
 def _tags(annotations: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    tags = _pairs(annotations, ADDITIONAL_TAGS, "k1=v1,k2=v2")
+    tags = get_pairs(annotations, ADDITIONAL_TAGS, "k1=v1,k2=v2")
     for k, v in tags:
         if not _TAG_KEY.match(k):
             raise InvalidService(
@@ -251,7 +226,7 @@ def _tags(annotations: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 
 
 def _labels(annotations: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    labels = _pairs(annotations, TARGET_NODE_LABELS, "label1=value1,label2=value2")
+    labels = get_pairs(annotations, TARGET_NODE_LABELS, "label1=value1,label2=value2")
     for k, v in labels:
         if not _LABEL_KEY.match(k) or not _LABEL_VALUE.match(v):
             raise InvalidService(_field(TARGET_NODE_LABELS), f"{k}={v} is not a valid label selector")
