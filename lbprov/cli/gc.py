@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from typing import IO, Any, Literal
 
 from lbprov.cli.errors import CLIError, describe
-from lbprov.cli.options import add_provider_options, build_provider, provider_settings
+from lbprov.cli.options import (
+    add_default_provider_option,
+    add_provider_options,
+    build_provider,
+    default_provider,
+    provider_settings,
+)
 from lbprov.cli.plan import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -46,7 +52,7 @@ from lbprov.cli.plan import (
 from lbprov.intent import IntentSettings, build_intent, service_ref
 from lbprov.model import Action, InvalidService, OwnedLoadBalancer, Plan
 from lbprov.progress import Progress
-from lbprov.provider import Provider, available_providers
+from lbprov.provider import Provider
 from lbprov.render import render_plan
 
 Status = Literal["in-use", "garbage", "unknown"]
@@ -61,13 +67,7 @@ def register(sub: Any) -> None:
     )
     strict_usage(parser)
     add_provider_options(parser)
-    parser.add_argument(
-        "--default-provider",
-        metavar="NAME",
-        choices=[*sorted(available_providers()), "none"],
-        help="provider serving Services without spec.loadBalancerClass: 'none' means no provider "
-        "(default: --provider)",
-    )
+    add_default_provider_option(parser)
     add_cluster_options(parser)
     parser.add_argument("--apply", action="store_true", help="delete the garbage (asks for confirmation)")
     parser.add_argument("-y", "--yes", action="store_true", help="with --apply: do not ask for confirmation")
@@ -197,9 +197,7 @@ def run(
     def body() -> int:
         if args.yes and not args.apply:
             raise CLIError("--yes only makes sense with --apply")
-        default = args.default_provider if args.default_provider is not None else name
-        if default == "none":
-            default = None
+        default = default_provider(args)
         cluster = provider_settings(args, name).cluster_name
         kube = cluster_client(args)
         services = listed(kube.list_services(None))

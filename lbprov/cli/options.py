@@ -110,3 +110,20 @@ def provider_settings(args: argparse.Namespace, name: str) -> ProviderSettings:
 def build_provider(args: argparse.Namespace, name: str, *, read_only: bool = False) -> Provider:
     settings = provider_settings(args, name)
     return load_provider(name).from_settings(settings.model_dump(), read_only=read_only)
+
+
+def add_default_provider_option(parser: argparse.ArgumentParser) -> None:
+    """``--default-provider NAME|none`` for the single-provider commands (``plan``, ``gc``)."""
+    parser.add_argument(
+        "--default-provider",
+        metavar="NAME",
+        choices=[*sorted(available_providers()), "none"],
+        help="provider serving Services without spec.loadBalancerClass: 'none' means no provider "
+        "(default: --provider)",
+    )
+
+
+def default_provider(args: argparse.Namespace) -> str | None:
+    """The provider serving Services without a class: ``--default-provider``, else ``--provider``."""
+    chosen: str = args.default_provider if args.default_provider is not None else args.provider
+    return None if chosen == "none" else chosen

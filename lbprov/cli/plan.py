@@ -31,11 +31,17 @@ from typing import IO, Any, Literal, NoReturn
 
 from lbprov import manifests
 from lbprov.cli.errors import CLIError, UserError, describe
-from lbprov.cli.options import add_provider_options, build_provider, provider_settings
+from lbprov.cli.options import (
+    add_default_provider_option,
+    add_provider_options,
+    build_provider,
+    default_provider,
+    provider_settings,
+)
 from lbprov.intent import IntentSettings, build_intent, service_ref
 from lbprov.model import InvalidService, Plan, ServiceRef
 from lbprov.progress import Progress
-from lbprov.provider import Provider, available_providers, load_provider
+from lbprov.provider import Provider, load_provider
 from lbprov.render import plan_to_json, render_plan
 
 FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
@@ -116,13 +122,7 @@ def register(sub: Any) -> None:
     )
     strict_usage(parser)
     add_provider_options(parser)
-    parser.add_argument(
-        "--default-provider",
-        metavar="NAME",
-        choices=[*sorted(available_providers()), "none"],
-        help="provider serving Services without spec.loadBalancerClass: 'none' skips them "
-        "(default: --provider)",
-    )
+    add_default_provider_option(parser)
     add_cluster_options(parser)
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument("-n", "--namespace", help="only this namespace (default: all namespaces)")
@@ -525,9 +525,7 @@ def run(
     name: str = args.provider
 
     def body() -> int:
-        default = args.default_provider if args.default_provider is not None else name
-        if default == "none":
-            default = None
+        default = default_provider(args)
         cluster = provider_settings(args, name).cluster_name
         inputs = read_inputs(args, stdin=stdin)
         selected = select(inputs.services, name, default)
