@@ -10,13 +10,19 @@ every request the SDK sends (retries included).
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
-import sys
 import time
 from typing import Any
 
+from common import (
+    assert_unchanged,
+    calls_parser,
+    measure,
+    per_service,
+    print_json,
+    replan_unchanged,
+    seconds_since,
+)
 from lbprov_aws import AWSProvider
 from lbprov_aws.sgrules import RuleConfig, merge, render, service_points
 from lbprov_aws.testing import Svc, node_objects
@@ -25,19 +31,8 @@ from lbprov.intent import IntentSettings, build_intent
 from lbprov.model import Intent, ServiceRef
 
 
-def _stats(provider: AWSProvider, *, detail: bool = True) -> dict[str, Any]:
-    stats = provider.calls.reset()
-    out: dict[str, Any] = {"reads": stats.reads, "writes": stats.writes}
-    if detail:
-        out["by_operation"] = stats.to_json()["by_operation"]
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ports", type=int, default=2)
-    parser.add_argument("--nodes", type=int, default=3)
-    parser.add_argument("--services", type=int, default=100)
+    parser = calls_parser(__doc__)
     parser.add_argument("--kind", choices=["nlb", "classic"], default="nlb")
     args = parser.parse_args(argv)
     annotations = {"service.beta.kubernetes.io/aws-load-balancer-type": args.kind}
@@ -57,21 +52,15 @@ def main(argv: list[str] | None = None) -> int:
             return build_intent(svc.to_k8s(), node_objects(cloud), settings, provider)
 
         svc = Svc(ports=[(80 + i, "TCP", 30000 + i) for i in range(args.ports)], annotations=annotations)
-        provider.calls.reset()
-        provider.apply(provider.plan(intent(svc)))
-        report["create"] = _stats(provider)
-
-        plan = provider.plan(intent(svc))
-        assert plan.empty
-        report["replan_no_change"] = _stats(provider)
+        calls = provider.calls
+        report["create"] = measure(calls, lambda: provider.apply(provider.plan(intent(svc))))
+        report["replan_no_change"] = measure(calls, lambda: assert_unchanged(provider, [intent(svc)]))
 
         cloud.nodes.append(cloud.add_node(f"node-{args.nodes}"))
-        provider.calls.reset()
-        provider.apply(provider.plan(intent(svc)))
-        report["add_one_node"] = _stats(provider)
+        report["add_one_node"] = measure(calls, lambda: provider.apply(provider.plan(intent(svc))))
 
-        provider.apply(provider.plan_delete(ServiceRef(svc.namespace, svc.name, svc.uid)))
-        report["delete"] = _stats(provider)
+        ref = ServiceRef(svc.namespace, svc.name, svc.uid)
+        report["delete"] = measure(calls, lambda: provider.apply(provider.plan_delete(ref)))
 
         many = [
             Svc(name=f"s{i}", ports=[(80, "TCP", 31000 + i)], annotations=annotations)
@@ -81,18 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         with provider.read_round():
             for it in intents:
                 provider.apply(provider.plan(it))
-        provider.calls.reset()
-        changed = sum(not provider.plan(it).empty for it in intents)
-        without = _stats(provider, detail=False)
-        with provider.read_round():
-            changed += sum(not provider.plan(it).empty for it in intents)
-        with_round = _stats(provider)
-        assert changed == 0, "re-plan of unchanged Services found changes"
-        report[f"replan_{args.services}_unchanged"] = {
-            "without_read_round": without,
-            "with_read_round": with_round,
-            "reads_per_service_with_read_round": round(with_round["reads"] / args.services, 2),
-        }
+        replan = replan_unchanged(provider, intents)
+        replan["reads_per_service_with_read_round"] = per_service(replan["with_read_round"], args.services)
+        report[f"replan_{args.services}_unchanged"] = replan
         rules = [
             p
             for p in cloud.extra["sandbox"]
@@ -106,9 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     # NLB: the rules with NodePorts allocated at random (as the API server does), computed per mode.
     if args.kind != "nlb":
-        report["seconds"] = round(time.monotonic() - started, 1)
-        json.dump(report, sys.stdout, indent=2)
-        print()
+        report["seconds"] = seconds_since(started)
+        print_json(report)
         return 0
     rng = random.Random(7)
     node_ports = rng.sample(range(30000, 32768), args.services)
@@ -123,9 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         "lbprov_nodeport_range": len(render(points, RuleConfig(mode="nodeport-range"))),
         "upstream_one_rule_per_service_port": args.services,
     }
-    report["seconds"] = round(time.monotonic() - started, 1)
-    json.dump(report, sys.stdout, indent=2)
-    print()
+    report["seconds"] = seconds_since(started)
+    print_json(report)
     return 0
 
 

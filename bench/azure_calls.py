@@ -13,27 +13,26 @@ load-balancer PUT, to model ARM's slow LB operations). Counts come from CloudCal
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from common import (
+    assert_unchanged,
+    calls_parser,
+    make_node,
+    make_service,
+    measure,
+    per_service,
+    print_json,
+    replan_unchanged,
+    seconds_since,
+)
 from lbprov_azure import AzureProvider
 from lbprov_azure.sandbox import Fault, azure_sandbox
 
 from lbprov.intent import IntentSettings, build_intent
-from lbprov.model import Intent, SandboxNode
-
-
-def _node(n: SandboxNode) -> dict[str, Any]:
-    return {
-        "metadata": {"name": n.name, "labels": {"topology.kubernetes.io/zone": n.zone}},
-        "spec": {"providerID": n.provider_id},
-        "status": {"addresses": [{"type": "InternalIP", "address": n.internal_ip}]},
-    }
+from lbprov.model import Intent
 
 
 class Services:
@@ -43,36 +42,12 @@ class Services:
         self.next_port = 30000
 
     def make(self, name: str, ports: int, uid: str | None = None) -> dict[str, Any]:
-        spec_ports = []
-        for i in range(ports):
-            spec_ports.append(
-                {"name": f"p{i}", "protocol": "TCP", "port": 80 + i, "nodePort": self.next_port}
-            )
-            self.next_port += 1
-        return {
-            "metadata": {
-                "name": name,
-                "namespace": "bench",
-                "uid": uid or str(uuid.uuid4()),
-                "annotations": {},
-            },
-            "spec": {"type": "LoadBalancer", "ports": spec_ports},
-        }
-
-
-def _stats(provider: AzureProvider, *, detail: bool = True) -> dict[str, Any]:
-    stats = provider.calls.reset()
-    out: dict[str, Any] = {"reads": stats.reads, "writes": stats.writes}
-    if detail:
-        out["by_operation"] = stats.to_json()["by_operation"]
-    return out
+        first, self.next_port = self.next_port, self.next_port + ports
+        return make_service(name, [(f"p{i}", "TCP", 80 + i, first + i) for i in range(ports)], uid=uid)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--ports", type=int, default=2)
-    parser.add_argument("--nodes", type=int, default=3)
-    parser.add_argument("--services", type=int, default=100)
+    parser = calls_parser(__doc__)
     parser.add_argument("--concurrent", type=int, default=50)
     parser.add_argument("--workers", type=int, default=10)
     parser.add_argument(
@@ -98,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             return AzureProvider.from_settings({**cloud.settings, "cluster_name": cluster})
 
         provider = provider_for("bench")
-        nodes = [_node(n) for n in cloud.nodes]
+        nodes = [make_node(n) for n in cloud.nodes]
 
         def intent(
             prov: AzureProvider, svc: dict[str, Any], node_list: list[dict[str, Any]] | None = None
@@ -107,39 +82,26 @@ def main(argv: list[str] | None = None) -> int:
                 svc, node_list or nodes, IntentSettings(cluster=prov.settings.cluster_name), prov
             )
 
+        calls = provider.calls
         svc = factory.make("one", args.ports)
-        provider.calls.reset()
-        provider.apply(provider.plan(intent(provider, svc)))
-        report["create"] = _stats(provider)
+        report["create"] = measure(calls, lambda: provider.apply(provider.plan(intent(provider, svc))))
+        report["replan_no_change"] = measure(
+            calls, lambda: assert_unchanged(provider, [intent(provider, svc)])
+        )
 
-        assert provider.plan(intent(provider, svc)).empty
-        report["replan_no_change"] = _stats(provider)
-
-        nodes = [*nodes, _node(cloud.add_node(f"node-{args.nodes}"))]
-        provider.calls.reset()
-        provider.apply(provider.plan(intent(provider, svc)))
-        report["add_one_node"] = _stats(provider)
+        nodes = [*nodes, make_node(cloud.add_node(f"node-{args.nodes}"))]
+        report["add_one_node"] = measure(calls, lambda: provider.apply(provider.plan(intent(provider, svc))))
 
         one = intent(provider, svc)
-        provider.apply(provider.plan_delete(one.ref))
-        report["delete"] = _stats(provider)
+        report["delete"] = measure(calls, lambda: provider.apply(provider.plan_delete(one.ref)))
 
         # -- re-plan of many unchanged Services --------------------------------------------------
         many = [intent(provider, factory.make(f"s{i}", 1)) for i in range(args.services)]
         with provider.read_round(), ThreadPoolExecutor(args.workers) as pool:
             list(pool.map(lambda it: provider.apply(provider.plan(it)), many))
-        provider.calls.reset()
-        changed = sum(not provider.plan(it).empty for it in many)
-        without = _stats(provider, detail=False)
-        with provider.read_round():
-            changed += sum(not provider.plan(it).empty for it in many)
-        with_round = _stats(provider)
-        assert changed == 0, "re-plan of unchanged Services found changes"
-        report[f"replan_{args.services}_unchanged"] = {
-            "without_read_round": without,
-            "with_read_round": with_round,
-            "reads_per_service_with_read_round": round(with_round["reads"] / args.services, 2),
-        }
+        replan = replan_unchanged(provider, many)
+        replan["reads_per_service_with_read_round"] = per_service(replan["with_read_round"], args.services)
+        report[f"replan_{args.services}_unchanged"] = replan
         with ThreadPoolExecutor(args.workers) as pool:
             list(pool.map(lambda it: provider.apply(provider.plan_delete(it.ref)), many))
 
@@ -185,9 +147,8 @@ def main(argv: list[str] | None = None) -> int:
 
         report[f"concurrent_{args.concurrent}_services"] = load("load", args.workers)
         report[f"serial_{args.concurrent}_services_one_at_a_time"] = load("serial", 1)
-    report["seconds"] = round(time.monotonic() - started, 1)
-    json.dump(report, sys.stdout, indent=2)
-    print()
+    report["seconds"] = seconds_since(started)
+    print_json(report)
     return 0
 
 

@@ -11,65 +11,46 @@ own request log is reported beside them as a cross-check.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
-import uuid
+from collections.abc import Callable
 from typing import Any
 
+from common import (
+    assert_unchanged,
+    calls_parser,
+    make_nodes,
+    make_service,
+    measure,
+    per_service,
+    print_json,
+    replan_unchanged,
+    seconds_since,
+)
 from lbprov_gcp import GCPProvider
 
 from lbprov.intent import IntentSettings, build_intent
-from lbprov.model import Intent, SandboxNode
+from lbprov.model import Intent
 
 CLUSTER = "bench"
 
 
-def _stats(provider: GCPProvider, server: Any, *, detail: bool = True) -> dict[str, Any]:
-    stats = provider.calls.reset()
-    out: dict[str, Any] = {"reads": stats.reads, "writes": stats.writes}
-    if detail:
-        out["by_operation"] = stats.to_json()["by_operation"]
+def _measure(
+    provider: GCPProvider, server: Any, fn: Callable[[], object], *, detail: bool = True
+) -> dict[str, Any]:
+    """Cloud calls made by ``fn()``, and the requests the emulator saw meanwhile."""
+    server.clear_log()
+    out = measure(provider.calls, fn, detail=detail)
     out["emulator_saw"] = {"requests": len(server.requests), "mutating": len(server.mutating_requests())}
     server.clear_log()
     return out
 
 
-def _service(name: str, ports: list[tuple[str, int, int]], annotations: dict[str, str]) -> dict[str, Any]:
-    return {
-        "metadata": {
-            "name": name,
-            "namespace": "bench",
-            "uid": str(uuid.uuid4()),
-            "annotations": annotations,
-        },
-        "spec": {
-            "type": "LoadBalancer",
-            "ports": [
-                {"name": f"p{port}", "protocol": proto, "port": port, "nodePort": np}
-                for proto, port, np in ports
-            ],
-        },
-    }
-
-
-def _nodes(nodes: list[SandboxNode]) -> list[dict[str, Any]]:
-    return [
-        {
-            "metadata": {"name": n.name, "labels": {"topology.kubernetes.io/zone": n.zone}},
-            "spec": {"providerID": n.provider_id},
-            "status": {"addresses": [{"type": "InternalIP", "address": n.internal_ip}]},
-        }
-        for n in nodes
-    ]
+def _ports(count: int) -> list[tuple[str, str, int, int]]:
+    return [(f"p{80 + i}", "TCP", 80 + i, 30000 + i) for i in range(count)]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ports", type=int, default=2)
-    parser.add_argument("--nodes", type=int, default=3)
-    parser.add_argument("--services", type=int, default=100)
+    parser = calls_parser(__doc__)
     parser.add_argument("--internal", action="store_true", help="internal load balancers")
     args = parser.parse_args(argv)
     annotations = {"networking.gke.io/load-balancer-type": "Internal"} if args.internal else {}
@@ -91,56 +72,50 @@ def main(argv: list[str] | None = None) -> int:
         nodes = list(cloud.nodes)
 
         def intent(svc: dict[str, Any]) -> Intent:
-            return build_intent(svc, _nodes(nodes), settings, provider)
+            return build_intent(svc, make_nodes(nodes), settings, provider)
 
-        svc = _service("web", [("TCP", 80 + i, 30000 + i) for i in range(args.ports)], annotations)
-        server.clear_log()
-        provider.calls.reset()
-        provider.apply(provider.plan(intent(svc)))
-        report["create"] = _stats(provider, server)
+        def step(fn: Callable[[], object], *, detail: bool = True) -> dict[str, Any]:
+            return _measure(provider, server, fn, detail=detail)
 
-        assert provider.plan(intent(svc)).empty
-        report["replan_no_change"] = _stats(provider, server)
+        def create_all(intents: list[Intent]) -> None:
+            with provider.read_round():
+                for it in intents:
+                    provider.apply(provider.plan(it))
+
+        def converge_all(intents: list[Intent]) -> None:
+            with provider.read_round():
+                for it in intents:
+                    plan = provider.plan(it)
+                    if not plan.empty:
+                        provider.apply(plan)
+
+        svc = make_service("web", _ports(args.ports), annotations)
+        report["create"] = step(lambda: provider.apply(provider.plan(intent(svc))))
+        report["replan_no_change"] = step(lambda: assert_unchanged(provider, [intent(svc)]))
 
         nodes.append(cloud.add_node(f"node-{args.nodes}"))
-        provider.calls.reset()
-        server.clear_log()
-        provider.apply(provider.plan(intent(svc)))
-        report["add_one_node"] = _stats(provider, server)
+        report["add_one_node"] = step(lambda: provider.apply(provider.plan(intent(svc))))
 
-        provider.apply(provider.plan_delete(intent(svc).ref))
-        report["delete_last_service"] = _stats(provider, server)
+        ref = intent(svc).ref
+        report["delete_last_service"] = step(lambda: provider.apply(provider.plan_delete(ref)))
 
-        many = [_service(f"s{i}", [("TCP", 80, 31000 + i)], annotations) for i in range(args.services)]
+        many = [
+            make_service(f"s{i}", [("p80", "TCP", 80, 31000 + i)], annotations) for i in range(args.services)
+        ]
         intents = [intent(s) for s in many]
-        with provider.read_round():
-            for it in intents:
-                provider.apply(provider.plan(it))
-        report[f"create_{args.services}_in_a_read_round"] = _stats(provider, server, detail=False)
-        changed = sum(not provider.plan(it).empty for it in intents)
-        without = _stats(provider, server, detail=False)
-        with provider.read_round():
-            changed += sum(not provider.plan(it).empty for it in intents)
-        with_round = _stats(provider, server)
-        assert changed == 0, "re-plan of unchanged Services found changes"
+        report[f"create_{args.services}_in_a_read_round"] = step(lambda: create_all(intents), detail=False)
+        replan = replan_unchanged(provider, intents, step)
         report[f"replan_{args.services}_unchanged"] = {
-            "without_read_round": without,
-            "reads_per_service_without_read_round": round(without["reads"] / args.services, 2),
-            "with_read_round": with_round,
-            "reads_per_service_with_read_round": round(with_round["reads"] / args.services, 2),
+            "without_read_round": replan["without_read_round"],
+            "reads_per_service_without_read_round": per_service(replan["without_read_round"], args.services),
+            "with_read_round": replan["with_read_round"],
+            "reads_per_service_with_read_round": per_service(replan["with_read_round"], args.services),
         }
         nodes.append(cloud.add_node(f"node-{args.nodes + 1}"))
         intents = [intent(s) for s in many]
-        provider.calls.reset()
-        with provider.read_round():
-            for it in intents:
-                plan = provider.plan(it)
-                if not plan.empty:
-                    provider.apply(plan)
-        report[f"add_one_node_with_{args.services}_services"] = _stats(provider, server)
-    report["seconds"] = round(time.monotonic() - started, 1)
-    json.dump(report, sys.stdout, indent=2)
-    print()
+        report[f"add_one_node_with_{args.services}_services"] = step(lambda: converge_all(intents))
+    report["seconds"] = seconds_since(started)
+    print_json(report)
     return 0
 
 

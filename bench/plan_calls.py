@@ -11,11 +11,12 @@ writes (must be 0), mutating requests seen by the emulator during the plans (mus
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import uuid
 from contextlib import nullcontext
 from typing import Any
+
+from common import make_service, print_json
 
 from lbprov.cli.plan import plan_all, read_round
 from lbprov.intent import IntentSettings, build_intent
@@ -27,18 +28,11 @@ def service(i: int) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": f"svc{i}",
-            "namespace": "bench",
-            "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench-{i}")),
-        },
-        "spec": {
-            "type": "LoadBalancer",
-            "ports": [
-                {"name": "http", "protocol": "TCP", "port": 80, "nodePort": 30000 + 2 * i},
-                {"name": "https", "protocol": "TCP", "port": 443, "nodePort": 30001 + 2 * i},
-            ],
-        },
+        **make_service(
+            f"svc{i}",
+            [("http", "TCP", 80, 30000 + 2 * i), ("https", "TCP", 443, 30001 + 2 * i)],
+            uid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench-{i}")),
+        ),
     }
 
 
@@ -79,7 +73,7 @@ def main() -> None:
     parser.add_argument("--provider", action="append", choices=("aws", "gcp", "azure"))
     args = parser.parse_args()
     report = {name: measure(name, args.services) for name in args.provider or ("aws", "gcp", "azure")}
-    print(json.dumps(report, indent=2))
+    print_json(report)
 
 
 if __name__ == "__main__":
