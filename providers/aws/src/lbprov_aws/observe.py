@@ -327,21 +327,7 @@ class Reader:
             tags = self.elbv2_tags([lb["LoadBalancerArn"] for lb in raw])
             rnd.nlbs = {lb["LoadBalancerName"]: _nlb(lb, tags.get(lb["LoadBalancerArn"], {})) for lb in raw}
         if rnd.classics is None:
-            raw = [
-                lb
-                for lb in self.clients.pages(
-                    "elb:DescribeLoadBalancers",
-                    "LoadBalancerDescriptions",
-                    token_in="Marker",
-                    token_out="NextMarker",
-                    PageSize=400,
-                )
-                if _could_be_ours_lb(lb["LoadBalancerName"])
-            ]
-            tags = self.elb_tags([lb["LoadBalancerName"] for lb in raw])
-            rnd.classics = {
-                lb["LoadBalancerName"]: _classic(lb, tags.get(lb["LoadBalancerName"], {})) for lb in raw
-            }
+            rnd.classics = self._list_classics()
         if rnd.target_groups is None:
             raw = [tg for tg in self._list_target_groups() if str(tg["TargetGroupName"]).startswith("k8s-")]
             # Tags change only by an apply of their Service: re-read those, and new groups.
@@ -354,6 +340,24 @@ class Reader:
             rnd.tg_tags.update(self.elbv2_tags(need))
             rnd.tag_stale_uids = set()
             rnd.target_groups = [_tg(tg, rnd.tg_tags.get(tg["TargetGroupArn"], {})) for tg in raw]
+
+    def _list_classics(self) -> dict[str, ObservedClassic]:
+        """Every classic ELB whose name could be ours, with its tags, by name (one listing, tags 20
+        names per call): the read round fills its cache with it, and so does owned_classic_names,
+        which needs no other listing."""
+        raw = [
+            lb
+            for lb in self.clients.pages(
+                "elb:DescribeLoadBalancers",
+                "LoadBalancerDescriptions",
+                token_in="Marker",
+                token_out="NextMarker",
+                PageSize=400,
+            )
+            if _could_be_ours_lb(lb["LoadBalancerName"])
+        ]
+        tags = self.elb_tags([lb["LoadBalancerName"] for lb in raw])
+        return {lb["LoadBalancerName"]: _classic(lb, tags.get(lb["LoadBalancerName"], {})) for lb in raw}
 
     def _details(self, state: ServiceState, uid: str) -> None:
         """Per-resource reads, only for what this Service owns (the rest is never changed)."""
@@ -432,21 +436,7 @@ class Reader:
             if self.round is None or rnd.dirty:
                 rnd.classics = None
             if rnd.classics is None:
-                raw = [
-                    lb
-                    for lb in self.clients.pages(
-                        "elb:DescribeLoadBalancers",
-                        "LoadBalancerDescriptions",
-                        token_in="Marker",
-                        token_out="NextMarker",
-                        PageSize=400,
-                    )
-                    if _could_be_ours_lb(lb["LoadBalancerName"])
-                ]
-                tags = self.elb_tags([lb["LoadBalancerName"] for lb in raw])
-                rnd.classics = {
-                    lb["LoadBalancerName"]: _classic(lb, tags.get(lb["LoadBalancerName"], {})) for lb in raw
-                }
+                rnd.classics = self._list_classics()
             return {n for n, lb in rnd.classics.items() if naming.is_owned_by_cluster(lb.tags, self.cluster)}
 
     def target_group_facts(self, *, fresh: bool = False) -> list[TargetGroupFacts]:

@@ -32,6 +32,7 @@ from lbprov_aws.plan_common import (
     managed_tags,
     observed_managed_tags,
     ownership_only,
+    rule_change,
     select_subnets,
 )
 
@@ -243,12 +244,10 @@ class ClassicPlanning(PlannerBase):
             "ToPort": hi,
             entry[1]: [{entry[0]: cidr, "Description": desc}],
         }
-        return Change(
+        return rule_change(
             action,
-            "security-group-rule",
             f"{sg_name} {proto}/{lo} from {cidr}",
-            None if action is Action.CREATE else body,
-            body if action is Action.CREATE else None,
+            body,
             data={"type": "elb-sg-rule", "sg_name": sg_name, "permission": perm},
         )
 
@@ -265,12 +264,10 @@ class ClassicPlanning(PlannerBase):
         self, action: Action, sg_id: str, source: str | None, desc: str, sg_name: str | None = None
     ) -> Change:
         body = {"group": sg_id, "protocol": "all", "source_group": source or sg_name}
-        return Change(
+        return rule_change(
             action,
-            "security-group-rule",
             f"{sg_id} all from {source or sg_name}",
-            None if action is Action.CREATE else body,
-            body if action is Action.CREATE else None,
+            body,
             cloud_id=sg_id,
             data={"type": "node-sg-pair", "source": source, "sg_name": sg_name, "description": desc},
         )
@@ -311,33 +308,24 @@ class ClassicPlanning(PlannerBase):
             backend_name = names.elb_backend_security_group_name(self.cluster)
             for sg in ctx.security_groups:
                 if sg.name == backend_name and naming.is_owned_by_cluster(sg.tags, self.cluster):
-                    b.add(
-                        P_ELB_SG_DEL,
-                        Change(
-                            Action.DELETE,
-                            "security-group",
-                            backend_name,
-                            {"id": sg.id, "vpc": sg.vpc_id},
-                            None,
-                            cloud_id=sg.id,
-                            reason="no classic ELB of the cluster is left",
-                            data={"type": "elb-sg"},
-                        ),
-                    )
+                    b.add(P_ELB_SG_DEL, _elb_sg_delete(sg, reason="no classic ELB of the cluster is left"))
         sg_name = names.elb_security_group_name(name)
         uid = ref.uid if ref else (classic.tags.get(naming.SERVICE_UID_TAG) if classic else None)
         for sg in ctx.security_groups:
             if sg.name == sg_name and uid and naming.is_owned_by_service(sg.tags, self.cluster, uid):
-                b.add(
-                    P_ELB_SG_DEL,
-                    Change(
-                        Action.DELETE,
-                        "security-group",
-                        sg_name,
-                        {"id": sg.id, "vpc": sg.vpc_id},
-                        None,
-                        cloud_id=sg.id,
-                        reason=reason,
-                        data={"type": "elb-sg"},
-                    ),
-                )
+                b.add(P_ELB_SG_DEL, _elb_sg_delete(sg, reason=reason))
+
+
+def _elb_sg_delete(sg: ObservedSG, *, reason: str | None) -> Change:
+    """Deleting a classic ELB group, the Service's own or the cluster's shared backend one (the
+    callers matched ``sg`` by that name, so ``sg.name`` is the change's name)."""
+    return Change(
+        Action.DELETE,
+        "security-group",
+        sg.name,
+        {"id": sg.id, "vpc": sg.vpc_id},
+        None,
+        cloud_id=sg.id,
+        reason=reason,
+        data={"type": "elb-sg"},
+    )

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lbprov import naming
-from lbprov.model import Change, Ingress, Intent, InvalidService, OwnershipConflict, Port, ServiceRef
+from lbprov.model import Action, Change, Ingress, Intent, InvalidService, OwnershipConflict, Port, ServiceRef
 from lbprov_aws.names import HEALTH_NODE_PORT_TAG as HEALTH_NODE_PORT_TAG
 from lbprov_aws.names import SOURCE_RANGES_TAG as SOURCE_RANGES_TAG
 from lbprov_aws.observe import (
@@ -129,6 +129,22 @@ def ownership_only(ref: ServiceRef, cluster: str, kind: str) -> dict[str, str]:
     tags = naming.ownership_tags(cluster, ref)
     tags[naming.LB_KIND_TAG] = kind
     return tags
+
+
+def rule_change(
+    action: Action, name: str, body: dict[str, Any], *, data: dict[str, Any], cloud_id: str | None = None
+) -> Change:
+    """A security group rule is only ever created or deleted, never modified: its description is
+    the ``after`` of a create and the ``before`` of a delete."""
+    return Change(
+        action,
+        "security-group-rule",
+        name,
+        None if action is Action.CREATE else body,
+        body if action is Action.CREATE else None,
+        cloud_id=cloud_id,
+        data=data,
+    )
 
 
 # -- pieces of the desired state ------------------------------------------------------------------

@@ -37,6 +37,7 @@ from lbprov_aws.plan_common import (
     managed_tags,
     nlb_health,
     observed_managed_tags,
+    rule_change,
     select_subnets,
 )
 from lbprov_aws.sgrules import (
@@ -268,9 +269,7 @@ class NLBPlanning(PlannerBase):
 
         ports = [(p.protocol, p.node_port) for p in intent.ports]  # TCP_UDP: both rules
         health_ports: set[int] = set()
-        own_ports = {p.node_port for p in intent.ports} | (
-            {intent.health_check.port} if intent.health_check and intent.health_check.port else set()
-        )
+        own_ports = self._intent_ports(intent)
         for port in intent.ports:
             hp = port.node_port if health["port"] == "traffic-port" else int(health["port"])
             if hp in own_ports:  # a shared custom port (e.g. 10256) is the operator's to open
@@ -392,12 +391,10 @@ class NLBPlanning(PlannerBase):
 
     def _range_change(self, action: Action, sg_id: str, r: RuleRange) -> Change:
         body = {"group": sg_id, **r.to_json()}
-        return Change(
+        return rule_change(
             action,
-            "security-group-rule",
             f"{sg_id} {r.label()}",
-            None if action is Action.CREATE else body,
-            body if action is Action.CREATE else None,
+            body,
             cloud_id=sg_id,
             data={"type": "node-sg-range", "permission": r.ip_permission(self.cluster)},
         )
