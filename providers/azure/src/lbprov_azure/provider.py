@@ -605,15 +605,7 @@ class AzureProvider:
             for item in _items(lb, LB_FIELDS[kind]):
                 n = str(item.get("name", ""))
                 if names.owns_part(base, n) and (kind, n.lower()) not in keep:
-                    out.append(
-                        Change(
-                            Action.DELETE,
-                            kind,
-                            f"{lbn}/{n}",
-                            before=VIEWS[kind](item),
-                            data={**common, "name": n},
-                        )
-                    )
+                    out.append(_part_delete(kind, lbn, item, common))
         return sorted(out, key=lambda c: (c.action == Action.DELETE, _ORDER.get(c.kind, 9)))
 
     def _lb_removal(self, lb: JSON, lbn: str, base: str, token: str, ref: ServiceRef) -> list[Change]:
@@ -625,15 +617,7 @@ class AzureProvider:
             for item in _items(lb, LB_FIELDS[kind]):
                 n = str(item.get("name", ""))
                 if names.owns_part(base, n):
-                    out.append(
-                        Change(
-                            Action.DELETE,
-                            kind,
-                            f"{lbn}/{n}",
-                            before=VIEWS[kind](item),
-                            data={**common, "name": n},
-                        )
-                    )
+                    out.append(_part_delete(kind, lbn, item, common))
                 else:
                     remaining += 1
         services = names.services_of(lb.get("tags"))
@@ -1035,3 +1019,11 @@ class AzureProvider:
                 )
             )
         return out
+
+
+def _part_delete(kind: str, lbn: str, item: JSON, common: Mapping[str, Any]) -> Change:
+    """Delete one of a Service's parts (rule, probe, frontend) of the shared load balancer."""
+    name = str(item.get("name", ""))
+    return Change(
+        Action.DELETE, kind, f"{lbn}/{name}", before=VIEWS[kind](item), data={**common, "name": name}
+    )
