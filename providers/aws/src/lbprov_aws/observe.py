@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lbprov import naming
-from lbprov_aws.clients import AWSClients
+from lbprov_aws.client import AWSClients
+from lbprov_aws.diff.node_rules import Key, TargetGroupFacts
 from lbprov_aws.names import HEALTH_NODE_PORT_TAG, SOURCE_RANGES_TAG
-from lbprov_aws.sgrules import Key, TargetGroupFacts
 
 BATCH = 20
 #: Describing a missing load balancer by name is an error in the ELB APIs, not an empty answer.

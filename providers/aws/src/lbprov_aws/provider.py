@@ -1,7 +1,7 @@
 """AWSProvider: NLB (default) or classic ELB per Service, over boto3.
 
-plan = one round of reads (observe.py) + a pure diff (planner.py); apply = exactly the plan's
-changes (executor.py). Every request passes CloudCalls through a botocore hook (clients.py).
+plan = one round of reads (observe.py) + a pure diff (diff/planner.py); apply = exactly the plan's
+changes (apply/). Every request passes CloudCalls through a botocore hook (client.py).
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from lbprov.cloudcalls import CloudCalls, RateLimits, RetryPolicy
 from lbprov.model import Action, Ingress, Intent, OwnedLoadBalancer, Plan, ServiceRef
 from lbprov.provider import Provider, SandboxCloud
 from lbprov_aws import operations
-from lbprov_aws.clients import AWSClients
-from lbprov_aws.executor import Executor
+from lbprov_aws.apply import Executor
+from lbprov_aws.client import AWSClients
+from lbprov_aws.diff.node_rules import RuleConfig, parse_rules
+from lbprov_aws.diff.planner import Planner
 from lbprov_aws.names import elb_security_group_name, target_group_prefix
 from lbprov_aws.observe import ClusterContext, Reader, ReadRound, ServiceState
 from lbprov_aws.options import AWSOptions, provider_id_instance, resolve
-from lbprov_aws.planner import Planner
 from lbprov_aws.settings import AWSSettings
-from lbprov_aws.sgrules import RuleConfig, parse_rules
 
 
 class AWSProvider:

@@ -1,7 +1,7 @@
 """Intent + observed cloud state -> ordered Changes (no I/O here: the reads happened before).
 
-The NLB and classic parts live in plan_nlb.py and plan_classic.py; the order of changes and the
-shared helpers in plan_common.py.
+The NLB and classic parts live in nlb.py and classic.py; the order of changes and the shared
+helpers in common.py, the pieces of the desired state in ../desired.py.
 """
 
 from __future__ import annotations
@@ -10,26 +10,26 @@ from typing import Any
 
 from lbprov import naming
 from lbprov.model import Ingress, Intent, ServiceRef
+from lbprov_aws.desired import (
+    node_security_group,
+)
+from lbprov_aws.diff.classic import ClassicPlanning
+from lbprov_aws.diff.common import (
+    P_TG_DEL,
+    PlanOutput,
+    _Builder,
+    check_owned,
+)
+from lbprov_aws.diff.nlb import NLBPlanning
+from lbprov_aws.diff.node_rules import Point
 from lbprov_aws.observe import (
     ClusterContext,
     ObservedTG,
     ServiceState,
 )
 from lbprov_aws.options import AWSOptions
-from lbprov_aws.plan_classic import ClassicPlanning
-from lbprov_aws.plan_common import (
-    LB_ATTRIBUTE_DEFAULTS,
-    P_TG_DEL,
-    TG_ATTRIBUTE_DEFAULTS,
-    PlanOutput,
-    _Builder,
-    check_owned,
-    node_security_group,
-)
-from lbprov_aws.plan_nlb import NLBPlanning
-from lbprov_aws.sgrules import Point
 
-__all__ = ["LB_ATTRIBUTE_DEFAULTS", "TG_ATTRIBUTE_DEFAULTS", "PlanOutput", "Planner"]
+__all__ = ["PlanOutput", "Planner"]
 
 
 class Planner(NLBPlanning, ClassicPlanning):

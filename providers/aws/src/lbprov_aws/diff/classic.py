@@ -7,13 +7,14 @@ from typing import Any
 from lbprov import naming
 from lbprov.model import Action, Change, Intent, OwnershipConflict, ServiceRef
 from lbprov_aws import names
-from lbprov_aws.observe import (
-    ClusterContext,
-    ObservedClassic,
-    ObservedSG,
+from lbprov_aws.desired import (
+    classic_health,
+    instance_ids,
+    managed_tags,
+    ownership_only,
+    select_subnets,
 )
-from lbprov_aws.options import AWSOptions
-from lbprov_aws.plan_common import (
+from lbprov_aws.diff.common import (
     P_ELB_SG,
     P_ELB_SG_DEL,
     P_ELB_SG_RULE,
@@ -27,14 +28,15 @@ from lbprov_aws.plan_common import (
     PlannerBase,
     _Builder,
     check_owned,
-    classic_health,
-    instance_ids,
-    managed_tags,
     observed_managed_tags,
-    ownership_only,
     rule_change,
-    select_subnets,
 )
+from lbprov_aws.observe import (
+    ClusterContext,
+    ObservedClassic,
+    ObservedSG,
+)
+from lbprov_aws.options import AWSOptions
 
 
 class ClassicPlanning(PlannerBase):

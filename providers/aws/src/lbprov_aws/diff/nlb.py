@@ -7,17 +7,17 @@ from typing import Any
 
 from lbprov.model import Action, Change, Intent, Port
 from lbprov_aws import names
-from lbprov_aws.names import HEALTH_RULE
-from lbprov_aws.observe import (
-    ClusterContext,
-    ObservedNLB,
-    ObservedSG,
-    ObservedTG,
-)
-from lbprov_aws.options import AWSOptions
-from lbprov_aws.plan_common import (
-    HEALTH_NODE_PORT_TAG,
+from lbprov_aws.desired import (
     LB_ATTRIBUTE_DEFAULTS,
+    SSL_POLICY,
+    TG_ATTRIBUTE_DEFAULTS,
+    instance_ids,
+    listener_ports,
+    managed_tags,
+    nlb_health,
+    select_subnets,
+)
+from lbprov_aws.diff.common import (
     P_LB,
     P_LB_DEL,
     P_LISTENER,
@@ -26,21 +26,13 @@ from lbprov_aws.plan_common import (
     P_SG_DEL,
     P_TG_CREATE,
     P_TG_UPDATE,
-    SOURCE_RANGES_TAG,
-    SSL_POLICY,
-    TG_ATTRIBUTE_DEFAULTS,
     PlannerBase,
     _Builder,
     check_owned,
-    instance_ids,
-    listener_ports,
-    managed_tags,
-    nlb_health,
     observed_managed_tags,
     rule_change,
-    select_subnets,
 )
-from lbprov_aws.sgrules import (
+from lbprov_aws.diff.node_rules import (
     Point,
     RuleRange,
     group_delta,
@@ -49,6 +41,14 @@ from lbprov_aws.sgrules import (
     service_points,
     source_ranges_tag,
 )
+from lbprov_aws.names import HEALTH_NODE_PORT_TAG, HEALTH_RULE, SOURCE_RANGES_TAG
+from lbprov_aws.observe import (
+    ClusterContext,
+    ObservedNLB,
+    ObservedSG,
+    ObservedTG,
+)
+from lbprov_aws.options import AWSOptions
 
 
 class NLBPlanning(PlannerBase):
@@ -72,7 +72,7 @@ class NLBPlanning(PlannerBase):
         if intent.session_affinity:
             attributes["stickiness.type"] = "source_ip"
         tg_tags = dict(tags)
-        # Who wants which range rule (sgrules.py): read back from every target group of the cluster.
+        # Who wants which range rule (diff/node_rules.py): read back from every target group of the cluster.
         tg_tags[SOURCE_RANGES_TAG] = source_ranges_tag(intent.source_ranges)
         if intent.health_check is not None and intent.health_check.port:
             tg_tags[HEALTH_NODE_PORT_TAG] = str(intent.health_check.port)
@@ -358,7 +358,7 @@ class NLBPlanning(PlannerBase):
         data: dict[str, Any],
     ) -> None:
         """Rule changes (shown by the plan), and in ``data["node_rules"]`` what apply needs to
-        recompute them from a fresh read of each group: see sgrules.py."""
+        recompute them from a fresh read of each group: see diff/node_rules.py."""
         groups = list(ctx.security_groups)
         if node_sg is not None and all(sg.id != node_sg.id for sg in groups):
             groups.append(node_sg)
