@@ -36,6 +36,14 @@ TG_ATTRIBUTE_DEFAULTS = {"stickiness.enabled": "false", "proxy_protocol_v2.enabl
 LB_ATTRIBUTE_DEFAULTS = {"load_balancing.cross_zone.enabled": "false"}
 
 
+def node_port(port: Port) -> int:
+    """AWS sends traffic to NodePorts (``AWSProvider.needs_node_ports``), so build_intent refuses a
+    Service port without one; this is the typed guard of that contract."""
+    if port.node_port is None:
+        raise InvalidService("spec.ports[].nodePort", f"port {port.port} has no NodePort; AWS needs one")
+    return port.node_port
+
+
 def managed_tags(intent: Intent, opts: AWSOptions) -> dict[str, str]:
     tags = dict(intent.tags)
     tags[naming.LB_KIND_TAG] = opts.kind
@@ -140,27 +148,65 @@ def select_subnets(opts: AWSOptions, scheme: str, ctx: ClusterContext, cluster: 
     return sorted(rank[1] for rank in per_az.values())
 
 
-def node_security_group(ctx: ClusterContext, override: str | None) -> ObservedSG | None:
+class NodeSecurityGroupError(RuntimeError):
+    """A node instance whose security group for the load balancer's rules cannot be told (no
+    group tagged for the cluster and not exactly one group, or several tagged ones). The Service
+    fails (SyncLoadBalancerFailed naming the instance) rather than succeeding without the rule."""
+
+
+def is_cluster_tagged(sg: ObservedSG, cluster: str) -> bool:
+    return naming.cluster_tag_key(cluster) in sg.tags
+
+
+def node_security_groups(ctx: ClusterContext, override: str | None, cluster: str) -> list[ObservedSG]:
+    """The security group of each node instance that receives the rules, as upstream resolves it
+    (cloud-provider-aws ``findSecurityGroupForInstance``): the instance's one group tagged
+    ``kubernetes.io/cluster/<cluster>``; else its only group; else an error naming the instance.
+    Nodes of several node groups (or EKS's cluster group beside a node-group group) give several
+    groups, each of which gets the rules. ``override`` (the node_security_group_id setting) is the
+    group of every node."""
+    by_id = {sg.id: sg for sg in ctx.security_groups}
     if override:
-        return next((sg for sg in ctx.security_groups if sg.id == override), None)
-    attached = {g["GroupId"] for i in ctx.instances.values() for g in i.get("SecurityGroups", [])}
-    candidates = [
-        sg for sg in ctx.security_groups if sg.id in attached and not sg.name.startswith("k8s-elb-")
-    ]
-    if not candidates and not attached:
-        # No node instance yet (every node gone): the VPC's single cluster-tagged node group, so
-        # that the rules of a Service survive a moment without nodes (upstream's fallback).
+        return [by_id[override]] if override in by_id else []
+    if not ctx.instances:
+        # No node instance (every node gone): the VPC's single cluster-tagged node group, so that
+        # the rules of a Service survive a moment without nodes (upstream's fallback).
         candidates = [
-            sg for sg in ctx.security_groups if sg.vpc_id == ctx.vpc_id and not sg.name.startswith("k8s-elb-")
+            sg
+            for sg in ctx.security_groups
+            if sg.vpc_id == ctx.vpc_id
+            and is_cluster_tagged(sg, cluster)
+            and not sg.name.startswith("k8s-elb-")
         ]
-        return candidates[0] if len(candidates) == 1 else None
-    if len(candidates) > 1:
-        ids = ", ".join(sg.id for sg in candidates)
-        raise RuntimeError(
-            f"the node instances have several cluster-tagged security groups ({ids}); tag only one "
-            "or set node_security_group_id"
+        return candidates if len(candidates) == 1 else []
+    chosen: dict[str, ObservedSG] = {}
+    problems: list[str] = []
+    for instance_id, inst in sorted(ctx.instances.items()):
+        groups = [g["GroupId"] for g in inst.get("SecurityGroups", []) if g.get("GroupId")]
+        tagged = [g for g in groups if g in by_id and is_cluster_tagged(by_id[g], cluster)]
+        if len(tagged) > 1:
+            problems.append(
+                f"instance {instance_id} has several security groups tagged "
+                f"{naming.cluster_tag_key(cluster)} ({', '.join(sorted(tagged))}); tag only one"
+            )
+            continue
+        pick = tagged[0] if tagged else groups[0] if len(groups) == 1 else None
+        if pick is None:
+            problems.append(
+                f"instance {instance_id} has {len(groups)} security groups "
+                f"({', '.join(sorted(groups)) or 'none'}) and none is tagged "
+                f"{naming.cluster_tag_key(cluster)}; tag the one that should admit the load balancer"
+            )
+            continue
+        if pick not in by_id:
+            problems.append(f"instance {instance_id}: its security group {pick} could not be read")
+            continue
+        chosen[pick] = by_id[pick]
+    if problems:
+        raise NodeSecurityGroupError(
+            "cannot tell which node security group admits the load balancer: " + "; ".join(problems)
         )
-    return candidates[0] if candidates else None
+    return [chosen[k] for k in sorted(chosen)]
 
 
 def instance_ids(intent: Intent, ctx: ClusterContext) -> list[str]:

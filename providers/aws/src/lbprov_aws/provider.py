@@ -33,6 +33,8 @@ class AWSProvider:
 
     name: ClassVar[str] = "aws"
     settings_model: ClassVar[type[BaseModel]] = AWSSettings
+    #: NLB and classic ELB targets are instances: traffic goes to the NodePorts.
+    needs_node_ports: ClassVar[bool] = True
 
     def __init__(self, settings: AWSSettings, *, read_only: bool = False) -> None:
         self.settings = settings
@@ -127,7 +129,7 @@ class AWSProvider:
         state = self.reader.service_state(
             ref.uid, naming.lb_name(ref.uid), target_group_prefix(ref), details=False
         )
-        ctx = self.reader.cluster_context([], vpc_id=self.settings.vpc_id, need_vpc=False)
+        ctx = self.reader.cluster_context([], vpc_id=self.settings.vpc_id or _vpc_of(state), need_vpc=False)
         self._count_other_classics(ctx, state, ref.uid, naming.lb_name(ref.uid))
         self._range_rules(ctx)
         out = self.planner.plan_delete(ref, ctx, state)
@@ -209,6 +211,12 @@ class AWSProvider:
             yield box.seed(nodes, cluster=cluster)
         finally:
             box.stop()
+
+
+def _vpc_of(state: ServiceState) -> str | None:
+    """The VPC of what a Service left (its node rules are in that VPC's security groups)."""
+    found = [x.vpc_id for x in (state.nlb, state.classic, *state.target_groups) if x is not None and x.vpc_id]
+    return found[0] if found else None
 
 
 def _changes_target_groups(plan: Plan) -> bool:

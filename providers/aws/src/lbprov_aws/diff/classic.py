@@ -49,7 +49,7 @@ class ClassicPlanning(PlannerBase):
         opts: AWSOptions,
         ctx: ClusterContext,
         classic: ObservedClassic | None,
-        node_sg: ObservedSG | None,
+        node_sgs: list[ObservedSG],
         data: dict[str, Any],
     ) -> None:
         ref = intent.ref
@@ -227,14 +227,16 @@ class ClassicPlanning(PlannerBase):
                         ),
                     )
         # The node security group admits everything from the cluster's shared ELB backend group.
-        if self.manage_sg and node_sg is not None:
+        if self.manage_sg:
             pair_desc = names.elb_backend_rule_description(self.cluster)
             source = backend.id if backend else None
-            if (node_sg.id, source) not in self._pair_rules(ctx, pair_desc):
-                b.add(
-                    P_SG_ADD,
-                    self._pair_change(Action.CREATE, node_sg.id, source, pair_desc, sg_name=backend_name),
-                )
+            existing = self._pair_rules(ctx, pair_desc)
+            for node_sg in node_sgs:
+                if (node_sg.id, source) not in existing:
+                    b.add(
+                        P_SG_ADD,
+                        self._pair_change(Action.CREATE, node_sg.id, source, pair_desc, sg_name=backend_name),
+                    )
 
     def _elb_sg_rule(self, action: Action, sg_name: str, key: tuple[str, int, int, str], desc: str) -> Change:
         proto, lo, hi, cidr = key

@@ -15,6 +15,7 @@ from lbprov_aws.desired import (
     listener_ports,
     managed_tags,
     nlb_health,
+    node_port,
     select_subnets,
 )
 from lbprov_aws.diff.common import (
@@ -267,7 +268,7 @@ class NLBPlanning(PlannerBase):
                 self._listener_delete(str(li.port), li, arn_to_tg, reason="duplicate listener"),
             )
 
-        ports = [(p.protocol, p.node_port) for p in intent.ports]  # TCP_UDP: both rules
+        ports = [(p.protocol, node_port(p)) for p in intent.ports]  # TCP_UDP: both rules
         health_ports: set[int] = set()
         own_ports = self._intent_ports(intent)
         for port in intent.ports:
@@ -332,7 +333,7 @@ class NLBPlanning(PlannerBase):
 
     @staticmethod
     def _intent_ports(intent: Intent) -> set[int]:
-        ports = {p.node_port for p in intent.ports}
+        ports = {node_port(p) for p in intent.ports}
         if intent.health_check and intent.health_check.port:
             ports.add(intent.health_check.port)
         return ports
@@ -351,7 +352,7 @@ class NLBPlanning(PlannerBase):
         self,
         b: _Builder,
         ctx: ClusterContext,
-        node_sg: ObservedSG | None,
+        node_sgs: list[ObservedSG],
         ports: set[int],
         wanted: set[Point],
         uid: str,
@@ -360,8 +361,8 @@ class NLBPlanning(PlannerBase):
         """Rule changes (shown by the plan), and in ``data["node_rules"]`` what apply needs to
         recompute them from a fresh read of each group: see diff/node_rules.py."""
         groups = list(ctx.security_groups)
-        if node_sg is not None and all(sg.id != node_sg.id for sg in groups):
-            groups.append(node_sg)
+        node_ids = {sg.id for sg in node_sgs}
+        groups += [sg for sg in node_sgs if all(sg.id != g.id for g in groups)]
         # Delete plans do not read the VPC: the health range rules name its CIDRs.
         vpc_cidrs = list(ctx.vpc_cidrs) or sorted({k[2] for k in ctx.ranged_keys if k[0] == HEALTH_RULE})
         hidden = points_of_target_groups(
@@ -376,7 +377,7 @@ class NLBPlanning(PlannerBase):
         }
         for sg in groups:
             ours, foreign = parse_rules(sg.permissions, self.cluster)
-            is_node = node_sg is not None and sg.id == node_sg.id
+            is_node = sg.id in node_ids
             if not ours and not is_node:
                 continue
             group_wanted = wanted if is_node else set()
