@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from gcp_helpers import converge, intent_for, make_service
 from google.api_core import exceptions as gexc
-from lbprov_gcp import desired as D
+from lbprov_gcp import names as N
 
 from lbprov.model import Action, InvalidService
 
@@ -29,7 +29,7 @@ def members(server: Any) -> dict[str, list[str]]:
     emu = server.emulator
     out = {}
     for zone in emu.zones:
-        group = emu._bucket(emu.project, f"zones/{zone}", "instanceGroups").get(D.ig_name("test"))
+        group = emu._bucket(emu.project, f"zones/{zone}", "instanceGroups").get(N.ig_name("test"))
         if group is not None:
             out[zone] = sorted(m.split("/")[-1] for m in group["_members"])
     return out
@@ -57,7 +57,7 @@ def test_tcp_and_udp_get_one_rule_and_backend_each_on_one_ip_across_two_zones(pr
     for bs in bss.values():
         assert sorted(b["group"].split("/")[-3] for b in bs["backends"]) == sorted(zones)
         assert all(b["balancingMode"] == "CONNECTION" for b in bs["backends"])
-        assert bs["healthChecks"][0].endswith(f"/healthChecks/{D.shared_hc_name('test')}")
+        assert bs["healthChecks"][0].endswith(f"/healthChecks/{N.shared_hc_name('test')}")
     by_zone: dict[str, list[str]] = {}
     for n in sandbox.nodes:
         by_zone.setdefault(n.zone, []).append(n.name)
@@ -137,16 +137,16 @@ def test_local_and_cluster_policies_swap_the_health_check(provider, sandbox, ser
         provider, make_service(uid=intent.ref.uid, ports=[("TCP", 80, 30080)]), sandbox.nodes
     )
     converge(provider, cluster)
-    shared = D.shared_hc_name("test")
+    shared = N.shared_hc_name("test")
     assert set(hcs) == {shared}
     assert hcs[shared]["httpHealthCheck"]["port"] == 10256
-    assert f"k8s-{lb}-http-hc" not in fws and D.shared_hc_firewall_name("test") in fws
+    assert f"k8s-{lb}-http-hc" not in fws and N.shared_hc_firewall_name("test") in fws
     assert backends(server, lb)[f"{lb}-tcp"]["healthChecks"][0].endswith(f"/{shared}")
     assert_converged(provider, cluster)
 
     converge(provider, intent)  # and back: the shared check goes since nobody else uses it
     assert set(hcs) == {lb}
-    assert D.shared_hc_firewall_name("test") not in fws
+    assert N.shared_hc_firewall_name("test") not in fws
     assert_converged(provider, intent)
 
 
@@ -157,7 +157,7 @@ def test_switching_to_local_keeps_the_shared_check_another_service_uses(provider
     converge(provider, intent_for(provider, svc, sandbox.nodes))
     local = intent_for(provider, make_service(uid=svc["metadata"]["uid"], local=True), sandbox.nodes)
     converge(provider, local)
-    assert D.shared_hc_name("test") in region_bucket(server, "healthChecks")
+    assert N.shared_hc_name("test") in region_bucket(server, "healthChecks")
     assert_converged(provider, other)
 
 

@@ -1,4 +1,4 @@
-"""The provider's reads, either per Service (server-side filters) or batched for a read round.
+"""The provider's reads (the observed state), either per Service (server-side filters) or batched for a read round.
 
 Outside a round every plan asks the API for exactly what it needs (``name eq "(a|b)"`` filters),
 which is cheapest for one Service. Inside :meth:`GCPProvider.read_round` each collection is listed
@@ -12,7 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from lbprov_gcp.compute import Compute
+from lbprov import naming
+from lbprov.model import OwnedLoadBalancer, ServiceRef
+from lbprov_gcp import names as N
+from lbprov_gcp.client import Compute
+from lbprov_gcp.desired import HC_TIMING
 
 Json = dict[str, Any]
 
@@ -96,3 +100,99 @@ class Reader:
     def wrote(self, collection: str, zone: str | None = None) -> None:
         if self.round is not None:
             self.round.invalidate(collection, zone)
+
+
+def view_of(collection: str, res: Json) -> Json:
+    """The managed fields of a resource as read from the API, in the shape of the desired specs' views."""
+    _name = N.last_segment
+    if collection == "healthChecks":
+        http = res.get("httpHealthCheck") or {}
+        return {
+            "type": res.get("type"),
+            "port": http.get("port"),
+            "requestPath": http.get("requestPath"),
+            **{k: res.get(k) for k in HC_TIMING},
+        }
+    if collection == "firewalls":
+        return {
+            "network": _name(res.get("network")),
+            "direction": res.get("direction"),
+            "priority": res.get("priority"),
+            "sourceRanges": sorted(res.get("sourceRanges") or []),
+            "targetTags": sorted(res.get("targetTags") or []),
+            "allowed": [
+                {"IPProtocol": a.get("IPProtocol"), "ports": list(a.get("ports") or [])}
+                for a in res.get("allowed") or []
+            ],
+        }
+    if collection == "addresses":
+        view: Json = {"addressType": res.get("addressType", "EXTERNAL"), "address": res.get("address")}
+        if view["addressType"] == "EXTERNAL":
+            view["networkTier"] = res.get("networkTier", "PREMIUM")
+        else:
+            view["subnetwork"] = _name(res.get("subnetwork"))
+            view["purpose"] = res.get("purpose")
+        return view
+    if collection == "backendServices":
+        backends = []
+        for b in res.get("backends") or []:
+            parts = str(b.get("group", "")).rstrip("/").split("/")
+            backends.append(f"{parts[-3]}/{parts[-1]}" if len(parts) >= 3 else parts[-1])
+        hcs = res.get("healthChecks") or []
+        return {
+            "loadBalancingScheme": res.get("loadBalancingScheme"),
+            "protocol": res.get("protocol"),
+            "sessionAffinity": res.get("sessionAffinity", "NONE"),
+            "healthCheck": _name(hcs[0]) if len(hcs) == 1 else [_name(h) for h in hcs],
+            "backends": sorted(backends),
+            "network": _name(res.get("network")),
+        }
+    if collection == "forwardingRules":
+        fr: Json = {
+            "loadBalancingScheme": res.get("loadBalancingScheme"),
+            "IPProtocol": res.get("IPProtocol"),
+            "ports": "all" if res.get("allPorts") else list(res.get("ports") or [res.get("portRange")]),
+            "backendService": _name(res.get("backendService")),
+        }
+        if res.get("loadBalancingScheme") == "INTERNAL":
+            fr["subnetwork"] = _name(res.get("subnetwork"))
+        else:
+            fr["networkTier"] = res.get("networkTier", "PREMIUM")
+        return fr
+    raise ValueError(collection)
+
+
+def owned_load_balancers(reader: Reader, cluster: str, provider: str) -> list[OwnedLoadBalancer]:
+    """Every Service's load balancer that this cluster owns, by the tags in the descriptions (for gc)."""
+    r_ = reader
+    by_uid: dict[str, dict[str, Any]] = {}
+    for kind, collection in (
+        ("forwarding-rule", "forwardingRules"),
+        ("backend-service", "backendServices"),
+        ("health-check", "healthChecks"),
+        ("firewall-rule", "firewalls"),
+        ("address", "addresses"),
+    ):
+        for res in r_.mentioning(collection, naming.cluster_tag_key(cluster)):
+            tags = N.ownership(res.get("description"))
+            uid = tags.get(naming.SERVICE_UID_TAG)
+            if not uid or not naming.is_owned_by_cluster(tags, cluster):
+                continue
+            entry = by_uid.setdefault(uid, {"tags": tags, "resources": []})
+            entry["resources"].append((kind, res["name"]))
+            if naming.LB_KIND_TAG in tags:
+                entry["tags"] = tags
+    out = []
+    for uid, entry in sorted(by_uid.items()):
+        tags = entry["tags"]
+        ns, _, name = tags.get(naming.SERVICE_NAME_TAG, "/").partition("/")
+        out.append(
+            OwnedLoadBalancer(
+                provider,
+                ServiceRef(ns, name, uid),
+                naming.lb_name(uid),
+                tags.get(naming.LB_KIND_TAG, "gcp-passthrough"),
+                tuple(sorted(entry["resources"])),
+            )
+        )
+    return out
