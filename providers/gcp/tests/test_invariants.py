@@ -62,7 +62,7 @@ def test_resources_carry_ownership_json_in_their_description(provider, sandbox, 
         for coll in ("forwardingRules", "backendServices", "healthChecks", "addresses", "firewalls")
         for r in emu.all_of(coll)
     ]
-    assert len(per_service) == 6  # rule, backend, check, address, traffic + check firewalls
+    assert len(per_service) == 5  # rule, backend, check, traffic + check firewalls (the IP is released)
     for res in per_service:
         tags = N.ownership(res["description"])
         assert tags["kubernetes.io/cluster/test"] == "owned"

@@ -79,12 +79,17 @@ def test_a_port_change_replaces_the_rule_and_keeps_the_ip(provider, sandbox, ser
         provider, make_service(uid=uid, ports=[("TCP", 80, 30080), ("TCP", 8443, 30443)]), sandbox.nodes
     )
     plan = provider.plan(changed)
+    # the rule's ephemeral IP is promoted to reserved, the rule recreated on it, the reservation released
     assert [(c.action, c.kind) for c in plan.changes] == [
+        (Action.CREATE, "address"),
         (Action.UPDATE, "firewall-rule"),
         (Action.REPLACE, "forwarding-rule"),
+        (Action.DELETE, "address"),
     ]
+    assert plan.changes[0].after["address"] == first.ip
     (second,) = provider.apply(plan)
     assert second == first
+    assert not [a for a in server.emulator.all_of("addresses")]
     assert rules(server, changed.lb_name)[f"{changed.lb_name}-tcp"]["ports"] == ["80", "8443"]
     assert_converged(provider, changed)
 
@@ -131,7 +136,12 @@ def test_local_and_cluster_policies_swap_the_health_check(provider, sandbox, ser
     assert hcs[lb]["httpHealthCheck"] == {"port": 31999, "requestPath": "/healthz", "proxyHeader": "NONE"}
     fws = server.emulator._bucket(server.emulator.project, "global", "firewalls")
     assert fws[f"k8s-{lb}-http-hc"]["allowed"] == [{"IPProtocol": "tcp", "ports": ["31999"]}]
-    assert fws[f"k8s-{lb}-http-hc"]["sourceRanges"] == ["130.211.0.0/22", "35.191.0.0/16"]
+    assert fws[f"k8s-{lb}-http-hc"]["sourceRanges"] == [
+        "130.211.0.0/22",
+        "209.85.152.0/22",
+        "209.85.204.0/22",
+        "35.191.0.0/16",
+    ]
 
     cluster = intent_for(
         provider, make_service(uid=intent.ref.uid, ports=[("TCP", 80, 30080)]), sandbox.nodes
@@ -220,15 +230,18 @@ def test_a_requested_ip_is_reserved_as_our_address_and_released_on_delete(provid
     (ingress,) = converge(provider, intent)
     assert ingress.ip == "203.0.113.77"
     addrs = region_bucket(server, "addresses")
-    assert addrs[intent.lb_name]["address"] == "203.0.113.77"
+    assert addrs == {}  # reserved while the rule was made, then released: the rule holds the IP
+    assert rules(server, intent.lb_name)[f"{intent.lb_name}-tcp"]["IPAddress"] == "203.0.113.77"
     assert_converged(provider, intent)
-    # a new requested IP: the address is replaced, the rule recreated on it, never pointing at nothing
+    # a new requested IP: reserved, the rule recreated on it, then released; never pointing at nothing
     moved = intent_for(provider, make_service(uid=intent.ref.uid, ip="203.0.113.78"), sandbox.nodes)
     plan = provider.plan(moved)
     assert [(c.action, c.kind) for c in plan.changes] == [
+        (Action.CREATE, "address"),
         (Action.DELETE, "forwarding-rule"),
-        (Action.REPLACE, "address"),
+        (Action.UPDATE, "firewall-rule"),
         (Action.CREATE, "forwarding-rule"),
+        (Action.DELETE, "address"),
     ]
     assert provider.apply(plan)[0].ip == "203.0.113.78"
     assert_converged(provider, moved)
@@ -267,11 +280,13 @@ def test_external_to_internal_replaces_in_an_order_that_never_orphans_a_rule(pro
     assert internal.scheme == "internal"
     plan = provider.plan(internal)
     kinds = [(c.action.value, c.kind) for c in plan.changes]
-    # rules go first, then address and backend services are replaced, then rules come back
+    # the address is replaced (releasing it demotes the rules' IP to ephemeral), the rules go, the
+    # firewall follows the new IP, the backend services are replaced, then the rules come back
     assert kinds == [
-        ("delete", "forwarding-rule"),
-        ("delete", "forwarding-rule"),
         ("replace", "address"),
+        ("delete", "forwarding-rule"),
+        ("delete", "forwarding-rule"),
+        ("update", "firewall-rule"),
         ("replace", "backend-service"),
         ("replace", "backend-service"),
         ("create", "forwarding-rule"),
@@ -301,7 +316,7 @@ def test_legacy_internal_annotation_and_standard_tier(provider, sandbox, server)
     converge(provider, std)
     rule = rules(server, std.lb_name)[f"{std.lb_name}-tcp"]
     assert rule["networkTier"] == "STANDARD"
-    assert region_bucket(server, "addresses")[std.lb_name]["networkTier"] == "STANDARD"
+    assert region_bucket(server, "addresses") == {}
     assert_converged(provider, std)
 
 

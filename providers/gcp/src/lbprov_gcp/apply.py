@@ -99,8 +99,15 @@ class Applier:
             return
         if change.action is Action.REPLACE and collection != "forwardingRules":
             c.delete(collection, change.name)
+        body = dict(data["body"])
+        if data.get("destination_from_ip"):
+            # The traffic firewall's destination is the IP reserved earlier in this apply.
+            ip = ctx.get("ip")
+            if not ip:
+                raise RuntimeError(f"firewall {change.name}: the Service's IP is not known yet; plan again")
+            body["destinationRanges"] = [f"{ip}/32"]
         if change.action is Action.UPDATE:
-            c.modify(collection, data.get("verb", "patch"), change.name, dict(data["body"]))
+            c.modify(collection, data.get("verb", "patch"), change.name, body)
             return
         if collection == "forwardingRules":
             body = dict(data["body"])
@@ -120,9 +127,9 @@ class Applier:
             ctx["ip"] = ip
             return
         if data.get("shared"):
-            self._create_shared(collection, None, change.name, dict(data["body"]))
+            self._create_shared(collection, None, change.name, body)
         else:
-            c.insert(collection, dict(data["body"]))
+            c.insert(collection, body)
         if collection == "addresses":
             found = c.get("addresses", change.name)
             ctx["ip"] = found.get("address") if found else None

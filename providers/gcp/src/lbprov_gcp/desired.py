@@ -96,6 +96,8 @@ class FirewallSpec:
     source_ranges: tuple[str, ...]
     target_tags: tuple[str, ...]
     allowed: tuple[Allowed, ...]
+    #: The traffic rule's destination: the load balancer's IP (as upstream); empty for the health checks.
+    destination_ranges: tuple[str, ...] = ()
     shared: bool = False
 
     @property
@@ -105,13 +107,17 @@ class FirewallSpec:
             "direction": "INGRESS",
             "priority": self.priority,
             "sourceRanges": sorted(self.source_ranges),
+            "destinationRanges": sorted(self.destination_ranges),
             "targetTags": list(self.target_tags),
             "allowed": [{"IPProtocol": a.protocol, "ports": list(a.ports)} for a in self.allowed],
         }
 
     @property
     def body(self) -> Json:
-        return {"name": self.name, "description": self.description, **self.view, "network": self.network_link}
+        body = {"name": self.name, "description": self.description, **self.view, "network": self.network_link}
+        if not self.destination_ranges:
+            del body["destinationRanges"]
+        return body
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,15 @@ today's annotations.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from lbprov import naming
 from lbprov.model import Action, Change, Ingress, Intent, InvalidService, OwnershipConflict, Plan, ServiceRef
 from lbprov_gcp import names as N
-from lbprov_gcp.desired import Spec, build
+from lbprov_gcp.desired import Desired, Spec, build
 from lbprov_gcp.observe import Reader, view_of
 from lbprov_gcp.options import GCPOptions, instances
 from lbprov_gcp.settings import GCPSettings
@@ -31,6 +33,40 @@ Json = dict[str, Any]
 #: Shown in a plan for the IP of an address that apply has yet to reserve.
 UNKNOWN_IP = "(known after apply)"
 _UNKNOWN_IP = UNKNOWN_IP
+
+
+@dataclass
+class AddressPlan:
+    """The IP a Service's forwarding rules hold, and what happens to its own reservation."""
+
+    ip: str | None  # None: known after apply
+    reservation: str | None  # our address the rules take their IP from; None for a user's address
+    keep: bool  # keep the reservation after the rules hold the IP
+    reserve: Change | None = None  # create (or replace) the reservation
+    optional: bool = False  # reserve only if a forwarding rule is (re)written
+    found: Json | None = None  # our existing reservation, unchanged
+    after: Json | None = None
+    release_now: list[Change] = field(default_factory=list)
+
+    def changes(self, rules_written: bool) -> tuple[list[Change], list[Change]]:
+        """(changes before the rules, changes after them)."""
+        reserve = [self.reserve] if self.reserve is not None and (rules_written or not self.optional) else []
+        release = list(self.release_now)
+        if not self.keep and self.reservation and (reserve or self.found is not None):
+            before = view_of("addresses", self.found) if self.found is not None else self.after
+            release.append(
+                Change(
+                    Action.DELETE,
+                    "address",
+                    self.reservation,
+                    before=before,
+                    cloud_id=self.found.get("selfLink") if self.found is not None else None,
+                    reason="release the reservation: the forwarding rule holds the IP "
+                    "(setting static_addresses keeps it)",
+                    data={"collection": "addresses", "name": self.reservation, "zone": None, "shared": False},
+                )
+            )
+        return reserve, release
 
 
 class Planner:
@@ -89,7 +125,6 @@ class Planner:
 
         first: list[Change] = []  # instance groups, health check, firewalls
         early_rule_deletes: list[Change] = []
-        middle: list[Change] = []  # address, backend services
         rules: list[Change] = []
         last: list[Change] = []
 
@@ -153,94 +188,18 @@ class Planner:
                 )
             )
 
-        # -- health check and firewalls ------------------------------------------------------------
-        specs: tuple[tuple[Spec, dict[str, Json]], ...] = (
-            (want.health_check, hcs),
-            (want.hc_firewall, fws),
-            (want.firewall, fws),
-        )
+        # -- health check and its firewall ---------------------------------------------------------
+        specs: tuple[tuple[Spec, dict[str, Json]], ...] = ((want.health_check, hcs), (want.hc_firewall, fws))
         for spec, existing in specs:
             first.extend(self._create_or_update(spec, existing.get(spec.name), ref))
 
-        # -- address ---------------------------------------------------------------------------------
-        ours = next((a for a in addrs if a["name"] == lb), None)
-        if ours is not None and not N.owned_by_service(ours.get("description"), self.cluster, ref.uid):
-            raise self._conflict("address", lb, ours, f"Service {ref.key} of cluster {self.cluster}")
-        user_owned = None
-        if intent.requested_ip:
-            user_owned = next(
-                (a for a in addrs if a.get("address") == intent.requested_ip and a is not ours), None
-            )
-        address_replaced = False
-        ip: str | None
-        if user_owned is not None:
-            holder = N.ownership(user_owned.get("description"))
-            if naming.SERVICE_UID_TAG in holder and holder.get(naming.SERVICE_UID_TAG) != ref.uid:
-                raise InvalidService(
-                    "spec.loadBalancerIP",
-                    f"{intent.requested_ip} is already the address of Service "
-                    f"{holder.get(naming.SERVICE_NAME_TAG, '?')}; choose another IP",
-                )
-            # A reserved address that is not ours: use it, never change or release it.
-            want_type = "EXTERNAL" if want.scheme == "external" else "INTERNAL"
-            if user_owned.get("addressType", "EXTERNAL") != want_type:
-                raise InvalidService(
-                    "spec.loadBalancerIP",
-                    f"{intent.requested_ip} is reserved as {user_owned.get('addressType')} address "
-                    f"{user_owned['name']!r}; this Service needs an {want_type} address",
-                )
-            ip = intent.requested_ip
-            if ours is not None:
-                last.append(
-                    self._delete_change(
-                        ours,
-                        "address",
-                        "addresses",
-                        reason="loadBalancerIP is a user-reserved address",
-                    )
-                )
-                address_replaced = True
-        else:
-            a = want.address
-            if ours is None:
-                middle.append(
-                    Change(
-                        Action.CREATE,
-                        "address",
-                        lb,
-                        after={**a.view, "address": a.view["address"] or _UNKNOWN_IP},
-                        data={"collection": "addresses", "body": a.body},
-                    )
-                )
-                ip = intent.requested_ip
-                address_replaced = True
-            else:
-                before = view_of("addresses", ours)
-                after = {**a.view, "address": intent.requested_ip or ours.get("address")}
-                if before != after:
-                    middle.append(
-                        Change(
-                            Action.REPLACE,
-                            "address",
-                            lb,
-                            before=before,
-                            after={**a.view, "address": a.view["address"] or _UNKNOWN_IP},
-                            cloud_id=ours.get("selfLink"),
-                            reason="an address cannot be changed in place",
-                            data={"collection": "addresses", "body": a.body},
-                        )
-                    )
-                    ip = intent.requested_ip
-                    address_replaced = True
-                else:
-                    ip = ours.get("address")
-
-        # -- backend services and forwarding rules -----------------------------------------------------
+        # -- backend services ----------------------------------------------------------------------
+        services: list[Change] = []
         replaced_bs: set[str] = set()
         for bs in want.backend_services.values():
             found = bss.get(bs.name)
             if found is None:
-                middle.append(
+                services.append(
                     Change(
                         Action.CREATE,
                         "backend-service",
@@ -259,7 +218,7 @@ class Planner:
                 or before["network"] != bs.view["network"]
             ):
                 replaced_bs.add(bs.name)
-                middle.append(
+                services.append(
                     Change(
                         Action.REPLACE,
                         "backend-service",
@@ -273,7 +232,7 @@ class Planner:
                 )
             else:
                 body = {**bs.body, "fingerprint": found.get("fingerprint")}
-                middle.append(
+                services.append(
                     Change(
                         Action.UPDATE,
                         "backend-service",
@@ -285,13 +244,25 @@ class Planner:
                     )
                 )
 
+        # -- the IP and its reservation ------------------------------------------------------------
+        wanted_rules = {r.name for r in want.forwarding_rules.values()}
+        held = {
+            str(f.get("IPAddress"))
+            for name, f in frs.items()
+            if name in wanted_rules and N.owned_by_service(f.get("description"), self.cluster, ref.uid)
+        }
+        current_ip = next(iter(held)) if len(held) == 1 else None
+        address = self._plan_address(intent, want, addrs, current_ip)
+        ip = address.ip
+
+        # -- forwarding rules: (re)written when missing, changed, or holding another IP ------------
         for rule in want.forwarding_rules.values():
             name, body = rule.name, rule.body
             view = {**rule.view, "IPAddress": ip or _UNKNOWN_IP}
             data = {
                 "collection": "forwardingRules",
                 "body": body,
-                "address": None if user_owned else lb,
+                "address": address.reservation,
                 "ip": ip,
             }
             found = frs.get(name)
@@ -300,7 +271,7 @@ class Planner:
                 continue
             self._check_owner(rule, found, ref)
             before = {**view_of("forwardingRules", found), "IPAddress": found.get("IPAddress")}
-            if name in replaced_bs or (address_replaced and found.get("IPAddress") != ip):
+            if name in replaced_bs or found.get("IPAddress") != ip:
                 early_rule_deletes.append(
                     self._delete_change(
                         found,
@@ -323,6 +294,13 @@ class Planner:
                         data=data,
                     )
                 )
+        reserve, release = address.changes(bool(rules))
+
+        # -- the traffic firewall: its destination is the load balancer's IP -----------------------
+        firewall = dataclasses.replace(want.firewall, destination_ranges=(f"{ip}/32" if ip else _UNKNOWN_IP,))
+        fw_changes = self._create_or_update(
+            firewall, fws.get(firewall.name), ref, extra={"destination_from_ip": ip is None}
+        )
 
         # -- leftovers owned by this Service ---------------------------------------------------------------
         wanted_rules = {r.name for r in want.forwarding_rules.values()}
@@ -383,7 +361,9 @@ class Planner:
                     )
                 )
 
-        changes = tuple(first + early_rule_deletes + middle + rules + last)
+        # The reservation comes first (it may promote the IP a rule about to be recreated holds);
+        # the traffic firewall needs the IP; the rules come last, then the reservation is released.
+        changes = tuple(first + reserve + early_rule_deletes + fw_changes + services + rules + release + last)
         ingress = (Ingress(ip=ip),) if ip else ()
         return Plan(
             self.provider,
@@ -391,10 +371,104 @@ class Planner:
             changes,
             intent=intent,
             ingress=ingress,
-            data={"address": lb if user_owned is None else None},
+            data={"address": address.reservation},
         )
 
-    def _create_or_update(self, r: Spec, found: Json | None, ref: ServiceRef) -> list[Change]:
+    def _refuse_held_ip(self, intent: Intent) -> None:
+        """A requested IP that another load balancer's forwarding rule holds is refused, naming it."""
+        ip, ours = intent.requested_ip, {N.rule_name(intent.lb_name, p) for p in ("TCP", "UDP")}
+        for rule in self.reader.rules_holding(str(ip)):
+            if rule["name"] in ours and N.owned_by_service(
+                rule.get("description"), self.cluster, intent.ref.uid
+            ):
+                continue
+            holder = N.ownership(rule.get("description")).get(naming.SERVICE_NAME_TAG)
+            who = f"Service {holder}" if holder else f"forwarding rule {rule['name']!r}"
+            raise InvalidService(
+                "spec.loadBalancerIP", f"{ip} is already the address of {who}; choose another IP"
+            )
+
+    def _plan_address(
+        self, intent: Intent, want: Desired, addrs: list[Json], current_ip: str | None
+    ) -> AddressPlan:
+        """Which IP the rules hold, and whether the Service's own reservation is made, kept or released.
+
+        As upstream: the IP is reserved while forwarding rules are (re)written and released once they
+        hold it, unless the user asked for a reserved address (a user's reserved ``loadBalancerIP``),
+        the setting ``static_addresses`` is on, or the Service has TCP and UDP rules, which share one
+        IP only through a reserved address.
+        """
+        ref, lb, s = intent.ref, intent.lb_name, self.settings
+        ours = next((a for a in addrs if a["name"] == lb), None)
+        if ours is not None and not N.owned_by_service(ours.get("description"), self.cluster, ref.uid):
+            raise self._conflict("address", lb, ours, f"Service {ref.key} of cluster {self.cluster}")
+        user_owned = None
+        if intent.requested_ip:
+            self._refuse_held_ip(intent)
+            user_owned = next(
+                (a for a in addrs if a.get("address") == intent.requested_ip and a is not ours), None
+            )
+        if user_owned is not None:
+            holder = N.ownership(user_owned.get("description"))
+            if naming.SERVICE_UID_TAG in holder and holder.get(naming.SERVICE_UID_TAG) != ref.uid:
+                raise InvalidService(
+                    "spec.loadBalancerIP",
+                    f"{intent.requested_ip} is already the address of Service "
+                    f"{holder.get(naming.SERVICE_NAME_TAG, '?')}; choose another IP",
+                )
+            # A reserved address that is not ours: use it, never change or release it.
+            want_type = "EXTERNAL" if want.scheme == "external" else "INTERNAL"
+            if user_owned.get("addressType", "EXTERNAL") != want_type:
+                raise InvalidService(
+                    "spec.loadBalancerIP",
+                    f"{intent.requested_ip} is reserved as {user_owned.get('addressType')} address "
+                    f"{user_owned['name']!r}; this Service needs an {want_type} address",
+                )
+            drop = []
+            if ours is not None:
+                drop.append(
+                    self._delete_change(
+                        ours, "address", "addresses", reason="loadBalancerIP is a user-reserved address"
+                    )
+                )
+            return AddressPlan(intent.requested_ip, None, keep=True, release_now=drop)
+
+        keep = s.static_addresses or len(want.forwarding_rules) > 1
+        a = want.address
+        unknown = {**a.view, "address": a.view["address"] or _UNKNOWN_IP}
+        if ours is not None:
+            before = view_of("addresses", ours)
+            after = {**a.view, "address": intent.requested_ip or ours.get("address")}
+            if before == after:
+                return AddressPlan(ours.get("address"), lb, keep=keep, found=ours)
+            replace = Change(
+                Action.REPLACE,
+                "address",
+                lb,
+                before=before,
+                after=unknown,
+                cloud_id=ours.get("selfLink"),
+                reason="an address cannot be changed in place",
+                data={"collection": "addresses", "body": a.body},
+            )
+            return AddressPlan(intent.requested_ip, lb, keep=keep, reserve=replace, after=unknown)
+        target = intent.requested_ip or current_ip
+        body = {**a.body, "address": target} if target else a.body
+        create = Change(
+            Action.CREATE,
+            "address",
+            lb,
+            after={**unknown, "address": target or _UNKNOWN_IP},
+            reason="promote the forwarding rule's IP to reserved, so that it is kept"
+            if target and target == current_ip
+            else None,
+            data={"collection": "addresses", "body": body},
+        )
+        return AddressPlan(target, lb, keep=keep, reserve=create, after=create.after, optional=not keep)
+
+    def _create_or_update(
+        self, r: Spec, found: Json | None, ref: ServiceRef, extra: Json | None = None
+    ) -> list[Change]:
         if found is None:
             return [
                 Change(
@@ -402,7 +476,7 @@ class Planner:
                     r.kind,
                     r.name,
                     after=r.view,
-                    data={"collection": r.collection, "body": r.body, "shared": r.shared},
+                    data={"collection": r.collection, "body": r.body, "shared": r.shared, **(extra or {})},
                 )
             ]
         self._check_owner(r, found, ref)
@@ -418,7 +492,7 @@ class Planner:
                 before=before,
                 after=r.view,
                 cloud_id=found.get("selfLink"),
-                data={"collection": r.collection, "body": r.body, "verb": verb},
+                data={"collection": r.collection, "body": r.body, "verb": verb, **(extra or {})},
             )
         ]
 

@@ -9,6 +9,7 @@ the round, so a later plan in the same round reads them afresh.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
@@ -76,6 +77,12 @@ class Reader:
         query = f'(name = "{name}") OR (address = "{ip}")' if ip else f'name = "{name}"'
         return self.compute.list_items("addresses", query)
 
+    def rules_holding(self, ip: str) -> list[Json]:
+        """Forwarding rules whose IP is ``ip`` (a requested IP that another load balancer holds)."""
+        if self.round is not None:
+            return [r for r in self._all("forwardingRules") if r.get("IPAddress") == ip]
+        return self.compute.list_items("forwardingRules", f'IPAddress = "{ip}"')
+
     def mentioning(self, collection: str, text: str) -> list[Json]:
         """Resources whose description contains ``text`` (callers check ownership exactly)."""
         if self.round is not None:
@@ -102,6 +109,14 @@ class Reader:
             self.round.invalidate(collection, zone)
 
 
+def _cidr(value: str) -> str:
+    """A range as GCE may echo it (a bare IP or a CIDR) in one form."""
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        return value
+
+
 def view_of(collection: str, res: Json) -> Json:
     """The managed fields of a resource as read from the API, in the shape of the desired specs' views."""
     _name = N.last_segment
@@ -119,6 +134,7 @@ def view_of(collection: str, res: Json) -> Json:
             "direction": res.get("direction"),
             "priority": res.get("priority"),
             "sourceRanges": sorted(res.get("sourceRanges") or []),
+            "destinationRanges": sorted(_cidr(r) for r in res.get("destinationRanges") or []),
             "targetTags": sorted(res.get("targetTags") or []),
             "allowed": [
                 {"IPProtocol": a.get("IPProtocol"), "ports": list(a.get("ports") or [])}

@@ -87,3 +87,18 @@ def provider_for(sandbox: SandboxCloud, *, read_only: bool = False, **overrides:
         **overrides,
     }
     return GCPProvider.from_settings(settings, read_only=read_only)
+
+
+def sdk(sandbox: SandboxCloud, client: str) -> Any:
+    """A google-cloud-compute client (e.g. ``"FirewallsClient"``) talking to the sandbox, for checks
+    that read the cloud the way a user's tooling does."""
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import compute_v1
+
+    cls = getattr(compute_v1, client)
+    return cls(
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        client_options=ClientOptions(api_endpoint=sandbox.endpoint),
+        transport="rest",
+    )

@@ -487,10 +487,10 @@ class ComputeEmulator:
             for fr in self.all_of("forwardingRules"):
                 if fr.get("_backendService") == rel:
                     return self.rel_of(fr)
-        elif collection == "addresses":
-            users = self._address_users(res)
-            if users:
-                return str(re.sub(r"^.*/compute/v1/", "", users[0]))
+        # An address is not listed: releasing a reservation that a forwarding rule holds succeeds, and
+        # the rule keeps the IP as an ephemeral one. cloud-provider-gcp relies on it after each
+        # ensure (gce_loadbalancer_external.go: "It is safe to release the static IP (which just
+        # demotes it to ephemeral) now that it is attached.").
         return None
 
     def _modify(self, route: Route, body: Any) -> Json:
