@@ -45,7 +45,7 @@ class AddressPlan:
     reserve: Change | None = None  # create (or replace) the reservation
     optional: bool = False  # reserve only if a forwarding rule is (re)written
     found: Json | None = None  # our existing reservation, unchanged
-    after: Json | None = None
+    after: Mapping[str, Any] | None = None
     release_now: list[Change] = field(default_factory=list)
 
     def changes(self, rules_written: bool) -> tuple[list[Change], list[Change]]:
