@@ -29,8 +29,16 @@ BAD_ANNOTATIONS = [
     ({P + "load-balancer-tcp-idle-timeout": "ten"}, "tcp-idle-timeout", "4-100"),
     ({P + "load-balancer-disable-tcp-reset": "maybe"}, "disable-tcp-reset", "true, false"),
     ({P + "load-balancer-health-probe-protocol": "icmp"}, "health-probe-protocol", "Tcp, Http, Https"),
-    ({P + "load-balancer-health-probe-interval": "1"}, "health-probe-interval", "5-300"),
-    ({P + "load-balancer-health-probe-num-of-probe": "0"}, "num-of-probe", "1-20"),
+    ({P + "load-balancer-health-probe-interval": "1"}, "health-probe-interval", "5-119"),
+    ({P + "load-balancer-health-probe-interval": "4"}, "health-probe-interval", "5-119"),
+    ({P + "load-balancer-health-probe-num-of-probe": "0"}, "num-of-probe", "2-24"),
+    ({P + "load-balancer-health-probe-num-of-probe": "1"}, "num-of-probe", "2-24"),
+    (
+        {P + "load-balancer-health-probe-interval": "20", P + "load-balancer-health-probe-num-of-probe": "6"},
+        "num-of-probe",
+        "below 120 s",
+    ),
+    ({P + "load-balancer-health-probe-interval": "60"}, "health-probe-interval", "below 120 s"),
     ({P + "load-balancer-health-probe-request-path": "healthz"}, "request-path", "starting with '/'"),
     (
         {

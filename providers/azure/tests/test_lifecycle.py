@@ -255,7 +255,7 @@ def test_annotations_reach_the_cloud(provider, intent_for, make_service, ensure,
         rule["backendPort"],
     ) == (30, False, True, 80)
     probe = _probes(state, cluster)[name]
-    assert (probe["protocol"], probe["requestPath"], probe["intervalInSeconds"], probe["numberOfProbes"]) == (
+    assert (probe["protocol"], probe["requestPath"], probe["intervalInSeconds"], probe["probeThreshold"]) == (
         "Http",
         "/ready",
         10,

@@ -88,7 +88,7 @@ def view_probe(item: JSON) -> JSON:
         "protocol": p.get("protocol"),
         "port": p.get("port"),
         "interval": p.get("intervalInSeconds"),
-        "count": p.get("numberOfProbes"),
+        "threshold": p.get("probeThreshold"),
         "path": p.get("requestPath"),
     }
 
@@ -185,7 +185,8 @@ def _probe(intent: Intent, opts: AzureOptions, port: Port) -> JSON:
         "protocol": proto,
         "port": pport,
         "intervalInSeconds": opts.probe_interval_seconds,
-        "numberOfProbes": opts.probe_count,
+        # upstream writes num-of-probe here (not numberOfProbes), so an adopted probe stays as it is
+        "probeThreshold": opts.probe_count,
     }
     if path:
         props["requestPath"] = path

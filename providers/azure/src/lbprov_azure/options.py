@@ -110,6 +110,37 @@ def _tags(annotations: Mapping[str, str], key: str) -> tuple[tuple[str, str], ..
     return tuple(sorted(out.items()))
 
 
+#: Upstream's probe rules (cloud-provider-azure ``azure_loadbalancer_healthprobe.go``, citing the
+#: ARM Probe reference): at least 2 probes, an interval of at least 5 s, interval x probes < 120 s.
+MIN_PROBES = 2
+MIN_PROBE_INTERVAL = 5
+MAX_PROBE_TOTAL = 120
+
+
+def probe_timing(
+    annotations: Mapping[str, str],
+    interval_key: str,
+    count_key: str,
+    default_interval: int = 5,
+    default_count: int = 2,
+) -> tuple[int, int]:
+    """(interval seconds, number of probes) from two annotations, validated as upstream does."""
+    interval = _int(
+        annotations, interval_key, default_interval, MIN_PROBE_INTERVAL, MAX_PROBE_TOTAL - 1, "seconds"
+    )
+    count = _int(
+        annotations, count_key, default_count, MIN_PROBES, MAX_PROBE_TOTAL // MIN_PROBE_INTERVAL, "probes"
+    )
+    if interval * count >= MAX_PROBE_TOTAL:
+        key = count_key if count_key in annotations else interval_key
+        raise InvalidService(
+            annotation_field(key),
+            f"interval {interval} s x {count} probes = {interval * count} s; the total must be below "
+            f"{MAX_PROBE_TOTAL} s (as cloud-provider-azure requires): lower {interval_key} or {count_key}",
+        )
+    return interval, count
+
+
 def parse_options(intent: Intent, annotations: Mapping[str, str]) -> AzureOptions:
     """Validate the Service's Azure annotations (pure; no cloud call)."""
     for key in sorted(annotations):
@@ -198,6 +229,7 @@ def parse_options(intent: Intent, annotations: Mapping[str, str]) -> AzureOption
                 f"metadata.annotations[{PROBE_PATH}]",
                 "a Tcp probe has no request path; set the protocol to Http or Https",
             )
+    probe_interval, probe_count = probe_timing(a, PROBE_INTERVAL, PROBE_COUNT)
     opts = AzureOptions(
         internal=internal,
         internal_subnet=subnet,
@@ -209,8 +241,8 @@ def parse_options(intent: Intent, annotations: Mapping[str, str]) -> AzureOption
         idle_timeout_minutes=_int(a, IDLE_TIMEOUT, 4, 4, 100, "minutes"),
         tcp_reset=not get_bool(a, DISABLE_TCP_RESET, False),
         probe_protocol=probe_protocol,
-        probe_interval_seconds=_int(a, PROBE_INTERVAL, 5, 5, 300, "seconds"),
-        probe_count=_int(a, PROBE_COUNT, 2, 1, 20, "probes"),
+        probe_interval_seconds=probe_interval,
+        probe_count=probe_count,
         probe_path=path,
         nsg_rules=not get_bool(a, DISABLE_NSG_RULE, False),
         floating_ip=not get_bool(a, DISABLE_FLOATING_IP, True),
