@@ -143,6 +143,7 @@ class Applier:
                 j = i
                 while j < len(changes) and changes[j].data.get("lb") == lbn:
                     j += 1
+                self.seen.writing()
                 lb_bodies[lbn] = self.writer(lbn).submit(self._delta(changes[i:j]), announced.pop(lbn, None))
                 self.seen.wrote_lb(lbn, lb_bodies[lbn])
                 i = j
@@ -191,6 +192,7 @@ class Applier:
     def _apply_pip(self, ch: Change) -> str | None:
         rg, name = str(ch.data["rg"]), str(ch.data["name"])
         ops = self.seen.client.public_ip_addresses
+        self.seen.writing()
         if ch.action == Action.DELETE:
             # No If-Match: detaching it from the LB earlier in this apply changed its ETag, and
             # its ownership (tags) was checked by the plan.
@@ -225,9 +227,10 @@ class Applier:
         nsg, rg = str(s.security_group_name), s.resource_group
         name = str(ch.data["name"])
         ops = self.seen.client.security_rules
-        self.seen.nsg_changed()
+        self.seen.writing()
         if ch.action == Action.DELETE:
             self.seen.call("securityRules.delete", lambda: ops.begin_delete(rg, nsg, name).result())
+            self.seen.wrote_nsg_rule(name, None)
             return
         priority = int(ch.data["priority"])
         for _ in range(8):
@@ -235,10 +238,11 @@ class Applier:
             if frontend_addr:
                 body["properties"]["destinationAddressPrefix"] = frontend_addr
             try:
-                self.seen.call(
+                result = self.seen.call(
                     "securityRules.create_or_update",
-                    lambda b=body: ops.begin_create_or_update(rg, nsg, name, b).result(),  # type: ignore[misc]
+                    lambda b=body: ops.begin_create_or_update(rg, nsg, name, b).result().as_dict(),  # type: ignore[misc]
                 )
+                self.seen.wrote_nsg_rule(name, result)
                 return
             except HttpResponseError as exc:
                 if exc.status_code != 400 or azclient.error_code(exc) != "SecurityRuleConflict":

@@ -54,6 +54,9 @@ class ReadRound:
     nsg: JSON | None = None
     pips: dict[str, dict[str, JSON]] = field(default_factory=dict)  # rg lower -> name lower -> body
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Bumped by every write of this process: a read that saw a write start or finish while it was
+    #: on the wire is not cached (it may predate the write), and the write patches the cache itself.
+    writes: int = 0
 
 
 class Observer:
@@ -108,12 +111,16 @@ class Observer:
             with rnd.lock:
                 if rg.lower() in rnd.pips:
                     return copy.deepcopy(list(rnd.pips[rg.lower()].values()))
+        gen = self._gen()
         pips = self.call(
             "publicIPAddresses.list", lambda: [p.as_dict() for p in self.client.public_ip_addresses.list(rg)]
         )
-        if rnd is not None:
-            with rnd.lock:
-                rnd.pips[rg.lower()] = {str(p.get("name", "")).lower(): copy.deepcopy(p) for p in pips}
+        self._keep(
+            gen,
+            lambda r: r.pips.__setitem__(
+                rg.lower(), {str(p.get("name", "")).lower(): copy.deepcopy(p) for p in pips}
+            ),
+        )
         return pips
 
     def lbs(self) -> list[JSON]:
@@ -133,6 +140,7 @@ class Observer:
                 if rnd.nsg is not None:
                     return copy.deepcopy(rnd.nsg)
         rg = self.settings.resource_group
+        gen = self._gen()
         nsg = self.call(
             "networkSecurityGroups.get",
             lambda: or_none(lambda: self.client.network_security_groups.get(rg, name)),
@@ -142,9 +150,7 @@ class Observer:
                 f"cluster network security group {name!r} not found in resource group {rg!r} "
                 "(setting security_group_name)"
             )
-        if rnd is not None:
-            with rnd.lock:
-                rnd.nsg = copy.deepcopy(nsg)
+        self._keep(gen, lambda r: setattr(r, "nsg", copy.deepcopy(nsg)))
         return nsg
 
     # -- gc -------------------------------------------------------------------------------------
@@ -226,16 +232,40 @@ class Observer:
         finally:
             self._round = None
 
+    def _gen(self) -> int:
+        rnd = self._round
+        if rnd is None:
+            return 0
+        with rnd.lock:
+            return rnd.writes
+
+    def _keep(self, gen: int, store: Callable[[ReadRound], None]) -> None:
+        """Cache a read in the round unless a write started or finished while it was on the wire."""
+        rnd = self._round
+        if rnd is not None:
+            with rnd.lock:
+                if rnd.writes == gen:
+                    store(rnd)
+
+    def writing(self) -> None:
+        """A write is about to be sent: reads now on the wire may predate it (see :meth:`_keep`)."""
+        rnd = self._round
+        if rnd is not None:
+            with rnd.lock:
+                rnd.writes += 1
+
     def wrote_lb(self, name: str, body: JSON | None) -> None:
         rnd = self._round
         if rnd is not None:
             with rnd.lock:
+                rnd.writes += 1
                 rnd.lbs[name] = copy.deepcopy(body)
 
     def wrote_pip(self, rg: str, name: str, body: JSON | None) -> None:
         rnd = self._round
         if rnd is not None:
             with rnd.lock:
+                rnd.writes += 1
                 cached = rnd.pips.get(rg.lower())
                 if cached is not None:
                     if body is None:
@@ -243,8 +273,24 @@ class Observer:
                     else:
                         cached[name.lower()] = copy.deepcopy(body)
 
-    def nsg_changed(self) -> None:
+    def wrote_nsg_rule(self, name: str, body: JSON | None) -> None:
+        """The cluster NSG as this write left it: ``name`` replaced by ``body`` (None = deleted).
+
+        Patching the round's copy, rather than dropping it, is what makes a check right after a
+        delete read what the delete produced even when another plan re-read the NSG while the
+        delete was on the wire (that copy still held the rule).
+        """
         rnd = self._round
         if rnd is not None:
             with rnd.lock:
-                rnd.nsg = None
+                rnd.writes += 1
+                if rnd.nsg is not None:
+                    props = rnd.nsg.setdefault("properties", {})
+                    rules = [
+                        r
+                        for r in props.get("securityRules") or []
+                        if str(r.get("name", "")).lower() != name.lower()
+                    ]
+                    if body is not None:
+                        rules.append(copy.deepcopy(body))
+                    props["securityRules"] = rules
