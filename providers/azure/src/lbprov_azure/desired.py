@@ -280,7 +280,9 @@ def build_desired(
                 # Floating IP on: packets keep the frontend address, which the plan fills in.
                 "destinationAddressPrefix": FRONTEND_ADDRESS if opts.floating_ip else "VirtualNetwork",
                 # ownership mark, and the Service's identity for gc (UID first: 140-char limit)
-                "description": f"lbprov {cluster} {intent.ref.uid} {intent.ref.key}"[:140],
+                "description": f"lbprov {names.cluster_mark(cluster)} {intent.ref.uid} {intent.ref.key}"[
+                    :140
+                ],
             }
             if len(sources) == 1:
                 props["sourceAddressPrefix"] = sources[0]

@@ -429,7 +429,7 @@ class Planner:
             n = str(r.get("name", ""))
             if n.startswith(names.nsg_rule_prefix(base)):
                 desc = str((r.get("properties") or {}).get("description") or "")
-                if not desc.startswith(f"lbprov {self.settings.cluster_name} "):
+                if not desc.startswith(f"lbprov {names.cluster_mark(self.settings.cluster_name)} "):
                     raise OwnershipConflict(
                         f"NSG rule {n!r} is named like this Service's but its description {desc!r} does not "
                         f"mark it as cluster {self.settings.cluster_name!r}'s; lbprov never adopts it"

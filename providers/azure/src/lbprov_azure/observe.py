@@ -183,7 +183,7 @@ class Observer:
                         if names.owns_part(base, str(item.get("name", ""))):
                             entry["resources"].append((kind, f"{lb.get('name')}/{item.get('name')}"))
         nsg = self.nsg()
-        prefix = f"lbprov {cluster} "
+        prefix = f"lbprov {names.cluster_mark(cluster)} "
         for rule in items(nsg, "securityRules"):
             desc = str((rule.get("properties") or {}).get("description") or "")
             name = str(rule.get("name", ""))
