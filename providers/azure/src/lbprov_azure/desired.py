@@ -264,6 +264,7 @@ def build_desired(
             "properties": pprops,
         }
     nsg: dict[str, JSON] = {}
+    description = f"lbprov {names.cluster_mark(cluster)} {intent.ref.uid} {intent.ref.key}"
     if opts.nsg_rules and settings.security_group_name:
         for proto in intent.protocols:
             ports = [p for p in intent.ports if p.protocol == proto]
@@ -271,23 +272,30 @@ def build_desired(
             sources = list(intent.source_ranges)
             if sources == ["0.0.0.0/0"]:
                 sources = ["*"] if opts.internal else ["Internet"]
+            # As upstream (azure_loadbalancer.go, reconcileSecurityGroup): floating IP on, packets
+            # keep the frontend address (which the plan fills in) and the service port; off, the
+            # LB delivers to <node IP>:<nodePort>, so the rule opens exactly the backend nodes.
+            node_ips = sorted({t.internal_ip for t in intent.targets if t.internal_ip})
+            if not opts.floating_ip and not node_ips:
+                continue  # no backend node: nothing to open
             props: JSON = {
                 "protocol": "Tcp" if proto == "TCP" else "Udp",
                 "access": "Allow",
                 "direction": "Inbound",
                 "sourcePortRange": "*",
-                # Floating IP off: the LB delivers to <node IP>:<nodePort>, any node of the VNet.
-                # Floating IP on: packets keep the frontend address, which the plan fills in.
-                "destinationAddressPrefix": FRONTEND_ADDRESS if opts.floating_ip else "VirtualNetwork",
                 # ownership mark, and the Service's identity for gc (UID first: 140-char limit)
-                "description": f"lbprov {names.cluster_mark(cluster)} {intent.ref.uid} {intent.ref.key}"[
-                    :140
-                ],
+                "description": description[:140],
             }
             if len(sources) == 1:
                 props["sourceAddressPrefix"] = sources[0]
             else:
                 props["sourceAddressPrefixes"] = sources
+            if opts.floating_ip:
+                props["destinationAddressPrefix"] = FRONTEND_ADDRESS
+            elif len(node_ips) == 1:
+                props["destinationAddressPrefix"] = node_ips[0]
+            else:
+                props["destinationAddressPrefixes"] = node_ips
             if len(dports) == 1:
                 props["destinationPortRange"] = str(dports[0])
             else:

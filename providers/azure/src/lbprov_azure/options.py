@@ -82,7 +82,8 @@ class AzureOptions(BaseModel):
     probe_count: int = 2
     probe_path: str | None = None
     nsg_rules: bool = True
-    floating_ip: bool = False
+    #: On by default, as upstream (rules keep the service port; NSG rules target the frontend IP).
+    floating_ip: bool = True
 
 
 def _int(annotations: Mapping[str, str], key: str, default: int, low: int, high: int, unit: str) -> int:
@@ -245,7 +246,7 @@ def parse_options(intent: Intent, annotations: Mapping[str, str]) -> AzureOption
         probe_count=probe_count,
         probe_path=path,
         nsg_rules=not get_bool(a, DISABLE_NSG_RULE, False),
-        floating_ip=not get_bool(a, DISABLE_FLOATING_IP, True),
+        floating_ip=not get_bool(a, DISABLE_FLOATING_IP, False),
     )
     if len(intent.ports) > 250:
         raise InvalidService(
