@@ -173,20 +173,27 @@ class Desired:
 
 
 def _probe(intent: Intent, opts: AzureOptions, port: Port) -> JSON:
+    """The probe of one port: per-port annotations first, then the Service's, then the defaults."""
+    po = opts.port(port.port)
+    interval = po.probe_interval_seconds if po else opts.probe_interval_seconds
+    count = po.probe_count if po else opts.probe_count
+    protocol = (po.probe_protocol if po else None) or opts.probe_protocol
+    req_path = (po.probe_path if po else None) or opts.probe_path
+    own_port = (po.probe_port if po else None) or port.node_port
     if intent.health_check is not None and intent.health_check.port:
         proto, pport, path = "Http", intent.health_check.port, intent.health_check.path or "/healthz"
-    elif opts.probe_protocol in ("Http", "Https") or (opts.probe_protocol is None and opts.probe_path):
-        proto, pport, path = opts.probe_protocol or "Http", port.node_port, opts.probe_path or "/"
-    elif opts.probe_protocol == "Tcp" or port.protocol == "TCP":
-        proto, pport, path = "Tcp", port.node_port, None
+    elif protocol in ("Http", "Https") or (protocol is None and req_path):
+        proto, pport, path = protocol or "Http", own_port, req_path or "/"
+    elif protocol == "Tcp" or port.protocol == "TCP" or (po is not None and po.probe_port):
+        proto, pport, path = "Tcp", own_port, None
     else:
         proto, pport, path = "Http", KUBE_PROXY_HEALTH_PORT, "/healthz"
     props: JSON = {
         "protocol": proto,
         "port": pport,
-        "intervalInSeconds": opts.probe_interval_seconds,
+        "intervalInSeconds": interval,
         # upstream writes num-of-probe here (not numberOfProbes), so an adopted probe stays as it is
-        "probeThreshold": opts.probe_count,
+        "probeThreshold": count,
     }
     if path:
         props["requestPath"] = path
@@ -221,15 +228,16 @@ def build_desired(
     fe_id = ids.lb_child(rg, lb, "frontendIPConfigurations", base)
     probes: dict[str, JSON] = {}
     rules: dict[str, JSON] = {}
-    for port in intent.ports:
+    # port_<n>_no_lb_rule: the port gets no rule, no probe and no NSG port
+    served = [p for p in intent.ports if (po := opts.port(p.port)) is None or po.lb_rule]
+    for port in served:
         name = names.rule_name(base, port.protocol, port.port)
-        probes[name] = {"name": name, "properties": _probe(intent, opts, port)}
+        po = opts.port(port.port)
         rules[name] = {
             "name": name,
             "properties": {
                 "frontendIPConfiguration": {"id": fe_id},
                 "backendAddressPool": {"id": pool_id},
-                "probe": {"id": ids.lb_child(rg, lb, "probes", name)},
                 "protocol": "Tcp" if port.protocol == "TCP" else "Udp",
                 "frontendPort": port.port,
                 "backendPort": port.port if opts.floating_ip else port.node_port,
@@ -240,6 +248,9 @@ def build_desired(
                 "disableOutboundSnat": False,
             },
         }
+        if po is None or po.probe:
+            probes[name] = {"name": name, "properties": _probe(intent, opts, port)}
+            rules[name]["properties"]["probe"] = {"id": ids.lb_child(rg, lb, "probes", name)}
     vnet_id = ids.vnet(settings.vnet_rg, settings.vnet_name)
     addresses = [
         {"name": t.node_name, "properties": {"ipAddress": t.internal_ip, "virtualNetwork": {"id": vnet_id}}}
@@ -267,7 +278,9 @@ def build_desired(
     description = f"lbprov {names.cluster_mark(cluster)} {intent.ref.uid} {intent.ref.key}"
     if opts.nsg_rules and settings.security_group_name:
         for proto in intent.protocols:
-            ports = [p for p in intent.ports if p.protocol == proto]
+            ports = [p for p in served if p.protocol == proto]
+            if not ports:
+                continue
             dports = sorted({p.port if opts.floating_ip else p.node_port for p in ports})
             sources = list(intent.source_ranges)
             if sources == ["0.0.0.0/0"]:
