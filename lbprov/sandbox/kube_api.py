@@ -34,6 +34,8 @@ import yaml
 from lbprov.sandbox.kube_errors import ApiError, bad_request, method_not_allowed, unauthorized
 from lbprov.sandbox.kube_openapi import document_for as openapi_document
 from lbprov.sandbox.kube_openapi import root_document as openapi_root
+from lbprov.sandbox.kube_protobuf import decode_object as decode_protobuf
+from lbprov.sandbox.kube_protobuf import is_protobuf
 from lbprov.sandbox.kube_selectors import parse_field_selector, parse_label_selector
 from lbprov.sandbox.kube_store import RESOURCES, Obj, Resource, Store
 from lbprov.sandbox.kube_tables import to_table
@@ -326,6 +328,8 @@ class _Handler(BaseHTTPRequestHandler):
         ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
         if not body:
             raise bad_request("the body of the request is empty")
+        if is_protobuf(ctype):
+            return decode_protobuf(body)
         try:
             if ctype in ("application/yaml", "application/apply-patch+yaml"):
                 return yaml.safe_load(body)
