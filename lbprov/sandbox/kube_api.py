@@ -32,8 +32,12 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from lbprov.sandbox.kube_errors import ApiError, bad_request, method_not_allowed, unauthorized
+from lbprov.sandbox.kube_fields import check as check_fields
+from lbprov.sandbox.kube_fields import mode as field_validation_mode
+from lbprov.sandbox.kube_openapi import V2_PROTOBUF
 from lbprov.sandbox.kube_openapi import document_for as openapi_document
 from lbprov.sandbox.kube_openapi import root_document as openapi_root
+from lbprov.sandbox.kube_openapi import v2_protobuf as openapi_v2
 from lbprov.sandbox.kube_protobuf import decode_object as decode_protobuf
 from lbprov.sandbox.kube_protobuf import is_protobuf
 from lbprov.sandbox.kube_selectors import parse_field_selector, parse_label_selector
@@ -44,6 +48,8 @@ log = logging.getLogger(__name__)
 
 #: The namespace the controller runs in; it exists from the start, like default and kube-system.
 CONTROLLER_NAMESPACE = "lbprov-system"
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 KUBE_VERSION = {
     "major": "1",
     "minor": "32",
@@ -150,11 +156,22 @@ class _Handler(BaseHTTPRequestHandler):
         self._headers_sent = True
         super().send_response(code, message)
 
+    _warnings: list[str] = []
+
     def _send_json(self, code: int, body: Any) -> None:
         data = json.dumps(body, separators=(",", ":")).encode()
         self.send_response(code)
+        for text in self._warnings:  # RFC 7234 warn-code 299, as kube-apiserver sends them
+            self.send_header("Warning", '299 - "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
         self.send_header("Content-Type", "application/json")
         self.send_header("Cache-Control", "no-cache, private")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_bytes(self, code: int, data: bytes, content_type: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -198,6 +215,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         api = self.server.api
         self._headers_sent = False
+        self._warnings = []
         try:
             body = self._read_body()
             if api.token is not None:
@@ -260,6 +278,10 @@ class _Handler(BaseHTTPRequestHandler):
             if not any(r.api_version == gv for r in RESOURCES.values()):
                 return False
             body = _resource_list(gv)
+        elif path == "/openapi/v2":
+            api.record_non_resource(method, path)
+            self._send_bytes(200, openapi_v2(), V2_PROTOBUF)
+            return True
         elif path == "/openapi/v3":
             body = openapi_root()
         elif path.startswith("/openapi/v3/"):
@@ -337,6 +359,15 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, yaml.YAMLError) as exc:
             raise bad_request(f"the body of the request could not be decoded: {exc}") from exc
 
+    def _validated(self, res: Resource, query: dict[str, str], obj: Any, *, patch: bool = False) -> Any:
+        """The body with unknown fields handled as ``fieldValidation`` asks (see kube_fields)."""
+        validation = field_validation_mode(query)
+        if not isinstance(obj, dict):
+            return obj
+        checked, warnings = check_fields(obj, res.group, res.version, res.kind, validation, patch=patch)
+        self._warnings.extend(warnings)
+        return checked
+
     def _dispatch(self, verb: str, route: _Route, query: dict[str, str], body: bytes) -> None:
         store = self.server.api.store
         res = route.resource
@@ -382,7 +413,9 @@ class _Handler(BaseHTTPRequestHandler):
         if verb == "create":
             if route.name is not None:
                 raise method_not_allowed()
-            obj = store.create(res.plural, ns, self._json_body(body), dry_run=dry_run)
+            obj = store.create(
+                res.plural, ns, self._validated(res, query, self._json_body(body)), dry_run=dry_run
+            )
             self._send_object(201, res, obj, query)
             return
         if verb == "deletecollection":
@@ -409,18 +442,21 @@ class _Handler(BaseHTTPRequestHandler):
                 res.plural,
                 ns,
                 route.name,
-                self._json_body(body),
+                self._validated(res, query, self._json_body(body)),
                 subresource=route.subresource,
                 dry_run=dry_run,
             )
         elif verb == "patch":
             ctype = self.headers.get("Content-Type") or ""
+            patch = self._json_body(body)
+            if ctype.split(";")[0].strip() in (MERGE_PATCH, STRATEGIC_PATCH):
+                patch = self._validated(res, query, patch, patch=True)
             obj = store.patch(
                 res.plural,
                 ns,
                 route.name,
                 ctype,
-                self._json_body(body),
+                patch,
                 subresource=route.subresource,
                 dry_run=dry_run,
             )
