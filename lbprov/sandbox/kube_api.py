@@ -34,6 +34,7 @@ import yaml
 from lbprov.sandbox.kube_errors import ApiError, bad_request, method_not_allowed, unauthorized
 from lbprov.sandbox.kube_fields import check as check_fields
 from lbprov.sandbox.kube_fields import mode as field_validation_mode
+from lbprov.sandbox.kube_metrics import METRICS_CONTENT_TYPE, ApiMetrics
 from lbprov.sandbox.kube_openapi import V2_PROTOBUF
 from lbprov.sandbox.kube_openapi import document_for as openapi_document
 from lbprov.sandbox.kube_openapi import root_document as openapi_root
@@ -59,6 +60,19 @@ KUBE_VERSION = {
     "buildDate": "2026-01-01T00:00:00Z",
     "goVersion": "go1.23.0",
     "compiler": "gc",
+}
+
+
+#: kube-apiserver's ``verb`` metric label: the HTTP method, except LIST and WATCH.
+_METRIC_VERBS = {
+    "get": "GET",
+    "list": "LIST",
+    "watch": "WATCH",
+    "create": "POST",
+    "update": "PUT",
+    "patch": "PATCH",
+    "delete": "DELETE",
+    "deletecollection": "DELETE",
 }
 
 
@@ -96,7 +110,9 @@ def _resource_list(group_version: str) -> dict[str, Any]:
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": ["create", "delete"]
+            "verbs": ["get", "list", "watch"]
+            if r.read_only
+            else ["create", "delete"]
             + (["deletecollection"] if r.plural != "namespaces" else [])
             + ["get", "list", "patch", "update", "watch"],
         }
@@ -152,8 +168,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     _headers_sent = False
 
+    _code = 0
+
     def send_response(self, code: int, message: str | None = None) -> None:
         self._headers_sent = True
+        self._code = code
         super().send_response(code, message)
 
     _warnings: list[str] = []
@@ -216,6 +235,8 @@ class _Handler(BaseHTTPRequestHandler):
         api = self.server.api
         self._headers_sent = False
         self._warnings = []
+        self._code = 0
+        counted = (method, "")
         try:
             body = self._read_body()
             if api.token is not None:
@@ -237,7 +258,15 @@ class _Handler(BaseHTTPRequestHandler):
                 verb, route.resource.group, route.resource.plural, route.subresource, route.namespace
             )
             api.record(recorded, route.name)
+            counted = (_METRIC_VERBS[verb], route.resource.plural)
             api.maybe_fail(recorded)
+            if route.resource.read_only and verb not in ("get", "list", "watch"):
+                raise ApiError(
+                    405,
+                    "MethodNotAllowed",
+                    f"the sandbox API server serves {route.resource.plural} for reading only "
+                    "(it runs no workloads); the request is not allowed",
+                )
             self._dispatch(verb, route, query, body)
         except ApiError as err:
             self._send_error(err)
@@ -248,6 +277,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             if not self._headers_sent:
                 self._send_error(ApiError(500, "InternalError", f"Internal error occurred: {exc}"))
+        finally:
+            api.metrics.count(counted[0], counted[1], self._code)
 
     def _non_resource(self, method: str, path: str) -> bool:
         api = self.server.api
@@ -278,6 +309,10 @@ class _Handler(BaseHTTPRequestHandler):
             if not any(r.api_version == gv for r in RESOURCES.values()):
                 return False
             body = _resource_list(gv)
+        elif path == "/metrics":
+            api.record_non_resource(method, path)
+            self._send_bytes(200, api.metrics.exposition(api.store), METRICS_CONTENT_TYPE)
+            return True
         elif path == "/openapi/v2":
             api.record_non_resource(method, path)
             self._send_bytes(200, openapi_v2(), V2_PROTOBUF)
@@ -644,6 +679,7 @@ class KubeAPIServer:
         self.token = token
         self.bookmark_interval = bookmark_interval
         self.store = Store(watch_window=watch_window, namespaces=namespaces)
+        self.metrics = ApiMetrics()
         self.url = ""
         self.ca_file: str | None = None
         self._tls_dir: str | None = None
