@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 CONTROLLER_NAMESPACE = "lbprov-system"
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = ("application/apply-patch+yaml", "application/apply-patch+json", "application/apply-patch+cbor")
 KUBE_VERSION = {
     "major": "1",
     "minor": "32",
@@ -483,6 +484,13 @@ class _Handler(BaseHTTPRequestHandler):
             )
         elif verb == "patch":
             ctype = self.headers.get("Content-Type") or ""
+            if ctype.split(";")[0].strip() in APPLY_PATCH:
+                raise bad_request(
+                    "server-side apply (kubectl apply --server-side, Content-Type "
+                    f"{ctype.split(';')[0].strip()}) is not supported by the lbprov sandbox API server: "
+                    "it keeps no managedFields, so it cannot merge by field manager or report conflicts; "
+                    "use client-side kubectl apply, create, replace, edit or patch"
+                )
             patch = self._json_body(body)
             if ctype.split(";")[0].strip() in (MERGE_PATCH, STRATEGIC_PATCH):
                 patch = self._validated(res, query, patch, patch=True)

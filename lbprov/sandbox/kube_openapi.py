@@ -36,6 +36,8 @@ SCHEMA_RELEASE = "1.32.0"
 V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 
 _DEFS_PREFIX = "#/$defs/"
+V3_REFS = "#/components/schemas/"
+V2_REFS = "#/definitions/"
 
 
 @functools.cache
@@ -81,6 +83,10 @@ def _openapi_schema(schema: Any, ref_prefix: str, top: bool = False) -> Any:
             props = {}
             for name, sub in value.items():
                 sub = _openapi_schema(sub, ref_prefix)
+                if ref_prefix == V3_REFS and "$ref" in sub and len(sub) > 1:
+                    # v3 as upstream publishes it: a reference with its own description is wrapped
+                    # in allOf, so the description (which explain prints) is the property's.
+                    sub = {"allOf": [{"$ref": sub.pop("$ref")}], **sub}
                 if top and name in ("apiVersion", "kind"):
                     sub.pop("enum", None)  # kubernetes-validate pins these; upstream does not
                 props[name] = sub
@@ -206,7 +212,7 @@ def gv_document(group: str, version: str) -> dict[str, Any]:
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": f"v{SCHEMA_RELEASE}"},
         "paths": _operations(group, version),
-        "components": {"schemas": openapi_definitions("#/components/schemas/", group, version)},
+        "components": {"schemas": openapi_definitions(V3_REFS, group, version)},
     }
 
 
@@ -356,7 +362,7 @@ def v2_protobuf() -> bytes:
     doc += _msg(8, bytes(paths))
     named = b"".join(
         _msg(1, _str(1, name) + _msg(2, _schema(schema)))
-        for name, schema in openapi_definitions("#/definitions/").items()
+        for name, schema in openapi_definitions(V2_REFS).items()
     )
     doc += _msg(9, named)
     return bytes(doc)
