@@ -45,7 +45,6 @@ from lbprov.cli.plan import (
     provider_for,
     read_round,
     run_document,
-    strict_usage,
     use_colour,
     wants_load_balancer,
 )
@@ -65,7 +64,6 @@ def register(sub: Any) -> None:
         description=(__doc__ or "").split("\n\n")[0],
         epilog="Exit codes: 0 no garbage (or deleted with --apply), 2 garbage found, 1 error.",
     )
-    strict_usage(parser)
     add_provider_options(parser)
     add_default_provider_option(parser)
     add_cluster_options(parser)
@@ -143,7 +141,7 @@ def examine(
         except InvalidService as exc:
             findings.append(Finding(lb, "unknown", f"kept: Service {lb.ref.key} cannot be planned ({exc})"))
         except Exception as exc:
-            explained = describe(exc, provider)
+            explained = describe(exc, provider, "gc")
             if explained is not None and explained.fatal:
                 raise
             message = explained.message if explained else f"{type(exc).__name__}: {exc}"
@@ -228,7 +226,7 @@ def run(
                     if args.output == "text":
                         print(f"deleted {f.owned.name} ({f.owned.kind}) of {f.owned.ref.key}", file=out)
                 except Exception as exc:
-                    explained = describe(exc, provider)
+                    explained = describe(exc, provider, "gc")
                     message = explained.message if explained else f"{type(exc).__name__}: {exc}"
                     failures.append(f"{f.owned.name}: {message}")
                     print(f"lbprov gc: error deleting {f.owned.name}: {message}", file=err)

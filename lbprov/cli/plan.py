@@ -7,7 +7,7 @@ cannot write, by construction.
 
 Exit codes follow ``terraform plan -detailed-exitcode``: 0 nothing would change, 2 something would,
 1 error -- including a Service that could not be planned (invalid, or a cloud error); the Services
-that could be planned are still printed. Usage errors (bad flags) exit 1 too.
+that could be planned are still printed. Usage errors (bad flags) exit 1 too (:class:`lbprov.cli.Parser`).
 
 Which Services: ``type: LoadBalancer`` whose ``spec.loadBalancerClass`` is ``lbprov.io/<provider>``,
 or unset (served by the default provider, ``--provider`` unless ``--default-provider`` says
@@ -27,7 +27,7 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal, NoReturn
+from typing import IO, Any, Literal
 
 from lbprov import manifests
 from lbprov.cli.errors import CLIError, UserError, describe
@@ -62,33 +62,6 @@ EXIT_CHANGES = 2
 # -- argument parsing --------------------------------------------------------------------------------
 
 
-def strict_usage(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Make usage errors of ``parser`` exit 1, not argparse's 2.
-
-    Exit code 2 means "changes pending" for ``plan`` and ``gc`` (terraform's convention), so a typo
-    in a flag must not look like it. Unknown arguments are caught here too (argparse would report
-    them from the top-level parser, with exit 2).
-    """
-
-    def error(message: str) -> NoReturn:
-        parser.print_usage(sys.stderr)
-        parser.exit(EXIT_ERROR, f"{parser.prog}: error: {message}\n")
-
-    original = parser.parse_known_args
-
-    def parse_known_args(
-        args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        ns, extras = original(args, namespace)
-        if extras:
-            error(f"unrecognized arguments: {' '.join(extras)}")
-        return ns, extras
-
-    setattr(parser, "error", error)  # noqa: B010 - instance override, see docstring
-    setattr(parser, "parse_known_args", parse_known_args)  # noqa: B010
-    return parser
-
-
 def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("cluster (read-only: list Services and Nodes)")
     group.add_argument(
@@ -120,7 +93,6 @@ def register(sub: Any) -> None:
         epilog="Exit codes: 0 nothing would change, 2 something would change, 1 error "
         "(including a Service that could not be planned).",
     )
-    strict_usage(parser)
     add_provider_options(parser)
     add_default_provider_option(parser)
     add_cluster_options(parser)
@@ -501,7 +473,7 @@ def guarded(
         print(f"lbprov {args.command}: interrupted", file=err)
         return EXIT_ERROR
     except Exception as exc:
-        explained = describe(exc, provider_cls)
+        explained = describe(exc, provider_cls, args.command)
         if explained is None:
             debug = getattr(args, "debug", False)
             if debug:
