@@ -25,6 +25,7 @@ from lbprov.provider import Provider, load_provider
 
 if TYPE_CHECKING:  # imported when the controller starts: `lbprov --help` must not pay for them
     from lbprov.controller.manager import ControllerConfig
+    from lbprov.kube.client import KubeClient
 
 log = logging.getLogger("lbprov.run")
 
@@ -209,15 +210,17 @@ class ExplainErrors(logging.Filter):
         return True
 
 
-def build_providers(args: argparse.Namespace) -> tuple[dict[str, Provider], str]:
-    """Providers by name from flags/env/file, and the cluster name they agree on."""
+def build_providers(
+    args: argparse.Namespace, kube: KubeClient | None = None
+) -> tuple[dict[str, Provider], str]:
+    """Providers by name from flags/env/file (and the cluster's identity), and the cluster name."""
     names: list[str] = list(dict.fromkeys(args.provider or ["aws"]))
     providers: dict[str, Provider] = {}
     clusters: set[str] = set()
     for name in names:
         load_provider(name)
         clusters.add(provider_settings(args, name).cluster_name)
-        providers[name] = build_provider(args, name)
+        providers[name] = build_provider(args, name, kube=kube)
     if len(clusters) > 1:
         raise CLIError(
             f"providers disagree on the cluster name: {', '.join(sorted(clusters))}: "
@@ -285,9 +288,11 @@ def _run(args: argparse.Namespace) -> int:
     from lbprov.observability import HTTPEndpoint, Metrics
 
     check_can_listen(args.metrics_address)
-    providers, cluster = build_providers(args)
-    config = make_config(args, list(providers), cluster)
+    for name in dict.fromkeys(args.provider or ["aws"]):
+        provider_settings(args, name)  # settings errors before anything connects
     kube = KubeClient.auto(kubeconfig=args.kubeconfig, context=args.context)
+    providers, cluster = build_providers(args, kube)
+    config = make_config(args, list(providers), cluster)
     metrics = Metrics()
     controller = Controller(kube, providers, config, metrics=metrics)
     endpoint: HTTPEndpoint | None = None
