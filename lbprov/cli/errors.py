@@ -315,7 +315,7 @@ def describe(exc: BaseException, provider: Any = None, command: str = "plan") ->
         if isinstance(link, CLIError):
             return UserError(link.category, str(link))
         if {"lbprov.settings.SettingsError", "lbprov.provider.ProviderNotFound"} & names:
-            return UserError("config", _first_line(link, 400))
+            return UserError("config", _first_line(link, 1000))  # every setting at fault
         if "lbprov.manifests.ManifestError" in names:
             return UserError("input", _first_line(link, 400))
         if "lbprov.model.InvalidService" in names or "lbprov.model.OwnershipConflict" in names:

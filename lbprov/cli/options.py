@@ -13,13 +13,15 @@ import argparse
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, get_args, get_origin
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel
 
 from lbprov.provider import Provider, available_providers, load_provider
 from lbprov.settings import (
     SHARED_FIELDS,
     ProviderSettings,
     SettingsError,
+    flag_name,
+    is_secret,
     load_settings,
     read_settings_file,
 )
@@ -47,7 +49,7 @@ def settings_model(name: str) -> type[BaseModel]:
 
 
 def _flag(provider: str, field: str) -> str:
-    return f"--{provider}-{field.replace('_', '-')}"
+    return flag_name(provider, field)
 
 
 def _dest(provider: str, field: str) -> str:
@@ -119,7 +121,7 @@ def _comma_list(value: str) -> list[str]:
 
 
 def _is_secret(annotation: Any) -> bool:
-    return annotation is SecretStr or SecretStr in get_args(annotation)
+    return is_secret(annotation)
 
 
 def provider_settings(args: argparse.Namespace, name: str) -> ProviderSettings:
@@ -132,7 +134,8 @@ def provider_settings(args: argparse.Namespace, name: str) -> ProviderSettings:
     overrides["cluster_name"] = getattr(args, "cluster_name", None)
     if not issubclass(model, ProviderSettings):
         raise SettingsError(f"provider {name}: settings model must derive from ProviderSettings")
-    return load_settings(model, name, file_data=file_data, overrides=overrides)
+    sections = set(available_providers())
+    return load_settings(model, name, file_data=file_data, overrides=overrides, sections=sections)
 
 
 def build_provider(
