@@ -29,6 +29,8 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
+import yaml
+
 from lbprov import manifests
 from lbprov.cli.errors import CLIError, UserError, describe
 from lbprov.cli.options import (
@@ -74,7 +76,11 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "-o", "--output", choices=("text", "json"), default="text", help="output format (default: text)"
+        "-o",
+        "--output",
+        choices=("text", "json", "yaml"),
+        default="text",
+        help="output format: text, or the same document as json or yaml (default: text)",
     )
     parser.add_argument(
         "--no-color", action="store_true", help="no colours (also: NO_COLOR env); colours only on a terminal"
@@ -428,12 +434,33 @@ def render_text(results: Sequence[ServiceResult], provider: str, *, colour: bool
 
 
 def summary_line(results: Sequence[ServiceResult]) -> str:
+    """The Services' outcome and, as terraform ends its plan, the resource totals on a second line."""
     c = summary_counts(results)
     parts = [f"{c['changed']} would change", f"{c['unchanged']} unchanged"]
     if c["failed"]:
         parts.append(f"{c['failed']} could not be planned")
     noun = "Service" if c["services"] == 1 else "Services"
-    return f"{c['services']} {noun}: " + ", ".join(parts) + "."
+    return f"{c['services']} {noun}: " + ", ".join(parts) + ".\n" + resource_totals(c)
+
+
+def resource_totals(c: Mapping[str, int]) -> str:
+    """``Plan: 26 to create, 0 to update, 0 to replace, 0 to delete.`` over every Service."""
+    if not any(c[a] for a in ("adopt", "create", "update", "replace", "delete")):
+        return "Plan: no changes."
+    text = f"{c['create']} to create, {c['update']} to update, {c['replace']} to replace, {c['delete']} to delete"
+    if c["adopt"]:
+        text = f"{c['adopt']} to adopt, " + text
+    return f"Plan: {text}."
+
+
+def write_document(doc: Mapping[str, Any], output: str, out: IO[str]) -> None:
+    """The run document as JSON or YAML (the same content: YAML is written from the JSON form)."""
+    text = json.dumps(doc, indent=2, sort_keys=True, default=str)
+    if output == "yaml":
+        text = yaml.safe_dump(json.loads(text), sort_keys=True, default_flow_style=False, width=120)
+        out.write(text)
+        return
+    out.write(text + "\n")
 
 
 # -- running --------------------------------------------------------------------------------------------
@@ -520,9 +547,9 @@ def run(
                 progress=progress,
             )
         code = exit_code(results)
-        if args.output == "json":
+        if args.output in ("json", "yaml"):
             doc = run_document("plan", name, cluster, inputs.source, results, code, inputs.notes)
-            out.write(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+            write_document(doc, args.output, out)
         else:
             for note in inputs.notes:
                 print(f"note: {note}", file=err)
