@@ -263,6 +263,8 @@ def _azure(exc: BaseException, names: set[str]) -> UserError | None:
 
 
 def _kubernetes(exc: BaseException, names: set[str]) -> UserError | None:
+    if "lbprov.kube.client.KubeUnreachable" in names:
+        return UserError("kubernetes", f"{_first_line(exc, 400)}: check --kubeconfig/--context")
     if "ConfigException" in names and any(n.startswith("kubernetes.") for n in names):
         return UserError(
             "kubernetes",
@@ -301,6 +303,8 @@ def describe(exc: BaseException, provider: Any = None) -> UserError | None:
             if text:
                 return UserError("config", _first_line(text, 400))
         names = _class_names(link)
+        if "lbprov.cloudcalls.CloudUnreachable" in names:
+            return UserError("network", _first_line(link, 400))
         if "lbprov.cloudcalls.ReadOnlyViolation" in names:
             return UserError(
                 "bug",

@@ -14,12 +14,12 @@ import logging
 import os
 import signal
 import sys
-import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from lbprov.cli.options import add_provider_options, build_provider, provider_settings
-from lbprov.controller.manager import Controller, ControllerConfig, default_identity
+from lbprov.controller.manager import Controller, ControllerConfig, Interrupted, default_identity
 from lbprov.observability import HTTPEndpoint, Metrics, setup_logging
 from lbprov.provider import Provider, ProviderNotFound, load_provider
 from lbprov.settings import SettingsError
@@ -198,12 +198,30 @@ def make_config(args: argparse.Namespace, names: list[str], cluster: str) -> Con
     )
 
 
+class Stopped(BaseException):
+    """SIGTERM/SIGINT arrived during start-up, before the controller could take over the stop.
+
+    A BaseException, raised from the signal handler: it aborts whatever blocking call the main
+    thread is in (reading the kubeconfig, a first API request), so that ``lbprov run`` stops
+    within moments of a signal in every phase, as a pod's grace period expects.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 def run(args: argparse.Namespace) -> int:
     debug = getattr(args, "debug", False)
     level = logging.DEBUG if debug else getattr(logging, args.log_level.upper())
     setup_logging(level, json_logs=args.log_format == "json")
+    shutdown = Shutdown()
+    previous = {sig: signal.signal(sig, shutdown.handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return _run(args)
+        return _run(args, shutdown)
+    except Stopped as exc:
+        log.info("received %s during start-up: stopped", exc)
+        return 0
     except (SettingsError, ProviderNotFound, ValueError) as exc:
         if debug:
             raise
@@ -214,9 +232,35 @@ def run(args: argparse.Namespace) -> int:
             raise
         log.error("controller failed: %s", exc, extra={"error": type(exc).__name__})
         return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-def _run(args: argparse.Namespace) -> int:
+class Shutdown:
+    """The signal handler's state: before the controller runs, a signal raises :class:`Stopped`;
+    once it runs (cache sync, leader election, reconciles), the controller is asked to stop and
+    the main loop shuts it down gracefully."""
+
+    def __init__(self) -> None:
+        #: A plain flag, polled by the main loop: a signal handler must not take a lock (such as an
+        #: Event's) that the interrupted main thread may be holding.
+        self.requested = False
+        self.controller: Controller | None = None
+        self.signal_name = ""
+
+    def handler(self, signum: int, _frame: Any) -> None:
+        first = not self.requested
+        self.requested = True
+        self.signal_name = signal.Signals(signum).name
+        if self.controller is None:
+            raise Stopped(signum)
+        if first:
+            log.info("received %s: shutting down", self.signal_name)
+        self.controller.request_stop()
+
+
+def _run(args: argparse.Namespace, shutdown: Shutdown) -> int:
     from lbprov.kube.client import KubeClient
 
     providers, cluster = build_providers(args)
@@ -228,23 +272,21 @@ def _run(args: argparse.Namespace) -> int:
     if args.metrics_address and args.metrics_address != "off":
         endpoint = HTTPEndpoint(args.metrics_address, metrics, ready=controller.ready).start()
         log.info("serving /metrics /healthz /readyz on %s", endpoint.url)
-
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        log.info("received %s: shutting down", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     log.info(
         "starting controller",
         extra={"provider": ",".join(providers), "identity": config.identity, "reason": f"cluster {cluster}"},
     )
+    shutdown.controller = controller
     try:
-        controller.start()
-        while not stop.wait(1.0):
-            pass
+        if shutdown.requested:
+            return 0
+        try:
+            controller.start()
+        except Interrupted as exc:
+            log.info("received %s: %s", shutdown.signal_name or "a stop request", exc)
+            return 0
+        while not shutdown.requested:
+            time.sleep(0.1)
     finally:
         controller.stop()
         if endpoint is not None:
