@@ -189,10 +189,10 @@ def describe_connection_error(exc: BaseException, timeouts: Timeouts) -> tuple[s
             f"no answer within {timeouts.read:g}s (the connection was accepted)",
             f"check {proxy}, and the cloud's status",
         )
-    if "timeout" in " ".join(names).lower() or "timed out" in text:
-        return f"no connection within {timeouts.connect:g}s", f"check {proxy}"
     if "refused" in text:
         return "connection refused", f"check the endpoint URL and port, and {proxy}"
+    if "timeout" in " ".join(names).lower() or "timed out" in text:
+        return f"no connection within {timeouts.connect:g}s", f"check {proxy}"
     first = next((t for t in texts if t.strip()), type(exc).__name__).strip().splitlines()[0][:160]
     return f"connection failed ({first})", f"check {proxy}"
 

@@ -336,10 +336,7 @@ class Controller:
                 raise Interrupted(f"stop requested while waiting for the {' and '.join(pending)} caches")
             left = deadline - time.monotonic()
             if left <= 0:
-                why = "; ".join(
-                    f"{name}: {getattr(informers[name], 'last_error', None) or 'no answer yet'}"
-                    for name in pending
-                )
+                why = "; ".join(f"{name}: {_sync_status(informers[name])}" for name in pending)
                 raise CacheSyncTimeout(f"informer caches did not sync within {timeout:g}s ({why})")
             time.sleep(min(0.05, left))
 
@@ -358,8 +355,14 @@ class Controller:
             self.elector.stop(release=True, timeout=THREAD_STOP_SECONDS)
         else:
             self._stop_workers()
-        for informer in (self.services, self.nodes):
-            informer.stop(timeout=THREAD_STOP_SECONDS)
+        stoppers = [
+            threading.Thread(target=inf.stop, kwargs={"timeout": THREAD_STOP_SECONDS}, daemon=True)
+            for inf in (self.services, self.nodes)
+        ]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join(THREAD_STOP_SECONDS + 0.5)
         if self.metrics is not None:
             self.metrics.detach()
         log.info("controller stopped", extra={"identity": self.identity})
@@ -441,6 +444,11 @@ class Controller:
 
     def _svc_delete(self, svc: Obj) -> None:
         self.enqueue(service_key(svc))  # the sync sees it gone and forgets it
+
+
+def _sync_status(informer: InformerLike) -> str:
+    status = getattr(informer, "sync_status", None)
+    return str(status()) if callable(status) else "not synced"
 
 
 def needs_sync(old: Obj, new: Obj) -> bool:

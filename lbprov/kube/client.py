@@ -109,17 +109,18 @@ def connection_detail(exc: BaseException, read_timeout: float | None = None) -> 
         reason = exc.reason
     text = str(reason)
     lowered = text.lower()
-    if isinstance(reason, urllib3.exceptions.ConnectTimeoutError) or "connect timeout" in lowered:
-        return "the connection timed out (no TCP answer)"
-    if isinstance(reason, urllib3.exceptions.ReadTimeoutError | TimeoutError) or "timed out" in lowered:
-        after = f" within {read_timeout:g}s" if read_timeout else ""
-        return f"the server accepted the connection but did not answer{after}"
-    if isinstance(reason, urllib3.exceptions.SSLError) or "certificate" in lowered or "ssl" in lowered:
-        return f"TLS failed ({_short(text)}); check the CA (certificate-authority) of the kubeconfig"
-    if isinstance(reason, urllib3.exceptions.NameResolutionError) or "resolve" in lowered:
-        return "the host name does not resolve"
+    # Order matters: urllib3's NewConnectionError (refused, DNS) subclasses ConnectTimeoutError.
     if "refused" in lowered:
         return "connection refused"
+    if isinstance(reason, urllib3.exceptions.NameResolutionError) or "resolve" in lowered:
+        return "the host name does not resolve"
+    if isinstance(reason, urllib3.exceptions.SSLError) or "certificate" in lowered or "ssl" in lowered:
+        return f"TLS failed ({_short(text)}); check the CA (certificate-authority) of the kubeconfig"
+    if isinstance(reason, urllib3.exceptions.ReadTimeoutError) or "read timed out" in lowered:
+        after = f" within {read_timeout:g}s" if read_timeout else ""
+        return f"the server accepted the connection but did not answer{after}"
+    if isinstance(reason, urllib3.exceptions.ConnectTimeoutError | TimeoutError) or "timed out" in lowered:
+        return "the connection timed out (no TCP answer)"
     return _short(text)
 
 
@@ -228,10 +229,9 @@ class WatchStream(Iterator[tuple[str, Obj]]):
 
 #: Seconds to wait for the TCP (and TLS) connection to the API server.
 CONNECT_TIMEOUT = 5.0
-#: Seconds to wait for an answer to a (non-watch) request. With one retry (a reused pooled
-#: connection may have been closed by the server), a silent server costs at most twice this: plan
-#: and gc give up within ~30 s instead of waiting forever.
-READ_TIMEOUT = 12.0
+#: Seconds to wait for an answer to a (non-watch) request. A read timeout is not retried, so a
+#: silent server costs this once: plan and gc give up within ~30 s instead of waiting forever.
+READ_TIMEOUT = 15.0
 #: A watch's read timeout is the server-side watch timeout plus this much: the server ends a watch
 #: cleanly at its timeout, so only a dead connection ever hits ours.
 WATCH_READ_MARGIN = 30.0
@@ -270,8 +270,9 @@ class KubeClient:
         # Workers, informers and leader election share one pool; the default (5 x CPUs) is small.
         cfg.connection_pool_maxsize = 64
         # urllib3 retries a failed request 3 times by default, so a silent server cost 4 read
-        # timeouts; one retry covers a pooled connection the server closed meanwhile.
-        cfg.retries = urllib3.Retry(total=1, redirect=0, status=0, raise_on_status=False)
+        # timeouts. A failed connect is retried once; a read (no answer) is not: the caller's own
+        # backoff (informer, work queue) retries, and plan/gc stop.
+        cfg.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=0, raise_on_status=False)
         return cfg
 
     @classmethod

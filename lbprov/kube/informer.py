@@ -113,6 +113,13 @@ class Informer:
     def synced(self) -> bool:
         return self._synced.is_set()
 
+    def sync_status(self) -> str:
+        """Why the cache has not synced yet: the last list/watch error, or that the first list is
+        still waiting for the API server (named) to answer."""
+        if self.synced:
+            return "synced"
+        return self.last_error or f"no answer yet to the {self.kind} list from {self.client.host}"
+
     @property
     def resource_version(self) -> str:
         return self._resource_version
