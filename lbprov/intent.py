@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from lbprov import naming
 from lbprov.model import HealthCheck, Intent, InvalidService, Port, ServiceRef, Target
+from lbprov.provider import needs_node_ports
 
 if TYPE_CHECKING:
     from lbprov.provider import Provider
@@ -119,7 +120,7 @@ def parse_cidrs(field: str, values: Sequence[str]) -> tuple[str, ...]:
     return tuple(sorted(out, key=lambda s: (ipaddress.ip_network(s).version, s)))
 
 
-def _ports(spec: Mapping[str, Any], settings: IntentSettings) -> tuple[Port, ...]:
+def _ports(spec: Mapping[str, Any], require_node_ports: bool) -> tuple[Port, ...]:
     raw_ports = spec.get("ports") or []
     if not raw_ports:
         raise InvalidService("spec.ports", "a LoadBalancer Service needs at least one port")
@@ -140,7 +141,7 @@ def _ports(spec: Mapping[str, Any], settings: IntentSettings) -> tuple[Port, ...
         seen.add((protocol, port))
         node_port = raw.get("nodePort")
         if node_port is None:
-            if settings.require_node_ports:
+            if require_node_ports:
                 if spec.get("allocateLoadBalancerNodePorts") is False:
                     raise InvalidService(
                         "spec.allocateLoadBalancerNodePorts",
@@ -148,7 +149,6 @@ def _ports(spec: Mapping[str, Any], settings: IntentSettings) -> tuple[Port, ...
                         "accepted values: true (default)",
                     )
                 raise InvalidService(f"{field}.nodePort", "no NodePort allocated yet")
-            node_port = 0
         elif not isinstance(node_port, int) or not 1 <= node_port <= 65535:
             raise InvalidService(
                 f"{field}.nodePort", f"{node_port!r} is not a port; accepted values: 1-65535"
@@ -187,7 +187,7 @@ def build_intent(
     if spec.get("type") != "LoadBalancer":
         raise InvalidService("spec.type", f"{spec.get('type')!r} does not ask for a load balancer")
 
-    ports = _ports(spec, settings)
+    ports = _ports(spec, settings.require_node_ports and needs_node_ports(provider))
 
     policy = str(spec.get("externalTrafficPolicy") or "Cluster")
     if policy not in ("Cluster", "Local"):

@@ -61,7 +61,9 @@ class Port:
     name: str
     protocol: Protocol
     port: int
-    node_port: int
+    #: ``None`` when the Service has no NodePort (``allocateLoadBalancerNodePorts: false``, for
+    #: providers whose ``needs_node_ports`` is False).
+    node_port: int | None
 
 
 @dataclass(frozen=True, order=True)
@@ -146,10 +148,14 @@ class Action(enum.StrEnum):
     UPDATE = "update"
     REPLACE = "replace"
     DELETE = "delete"
+    #: Take a *predecessor* (a resource the upstream cloud controller made for the same Service of
+    #: this cluster) into lbprov's ownership in place: apply adds lbprov's ownership tags, keeping
+    #: the resource and its address; UPDATE changes that follow fix only what differs.
+    ADOPT = "adopt"
 
     @property
     def symbol(self) -> str:
-        return {"create": "+", "update": "~", "replace": "-/+", "delete": "-"}[self.value]
+        return {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "adopt": "<="}[self.value]
 
 
 @dataclass(frozen=True)
@@ -220,10 +226,13 @@ class Plan:
         if self.empty:
             return "no changes"
         c = self.counts()
-        return (
+        text = (
             f"{c['create']} to create, {c['update']} to update, "
             f"{c['replace']} to replace, {c['delete']} to delete"
         )
+        if c["adopt"]:
+            text = f"{c['adopt']} to adopt, " + text
+        return text
 
 
 @dataclass(frozen=True)
@@ -238,6 +247,9 @@ class OwnedLoadBalancer:
     name: str
     kind: str
     resources: tuple[tuple[str, str], ...] = ()  # (kind, name)
+    #: The ``lbprov.io/cluster-id`` the load balancer carries (``None``: it carries none, e.g. it
+    #: predates cluster identities). gc deletes only load balancers of the connected cluster's id.
+    cluster_id: str | None = None
 
 
 @dataclass(frozen=True)

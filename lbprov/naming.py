@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 
 from lbprov.model import ServiceRef
 
@@ -25,8 +26,15 @@ LB_KIND_TAG = "lbprov.io/lb-kind"
 #: Tag marking the tool that created the resource.
 MANAGED_BY_TAG = "lbprov.io/managed-by"
 MANAGED_BY = "lbprov"
+#: Tag holding the cluster's *identity*: the UID of its ``kube-system`` Namespace. Cluster names are
+#: not unique (two clusters can share one, a kubeconfig can point at the wrong one), so every delete
+#: decided from cloud state rather than from one Service's own plan checks this tag first.
+CLUSTER_ID_TAG = "lbprov.io/cluster-id"
 
-_CLUSTER_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+#: Cluster names as EKS allows them: 1-100 letters, digits, ``-`` and ``_``, starting with a letter
+#: or digit (EKS ``CreateCluster``: ``^[0-9A-Za-z][A-Za-z0-9\-_]*``, length 1-100). Upper case is
+#: kept: the ``kubernetes.io/cluster/<name>`` tag must match what upstream wrote, verbatim.
+_CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,99}$")
 
 
 def lb_name(uid: str) -> str:
@@ -39,35 +47,72 @@ def cluster_tag_key(cluster: str) -> str:
 
 
 def validate_cluster_name(cluster: str) -> str:
-    """A cluster name is used in cloud names and tags: lowercase DNS label, at most 63 chars."""
+    """A cluster name as EKS allows it (see ``_CLUSTER_NAME``).
+
+    Tags use it verbatim; cloud resource *names* derived from it go through :func:`safe_name`,
+    since most clouds allow fewer characters or less length than a cluster name may have.
+    """
     if not _CLUSTER_NAME.match(cluster):
         raise ValueError(
-            f"cluster name {cluster!r} is invalid: use 1-63 lowercase letters, digits and '-', "
-            "starting and ending with a letter or digit"
+            f"cluster name {cluster!r} is invalid: use 1-100 letters, digits, '-' and '_', "
+            "starting with a letter or digit"
         )
     return cluster
 
 
-def ownership_tags(cluster: str, ref: ServiceRef) -> dict[str, str]:
-    """The tags every per-Service resource carries."""
-    return {
+def safe_name(prefix: str, cluster: str, max_len: int, *, lower: bool = True) -> str:
+    """``prefix + cluster`` made valid for a cloud's resource names.
+
+    Characters other than letters, digits and ``-`` become ``-`` (and letters are lower-cased when
+    ``lower``); a name longer than ``max_len`` is cut and ends with a hash of the *original* cluster
+    name, so two long names that share a prefix still differ. Trailing ``-`` are stripped, since most
+    clouds refuse names that end with one.
+    """
+    body = re.sub(r"[^0-9A-Za-z-]", "-", cluster)
+    if lower:
+        body = body.lower()
+    name = prefix + body
+    if len(name) > max_len:
+        digest = short_hash(cluster, length=8)
+        name = name[: max_len - len(digest) - 1].rstrip("-") + "-" + digest
+    return name.rstrip("-")
+
+
+def ownership_tags(cluster: str, ref: ServiceRef, cluster_id: str | None = None) -> dict[str, str]:
+    """The tags every per-Service resource carries (with the cluster identity when known)."""
+    tags = {
         cluster_tag_key(cluster): OWNED,
         SERVICE_NAME_TAG: ref.key,
         SERVICE_UID_TAG: ref.uid,
         MANAGED_BY_TAG: MANAGED_BY,
     }
+    if cluster_id:
+        tags[CLUSTER_ID_TAG] = cluster_id
+    return tags
 
 
-def cluster_tags(cluster: str) -> dict[str, str]:
+def cluster_tags(cluster: str, cluster_id: str | None = None) -> dict[str, str]:
     """The tags of resources shared by all Services of a cluster (instance groups, shared LBs)."""
-    return {cluster_tag_key(cluster): OWNED, MANAGED_BY_TAG: MANAGED_BY}
+    tags = {cluster_tag_key(cluster): OWNED, MANAGED_BY_TAG: MANAGED_BY}
+    if cluster_id:
+        tags[CLUSTER_ID_TAG] = cluster_id
+    return tags
 
 
-def is_owned_by_cluster(tags: dict[str, str], cluster: str) -> bool:
+def identity_matches(tags: Mapping[str, str], cluster_id: str | None) -> bool:
+    """True only when the cluster identity is known and ``tags`` carry exactly it.
+
+    The guard of every delete decided from cloud state (gc, orphaned rules, shared resources no one
+    uses): an unknown identity, or a resource without one, is never enough to delete.
+    """
+    return bool(cluster_id) and tags.get(CLUSTER_ID_TAG) == cluster_id
+
+
+def is_owned_by_cluster(tags: Mapping[str, str], cluster: str) -> bool:
     return tags.get(cluster_tag_key(cluster)) == OWNED
 
 
-def is_owned_by_service(tags: dict[str, str], cluster: str, uid: str) -> bool:
+def is_owned_by_service(tags: Mapping[str, str], cluster: str, uid: str) -> bool:
     return is_owned_by_cluster(tags, cluster) and tags.get(SERVICE_UID_TAG) == uid
 
 

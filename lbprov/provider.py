@@ -28,17 +28,38 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "CallStats",
     "CloudCalls",
+    "ConfigMapFact",
     "Provider",
     "ProviderNotFound",
     "ReadOnlyViolation",
     "SandboxCloud",
     "available_providers",
+    "cluster_facts",
     "load_provider",
+    "needs_node_ports",
 ]
 
 
 class ProviderNotFound(LookupError):
     pass
+
+
+@dataclass(frozen=True)
+class ConfigMapFact:
+    """A value a provider needs from the cluster, kept in a ConfigMap (read by the core).
+
+    Providers never talk to Kubernetes; a provider declares, in ``cluster_facts``, which of its
+    settings fields comes from which ConfigMap, and the core fills the field before
+    ``from_settings`` when the user left it unset. ``keys`` are tried in order (the first present
+    wins). When the ConfigMap is missing and the run may write, the core creates it with
+    ``create_key`` set to a random 16-hex-digit id, as upstream does for GCP's ``ingress-uid``;
+    a read-only run (``lbprov plan``) leaves the field unset instead.
+    """
+
+    namespace: str
+    name: str
+    keys: tuple[str, ...]
+    create_key: str | None = None
 
 
 @dataclass
@@ -69,6 +90,13 @@ class Provider(Protocol):
     #: pydantic(-settings) model of the provider's settings (env prefix ``LBPROV_``).
     settings_model: ClassVar[type[BaseModel]]
     calls: CloudCalls
+    # Optional class attributes (not protocol members, so that providers without them still
+    # satisfy ``isinstance(p, Provider)``):
+    #   needs_node_ports: ClassVar[bool]: whether the cloud sends traffic to NodePorts. A provider
+    #     that does not (GCP's passthrough load balancers keep the service port) sets it False, and
+    #     ``allocateLoadBalancerNodePorts: false`` is then accepted. Read with needs_node_ports().
+    #   cluster_facts: ClassVar[Mapping[str, ConfigMapFact]]: settings fields the core fills from
+    #     ConfigMaps in the cluster (see ConfigMapFact). Read with cluster_facts().
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], *, read_only: bool = False) -> Provider:
@@ -104,6 +132,17 @@ class Provider(Protocol):
     def sandbox(cls, nodes: Sequence[str]) -> AbstractContextManager[SandboxCloud]:
         """Start a local emulator seeded with one instance per node name."""
         ...
+
+
+def needs_node_ports(provider: object) -> bool:
+    """``provider.needs_node_ports``; True for providers (or classes) that do not say."""
+    return bool(getattr(provider, "needs_node_ports", True))
+
+
+def cluster_facts(provider: object) -> Mapping[str, ConfigMapFact]:
+    """``provider.cluster_facts``; empty for providers (or classes) that declare none."""
+    facts: Mapping[str, ConfigMapFact] = getattr(provider, "cluster_facts", None) or {}
+    return facts
 
 
 def available_providers() -> dict[str, EntryPoint]:

@@ -5,10 +5,10 @@ JSON schema version 1 (``lbprov/schemas/plan-v1.json``)::
     {"schema": "lbprov.plan/v1", "provider": "aws",
      "service": {"namespace": "...", "name": "...", "uid": "..."},
      "operation": "ensure" | "delete",
-     "changes": [{"action": "create|update|replace|delete", "kind": "...", "name": "...",
+     "changes": [{"action": "create|update|replace|delete|adopt", "kind": "...", "name": "...",
                   "reason": null | "...", "before": {...} | null, "after": {...} | null,
                   "diff": {"field": {"before": ..., "after": ...}}}],
-     "summary": {"create": 0, "update": 0, "replace": 0, "delete": 0},
+     "summary": {"create": 0, "update": 0, "replace": 0, "delete": 0, "adopt": 0},
      "ingress": [{"ip": "...", "hostname": "..."}]}
 """
 
@@ -26,6 +26,7 @@ _COLOURS = {
     Action.UPDATE: "\033[33m",
     Action.REPLACE: "\033[35m",
     Action.DELETE: "\033[31m",
+    Action.ADOPT: "\033[36m",
 }
 _RESET = "\033[0m"
 _BOLD = "\033[1m"

@@ -1,8 +1,9 @@
 """Provider settings: one pydantic-settings model per provider, loaded from flags, env and a file.
 
 Precedence (highest first): command-line flags, environment (``LBPROV_<PROVIDER>_<FIELD>``, and
-``LBPROV_CLUSTER_NAME`` for the shared cluster name), the settings file, the model's defaults.
-A settings file is YAML or JSON: top-level ``cluster_name`` plus one mapping per provider::
+``LBPROV_CLUSTER_NAME`` / ``LBPROV_CLUSTER_ID`` for the shared fields), the settings file, the
+model's defaults. A settings file is YAML or JSON: top-level ``cluster_name`` (and, rarely,
+``cluster_id``) plus one mapping per provider::
 
     cluster_name: prod-eu
     aws:
@@ -25,6 +26,9 @@ from lbprov.naming import validate_cluster_name
 
 S = TypeVar("S", bound="ProviderSettings")
 
+#: Fields shared by every provider: top-level keys of the settings file, and their variables.
+SHARED_FIELDS = {"cluster_name": "LBPROV_CLUSTER_NAME", "cluster_id": "LBPROV_CLUSTER_ID"}
+
 
 class SettingsError(ValueError):
     """Settings are missing or malformed; the message names the field and the fix."""
@@ -43,6 +47,13 @@ class ProviderSettings(BaseSettings):
         "kubernetes",
         description="Name of the Kubernetes cluster; used in cloud names and ownership tags "
         "(env LBPROV_CLUSTER_NAME).",
+    )
+
+    cluster_id: str | None = Field(
+        None,
+        description="Identity of the cluster: the UID of its kube-system Namespace, tagged on every "
+        "resource as lbprov.io/cluster-id and checked before any delete decided from cloud state. "
+        "Read from the cluster when unset; set it only to run without one (env LBPROV_CLUSTER_ID).",
     )
 
     @field_validator("cluster_name")
@@ -87,15 +98,17 @@ def load_settings(
     section = file_data.get(provider) or {}
     if not isinstance(section, Mapping):
         raise SettingsError(f"settings file: '{provider}' must be a mapping")
-    if "cluster_name" in file_data:
-        values["cluster_name"] = file_data["cluster_name"]
+    for shared in SHARED_FIELDS:
+        if shared in file_data:
+            values[shared] = file_data[shared]
     values.update(section)
     # The environment outranks the file: drop file values whose variable is set.
     for key in list(values):
         if os.environ.get(_env_name(model, key)) is not None:
             del values[key]
-    if "cluster_name" not in values and os.environ.get("LBPROV_CLUSTER_NAME"):
-        values["cluster_name"] = os.environ["LBPROV_CLUSTER_NAME"]
+    for shared, variable in SHARED_FIELDS.items():
+        if shared not in values and os.environ.get(variable):
+            values[shared] = os.environ[variable]
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         return model(**values)

@@ -68,7 +68,7 @@ def test_json_plan_has_stable_schema() -> None:
     json.dumps(data)
     assert data["schema"] == SCHEMA_ID
     assert data["service"] == {"namespace": "shop", "name": "web", "uid": REF.uid}
-    assert data["summary"] == {"create": 1, "update": 1, "replace": 1, "delete": 1}
+    assert data["summary"] == {"create": 1, "update": 1, "replace": 1, "delete": 1, "adopt": 0}
     assert data["changes"][1]["diff"] == {"port": {"before": 30080, "after": 30081}}
     assert data["ingress"] == [{"hostname": "lb.example"}]
 
@@ -84,10 +84,15 @@ def test_ownership_requires_cluster_and_uid() -> None:
     assert not is_owned_by_service(tags, "prod", "another-uid")
 
 
-@pytest.mark.parametrize("bad", ["", "Prod", "a_b", "-a", "x" * 64])
-def test_cluster_names_must_be_dns_labels(bad: str) -> None:
+@pytest.mark.parametrize("bad", ["", "-a", "_a", "a.b", "a b", "x" * 101, "é"])
+def test_cluster_names_outside_what_eks_allows_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="cluster name"):
         validate_cluster_name(bad)
+
+
+@pytest.mark.parametrize("good", ["prod", "Prod-EU_1", "0cluster", "x" * 100, "my_cluster-"])
+def test_cluster_names_as_eks_allows_them_are_kept_verbatim(good: str) -> None:
+    assert validate_cluster_name(good) == good
 
 
 class DemoSettings(ProviderSettings):
@@ -116,7 +121,7 @@ def test_settings_errors_name_the_field(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="unknown_field"):
         load_settings(DemoSettings, "demo", overrides={"unknown_field": 1})
     with pytest.raises(SettingsError, match="cluster_name"):
-        load_settings(DemoSettings, "demo", overrides={"cluster_name": "Bad_Name"})
+        load_settings(DemoSettings, "demo", overrides={"cluster_name": "bad.name"})
     bad = tmp_path / "bad.yaml"
     bad.write_text("- a list\n")
     with pytest.raises(SettingsError, match="mapping"):

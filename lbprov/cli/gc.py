@@ -203,7 +203,7 @@ def run(
         services = listed(kube.list_services(None))
         nodes = listed(kube.list_nodes())
         # Writable only when asked to apply; the examination runs read-only either way.
-        provider = build_provider(args, name, read_only=not args.apply)
+        provider = build_provider(args, name, read_only=not args.apply, kube=kube)
         provider.calls.fail_fast = True  # a cloud that cannot be reached ends the run once
         with provider.calls.read_only_mode(), read_round(provider):
             owned = provider.list_owned()

@@ -10,12 +10,21 @@ a flag's value shows in the process list, so secrets come from the environment o
 from __future__ import annotations
 
 import argparse
-from typing import Any, get_args, get_origin
+from typing import TYPE_CHECKING, Any, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr
 
 from lbprov.provider import Provider, available_providers, load_provider
-from lbprov.settings import ProviderSettings, SettingsError, load_settings, read_settings_file
+from lbprov.settings import (
+    SHARED_FIELDS,
+    ProviderSettings,
+    SettingsError,
+    load_settings,
+    read_settings_file,
+)
+
+if TYPE_CHECKING:
+    from lbprov.kube.client import KubeClient
 
 
 def _flag(provider: str, field: str) -> str:
@@ -53,7 +62,7 @@ def add_provider_options(parser: argparse.ArgumentParser, *, multiple: bool = Fa
             continue
         group = parser.add_argument_group(f"{name} settings (env LBPROV_{name.upper()}_<FIELD>)")
         for field, info in cls.settings_model.model_fields.items():
-            if field == "cluster_name" or _is_secret(info.annotation):
+            if field in SHARED_FIELDS or _is_secret(info.annotation):
                 continue  # secrets only from env or the settings file: flags show in `ps`
             kwargs: dict[str, Any] = {
                 "dest": _dest(name, field),
@@ -107,9 +116,17 @@ def provider_settings(args: argparse.Namespace, name: str) -> ProviderSettings:
     return load_settings(model, name, file_data=file_data, overrides=overrides)
 
 
-def build_provider(args: argparse.Namespace, name: str, *, read_only: bool = False) -> Provider:
-    settings = provider_settings(args, name)
-    return load_provider(name).from_settings(settings.model_dump(), read_only=read_only)
+def build_provider(
+    args: argparse.Namespace, name: str, *, read_only: bool = False, kube: KubeClient | None = None
+) -> Provider:
+    """The provider ``name``; with ``kube``, its settings get the cluster's identity and facts."""
+    cls = load_provider(name)
+    settings: dict[str, Any] = provider_settings(args, name).model_dump()
+    if kube is not None:
+        from lbprov.kube.facts import fill_settings
+
+        settings = fill_settings(kube, cls, settings, read_only=read_only)
+    return cls.from_settings(settings, read_only=read_only)
 
 
 def add_default_provider_option(parser: argparse.ArgumentParser) -> None:

@@ -192,6 +192,8 @@ class Inputs:
     nodes: list[Obj]
     source: Literal["cluster", "files"]
     notes: list[str] = field(default_factory=list)
+    #: The cluster client, when the cluster was read (the provider gets its identity from it).
+    kube: Any = None
 
 
 def listed(result: Any) -> list[Obj]:
@@ -260,7 +262,7 @@ def read_inputs(args: argparse.Namespace, *, stdin: IO[str] | None = None) -> In
                 "give them with --nodes FILE",
                 "kubernetes",
             ) from exc
-    return Inputs(services=services, nodes=nodes, source=source, notes=notes)
+    return Inputs(services=services, nodes=nodes, source=source, notes=notes, kube=client)
 
 
 # -- planning -------------------------------------------------------------------------------------------
@@ -386,6 +388,7 @@ def summary_counts(results: Sequence[ServiceResult]) -> dict[str, int]:
         "update": 0,
         "replace": 0,
         "delete": 0,
+        "adopt": 0,
     }
     for r in results:
         if r.plan is not None:
@@ -529,7 +532,7 @@ def run(
         cluster = provider_settings(args, name).cluster_name
         inputs = read_inputs(args, stdin=stdin)
         selected = select(inputs.services, name, default)
-        provider = build_provider(args, name, read_only=True)
+        provider = build_provider(args, name, read_only=True, kube=inputs.kube)
         provider.calls.fail_fast = True  # a cloud that cannot be reached ends the run once
         if not provider.calls.read_only:  # belt and braces: the guard is what makes plan safe
             raise CLIError(f"provider {name} did not honour read_only=True; refusing to plan", "bug")

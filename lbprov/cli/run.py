@@ -16,13 +16,16 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lbprov.cli.options import add_provider_options, build_provider, provider_settings
 from lbprov.controller.manager import Controller, ControllerConfig, Interrupted, default_identity
 from lbprov.observability import HTTPEndpoint, Metrics, setup_logging
 from lbprov.provider import Provider, ProviderNotFound, load_provider
 from lbprov.settings import SettingsError
+
+if TYPE_CHECKING:
+    from lbprov.kube.client import KubeClient
 
 log = logging.getLogger("lbprov.run")
 
@@ -165,15 +168,17 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def build_providers(args: argparse.Namespace) -> tuple[dict[str, Provider], str]:
-    """Providers by name from flags/env/file, and the cluster name they agree on."""
+def build_providers(
+    args: argparse.Namespace, kube: KubeClient | None = None
+) -> tuple[dict[str, Provider], str]:
+    """Providers by name from flags/env/file (and the cluster's identity), and the cluster name."""
     names: list[str] = list(dict.fromkeys(args.provider or ["aws"]))
     providers: dict[str, Provider] = {}
     clusters: set[str] = set()
     for name in names:
         load_provider(name)
         clusters.add(provider_settings(args, name).cluster_name)
-        providers[name] = build_provider(args, name)
+        providers[name] = build_provider(args, name, kube=kube)
     if len(clusters) > 1:
         raise SystemExit(f"lbprov run: providers disagree on the cluster name: {sorted(clusters)}")
     return providers, clusters.pop()
@@ -292,9 +297,9 @@ class Shutdown:
 def _run(args: argparse.Namespace, shutdown: Shutdown) -> int:
     from lbprov.kube.client import KubeClient
 
-    providers, cluster = build_providers(args)
-    config = make_config(args, list(providers), cluster)
     kube = KubeClient.auto(kubeconfig=args.kubeconfig, context=args.context)
+    providers, cluster = build_providers(args, kube)
+    config = make_config(args, list(providers), cluster)
     metrics = Metrics()
     controller = Controller(kube, providers, config, metrics=metrics)
     endpoint: HTTPEndpoint | None = None

@@ -484,6 +484,17 @@ class KubeClient:
             self.core.create_namespace, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
         )
 
+    def get_namespace(self, name: str) -> Obj | None:
+        return self._optional(lambda: self._call(self.core.read_namespace, name))
+
+    # -- config maps ----------------------------------------------------------------------------
+
+    def get_config_map(self, namespace: str, name: str) -> Obj | None:
+        return self._optional(lambda: self._call(self.core.read_namespaced_config_map, name, namespace))
+
+    def create_config_map(self, namespace: str, body: Obj) -> Obj:
+        return self._call(self.core.create_namespaced_config_map, namespace, body)
+
     # -- events ---------------------------------------------------------------------------------
 
     def list_events(self, namespace: str | None = None, *, field_selector: str | None = None) -> list[Obj]:

@@ -181,6 +181,7 @@ def run_demo(
 ) -> DemoResult:
     """Run the demo; raises on failure (the CLI turns that into exit code 1)."""
     from lbprov.kube.client import KubeClient
+    from lbprov.kube.facts import fill_settings
     from lbprov.sandbox.kube_api import KubeAPIServer
 
     out = out or sys.stdout
@@ -197,8 +198,8 @@ def run_demo(
         # The emulator is seeded for its own cluster name (subnets, security groups are tagged
         # with it), so the controller uses that name.
         cluster = str(cloud.settings.get("cluster_name") or DEMO_CLUSTER)
-        provider = cls.from_settings(cloud.settings)
         kube = KubeClient.for_url(api.url)
+        provider = cls.from_settings(fill_settings(kube, cls, cloud.settings, read_only=False))
         kube.create_namespace(DEMO_NAMESPACE)
         for node in cloud.nodes:
             kube.create_node(node_object(node))

@@ -88,6 +88,7 @@ RESOURCES: dict[str, Resource] = {
             "", "v1", "namespaces", "namespace", "Namespace", False, ("ns",), (), True, True, "dns1123label"
         ),
         Resource("coordination.k8s.io", "v1", "leases", "lease", "Lease", True),
+        Resource("", "v1", "configmaps", "configmap", "ConfigMap", True, ("cm",)),
     )
 }
 

@@ -30,6 +30,10 @@ class Cluster:
     def list_nodes(self) -> tuple[list[dict[str, Any]], str]:
         return NODES, "1"
 
+    def get_namespace(self, name: str) -> dict[str, Any]:
+        assert name == "kube-system", "the cluster identity is the kube-system Namespace UID"
+        return {"metadata": {"name": name, "uid": "unit-cluster-uid"}}
+
 
 def converge(svc: dict[str, Any]) -> None:
     provider = FakeProvider.from_settings({"cluster_name": "unit"})

@@ -82,6 +82,7 @@ def test_json_output_validates_against_the_documented_schema(
         "update": 0,
         "replace": 0,
         "delete": 2,
+        "adopt": 0,
     }
     ops = {p["service"]["name"]: p["operation"] for p in doc["plans"]}
     assert ops == {"web": "ensure", "old": "ensure", "gone": "delete"}

@@ -124,7 +124,8 @@ def test_read_only_proof_across_create_replace_and_delete_plans(env: Env) -> Non
     assert actions["gone"] == {"delete"}
     assert mutations(env) == before, "a dry run sent a mutating request to the emulator"
     verbs = {(req.verb, req.resource) for req in env.api.requests}
-    assert verbs == {("list", "services"), ("list", "nodes")}, verbs
+    # Reads only; the kube-system Namespace gives the cluster identity.
+    assert verbs == {("list", "services"), ("list", "nodes"), ("get", "namespaces")}, verbs
 
 
 def test_gc_deletes_only_what_leaked(env: Env) -> None:

@@ -33,6 +33,7 @@ class Rule:
     resource: str  # "services" or "services/status"
     verb: str
     namespace: str | None  # None: cluster-wide (ClusterRole)
+    names: tuple[str, ...] = ()  # resourceNames; () means any name
 
 
 def granted_rules() -> set[Rule]:
@@ -43,18 +44,24 @@ def granted_rules() -> set[Rule]:
         if namespace is not None:
             assert role["metadata"]["namespace"] == namespace
         for rule in role["rules"]:
-            assert not rule.get("resourceNames"), "resourceNames are not checked here"
+            names = tuple(sorted(rule.get("resourceNames") or ()))
             for group in rule["apiGroups"]:
                 for resource in rule["resources"]:
                     for verb in rule["verbs"]:
                         assert "*" not in (group, resource, verb), f"wildcard in {kind}: {rule}"
-                        out.add(Rule(group, resource, verb, namespace))
+                        out.add(Rule(group, resource, verb, namespace, names))
     return out
 
 
 def allows(rule: Rule, req: Any) -> bool:
+    """``req`` is a recorded request, or a (request, object name) pair for resourceNames rules."""
+    req, name = req if isinstance(req, tuple) and len(req) == 2 else (req, None)
     resource = req.resource + (f"/{req.subresource}" if req.subresource else "")
     if (rule.group, rule.resource, rule.verb) != (req.group, resource, req.verb):
+        return False
+    # resourceNames restrict get/update/patch/delete to the named objects (RBAC docs: "Referring
+    # to resources"); a request without a name (list, watch, create) never matches such a rule.
+    if rule.names and name not in rule.names:
         return False
     # A Role grants only inside its namespace; a ClusterRole everywhere.
     return rule.namespace is None or rule.namespace == req.namespace
@@ -241,7 +248,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         finally:
             for p in procs:
                 p.stop()
-        yield Run(api.requests, api.non_resource_requests, leaders, "\n".join(p.logs() for p in procs))
+        yield Run(
+            api.requests_with_names, api.non_resource_requests, leaders, "\n".join(p.logs() for p in procs)
+        )
 
 
 def test_scenario_ran_with_a_failover(run: Run) -> None:
@@ -251,7 +260,7 @@ def test_scenario_ran_with_a_failover(run: Run) -> None:
 
 def test_every_request_is_allowed_by_the_roles(run: Run) -> None:
     rules = granted_rules()
-    denied = sorted({r for r in run.requests if not any(allows(rule, r) for rule in rules)})
+    denied = sorted({r for r in run.requests if not any(allows(rule, r) for rule in rules)}, key=str)
     assert not denied, "requests the ClusterRole/Role do not allow:\n" + "\n".join(map(str, denied))
 
 
@@ -262,7 +271,7 @@ def test_non_resource_requests_are_discovery_only(run: Run) -> None:
 
 def test_every_granted_permission_was_used(run: Run) -> None:
     unused = sorted(
-        (r.group, r.resource, r.verb, r.namespace)
+        (r.group, r.resource, r.verb, r.namespace, r.names)
         for r in granted_rules()
         if not any(allows(r, req) for req in run.requests)
     )
@@ -272,20 +281,21 @@ def test_every_granted_permission_was_used(run: Run) -> None:
 def test_role_matches_the_design() -> None:
     # A readable summary of the rules. Nodes have no `get`: the controller reads them from its
     # informer cache only (the recorded requests show no single-node read).
-    got = {(r.group, r.resource, r.verb, r.namespace) for r in granted_rules()}
+    got = {(r.group, r.resource, r.verb, r.namespace, r.names) for r in granted_rules()}
     assert got == {
-        ("", "services", "get", None),
-        ("", "services", "list", None),
-        ("", "services", "watch", None),
-        ("", "services", "patch", None),
-        ("", "services/status", "patch", None),
-        ("", "nodes", "list", None),
-        ("", "nodes", "watch", None),
-        ("", "events", "create", None),
-        ("", "events", "patch", None),
-        ("coordination.k8s.io", "leases", "get", NAMESPACE),
-        ("coordination.k8s.io", "leases", "create", NAMESPACE),
-        ("coordination.k8s.io", "leases", "update", NAMESPACE),
+        ("", "namespaces", "get", None, ("kube-system",)),
+        ("", "services", "get", None, ()),
+        ("", "services", "list", None, ()),
+        ("", "services", "watch", None, ()),
+        ("", "services", "patch", None, ()),
+        ("", "services/status", "patch", None, ()),
+        ("", "nodes", "list", None, ()),
+        ("", "nodes", "watch", None, ()),
+        ("", "events", "create", None, ()),
+        ("", "events", "patch", None, ()),
+        ("coordination.k8s.io", "leases", "get", NAMESPACE, ()),
+        ("coordination.k8s.io", "leases", "create", NAMESPACE, ()),
+        ("coordination.k8s.io", "leases", "update", NAMESPACE, ()),
     }
 
 
