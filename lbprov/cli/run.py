@@ -297,6 +297,9 @@ class Shutdown:
 def _run(args: argparse.Namespace, shutdown: Shutdown) -> int:
     from lbprov.kube.client import KubeClient
 
+    for name in dict.fromkeys(args.provider or ["aws"]):
+        load_provider(name)
+        provider_settings(args, name)  # bad settings fail (exit 2) before the cluster is touched
     kube = KubeClient.auto(kubeconfig=args.kubeconfig, context=args.context)
     providers, cluster = build_providers(args, kube)
     config = make_config(args, list(providers), cluster)

@@ -68,9 +68,9 @@ def test_plan_and_gc_against_a_silent_api_server_give_up_within_30s_with_one_lin
             assert done.returncode == 1, (command, done.stderr)
             assert server.first_connection is not None
             # From the first request to the exit: the hang itself (the process's start-up, a few
-            # seconds on a loaded machine, is not part of it).
+            # seconds on a loaded machine, is not part of it; its exit, up to a few more, is).
             hung = (started + done.seconds) - server.first_connection
-            assert hung < KUBE_READ_TIMEOUT + 5, f"{command} hung {hung:.1f}s"
+            assert hung < KUBE_READ_TIMEOUT + 10, f"{command} hung {hung:.1f}s"
             assert done.seconds < GIVE_UP_SECONDS + 15, f"{command} took {done.seconds:.1f}s in all"
             assert len(done.error_lines) == 1, done.stderr
             line = done.error_lines[0]

@@ -112,9 +112,9 @@ def test_run_stops_within_2s_of_sigterm_while_standing_by_for_the_lease(tmp_path
 
 
 def test_run_stops_within_2s_of_sigint_during_start_up(tmp_path: Path) -> None:
-    # The leader election asks the API server for the Lease namespace's existence only through
-    # requests; the earliest request of start-up is the first list. A server that never answers
-    # holds start-up there; a signal must still end the process at once.
+    # Start-up reads the cluster identity (the kube-system Namespace) before the controller
+    # exists; a server that never answers holds start-up there, and a signal must still end the
+    # process at once.
     with SilentServer() as silent:
         run = Running([*COMMON, "--kubeconfig", write_kubeconfig(tmp_path / "kc", silent.url)], _env())
         deadline = time.monotonic() + 30
