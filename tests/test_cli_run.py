@@ -74,7 +74,7 @@ def test_default_provider_selection() -> None:
 def test_bad_settings_exit_2_with_a_one_line_message(capsys: pytest.CaptureFixture[str]) -> None:
     from lbprov.cli import main
 
-    code = main(["run", "--provider", "aws", "--cluster-name", "-not-a-name", "--metrics-address", "off"])
+    code = main(["run", "--provider", "aws", "--cluster-name=-not-a-name", "--metrics-address", "off"])
     err = capsys.readouterr().err
     assert code == 2
     assert "cluster name '-not-a-name' is invalid" in err and "Traceback" not in err
