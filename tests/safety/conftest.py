@@ -16,6 +16,20 @@ from pathlib import Path
 import pytest
 import yaml
 
+# The CLI tests' helpers (the in-memory provider): loaded by path, as tests/cli/conftest.py does
+# (the suite imports test modules with --import-mode=importlib).
+for _name, _file in (("cli_testlib", "clilib.py"),):
+    if _name not in sys.modules:
+        import importlib.util
+
+        _spec = importlib.util.spec_from_file_location(_name, Path(__file__).parents[1] / "cli" / _file)
+        assert _spec is not None and _spec.loader is not None
+        _module = importlib.util.module_from_spec(_spec)
+        sys.modules[_name] = _module
+        _spec.loader.exec_module(_module)
+
+import cli_testlib  # noqa: E402,F401
+
 
 class SilentServer:
     """Listens on 127.0.0.1, accepts every connection, reads what is sent, never writes a byte.
