@@ -40,6 +40,7 @@ every Service with a fresh provider at the end and counts the plans that are not
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import os
@@ -56,6 +57,7 @@ from procstat import CPUSnapshot, memory_kib, mib
 from lbprov.controller.service import ingress_of
 from lbprov.intent import IntentSettings, build_intent
 from lbprov.kube.client import KubeClient
+from lbprov.kube.informer import LAST_APPLIED
 from lbprov.model import SandboxNode
 from lbprov.provider import load_provider
 from lbprov.sandbox.kube_api import KubeAPIServer, RecordedRequest
@@ -98,13 +100,59 @@ def make_services(kube: KubeClient, args: argparse.Namespace) -> None:
             if args.node_ports == "contiguous":
                 port["nodePort"] = 30000 + i * args.ports + j
             ports.append(port)
-        kube.create_service(
-            NAMESPACE,
+        body: dict[str, Any] = {
+            "metadata": {"name": f"svc-{i:05d}"},
+            "spec": {"type": "LoadBalancer", "selector": {"app": f"a{i}"}, "ports": ports},
+        }
+        if args.kubectl_applied:
+            body["metadata"]["labels"] = {
+                "app.kubernetes.io/name": f"a{i}",
+                "app.kubernetes.io/part-of": "bench",
+            }
+            manifest = {"apiVersion": "v1", "kind": "Service", **copy.deepcopy(body)}
+            manifest["metadata"]["namespace"] = NAMESPACE
+            body["metadata"]["annotations"] = {LAST_APPLIED: json.dumps(manifest, separators=(",", ":"))}
+        kube.create_service(NAMESPACE, body)
+
+
+def node_body(node: SandboxNode, kubectl_applied: bool) -> dict[str, Any]:
+    """The Node of an instance; with ``kubectl_applied``, the status a kubelet reports (images etc.)."""
+    body = make_node(node)
+    if kubectl_applied:
+        body["status"]["images"] = [
             {
-                "metadata": {"name": f"svc-{i:05d}"},
-                "spec": {"type": "LoadBalancer", "selector": {"app": f"a{i}"}, "ports": ports},
-            },
-        )
+                "names": [
+                    f"registry.example/team-{i}/app@sha256:{i:064x}",
+                    f"registry.example/team-{i}/app:v{i}",
+                ],
+                "sizeBytes": 50_000_000 + i,
+            }
+            for i in range(40)
+        ]
+        body["status"]["conditions"] = [
+            {
+                "type": t,
+                "status": "False" if t != "Ready" else "True",
+                "reason": f"Kubelet{t}",
+                "message": t,
+                "lastHeartbeatTime": "2026-11-30T00:00:00Z",
+                "lastTransitionTime": "2026-11-30T00:00:00Z",
+            }
+            for t in ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready")
+        ]
+        body["status"]["nodeInfo"] = {
+            "kubeletVersion": "v1.31.0",
+            "kubeProxyVersion": "v1.31.0",
+            "osImage": "Bottlerocket OS 1.20",
+            "containerRuntimeVersion": "containerd://1.7.20",
+            "kernelVersion": "6.1.102",
+            "operatingSystem": "linux",
+            "architecture": "amd64",
+            "machineID": "0" * 32,
+            "systemUUID": "0" * 32,
+            "bootID": "0" * 32,
+        }
+    return body
 
 
 def controller_requests(requests: list[RecordedRequest]) -> dict[str, int]:
@@ -238,7 +286,7 @@ def _run_with(
     kube = KubeClient.for_url(api.url)
     kube.create_namespace(NAMESPACE)
     for node in ready["nodes"]:
-        kube.create_node(make_node(SandboxNode(**node)))
+        kube.create_node(node_body(SandboxNode(**node), args.kubectl_applied))
     make_services(kube, args)
     api.clear_requests()
     argv = [
@@ -247,6 +295,7 @@ def _run_with(
         *("--provider", args.provider, "--api", api.url, "--workers", str(workers)),
         *("--latency-ms", str(args.latency_ms), "--node-debounce", str(args.node_debounce)),
         *("--backoff-base", str(args.backoff_base), "--backoff-max", str(args.backoff_max)),
+        *(["--no-trim"] if args.no_trim else []),
     ]
     controller = ChildProcess(argv, dict(os.environ, BENCH_PROVIDER_SETTINGS=json.dumps(settings)))
     pids: dict[str, int | None] = {
@@ -283,7 +332,7 @@ def _run_with(
             controller.ask("mark")
             mark, cpu0, t0 = len(api.requests), CPUSnapshot.take(pids), time.monotonic()
             node = cloud.ask({"cmd": "add_node", "name": f"node-{args.nodes}"})["node"]
-            kube.create_node(make_node(SandboxNode(**node)))
+            kube.create_node(node_body(SandboxNode(**node), args.kubectl_applied))
             synced = controller.ask("wait-node-sync", args.timeout)
             out["phases"]["add_node"] = phase_report(
                 synced,
@@ -354,6 +403,15 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--verify", action="store_true", help="re-plan every Service afresh at the end (must be empty)"
+    )
+    p.add_argument(
+        "--kubectl-applied",
+        action="store_true",
+        help="objects as a real cluster holds them: Services with kubectl's last-applied-configuration "
+        "annotation, Nodes with an image list and conditions (what the informer's trim drops)",
+    )
+    p.add_argument(
+        "--no-trim", action="store_true", help="the controller caches whole objects (for comparison)"
     )
     p.add_argument("--timeout", type=float, default=1800, help="give up on a phase after this many seconds")
     return p

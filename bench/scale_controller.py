@@ -17,6 +17,9 @@ and the workers run, then one reply per stdin command:
 * ``gc``: ``gc.collect()`` (for the steady-state RSS);
 * ``quit``: stop the controller gracefully.
 
+``--no-trim`` turns off the informer's trimming of cached objects (``lbprov.kube.informer.trim``),
+only so that the memory bench can show what it saves.
+
 ``CLOCK_MONOTONIC`` is system-wide on Linux, so the driver compares these timestamps with its own.
 """
 
@@ -82,12 +85,21 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--node-debounce", type=float, default=1.0)
     p.add_argument("--backoff-base", type=float, default=5.0)
     p.add_argument("--backoff-max", type=float, default=300.0)
+    p.add_argument(
+        "--no-trim",
+        action="store_true",
+        help="cache whole objects (to measure what the informer's trim saves)",
+    )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     setup_logging(logging.WARNING)
+    if args.no_trim:
+        import lbprov.kube.informer as informer
+
+        informer.trim = lambda obj, kind: obj  # type: ignore[assignment]
     settings = json.loads(os.environ["BENCH_PROVIDER_SETTINGS"])
     provider = load_provider(args.provider).from_settings(settings)
     latency = args.latency_ms / 1000.0
