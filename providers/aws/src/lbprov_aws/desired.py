@@ -60,7 +60,16 @@ def ownership_only(ref: ServiceRef, cluster: str, kind: str) -> dict[str, str]:
     return tags
 
 
-def nlb_health(intent: Intent, opts: AWSOptions) -> dict[str, Any]:
+#: kube-proxy's health endpoint (KEP-3836: ``/healthz`` on 10256 tells whether the node's
+#: kube-proxy serves Services). A UDP NodePort answers no health check, so a UDP target group of a
+#: Cluster-policy Service probes this instead (the Azure provider does the same for UDP).
+KUBE_PROXY_HEALTH_PORT = 10256
+KUBE_PROXY_HEALTH_PATH = "/healthz"
+
+
+def nlb_health(intent: Intent, opts: AWSOptions, protocol: str = "TCP") -> dict[str, Any]:
+    """The health check of one target group (``protocol`` of its port: a UDP one under the Cluster
+    policy probes kube-proxy's /healthz on 10256, since nothing answers TCP on a UDP NodePort)."""
     hc = dict(NLB_DEFAULT_HEALTH)
     if intent.health_check is not None:
         base = intent.health_check
@@ -68,6 +77,8 @@ def nlb_health(intent: Intent, opts: AWSOptions) -> dict[str, Any]:
         hc.update(
             protocol=base.protocol, port=str(base.port) if base.port else "traffic-port", path=base.path
         )
+    elif protocol == "UDP":
+        hc.update(protocol="HTTP", port=str(KUBE_PROXY_HEALTH_PORT), path=KUBE_PROXY_HEALTH_PATH)
     o = opts.health
     if o.protocol:
         hc["protocol"] = o.protocol
@@ -78,6 +89,12 @@ def nlb_health(intent: Intent, opts: AWSOptions) -> dict[str, Any]:
     for key in ("interval", "timeout", "healthy", "unhealthy"):
         if getattr(o, key) is not None:
             hc[key] = getattr(o, key)
+    if o.interval is not None and o.timeout is None:
+        # Only the interval set: the default timeout must not exceed it (ELBv2 CreateTargetGroup /
+        # ModifyTargetGroup: "HealthCheckTimeoutSeconds must be ... less than or equal to the interval").
+        hc["timeout"] = min(int(str(hc["timeout"])), o.interval)
+    if o.timeout is not None and o.interval is None:
+        hc["interval"] = max(int(str(hc["interval"])), o.timeout)
     if hc["protocol"] == "TCP":
         hc["path"] = None
     elif not hc["path"]:

@@ -21,6 +21,9 @@ _NON_NAME = re.compile(r"[^a-z0-9-]")
 CLIENT_RULE = "client"
 #: Description of node security group rules for NLB health checks (from the VPC CIDR).
 HEALTH_RULE = "health"
+#: Description of the node security group rule for kube-proxy's /healthz (TCP 10256 from the VPC),
+#: probed by the UDP target groups of Cluster-policy Services; one per group for the cluster.
+KUBE_PROXY_RULE = "kube-proxy"
 
 
 def _part(value: str) -> str:

@@ -20,9 +20,15 @@ from lbprov.provider import Provider, SandboxCloud
 from lbprov_aws import operations
 from lbprov_aws.apply import Executor
 from lbprov_aws.client import AWSClients
+from lbprov_aws.diff.nlb import kube_proxy_entries
 from lbprov_aws.diff.node_rules import RuleConfig, parse_rules
 from lbprov_aws.diff.planner import Planner
-from lbprov_aws.names import elb_security_group_name, target_group_prefix
+from lbprov_aws.names import (
+    KUBE_PROXY_RULE,
+    elb_security_group_name,
+    nlb_rule_description,
+    target_group_prefix,
+)
 from lbprov_aws.observe import ClusterContext, Reader, ReadRound, ServiceState
 from lbprov_aws.options import AWSOptions, provider_id_instance, resolve
 from lbprov_aws.settings import AWSSettings
@@ -121,7 +127,10 @@ class AWSProvider:
         for sg in ctx.security_groups:
             ours, _ = parse_rules(sg.permissions, self.cluster)
             ctx.ranged_keys |= {r.key for r in ours if self.rules.is_range(r)}
-        if ctx.ranged_keys:
+        kube_proxy = nlb_rule_description(KUBE_PROXY_RULE, self.cluster)
+        if ctx.ranged_keys or any(
+            kube_proxy_entries(sg.permissions, kube_proxy) for sg in ctx.security_groups
+        ):
             ctx.target_group_facts = self.reader.target_group_facts()
 
     def plan_delete(self, ref: ServiceRef) -> Plan:
