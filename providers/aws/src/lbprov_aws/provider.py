@@ -30,7 +30,7 @@ from lbprov_aws.names import (
     target_group_prefix,
 )
 from lbprov_aws.observe import ClusterContext, Reader, ReadRound, ServiceState
-from lbprov_aws.options import AWSOptions, provider_id_instance, resolve
+from lbprov_aws.options import AWSOptions, implemented_elsewhere, provider_id_instance, resolve
 from lbprov_aws.settings import AWSSettings
 
 
@@ -95,6 +95,12 @@ class AWSProvider:
         return f"AWSProvider(cluster={self.cluster!r}, region={self.settings.region!r})"
 
     # -- the Provider protocol -------------------------------------------------------------------
+
+    @staticmethod
+    def implemented_elsewhere(service: Mapping[str, Any]) -> str | None:
+        """Why ``service`` belongs to aws-load-balancer-controller, else None (see
+        options.implemented_elsewhere): the hook the core needs to skip it without events."""
+        return implemented_elsewhere(service)
 
     def resolve(self, intent: Intent, annotations: Mapping[str, str]) -> Intent:
         return resolve(intent, annotations)
