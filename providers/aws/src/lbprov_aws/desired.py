@@ -141,28 +141,52 @@ def select_subnets(opts: AWSOptions, scheme: str, ctx: ClusterContext, cluster: 
                 why = "matches several subnets" if by_name.get(ref) else "matches no subnet ID or Name tag"
                 raise InvalidService(f"metadata.annotations[{SUBNETS}]", f"{ref!r} {why} in VPC {ctx.vpc_id}")
         return sorted(set(chosen))
+    return discover_subnets(scheme, ctx, cluster)
+
+
+def is_public(subnet_id: str, route_tables: list[dict[str, Any]]) -> bool:
+    """cloud-provider-aws ``isSubnetPublic``: the subnet's route table (its explicit association,
+    else the VPC's main table) has a route to an internet gateway (``igw-``)."""
+    table = next(
+        (t for t in route_tables for a in t.get("Associations", []) if a.get("SubnetId") == subnet_id), None
+    )
+    if table is None:
+        table = next((t for t in route_tables for a in t.get("Associations", []) if a.get("Main")), None)
+    return table is not None and any(
+        str(r.get("GatewayId", "")).startswith("igw") for r in table.get("Routes", [])
+    )
+
+
+def discover_subnets(scheme: str, ctx: ClusterContext, cluster: str) -> list[str]:
+    """One subnet per AZ as cloud-provider-aws finds them (``findELBSubnets``): the cluster VPC's
+    subnets tagged for this cluster or for no cluster; internet-facing takes only public ones;
+    Local Zone, Wavelength and Outpost subnets are skipped; in an AZ, a subnet with the role tag
+    (``kubernetes.io/role/elb`` / ``…/internal-elb``) wins, then one with the cluster tag, then the
+    lowest ID. Role tags are a preference: a VPC without them works."""
     role = ROLE_INTERNAL_ELB if scheme == "internal" else ROLE_ELB
     ckey = naming.cluster_tag_key(cluster)
-    per_az: dict[str, tuple[int, str]] = {}
+    per_az: dict[str, tuple[int, int, str]] = {}
     for s in ctx.subnets:
         tags = {t["Key"]: t.get("Value", "") for t in s.get("Tags", [])}
-        if role not in tags or tags[role] not in ("1", ""):
-            continue
-        other_cluster = any(k.startswith(naming.CLUSTER_TAG_PREFIX) and k != ckey for k in tags)
-        if ckey not in tags and other_cluster:
-            continue
-        rank = (0 if ckey in tags else 1, s["SubnetId"])
+        if ckey not in tags and any(k.startswith(naming.CLUSTER_TAG_PREFIX) for k in tags):
+            continue  # another cluster's subnet
         az = s.get("AvailabilityZone", "")
+        if s.get("OutpostArn") or ctx.zone_types.get(az, "availability-zone") != "availability-zone":
+            continue
+        if scheme != "internal" and not is_public(s["SubnetId"], ctx.route_tables):
+            continue
+        rank = (0 if role in tags else 1, 0 if ckey in tags else 1, s["SubnetId"])
         if az not in per_az or rank < per_az[az]:
             per_az[az] = rank
     if not per_az:
+        kind = "public " if scheme != "internal" else ""
         raise InvalidService(
             "subnets",
-            f"could not find any suitable subnets for the {scheme} load balancer in VPC {ctx.vpc_id}: "
-            f"tag one subnet per AZ with {role}=1 and {ckey}=owned (or shared), "
-            f"or list subnets in {SUBNETS}",
+            f"could not find any suitable {kind}subnets for the {scheme} load balancer in VPC "
+            f"{ctx.vpc_id} (candidates: subnets tagged {ckey} or for no cluster, in regular availability "
+            f"zones{', with a route to an internet gateway' if kind else ''}); list subnets in {SUBNETS}",
         )
-    return sorted(rank[1] for rank in per_az.values())
+    return sorted(rank[2] for rank in per_az.values())
 
 
 class NodeSecurityGroupError(RuntimeError):

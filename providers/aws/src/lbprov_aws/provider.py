@@ -117,6 +117,10 @@ class AWSProvider:
             ctx.security_groups = [*ctx.security_groups, *(sg for sg in named if sg.id not in known)]
         if intent.options.kind != "classic":
             self._count_other_classics(ctx, state, intent.ref.uid, intent.lb_name)
+        if not intent.options.subnets and ctx.vpc_id:  # subnet discovery needs these
+            ctx.zone_types = self.reader.zone_types()
+            if intent.scheme != "internal":
+                ctx.route_tables = self.reader.route_tables(ctx.vpc_id)
         self._range_rules(ctx)
         out = self.planner.plan(intent, ctx, state)
         return Plan("aws", intent.ref, tuple(out.changes), intent, out.ingress, data=out.data)
