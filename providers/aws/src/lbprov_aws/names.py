@@ -16,6 +16,7 @@ from lbprov.model import Port, ServiceRef
 from lbprov.naming import short_hash
 
 _NON_NAME = re.compile(r"[^a-z0-9-]")
+_DASHES = re.compile(r"-{2,}")
 
 #: Description of node security group rules for NLB client traffic (NodePorts from source ranges).
 CLIENT_RULE = "client"
@@ -27,7 +28,9 @@ KUBE_PROXY_RULE = "kube-proxy"
 
 
 def _part(value: str) -> str:
-    return _NON_NAME.sub("", value.lower())[:8].strip("-") or "x"
+    """Up to 8 name characters of a namespace or Service name: runs of ``-`` collapsed and none at
+    either end, since ELBv2 target group names may not hold ``--`` (CreateTargetGroup ``Name``)."""
+    return _DASHES.sub("-", _NON_NAME.sub("", value.lower())).strip("-")[:8].strip("-") or "x"
 
 
 def target_group_prefix(ref: ServiceRef) -> str:
