@@ -50,7 +50,9 @@ def managed_tags(intent: Intent, opts: AWSOptions) -> dict[str, str]:
     extra = dict(opts.additional_tags)
     tags.update(extra)
     if extra:
-        tags[ADDITIONAL_TAGS_TAG] = ",".join(sorted(extra))
+        # Space-separated: a comma is not a valid tag value character (ELB/EC2 tag values allow
+        # letters, digits, spaces and _.:/=+-@); options refuse additional tag keys with spaces.
+        tags[ADDITIONAL_TAGS_TAG] = " ".join(sorted(extra))
     return tags
 
 
@@ -119,6 +121,12 @@ def classic_health(intent: Intent, opts: AWSOptions) -> dict[str, Any]:
     for key in ("interval", "timeout", "healthy", "unhealthy"):
         if getattr(o, key) is not None:
             timing[key] = getattr(o, key)
+    # ConfigureHealthCheck: "Timeout ... must be less than the Interval value" (ELB API reference,
+    # HealthCheck). With only one of them set, derive the other so that it holds.
+    if o.interval is not None and o.timeout is None:
+        timing["timeout"] = min(timing["timeout"], o.interval - 1)
+    if o.timeout is not None and o.interval is None:
+        timing["interval"] = max(timing["interval"], o.timeout + 1)
     return {"target": target, **timing}
 
 

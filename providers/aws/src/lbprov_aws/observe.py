@@ -21,7 +21,7 @@ from typing import Any
 
 from lbprov import naming
 from lbprov_aws.client import AWSClients
-from lbprov_aws.diff.node_rules import Key, TargetGroupFacts
+from lbprov_aws.diff.node_rules import SOURCE_RANGES_UNRECORDED, Key, TargetGroupFacts
 from lbprov_aws.names import HEALTH_NODE_PORT_TAG, SOURCE_RANGES_TAG
 
 BATCH = 20
@@ -476,7 +476,9 @@ class Reader:
                     port=tg.port,
                     health_port=str(tg.health.get("port", "traffic-port")),
                     health_node_port=int(hnp) if hnp.isdigit() else None,
-                    source_ranges=None if sources is None or sources == "*" else tuple(sources.split()),
+                    source_ranges=None
+                    if sources is None or sources in ("*", SOURCE_RANGES_UNRECORDED)
+                    else tuple(sources.split()),
                 )
             )
         return out

@@ -207,15 +207,23 @@ def _health(annotations: Mapping[str, str], kind: LbKind) -> HealthCheckOverride
         healthy=_int_in(annotations, HC_HEALTHY, ranges["healthy"]),
         unhealthy=_int_in(annotations, HC_UNHEALTHY, ranges["unhealthy"]),
     )
-    if (
-        kind == "classic"
-        and overrides.interval
-        and overrides.timeout
-        and overrides.timeout >= overrides.interval
-    ):
+    if overrides.interval and overrides.timeout:
+        # Classic (ConfigureHealthCheck): the timeout must be less than the interval; ELBv2
+        # (CreateTargetGroup/ModifyTargetGroup): at most the interval.
+        if kind == "classic" and overrides.timeout >= overrides.interval:
+            raise InvalidService(
+                _field(HC_TIMEOUT),
+                f"{overrides.timeout} must be less than the interval ({overrides.interval}) for a classic ELB",
+            )
+        if kind == "nlb" and overrides.timeout > overrides.interval:
+            raise InvalidService(
+                _field(HC_TIMEOUT), f"{overrides.timeout} must be at most the interval ({overrides.interval})"
+            )
+    if kind == "classic" and path is not None and len(f"HTTPS:65535{path}") > 1024:
+        # The classic health check Target ("HTTP:port/path") is at most 1,024 characters.
         raise InvalidService(
-            _field(HC_TIMEOUT),
-            f"{overrides.timeout} must be less than the interval ({overrides.interval}) for a classic ELB",
+            _field(HC_PATH),
+            f"{len(path)} characters; a classic ELB takes at most 1013 (its target is <= 1024)",
         )
     return overrides
 
@@ -236,12 +244,22 @@ def _tags(annotations: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
             raise InvalidService(
                 _field(ADDITIONAL_TAGS), f"tag key {k!r} is reserved (aws:*, ownership and lbprov.io/* tags)"
             )
+        if " " in k:
+            # lbprov records the keys it set in one tag value, space-separated (see desired.py).
+            raise InvalidService(_field(ADDITIONAL_TAGS), f"tag key {k!r}: spaces are not supported in keys")
     # Every resource also carries the ownership tags and bookkeeping tags: stay under AWS's 50.
     if len(tags) > 40:
         raise InvalidService(_field(ADDITIONAL_TAGS), f"{len(tags)} tags; accepted: at most 40")
-    if len(",".join(k for k, _ in tags)) > 256:
+    if len(" ".join(k for k, _ in tags)) > 256:
         raise InvalidService(_field(ADDITIONAL_TAGS), "the tag keys together exceed 256 characters")
     return tags
+
+
+#: Classic ELB: "Each load balancer can have a maximum of 10 tags" (ELB API reference, AddTags).
+CLASSIC_MAX_TAGS = 10
+#: Tags lbprov itself puts on a classic ELB: ownership (cluster, service name, UID, managed-by,
+#: cluster id), the kind, and the list of additional tag keys.
+CLASSIC_OWN_TAGS = 7
 
 
 def _labels(annotations: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
@@ -347,6 +365,12 @@ def resolve(intent: Intent, annotations: Mapping[str, str]) -> Intent:
         target_node_labels=labels,
     )
     if kind == "classic":
+        if len(options.additional_tags) > CLASSIC_MAX_TAGS - CLASSIC_OWN_TAGS:
+            raise InvalidService(
+                _field(ADDITIONAL_TAGS),
+                f"{len(options.additional_tags)} tags; a classic ELB takes {CLASSIC_MAX_TAGS} tags, "
+                f"{CLASSIC_OWN_TAGS} of them lbprov's: accepted at most {CLASSIC_MAX_TAGS - CLASSIC_OWN_TAGS}",
+            )
         for i, port in enumerate(intent.ports):
             if port.protocol != "TCP":
                 raise InvalidService(

@@ -161,7 +161,7 @@ class SecurityGroupApplier(ApplierBase):
             "ec2:CreateSecurityGroup",
             GroupName=c.name,
             Description=(
-                "lbprov: shared backend group of the cluster's classic ELBs"
+                "lbprov: shared backend group of the classic ELBs of the cluster"
                 if after.get("shared")
                 else f"lbprov: classic ELB {c.name[len('k8s-elb-') :]}"
             ),
