@@ -47,6 +47,17 @@ class Applier:
         for change in plan.changes:
             try:
                 self._apply_one(change, ctx)
+            except gexc.BadRequest as exc:
+                with self._shared_lock:
+                    self._shared_known.clear()
+                if "instanceInMultipleLoadBalancedIgs" in {str(e.get("reason")) for e in exc.errors or []}:
+                    # GCE's message names the instance; say what to do about it.
+                    raise RuntimeError(
+                        f"{change.kind} {change.name}: {exc.message} An instance group outside the cluster's "
+                        "k8s-ig--<cluster ID> groups holds it: remove the instance from that group, or label "
+                        "the node node.kubernetes.io/exclude-from-external-load-balancers=true"
+                    ) from exc
+                raise
             except BaseException:
                 with self._shared_lock:
                     self._shared_known.clear()

@@ -11,7 +11,7 @@ forwarding rule (a port change), which needs a reserved address.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -260,7 +260,7 @@ class Desired:
 
     scheme: str
     group_name: str
-    instance_groups: Mapping[str, tuple[str, ...]]  # zone -> instance names
+    instance_groups: Mapping[tuple[str, str], tuple[str, ...]]  # (zone, group) -> instance names
     health_check: HealthCheckSpec
     hc_firewall: FirewallSpec
     firewall: FirewallSpec
@@ -273,11 +273,41 @@ def _link(settings: GCPSettings, path: str) -> str:
     return f"projects/{settings.project}/{path}"
 
 
-def build_groups(nodes: tuple[Instance, ...]) -> dict[str, tuple[str, ...]]:
-    zones: dict[str, list[str]] = {}
+GroupKey = tuple[str, str]  # (zone, instance group name)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Which instance group each eligible node serves from, given what the groups hold now."""
+
+    groups: Mapping[GroupKey, tuple[str, ...]]  # group -> the instances it should hold
+    conflicts: tuple[tuple[Instance, GroupKey], ...] = ()  # nodes in a group lbprov cannot use
+
+
+def place_nodes(
+    nodes: tuple[Instance, ...],
+    group_name: str,
+    members: Mapping[GroupKey, Sequence[str]],
+    usable: set[GroupKey],
+) -> Placement:
+    """Put every node in one usable group of its zone, never in a second load-balanced one.
+
+    GCE allows an instance in at most one load-balanced instance group. A node already in a usable
+    group (upstream's ``k8s-ig--<clusterID>``, or a group lbprov made for this cluster) stays there;
+    a node in no group joins ``group_name`` in its zone; a node in a foreign ``k8s-ig--`` group is a
+    conflict, reported by name rather than added to a second group.
+    """
+    groups: dict[GroupKey, list[str]] = {}
+    conflicts: list[tuple[Instance, GroupKey]] = []
     for node in nodes:
-        zones.setdefault(node.zone, []).append(node.name)
-    return {zone: tuple(sorted(members)) for zone, members in sorted(zones.items())}
+        holding = sorted(key for key, names in members.items() if key[0] == node.zone and node.name in names)
+        foreign = [key for key in holding if key not in usable]
+        if foreign:
+            conflicts.append((node, foreign[0]))
+            continue
+        key = next(iter(sorted(holding, key=lambda k: k[1] != group_name)), (node.zone, group_name))
+        groups.setdefault(key, []).append(node.name)
+    return Placement({k: tuple(sorted(v)) for k, v in sorted(groups.items())}, tuple(conflicts))
 
 
 def build_health_check(intent: Intent, cluster: str, svc_desc: str) -> HealthCheckSpec:
@@ -356,10 +386,9 @@ def build_backend_service(
     options: GCPOptions,
     proto: str,
     hc: HealthCheckSpec,
-    groups: Mapping[str, tuple[str, ...]],
+    groups: Mapping[GroupKey, tuple[str, ...]],
     svc_desc: str,
 ) -> BackendServiceSpec:
-    group_name = N.ig_name(intent.cluster)
     internal = options.scheme == "internal"
     return BackendServiceSpec(
         name=N.rule_name(intent.lb_name, proto),
@@ -369,8 +398,8 @@ def build_backend_service(
         affinity="CLIENT_IP" if intent.session_affinity else "NONE",
         health_check=hc.name,
         health_check_link=_link(settings, f"regions/{settings.region}/healthChecks/{hc.name}"),
-        groups=tuple((zone, group_name) for zone in groups),
-        group_links=tuple(_link(settings, f"zones/{zone}/instanceGroups/{group_name}") for zone in groups),
+        groups=tuple(groups),
+        group_links=tuple(_link(settings, f"zones/{zone}/instanceGroups/{name}") for zone, name in groups),
         network=settings.network if internal else None,
         network_link=_link(settings, f"global/networks/{settings.network}") if internal else None,
     )
@@ -399,9 +428,10 @@ def build_forwarding_rule(
     )
 
 
-def build(intent: Intent, settings: GCPSettings, options: GCPOptions, nodes: tuple[Instance, ...]) -> Desired:
+def build(
+    intent: Intent, settings: GCPSettings, options: GCPOptions, groups: Mapping[GroupKey, tuple[str, ...]]
+) -> Desired:
     svc_desc = N.service_description(intent, options.scheme)
-    groups = build_groups(nodes)
     hc = build_health_check(intent, intent.cluster, svc_desc)
     services: dict[str, BackendServiceSpec] = {
         proto: build_backend_service(intent, settings, options, proto, hc, groups, svc_desc)
@@ -409,7 +439,7 @@ def build(intent: Intent, settings: GCPSettings, options: GCPOptions, nodes: tup
     }
     return Desired(
         scheme=options.scheme,
-        group_name=N.ig_name(intent.cluster),
+        group_name=N.ig_name(intent.cluster, settings.gce_cluster_id),
         instance_groups=groups,
         health_check=hc,
         hc_firewall=build_hc_firewall(intent, settings, hc, svc_desc),

@@ -16,16 +16,16 @@ today's annotations.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from lbprov import naming
 from lbprov.model import Action, Change, Ingress, Intent, InvalidService, OwnershipConflict, Plan, ServiceRef
 from lbprov_gcp import names as N
-from lbprov_gcp.desired import Desired, Spec, build
+from lbprov_gcp.desired import Desired, Spec, build, place_nodes
 from lbprov_gcp.observe import Reader, view_of
-from lbprov_gcp.options import GCPOptions, instances
+from lbprov_gcp.options import GCPOptions, Instance, instances
 from lbprov_gcp.settings import GCPSettings
 
 Json = dict[str, Any]
@@ -33,6 +33,25 @@ Json = dict[str, Any]
 #: Shown in a plan for the IP of an address that apply has yet to reserve.
 UNKNOWN_IP = "(known after apply)"
 _UNKNOWN_IP = UNKNOWN_IP
+
+
+class ForeignInstanceGroup(RuntimeError):
+    """A node sits in a load-balanced instance group lbprov cannot use; GCE allows only one."""
+
+    def __init__(self, conflicts: Sequence[tuple[Instance, tuple[str, str]]], intent: Intent) -> None:
+        node_of = {t.provider_id.rsplit("/", 1)[-1]: t.node_name for t in intent.targets}
+        listed = "; ".join(
+            f"node {node_of.get(inst.name, inst.name)} (instance {inst.zone}/{inst.name}) is in instance "
+            f"group {zone}/{group}"
+            for inst, (zone, group) in conflicts
+        )
+        super().__init__(
+            f"{listed}, which is not this cluster's (k8s-ig--<cluster ID> or lbprov's own); GCE allows an "
+            "instance in only one load-balanced instance group, so lbprov does not add it to another: "
+            "remove the instance from that group, or label the node "
+            "node.kubernetes.io/exclude-from-external-load-balancers=true"
+        )
+        self.conflicts = tuple(conflicts)
 
 
 @dataclass
@@ -106,16 +125,14 @@ class Planner:
     def plan(self, intent: Intent) -> Plan:
         options = self.options(intent)
         s = self.settings
-        nodes = instances(intent.targets, s.project, s.region)
-        want = build(intent, s, options, nodes)
         ref, lb = intent.ref, intent.lb_name
-        group = N.ig_name(self.cluster)
+        group = N.ig_name(self.cluster, s.gce_cluster_id)
         names = N.per_service_names(lb)
 
         # -- reads ---------------------------------------------------------------------------------
         r_ = self.reader
-        groups = r_.groups(group)
-        members = {zone: r_.members(zone, group) for zone in sorted(groups)}
+        groups = r_.groups(N.IG_PREFIX)  # every k8s-ig--* group in the region: ours, upstream's, others'
+        members = {key: r_.members(*key) if groups[key].get("size", 1) else [] for key in sorted(groups)}
         hcs = r_.named("healthChecks", [lb, N.shared_hc_name(self.cluster)])
         bss = r_.named("backendServices", [N.rule_name(lb, "TCP"), N.rule_name(lb, "UDP")])
         frs = r_.named("forwardingRules", [N.rule_name(lb, "TCP"), N.rule_name(lb, "UDP")])
@@ -123,29 +140,40 @@ class Planner:
         fw_names = [names["firewall"], names["hc_firewall"], N.shared_hc_firewall_name(self.cluster)]
         fws = r_.named("firewalls", fw_names)
 
+        # -- which group each node serves from -----------------------------------------------------
+        usable = {
+            key
+            for key, found in groups.items()
+            if key[1] == group or N.owned_as_shared(found.get("description"), self.cluster)
+        }
+        placement = place_nodes(instances(intent.targets, s.project, s.region), group, members, usable)
+        if placement.conflicts:
+            raise ForeignInstanceGroup(placement.conflicts, intent)
+        want = build(intent, s, options, placement.groups)
+
         first: list[Change] = []  # instance groups, health check, firewalls
         early_rule_deletes: list[Change] = []
         rules: list[Change] = []
         last: list[Change] = []
 
-        # -- instance groups (shared) ----------------------------------------------------------------
-        for zone, wanted in want.instance_groups.items():
-            found = groups.get(zone)
+        # -- instance groups: shared with upstream, never owned, never deleted ----------------------
+        for (zone, name), wanted in want.instance_groups.items():
+            found = groups.get((zone, name))
             after: Json = {"zone": zone, "instances": list(wanted)}
             if found is None:
                 first.append(
                     Change(
                         Action.CREATE,
                         "instance-group",
-                        f"{zone}/{group}",
+                        f"{zone}/{name}",
                         after=after,
                         data={
                             "zone": zone,
-                            "name": group,
+                            "name": name,
                             "add": list(wanted),
                             "remove": [],
                             "body": {
-                                "name": group,
+                                "name": name,
                                 "description": N.cluster_description(self.cluster),
                                 "network": f"projects/{s.project}/global/networks/{s.network}",
                             },
@@ -153,9 +181,7 @@ class Planner:
                     )
                 )
                 continue
-            if not N.owned_as_shared(found.get("description"), self.cluster):
-                raise self._conflict("instance-group", f"{zone}/{group}", found, f"cluster {self.cluster}")
-            current = members[zone]
+            current = members[(zone, name)]
             add = sorted(set(wanted) - set(current))
             remove = sorted(set(current) - set(wanted))
             if add or remove:
@@ -163,28 +189,29 @@ class Planner:
                     Change(
                         Action.UPDATE,
                         "instance-group",
-                        f"{zone}/{group}",
+                        f"{zone}/{name}",
                         before={"zone": zone, "instances": current},
                         after=after,
                         cloud_id=found.get("selfLink"),
-                        data={"zone": zone, "name": group, "add": add, "remove": remove},
+                        data={"zone": zone, "name": name, "add": add, "remove": remove},
                     )
                 )
-        for zone, found in sorted(groups.items()):
-            if zone in want.instance_groups or not members[zone]:
+        for (zone, name), found in sorted(groups.items()):
+            if (zone, name) in want.instance_groups or (zone, name) not in usable:
                 continue
-            if not N.owned_as_shared(found.get("description"), self.cluster):
-                continue  # not ours, and not in the plan: leave it alone
+            if not members[(zone, name)]:
+                continue
+            # As upstream: a member that is no longer an eligible node leaves the group.
             first.append(
                 Change(
                     Action.UPDATE,
                     "instance-group",
-                    f"{zone}/{group}",
-                    before={"zone": zone, "instances": members[zone]},
+                    f"{zone}/{name}",
+                    before={"zone": zone, "instances": members[(zone, name)]},
                     after={"zone": zone, "instances": []},
-                    reason="no eligible node left in the zone",
+                    reason="no eligible node left in the group",
                     cloud_id=found.get("selfLink"),
-                    data={"zone": zone, "name": group, "add": [], "remove": members[zone]},
+                    data={"zone": zone, "name": name, "add": [], "remove": members[(zone, name)]},
                 )
             )
 
@@ -357,7 +384,6 @@ class Planner:
                         exclude={b["name"] for b in bss.values()},
                         hc=shared_hc,
                         fw=fws.get(N.shared_hc_firewall_name(self.cluster)),
-                        groups={},
                     )
                 )
 
@@ -516,10 +542,11 @@ class Planner:
             data={"collection": collection, "name": found["name"], "zone": zone, "shared": shared},
         )
 
-    def _shared_deletes(
-        self, *, exclude: set[str], hc: Json | None, fw: Json | None, groups: Mapping[str, Json]
-    ) -> list[Change]:
-        """Delete the shared health check / firewall / instance groups if no other backend service uses them.
+    def _shared_deletes(self, *, exclude: set[str], hc: Json | None, fw: Json | None) -> list[Change]:
+        """Delete the shared health check and its firewall if no other backend service uses them.
+
+        The instance groups are never deleted: ``k8s-ig--*`` groups are shared with upstream and
+        ingress-gce, not owned.
 
         ``exclude`` are the backend services this plan deletes itself. One extra read: every regional
         backend service, since any of them (not only ours) may reference a shared resource.
@@ -551,26 +578,6 @@ class Planner:
                         shared=True,
                     )
                 )
-        used_groups = {
-            str(bk.get("group", "")).split("/compute/v1/")[-1].split("projects/", 1)[-1]
-            for b in others
-            for bk in b.get("backends") or []
-        }
-        for zone, ig in sorted(groups.items()):
-            if not N.owned_as_shared(ig.get("description"), self.cluster):
-                continue
-            if any(u.endswith(f"zones/{zone}/instanceGroups/{ig['name']}") for u in used_groups):
-                continue
-            out.append(
-                self._delete_change(
-                    ig,
-                    "instance-group",
-                    "instanceGroups",
-                    reason="no Service uses the cluster's instance groups any more",
-                    shared=True,
-                    zone=zone,
-                )
-            )
         return out
 
     # -- delete plan --------------------------------------------------------------------------------
@@ -602,15 +609,12 @@ class Planner:
         shared_fw = r_.named("firewalls", [N.shared_hc_firewall_name(self.cluster)]).get(
             N.shared_hc_firewall_name(self.cluster)
         )
-        groups = r_.groups(N.ig_name(self.cluster))
-        if shared_hc is not None or shared_fw is not None or groups:
+        if shared_hc is not None or shared_fw is not None:
             if shared_hc is None and shared_fw is not None:
                 # a firewall left over from an interrupted delete: it goes with the (gone) check
                 changes.append(
                     self._delete_change(shared_fw, "firewall-rule", "firewalls", shared=True)
                 ) if N.owned_as_shared(shared_fw.get("description"), self.cluster) else None
                 shared_fw = None
-            changes += self._shared_deletes(
-                exclude={b["name"] for b in bss}, hc=shared_hc, fw=shared_fw, groups=groups
-            )
+            changes += self._shared_deletes(exclude={b["name"] for b in bss}, hc=shared_hc, fw=shared_fw)
         return Plan(self.provider, ref, tuple(changes), intent=None)

@@ -34,8 +34,20 @@ def fit(name: str) -> str:
     return f"{name[:52].rstrip('-')}-{naming.short_hash(name)}"
 
 
-def ig_name(cluster: str) -> str:
-    return fit(f"k8s-ig--{cluster}")
+IG_PREFIX = "k8s-ig--"
+
+
+def ig_name(cluster: str, gce_cluster_id: str | None = None) -> str:
+    """The cluster's instance group in each zone: upstream's ``k8s-ig--<clusterID>``.
+
+    GKE's controller, cloud-provider-gcp and ingress-gce all use this one group per zone, and GCE
+    allows an instance in only one load-balanced group, so lbprov shares it rather than making its
+    own. Without a cluster ID (a read-only run on a cluster where no controller ever made the
+    ``ingress-uid`` ConfigMap) the cluster name stands in, made a valid GCE name.
+    """
+    if gce_cluster_id:
+        return fit(f"{IG_PREFIX}{gce_cluster_id}")
+    return naming.safe_name(IG_PREFIX, cluster, 63)
 
 
 def shared_hc_name(cluster: str) -> str:

@@ -31,7 +31,7 @@ class ReadRound:
 
     def __init__(self) -> None:
         self.lists: dict[str, list[Json]] = {}
-        self.groups: dict[str, dict[str, Json]] = {}
+        self.groups: dict[str, dict[tuple[str, str], Json]] = {}
         self.members: dict[tuple[str, str], list[str]] = {}
 
     def invalidate(self, collection: str, zone: str | None = None) -> None:
@@ -89,12 +89,13 @@ class Reader:
             return [r for r in self._all(collection) if text in (r.get("description") or "")]
         return self.compute.list_items(collection, f'description eq ".*{text}.*"')
 
-    def groups(self, name: str) -> dict[str, Json]:
+    def groups(self, prefix: str) -> dict[tuple[str, str], Json]:
+        """Instance groups named ``prefix*`` in the region, by (zone, name)."""
         if self.round is None:
-            return self.compute.instance_groups(name)
-        if name not in self.round.groups:
-            self.round.groups[name] = self.compute.instance_groups(name)
-        return self.round.groups[name]
+            return self.compute.instance_groups(prefix)
+        if prefix not in self.round.groups:
+            self.round.groups[prefix] = self.compute.instance_groups(prefix)
+        return self.round.groups[prefix]
 
     def members(self, zone: str, name: str) -> list[str]:
         if self.round is None:

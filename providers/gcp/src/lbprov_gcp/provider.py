@@ -26,7 +26,7 @@ from lbprov.model import (
     SandboxNode,
     ServiceRef,
 )
-from lbprov.provider import SandboxCloud
+from lbprov.provider import ConfigMapFact, SandboxCloud
 from lbprov_gcp.apply import Applier
 from lbprov_gcp.client import Compute, is_retryable, is_throttle, retry_after
 from lbprov_gcp.diff import Planner
@@ -43,6 +43,16 @@ class GCPProvider:
 
     name: ClassVar[str] = PROVIDER
     settings_model: ClassVar[type[BaseModel]] = GCPSettings
+    #: Passthrough load balancers keep the service port: traffic never goes to a NodePort, so
+    #: ``allocateLoadBalancerNodePorts: false`` works.
+    needs_node_ports: ClassVar[bool] = False
+    #: Upstream's cluster ID, as upstream finds it (gce_clusterid.go): the ``provider-uid`` key of
+    #: ConfigMap ``kube-system/ingress-uid``, else its ``uid`` key; created when missing.
+    cluster_facts: ClassVar[Mapping[str, ConfigMapFact]] = {
+        "gce_cluster_id": ConfigMapFact(
+            "kube-system", "ingress-uid", keys=("provider-uid", "uid"), create_key="uid"
+        )
+    }
 
     def __init__(
         self, settings: GCPSettings, *, read_only: bool = False, compute: Compute | None = None
