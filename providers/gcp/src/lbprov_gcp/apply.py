@@ -164,21 +164,11 @@ class Applier:
             return created
 
     def _apply_group(self, change: Change, ctx: dict[str, Any]) -> None:
-        c = self.compute
         data = change.data
         zone, name = data["zone"], data["name"]
         if change.action is Action.DELETE:
-            with self._shared_lock:
-                self._shared_known.discard(("instanceGroups", zone, name))
-            try:
-                c.delete("instanceGroups", name, zone=zone)
-            except gexc.NotFound:
-                pass
-            except gexc.BadRequest as exc:
-                if not is_in_use(exc):
-                    raise
-                log.info("instance group %s/%s is in use again; kept", zone, name)
-            return
+            # k8s-ig--* groups are shared with upstream and ingress-gce: never deleted.
+            raise ValueError(f"instance group {zone}/{name}: lbprov never deletes an instance group")
         if change.action is Action.CREATE:
             # Creating and filling the shared group is one step, so that concurrent reconciles that
             # all planned to create it add each instance once.

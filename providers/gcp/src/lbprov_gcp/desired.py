@@ -217,6 +217,7 @@ class ForwardingRuleSpec:
     network_tier: str | None = None  # EXTERNAL only
     subnetwork: str | None = None  # INTERNAL only
     subnetwork_link: str | None = None
+    allow_global_access: bool = False  # INTERNAL only
     shared: bool = False
 
     @property
@@ -231,6 +232,7 @@ class ForwardingRuleSpec:
             view["networkTier"] = self.network_tier
         else:
             view["subnetwork"] = self.subnetwork
+            view["allowGlobalAccess"] = self.allow_global_access
         return view
 
     @property
@@ -251,6 +253,8 @@ class ForwardingRuleSpec:
             body["networkTier"] = self.network_tier
         else:
             body["subnetwork"] = self.subnetwork_link
+            if self.allow_global_access:
+                body["allowGlobalAccess"] = True
         return body
 
 
@@ -370,13 +374,14 @@ def build_address(intent: Intent, settings: GCPSettings, options: GCPOptions, sv
     name = N.per_service_names(intent.lb_name)["address"]
     if options.scheme == "external":
         return AddressSpec(name, svc_desc, "EXTERNAL", intent.requested_ip, network_tier=options.network_tier)
+    subnet = options.subnet or settings.subnetwork
     return AddressSpec(
         name,
         svc_desc,
         "INTERNAL",
         intent.requested_ip,
-        subnetwork=settings.subnetwork,
-        subnetwork_link=_link(settings, f"regions/{settings.region}/subnetworks/{settings.subnetwork}"),
+        subnetwork=subnet,
+        subnetwork_link=_link(settings, f"regions/{settings.region}/subnetworks/{subnet}"),
     )
 
 
@@ -412,6 +417,7 @@ def build_forwarding_rule(
     ports = sorted({p.port for p in intent.ports if p.protocol == bs.protocol})
     listed = tuple(str(p) for p in ports) if len(ports) <= MAX_LISTED_PORTS else None
     internal = bs.scheme == "INTERNAL"
+    subnet = options.subnet or settings.subnetwork
     return ForwardingRuleSpec(
         name=bs.name,
         description=bs.description,
@@ -421,10 +427,11 @@ def build_forwarding_rule(
         backend_service=bs.name,
         backend_service_link=_link(settings, f"regions/{settings.region}/backendServices/{bs.name}"),
         network_tier=None if internal else options.network_tier,
-        subnetwork=settings.subnetwork if internal else None,
-        subnetwork_link=_link(settings, f"regions/{settings.region}/subnetworks/{settings.subnetwork}")
+        subnetwork=subnet if internal else None,
+        subnetwork_link=_link(settings, f"regions/{settings.region}/subnetworks/{subnet}")
         if internal
         else None,
+        allow_global_access=options.allow_global_access,
     )
 
 

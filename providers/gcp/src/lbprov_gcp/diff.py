@@ -131,6 +131,8 @@ class Planner:
 
         # -- reads ---------------------------------------------------------------------------------
         r_ = self.reader
+        if options.address_names:
+            intent = dataclasses.replace(intent, requested_ip=self._named_address(options.address_names))
         groups = r_.groups(N.IG_PREFIX)  # every k8s-ig--* group in the region: ours, upstream's, others'
         members = {key: r_.members(*key) if groups[key].get("size", 1) else [] for key in sorted(groups)}
         hcs = r_.named("healthChecks", [lb, N.shared_hc_name(self.cluster)])
@@ -283,6 +285,7 @@ class Planner:
         ip = address.ip
 
         # -- forwarding rules: (re)written when missing, changed, or holding another IP ------------
+        rule_patches: list[Change] = []
         for rule in want.forwarding_rules.values():
             name, body = rule.name, rule.body
             view = {**rule.view, "IPAddress": ip or _UNKNOWN_IP}
@@ -308,6 +311,27 @@ class Planner:
                     )
                 )
                 rules.append(Change(Action.CREATE, "forwarding-rule", name, after=view, data=data))
+            elif {k for k in view if view[k] != before.get(k)} == {"allowGlobalAccess"}:
+                # the one field forwardingRules.patch changes in place
+                rule_patches.append(
+                    Change(
+                        Action.UPDATE,
+                        "forwarding-rule",
+                        name,
+                        before=before,
+                        after=view,
+                        cloud_id=found.get("selfLink"),
+                        data={
+                            "collection": "forwardingRules",
+                            "verb": "patch",
+                            "body": {
+                                "name": name,
+                                "allowGlobalAccess": view["allowGlobalAccess"],
+                                "fingerprint": found.get("fingerprint"),
+                            },
+                        },
+                    )
+                )
             elif before != view:
                 rules.append(
                     Change(
@@ -389,7 +413,17 @@ class Planner:
 
         # The reservation comes first (it may promote the IP a rule about to be recreated holds);
         # the traffic firewall needs the IP; the rules come last, then the reservation is released.
-        changes = tuple(first + reserve + early_rule_deletes + fw_changes + services + rules + release + last)
+        changes = tuple(
+            first
+            + reserve
+            + early_rule_deletes
+            + fw_changes
+            + services
+            + rules
+            + rule_patches
+            + release
+            + last
+        )
         ingress = (Ingress(ip=ip),) if ip else ()
         return Plan(
             self.provider,
@@ -399,6 +433,21 @@ class Planner:
             ingress=ingress,
             data={"address": address.reservation},
         )
+
+    def _named_address(self, names: tuple[str, ...]) -> str:
+        """The IPv4 address of the reserved addresses named by ``networking.gke.io/load-balancer-ip-addresses``."""
+        field = "metadata.annotations[networking.gke.io/load-balancer-ip-addresses]"
+        found = self.reader.named("addresses", names)
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise InvalidService(
+                field,
+                f"no reserved address {missing[0]!r} in region {self.settings.region}; reserve it first",
+            )
+        v4 = [a for a in found.values() if a.get("ipVersion", "IPV4") == "IPV4"]
+        if not v4:
+            raise InvalidService(field, "names no IPv4 address; the GCP provider serves IPv4")
+        return str(v4[0]["address"])
 
     def _refuse_held_ip(self, intent: Intent) -> None:
         """A requested IP that another load balancer's forwarding rule holds is refused, naming it."""

@@ -173,6 +173,7 @@ def view_of(collection: str, res: Json) -> Json:
         }
         if res.get("loadBalancingScheme") == "INTERNAL":
             fr["subnetwork"] = _name(res.get("subnetwork"))
+            fr["allowGlobalAccess"] = bool(res.get("allowGlobalAccess"))
         else:
             fr["networkTier"] = res.get("networkTier", "PREMIUM")
         return fr

@@ -132,11 +132,12 @@ class GCPProvider:
     def resolve(self, intent: Intent, annotations: Mapping[str, str]) -> Intent:
         options = parse_options(annotations)
         validate_source_ranges(intent.source_ranges)
-        if options.scheme == "internal" and not self.settings.subnetwork:
+        if options.scheme == "internal" and not (options.subnet or self.settings.subnetwork):
             raise InvalidService(
                 f"metadata.annotations[{'networking.gke.io/load-balancer-type'}]",
-                "an internal load balancer needs the GCP setting 'subnetwork' (LBPROV_GCP_SUBNETWORK); "
-                "accepted values without it: leave the annotation out (external)",
+                "an internal load balancer needs the GCP setting 'subnetwork' (LBPROV_GCP_SUBNETWORK) or the "
+                "annotation networking.gke.io/internal-load-balancer-subnet; accepted values without them: "
+                "leave the annotation out (external)",
             )
         if intent.targets and not instances(intent.targets, self.settings.project, self.settings.region):
             raise InvalidService(

@@ -173,7 +173,8 @@ class ComputeEmulator:
 
     def seed_network(self, name: str, subnet: str, cidr: str) -> None:
         with self.lock:
-            net = self._base(self.project, "global", "networks", name)
+            existing = self._bucket(self.project, "global", "networks").get(name)
+            net = existing or self._base(self.project, "global", "networks", name)
             net.update({"autoCreateSubnetworks": False, "routingConfig": {"routingMode": "REGIONAL"}})
             scope = f"regions/{self.region}"
             sub = self._base(self.project, scope, "subnetworks", subnet)
@@ -185,7 +186,7 @@ class ComputeEmulator:
                     "fingerprint": fingerprint(),
                 }
             )
-            net["subnetworks"] = [sub["selfLink"]]
+            net["subnetworks"] = [*net.get("subnetworks", []), sub["selfLink"]]
             self._bucket(self.project, "global", "networks")[name] = net
             self._bucket(self.project, scope, "subnetworks")[subnet] = sub
 
