@@ -44,6 +44,7 @@ locals {
     "compute.firewalls.update",
     "compute.forwardingRules.create",
     "compute.forwardingRules.delete",
+    "compute.forwardingRules.setLabels",
     "compute.forwardingRules.update",
     "compute.instanceGroups.create",
     "compute.instanceGroups.update",

@@ -48,6 +48,10 @@ _AZURE_JOIN = (
 ALLOWED_EXTRA: dict[str, dict[str, str]] = {
     "aws": {},
     "gcp": {
+        "compute.forwardingRules.setLabels": (
+            "forwardingRules.setLabels: sent only to add the cluster identity to a forwarding rule made "
+            "before identities (providers/gcp/tests/test_cluster_identity.py covers it)"
+        ),
         "compute.forwardingRules.update": (
             "forwardingRules.patch: sent only when networking.gke.io/internal-load-balancer-allow-global-access "
             "changes on an existing internal Service (providers/gcp/tests/test_annotations.py covers it)"
@@ -95,6 +99,7 @@ UNEXERCISED: dict[str, dict[str, str]] = {
         },
         "instanceGroups.list": "unreachable: instance groups are read with aggregatedList and listInstances",
         "forwardingRules.patch": "granted: only a change of allow-global-access on an internal Service sends it",
+        "forwardingRules.setLabels": "granted: only a forwarding rule from before cluster identities gets it",
     },
     "azure": {
         "networkSecurityGroups.list": "unreachable: the provider gets the one configured NSG by name",

@@ -2,6 +2,7 @@
 
 from lbprov_gcp.testing import (
     CLUSTER,
+    CLUSTER_ID,
     GCE_CLUSTER_ID,
     converge,
     intent_for,
@@ -12,6 +13,7 @@ from lbprov_gcp.testing import (
 
 __all__ = [
     "CLUSTER",
+    "CLUSTER_ID",
     "GCE_CLUSTER_ID",
     "converge",
     "intent_for",

@@ -530,3 +530,24 @@ def test_an_instance_in_two_load_balanced_groups_is_refused_with_gces_error(sand
     assert reason(err.value) == "instanceInMultipleLoadBalancedIgs"
     members = api.ig.list_instances(project=P, zone=zone, instance_group="third")
     assert [m.instance.split("/")[-1] for m in members] == [other]
+
+
+def test_set_labels_needs_the_current_label_fingerprint(sandbox, api):
+    zone = sandbox.nodes[0].zone
+    api.health_check()
+    api.group(zone)
+    api.backend(groups=(f"zones/{zone}/instanceGroups/ig",))
+    fr = api.rule("fr", ports=["80"])
+    assert fr.label_fingerprint  # every labelled resource has one, labels or not
+    stale = c.RegionSetLabelsRequest(labels={"a": "b"}, label_fingerprint="c3RhbGU=")
+    with pytest.raises(gexc.PreconditionFailed):
+        api.fr.set_labels(
+            project=P, region=R, resource="fr", region_set_labels_request_resource=stale
+        ).result()
+    fresh = c.RegionSetLabelsRequest(labels={"a": "b"}, label_fingerprint=fr.label_fingerprint)
+    api.fr.set_labels(project=P, region=R, resource="fr", region_set_labels_request_resource=fresh).result()
+    after = api.fr.get(project=P, region=R, forwarding_rule="fr")
+    assert dict(after.labels) == {"a": "b"} and after.label_fingerprint != fr.label_fingerprint
+    bad = c.RegionSetLabelsRequest(labels={"Bad.Key": "x"}, label_fingerprint=after.label_fingerprint)
+    with pytest.raises(gexc.BadRequest):
+        api.fr.set_labels(project=P, region=R, resource="fr", region_set_labels_request_resource=bad).result()

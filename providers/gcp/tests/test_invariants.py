@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from gcp_helpers import GCE_CLUSTER_ID, converge, intent_for, make_service, provider_for
+from gcp_helpers import CLUSTER_ID, GCE_CLUSTER_ID, converge, intent_for, make_service, provider_for
 from lbprov_gcp import names as N
 
 from lbprov.cloudcalls import ReadOnlyViolation
@@ -70,7 +70,11 @@ def test_resources_carry_ownership_json_in_their_description(provider, sandbox, 
         assert tags["kubernetes.io/service-name"] == "shop/owned"
     for group in emu.all_of("instanceGroups"):
         tags = N.ownership(group["description"])
-        assert tags == {"kubernetes.io/cluster/test": "owned", "lbprov.io/managed-by": "lbprov"}
+        assert tags == {
+            "kubernetes.io/cluster/test": "owned",
+            "lbprov.io/managed-by": "lbprov",
+            "lbprov.io/cluster-id": CLUSTER_ID,
+        }
 
 
 def test_after_the_last_service_is_deleted_nothing_remains(provider, sandbox, server):

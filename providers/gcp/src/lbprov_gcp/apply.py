@@ -117,6 +117,9 @@ class Applier:
             if not ip:
                 raise RuntimeError(f"firewall {change.name}: the Service's IP is not known yet; plan again")
             body["destinationRanges"] = [f"{ip}/32"]
+        if change.action is Action.UPDATE and data.get("verb") == "setLabels":
+            c.set_labels(collection, change.name, body)
+            return
         if change.action is Action.UPDATE:
             c.modify(collection, data.get("verb", "patch"), change.name, body)
             return

@@ -367,6 +367,21 @@ class Compute:
         )
         self._wait(op, kind, None)
 
+    def set_labels(self, kind: str, name: str, body: Json) -> None:
+        """``setLabels`` on a regional forwarding rule or address (``body``: labels + labelFingerprint)."""
+        spec = _KINDS[kind]
+        op = self._call(
+            f"{spec.api}.setLabels",
+            self.clients[kind].set_labels,
+            **self._scope(kind, None),
+            resource=name,
+            region_set_labels_request_resource=_compute_v1().RegionSetLabelsRequest.from_json(
+                json.dumps(body)
+            ),
+            request_id=str(uuid.uuid4()),
+        )
+        self._wait(op, kind, None)
+
     def change_members(self, verb: str, zone: str, group: str, instances: list[str]) -> None:
         """``addInstances`` / ``removeInstances`` in chunks of 1000 (the API's limit per call)."""
         client = self.clients["instanceGroups"]

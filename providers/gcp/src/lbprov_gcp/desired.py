@@ -133,6 +133,7 @@ class AddressSpec:
     network_tier: str | None = None  # EXTERNAL only
     subnetwork: str | None = None  # INTERNAL only
     subnetwork_link: str | None = None
+    cluster_id: str | None = None  # as the label lbprov-cluster-id
     shared: bool = False
 
     @property
@@ -152,6 +153,8 @@ class AddressSpec:
         body.update({k: v for k, v in self.view.items() if v is not None})
         if self.address_type == "INTERNAL":
             body["subnetwork"] = self.subnetwork_link
+        if self.cluster_id:
+            body["labels"] = {N.ID_LABEL: self.cluster_id}
         return body
 
 
@@ -218,6 +221,7 @@ class ForwardingRuleSpec:
     subnetwork: str | None = None  # INTERNAL only
     subnetwork_link: str | None = None
     allow_global_access: bool = False  # INTERNAL only
+    cluster_id: str | None = None  # as the label lbprov-cluster-id
     shared: bool = False
 
     @property
@@ -255,6 +259,8 @@ class ForwardingRuleSpec:
             body["subnetwork"] = self.subnetwork_link
             if self.allow_global_access:
                 body["allowGlobalAccess"] = True
+        if self.cluster_id:
+            body["labels"] = {N.ID_LABEL: self.cluster_id}
         return body
 
 
@@ -314,7 +320,7 @@ def place_nodes(
     return Placement({k: tuple(sorted(v)) for k, v in sorted(groups.items())}, tuple(conflicts))
 
 
-def build_health_check(intent: Intent, cluster: str, svc_desc: str) -> HealthCheckSpec:
+def build_health_check(intent: Intent, settings: GCPSettings, svc_desc: str) -> HealthCheckSpec:
     """Local -> per Service on healthCheckNodePort; Cluster -> the shared kube-proxy check."""
     if intent.health_check is not None:
         return HealthCheckSpec(
@@ -323,9 +329,10 @@ def build_health_check(intent: Intent, cluster: str, svc_desc: str) -> HealthChe
             port=int(intent.health_check.port or 0),
             path=intent.health_check.path or HEALTH_PATH,
         )
+    cluster = intent.cluster
     return HealthCheckSpec(
         name=N.shared_hc_name(cluster),
-        description=N.cluster_description(cluster),
+        description=N.cluster_description(cluster, settings.cluster_id),
         port=KUBE_PROXY_HEALTH_PORT,
         path=HEALTH_PATH,
         shared=True,
@@ -340,7 +347,7 @@ def build_hc_firewall(
         name=N.shared_hc_firewall_name(cluster)
         if hc.shared
         else N.per_service_names(intent.lb_name)["hc_firewall"],
-        description=N.cluster_description(cluster) if hc.shared else svc_desc,
+        description=N.cluster_description(cluster, settings.cluster_id) if hc.shared else svc_desc,
         network=settings.network,
         network_link=_link(settings, f"global/networks/{settings.network}"),
         priority=settings.firewall_priority,
@@ -373,7 +380,14 @@ def build_address(intent: Intent, settings: GCPSettings, options: GCPOptions, sv
     """The Service's own address; the diff drops it when loadBalancerIP is a user-reserved address."""
     name = N.per_service_names(intent.lb_name)["address"]
     if options.scheme == "external":
-        return AddressSpec(name, svc_desc, "EXTERNAL", intent.requested_ip, network_tier=options.network_tier)
+        return AddressSpec(
+            name,
+            svc_desc,
+            "EXTERNAL",
+            intent.requested_ip,
+            network_tier=options.network_tier,
+            cluster_id=settings.cluster_id,
+        )
     subnet = options.subnet or settings.subnetwork
     return AddressSpec(
         name,
@@ -382,6 +396,7 @@ def build_address(intent: Intent, settings: GCPSettings, options: GCPOptions, sv
         intent.requested_ip,
         subnetwork=subnet,
         subnetwork_link=_link(settings, f"regions/{settings.region}/subnetworks/{subnet}"),
+        cluster_id=settings.cluster_id,
     )
 
 
@@ -432,14 +447,15 @@ def build_forwarding_rule(
         if internal
         else None,
         allow_global_access=options.allow_global_access,
+        cluster_id=settings.cluster_id,
     )
 
 
 def build(
     intent: Intent, settings: GCPSettings, options: GCPOptions, groups: Mapping[GroupKey, tuple[str, ...]]
 ) -> Desired:
-    svc_desc = N.service_description(intent, options.scheme)
-    hc = build_health_check(intent, intent.cluster, svc_desc)
+    svc_desc = N.service_description(intent, options.scheme, settings.cluster_id)
+    hc = build_health_check(intent, settings, svc_desc)
     services: dict[str, BackendServiceSpec] = {
         proto: build_backend_service(intent, settings, options, proto, hc, groups, svc_desc)
         for proto in intent.protocols

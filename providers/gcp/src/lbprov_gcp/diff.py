@@ -176,7 +176,7 @@ class Planner:
                             "remove": [],
                             "body": {
                                 "name": name,
-                                "description": N.cluster_description(self.cluster),
+                                "description": N.cluster_description(self.cluster, s.cluster_id),
                                 "network": f"projects/{s.project}/global/networks/{s.network}",
                             },
                         },
@@ -240,7 +240,8 @@ class Planner:
                 continue
             self._check_owner(bs, found, ref)
             before = view_of("backendServices", found)
-            if before == bs.view:
+            stamp = self._lacks_identity(found)
+            if before == bs.view and not stamp:
                 continue
             if (
                 before["loadBalancingScheme"] != bs.view["loadBalancingScheme"]
@@ -269,6 +270,7 @@ class Planner:
                         before=before,
                         after=bs.view,
                         cloud_id=found.get("selfLink"),
+                        reason="add the cluster identity" if before == bs.view else None,
                         data={"collection": "backendServices", "body": body, "verb": "patch"},
                     )
                 )
@@ -328,6 +330,26 @@ class Planner:
                                 "name": name,
                                 "allowGlobalAccess": view["allowGlobalAccess"],
                                 "fingerprint": found.get("fingerprint"),
+                            },
+                        },
+                    )
+                )
+            elif before == view and self._lacks_identity(found):
+                rule_patches.append(
+                    Change(
+                        Action.UPDATE,
+                        "forwarding-rule",
+                        name,
+                        before=before,
+                        after=view,
+                        cloud_id=found.get("selfLink"),
+                        reason="add the cluster identity",
+                        data={
+                            "collection": "forwardingRules",
+                            "verb": "setLabels",
+                            "body": {
+                                "labels": {**(found.get("labels") or {}), N.ID_LABEL: s.cluster_id},
+                                "labelFingerprint": found.get("labelFingerprint"),
                             },
                         },
                     )
@@ -433,6 +455,10 @@ class Planner:
             ingress=ingress,
             data={"address": address.reservation},
         )
+
+    def _lacks_identity(self, found: Json) -> bool:
+        """A resource from before cluster identities: it gets the identity on this reconcile."""
+        return bool(self.settings.cluster_id) and N.identity(found) is None
 
     def _named_address(self, names: tuple[str, ...]) -> str:
         """The IPv4 address of the reserved addresses named by ``networking.gke.io/load-balancer-ip-addresses``."""
@@ -556,7 +582,8 @@ class Planner:
             ]
         self._check_owner(r, found, ref)
         before = view_of(r.collection, found)
-        if before == r.view:
+        stamp = self._lacks_identity(found)
+        if before == r.view and not stamp:
             return []
         verb = "update" if r.collection == "healthChecks" else "patch"
         return [
@@ -567,6 +594,7 @@ class Planner:
                 before=before,
                 after=r.view,
                 cloud_id=found.get("selfLink"),
+                reason="add the cluster identity" if stamp and before == r.view else None,
                 data={"collection": r.collection, "body": r.body, "verb": verb, **(extra or {})},
             )
         ]
@@ -606,6 +634,7 @@ class Planner:
         if (
             hc is not None
             and N.owned_as_shared(hc.get("description"), self.cluster)
+            and N.identity_matches(hc, self.settings.cluster_id)
             and not any(N.last_segment(h) == shared_hc for b in others for h in b.get("healthChecks") or [])
         ):
             out.append(
@@ -617,7 +646,11 @@ class Planner:
                     shared=True,
                 )
             )
-            if fw is not None and N.owned_as_shared(fw.get("description"), self.cluster):
+            if (
+                fw is not None
+                and N.owned_as_shared(fw.get("description"), self.cluster)
+                and N.identity_matches(fw, self.settings.cluster_id)
+            ):
                 out.append(
                     self._delete_change(
                         fw,
@@ -661,9 +694,10 @@ class Planner:
         if shared_hc is not None or shared_fw is not None:
             if shared_hc is None and shared_fw is not None:
                 # a firewall left over from an interrupted delete: it goes with the (gone) check
-                changes.append(
-                    self._delete_change(shared_fw, "firewall-rule", "firewalls", shared=True)
-                ) if N.owned_as_shared(shared_fw.get("description"), self.cluster) else None
+                if N.owned_as_shared(shared_fw.get("description"), self.cluster) and N.identity_matches(
+                    shared_fw, self.settings.cluster_id
+                ):
+                    changes.append(self._delete_change(shared_fw, "firewall-rule", "firewalls", shared=True))
                 shared_fw = None
             changes += self._shared_deletes(exclude={b["name"] for b in bss}, hc=shared_hc, fw=shared_fw)
         return Plan(self.provider, ref, tuple(changes), intent=None)

@@ -20,6 +20,8 @@ owns without any other index.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from lbprov import naming
 from lbprov.model import Intent
@@ -50,12 +52,18 @@ def ig_name(cluster: str, gce_cluster_id: str | None = None) -> str:
     return naming.safe_name(IG_PREFIX, cluster, 63)
 
 
+def _cluster_part(cluster: str) -> str:
+    """The cluster name made valid inside a GCE name (lower case, ``_`` -> ``-``, hash-shortened),
+    leaving room for the longest suffix: EKS-style names may be 100 characters with upper case."""
+    return naming.safe_name("", cluster, 63 - len("k8s-") - len("-node-http-hc"))
+
+
 def shared_hc_name(cluster: str) -> str:
-    return fit(f"k8s-{cluster}-node")
+    return f"k8s-{_cluster_part(cluster)}-node"
 
 
 def shared_hc_firewall_name(cluster: str) -> str:
-    return fit(f"k8s-{cluster}-node-http-hc")
+    return f"k8s-{_cluster_part(cluster)}-node-http-hc"
 
 
 def per_service_names(lb: str) -> dict[str, str]:
@@ -66,14 +74,31 @@ def rule_name(lb: str, protocol: str) -> str:
     return f"{lb}-{protocol.lower()}"
 
 
-def service_description(intent: Intent, scheme: str) -> str:
-    tags = dict(naming.ownership_tags(intent.cluster, intent.ref))
+def service_description(intent: Intent, scheme: str, cluster_id: str | None = None) -> str:
+    tags = dict(naming.ownership_tags(intent.cluster, intent.ref, cluster_id))
     tags[naming.LB_KIND_TAG] = LB_KIND[scheme]
     return json.dumps(tags, sort_keys=True, separators=(",", ":"))
 
 
-def cluster_description(cluster: str) -> str:
-    return json.dumps(naming.cluster_tags(cluster), sort_keys=True, separators=(",", ":"))
+def cluster_description(cluster: str, cluster_id: str | None = None) -> str:
+    return json.dumps(naming.cluster_tags(cluster, cluster_id), sort_keys=True, separators=(",", ":"))
+
+
+#: The cluster identity as a GCE label, on the kinds that have labels and whose description cannot
+#: change (forwarding rules, addresses): label keys allow no ``.`` or ``/``; the value, the
+#: kube-system Namespace UID, is lowercase and 36 characters, within the 63 allowed.
+ID_LABEL = "lbprov-cluster-id"
+
+
+def identity(res: Mapping[str, Any]) -> str | None:
+    """The ``lbprov.io/cluster-id`` a resource carries, in its description or as a label."""
+    found = ownership(res.get("description")).get(naming.CLUSTER_ID_TAG)
+    return found or (res.get("labels") or {}).get(ID_LABEL) or None
+
+
+def identity_matches(res: Mapping[str, Any], cluster_id: str | None) -> bool:
+    """The guard of every delete decided from cloud state (see naming.identity_matches)."""
+    return naming.identity_matches({naming.CLUSTER_ID_TAG: identity(res) or ""}, cluster_id)
 
 
 def ownership(description: str | None) -> dict[str, str]:

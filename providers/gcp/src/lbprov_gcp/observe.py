@@ -181,7 +181,8 @@ def view_of(collection: str, res: Json) -> Json:
 
 
 def owned_load_balancers(reader: Reader, cluster: str, provider: str) -> list[OwnedLoadBalancer]:
-    """Every Service's load balancer that this cluster owns, by the tags in the descriptions (for gc)."""
+    """Every Service's load balancer that this cluster owns, by the tags in the descriptions (for gc),
+    with the cluster identity its resources carry."""
     r_ = reader
     by_uid: dict[str, dict[str, Any]] = {}
     for kind, collection in (
@@ -196,8 +197,9 @@ def owned_load_balancers(reader: Reader, cluster: str, provider: str) -> list[Ow
             uid = tags.get(naming.SERVICE_UID_TAG)
             if not uid or not naming.is_owned_by_cluster(tags, cluster):
                 continue
-            entry = by_uid.setdefault(uid, {"tags": tags, "resources": []})
+            entry = by_uid.setdefault(uid, {"tags": tags, "resources": [], "ids": set()})
             entry["resources"].append((kind, res["name"]))
+            entry["ids"].add(N.identity(res))
             if naming.LB_KIND_TAG in tags:
                 entry["tags"] = tags
     out = []
@@ -211,6 +213,8 @@ def owned_load_balancers(reader: Reader, cluster: str, provider: str) -> list[Ow
                 naming.lb_name(uid),
                 tags.get(naming.LB_KIND_TAG, "gcp-passthrough"),
                 tuple(sorted(entry["resources"])),
+                # the identity only when every resource carries the same one: gc deletes nothing less
+                cluster_id=next(iter(entry["ids"])) if len(entry["ids"]) == 1 else None,
             )
         )
     return out

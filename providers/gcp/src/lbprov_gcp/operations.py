@@ -91,6 +91,7 @@ OPERATIONS: dict[str, Operation] = _ops(
         ),
     ),
     ("forwardingRules.delete", W, ("compute.forwardingRules.delete",)),
+    ("forwardingRules.setLabels", W, ("compute.forwardingRules.setLabels",)),
     # allowGlobalAccess is the one field patched in place
     ("forwardingRules.patch", W, ("compute.forwardingRules.update",)),
     # addresses

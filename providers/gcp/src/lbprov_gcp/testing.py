@@ -15,6 +15,8 @@ from lbprov_gcp.provider import GCPProvider
 CLUSTER = "test"
 #: The cluster ID the tests' provider names its instance groups with (k8s-ig--<id>), as upstream.
 GCE_CLUSTER_ID = "5eed1d0000000001"
+#: The cluster identity (kube-system Namespace UID) of the tests' provider.
+CLUSTER_ID = "0c1d2e3f-0000-4000-8000-000000000001"
 
 
 def make_service(
@@ -90,6 +92,7 @@ def provider_for(sandbox: SandboxCloud, *, read_only: bool = False, **overrides:
         **sandbox.settings,
         "cluster_name": CLUSTER,
         "gce_cluster_id": GCE_CLUSTER_ID,
+        "cluster_id": CLUSTER_ID,
         "reads_per_second": 0,
         "writes_per_second": 0,
         "retry_initial_seconds": 0.01,
