@@ -8,6 +8,7 @@ so a plan's ``before``/``after`` show exactly the drift and nothing Azure adds b
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,15 +202,24 @@ def _probe(intent: Intent, opts: AzureOptions, port: Port) -> JSON:
 
 
 def build_desired(
-    intent: Intent, opts: AzureOptions, settings: AzureSettings, public_ip_id: str | None
+    intent: Intent,
+    opts: AzureOptions,
+    settings: AzureSettings,
+    public_ip_id: str | None,
+    *,
+    slot: int = 0,
+    pool_ips: Collection[str] | None = None,
 ) -> Desired:
-    """``public_ip_id`` is the public IP the frontend uses (external Services), resolved by the plan."""
+    """``public_ip_id`` is the public IP the frontend uses (external Services), resolved by the plan;
+    ``slot`` the load balancers the Service is placed on and ``pool_ips`` the node IPs of that slot
+    (:mod:`lbprov_azure.placement`; None = every target)."""
     ids = Ids(settings.subscription_id)
     cluster = settings.cluster_name
     rg = settings.resource_group
     scheme = "internal" if opts.internal else "external"
-    lb = names.lb_name(cluster, scheme)
-    other = names.lb_name(cluster, "external" if opts.internal else "internal")
+    lb = names.lb_name(cluster, scheme, slot)
+    other = names.lb_name(cluster, "external" if opts.internal else "internal", slot)
+    targets = [t for t in intent.targets if t.internal_ip and (pool_ips is None or t.internal_ip in pool_ips)]
     base = intent.lb_name
     if opts.internal:
         subnet_id = ids.subnet(
@@ -254,8 +264,7 @@ def build_desired(
     vnet_id = ids.vnet(settings.vnet_rg, settings.vnet_name)
     addresses = [
         {"name": t.node_name, "properties": {"ipAddress": t.internal_ip, "virtualNetwork": {"id": vnet_id}}}
-        for t in intent.targets
-        if t.internal_ip
+        for t in targets
     ]
     pool = {"name": names.pool_name(cluster), "properties": {"loadBalancerBackendAddresses": addresses}}
     pip_name = pip_rg = None
@@ -288,7 +297,7 @@ def build_desired(
             # As upstream (azure_loadbalancer.go, reconcileSecurityGroup): floating IP on, packets
             # keep the frontend address (which the plan fills in) and the service port; off, the
             # LB delivers to <node IP>:<nodePort>, so the rule opens exactly the backend nodes.
-            node_ips = sorted({t.internal_ip for t in intent.targets if t.internal_ip})
+            node_ips = sorted({str(t.internal_ip) for t in targets})
             if not opts.floating_ip and not node_ips:
                 continue  # no backend node: nothing to open
             props: JSON = {

@@ -62,11 +62,11 @@ def azure_tags(tags: Mapping[str, str]) -> dict[str, str]:
     return {azure_key(k): v for k, v in tags.items()}
 
 
-def lb_name(cluster: str, scheme: str) -> str:
-    """``<cluster>`` / ``<cluster>-internal`` as upstream names them, shortened to fit 80 characters."""
-    if scheme == "external":
-        return fit(cluster)
-    return fit(cluster, MAX_NAME - len(_INTERNAL_SUFFIX)) + _INTERNAL_SUFFIX
+def lb_name(cluster: str, scheme: str, slot: int = 0) -> str:
+    """``<cluster>`` / ``<cluster>-internal`` as upstream names them, shortened to fit 80 characters;
+    the load balancers of slot ``k`` >= 1 (see :mod:`lbprov_azure.placement`) add ``-<k+1>``."""
+    suffix = (f"-{slot + 1}" if slot else "") + ("" if scheme == "external" else _INTERNAL_SUFFIX)
+    return fit(cluster, MAX_NAME - len(suffix)) + suffix
 
 
 def pool_name(cluster: str) -> str:

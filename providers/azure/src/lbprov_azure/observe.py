@@ -57,6 +57,8 @@ class ReadRound:
     #: Bumped by every write of this process: a read that saw a write start or finish while it was
     #: on the wire is not cached (it may predate the write), and the write patches the cache itself.
     writes: int = 0
+    #: True once the round listed every load balancer of the resource group (``lbs`` is then complete).
+    listed: bool = False
 
 
 class Observer:
@@ -84,17 +86,16 @@ class Observer:
         rnd = self._round
         if rnd is not None:
             with rnd.lock:
-                if name in rnd.lbs:
-                    return copy.deepcopy(rnd.lbs[name])
+                if name.lower() in rnd.lbs or rnd.listed:
+                    return copy.deepcopy(rnd.lbs.get(name.lower()))
         rg = self.settings.resource_group
+        gen = self._gen()
         body = self.call(
             "loadBalancers.get", lambda: or_none(lambda: self.client.load_balancers.get(rg, name))
         )
         if self.on_lb_read is not None:
             self.on_lb_read(name, body)
-        if rnd is not None:
-            with rnd.lock:
-                rnd.lbs[name] = copy.deepcopy(body)
+        self._keep(gen, lambda r: r.lbs.__setitem__(name.lower(), copy.deepcopy(body)))
         return body
 
     def pip(self, rg: str, name: str) -> JSON | None:
@@ -128,6 +129,28 @@ class Observer:
         return self.call(
             "loadBalancers.list", lambda: [p.as_dict() for p in self.client.load_balancers.list(rg)]
         )
+
+    def lbs_by_name(self) -> dict[str, JSON]:
+        """Every load balancer of the resource group by lower-case name: ONE listing, which serves
+        every slot of both schemes (inside a round: once per round, kept current by our writes)."""
+        rnd = self._round
+        if rnd is not None:
+            with rnd.lock:
+                if rnd.listed:
+                    return {k: copy.deepcopy(v) for k, v in rnd.lbs.items() if v is not None}
+        gen = self._gen()
+        found = {str(b.get("name", "")).lower(): b for b in self.lbs()}
+        if self.on_lb_read is not None:
+            for body in found.values():
+                if names.is_cluster_owned(body.get("tags"), self.settings.cluster_name):
+                    self.on_lb_read(str(body.get("name")), body)
+
+        def store(r: ReadRound) -> None:
+            r.lbs = copy.deepcopy(dict(found))  # type: ignore[arg-type]
+            r.listed = True
+
+        self._keep(gen, store)
+        return found
 
     def nsg(self, *, fresh: bool = False) -> JSON | None:
         """The cluster NSG (None when no ``security_group_name`` is set); ``fresh`` skips the round cache."""
@@ -259,7 +282,7 @@ class Observer:
         if rnd is not None:
             with rnd.lock:
                 rnd.writes += 1
-                rnd.lbs[name] = copy.deepcopy(body)
+                rnd.lbs[name.lower()] = copy.deepcopy(body)
 
     def wrote_pip(self, rg: str, name: str, body: JSON | None) -> None:
         rnd = self._round

@@ -57,6 +57,14 @@ class AzureSettings(ProviderSettings):
     writes_per_second: float | None = Field(
         10.0, description="Client-side write rate limit (ARM: 10/s); unset = none."
     )
+    max_load_balancers: int = Field(
+        8,
+        ge=1,
+        le=100,
+        description="How many slots of load balancers (a public and an internal one each) the cluster may "
+        "use: a new one is added only when the others are full (a node is in at most 300 rules across all "
+        "load balancers), and each node is in exactly one slot's pools.",
+    )
     coalesce_window_seconds: float = Field(
         0.01,
         ge=0,

@@ -25,7 +25,17 @@ CHILD_TYPES = {
     "networkSecurityGroups": {"securityrules": "securityRules"},
     "virtualNetworks": {"subnets": "subnets"},
 }
-MAX_RULES_PER_LB = 250
+# Limits from "Azure subscription and service limits" (learn.microsoft.com, azure-resource-manager/
+# management/azure-subscription-service-limits), Load Balancer (Standard) and Networking:
+#: rules (load-balancing + inbound NAT) per load balancer
+MAX_RULES_PER_LB = 1500
+#: frontend IP configurations per load balancer
+MAX_FRONTENDS_PER_LB = 600
+#: load-balancing + inbound NAT rules a NIC IP configuration (here: a backend address) can be in,
+#: across all load balancers
+MAX_RULES_PER_NIC = 300
+#: security rules per network security group
+MAX_NSG_RULES = 1000
 MAX_TAGS = 50
 NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
 BAD_TAG_CHARS = set("<>%&\\?/")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lbprov_azure.sandbox.base import JSON, NETWORK, ArmError
+from lbprov_azure.sandbox.base import JSON, MAX_NSG_RULES, NETWORK, ArmError
 
 
 class SecurityGroups:
@@ -21,10 +21,20 @@ class SecurityGroups:
             )
             for r in props.get("securityRules") or []
         ]
+        self.check_nsg_rule_count(len(rules), res["id"])
         for r in rules:
             self._check_name("securityRules", r["name"])
         self._check_priorities(rules, res["id"])
         return {"securityRules": rules, "defaultSecurityRules": _default_security_rules(res["id"], etag)}
+
+    @staticmethod
+    def check_nsg_rule_count(count: int, nsg_id: str) -> None:
+        if count > MAX_NSG_RULES:
+            raise ArmError(
+                400,
+                "SecurityRulesCountLimitReached",
+                f"Network security group {nsg_id} would have {count} security rules; the limit is {MAX_NSG_RULES}.",
+            )
 
     @staticmethod
     def _build_security_rule(rid: str, name: str, props: JSON, etag: str) -> JSON:

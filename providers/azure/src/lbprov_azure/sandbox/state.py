@@ -18,7 +18,8 @@ Azure and not about a lenient fake. Emulated:
 * reference validation: a load-balancing rule naming a missing frontend, pool or probe, a frontend
   naming a missing public IP or subnet -> 400 ``InvalidResourceReference``; deleting a public IP that
   is still attached -> 400 ``InUsePublicIpAddressCannotBeDeleted``;
-* limits: at most 250 load-balancing rules per load balancer, names of at most 80 characters, at
+* limits: 1,500 rules and 600 frontends per load balancer, 300 rules per backend address across
+  load balancers, 1,000 rules per NSG, names of at most 80 characters, at
   most 50 tags (tag names without ``<>%&\\?/``), NSG priorities 100-4096 unique per direction;
 * fault injection (status such as 429 with ``Retry-After``, 5xx, added latency) and hooks run before
   a request is handled (to stage races), and a log of every request received.
@@ -479,6 +480,7 @@ class ArmState(LoadBalancers, PublicIPs, SecurityGroups, VirtualNetworks):
                 etag = new_etag()
                 rule = self._build_security_rule(cid, name, body.get("properties") or {}, etag)
                 others = [it for it in items if it["name"].lower() != name.lower()]
+                self.check_nsg_rule_count(len(others) + 1, p["id"])
                 self._check_priorities([*others, rule], p["id"])
                 if idx is None:
                     items.append(rule)
