@@ -133,3 +133,38 @@ def test_max_load_balancers_one_keeps_a_single_load_balancer(
     with pytest.raises(CapacityExceeded, match="max_load_balancers=1"):
         one.plan(intent_for(make_service("next"), prov=one))
     one.apply(one.plan_delete(big.ref))
+
+
+def test_a_full_nsg_is_a_clear_error_before_any_write(provider, intent_for, make_service, state):
+    """Seed the cluster NSG up to Azure's 1,000 rules; the next Service is refused by the plan."""
+    nsg = state.get("networkSecurityGroups", SANDBOX_RG, "lbprov-nsg")
+    assert nsg is not None
+    kept = nsg["properties"]["securityRules"]
+    taken = {r["properties"]["priority"] for r in kept}
+    free = [p for p in range(100, 4097) if p not in taken][: 1000 - len(kept)]
+    filler = [
+        {
+            "name": f"filler-{p}",
+            "properties": {
+                "protocol": "Tcp",
+                "access": "Allow",
+                "direction": "Inbound",
+                "priority": p,
+                "sourceAddressPrefix": "*",
+                "sourcePortRange": "*",
+                "destinationAddressPrefix": "*",
+                "destinationPortRange": "1",
+            },
+        }
+        for p in free
+    ]
+    body = {"location": "westeurope", "properties": {"securityRules": [*kept, *filler]}}
+    state.put("networkSecurityGroups", SANDBOX_RG, "lbprov-nsg", body)
+    try:
+        provider.calls.reset()
+        with pytest.raises(CapacityExceeded, match="limit of 1000 rules per NSG"):
+            provider.plan(intent_for(make_service("no-room")))
+        assert provider.calls.stats.writes == 0
+    finally:
+        body["properties"]["securityRules"] = kept
+        state.put("networkSecurityGroups", SANDBOX_RG, "lbprov-nsg", body)

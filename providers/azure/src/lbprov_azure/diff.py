@@ -571,6 +571,13 @@ class Planner:
             return []
         ours = self._owned_nsg_rules(nsg, base)
         used = self.priorities.used(nsg)
+        new = [n for n in desired if n not in ours]
+        total = len(items(nsg, "securityRules")) + len(new)
+        if new and total > placement.MAX_NSG_RULES:
+            raise placement.CapacityExceeded(
+                f"network security group {nsg.get('name')!r} holds {total - len(new)} rules; {len(new)} more "
+                f"for Service {ref.key} would exceed Azure's limit of {placement.MAX_NSG_RULES} rules per NSG"
+            )
         out: list[Change] = []
         for name, wanted in desired.items():
             existing = ours.get(name)
