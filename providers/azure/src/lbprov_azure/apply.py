@@ -96,6 +96,7 @@ class Applier:
                     lb,
                     window=self.settings.coalesce_window_seconds,
                     max_wait=self.settings.coalesce_max_wait_seconds,
+                    cluster_id=self.settings.cluster_id,
                 )
                 self._writers[lb] = w
             return w
@@ -165,9 +166,12 @@ class Applier:
         join: bool | None = None
         pool: JSON | None = None
         template: JSON | None = None
+        tags: dict[str, str] = {}
         for ch in group:
             if ch.data.get("template") is not None:
                 template = ch.data["template"]
+            if ch.kind == "load-balancer" and ch.data.get("tags"):
+                tags.update(ch.data["tags"])
             if ch.kind == "lb-service-tag":
                 join = ch.action != Action.DELETE
             elif ch.kind == "backend-pool":
@@ -187,6 +191,7 @@ class Applier:
             join=join,
             pool=pool,
             template=template,
+            tags=tuple(sorted(tags.items())),
         )
 
     def _apply_pip(self, ch: Change) -> str | None:

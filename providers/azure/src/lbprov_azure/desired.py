@@ -142,6 +142,7 @@ def view_nsg_rule(rule: JSON) -> JSON:
         "destination": p.get("destinationAddressPrefix")
         or ",".join(sorted(p.get("destinationAddressPrefixes") or [])),
         "ports": sorted((str(x) for x in ports if x), key=lambda s: (len(s), s)),
+        "description": p.get("description"),
     }
 
 
@@ -272,7 +273,7 @@ def build_desired(
     if not opts.internal:
         pip_rg = opts.pip_resource_group or rg
         pip_name = opts.pip_name or names.pip_name(cluster, base)
-        tags = names.service_tags(cluster, intent.ref)
+        tags = names.service_tags(cluster, intent.ref, settings.cluster_id)
         tags.update(dict(opts.pip_tags))
         pprops: JSON = {"publicIPAllocationMethod": "Static", "publicIPAddressVersion": "IPv4"}
         if opts.dns_label:
@@ -284,7 +285,8 @@ def build_desired(
             "properties": pprops,
         }
     nsg: dict[str, JSON] = {}
-    description = f"lbprov {names.cluster_mark(cluster)} {intent.ref.uid} {intent.ref.key}"
+    mark = names.rule_identity(settings.cluster_id)
+    description = f"lbprov {names.cluster_mark(cluster)} {intent.ref.uid} {mark} {intent.ref.key}"
     if opts.nsg_rules and settings.security_group_name:
         for proto in intent.protocols:
             ports = [p for p in served if p.protocol == proto]
@@ -327,7 +329,7 @@ def build_desired(
     template = {
         "location": settings.location,
         "sku": {"name": "Standard", "tier": "Regional"},
-        "tags": names.lb_tags(cluster),
+        "tags": names.lb_tags(cluster, settings.cluster_id),
         "properties": {
             "frontendIPConfigurations": [],
             "backendAddressPools": [pool],

@@ -298,6 +298,13 @@ class Planner:
                 body = listing.get(names.lb_name(cluster, sc, k).lower())
                 if body is None:
                     continue
+                other_id = names.identity_of(body.get("tags"))
+                if self.settings.cluster_id and other_id and other_id != self.settings.cluster_id:
+                    raise OwnershipConflict(
+                        f"load balancer {body.get('name')!r} is tagged for cluster {cluster!r} but carries another "
+                        f"cluster's identity ({naming.CLUSTER_ID_TAG}={other_id}, this cluster is "
+                        f"{self.settings.cluster_id}): two clusters share the name; lbprov never touches it"
+                    )
                 if not names.is_cluster_owned(body.get("tags"), cluster):
                     raise OwnershipConflict(
                         f"load balancer {body.get('name')!r} exists in resource group "
@@ -438,6 +445,9 @@ class Planner:
                     data=common,
                 )
             )
+        identity = self._identity_change(lb, lbn, common)
+        if identity is not None:
+            out.append(identity)
         if lb is None or token not in names.services_of(lb.get("tags")):
             out.append(
                 Change(
@@ -492,6 +502,21 @@ class Planner:
                     out.append(_part_delete(kind, lbn, item, common))
         return sorted(out, key=lambda c: (c.action == Action.DELETE, _ORDER.get(c.kind, 9)))
 
+    def _identity_change(self, lb: JSON | None, lbn: str, common: Mapping[str, Any]) -> Change | None:
+        """Add the cluster identity to an LB that predates it (any write to the LB carries it)."""
+        cid = self.settings.cluster_id
+        if lb is None or not cid or names.identity_of(lb.get("tags")) == cid:
+            return None
+        return Change(
+            Action.UPDATE,
+            "load-balancer",
+            lbn,
+            before={"cluster_id": names.identity_of(lb.get("tags"))},
+            after={"cluster_id": cid},
+            reason="the cluster identity is added",
+            data={**common, "tags": {names.CLUSTER_ID_KEY: cid}},
+        )
+
     def _lb_removal(self, lb: JSON, lbn: str, base: str, token: str, ref: ServiceRef) -> list[Change]:
         """Changes that remove every part of the Service from ``lb`` (and the LB if it empties)."""
         common = {"lb": lbn, "service": token, "base": base}
@@ -516,7 +541,11 @@ class Planner:
                     data=common,
                 ),
             )
-        if (out and not remaining and not (services - {token})) or (not remaining and not services):
+        cid = self.settings.cluster_id
+        ours = bool(cid) and names.identity_of(lb.get("tags")) in (cid, None)
+        if ours and (
+            (out and not remaining and not (services - {token})) or (not remaining and not services)
+        ):
             out.append(
                 Change(
                     Action.DELETE,
@@ -528,7 +557,8 @@ class Planner:
                     data={**common, "informational": True},
                 )
             )
-        return out
+        identity = self._identity_change(lb, lbn, common) if out else None
+        return [identity, *out] if identity is not None else out
 
     def _pip_deletion(self, pip_id: str, ref: ServiceRef) -> list[Change]:
         seg = pip_id.split("/")
@@ -559,6 +589,12 @@ class Planner:
                     raise OwnershipConflict(
                         f"NSG rule {n!r} is named like this Service's but its description {desc!r} does not "
                         f"mark it as cluster {self.settings.cluster_name!r}'s; lbprov never adopts it"
+                    )
+                parsed = names.parse_rule_description(desc, self.settings.cluster_name)
+                cid = self.settings.cluster_id
+                if parsed and parsed[1] and cid and parsed[1] != names.rule_identity(cid):
+                    raise OwnershipConflict(
+                        f"NSG rule {n!r} carries another cluster's identity ({parsed[1]}); lbprov never touches it"
                     )
                 out[n] = r
         return out

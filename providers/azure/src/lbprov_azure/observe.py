@@ -61,6 +61,19 @@ class ReadRound:
     listed: bool = False
 
 
+def _entry() -> dict[str, Any]:
+    return {"key": None, "lb": None, "resources": [], "ids": set()}
+
+
+def _identity(ids: set[str | None], ours: str | None) -> str | None:
+    """The identity of a Service's resources; any other than ours wins (gc must then keep them)."""
+    known = {i for i in ids if i}
+    foreign = sorted(i for i in known if i != ours)
+    if foreign:
+        return foreign[0]
+    return ours if known else None
+
+
 class Observer:
     """Reads Azure state; ``on_lb_read`` lets the LB writers reuse a fresh plan read."""
 
@@ -186,17 +199,19 @@ class Observer:
             tags = pip.get("tags") or {}
             uid = tags.get(names.azure_key(naming.SERVICE_UID_TAG))
             if uid and names.is_cluster_owned(tags, cluster):
-                entry = by_uid.setdefault(uid, {"key": None, "lb": None, "resources": []})
+                entry = by_uid.setdefault(uid, _entry())
                 entry["key"] = tags.get(names.azure_key(naming.SERVICE_NAME_TAG))
                 entry["resources"].append(("public-ip", str(pip.get("name"))))
+                entry["ids"].add(names.identity_of(tags))
         for lb in self.lbs():
             if not names.is_cluster_owned(lb.get("tags"), cluster):
                 continue
             for token in names.services_of(lb.get("tags")):
                 uid = names.uid_from_token(token)
                 base = naming.lb_name(uid)
-                entry = by_uid.setdefault(uid, {"key": None, "lb": None, "resources": []})
+                entry = by_uid.setdefault(uid, _entry())
                 entry["lb"] = str(lb.get("name"))
+                entry["ids"].add(names.identity_of(lb.get("tags")))
                 for kind, fld in (
                     ("frontend-ip-configuration", "frontendIPConfigurations"),
                     ("probe", "probes"),
@@ -206,17 +221,20 @@ class Observer:
                         if names.owns_part(base, str(item.get("name", ""))):
                             entry["resources"].append((kind, f"{lb.get('name')}/{item.get('name')}"))
         nsg = self.nsg()
-        prefix = f"lbprov {names.cluster_mark(cluster)} "
+        cid = self.settings.cluster_id
         for rule in items(nsg, "securityRules"):
             desc = str((rule.get("properties") or {}).get("description") or "")
             name = str(rule.get("name", ""))
-            if not (name.startswith("lbprov-") and desc.startswith(prefix)):
+            parsed = names.parse_rule_description(desc, cluster) if name.startswith("lbprov-") else None
+            if parsed is None:
                 continue
-            uid, _, key = desc[len(prefix) :].partition(" ")
+            uid, mark, key = parsed
             if not uid or not name.startswith(names.nsg_rule_prefix(naming.lb_name(uid))):
                 continue
-            entry = by_uid.setdefault(uid, {"key": None, "lb": None, "resources": []})
+            entry = by_uid.setdefault(uid, _entry())
             entry["key"] = entry["key"] or key or None
+            # rules carry a hash of the identity: ours when it matches, else the mark (never an id)
+            entry["ids"].add(cid if cid and mark == names.rule_identity(cid) else mark)
             entry["resources"].append(("nsg-rule", f"{nsg['name'] if nsg else ''}/{name}"))
         out = []
         for uid, e in sorted(by_uid.items()):
@@ -228,6 +246,7 @@ class Observer:
                     name=e["lb"] or "",
                     kind=names.LB_KIND,
                     resources=tuple(e["resources"]),
+                    cluster_id=_identity(e["ids"], cid),
                 )
             )
         return out
