@@ -53,15 +53,19 @@ def test_put_is_a_long_operation_with_an_async_status_url(sandbox):
         "properties": {"publicIPAllocationMethod": "Static"},
     }
     status, body, headers = _raw(
-        sandbox, "PUT", _prefix(sandbox) + "/publicIPAddresses/lro?api-version=1", pip
+        sandbox, "PUT", _prefix(sandbox) + "/publicIPAddresses/lro?api-version=2026-03-01", pip
     )
     assert status == 201 and body["properties"]["provisioningState"] == "Updating"
     op = headers["Azure-AsyncOperation"].removeprefix(sandbox.endpoint)
     assert _raw(sandbox, "GET", op)[1]["status"] == "Succeeded"
-    status, body, _ = _raw(sandbox, "GET", _prefix(sandbox) + "/publicIPAddresses/lro?api-version=1")
+    status, body, _ = _raw(sandbox, "GET", _prefix(sandbox) + "/publicIPAddresses/lro?api-version=2026-03-01")
     assert body["properties"]["provisioningState"] == "Succeeded" and body["properties"]["ipAddress"]
-    assert _raw(sandbox, "DELETE", _prefix(sandbox) + "/publicIPAddresses/lro?api-version=1")[0] == 202
-    assert _raw(sandbox, "DELETE", _prefix(sandbox) + "/publicIPAddresses/lro?api-version=1")[0] == 204
+    assert (
+        _raw(sandbox, "DELETE", _prefix(sandbox) + "/publicIPAddresses/lro?api-version=2026-03-01")[0] == 202
+    )
+    assert (
+        _raw(sandbox, "DELETE", _prefix(sandbox) + "/publicIPAddresses/lro?api-version=2026-03-01")[0] == 204
+    )
 
 
 def test_basic_rules_of_arm_through_the_sdk(provider, sandbox, state):

@@ -120,6 +120,12 @@ def view_pool(item: JSON) -> JSON:
     }
 
 
+def _failed(props: JSON) -> JSON:
+    """``{"provisioning": "Failed"}`` for a resource whose last operation failed (so it differs from
+    any desired view, and the plan writes it again), else nothing."""
+    return {"provisioning": "Failed"} if props.get("provisioningState") == "Failed" else {}
+
+
 def view_pip(pip: JSON) -> JSON:
     p = pip.get("properties") or {}
     return {
@@ -127,6 +133,7 @@ def view_pip(pip: JSON) -> JSON:
         "allocation": p.get("publicIPAllocationMethod"),
         "dns_label": (p.get("dnsSettings") or {}).get("domainNameLabel"),
         "tags": dict(sorted((pip.get("tags") or {}).items())),
+        **_failed(p),
     }
 
 
@@ -143,6 +150,7 @@ def view_nsg_rule(rule: JSON) -> JSON:
         or ",".join(sorted(p.get("destinationAddressPrefixes") or [])),
         "ports": sorted((str(x) for x in ports if x), key=lambda s: (len(s), s)),
         "description": p.get("description"),
+        **_failed(p),
     }
 
 

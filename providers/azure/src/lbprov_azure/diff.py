@@ -448,6 +448,18 @@ class Planner:
         identity = self._identity_change(lb, lbn, common)
         if identity is not None:
             out.append(identity)
+        if lb is not None and (lb.get("properties") or {}).get("provisioningState") == "Failed":
+            out.append(
+                Change(
+                    Action.UPDATE,
+                    "load-balancer",
+                    lbn,
+                    before={"provisioning": "Failed"},
+                    after={"provisioning": "Succeeded"},
+                    reason="its last operation failed: it is written again",
+                    data={**common, "repair": True},
+                )
+            )
         if lb is None or token not in names.services_of(lb.get("tags")):
             out.append(
                 Change(

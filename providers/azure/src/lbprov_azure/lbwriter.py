@@ -97,6 +97,8 @@ class LBDelta:
     template: JSON | None = None
     #: tags to set on the LB (the cluster identity, added to older LBs on their next reconcile)
     tags: tuple[tuple[str, str], ...] = ()
+    #: write the LB even if the merge changes nothing (its last operation failed)
+    repair: bool = False
 
 
 @dataclass
@@ -238,7 +240,7 @@ def merge(
         return Merged("create", work, errors) if not _empty(work) else Merged("none", None, errors)
     if _empty(work) and names.identity_matches(work.get("tags"), cluster_id):
         return Merged("delete", None, errors)
-    if work == clean(current):
+    if work == clean(current) and not any(d.repair for d in deltas):
         return Merged("none", current, errors)
     return Merged("update", work, errors)
 

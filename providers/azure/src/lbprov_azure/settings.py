@@ -51,6 +51,13 @@ class AzureSettings(ProviderSettings):
     max_attempts: int = Field(
         6, ge=1, le=20, description="Attempts per ARM call on throttling/5xx (first try included)."
     )
+    operation_timeout_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=3600,
+        description="How long to poll one long-running ARM operation (a PUT or DELETE) before giving up "
+        "on it for this reconcile (it goes on in Azure).",
+    )
     reads_per_second: float | None = Field(
         25.0, description="Client-side read rate limit (ARM: 25/s); unset = none."
     )

@@ -10,6 +10,7 @@ from lbprov_azure.sandbox.base import (
     MAX_RULES_PER_LB,
     MAX_RULES_PER_NIC,
     ArmError,
+    check_sku,
     ref,
 )
 
@@ -21,8 +22,7 @@ class LoadBalancers:
     _private_used: dict[str, set[str]]
 
     def _build_lb(self, res: JSON, props: JSON, existing: JSON | None, etag: str) -> JSON:
-        sku = (res.get("sku") or {}).get("name", "Basic")
-        res["sku"] = {"name": sku, "tier": (res.get("sku") or {}).get("tier", "Regional")}
+        sku = check_sku("loadBalancers", res, existing, ("Basic", "Standard", "Gateway"))
         lb_id = res["id"]
 
         def children(field_: str, ctype: str) -> list[JSON]:
