@@ -748,7 +748,9 @@ class KubeAPIServer:
 
     # -- clients --------------------------------------------------------------------------------
 
-    def write_kubeconfig(self, path: str | os.PathLike[str]) -> str:
+    def write_kubeconfig(self, path: str | os.PathLike[str], *, namespace: str = "default") -> str:
+        """A kubeconfig for this server whose context uses ``namespace`` (mode 0600: it may hold
+        the token)."""
         cluster: dict[str, Any] = {"server": self.url}
         if self.ca_file:
             cluster["certificate-authority"] = self.ca_file
@@ -764,7 +766,7 @@ class KubeAPIServer:
                     "context": {
                         "cluster": "lbprov-sandbox",
                         "user": "lbprov-sandbox",
-                        "namespace": "default",
+                        "namespace": namespace,
                     },
                 }
             ],
