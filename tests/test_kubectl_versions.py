@@ -158,8 +158,18 @@ def test_everyday_commands(kubectl: Kubectl, tmp_path: Path) -> None:
     assert "server-side apply" in ssa.stderr and "not supported by the lbprov sandbox" in ssa.stderr
     assert "415" not in ssa.stderr and "UnsupportedMediaType" not in ssa.stderr
 
-    # Nodes and the (always empty) pods list.
+    # Nodes: label, taint, wide listing, and the (always empty) pods list that describe reads.
     kubectl("create", "-f", "-", stdin=NODE)
+    kubectl("label", "node", "node-1", "node.kubernetes.io/exclude-from-external-load-balancers=true")
+    kubectl("taint", "node", "node-1", "ToBeDeletedByClusterAutoscaler=1:NoSchedule")
+    node = kubectl.json("node", "node-1")
+    assert node["metadata"]["labels"]["node.kubernetes.io/exclude-from-external-load-balancers"] == "true"
+    assert node["spec"]["taints"][0]["effect"] == "NoSchedule"
+    assert "OS-IMAGE" in kubectl("get", "nodes", "-o", "wide").stdout
+    kubectl(
+        "patch", "svc", "applied", "-p", '{"spec":{"ports":[{"port":80,"targetPort":9090}]}}'
+    )  # strategic
+    assert kubectl.json("svc", "applied")["spec"]["ports"][0]["targetPort"] == 9090
     described = kubectl("describe", "node", "node-1").stdout
     assert "Non-terminated Pods:" in described and "(0 in total)" in described
     assert "No resources found" in kubectl("get", "pods", "-A").stderr
