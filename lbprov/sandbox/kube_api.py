@@ -1,8 +1,9 @@
 """A local Kubernetes API server for the demo and the tests (``python -m lbprov.sandbox.kube_api``).
 
 It speaks the real wire protocol -- discovery, JSON objects, ``Status`` errors, list/watch with
-resourceVersions, the three patch types, the status subresource, finalizers and NodePort
-allocation -- so the official Python client and ``kubectl`` work against it unchanged. State and
+resourceVersions, the three patch types and server-side apply with field managers, protobuf request
+bodies, the OpenAPI documents, ``fieldValidation``, the status subresource, finalizers and NodePort
+allocation -- so the official Python client and ``kubectl`` 1.27 to 1.33 work against it unchanged. State and
 semantics live in :mod:`lbprov.sandbox.kube_store`; this module is the HTTP layer.
 
 Test hooks: :meth:`KubeAPIServer.drop_watches` closes every watch stream abruptly and

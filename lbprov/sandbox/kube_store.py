@@ -206,9 +206,17 @@ def _managed() -> Any:
     return kube_managed
 
 
-def _without_rv(obj: Obj) -> Obj:
+def _without_rv(obj: Obj, *, timestamps: bool = True) -> Obj:
+    """``obj`` without its resourceVersion (and, with ``timestamps=False``, without the times of
+    its managedFields entries), for telling a no-op write."""
     out = dict(obj)
-    out["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "resourceVersion"}
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "resourceVersion"}
+    if not timestamps and meta.get("managedFields"):
+        meta["managedFields"] = [
+            {k: v for k, v in entry.items() if k != "time"} if isinstance(entry, dict) else entry
+            for entry in meta["managedFields"]
+        ]
+    out["metadata"] = meta
     return out
 
 
@@ -561,8 +569,6 @@ class Store:
             new["metadata"].pop("managedFields", None)  # the server computes them
             if old["metadata"].get("managedFields"):
                 new["metadata"]["managedFields"] = old["metadata"]["managedFields"]
-            if _without_rv(new) == _without_rv(old):
-                return old  # a no-op write changes nothing, as on a real server
             managed = _managed()
             ctx = managed.CURRENT.get()
             if ctx is not None:
@@ -570,6 +576,10 @@ class Store:
                 new["metadata"].pop("managedFields", None)
                 if fields:
                     new["metadata"]["managedFields"] = fields
+            if _without_rv(new, timestamps=False) == _without_rv(old, timestamps=False):
+                # A no-op write changes nothing, as on a real server; a write that changes only
+                # who manages what (a second applier of the same values) is not a no-op.
+                return old
             if dry_run:
                 return new
             if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
