@@ -488,6 +488,8 @@ class OncePerRun(logging.Filter):
         self._seen: set[tuple[str, int, str, str]] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("lbprov"):
+            return False  # urllib3's retries and the SDKs' chatter: the one-line error says it (--debug shows it)
         key = (record.name, record.levelno, str(record.msg), repr(record.args))
         if key in self._seen:
             return False
@@ -502,11 +504,13 @@ class _LowerLevelFormatter(logging.Formatter):
 
 @contextmanager
 def run_warnings(command: str, stream: IO[str], *, debug: bool) -> Iterator[None]:
-    """Warnings logged during a plan/gc run go to ``stream``, each once, as ``lbprov plan: warning: ...``."""
+    """lbprov's and the providers' warnings during a plan/gc run go to ``stream``, each once, as
+    ``lbprov plan: warning: ...`` (with ``--debug``: every record of every logger, repeats included)."""
     handler = logging.StreamHandler(stream)
     handler.setLevel(logging.DEBUG if debug else logging.WARNING)
     handler.setFormatter(_LowerLevelFormatter(f"lbprov {command}: %(levelname)s: %(message)s"))
-    handler.addFilter(OncePerRun())
+    if not debug:
+        handler.addFilter(OncePerRun())
     root = logging.getLogger()
     old_level = root.level
     if debug:
