@@ -269,6 +269,8 @@ _KUBE_HINT = "pass --kubeconfig/--context"
 
 def _kubernetes(exc: BaseException, names: set[str], command: str = "plan") -> UserError | None:
     hint = _KUBE_HINTS.get(command, _KUBE_HINT)
+    if "lbprov.kube.client.KubeUnreachable" in names:
+        return UserError("kubernetes", f"{_first_line(exc, 400)}: {hint}")
     if "ConfigException" in names and any(n.startswith("kubernetes.") for n in names):
         return UserError("kubernetes", f"Kubernetes: {_first_line(exc)}: {hint}")
     if "lbprov.kube.client.KubeError" in names or "kubernetes.client.exceptions.ApiException" in names:
@@ -306,6 +308,8 @@ def describe(exc: BaseException, provider: Any = None, command: str = "plan") ->
             if text:
                 return UserError("config", _first_line(text, 400))
         names = _class_names(link)
+        if "lbprov.cloudcalls.CloudUnreachable" in names:
+            return UserError("network", _first_line(link, 400))
         if "lbprov.cloudcalls.ReadOnlyViolation" in names:
             return UserError(
                 "bug",

@@ -11,6 +11,13 @@ the delete plan of the garbage.
 without ``--yes`` it refuses). Services are read from the cluster, all namespaces: deciding that a
 load balancer is garbage needs the complete list of Services, which manifest files cannot give.
 
+Cluster names are not unique, so a load balancer counts as this cluster's only if it also carries
+this cluster's *identity* (``lbprov.io/cluster-id``, the UID of the ``kube-system`` Namespace). One
+of another identity, or of none (made before identities existed, or by a cluster of the same name),
+is listed as "not this cluster" and left alone, unless named with ``--include-foreign NAME``. And a
+cluster with no Service at all whose every load balancer looks like garbage is more likely the
+wrong cluster (or one being restored) than a leak: ``--apply`` refuses that without ``--force``.
+
 Exit codes: 0 no garbage (or all of it deleted with ``--apply``), 2 garbage found, 1 error.
 """
 
@@ -22,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Literal
 
+from lbprov import naming
 from lbprov.cli.errors import CLIError, describe
 from lbprov.cli.options import (
     add_default_provider_option,
@@ -54,7 +62,7 @@ from lbprov.progress import Progress
 from lbprov.provider import Provider
 from lbprov.render import render_plan
 
-Status = Literal["in-use", "garbage", "unknown"]
+Status = Literal["in-use", "garbage", "unknown", "not-this-cluster"]
 
 
 def register(sub: Any) -> None:
@@ -75,6 +83,20 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--apply", action="store_true", help="delete the garbage (asks for confirmation)")
     parser.add_argument("-y", "--yes", action="store_true", help="with --apply: do not ask for confirmation")
+    parser.add_argument(
+        "--include-foreign",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="examine (and with --apply delete, if garbage) the load balancer NAME even though it "
+        "carries another cluster identity or none (repeatable)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="with --apply: delete even when the cluster has no Service at all (every load balancer "
+        "would go)",
+    )
     add_common_options(parser)
     parser.set_defaults(func=run)
 
@@ -112,13 +134,24 @@ def examine(
     cluster: str,
     default_provider: str | None,
     progress: Progress | None = None,
+    *,
+    cluster_id: str | None = None,
+    include: frozenset[str] = frozenset(),
 ) -> list[Finding]:
-    """Classify every owned load balancer as in use, garbage (with its delete plan) or unknown."""
+    """Classify every owned load balancer as in use, garbage (with its delete plan), unknown, or
+    not this cluster's (another identity or none, and not named in ``include``)."""
     by_uid = {service_ref(s).uid: s for s in services}
     settings = IntentSettings(cluster=cluster)
     findings: list[Finding] = []
     for lb in sorted(owned, key=lambda o: (o.ref.key, o.name)):
         svc = by_uid.get(lb.ref.uid)
+        if lb.name not in include and not naming.identity_matches(
+            {naming.CLUSTER_ID_TAG: lb.cluster_id or ""}, cluster_id
+        ):
+            findings.append(Finding(lb, "not-this-cluster", _foreign_reason(lb, cluster_id)))
+            if progress is not None:
+                progress.advance(lb.name)
+            continue
         try:
             if svc is None:
                 reason = f"Service {lb.ref.key} (uid {lb.ref.uid}) no longer exists"
@@ -157,6 +190,31 @@ def examine(
     return findings
 
 
+def _foreign_reason(lb: OwnedLoadBalancer, cluster_id: str | None) -> str:
+    hint = f"left alone (--include-foreign {lb.name} to examine it)"
+    if not lb.cluster_id:
+        return (
+            f"carries no cluster identity ({naming.CLUSTER_ID_TAG}): another cluster of the same name, or "
+            f"made before identities; {hint}"
+        )
+    return (
+        f"belongs to cluster identity {lb.cluster_id}, not this cluster's ({cluster_id}): check "
+        f"--kubeconfig/--context; {hint}"
+    )
+
+
+def _refuse_empty_cluster(garbage: int, services: int, force: bool) -> None:
+    """An empty cluster whose every load balancer looks like garbage is more likely the wrong
+    cluster, or one being restored, than a leak: refuse to delete without ``--force``."""
+    if garbage and not services and not force:
+        raise CLIError(
+            f"refusing to delete {garbage} load balancer(s): the cluster has no Service at all, so "
+            "every load balancer it owns looks like garbage; that is what pointing gc at the wrong or "
+            "a freshly restored cluster looks like. Check --kubeconfig/--context and --cluster-name, "
+            "and pass --force if they really are all leaks"
+        )
+
+
 def _confirm(count: int, stdin: IO[str], out: IO[str]) -> bool:
     isatty = getattr(stdin, "isatty", None)
     if not (isatty and isatty()):
@@ -175,16 +233,19 @@ def _text(
     where = f" for Services in namespace {namespace}" if namespace else ""
     lines = [f"Load balancers owned by cluster {cluster!r} ({provider}){where}: {len(findings)}"]
     for f in findings:
-        lines.append(f"  {f.owned.name} ({f.owned.kind}) {f.owned.ref.key}: {f.status}: {f.reason}")
+        status = f.status.replace("-", " ") if f.status == "not-this-cluster" else f.status
+        lines.append(f"  {f.owned.name} ({f.owned.kind}) {f.owned.ref.key}: {status}: {f.reason}")
     garbage = [f for f in findings if f.status == "garbage" and f.plan is not None]
     for f in garbage:
         assert f.plan is not None
         lines.append("")
         lines.append(render_plan(f.plan, colour=colour))
     lines.append("")
+    foreign = sum(1 for f in findings if f.status == "not-this-cluster")
     lines.append(
         f"{len(garbage)} garbage, {sum(1 for f in findings if f.status == 'in-use')} in use, "
-        f"{sum(1 for f in findings if f.status == 'unknown')} kept (could not tell)."
+        f"{sum(1 for f in findings if f.status == 'unknown')} kept (could not tell)"
+        + (f", {foreign} not this cluster (left alone)." if foreign else ".")
     )
     return "\n".join(lines)
 
@@ -204,6 +265,8 @@ def run(
     def body() -> int:
         if args.yes and not args.apply:
             raise CLIError("--yes only makes sense with --apply")
+        if args.force and not args.apply:
+            raise CLIError("--force only makes sense with --apply")
         default = default_provider(args)
         cluster = provider_settings(args, name).cluster_name
         kube = cluster_client(args)
@@ -213,10 +276,24 @@ def run(
         nodes = listed(kube.list_nodes())
         # Writable only when asked to apply; the examination runs read-only either way.
         provider = build_provider(args, name, read_only=not args.apply, kube=kube)
+        provider.calls.fail_fast = True  # a cloud that cannot be reached ends the run once
+        from lbprov.kube.facts import cluster_identity  # lazily: the kubernetes client is slow to import
+
+        cluster_id = provider_settings(args, name).cluster_id or cluster_identity(kube)
         with provider.calls.read_only_mode(), read_round(provider):
             owned = [o for o in provider.list_owned() if args.namespace in (None, o.ref.namespace)]
             with Progress(len(owned), "examining", stream=err, quiet=args.quiet) as progress:
-                findings = examine(provider, owned, services, nodes, cluster, default, progress)
+                findings = examine(
+                    provider,
+                    owned,
+                    services,
+                    nodes,
+                    cluster,
+                    default,
+                    progress,
+                    cluster_id=cluster_id,
+                    include=frozenset(args.include_foreign),
+                )
         garbage = [f for f in findings if f.status == "garbage" and f.plan is not None]
         errors = [f for f in findings if f.error]
         code = EXIT_ERROR if errors else (EXIT_CHANGES if garbage else EXIT_OK)
@@ -226,6 +303,7 @@ def run(
         if args.output == "text":
             print(_text(findings, name, cluster, args.namespace, colour=use_colour(args, out)), file=out)
         if args.apply and garbage:
+            _refuse_empty_cluster(len(garbage), len(services), args.force)
             if not args.yes and not _confirm(len(garbage), inp, err):
                 print("Cancelled: nothing was deleted.", file=out)
                 return EXIT_ERROR

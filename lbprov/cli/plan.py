@@ -581,6 +581,7 @@ def run(
         inputs = read_inputs(args, stdin=stdin)
         selected = select(inputs.services, name, default)
         provider = build_provider(args, name, read_only=True, kube=inputs.kube)
+        provider.calls.fail_fast = True  # a cloud that cannot be reached ends the run once
         if not provider.calls.read_only:  # belt and braces: the guard is what makes plan safe
             raise CLIError(f"provider {name} did not honour read_only=True; refusing to plan", "bug")
         with (

@@ -193,8 +193,6 @@ class AzureSettings(ProviderSettings):
             raise ValueError(
                 "cluster_name must not end in '-internal' (the internal LB is '<cluster>-internal')"
             )
-        if len(self.cluster_name) + len("-internal") > 80:
-            raise ValueError("cluster_name is too long for Azure LB names (at most 71 characters)")
         if self.auth == "static-token" and self.static_token is None:
             raise ValueError("auth=static-token needs static_token")
         return self
