@@ -16,7 +16,8 @@ Events (upstream reasons): ``EnsuringLoadBalancer`` then ``EnsuredLoadBalancer``
 changes creates a Service's load balancer (the Service had no ingress yet), ``EnsuringLoadBalancer``
 then ``UpdatedLoadBalancer`` when it changes an existing one (ports, nodes, options), nothing for an
 empty plan (a resync or node sync that finds nothing to do must not spam events),
-``SyncLoadBalancerFailed`` (Warning) on any ensure error, ``DeletingLoadBalancer`` /
+``SyncLoadBalancerFailed`` (Warning) on any ensure error, ``UnAvailableLoadBalancer`` (Warning) when
+no node is eligible (the load balancer is kept with no backends, as upstream), ``DeletingLoadBalancer`` /
 ``DeletedLoadBalancer`` around a cleanup and ``DeleteLoadBalancerFailed`` (Warning) when it fails.
 
 Errors propagate to the worker, which requeues the key with backoff: one Service's failure never
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lbprov.controller.kubeapi import ControllerKube, Obj, ServiceGone, is_conflict, is_not_found
-from lbprov.intent import IntentSettings, build_intent, service_ref
+from lbprov.intent import IntentSettings, build_intent, no_nodes_reason, service_ref
 from lbprov.model import Action, Ingress, InvalidService, Plan
 from lbprov.observability import Metrics
 from lbprov.provider import Provider
@@ -245,12 +246,24 @@ class ServiceReconciler:
 
     def _ensure(self, key: str, svc: Obj, provider_name: str, provider: Provider) -> SyncResult:
         extra = {"service": key, "provider": provider_name}
+        nodes = self.list_nodes()
         try:
-            intent = build_intent(svc, self.list_nodes(), self.settings, provider)
+            intent = build_intent(svc, nodes, self.settings, provider)
         except InvalidService as exc:
             log.warning("invalid Service: %s", exc, extra={**extra, "error": str(exc)})
             self._event(svc, "Warning", "SyncLoadBalancerFailed", f"Error syncing load balancer: {exc}")
             raise
+        if not intent.targets:
+            # As upstream: keep the load balancer with an empty backend set (a node-pool rotation
+            # must not take every Service down), say so, and fill it when nodes come back.
+            why = no_nodes_reason(nodes) or "no eligible node"
+            log.warning("no available nodes: %s", why, extra=extra)
+            self._event(
+                svc,
+                "Warning",
+                "UnAvailableLoadBalancer",
+                f"There are no available nodes for LoadBalancer: {why}",
+            )
         try:
             svc = self._ensure_finalizer(svc)
             had_ingress = bool(ingress_of(svc))
