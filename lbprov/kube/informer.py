@@ -130,6 +130,9 @@ class Informer:
         self._thread: threading.Thread | None = None
         self._stream: WatchStream | None = None
         self._resource_version = ""
+        #: The last error of a list or watch (cleared by a successful list): why a cache has not
+        #: synced, for the message of a cache-sync timeout.
+        self.last_error: str | None = None
         #: Counters for tests and metrics.
         self.lists = 0
         self.watches = 0
@@ -144,13 +147,16 @@ class Informer:
         self._thread = threading.Thread(target=self._run, name=f"informer-{self.kind}", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the loop; waits at most ``timeout`` seconds for the thread (a daemon: a list call
+        blocked on a dead server is bounded by the client's read timeout and cannot hold the
+        process)."""
         self._stop.set()
         stream = self._stream
         if stream is not None:
             stream.close()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=timeout)
             self._thread = None
 
     def wait_synced(self, timeout: float) -> bool:
@@ -159,6 +165,13 @@ class Informer:
     @property
     def synced(self) -> bool:
         return self._synced.is_set()
+
+    def sync_status(self) -> str:
+        """Why the cache has not synced yet: the last list/watch error, or that the first list is
+        still waiting for the API server (named) to answer."""
+        if self.synced:
+            return "synced"
+        return self.last_error or f"no answer yet to the {self.kind} list from {self.client.host}"
 
     @property
     def resource_version(self) -> str:
@@ -198,6 +211,7 @@ class Informer:
                 if self._stop.is_set():
                     break
                 self.watch_errors += 1
+                self.last_error = str(exc) or type(exc).__name__
                 log.warning("%s informer: %s; retrying in %.1fs", self.kind, exc, backoff)
                 if self._stop.wait(backoff):
                     break
@@ -211,6 +225,7 @@ class Informer:
         else:
             items, rv = self.client.list_nodes()
         self.lists += 1
+        self.last_error = None
         fresh = {object_key(o, self.kind): trim(o, self.kind) for o in items}
         with self._lock:
             old = self._cache

@@ -70,6 +70,9 @@ class Resource:
     has_status: bool = False
     status_on_create: bool = False
     name_style: str = "dns1123subdomain"
+    #: Served for reading only (the sandbox runs no workloads: ``pods`` is always empty, so
+    #: ``kubectl describe node`` and ``get pods`` work); writes are refused with 405.
+    read_only: bool = False
 
     @property
     def api_version(self) -> str:
@@ -89,10 +92,50 @@ RESOURCES: dict[str, Resource] = {
         ),
         Resource("coordination.k8s.io", "v1", "leases", "lease", "Lease", True),
         Resource("", "v1", "configmaps", "configmap", "ConfigMap", True, ("cm",)),
+        Resource("", "v1", "pods", "pod", "Pod", True, ("po",), ("all",), True, read_only=True),
     )
 }
 
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
+
+
+#: Time fields per resource: path -> True for MicroTime (microseconds), False for Time (seconds).
+TIME_FIELDS: dict[str, dict[tuple[str, ...], bool]] = {
+    "events": {
+        ("firstTimestamp",): False,
+        ("lastTimestamp",): False,
+        ("eventTime",): True,
+        ("series", "lastObservedTime"): True,
+    },
+    "leases": {("spec", "acquireTime"): True, ("spec", "renewTime"): True},
+}
+
+
+def rfc3339(value: Any, micro: bool, field: str) -> str:
+    """A client's timestamp as the server stores it: UTC with ``Z``, seconds for ``metav1.Time``,
+    microseconds for ``metav1.MicroTime`` (clients may send ``+00:00`` or other offsets)."""
+    try:
+        when = datetime.datetime.fromisoformat(str(value).replace("z", "Z"))
+    except ValueError as exc:
+        raise bad_request(f'parsing time "{value}" in {field}: not an RFC 3339 timestamp') from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    when = when.astimezone(datetime.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ")
+
+
+def normalize(resource: str, obj: Obj) -> None:
+    """What decoding into the Go type and encoding back does to a stored object: an empty
+    ``finalizers`` list is omitted (``omitempty``) and timestamps are re-encoded in UTC."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "finalizers" in meta and not meta["finalizers"]:
+        del meta["finalizers"]
+    for path, micro in TIME_FIELDS.get(resource, {}).items():
+        parent: Any = obj
+        for key in path[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and parent.get(path[-1]) not in (None, ""):
+            parent[path[-1]] = rfc3339(parent[path[-1]], micro, ".".join(path))
 
 
 def now_rfc3339() -> str:
@@ -456,6 +499,7 @@ class Store:
                         name,
                         [invalid_value("involvedObject.namespace", inv_ns, "does not match event.namespace")],
                     )
+            normalize(resource, obj)
             if dry_run:
                 return obj
             return self._commit(resource, "ADDED", obj, None)
@@ -495,6 +539,7 @@ class Store:
             if want_rv not in (None, "") and str(want_rv) != old["metadata"]["resourceVersion"]:
                 raise conflict(resource, name, res.group)
             new = self._prepared_update(res, old, full, subresource)
+            normalize(resource, new)
             if _without_rv(new) == _without_rv(old):
                 return old  # a no-op write changes nothing, as on a real server
             if dry_run:

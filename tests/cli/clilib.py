@@ -227,7 +227,7 @@ class FakeProvider:
                 if c.action is Action.CREATE:
                     self._write("lb.createLoadBalancer")
                     assert plan.intent is not None
-                    tags = naming.ownership_tags(self.cluster, plan.ref)
+                    tags = naming.ownership_tags(self.cluster, plan.ref, self.settings.cluster_id)
                     tags[naming.LB_KIND_TAG] = str((c.after or {})["kind"])
                     self.world[c.name] = {"kind": (c.after or {})["kind"], "tags": tags, "ports": []}
                 elif c.action is Action.DELETE:
@@ -258,7 +258,11 @@ class FakeProvider:
             ns, _, svc = tags[naming.SERVICE_NAME_TAG].partition("/")
             ref = ServiceRef(ns, svc, tags[naming.SERVICE_UID_TAG])
             parts = (("load-balancer", name), *(("listener", f"{name}:{p}") for p in rec["ports"]))
-            out.append(OwnedLoadBalancer("fake", ref, name, rec["kind"], tuple(parts)))
+            out.append(
+                OwnedLoadBalancer(
+                    "fake", ref, name, rec["kind"], tuple(parts), cluster_id=tags.get(naming.CLUSTER_ID_TAG)
+                )
+            )
         return out
 
     @classmethod

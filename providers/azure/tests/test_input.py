@@ -29,8 +29,16 @@ BAD_ANNOTATIONS = [
     ({P + "load-balancer-tcp-idle-timeout": "ten"}, "tcp-idle-timeout", "4-100"),
     ({P + "load-balancer-disable-tcp-reset": "maybe"}, "disable-tcp-reset", "true, false"),
     ({P + "load-balancer-health-probe-protocol": "icmp"}, "health-probe-protocol", "Tcp, Http, Https"),
-    ({P + "load-balancer-health-probe-interval": "1"}, "health-probe-interval", "5-300"),
-    ({P + "load-balancer-health-probe-num-of-probe": "0"}, "num-of-probe", "1-20"),
+    ({P + "load-balancer-health-probe-interval": "1"}, "health-probe-interval", "5-119"),
+    ({P + "load-balancer-health-probe-interval": "4"}, "health-probe-interval", "5-119"),
+    ({P + "load-balancer-health-probe-num-of-probe": "0"}, "num-of-probe", "2-24"),
+    ({P + "load-balancer-health-probe-num-of-probe": "1"}, "num-of-probe", "2-24"),
+    (
+        {P + "load-balancer-health-probe-interval": "20", P + "load-balancer-health-probe-num-of-probe": "6"},
+        "num-of-probe",
+        "below 120 s",
+    ),
+    ({P + "load-balancer-health-probe-interval": "60"}, "health-probe-interval", "below 120 s"),
     ({P + "load-balancer-health-probe-request-path": "healthz"}, "request-path", "starting with '/'"),
     (
         {
@@ -94,7 +102,8 @@ def test_allocate_load_balancer_node_ports_false_is_rejected(intent_for, make_se
         ({"resource_group": "bad rg!"}, "resource group name"),
         ({"base_url": "http://127.0.0.1:1"}, "https://"),
         ({"cluster_name": "prod-internal"}, "-internal"),
-        ({"cluster_name": "Prod"}, "cluster name"),
+        ({"cluster_name": "bad name!"}, "cluster name"),
+        ({"cluster_name": "x" * 101}, "cluster name"),
         ({"auth": "static-token", "static_token": None}, "static_token"),
         ({"max_attempts": 0}, "max_attempts"),
         ({"unknown_setting": 1}, "unknown_setting"),

@@ -47,10 +47,9 @@ def test_ports_and_protocols_change_in_place_keeping_the_ip(
     assert _probes(state, cluster)[f"{base}-UDP-53"]["port"] == 10256  # UDP: kube-proxy health
     nsg = _nsg_rules(state, base)
     assert set(nsg) == {f"lbprov-{base}-TCP", f"lbprov-{base}-UDP"}
-    node_ports = {p.protocol + str(p.port): p.node_port for p in updated.ports}
-    assert sorted(nsg[f"lbprov-{base}-UDP"]["destinationPortRanges"]) == sorted(
-        [str(node_ports["UDP53"]), str(node_ports["UDP123"])]
-    )
+    # floating IP on (the default): the service ports, to the frontend address
+    assert sorted(nsg[f"lbprov-{base}-UDP"]["destinationPortRanges"]) == ["123", "53"]
+    assert nsg[f"lbprov-{base}-UDP"]["destinationAddressPrefix"] == first[0].ip
     provider.apply(provider.plan_delete(updated.ref))
 
 
@@ -255,7 +254,7 @@ def test_annotations_reach_the_cloud(provider, intent_for, make_service, ensure,
         rule["backendPort"],
     ) == (30, False, True, 80)
     probe = _probes(state, cluster)[name]
-    assert (probe["protocol"], probe["requestPath"], probe["intervalInSeconds"], probe["numberOfProbes"]) == (
+    assert (probe["protocol"], probe["requestPath"], probe["intervalInSeconds"], probe["probeThreshold"]) == (
         "Http",
         "/ready",
         10,

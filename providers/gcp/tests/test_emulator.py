@@ -226,7 +226,6 @@ def test_resources_in_use_cannot_be_deleted(sandbox, api):
         lambda: api.hc.delete(project=P, region=R, health_check="hc"),
         lambda: api.ig.delete(project=P, zone=zone, instance_group="ig"),
         lambda: api.bs.delete(project=P, region=R, backend_service="bs"),
-        lambda: api.addr.delete(project=P, region=R, address="ip"),
     ):
         with pytest.raises(gexc.BadRequest) as err:
             call()
@@ -236,6 +235,22 @@ def test_resources_in_use_cannot_be_deleted(sandbox, api):
     api.bs.delete(project=P, region=R, backend_service="bs").result()
     api.hc.delete(project=P, region=R, health_check="hc").result()
     api.ig.delete(project=P, zone=zone, instance_group="ig").result()
+
+
+def test_releasing_an_address_a_forwarding_rule_holds_demotes_the_ip_to_ephemeral(sandbox, api):
+    zone = sandbox.nodes[0].zone
+    api.health_check()
+    api.group(zone)
+    api.backend(groups=(f"zones/{zone}/instanceGroups/ig",))
+    api.addr.insert(project=P, region=R, address_resource=c.Address(name="ip")).result()
+    ip = api.addr.get(project=P, region=R, address="ip").address
+    api.rule("fr", I_p_address=ip, ports=["80"])
+    api.addr.delete(project=P, region=R, address="ip").result()
+    assert api.fr.get(project=P, region=R, forwarding_rule="fr").I_p_address == ip
+    assert not list(api.addr.list(project=P, region=R))
+    # promoting it again (reserving the IP the rule holds) works too
+    api.addr.insert(project=P, region=R, address_resource=c.Address(name="again", address=ip)).result()
+    assert api.addr.get(project=P, region=R, address="again").status == "IN_USE"
 
 
 def test_forwarding_rules_are_strict_about_ports_scheme_and_backends(api):

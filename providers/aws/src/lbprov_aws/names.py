@@ -71,5 +71,5 @@ def elb_sg_rule_description(lb_name: str) -> str:
 #: shared node security group rules (a custom healthcheck-port may be shared and is not recorded).
 HEALTH_NODE_PORT_TAG = "lbprov.io/health-node-port"
 #: On NLB target groups: the Service's source CIDRs, space-separated (``*``: too many to record), so
-#: that any plan can tell which Services still want a whole-NodePort-range rule (sgrules.py).
+#: that any plan can tell which Services still want a whole-NodePort-range rule (diff/node_rules.py).
 SOURCE_RANGES_TAG = "lbprov.io/source-ranges"

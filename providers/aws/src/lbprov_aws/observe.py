@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lbprov import naming
-from lbprov_aws.clients import AWSClients
+from lbprov_aws.client import AWSClients
+from lbprov_aws.diff.node_rules import Key, TargetGroupFacts
 from lbprov_aws.names import HEALTH_NODE_PORT_TAG, SOURCE_RANGES_TAG
-from lbprov_aws.sgrules import Key, TargetGroupFacts
 
 BATCH = 20
 #: Describing a missing load balancer by name is an error in the ELB APIs, not an empty answer.
@@ -204,7 +204,8 @@ class ReadRound:
         self.target_groups: list[ObservedTG] | None = None
         self.subnets: dict[str, list[dict[str, Any]]] = {}
         self.vpc_cidrs: dict[str, tuple[str, ...]] = {}
-        self.cluster_sgs: list[ObservedSG] | None = None
+        #: Security groups by VPC (None: the cluster-tagged ones, VPC unknown).
+        self.cluster_sgs: dict[str | None, list[ObservedSG]] | None = None
         self.instances: dict[str, dict[str, Any]] = {}
         self.dirty: set[str] = set()
         #: Applies made in this round, and their number when target_group_facts last refilled
@@ -506,7 +507,7 @@ class Reader:
             vpc_id=vpc_id,
             vpc_cidrs=cidrs,
             subnets=subnets,
-            security_groups=self.security_groups(),
+            security_groups=self.security_groups(vpc_id),
             instances=instances,
         )
 
@@ -575,14 +576,19 @@ class Reader:
             rnd.vpc_cidrs[vpc_id] = out
         return out
 
-    def security_groups(self) -> list[ObservedSG]:
+    def security_groups(self, vpc_id: str | None) -> list[ObservedSG]:
+        """Every security group of the cluster's VPC (tagged for the cluster or not: a node's only
+        group may be untagged, and its lbprov rules must still be found by a delete), or, with the
+        VPC unknown, the cluster-tagged groups; plus the node_security_group_id setting's group."""
         rnd = self.round
         if rnd is not None:
             with rnd.lock:
                 if rnd.cluster_sgs is None:
-                    rnd.cluster_sgs = self._read_security_groups()
-                return rnd.cluster_sgs
-        return self._read_security_groups()
+                    rnd.cluster_sgs = {}
+                if vpc_id not in rnd.cluster_sgs:
+                    rnd.cluster_sgs[vpc_id] = self._read_security_groups(vpc_id)
+                return rnd.cluster_sgs[vpc_id]
+        return self._read_security_groups(vpc_id)
 
     def security_groups_named(self, name: str, vpc_id: str | None) -> list[ObservedSG]:
         """Every group of that name in the VPC, tagged or not (to detect a foreign namesake)."""
@@ -596,7 +602,12 @@ class Reader:
             )
         ]
 
-    def _read_security_groups(self) -> list[ObservedSG]:
+    def _read_security_groups(self, vpc_id: str | None) -> list[ObservedSG]:
+        by = (
+            {"Name": "vpc-id", "Values": [vpc_id]}
+            if vpc_id
+            else {"Name": "tag-key", "Values": [naming.cluster_tag_key(self.cluster)]}
+        )
         found = {
             sg["GroupId"]: _sg(sg)
             for sg in self.clients.pages(
@@ -604,7 +615,7 @@ class Reader:
                 "SecurityGroups",
                 token_in="NextToken",
                 token_out="NextToken",
-                Filters=[{"Name": "tag-key", "Values": [naming.cluster_tag_key(self.cluster)]}],
+                Filters=[by],
             )
         }
         if self.node_sg_id and self.node_sg_id not in found:

@@ -132,15 +132,19 @@ def _kind(annotations: Mapping[str, str]) -> LbKind:
     raise InvalidService(_field(TYPE), f"{raw!r} is not a load balancer type; accepted values: {accepted}")
 
 
+def internal_of(value: str) -> bool:
+    """Upstream's exact reading of ``aws-load-balancer-internal`` (cloud-provider-aws
+    ``pkg/providers/v1/aws.go``, EnsureLoadBalancer: ``if internalAnnotation == "false" {internal =
+    false} else if internalAnnotation != "" {internal = true}``): ``false`` or an empty value is
+    internet-facing; *any other value* is internal, including ``0.0.0.0/0`` (the legacy documented
+    value), ``False``, ``0`` and ``true``. No trimming and no case folding, as upstream."""
+    return value not in ("false", "")
+
+
 def _scheme(annotations: Mapping[str, str]) -> Literal["external", "internal"]:
     internal: bool | None = None
     if INTERNAL in annotations:
-        raw = annotations[INTERNAL].strip()
-        # Upstream treats an empty value as "internal" (any value but "false").
-        parsed = True if raw == "" else parse_bool(raw)
-        if parsed is None:
-            raise InvalidService(_field(INTERNAL), f"{raw!r} is not a boolean; accepted values: true, false")
-        internal = parsed
+        internal = internal_of(annotations[INTERNAL])
     if SCHEME in annotations:
         raw = annotations[SCHEME].strip()
         if raw not in ("internal", "internet-facing"):

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 from lbprov import naming
@@ -21,7 +22,36 @@ from lbprov.model import ServiceRef
 SERVICES_TAG_PREFIX = "lbprov.io_services."
 LB_KIND = "shared-standard"
 MAX_TAG_VALUE = 256
-_PIP_CLUSTER_MAX = 47  # 47 + 1 + 32 = 80, Azure's name limit
+#: Azure's rule for Microsoft.Network resource names: 1-80 characters, letters, digits, ``_``, ``.``
+#: and ``-``, starting with a letter or digit and ending with a letter, digit or ``_``
+#: (learn.microsoft.com "Naming rules and restrictions for Azure resources", Microsoft.Network).
+MAX_NAME = 80
+_VALID_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
+_INTERNAL_SUFFIX = "-internal"
+#: NSG rule descriptions hold at most 140 characters: ``lbprov <cluster mark> <uid> <key>``.
+_MARK_MAX = 64
+
+
+def fit(name: str, max_len: int = MAX_NAME) -> str:
+    """``name`` made a valid Azure resource name of at most ``max_len`` characters.
+
+    A valid name that fits is kept verbatim (upper case and ``_`` included: upstream names the
+    shared LB after the cluster as it is, and an adopted LB must keep its name). Otherwise invalid
+    characters become ``-`` and a name too long is cut and ends with a hash of the original, so two
+    long cluster names sharing a prefix still get different names.
+    """
+    if len(name) <= max_len and _VALID_NAME.match(name):
+        return name
+    body = re.sub(r"[^A-Za-z0-9_.-]", "-", name)
+    if len(body) > max_len:
+        digest = naming.short_hash(name, length=8)
+        body = body[: max_len - len(digest) - 1].rstrip("-.") + "-" + digest
+    return body.rstrip("-.") or naming.short_hash(name, length=8)
+
+
+def cluster_mark(cluster: str) -> str:
+    """The cluster as NSG rule descriptions name it (140-character limit: long names are hashed)."""
+    return fit(cluster, _MARK_MAX)
 
 
 def azure_key(key: str) -> str:
@@ -33,15 +63,19 @@ def azure_tags(tags: Mapping[str, str]) -> dict[str, str]:
 
 
 def lb_name(cluster: str, scheme: str) -> str:
-    return cluster if scheme == "external" else f"{cluster}-internal"
+    """``<cluster>`` / ``<cluster>-internal`` as upstream names them, shortened to fit 80 characters."""
+    if scheme == "external":
+        return fit(cluster)
+    return fit(cluster, MAX_NAME - len(_INTERNAL_SUFFIX)) + _INTERNAL_SUFFIX
 
 
 def pool_name(cluster: str) -> str:
-    return cluster
+    return fit(cluster)
 
 
 def pip_name(cluster: str, base: str) -> str:
-    return f"{cluster[:_PIP_CLUSTER_MAX]}-{base}"
+    """``<cluster>-<base>`` as upstream names it; the cluster part shortened so the whole fits 80."""
+    return f"{fit(cluster, MAX_NAME - len(base) - 1)}-{base}"
 
 
 def rule_name(base: str, protocol: str, port: int) -> str:

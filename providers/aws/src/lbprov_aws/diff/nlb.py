@@ -7,17 +7,18 @@ from typing import Any
 
 from lbprov.model import Action, Change, Intent, Port
 from lbprov_aws import names
-from lbprov_aws.names import HEALTH_RULE
-from lbprov_aws.observe import (
-    ClusterContext,
-    ObservedNLB,
-    ObservedSG,
-    ObservedTG,
-)
-from lbprov_aws.options import AWSOptions
-from lbprov_aws.plan_common import (
-    HEALTH_NODE_PORT_TAG,
+from lbprov_aws.desired import (
     LB_ATTRIBUTE_DEFAULTS,
+    SSL_POLICY,
+    TG_ATTRIBUTE_DEFAULTS,
+    instance_ids,
+    listener_ports,
+    managed_tags,
+    nlb_health,
+    node_port,
+    select_subnets,
+)
+from lbprov_aws.diff.common import (
     P_LB,
     P_LB_DEL,
     P_LISTENER,
@@ -26,21 +27,13 @@ from lbprov_aws.plan_common import (
     P_SG_DEL,
     P_TG_CREATE,
     P_TG_UPDATE,
-    SOURCE_RANGES_TAG,
-    SSL_POLICY,
-    TG_ATTRIBUTE_DEFAULTS,
     PlannerBase,
     _Builder,
     check_owned,
-    instance_ids,
-    listener_ports,
-    managed_tags,
-    nlb_health,
     observed_managed_tags,
     rule_change,
-    select_subnets,
 )
-from lbprov_aws.sgrules import (
+from lbprov_aws.diff.node_rules import (
     Point,
     RuleRange,
     group_delta,
@@ -49,6 +42,14 @@ from lbprov_aws.sgrules import (
     service_points,
     source_ranges_tag,
 )
+from lbprov_aws.names import HEALTH_NODE_PORT_TAG, HEALTH_RULE, SOURCE_RANGES_TAG
+from lbprov_aws.observe import (
+    ClusterContext,
+    ObservedNLB,
+    ObservedSG,
+    ObservedTG,
+)
+from lbprov_aws.options import AWSOptions
 
 
 class NLBPlanning(PlannerBase):
@@ -72,7 +73,7 @@ class NLBPlanning(PlannerBase):
         if intent.session_affinity:
             attributes["stickiness.type"] = "source_ip"
         tg_tags = dict(tags)
-        # Who wants which range rule (sgrules.py): read back from every target group of the cluster.
+        # Who wants which range rule (diff/node_rules.py): read back from every target group of the cluster.
         tg_tags[SOURCE_RANGES_TAG] = source_ranges_tag(intent.source_ranges)
         if intent.health_check is not None and intent.health_check.port:
             tg_tags[HEALTH_NODE_PORT_TAG] = str(intent.health_check.port)
@@ -267,7 +268,7 @@ class NLBPlanning(PlannerBase):
                 self._listener_delete(str(li.port), li, arn_to_tg, reason="duplicate listener"),
             )
 
-        ports = [(p.protocol, p.node_port) for p in intent.ports]  # TCP_UDP: both rules
+        ports = [(p.protocol, node_port(p)) for p in intent.ports]  # TCP_UDP: both rules
         health_ports: set[int] = set()
         own_ports = self._intent_ports(intent)
         for port in intent.ports:
@@ -332,7 +333,7 @@ class NLBPlanning(PlannerBase):
 
     @staticmethod
     def _intent_ports(intent: Intent) -> set[int]:
-        ports = {p.node_port for p in intent.ports}
+        ports = {node_port(p) for p in intent.ports}
         if intent.health_check and intent.health_check.port:
             ports.add(intent.health_check.port)
         return ports
@@ -351,17 +352,17 @@ class NLBPlanning(PlannerBase):
         self,
         b: _Builder,
         ctx: ClusterContext,
-        node_sg: ObservedSG | None,
+        node_sgs: list[ObservedSG],
         ports: set[int],
         wanted: set[Point],
         uid: str,
         data: dict[str, Any],
     ) -> None:
         """Rule changes (shown by the plan), and in ``data["node_rules"]`` what apply needs to
-        recompute them from a fresh read of each group: see sgrules.py."""
+        recompute them from a fresh read of each group: see diff/node_rules.py."""
         groups = list(ctx.security_groups)
-        if node_sg is not None and all(sg.id != node_sg.id for sg in groups):
-            groups.append(node_sg)
+        node_ids = {sg.id for sg in node_sgs}
+        groups += [sg for sg in node_sgs if all(sg.id != g.id for g in groups)]
         # Delete plans do not read the VPC: the health range rules name its CIDRs.
         vpc_cidrs = list(ctx.vpc_cidrs) or sorted({k[2] for k in ctx.ranged_keys if k[0] == HEALTH_RULE})
         hidden = points_of_target_groups(
@@ -376,7 +377,7 @@ class NLBPlanning(PlannerBase):
         }
         for sg in groups:
             ours, foreign = parse_rules(sg.permissions, self.cluster)
-            is_node = node_sg is not None and sg.id == node_sg.id
+            is_node = sg.id in node_ids
             if not ours and not is_node:
                 continue
             group_wanted = wanted if is_node else set()

@@ -1,37 +1,19 @@
-"""Shared pieces of planning: the order of changes, desired-state helpers, ownership checks.
+"""The desired state of a Service's AWS resources (pure: Intent + options -> resource values).
 
-Order of a plan (so that traffic keeps flowing and a crash between two writes always leaves state
-that a fresh plan can finish):
-
- 1. classic ELB security groups, then their rules         (the ELB needs them at creation)
- 2. target groups: create, then update (health, attributes, targets, tags)
- 3. the load balancer: create / replace / update           (replace = scheme change)
- 4. listeners: create / update (forward to the new groups)
- 5. node security group: authorise new ranges              (before revoking old ones)
- 6. listeners: delete
- 7. node security group: revoke old ranges                 (while the target groups still record
-                                                            which NodePorts the Service owned)
- 8. load balancer of the other kind / of a deleted Service: delete
- 9. target groups: delete
-10. classic ELB security group rules: revoke; then the groups: delete
+This is the model builder: health checks, tags, subnets, listener ports, targets and the node
+security group, computed from the Intent, its AWSOptions and the cluster context read before. No
+I/O here; the diff (diff/) compares these values with what observe.py found.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from lbprov import naming
-from lbprov.model import Action, Change, Ingress, Intent, InvalidService, OwnershipConflict, Port, ServiceRef
-from lbprov_aws.names import HEALTH_NODE_PORT_TAG as HEALTH_NODE_PORT_TAG
-from lbprov_aws.names import SOURCE_RANGES_TAG as SOURCE_RANGES_TAG
-from lbprov_aws.observe import (
-    ClusterContext,
-    ObservedSG,
-)
+from lbprov.model import Intent, InvalidService, Port, ServiceRef
+from lbprov_aws.observe import ClusterContext, ObservedSG
 from lbprov_aws.options import SUBNETS, AWSOptions, provider_id_instance
-from lbprov_aws.sgrules import RuleConfig
 
 #: Tag listing the additional-resource-tags keys lbprov set, so that removed ones can be removed.
 ADDITIONAL_TAGS_TAG = "lbprov.io/additional-tags"
@@ -53,58 +35,13 @@ CLASSIC_TIMING = {"interval": 10, "timeout": 5, "healthy": 2, "unhealthy": 6}
 TG_ATTRIBUTE_DEFAULTS = {"stickiness.enabled": "false", "proxy_protocol_v2.enabled": "false"}
 LB_ATTRIBUTE_DEFAULTS = {"load_balancing.cross_zone.enabled": "false"}
 
-(
-    P_ELB_SG,
-    P_ELB_SG_RULE,
-    P_TG_CREATE,
-    P_TG_UPDATE,
-    P_LB,
-    P_LISTENER,
-    P_SG_ADD,
-    P_LISTENER_DEL,
-    P_SG_DEL,
-    P_LB_DEL,
-    P_TG_DEL,
-    P_ELB_SG_RULE_DEL,
-    P_ELB_SG_DEL,
-) = range(13)
 
-
-@dataclass
-class PlanOutput:
-    changes: list[Change]
-    data: dict[str, Any]
-    ingress: tuple[Ingress, ...]
-
-
-@dataclass
-class _Builder:
-    items: list[tuple[int, int, Change]] = field(default_factory=list)
-
-    def add(self, phase: int, change: Change) -> None:
-        self.items.append((phase, len(self.items), change))
-
-    def changes(self) -> list[Change]:
-        return [c for _, _, c in sorted(self.items, key=lambda t: (t[0], t[1]))]
-
-
-def _owner_text(tags: dict[str, str]) -> str:
-    clusters = [k[len(naming.CLUSTER_TAG_PREFIX) :] for k in tags if k.startswith(naming.CLUSTER_TAG_PREFIX)]
-    uid = tags.get(naming.SERVICE_UID_TAG)
-    if not clusters:
-        return "no cluster ownership tag"
-    return f"cluster tag(s) {', '.join(clusters)}" + (
-        f", Service UID {uid}" if uid else ", no Service UID tag"
-    )
-
-
-def check_owned(what: str, name: str, tags: dict[str, str], cluster: str, ref: ServiceRef) -> None:
-    if not naming.is_owned_by_service(tags, cluster, ref.uid):
-        raise OwnershipConflict(
-            f"{what} {name!r} already exists but is not owned by Service {ref.key} (uid {ref.uid}) of "
-            f"cluster {cluster!r} (it has {_owner_text(tags)}); lbprov never adopts a foreign resource: "
-            "delete or rename it, or recreate the Service to get a new UID-derived name"
-        )
+def node_port(port: Port) -> int:
+    """AWS sends traffic to NodePorts (``AWSProvider.needs_node_ports``), so build_intent refuses a
+    Service port without one; this is the typed guard of that contract."""
+    if port.node_port is None:
+        raise InvalidService("spec.ports[].nodePort", f"port {port.port} has no NodePort; AWS needs one")
+    return port.node_port
 
 
 def managed_tags(intent: Intent, opts: AWSOptions) -> dict[str, str]:
@@ -117,37 +54,10 @@ def managed_tags(intent: Intent, opts: AWSOptions) -> dict[str, str]:
     return tags
 
 
-def observed_managed_tags(observed: dict[str, str], desired: dict[str, str]) -> dict[str, str]:
-    """The subset of observed tags lbprov manages: what it wants now and what it set before."""
-    keys = set(desired)
-    keys.update(k for k in observed.get(ADDITIONAL_TAGS_TAG, "").split(",") if k)
-    keys.update((ADDITIONAL_TAGS_TAG, HEALTH_NODE_PORT_TAG, SOURCE_RANGES_TAG))
-    return {k: observed[k] for k in sorted(keys) if k in observed}
-
-
 def ownership_only(ref: ServiceRef, cluster: str, kind: str) -> dict[str, str]:
     tags = naming.ownership_tags(cluster, ref)
     tags[naming.LB_KIND_TAG] = kind
     return tags
-
-
-def rule_change(
-    action: Action, name: str, body: dict[str, Any], *, data: dict[str, Any], cloud_id: str | None = None
-) -> Change:
-    """A security group rule is only ever created or deleted, never modified: its description is
-    the ``after`` of a create and the ``before`` of a delete."""
-    return Change(
-        action,
-        "security-group-rule",
-        name,
-        None if action is Action.CREATE else body,
-        body if action is Action.CREATE else None,
-        cloud_id=cloud_id,
-        data=data,
-    )
-
-
-# -- pieces of the desired state ------------------------------------------------------------------
 
 
 def nlb_health(intent: Intent, opts: AWSOptions) -> dict[str, Any]:
@@ -238,27 +148,65 @@ def select_subnets(opts: AWSOptions, scheme: str, ctx: ClusterContext, cluster: 
     return sorted(rank[1] for rank in per_az.values())
 
 
-def node_security_group(ctx: ClusterContext, override: str | None) -> ObservedSG | None:
+class NodeSecurityGroupError(RuntimeError):
+    """A node instance whose security group for the load balancer's rules cannot be told (no
+    group tagged for the cluster and not exactly one group, or several tagged ones). The Service
+    fails (SyncLoadBalancerFailed naming the instance) rather than succeeding without the rule."""
+
+
+def is_cluster_tagged(sg: ObservedSG, cluster: str) -> bool:
+    return naming.cluster_tag_key(cluster) in sg.tags
+
+
+def node_security_groups(ctx: ClusterContext, override: str | None, cluster: str) -> list[ObservedSG]:
+    """The security group of each node instance that receives the rules, as upstream resolves it
+    (cloud-provider-aws ``findSecurityGroupForInstance``): the instance's one group tagged
+    ``kubernetes.io/cluster/<cluster>``; else its only group; else an error naming the instance.
+    Nodes of several node groups (or EKS's cluster group beside a node-group group) give several
+    groups, each of which gets the rules. ``override`` (the node_security_group_id setting) is the
+    group of every node."""
+    by_id = {sg.id: sg for sg in ctx.security_groups}
     if override:
-        return next((sg for sg in ctx.security_groups if sg.id == override), None)
-    attached = {g["GroupId"] for i in ctx.instances.values() for g in i.get("SecurityGroups", [])}
-    candidates = [
-        sg for sg in ctx.security_groups if sg.id in attached and not sg.name.startswith("k8s-elb-")
-    ]
-    if not candidates and not attached:
-        # No node instance yet (every node gone): the VPC's single cluster-tagged node group, so
-        # that the rules of a Service survive a moment without nodes (upstream's fallback).
+        return [by_id[override]] if override in by_id else []
+    if not ctx.instances:
+        # No node instance (every node gone): the VPC's single cluster-tagged node group, so that
+        # the rules of a Service survive a moment without nodes (upstream's fallback).
         candidates = [
-            sg for sg in ctx.security_groups if sg.vpc_id == ctx.vpc_id and not sg.name.startswith("k8s-elb-")
+            sg
+            for sg in ctx.security_groups
+            if sg.vpc_id == ctx.vpc_id
+            and is_cluster_tagged(sg, cluster)
+            and not sg.name.startswith("k8s-elb-")
         ]
-        return candidates[0] if len(candidates) == 1 else None
-    if len(candidates) > 1:
-        ids = ", ".join(sg.id for sg in candidates)
-        raise RuntimeError(
-            f"the node instances have several cluster-tagged security groups ({ids}); tag only one "
-            "or set node_security_group_id"
+        return candidates if len(candidates) == 1 else []
+    chosen: dict[str, ObservedSG] = {}
+    problems: list[str] = []
+    for instance_id, inst in sorted(ctx.instances.items()):
+        groups = [g["GroupId"] for g in inst.get("SecurityGroups", []) if g.get("GroupId")]
+        tagged = [g for g in groups if g in by_id and is_cluster_tagged(by_id[g], cluster)]
+        if len(tagged) > 1:
+            problems.append(
+                f"instance {instance_id} has several security groups tagged "
+                f"{naming.cluster_tag_key(cluster)} ({', '.join(sorted(tagged))}); tag only one"
+            )
+            continue
+        pick = tagged[0] if tagged else groups[0] if len(groups) == 1 else None
+        if pick is None:
+            problems.append(
+                f"instance {instance_id} has {len(groups)} security groups "
+                f"({', '.join(sorted(groups)) or 'none'}) and none is tagged "
+                f"{naming.cluster_tag_key(cluster)}; tag the one that should admit the load balancer"
+            )
+            continue
+        if pick not in by_id:
+            problems.append(f"instance {instance_id}: its security group {pick} could not be read")
+            continue
+        chosen[pick] = by_id[pick]
+    if problems:
+        raise NodeSecurityGroupError(
+            "cannot tell which node security group admits the load balancer: " + "; ".join(problems)
         )
-    return candidates[0] if candidates else None
+    return [chosen[k] for k in sorted(chosen)]
 
 
 def instance_ids(intent: Intent, ctx: ClusterContext) -> list[str]:
@@ -283,20 +231,3 @@ def listener_ports(ports: Iterable[Port]) -> list[Port]:
             first = group[0]
             out.append(Port(first.name, "TCP_UDP", number, first.node_port))  # type: ignore[arg-type]
     return out
-
-
-class PlannerBase:
-    """Settings shared by the NLB and classic planning mixins."""
-
-    def __init__(
-        self,
-        cluster: str,
-        *,
-        manage_sg: bool = True,
-        node_sg_id: str | None = None,
-        rules: RuleConfig | None = None,
-    ) -> None:
-        self.cluster = cluster
-        self.manage_sg = manage_sg
-        self.node_sg_id = node_sg_id
-        self.rules = rules or RuleConfig()
