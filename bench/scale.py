@@ -212,6 +212,8 @@ def phase_report(
         "api_requests_by_verb": api,
         "cpu_seconds": cpu,
         "controller_cpu_ms_per_service": round(cpu["controller"] * 1000 / n, 2),
+        "controller_log_counts": calls["controller_log_counts"],
+        "controller_error_examples": calls["controller_error_examples"],
     }
 
 

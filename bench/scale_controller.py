@@ -32,6 +32,7 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 from procstat import cpu_seconds, memory_kib
@@ -45,7 +46,7 @@ from lbprov.provider import load_provider
 SETTLE_SECONDS = 0.3
 
 
-def call_stats(calls: CloudCalls) -> dict[str, Any]:
+def call_stats(calls: CloudCalls, tally: LogTally) -> dict[str, Any]:
     """Cloud requests since the last reset, by read/write and operation; resets the counters."""
     s = calls.reset()
     reads: dict[str, int] = {}
@@ -59,7 +60,31 @@ def call_stats(calls: CloudCalls) -> dict[str, Any]:
         "writes_by_operation": writes,
         "errors": sum(s.errors.values()),
         "retries": sum(s.retries.values()),
+        **tally.reset(),
     }
+
+
+class LogTally(logging.Handler):
+    """Counts the controller's log records by message template (requeues, stale plans, failed
+    syncs) and keeps a few distinct error texts: why a phase took longer than its cloud calls."""
+
+    def __init__(self, examples: int = 5) -> None:
+        super().__init__(logging.INFO)
+        self.counts: Counter[str] = Counter()
+        self.examples: dict[str, None] = {}
+        self.max_examples = examples
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.counts[str(record.msg)] += 1
+        error = getattr(record, "error", None)
+        if record.levelno >= logging.WARNING and error and len(self.examples) < self.max_examples:
+            self.examples.setdefault(str(error)[:300], None)
+
+    def reset(self) -> dict[str, Any]:
+        out = {"controller_log_counts": dict(self.counts), "controller_error_examples": list(self.examples)}
+        self.counts.clear()
+        self.examples.clear()
+        return out
 
 
 def wait_idle(controller: Controller, settle: float = SETTLE_SECONDS) -> float:
@@ -96,6 +121,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     setup_logging(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.WARNING)  # stderr stays quiet; the tally below sees INFO too
+    tally = LogTally()
+    controller_log = logging.getLogger("lbprov.controller")
+    controller_log.setLevel(logging.INFO)
+    controller_log.addHandler(tally)
     if args.no_trim:
         import lbprov.kube.informer as informer
 
@@ -143,20 +174,22 @@ def main(argv: list[str] | None = None) -> int:
     for line in sys.stdin:
         cmd = line.strip()
         if cmd == "stats":
-            reply({"event": "stats", **call_stats(provider.calls)})
+            reply({"event": "stats", **call_stats(provider.calls, tally)})
         elif cmd == "wait-idle":
             reply({"event": "idle", "idle_since": wait_idle(controller)})
         elif cmd == "mark":
             provider.calls.reset()
+            tally.reset()
             triggers = controller.node_sync.triggers
             reply({"event": "marked"})
         elif cmd == "wait-node-sync":
             while controller.node_sync.triggers <= triggers:
                 time.sleep(0.01)
             idle = wait_idle(controller)
-            reply({"event": "node-synced", "idle_since": idle, **call_stats(provider.calls)})
+            reply({"event": "node-synced", "idle_since": idle, **call_stats(provider.calls, tally)})
         elif cmd == "resync":
             provider.calls.reset()
+            tally.reset()
             started = time.monotonic()
             n = controller.resync()
             idle = wait_idle(controller)
@@ -166,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                     "services": n,
                     "started": started,
                     "idle_since": idle,
-                    **call_stats(provider.calls),
+                    **call_stats(provider.calls, tally),
                 }
             )
         elif cmd == "gc":
