@@ -28,7 +28,8 @@ Phases (JSON on stdout; the keys are listed in :data:`PHASE_KEYS` and :data:`RUN
 For each phase: seconds, cloud reads and writes (total, per Service, by operation), Kubernetes API
 requests by verb, CPU seconds of each process, and the *ideal* time -- the phase's cloud requests
 x the injected latency / workers (the time the requests take at that latency with perfect overlap,
-i.e. ``calls per Service x latency x Services / workers``) -- with ``time_over_ideal``. For
+i.e. ``calls per Service x latency x Services / workers``) -- with ``time_over_ideal``; ``busiest_process_cpu_seconds`` is the other floor (each process is
+mostly bound to one core by its GIL), which tells a CPU-bound phase from a latency-bound one. For
 ``add_node`` the debounce is taken off the time before dividing. A run also reports the controller's
 RSS (after startup, peak, steady after ``gc.collect()``), its CPU seconds in total, and how many load
 balancers the cloud holds for the cluster (``list_owned()``: one per Service on AWS and GCP, the
@@ -212,6 +213,9 @@ def phase_report(
         "api_requests_by_verb": api,
         "cpu_seconds": cpu,
         "controller_cpu_ms_per_service": round(cpu["controller"] * 1000 / n, 2),
+        # Each process is mostly bound to one core by its GIL: on an idle machine the phase cannot
+        # take less than its busiest process's CPU seconds, whatever the latency.
+        "busiest_process_cpu_seconds": max(cpu.values()),
         "controller_log_counts": calls["controller_log_counts"],
         "controller_error_examples": calls["controller_error_examples"],
     }
