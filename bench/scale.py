@@ -28,8 +28,10 @@ Phases (JSON on stdout; the keys are listed in :data:`PHASE_KEYS` and :data:`RUN
 For each phase: seconds, cloud reads and writes (total, per Service, by operation), Kubernetes API
 requests by verb, CPU seconds of each process, and the *ideal* time -- the phase's cloud requests
 x the injected latency / workers (the time the requests take at that latency with perfect overlap,
-i.e. ``calls per Service x latency x Services / workers``) -- with ``time_over_ideal``; ``busiest_process_cpu_seconds`` is the other floor (each process is
-mostly bound to one core by its GIL), which tells a CPU-bound phase from a latency-bound one. For
+i.e. ``calls per Service x latency x Services / workers``) -- with ``time_over_ideal``.
+``busiest_process_cpu_seconds`` is the other floor (each process is mostly bound to one core by
+its GIL): it tells a CPU-bound phase from a latency-bound one. The controller's log records are
+counted by template (requeues, stale plans, failed syncs), with a few error texts. For
 ``add_node`` the debounce is taken off the time before dividing. A run also reports the controller's
 RSS (after startup, peak, steady after ``gc.collect()``), its CPU seconds in total, and how many load
 balancers the cloud holds for the cluster (``list_owned()``: one per Service on AWS and GCP, the

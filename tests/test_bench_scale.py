@@ -21,9 +21,9 @@ sys.path.insert(0, str(BENCH))
 from scale import PHASE_KEYS, PHASES, RUN_KEYS  # noqa: E402
 
 
-def run_bench(*args: str) -> dict[str, Any]:
+def run_bench(*args: str, script: str = "scale.py") -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, str(BENCH / "scale.py"), *args],
+        [sys.executable, str(BENCH / script), *args],
         capture_output=True,
         text=True,
         timeout=240,
@@ -36,7 +36,7 @@ def run_bench(*args: str) -> dict[str, Any]:
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("provider", ["aws", "gcp", "azure"])
-def test_scale_bench_prints_every_phase_for_each_provider(provider: str) -> None:
+def test_scale_bench_prints_every_phase_for_each_provider(provider: str, tmp_path: Path) -> None:
     extra = ["--compare-workers"] if provider == "azure" else []
     report = run_bench(
         "--provider",
@@ -69,3 +69,23 @@ def test_scale_bench_prints_every_phase_for_each_provider(provider: str) -> None
     if extra:
         assert [r["workers"] for r in report["runs"]] == [10, 1]
         assert set(report["workers_1_over_default_time"]) == set(PHASES)
+    # The markdown tables for notes render every run and phase.
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    table = subprocess.run(
+        [sys.executable, str(BENCH / "scale_table.py"), str(tmp_path / "report.json")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert table.count("| create |") == len(report["runs"]) and "| resync |" in table
+
+
+@pytest.mark.e2e
+def test_scale_memory_bench_reports_growth_per_service() -> None:
+    report = run_bench("--sizes", "1,3", "--nodes", "2", "--node-debounce", "0.2", script="scale_memory.py")
+    assert [p["services"] for p in report["points"]] == [1, 3]
+    assert report["latency_ms"] == 0
+    for point in report["points"]:
+        assert point["rss_mb"]["peak"] >= point["rss_mb"]["after_startup"] > 0
+    assert set(report["bytes_per_service"]) == {"after_startup", "peak", "steady_after_gc"}
+    assert report["extrapolated_peak_mb_at_target"]["services"] == 10_000
