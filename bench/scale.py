@@ -304,6 +304,7 @@ def _run_with(
         *("--latency-ms", str(args.latency_ms), "--node-debounce", str(args.node_debounce)),
         *("--backoff-base", str(args.backoff_base), "--backoff-max", str(args.backoff_max)),
         *(["--no-trim"] if args.no_trim else []),
+        *(["--tracemalloc"] if args.tracemalloc else []),
     ]
     controller = ChildProcess(argv, dict(os.environ, BENCH_PROVIDER_SETTINGS=json.dumps(settings)))
     pids: dict[str, int | None] = {
@@ -366,6 +367,8 @@ def _run_with(
             )
 
         controller.ask("gc")
+        if args.tracemalloc:
+            out["controller_allocations"] = controller.ask("top", 300)["top"]
         mem = memory_kib(controller.pid)
         rss.update(peak=mib(mem["VmHWM"]), steady_after_gc=mib(mem["VmRSS"]))
         out["controller_rss_mb"] = rss
@@ -420,6 +423,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--no-trim", action="store_true", help="the controller caches whole objects (for comparison)"
+    )
+    p.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="report the controller's Python memory still held at the end, by source line (slower; "
+        "RSS figures of such a run include tracemalloc's own memory)",
     )
     p.add_argument("--timeout", type=float, default=1800, help="give up on a phase after this many seconds")
     return p

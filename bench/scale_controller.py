@@ -15,6 +15,8 @@ and the workers run, then one reply per stdin command:
 * ``wait-node-sync``: block until a node sync has fired since ``mark`` and the work is done;
 * ``resync``: run a resync (every Service re-planned in one read round) and wait until done;
 * ``gc``: ``gc.collect()`` (for the steady-state RSS);
+* ``top``: with ``--tracemalloc``, the Python memory still held by source line (what grows per
+  Service); tracing itself costs memory, so RSS figures of such a run are not comparable;
 * ``quit``: stop the controller gracefully.
 
 ``--no-trim`` turns off the informer's trimming of cached objects (``lbprov.kube.informer.trim``),
@@ -32,6 +34,7 @@ import logging
 import os
 import sys
 import time
+import tracemalloc
 from collections import Counter
 from typing import Any
 
@@ -87,6 +90,25 @@ class LogTally(logging.Handler):
         return out
 
 
+def allocation_top(limit: int = 15) -> dict[str, Any]:
+    """Python memory allocated since tracing began and still held, by source line (largest first)."""
+    if not tracemalloc.is_tracing():
+        return {}
+    snapshot = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen *>")]
+    )
+    stats = snapshot.statistics("lineno")
+    return {
+        "total_kib": round(sum(s.size for s in stats) / 1024),
+        "by_line_kib": {
+            f"{s.traceback[0].filename.split('site-packages/')[-1]}:{s.traceback[0].lineno}": round(
+                s.size / 1024
+            )
+            for s in stats[:limit]
+        },
+    }
+
+
 def wait_idle(controller: Controller, settle: float = SETTLE_SECONDS) -> float:
     """Wait until nothing is queued or in flight for ``settle`` seconds; return when idleness began."""
     quiet_since: float | None = None
@@ -110,6 +132,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--node-debounce", type=float, default=1.0)
     p.add_argument("--backoff-base", type=float, default=5.0)
     p.add_argument("--backoff-max", type=float, default=300.0)
+    p.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="trace Python allocations from the start of the controller (for the 'top' command)",
+    )
     p.add_argument(
         "--no-trim",
         action="store_true",
@@ -157,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(json.dumps(obj) + "\n")
         sys.stdout.flush()
 
+    if args.tracemalloc:
+        tracemalloc.start()
     t0 = time.monotonic()
     provider.calls.reset()
     controller.start()
@@ -202,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
                     **call_stats(provider.calls, tally),
                 }
             )
+        elif cmd == "top":
+            reply({"event": "top", "top": allocation_top()})
         elif cmd == "gc":
             gc.collect()
             reply({"event": "collected"})
