@@ -89,3 +89,9 @@ def test_scale_memory_bench_reports_growth_per_service() -> None:
         assert point["rss_mb"]["peak"] >= point["rss_mb"]["after_startup"] > 0
     assert set(report["bytes_per_service"]) == {"after_startup", "peak", "steady_after_gc"}
     assert report["extrapolated_peak_mb_at_target"]["services"] == 10_000
+
+
+def test_informer_memory_bench_shows_what_the_trim_saves() -> None:
+    report = run_bench("--services", "20", "--nodes", "3", script="informer_memory.py")
+    for kind in ("services", "nodes"):
+        assert 0 < report[kind]["trimmed_bytes_per_object"] < report[kind]["whole_bytes_per_object"], kind
