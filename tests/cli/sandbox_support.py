@@ -93,13 +93,19 @@ class Env:
     def writer(self) -> Provider:
         """A writable provider for this test's cluster (what the controller would use)."""
         if self._writer is None:
-            settings = {**self.cloud.settings, "cluster_name": self.cluster}
-            self._writer = load_provider(self.provider_name).from_settings(settings)
+            self._writer = load_provider(self.provider_name).from_settings(self.settings(read_only=False))
         return self._writer
 
     def reader(self) -> Provider:
+        return load_provider(self.provider_name).from_settings(self.settings(read_only=True), read_only=True)
+
+    def settings(self, *, read_only: bool) -> dict[str, Any]:
+        """The settings the CLI would run with: the cluster identity and the provider's cluster facts
+        filled from the sandbox cluster, as ``lbprov plan``/``run`` fill them."""
+        from lbprov.kube.facts import fill_settings
+
         settings = {**self.cloud.settings, "cluster_name": self.cluster}
-        return load_provider(self.provider_name).from_settings(settings, read_only=True)
+        return fill_settings(self.kube, load_provider(self.provider_name), settings, read_only=read_only)
 
     def plan_for(self, name: str, provider: Provider | None = None) -> Plan:
         p = provider or self.writer

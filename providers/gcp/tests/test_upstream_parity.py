@@ -94,7 +94,9 @@ def test_a_new_service_reserves_then_writes_the_firewall_then_the_rule_then_rele
     reserve = steps.index((Action.CREATE, "address"))
     fw = next(i for i, c in enumerate(plan.changes) if c.name == f"k8s-fw-{intent.lb_name}")
     rule = steps.index((Action.CREATE, "forwarding-rule"))
-    assert reserve < fw < rule and steps[-1] == (Action.DELETE, "address")
+    assert reserve < fw < rule
+    assert plan.changes[reserve].data["transient"] is True  # released by apply once the rule holds it
+    assert {c.action for c in plan.changes} == {Action.CREATE}  # a new Service's plan only creates
     (ingress,) = provider.apply(plan)
     assert addresses(sandbox) == []  # no static-address quota held
     assert [r.I_p_address for r in forwarding_rules(sandbox)] == [ingress.ip]

@@ -68,19 +68,33 @@ class AddressPlan:
     release_now: list[Change] = field(default_factory=list)
 
     def changes(self, rules_written: bool) -> tuple[list[Change], list[Change]]:
-        """(changes before the rules, changes after them)."""
-        reserve = [self.reserve] if self.reserve is not None and (rules_written or not self.optional) else []
+        """(changes before the rules, changes after them).
+
+        A reservation made only for this apply is *transient*: apply releases it once the rules hold
+        the IP, so a new Service's plan lists only creates. A reservation that already exists (an
+        interrupted apply, or ``static_addresses`` switched off) is released by a delete change.
+        """
+        reserve: list[Change] = []
+        if self.reserve is not None and (rules_written or not self.optional):
+            change = self.reserve
+            if not self.keep:
+                change = dataclasses.replace(
+                    change,
+                    reason=(f"{change.reason}; " if change.reason else "")
+                    + "released once the forwarding rules hold the IP (setting static_addresses keeps it)",
+                    data={**change.data, "transient": True},
+                )
+            reserve.append(change)
         release = list(self.release_now)
-        if not self.keep and self.reservation and (reserve or self.found is not None):
-            before = view_of("addresses", self.found) if self.found is not None else self.after
+        if not self.keep and self.found is not None:
             release.append(
                 Change(
                     Action.DELETE,
                     "address",
-                    self.reservation,
-                    before=before,
-                    cloud_id=self.found.get("selfLink") if self.found is not None else None,
-                    reason="release the reservation: the forwarding rule holds the IP "
+                    str(self.reservation),
+                    before=view_of("addresses", self.found),
+                    cloud_id=self.found.get("selfLink"),
+                    reason="release the reservation: the forwarding rules hold the IP "
                     "(setting static_addresses keeps it)",
                     data={"collection": "addresses", "name": self.reservation, "zone": None, "shared": False},
                 )
