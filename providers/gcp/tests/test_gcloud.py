@@ -74,3 +74,17 @@ def test_gcloud_lists_the_forwarding_rules_and_describes_the_backend_service(
     )
     # gcloud only read
     assert server.requests and server.mutating_requests() == []
+
+
+def test_gcloud_get_health_and_another_regions_empty_list(provider, sandbox, server, gcloud):
+    intent = intent_for(provider, make_service("web"), sandbox.nodes)
+    converge(provider, intent)
+    server.clear_log()
+    region = sandbox.settings["region"]
+    health = gcloud("backend-services", "get-health", f"{intent.lb_name}-tcp", "--region", region)
+    states = {
+        s["instance"].split("/")[-1]: s["healthState"] for h in health for s in h["status"]["healthStatus"]
+    }
+    assert states == {n.name: "HEALTHY" for n in sandbox.nodes}
+    assert gcloud("forwarding-rules", "list", "--regions", "europe-west1") == []
+    assert server.mutating_requests() == []

@@ -190,8 +190,8 @@ class Planner:
                             "remove": [],
                             "body": {
                                 "name": name,
+                                # network is output only: GCE takes it from the first instance added
                                 "description": N.cluster_description(self.cluster, s.cluster_id),
-                                "network": f"projects/{s.project}/global/networks/{s.network}",
                             },
                         },
                     )

@@ -40,7 +40,7 @@ _OP_PREFIX = {
     ("global", "operations"): "globalOperations",
 }
 #: Custom verbs that only read (everything else that is not GET writes).
-READ_VERBS = {"get", "list", "aggregatedList", "listInstances", "wait"}
+READ_VERBS = {"get", "list", "aggregatedList", "listInstances", "wait", "getHealth"}
 QUERY_PARAMS = {
     "filter",
     "maxResults",
