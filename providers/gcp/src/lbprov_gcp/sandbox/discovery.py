@@ -35,6 +35,7 @@ RESOURCE = {
     ("regions", "operations"): "regionOperations",
     ("zones", "instanceGroups"): "instanceGroups",
     ("zones", "instances"): "instances",
+    ("zones", "instanceGroupManagers"): "instanceGroupManagers",
     ("zones", "operations"): "zoneOperations",
     ("global", "firewalls"): "firewalls",
     ("global", "networks"): "networks",
