@@ -48,6 +48,10 @@ _AZURE_JOIN = (
 ALLOWED_EXTRA: dict[str, dict[str, str]] = {
     "aws": {},
     "gcp": {
+        "compute.instances.list": (
+            "instances.list: sent only when the setting node_tags is unset, to find the nodes' network tags "
+            "as upstream does (providers/gcp/tests/test_upstream_parity.py covers it)"
+        ),
         "compute.forwardingRules.setLabels": (
             "forwardingRules.setLabels: sent only to add the cluster identity to a forwarding rule made "
             "before identities (providers/gcp/tests/test_cluster_identity.py covers it)"
@@ -76,11 +80,9 @@ UNEXERCISED: dict[str, dict[str, str]] = {
     "aws": {},
     "gcp": {
         **{
-            op: "unreachable: the provider has no Instances/Networks/Subnetworks client; nodes come from providerIDs"
+            op: "unreachable: nodes come from providerIDs (instances are only listed, for their tags); networks and subnetworks are named by the settings"
             for op in (
-                "instances.aggregatedList",
                 "instances.get",
-                "instances.list",
                 "networks.get",
                 "subnetworks.get",
             )
@@ -100,6 +102,7 @@ UNEXERCISED: dict[str, dict[str, str]] = {
         "instanceGroups.list": "unreachable: instance groups are read with aggregatedList and listInstances",
         "forwardingRules.patch": "granted: only a change of allow-global-access on an internal Service sends it",
         "forwardingRules.setLabels": "granted: only a forwarding rule from before cluster identities gets it",
+        "instances.list": "granted: the nodes' network tags are read from the instances when node_tags is unset",
     },
     "azure": {
         "networkSecurityGroups.list": "unreachable: the provider gets the one configured NSG by name",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from gcp_helpers import converge, intent_for, make_service, provider_for
 from lbprov_gcp.testing import sdk
 
@@ -148,3 +149,50 @@ def test_allocate_load_balancer_node_ports_false_is_served(provider, sandbox):
     allowed = firewall(sandbox, f"k8s-fw-{intent.lb_name}").allowed
     assert [(a.I_p_protocol, list(a.ports)) for a in allowed] == [("tcp", ["80", "443"])]
     assert_converged(provider, intent)
+
+
+# -- node tags found from the instances, as upstream; the setting overrides -----------------------------
+
+
+def _seed_gke_like_nodes(sandbox: Any, server: Any) -> list[Any]:
+    emu = server.emulator
+    seeded = sandbox.extra["seeded"]
+    zone = sandbox.nodes[0].zone
+    nodes = []
+    for name in ("gke-pool-a1", "gke-pool-a2"):
+        emu.seed_instance(
+            name, zone, network=seeded.network, subnet=seeded.subnetwork, tags=["gke-pool", "gke", "other"]
+        )
+        nodes.append(type(sandbox.nodes[0])(name, f"gce://{emu.project}/{zone}/{name}", "10.0.0.1", zone))
+    return nodes
+
+
+def test_node_tags_are_found_from_the_instances_as_upstream(sandbox, server):
+    nodes = _seed_gke_like_nodes(sandbox, server)
+    provider = provider_for(sandbox, node_tags=[])
+    intent = intent_for(provider, make_service(), nodes)
+    converge(provider, intent)
+    # the longest tag that is a prefix of the instance name
+    assert list(firewall(sandbox, f"k8s-fw-{intent.lb_name}").target_tags) == ["gke-pool"]
+    assert list(firewall(sandbox, "k8s-test-node-http-hc").target_tags) == ["gke-pool"]
+    provider.calls.reset()
+    assert provider.plan(intent).empty
+    assert "instances.list" not in provider.calls.stats.operations(
+        "read"
+    )  # read again only when nodes change
+
+
+def test_the_node_tags_setting_overrides_discovery(sandbox, server):
+    nodes = _seed_gke_like_nodes(sandbox, server)
+    provider = provider_for(sandbox, node_tags=["mine"])
+    intent = intent_for(provider, make_service(), nodes)
+    converge(provider, intent)
+    assert list(firewall(sandbox, f"k8s-fw-{intent.lb_name}").target_tags) == ["mine"]
+    assert "instances.list" not in provider.calls.stats.operations("read")
+
+
+def test_an_instance_without_a_prefix_tag_is_an_error_naming_it_and_the_setting(sandbox):
+    provider = provider_for(sandbox, node_tags=[])  # the sandbox's instances are tagged k8s-sandbox-node
+    intent = intent_for(provider, make_service(), sandbox.nodes)
+    with pytest.raises(ValueError, match=rf"instance {sandbox.nodes[0].name} has no network tag.*node_tags"):
+        provider.plan(intent)

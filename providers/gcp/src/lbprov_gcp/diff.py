@@ -16,6 +16,7 @@ today's annotations.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 from lbprov import naming
 from lbprov.model import Action, Change, Ingress, Intent, InvalidService, OwnershipConflict, Plan, ServiceRef
 from lbprov_gcp import names as N
-from lbprov_gcp.desired import Desired, Spec, build, place_nodes
+from lbprov_gcp.desired import Desired, Spec, build, host_tags, place_nodes
 from lbprov_gcp.observe import Reader, view_of
 from lbprov_gcp.options import GCPOptions, Instance, instances
 from lbprov_gcp.settings import GCPSettings
@@ -110,6 +111,8 @@ class Planner:
         self.settings = settings
         self.cluster = settings.cluster_name
         self._reader = reader
+        self._tags_lock = threading.Lock()
+        self._tags: tuple[frozenset[Instance], tuple[str, ...]] | None = None
 
     @property
     def reader(self) -> Reader:
@@ -162,10 +165,11 @@ class Planner:
             for key, found in groups.items()
             if key[1] == group or N.owned_as_shared(found.get("description"), self.cluster)
         }
-        placement = place_nodes(instances(intent.targets, s.project, s.region), group, members, usable)
+        nodes = instances(intent.targets, s.project, s.region)
+        placement = place_nodes(nodes, group, members, usable)
         if placement.conflicts:
             raise ForeignInstanceGroup(placement.conflicts, intent)
-        want = build(intent, s, options, placement.groups)
+        want = build(intent, s, options, placement.groups, s.node_tags or self._node_tags(nodes))
 
         first: list[Change] = []  # instance groups, health check, firewalls
         early_rule_deletes: list[Change] = []
@@ -469,6 +473,31 @@ class Planner:
             ingress=ingress,
             data={"address": address.reservation},
         )
+
+    def _node_tags(self, nodes: tuple[Instance, ...]) -> tuple[str, ...]:
+        """The nodes' network tags found from their instances, as upstream (``GetNodeTags``): read
+        again only when the set of nodes changes."""
+        key = frozenset(nodes)
+        with self._tags_lock:
+            if self._tags is not None and (self._tags[0] == key or not key):
+                return self._tags[1]
+        if not key:
+            raise RuntimeError(
+                "no node to find the nodes' network tags from; set the GCP setting node_tags (LBPROV_GCP_NODE_TAGS)"
+            )
+        zones: dict[str, list[str]] = {}
+        for node in nodes:
+            zones.setdefault(node.zone, []).append(node.name)
+        found = [i for zone, names in sorted(zones.items()) for i in self.reader.instances(zone, names)]
+        missing = sorted({n.name for n in nodes} - {str(i.get("name")) for i in found})
+        if missing:
+            raise RuntimeError(
+                f"instance {missing[0]} of a node was not found in project {self.settings.project}"
+            )
+        tags = host_tags(found)
+        with self._tags_lock:
+            self._tags = (key, tags)
+        return tags
 
     def _lacks_identity(self, found: Json) -> bool:
         """A resource from before cluster identities: it gets the identity on this reconcile."""
