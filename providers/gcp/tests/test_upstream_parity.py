@@ -196,3 +196,29 @@ def test_an_instance_without_a_prefix_tag_is_an_error_naming_it_and_the_setting(
     intent = intent_for(provider, make_service(), sandbox.nodes)
     with pytest.raises(ValueError, match=rf"instance {sandbox.nodes[0].name} has no network tag.*node_tags"):
         provider.plan(intent)
+
+
+def test_an_upstream_target_pool_load_balancer_is_not_replaced_silently(provider, sandbox, server):
+    """Migration in place is not implemented: upstream's firewall k8s-fw-<lb> (its description as
+    upstream writes it) stops lbprov with an ownership conflict naming it, and nothing is written."""
+    from lbprov.model import OwnershipConflict
+
+    svc = make_service()
+    intent = intent_for(provider, svc, sandbox.nodes)
+    emu = server.emulator
+    upstream = '{"kubernetes.io/service-name":"default/web", "kubernetes.io/service-ip":"203.0.113.9"}'
+    emu.put_raw(
+        "firewalls",
+        "global",
+        {
+            "name": f"k8s-fw-{intent.lb_name}",
+            "description": upstream,
+            "network": f"global/networks/{sandbox.settings['network']}",
+            "sourceRanges": ["0.0.0.0/0"],
+            "allowed": [{"IPProtocol": "tcp", "ports": ["80"]}],
+        },
+    )
+    server.clear_log()
+    with pytest.raises(OwnershipConflict, match=rf"firewall-rule 'k8s-fw-{intent.lb_name}'"):
+        provider.plan(intent)
+    assert server.mutating_requests() == []
