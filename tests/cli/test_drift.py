@@ -18,6 +18,7 @@ from sandbox_support import Env, wait_for
 
 from lbprov import naming
 from lbprov.controller.manager import Controller, ControllerConfig, running
+from lbprov.provider import load_provider
 
 SOURCE = "10.0.0.0/8"
 #: The class keeps other tests' Services (no class) away from the controller started here.
@@ -210,7 +211,8 @@ def test_controller_resync_repairs_hand_made_drift(env: Env) -> None:
     period = (
         6.0  # long enough that the hand change and the plan fit between two resyncs, even on a busy machine
     )
-    provider = env.writer  # this cluster's name and identity, as `lbprov run` builds it
+    # as `lbprov run` builds it: the cluster identity and the provider's cluster facts filled in
+    provider = load_provider(env.provider_name).from_settings(env.settings(read_only=False))
     config = ControllerConfig(
         cluster=env.cluster,
         default_provider=None,  # only Services of our class: the rest of the sandbox is not ours

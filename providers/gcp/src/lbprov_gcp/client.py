@@ -150,6 +150,8 @@ _KINDS: dict[str, _Kind] = {
     "instanceGroups": _Kind(
         "InstanceGroupsClient", "InstanceGroup", "instance_group", "zones", "instanceGroups"
     ),
+    # read only: the nodes' network tags, when the setting node_tags does not give them
+    "instances": _Kind("InstancesClient", "Instance", "instance", "zones", "instances"),
 }
 
 
