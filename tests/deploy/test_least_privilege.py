@@ -399,7 +399,14 @@ def exercise(cloud: str, tmp: Path) -> Recording:
         # The sandbox tags its subnets and security groups for its own cluster name: use it.
         cluster = str(sb.settings.get("cluster_name") or "kubernetes")
         # No client-side rate limit: it would only slow the run down (0 = none for every provider).
-        settings = {**sb.settings, "reads_per_second": 0, "writes_per_second": 0}
+        # A cluster identity, as the controller always has one (the kube-system Namespace UID):
+        # deletes decided from cloud state (an emptied shared load balancer) need it.
+        settings = {
+            **sb.settings,
+            "reads_per_second": 0,
+            "writes_per_second": 0,
+            "cluster_id": sb.settings.get("cluster_id") or "7e57c1a5-0000-4000-8000-00000000beef",
+        }
         provider = cls.from_settings(settings)
         if cloud == "gcp":
             # Keep operations RUNNING briefly, so the provider waits on them as it must on GCP

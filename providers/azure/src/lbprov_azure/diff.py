@@ -126,6 +126,18 @@ class Fleet:
         return out
 
 
+def _keep_rule_identity(body: JSON, existing: JSON, cluster: str) -> JSON:
+    """``body`` with the identity mark of ``existing`` (for runs that do not know the identity)."""
+    old = names.parse_rule_description(
+        str((existing.get("properties") or {}).get("description") or ""), cluster
+    )
+    new = names.parse_rule_description(str((body.get("properties") or {}).get("description") or ""), cluster)
+    if old is None or old[1] is None or new is None:
+        return body
+    desc = f"lbprov {names.cluster_mark(cluster)} {new[0]} {old[1]} {new[2]}"[:140]
+    return {**body, "properties": {**body["properties"], "description": desc}}
+
+
 def _others(lb: JSON | None, fld: str, base: str) -> int:
     """How many of ``lb``'s ``fld`` are not the Service's own (by name)."""
     return sum(1 for i in items(lb, fld) if not names.owns_part(base, str(i.get("name", ""))))
@@ -185,6 +197,9 @@ class Planner:
                 pip_id = self.ids.pip(pip_rg, pip_name)
                 desired_pip = build_desired(intent, opts, s, pip_id, slot=slot, pool_ips=pool_ips).pip_body
                 assert desired_pip is not None
+                known = names.identity_of((found_pip or {}).get("tags"))
+                if not s.cluster_id and known:  # a run that does not know the identity keeps it
+                    desired_pip["tags"][names.CLUSTER_ID_KEY] = known
                 if found_pip is None:
                     changes.append(
                         Change(
@@ -630,6 +645,8 @@ class Planner:
         for name, wanted in desired.items():
             existing = ours.get(name)
             body, resolve = _with_frontend(wanted, frontend_addr)
+            if existing is not None and not self.settings.cluster_id:  # keep the identity it has
+                body = _keep_rule_identity(body, existing, self.settings.cluster_name)
             after = view_nsg_rule(body)
             extra = {"resolve_frontend": {"lb": lbn, "base": base}} if resolve else {}
             if existing is None:
