@@ -9,7 +9,15 @@ It gives every provider the same four things:
 * a **count** of every request sent, by operation and read/write, and of retries, throttles and
   errors (exported as metrics, read by the benchmarks and the least-privilege test);
 * a **read-only guard**: in read-only mode a mutating operation raises :class:`ReadOnlyViolation`
-  *before* it is sent.
+  *before* it is sent;
+* **timeouts and one circuit per provider**: :attr:`CloudCalls.timeouts` are the connect and read
+  timeouts the provider gives its SDK client; a connection-level failure (refused, DNS, TLS,
+  timeout) is never retried request by request. It raises :class:`CloudUnreachable` (naming the
+  endpoint and what to check) and opens the provider's :class:`Circuit`: while it is open, every
+  call of every worker fails at once without being sent, and a single probe goes out when it
+  closes (back-off doubling per failure). A ``Retry-After`` from a throttled answer likewise holds
+  back *every* caller until it has passed. With ``fail_fast`` (``lbprov plan`` and ``gc``) the
+  first connection-level failure keeps the circuit open for good: the run ends once, with one line.
 
 Providers hook :meth:`CloudCalls.before_send` into their SDK's request pipeline (botocore events,
 an azure-core policy, a requests adapter), so that no request can bypass the guard or the count, and
@@ -19,8 +27,13 @@ as "retryable" or "a write" is told by the provider.
 
 from __future__ import annotations
 
+import logging
+import math
+import socket
+import ssl
 import threading
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +45,8 @@ import tenacity
 T = TypeVar("T")
 CallKind = Literal["read", "write"]
 
+log = logging.getLogger("lbprov.cloudcalls")
+
 
 class ReadOnlyViolation(RuntimeError):
     """A mutating cloud operation was attempted while CloudCalls was read-only (dry run)."""
@@ -40,6 +55,230 @@ class ReadOnlyViolation(RuntimeError):
         super().__init__(f"{provider}: refused to send mutating operation {operation} in read-only mode")
         self.provider = provider
         self.operation = operation
+
+
+class CloudUnreachable(Exception):
+    """A cloud endpoint could not be reached (refused, DNS, TLS, timeout), or the provider's circuit
+    is open after such a failure (``sent`` is False: this request never left).
+
+    The message names the endpoint, what went wrong and what to check; it reads the same on every
+    cloud.
+    """
+
+    def __init__(self, provider: str, endpoint: str, detail: str, check: str, *, sent: bool = True) -> None:
+        super().__init__(f"{provider}: cannot reach {endpoint}: {detail}: {check}")
+        self.provider = provider
+        self.endpoint = endpoint
+        self.detail = detail
+        self.check = check
+        self.sent = sent
+
+    def unsent(self) -> CloudUnreachable:
+        """The same failure, for a request the open circuit kept back."""
+        return CloudUnreachable(self.provider, self.endpoint, self.detail, self.check, sent=False)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds to wait for a connection and for an answer; providers give them to their SDK."""
+
+    connect: float = 5.0
+    read: float = 30.0
+
+
+#: Class names (anywhere in an exception's MRO) of connection-level failures of the cloud SDKs and
+#: their HTTP stacks. Recognised by name: the core imports no SDK.
+_CONNECTION_CLASSES = frozenset(
+    {
+        # botocore
+        "botocore.exceptions.HTTPClientError",
+        "botocore.exceptions.ConnectionError",
+        # requests (google-cloud-compute's transport)
+        "requests.exceptions.ConnectionError",
+        "requests.exceptions.Timeout",
+        # azure-core
+        "azure.core.exceptions.ServiceRequestError",
+        "azure.core.exceptions.ServiceResponseError",
+        # google-auth (token refresh over the network)
+        "google.auth.exceptions.TransportError",
+        # urllib3
+        "urllib3.exceptions.MaxRetryError",
+        "urllib3.exceptions.NewConnectionError",
+        "urllib3.exceptions.ProtocolError",
+        "urllib3.exceptions.TimeoutError",
+        "urllib3.exceptions.SSLError",
+    }
+)
+
+
+def _class_names(exc: BaseException) -> set[str]:
+    return {f"{cls.__module__}.{cls.__qualname__}" for cls in type(exc).__mro__}
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception, its causes and (azure-core) ``inner_exception``s."""
+    out: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if current is None or any(current is seen for seen in out) or len(out) > 16:
+            continue
+        out.append(current)
+        inner = getattr(current, "inner_exception", None)
+        todo += [current.__cause__, current.__context__, inner if isinstance(inner, BaseException) else None]
+    return out
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Did ``exc`` (or its cause) fail at the connection level, with no HTTP answer?"""
+    for link in _chain(exc):
+        if isinstance(
+            link, CloudUnreachable | ConnectionError | TimeoutError | socket.gaierror | ssl.SSLError
+        ):
+            return True
+        if _class_names(link) & _CONNECTION_CLASSES:
+            return True
+    return False
+
+
+def _origin(url: str) -> str | None:
+    parsed = urllib.parse.urlsplit(url)
+    return f"{parsed.scheme}://{parsed.netloc}" if parsed.scheme and parsed.netloc else None
+
+
+def failed_endpoint(exc: BaseException) -> str | None:
+    """The endpoint (``scheme://host[:port]``) a connection-level failure names, if any."""
+    for link in _chain(exc):
+        kwargs = getattr(link, "kwargs", None)
+        if isinstance(kwargs, dict) and isinstance(kwargs.get("endpoint_url"), str):
+            return _origin(kwargs["endpoint_url"]) or str(kwargs["endpoint_url"])
+        request = getattr(link, "request", None)
+        url = getattr(request, "url", None)
+        if isinstance(url, str) and (origin := _origin(url)):
+            return origin
+        pool = getattr(link, "pool", None)
+        if pool is not None and getattr(pool, "host", None):
+            port = getattr(pool, "port", None)
+            return f"{getattr(pool, 'scheme', 'https')}://{pool.host}" + (f":{port}" if port else "")
+    return None
+
+
+def describe_connection_error(exc: BaseException, timeouts: Timeouts) -> tuple[str, str]:
+    """``(what went wrong, what to check)`` for a connection-level failure, alike on every cloud."""
+    texts = []
+    names: set[str] = set()
+    for link in _chain(exc):
+        texts.append(str(link))
+        names |= {cls.__name__ for cls in type(link).__mro__}
+    text = " ".join(texts).lower()
+    proxy = "the network path, firewall and proxy settings (HTTPS_PROXY/NO_PROXY)"
+    if {"SSLError", "SSLCertVerificationError"} & names or "certificate" in text or "ssl" in text:
+        return (
+            "TLS failed (certificate or handshake)",
+            "check the CA bundle (REQUESTS_CA_BUNDLE, AWS_CA_BUNDLE, SSL_CERT_FILE) and any "
+            "TLS-intercepting proxy",
+        )
+    if (
+        "gaierror" in names
+        or "NameResolutionError" in names
+        or any(s in text for s in ("name or service not known", "failed to resolve", "nodename nor servname"))
+    ):
+        return "the host name does not resolve", "check the region/endpoint setting and DNS"
+    if "ReadTimeoutError" in names or "ReadTimeout" in names or "read timed out" in text:
+        return (
+            f"no answer within {timeouts.read:g}s (the connection was accepted)",
+            f"check {proxy}, and the cloud's status",
+        )
+    if "refused" in text:
+        return "connection refused", f"check the endpoint URL and port, and {proxy}"
+    if "timeout" in " ".join(names).lower() or "timed out" in text:
+        return f"no connection within {timeouts.connect:g}s", f"check {proxy}"
+    first = next((t for t in texts if t.strip()), type(exc).__name__).strip().splitlines()[0][:160]
+    return f"connection failed ({first})", f"check {proxy}"
+
+
+class Circuit:
+    """One provider's connection circuit and shared throttle back-off (all workers see one).
+
+    ``failed`` opens it for a back-off that doubles with each consecutive failure (from
+    ``initial`` up to ``maximum`` seconds; forever with ``fail_fast``); while it is open, ``check``
+    returns the failure to raise without sending. When the back-off has passed, exactly one caller
+    probes; any answer from the cloud (even an error) closes it. ``throttle(delay)`` holds every
+    caller back until ``delay`` seconds from now (a server's ``Retry-After``).
+    """
+
+    def __init__(
+        self,
+        *,
+        initial: float = 1.0,
+        maximum: float = 60.0,
+        fail_fast: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.fail_fast = fail_fast
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.failures = 0
+        self.open_until = 0.0
+        self.not_before = 0.0
+        self.last: CloudUnreachable | None = None
+        self._prober: int | None = None  # thread id of the one caller probing a half-open circuit
+
+    @property
+    def is_open(self) -> bool:
+        return self.last is not None
+
+    def check(self) -> CloudUnreachable | None:
+        """None: go ahead (possibly as the probe); else the failure to raise without sending."""
+        with self._lock:
+            if self.last is None:
+                return None
+            me = threading.get_ident()
+            if self._prober == me:
+                return None  # the probe's own request (an SDK hook checks again)
+            if self._clock() < self.open_until or self._prober is not None:
+                return self.last.unsent()
+            self._prober = me
+            return None
+
+    def failed(self, error: CloudUnreachable) -> float | None:
+        """Record a failure; returns the new back-off when this failure opened (or re-opened) it."""
+        with self._lock:
+            self._prober = None
+            if self.last is not None and self._clock() < self.open_until:
+                return None  # a request sent before the circuit opened: already counted
+            self.failures += 1
+            delay = math.inf if self.fail_fast else min(self.maximum, self.initial * 2 ** (self.failures - 1))
+            self.open_until = self._clock() + delay
+            self.last = error
+            return delay
+
+    def reachable(self) -> bool:
+        """The cloud answered: close the circuit. True if it was open."""
+        with self._lock:
+            self._prober = None
+            was_open = self.last is not None
+            if not self.fail_fast:
+                self.failures = 0
+                self.last = None
+                self.open_until = 0.0
+            return was_open
+
+    def release_probe(self) -> None:
+        """The probe ended without reaching the cloud for another reason (nothing was sent)."""
+        with self._lock:
+            if self._prober == threading.get_ident():
+                self._prober = None
+
+    def throttle(self, delay: float) -> None:
+        with self._lock:
+            self.not_before = max(self.not_before, self._clock() + delay)
+
+    def wait_seconds(self) -> float:
+        with self._lock:
+            return max(0.0, self.not_before - self._clock())
 
 
 @dataclass(frozen=True)
@@ -178,8 +417,16 @@ class CloudCalls:
         retry: RetryPolicy | None = None,
         limits: RateLimits | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        timeouts: Timeouts | None = None,
+        fail_fast: bool = False,
+        endpoint: str | None = None,
     ) -> None:
         self.provider = provider
+        #: Connect and read timeouts the provider passes to its SDK client.
+        self.timeouts = timeouts or Timeouts()
+        #: The endpoint to name when a failure does not carry one (providers may set it).
+        self.endpoint = endpoint
+        self.circuit = Circuit(fail_fast=fail_fast)
         self.is_write = is_write
         self.is_retryable = is_retryable
         self.is_throttle = is_throttle
@@ -198,6 +445,15 @@ class CloudCalls:
 
     # -- the guard: called for every request actually sent ---------------------------------------
 
+    @property
+    def fail_fast(self) -> bool:
+        """plan/gc: the first connection-level failure ends every further call (one error per run)."""
+        return self.circuit.fail_fast
+
+    @fail_fast.setter
+    def fail_fast(self, value: bool) -> None:
+        self.circuit.fail_fast = value
+
     def kind_of(self, operation: str) -> CallKind:
         return "write" if self.is_write(operation) else "read"
 
@@ -213,6 +469,7 @@ class CloudCalls:
                 self.stats.refused[operation] += 1
             self._emit(operation, kind, "refused")
             raise ReadOnlyViolation(self.provider, operation)
+        self._gate()
         waited = (self._write_bucket if kind == "write" else self._read_bucket).acquire()
         with self._lock:
             self.stats.sent[(operation, kind)] += 1
@@ -233,9 +490,26 @@ class CloudCalls:
         kind = self.kind_of(operation)
 
         def attempt() -> T:
-            if not hooked:
+            if hooked:
+                self._gate()  # the SDK's hook gates again per request (pollers, pages)
+            else:
                 self.before_send(operation)
-            return fn(*args, **kwargs)
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                unreachable = self.unreachable(exc)
+                if unreachable is not None:
+                    raise unreachable from exc
+                if isinstance(exc, ReadOnlyViolation):
+                    self.circuit.release_probe()
+                else:
+                    self._reachable()
+                    requested = self.retry_after(exc) if self.is_throttle(exc) else None
+                    if requested:
+                        self.circuit.throttle(min(requested, 300.0))
+                raise
+            self._reachable()
+            return result
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.retry.max_attempts),
@@ -258,9 +532,55 @@ class CloudCalls:
         return result
 
     def _should_retry(self, exc: BaseException) -> bool:
-        if isinstance(exc, ReadOnlyViolation):
+        if isinstance(exc, ReadOnlyViolation | CloudUnreachable):
             return False
         return self.is_retryable(exc)
+
+    # -- the circuit ------------------------------------------------------------------------------
+
+    def _gate(self) -> None:
+        """Before a request: fail at once while the circuit is open; wait out a shared Retry-After."""
+        blocked = self.circuit.check()
+        if blocked is not None:
+            raise blocked
+        wait = self.circuit.wait_seconds()
+        if wait > 0:
+            with self._lock:
+                self.stats.backoff_seconds += wait
+            self._sleep(wait)
+
+    def unreachable(self, exc: BaseException) -> CloudUnreachable | None:
+        """If ``exc`` is a connection-level failure: the :class:`CloudUnreachable` to raise (the
+        circuit is opened, and the opening logged once). None for any answer from the cloud."""
+        for link in _chain(exc):
+            if isinstance(link, CloudUnreachable):
+                return link  # raised by the gate (or an earlier layer): already counted
+        if not is_connection_error(exc):
+            return None
+        endpoint = failed_endpoint(exc) or self.endpoint or f"the {self.provider} API endpoint"
+        detail, check = describe_connection_error(exc, self.timeouts)
+        error = CloudUnreachable(self.provider, endpoint, detail, check)
+        delay = self.circuit.failed(error)
+        if delay is not None:
+            with self._lock:
+                self.stats.errors["(connection)"] += 1
+            if math.isinf(delay):
+                log.error("%s", error, extra={"provider": self.provider})
+            else:
+                log.warning(
+                    "%s; pausing every %s call for %.1fs",
+                    error,
+                    self.provider,
+                    delay,
+                    extra={"provider": self.provider},
+                )
+        return error
+
+    def _reachable(self) -> None:
+        if self.circuit.reachable():
+            log.info(
+                "%s: the cloud answers again; calls resume", self.provider, extra={"provider": self.provider}
+            )
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         jitter = tenacity.wait_random_exponential(

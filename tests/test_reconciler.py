@@ -417,7 +417,7 @@ class FakeInformer:
             for svc in list(self.kube.services.values()):
                 self.handlers["on_add"](copy.deepcopy(svc))
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 2.0) -> None:
         pass
 
     def wait_synced(self, timeout: float) -> bool:

@@ -262,20 +262,24 @@ def _azure(exc: BaseException, names: set[str]) -> UserError | None:
 # -- Kubernetes and generic -------------------------------------------------------------------------
 
 
-def _kubernetes(exc: BaseException, names: set[str]) -> UserError | None:
+#: What each command can do instead of reading the cluster (only plan reads manifests).
+_KUBE_HINTS = {"plan": "pass --kubeconfig/--context, or read manifests with -f and nodes with --nodes"}
+_KUBE_HINT = "pass --kubeconfig/--context"
+
+
+def _kubernetes(exc: BaseException, names: set[str], command: str = "plan") -> UserError | None:
+    hint = _KUBE_HINTS.get(command, _KUBE_HINT)
+    if "lbprov.kube.client.KubeUnreachable" in names:
+        return UserError("kubernetes", f"{_first_line(exc, 400)}: {hint}")
     if "ConfigException" in names and any(n.startswith("kubernetes.") for n in names):
-        return UserError(
-            "kubernetes",
-            f"Kubernetes: {_first_line(exc)}: pass --kubeconfig/--context, or read manifests "
-            "with -f and nodes with --nodes",
-        )
+        return UserError("kubernetes", f"Kubernetes: {_first_line(exc)}: {hint}")
     if "lbprov.kube.client.KubeError" in names or "kubernetes.client.exceptions.ApiException" in names:
         status = getattr(exc, "status", None)
         if status in (401, 403):
             return UserError(
                 "kubernetes",
                 f"Kubernetes: {'unauthorised' if status == 401 else 'forbidden'} ({status}): "
-                "lbprov plan needs get/list on services and nodes",
+                f"lbprov {command} needs get/list on services and nodes",
             )
         if status == 404 and "namespace" in str(exc).lower():
             return UserError("kubernetes", f"Kubernetes: {_first_line(exc)}: check -n/--namespace")
@@ -284,13 +288,16 @@ def _kubernetes(exc: BaseException, names: set[str]) -> UserError | None:
         return UserError(
             "kubernetes",
             f"cannot reach the Kubernetes API ({_first_line(getattr(exc, 'reason', exc), 160)}): "
-            "check --kubeconfig/--context, or read manifests with -f and nodes with --nodes",
+            f"check --kubeconfig/--context{', or read manifests with -f and nodes with --nodes' if command == 'plan' else ''}",
         )
     return None
 
 
-def describe(exc: BaseException, provider: Any = None) -> UserError | None:
-    """Explain ``exc`` in one line, or ``None`` when it is not a recognised user-side problem."""
+def describe(exc: BaseException, provider: Any = None, command: str = "plan") -> UserError | None:
+    """Explain ``exc`` in one line, or ``None`` when it is not a recognised user-side problem.
+
+    ``command`` (``plan``, ``gc``, ``run``) picks the hints that command can follow.
+    """
     hook = getattr(provider, "describe_error", None)
     for link in _chain(exc):
         if callable(hook):
@@ -301,6 +308,8 @@ def describe(exc: BaseException, provider: Any = None) -> UserError | None:
             if text:
                 return UserError("config", _first_line(text, 400))
         names = _class_names(link)
+        if "lbprov.cloudcalls.CloudUnreachable" in names:
+            return UserError("network", _first_line(link, 400))
         if "lbprov.cloudcalls.ReadOnlyViolation" in names:
             return UserError(
                 "bug",
@@ -310,13 +319,15 @@ def describe(exc: BaseException, provider: Any = None) -> UserError | None:
         if isinstance(link, CLIError):
             return UserError(link.category, str(link))
         if {"lbprov.settings.SettingsError", "lbprov.provider.ProviderNotFound"} & names:
-            return UserError("config", _first_line(link, 400))
+            return UserError("config", _first_line(link, 1000))  # every setting at fault
         if "lbprov.manifests.ManifestError" in names:
             return UserError("input", _first_line(link, 400))
         if "lbprov.model.InvalidService" in names or "lbprov.model.OwnershipConflict" in names:
             return UserError("input", _first_line(link, 400))
-        for recogniser in (_aws, _gcp, _azure, _kubernetes):
+        for recogniser in (_aws, _gcp, _azure):
             found = recogniser(link, names)
             if found is not None:
                 return found
+        if (found := _kubernetes(link, names, command)) is not None:
+            return found
     return None

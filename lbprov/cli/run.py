@@ -13,18 +13,18 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
-import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lbprov.cli.errors import CLIError, describe
 from lbprov.cli.options import add_provider_options, build_provider, provider_settings
-from lbprov.controller.manager import Controller, ControllerConfig, default_identity
-from lbprov.observability import HTTPEndpoint, Metrics, setup_logging
-from lbprov.provider import Provider, ProviderNotFound, load_provider
-from lbprov.settings import SettingsError
+from lbprov.provider import Provider, load_provider
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported when the controller starts: `lbprov --help` must not pay for them
+    from lbprov.controller.manager import Controller, ControllerConfig
     from lbprov.kube.client import KubeClient
 
 log = logging.getLogger("lbprov.run")
@@ -104,6 +104,14 @@ def register(sub: Any) -> None:
         metavar="SECONDS",
         help="cap of the doubling retry delay (default: 300)",
     )
+    c.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=25.0,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, wait this long for in-flight reconciles (default: 25, under a pod's "
+        "default 30 s grace period); every other part of the shutdown takes under 2 s",
+    )
     le = parser.add_argument_group("leader election")
     le.add_argument(
         "--leader-elect",
@@ -143,6 +151,7 @@ def register(sub: Any) -> None:
     o.add_argument(
         "--metrics-address",
         default=":8080",
+        type=metrics_address,
         help="[HOST]:PORT serving /metrics, /healthz and /readyz (default: :8080; 'off' disables it)",
     )
     o.add_argument(
@@ -160,6 +169,55 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def metrics_address(value: str) -> str:
+    """``--metrics-address``: ``off`` or ``[HOST]:PORT`` with a port in 0-65535 (checked up front)."""
+    if value == "off":
+        return value
+    _host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected [HOST]:PORT with a port in 0-65535 (e.g. :8080, 127.0.0.1:0) or 'off'"
+        )
+    return value
+
+
+def check_can_listen(address: str) -> None:
+    """Fail before anything starts when ``--metrics-address`` cannot be bound (in use, foreign host)."""
+    if address == "off":
+        return
+    host, _, port = address.rpartition(":")
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as http.server binds
+        try:
+            probe.bind((host.strip("[]") or "0.0.0.0", int(port)))
+        except OSError as exc:
+            raise CLIError(f"--metrics-address {address}: cannot listen: {exc.strerror}", "config") from exc
+
+
+class ExplainErrors(logging.Filter):
+    """Rewrites cloud and credential errors in log records into the one-line explanations of plan.
+
+    The controller logs ``sync failed: %s`` with the exception itself as the argument; this filter
+    (on the log handler of ``lbprov run``) replaces such an argument, and the ``error`` field, with
+    :func:`lbprov.cli.errors.describe`'s message, so that ``run`` and ``plan`` say the same thing
+    ("AWS: no credentials found: set AWS_PROFILE ...") instead of the SDK's raw text.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("lbprov"):
+            return True  # the SDKs' own records keep their format strings and arguments
+        if isinstance(record.args, tuple) and any(isinstance(a, BaseException) for a in record.args):
+            explained: list[object] = []
+            for arg in record.args:
+                found = describe(arg, command="run") if isinstance(arg, BaseException) else None
+                explained.append(found.message if found is not None else arg)
+                if found is not None and "error" in record.__dict__:
+                    record.error = found.message
+            record.args = tuple(explained)
+        return True
+
+
 def build_providers(
     args: argparse.Namespace, kube: KubeClient | None = None
 ) -> tuple[dict[str, Provider], str]:
@@ -172,17 +230,25 @@ def build_providers(
         clusters.add(provider_settings(args, name).cluster_name)
         providers[name] = build_provider(args, name, kube=kube)
     if len(clusters) > 1:
-        raise SystemExit(f"lbprov run: providers disagree on the cluster name: {sorted(clusters)}")
+        raise CLIError(
+            f"providers disagree on the cluster name: {', '.join(sorted(clusters))}: "
+            "give one --cluster-name (or LBPROV_CLUSTER_NAME, or cluster_name: in --settings)",
+            "config",
+        )
     return providers, clusters.pop()
 
 
 def make_config(args: argparse.Namespace, names: list[str], cluster: str) -> ControllerConfig:
-    if args.no_default_provider:
+    from lbprov.controller.manager import ControllerConfig, default_identity
+
+    if args.no_default_provider or args.default_provider == "none":
+        if args.default_provider not in (None, "none"):
+            raise CLIError(f"--no-default-provider contradicts --default-provider {args.default_provider}")
         default = None
     else:
         default = args.default_provider or names[0]
         if default not in names:
-            raise SystemExit(f"lbprov run: --default-provider {default} is not among --provider {names}")
+            raise CLIError(f"--default-provider {default} is not among --provider {', '.join(names)}")
     leader_elect = in_cluster() if args.leader_elect is None else args.leader_elect
     return ControllerConfig(
         cluster=cluster,
@@ -200,30 +266,103 @@ def make_config(args: argparse.Namespace, names: list[str], cluster: str) -> Con
         lease_duration=args.lease_duration,
         renew_deadline=args.renew_deadline,
         retry_period=args.retry_period,
+        shutdown_timeout=args.shutdown_timeout,
     )
 
 
+class Stopped(BaseException):
+    """SIGTERM/SIGINT arrived during start-up, before the controller could take over the stop.
+
+    A BaseException, raised from the signal handler: it aborts whatever blocking call the main
+    thread is in (reading the kubeconfig, a first API request), so that ``lbprov run`` stops
+    within moments of a signal in every phase, as a pod's grace period expects.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 def run(args: argparse.Namespace) -> int:
+    from lbprov.observability import setup_logging
+
     debug = getattr(args, "debug", False)
     level = logging.DEBUG if debug else getattr(logging, args.log_level.upper())
     setup_logging(level, json_logs=args.log_format == "json")
+    shutdown = Shutdown()
+    previous = {sig: signal.signal(sig, shutdown.handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for log_handler in logging.getLogger().handlers:
+        log_handler.addFilter(ExplainErrors())
     try:
-        return _run(args)
-    except (SettingsError, ProviderNotFound, ValueError) as exc:
-        if debug:
-            raise
-        print(f"lbprov run: {exc}", file=sys.stderr)
-        return 2
+        code = _run(args, shutdown)
+        if shutdown.requested:
+            _exit_now(code)
+        return code
+    except Stopped as exc:
+        log.info("received %s during start-up: stopped", exc)
+        _exit_now(0)
+        return 0
     except Exception as exc:
         if debug:
             raise
-        log.error("controller failed: %s", exc, extra={"error": type(exc).__name__})
+        explained = describe(exc, command="run")
+        if explained is not None:  # settings, credentials, cluster access: one line, as plan says it
+            print(f"lbprov run: error: {explained}", file=sys.stderr)
+        else:
+            log.error("controller failed: %s", exc, extra={"error": type(exc).__name__})
         return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _exit_now(code: int) -> None:
+    """After a signal, with everything stopped: leave without the interpreter's teardown.
+
+    Tearing down a process that loaded three cloud SDKs took 1-4 s on a loaded machine, and a
+    daemon thread blocked on a dead API server can hold it further; the pod's grace period (and
+    the 2 s the issue asks for) should not pay for it. Logs and stdio are flushed first.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+class Shutdown:
+    """The signal handler's state: before the controller runs, a signal raises :class:`Stopped`;
+    once it runs (cache sync, leader election, reconciles), the controller is asked to stop and
+    the main loop shuts it down gracefully."""
+
+    def __init__(self) -> None:
+        #: A plain flag, polled by the main loop: a signal handler must not take a lock (such as an
+        #: Event's) that the interrupted main thread may be holding.
+        self.requested = False
+        self.controller: Controller | None = None
+        self.signal_name = ""
+
+    def handler(self, signum: int, _frame: Any) -> None:
+        first = not self.requested
+        self.requested = True
+        self.signal_name = signal.Signals(signum).name
+        if self.controller is None:
+            raise Stopped(signum)
+        if first:
+            log.info("received %s: shutting down", self.signal_name)
+        self.controller.request_stop()
+
+
+def _run(args: argparse.Namespace, shutdown: Shutdown) -> int:
+    from lbprov.controller.manager import Controller, Interrupted
     from lbprov.kube.client import KubeClient
+    from lbprov.observability import HTTPEndpoint, Metrics
 
+    check_can_listen(args.metrics_address)
+    for name in dict.fromkeys(args.provider or ["aws"]):
+        provider_settings(args, name)  # settings errors before anything connects
     kube = KubeClient.auto(kubeconfig=args.kubeconfig, context=args.context)
     providers, cluster = build_providers(args, kube)
     config = make_config(args, list(providers), cluster)
@@ -231,25 +370,28 @@ def _run(args: argparse.Namespace) -> int:
     controller = Controller(kube, providers, config, metrics=metrics)
     endpoint: HTTPEndpoint | None = None
     if args.metrics_address and args.metrics_address != "off":
-        endpoint = HTTPEndpoint(args.metrics_address, metrics, ready=controller.ready).start()
+        try:
+            endpoint = HTTPEndpoint(args.metrics_address, metrics, ready=controller.ready).start()
+        except OSError as exc:  # in use, or a host that is not this machine's
+            raise CLIError(
+                f"--metrics-address {args.metrics_address}: cannot listen: {exc.strerror}"
+            ) from exc
         log.info("serving /metrics /healthz /readyz on %s", endpoint.url)
-
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        log.info("received %s: shutting down", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     log.info(
         "starting controller",
         extra={"provider": ",".join(providers), "identity": config.identity, "reason": f"cluster {cluster}"},
     )
+    shutdown.controller = controller
     try:
-        controller.start()
-        while not stop.wait(1.0):
-            pass
+        if shutdown.requested:
+            return 0
+        try:
+            controller.start()
+        except Interrupted as exc:
+            log.info("received %s: %s", shutdown.signal_name or "a stop request", exc)
+            return 0
+        while not shutdown.requested:
+            time.sleep(0.1)
     finally:
         controller.stop()
         if endpoint is not None:

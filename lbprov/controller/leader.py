@@ -91,7 +91,12 @@ class LeaderElector:
         return self
 
     def stop(self, *, release: bool = True, timeout: float | None = 30.0) -> None:
-        """Stop campaigning; a leader stops leading (callback first), then releases the lease."""
+        """Stop campaigning; a leader stops leading (callback first), then releases the lease.
+
+        ``timeout`` bounds the wait for the campaign thread and for the release (each): with the
+        API server unreachable a request can block for its read timeout, and a shutdown must not.
+        The release is best effort (a lease not released expires after ``lease_duration``).
+        """
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
@@ -100,7 +105,9 @@ class LeaderElector:
         if was_leading:
             self.on_stopped_leading()
             if release:
-                self.release()
+                releaser = threading.Thread(target=self.release, name="lease-release", daemon=True)
+                releaser.start()
+                releaser.join(timeout)
 
     # -- the loop --------------------------------------------------------------------------------
 

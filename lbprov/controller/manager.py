@@ -45,10 +45,23 @@ log = logging.getLogger("lbprov.controller")
 MAX_ROUND_SECONDS = 120.0
 
 
+class Interrupted(Exception):
+    """:meth:`Controller.start` was interrupted by :meth:`Controller.request_stop` (a signal)."""
+
+
+class CacheSyncTimeout(TimeoutError):
+    """The informer caches did not sync in time; the message says why (the informers' last error)."""
+
+
+#: How long :meth:`Controller.stop` waits for the informer and lease threads: they are daemons, and
+#: a thread blocked on a dead API server must not hold a shutdown past the pod's patience.
+THREAD_STOP_SECONDS = 0.5
+
+
 class InformerLike(Protocol):
     def start(self) -> Any: ...
 
-    def stop(self) -> Any: ...
+    def stop(self, timeout: float = ...) -> Any: ...
 
     def wait_synced(self, timeout: float) -> bool: ...
 
@@ -258,6 +271,9 @@ class Controller:
         self._workers_lock = threading.Lock()
         self._synced = False
         self._stopped = threading.Event()
+        #: Set by :meth:`request_stop` (e.g. from a signal handler): a blocked :meth:`start` returns.
+        #: A plain flag, polled: a signal handler must not take a lock the main thread may hold.
+        self._interrupted = False
         self.elector: LeaderElector | None = None
         if config.leader_elect:
             self.elector = LeaderElector(
@@ -282,13 +298,22 @@ class Controller:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
+    def request_stop(self) -> None:
+        """Ask a running :meth:`start` to give up at once (safe to call from a signal handler)."""
+        self._interrupted = True
+
     def start(self) -> Controller:
-        """Start informers, wait for their caches, then lead (or campaign for the lease)."""
+        """Start informers, wait for their caches, then lead (or campaign for the lease).
+
+        Raises :class:`Interrupted` if :meth:`request_stop` is called while waiting for the caches,
+        and :class:`CacheSyncTimeout` naming each informer's last error if they do not sync in
+        ``cache_sync_timeout`` seconds.
+        """
         self.services.start()
         self.nodes.start()
-        timeout = self.config.cache_sync_timeout
-        if not (self.services.wait_synced(timeout) and self.nodes.wait_synced(timeout)):
-            raise TimeoutError(f"informer caches did not sync within {timeout}s")
+        self._wait_synced(self.config.cache_sync_timeout)
+        if self._interrupted:
+            raise Interrupted("stop requested before the controller started")
         self._synced = True
         self.node_sync.armed = True
         if self.metrics is not None:
@@ -300,18 +325,44 @@ class Controller:
             self._start_workers()
         return self
 
+    def _wait_synced(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        informers = {"services": self.services, "nodes": self.nodes}
+        while True:
+            pending = [name for name, inf in informers.items() if not inf.wait_synced(0)]
+            if not pending:
+                return
+            if self._interrupted:
+                raise Interrupted(f"stop requested while waiting for the {' and '.join(pending)} caches")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                why = "; ".join(f"{name}: {_sync_status(informers[name])}" for name in pending)
+                raise CacheSyncTimeout(f"informer caches did not sync within {timeout:g}s ({why})")
+            time.sleep(min(0.05, left))
+
     def stop(self) -> None:
-        """Graceful shutdown: no new work, in-flight reconciles finish, lease released."""
+        """Graceful shutdown: no new work, in-flight reconciles finish, lease released.
+
+        Only in-flight reconciles may take long (up to ``shutdown_timeout``); every other step is
+        bounded by :data:`THREAD_STOP_SECONDS`, even with the API server unreachable.
+        """
         if self._stopped.is_set():
             return
         self._stopped.set()
+        self._interrupted = True
         self.node_sync.stop()
         if self.elector is not None:
-            self.elector.stop(release=True)
+            self.elector.stop(release=True, timeout=THREAD_STOP_SECONDS)
         else:
             self._stop_workers()
-        self.services.stop()
-        self.nodes.stop()
+        stoppers = [
+            threading.Thread(target=inf.stop, kwargs={"timeout": THREAD_STOP_SECONDS}, daemon=True)
+            for inf in (self.services, self.nodes)
+        ]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join(THREAD_STOP_SECONDS + 0.5)
         if self.metrics is not None:
             self.metrics.detach()
         log.info("controller stopped", extra={"identity": self.identity})
@@ -393,6 +444,11 @@ class Controller:
 
     def _svc_delete(self, svc: Obj) -> None:
         self.enqueue(service_key(svc))  # the sync sees it gone and forgets it
+
+
+def _sync_status(informer: InformerLike) -> str:
+    status = getattr(informer, "sync_status", None)
+    return str(status()) if callable(status) else "not synced"
 
 
 def needs_sync(old: Obj, new: Obj) -> bool:

@@ -7,6 +7,7 @@ from lbprov.kube.client import (
     Invalid,
     KubeClient,
     KubeError,
+    KubeUnreachable,
     NotFound,
     WatchStream,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "Invalid",
     "KubeClient",
     "KubeError",
+    "KubeUnreachable",
     "NotFound",
     "WatchStream",
 ]

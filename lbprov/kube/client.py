@@ -88,6 +88,47 @@ class WatchDropped(Exception):
     """The watch connection broke mid-stream (not a clean end of the watch)."""
 
 
+class KubeUnreachable(Exception):
+    """The API server could not be reached or did not answer in time (no HTTP answer at all).
+
+    ``endpoint`` is the server's URL, ``detail`` what went wrong at the connection level (refused,
+    DNS, TLS, timed out). The message names both, so a log line or a CLI error says *which*
+    endpoint failed -- not a cloud's, not a generic "network error".
+    """
+
+    def __init__(self, endpoint: str, detail: str) -> None:
+        super().__init__(f"cannot reach the Kubernetes API at {endpoint}: {detail}")
+        self.endpoint = endpoint
+        self.detail = detail
+
+
+def connection_detail(exc: BaseException, read_timeout: float | None = None) -> str:
+    """A short, uniform description of a connection-level failure (urllib3/OS errors)."""
+    reason: BaseException = exc
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        reason = exc.reason
+    text = str(reason)
+    lowered = text.lower()
+    # Order matters: urllib3's NewConnectionError (refused, DNS) subclasses ConnectTimeoutError.
+    if "refused" in lowered:
+        return "connection refused"
+    if isinstance(reason, urllib3.exceptions.NameResolutionError) or "resolve" in lowered:
+        return "the host name does not resolve"
+    if isinstance(reason, urllib3.exceptions.SSLError) or "certificate" in lowered or "ssl" in lowered:
+        return f"TLS failed ({_short(text)}); check the CA (certificate-authority) of the kubeconfig"
+    if isinstance(reason, urllib3.exceptions.ReadTimeoutError) or "read timed out" in lowered:
+        after = f" within {read_timeout:g}s" if read_timeout else ""
+        return f"the server accepted the connection but did not answer{after}"
+    if isinstance(reason, urllib3.exceptions.ConnectTimeoutError | TimeoutError) or "timed out" in lowered:
+        return "the connection timed out (no TCP answer)"
+    return _short(text)
+
+
+def _short(text: str, limit: int = 160) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def _error_from(exc: ApiException) -> KubeError:
     status = int(exc.status or 0)
     reason = str(exc.reason or "")
@@ -186,12 +227,34 @@ class WatchStream(Iterator[tuple[str, Obj]]):
 
 # ---- client -------------------------------------------------------------------------------------
 
+#: Seconds to wait for the TCP (and TLS) connection to the API server.
+CONNECT_TIMEOUT = 5.0
+#: Seconds to wait for an answer to a (non-watch) request. A read timeout is not retried, so a
+#: silent server costs this once: plan and gc give up within ~30 s instead of waiting forever.
+READ_TIMEOUT = 15.0
+#: A watch's read timeout is the server-side watch timeout plus this much: the server ends a watch
+#: cleanly at its timeout, so only a dead connection ever hits ours.
+WATCH_READ_MARGIN = 30.0
+
 
 class KubeClient:
-    """Calls the controller, the demo and the tests make; objects are dicts in the API's JSON."""
+    """Calls the controller, the demo and the tests make; objects are dicts in the API's JSON.
 
-    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
+    Every request has a connect and a read timeout (:data:`CONNECT_TIMEOUT`, :data:`READ_TIMEOUT`;
+    watches: the watch's own timeout plus :data:`WATCH_READ_MARGIN`); a request that gets no HTTP
+    answer raises :class:`KubeUnreachable` naming the endpoint.
+    """
+
+    def __init__(
+        self,
+        api_client: kubernetes.client.ApiClient,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+    ) -> None:
         self.api_client = api_client
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
         self.core = kubernetes.client.CoreV1Api(api_client)
         self.coordination = kubernetes.client.CoordinationV1Api(api_client)
         self._events: OrderedDict[tuple[str, ...], tuple[str, str, int]] = OrderedDict()
@@ -206,6 +269,10 @@ class KubeClient:
         cfg = kubernetes.client.Configuration()
         # Workers, informers and leader election share one pool; the default (5 x CPUs) is small.
         cfg.connection_pool_maxsize = 64
+        # urllib3 retries a failed request 3 times by default, so a silent server cost 4 read
+        # timeouts. A failed connect is retried once; a read (no answer) is not: the caller's own
+        # backoff (informer, work queue) retries, and plan/gc stop.
+        cfg.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=0, raise_on_status=False)
         return cfg
 
     @classmethod
@@ -258,13 +325,23 @@ class KubeClient:
 
     # -- plumbing -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
+    @property
+    def timeouts(self) -> tuple[float, float]:
+        """``(connect, read)`` seconds of every non-watch request."""
+        return (self.connect_timeout, self.read_timeout)
+
+    def unreachable(self, exc: BaseException) -> KubeUnreachable:
+        return KubeUnreachable(self.host, connection_detail(exc, self.read_timeout))
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
+        kwargs.setdefault("_request_timeout", self.timeouts)
         try:
             resp = fn(*args, _preload_content=False, **kwargs)
+            data = resp.data
         except ApiException as exc:
             raise _error_from(exc) from None
-        data = resp.data
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self.unreachable(exc) from exc
         return json.loads(data) if data else {}
 
     def _list(
@@ -304,13 +381,13 @@ class KubeClient:
                 allow_watch_bookmarks=True,
                 timeout_seconds=timeout_seconds,
                 _preload_content=False,
-                _request_timeout=(10, timeout_seconds + 60),
+                _request_timeout=(self.connect_timeout, timeout_seconds + WATCH_READ_MARGIN),
                 **kwargs,
             )
         except ApiException as exc:
             raise _error_from(exc) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise WatchDropped(str(exc)) from exc
+            raise WatchDropped(str(self.unreachable(exc))) from exc
         return WatchStream(resp, kind, api_version)
 
     @staticmethod
@@ -489,7 +566,7 @@ class KubeClient:
             }
             self._call(self.core.create_namespaced_event, namespace, body)
             self._remember_event(key, namespace, name, 1)
-        except (KubeError, urllib3.exceptions.HTTPError, OSError) as exc:
+        except (KubeError, KubeUnreachable, urllib3.exceptions.HTTPError, OSError) as exc:
             log.warning("could not record event %s on %s/%s: %s", reason, namespace, meta.get("name"), exc)
 
     def _remember_event(self, key: tuple[str, ...], namespace: str, name: str, count: int) -> None:

@@ -6,6 +6,10 @@ breaks (connection drop) is resumed from that resourceVersion after a backoff; a
 (history compacted) forces a relist. A relist diffs the fresh list against the cache and emits
 add/update/delete for the differences, so nothing that happened while the watch was down is lost
 -- deletions included.
+
+Each object is :func:`trim`-med as it enters the cache: only the fields the controller reads are
+kept, so the cache's memory grows with what lbprov needs per Service and Node, not with
+``managedFields``, ``kubectl apply``'s copy of the object or a Node's image list.
 """
 
 from __future__ import annotations
@@ -24,6 +28,55 @@ Obj = dict[str, Any]
 AddHandler = Callable[[Obj], None]
 UpdateHandler = Callable[[Obj, Obj], None]
 DeleteHandler = Callable[[Obj], None]
+
+
+#: What the controller reads of a Service's metadata (the reconciler, ``build_intent``, events,
+#: finalizer patches with optimistic concurrency, the informer's own uid/resourceVersion checks).
+#: Labels are small and kept for label-based selection.
+SERVICE_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "labels",
+    "annotations",
+    "finalizers",
+    "deletionTimestamp",
+)
+#: What ``node_exclusion_reason`` and ``build_intent``'s targets read of a Node's metadata and spec.
+NODE_METADATA = ("name", "uid", "resourceVersion", "labels", "deletionTimestamp")
+NODE_SPEC = ("providerID", "taints")
+#: ``kubectl apply``'s copy of the whole object: often the largest annotation, never read.
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def trim(obj: Obj, kind: str) -> Obj:
+    """The part of ``obj`` the controller reads (a new dict; ``obj`` is not changed).
+
+    Services keep ``apiVersion``/``kind``, the metadata in :data:`SERVICE_METADATA` (annotations
+    without :data:`LAST_APPLIED`), the whole ``spec`` (compared as a whole for re-queueing, read
+    field by field by ``build_intent`` and the providers) and ``status.loadBalancer``. Nodes keep
+    :data:`NODE_METADATA`, :data:`NODE_SPEC` and ``status.addresses``. Dropped: ``managedFields``,
+    owner references, timestamps, Node images, conditions, capacity and annotations.
+    """
+    meta = obj.get("metadata") or {}
+    out: Obj = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
+    if kind == "nodes":
+        out["metadata"] = {k: meta[k] for k in NODE_METADATA if k in meta}
+        spec = obj.get("spec") or {}
+        out["spec"] = {k: spec[k] for k in NODE_SPEC if k in spec}
+        addresses = (obj.get("status") or {}).get("addresses")
+        out["status"] = {"addresses": addresses} if addresses is not None else {}
+        return out
+    kept = {k: meta[k] for k in SERVICE_METADATA if k in meta}
+    if LAST_APPLIED in (kept.get("annotations") or {}):
+        kept["annotations"] = {k: v for k, v in kept["annotations"].items() if k != LAST_APPLIED}
+    out["metadata"] = kept
+    if "spec" in obj:
+        out["spec"] = obj["spec"]
+    load_balancer = (obj.get("status") or {}).get("loadBalancer")
+    out["status"] = {"loadBalancer": load_balancer} if load_balancer is not None else {}
+    return out
 
 
 def object_key(obj: Obj, kind: str) -> str:
@@ -77,6 +130,9 @@ class Informer:
         self._thread: threading.Thread | None = None
         self._stream: WatchStream | None = None
         self._resource_version = ""
+        #: The last error of a list or watch (cleared by a successful list): why a cache has not
+        #: synced, for the message of a cache-sync timeout.
+        self.last_error: str | None = None
         #: Counters for tests and metrics.
         self.lists = 0
         self.watches = 0
@@ -91,13 +147,16 @@ class Informer:
         self._thread = threading.Thread(target=self._run, name=f"informer-{self.kind}", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the loop; waits at most ``timeout`` seconds for the thread (a daemon: a list call
+        blocked on a dead server is bounded by the client's read timeout and cannot hold the
+        process)."""
         self._stop.set()
         stream = self._stream
         if stream is not None:
             stream.close()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=timeout)
             self._thread = None
 
     def wait_synced(self, timeout: float) -> bool:
@@ -106,6 +165,13 @@ class Informer:
     @property
     def synced(self) -> bool:
         return self._synced.is_set()
+
+    def sync_status(self) -> str:
+        """Why the cache has not synced yet: the last list/watch error, or that the first list is
+        still waiting for the API server (named) to answer."""
+        if self.synced:
+            return "synced"
+        return self.last_error or f"no answer yet to the {self.kind} list from {self.client.host}"
 
     @property
     def resource_version(self) -> str:
@@ -145,6 +211,7 @@ class Informer:
                 if self._stop.is_set():
                     break
                 self.watch_errors += 1
+                self.last_error = str(exc) or type(exc).__name__
                 log.warning("%s informer: %s; retrying in %.1fs", self.kind, exc, backoff)
                 if self._stop.wait(backoff):
                     break
@@ -158,7 +225,8 @@ class Informer:
         else:
             items, rv = self.client.list_nodes()
         self.lists += 1
-        fresh = {object_key(o, self.kind): o for o in items}
+        self.last_error = None
+        fresh = {object_key(o, self.kind): trim(o, self.kind) for o in items}
         with self._lock:
             old = self._cache
             self._cache = fresh
@@ -204,6 +272,7 @@ class Informer:
             if rv:
                 self._resource_version = rv
             return
+        obj = trim(obj, self.kind)
         key = object_key(obj, self.kind)
         with self._lock:
             before = self._cache.get(key)
