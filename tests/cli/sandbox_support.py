@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from lbprov.intent import IntentSettings, build_intent
+from lbprov.kube.facts import fill_settings
 from lbprov.model import Plan
 from lbprov.provider import Provider, SandboxCloud, load_provider
 
@@ -93,7 +94,14 @@ class Env:
     def writer(self) -> Provider:
         """A writable provider for this test's cluster (what the controller would use)."""
         if self._writer is None:
+<<<<<<< HEAD
             self._writer = load_provider(self.provider_name).from_settings(self.settings(read_only=False))
+=======
+            cls = load_provider(self.provider_name)
+            settings = {**self.cloud.settings, "cluster_name": self.cluster}
+            # as the controller does: the cluster identity (and the provider's cluster facts) from kube
+            self._writer = cls.from_settings(fill_settings(self.kube, cls, settings, read_only=False))
+>>>>>>> azure
         return self._writer
 
     def reader(self) -> Provider:
