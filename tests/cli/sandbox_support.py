@@ -94,14 +94,7 @@ class Env:
     def writer(self) -> Provider:
         """A writable provider for this test's cluster (what the controller would use)."""
         if self._writer is None:
-<<<<<<< HEAD
             self._writer = load_provider(self.provider_name).from_settings(self.settings(read_only=False))
-=======
-            cls = load_provider(self.provider_name)
-            settings = {**self.cloud.settings, "cluster_name": self.cluster}
-            # as the controller does: the cluster identity (and the provider's cluster facts) from kube
-            self._writer = cls.from_settings(fill_settings(self.kube, cls, settings, read_only=False))
->>>>>>> azure
         return self._writer
 
     def reader(self) -> Provider:
@@ -110,7 +103,6 @@ class Env:
     def settings(self, *, read_only: bool) -> dict[str, Any]:
         """The settings the CLI would run with: the cluster identity and the provider's cluster facts
         filled from the sandbox cluster, as ``lbprov plan``/``run`` fill them."""
-        from lbprov.kube.facts import fill_settings
 
         settings = {**self.cloud.settings, "cluster_name": self.cluster}
         return fill_settings(self.kube, load_provider(self.provider_name), settings, read_only=read_only)
