@@ -90,16 +90,24 @@ class Env:
     # -- the cloud, as the controller would drive it ----------------------------------------------------
 
     @property
+    def cluster_id(self) -> str:
+        """The cluster's identity, as the controller and the CLI read it: the kube-system Namespace UID."""
+        namespace = self.kube.get_namespace("kube-system")
+        assert namespace is not None, "the sandbox API server has a kube-system Namespace"
+        return str(namespace["metadata"]["uid"])
+
+    def settings(self) -> dict[str, Any]:
+        return {**self.cloud.settings, "cluster_name": self.cluster, "cluster_id": self.cluster_id}
+
+    @property
     def writer(self) -> Provider:
         """A writable provider for this test's cluster (what the controller would use)."""
         if self._writer is None:
-            settings = {**self.cloud.settings, "cluster_name": self.cluster}
-            self._writer = load_provider(self.provider_name).from_settings(settings)
+            self._writer = load_provider(self.provider_name).from_settings(self.settings())
         return self._writer
 
     def reader(self) -> Provider:
-        settings = {**self.cloud.settings, "cluster_name": self.cluster}
-        return load_provider(self.provider_name).from_settings(settings, read_only=True)
+        return load_provider(self.provider_name).from_settings(self.settings(), read_only=True)
 
     def plan_for(self, name: str, provider: Provider | None = None) -> Plan:
         p = provider or self.writer
