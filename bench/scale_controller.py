@@ -15,6 +15,8 @@ and the workers run, then one reply per stdin command:
 * ``wait-node-sync``: block until a node sync has fired since ``mark`` and the work is done;
 * ``resync``: run a resync (every Service re-planned in one read round) and wait until done;
 * ``gc``: ``gc.collect()`` (for the steady-state RSS);
+* ``top``: with ``--tracemalloc``, the Python memory still held by source line (what grows per
+  Service); tracing itself costs memory, so RSS figures of such a run are not comparable;
 * ``quit``: stop the controller gracefully.
 
 ``--no-trim`` turns off the informer's trimming of cached objects (``lbprov.kube.informer.trim``),
@@ -32,6 +34,8 @@ import logging
 import os
 import sys
 import time
+import tracemalloc
+from collections import Counter
 from typing import Any
 
 from procstat import cpu_seconds, memory_kib
@@ -45,7 +49,7 @@ from lbprov.provider import load_provider
 SETTLE_SECONDS = 0.3
 
 
-def call_stats(calls: CloudCalls) -> dict[str, Any]:
+def call_stats(calls: CloudCalls, tally: LogTally) -> dict[str, Any]:
     """Cloud requests since the last reset, by read/write and operation; resets the counters."""
     s = calls.reset()
     reads: dict[str, int] = {}
@@ -59,6 +63,49 @@ def call_stats(calls: CloudCalls) -> dict[str, Any]:
         "writes_by_operation": writes,
         "errors": sum(s.errors.values()),
         "retries": sum(s.retries.values()),
+        **tally.reset(),
+    }
+
+
+class LogTally(logging.Handler):
+    """Counts the controller's log records by message template (requeues, stale plans, failed
+    syncs) and keeps a few distinct error texts: why a phase took longer than its cloud calls."""
+
+    def __init__(self, examples: int = 5) -> None:
+        super().__init__(logging.INFO)
+        self.counts: Counter[str] = Counter()
+        self.examples: dict[str, None] = {}
+        self.max_examples = examples
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.counts[str(record.msg)] += 1
+        error = getattr(record, "error", None)
+        if record.levelno >= logging.WARNING and error and len(self.examples) < self.max_examples:
+            self.examples.setdefault(str(error)[:300], None)
+
+    def reset(self) -> dict[str, Any]:
+        out = {"controller_log_counts": dict(self.counts), "controller_error_examples": list(self.examples)}
+        self.counts.clear()
+        self.examples.clear()
+        return out
+
+
+def allocation_top(limit: int = 15) -> dict[str, Any]:
+    """Python memory allocated since tracing began and still held, by source line (largest first)."""
+    if not tracemalloc.is_tracing():
+        return {}
+    snapshot = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen *>")]
+    )
+    stats = snapshot.statistics("lineno")
+    return {
+        "total_kib": round(sum(s.size for s in stats) / 1024),
+        "by_line_kib": {
+            f"{s.traceback[0].filename.split('site-packages/')[-1]}:{s.traceback[0].lineno}": round(
+                s.size / 1024
+            )
+            for s in stats[:limit]
+        },
     }
 
 
@@ -86,6 +133,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--backoff-base", type=float, default=5.0)
     p.add_argument("--backoff-max", type=float, default=300.0)
     p.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="trace Python allocations from the start of the controller (for the 'top' command)",
+    )
+    p.add_argument(
         "--no-trim",
         action="store_true",
         help="cache whole objects (to measure what the informer's trim saves)",
@@ -96,6 +148,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     setup_logging(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.WARNING)  # stderr stays quiet; the tally below sees INFO too
+    tally = LogTally()
+    controller_log = logging.getLogger("lbprov.controller")
+    controller_log.setLevel(logging.INFO)
+    controller_log.addHandler(tally)
     if args.no_trim:
         import lbprov.kube.informer as informer
 
@@ -126,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(json.dumps(obj) + "\n")
         sys.stdout.flush()
 
+    if args.tracemalloc:
+        tracemalloc.start()
     t0 = time.monotonic()
     provider.calls.reset()
     controller.start()
@@ -143,20 +203,22 @@ def main(argv: list[str] | None = None) -> int:
     for line in sys.stdin:
         cmd = line.strip()
         if cmd == "stats":
-            reply({"event": "stats", **call_stats(provider.calls)})
+            reply({"event": "stats", **call_stats(provider.calls, tally)})
         elif cmd == "wait-idle":
             reply({"event": "idle", "idle_since": wait_idle(controller)})
         elif cmd == "mark":
             provider.calls.reset()
+            tally.reset()
             triggers = controller.node_sync.triggers
             reply({"event": "marked"})
         elif cmd == "wait-node-sync":
             while controller.node_sync.triggers <= triggers:
                 time.sleep(0.01)
             idle = wait_idle(controller)
-            reply({"event": "node-synced", "idle_since": idle, **call_stats(provider.calls)})
+            reply({"event": "node-synced", "idle_since": idle, **call_stats(provider.calls, tally)})
         elif cmd == "resync":
             provider.calls.reset()
+            tally.reset()
             started = time.monotonic()
             n = controller.resync()
             idle = wait_idle(controller)
@@ -166,9 +228,11 @@ def main(argv: list[str] | None = None) -> int:
                     "services": n,
                     "started": started,
                     "idle_since": idle,
-                    **call_stats(provider.calls),
+                    **call_stats(provider.calls, tally),
                 }
             )
+        elif cmd == "top":
+            reply({"event": "top", "top": allocation_top()})
         elif cmd == "gc":
             gc.collect()
             reply({"event": "collected"})

@@ -82,6 +82,17 @@ def eligible_nodes(nodes: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]
     return [n for n in nodes if node_exclusion_reason(n) is None]
 
 
+def no_nodes_reason(nodes: Iterable[Mapping[str, Any]]) -> str | None:
+    """Why no node is eligible for load-balancer traffic, or ``None`` when one is."""
+    all_nodes = list(nodes)
+    if eligible_nodes(all_nodes):
+        return None
+    if not all_nodes:
+        return "the cluster has no nodes"
+    reasons = sorted({r for n in all_nodes if (r := node_exclusion_reason(n))})
+    return f"every node is excluded ({'; '.join(reasons)})"
+
+
 def node_target(node: Mapping[str, Any]) -> Target:
     meta = node.get("metadata") or {}
     labels = meta.get("labels") or {}
@@ -252,13 +263,10 @@ def build_intent(
 
     source_ranges = problems.check(_source_ranges, spec, annotations)
 
-    all_nodes = list(nodes)
-    targets = tuple(sorted(node_target(n) for n in eligible_nodes(all_nodes)))
-    if not targets and all_nodes:
-        reasons = sorted({r for n in all_nodes if (r := node_exclusion_reason(n))})
-        problems.add(
-            "nodes", "no node is eligible for load-balancer traffic: every node " + "; or ".join(reasons)
-        )
+    # No eligible node (e.g. every node excluded during a node-pool rotation) is not an error: as
+    # upstream, the load balancer stays, with an empty backend set, and is filled again when nodes
+    # come back (the controller records an UnAvailableLoadBalancer Warning; see no_nodes_reason).
+    targets = tuple(sorted(node_target(n) for n in eligible_nodes(nodes)))
     problems.raise_if_any()
 
     intent = Intent(
