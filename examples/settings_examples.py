@@ -110,6 +110,8 @@ def _entry(model: type[BaseModel], provider: str, field: str, indent: str) -> li
     lines = _comment(info.description or "", indent)
     lines.append(f"{indent}# ({'; '.join(ways)})")
     group = "shared" if field in SHARED_FIELDS else provider
+    if field not in EXAMPLES[group] and (info.is_required() or info.default is None or secret):
+        raise KeyError(f"no example value for {provider}.{field}: add one to EXAMPLES in {__file__}")
     if info.is_required():
         lines.append(f"{indent}{field}: {_value(EXAMPLES[group][field])}")
     elif info.default is None or secret:

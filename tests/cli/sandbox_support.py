@@ -91,6 +91,13 @@ class Env:
     # -- the cloud, as the controller would drive it ----------------------------------------------------
 
     @property
+    def cluster_id(self) -> str:
+        """The cluster's identity, as the controller and the CLI read it: the kube-system Namespace UID."""
+        namespace = self.kube.get_namespace("kube-system")
+        assert namespace is not None, "the sandbox API server has a kube-system Namespace"
+        return str(namespace["metadata"]["uid"])
+
+    @property
     def writer(self) -> Provider:
         """A writable provider for this test's cluster (what the controller would use)."""
         if self._writer is None:

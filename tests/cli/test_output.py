@@ -26,7 +26,7 @@ def write(path: Path, *objs: dict[str, Any]) -> str:
 
 
 def converge(svc: dict[str, Any]) -> None:
-    provider = FakeProvider.from_settings({"cluster_name": "unit"})
+    provider = FakeProvider.from_settings({"cluster_name": "unit", "cluster_id": "unit-cluster-uid"})
     provider.apply(provider.plan(build_intent(svc, NODES, IntentSettings("unit"), provider)))
 
 

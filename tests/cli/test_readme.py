@@ -231,7 +231,7 @@ def normalised(output: str) -> list[str]:
             out.append(f"  {m[1]} {m[2]}")
         elif re.match(r"^ *Plan: |^\d+ Services?: |^\d+ garbage, |^Load balancers owned by ", line):
             out.append(line)
-        elif m := re.match(r"^  \S+ \((\w+)\) (\S+): ([\w-]+): ", line):
+        elif m := re.match(r"^  \S+ \((\w+)\) (\S+): ([\w -]+?): ", line):
             out.append(f"  ({m[1]}) {m[2]}: {m[3]}")
         elif "no changes: the load balancer matches the Service" in line:
             out.append(line)

@@ -271,3 +271,23 @@ def test_gc_without_a_cluster_hints_only_what_gc_takes(tmp_path: Path) -> None:
     assert r.code == 1 and "--nodes" not in r.err and " -f " not in r.err, r.err
     assert r.err.startswith("lbprov gc: error: "), r.err
     assert missing.exists() is False
+
+
+def test_run_shows_a_warning_about_a_node_once_per_resync_period() -> None:
+    from lbprov.cli.run import RepeatedWarnings
+
+    now = [0.0]
+    f = RepeatedWarnings(600.0, clock=lambda: now[0])
+
+    def warn(node: str, **extra: Any) -> bool:
+        record = logging.LogRecord(
+            "lbprov_gcp.options", logging.WARNING, __file__, 1, "node %s: ... skipped", (node,), None
+        )
+        record.__dict__.update(extra)
+        return f.filter(record)
+
+    shown = [warn(n) for _ in range(4) for n in ("n1", "n2", "n3")]  # 4 Services x 3 nodes
+    assert shown.count(True) == 3
+    assert warn("n1", service="shop/web") and warn("n1", service="shop/web")  # per-Service: always
+    now[0] = 601.0
+    assert warn("n1") and not warn("n1")  # the next round says it again, once
