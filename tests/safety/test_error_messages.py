@@ -144,3 +144,36 @@ def test_an_unreachable_cloud_ends_plan_once_with_one_line_alike_on_every_cloud(
         "check the endpoint URL and port, and the network path, firewall and proxy settings "
         "(HTTPS_PROXY/NO_PROXY)"
     ), lines[0]
+
+
+@pytest.mark.parametrize("command", ["plan", "gc"])
+def test_output_json_prints_one_document_with_the_error_when_the_run_fails(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from .conftest import cli_testlib, write_kubeconfig
+
+    url = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(
+            [
+                command,
+                "--provider",
+                "aws",
+                "--cluster-name",
+                "c",
+                "--kubeconfig",
+                write_kubeconfig(tmp_path / "kc", url),
+                "-o",
+                "json",
+            ]
+        )
+    assert code == 1
+    doc = json.loads(out.getvalue())  # exactly one JSON document on stdout
+    cli_testlib.validate_schema(doc)
+    assert doc["error"]["category"] == "kubernetes"
+    assert f"cannot reach the Kubernetes API at {url}: connection refused" in doc["error"]["message"]
+    assert doc["exit_code"] == 1 and doc["command"] == command
