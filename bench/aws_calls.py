@@ -24,7 +24,7 @@ from common import (
     seconds_since,
 )
 from lbprov_aws import AWSProvider
-from lbprov_aws.sgrules import RuleConfig, merge, render, service_points
+from lbprov_aws.diff.node_rules import RuleConfig, merge, render, service_points
 from lbprov_aws.testing import Svc, node_objects
 
 from lbprov.intent import IntentSettings, build_intent

@@ -1,344 +1,396 @@
-"""Scale benchmark of the controller: N Services over M nodes, AWS provider on the moto sandbox.
+"""Scale benchmark of the controller: N Services over M nodes, on any provider's sandbox.
 
-    python bench/scale.py [--services 200] [--nodes 10] [--workers 10] [--latency-ms 20]
+    python bench/scale.py [--provider aws|gcp|azure] [--services 200] [--nodes 10] [--ports 1]
+                          [--workers 10] [--latency-ms 20] [--compare-workers] [--verify]
 
-The sandbox Kubernetes API server and moto run in this process; the controller runs in a child
-process (this same script with ``--child``), so that its peak RSS is its own and the API and cloud
-traffic all goes over HTTP, as in a cluster. Every cloud request the controller sends is delayed by
-``--latency-ms`` (a CloudCalls listener sleeping on each request as it is sent: what the controller
-would wait for a real cloud's round trip). The provider's client-side rate limits are off, as in the
-sandbox settings, so the figures measure the controller, not the token bucket.
+Three processes, so that each one's CPU seconds are its own (wall-clock time on a shared machine is
+inflated by other load; CPU seconds and call counts are not):
 
-Phases (JSON on stdout):
+* the **cloud emulator** (``bench/scale_cloud.py``): ``load_provider(P).sandbox(nodes)``, the public
+  interface of every provider (moto for AWS, the GCE and ARM emulators for GCP and Azure);
+* the **controller** (``bench/scale_controller.py``): ``lbprov``'s Controller with that provider,
+  every cloud request delayed by ``--latency-ms`` as it is sent (the round trip of a real cloud);
+  the provider's client-side rate limits are off, so the figures measure the controller;
+* this **driver**, which also runs the sandbox Kubernetes API server (its CPU is reported as
+  ``kube_api_and_driver``).
 
 NodePorts are allocated by the API server at random by default, as in a real cluster
-(``--node-ports contiguous`` gives Service i NodePort 30000+i instead). With random ports the AWS
-provider's exact node security group rules cannot aggregate, so its default ``auto`` rule mode
-switches the busiest (protocol, CIDR) to the whole NodePort range to stay under AWS's (and moto's)
-60 rules per group; contiguous ports aggregate into a few exact ranges.
+(``--node-ports contiguous`` gives Service i NodePorts from 30000 + i*ports upwards).
 
-1. ``create``: the N Services exist before the controller starts; time from the controller being
-   ready (caches synced) until every Service has its ingress; cloud calls (reads/writes, by
-   operation) and sandbox API requests (by verb) made by the controller meanwhile.
-2. ``add_node``: one node is added (instance + Node); time and cloud writes until the controller is
-   idle again after the debounced node sync, then a check that every target group has the new node.
-3. ``resync``: a resync with nothing changed: time and cloud calls (must be zero writes).
+Phases (JSON on stdout; the keys are listed in :data:`PHASE_KEYS` and :data:`RUN_KEYS`):
+
+1. ``create``: the N Services exist before the controller starts; from the controller being ready
+   (caches synced) until every Service has its ingress.
+2. ``add_node``: one instance and its Node are added; from then until the controller is idle after
+   the (debounced) node sync.
+3. ``resync``: a resync with nothing changed (every Service re-planned in one read round).
+
+For each phase: seconds, cloud reads and writes (total, per Service, by operation), Kubernetes API
+requests by verb, CPU seconds of each process, and the *ideal* time -- the phase's cloud requests
+x the injected latency / workers (the time the requests take at that latency with perfect overlap,
+i.e. ``calls per Service x latency x Services / workers``) -- with ``time_over_ideal``.
+``busiest_process_cpu_seconds`` is the other floor (each process is mostly bound to one core by
+its GIL): it tells a CPU-bound phase from a latency-bound one. The controller's log records are
+counted by template (requeues, stale plans, failed syncs), with a few error texts. For
+``add_node`` the debounce is taken off the time before dividing. A run also reports the controller's
+RSS (after startup, peak, steady after ``gc.collect()``), its CPU seconds in total, and how many load
+balancers the cloud holds for the cluster (``list_owned()``: one per Service on AWS and GCP, the
+shared ones on Azure). ``--compare-workers`` makes a second run with ``--workers 1`` (upstream's
+``--concurrent-service-syncs`` default) and reports the time ratio per phase. ``--verify`` re-plans
+every Service with a fresh provider at the end and counts the plans that are not empty (must be 0).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import os
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-NAMESPACE = "bench"
+from childproc import ChildProcess
+from common import NAMESPACE, make_node, print_json
+from procstat import CPUSnapshot, memory_kib, mib
+
+from lbprov.controller.service import ingress_of
+from lbprov.intent import IntentSettings, build_intent
+from lbprov.kube.client import KubeClient
+from lbprov.kube.informer import LAST_APPLIED
+from lbprov.model import SandboxNode
+from lbprov.provider import load_provider
+from lbprov.sandbox.kube_api import KubeAPIServer, RecordedRequest
+
+HERE = Path(__file__).resolve().parent
+PHASES = ("create", "add_node", "resync")
+PHASE_KEYS = (
+    "seconds",
+    "ideal_seconds",
+    "time_over_ideal",
+    "reads",
+    "writes",
+    "reads_per_service",
+    "writes_per_service",
+    "reads_by_operation",
+    "writes_by_operation",
+    "errors",
+    "retries",
+    "api_requests_by_verb",
+    "cpu_seconds",
+)
+RUN_KEYS = ("workers", "phases", "controller_rss_mb", "cpu_seconds_total", "load_balancers")
+CPU_NAMES = ("controller", "emulator", "kube_api_and_driver")
 
 
-# -- child: the controller ------------------------------------------------------------------------
+# -- the Kubernetes side ------------------------------------------------------------------------
 
 
-def peak_rss_mb() -> float:
-    """VmHWM (peak resident set) of this process, in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    import resource
-
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def child(args: argparse.Namespace) -> int:
-    from lbprov.cloudcalls import CallEvent
-    from lbprov.controller.manager import Controller, ControllerConfig
-    from lbprov.kube.client import KubeClient
-    from lbprov.observability import Metrics, setup_logging
-    from lbprov.provider import load_provider
-
-    setup_logging(logging.WARNING)
-    settings = json.loads(os.environ["BENCH_PROVIDER_SETTINGS"])
-    provider = load_provider("aws").from_settings(settings)
-    latency = args.latency_ms / 1000.0
-
-    def delay(event: CallEvent) -> None:
-        if event.result == "sent" and latency > 0:
-            time.sleep(latency)
-
-    provider.calls.listeners.append(delay)
-    kube = KubeClient.for_url(args.api)
-    config = ControllerConfig(
-        cluster=settings["cluster_name"],
-        default_provider="aws",
-        workers=args.workers,
-        resync_period=3600,
-        node_debounce=args.node_debounce,
-        backoff_base=args.backoff_base,
-        backoff_max=args.backoff_max,
-    )
-    controller = Controller(kube, {"aws": provider}, config, metrics=Metrics())
-    t0 = time.monotonic()
-    provider.calls.reset()
-    controller.start()
-
-    def reply(obj: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(obj) + "\n")
-        sys.stdout.flush()
-
-    def stats() -> dict[str, Any]:
-        s = provider.calls.reset()
-        return {
-            "reads": s.reads,
-            "writes": s.writes,
-            "by_operation": {f"{op}": n for (op, _), n in sorted(s.sent.items())},
-            "errors": sum(s.errors.values()),
-            "retries": sum(s.retries.values()),
+def make_services(kube: KubeClient, args: argparse.Namespace) -> None:
+    """N LoadBalancer Services in NAMESPACE, ``--ports`` TCP ports each."""
+    for i in range(args.services):
+        ports = []
+        for j in range(args.ports):
+            port: dict[str, Any] = {
+                "name": f"p{j}",
+                "protocol": "TCP",
+                "port": 80 + j,
+                "targetPort": 8080 + j,
+            }
+            if args.node_ports == "contiguous":
+                port["nodePort"] = 30000 + i * args.ports + j
+            ports.append(port)
+        body: dict[str, Any] = {
+            "metadata": {"name": f"svc-{i:05d}"},
+            "spec": {"type": "LoadBalancer", "selector": {"app": f"a{i}"}, "ports": ports},
         }
-
-    def wait_idle(settle: float = 0.3) -> None:
-        """Idle = nothing queued or in flight, continuously for ``settle`` seconds."""
-        quiet_since: float | None = None
-        while True:
-            if controller.idle():
-                quiet_since = quiet_since or time.monotonic()
-                if time.monotonic() - quiet_since >= settle:
-                    return
-            else:
-                quiet_since = None
-            time.sleep(0.01)
-
-    reply({"event": "started", "startup_seconds": round(time.monotonic() - t0, 3)})
-    mark = time.monotonic()
-    triggers = controller.node_sync.triggers
-    for line in sys.stdin:
-        cmd = line.strip()
-        if cmd == "stats":
-            reply({"event": "stats", **stats(), "peak_rss_mb": peak_rss_mb()})
-        elif cmd == "mark":
-            provider.calls.reset()
-            mark, triggers = time.monotonic(), controller.node_sync.triggers
-            reply({"event": "marked"})
-        elif cmd == "wait-node-sync":
-            while controller.node_sync.triggers <= triggers:
-                time.sleep(0.01)
-            wait_idle()
-            reply({"event": "node-synced", "seconds": round(time.monotonic() - mark, 3), **stats()})
-        elif cmd == "resync":
-            provider.calls.reset()
-            start = time.monotonic()
-            n = controller.resync()
-            wait_idle()
-            reply(
-                {"event": "resynced", "services": n, "seconds": round(time.monotonic() - start, 3), **stats()}
-            )
-        elif cmd == "quit":
-            break
-    controller.stop()
-    reply({"event": "stopped", "peak_rss_mb": peak_rss_mb()})
-    return 0
+        if args.kubectl_applied:
+            body["metadata"]["labels"] = {
+                "app.kubernetes.io/name": f"a{i}",
+                "app.kubernetes.io/part-of": "bench",
+            }
+            manifest = {"apiVersion": "v1", "kind": "Service", **copy.deepcopy(body)}
+            manifest["metadata"]["namespace"] = NAMESPACE
+            body["metadata"]["annotations"] = {LAST_APPLIED: json.dumps(manifest, separators=(",", ":"))}
+        kube.create_service(NAMESPACE, body)
 
 
-# -- parent: sandbox API + moto + the measurements -------------------------------------------------
-
-
-class Child:
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, bufsize=1
-        )
-
-    def send(self, cmd: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(cmd + "\n")
-        self.proc.stdin.flush()
-
-    def read(self, timeout: float = 600) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        result: dict[str, Any] = {}
-
-        def reader() -> None:
-            line = self.proc.stdout.readline()  # type: ignore[union-attr]
-            if line:
-                result.update(json.loads(line))
-
-        t = threading.Thread(target=reader, daemon=True)
-        t.start()
-        t.join(timeout)
-        if not result:
-            raise RuntimeError(
-                f"controller process gave no answer within {timeout}s (exit {self.proc.poll()})"
-            )
-        return result
-
-
-def parent(args: argparse.Namespace) -> dict[str, Any]:
-    from lbprov_aws.sandbox import MotoSandbox
-
-    from lbprov.controller.service import ingress_of
-    from lbprov.kube.client import KubeClient
-    from lbprov.sandbox.demo import node_object
-    from lbprov.sandbox.kube_api import KubeAPIServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    box = MotoSandbox()
-    cluster = "bench"
-    cloud = box.seed([f"node-{i}" for i in range(args.nodes)], cluster=cluster)
-    out: dict[str, Any] = {
-        "services": args.services,
-        "nodes": args.nodes,
-        "workers": args.workers,
-        "latency_ms": args.latency_ms,
-        "ports_per_service": 1,
-        "node_ports": args.node_ports,
-        "manage_node_security_group": not args.no_node_sg,
-        "backoff_seconds": [args.backoff_base, args.backoff_max],
-    }
-    with KubeAPIServer() as api:
-        kube = KubeClient.for_url(api.url)
-        kube.create_namespace(NAMESPACE)
-        for node in cloud.nodes:
-            kube.create_node(node_object(node))
-        for i in range(args.services):
-            kube.create_service(
-                NAMESPACE,
-                {
-                    "metadata": {"name": f"svc-{i:04d}"},
-                    "spec": {
-                        "type": "LoadBalancer",
-                        "selector": {"app": f"a{i}"},
-                        "ports": [
-                            {
-                                "name": "http",
-                                "protocol": "TCP",
-                                "port": 80,
-                                "targetPort": 8080,
-                                **({"nodePort": 30000 + i} if args.node_ports == "contiguous" else {}),
-                            }
-                        ],
-                    },
-                },
-            )
-        settings = dict(cloud.settings)
-        if args.no_node_sg:
-            settings["manage_node_security_group"] = False
-        env = dict(os.environ, BENCH_PROVIDER_SETTINGS=json.dumps(settings))
-        argv = [
-            sys.executable,
-            __file__,
-            "--child",
-            "--api",
-            api.url,
-            "--workers",
-            str(args.workers),
-            "--latency-ms",
-            str(args.latency_ms),
-            "--node-debounce",
-            str(args.node_debounce),
-            "--backoff-base",
-            str(args.backoff_base),
-            "--backoff-max",
-            str(args.backoff_max),
+def node_body(node: SandboxNode, kubectl_applied: bool) -> dict[str, Any]:
+    """The Node of an instance; with ``kubectl_applied``, the status a kubelet reports (images etc.)."""
+    body = make_node(node)
+    if kubectl_applied:
+        body["status"]["images"] = [
+            {
+                "names": [
+                    f"registry.example/team-{i}/app@sha256:{i:064x}",
+                    f"registry.example/team-{i}/app:v{i}",
+                ],
+                "sizeBytes": 50_000_000 + i,
+            }
+            for i in range(40)
         ]
-        api.clear_requests()
-        child_proc = Child(argv, env)
-        try:
-            started = child_proc.read(120)
-            t0 = time.monotonic()
-            out["controller_startup_seconds"] = started["startup_seconds"]
-
-            def ready_count() -> int:
-                items, _ = kube.list_services(NAMESPACE)
-                return sum(1 for s in items if ingress_of(s))
-
-            deadline = t0 + args.timeout
-            while (n := ready_count()) < args.services:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"only {n}/{args.services} Services got ingress within {args.timeout}s"
-                    )
-                time.sleep(0.1)
-            elapsed = time.monotonic() - t0
-            # Our own polling (list services in the bench namespace) is not the controller's.
-            requests = [r for r in api.requests if not (r.verb == "list" and r.namespace == NAMESPACE)]
-            child_proc.send("stats")
-            calls = child_proc.read()
-            out["create"] = {
-                "seconds_until_all_ingress": round(elapsed, 2),
-                "services_per_second": round(args.services / elapsed, 1),
-                "cloud_reads": calls["reads"],
-                "cloud_writes": calls["writes"],
-                "cloud_errors": calls["errors"],
-                "cloud_calls_by_operation": calls["by_operation"],
-                "api_requests": len(requests),
-                "api_requests_by_verb": dict(Counter(r.verb for r in requests)),
-                "controller_peak_rss_mb": calls["peak_rss_mb"],
+        body["status"]["conditions"] = [
+            {
+                "type": t,
+                "status": "False" if t != "Ready" else "True",
+                "reason": f"Kubelet{t}",
+                "message": t,
+                "lastHeartbeatTime": "2026-11-30T00:00:00Z",
+                "lastTransitionTime": "2026-11-30T00:00:00Z",
             }
+            for t in ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready")
+        ]
+        body["status"]["nodeInfo"] = {
+            "kubeletVersion": "v1.31.0",
+            "kubeProxyVersion": "v1.31.0",
+            "osImage": "Bottlerocket OS 1.20",
+            "containerRuntimeVersion": "containerd://1.7.20",
+            "kernelVersion": "6.1.102",
+            "operatingSystem": "linux",
+            "architecture": "amd64",
+            "machineID": "0" * 32,
+            "systemUUID": "0" * 32,
+            "bootID": "0" * 32,
+        }
+    return body
 
-            # Phase 2: one node added.
-            child_proc.send("mark")
-            child_proc.read()
-            new = cloud.add_node(f"node-{args.nodes}")
-            kube.create_node(node_object(new))
-            child_proc.send("wait-node-sync")
-            synced = child_proc.read()
-            instance = new.provider_id.rsplit("/", 1)[-1]
-            elbv2 = box.client("elbv2")
-            tgs = [
-                tg
-                for page in elbv2.get_paginator("describe_target_groups").paginate()
-                for tg in page["TargetGroups"]
-            ]
-            missing = 0
-            for tg in tgs:
-                health = elbv2.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])
-                if instance not in {h["Target"]["Id"] for h in health["TargetHealthDescriptions"]}:
-                    missing += 1
-            out["add_node"] = {
-                "seconds_until_idle": synced["seconds"],
-                "debounce_seconds": args.node_debounce,
-                "cloud_reads": synced["reads"],
-                "cloud_writes": synced["writes"],
-                "cloud_writes_by_operation": {
-                    k: v
-                    for k, v in synced["by_operation"].items()
-                    if not k.split(":")[-1].startswith(("Describe", "Get"))
-                },
-                "target_groups": len(tgs),
-                "target_groups_missing_the_node": missing,
-            }
 
-            # Phase 3: resync with nothing changed.
-            child_proc.send("resync")
-            resynced = child_proc.read()
-            out["resync_unchanged"] = {
-                "services": resynced["services"],
-                "seconds": resynced["seconds"],
-                "cloud_reads": resynced["reads"],
-                "cloud_writes": resynced["writes"],
-                "cloud_calls_by_operation": resynced["by_operation"],
-            }
-            child_proc.send("quit")
-            stopped = child_proc.read(60)
-            out["controller_peak_rss_mb"] = stopped["peak_rss_mb"]
-            child_proc.proc.wait(30)
-        finally:
-            if child_proc.proc.poll() is None:
-                child_proc.proc.kill()
-    box.stop()
+def controller_requests(requests: list[RecordedRequest]) -> dict[str, int]:
+    """API requests by verb, without the driver's own (its polling and its Node create)."""
+    mine = [
+        r
+        for r in requests
+        if not (r.verb == "list" and r.namespace == NAMESPACE)
+        and not (r.verb == "create" and r.resource == "nodes")
+    ]
+    return dict(sorted(Counter(r.verb for r in mine).items()))
+
+
+def wait_all_ingress(kube: KubeClient, n: int, timeout: float) -> float:
+    """Poll until every Service has its ingress; return that moment."""
+    deadline = time.monotonic() + timeout
+    while True:
+        items, _ = kube.list_services(NAMESPACE)
+        now = time.monotonic()
+        ready = sum(1 for s in items if ingress_of(s))
+        if ready >= n:
+            return now
+        if now > deadline:
+            raise RuntimeError(f"only {ready}/{n} Services got ingress within {timeout}s")
+        time.sleep(0.2)
+
+
+# -- figures --------------------------------------------------------------------------------------
+
+
+def phase_report(
+    calls: dict[str, Any],
+    seconds: float,
+    cpu: dict[str, float],
+    api: dict[str, int],
+    args: argparse.Namespace,
+    workers: int,
+    *,
+    delay: float = 0.0,
+) -> dict[str, Any]:
+    """One phase's figures; ``delay`` (the node debounce) is not counted against the ideal."""
+    n = max(args.services, 1)
+    total = calls["reads"] + calls["writes"]
+    ideal = total * args.latency_ms / 1000.0 / min(workers, n)
+    return {
+        "seconds": round(seconds, 2),
+        "ideal_seconds": round(ideal, 2),
+        "time_over_ideal": round((seconds - delay) / ideal, 2) if ideal > 0 else None,
+        "reads": calls["reads"],
+        "writes": calls["writes"],
+        "reads_per_service": round(calls["reads"] / n, 2),
+        "writes_per_service": round(calls["writes"] / n, 2),
+        "reads_by_operation": calls["reads_by_operation"],
+        "writes_by_operation": calls["writes_by_operation"],
+        "errors": calls["errors"],
+        "retries": calls["retries"],
+        "api_requests_by_verb": api,
+        "cpu_seconds": cpu,
+        "controller_cpu_ms_per_service": round(cpu["controller"] * 1000 / n, 2),
+        # Each process is mostly bound to one core by its GIL: on an idle machine the phase cannot
+        # take less than its busiest process's CPU seconds, whatever the latency.
+        "busiest_process_cpu_seconds": max(cpu.values()),
+        "controller_log_counts": calls["controller_log_counts"],
+        "controller_error_examples": calls["controller_error_examples"],
+    }
+
+
+def provider_settings(provider: str, sandbox: dict[str, Any]) -> dict[str, Any]:
+    """The sandbox's settings, with a cluster name and identity and the rate limits off."""
+    settings = dict(sandbox)
+    settings.setdefault("cluster_name", "bench")
+    fields = getattr(load_provider(provider).settings_model, "model_fields", {})
+    if "cluster_id" in fields:
+        settings.setdefault("cluster_id", "bench-cluster-id")
+    for limit in ("reads_per_second", "writes_per_second"):
+        if limit in fields:
+            settings[limit] = 0  # 0 = no client-side limit (TokenBucket treats 0 as off)
+    return settings
+
+
+def after_run(provider_name: str, settings: dict[str, Any], kube: KubeClient, verify: bool) -> dict[str, Any]:
+    """Load balancers the cluster owns, and (``verify``) how many Services a fresh plan would change."""
+    provider = load_provider(provider_name).from_settings(settings)
+    out: dict[str, Any] = {"load_balancers": len({o.name for o in provider.list_owned()})}
+    if verify:
+        services, _ = kube.list_services(NAMESPACE)
+        nodes, _ = kube.list_nodes()
+        intent_settings = IntentSettings(cluster=settings["cluster_name"])
+        read_round = getattr(provider, "read_round", None)
+        changed = 0
+        with read_round() if callable(read_round) else _nothing():
+            for svc in services:
+                changed += not provider.plan(build_intent(svc, nodes, intent_settings, provider)).empty
+        out["services_a_fresh_plan_would_change"] = changed
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--services", type=int, default=200, help="number of LoadBalancer Services (default 200)")
-    p.add_argument("--nodes", type=int, default=10, help="number of nodes (default 10)")
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+# -- one run ---------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace, workers: int, phases: tuple[str, ...] = PHASES) -> dict[str, Any]:
+    """Emulator, API server and controller started afresh; the phases measured in order."""
+    cloud = ChildProcess([sys.executable, str(HERE / "scale_cloud.py"), args.provider, *_node_names(args)])
+    try:
+        ready = cloud.read(300)
+        settings = provider_settings(args.provider, ready["settings"])
+        with KubeAPIServer() as api:
+            return _run_with(args, workers, phases, cloud, settings, ready, api)
+    finally:
+        if cloud.proc.poll() is None:
+            cloud.send({"cmd": "quit"})
+        cloud.close()
+
+
+def _node_names(args: argparse.Namespace) -> list[str]:
+    return [f"node-{i}" for i in range(args.nodes)]
+
+
+def _run_with(
+    args: argparse.Namespace,
+    workers: int,
+    phases: tuple[str, ...],
+    cloud: ChildProcess,
+    settings: dict[str, Any],
+    ready: dict[str, Any],
+    api: KubeAPIServer,
+) -> dict[str, Any]:
+    kube = KubeClient.for_url(api.url)
+    kube.create_namespace(NAMESPACE)
+    for node in ready["nodes"]:
+        kube.create_node(node_body(SandboxNode(**node), args.kubectl_applied))
+    make_services(kube, args)
+    api.clear_requests()
+    argv = [
+        sys.executable,
+        str(HERE / "scale_controller.py"),
+        *("--provider", args.provider, "--api", api.url, "--workers", str(workers)),
+        *("--latency-ms", str(args.latency_ms), "--node-debounce", str(args.node_debounce)),
+        *("--backoff-base", str(args.backoff_base), "--backoff-max", str(args.backoff_max)),
+        *(["--no-trim"] if args.no_trim else []),
+        *(["--tracemalloc"] if args.tracemalloc else []),
+    ]
+    controller = ChildProcess(argv, dict(os.environ, BENCH_PROVIDER_SETTINGS=json.dumps(settings)))
+    pids: dict[str, int | None] = {
+        "controller": controller.pid,
+        "emulator": cloud.pid,
+        "kube_api_and_driver": None,
+    }
+    out: dict[str, Any] = {"workers": workers, "phases": {}}
+    try:
+        started = controller.read(300)
+        cpu_start = CPUSnapshot(
+            {**CPUSnapshot.take(pids).seconds, "controller": started["cpu_seconds_at_ready"]}
+        )
+        rss: dict[str, Any] = {"after_startup": mib(started["rss_kib_at_ready"])}
+        out["controller_startup_seconds"] = round(started["startup_seconds"], 2)
+
+        # 1. create: every Service exists before the controller starts.
+        mark = len(api.requests)
+        done = wait_all_ingress(kube, args.services, args.timeout)
+        controller.ask("wait-idle", args.timeout)
+        calls = controller.ask("stats")
+        cpu_end = CPUSnapshot.take(pids)
+        out["phases"]["create"] = phase_report(
+            calls,
+            done - started["ready_at"],
+            cpu_end.since(cpu_start),
+            controller_requests(api.requests[mark:]),
+            args,
+            workers,
+        )
+        rss["peak_after_create"] = mib(memory_kib(controller.pid)["VmHWM"])
+
+        if "add_node" in phases:
+            controller.ask("mark")
+            mark, cpu0, t0 = len(api.requests), CPUSnapshot.take(pids), time.monotonic()
+            node = cloud.ask({"cmd": "add_node", "name": f"node-{args.nodes}"})["node"]
+            kube.create_node(node_body(SandboxNode(**node), args.kubectl_applied))
+            synced = controller.ask("wait-node-sync", args.timeout)
+            out["phases"]["add_node"] = phase_report(
+                synced,
+                synced["idle_since"] - t0,
+                CPUSnapshot.take(pids).since(cpu0),
+                controller_requests(api.requests[mark:]),
+                args,
+                workers,
+                delay=args.node_debounce,
+            )
+            out["phases"]["add_node"]["debounce_seconds"] = args.node_debounce
+
+        if "resync" in phases:
+            mark, cpu0 = len(api.requests), CPUSnapshot.take(pids)
+            resynced = controller.ask("resync", args.timeout)
+            out["phases"]["resync"] = phase_report(
+                resynced,
+                resynced["idle_since"] - resynced["started"],
+                CPUSnapshot.take(pids).since(cpu0),
+                controller_requests(api.requests[mark:]),
+                args,
+                workers,
+            )
+
+        controller.ask("gc")
+        if args.tracemalloc:
+            out["controller_allocations"] = controller.ask("top", 300)["top"]
+        mem = memory_kib(controller.pid)
+        rss.update(peak=mib(mem["VmHWM"]), steady_after_gc=mib(mem["VmRSS"]))
+        out["controller_rss_mb"] = rss
+        out["cpu_seconds_total"] = CPUSnapshot.take(pids).since(cpu_start)
+        controller.ask("quit", 60)
+    finally:
+        if controller.proc.poll() is None:
+            controller.send("quit")
+        controller.close()
+    out.update(after_run(args.provider, settings, kube, args.verify))
+    return out
+
+
+# -- entry point -----------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--provider", default="aws", help="aws, gcp or azure (default aws)")
+    p.add_argument("--services", type=int, default=200, help="LoadBalancer Services (default 200)")
+    p.add_argument("--nodes", type=int, default=10, help="nodes (default 10)")
+    p.add_argument("--ports", type=int, default=1, help="ports per Service (default 1)")
     p.add_argument("--workers", type=int, default=10, help="controller workers (default 10)")
     p.add_argument(
         "--latency-ms", type=float, default=20.0, help="added latency per cloud request (default 20)"
@@ -352,25 +404,67 @@ def main(argv: list[str] | None = None) -> int:
         "--node-ports",
         choices=("contiguous", "random"),
         default="random",
-        help="random: the API server allocates, as in a real cluster (default); contiguous: Service i "
-        "gets NodePort 30000+i, so exact node security group rules aggregate into a few ranges",
+        help="random: the API server allocates, as in a real cluster (default); contiguous: NodePorts "
+        "in one block from 30000, so exact node security group rules aggregate into a few ranges",
     )
     p.add_argument(
-        "--no-node-sg",
+        "--compare-workers",
         action="store_true",
-        help="do not manage node security group rules (AWS setting manage_node_security_group=false)",
+        help="a second run with --workers 1 (upstream's default) and the time ratio per phase",
     )
-    p.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds")
-    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--api", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.child:
-        return child(args)
-    result = parent(args)
-    print(json.dumps(result, indent=2))
+    p.add_argument(
+        "--verify", action="store_true", help="re-plan every Service afresh at the end (must be empty)"
+    )
+    p.add_argument(
+        "--kubectl-applied",
+        action="store_true",
+        help="objects as a real cluster holds them: Services with kubectl's last-applied-configuration "
+        "annotation, Nodes with an image list and conditions (what the informer's trim drops)",
+    )
+    p.add_argument(
+        "--no-trim", action="store_true", help="the controller caches whole objects (for comparison)"
+    )
+    p.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="report the controller's Python memory still held at the end, by source line (slower; "
+        "RSS figures of such a run include tracemalloc's own memory)",
+    )
+    p.add_argument("--timeout", type=float, default=1800, help="give up on a phase after this many seconds")
+    return p
+
+
+def header(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "provider": args.provider,
+        "services": args.services,
+        "nodes": args.nodes,
+        "ports_per_service": args.ports,
+        "latency_ms": args.latency_ms,
+        "node_ports": args.node_ports,
+        "cpus": os.cpu_count(),
+        "load_average_at_start": list(os.getloadavg()),
+        "note": "seconds are wall-clock on a shared machine (inflated by other load); counts and CPU "
+        "seconds are load-independent",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    report = header(args)
+    runs = [run(args, args.workers)]
+    if args.compare_workers and args.workers != 1:
+        runs.append(run(args, 1))
+        report["workers_1_over_default_time"] = {
+            phase: round(runs[1]["phases"][phase]["seconds"] / runs[0]["phases"][phase]["seconds"], 2)
+            for phase in runs[0]["phases"]
+            if runs[0]["phases"][phase]["seconds"] > 0
+        }
+    report["runs"] = runs
+    print_json(report)
     return 0
 
 
 if __name__ == "__main__":
-    tempfile.tempdir = None
     sys.exit(main())

@@ -216,10 +216,33 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """One line per record for people: time, level, message, then the known extras as ``key=value``.
+
+    ``2026-11-30T00:40:00.123Z WARNING sync failed: ... service=shop/web provider=aws``: the same
+    fields as the JSON lines (time in UTC, the Service, the provider, the plan summary), so that
+    ``--log-format text`` loses nothing but the braces.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        line = f"{stamp.replace('+00:00', 'Z')} {record.levelname:<7} {record.getMessage()}"
+        for name in LOG_FIELDS:
+            if name in record.__dict__ and not any(s in name for s in _REDACT):
+                value = record.__dict__[name]
+                text = value if isinstance(value, str) else json.dumps(value, default=str)
+                if name == "error" and text and text in line:
+                    continue  # the message says it already
+                line += f" {name}={json.dumps(text) if (' ' in text or not text) else text}"
+        if record.exc_info and record.exc_info[0] is not None:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
 def setup_logging(level: int = logging.INFO, *, stream: Any = None, json_logs: bool = True) -> None:
     """Configure the root logger once: JSON lines (or plain text) on ``stream`` (stderr)."""
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JSONFormatter() if json_logs else logging.Formatter("%(levelname)s %(message)s"))
+    handler.setFormatter(JSONFormatter() if json_logs else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import logging
+from collections.abc import Iterator
 
 import pytest
 
 from lbprov.cli import build_parser
+from lbprov.cli.errors import CLIError
 from lbprov.cli.run import make_config
+
+
+@pytest.fixture(autouse=True)
+def _keep_root_logging() -> Iterator[None]:
+    """``lbprov run`` configures the root logger; put it back so later tests do not log into a closed stream."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def run_parser() -> argparse.ArgumentParser:
@@ -67,14 +80,14 @@ def test_leader_election_is_on_by_default_in_a_cluster(monkeypatch: pytest.Monke
 def test_default_provider_selection() -> None:
     p = run_parser()
     assert make_config(p.parse_args(["--no-default-provider"]), ["aws"], "c").default_provider is None
-    with pytest.raises(SystemExit):
+    with pytest.raises(CLIError, match="--default-provider aws is not among --provider gcp"):
         make_config(p.parse_args(["--default-provider", "aws"]), ["gcp"], "c")
 
 
-def test_bad_settings_exit_2_with_a_one_line_message(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_settings_exit_1_with_a_one_line_message(capsys: pytest.CaptureFixture[str]) -> None:
     from lbprov.cli import main
 
     code = main(["run", "--provider", "aws", "--cluster-name=-not-a-name", "--metrics-address", "off"])
     err = capsys.readouterr().err
-    assert code == 2
+    assert code == 1
     assert "cluster name '-not-a-name' is invalid" in err and "Traceback" not in err

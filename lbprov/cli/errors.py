@@ -277,22 +277,24 @@ def _azure(exc: BaseException, names: set[str]) -> UserError | None:
 # -- Kubernetes and generic -------------------------------------------------------------------------
 
 
-def _kubernetes(exc: BaseException, names: set[str]) -> UserError | None:
+#: What each command can do instead of reading the cluster (only plan reads manifests).
+_KUBE_HINTS = {"plan": "pass --kubeconfig/--context, or read manifests with -f and nodes with --nodes"}
+_KUBE_HINT = "pass --kubeconfig/--context"
+
+
+def _kubernetes(exc: BaseException, names: set[str], command: str = "plan") -> UserError | None:
+    hint = _KUBE_HINTS.get(command, _KUBE_HINT)
     if "lbprov.kube.client.KubeUnreachable" in names:
-        return UserError("kubernetes", f"{_first_line(exc, 400)}: check --kubeconfig/--context")
+        return UserError("kubernetes", f"{_first_line(exc, 400)}: {hint}")
     if "ConfigException" in names and any(n.startswith("kubernetes.") for n in names):
-        return UserError(
-            "kubernetes",
-            f"Kubernetes: {_first_line(exc)}: pass --kubeconfig/--context, or read manifests "
-            "with -f and nodes with --nodes",
-        )
+        return UserError("kubernetes", f"Kubernetes: {_first_line(exc)}: {hint}")
     if "lbprov.kube.client.KubeError" in names or "kubernetes.client.exceptions.ApiException" in names:
         status = getattr(exc, "status", None)
         if status in (401, 403):
             return UserError(
                 "kubernetes",
                 f"Kubernetes: {'unauthorised' if status == 401 else 'forbidden'} ({status}): "
-                "lbprov plan needs get/list on services and nodes",
+                f"lbprov {command} needs get/list on services and nodes",
             )
         if status == 404 and "namespace" in str(exc).lower():
             return UserError("kubernetes", f"Kubernetes: {_first_line(exc)}: check -n/--namespace")
@@ -310,7 +312,7 @@ def _ownership_hint(text: str) -> str:
     return text
 
 
-def _unreachable(exc: BaseException, *, explicit_only: bool = False) -> UserError | None:
+def _unreachable(exc: BaseException, command: str, *, explicit_only: bool = False) -> UserError | None:
     """A connection-level failure anywhere in the chain, named by its endpoint.
 
     The clouds' and the API server's own wrappers (``CloudUnreachable``, ``KubeUnreachable``) say
@@ -322,7 +324,7 @@ def _unreachable(exc: BaseException, *, explicit_only: bool = False) -> UserErro
         if "lbprov.cloudcalls.CloudUnreachable" in names:
             return UserError("network", _first_line(link, 400))
         if "lbprov.kube.client.KubeUnreachable" in names:
-            return UserError("kubernetes", f"{_first_line(link, 400)}: check --kubeconfig/--context")
+            return _kubernetes(link, names, command)
     if explicit_only:
         return None
     from lbprov.cloudcalls import Timeouts, describe_connection_error, failed_endpoint, is_connection_error
@@ -331,9 +333,7 @@ def _unreachable(exc: BaseException, *, explicit_only: bool = False) -> UserErro
         return None
     endpoint = failed_endpoint(exc) or "the endpoint"
     detail, check = describe_connection_error(exc, Timeouts())
-    what = "the sign-in endpoint" if _is_credential_error(exc) else endpoint
-    if what != endpoint:
-        what = f"{what} {endpoint}"
+    what = f"the sign-in endpoint {endpoint}" if _is_credential_error(exc) else endpoint
     return UserError("network", f"cannot reach {what}: {detail}: {check}")
 
 
@@ -345,20 +345,23 @@ def _is_credential_error(exc: BaseException) -> bool:
     )
 
 
-def describe(exc: BaseException, provider: Any = None) -> UserError | None:
-    """Explain ``exc`` in one line, or ``None`` when it is not a recognised user-side problem."""
-    explicit = _unreachable(exc, explicit_only=True)
+def describe(exc: BaseException, provider: Any = None, command: str = "plan") -> UserError | None:
+    """Explain ``exc`` in one line, or ``None`` when it is not a recognised user-side problem.
+
+    ``command`` (``plan``, ``gc``, ``run``) picks the hints that command can follow.
+    """
+    explicit = _unreachable(exc, command, explicit_only=True)
     if explicit is not None:
         return explicit
-    found = _describe_links(exc, provider)
+    found = _describe_links(exc, provider, command)
     if found is None or found.category == "credentials":
         # A credential that could not reach its sign-in host is a network problem, not a
         # missing setting: say which host.
-        return _unreachable(exc) or found
+        return _unreachable(exc, command) or found
     return found
 
 
-def _describe_links(exc: BaseException, provider: Any) -> UserError | None:
+def _describe_links(exc: BaseException, provider: Any, command: str) -> UserError | None:
     hook = getattr(provider, "describe_error", None)
     for link in _chain(exc):
         if callable(hook):
@@ -380,15 +383,17 @@ def _describe_links(exc: BaseException, provider: Any) -> UserError | None:
         if isinstance(link, CLIError):
             return UserError(link.category, str(link))
         if {"lbprov.settings.SettingsError", "lbprov.provider.ProviderNotFound"} & names:
-            return UserError("config", _first_line(link, 400))
+            return UserError("config", _first_line(link, 1000))  # every setting at fault
         if "lbprov.manifests.ManifestError" in names:
             return UserError("input", _first_line(link, 400))
         if "lbprov.model.OwnershipConflict" in names:
             return UserError("input", _ownership_hint(_first_line(link, 400)))
         if "lbprov.model.InvalidService" in names:
             return UserError("input", _first_line(link, 400))
-        for recogniser in (_aws, _gcp, _azure, _kubernetes):
+        for recogniser in (_aws, _gcp, _azure):
             found = recogniser(link, names)
             if found is not None:
                 return found
+        if (found := _kubernetes(link, names, command)) is not None:
+            return found
     return None

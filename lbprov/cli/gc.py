@@ -24,7 +24,6 @@ Exit codes: 0 no garbage (or all of it deleted with ``--apply``), 2 garbage foun
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,9 +52,9 @@ from lbprov.cli.plan import (
     provider_for,
     read_round,
     run_document,
-    strict_usage,
     use_colour,
     wants_load_balancer,
+    write_document,
 )
 from lbprov.intent import IntentSettings, build_intent, service_ref
 from lbprov.model import Action, InvalidService, OwnedLoadBalancer, Plan
@@ -73,10 +72,15 @@ def register(sub: Any) -> None:
         description=(__doc__ or "").split("\n\n")[0],
         epilog="Exit codes: 0 no garbage (or deleted with --apply), 2 garbage found, 1 error.",
     )
-    strict_usage(parser)
     add_provider_options(parser)
     add_default_provider_option(parser)
     add_cluster_options(parser)
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        help="report (and with --apply, delete) only load balancers of Services in this namespace; "
+        "whether one is garbage is still decided from the Services of every namespace",
+    )
     parser.add_argument("--apply", action="store_true", help="delete the garbage (asks for confirmation)")
     parser.add_argument("-y", "--yes", action="store_true", help="with --apply: do not ask for confirmation")
     parser.add_argument(
@@ -176,7 +180,7 @@ def examine(
         except InvalidService as exc:
             findings.append(Finding(lb, "unknown", f"kept: Service {lb.ref.key} cannot be planned ({exc})"))
         except Exception as exc:
-            explained = describe(exc, provider)
+            explained = describe(exc, provider, "gc")
             if explained is not None and explained.fatal:
                 raise
             message = explained.message if explained else f"{type(exc).__name__}: {exc}"
@@ -223,8 +227,11 @@ def _confirm(count: int, stdin: IO[str], out: IO[str]) -> bool:
     return stdin.readline().strip() == "yes"
 
 
-def _text(findings: Sequence[Finding], provider: str, cluster: str, *, colour: bool) -> str:
-    lines = [f"Load balancers owned by cluster {cluster!r} ({provider}): {len(findings)}"]
+def _text(
+    findings: Sequence[Finding], provider: str, cluster: str, namespace: str | None, *, colour: bool
+) -> str:
+    where = f" for Services in namespace {namespace}" if namespace else ""
+    lines = [f"Load balancers owned by cluster {cluster!r} ({provider}){where}: {len(findings)}"]
     for f in findings:
         status = f.status.replace("-", " ") if f.status == "not-this-cluster" else f.status
         lines.append(f"  {f.owned.name} ({f.owned.kind}) {f.owned.ref.key}: {status}: {f.reason}")
@@ -263,6 +270,8 @@ def run(
         default = default_provider(args)
         cluster = provider_settings(args, name).cluster_name
         kube = cluster_client(args)
+        # Every namespace, whatever -n says: a load balancer is garbage only if no Service anywhere
+        # still wants it (by UID); -n narrows what is reported and deleted, never what is read.
         services = listed(kube.list_services(None))
         nodes = listed(kube.list_nodes())
         # Writable only when asked to apply; the examination runs read-only either way.
@@ -272,7 +281,7 @@ def run(
 
         cluster_id = provider_settings(args, name).cluster_id or cluster_identity(kube)
         with provider.calls.read_only_mode(), read_round(provider):
-            owned = provider.list_owned()
+            owned = [o for o in provider.list_owned() if args.namespace in (None, o.ref.namespace)]
             with Progress(len(owned), "examining", stream=err, quiet=args.quiet) as progress:
                 findings = examine(
                     provider,
@@ -292,7 +301,7 @@ def run(
         applied: list[str] = []
         failures: list[str] = []
         if args.output == "text":
-            print(_text(findings, name, cluster, colour=use_colour(args, out)), file=out)
+            print(_text(findings, name, cluster, args.namespace, colour=use_colour(args, out)), file=out)
         if args.apply and garbage:
             _refuse_empty_cluster(len(garbage), len(services), args.force)
             if not args.yes and not _confirm(len(garbage), inp, err):
@@ -306,13 +315,13 @@ def run(
                     if args.output == "text":
                         print(f"deleted {f.owned.name} ({f.owned.kind}) of {f.owned.ref.key}", file=out)
                 except Exception as exc:
-                    explained = describe(exc, provider)
+                    explained = describe(exc, provider, "gc")
                     message = explained.message if explained else f"{type(exc).__name__}: {exc}"
                     failures.append(f"{f.owned.name}: {message}")
                     print(f"lbprov gc: error deleting {f.owned.name}: {message}", file=err)
             code = EXIT_ERROR if failures or errors else EXIT_OK
 
-        if args.output == "json":
+        if args.output in ("json", "yaml"):
             results = [
                 ServiceResult(ref=f.plan.ref, operation="delete", plan=f.plan)
                 for f in garbage
@@ -342,7 +351,7 @@ def run(
                 code,
                 extra={"owned": owned_doc, "applied": applied, "apply_errors": failures},
             )
-            out.write(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+            write_document(doc, args.output, out)
         return code
 
     return guarded(args, body, provider_name=name, stderr=err)

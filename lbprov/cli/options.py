@@ -10,15 +10,18 @@ a flag's value shows in the process list, so secrets come from the environment o
 from __future__ import annotations
 
 import argparse
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, get_args, get_origin
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel
 
 from lbprov.provider import Provider, available_providers, load_provider
 from lbprov.settings import (
     SHARED_FIELDS,
     ProviderSettings,
     SettingsError,
+    flag_name,
+    is_secret,
     load_settings,
     read_settings_file,
 )
@@ -26,9 +29,27 @@ from lbprov.settings import (
 if TYPE_CHECKING:
     from lbprov.kube.client import KubeClient
 
+#: Entry-point group of the providers' settings models alone (``aws = "lbprov_aws.settings:AWSSettings"``).
+SETTINGS_ENTRY_POINT_GROUP = "lbprov.settings"
+
+
+def settings_model(name: str) -> type[BaseModel]:
+    """Provider ``name``'s settings model, loaded without its cloud SDK where the provider allows.
+
+    ``lbprov --help`` and the settings flags need every provider's settings model; loading the
+    provider class would import boto3, google-cloud-compute and the Azure SDK (seconds). A provider
+    registers the model alone under :data:`SETTINGS_ENTRY_POINT_GROUP`; one that does not (a third
+    party's) is loaded whole, as before.
+    """
+    for ep in entry_points(group=SETTINGS_ENTRY_POINT_GROUP):
+        if ep.name == name:
+            model: type[BaseModel] = ep.load()
+            return model
+    return load_provider(name).settings_model
+
 
 def _flag(provider: str, field: str) -> str:
-    return f"--{provider}-{field.replace('_', '-')}"
+    return flag_name(provider, field)
 
 
 def _dest(provider: str, field: str) -> str:
@@ -47,9 +68,10 @@ def add_provider_options(parser: argparse.ArgumentParser, *, multiple: bool = Fa
         )
         parser.add_argument(
             "--default-provider",
-            choices=names,
-            help="provider for Services without spec.loadBalancerClass (default: the first --provider; "
-            "use 'none' semantics by passing --no-default-provider)",
+            metavar="NAME",
+            choices=[*names, "none"],
+            help="provider for Services without spec.loadBalancerClass: 'none' (the same as "
+            "--no-default-provider) means no provider (default: the first --provider)",
         )
     else:
         parser.add_argument("--provider", choices=names, default="aws", help="cloud provider (default: aws)")
@@ -57,11 +79,11 @@ def add_provider_options(parser: argparse.ArgumentParser, *, multiple: bool = Fa
     parser.add_argument("--settings", metavar="FILE", help="provider settings file (YAML or JSON)")
     for name in names:
         try:
-            cls = load_provider(name)
+            model = settings_model(name)
         except Exception:  # a broken plugin must not break the CLI for the others
             continue
         group = parser.add_argument_group(f"{name} settings (env LBPROV_{name.upper()}_<FIELD>)")
-        for field, info in cls.settings_model.model_fields.items():
+        for field, info in model.model_fields.items():
             if field in SHARED_FIELDS or _is_secret(info.annotation):
                 continue  # secrets only from env or the settings file: flags show in `ps`
             kwargs: dict[str, Any] = {
@@ -99,21 +121,21 @@ def _comma_list(value: str) -> list[str]:
 
 
 def _is_secret(annotation: Any) -> bool:
-    return annotation is SecretStr or SecretStr in get_args(annotation)
+    return is_secret(annotation)
 
 
 def provider_settings(args: argparse.Namespace, name: str) -> ProviderSettings:
     """The validated settings of provider ``name`` from flags, env and ``--settings``."""
-    cls = load_provider(name)
+    model = settings_model(name)
     file_data = read_settings_file(args.settings) if getattr(args, "settings", None) else {}
     overrides: dict[str, Any] = {
-        field: getattr(args, _dest(name, field), None) for field in cls.settings_model.model_fields
+        field: getattr(args, _dest(name, field), None) for field in model.model_fields
     }
     overrides["cluster_name"] = getattr(args, "cluster_name", None)
-    model = cls.settings_model
     if not issubclass(model, ProviderSettings):
         raise SettingsError(f"provider {name}: settings model must derive from ProviderSettings")
-    return load_settings(model, name, file_data=file_data, overrides=overrides)
+    sections = set(available_providers())
+    return load_settings(model, name, file_data=file_data, overrides=overrides, sections=sections)
 
 
 def build_provider(

@@ -7,7 +7,7 @@ cannot write, by construction.
 
 Exit codes follow ``terraform plan -detailed-exitcode``: 0 nothing would change, 2 something would,
 1 error -- including a Service that could not be planned (invalid, or a cloud error); the Services
-that could be planned are still printed. Usage errors (bad flags) exit 1 too.
+that could be planned are still printed. Usage errors (bad flags) exit 1 too (:class:`lbprov.cli.Parser`).
 
 Which Services: ``type: LoadBalancer`` whose ``spec.loadBalancerClass`` is ``lbprov.io/<provider>``,
 or unset (served by the default provider, ``--provider`` unless ``--default-provider`` says
@@ -24,10 +24,12 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal, NoReturn
+from typing import IO, Any, Literal
+
+import yaml
 
 from lbprov import manifests
 from lbprov.cli.errors import CLIError, UserError, describe
@@ -62,33 +64,6 @@ EXIT_CHANGES = 2
 # -- argument parsing --------------------------------------------------------------------------------
 
 
-def strict_usage(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Make usage errors of ``parser`` exit 1, not argparse's 2.
-
-    Exit code 2 means "changes pending" for ``plan`` and ``gc`` (terraform's convention), so a typo
-    in a flag must not look like it. Unknown arguments are caught here too (argparse would report
-    them from the top-level parser, with exit 2).
-    """
-
-    def error(message: str) -> NoReturn:
-        parser.print_usage(sys.stderr)
-        parser.exit(EXIT_ERROR, f"{parser.prog}: error: {message}\n")
-
-    original = parser.parse_known_args
-
-    def parse_known_args(
-        args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        ns, extras = original(args, namespace)
-        if extras:
-            error(f"unrecognized arguments: {' '.join(extras)}")
-        return ns, extras
-
-    setattr(parser, "error", error)  # noqa: B010 - instance override, see docstring
-    setattr(parser, "parse_known_args", parse_known_args)  # noqa: B010
-    return parser
-
-
 def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("cluster (read-only: list Services and Nodes)")
     group.add_argument(
@@ -101,7 +76,11 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "-o", "--output", choices=("text", "json"), default="text", help="output format (default: text)"
+        "-o",
+        "--output",
+        choices=("text", "json", "yaml"),
+        default="text",
+        help="output format: text, or the same document as json or yaml (default: text)",
     )
     parser.add_argument(
         "--no-color", action="store_true", help="no colours (also: NO_COLOR env); colours only on a terminal"
@@ -120,7 +99,6 @@ def register(sub: Any) -> None:
         epilog="Exit codes: 0 nothing would change, 2 something would change, 1 error "
         "(including a Service that could not be planned).",
     )
-    strict_usage(parser)
     add_provider_options(parser)
     add_default_provider_option(parser)
     add_cluster_options(parser)
@@ -456,12 +434,33 @@ def render_text(results: Sequence[ServiceResult], provider: str, *, colour: bool
 
 
 def summary_line(results: Sequence[ServiceResult]) -> str:
+    """The Services' outcome and, as terraform ends its plan, the resource totals on a second line."""
     c = summary_counts(results)
     parts = [f"{c['changed']} would change", f"{c['unchanged']} unchanged"]
     if c["failed"]:
         parts.append(f"{c['failed']} could not be planned")
     noun = "Service" if c["services"] == 1 else "Services"
-    return f"{c['services']} {noun}: " + ", ".join(parts) + "."
+    return f"{c['services']} {noun}: " + ", ".join(parts) + ".\n" + resource_totals(c)
+
+
+def resource_totals(c: Mapping[str, int]) -> str:
+    """``Plan: 26 to create, 0 to update, 0 to replace, 0 to delete.`` over every Service."""
+    if not any(c[a] for a in ("adopt", "create", "update", "replace", "delete")):
+        return "Plan: no changes."
+    text = f"{c['create']} to create, {c['update']} to update, {c['replace']} to replace, {c['delete']} to delete"
+    if c["adopt"]:
+        text = f"{c['adopt']} to adopt, " + text
+    return f"Plan: {text}."
+
+
+def write_document(doc: Mapping[str, Any], output: str, out: IO[str]) -> None:
+    """The run document as JSON or YAML (the same content: YAML is written from the JSON form)."""
+    text = json.dumps(doc, indent=2, sort_keys=True, default=str)
+    if output == "yaml":
+        text = yaml.safe_dump(json.loads(text), sort_keys=True, default_flow_style=False, width=120)
+        out.write(text)
+        return
+    out.write(text + "\n")
 
 
 # -- running --------------------------------------------------------------------------------------------
@@ -488,6 +487,54 @@ def fail(
     return EXIT_ERROR
 
 
+class OncePerRun(logging.Filter):
+    """Lets each distinct warning through once per run.
+
+    Providers warn about a node per Service they plan ("node n1: ... skipped"): with 3 such nodes
+    and 4 Services that is 12 lines saying 3 things. A record is a repeat when its logger, level,
+    format and arguments are the same as one already shown.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[tuple[str, int, str, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("lbprov"):
+            return False  # urllib3's retries and the SDKs' chatter: the one-line error says it (--debug shows it)
+        key = (record.name, record.levelno, str(record.msg), repr(record.args))
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+
+class _LowerLevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).replace(f": {record.levelname}: ", f": {record.levelname.lower()}: ", 1)
+
+
+@contextmanager
+def run_warnings(command: str, stream: IO[str], *, debug: bool) -> Iterator[None]:
+    """lbprov's and the providers' warnings during a plan/gc run go to ``stream``, each once, as
+    ``lbprov plan: warning: ...`` (with ``--debug``: every record of every logger, repeats included)."""
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.DEBUG if debug else logging.WARNING)
+    handler.setFormatter(_LowerLevelFormatter(f"lbprov {command}: %(levelname)s: %(message)s"))
+    if not debug:
+        handler.addFilter(OncePerRun())
+    root = logging.getLogger()
+    old_level = root.level
+    if debug:
+        root.setLevel(logging.DEBUG)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+
+
 def guarded(
     args: argparse.Namespace,
     body: Callable[[], int],
@@ -509,14 +556,15 @@ def guarded(
         except Exception:
             provider_cls = None
     try:
-        return body()
+        with run_warnings(args.command, err, debug=getattr(args, "debug", False)):
+            return body()
     except Abort as exc:
         return fail(args, exc.error, exc.cause, err)
     except KeyboardInterrupt:
         print(f"lbprov {args.command}: interrupted", file=err)
         return EXIT_ERROR
     except Exception as exc:
-        explained = describe(exc, provider_cls)
+        explained = describe(exc, provider_cls, args.command)
         if explained is None:
             debug = getattr(args, "debug", False)
             if debug:
@@ -561,9 +609,9 @@ def run(
                 progress=progress,
             )
         code = exit_code(results)
-        if args.output == "json":
+        if args.output in ("json", "yaml"):
             doc = run_document("plan", name, cluster, inputs.source, results, code, inputs.notes)
-            out.write(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+            write_document(doc, args.output, out)
         else:
             for note in inputs.notes:
                 print(f"note: {note}", file=err)

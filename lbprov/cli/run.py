@@ -13,18 +13,18 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lbprov.cli.errors import CLIError, describe
 from lbprov.cli.options import add_provider_options, build_provider, provider_settings
-from lbprov.controller.manager import Controller, ControllerConfig, Interrupted, default_identity
-from lbprov.observability import HTTPEndpoint, Metrics, setup_logging
-from lbprov.provider import Provider, ProviderNotFound, load_provider
-from lbprov.settings import SettingsError
+from lbprov.provider import Provider, load_provider
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported when the controller starts: `lbprov --help` must not pay for them
+    from lbprov.controller.manager import Controller, ControllerConfig
     from lbprov.kube.client import KubeClient
 
 log = logging.getLogger("lbprov.run")
@@ -151,6 +151,7 @@ def register(sub: Any) -> None:
     o.add_argument(
         "--metrics-address",
         default=":8080",
+        type=metrics_address,
         help="[HOST]:PORT serving /metrics, /healthz and /readyz (default: :8080; 'off' disables it)",
     )
     o.add_argument(
@@ -168,6 +169,55 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def metrics_address(value: str) -> str:
+    """``--metrics-address``: ``off`` or ``[HOST]:PORT`` with a port in 0-65535 (checked up front)."""
+    if value == "off":
+        return value
+    _host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected [HOST]:PORT with a port in 0-65535 (e.g. :8080, 127.0.0.1:0) or 'off'"
+        )
+    return value
+
+
+def check_can_listen(address: str) -> None:
+    """Fail before anything starts when ``--metrics-address`` cannot be bound (in use, foreign host)."""
+    if address == "off":
+        return
+    host, _, port = address.rpartition(":")
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as http.server binds
+        try:
+            probe.bind((host.strip("[]") or "0.0.0.0", int(port)))
+        except OSError as exc:
+            raise CLIError(f"--metrics-address {address}: cannot listen: {exc.strerror}", "config") from exc
+
+
+class ExplainErrors(logging.Filter):
+    """Rewrites cloud and credential errors in log records into the one-line explanations of plan.
+
+    The controller logs ``sync failed: %s`` with the exception itself as the argument; this filter
+    (on the log handler of ``lbprov run``) replaces such an argument, and the ``error`` field, with
+    :func:`lbprov.cli.errors.describe`'s message, so that ``run`` and ``plan`` say the same thing
+    ("AWS: no credentials found: set AWS_PROFILE ...") instead of the SDK's raw text.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("lbprov"):
+            return True  # the SDKs' own records keep their format strings and arguments
+        if isinstance(record.args, tuple) and any(isinstance(a, BaseException) for a in record.args):
+            explained: list[object] = []
+            for arg in record.args:
+                found = describe(arg, command="run") if isinstance(arg, BaseException) else None
+                explained.append(found.message if found is not None else arg)
+                if found is not None and "error" in record.__dict__:
+                    record.error = found.message
+            record.args = tuple(explained)
+        return True
+
+
 def build_providers(
     args: argparse.Namespace, kube: KubeClient | None = None
 ) -> tuple[dict[str, Provider], str]:
@@ -180,17 +230,25 @@ def build_providers(
         clusters.add(provider_settings(args, name).cluster_name)
         providers[name] = build_provider(args, name, kube=kube)
     if len(clusters) > 1:
-        raise SystemExit(f"lbprov run: providers disagree on the cluster name: {sorted(clusters)}")
+        raise CLIError(
+            f"providers disagree on the cluster name: {', '.join(sorted(clusters))}: "
+            "give one --cluster-name (or LBPROV_CLUSTER_NAME, or cluster_name: in --settings)",
+            "config",
+        )
     return providers, clusters.pop()
 
 
 def make_config(args: argparse.Namespace, names: list[str], cluster: str) -> ControllerConfig:
-    if args.no_default_provider:
+    from lbprov.controller.manager import ControllerConfig, default_identity
+
+    if args.no_default_provider or args.default_provider == "none":
+        if args.default_provider not in (None, "none"):
+            raise CLIError(f"--no-default-provider contradicts --default-provider {args.default_provider}")
         default = None
     else:
         default = args.default_provider or names[0]
         if default not in names:
-            raise SystemExit(f"lbprov run: --default-provider {default} is not among --provider {names}")
+            raise CLIError(f"--default-provider {default} is not among --provider {', '.join(names)}")
     leader_elect = in_cluster() if args.leader_elect is None else args.leader_elect
     return ControllerConfig(
         cluster=cluster,
@@ -226,11 +284,15 @@ class Stopped(BaseException):
 
 
 def run(args: argparse.Namespace) -> int:
+    from lbprov.observability import setup_logging
+
     debug = getattr(args, "debug", False)
     level = logging.DEBUG if debug else getattr(logging, args.log_level.upper())
     setup_logging(level, json_logs=args.log_format == "json")
     shutdown = Shutdown()
     previous = {sig: signal.signal(sig, shutdown.handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for log_handler in logging.getLogger().handlers:
+        log_handler.addFilter(ExplainErrors())
     try:
         code = _run(args, shutdown)
         if shutdown.requested:
@@ -240,15 +302,14 @@ def run(args: argparse.Namespace) -> int:
         log.info("received %s during start-up: stopped", exc)
         _exit_now(0)
         return 0
-    except (SettingsError, ProviderNotFound, ValueError) as exc:
-        if debug:
-            raise
-        print(f"lbprov run: {exc}", file=sys.stderr)
-        return 2
     except Exception as exc:
         if debug:
             raise
-        log.error("controller failed: %s", exc, extra={"error": type(exc).__name__})
+        explained = describe(exc, command="run")
+        if explained is not None:  # settings, credentials, cluster access: one line, as plan says it
+            print(f"lbprov run: error: {explained}", file=sys.stderr)
+        else:
+            log.error("controller failed: %s", exc, extra={"error": type(exc).__name__})
         return 1
     finally:
         for sig, handler in previous.items():
@@ -295,11 +356,13 @@ class Shutdown:
 
 
 def _run(args: argparse.Namespace, shutdown: Shutdown) -> int:
+    from lbprov.controller.manager import Controller, Interrupted
     from lbprov.kube.client import KubeClient
+    from lbprov.observability import HTTPEndpoint, Metrics
 
+    check_can_listen(args.metrics_address)
     for name in dict.fromkeys(args.provider or ["aws"]):
-        load_provider(name)
-        provider_settings(args, name)  # bad settings fail (exit 2) before the cluster is touched
+        provider_settings(args, name)  # settings errors before anything connects
     kube = KubeClient.auto(kubeconfig=args.kubeconfig, context=args.context)
     providers, cluster = build_providers(args, kube)
     config = make_config(args, list(providers), cluster)
@@ -307,7 +370,12 @@ def _run(args: argparse.Namespace, shutdown: Shutdown) -> int:
     controller = Controller(kube, providers, config, metrics=metrics)
     endpoint: HTTPEndpoint | None = None
     if args.metrics_address and args.metrics_address != "off":
-        endpoint = HTTPEndpoint(args.metrics_address, metrics, ready=controller.ready).start()
+        try:
+            endpoint = HTTPEndpoint(args.metrics_address, metrics, ready=controller.ready).start()
+        except OSError as exc:  # in use, or a host that is not this machine's
+            raise CLIError(
+                f"--metrics-address {args.metrics_address}: cannot listen: {exc.strerror}"
+            ) from exc
         log.info("serving /metrics /healthz /readyz on %s", endpoint.url)
     log.info(
         "starting controller",

@@ -38,7 +38,7 @@ from typing import Any
 
 from lbprov.controller.kubeapi import ControllerKube, Obj, ServiceGone, is_conflict, is_not_found
 from lbprov.intent import IntentSettings, build_intent, no_nodes_reason, service_ref
-from lbprov.model import Ingress, InvalidService, Plan
+from lbprov.model import Action, Ingress, InvalidService, Plan
 from lbprov.observability import Metrics
 from lbprov.provider import Provider
 
@@ -91,6 +91,32 @@ def ingress_of(svc: Mapping[str, Any]) -> list[dict[str, str]]:
 
 def ingress_dicts(ingress: tuple[Ingress, ...]) -> list[dict[str, str]]:
     return sorted((i.to_k8s() for i in ingress), key=lambda d: (d.get("ip", ""), d.get("hostname", "")))
+
+
+_PAST = {
+    Action.CREATE: "created",
+    Action.UPDATE: "updated",
+    Action.REPLACE: "replaced",
+    Action.DELETE: "deleted",
+    Action.ADOPT: "adopted",
+}
+
+
+def what_changed(plan: Plan) -> str:
+    """An applied plan as what happened (``created 2 listeners, updated 1 target-group``), for the
+    event a user reads after the fact; ``Plan.summary`` says what *would* happen."""
+    counts: dict[tuple[Action, str], int] = {}
+    for change in plan.changes:
+        if change.action in _PAST:
+            counts[(change.action, change.kind)] = counts.get((change.action, change.kind), 0) + 1
+    parts = [f"{_PAST[action]} {n} {_plural(kind, n)}" for (action, kind), n in counts.items()]
+    return ", ".join(parts) or "no changes"
+
+
+def _plural(kind: str, n: int) -> str:
+    if n == 1:
+        return kind
+    return kind + ("es" if kind.endswith(("s", "sh", "ch", "x")) else "s")
 
 
 class ApplyGate:
@@ -268,7 +294,7 @@ class ServiceReconciler:
                 self._notify_applied(key, plan)
                 if had_ingress:
                     self._event(
-                        svc, "Normal", "UpdatedLoadBalancer", f"Updated load balancer: {plan.summary()}"
+                        svc, "Normal", "UpdatedLoadBalancer", f"Updated load balancer: {what_changed(plan)}"
                     )
                 else:
                     self._event(svc, "Normal", "EnsuredLoadBalancer", "Ensured load balancer")

@@ -6,6 +6,10 @@ breaks (connection drop) is resumed from that resourceVersion after a backoff; a
 (history compacted) forces a relist. A relist diffs the fresh list against the cache and emits
 add/update/delete for the differences, so nothing that happened while the watch was down is lost
 -- deletions included.
+
+Each object is :func:`trim`-med as it enters the cache: only the fields the controller reads are
+kept, so the cache's memory grows with what lbprov needs per Service and Node, not with
+``managedFields``, ``kubectl apply``'s copy of the object or a Node's image list.
 """
 
 from __future__ import annotations
@@ -24,6 +28,55 @@ Obj = dict[str, Any]
 AddHandler = Callable[[Obj], None]
 UpdateHandler = Callable[[Obj, Obj], None]
 DeleteHandler = Callable[[Obj], None]
+
+
+#: What the controller reads of a Service's metadata (the reconciler, ``build_intent``, events,
+#: finalizer patches with optimistic concurrency, the informer's own uid/resourceVersion checks).
+#: Labels are small and kept for label-based selection.
+SERVICE_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "labels",
+    "annotations",
+    "finalizers",
+    "deletionTimestamp",
+)
+#: What ``node_exclusion_reason`` and ``build_intent``'s targets read of a Node's metadata and spec.
+NODE_METADATA = ("name", "uid", "resourceVersion", "labels", "deletionTimestamp")
+NODE_SPEC = ("providerID", "taints")
+#: ``kubectl apply``'s copy of the whole object: often the largest annotation, never read.
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def trim(obj: Obj, kind: str) -> Obj:
+    """The part of ``obj`` the controller reads (a new dict; ``obj`` is not changed).
+
+    Services keep ``apiVersion``/``kind``, the metadata in :data:`SERVICE_METADATA` (annotations
+    without :data:`LAST_APPLIED`), the whole ``spec`` (compared as a whole for re-queueing, read
+    field by field by ``build_intent`` and the providers) and ``status.loadBalancer``. Nodes keep
+    :data:`NODE_METADATA`, :data:`NODE_SPEC` and ``status.addresses``. Dropped: ``managedFields``,
+    owner references, timestamps, Node images, conditions, capacity and annotations.
+    """
+    meta = obj.get("metadata") or {}
+    out: Obj = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
+    if kind == "nodes":
+        out["metadata"] = {k: meta[k] for k in NODE_METADATA if k in meta}
+        spec = obj.get("spec") or {}
+        out["spec"] = {k: spec[k] for k in NODE_SPEC if k in spec}
+        addresses = (obj.get("status") or {}).get("addresses")
+        out["status"] = {"addresses": addresses} if addresses is not None else {}
+        return out
+    kept = {k: meta[k] for k in SERVICE_METADATA if k in meta}
+    if LAST_APPLIED in (kept.get("annotations") or {}):
+        kept["annotations"] = {k: v for k, v in kept["annotations"].items() if k != LAST_APPLIED}
+    out["metadata"] = kept
+    if "spec" in obj:
+        out["spec"] = obj["spec"]
+    load_balancer = (obj.get("status") or {}).get("loadBalancer")
+    out["status"] = {"loadBalancer": load_balancer} if load_balancer is not None else {}
+    return out
 
 
 def object_key(obj: Obj, kind: str) -> str:
@@ -173,7 +226,7 @@ class Informer:
             items, rv = self.client.list_nodes()
         self.lists += 1
         self.last_error = None
-        fresh = {object_key(o, self.kind): o for o in items}
+        fresh = {object_key(o, self.kind): trim(o, self.kind) for o in items}
         with self._lock:
             old = self._cache
             self._cache = fresh
@@ -219,6 +272,7 @@ class Informer:
             if rv:
                 self._resource_version = rv
             return
+        obj = trim(obj, self.kind)
         key = object_key(obj, self.kind)
         with self._lock:
             before = self._cache.get(key)

@@ -1,8 +1,9 @@
 """A local Kubernetes API server for the demo and the tests (``python -m lbprov.sandbox.kube_api``).
 
 It speaks the real wire protocol -- discovery, JSON objects, ``Status`` errors, list/watch with
-resourceVersions, the three patch types, the status subresource, finalizers and NodePort
-allocation -- so the official Python client and ``kubectl`` work against it unchanged. State and
+resourceVersions, the three patch types and server-side apply with field managers, protobuf request
+bodies, the OpenAPI documents, ``fieldValidation``, the status subresource, finalizers and NodePort
+allocation -- so the official Python client and ``kubectl`` 1.27 to 1.33 work against it unchanged. State and
 semantics live in :mod:`lbprov.sandbox.kube_store`; this module is the HTTP layer.
 
 Test hooks: :meth:`KubeAPIServer.drop_watches` closes every watch stream abruptly and
@@ -32,8 +33,17 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from lbprov.sandbox.kube_errors import ApiError, bad_request, method_not_allowed, unauthorized
+from lbprov.sandbox.kube_fields import check as check_fields
+from lbprov.sandbox.kube_fields import mode as field_validation_mode
+from lbprov.sandbox.kube_managed import CURRENT as CURRENT_WRITE
+from lbprov.sandbox.kube_managed import WriteContext, manager_from
+from lbprov.sandbox.kube_metrics import METRICS_CONTENT_TYPE, ApiMetrics
+from lbprov.sandbox.kube_openapi import V2_PROTOBUF
 from lbprov.sandbox.kube_openapi import document_for as openapi_document
 from lbprov.sandbox.kube_openapi import root_document as openapi_root
+from lbprov.sandbox.kube_openapi import v2_protobuf as openapi_v2
+from lbprov.sandbox.kube_protobuf import decode_object as decode_protobuf
+from lbprov.sandbox.kube_protobuf import is_protobuf
 from lbprov.sandbox.kube_selectors import parse_field_selector, parse_label_selector
 from lbprov.sandbox.kube_store import RESOURCES, Obj, Resource, Store
 from lbprov.sandbox.kube_tables import to_table
@@ -42,6 +52,9 @@ log = logging.getLogger(__name__)
 
 #: The namespace the controller runs in; it exists from the start, like default and kube-system.
 CONTROLLER_NAMESPACE = "lbprov-system"
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = ("application/apply-patch+yaml", "application/apply-patch+json", "application/apply-patch+cbor")
 KUBE_VERSION = {
     "major": "1",
     "minor": "32",
@@ -51,6 +64,19 @@ KUBE_VERSION = {
     "buildDate": "2026-01-01T00:00:00Z",
     "goVersion": "go1.23.0",
     "compiler": "gc",
+}
+
+
+#: kube-apiserver's ``verb`` metric label: the HTTP method, except LIST and WATCH.
+_METRIC_VERBS = {
+    "get": "GET",
+    "list": "LIST",
+    "watch": "WATCH",
+    "create": "POST",
+    "update": "PUT",
+    "patch": "PATCH",
+    "delete": "DELETE",
+    "deletecollection": "DELETE",
 }
 
 
@@ -88,7 +114,9 @@ def _resource_list(group_version: str) -> dict[str, Any]:
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": ["create", "delete"]
+            "verbs": ["get", "list", "watch"]
+            if r.read_only
+            else ["create", "delete"]
             + (["deletecollection"] if r.plural != "namespaces" else [])
             + ["get", "list", "patch", "update", "watch"],
         }
@@ -144,15 +172,29 @@ class _Handler(BaseHTTPRequestHandler):
 
     _headers_sent = False
 
+    _code = 0
+
     def send_response(self, code: int, message: str | None = None) -> None:
         self._headers_sent = True
+        self._code = code
         super().send_response(code, message)
+
+    _warnings: list[str] = []
 
     def _send_json(self, code: int, body: Any) -> None:
         data = json.dumps(body, separators=(",", ":")).encode()
         self.send_response(code)
+        for text in self._warnings:  # RFC 7234 warn-code 299, as kube-apiserver sends them
+            self.send_header("Warning", '299 - "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
         self.send_header("Content-Type", "application/json")
         self.send_header("Cache-Control", "no-cache, private")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_bytes(self, code: int, data: bytes, content_type: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -196,6 +238,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         api = self.server.api
         self._headers_sent = False
+        self._warnings = []
+        self._code = 0
+        counted = (method, "")
         try:
             body = self._read_body()
             if api.token is not None:
@@ -217,7 +262,15 @@ class _Handler(BaseHTTPRequestHandler):
                 verb, route.resource.group, route.resource.plural, route.subresource, route.namespace
             )
             api.record(recorded, route.name)
+            counted = (_METRIC_VERBS[verb], route.resource.plural)
             api.maybe_fail(recorded)
+            if route.resource.read_only and verb not in ("get", "list", "watch"):
+                raise ApiError(
+                    405,
+                    "MethodNotAllowed",
+                    f"the sandbox API server serves {route.resource.plural} for reading only "
+                    "(it runs no workloads); the request is not allowed",
+                )
             self._dispatch(verb, route, query, body)
         except ApiError as err:
             self._send_error(err)
@@ -228,6 +281,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             if not self._headers_sent:
                 self._send_error(ApiError(500, "InternalError", f"Internal error occurred: {exc}"))
+        finally:
+            api.metrics.count(counted[0], counted[1], self._code)
 
     def _non_resource(self, method: str, path: str) -> bool:
         api = self.server.api
@@ -258,6 +313,14 @@ class _Handler(BaseHTTPRequestHandler):
             if not any(r.api_version == gv for r in RESOURCES.values()):
                 return False
             body = _resource_list(gv)
+        elif path == "/metrics":
+            api.record_non_resource(method, path)
+            self._send_bytes(200, api.metrics.exposition(api.store), METRICS_CONTENT_TYPE)
+            return True
+        elif path == "/openapi/v2":
+            api.record_non_resource(method, path)
+            self._send_bytes(200, openapi_v2(), V2_PROTOBUF)
+            return True
         elif path == "/openapi/v3":
             body = openapi_root()
         elif path.startswith("/openapi/v3/"):
@@ -326,6 +389,8 @@ class _Handler(BaseHTTPRequestHandler):
         ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
         if not body:
             raise bad_request("the body of the request is empty")
+        if is_protobuf(ctype):
+            return decode_protobuf(body)
         try:
             if ctype in ("application/yaml", "application/apply-patch+yaml"):
                 return yaml.safe_load(body)
@@ -333,7 +398,42 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, yaml.YAMLError) as exc:
             raise bad_request(f"the body of the request could not be decoded: {exc}") from exc
 
+    def _validated(self, res: Resource, query: dict[str, str], obj: Any, *, patch: bool = False) -> Any:
+        """The body with unknown fields handled as ``fieldValidation`` asks (see kube_fields)."""
+        validation = field_validation_mode(query)
+        if not isinstance(obj, dict):
+            return obj
+        checked, warnings = check_fields(obj, res.group, res.version, res.kind, validation, patch=patch)
+        self._warnings.extend(warnings)
+        return checked
+
+    def _apply(
+        self, res: Resource, ns: str | None, route: _Route, query: dict[str, str], body: bytes, dry_run: bool
+    ) -> None:
+        """Server-side apply (see :mod:`lbprov.sandbox.kube_managed`)."""
+        if not query.get("fieldManager"):
+            raise bad_request("PATCH: fieldManager is required for apply requests")
+        if query.get("force") not in (None, "", "true", "false"):
+            raise bad_request(f'force: Invalid value: "{query["force"]}": must be true or false')
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        if ctype == "application/apply-patch+cbor":
+            raise ApiError(415, "UnsupportedMediaType", "the sandbox API server does not decode CBOR")
+        config = self._validated(res, query, self._json_body(body))
+        ctx = WriteContext(manager_from(query, None), "Apply", force=query.get("force") == "true")
+        assert route.name is not None
+        obj, created = self.server.api.store.apply(
+            res.plural, ns, route.name, config, ctx, subresource=route.subresource, dry_run=dry_run
+        )
+        self._send_object(201 if created else 200, res, obj, query)
+
     def _dispatch(self, verb: str, route: _Route, query: dict[str, str], body: bytes) -> None:
+        token = CURRENT_WRITE.set(WriteContext(manager_from(query, self.headers.get("User-Agent"))))
+        try:
+            self._dispatch_request(verb, route, query, body)
+        finally:
+            CURRENT_WRITE.reset(token)
+
+    def _dispatch_request(self, verb: str, route: _Route, query: dict[str, str], body: bytes) -> None:
         store = self.server.api.store
         res = route.resource
         ns = route.namespace
@@ -378,7 +478,9 @@ class _Handler(BaseHTTPRequestHandler):
         if verb == "create":
             if route.name is not None:
                 raise method_not_allowed()
-            obj = store.create(res.plural, ns, self._json_body(body), dry_run=dry_run)
+            obj = store.create(
+                res.plural, ns, self._validated(res, query, self._json_body(body)), dry_run=dry_run
+            )
             self._send_object(201, res, obj, query)
             return
         if verb == "deletecollection":
@@ -405,18 +507,24 @@ class _Handler(BaseHTTPRequestHandler):
                 res.plural,
                 ns,
                 route.name,
-                self._json_body(body),
+                self._validated(res, query, self._json_body(body)),
                 subresource=route.subresource,
                 dry_run=dry_run,
             )
         elif verb == "patch":
             ctype = self.headers.get("Content-Type") or ""
+            if ctype.split(";")[0].strip() in APPLY_PATCH:
+                self._apply(res, ns, route, query, body, dry_run)
+                return
+            patch = self._json_body(body)
+            if ctype.split(";")[0].strip() in (MERGE_PATCH, STRATEGIC_PATCH):
+                patch = self._validated(res, query, patch, patch=True)
             obj = store.patch(
                 res.plural,
                 ns,
                 route.name,
                 ctype,
-                self._json_body(body),
+                patch,
                 subresource=route.subresource,
                 dry_run=dry_run,
             )
@@ -604,6 +712,7 @@ class KubeAPIServer:
         self.token = token
         self.bookmark_interval = bookmark_interval
         self.store = Store(watch_window=watch_window, namespaces=namespaces)
+        self.metrics = ApiMetrics()
         self.url = ""
         self.ca_file: str | None = None
         self._tls_dir: str | None = None
@@ -664,7 +773,9 @@ class KubeAPIServer:
 
     # -- clients --------------------------------------------------------------------------------
 
-    def write_kubeconfig(self, path: str | os.PathLike[str]) -> str:
+    def write_kubeconfig(self, path: str | os.PathLike[str], *, namespace: str = "default") -> str:
+        """A kubeconfig for this server whose context uses ``namespace`` (mode 0600: it may hold
+        the token)."""
         cluster: dict[str, Any] = {"server": self.url}
         if self.ca_file:
             cluster["certificate-authority"] = self.ca_file
@@ -680,7 +791,7 @@ class KubeAPIServer:
                     "context": {
                         "cluster": "lbprov-sandbox",
                         "user": "lbprov-sandbox",
-                        "namespace": "default",
+                        "namespace": namespace,
                     },
                 }
             ],

@@ -124,6 +124,8 @@ FIELDS: dict[str, dict[str, FieldGetter]] = {
     "nodes": {**_COMMON, "spec.unschedulable": _path("spec", "unschedulable")},
     "namespaces": {**_COMMON, "status.phase": _path("status", "phase")},
     "leases": dict(_COMMON),
+    "configmaps": dict(_COMMON),
+    "pods": {**_COMMON, "spec.nodeName": _path("spec", "nodeName"), "status.phase": _path("status", "phase")},
     "events": {
         **_COMMON,
         **{

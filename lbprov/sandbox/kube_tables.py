@@ -105,15 +105,62 @@ def _node_row(obj: dict[str, Any], now: datetime.datetime) -> list[Any]:
     ]
 
 
+def _event_source(obj: dict[str, Any]) -> str:
+    """upstream ``formatEventSource``: ``component, host`` or the reporting controller."""
+    source = obj.get("source") or {}
+    component = source.get("component") or obj.get("reportingComponent") or ""
+    host = source.get("host") or obj.get("reportingInstance") or ""
+    if not component:
+        return "<none>"
+    return f"{component}, {host}" if host else component
+
+
 def _event_row(obj: dict[str, Any], now: datetime.datetime) -> list[Any]:
     inv = obj.get("involvedObject") or {}
-    last = obj.get("lastTimestamp") or obj.get("eventTime") or obj["metadata"].get("creationTimestamp")
+    meta = obj["metadata"]
+    series = obj.get("series") or {}
+    last = (
+        series.get("lastObservedTime")
+        or obj.get("lastTimestamp")
+        or obj.get("eventTime")
+        or meta.get("creationTimestamp")
+    )
+    first = obj.get("firstTimestamp") or obj.get("eventTime") or meta.get("creationTimestamp")
+    count = series.get("count") or obj.get("count") or 1
     return [
         _age(last, now),
         obj.get("type", ""),
         obj.get("reason", ""),
         f"{(inv.get('kind') or '').lower()}/{inv.get('name', '')}",
+        inv.get("fieldPath", ""),
+        _event_source(obj),
         obj.get("message", ""),
+        _age(first, now),
+        str(count),
+        meta.get("name", ""),
+    ]
+
+
+def _configmap_row(obj: dict[str, Any], now: datetime.datetime) -> list[Any]:
+    return [
+        obj["metadata"]["name"],
+        len(obj.get("data") or {}) + len(obj.get("binaryData") or {}),
+        _age(obj["metadata"].get("creationTimestamp"), now),
+    ]
+
+
+def _pod_row(obj: dict[str, Any], now: datetime.datetime) -> list[Any]:
+    status = obj.get("status") or {}
+    return [
+        obj["metadata"]["name"],
+        "0/0",
+        status.get("phase", ""),
+        0,
+        _age(obj["metadata"].get("creationTimestamp"), now),
+        status.get("podIP") or "<none>",
+        (obj.get("spec") or {}).get("nodeName") or "<none>",
+        "<none>",
+        "<none>",
     ]
 
 
@@ -155,7 +202,31 @@ COLUMNS: dict[str, list[dict[str, Any]]] = {
         _col("Kernel-Version", priority=1),
         _col("Container-Runtime", priority=1),
     ],
-    "events": [_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message")],
+    # upstream eventColumnDefinitions: the priority-1 columns show with -o wide
+    "events": [
+        _col("Last Seen"),
+        _col("Type"),
+        _col("Reason"),
+        _col("Object"),
+        _col("Subobject", priority=1),
+        _col("Source", priority=1),
+        _col("Message"),
+        _col("First Seen", priority=1),
+        _col("Count", priority=1),
+        _col("Name", priority=1),
+    ],
+    "configmaps": [_col("Name", fmt="name"), _col("Data", "integer"), _col("Age")],
+    "pods": [
+        _col("Name", fmt="name"),
+        _col("Ready"),
+        _col("Status"),
+        _col("Restarts", "string"),
+        _col("Age"),
+        _col("IP", priority=1),
+        _col("Node", priority=1),
+        _col("Nominated Node", priority=1),
+        _col("Readiness Gates", priority=1),
+    ],
     "namespaces": [_col("Name", fmt="name"), _col("Status"), _col("Age")],
     "leases": [_col("Name", fmt="name"), _col("Holder"), _col("Age")],
 }
@@ -166,6 +237,8 @@ ROWS = {
     "events": _event_row,
     "namespaces": _namespace_row,
     "leases": _lease_row,
+    "configmaps": _configmap_row,
+    "pods": _pod_row,
 }
 
 

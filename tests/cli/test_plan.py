@@ -200,7 +200,7 @@ def test_no_color_and_terminal_colour(fake: Any, tmp_path: Path, nodes_file: str
     ("argv", "message"),
     [
         (["--bogus"], "unrecognized arguments: --bogus"),
-        (["-o", "yaml"], "invalid choice: 'yaml'"),
+        (["-o", "xml"], "invalid choice: 'xml'"),
         (["-n", "a", "-A"], "not allowed with argument"),
         (["--provider", "nope"], "invalid choice: 'nope'"),
     ],

@@ -108,7 +108,6 @@ BAD: list[tuple[str, Svc, list[dict[str, Any]], str]] = [
     ("no-provider-id", _svc(), _nodes(None), "nodes"),
     ("foreign-provider-id", _svc(), _nodes("gce://p/z/n"), "nodes[].spec.providerID"),
     ("bad-scheme", _svc(annotations={ANN + "scheme": "public"}), _nodes(), ANN + "scheme"),
-    ("bad-internal", _svc(annotations={ANN + "internal": "maybe"}), _nodes(), ANN + "internal"),
     (
         "scheme-contradicts-internal",
         _svc(annotations={ANN + "internal": "true", ANN + "scheme": "internet-facing"}),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from lbprov_aws import AWSProvider
-from lbprov_aws.sgrules import Point, RuleConfig, range_keys, render
+from lbprov_aws.diff.node_rules import Point, RuleConfig, range_keys, render
 from lbprov_aws.testing import AwsView, Svc, delete_all, fast_settings, intent_of, node_objects
 
 from lbprov.provider import SandboxCloud

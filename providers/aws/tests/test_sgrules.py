@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from lbprov_aws.diff.node_rules import Point, RuleRange, desired_ranges, merge, parse_rules, service_points
 from lbprov_aws.names import nlb_rule_description
-from lbprov_aws.sgrules import Point, RuleRange, desired_ranges, merge, parse_rules, service_points
 
 
 def test_contiguous_ports_merge_per_protocol_and_cidr() -> None:
@@ -80,7 +80,7 @@ def test_rule_count_of_100_services_with_contiguous_node_ports() -> None:
 
 
 def test_points_of_target_groups_match_what_the_services_plans_want() -> None:
-    from lbprov_aws.sgrules import TargetGroupFacts, points_of_target_groups
+    from lbprov_aws.diff.node_rules import TargetGroupFacts, points_of_target_groups
 
     vpc = ["10.0.0.0/16"]
     local = [

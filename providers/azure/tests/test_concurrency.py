@@ -169,3 +169,26 @@ def test_mixed_creates_scheme_switches_and_deletes_at_once_end_consistent(
         list(pool.map(lambda i: provider.apply(provider.plan_delete(i.ref)), moved + fresh))
     assert h.lb_of(state, cluster) is None and h.lb_of(state, f"{cluster}-internal") is None
     assert provider.list_owned() == []
+
+
+def test_cleanup_check_reads_what_the_delete_produced(provider, intent_for, make_service, ensure, state):
+    """Another Service's plan re-reads the NSG while this Service's rule is being deleted; the
+    controller's post-delete check (plan_delete again, same read round) must not see that stale copy."""
+    gone, other = intent_for(make_service("gone")), intent_for(make_service("other"))
+    ensure(gone)
+    ensure(other)
+    seen: list[str] = []
+
+    def replan_other_during_delete(method: str, path: str) -> None:
+        if method == "DELETE" and "/securityrules/" in path.lower() and not seen:
+            seen.append(path)
+            provider.plan(other)  # reads the NSG into the round before the delete is done
+
+    with provider.read_round():
+        plan = provider.plan_delete(gone.ref)
+        assert any(c.kind == "nsg-rule" for c in plan.changes)
+        state.hooks.append(replan_other_during_delete)
+        provider.apply(plan)
+        assert seen, "the hook did not run: the test staged nothing"
+        left = provider.plan_delete(gone.ref)
+    assert left.empty, [(c.action.value, c.kind, c.name) for c in left.changes]

@@ -29,8 +29,16 @@ BAD_ANNOTATIONS = [
     ({P + "load-balancer-tcp-idle-timeout": "ten"}, "tcp-idle-timeout", "4-100"),
     ({P + "load-balancer-disable-tcp-reset": "maybe"}, "disable-tcp-reset", "true, false"),
     ({P + "load-balancer-health-probe-protocol": "icmp"}, "health-probe-protocol", "Tcp, Http, Https"),
-    ({P + "load-balancer-health-probe-interval": "1"}, "health-probe-interval", "5-300"),
-    ({P + "load-balancer-health-probe-num-of-probe": "0"}, "num-of-probe", "1-20"),
+    ({P + "load-balancer-health-probe-interval": "1"}, "health-probe-interval", "5-119"),
+    ({P + "load-balancer-health-probe-interval": "4"}, "health-probe-interval", "5-119"),
+    ({P + "load-balancer-health-probe-num-of-probe": "0"}, "num-of-probe", "2-24"),
+    ({P + "load-balancer-health-probe-num-of-probe": "1"}, "num-of-probe", "2-24"),
+    (
+        {P + "load-balancer-health-probe-interval": "20", P + "load-balancer-health-probe-num-of-probe": "6"},
+        "num-of-probe",
+        "below 120 s",
+    ),
+    ({P + "load-balancer-health-probe-interval": "60"}, "health-probe-interval", "below 120 s"),
     ({P + "load-balancer-health-probe-request-path": "healthz"}, "request-path", "starting with '/'"),
     (
         {
@@ -74,8 +82,8 @@ def test_requested_public_ip_that_does_not_exist_is_a_clear_error(provider, inte
 
 
 def test_too_many_ports_for_one_load_balancer(intent_for, make_service):
-    with pytest.raises(InvalidService, match="at most 250 rules"):
-        intent_for(make_service(ports=[("TCP", p) for p in range(1000, 1251)]))
+    with pytest.raises(InvalidService, match="at most 300 load-balancing rules"):
+        intent_for(make_service(ports=[("TCP", p) for p in range(1000, 1301)]))
 
 
 def test_allocate_load_balancer_node_ports_false_is_rejected(intent_for, make_service):
@@ -94,7 +102,8 @@ def test_allocate_load_balancer_node_ports_false_is_rejected(intent_for, make_se
         ({"resource_group": "bad rg!"}, "resource group name"),
         ({"base_url": "http://127.0.0.1:1"}, "https://"),
         ({"cluster_name": "prod-internal"}, "-internal"),
-        ({"cluster_name": "Prod"}, "cluster name"),
+        ({"cluster_name": "bad name!"}, "cluster name"),
+        ({"cluster_name": "x" * 101}, "cluster name"),
         ({"auth": "static-token", "static_token": None}, "static_token"),
         ({"max_attempts": 0}, "max_attempts"),
         ({"unknown_setting": 1}, "unknown_setting"),

@@ -27,8 +27,9 @@ def test_create_converges_and_second_apply_writes_nothing(
     assert h.part_names(lb, "probes") == want
     rules = {r["name"]: r["properties"] for r in lb["properties"]["loadBalancingRules"]}
     ports = {(p.protocol, p.port): p.node_port for p in intent.ports}
-    assert rules[f"{base}-TCP-80"]["backendPort"] == ports[("TCP", 80)]  # backend = nodePort
-    assert rules[f"{base}-TCP-80"]["enableFloatingIP"] is False
+    assert ports[("TCP", 80)] != 80
+    assert rules[f"{base}-TCP-80"]["backendPort"] == 80  # floating IP on by default, as upstream
+    assert rules[f"{base}-TCP-80"]["enableFloatingIP"] is True
     assert rules[f"{base}-TCP-80"]["enableTcpReset"] is True
     pool = lb["properties"]["backendAddressPools"][0]
     assert pool["name"] == provider.settings.cluster_name

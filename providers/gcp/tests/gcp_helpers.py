@@ -1,89 +1,23 @@
-"""Builders for Services and Nodes in the Kubernetes API's JSON shape, and plan helpers."""
+"""The tests' helpers live in :mod:`lbprov_gcp.testing`; re-exported for the test modules."""
 
-from __future__ import annotations
+from lbprov_gcp.testing import (
+    CLUSTER,
+    CLUSTER_ID,
+    GCE_CLUSTER_ID,
+    converge,
+    intent_for,
+    make_nodes,
+    make_service,
+    provider_for,
+)
 
-import uuid
-from collections.abc import Sequence
-from typing import Any
-
-from lbprov_gcp import GCPProvider
-
-from lbprov.intent import IntentSettings, build_intent
-from lbprov.model import Intent, SandboxNode
-from lbprov.provider import SandboxCloud
-
-CLUSTER = "test"
-
-
-def make_service(
-    name: str = "web",
-    *,
-    namespace: str = "default",
-    uid: str | None = None,
-    ports: Sequence[tuple[str, int, int]] = (("TCP", 80, 30080),),
-    annotations: dict[str, str] | None = None,
-    local: bool = False,
-    hc_port: int = 32000,
-    affinity: bool = False,
-    source_ranges: Sequence[str] | None = None,
-    ip: str | None = None,
-) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "type": "LoadBalancer",
-        "ports": [
-            {"name": f"{proto.lower()}-{port}", "protocol": proto, "port": port, "nodePort": node_port}
-            for proto, port, node_port in ports
-        ],
-        "externalTrafficPolicy": "Local" if local else "Cluster",
-        "sessionAffinity": "ClientIP" if affinity else "None",
-    }
-    if local:
-        spec["healthCheckNodePort"] = hc_port
-    if source_ranges is not None:
-        spec["loadBalancerSourceRanges"] = list(source_ranges)
-    if ip is not None:
-        spec["loadBalancerIP"] = ip
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "uid": uid or str(uuid.uuid4()),
-            "annotations": dict(annotations or {}),
-        },
-        "spec": spec,
-    }
-
-
-def make_nodes(nodes: Sequence[SandboxNode]) -> list[dict[str, Any]]:
-    return [
-        {
-            "metadata": {"name": n.name, "labels": {"topology.kubernetes.io/zone": n.zone}},
-            "spec": {"providerID": n.provider_id},
-            "status": {"addresses": [{"type": "InternalIP", "address": n.internal_ip}]},
-        }
-        for n in nodes
-    ]
-
-
-def intent_for(provider: Any, service: dict[str, Any], nodes: Sequence[SandboxNode]) -> Intent:
-    return build_intent(service, make_nodes(nodes), IntentSettings(cluster=provider.cluster), provider)
-
-
-def converge(provider: Any, intent: Intent) -> Any:
-    """plan + apply, and return the ingress."""
-    return provider.apply(provider.plan(intent))
-
-
-def provider_for(sandbox: SandboxCloud, *, read_only: bool = False, **overrides: Any) -> GCPProvider:
-    """A provider on the sandbox, without client-side rate limits (tests measure calls, not time)."""
-    settings = {
-        **sandbox.settings,
-        "cluster_name": CLUSTER,
-        "reads_per_second": 0,
-        "writes_per_second": 0,
-        "retry_initial_seconds": 0.01,
-        **overrides,
-    }
-    return GCPProvider.from_settings(settings, read_only=read_only)
+__all__ = [
+    "CLUSTER",
+    "CLUSTER_ID",
+    "GCE_CLUSTER_ID",
+    "converge",
+    "intent_for",
+    "make_nodes",
+    "make_service",
+    "provider_for",
+]

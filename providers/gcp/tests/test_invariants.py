@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from gcp_helpers import converge, intent_for, make_service, provider_for
-from lbprov_gcp import desired as D
+from gcp_helpers import CLUSTER_ID, GCE_CLUSTER_ID, converge, intent_for, make_service, provider_for
+from lbprov_gcp import names as N
 
 from lbprov.cloudcalls import ReadOnlyViolation
 from lbprov.model import OwnershipConflict
@@ -62,15 +62,19 @@ def test_resources_carry_ownership_json_in_their_description(provider, sandbox, 
         for coll in ("forwardingRules", "backendServices", "healthChecks", "addresses", "firewalls")
         for r in emu.all_of(coll)
     ]
-    assert len(per_service) == 6  # rule, backend, check, address, traffic + check firewalls
+    assert len(per_service) == 5  # rule, backend, check, traffic + check firewalls (the IP is released)
     for res in per_service:
-        tags = D.ownership(res["description"])
+        tags = N.ownership(res["description"])
         assert tags["kubernetes.io/cluster/test"] == "owned"
         assert tags["lbprov.io/service-uid"] == uid
         assert tags["kubernetes.io/service-name"] == "shop/owned"
     for group in emu.all_of("instanceGroups"):
-        tags = D.ownership(group["description"])
-        assert tags == {"kubernetes.io/cluster/test": "owned", "lbprov.io/managed-by": "lbprov"}
+        tags = N.ownership(group["description"])
+        assert tags == {
+            "kubernetes.io/cluster/test": "owned",
+            "lbprov.io/managed-by": "lbprov",
+            "lbprov.io/cluster-id": CLUSTER_ID,
+        }
 
 
 def test_after_the_last_service_is_deleted_nothing_remains(provider, sandbox, server):
@@ -85,18 +89,21 @@ def test_after_the_last_service_is_deleted_nothing_remains(provider, sandbox, se
     after_a = inventory(server)
     # a's own resources are gone; the shared ones stay for b and c
     assert not any(a.lb_name in name for names in after_a.values() for name in names)
-    assert D.shared_hc_name("test") in after_a["healthChecks"]
+    assert N.shared_hc_name("test") in after_a["healthChecks"]
     assert len(after_a["instanceGroups"]) == 2
 
     provider.apply(provider.plan_delete(c.ref))
     after_c = inventory(server)
     # c was the last Cluster Service: the shared kube-proxy check and its firewall go
-    assert D.shared_hc_name("test") not in after_c["healthChecks"]
-    assert D.shared_hc_firewall_name("test") not in after_c["firewalls"]
+    assert N.shared_hc_name("test") not in after_c["healthChecks"]
+    assert N.shared_hc_firewall_name("test") not in after_c["firewalls"]
     assert len(after_c["instanceGroups"]) == 2  # b still uses the groups
 
     provider.apply(provider.plan_delete(b.ref))
-    assert inventory(server) == before == {}
+    left = inventory(server)
+    # the k8s-ig--<cluster ID> groups are shared with upstream and ingress-gce: never deleted
+    assert set(left) == {"instanceGroups"} and len(left["instanceGroups"]) == 2
+    assert before == {}
     # and deleting again is a no-op that finds nothing
     assert provider.plan_delete(b.ref).empty
 
@@ -164,7 +171,7 @@ def test_foreign_resources_survive_the_whole_lifecycle(provider, sandbox, server
 def test_a_foreign_forwarding_rule_with_our_name_is_an_error_and_is_never_touched(provider, sandbox, server):
     svc = make_service(ports=[("TCP", 80, 30080)])
     intent = intent_for(provider, svc, sandbox.nodes)
-    collided = D.rule_name(intent.lb_name, "TCP")
+    collided = N.rule_name(intent.lb_name, "TCP")
     _foreign_rule(server, collided)
     emu = server.emulator
     original = dict(emu._bucket(emu.project, f"regions/{emu.region}", "forwardingRules")[collided])
@@ -180,13 +187,18 @@ def test_a_foreign_forwarding_rule_with_our_name_is_an_error_and_is_never_touche
     assert emu._bucket(emu.project, f"regions/{emu.region}", "forwardingRules")[collided] == original
 
 
-def test_a_foreign_instance_group_with_the_cluster_name_is_an_error(provider, sandbox, server):
+def test_upstreams_instance_group_is_shared_not_an_ownership_conflict(provider, sandbox, server):
     emu = server.emulator
     zone = sandbox.nodes[0].zone
-    emu.put_raw("instanceGroups", f"zones/{zone}", {"name": D.ig_name("test"), "description": "made by hand"})
+    name = N.ig_name("test", GCE_CLUSTER_ID)
+    emu.put_raw("instanceGroups", f"zones/{zone}", {"name": name, "description": "made by upstream"})
     intent = intent_for(provider, make_service(), sandbox.nodes)
-    with pytest.raises(OwnershipConflict, match=r"instance-group .*not owned by cluster test"):
-        provider.plan(intent)
+    converge(provider, intent)
+    group = emu._bucket(emu.project, f"zones/{zone}", "instanceGroups")[name]
+    assert group["description"] == "made by upstream"  # used, never relabelled or replaced
+    assert sorted(m.split("/")[-1] for m in group["_members"]) == sorted(
+        n.name for n in sandbox.nodes if n.zone == zone
+    )
 
 
 def test_dry_run_plans_without_a_single_mutating_request(sandbox, server):

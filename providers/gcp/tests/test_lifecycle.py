@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from gcp_helpers import converge, intent_for, make_service
+from gcp_helpers import GCE_CLUSTER_ID, converge, intent_for, make_service
 from google.api_core import exceptions as gexc
-from lbprov_gcp import desired as D
+from lbprov_gcp import names as N
 
 from lbprov.model import Action, InvalidService
 
@@ -29,7 +29,9 @@ def members(server: Any) -> dict[str, list[str]]:
     emu = server.emulator
     out = {}
     for zone in emu.zones:
-        group = emu._bucket(emu.project, f"zones/{zone}", "instanceGroups").get(D.ig_name("test"))
+        group = emu._bucket(emu.project, f"zones/{zone}", "instanceGroups").get(
+            N.ig_name("test", GCE_CLUSTER_ID)
+        )
         if group is not None:
             out[zone] = sorted(m.split("/")[-1] for m in group["_members"])
     return out
@@ -57,7 +59,7 @@ def test_tcp_and_udp_get_one_rule_and_backend_each_on_one_ip_across_two_zones(pr
     for bs in bss.values():
         assert sorted(b["group"].split("/")[-3] for b in bs["backends"]) == sorted(zones)
         assert all(b["balancingMode"] == "CONNECTION" for b in bs["backends"])
-        assert bs["healthChecks"][0].endswith(f"/healthChecks/{D.shared_hc_name('test')}")
+        assert bs["healthChecks"][0].endswith(f"/healthChecks/{N.shared_hc_name('test')}")
     by_zone: dict[str, list[str]] = {}
     for n in sandbox.nodes:
         by_zone.setdefault(n.zone, []).append(n.name)
@@ -79,12 +81,17 @@ def test_a_port_change_replaces_the_rule_and_keeps_the_ip(provider, sandbox, ser
         provider, make_service(uid=uid, ports=[("TCP", 80, 30080), ("TCP", 8443, 30443)]), sandbox.nodes
     )
     plan = provider.plan(changed)
+    # the rule's ephemeral IP is promoted to reserved, the rule recreated on it, the reservation released
     assert [(c.action, c.kind) for c in plan.changes] == [
+        (Action.CREATE, "address"),
         (Action.UPDATE, "firewall-rule"),
         (Action.REPLACE, "forwarding-rule"),
+        (Action.DELETE, "address"),
     ]
+    assert plan.changes[0].after["address"] == first.ip
     (second,) = provider.apply(plan)
     assert second == first
+    assert not [a for a in server.emulator.all_of("addresses")]
     assert rules(server, changed.lb_name)[f"{changed.lb_name}-tcp"]["ports"] == ["80", "8443"]
     assert_converged(provider, changed)
 
@@ -131,22 +138,27 @@ def test_local_and_cluster_policies_swap_the_health_check(provider, sandbox, ser
     assert hcs[lb]["httpHealthCheck"] == {"port": 31999, "requestPath": "/healthz", "proxyHeader": "NONE"}
     fws = server.emulator._bucket(server.emulator.project, "global", "firewalls")
     assert fws[f"k8s-{lb}-http-hc"]["allowed"] == [{"IPProtocol": "tcp", "ports": ["31999"]}]
-    assert fws[f"k8s-{lb}-http-hc"]["sourceRanges"] == ["130.211.0.0/22", "35.191.0.0/16"]
+    assert fws[f"k8s-{lb}-http-hc"]["sourceRanges"] == [
+        "130.211.0.0/22",
+        "209.85.152.0/22",
+        "209.85.204.0/22",
+        "35.191.0.0/16",
+    ]
 
     cluster = intent_for(
         provider, make_service(uid=intent.ref.uid, ports=[("TCP", 80, 30080)]), sandbox.nodes
     )
     converge(provider, cluster)
-    shared = D.shared_hc_name("test")
+    shared = N.shared_hc_name("test")
     assert set(hcs) == {shared}
     assert hcs[shared]["httpHealthCheck"]["port"] == 10256
-    assert f"k8s-{lb}-http-hc" not in fws and D.shared_hc_firewall_name("test") in fws
+    assert f"k8s-{lb}-http-hc" not in fws and N.shared_hc_firewall_name("test") in fws
     assert backends(server, lb)[f"{lb}-tcp"]["healthChecks"][0].endswith(f"/{shared}")
     assert_converged(provider, cluster)
 
     converge(provider, intent)  # and back: the shared check goes since nobody else uses it
     assert set(hcs) == {lb}
-    assert D.shared_hc_firewall_name("test") not in fws
+    assert N.shared_hc_firewall_name("test") not in fws
     assert_converged(provider, intent)
 
 
@@ -157,7 +169,7 @@ def test_switching_to_local_keeps_the_shared_check_another_service_uses(provider
     converge(provider, intent_for(provider, svc, sandbox.nodes))
     local = intent_for(provider, make_service(uid=svc["metadata"]["uid"], local=True), sandbox.nodes)
     converge(provider, local)
-    assert D.shared_hc_name("test") in region_bucket(server, "healthChecks")
+    assert N.shared_hc_name("test") in region_bucket(server, "healthChecks")
     assert_converged(provider, other)
 
 
@@ -220,15 +232,18 @@ def test_a_requested_ip_is_reserved_as_our_address_and_released_on_delete(provid
     (ingress,) = converge(provider, intent)
     assert ingress.ip == "203.0.113.77"
     addrs = region_bucket(server, "addresses")
-    assert addrs[intent.lb_name]["address"] == "203.0.113.77"
+    assert addrs == {}  # reserved while the rule was made, then released: the rule holds the IP
+    assert rules(server, intent.lb_name)[f"{intent.lb_name}-tcp"]["IPAddress"] == "203.0.113.77"
     assert_converged(provider, intent)
-    # a new requested IP: the address is replaced, the rule recreated on it, never pointing at nothing
+    # a new requested IP: reserved, the rule recreated on it, then released; never pointing at nothing
     moved = intent_for(provider, make_service(uid=intent.ref.uid, ip="203.0.113.78"), sandbox.nodes)
     plan = provider.plan(moved)
     assert [(c.action, c.kind) for c in plan.changes] == [
+        (Action.CREATE, "address"),
         (Action.DELETE, "forwarding-rule"),
-        (Action.REPLACE, "address"),
+        (Action.UPDATE, "firewall-rule"),
         (Action.CREATE, "forwarding-rule"),
+        (Action.DELETE, "address"),
     ]
     assert provider.apply(plan)[0].ip == "203.0.113.78"
     assert_converged(provider, moved)
@@ -267,11 +282,13 @@ def test_external_to_internal_replaces_in_an_order_that_never_orphans_a_rule(pro
     assert internal.scheme == "internal"
     plan = provider.plan(internal)
     kinds = [(c.action.value, c.kind) for c in plan.changes]
-    # rules go first, then address and backend services are replaced, then rules come back
+    # the address is replaced (releasing it demotes the rules' IP to ephemeral), the rules go, the
+    # firewall follows the new IP, the backend services are replaced, then the rules come back
     assert kinds == [
-        ("delete", "forwarding-rule"),
-        ("delete", "forwarding-rule"),
         ("replace", "address"),
+        ("delete", "forwarding-rule"),
+        ("delete", "forwarding-rule"),
+        ("update", "firewall-rule"),
         ("replace", "backend-service"),
         ("replace", "backend-service"),
         ("create", "forwarding-rule"),
@@ -301,7 +318,7 @@ def test_legacy_internal_annotation_and_standard_tier(provider, sandbox, server)
     converge(provider, std)
     rule = rules(server, std.lb_name)[f"{std.lb_name}-tcp"]
     assert rule["networkTier"] == "STANDARD"
-    assert region_bucket(server, "addresses")[std.lb_name]["networkTier"] == "STANDARD"
+    assert region_bucket(server, "addresses") == {}
     assert_converged(provider, std)
 
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lbprov import naming
-from lbprov_aws.clients import AWSClients
+from lbprov_aws.client import AWSClients
+from lbprov_aws.diff.node_rules import SOURCE_RANGES_UNRECORDED, Key, TargetGroupFacts
 from lbprov_aws.names import HEALTH_NODE_PORT_TAG, SOURCE_RANGES_TAG
-from lbprov_aws.sgrules import Key, TargetGroupFacts
 
 BATCH = 20
 #: Describing a missing load balancer by name is an error in the ELB APIs, not an empty answer.
@@ -123,6 +123,9 @@ class ClusterContext:
     #: then the cluster's NLB target groups (to tell who still wants those rules).
     ranged_keys: set[Key] = field(default_factory=set)
     target_group_facts: list[TargetGroupFacts] | None = None
+    #: The VPC's route tables and the region's zone types (subnet discovery; read only when needed).
+    route_tables: list[dict[str, Any]] = field(default_factory=list)
+    zone_types: dict[str, str] = field(default_factory=dict)
 
 
 def _nlb(raw: dict[str, Any], tags: dict[str, str]) -> ObservedNLB:
@@ -203,8 +206,10 @@ class ReadRound:
         self.classics: dict[str, ObservedClassic] | None = None
         self.target_groups: list[ObservedTG] | None = None
         self.subnets: dict[str, list[dict[str, Any]]] = {}
+        self.route_tables: dict[str, list[dict[str, Any]]] = {}
         self.vpc_cidrs: dict[str, tuple[str, ...]] = {}
-        self.cluster_sgs: list[ObservedSG] | None = None
+        #: Security groups by VPC (None: the cluster-tagged ones, VPC unknown).
+        self.cluster_sgs: dict[str | None, list[ObservedSG]] | None = None
         self.instances: dict[str, dict[str, Any]] = {}
         self.dirty: set[str] = set()
         #: Applies made in this round, and their number when target_group_facts last refilled
@@ -235,6 +240,7 @@ class Reader:
         self.cluster = cluster
         self.node_sg_id = node_sg_id
         self.round: ReadRound | None = None
+        self._zone_types: dict[str, str] | None = None
 
     # -- load balancers and target groups ------------------------------------------------------
 
@@ -470,7 +476,9 @@ class Reader:
                     port=tg.port,
                     health_port=str(tg.health.get("port", "traffic-port")),
                     health_node_port=int(hnp) if hnp.isdigit() else None,
-                    source_ranges=None if sources is None or sources == "*" else tuple(sources.split()),
+                    source_ranges=None
+                    if sources is None or sources in ("*", SOURCE_RANGES_UNRECORDED)
+                    else tuple(sources.split()),
                 )
             )
         return out
@@ -506,7 +514,7 @@ class Reader:
             vpc_id=vpc_id,
             vpc_cidrs=cidrs,
             subnets=subnets,
-            security_groups=self.security_groups(),
+            security_groups=self.security_groups(vpc_id),
             instances=instances,
         )
 
@@ -558,6 +566,35 @@ class Reader:
             rnd.subnets[vpc_id] = found
         return found
 
+    def route_tables(self, vpc_id: str) -> list[dict[str, Any]]:
+        """The VPC's route tables (to tell public subnets), cached for the read round."""
+        rnd = self.round
+        if rnd and vpc_id in rnd.route_tables:
+            return rnd.route_tables[vpc_id]
+        found = list(
+            self.clients.pages(
+                "ec2:DescribeRouteTables",
+                "RouteTables",
+                token_in="NextToken",
+                token_out="NextToken",
+                Filters=[{"Name": "vpc-id", "Values": [vpc_id]}],
+            )
+        )
+        if rnd:
+            rnd.route_tables[vpc_id] = found
+        return found
+
+    def zone_types(self) -> dict[str, str]:
+        """Zone name -> type (``availability-zone``, ``local-zone``, ``wavelength-zone``) of the
+        region, read once per provider (zones do not change type)."""
+        if self._zone_types is None:
+            resp = self.clients.call("ec2:DescribeAvailabilityZones", AllAvailabilityZones=True)
+            self._zone_types = {
+                z["ZoneName"]: z.get("ZoneType", "availability-zone")
+                for z in resp.get("AvailabilityZones", [])
+            }
+        return self._zone_types
+
     def vpc_cidrs(self, vpc_id: str) -> tuple[str, ...]:
         rnd = self.round
         if rnd and vpc_id in rnd.vpc_cidrs:
@@ -575,14 +612,19 @@ class Reader:
             rnd.vpc_cidrs[vpc_id] = out
         return out
 
-    def security_groups(self) -> list[ObservedSG]:
+    def security_groups(self, vpc_id: str | None) -> list[ObservedSG]:
+        """Every security group of the cluster's VPC (tagged for the cluster or not: a node's only
+        group may be untagged, and its lbprov rules must still be found by a delete), or, with the
+        VPC unknown, the cluster-tagged groups; plus the node_security_group_id setting's group."""
         rnd = self.round
         if rnd is not None:
             with rnd.lock:
                 if rnd.cluster_sgs is None:
-                    rnd.cluster_sgs = self._read_security_groups()
-                return rnd.cluster_sgs
-        return self._read_security_groups()
+                    rnd.cluster_sgs = {}
+                if vpc_id not in rnd.cluster_sgs:
+                    rnd.cluster_sgs[vpc_id] = self._read_security_groups(vpc_id)
+                return rnd.cluster_sgs[vpc_id]
+        return self._read_security_groups(vpc_id)
 
     def security_groups_named(self, name: str, vpc_id: str | None) -> list[ObservedSG]:
         """Every group of that name in the VPC, tagged or not (to detect a foreign namesake)."""
@@ -596,7 +638,12 @@ class Reader:
             )
         ]
 
-    def _read_security_groups(self) -> list[ObservedSG]:
+    def _read_security_groups(self, vpc_id: str | None) -> list[ObservedSG]:
+        by = (
+            {"Name": "vpc-id", "Values": [vpc_id]}
+            if vpc_id
+            else {"Name": "tag-key", "Values": [naming.cluster_tag_key(self.cluster)]}
+        )
         found = {
             sg["GroupId"]: _sg(sg)
             for sg in self.clients.pages(
@@ -604,7 +651,7 @@ class Reader:
                 "SecurityGroups",
                 token_in="NextToken",
                 token_out="NextToken",
-                Filters=[{"Name": "tag-key", "Values": [naming.cluster_tag_key(self.cluster)]}],
+                Filters=[by],
             )
         }
         if self.node_sg_id and self.node_sg_id not in found:

@@ -1,7 +1,7 @@
 """AWSProvider: NLB (default) or classic ELB per Service, over boto3.
 
-plan = one round of reads (observe.py) + a pure diff (planner.py); apply = exactly the plan's
-changes (executor.py). Every request passes CloudCalls through a botocore hook (clients.py).
+plan = one round of reads (observe.py) + a pure diff (diff/planner.py); apply = exactly the plan's
+changes (apply/). Every request passes CloudCalls through a botocore hook (client.py).
 """
 
 from __future__ import annotations
@@ -18,14 +18,20 @@ from lbprov.cloudcalls import CloudCalls, RateLimits, RetryPolicy
 from lbprov.model import Action, Ingress, Intent, OwnedLoadBalancer, Plan, ServiceRef
 from lbprov.provider import Provider, SandboxCloud
 from lbprov_aws import operations
-from lbprov_aws.clients import AWSClients
-from lbprov_aws.executor import Executor
-from lbprov_aws.names import elb_security_group_name, target_group_prefix
+from lbprov_aws.apply import Executor
+from lbprov_aws.client import AWSClients
+from lbprov_aws.diff.nlb import kube_proxy_entries
+from lbprov_aws.diff.node_rules import RuleConfig, parse_rules
+from lbprov_aws.diff.planner import Planner
+from lbprov_aws.names import (
+    KUBE_PROXY_RULE,
+    elb_security_group_name,
+    nlb_rule_description,
+    target_group_prefix,
+)
 from lbprov_aws.observe import ClusterContext, Reader, ReadRound, ServiceState
-from lbprov_aws.options import AWSOptions, provider_id_instance, resolve
-from lbprov_aws.planner import Planner
+from lbprov_aws.options import AWSOptions, implemented_elsewhere, provider_id_instance, resolve
 from lbprov_aws.settings import AWSSettings
-from lbprov_aws.sgrules import RuleConfig, parse_rules
 
 
 class AWSProvider:
@@ -33,6 +39,8 @@ class AWSProvider:
 
     name: ClassVar[str] = "aws"
     settings_model: ClassVar[type[BaseModel]] = AWSSettings
+    #: NLB and classic ELB targets are instances: traffic goes to the NodePorts.
+    needs_node_ports: ClassVar[bool] = True
 
     def __init__(self, settings: AWSSettings, *, read_only: bool = False) -> None:
         self.settings = settings
@@ -88,6 +96,12 @@ class AWSProvider:
 
     # -- the Provider protocol -------------------------------------------------------------------
 
+    @staticmethod
+    def implemented_elsewhere(service: Mapping[str, Any]) -> str | None:
+        """Why ``service`` belongs to aws-load-balancer-controller, else None (see
+        options.implemented_elsewhere): the hook the core needs to skip it without events."""
+        return implemented_elsewhere(service)
+
     def resolve(self, intent: Intent, annotations: Mapping[str, str]) -> Intent:
         return resolve(intent, annotations)
 
@@ -103,6 +117,10 @@ class AWSProvider:
             ctx.security_groups = [*ctx.security_groups, *(sg for sg in named if sg.id not in known)]
         if intent.options.kind != "classic":
             self._count_other_classics(ctx, state, intent.ref.uid, intent.lb_name)
+        if not intent.options.subnets and ctx.vpc_id:  # subnet discovery needs these
+            ctx.zone_types = self.reader.zone_types()
+            if intent.scheme != "internal":
+                ctx.route_tables = self.reader.route_tables(ctx.vpc_id)
         self._range_rules(ctx)
         out = self.planner.plan(intent, ctx, state)
         return Plan("aws", intent.ref, tuple(out.changes), intent, out.ingress, data=out.data)
@@ -119,7 +137,10 @@ class AWSProvider:
         for sg in ctx.security_groups:
             ours, _ = parse_rules(sg.permissions, self.cluster)
             ctx.ranged_keys |= {r.key for r in ours if self.rules.is_range(r)}
-        if ctx.ranged_keys:
+        kube_proxy = nlb_rule_description(KUBE_PROXY_RULE, self.cluster)
+        if ctx.ranged_keys or any(
+            kube_proxy_entries(sg.permissions, kube_proxy) for sg in ctx.security_groups
+        ):
             ctx.target_group_facts = self.reader.target_group_facts()
 
     def plan_delete(self, ref: ServiceRef) -> Plan:
@@ -127,7 +148,7 @@ class AWSProvider:
         state = self.reader.service_state(
             ref.uid, naming.lb_name(ref.uid), target_group_prefix(ref), details=False
         )
-        ctx = self.reader.cluster_context([], vpc_id=self.settings.vpc_id, need_vpc=False)
+        ctx = self.reader.cluster_context([], vpc_id=self.settings.vpc_id or _vpc_of(state), need_vpc=False)
         self._count_other_classics(ctx, state, ref.uid, naming.lb_name(ref.uid))
         self._range_rules(ctx)
         out = self.planner.plan_delete(ref, ctx, state)
@@ -209,6 +230,12 @@ class AWSProvider:
             yield box.seed(nodes, cluster=cluster)
         finally:
             box.stop()
+
+
+def _vpc_of(state: ServiceState) -> str | None:
+    """The VPC of what a Service left (its node rules are in that VPC's security groups)."""
+    found = [x.vpc_id for x in (state.nlb, state.classic, *state.target_groups) if x is not None and x.vpc_id]
+    return found[0] if found else None
 
 
 def _changes_target_groups(plan: Plan) -> bool:

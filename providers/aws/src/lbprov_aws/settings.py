@@ -10,6 +10,8 @@ from pydantic_settings import SettingsConfigDict
 
 from lbprov.settings import ProviderSettings
 
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+
 
 class AWSSettings(ProviderSettings):
     """Where and how lbprov talks to AWS.
@@ -84,6 +86,16 @@ class AWSSettings(ProviderSettings):
     write_burst: int = Field(20, ge=1, description="Burst of the write token bucket.")
     connect_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a TCP connection.")
     read_timeout: float = Field(60.0, gt=0, description="Seconds to wait for a response.")
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        # Region codes are <area>-<direction...>-<n> in every partition (us-east-1, us-gov-west-1,
+        # cn-north-1, us-isob-east-1); anything else makes botocore build an invalid endpoint
+        # (InvalidRegionError, or 'elasticloadbalancing..amazonaws.com') on the first call.
+        if not _REGION.fullmatch(value):
+            raise ValueError(f"{value!r} is not an AWS region code such as eu-west-1 (an AZ is not a region)")
+        return value
 
     @field_validator("node_port_range")
     @classmethod

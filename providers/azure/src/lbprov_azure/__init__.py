@@ -3,10 +3,39 @@
 See :mod:`lbprov_azure.provider` for what is created, :mod:`lbprov_azure.lbwriter` for how
 concurrent Services share the load balancer, and :mod:`lbprov_azure.sandbox` for the local ARM
 emulator the tests and ``lbprov demo --provider azure`` run against.
+
+The names below are imported on first use (PEP 562 ``__getattr__``): ``lbprov --help`` and the
+settings flags need only :mod:`lbprov_azure.settings`, which must not pay for importing the Azure
+SDK. ``from lbprov_azure import AzureProvider`` works as before.
 """
 
-from lbprov_azure.options import AzureOptions
-from lbprov_azure.provider import AzureProvider
-from lbprov_azure.settings import AzureSettings
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lbprov_azure.options import AzureOptions
+    from lbprov_azure.provider import AzureProvider
+    from lbprov_azure.settings import AzureSettings
+
+#: public name -> the module that defines it
+_LAZY = {
+    "AzureOptions": "lbprov_azure.options",
+    "AzureProvider": "lbprov_azure.provider",
+    "AzureSettings": "lbprov_azure.settings",
+}
 
 __all__ = ["AzureOptions", "AzureProvider", "AzureSettings"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -8,6 +8,7 @@ so a plan's ``before``/``after`` show exactly the drift and nothing Azure adds b
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,7 +89,7 @@ def view_probe(item: JSON) -> JSON:
         "protocol": p.get("protocol"),
         "port": p.get("port"),
         "interval": p.get("intervalInSeconds"),
-        "count": p.get("numberOfProbes"),
+        "threshold": p.get("probeThreshold"),
         "path": p.get("requestPath"),
     }
 
@@ -119,6 +120,12 @@ def view_pool(item: JSON) -> JSON:
     }
 
 
+def _failed(props: JSON) -> JSON:
+    """``{"provisioning": "Failed"}`` for a resource whose last operation failed (so it differs from
+    any desired view, and the plan writes it again), else nothing."""
+    return {"provisioning": "Failed"} if props.get("provisioningState") == "Failed" else {}
+
+
 def view_pip(pip: JSON) -> JSON:
     p = pip.get("properties") or {}
     return {
@@ -126,6 +133,7 @@ def view_pip(pip: JSON) -> JSON:
         "allocation": p.get("publicIPAllocationMethod"),
         "dns_label": (p.get("dnsSettings") or {}).get("domainNameLabel"),
         "tags": dict(sorted((pip.get("tags") or {}).items())),
+        **_failed(p),
     }
 
 
@@ -141,6 +149,8 @@ def view_nsg_rule(rule: JSON) -> JSON:
         "destination": p.get("destinationAddressPrefix")
         or ",".join(sorted(p.get("destinationAddressPrefixes") or [])),
         "ports": sorted((str(x) for x in ports if x), key=lambda s: (len(s), s)),
+        "description": p.get("description"),
+        **_failed(p),
     }
 
 
@@ -173,19 +183,27 @@ class Desired:
 
 
 def _probe(intent: Intent, opts: AzureOptions, port: Port) -> JSON:
+    """The probe of one port: per-port annotations first, then the Service's, then the defaults."""
+    po = opts.port(port.port)
+    interval = po.probe_interval_seconds if po else opts.probe_interval_seconds
+    count = po.probe_count if po else opts.probe_count
+    protocol = (po.probe_protocol if po else None) or opts.probe_protocol
+    req_path = (po.probe_path if po else None) or opts.probe_path
+    own_port = (po.probe_port if po else None) or port.node_port
     if intent.health_check is not None and intent.health_check.port:
         proto, pport, path = "Http", intent.health_check.port, intent.health_check.path or "/healthz"
-    elif opts.probe_protocol in ("Http", "Https") or (opts.probe_protocol is None and opts.probe_path):
-        proto, pport, path = opts.probe_protocol or "Http", port.node_port, opts.probe_path or "/"
-    elif opts.probe_protocol == "Tcp" or port.protocol == "TCP":
-        proto, pport, path = "Tcp", port.node_port, None
+    elif protocol in ("Http", "Https") or (protocol is None and req_path):
+        proto, pport, path = protocol or "Http", own_port, req_path or "/"
+    elif protocol == "Tcp" or port.protocol == "TCP" or (po is not None and po.probe_port):
+        proto, pport, path = "Tcp", own_port, None
     else:
         proto, pport, path = "Http", KUBE_PROXY_HEALTH_PORT, "/healthz"
     props: JSON = {
         "protocol": proto,
         "port": pport,
-        "intervalInSeconds": opts.probe_interval_seconds,
-        "numberOfProbes": opts.probe_count,
+        "intervalInSeconds": interval,
+        # upstream writes num-of-probe here (not numberOfProbes), so an adopted probe stays as it is
+        "probeThreshold": count,
     }
     if path:
         props["requestPath"] = path
@@ -193,15 +211,24 @@ def _probe(intent: Intent, opts: AzureOptions, port: Port) -> JSON:
 
 
 def build_desired(
-    intent: Intent, opts: AzureOptions, settings: AzureSettings, public_ip_id: str | None
+    intent: Intent,
+    opts: AzureOptions,
+    settings: AzureSettings,
+    public_ip_id: str | None,
+    *,
+    slot: int = 0,
+    pool_ips: Collection[str] | None = None,
 ) -> Desired:
-    """``public_ip_id`` is the public IP the frontend uses (external Services), resolved by the plan."""
+    """``public_ip_id`` is the public IP the frontend uses (external Services), resolved by the plan;
+    ``slot`` the load balancers the Service is placed on and ``pool_ips`` the node IPs of that slot
+    (:mod:`lbprov_azure.placement`; None = every target)."""
     ids = Ids(settings.subscription_id)
     cluster = settings.cluster_name
     rg = settings.resource_group
     scheme = "internal" if opts.internal else "external"
-    lb = names.lb_name(cluster, scheme)
-    other = names.lb_name(cluster, "external" if opts.internal else "internal")
+    lb = names.lb_name(cluster, scheme, slot)
+    other = names.lb_name(cluster, "external" if opts.internal else "internal", slot)
+    targets = [t for t in intent.targets if t.internal_ip and (pool_ips is None or t.internal_ip in pool_ips)]
     base = intent.lb_name
     if opts.internal:
         subnet_id = ids.subnet(
@@ -220,15 +247,16 @@ def build_desired(
     fe_id = ids.lb_child(rg, lb, "frontendIPConfigurations", base)
     probes: dict[str, JSON] = {}
     rules: dict[str, JSON] = {}
-    for port in intent.ports:
+    # port_<n>_no_lb_rule: the port gets no rule, no probe and no NSG port
+    served = [p for p in intent.ports if (po := opts.port(p.port)) is None or po.lb_rule]
+    for port in served:
         name = names.rule_name(base, port.protocol, port.port)
-        probes[name] = {"name": name, "properties": _probe(intent, opts, port)}
+        po = opts.port(port.port)
         rules[name] = {
             "name": name,
             "properties": {
                 "frontendIPConfiguration": {"id": fe_id},
                 "backendAddressPool": {"id": pool_id},
-                "probe": {"id": ids.lb_child(rg, lb, "probes", name)},
                 "protocol": "Tcp" if port.protocol == "TCP" else "Udp",
                 "frontendPort": port.port,
                 "backendPort": port.port if opts.floating_ip else port.node_port,
@@ -239,11 +267,13 @@ def build_desired(
                 "disableOutboundSnat": False,
             },
         }
+        if po is None or po.probe:
+            probes[name] = {"name": name, "properties": _probe(intent, opts, port)}
+            rules[name]["properties"]["probe"] = {"id": ids.lb_child(rg, lb, "probes", name)}
     vnet_id = ids.vnet(settings.vnet_rg, settings.vnet_name)
     addresses = [
         {"name": t.node_name, "properties": {"ipAddress": t.internal_ip, "virtualNetwork": {"id": vnet_id}}}
-        for t in intent.targets
-        if t.internal_ip
+        for t in targets
     ]
     pool = {"name": names.pool_name(cluster), "properties": {"loadBalancerBackendAddresses": addresses}}
     pip_name = pip_rg = None
@@ -251,7 +281,7 @@ def build_desired(
     if not opts.internal:
         pip_rg = opts.pip_resource_group or rg
         pip_name = opts.pip_name or names.pip_name(cluster, base)
-        tags = names.service_tags(cluster, intent.ref)
+        tags = names.service_tags(cluster, intent.ref, settings.cluster_id)
         tags.update(dict(opts.pip_tags))
         pprops: JSON = {"publicIPAllocationMethod": "Static", "publicIPAddressVersion": "IPv4"}
         if opts.dns_label:
@@ -263,28 +293,41 @@ def build_desired(
             "properties": pprops,
         }
     nsg: dict[str, JSON] = {}
+    mark = names.rule_identity(settings.cluster_id)
+    description = f"lbprov {names.cluster_mark(cluster)} {intent.ref.uid} {mark} {intent.ref.key}"
     if opts.nsg_rules and settings.security_group_name:
         for proto in intent.protocols:
-            ports = [p for p in intent.ports if p.protocol == proto]
+            ports = [p for p in served if p.protocol == proto]
+            if not ports:
+                continue
             dports = sorted({p.port if opts.floating_ip else p.node_port for p in ports})
             sources = list(intent.source_ranges)
             if sources == ["0.0.0.0/0"]:
                 sources = ["*"] if opts.internal else ["Internet"]
+            # As upstream (azure_loadbalancer.go, reconcileSecurityGroup): floating IP on, packets
+            # keep the frontend address (which the plan fills in) and the service port; off, the
+            # LB delivers to <node IP>:<nodePort>, so the rule opens exactly the backend nodes.
+            node_ips = sorted({str(t.internal_ip) for t in targets})
+            if not opts.floating_ip and not node_ips:
+                continue  # no backend node: nothing to open
             props: JSON = {
                 "protocol": "Tcp" if proto == "TCP" else "Udp",
                 "access": "Allow",
                 "direction": "Inbound",
                 "sourcePortRange": "*",
-                # Floating IP off: the LB delivers to <node IP>:<nodePort>, any node of the VNet.
-                # Floating IP on: packets keep the frontend address, which the plan fills in.
-                "destinationAddressPrefix": FRONTEND_ADDRESS if opts.floating_ip else "VirtualNetwork",
                 # ownership mark, and the Service's identity for gc (UID first: 140-char limit)
-                "description": f"lbprov {cluster} {intent.ref.uid} {intent.ref.key}"[:140],
+                "description": description[:140],
             }
             if len(sources) == 1:
                 props["sourceAddressPrefix"] = sources[0]
             else:
                 props["sourceAddressPrefixes"] = sources
+            if opts.floating_ip:
+                props["destinationAddressPrefix"] = FRONTEND_ADDRESS
+            elif len(node_ips) == 1:
+                props["destinationAddressPrefix"] = node_ips[0]
+            else:
+                props["destinationAddressPrefixes"] = node_ips
             if len(dports) == 1:
                 props["destinationPortRange"] = str(dports[0])
             else:
@@ -294,7 +337,7 @@ def build_desired(
     template = {
         "location": settings.location,
         "sku": {"name": "Standard", "tier": "Regional"},
-        "tags": names.lb_tags(cluster),
+        "tags": names.lb_tags(cluster, settings.cluster_id),
         "properties": {
             "frontendIPConfigurations": [],
             "backendAddressPools": [pool],

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 from lbprov import naming
@@ -21,7 +22,36 @@ from lbprov.model import ServiceRef
 SERVICES_TAG_PREFIX = "lbprov.io_services."
 LB_KIND = "shared-standard"
 MAX_TAG_VALUE = 256
-_PIP_CLUSTER_MAX = 47  # 47 + 1 + 32 = 80, Azure's name limit
+#: Azure's rule for Microsoft.Network resource names: 1-80 characters, letters, digits, ``_``, ``.``
+#: and ``-``, starting with a letter or digit and ending with a letter, digit or ``_``
+#: (learn.microsoft.com "Naming rules and restrictions for Azure resources", Microsoft.Network).
+MAX_NAME = 80
+_VALID_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
+_INTERNAL_SUFFIX = "-internal"
+#: NSG rule descriptions hold at most 140 characters: ``lbprov <cluster mark> <uid> <key>``.
+_MARK_MAX = 64
+
+
+def fit(name: str, max_len: int = MAX_NAME) -> str:
+    """``name`` made a valid Azure resource name of at most ``max_len`` characters.
+
+    A valid name that fits is kept verbatim (upper case and ``_`` included: upstream names the
+    shared LB after the cluster as it is, and an adopted LB must keep its name). Otherwise invalid
+    characters become ``-`` and a name too long is cut and ends with a hash of the original, so two
+    long cluster names sharing a prefix still get different names.
+    """
+    if len(name) <= max_len and _VALID_NAME.match(name):
+        return name
+    body = re.sub(r"[^A-Za-z0-9_.-]", "-", name)
+    if len(body) > max_len:
+        digest = naming.short_hash(name, length=8)
+        body = body[: max_len - len(digest) - 1].rstrip("-.") + "-" + digest
+    return body.rstrip("-.") or naming.short_hash(name, length=8)
+
+
+def cluster_mark(cluster: str) -> str:
+    """The cluster as NSG rule descriptions name it (140-character limit: long names are hashed)."""
+    return fit(cluster, _MARK_MAX)
 
 
 def azure_key(key: str) -> str:
@@ -32,16 +62,20 @@ def azure_tags(tags: Mapping[str, str]) -> dict[str, str]:
     return {azure_key(k): v for k, v in tags.items()}
 
 
-def lb_name(cluster: str, scheme: str) -> str:
-    return cluster if scheme == "external" else f"{cluster}-internal"
+def lb_name(cluster: str, scheme: str, slot: int = 0) -> str:
+    """``<cluster>`` / ``<cluster>-internal`` as upstream names them, shortened to fit 80 characters;
+    the load balancers of slot ``k`` >= 1 (see :mod:`lbprov_azure.placement`) add ``-<k+1>``."""
+    suffix = (f"-{slot + 1}" if slot else "") + ("" if scheme == "external" else _INTERNAL_SUFFIX)
+    return fit(cluster, MAX_NAME - len(suffix)) + suffix
 
 
 def pool_name(cluster: str) -> str:
-    return cluster
+    return fit(cluster)
 
 
 def pip_name(cluster: str, base: str) -> str:
-    return f"{cluster[:_PIP_CLUSTER_MAX]}-{base}"
+    """``<cluster>-<base>`` as upstream names it; the cluster part shortened so the whole fits 80."""
+    return f"{fit(cluster, MAX_NAME - len(base) - 1)}-{base}"
 
 
 def rule_name(base: str, protocol: str, port: int) -> str:
@@ -72,14 +106,47 @@ def owns_part(base: str, name: str) -> bool:
     return low == b or low.startswith(b + "-")
 
 
-def service_tags(cluster: str, ref: ServiceRef) -> dict[str, str]:
-    return azure_tags(naming.ownership_tags(cluster, ref))
+def service_tags(cluster: str, ref: ServiceRef, cluster_id: str | None = None) -> dict[str, str]:
+    return azure_tags(naming.ownership_tags(cluster, ref, cluster_id))
 
 
-def lb_tags(cluster: str) -> dict[str, str]:
-    tags = azure_tags(naming.cluster_tags(cluster))
+def lb_tags(cluster: str, cluster_id: str | None = None) -> dict[str, str]:
+    tags = azure_tags(naming.cluster_tags(cluster, cluster_id))
     tags[azure_key(naming.LB_KIND_TAG)] = LB_KIND
     return tags
+
+
+CLUSTER_ID_KEY = azure_key(naming.CLUSTER_ID_TAG)
+
+
+def identity_of(tags: Mapping[str, str] | None) -> str | None:
+    """The cluster identity an Azure resource's tags carry (``lbprov.io_cluster-id``)."""
+    return (tags or {}).get(CLUSTER_ID_KEY)
+
+
+def identity_matches(tags: Mapping[str, str] | None, cluster_id: str | None) -> bool:
+    """:func:`lbprov.naming.identity_matches` for Azure's tag spelling."""
+    return naming.identity_matches({naming.CLUSTER_ID_TAG: identity_of(tags) or ""}, cluster_id)
+
+
+def rule_identity(cluster_id: str | None) -> str:
+    """The identity mark in an NSG rule's description (rules have no tags, descriptions 140 chars):
+    ``cid:`` + 16 hex digits of SHA-256 of the cluster identity, ``-`` when it is unknown."""
+    return f"cid:{naming.short_hash(cluster_id, length=16)}" if cluster_id else "-"
+
+
+def parse_rule_description(desc: str, cluster: str) -> tuple[str, str | None, str] | None:
+    """(uid, identity mark or None, service key) of ``lbprov <cluster mark> <uid> [<cid:...>|-] <key>``."""
+    prefix = f"lbprov {cluster_mark(cluster)} "
+    if not desc.startswith(prefix):
+        return None
+    tokens = desc[len(prefix) :].split(" ")
+    uid, rest = tokens[0], tokens[1:]
+    mark: str | None = None
+    if rest and (rest[0] == "-" or rest[0].startswith("cid:")):
+        mark = None if rest[0] == "-" else rest[0]
+        rest = rest[1:]
+    return uid, mark, " ".join(rest)
 
 
 def is_cluster_owned(tags: Mapping[str, str] | None, cluster: str) -> bool:

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict
 
 from lbprov.annotations import annotation_field, get_bool, get_int, get_pairs
 from lbprov.model import Intent, InvalidService
+from lbprov_azure.annotation_keys import PORT_KEY, PORT_PREFIX, in_namespace, refusal
+from lbprov_azure.placement import MAX_RULES_PER_NIC
 
 PREFIX = "service.beta.kubernetes.io/azure-"
 INTERNAL = PREFIX + "load-balancer-internal"
@@ -35,24 +37,7 @@ PROBE_COUNT = PREFIX + "load-balancer-health-probe-num-of-probe"
 PROBE_PATH = PREFIX + "load-balancer-health-probe-request-path"
 DISABLE_NSG_RULE = PREFIX + "disable-load-balancer-nsg-rule"
 DISABLE_FLOATING_IP = PREFIX + "disable-load-balancer-floating-ip"
-
-SUPPORTED = (
-    INTERNAL,
-    INTERNAL_SUBNET,
-    IPV4,
-    PIP_NAME,
-    DNS_LABEL,
-    PIP_TAGS,
-    RESOURCE_GROUP,
-    IDLE_TIMEOUT,
-    DISABLE_TCP_RESET,
-    PROBE_PROTOCOL,
-    PROBE_INTERVAL,
-    PROBE_COUNT,
-    PROBE_PATH,
-    DISABLE_NSG_RULE,
-    DISABLE_FLOATING_IP,
-)
+LB_CONFIGURATIONS = PREFIX + "load-balancer-configurations"
 
 _NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
 _RG = re.compile(r"^[-\w._()]{1,90}$")
@@ -60,6 +45,25 @@ _DNS_LABEL = re.compile(r"^[a-z][a-z0-9-]{1,61}[a-z0-9]$")
 _BAD_TAG_CHARS = set("<>%&\\?/")
 #: Tag keys lbprov manages itself; pip-tags may not override them.
 _RESERVED_TAG_PREFIXES = ("kubernetes.io_", "lbprov.io_")
+
+
+ProbeProtocol = Literal["Tcp", "Http", "Https"]
+
+
+class PortOptions(BaseModel):
+    """Per-port options (``service.beta.kubernetes.io/port_<port>_*``) of one Service port number."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    port: int
+    lb_rule: bool = True
+    probe: bool = True
+    probe_protocol: ProbeProtocol | None = None
+    #: The probe's port, resolved: a Service port's NodePort, or the number given.
+    probe_port: int | None = None
+    probe_interval_seconds: int = 5
+    probe_count: int = 2
+    probe_path: str | None = None
 
 
 class AzureOptions(BaseModel):
@@ -82,7 +86,15 @@ class AzureOptions(BaseModel):
     probe_count: int = 2
     probe_path: str | None = None
     nsg_rules: bool = True
-    floating_ip: bool = False
+    #: ``azure-load-balancer-configurations``: the public LB names (one per slot) the Service may use.
+    lb_configurations: tuple[str, ...] = ()
+    #: Only the ports that carry per-port annotations.
+    ports: tuple[PortOptions, ...] = ()
+    #: On by default, as upstream (rules keep the service port; NSG rules target the frontend IP).
+    floating_ip: bool = True
+
+    def port(self, number: int) -> PortOptions | None:
+        return next((p for p in self.ports if p.port == number), None)
 
 
 def _int(annotations: Mapping[str, str], key: str, default: int, low: int, high: int, unit: str) -> int:
@@ -110,14 +122,43 @@ def _tags(annotations: Mapping[str, str], key: str) -> tuple[tuple[str, str], ..
     return tuple(sorted(out.items()))
 
 
+#: Upstream's probe rules (cloud-provider-azure ``azure_loadbalancer_healthprobe.go``, citing the
+#: ARM Probe reference): at least 2 probes, an interval of at least 5 s, interval x probes < 120 s.
+MIN_PROBES = 2
+MIN_PROBE_INTERVAL = 5
+MAX_PROBE_TOTAL = 120
+
+
+def probe_timing(
+    annotations: Mapping[str, str],
+    interval_key: str,
+    count_key: str,
+    default_interval: int = 5,
+    default_count: int = 2,
+) -> tuple[int, int]:
+    """(interval seconds, number of probes) from two annotations, validated as upstream does."""
+    interval = _int(
+        annotations, interval_key, default_interval, MIN_PROBE_INTERVAL, MAX_PROBE_TOTAL - 1, "seconds"
+    )
+    count = _int(
+        annotations, count_key, default_count, MIN_PROBES, MAX_PROBE_TOTAL // MIN_PROBE_INTERVAL, "probes"
+    )
+    if interval * count >= MAX_PROBE_TOTAL:
+        key = count_key if count_key in annotations else interval_key
+        raise InvalidService(
+            annotation_field(key),
+            f"interval {interval} s x {count} probes = {interval * count} s; the total must be below "
+            f"{MAX_PROBE_TOTAL} s (as cloud-provider-azure requires): lower {interval_key} or {count_key}",
+        )
+    return interval, count
+
+
 def parse_options(intent: Intent, annotations: Mapping[str, str]) -> AzureOptions:
     """Validate the Service's Azure annotations (pure; no cloud call)."""
     for key in sorted(annotations):
-        if key.startswith(PREFIX) and key not in SUPPORTED:
-            raise InvalidService(
-                annotation_field(key),
-                "this Azure annotation is not supported by lbprov; supported: " + ", ".join(SUPPORTED),
-            )
+        why = refusal(key) if in_namespace(key) else None
+        if why is not None:
+            raise InvalidService(annotation_field(key), f"not supported by lbprov: {why}")
     a = {k: str(v) for k, v in annotations.items()}
     internal = get_bool(a, INTERNAL, False)
     subnet = a.get(INTERNAL_SUBNET, "").strip() or None
@@ -178,26 +219,9 @@ def parse_options(intent: Intent, annotations: Mapping[str, str]) -> AzureOption
     pip_tags = _tags(a, PIP_TAGS)
     if pip_tags and internal:
         raise InvalidService(f"metadata.annotations[{PIP_TAGS}]", "an internal Service has no public IP")
-    proto_raw = a.get(PROBE_PROTOCOL, "").strip()
-    probe_protocol: Literal["Tcp", "Http", "Https"] | None = None
-    if proto_raw:
-        canonical = {"tcp": "Tcp", "http": "Http", "https": "Https"}.get(proto_raw.lower())
-        if canonical is None:
-            raise InvalidService(
-                f"metadata.annotations[{PROBE_PROTOCOL}]", f"{proto_raw!r}; accepted values: Tcp, Http, Https"
-            )
-        probe_protocol = canonical  # type: ignore[assignment]
-    path = a.get(PROBE_PATH, "").strip() or None
-    if path is not None:
-        if not path.startswith("/") or any(c.isspace() for c in path):
-            raise InvalidService(
-                f"metadata.annotations[{PROBE_PATH}]", f"{path!r}; accepted: a URL path starting with '/'"
-            )
-        if probe_protocol == "Tcp":
-            raise InvalidService(
-                f"metadata.annotations[{PROBE_PATH}]",
-                "a Tcp probe has no request path; set the protocol to Http or Https",
-            )
+    probe_protocol = _probe_protocol(a, PROBE_PROTOCOL)
+    path = _probe_path(a, PROBE_PATH, probe_protocol)
+    probe_interval, probe_count = probe_timing(a, PROBE_INTERVAL, PROBE_COUNT)
     opts = AzureOptions(
         internal=internal,
         internal_subnet=subnet,
@@ -209,14 +233,133 @@ def parse_options(intent: Intent, annotations: Mapping[str, str]) -> AzureOption
         idle_timeout_minutes=_int(a, IDLE_TIMEOUT, 4, 4, 100, "minutes"),
         tcp_reset=not get_bool(a, DISABLE_TCP_RESET, False),
         probe_protocol=probe_protocol,
-        probe_interval_seconds=_int(a, PROBE_INTERVAL, 5, 5, 300, "seconds"),
-        probe_count=_int(a, PROBE_COUNT, 2, 1, 20, "probes"),
+        probe_interval_seconds=probe_interval,
+        probe_count=probe_count,
         probe_path=path,
         nsg_rules=not get_bool(a, DISABLE_NSG_RULE, False),
-        floating_ip=not get_bool(a, DISABLE_FLOATING_IP, True),
+        ports=_port_options(intent, a, probe_interval, probe_count),
+        lb_configurations=_lb_configurations(a),
+        floating_ip=not get_bool(a, DISABLE_FLOATING_IP, False),
     )
-    if len(intent.ports) > 250:
+    if len(intent.ports) > MAX_RULES_PER_NIC:
         raise InvalidService(
-            "spec.ports", f"{len(intent.ports)} ports; an Azure load balancer holds at most 250 rules"
+            "spec.ports",
+            f"{len(intent.ports)} ports; a node can be in at most {MAX_RULES_PER_NIC} load-balancing rules",
         )
     return opts
+
+
+def _probe_protocol(a: Mapping[str, str], key: str) -> ProbeProtocol | None:
+    raw = a.get(key, "").strip()
+    if not raw:
+        return None
+    canonical = {"tcp": "Tcp", "http": "Http", "https": "Https"}.get(raw.lower())
+    if canonical is None:
+        raise InvalidService(annotation_field(key), f"{raw!r}; accepted values: Tcp, Http, Https")
+    return canonical  # type: ignore[return-value]
+
+
+def _probe_path(a: Mapping[str, str], key: str, protocol: ProbeProtocol | None) -> str | None:
+    path = a.get(key, "").strip() or None
+    if path is None:
+        return None
+    if not path.startswith("/") or any(c.isspace() for c in path):
+        raise InvalidService(annotation_field(key), f"{path!r}; accepted: a URL path starting with '/'")
+    if protocol == "Tcp":
+        raise InvalidService(
+            annotation_field(key), "a Tcp probe has no request path; set the protocol to Http or Https"
+        )
+    return path
+
+
+def _probe_port(intent: Intent, a: Mapping[str, str], key: str) -> int | None:
+    """``health-probe_port``: a Service port (number or name) means its NodePort, as upstream."""
+    raw = a.get(key, "").strip()
+    if not raw:
+        return None
+    for p in intent.ports:
+        if raw == p.name or raw == str(p.port):
+            if p.node_port is None:
+                raise InvalidService(annotation_field(key), f"Service port {raw} has no NodePort to probe")
+            return p.node_port
+    if not re.fullmatch(r"[0-9]{1,5}", raw) or not 1 <= int(raw) <= 65535:
+        raise InvalidService(
+            annotation_field(key),
+            f"{raw!r}; accepted: a port 1-65535, or the name or number of a Service port",
+        )
+    return int(raw)
+
+
+def _port_options(intent: Intent, a: Mapping[str, str], interval: int, count: int) -> tuple[PortOptions, ...]:
+    """``service.beta.kubernetes.io/port_<port>_*`` per Service port number, validated as upstream."""
+    numbers: set[int] = set()
+    for key in a:
+        m = PORT_KEY.match(key)
+        if m is None:
+            continue
+        number = int(m.group(1))
+        if not any(p.port == number for p in intent.ports):
+            ports = ", ".join(str(p.port) for p in intent.ports)
+            raise InvalidService(
+                annotation_field(key), f"{number} is not a port of this Service (ports: {ports})"
+            )
+        numbers.add(number)
+    out = []
+    for number in sorted(numbers):
+        pre = f"{PORT_PREFIX}{number}_"
+        keys = sorted(k for k in a if k.startswith(pre))
+        lb_rule = not get_bool(a, pre + "no_lb_rule", False)
+        probe = not get_bool(a, pre + "no_probe_rule", False)
+        probe_keys = [k for k in keys if k.startswith(pre + "health-probe_")]
+        extra = [k for k in keys if k != pre + "no_lb_rule"] if not lb_rule else []
+        if extra:
+            raise InvalidService(
+                annotation_field(extra[0]),
+                f"port {number} has no load-balancing rule ({pre}no_lb_rule: 'true')",
+            )
+        if not probe and probe_keys:
+            raise InvalidService(
+                annotation_field(probe_keys[0]), f"port {number} has no probe ({pre}no_probe_rule: 'true')"
+            )
+        if intent.health_check is not None:
+            local = [k for k in probe_keys if k.rsplit("_", 1)[-1] in ("protocol", "port", "request-path")]
+            if local:
+                raise InvalidService(
+                    annotation_field(local[0]),
+                    "externalTrafficPolicy: Local probes kube-proxy's health check NodePort (as upstream); "
+                    "a per-port probe protocol, port or path does not apply",
+                )
+        protocol = _probe_protocol(a, pre + "health-probe_protocol")
+        p_interval, p_count = probe_timing(
+            a, pre + "health-probe_interval", pre + "health-probe_num-of-probe", interval, count
+        )
+        out.append(
+            PortOptions(
+                port=number,
+                lb_rule=lb_rule,
+                probe=probe,
+                probe_protocol=protocol,
+                probe_port=_probe_port(intent, a, pre + "health-probe_port"),
+                probe_interval_seconds=p_interval,
+                probe_count=p_count,
+                probe_path=_probe_path(a, pre + "health-probe_request-path", protocol),
+            )
+        )
+    return tuple(out)
+
+
+def _lb_configurations(a: Mapping[str, str]) -> tuple[str, ...]:
+    """``azure-load-balancer-configurations``: comma-separated load balancer names (upstream's format)."""
+    raw = a.get(LB_CONFIGURATIONS, "")
+    out = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    if LB_CONFIGURATIONS in a and not out:
+        raise InvalidService(
+            annotation_field(LB_CONFIGURATIONS), "empty; accepted: load balancer names, comma-separated"
+        )
+    for name in out:
+        if not _NAME.match(name) or name.lower().endswith("-internal"):
+            raise InvalidService(
+                annotation_field(LB_CONFIGURATIONS),
+                f"{name!r}; accepted: names of the cluster's (public) load balancers, such as <cluster> or <cluster>-2",
+            )
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Literal
 
@@ -12,6 +13,84 @@ from lbprov.settings import ProviderSettings
 
 _RG = re.compile(r"^[-\w._()]{1,90}$")
 _NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
+_LOCATION = re.compile(r"^[a-z]+[a-z0-9]*$")
+
+#: Azure region names (``az account list-locations --query '[].name'``, public, US Gov and China
+#: clouds). A name that is not here but close to one (``westeurop``) is a typo and refused; a name
+#: far from all of them is accepted, so a region newer than this list still works.
+KNOWN_LOCATIONS = frozenset(
+    [
+        "australiacentral",
+        "australiacentral2",
+        "australiaeast",
+        "australiasoutheast",
+        "austriaeast",
+        "belgiumcentral",
+        "brazilsouth",
+        "brazilsoutheast",
+        "canadacentral",
+        "canadaeast",
+        "centralindia",
+        "centralus",
+        "chilecentral",
+        "eastasia",
+        "eastus",
+        "eastus2",
+        "francecentral",
+        "francesouth",
+        "germanynorth",
+        "germanywestcentral",
+        "indonesiacentral",
+        "israelcentral",
+        "italynorth",
+        "japaneast",
+        "japanwest",
+        "jioindiacentral",
+        "jioindiawest",
+        "koreacentral",
+        "koreasouth",
+        "malaysiawest",
+        "mexicocentral",
+        "newzealandnorth",
+        "northcentralus",
+        "northeurope",
+        "norwayeast",
+        "norwaywest",
+        "polandcentral",
+        "qatarcentral",
+        "southafricanorth",
+        "southafricawest",
+        "southcentralus",
+        "southeastasia",
+        "southindia",
+        "spaincentral",
+        "swedencentral",
+        "swedensouth",
+        "switzerlandnorth",
+        "switzerlandwest",
+        "uaecentral",
+        "uaenorth",
+        "uksouth",
+        "ukwest",
+        "westcentralus",
+        "westeurope",
+        "westindia",
+        "westus",
+        "westus2",
+        "westus3",
+        "usgovarizona",
+        "usgovtexas",
+        "usgovvirginia",
+        "usdodcentral",
+        "usdodeast",
+        "chinaeast",
+        "chinaeast2",
+        "chinaeast3",
+        "chinanorth",
+        "chinanorth2",
+        "chinanorth3",
+    ]
+)
 
 
 class AzureSettings(ProviderSettings):
@@ -51,11 +130,26 @@ class AzureSettings(ProviderSettings):
     max_attempts: int = Field(
         6, ge=1, le=20, description="Attempts per ARM call on throttling/5xx (first try included)."
     )
+    operation_timeout_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=3600,
+        description="How long to poll one long-running ARM operation (a PUT or DELETE) before giving up "
+        "on it for this reconcile (it goes on in Azure).",
+    )
     reads_per_second: float | None = Field(
         25.0, description="Client-side read rate limit (ARM: 25/s); unset = none."
     )
     writes_per_second: float | None = Field(
         10.0, description="Client-side write rate limit (ARM: 10/s); unset = none."
+    )
+    max_load_balancers: int = Field(
+        8,
+        ge=1,
+        le=100,
+        description="How many slots of load balancers (a public and an internal one each) the cluster may "
+        "use: a new one is added only when the others are full (a node is in at most 300 rules across all "
+        "load balancers), and each node is in exactly one slot's pools.",
     )
     coalesce_window_seconds: float = Field(
         0.01,
@@ -80,6 +174,20 @@ class AzureSettings(ProviderSettings):
             )
         return value
 
+    @field_validator("location")
+    @classmethod
+    def _location(cls, value: str) -> str:
+        # The portal's display name ("West Europe") is the region name with spaces and capitals.
+        name = value.replace(" ", "").lower()
+        if not _LOCATION.match(name):
+            raise ValueError(f"{value!r} is not an Azure region name such as westeurope or eastus2")
+        # eastus -> eastus2 -> eastus3: a new number of a known region is how new regions appear.
+        if name not in KNOWN_LOCATIONS and name.rstrip("0123456789") not in KNOWN_LOCATIONS:
+            close = difflib.get_close_matches(name, sorted(KNOWN_LOCATIONS), n=1, cutoff=0.85)
+            if close:
+                raise ValueError(f"{value!r} is not an Azure region; did you mean {close[0]!r}?")
+        return name
+
     @field_validator("vnet_name", "subnet_name", "security_group_name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
@@ -100,8 +208,6 @@ class AzureSettings(ProviderSettings):
             raise ValueError(
                 "cluster_name must not end in '-internal' (the internal LB is '<cluster>-internal')"
             )
-        if len(self.cluster_name) + len("-internal") > 80:
-            raise ValueError("cluster_name is too long for Azure LB names (at most 71 characters)")
         if self.auth == "static-token" and self.static_token is None:
             raise ValueError("auth=static-token needs static_token")
         return self

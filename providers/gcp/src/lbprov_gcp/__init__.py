@@ -1,9 +1,33 @@
 """lbprov provider for Google Cloud: backend-service passthrough network load balancers.
 
-Registered under the ``lbprov.providers`` entry point group as ``gcp``.
+Registered under the ``lbprov.providers`` entry point group as ``gcp`` (and its settings model under
+``lbprov.settings``). The names below are imported on first use (PEP 562 ``__getattr__``):
+``lbprov --help`` and the settings flags need only :mod:`lbprov_gcp.settings`, which must not pay for
+importing google-cloud-compute. ``from lbprov_gcp import GCPProvider`` works as before.
 """
 
-from lbprov_gcp.provider import GCPProvider
-from lbprov_gcp.settings import GCPSettings
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lbprov_gcp.provider import GCPProvider
+    from lbprov_gcp.settings import GCPSettings
+
+#: public name -> the module that defines it
+_LAZY = {"GCPProvider": "lbprov_gcp.provider", "GCPSettings": "lbprov_gcp.settings"}
 
 __all__ = ["GCPProvider", "GCPSettings"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

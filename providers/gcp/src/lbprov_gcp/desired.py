@@ -1,19 +1,8 @@
-"""Intent -> the GCP resources one Service needs (pure; no cloud call).
+"""Intent + options -> the GCP resources one Service needs (pure: the model builder).
 
-Each resource is described twice: ``body`` is the JSON the API receives, ``view`` the managed fields
-compared with what is found (references reduced to names), so a diff shows exactly the drift.
-
-Names (base ``<lb>`` = ``a`` + UID, 32 chars, as upstream):
-
-==================  ===============================================  ===========================
-instance groups     ``k8s-ig--<cluster>`` in every zone with nodes   shared by the cluster
-health check        ``<lb>`` (Local) / ``k8s-<cluster>-node`` :10256  shared by Cluster Services
-HC firewall         ``k8s-<lb>-http-hc`` / ``k8s-<cluster>-node-http-hc``
-traffic firewall    ``k8s-fw-<lb>``
-address             ``<lb>`` (unless ``loadBalancerIP`` is a user's reserved address)
-backend service     ``<lb>-tcp`` / ``<lb>-udp``                       one per protocol
-forwarding rule     ``<lb>-tcp`` / ``<lb>-udp``                       one per protocol
-==================  ===============================================  ===========================
+Each resource kind is a frozen spec. ``view`` is what the diff compares with the observed resource
+(references reduced to names, see :func:`lbprov_gcp.observe.view_of`); ``body`` is the JSON the API
+receives. Both derive from the one spec, so they cannot disagree.
 
 An address is reserved for every Service, not only when ``loadBalancerIP`` is set: the TCP and UDP
 forwarding rules of one Service must share one IP, and that IP must survive the replacement of a
@@ -22,345 +11,465 @@ forwarding rule (a port change), which needs a reserved address.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol
 
-from lbprov import naming
 from lbprov.model import Intent
+from lbprov_gcp import names as N
 from lbprov_gcp.options import GCPOptions, Instance
 from lbprov_gcp.settings import GCPSettings
 
 Json = dict[str, Any]
+Scheme = Literal["EXTERNAL", "INTERNAL"]
 
 KUBE_PROXY_HEALTH_PORT = 10256
 HEALTH_PATH = "/healthz"
 #: Upstream's timings (REFERENCE.md section 3): interval 8 s, timeout 1 s, healthy 1, unhealthy 3.
 HC_TIMING = {"checkIntervalSec": 8, "timeoutSec": 1, "healthyThreshold": 1, "unhealthyThreshold": 3}
 MAX_LISTED_PORTS = 5
-LB_KIND = {"external": "gcp-passthrough-external", "internal": "gcp-passthrough-internal"}
 
 
-def fit(name: str) -> str:
-    """GCE names are at most 63 characters: cut long ones and keep them unique with a hash."""
-    if len(name) <= 63:
-        return name
-    return f"{name[:52].rstrip('-')}-{naming.short_hash(name)}"
+class Spec(Protocol):
+    """What the diff needs of any desired resource."""
 
+    kind: ClassVar[str]  # the Change kind
+    collection: ClassVar[str]  # the API collection
 
-def ig_name(cluster: str) -> str:
-    return fit(f"k8s-ig--{cluster}")
+    @property
+    def name(self) -> str: ...
 
+    @property
+    def shared(self) -> bool: ...
 
-def shared_hc_name(cluster: str) -> str:
-    return fit(f"k8s-{cluster}-node")
+    @property
+    def view(self) -> Json: ...
 
-
-def shared_hc_firewall_name(cluster: str) -> str:
-    return fit(f"k8s-{cluster}-node-http-hc")
-
-
-def per_service_names(lb: str) -> dict[str, str]:
-    return {"hc": lb, "hc_firewall": f"k8s-{lb}-http-hc", "firewall": f"k8s-fw-{lb}", "address": lb}
-
-
-def rule_name(lb: str, protocol: str) -> str:
-    return f"{lb}-{protocol.lower()}"
-
-
-def service_description(intent: Intent, scheme: str) -> str:
-    tags = dict(naming.ownership_tags(intent.cluster, intent.ref))
-    tags[naming.LB_KIND_TAG] = LB_KIND[scheme]
-    return json.dumps(tags, sort_keys=True, separators=(",", ":"))
-
-
-def cluster_description(cluster: str) -> str:
-    return json.dumps(naming.cluster_tags(cluster), sort_keys=True, separators=(",", ":"))
-
-
-def ownership(description: str | None) -> dict[str, str]:
-    """The ownership tags in a resource description ({} for anything lbprov did not write)."""
-    try:
-        data = json.loads(description or "")
-    except ValueError:
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {str(k): str(v) for k, v in data.items()}
-
-
-def owned_by_service(description: str | None, cluster: str, uid: str) -> bool:
-    return naming.is_owned_by_service(ownership(description), cluster, uid)
-
-
-def owned_as_shared(description: str | None, cluster: str) -> bool:
-    tags = ownership(description)
-    return naming.is_owned_by_cluster(tags, cluster) and naming.SERVICE_UID_TAG not in tags
+    @property
+    def body(self) -> Json: ...
 
 
 @dataclass(frozen=True)
-class Resource:
-    kind: str  # change kind
-    collection: str  # API collection
+class HealthCheckSpec:
+    """A regional HTTP health check (per Service for Local; the cluster's shared one for Cluster)."""
+
+    kind: ClassVar[str] = "health-check"
+    collection: ClassVar[str] = "healthChecks"
     name: str
-    body: Json
-    view: Json
+    description: str
+    port: int
+    path: str
     shared: bool = False
-    zone: str | None = None
+
+    @property
+    def view(self) -> Json:
+        return {"type": "HTTP", "port": self.port, "requestPath": self.path, **HC_TIMING}
+
+    @property
+    def body(self) -> Json:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "type": "HTTP",
+            "httpHealthCheck": {"port": self.port, "requestPath": self.path},
+            **HC_TIMING,
+        }
+
+
+@dataclass(frozen=True)
+class Allowed:
+    protocol: str  # "tcp" / "udp"
+    ports: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FirewallSpec:
+    """An INGRESS allow rule on the VPC network towards the node tags."""
+
+    kind: ClassVar[str] = "firewall-rule"
+    collection: ClassVar[str] = "firewalls"
+    name: str
+    description: str
+    network: str
+    network_link: str
+    priority: int
+    source_ranges: tuple[str, ...]
+    target_tags: tuple[str, ...]
+    allowed: tuple[Allowed, ...]
+    #: The traffic rule's destination: the load balancer's IP (as upstream); empty for the health checks.
+    destination_ranges: tuple[str, ...] = ()
+    shared: bool = False
+
+    @property
+    def view(self) -> Json:
+        return {
+            "network": self.network,
+            "direction": "INGRESS",
+            "priority": self.priority,
+            "sourceRanges": sorted(self.source_ranges),
+            "destinationRanges": sorted(self.destination_ranges),
+            "targetTags": list(self.target_tags),
+            "allowed": [{"IPProtocol": a.protocol, "ports": list(a.ports)} for a in self.allowed],
+        }
+
+    @property
+    def body(self) -> Json:
+        body = {"name": self.name, "description": self.description, **self.view, "network": self.network_link}
+        if not self.destination_ranges:
+            del body["destinationRanges"]
+        return body
+
+
+@dataclass(frozen=True)
+class AddressSpec:
+    """The Service's regional address (EXTERNAL, or INTERNAL in the subnetwork)."""
+
+    kind: ClassVar[str] = "address"
+    collection: ClassVar[str] = "addresses"
+    name: str
+    description: str
+    address_type: Scheme
+    address: str | None  # None: any IP the cloud allocates
+    network_tier: str | None = None  # EXTERNAL only
+    subnetwork: str | None = None  # INTERNAL only
+    subnetwork_link: str | None = None
+    cluster_id: str | None = None  # as the label lbprov-cluster-id
+    shared: bool = False
+
+    @property
+    def view(self) -> Json:
+        view: Json = {"addressType": self.address_type}
+        if self.address_type == "EXTERNAL":
+            view["networkTier"] = self.network_tier
+        else:
+            view["subnetwork"] = self.subnetwork or ""
+            view["purpose"] = "SHARED_LOADBALANCER_VIP"
+        view["address"] = self.address
+        return view
+
+    @property
+    def body(self) -> Json:
+        body: Json = {"name": self.name, "description": self.description}
+        body.update({k: v for k, v in self.view.items() if v is not None})
+        if self.address_type == "INTERNAL":
+            body["subnetwork"] = self.subnetwork_link
+        if self.cluster_id:
+            body["labels"] = {N.ID_LABEL: self.cluster_id}
+        return body
+
+
+@dataclass(frozen=True)
+class BackendServiceSpec:
+    """A regional passthrough backend service over the cluster's instance groups."""
+
+    kind: ClassVar[str] = "backend-service"
+    collection: ClassVar[str] = "backendServices"
+    name: str
+    description: str
+    scheme: Scheme
+    protocol: str
+    affinity: Literal["NONE", "CLIENT_IP"]
+    health_check: str
+    health_check_link: str
+    groups: tuple[tuple[str, str], ...]  # (zone, group name)
+    group_links: tuple[str, ...]
+    network: str | None = None  # INTERNAL only
+    network_link: str | None = None
+    shared: bool = False
+
+    @property
+    def view(self) -> Json:
+        return {
+            "loadBalancingScheme": self.scheme,
+            "protocol": self.protocol,
+            "sessionAffinity": self.affinity,
+            "healthCheck": self.health_check,
+            "backends": [f"{zone}/{group}" for zone, group in self.groups],
+            "network": self.network,
+        }
+
+    @property
+    def body(self) -> Json:
+        body: Json = {
+            "name": self.name,
+            "description": self.description,
+            "loadBalancingScheme": self.scheme,
+            "protocol": self.protocol,
+            "sessionAffinity": self.affinity,
+            "healthChecks": [self.health_check_link],
+            "backends": [{"group": link, "balancingMode": "CONNECTION"} for link in self.group_links],
+        }
+        if self.network_link:
+            body["network"] = self.network_link
+        return body
+
+
+@dataclass(frozen=True)
+class ForwardingRuleSpec:
+    """A regional forwarding rule per protocol; its IP is known only at apply time."""
+
+    kind: ClassVar[str] = "forwarding-rule"
+    collection: ClassVar[str] = "forwardingRules"
+    name: str
+    description: str
+    scheme: Scheme
+    protocol: str
+    ports: tuple[str, ...] | None  # None: allPorts
+    backend_service: str
+    backend_service_link: str
+    network_tier: str | None = None  # EXTERNAL only
+    subnetwork: str | None = None  # INTERNAL only
+    subnetwork_link: str | None = None
+    allow_global_access: bool = False  # INTERNAL only
+    cluster_id: str | None = None  # as the label lbprov-cluster-id
+    shared: bool = False
+
+    @property
+    def view(self) -> Json:
+        view: Json = {
+            "loadBalancingScheme": self.scheme,
+            "IPProtocol": self.protocol,
+            "ports": list(self.ports) if self.ports is not None else "all",
+            "backendService": self.backend_service,
+        }
+        if self.scheme == "EXTERNAL":
+            view["networkTier"] = self.network_tier
+        else:
+            view["subnetwork"] = self.subnetwork
+            view["allowGlobalAccess"] = self.allow_global_access
+        return view
+
+    @property
+    def body(self) -> Json:
+        """The insert body without ``IPAddress`` (apply adds it)."""
+        body: Json = {
+            "name": self.name,
+            "description": self.description,
+            "loadBalancingScheme": self.scheme,
+            "IPProtocol": self.protocol,
+            "backendService": self.backend_service_link,
+        }
+        if self.ports is None:
+            body["allPorts"] = True
+        else:
+            body["ports"] = list(self.ports)
+        if self.scheme == "EXTERNAL":
+            body["networkTier"] = self.network_tier
+        else:
+            body["subnetwork"] = self.subnetwork_link
+            if self.allow_global_access:
+                body["allowGlobalAccess"] = True
+        if self.cluster_id:
+            body["labels"] = {N.ID_LABEL: self.cluster_id}
+        return body
 
 
 @dataclass(frozen=True)
 class Desired:
+    """Everything one Service wants, in the shape the diff walks."""
+
     scheme: str
-    instance_groups: dict[str, tuple[str, ...]]  # zone -> instance names
-    health_check: Resource
-    hc_firewall: Resource
-    firewall: Resource
-    address: Resource | None  # None when the requested IP is a user's reserved address (set by plan)
-    backend_services: dict[str, Resource]  # protocol -> backend service
-    rules: dict[str, Json] = field(default_factory=dict)  # protocol -> forwarding rule body (no IP yet)
-    rule_views: dict[str, Json] = field(default_factory=dict)
+    group_name: str
+    instance_groups: Mapping[tuple[str, str], tuple[str, ...]]  # (zone, group) -> instance names
+    health_check: HealthCheckSpec
+    hc_firewall: FirewallSpec
+    firewall: FirewallSpec
+    address: AddressSpec
+    backend_services: Mapping[str, BackendServiceSpec]  # protocol -> backend service
+    forwarding_rules: Mapping[str, ForwardingRuleSpec]  # protocol -> forwarding rule
 
 
 def _link(settings: GCPSettings, path: str) -> str:
     return f"projects/{settings.project}/{path}"
 
 
-def build(intent: Intent, settings: GCPSettings, options: GCPOptions, nodes: tuple[Instance, ...]) -> Desired:
-    cluster = intent.cluster
-    lb = intent.lb_name
-    scheme = options.scheme
-    names = per_service_names(lb)
-    svc_desc = service_description(intent, scheme)
-    shared_desc = cluster_description(cluster)
+GroupKey = tuple[str, str]  # (zone, instance group name)
 
-    zones: dict[str, list[str]] = {}
+
+@dataclass(frozen=True)
+class Placement:
+    """Which instance group each eligible node serves from, given what the groups hold now."""
+
+    groups: Mapping[GroupKey, tuple[str, ...]]  # group -> the instances it should hold
+    conflicts: tuple[tuple[Instance, GroupKey], ...] = ()  # nodes in a group lbprov cannot use
+
+
+def place_nodes(
+    nodes: tuple[Instance, ...],
+    group_name: str,
+    members: Mapping[GroupKey, Sequence[str]],
+    usable: set[GroupKey],
+) -> Placement:
+    """Put every node in one usable group of its zone, never in a second load-balanced one.
+
+    GCE allows an instance in at most one load-balanced instance group. A node already in a usable
+    group (upstream's ``k8s-ig--<clusterID>``, or a group lbprov made for this cluster) stays there;
+    a node in no group joins ``group_name`` in its zone; a node in a foreign ``k8s-ig--`` group is a
+    conflict, reported by name rather than added to a second group.
+    """
+    groups: dict[GroupKey, list[str]] = {}
+    conflicts: list[tuple[Instance, GroupKey]] = []
     for node in nodes:
-        zones.setdefault(node.zone, []).append(node.name)
-    groups = {zone: tuple(sorted(members)) for zone, members in sorted(zones.items())}
-    group_name = ig_name(cluster)
+        holding = sorted(key for key, names in members.items() if key[0] == node.zone and node.name in names)
+        foreign = [key for key in holding if key not in usable]
+        if foreign:
+            conflicts.append((node, foreign[0]))
+            continue
+        key = next(iter(sorted(holding, key=lambda k: k[1] != group_name)), (node.zone, group_name))
+        groups.setdefault(key, []).append(node.name)
+    return Placement({k: tuple(sorted(v)) for k, v in sorted(groups.items())}, tuple(conflicts))
 
-    # health check: Local -> per Service on healthCheckNodePort; Cluster -> shared kube-proxy check
+
+def build_health_check(intent: Intent, settings: GCPSettings, svc_desc: str) -> HealthCheckSpec:
+    """Local -> per Service on healthCheckNodePort; Cluster -> the shared kube-proxy check."""
     if intent.health_check is not None:
-        hc_name, hc_port, hc_shared = names["hc"], int(intent.health_check.port or 0), False
-        hc_path = intent.health_check.path or HEALTH_PATH
-        hc_fw_name = names["hc_firewall"]
-    else:
-        hc_name, hc_port, hc_shared, hc_path = (
-            shared_hc_name(cluster),
-            KUBE_PROXY_HEALTH_PORT,
-            True,
-            HEALTH_PATH,
+        return HealthCheckSpec(
+            name=N.per_service_names(intent.lb_name)["hc"],
+            description=svc_desc,
+            port=int(intent.health_check.port or 0),
+            path=intent.health_check.path or HEALTH_PATH,
         )
-        hc_fw_name = shared_hc_firewall_name(cluster)
-    hc_view = {"type": "HTTP", "port": hc_port, "requestPath": hc_path, **HC_TIMING}
-    hc_body = {
-        "name": hc_name,
-        "description": shared_desc if hc_shared else svc_desc,
-        "type": "HTTP",
-        "httpHealthCheck": {"port": hc_port, "requestPath": hc_path},
-        **HC_TIMING,
-    }
-    health_check = Resource("health-check", "healthChecks", hc_name, hc_body, hc_view, shared=hc_shared)
-
-    network_link = _link(settings, f"global/networks/{settings.network}")
-    tags = sorted(settings.node_tags)
-    hc_fw_view = {
-        "network": settings.network,
-        "direction": "INGRESS",
-        "priority": settings.firewall_priority,
-        "sourceRanges": sorted(settings.health_check_source_ranges),
-        "targetTags": tags,
-        "allowed": [{"IPProtocol": "tcp", "ports": [str(hc_port)]}],
-    }
-    hc_firewall = Resource(
-        "firewall-rule",
-        "firewalls",
-        hc_fw_name,
-        {
-            "name": hc_fw_name,
-            "description": shared_desc if hc_shared else svc_desc,
-            **{**hc_fw_view, "network": network_link},
-        },
-        hc_fw_view,
-        shared=hc_shared,
+    cluster = intent.cluster
+    return HealthCheckSpec(
+        name=N.shared_hc_name(cluster),
+        description=N.cluster_description(cluster, settings.cluster_id),
+        port=KUBE_PROXY_HEALTH_PORT,
+        path=HEALTH_PATH,
+        shared=True,
     )
 
-    # traffic firewall: passthrough keeps the service port, so allow the service ports
+
+def build_hc_firewall(
+    intent: Intent, settings: GCPSettings, hc: HealthCheckSpec, svc_desc: str
+) -> FirewallSpec:
+    cluster = intent.cluster
+    return FirewallSpec(
+        name=N.shared_hc_firewall_name(cluster)
+        if hc.shared
+        else N.per_service_names(intent.lb_name)["hc_firewall"],
+        description=N.cluster_description(cluster, settings.cluster_id) if hc.shared else svc_desc,
+        network=settings.network,
+        network_link=_link(settings, f"global/networks/{settings.network}"),
+        priority=settings.firewall_priority,
+        source_ranges=tuple(sorted(settings.health_check_source_ranges)),
+        target_tags=tuple(sorted(settings.node_tags)),
+        allowed=(Allowed("tcp", (str(hc.port),)),),
+        shared=hc.shared,
+    )
+
+
+def build_firewall(intent: Intent, settings: GCPSettings, svc_desc: str) -> FirewallSpec:
+    """Passthrough keeps the service port, so the traffic rule allows the service ports."""
     allowed = []
     for proto in intent.protocols:
         ports = sorted({p.port for p in intent.ports if p.protocol == proto})
-        allowed.append({"IPProtocol": proto.lower(), "ports": [str(p) for p in ports]})
-    fw_view = {
-        "network": settings.network,
-        "direction": "INGRESS",
-        "priority": settings.firewall_priority,
-        "sourceRanges": sorted(intent.source_ranges),
-        "targetTags": tags,
-        "allowed": allowed,
-    }
-    firewall = Resource(
-        "firewall-rule",
-        "firewalls",
-        names["firewall"],
-        {"name": names["firewall"], "description": svc_desc, **{**fw_view, "network": network_link}},
-        fw_view,
+        allowed.append(Allowed(proto.lower(), tuple(str(p) for p in ports)))
+    return FirewallSpec(
+        name=N.per_service_names(intent.lb_name)["firewall"],
+        description=svc_desc,
+        network=settings.network,
+        network_link=_link(settings, f"global/networks/{settings.network}"),
+        priority=settings.firewall_priority,
+        source_ranges=tuple(sorted(intent.source_ranges)),
+        target_tags=tuple(sorted(settings.node_tags)),
+        allowed=tuple(allowed),
     )
 
-    # address (ours); plan drops it when loadBalancerIP is a user-reserved address
-    if scheme == "external":
-        addr_view: Json = {"addressType": "EXTERNAL", "networkTier": options.network_tier}
-    else:
-        subnet = settings.subnetwork or ""
-        addr_view = {"addressType": "INTERNAL", "subnetwork": subnet, "purpose": "SHARED_LOADBALANCER_VIP"}
-    addr_view["address"] = intent.requested_ip  # None: any IP the cloud allocates
-    addr_body = {k: v for k, v in addr_view.items() if v is not None}
-    if scheme == "internal":
-        addr_body["subnetwork"] = _link(
-            settings, f"regions/{settings.region}/subnetworks/{settings.subnetwork}"
+
+def build_address(intent: Intent, settings: GCPSettings, options: GCPOptions, svc_desc: str) -> AddressSpec:
+    """The Service's own address; the diff drops it when loadBalancerIP is a user-reserved address."""
+    name = N.per_service_names(intent.lb_name)["address"]
+    if options.scheme == "external":
+        return AddressSpec(
+            name,
+            svc_desc,
+            "EXTERNAL",
+            intent.requested_ip,
+            network_tier=options.network_tier,
+            cluster_id=settings.cluster_id,
         )
-    address = Resource(
-        "address",
-        "addresses",
-        names["address"],
-        {"name": names["address"], "description": svc_desc, **addr_body},
-        addr_view,
+    subnet = options.subnet or settings.subnetwork
+    return AddressSpec(
+        name,
+        svc_desc,
+        "INTERNAL",
+        intent.requested_ip,
+        subnetwork=subnet,
+        subnetwork_link=_link(settings, f"regions/{settings.region}/subnetworks/{subnet}"),
+        cluster_id=settings.cluster_id,
     )
 
-    gce_scheme = "EXTERNAL" if scheme == "external" else "INTERNAL"
-    backend_services: dict[str, Resource] = {}
-    rules: dict[str, Json] = {}
-    rule_views: dict[str, Json] = {}
-    for proto in intent.protocols:
-        name = rule_name(lb, proto)
-        bs_view: Json = {
-            "loadBalancingScheme": gce_scheme,
-            "protocol": proto,
-            "sessionAffinity": "CLIENT_IP" if intent.session_affinity else "NONE",
-            "healthCheck": hc_name,
-            "backends": [f"{zone}/{group_name}" for zone in groups],
-            "network": settings.network if scheme == "internal" else None,
-        }
-        bs_body: Json = {
-            "name": name,
-            "description": svc_desc,
-            "loadBalancingScheme": gce_scheme,
-            "protocol": proto,
-            "sessionAffinity": bs_view["sessionAffinity"],
-            "healthChecks": [_link(settings, f"regions/{settings.region}/healthChecks/{hc_name}")],
-            "backends": [
-                {
-                    "group": _link(settings, f"zones/{zone}/instanceGroups/{group_name}"),
-                    "balancingMode": "CONNECTION",
-                }
-                for zone in groups
-            ],
-        }
-        if scheme == "internal":
-            bs_body["network"] = network_link
-        backend_services[proto] = Resource("backend-service", "backendServices", name, bs_body, bs_view)
 
-        ports = sorted({p.port for p in intent.ports if p.protocol == proto})
-        listed: list[str] | str = [str(p) for p in ports] if len(ports) <= MAX_LISTED_PORTS else "all"
-        fr_view: Json = {
-            "loadBalancingScheme": gce_scheme,
-            "IPProtocol": proto,
-            "ports": listed,
-            "backendService": name,
-        }
-        fr_body: Json = {
-            "name": name,
-            "description": svc_desc,
-            "loadBalancingScheme": gce_scheme,
-            "IPProtocol": proto,
-            "backendService": _link(settings, f"regions/{settings.region}/backendServices/{name}"),
-        }
-        if listed == "all":
-            fr_body["allPorts"] = True
-        else:
-            fr_body["ports"] = listed
-        if scheme == "external":
-            fr_view["networkTier"] = options.network_tier
-            fr_body["networkTier"] = options.network_tier
-        else:
-            fr_view["subnetwork"] = settings.subnetwork
-            fr_body["subnetwork"] = _link(
-                settings, f"regions/{settings.region}/subnetworks/{settings.subnetwork}"
-            )
-        rules[proto] = fr_body
-        rule_views[proto] = fr_view
+def build_backend_service(
+    intent: Intent,
+    settings: GCPSettings,
+    options: GCPOptions,
+    proto: str,
+    hc: HealthCheckSpec,
+    groups: Mapping[GroupKey, tuple[str, ...]],
+    svc_desc: str,
+) -> BackendServiceSpec:
+    internal = options.scheme == "internal"
+    return BackendServiceSpec(
+        name=N.rule_name(intent.lb_name, proto),
+        description=svc_desc,
+        scheme="INTERNAL" if internal else "EXTERNAL",
+        protocol=proto,
+        affinity="CLIENT_IP" if intent.session_affinity else "NONE",
+        health_check=hc.name,
+        health_check_link=_link(settings, f"regions/{settings.region}/healthChecks/{hc.name}"),
+        groups=tuple(groups),
+        group_links=tuple(_link(settings, f"zones/{zone}/instanceGroups/{name}") for zone, name in groups),
+        network=settings.network if internal else None,
+        network_link=_link(settings, f"global/networks/{settings.network}") if internal else None,
+    )
 
+
+def build_forwarding_rule(
+    intent: Intent, settings: GCPSettings, options: GCPOptions, bs: BackendServiceSpec
+) -> ForwardingRuleSpec:
+    """Up to 5 ports are listed, else allPorts (as upstream)."""
+    ports = sorted({p.port for p in intent.ports if p.protocol == bs.protocol})
+    listed = tuple(str(p) for p in ports) if len(ports) <= MAX_LISTED_PORTS else None
+    internal = bs.scheme == "INTERNAL"
+    subnet = options.subnet or settings.subnetwork
+    return ForwardingRuleSpec(
+        name=bs.name,
+        description=bs.description,
+        scheme=bs.scheme,
+        protocol=bs.protocol,
+        ports=listed,
+        backend_service=bs.name,
+        backend_service_link=_link(settings, f"regions/{settings.region}/backendServices/{bs.name}"),
+        network_tier=None if internal else options.network_tier,
+        subnetwork=subnet if internal else None,
+        subnetwork_link=_link(settings, f"regions/{settings.region}/subnetworks/{subnet}")
+        if internal
+        else None,
+        allow_global_access=options.allow_global_access,
+        cluster_id=settings.cluster_id,
+    )
+
+
+def build(
+    intent: Intent, settings: GCPSettings, options: GCPOptions, groups: Mapping[GroupKey, tuple[str, ...]]
+) -> Desired:
+    svc_desc = N.service_description(intent, options.scheme, settings.cluster_id)
+    hc = build_health_check(intent, settings, svc_desc)
+    services: dict[str, BackendServiceSpec] = {
+        proto: build_backend_service(intent, settings, options, proto, hc, groups, svc_desc)
+        for proto in intent.protocols
+    }
     return Desired(
-        scheme=scheme,
+        scheme=options.scheme,
+        group_name=N.ig_name(intent.cluster, settings.gce_cluster_id),
         instance_groups=groups,
-        health_check=health_check,
-        hc_firewall=hc_firewall,
-        firewall=firewall,
-        address=address,
-        backend_services=backend_services,
-        rules=rules,
-        rule_views=rule_views,
+        health_check=hc,
+        hc_firewall=build_hc_firewall(intent, settings, hc, svc_desc),
+        firewall=build_firewall(intent, settings, svc_desc),
+        address=build_address(intent, settings, options, svc_desc),
+        backend_services=services,
+        forwarding_rules={
+            proto: build_forwarding_rule(intent, settings, options, bs) for proto, bs in services.items()
+        },
     )
-
-
-def _name(link: str | None) -> str | None:
-    return link.rstrip("/").split("/")[-1] if link else None
-
-
-def view_of(collection: str, res: Json) -> Json:
-    """The managed fields of a resource as read from the API, in the shape of :func:`build`'s views."""
-    if collection == "healthChecks":
-        http = res.get("httpHealthCheck") or {}
-        return {
-            "type": res.get("type"),
-            "port": http.get("port"),
-            "requestPath": http.get("requestPath"),
-            **{k: res.get(k) for k in HC_TIMING},
-        }
-    if collection == "firewalls":
-        return {
-            "network": _name(res.get("network")),
-            "direction": res.get("direction"),
-            "priority": res.get("priority"),
-            "sourceRanges": sorted(res.get("sourceRanges") or []),
-            "targetTags": sorted(res.get("targetTags") or []),
-            "allowed": [
-                {"IPProtocol": a.get("IPProtocol"), "ports": list(a.get("ports") or [])}
-                for a in res.get("allowed") or []
-            ],
-        }
-    if collection == "addresses":
-        view: Json = {"addressType": res.get("addressType", "EXTERNAL"), "address": res.get("address")}
-        if view["addressType"] == "EXTERNAL":
-            view["networkTier"] = res.get("networkTier", "PREMIUM")
-        else:
-            view["subnetwork"] = _name(res.get("subnetwork"))
-            view["purpose"] = res.get("purpose")
-        return view
-    if collection == "backendServices":
-        backends = []
-        for b in res.get("backends") or []:
-            parts = str(b.get("group", "")).rstrip("/").split("/")
-            backends.append(f"{parts[-3]}/{parts[-1]}" if len(parts) >= 3 else parts[-1])
-        hcs = res.get("healthChecks") or []
-        return {
-            "loadBalancingScheme": res.get("loadBalancingScheme"),
-            "protocol": res.get("protocol"),
-            "sessionAffinity": res.get("sessionAffinity", "NONE"),
-            "healthCheck": _name(hcs[0]) if len(hcs) == 1 else [_name(h) for h in hcs],
-            "backends": sorted(backends),
-            "network": _name(res.get("network")),
-        }
-    if collection == "forwardingRules":
-        fr: Json = {
-            "loadBalancingScheme": res.get("loadBalancingScheme"),
-            "IPProtocol": res.get("IPProtocol"),
-            "ports": "all" if res.get("allPorts") else list(res.get("ports") or [res.get("portRange")]),
-            "backendService": _name(res.get("backendService")),
-        }
-        if res.get("loadBalancingScheme") == "INTERNAL":
-            fr["subnetwork"] = _name(res.get("subnetwork"))
-        else:
-            fr["networkTier"] = res.get("networkTier", "PREMIUM")
-        return fr
-    raise ValueError(collection)

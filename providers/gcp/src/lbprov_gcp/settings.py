@@ -15,8 +15,10 @@ _PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
 _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 _NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
-#: Google's health-check probers (REFERENCE.md section 3).
-HEALTH_CHECK_RANGES = ("130.211.0.0/22", "35.191.0.0/16")
+#: Google's health-check probers, the four ranges upstream opens (``--cloud-provider-gce-lb-src-cidrs``,
+#: REFERENCE.md section 3): external passthrough load balancers are probed from 35.191.0.0/16,
+#: 209.85.152.0/22 and 209.85.204.0/22, internal ones from 130.211.0.0/22 and 35.191.0.0/16.
+HEALTH_CHECK_RANGES = ("130.211.0.0/22", "35.191.0.0/16", "209.85.152.0/22", "209.85.204.0/22")
 
 
 class GCPSettings(ProviderSettings):
@@ -44,6 +46,19 @@ class GCPSettings(ProviderSettings):
     health_check_source_ranges: tuple[str, ...] = Field(
         HEALTH_CHECK_RANGES,
         description="Source ranges of Google's health-check probers, allowed to the health-check port.",
+    )
+    gce_cluster_id: str | None = Field(
+        None,
+        description="The cluster ID upstream (cloud-provider-gcp, GKE, ingress-gce) names the shared "
+        "instance groups with (k8s-ig--<id>). Default: read from the kube-system/ingress-uid ConfigMap "
+        "(key provider-uid, else uid), which is created when missing, as upstream does.",
+    )
+    static_addresses: bool = Field(
+        False,
+        description="Keep a reserved (static) address per Service for good. By default, as upstream, the IP "
+        "is reserved only while forwarding rules are written and released once they hold it, so a Service "
+        "costs no static-address quota (Services with both TCP and UDP keep theirs: two forwarding rules "
+        "share one IP only through a reserved address).",
     )
     firewall_priority: int = Field(
         999, ge=0, le=65535, description="Priority of the firewall rules lbprov makes."
@@ -86,6 +101,13 @@ class GCPSettings(ProviderSettings):
             if not _NAME.match(tag):
                 raise ValueError(f"{tag!r} is not a network tag (lowercase letters, digits, '-')")
         return tuple(sorted(set(value)))
+
+    @field_validator("gce_cluster_id")
+    @classmethod
+    def _gce_cluster_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z0-9-]{1,50}", value):
+            raise ValueError(f"{value!r} is not a cluster ID as upstream writes it (lowercase hex)")
+        return value
 
     @field_validator("api_endpoint")
     @classmethod

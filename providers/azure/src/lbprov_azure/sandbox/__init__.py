@@ -1,6 +1,6 @@
 """``lbprov_azure.sandbox``: a local ARM emulator for Microsoft.Network, seeded like a cluster.
 
-:func:`azure_sandbox` starts the HTTPS emulator (see :mod:`.arm` for what it emulates), creates a
+:func:`azure_sandbox` starts the HTTPS emulator (see :mod:`.state` for what it emulates), creates a
 resource group with a VNet (node subnet and a second subnet for internal frontends) and the cluster
 NSG, gives every node an address on the node subnet, and yields a :class:`~lbprov.provider.SandboxCloud`
 whose ``settings`` point an :class:`~lbprov_azure.AzureProvider` at it.
@@ -13,8 +13,11 @@ from contextlib import contextmanager
 
 from lbprov.model import SandboxNode
 from lbprov.provider import SandboxCloud
-from lbprov_azure.sandbox.arm import ArmError, ArmState, Fault, LoggedRequest
+from lbprov_azure.sandbox.base import ArmError, Fault, LoggedRequest
+
+# ArmError, ArmState, Fault, LoggedRequest
 from lbprov_azure.sandbox.server import ArmEmulator
+from lbprov_azure.sandbox.state import ArmState
 
 __all__ = [
     "SANDBOX",

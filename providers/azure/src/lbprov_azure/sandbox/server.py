@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from lbprov_azure.sandbox.arm import ArmState
 from lbprov_azure.sandbox.cert import make_self_signed
+from lbprov_azure.sandbox.state import ArmState
 
 log = logging.getLogger(__name__)
 

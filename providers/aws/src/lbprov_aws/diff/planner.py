@@ -1,7 +1,7 @@
 """Intent + observed cloud state -> ordered Changes (no I/O here: the reads happened before).
 
-The NLB and classic parts live in plan_nlb.py and plan_classic.py; the order of changes and the
-shared helpers in plan_common.py.
+The NLB and classic parts live in nlb.py and classic.py; the order of changes and the shared
+helpers in common.py, the pieces of the desired state in ../desired.py.
 """
 
 from __future__ import annotations
@@ -10,26 +10,26 @@ from typing import Any
 
 from lbprov import naming
 from lbprov.model import Ingress, Intent, ServiceRef
+from lbprov_aws.desired import (
+    node_security_groups,
+)
+from lbprov_aws.diff.classic import ClassicPlanning
+from lbprov_aws.diff.common import (
+    P_TG_DEL,
+    PlanOutput,
+    _Builder,
+    check_owned,
+)
+from lbprov_aws.diff.nlb import NLBPlanning
+from lbprov_aws.diff.node_rules import Point
 from lbprov_aws.observe import (
     ClusterContext,
     ObservedTG,
     ServiceState,
 )
 from lbprov_aws.options import AWSOptions
-from lbprov_aws.plan_classic import ClassicPlanning
-from lbprov_aws.plan_common import (
-    LB_ATTRIBUTE_DEFAULTS,
-    P_TG_DEL,
-    TG_ATTRIBUTE_DEFAULTS,
-    PlanOutput,
-    _Builder,
-    check_owned,
-    node_security_group,
-)
-from lbprov_aws.plan_nlb import NLBPlanning
-from lbprov_aws.sgrules import Point
 
-__all__ = ["LB_ATTRIBUTE_DEFAULTS", "TG_ATTRIBUTE_DEFAULTS", "PlanOutput", "Planner"]
+__all__ = ["PlanOutput", "Planner"]
 
 
 class Planner(NLBPlanning, ClassicPlanning):
@@ -43,7 +43,7 @@ class Planner(NLBPlanning, ClassicPlanning):
         owned_tgs = self._owned_tgs(state, ref)
         nlb = self._owned_or_conflict("network load balancer", state.nlb, ref, opts.kind == "nlb")
         classic = self._owned_or_conflict("classic load balancer", state.classic, ref, opts.kind == "classic")
-        node_sg = node_security_group(ctx, self.node_sg_id) if self.manage_sg else None
+        node_sgs = node_security_groups(ctx, self.node_sg_id, self.cluster) if self.manage_sg else []
         ingress: tuple[Ingress, ...] = ()
         wanted_points: set[Point] = set()
         tg_by_name = {tg.name: tg for tg in owned_tgs}
@@ -62,7 +62,7 @@ class Planner(NLBPlanning, ClassicPlanning):
             if nlb is not None and nlb.dns:
                 ingress = (Ingress(hostname=nlb.dns),)
         else:
-            self._plan_classic(b, intent, opts, ctx, classic, node_sg, data)
+            self._plan_classic(b, intent, opts, ctx, classic, node_sgs, data)
             if nlb is not None:
                 self._delete_nlb(b, nlb, reason="load balancer type changed to classic")
             for tg in owned_tgs:
@@ -72,7 +72,8 @@ class Planner(NLBPlanning, ClassicPlanning):
 
         if self.manage_sg:
             ports = self._service_ports(owned_tgs) | self._intent_ports(intent)
-            self._sg_ranges(b, ctx, node_sg, ports, wanted_points, ref.uid, data)
+            self._sg_ranges(b, ctx, node_sgs, ports, wanted_points, ref.uid, data)
+            self._kube_proxy_rule(b, ctx, node_sgs, bool(data.get("wants_kube_proxy")), ref.uid)
         return PlanOutput(b.changes(), data, ingress)
 
     def plan_delete(self, ref: ServiceRef, ctx: ClusterContext, state: ServiceState) -> PlanOutput:
@@ -87,7 +88,8 @@ class Planner(NLBPlanning, ClassicPlanning):
         self._delete_classic(b, classic, ctx, lb_name=naming.lb_name(ref.uid), ref=ref)
         data: dict[str, Any] = {"tg_arns": {tg.name: tg.arn for tg in owned_tgs}}
         if self.manage_sg:
-            self._sg_ranges(b, ctx, None, self._service_ports(owned_tgs), set(), ref.uid, data)
+            self._sg_ranges(b, ctx, [], self._service_ports(owned_tgs), set(), ref.uid, data)
+            self._kube_proxy_rule(b, ctx, [], False, ref.uid)
         return PlanOutput(b.changes(), data, ())
 
     # -- ownership --------------------------------------------------------------------------------

@@ -7,13 +7,14 @@ from typing import Any
 from lbprov import naming
 from lbprov.model import Action, Change, Intent, OwnershipConflict, ServiceRef
 from lbprov_aws import names
-from lbprov_aws.observe import (
-    ClusterContext,
-    ObservedClassic,
-    ObservedSG,
+from lbprov_aws.desired import (
+    classic_health,
+    instance_ids,
+    managed_tags,
+    ownership_only,
+    select_subnets,
 )
-from lbprov_aws.options import AWSOptions
-from lbprov_aws.plan_common import (
+from lbprov_aws.diff.common import (
     P_ELB_SG,
     P_ELB_SG_DEL,
     P_ELB_SG_RULE,
@@ -27,14 +28,15 @@ from lbprov_aws.plan_common import (
     PlannerBase,
     _Builder,
     check_owned,
-    classic_health,
-    instance_ids,
-    managed_tags,
     observed_managed_tags,
-    ownership_only,
     rule_change,
-    select_subnets,
 )
+from lbprov_aws.observe import (
+    ClusterContext,
+    ObservedClassic,
+    ObservedSG,
+)
+from lbprov_aws.options import AWSOptions
 
 
 class ClassicPlanning(PlannerBase):
@@ -47,7 +49,7 @@ class ClassicPlanning(PlannerBase):
         opts: AWSOptions,
         ctx: ClusterContext,
         classic: ObservedClassic | None,
-        node_sg: ObservedSG | None,
+        node_sgs: list[ObservedSG],
         data: dict[str, Any],
     ) -> None:
         ref = intent.ref
@@ -225,14 +227,16 @@ class ClassicPlanning(PlannerBase):
                         ),
                     )
         # The node security group admits everything from the cluster's shared ELB backend group.
-        if self.manage_sg and node_sg is not None:
+        if self.manage_sg:
             pair_desc = names.elb_backend_rule_description(self.cluster)
             source = backend.id if backend else None
-            if (node_sg.id, source) not in self._pair_rules(ctx, pair_desc):
-                b.add(
-                    P_SG_ADD,
-                    self._pair_change(Action.CREATE, node_sg.id, source, pair_desc, sg_name=backend_name),
-                )
+            existing = self._pair_rules(ctx, pair_desc)
+            for node_sg in node_sgs:
+                if (node_sg.id, source) not in existing:
+                    b.add(
+                        P_SG_ADD,
+                        self._pair_change(Action.CREATE, node_sg.id, source, pair_desc, sg_name=backend_name),
+                    )
 
     def _elb_sg_rule(self, action: Action, sg_name: str, key: tuple[str, int, int, str], desc: str) -> Change:
         proto, lo, hi, cidr = key

@@ -7,17 +7,19 @@ from typing import Any
 
 from lbprov.model import Action, Change, Intent, Port
 from lbprov_aws import names
-from lbprov_aws.names import HEALTH_RULE
-from lbprov_aws.observe import (
-    ClusterContext,
-    ObservedNLB,
-    ObservedSG,
-    ObservedTG,
-)
-from lbprov_aws.options import AWSOptions
-from lbprov_aws.plan_common import (
-    HEALTH_NODE_PORT_TAG,
+from lbprov_aws.desired import (
+    KUBE_PROXY_HEALTH_PORT,
     LB_ATTRIBUTE_DEFAULTS,
+    SSL_POLICY,
+    TG_ATTRIBUTE_DEFAULTS,
+    instance_ids,
+    listener_ports,
+    managed_tags,
+    nlb_health,
+    node_port,
+    select_subnets,
+)
+from lbprov_aws.diff.common import (
     P_LB,
     P_LB_DEL,
     P_LISTENER,
@@ -26,21 +28,13 @@ from lbprov_aws.plan_common import (
     P_SG_DEL,
     P_TG_CREATE,
     P_TG_UPDATE,
-    SOURCE_RANGES_TAG,
-    SSL_POLICY,
-    TG_ATTRIBUTE_DEFAULTS,
     PlannerBase,
     _Builder,
     check_owned,
-    instance_ids,
-    listener_ports,
-    managed_tags,
-    nlb_health,
     observed_managed_tags,
     rule_change,
-    select_subnets,
 )
-from lbprov_aws.sgrules import (
+from lbprov_aws.diff.node_rules import (
     Point,
     RuleRange,
     group_delta,
@@ -49,6 +43,14 @@ from lbprov_aws.sgrules import (
     service_points,
     source_ranges_tag,
 )
+from lbprov_aws.names import HEALTH_NODE_PORT_TAG, HEALTH_RULE, SOURCE_RANGES_TAG
+from lbprov_aws.observe import (
+    ClusterContext,
+    ObservedNLB,
+    ObservedSG,
+    ObservedTG,
+)
+from lbprov_aws.options import AWSOptions
 
 
 class NLBPlanning(PlannerBase):
@@ -67,12 +69,11 @@ class NLBPlanning(PlannerBase):
     ) -> tuple[set[str], set[Point]]:
         tags = managed_tags(intent, opts)
         targets = instance_ids(intent, ctx)
-        health = nlb_health(intent, opts)
         attributes = {"stickiness.enabled": "true" if intent.session_affinity else "false"}
         if intent.session_affinity:
             attributes["stickiness.type"] = "source_ip"
         tg_tags = dict(tags)
-        # Who wants which range rule (sgrules.py): read back from every target group of the cluster.
+        # Who wants which range rule (diff/node_rules.py): read back from every target group of the cluster.
         tg_tags[SOURCE_RANGES_TAG] = source_ranges_tag(intent.source_ranges)
         if intent.health_check is not None and intent.health_check.port:
             tg_tags[HEALTH_NODE_PORT_TAG] = str(intent.health_check.port)
@@ -90,7 +91,7 @@ class NLBPlanning(PlannerBase):
                     "port": port.node_port,
                     "vpc": ctx.vpc_id,
                     "target_type": "instance",
-                    "health_check": health,
+                    "health_check": nlb_health(intent, opts, port.protocol),
                     "attributes": attrs,
                     "targets": targets,
                     "tags": tg_tags,
@@ -267,13 +268,18 @@ class NLBPlanning(PlannerBase):
                 self._listener_delete(str(li.port), li, arn_to_tg, reason="duplicate listener"),
             )
 
-        ports = [(p.protocol, p.node_port) for p in intent.ports]  # TCP_UDP: both rules
+        ports = [(p.protocol, node_port(p)) for p in intent.ports]  # TCP_UDP: both rules
         health_ports: set[int] = set()
         own_ports = self._intent_ports(intent)
-        for port in intent.ports:
-            hp = port.node_port if health["port"] == "traffic-port" else int(health["port"])
-            if hp in own_ports:  # a shared custom port (e.g. 10256) is the operator's to open
+        data["wants_kube_proxy"] = False
+        for port, tg_after in desired_tgs.values():
+            hc = tg_after["health_check"]
+            hp = node_port(port) if hc["port"] == "traffic-port" else int(hc["port"])
+            if hp in own_ports:
                 health_ports.add(hp)
+            elif hp == KUBE_PROXY_HEALTH_PORT:  # one cluster rule, shared (kube_proxy_rule)
+                data["wants_kube_proxy"] = True
+            # (any other custom port may be shared with anything: the operator's to open)
         points = service_points(
             ports=ports,
             health_ports=sorted(health_ports),
@@ -332,7 +338,7 @@ class NLBPlanning(PlannerBase):
 
     @staticmethod
     def _intent_ports(intent: Intent) -> set[int]:
-        ports = {p.node_port for p in intent.ports}
+        ports = {node_port(p) for p in intent.ports}
         if intent.health_check and intent.health_check.port:
             ports.add(intent.health_check.port)
         return ports
@@ -351,17 +357,17 @@ class NLBPlanning(PlannerBase):
         self,
         b: _Builder,
         ctx: ClusterContext,
-        node_sg: ObservedSG | None,
+        node_sgs: list[ObservedSG],
         ports: set[int],
         wanted: set[Point],
         uid: str,
         data: dict[str, Any],
     ) -> None:
         """Rule changes (shown by the plan), and in ``data["node_rules"]`` what apply needs to
-        recompute them from a fresh read of each group: see sgrules.py."""
+        recompute them from a fresh read of each group: see diff/node_rules.py."""
         groups = list(ctx.security_groups)
-        if node_sg is not None and all(sg.id != node_sg.id for sg in groups):
-            groups.append(node_sg)
+        node_ids = {sg.id for sg in node_sgs}
+        groups += [sg for sg in node_sgs if all(sg.id != g.id for g in groups)]
         # Delete plans do not read the VPC: the health range rules name its CIDRs.
         vpc_cidrs = list(ctx.vpc_cidrs) or sorted({k[2] for k in ctx.ranged_keys if k[0] == HEALTH_RULE})
         hidden = points_of_target_groups(
@@ -376,7 +382,7 @@ class NLBPlanning(PlannerBase):
         }
         for sg in groups:
             ours, foreign = parse_rules(sg.permissions, self.cluster)
-            is_node = node_sg is not None and sg.id == node_sg.id
+            is_node = sg.id in node_ids
             if not ours and not is_node:
                 continue
             group_wanted = wanted if is_node else set()
@@ -398,3 +404,58 @@ class NLBPlanning(PlannerBase):
             cloud_id=sg_id,
             data={"type": "node-sg-range", "permission": r.ip_permission(self.cluster)},
         )
+
+    def _kube_proxy_rule(
+        self, b: _Builder, ctx: ClusterContext, node_sgs: list[ObservedSG], wants: bool, uid: str
+    ) -> None:
+        """TCP 10256 (kube-proxy's /healthz) from the VPC into the node groups, for the UDP target
+        groups of Cluster-policy Services. One rule per group for the whole cluster (description
+        ``lbprov.io/rule/nlb/kube-proxy=<cluster>``): added by any Service that needs it, revoked
+        only when no target group of the cluster but this Service's probes 10256 any more (told by
+        the cloud's target groups, so a crash between deletes cannot leave it for good)."""
+        desc = names.nlb_rule_description(names.KUBE_PROXY_RULE, self.cluster)
+        others = any(
+            f.health_port == str(KUBE_PROXY_HEALTH_PORT) for f in ctx.target_group_facts or () if f.uid != uid
+        )
+        node_ids = {sg.id for sg in node_sgs}
+        for sg in sorted({g.id: g for g in [*ctx.security_groups, *node_sgs]}.values(), key=lambda g: g.id):
+            have = kube_proxy_entries(sg.permissions, desc)
+            want = set(ctx.vpc_cidrs) if (wants and sg.id in node_ids) else set()
+            for cidr in sorted(want - have):
+                b.add(P_SG_ADD, self._kube_proxy_change(Action.CREATE, sg.id, cidr, desc))
+            if want or others or ctx.target_group_facts is None:
+                continue  # someone else may still need it (or we could not tell: keep it)
+            for cidr in sorted(have):
+                b.add(P_SG_DEL, self._kube_proxy_change(Action.DELETE, sg.id, cidr, desc))
+
+    def _kube_proxy_change(self, action: Action, sg_id: str, cidr: str, desc: str) -> Change:
+        body = {"group": sg_id, "protocol": "tcp", "ports": f"{KUBE_PROXY_HEALTH_PORT}", "cidr": cidr}
+        entry_key, ranges_key = ("CidrIpv6", "Ipv6Ranges") if ":" in cidr else ("CidrIp", "IpRanges")
+        perm = {
+            "IpProtocol": "tcp",
+            "FromPort": KUBE_PROXY_HEALTH_PORT,
+            "ToPort": KUBE_PROXY_HEALTH_PORT,
+            ranges_key: [{entry_key: cidr, "Description": desc}],
+        }
+        return rule_change(
+            action,
+            f"{sg_id} kube-proxy:tcp/{KUBE_PROXY_HEALTH_PORT} from {cidr}",
+            body,
+            cloud_id=sg_id,
+            data={"type": "kube-proxy-rule", "permission": perm},
+        )
+
+
+def kube_proxy_entries(permissions: list[dict[str, Any]], desc: str) -> set[str]:
+    """CIDRs of a group's kube-proxy health rule (by its description)."""
+    out: set[str] = set()
+    for perm in permissions:
+        if perm.get("IpProtocol") != "tcp" or perm.get("FromPort") != KUBE_PROXY_HEALTH_PORT:
+            continue
+        for r in perm.get("IpRanges", []):
+            if r.get("Description") == desc:
+                out.add(r["CidrIp"])
+        for r in perm.get("Ipv6Ranges", []):
+            if r.get("Description") == desc:
+                out.add(r["CidrIpv6"])
+    return out

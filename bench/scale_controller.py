@@ -1,0 +1,247 @@
+"""The controller of the scale bench, in a process of its own (started by ``bench/scale.py``).
+
+    python bench/scale_controller.py --provider P --api URL [--workers W] [--latency-ms L] ...
+
+The provider settings come as JSON in ``BENCH_PROVIDER_SETTINGS``. Every cloud request the
+controller sends is delayed by ``--latency-ms`` (a CloudCalls listener that sleeps as each request
+is sent: the round trip a real cloud would cost; sleeping uses no CPU, so the controller's CPU
+seconds stay its own). It speaks JSON lines: ``{"event": "started"}`` once the caches are synced
+and the workers run, then one reply per stdin command:
+
+* ``stats``: cloud calls since the last reset (reads, writes, by operation), then reset;
+* ``wait-idle``: block until nothing is queued or in flight; ``idle_since`` is the monotonic
+  moment the controller went idle (so the settle period is not counted);
+* ``mark``: reset the counts and remember the node-sync count;
+* ``wait-node-sync``: block until a node sync has fired since ``mark`` and the work is done;
+* ``resync``: run a resync (every Service re-planned in one read round) and wait until done;
+* ``gc``: ``gc.collect()`` (for the steady-state RSS);
+* ``top``: with ``--tracemalloc``, the Python memory still held by source line (what grows per
+  Service); tracing itself costs memory, so RSS figures of such a run are not comparable;
+* ``quit``: stop the controller gracefully.
+
+``--no-trim`` turns off the informer's trimming of cached objects (``lbprov.kube.informer.trim``),
+only so that the memory bench can show what it saves.
+
+``CLOCK_MONOTONIC`` is system-wide on Linux, so the driver compares these timestamps with its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import os
+import sys
+import time
+import tracemalloc
+from collections import Counter
+from typing import Any
+
+from procstat import cpu_seconds, memory_kib
+
+from lbprov.cloudcalls import CallEvent, CloudCalls
+from lbprov.controller.manager import Controller, ControllerConfig
+from lbprov.kube.client import KubeClient
+from lbprov.observability import Metrics, setup_logging
+from lbprov.provider import load_provider
+
+SETTLE_SECONDS = 0.3
+
+
+def call_stats(calls: CloudCalls, tally: LogTally) -> dict[str, Any]:
+    """Cloud requests since the last reset, by read/write and operation; resets the counters."""
+    s = calls.reset()
+    reads: dict[str, int] = {}
+    writes: dict[str, int] = {}
+    for (op, kind), n in sorted(s.sent.items()):
+        (writes if kind == "write" else reads)[op] = n
+    return {
+        "reads": s.reads,
+        "writes": s.writes,
+        "reads_by_operation": reads,
+        "writes_by_operation": writes,
+        "errors": sum(s.errors.values()),
+        "retries": sum(s.retries.values()),
+        **tally.reset(),
+    }
+
+
+class LogTally(logging.Handler):
+    """Counts the controller's log records by message template (requeues, stale plans, failed
+    syncs) and keeps a few distinct error texts: why a phase took longer than its cloud calls."""
+
+    def __init__(self, examples: int = 5) -> None:
+        super().__init__(logging.INFO)
+        self.counts: Counter[str] = Counter()
+        self.examples: dict[str, None] = {}
+        self.max_examples = examples
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.counts[str(record.msg)] += 1
+        error = getattr(record, "error", None)
+        if record.levelno >= logging.WARNING and error and len(self.examples) < self.max_examples:
+            self.examples.setdefault(str(error)[:300], None)
+
+    def reset(self) -> dict[str, Any]:
+        out = {"controller_log_counts": dict(self.counts), "controller_error_examples": list(self.examples)}
+        self.counts.clear()
+        self.examples.clear()
+        return out
+
+
+def allocation_top(limit: int = 15) -> dict[str, Any]:
+    """Python memory allocated since tracing began and still held, by source line (largest first)."""
+    if not tracemalloc.is_tracing():
+        return {}
+    snapshot = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen *>")]
+    )
+    stats = snapshot.statistics("lineno")
+    return {
+        "total_kib": round(sum(s.size for s in stats) / 1024),
+        "by_line_kib": {
+            f"{s.traceback[0].filename.split('site-packages/')[-1]}:{s.traceback[0].lineno}": round(
+                s.size / 1024
+            )
+            for s in stats[:limit]
+        },
+    }
+
+
+def wait_idle(controller: Controller, settle: float = SETTLE_SECONDS) -> float:
+    """Wait until nothing is queued or in flight for ``settle`` seconds; return when idleness began."""
+    quiet_since: float | None = None
+    while True:
+        now = time.monotonic()
+        if controller.idle():
+            quiet_since = quiet_since or now
+            if now - quiet_since >= settle:
+                return quiet_since
+        else:
+            quiet_since = None
+        time.sleep(0.01)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--provider", required=True)
+    p.add_argument("--api", required=True)
+    p.add_argument("--workers", type=int, default=10)
+    p.add_argument("--latency-ms", type=float, default=20.0)
+    p.add_argument("--node-debounce", type=float, default=1.0)
+    p.add_argument("--backoff-base", type=float, default=5.0)
+    p.add_argument("--backoff-max", type=float, default=300.0)
+    p.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="trace Python allocations from the start of the controller (for the 'top' command)",
+    )
+    p.add_argument(
+        "--no-trim",
+        action="store_true",
+        help="cache whole objects (to measure what the informer's trim saves)",
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    setup_logging(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.WARNING)  # stderr stays quiet; the tally below sees INFO too
+    tally = LogTally()
+    controller_log = logging.getLogger("lbprov.controller")
+    controller_log.setLevel(logging.INFO)
+    controller_log.addHandler(tally)
+    if args.no_trim:
+        import lbprov.kube.informer as informer
+
+        informer.trim = lambda obj, kind: obj  # type: ignore[assignment]
+    settings = json.loads(os.environ["BENCH_PROVIDER_SETTINGS"])
+    provider = load_provider(args.provider).from_settings(settings)
+    latency = args.latency_ms / 1000.0
+
+    def delay(event: CallEvent) -> None:
+        if event.result == "sent" and latency > 0:
+            time.sleep(latency)
+
+    provider.calls.listeners.append(delay)
+    config = ControllerConfig(
+        cluster=settings["cluster_name"],
+        default_provider=args.provider,
+        workers=args.workers,
+        resync_period=24 * 3600,  # the bench triggers resyncs itself
+        node_debounce=args.node_debounce,
+        backoff_base=args.backoff_base,
+        backoff_max=args.backoff_max,
+    )
+    controller = Controller(
+        KubeClient.for_url(args.api), {args.provider: provider}, config, metrics=Metrics()
+    )
+
+    def reply(obj: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
+    if args.tracemalloc:
+        tracemalloc.start()
+    t0 = time.monotonic()
+    provider.calls.reset()
+    controller.start()
+    ready_at = time.monotonic()
+    reply(
+        {
+            "event": "started",
+            "ready_at": ready_at,
+            "startup_seconds": ready_at - t0,
+            "cpu_seconds_at_ready": cpu_seconds(),
+            "rss_kib_at_ready": memory_kib()["VmRSS"],
+        }
+    )
+    triggers = controller.node_sync.triggers
+    for line in sys.stdin:
+        cmd = line.strip()
+        if cmd == "stats":
+            reply({"event": "stats", **call_stats(provider.calls, tally)})
+        elif cmd == "wait-idle":
+            reply({"event": "idle", "idle_since": wait_idle(controller)})
+        elif cmd == "mark":
+            provider.calls.reset()
+            tally.reset()
+            triggers = controller.node_sync.triggers
+            reply({"event": "marked"})
+        elif cmd == "wait-node-sync":
+            while controller.node_sync.triggers <= triggers:
+                time.sleep(0.01)
+            idle = wait_idle(controller)
+            reply({"event": "node-synced", "idle_since": idle, **call_stats(provider.calls, tally)})
+        elif cmd == "resync":
+            provider.calls.reset()
+            tally.reset()
+            started = time.monotonic()
+            n = controller.resync()
+            idle = wait_idle(controller)
+            reply(
+                {
+                    "event": "resynced",
+                    "services": n,
+                    "started": started,
+                    "idle_since": idle,
+                    **call_stats(provider.calls, tally),
+                }
+            )
+        elif cmd == "top":
+            reply({"event": "top", "top": allocation_top()})
+        elif cmd == "gc":
+            gc.collect()
+            reply({"event": "collected"})
+        elif cmd == "quit":
+            break
+    controller.stop()
+    reply({"event": "stopped"})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""Markdown tables from ``bench/scale.py`` JSON reports (for issue notes and the README).
+
+    python bench/scale.py ... > aws.json; python bench/scale_table.py aws.json [gcp.json ...]
+
+One table per run: per phase the seconds, the ideal, time / ideal, reads and writes per Service, the
+controller's and the emulator's CPU seconds, and the reads per Service by operation (largest first);
+then the controller's RSS and the load balancers used.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+
+def reads_by_operation(phase: dict[str, Any], services: int, top: int = 6) -> str:
+    ops = sorted(phase["reads_by_operation"].items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{op} {n / services:.2f}" for op, n in ops[:top])
+
+
+def table(report: dict[str, Any], run: dict[str, Any]) -> str:
+    n = report["services"]
+    lines = [
+        f"**{report['provider']}**, {n} Services x {report['ports_per_service']} port(s), "
+        f"{report['nodes']} nodes, {run['workers']} workers, {report['latency_ms']:g} ms per call",
+        "",
+        "| phase | seconds | ideal | time / ideal | reads / Service | writes / Service "
+        "| controller CPU s | emulator CPU s | reads per Service by operation |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, p in run["phases"].items():
+        cpu = p["cpu_seconds"]
+        lines.append(
+            f"| {name} | {p['seconds']} | {p['ideal_seconds']} | {p['time_over_ideal']} "
+            f"| {p['reads_per_service']} | {p['writes_per_service']} | {cpu['controller']} "
+            f"| {cpu['emulator']} | {reads_by_operation(p, n)} |"
+        )
+    rss = run["controller_rss_mb"]
+    lines += [
+        "",
+        f"controller RSS: {rss['after_startup']} MB after startup, {rss['peak']} MB peak, "
+        f"{rss['steady_after_gc']} MB steady; load balancers: {run['load_balancers']}",
+    ]
+    return "\n".join(lines)
+
+
+def main(paths: list[str]) -> int:
+    for path in paths:
+        with open(path) as f:
+            report = json.load(f)
+        for run in report["runs"]:
+            print(table(report, run), end="\n\n")
+        if "workers_1_over_default_time" in report:
+            print(f"time with 1 worker / default: {report['workers_1_over_default_time']}", end="\n\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,92 @@
+"""Carry out a plan's changes, in order, one AWS call (or a few) per change.
+
+A change whose resource another change created earlier in the same apply (a listener forwarding to
+a new target group, a rule admitting a new security group) finds it in the apply's context, which
+starts from the ARNs and IDs the plan read. Nothing is written that the plan did not list; if a call
+fails, the exception propagates and a fresh plan picks up from what exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from lbprov.model import Action, Change, Ingress, Plan
+from lbprov_aws.apply.classic import ClassicApplier
+from lbprov_aws.apply.nlb import NLBApplier
+from lbprov_aws.apply.security_groups import SecurityGroupApplier
+
+
+class StalePlan(RuntimeError):
+    """Kept for compatibility (the controller recognises the name): no longer raised, since apply
+    recomputes the shared node rules from a fresh read instead of refusing a plan made before
+    another Service's apply."""
+
+
+class Executor(SecurityGroupApplier, NLBApplier, ClassicApplier):
+    """Plan -> SDK writes in the plan's order (each kind's writes live in its mixin)."""
+
+    def apply(self, plan: Plan) -> tuple[Ingress, ...]:
+        """Apply the plan. The shared node rules are not written as planned but recomputed, under
+        a per-group lock, from a fresh read of the group (see diff/node_rules.py)."""
+        return self._apply(plan)
+
+    def _apply(self, plan: Plan) -> tuple[Ingress, ...]:
+        ctx: dict[str, Any] = {
+            "lb_arn": plan.data.get("lb_arn"),
+            "dns": plan.data.get("dns"),
+            "tg_arns": dict(plan.data.get("tg_arns", {})),
+            "elb_sg_id": plan.data.get("elb_sg_id"),
+            "backend_sg_id": plan.data.get("backend_sg_id"),
+            "vpc_id": plan.data.get("vpc_id"),
+            "uid": plan.ref.uid,
+        }
+        handlers: dict[str, Callable[[Change, dict[str, Any]], None]] = {
+            "tg": self._tg,
+            "nlb": self._nlb,
+            "listener": self._listener,
+            "node-sg-pair": self._node_pair,
+            "elb-sg": self._elb_sg,
+            "elb-sg-rule": self._elb_sg_rule,
+            "kube-proxy-rule": self._kube_proxy_rule,
+            "classic": self._classic,
+            "classic-listener": self._classic_listener,
+        }
+        changes = list(plan.changes)
+        info = plan.data.get("node_rules") or {}
+        # The plan's node rule changes mark WHERE (in the order of the plan) each group is brought
+        # to this Service's wanted rules; WHAT is written is recomputed from a fresh read. Where the
+        # plan revokes later, the first block authorises, and revokes only what leaves every port
+        # admitted; the ports the Service gives up are revoked at the later block (after listeners).
+        done: set[str] = set()
+        revoking = {
+            c.cloud_id for c in changes if c.data["type"] == "node-sg-range" and c.action is Action.DELETE
+        }
+        i = 0
+        while i < len(changes):
+            change = changes[i]
+            if change.data["type"] == "node-sg-range":
+                j = i
+                while (
+                    j < len(changes)
+                    and changes[j].data["type"] == "node-sg-range"
+                    and changes[j].action is change.action
+                    and changes[j].cloud_id == change.cloud_id
+                ):
+                    j += 1
+                group = change.cloud_id
+                assert group is not None
+                if group in done:
+                    pass  # the first block did everything (nothing had to wait for the listeners)
+                elif change.action is Action.DELETE or group not in revoking:
+                    self._node_rules(group, info, revoke=True)
+                    done.add(group)
+                elif not self._node_rules(group, info, revoke=False):
+                    done.add(group)
+                i = j
+                continue
+            handlers[change.data["type"]](change, ctx)
+            i += 1
+        if plan.is_delete:
+            return ()
+        return (Ingress(hostname=ctx["dns"]),) if ctx.get("dns") else plan.ingress

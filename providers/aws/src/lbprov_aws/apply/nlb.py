@@ -1,0 +1,157 @@
+"""NLB writes: target groups, the load balancer, listeners."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from lbprov.model import Action, Change
+from lbprov_aws.apply.base import ApplierBase, _check_same_owner, _tags
+from lbprov_aws.desired import LB_ATTRIBUTE_DEFAULTS, TG_ATTRIBUTE_DEFAULTS
+from lbprov_aws.observe import NOT_FOUND_CODES, chunks
+
+
+class NLBApplier(ApplierBase):
+    # -- target groups ---------------------------------------------------------------------------
+
+    def _tg(self, c: Change, ctx: dict[str, Any]) -> None:
+        call = self.clients.call
+        if c.action is Action.DELETE:
+            call("elbv2:DeleteTargetGroup", TargetGroupArn=c.cloud_id)
+            ctx["tg_arns"].pop(c.name, None)
+            return
+        after = dict(c.after or {})
+        hc = after["health_check"]
+        if c.action is Action.CREATE:
+            params: dict[str, Any] = {
+                "Name": c.name,
+                "Protocol": after["protocol"],
+                "Port": after["port"],
+                "VpcId": after["vpc"],
+                "TargetType": "instance",
+                "Tags": _tags(after["tags"]),
+                **self._health_params(hc),
+            }
+            arn = call("elbv2:CreateTargetGroup", **params)["TargetGroups"][0]["TargetGroupArn"]
+            ctx["tg_arns"][c.name] = arn
+            if any(after["attributes"].get(k, v) != v for k, v in TG_ATTRIBUTE_DEFAULTS.items()) or (
+                after["attributes"].get("stickiness.enabled") == "true"
+            ):
+                self._tg_attributes(arn, after["attributes"])
+            self._targets(arn, [], after["targets"], after["port"])
+            return
+        before = dict(c.before or {})
+        arn = c.cloud_id
+        if before["health_check"] != hc:
+            call("elbv2:ModifyTargetGroup", TargetGroupArn=arn, **self._health_params(hc))
+        if before["attributes"] != after["attributes"]:
+            self._tg_attributes(arn, after["attributes"])
+        if before["targets"] != after["targets"]:
+            self._targets(arn, before["targets"], after["targets"], after["port"])
+        if before["tags"] != after["tags"]:
+            self._elbv2_tags(arn, before["tags"], after["tags"])
+
+    @staticmethod
+    def _health_params(hc: Mapping[str, Any]) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "HealthCheckProtocol": hc["protocol"],
+            "HealthCheckPort": hc["port"],
+            "HealthCheckEnabled": True,
+            "HealthCheckIntervalSeconds": hc["interval"],
+            "HealthCheckTimeoutSeconds": hc["timeout"],
+            "HealthyThresholdCount": hc["healthy"],
+            "UnhealthyThresholdCount": hc["unhealthy"],
+        }
+        if hc.get("path"):
+            params["HealthCheckPath"] = hc["path"]
+        return params
+
+    def _tg_attributes(self, arn: str | None, attrs: Mapping[str, str]) -> None:
+        self.clients.call(
+            "elbv2:ModifyTargetGroupAttributes",
+            TargetGroupArn=arn,
+            Attributes=[{"Key": k, "Value": v} for k, v in sorted(attrs.items())],
+        )
+
+    def _targets(self, arn: str | None, before: list[str], after: list[str], port: int) -> None:
+        add = sorted(set(after) - set(before))
+        remove = sorted(set(before) - set(after))
+        for batch in chunks(add, 100):
+            self.clients.call("elbv2:RegisterTargets", TargetGroupArn=arn, Targets=[{"Id": i} for i in batch])
+        for batch in chunks(remove, 100):
+            self.clients.call(
+                "elbv2:DeregisterTargets", TargetGroupArn=arn, Targets=[{"Id": i} for i in batch]
+            )
+
+    # -- NLB -------------------------------------------------------------------------------------
+
+    def _nlb(self, c: Change, ctx: dict[str, Any]) -> None:
+        call = self.clients.call
+        if c.action in (Action.DELETE, Action.REPLACE):
+            call("elbv2:DeleteLoadBalancer", LoadBalancerArn=c.cloud_id)
+            if c.action is Action.DELETE:
+                return
+        after = dict(c.after or {})
+        if c.action is Action.CREATE and self._existing_nlb(c, ctx):
+            return
+        if c.action in (Action.CREATE, Action.REPLACE):
+            lb = call(
+                "elbv2:CreateLoadBalancer",
+                Name=c.name,
+                Subnets=after["subnets"],
+                Scheme=after["scheme"],
+                Type="network",
+                IpAddressType="ipv4",
+                Tags=_tags(after["tags"]),
+            )["LoadBalancers"][0]
+            ctx["lb_arn"], ctx["dns"] = lb["LoadBalancerArn"], lb.get("DNSName")
+            if after["attributes"] != {k: LB_ATTRIBUTE_DEFAULTS.get(k) for k in after["attributes"]}:
+                self._lb_attributes(ctx["lb_arn"], after["attributes"])
+            return
+        before = dict(c.before or {})
+        arn = c.cloud_id
+        if before["subnets"] != after["subnets"]:
+            call("elbv2:SetSubnets", LoadBalancerArn=arn, Subnets=after["subnets"])
+        if before["attributes"] != after["attributes"]:
+            self._lb_attributes(arn, after["attributes"])
+        if before["tags"] != after["tags"]:
+            self._elbv2_tags(arn, before["tags"], after["tags"])
+
+    def _existing_nlb(self, c: Change, ctx: dict[str, Any]) -> bool:
+        """Describe before create: AWS would return the existing LB for an identical request, but
+        moto (and a create with different settings) would not; never create a second one."""
+        found = self.clients.call_optional("elbv2:DescribeLoadBalancers", NOT_FOUND_CODES, Names=[c.name])
+        lbs = (found or {}).get("LoadBalancers", [])
+        if not lbs:
+            return False
+        arn = lbs[0]["LoadBalancerArn"]
+        tags = self.clients.call("elbv2:DescribeTags", ResourceArns=[arn])["TagDescriptions"]
+        _check_same_owner("network load balancer", c, tags[0].get("Tags", []) if tags else [])
+        ctx["lb_arn"], ctx["dns"] = arn, lbs[0].get("DNSName")
+        return True
+
+    def _lb_attributes(self, arn: str | None, attrs: Mapping[str, str]) -> None:
+        self.clients.call(
+            "elbv2:ModifyLoadBalancerAttributes",
+            LoadBalancerArn=arn,
+            Attributes=[{"Key": k, "Value": v} for k, v in sorted(attrs.items())],
+        )
+
+    def _listener(self, c: Change, ctx: dict[str, Any]) -> None:
+        if c.action in (Action.DELETE, Action.REPLACE):
+            self.clients.call("elbv2:DeleteListener", ListenerArn=c.cloud_id)
+            if c.action is Action.DELETE:
+                return
+        after = dict(c.after or {})
+        params: dict[str, Any] = {
+            "Protocol": after["protocol"],
+            "Port": after["port"],
+            "DefaultActions": [{"Type": "forward", "TargetGroupArn": ctx["tg_arns"][after["target_group"]]}],
+        }
+        if after.get("certificate"):
+            params["Certificates"] = [{"CertificateArn": after["certificate"]}]
+            params["SslPolicy"] = after["ssl_policy"]
+        if c.action in (Action.CREATE, Action.REPLACE):
+            self.clients.call("elbv2:CreateListener", LoadBalancerArn=ctx["lb_arn"], **params)
+        else:
+            self.clients.call("elbv2:ModifyListener", ListenerArn=c.cloud_id, **params)

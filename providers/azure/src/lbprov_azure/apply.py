@@ -1,0 +1,278 @@
+"""Plan -> ARM writes, in the plan's order (the deployer).
+
+Consecutive changes of one shared load balancer become ONE submission to its
+:class:`~lbprov_azure.lbwriter.SharedLBWriter` (the write-side concurrency: serialised per LB,
+If-Match, coalesced across Services); public IPs and NSG rules are written directly. Values that
+are only known after a write (the frontend address an NSG rule targets) are resolved here.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from azure.core.exceptions import HttpResponseError
+
+from lbprov.model import Action, Change, Ingress, Plan
+from lbprov_azure import client as azclient
+from lbprov_azure.desired import LB_FIELDS
+from lbprov_azure.diff import Priorities, options_of
+from lbprov_azure.lbwriter import Announcement, LBDelta, PreconditionFailed, SharedLBWriter, WriteRejected
+from lbprov_azure.observe import Observer, find, items
+from lbprov_azure.settings import AzureSettings
+
+JSON = dict[str, Any]
+
+
+class _Store:
+    """Adapts one load balancer's SDK calls to :class:`~lbprov_azure.lbwriter.LBStore`."""
+
+    def __init__(self, applier: Applier, name: str) -> None:
+        self.a = applier
+        self.name = name
+
+    def get(self) -> JSON | None:
+        return self.a.seen.lb(self.name)
+
+    def put(self, body: JSON, *, etag: str | None) -> JSON:
+        headers = {"If-Match": etag} if etag else {"If-None-Match": "*"}
+        rg = self.a.settings.resource_group
+        lbs = self.a.seen.client.load_balancers
+        try:
+            return self.a.seen.call(
+                "loadBalancers.create_or_update",
+                lambda: azclient.finish(
+                    lbs.begin_create_or_update(
+                        rg,
+                        self.name,
+                        body,  # type: ignore[call-overload]  # REST JSON is accepted (types.LoadBalancer)
+                        headers=headers,
+                    ),
+                    self.a.timeout,
+                    f"load balancer {self.name}",
+                ).as_dict(),
+            )
+        except HttpResponseError as exc:
+            raise self._translate(exc) from exc
+
+    def delete(self, *, etag: str) -> None:
+        rg = self.a.settings.resource_group
+        lbs = self.a.seen.client.load_balancers
+        try:
+            self.a.seen.call(
+                "loadBalancers.delete",
+                lambda: azclient.finish(
+                    lbs.begin_delete(rg, self.name, headers={"If-Match": etag}),
+                    self.a.timeout,
+                    f"delete load balancer {self.name}",
+                ),
+            )
+        except HttpResponseError as exc:
+            raise self._translate(exc) from exc
+
+    @staticmethod
+    def _translate(exc: HttpResponseError) -> BaseException:
+        if exc.status_code == 412:
+            return PreconditionFailed(str(exc))
+        if exc.status_code == 400:
+            return WriteRejected(str(exc))
+        return exc
+
+
+class Applier:
+    """Executes plans; owns one :class:`SharedLBWriter` per load balancer name."""
+
+    def __init__(self, settings: AzureSettings, seen: Observer, priorities: Priorities) -> None:
+        self.settings = settings
+        self.seen = seen
+        self.priorities = priorities
+        self.timeout = settings.operation_timeout_seconds
+        self._writers: dict[str, SharedLBWriter] = {}
+        self._lock = threading.Lock()
+
+    def writer(self, lb: str) -> SharedLBWriter:
+        """The process-wide writer of one shared LB (one per provider instance and LB name)."""
+        with self._lock:
+            w = self._writers.get(lb)
+            if w is None:
+                w = SharedLBWriter(
+                    _Store(self, lb),
+                    self.settings.cluster_name,
+                    lb,
+                    window=self.settings.coalesce_window_seconds,
+                    max_wait=self.settings.coalesce_max_wait_seconds,
+                    cluster_id=self.settings.cluster_id,
+                )
+                self._writers[lb] = w
+            return w
+
+    def apply(self, plan: Plan) -> tuple[Ingress, ...]:
+        changes = list(plan.changes)
+        announced: dict[str, Announcement] = {}
+        for ch in changes:  # tell each LB's writer this apply is coming, so it can wait for it
+            lbn = ch.data.get("lb")
+            if lbn and lbn not in announced:
+                announced[lbn] = self.writer(lbn).announce()
+        try:
+            lb_bodies, pip_ip = self._apply_changes(changes, announced)
+        finally:
+            for a in announced.values():
+                a.writer.withdraw(a)
+        if plan.intent is None:
+            return ()
+        opts = options_of(plan.intent)
+        if opts.internal:
+            lbn = str(plan.data.get("lb"))
+            if lbn in lb_bodies:
+                fe = find(items(lb_bodies[lbn], "frontendIPConfigurations"), plan.intent.lb_name)
+                addr = ((fe or {}).get("properties") or {}).get("privateIPAddress")
+                return (Ingress(ip=addr),) if addr else ()
+            return plan.ingress
+        if pip_ip:
+            return (Ingress(ip=pip_ip),)
+        return plan.ingress
+
+    def _apply_changes(
+        self, changes: list[Change], announced: dict[str, Announcement]
+    ) -> tuple[dict[str, JSON | None], str | None]:
+        """Execute ``changes`` in order; consecutive changes of one LB become one writer submission.
+
+        Returns the LB bodies as written and the address of a public IP created or updated.
+        """
+        lb_bodies: dict[str, JSON | None] = {}
+        pip_ip: str | None = None
+        i = 0
+        while i < len(changes):
+            ch = changes[i]
+            lbn = ch.data.get("lb")
+            if lbn:
+                j = i
+                while j < len(changes) and changes[j].data.get("lb") == lbn:
+                    j += 1
+                self.seen.writing()
+                lb_bodies[lbn] = self.writer(lbn).submit(self._delta(changes[i:j]), announced.pop(lbn, None))
+                self.seen.wrote_lb(lbn, lb_bodies[lbn])
+                i = j
+                continue
+            if ch.kind == "public-ip":
+                pip_ip = self._apply_pip(ch) or pip_ip
+            elif ch.kind == "nsg-rule":
+                self._apply_nsg_rule(ch, self._frontend_address(ch, lb_bodies, pip_ip))
+            else:  # pragma: no cover - plans only hold the kinds above
+                raise ValueError(f"unknown change kind {ch.kind!r}")
+            i += 1
+        return lb_bodies, pip_ip
+
+    @staticmethod
+    def _delta(group: list[Change]) -> LBDelta:
+        first = group[0].data
+        upserts: list[tuple[str, JSON]] = []
+        deletes: list[tuple[str, str]] = []
+        join: bool | None = None
+        pool: JSON | None = None
+        template: JSON | None = None
+        tags: dict[str, str] = {}
+        repair = False
+        for ch in group:
+            repair = repair or bool(ch.data.get("repair"))
+            if ch.data.get("template") is not None:
+                template = ch.data["template"]
+            if ch.kind == "load-balancer" and ch.data.get("tags"):
+                tags.update(ch.data["tags"])
+            if ch.kind == "lb-service-tag":
+                join = ch.action != Action.DELETE
+            elif ch.kind == "backend-pool":
+                pool = ch.data["item"]
+            elif ch.kind in LB_FIELDS:
+                if ch.action == Action.DELETE:
+                    deletes.append((LB_FIELDS[ch.kind], str(ch.data["name"])))
+                else:
+                    upserts.append((LB_FIELDS[ch.kind], ch.data["item"]))
+        if upserts:
+            join = True  # (re)creates the LB from the template if it vanished since the plan
+        return LBDelta(
+            service=str(first["service"]),
+            base=str(first["base"]),
+            upserts=tuple(upserts),
+            deletes=tuple(deletes),
+            join=join,
+            pool=pool,
+            template=template,
+            tags=tuple(sorted(tags.items())),
+            repair=repair,
+        )
+
+    def _apply_pip(self, ch: Change) -> str | None:
+        rg, name = str(ch.data["rg"]), str(ch.data["name"])
+        ops = self.seen.client.public_ip_addresses
+        self.seen.writing()
+        if ch.action == Action.DELETE:
+            # No If-Match: detaching it from the LB earlier in this apply changed its ETag, and
+            # its ownership (tags) was checked by the plan.
+            self.seen.call(
+                "publicIPAddresses.delete",
+                lambda: azclient.finish(ops.begin_delete(rg, name), self.timeout, f"delete public IP {name}"),
+            )
+            self.seen.wrote_pip(rg, name, None)
+            return None
+        headers = {"If-Match": ch.data["etag"]} if ch.data.get("etag") else {"If-None-Match": "*"}
+        body = ch.data["body"]
+        result = self.seen.call(
+            "publicIPAddresses.create_or_update",
+            lambda: azclient.finish(
+                ops.begin_create_or_update(rg, name, body, headers=headers), self.timeout, f"public IP {name}"
+            ).as_dict(),
+        )
+        self.seen.wrote_pip(rg, name, result)
+        return (result.get("properties") or {}).get("ipAddress")
+
+    @staticmethod
+    def _frontend_address(ch: Change, lb_bodies: dict[str, JSON | None], pip_ip: str | None) -> str | None:
+        """The frontend address an NSG rule waits for (floating IP on), once this apply knows it."""
+        want = ch.data.get("resolve_frontend")
+        if not want:
+            return None
+        if pip_ip:
+            return pip_ip
+        fe = find(items(lb_bodies.get(want["lb"]), "frontendIPConfigurations"), want["base"])
+        addr = ((fe or {}).get("properties") or {}).get("privateIPAddress")
+        if not addr:
+            raise RuntimeError(f"NSG rule {ch.name}: the frontend address is not known after the LB write")
+        return str(addr)
+
+    def _apply_nsg_rule(self, ch: Change, frontend_addr: str | None = None) -> None:
+        s = self.settings
+        nsg, rg = str(s.security_group_name), s.resource_group
+        name = str(ch.data["name"])
+        ops = self.seen.client.security_rules
+        self.seen.writing()
+        if ch.action == Action.DELETE:
+            self.seen.call(
+                "securityRules.delete",
+                lambda: azclient.finish(
+                    ops.begin_delete(rg, nsg, name), self.timeout, f"delete NSG rule {name}"
+                ),
+            )
+            self.seen.wrote_nsg_rule(name, None)
+            return
+        priority = int(ch.data["priority"])
+        for _ in range(8):
+            body = {"properties": {**ch.data["body"]["properties"], "priority": priority}}
+            if frontend_addr:
+                body["properties"]["destinationAddressPrefix"] = frontend_addr
+            try:
+                result = self.seen.call(
+                    "securityRules.create_or_update",
+                    lambda b=body: azclient.finish(  # type: ignore[misc]
+                        ops.begin_create_or_update(rg, nsg, name, b), self.timeout, f"NSG rule {name}"
+                    ).as_dict(),
+                )
+                self.seen.wrote_nsg_rule(name, result)
+                return
+            except HttpResponseError as exc:
+                if exc.status_code != 400 or azclient.error_code(exc) != "SecurityRuleConflict":
+                    raise
+            # another writer took the priority since the plan: pick a free one on fresh data
+            fresh = self.seen.nsg(fresh=True)
+            priority = self.priorities.allocate(self.priorities.used(fresh or {}), name)
+        raise RuntimeError(f"NSG rule {name}: could not find a free priority after 8 attempts")

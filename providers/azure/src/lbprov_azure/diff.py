@@ -1,0 +1,736 @@
+"""Desired vs observed -> the Plan's changes for one Service (the model's synthesizer).
+
+:class:`Planner` reads what exists through the :class:`~lbprov_azure.observe.Observer` (cached
+within a read round), builds what the Service wants with :mod:`lbprov_azure.desired`, and compares
+the two by the managed-field views, resource kind by resource kind: the public IP, the Service's
+parts of the shared load balancer (frontend, probes, rules, its entry in the LB's Service map, the
+shared backend pool), what it left on the other scheme's LB, and its NSG rules. A delete plan finds
+everything by the ownership marks (names with the UID, tags, rule descriptions), never by today's
+annotations.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lbprov import naming
+from lbprov.model import (
+    Action,
+    Change,
+    Ingress,
+    Intent,
+    InvalidService,
+    OwnershipConflict,
+    Plan,
+    ServiceRef,
+)
+from lbprov_azure import names, placement
+from lbprov_azure.desired import (
+    FRONTEND_ADDRESS,
+    LB_FIELDS,
+    VIEWS,
+    Ids,
+    build_desired,
+    ref_id,
+    view_nsg_rule,
+    view_pip,
+)
+from lbprov_azure.observe import Observer, find, items
+from lbprov_azure.options import LB_CONFIGURATIONS, AzureOptions, parse_options
+from lbprov_azure.settings import AzureSettings
+
+JSON = dict[str, Any]
+PROVIDER = "azure"
+NSG_PRIORITY_MIN = 500
+NSG_PRIORITY_MAX = 4096
+_RESERVATION_SECONDS = 120.0
+_ORDER = {
+    "load-balancer": 0,
+    "lb-service-tag": 1,
+    "backend-pool": 2,
+    "frontend-ip-configuration": 3,
+    "probe": 4,
+    "load-balancing-rule": 5,
+}
+
+
+def _with_frontend(rule: JSON, address: str | None) -> tuple[JSON, bool]:
+    """``rule`` with the frontend placeholder filled in; True when it must wait for apply."""
+    props = rule.get("properties") or {}
+    if props.get("destinationAddressPrefix") != FRONTEND_ADDRESS:
+        return rule, False
+    if address is None:
+        return rule, True
+    return {**rule, "properties": {**props, "destinationAddressPrefix": address}}, False
+
+
+class Priorities:
+    """NSG rule priorities: the lowest free one in 500-4096, skipping ones this process just took.
+
+    Plans of concurrent Services read the same NSG; a reservation (for two minutes) keeps them from
+    picking the same free priority before either rule is written.
+    """
+
+    def __init__(self, nsg_name: str | None) -> None:
+        self.nsg_name = nsg_name
+        self._lock = threading.Lock()
+        self._reserved: dict[int, tuple[str, float]] = {}  # priority -> (rule name, when)
+
+    @staticmethod
+    def used(nsg: JSON) -> set[int]:
+        return {
+            int((r.get("properties") or {}).get("priority") or 0)
+            for r in items(nsg, "securityRules")
+            if (r.get("properties") or {}).get("direction", "Inbound") == "Inbound"
+        }
+
+    def allocate(self, used: set[int], rule: str) -> int:
+        now = time.monotonic()
+        with self._lock:
+            self._reserved = {p: v for p, v in self._reserved.items() if now - v[1] < _RESERVATION_SECONDS}
+            for p in range(NSG_PRIORITY_MIN, NSG_PRIORITY_MAX + 1):
+                holder = self._reserved.get(p)
+                if p in used or (holder is not None and holder[0] != rule):
+                    continue
+                self._reserved[p] = (rule, now)
+                return p
+        raise RuntimeError(
+            f"network security group {self.nsg_name!r} has no free priority in "
+            f"{NSG_PRIORITY_MIN}-{NSG_PRIORITY_MAX}"
+        )
+
+
+def options_of(intent: Intent) -> AzureOptions:
+    """The Service's validated options (``resolve`` put them on the intent)."""
+    if isinstance(intent.options, AzureOptions):
+        return intent.options
+    return parse_options(intent, {})
+
+
+@dataclass
+class Fleet:
+    """The cluster's load balancers as observed: (slot, scheme) -> body."""
+
+    lbs: dict[tuple[int, str], JSON] = field(default_factory=dict)
+
+    def pools(self) -> dict[int, set[str]]:
+        """Node IPs in each slot's pools (either LB of the slot)."""
+        out: dict[int, set[str]] = {}
+        for (k, _), body in self.lbs.items():
+            for pool in items(body, "backendAddressPools"):
+                out.setdefault(k, set()).update(VIEWS["backend-pool"](pool)["addresses"])
+        return out
+
+
+def _others(lb: JSON | None, fld: str, base: str) -> int:
+    """How many of ``lb``'s ``fld`` are not the Service's own (by name)."""
+    return sum(1 for i in items(lb, fld) if not names.owns_part(base, str(i.get("name", ""))))
+
+
+class Planner:
+    """Plans one Service's changes from what the observer sees."""
+
+    def __init__(self, settings: AzureSettings, seen: Observer, priorities: Priorities) -> None:
+        self.settings = settings
+        self.seen = seen
+        self.priorities = priorities
+        self.ids = Ids(settings.subscription_id)
+
+    def plan(self, intent: Intent) -> Plan:
+        s = self.settings
+        opts = options_of(intent)
+        cluster, rg = s.cluster_name, s.resource_group
+        base = intent.lb_name
+        token = names.uid_token(intent.ref.uid)
+        scheme = "internal" if opts.internal else "external"
+        fleet = self._fleet()
+        node_ips = sorted({str(t.internal_ip) for t in intent.targets if t.internal_ip})
+        slot = self._place(intent, opts, fleet, scheme, base, token, len(node_ips))
+        lbn = names.lb_name(cluster, scheme, slot)
+        lb = fleet.lbs.get((slot, scheme))
+        self._check_parts_owned(lb, lbn, base, token)
+        slots = sorted({k for k, _ in fleet.lbs} | {slot})
+        assignment = placement.assign_nodes(node_ips, fleet.pools(), slots)
+        pool_ips = assignment.get(slot, set())
+        changes: list[Change] = []
+        ingress: tuple[Ingress, ...] = ()
+
+        # -- public IP ---------------------------------------------------------------------------
+        pip_id: str | None = None
+        pip_ip: str | None = None
+        if not opts.internal:
+            pip_rg = opts.pip_resource_group or rg
+            if opts.ipv4:
+                found = [
+                    p
+                    for p in self.seen.pips(pip_rg)
+                    if (p.get("properties") or {}).get("ipAddress") == opts.ipv4
+                ]
+                if not found:
+                    raise InvalidService(
+                        "spec.loadBalancerIP",
+                        f"no public IP address with address {opts.ipv4} in resource group {pip_rg!r}; "
+                        "create a Standard static public IP with it first",
+                    )
+                pip = found[0]
+                self._check_user_pip(pip, lb, base)
+                pip_id, pip_ip = str(pip["id"]), (pip.get("properties") or {}).get("ipAddress")
+            else:
+                pip_name = opts.pip_name or names.pip_name(cluster, base)
+                found_pip = self.seen.pip(pip_rg, pip_name)
+                pip_id = self.ids.pip(pip_rg, pip_name)
+                desired_pip = build_desired(intent, opts, s, pip_id, slot=slot, pool_ips=pool_ips).pip_body
+                assert desired_pip is not None
+                if found_pip is None:
+                    changes.append(
+                        Change(
+                            Action.CREATE,
+                            "public-ip",
+                            f"{pip_rg}/{pip_name}",
+                            after=view_pip(desired_pip),
+                            data={"rg": pip_rg, "name": pip_name, "body": desired_pip},
+                        )
+                    )
+                elif names.is_service_owned(found_pip.get("tags"), cluster, intent.ref.uid):
+                    pip_id, pip_ip = (
+                        str(found_pip["id"]),
+                        (found_pip.get("properties") or {}).get("ipAddress"),
+                    )
+                    before, after = view_pip(found_pip), view_pip(desired_pip)
+                    if before != after:
+                        changes.append(
+                            Change(
+                                Action.UPDATE,
+                                "public-ip",
+                                f"{pip_rg}/{pip_name}",
+                                before=before,
+                                after=after,
+                                cloud_id=pip_id,
+                                data={
+                                    "rg": pip_rg,
+                                    "name": pip_name,
+                                    "body": desired_pip,
+                                    "etag": found_pip.get("etag"),
+                                },
+                            )
+                        )
+                elif opts.pip_name:
+                    self._check_user_pip(found_pip, lb, base)
+                    pip_id, pip_ip = (
+                        str(found_pip["id"]),
+                        (found_pip.get("properties") or {}).get("ipAddress"),
+                    )
+                else:
+                    raise OwnershipConflict(
+                        f"public IP {pip_name!r} in resource group {pip_rg!r} exists but is not owned by Service "
+                        f"{intent.ref.key} of cluster {cluster!r}; lbprov never adopts it"
+                    )
+        desired = build_desired(intent, opts, s, pip_id, slot=slot, pool_ips=pool_ips)
+
+        # -- the load balancers ----------------------------------------------------------------
+        # The Service's parts leave every other LB first (a public IP can be on one frontend only),
+        # then LBs that lose nodes to another slot, then the Service's LB, then LBs that only gain.
+        group = self._lb_changes(lb, lbn, desired, base, token, intent.ref)
+        losing: list[Change] = []
+        gaining: list[Change] = []
+        stale_pips: set[str] = set()
+        fe = find(items(lb, "frontendIPConfigurations"), base)
+        if fe is not None:
+            old = ref_id((fe.get("properties") or {}).get("publicIPAddress"))
+            if old and pip_id and old.lower() != pip_id.lower():
+                stale_pips.add(old)
+        for (k, sc), body in sorted(fleet.lbs.items()):
+            if (k, sc) == (slot, scheme):
+                continue
+            name = names.lb_name(cluster, sc, k)
+            out = self._lb_removal(body, name, base, token, intent.ref)
+            ofe = find(items(body, "frontendIPConfigurations"), base)
+            old = ref_id(((ofe or {}).get("properties") or {}).get("publicIPAddress"))
+            if old and (not pip_id or old.lower() != pip_id.lower()):
+                stale_pips.add(old)
+            pool = self._pool_change(body, name, assignment.get(k, set()), intent, token, base)
+            if pool is not None:
+                out.append(pool)
+            loses = pool is not None and bool(set(pool.before["addresses"]) - set(pool.after["addresses"]))
+            (losing if loses or any(c.action == Action.DELETE for c in out) else gaining).extend(out)
+        changes.extend(losing)
+        changes.extend(group)
+        changes.extend(gaining)
+        if opts.internal:
+            if fe is not None and not any(c.kind == "frontend-ip-configuration" for c in group):
+                addr = (fe.get("properties") or {}).get("privateIPAddress")
+                ingress = (Ingress(ip=addr),) if addr else ()
+        elif pip_ip:
+            ingress = (Ingress(ip=pip_ip),)
+        for old in sorted(stale_pips):
+            changes.extend(self._pip_deletion(old, intent.ref))
+
+        # -- NSG rules ---------------------------------------------------------------------------
+        if opts.internal:
+            frontend_addr = opts.ipv4 or (
+                (fe.get("properties") or {}).get("privateIPAddress")
+                if fe is not None and not any(c.kind == "frontend-ip-configuration" for c in group)
+                else None
+            )
+        else:
+            frontend_addr = pip_ip
+        changes.extend(self._nsg_changes(desired.nsg_rules, base, intent.ref, lbn, frontend_addr))
+        return Plan(
+            provider=PROVIDER,
+            ref=intent.ref,
+            changes=tuple(changes),
+            intent=intent,
+            ingress=ingress,
+            data={"lb": lbn, "internal": opts.internal, "base": base},
+        )
+
+    def _fleet(self) -> Fleet:
+        """The cluster's load balancers by (slot, scheme), from one listing of the resource group."""
+        cluster = self.settings.cluster_name
+        listing = self.seen.lbs_by_name()
+        fleet = Fleet()
+        for k in range(self.settings.max_load_balancers):
+            for sc in ("external", "internal"):
+                body = listing.get(names.lb_name(cluster, sc, k).lower())
+                if body is None:
+                    continue
+                other_id = names.identity_of(body.get("tags"))
+                if self.settings.cluster_id and other_id and other_id != self.settings.cluster_id:
+                    raise OwnershipConflict(
+                        f"load balancer {body.get('name')!r} is tagged for cluster {cluster!r} but carries another "
+                        f"cluster's identity ({naming.CLUSTER_ID_TAG}={other_id}, this cluster is "
+                        f"{self.settings.cluster_id}): two clusters share the name; lbprov never touches it"
+                    )
+                if not names.is_cluster_owned(body.get("tags"), cluster):
+                    raise OwnershipConflict(
+                        f"load balancer {body.get('name')!r} exists in resource group "
+                        f"{self.settings.resource_group!r} but is not owned by cluster {cluster!r}; lbprov "
+                        "never adopts it (rename the cluster or remove that load balancer)"
+                    )
+                fleet.lbs[(k, sc)] = body
+        return fleet
+
+    def _place(
+        self,
+        intent: Intent,
+        opts: AzureOptions,
+        fleet: Fleet,
+        scheme: str,
+        base: str,
+        token: str,
+        nodes: int,
+    ) -> int:
+        """The slot of the Service: where it is, else chosen by :func:`placement.choose_slot`."""
+        cluster = self.settings.cluster_name
+        allowed: set[int] | None = None
+        if opts.lb_configurations:
+            by_name = {
+                names.lb_name(cluster, "external", k).lower(): k
+                for k in range(self.settings.max_load_balancers)
+            }
+            allowed = set()
+            for want in opts.lb_configurations:
+                if want.lower() not in by_name:
+                    raise InvalidService(
+                        f"metadata.annotations[{LB_CONFIGURATIONS}]",
+                        f"{want!r} is not a load balancer of this cluster; accepted: "
+                        + ", ".join(sorted(by_name)),
+                    )
+                allowed.add(by_name[want.lower()])
+        for (k, sc), body in sorted(fleet.lbs.items()):
+            holds = token in names.services_of(body.get("tags")) or find(
+                items(body, "frontendIPConfigurations"), base
+            )
+            if sc == scheme and (allowed is None or k in allowed) and holds:
+                return k
+        need = len(build_desired(intent, opts, self.settings, "-").rules)
+        uses = []
+        for k in sorted({k for k, _ in fleet.lbs}):
+            own = fleet.lbs.get((k, scheme))
+            uses.append(
+                placement.SlotUse(
+                    index=k,
+                    rules=sum(
+                        _others(b, "loadBalancingRules", base) for (j, _), b in fleet.lbs.items() if j == k
+                    ),
+                    lb_rules=_others(own, "loadBalancingRules", base),
+                    frontends=_others(own, "frontendIPConfigurations", base),
+                )
+            )
+        return placement.choose_slot(
+            uses,
+            need,
+            max_slots=self.settings.max_load_balancers,
+            nodes=nodes,
+            allowed=allowed,
+            describe=f"Service {intent.ref.key}",
+        )
+
+    def _pool_change(
+        self, lb: JSON, lbn: str, ips: set[str], intent: Intent, token: str, base: str
+    ) -> Change | None:
+        """The backend pool of another LB, when the node assignment changed it."""
+        s = self.settings
+        pool_name = names.pool_name(s.cluster_name)
+        vnet_id = self.ids.vnet(s.vnet_rg, s.vnet_name)
+        by_ip = {str(t.internal_ip): t.node_name for t in intent.targets if t.internal_ip}
+        want = {
+            "name": pool_name,
+            "properties": {
+                "loadBalancerBackendAddresses": [
+                    {"name": by_ip[ip], "properties": {"ipAddress": ip, "virtualNetwork": {"id": vnet_id}}}
+                    for ip in sorted(ips)
+                ]
+            },
+        }
+        existing = find(items(lb, "backendAddressPools"), pool_name)
+        before = VIEWS["backend-pool"](existing) if existing else {"addresses": []}
+        after = VIEWS["backend-pool"](want)
+        if before == after:
+            return None
+        return Change(
+            Action.UPDATE if existing else Action.CREATE,
+            "backend-pool",
+            f"{lbn}/{pool_name}",
+            before=before,
+            after=after,
+            reason="nodes spread over the cluster's load balancers",
+            data={"lb": lbn, "service": token, "base": base, "item": want},
+        )
+
+    def _check_user_pip(self, pip: JSON, lb: JSON | None, base: str) -> None:
+        if (pip.get("sku") or {}).get("name") != "Standard":
+            raise InvalidService(
+                "metadata.annotations[service.beta.kubernetes.io/azure-pip-name]",
+                f"public IP {pip.get('name')!r} has SKU {(pip.get('sku') or {}).get('name')!r}; the shared "
+                "Standard load balancer needs a Standard public IP",
+            )
+        used_by = ref_id((pip.get("properties") or {}).get("ipConfiguration"))
+        if used_by:
+            ours = lb is not None and used_by.lower() == f"{lb['id']}/frontendIPConfigurations/{base}".lower()
+            if not ours:
+                raise InvalidService(
+                    "metadata.annotations[service.beta.kubernetes.io/azure-pip-name]",
+                    f"public IP {pip.get('name')!r} is already attached to {used_by}",
+                )
+
+    def _check_parts_owned(self, lb: JSON | None, lbn: str, base: str, token: str) -> None:
+        if lb is None or token in names.services_of(lb.get("tags")):
+            return
+        for fld in ("frontendIPConfigurations", "probes", "loadBalancingRules"):
+            for item in items(lb, fld):
+                if names.owns_part(base, str(item.get("name", ""))):
+                    raise OwnershipConflict(
+                        f"load balancer {lbn!r} has {fld} {item.get('name')!r}, named like this Service's, but "
+                        "does not record the Service as its owner; lbprov never adopts it"
+                    )
+
+    def _lb_changes(
+        self, lb: JSON | None, lbn: str, desired: Any, base: str, token: str, ref: ServiceRef
+    ) -> list[Change]:
+        """Changes to the Service's parts on its LB; all carry ``data['lb']`` (one writer group)."""
+        common = {"lb": lbn, "service": token, "base": base, "template": desired.lb_template}
+        out: list[Change] = []
+        if lb is None:
+            out.append(
+                Change(
+                    Action.CREATE,
+                    "load-balancer",
+                    lbn,
+                    after={"sku": "Standard", "backend_pool": desired.pool["name"]},
+                    data=common,
+                )
+            )
+        identity = self._identity_change(lb, lbn, common)
+        if identity is not None:
+            out.append(identity)
+        if lb is not None and (lb.get("properties") or {}).get("provisioningState") == "Failed":
+            out.append(
+                Change(
+                    Action.UPDATE,
+                    "load-balancer",
+                    lbn,
+                    before={"provisioning": "Failed"},
+                    after={"provisioning": "Succeeded"},
+                    reason="its last operation failed: it is written again",
+                    data={**common, "repair": True},
+                )
+            )
+        if lb is None or token not in names.services_of(lb.get("tags")):
+            out.append(
+                Change(
+                    Action.CREATE,
+                    "lb-service-tag",
+                    f"{lbn}/{token}",
+                    after={"service": ref.key, "uid": ref.uid},
+                    data=common,
+                )
+            )
+        if lb is not None:
+            existing_pool = find(items(lb, "backendAddressPools"), desired.pool["name"])
+            before = VIEWS["backend-pool"](existing_pool) if existing_pool else None
+            after = VIEWS["backend-pool"](desired.pool)
+            if before != after:
+                out.append(
+                    Change(
+                        Action.UPDATE if existing_pool else Action.CREATE,
+                        "backend-pool",
+                        f"{lbn}/{desired.pool['name']}",
+                        before=before,
+                        after=after,
+                        data={**common, "item": desired.pool},
+                    )
+                )
+        wanted: list[tuple[str, JSON]] = [("frontend-ip-configuration", desired.frontend)]
+        wanted += [("probe", p) for p in desired.probes.values()]
+        wanted += [("load-balancing-rule", r) for r in desired.rules.values()]
+        for kind, item in wanted:
+            existing = find(items(lb, LB_FIELDS[kind]), item["name"])
+            after = VIEWS[kind](item)
+            before = VIEWS[kind](existing) if existing else None
+            if before != after:
+                out.append(
+                    Change(
+                        Action.UPDATE if existing else Action.CREATE,
+                        kind,
+                        f"{lbn}/{item['name']}",
+                        before=before,
+                        after=after,
+                        cloud_id=str(existing["id"]) if existing and existing.get("id") else None,
+                        data={**common, "item": item},
+                    )
+                )
+        keep = {("probe", n.lower()) for n in desired.probes} | {
+            ("load-balancing-rule", n.lower()) for n in desired.rules
+        }
+        for kind in ("load-balancing-rule", "probe"):
+            for item in items(lb, LB_FIELDS[kind]):
+                n = str(item.get("name", ""))
+                if names.owns_part(base, n) and (kind, n.lower()) not in keep:
+                    out.append(_part_delete(kind, lbn, item, common))
+        return sorted(out, key=lambda c: (c.action == Action.DELETE, _ORDER.get(c.kind, 9)))
+
+    def _identity_change(self, lb: JSON | None, lbn: str, common: Mapping[str, Any]) -> Change | None:
+        """Add the cluster identity to an LB that predates it (any write to the LB carries it)."""
+        cid = self.settings.cluster_id
+        if lb is None or not cid or names.identity_of(lb.get("tags")) == cid:
+            return None
+        return Change(
+            Action.UPDATE,
+            "load-balancer",
+            lbn,
+            before={"cluster_id": names.identity_of(lb.get("tags"))},
+            after={"cluster_id": cid},
+            reason="the cluster identity is added",
+            data={**common, "tags": {names.CLUSTER_ID_KEY: cid}},
+        )
+
+    def _lb_removal(self, lb: JSON, lbn: str, base: str, token: str, ref: ServiceRef) -> list[Change]:
+        """Changes that remove every part of the Service from ``lb`` (and the LB if it empties)."""
+        common = {"lb": lbn, "service": token, "base": base}
+        out: list[Change] = []
+        remaining = 0
+        for kind in ("load-balancing-rule", "probe", "frontend-ip-configuration"):
+            for item in items(lb, LB_FIELDS[kind]):
+                n = str(item.get("name", ""))
+                if names.owns_part(base, n):
+                    out.append(_part_delete(kind, lbn, item, common))
+                else:
+                    remaining += 1
+        services = names.services_of(lb.get("tags"))
+        if token in services:
+            out.insert(
+                0,
+                Change(
+                    Action.DELETE,
+                    "lb-service-tag",
+                    f"{lbn}/{token}",
+                    before={"service": ref.key, "uid": ref.uid},
+                    data=common,
+                ),
+            )
+        cid = self.settings.cluster_id
+        ours = bool(cid) and names.identity_of(lb.get("tags")) in (cid, None)
+        if ours and (
+            (out and not remaining and not (services - {token})) or (not remaining and not services)
+        ):
+            out.append(
+                Change(
+                    Action.DELETE,
+                    "load-balancer",
+                    lbn,
+                    before={"sku": "Standard"},
+                    cloud_id=str(lb.get("id")),
+                    reason="its last Service leaves it",
+                    data={**common, "informational": True},
+                )
+            )
+        identity = self._identity_change(lb, lbn, common) if out else None
+        return [identity, *out] if identity is not None else out
+
+    def _pip_deletion(self, pip_id: str, ref: ServiceRef) -> list[Change]:
+        seg = pip_id.split("/")
+        if len(seg) < 9:
+            return []
+        rg, name = seg[4], seg[-1]
+        pip = self.seen.pip(rg, name)
+        if pip is None or not names.is_service_owned(pip.get("tags"), self.settings.cluster_name, ref.uid):
+            return []  # gone, or the user's: never deleted
+        return [
+            Change(
+                Action.DELETE,
+                "public-ip",
+                f"{rg}/{name}",
+                before=view_pip(pip),
+                cloud_id=str(pip.get("id")),
+                data={"rg": rg, "name": name, "etag": pip.get("etag")},
+            )
+        ]
+
+    def _owned_nsg_rules(self, nsg: JSON, base: str) -> dict[str, JSON]:
+        out = {}
+        for r in items(nsg, "securityRules"):
+            n = str(r.get("name", ""))
+            if n.startswith(names.nsg_rule_prefix(base)):
+                desc = str((r.get("properties") or {}).get("description") or "")
+                if not desc.startswith(f"lbprov {names.cluster_mark(self.settings.cluster_name)} "):
+                    raise OwnershipConflict(
+                        f"NSG rule {n!r} is named like this Service's but its description {desc!r} does not "
+                        f"mark it as cluster {self.settings.cluster_name!r}'s; lbprov never adopts it"
+                    )
+                parsed = names.parse_rule_description(desc, self.settings.cluster_name)
+                cid = self.settings.cluster_id
+                if parsed and parsed[1] and cid and parsed[1] != names.rule_identity(cid):
+                    raise OwnershipConflict(
+                        f"NSG rule {n!r} carries another cluster's identity ({parsed[1]}); lbprov never touches it"
+                    )
+                out[n] = r
+        return out
+
+    def _nsg_changes(
+        self, desired: dict[str, JSON], base: str, ref: ServiceRef, lbn: str, frontend_addr: str | None
+    ) -> list[Change]:
+        nsg = self.seen.nsg()
+        if nsg is None:
+            return []
+        ours = self._owned_nsg_rules(nsg, base)
+        used = self.priorities.used(nsg)
+        new = [n for n in desired if n not in ours]
+        total = len(items(nsg, "securityRules")) + len(new)
+        if new and total > placement.MAX_NSG_RULES:
+            raise placement.CapacityExceeded(
+                f"network security group {nsg.get('name')!r} holds {total - len(new)} rules; {len(new)} more "
+                f"for Service {ref.key} would exceed Azure's limit of {placement.MAX_NSG_RULES} rules per NSG"
+            )
+        out: list[Change] = []
+        for name, wanted in desired.items():
+            existing = ours.get(name)
+            body, resolve = _with_frontend(wanted, frontend_addr)
+            after = view_nsg_rule(body)
+            extra = {"resolve_frontend": {"lb": lbn, "base": base}} if resolve else {}
+            if existing is None:
+                priority = self.priorities.allocate(used, name)
+                used.add(priority)
+                out.append(
+                    Change(
+                        Action.CREATE,
+                        "nsg-rule",
+                        f"{nsg['name']}/{name}",
+                        after={**after, "priority": priority},
+                        data={"name": name, "body": body, "priority": priority, **extra},
+                    )
+                )
+            else:
+                before = view_nsg_rule(existing)
+                if before != after:
+                    priority = int((existing.get("properties") or {}).get("priority") or 0)
+                    out.append(
+                        Change(
+                            Action.UPDATE,
+                            "nsg-rule",
+                            f"{nsg['name']}/{name}",
+                            before={**before, "priority": priority},
+                            after={**after, "priority": priority},
+                            cloud_id=str(existing.get("id")),
+                            data={"name": name, "body": body, "priority": priority, **extra},
+                        )
+                    )
+        for name, existing in sorted(ours.items()):
+            if name not in desired:
+                out.append(
+                    Change(
+                        Action.DELETE,
+                        "nsg-rule",
+                        f"{nsg['name']}/{name}",
+                        before=view_nsg_rule(existing),
+                        cloud_id=str(existing.get("id")),
+                        data={"name": name},
+                    )
+                )
+        return out
+
+    # -- delete plan ------------------------------------------------------------------------------
+
+    def plan_delete(self, ref: ServiceRef) -> Plan:
+        s = self.settings
+        cluster = s.cluster_name
+        base = naming.lb_name(ref.uid)
+        token = names.uid_token(ref.uid)
+        changes: list[Change] = []
+        pip_ids: set[str] = set()
+        for (k, scheme), lb in sorted(self._fleet().lbs.items()):
+            lbn = names.lb_name(cluster, scheme, k)
+            fe = find(items(lb, "frontendIPConfigurations"), base)
+            old = ref_id(((fe or {}).get("properties") or {}).get("publicIPAddress"))
+            if old:
+                pip_ids.add(old)
+            changes.extend(self._lb_removal(lb, lbn, base, token, ref))
+        pips: dict[str, JSON] = {}
+        for pip in self.seen.pips(s.resource_group):
+            if names.is_service_owned(pip.get("tags"), cluster, ref.uid):
+                pips[str(pip["id"]).lower()] = pip
+        for pid in pip_ids:
+            if pid.lower() not in pips:
+                seg = pid.split("/")
+                if len(seg) >= 9 and seg[4].lower() != s.resource_group.lower():
+                    other_pip = self.seen.pip(seg[4], seg[-1])
+                    if other_pip and names.is_service_owned(other_pip.get("tags"), cluster, ref.uid):
+                        pips[pid.lower()] = other_pip
+        for pip in sorted(pips.values(), key=lambda p: str(p["id"])):
+            seg = str(pip["id"]).split("/")
+            changes.append(
+                Change(
+                    Action.DELETE,
+                    "public-ip",
+                    f"{seg[4]}/{seg[-1]}",
+                    before=view_pip(pip),
+                    cloud_id=str(pip["id"]),
+                    data={"rg": seg[4], "name": seg[-1], "etag": pip.get("etag")},
+                )
+            )
+        nsg = self.seen.nsg()
+        if nsg is not None:
+            for name, rule in sorted(self._owned_nsg_rules(nsg, base).items()):
+                changes.append(
+                    Change(
+                        Action.DELETE,
+                        "nsg-rule",
+                        f"{nsg['name']}/{name}",
+                        before=view_nsg_rule(rule),
+                        cloud_id=str(rule.get("id")),
+                        data={"name": name},
+                    )
+                )
+        return Plan(provider=PROVIDER, ref=ref, changes=tuple(changes), intent=None)
+
+
+def _part_delete(kind: str, lbn: str, item: JSON, common: Mapping[str, Any]) -> Change:
+    """Delete one of a Service's parts (rule, probe, frontend) of the shared load balancer."""
+    name = str(item.get("name", ""))
+    return Change(
+        Action.DELETE, kind, f"{lbn}/{name}", before=VIEWS[kind](item), data={**common, "name": name}
+    )

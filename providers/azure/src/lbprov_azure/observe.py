@@ -1,0 +1,338 @@
+"""What exists in Azure: the shared load balancers, public IPs and the cluster NSG, read through CloudCalls.
+
+Every read the provider makes goes through an :class:`Observer`. Inside a *read round* (a resync,
+a node sync: see :meth:`Observer.read_round`) each shared LB, the NSG and the public IPs of a
+resource group are read once and kept current with this process's own writes, so that a resync of
+N Services costs a handful of reads rather than N times as many.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.mgmt.network import NetworkManagementClient
+
+from lbprov import naming
+from lbprov.cloudcalls import CloudCalls
+from lbprov.model import OwnedLoadBalancer, ServiceRef
+from lbprov_azure import names
+from lbprov_azure.settings import AzureSettings
+
+JSON = dict[str, Any]
+T = TypeVar("T")
+
+
+def items(lb: JSON | None, fld: str) -> list[JSON]:
+    """The sub-resources ``fld`` of a resource body (``properties.<fld>``), or []."""
+    return list(((lb or {}).get("properties") or {}).get(fld) or [])
+
+
+def find(found: list[JSON], name: str) -> JSON | None:
+    """The item named ``name`` (ARM names are case-insensitive)."""
+    return next((i for i in found if str(i.get("name", "")).lower() == name.lower()), None)
+
+
+def or_none(fn: Callable[[], Any]) -> JSON | None:
+    """A GET's body as JSON, or None on 404 (inside the retried call, so a miss is not an error)."""
+    try:
+        return dict(fn().as_dict())
+    except ResourceNotFoundError:
+        return None
+
+
+@dataclass
+class ReadRound:
+    """Reads shared by the plans of one reconcile round (see :meth:`Observer.read_round`)."""
+
+    lbs: dict[str, JSON | None] = field(default_factory=dict)
+    nsg: JSON | None = None
+    pips: dict[str, dict[str, JSON]] = field(default_factory=dict)  # rg lower -> name lower -> body
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Bumped by every write of this process: a read that saw a write start or finish while it was
+    #: on the wire is not cached (it may predate the write), and the write patches the cache itself.
+    writes: int = 0
+    #: True once the round listed every load balancer of the resource group (``lbs`` is then complete).
+    listed: bool = False
+
+
+def _entry() -> dict[str, Any]:
+    return {"key": None, "lb": None, "resources": [], "ids": set()}
+
+
+def _identity(ids: set[str | None], ours: str | None) -> str | None:
+    """The identity of a Service's resources; any other than ours wins (gc must then keep them)."""
+    known = {i for i in ids if i}
+    foreign = sorted(i for i in known if i != ours)
+    if foreign:
+        return foreign[0]
+    return ours if known else None
+
+
+class Observer:
+    """Reads Azure state; ``on_lb_read`` lets the LB writers reuse a fresh plan read."""
+
+    def __init__(
+        self,
+        settings: AzureSettings,
+        client: NetworkManagementClient,
+        calls: CloudCalls,
+        on_lb_read: Callable[[str, JSON | None], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.calls = calls
+        self.on_lb_read = on_lb_read
+        self._round: ReadRound | None = None
+
+    def call(self, op: str, fn: Callable[[], T]) -> T:
+        return self.calls.call(op, fn, hooked=True)
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def lb(self, name: str) -> JSON | None:
+        rnd = self._round
+        if rnd is not None:
+            with rnd.lock:
+                if name.lower() in rnd.lbs or rnd.listed:
+                    return copy.deepcopy(rnd.lbs.get(name.lower()))
+        rg = self.settings.resource_group
+        gen = self._gen()
+        body = self.call(
+            "loadBalancers.get", lambda: or_none(lambda: self.client.load_balancers.get(rg, name))
+        )
+        if self.on_lb_read is not None:
+            self.on_lb_read(name, body)
+        self._keep(gen, lambda r: r.lbs.__setitem__(name.lower(), copy.deepcopy(body)))
+        return body
+
+    def pip(self, rg: str, name: str) -> JSON | None:
+        rnd = self._round
+        if rnd is not None:  # one listing of the resource group serves every Service of the round
+            return next((p for p in self.pips(rg) if str(p.get("name", "")).lower() == name.lower()), None)
+        return self.call(
+            "publicIPAddresses.get", lambda: or_none(lambda: self.client.public_ip_addresses.get(rg, name))
+        )
+
+    def pips(self, rg: str) -> list[JSON]:
+        rnd = self._round
+        if rnd is not None:
+            with rnd.lock:
+                if rg.lower() in rnd.pips:
+                    return copy.deepcopy(list(rnd.pips[rg.lower()].values()))
+        gen = self._gen()
+        pips = self.call(
+            "publicIPAddresses.list", lambda: [p.as_dict() for p in self.client.public_ip_addresses.list(rg)]
+        )
+        self._keep(
+            gen,
+            lambda r: r.pips.__setitem__(
+                rg.lower(), {str(p.get("name", "")).lower(): copy.deepcopy(p) for p in pips}
+            ),
+        )
+        return pips
+
+    def lbs(self) -> list[JSON]:
+        rg = self.settings.resource_group
+        return self.call(
+            "loadBalancers.list", lambda: [p.as_dict() for p in self.client.load_balancers.list(rg)]
+        )
+
+    def lbs_by_name(self) -> dict[str, JSON]:
+        """Every load balancer of the resource group by lower-case name: ONE listing, which serves
+        every slot of both schemes (inside a round: once per round, kept current by our writes)."""
+        rnd = self._round
+        if rnd is not None:
+            with rnd.lock:
+                if rnd.listed:
+                    return {k: copy.deepcopy(v) for k, v in rnd.lbs.items() if v is not None}
+        gen = self._gen()
+        found = {str(b.get("name", "")).lower(): b for b in self.lbs()}
+        if self.on_lb_read is not None:
+            for body in found.values():
+                if names.is_cluster_owned(body.get("tags"), self.settings.cluster_name):
+                    self.on_lb_read(str(body.get("name")), body)
+
+        def store(r: ReadRound) -> None:
+            r.lbs = copy.deepcopy(dict(found))  # type: ignore[arg-type]
+            r.listed = True
+
+        self._keep(gen, store)
+        return found
+
+    def nsg(self, *, fresh: bool = False) -> JSON | None:
+        """The cluster NSG (None when no ``security_group_name`` is set); ``fresh`` skips the round cache."""
+        name = self.settings.security_group_name
+        if not name:
+            return None
+        rnd = self._round
+        if rnd is not None and not fresh:
+            with rnd.lock:
+                if rnd.nsg is not None:
+                    return copy.deepcopy(rnd.nsg)
+        rg = self.settings.resource_group
+        gen = self._gen()
+        nsg = self.call(
+            "networkSecurityGroups.get",
+            lambda: or_none(lambda: self.client.network_security_groups.get(rg, name)),
+        )
+        if nsg is None:
+            raise RuntimeError(
+                f"cluster network security group {name!r} not found in resource group {rg!r} "
+                "(setting security_group_name)"
+            )
+        self._keep(gen, lambda r: setattr(r, "nsg", copy.deepcopy(nsg)))
+        return nsg
+
+    # -- gc -------------------------------------------------------------------------------------
+
+    def owned(self) -> list[OwnedLoadBalancer]:
+        """Everything of this cluster's Services, grouped by Service UID (for ``lbprov gc``)."""
+        cluster = self.settings.cluster_name
+        by_uid: dict[str, dict[str, Any]] = {}
+        for pip in self.pips(self.settings.resource_group):
+            tags = pip.get("tags") or {}
+            uid = tags.get(names.azure_key(naming.SERVICE_UID_TAG))
+            if uid and names.is_cluster_owned(tags, cluster):
+                entry = by_uid.setdefault(uid, _entry())
+                entry["key"] = tags.get(names.azure_key(naming.SERVICE_NAME_TAG))
+                entry["resources"].append(("public-ip", str(pip.get("name"))))
+                entry["ids"].add(names.identity_of(tags))
+        for lb in self.lbs():
+            if not names.is_cluster_owned(lb.get("tags"), cluster):
+                continue
+            for token in names.services_of(lb.get("tags")):
+                uid = names.uid_from_token(token)
+                base = naming.lb_name(uid)
+                entry = by_uid.setdefault(uid, _entry())
+                entry["lb"] = str(lb.get("name"))
+                entry["ids"].add(names.identity_of(lb.get("tags")))
+                for kind, fld in (
+                    ("frontend-ip-configuration", "frontendIPConfigurations"),
+                    ("probe", "probes"),
+                    ("load-balancing-rule", "loadBalancingRules"),
+                ):
+                    for item in items(lb, fld):
+                        if names.owns_part(base, str(item.get("name", ""))):
+                            entry["resources"].append((kind, f"{lb.get('name')}/{item.get('name')}"))
+        nsg = self.nsg()
+        cid = self.settings.cluster_id
+        for rule in items(nsg, "securityRules"):
+            desc = str((rule.get("properties") or {}).get("description") or "")
+            name = str(rule.get("name", ""))
+            parsed = names.parse_rule_description(desc, cluster) if name.startswith("lbprov-") else None
+            if parsed is None:
+                continue
+            uid, mark, key = parsed
+            if not uid or not name.startswith(names.nsg_rule_prefix(naming.lb_name(uid))):
+                continue
+            entry = by_uid.setdefault(uid, _entry())
+            entry["key"] = entry["key"] or key or None
+            # rules carry a hash of the identity: ours when it matches, else the mark (never an id)
+            entry["ids"].add(cid if cid and mark == names.rule_identity(cid) else mark)
+            entry["resources"].append(("nsg-rule", f"{nsg['name'] if nsg else ''}/{name}"))
+        out = []
+        for uid, e in sorted(by_uid.items()):
+            ns, _, nm = str(e["key"] or "").partition("/")
+            out.append(
+                OwnedLoadBalancer(
+                    provider="azure",
+                    ref=ServiceRef(ns, nm, uid),
+                    name=e["lb"] or "",
+                    kind=names.LB_KIND,
+                    resources=tuple(e["resources"]),
+                    cluster_id=_identity(e["ids"], cid),
+                )
+            )
+        return out
+
+    # -- read rounds ------------------------------------------------------------------------------
+
+    @contextmanager
+    def read_round(self) -> Iterator[ReadRound]:
+        """Share reads between the plans of one reconcile round (a resync, a node sync).
+
+        Every Service's plan reads the same shared LBs, the cluster NSG and public IPs; inside a
+        round each is read once (public IPs: one listing of the resource group) and kept current
+        with this process's own writes (the LB writer's result, each public IP written, the NSG
+        re-read after a rule changed). A plan from a slightly stale view is harmless for the LB:
+        the writer re-merges on fresh data and skips a PUT that changes nothing. Nesting reuses the
+        outer round.
+        """
+        if self._round is not None:
+            yield self._round
+            return
+        rnd = ReadRound()
+        self._round = rnd
+        try:
+            yield rnd
+        finally:
+            self._round = None
+
+    def _gen(self) -> int:
+        rnd = self._round
+        if rnd is None:
+            return 0
+        with rnd.lock:
+            return rnd.writes
+
+    def _keep(self, gen: int, store: Callable[[ReadRound], None]) -> None:
+        """Cache a read in the round unless a write started or finished while it was on the wire."""
+        rnd = self._round
+        if rnd is not None:
+            with rnd.lock:
+                if rnd.writes == gen:
+                    store(rnd)
+
+    def writing(self) -> None:
+        """A write is about to be sent: reads now on the wire may predate it (see :meth:`_keep`)."""
+        rnd = self._round
+        if rnd is not None:
+            with rnd.lock:
+                rnd.writes += 1
+
+    def wrote_lb(self, name: str, body: JSON | None) -> None:
+        rnd = self._round
+        if rnd is not None:
+            with rnd.lock:
+                rnd.writes += 1
+                rnd.lbs[name.lower()] = copy.deepcopy(body)
+
+    def wrote_pip(self, rg: str, name: str, body: JSON | None) -> None:
+        rnd = self._round
+        if rnd is not None:
+            with rnd.lock:
+                rnd.writes += 1
+                cached = rnd.pips.get(rg.lower())
+                if cached is not None:
+                    if body is None:
+                        cached.pop(name.lower(), None)
+                    else:
+                        cached[name.lower()] = copy.deepcopy(body)
+
+    def wrote_nsg_rule(self, name: str, body: JSON | None) -> None:
+        """The cluster NSG as this write left it: ``name`` replaced by ``body`` (None = deleted).
+
+        Patching the round's copy, rather than dropping it, is what makes a check right after a
+        delete read what the delete produced even when another plan re-read the NSG while the
+        delete was on the wire (that copy still held the rule).
+        """
+        rnd = self._round
+        if rnd is not None:
+            with rnd.lock:
+                rnd.writes += 1
+                if rnd.nsg is not None:
+                    props = rnd.nsg.setdefault("properties", {})
+                    rules = [
+                        r
+                        for r in props.get("securityRules") or []
+                        if str(r.get("name", "")).lower() != name.lower()
+                    ]
+                    if body is not None:
+                        rules.append(copy.deepcopy(body))
+                    props["securityRules"] = rules

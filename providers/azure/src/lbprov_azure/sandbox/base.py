@@ -1,0 +1,137 @@
+"""What every part of the ARM emulator shares: the error shape, faults, responses, constants.
+
+See :mod:`lbprov_azure.sandbox.state` for what the emulator does as a whole.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+JSON = dict[str, Any]
+
+NETWORK = "Microsoft.Network"
+#: Canonical spelling of each emulated top-level resource type, by lowercase name.
+TOP_TYPES = {
+    "loadbalancers": "loadBalancers",
+    "publicipaddresses": "publicIPAddresses",
+    "networksecuritygroups": "networkSecurityGroups",
+    "virtualnetworks": "virtualNetworks",
+}
+#: Emulated child collections: parent type -> (lowercase child -> canonical child, field in parent).
+CHILD_TYPES = {
+    "networkSecurityGroups": {"securityrules": "securityRules"},
+    "virtualNetworks": {"subnets": "subnets"},
+}
+# Limits from "Azure subscription and service limits" (learn.microsoft.com, azure-resource-manager/
+# management/azure-subscription-service-limits), Load Balancer (Standard) and Networking:
+#: rules (load-balancing + inbound NAT) per load balancer
+MAX_RULES_PER_LB = 1500
+#: frontend IP configurations per load balancer
+MAX_FRONTENDS_PER_LB = 600
+#: load-balancing + inbound NAT rules a NIC IP configuration (here: a backend address) can be in,
+#: across all load balancers
+MAX_RULES_PER_NIC = 300
+#: security rules per network security group
+MAX_NSG_RULES = 1000
+MAX_TAGS = 50
+NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
+BAD_TAG_CHARS = set("<>%&\\?/")
+
+
+class ArmError(Exception):
+    """An error response in ARM's shape."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+    def body(self) -> JSON:
+        return {"error": {"code": self.code, "message": self.message, "details": []}}
+
+
+@dataclass
+class Fault:
+    """An injected fault: requests matching ``method`` and ``path`` (a regex searched in the
+    lowercased path) get ``status`` (0 = handled normally) after ``latency`` seconds, ``times`` times
+    (-1 = forever)."""
+
+    method: str | None = None
+    path: str | None = None
+    status: int = 429
+    code: str = "TooManyRequests"
+    retry_after: float | None = None
+    latency: float = 0.0
+    times: int = 1
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.times == 0:
+            return False
+        if self.method and self.method.upper() != method.upper():
+            return False
+        return not (self.path and not re.search(self.path, path.lower()))
+
+
+@dataclass
+class Response:
+    status: int
+    body: JSON | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    method: str
+    path: str
+    status: int
+
+    @property
+    def mutating(self) -> bool:
+        return self.method in ("PUT", "PATCH", "POST", "DELETE")
+
+
+def new_etag() -> str:
+    return f'W/"{uuid.uuid4()}"'
+
+
+def ref(obj: Any) -> str | None:
+    """The ``id`` of a ``{"id": ...}`` reference, or None."""
+    if isinstance(obj, dict) and isinstance(obj.get("id"), str):
+        return str(obj["id"])
+    return None
+
+
+def check_sku(kind: str, res: JSON, existing: JSON | None, names: tuple[str, ...]) -> str:
+    """The SKU of a new or updated resource, as azure-mgmt-network's models define it.
+
+    SKU names and tiers are the enums of the api-version (``PublicIPAddressSkuName``: Basic,
+    Standard, StandardV2; ``LoadBalancerSkuName``: Basic, Standard, Gateway; tiers Regional,
+    Global); an omitted name is Basic, the documented default. Basic public IPs and Basic load
+    balancers were retired on 30 September 2025 (Azure updates: "Basic SKU public IP addresses" and
+    "Basic Load Balancer" retirement): ARM refuses to create new ones (existing ones still update).
+    """
+    sku = res.get("sku") or {}
+    name = sku.get("name", "Basic")
+    tier = sku.get("tier", "Regional")
+    if name not in names or tier not in ("Regional", "Global"):
+        raise ArmError(
+            400,
+            "InvalidSku",
+            f"{kind} {res['id']}: SKU {name!r} / tier {tier!r} is not valid; names: {', '.join(names)}; "
+            "tiers: Regional, Global.",
+        )
+    if name == "Basic" and existing is None:
+        raise ArmError(
+            400,
+            "BasicSkuRetired",
+            f"{kind} {res['id']}: the Basic SKU was retired on 30 September 2025; new {kind} resources "
+            "must use the Standard SKU.",
+        )
+    res["sku"] = {"name": name, "tier": tier}
+    return str(name)

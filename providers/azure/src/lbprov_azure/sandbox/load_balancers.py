@@ -1,0 +1,379 @@
+"""Microsoft.Network/loadBalancers: frontends, pools, probes, rules, their references and limits."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from lbprov_azure.sandbox.base import (
+    JSON,
+    MAX_FRONTENDS_PER_LB,
+    MAX_RULES_PER_LB,
+    MAX_RULES_PER_NIC,
+    ArmError,
+    check_sku,
+    ref,
+)
+
+
+class LoadBalancers:
+    """Mixed into :class:`~lbprov_azure.sandbox.state.ArmState` (shares its state and lock)."""
+
+    resources: dict[str, dict[tuple[str, str], JSON]]
+    _private_used: dict[str, set[str]]
+
+    def _build_lb(self, res: JSON, props: JSON, existing: JSON | None, etag: str) -> JSON:
+        sku = check_sku("loadBalancers", res, existing, ("Basic", "Standard", "Gateway"))
+        lb_id = res["id"]
+
+        def children(field_: str, ctype: str) -> list[JSON]:
+            items = props.get(field_) or []
+            names: set[str] = set()
+            out = []
+            for it in items:
+                nm = it.get("name") or ""
+                self._check_name(ctype, nm)
+                if nm.lower() in names:
+                    raise ArmError(
+                        400, "DuplicateResourceName", f"Load balancer {lb_id} has two {ctype} named {nm}."
+                    )
+                names.add(nm.lower())
+                out.append(
+                    {
+                        "name": nm,
+                        "id": f"{lb_id}/{ctype}/{nm}",
+                        "etag": etag,
+                        "properties": dict(it.get("properties") or {}),
+                    }
+                )
+            return out
+
+        frontends = children("frontendIPConfigurations", "frontendIPConfigurations")
+        pools = children("backendAddressPools", "backendAddressPools")
+        probes = children("probes", "probes")
+        rules = children("loadBalancingRules", "loadBalancingRules")
+        nat = len(props.get("inboundNatRules") or [])
+        if len(rules) + nat > MAX_RULES_PER_LB:
+            raise ArmError(
+                400,
+                "LoadBalancerRulesLimitReached",
+                f"Load balancer {lb_id} has {len(rules) + nat} load balancing and inbound NAT rules; the limit "
+                f"is {MAX_RULES_PER_LB}.",
+            )
+        if len(frontends) > MAX_FRONTENDS_PER_LB:
+            raise ArmError(
+                400,
+                "LoadBalancerFrontendIPConfigurationsLimitReached",
+                f"Load balancer {lb_id} has {len(frontends)} frontend IP configurations; the limit is "
+                f"{MAX_FRONTENDS_PER_LB}.",
+            )
+        ids = {fe["id"].lower() for fe in frontends}
+        old_fes = {
+            fe["name"].lower(): fe
+            for fe in (existing or {}).get("properties", {}).get("frontendIPConfigurations", [])
+        }
+        # frontends ------------------------------------------------------------------------------
+        pip_users: dict[str, str] = {}
+        for other in self.resources["loadBalancers"].values():
+            if other["id"].lower() == lb_id.lower():
+                continue
+            for fe in other["properties"].get("frontendIPConfigurations", []):
+                used = ref(fe["properties"].get("publicIPAddress"))
+                if used:
+                    pip_users[used.lower()] = fe["id"]
+        for fe in frontends:
+            fp = fe["properties"]
+            pip_id = ref(fp.get("publicIPAddress"))
+            subnet_id = ref(fp.get("subnet"))
+            if bool(pip_id) == bool(subnet_id):
+                raise ArmError(
+                    400,
+                    "InvalidRequestFormat",
+                    f"Frontend {fe['id']} must reference either a public IP address or a subnet.",
+                )
+            if pip_id:
+                pip = self._lookup(pip_id, "publicIPAddresses")
+                if pip is None:
+                    raise self._bad_ref(pip_id, fe["id"])
+                if (pip.get("sku") or {}).get("name") != sku:
+                    raise ArmError(
+                        400,
+                        "PublicIPAndLBSkuDoNotMatch",
+                        f"Standard sku load balancer {lb_id} cannot reference {(pip.get('sku') or {}).get('name')} sku publicIP {pip_id}."
+                        if sku == "Standard"
+                        else f"{sku} sku load balancer {lb_id} cannot reference publicIP {pip_id} of another sku.",
+                    )
+                if pip_id.lower() in pip_users:
+                    raise ArmError(
+                        400,
+                        "PublicIPAddressInUse",
+                        f"Public IP {pip_id} is already used by {pip_users[pip_id.lower()]}.",
+                    )
+                pip_users[pip_id.lower()] = fe["id"]
+                out: JSON = {"publicIPAddress": {"id": pip["id"]}}
+            else:
+                assert subnet_id is not None
+                subnet = self._lookup_subnet(subnet_id)
+                if subnet is None:
+                    raise self._bad_ref(subnet_id, fe["id"])
+                method = fp.get("privateIPAllocationMethod") or "Dynamic"
+                old = old_fes.get(fe["name"].lower())
+                old_props = (old or {}).get("properties", {})
+                same_subnet = (ref(old_props.get("subnet")) or "").lower() == subnet["id"].lower()
+                if method == "Static":
+                    addr = fp.get("privateIPAddress")
+                    keep = same_subnet and old_props.get("privateIPAddress") == addr
+                    if not keep:
+                        self._claim_private(subnet, addr, fe["id"])
+                elif method == "Dynamic":
+                    if same_subnet and old_props.get("privateIPAddress"):
+                        addr = old_props["privateIPAddress"]
+                    else:
+                        addr = self._allocate_private(subnet["id"], subnet)
+                else:
+                    raise ArmError(
+                        400, "InvalidRequestFormat", f"privateIPAllocationMethod {method!r} is invalid."
+                    )
+                if old and not (same_subnet and old_props.get("privateIPAddress") == addr):
+                    self._release_private(old)
+                out = {
+                    "subnet": {"id": subnet["id"]},
+                    "privateIPAllocationMethod": method,
+                    "privateIPAddress": addr,
+                    "privateIPAddressVersion": "IPv4",
+                }
+            out["provisioningState"] = "Succeeded"
+            fe["properties"] = out
+        kinds = {"public" if "publicIPAddress" in fe["properties"] else "private" for fe in frontends}
+        if len(kinds) > 1:
+            raise ArmError(
+                400,
+                "LoadBalancerCannotHavePublicAndPrivateFrontends",
+                f"Load balancer {lb_id} cannot have both public and private frontend IP configurations.",
+            )
+        # frontends that went away release their private address
+        new_names = {fe["name"].lower() for fe in frontends}
+        for nm, old in old_fes.items():
+            if nm not in new_names:
+                self._release_private(old)
+        # pools ----------------------------------------------------------------------------------
+        for pool in pools:
+            addrs = []
+            for a in pool["properties"].get("loadBalancerBackendAddresses") or []:
+                ap = a.get("properties") or {}
+                ip = ap.get("ipAddress")
+                vnet_id = ref(ap.get("virtualNetwork"))
+                try:
+                    addr = ipaddress.ip_address(str(ip))
+                except ValueError:
+                    raise ArmError(
+                        400, "InvalidRequestFormat", f"Backend address {ip!r} is not an IP address."
+                    ) from None
+                vnet = self._lookup(vnet_id, "virtualNetworks") if vnet_id else None
+                if vnet is None:
+                    raise self._bad_ref(vnet_id or "(missing virtualNetwork)", pool["id"])
+                nets = [
+                    ipaddress.ip_network(p) for p in vnet["properties"]["addressSpace"]["addressPrefixes"]
+                ]
+                if not any(addr in n for n in nets):
+                    raise ArmError(
+                        400,
+                        "LoadBalancerBackendAddressIpNotInVnet",
+                        f"Backend address {ip} of {pool['id']} is not in the address space of {vnet['id']}.",
+                    )
+                addrs.append(
+                    {
+                        "name": a.get("name") or ip,
+                        "properties": {"ipAddress": ip, "virtualNetwork": {"id": vnet["id"]}},
+                    }
+                )
+            pool["properties"] = {"loadBalancerBackendAddresses": addrs, "provisioningState": "Succeeded"}
+        # probes ---------------------------------------------------------------------------------
+        for pr in probes:
+            pp = pr["properties"]
+            proto = pp.get("protocol")
+            if proto not in ("Tcp", "Http", "Https"):
+                raise ArmError(
+                    400,
+                    "InvalidRequestFormat",
+                    f"Probe {pr['id']}: protocol {proto!r} must be Tcp, Http or Https.",
+                )
+            port = pp.get("port")
+            if not isinstance(port, int) or not 1 <= port <= 65535:
+                raise ArmError(
+                    400, "InvalidRequestFormat", f"Probe {pr['id']}: port {port!r} must be 1-65535."
+                )
+            if proto == "Tcp" and pp.get("requestPath"):
+                raise ArmError(
+                    400,
+                    "ProbeRequestPathNotAllowedForTcp",
+                    f"Probe {pr['id']} of protocol Tcp cannot have a requestPath.",
+                )
+            if proto != "Tcp" and not pp.get("requestPath"):
+                raise ArmError(
+                    400,
+                    "ProbeRequestPathRequired",
+                    f"Probe {pr['id']} of protocol {proto} needs a requestPath.",
+                )
+            interval = pp.get("intervalInSeconds", 15)
+            if not isinstance(interval, int) or interval < 5:
+                raise ArmError(
+                    400, "InvalidProbeInterval", f"Probe {pr['id']}: intervalInSeconds must be at least 5."
+                )
+            count = pp.get("numberOfProbes", 2)
+            if not isinstance(count, int) or count < 1:
+                raise ArmError(
+                    400, "InvalidRequestFormat", f"Probe {pr['id']}: numberOfProbes must be at least 1."
+                )
+            pr["properties"] = {
+                k: v
+                for k, v in {
+                    "protocol": proto,
+                    "port": port,
+                    "intervalInSeconds": interval,
+                    "numberOfProbes": count,
+                    "probeThreshold": pp.get("probeThreshold"),
+                    "requestPath": pp.get("requestPath"),
+                    "provisioningState": "Succeeded",
+                }.items()
+                if v is not None
+            }
+        # rules ----------------------------------------------------------------------------------
+        pool_ids = {p["id"].lower() for p in pools}
+        probe_ids = {p["id"].lower() for p in probes}
+        seen_front: dict[tuple[str, str, int], str] = {}
+        seen_back: dict[tuple[str, str, int], str] = {}
+        for r in rules:
+            rp = r["properties"]
+            fe_id = ref(rp.get("frontendIPConfiguration"))
+            if not fe_id or fe_id.lower() not in ids:
+                raise self._bad_ref(fe_id or "(missing frontendIPConfiguration)", r["id"])
+            rule_pools = [x for x in [ref(rp.get("backendAddressPool"))] if x]
+            rule_pools += [x for x in (ref(p) for p in rp.get("backendAddressPools") or []) if x]
+            rule_pools = list(dict.fromkeys(rule_pools))  # both fields may name the same pool
+            for pid in rule_pools:
+                if pid.lower() not in pool_ids:
+                    raise self._bad_ref(pid, r["id"])
+            probe_id = ref(rp.get("probe"))
+            if probe_id and probe_id.lower() not in probe_ids:
+                raise self._bad_ref(probe_id, r["id"])
+            proto = rp.get("protocol")
+            if proto not in ("Tcp", "Udp", "All"):
+                raise ArmError(
+                    400,
+                    "InvalidRequestFormat",
+                    f"Rule {r['id']}: protocol {proto!r} must be Tcp, Udp or All.",
+                )
+            fport, bport = rp.get("frontendPort"), rp.get("backendPort")
+            for label, value in (("frontendPort", fport), ("backendPort", bport)):
+                if not isinstance(value, int) or not (0 if proto == "All" else 1) <= value <= 65535:
+                    raise ArmError(
+                        400, "InvalidRequestFormat", f"Rule {r['id']}: {label} {value!r} is out of range."
+                    )
+            idle = rp.get("idleTimeoutInMinutes", 4)
+            if not isinstance(idle, int) or not 4 <= idle <= 100:
+                raise ArmError(
+                    400,
+                    "InvalidIdleTimeoutInMinutes",
+                    f"Rule {r['id']}: idleTimeoutInMinutes {idle!r} must be 4-100.",
+                )
+            dist = rp.get("loadDistribution", "Default")
+            if dist not in ("Default", "SourceIP", "SourceIPProtocol"):
+                raise ArmError(
+                    400, "InvalidRequestFormat", f"Rule {r['id']}: loadDistribution {dist!r} is invalid."
+                )
+            floating = bool(rp.get("enableFloatingIP", False))
+            fkey = (fe_id.lower(), proto, fport)
+            if fkey in seen_front:
+                raise ArmError(
+                    400,
+                    "LoadBalancingRulesWithSameFrontendIpConfigAndPort",
+                    f"Rules {seen_front[fkey]} and {r['id']} use the same frontend IP configuration, protocol and port.",
+                )
+            seen_front[fkey] = r["id"]
+            if not floating:
+                for pid in rule_pools:
+                    bkey = (pid.lower(), proto, bport)
+                    if bkey in seen_back:
+                        raise ArmError(
+                            400,
+                            "RulesUseSameBackendPortProtocolAndPool",
+                            f"Load balancing rules {seen_back[bkey]} and {r['id']} with floating IP disabled use "
+                            f"the same protocol {proto}, backend port {bport} and pool {pid}.",
+                        )
+                    seen_back[bkey] = r["id"]
+            rule_out: JSON = {
+                "frontendIPConfiguration": {"id": fe_id},
+                "protocol": proto,
+                "frontendPort": fport,
+                "backendPort": bport,
+                "enableFloatingIP": floating,
+                "idleTimeoutInMinutes": idle,
+                "enableTcpReset": bool(rp.get("enableTcpReset", False)),
+                "loadDistribution": dist,
+                "disableOutboundSnat": bool(rp.get("disableOutboundSnat", False)),
+                "provisioningState": "Succeeded",
+            }
+            if rule_pools:
+                rule_out["backendAddressPool"] = {"id": rule_pools[0]}
+                rule_out["backendAddressPools"] = [{"id": p} for p in rule_pools]
+            if probe_id:
+                rule_out["probe"] = {"id": probe_id}
+            r["properties"] = rule_out
+        # read-only back references, as Azure shows them
+        for fe in frontends:
+            fe["properties"]["loadBalancingRules"] = [
+                {"id": r["id"]}
+                for r in rules
+                if r["properties"]["frontendIPConfiguration"]["id"].lower() == fe["id"].lower()
+            ]
+        for pr in probes:
+            pr["properties"]["loadBalancingRules"] = [
+                {"id": r["id"]}
+                for r in rules
+                if (ref(r["properties"].get("probe")) or "").lower() == pr["id"].lower()
+            ]
+        self._check_rules_per_backend_ip(lb_id, pools, rules)
+        passthrough = {
+            k: v for k, v in props.items() if k in ("inboundNatRules", "outboundRules", "inboundNatPools")
+        }
+        return {
+            "frontendIPConfigurations": frontends,
+            "backendAddressPools": pools,
+            "probes": probes,
+            "loadBalancingRules": rules,
+            **passthrough,
+        }
+
+    def _check_rules_per_backend_ip(self, lb_id: str, pools: list[JSON], rules: list[JSON]) -> None:
+        """A NIC IP configuration (here: a backend address) is in at most 300 rules across all LBs."""
+        counts: dict[str, int] = {}
+
+        def add(pools_: list[JSON], rules_: list[JSON]) -> None:
+            ips_of = {
+                p["id"].lower(): {
+                    str((a.get("properties") or {}).get("ipAddress"))
+                    for a in (p.get("properties") or {}).get("loadBalancerBackendAddresses") or []
+                }
+                for p in pools_
+            }
+            for r in rules_:
+                rp = r.get("properties") or {}
+                ids = [x["id"] for x in rp.get("backendAddressPools") or []]
+                if not ids and ref(rp.get("backendAddressPool")):
+                    ids = [str(ref(rp.get("backendAddressPool")))]
+                for ip in set().union(*(ips_of.get(i.lower(), set()) for i in ids)) if ids else set():
+                    counts[ip] = counts.get(ip, 0) + 1
+
+        add(pools, rules)
+        for other in self.resources["loadBalancers"].values():
+            if other["id"].lower() != lb_id.lower():
+                props = other.get("properties") or {}
+                add(props.get("backendAddressPools") or [], props.get("loadBalancingRules") or [])
+        over = sorted(ip for ip, n in counts.items() if n > MAX_RULES_PER_NIC)
+        if over:
+            raise ArmError(
+                400,
+                "RulesPerNicIpConfigurationLimitReached",
+                f"Backend address(es) {', '.join(over)} would be in {max(counts[ip] for ip in over)} load "
+                f"balancing rules across all load balancers; the limit is {MAX_RULES_PER_NIC} (load balancer {lb_id}).",
+            )

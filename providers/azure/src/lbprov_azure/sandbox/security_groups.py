@@ -1,0 +1,202 @@
+"""Microsoft.Network/networkSecurityGroups and their securityRules: fields, priorities, defaults."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from lbprov_azure.sandbox.base import JSON, MAX_NSG_RULES, NETWORK, ArmError
+
+#: Service tags usable in NSG rules (learn.microsoft.com "Virtual network service tags"), optionally
+#: with a ``.<Region>`` suffix; the legacy spellings are still accepted by ARM.
+SERVICE_TAGS = {
+    t.lower()
+    for t in [
+        "Internet",
+        "VirtualNetwork",
+        "AzureLoadBalancer",
+        "AzureCloud",
+        "AzureTrafficManager",
+        "Storage",
+        "Sql",
+        "AzureCosmosDB",
+        "AzureKeyVault",
+        "EventHub",
+        "ServiceBus",
+        "AzureContainerRegistry",
+        "AzureMonitor",
+        "AzureActiveDirectory",
+        "AzureFrontDoor.Frontend",
+        "AzureFrontDoor.Backend",
+        "GatewayManager",
+        "ApiManagement",
+        "AppService",
+        "AzureBackup",
+        "INTERNET",
+        "VIRTUAL_NETWORK",
+        "AZURE_LOADBALANCER",
+    ]
+}
+_PORT = re.compile(r"^([0-9]{1,5})(?:-([0-9]{1,5}))?$")
+
+
+def _check_address_prefix(rule: str, field_: str, value: str) -> None:
+    """``*``, a service tag, or an IPv4/IPv6 address or CIDR (NSG SecurityRule address prefixes)."""
+    if value == "*" or value.lower() in SERVICE_TAGS or value.split(".")[0].lower() in SERVICE_TAGS:
+        return
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ArmError(
+            400,
+            "SecurityRuleInvalidAddressPrefix",
+            f"Security rule {rule} has invalid Address prefix. Value provided: {value} ({field_}).",
+        ) from None
+
+
+def _check_port_range(rule: str, field_: str, value: str) -> None:
+    """``*``, a port or a range ``a-b`` within 0-65535 (NSG SecurityRule port ranges)."""
+    m = _PORT.match(value)
+    ok = value == "*" or (m is not None and int(m.group(1)) <= int(m.group(2) or m.group(1)) <= 65535)
+    if not ok:
+        raise ArmError(
+            400,
+            "SecurityRuleInvalidPortRange",
+            f"Security rule {rule} has invalid Port range. Value provided: {value}. Value should be an integer "
+            f"OR integer range with '-' delimiter. Valid range 0-65535 ({field_}).",
+        )
+
+
+class SecurityGroups:
+    """Mixed into :class:`~lbprov_azure.sandbox.state.ArmState` (shares its state and lock)."""
+
+    resources: dict[str, dict[tuple[str, str], JSON]]
+    _private_used: dict[str, set[str]]
+
+    def _build_nsg(self, res: JSON, props: JSON, existing: JSON | None, etag: str) -> JSON:
+        rules = [
+            self._build_security_rule(
+                f"{res['id']}/securityRules/{r.get('name', '')}",
+                r.get("name", ""),
+                r.get("properties") or {},
+                etag,
+            )
+            for r in props.get("securityRules") or []
+        ]
+        self.check_nsg_rule_count(len(rules), res["id"])
+        for r in rules:
+            self._check_name("securityRules", r["name"])
+        self._check_priorities(rules, res["id"])
+        return {"securityRules": rules, "defaultSecurityRules": _default_security_rules(res["id"], etag)}
+
+    @staticmethod
+    def check_nsg_rule_count(count: int, nsg_id: str) -> None:
+        if count > MAX_NSG_RULES:
+            raise ArmError(
+                400,
+                "SecurityRulesCountLimitReached",
+                f"Network security group {nsg_id} would have {count} security rules; the limit is {MAX_NSG_RULES}.",
+            )
+
+    @staticmethod
+    def _build_security_rule(rid: str, name: str, props: JSON, etag: str) -> JSON:
+        def one_of(field_: str, allowed: tuple[str, ...]) -> str:
+            value = props.get(field_)
+            if value not in allowed:
+                raise ArmError(
+                    400,
+                    "SecurityRuleInvalidParameter" if value is not None else "SecurityRuleParameterRequired",
+                    f"Security rule {name}: {field_} {value!r} is invalid; allowed: {', '.join(allowed)}.",
+                )
+            return str(value)
+
+        out: JSON = {
+            "protocol": one_of("protocol", ("Tcp", "Udp", "Icmp", "Esp", "Ah", "*")),
+            "access": one_of("access", ("Allow", "Deny")),
+            "direction": one_of("direction", ("Inbound", "Outbound")),
+        }
+        priority = props.get("priority")
+        if not isinstance(priority, int) or not 100 <= priority <= 4096:
+            raise ArmError(
+                400,
+                "SecurityRuleInvalidPriority",
+                f"Security rule {name} has invalid Priority {priority}. Value provided: {priority} Allowed range 100-4096.",
+            )
+        out["priority"] = priority
+        for single, plural in (
+            ("sourceAddressPrefix", "sourceAddressPrefixes"),
+            ("destinationAddressPrefix", "destinationAddressPrefixes"),
+            ("sourcePortRange", "sourcePortRanges"),
+            ("destinationPortRange", "destinationPortRanges"),
+        ):
+            one, many = props.get(single), props.get(plural) or []
+            if one and many:
+                raise ArmError(
+                    400,
+                    "SecurityRuleParameterContainsBothSingleAndMultipleValues",
+                    f"Security rule {name} has both {single} and {plural}.",
+                )
+            if not one and not many:
+                raise ArmError(
+                    400, "SecurityRuleParameterRequired", f"Security rule {name}: {single} is required."
+                )
+            for value in [one] if one else many:
+                (_check_port_range if "Port" in single else _check_address_prefix)(name, single, str(value))
+            if one:
+                out[single] = one
+            else:
+                out[plural] = list(many)
+        if props.get("description"):
+            if len(props["description"]) > 140:
+                raise ArmError(
+                    400, "SecurityRuleInvalidParameter", f"Security rule {name}: description longer than 140."
+                )
+            out["description"] = props["description"]
+        out["provisioningState"] = "Succeeded"
+        return {
+            "name": name,
+            "id": rid,
+            "etag": etag,
+            "type": f"{NETWORK}/networkSecurityGroups/securityRules",
+            "properties": out,
+        }
+
+    @staticmethod
+    def _check_priorities(rules: list[JSON], nsg_id: str) -> None:
+        seen: dict[tuple[str, int], str] = {}
+        for r in rules:
+            key = (r["properties"]["direction"], r["properties"]["priority"])
+            if key in seen:
+                raise ArmError(
+                    400,
+                    "SecurityRuleConflict",
+                    f"Security rule {r['name']} conflicts with rule {seen[key]}. Rules cannot have the same "
+                    f"Priority and Direction. (priority {key[1]}, {key[0]}) in {nsg_id}",
+                )
+            seen[key] = r["name"]
+
+
+def _default_security_rules(nsg_id: str, etag: str) -> list[JSON]:
+    def rule(name: str, priority: int, direction: str, access: str, src: str, dst: str) -> JSON:
+        return {
+            "name": name,
+            "id": f"{nsg_id}/defaultSecurityRules/{name}",
+            "etag": etag,
+            "properties": {
+                "protocol": "*",
+                "sourcePortRange": "*",
+                "destinationPortRange": "*",
+                "sourceAddressPrefix": src,
+                "destinationAddressPrefix": dst,
+                "access": access,
+                "priority": priority,
+                "direction": direction,
+                "provisioningState": "Succeeded",
+            },
+        }
+
+    return [
+        rule("AllowVnetInBound", 65000, "Inbound", "Allow", "VirtualNetwork", "VirtualNetwork"),
+        rule("AllowAzureLoadBalancerInBound", 65001, "Inbound", "Allow", "AzureLoadBalancer", "*"),
+        rule("DenyAllInBound", 65500, "Inbound", "Deny", "*", "*"),
+    ]

@@ -1,0 +1,95 @@
+"""Helpers for the Azure provider's tests (and for anyone testing against :mod:`lbprov_azure.sandbox`).
+
+``make_service`` builds a Service in the Kubernetes API's JSON shape, ``node_object`` the Node of a
+sandbox instance, ``converge`` runs plan + apply and proves DESIGN.md's convergence and idempotence
+invariants, ``lb_of`` / ``part_names`` read the emulator's state.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from lbprov.model import Intent, SandboxNode
+
+if TYPE_CHECKING:
+    from lbprov_azure.provider import AzureProvider
+    from lbprov_azure.sandbox.state import ArmState
+
+SANDBOX_RG = "lbprov-sandbox"
+_node_ports = itertools.count(30000)
+
+
+def node_object(n: SandboxNode, **labels: str) -> dict[str, Any]:
+    """The Kubernetes Node object of a sandbox instance."""
+    return {
+        "metadata": {"name": n.name, "labels": {"topology.kubernetes.io/zone": n.zone, **labels}},
+        "spec": {"providerID": n.provider_id},
+        "status": {"addresses": [{"type": "InternalIP", "address": n.internal_ip}]},
+    }
+
+
+def make_service(
+    name: str = "web",
+    *,
+    namespace: str = "default",
+    uid: str | None = None,
+    ports: list[tuple[str, int]] | None = None,
+    annotations: dict[str, str] | None = None,
+    policy: str = "Cluster",
+    affinity: str = "None",
+    source_ranges: list[str] | None = None,
+    lb_ip: str | None = None,
+    node_ports: dict[tuple[str, int], int] | None = None,
+) -> dict[str, Any]:
+    """A Service as the API server returns it; NodePorts are unique across the test session."""
+    node_ports = node_ports if node_ports is not None else {}
+    spec_ports = []
+    for proto, port in ports or [("TCP", 80)]:
+        np = node_ports.setdefault((proto, port), next(_node_ports))
+        spec_ports.append(
+            {"name": f"{proto.lower()}-{port}", "protocol": proto, "port": port, "nodePort": np}
+        )
+    spec: dict[str, Any] = {
+        "type": "LoadBalancer",
+        "ports": spec_ports,
+        "externalTrafficPolicy": policy,
+        "sessionAffinity": affinity,
+    }
+    if policy == "Local":
+        spec["healthCheckNodePort"] = next(_node_ports)
+    if source_ranges:
+        spec["loadBalancerSourceRanges"] = source_ranges
+    if lb_ip:
+        spec["loadBalancerIP"] = lb_ip
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": uid or str(uuid.uuid4()),
+            "annotations": annotations or {},
+        },
+        "spec": spec,
+    }
+
+
+def converge(provider: AzureProvider, intent: Intent) -> tuple[Any, ...]:
+    """plan + apply, then prove convergence (empty re-plan) and idempotence (zero writes)."""
+    ingress = provider.apply(provider.plan(intent))
+    provider.calls.reset()
+    again = provider.plan(intent)
+    assert again.empty, [(c.action.value, c.kind, c.name, c.diff()) for c in again.changes]
+    assert provider.apply(again) == ingress
+    assert provider.calls.stats.writes == 0, provider.calls.stats.to_json()
+    return ingress
+
+
+def lb_of(state: ArmState, name: str) -> dict[str, Any] | None:
+    """A load balancer of the sandbox resource group, as the emulator holds it."""
+    return state.get("loadBalancers", SANDBOX_RG, name)
+
+
+def part_names(lb: dict[str, Any] | None, field: str) -> set[str]:
+    """The names of a load balancer's sub-resources ``field``."""
+    return {str(i["name"]) for i in ((lb or {}).get("properties") or {}).get(field, [])}

@@ -1,0 +1,97 @@
+"""``bench/scale.py`` runs on every provider's sandbox and prints the documented JSON keys.
+
+No figure is asserted beyond what correctness requires (every Service converged, the resync with
+nothing changed writes nothing, a fresh plan of every Service is empty): speed and memory are the
+bench's output, never a test's pass criterion.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+sys.path.insert(0, str(BENCH))
+
+from scale import PHASE_KEYS, PHASES, RUN_KEYS  # noqa: E402
+
+
+def run_bench(*args: str, script: str = "scale.py") -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report: dict[str, Any] = json.loads(out.stdout)
+    return report
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("provider", ["aws", "gcp", "azure"])
+def test_scale_bench_prints_every_phase_for_each_provider(provider: str, tmp_path: Path) -> None:
+    extra = ["--compare-workers"] if provider == "azure" else []
+    report = run_bench(
+        "--provider",
+        provider,
+        "--services",
+        "3",
+        "--nodes",
+        "2",
+        "--verify",
+        "--node-debounce",
+        "0.2",
+        *extra,
+    )
+    assert report["provider"] == provider and report["services"] == 3
+    assert len(report["runs"]) == (2 if extra else 1)
+    for run in report["runs"]:
+        assert set(RUN_KEYS) <= set(run)
+        assert tuple(run["phases"]) == PHASES
+        for name, phase in run["phases"].items():
+            assert set(PHASE_KEYS) <= set(phase), name
+            assert set(phase["cpu_seconds"]) == {"controller", "emulator", "kube_api_and_driver"}
+            assert phase["reads"] == sum(phase["reads_by_operation"].values())
+            assert phase["writes"] == sum(phase["writes_by_operation"].values())
+        assert run["phases"]["create"]["writes"] > 0
+        assert run["phases"]["add_node"]["writes"] > 0, "the new node was registered somewhere"
+        assert run["phases"]["resync"]["writes"] == 0, "a resync with nothing changed writes nothing"
+        assert run["services_a_fresh_plan_would_change"] == 0
+        assert run["load_balancers"] >= 1
+        assert run["controller_rss_mb"]["peak"] >= run["controller_rss_mb"]["after_startup"] > 0
+    if extra:
+        assert [r["workers"] for r in report["runs"]] == [10, 1]
+        assert set(report["workers_1_over_default_time"]) == set(PHASES)
+    # The markdown tables for notes render every run and phase.
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    table = subprocess.run(
+        [sys.executable, str(BENCH / "scale_table.py"), str(tmp_path / "report.json")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert table.count("| create |") == len(report["runs"]) and "| resync |" in table
+
+
+@pytest.mark.e2e
+def test_scale_memory_bench_reports_growth_per_service() -> None:
+    report = run_bench("--sizes", "1,3", "--nodes", "2", "--node-debounce", "0.2", script="scale_memory.py")
+    assert [p["services"] for p in report["points"]] == [1, 3]
+    assert report["latency_ms"] == 0
+    for point in report["points"]:
+        assert point["rss_mb"]["peak"] >= point["rss_mb"]["after_startup"] > 0
+    assert set(report["bytes_per_service"]) == {"after_startup", "peak", "steady_after_gc"}
+    assert report["extrapolated_peak_mb_at_target"]["services"] == 10_000
+
+
+def test_informer_memory_bench_shows_what_the_trim_saves() -> None:
+    report = run_bench("--services", "20", "--nodes", "3", script="informer_memory.py")
+    for kind in ("services", "nodes"):
+        assert 0 < report[kind]["trimmed_bytes_per_object"] < report[kind]["whole_bytes_per_object"], kind
