@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from lbprov.intent import IntentSettings, build_intent
+from lbprov.kube.facts import fill_settings
 from lbprov.model import Plan
 from lbprov.provider import Provider, SandboxCloud, load_provider
 
@@ -93,13 +94,19 @@ class Env:
     def writer(self) -> Provider:
         """A writable provider for this test's cluster (what the controller would use)."""
         if self._writer is None:
-            settings = {**self.cloud.settings, "cluster_name": self.cluster}
-            self._writer = load_provider(self.provider_name).from_settings(settings)
+            self._writer = self._provider(read_only=False)
         return self._writer
 
     def reader(self) -> Provider:
+        return self._provider(read_only=True)
+
+    def _provider(self, *, read_only: bool) -> Provider:
+        """The provider with this cluster's name and identity, as `lbprov run/plan/gc` build it."""
+        cls = load_provider(self.provider_name)
         settings = {**self.cloud.settings, "cluster_name": self.cluster}
-        return load_provider(self.provider_name).from_settings(settings, read_only=True)
+        return cls.from_settings(
+            fill_settings(self.kube, cls, settings, read_only=read_only), read_only=read_only
+        )
 
     def plan_for(self, name: str, provider: Provider | None = None) -> Plan:
         p = provider or self.writer

@@ -18,7 +18,6 @@ from sandbox_support import Env, wait_for
 
 from lbprov import naming
 from lbprov.controller.manager import Controller, ControllerConfig, running
-from lbprov.provider import load_provider
 
 SOURCE = "10.0.0.0/8"
 #: The class keeps other tests' Services (no class) away from the controller started here.
@@ -211,8 +210,7 @@ def test_controller_resync_repairs_hand_made_drift(env: Env) -> None:
     period = (
         6.0  # long enough that the hand change and the plan fit between two resyncs, even on a busy machine
     )
-    settings = {**env.cloud.settings, "cluster_name": env.cluster}
-    provider = load_provider(env.provider_name).from_settings(settings)
+    provider = env.writer  # this cluster's name and identity, as `lbprov run` builds it
     config = ControllerConfig(
         cluster=env.cluster,
         default_provider=None,  # only Services of our class: the rest of the sandbox is not ours

@@ -410,7 +410,9 @@ def exercise(cloud: str, tmp: Path) -> Recording:
         # The sandbox tags its subnets and security groups for its own cluster name: use it.
         cluster = str(sb.settings.get("cluster_name") or "kubernetes")
         # No client-side rate limit: it would only slow the run down (0 = none for every provider).
-        settings = {**sb.settings, "reads_per_second": 0, "writes_per_second": 0}
+        # One cluster identity for the whole run: the gc dry run below reads a fresh sandbox API
+        # server, whose kube-system UID differs; the settings file carries this one instead.
+        settings = {**sb.settings, "reads_per_second": 0, "writes_per_second": 0, "cluster_id": "lp-cluster"}
         provider = cls.from_settings(settings)
         if cloud == "gcp":
             # Keep operations RUNNING briefly, so the provider waits on them as it must on GCP
