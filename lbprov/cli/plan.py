@@ -472,6 +472,18 @@ def fail(
     if getattr(args, "debug", False) and cause is not None:
         traceback.print_exception(cause, file=stderr)
     print(f"lbprov {args.command}: error: {error}", file=stderr)
+    if getattr(args, "output", None) == "json":  # one JSON document, whatever happened
+        category = error.category if isinstance(error, UserError) else "input"
+        doc = run_document(
+            args.command,
+            str(getattr(args, "provider", "") or ""),
+            str(getattr(args, "cluster_name", None) or ""),
+            "files" if getattr(args, "filename", None) else "cluster",
+            [],
+            EXIT_ERROR,
+            extra={"error": {"category": category, "message": str(error)}},
+        )
+        print(json.dumps(doc, indent=2, sort_keys=True), file=sys.stdout)
     return EXIT_ERROR
 
 
