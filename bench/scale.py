@@ -306,7 +306,10 @@ def _run_with(
         *(["--no-trim"] if args.no_trim else []),
         *(["--tracemalloc"] if args.tracemalloc else []),
     ]
-    controller = ChildProcess(argv, dict(os.environ, BENCH_PROVIDER_SETTINGS=json.dumps(settings)))
+    env = dict(os.environ, BENCH_PROVIDER_SETTINGS=json.dumps(settings))
+    if args.malloc_arena_max:
+        env["MALLOC_ARENA_MAX"] = str(args.malloc_arena_max)
+    controller = ChildProcess(argv, env)
     pids: dict[str, int | None] = {
         "controller": controller.pid,
         "emulator": cloud.pid,
@@ -425,6 +428,13 @@ def parser() -> argparse.ArgumentParser:
         "--no-trim", action="store_true", help="the controller caches whole objects (for comparison)"
     )
     p.add_argument(
+        "--malloc-arena-max",
+        type=int,
+        default=0,
+        help="MALLOC_ARENA_MAX for the controller process (glibc: fewer per-thread arenas, less RSS "
+        "kept after transient peaks; 0 = the default)",
+    )
+    p.add_argument(
         "--tracemalloc",
         action="store_true",
         help="report the controller's Python memory still held at the end, by source line (slower; "
@@ -442,6 +452,7 @@ def header(args: argparse.Namespace) -> dict[str, Any]:
         "ports_per_service": args.ports,
         "latency_ms": args.latency_ms,
         "node_ports": args.node_ports,
+        "malloc_arena_max": args.malloc_arena_max or None,
         "cpus": os.cpu_count(),
         "load_average_at_start": list(os.getloadavg()),
         "note": "seconds are wall-clock on a shared machine (inflated by other load); counts and CPU "
