@@ -82,6 +82,17 @@ def eligible_nodes(nodes: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]
     return [n for n in nodes if node_exclusion_reason(n) is None]
 
 
+def no_nodes_reason(nodes: Iterable[Mapping[str, Any]]) -> str | None:
+    """Why no node is eligible for load-balancer traffic, or ``None`` when one is."""
+    all_nodes = list(nodes)
+    if eligible_nodes(all_nodes):
+        return None
+    if not all_nodes:
+        return "the cluster has no nodes"
+    reasons = sorted({r for n in all_nodes if (r := node_exclusion_reason(n))})
+    return f"every node is excluded ({'; '.join(reasons)})"
+
+
 def node_target(node: Mapping[str, Any]) -> Target:
     meta = node.get("metadata") or {}
     labels = meta.get("labels") or {}
@@ -120,40 +131,71 @@ def parse_cidrs(field: str, values: Sequence[str]) -> tuple[str, ...]:
     return tuple(sorted(out, key=lambda s: (ipaddress.ip_network(s).version, s)))
 
 
-def _ports(spec: Mapping[str, Any], require_node_ports: bool) -> tuple[Port, ...]:
+class _Problems:
+    """Every problem of one Service, so that a user fixes them in one go, not one per attempt.
+
+    :meth:`raise_if_any` raises one :class:`InvalidService` (the type callers catch): its ``field``
+    is the first problem's, its message lists each field with its reason
+    (``spec.ports[0].protocol: 'SCTP' is not supported ...; spec.ports[1].port: 70000 ...``).
+    """
+
+    def __init__(self) -> None:
+        self.found: list[InvalidService] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.found.append(InvalidService(field, message))
+
+    def check(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)``, recording an :class:`InvalidService` it raises (and returning None)."""
+        try:
+            return fn(*args)
+        except InvalidService as exc:
+            self.found.append(exc)
+            return None
+
+    def raise_if_any(self) -> None:
+        if not self.found:
+            return
+        first, rest = self.found[0], self.found[1:]
+        if not rest:
+            raise first
+        raise InvalidService(first.field, "; ".join([first.reason, *(str(p) for p in rest)]))
+
+
+def _ports(spec: Mapping[str, Any], require_node_ports: bool, problems: _Problems) -> tuple[Port, ...]:
     raw_ports = spec.get("ports") or []
     if not raw_ports:
-        raise InvalidService("spec.ports", "a LoadBalancer Service needs at least one port")
+        problems.add("spec.ports", "a LoadBalancer Service needs at least one port")
     ports: list[Port] = []
     seen: set[tuple[str, int]] = set()
     for i, raw in enumerate(raw_ports):
         field = f"spec.ports[{i}]"
+        before = len(problems.found)
         protocol = str(raw.get("protocol") or "TCP")
         if protocol not in ("TCP", "UDP"):
-            raise InvalidService(
-                f"{field}.protocol", f"{protocol!r} is not supported; accepted values: TCP, UDP"
-            )
+            problems.add(f"{field}.protocol", f"{protocol!r} is not supported; accepted values: TCP, UDP")
         port = raw.get("port")
         if not isinstance(port, int) or not 1 <= port <= 65535:
-            raise InvalidService(f"{field}.port", f"{port!r} is not a port; accepted values: 1-65535")
-        if (protocol, port) in seen:
-            raise InvalidService(f"{field}.port", f"{protocol}/{port} is listed twice")
+            problems.add(f"{field}.port", f"{port!r} is not a port; accepted values: 1-65535")
+        elif (protocol, port) in seen:
+            problems.add(f"{field}.port", f"{protocol}/{port} is listed twice")
         seen.add((protocol, port))
         node_port = raw.get("nodePort")
         if node_port is None:
             if require_node_ports:
                 if spec.get("allocateLoadBalancerNodePorts") is False:
-                    raise InvalidService(
-                        "spec.allocateLoadBalancerNodePorts",
-                        "false is not supported: this provider sends traffic to NodePorts; "
-                        "accepted values: true (default)",
-                    )
-                raise InvalidService(f"{field}.nodePort", "no NodePort allocated yet")
+                    if i == 0:  # one Service-wide problem, not one per port
+                        problems.add(
+                            "spec.allocateLoadBalancerNodePorts",
+                            "false is not supported: this provider sends traffic to NodePorts; "
+                            "accepted values: true (default)",
+                        )
+                else:
+                    problems.add(f"{field}.nodePort", "no NodePort allocated yet")
         elif not isinstance(node_port, int) or not 1 <= node_port <= 65535:
-            raise InvalidService(
-                f"{field}.nodePort", f"{node_port!r} is not a port; accepted values: 1-65535"
-            )
-        ports.append(Port(str(raw.get("name") or ""), protocol, port, node_port))  # type: ignore[arg-type]
+            problems.add(f"{field}.nodePort", f"{node_port!r} is not a port; accepted values: 1-65535")
+        if len(problems.found) == before:
+            ports.append(Port(str(raw.get("name") or ""), protocol, port, node_port))  # type: ignore[arg-type]
     return tuple(ports)
 
 
@@ -182,29 +224,31 @@ def build_intent(
     spec = service.get("spec") or {}
     annotations: Mapping[str, str] = meta.get("annotations") or {}
     ref = service_ref(service)
-    if not ref.uid:
-        raise InvalidService("metadata.uid", "the Service has no UID (was it read from the API server?)")
     if spec.get("type") != "LoadBalancer":
         raise InvalidService("spec.type", f"{spec.get('type')!r} does not ask for a load balancer")
+    problems = _Problems()
+    if not ref.uid:
+        problems.add("metadata.uid", "the Service has no UID (was it read from the API server?)")
 
-    ports = _ports(spec, settings.require_node_ports and needs_node_ports(provider))
+    ports = _ports(spec, settings.require_node_ports and needs_node_ports(provider), problems)
 
     policy = str(spec.get("externalTrafficPolicy") or "Cluster")
     if policy not in ("Cluster", "Local"):
-        raise InvalidService("spec.externalTrafficPolicy", f"{policy!r}; accepted values: Cluster, Local")
+        problems.add("spec.externalTrafficPolicy", f"{policy!r}; accepted values: Cluster, Local")
     health_check: HealthCheck | None = None
     if policy == "Local":
         hc_port = spec.get("healthCheckNodePort")
         if not isinstance(hc_port, int) or not 1 <= hc_port <= 65535:
-            raise InvalidService(
+            problems.add(
                 "spec.healthCheckNodePort",
                 f"{hc_port!r}: externalTrafficPolicy Local needs a healthCheckNodePort in 1-65535",
             )
-        health_check = HealthCheck(protocol="HTTP", port=hc_port, path="/healthz")
+        else:
+            health_check = HealthCheck(protocol="HTTP", port=hc_port, path="/healthz")
 
     affinity = str(spec.get("sessionAffinity") or "None")
     if affinity not in ("None", "ClientIP"):
-        raise InvalidService("spec.sessionAffinity", f"{affinity!r}; accepted values: None, ClientIP")
+        problems.add("spec.sessionAffinity", f"{affinity!r}; accepted values: None, ClientIP")
     timeout: int | None = None
     if affinity == "ClientIP":
         cfg = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get("timeoutSeconds")
@@ -215,15 +259,15 @@ def build_intent(
         try:
             ipaddress.ip_address(requested_ip)
         except ValueError:
-            raise InvalidService("spec.loadBalancerIP", f"{requested_ip!r} is not an IP address") from None
+            problems.add("spec.loadBalancerIP", f"{requested_ip!r} is not an IP address")
 
-    all_nodes = list(nodes)
-    targets = tuple(sorted(node_target(n) for n in eligible_nodes(all_nodes)))
-    if not targets and all_nodes:
-        reasons = sorted({r for n in all_nodes if (r := node_exclusion_reason(n))})
-        raise InvalidService(
-            "nodes", "no node is eligible for load-balancer traffic: every node " + "; or ".join(reasons)
-        )
+    source_ranges = problems.check(_source_ranges, spec, annotations)
+
+    # No eligible node (e.g. every node excluded during a node-pool rotation) is not an error: as
+    # upstream, the load balancer stays, with an empty backend set, and is filled again when nodes
+    # come back (the controller records an UnAvailableLoadBalancer Warning; see no_nodes_reason).
+    targets = tuple(sorted(node_target(n) for n in eligible_nodes(nodes)))
+    problems.raise_if_any()
 
     intent = Intent(
         ref=ref,
@@ -234,7 +278,7 @@ def build_intent(
         targets=targets,
         traffic_policy=policy,  # type: ignore[arg-type]
         health_check=health_check,
-        source_ranges=_source_ranges(spec, annotations),
+        source_ranges=source_ranges,
         session_affinity=affinity == "ClientIP",
         affinity_timeout_seconds=timeout,
         requested_ip=requested_ip,

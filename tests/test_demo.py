@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import io
+import shlex
+import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
+from pathlib import Path
 
 import pytest
+import yaml
 
 from lbprov.cli import main
 from lbprov.provider import available_providers
@@ -41,26 +46,131 @@ def test_demo_runs_to_completion_and_exits_0(capsys: pytest.CaptureFixture[str])
     assert "elb.amazonaws.com" in out
     assert "[5/5]" in err
     assert "Deleting Service demo/dns" in out and "object gone" in out and "0 owned resources left" in out
+    # Each NLB's listeners are its Service's own, and the headline says what its time counts.
+    web = next(line for line in out.splitlines() if line.startswith("demo/web "))
+    assert "2 listener" in web and "Shared by the Services above" not in out
+    assert "after the controller started" in out and "since lbprov demo started" in out
     assert elapsed < 60
 
 
-def test_demo_serve_prints_the_kubectl_line_and_stops_on_sigint() -> None:
-    stop = threading.Event()
-    out = io.StringIO()
+class Served:
+    """``lbprov demo --serve`` in its own process, as a user runs it (a fresh process also means a
+    fresh emulator: moto keeps its state per process)."""
 
-    def stop_when_served() -> None:
-        deadline = time.monotonic() + 60
-        while "kubectl --server" not in out.getvalue() and time.monotonic() < deadline:
+    def __init__(self, provider: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lbprov", "demo", "--provider", provider, "--serve", "--timeout", "60"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._pump, daemon=True)
+        self._reader.start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, text: str, timeout: float = 90) -> str:
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                stderr = self.proc.stderr.read() if self.proc.stderr and self.proc.poll() is not None else ""
+                raise AssertionError(f"no {text!r} from lbprov demo --serve: {self.output}{stderr}")
             time.sleep(0.05)
-        stop.set()
+        return self.output
 
-    watcher = threading.Thread(target=stop_when_served)
-    watcher.start()
-    result = run_demo("aws", serve=True, out=out, err=io.StringIO(), stop_event=stop, timeout=60)
-    watcher.join()
-    assert "kubectl --server http://127.0.0.1:" in out.getvalue()
-    assert result.leaked_after_delete == 0
-    assert 'lbprov_reconciles_total{provider="aws",result="success"}' in result.metrics_text
+    def interrupt(self) -> int:
+        self.proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        code = self.proc.wait(timeout=30)
+        self._reader.join(timeout=10)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def _printed(output: str, subcommand: str) -> list[str]:
+    lines = [line.strip() for line in output.splitlines() if f" {subcommand} --provider " in line]
+    assert len(lines) == 1, output
+    return shlex.split(lines[0])
+
+
+def _run_together(commands: dict[str, list[str] | str]) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Run the printed command lines side by side (a string is a shell line with env assignments)."""
+    procs = {
+        name: subprocess.Popen(
+            cmd, shell=isinstance(cmd, str), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for name, cmd in commands.items()
+    }
+    done = {}
+    for name, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=120)
+        done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    return done
+
+
+#: What each provider's printed cloud CLI line lists when the demo's load balancers exist.
+CLOUD_CLI = {
+    "aws": ("AWS_ACCESS_KEY_ID=", "elb.amazonaws.com"),
+    "gcp": ("CLOUDSDK_CONFIG=", "backendServices/"),
+    "azure": ("curl -s --cacert", "loadBalancingRules"),
+}
+
+
+@pytest.mark.parametrize("provider", sorted(available_providers()))
+def test_serve_hands_over_lines_that_work_as_printed_and_stops_on_ctrl_c(provider: str) -> None:
+    served = Served(provider)
+    try:
+        output = served.wait_for("Controller metrics:")
+        lines = [line.strip() for line in output.splitlines()]
+        plan_line = _printed(output, "plan")
+        commands: dict[str, list[str] | str] = {"plan": plan_line, "gc": _printed(output, "gc")}
+        commands["kubectl"] = shlex.split(
+            next(
+                line
+                for line in lines
+                if line.startswith("kubectl --kubeconfig") and line.endswith("services")
+            )
+        )
+        if provider in CLOUD_CLI:
+            commands["cloud"] = next(line for line in lines if line.startswith(CLOUD_CLI[provider][0]))
+        ran = _run_together(commands)
+        kubeconfig = Path(plan_line[plan_line.index("--kubeconfig") + 1])
+        config = yaml.safe_load(kubeconfig.read_text())
+        metrics_url = next(line for line in lines if line.startswith("Controller metrics: curl ")).split()[-1]
+        with urllib.request.urlopen(metrics_url, timeout=10) as resp:
+            metrics = resp.read().decode()
+        code = served.interrupt()
+    finally:
+        served.kill()
+    plan, gc, kubectl = ran["plan"], ran["gc"], ran["kubectl"]
+    assert plan.returncode == 0, plan.stderr + plan.stdout  # 0: nothing would change
+    assert "4 Services: 0 would change, 4 unchanged." in plan.stdout
+    assert gc.returncode == 0, gc.stderr + gc.stdout
+    assert f"owned by cluster 'sandbox' ({provider}): 4" in gc.stdout and "0 garbage" in gc.stdout
+    # The kubeconfig's context namespace is the demo's: `get services` lists the demo's Services.
+    assert config["contexts"][0]["context"]["namespace"] == "demo"
+    assert kubectl.returncode == 0 and "web" in kubectl.stdout, kubectl.stderr
+    if provider in CLOUD_CLI:
+        assert ran["cloud"].returncode == 0, ran["cloud"].stderr
+        assert CLOUD_CLI[provider][1] in ran["cloud"].stdout, ran["cloud"].stdout
+    assert f'lbprov_reconciles_total{{provider="{provider}",result="success"}}' in metrics
+    assert f"{provider} emulator:" in output and "endpoint" in output and "credentials" in output
+    # Ctrl-C says what it stops and cleans up, exits 0 and removes the kubeconfig folder.
+    assert code == 0
+    assert "Stopping: the controller, the sandbox Kubernetes API" in served.output
+    assert served.output.rstrip().endswith("Stopped.")
+    assert not kubeconfig.parent.exists()
 
 
 def test_demo_cli_help_lists_providers_from_the_registry() -> None:

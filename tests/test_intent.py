@@ -12,6 +12,7 @@ from lbprov.intent import (
     IntentSettings,
     build_intent,
     eligible_nodes,
+    no_nodes_reason,
     node_exclusion_reason,
     parse_bool,
 )
@@ -193,10 +194,13 @@ def test_bad_source_range_annotation_names_the_annotation() -> None:
         build_intent(svc, NODES, SETTINGS)
 
 
-def test_no_eligible_node_says_why() -> None:
-    with pytest.raises(InvalidService, match=r"no spec\.providerID") as info:
-        build_intent(service(), [node("a", provider_id=""), node("b", provider_id="")], SETTINGS)
-    assert info.value.field == "nodes"
+def test_no_eligible_node_keeps_the_load_balancer_with_no_targets_and_says_why() -> None:
+    # Issue 13: as upstream, no eligible node means an empty backend set, not an invalid Service.
+    bare = [node("a", provider_id=""), node("b", provider_id="")]
+    assert build_intent(service(), bare, SETTINGS).targets == ()
+    assert no_nodes_reason(bare) == "every node is excluded (has no spec.providerID)"
+    assert no_nodes_reason([]) == "the cluster has no nodes"
+    assert no_nodes_reason([node("ok")]) is None
 
 
 def test_missing_uid_is_rejected() -> None:

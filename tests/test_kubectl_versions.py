@@ -44,6 +44,18 @@ spec:
   ports:
   - {port: 80, protocl: TCP}
 """
+SSA = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: ssa
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}
+  - {name: https, port: 443, targetPort: 8443}
+"""
 NODE = '{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}, "spec": {"providerID": "aws:///z/i-1"}}'
 EVENT = """\
 apiVersion: v1
@@ -153,13 +165,40 @@ def test_everyday_commands(kubectl: Kubectl, tmp_path: Path) -> None:
     stored = kubectl.json("svc", "typo")
     assert "portz" not in stored["spec"] and "protocl" not in stored["spec"]["ports"][0]
 
-    # Server-side apply: a clear refusal, not a 415.
-    ssa = kubectl("apply", "--server-side", "-f", str(manifest), ok=False)
-    assert "server-side apply" in ssa.stderr and "not supported by the lbprov sandbox" in ssa.stderr
-    assert "415" not in ssa.stderr and "UnsupportedMediaType" not in ssa.stderr
+    # Server-side apply: field managers, a conflict with another manager, --force-conflicts, and a
+    # field the applier drops is removed.
+    ssa = tmp_path / "ssa.yaml"
+    ssa.write_text(SSA)
+    assert (
+        kubectl("apply", "--server-side", "-f", str(ssa)).stdout.strip() == "service/ssa serverside-applied"
+    )
+    managers = kubectl.json("svc", "ssa", "--show-managed-fields")["metadata"]["managedFields"]
+    assert [(m["manager"], m["operation"]) for m in managers] == [("kubectl", "Apply")]
+    kubectl("patch", "svc", "ssa", "--type=merge", "-p", '{"spec":{"selector":{"app":"other"}}}')
+    conflict = kubectl("apply", "--server-side", "-f", str(ssa), ok=False)
+    assert (
+        'Apply failed with 1 conflict: conflict with "kubectl-patch" using v1: .spec.selector'
+        in conflict.stderr
+    )
+    ssa.write_text(SSA.replace("  - {name: https, port: 443, targetPort: 8443}\n", ""))
+    forced = kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ssa))
+    assert forced.stdout.strip() == "service/ssa serverside-applied"
+    applied = kubectl.json("svc", "ssa")
+    assert applied["spec"]["selector"] == {"app": "web"}
+    assert [p["port"] for p in applied["spec"]["ports"]] == [80]
 
-    # Nodes and the (always empty) pods list.
+    # Nodes: label, taint, wide listing, and the (always empty) pods list that describe reads.
     kubectl("create", "-f", "-", stdin=NODE)
+    kubectl("label", "node", "node-1", "node.kubernetes.io/exclude-from-external-load-balancers=true")
+    kubectl("taint", "node", "node-1", "ToBeDeletedByClusterAutoscaler=1:NoSchedule")
+    node = kubectl.json("node", "node-1")
+    assert node["metadata"]["labels"]["node.kubernetes.io/exclude-from-external-load-balancers"] == "true"
+    assert node["spec"]["taints"][0]["effect"] == "NoSchedule"
+    assert "OS-IMAGE" in kubectl("get", "nodes", "-o", "wide").stdout
+    kubectl(
+        "patch", "svc", "applied", "-p", '{"spec":{"ports":[{"port":80,"targetPort":9090}]}}'
+    )  # strategic
+    assert kubectl.json("svc", "applied")["spec"]["ports"][0]["targetPort"] == 9090
     described = kubectl("describe", "node", "node-1").stdout
     assert "Non-terminated Pods:" in described and "(0 in total)" in described
     assert "No resources found" in kubectl("get", "pods", "-A").stderr

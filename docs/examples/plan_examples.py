@@ -26,6 +26,8 @@ for name, file in (
     ("sandbox_support", "sandbox_support.py"),
     ("cli_drift", "test_drift.py"),
 ):
+    if name in sys.modules:  # already loaded (tests/cli/conftest.py, or a test importing this file)
+        continue
     spec = importlib.util.spec_from_file_location(name, TESTS / file)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -59,6 +61,17 @@ def main() -> None:
 
 
 def example(provider: str, env: Any, tmp: Path) -> None:
+    shop(provider, env, tmp)
+    print(f"### {provider}\n")
+    shown = f"lbprov plan --provider {provider} --settings sandbox-{provider}.yaml -n shop"
+    show(env.plan_argv("--no-color"), shown)
+    if provider == "aws":
+        env.delete_service_bypassing_controller("api")
+        show(env.gc_argv(), "lbprov gc --provider aws --settings sandbox-aws.yaml")
+
+
+def shop(provider: str, env: Any, tmp: Path) -> None:
+    """The scenario of the README's examples (tests/cli/test_readme.py runs them on it too)."""
     env.namespace = "shop"
     env.cluster = str(env.cloud.settings.get("cluster_name") or "sandbox")
     env.kube.create_namespace("shop")
@@ -75,12 +88,6 @@ def example(provider: str, env: Any, tmp: Path) -> None:
     env.converge("db")
     # the drift: the same hand change as tests/cli/test_drift.py makes
     HAND_CHANGES[provider][-1](env, naming.lb_name(db["metadata"]["uid"]), "db")
-    print(f"### {provider}\n")
-    shown = f"lbprov plan --provider {provider} --settings sandbox-{provider}.yaml -n shop"
-    show(env.plan_argv("--no-color"), shown)
-    if provider == "aws":
-        env.delete_service_bypassing_controller("api")
-        show(env.gc_argv(), "lbprov gc --provider aws --settings sandbox-aws.yaml")
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
@@ -475,6 +475,54 @@ def fail(
     return EXIT_ERROR
 
 
+class OncePerRun(logging.Filter):
+    """Lets each distinct warning through once per run.
+
+    Providers warn about a node per Service they plan ("node n1: ... skipped"): with 3 such nodes
+    and 4 Services that is 12 lines saying 3 things. A record is a repeat when its logger, level,
+    format and arguments are the same as one already shown.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[tuple[str, int, str, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("lbprov"):
+            return False  # urllib3's retries and the SDKs' chatter: the one-line error says it (--debug shows it)
+        key = (record.name, record.levelno, str(record.msg), repr(record.args))
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+
+class _LowerLevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).replace(f": {record.levelname}: ", f": {record.levelname.lower()}: ", 1)
+
+
+@contextmanager
+def run_warnings(command: str, stream: IO[str], *, debug: bool) -> Iterator[None]:
+    """lbprov's and the providers' warnings during a plan/gc run go to ``stream``, each once, as
+    ``lbprov plan: warning: ...`` (with ``--debug``: every record of every logger, repeats included)."""
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.DEBUG if debug else logging.WARNING)
+    handler.setFormatter(_LowerLevelFormatter(f"lbprov {command}: %(levelname)s: %(message)s"))
+    if not debug:
+        handler.addFilter(OncePerRun())
+    root = logging.getLogger()
+    old_level = root.level
+    if debug:
+        root.setLevel(logging.DEBUG)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+
+
 def guarded(
     args: argparse.Namespace,
     body: Callable[[], int],
@@ -496,7 +544,8 @@ def guarded(
         except Exception:
             provider_cls = None
     try:
-        return body()
+        with run_warnings(args.command, err, debug=getattr(args, "debug", False)):
+            return body()
     except Abort as exc:
         return fail(args, exc.error, exc.cause, err)
     except KeyboardInterrupt:

@@ -16,7 +16,8 @@ Events (upstream reasons): ``EnsuringLoadBalancer`` then ``EnsuredLoadBalancer``
 changes creates a Service's load balancer (the Service had no ingress yet), ``EnsuringLoadBalancer``
 then ``UpdatedLoadBalancer`` when it changes an existing one (ports, nodes, options), nothing for an
 empty plan (a resync or node sync that finds nothing to do must not spam events),
-``SyncLoadBalancerFailed`` (Warning) on any ensure error, ``DeletingLoadBalancer`` /
+``SyncLoadBalancerFailed`` (Warning) on any ensure error, ``UnAvailableLoadBalancer`` (Warning) when
+no node is eligible (the load balancer is kept with no backends, as upstream), ``DeletingLoadBalancer`` /
 ``DeletedLoadBalancer`` around a cleanup and ``DeleteLoadBalancerFailed`` (Warning) when it fails.
 
 Errors propagate to the worker, which requeues the key with backoff: one Service's failure never
@@ -36,8 +37,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lbprov.controller.kubeapi import ControllerKube, Obj, ServiceGone, is_conflict, is_not_found
-from lbprov.intent import IntentSettings, build_intent, service_ref
-from lbprov.model import Ingress, InvalidService, Plan
+from lbprov.intent import IntentSettings, build_intent, no_nodes_reason, service_ref
+from lbprov.model import Action, Ingress, InvalidService, Plan
 from lbprov.observability import Metrics
 from lbprov.provider import Provider
 
@@ -90,6 +91,32 @@ def ingress_of(svc: Mapping[str, Any]) -> list[dict[str, str]]:
 
 def ingress_dicts(ingress: tuple[Ingress, ...]) -> list[dict[str, str]]:
     return sorted((i.to_k8s() for i in ingress), key=lambda d: (d.get("ip", ""), d.get("hostname", "")))
+
+
+_PAST = {
+    Action.CREATE: "created",
+    Action.UPDATE: "updated",
+    Action.REPLACE: "replaced",
+    Action.DELETE: "deleted",
+    Action.ADOPT: "adopted",
+}
+
+
+def what_changed(plan: Plan) -> str:
+    """An applied plan as what happened (``created 2 listeners, updated 1 target-group``), for the
+    event a user reads after the fact; ``Plan.summary`` says what *would* happen."""
+    counts: dict[tuple[Action, str], int] = {}
+    for change in plan.changes:
+        if change.action in _PAST:
+            counts[(change.action, change.kind)] = counts.get((change.action, change.kind), 0) + 1
+    parts = [f"{_PAST[action]} {n} {_plural(kind, n)}" for (action, kind), n in counts.items()]
+    return ", ".join(parts) or "no changes"
+
+
+def _plural(kind: str, n: int) -> str:
+    if n == 1:
+        return kind
+    return kind + ("es" if kind.endswith(("s", "sh", "ch", "x")) else "s")
 
 
 class ApplyGate:
@@ -219,12 +246,24 @@ class ServiceReconciler:
 
     def _ensure(self, key: str, svc: Obj, provider_name: str, provider: Provider) -> SyncResult:
         extra = {"service": key, "provider": provider_name}
+        nodes = self.list_nodes()
         try:
-            intent = build_intent(svc, self.list_nodes(), self.settings, provider)
+            intent = build_intent(svc, nodes, self.settings, provider)
         except InvalidService as exc:
             log.warning("invalid Service: %s", exc, extra={**extra, "error": str(exc)})
             self._event(svc, "Warning", "SyncLoadBalancerFailed", f"Error syncing load balancer: {exc}")
             raise
+        if not intent.targets:
+            # As upstream: keep the load balancer with an empty backend set (a node-pool rotation
+            # must not take every Service down), say so, and fill it when nodes come back.
+            why = no_nodes_reason(nodes) or "no eligible node"
+            log.warning("no available nodes: %s", why, extra=extra)
+            self._event(
+                svc,
+                "Warning",
+                "UnAvailableLoadBalancer",
+                f"There are no available nodes for LoadBalancer: {why}",
+            )
         try:
             svc = self._ensure_finalizer(svc)
             had_ingress = bool(ingress_of(svc))
@@ -255,7 +294,7 @@ class ServiceReconciler:
                 self._notify_applied(key, plan)
                 if had_ingress:
                     self._event(
-                        svc, "Normal", "UpdatedLoadBalancer", f"Updated load balancer: {plan.summary()}"
+                        svc, "Normal", "UpdatedLoadBalancer", f"Updated load balancer: {what_changed(plan)}"
                     )
                 else:
                     self._event(svc, "Normal", "EnsuredLoadBalancer", "Ensured load balancer")

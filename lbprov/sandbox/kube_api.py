@@ -1,8 +1,9 @@
 """A local Kubernetes API server for the demo and the tests (``python -m lbprov.sandbox.kube_api``).
 
 It speaks the real wire protocol -- discovery, JSON objects, ``Status`` errors, list/watch with
-resourceVersions, the three patch types, the status subresource, finalizers and NodePort
-allocation -- so the official Python client and ``kubectl`` work against it unchanged. State and
+resourceVersions, the three patch types and server-side apply with field managers, protobuf request
+bodies, the OpenAPI documents, ``fieldValidation``, the status subresource, finalizers and NodePort
+allocation -- so the official Python client and ``kubectl`` 1.27 to 1.33 work against it unchanged. State and
 semantics live in :mod:`lbprov.sandbox.kube_store`; this module is the HTTP layer.
 
 Test hooks: :meth:`KubeAPIServer.drop_watches` closes every watch stream abruptly and
@@ -34,6 +35,8 @@ import yaml
 from lbprov.sandbox.kube_errors import ApiError, bad_request, method_not_allowed, unauthorized
 from lbprov.sandbox.kube_fields import check as check_fields
 from lbprov.sandbox.kube_fields import mode as field_validation_mode
+from lbprov.sandbox.kube_managed import CURRENT as CURRENT_WRITE
+from lbprov.sandbox.kube_managed import WriteContext, manager_from
 from lbprov.sandbox.kube_metrics import METRICS_CONTENT_TYPE, ApiMetrics
 from lbprov.sandbox.kube_openapi import V2_PROTOBUF
 from lbprov.sandbox.kube_openapi import document_for as openapi_document
@@ -404,7 +407,33 @@ class _Handler(BaseHTTPRequestHandler):
         self._warnings.extend(warnings)
         return checked
 
+    def _apply(
+        self, res: Resource, ns: str | None, route: _Route, query: dict[str, str], body: bytes, dry_run: bool
+    ) -> None:
+        """Server-side apply (see :mod:`lbprov.sandbox.kube_managed`)."""
+        if not query.get("fieldManager"):
+            raise bad_request("PATCH: fieldManager is required for apply requests")
+        if query.get("force") not in (None, "", "true", "false"):
+            raise bad_request(f'force: Invalid value: "{query["force"]}": must be true or false')
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        if ctype == "application/apply-patch+cbor":
+            raise ApiError(415, "UnsupportedMediaType", "the sandbox API server does not decode CBOR")
+        config = self._validated(res, query, self._json_body(body))
+        ctx = WriteContext(manager_from(query, None), "Apply", force=query.get("force") == "true")
+        assert route.name is not None
+        obj, created = self.server.api.store.apply(
+            res.plural, ns, route.name, config, ctx, subresource=route.subresource, dry_run=dry_run
+        )
+        self._send_object(201 if created else 200, res, obj, query)
+
     def _dispatch(self, verb: str, route: _Route, query: dict[str, str], body: bytes) -> None:
+        token = CURRENT_WRITE.set(WriteContext(manager_from(query, self.headers.get("User-Agent"))))
+        try:
+            self._dispatch_request(verb, route, query, body)
+        finally:
+            CURRENT_WRITE.reset(token)
+
+    def _dispatch_request(self, verb: str, route: _Route, query: dict[str, str], body: bytes) -> None:
         store = self.server.api.store
         res = route.resource
         ns = route.namespace
@@ -485,12 +514,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif verb == "patch":
             ctype = self.headers.get("Content-Type") or ""
             if ctype.split(";")[0].strip() in APPLY_PATCH:
-                raise bad_request(
-                    "server-side apply (kubectl apply --server-side, Content-Type "
-                    f"{ctype.split(';')[0].strip()}) is not supported by the lbprov sandbox API server: "
-                    "it keeps no managedFields, so it cannot merge by field manager or report conflicts; "
-                    "use client-side kubectl apply, create, replace, edit or patch"
-                )
+                self._apply(res, ns, route, query, body, dry_run)
+                return
             patch = self._json_body(body)
             if ctype.split(";")[0].strip() in (MERGE_PATCH, STRATEGIC_PATCH):
                 patch = self._validated(res, query, patch, patch=True)
@@ -748,7 +773,9 @@ class KubeAPIServer:
 
     # -- clients --------------------------------------------------------------------------------
 
-    def write_kubeconfig(self, path: str | os.PathLike[str]) -> str:
+    def write_kubeconfig(self, path: str | os.PathLike[str], *, namespace: str = "default") -> str:
+        """A kubeconfig for this server whose context uses ``namespace`` (mode 0600: it may hold
+        the token)."""
         cluster: dict[str, Any] = {"server": self.url}
         if self.ca_file:
             cluster["certificate-authority"] = self.ca_file
@@ -764,7 +791,7 @@ class KubeAPIServer:
                     "context": {
                         "cluster": "lbprov-sandbox",
                         "user": "lbprov-sandbox",
-                        "namespace": "default",
+                        "namespace": namespace,
                     },
                 }
             ],

@@ -101,4 +101,8 @@ def check(
     return pruned, warnings
 
 
-__all__ = ["MODES", "check", "mode", "unknown_fields"]
+#: The public names :mod:`lbprov.sandbox.kube_managed` walks schemas with.
+resolve = _resolve
+root_schema = _root
+
+__all__ = ["MODES", "check", "mode", "resolve", "root_schema", "unknown_fields"]

@@ -19,7 +19,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lbprov.sandbox.kube_errors import (
     ApiError,
@@ -35,6 +35,9 @@ from lbprov.sandbox.kube_errors import (
     required,
     unsupported_media_type,
 )
+
+if TYPE_CHECKING:
+    from lbprov.sandbox.kube_managed import WriteContext
 from lbprov.sandbox.kube_patch import json_patch, merge_patch, strategic_merge_patch
 from lbprov.sandbox.kube_selectors import (
     FieldRequirement,
@@ -195,9 +198,25 @@ def _key(obj: Obj) -> tuple[str, str]:
     return (meta.get("namespace") or "", meta.get("name") or "")
 
 
-def _without_rv(obj: Obj) -> Obj:
+def _managed() -> Any:
+    """:mod:`lbprov.sandbox.kube_managed`, imported late: it reads the schemas, whose module
+    imports this one."""
+    from lbprov.sandbox import kube_managed
+
+    return kube_managed
+
+
+def _without_rv(obj: Obj, *, timestamps: bool = True) -> Obj:
+    """``obj`` without its resourceVersion (and, with ``timestamps=False``, without the times of
+    its managedFields entries), for telling a no-op write."""
     out = dict(obj)
-    out["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "resourceVersion"}
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "resourceVersion"}
+    if not timestamps and meta.get("managedFields"):
+        meta["managedFields"] = [
+            {k: v for k, v in entry.items() if k != "time"} if isinstance(entry, dict) else entry
+            for entry in meta["managedFields"]
+        ]
+    out["metadata"] = meta
     return out
 
 
@@ -500,6 +519,13 @@ class Store:
                         [invalid_value("involvedObject.namespace", inv_ns, "does not match event.namespace")],
                     )
             normalize(resource, obj)
+            meta.pop("managedFields", None)  # the server computes them
+            managed = _managed()
+            ctx = managed.CURRENT.get()
+            if ctx is not None:
+                fields = managed.track(res.group, res.version, res.kind, None, obj, ctx, "")
+                if fields:
+                    meta["managedFields"] = fields
             if dry_run:
                 return obj
             return self._commit(resource, "ADDED", obj, None)
@@ -540,8 +566,20 @@ class Store:
                 raise conflict(resource, name, res.group)
             new = self._prepared_update(res, old, full, subresource)
             normalize(resource, new)
-            if _without_rv(new) == _without_rv(old):
-                return old  # a no-op write changes nothing, as on a real server
+            new["metadata"].pop("managedFields", None)  # the server computes them
+            if old["metadata"].get("managedFields"):
+                new["metadata"]["managedFields"] = old["metadata"]["managedFields"]
+            managed = _managed()
+            ctx = managed.CURRENT.get()
+            if ctx is not None:
+                fields = managed.track(res.group, res.version, res.kind, old, new, ctx, subresource)
+                new["metadata"].pop("managedFields", None)
+                if fields:
+                    new["metadata"]["managedFields"] = fields
+            if _without_rv(new, timestamps=False) == _without_rv(old, timestamps=False):
+                # A no-op write changes nothing, as on a real server; a write that changes only
+                # who manages what (a second applier of the same values) is not a no-op.
+                return old
             if dry_run:
                 return new
             if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
@@ -626,6 +664,57 @@ class Store:
         elif res.plural == "leases":
             validate_lease(meta["name"], new.get("spec") or {})
         return new
+
+    def apply(
+        self,
+        resource: str,
+        ns: str | None,
+        name: str,
+        config: Any,
+        ctx: WriteContext,
+        *,
+        subresource: str = "",
+        dry_run: bool = False,
+    ) -> tuple[Obj, bool]:
+        """Server-side apply of ``config`` by ``ctx.manager``; creates the object when it does not
+        exist. Returns the object and whether it was created."""
+        res = RESOURCES[resource]
+        managed = _managed()
+        if not isinstance(config, dict):
+            raise bad_request("the applied configuration must be an object")
+        _check_kind(res, config)
+        raw_meta = config.get("metadata")
+        meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+        if meta.get("name") not in (None, name):
+            raise bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+            )
+        token = managed.CURRENT.set(ctx)
+        try:
+            with self.lock:
+                exists = (ns or "", name) in self.objects[resource]
+                if not exists:
+                    if subresource:
+                        raise not_found(resource, name, res.group)
+                    body = copy.deepcopy(config)
+                    body.setdefault("metadata", {})["name"] = name
+                    ctx.applied = managed.object_leaves(res.group, res.version, res.kind, body, "")
+                    return self.create(resource, ns, body, dry_run=dry_run), True
+                return (
+                    self.update(
+                        resource,
+                        ns,
+                        name,
+                        lambda live: managed.apply(
+                            res.group, res.version, res.kind, live, config, ctx, subresource
+                        ),
+                        subresource=subresource,
+                        dry_run=dry_run,
+                    ),
+                    False,
+                )
+        finally:
+            managed.CURRENT.reset(token)
 
     def replace(
         self,

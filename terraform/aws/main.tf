@@ -12,7 +12,9 @@ locals {
   # Reads: discovery (instances, subnets, VPCs, security groups) and the load balancers' state.
   # These alone make the read-only policy of `lbprov plan`.
   read_actions = [
+    "ec2:DescribeAvailabilityZones",
     "ec2:DescribeInstances",
+    "ec2:DescribeRouteTables",
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeSubnets",
     "ec2:DescribeVpcs",

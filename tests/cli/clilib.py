@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, redirect_stderr, redirect_stdout
@@ -43,6 +44,7 @@ from lbprov.settings import ProviderSettings
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "lbprov" / "schemas" / "plan-v1.json"
 KIND_ANNOTATION = "fake.lbprov.io/kind"
+log = logging.getLogger("lbprov.fake")
 
 
 # -- Kubernetes objects ----------------------------------------------------------------------------------
@@ -179,6 +181,13 @@ class FakeProvider:
 
     def plan(self, intent: Intent) -> Plan:
         self._read()
+        for target in intent.targets:  # as the GCP provider warns about nodes it cannot use
+            if not target.provider_id.startswith("fake://"):
+                log.warning(
+                    "node %s: providerID %r is not fake://<name>; skipped",
+                    target.node_name,
+                    target.provider_id,
+                )
         kind = intent.options or "nlb"
         name = self.lb_resource(intent.lb_name, kind)
         changes: list[Change] = []

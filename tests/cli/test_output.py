@@ -136,3 +136,23 @@ def test_gc_yaml_is_the_json_document(two_namespaces: Cluster) -> None:
     as_json = run_cli([*GC, "-o", "json"])
     as_yaml = run_cli([*GC, "-o", "yaml"])
     assert yaml.safe_load(as_yaml.out) == json.loads(as_json.out)
+
+
+def test_a_warning_about_a_node_is_shown_once_per_run_not_once_per_service(fake: Any, tmp_path: Path) -> None:
+    nodes = [make_node("n1", "fake://n1"), *(make_node(f"odd{i}", f"aws:///zone/i-{i}") for i in range(3))]
+    services = [make_service(f"s{i}") for i in range(4)]
+    r = run_cli(
+        [
+            *PLAN,
+            "-f",
+            write(tmp_path / "svc.yaml", *services),
+            "--nodes",
+            write(tmp_path / "nodes.yaml", *nodes),
+        ]
+    )
+    assert r.code == 2, r.err
+    warnings = [line for line in r.err.splitlines() if "skipped" in line]
+    assert warnings == [
+        f"lbprov plan: warning: node odd{i}: providerID 'aws:///zone/i-{i}' is not fake://<name>; skipped"
+        for i in range(3)
+    ]

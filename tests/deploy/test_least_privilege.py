@@ -47,7 +47,16 @@ _AZURE_JOIN = (
 )
 ALLOWED_EXTRA: dict[str, dict[str, str]] = {
     "aws": {},
-    "gcp": {},
+    "gcp": {
+        "compute.forwardingRules.setLabels": (
+            "forwardingRules.setLabels: sent only to add the cluster identity to a forwarding rule made "
+            "before identities (providers/gcp/tests/test_cluster_identity.py covers it)"
+        ),
+        "compute.forwardingRules.update": (
+            "forwardingRules.patch: sent only when networking.gke.io/internal-load-balancer-allow-global-access "
+            "changes on an existing internal Service (providers/gcp/tests/test_annotations.py covers it)"
+        ),
+    },
     "azure": {
         "Microsoft.Network/publicIPAddresses/join/action": f"a frontend's public IP: {_AZURE_JOIN}",
         "Microsoft.Network/virtualNetworks/subnets/join/action": f"an internal frontend's subnet: {_AZURE_JOIN}",
@@ -89,6 +98,8 @@ UNEXERCISED: dict[str, dict[str, str]] = {
             for op in ("forwardingRules.get", "regionBackendServices.get")
         },
         "instanceGroups.list": "unreachable: instance groups are read with aggregatedList and listInstances",
+        "forwardingRules.patch": "granted: only a change of allow-global-access on an internal Service sends it",
+        "forwardingRules.setLabels": "granted: only a forwarding rule from before cluster identities gets it",
     },
     "azure": {
         "networkSecurityGroups.list": "unreachable: the provider gets the one configured NSG by name",

@@ -47,8 +47,13 @@ def test_nlb_lifecycle_converges_is_idempotent_and_leaves_nothing(
         assert len(tg["TargetGroupName"]) <= 32 and tg["TargetGroupName"].startswith("k8s-default-web-")
         assert tg["Targets"] == instances
         assert tg["TargetType"] == "instance"
-        # Cluster policy: TCP on the traffic port, 30/10/3/3 (REFERENCE.md).
-        assert (tg["HealthCheckProtocol"], tg["HealthCheckPort"]) == ("TCP", "traffic-port")
+        # Cluster policy: TCP on the traffic port, 30/10/3/3 (REFERENCE.md); a UDP port answers no
+        # TCP check: kube-proxy's /healthz on 10256 (KEP-3836).
+        if tg["Protocol"] == "UDP":
+            assert (tg["HealthCheckProtocol"], tg["HealthCheckPort"]) == ("HTTP", "10256")
+            assert tg["HealthCheckPath"] == "/healthz"
+        else:
+            assert (tg["HealthCheckProtocol"], tg["HealthCheckPort"]) == ("TCP", "traffic-port")
         assert (tg["HealthCheckIntervalSeconds"], tg["HealthCheckTimeoutSeconds"]) == (30, 10)
         assert (tg["HealthyThresholdCount"], tg["UnhealthyThresholdCount"]) == (3, 3)
     listeners = view.listeners(lb["LoadBalancerArn"])
@@ -63,8 +68,10 @@ def test_nlb_lifecycle_converges_is_idempotent_and_leaves_nothing(
         ("tcp", 30080, 30080, "0.0.0.0/0"),
         ("udp", 30053, 30053, "0.0.0.0/0"),
     }
-    # Health checks of the UDP port come from the VPC; TCP/30080 is already open to 0.0.0.0/0.
-    assert view.node_rules("health") == {("tcp", 30053, 30053, "10.0.0.0/16")}
+    # TCP/30080 is already open to 0.0.0.0/0 for its health checks; the UDP port's health checks
+    # go to kube-proxy on TCP 10256, opened from the VPC by the cluster's kube-proxy rule.
+    assert view.node_rules("health") == set()
+    assert view.node_rules("kube-proxy") == {("tcp", 10256, 10256, "10.0.0.0/16")}
 
     ingress = provider.apply(provider.plan(intent))
     assert ingress and ingress[0].hostname == lb["DNSName"]
@@ -72,6 +79,7 @@ def test_nlb_lifecycle_converges_is_idempotent_and_leaves_nothing(
     delete = delete_all(provider, svc)
     assert ("delete", "load-balancer") in kinds(delete)
     view.assert_nothing_owned(svc, [30080, 30053])
+    assert view.node_rules("kube-proxy") == set()  # no UDP target group is left
     # What we did not create survives.
     assert any(sg["GroupId"] == cloud.extra["node_security_group_id"] for sg in view.security_groups())
 
@@ -672,9 +680,10 @@ def test_services_planned_from_one_snapshot_apply_concurrently_on_the_first_try(
         ("tcp", 30300, 30309, "0.0.0.0/0"),
         ("udp", 30310, 30310, "0.0.0.0/0"),
         ("tcp", 30311, 30311, "203.0.113.0/24"),
-        # Health checks from the VPC: r's, and the UDP Service's (TCP traffic-port, see README).
-        ("tcp", 30310, 30311, "10.0.0.0/16"),
+        # Health checks from the VPC: r's (the UDP Service's go to kube-proxy on 10256).
+        ("tcp", 30311, 30311, "10.0.0.0/16"),
     }
+    assert view.node_rules("kube-proxy") == {("tcp", 10256, 10256, "10.0.0.0/16")}
     for svc in services:
         converge(provider, intent_of(provider, svc, nodes))  # empty plan, idempotent apply
     gone = [*services[0:10:2], restricted]
@@ -684,8 +693,8 @@ def test_services_planned_from_one_snapshot_apply_concurrently_on_the_first_try(
         list(pool.map(apply, deletes))
     assert view.node_rules() == {("tcp", p, p, "0.0.0.0/0") for p in (30301, 30303, 30305, 30307, 30309)} | {
         ("udp", 30310, 30310, "0.0.0.0/0"),
-        ("tcp", 30310, 30310, "10.0.0.0/16"),
     }
+    assert view.node_rules("kube-proxy") == {("tcp", 10256, 10256, "10.0.0.0/16")}
     for svc in services:
         if svc not in gone:
             assert provider.plan(intent_of(provider, svc, nodes)).empty

@@ -23,10 +23,14 @@ from lbprov.intent import IntentSettings, build_intent
 from lbprov.model import Intent
 from lbprov.provider import SandboxCloud
 
+#: The cluster identity the tests' providers run with (the controller reads it from kube-system).
+CLUSTER_ID = "0e5f8a3c-1d2b-4c6e-9f70-123456789abc"
+
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[SandboxCloud]:
     with azure_sandbox(["node-a", "node-b", "node-c"]) as sb:
+        sb.settings["cluster_id"] = CLUSTER_ID
         yield sb
 
 

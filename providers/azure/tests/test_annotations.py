@@ -33,6 +33,7 @@ VALID: dict[str, dict[str, str]] = {
     "load-balancer-health-probe-request-path": {PREFIX + "load-balancer-health-probe-request-path": "/ok"},
     "disable-load-balancer-nsg-rule": {PREFIX + "disable-load-balancer-nsg-rule": "true"},
     "disable-load-balancer-floating-ip": {PREFIX + "disable-load-balancer-floating-ip": "true"},
+    "load-balancer-configurations": {PREFIX + "load-balancer-configurations": "c1,c1-2"},
     "no_lb_rule": {PORT + "no_lb_rule": "true"},
     "no_probe_rule": {PORT + "no_probe_rule": "true"},
     "health-probe_protocol": {PORT + "health-probe_protocol": "Https"},

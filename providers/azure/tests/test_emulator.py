@@ -53,15 +53,19 @@ def test_put_is_a_long_operation_with_an_async_status_url(sandbox):
         "properties": {"publicIPAllocationMethod": "Static"},
     }
     status, body, headers = _raw(
-        sandbox, "PUT", _prefix(sandbox) + "/publicIPAddresses/lro?api-version=1", pip
+        sandbox, "PUT", _prefix(sandbox) + "/publicIPAddresses/lro?api-version=2026-03-01", pip
     )
     assert status == 201 and body["properties"]["provisioningState"] == "Updating"
     op = headers["Azure-AsyncOperation"].removeprefix(sandbox.endpoint)
     assert _raw(sandbox, "GET", op)[1]["status"] == "Succeeded"
-    status, body, _ = _raw(sandbox, "GET", _prefix(sandbox) + "/publicIPAddresses/lro?api-version=1")
+    status, body, _ = _raw(sandbox, "GET", _prefix(sandbox) + "/publicIPAddresses/lro?api-version=2026-03-01")
     assert body["properties"]["provisioningState"] == "Succeeded" and body["properties"]["ipAddress"]
-    assert _raw(sandbox, "DELETE", _prefix(sandbox) + "/publicIPAddresses/lro?api-version=1")[0] == 202
-    assert _raw(sandbox, "DELETE", _prefix(sandbox) + "/publicIPAddresses/lro?api-version=1")[0] == 204
+    assert (
+        _raw(sandbox, "DELETE", _prefix(sandbox) + "/publicIPAddresses/lro?api-version=2026-03-01")[0] == 202
+    )
+    assert (
+        _raw(sandbox, "DELETE", _prefix(sandbox) + "/publicIPAddresses/lro?api-version=2026-03-01")[0] == 204
+    )
 
 
 def test_basic_rules_of_arm_through_the_sdk(provider, sandbox, state):
@@ -148,11 +152,11 @@ def test_basic_rules_of_arm_through_the_sdk(provider, sandbox, state):
     with pytest.raises(HttpResponseError) as info:
         c.load_balancers.begin_create_or_update(RG, "emu-lb", body(1, probe="missing")).result()
     assert info.value.status_code == 400 and info.value.error.code == "InvalidResourceReference"
-    with pytest.raises(HttpResponseError) as info:
-        c.load_balancers.begin_create_or_update(RG, "emu-lb", body(251)).result()
-    assert info.value.error.code == "LoadBalancerRulesLimitReached"
+    with pytest.raises(HttpResponseError) as info:  # the one backend address would be in 301 rules
+        c.load_balancers.begin_create_or_update(RG, "emu-lb", body(301)).result()
+    assert info.value.error.code == "RulesPerNicIpConfigurationLimitReached"
     lb = c.load_balancers.begin_create_or_update(
-        RG, "emu-lb", body(250), headers={"If-None-Match": "*"}
+        RG, "emu-lb", body(300), headers={"If-None-Match": "*"}
     ).result()
     with pytest.raises(HttpResponseError) as info:
         c.load_balancers.begin_create_or_update(

@@ -82,8 +82,8 @@ def test_requested_public_ip_that_does_not_exist_is_a_clear_error(provider, inte
 
 
 def test_too_many_ports_for_one_load_balancer(intent_for, make_service):
-    with pytest.raises(InvalidService, match="at most 250 rules"):
-        intent_for(make_service(ports=[("TCP", p) for p in range(1000, 1251)]))
+    with pytest.raises(InvalidService, match="at most 300 load-balancing rules"):
+        intent_for(make_service(ports=[("TCP", p) for p in range(1000, 1301)]))
 
 
 def test_allocate_load_balancer_node_ports_false_is_rejected(intent_for, make_service):

@@ -20,10 +20,11 @@ from lbprov_azure.lbwriter import LBDelta, PreconditionFailed, SharedLBWriter, W
 from lbprov.model import OwnershipConflict
 
 CLUSTER = "k"
+CLUSTER_ID = "5d1c0a4e-0000-4000-8000-000000000001"
 TEMPLATE = {
     "location": "westeurope",
     "sku": {"name": "Standard"},
-    "tags": names.lb_tags(CLUSTER),
+    "tags": names.lb_tags(CLUSTER, CLUSTER_ID),
     "properties": {
         "frontendIPConfigurations": [],
         "backendAddressPools": [{"name": CLUSTER, "properties": {}}],
@@ -84,7 +85,7 @@ def fronts(body):
 
 def test_concurrent_submissions_all_land_in_few_puts():
     store = MemoryStore()
-    writer = SharedLBWriter(store, CLUSTER, "k", window=0.005)
+    writer = SharedLBWriter(store, CLUSTER, "k", cluster_id=CLUSTER_ID, window=0.005)
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda i: writer.submit(delta(f"s{i:02d}")), range(40)))
     assert fronts(store.body) == [f"s{i:02d}" for i in range(40)]
@@ -93,7 +94,7 @@ def test_concurrent_submissions_all_land_in_few_puts():
 
 def test_a_rejected_merged_put_is_split_so_only_the_bad_service_fails():
     store = MemoryStore()
-    writer = SharedLBWriter(store, CLUSTER, "k", window=0.05)
+    writer = SharedLBWriter(store, CLUSTER, "k", cluster_id=CLUSTER_ID, window=0.05)
     results: dict[str, object] = {}
 
     def run(base, announcement):
@@ -115,7 +116,7 @@ def test_a_rejected_merged_put_is_split_so_only_the_bad_service_fails():
 
 def test_an_lb_that_keeps_changing_gives_up_after_bounded_412s():
     store = MemoryStore(None)
-    writer = SharedLBWriter(store, CLUSTER, "k", window=0, max_conflicts=2)
+    writer = SharedLBWriter(store, CLUSTER, "k", cluster_id=CLUSTER_ID, window=0, max_conflicts=2)
     writer.submit(delta("a"))
     store.churn = 10
     with pytest.raises(PreconditionFailed, match="kept changing"):
@@ -140,10 +141,12 @@ def test_merge_never_touches_parts_not_named_for_the_service_and_deletes_an_empt
     assert fronts(m2.body) == ["a", "foreign"]  # a delete naming a foreign part is ignored
     m3 = merge({**m.body, "etag": "f"}, [delta("a", join=False)], CLUSTER, "k")
     assert m3.action == "update" and fronts(m3.body) == ["foreign"]  # foreign part keeps the LB
-    only = merge(
-        {**merge(None, [delta("a")], CLUSTER, "k").body, "etag": "g"}, [delta("a", join=False)], CLUSTER, "k"
-    )
+    emptied = {**merge(None, [delta("a")], CLUSTER, "k").body, "etag": "g"}
+    only = merge(emptied, [delta("a", join=False)], CLUSTER, "k", CLUSTER_ID)
     assert only.action == "delete"
+    # deciding to delete from cloud state needs the identity: unknown or another one keeps it
+    assert merge(emptied, [delta("a", join=False)], CLUSTER, "k").action == "update"
+    assert merge(emptied, [delta("a", join=False)], CLUSTER, "k", "other-id").action == "update"
 
 
 def test_merge_refuses_a_part_claimed_by_name_but_not_recorded_and_foreign_lbs():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from lbprov_azure.provider import CapacityExceeded
 from lbprov_azure.sandbox import Fault
 
 RG = "lbprov-sandbox"
@@ -385,17 +384,3 @@ def test_list_owned_reports_every_service_with_its_resources_for_gc(
     for o in owned.values():  # what gc does: delete by the reported ref
         provider.apply(provider.plan_delete(o.ref))
     assert provider.list_owned() == []
-
-
-def test_a_full_shared_lb_is_a_clear_error_before_any_write(provider, intent_for, make_service, ensure):
-    big = intent_for(make_service("big", ports=[("TCP", p) for p in range(1000, 1249)]))  # 249 rules
-    ensure(big)
-    two = intent_for(make_service("two", ports=[("TCP", 80), ("TCP", 81)]))
-    provider.calls.reset()
-    with pytest.raises(CapacityExceeded, match="limit of 250 rules"):
-        provider.plan(two)
-    assert provider.calls.stats.writes == 0
-    one = intent_for(make_service("one", ports=[("TCP", 80)]))
-    ensure(one)  # exactly 250 fits
-    for i in (big, one):
-        provider.apply(provider.plan_delete(i.ref))

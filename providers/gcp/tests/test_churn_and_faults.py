@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from gcp_helpers import converge, intent_for, make_service, provider_for
+from gcp_helpers import GCE_CLUSTER_ID, converge, intent_for, make_service, provider_for
 from google.api_core import exceptions as gexc
 from lbprov_gcp import names as N
 
@@ -29,7 +29,7 @@ def test_one_node_added_costs_one_write_to_its_zones_group_for_20_services(provi
     assert stats.operations("write") == {"instanceGroups.addInstances"}
     assert server.mutating_requests() == [
         f"POST /compute/v1/projects/{sandbox.settings['project']}/zones/{new.zone}/instanceGroups/"
-        f"{N.ig_name('test')}/addInstances"
+        f"{N.ig_name('test', GCE_CLUSTER_ID)}/addInstances"
     ]
     # every later plan is empty
     for svc in services[:3]:

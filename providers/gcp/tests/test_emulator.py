@@ -500,3 +500,54 @@ def test_seeded_instances_carry_zone_ip_and_network_tags(sandbox):
     assert listed == sorted(n.name for n in sandbox.nodes if n.zone == zones[0])
     added = sandbox.add_node("late")
     assert instances.get(project=P, zone=added.zone, instance="late").status == "RUNNING"
+
+
+def test_an_instance_in_two_load_balanced_groups_is_refused_with_gces_error(sandbox, api):
+    zone = sandbox.nodes[0].zone
+    node = sandbox.nodes[0].name
+    api.health_check()
+    api.group(zone, "first", members=(node,))
+    api.group(zone, "second", members=(node,))  # two groups are fine while neither is load-balanced
+    api.backend("bs1", groups=(f"zones/{zone}/instanceGroups/first",))
+    with pytest.raises(gexc.BadRequest) as err:
+        api.backend("bs2", groups=(f"zones/{zone}/instanceGroups/second",))
+    assert reason(err.value) == "instanceInMultipleLoadBalancedIgs"
+    assert f"zones/{zone}/instances/{node}" in err.value.message
+    assert "instance may belong to at most one load-balanced instance group" in err.value.message
+    # adding the instance to a load-balanced group while it is in another one is refused too
+    other = next(n for n in sandbox.nodes[1:] if n.zone == zone).name
+    api.group(zone, "third", members=(other,))
+    api.backend("bs3", groups=(f"zones/{zone}/instanceGroups/third",))
+    with pytest.raises(gexc.BadRequest) as err:
+        api.ig.add_instances(
+            project=P,
+            zone=zone,
+            instance_group="third",
+            instance_groups_add_instances_request_resource=c.InstanceGroupsAddInstancesRequest(
+                instances=[c.InstanceReference(instance=f"zones/{zone}/instances/{node}")]
+            ),
+        ).result()
+    assert reason(err.value) == "instanceInMultipleLoadBalancedIgs"
+    members = api.ig.list_instances(project=P, zone=zone, instance_group="third")
+    assert [m.instance.split("/")[-1] for m in members] == [other]
+
+
+def test_set_labels_needs_the_current_label_fingerprint(sandbox, api):
+    zone = sandbox.nodes[0].zone
+    api.health_check()
+    api.group(zone)
+    api.backend(groups=(f"zones/{zone}/instanceGroups/ig",))
+    fr = api.rule("fr", ports=["80"])
+    assert fr.label_fingerprint  # every labelled resource has one, labels or not
+    stale = c.RegionSetLabelsRequest(labels={"a": "b"}, label_fingerprint="c3RhbGU=")
+    with pytest.raises(gexc.PreconditionFailed):
+        api.fr.set_labels(
+            project=P, region=R, resource="fr", region_set_labels_request_resource=stale
+        ).result()
+    fresh = c.RegionSetLabelsRequest(labels={"a": "b"}, label_fingerprint=fr.label_fingerprint)
+    api.fr.set_labels(project=P, region=R, resource="fr", region_set_labels_request_resource=fresh).result()
+    after = api.fr.get(project=P, region=R, forwarding_rule="fr")
+    assert dict(after.labels) == {"a": "b"} and after.label_fingerprint != fr.label_fingerprint
+    bad = c.RegionSetLabelsRequest(labels={"Bad.Key": "x"}, label_fingerprint=after.label_fingerprint)
+    with pytest.raises(gexc.BadRequest):
+        api.fr.set_labels(project=P, region=R, resource="fr", region_set_labels_request_resource=bad).result()

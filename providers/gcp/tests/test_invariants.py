@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from gcp_helpers import converge, intent_for, make_service, provider_for
+from gcp_helpers import CLUSTER_ID, GCE_CLUSTER_ID, converge, intent_for, make_service, provider_for
 from lbprov_gcp import names as N
 
 from lbprov.cloudcalls import ReadOnlyViolation
@@ -70,7 +70,11 @@ def test_resources_carry_ownership_json_in_their_description(provider, sandbox, 
         assert tags["kubernetes.io/service-name"] == "shop/owned"
     for group in emu.all_of("instanceGroups"):
         tags = N.ownership(group["description"])
-        assert tags == {"kubernetes.io/cluster/test": "owned", "lbprov.io/managed-by": "lbprov"}
+        assert tags == {
+            "kubernetes.io/cluster/test": "owned",
+            "lbprov.io/managed-by": "lbprov",
+            "lbprov.io/cluster-id": CLUSTER_ID,
+        }
 
 
 def test_after_the_last_service_is_deleted_nothing_remains(provider, sandbox, server):
@@ -96,7 +100,10 @@ def test_after_the_last_service_is_deleted_nothing_remains(provider, sandbox, se
     assert len(after_c["instanceGroups"]) == 2  # b still uses the groups
 
     provider.apply(provider.plan_delete(b.ref))
-    assert inventory(server) == before == {}
+    left = inventory(server)
+    # the k8s-ig--<cluster ID> groups are shared with upstream and ingress-gce: never deleted
+    assert set(left) == {"instanceGroups"} and len(left["instanceGroups"]) == 2
+    assert before == {}
     # and deleting again is a no-op that finds nothing
     assert provider.plan_delete(b.ref).empty
 
@@ -180,13 +187,18 @@ def test_a_foreign_forwarding_rule_with_our_name_is_an_error_and_is_never_touche
     assert emu._bucket(emu.project, f"regions/{emu.region}", "forwardingRules")[collided] == original
 
 
-def test_a_foreign_instance_group_with_the_cluster_name_is_an_error(provider, sandbox, server):
+def test_upstreams_instance_group_is_shared_not_an_ownership_conflict(provider, sandbox, server):
     emu = server.emulator
     zone = sandbox.nodes[0].zone
-    emu.put_raw("instanceGroups", f"zones/{zone}", {"name": N.ig_name("test"), "description": "made by hand"})
+    name = N.ig_name("test", GCE_CLUSTER_ID)
+    emu.put_raw("instanceGroups", f"zones/{zone}", {"name": name, "description": "made by upstream"})
     intent = intent_for(provider, make_service(), sandbox.nodes)
-    with pytest.raises(OwnershipConflict, match=r"instance-group .*not owned by cluster test"):
-        provider.plan(intent)
+    converge(provider, intent)
+    group = emu._bucket(emu.project, f"zones/{zone}", "instanceGroups")[name]
+    assert group["description"] == "made by upstream"  # used, never relabelled or replaced
+    assert sorted(m.split("/")[-1] for m in group["_members"]) == sorted(
+        n.name for n in sandbox.nodes if n.zone == zone
+    )
 
 
 def test_dry_run_plans_without_a_single_mutating_request(sandbox, server):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from gcp_helpers import converge, intent_for, make_service
+from gcp_helpers import GCE_CLUSTER_ID, converge, intent_for, make_service
 from google.api_core import exceptions as gexc
 from lbprov_gcp import names as N
 
@@ -29,7 +29,9 @@ def members(server: Any) -> dict[str, list[str]]:
     emu = server.emulator
     out = {}
     for zone in emu.zones:
-        group = emu._bucket(emu.project, f"zones/{zone}", "instanceGroups").get(N.ig_name("test"))
+        group = emu._bucket(emu.project, f"zones/{zone}", "instanceGroups").get(
+            N.ig_name("test", GCE_CLUSTER_ID)
+        )
         if group is not None:
             out[zone] = sorted(m.split("/")[-1] for m in group["_members"])
     return out

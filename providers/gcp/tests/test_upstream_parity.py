@@ -131,3 +131,18 @@ def test_deleting_a_service_leaves_no_reservation(provider, sandbox):
     converge(provider, intent)
     provider.apply(provider.plan_delete(intent.ref))
     assert addresses(sandbox) == [] and forwarding_rules(sandbox) == []
+
+
+# -- item 4: GCP needs no NodePorts -------------------------------------------------------------------
+
+
+def test_allocate_load_balancer_node_ports_false_is_served(provider, sandbox):
+    svc = make_service(ports=[("TCP", 80, 0), ("TCP", 443, 0)], node_ports=False)
+    intent = intent_for(provider, svc, sandbox.nodes)
+    assert [p.node_port for p in intent.ports] == [None, None]
+    (ingress,) = converge(provider, intent)
+    (rule,) = forwarding_rules(sandbox)
+    assert list(rule.ports) == ["80", "443"] and rule.I_p_address == ingress.ip
+    allowed = firewall(sandbox, f"k8s-fw-{intent.lb_name}").allowed
+    assert [(a.I_p_protocol, list(a.ports)) for a in allowed] == [("tcp", ["80", "443"])]
+    assert_converged(provider, intent)

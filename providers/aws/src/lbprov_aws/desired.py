@@ -50,7 +50,9 @@ def managed_tags(intent: Intent, opts: AWSOptions) -> dict[str, str]:
     extra = dict(opts.additional_tags)
     tags.update(extra)
     if extra:
-        tags[ADDITIONAL_TAGS_TAG] = ",".join(sorted(extra))
+        # Space-separated: a comma is not a valid tag value character (ELB/EC2 tag values allow
+        # letters, digits, spaces and _.:/=+-@); options refuse additional tag keys with spaces.
+        tags[ADDITIONAL_TAGS_TAG] = " ".join(sorted(extra))
     return tags
 
 
@@ -60,7 +62,16 @@ def ownership_only(ref: ServiceRef, cluster: str, kind: str) -> dict[str, str]:
     return tags
 
 
-def nlb_health(intent: Intent, opts: AWSOptions) -> dict[str, Any]:
+#: kube-proxy's health endpoint (KEP-3836: ``/healthz`` on 10256 tells whether the node's
+#: kube-proxy serves Services). A UDP NodePort answers no health check, so a UDP target group of a
+#: Cluster-policy Service probes this instead (the Azure provider does the same for UDP).
+KUBE_PROXY_HEALTH_PORT = 10256
+KUBE_PROXY_HEALTH_PATH = "/healthz"
+
+
+def nlb_health(intent: Intent, opts: AWSOptions, protocol: str = "TCP") -> dict[str, Any]:
+    """The health check of one target group (``protocol`` of its port: a UDP one under the Cluster
+    policy probes kube-proxy's /healthz on 10256, since nothing answers TCP on a UDP NodePort)."""
     hc = dict(NLB_DEFAULT_HEALTH)
     if intent.health_check is not None:
         base = intent.health_check
@@ -68,6 +79,8 @@ def nlb_health(intent: Intent, opts: AWSOptions) -> dict[str, Any]:
         hc.update(
             protocol=base.protocol, port=str(base.port) if base.port else "traffic-port", path=base.path
         )
+    elif protocol == "UDP":
+        hc.update(protocol="HTTP", port=str(KUBE_PROXY_HEALTH_PORT), path=KUBE_PROXY_HEALTH_PATH)
     o = opts.health
     if o.protocol:
         hc["protocol"] = o.protocol
@@ -78,6 +91,12 @@ def nlb_health(intent: Intent, opts: AWSOptions) -> dict[str, Any]:
     for key in ("interval", "timeout", "healthy", "unhealthy"):
         if getattr(o, key) is not None:
             hc[key] = getattr(o, key)
+    if o.interval is not None and o.timeout is None:
+        # Only the interval set: the default timeout must not exceed it (ELBv2 CreateTargetGroup /
+        # ModifyTargetGroup: "HealthCheckTimeoutSeconds must be ... less than or equal to the interval").
+        hc["timeout"] = min(int(str(hc["timeout"])), o.interval)
+    if o.timeout is not None and o.interval is None:
+        hc["interval"] = max(int(str(hc["interval"])), o.timeout)
     if hc["protocol"] == "TCP":
         hc["path"] = None
     elif not hc["path"]:
@@ -102,6 +121,12 @@ def classic_health(intent: Intent, opts: AWSOptions) -> dict[str, Any]:
     for key in ("interval", "timeout", "healthy", "unhealthy"):
         if getattr(o, key) is not None:
             timing[key] = getattr(o, key)
+    # ConfigureHealthCheck: "Timeout ... must be less than the Interval value" (ELB API reference,
+    # HealthCheck). With only one of them set, derive the other so that it holds.
+    if o.interval is not None and o.timeout is None:
+        timing["timeout"] = min(timing["timeout"], o.interval - 1)
+    if o.timeout is not None and o.interval is None:
+        timing["interval"] = max(timing["interval"], o.timeout + 1)
     return {"target": target, **timing}
 
 
@@ -124,28 +149,52 @@ def select_subnets(opts: AWSOptions, scheme: str, ctx: ClusterContext, cluster: 
                 why = "matches several subnets" if by_name.get(ref) else "matches no subnet ID or Name tag"
                 raise InvalidService(f"metadata.annotations[{SUBNETS}]", f"{ref!r} {why} in VPC {ctx.vpc_id}")
         return sorted(set(chosen))
+    return discover_subnets(scheme, ctx, cluster)
+
+
+def is_public(subnet_id: str, route_tables: list[dict[str, Any]]) -> bool:
+    """cloud-provider-aws ``isSubnetPublic``: the subnet's route table (its explicit association,
+    else the VPC's main table) has a route to an internet gateway (``igw-``)."""
+    table = next(
+        (t for t in route_tables for a in t.get("Associations", []) if a.get("SubnetId") == subnet_id), None
+    )
+    if table is None:
+        table = next((t for t in route_tables for a in t.get("Associations", []) if a.get("Main")), None)
+    return table is not None and any(
+        str(r.get("GatewayId", "")).startswith("igw") for r in table.get("Routes", [])
+    )
+
+
+def discover_subnets(scheme: str, ctx: ClusterContext, cluster: str) -> list[str]:
+    """One subnet per AZ as cloud-provider-aws finds them (``findELBSubnets``): the cluster VPC's
+    subnets tagged for this cluster or for no cluster; internet-facing takes only public ones;
+    Local Zone, Wavelength and Outpost subnets are skipped; in an AZ, a subnet with the role tag
+    (``kubernetes.io/role/elb`` / ``…/internal-elb``) wins, then one with the cluster tag, then the
+    lowest ID. Role tags are a preference: a VPC without them works."""
     role = ROLE_INTERNAL_ELB if scheme == "internal" else ROLE_ELB
     ckey = naming.cluster_tag_key(cluster)
-    per_az: dict[str, tuple[int, str]] = {}
+    per_az: dict[str, tuple[int, int, str]] = {}
     for s in ctx.subnets:
         tags = {t["Key"]: t.get("Value", "") for t in s.get("Tags", [])}
-        if role not in tags or tags[role] not in ("1", ""):
-            continue
-        other_cluster = any(k.startswith(naming.CLUSTER_TAG_PREFIX) and k != ckey for k in tags)
-        if ckey not in tags and other_cluster:
-            continue
-        rank = (0 if ckey in tags else 1, s["SubnetId"])
+        if ckey not in tags and any(k.startswith(naming.CLUSTER_TAG_PREFIX) for k in tags):
+            continue  # another cluster's subnet
         az = s.get("AvailabilityZone", "")
+        if s.get("OutpostArn") or ctx.zone_types.get(az, "availability-zone") != "availability-zone":
+            continue
+        if scheme != "internal" and not is_public(s["SubnetId"], ctx.route_tables):
+            continue
+        rank = (0 if role in tags else 1, 0 if ckey in tags else 1, s["SubnetId"])
         if az not in per_az or rank < per_az[az]:
             per_az[az] = rank
     if not per_az:
+        kind = "public " if scheme != "internal" else ""
         raise InvalidService(
             "subnets",
-            f"could not find any suitable subnets for the {scheme} load balancer in VPC {ctx.vpc_id}: "
-            f"tag one subnet per AZ with {role}=1 and {ckey}=owned (or shared), "
-            f"or list subnets in {SUBNETS}",
+            f"could not find any suitable {kind}subnets for the {scheme} load balancer in VPC "
+            f"{ctx.vpc_id} (candidates: subnets tagged {ckey} or for no cluster, in regular availability "
+            f"zones{', with a route to an internet gateway' if kind else ''}); list subnets in {SUBNETS}",
         )
-    return sorted(rank[1] for rank in per_az.values())
+    return sorted(rank[2] for rank in per_az.values())
 
 
 class NodeSecurityGroupError(RuntimeError):

@@ -16,15 +16,21 @@ from lbprov.model import Port, ServiceRef
 from lbprov.naming import short_hash
 
 _NON_NAME = re.compile(r"[^a-z0-9-]")
+_DASHES = re.compile(r"-{2,}")
 
 #: Description of node security group rules for NLB client traffic (NodePorts from source ranges).
 CLIENT_RULE = "client"
 #: Description of node security group rules for NLB health checks (from the VPC CIDR).
 HEALTH_RULE = "health"
+#: Description of the node security group rule for kube-proxy's /healthz (TCP 10256 from the VPC),
+#: probed by the UDP target groups of Cluster-policy Services; one per group for the cluster.
+KUBE_PROXY_RULE = "kube-proxy"
 
 
 def _part(value: str) -> str:
-    return _NON_NAME.sub("", value.lower())[:8].strip("-") or "x"
+    """Up to 8 name characters of a namespace or Service name: runs of ``-`` collapsed and none at
+    either end, since ELBv2 target group names may not hold ``--`` (CreateTargetGroup ``Name``)."""
+    return _DASHES.sub("-", _NON_NAME.sub("", value.lower())).strip("-")[:8].strip("-") or "x"
 
 
 def target_group_prefix(ref: ServiceRef) -> str:

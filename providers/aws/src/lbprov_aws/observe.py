@@ -21,7 +21,7 @@ from typing import Any
 
 from lbprov import naming
 from lbprov_aws.client import AWSClients
-from lbprov_aws.diff.node_rules import Key, TargetGroupFacts
+from lbprov_aws.diff.node_rules import SOURCE_RANGES_UNRECORDED, Key, TargetGroupFacts
 from lbprov_aws.names import HEALTH_NODE_PORT_TAG, SOURCE_RANGES_TAG
 
 BATCH = 20
@@ -123,6 +123,9 @@ class ClusterContext:
     #: then the cluster's NLB target groups (to tell who still wants those rules).
     ranged_keys: set[Key] = field(default_factory=set)
     target_group_facts: list[TargetGroupFacts] | None = None
+    #: The VPC's route tables and the region's zone types (subnet discovery; read only when needed).
+    route_tables: list[dict[str, Any]] = field(default_factory=list)
+    zone_types: dict[str, str] = field(default_factory=dict)
 
 
 def _nlb(raw: dict[str, Any], tags: dict[str, str]) -> ObservedNLB:
@@ -203,6 +206,7 @@ class ReadRound:
         self.classics: dict[str, ObservedClassic] | None = None
         self.target_groups: list[ObservedTG] | None = None
         self.subnets: dict[str, list[dict[str, Any]]] = {}
+        self.route_tables: dict[str, list[dict[str, Any]]] = {}
         self.vpc_cidrs: dict[str, tuple[str, ...]] = {}
         #: Security groups by VPC (None: the cluster-tagged ones, VPC unknown).
         self.cluster_sgs: dict[str | None, list[ObservedSG]] | None = None
@@ -236,6 +240,7 @@ class Reader:
         self.cluster = cluster
         self.node_sg_id = node_sg_id
         self.round: ReadRound | None = None
+        self._zone_types: dict[str, str] | None = None
 
     # -- load balancers and target groups ------------------------------------------------------
 
@@ -471,7 +476,9 @@ class Reader:
                     port=tg.port,
                     health_port=str(tg.health.get("port", "traffic-port")),
                     health_node_port=int(hnp) if hnp.isdigit() else None,
-                    source_ranges=None if sources is None or sources == "*" else tuple(sources.split()),
+                    source_ranges=None
+                    if sources is None or sources in ("*", SOURCE_RANGES_UNRECORDED)
+                    else tuple(sources.split()),
                 )
             )
         return out
@@ -558,6 +565,35 @@ class Reader:
         if rnd:
             rnd.subnets[vpc_id] = found
         return found
+
+    def route_tables(self, vpc_id: str) -> list[dict[str, Any]]:
+        """The VPC's route tables (to tell public subnets), cached for the read round."""
+        rnd = self.round
+        if rnd and vpc_id in rnd.route_tables:
+            return rnd.route_tables[vpc_id]
+        found = list(
+            self.clients.pages(
+                "ec2:DescribeRouteTables",
+                "RouteTables",
+                token_in="NextToken",
+                token_out="NextToken",
+                Filters=[{"Name": "vpc-id", "Values": [vpc_id]}],
+            )
+        )
+        if rnd:
+            rnd.route_tables[vpc_id] = found
+        return found
+
+    def zone_types(self) -> dict[str, str]:
+        """Zone name -> type (``availability-zone``, ``local-zone``, ``wavelength-zone``) of the
+        region, read once per provider (zones do not change type)."""
+        if self._zone_types is None:
+            resp = self.clients.call("ec2:DescribeAvailabilityZones", AllAvailabilityZones=True)
+            self._zone_types = {
+                z["ZoneName"]: z.get("ZoneType", "availability-zone")
+                for z in resp.get("AvailabilityZones", [])
+            }
+        return self._zone_types
 
     def vpc_cidrs(self, vpc_id: str) -> tuple[str, ...]:
         rnd = self.round

@@ -72,7 +72,14 @@ _ELB_WRITES = {
     "AddTags": (_elb("AddTags"),),
     "RemoveTags": (_elb("RemoveTags"),),
 }
-_EC2_READS = ("DescribeInstances", "DescribeSecurityGroups", "DescribeSubnets", "DescribeVpcs")
+_EC2_READS = (
+    "DescribeAvailabilityZones",
+    "DescribeInstances",
+    "DescribeRouteTables",
+    "DescribeSecurityGroups",
+    "DescribeSubnets",
+    "DescribeVpcs",
+)
 _EC2_WRITES = {
     # Creating with TagSpecifications needs ec2:CreateTags too.
     "CreateSecurityGroup": ("ec2:CreateSecurityGroup", "ec2:CreateTags"),

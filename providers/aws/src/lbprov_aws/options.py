@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,6 +21,7 @@ from lbprov import naming
 from lbprov.annotations import annotation_field, get_int, get_pairs
 from lbprov.intent import parse_bool
 from lbprov.model import Intent, InvalidService, Target
+from lbprov_aws.annotation_keys import check_all
 
 PREFIX = "service.beta.kubernetes.io/aws-load-balancer-"
 TYPE = PREFIX + "type"
@@ -41,15 +42,6 @@ SSL_CERT = PREFIX + "ssl-cert"
 SSL_PORTS = PREFIX + "ssl-ports"
 TARGET_NODE_LABELS = PREFIX + "target-node-labels"
 NLB_TARGET_TYPE = PREFIX + "nlb-target-type"
-
-#: Upstream annotations that this provider does not implement: refused rather than silently ignored.
-UNSUPPORTED = {
-    PREFIX + "eip-allocations": "static IPs per subnet are not supported",
-    PREFIX + "private-ipv4-addresses": "static private IPs per subnet are not supported",
-    PREFIX + "security-groups": "user-provided load balancer security groups are not supported",
-    PREFIX + "extra-security-groups": "extra load balancer security groups are not supported",
-    PREFIX + "name": "the name is always derived from the Service UID",
-}
 
 #: Accepted values of the type annotation and what they mean.
 NLB_TYPES = {"nlb": "nlb"}
@@ -111,6 +103,29 @@ class AWSOptions(BaseModel):
 
 
 _field = annotation_field
+
+
+#: aws-load-balancer-controller's load balancer class (its ``--load-balancer-class`` default).
+LBC_CLASS = "service.k8s.aws/nlb"
+
+
+def implemented_elsewhere(service: Mapping[str, Any]) -> str | None:
+    """Why ``service`` belongs to aws-load-balancer-controller (None: it is lbprov's to serve).
+
+    cloud-provider-aws answers ImplementedElsewhere for ``aws-load-balancer-type: external`` or
+    ``nlb-ip`` (``isLBExternal``), and aws-load-balancer-controller takes Services of its class
+    ``service.k8s.aws/nlb``: such Services must be skipped without events, as upstream does. The
+    core has no hook for this yet (see the provider README): ``AWSProvider.implemented_elsewhere``
+    exposes this function for it, and resolve() still refuses such a Service if asked to serve it.
+    """
+    spec = service.get("spec") or {}
+    if spec.get("loadBalancerClass") == LBC_CLASS:
+        return f"spec.loadBalancerClass is {LBC_CLASS} (aws-load-balancer-controller)"
+    annotations = (service.get("metadata") or {}).get("annotations") or {}
+    value = str(annotations.get(TYPE, "")).strip().lower()
+    if value in ELSEWHERE_TYPES:
+        return f"{TYPE}={value} is served by aws-load-balancer-controller"
+    return None
 
 
 def _kind(annotations: Mapping[str, str]) -> LbKind:
@@ -192,15 +207,23 @@ def _health(annotations: Mapping[str, str], kind: LbKind) -> HealthCheckOverride
         healthy=_int_in(annotations, HC_HEALTHY, ranges["healthy"]),
         unhealthy=_int_in(annotations, HC_UNHEALTHY, ranges["unhealthy"]),
     )
-    if (
-        kind == "classic"
-        and overrides.interval
-        and overrides.timeout
-        and overrides.timeout >= overrides.interval
-    ):
+    if overrides.interval and overrides.timeout:
+        # Classic (ConfigureHealthCheck): the timeout must be less than the interval; ELBv2
+        # (CreateTargetGroup/ModifyTargetGroup): at most the interval.
+        if kind == "classic" and overrides.timeout >= overrides.interval:
+            raise InvalidService(
+                _field(HC_TIMEOUT),
+                f"{overrides.timeout} must be less than the interval ({overrides.interval}) for a classic ELB",
+            )
+        if kind == "nlb" and overrides.timeout > overrides.interval:
+            raise InvalidService(
+                _field(HC_TIMEOUT), f"{overrides.timeout} must be at most the interval ({overrides.interval})"
+            )
+    if kind == "classic" and path is not None and len(f"HTTPS:65535{path}") > 1024:
+        # The classic health check Target ("HTTP:port/path") is at most 1,024 characters.
         raise InvalidService(
-            _field(HC_TIMEOUT),
-            f"{overrides.timeout} must be less than the interval ({overrides.interval}) for a classic ELB",
+            _field(HC_PATH),
+            f"{len(path)} characters; a classic ELB takes at most 1013 (its target is <= 1024)",
         )
     return overrides
 
@@ -221,12 +244,22 @@ def _tags(annotations: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
             raise InvalidService(
                 _field(ADDITIONAL_TAGS), f"tag key {k!r} is reserved (aws:*, ownership and lbprov.io/* tags)"
             )
+        if " " in k:
+            # lbprov records the keys it set in one tag value, space-separated (see desired.py).
+            raise InvalidService(_field(ADDITIONAL_TAGS), f"tag key {k!r}: spaces are not supported in keys")
     # Every resource also carries the ownership tags and bookkeeping tags: stay under AWS's 50.
     if len(tags) > 40:
         raise InvalidService(_field(ADDITIONAL_TAGS), f"{len(tags)} tags; accepted: at most 40")
-    if len(",".join(k for k, _ in tags)) > 256:
+    if len(" ".join(k for k, _ in tags)) > 256:
         raise InvalidService(_field(ADDITIONAL_TAGS), "the tag keys together exceed 256 characters")
     return tags
+
+
+#: Classic ELB: "Each load balancer can have a maximum of 10 tags" (ELB API reference, AddTags).
+CLASSIC_MAX_TAGS = 10
+#: Tags lbprov itself puts on a classic ELB: ownership (cluster, service name, UID, managed-by,
+#: cluster id), the kind, and the list of additional tag keys.
+CLASSIC_OWN_TAGS = 7
 
 
 def _labels(annotations: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
@@ -293,14 +326,8 @@ def _targets(intent: Intent, labels: tuple[tuple[str, str], ...]) -> tuple[Targe
 
 def resolve(intent: Intent, annotations: Mapping[str, str]) -> Intent:
     """Validate the AWS annotations and the spec fields AWS cannot honour; return the resolved intent."""
-    for key, why in UNSUPPORTED.items():
-        if key in annotations:
-            raise InvalidService(_field(key), f"not supported by lbprov: {why}; remove the annotation")
-    if NLB_TARGET_TYPE in annotations and annotations[NLB_TARGET_TYPE].strip() != "instance":
-        raise InvalidService(
-            _field(NLB_TARGET_TYPE), f"{annotations[NLB_TARGET_TYPE]!r}; accepted values: instance"
-        )
-    kind = _kind(annotations)
+    kind = _kind(annotations)  # first: a Service for aws-load-balancer-controller says so
+    check_all(annotations)  # every other key of the namespace: implemented or refused, never ignored
     scheme = _scheme(annotations)
     if intent.requested_ip:
         raise InvalidService(
@@ -338,6 +365,12 @@ def resolve(intent: Intent, annotations: Mapping[str, str]) -> Intent:
         target_node_labels=labels,
     )
     if kind == "classic":
+        if len(options.additional_tags) > CLASSIC_MAX_TAGS - CLASSIC_OWN_TAGS:
+            raise InvalidService(
+                _field(ADDITIONAL_TAGS),
+                f"{len(options.additional_tags)} tags; a classic ELB takes {CLASSIC_MAX_TAGS} tags, "
+                f"{CLASSIC_OWN_TAGS} of them lbprov's: accepted at most {CLASSIC_MAX_TAGS - CLASSIC_OWN_TAGS}",
+            )
         for i, port in enumerate(intent.ports):
             if port.protocol != "TCP":
                 raise InvalidService(

@@ -20,11 +20,17 @@ from lbprov.provider import Provider, SandboxCloud
 from lbprov_aws import operations
 from lbprov_aws.apply import Executor
 from lbprov_aws.client import AWSClients
+from lbprov_aws.diff.nlb import kube_proxy_entries
 from lbprov_aws.diff.node_rules import RuleConfig, parse_rules
 from lbprov_aws.diff.planner import Planner
-from lbprov_aws.names import elb_security_group_name, target_group_prefix
+from lbprov_aws.names import (
+    KUBE_PROXY_RULE,
+    elb_security_group_name,
+    nlb_rule_description,
+    target_group_prefix,
+)
 from lbprov_aws.observe import ClusterContext, Reader, ReadRound, ServiceState
-from lbprov_aws.options import AWSOptions, provider_id_instance, resolve
+from lbprov_aws.options import AWSOptions, implemented_elsewhere, provider_id_instance, resolve
 from lbprov_aws.settings import AWSSettings
 
 
@@ -90,6 +96,12 @@ class AWSProvider:
 
     # -- the Provider protocol -------------------------------------------------------------------
 
+    @staticmethod
+    def implemented_elsewhere(service: Mapping[str, Any]) -> str | None:
+        """Why ``service`` belongs to aws-load-balancer-controller, else None (see
+        options.implemented_elsewhere): the hook the core needs to skip it without events."""
+        return implemented_elsewhere(service)
+
     def resolve(self, intent: Intent, annotations: Mapping[str, str]) -> Intent:
         return resolve(intent, annotations)
 
@@ -105,6 +117,10 @@ class AWSProvider:
             ctx.security_groups = [*ctx.security_groups, *(sg for sg in named if sg.id not in known)]
         if intent.options.kind != "classic":
             self._count_other_classics(ctx, state, intent.ref.uid, intent.lb_name)
+        if not intent.options.subnets and ctx.vpc_id:  # subnet discovery needs these
+            ctx.zone_types = self.reader.zone_types()
+            if intent.scheme != "internal":
+                ctx.route_tables = self.reader.route_tables(ctx.vpc_id)
         self._range_rules(ctx)
         out = self.planner.plan(intent, ctx, state)
         return Plan("aws", intent.ref, tuple(out.changes), intent, out.ingress, data=out.data)
@@ -121,7 +137,10 @@ class AWSProvider:
         for sg in ctx.security_groups:
             ours, _ = parse_rules(sg.permissions, self.cluster)
             ctx.ranged_keys |= {r.key for r in ours if self.rules.is_range(r)}
-        if ctx.ranged_keys:
+        kube_proxy = nlb_rule_description(KUBE_PROXY_RULE, self.cluster)
+        if ctx.ranged_keys or any(
+            kube_proxy_entries(sg.permissions, kube_proxy) for sg in ctx.security_groups
+        ):
             ctx.target_group_facts = self.reader.target_group_facts()
 
     def plan_delete(self, ref: ServiceRef) -> Plan:

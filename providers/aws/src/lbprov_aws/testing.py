@@ -200,6 +200,8 @@ class AwsView:
     def node_rules(self, kind: str | None = None) -> set[tuple[str, int, int, str]]:
         """(protocol, from, to, cidr) of the node SG entries with lbprov's NLB descriptions."""
         wanted = {nlb_rule_description(k, CLUSTER) for k in ("client", "health") if kind in (None, k)}
+        if kind == "kube-proxy":
+            wanted = {nlb_rule_description(kind, CLUSTER)}
         out = set()
         for perm in self.node_sg()["IpPermissions"]:
             for r in perm.get("IpRanges", []):

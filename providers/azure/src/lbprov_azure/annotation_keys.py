@@ -73,7 +73,10 @@ SERVICE_KEYS: dict[str, Key] = {
     "deny-all-except-load-balancer-source-ranges": Key("refused", _NOT_YET),
     "load-balancer-enable-high-availability-ports": Key("refused", f"HA ports are {_NOT_YET}"),
     "additional-public-ips": Key("refused", _NOT_YET),
-    "load-balancer-configurations": Key("refused", f"choosing the load balancer is {_NOT_YET}"),
+    "load-balancer-configurations": Key(
+        "implemented",
+        "the load balancers (public names, one per slot: `<cluster>`, `<cluster>-2`, ...) the Service may be placed on",
+    ),
     "pls-create": Key("refused", _PLS),
     "pls-name": Key("refused", _PLS),
     "pls-resource-group": Key("refused", _PLS),

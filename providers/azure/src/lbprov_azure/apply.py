@@ -41,16 +41,16 @@ class _Store:
         try:
             return self.a.seen.call(
                 "loadBalancers.create_or_update",
-                lambda: (
+                lambda: azclient.finish(
                     lbs.begin_create_or_update(
                         rg,
                         self.name,
                         body,  # type: ignore[call-overload]  # REST JSON is accepted (types.LoadBalancer)
                         headers=headers,
-                    )
-                    .result()
-                    .as_dict()
-                ),
+                    ),
+                    self.a.timeout,
+                    f"load balancer {self.name}",
+                ).as_dict(),
             )
         except HttpResponseError as exc:
             raise self._translate(exc) from exc
@@ -61,7 +61,11 @@ class _Store:
         try:
             self.a.seen.call(
                 "loadBalancers.delete",
-                lambda: lbs.begin_delete(rg, self.name, headers={"If-Match": etag}).result(),
+                lambda: azclient.finish(
+                    lbs.begin_delete(rg, self.name, headers={"If-Match": etag}),
+                    self.a.timeout,
+                    f"delete load balancer {self.name}",
+                ),
             )
         except HttpResponseError as exc:
             raise self._translate(exc) from exc
@@ -82,6 +86,7 @@ class Applier:
         self.settings = settings
         self.seen = seen
         self.priorities = priorities
+        self.timeout = settings.operation_timeout_seconds
         self._writers: dict[str, SharedLBWriter] = {}
         self._lock = threading.Lock()
 
@@ -96,6 +101,7 @@ class Applier:
                     lb,
                     window=self.settings.coalesce_window_seconds,
                     max_wait=self.settings.coalesce_max_wait_seconds,
+                    cluster_id=self.settings.cluster_id,
                 )
                 self._writers[lb] = w
             return w
@@ -165,9 +171,14 @@ class Applier:
         join: bool | None = None
         pool: JSON | None = None
         template: JSON | None = None
+        tags: dict[str, str] = {}
+        repair = False
         for ch in group:
+            repair = repair or bool(ch.data.get("repair"))
             if ch.data.get("template") is not None:
                 template = ch.data["template"]
+            if ch.kind == "load-balancer" and ch.data.get("tags"):
+                tags.update(ch.data["tags"])
             if ch.kind == "lb-service-tag":
                 join = ch.action != Action.DELETE
             elif ch.kind == "backend-pool":
@@ -187,6 +198,8 @@ class Applier:
             join=join,
             pool=pool,
             template=template,
+            tags=tuple(sorted(tags.items())),
+            repair=repair,
         )
 
     def _apply_pip(self, ch: Change) -> str | None:
@@ -196,14 +209,19 @@ class Applier:
         if ch.action == Action.DELETE:
             # No If-Match: detaching it from the LB earlier in this apply changed its ETag, and
             # its ownership (tags) was checked by the plan.
-            self.seen.call("publicIPAddresses.delete", lambda: ops.begin_delete(rg, name).result())
+            self.seen.call(
+                "publicIPAddresses.delete",
+                lambda: azclient.finish(ops.begin_delete(rg, name), self.timeout, f"delete public IP {name}"),
+            )
             self.seen.wrote_pip(rg, name, None)
             return None
         headers = {"If-Match": ch.data["etag"]} if ch.data.get("etag") else {"If-None-Match": "*"}
         body = ch.data["body"]
         result = self.seen.call(
             "publicIPAddresses.create_or_update",
-            lambda: ops.begin_create_or_update(rg, name, body, headers=headers).result().as_dict(),
+            lambda: azclient.finish(
+                ops.begin_create_or_update(rg, name, body, headers=headers), self.timeout, f"public IP {name}"
+            ).as_dict(),
         )
         self.seen.wrote_pip(rg, name, result)
         return (result.get("properties") or {}).get("ipAddress")
@@ -229,7 +247,12 @@ class Applier:
         ops = self.seen.client.security_rules
         self.seen.writing()
         if ch.action == Action.DELETE:
-            self.seen.call("securityRules.delete", lambda: ops.begin_delete(rg, nsg, name).result())
+            self.seen.call(
+                "securityRules.delete",
+                lambda: azclient.finish(
+                    ops.begin_delete(rg, nsg, name), self.timeout, f"delete NSG rule {name}"
+                ),
+            )
             self.seen.wrote_nsg_rule(name, None)
             return
         priority = int(ch.data["priority"])
@@ -240,7 +263,9 @@ class Applier:
             try:
                 result = self.seen.call(
                     "securityRules.create_or_update",
-                    lambda b=body: ops.begin_create_or_update(rg, nsg, name, b).result().as_dict(),  # type: ignore[misc]
+                    lambda b=body: azclient.finish(  # type: ignore[misc]
+                        ops.begin_create_or_update(rg, nsg, name, b), self.timeout, f"NSG rule {name}"
+                    ).as_dict(),
                 )
                 self.seen.wrote_nsg_rule(name, result)
                 return

@@ -12,7 +12,7 @@ Two decisions make the counts honest and the read-only guard airtight:
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import (
@@ -22,11 +22,14 @@ from azure.core.exceptions import (
 )
 from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.core.polling import LROPoller
 from azure.mgmt.network import NetworkManagementClient
 
 from lbprov.cloudcalls import CloudCalls
 from lbprov_azure.operations import operation_for
 from lbprov_azure.settings import AzureSettings
+
+T = TypeVar("T")
 
 
 class CloudCallsPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
@@ -94,6 +97,27 @@ def error_code(exc: BaseException) -> str | None:
             code = (body.get("error") or {}).get("code")
             return str(code) if code else None
     return None
+
+
+class OperationTimeout(TimeoutError):
+    """A long-running ARM operation did not end within ``operation_timeout_seconds``."""
+
+
+def finish(poller: LROPoller[T], timeout: float, what: str) -> T:
+    """The result of a long-running operation, polled for at most ``timeout`` seconds.
+
+    azure-core polls the operation's ``Azure-AsyncOperation`` / ``Location`` URL (honouring
+    ``Retry-After``) and raises :class:`~azure.core.exceptions.HttpResponseError` when it ends
+    ``Failed``; one still ``InProgress`` at the deadline raises :class:`OperationTimeout` (it goes on
+    in Azure, and the next reconcile sees its result) instead of holding a worker forever.
+    """
+    poller.wait(timeout)
+    if not poller.done():
+        raise OperationTimeout(
+            f"{what}: the ARM operation is still in progress after {timeout:g} s "
+            "(setting operation_timeout_seconds); the next reconcile picks up its result"
+        )
+    return poller.result()
 
 
 def make_client(settings: AzureSettings, calls: CloudCalls) -> NetworkManagementClient:

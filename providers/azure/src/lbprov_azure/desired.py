@@ -8,6 +8,7 @@ so a plan's ``before``/``after`` show exactly the drift and nothing Azure adds b
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,6 +120,12 @@ def view_pool(item: JSON) -> JSON:
     }
 
 
+def _failed(props: JSON) -> JSON:
+    """``{"provisioning": "Failed"}`` for a resource whose last operation failed (so it differs from
+    any desired view, and the plan writes it again), else nothing."""
+    return {"provisioning": "Failed"} if props.get("provisioningState") == "Failed" else {}
+
+
 def view_pip(pip: JSON) -> JSON:
     p = pip.get("properties") or {}
     return {
@@ -126,6 +133,7 @@ def view_pip(pip: JSON) -> JSON:
         "allocation": p.get("publicIPAllocationMethod"),
         "dns_label": (p.get("dnsSettings") or {}).get("domainNameLabel"),
         "tags": dict(sorted((pip.get("tags") or {}).items())),
+        **_failed(p),
     }
 
 
@@ -141,6 +149,8 @@ def view_nsg_rule(rule: JSON) -> JSON:
         "destination": p.get("destinationAddressPrefix")
         or ",".join(sorted(p.get("destinationAddressPrefixes") or [])),
         "ports": sorted((str(x) for x in ports if x), key=lambda s: (len(s), s)),
+        "description": p.get("description"),
+        **_failed(p),
     }
 
 
@@ -201,15 +211,24 @@ def _probe(intent: Intent, opts: AzureOptions, port: Port) -> JSON:
 
 
 def build_desired(
-    intent: Intent, opts: AzureOptions, settings: AzureSettings, public_ip_id: str | None
+    intent: Intent,
+    opts: AzureOptions,
+    settings: AzureSettings,
+    public_ip_id: str | None,
+    *,
+    slot: int = 0,
+    pool_ips: Collection[str] | None = None,
 ) -> Desired:
-    """``public_ip_id`` is the public IP the frontend uses (external Services), resolved by the plan."""
+    """``public_ip_id`` is the public IP the frontend uses (external Services), resolved by the plan;
+    ``slot`` the load balancers the Service is placed on and ``pool_ips`` the node IPs of that slot
+    (:mod:`lbprov_azure.placement`; None = every target)."""
     ids = Ids(settings.subscription_id)
     cluster = settings.cluster_name
     rg = settings.resource_group
     scheme = "internal" if opts.internal else "external"
-    lb = names.lb_name(cluster, scheme)
-    other = names.lb_name(cluster, "external" if opts.internal else "internal")
+    lb = names.lb_name(cluster, scheme, slot)
+    other = names.lb_name(cluster, "external" if opts.internal else "internal", slot)
+    targets = [t for t in intent.targets if t.internal_ip and (pool_ips is None or t.internal_ip in pool_ips)]
     base = intent.lb_name
     if opts.internal:
         subnet_id = ids.subnet(
@@ -254,8 +273,7 @@ def build_desired(
     vnet_id = ids.vnet(settings.vnet_rg, settings.vnet_name)
     addresses = [
         {"name": t.node_name, "properties": {"ipAddress": t.internal_ip, "virtualNetwork": {"id": vnet_id}}}
-        for t in intent.targets
-        if t.internal_ip
+        for t in targets
     ]
     pool = {"name": names.pool_name(cluster), "properties": {"loadBalancerBackendAddresses": addresses}}
     pip_name = pip_rg = None
@@ -263,7 +281,7 @@ def build_desired(
     if not opts.internal:
         pip_rg = opts.pip_resource_group or rg
         pip_name = opts.pip_name or names.pip_name(cluster, base)
-        tags = names.service_tags(cluster, intent.ref)
+        tags = names.service_tags(cluster, intent.ref, settings.cluster_id)
         tags.update(dict(opts.pip_tags))
         pprops: JSON = {"publicIPAllocationMethod": "Static", "publicIPAddressVersion": "IPv4"}
         if opts.dns_label:
@@ -275,7 +293,8 @@ def build_desired(
             "properties": pprops,
         }
     nsg: dict[str, JSON] = {}
-    description = f"lbprov {names.cluster_mark(cluster)} {intent.ref.uid} {intent.ref.key}"
+    mark = names.rule_identity(settings.cluster_id)
+    description = f"lbprov {names.cluster_mark(cluster)} {intent.ref.uid} {mark} {intent.ref.key}"
     if opts.nsg_rules and settings.security_group_name:
         for proto in intent.protocols:
             ports = [p for p in served if p.protocol == proto]
@@ -288,7 +307,7 @@ def build_desired(
             # As upstream (azure_loadbalancer.go, reconcileSecurityGroup): floating IP on, packets
             # keep the frontend address (which the plan fills in) and the service port; off, the
             # LB delivers to <node IP>:<nodePort>, so the rule opens exactly the backend nodes.
-            node_ips = sorted({t.internal_ip for t in intent.targets if t.internal_ip})
+            node_ips = sorted({str(t.internal_ip) for t in targets})
             if not opts.floating_ip and not node_ips:
                 continue  # no backend node: nothing to open
             props: JSON = {
@@ -318,7 +337,7 @@ def build_desired(
     template = {
         "location": settings.location,
         "sku": {"name": "Standard", "tier": "Regional"},
-        "tags": names.lb_tags(cluster),
+        "tags": names.lb_tags(cluster, settings.cluster_id),
         "properties": {
             "frontendIPConfigurations": [],
             "backendAddressPools": [pool],

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from lbprov import naming
@@ -27,7 +28,7 @@ from lbprov.model import (
     Plan,
     ServiceRef,
 )
-from lbprov_azure import names
+from lbprov_azure import names, placement
 from lbprov_azure.desired import (
     FRONTEND_ADDRESS,
     LB_FIELDS,
@@ -39,12 +40,11 @@ from lbprov_azure.desired import (
     view_pip,
 )
 from lbprov_azure.observe import Observer, find, items
-from lbprov_azure.options import AzureOptions, parse_options
+from lbprov_azure.options import LB_CONFIGURATIONS, AzureOptions, parse_options
 from lbprov_azure.settings import AzureSettings
 
 JSON = dict[str, Any]
 PROVIDER = "azure"
-MAX_RULES_PER_LB = 250
 NSG_PRIORITY_MIN = 500
 NSG_PRIORITY_MAX = 4096
 _RESERVATION_SECONDS = 120.0
@@ -56,10 +56,6 @@ _ORDER = {
     "probe": 4,
     "load-balancing-rule": 5,
 }
-
-
-class CapacityExceeded(RuntimeError):
-    """The shared load balancer cannot take the Service (Azure: at most 250 rules per LB)."""
 
 
 def _with_frontend(rule: JSON, address: str | None) -> tuple[JSON, bool]:
@@ -115,6 +111,26 @@ def options_of(intent: Intent) -> AzureOptions:
     return parse_options(intent, {})
 
 
+@dataclass
+class Fleet:
+    """The cluster's load balancers as observed: (slot, scheme) -> body."""
+
+    lbs: dict[tuple[int, str], JSON] = field(default_factory=dict)
+
+    def pools(self) -> dict[int, set[str]]:
+        """Node IPs in each slot's pools (either LB of the slot)."""
+        out: dict[int, set[str]] = {}
+        for (k, _), body in self.lbs.items():
+            for pool in items(body, "backendAddressPools"):
+                out.setdefault(k, set()).update(VIEWS["backend-pool"](pool)["addresses"])
+        return out
+
+
+def _others(lb: JSON | None, fld: str, base: str) -> int:
+    """How many of ``lb``'s ``fld`` are not the Service's own (by name)."""
+    return sum(1 for i in items(lb, fld) if not names.owns_part(base, str(i.get("name", ""))))
+
+
 class Planner:
     """Plans one Service's changes from what the observer sees."""
 
@@ -131,16 +147,15 @@ class Planner:
         base = intent.lb_name
         token = names.uid_token(intent.ref.uid)
         scheme = "internal" if opts.internal else "external"
-        lbn = names.lb_name(cluster, scheme)
-        othern = names.lb_name(cluster, "external" if opts.internal else "internal")
-        lb = self.seen.lb(lbn)
-        other = self.seen.lb(othern)
-        if lb is not None and not names.is_cluster_owned(lb.get("tags"), cluster):
-            raise OwnershipConflict(
-                f"load balancer {lbn!r} exists in resource group {rg!r} but is not owned by cluster {cluster!r}; "
-                "lbprov never adopts it (rename the cluster or remove that load balancer)"
-            )
+        fleet = self._fleet()
+        node_ips = sorted({str(t.internal_ip) for t in intent.targets if t.internal_ip})
+        slot = self._place(intent, opts, fleet, scheme, base, token, len(node_ips))
+        lbn = names.lb_name(cluster, scheme, slot)
+        lb = fleet.lbs.get((slot, scheme))
         self._check_parts_owned(lb, lbn, base, token)
+        slots = sorted({k for k, _ in fleet.lbs} | {slot})
+        assignment = placement.assign_nodes(node_ips, fleet.pools(), slots)
+        pool_ips = assignment.get(slot, set())
         changes: list[Change] = []
         ingress: tuple[Ingress, ...] = ()
 
@@ -168,7 +183,7 @@ class Planner:
                 pip_name = opts.pip_name or names.pip_name(cluster, base)
                 found_pip = self.seen.pip(pip_rg, pip_name)
                 pip_id = self.ids.pip(pip_rg, pip_name)
-                desired_pip = build_desired(intent, opts, s, pip_id).pip_body
+                desired_pip = build_desired(intent, opts, s, pip_id, slot=slot, pool_ips=pool_ips).pip_body
                 assert desired_pip is not None
                 if found_pip is None:
                     changes.append(
@@ -214,39 +229,43 @@ class Planner:
                         f"public IP {pip_name!r} in resource group {pip_rg!r} exists but is not owned by Service "
                         f"{intent.ref.key} of cluster {cluster!r}; lbprov never adopts it"
                     )
-        desired = build_desired(intent, opts, s, pip_id)
-        others = [
-            r for r in items(lb, "loadBalancingRules") if not names.owns_part(base, str(r.get("name", "")))
-        ]
-        if len(others) + len(desired.rules) > MAX_RULES_PER_LB:
-            raise CapacityExceeded(
-                f"load balancer {lbn!r} holds {len(others)} rules of other Services; {len(desired.rules)} more "
-                f"would exceed Azure's limit of {MAX_RULES_PER_LB} rules per load balancer"
-            )
+        desired = build_desired(intent, opts, s, pip_id, slot=slot, pool_ips=pool_ips)
 
-        # -- the shared load balancer ------------------------------------------------------------
+        # -- the load balancers ----------------------------------------------------------------
+        # The Service's parts leave every other LB first (a public IP can be on one frontend only),
+        # then LBs that lose nodes to another slot, then the Service's LB, then LBs that only gain.
         group = self._lb_changes(lb, lbn, desired, base, token, intent.ref)
-        changes.extend(group)
+        losing: list[Change] = []
+        gaining: list[Change] = []
+        stale_pips: set[str] = set()
         fe = find(items(lb, "frontendIPConfigurations"), base)
+        if fe is not None:
+            old = ref_id((fe.get("properties") or {}).get("publicIPAddress"))
+            if old and pip_id and old.lower() != pip_id.lower():
+                stale_pips.add(old)
+        for (k, sc), body in sorted(fleet.lbs.items()):
+            if (k, sc) == (slot, scheme):
+                continue
+            name = names.lb_name(cluster, sc, k)
+            out = self._lb_removal(body, name, base, token, intent.ref)
+            ofe = find(items(body, "frontendIPConfigurations"), base)
+            old = ref_id(((ofe or {}).get("properties") or {}).get("publicIPAddress"))
+            if old and (not pip_id or old.lower() != pip_id.lower()):
+                stale_pips.add(old)
+            pool = self._pool_change(body, name, assignment.get(k, set()), intent, token, base)
+            if pool is not None:
+                out.append(pool)
+            loses = pool is not None and bool(set(pool.before["addresses"]) - set(pool.after["addresses"]))
+            (losing if loses or any(c.action == Action.DELETE for c in out) else gaining).extend(out)
+        changes.extend(losing)
+        changes.extend(group)
+        changes.extend(gaining)
         if opts.internal:
             if fe is not None and not any(c.kind == "frontend-ip-configuration" for c in group):
                 addr = (fe.get("properties") or {}).get("privateIPAddress")
                 ingress = (Ingress(ip=addr),) if addr else ()
         elif pip_ip:
             ingress = (Ingress(ip=pip_ip),)
-
-        # -- what this Service left elsewhere: the other scheme's LB, a public IP no longer used --
-        stale_pips: set[str] = set()
-        if fe is not None:
-            old = ref_id((fe.get("properties") or {}).get("publicIPAddress"))
-            if old and pip_id and old.lower() != pip_id.lower():
-                stale_pips.add(old)
-        if other is not None and names.is_cluster_owned(other.get("tags"), cluster):
-            changes.extend(self._lb_removal(other, othern, base, token, intent.ref))
-            ofe = find(items(other, "frontendIPConfigurations"), base)
-            old = ref_id(((ofe or {}).get("properties") or {}).get("publicIPAddress"))
-            if old and (not pip_id or old.lower() != pip_id.lower()):
-                stale_pips.add(old)
         for old in sorted(stale_pips):
             changes.extend(self._pip_deletion(old, intent.ref))
 
@@ -267,6 +286,120 @@ class Planner:
             intent=intent,
             ingress=ingress,
             data={"lb": lbn, "internal": opts.internal, "base": base},
+        )
+
+    def _fleet(self) -> Fleet:
+        """The cluster's load balancers by (slot, scheme), from one listing of the resource group."""
+        cluster = self.settings.cluster_name
+        listing = self.seen.lbs_by_name()
+        fleet = Fleet()
+        for k in range(self.settings.max_load_balancers):
+            for sc in ("external", "internal"):
+                body = listing.get(names.lb_name(cluster, sc, k).lower())
+                if body is None:
+                    continue
+                other_id = names.identity_of(body.get("tags"))
+                if self.settings.cluster_id and other_id and other_id != self.settings.cluster_id:
+                    raise OwnershipConflict(
+                        f"load balancer {body.get('name')!r} is tagged for cluster {cluster!r} but carries another "
+                        f"cluster's identity ({naming.CLUSTER_ID_TAG}={other_id}, this cluster is "
+                        f"{self.settings.cluster_id}): two clusters share the name; lbprov never touches it"
+                    )
+                if not names.is_cluster_owned(body.get("tags"), cluster):
+                    raise OwnershipConflict(
+                        f"load balancer {body.get('name')!r} exists in resource group "
+                        f"{self.settings.resource_group!r} but is not owned by cluster {cluster!r}; lbprov "
+                        "never adopts it (rename the cluster or remove that load balancer)"
+                    )
+                fleet.lbs[(k, sc)] = body
+        return fleet
+
+    def _place(
+        self,
+        intent: Intent,
+        opts: AzureOptions,
+        fleet: Fleet,
+        scheme: str,
+        base: str,
+        token: str,
+        nodes: int,
+    ) -> int:
+        """The slot of the Service: where it is, else chosen by :func:`placement.choose_slot`."""
+        cluster = self.settings.cluster_name
+        allowed: set[int] | None = None
+        if opts.lb_configurations:
+            by_name = {
+                names.lb_name(cluster, "external", k).lower(): k
+                for k in range(self.settings.max_load_balancers)
+            }
+            allowed = set()
+            for want in opts.lb_configurations:
+                if want.lower() not in by_name:
+                    raise InvalidService(
+                        f"metadata.annotations[{LB_CONFIGURATIONS}]",
+                        f"{want!r} is not a load balancer of this cluster; accepted: "
+                        + ", ".join(sorted(by_name)),
+                    )
+                allowed.add(by_name[want.lower()])
+        for (k, sc), body in sorted(fleet.lbs.items()):
+            holds = token in names.services_of(body.get("tags")) or find(
+                items(body, "frontendIPConfigurations"), base
+            )
+            if sc == scheme and (allowed is None or k in allowed) and holds:
+                return k
+        need = len(build_desired(intent, opts, self.settings, "-").rules)
+        uses = []
+        for k in sorted({k for k, _ in fleet.lbs}):
+            own = fleet.lbs.get((k, scheme))
+            uses.append(
+                placement.SlotUse(
+                    index=k,
+                    rules=sum(
+                        _others(b, "loadBalancingRules", base) for (j, _), b in fleet.lbs.items() if j == k
+                    ),
+                    lb_rules=_others(own, "loadBalancingRules", base),
+                    frontends=_others(own, "frontendIPConfigurations", base),
+                )
+            )
+        return placement.choose_slot(
+            uses,
+            need,
+            max_slots=self.settings.max_load_balancers,
+            nodes=nodes,
+            allowed=allowed,
+            describe=f"Service {intent.ref.key}",
+        )
+
+    def _pool_change(
+        self, lb: JSON, lbn: str, ips: set[str], intent: Intent, token: str, base: str
+    ) -> Change | None:
+        """The backend pool of another LB, when the node assignment changed it."""
+        s = self.settings
+        pool_name = names.pool_name(s.cluster_name)
+        vnet_id = self.ids.vnet(s.vnet_rg, s.vnet_name)
+        by_ip = {str(t.internal_ip): t.node_name for t in intent.targets if t.internal_ip}
+        want = {
+            "name": pool_name,
+            "properties": {
+                "loadBalancerBackendAddresses": [
+                    {"name": by_ip[ip], "properties": {"ipAddress": ip, "virtualNetwork": {"id": vnet_id}}}
+                    for ip in sorted(ips)
+                ]
+            },
+        }
+        existing = find(items(lb, "backendAddressPools"), pool_name)
+        before = VIEWS["backend-pool"](existing) if existing else {"addresses": []}
+        after = VIEWS["backend-pool"](want)
+        if before == after:
+            return None
+        return Change(
+            Action.UPDATE if existing else Action.CREATE,
+            "backend-pool",
+            f"{lbn}/{pool_name}",
+            before=before,
+            after=after,
+            reason="nodes spread over the cluster's load balancers",
+            data={"lb": lbn, "service": token, "base": base, "item": want},
         )
 
     def _check_user_pip(self, pip: JSON, lb: JSON | None, base: str) -> None:
@@ -310,6 +443,21 @@ class Planner:
                     lbn,
                     after={"sku": "Standard", "backend_pool": desired.pool["name"]},
                     data=common,
+                )
+            )
+        identity = self._identity_change(lb, lbn, common)
+        if identity is not None:
+            out.append(identity)
+        if lb is not None and (lb.get("properties") or {}).get("provisioningState") == "Failed":
+            out.append(
+                Change(
+                    Action.UPDATE,
+                    "load-balancer",
+                    lbn,
+                    before={"provisioning": "Failed"},
+                    after={"provisioning": "Succeeded"},
+                    reason="its last operation failed: it is written again",
+                    data={**common, "repair": True},
                 )
             )
         if lb is None or token not in names.services_of(lb.get("tags")):
@@ -366,6 +514,21 @@ class Planner:
                     out.append(_part_delete(kind, lbn, item, common))
         return sorted(out, key=lambda c: (c.action == Action.DELETE, _ORDER.get(c.kind, 9)))
 
+    def _identity_change(self, lb: JSON | None, lbn: str, common: Mapping[str, Any]) -> Change | None:
+        """Add the cluster identity to an LB that predates it (any write to the LB carries it)."""
+        cid = self.settings.cluster_id
+        if lb is None or not cid or names.identity_of(lb.get("tags")) == cid:
+            return None
+        return Change(
+            Action.UPDATE,
+            "load-balancer",
+            lbn,
+            before={"cluster_id": names.identity_of(lb.get("tags"))},
+            after={"cluster_id": cid},
+            reason="the cluster identity is added",
+            data={**common, "tags": {names.CLUSTER_ID_KEY: cid}},
+        )
+
     def _lb_removal(self, lb: JSON, lbn: str, base: str, token: str, ref: ServiceRef) -> list[Change]:
         """Changes that remove every part of the Service from ``lb`` (and the LB if it empties)."""
         common = {"lb": lbn, "service": token, "base": base}
@@ -390,7 +553,11 @@ class Planner:
                     data=common,
                 ),
             )
-        if (out and not remaining and not (services - {token})) or (not remaining and not services):
+        cid = self.settings.cluster_id
+        ours = bool(cid) and names.identity_of(lb.get("tags")) in (cid, None)
+        if ours and (
+            (out and not remaining and not (services - {token})) or (not remaining and not services)
+        ):
             out.append(
                 Change(
                     Action.DELETE,
@@ -402,7 +569,8 @@ class Planner:
                     data={**common, "informational": True},
                 )
             )
-        return out
+        identity = self._identity_change(lb, lbn, common) if out else None
+        return [identity, *out] if identity is not None else out
 
     def _pip_deletion(self, pip_id: str, ref: ServiceRef) -> list[Change]:
         seg = pip_id.split("/")
@@ -434,6 +602,12 @@ class Planner:
                         f"NSG rule {n!r} is named like this Service's but its description {desc!r} does not "
                         f"mark it as cluster {self.settings.cluster_name!r}'s; lbprov never adopts it"
                     )
+                parsed = names.parse_rule_description(desc, self.settings.cluster_name)
+                cid = self.settings.cluster_id
+                if parsed and parsed[1] and cid and parsed[1] != names.rule_identity(cid):
+                    raise OwnershipConflict(
+                        f"NSG rule {n!r} carries another cluster's identity ({parsed[1]}); lbprov never touches it"
+                    )
                 out[n] = r
         return out
 
@@ -445,6 +619,13 @@ class Planner:
             return []
         ours = self._owned_nsg_rules(nsg, base)
         used = self.priorities.used(nsg)
+        new = [n for n in desired if n not in ours]
+        total = len(items(nsg, "securityRules")) + len(new)
+        if new and total > placement.MAX_NSG_RULES:
+            raise placement.CapacityExceeded(
+                f"network security group {nsg.get('name')!r} holds {total - len(new)} rules; {len(new)} more "
+                f"for Service {ref.key} would exceed Azure's limit of {placement.MAX_NSG_RULES} rules per NSG"
+            )
         out: list[Change] = []
         for name, wanted in desired.items():
             existing = ours.get(name)
@@ -501,11 +682,8 @@ class Planner:
         token = names.uid_token(ref.uid)
         changes: list[Change] = []
         pip_ids: set[str] = set()
-        for scheme in ("external", "internal"):
-            lbn = names.lb_name(cluster, scheme)
-            lb = self.seen.lb(lbn)
-            if lb is None or not names.is_cluster_owned(lb.get("tags"), cluster):
-                continue
+        for (k, scheme), lb in sorted(self._fleet().lbs.items()):
+            lbn = names.lb_name(cluster, scheme, k)
             fe = find(items(lb, "frontendIPConfigurations"), base)
             old = ref_id(((fe or {}).get("properties") or {}).get("publicIPAddress"))
             if old:

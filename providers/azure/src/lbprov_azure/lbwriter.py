@@ -21,7 +21,7 @@ rules unless writes are ordered (upstream: k/k#84052), and writing one Service a
   time, so one bad Service cannot fail the others.
 * **Created on first need, deleted with its last Service**: a missing LB is created from the
   delta's template; after a merge that leaves the LB with no Service, frontend, rule or probe, it is
-  deleted (If-Match again). The decision is taken at write time, on the merged state, so two
+  deleted (If-Match again), if it carries this cluster's identity (``lbprov.io/cluster-id``). The decision is taken at write time, on the merged state, so two
   Services leaving at once still delete it and a Service joining at that moment still keeps it.
 
 Only the parts a delta names are touched: foreign frontends, rules and probes on the LB survive
@@ -95,6 +95,10 @@ class LBDelta:
     join: bool | None = None
     pool: JSON | None = None
     template: JSON | None = None
+    #: tags to set on the LB (the cluster identity, added to older LBs on their next reconcile)
+    tags: tuple[tuple[str, str], ...] = ()
+    #: write the LB even if the merge changes nothing (its last operation failed)
+    repair: bool = False
 
 
 @dataclass
@@ -167,6 +171,8 @@ def _apply(work: JSON, delta: LBDelta, lb_label: str) -> None:
             pools.append(copy.deepcopy(delta.pool))
         else:
             pools[idx] = copy.deepcopy(delta.pool)
+    if delta.tags:
+        work["tags"] = {**(work.get("tags") or {}), **dict(delta.tags)}
     if delta.join is True:
         services.add(delta.service)
     elif delta.join is False:
@@ -197,8 +203,18 @@ class Merged:
     errors: dict[int, BaseException] = field(default_factory=dict)
 
 
-def merge(current: JSON | None, deltas: list[LBDelta], cluster: str, lb_label: str) -> Merged:
-    """Pure: the LB after applying ``deltas`` in order to ``current`` (None = does not exist)."""
+def merge(
+    current: JSON | None,
+    deltas: list[LBDelta],
+    cluster: str,
+    lb_label: str,
+    cluster_id: str | None = None,
+) -> Merged:
+    """Pure: the LB after applying ``deltas`` in order to ``current`` (None = does not exist).
+
+    An LB the merge leaves empty is deleted only where it carries this cluster's identity
+    (``cluster_id``): deleting it is decided from cloud state, not from one Service's plan.
+    """
     errors: dict[int, BaseException] = {}
     if current is not None and not names.is_cluster_owned(current.get("tags"), cluster):
         err = OwnershipConflict(
@@ -222,9 +238,9 @@ def merge(current: JSON | None, deltas: list[LBDelta], cluster: str, lb_label: s
         return Merged("none", None, errors)
     if current is None:
         return Merged("create", work, errors) if not _empty(work) else Merged("none", None, errors)
-    if _empty(work):
+    if _empty(work) and names.identity_matches(work.get("tags"), cluster_id):
         return Merged("delete", None, errors)
-    if work == clean(current):
+    if work == clean(current) and not any(d.repair for d in deltas):
         return Merged("none", current, errors)
     return Merged("update", work, errors)
 
@@ -268,9 +284,11 @@ class SharedLBWriter:
         window: float = 0.01,
         max_wait: float = 1.0,
         max_conflicts: int = 8,
+        cluster_id: str | None = None,
     ) -> None:
         self.store = store
         self.cluster = cluster
+        self.cluster_id = cluster_id
         self.label = label
         self.window = window
         self.max_wait = max_wait
@@ -372,7 +390,7 @@ class SharedLBWriter:
         try:
             for _ in range(self.max_conflicts + 1):
                 current = self._current()
-                merged = merge(current, deltas, self.cluster, self.label)
+                merged = merge(current, deltas, self.cluster, self.label, self.cluster_id)
                 try:
                     if merged.action == "none":
                         result = current

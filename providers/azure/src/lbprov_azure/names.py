@@ -62,11 +62,11 @@ def azure_tags(tags: Mapping[str, str]) -> dict[str, str]:
     return {azure_key(k): v for k, v in tags.items()}
 
 
-def lb_name(cluster: str, scheme: str) -> str:
-    """``<cluster>`` / ``<cluster>-internal`` as upstream names them, shortened to fit 80 characters."""
-    if scheme == "external":
-        return fit(cluster)
-    return fit(cluster, MAX_NAME - len(_INTERNAL_SUFFIX)) + _INTERNAL_SUFFIX
+def lb_name(cluster: str, scheme: str, slot: int = 0) -> str:
+    """``<cluster>`` / ``<cluster>-internal`` as upstream names them, shortened to fit 80 characters;
+    the load balancers of slot ``k`` >= 1 (see :mod:`lbprov_azure.placement`) add ``-<k+1>``."""
+    suffix = (f"-{slot + 1}" if slot else "") + ("" if scheme == "external" else _INTERNAL_SUFFIX)
+    return fit(cluster, MAX_NAME - len(suffix)) + suffix
 
 
 def pool_name(cluster: str) -> str:
@@ -106,14 +106,47 @@ def owns_part(base: str, name: str) -> bool:
     return low == b or low.startswith(b + "-")
 
 
-def service_tags(cluster: str, ref: ServiceRef) -> dict[str, str]:
-    return azure_tags(naming.ownership_tags(cluster, ref))
+def service_tags(cluster: str, ref: ServiceRef, cluster_id: str | None = None) -> dict[str, str]:
+    return azure_tags(naming.ownership_tags(cluster, ref, cluster_id))
 
 
-def lb_tags(cluster: str) -> dict[str, str]:
-    tags = azure_tags(naming.cluster_tags(cluster))
+def lb_tags(cluster: str, cluster_id: str | None = None) -> dict[str, str]:
+    tags = azure_tags(naming.cluster_tags(cluster, cluster_id))
     tags[azure_key(naming.LB_KIND_TAG)] = LB_KIND
     return tags
+
+
+CLUSTER_ID_KEY = azure_key(naming.CLUSTER_ID_TAG)
+
+
+def identity_of(tags: Mapping[str, str] | None) -> str | None:
+    """The cluster identity an Azure resource's tags carry (``lbprov.io_cluster-id``)."""
+    return (tags or {}).get(CLUSTER_ID_KEY)
+
+
+def identity_matches(tags: Mapping[str, str] | None, cluster_id: str | None) -> bool:
+    """:func:`lbprov.naming.identity_matches` for Azure's tag spelling."""
+    return naming.identity_matches({naming.CLUSTER_ID_TAG: identity_of(tags) or ""}, cluster_id)
+
+
+def rule_identity(cluster_id: str | None) -> str:
+    """The identity mark in an NSG rule's description (rules have no tags, descriptions 140 chars):
+    ``cid:`` + 16 hex digits of SHA-256 of the cluster identity, ``-`` when it is unknown."""
+    return f"cid:{naming.short_hash(cluster_id, length=16)}" if cluster_id else "-"
+
+
+def parse_rule_description(desc: str, cluster: str) -> tuple[str, str | None, str] | None:
+    """(uid, identity mark or None, service key) of ``lbprov <cluster mark> <uid> [<cid:...>|-] <key>``."""
+    prefix = f"lbprov {cluster_mark(cluster)} "
+    if not desc.startswith(prefix):
+        return None
+    tokens = desc[len(prefix) :].split(" ")
+    uid, rest = tokens[0], tokens[1:]
+    mark: str | None = None
+    if rest and (rest[0] == "-" or rest[0].startswith("cid:")):
+        mark = None if rest[0] == "-" else rest[0]
+        rest = rest[1:]
+    return uid, mark, " ".join(rest)
 
 
 def is_cluster_owned(tags: Mapping[str, str] | None, cluster: str) -> bool:

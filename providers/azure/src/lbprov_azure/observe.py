@@ -57,6 +57,21 @@ class ReadRound:
     #: Bumped by every write of this process: a read that saw a write start or finish while it was
     #: on the wire is not cached (it may predate the write), and the write patches the cache itself.
     writes: int = 0
+    #: True once the round listed every load balancer of the resource group (``lbs`` is then complete).
+    listed: bool = False
+
+
+def _entry() -> dict[str, Any]:
+    return {"key": None, "lb": None, "resources": [], "ids": set()}
+
+
+def _identity(ids: set[str | None], ours: str | None) -> str | None:
+    """The identity of a Service's resources; any other than ours wins (gc must then keep them)."""
+    known = {i for i in ids if i}
+    foreign = sorted(i for i in known if i != ours)
+    if foreign:
+        return foreign[0]
+    return ours if known else None
 
 
 class Observer:
@@ -84,17 +99,16 @@ class Observer:
         rnd = self._round
         if rnd is not None:
             with rnd.lock:
-                if name in rnd.lbs:
-                    return copy.deepcopy(rnd.lbs[name])
+                if name.lower() in rnd.lbs or rnd.listed:
+                    return copy.deepcopy(rnd.lbs.get(name.lower()))
         rg = self.settings.resource_group
+        gen = self._gen()
         body = self.call(
             "loadBalancers.get", lambda: or_none(lambda: self.client.load_balancers.get(rg, name))
         )
         if self.on_lb_read is not None:
             self.on_lb_read(name, body)
-        if rnd is not None:
-            with rnd.lock:
-                rnd.lbs[name] = copy.deepcopy(body)
+        self._keep(gen, lambda r: r.lbs.__setitem__(name.lower(), copy.deepcopy(body)))
         return body
 
     def pip(self, rg: str, name: str) -> JSON | None:
@@ -128,6 +142,28 @@ class Observer:
         return self.call(
             "loadBalancers.list", lambda: [p.as_dict() for p in self.client.load_balancers.list(rg)]
         )
+
+    def lbs_by_name(self) -> dict[str, JSON]:
+        """Every load balancer of the resource group by lower-case name: ONE listing, which serves
+        every slot of both schemes (inside a round: once per round, kept current by our writes)."""
+        rnd = self._round
+        if rnd is not None:
+            with rnd.lock:
+                if rnd.listed:
+                    return {k: copy.deepcopy(v) for k, v in rnd.lbs.items() if v is not None}
+        gen = self._gen()
+        found = {str(b.get("name", "")).lower(): b for b in self.lbs()}
+        if self.on_lb_read is not None:
+            for body in found.values():
+                if names.is_cluster_owned(body.get("tags"), self.settings.cluster_name):
+                    self.on_lb_read(str(body.get("name")), body)
+
+        def store(r: ReadRound) -> None:
+            r.lbs = copy.deepcopy(dict(found))  # type: ignore[arg-type]
+            r.listed = True
+
+        self._keep(gen, store)
+        return found
 
     def nsg(self, *, fresh: bool = False) -> JSON | None:
         """The cluster NSG (None when no ``security_group_name`` is set); ``fresh`` skips the round cache."""
@@ -163,17 +199,19 @@ class Observer:
             tags = pip.get("tags") or {}
             uid = tags.get(names.azure_key(naming.SERVICE_UID_TAG))
             if uid and names.is_cluster_owned(tags, cluster):
-                entry = by_uid.setdefault(uid, {"key": None, "lb": None, "resources": []})
+                entry = by_uid.setdefault(uid, _entry())
                 entry["key"] = tags.get(names.azure_key(naming.SERVICE_NAME_TAG))
                 entry["resources"].append(("public-ip", str(pip.get("name"))))
+                entry["ids"].add(names.identity_of(tags))
         for lb in self.lbs():
             if not names.is_cluster_owned(lb.get("tags"), cluster):
                 continue
             for token in names.services_of(lb.get("tags")):
                 uid = names.uid_from_token(token)
                 base = naming.lb_name(uid)
-                entry = by_uid.setdefault(uid, {"key": None, "lb": None, "resources": []})
+                entry = by_uid.setdefault(uid, _entry())
                 entry["lb"] = str(lb.get("name"))
+                entry["ids"].add(names.identity_of(lb.get("tags")))
                 for kind, fld in (
                     ("frontend-ip-configuration", "frontendIPConfigurations"),
                     ("probe", "probes"),
@@ -183,17 +221,20 @@ class Observer:
                         if names.owns_part(base, str(item.get("name", ""))):
                             entry["resources"].append((kind, f"{lb.get('name')}/{item.get('name')}"))
         nsg = self.nsg()
-        prefix = f"lbprov {names.cluster_mark(cluster)} "
+        cid = self.settings.cluster_id
         for rule in items(nsg, "securityRules"):
             desc = str((rule.get("properties") or {}).get("description") or "")
             name = str(rule.get("name", ""))
-            if not (name.startswith("lbprov-") and desc.startswith(prefix)):
+            parsed = names.parse_rule_description(desc, cluster) if name.startswith("lbprov-") else None
+            if parsed is None:
                 continue
-            uid, _, key = desc[len(prefix) :].partition(" ")
+            uid, mark, key = parsed
             if not uid or not name.startswith(names.nsg_rule_prefix(naming.lb_name(uid))):
                 continue
-            entry = by_uid.setdefault(uid, {"key": None, "lb": None, "resources": []})
+            entry = by_uid.setdefault(uid, _entry())
             entry["key"] = entry["key"] or key or None
+            # rules carry a hash of the identity: ours when it matches, else the mark (never an id)
+            entry["ids"].add(cid if cid and mark == names.rule_identity(cid) else mark)
             entry["resources"].append(("nsg-rule", f"{nsg['name'] if nsg else ''}/{name}"))
         out = []
         for uid, e in sorted(by_uid.items()):
@@ -205,6 +246,7 @@ class Observer:
                     name=e["lb"] or "",
                     kind=names.LB_KIND,
                     resources=tuple(e["resources"]),
+                    cluster_id=_identity(e["ids"], cid),
                 )
             )
         return out
@@ -259,7 +301,7 @@ class Observer:
         if rnd is not None:
             with rnd.lock:
                 rnd.writes += 1
-                rnd.lbs[name] = copy.deepcopy(body)
+                rnd.lbs[name.lower()] = copy.deepcopy(body)
 
     def wrote_pip(self, rg: str, name: str, body: JSON | None) -> None:
         rnd = self._round

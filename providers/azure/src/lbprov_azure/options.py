@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from lbprov.annotations import annotation_field, get_bool, get_int, get_pairs
 from lbprov.model import Intent, InvalidService
 from lbprov_azure.annotation_keys import PORT_KEY, PORT_PREFIX, in_namespace, refusal
+from lbprov_azure.placement import MAX_RULES_PER_NIC
 
 PREFIX = "service.beta.kubernetes.io/azure-"
 INTERNAL = PREFIX + "load-balancer-internal"
@@ -36,6 +37,7 @@ PROBE_COUNT = PREFIX + "load-balancer-health-probe-num-of-probe"
 PROBE_PATH = PREFIX + "load-balancer-health-probe-request-path"
 DISABLE_NSG_RULE = PREFIX + "disable-load-balancer-nsg-rule"
 DISABLE_FLOATING_IP = PREFIX + "disable-load-balancer-floating-ip"
+LB_CONFIGURATIONS = PREFIX + "load-balancer-configurations"
 
 _NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
 _RG = re.compile(r"^[-\w._()]{1,90}$")
@@ -84,6 +86,8 @@ class AzureOptions(BaseModel):
     probe_count: int = 2
     probe_path: str | None = None
     nsg_rules: bool = True
+    #: ``azure-load-balancer-configurations``: the public LB names (one per slot) the Service may use.
+    lb_configurations: tuple[str, ...] = ()
     #: Only the ports that carry per-port annotations.
     ports: tuple[PortOptions, ...] = ()
     #: On by default, as upstream (rules keep the service port; NSG rules target the frontend IP).
@@ -234,11 +238,13 @@ def parse_options(intent: Intent, annotations: Mapping[str, str]) -> AzureOption
         probe_path=path,
         nsg_rules=not get_bool(a, DISABLE_NSG_RULE, False),
         ports=_port_options(intent, a, probe_interval, probe_count),
+        lb_configurations=_lb_configurations(a),
         floating_ip=not get_bool(a, DISABLE_FLOATING_IP, False),
     )
-    if len(intent.ports) > 250:
+    if len(intent.ports) > MAX_RULES_PER_NIC:
         raise InvalidService(
-            "spec.ports", f"{len(intent.ports)} ports; an Azure load balancer holds at most 250 rules"
+            "spec.ports",
+            f"{len(intent.ports)} ports; a node can be in at most {MAX_RULES_PER_NIC} load-balancing rules",
         )
     return opts
 
@@ -340,3 +346,20 @@ def _port_options(intent: Intent, a: Mapping[str, str], interval: int, count: in
             )
         )
     return tuple(out)
+
+
+def _lb_configurations(a: Mapping[str, str]) -> tuple[str, ...]:
+    """``azure-load-balancer-configurations``: comma-separated load balancer names (upstream's format)."""
+    raw = a.get(LB_CONFIGURATIONS, "")
+    out = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    if LB_CONFIGURATIONS in a and not out:
+        raise InvalidService(
+            annotation_field(LB_CONFIGURATIONS), "empty; accepted: load balancer names, comma-separated"
+        )
+    for name in out:
+        if not _NAME.match(name) or name.lower().endswith("-internal"):
+            raise InvalidService(
+                annotation_field(LB_CONFIGURATIONS),
+                f"{name!r}; accepted: names of the cluster's (public) load balancers, such as <cluster> or <cluster>-2",
+            )
+    return out

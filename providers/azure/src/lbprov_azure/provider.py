@@ -30,11 +30,12 @@ from lbprov.provider import SandboxCloud
 from lbprov.settings import SettingsError
 from lbprov_azure import client as azclient
 from lbprov_azure.apply import Applier
-from lbprov_azure.diff import CapacityExceeded, Planner, Priorities
+from lbprov_azure.diff import Planner, Priorities
 from lbprov_azure.lbwriter import SharedLBWriter
 from lbprov_azure.observe import Observer, ReadRound
 from lbprov_azure.operations import is_write
 from lbprov_azure.options import parse_options
+from lbprov_azure.placement import CapacityExceeded
 from lbprov_azure.settings import AzureSettings
 
 __all__ = ["AzureProvider", "CapacityExceeded"]

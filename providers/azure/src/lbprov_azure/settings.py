@@ -130,11 +130,26 @@ class AzureSettings(ProviderSettings):
     max_attempts: int = Field(
         6, ge=1, le=20, description="Attempts per ARM call on throttling/5xx (first try included)."
     )
+    operation_timeout_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=3600,
+        description="How long to poll one long-running ARM operation (a PUT or DELETE) before giving up "
+        "on it for this reconcile (it goes on in Azure).",
+    )
     reads_per_second: float | None = Field(
         25.0, description="Client-side read rate limit (ARM: 25/s); unset = none."
     )
     writes_per_second: float | None = Field(
         10.0, description="Client-side write rate limit (ARM: 10/s); unset = none."
+    )
+    max_load_balancers: int = Field(
+        8,
+        ge=1,
+        le=100,
+        description="How many slots of load balancers (a public and an internal one each) the cluster may "
+        "use: a new one is added only when the others are full (a node is in at most 300 rules across all "
+        "load balancers), and each node is in exactly one slot's pools.",
     )
     coalesce_window_seconds: float = Field(
         0.01,

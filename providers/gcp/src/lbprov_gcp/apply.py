@@ -47,6 +47,17 @@ class Applier:
         for change in plan.changes:
             try:
                 self._apply_one(change, ctx)
+            except gexc.BadRequest as exc:
+                with self._shared_lock:
+                    self._shared_known.clear()
+                if "instanceInMultipleLoadBalancedIgs" in {str(e.get("reason")) for e in exc.errors or []}:
+                    # GCE's message names the instance; say what to do about it.
+                    raise RuntimeError(
+                        f"{change.kind} {change.name}: {exc.message} An instance group outside the cluster's "
+                        "k8s-ig--<cluster ID> groups holds it: remove the instance from that group, or label "
+                        "the node node.kubernetes.io/exclude-from-external-load-balancers=true"
+                    ) from exc
+                raise
             except BaseException:
                 with self._shared_lock:
                     self._shared_known.clear()
@@ -106,6 +117,9 @@ class Applier:
             if not ip:
                 raise RuntimeError(f"firewall {change.name}: the Service's IP is not known yet; plan again")
             body["destinationRanges"] = [f"{ip}/32"]
+        if change.action is Action.UPDATE and data.get("verb") == "setLabels":
+            c.set_labels(collection, change.name, body)
+            return
         if change.action is Action.UPDATE:
             c.modify(collection, data.get("verb", "patch"), change.name, body)
             return
@@ -153,21 +167,11 @@ class Applier:
             return created
 
     def _apply_group(self, change: Change, ctx: dict[str, Any]) -> None:
-        c = self.compute
         data = change.data
         zone, name = data["zone"], data["name"]
         if change.action is Action.DELETE:
-            with self._shared_lock:
-                self._shared_known.discard(("instanceGroups", zone, name))
-            try:
-                c.delete("instanceGroups", name, zone=zone)
-            except gexc.NotFound:
-                pass
-            except gexc.BadRequest as exc:
-                if not is_in_use(exc):
-                    raise
-                log.info("instance group %s/%s is in use again; kept", zone, name)
-            return
+            # k8s-ig--* groups are shared with upstream and ingress-gce: never deleted.
+            raise ValueError(f"instance group {zone}/{name}: lbprov never deletes an instance group")
         if change.action is Action.CREATE:
             # Creating and filling the shared group is one step, so that concurrent reconciles that
             # all planned to create it add each instance once.

@@ -278,23 +278,24 @@ class Compute:
         )
         return result
 
-    def instance_groups(self, name: str) -> dict[str, Json]:
-        """The cluster's instance groups named ``name``, by zone, in this region (one aggregated list)."""
+    def instance_groups(self, prefix: str) -> dict[tuple[str, str], Json]:
+        """The instance groups whose names start with ``prefix`` in this region's zones, by
+        (zone, name): one aggregated list."""
         client = self.clients["instanceGroups"]
 
-        def run(request: Mapping[str, Any], retry: Any, timeout: float) -> dict[str, Json]:
-            out: dict[str, Json] = {}
+        def run(request: Mapping[str, Any], retry: Any, timeout: float) -> dict[tuple[str, str], Json]:
+            out: dict[tuple[str, str], Json] = {}
             for scope, scoped in client.aggregated_list(request=request, retry=retry, timeout=timeout):
                 zone = scope.split("/")[-1]
                 if not zone.startswith(self.region + "-"):
                     continue
                 for group in scoped.instance_groups:
-                    if group.name == name:
-                        out[zone] = to_json(group)
+                    if group.name.startswith(prefix):
+                        out[(zone, group.name)] = to_json(group)
             return out
 
-        request = {"project": self.project, "filter": f'name = "{name}"'}
-        result: dict[str, Json] = self.calls.call(
+        request = {"project": self.project, "filter": f'name eq "{prefix}.*"'}
+        result: dict[tuple[str, str], Json] = self.calls.call(
             "instanceGroups.aggregatedList",
             run,
             request=request,
@@ -362,6 +363,21 @@ class Compute:
             getattr(self.clients[kind], verb),
             **self._scope(kind, None),
             **{spec.field: name, f"{spec.field}_resource": resource},
+            request_id=str(uuid.uuid4()),
+        )
+        self._wait(op, kind, None)
+
+    def set_labels(self, kind: str, name: str, body: Json) -> None:
+        """``setLabels`` on a regional forwarding rule or address (``body``: labels + labelFingerprint)."""
+        spec = _KINDS[kind]
+        op = self._call(
+            f"{spec.api}.setLabels",
+            self.clients[kind].set_labels,
+            **self._scope(kind, None),
+            resource=name,
+            region_set_labels_request_resource=_compute_v1().RegionSetLabelsRequest.from_json(
+                json.dumps(body)
+            ),
             request_id=str(uuid.uuid4()),
         )
         self._wait(op, kind, None)

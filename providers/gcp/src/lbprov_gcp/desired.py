@@ -11,7 +11,7 @@ forwarding rule (a port change), which needs a reserved address.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -133,6 +133,7 @@ class AddressSpec:
     network_tier: str | None = None  # EXTERNAL only
     subnetwork: str | None = None  # INTERNAL only
     subnetwork_link: str | None = None
+    cluster_id: str | None = None  # as the label lbprov-cluster-id
     shared: bool = False
 
     @property
@@ -152,6 +153,8 @@ class AddressSpec:
         body.update({k: v for k, v in self.view.items() if v is not None})
         if self.address_type == "INTERNAL":
             body["subnetwork"] = self.subnetwork_link
+        if self.cluster_id:
+            body["labels"] = {N.ID_LABEL: self.cluster_id}
         return body
 
 
@@ -217,6 +220,8 @@ class ForwardingRuleSpec:
     network_tier: str | None = None  # EXTERNAL only
     subnetwork: str | None = None  # INTERNAL only
     subnetwork_link: str | None = None
+    allow_global_access: bool = False  # INTERNAL only
+    cluster_id: str | None = None  # as the label lbprov-cluster-id
     shared: bool = False
 
     @property
@@ -231,6 +236,7 @@ class ForwardingRuleSpec:
             view["networkTier"] = self.network_tier
         else:
             view["subnetwork"] = self.subnetwork
+            view["allowGlobalAccess"] = self.allow_global_access
         return view
 
     @property
@@ -251,6 +257,10 @@ class ForwardingRuleSpec:
             body["networkTier"] = self.network_tier
         else:
             body["subnetwork"] = self.subnetwork_link
+            if self.allow_global_access:
+                body["allowGlobalAccess"] = True
+        if self.cluster_id:
+            body["labels"] = {N.ID_LABEL: self.cluster_id}
         return body
 
 
@@ -260,7 +270,7 @@ class Desired:
 
     scheme: str
     group_name: str
-    instance_groups: Mapping[str, tuple[str, ...]]  # zone -> instance names
+    instance_groups: Mapping[tuple[str, str], tuple[str, ...]]  # (zone, group) -> instance names
     health_check: HealthCheckSpec
     hc_firewall: FirewallSpec
     firewall: FirewallSpec
@@ -273,14 +283,44 @@ def _link(settings: GCPSettings, path: str) -> str:
     return f"projects/{settings.project}/{path}"
 
 
-def build_groups(nodes: tuple[Instance, ...]) -> dict[str, tuple[str, ...]]:
-    zones: dict[str, list[str]] = {}
+GroupKey = tuple[str, str]  # (zone, instance group name)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Which instance group each eligible node serves from, given what the groups hold now."""
+
+    groups: Mapping[GroupKey, tuple[str, ...]]  # group -> the instances it should hold
+    conflicts: tuple[tuple[Instance, GroupKey], ...] = ()  # nodes in a group lbprov cannot use
+
+
+def place_nodes(
+    nodes: tuple[Instance, ...],
+    group_name: str,
+    members: Mapping[GroupKey, Sequence[str]],
+    usable: set[GroupKey],
+) -> Placement:
+    """Put every node in one usable group of its zone, never in a second load-balanced one.
+
+    GCE allows an instance in at most one load-balanced instance group. A node already in a usable
+    group (upstream's ``k8s-ig--<clusterID>``, or a group lbprov made for this cluster) stays there;
+    a node in no group joins ``group_name`` in its zone; a node in a foreign ``k8s-ig--`` group is a
+    conflict, reported by name rather than added to a second group.
+    """
+    groups: dict[GroupKey, list[str]] = {}
+    conflicts: list[tuple[Instance, GroupKey]] = []
     for node in nodes:
-        zones.setdefault(node.zone, []).append(node.name)
-    return {zone: tuple(sorted(members)) for zone, members in sorted(zones.items())}
+        holding = sorted(key for key, names in members.items() if key[0] == node.zone and node.name in names)
+        foreign = [key for key in holding if key not in usable]
+        if foreign:
+            conflicts.append((node, foreign[0]))
+            continue
+        key = next(iter(sorted(holding, key=lambda k: k[1] != group_name)), (node.zone, group_name))
+        groups.setdefault(key, []).append(node.name)
+    return Placement({k: tuple(sorted(v)) for k, v in sorted(groups.items())}, tuple(conflicts))
 
 
-def build_health_check(intent: Intent, cluster: str, svc_desc: str) -> HealthCheckSpec:
+def build_health_check(intent: Intent, settings: GCPSettings, svc_desc: str) -> HealthCheckSpec:
     """Local -> per Service on healthCheckNodePort; Cluster -> the shared kube-proxy check."""
     if intent.health_check is not None:
         return HealthCheckSpec(
@@ -289,9 +329,10 @@ def build_health_check(intent: Intent, cluster: str, svc_desc: str) -> HealthChe
             port=int(intent.health_check.port or 0),
             path=intent.health_check.path or HEALTH_PATH,
         )
+    cluster = intent.cluster
     return HealthCheckSpec(
         name=N.shared_hc_name(cluster),
-        description=N.cluster_description(cluster),
+        description=N.cluster_description(cluster, settings.cluster_id),
         port=KUBE_PROXY_HEALTH_PORT,
         path=HEALTH_PATH,
         shared=True,
@@ -306,7 +347,7 @@ def build_hc_firewall(
         name=N.shared_hc_firewall_name(cluster)
         if hc.shared
         else N.per_service_names(intent.lb_name)["hc_firewall"],
-        description=N.cluster_description(cluster) if hc.shared else svc_desc,
+        description=N.cluster_description(cluster, settings.cluster_id) if hc.shared else svc_desc,
         network=settings.network,
         network_link=_link(settings, f"global/networks/{settings.network}"),
         priority=settings.firewall_priority,
@@ -339,14 +380,23 @@ def build_address(intent: Intent, settings: GCPSettings, options: GCPOptions, sv
     """The Service's own address; the diff drops it when loadBalancerIP is a user-reserved address."""
     name = N.per_service_names(intent.lb_name)["address"]
     if options.scheme == "external":
-        return AddressSpec(name, svc_desc, "EXTERNAL", intent.requested_ip, network_tier=options.network_tier)
+        return AddressSpec(
+            name,
+            svc_desc,
+            "EXTERNAL",
+            intent.requested_ip,
+            network_tier=options.network_tier,
+            cluster_id=settings.cluster_id,
+        )
+    subnet = options.subnet or settings.subnetwork
     return AddressSpec(
         name,
         svc_desc,
         "INTERNAL",
         intent.requested_ip,
-        subnetwork=settings.subnetwork,
-        subnetwork_link=_link(settings, f"regions/{settings.region}/subnetworks/{settings.subnetwork}"),
+        subnetwork=subnet,
+        subnetwork_link=_link(settings, f"regions/{settings.region}/subnetworks/{subnet}"),
+        cluster_id=settings.cluster_id,
     )
 
 
@@ -356,10 +406,9 @@ def build_backend_service(
     options: GCPOptions,
     proto: str,
     hc: HealthCheckSpec,
-    groups: Mapping[str, tuple[str, ...]],
+    groups: Mapping[GroupKey, tuple[str, ...]],
     svc_desc: str,
 ) -> BackendServiceSpec:
-    group_name = N.ig_name(intent.cluster)
     internal = options.scheme == "internal"
     return BackendServiceSpec(
         name=N.rule_name(intent.lb_name, proto),
@@ -369,8 +418,8 @@ def build_backend_service(
         affinity="CLIENT_IP" if intent.session_affinity else "NONE",
         health_check=hc.name,
         health_check_link=_link(settings, f"regions/{settings.region}/healthChecks/{hc.name}"),
-        groups=tuple((zone, group_name) for zone in groups),
-        group_links=tuple(_link(settings, f"zones/{zone}/instanceGroups/{group_name}") for zone in groups),
+        groups=tuple(groups),
+        group_links=tuple(_link(settings, f"zones/{zone}/instanceGroups/{name}") for zone, name in groups),
         network=settings.network if internal else None,
         network_link=_link(settings, f"global/networks/{settings.network}") if internal else None,
     )
@@ -383,6 +432,7 @@ def build_forwarding_rule(
     ports = sorted({p.port for p in intent.ports if p.protocol == bs.protocol})
     listed = tuple(str(p) for p in ports) if len(ports) <= MAX_LISTED_PORTS else None
     internal = bs.scheme == "INTERNAL"
+    subnet = options.subnet or settings.subnetwork
     return ForwardingRuleSpec(
         name=bs.name,
         description=bs.description,
@@ -392,24 +442,27 @@ def build_forwarding_rule(
         backend_service=bs.name,
         backend_service_link=_link(settings, f"regions/{settings.region}/backendServices/{bs.name}"),
         network_tier=None if internal else options.network_tier,
-        subnetwork=settings.subnetwork if internal else None,
-        subnetwork_link=_link(settings, f"regions/{settings.region}/subnetworks/{settings.subnetwork}")
+        subnetwork=subnet if internal else None,
+        subnetwork_link=_link(settings, f"regions/{settings.region}/subnetworks/{subnet}")
         if internal
         else None,
+        allow_global_access=options.allow_global_access,
+        cluster_id=settings.cluster_id,
     )
 
 
-def build(intent: Intent, settings: GCPSettings, options: GCPOptions, nodes: tuple[Instance, ...]) -> Desired:
-    svc_desc = N.service_description(intent, options.scheme)
-    groups = build_groups(nodes)
-    hc = build_health_check(intent, intent.cluster, svc_desc)
+def build(
+    intent: Intent, settings: GCPSettings, options: GCPOptions, groups: Mapping[GroupKey, tuple[str, ...]]
+) -> Desired:
+    svc_desc = N.service_description(intent, options.scheme, settings.cluster_id)
+    hc = build_health_check(intent, settings, svc_desc)
     services: dict[str, BackendServiceSpec] = {
         proto: build_backend_service(intent, settings, options, proto, hc, groups, svc_desc)
         for proto in intent.protocols
     }
     return Desired(
         scheme=options.scheme,
-        group_name=N.ig_name(intent.cluster),
+        group_name=N.ig_name(intent.cluster, settings.gce_cluster_id),
         instance_groups=groups,
         health_check=hc,
         hc_firewall=build_hc_firewall(intent, settings, hc, svc_desc),

@@ -16,16 +16,16 @@ today's annotations.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from lbprov import naming
 from lbprov.model import Action, Change, Ingress, Intent, InvalidService, OwnershipConflict, Plan, ServiceRef
 from lbprov_gcp import names as N
-from lbprov_gcp.desired import Desired, Spec, build
+from lbprov_gcp.desired import Desired, Spec, build, place_nodes
 from lbprov_gcp.observe import Reader, view_of
-from lbprov_gcp.options import GCPOptions, instances
+from lbprov_gcp.options import GCPOptions, Instance, instances
 from lbprov_gcp.settings import GCPSettings
 
 Json = dict[str, Any]
@@ -33,6 +33,25 @@ Json = dict[str, Any]
 #: Shown in a plan for the IP of an address that apply has yet to reserve.
 UNKNOWN_IP = "(known after apply)"
 _UNKNOWN_IP = UNKNOWN_IP
+
+
+class ForeignInstanceGroup(RuntimeError):
+    """A node sits in a load-balanced instance group lbprov cannot use; GCE allows only one."""
+
+    def __init__(self, conflicts: Sequence[tuple[Instance, tuple[str, str]]], intent: Intent) -> None:
+        node_of = {t.provider_id.rsplit("/", 1)[-1]: t.node_name for t in intent.targets}
+        listed = "; ".join(
+            f"node {node_of.get(inst.name, inst.name)} (instance {inst.zone}/{inst.name}) is in instance "
+            f"group {zone}/{group}"
+            for inst, (zone, group) in conflicts
+        )
+        super().__init__(
+            f"{listed}, which is not this cluster's (k8s-ig--<cluster ID> or lbprov's own); GCE allows an "
+            "instance in only one load-balanced instance group, so lbprov does not add it to another: "
+            "remove the instance from that group, or label the node "
+            "node.kubernetes.io/exclude-from-external-load-balancers=true"
+        )
+        self.conflicts = tuple(conflicts)
 
 
 @dataclass
@@ -106,16 +125,16 @@ class Planner:
     def plan(self, intent: Intent) -> Plan:
         options = self.options(intent)
         s = self.settings
-        nodes = instances(intent.targets, s.project, s.region)
-        want = build(intent, s, options, nodes)
         ref, lb = intent.ref, intent.lb_name
-        group = N.ig_name(self.cluster)
+        group = N.ig_name(self.cluster, s.gce_cluster_id)
         names = N.per_service_names(lb)
 
         # -- reads ---------------------------------------------------------------------------------
         r_ = self.reader
-        groups = r_.groups(group)
-        members = {zone: r_.members(zone, group) for zone in sorted(groups)}
+        if options.address_names:
+            intent = dataclasses.replace(intent, requested_ip=self._named_address(options.address_names))
+        groups = r_.groups(N.IG_PREFIX)  # every k8s-ig--* group in the region: ours, upstream's, others'
+        members = {key: r_.members(*key) if groups[key].get("size", 1) else [] for key in sorted(groups)}
         hcs = r_.named("healthChecks", [lb, N.shared_hc_name(self.cluster)])
         bss = r_.named("backendServices", [N.rule_name(lb, "TCP"), N.rule_name(lb, "UDP")])
         frs = r_.named("forwardingRules", [N.rule_name(lb, "TCP"), N.rule_name(lb, "UDP")])
@@ -123,39 +142,48 @@ class Planner:
         fw_names = [names["firewall"], names["hc_firewall"], N.shared_hc_firewall_name(self.cluster)]
         fws = r_.named("firewalls", fw_names)
 
+        # -- which group each node serves from -----------------------------------------------------
+        usable = {
+            key
+            for key, found in groups.items()
+            if key[1] == group or N.owned_as_shared(found.get("description"), self.cluster)
+        }
+        placement = place_nodes(instances(intent.targets, s.project, s.region), group, members, usable)
+        if placement.conflicts:
+            raise ForeignInstanceGroup(placement.conflicts, intent)
+        want = build(intent, s, options, placement.groups)
+
         first: list[Change] = []  # instance groups, health check, firewalls
         early_rule_deletes: list[Change] = []
         rules: list[Change] = []
         last: list[Change] = []
 
-        # -- instance groups (shared) ----------------------------------------------------------------
-        for zone, wanted in want.instance_groups.items():
-            found = groups.get(zone)
+        # -- instance groups: shared with upstream, never owned, never deleted ----------------------
+        for (zone, name), wanted in want.instance_groups.items():
+            found = groups.get((zone, name))
             after: Json = {"zone": zone, "instances": list(wanted)}
             if found is None:
                 first.append(
                     Change(
                         Action.CREATE,
                         "instance-group",
-                        f"{zone}/{group}",
+                        f"{zone}/{name}",
                         after=after,
                         data={
                             "zone": zone,
-                            "name": group,
+                            "name": name,
                             "add": list(wanted),
                             "remove": [],
                             "body": {
-                                "name": group,
-                                "description": N.cluster_description(self.cluster),
+                                "name": name,
+                                "description": N.cluster_description(self.cluster, s.cluster_id),
                                 "network": f"projects/{s.project}/global/networks/{s.network}",
                             },
                         },
                     )
                 )
                 continue
-            if not N.owned_as_shared(found.get("description"), self.cluster):
-                raise self._conflict("instance-group", f"{zone}/{group}", found, f"cluster {self.cluster}")
-            current = members[zone]
+            current = members[(zone, name)]
             add = sorted(set(wanted) - set(current))
             remove = sorted(set(current) - set(wanted))
             if add or remove:
@@ -163,28 +191,29 @@ class Planner:
                     Change(
                         Action.UPDATE,
                         "instance-group",
-                        f"{zone}/{group}",
+                        f"{zone}/{name}",
                         before={"zone": zone, "instances": current},
                         after=after,
                         cloud_id=found.get("selfLink"),
-                        data={"zone": zone, "name": group, "add": add, "remove": remove},
+                        data={"zone": zone, "name": name, "add": add, "remove": remove},
                     )
                 )
-        for zone, found in sorted(groups.items()):
-            if zone in want.instance_groups or not members[zone]:
+        for (zone, name), found in sorted(groups.items()):
+            if (zone, name) in want.instance_groups or (zone, name) not in usable:
                 continue
-            if not N.owned_as_shared(found.get("description"), self.cluster):
-                continue  # not ours, and not in the plan: leave it alone
+            if not members[(zone, name)]:
+                continue
+            # As upstream: a member that is no longer an eligible node leaves the group.
             first.append(
                 Change(
                     Action.UPDATE,
                     "instance-group",
-                    f"{zone}/{group}",
-                    before={"zone": zone, "instances": members[zone]},
+                    f"{zone}/{name}",
+                    before={"zone": zone, "instances": members[(zone, name)]},
                     after={"zone": zone, "instances": []},
-                    reason="no eligible node left in the zone",
+                    reason="no eligible node left in the group",
                     cloud_id=found.get("selfLink"),
-                    data={"zone": zone, "name": group, "add": [], "remove": members[zone]},
+                    data={"zone": zone, "name": name, "add": [], "remove": members[(zone, name)]},
                 )
             )
 
@@ -211,7 +240,8 @@ class Planner:
                 continue
             self._check_owner(bs, found, ref)
             before = view_of("backendServices", found)
-            if before == bs.view:
+            stamp = self._lacks_identity(found)
+            if before == bs.view and not stamp:
                 continue
             if (
                 before["loadBalancingScheme"] != bs.view["loadBalancingScheme"]
@@ -240,6 +270,7 @@ class Planner:
                         before=before,
                         after=bs.view,
                         cloud_id=found.get("selfLink"),
+                        reason="add the cluster identity" if before == bs.view else None,
                         data={"collection": "backendServices", "body": body, "verb": "patch"},
                     )
                 )
@@ -256,6 +287,7 @@ class Planner:
         ip = address.ip
 
         # -- forwarding rules: (re)written when missing, changed, or holding another IP ------------
+        rule_patches: list[Change] = []
         for rule in want.forwarding_rules.values():
             name, body = rule.name, rule.body
             view = {**rule.view, "IPAddress": ip or _UNKNOWN_IP}
@@ -281,6 +313,47 @@ class Planner:
                     )
                 )
                 rules.append(Change(Action.CREATE, "forwarding-rule", name, after=view, data=data))
+            elif {k for k in view if view[k] != before.get(k)} == {"allowGlobalAccess"}:
+                # the one field forwardingRules.patch changes in place
+                rule_patches.append(
+                    Change(
+                        Action.UPDATE,
+                        "forwarding-rule",
+                        name,
+                        before=before,
+                        after=view,
+                        cloud_id=found.get("selfLink"),
+                        data={
+                            "collection": "forwardingRules",
+                            "verb": "patch",
+                            "body": {
+                                "name": name,
+                                "allowGlobalAccess": view["allowGlobalAccess"],
+                                "fingerprint": found.get("fingerprint"),
+                            },
+                        },
+                    )
+                )
+            elif before == view and self._lacks_identity(found):
+                rule_patches.append(
+                    Change(
+                        Action.UPDATE,
+                        "forwarding-rule",
+                        name,
+                        before=before,
+                        after=view,
+                        cloud_id=found.get("selfLink"),
+                        reason="add the cluster identity",
+                        data={
+                            "collection": "forwardingRules",
+                            "verb": "setLabels",
+                            "body": {
+                                "labels": {**(found.get("labels") or {}), N.ID_LABEL: s.cluster_id},
+                                "labelFingerprint": found.get("labelFingerprint"),
+                            },
+                        },
+                    )
+                )
             elif before != view:
                 rules.append(
                     Change(
@@ -357,13 +430,22 @@ class Planner:
                         exclude={b["name"] for b in bss.values()},
                         hc=shared_hc,
                         fw=fws.get(N.shared_hc_firewall_name(self.cluster)),
-                        groups={},
                     )
                 )
 
         # The reservation comes first (it may promote the IP a rule about to be recreated holds);
         # the traffic firewall needs the IP; the rules come last, then the reservation is released.
-        changes = tuple(first + reserve + early_rule_deletes + fw_changes + services + rules + release + last)
+        changes = tuple(
+            first
+            + reserve
+            + early_rule_deletes
+            + fw_changes
+            + services
+            + rules
+            + rule_patches
+            + release
+            + last
+        )
         ingress = (Ingress(ip=ip),) if ip else ()
         return Plan(
             self.provider,
@@ -373,6 +455,25 @@ class Planner:
             ingress=ingress,
             data={"address": address.reservation},
         )
+
+    def _lacks_identity(self, found: Json) -> bool:
+        """A resource from before cluster identities: it gets the identity on this reconcile."""
+        return bool(self.settings.cluster_id) and N.identity(found) is None
+
+    def _named_address(self, names: tuple[str, ...]) -> str:
+        """The IPv4 address of the reserved addresses named by ``networking.gke.io/load-balancer-ip-addresses``."""
+        field = "metadata.annotations[networking.gke.io/load-balancer-ip-addresses]"
+        found = self.reader.named("addresses", names)
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise InvalidService(
+                field,
+                f"no reserved address {missing[0]!r} in region {self.settings.region}; reserve it first",
+            )
+        v4 = [a for a in found.values() if a.get("ipVersion", "IPV4") == "IPV4"]
+        if not v4:
+            raise InvalidService(field, "names no IPv4 address; the GCP provider serves IPv4")
+        return str(v4[0]["address"])
 
     def _refuse_held_ip(self, intent: Intent) -> None:
         """A requested IP that another load balancer's forwarding rule holds is refused, naming it."""
@@ -481,7 +582,8 @@ class Planner:
             ]
         self._check_owner(r, found, ref)
         before = view_of(r.collection, found)
-        if before == r.view:
+        stamp = self._lacks_identity(found)
+        if before == r.view and not stamp:
             return []
         verb = "update" if r.collection == "healthChecks" else "patch"
         return [
@@ -492,6 +594,7 @@ class Planner:
                 before=before,
                 after=r.view,
                 cloud_id=found.get("selfLink"),
+                reason="add the cluster identity" if stamp and before == r.view else None,
                 data={"collection": r.collection, "body": r.body, "verb": verb, **(extra or {})},
             )
         ]
@@ -516,10 +619,11 @@ class Planner:
             data={"collection": collection, "name": found["name"], "zone": zone, "shared": shared},
         )
 
-    def _shared_deletes(
-        self, *, exclude: set[str], hc: Json | None, fw: Json | None, groups: Mapping[str, Json]
-    ) -> list[Change]:
-        """Delete the shared health check / firewall / instance groups if no other backend service uses them.
+    def _shared_deletes(self, *, exclude: set[str], hc: Json | None, fw: Json | None) -> list[Change]:
+        """Delete the shared health check and its firewall if no other backend service uses them.
+
+        The instance groups are never deleted: ``k8s-ig--*`` groups are shared with upstream and
+        ingress-gce, not owned.
 
         ``exclude`` are the backend services this plan deletes itself. One extra read: every regional
         backend service, since any of them (not only ours) may reference a shared resource.
@@ -530,6 +634,7 @@ class Planner:
         if (
             hc is not None
             and N.owned_as_shared(hc.get("description"), self.cluster)
+            and N.identity_matches(hc, self.settings.cluster_id)
             and not any(N.last_segment(h) == shared_hc for b in others for h in b.get("healthChecks") or [])
         ):
             out.append(
@@ -541,7 +646,11 @@ class Planner:
                     shared=True,
                 )
             )
-            if fw is not None and N.owned_as_shared(fw.get("description"), self.cluster):
+            if (
+                fw is not None
+                and N.owned_as_shared(fw.get("description"), self.cluster)
+                and N.identity_matches(fw, self.settings.cluster_id)
+            ):
                 out.append(
                     self._delete_change(
                         fw,
@@ -551,26 +660,6 @@ class Planner:
                         shared=True,
                     )
                 )
-        used_groups = {
-            str(bk.get("group", "")).split("/compute/v1/")[-1].split("projects/", 1)[-1]
-            for b in others
-            for bk in b.get("backends") or []
-        }
-        for zone, ig in sorted(groups.items()):
-            if not N.owned_as_shared(ig.get("description"), self.cluster):
-                continue
-            if any(u.endswith(f"zones/{zone}/instanceGroups/{ig['name']}") for u in used_groups):
-                continue
-            out.append(
-                self._delete_change(
-                    ig,
-                    "instance-group",
-                    "instanceGroups",
-                    reason="no Service uses the cluster's instance groups any more",
-                    shared=True,
-                    zone=zone,
-                )
-            )
         return out
 
     # -- delete plan --------------------------------------------------------------------------------
@@ -602,15 +691,13 @@ class Planner:
         shared_fw = r_.named("firewalls", [N.shared_hc_firewall_name(self.cluster)]).get(
             N.shared_hc_firewall_name(self.cluster)
         )
-        groups = r_.groups(N.ig_name(self.cluster))
-        if shared_hc is not None or shared_fw is not None or groups:
+        if shared_hc is not None or shared_fw is not None:
             if shared_hc is None and shared_fw is not None:
                 # a firewall left over from an interrupted delete: it goes with the (gone) check
-                changes.append(
-                    self._delete_change(shared_fw, "firewall-rule", "firewalls", shared=True)
-                ) if N.owned_as_shared(shared_fw.get("description"), self.cluster) else None
+                if N.owned_as_shared(shared_fw.get("description"), self.cluster) and N.identity_matches(
+                    shared_fw, self.settings.cluster_id
+                ):
+                    changes.append(self._delete_change(shared_fw, "firewall-rule", "firewalls", shared=True))
                 shared_fw = None
-            changes += self._shared_deletes(
-                exclude={b["name"] for b in bss}, hc=shared_hc, fw=shared_fw, groups=groups
-            )
+            changes += self._shared_deletes(exclude={b["name"] for b in bss}, hc=shared_hc, fw=shared_fw)
         return Plan(self.provider, ref, tuple(changes), intent=None)

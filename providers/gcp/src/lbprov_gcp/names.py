@@ -20,6 +20,8 @@ owns without any other index.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from lbprov import naming
 from lbprov.model import Intent
@@ -34,16 +36,34 @@ def fit(name: str) -> str:
     return f"{name[:52].rstrip('-')}-{naming.short_hash(name)}"
 
 
-def ig_name(cluster: str) -> str:
-    return fit(f"k8s-ig--{cluster}")
+IG_PREFIX = "k8s-ig--"
+
+
+def ig_name(cluster: str, gce_cluster_id: str | None = None) -> str:
+    """The cluster's instance group in each zone: upstream's ``k8s-ig--<clusterID>``.
+
+    GKE's controller, cloud-provider-gcp and ingress-gce all use this one group per zone, and GCE
+    allows an instance in only one load-balanced group, so lbprov shares it rather than making its
+    own. Without a cluster ID (a read-only run on a cluster where no controller ever made the
+    ``ingress-uid`` ConfigMap) the cluster name stands in, made a valid GCE name.
+    """
+    if gce_cluster_id:
+        return fit(f"{IG_PREFIX}{gce_cluster_id}")
+    return naming.safe_name(IG_PREFIX, cluster, 63)
+
+
+def _cluster_part(cluster: str) -> str:
+    """The cluster name made valid inside a GCE name (lower case, ``_`` -> ``-``, hash-shortened),
+    leaving room for the longest suffix: EKS-style names may be 100 characters with upper case."""
+    return naming.safe_name("", cluster, 63 - len("k8s-") - len("-node-http-hc"))
 
 
 def shared_hc_name(cluster: str) -> str:
-    return fit(f"k8s-{cluster}-node")
+    return f"k8s-{_cluster_part(cluster)}-node"
 
 
 def shared_hc_firewall_name(cluster: str) -> str:
-    return fit(f"k8s-{cluster}-node-http-hc")
+    return f"k8s-{_cluster_part(cluster)}-node-http-hc"
 
 
 def per_service_names(lb: str) -> dict[str, str]:
@@ -54,14 +74,31 @@ def rule_name(lb: str, protocol: str) -> str:
     return f"{lb}-{protocol.lower()}"
 
 
-def service_description(intent: Intent, scheme: str) -> str:
-    tags = dict(naming.ownership_tags(intent.cluster, intent.ref))
+def service_description(intent: Intent, scheme: str, cluster_id: str | None = None) -> str:
+    tags = dict(naming.ownership_tags(intent.cluster, intent.ref, cluster_id))
     tags[naming.LB_KIND_TAG] = LB_KIND[scheme]
     return json.dumps(tags, sort_keys=True, separators=(",", ":"))
 
 
-def cluster_description(cluster: str) -> str:
-    return json.dumps(naming.cluster_tags(cluster), sort_keys=True, separators=(",", ":"))
+def cluster_description(cluster: str, cluster_id: str | None = None) -> str:
+    return json.dumps(naming.cluster_tags(cluster, cluster_id), sort_keys=True, separators=(",", ":"))
+
+
+#: The cluster identity as a GCE label, on the kinds that have labels and whose description cannot
+#: change (forwarding rules, addresses): label keys allow no ``.`` or ``/``; the value, the
+#: kube-system Namespace UID, is lowercase and 36 characters, within the 63 allowed.
+ID_LABEL = "lbprov-cluster-id"
+
+
+def identity(res: Mapping[str, Any]) -> str | None:
+    """The ``lbprov.io/cluster-id`` a resource carries, in its description or as a label."""
+    found = ownership(res.get("description")).get(naming.CLUSTER_ID_TAG)
+    return found or (res.get("labels") or {}).get(ID_LABEL) or None
+
+
+def identity_matches(res: Mapping[str, Any], cluster_id: str | None) -> bool:
+    """The guard of every delete decided from cloud state (see naming.identity_matches)."""
+    return naming.identity_matches({naming.CLUSTER_ID_TAG: identity(res) or ""}, cluster_id)
 
 
 def ownership(description: str | None) -> dict[str, str]:

@@ -31,7 +31,7 @@ class ReadRound:
 
     def __init__(self) -> None:
         self.lists: dict[str, list[Json]] = {}
-        self.groups: dict[str, dict[str, Json]] = {}
+        self.groups: dict[str, dict[tuple[str, str], Json]] = {}
         self.members: dict[tuple[str, str], list[str]] = {}
 
     def invalidate(self, collection: str, zone: str | None = None) -> None:
@@ -89,12 +89,13 @@ class Reader:
             return [r for r in self._all(collection) if text in (r.get("description") or "")]
         return self.compute.list_items(collection, f'description eq ".*{text}.*"')
 
-    def groups(self, name: str) -> dict[str, Json]:
+    def groups(self, prefix: str) -> dict[tuple[str, str], Json]:
+        """Instance groups named ``prefix*`` in the region, by (zone, name)."""
         if self.round is None:
-            return self.compute.instance_groups(name)
-        if name not in self.round.groups:
-            self.round.groups[name] = self.compute.instance_groups(name)
-        return self.round.groups[name]
+            return self.compute.instance_groups(prefix)
+        if prefix not in self.round.groups:
+            self.round.groups[prefix] = self.compute.instance_groups(prefix)
+        return self.round.groups[prefix]
 
     def members(self, zone: str, name: str) -> list[str]:
         if self.round is None:
@@ -172,6 +173,7 @@ def view_of(collection: str, res: Json) -> Json:
         }
         if res.get("loadBalancingScheme") == "INTERNAL":
             fr["subnetwork"] = _name(res.get("subnetwork"))
+            fr["allowGlobalAccess"] = bool(res.get("allowGlobalAccess"))
         else:
             fr["networkTier"] = res.get("networkTier", "PREMIUM")
         return fr
@@ -179,7 +181,8 @@ def view_of(collection: str, res: Json) -> Json:
 
 
 def owned_load_balancers(reader: Reader, cluster: str, provider: str) -> list[OwnedLoadBalancer]:
-    """Every Service's load balancer that this cluster owns, by the tags in the descriptions (for gc)."""
+    """Every Service's load balancer that this cluster owns, by the tags in the descriptions (for gc),
+    with the cluster identity its resources carry."""
     r_ = reader
     by_uid: dict[str, dict[str, Any]] = {}
     for kind, collection in (
@@ -194,8 +197,9 @@ def owned_load_balancers(reader: Reader, cluster: str, provider: str) -> list[Ow
             uid = tags.get(naming.SERVICE_UID_TAG)
             if not uid or not naming.is_owned_by_cluster(tags, cluster):
                 continue
-            entry = by_uid.setdefault(uid, {"tags": tags, "resources": []})
+            entry = by_uid.setdefault(uid, {"tags": tags, "resources": [], "ids": set()})
             entry["resources"].append((kind, res["name"]))
+            entry["ids"].add(N.identity(res))
             if naming.LB_KIND_TAG in tags:
                 entry["tags"] = tags
     out = []
@@ -209,6 +213,8 @@ def owned_load_balancers(reader: Reader, cluster: str, provider: str) -> list[Ow
                 naming.lb_name(uid),
                 tags.get(naming.LB_KIND_TAG, "gcp-passthrough"),
                 tuple(sorted(entry["resources"])),
+                # the identity only when every resource carries the same one: gc deletes nothing less
+                cluster_id=next(iter(entry["ids"])) if len(entry["ids"]) == 1 else None,
             )
         )
     return out

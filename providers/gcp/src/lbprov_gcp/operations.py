@@ -37,7 +37,6 @@ OPERATIONS: dict[str, Operation] = _ops(
     ("instanceGroups.get", R, ("compute.instanceGroups.get",)),
     ("instanceGroups.listInstances", R, ("compute.instanceGroups.list",)),
     ("instanceGroups.insert", W, ("compute.instanceGroups.create",)),
-    ("instanceGroups.delete", W, ("compute.instanceGroups.delete",)),
     ("instanceGroups.addInstances", W, ("compute.instanceGroups.update", "compute.instances.use")),
     ("instanceGroups.removeInstances", W, ("compute.instanceGroups.update", "compute.instances.use")),
     # health checks
@@ -92,6 +91,9 @@ OPERATIONS: dict[str, Operation] = _ops(
         ),
     ),
     ("forwardingRules.delete", W, ("compute.forwardingRules.delete",)),
+    ("forwardingRules.setLabels", W, ("compute.forwardingRules.setLabels",)),
+    # allowGlobalAccess is the one field patched in place
+    ("forwardingRules.patch", W, ("compute.forwardingRules.update",)),
     # addresses
     ("addresses.get", R, ("compute.addresses.get",)),
     ("addresses.list", R, ("compute.addresses.list",)),

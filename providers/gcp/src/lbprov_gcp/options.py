@@ -22,9 +22,72 @@ from lbprov.model import InvalidService, Target
 LB_TYPE = "networking.gke.io/load-balancer-type"
 LEGACY_LB_TYPE = "cloud.google.com/load-balancer-type"
 NETWORK_TIER = "cloud.google.com/network-tier"
+GLOBAL_ACCESS = "networking.gke.io/internal-load-balancer-allow-global-access"
+ILB_SUBNET = "networking.gke.io/internal-load-balancer-subnet"
+IP_ADDRESSES = "networking.gke.io/load-balancer-ip-addresses"
+L4_RBS = "cloud.google.com/l4-rbs"
+
+#: The annotation namespaces lbprov answers for: every key in them is in :data:`ANNOTATIONS`, or
+#: refused as unknown.
+NAMESPACES = ("networking.gke.io/", "cloud.google.com/", "alpha.cloud.google.com/")
+
+Status = Literal["implemented", "refused", "ignored"]
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One key of the table in the provider README: what lbprov does with it, and why."""
+
+    status: Status
+    note: str
+
+
+#: Every load-balancer key that cloud-provider-gcp, GKE or ingress-gce defines in these namespaces.
+ANNOTATIONS: dict[str, Annotation] = {
+    LB_TYPE: Annotation("implemented", "`Internal` (or `internal`): an internal passthrough load balancer"),
+    LEGACY_LB_TYPE: Annotation("implemented", "deprecated spelling of the above, as upstream"),
+    NETWORK_TIER: Annotation("implemented", "`Premium` (default) or `Standard`, external only"),
+    GLOBAL_ACCESS: Annotation(
+        "implemented", "`true`/`false`: `allowGlobalAccess` on the internal forwarding rules"
+    ),
+    ILB_SUBNET: Annotation("implemented", "subnetwork (name, in the region) the internal IP comes from"),
+    IP_ADDRESSES: Annotation(
+        "implemented",
+        "names of reserved regional addresses (one per IP family); the IPv4 one is used, never released",
+    ),
+    L4_RBS: Annotation(
+        "refused",
+        "`enabled` belongs to ingress-gce's L4 controller (its `k8s2-` load balancers); lbprov does not "
+        "serve such Services (upstream skips them silently; lbprov says so with an event)",
+    ),
+    "alpha.cloud.google.com/load-balancer-backend-share": Annotation(
+        "refused", "lbprov makes one backend service per Service and protocol; sharing is not implemented"
+    ),
+    "cloud.google.com/load-balancer-backend-share": Annotation(
+        "refused", "deprecated spelling of the above; not implemented"
+    ),
+    "cloud.google.com/load-balancer-resource-labels": Annotation(
+        "refused", "resource labels on forwarding rules are not implemented yet"
+    ),
+    "networking.gke.io/weighted-load-balancing": Annotation(
+        "refused", "GKE's weighted load balancing needs ingress-gce's L4 controller"
+    ),
+    "networking.gke.io/target-pool": Annotation(
+        "ignored", "written onto Services by upstream (its target pool)"
+    ),
+    "networking.gke.io/backend-service": Annotation(
+        "ignored", "written onto Services by upstream (its backend service)"
+    ),
+    "cloud.google.com/neg": Annotation("ignored", "network endpoint groups: ingress-gce's NEG controller"),
+    "cloud.google.com/neg-status": Annotation("ignored", "written by ingress-gce's NEG controller"),
+    "cloud.google.com/backend-config": Annotation("ignored", "BackendConfig for Ingress: ingress-gce"),
+    "cloud.google.com/app-protocols": Annotation("ignored", "Ingress backend protocols: ingress-gce"),
+}
 
 _INTERNAL_VALUES = ("Internal", "internal")
 _TIERS = {"Premium": "PREMIUM", "Standard": "STANDARD", "premium": "PREMIUM", "standard": "STANDARD"}
+_BOOLS = {"true": True, "false": False}
+_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 _PROVIDER_ID = re.compile(
     r"^gce://(?P<project>[^/]+)/(?P<zone>[a-z]+-[a-z]+[0-9]+-[a-z])/(?P<name>[a-z0-9-]+)$"
 )
@@ -39,6 +102,9 @@ class GCPOptions(BaseModel):
 
     scheme: Literal["external", "internal"] = "external"
     network_tier: Literal["PREMIUM", "STANDARD"] = "PREMIUM"
+    allow_global_access: bool = False
+    subnet: str | None = None  # internal: the annotation's subnetwork, else the setting's
+    address_names: tuple[str, ...] = ()  # reserved addresses the user named
 
 
 @dataclass(frozen=True, order=True)
@@ -49,31 +115,78 @@ class Instance:
     name: str
 
 
+def _field(key: str) -> str:
+    return f"metadata.annotations[{key}]"
+
+
 def parse_options(annotations: Mapping[str, str]) -> GCPOptions:
+    """The annotations in lbprov's GCP namespaces, validated; nothing is silently dropped."""
+    for key in sorted(annotations):
+        if not key.startswith(NAMESPACES):
+            continue
+        known = ANNOTATIONS.get(key)
+        if known is None:
+            implemented = ", ".join(k for k, a in ANNOTATIONS.items() if a.status == "implemented")
+            raise InvalidService(
+                _field(key),
+                f"is not a load-balancer annotation lbprov knows; implemented keys: {implemented}",
+            )
+        if known.status == "refused":
+            raise InvalidService(_field(key), f"is not supported: {known.note}")
     values = {k: annotations[k] for k in (LB_TYPE, LEGACY_LB_TYPE) if k in annotations}
     internal: bool | None = None
     for key, value in values.items():
         if value not in _INTERNAL_VALUES:
             raise InvalidService(
-                f"metadata.annotations[{key}]",
+                _field(key),
                 f"{value!r} is not supported; accepted values: Internal (or internal). "
                 "Leave the annotation out for an external load balancer",
             )
         internal = True
     tier_raw = annotations.get(NETWORK_TIER)
-    tier = "PREMIUM"
+    tier: Literal["PREMIUM", "STANDARD"] = "PREMIUM"
     if tier_raw is not None:
         if tier_raw not in _TIERS:
-            raise InvalidService(
-                f"metadata.annotations[{NETWORK_TIER}]", f"{tier_raw!r}; accepted values: Premium, Standard"
-            )
-        tier = _TIERS[tier_raw]
+            raise InvalidService(_field(NETWORK_TIER), f"{tier_raw!r}; accepted values: Premium, Standard")
+        tier = "PREMIUM" if _TIERS[tier_raw] == "PREMIUM" else "STANDARD"
         if internal and tier != "PREMIUM":
             raise InvalidService(
-                f"metadata.annotations[{NETWORK_TIER}]",
+                _field(NETWORK_TIER),
                 "Standard tier is for external load balancers only; accepted values for an internal one: Premium",
             )
-    return GCPOptions(scheme="internal" if internal else "external", network_tier=tier)
+    global_access = False
+    if GLOBAL_ACCESS in annotations:
+        raw = annotations[GLOBAL_ACCESS]
+        if raw not in _BOOLS:
+            raise InvalidService(_field(GLOBAL_ACCESS), f"{raw!r}; accepted values: true, false")
+        global_access = _BOOLS[raw]
+        if global_access and not internal:
+            raise InvalidService(
+                _field(GLOBAL_ACCESS),
+                "global access is for internal load balancers only; accepted values: false",
+            )
+    subnet = annotations.get(ILB_SUBNET)
+    if subnet is not None:
+        if not internal:
+            raise InvalidService(_field(ILB_SUBNET), "is for internal load balancers only; leave it out")
+        if not _NAME.match(subnet):
+            raise InvalidService(_field(ILB_SUBNET), f"{subnet!r} is not a subnetwork name")
+    names: tuple[str, ...] = ()
+    if IP_ADDRESSES in annotations:
+        names = tuple(n.strip() for n in annotations[IP_ADDRESSES].split(",") if n.strip())
+        bad = [n for n in names if not _NAME.match(n)]
+        if not names or bad or len(names) > 2:
+            raise InvalidService(
+                _field(IP_ADDRESSES),
+                f"{annotations[IP_ADDRESSES]!r}; accepted values: one or two reserved address names, comma-separated",
+            )
+    return GCPOptions(
+        scheme="internal" if internal else "external",
+        network_tier=tier,
+        allow_global_access=global_access,
+        subnet=subnet,
+        address_names=names,
+    )
 
 
 def validate_source_ranges(ranges: tuple[str, ...]) -> None:

@@ -26,7 +26,7 @@ from lbprov.model import (
     SandboxNode,
     ServiceRef,
 )
-from lbprov.provider import SandboxCloud
+from lbprov.provider import ConfigMapFact, SandboxCloud
 from lbprov_gcp.apply import Applier
 from lbprov_gcp.client import Compute, is_retryable, is_throttle, retry_after
 from lbprov_gcp.diff import Planner
@@ -43,6 +43,16 @@ class GCPProvider:
 
     name: ClassVar[str] = PROVIDER
     settings_model: ClassVar[type[BaseModel]] = GCPSettings
+    #: Passthrough load balancers keep the service port: traffic never goes to a NodePort, so
+    #: ``allocateLoadBalancerNodePorts: false`` works.
+    needs_node_ports: ClassVar[bool] = False
+    #: Upstream's cluster ID, as upstream finds it (gce_clusterid.go): the ``provider-uid`` key of
+    #: ConfigMap ``kube-system/ingress-uid``, else its ``uid`` key; created when missing.
+    cluster_facts: ClassVar[Mapping[str, ConfigMapFact]] = {
+        "gce_cluster_id": ConfigMapFact(
+            "kube-system", "ingress-uid", keys=("provider-uid", "uid"), create_key="uid"
+        )
+    }
 
     def __init__(
         self, settings: GCPSettings, *, read_only: bool = False, compute: Compute | None = None
@@ -122,11 +132,12 @@ class GCPProvider:
     def resolve(self, intent: Intent, annotations: Mapping[str, str]) -> Intent:
         options = parse_options(annotations)
         validate_source_ranges(intent.source_ranges)
-        if options.scheme == "internal" and not self.settings.subnetwork:
+        if options.scheme == "internal" and not (options.subnet or self.settings.subnetwork):
             raise InvalidService(
                 f"metadata.annotations[{'networking.gke.io/load-balancer-type'}]",
-                "an internal load balancer needs the GCP setting 'subnetwork' (LBPROV_GCP_SUBNETWORK); "
-                "accepted values without it: leave the annotation out (external)",
+                "an internal load balancer needs the GCP setting 'subnetwork' (LBPROV_GCP_SUBNETWORK) or the "
+                "annotation networking.gke.io/internal-load-balancer-subnet; accepted values without them: "
+                "leave the annotation out (external)",
             )
         if intent.targets and not instances(intent.targets, self.settings.project, self.settings.region):
             raise InvalidService(

@@ -47,6 +47,12 @@ class GCPSettings(ProviderSettings):
         HEALTH_CHECK_RANGES,
         description="Source ranges of Google's health-check probers, allowed to the health-check port.",
     )
+    gce_cluster_id: str | None = Field(
+        None,
+        description="The cluster ID upstream (cloud-provider-gcp, GKE, ingress-gce) names the shared "
+        "instance groups with (k8s-ig--<id>). Default: read from the kube-system/ingress-uid ConfigMap "
+        "(key provider-uid, else uid), which is created when missing, as upstream does.",
+    )
     static_addresses: bool = Field(
         False,
         description="Keep a reserved (static) address per Service for good. By default, as upstream, the IP "
@@ -95,6 +101,13 @@ class GCPSettings(ProviderSettings):
             if not _NAME.match(tag):
                 raise ValueError(f"{tag!r} is not a network tag (lowercase letters, digits, '-')")
         return tuple(sorted(set(value)))
+
+    @field_validator("gce_cluster_id")
+    @classmethod
+    def _gce_cluster_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z0-9-]{1,50}", value):
+            raise ValueError(f"{value!r} is not a cluster ID as upstream writes it (lowercase hex)")
+        return value
 
     @field_validator("api_endpoint")
     @classmethod

@@ -13,6 +13,10 @@ from lbprov.provider import SandboxCloud
 from lbprov_gcp.provider import GCPProvider
 
 CLUSTER = "test"
+#: The cluster ID the tests' provider names its instance groups with (k8s-ig--<id>), as upstream.
+GCE_CLUSTER_ID = "5eed1d0000000001"
+#: The cluster identity (kube-system Namespace UID) of the tests' provider.
+CLUSTER_ID = "0c1d2e3f-0000-4000-8000-000000000001"
 
 
 def make_service(
@@ -27,7 +31,9 @@ def make_service(
     affinity: bool = False,
     source_ranges: Sequence[str] | None = None,
     ip: str | None = None,
+    node_ports: bool = True,
 ) -> dict[str, Any]:
+    """A Service; ``node_ports=False`` is ``allocateLoadBalancerNodePorts: false`` (no nodePort)."""
     spec: dict[str, Any] = {
         "type": "LoadBalancer",
         "ports": [
@@ -39,6 +45,10 @@ def make_service(
     }
     if local:
         spec["healthCheckNodePort"] = hc_port
+    if not node_ports:
+        spec["allocateLoadBalancerNodePorts"] = False
+        for port in spec["ports"]:
+            del port["nodePort"]
     if source_ranges is not None:
         spec["loadBalancerSourceRanges"] = list(source_ranges)
     if ip is not None:
@@ -81,6 +91,8 @@ def provider_for(sandbox: SandboxCloud, *, read_only: bool = False, **overrides:
     settings = {
         **sandbox.settings,
         "cluster_name": CLUSTER,
+        "gce_cluster_id": GCE_CLUSTER_ID,
+        "cluster_id": CLUSTER_ID,
         "reads_per_second": 0,
         "writes_per_second": 0,
         "retry_initial_seconds": 0.01,

@@ -39,6 +39,7 @@ class Executor(SecurityGroupApplier, NLBApplier, ClassicApplier):
             "elb_sg_id": plan.data.get("elb_sg_id"),
             "backend_sg_id": plan.data.get("backend_sg_id"),
             "vpc_id": plan.data.get("vpc_id"),
+            "uid": plan.ref.uid,
         }
         handlers: dict[str, Callable[[Change, dict[str, Any]], None]] = {
             "tg": self._tg,
@@ -47,6 +48,7 @@ class Executor(SecurityGroupApplier, NLBApplier, ClassicApplier):
             "node-sg-pair": self._node_pair,
             "elb-sg": self._elb_sg,
             "elb-sg-rule": self._elb_sg_rule,
+            "kube-proxy-rule": self._kube_proxy_rule,
             "classic": self._classic,
             "classic-listener": self._classic_listener,
         }

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+
 from lbprov.model import Action, Change
 from lbprov_aws.apply.base import ApplierBase, _tags
 from lbprov_aws.diff.node_rules import (
@@ -159,7 +161,7 @@ class SecurityGroupApplier(ApplierBase):
             "ec2:CreateSecurityGroup",
             GroupName=c.name,
             Description=(
-                "lbprov: shared backend group of the cluster's classic ELBs"
+                "lbprov: shared backend group of the classic ELBs of the cluster"
                 if after.get("shared")
                 else f"lbprov: classic ELB {c.name[len('k8s-elb-') :]}"
             ),
@@ -170,3 +172,25 @@ class SecurityGroupApplier(ApplierBase):
 
     def _elb_sg_rule(self, c: Change, ctx: dict[str, Any]) -> None:
         self._ingress(c.action, ctx["elb_sg_id"], c.data["permission"])
+
+    def _kube_proxy_rule(self, c: Change, ctx: dict[str, Any]) -> None:
+        """The cluster's shared kube-proxy health rule: adding one that a concurrent apply added
+        already is fine; it is revoked only if, read afresh now, no other Service's target group
+        probes 10256 (a Service created since the plan keeps it)."""
+        assert c.cloud_id is not None
+        perm = c.data["permission"]
+        if c.action is Action.CREATE:
+            try:
+                self.clients.call(
+                    "ec2:AuthorizeSecurityGroupIngress", GroupId=c.cloud_id, IpPermissions=[perm]
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "InvalidPermission.Duplicate":
+                    raise
+            return
+        if self.target_group_facts is not None:
+            port = str(perm["FromPort"])
+            uid = ctx.get("uid")
+            if any(f.health_port == port and f.uid != uid for f in self.target_group_facts()):
+                return
+        self.clients.call("ec2:RevokeSecurityGroupIngress", GroupId=c.cloud_id, IpPermissions=[perm])

@@ -18,6 +18,7 @@ that a fresh plan can finish):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,7 +85,8 @@ def check_owned(what: str, name: str, tags: dict[str, str], cluster: str, ref: S
 def observed_managed_tags(observed: dict[str, str], desired: dict[str, str]) -> dict[str, str]:
     """The subset of observed tags lbprov manages: what it wants now and what it set before."""
     keys = set(desired)
-    keys.update(k for k in observed.get(ADDITIONAL_TAGS_TAG, "").split(",") if k)
+    # Space-separated (older lbprov versions wrote commas, which AWS refuses in values).
+    keys.update(k for k in re.split(r"[ ,]", observed.get(ADDITIONAL_TAGS_TAG, "")) if k)
     keys.update((ADDITIONAL_TAGS_TAG, HEALTH_NODE_PORT_TAG, SOURCE_RANGES_TAG))
     return {k: observed[k] for k in sorted(keys) if k in observed}
 

@@ -8,6 +8,7 @@ from typing import Any
 from lbprov.model import Action, Change, Intent, Port
 from lbprov_aws import names
 from lbprov_aws.desired import (
+    KUBE_PROXY_HEALTH_PORT,
     LB_ATTRIBUTE_DEFAULTS,
     SSL_POLICY,
     TG_ATTRIBUTE_DEFAULTS,
@@ -68,7 +69,6 @@ class NLBPlanning(PlannerBase):
     ) -> tuple[set[str], set[Point]]:
         tags = managed_tags(intent, opts)
         targets = instance_ids(intent, ctx)
-        health = nlb_health(intent, opts)
         attributes = {"stickiness.enabled": "true" if intent.session_affinity else "false"}
         if intent.session_affinity:
             attributes["stickiness.type"] = "source_ip"
@@ -91,7 +91,7 @@ class NLBPlanning(PlannerBase):
                     "port": port.node_port,
                     "vpc": ctx.vpc_id,
                     "target_type": "instance",
-                    "health_check": health,
+                    "health_check": nlb_health(intent, opts, port.protocol),
                     "attributes": attrs,
                     "targets": targets,
                     "tags": tg_tags,
@@ -271,10 +271,15 @@ class NLBPlanning(PlannerBase):
         ports = [(p.protocol, node_port(p)) for p in intent.ports]  # TCP_UDP: both rules
         health_ports: set[int] = set()
         own_ports = self._intent_ports(intent)
-        for port in intent.ports:
-            hp = port.node_port if health["port"] == "traffic-port" else int(health["port"])
-            if hp in own_ports:  # a shared custom port (e.g. 10256) is the operator's to open
+        data["wants_kube_proxy"] = False
+        for port, tg_after in desired_tgs.values():
+            hc = tg_after["health_check"]
+            hp = node_port(port) if hc["port"] == "traffic-port" else int(hc["port"])
+            if hp in own_ports:
                 health_ports.add(hp)
+            elif hp == KUBE_PROXY_HEALTH_PORT:  # one cluster rule, shared (kube_proxy_rule)
+                data["wants_kube_proxy"] = True
+            # (any other custom port may be shared with anything: the operator's to open)
         points = service_points(
             ports=ports,
             health_ports=sorted(health_ports),
@@ -399,3 +404,58 @@ class NLBPlanning(PlannerBase):
             cloud_id=sg_id,
             data={"type": "node-sg-range", "permission": r.ip_permission(self.cluster)},
         )
+
+    def _kube_proxy_rule(
+        self, b: _Builder, ctx: ClusterContext, node_sgs: list[ObservedSG], wants: bool, uid: str
+    ) -> None:
+        """TCP 10256 (kube-proxy's /healthz) from the VPC into the node groups, for the UDP target
+        groups of Cluster-policy Services. One rule per group for the whole cluster (description
+        ``lbprov.io/rule/nlb/kube-proxy=<cluster>``): added by any Service that needs it, revoked
+        only when no target group of the cluster but this Service's probes 10256 any more (told by
+        the cloud's target groups, so a crash between deletes cannot leave it for good)."""
+        desc = names.nlb_rule_description(names.KUBE_PROXY_RULE, self.cluster)
+        others = any(
+            f.health_port == str(KUBE_PROXY_HEALTH_PORT) for f in ctx.target_group_facts or () if f.uid != uid
+        )
+        node_ids = {sg.id for sg in node_sgs}
+        for sg in sorted({g.id: g for g in [*ctx.security_groups, *node_sgs]}.values(), key=lambda g: g.id):
+            have = kube_proxy_entries(sg.permissions, desc)
+            want = set(ctx.vpc_cidrs) if (wants and sg.id in node_ids) else set()
+            for cidr in sorted(want - have):
+                b.add(P_SG_ADD, self._kube_proxy_change(Action.CREATE, sg.id, cidr, desc))
+            if want or others or ctx.target_group_facts is None:
+                continue  # someone else may still need it (or we could not tell: keep it)
+            for cidr in sorted(have):
+                b.add(P_SG_DEL, self._kube_proxy_change(Action.DELETE, sg.id, cidr, desc))
+
+    def _kube_proxy_change(self, action: Action, sg_id: str, cidr: str, desc: str) -> Change:
+        body = {"group": sg_id, "protocol": "tcp", "ports": f"{KUBE_PROXY_HEALTH_PORT}", "cidr": cidr}
+        entry_key, ranges_key = ("CidrIpv6", "Ipv6Ranges") if ":" in cidr else ("CidrIp", "IpRanges")
+        perm = {
+            "IpProtocol": "tcp",
+            "FromPort": KUBE_PROXY_HEALTH_PORT,
+            "ToPort": KUBE_PROXY_HEALTH_PORT,
+            ranges_key: [{entry_key: cidr, "Description": desc}],
+        }
+        return rule_change(
+            action,
+            f"{sg_id} kube-proxy:tcp/{KUBE_PROXY_HEALTH_PORT} from {cidr}",
+            body,
+            cloud_id=sg_id,
+            data={"type": "kube-proxy-rule", "permission": perm},
+        )
+
+
+def kube_proxy_entries(permissions: list[dict[str, Any]], desc: str) -> set[str]:
+    """CIDRs of a group's kube-proxy health rule (by its description)."""
+    out: set[str] = set()
+    for perm in permissions:
+        if perm.get("IpProtocol") != "tcp" or perm.get("FromPort") != KUBE_PROXY_HEALTH_PORT:
+            continue
+        for r in perm.get("IpRanges", []):
+            if r.get("Description") == desc:
+                out.add(r["CidrIp"])
+        for r in perm.get("Ipv6Ranges", []):
+            if r.get("Description") == desc:
+                out.add(r["CidrIpv6"])
+    return out

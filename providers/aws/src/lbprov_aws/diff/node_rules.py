@@ -286,11 +286,16 @@ def group_delta(
     return GroupDelta(frozenset(desired), add, tuple(sorted(ours - desired)))
 
 
+#: The source-ranges tag value of a list too long to record. ``*`` (used before) is not a valid tag
+#: value character; both read back as "not recorded".
+SOURCE_RANGES_UNRECORDED = "unrecorded"
+
+
 def source_ranges_tag(source_ranges: Sequence[str]) -> str:
     """The value of the target-group tag that records a Service's source CIDRs (who wants a range
-    rule). Tag values are at most 256 characters: a longer list is recorded as ``*`` (unknown)."""
+    rule). Tag values are at most 256 characters: a longer list is recorded as unknown."""
     value = " ".join(sorted(set(source_ranges)))
-    return value if len(value) <= 256 else "*"
+    return value if len(value) <= 256 else SOURCE_RANGES_UNRECORDED
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ class Planner(NLBPlanning, ClassicPlanning):
         if self.manage_sg:
             ports = self._service_ports(owned_tgs) | self._intent_ports(intent)
             self._sg_ranges(b, ctx, node_sgs, ports, wanted_points, ref.uid, data)
+            self._kube_proxy_rule(b, ctx, node_sgs, bool(data.get("wants_kube_proxy")), ref.uid)
         return PlanOutput(b.changes(), data, ingress)
 
     def plan_delete(self, ref: ServiceRef, ctx: ClusterContext, state: ServiceState) -> PlanOutput:
@@ -88,6 +89,7 @@ class Planner(NLBPlanning, ClassicPlanning):
         data: dict[str, Any] = {"tg_arns": {tg.name: tg.arn for tg in owned_tgs}}
         if self.manage_sg:
             self._sg_ranges(b, ctx, [], self._service_ports(owned_tgs), set(), ref.uid, data)
+            self._kube_proxy_rule(b, ctx, [], False, ref.uid)
         return PlanOutput(b.changes(), data, ())
 
     # -- ownership --------------------------------------------------------------------------------

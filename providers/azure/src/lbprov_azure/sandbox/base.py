@@ -25,7 +25,17 @@ CHILD_TYPES = {
     "networkSecurityGroups": {"securityrules": "securityRules"},
     "virtualNetworks": {"subnets": "subnets"},
 }
-MAX_RULES_PER_LB = 250
+# Limits from "Azure subscription and service limits" (learn.microsoft.com, azure-resource-manager/
+# management/azure-subscription-service-limits), Load Balancer (Standard) and Networking:
+#: rules (load-balancing + inbound NAT) per load balancer
+MAX_RULES_PER_LB = 1500
+#: frontend IP configurations per load balancer
+MAX_FRONTENDS_PER_LB = 600
+#: load-balancing + inbound NAT rules a NIC IP configuration (here: a backend address) can be in,
+#: across all load balancers
+MAX_RULES_PER_NIC = 300
+#: security rules per network security group
+MAX_NSG_RULES = 1000
 MAX_TAGS = 50
 NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
 BAD_TAG_CHARS = set("<>%&\\?/")
@@ -95,3 +105,33 @@ def ref(obj: Any) -> str | None:
     if isinstance(obj, dict) and isinstance(obj.get("id"), str):
         return str(obj["id"])
     return None
+
+
+def check_sku(kind: str, res: JSON, existing: JSON | None, names: tuple[str, ...]) -> str:
+    """The SKU of a new or updated resource, as azure-mgmt-network's models define it.
+
+    SKU names and tiers are the enums of the api-version (``PublicIPAddressSkuName``: Basic,
+    Standard, StandardV2; ``LoadBalancerSkuName``: Basic, Standard, Gateway; tiers Regional,
+    Global); an omitted name is Basic, the documented default. Basic public IPs and Basic load
+    balancers were retired on 30 September 2025 (Azure updates: "Basic SKU public IP addresses" and
+    "Basic Load Balancer" retirement): ARM refuses to create new ones (existing ones still update).
+    """
+    sku = res.get("sku") or {}
+    name = sku.get("name", "Basic")
+    tier = sku.get("tier", "Regional")
+    if name not in names or tier not in ("Regional", "Global"):
+        raise ArmError(
+            400,
+            "InvalidSku",
+            f"{kind} {res['id']}: SKU {name!r} / tier {tier!r} is not valid; names: {', '.join(names)}; "
+            "tiers: Regional, Global.",
+        )
+    if name == "Basic" and existing is None:
+        raise ArmError(
+            400,
+            "BasicSkuRetired",
+            f"{kind} {res['id']}: the Basic SKU was retired on 30 September 2025; new {kind} resources "
+            "must use the Standard SKU.",
+        )
+    res["sku"] = {"name": name, "tier": tier}
+    return str(name)

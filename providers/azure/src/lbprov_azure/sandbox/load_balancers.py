@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 
-from lbprov_azure.sandbox.base import JSON, MAX_RULES_PER_LB, ArmError, ref
+from lbprov_azure.sandbox.base import (
+    JSON,
+    MAX_FRONTENDS_PER_LB,
+    MAX_RULES_PER_LB,
+    MAX_RULES_PER_NIC,
+    ArmError,
+    check_sku,
+    ref,
+)
 
 
 class LoadBalancers:
@@ -14,8 +22,7 @@ class LoadBalancers:
     _private_used: dict[str, set[str]]
 
     def _build_lb(self, res: JSON, props: JSON, existing: JSON | None, etag: str) -> JSON:
-        sku = (res.get("sku") or {}).get("name", "Basic")
-        res["sku"] = {"name": sku, "tier": (res.get("sku") or {}).get("tier", "Regional")}
+        sku = check_sku("loadBalancers", res, existing, ("Basic", "Standard", "Gateway"))
         lb_id = res["id"]
 
         def children(field_: str, ctype: str) -> list[JSON]:
@@ -44,11 +51,20 @@ class LoadBalancers:
         pools = children("backendAddressPools", "backendAddressPools")
         probes = children("probes", "probes")
         rules = children("loadBalancingRules", "loadBalancingRules")
-        if len(rules) > MAX_RULES_PER_LB:
+        nat = len(props.get("inboundNatRules") or [])
+        if len(rules) + nat > MAX_RULES_PER_LB:
             raise ArmError(
                 400,
                 "LoadBalancerRulesLimitReached",
-                f"Load balancer {lb_id} has {len(rules)} load balancing rules; the limit is {MAX_RULES_PER_LB}.",
+                f"Load balancer {lb_id} has {len(rules) + nat} load balancing and inbound NAT rules; the limit "
+                f"is {MAX_RULES_PER_LB}.",
+            )
+        if len(frontends) > MAX_FRONTENDS_PER_LB:
+            raise ArmError(
+                400,
+                "LoadBalancerFrontendIPConfigurationsLimitReached",
+                f"Load balancer {lb_id} has {len(frontends)} frontend IP configurations; the limit is "
+                f"{MAX_FRONTENDS_PER_LB}.",
             )
         ids = {fe["id"].lower() for fe in frontends}
         old_fes = {
@@ -316,6 +332,7 @@ class LoadBalancers:
                 for r in rules
                 if (ref(r["properties"].get("probe")) or "").lower() == pr["id"].lower()
             ]
+        self._check_rules_per_backend_ip(lb_id, pools, rules)
         passthrough = {
             k: v for k, v in props.items() if k in ("inboundNatRules", "outboundRules", "inboundNatPools")
         }
@@ -326,3 +343,37 @@ class LoadBalancers:
             "loadBalancingRules": rules,
             **passthrough,
         }
+
+    def _check_rules_per_backend_ip(self, lb_id: str, pools: list[JSON], rules: list[JSON]) -> None:
+        """A NIC IP configuration (here: a backend address) is in at most 300 rules across all LBs."""
+        counts: dict[str, int] = {}
+
+        def add(pools_: list[JSON], rules_: list[JSON]) -> None:
+            ips_of = {
+                p["id"].lower(): {
+                    str((a.get("properties") or {}).get("ipAddress"))
+                    for a in (p.get("properties") or {}).get("loadBalancerBackendAddresses") or []
+                }
+                for p in pools_
+            }
+            for r in rules_:
+                rp = r.get("properties") or {}
+                ids = [x["id"] for x in rp.get("backendAddressPools") or []]
+                if not ids and ref(rp.get("backendAddressPool")):
+                    ids = [str(ref(rp.get("backendAddressPool")))]
+                for ip in set().union(*(ips_of.get(i.lower(), set()) for i in ids)) if ids else set():
+                    counts[ip] = counts.get(ip, 0) + 1
+
+        add(pools, rules)
+        for other in self.resources["loadBalancers"].values():
+            if other["id"].lower() != lb_id.lower():
+                props = other.get("properties") or {}
+                add(props.get("backendAddressPools") or [], props.get("loadBalancingRules") or [])
+        over = sorted(ip for ip, n in counts.items() if n > MAX_RULES_PER_NIC)
+        if over:
+            raise ArmError(
+                400,
+                "RulesPerNicIpConfigurationLimitReached",
+                f"Backend address(es) {', '.join(over)} would be in {max(counts[ip] for ip in over)} load "
+                f"balancing rules across all load balancers; the limit is {MAX_RULES_PER_NIC} (load balancer {lb_id}).",
+            )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from lbprov_azure.sandbox.base import JSON, ArmError
+from lbprov_azure.sandbox.base import JSON, ArmError, check_sku
 
 _DNS_LABEL = re.compile(r"^[a-z][a-z0-9-]{1,61}[a-z0-9]$")
 
@@ -16,8 +16,7 @@ class PublicIPs:
     _private_used: dict[str, set[str]]
 
     def _build_pip(self, res: JSON, props: JSON, existing: JSON | None, etag: str) -> JSON:
-        sku = (res.get("sku") or {}).get("name", "Basic")
-        res["sku"] = {"name": sku, "tier": (res.get("sku") or {}).get("tier", "Regional")}
+        sku = check_sku("publicIPAddresses", res, existing, ("Basic", "Standard", "StandardV2"))
         method = props.get("publicIPAllocationMethod") or ("Static" if sku == "Standard" else "Dynamic")
         if sku == "Standard" and method != "Static":
             raise ArmError(

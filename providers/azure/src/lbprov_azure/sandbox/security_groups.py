@@ -2,7 +2,69 @@
 
 from __future__ import annotations
 
-from lbprov_azure.sandbox.base import JSON, NETWORK, ArmError
+import ipaddress
+import re
+
+from lbprov_azure.sandbox.base import JSON, MAX_NSG_RULES, NETWORK, ArmError
+
+#: Service tags usable in NSG rules (learn.microsoft.com "Virtual network service tags"), optionally
+#: with a ``.<Region>`` suffix; the legacy spellings are still accepted by ARM.
+SERVICE_TAGS = {
+    t.lower()
+    for t in [
+        "Internet",
+        "VirtualNetwork",
+        "AzureLoadBalancer",
+        "AzureCloud",
+        "AzureTrafficManager",
+        "Storage",
+        "Sql",
+        "AzureCosmosDB",
+        "AzureKeyVault",
+        "EventHub",
+        "ServiceBus",
+        "AzureContainerRegistry",
+        "AzureMonitor",
+        "AzureActiveDirectory",
+        "AzureFrontDoor.Frontend",
+        "AzureFrontDoor.Backend",
+        "GatewayManager",
+        "ApiManagement",
+        "AppService",
+        "AzureBackup",
+        "INTERNET",
+        "VIRTUAL_NETWORK",
+        "AZURE_LOADBALANCER",
+    ]
+}
+_PORT = re.compile(r"^([0-9]{1,5})(?:-([0-9]{1,5}))?$")
+
+
+def _check_address_prefix(rule: str, field_: str, value: str) -> None:
+    """``*``, a service tag, or an IPv4/IPv6 address or CIDR (NSG SecurityRule address prefixes)."""
+    if value == "*" or value.lower() in SERVICE_TAGS or value.split(".")[0].lower() in SERVICE_TAGS:
+        return
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ArmError(
+            400,
+            "SecurityRuleInvalidAddressPrefix",
+            f"Security rule {rule} has invalid Address prefix. Value provided: {value} ({field_}).",
+        ) from None
+
+
+def _check_port_range(rule: str, field_: str, value: str) -> None:
+    """``*``, a port or a range ``a-b`` within 0-65535 (NSG SecurityRule port ranges)."""
+    m = _PORT.match(value)
+    ok = value == "*" or (m is not None and int(m.group(1)) <= int(m.group(2) or m.group(1)) <= 65535)
+    if not ok:
+        raise ArmError(
+            400,
+            "SecurityRuleInvalidPortRange",
+            f"Security rule {rule} has invalid Port range. Value provided: {value}. Value should be an integer "
+            f"OR integer range with '-' delimiter. Valid range 0-65535 ({field_}).",
+        )
 
 
 class SecurityGroups:
@@ -21,10 +83,20 @@ class SecurityGroups:
             )
             for r in props.get("securityRules") or []
         ]
+        self.check_nsg_rule_count(len(rules), res["id"])
         for r in rules:
             self._check_name("securityRules", r["name"])
         self._check_priorities(rules, res["id"])
         return {"securityRules": rules, "defaultSecurityRules": _default_security_rules(res["id"], etag)}
+
+    @staticmethod
+    def check_nsg_rule_count(count: int, nsg_id: str) -> None:
+        if count > MAX_NSG_RULES:
+            raise ArmError(
+                400,
+                "SecurityRulesCountLimitReached",
+                f"Network security group {nsg_id} would have {count} security rules; the limit is {MAX_NSG_RULES}.",
+            )
 
     @staticmethod
     def _build_security_rule(rid: str, name: str, props: JSON, etag: str) -> JSON:
@@ -68,6 +140,8 @@ class SecurityGroups:
                 raise ArmError(
                     400, "SecurityRuleParameterRequired", f"Security rule {name}: {single} is required."
                 )
+            for value in [one] if one else many:
+                (_check_port_range if "Port" in single else _check_address_prefix)(name, single, str(value))
             if one:
                 out[single] = one
             else:

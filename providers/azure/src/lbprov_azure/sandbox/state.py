@@ -10,15 +10,16 @@ Azure and not about a lenient fake. Emulated:
 * ETags on every resource (``W/"<uuid>"``, changed by every write, copied onto sub-resources);
   ``If-Match`` with a stale ETag -> 412 ``PreconditionFailed``; ``If-None-Match: *`` on an existing
   resource -> 412;
-* long-running operations: a PUT answers 201/200 with ``provisioningState: Updating`` and an
-  ``Azure-AsyncOperation`` URL that reports ``Succeeded``; a DELETE answers 202 with the same header,
-  or 204 when the resource is already gone;
+* ``api-version`` must be one Microsoft.Network published, and long-running operations follow the
+  ARM contract (status and Location URLs, ``InProgress`` for ``lro_seconds``, failures on request):
+  see :mod:`.operations`; a DELETE of a resource already gone answers 204;
 * static public IP allocation from a test range, private IP allocation from the subnet (Azure keeps
   the first four and the last address of a subnet);
 * reference validation: a load-balancing rule naming a missing frontend, pool or probe, a frontend
   naming a missing public IP or subnet -> 400 ``InvalidResourceReference``; deleting a public IP that
   is still attached -> 400 ``InUsePublicIpAddressCannotBeDeleted``;
-* limits: at most 250 load-balancing rules per load balancer, names of at most 80 characters, at
+* limits: 1,500 rules and 600 frontends per load balancer, 300 rules per backend address across
+  load balancers, 1,000 rules per NSG, names of at most 80 characters, at
   most 50 tags (tag names without ``<>%&\\?/``), NSG priorities 100-4096 unique per direction;
 * fault injection (status such as 429 with ``Retry-After``, 5xx, added latency) and hooks run before
   a request is handled (to stage races), and a log of every request received.
@@ -51,12 +52,13 @@ from lbprov_azure.sandbox.base import (
     ref,
 )
 from lbprov_azure.sandbox.load_balancers import LoadBalancers
+from lbprov_azure.sandbox.operations import DEFAULT_API_VERSION, Operations
 from lbprov_azure.sandbox.public_ips import PublicIPs
 from lbprov_azure.sandbox.security_groups import SecurityGroups
 from lbprov_azure.sandbox.virtual_networks import VirtualNetworks
 
 
-class ArmState(LoadBalancers, PublicIPs, SecurityGroups, VirtualNetworks):
+class ArmState(Operations, LoadBalancers, PublicIPs, SecurityGroups, VirtualNetworks):
     """Thread-safe in-memory Microsoft.Network for one subscription and location."""
 
     def __init__(
@@ -80,6 +82,7 @@ class ArmState(LoadBalancers, PublicIPs, SecurityGroups, VirtualNetworks):
         self.hooks: list[Callable[[str, str], None]] = []
         self.log: list[LoggedRequest] = []
         self.base_url = ""
+        self._init_operations()
 
     # -- seeding and test helpers -----------------------------------------------------------------
 
@@ -108,7 +111,11 @@ class ArmState(LoadBalancers, PublicIPs, SecurityGroups, VirtualNetworks):
         """Write one NSG rule as a client would (validated); for foreign writes in tests."""
         path = f"/subscriptions/{self.subscription}/resourceGroups/{rg}/providers/{NETWORK}/networkSecurityGroups/{nsg}/securityRules/{name}"
         resp = self.handle(
-            "PUT", path, {"api-version": "x"}, {"authorization": "Bearer local"}, {"properties": properties}
+            "PUT",
+            path,
+            {"api-version": DEFAULT_API_VERSION},
+            {"authorization": "Bearer local"},
+            {"properties": properties},
         )
         if resp.status >= 400:
             assert resp.body is not None
@@ -133,9 +140,11 @@ class ArmState(LoadBalancers, PublicIPs, SecurityGroups, VirtualNetworks):
         return fault
 
     def clear_faults(self) -> None:
+        """Remove injected faults, hooks and long-operation settings (delay, failures)."""
         with self.lock:
             self.faults.clear()
             self.hooks.clear()
+        self.clear_operations()
 
     def mutating_requests(self) -> list[str]:
         with self.lock:
@@ -208,6 +217,9 @@ class ArmState(LoadBalancers, PublicIPs, SecurityGroups, VirtualNetworks):
                 "MissingApiVersionParameter",
                 "The api-version query parameter (?api-version=) is required for all requests.",
             )
+        self.check_api_version(query["api-version"], path)
+        self.begin_request(method, path, query["api-version"])
+        self.settle()
         seg = [s for s in path.split("/") if s]
         low = [s.lower() for s in seg]
         if len(seg) < 2 or low[0] != "subscriptions":
@@ -219,7 +231,11 @@ class ArmState(LoadBalancers, PublicIPs, SecurityGroups, VirtualNetworks):
         if len(lrest) == 6 and lrest[:2] == ["providers", NETWORK.lower()] and lrest[2] == "locations":
             if method != "GET":
                 raise ArmError(405, "MethodNotAllowed", "only GET")
-            return Response(200, {"name": rest[5], "status": "Succeeded"})
+            if lrest[4] == "operations":
+                return self.operation_status(rest[5])
+            if lrest[4] == "operationresults":
+                return self.operation_result(rest[5])
+            raise ArmError(404, "NotFound", f"No route for {path}")
         # subscription-wide list
         if len(lrest) == 3 and lrest[:2] == ["providers", NETWORK.lower()]:
             rtype = self._type(lrest[2])
@@ -283,20 +299,6 @@ class ArmState(LoadBalancers, PublicIPs, SecurityGroups, VirtualNetworks):
             "ResourceNotFound",
             f"The Resource '{NETWORK}/{rtype}/{name}' under resource group '{rg}' was not found.",
         )
-
-    def _accepted(self, status: int, body: JSON | None) -> Response:
-        """A long-running operation's first answer."""
-        if not self.async_operations:
-            return Response(status if status != 202 else 204, body)
-        op = str(uuid.uuid4())
-        url = (
-            f"{self.base_url}/subscriptions/{self.subscription}/providers/{NETWORK}/locations/"
-            f"{self.location}/operations/{op}?api-version=2024-05-01"
-        )
-        if body is not None:
-            body = copy.deepcopy(body)
-            body.setdefault("properties", {})["provisioningState"] = "Updating"
-        return Response(status, body, {"Azure-AsyncOperation": url})
 
     # -- generic checks ----------------------------------------------------------------------------
 
@@ -403,7 +405,7 @@ class ArmState(LoadBalancers, PublicIPs, SecurityGroups, VirtualNetworks):
             )
             self.resources[rtype][key] = res
             self._refresh_backrefs()
-            return self._accepted(200 if existing else 201, copy.deepcopy(res))
+            return self._accepted(200 if existing else 201, copy.deepcopy(res), rid=res["id"])
 
     def _delete_top(self, rtype: str, rg: str, name: str, headers: dict[str, str]) -> Response:
         with self.lock:
@@ -412,6 +414,9 @@ class ArmState(LoadBalancers, PublicIPs, SecurityGroups, VirtualNetworks):
             if existing is None:
                 return Response(204, None)
             self._check_preconditions(existing, headers, existing["id"])
+            failure = self.take_failure()
+            if failure is not None:  # the operation will fail: nothing is deleted
+                return self._accepted(202, None, existing["id"], failure=failure, deleting=True)
             if rtype == "publicIPAddresses":
                 attached = ref(existing["properties"].get("ipConfiguration"))
                 if attached:
@@ -431,7 +436,7 @@ class ArmState(LoadBalancers, PublicIPs, SecurityGroups, VirtualNetworks):
                 for fe in existing["properties"].get("frontendIPConfigurations", []):
                     self._release_private(fe)
             self._refresh_backrefs()
-            return self._accepted(202, None)
+            return self._accepted(202, None, failure=None, deleting=True)
 
     # -- children (securityRules, subnets) ---------------------------------------------------------
 
@@ -468,9 +473,12 @@ class ArmState(LoadBalancers, PublicIPs, SecurityGroups, VirtualNetworks):
                 if current is None:
                     return Response(204, None)
                 self._check_preconditions(current, headers, cid)
+                failure = self.take_failure()
+                if failure is not None:
+                    return self._accepted(202, None, cid, failure=failure, deleting=True)
                 del items[idx]  # type: ignore[arg-type]
                 p["etag"] = new_etag()
-                return self._accepted(202, None)
+                return self._accepted(202, None, failure=None, deleting=True)
             if method == "PUT":
                 if body is None:
                     raise ArmError(400, "InvalidRequestContent", "The request content was invalid.")
@@ -479,13 +487,14 @@ class ArmState(LoadBalancers, PublicIPs, SecurityGroups, VirtualNetworks):
                 etag = new_etag()
                 rule = self._build_security_rule(cid, name, body.get("properties") or {}, etag)
                 others = [it for it in items if it["name"].lower() != name.lower()]
+                self.check_nsg_rule_count(len(others) + 1, p["id"])
                 self._check_priorities([*others, rule], p["id"])
                 if idx is None:
                     items.append(rule)
                 else:
                     items[idx] = rule
                 p["etag"] = etag
-                return self._accepted(200 if current else 201, copy.deepcopy(rule))
+                return self._accepted(200 if current else 201, copy.deepcopy(rule), rid=cid)
             raise ArmError(405, "MethodNotAllowed", f"{method} is not supported")
 
     # -- helpers ----------------------------------------------------------------------------------

@@ -97,6 +97,6 @@ def validate(emu: ComputeEmulator, route: Route, body: Json, _old: Json | None) 
     if wanted is None:
         raise ApiError(403, "quotaExceeded", "No IP addresses are left in the range")
     body["address"] = wanted
-    if "labels" in body:
-        body["labelFingerprint"] = fingerprint()
+    # Every labelled resource has a labelFingerprint, with or without labels (setLabels needs it).
+    body["labelFingerprint"] = fingerprint()
     return body

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lbprov_gcp.sandbox import instance_groups
 from lbprov_gcp.sandbox.errors import invalid
 from lbprov_gcp.sandbox.fields import PASSTHROUGH_SCHEMES, fingerprint
 
@@ -108,5 +109,12 @@ def validate(emu: ComputeEmulator, route: Route, body: Json, old: Json | None) -
         raise invalid("resource.network", "cannot be changed")
     body["fingerprint"] = fingerprint()
     body["_healthChecks"] = hc_rels
+    instance_groups.check_one_load_balanced_group(
+        emu,
+        groups,
+        instance_groups.load_balanced_groups(
+            emu, except_backend_service=emu.rel_of(old) if old is not None else None
+        ),
+    )
     body["_groups"] = groups
     return body

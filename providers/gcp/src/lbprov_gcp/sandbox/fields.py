@@ -16,6 +16,10 @@ Json = dict[str, Any]
 NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 PORT_ITEM = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?$")
 PASSTHROUGH_SCHEMES = {"EXTERNAL", "INTERNAL"}
+#: Label keys and values (Compute "Labeling resources": keys start with a lowercase letter; keys and
+#: values have at most 63 lowercase letters, digits, '_' and '-').
+LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 
 
 def now() -> str:

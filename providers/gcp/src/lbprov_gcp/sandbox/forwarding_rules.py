@@ -207,6 +207,6 @@ def validate(emu: ComputeEmulator, route: Route, body: Json, _old: Json | None) 
     body["IPAddress"] = ip
     body["_ports"] = port_ranges
     body["fingerprint"] = fingerprint()
-    if "labels" in body:
-        body["labelFingerprint"] = fingerprint()
+    # Every labelled resource has a labelFingerprint, with or without labels (setLabels needs it).
+    body["labelFingerprint"] = fingerprint()
     return body

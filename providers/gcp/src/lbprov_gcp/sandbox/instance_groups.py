@@ -36,6 +36,40 @@ def validate(emu: ComputeEmulator, route: Route, body: Json, _old: Json | None) 
     return body
 
 
+def load_balanced_groups(emu: ComputeEmulator, *, except_backend_service: str | None = None) -> set[str]:
+    """Relative paths of the instance groups some backend service uses (the "load-balanced" ones)."""
+    return {
+        rel
+        for bs in emu.all_of("backendServices")
+        if emu.rel_of(bs) != except_backend_service
+        for rel in bs.get("_groups", [])
+    }
+
+
+def check_one_load_balanced_group(emu: ComputeEmulator, groups: list[str], load_balanced: set[str]) -> None:
+    """GCE: an instance may be in at most one load-balanced instance group.
+
+    Real GCE refuses a backend service, or an addInstances, that would put an instance in a second
+    load-balanced group, with HTTP 400 and reason ``instanceInMultipleLoadBalancedIgs``:
+    "Validation failed for instance 'projects/P/zones/Z/instances/N': instance may belong to at most
+    one load-balanced instance group." (quoted in kubernetes/kubernetes#58500,
+    GoogleCloudPlatform/continuous-deployment-on-kubernetes#49 and
+    terraform-google-modules/terraform-google-lb-http#322).
+    """
+    balanced = load_balanced | set(groups)
+    for rel in groups:
+        group = emu.lookup(rel)
+        for member in (group or {}).get("_members", []):
+            for other in sorted(balanced - {rel}):
+                if member in ((emu.lookup(other) or {}).get("_members") or []):
+                    raise ApiError(
+                        400,
+                        "instanceInMultipleLoadBalancedIgs",
+                        f"Validation failed for instance '{member}': instance may belong to at most one "
+                        "load-balanced instance group.",
+                    )
+
+
 def member_verb(emu: ComputeEmulator, route: Route, body: Any, query: dict[str, str]) -> Json:
     """``listInstances`` / ``addInstances`` / ``removeInstances`` on a zonal instance group."""
     ig = emu._get(route)
@@ -96,6 +130,14 @@ def member_verb(emu: ComputeEmulator, route: Route, body: Any, query: dict[str, 
         elif rel not in members:
             raise ApiError(400, "memberNotFound", f"Resource '{rel}' is not a member of '{emu.rel_of(ig)}'")
     if route.verb == "addInstances":
+        group_rel = emu.rel_of(ig)
+        balanced = load_balanced_groups(emu)
+        if group_rel in balanced:
+            ig["_members"] = members + rels  # checked as it would be, then restored
+            try:
+                check_one_load_balanced_group(emu, [group_rel], balanced)
+            finally:
+                ig["_members"] = members
         for rel in rels:
             members.append(rel)
             if not ig.get("network"):

@@ -25,6 +25,7 @@ RESOURCE_TYPES: dict[str, Descriptor] = {
     "instanceGroupsAddInstancesRequest": compute_v1.InstanceGroupsAddInstancesRequest.pb().DESCRIPTOR,
     "instanceGroupsRemoveInstancesRequest": compute_v1.InstanceGroupsRemoveInstancesRequest.pb().DESCRIPTOR,
     "instanceGroupsListInstancesRequest": compute_v1.InstanceGroupsListInstancesRequest.pb().DESCRIPTOR,
+    "regionSetLabelsRequest": compute_v1.RegionSetLabelsRequest.pb().DESCRIPTOR,
 }
 
 

@@ -1,0 +1,182 @@
+"""Every ``service.beta.kubernetes.io/aws-load-balancer-*`` key that cloud-provider-aws
+(``pkg/providers/v1/aws.go``) or aws-load-balancer-controller (``pkg/annotations/constants.go``)
+defines, and what lbprov does with it: implemented (how), implemented for some values only, or
+refused (why). A key under the prefix that is in neither project is refused as unknown. Nothing is
+ever silently ignored: options.resolve() consults this table first, and the README's table and a
+test walk it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from lbprov.annotations import annotation_field
+from lbprov.model import InvalidService
+
+PREFIX = "service.beta.kubernetes.io/aws-load-balancer-"
+
+
+@dataclass(frozen=True)
+class Key:
+    """``values``: when set, only these values are implemented (others are refused with ``why``);
+    ``example``: a value the tests use to show the key is accepted (implemented keys)."""
+
+    implemented: bool
+    text: str
+    example: str = ""
+    values: tuple[str, ...] | None = None
+    why: str = ""
+
+
+def _yes(text: str, example: str) -> Key:
+    return Key(True, text, example)
+
+
+def _no(why: str) -> Key:
+    return Key(False, why)
+
+
+def _only(values: tuple[str, ...], text: str, why: str) -> Key:
+    return Key(True, text, values[0], values, why)
+
+
+_LBC = "an aws-load-balancer-controller feature lbprov does not implement"
+
+#: suffix -> what lbprov does (``listener-attributes.<PROTO>-<port>`` is matched by its prefix).
+KEYS: Mapping[str, Key] = {
+    "type": _yes(
+        "`nlb` (default), `classic`/`clb`/`elb`; `external`/`nlb-ip` belong to aws-load-balancer-controller and are skipped",
+        "nlb",
+    ),
+    "internal": _yes(
+        "upstream's semantics: `false` or empty = internet-facing, any other value = internal", "true"
+    ),
+    "scheme": _yes("`internal` / `internet-facing` (must agree with `internal`)", "internal"),
+    "subnets": _yes("subnet IDs or `Name` tags, comma-separated", ""),
+    "healthcheck-protocol": _yes("`TCP`, `HTTP`, `HTTPS`", "HTTP"),
+    "healthcheck-port": _yes("`traffic-port` or 1-65535", "traffic-port"),
+    "healthcheck-path": _yes("a path starting with `/`", "/ready"),
+    "healthcheck-interval": _yes("seconds, 5-300", "10"),
+    "healthcheck-timeout": _yes(
+        "seconds: NLB 2-120 and at most the interval, classic 2-60 and below the interval", "5"
+    ),
+    "healthcheck-healthy-threshold": _yes("2-10", "3"),
+    "healthcheck-unhealthy-threshold": _yes("2-10", "3"),
+    "proxy-protocol": _yes("`*`: proxy protocol v2 on the TCP target groups", "*"),
+    "cross-zone-load-balancing-enabled": _yes("`true`/`false`", "true"),
+    "additional-resource-tags": _yes(
+        "`k1=v1,k2=v2` on every resource (no `aws:`, ownership or `lbprov.io/` keys)", "team=web"
+    ),
+    "ssl-cert": _yes("ACM/IAM certificate ARN: TLS listeners (NLB), SSL listeners (classic)", ""),
+    "ssl-ports": _yes("`*` or port numbers/names that get the certificate (only with `ssl-cert`)", ""),
+    "target-node-labels": _yes(
+        "`k1=v1,...`: only nodes with all these labels are targets", "topology.kubernetes.io/zone=us-east-1a"
+    ),
+    "nlb-target-type": _only(
+        ("instance",),
+        "instance targets (the NodePorts)",
+        "IP targets need aws-load-balancer-controller's pod ENI integration",
+    ),
+    "ip-address-type": _only(("ipv4",), "`ipv4`", "`dualstack` is not implemented yet"),
+    "access-log-enabled": _only(
+        ("false",), "`false` (access logs off, the default)", "access logs are not implemented yet"
+    ),
+    "access-log-emit-interval": _no("access logs are not implemented yet"),
+    "access-log-s3-bucket-name": _no("access logs are not implemented yet"),
+    "access-log-s3-bucket-prefix": _no("access logs are not implemented yet"),
+    "connection-draining-enabled": _only(
+        ("false",), "`false` (the default)", "connection draining is not implemented yet"
+    ),
+    "connection-draining-timeout": _no("connection draining is not implemented yet"),
+    "connection-idle-timeout": _no(
+        "the classic idle timeout is not implemented yet (NLB has no such setting)"
+    ),
+    "backend-protocol": _only(
+        ("tcp",),
+        "`tcp` (TCP to the NodePorts, the default)",
+        "HTTP/HTTPS/SSL back ends are not implemented yet",
+    ),
+    "ssl-negotiation-policy": _no("custom TLS policies are not implemented yet"),
+    "eip-allocations": _no("static IPs per subnet (subnet mappings) are not implemented yet"),
+    "private-ipv4-addresses": _no("static private IPs per subnet (subnet mappings) are not implemented yet"),
+    "security-groups": _no("user-provided load balancer security groups are not implemented yet"),
+    "extra-security-groups": _no("extra load balancer security groups are not implemented yet"),
+    "name": _no(
+        "the name is derived from the Service UID (a chosen name would lose the migration and ownership guarantees)"
+    ),
+    "target-group-attributes": _no("target group attributes are not implemented yet"),
+    "attributes": _no(
+        "load balancer attributes are not implemented yet (use cross-zone-load-balancing-enabled)"
+    ),
+    "healthcheck-success-codes": _no("health-check success codes are not implemented yet"),
+    "alpn-policy": _no("ALPN policies are not implemented yet"),
+    "eip-allocations-discovery-tags": _no(_LBC),
+    "ipv6-addresses": _no("dualstack is not implemented yet"),
+    "proxy-protocol-per-target-group": _no(_LBC),
+    "manage-backend-security-group-rules": _no(_LBC),
+    "inbound-sg-rules-on-private-link-traffic": _no(_LBC),
+    "security-group-prefix-lists": _no(_LBC),
+    "listener-attributes": _no(_LBC),
+    "multi-cluster-target-group": _no(_LBC),
+    "enable-prefix-for-ipv6-source-nat": _no(_LBC),
+    "source-nat-ipv6-prefixes": _no(_LBC),
+    "minimum-load-balancer-capacity": _no(_LBC),
+    "enable-icmp-for-path-mtu-discovery": _no(_LBC),
+    "enable-tcp-udp-listener": _no(
+        _LBC + " (lbprov makes TCP_UDP listeners whenever TCP and UDP share a port)"
+    ),
+    "disable-nlb-sg": _no(_LBC),
+    "quic-enabled-ports": _no(_LBC),
+    "quic-enabled-containers": _no("a Pod annotation of aws-load-balancer-controller, not a Service one"),
+}
+
+
+def key_of(annotation: str) -> str | None:
+    """The table suffix of an annotation under the prefix (``None``: not under it)."""
+    if not annotation.startswith(PREFIX):
+        return None
+    suffix = annotation[len(PREFIX) :]
+    if suffix.startswith("listener-attributes."):
+        return "listener-attributes"
+    return suffix
+
+
+def check_all(annotations: Mapping[str, str]) -> None:
+    """Refuse every key of the table that lbprov does not implement (or not with that value),
+    and every unknown key under the prefix, with an error naming it and saying why."""
+    for name in sorted(annotations):
+        suffix = key_of(name)
+        if suffix is None:
+            continue
+        entry = KEYS.get(suffix)
+        if entry is None:
+            raise InvalidService(
+                annotation_field(name),
+                "unknown annotation: neither cloud-provider-aws nor aws-load-balancer-controller "
+                "defines it; remove it or fix its name",
+            )
+        if not entry.implemented:
+            raise InvalidService(annotation_field(name), f"not supported by lbprov: {entry.text}; remove it")
+        value = annotations[name]
+        if entry.values is not None and value.strip().lower() not in entry.values:
+            accepted = ", ".join(entry.values)
+            raise InvalidService(
+                annotation_field(name),
+                f"{value!r} is not supported by lbprov ({entry.why}); accepted: {accepted}",
+            )
+
+
+def markdown_table() -> str:
+    """The README's table of every key (a test checks that the README holds exactly this)."""
+    rows = ["| suffix | lbprov |", "|---|---|"]
+    for suffix in sorted(KEYS):
+        entry = KEYS[suffix]
+        if not entry.implemented:
+            what = f"refused: {entry.text}"
+        elif entry.values is not None:
+            what = f"implemented: {entry.text}; other values refused: {entry.why}"
+        else:
+            what = f"implemented: {entry.text}"
+        rows.append(f"| `{suffix}` | {what} |")
+    return "\n".join(rows)

@@ -1,0 +1,128 @@
+"""ARM's Standard load balancer and NSG limits, as the emulator enforces them (through the SDK).
+
+Limits from "Azure subscription and service limits" (Load Balancer, Networking): 1,500 rules and
+600 frontend IP configurations per load balancer, 300 rules per NIC IP configuration across all
+load balancers, 1,000 security rules per network security group.
+"""
+
+from __future__ import annotations
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+
+RG = "lbprov-sandbox"
+
+
+def _lb_body(state, provider, name, *, frontends=1, rules=0, ips=()):
+    s = provider.settings
+    lb_id = state.resource_id(RG, "loadBalancers", name)
+    vnet = state.resource_id(RG, "virtualNetworks", s.vnet_name)
+    subnet = f"{vnet}/subnets/{s.subnet_name}"
+    return {
+        "location": "westeurope",
+        "sku": {"name": "Standard"},
+        "properties": {
+            "frontendIPConfigurations": [
+                {"name": f"fe{i}", "properties": {"subnet": {"id": subnet}}} for i in range(frontends)
+            ],
+            "backendAddressPools": [
+                {
+                    "name": "pool",
+                    "properties": {
+                        "loadBalancerBackendAddresses": [
+                            {"name": ip, "properties": {"ipAddress": ip, "virtualNetwork": {"id": vnet}}}
+                            for ip in ips
+                        ]
+                    },
+                }
+            ],
+            "loadBalancingRules": [
+                {
+                    "name": f"r{i}",
+                    "properties": {
+                        "protocol": "Tcp",
+                        "frontendPort": 1 + i,
+                        "backendPort": 1 + i,
+                        "enableFloatingIP": True,
+                        "frontendIPConfiguration": {"id": f"{lb_id}/frontendIPConfigurations/fe0"},
+                        "backendAddressPool": {"id": f"{lb_id}/backendAddressPools/pool"},
+                    },
+                }
+                for i in range(rules)
+            ],
+        },
+    }
+
+
+def _code(call):
+    with pytest.raises(HttpResponseError) as info:
+        call()
+    assert info.value.status_code == 400
+    return info.value.error.code
+
+
+def test_a_load_balancer_holds_at_most_1500_rules(provider, state):
+    lbs = provider.client.load_balancers
+    body = _lb_body(state, provider, "lim-rules", rules=1501)
+    assert (
+        _code(lambda: lbs.begin_create_or_update(RG, "lim-rules", body).result())
+        == "LoadBalancerRulesLimitReached"
+    )
+    lbs.begin_create_or_update(RG, "lim-rules", _lb_body(state, provider, "lim-rules", rules=1500)).result()
+    lbs.begin_delete(RG, "lim-rules").result()
+
+
+def test_a_load_balancer_holds_at_most_600_frontends(provider, state):
+    lbs = provider.client.load_balancers
+    body = _lb_body(state, provider, "lim-fe", frontends=601)
+    code = _code(lambda: lbs.begin_create_or_update(RG, "lim-fe", body).result())
+    assert code == "LoadBalancerFrontendIPConfigurationsLimitReached"
+    assert state.get("loadBalancers", RG, "lim-fe") is None
+
+
+def test_a_backend_address_is_in_at_most_300_rules_across_load_balancers(provider, state):
+    lbs = provider.client.load_balancers
+    ip = "10.240.1.200"
+    lbs.begin_create_or_update(
+        RG, "lim-nic-a", _lb_body(state, provider, "lim-nic-a", rules=200, ips=[ip])
+    ).result()
+    body = _lb_body(state, provider, "lim-nic-b", rules=101, ips=[ip, "10.240.1.201"])
+    code = _code(lambda: lbs.begin_create_or_update(RG, "lim-nic-b", body).result())
+    assert code == "RulesPerNicIpConfigurationLimitReached"
+    lbs.begin_create_or_update(
+        RG, "lim-nic-b", _lb_body(state, provider, "lim-nic-b", rules=100, ips=[ip, "10.240.1.201"])
+    ).result()  # exactly 300
+    for name in ("lim-nic-a", "lim-nic-b"):
+        lbs.begin_delete(RG, name).result()
+
+
+def test_a_network_security_group_holds_at_most_1000_rules(provider):
+    nsgs, rules = provider.client.network_security_groups, provider.client.security_rules
+
+    def rule(i):
+        return {
+            "name": f"r{i}",
+            "properties": {
+                "protocol": "Tcp",
+                "access": "Allow",
+                "direction": "Inbound",
+                "priority": 100 + i,
+                "sourceAddressPrefix": "*",
+                "sourcePortRange": "*",
+                "destinationAddressPrefix": "*",
+                "destinationPortRange": str(1 + i),
+            },
+        }
+
+    def nsg(n):
+        return {"location": "westeurope", "properties": {"securityRules": [rule(i) for i in range(n)]}}
+
+    assert (
+        _code(lambda: nsgs.begin_create_or_update(RG, "lim-nsg", nsg(1001)).result())
+        == "SecurityRulesCountLimitReached"
+    )
+    nsgs.begin_create_or_update(RG, "lim-nsg", nsg(1000)).result()
+    extra = {"properties": rule(1000)["properties"]}
+    code = _code(lambda: rules.begin_create_or_update(RG, "lim-nsg", "r1000", extra).result())
+    assert code == "SecurityRulesCountLimitReached"
+    nsgs.begin_delete(RG, "lim-nsg").result()

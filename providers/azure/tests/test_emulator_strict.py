@@ -1,0 +1,157 @@
+"""The emulator refuses what ARM refuses: api-versions, NSG address prefixes and ports, retired and
+unknown SKUs; and its long operations follow the ARM contract (status URL, Location, api-version)."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+
+RG = "lbprov-sandbox"
+
+
+def _raw(sandbox, method, url, body=None):
+    ctx = ssl.create_default_context(cafile=sandbox.settings["ca_bundle"])
+    full = url if url.startswith("https://") else sandbox.endpoint + url
+    req = urllib.request.Request(full, method=method, data=json.dumps(body).encode() if body else None)
+    req.add_header("Authorization", "Bearer t")
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, context=ctx) as resp:
+            return resp.status, json.loads(resp.read() or b"null"), dict(resp.headers)
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null"), dict(err.headers)
+
+
+def _prefix(sandbox):
+    return f"/subscriptions/{sandbox.settings['subscription_id']}/resourceGroups/{RG}/providers/Microsoft.Network"
+
+
+STANDARD_PIP = {
+    "location": "westeurope",
+    "sku": {"name": "Standard"},
+    "properties": {"publicIPAllocationMethod": "Static"},
+}
+
+
+@pytest.mark.parametrize(
+    ("version", "code"),
+    [("banana", "InvalidApiVersionParameter"), ("2099-01-01", "NoRegisteredProviderFound")],
+)
+def test_an_api_version_microsoft_network_never_published_is_refused(sandbox, version, code):
+    status, body, _ = _raw(sandbox, "GET", _prefix(sandbox) + f"/loadBalancers/x?api-version={version}")
+    assert status == 400 and body["error"]["code"] == code
+
+
+def _rule(**override):
+    props = {
+        "protocol": "Tcp",
+        "access": "Allow",
+        "direction": "Inbound",
+        "priority": 4000,
+        "sourceAddressPrefix": "Internet",
+        "sourcePortRange": "*",
+        "destinationAddressPrefix": "10.0.0.0/8",
+        "destinationPortRange": "80",
+    }
+    props.update(override)
+    return {"properties": props}
+
+
+@pytest.mark.parametrize(
+    ("override", "code"),
+    [
+        ({"sourceAddressPrefix": "999.1.1.1/33"}, "SecurityRuleInvalidAddressPrefix"),
+        ({"destinationAddressPrefix": "not-a-cidr"}, "SecurityRuleInvalidAddressPrefix"),
+        (
+            {"sourceAddressPrefix": None, "sourceAddressPrefixes": ["10.0.0.0/8", "10.1.0.0/40"]},
+            "SecurityRuleInvalidAddressPrefix",
+        ),
+        ({"destinationPortRange": "70000"}, "SecurityRuleInvalidPortRange"),
+        ({"destinationPortRange": "90-80"}, "SecurityRuleInvalidPortRange"),
+        (
+            {"destinationPortRange": None, "destinationPortRanges": ["80", "x"]},
+            "SecurityRuleInvalidPortRange",
+        ),
+    ],
+)
+def test_nsg_rules_with_invalid_prefixes_or_ports_are_refused(provider, override, code):
+    rules = provider.client.security_rules
+    body = _rule(**override)
+    body["properties"] = {k: v for k, v in body["properties"].items() if v is not None}
+    with pytest.raises(HttpResponseError) as info:
+        rules.begin_create_or_update(RG, "lbprov-nsg", "strict", body).result()
+    assert info.value.status_code == 400 and info.value.error.code == code
+
+
+def test_valid_prefixes_service_tags_and_ranges_are_accepted(provider):
+    rules = provider.client.security_rules
+    body = _rule(
+        sourceAddressPrefix="AzureLoadBalancer",
+        destinationAddressPrefix="2001:db8::/64",
+        destinationPortRange="1000-2000",
+    )
+    rules.begin_create_or_update(RG, "lbprov-nsg", "strict-ok", body).result()
+    rules.begin_delete(RG, "lbprov-nsg", "strict-ok").result()
+
+
+@pytest.mark.parametrize(
+    ("kind", "sku", "code"),
+    [
+        ("public_ip_addresses", {"name": "Basic"}, "BasicSkuRetired"),
+        ("public_ip_addresses", None, "BasicSkuRetired"),  # an omitted SKU is Basic
+        ("public_ip_addresses", {"name": "Premium"}, "InvalidSku"),
+        ("public_ip_addresses", {"name": "Standard", "tier": "Galactic"}, "InvalidSku"),
+        ("load_balancers", {"name": "Basic"}, "BasicSkuRetired"),
+        ("load_balancers", {"name": "Ultra"}, "InvalidSku"),
+    ],
+)
+def test_retired_basic_and_unknown_skus_are_refused(provider, kind, sku, code):
+    body: dict = {"location": "westeurope", "properties": {}}
+    if kind == "public_ip_addresses":
+        body["properties"] = {"publicIPAllocationMethod": "Static"}
+    if sku is not None:
+        body["sku"] = sku
+    with pytest.raises(HttpResponseError) as info:
+        getattr(provider.client, kind).begin_create_or_update(RG, "sku-test", body).result()
+    assert info.value.status_code == 400 and info.value.error.code == code
+
+
+def test_a_delete_answers_202_with_location_and_poll_urls_keep_the_api_version(sandbox, state):
+    url = _prefix(sandbox) + "/publicIPAddresses/loc?api-version=2024-05-01"
+    status, _, headers = _raw(sandbox, "PUT", url, STANDARD_PIP)
+    assert status == 201 and "api-version=2024-05-01" in headers["Azure-AsyncOperation"]
+    state.lro_seconds = 30.0
+    status, _, headers = _raw(sandbox, "DELETE", url)
+    assert status == 202 and "api-version=2024-05-01" in headers["Location"]
+    assert "api-version=2024-05-01" in headers["Azure-AsyncOperation"]
+    assert _raw(sandbox, "GET", headers["Location"])[0] == 202  # still in progress
+    assert _raw(sandbox, "GET", headers["Azure-AsyncOperation"])[1]["status"] == "InProgress"
+    state.finish_operations()
+    assert _raw(sandbox, "GET", headers["Location"])[0] == 204
+    assert _raw(sandbox, "GET", headers["Azure-AsyncOperation"])[1]["status"] == "Succeeded"
+
+
+def test_a_long_operation_stays_in_progress_then_succeeds_or_fails(sandbox, state):
+    url = _prefix(sandbox) + "/publicIPAddresses/slow?api-version=2026-03-01"
+    state.lro_seconds = 0.2
+    _, _, headers = _raw(sandbox, "PUT", url, STANDARD_PIP)
+    op = headers["Azure-AsyncOperation"]
+    assert _raw(sandbox, "GET", op)[1]["status"] == "InProgress"
+    assert _raw(sandbox, "GET", url)[1]["properties"]["provisioningState"] == "Updating"
+    deadline = time.monotonic() + 5
+    while _raw(sandbox, "GET", op)[1]["status"] == "InProgress":
+        assert time.monotonic() < deadline, "the operation never ended"
+    assert _raw(sandbox, "GET", url)[1]["properties"]["provisioningState"] == "Succeeded"
+    state.lro_seconds = 0.0
+    state.fail_operations(method="PUT", path="publicipaddresses/slow", code="InternalServerError")
+    _, _, headers = _raw(sandbox, "PUT", url, STANDARD_PIP)
+    status = _raw(sandbox, "GET", headers["Azure-AsyncOperation"])[1]
+    assert status["status"] == "Failed" and status["error"]["code"] == "InternalServerError"
+    assert _raw(sandbox, "GET", url)[1]["properties"]["provisioningState"] == "Failed"
+    assert _raw(sandbox, "DELETE", url)[0] == 202

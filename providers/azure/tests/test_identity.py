@@ -1,0 +1,94 @@
+"""The cluster identity (``lbprov.io/cluster-id``, the kube-system Namespace UID) on every resource,
+added to older ones on their next reconcile, and the guard of every delete decided from cloud state."""
+
+from __future__ import annotations
+
+import pytest
+from lbprov_azure import AzureProvider, names
+from lbprov_azure.testing import SANDBOX_RG, converge
+
+from lbprov.intent import IntentSettings, build_intent
+from lbprov.model import OwnershipConflict
+
+KEY = "lbprov.io_cluster-id"
+
+
+def _provider(sandbox, cluster, cluster_id):
+    settings = {k: v for k, v in sandbox.settings.items() if k != "cluster_id"}
+    if cluster_id:
+        settings["cluster_id"] = cluster_id
+    return AzureProvider.from_settings({**settings, "cluster_name": cluster})
+
+
+def _intent(prov, svc, nodes):
+    return build_intent(svc, nodes, IntentSettings(cluster=prov.settings.cluster_name), prov)
+
+
+def _nsg_rule(state, name):
+    nsg = state.get("networkSecurityGroups", SANDBOX_RG, "lbprov-nsg")
+    return next(r["properties"] for r in nsg["properties"]["securityRules"] if r["name"] == name)
+
+
+def test_every_resource_carries_the_cluster_identity(
+    provider, cluster, intent_for, make_service, ensure, state
+):
+    cid = provider.settings.cluster_id
+    assert cid
+    intent = intent_for(make_service())
+    ensure(intent)
+    pip = state.get("publicIPAddresses", SANDBOX_RG, f"{cluster}-{intent.lb_name}")
+    lb = state.get("loadBalancers", SANDBOX_RG, cluster)
+    assert pip["tags"][KEY] == cid and lb["tags"][KEY] == cid
+    rule = _nsg_rule(state, f"lbprov-{intent.lb_name}-TCP")
+    assert names.rule_identity(cid) in rule["description"].split(" ")
+    (owned,) = [o for o in provider.list_owned() if o.ref.uid == intent.ref.uid]
+    assert owned.cluster_id == cid
+
+
+def test_older_resources_get_the_identity_on_their_next_reconcile(
+    sandbox, cluster, make_service, nodes, state
+):
+    old = _provider(sandbox, cluster, None)
+    svc = make_service()
+    converge(old, _intent(old, svc, nodes))
+    new = _provider(sandbox, cluster, "7f3e2d1c-aaaa-4bbb-8ccc-000000000042")
+    intent = _intent(new, svc, nodes)
+    plan = new.plan(intent)
+    assert sorted((c.action.value, c.kind) for c in plan.changes) == [
+        ("update", "load-balancer"),
+        ("update", "nsg-rule"),
+        ("update", "public-ip"),
+    ]
+    converge(new, intent)
+    lb = state.get("loadBalancers", SANDBOX_RG, cluster)
+    assert lb["tags"][KEY] == new.settings.cluster_id
+    new.apply(new.plan_delete(intent.ref))
+    assert state.get("loadBalancers", SANDBOX_RG, cluster) is None  # identity matches: deleted
+
+
+def test_an_emptied_lb_is_kept_when_the_identity_is_unknown(sandbox, cluster, make_service, nodes, state):
+    anon = _provider(sandbox, cluster, None)
+    intent = _intent(anon, make_service(), nodes)
+    converge(anon, intent)
+    anon.apply(anon.plan_delete(intent.ref))
+    lb = state.get("loadBalancers", SANDBOX_RG, cluster)
+    assert lb is not None and not lb["properties"]["frontendIPConfigurations"]  # emptied, not deleted
+    ours = _provider(sandbox, cluster, "7f3e2d1c-aaaa-4bbb-8ccc-000000000043")
+    ours.apply(ours.plan_delete(intent.ref))  # a run that knows the identity tags it, then deletes it
+    assert state.get("loadBalancers", SANDBOX_RG, cluster) is None
+
+
+def test_a_same_named_cluster_of_another_identity_is_never_touched(
+    sandbox, cluster, make_service, nodes, state
+):
+    first = _provider(sandbox, cluster, "7f3e2d1c-aaaa-4bbb-8ccc-000000000044")
+    a = _intent(first, make_service("a"), nodes)
+    converge(first, a)
+    before = state.get("loadBalancers", SANDBOX_RG, cluster)
+    twin = _provider(sandbox, cluster, "7f3e2d1c-aaaa-4bbb-8ccc-000000000045")
+    with pytest.raises(OwnershipConflict, match="another cluster's identity"):
+        twin.plan(_intent(twin, make_service("b"), nodes))
+    with pytest.raises(OwnershipConflict, match="another cluster's identity"):
+        twin.plan_delete(a.ref)
+    assert state.get("loadBalancers", SANDBOX_RG, cluster)["etag"] == before["etag"]
+    first.apply(first.plan_delete(a.ref))

@@ -1,0 +1,66 @@
+"""The provider's polling, timeout and failure handling of ARM long-running operations, through the
+SDK against an emulator whose operations stay InProgress for a while or fail on request."""
+
+from __future__ import annotations
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from lbprov_azure import AzureProvider
+from lbprov_azure.client import OperationTimeout
+from lbprov_azure.testing import SANDBOX_RG
+
+
+def test_operations_in_progress_are_polled_until_they_end(provider, intent_for, make_service, ensure, state):
+    state.lro_seconds = 0.15
+    before = state.count("GET", r"/operations/")
+    ensure(intent_for(make_service()))
+    writes = len([r for r in state.log if r.mutating])
+    assert state.count("GET", r"/operations/") - before > 3  # several InProgress answers were polled
+    assert writes
+
+
+def test_an_operation_past_the_timeout_fails_the_apply_and_the_next_reconcile_finishes(
+    sandbox, cluster, intent_for, make_service, ensure, state
+):
+    impatient = AzureProvider.from_settings(
+        {**sandbox.settings, "cluster_name": cluster, "operation_timeout_seconds": 0.2}
+    )
+    intent = intent_for(make_service(), prov=impatient)
+    state.lro_seconds = 30.0
+    with pytest.raises(OperationTimeout, match=r"public IP .*still in progress after 0.2 s"):
+        impatient.apply(impatient.plan(intent))
+    state.finish_operations()
+    state.lro_seconds = 0.0
+    ensure(intent, impatient)
+
+
+def test_a_failed_public_ip_operation_is_reported_and_written_again(
+    provider, cluster, intent_for, make_service, ensure, state
+):
+    intent = intent_for(make_service())
+    state.fail_operations(method="PUT", path="publicipaddresses", code="InternalServerError", message="boom")
+    with pytest.raises(HttpResponseError, match="boom"):
+        provider.apply(provider.plan(intent))
+    pip = state.get("publicIPAddresses", SANDBOX_RG, f"{cluster}-{intent.lb_name}")
+    assert pip["properties"]["provisioningState"] == "Failed"
+    plan = provider.plan(intent)
+    assert ("update", "public-ip") in {(c.action.value, c.kind) for c in plan.changes}
+    ensure(intent)
+    pip = state.get("publicIPAddresses", SANDBOX_RG, f"{cluster}-{intent.lb_name}")
+    assert pip["properties"]["provisioningState"] == "Succeeded"
+
+
+def test_a_failed_load_balancer_operation_is_reported_and_repaired(
+    provider, cluster, intent_for, make_service, ensure, state
+):
+    intent = intent_for(make_service())
+    state.fail_operations(method="PUT", path="loadbalancers", code="InternalServerError", message="lb boom")
+    with pytest.raises(HttpResponseError, match="lb boom"):
+        provider.apply(provider.plan(intent))
+    assert state.get("loadBalancers", SANDBOX_RG, cluster)["properties"]["provisioningState"] == "Failed"
+    plan = provider.plan(intent)
+    assert [c.reason for c in plan.changes if c.kind == "load-balancer"] == [
+        "its last operation failed: it is written again"
+    ]
+    ensure(intent)
+    assert state.get("loadBalancers", SANDBOX_RG, cluster)["properties"]["provisioningState"] == "Succeeded"
