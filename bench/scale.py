@@ -107,6 +107,8 @@ def make_services(kube: KubeClient, args: argparse.Namespace) -> None:
             "metadata": {"name": f"svc-{i:05d}"},
             "spec": {"type": "LoadBalancer", "selector": {"app": f"a{i}"}, "ports": ports},
         }
+        if args.node_ports == "none":
+            body["spec"]["allocateLoadBalancerNodePorts"] = False
         if args.kubectl_applied:
             body["metadata"]["labels"] = {
                 "app.kubernetes.io/name": f"a{i}",
@@ -405,10 +407,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--backoff-max", type=float, default=300.0, help="retry delay cap (default 300)")
     p.add_argument(
         "--node-ports",
-        choices=("contiguous", "random"),
+        choices=("contiguous", "random", "none"),
         default="random",
         help="random: the API server allocates, as in a real cluster (default); contiguous: NodePorts "
-        "in one block from 30000, so exact node security group rules aggregate into a few ranges",
+        "in one block from 30000, so exact node security group rules aggregate into a few ranges; "
+        "none: allocateLoadBalancerNodePorts false (GCP only; the NodePort range holds 2,768 ports, so "
+        "more Services than that need it or a wider --service-node-port-range)",
     )
     p.add_argument(
         "--compare-workers",
