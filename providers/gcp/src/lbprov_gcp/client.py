@@ -204,7 +204,9 @@ class Compute:
             extended["zone_operations"] = self.zone_ops
             extended["global_operations"] = self.global_ops
             self.clients[kind] = client
-        self.timeout = 60.0
+        # One answer deadline for every request (the REST transport takes a single timeout): the
+        # core's read timeout, so a silent endpoint fails fast once instead of stalling a minute.
+        self.timeout = self.calls.timeouts.read
 
     # -- plumbing ---------------------------------------------------------------------------------
 
