@@ -168,7 +168,6 @@ def test_gc_force_without_apply_is_a_usage_error(fake_world: dict[str, str]) -> 
 #: own garbage needs it (the provider issues add it; the marker goes when they land).
 NO_IDENTITY_YET = {
     "aws": "issue 10: lbprov_aws does not tag lbprov.io/cluster-id nor fill OwnedLoadBalancer.cluster_id yet",
-    "azure": "issue 12: lbprov_azure does not tag lbprov.io/cluster-id nor fill OwnedLoadBalancer.cluster_id yet",
 }
 
 

@@ -173,8 +173,10 @@ class Applier:
         template: JSON | None = None
         tags: dict[str, str] = {}
         repair = False
+        identity: str | None = None
         for ch in group:
             repair = repair or bool(ch.data.get("repair"))
+            identity = identity or ch.data.get("identity")
             if ch.data.get("template") is not None:
                 template = ch.data["template"]
             if ch.kind == "load-balancer" and ch.data.get("tags"):
@@ -200,6 +202,7 @@ class Applier:
             template=template,
             tags=tuple(sorted(tags.items())),
             repair=repair,
+            identity=identity,
         )
 
     def _apply_pip(self, ch: Change) -> str | None:

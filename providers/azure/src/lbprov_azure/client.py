@@ -99,8 +99,11 @@ def error_code(exc: BaseException) -> str | None:
     return None
 
 
-class OperationTimeout(TimeoutError):
-    """A long-running ARM operation did not end within ``operation_timeout_seconds``."""
+class OperationTimeout(RuntimeError):
+    """A long-running ARM operation did not end within ``operation_timeout_seconds``.
+
+    Not a ``TimeoutError``: ARM answered (the operation is in progress); CloudCalls treats a
+    ``TimeoutError`` as an endpoint that does not answer."""
 
 
 def finish(poller: LROPoller[T], timeout: float, what: str) -> T:

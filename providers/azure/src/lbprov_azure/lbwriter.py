@@ -99,6 +99,8 @@ class LBDelta:
     tags: tuple[tuple[str, str], ...] = ()
     #: write the LB even if the merge changes nothing (its last operation failed)
     repair: bool = False
+    #: the identity a delete plan found on the LB: an LB it empties may go if it carries exactly this
+    identity: str | None = None
 
 
 @dataclass
@@ -213,7 +215,8 @@ def merge(
     """Pure: the LB after applying ``deltas`` in order to ``current`` (None = does not exist).
 
     An LB the merge leaves empty is deleted only where it carries this cluster's identity
-    (``cluster_id``): deleting it is decided from cloud state, not from one Service's plan.
+    (``cluster_id``), or the identity a delete plan found on it (a Service's parts taken from another
+    identity's LB on purpose): deleting it is decided from cloud state, not from one Service's plan.
     """
     errors: dict[int, BaseException] = {}
     if current is not None and not names.is_cluster_owned(current.get("tags"), cluster):
@@ -238,7 +241,8 @@ def merge(
         return Merged("none", None, errors)
     if current is None:
         return Merged("create", work, errors) if not _empty(work) else Merged("none", None, errors)
-    if _empty(work) and names.identity_matches(work.get("tags"), cluster_id):
+    allowed = {cluster_id, *(d.identity for d in deltas)}
+    if _empty(work) and any(names.identity_matches(work.get("tags"), i) for i in allowed):
         return Merged("delete", None, errors)
     if work == clean(current) and not any(d.repair for d in deltas):
         return Merged("none", current, errors)

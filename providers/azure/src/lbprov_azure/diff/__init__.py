@@ -337,8 +337,8 @@ class Planner(FleetChanges, NsgChanges):
     def _identity_change(self, lb: JSON | None, lbn: str, common: Mapping[str, Any]) -> Change | None:
         """Add the cluster identity to an LB that predates it (any write to the LB carries it)."""
         cid = self.settings.cluster_id
-        if lb is None or not cid or names.identity_of(lb.get("tags")) == cid:
-            return None
+        if lb is None or not cid or names.identity_of(lb.get("tags")) is not None:
+            return None  # never re-tag an LB that carries an identity (ours, or another's)
         return Change(
             Action.UPDATE,
             "load-balancer",
@@ -374,8 +374,11 @@ class Planner(FleetChanges, NsgChanges):
                 ),
             )
         cid = self.settings.cluster_id
-        ours = bool(cid) and names.identity_of(lb.get("tags")) in (cid, None)
-        if ours and (
+        theirs = names.identity_of(lb.get("tags"))
+        # ours (or none yet, which the identity change adds), or the identity the LB carries, when
+        # this Service's parts are taken from it on purpose (see _fleet(strict=False))
+        known = theirs or cid
+        if known and (
             (out and not remaining and not (services - {token})) or (not remaining and not services)
         ):
             out.append(
@@ -386,7 +389,7 @@ class Planner(FleetChanges, NsgChanges):
                     before={"sku": "Standard"},
                     cloud_id=str(lb.get("id")),
                     reason="its last Service leaves it",
-                    data={**common, "informational": True},
+                    data={**common, "informational": True, "identity": known},
                 )
             )
         identity = self._identity_change(lb, lbn, common) if out else None
@@ -418,7 +421,7 @@ class Planner(FleetChanges, NsgChanges):
         token = names.uid_token(ref.uid)
         changes: list[Change] = []
         pip_ids: set[str] = set()
-        for (k, scheme), lb in sorted(self._fleet().lbs.items()):
+        for (k, scheme), lb in sorted(self._fleet(strict=False).lbs.items()):
             lbn = names.lb_name(cluster, scheme, k)
             fe = find(items(lb, "frontendIPConfigurations"), base)
             old = ref_id(((fe or {}).get("properties") or {}).get("publicIPAddress"))
@@ -450,7 +453,7 @@ class Planner(FleetChanges, NsgChanges):
             )
         nsg = self.seen.nsg()
         if nsg is not None:
-            for name, rule in sorted(self._owned_nsg_rules(nsg, base).items()):
+            for name, rule in sorted(self._owned_nsg_rules(nsg, base, strict=False).items()):
                 changes.append(
                     Change(
                         Action.DELETE,

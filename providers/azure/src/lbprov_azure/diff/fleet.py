@@ -48,8 +48,13 @@ class FleetChanges:
     seen: Observer
     ids: Ids
 
-    def _fleet(self) -> Fleet:
-        """The cluster's load balancers by (slot, scheme), from one listing of the resource group."""
+    def _fleet(self, *, strict: bool = True) -> Fleet:
+        """The cluster's load balancers by (slot, scheme), from one listing of the resource group.
+
+        ``strict`` (ensure): a load balancer of another cluster identity is an ownership conflict. A
+        delete plan (``strict=False``) takes the Service's parts from it all the same: the caller
+        (gc with the identity check, or a user naming it) decided that this Service's parts go.
+        """
         cluster = self.settings.cluster_name
         listing = self.seen.lbs_by_name()
         fleet = Fleet()
@@ -59,7 +64,7 @@ class FleetChanges:
                 if body is None:
                     continue
                 other_id = names.identity_of(body.get("tags"))
-                if self.settings.cluster_id and other_id and other_id != self.settings.cluster_id:
+                if strict and self.settings.cluster_id and other_id and other_id != self.settings.cluster_id:
                     raise OwnershipConflict(
                         f"load balancer {body.get('name')!r} is tagged for cluster {cluster!r} but carries another "
                         f"cluster's identity ({naming.CLUSTER_ID_TAG}={other_id}, this cluster is "

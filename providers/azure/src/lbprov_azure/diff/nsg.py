@@ -89,7 +89,8 @@ class NsgChanges:
     seen: Observer
     priorities: Priorities
 
-    def _owned_nsg_rules(self, nsg: JSON, base: str) -> dict[str, JSON]:
+    def _owned_nsg_rules(self, nsg: JSON, base: str, *, strict: bool = True) -> dict[str, JSON]:
+        """The Service's rules; ``strict`` (ensure): one of another identity is a conflict."""
         out = {}
         for r in items(nsg, "securityRules"):
             n = str(r.get("name", ""))
@@ -102,7 +103,7 @@ class NsgChanges:
                     )
                 parsed = names.parse_rule_description(desc, self.settings.cluster_name)
                 cid = self.settings.cluster_id
-                if parsed and parsed[1] and cid and parsed[1] != names.rule_identity(cid):
+                if strict and parsed and parsed[1] and cid and parsed[1] != names.rule_identity(cid):
                     raise OwnershipConflict(
                         f"NSG rule {n!r} carries another cluster's identity ({parsed[1]}); lbprov never touches it"
                     )
