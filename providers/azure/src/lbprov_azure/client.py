@@ -135,6 +135,10 @@ def make_client(settings: AzureSettings, calls: CloudCalls) -> NetworkManagement
         "per_retry_policies": [CloudCallsPolicy(calls)],
         "retry_total": 0,
         "polling_interval": 0 if settings.base_url else 2,
+        # azure-core's ConnectionConfiguration: without these a silent endpoint holds a worker
+        # for azure-core's 300 s read timeout; the core's timeouts make it fail fast, once.
+        "connection_timeout": calls.timeouts.connect,
+        "read_timeout": calls.timeouts.read,
     }
     if settings.base_url:
         kwargs["base_url"] = settings.base_url
