@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from lbprov.intent import IntentSettings, build_intent
+from lbprov.kube.facts import fill_settings
 from lbprov.model import Plan
 from lbprov.provider import Provider, SandboxCloud, load_provider
 
@@ -93,13 +94,20 @@ class Env:
     def writer(self) -> Provider:
         """A writable provider for this test's cluster (what the controller would use)."""
         if self._writer is None:
-            settings = {**self.cloud.settings, "cluster_name": self.cluster}
-            self._writer = load_provider(self.provider_name).from_settings(settings)
+            cls = load_provider(self.provider_name)
+            # As the controller does: the cluster identity from the kube-system Namespace.
+            settings = fill_settings(
+                self.kube, cls, {**self.cloud.settings, "cluster_name": self.cluster}, read_only=False
+            )
+            self._writer = cls.from_settings(settings)
         return self._writer
 
     def reader(self) -> Provider:
-        settings = {**self.cloud.settings, "cluster_name": self.cluster}
-        return load_provider(self.provider_name).from_settings(settings, read_only=True)
+        cls = load_provider(self.provider_name)
+        settings = fill_settings(
+            self.kube, cls, {**self.cloud.settings, "cluster_name": self.cluster}, read_only=True
+        )
+        return cls.from_settings(settings, read_only=True)
 
     def plan_for(self, name: str, provider: Provider | None = None) -> Plan:
         p = provider or self.writer

@@ -18,6 +18,7 @@ from sandbox_support import Env, wait_for
 
 from lbprov import naming
 from lbprov.controller.manager import Controller, ControllerConfig, running
+from lbprov.kube.facts import fill_settings
 from lbprov.provider import load_provider
 
 SOURCE = "10.0.0.0/8"
@@ -211,8 +212,12 @@ def test_controller_resync_repairs_hand_made_drift(env: Env) -> None:
     period = (
         6.0  # long enough that the hand change and the plan fit between two resyncs, even on a busy machine
     )
-    settings = {**env.cloud.settings, "cluster_name": env.cluster}
-    provider = load_provider(env.provider_name).from_settings(settings)
+    cls = load_provider(env.provider_name)
+    # As `lbprov run` does: the cluster identity from the kube-system Namespace.
+    settings = fill_settings(
+        env.kube, cls, {**env.cloud.settings, "cluster_name": env.cluster}, read_only=False
+    )
+    provider = cls.from_settings(settings)
     config = ControllerConfig(
         cluster=env.cluster,
         default_provider=None,  # only Services of our class: the rest of the sandbox is not ours
