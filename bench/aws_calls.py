@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     started = time.monotonic()
     with AWSProvider.sandbox([f"node-{i}" for i in range(args.nodes)], cluster="bench") as cloud:
-        provider = AWSProvider.from_settings(cloud.settings)
+        # With a cluster identity, as the controller runs (it enables the sweep of orphaned rules).
+        provider = AWSProvider.from_settings({**cloud.settings, "cluster_id": "bench-cluster-id"})
         settings = IntentSettings(cluster="bench")
 
         def intent(svc: Svc) -> Intent:

@@ -13,6 +13,7 @@ from lbprov_aws import AWSProvider
 from lbprov_aws.testing import (
     ANN,
     CLUSTER,
+    CLUSTER_ID,
     AwsView,
     Svc,
     converge,
@@ -47,7 +48,7 @@ def _orphan(view: AwsView, port: int) -> None:
 def test_everything_created_carries_the_cluster_identity(
     provider: AWSProvider, cloud: SandboxCloud, view: AwsView
 ) -> None:
-    cluster_id = cloud.settings["cluster_id"]
+    cluster_id = CLUSTER_ID
     nlb, classic = Svc(name="n"), Svc(name="c", annotations={ANN + "type": "classic"})
     for svc in (nlb, classic):
         converge(provider, intent_of(provider, svc, node_objects(cloud)))
@@ -71,7 +72,7 @@ def test_an_older_load_balancer_gets_the_identity_on_its_next_reconcile(
     provider = AWSProvider.from_settings(fast_settings(cloud))
     plan = converge(provider, intent_of(provider, svc, node_objects(cloud)))
     assert not plan.empty
-    assert view.nlbs(svc.uid)[0]["Tags"][naming.CLUSTER_ID_TAG] == cloud.settings["cluster_id"]
+    assert view.nlbs(svc.uid)[0]["Tags"][naming.CLUSTER_ID_TAG] == CLUSTER_ID
 
 
 def test_an_orphaned_node_rule_goes_with_the_next_reconcile(

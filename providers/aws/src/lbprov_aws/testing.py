@@ -26,8 +26,19 @@ CLUSTER = "test"
 ANN = "service.beta.kubernetes.io/aws-load-balancer-"
 
 
+#: The cluster identity of the provider tests (a real cluster's is its kube-system Namespace UID;
+#: the controller, plan and demo read that from the sandbox Kubernetes API instead).
+CLUSTER_ID = "6f1c2a52-5b7e-4c1e-9d0a-2f3b4c5d6e7f"
+
+
 def fast_settings(cloud: SandboxCloud, **extra: Any) -> dict[str, Any]:
-    return {**cloud.settings, "retry_initial_seconds": 0.001, "retry_max_seconds": 0.01, **extra}
+    return {
+        **cloud.settings,
+        "cluster_id": CLUSTER_ID,
+        "retry_initial_seconds": 0.001,
+        "retry_max_seconds": 0.01,
+        **extra,
+    }
 
 
 # -- Kubernetes objects ----------------------------------------------------------------------------
