@@ -40,8 +40,9 @@ class AWSClients:
         )
         config = Config(
             retries={"total_max_attempts": 1, "mode": "standard"},
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
+            # The core's timeouts (the settings fill them): a silent endpoint fails fast, once.
+            connect_timeout=calls.timeouts.connect,
+            read_timeout=calls.timeouts.read,
             max_pool_connections=20,
         )
         self.clients: dict[str, BaseClient] = {}

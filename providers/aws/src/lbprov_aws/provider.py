@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel
 
 from lbprov import naming
-from lbprov.cloudcalls import CloudCalls, RateLimits, RetryPolicy
+from lbprov.cloudcalls import CloudCalls, RateLimits, RetryPolicy, Timeouts
 from lbprov.model import Action, Ingress, Intent, OwnedLoadBalancer, Plan, ServiceRef
 from lbprov.provider import Provider, SandboxCloud
 from lbprov_aws import operations
@@ -64,6 +64,7 @@ class AWSProvider:
                 writes_per_second=settings.writes_per_second or None,
                 write_burst=settings.write_burst,
             ),
+            timeouts=Timeouts(connect=settings.connect_timeout, read=settings.read_timeout),
         )
         self.clients = AWSClients(settings, self.calls)
         self.reader = Reader(self.clients, self.cluster, settings.node_security_group_id)

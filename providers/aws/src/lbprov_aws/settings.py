@@ -84,8 +84,10 @@ class AWSSettings(ProviderSettings):
         5.0, ge=0, description="Client-side rate limit for writes (0 = unlimited)."
     )
     write_burst: int = Field(20, ge=1, description="Burst of the write token bucket.")
-    connect_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a TCP connection.")
-    read_timeout: float = Field(60.0, gt=0, description="Seconds to wait for a response.")
+    connect_timeout: float = Field(5.0, gt=0, description="Seconds to wait for a TCP connection.")
+    read_timeout: float = Field(
+        30.0, gt=0, description="Seconds to wait for a response (ELB and EC2 answer within seconds)."
+    )
 
     @field_validator("region")
     @classmethod
