@@ -166,9 +166,8 @@ def test_gc_force_without_apply_is_a_usage_error(fake_world: dict[str, str]) -> 
 
 #: Providers whose list_owned() does not yet report the identity they tag: deleting this cluster's
 #: own garbage needs it (the provider issues add it; the marker goes when they land).
-NO_IDENTITY_YET = {
-    "aws": "issue 10: lbprov_aws does not tag lbprov.io/cluster-id nor fill OwnedLoadBalancer.cluster_id yet",
-}
+#: Providers that do not tag the cluster identity yet (all three do now).
+NO_IDENTITY_YET: dict[str, str] = {}
 
 
 class CloudEnv:
