@@ -35,6 +35,10 @@ def foreign_cluster(env: Env) -> tuple[dict[str, Any], dict[str, str]]:
             {"node_security_group_id": extra["node_security_group_id"], "vpc_id": extra["vpc_id"]},
             {"service.beta.kubernetes.io/aws-load-balancer-subnets": ",".join(extra["public_subnets"])},
         )
+    if env.provider_name == "gcp":
+        # the same node instances: GCE allows an instance in one load-balanced group only, so the
+        # second cluster names the sandbox's k8s-ig-- groups as its own (a cluster of the same name)
+        return {"gce_cluster_id": env.cluster}, {}
     return {}, {}
 
 
