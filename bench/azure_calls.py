@@ -5,10 +5,13 @@ re-plan it with no change, to add one node, to delete it; a re-plan of 100 uncha
 and without a read round (``provider.read_round()``); and the shared load balancer under load: 50
 Services created at once by 10 workers (LB PUTs, total writes, seconds), next to the same 50 created
 one at a time as upstream does (with ``--lb-put-latency`` seconds added by the emulator to every
-load-balancer PUT, to model ARM's slow LB operations). Counts come from CloudCalls, which sees every request the SDK sends
+load-balancer PUT, to model ARM's slow LB operations). With ``--ceiling-nodes N``: as many 2-port
+Services as Azure's limits allow on N nodes (300 rules per NIC across load balancers, one slot of
+load balancers per node at most), created 10 at a time, and what the next one gets. Counts come from CloudCalls, which sees every request the SDK sends
 (long-operation polls and retries included).
 
     python bench/azure_calls.py [--ports P] [--nodes N] [--services 100] [--concurrent 50] [--workers 10]
+                                [--ceiling-nodes 6]
 """
 
 from __future__ import annotations
@@ -29,10 +32,14 @@ from common import (
     seconds_since,
 )
 from lbprov_azure import AzureProvider
+from lbprov_azure.placement import CapacityExceeded
 from lbprov_azure.sandbox import Fault, azure_sandbox
 
 from lbprov.intent import IntentSettings, build_intent
 from lbprov.model import Intent
+
+#: The cluster identity the bench's providers run with (the controller reads the kube-system UID).
+CLUSTER_ID = "b3e7c4a0-0000-4000-8000-0000000be7c4"
 
 
 class Services:
@@ -57,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds the emulator takes per load-balancer PUT in the load figures (ARM takes ~20 s; "
         "0 = none)",
     )
+    parser.add_argument(
+        "--ceiling-nodes",
+        type=int,
+        default=0,
+        help="also fill a cluster of this many nodes with 2-port Services up to Azure's limits (0 = skip)",
+    )
     args = parser.parse_args(argv)
     report: dict[str, Any] = {
         "provider": "azure",
@@ -70,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         state = cloud.extra["state"]
 
         def provider_for(cluster: str) -> AzureProvider:
-            return AzureProvider.from_settings({**cloud.settings, "cluster_name": cluster})
+            return AzureProvider.from_settings(
+                {**cloud.settings, "cluster_name": cluster, "cluster_id": CLUSTER_ID}
+            )
 
         provider = provider_for("bench")
         nodes = [make_node(n) for n in cloud.nodes]
@@ -147,9 +162,60 @@ def main(argv: list[str] | None = None) -> int:
 
         report[f"concurrent_{args.concurrent}_services"] = load("load", args.workers)
         report[f"serial_{args.concurrent}_services_one_at_a_time"] = load("serial", 1)
+    if args.ceiling_nodes:
+        report[f"ceiling_{args.ceiling_nodes}_nodes"] = ceiling(args.ceiling_nodes, args.workers)
     report["seconds"] = seconds_since(started)
     print_json(report)
     return 0
+
+
+def ceiling(node_count: int, workers: int) -> dict[str, Any]:
+    """2-port Services, ``workers`` at a time, until the provider refuses one (Azure's limits)."""
+    factory = Services()
+    with azure_sandbox([f"node-{i}" for i in range(node_count)]) as cloud:
+        state = cloud.extra["state"]
+        prov = AzureProvider.from_settings(
+            {**cloud.settings, "cluster_name": "full", "cluster_id": CLUSTER_ID}
+        )
+        nodes = [make_node(n) for n in cloud.nodes]
+
+        def ensure(svc: dict[str, Any]) -> str | None:
+            it = build_intent(svc, nodes, IntentSettings(cluster="full"), prov)
+            for _ in range(3):  # a plan that raced another onto a full slot is refused by ARM: re-plan
+                try:
+                    prov.apply(prov.plan(it))
+                    return None
+                except CapacityExceeded as exc:
+                    return str(exc)
+                except Exception as exc:  # counted, then re-planned on fresh data
+                    retried.append(type(exc).__name__)
+            return "gave up after 3 attempts"
+
+        retried: list[str] = []
+        placed = 0
+        refusal: str | None = None
+        t0 = time.monotonic()
+        with prov.read_round(), ThreadPoolExecutor(workers) as pool:
+            while refusal is None:
+                batch = [factory.make(f"s{placed + i}", 2) for i in range(workers)]
+                results = list(pool.map(ensure, batch))
+                placed += sum(1 for r in results if r is None)
+                refusal = next((r for r in results if r is not None), None)
+        seconds = time.monotonic() - t0
+        stats = prov.calls.reset()
+        lbs = [lb for lb in state.resources["loadBalancers"].values() if lb["name"].startswith("full")]
+        return {
+            "nodes": node_count,
+            "services_placed": placed,
+            "rules": sum(len(lb["properties"]["loadBalancingRules"]) for lb in lbs),
+            "load_balancers": sorted(lb["name"] for lb in lbs),
+            "lb_puts": state.count("PUT", r"/loadbalancers/full"),
+            "writes": stats.writes,
+            "reads": stats.reads,
+            "replanned_after_a_refused_write": len(retried),
+            "seconds": round(seconds, 2),
+            "next_service_gets": refusal,
+        }
 
 
 if __name__ == "__main__":

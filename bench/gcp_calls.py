@@ -32,6 +32,9 @@ from lbprov.intent import IntentSettings, build_intent
 from lbprov.model import Intent
 
 CLUSTER = "bench"
+#: The cluster identity (kube-system UID) and upstream cluster ID a real run would read from the cluster.
+CLUSTER_ID = "be0c0000-0000-4000-8000-000000000001"
+GCE_CLUSTER_ID = "be0c000000000001"
 
 
 def _measure(
@@ -66,7 +69,14 @@ def main(argv: list[str] | None = None) -> int:
         server = cloud.extra["server"]
         # Client-side rate limits off: this counts calls, it does not time them.
         provider = GCPProvider.from_settings(
-            {**cloud.settings, "cluster_name": CLUSTER, "reads_per_second": 0, "writes_per_second": 0}
+            {
+                **cloud.settings,
+                "cluster_name": CLUSTER,
+                "cluster_id": CLUSTER_ID,
+                "gce_cluster_id": GCE_CLUSTER_ID,
+                "reads_per_second": 0,
+                "writes_per_second": 0,
+            }
         )
         settings = IntentSettings(cluster=CLUSTER)
         nodes = list(cloud.nodes)

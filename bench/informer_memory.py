@@ -45,8 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--services", type=int, default=2000)
     p.add_argument("--nodes", type=int, default=50)
     args = p.parse_args(argv)
-    opts = argparse.Namespace(services=args.services, ports=1, node_ports="random", kubectl_applied=True)
-    report: dict[str, Any] = {"services": args.services, "nodes": args.nodes, "kubectl_applied": True}
+    # More Services than the NodePort range holds (2,768) need allocateLoadBalancerNodePorts: false.
+    node_ports = "random" if args.services <= 2000 else "none"
+    opts = argparse.Namespace(services=args.services, ports=1, node_ports=node_ports, kubectl_applied=True)
+    report: dict[str, Any] = {
+        "services": args.services,
+        "nodes": args.nodes,
+        "kubectl_applied": True,
+        "node_ports": node_ports,
+    }
     with KubeAPIServer() as api:
         kube = KubeClient.for_url(api.url)
         kube.create_namespace(NAMESPACE)

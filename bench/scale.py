@@ -107,6 +107,8 @@ def make_services(kube: KubeClient, args: argparse.Namespace) -> None:
             "metadata": {"name": f"svc-{i:05d}"},
             "spec": {"type": "LoadBalancer", "selector": {"app": f"a{i}"}, "ports": ports},
         }
+        if args.node_ports == "none":
+            body["spec"]["allocateLoadBalancerNodePorts"] = False
         if args.kubectl_applied:
             body["metadata"]["labels"] = {
                 "app.kubernetes.io/name": f"a{i}",
@@ -306,7 +308,10 @@ def _run_with(
         *(["--no-trim"] if args.no_trim else []),
         *(["--tracemalloc"] if args.tracemalloc else []),
     ]
-    controller = ChildProcess(argv, dict(os.environ, BENCH_PROVIDER_SETTINGS=json.dumps(settings)))
+    env = dict(os.environ, BENCH_PROVIDER_SETTINGS=json.dumps(settings))
+    if args.malloc_arena_max:
+        env["MALLOC_ARENA_MAX"] = str(args.malloc_arena_max)
+    controller = ChildProcess(argv, env)
     pids: dict[str, int | None] = {
         "controller": controller.pid,
         "emulator": cloud.pid,
@@ -402,10 +407,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--backoff-max", type=float, default=300.0, help="retry delay cap (default 300)")
     p.add_argument(
         "--node-ports",
-        choices=("contiguous", "random"),
+        choices=("contiguous", "random", "none"),
         default="random",
         help="random: the API server allocates, as in a real cluster (default); contiguous: NodePorts "
-        "in one block from 30000, so exact node security group rules aggregate into a few ranges",
+        "in one block from 30000, so exact node security group rules aggregate into a few ranges; "
+        "none: allocateLoadBalancerNodePorts false (GCP only; the NodePort range holds 2,768 ports, so "
+        "more Services than that need it or a wider --service-node-port-range)",
     )
     p.add_argument(
         "--compare-workers",
@@ -425,6 +432,13 @@ def parser() -> argparse.ArgumentParser:
         "--no-trim", action="store_true", help="the controller caches whole objects (for comparison)"
     )
     p.add_argument(
+        "--malloc-arena-max",
+        type=int,
+        default=0,
+        help="MALLOC_ARENA_MAX for the controller process (glibc: fewer per-thread arenas, less RSS "
+        "kept after transient peaks; 0 = the default)",
+    )
+    p.add_argument(
         "--tracemalloc",
         action="store_true",
         help="report the controller's Python memory still held at the end, by source line (slower; "
@@ -442,6 +456,7 @@ def header(args: argparse.Namespace) -> dict[str, Any]:
         "ports_per_service": args.ports,
         "latency_ms": args.latency_ms,
         "node_ports": args.node_ports,
+        "malloc_arena_max": args.malloc_arena_max or None,
         "cpus": os.cpu_count(),
         "load_average_at_start": list(os.getloadavg()),
         "note": "seconds are wall-clock on a shared machine (inflated by other load); counts and CPU "

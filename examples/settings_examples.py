@@ -42,7 +42,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "subnetwork": "default",
         "node_tags": ["gke-prod-node"],
         "api_endpoint": "http://127.0.0.1:8085",
-        "gce_cluster_id": "1a2b3c4d5e6f7a8b",
+        "gce_cluster_id": "a1b2c3d4e5f60718",
     },
     "azure": {
         "subscription_id": "00000000-0000-0000-0000-000000000000",

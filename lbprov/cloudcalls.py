@@ -186,13 +186,13 @@ def describe_connection_error(exc: BaseException, timeouts: Timeouts) -> tuple[s
         return "the host name does not resolve", "check the region/endpoint setting and DNS"
     if "ReadTimeoutError" in names or "ReadTimeout" in names or "read timed out" in text:
         return (
-            f"no answer within {timeouts.read:g}s (the connection was accepted)",
+            "the read timed out (the connection was accepted, no answer came)",
             f"check {proxy}, and the cloud's status",
         )
     if "refused" in text:
         return "connection refused", f"check the endpoint URL and port, and {proxy}"
     if "timeout" in " ".join(names).lower() or "timed out" in text:
-        return f"no connection within {timeouts.connect:g}s", f"check {proxy}"
+        return "the connection timed out", f"check {proxy}"
     first = next((t for t in texts if t.strip()), type(exc).__name__).strip().splitlines()[0][:160]
     return f"connection failed ({first})", f"check {proxy}"
 
@@ -564,8 +564,8 @@ class CloudCalls:
         if delay is not None:
             with self._lock:
                 self.stats.errors["(connection)"] += 1
-            if math.isinf(delay):
-                log.error("%s", error, extra={"provider": self.provider})
+            if math.isinf(delay):  # plan/gc: the command reports it, once
+                log.debug("%s", error, extra={"provider": self.provider})
             else:
                 log.warning(
                     "%s; pausing every %s call for %.1fs",

@@ -35,6 +35,7 @@ __all__ = [
     "SandboxCloud",
     "available_providers",
     "cluster_facts",
+    "implemented_elsewhere",
     "load_provider",
     "needs_node_ports",
 ]
@@ -97,6 +98,11 @@ class Provider(Protocol):
     #     ``allocateLoadBalancerNodePorts: false`` is then accepted. Read with needs_node_ports().
     #   cluster_facts: ClassVar[Mapping[str, ConfigMapFact]]: settings fields the core fills from
     #     ConfigMaps in the cluster (see ConfigMapFact). Read with cluster_facts().
+    #   implemented_elsewhere(service) -> str | None (a staticmethod): why a Service without a class
+    #     belongs to another controller of this cloud (aws-load-balancer-controller's
+    #     `aws-load-balancer-type: external`, ingress-gce's RBS annotation), or None. Such a Service
+    #     is skipped without events, as upstream's ImplementedElsewhere. Read with
+    #     implemented_elsewhere().
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], *, read_only: bool = False) -> Provider:
@@ -143,6 +149,15 @@ def cluster_facts(provider: object) -> Mapping[str, ConfigMapFact]:
     """``provider.cluster_facts``; empty for providers (or classes) that declare none."""
     facts: Mapping[str, ConfigMapFact] = getattr(provider, "cluster_facts", None) or {}
     return facts
+
+
+def implemented_elsewhere(provider: object, service: Mapping[str, Any]) -> str | None:
+    """Why ``service`` is another controller's to serve, per the provider's optional hook; else None."""
+    hook = getattr(provider, "implemented_elsewhere", None)
+    if hook is None:
+        return None
+    reason: str | None = hook(service)
+    return reason
 
 
 def available_providers() -> dict[str, EntryPoint]:

@@ -130,6 +130,17 @@ def test_everyday_commands(kubectl: Kubectl, tmp_path: Path) -> None:
     )
     w1 = kubectl.json("svc", "w1")
     assert w1["spec"]["type"] == "LoadBalancer" and w1["spec"]["ports"][0]["targetPort"] == 8080
+    kubectl("create", "service", "clusterip", "headless", "--clusterip=None")
+    kubectl("create", "service", "nodeport", "np", "--tcp=5678:8080", "--node-port=30080")
+    kubectl("create", "service", "externalname", "ext", "--external-name=example.com")
+    assert (
+        kubectl("expose", "svc", "np", "--name=exposed", "--port=90").stdout.strip()
+        == "service/exposed exposed"
+    )
+    assert kubectl.json("svc", "headless")["spec"]["clusterIP"] == "None"
+    assert kubectl.json("svc", "np")["spec"]["ports"][0]["nodePort"] == 30080
+    assert kubectl.json("svc", "ext")["spec"]["externalName"] == "example.com"
+    assert kubectl.json("svc", "exposed")["spec"]["selector"] == {"app": "np"}
     assert kubectl("create", "ns", "shop").stdout.strip() == "namespace/shop created"
     assert (
         kubectl("create", "configmap", "c1", "-n", "shop", "--from-literal=a=b").stdout.strip()

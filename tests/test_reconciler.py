@@ -602,3 +602,40 @@ def test_batches_run_inside_the_provider_read_round_until_the_queue_drains() -> 
         assert plans_in_round[5:] == [True] * 5
     finally:
         controller.stop()
+
+
+ELSEWHERE = "fake.lbprov.io/other-controller"
+
+
+def _elsewhere(service: Mapping[str, Any]) -> str | None:
+    annotations = (service.get("metadata") or {}).get("annotations") or {}
+    return "another controller serves it" if ELSEWHERE in annotations else None
+
+
+def test_a_service_implemented_elsewhere_is_skipped_without_events_or_finalizer(
+    env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kube, providers, rec, timeline, _ = env
+    monkeypatch.setattr(FakeProvider, "implemented_elsewhere", staticmethod(_elsewhere), raising=False)
+    svc = make_service("lbc", annotations={ELSEWHERE: "yes"})
+    kube.put(svc)
+    assert not rec.is_ours(svc)
+    result = rec.sync("default/lbc")
+    assert result.action == "ignored"
+    assert kube.events == [] and timeline == []
+    assert "finalizers" not in kube.services["default/lbc"]["metadata"]
+    assert providers["a"].cloud == {}
+
+
+def test_a_service_that_moves_to_another_controller_gets_our_load_balancer_cleaned_up(
+    env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kube, providers, rec, _, _ = env
+    monkeypatch.setattr(FakeProvider, "implemented_elsewhere", staticmethod(_elsewhere), raising=False)
+    kube.put(make_service("web"))
+    rec.sync("default/web")
+    assert "uid-default-web" in providers["a"].cloud
+    kube.services["default/web"]["metadata"]["annotations"][ELSEWHERE] = "yes"
+    rec.sync("default/web")
+    assert providers["a"].cloud == {}
+    assert FINALIZER not in (kube.services["default/web"]["metadata"].get("finalizers") or [])

@@ -15,6 +15,7 @@ answer is taken first and treated as fatal.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -163,6 +164,20 @@ _GCP_REGION_NOT_FOUND = re.compile(r"regions/([^/'\"\s]+)['\"]? (?:was )?not fou
 
 
 def _gcp(exc: BaseException, names: set[str]) -> UserError | None:
+    if "google.auth.exceptions.DefaultCredentialsError" in names and (
+        path := os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    ):
+        if not os.path.isfile(path):
+            return UserError(
+                "credentials",
+                f"GCP: GOOGLE_APPLICATION_CREDENTIALS={path}: no such file: point it at a service-account "
+                "key file, or unset it to use `gcloud auth application-default login`",
+            )
+        return UserError(
+            "credentials",
+            f"GCP: GOOGLE_APPLICATION_CREDENTIALS={path} is not a usable credentials file "
+            f"({_first_line(exc, 160)}): point it at a service-account key file (JSON), or unset it",
+        )
     if "google.auth.exceptions.DefaultCredentialsError" in names:
         return UserError(
             "credentials",
@@ -284,13 +299,50 @@ def _kubernetes(exc: BaseException, names: set[str], command: str = "plan") -> U
         if status == 404 and "namespace" in str(exc).lower():
             return UserError("kubernetes", f"Kubernetes: {_first_line(exc)}: check -n/--namespace")
         return UserError("kubernetes", f"Kubernetes API error: {_first_line(exc)}")
-    if "urllib3.exceptions.MaxRetryError" in names or "urllib3.exceptions.NewConnectionError" in names:
-        return UserError(
-            "kubernetes",
-            f"cannot reach the Kubernetes API ({_first_line(getattr(exc, 'reason', exc), 160)}): "
-            f"check --kubeconfig/--context{', or read manifests with -f and nodes with --nodes' if command == 'plan' else ''}",
-        )
     return None
+
+
+def _ownership_hint(text: str) -> str:
+    """A foreign resource that carries a cluster name: perhaps this cluster's, under another name."""
+    if re.search(r"cluster", text, re.I) and "--cluster-name" not in text:
+        return (
+            f"{text} (if this cluster made it under another name, run with that --cluster-name; cluster "
+            "names must match the tags exactly)"
+        )
+    return text
+
+
+def _unreachable(exc: BaseException, command: str, *, explicit_only: bool = False) -> UserError | None:
+    """A connection-level failure anywhere in the chain, named by its endpoint.
+
+    The clouds' and the API server's own wrappers (``CloudUnreachable``, ``KubeUnreachable``) say
+    which side failed; a raw one (a credential's token request, an SDK call outside CloudCalls)
+    is named by the endpoint it carries -- never assumed to be the Kubernetes API's.
+    """
+    for link in _chain(exc):
+        names = _class_names(link)
+        if "lbprov.cloudcalls.CloudUnreachable" in names:
+            return UserError("network", _first_line(link, 400))
+        if "lbprov.kube.client.KubeUnreachable" in names:
+            return _kubernetes(link, names, command)
+    if explicit_only:
+        return None
+    from lbprov.cloudcalls import Timeouts, describe_connection_error, failed_endpoint, is_connection_error
+
+    if not is_connection_error(exc):
+        return None
+    endpoint = failed_endpoint(exc) or "the endpoint"
+    detail, check = describe_connection_error(exc, Timeouts())
+    what = f"the sign-in endpoint {endpoint}" if _is_credential_error(exc) else endpoint
+    return UserError("network", f"cannot reach {what}: {detail}: {check}")
+
+
+def _is_credential_error(exc: BaseException) -> bool:
+    return any(
+        n.startswith(("azure.identity.", "google.auth.")) or n.endswith("ClientAuthenticationError")
+        for link in _chain(exc)
+        for n in _class_names(link)
+    )
 
 
 def describe(exc: BaseException, provider: Any = None, command: str = "plan") -> UserError | None:
@@ -298,6 +350,18 @@ def describe(exc: BaseException, provider: Any = None, command: str = "plan") ->
 
     ``command`` (``plan``, ``gc``, ``run``) picks the hints that command can follow.
     """
+    explicit = _unreachable(exc, command, explicit_only=True)
+    if explicit is not None:
+        return explicit
+    found = _describe_links(exc, provider, command)
+    if found is None or found.category == "credentials":
+        # A credential that could not reach its sign-in host is a network problem, not a
+        # missing setting: say which host.
+        return _unreachable(exc, command) or found
+    return found
+
+
+def _describe_links(exc: BaseException, provider: Any, command: str) -> UserError | None:
     hook = getattr(provider, "describe_error", None)
     for link in _chain(exc):
         if callable(hook):
@@ -322,7 +386,9 @@ def describe(exc: BaseException, provider: Any = None, command: str = "plan") ->
             return UserError("config", _first_line(link, 1000))  # every setting at fault
         if "lbprov.manifests.ManifestError" in names:
             return UserError("input", _first_line(link, 400))
-        if "lbprov.model.InvalidService" in names or "lbprov.model.OwnershipConflict" in names:
+        if "lbprov.model.OwnershipConflict" in names:
+            return UserError("input", _ownership_hint(_first_line(link, 400)))
+        if "lbprov.model.InvalidService" in names:
             return UserError("input", _first_line(link, 400))
         for recogniser in (_aws, _gcp, _azure):
             found = recogniser(link, names)

@@ -43,7 +43,7 @@ from lbprov.cli.options import (
 from lbprov.intent import IntentSettings, build_intent, service_ref
 from lbprov.model import InvalidService, Plan, ServiceRef
 from lbprov.progress import Progress
-from lbprov.provider import Provider, load_provider
+from lbprov.provider import Provider, implemented_elsewhere, load_provider
 from lbprov.render import plan_to_json, render_plan
 
 FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
@@ -146,14 +146,20 @@ def has_finalizer(svc: Mapping[str, Any]) -> bool:
 
 
 def select(
-    services: Iterable[Obj], provider: str, default_provider: str | None
+    services: Iterable[Obj],
+    provider: str,
+    default_provider: str | None,
+    provider_cls: object | None = None,
 ) -> list[tuple[Obj, Operation]]:
-    """The Services ``provider`` serves and what the controller would do with each, sorted by key."""
+    """The Services ``provider`` serves and what the controller would do with each, sorted by key.
+
+    With ``provider_cls``, Services another controller of the cloud implements are skipped, as the
+    controller skips them."""
     chosen: list[tuple[Obj, Operation]] = []
     for svc in services:
         if provider_for(svc, provider, default_provider) != provider:
             continue
-        if wants_load_balancer(svc):
+        if wants_load_balancer(svc) and not implemented_elsewhere(provider_cls, svc):
             chosen.append((svc, "ensure"))
         elif has_finalizer(svc):
             chosen.append((svc, "delete"))
@@ -472,6 +478,18 @@ def fail(
     if getattr(args, "debug", False) and cause is not None:
         traceback.print_exception(cause, file=stderr)
     print(f"lbprov {args.command}: error: {error}", file=stderr)
+    if getattr(args, "output", None) == "json":  # one JSON document, whatever happened
+        category = error.category if isinstance(error, UserError) else "input"
+        doc = run_document(
+            args.command,
+            str(getattr(args, "provider", "") or ""),
+            str(getattr(args, "cluster_name", None) or ""),
+            "files" if getattr(args, "filename", None) else "cluster",
+            [],
+            EXIT_ERROR,
+            extra={"error": {"category": category, "message": str(error)}},
+        )
+        print(json.dumps(doc, indent=2, sort_keys=True), file=sys.stdout)
     return EXIT_ERROR
 
 
@@ -579,7 +597,7 @@ def run(
         default = default_provider(args)
         cluster = provider_settings(args, name).cluster_name
         inputs = read_inputs(args, stdin=stdin)
-        selected = select(inputs.services, name, default)
+        selected = select(inputs.services, name, default, load_provider(name))
         provider = build_provider(args, name, read_only=True, kube=inputs.kube)
         provider.calls.fail_fast = True  # a cloud that cannot be reached ends the run once
         if not provider.calls.read_only:  # belt and braces: the guard is what makes plan safe

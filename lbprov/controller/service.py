@@ -40,7 +40,7 @@ from lbprov.controller.kubeapi import ControllerKube, Obj, ServiceGone, is_confl
 from lbprov.intent import IntentSettings, build_intent, no_nodes_reason, service_ref
 from lbprov.model import Action, Ingress, InvalidService, Plan
 from lbprov.observability import Metrics
-from lbprov.provider import Provider
+from lbprov.provider import Provider, implemented_elsewhere
 
 log = logging.getLogger("lbprov.controller")
 
@@ -205,9 +205,22 @@ class ServiceReconciler:
         meta = svc.get("metadata") or {}
         return (svc.get("spec") or {}).get("type") == "LoadBalancer" and not meta.get("deletionTimestamp")
 
+    def wants_our_load_balancer(self, svc: Mapping[str, Any], provider_name: str) -> bool:
+        """Wants a load balancer, and not one that another controller of the cloud implements
+        (upstream's ImplementedElsewhere: skipped without events; our own finalizer, if a
+        Service moves over, still gets our load balancer cleaned up)."""
+        if not self.wants_load_balancer(svc):
+            return False
+        elsewhere = implemented_elsewhere(self.providers[provider_name], svc)
+        if elsewhere:
+            log.debug("%s: implemented elsewhere (%s): skipped", service_key(svc), elsewhere)
+            return False
+        return True
+
     def is_ours(self, svc: Mapping[str, Any]) -> bool:
         """Should a change of ``svc`` be queued: handled by us, and wants an LB or needs cleanup."""
-        return self.provider_for(svc) is not None and (self.wants_load_balancer(svc) or has_finalizer(svc))
+        name = self.provider_for(svc)
+        return name is not None and (self.wants_our_load_balancer(svc, name) or has_finalizer(svc))
 
     def managed_keys(self) -> list[str]:
         with self._lock:
@@ -230,7 +243,7 @@ class ServiceReconciler:
         start = time.monotonic()
         result = "error"
         try:
-            if self.wants_load_balancer(svc):
+            if self.wants_our_load_balancer(svc, provider_name):
                 out = self._ensure(key, svc, provider_name, provider)
             else:
                 out = self._cleanup(key, svc, provider_name, provider)

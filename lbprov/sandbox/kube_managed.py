@@ -150,17 +150,28 @@ def encode(paths: set[Path] | dict[Path, Any]) -> dict[str, Any]:
 
 
 def decode(fields: Any, prefix: Path = ()) -> set[Path]:
-    out: set[Path] = set()
+    """The paths of a ``FieldsV1`` tree (list items that carry ``.`` included)."""
+    return _decode(fields, prefix)[0]
+
+
+def _decode(fields: Any, prefix: Path = ()) -> tuple[set[Path], set[Path]]:
+    """(paths, the paths among them that are list items, marked ``.``)."""
+    paths: set[Path] = set()
+    items: set[Path] = set()
     if not isinstance(fields, dict):
-        return out
+        return paths, items
     if prefix and (not fields or "." in fields):
-        out.add(prefix)
+        paths.add(prefix)
+        if "." in fields:
+            items.add(prefix)
     for key, sub in fields.items():
         if key == "." or ":" not in key:
             continue
         kind, name = key.split(":", 1)
-        out |= decode(sub, (*prefix, (kind, name)))
-    return out
+        sub_paths, sub_items = _decode(sub, (*prefix, (kind, name)))
+        paths |= sub_paths
+        items |= sub_items
+    return paths, items
 
 
 # -- the managedFields list -------------------------------------------------------------------------
@@ -174,9 +185,12 @@ class Entry:
     subresource: str
     time: str
     paths: set[Path] = field(default_factory=set)
+    #: The paths that are list items (rendered with ``.``).
+    items: set[Path] = field(default_factory=set)
 
-    def render(self, item_paths: set[Path]) -> dict[str, Any]:
-        fields = encode({p: (ITEM if p in item_paths else None) for p in self.paths})
+    def render(self, new_items: set[Path]) -> dict[str, Any]:
+        items = self.items | new_items
+        fields = encode({p: (ITEM if p in items else None) for p in self.paths})
         out: dict[str, Any] = {
             "manager": self.manager,
             "operation": self.operation,
@@ -195,6 +209,7 @@ def _entries(meta: dict[str, Any]) -> list[Entry]:
     for raw in meta.get("managedFields") or []:
         if not isinstance(raw, dict):
             continue
+        paths, items = _decode(raw.get("fieldsV1") or {})
         out.append(
             Entry(
                 str(raw.get("manager", "")),
@@ -202,7 +217,8 @@ def _entries(meta: dict[str, Any]) -> list[Entry]:
                 str(raw.get("apiVersion", "")),
                 str(raw.get("subresource", "")),
                 str(raw.get("time", "")),
-                decode(raw.get("fieldsV1") or {}),
+                paths,
+                items,
             )
         )
     return out
@@ -279,8 +295,7 @@ def track(
                 entries.append(mine)
             mine.paths |= changed
             mine.time = now
-    all_after = {**after, **(object_leaves(group, version, kind, new, "status" if not subresource else ""))}
-    items = {p for p, v in all_after.items() if v is ITEM}
+    items = {p for p, v in after.items() if v is ITEM}
     return [e.render(items) for e in entries if e.paths]
 
 

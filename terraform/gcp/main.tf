@@ -21,6 +21,7 @@ locals {
     "compute.globalOperations.get",
     "compute.instanceGroups.get",
     "compute.instanceGroups.list",
+    "compute.instances.list",
     "compute.regionBackendServices.list",
     "compute.regionHealthChecks.get",
     "compute.regionHealthChecks.list",

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from lbprov.intent import IntentSettings, build_intent
+from lbprov.kube.facts import fill_settings
 from lbprov.model import Plan
 from lbprov.provider import Provider, SandboxCloud, load_provider
 
@@ -98,18 +99,22 @@ class Env:
         assert namespace is not None, "the sandbox API server has a kube-system Namespace"
         return str(namespace["metadata"]["uid"])
 
-    def settings(self) -> dict[str, Any]:
-        return {**self.cloud.settings, "cluster_name": self.cluster, "cluster_id": self.cluster_id}
-
     @property
     def writer(self) -> Provider:
         """A writable provider for this test's cluster (what the controller would use)."""
         if self._writer is None:
-            self._writer = load_provider(self.provider_name).from_settings(self.settings())
+            self._writer = load_provider(self.provider_name).from_settings(self.settings(read_only=False))
         return self._writer
 
     def reader(self) -> Provider:
-        return load_provider(self.provider_name).from_settings(self.settings(), read_only=True)
+        return load_provider(self.provider_name).from_settings(self.settings(read_only=True), read_only=True)
+
+    def settings(self, *, read_only: bool) -> dict[str, Any]:
+        """The settings the CLI would run with: the cluster identity and the provider's cluster facts
+        filled from the sandbox cluster, as ``lbprov plan``/``run`` fill them."""
+
+        settings = {**self.cloud.settings, "cluster_name": self.cluster}
+        return fill_settings(self.kube, load_provider(self.provider_name), settings, read_only=read_only)
 
     def plan_for(self, name: str, provider: Provider | None = None) -> Plan:
         p = provider or self.writer

@@ -211,8 +211,8 @@ def test_controller_resync_repairs_hand_made_drift(env: Env) -> None:
     period = (
         6.0  # long enough that the hand change and the plan fit between two resyncs, even on a busy machine
     )
-    # with the cluster's identity, as `lbprov run` fills it in from the kube-system Namespace
-    provider = load_provider(env.provider_name).from_settings(env.settings())
+    # as `lbprov run` builds it: the cluster identity and the provider's cluster facts filled in
+    provider = load_provider(env.provider_name).from_settings(env.settings(read_only=False))
     config = ControllerConfig(
         cluster=env.cluster,
         default_provider=None,  # only Services of our class: the rest of the sandbox is not ours

@@ -34,8 +34,7 @@ def test_missing_settings_name_their_flags_and_variables(tmp_path: Path) -> None
     line = error_of(["plan", "--provider", "gcp", "--gcp-project", "my-project", "-f", str(tmp_path)])
     assert line == (
         "lbprov plan: error: gcp settings: required but not given: "
-        "--gcp-region (LBPROV_GCP_REGION, gcp.region), --gcp-network (LBPROV_GCP_NETWORK, gcp.network), "
-        "--gcp-node-tags (LBPROV_GCP_NODE_TAGS, gcp.node_tags)"
+        "--gcp-region (LBPROV_GCP_REGION, gcp.region), --gcp-network (LBPROV_GCP_NETWORK, gcp.network)"
     )
 
 

@@ -34,6 +34,7 @@ import yaml
 from lbprov.cli import main as lbprov_main
 from lbprov.cloudcalls import CloudCalls
 from lbprov.intent import IntentSettings, build_intent
+from lbprov.kube.client import KubeClient
 from lbprov.provider import Provider, load_provider
 from lbprov.sandbox.kube_api import KubeAPIServer
 
@@ -48,6 +49,10 @@ _AZURE_JOIN = (
 ALLOWED_EXTRA: dict[str, dict[str, str]] = {
     "aws": {},
     "gcp": {
+        "compute.instances.list": (
+            "instances.list: sent only when the setting node_tags is unset, to find the nodes' network tags "
+            "as upstream does (providers/gcp/tests/test_upstream_parity.py covers it)"
+        ),
         "compute.forwardingRules.setLabels": (
             "forwardingRules.setLabels: sent only to add the cluster identity to a forwarding rule made "
             "before identities (providers/gcp/tests/test_cluster_identity.py covers it)"
@@ -76,11 +81,9 @@ UNEXERCISED: dict[str, dict[str, str]] = {
     "aws": {},
     "gcp": {
         **{
-            op: "unreachable: the provider has no Instances/Networks/Subnetworks client; nodes come from providerIDs"
+            op: "unreachable: nodes come from providerIDs (instances are only listed, for their tags); networks and subnetworks are named by the settings"
             for op in (
-                "instances.aggregatedList",
                 "instances.get",
-                "instances.list",
                 "networks.get",
                 "subnetworks.get",
             )
@@ -100,6 +103,7 @@ UNEXERCISED: dict[str, dict[str, str]] = {
         "instanceGroups.list": "unreachable: instance groups are read with aggregatedList and listInstances",
         "forwardingRules.patch": "granted: only a change of allow-global-access on an internal Service sends it",
         "forwardingRules.setLabels": "granted: only a forwarding rule from before cluster identities gets it",
+        "instances.list": "granted: the nodes' network tags are read from the instances when node_tags is unset",
     },
     "azure": {
         "networkSecurityGroups.list": "unreachable: the provider gets the one configured NSG by name",
@@ -405,12 +409,20 @@ def exercise(cloud: str, tmp: Path) -> Recording:
     rec = Recording(cloud)
     cls = load_provider(cloud)
     spy = _Spy()
-    with pytest.MonkeyPatch.context() as mp, cls.sandbox(["node-a", "node-b"]) as sb:
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        cls.sandbox(["node-a", "node-b"]) as sb,
+        KubeAPIServer() as api,
+    ):
         spy.install(mp)
         # The sandbox tags its subnets and security groups for its own cluster name: use it.
         cluster = str(sb.settings.get("cluster_name") or "kubernetes")
+        # The cluster identity the controller would run with (the kube-system Namespace UID of the
+        # cluster gc is pointed at below), so that gc can tell this cluster's load balancers.
+        kube_system = KubeClient.for_url(api.url).get_namespace("kube-system") or {}
+        cluster_id = str(kube_system.get("metadata", {}).get("uid") or "") or None
         # No client-side rate limit: it would only slow the run down (0 = none for every provider).
-        settings = {**sb.settings, "reads_per_second": 0, "writes_per_second": 0}
+        settings = {**sb.settings, "cluster_id": cluster_id, "reads_per_second": 0, "writes_per_second": 0}
         provider = cls.from_settings(settings)
         if cloud == "gcp":
             # Keep operations RUNNING briefly, so the provider waits on them as it must on GCP
@@ -462,9 +474,8 @@ def exercise(cloud: str, tmp: Path) -> Recording:
         common = ["--provider", cloud, "--settings", str(settings_file), "-o", "json", "-q"]
         code, output = _run_cli(["plan", *common, "-f", str(manifest_file)])
         assert code == 2, f"lbprov plan should report pending changes (exit 2), got {code}:\n{output[-3000:]}"
-        with KubeAPIServer() as api:
-            kubeconfig = api.write_kubeconfig(tmp / f"{cloud}-kubeconfig")
-            code, output = _run_cli(["gc", *common, "--kubeconfig", kubeconfig])
+        kubeconfig = api.write_kubeconfig(tmp / f"{cloud}-kubeconfig")
+        code, output = _run_cli(["gc", *common, "--kubeconfig", kubeconfig])
         # Checked by its own test, so that a gc failure does not hide the rest of the proof.
         rec.gc_result = (code, output)
         rec.plan_operations = dict(spy.phase)

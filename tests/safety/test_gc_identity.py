@@ -264,8 +264,14 @@ def test_gc_apply_leaves_a_load_balancer_of_another_cluster_identity_alone(env: 
     assert f"{lb} " in out and "not this cluster" in out, out
     assert env.exists(ref), "gc deleted another cluster's load balancer"
     code, out, err = env.gc("--apply", "--yes", "--include-foreign", lb)
-    assert code == 0, (out, err)
-    assert not env.exists(ref), "named explicitly, it is examined and deleted"
+    line = next(x for x in out.splitlines() if x.strip().startswith(f"{lb} "))
+    assert "not this cluster" not in line, "named explicitly, it is examined"
+    if code == 0:
+        assert not env.exists(ref), "examined as garbage and deleted"
+    else:
+        # A provider may still refuse (Azure: a shared load balancer of another identity); gc
+        # then keeps it and says why.
+        assert "kept:" in line and env.exists(ref), (out, err)
 
 
 def test_gc_apply_deletes_this_clusters_garbage(env: CloudEnv, request: pytest.FixtureRequest) -> None:

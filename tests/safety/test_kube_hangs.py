@@ -167,3 +167,24 @@ def _wait_connected(silent: SilentServer, proc: subprocess.Popen[str]) -> None:
         assert time.monotonic() < deadline, "lbprov run never connected"
         assert proc.poll() is None, "lbprov run exited early"
         time.sleep(0.05)
+
+
+def test_a_watch_reads_longer_than_the_server_side_watch_timeout(silent: SilentServer) -> None:
+    # The server ends a watch cleanly at timeoutSeconds; only a dead connection may hit ours.
+    kube = KubeClient.for_url(silent.url)
+    seen: dict[str, object] = {}
+
+    def fake_list(*args: object, **kwargs: object) -> object:
+        seen.update(kwargs)
+        raise OSError("stop here")
+
+    from lbprov.kube.client import WATCH_READ_MARGIN, WatchDropped
+
+    with pytest.raises(WatchDropped):
+        kube._watch(fake_list, "Service", "v1", "1", 300)
+    assert seen["timeout_seconds"] == 300
+    assert seen["_request_timeout"] == (kube.connect_timeout, 300 + WATCH_READ_MARGIN)
+    # and every other request gets the short read timeout
+    kube.read_timeout = 0.3
+    with pytest.raises(KubeUnreachable):
+        kube.get_service("default", "x")

@@ -528,17 +528,17 @@ def test_subnets_annotation_by_name_and_id(provider: AWSProvider, cloud: Sandbox
     assert {az["SubnetId"] for az in lb["AvailabilityZones"]} == set(cloud.extra["public_subnets"])
 
 
-def test_missing_subnet_tags_give_a_clear_error(
+def test_no_candidate_subnet_gives_a_clear_error(
     provider: AWSProvider, cloud: SandboxCloud, view: AwsView
 ) -> None:
     from lbprov.model import InvalidService
 
-    for sub in cloud.extra["private_subnets"]:
-        view.ec2.delete_tags(Resources=[sub], Tags=[{"Key": "kubernetes.io/role/internal-elb"}])
+    # Role tags are a preference (upstream): only subnets of another cluster leave no candidate.
+    subnets = cloud.extra["private_subnets"] + cloud.extra["public_subnets"]
+    view.ec2.delete_tags(Resources=subnets, Tags=[{"Key": "kubernetes.io/cluster/test"}])
+    view.ec2.create_tags(Resources=subnets, Tags=[{"Key": "kubernetes.io/cluster/other", "Value": "owned"}])
     svc = Svc(annotations={ANN + "scheme": "internal"})
-    with pytest.raises(
-        InvalidService, match=r"kubernetes.io/role/internal-elb=1 and kubernetes.io/cluster/test"
-    ):
+    with pytest.raises(InvalidService, match=r"subnets tagged kubernetes.io/cluster/test or for no cluster"):
         provider.plan(intent_of(provider, svc, node_objects(cloud)))
     svc.annotations[ANN + "subnets"] = "no-such-subnet"
     with pytest.raises(InvalidService, match="no-such-subnet"):

@@ -92,3 +92,13 @@ def test_a_same_named_cluster_of_another_identity_is_never_touched(
         twin.plan_delete(a.ref)
     assert state.get("loadBalancers", SANDBOX_RG, cluster)["etag"] == before["etag"]
     first.apply(first.plan_delete(a.ref))
+
+
+def test_a_run_that_does_not_know_the_identity_keeps_it(sandbox, cluster, make_service, nodes):
+    """``lbprov plan -f`` reads no cluster, so it has no identity: it must not plan to remove one."""
+    ours = _provider(sandbox, cluster, "7f3e2d1c-aaaa-4bbb-8ccc-000000000046")
+    svc = make_service()
+    converge(ours, _intent(ours, svc, nodes))
+    anon = _provider(sandbox, cluster, None)
+    assert anon.plan(_intent(anon, svc, nodes)).empty
+    ours.apply(ours.plan_delete(_intent(ours, svc, nodes).ref))

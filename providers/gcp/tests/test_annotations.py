@@ -120,3 +120,16 @@ def test_a_named_address_that_does_not_exist_is_refused_by_name(provider, sandbo
     with pytest.raises(InvalidService, match=r"load-balancer-ip-addresses.*'nope'"):
         provider.plan(intent)
     assert server.mutating_requests() == []
+
+
+def test_services_of_ingress_gce_l4_rbs_are_implemented_elsewhere() -> None:
+    from lbprov_gcp import GCPProvider
+
+    from lbprov.provider import implemented_elsewhere
+
+    def svc(annotations: dict[str, str]) -> dict[str, object]:
+        return {"metadata": {"name": "s", "namespace": "d", "annotations": annotations}, "spec": {}}
+
+    assert implemented_elsewhere(GCPProvider, svc({"cloud.google.com/l4-rbs": "enabled"}))
+    assert implemented_elsewhere(GCPProvider, svc({"cloud.google.com/l4-rbs": "disabled"})) is None
+    assert implemented_elsewhere(GCPProvider, svc({})) is None

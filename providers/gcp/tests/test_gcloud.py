@@ -74,3 +74,34 @@ def test_gcloud_lists_the_forwarding_rules_and_describes_the_backend_service(
     )
     # gcloud only read
     assert server.requests and server.mutating_requests() == []
+
+
+def test_gcloud_get_health_and_another_regions_empty_list(provider, sandbox, server, gcloud):
+    intent = intent_for(provider, make_service("web"), sandbox.nodes)
+    converge(provider, intent)
+    server.clear_log()
+    region = sandbox.settings["region"]
+    health = gcloud("backend-services", "get-health", f"{intent.lb_name}-tcp", "--region", region)
+    states = {
+        s["instance"].split("/")[-1]: s["healthState"] for h in health for s in h["status"]["healthStatus"]
+    }
+    assert states == {n.name: "HEALTHY" for n in sandbox.nodes}
+    assert gcloud("forwarding-rules", "list", "--regions", "europe-west1") == []
+    assert server.mutating_requests() == []
+
+
+def test_gcloud_instance_groups_list_goes_through_the_batch_endpoint(provider, sandbox, server, gcloud):
+    converge(provider, intent_for(provider, make_service("web"), sandbox.nodes))
+    server.clear_log()
+    groups = gcloud("instance-groups", "list")
+    assert {g["zone"].split("/")[-1] for g in groups} == {n.zone for n in sandbox.nodes}
+    assert all(g["name"].startswith("k8s-ig--") and g["isManaged"] == "No" for g in groups)
+    assert sorted(g["size"] for g in groups) == sorted(
+        sum(1 for n in sandbox.nodes if n.zone == z) for z in {n.zone for n in sandbox.nodes}
+    )
+    paths = [r.path for r in server.requests]
+    assert "/batch/compute/v1" in paths  # and its parts are logged as the requests they carry
+    assert paths.index("/batch/compute/v1") > max(
+        i for i, p in enumerate(paths) if p.endswith("/instanceGroupManagers")
+    )
+    assert server.mutating_requests() == []

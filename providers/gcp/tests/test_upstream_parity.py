@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from gcp_helpers import converge, intent_for, make_service, provider_for
 from lbprov_gcp.testing import sdk
 
@@ -94,7 +95,9 @@ def test_a_new_service_reserves_then_writes_the_firewall_then_the_rule_then_rele
     reserve = steps.index((Action.CREATE, "address"))
     fw = next(i for i, c in enumerate(plan.changes) if c.name == f"k8s-fw-{intent.lb_name}")
     rule = steps.index((Action.CREATE, "forwarding-rule"))
-    assert reserve < fw < rule and steps[-1] == (Action.DELETE, "address")
+    assert reserve < fw < rule
+    assert plan.changes[reserve].data["transient"] is True  # released by apply once the rule holds it
+    assert {c.action for c in plan.changes} == {Action.CREATE}  # a new Service's plan only creates
     (ingress,) = provider.apply(plan)
     assert addresses(sandbox) == []  # no static-address quota held
     assert [r.I_p_address for r in forwarding_rules(sandbox)] == [ingress.ip]
@@ -146,3 +149,76 @@ def test_allocate_load_balancer_node_ports_false_is_served(provider, sandbox):
     allowed = firewall(sandbox, f"k8s-fw-{intent.lb_name}").allowed
     assert [(a.I_p_protocol, list(a.ports)) for a in allowed] == [("tcp", ["80", "443"])]
     assert_converged(provider, intent)
+
+
+# -- node tags found from the instances, as upstream; the setting overrides -----------------------------
+
+
+def _seed_gke_like_nodes(sandbox: Any, server: Any) -> list[Any]:
+    emu = server.emulator
+    seeded = sandbox.extra["seeded"]
+    zone = sandbox.nodes[0].zone
+    nodes = []
+    for name in ("gke-pool-a1", "gke-pool-a2"):
+        emu.seed_instance(
+            name, zone, network=seeded.network, subnet=seeded.subnetwork, tags=["gke-pool", "gke", "other"]
+        )
+        nodes.append(type(sandbox.nodes[0])(name, f"gce://{emu.project}/{zone}/{name}", "10.0.0.1", zone))
+    return nodes
+
+
+def test_node_tags_are_found_from_the_instances_as_upstream(sandbox, server):
+    nodes = _seed_gke_like_nodes(sandbox, server)
+    provider = provider_for(sandbox, node_tags=[])
+    intent = intent_for(provider, make_service(), nodes)
+    converge(provider, intent)
+    # the longest tag that is a prefix of the instance name
+    assert list(firewall(sandbox, f"k8s-fw-{intent.lb_name}").target_tags) == ["gke-pool"]
+    assert list(firewall(sandbox, "k8s-test-node-http-hc").target_tags) == ["gke-pool"]
+    provider.calls.reset()
+    assert provider.plan(intent).empty
+    assert "instances.list" not in provider.calls.stats.operations(
+        "read"
+    )  # read again only when nodes change
+
+
+def test_the_node_tags_setting_overrides_discovery(sandbox, server):
+    nodes = _seed_gke_like_nodes(sandbox, server)
+    provider = provider_for(sandbox, node_tags=["mine"])
+    intent = intent_for(provider, make_service(), nodes)
+    converge(provider, intent)
+    assert list(firewall(sandbox, f"k8s-fw-{intent.lb_name}").target_tags) == ["mine"]
+    assert "instances.list" not in provider.calls.stats.operations("read")
+
+
+def test_an_instance_without_a_prefix_tag_is_an_error_naming_it_and_the_setting(sandbox):
+    provider = provider_for(sandbox, node_tags=[])  # the sandbox's instances are tagged k8s-sandbox-node
+    intent = intent_for(provider, make_service(), sandbox.nodes)
+    with pytest.raises(ValueError, match=rf"instance {sandbox.nodes[0].name} has no network tag.*node_tags"):
+        provider.plan(intent)
+
+
+def test_an_upstream_target_pool_load_balancer_is_not_replaced_silently(provider, sandbox, server):
+    """Migration in place is not implemented: upstream's firewall k8s-fw-<lb> (its description as
+    upstream writes it) stops lbprov with an ownership conflict naming it, and nothing is written."""
+    from lbprov.model import OwnershipConflict
+
+    svc = make_service()
+    intent = intent_for(provider, svc, sandbox.nodes)
+    emu = server.emulator
+    upstream = '{"kubernetes.io/service-name":"default/web", "kubernetes.io/service-ip":"203.0.113.9"}'
+    emu.put_raw(
+        "firewalls",
+        "global",
+        {
+            "name": f"k8s-fw-{intent.lb_name}",
+            "description": upstream,
+            "network": f"global/networks/{sandbox.settings['network']}",
+            "sourceRanges": ["0.0.0.0/0"],
+            "allowed": [{"IPProtocol": "tcp", "ports": ["80"]}],
+        },
+    )
+    server.clear_log()
+    with pytest.raises(OwnershipConflict, match=rf"firewall-rule 'k8s-fw-{intent.lb_name}'"):
+        provider.plan(intent)
+    assert server.mutating_requests() == []

@@ -89,7 +89,6 @@ def test_a_node_of_another_region_is_left_out(provider, sandbox, server):
         ({"project": "Bad_Project"}, "project"),
         ({"region": "us-central1-a"}, "region"),
         ({"network": "Net!"}, "network"),
-        ({"node_tags": []}, "node_tags"),
         ({"node_tags": ["UPPER"]}, "node_tags"),
         ({"api_endpoint": "127.0.0.1:8080"}, "api_endpoint"),
         ({"firewall_priority": 70000}, "firewall_priority"),

@@ -44,8 +44,13 @@ def node_port(port: Port) -> int:
     return port.node_port
 
 
-def managed_tags(intent: Intent, opts: AWSOptions) -> dict[str, str]:
+def managed_tags(intent: Intent, opts: AWSOptions, cluster_id: str | None = None) -> dict[str, str]:
+    """The tags of a Service's load balancer and target groups: ownership, the cluster identity
+    (``lbprov.io/cluster-id``, added to older resources on their next reconcile), the kind, and
+    the user's additional tags with the list of their keys."""
     tags = dict(intent.tags)
+    if cluster_id:
+        tags[naming.CLUSTER_ID_TAG] = cluster_id
     tags[naming.LB_KIND_TAG] = opts.kind
     extra = dict(opts.additional_tags)
     tags.update(extra)
@@ -56,8 +61,8 @@ def managed_tags(intent: Intent, opts: AWSOptions) -> dict[str, str]:
     return tags
 
 
-def ownership_only(ref: ServiceRef, cluster: str, kind: str) -> dict[str, str]:
-    tags = naming.ownership_tags(cluster, ref)
+def ownership_only(ref: ServiceRef, cluster: str, kind: str, cluster_id: str | None = None) -> dict[str, str]:
+    tags = naming.ownership_tags(cluster, ref, cluster_id)
     tags[naming.LB_KIND_TAG] = kind
     return tags
 

@@ -445,6 +445,17 @@ class Reader:
                 rnd.classics = self._list_classics()
             return {n for n, lb in rnd.classics.items() if naming.is_owned_by_cluster(lb.tags, self.cluster)}
 
+    def classics_using(self, group_ids: set[str]) -> set[str]:
+        """Names of the classic ELBs (of names lbprov could have made) that use any of these
+        security groups (listing + tags, cached in the read round)."""
+        rnd = self.round or ReadRound()
+        with rnd.lock:
+            if self.round is None or rnd.dirty:
+                rnd.classics = None
+            if rnd.classics is None:
+                rnd.classics = self._list_classics()
+            return {n for n, lb in rnd.classics.items() if group_ids & set(lb.security_groups)}
+
     def target_group_facts(self, *, fresh: bool = False) -> list[TargetGroupFacts]:
         """Protocol, NodePort, health port and source CIDRs of every NLB target group of the
         cluster (``fresh``: bypass the read round, as apply does under the group lock)."""

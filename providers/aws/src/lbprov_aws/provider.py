@@ -25,6 +25,7 @@ from lbprov_aws.diff.node_rules import RuleConfig, parse_rules
 from lbprov_aws.diff.planner import Planner
 from lbprov_aws.names import (
     KUBE_PROXY_RULE,
+    elb_backend_security_group_name,
     elb_security_group_name,
     nlb_rule_description,
     target_group_prefix,
@@ -78,6 +79,7 @@ class AWSProvider:
             manage_sg=settings.manage_node_security_group,
             node_sg_id=settings.node_security_group_id,
             rules=self.rules,
+            cluster_id=settings.cluster_id,
         )
         self.executor = Executor(
             self.clients,
@@ -126,20 +128,31 @@ class AWSProvider:
         return Plan("aws", intent.ref, tuple(out.changes), intent, out.ingress, data=out.data)
 
     def _count_other_classics(self, ctx: ClusterContext, state: ServiceState, uid: str, lb_name: str) -> None:
-        """Only a plan that deletes this Service's classic ELB needs to know whether it is the last."""
-        if state.classic is not None and naming.is_owned_by_service(state.classic.tags, self.cluster, uid):
-            ctx.other_classic_elbs = len(self.reader.owned_classic_names() - {lb_name})
+        """Where the cluster's shared classic backend group exists: how many classic ELBs other than
+        this Service's use it. At 0 any plan deletes it (identity permitting), so a crash right
+        after the last classic ELB's delete cannot leave it for good."""
+        backend_name = elb_backend_security_group_name(self.cluster)
+        backends = {sg.id for sg in ctx.security_groups if sg.name == backend_name}
+        if backends:
+            ctx.other_classic_elbs = len(self.reader.classics_using(backends) - {lb_name})
 
     def _range_rules(self, ctx: ClusterContext) -> None:
-        """Where a whole-NodePort-range rule exists, who wants it is told by the target groups."""
+        """Who wants the shared rules is told by the cluster's target groups: read them where a
+        whole-NodePort-range rule or the kube-proxy rule exists, and (with a cluster identity)
+        wherever lbprov rules exist, to sweep orphaned ones (diff/node_rules.orphan_points)."""
         if not self.settings.manage_node_security_group:
             return
+        any_rules = False
         for sg in ctx.security_groups:
             ours, _ = parse_rules(sg.permissions, self.cluster)
+            any_rules = any_rules or bool(ours)
             ctx.ranged_keys |= {r.key for r in ours if self.rules.is_range(r)}
         kube_proxy = nlb_rule_description(KUBE_PROXY_RULE, self.cluster)
-        if ctx.ranged_keys or any(
-            kube_proxy_entries(sg.permissions, kube_proxy) for sg in ctx.security_groups
+        sweep = any_rules and bool(self.settings.cluster_id)
+        if (
+            sweep
+            or ctx.ranged_keys
+            or any(kube_proxy_entries(sg.permissions, kube_proxy) for sg in ctx.security_groups)
         ):
             ctx.target_group_facts = self.reader.target_group_facts()
 
@@ -188,7 +201,11 @@ class AWSProvider:
             resources = tuple(("load-balancer", n) for _, n in entry["lbs"]) + tuple(
                 ("target-group", n) for n in sorted(entry["tgs"])
             )
-            out.append(OwnedLoadBalancer("aws", ref, lb_name, kind, resources))
+            out.append(
+                OwnedLoadBalancer(
+                    "aws", ref, lb_name, kind, resources, cluster_id=entry["tags"].get(naming.CLUSTER_ID_TAG)
+                )
+            )
         return out
 
     # -- read rounds -----------------------------------------------------------------------------

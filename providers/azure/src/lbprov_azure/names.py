@@ -8,7 +8,7 @@
   (``kubernetes.io/cluster/<c>: owned`` ...) are stored with ``/`` replaced by ``_``.
 * The shared LB records which Services have parts on it in ``lbprov.io_services.<n>`` tags: the
   UIDs (without dashes) packed into values of at most 256 characters, since a resource may carry
-  only 50 tags and a shared LB may serve up to 250 Services (one rule each).
+  only 50 tags and a slot of load balancers holds at most 300 rules (46 tags x 7 UIDs = 322).
 """
 
 from __future__ import annotations

@@ -68,6 +68,15 @@ class Applier:
                     "instanceGroups" if change.kind == "instance-group" else str(data.get("collection")),
                     data.get("zone"),
                 )
+        for name in ctx.get("transient", []):
+            # The forwarding rules hold the IP now: release the reservation (upstream does the same;
+            # the IP stays with the rules as an ephemeral one).
+            try:
+                self.compute.delete("addresses", name)
+            except gexc.NotFound:
+                pass
+            finally:
+                self.reader.wrote("addresses")
         if plan.is_delete:
             return ()
         ip = ctx.get("ip")
@@ -147,6 +156,8 @@ class Applier:
         if collection == "addresses":
             found = c.get("addresses", change.name)
             ctx["ip"] = found.get("address") if found else None
+            if data.get("transient"):
+                ctx.setdefault("transient", []).append(change.name)
 
     def _create_shared(self, collection: str, zone: str | None, name: str, body: Json) -> bool:
         """Create a cluster-shared resource once; False if it already existed (and is ours)."""

@@ -150,6 +150,8 @@ _KINDS: dict[str, _Kind] = {
     "instanceGroups": _Kind(
         "InstanceGroupsClient", "InstanceGroup", "instance_group", "zones", "instanceGroups"
     ),
+    # read only: the nodes' network tags, when the setting node_tags does not give them
+    "instances": _Kind("InstancesClient", "Instance", "instance", "zones", "instances"),
 }
 
 
@@ -202,7 +204,9 @@ class Compute:
             extended["zone_operations"] = self.zone_ops
             extended["global_operations"] = self.global_ops
             self.clients[kind] = client
-        self.timeout = 60.0
+        # One answer deadline for every request (the REST transport takes a single timeout): the
+        # core's read timeout, so a silent endpoint fails fast once instead of stalling a minute.
+        self.timeout = self.calls.timeouts.read
 
     # -- plumbing ---------------------------------------------------------------------------------
 

@@ -339,8 +339,28 @@ def build_health_check(intent: Intent, settings: GCPSettings, svc_desc: str) -> 
     )
 
 
+def host_tags(instances: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The nodes' network tags as upstream computes them (``computeHostTags``): per instance, the
+    longest of its tags that is a prefix of its name. An instance without one is an error naming it."""
+    tags: set[str] = set()
+    for inst in instances:
+        name = str(inst.get("name"))
+        longest = max(
+            (t for t in (inst.get("tags") or {}).get("items") or [] if name.startswith(t)),
+            key=len,
+            default="",
+        )
+        if not longest:
+            raise ValueError(
+                f"instance {name} has no network tag that is a prefix of its name, so the nodes' tag cannot "
+                "be found as upstream finds it; set the GCP setting node_tags (LBPROV_GCP_NODE_TAGS)"
+            )
+        tags.add(longest)
+    return tuple(sorted(tags))
+
+
 def build_hc_firewall(
-    intent: Intent, settings: GCPSettings, hc: HealthCheckSpec, svc_desc: str
+    intent: Intent, settings: GCPSettings, hc: HealthCheckSpec, svc_desc: str, tags: tuple[str, ...]
 ) -> FirewallSpec:
     cluster = intent.cluster
     return FirewallSpec(
@@ -352,13 +372,15 @@ def build_hc_firewall(
         network_link=_link(settings, f"global/networks/{settings.network}"),
         priority=settings.firewall_priority,
         source_ranges=tuple(sorted(settings.health_check_source_ranges)),
-        target_tags=tuple(sorted(settings.node_tags)),
         allowed=(Allowed("tcp", (str(hc.port),)),),
+        target_tags=tags,
         shared=hc.shared,
     )
 
 
-def build_firewall(intent: Intent, settings: GCPSettings, svc_desc: str) -> FirewallSpec:
+def build_firewall(
+    intent: Intent, settings: GCPSettings, svc_desc: str, tags: tuple[str, ...]
+) -> FirewallSpec:
     """Passthrough keeps the service port, so the traffic rule allows the service ports."""
     allowed = []
     for proto in intent.protocols:
@@ -371,7 +393,7 @@ def build_firewall(intent: Intent, settings: GCPSettings, svc_desc: str) -> Fire
         network_link=_link(settings, f"global/networks/{settings.network}"),
         priority=settings.firewall_priority,
         source_ranges=tuple(sorted(intent.source_ranges)),
-        target_tags=tuple(sorted(settings.node_tags)),
+        target_tags=tags,
         allowed=tuple(allowed),
     )
 
@@ -452,8 +474,13 @@ def build_forwarding_rule(
 
 
 def build(
-    intent: Intent, settings: GCPSettings, options: GCPOptions, groups: Mapping[GroupKey, tuple[str, ...]]
+    intent: Intent,
+    settings: GCPSettings,
+    options: GCPOptions,
+    groups: Mapping[GroupKey, tuple[str, ...]],
+    tags: tuple[str, ...],
 ) -> Desired:
+    """``tags``: the nodes' network tags (the setting, or found from the instances)."""
     svc_desc = N.service_description(intent, options.scheme, settings.cluster_id)
     hc = build_health_check(intent, settings, svc_desc)
     services: dict[str, BackendServiceSpec] = {
@@ -465,8 +492,8 @@ def build(
         group_name=N.ig_name(intent.cluster, settings.gce_cluster_id),
         instance_groups=groups,
         health_check=hc,
-        hc_firewall=build_hc_firewall(intent, settings, hc, svc_desc),
-        firewall=build_firewall(intent, settings, svc_desc),
+        hc_firewall=build_hc_firewall(intent, settings, hc, svc_desc, tags),
+        firewall=build_firewall(intent, settings, svc_desc, tags),
         address=build_address(intent, settings, options, svc_desc),
         backend_services=services,
         forwarding_rules={

@@ -77,6 +77,17 @@ class Reader:
         query = f'(name = "{name}") OR (address = "{ip}")' if ip else f'name = "{name}"'
         return self.compute.list_items("addresses", query)
 
+    def instances(self, zone: str, names: Iterable[str]) -> list[Json]:
+        """The named instances of one zone (one filtered list; the whole zone inside a read round)."""
+        wanted = set(names)
+        if self.round is not None:
+            key = f"instances/{zone}"
+            if key not in self.round.lists:
+                self.round.lists[key] = self.compute.list_items("instances", zone=zone)
+            return [i for i in self.round.lists[key] if i["name"] in wanted]
+        found = self.compute.list_items("instances", f'name eq "{_alternation(wanted)}"', zone=zone)
+        return [i for i in found if i["name"] in wanted]
+
     def rules_holding(self, ip: str) -> list[Json]:
         """Forwarding rules whose IP is ``ip`` (a requested IP that another load balancer holds)."""
         if self.round is not None:

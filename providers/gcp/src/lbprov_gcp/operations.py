@@ -30,7 +30,6 @@ OPERATIONS: dict[str, Operation] = _ops(
     # nodes
     ("instances.get", R, ("compute.instances.get",)),
     ("instances.list", R, ("compute.instances.list",)),
-    ("instances.aggregatedList", R, ("compute.instances.list",)),
     # the cluster's instance groups
     ("instanceGroups.aggregatedList", R, ("compute.instanceGroups.list",)),
     ("instanceGroups.list", R, ("compute.instanceGroups.list",)),

@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -56,9 +56,10 @@ ANNOTATIONS: dict[str, Annotation] = {
         "names of reserved regional addresses (one per IP family); the IPv4 one is used, never released",
     ),
     L4_RBS: Annotation(
-        "refused",
-        "`enabled` belongs to ingress-gce's L4 controller (its `k8s2-` load balancers); lbprov does not "
-        "serve such Services (upstream skips them silently; lbprov says so with an event)",
+        "ignored",
+        "`enabled` hands the Service to ingress-gce's L4 controller (its `k8s2-` load balancers): "
+        "lbprov skips such Services without events, as upstream (ImplementedElsewhere); any other "
+        "value has no effect",
     ),
     "alpha.cloud.google.com/load-balancer-backend-share": Annotation(
         "refused", "lbprov makes one backend service per Service and protocol; sharing is not implemented"
@@ -225,3 +226,12 @@ def instances(targets: tuple[Target, ...], project: str, region: str) -> tuple[I
             continue
         out.append(Instance(zone=m["zone"], name=m["name"]))
     return tuple(sorted(set(out)))
+
+
+def implemented_elsewhere(service: Mapping[str, Any]) -> str | None:
+    """Upstream's ImplementedElsewhere for GCP: ``cloud.google.com/l4-rbs: enabled`` belongs to
+    ingress-gce's L4 controller, which makes its own regional backend-service load balancer."""
+    annotations = (service.get("metadata") or {}).get("annotations") or {}
+    if annotations.get(L4_RBS) == "enabled":
+        return f"{L4_RBS}: enabled: ingress-gce's L4 controller serves it"
+    return None

@@ -27,6 +27,7 @@ from lbprov.model import (
     ServiceRef,
 )
 from lbprov.provider import ConfigMapFact, SandboxCloud
+from lbprov_gcp import options
 from lbprov_gcp.apply import Applier
 from lbprov_gcp.client import Compute, is_retryable, is_throttle, retry_after
 from lbprov_gcp.diff import Planner
@@ -53,6 +54,11 @@ class GCPProvider:
             "kube-system", "ingress-uid", keys=("provider-uid", "uid"), create_key="uid"
         )
     }
+
+    @staticmethod
+    def implemented_elsewhere(service: Mapping[str, Any]) -> str | None:
+        """Services ingress-gce's L4 controller serves (``cloud.google.com/l4-rbs: enabled``)."""
+        return options.implemented_elsewhere(service)
 
     def __init__(
         self, settings: GCPSettings, *, read_only: bool = False, compute: Compute | None = None

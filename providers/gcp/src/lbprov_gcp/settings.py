@@ -35,8 +35,10 @@ class GCPSettings(ProviderSettings):
         "required for Services annotated networking.gke.io/load-balancer-type: Internal.",
     )
     node_tags: tuple[str, ...] = Field(
-        description="Network tags of the cluster's node instances; firewall rules target them.",
-        min_length=1,
+        (),
+        description="Network tags of the cluster's node instances, which the firewall rules target. Default: "
+        "found from the instances as upstream finds them (per instance, the longest of its tags that is a "
+        "prefix of its name); set it to override.",
     )
     api_endpoint: str | None = Field(
         None,

@@ -21,6 +21,7 @@ from lbprov_aws.diff.node_rules import (
     Point,
     RuleRange,
     group_delta,
+    orphan_points,
     parse_rules,
     points_of_target_groups,
 )
@@ -100,9 +101,18 @@ class SecurityGroupApplier(ApplierBase):
         groups = self.clients.call("ec2:DescribeSecurityGroups", GroupIds=[group_id])["SecurityGroups"]
         ours, foreign = parse_rules(groups[0].get("IpPermissions", []) if groups else [], self.cluster)
         delta = group_delta(ours, foreign, own_ports, wanted, hidden, self.rules)
+        orphans: set[Point] = set()
+        if any(info.get("sweep") for info in infos) and self.target_group_facts is not None:
+            # Orphans as the cloud shows them now, under the lock: a Service whose target groups
+            # exist (it creates them before its rules) keeps its rules.
+            uids = {info.get("uid") for info in infos}
+            vpc_cidrs = next((list(i["vpc_cidrs"]) for i in infos if i.get("vpc_cidrs")), [])
+            facts = [f for f in self.target_group_facts() if f.uid not in uids]
+            orphans = orphan_points(ours, facts, vpc_cidrs, self.rules)
+            delta = group_delta(ours, foreign, own_ports, wanted, hidden, self.rules, orphans)
         if any(self.rules.is_range(r) for r in delta.remove):
             hidden = self._fresh_hidden(infos, ours)
-            delta = group_delta(ours, foreign, own_ports, wanted, hidden, self.rules)
+            delta = group_delta(ours, foreign, own_ports, wanted, hidden, self.rules, orphans)
         # A removal is safe at once when the desired rules of its key still admit all its
         # ports (a re-aggregation, or a key switched to its range); the others (ports this
         # Service no longer wants) wait for ``revoke``. A new range goes first and the exact

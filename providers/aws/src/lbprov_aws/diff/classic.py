@@ -53,7 +53,7 @@ class ClassicPlanning(PlannerBase):
         data: dict[str, Any],
     ) -> None:
         ref = intent.ref
-        tags = managed_tags(intent, opts)
+        tags = managed_tags(intent, opts, self.cluster_id)
         sg_name = names.elb_security_group_name(intent.lb_name)
         elb_sg = next(
             (sg for sg in ctx.security_groups if sg.name == sg_name and sg.vpc_id == ctx.vpc_id), None
@@ -69,7 +69,10 @@ class ClassicPlanning(PlannerBase):
                     "security-group",
                     sg_name,
                     None,
-                    {"vpc": ctx.vpc_id, "tags": ownership_only(ref, self.cluster, "classic")},
+                    {
+                        "vpc": ctx.vpc_id,
+                        "tags": ownership_only(ref, self.cluster, "classic", self.cluster_id),
+                    },
                     data={"type": "elb-sg", "name": sg_name},
                 ),
             )
@@ -92,7 +95,11 @@ class ClassicPlanning(PlannerBase):
                     "security-group",
                     backend_name,
                     None,
-                    {"vpc": ctx.vpc_id, "tags": naming.cluster_tags(self.cluster), "shared": True},
+                    {
+                        "vpc": ctx.vpc_id,
+                        "tags": naming.cluster_tags(self.cluster, self.cluster_id),
+                        "shared": True,
+                    },
                     reason="shared by the cluster's classic ELBs",
                     data={"type": "elb-sg", "ctx_key": "backend_sg_id"},
                 ),
@@ -303,16 +310,26 @@ class ClassicPlanning(PlannerBase):
                     data={"type": "classic"},
                 ),
             )
-        if classic is not None and ctx.other_classic_elbs == 0:
-            # The last classic ELB of the cluster: the shared backend group and its rule go too.
+        backend_name = names.elb_backend_security_group_name(self.cluster)
+        unused = [
+            sg
+            for sg in ctx.security_groups
+            if sg.name == backend_name
+            and naming.is_owned_by_cluster(sg.tags, self.cluster)
+            and naming.identity_matches(sg.tags, self.cluster_id)
+        ]
+        if unused and ctx.other_classic_elbs == 0:
+            # No classic ELB uses the shared backend group (the last one is deleted by this plan, or
+            # was before a crash): the group and the node rules admitting it go. Decided from the
+            # cloud's state, so only for a group of this cluster's identity.
             desc = names.elb_backend_rule_description(self.cluster)
+            ids = {sg.id for sg in unused}
             if self.manage_sg:
                 for sg_id, group in sorted(self._pair_rules(ctx, desc), key=str):
-                    b.add(P_SG_DEL, self._pair_change(Action.DELETE, sg_id, group, desc))
-            backend_name = names.elb_backend_security_group_name(self.cluster)
-            for sg in ctx.security_groups:
-                if sg.name == backend_name and naming.is_owned_by_cluster(sg.tags, self.cluster):
-                    b.add(P_ELB_SG_DEL, _elb_sg_delete(sg, reason="no classic ELB of the cluster is left"))
+                    if group in ids:
+                        b.add(P_SG_DEL, self._pair_change(Action.DELETE, sg_id, group, desc))
+            for sg in unused:
+                b.add(P_ELB_SG_DEL, _elb_sg_delete(sg, reason="no classic ELB of the cluster uses it"))
         sg_name = names.elb_security_group_name(name)
         uid = ref.uid if ref else (classic.tags.get(naming.SERVICE_UID_TAG) if classic else None)
         for sg in ctx.security_groups:

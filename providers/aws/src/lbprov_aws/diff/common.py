@@ -120,8 +120,12 @@ class PlannerBase:
         manage_sg: bool = True,
         node_sg_id: str | None = None,
         rules: RuleConfig | None = None,
+        cluster_id: str | None = None,
     ) -> None:
         self.cluster = cluster
+        #: The cluster identity (kube-system UID): tagged on everything created, and required
+        #: (identity_matches) before deleting what cloud state alone says nobody uses.
+        self.cluster_id = cluster_id
         self.manage_sg = manage_sg
         self.node_sg_id = node_sg_id
         self.rules = rules or RuleConfig()

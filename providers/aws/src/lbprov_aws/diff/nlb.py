@@ -38,6 +38,7 @@ from lbprov_aws.diff.node_rules import (
     Point,
     RuleRange,
     group_delta,
+    orphan_points,
     parse_rules,
     points_of_target_groups,
     service_points,
@@ -67,7 +68,7 @@ class NLBPlanning(PlannerBase):
         foreign: dict[str, ObservedTG],
         data: dict[str, Any],
     ) -> tuple[set[str], set[Point]]:
-        tags = managed_tags(intent, opts)
+        tags = managed_tags(intent, opts, self.cluster_id)
         targets = instance_ids(intent, ctx)
         attributes = {"stickiness.enabled": "true" if intent.session_affinity else "false"}
         if intent.session_affinity:
@@ -370,15 +371,18 @@ class NLBPlanning(PlannerBase):
         groups += [sg for sg in node_sgs if all(sg.id != g.id for g in groups)]
         # Delete plans do not read the VPC: the health range rules name its CIDRs.
         vpc_cidrs = list(ctx.vpc_cidrs) or sorted({k[2] for k in ctx.ranged_keys if k[0] == HEALTH_RULE})
-        hidden = points_of_target_groups(
-            (f for f in ctx.target_group_facts or () if f.uid != uid), vpc_cidrs, ctx.ranged_keys
-        )
+        others = [f for f in ctx.target_group_facts or () if f.uid != uid]
+        hidden = points_of_target_groups(others, vpc_cidrs, ctx.ranged_keys)
+        # Orphaned rules are swept only with a known cluster identity and a full listing of the
+        # cluster's target groups (the cloud's state is the whole truth of who wants a rule).
+        sweep = bool(self.cluster_id) and ctx.target_group_facts is not None
         info: dict[str, Any] = {
             "own_ports": sorted(ports),
             "uid": uid,
             "vpc_cidrs": vpc_cidrs,
             "hidden": [p.to_json() for p in sorted(hidden)],
             "wanted": {},
+            "sweep": False,
         }
         for sg in groups:
             ours, foreign = parse_rules(sg.permissions, self.cluster)
@@ -386,7 +390,9 @@ class NLBPlanning(PlannerBase):
             if not ours and not is_node:
                 continue
             group_wanted = wanted if is_node else set()
-            delta = group_delta(ours, foreign, ports, group_wanted, hidden, self.rules)
+            orphans = orphan_points(ours, others, vpc_cidrs, self.rules) if sweep else set()
+            info["sweep"] = info["sweep"] or bool(orphans)
+            delta = group_delta(ours, foreign, ports, group_wanted, hidden, self.rules, orphans)
             for r in delta.add:  # (skipped: an identical rule someone else made already admits it)
                 b.add(P_SG_ADD, self._range_change(Action.CREATE, sg.id, r))
             for r in delta.remove:

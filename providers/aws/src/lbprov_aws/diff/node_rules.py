@@ -269,15 +269,17 @@ def group_delta(
     wanted: set[Point],
     hidden: set[Point],
     cfg: RuleConfig,
+    orphans: set[Point] | frozenset[Point] = frozenset(),
 ) -> GroupDelta:
     """One Service's change to one group's lbprov rules.
 
     ``ours``: the group's lbprov rules now; ``own_ports``: every port the Service owns (it may remove
     those); ``wanted``: its points; ``hidden``: other Services' points (from the target groups),
-    used only for keys whose range rule exists now (an exact rule shows its points itself)."""
+    used only for keys whose range rule exists now (an exact rule shows its points itself);
+    ``orphans``: exact points that no target group of the cluster wants (see orphan_points)."""
     ranged_now = {r.key for r in ours if cfg.is_range(r)}
     exact = {r for r in ours if not cfg.is_range(r)}
-    points = {p for p in expand(exact) if p.port not in own_ports} | wanted
+    points = {p for p in expand(exact) if p.port not in own_ports and p not in orphans} | wanted
     points |= {p for p in hidden if p.key in ranged_now}
     desired = render(points, cfg)
     add = tuple(
@@ -351,3 +353,32 @@ def points_of_target_groups(
             if kind == HEALTH_RULE:
                 out |= {Point(kind, "tcp", port, cidr) for port in health}
     return out
+
+
+def orphan_points(
+    ours: set[RuleRange], facts: Iterable[TargetGroupFacts], vpc_cidrs: Sequence[str], cfg: RuleConfig
+) -> set[Point]:
+    """The points of a group's exact lbprov rules that no target group of the cluster wants: rules
+    left behind by a race (an apply re-authorising a deleted Service's ports from a stale listing)
+    or a crash. Recovered from the cloud's state alone: ``facts`` are every NLB target group of the
+    cluster (whatever identity it carries: another same-named cluster's wish is kept). A Service
+    whose target groups do not record their source ranges keeps its ports from every CIDR; health
+    points are judged only when the VPC's CIDRs are known."""
+    exact = {r for r in ours if not cfg.is_range(r)}
+    if not exact:
+        return set()
+    by_uid: dict[str, list[TargetGroupFacts]] = defaultdict(list)
+    for g in facts:
+        by_uid[g.uid].append(g)
+    wanted: set[Point] = set()
+    unknown: set[int] = set()
+    for tgs in by_uid.values():
+        if all(g.source_ranges is not None for g in tgs):
+            wanted |= points_of_target_groups(tgs, vpc_cidrs, set())
+        else:
+            unknown |= {g.port for g in tgs} | {g.health_node_port for g in tgs if g.health_node_port}
+    return {
+        p
+        for p in expand(exact)
+        if p.port not in unknown and p not in wanted and (p.kind != HEALTH_RULE or vpc_cidrs)
+    }

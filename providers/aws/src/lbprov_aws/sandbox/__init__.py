@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,6 +64,9 @@ class MotoSandbox:
     def settings(self, cluster: str) -> dict[str, Any]:
         return {
             "cluster_name": cluster,
+            # The cluster identity (the kube-system Namespace UID in a real cluster): fixed per
+            # cluster name here, so that a restarted demo or test keeps owning what it made.
+            "cluster_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"lbprov-sandbox/{cluster}")),
             "region": REGION,
             "endpoint_url": self.endpoint,
             "access_key_id": DUMMY_KEY,

@@ -11,11 +11,13 @@ import threading
 from collections.abc import Callable, Iterable
 from io import BytesIO
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
+
+from lbprov_aws.sandbox.strict import Refusal, Replay, StrictRules, error_body
 
 _READ_PREFIXES = ("Describe", "Get", "List")
 
@@ -34,35 +36,111 @@ def _service_of(environ: dict[str, Any], params: dict[str, list[str]]) -> str:
 
 
 class RequestRecorder:
-    """WSGI middleware noting ``<service>:<Action>`` of each request (query and JSON protocols)."""
+    """WSGI middleware noting ``<service>:<Action>`` of each request (query and JSON protocols),
+    and, with ``strict``, refusing what AWS would refuse before moto sees it (strict.py)."""
 
-    def __init__(self, app: WSGIApp) -> None:
+    def __init__(self, app: WSGIApp, strict: StrictRules | None = None) -> None:
         self.app = app
+        self.strict = strict
         self.lock = threading.Lock()
+        #: Creates run one at a time through the strict check and moto, so that two identical
+        #: concurrent creates complete once (AWS's idempotence), not twice (moto's).
+        self.create_lock = threading.Lock()
         self.requests: list[str] = []
+        #: ``<service>:<Action> <code>`` of every request the strict layer refused.
+        self.refused: list[str] = []
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if not path.startswith("/moto-api"):
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = environ["wsgi.input"].read(length) if length else b""
-            environ["wsgi.input"] = BytesIO(body)
-            params = parse_qs(environ.get("QUERY_STRING", ""))
-            if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
-                params.update(parse_qs(body.decode("utf-8", "replace")))
-            action = params.get("Action", [""])[0]
-            target = environ.get("HTTP_X_AMZ_TARGET", "")
-            if not action and target:
-                action = target.rsplit(".", 1)[-1]
+        if path.startswith("/moto-api"):
+            if path.startswith("/moto-api/reset") and self.strict is not None:
+                self.strict.reset()
+            return self.app(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = BytesIO(body)
+        params = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+            params.update(parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True))
+        action = params.get("Action", [""])[0]
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not action and target:
+            action = target.rsplit(".", 1)[-1]
+        service = _service_of(environ, params)
+        with self.lock:
+            self.requests.append(f"{service}:{action or environ.get('REQUEST_METHOD')}")
+        if self.strict is None:
+            return self.app(environ, start_response)
+        flat = {k: v[0] for k, v in params.items()}
+        if action.startswith("Create"):
+            with self.create_lock:
+                return list(self._strict_call(service, action, flat, environ, start_response))
+        return self._strict_call(service, action, flat, environ, start_response)
+
+    def _strict_call(
+        self,
+        service: str,
+        action: str,
+        flat: dict[str, str],
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+    ) -> Iterable[bytes]:
+        assert self.strict is not None
+        verdict = self.strict.check(service, action, flat)
+        if isinstance(verdict, Refusal):
             with self.lock:
-                self.requests.append(
-                    f"{_service_of(environ, params)}:{action or environ.get('REQUEST_METHOD')}"
-                )
-        return self.app(environ, start_response)
+                self.refused.append(f"{service}:{action} {verdict.code}")
+            payload = error_body(service, verdict)
+            start_response(
+                f"{verdict.status} Bad Request",
+                [("Content-Type", "text/xml"), ("Content-Length", str(len(payload)))],
+            )
+            return [payload]
+        if isinstance(verdict, Replay):
+            return self._replay(verdict, flat, environ, start_response)
+        seen: dict[str, str] = {}
+
+        def recording_start(status: str, headers: Any, *rest: Any) -> Any:
+            seen["status"] = status
+            return start_response(status, headers, *rest)
+
+        out = list(self.app(environ, recording_start))
+        if seen.get("status", "").startswith("200"):
+            self.strict.note_success(service, action, flat)
+        return out
+
+    def _replay(
+        self,
+        replay: Replay,
+        flat: dict[str, str],
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+    ) -> Iterable[bytes]:
+        """Answer an idempotent create with the resource that exists (AWS: "completes at most once")."""
+        body = urlencode(
+            {"Action": replay.action, "Version": flat.get("Version", ""), **replay.params}
+        ).encode()
+        inner = dict(environ)
+        inner["wsgi.input"] = BytesIO(body)
+        inner["CONTENT_LENGTH"] = str(len(body))
+        inner["QUERY_STRING"] = ""
+        seen: dict[str, Any] = {}
+
+        def capture(status: str, headers: Any, *_: Any) -> None:
+            seen["status"], seen["headers"] = status, headers
+
+        text = b"".join(self.app(inner, capture)).decode()
+        text = text.replace(f"{replay.action}Response", f"{replay.as_action}Response")
+        text = text.replace(f"{replay.action}Result", f"{replay.as_action}Result")
+        payload = text.encode()
+        headers = [(k, v) for k, v in seen.get("headers", []) if k.lower() != "content-length"]
+        start_response(seen.get("status", "200 OK"), [*headers, ("Content-Length", str(len(payload)))])
+        return [payload]
 
     def clear(self) -> None:
         with self.lock:
             self.requests.clear()
+            self.refused.clear()
 
     def mutating(self) -> list[str]:
         with self.lock:
@@ -74,7 +152,7 @@ class _RecordingMotoServer(ThreadedMotoServer):
 
     def __init__(self) -> None:
         super().__init__(ip_address="127.0.0.1", port=0, verbose=False)
-        self.recorder = RequestRecorder(DomainDispatcherApplication(create_backend_app))
+        self.recorder = RequestRecorder(DomainDispatcherApplication(create_backend_app), StrictRules())
 
     def _server_entry(self) -> None:
         self._server = make_server(

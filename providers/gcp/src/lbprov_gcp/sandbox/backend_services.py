@@ -64,6 +64,15 @@ def validate(emu: ComputeEmulator, route: Route, body: Json, old: Json | None) -
         )
         hc_rels.append(emu.rel_of(hc))
         body["healthChecks"][i] = hc["selfLink"]
+    if (
+        body.get("network")
+        and scheme == "EXTERNAL"
+        and (body.get("haPolicy") or {}).get("fastIPMove", "DISABLED") == "DISABLED"
+    ):
+        # compute.v1.json, BackendService.network: "This field can only be specified when the load
+        # balancing scheme is set to INTERNAL, or when the load balancing scheme is set to EXTERNAL and
+        # haPolicy fastIpMove is enabled."
+        raise invalid("resource.network", "can only be specified for an INTERNAL backend service")
     if body.get("network"):
         net = emu._require_ref(
             body["network"],
@@ -118,3 +127,38 @@ def validate(emu: ComputeEmulator, route: Route, body: Json, old: Json | None) -
     )
     body["_groups"] = groups
     return body
+
+
+def get_health(emu: ComputeEmulator, route: Route, body: Any) -> Json:
+    """``regionBackendServices.getHealth`` for one of the backend service's groups.
+
+    The emulator runs no probes: every member instance of the group reports HEALTHY (an instance
+    exists and is RUNNING in the emulator), so that ``gcloud compute backend-services get-health``
+    works against it. A group the backend service does not use is a 400, as on GCE.
+    """
+    bs = emu._get(route)
+    group_ref = (body or {}).get("group") or ""
+    rel = emu.resolve(
+        group_ref,
+        field="resource.group",
+        project=route.project,
+        scope=route.scope,
+        collection="instanceGroups",
+    )
+    if rel not in bs.get("_groups", []):
+        raise invalid("resource.group", f"'{rel}' is not a backend of backend service {bs['name']}")
+    group = emu.lookup(rel) or {}
+    status = []
+    for member in group.get("_members", []):
+        inst = emu.lookup(member) or {}
+        status.append(
+            {
+                "instance": emu.link(member),
+                "ipAddress": inst.get("networkInterfaces", [{}])[0].get("networkIP"),
+                "healthState": "HEALTHY",
+            }
+        )
+    out: Json = {"kind": "compute#backendServiceGroupHealth"}
+    if status:
+        out["healthStatus"] = status
+    return out

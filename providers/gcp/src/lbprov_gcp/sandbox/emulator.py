@@ -36,6 +36,7 @@ from typing import Any
 from lbprov_gcp.sandbox import (
     addresses,
     backend_services,
+    discovery,
     firewalls,
     forwarding_rules,
     health_checks,
@@ -94,6 +95,15 @@ class ComputeEmulator:
 
     def _bucket(self, project: str, scope: str, collection: str) -> dict[str, Json]:
         return self._store.setdefault((project, scope, collection), {})
+
+    def _other_location(self, route: Route) -> bool:
+        """A well-formed region or zone of this project that the emulator does not hold."""
+        kind, _, where = route.scope.partition("/")
+        if route.project != self.project or kind not in ("regions", "zones"):
+            return False
+        pattern = r"[a-z]+-[a-z]+[0-9]+" + ("-[a-z]" if kind == "zones" else "")
+        known = where == self.region if kind == "regions" else where in self.zones
+        return not known and re.fullmatch(pattern, where) is not None
 
     def _known_scope(self, project: str, scope: str) -> None:
         if project != self.project:
@@ -239,6 +249,9 @@ class ComputeEmulator:
         """Answer one request; errors become Google's JSON error shape."""
         try:
             route = parse_route(method, path)
+            found = discovery.method(route.scope_kind, route.collection, route.verb, method)
+            if route.mutating:
+                discovery.check_request(found, body)
             return 200, self.dispatch(route, query, body)
         except ApiError as exc:
             return exc.code, exc.body()
@@ -252,6 +265,13 @@ class ComputeEmulator:
         with self.lock:
             if route.scope_kind == "aggregated":
                 return self._aggregated(route, query)
+            if route.verb == "list" and self._other_location(route):
+                # Another region or zone of the project: real GCE lists it (empty here), not 404.
+                return {
+                    "kind": f"compute#{KINDS[route.collection]}List",
+                    "id": f"projects/{route.project}/{route.scope}/{route.collection}",
+                    "selfLink": self.link(f"projects/{route.project}/{route.scope}/{route.collection}"),
+                }
             self._known_scope(route.project, route.scope)
             request_id = query.get("requestId")
             if route.mutating and request_id and request_id in self._request_ids:
@@ -273,6 +293,8 @@ class ComputeEmulator:
             return self._render(coll, self._get(route))
         if verb == "list":
             return self._list(route, query)
+        if coll == "backendServices" and verb == "getHealth":
+            return backend_services.get_health(self, route, body)
         if coll not in WRITABLE:
             raise ApiError(405, "methodNotAllowed", f"{route.operation} is not supported by the emulator")
         if verb == "insert":
@@ -283,6 +305,8 @@ class ComputeEmulator:
             return self._modify(route, body)
         if coll == "instanceGroups" and verb in ("addInstances", "removeInstances", "listInstances"):
             return instance_groups.member_verb(self, route, body, query)
+        if coll == "backendServices" and verb == "getHealth":
+            return backend_services.get_health(self, route, body)
         if coll in ("forwardingRules", "addresses") and verb == "setLabels":
             return self._set_labels(route, body)
         raise ApiError(404, "notFound", f"{route.operation} is not supported by the emulator")

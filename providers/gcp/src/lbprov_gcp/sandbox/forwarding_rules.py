@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from lbprov_gcp.sandbox import ipam
 from lbprov_gcp.sandbox.errors import ApiError, invalid
-from lbprov_gcp.sandbox.fields import PASSTHROUGH_SCHEMES, check_port_items, fingerprint, overlap
+from lbprov_gcp.sandbox.fields import NAME, PASSTHROUGH_SCHEMES, check_port_items, fingerprint, overlap
 
 if TYPE_CHECKING:
     from lbprov_gcp.sandbox.emulator import ComputeEmulator
@@ -104,6 +104,14 @@ def validate(emu: ComputeEmulator, route: Route, body: Json, _old: Json | None) 
             )
             if subnet is not None and subnet["network"] != net["selfLink"]:
                 raise invalid("resource.subnetwork", "is not in the given network")
+            if subnet is None and not net.get("autoCreateSubnetworks"):
+                # compute.v1.json, ForwardingRule.subnetwork: "If the network specified is in auto
+                # subnet mode, this field is optional. However, a subnetwork must be specified if the
+                # network is in custom subnet mode or when creating external forwarding rule with IPv6."
+                raise invalid(
+                    "resource.subnetwork",
+                    f"a subnetwork must be specified: network {net['name']} is in custom subnet mode",
+                )
             if subnet is None:
                 subnet = next(
                     (
@@ -126,7 +134,10 @@ def validate(emu: ComputeEmulator, route: Route, body: Json, _old: Json | None) 
     ip_value = body.get("IPAddress")
     reserved: Json | None = None
     if ip_value:
-        if "/" in str(ip_value):
+        # compute.v1.json, ForwardingRule.IPAddress: "Use one of the following formats to specify an
+        # IP address while creating a forwarding rule: IP address number, as in `100.1.2.3` ...
+        # Partial URL or by name, as in: ... regions/region/addresses/address-name ... address-name"
+        if "/" in str(ip_value) or NAME.fullmatch(str(ip_value)):
             reserved = emu._require_ref(
                 ip_value,
                 field="resource.IPAddress",

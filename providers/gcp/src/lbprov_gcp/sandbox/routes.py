@@ -13,6 +13,7 @@ KINDS = {
     "addresses": "address",
     "firewalls": "firewall",
     "instanceGroups": "instanceGroup",
+    "instanceGroupManagers": "instanceGroupManager",
     "instances": "instance",
     "networks": "network",
     "subnetworks": "subnetwork",
@@ -28,7 +29,9 @@ COLLECTIONS = {
         "subnetworks",
         "operations",
     },
-    "zones": {"instances", "instanceGroups", "operations"},
+    # instanceGroupManagers: read-only and always empty (no managed groups); gcloud's
+    # `instance-groups list` asks for them to tell managed groups from unmanaged ones
+    "zones": {"instances", "instanceGroups", "instanceGroupManagers", "operations"},
     "global": {"firewalls", "networks", "operations"},
 }
 WRITABLE = {"forwardingRules", "backendServices", "healthChecks", "addresses", "firewalls", "instanceGroups"}
@@ -40,7 +43,7 @@ _OP_PREFIX = {
     ("global", "operations"): "globalOperations",
 }
 #: Custom verbs that only read (everything else that is not GET writes).
-READ_VERBS = {"get", "list", "aggregatedList", "listInstances", "wait"}
+READ_VERBS = {"get", "list", "aggregatedList", "listInstances", "wait", "getHealth"}
 QUERY_PARAMS = {
     "filter",
     "maxResults",

@@ -98,6 +98,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         url = urlsplit(self.path)
+        if self.command == "POST" and url.path == "/batch/compute/v1":
+            self._serve_batch(state, raw)
+            return
         query = dict(parse_qsl(url.query, keep_blank_values=True))
         try:
             route = parse_route(self.command, url.path)
@@ -113,6 +116,66 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         for key, value in headers.items():
             self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _serve_batch(self, state: _State, raw: bytes) -> None:
+        """Google's batch endpoint (``POST /batch/compute/v1``, multipart/mixed of HTTP requests), which
+        gcloud uses for some lists (``instance-groups list``): each part is answered as if sent alone."""
+        ctype = self.headers.get("Content-Type", "")
+        boundary = ctype.partition("boundary=")[2].strip('"')
+        if not ctype.startswith("multipart/mixed") or not boundary:
+            payload = json.dumps(
+                ApiError(400, "badRequest", "a batch request is multipart/mixed").body()
+            ).encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        out_boundary = "batch_lbprov_sandbox"
+        chunks: list[bytes] = []
+        for part in raw.split(b"--" + boundary.encode())[1:]:
+            if part.startswith(b"--"):
+                break
+            outer, _, inner = part.strip(b"\r\n").partition(b"\r\n\r\n")
+            if not inner:
+                outer, _, inner = part.strip(b"\n").partition(b"\n\n")
+            content_id = ""
+            for line in outer.decode().splitlines():
+                if line.lower().startswith("content-id:"):
+                    content_id = line.split(":", 1)[1].strip().strip("<>")
+            head, _, body = inner.replace(b"\r\n", b"\n").partition(b"\n\n")
+            method, target, *_ = head.decode().splitlines()[0].split(" ")
+            url = urlsplit(target)
+            query = dict(parse_qsl(url.query, keep_blank_values=True))
+            try:
+                route = parse_route(method, url.path)
+                operation, mutating = route.operation, route.mutating
+            except ApiError:
+                operation, mutating = "unknown", method not in ("GET", "HEAD")
+            self.command = method  # the inner request's method, for _answer
+            status, answer, _ = self._answer(state, url.path, query, body.strip(), operation, mutating)
+            with state.lock:
+                state.log.append(RequestRecord(method, url.path, operation, mutating, status))
+            text = json.dumps(answer)
+            chunks.append(
+                (
+                    f"--{out_boundary}\r\nContent-Type: application/http\r\n"
+                    f"Content-ID: <response-{content_id}>\r\n\r\n"
+                    f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\n"
+                    f"Content-Type: application/json; charset=UTF-8\r\nContent-Length: {len(text.encode())}\r\n\r\n"
+                    f"{text}\r\n"
+                ).encode()
+            )
+        self.command = "POST"
+        with state.lock:
+            state.log.append(RequestRecord("POST", "/batch/compute/v1", "batch", False, 200))
+        payload = b"".join(chunks) + f"--{out_boundary}--\r\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", f"multipart/mixed; boundary={out_boundary}")
+        self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
 

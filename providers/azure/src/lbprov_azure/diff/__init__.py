@@ -11,10 +11,7 @@ annotations.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from lbprov import naming
@@ -30,7 +27,6 @@ from lbprov.model import (
 )
 from lbprov_azure import names, placement
 from lbprov_azure.desired import (
-    FRONTEND_ADDRESS,
     LB_FIELDS,
     VIEWS,
     Ids,
@@ -39,15 +35,16 @@ from lbprov_azure.desired import (
     view_nsg_rule,
     view_pip,
 )
+from lbprov_azure.diff.fleet import Fleet, FleetChanges
+from lbprov_azure.diff.nsg import NsgChanges, Priorities
 from lbprov_azure.observe import Observer, find, items
-from lbprov_azure.options import LB_CONFIGURATIONS, AzureOptions, parse_options
+from lbprov_azure.options import AzureOptions, parse_options
 from lbprov_azure.settings import AzureSettings
+
+__all__ = ["Fleet", "Planner", "Priorities", "options_of"]
 
 JSON = dict[str, Any]
 PROVIDER = "azure"
-NSG_PRIORITY_MIN = 500
-NSG_PRIORITY_MAX = 4096
-_RESERVATION_SECONDS = 120.0
 _ORDER = {
     "load-balancer": 0,
     "lb-service-tag": 1,
@@ -58,52 +55,6 @@ _ORDER = {
 }
 
 
-def _with_frontend(rule: JSON, address: str | None) -> tuple[JSON, bool]:
-    """``rule`` with the frontend placeholder filled in; True when it must wait for apply."""
-    props = rule.get("properties") or {}
-    if props.get("destinationAddressPrefix") != FRONTEND_ADDRESS:
-        return rule, False
-    if address is None:
-        return rule, True
-    return {**rule, "properties": {**props, "destinationAddressPrefix": address}}, False
-
-
-class Priorities:
-    """NSG rule priorities: the lowest free one in 500-4096, skipping ones this process just took.
-
-    Plans of concurrent Services read the same NSG; a reservation (for two minutes) keeps them from
-    picking the same free priority before either rule is written.
-    """
-
-    def __init__(self, nsg_name: str | None) -> None:
-        self.nsg_name = nsg_name
-        self._lock = threading.Lock()
-        self._reserved: dict[int, tuple[str, float]] = {}  # priority -> (rule name, when)
-
-    @staticmethod
-    def used(nsg: JSON) -> set[int]:
-        return {
-            int((r.get("properties") or {}).get("priority") or 0)
-            for r in items(nsg, "securityRules")
-            if (r.get("properties") or {}).get("direction", "Inbound") == "Inbound"
-        }
-
-    def allocate(self, used: set[int], rule: str) -> int:
-        now = time.monotonic()
-        with self._lock:
-            self._reserved = {p: v for p, v in self._reserved.items() if now - v[1] < _RESERVATION_SECONDS}
-            for p in range(NSG_PRIORITY_MIN, NSG_PRIORITY_MAX + 1):
-                holder = self._reserved.get(p)
-                if p in used or (holder is not None and holder[0] != rule):
-                    continue
-                self._reserved[p] = (rule, now)
-                return p
-        raise RuntimeError(
-            f"network security group {self.nsg_name!r} has no free priority in "
-            f"{NSG_PRIORITY_MIN}-{NSG_PRIORITY_MAX}"
-        )
-
-
 def options_of(intent: Intent) -> AzureOptions:
     """The Service's validated options (``resolve`` put them on the intent)."""
     if isinstance(intent.options, AzureOptions):
@@ -111,27 +62,7 @@ def options_of(intent: Intent) -> AzureOptions:
     return parse_options(intent, {})
 
 
-@dataclass
-class Fleet:
-    """The cluster's load balancers as observed: (slot, scheme) -> body."""
-
-    lbs: dict[tuple[int, str], JSON] = field(default_factory=dict)
-
-    def pools(self) -> dict[int, set[str]]:
-        """Node IPs in each slot's pools (either LB of the slot)."""
-        out: dict[int, set[str]] = {}
-        for (k, _), body in self.lbs.items():
-            for pool in items(body, "backendAddressPools"):
-                out.setdefault(k, set()).update(VIEWS["backend-pool"](pool)["addresses"])
-        return out
-
-
-def _others(lb: JSON | None, fld: str, base: str) -> int:
-    """How many of ``lb``'s ``fld`` are not the Service's own (by name)."""
-    return sum(1 for i in items(lb, fld) if not names.owns_part(base, str(i.get("name", ""))))
-
-
-class Planner:
+class Planner(FleetChanges, NsgChanges):
     """Plans one Service's changes from what the observer sees."""
 
     def __init__(self, settings: AzureSettings, seen: Observer, priorities: Priorities) -> None:
@@ -185,6 +116,9 @@ class Planner:
                 pip_id = self.ids.pip(pip_rg, pip_name)
                 desired_pip = build_desired(intent, opts, s, pip_id, slot=slot, pool_ips=pool_ips).pip_body
                 assert desired_pip is not None
+                known = names.identity_of((found_pip or {}).get("tags"))
+                if not s.cluster_id and known:  # a run that does not know the identity keeps it
+                    desired_pip["tags"][names.CLUSTER_ID_KEY] = known
                 if found_pip is None:
                     changes.append(
                         Change(
@@ -286,120 +220,6 @@ class Planner:
             intent=intent,
             ingress=ingress,
             data={"lb": lbn, "internal": opts.internal, "base": base},
-        )
-
-    def _fleet(self) -> Fleet:
-        """The cluster's load balancers by (slot, scheme), from one listing of the resource group."""
-        cluster = self.settings.cluster_name
-        listing = self.seen.lbs_by_name()
-        fleet = Fleet()
-        for k in range(self.settings.max_load_balancers):
-            for sc in ("external", "internal"):
-                body = listing.get(names.lb_name(cluster, sc, k).lower())
-                if body is None:
-                    continue
-                other_id = names.identity_of(body.get("tags"))
-                if self.settings.cluster_id and other_id and other_id != self.settings.cluster_id:
-                    raise OwnershipConflict(
-                        f"load balancer {body.get('name')!r} is tagged for cluster {cluster!r} but carries another "
-                        f"cluster's identity ({naming.CLUSTER_ID_TAG}={other_id}, this cluster is "
-                        f"{self.settings.cluster_id}): two clusters share the name; lbprov never touches it"
-                    )
-                if not names.is_cluster_owned(body.get("tags"), cluster):
-                    raise OwnershipConflict(
-                        f"load balancer {body.get('name')!r} exists in resource group "
-                        f"{self.settings.resource_group!r} but is not owned by cluster {cluster!r}; lbprov "
-                        "never adopts it (rename the cluster or remove that load balancer)"
-                    )
-                fleet.lbs[(k, sc)] = body
-        return fleet
-
-    def _place(
-        self,
-        intent: Intent,
-        opts: AzureOptions,
-        fleet: Fleet,
-        scheme: str,
-        base: str,
-        token: str,
-        nodes: int,
-    ) -> int:
-        """The slot of the Service: where it is, else chosen by :func:`placement.choose_slot`."""
-        cluster = self.settings.cluster_name
-        allowed: set[int] | None = None
-        if opts.lb_configurations:
-            by_name = {
-                names.lb_name(cluster, "external", k).lower(): k
-                for k in range(self.settings.max_load_balancers)
-            }
-            allowed = set()
-            for want in opts.lb_configurations:
-                if want.lower() not in by_name:
-                    raise InvalidService(
-                        f"metadata.annotations[{LB_CONFIGURATIONS}]",
-                        f"{want!r} is not a load balancer of this cluster; accepted: "
-                        + ", ".join(sorted(by_name)),
-                    )
-                allowed.add(by_name[want.lower()])
-        for (k, sc), body in sorted(fleet.lbs.items()):
-            holds = token in names.services_of(body.get("tags")) or find(
-                items(body, "frontendIPConfigurations"), base
-            )
-            if sc == scheme and (allowed is None or k in allowed) and holds:
-                return k
-        need = len(build_desired(intent, opts, self.settings, "-").rules)
-        uses = []
-        for k in sorted({k for k, _ in fleet.lbs}):
-            own = fleet.lbs.get((k, scheme))
-            uses.append(
-                placement.SlotUse(
-                    index=k,
-                    rules=sum(
-                        _others(b, "loadBalancingRules", base) for (j, _), b in fleet.lbs.items() if j == k
-                    ),
-                    lb_rules=_others(own, "loadBalancingRules", base),
-                    frontends=_others(own, "frontendIPConfigurations", base),
-                )
-            )
-        return placement.choose_slot(
-            uses,
-            need,
-            max_slots=self.settings.max_load_balancers,
-            nodes=nodes,
-            allowed=allowed,
-            describe=f"Service {intent.ref.key}",
-        )
-
-    def _pool_change(
-        self, lb: JSON, lbn: str, ips: set[str], intent: Intent, token: str, base: str
-    ) -> Change | None:
-        """The backend pool of another LB, when the node assignment changed it."""
-        s = self.settings
-        pool_name = names.pool_name(s.cluster_name)
-        vnet_id = self.ids.vnet(s.vnet_rg, s.vnet_name)
-        by_ip = {str(t.internal_ip): t.node_name for t in intent.targets if t.internal_ip}
-        want = {
-            "name": pool_name,
-            "properties": {
-                "loadBalancerBackendAddresses": [
-                    {"name": by_ip[ip], "properties": {"ipAddress": ip, "virtualNetwork": {"id": vnet_id}}}
-                    for ip in sorted(ips)
-                ]
-            },
-        }
-        existing = find(items(lb, "backendAddressPools"), pool_name)
-        before = VIEWS["backend-pool"](existing) if existing else {"addresses": []}
-        after = VIEWS["backend-pool"](want)
-        if before == after:
-            return None
-        return Change(
-            Action.UPDATE if existing else Action.CREATE,
-            "backend-pool",
-            f"{lbn}/{pool_name}",
-            before=before,
-            after=after,
-            reason="nodes spread over the cluster's load balancers",
-            data={"lb": lbn, "service": token, "base": base, "item": want},
         )
 
     def _check_user_pip(self, pip: JSON, lb: JSON | None, base: str) -> None:
@@ -590,90 +410,6 @@ class Planner:
                 data={"rg": rg, "name": name, "etag": pip.get("etag")},
             )
         ]
-
-    def _owned_nsg_rules(self, nsg: JSON, base: str) -> dict[str, JSON]:
-        out = {}
-        for r in items(nsg, "securityRules"):
-            n = str(r.get("name", ""))
-            if n.startswith(names.nsg_rule_prefix(base)):
-                desc = str((r.get("properties") or {}).get("description") or "")
-                if not desc.startswith(f"lbprov {names.cluster_mark(self.settings.cluster_name)} "):
-                    raise OwnershipConflict(
-                        f"NSG rule {n!r} is named like this Service's but its description {desc!r} does not "
-                        f"mark it as cluster {self.settings.cluster_name!r}'s; lbprov never adopts it"
-                    )
-                parsed = names.parse_rule_description(desc, self.settings.cluster_name)
-                cid = self.settings.cluster_id
-                if parsed and parsed[1] and cid and parsed[1] != names.rule_identity(cid):
-                    raise OwnershipConflict(
-                        f"NSG rule {n!r} carries another cluster's identity ({parsed[1]}); lbprov never touches it"
-                    )
-                out[n] = r
-        return out
-
-    def _nsg_changes(
-        self, desired: dict[str, JSON], base: str, ref: ServiceRef, lbn: str, frontend_addr: str | None
-    ) -> list[Change]:
-        nsg = self.seen.nsg()
-        if nsg is None:
-            return []
-        ours = self._owned_nsg_rules(nsg, base)
-        used = self.priorities.used(nsg)
-        new = [n for n in desired if n not in ours]
-        total = len(items(nsg, "securityRules")) + len(new)
-        if new and total > placement.MAX_NSG_RULES:
-            raise placement.CapacityExceeded(
-                f"network security group {nsg.get('name')!r} holds {total - len(new)} rules; {len(new)} more "
-                f"for Service {ref.key} would exceed Azure's limit of {placement.MAX_NSG_RULES} rules per NSG"
-            )
-        out: list[Change] = []
-        for name, wanted in desired.items():
-            existing = ours.get(name)
-            body, resolve = _with_frontend(wanted, frontend_addr)
-            after = view_nsg_rule(body)
-            extra = {"resolve_frontend": {"lb": lbn, "base": base}} if resolve else {}
-            if existing is None:
-                priority = self.priorities.allocate(used, name)
-                used.add(priority)
-                out.append(
-                    Change(
-                        Action.CREATE,
-                        "nsg-rule",
-                        f"{nsg['name']}/{name}",
-                        after={**after, "priority": priority},
-                        data={"name": name, "body": body, "priority": priority, **extra},
-                    )
-                )
-            else:
-                before = view_nsg_rule(existing)
-                if before != after:
-                    priority = int((existing.get("properties") or {}).get("priority") or 0)
-                    out.append(
-                        Change(
-                            Action.UPDATE,
-                            "nsg-rule",
-                            f"{nsg['name']}/{name}",
-                            before={**before, "priority": priority},
-                            after={**after, "priority": priority},
-                            cloud_id=str(existing.get("id")),
-                            data={"name": name, "body": body, "priority": priority, **extra},
-                        )
-                    )
-        for name, existing in sorted(ours.items()):
-            if name not in desired:
-                out.append(
-                    Change(
-                        Action.DELETE,
-                        "nsg-rule",
-                        f"{nsg['name']}/{name}",
-                        before=view_nsg_rule(existing),
-                        cloud_id=str(existing.get("id")),
-                        data={"name": name},
-                    )
-                )
-        return out
-
-    # -- delete plan ------------------------------------------------------------------------------
 
     def plan_delete(self, ref: ServiceRef) -> Plan:
         s = self.settings

@@ -1,7 +1,8 @@
 """Desired vs observed -> the Plan's changes, ordered so that nothing points at something missing.
 
-    instance groups -> health check -> firewalls -> (forwarding rules that must go first) ->
-    address -> backend services -> forwarding rules -> leftovers (backend services, health
+    instance groups -> health check -> its firewall -> address reservation -> (forwarding rules that
+    must go first) -> traffic firewall -> backend services -> forwarding rules -> release of the
+    reservation -> leftovers (backend services, health
     check, firewalls, address, then shared resources nobody uses any more)
 
 Forwarding rules are immutable (IP, ports, protocol, scheme, backend): a change is a replace. A
@@ -16,76 +17,20 @@ today's annotations.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Callable
 from typing import Any
 
-from lbprov import naming
-from lbprov.model import Action, Change, Ingress, Intent, InvalidService, OwnershipConflict, Plan, ServiceRef
+from lbprov.model import Action, Change, Ingress, Intent, OwnershipConflict, Plan, ServiceRef
 from lbprov_gcp import names as N
-from lbprov_gcp.desired import Desired, Spec, build, place_nodes
+from lbprov_gcp.desired import Spec, build, host_tags, place_nodes
+from lbprov_gcp.diff.addresses import _UNKNOWN_IP, named_address, plan_address
+from lbprov_gcp.diff.groups import ForeignInstanceGroup, group_changes
 from lbprov_gcp.observe import Reader, view_of
 from lbprov_gcp.options import GCPOptions, Instance, instances
 from lbprov_gcp.settings import GCPSettings
 
 Json = dict[str, Any]
-
-#: Shown in a plan for the IP of an address that apply has yet to reserve.
-UNKNOWN_IP = "(known after apply)"
-_UNKNOWN_IP = UNKNOWN_IP
-
-
-class ForeignInstanceGroup(RuntimeError):
-    """A node sits in a load-balanced instance group lbprov cannot use; GCE allows only one."""
-
-    def __init__(self, conflicts: Sequence[tuple[Instance, tuple[str, str]]], intent: Intent) -> None:
-        node_of = {t.provider_id.rsplit("/", 1)[-1]: t.node_name for t in intent.targets}
-        listed = "; ".join(
-            f"node {node_of.get(inst.name, inst.name)} (instance {inst.zone}/{inst.name}) is in instance "
-            f"group {zone}/{group}"
-            for inst, (zone, group) in conflicts
-        )
-        super().__init__(
-            f"{listed}, which is not this cluster's (k8s-ig--<cluster ID> or lbprov's own); GCE allows an "
-            "instance in only one load-balanced instance group, so lbprov does not add it to another: "
-            "remove the instance from that group, or label the node "
-            "node.kubernetes.io/exclude-from-external-load-balancers=true"
-        )
-        self.conflicts = tuple(conflicts)
-
-
-@dataclass
-class AddressPlan:
-    """The IP a Service's forwarding rules hold, and what happens to its own reservation."""
-
-    ip: str | None  # None: known after apply
-    reservation: str | None  # our address the rules take their IP from; None for a user's address
-    keep: bool  # keep the reservation after the rules hold the IP
-    reserve: Change | None = None  # create (or replace) the reservation
-    optional: bool = False  # reserve only if a forwarding rule is (re)written
-    found: Json | None = None  # our existing reservation, unchanged
-    after: Mapping[str, Any] | None = None
-    release_now: list[Change] = field(default_factory=list)
-
-    def changes(self, rules_written: bool) -> tuple[list[Change], list[Change]]:
-        """(changes before the rules, changes after them)."""
-        reserve = [self.reserve] if self.reserve is not None and (rules_written or not self.optional) else []
-        release = list(self.release_now)
-        if not self.keep and self.reservation and (reserve or self.found is not None):
-            before = view_of("addresses", self.found) if self.found is not None else self.after
-            release.append(
-                Change(
-                    Action.DELETE,
-                    "address",
-                    self.reservation,
-                    before=before,
-                    cloud_id=self.found.get("selfLink") if self.found is not None else None,
-                    reason="release the reservation: the forwarding rule holds the IP "
-                    "(setting static_addresses keeps it)",
-                    data={"collection": "addresses", "name": self.reservation, "zone": None, "shared": False},
-                )
-            )
-        return reserve, release
 
 
 class Planner:
@@ -96,6 +41,8 @@ class Planner:
         self.settings = settings
         self.cluster = settings.cluster_name
         self._reader = reader
+        self._tags_lock = threading.Lock()
+        self._tags: tuple[frozenset[Instance], tuple[str, ...]] | None = None
 
     @property
     def reader(self) -> Reader:
@@ -107,7 +54,7 @@ class Planner:
             return intent.options
         return GCPOptions(scheme=intent.scheme)
 
-    def _conflict(self, kind: str, name: str, res: Json, who: str) -> OwnershipConflict:
+    def conflict(self, kind: str, name: str, res: Json, who: str) -> OwnershipConflict:
         desc = (res.get("description") or "")[:120]
         return OwnershipConflict(
             f"{kind} {name!r} already exists in project {self.settings.project} but is not owned by {who} "
@@ -118,9 +65,9 @@ class Planner:
     def _check_owner(self, r: Spec, found: Json, ref: ServiceRef) -> None:
         if r.shared:
             if not N.owned_as_shared(found.get("description"), self.cluster):
-                raise self._conflict(r.kind, r.name, found, f"cluster {self.cluster}")
+                raise self.conflict(r.kind, r.name, found, f"cluster {self.cluster}")
         elif not N.owned_by_service(found.get("description"), self.cluster, ref.uid):
-            raise self._conflict(r.kind, r.name, found, f"Service {ref.key} of cluster {self.cluster}")
+            raise self.conflict(r.kind, r.name, found, f"Service {ref.key} of cluster {self.cluster}")
 
     def plan(self, intent: Intent) -> Plan:
         options = self.options(intent)
@@ -132,7 +79,7 @@ class Planner:
         # -- reads ---------------------------------------------------------------------------------
         r_ = self.reader
         if options.address_names:
-            intent = dataclasses.replace(intent, requested_ip=self._named_address(options.address_names))
+            intent = dataclasses.replace(intent, requested_ip=named_address(self, options.address_names))
         groups = r_.groups(N.IG_PREFIX)  # every k8s-ig--* group in the region: ours, upstream's, others'
         members = {key: r_.members(*key) if groups[key].get("size", 1) else [] for key in sorted(groups)}
         hcs = r_.named("healthChecks", [lb, N.shared_hc_name(self.cluster)])
@@ -148,74 +95,18 @@ class Planner:
             for key, found in groups.items()
             if key[1] == group or N.owned_as_shared(found.get("description"), self.cluster)
         }
-        placement = place_nodes(instances(intent.targets, s.project, s.region), group, members, usable)
+        nodes = instances(intent.targets, s.project, s.region)
+        placement = place_nodes(nodes, group, members, usable)
         if placement.conflicts:
             raise ForeignInstanceGroup(placement.conflicts, intent)
-        want = build(intent, s, options, placement.groups)
+        want = build(intent, s, options, placement.groups, s.node_tags or self._node_tags(nodes))
 
         first: list[Change] = []  # instance groups, health check, firewalls
         early_rule_deletes: list[Change] = []
         rules: list[Change] = []
         last: list[Change] = []
 
-        # -- instance groups: shared with upstream, never owned, never deleted ----------------------
-        for (zone, name), wanted in want.instance_groups.items():
-            found = groups.get((zone, name))
-            after: Json = {"zone": zone, "instances": list(wanted)}
-            if found is None:
-                first.append(
-                    Change(
-                        Action.CREATE,
-                        "instance-group",
-                        f"{zone}/{name}",
-                        after=after,
-                        data={
-                            "zone": zone,
-                            "name": name,
-                            "add": list(wanted),
-                            "remove": [],
-                            "body": {
-                                "name": name,
-                                "description": N.cluster_description(self.cluster, s.cluster_id),
-                                "network": f"projects/{s.project}/global/networks/{s.network}",
-                            },
-                        },
-                    )
-                )
-                continue
-            current = members[(zone, name)]
-            add = sorted(set(wanted) - set(current))
-            remove = sorted(set(current) - set(wanted))
-            if add or remove:
-                first.append(
-                    Change(
-                        Action.UPDATE,
-                        "instance-group",
-                        f"{zone}/{name}",
-                        before={"zone": zone, "instances": current},
-                        after=after,
-                        cloud_id=found.get("selfLink"),
-                        data={"zone": zone, "name": name, "add": add, "remove": remove},
-                    )
-                )
-        for (zone, name), found in sorted(groups.items()):
-            if (zone, name) in want.instance_groups or (zone, name) not in usable:
-                continue
-            if not members[(zone, name)]:
-                continue
-            # As upstream: a member that is no longer an eligible node leaves the group.
-            first.append(
-                Change(
-                    Action.UPDATE,
-                    "instance-group",
-                    f"{zone}/{name}",
-                    before={"zone": zone, "instances": members[(zone, name)]},
-                    after={"zone": zone, "instances": []},
-                    reason="no eligible node left in the group",
-                    cloud_id=found.get("selfLink"),
-                    data={"zone": zone, "name": name, "add": [], "remove": members[(zone, name)]},
-                )
-            )
+        first.extend(group_changes(self, want, groups, members, usable))
 
         # -- health check and its firewall ---------------------------------------------------------
         specs: tuple[tuple[Spec, dict[str, Json]], ...] = ((want.health_check, hcs), (want.hc_firewall, fws))
@@ -283,7 +174,7 @@ class Planner:
             if name in wanted_rules and N.owned_by_service(f.get("description"), self.cluster, ref.uid)
         }
         current_ip = next(iter(held)) if len(held) == 1 else None
-        address = self._plan_address(intent, want, addrs, current_ip)
+        address = plan_address(self, intent, want, addrs, current_ip)
         ip = address.ip
 
         # -- forwarding rules: (re)written when missing, changed, or holding another IP ------------
@@ -305,7 +196,7 @@ class Planner:
             before = {**view_of("forwardingRules", found), "IPAddress": found.get("IPAddress")}
             if name in replaced_bs or found.get("IPAddress") != ip:
                 early_rule_deletes.append(
-                    self._delete_change(
+                    self.delete_change(
                         found,
                         "forwarding-rule",
                         "forwardingRules",
@@ -382,7 +273,7 @@ class Planner:
                 found.get("description"), self.cluster, ref.uid
             ):
                 early_rule_deletes.append(
-                    self._delete_change(
+                    self.delete_change(
                         found, "forwarding-rule", "forwardingRules", reason="protocol no longer used"
                     )
                 )
@@ -391,7 +282,7 @@ class Planner:
                 found.get("description"), self.cluster, ref.uid
             ):
                 last.append(
-                    self._delete_change(
+                    self.delete_change(
                         found, "backend-service", "backendServices", reason="protocol no longer used"
                     )
                 )
@@ -402,7 +293,7 @@ class Planner:
             and N.owned_by_service(old_hc.get("description"), self.cluster, ref.uid)
         ):
             last.append(
-                self._delete_change(
+                self.delete_change(
                     old_hc, "health-check", "healthChecks", reason="externalTrafficPolicy is Cluster"
                 )
             )
@@ -413,7 +304,7 @@ class Planner:
             and N.owned_by_service(old_fw.get("description"), self.cluster, ref.uid)
         ):
             last.append(
-                self._delete_change(
+                self.delete_change(
                     old_fw, "firewall-rule", "firewalls", reason="externalTrafficPolicy is Cluster"
                 )
             )
@@ -456,116 +347,34 @@ class Planner:
             data={"address": address.reservation},
         )
 
+    def _node_tags(self, nodes: tuple[Instance, ...]) -> tuple[str, ...]:
+        """The nodes' network tags found from their instances, as upstream (``GetNodeTags``): read
+        again only when the set of nodes changes."""
+        key = frozenset(nodes)
+        with self._tags_lock:
+            if self._tags is not None and (self._tags[0] == key or not key):
+                return self._tags[1]
+        if not key:
+            raise RuntimeError(
+                "no node to find the nodes' network tags from; set the GCP setting node_tags (LBPROV_GCP_NODE_TAGS)"
+            )
+        zones: dict[str, list[str]] = {}
+        for node in nodes:
+            zones.setdefault(node.zone, []).append(node.name)
+        found = [i for zone, names in sorted(zones.items()) for i in self.reader.instances(zone, names)]
+        missing = sorted({n.name for n in nodes} - {str(i.get("name")) for i in found})
+        if missing:
+            raise RuntimeError(
+                f"instance {missing[0]} of a node was not found in project {self.settings.project}"
+            )
+        tags = host_tags(found)
+        with self._tags_lock:
+            self._tags = (key, tags)
+        return tags
+
     def _lacks_identity(self, found: Json) -> bool:
         """A resource from before cluster identities: it gets the identity on this reconcile."""
         return bool(self.settings.cluster_id) and N.identity(found) is None
-
-    def _named_address(self, names: tuple[str, ...]) -> str:
-        """The IPv4 address of the reserved addresses named by ``networking.gke.io/load-balancer-ip-addresses``."""
-        field = "metadata.annotations[networking.gke.io/load-balancer-ip-addresses]"
-        found = self.reader.named("addresses", names)
-        missing = [n for n in names if n not in found]
-        if missing:
-            raise InvalidService(
-                field,
-                f"no reserved address {missing[0]!r} in region {self.settings.region}; reserve it first",
-            )
-        v4 = [a for a in found.values() if a.get("ipVersion", "IPV4") == "IPV4"]
-        if not v4:
-            raise InvalidService(field, "names no IPv4 address; the GCP provider serves IPv4")
-        return str(v4[0]["address"])
-
-    def _refuse_held_ip(self, intent: Intent) -> None:
-        """A requested IP that another load balancer's forwarding rule holds is refused, naming it."""
-        ip, ours = intent.requested_ip, {N.rule_name(intent.lb_name, p) for p in ("TCP", "UDP")}
-        for rule in self.reader.rules_holding(str(ip)):
-            if rule["name"] in ours and N.owned_by_service(
-                rule.get("description"), self.cluster, intent.ref.uid
-            ):
-                continue
-            holder = N.ownership(rule.get("description")).get(naming.SERVICE_NAME_TAG)
-            who = f"Service {holder}" if holder else f"forwarding rule {rule['name']!r}"
-            raise InvalidService(
-                "spec.loadBalancerIP", f"{ip} is already the address of {who}; choose another IP"
-            )
-
-    def _plan_address(
-        self, intent: Intent, want: Desired, addrs: list[Json], current_ip: str | None
-    ) -> AddressPlan:
-        """Which IP the rules hold, and whether the Service's own reservation is made, kept or released.
-
-        As upstream: the IP is reserved while forwarding rules are (re)written and released once they
-        hold it, unless the user asked for a reserved address (a user's reserved ``loadBalancerIP``),
-        the setting ``static_addresses`` is on, or the Service has TCP and UDP rules, which share one
-        IP only through a reserved address.
-        """
-        ref, lb, s = intent.ref, intent.lb_name, self.settings
-        ours = next((a for a in addrs if a["name"] == lb), None)
-        if ours is not None and not N.owned_by_service(ours.get("description"), self.cluster, ref.uid):
-            raise self._conflict("address", lb, ours, f"Service {ref.key} of cluster {self.cluster}")
-        user_owned = None
-        if intent.requested_ip:
-            self._refuse_held_ip(intent)
-            user_owned = next(
-                (a for a in addrs if a.get("address") == intent.requested_ip and a is not ours), None
-            )
-        if user_owned is not None:
-            holder = N.ownership(user_owned.get("description"))
-            if naming.SERVICE_UID_TAG in holder and holder.get(naming.SERVICE_UID_TAG) != ref.uid:
-                raise InvalidService(
-                    "spec.loadBalancerIP",
-                    f"{intent.requested_ip} is already the address of Service "
-                    f"{holder.get(naming.SERVICE_NAME_TAG, '?')}; choose another IP",
-                )
-            # A reserved address that is not ours: use it, never change or release it.
-            want_type = "EXTERNAL" if want.scheme == "external" else "INTERNAL"
-            if user_owned.get("addressType", "EXTERNAL") != want_type:
-                raise InvalidService(
-                    "spec.loadBalancerIP",
-                    f"{intent.requested_ip} is reserved as {user_owned.get('addressType')} address "
-                    f"{user_owned['name']!r}; this Service needs an {want_type} address",
-                )
-            drop = []
-            if ours is not None:
-                drop.append(
-                    self._delete_change(
-                        ours, "address", "addresses", reason="loadBalancerIP is a user-reserved address"
-                    )
-                )
-            return AddressPlan(intent.requested_ip, None, keep=True, release_now=drop)
-
-        keep = s.static_addresses or len(want.forwarding_rules) > 1
-        a = want.address
-        unknown = {**a.view, "address": a.view["address"] or _UNKNOWN_IP}
-        if ours is not None:
-            before = view_of("addresses", ours)
-            after = {**a.view, "address": intent.requested_ip or ours.get("address")}
-            if before == after:
-                return AddressPlan(ours.get("address"), lb, keep=keep, found=ours)
-            replace = Change(
-                Action.REPLACE,
-                "address",
-                lb,
-                before=before,
-                after=unknown,
-                cloud_id=ours.get("selfLink"),
-                reason="an address cannot be changed in place",
-                data={"collection": "addresses", "body": a.body},
-            )
-            return AddressPlan(intent.requested_ip, lb, keep=keep, reserve=replace, after=unknown)
-        target = intent.requested_ip or current_ip
-        body = {**a.body, "address": target} if target else a.body
-        create = Change(
-            Action.CREATE,
-            "address",
-            lb,
-            after={**unknown, "address": target or _UNKNOWN_IP},
-            reason="promote the forwarding rule's IP to reserved, so that it is kept"
-            if target and target == current_ip
-            else None,
-            data={"collection": "addresses", "body": body},
-        )
-        return AddressPlan(target, lb, keep=keep, reserve=create, after=create.after, optional=not keep)
 
     def _create_or_update(
         self, r: Spec, found: Json | None, ref: ServiceRef, extra: Json | None = None
@@ -599,7 +408,7 @@ class Planner:
             )
         ]
 
-    def _delete_change(
+    def delete_change(
         self,
         found: Json,
         kind: str,
@@ -638,7 +447,7 @@ class Planner:
             and not any(N.last_segment(h) == shared_hc for b in others for h in b.get("healthChecks") or [])
         ):
             out.append(
-                self._delete_change(
+                self.delete_change(
                     hc,
                     "health-check",
                     "healthChecks",
@@ -652,7 +461,7 @@ class Planner:
                 and N.identity_matches(fw, self.settings.cluster_id)
             ):
                 out.append(
-                    self._delete_change(
+                    self.delete_change(
                         fw,
                         "firewall-rule",
                         "firewalls",
@@ -680,11 +489,11 @@ class Planner:
         fws = owned(r_.mentioning("firewalls", ref.uid))
         addrs = owned(r_.mentioning("addresses", ref.uid))
         changes: list[Change] = []
-        changes += [self._delete_change(f, "forwarding-rule", "forwardingRules") for f in frs]
-        changes += [self._delete_change(b, "backend-service", "backendServices") for b in bss]
-        changes += [self._delete_change(h, "health-check", "healthChecks") for h in hcs]
-        changes += [self._delete_change(f, "firewall-rule", "firewalls") for f in fws]
-        changes += [self._delete_change(a, "address", "addresses") for a in addrs]
+        changes += [self.delete_change(f, "forwarding-rule", "forwardingRules") for f in frs]
+        changes += [self.delete_change(b, "backend-service", "backendServices") for b in bss]
+        changes += [self.delete_change(h, "health-check", "healthChecks") for h in hcs]
+        changes += [self.delete_change(f, "firewall-rule", "firewalls") for f in fws]
+        changes += [self.delete_change(a, "address", "addresses") for a in addrs]
         shared_hc = r_.named("healthChecks", [N.shared_hc_name(self.cluster)]).get(
             N.shared_hc_name(self.cluster)
         )
@@ -697,7 +506,7 @@ class Planner:
                 if N.owned_as_shared(shared_fw.get("description"), self.cluster) and N.identity_matches(
                     shared_fw, self.settings.cluster_id
                 ):
-                    changes.append(self._delete_change(shared_fw, "firewall-rule", "firewalls", shared=True))
+                    changes.append(self.delete_change(shared_fw, "firewall-rule", "firewalls", shared=True))
                 shared_fw = None
             changes += self._shared_deletes(exclude={b["name"] for b in bss}, hc=shared_hc, fw=shared_fw)
         return Plan(self.provider, ref, tuple(changes), intent=None)

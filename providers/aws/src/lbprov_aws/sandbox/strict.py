@@ -1,0 +1,598 @@
+"""The strict layer in front of moto: the rules AWS enforces and moto does not.
+
+moto accepts much that AWS refuses (a load balancer name with a leading hyphen, a health-check
+timeout above the interval, a comma in a tag value, ...), and it makes a second load balancer for a
+retried ``CreateLoadBalancer``. A green test on plain moto can therefore hide a request AWS would
+reject. The request recorder (server.py) asks :class:`StrictRules` about every request before moto
+sees it; a violation is answered with AWS's own error code and message shape (HTTP 400), and an
+idempotent create that AWS completes "at most once" is answered with the existing resource.
+
+Two sources of rules:
+
+* botocore's service models: every ``max``/``min`` length and range, ``pattern`` and ``enum`` of the
+  operation's input (botocore's client-side validation checks only required members, types and
+  ``min``). The query parameters are read back into the operation's shape first.
+* the API references' documented rules that the models cannot express, each in a function below
+  with a comment citing its reference.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+from xml.sax.saxutils import escape
+
+import botocore.session  # type: ignore[import-untyped]
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+
+Params = Mapping[str, str]
+Nested = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An AWS error: code, message, HTTP status."""
+
+    code: str
+    message: str
+    status: int = 400
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Answer an idempotent create with the existing resource: run ``action`` with ``params``
+    through moto and rename its XML root from ``action`` to ``as_action``."""
+
+    action: str
+    params: dict[str, str]
+    as_action: str
+
+
+# -- reading query parameters back into the operation's shape ----------------------------------
+
+
+@cache
+def _model(service: str) -> Any:
+    name = {"elbv2": "elbv2", "elb": "elb", "ec2": "ec2"}[service]
+    return botocore.session.get_session().get_service_model(name)
+
+
+def _key(member_name: str, shape: Any, ec2: bool) -> str:
+    ser = shape.serialization
+    if ec2:
+        if ser.get("queryName"):
+            return str(ser["queryName"])
+        name = str(ser.get("name", member_name))
+        return name[0].upper() + name[1:]
+    return str(ser.get("name", member_name))
+
+
+def _present(params: Params, prefix: str) -> bool:
+    return prefix in params or any(k.startswith(prefix + ".") for k in params)
+
+
+def unflatten(shape: Any, params: Params, prefix: str, ec2: bool) -> Any:
+    """The value of ``shape`` at ``prefix`` in query parameters (``a.member.1.B`` / EC2 ``A.1.B``)."""
+    kind = shape.type_name
+    if kind == "structure":
+        out: Nested = {}
+        for name, member in shape.members.items():
+            sub = _key(name, member, ec2)
+            path = f"{prefix}.{sub}" if prefix else sub
+            if _present(params, path):
+                out[name] = unflatten(member, params, path, ec2)
+        return out
+    if kind == "list":
+        base = prefix if (ec2 or shape.serialization.get("flattened")) else f"{prefix}.member"
+        items = []
+        i = 1
+        while _present(params, f"{base}.{i}"):
+            items.append(unflatten(shape.member, params, f"{base}.{i}", ec2))
+            i += 1
+        return items
+    if kind == "map":
+        entries: Nested = {}
+        i = 1
+        while _present(params, f"{prefix}.entry.{i}"):
+            entries[params.get(f"{prefix}.entry.{i}.key", "")] = params.get(f"{prefix}.entry.{i}.value")
+            i += 1
+        return entries
+    raw = params.get(prefix, "")
+    if kind in ("integer", "long"):
+        try:
+            return int(raw)
+        except ValueError:
+            return raw
+    if kind == "boolean":
+        return raw.lower() == "true"
+    return raw
+
+
+# -- botocore's model constraints ---------------------------------------------------------------
+
+
+def _java_pattern(pattern: str) -> re.Pattern[str] | None:
+    """botocore's patterns are Java regexes: \\p{L}/\\p{Z}/\\p{N} become their nearest Python classes."""
+    py = pattern.replace(r"\p{L}", "a-zA-Z\u00c0-\uffff").replace(r"\p{Z}", r"\s").replace(r"\p{N}", "0-9")
+    try:
+        return re.compile(py)
+    except re.error:
+        return None
+
+
+def model_violations(shape: Any, value: Any, path: str) -> list[str]:
+    """Every max/min/pattern/enum violation in ``value`` (AWS's wording)."""
+    out: list[str] = []
+    meta = shape.metadata
+    kind = shape.type_name
+    if kind == "structure" and isinstance(value, dict):
+        for name, member in shape.members.items():
+            if name in value:
+                out += model_violations(member, value[name], f"{path}.{name}" if path else name)
+    elif kind == "list" and isinstance(value, list):
+        if "max" in meta and len(value) > meta["max"]:
+            out.append(
+                f"Value at '{path}' failed to satisfy constraint: Member must have length less than or equal to {meta['max']}"
+            )
+        for i, item in enumerate(value, 1):
+            out += model_violations(shape.member, item, f"{path}.{i}")
+    elif kind == "string" and isinstance(value, str):
+        if "max" in meta and len(value) > meta["max"]:
+            out.append(
+                f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have length less than or equal to {meta['max']}"
+            )
+        if "min" in meta and len(value) < meta["min"]:
+            out.append(
+                f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have length greater than or equal to {meta['min']}"
+            )
+        enum = getattr(shape, "enum", None)
+        if enum and value not in enum:
+            out.append(
+                f"Value '{value}' at '{path}' failed to satisfy constraint: Member must satisfy enum value set: [{', '.join(enum)}]"
+            )
+        pattern = meta.get("pattern")
+        if pattern and (compiled := _java_pattern(pattern)) and not compiled.search(value):
+            out.append(
+                f"Value '{value}' at '{path}' failed to satisfy constraint: Member must satisfy regular expression pattern: {pattern}"
+            )
+    elif kind in ("integer", "long") and isinstance(value, int):
+        if "max" in meta and value > meta["max"]:
+            out.append(
+                f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have value less than or equal to {meta['max']}"
+            )
+        if "min" in meta and value < meta["min"]:
+            out.append(
+                f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have value greater than or equal to {meta['min']}"
+            )
+    return out
+
+
+# -- the documented rules -------------------------------------------------------------------------
+
+#: ELBv2 tag values/keys and EC2 tags: letters, digits, spaces and _.:/=+-@ (ELBv2 API reference,
+#: Tag; EC2 User Guide, "Tag restrictions").
+_TAG_CHARS = re.compile(r"^[\w .:/=+\-@]*$")
+#: EC2 security group names and descriptions in a VPC: a-z, A-Z, 0-9, spaces, and ._-:/()#,@[]+=&;{}!$*
+#: (EC2 API reference, CreateSecurityGroup).
+_SG_TEXT = re.compile(r"^[a-zA-Z0-9 ._\-:/()#,@\[\]+=&;{}!$*]*$")
+#: ELBv2 CreateLoadBalancer Name / CreateTargetGroup Name: "up to 32 alphanumeric characters or
+#: hyphens, and must not begin or end with a hyphen" (ELBv2 API reference); load balancer names
+#: must not begin with "internal-".
+_ELB_NAME = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,30}[a-zA-Z0-9])?$")
+
+#: Attribute keys valid for a network load balancer (ELBv2 API reference, LoadBalancerAttribute).
+NLB_ATTRIBUTES = frozenset(
+    {
+        "deletion_protection.enabled",
+        "access_logs.s3.enabled",
+        "access_logs.s3.bucket",
+        "access_logs.s3.prefix",
+        "ipv6.deny_all_igw_traffic",
+        "load_balancing.cross_zone.enabled",
+        "dns_record.client_routing_policy",
+        "zonal_shift.config.enabled",
+        "secondary_ips.auto_assigned.per_subnet",
+    }
+)
+#: Attribute keys valid for a network load balancer's target group (ELBv2 API reference,
+#: TargetGroupAttribute: the general keys and those "supported only by Network Load Balancers").
+NLB_TG_ATTRIBUTES = frozenset(
+    {
+        "deregistration_delay.timeout_seconds",
+        "stickiness.enabled",
+        "stickiness.type",
+        "load_balancing.cross_zone.enabled",
+        "target_group_health.dns_failover.minimum_healthy_targets.count",
+        "target_group_health.dns_failover.minimum_healthy_targets.percentage",
+        "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count",
+        "target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage",
+        "deregistration_delay.connection_termination.enabled",
+        "preserve_client_ip.enabled",
+        "proxy_protocol_v2.enabled",
+        "target_health_state.unhealthy.connection_termination.enabled",
+        "target_health_state.unhealthy.draining_interval_seconds",
+    }
+)
+#: Listener protocol -> target group protocols it may forward to (ELBv2 API reference,
+#: CreateListener / ModifyListener: "the protocol of the target group must be compatible";
+#: Network Load Balancer guide, "Listeners for your Network Load Balancers": TCP_UDP listeners
+#: need TCP_UDP target groups).
+LISTENER_TO_TG = {
+    "TCP": {"TCP", "TCP_UDP"},
+    "TLS": {"TCP", "TLS"},
+    "UDP": {"UDP", "TCP_UDP"},
+    "TCP_UDP": {"TCP_UDP"},
+}
+
+
+def _invalid(message: str) -> Refusal:
+    return Refusal("ValidationError", message)
+
+
+def _check_tags(tags: list[Nested], *, limit: int, service: str) -> Refusal | None:
+    """Tag limits (ELBv2 AddTags / EC2 tag restrictions): at most ``limit`` tags per resource,
+    keys 1-128 and values 0-256 characters of the allowed set, no ``aws:`` prefix."""
+    code = "InvalidParameterValue" if service == "ec2" else "ValidationError"
+    if len(tags) > limit:
+        return Refusal("TooManyTags", f"The quota for the number of tags ({limit}) has been reached")
+    for tag in tags:
+        key, value = str(tag.get("Key", "")), str(tag.get("Value", ""))
+        if not 1 <= len(key) <= 128 or not _TAG_CHARS.match(key):
+            return Refusal(code, f"Tag key '{key}' is not valid")
+        if len(value) > 256 or not _TAG_CHARS.match(value):
+            return Refusal(code, f"Tag value '{value}' of key '{key}' is not valid")
+        if key.lower().startswith("aws:"):
+            return Refusal(code, f"Tag keys starting with 'aws:' are reserved for internal use: {key}")
+    return None
+
+
+def _hc_rules(req: Nested) -> Refusal | None:
+    """NLB target group health checks (ELBv2 API reference, CreateTargetGroup / ModifyTargetGroup):
+    interval 5-300, timeout 2-120 and at most the interval, thresholds 2-10; a path only with HTTP
+    or HTTPS; a UDP target group cannot be health-checked over UDP."""
+    interval = req.get("HealthCheckIntervalSeconds")
+    timeout = req.get("HealthCheckTimeoutSeconds")
+    if interval is not None and not 5 <= interval <= 300:
+        return _invalid("Health check interval must be between 5 and 300 seconds")
+    if timeout is not None and not 2 <= timeout <= 120:
+        return _invalid("Health check timeout must be between 2 and 120 seconds")
+    if interval is not None and timeout is not None and timeout > interval:
+        return _invalid("Health check timeout must be smaller than or equal to the interval")
+    for key in ("HealthyThresholdCount", "UnhealthyThresholdCount"):
+        if key in req and not 2 <= req[key] <= 10:
+            return _invalid(f"{key} must be between 2 and 10")
+    hc_protocol = req.get("HealthCheckProtocol")
+    if req.get("HealthCheckPath") and hc_protocol not in ("HTTP", "HTTPS"):
+        return _invalid("Health check path can only be set with HTTP or HTTPS health checks")
+    if hc_protocol in ("UDP", "TCP_UDP"):
+        return _invalid(f"Health check protocol '{hc_protocol}' is not supported")
+    return None
+
+
+class StrictRules:
+    """The rules, with read access to moto's state (the server runs in this process)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        #: Create requests that succeeded, by (kind, name): what "the same settings" means.
+        self.created: dict[tuple[str, str], Nested] = {}
+
+    def reset(self) -> None:
+        with self.lock:
+            self.created.clear()
+
+    # -- moto's state -------------------------------------------------------------------------
+
+    @staticmethod
+    def _elbv2() -> Any:
+        from moto.elbv2.models import elbv2_backends
+
+        return elbv2_backends[ACCOUNT][REGION]
+
+    @staticmethod
+    def _ec2() -> Any:
+        from moto.ec2.models import ec2_backends
+
+        return ec2_backends[ACCOUNT][REGION]
+
+    def _tg(self, arn: str) -> Any:
+        return self._elbv2().target_groups.get(arn)
+
+    def _lb(self, arn: str) -> Any:
+        return self._elbv2().load_balancers.get(arn)
+
+    # -- the entry point ----------------------------------------------------------------------
+
+    def check(self, service: str, action: str, params: Params) -> Refusal | Replay | None:
+        if service not in ("elbv2", "elb", "ec2") or not action:
+            return None
+        model = _model(service)
+        if action not in model.operation_names:
+            return None
+        shape = model.operation_model(action).input_shape
+        req: Nested = unflatten(shape, params, "", service == "ec2") if shape is not None else {}
+        if shape is not None:
+            found = model_violations(shape, req, "")
+            if found:
+                code = "InvalidParameterValue" if service == "ec2" else "ValidationError"
+                return Refusal(code, f"{len(found)} validation error(s) detected: " + "; ".join(found))
+        rule = RULES.get(f"{service}:{action}")
+        if rule is None:
+            return None
+        req["__raw__"] = dict(params)
+        with self.lock:
+            return rule(self, req)
+
+    def note_success(self, service: str, action: str, params: Params) -> None:
+        """Remember a successful create (idempotence compares later creates with it)."""
+        key = _create_key(service, action, params)
+        if key is not None:
+            with self.lock:
+                self.created[key] = _settings(params)
+
+
+def _settings(params: Params) -> Nested:
+    return {k: v for k, v in params.items() if k not in ("Action", "Version")}
+
+
+def _create_key(service: str, action: str, params: Params) -> tuple[str, str] | None:
+    if service != "elbv2":
+        return None
+    if action == "CreateLoadBalancer":
+        return ("lb", params.get("Name", ""))
+    if action == "CreateTargetGroup":
+        return ("tg", params.get("Name", ""))
+    if action == "CreateListener":
+        return ("listener", f"{params.get('LoadBalancerArn', '')}:{params.get('Port', '')}")
+    return None
+
+
+# -- rules per operation --------------------------------------------------------------------------
+
+
+def _create_lb(rules: StrictRules, req: Nested) -> Refusal | Replay | None:
+    name = str(req.get("Name", ""))
+    # ELBv2 CreateLoadBalancer, Name: alphanumerics and hyphens, 32 at most, no hyphen at either
+    # end, not starting with "internal-".
+    if not _ELB_NAME.match(name) or name.startswith("internal-"):
+        return _invalid(f"'{name}' is not a valid load balancer name")
+    if refusal := _check_tags(req.get("Tags", []), limit=50, service="elbv2"):
+        return refusal
+    # ELBv2 CreateLoadBalancer, Subnets: "You can specify only one subnet per Availability Zone."
+    zones: dict[str, str] = {}
+    for subnet_id in req.get("Subnets", []):
+        try:
+            zone = rules._ec2().get_subnet(subnet_id).availability_zone
+        except Exception:  # moto's own error for an unknown subnet comes later
+            continue
+        if zone in zones:
+            return Refusal(
+                "InvalidConfigurationRequest",
+                f"A load balancer cannot be attached to multiple subnets in the same Availability Zone ({zone})",
+            )
+        zones[zone] = subnet_id
+    # "If you attempt to create multiple load balancers with the same name and settings, the call
+    # succeeds" with the existing one; with other settings: DuplicateLoadBalancerName.
+    existing = next((lb for lb in rules._elbv2().load_balancers.values() if lb.name == name), None)
+    if existing is not None:
+        if rules.created.get(("lb", name)) == _raw(req):
+            return Replay("DescribeLoadBalancers", {"Names.member.1": name}, "CreateLoadBalancer")
+        return Refusal("DuplicateLoadBalancerName", "A load balancer with the same name already exists")
+    return None
+
+
+def _raw(req: Nested) -> Nested:
+    """The request's own query parameters (check() keeps them under ``__raw__``): "the same
+    settings" of an idempotent create are compared on them."""
+    raw: Nested = req.get("__raw__", {})
+    return _settings(raw)
+
+
+def _create_tg(rules: StrictRules, req: Nested) -> Refusal | Replay | None:
+    name = str(req.get("Name", ""))
+    # ELBv2 CreateTargetGroup, Name: 32 alphanumerics or hyphens, no hyphen at either end (and AWS
+    # refuses consecutive hyphens in target group names).
+    if not _ELB_NAME.match(name) or "--" in name:
+        return _invalid(f"Target group name '{name}' is not valid")
+    if refusal := _check_tags(req.get("Tags", []), limit=50, service="elbv2"):
+        return refusal
+    if refusal := _hc_rules(req):
+        return refusal
+    existing = next((tg for tg in rules._elbv2().target_groups.values() if tg.name == name), None)
+    if existing is not None:
+        if rules.created.get(("tg", name)) == _raw(req):
+            return Replay("DescribeTargetGroups", {"Names.member.1": name}, "CreateTargetGroup")
+        return Refusal(
+            "DuplicateTargetGroupName",
+            "A target group with the same name exists, but with different settings",
+        )
+    return None
+
+
+def _modify_tg(rules: StrictRules, req: Nested) -> Refusal | None:
+    tg = rules._tg(str(req.get("TargetGroupArn", "")))
+    merged = dict(req)
+    if tg is not None:
+        # A timeout above the interval the group keeps is refused too (ModifyTargetGroup).
+        merged.setdefault("HealthCheckIntervalSeconds", int(tg.health_check_interval_seconds))
+        merged.setdefault("HealthCheckTimeoutSeconds", int(tg.health_check_timeout_seconds))
+    return _hc_rules(merged)
+
+
+def _listener_protocols(rules: StrictRules, req: Nested, listener_protocol: str | None) -> Refusal | None:
+    for action in req.get("DefaultActions", []):
+        tg = rules._tg(str(action.get("TargetGroupArn", "")))
+        if tg is None or listener_protocol is None:
+            continue
+        if tg.protocol not in LISTENER_TO_TG.get(listener_protocol, {listener_protocol}):
+            return _invalid(
+                f"Listener protocol '{listener_protocol}' must be compatible with target group protocol '{tg.protocol}'"
+            )
+    return None
+
+
+def _create_listener(rules: StrictRules, req: Nested) -> Refusal | Replay | None:
+    if refusal := _listener_protocols(rules, req, req.get("Protocol")):
+        return refusal
+    lb = rules._lb(str(req.get("LoadBalancerArn", "")))
+    port = req.get("Port")
+    if lb is not None:
+        same = next((li for li in lb.listeners.values() if li.port == port), None)
+        if same is not None:
+            key = ("listener", f"{req.get('LoadBalancerArn', '')}:{port}")
+            if rules.created.get(key) == _raw(req):
+                return Replay("DescribeListeners", {"ListenerArns.member.1": same.arn}, "CreateListener")
+            return Refusal(
+                "DuplicateListener", "A listener already exists on this port for this load balancer"
+            )
+    return None
+
+
+def _modify_listener(rules: StrictRules, req: Nested) -> Refusal | None:
+    """ModifyListener: the new protocol against the new (or kept) target group, as on create."""
+    arn = str(req.get("ListenerArn", ""))
+    listener = next(
+        (
+            li
+            for lb in rules._elbv2().load_balancers.values()
+            for li in lb.listeners.values()
+            if li.arn == arn
+        ),
+        None,
+    )
+    protocol = req.get("Protocol") or (listener.protocol if listener is not None else None)
+    if "DefaultActions" not in req and listener is not None:
+        kept = [a.data for a in listener.default_actions if getattr(a, "data", None)]
+        req = {**req, "DefaultActions": [{"TargetGroupArn": a.get("TargetGroupArn", "")} for a in kept]}
+    return _listener_protocols(rules, req, protocol)
+
+
+def _lb_attributes(rules: StrictRules, req: Nested) -> Refusal | None:
+    lb = rules._lb(str(req.get("LoadBalancerArn", "")))
+    if lb is None or lb.type != "network":
+        return None
+    for attr in req.get("Attributes", []):
+        if attr.get("Key") not in NLB_ATTRIBUTES:
+            return _invalid(f"Load balancer attribute key '{attr.get('Key')}' is not recognized")
+    return None
+
+
+def _tg_attributes(rules: StrictRules, req: Nested) -> Refusal | None:
+    tg = rules._tg(str(req.get("TargetGroupArn", "")))
+    if tg is None or tg.protocol not in ("TCP", "UDP", "TCP_UDP", "TLS"):
+        return None
+    for attr in req.get("Attributes", []):
+        if attr.get("Key") not in NLB_TG_ATTRIBUTES:
+            return _invalid(f"Target group attribute key '{attr.get('Key')}' is not recognized")
+    return None
+
+
+def _set_security_groups(rules: StrictRules, req: Nested) -> Refusal | None:
+    # ELBv2 SetSecurityGroups: "You can't add a security group to a Network Load Balancer that
+    # was created without one" (and cannot remove all from one created with some).
+    lb = rules._lb(str(req.get("LoadBalancerArn", "")))
+    if lb is not None and lb.type == "network" and not lb.security_groups:
+        return _invalid(
+            "A Network Load Balancer created without security groups cannot have security groups added"
+        )
+    return None
+
+
+def _set_subnets(rules: StrictRules, req: Nested) -> Refusal | None:
+    zones: set[str] = set()
+    for subnet_id in req.get("Subnets", []):
+        try:
+            zone = rules._ec2().get_subnet(subnet_id).availability_zone
+        except Exception:
+            continue
+        if zone in zones:
+            return Refusal("InvalidConfigurationRequest", f"Multiple subnets in Availability Zone {zone}")
+        zones.add(zone)
+    return None
+
+
+def _elbv2_add_tags(rules: StrictRules, req: Nested) -> Refusal | None:
+    return _check_tags(req.get("Tags", []), limit=50, service="elbv2")
+
+
+def _elb_create(rules: StrictRules, req: Nested) -> Refusal | None:
+    # Classic ELB AddTags / CreateLoadBalancer: "Each load balancer can have a maximum of 10 tags."
+    return _check_tags(req.get("Tags", []), limit=10, service="elb")
+
+
+def _elb_health(rules: StrictRules, req: Nested) -> Refusal | None:
+    # Classic ELB ConfigureHealthCheck (HealthCheck): Target at most 1,024 characters; Timeout
+    # "must be less than the Interval value"; Interval 5-300, Timeout 2-60.
+    hc = req.get("HealthCheck", {})
+    if len(str(hc.get("Target", ""))) > 1024:
+        return _invalid("HealthCheck Target must have length less than or equal to 1024")
+    if hc.get("Timeout") is not None and hc.get("Interval") is not None and hc["Timeout"] >= hc["Interval"]:
+        return _invalid("HealthCheck Timeout must be less than Interval")
+    return None
+
+
+def _ec2_create_sg(rules: StrictRules, req: Nested) -> Refusal | None:
+    # EC2 CreateSecurityGroup: in a VPC, name and description use a-zA-Z0-9, spaces and
+    # ._-:/()#,@[]+=&;{}!$* (255 characters); a name must not start with "sg-".
+    for key in ("GroupName", "Description"):
+        value = str(req.get(key, ""))
+        if not _SG_TEXT.match(value) or len(value) > 255:
+            return Refusal("InvalidParameterValue", f"Value ({value}) for parameter {key} is invalid")
+    if str(req.get("GroupName", "")).lower().startswith("sg-"):
+        return Refusal("InvalidParameterValue", "Group names may not be in the format sg-*")
+    for spec in req.get("TagSpecifications", []):
+        if refusal := _check_tags(spec.get("Tags", []), limit=50, service="ec2"):
+            return refusal
+    return None
+
+
+def _ec2_authorize(rules: StrictRules, req: Nested) -> Refusal | None:
+    # EC2 security group rule descriptions: up to 255 characters of a-zA-Z0-9, spaces and
+    # ._-:/()#,@[]+=&;{}!$* (EC2 API reference, IpRange / UserIdGroupPair Description). The limit of
+    # 60 inbound rules per group (VPC quotas) moto enforces itself (RulesPerSecurityGroupLimitExceeded).
+    for perm in req.get("IpPermissions", []):
+        for entry in perm.get("IpRanges", []) + perm.get("Ipv6Ranges", []) + perm.get("UserIdGroupPairs", []):
+            desc = str(entry.get("Description", ""))
+            if len(desc) > 255 or not _SG_TEXT.match(desc):
+                return Refusal("InvalidParameterValue", f"Invalid rule description: {desc}")
+    return None
+
+
+RULES: dict[str, Callable[[StrictRules, Nested], Refusal | Replay | None]] = {
+    "elbv2:CreateLoadBalancer": _create_lb,
+    "elbv2:CreateTargetGroup": _create_tg,
+    "elbv2:ModifyTargetGroup": _modify_tg,
+    "elbv2:CreateListener": _create_listener,
+    "elbv2:ModifyListener": _modify_listener,
+    "elbv2:ModifyLoadBalancerAttributes": _lb_attributes,
+    "elbv2:ModifyTargetGroupAttributes": _tg_attributes,
+    "elbv2:SetSecurityGroups": _set_security_groups,
+    "elbv2:SetSubnets": _set_subnets,
+    "elbv2:AddTags": _elbv2_add_tags,
+    "elb:CreateLoadBalancer": _elb_create,
+    "elb:AddTags": _elb_create,
+    "elb:ConfigureHealthCheck": _elb_health,
+    "ec2:CreateSecurityGroup": _ec2_create_sg,
+    "ec2:AuthorizeSecurityGroupIngress": _ec2_authorize,
+}
+
+
+def error_body(service: str, refusal: Refusal) -> bytes:
+    """AWS's error document for the query protocols (what botocore parses into a ClientError)."""
+    code, message = escape(refusal.code), escape(refusal.message)
+    if service == "ec2":
+        return (
+            f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+            "<RequestID>lbprov-strict</RequestID></Response>"
+        ).encode()
+    return (
+        '<ErrorResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/">'
+        f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+        "<RequestId>lbprov-strict</RequestId></ErrorResponse>"
+    ).encode()

@@ -1,0 +1,176 @@
+"""NSG rules of one Service: desired vs the cluster NSG, priorities, ownership by description.
+
+Mixed into :class:`~lbprov_azure.diff.Planner`. Rules are named ``lbprov-<base>-<PROTO>`` and marked
+by their description (``lbprov <cluster> <uid> <identity mark> <ns/name>``), since NSG rules carry
+no tags; a priority is the lowest free one in 500-4096, reserved for a while so that concurrent
+plans do not pick the same one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from lbprov.model import Action, Change, OwnershipConflict, ServiceRef
+from lbprov_azure import names, placement
+from lbprov_azure.desired import FRONTEND_ADDRESS, view_nsg_rule
+from lbprov_azure.observe import Observer, items
+from lbprov_azure.settings import AzureSettings
+
+JSON = dict[str, Any]
+NSG_PRIORITY_MIN = 500
+NSG_PRIORITY_MAX = 4096
+_RESERVATION_SECONDS = 120.0
+
+
+def _with_frontend(rule: JSON, address: str | None) -> tuple[JSON, bool]:
+    """``rule`` with the frontend placeholder filled in; True when it must wait for apply."""
+    props = rule.get("properties") or {}
+    if props.get("destinationAddressPrefix") != FRONTEND_ADDRESS:
+        return rule, False
+    if address is None:
+        return rule, True
+    return {**rule, "properties": {**props, "destinationAddressPrefix": address}}, False
+
+
+class Priorities:
+    """NSG rule priorities: the lowest free one in 500-4096, skipping ones this process just took.
+
+    Plans of concurrent Services read the same NSG; a reservation (for two minutes) keeps them from
+    picking the same free priority before either rule is written.
+    """
+
+    def __init__(self, nsg_name: str | None) -> None:
+        self.nsg_name = nsg_name
+        self._lock = threading.Lock()
+        self._reserved: dict[int, tuple[str, float]] = {}  # priority -> (rule name, when)
+
+    @staticmethod
+    def used(nsg: JSON) -> set[int]:
+        return {
+            int((r.get("properties") or {}).get("priority") or 0)
+            for r in items(nsg, "securityRules")
+            if (r.get("properties") or {}).get("direction", "Inbound") == "Inbound"
+        }
+
+    def allocate(self, used: set[int], rule: str) -> int:
+        now = time.monotonic()
+        with self._lock:
+            self._reserved = {p: v for p, v in self._reserved.items() if now - v[1] < _RESERVATION_SECONDS}
+            for p in range(NSG_PRIORITY_MIN, NSG_PRIORITY_MAX + 1):
+                holder = self._reserved.get(p)
+                if p in used or (holder is not None and holder[0] != rule):
+                    continue
+                self._reserved[p] = (rule, now)
+                return p
+        raise RuntimeError(
+            f"network security group {self.nsg_name!r} has no free priority in "
+            f"{NSG_PRIORITY_MIN}-{NSG_PRIORITY_MAX}"
+        )
+
+
+def _keep_rule_identity(body: JSON, existing: JSON, cluster: str) -> JSON:
+    """``body`` with the identity mark of ``existing`` (for runs that do not know the identity)."""
+    old = names.parse_rule_description(
+        str((existing.get("properties") or {}).get("description") or ""), cluster
+    )
+    new = names.parse_rule_description(str((body.get("properties") or {}).get("description") or ""), cluster)
+    if old is None or old[1] is None or new is None:
+        return body
+    desc = f"lbprov {names.cluster_mark(cluster)} {new[0]} {old[1]} {new[2]}"[:140]
+    return {**body, "properties": {**body["properties"], "description": desc}}
+
+
+class NsgChanges:
+    """The NSG part of the planner (see the module doc)."""
+
+    settings: AzureSettings
+    seen: Observer
+    priorities: Priorities
+
+    def _owned_nsg_rules(self, nsg: JSON, base: str) -> dict[str, JSON]:
+        out = {}
+        for r in items(nsg, "securityRules"):
+            n = str(r.get("name", ""))
+            if n.startswith(names.nsg_rule_prefix(base)):
+                desc = str((r.get("properties") or {}).get("description") or "")
+                if not desc.startswith(f"lbprov {names.cluster_mark(self.settings.cluster_name)} "):
+                    raise OwnershipConflict(
+                        f"NSG rule {n!r} is named like this Service's but its description {desc!r} does not "
+                        f"mark it as cluster {self.settings.cluster_name!r}'s; lbprov never adopts it"
+                    )
+                parsed = names.parse_rule_description(desc, self.settings.cluster_name)
+                cid = self.settings.cluster_id
+                if parsed and parsed[1] and cid and parsed[1] != names.rule_identity(cid):
+                    raise OwnershipConflict(
+                        f"NSG rule {n!r} carries another cluster's identity ({parsed[1]}); lbprov never touches it"
+                    )
+                out[n] = r
+        return out
+
+    def _nsg_changes(
+        self, desired: dict[str, JSON], base: str, ref: ServiceRef, lbn: str, frontend_addr: str | None
+    ) -> list[Change]:
+        nsg = self.seen.nsg()
+        if nsg is None:
+            return []
+        ours = self._owned_nsg_rules(nsg, base)
+        used = self.priorities.used(nsg)
+        new = [n for n in desired if n not in ours]
+        total = len(items(nsg, "securityRules")) + len(new)
+        if new and total > placement.MAX_NSG_RULES:
+            raise placement.CapacityExceeded(
+                f"network security group {nsg.get('name')!r} holds {total - len(new)} rules; {len(new)} more "
+                f"for Service {ref.key} would exceed Azure's limit of {placement.MAX_NSG_RULES} rules per NSG"
+            )
+        out: list[Change] = []
+        for name, wanted in desired.items():
+            existing = ours.get(name)
+            body, resolve = _with_frontend(wanted, frontend_addr)
+            if existing is not None and not self.settings.cluster_id:  # keep the identity it has
+                body = _keep_rule_identity(body, existing, self.settings.cluster_name)
+            after = view_nsg_rule(body)
+            extra = {"resolve_frontend": {"lb": lbn, "base": base}} if resolve else {}
+            if existing is None:
+                priority = self.priorities.allocate(used, name)
+                used.add(priority)
+                out.append(
+                    Change(
+                        Action.CREATE,
+                        "nsg-rule",
+                        f"{nsg['name']}/{name}",
+                        after={**after, "priority": priority},
+                        data={"name": name, "body": body, "priority": priority, **extra},
+                    )
+                )
+            else:
+                before = view_nsg_rule(existing)
+                if before != after:
+                    priority = int((existing.get("properties") or {}).get("priority") or 0)
+                    out.append(
+                        Change(
+                            Action.UPDATE,
+                            "nsg-rule",
+                            f"{nsg['name']}/{name}",
+                            before={**before, "priority": priority},
+                            after={**after, "priority": priority},
+                            cloud_id=str(existing.get("id")),
+                            data={"name": name, "body": body, "priority": priority, **extra},
+                        )
+                    )
+        for name, existing in sorted(ours.items()):
+            if name not in desired:
+                out.append(
+                    Change(
+                        Action.DELETE,
+                        "nsg-rule",
+                        f"{nsg['name']}/{name}",
+                        before=view_nsg_rule(existing),
+                        cloud_id=str(existing.get("id")),
+                        data={"name": name},
+                    )
+                )
+        return out
+
+    # -- delete plan ------------------------------------------------------------------------------
