@@ -49,7 +49,9 @@ class Env:
         self.kube.create_namespace(self.namespace)
         settings = {k: v for k, v in self.cloud.settings.items() if k != "cluster_name"}
         path = self.tmp / f"settings-{self.cluster}.yaml"
-        path.write_text(yaml.safe_dump({"cluster_name": self.cluster, self.provider_name: settings}))
+        # The identity too, as a user planning manifests without a cluster would give it.
+        shared = {"cluster_name": self.cluster, "cluster_id": self.cluster_id}
+        path.write_text(yaml.safe_dump({**shared, self.provider_name: settings}))
         self.settings_file = str(path)
         self._writer = None
         return self

@@ -158,6 +158,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         envs = {p: next(g) for p, g in gens.items()}
         settings: dict[str, Any] = {"cluster_name": envs["aws"].cloud.settings.get("cluster_name", "sandbox")}
         for p, env in envs.items():
+            env.cluster = str(env.cloud.settings.get("cluster_name") or "sandbox")
+            env.wipe()  # moto's state is per process: load balancers of earlier tests would show in gc
             (tmp / p).mkdir()
             examples.shop(p, env, tmp / p)
             settings[p] = {k: v for k, v in env.cloud.settings.items() if k != "cluster_name"}
