@@ -11,7 +11,9 @@ computes the desired state (pure), :meth:`Provider.plan` diffs it against the cl
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import importlib
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
@@ -36,6 +38,7 @@ __all__ = [
     "available_providers",
     "cluster_facts",
     "implemented_elsewhere",
+    "lazy_exports",
     "load_provider",
     "needs_node_ports",
 ]
@@ -158,6 +161,29 @@ def implemented_elsewhere(provider: object, service: Mapping[str, Any]) -> str |
         return None
     reason: str | None = hook(service)
     return reason
+
+
+def lazy_exports(
+    module: str, names: Mapping[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """PEP 562 ``__getattr__`` and ``__dir__`` for a provider package's public names.
+
+    ``names`` maps a public name to the module defining it, imported on first use: ``lbprov
+    --help`` and the settings flags need only a provider's settings module, which must not pay for
+    importing its cloud SDK. Use as ``__getattr__, __dir__ = lazy_exports(__name__, {...})``.
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name in names:
+            value = getattr(importlib.import_module(names[name]), name)
+            setattr(sys.modules[module], name, value)
+            return value
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return sorted({*vars(sys.modules[module]), *names})
+
+    return __getattr__, __dir__
 
 
 def available_providers() -> dict[str, EntryPoint]:

@@ -7,8 +7,9 @@ settings flags need only :mod:`lbprov_aws.settings`, which must not pay for impo
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lbprov.provider import lazy_exports
 
 if TYPE_CHECKING:
     from lbprov_aws.options import AWSOptions
@@ -24,14 +25,4 @@ _LAZY = {
 
 __all__ = ["AWSOptions", "AWSProvider", "AWSSettings"]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

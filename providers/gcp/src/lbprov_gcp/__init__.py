@@ -8,8 +8,9 @@ importing google-cloud-compute. ``from lbprov_gcp import GCPProvider`` works as 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lbprov.provider import lazy_exports
 
 if TYPE_CHECKING:
     from lbprov_gcp.provider import GCPProvider
@@ -20,14 +21,4 @@ _LAZY = {"GCPProvider": "lbprov_gcp.provider", "GCPSettings": "lbprov_gcp.settin
 
 __all__ = ["GCPProvider", "GCPSettings"]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
