@@ -14,7 +14,7 @@ import io
 import json
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, replace
 from importlib.metadata import EntryPoint
@@ -280,3 +280,26 @@ class FakeProvider:
 
 
 FAKE_ENTRY_POINT = EntryPoint(name="fake", value="cli_testlib:FakeProvider", group=ENTRY_POINT_GROUP)
+
+
+def registered_fake(monkeypatch: Any) -> Iterator[Any]:
+    """Register the in-memory provider ``fake`` in the entry-point registry, with fresh worlds;
+    yields this module. The body of the ``fake`` fixtures of tests/cli and tests/safety."""
+    import sys
+
+    import lbprov.provider as registry
+
+    real = registry.entry_points
+
+    def entry_points(*, group: str) -> list[Any]:
+        found = list(real(group=group))
+        if group == registry.ENTRY_POINT_GROUP:
+            found.append(FAKE_ENTRY_POINT)
+        return found
+
+    monkeypatch.setattr(registry, "entry_points", entry_points)
+    WORLDS.clear()
+    WRITES.clear()
+    yield sys.modules[__name__]
+    WORLDS.clear()
+    WRITES.clear()

@@ -28,22 +28,7 @@ import cli_testlib  # noqa: E402
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Register the in-memory provider ``fake`` in the entry-point registry; fresh worlds."""
-    import lbprov.provider as registry
-
-    real = registry.entry_points
-
-    def entry_points(*, group: str) -> list[Any]:
-        found = list(real(group=group))
-        if group == registry.ENTRY_POINT_GROUP:
-            found.append(cli_testlib.FAKE_ENTRY_POINT)
-        return found
-
-    monkeypatch.setattr(registry, "entry_points", entry_points)
-    cli_testlib.WORLDS.clear()
-    cli_testlib.WRITES.clear()
-    yield cli_testlib
-    cli_testlib.WORLDS.clear()
-    cli_testlib.WRITES.clear()
+    yield from cli_testlib.registered_fake(monkeypatch)
 
 
 #: The providers whose sandboxes the end-to-end CLI tests run against.
