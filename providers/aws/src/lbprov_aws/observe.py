@@ -561,38 +561,29 @@ class Reader:
         )
 
     def subnets(self, vpc_id: str) -> list[dict[str, Any]]:
-        rnd = self.round
-        if rnd and vpc_id in rnd.subnets:
-            return rnd.subnets[vpc_id]
-        found = list(
-            self.clients.pages(
-                "ec2:DescribeSubnets",
-                "Subnets",
-                token_in="NextToken",
-                token_out="NextToken",
-                Filters=[{"Name": "vpc-id", "Values": [vpc_id]}],
-            )
-        )
-        if rnd:
-            rnd.subnets[vpc_id] = found
-        return found
+        """The VPC's subnets, cached for the read round."""
+        return self._per_vpc("ec2:DescribeSubnets", "Subnets", vpc_id, "subnets")
 
     def route_tables(self, vpc_id: str) -> list[dict[str, Any]]:
         """The VPC's route tables (to tell public subnets), cached for the read round."""
-        rnd = self.round
-        if rnd and vpc_id in rnd.route_tables:
-            return rnd.route_tables[vpc_id]
+        return self._per_vpc("ec2:DescribeRouteTables", "RouteTables", vpc_id, "route_tables")
+
+    def _per_vpc(self, op: str, key: str, vpc_id: str, cache: str) -> list[dict[str, Any]]:
+        """Every page of an EC2 describe filtered to one VPC, cached in ``round.<cache>``."""
+        cached: dict[str, list[dict[str, Any]]] | None = getattr(self.round, cache) if self.round else None
+        if cached is not None and vpc_id in cached:
+            return cached[vpc_id]
         found = list(
             self.clients.pages(
-                "ec2:DescribeRouteTables",
-                "RouteTables",
+                op,
+                key,
                 token_in="NextToken",
                 token_out="NextToken",
                 Filters=[{"Name": "vpc-id", "Values": [vpc_id]}],
             )
         )
-        if rnd:
-            rnd.route_tables[vpc_id] = found
+        if cached is not None:
+            cached[vpc_id] = found
         return found
 
     def zone_types(self) -> dict[str, str]:
