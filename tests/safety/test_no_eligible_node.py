@@ -71,8 +71,6 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
 
 #: Providers that do not converge yet on an empty target set (the marker goes when they do).
 NOT_YET = {
-    "aws": "issue 10: with no eligible node lbprov_aws cannot tell the cluster's VPC (it finds it from the "
-    "targets' instances) unless vpc_id is set: 'cannot tell the cluster's VPC: no node instance found'",
     "gcp": "issue 11: lbprov_gcp plans the backend service with no backends, but the update does not "
     "clear them (plan after apply is not empty); upstream keeps the instance-group backends and "
     "empties the groups instead",

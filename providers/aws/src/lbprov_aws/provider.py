@@ -112,8 +112,11 @@ class AWSProvider:
         if not isinstance(intent.options, AWSOptions):
             intent = self.resolve(intent, {})
         ids = sorted({i for t in intent.targets if (i := provider_id_instance(t.provider_id))})
-        ctx = self.reader.cluster_context(ids, vpc_id=self.settings.vpc_id)
         state = self.reader.service_state(intent.ref.uid, intent.lb_name, target_group_prefix(intent.ref))
+        # With no eligible node (a node-pool rotation) the instances cannot tell the VPC: the load
+        # balancer the Service already has can, so it is kept with an empty target set (issue 13).
+        vpc_id = self.settings.vpc_id or (None if ids else _vpc_of(state))
+        ctx = self.reader.cluster_context(ids, vpc_id=vpc_id)
         if intent.options.kind == "classic":
             known = {sg.id for sg in ctx.security_groups}
             named = self.reader.security_groups_named(elb_security_group_name(intent.lb_name), ctx.vpc_id)
