@@ -94,7 +94,7 @@ UNEXERCISED: dict[str, dict[str, str]] = {
         },
         **{
             op: "unreachable: these resources are modified with patch (health checks with update)"
-            for op in ("firewalls.update", "regionBackendServices.update", "regionHealthChecks.patch")
+            for op in ("firewalls.update", "regionHealthChecks.patch")
         },
         **{
             op: "unreachable: the provider reads these collections with list (filtered), never get"
@@ -103,6 +103,7 @@ UNEXERCISED: dict[str, dict[str, str]] = {
         "instanceGroups.list": "unreachable: instance groups are read with aggregatedList and listInstances",
         "forwardingRules.patch": "granted: only a change of allow-global-access on an internal Service sends it",
         "forwardingRules.setLabels": "granted: only a forwarding rule from before cluster identities gets it",
+        "regionBackendServices.update": "granted: only when no eligible node is left (a patch cannot empty backends)",
         "instances.list": "granted: the nodes' network tags are read from the instances when node_tags is unset",
     },
     "azure": {

@@ -70,11 +70,7 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
 
 
 #: Providers that do not converge yet on an empty target set (the marker goes when they do).
-NOT_YET = {
-    "gcp": "issue 11: lbprov_gcp plans the backend service with no backends, but the update does not "
-    "clear them (plan after apply is not empty); upstream keeps the instance-group backends and "
-    "empties the groups instead",
-}
+NOT_YET: dict[str, str] = {}
 
 
 def test_no_eligible_node_keeps_an_empty_load_balancer_warns_and_refills(

@@ -162,7 +162,13 @@ class Planner:
                         after=bs.view,
                         cloud_id=found.get("selfLink"),
                         reason="add the cluster identity" if before == bs.view else None,
-                        data={"collection": "backendServices", "body": body, "verb": "patch"},
+                        data={
+                            "collection": "backendServices",
+                            "body": body,
+                            # an empty list is absent in proto3 JSON, so a patch cannot empty the
+                            # backends: no eligible node left takes an update (PUT)
+                            "verb": "patch" if bs.groups else "update",
+                        },
                     )
                 )
 
