@@ -225,6 +225,18 @@ def phase_report(
     }
 
 
+def progress(workers: int, phase: str, figures: dict[str, Any], memory: dict[str, Any]) -> None:
+    """One JSON line per finished phase on stderr, so that a run cut short still leaves figures."""
+    line = {
+        "progress": phase,
+        "workers": workers,
+        "at": time.strftime("%H:%M:%S"),
+        **figures,
+        "memory": memory,
+    }
+    print(json.dumps(line), file=sys.stderr, flush=True)
+
+
 def provider_settings(provider: str, sandbox: dict[str, Any]) -> dict[str, Any]:
     """The sandbox's settings, with a cluster name and identity and the rate limits off."""
     settings = dict(sandbox)
@@ -341,6 +353,7 @@ def _run_with(
             workers,
         )
         rss["peak_after_create"] = mib(memory_kib(controller.pid)["VmHWM"])
+        progress(workers, "create", out["phases"]["create"], rss)
 
         if "add_node" in phases:
             controller.ask("mark")
@@ -358,6 +371,7 @@ def _run_with(
                 delay=args.node_debounce,
             )
             out["phases"]["add_node"]["debounce_seconds"] = args.node_debounce
+            progress(workers, "add_node", out["phases"]["add_node"], memory_kib(controller.pid))
 
         if "resync" in phases:
             mark, cpu0 = len(api.requests), CPUSnapshot.take(pids)
@@ -370,6 +384,7 @@ def _run_with(
                 args,
                 workers,
             )
+            progress(workers, "resync", out["phases"]["resync"], memory_kib(controller.pid))
 
         controller.ask("gc")
         if args.tracemalloc:
