@@ -105,7 +105,6 @@ BAD: list[tuple[str, Svc, list[dict[str, Any]], str]] = [
         _nodes(),
         ANN + "additional-resource-tags",
     ),
-    ("no-provider-id", _svc(), _nodes(None), "nodes"),
     ("foreign-provider-id", _svc(), _nodes("gce://p/z/n"), "nodes[].spec.providerID"),
     ("bad-scheme", _svc(annotations={ANN + "scheme": "public"}), _nodes(), ANN + "scheme"),
     (
@@ -195,6 +194,18 @@ def test_bad_input_is_invalid_service_naming_the_field_with_no_cloud_call(case: 
         build_intent(svc.to_k8s(), nodes, IntentSettings(cluster=CLUSTER), provider)
     assert field in err.value.field, (err.value.field, str(err.value))
     assert err.value.reason  # says why / what is accepted
+    assert provider.calls.stats.reads == 0 and provider.calls.stats.writes == 0
+
+
+def test_nodes_without_provider_id_leave_no_target_and_say_why() -> None:
+    # Not invalid input since issue 13: with no eligible node the load balancer is kept with an
+    # empty target set, and the reconciler's UnAvailableLoadBalancer event gives this reason.
+    from lbprov.intent import no_nodes_reason
+
+    provider = AWSProvider.from_settings(NOWHERE)
+    intent = build_intent(_svc().to_k8s(), _nodes(None), IntentSettings(cluster=CLUSTER), provider)
+    assert intent.targets == ()
+    assert "providerID" in (no_nodes_reason(_nodes(None)) or "")
     assert provider.calls.stats.reads == 0 and provider.calls.stats.writes == 0
 
 
