@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lbprov import naming
-from lbprov.model import HealthCheck, Intent, InvalidService, Port, ServiceRef, Target
-from lbprov.provider import needs_node_ports
+from lbprov.model import HealthCheck, Intent, InvalidService, IPFamily, Port, ServiceRef, Target
+from lbprov.provider import needs_node_ports, served_ip_families
 
 if TYPE_CHECKING:
     from lbprov.provider import Provider
@@ -208,6 +208,44 @@ def _source_ranges(spec: Mapping[str, Any], annotations: Mapping[str, str]) -> t
     return ("0.0.0.0/0",)
 
 
+_IP_FAMILIES = ("IPv4", "IPv6")
+_IP_FAMILY_POLICIES = ("SingleStack", "PreferDualStack", "RequireDualStack")
+
+
+def _ip_families(spec: Mapping[str, Any], served: frozenset[str]) -> tuple[tuple[IPFamily, ...], str]:
+    """``spec.ipFamilies`` and ``spec.ipFamilyPolicy``, cut to what the provider can serve.
+
+    The API server fills both fields (a Service without them is IPv4 SingleStack). A family the
+    provider cannot serve is refused, except the secondary family of a ``PreferDualStack``
+    Service, which "prefers" dual-stack and is served single-stack, as the API server itself does
+    on a single-stack cluster. An IPv6-only Service never silently gets an IPv4 load balancer.
+    """
+    families = list(spec.get("ipFamilies") or ["IPv4"])
+    policy = str(spec.get("ipFamilyPolicy") or ("SingleStack" if len(families) == 1 else "RequireDualStack"))
+    if policy not in _IP_FAMILY_POLICIES:
+        raise InvalidService(
+            "spec.ipFamilyPolicy", f"{policy!r}; accepted values: {', '.join(_IP_FAMILY_POLICIES)}"
+        )
+    bad = [f for f in families if f not in _IP_FAMILIES]
+    if bad or len(set(families)) != len(families) or len(families) > 2:
+        raise InvalidService(
+            "spec.ipFamilies", f"{families!r}: at most one each of {', '.join(_IP_FAMILIES)}"
+        )
+    if policy == "SingleStack" and len(families) != 1:
+        raise InvalidService("spec.ipFamilies", f"{families!r}: SingleStack takes exactly one family")
+    unserved = [f for f in families if f not in served]
+    if policy == "PreferDualStack" and unserved == families[1:] and families[0] in served:
+        families = families[:1]
+    elif unserved:
+        raise InvalidService(
+            "spec.ipFamilies",
+            f"{families!r} ({policy}): this provider's load balancers serve "
+            f"{', '.join(sorted(served))} only, and an {'/'.join(unserved)} Service must not get a "
+            "load balancer of another family",
+        )
+    return tuple(families), policy
+
+
 def build_intent(
     service: Mapping[str, Any],
     nodes: Iterable[Mapping[str, Any]],
@@ -262,6 +300,7 @@ def build_intent(
             problems.add("spec.loadBalancerIP", f"{requested_ip!r} is not an IP address")
 
     source_ranges = problems.check(_source_ranges, spec, annotations)
+    ip_families = problems.check(_ip_families, spec, served_ip_families(provider))
 
     # No eligible node (e.g. every node excluded during a node-pool rotation) is not an error: as
     # upstream, the load balancer stays, with an empty backend set, and is filled again when nodes
@@ -283,6 +322,8 @@ def build_intent(
         affinity_timeout_seconds=timeout,
         requested_ip=requested_ip,
         tags=tuple(sorted(naming.ownership_tags(settings.cluster, ref).items())),
+        ip_families=ip_families[0],
+        ip_family_policy=ip_families[1],
     )
     if provider is not None:
         intent = provider.resolve(intent, annotations)

@@ -16,6 +16,8 @@ from typing import Any, Literal
 Protocol = Literal["TCP", "UDP"]
 Scheme = Literal["external", "internal"]
 TrafficPolicy = Literal["Cluster", "Local"]
+IPFamily = Literal["IPv4", "IPv6"]
+IPFamilyPolicy = Literal["SingleStack", "PreferDualStack", "RequireDualStack"]
 
 
 class InvalidService(ValueError):
@@ -116,6 +118,10 @@ class Intent:
     requested_ip: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
     options: Any = None
+    #: ``spec.ipFamilies`` in order (``IPv4``/``IPv6``); the first is the Service's primary family.
+    ip_families: tuple[IPFamily, ...] = ("IPv4",)
+    #: ``spec.ipFamilyPolicy``: SingleStack, PreferDualStack or RequireDualStack.
+    ip_family_policy: IPFamilyPolicy = "SingleStack"
 
     @property
     def protocols(self) -> tuple[Protocol, ...]:

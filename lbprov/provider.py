@@ -41,6 +41,7 @@ __all__ = [
     "lazy_exports",
     "load_provider",
     "needs_node_ports",
+    "served_ip_families",
 ]
 
 
@@ -99,6 +100,10 @@ class Provider(Protocol):
     #   needs_node_ports: ClassVar[bool]: whether the cloud sends traffic to NodePorts. A provider
     #     that does not (GCP's passthrough load balancers keep the service port) sets it False, and
     #     ``allocateLoadBalancerNodePorts: false`` is then accepted. Read with needs_node_ports().
+    #   ip_families: ClassVar[frozenset[str]]: the IP families ("IPv4", "IPv6") the provider's load
+    #     balancers can serve; default IPv4 only. build_intent refuses a Service that asks for a
+    #     family outside it (PreferDualStack's secondary family is dropped instead). The provider's
+    #     resolve() refuses combinations it cannot serve beyond that. Read with served_ip_families().
     #   cluster_facts: ClassVar[Mapping[str, ConfigMapFact]]: settings fields the core fills from
     #     ConfigMaps in the cluster (see ConfigMapFact). Read with cluster_facts().
     #   implemented_elsewhere(service) -> str | None (a staticmethod): why a Service without a class
@@ -146,6 +151,11 @@ class Provider(Protocol):
 def needs_node_ports(provider: object) -> bool:
     """``provider.needs_node_ports``; True for providers (or classes) that do not say."""
     return bool(getattr(provider, "needs_node_ports", True))
+
+
+def served_ip_families(provider: object) -> frozenset[str]:
+    """``provider.ip_families``; IPv4 only for providers (or classes) that do not say, or none."""
+    return frozenset(getattr(provider, "ip_families", None) or {"IPv4"})
 
 
 def cluster_facts(provider: object) -> Mapping[str, ConfigMapFact]:
