@@ -61,6 +61,18 @@ ALLOWED_EXTRA: dict[str, dict[str, str]] = {
             "forwardingRules.patch: sent only when networking.gke.io/internal-load-balancer-allow-global-access "
             "changes on an existing internal Service (providers/gcp/tests/test_annotations.py covers it)"
         ),
+        **{
+            f"compute.{op}": (
+                f"{op}: sent only when a Service's load balancer was made by cloud-provider-gcp and lbprov "
+                "takes it over (providers/gcp/tests/test_migration.py covers it)"
+            )
+            for op in (
+                "targetPools.list",
+                "targetPools.delete",
+                "httpHealthChecks.list",
+                "httpHealthChecks.delete",
+            )
+        },
     },
     "azure": {
         "Microsoft.Network/publicIPAddresses/join/action": f"a frontend's public IP: {_AZURE_JOIN}",
@@ -105,6 +117,15 @@ UNEXERCISED: dict[str, dict[str, str]] = {
         "forwardingRules.setLabels": "granted: only a forwarding rule from before cluster identities gets it",
         "regionBackendServices.update": "granted: only when no eligible node is left (a patch cannot empty backends)",
         "instances.list": "granted: the nodes' network tags are read from the instances when node_tags is unset",
+        **{
+            op: "granted: only a Service taken over from cloud-provider-gcp's target-pool load balancer"
+            for op in (
+                "targetPools.list",
+                "targetPools.delete",
+                "httpHealthChecks.list",
+                "httpHealthChecks.delete",
+            )
+        },
     },
     "azure": {
         "networkSecurityGroups.list": "unreachable: the provider gets the one configured NSG by name",

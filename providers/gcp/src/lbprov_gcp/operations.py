@@ -109,6 +109,12 @@ OPERATIONS: dict[str, Operation] = _ops(
     ("firewalls.patch", W, ("compute.firewalls.update", "compute.networks.updatePolicy")),
     ("firewalls.update", W, ("compute.firewalls.update", "compute.networks.updatePolicy")),
     ("firewalls.delete", W, ("compute.firewalls.delete", "compute.networks.updatePolicy")),
+    # cloud-provider-gcp's target-pool load balancers: read and deleted when lbprov takes a Service
+    # over (migration in place); lbprov never creates one
+    ("targetPools.list", R, ("compute.targetPools.list",)),
+    ("targetPools.delete", W, ("compute.targetPools.delete",)),
+    ("httpHealthChecks.list", R, ("compute.httpHealthChecks.list",)),
+    ("httpHealthChecks.delete", W, ("compute.httpHealthChecks.delete",)),
     # long-running operations (waiting only reads)
     ("regionOperations.get", R, ("compute.regionOperations.get",)),
     ("regionOperations.wait", R, ("compute.regionOperations.get",)),

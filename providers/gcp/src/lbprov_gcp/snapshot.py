@@ -19,6 +19,7 @@ from typing import Any
 
 from lbprov.model import Intent, InvalidService, ServiceRef
 from lbprov_gcp import names as N
+from lbprov_gcp import predecessor as U
 from lbprov_gcp.desired import host_tags
 from lbprov_gcp.observe import Reader, view_of
 from lbprov_gcp.options import GCPOptions, Instance, instances
@@ -26,6 +27,23 @@ from lbprov_gcp.settings import GCPSettings
 
 Json = dict[str, Any]
 GroupKey = tuple[str, str]  # (zone, instance group name)
+
+
+@dataclass(frozen=True)
+class Predecessor:
+    """cloud-provider-gcp's target-pool load balancer for the Service, as far as it is left.
+
+    Read only when something of it shows in the Service's own reads (its forwarding rule ``<lb>``,
+    or a firewall ``k8s-fw-<lb>`` / ``k8s-<lb>-http-hc`` that lbprov has not adopted yet), so that a
+    Service without one costs no read; lbprov adopts those firewalls last, so a takeover interrupted
+    half-way is still seen, and finished, by the next plan.
+    """
+
+    forwarding_rule: Json | None
+    #: Every target pool of the region: the Service's own, and who else uses the nodes' check.
+    target_pools: tuple[Json, ...]
+    #: Upstream's HTTP health checks ``<lb>`` and ``k8s-<clusterID>-node``, where they exist.
+    http_health_checks: Mapping[str, Json]
 
 
 @dataclass(frozen=True)
@@ -47,6 +65,8 @@ class Snapshot:
     rules_holding_ip: tuple[Json, ...] = ()
     #: Every regional backend service, read only when the shared health check may lose its last user.
     all_backend_services: tuple[Json, ...] | None = None
+    #: cloud-provider-gcp's load balancer for the Service, when one is (still) there.
+    predecessor: Predecessor | None = None
 
 
 def _uses_shared_check(intent: Intent) -> bool:
@@ -79,9 +99,13 @@ class Observer:
         names = N.per_service_names(lb)
         hcs = r_.named("healthChecks", [lb, N.shared_hc_name(self.cluster)])
         bss = r_.named("backendServices", rule_names)
-        frs = r_.named("forwardingRules", rule_names)
+        # ``<lb>`` is upstream's rule (lbprov's are ``<lb>-tcp``/``-udp``): read in the same call
+        frs = r_.named("forwardingRules", [*rule_names, lb])
         addrs = r_.addresses(lb, intent.requested_ip)
         fw_names = [names["firewall"], names["hc_firewall"], N.shared_hc_firewall_name(self.cluster)]
+        gce_id = self.settings.gce_cluster_id
+        if gce_id:
+            fw_names.append(U.health_check_firewall_name(U.nodes_health_check_name(gce_id)))
         fws = r_.named("firewalls", fw_names)
         held = tuple(r_.rules_holding(str(intent.requested_ip))) if intent.requested_ip else ()
         nodes = instances(intent.targets, self.settings.project, self.settings.region)
@@ -103,6 +127,30 @@ class Observer:
             node_tags=tags,
             rules_holding_ip=held,
             all_backend_services=tuple(r_.all("backendServices")) if moving_off_shared else None,
+            predecessor=self._predecessor(intent, frs, fws),
+        )
+
+    def _predecessor(
+        self, intent: Intent, frs: Mapping[str, Json], fws: Mapping[str, Json]
+    ) -> Predecessor | None:
+        """Upstream's target pool and health checks, read only when the Service shows a sign of
+        upstream's load balancer (see :class:`Predecessor`)."""
+        lb = intent.lb_name
+        names = N.per_service_names(lb)
+        not_adopted = [
+            fw
+            for fw in (fws.get(names["firewall"]), fws.get(names["hc_firewall"]))
+            if fw is not None and U.is_services_firewall(fw, intent.ref.key)
+        ]
+        if lb not in frs and not not_adopted:
+            return None
+        checks = [lb]
+        if self.settings.gce_cluster_id:
+            checks.append(U.nodes_health_check_name(self.settings.gce_cluster_id))
+        return Predecessor(
+            forwarding_rule=frs.get(lb),
+            target_pools=tuple(self.reader.all("targetPools")),
+            http_health_checks=self.reader.named("httpHealthChecks", checks),
         )
 
     def owned_by(self, ref: ServiceRef) -> Snapshot:

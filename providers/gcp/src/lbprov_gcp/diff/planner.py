@@ -25,6 +25,7 @@ from lbprov_gcp import names as N
 from lbprov_gcp.desired import Desired, Spec, build, place_nodes
 from lbprov_gcp.diff.addresses import _UNKNOWN_IP, plan_address
 from lbprov_gcp.diff.groups import ForeignInstanceGroup, group_changes
+from lbprov_gcp.diff.predecessor import Takeover, takeover
 from lbprov_gcp.observe import view_of
 from lbprov_gcp.options import GCPOptions, instances
 from lbprov_gcp.settings import GCPSettings
@@ -139,15 +140,17 @@ class Planner:
         rules: list[Change] = []
         rule_patches: list[Change] = []
         release: list[Change] = []
+        take: Takeover | None = None
         ip = reservation = None
         if want is not None:
             assert intent is not None and usable is not None
+            take = takeover(self, intent, want, seen)
+            adopted = take.firewalls if take else {}
             first.extend(group_changes(self, want, seen.groups, seen.members, usable))
-            for spec, existing in (
-                (want.health_check, seen.health_checks),
-                (want.hc_firewall, seen.firewalls),
-            ):
-                first.extend(self._create_or_update(spec, existing.get(spec.name), ref))
+            hc, hc_fw = want.health_check, want.hc_firewall
+            first.extend(self._create_or_update(hc, seen.health_checks.get(hc.name), ref))
+            if hc_fw.name not in adopted:
+                first.extend(self._create_or_update(hc_fw, seen.firewalls.get(hc_fw.name), ref))
             services, replaced_bs = self._backend_services(want, seen, ref)
 
             # -- the IP and its reservation --------------------------------------------------------
@@ -158,20 +161,41 @@ class Planner:
                 if name in wanted_rules and N.owned_by_service(f.get("description"), self.cluster, ref.uid)
             }
             current_ip = next(iter(held)) if len(held) == 1 else None
-            address = plan_address(self, intent, want, seen.addresses, current_ip, seen.rules_holding_ip)
+            addresses, holding = seen.addresses, seen.rules_holding_ip
+            if take is not None:
+                # upstream's rule (and reservation) hold the IP until this plan replaces them
+                current_ip = current_ip or take.ip
+                holding = tuple(r for r in holding if r["name"] != take.rule)
+                gone = {c.name for c in take.before_reserve}
+                addresses = tuple(a for a in addresses if a["name"] not in gone)
+            address = plan_address(self, intent, want, addresses, current_ip, holding)
             ip, reservation = address.ip, address.reservation
             rules, early_rule_deletes, rule_patches = self._forwarding_rules(
                 want, seen, ref, replaced_bs, ip, reservation
             )
             reserve, release = address.changes(bool(rules))
+            if take is not None:
+                reserve = take.before_reserve + [self._adopt_ip(c, take) for c in reserve]
+                early_rule_deletes = take.early + early_rule_deletes
 
             # -- the traffic firewall: its destination is the load balancer's IP -------------------
             firewall = dataclasses.replace(
                 want.firewall, destination_ranges=(f"{ip}/32" if ip else _UNKNOWN_IP,)
             )
-            fw_changes = self._create_or_update(
-                firewall, seen.firewalls.get(firewall.name), ref, extra={"destination_from_ip": ip is None}
-            )
+            if firewall.name not in adopted:
+                fw_changes = self._create_or_update(
+                    firewall,
+                    seen.firewalls.get(firewall.name),
+                    ref,
+                    extra={"destination_from_ip": ip is None},
+                )
+            if take is not None:
+                # upstream's firewalls go last: they admit the traffic and the probes meanwhile
+                rule_patches += take.after_rules + [
+                    take.adopt(spec, destination_from_ip=ip is None)
+                    for spec in (hc_fw, firewall)
+                    if spec.name in adopted
+                ]
         leftovers = self._leftovers(want, seen, ref)
         early_rule_deletes += [c for c in leftovers if c.kind == "forwarding-rule"]
         last = [c for c in leftovers if c.kind != "forwarding-rule"] + self._shared(want, seen)
@@ -189,6 +213,19 @@ class Planner:
             + last
         )
         return changes, ip, reservation
+
+    @staticmethod
+    def _adopt_ip(change: Change, take: Takeover) -> Change:
+        """The reservation that promotes upstream's IP is the plan's ``adopt`` of that IP."""
+        after = change.after or {}
+        if change.kind != "address" or change.action is not Action.CREATE or after.get("address") != take.ip:
+            return change
+        return dataclasses.replace(
+            change,
+            action=Action.ADOPT,
+            reason="promote the IP of cloud-provider-gcp's forwarding rule to a reserved address, so that "
+            "the Service keeps it" + (f"; {change.reason}" if change.reason else ""),
+        )
 
     def _backend_services(
         self, want: Desired, seen: Snapshot, ref: ServiceRef
