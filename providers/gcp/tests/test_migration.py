@@ -10,6 +10,7 @@ upstream makes it; the results are read back through google-cloud-compute (and R
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from gcp_helpers import GCE_CLUSTER_ID, converge, intent_for, make_service, prov
 from lbprov_gcp.testing import sdk
 from lbprov_gcp.testing_predecessor import make_upstream_lb
 
+from lbprov.intent import IntentSettings, build_intent
 from lbprov.model import Action, OwnershipConflict
 
 
@@ -209,3 +211,85 @@ def test_an_upstream_load_balancer_of_another_cluster_stays_a_conflict(provider,
     with pytest.raises(OwnershipConflict, match=r"target-pool .*k8s-0123456789abcdef-node"):
         provider.plan(intent)
     assert server.mutating_requests() == []
+
+
+# -- end to end: the controller takes a Service over from upstream ----------------------------------
+
+
+def test_the_controller_takes_an_upstream_service_over_on_its_ip(sandbox):
+    """The real controller (informers, queue, reconciler) against the sandbox Kubernetes API: a
+    Service that cloud-provider-gcp served (its load balancer, status and finalizer as upstream
+    leaves them) keeps its ingress IP, and nothing of upstream's is left for it."""
+    from lbprov.controller.manager import Controller, ControllerConfig
+    from lbprov.kube.client import KubeClient
+    from lbprov.observability import Metrics
+    from lbprov.sandbox.demo import node_object
+    from lbprov.sandbox.kube_api import KubeAPIServer
+
+    with KubeAPIServer() as api:
+        kube = KubeClient.for_url(api.url)
+        for node in sandbox.nodes:
+            kube.create_node(node_object(node))
+        svc = kube.create_service(
+            "default",
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {"type": "LoadBalancer", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]},
+            },
+        )
+        up = make_upstream_lb(sandbox, svc, sandbox.nodes, GCE_CLUSTER_ID)
+        # what upstream's service controller left on the Service
+        kube.patch_service(
+            "default", "web", {"metadata": {"finalizers": ["service.kubernetes.io/load-balancer-cleanup"]}}
+        )
+        kube.patch_service_status(
+            "default", "web", {"status": {"loadBalancer": {"ingress": [{"ip": up.ip}]}}}
+        )
+
+        provider = provider_for(sandbox)
+        config = ControllerConfig(
+            cluster="test",
+            default_provider="gcp",
+            workers=2,
+            node_debounce=0.2,
+            backoff_base=0.2,
+            backoff_max=2.0,
+            cache_sync_timeout=10,
+        )
+        controller = Controller(kube, {"gcp": provider}, config, metrics=Metrics())
+        controller.start()
+        try:
+            wait_until(lambda: not target_pools(sandbox), "upstream's target pool to go")
+            wait_until(lambda: done(kube), "the event of the takeover")
+        finally:
+            controller.stop()
+        got = kube.get_service("default", "web")
+        assert [i["ip"] for i in got["status"]["loadBalancer"]["ingress"]] == [up.ip]
+        assert rules(sandbox) == {f"{up.forwarding_rule}-tcp": up.ip}
+        assert target_pools(sandbox) == [] and http_health_checks(sandbox) == [] and addresses(sandbox) == []
+        fws = firewalls(sandbox)
+        assert all(
+            "lbprov.io/cluster-id" in fws[name].description for name in fws if up.forwarding_rule in name
+        )
+        assert f"k8s-{GCE_CLUSTER_ID}-node-http-hc" not in fws
+        assert "adopted 1 address" in done(kube)
+        intent = build_intent(got, kube.list_nodes()[0], IntentSettings(provider.cluster), provider)
+        assert provider.plan(intent).empty
+
+
+def done(kube: Any) -> str:
+    """The message of the event that reports the applied plan ("" until there is one)."""
+    events = kube.list_events("default")
+    return next(
+        (e["message"] for e in events if e["reason"] in ("EnsuredLoadBalancer", "UpdatedLoadBalancer")), ""
+    )
+
+
+def wait_until(pred: Any, what: str, timeout: float = 30) -> None:
+    """Poll ``pred`` with a deadline (never a fixed sleep for state)."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
