@@ -42,6 +42,7 @@ locals {
     "compute.addresses.createInternal",
     "compute.addresses.delete",
     "compute.addresses.deleteInternal",
+    "compute.addresses.setLabels",
     "compute.addresses.use",
     "compute.firewalls.create",
     "compute.firewalls.delete",

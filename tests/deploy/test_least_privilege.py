@@ -57,6 +57,10 @@ ALLOWED_EXTRA: dict[str, dict[str, str]] = {
             "forwardingRules.setLabels: sent only to add the cluster identity to a forwarding rule made "
             "before identities (providers/gcp/tests/test_cluster_identity.py covers it)"
         ),
+        "compute.addresses.setLabels": (
+            "addresses.setLabels: sent only to add the cluster identity to a reservation kept (static_addresses) "
+            "from before identities (providers/gcp/tests/test_cluster_identity.py covers it)"
+        ),
         "compute.forwardingRules.update": (
             "forwardingRules.patch: sent only when networking.gke.io/internal-load-balancer-allow-global-access "
             "changes on an existing internal Service (providers/gcp/tests/test_annotations.py covers it)"
@@ -115,6 +119,7 @@ UNEXERCISED: dict[str, dict[str, str]] = {
         "instanceGroups.list": "unreachable: instance groups are read with aggregatedList and listInstances",
         "forwardingRules.patch": "granted: only a change of allow-global-access on an internal Service sends it",
         "forwardingRules.setLabels": "granted: only a forwarding rule from before cluster identities gets it",
+        "addresses.setLabels": "granted: only a reservation kept from before cluster identities gets it",
         "regionBackendServices.update": "granted: only when no eligible node is left (a patch cannot empty backends)",
         "instances.list": "granted: the nodes' network tags are read from the instances when node_tags is unset",
         **{

@@ -102,6 +102,8 @@ OPERATIONS: dict[str, Operation] = _ops(
         ("compute.addresses.create", "compute.addresses.createInternal", "compute.subnetworks.use"),
     ),
     ("addresses.delete", W, ("compute.addresses.delete", "compute.addresses.deleteInternal")),
+    # the cluster identity on a reservation kept from before identities
+    ("addresses.setLabels", W, ("compute.addresses.setLabels",)),
     # firewalls
     ("firewalls.get", R, ("compute.firewalls.get",)),
     ("firewalls.list", R, ("compute.firewalls.list",)),

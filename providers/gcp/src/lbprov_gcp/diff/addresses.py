@@ -41,6 +41,7 @@ class AddressPlan:
     found: Json | None = None  # our existing reservation, unchanged
     after: Mapping[str, Any] | None = None
     release_now: list[Change] = field(default_factory=list)
+    label: Change | None = None  # a kept reservation from before identities gets the identity label
 
     def changes(self, rules_written: bool) -> tuple[list[Change], list[Change]]:
         """(changes before the rules, changes after them).
@@ -49,7 +50,7 @@ class AddressPlan:
         the IP, so a new Service's plan lists only creates. A reservation that already exists (an
         interrupted apply, or ``static_addresses`` switched off) is released by a delete change.
         """
-        reserve: list[Change] = []
+        reserve: list[Change] = [self.label] if self.label is not None else []
         if self.reserve is not None and (rules_written or not self.optional):
             change = self.reserve
             if not self.keep:
@@ -156,7 +157,10 @@ def plan_address(
         before = view_of("addresses", ours)
         after = {**a.view, "address": intent.requested_ip or ours.get("address")}
         if before == after:
-            return AddressPlan(ours.get("address"), lb, keep=keep, found=ours)
+            # a reservation kept for good (static_addresses, TCP+UDP) from before identities: label it
+            stamp = keep and planner.lacks_identity(ours)
+            label = planner.label_change(ours, "address", "addresses", before) if stamp else None
+            return AddressPlan(ours.get("address"), lb, keep=keep, found=ours, label=label)
         replace = Change(
             Action.REPLACE,
             "address",

@@ -248,7 +248,7 @@ class Planner:
                 continue
             self._check_owner(bs, found, ref)
             before = view_of("backendServices", found)
-            stamp = self._lacks_identity(found)
+            stamp = self.lacks_identity(found)
             if before == bs.view and not stamp:
                 continue
             if (
@@ -345,7 +345,7 @@ class Planner:
                         },
                     )
                 )
-            elif before == view and self._lacks_identity(found):
+            elif before == view and self.lacks_identity(found):
                 patches.append(self.label_change(found, "forwarding-rule", "forwardingRules", before))
             elif before != view:
                 rules.append(
@@ -442,7 +442,7 @@ class Planner:
             res, self.settings.cluster_id
         )
 
-    def _lacks_identity(self, found: Json) -> bool:
+    def lacks_identity(self, found: Json) -> bool:
         """A resource from before cluster identities: it gets the identity on this reconcile."""
         return bool(self.settings.cluster_id) and N.identity(found) is None
 
@@ -461,7 +461,7 @@ class Planner:
             ]
         self._check_owner(r, found, ref)
         before = view_of(r.collection, found)
-        stamp = self._lacks_identity(found)
+        stamp = self.lacks_identity(found)
         if before == r.view and not stamp:
             return []
         verb = "update" if r.collection == "healthChecks" else "patch"
