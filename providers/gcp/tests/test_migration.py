@@ -213,6 +213,49 @@ def test_an_upstream_load_balancer_of_another_cluster_stays_a_conflict(provider,
     assert server.mutating_requests() == []
 
 
+def test_an_upstream_internal_load_balancer_is_refused_by_name(provider, sandbox, server):
+    """Upstream's ILB (backend service and rule <lb>) is not taken over: a conflict saying so."""
+    svc = make_service()
+    intent = intent_for(provider, svc, sandbox.nodes)
+    lb, emu, s = intent.lb_name, server.emulator, sandbox.settings
+    desc = '{"kubernetes.io/service-name":"default/web"}'
+    region = f"regions/{s['region']}"
+    emu.put_raw(
+        "healthChecks",
+        region,
+        {"name": "k8s-ilb-hc", "type": "HTTP", "httpHealthCheck": {"port": 10256, "requestPath": "/healthz"}},
+    )
+    emu.put_raw(
+        "backendServices",
+        region,
+        {
+            "name": lb,
+            "description": desc,
+            "loadBalancingScheme": "INTERNAL",
+            "protocol": "TCP",
+            "healthChecks": [f"{region}/healthChecks/k8s-ilb-hc"],
+            "network": f"global/networks/{s['network']}",
+        },
+    )
+    emu.put_raw(
+        "forwardingRules",
+        region,
+        {
+            "name": lb,
+            "description": desc,
+            "loadBalancingScheme": "INTERNAL",
+            "IPProtocol": "TCP",
+            "ports": ["80"],
+            "backendService": f"{region}/backendServices/{lb}",
+            "subnetwork": f"{region}/subnetworks/{s['subnetwork']}",
+        },
+    )
+    server.clear_log()
+    with pytest.raises(OwnershipConflict, match=r"forwarding-rule .*an internal one is not migrated"):
+        provider.plan(intent)
+    assert server.mutating_requests() == []
+
+
 # -- end to end: the controller takes a Service over from upstream ----------------------------------
 
 

@@ -103,6 +103,14 @@ def takeover(planner: Planner, intent: Intent, want: Desired, seen: Snapshot) ->
     who = f"cloud-provider-gcp's load balancer of Service {key}"
 
     rule = pred.forwarding_rule
+    if rule is not None and rule.get("backendService"):
+        # upstream's internal (backend-service-based) load balancer: not taken over in place
+        raise planner.conflict(
+            "forwarding-rule",
+            lb,
+            rule,
+            f"a target-pool load balancer of Service {key} (an internal one is not migrated)",
+        )
     if rule is not None and not (U.is_services(rule, key) and N.last_segment(rule.get("target")) == lb):
         raise planner.conflict("forwarding-rule", lb, rule, who)
     pool = next((p for p in pred.target_pools if p["name"] == lb), None)
