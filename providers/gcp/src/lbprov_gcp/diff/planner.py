@@ -224,7 +224,7 @@ class Planner:
             change,
             action=Action.ADOPT,
             reason="promote the IP of cloud-provider-gcp's forwarding rule to a reserved address, so that "
-            "the Service keeps it" + (f"; {change.reason}" if change.reason else ""),
+            "the Service keeps it" + "".join(f"; {part}" for part in (change.reason or "").split("; ")[1:]),
         )
 
     def _backend_services(
