@@ -75,9 +75,11 @@ def test_the_helper_makes_upstreams_shapes(sandbox):
     assert http_health_checks(sandbox) == [f"k8s-{GCE_CLUSTER_ID}-node"]
 
 
-@pytest.mark.parametrize("local", [False, True], ids=["cluster", "local"])
-def test_an_upstream_load_balancer_is_taken_over_on_its_ip(provider, sandbox, server, local):
-    svc = make_service(local=local, hc_port=31500)
+@pytest.mark.parametrize(
+    ("local", "protocol"), [(False, "TCP"), (True, "TCP"), (False, "UDP")], ids=["cluster", "local", "udp"]
+)
+def test_an_upstream_load_balancer_is_taken_over_on_its_ip(provider, sandbox, server, local, protocol):
+    svc = make_service(local=local, hc_port=31500, ports=[(protocol, 53, 30053), (protocol, 80, 30080)])
     up = make_upstream_lb(sandbox, svc, sandbox.nodes, GCE_CLUSTER_ID)
     lb = up.forwarding_rule
     intent = intent_for(provider, svc, sandbox.nodes)
@@ -97,14 +99,15 @@ def test_an_upstream_load_balancer_is_taken_over_on_its_ip(provider, sandbox, se
     # the IP is promoted before upstream's rule goes, and lbprov's rule comes after it
     order = [(c.action, c.kind, c.name) for c in plan.changes]
     assert order.index((Action.ADOPT, "address", lb)) < order.index((Action.DELETE, "forwarding-rule", lb))
+    ours = f"{lb}-{protocol.lower()}"
     assert order.index((Action.DELETE, "forwarding-rule", lb)) < order.index(
-        (Action.CREATE, "forwarding-rule", f"{lb}-tcp")
+        (Action.CREATE, "forwarding-rule", ours)
     )
     assert plan.ingress[0].ip == up.ip
 
     ingress = provider.apply(plan)
     assert ingress[0].ip == up.ip
-    assert rules(sandbox) == {f"{lb}-tcp": up.ip}
+    assert rules(sandbox) == {ours: up.ip}
     assert target_pools(sandbox) == []
     assert http_health_checks(sandbox) == []
     assert addresses(sandbox) == []  # the transient reservation is released, as upstream would
@@ -154,6 +157,16 @@ def test_an_interrupted_takeover_is_finished_by_the_next_plan(provider, sandbox,
     assert ingress[0].ip == up.ip
     assert target_pools(sandbox) == [] and http_health_checks(sandbox) == []
     assert provider.plan(intent).empty
+
+
+def test_a_service_without_an_upstream_load_balancer_reads_no_legacy_kind(provider, sandbox):
+    """The takeover's extra reads happen only when something of upstream's shows."""
+    intent = intent_for(provider, make_service(), sandbox.nodes)
+    converge(provider, intent)
+    provider.plan(intent)
+    reads = provider.calls.stats.operations("read")
+    assert "forwardingRules.list" in reads
+    assert not {"targetPools.list", "httpHealthChecks.list"} & set(reads)
 
 
 def test_a_dry_run_of_the_takeover_writes_nothing(sandbox, server):
