@@ -65,7 +65,11 @@ def _firewall(
     protocol: str,
     ports: Sequence[int],
 ) -> None:
-    """``firewallObject``: the network, the source ranges, the node tags, one allowed protocol."""
+    """``firewallObject``: the network, the source ranges, the node tags, one allowed protocol.
+
+    No ``destinationRanges``, as ``firewallObject`` in the upstream sources read for this helper
+    (gce_loadbalancer_external.go); REFERENCE.md notes releases that restrict it to the IP. The
+    takeover patches the firewall into lbprov's either way."""
     from google.cloud import compute_v1 as c
 
     s = cloud.settings
