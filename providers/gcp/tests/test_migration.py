@@ -179,6 +179,38 @@ def test_a_dry_run_of_the_takeover_writes_nothing(sandbox, server):
     assert server.mutating_requests() == []
 
 
+def test_a_service_deleted_before_the_takeover_takes_upstreams_load_balancer_with_it(provider, sandbox):
+    """The delete plan (the empty desired state) deletes upstream's load balancer of the Service:
+    its rule, pool, checks and firewalls; another Service's pool keeps the nodes check."""
+    web, other = make_service("web"), make_service("other")
+    up = make_upstream_lb(sandbox, web, sandbox.nodes, GCE_CLUSTER_ID)
+    kept = make_upstream_lb(sandbox, other, sandbox.nodes, GCE_CLUSTER_ID)
+    ref = intent_for(provider, web, sandbox.nodes).ref
+    plan = provider.plan_delete(ref)
+    assert {(str(c.action), c.kind, c.name) for c in plan.changes} == {
+        ("delete", "forwarding-rule", up.forwarding_rule),
+        ("delete", "target-pool", up.target_pool),
+        ("delete", "firewall-rule", f"k8s-fw-{up.forwarding_rule}"),
+    }
+    provider.apply(plan)
+    assert target_pools(sandbox) == [kept.target_pool]
+    assert set(rules(sandbox)) == {kept.forwarding_rule}
+    assert http_health_checks(sandbox) == [f"k8s-{GCE_CLUSTER_ID}-node"]
+    assert provider.plan_delete(ref).empty
+    # the last one takes the nodes check and its firewall with it
+    provider.apply(provider.plan_delete(intent_for(provider, other, sandbox.nodes).ref))
+    assert target_pools(sandbox) == [] and http_health_checks(sandbox) == [] and rules(sandbox) == {}
+    assert not [f for f in firewalls(sandbox) if f.startswith("k8s-fw-") or GCE_CLUSTER_ID in f]
+
+
+def test_a_delete_leaves_a_look_alike_of_another_service_alone(provider, sandbox, server):
+    svc = make_service()
+    other = make_service("other", uid=svc["metadata"]["uid"])
+    make_upstream_lb(sandbox, other, sandbox.nodes, GCE_CLUSTER_ID)
+    plan = provider.plan_delete(intent_for(provider, svc, sandbox.nodes).ref)
+    assert plan.empty, summary(plan)
+
+
 # -- look-alikes stay conflicts ----------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lbprov import naming
 from lbprov.model import Intent, InvalidService, ServiceRef
 from lbprov_gcp import names as N
 from lbprov_gcp import predecessor as U
@@ -127,23 +128,26 @@ class Observer:
             node_tags=tags,
             rules_holding_ip=held,
             all_backend_services=tuple(r_.all("backendServices")) if moving_off_shared else None,
-            predecessor=self._predecessor(intent, frs, fws),
+            predecessor=self._predecessor(intent.ref, frs, fws, rule_read=True),
         )
 
     def _predecessor(
-        self, intent: Intent, frs: Mapping[str, Json], fws: Mapping[str, Json]
+        self, ref: ServiceRef, frs: Mapping[str, Json], fws: Mapping[str, Json], *, rule_read: bool
     ) -> Predecessor | None:
         """Upstream's target pool and health checks, read only when the Service shows a sign of
-        upstream's load balancer (see :class:`Predecessor`)."""
-        lb = intent.lb_name
+        upstream's load balancer (see :class:`Predecessor`). ``rule_read``: ``frs`` holds the answer
+        for upstream's rule ``<lb>`` (else it is read when there is a sign)."""
+        lb = naming.lb_name(ref.uid)
         names = N.per_service_names(lb)
         not_adopted = [
             fw
             for fw in (fws.get(names["firewall"]), fws.get(names["hc_firewall"]))
-            if fw is not None and U.is_services_firewall(fw, intent.ref.key)
+            if fw is not None and U.is_services_firewall(fw, ref.key)
         ]
         if lb not in frs and not not_adopted:
             return None
+        if not rule_read:
+            frs = self.reader.named("forwardingRules", [lb])
         checks = [lb]
         if self.settings.gce_cluster_id:
             checks.append(U.nodes_health_check_name(self.settings.gce_cluster_id))
@@ -172,7 +176,15 @@ class Observer:
         shared_hc = N.shared_hc_name(self.cluster)
         shared_fw = N.shared_hc_firewall_name(self.cluster)
         hcs.update(r_.named("healthChecks", [shared_hc]))
-        fws.update(r_.named("firewalls", [shared_fw]))
+        # the shared check's firewall, and (in the same call) upstream's firewalls of the Service,
+        # which show that upstream's load balancer is still there (deleted with the Service)
+        lb = naming.lb_name(ref.uid)
+        upstream = [U.traffic_firewall_name(lb), U.health_check_firewall_name(lb)]
+        gce_id = self.settings.gce_cluster_id
+        if gce_id:
+            upstream.append(U.health_check_firewall_name(U.nodes_health_check_name(gce_id)))
+        named_fws = r_.named("firewalls", [shared_fw, *upstream])
+        fws.update({k: v for k, v in named_fws.items() if k not in fws})
         return Snapshot(
             health_checks=hcs,
             backend_services=bss,
@@ -180,6 +192,7 @@ class Observer:
             firewalls=fws,
             addresses=tuple(addrs[name] for name in sorted(addrs)),
             all_backend_services=tuple(r_.all("backendServices")) if shared_hc in hcs else None,
+            predecessor=self._predecessor(ref, frs, fws, rule_read=False),
         )
 
     def named_address(self, names: tuple[str, ...]) -> str:

@@ -144,7 +144,7 @@ class Planner:
         ip = reservation = None
         if want is not None:
             assert intent is not None and usable is not None
-            take = takeover(self, intent, want, seen)
+            take = takeover(self, ref, want, seen)
             adopted = take.firewalls if take else {}
             first.extend(group_changes(self, want, seen.groups, seen.members, usable))
             hc, hc_fw = want.health_check, want.hc_firewall
@@ -196,6 +196,11 @@ class Planner:
                     for spec in (hc_fw, firewall)
                     if spec.name in adopted
                 ]
+        else:
+            # the Service's deletion takes upstream's load balancer with it, if it is still there
+            take = takeover(self, ref, None, seen)
+            if take is not None:
+                reserve, early_rule_deletes, rule_patches = take.before_reserve, take.early, take.after_rules
         leftovers = self._leftovers(want, seen, ref)
         early_rule_deletes += [c for c in leftovers if c.kind == "forwarding-rule"]
         last = [c for c in leftovers if c.kind != "forwarding-rule"] + self._shared(want, seen)

@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lbprov.model import Action, Change, Intent
+from lbprov import naming
+from lbprov.model import Action, Change, OwnershipConflict, ServiceRef
 from lbprov_gcp import names as N
 from lbprov_gcp import predecessor as U
 from lbprov_gcp.desired import Desired, FirewallSpec
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 Json = dict[str, Any]
 
 _REPLACED = "replaced by lbprov's backend-service-based load balancer on the same IP"
+_DELETED = "cloud-provider-gcp's load balancer of the deleted Service"
+_DELETED = "cloud-provider-gcp's load balancer of the deleted Service"
 
 
 def _legacy_view(collection: str, res: Json) -> Json:
@@ -92,42 +95,66 @@ class Takeover:
         )
 
 
-def takeover(planner: Planner, intent: Intent, want: Desired, seen: Snapshot) -> Takeover | None:
-    """Upstream's load balancer for the Service, checked and planned away; None when there is none."""
-    pred = seen.predecessor
-    if pred is None:
+class _NotOurs(Exception):
+    """A look-alike of upstream's load balancer: a conflict for a plan, left alone by a delete."""
+
+    def __init__(self, conflict: OwnershipConflict) -> None:
+        self.conflict = conflict
+
+
+def takeover(planner: Planner, ref: ServiceRef, want: Desired | None, seen: Snapshot) -> Takeover | None:
+    """Upstream's load balancer for the Service, checked and planned away; None when there is none.
+
+    ``want=None`` (the Service's deletion): upstream's load balancer is deleted with it, and a
+    look-alike is left alone instead of being a conflict (it is not the Service's to delete)."""
+    if seen.predecessor is None:
         return None
-    ref, lb, key = intent.ref, intent.lb_name, intent.ref.key
+    try:
+        return _takeover(planner, ref, want, seen)
+    except _NotOurs as exc:
+        if want is None:
+            return None
+        raise exc.conflict from None
+
+
+def _takeover(planner: Planner, ref: ServiceRef, want: Desired | None, seen: Snapshot) -> Takeover:
+    pred = seen.predecessor
+    assert pred is not None
+    lb, key = naming.lb_name(ref.uid), ref.key
     gce_id = planner.settings.gce_cluster_id
     nodes_hc = U.nodes_health_check_name(gce_id) if gce_id else None
     who = f"cloud-provider-gcp's load balancer of Service {key}"
 
+    def conflict(kind: str, name: str, res: Json, owner: str) -> _NotOurs:
+        return _NotOurs(planner.conflict(kind, name, res, owner))
+
     rule = pred.forwarding_rule
     if rule is not None and rule.get("backendService"):
         # upstream's internal (backend-service-based) load balancer: not taken over in place
-        raise planner.conflict(
+        raise conflict(
             "forwarding-rule",
             lb,
             rule,
             f"a target-pool load balancer of Service {key} (an internal one is not migrated)",
         )
     if rule is not None and not (U.is_services(rule, key) and N.last_segment(rule.get("target")) == lb):
-        raise planner.conflict("forwarding-rule", lb, rule, who)
+        raise conflict("forwarding-rule", lb, rule, who)
     pool = next((p for p in pred.target_pools if p["name"] == lb), None)
     if pool is not None:
         if not U.is_services(pool, key):
-            raise planner.conflict("target-pool", lb, pool, who)
+            raise conflict("target-pool", lb, pool, who)
         foreign = [h for h in map(N.last_segment, pool.get("healthChecks") or []) if h not in (lb, nodes_hc)]
         if foreign:
-            raise planner.conflict(
+            raise conflict(
                 "target-pool", lb, pool, f"{who} in this cluster (its health check {foreign[0]!r} is not)"
             )
     for name, hc in pred.http_health_checks.items():
         if not U.is_health_check(hc):
-            raise planner.conflict("http-health-check", name, hc, who)
+            raise conflict("http-health-check", name, hc, who)
 
+    why = _REPLACED if want is not None else _DELETED
     out = Takeover(ip=str(rule["IPAddress"]) if rule else None, rule=lb if rule else None)
-    wanted_fws = {want.firewall.name, want.hc_firewall.name}
+    wanted_fws = {want.firewall.name, want.hc_firewall.name} if want is not None else set()
     per_service_fws = [U.traffic_firewall_name(lb), U.health_check_firewall_name(lb)]
     firewalls: dict[str, Json] = {}
     for name in per_service_fws:
@@ -135,28 +162,27 @@ def takeover(planner: Planner, intent: Intent, want: Desired, seen: Snapshot) ->
         if fw is None or N.owned_by_service(fw.get("description"), planner.cluster, ref.uid):
             continue
         if not U.is_services_firewall(fw, key):
-            raise planner.conflict("firewall-rule", name, fw, f"Service {key} of cluster {planner.cluster}")
+            raise conflict("firewall-rule", name, fw, f"Service {key} of cluster {planner.cluster}")
         if name in wanted_fws:
             firewalls[name] = fw
-        else:  # a Local Service's check firewall, the Service being Cluster now
-            out.after_rules.append(_delete(fw, "firewall-rule", "firewalls", _REPLACED))
+        else:  # a Local Service's check firewall, the Service being Cluster now (or deleted)
+            out.after_rules.append(_delete(fw, "firewall-rule", "firewalls", why))
     out.firewalls = firewalls
 
     address = next((a for a in seen.addresses if a["name"] == lb), None)
     if address is not None and U.is_services(address, key):
         # upstream's reservation, left by an interrupted ensure: released, and the IP reserved
         # again as lbprov's just below (the rule keeps it meanwhile, as an ephemeral IP)
-        out.before_reserve.append(
-            _delete(address, "address", "addresses", "cloud-provider-gcp's reservation; reserved again below")
-        )
+        again = "cloud-provider-gcp's reservation; reserved again below" if want is not None else why
+        out.before_reserve.append(_delete(address, "address", "addresses", again))
         out.ip = out.ip or str(address.get("address"))
     if rule is not None:
-        out.early.append(_delete(rule, "forwarding-rule", "forwardingRules", _REPLACED))
+        out.early.append(_delete(rule, "forwarding-rule", "forwardingRules", why))
     if pool is not None:
-        out.after_rules.append(_delete(pool, "target-pool", "targetPools", _REPLACED))
+        out.after_rules.append(_delete(pool, "target-pool", "targetPools", why))
     own = pred.http_health_checks.get(lb)
     if own is not None:
-        out.after_rules.append(_delete(own, "http-health-check", "httpHealthChecks", _REPLACED))
+        out.after_rules.append(_delete(own, "http-health-check", "httpHealthChecks", why))
     shared = pred.http_health_checks.get(nodes_hc) if nodes_hc else None
     if shared is not None and nodes_hc is not None:
         users = [
