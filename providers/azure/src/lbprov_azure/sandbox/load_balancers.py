@@ -158,10 +158,13 @@ class LoadBalancers:
         # pools ----------------------------------------------------------------------------------
         for pool in pools:
             addrs = []
+            # An IP-based pool names its VNet per address or once on the pool (upstream's nodeIP pools
+            # do the latter): BackendAddressPoolPropertiesFormat.virtualNetwork, azure-mgmt-network.
+            pool_vnet = ref(pool["properties"].get("virtualNetwork"))
             for a in pool["properties"].get("loadBalancerBackendAddresses") or []:
                 ap = a.get("properties") or {}
                 ip = ap.get("ipAddress")
-                vnet_id = ref(ap.get("virtualNetwork"))
+                vnet_id = ref(ap.get("virtualNetwork")) or pool_vnet
                 try:
                     addr = ipaddress.ip_address(str(ip))
                 except ValueError:
@@ -187,6 +190,8 @@ class LoadBalancers:
                     }
                 )
             pool["properties"] = {"loadBalancerBackendAddresses": addrs, "provisioningState": "Succeeded"}
+            if pool_vnet:
+                pool["properties"]["virtualNetwork"] = {"id": pool_vnet}
         # probes ---------------------------------------------------------------------------------
         for pr in probes:
             pp = pr["properties"]
