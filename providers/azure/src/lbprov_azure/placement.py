@@ -69,12 +69,15 @@ def choose_slot(
 ) -> int:
     """The slot for a Service that is on none yet (see the module doc)."""
     allow = set(allowed) if allowed is not None else None
-    fitting = [u for u in in_use if _fits(u, rules) and (allow is None or u.index in allow)]
+    block = set(blocked)
+    fitting = [
+        u for u in in_use if _fits(u, rules) and (allow is None or u.index in allow) and u.index not in block
+    ]
     if fitting:
         return min(fitting, key=lambda u: (u.rules, u.index)).index
     used = {u.index for u in in_use}
     limit = min(max_slots, max(nodes, 1))
-    taken = used | set(blocked)
+    taken = used | block
     free = [k for k in range(max_slots) if k not in taken and (allow is None or k in allow)]
     if free and len(used) < limit:
         return free[0]

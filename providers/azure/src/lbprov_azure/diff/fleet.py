@@ -26,6 +26,12 @@ class Fleet:
     """The cluster's load balancers as observed: (slot, scheme) -> body."""
 
     lbs: dict[tuple[int, str], JSON] = field(default_factory=dict)
+    #: load balancers of ``lbs`` that cloud-provider-azure made and lbprov adopts with this Service
+    #: (no lbprov ownership tag yet; they hold the Service's predecessor, see :mod:`.adopt`)
+    predecessors: set[tuple[int, str]] = field(default_factory=set)
+    #: slot names taken by a load balancer lbprov does not own and may not take (upstream's, not
+    #: holding this Service): never written, never placed on
+    blocked: set[tuple[int, str]] = field(default_factory=set)
 
     def pools(self) -> dict[int, set[str]]:
         """Node IPs in each slot's pools (either LB of the slot)."""
@@ -48,12 +54,18 @@ class FleetChanges:
     seen: Observer
     ids: Ids
 
-    def _fleet(self, *, strict: bool = True) -> Fleet:
+    def _fleet(self, *, strict: bool = True, base: str | None = None) -> Fleet:
         """The cluster's load balancers by (slot, scheme), from one listing of the resource group.
 
         ``strict`` (ensure): a load balancer of another cluster identity is an ownership conflict. A
         delete plan (``strict=False``) takes the Service's parts from it all the same: the caller
         (gc with the identity check, or a user naming it) decided that this Service's parts go.
+
+        A load balancer at one of the slot names without lbprov's ownership tag is cloud-provider-
+        azure's (upstream names its shared LB after the cluster too). It joins the fleet as a
+        *predecessor* when it holds the Service's frontend ``base`` (the plan then proves and adopts
+        it, :mod:`.adopt`); otherwise its slot is blocked (never written, never placed on), and an
+        ensure that has nowhere else to go gets the ownership conflict.
         """
         cluster = self.settings.cluster_name
         listing = self.seen.lbs_by_name()
@@ -71,13 +83,24 @@ class FleetChanges:
                         f"{self.settings.cluster_id}): two clusters share the name; lbprov never touches it"
                     )
                 if not names.is_cluster_owned(body.get("tags"), cluster):
-                    raise OwnershipConflict(
-                        f"load balancer {body.get('name')!r} exists in resource group "
-                        f"{self.settings.resource_group!r} but is not owned by cluster {cluster!r}; lbprov "
-                        "never adopts it (rename the cluster or remove that load balancer)"
-                    )
+                    if other_id is None and base and find(items(body, "frontendIPConfigurations"), base):
+                        fleet.predecessors.add((k, sc))
+                    else:
+                        fleet.blocked.add((k, sc))
+                        continue
                 fleet.lbs[(k, sc)] = body
         return fleet
+
+    def _blocked_conflict(self, fleet: Fleet, slot: int, scheme: str) -> None:
+        """Refuse a slot taken by a load balancer lbprov does not own (see :meth:`_fleet`)."""
+        if (slot, scheme) in fleet.blocked:
+            name = names.lb_name(self.settings.cluster_name, scheme, slot)
+            raise OwnershipConflict(
+                f"load balancer {name!r} exists in resource group {self.settings.resource_group!r} but is not "
+                f"owned by cluster {self.settings.cluster_name!r}; lbprov never adopts it (a load balancer of "
+                "cloud-provider-azure is adopted with the first of its Services that lbprov reconciles: "
+                "rename the cluster or remove that load balancer otherwise)"
+            )
 
     def _place(
         self,
@@ -126,14 +149,22 @@ class FleetChanges:
                     frontends=_others(own, "frontendIPConfigurations", base),
                 )
             )
-        return placement.choose_slot(
+        slot = placement.choose_slot(
             uses,
             need,
             max_slots=self.settings.max_load_balancers,
             nodes=nodes,
             allowed=allowed,
+            blocked={k for k, sc in fleet.blocked if sc == scheme},
             describe=f"Service {intent.ref.key}",
         )
+        self._blocked_conflict(fleet, slot, scheme)
+        theirs = sorted(k for k, sc in fleet.blocked if sc == scheme)
+        if theirs and slot not in {k for k, _ in fleet.lbs}:
+            # a new load balancer would take nodes that are in that one's pool (a NIC IP
+            # configuration is in at most one public and one internal load balancer): wait for it
+            self._blocked_conflict(fleet, theirs[0], scheme)
+        return slot
 
     def _pool_change(
         self, lb: JSON, lbn: str, ips: set[str], intent: Intent, token: str, base: str
