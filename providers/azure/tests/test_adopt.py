@@ -263,3 +263,31 @@ def test_a_new_service_waits_for_the_upstream_lb_to_be_adopted(
         provider.plan(intent_for(new))
     converge(provider, intent_for(old))
     assert converge(provider, intent_for(new))[0].ip
+
+
+def test_aks_load_balancer_keeps_its_outbound_set_up_and_snat_setting(
+    state: ArmState,
+    provider: AzureProvider,
+    make_service: Callable[..., Svc],
+    nodes: list[dict[str, Any]],
+    intent_for: Callable[..., Intent],
+) -> None:
+    svc = make_service("edge", ports=[("TCP", 80)])
+    svc["metadata"]["annotations"]["service.beta.kubernetes.io/azure-load-balancer-tcp-idle-timeout"] = "30"
+    ip = upstream(state, provider, svc, nodes, aks_outbound=True)
+    cluster = provider.settings.cluster_name
+    assert converge(provider, intent_for(svc))[0].ip == ip
+    lb = lb_of(state, cluster)
+    assert lb is not None
+    assert [r["name"] for r in lb["properties"]["outboundRules"]] == ["aksOutboundRule"]
+    assert "aksOutboundBackendPool" in {p["name"] for p in lb["properties"]["backendAddressPools"]}
+    (rule,) = lb["properties"]["loadBalancingRules"]
+    # the rule was updated (idle timeout) and kept AKS's disableOutboundSnat
+    assert (
+        rule["properties"]["idleTimeoutInMinutes"] == 30 and rule["properties"]["disableOutboundSnat"] is True
+    )
+    provider.apply(provider.plan_delete(intent_for(svc).ref))
+    lb = lb_of(state, cluster)
+    assert lb is not None, "AKS's load balancer (outbound rules) is never deleted"
+    assert [r["name"] for r in lb["properties"]["outboundRules"]] == ["aksOutboundRule"]
+    assert {f["name"] for f in lb["properties"]["frontendIPConfigurations"]} == {"outbound"}

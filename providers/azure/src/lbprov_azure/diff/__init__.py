@@ -35,7 +35,7 @@ from lbprov_azure.desired import (
     view_nsg_rule,
     view_pip,
 )
-from lbprov_azure.diff.adopt import AdoptChanges, has_parts
+from lbprov_azure.diff.adopt import AdoptChanges, has_parts, keep_unmanaged
 from lbprov_azure.diff.fleet import Fleet, FleetChanges
 from lbprov_azure.diff.nsg import NsgChanges, Priorities
 from lbprov_azure.observe import Observer, find, items
@@ -324,7 +324,7 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
                         before=before,
                         after=after,
                         cloud_id=str(existing["id"]) if existing and existing.get("id") else None,
-                        data={**common, "item": item},
+                        data={**common, "item": keep_unmanaged(kind, item, existing)},
                     )
                 )
         keep = {("probe", n.lower()) for n in desired.probes} | {

@@ -59,6 +59,20 @@ def adopted_pip_body(found: JSON, desired: JSON) -> JSON:
     return body
 
 
+def keep_unmanaged(kind: str, item: JSON, existing: JSON | None) -> JSON:
+    """``item`` (a rule lbprov writes) with the fields lbprov does not manage kept as they are.
+
+    ``disableOutboundSnat``: AKS turns it on for the rules of a load balancer whose nodes get their
+    outbound connectivity from its outbound rules (an adopted LB keeps what it has).
+    """
+    if kind != "load-balancing-rule" or existing is None:
+        return item
+    snat = (existing.get("properties") or {}).get("disableOutboundSnat")
+    if snat is None:
+        return item
+    return {**item, "properties": {**item["properties"], "disableOutboundSnat": bool(snat)}}
+
+
 def has_parts(lb: JSON | None, base: str) -> bool:
     """Whether ``lb`` holds a frontend, probe or rule named by the Service's UID."""
     return any(
