@@ -16,6 +16,7 @@ from lbprov_azure import AzureProvider
 from lbprov_azure.sandbox import ArmState
 from lbprov_azure.sandbox.cloud_provider_azure import UpstreamPort, frontend_names, reconcile_upstream
 from lbprov_azure.testing import SANDBOX_RG, converge, lb_of
+from lbprov_azure.testing import node_object as h_node
 
 from lbprov import naming
 from lbprov.model import Action, Intent, OwnershipConflict, Plan
@@ -250,7 +251,7 @@ def test_look_alikes_stay_ownership_conflicts(
     assert len(state.mutating_requests()) == writes
 
 
-def test_a_new_service_waits_for_the_upstream_lb_to_be_adopted(
+def test_a_new_service_adopts_the_upstream_lb_that_holds_its_nodes(
     state: ArmState,
     provider: AzureProvider,
     make_service: Callable[..., Svc],
@@ -258,11 +259,35 @@ def test_a_new_service_waits_for_the_upstream_lb_to_be_adopted(
     intent_for: Callable[..., Intent],
 ) -> None:
     old, new = make_service("old"), make_service("new")
-    upstream(state, provider, old, nodes)
+    ip_old = upstream(state, provider, old, nodes)
+    cluster = provider.settings.cluster_name
+    base_old = naming.lb_name(old["metadata"]["uid"])
+    parts_old = frontend_names(lb_of(state, cluster), base_old)
+    plan = provider.plan(intent_for(new))
+    assert ("adopt", "load-balancer") in actions(plan) and ("create", "frontend-ip-configuration") in actions(
+        plan
+    )
+    converge(provider, intent_for(new))
+    assert frontend_names(lb_of(state, cluster), base_old) == parts_old  # old's parts stay upstream's
+    assert converge(provider, intent_for(old))[0].ip == ip_old
+
+
+def test_a_load_balancer_of_the_cluster_name_without_its_nodes_or_service_is_a_conflict(
+    sandbox: Any,
+    state: ArmState,
+    provider: AzureProvider,
+    make_service: Callable[..., Svc],
+    nodes: list[dict[str, Any]],
+    intent_for: Callable[..., Intent],
+) -> None:
+    cluster = provider.settings.cluster_name
+    # another cluster of the same name (other nodes) made a load balancer named like this one's
+    others = [h_node(sandbox.add_node(f"{cluster}-other{i}")) for i in range(2)]
+    upstream(state, provider, make_service("theirs"), others)
+    writes = len(state.mutating_requests())
     with pytest.raises(OwnershipConflict, match="adopted with the first of its Services"):
-        provider.plan(intent_for(new))
-    converge(provider, intent_for(old))
-    assert converge(provider, intent_for(new))[0].ip
+        provider.plan(intent_for(make_service("mine")))
+    assert len(state.mutating_requests()) == writes
 
 
 def test_aks_load_balancer_keeps_its_outbound_set_up_and_snat_setting(

@@ -79,20 +79,25 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
         base = intent.lb_name
         token = names.uid_token(intent.ref.uid)
         scheme = "internal" if opts.internal else "external"
-        fleet = self._fleet(base=base)
         node_ips = sorted({str(t.internal_ip) for t in intent.targets if t.internal_ip})
+        fleet = self._fleet(base=base, node_ips=node_ips)
         slot = self._place(intent, opts, fleet, scheme, base, token, len(node_ips))
         lbn = names.lb_name(cluster, scheme, slot)
         lb = fleet.lbs.get((slot, scheme))
         # parts named by the Service's UID that the LB's Service map does not record: upstream's
-        # predecessor, adopted in place once proven (a look-alike is an ownership conflict)
-        adopting = lb is not None and token not in names.services_of(lb.get("tags")) and has_parts(lb, base)
-        if adopting:
+        # predecessor, adopted in place once proven (a look-alike is an ownership conflict); and the
+        # LB itself when it is upstream's (or AKS's) of this cluster, not yet lbprov's
+        predecessor = (
+            lb is not None and token not in names.services_of(lb.get("tags")) and has_parts(lb, base)
+        )
+        if predecessor:
             assert lb is not None
             self._prove_predecessor(lb, lbn, base, intent.ref)
+        adopting = predecessor or (slot, scheme) in fleet.predecessors
         slots = sorted({k for k, _ in fleet.lbs} | {slot})
         assignment = placement.assign_nodes(node_ips, fleet.pools(), slots)
         pool_ips = assignment.get(slot, set())
+        self._check_foreign_pools(fleet, assignment, (slot, scheme))
         changes: list[Change] = []
         ingress: tuple[Ingress, ...] = ()
 
@@ -190,8 +195,8 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
             if old and pip_id and old.lower() != pip_id.lower():
                 stale_pips.add(old)
         for (k, sc), body in sorted(fleet.lbs.items()):
-            if (k, sc) == (slot, scheme):
-                continue
+            if (k, sc) == (slot, scheme) or ((k, sc) in fleet.predecessors and not has_parts(body, base)):
+                continue  # (upstream's other LB is adopted by one of its own Services, not written here)
             name = names.lb_name(cluster, sc, k)
             out = self._lb_removal(body, name, base, token, intent.ref)
             ofe = find(items(body, "frontendIPConfigurations"), base)
