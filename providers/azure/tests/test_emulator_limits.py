@@ -78,7 +78,7 @@ def test_a_load_balancer_holds_at_most_600_frontends(provider, state):
     lbs = provider.client.load_balancers
     body = _lb_body(state, provider, "lim-fe", frontends=601)
     code = _code(lambda: lbs.begin_create_or_update(RG, "lim-fe", body).result())
-    assert code == "LoadBalancerFrontendIPConfigurationsLimitReached"
+    assert code == "LoadBalancerFrontendIPConfigurationCountLimitReached"
     assert state.get("loadBalancers", RG, "lim-fe") is None
 
 
@@ -104,7 +104,7 @@ def test_a_backend_address_is_in_at_most_300_rules_across_load_balancers(provide
     ).result()
     body = _lb_body(state, provider, "lim-nic-b", rules=101, ips=[ip, "10.240.1.201"], public_ip=pip)
     code = _code(lambda: lbs.begin_create_or_update(RG, "lim-nic-b", body).result())
-    assert code == "RulesPerNicIpConfigurationLimitReached"
+    assert code == "LoadBalancerRuleCountLimitReachedForNic"
     lbs.begin_create_or_update(
         RG,
         "lim-nic-b",
@@ -125,7 +125,7 @@ def test_a_backend_address_is_load_balanced_by_one_public_and_one_internal_lb_at
             RG, "one-b", _lb_body(state, provider, "one-b", rules=1, ips=[ip])
         ).result()
     )
-    assert code == "NicIpConfigurationInBackendPoolsOfMultipleLoadBalancers"
+    assert code == "AnotherInternalLoadBalancerExists"
     assert state.get("loadBalancers", RG, "one-b") is None
     # the same address without a load-balancing rule using its pool is accepted (an outbound-only pool)
     lbs.begin_create_or_update(RG, "one-b", _lb_body(state, provider, "one-b", rules=0, ips=[ip])).result()
@@ -134,6 +134,10 @@ def test_a_backend_address_is_load_balanced_by_one_public_and_one_internal_lb_at
     lbs.begin_create_or_update(
         RG, "one-c", _lb_body(state, provider, "one-c", rules=1, ips=[ip], public_ip=pip)
     ).result()
+    # but not a second public one
+    body = _lb_body(state, provider, "one-d", rules=1, ips=[ip], public_ip=_public_ip(state, "one-pip-2"))
+    code = _code(lambda: lbs.begin_create_or_update(RG, "one-d", body).result())
+    assert code == "NicIpConfigurationInBackendPoolsOfMultiplePublicLoadBalancers"
     for name in ("one-a", "one-b", "one-c"):
         lbs.begin_delete(RG, name).result()
 
@@ -161,10 +165,10 @@ def test_a_network_security_group_holds_at_most_1000_rules(provider):
 
     assert (
         _code(lambda: nsgs.begin_create_or_update(RG, "lim-nsg", nsg(1001)).result())
-        == "SecurityRulesCountLimitReached"
+        == "SecurityRuleCountLimitReached"
     )
     nsgs.begin_create_or_update(RG, "lim-nsg", nsg(1000)).result()
     extra = {"properties": rule(1000)["properties"]}
     code = _code(lambda: rules.begin_create_or_update(RG, "lim-nsg", "r1000", extra).result())
-    assert code == "SecurityRulesCountLimitReached"
+    assert code == "SecurityRuleCountLimitReached"
     nsgs.begin_delete(RG, "lim-nsg").result()

@@ -52,6 +52,8 @@ class LoadBalancers:
         probes = children("probes", "probes")
         rules = children("loadBalancingRules", "loadBalancingRules")
         nat = len(props.get("inboundNatRules") or [])
+        # The code for too many rules on one load balancer is the emulator's own (no public source
+        # gives ARM's); the frontend and per-NIC codes below are ARM's.
         if len(rules) + nat > MAX_RULES_PER_LB:
             raise ArmError(
                 400,
@@ -60,11 +62,12 @@ class LoadBalancers:
                 f"is {MAX_RULES_PER_LB}.",
             )
         if len(frontends) > MAX_FRONTENDS_PER_LB:
+            # ARM: "A load balancer cannot have more than <n> FrontendIPConfigurations."
+            # (Azure/acs-engine#447, colemickens/azure-kubernetes-status#6)
             raise ArmError(
                 400,
-                "LoadBalancerFrontendIPConfigurationsLimitReached",
-                f"Load balancer {lb_id} has {len(frontends)} frontend IP configurations; the limit is "
-                f"{MAX_FRONTENDS_PER_LB}.",
+                "LoadBalancerFrontendIPConfigurationCountLimitReached",
+                f"A load balancer cannot have more than {MAX_FRONTENDS_PER_LB} FrontendIPConfigurations.",
             )
         ids = {fe["id"].lower() for fe in frontends}
         old_fes = {
@@ -367,6 +370,9 @@ class LoadBalancers:
         """
         if not frontends:
             return
+        # Internal: ARM's AnotherInternalLoadBalancerExists ("You can have only one Load Balancer of type
+        # internal reference the same set of VMs/network interfaces", learn.microsoft.com "Troubleshoot
+        # common Azure deployment errors with Azure Load Balancer"); public: the emulator's own code.
         public = any("publicIPAddress" in fe["properties"] for fe in frontends)
         mine = set(_rule_ips(pools, rules))
         if not mine:
@@ -388,7 +394,9 @@ class LoadBalancers:
                 kind = "public" if public else "internal"
                 raise ArmError(
                     400,
-                    "NicIpConfigurationInBackendPoolsOfMultipleLoadBalancers",
+                    "NicIpConfigurationInBackendPoolsOfMultiplePublicLoadBalancers"
+                    if public
+                    else "AnotherInternalLoadBalancerExists",
                     f"Backend address(es) {', '.join(clash)} of load balancer {lb_id} are already in the backend "
                     f"pool of {kind} load balancer {other['id']}: a network interface IP configuration can be in "
                     f"the backend pools of at most one public and one internal load balancer.",
@@ -421,11 +429,15 @@ class LoadBalancers:
                 add(props.get("backendAddressPools") or [], props.get("loadBalancingRules") or [])
         over = sorted(ip for ip, n in counts.items() if n > MAX_RULES_PER_NIC)
         if over:
+            # ARM's code (learn.microsoft.com "Troubleshoot common Azure deployment errors with Azure Load
+            # Balancer": LoadBalancerRuleCountLimitReachedForNic) and message shape ("IpConfiguration <id>
+            # cannot have more than <n> NAT or load balancing rules combined.", MicrosoftDocs/azure-docs#47423)
             raise ArmError(
                 400,
-                "RulesPerNicIpConfigurationLimitReached",
-                f"Backend address(es) {', '.join(over)} would be in {max(counts[ip] for ip in over)} load "
-                f"balancing rules across all load balancers; the limit is {MAX_RULES_PER_NIC} (load balancer {lb_id}).",
+                "LoadBalancerRuleCountLimitReachedForNic",
+                f"IpConfiguration of backend address(es) {', '.join(over)} cannot have more than "
+                f"{MAX_RULES_PER_NIC} NAT or load balancing rules combined (load balancer {lb_id}: "
+                f"{max(counts[ip] for ip in over)}).",
             )
 
 
