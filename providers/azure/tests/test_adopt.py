@@ -316,3 +316,32 @@ def test_aks_load_balancer_keeps_its_outbound_set_up_and_snat_setting(
     assert lb is not None, "AKS's load balancer (outbound rules) is never deleted"
     assert [r["name"] for r in lb["properties"]["outboundRules"]] == ["aksOutboundRule"]
     assert {f["name"] for f in lb["properties"]["frontendIPConfigurations"]} == {"outbound"}
+
+
+def test_local_and_udp_services_are_adopted_with_lbprov_probes(
+    state: ArmState,
+    provider: AzureProvider,
+    make_service: Callable[..., Svc],
+    nodes: list[dict[str, Any]],
+    intent_for: Callable[..., Intent],
+) -> None:
+    """Upstream's Local Services share one HTTP probe on the health-check NodePort, and its UDP rules
+    have none; lbprov's probes (one per rule) replace them in the same write, the rules are updated,
+    nothing else is recreated."""
+    local = make_service("local", ports=[("TCP", 80), ("TCP", 443)], policy="Local")
+    ip_local = upstream(
+        state, provider, local, nodes, health_check_node_port=local["spec"]["healthCheckNodePort"]
+    )
+    udp = make_service("dns", ports=[("UDP", 53)])
+    ip_udp = upstream(state, provider, udp, nodes)
+    for svc, ip in ((local, ip_local), (udp, ip_udp)):
+        plan = provider.plan(intent_for(svc))
+        assert ("adopt", "frontend-ip-configuration") in actions(plan) and ("adopt", "public-ip") in actions(
+            plan
+        )
+        assert {k for a, k in actions(plan) if a == "update"} <= {"load-balancing-rule"}
+        assert converge(provider, intent_for(svc))[0].ip == ip
+    lb = lb_of(state, provider.settings.cluster_name)
+    base = naming.lb_name(local["metadata"]["uid"])
+    hc = local["spec"]["healthCheckNodePort"]
+    assert f"{base}-TCP-{hc}" not in {p["name"] for p in lb["properties"]["probes"]}  # type: ignore[index]

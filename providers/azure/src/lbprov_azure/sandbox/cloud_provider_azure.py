@@ -12,8 +12,10 @@ node, the VNet on the pool), ``azure_publicip.go`` ``ensurePublicIPExists``):
 * for an external Service a Standard static public IP ``<cluster>-<base>`` tagged
   ``k8s-azure-service: <ns>/<name>`` and ``k8s-azure-cluster-name: <cluster>``, and the frontend
   ``<base>`` on it; for an internal one the frontend ``<base>`` on the node subnet (dynamic address);
-* per port a probe and a rule ``<base>-<PROTO>-<port>``: Tcp probe on the NodePort every 5 s,
-  threshold 2; floating IP on (backend port = service port), idle timeout 4, TCP reset on;
+* per port a rule ``<base>-<PROTO>-<port>``: floating IP on (backend port = service port), idle
+  timeout 4, TCP reset on; its probe, of the same name, is Tcp on the NodePort every 5 s, threshold 2,
+  for a TCP port and none for a UDP one; with ``externalTrafficPolicy: Local`` every rule uses ONE
+  probe ``<base>-TCP-<healthCheckNodePort>``, HTTP ``/healthz`` (REFERENCE.md section 4, "Probes");
 * NSG allow rules for the frontend address: ``legacy`` (before v1.28) one rule per port and source
   ``<base>-<PROTO>-<port>-<source>``; ``shared`` (since v1.28) one ``k8s-azure-lb_allow_IPv4_<hash>``
   rule per protocol, sources and ports, whose destinations gather every Service's frontend address
@@ -65,6 +67,7 @@ def reconcile_upstream(
     source: str = "Internet",
     aks_outbound: bool = False,
     pip_tags: dict[str, str] | None = None,
+    health_check_node_port: int | None = None,
 ) -> str:
     """Make upstream's resources for one Service (``nodes``: (name, IP)); returns its frontend address."""
     base = naming.lb_name(uid)
@@ -113,42 +116,55 @@ def reconcile_upstream(
     _sub(lb, "frontendIPConfigurations", {"name": base, "properties": fe_props})
     if aks_outbound and not internal:
         _aks_outbound(state, lb, rg, cluster, lb_id, nodes, vnet_id)
-    for p in ports:
-        rule = f"{base}-{p.protocol}-{p.port}"
+    local_probe = f"{base}-TCP-{health_check_node_port}" if health_check_node_port else None
+    if local_probe:
         _sub(
             lb,
             "probes",
             {
-                "name": rule,
+                "name": local_probe,
                 "properties": {
-                    "protocol": "Tcp",
-                    "port": p.node_port,
+                    "protocol": "Http",
+                    "port": health_check_node_port,
+                    "requestPath": "/healthz",
                     "intervalInSeconds": 5,
                     "probeThreshold": 2,
                 },
             },
         )
-        _sub(
-            lb,
-            "loadBalancingRules",
-            {
-                "name": rule,
-                "properties": {
-                    "frontendIPConfiguration": {"id": f"{lb_id}/frontendIPConfigurations/{base}"},
-                    "backendAddressPool": {"id": f"{lb_id}/backendAddressPools/{cluster}"},
-                    "backendAddressPools": [{"id": f"{lb_id}/backendAddressPools/{cluster}"}],
-                    "probe": {"id": f"{lb_id}/probes/{rule}"},
-                    "protocol": "Tcp" if p.protocol == "TCP" else "Udp",
-                    "frontendPort": p.port,
-                    "backendPort": p.port,
-                    "enableFloatingIP": True,
-                    "idleTimeoutInMinutes": 4,
-                    "enableTcpReset": p.protocol == "TCP",
-                    "loadDistribution": "Default",
-                    "disableOutboundSnat": aks_outbound,
+    for p in ports:
+        rule = f"{base}-{p.protocol}-{p.port}"
+        probe = local_probe or (rule if p.protocol == "TCP" else None)
+        if probe == rule:
+            _sub(
+                lb,
+                "probes",
+                {
+                    "name": rule,
+                    "properties": {
+                        "protocol": "Tcp",
+                        "port": p.node_port,
+                        "intervalInSeconds": 5,
+                        "probeThreshold": 2,
+                    },
                 },
-            },
-        )
+            )
+        rule_props: JSON = {
+            "frontendIPConfiguration": {"id": f"{lb_id}/frontendIPConfigurations/{base}"},
+            "backendAddressPool": {"id": f"{lb_id}/backendAddressPools/{cluster}"},
+            "backendAddressPools": [{"id": f"{lb_id}/backendAddressPools/{cluster}"}],
+            "protocol": "Tcp" if p.protocol == "TCP" else "Udp",
+            "frontendPort": p.port,
+            "backendPort": p.port,
+            "enableFloatingIP": True,
+            "idleTimeoutInMinutes": 4,
+            "enableTcpReset": p.protocol == "TCP",
+            "loadDistribution": "Default",
+            "disableOutboundSnat": aks_outbound,
+        }
+        if probe:
+            rule_props["probe"] = {"id": f"{lb_id}/probes/{probe}"}
+        _sub(lb, "loadBalancingRules", {"name": rule, "properties": rule_props})
     written = state.put(
         "loadBalancers", rg, lb_name, lb, headers={"If-Match": current["etag"]} if current else None
     )
