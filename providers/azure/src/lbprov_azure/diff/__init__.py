@@ -437,8 +437,9 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
             old = ref_id(((fe or {}).get("properties") or {}).get("publicIPAddress"))
             if old:
                 pip_ids.add(old)
-            if (fe or {}).get("properties", {}).get("privateIPAddress"):
-                addresses.add(str(fe["properties"]["privateIPAddress"]))  # type: ignore[index]
+            private = ((fe or {}).get("properties") or {}).get("privateIPAddress")
+            if private:
+                addresses.add(str(private))
             removal = self._lb_removal(lb, lbn, base, token, ref)
             if (k, scheme) in fleet.predecessors or (
                 removal and token not in names.services_of(lb.get("tags"))
