@@ -229,9 +229,10 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
             )
         else:
             frontend_addr = pip_ip
-        changes.extend(self._nsg_changes(desired.nsg_rules, base, intent.ref, lbn, frontend_addr))
+        nsg = self.seen.nsg()  # one read for lbprov's rules and upstream's
+        changes.extend(self._nsg_changes(desired.nsg_rules, base, intent.ref, lbn, frontend_addr, nsg))
         # upstream's rules go once lbprov's own are in place (no moment without an allow rule)
-        changes.extend(self._upstream_nsg_changes(base, {frontend_addr} if frontend_addr else set()))
+        changes.extend(self._upstream_nsg_changes(nsg, base, {frontend_addr} if frontend_addr else set()))
         return Plan(
             provider=PROVIDER,
             ref=intent.ref,
@@ -493,7 +494,7 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
                         data={"name": name},
                     )
                 )
-            changes.extend(self._upstream_nsg_changes(base, addresses))
+            changes.extend(self._upstream_nsg_changes(nsg, base, addresses))
         return Plan(provider=PROVIDER, ref=ref, changes=tuple(changes), intent=None)
 
 

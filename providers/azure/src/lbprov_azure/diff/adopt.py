@@ -210,9 +210,9 @@ class AdoptChanges:
 
     # -- NSG rules --------------------------------------------------------------------------------
 
-    def _upstream_nsg_changes(self, base: str, addresses: set[str]) -> list[Change]:
-        """Upstream's NSG rules of the Service: deleted, or the Service's addresses taken out of them."""
-        nsg = self.seen.nsg()
+    def _upstream_nsg_changes(self, nsg: JSON | None, base: str, addresses: set[str]) -> list[Change]:
+        """Upstream's NSG rules of the Service in the cluster ``nsg``: deleted, or the Service's
+        addresses taken out of them."""
         if nsg is None:
             return []
         out: list[Change] = []
