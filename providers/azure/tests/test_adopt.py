@@ -217,6 +217,10 @@ def test_a_never_adopted_predecessor_is_deleted_with_its_service(
     assert not frontend_names(lb_of(state, cluster), base)
     assert not [n for n in nsg_rules(state, provider) if base in n]
     assert provider.plan_delete(intent_for(svc).ref).empty
+    # the load balancer stays upstream's (no lbprov tag, no identity): still adoptable by the others
+    lb = lb_of(state, cluster)
+    assert lb is not None and not [k for k in lb["tags"] if k.startswith(("lbprov", "kubernetes.io"))]
+    assert converge(provider, intent_for(make_service("next")))[0].ip
 
 
 @pytest.mark.parametrize(

@@ -348,6 +348,8 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
         cid = self.settings.cluster_id
         if lb is None or not cid or names.identity_of(lb.get("tags")) is not None:
             return None  # never re-tag an LB that carries an identity (ours, or another's)
+        if not names.is_cluster_owned(lb.get("tags"), self.settings.cluster_name):
+            return None  # upstream's, not adopted (yet): its adoption adds lbprov's tags and identity
         return Change(
             Action.UPDATE,
             "load-balancer",
