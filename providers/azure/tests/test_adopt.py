@@ -349,3 +349,29 @@ def test_local_and_udp_services_are_adopted_with_lbprov_probes(
     base = naming.lb_name(local["metadata"]["uid"])
     hc = local["spec"]["healthCheckNodePort"]
     assert f"{base}-TCP-{hc}" not in {p["name"] for p in lb["properties"]["probes"]}  # type: ignore[index]
+
+
+def test_an_adopted_service_stays_on_its_load_balancer_and_upstream_lb_keeps_its_nodes_until_adopted(
+    state: ArmState,
+    provider: AzureProvider,
+    make_service: Callable[..., Svc],
+    nodes: list[dict[str, Any]],
+    intent_for: Callable[..., Intent],
+) -> None:
+    cluster = provider.settings.cluster_name
+    svc = make_service("stay")
+    ip = upstream(state, provider, svc, nodes)
+    elsewhere = {"service.beta.kubernetes.io/azure-load-balancer-configurations": f"{cluster}-2"}
+    writes = len(state.mutating_requests())
+    # a Service asking for the second load balancer would take nodes from upstream's, not adopted yet
+    with pytest.raises(OwnershipConflict, match="not yet adopted"):
+        provider.plan(intent_for(make_service("elsewhere", annotations=elsewhere)))
+    assert len(state.mutating_requests()) == writes
+    assert converge(provider, intent_for(svc))[0].ip == ip
+    # adopted: the nodes are lbprov's to spread; the adopted Service stays where it is
+    converge(provider, intent_for(make_service("elsewhere", annotations=elsewhere)))
+    assert lb_of(state, f"{cluster}-2") is not None
+    assert naming.lb_name(svc["metadata"]["uid"]) in frontend_names(
+        lb_of(state, cluster), naming.lb_name(svc["metadata"]["uid"])
+    )
+    assert converge(provider, intent_for(svc))[0].ip == ip

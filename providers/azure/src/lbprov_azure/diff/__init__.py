@@ -195,9 +195,13 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
             if old and pip_id and old.lower() != pip_id.lower():
                 stale_pips.add(old)
         for (k, sc), body in sorted(fleet.lbs.items()):
-            if (k, sc) == (slot, scheme) or ((k, sc) in fleet.predecessors and not has_parts(body, base)):
-                continue  # (upstream's other LB is adopted by one of its own Services, not written here)
+            if (k, sc) == (slot, scheme):
+                continue
             name = names.lb_name(cluster, sc, k)
+            if (k, sc) in fleet.predecessors and not has_parts(body, base):
+                # upstream's other LB is adopted by a Service placed on it, never written here
+                self._unadopted_keeps_its_nodes(body, name, assignment.get(k, set()))
+                continue
             out = self._lb_removal(body, name, base, token, intent.ref)
             ofe = find(items(body, "frontendIPConfigurations"), base)
             old = ref_id(((ofe or {}).get("properties") or {}).get("publicIPAddress"))

@@ -208,6 +208,18 @@ class AdoptChanges:
         ]
         return [*out, *[_with_adopt(c) for c in rest]]
 
+    def _unadopted_keeps_its_nodes(self, lb: JSON, lbn: str, ips: set[str]) -> None:
+        """Refuse to move nodes out of upstream's load balancer before it is adopted (its pool is
+        upstream's until then, and a node cannot be load-balanced by two public or internal ones)."""
+        pool = find(items(lb, "backendAddressPools"), names.pool_name(self.settings.cluster_name))
+        have = set(VIEWS["backend-pool"](pool)["addresses"]) if pool else set()
+        if have - ips:
+            raise OwnershipConflict(
+                f"load balancer {lbn!r} is cloud-provider-azure's, not yet adopted by lbprov, and its nodes "
+                f"{', '.join(sorted(have - ips))} would move to another load balancer of the cluster: a Service "
+                "placed on it adopts it first (check azure-load-balancer-configurations)"
+            )
+
     # -- NSG rules --------------------------------------------------------------------------------
 
     def _upstream_nsg_changes(self, nsg: JSON | None, base: str, addresses: set[str]) -> list[Change]:
