@@ -111,9 +111,16 @@ class NsgChanges:
         return out
 
     def _nsg_changes(
-        self, desired: dict[str, JSON], base: str, ref: ServiceRef, lbn: str, frontend_addr: str | None
+        self,
+        desired: dict[str, JSON],
+        base: str,
+        ref: ServiceRef,
+        lbn: str,
+        frontend_addr: str | None,
+        nsg: JSON | None = None,
     ) -> list[Change]:
-        nsg = self.seen.nsg()
+        """``nsg``: the cluster NSG when the caller has read it (else it is read here)."""
+        nsg = nsg if nsg is not None else self.seen.nsg()
         if nsg is None:
             return []
         ours = self._owned_nsg_rules(nsg, base)
