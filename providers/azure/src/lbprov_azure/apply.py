@@ -15,7 +15,7 @@ from azure.core.exceptions import HttpResponseError
 
 from lbprov.model import Action, Change, Ingress, Plan
 from lbprov_azure import client as azclient
-from lbprov_azure.desired import LB_FIELDS
+from lbprov_azure.desired import LB_FIELDS, fill_frontend
 from lbprov_azure.diff import Priorities, options_of
 from lbprov_azure.lbwriter import Announcement, LBDelta, PreconditionFailed, SharedLBWriter, WriteRejected
 from lbprov_azure.observe import Observer, find, items
@@ -129,7 +129,8 @@ class Applier:
                 return (Ingress(ip=addr),) if addr else ()
             return plan.ingress
         if pip_ip:
-            return (Ingress(ip=pip_ip),)
+            # azure-additional-public-ips follow the frontend's address, as upstream's status
+            return (Ingress(ip=pip_ip), *(Ingress(ip=ip) for ip in opts.additional_public_ips))
         return plan.ingress
 
     def _apply_changes(
@@ -262,7 +263,7 @@ class Applier:
         for _ in range(8):
             body = {"properties": {**ch.data["body"]["properties"], "priority": priority}}
             if frontend_addr:
-                body["properties"]["destinationAddressPrefix"] = frontend_addr
+                body["properties"] = fill_frontend(body["properties"], frontend_addr)
             try:
                 result = self.seen.call(
                     "securityRules.create_or_update",
@@ -277,5 +278,6 @@ class Applier:
                     raise
             # another writer took the priority since the plan: pick a free one on fresh data
             fresh = self.seen.nsg(fresh=True)
-            priority = self.priorities.allocate(self.priorities.used(fresh or {}), name)
+            deny = ch.data["body"]["properties"].get("access") == "Deny"
+            priority = self.priorities.allocate(self.priorities.used(fresh or {}), name, from_end=deny)
         raise RuntimeError(f"NSG rule {name}: could not find a free priority after 8 attempts")

@@ -135,6 +135,13 @@ class Planner(FleetChanges, NsgChanges):
                         (found_pip.get("properties") or {}).get("ipAddress"),
                     )
                     before, after = view_pip(found_pip), view_pip(desired_pip)
+                    if before["prefix"] != after["prefix"]:
+                        # ARM allocates a public IP's address from its prefix once, at creation
+                        raise InvalidService(
+                            "metadata.annotations[service.beta.kubernetes.io/azure-pip-prefix-id]",
+                            f"public IP {pip_name!r} exists with prefix {before['prefix']}; the prefix of a "
+                            "public IP is set when it is created and cannot change",
+                        )
                     if before != after:
                         changes.append(
                             Change(
@@ -199,7 +206,8 @@ class Planner(FleetChanges, NsgChanges):
                 addr = (fe.get("properties") or {}).get("privateIPAddress")
                 ingress = (Ingress(ip=addr),) if addr else ()
         elif pip_ip:
-            ingress = (Ingress(ip=pip_ip),)
+            # azure-additional-public-ips follow the frontend's address, as upstream's status
+            ingress = (Ingress(ip=pip_ip), *(Ingress(ip=ip) for ip in opts.additional_public_ips))
         for old in sorted(stale_pips):
             changes.extend(self._pip_deletion(old, intent.ref))
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from lbprov.model import Action, Change, OwnershipConflict, ServiceRef
 from lbprov_azure import names, placement
-from lbprov_azure.desired import FRONTEND_ADDRESS, view_nsg_rule
+from lbprov_azure.desired import fill_frontend, view_nsg_rule, waits_for_frontend
 from lbprov_azure.observe import Observer, items
 from lbprov_azure.settings import AzureSettings
 
@@ -27,11 +27,11 @@ _RESERVATION_SECONDS = 120.0
 def _with_frontend(rule: JSON, address: str | None) -> tuple[JSON, bool]:
     """``rule`` with the frontend placeholder filled in; True when it must wait for apply."""
     props = rule.get("properties") or {}
-    if props.get("destinationAddressPrefix") != FRONTEND_ADDRESS:
+    if not waits_for_frontend(props):
         return rule, False
     if address is None:
         return rule, True
-    return {**rule, "properties": {**props, "destinationAddressPrefix": address}}, False
+    return {**rule, "properties": fill_frontend(props, address)}, False
 
 
 class Priorities:
@@ -54,11 +54,13 @@ class Priorities:
             if (r.get("properties") or {}).get("direction", "Inbound") == "Inbound"
         }
 
-    def allocate(self, used: set[int], rule: str) -> int:
+    def allocate(self, used: set[int], rule: str, *, from_end: bool = False) -> int:
+        """``from_end``: the highest free number (deny rules go below every allow rule, as upstream)."""
         now = time.monotonic()
+        span = range(NSG_PRIORITY_MIN, NSG_PRIORITY_MAX + 1)
         with self._lock:
             self._reserved = {p: v for p, v in self._reserved.items() if now - v[1] < _RESERVATION_SECONDS}
-            for p in range(NSG_PRIORITY_MIN, NSG_PRIORITY_MAX + 1):
+            for p in reversed(span) if from_end else span:
                 holder = self._reserved.get(p)
                 if p in used or (holder is not None and holder[0] != rule):
                     continue
@@ -134,7 +136,8 @@ class NsgChanges:
             after = view_nsg_rule(body)
             extra = {"resolve_frontend": {"lb": lbn, "base": base}} if resolve else {}
             if existing is None:
-                priority = self.priorities.allocate(used, name)
+                deny = (body.get("properties") or {}).get("access") == "Deny"
+                priority = self.priorities.allocate(used, name, from_end=deny)
                 used.add(priority)
                 out.append(
                     Change(

@@ -17,6 +17,7 @@ NETWORK = "Microsoft.Network"
 TOP_TYPES = {
     "loadbalancers": "loadBalancers",
     "publicipaddresses": "publicIPAddresses",
+    "publicipprefixes": "publicIPPrefixes",
     "networksecuritygroups": "networkSecurityGroups",
     "virtualnetworks": "virtualNetworks",
 }

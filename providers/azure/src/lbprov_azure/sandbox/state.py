@@ -389,6 +389,7 @@ class ArmState(Operations, LoadBalancers, PublicIPs, SecurityGroups, VirtualNetw
             builder = {
                 "loadBalancers": self._build_lb,
                 "publicIPAddresses": self._build_pip,
+                "publicIPPrefixes": self._build_prefix,
                 "networkSecurityGroups": self._build_nsg,
                 "virtualNetworks": self._build_vnet,
             }[rtype]
