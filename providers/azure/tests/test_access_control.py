@@ -8,21 +8,27 @@ from __future__ import annotations
 
 import pytest
 from lbprov_azure.diff.nsg import NSG_PRIORITY_MIN
-from lbprov_azure.testing import SANDBOX_RG
+from lbprov_azure.testing import nsg_rules
 
 from lbprov.model import InvalidService
 
 P = "service.beta.kubernetes.io/azure-"
 
 
-def _rules(state, base):
-    nsg = state.get("networkSecurityGroups", SANDBOX_RG, "lbprov-nsg")
-    return {r["name"]: r["properties"] for r in nsg["properties"]["securityRules"] if base in r["name"]}
+def _rules(state, base, address=None):
+    return nsg_rules(state, base, address)
 
 
-def _delete(provider, intent, state):
+def _by_source(rules):
+    return {
+        p.get("sourceAddressPrefix") or ",".join(sorted(p["sourceAddressPrefixes"])): p
+        for p in rules.values()
+    }
+
+
+def _delete(provider, intent, state, address):
     provider.apply(provider.plan_delete(intent.ref))
-    assert _rules(state, intent.lb_name) == {}
+    assert _rules(state, intent.lb_name, address) == {}
     assert provider.plan_delete(intent.ref).empty
 
 
@@ -35,18 +41,12 @@ def test_allowed_service_tags_get_one_rule_each_and_no_internet_rule(
     )
     intent = intent_for(svc)
     (ingress,) = ensure(intent)
-    rules = _rules(state, intent.lb_name)
-    base = f"lbprov-{intent.lb_name}-TCP"
-    assert sorted(rules) == [f"{base}-AzureFrontDoor.Backend", f"{base}-AzureTrafficManager"]
-    for tag in ("AzureFrontDoor.Backend", "AzureTrafficManager"):
-        r = rules[f"{base}-{tag}"]
-        assert (r["sourceAddressPrefix"], r["destinationAddressPrefix"], r["access"]) == (
-            tag,
-            ingress.ip,
-            "Allow",
-        )
+    rules = _by_source(_rules(state, intent.lb_name, ingress.ip))
+    assert sorted(rules) == ["AzureFrontDoor.Backend", "AzureTrafficManager"]
+    for r in rules.values():
+        assert (r["destinationAddressPrefix"], r["access"]) == (ingress.ip, "Allow")
         assert sorted(r["destinationPortRanges"]) == ["443", "80"]
-    _delete(provider, intent, state)
+    _delete(provider, intent, state, ingress.ip)
 
 
 def test_service_tags_and_ip_ranges_together_get_both_rules(
@@ -60,13 +60,10 @@ def test_service_tags_and_ip_ranges_together_get_both_rules(
             }
         )
     )
-    ensure(intent)
-    rules = _rules(state, intent.lb_name)
-    main = rules[f"lbprov-{intent.lb_name}-TCP"]
-    assert sorted(main["sourceAddressPrefixes"]) == ["10.1.0.0/16", "192.0.2.0/24"]
-    assert rules[f"lbprov-{intent.lb_name}-TCP-AzureCloud"]["sourceAddressPrefix"] == "AzureCloud"
-    assert not any(r.get("sourceAddressPrefix") == "Internet" for r in rules.values())
-    _delete(provider, intent, state)
+    (ingress,) = ensure(intent)
+    rules = _by_source(_rules(state, intent.lb_name, ingress.ip))
+    assert sorted(rules) == ["10.1.0.0/16,192.0.2.0/24", "AzureCloud"]
+    _delete(provider, intent, state, ingress.ip)
 
 
 def test_allowed_ip_ranges_refused_with_spec_source_ranges(intent_for, make_service):
@@ -92,8 +89,9 @@ def test_deny_all_except_source_ranges_adds_a_deny_rule_below_the_allow_rules(
     )
     intent = intent_for(svc)
     (ingress,) = ensure(intent)
-    rules = _rules(state, intent.lb_name)
-    allow, deny = rules[f"lbprov-{intent.lb_name}-TCP"], rules[f"lbprov-{intent.lb_name}-deny-all"]
+    rules = _rules(state, intent.lb_name, ingress.ip)
+    (allow,) = [r for r in rules.values() if r["access"] == "Allow"]
+    deny = rules[f"lbprov-{intent.lb_name}-deny-all"]
     assert allow["sourceAddressPrefix"] == "203.0.113.0/24"
     assert (deny["access"], deny["protocol"], deny["sourceAddressPrefix"], deny["destinationPortRange"]) == (
         "Deny",
@@ -103,16 +101,16 @@ def test_deny_all_except_source_ranges_adds_a_deny_rule_below_the_allow_rules(
     )
     assert deny["destinationAddressPrefix"] == ingress.ip
     assert NSG_PRIORITY_MIN <= allow["priority"] < deny["priority"]
-    _delete(provider, intent, state)
+    _delete(provider, intent, state, ingress.ip)
 
 
 def test_deny_all_without_source_ranges_has_no_effect_as_upstream(
     provider, intent_for, make_service, ensure, state
 ):
     intent = intent_for(make_service(annotations={P + "deny-all-except-load-balancer-source-ranges": "true"}))
-    ensure(intent)
-    assert sorted(_rules(state, intent.lb_name)) == [f"lbprov-{intent.lb_name}-TCP"]
-    _delete(provider, intent, state)
+    (ingress,) = ensure(intent)
+    assert [r["access"] for r in _rules(state, intent.lb_name, ingress.ip).values()] == ["Allow"]
+    _delete(provider, intent, state, ingress.ip)
 
 
 def test_additional_public_ips_are_ingress_and_nsg_destinations(
@@ -121,21 +119,24 @@ def test_additional_public_ips_are_ingress_and_nsg_destinations(
     intent = intent_for(make_service(annotations={P + "additional-public-ips": "203.0.113.7, 203.0.113.8"}))
     ingress = ensure(intent)
     assert [i.ip for i in ingress][1:] == ["203.0.113.7", "203.0.113.8"]
+    # additional IPs may be shared with other Services: the Service keeps a rule of its own
     rule = _rules(state, intent.lb_name)[f"lbprov-{intent.lb_name}-TCP"]
     assert sorted(rule["destinationAddressPrefixes"]) == sorted([ingress[0].ip, "203.0.113.7", "203.0.113.8"])
-    _delete(provider, intent, state)
+    _delete(provider, intent, state, ingress[0].ip)
 
 
 def test_adding_a_tag_later_replaces_the_internet_rule(provider, intent_for, make_service, ensure, state):
-    svc = make_service()
+    svc = make_service(ports=[("TCP", 8081)])
     intent = intent_for(svc)
-    ensure(intent)
+    (ingress,) = ensure(intent)
+    assert list(_by_source(_rules(state, intent.lb_name, ingress.ip))) == ["Internet"]
     svc["metadata"]["annotations"][P + "allowed-service-tags"] = "AzureCloud"
     tagged = intent_for(svc)
-    kinds = sorted((c.action.value, c.name.split("/")[-1]) for c in provider.plan(tagged).changes)
+    kinds = sorted((c.action.value, c.kind) for c in provider.plan(tagged).changes)
     assert kinds == [
-        ("create", f"lbprov-{intent.lb_name}-TCP-AzureCloud"),
-        ("delete", f"lbprov-{intent.lb_name}-TCP"),
-    ]
+        ("create", "nsg-rule"),
+        ("delete", "nsg-rule"),
+    ]  # it was the Internet rule's only destination
     ensure(tagged)
-    _delete(provider, tagged, state)
+    assert list(_by_source(_rules(state, intent.lb_name, ingress.ip))) == ["AzureCloud"]
+    _delete(provider, tagged, state, ingress.ip)

@@ -9,9 +9,10 @@ so a plan's ``before``/``after`` show exactly the drift and nothing Azure adds b
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from lbprov import naming
 from lbprov.model import Intent, Port
 from lbprov_azure import names
 from lbprov_azure.options import AzureOptions
@@ -201,6 +202,9 @@ class Desired:
     pip_body: JSON | None
     nsg_rules: dict[str, JSON]
     lb_template: JSON
+    #: Allow rules shared by every Service with the same protocol, sources and ports (upstream's
+    #: merge by destination): name -> body without destination; the Service is one destination.
+    shared_nsg_rules: dict[str, JSON] = field(default_factory=dict)
 
 
 def _probe(intent: Intent, opts: AzureOptions, port: Port) -> JSON:
@@ -322,8 +326,19 @@ def build_desired(
     nsg: dict[str, JSON] = {}
     mark = names.rule_identity(settings.cluster_id)
     description = f"lbprov {names.cluster_mark(cluster)} {intent.ref.uid} {mark} {intent.ref.key}"[:140]
+    shared: dict[str, JSON] = {}
     if opts.nsg_rules and settings.security_group_name:
         nsg = _nsg_rules(intent, opts, served, targets, base, description)
+        if mergeable(opts):
+            shared_desc = shared_rule_description(cluster, settings.cluster_id)
+            for rule in [r for r in nsg.values() if r["properties"]["access"] == "Allow"]:
+                del nsg[rule["name"]]
+                props = {
+                    k: v for k, v in rule["properties"].items() if not k.startswith("destinationAddress")
+                }
+                props["description"] = shared_desc
+                name = shared_rule_name(cluster, props)
+                shared[name] = {"name": name, "properties": props}
     template = {
         "location": settings.location,
         "sku": {"name": "Standard", "tier": "Regional"},
@@ -347,7 +362,56 @@ def build_desired(
         pip_body=pip_body,
         nsg_rules=nsg,
         lb_template=template,
+        shared_nsg_rules=shared,
     )
+
+
+# -- NSG rules merged by destination -----------------------------------------------------------
+
+#: Destination (and source) addresses Azure allows in the security rules of one NSG
+#: (learn.microsoft.com "Azure subscription and service limits", Networking: 4,000 per NSG).
+MAX_NSG_ADDRESSES = 4000
+
+
+def mergeable(opts: AzureOptions) -> bool:
+    """Whether the Service's allow rules join the shared rules (upstream merges rules that differ
+    only in destination). Floating IP off: the destination is the node IPs and the NodePorts are the
+    Service's own, so nothing would merge; additional public IPs may be shared by several Services,
+    so a Service with them keeps rules of its own (its removal never takes another's destination)."""
+    return opts.floating_ip and not opts.additional_public_ips
+
+
+def shared_rule_name(cluster: str, props: JSON) -> str:
+    """``lbprov-<cluster>-allow-<hash of protocol, sources, ports>``, as upstream's
+    ``k8s-azure-lb_allow_<family>_<hash>``: equal rules of two Services get the same name."""
+    sources = sorted(props.get("sourceAddressPrefixes") or [props.get("sourceAddressPrefix")])
+    ports = sorted(props.get("destinationPortRanges") or [props.get("destinationPortRange")])
+    digest = naming.short_hash(
+        props.get("protocol"), ",".join(map(str, sources)), ",".join(map(str, ports)), length=16
+    )
+    return names.fit(f"lbprov-{names.cluster_mark(cluster)}-allow-{digest}")
+
+
+def shared_rule_description(cluster: str, cluster_id: str | None) -> str:
+    """``lbprov <cluster mark> shared <identity mark>``: a rule of the cluster, of no one Service."""
+    return f"lbprov {names.cluster_mark(cluster)} shared {names.rule_identity(cluster_id)}"[:140]
+
+
+def destinations(props: JSON) -> list[str]:
+    """A security rule's destination addresses, whichever field holds them."""
+    one = props.get("destinationAddressPrefix")
+    return [str(one)] if one else [str(d) for d in props.get("destinationAddressPrefixes") or []]
+
+
+def with_destinations(props: JSON, addresses: Collection[str]) -> JSON:
+    """Rule properties with exactly ``addresses`` as destinations (sorted; one: the single field)."""
+    out = {k: v for k, v in props.items() if not k.startswith("destinationAddressPrefix")}
+    ordered = sorted(set(addresses))
+    if len(ordered) == 1:
+        out["destinationAddressPrefix"] = ordered[0]
+    else:
+        out["destinationAddressPrefixes"] = ordered
+    return out
 
 
 def _ha_rule(

@@ -202,6 +202,12 @@ class Observer:
                 entry["key"] = tags.get(names.azure_key(naming.SERVICE_NAME_TAG))
                 entry["resources"].append(("public-ip", str(pip.get("name"))))
                 entry["ids"].add(names.identity_of(tags))
+        # rules shared by destination belong to the Services whose frontend address they name
+        by_address: dict[str, str] = {}
+        pip_addresses = {
+            str(p.get("id", "")).lower(): str((p.get("properties") or {}).get("ipAddress"))
+            for p in self.pips(self.settings.resource_group)
+        }
         for lb in self.lbs():
             if not names.is_cluster_owned(lb.get("tags"), cluster):
                 continue
@@ -219,6 +225,13 @@ class Observer:
                     for item in items(lb, fld):
                         if names.owns_part(base, str(item.get("name", ""))):
                             entry["resources"].append((kind, f"{lb.get('name')}/{item.get('name')}"))
+                fe = next((f for f in items(lb, "frontendIPConfigurations") if f.get("name") == base), None)
+                fprops = (fe or {}).get("properties") or {}
+                if fprops.get("privateIPAddress"):
+                    by_address[str(fprops["privateIPAddress"])] = uid
+                pip_id = str((fprops.get("publicIPAddress") or {}).get("id") or "").lower()
+                if pip_id in pip_addresses:
+                    by_address[pip_addresses[pip_id]] = uid
         nsg = self.nsg()
         cid = self.settings.cluster_id
         for rule in items(nsg, "securityRules"):
@@ -226,6 +239,14 @@ class Observer:
             name = str(rule.get("name", ""))
             parsed = names.parse_rule_description(desc, cluster) if name.startswith("lbprov-") else None
             if parsed is None:
+                continue
+            if parsed[0] == "shared":
+                p = rule.get("properties") or {}
+                dests = [p["destinationAddressPrefix"]] if p.get("destinationAddressPrefix") else []
+                for address in dests or p.get("destinationAddressPrefixes") or []:
+                    if address in by_address:
+                        owner = by_uid.setdefault(by_address[address], _entry())
+                        owner["resources"].append(("nsg-rule", f"{nsg['name'] if nsg else ''}/{name}"))
                 continue
             uid, mark, key = parsed
             if not uid or not name.startswith(names.nsg_rule_prefix(naming.lb_name(uid))):

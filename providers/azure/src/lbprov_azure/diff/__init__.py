@@ -221,6 +221,19 @@ class Planner(FleetChanges, NsgChanges):
         else:
             frontend_addr = pip_ip
         changes.extend(self._nsg_changes(desired.nsg_rules, base, intent.ref, lbn, frontend_addr))
+        stale: set[str] = set()
+        for old in stale_pips:
+            seg = old.split("/")
+            gone = self.seen.pip(seg[4], seg[-1]) if len(seg) >= 9 else None
+            if gone and (gone.get("properties") or {}).get("ipAddress"):
+                stale.add(str(gone["properties"]["ipAddress"]))
+        old_private = ((fe or {}).get("properties") or {}).get("privateIPAddress")
+        if old_private and old_private != frontend_addr:
+            stale.add(str(old_private))
+        stale.discard(frontend_addr or "")
+        changes.extend(
+            self._shared_nsg_changes(desired.shared_nsg_rules, intent.ref, lbn, base, frontend_addr, stale)
+        )
         return Plan(
             provider=PROVIDER,
             ref=intent.ref,
@@ -429,9 +442,13 @@ class Planner(FleetChanges, NsgChanges):
         token = names.uid_token(ref.uid)
         changes: list[Change] = []
         pip_ids: set[str] = set()
+        frontend_private: set[str] = set()
         for (k, scheme), lb in sorted(self._fleet(strict=False).lbs.items()):
             lbn = names.lb_name(cluster, scheme, k)
             fe = find(items(lb, "frontendIPConfigurations"), base)
+            private = ((fe or {}).get("properties") or {}).get("privateIPAddress")
+            if private:
+                frontend_private.add(str(private))
             old = ref_id(((fe or {}).get("properties") or {}).get("publicIPAddress"))
             if old:
                 pip_ids.add(old)
@@ -459,6 +476,16 @@ class Planner(FleetChanges, NsgChanges):
                     data={"rg": seg[4], "name": seg[-1], "etag": pip.get("etag")},
                 )
             )
+        # the Service's addresses leave the shared rules first (before its frontends and public IPs
+        # go: an address left in an allow rule could open ports to whoever gets it next)
+        addresses = {str((p.get("properties") or {}).get("ipAddress")) for p in pips.values()}
+        for pid in pip_ids:  # the frontends' public IPs, the user's (azure-pip-name) included
+            seg = pid.split("/")
+            used = self.seen.pip(seg[4], seg[-1]) if len(seg) >= 9 else None
+            addresses.add(str(((used or {}).get("properties") or {}).get("ipAddress")))
+        addresses |= frontend_private
+        addresses.discard("None")
+        changes[:0] = self._shared_nsg_removal(ref, addresses)
         nsg = self.seen.nsg()
         if nsg is not None:
             for name, rule in sorted(self._owned_nsg_rules(nsg, base, strict=False).items()):
