@@ -259,18 +259,25 @@ class Applier:
             remove=set(ch.data.get("remove") or ()),
             template=template,
             description=template.get("description") if ch.data.get("identity") else None,
+            snapshot=ch.data.get("snapshot"),
+            seen="snapshot" in ch.data,
         )
         with self._lock:
             w = self._rule_writers.get(name.lower())
             if w is None:
                 w = RuleWriter(
-                    lambda ds, n=name: self._write_shared_rule(n, ds), self.settings.coalesce_window_seconds
+                    lambda ds, st, kn, n=name: self._write_shared_rule(n, ds, st, kn),
+                    self.settings.coalesce_window_seconds,
                 )
                 self._rule_writers[name.lower()] = w
         w.submit(delta)
 
-    def _write_shared_rule(self, name: str, deltas: list[RuleDelta]) -> None:
-        """Read the rule, apply ``deltas``, write it once (If-Match; a 412 re-reads); none left: delete."""
+    def _write_shared_rule(
+        self, name: str, deltas: list[RuleDelta], start: JSON | None, known: bool
+    ) -> JSON | None:
+        """Apply ``deltas`` to the rule (``start`` when ``known``, else a fresh read), write it once
+        (If-Match / If-None-Match; a 412 re-reads and re-applies); none left: delete. Returns the rule
+        as written (None: gone)."""
         s = self.settings
         nsg, rg = str(s.security_group_name), s.resource_group
         ops = self.seen.client.security_rules
@@ -280,7 +287,12 @@ class Applier:
         )
         priority: int | None = None
         for _ in range(8):
-            current = self.seen.call("securityRules.get", lambda: azclient.get_json(self.seen.client, path))
+            if known:
+                current, known = start, False
+            else:
+                current = self.seen.call(
+                    "securityRules.get", lambda: azclient.get_json(self.seen.client, path)
+                )
             props = (current or {}).get("properties") or {}
             before = set(destinations(props))
             dests = merged_destinations(before, deltas)
@@ -298,9 +310,9 @@ class Applier:
                             ),
                         )
                     self.seen.wrote_nsg_rule(name, None)
-                    return
+                    return None
                 if current is not None and dests == before and not description:
-                    return
+                    return current
                 base = dict(deltas[0].template if current is None else props)
                 if description:  # the rule predates cluster identities: it gets ours
                     base["description"] = description
@@ -322,11 +334,11 @@ class Applier:
                     ).as_dict(),
                 )
                 self.seen.wrote_nsg_rule(name, result)
-                return
+                return dict(result)
             except HttpResponseError as exc:
                 code = azclient.error_code(exc)
-                if exc.status_code == 412 or code == "PreconditionFailed":
-                    continue  # another process changed it: re-read and re-apply the deltas
+                if exc.status_code in (404, 412) or code == "PreconditionFailed":
+                    continue  # changed (or gone) since: re-read and re-apply the deltas
                 if exc.status_code == 400 and code == "SecurityRuleConflict" and current is None:
                     fresh = self.seen.nsg(fresh=True)  # the priority was taken since the plan
                     priority = self.priorities.allocate(self.priorities.used(fresh or {}), name)

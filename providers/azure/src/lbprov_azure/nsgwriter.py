@@ -27,6 +27,9 @@ class RuleDelta:
     template: JSON
     #: the description to write (the cluster identity on a rule that predates it), or None
     description: str | None = None
+    #: the rule as the plan saw it (None: absent); ``seen=False``: the plan did not look
+    snapshot: JSON | None = None
+    seen: bool = False
 
 
 @dataclass
@@ -37,10 +40,16 @@ class _Ticket:
 
 
 class RuleWriter:
-    """One shared rule's writer. ``write(deltas)`` does the read-merge-write of a batch."""
+    """One shared rule's writer. ``write(deltas, last)`` does the merge-write of a batch, starting from
+    ``last`` (the rule as this writer last wrote it, or as the first delta's plan saw it; an ETag
+    mismatch then costs one re-read) and returns the rule as written (None: deleted)."""
 
-    def __init__(self, write: Callable[[list[RuleDelta]], None], window: float) -> None:
+    def __init__(
+        self, write: Callable[[list[RuleDelta], JSON | None, bool], JSON | None], window: float
+    ) -> None:
         self._write = write
+        self._last: JSON | None = None
+        self._known = False
         self.window = window
         self._lock = threading.Lock()
         self._pending: list[_Ticket] = []
@@ -64,10 +73,13 @@ class RuleWriter:
             with self._lock:
                 batch, self._pending = self._pending, []
             self.batches += 1
+            deltas = [t.delta for t in batch]
+            start, known = (self._last, True) if self._known else (deltas[0].snapshot, deltas[0].seen)
             try:
-                self._write([t.delta for t in batch])
+                self._last, self._known = self._write(deltas, start, known), True
                 error: BaseException | None = None
             except BaseException as exc:  # every ticket of the batch gets the error
+                self._known = False
                 error = exc
             for t in batch:
                 t.error = error

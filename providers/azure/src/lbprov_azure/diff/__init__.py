@@ -220,7 +220,8 @@ class Planner(FleetChanges, NsgChanges):
             )
         else:
             frontend_addr = pip_ip
-        changes.extend(self._nsg_changes(desired.nsg_rules, base, intent.ref, lbn, frontend_addr))
+        nsg = self.seen.nsg()  # once per plan: both kinds of rules are read from it
+        changes.extend(self._nsg_changes(desired.nsg_rules, base, intent.ref, lbn, frontend_addr, nsg))
         stale: set[str] = set()
         for old in stale_pips:
             seg = old.split("/")
@@ -232,7 +233,9 @@ class Planner(FleetChanges, NsgChanges):
             stale.add(str(old_private))
         stale.discard(frontend_addr or "")
         changes.extend(
-            self._shared_nsg_changes(desired.shared_nsg_rules, intent.ref, lbn, base, frontend_addr, stale)
+            self._shared_nsg_changes(
+                desired.shared_nsg_rules, intent.ref, lbn, base, frontend_addr, stale, nsg
+            )
         )
         return Plan(
             provider=PROVIDER,
@@ -480,13 +483,15 @@ class Planner(FleetChanges, NsgChanges):
         # go: an address left in an allow rule could open ports to whoever gets it next)
         addresses = {str((p.get("properties") or {}).get("ipAddress")) for p in pips.values()}
         for pid in pip_ids:  # the frontends' public IPs, the user's (azure-pip-name) included
+            if pid.lower() in pips:
+                continue
             seg = pid.split("/")
             used = self.seen.pip(seg[4], seg[-1]) if len(seg) >= 9 else None
             addresses.add(str(((used or {}).get("properties") or {}).get("ipAddress")))
         addresses |= frontend_private
         addresses.discard("None")
-        changes[:0] = self._shared_nsg_removal(ref, addresses)
         nsg = self.seen.nsg()
+        changes[:0] = self._shared_nsg_removal(ref, addresses, nsg)
         if nsg is not None:
             for name, rule in sorted(self._owned_nsg_rules(nsg, base, strict=False).items()):
                 changes.append(

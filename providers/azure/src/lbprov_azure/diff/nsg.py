@@ -120,9 +120,14 @@ class NsgChanges:
         return out
 
     def _nsg_changes(
-        self, desired: dict[str, JSON], base: str, ref: ServiceRef, lbn: str, frontend_addr: str | None
+        self,
+        desired: dict[str, JSON],
+        base: str,
+        ref: ServiceRef,
+        lbn: str,
+        frontend_addr: str | None,
+        nsg: JSON | None,
     ) -> list[Change]:
-        nsg = self.seen.nsg()
         if nsg is None:
             return []
         ours = self._owned_nsg_rules(nsg, base)
@@ -205,12 +210,12 @@ class NsgChanges:
         base: str,
         address: str | None,
         stale: set[str],
+        nsg: JSON | None,
     ) -> list[Change]:
         """Join the shared rules ``wanted`` with ``address`` (the frontend's; None: known only after
         the LB write) and leave every other shared rule, and take ``stale`` addresses (the Service's
         previous frontend) out of all of them. Each change is a membership delta that apply
         re-applies to the rule as it is then (see :meth:`Applier._apply_shared_rule`)."""
-        nsg = self.seen.nsg()
         if nsg is None:
             return []
         shared = self._shared_rules(nsg)
@@ -260,6 +265,7 @@ class NsgChanges:
                 "add": address,
                 "remove": sorted(stale),
                 "identity": identity,
+                "snapshot": existing,  # the rule as this plan saw it: apply starts from it (ETag-checked)
                 **extra,
             }
             if existing is None:
@@ -305,7 +311,14 @@ class NsgChanges:
         props = existing.get("properties") or {}
         left = set(destinations(props)) - gone
         before = {**view_nsg_rule(existing), "priority": props.get("priority")}
-        data = {"name": name, "shared": True, "add": None, "remove": sorted(gone), "body": existing}
+        data = {
+            "name": name,
+            "shared": True,
+            "add": None,
+            "remove": sorted(gone),
+            "body": existing,
+            "snapshot": existing,
+        }
         if not left:
             return Change(
                 Action.DELETE,
@@ -331,9 +344,8 @@ class NsgChanges:
             data={**data, "priority": props.get("priority")},
         )
 
-    def _shared_nsg_removal(self, ref: ServiceRef, addresses: set[str]) -> list[Change]:
+    def _shared_nsg_removal(self, ref: ServiceRef, addresses: set[str], nsg: JSON | None) -> list[Change]:
         """A deleted Service's frontend addresses out of every shared rule."""
-        nsg = self.seen.nsg()
         if nsg is None or not addresses:
             return []
         out = []
