@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from azure.core.exceptions import HttpResponseError
+from lbprov_azure.placement import CapacityExceeded
 from lbprov_azure.testing import SANDBOX_RG, nsg_rules
 
 P = "service.beta.kubernetes.io/azure-"
@@ -113,3 +114,36 @@ def test_arm_refuses_more_than_4000_destination_addresses_per_nsg(provider):
     }
     with pytest.raises(HttpResponseError, match="SecurityRulesAddressPrefixesLimitReached"):
         ops.begin_create_or_update(SANDBOX_RG, "lbprov-nsg", "too-many", {"properties": props}).result()
+
+
+def test_a_service_beyond_4000_nsg_addresses_gets_capacity_exceeded_and_a_member_still_converges(
+    provider, intent_for, make_service, ensure, state
+):
+    member = intent_for(make_service("member", ports=[("TCP", 8090)]))
+    ensure(member)
+    ops = provider.client.security_rules
+    filler = {
+        "protocol": "Tcp",
+        "access": "Allow",
+        "direction": "Inbound",
+        "priority": 4001,
+        "sourceAddressPrefix": "*",
+        "sourcePortRange": "*",
+        "destinationPortRange": "9",
+    }
+    nsg = state.get("networkSecurityGroups", SANDBOX_RG, "lbprov-nsg")
+    held = sum(
+        1
+        if r["properties"].get("destinationAddressPrefix")
+        else len(r["properties"].get("destinationAddressPrefixes", []))
+        for r in nsg["properties"]["securityRules"]
+    )
+    filler["destinationAddressPrefixes"] = [f"10.{i // 250}.{i % 250}.9" for i in range(4000 - held)]
+    ops.begin_create_or_update(SANDBOX_RG, "lbprov-nsg", "filler", {"properties": filler}).result()
+    try:
+        with pytest.raises(CapacityExceeded, match="4000"):
+            provider.plan(intent_for(make_service("one-too-many", ports=[("TCP", 8091)])))
+        assert provider.plan(member).empty  # already a destination: not counted again
+    finally:
+        ops.begin_delete(SANDBOX_RG, "lbprov-nsg", "filler").result()
+        provider.apply(provider.plan_delete(member.ref))

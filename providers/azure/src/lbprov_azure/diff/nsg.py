@@ -229,7 +229,12 @@ class NsgChanges:
                 f"for Service {ref.key} would exceed Azure's limit of {placement.MAX_NSG_RULES} rules per NSG"
             )
         addresses = sum(len(destinations(r.get("properties") or {})) for r in items(nsg, "securityRules"))
-        if wanted and addresses + len(wanted) > MAX_NSG_ADDRESSES:
+        joining = [
+            n
+            for n in wanted
+            if address is None or address not in destinations(shared.get(n, {}).get("properties") or {})
+        ]
+        if joining and addresses + len(joining) > MAX_NSG_ADDRESSES:
             raise placement.CapacityExceeded(
                 f"network security group {nsg.get('name')!r} names {addresses} destination addresses; Service "
                 f"{ref.key} would exceed Azure's limit of {MAX_NSG_ADDRESSES} per NSG"
