@@ -146,6 +146,13 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
                         (found_pip.get("properties") or {}).get("ipAddress"),
                     )
                     before, after = view_pip(found_pip), view_pip(desired_pip)
+                    if before["prefix"] != after["prefix"]:
+                        # ARM allocates a public IP's address from its prefix once, at creation
+                        raise InvalidService(
+                            "metadata.annotations[service.beta.kubernetes.io/azure-pip-prefix-id]",
+                            f"public IP {pip_name!r} exists with prefix {before['prefix']}; the prefix of a "
+                            "public IP is set when it is created and cannot change",
+                        )
                     if before != after:
                         changes.append(
                             Change(
@@ -220,7 +227,8 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
                 addr = (fe.get("properties") or {}).get("privateIPAddress")
                 ingress = (Ingress(ip=addr),) if addr else ()
         elif pip_ip:
-            ingress = (Ingress(ip=pip_ip),)
+            # azure-additional-public-ips follow the frontend's address, as upstream's status
+            ingress = (Ingress(ip=pip_ip), *(Ingress(ip=ip) for ip in opts.additional_public_ips))
         for old in sorted(stale_pips):
             changes.extend(self._pip_deletion(old, intent.ref))
 
@@ -233,8 +241,23 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
             )
         else:
             frontend_addr = pip_ip
-        nsg = self.seen.nsg()  # one read for lbprov's rules and upstream's
+        nsg = self.seen.nsg()  # once per plan: lbprov's rules, the shared ones and upstream's
         changes.extend(self._nsg_changes(desired.nsg_rules, base, intent.ref, lbn, frontend_addr, nsg))
+        stale: set[str] = set()
+        for old in stale_pips:
+            seg = old.split("/")
+            gone = self.seen.pip(seg[4], seg[-1]) if len(seg) >= 9 else None
+            if gone and (gone.get("properties") or {}).get("ipAddress"):
+                stale.add(str(gone["properties"]["ipAddress"]))
+        old_private = ((fe or {}).get("properties") or {}).get("privateIPAddress")
+        if old_private and old_private != frontend_addr:
+            stale.add(str(old_private))
+        stale.discard(frontend_addr or "")
+        changes.extend(
+            self._shared_nsg_changes(
+                desired.shared_nsg_rules, intent.ref, lbn, base, frontend_addr, stale, nsg
+            )
+        )
         # upstream's rules go once lbprov's own are in place (no moment without an allow rule)
         changes.extend(self._upstream_nsg_changes(nsg, base, {frontend_addr} if frontend_addr else set()))
         return Plan(
@@ -436,17 +459,17 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
         token = names.uid_token(ref.uid)
         changes: list[Change] = []
         pip_ids: set[str] = set()
-        addresses: set[str] = set()
+        frontend_private: set[str] = set()
         fleet = self._fleet(strict=False, base=base)
         for (k, scheme), lb in sorted(fleet.lbs.items()):
             lbn = names.lb_name(cluster, scheme, k)
             fe = find(items(lb, "frontendIPConfigurations"), base)
+            private = ((fe or {}).get("properties") or {}).get("privateIPAddress")
+            if private:
+                frontend_private.add(str(private))
             old = ref_id(((fe or {}).get("properties") or {}).get("publicIPAddress"))
             if old:
                 pip_ids.add(old)
-            private = ((fe or {}).get("properties") or {}).get("privateIPAddress")
-            if private:
-                addresses.add(str(private))
             removal = self._lb_removal(lb, lbn, base, token, ref)
             if (k, scheme) in fleet.predecessors or (
                 removal and token not in names.services_of(lb.get("tags"))
@@ -470,11 +493,6 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
                     or upstream.is_predecessor_pip(tags, cluster, ref)
                 ):
                     pips[pid.lower()] = other_pip
-        addresses.update(
-            str(p["properties"]["ipAddress"])
-            for p in pips.values()
-            if (p.get("properties") or {}).get("ipAddress")
-        )
         for pip in sorted(pips.values(), key=lambda p: str(p["id"])):
             seg = str(pip["id"]).split("/")
             changes.append(
@@ -487,7 +505,19 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
                     data={"rg": seg[4], "name": seg[-1], "etag": pip.get("etag")},
                 )
             )
+        # the Service's addresses leave the shared rules first (before its frontends and public IPs
+        # go: an address left in an allow rule could open ports to whoever gets it next)
+        addresses = {str((p.get("properties") or {}).get("ipAddress")) for p in pips.values()}
+        for pid in pip_ids:  # the frontends' public IPs, the user's (azure-pip-name) included
+            if pid.lower() in pips:
+                continue
+            seg = pid.split("/")
+            used = self.seen.pip(seg[4], seg[-1]) if len(seg) >= 9 else None
+            addresses.add(str(((used or {}).get("properties") or {}).get("ipAddress")))
+        addresses |= frontend_private
+        addresses.discard("None")
         nsg = self.seen.nsg()
+        changes[:0] = self._shared_nsg_removal(ref, addresses, nsg)
         if nsg is not None:
             for name, rule in sorted(self._owned_nsg_rules(nsg, base, strict=False).items()):
                 changes.append(

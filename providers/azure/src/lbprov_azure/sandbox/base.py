@@ -17,6 +17,7 @@ NETWORK = "Microsoft.Network"
 TOP_TYPES = {
     "loadbalancers": "loadBalancers",
     "publicipaddresses": "publicIPAddresses",
+    "publicipprefixes": "publicIPPrefixes",
     "networksecuritygroups": "networkSecurityGroups",
     "virtualnetworks": "virtualNetworks",
 }
@@ -36,6 +37,8 @@ MAX_FRONTENDS_PER_LB = 600
 MAX_RULES_PER_NIC = 300
 #: security rules per network security group
 MAX_NSG_RULES = 1000
+#: source (and destination) addresses and ranges in the security rules of one NSG
+MAX_NSG_ADDRESSES = 4000
 MAX_TAGS = 50
 NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
 BAD_TAG_CHARS = set("<>%&\\?/")

@@ -272,6 +272,19 @@ class LoadBalancers:
                     f"Rule {r['id']}: protocol {proto!r} must be Tcp, Udp or All.",
                 )
             fport, bport = rp.get("frontendPort"), rp.get("backendPort")
+            if proto == "All":
+                # HA ports (learn.microsoft.com/azure/load-balancer/load-balancer-ha-ports-overview):
+                # protocol All with frontend and backend port 0, "available only for an internal
+                # Standard load balancer" (a frontend in a subnet, never a public IP).
+                fe = next(f for f in frontends if f["id"].lower() == fe_id.lower())
+                public = bool((fe.get("properties") or {}).get("publicIPAddress"))
+                if sku != "Standard" or public or fport != 0 or bport != 0:
+                    raise ArmError(
+                        400,
+                        "InvalidHaPortsLoadBalancingRule",
+                        f"Rule {r['id']}: a rule of protocol All (HA ports) needs frontendPort 0, backendPort 0 "
+                        "and an internal frontend of a Standard load balancer.",
+                    )
             for label, value in (("frontendPort", fport), ("backendPort", bport)):
                 if not isinstance(value, int) or not (0 if proto == "All" else 1) <= value <= 65535:
                     raise ArmError(
