@@ -6,6 +6,8 @@ changes (apply/). Every request passes CloudCalls through a botocore hook (clien
 
 from __future__ import annotations
 
+import math
+import threading
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -30,7 +32,7 @@ from lbprov_aws.names import (
     nlb_rule_description,
     target_group_prefix,
 )
-from lbprov_aws.observe import ClusterContext, Reader, ReadRound, ServiceState
+from lbprov_aws.observe import DEEP_CHECK_READS, ClusterContext, Reader, ReadRound, ServiceState
 from lbprov_aws.options import AWSOptions, implemented_elsewhere, provider_id_instance, resolve
 from lbprov_aws.settings import AWSSettings
 
@@ -82,6 +84,8 @@ class AWSProvider:
             rules=self.rules,
             cluster_id=settings.cluster_id,
         )
+        self._period = -1
+        self._period_lock = threading.Lock()
         self.executor = Executor(
             self.clients,
             self.cluster,
@@ -109,6 +113,10 @@ class AWSProvider:
         return resolve(intent, annotations)
 
     def plan(self, intent: Intent) -> Plan:
+        with self.reader.shared_round():
+            return self._plan(intent)
+
+    def _plan(self, intent: Intent) -> Plan:
         if not isinstance(intent.options, AWSOptions):
             intent = self.resolve(intent, {})
         ids = sorted({i for t in intent.targets if (i := provider_id_instance(t.provider_id))})
@@ -162,6 +170,10 @@ class AWSProvider:
 
     def plan_delete(self, ref: ServiceRef) -> Plan:
         """Finds everything by the Service UID's name and ownership tags, whatever the annotations say."""
+        with self.reader.shared_round():
+            return self._plan_delete(ref)
+
+    def _plan_delete(self, ref: ServiceRef) -> Plan:
         state = self.reader.service_state(
             ref.uid, naming.lb_name(ref.uid), target_group_prefix(ref), details=False
         )
@@ -176,7 +188,11 @@ class AWSProvider:
             return self.executor.apply(plan)
         finally:
             if self.reader.round is not None and plan.changes:
-                self.reader.round.invalidate(plan.ref.uid, target_groups=_changes_target_groups(plan))
+                self.reader.round.invalidate(
+                    plan.ref.uid,
+                    target_groups=_changes_target_groups(plan),
+                    security_groups=_may_change_security_groups(plan),
+                )
 
     def list_owned(self) -> list[OwnedLoadBalancer]:
         nlbs, classics, tgs = self.reader.all_owned()
@@ -227,16 +243,25 @@ class AWSProvider:
 
         A Service whose plan was applied is re-read directly afterwards, so later plans see fresh
         state. Nesting reuses the outer round.
+
+        Details (listeners, attributes, registered targets) are planned from what was remembered
+        of them (observe.py ``_details``), except for the Services due for a deep check when the
+        controller marks the round as its periodic resync (``ReadRound.drift_check``): each
+        Service is due once every :attr:`drift_check_periods` resyncs.
         """
-        if self.reader.round is not None:
-            yield self.reader.round
-            return
-        rnd = ReadRound()
-        self.reader.round = rnd
-        try:
+        with self.reader.explicit_round(periods=self._next_period, k=self.drift_check_periods) as rnd:
             yield rnd
-        finally:
-            self.reader.round = None
+
+    @property
+    def drift_check_periods(self) -> int:
+        """K: every Service is deep-checked once every K resyncs, so that a resync costs about
+        ``resync_read_budget`` reads per one-port Service (a deep check: 4 reads; see settings)."""
+        return max(1, math.ceil(DEEP_CHECK_READS / self.settings.resync_read_budget))
+
+    def _next_period(self) -> int:
+        with self._period_lock:
+            self._period += 1
+            return self._period
 
     # -- sandbox ---------------------------------------------------------------------------------
 
@@ -257,6 +282,16 @@ def _vpc_of(state: ServiceState) -> str | None:
     """The VPC of what a Service left (its node rules are in that VPC's security groups)."""
     found = [x.vpc_id for x in (state.nlb, state.classic, *state.target_groups) if x is not None and x.vpc_id]
     return found[0] if found else None
+
+
+#: Change types (``Change.data["type"]``) that never write a security group or its rules.
+_NO_SECURITY_GROUP_WRITES = frozenset({"tg", "nlb", "listener"})
+
+
+def _may_change_security_groups(plan: Plan) -> bool:
+    """Whether a plan may write security groups (then the round's listing of them is read again):
+    a new node only registers targets, and must not cost every later plan a security group read."""
+    return any(c.data.get("type") not in _NO_SECURITY_GROUP_WRITES for c in plan.changes)
 
 
 def _changes_target_groups(plan: Plan) -> bool:
