@@ -117,6 +117,9 @@ class ClassicPlanning(PlannerBase):
                     current.add(
                         (perm["IpProtocol"], perm.get("FromPort", -1), perm.get("ToPort", -1), r["CidrIpv6"])
                     )
+        # cloud-provider-aws also admits ICMP type 3 code 4 (path MTU discovery) from the source
+        # ranges into the group it made: an adopted group keeps that rule for the current ranges.
+        current -= {("icmp", 3, 4, cidr) for cidr in intent.source_ranges}
         desc = names.elb_sg_rule_description(intent.lb_name)
         for key in sorted(desired - current):
             b.add(P_ELB_SG_RULE, self._elb_sg_rule(Action.CREATE, sg_name, key, desc))
