@@ -21,6 +21,7 @@ from lbprov_aws import operations
 from lbprov_aws.apply import Executor
 from lbprov_aws.client import AWSClients
 from lbprov_aws.diff import adopt
+from lbprov_aws.diff.adopt import keep_kind
 from lbprov_aws.diff.nlb import kube_proxy_entries
 from lbprov_aws.diff.node_rules import RuleConfig, parse_rules
 from lbprov_aws.diff.planner import Planner
@@ -106,7 +107,7 @@ class AWSProvider:
         return implemented_elsewhere(service)
 
     def resolve(self, intent: Intent, annotations: Mapping[str, str]) -> Intent:
-        return resolve(intent, annotations)
+        return resolve(intent, annotations, self.settings.default_load_balancer_type)
 
     def plan(self, intent: Intent) -> Plan:
         if not isinstance(intent.options, AWSOptions):
@@ -115,6 +116,7 @@ class AWSProvider:
         state = self.reader.service_state(
             intent.ref.uid, intent.lb_name, adopt.target_group_prefixes(intent.ref), details=False
         )
+        intent = keep_kind(intent, state, self.cluster)
         # With no eligible node (a node-pool rotation) the instances cannot tell the VPC: the load
         # balancer the Service already has can, so it is kept with an empty target set (issue 13).
         vpc_id = self.settings.vpc_id or (None if ids else _vpc_of(state))

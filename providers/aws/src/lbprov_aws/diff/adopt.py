@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lbprov import naming
-from lbprov.model import Action, Change, Intent, ServiceRef
+from lbprov.model import Action, Change, Intent, InvalidService, ServiceRef
 from lbprov_aws.desired import listener_ports, ownership_only
 from lbprov_aws.diff.common import P_ELB_SG, P_SG_ADD, P_SG_DEL, _Builder
 from lbprov_aws.names import (
@@ -50,6 +50,7 @@ from lbprov_aws.names import (
     target_group_prefix,
 )
 from lbprov_aws.observe import ClusterContext, ObservedSG, ObservedTG, ServiceState
+from lbprov_aws.options import TYPE, AWSOptions, LbKind, resolve
 
 #: Tag on a target group adopted from cloud-provider-aws: it keeps upstream's name.
 ADOPTED_TAG = "lbprov.io/adopted-from"
@@ -342,3 +343,33 @@ def _revoke(rule: UpstreamRule, reason: str) -> Change:
         reason=reason,
         data={"type": "predecessor-rule", "permission": rule.permission},
     )
+
+
+def keep_kind(intent: Intent, state: ServiceState, cluster: str) -> Intent:
+    """A Service without the type annotation keeps the kind of load balancer it has, its own or
+    its predecessor's, whatever default_load_balancer_type says: neither the move from
+    cloud-provider-aws (whose default is a classic ELB) nor a change of the setting replaces a load
+    balancer. The intent is resolved again as that kind (a classic ELB refuses UDP, for example)."""
+    opts = intent.options
+    if not isinstance(opts, AWSOptions) or opts.kind_explicit:
+        return intent
+    ref = intent.ref
+
+    def has(found: Any) -> bool:
+        return found is not None and (
+            naming.is_owned_by_service(found.tags, cluster, ref.uid)
+            or is_predecessor(found.tags, cluster, ref)
+        )
+
+    kinds = {k for k, found in (("nlb", state.nlb), ("classic", state.classic)) if has(found)}
+    if len(kinds) != 1 or opts.kind in kinds:
+        return intent
+    kept: LbKind = "classic" if "classic" in kinds else "nlb"
+    try:
+        return resolve(intent, dict(opts.annotations), kept)
+    except InvalidService as exc:
+        raise InvalidService(
+            exc.field,
+            f"{exc.reason} (the Service has a {kept} load balancer and no {TYPE} annotation, so it keeps "
+            f"that {kept} load balancer; set {TYPE} to replace it)",
+        ) from exc
