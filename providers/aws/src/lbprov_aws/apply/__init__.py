@@ -52,7 +52,7 @@ class Executor(SecurityGroupApplier, NLBApplier, ClassicApplier, AdoptApplier):
             "kube-proxy-rule": self._kube_proxy_rule,
             "classic": self._classic,
             "classic-listener": self._classic_listener,
-            "adopt-tags": self._adopt_tags,
+            "add-tags": self._add_tags,
             "adopt-rule": self._adopt_rule,
             "predecessor-rule": self._predecessor_rule,
         }

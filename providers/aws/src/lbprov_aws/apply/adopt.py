@@ -13,7 +13,7 @@ from lbprov_aws.operations import error_code
 
 
 class AdoptApplier(ApplierBase):
-    def _adopt_tags(self, c: Change, ctx: dict[str, Any]) -> None:
+    def _add_tags(self, c: Change, ctx: dict[str, Any]) -> None:
         tags = _tags(c.data["tags"])
         if not tags:
             return

@@ -149,7 +149,7 @@ def _tag_change(
         {"tags": {**upstream, **add}},
         cloud_id=cloud_id,
         reason="made by cloud-provider-aws for this Service: adopted in place",
-        data={"type": "adopt-tags", "api": api, "tags": add},
+        data={"type": "add-tags", "api": api, "tags": add},
     )
 
 

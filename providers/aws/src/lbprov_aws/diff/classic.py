@@ -61,6 +61,10 @@ class ClassicPlanning(PlannerBase):
         if elb_sg is not None:
             check_owned("security group", sg_name, elb_sg.tags, self.cluster, ref)
             data["elb_sg_id"] = elb_sg.id
+            if self.cluster_id and naming.CLUSTER_ID_TAG not in elb_sg.tags:
+                # Made before cluster identities: it gets this cluster's on its next reconcile, as
+                # the load balancers and target groups do (ec2:CreateTags on the cluster's groups).
+                b.add(P_ELB_SG, _identity_change(elb_sg, self.cluster_id))
         else:
             b.add(
                 P_ELB_SG,
@@ -338,6 +342,20 @@ class ClassicPlanning(PlannerBase):
         for sg in ctx.security_groups:
             if sg.name == sg_name and uid and naming.is_owned_by_service(sg.tags, self.cluster, uid):
                 b.add(P_ELB_SG_DEL, _elb_sg_delete(sg, reason=reason))
+
+
+def _identity_change(sg: ObservedSG, cluster_id: str) -> Change:
+    add = {naming.CLUSTER_ID_TAG: cluster_id}
+    return Change(
+        Action.UPDATE,
+        "security-group",
+        sg.name,
+        {"tags": {}},
+        {"tags": add},
+        cloud_id=sg.id,
+        reason="the cluster identity, on a group made before identities",
+        data={"type": "add-tags", "api": "ec2", "tags": add},
+    )
 
 
 def _elb_sg_delete(sg: ObservedSG, *, reason: str | None) -> Change:
