@@ -234,3 +234,16 @@ def test_a_load_balancer_of_another_cluster_or_service_stays_foreign(
         assert len(view.tgs()) == len(PORTS)
     else:
         assert [lb["DNSName"] for lb in view.classics()] == [up.dns]
+
+
+def test_without_node_rule_management_an_adopted_nlb_keeps_upstreams_rules(
+    cloud: SandboxCloud, view: AwsView
+) -> None:
+    provider = AWSProvider.from_settings(fast_settings(cloud, manage_node_security_group=False))
+    svc = Svc(ports=PORTS, annotations={ANN + "type": "nlb"})
+    make_upstream_nlb(cloud, svc)
+    before = view.node_sg()["IpPermissions"]
+    plan = converge(provider, intent_of(provider, svc, node_objects(cloud)))
+    assert not any(c.kind == "security-group-rule" for c in plan.changes), render_plan(plan)
+    assert view.node_sg()["IpPermissions"] == before
+    assert view.nlbs(svc.uid)[0]["Tags"][naming.SERVICE_UID_TAG] == svc.uid

@@ -263,6 +263,8 @@ def _security_groups(
         )
     }
     take_over = kind == "nlb" and manage_sg
+    # Without node rule management lbprov adds no rule of its own: a kept NLB keeps upstream's.
+    keep_rules = kind == "nlb" and not manage_sg
     groups: list[ObservedSG] = []
     for sg in ctx.security_groups:
         if sg.name == elb_sg_name and sg.id in elb_sg_ids and naming.SERVICE_UID_TAG not in sg.tags:
@@ -278,7 +280,7 @@ def _security_groups(
             for ranges_key, cidr_key in (("IpRanges", "CidrIp"), ("Ipv6Ranges", "CidrIpv6")):
                 for entry in perm.get(ranges_key, []):
                     rule_kind = descriptions.get(entry.get("Description") or "")
-                    if rule_kind is None:
+                    if rule_kind is None or keep_rules:
                         continue
                     single = {
                         "IpProtocol": perm["IpProtocol"],
