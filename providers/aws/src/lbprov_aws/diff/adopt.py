@@ -282,7 +282,7 @@ def _security_groups(
                     rule_kind = descriptions.get(entry.get("Description") or "")
                     if rule_kind is None or keep_rules:
                         continue
-                    single = {
+                    single: dict[str, Any] = {
                         "IpProtocol": perm["IpProtocol"],
                         **{k: perm[k] for k in ("FromPort", "ToPort") if k in perm},
                         ranges_key: [{cidr_key: entry[cidr_key], "Description": entry["Description"]}],
