@@ -10,6 +10,7 @@ another Service stay foreign.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -247,3 +248,46 @@ def test_without_node_rule_management_an_adopted_nlb_keeps_upstreams_rules(
     assert not any(c.kind == "security-group-rule" for c in plan.changes), render_plan(plan)
     assert view.node_sg()["IpPermissions"] == before
     assert view.nlbs(svc.uid)[0]["Tags"][naming.SERVICE_UID_TAG] == svc.uid
+
+
+@pytest.mark.parametrize("kind", ["nlb", "classic"])
+@pytest.mark.parametrize("cut", ["first", "middle"])
+def test_an_adoption_cut_short_by_a_crash_is_finished_by_the_next_plan(
+    provider: AWSProvider, cloud: SandboxCloud, view: AwsView, kind: str, cut: str
+) -> None:
+    svc = Svc(ports=PORTS, annotations={ANN + "type": kind})
+    up = (make_upstream_nlb if kind == "nlb" else make_upstream_classic)(cloud, svc)
+    intent = intent_of(provider, svc, node_objects(cloud))
+    plan = provider.plan(intent)
+    n = 1 if cut == "first" else len(plan.changes) // 2
+    provider.apply(dataclasses.replace(plan, changes=plan.changes[:n]))  # the process dies here
+    restarted = AWSProvider.from_settings(fast_settings(cloud))
+    again = restarted.plan(intent)
+    assert not any(
+        c.action in (Action.CREATE, Action.REPLACE) and c.kind == "load-balancer" for c in again.changes
+    )
+    converge(restarted, intent)
+    found = view.nlbs(svc.uid) if kind == "nlb" else view.classics(svc.uid)
+    assert [lb["DNSName"] for lb in found] == [up.dns]
+    delete_all(restarted, svc)
+    assert view.nlbs() == [] and view.tgs() == [] and view.classics() == []
+    assert all(not g["GroupName"].startswith("k8s-elb-a") for g in view.security_groups())
+
+
+def test_a_resync_round_adopts_several_predecessors(
+    provider: AWSProvider, cloud: SandboxCloud, view: AwsView
+) -> None:
+    classic = Svc(name="c", ports=PORTS, annotations={ANN + "type": "classic"})
+    nlb = Svc(name="n", ports=[(8080, "TCP", 31080)], annotations={ANN + "type": "nlb"})
+    ups = {classic.uid: make_upstream_classic(cloud, classic), nlb.uid: make_upstream_nlb(cloud, nlb)}
+    intents = [intent_of(provider, s, node_objects(cloud)) for s in (classic, nlb)]
+    with provider.read_round():
+        for intent in intents:
+            plan = provider.plan(intent)
+            assert any(c.action is Action.ADOPT for c in plan.changes), render_plan(plan)
+            provider.apply(plan)
+    for intent in intents:
+        again = provider.plan(intent)
+        assert again.empty, render_plan(again)
+    assert view.classics(classic.uid)[0]["DNSName"] == ups[classic.uid].dns
+    assert view.nlbs(nlb.uid)[0]["DNSName"] == ups[nlb.uid].dns
