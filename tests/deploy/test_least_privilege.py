@@ -47,7 +47,12 @@ _AZURE_JOIN = (
     "(lbprov_azure.operations.JOIN_PERMISSIONS)"
 )
 ALLOWED_EXTRA: dict[str, dict[str, str]] = {
-    "aws": {},
+    "aws": {
+        "ec2:UpdateSecurityGroupRuleDescriptionsIngress": (
+            "sent only to take over cloud-provider-aws's node rules of an NLB adopted in place "
+            "(providers/aws/tests/test_adopt.py covers it)"
+        ),
+    },
     "gcp": {
         "compute.instances.list": (
             "instances.list: sent only when the setting node_tags is unset, to find the nodes' network tags "
@@ -94,7 +99,16 @@ ALLOWED_EXTRA: dict[str, dict[str, str]] = {
 #: path the emulator cannot produce (its permissions must then be granted, via ALLOWED_EXTRA).
 #: The set must match exactly, so that this list stays current as providers change.
 UNEXERCISED: dict[str, dict[str, str]] = {
-    "aws": {},
+    "aws": {
+        "ec2:CreateTags": (
+            "granted: only a classic ELB security group made by cloud-provider-aws (adopted) or by an "
+            "older lbprov (the cluster identity) is tagged after its creation (providers/aws/tests/test_adopt.py)"
+        ),
+        "ec2:UpdateSecurityGroupRuleDescriptionsIngress": (
+            "granted: only cloud-provider-aws's node rules of an adopted NLB are taken over "
+            "(providers/aws/tests/test_adopt.py)"
+        ),
+    },
     "gcp": {
         **{
             op: "unreachable: nodes come from providerIDs (instances are only listed, for their tags); networks and subnetworks are named by the settings"
