@@ -10,8 +10,10 @@ the round, so a later plan in the same round reads them afresh.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
-from typing import Any
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, cast
 
 from lbprov import naming
 from lbprov.model import OwnedLoadBalancer, ServiceRef
@@ -20,30 +22,77 @@ from lbprov_gcp.client import Compute
 from lbprov_gcp.desired import HC_TIMING
 
 Json = dict[str, Any]
+T = TypeVar("T")
 
 
 def _alternation(names: Iterable[str]) -> str:
     return "(" + "|".join(sorted(set(names))) + ")"
 
 
-class ReadRound:
-    """Listings cached for the length of one round."""
+class _Entry:
+    """One listing of a round: loaded once, by the first plan that needs it; the others wait."""
 
     def __init__(self) -> None:
-        self.lists: dict[str, list[Json]] = {}
-        self.groups: dict[str, dict[tuple[str, str], Json]] = {}
-        self.members: dict[tuple[str, str], list[str]] = {}
+        self.done = threading.Event()
+        self.read_at = time.monotonic()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class ReadRound:
+    """Listings cached for the length of one round, each loaded once however many workers ask.
+
+    The controller's workers plan concurrently inside one round. A listing that several of them
+    miss at once is sent once (single flight): the first asks the API, the others wait for its
+    answer. A write drops the listings it changed (:meth:`invalidate`), so a plan that starts
+    after the write lists them afresh, again once for every worker.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, ...], _Entry] = {}
+
+    def get(self, key: tuple[str, ...], load: Callable[[], T]) -> T:
+        with self._lock:
+            entry = self._entries.get(key)
+            owner = entry is None
+            if entry is None:
+                entry = self._entries[key] = _Entry()
+        if owner:
+            try:
+                entry.value = load()
+            except BaseException as exc:
+                entry.error = exc
+                with self._lock:
+                    if self._entries.get(key) is entry:
+                        del self._entries[key]  # the next plan asks again
+                raise
+            finally:
+                entry.done.set()
+        else:
+            entry.done.wait()
+            if entry.error is not None:
+                raise entry.error
+        return cast(T, entry.value)
+
+    def read_at(self, key: tuple[str, ...]) -> float | None:
+        """When the cached listing ``key`` was asked for (monotonic), or None if it is not cached."""
+        with self._lock:
+            entry = self._entries.get(key)
+        return entry.read_at if entry is not None else None
 
     def invalidate(self, collection: str, zone: str | None = None) -> None:
-        if collection == "instanceGroups":
-            self.groups.clear()
-            if zone is None:
-                self.members.clear()
+        with self._lock:
+            if collection == "instanceGroups":
+                drop = [
+                    k
+                    for k in self._entries
+                    if k[0] == "groups" or (k[0] == "members" and zone in (None, k[1]))
+                ]
             else:
-                for key in [k for k in self.members if k[0] == zone]:
-                    del self.members[key]
-        else:
-            self.lists.pop(collection, None)
+                drop = [("list", collection)]
+            for key in drop:
+                self._entries.pop(key, None)
 
 
 class Reader:
@@ -53,9 +102,7 @@ class Reader:
 
     def _all(self, collection: str) -> list[Json]:
         assert self.round is not None
-        if collection not in self.round.lists:
-            self.round.lists[collection] = self.compute.list_items(collection)
-        return self.round.lists[collection]
+        return self.round.get(("list", collection), lambda: self.compute.list_items(collection))
 
     def all(self, collection: str) -> list[Json]:
         """Every resource of a collection in the region (global for firewalls)."""
@@ -81,10 +128,10 @@ class Reader:
         """The named instances of one zone (one filtered list; the whole zone inside a read round)."""
         wanted = set(names)
         if self.round is not None:
-            key = f"instances/{zone}"
-            if key not in self.round.lists:
-                self.round.lists[key] = self.compute.list_items("instances", zone=zone)
-            return [i for i in self.round.lists[key] if i["name"] in wanted]
+            listed = self.round.get(
+                ("list", f"instances/{zone}"), lambda: self.compute.list_items("instances", zone=zone)
+            )
+            return [i for i in listed if i["name"] in wanted]
         found = self.compute.list_items("instances", f'name eq "{_alternation(wanted)}"', zone=zone)
         return [i for i in found if i["name"] in wanted]
 
@@ -104,17 +151,16 @@ class Reader:
         """Instance groups named ``prefix*`` in the region, by (zone, name)."""
         if self.round is None:
             return self.compute.instance_groups(prefix)
-        if prefix not in self.round.groups:
-            self.round.groups[prefix] = self.compute.instance_groups(prefix)
-        return self.round.groups[prefix]
+        return self.round.get(("groups", prefix), lambda: self.compute.instance_groups(prefix))
+
+    def groups_read_at(self, prefix: str) -> float | None:
+        """When the round's listing of the groups was asked for; None outside a round."""
+        return self.round.read_at(("groups", prefix)) if self.round is not None else None
 
     def members(self, zone: str, name: str) -> list[str]:
         if self.round is None:
             return self.compute.group_members(zone, name)
-        key = (zone, name)
-        if key not in self.round.members:
-            self.round.members[key] = self.compute.group_members(zone, name)
-        return list(self.round.members[key])
+        return list(self.round.get(("members", zone, name), lambda: self.compute.group_members(zone, name)))
 
     def wrote(self, collection: str, zone: str | None = None) -> None:
         if self.round is not None:

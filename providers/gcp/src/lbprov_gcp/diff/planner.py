@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -80,7 +81,9 @@ class Planner:
         r_ = self.reader
         if options.address_names:
             intent = dataclasses.replace(intent, requested_ip=named_address(self, options.address_names))
+        read_at = time.monotonic()
         groups = r_.groups(N.IG_PREFIX)  # every k8s-ig--* group in the region: ours, upstream's, others'
+        read_at = min(read_at, r_.groups_read_at(N.IG_PREFIX) or read_at)  # a round's listing may be older
         members = {key: r_.members(*key) if groups[key].get("size", 1) else [] for key in sorted(groups)}
         hcs = r_.named("healthChecks", [lb, N.shared_hc_name(self.cluster)])
         bss = r_.named("backendServices", [N.rule_name(lb, "TCP"), N.rule_name(lb, "UDP")])
@@ -106,7 +109,7 @@ class Planner:
         rules: list[Change] = []
         last: list[Change] = []
 
-        first.extend(group_changes(self, want, groups, members, usable))
+        first.extend(group_changes(self, want, groups, members, usable, read_at))
 
         # -- health check and its firewall ---------------------------------------------------------
         specs: tuple[tuple[Spec, dict[str, Json]], ...] = ((want.health_check, hcs), (want.hc_firewall, fws))
