@@ -41,6 +41,7 @@ from lbprov_gcp.sandbox import (
     forwarding_rules,
     health_checks,
     instance_groups,
+    ipam,
 )
 from lbprov_gcp.sandbox.errors import (
     ApiError,
@@ -80,6 +81,8 @@ class ComputeEmulator:
         self.zones = [f"{region}-{z}" for z in ("a", "b", "c")]
         self.base_url = base_url
         self.operation_delay = 0.0
+        #: The regional IN_USE_ADDRESSES quota: external IPs reserved or held by forwarding rules.
+        self.in_use_addresses_quota = ipam.IN_USE_ADDRESSES_QUOTA
         self.lock = threading.RLock()
         self._store: dict[tuple[str, str, str], dict[str, Json]] = {}
         self._ids = itertools.count(int.from_bytes(os.urandom(4), "big") * 1000 + 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
+from lbprov_gcp.sandbox import addresses as addresses_module
 from lbprov_gcp.sandbox import ipam
 from lbprov_gcp.sandbox.errors import ApiError, invalid
 from lbprov_gcp.sandbox.fields import NAME, PASSTHROUGH_SCHEMES, check_port_items, fingerprint, overlap
@@ -190,6 +191,7 @@ def validate(emu: ComputeEmulator, route: Route, body: Json, _old: Json | None) 
             f["IPAddress"] for f in emu.all_of("forwardingRules")
         }
         if scheme == "EXTERNAL":
+            addresses_module.check_external_quota(emu, route, None)
             allocated = ipam.allocate_external(used)
         else:
             assert subnet is not None

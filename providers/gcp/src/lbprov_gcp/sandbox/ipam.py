@@ -1,16 +1,41 @@
 """IP allocation for the emulator: external addresses from documentation ranges, internal ones from
-the subnetwork's range.
+the subnetwork's range; external IPv4 addresses in use are limited by a regional quota.
 
-External ranges are the RFC 5737 test networks (203.0.113.0/24, then 198.51.100.0/24), so nothing
-the emulator hands out can be mistaken for, or routed to, a real Google address.
+External ranges are the RFC 5737 test networks (203.0.113.0/24, 198.51.100.0/24, 192.0.2.0/24),
+then the RFC 2544 benchmarking network 198.18.0.0/15, so nothing the emulator hands out can be
+mistaken for, or routed to, a real Google address, and a 1,000-Service benchmark fits. The pool
+is finite, and the project's quota binds first: GCE counts every external IP that an address
+reservation or a forwarding rule holds against the regional quota ``IN_USE_ADDRESSES`` and refuses
+one more with 403 ``quotaExceeded`` (``Quota 'IN_USE_ADDRESSES' exceeded.  Limit: 8.0 in region
+us-central1.``, the message GCE gives).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
-EXTERNAL_POOLS = (ipaddress.ip_network("203.0.113.0/24"), ipaddress.ip_network("198.51.100.0/24"))
+from lbprov_gcp.sandbox.errors import ApiError
+
+EXTERNAL_POOLS = (
+    ipaddress.ip_network("203.0.113.0/24"),
+    ipaddress.ip_network("198.51.100.0/24"),
+    ipaddress.ip_network("192.0.2.0/24"),
+    ipaddress.ip_network("198.18.0.0/15"),
+)
+#: The emulated project's regional ``IN_USE_ADDRESSES`` quota (GCE's default varies by project;
+#: the emulator's is high enough for the 1,000-Service benchmark, and a test may lower it).
+IN_USE_ADDRESSES_QUOTA = 4096
+
+
+def check_external_quota(in_use: int, limit: int, region: str) -> None:
+    """Refuse one more external IP when ``in_use`` already reaches the quota, as GCE does."""
+    if in_use >= limit:
+        raise ApiError(
+            403,
+            "quotaExceeded",
+            f"Quota 'IN_USE_ADDRESSES' exceeded.  Limit: {float(limit)} in region {region}.",
+        )
 
 
 def in_external_pool(ip: str) -> bool:
@@ -37,15 +62,17 @@ def usable_in_subnet(ip: str, cidr: str) -> bool:
     return addr not in reserved
 
 
-def allocate_external(used: Iterable[str]) -> str | None:
-    taken = set(used)
+def _external_hosts() -> Iterator[str]:
     for net in EXTERNAL_POOLS:
         for host in net.hosts():
             if int(host) & 0xFF in (0, 1, 255):
                 continue
-            if str(host) not in taken:
-                return str(host)
-    return None
+            yield str(host)
+
+
+def allocate_external(used: Iterable[str]) -> str | None:
+    taken = set(used)
+    return next((ip for ip in _external_hosts() if ip not in taken), None)
 
 
 def allocate_internal(cidr: str, used: Iterable[str]) -> str | None:
