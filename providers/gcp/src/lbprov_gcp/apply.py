@@ -25,6 +25,10 @@ Json = dict[str, Any]
 log = logging.getLogger("lbprov.gcp")
 
 
+def _ip_key(family: object) -> str:
+    return "ip6" if family == "IPv6" else "ip"
+
+
 class Applier:
     """Executes exactly a plan's changes; returns the Service's ingress."""
 
@@ -88,18 +92,22 @@ class Applier:
                 self.reader.wrote("addresses")
         if plan.is_delete:
             return ()
-        ip = ctx.get("ip")
-        if ip is None and plan.ingress and not plan.changes:
+        if plan.ingress and not plan.changes:
             return plan.ingress
-        if ip is None:
-            ip = self._current_ip(plan)
-        return (Ingress(ip=ip),) if ip else ()
+        # status.loadBalancer.ingress: one IP per family, in spec.ipFamilies order
+        out = []
+        for family in plan.data.get("families") or ("IPv4",):
+            ip = ctx.get(_ip_key(family)) or self._current_ip(plan, family)
+            if ip:
+                out.append(Ingress(ip=ip))
+        return tuple(out)
 
-    def _current_ip(self, plan: Plan) -> str | None:
+    def _current_ip(self, plan: Plan, family: str) -> str | None:
+        v6 = family == "IPv6"
         for ingress in plan.ingress:
-            if ingress.ip:
+            if ingress.ip and (":" in ingress.ip) == v6:
                 return ingress.ip
-        address = plan.data.get("address")
+        address = (plan.data.get("addresses") or {}).get(family) or (None if v6 else plan.data.get("address"))
         if address:
             found = self.compute.get("addresses", address)
             if found:
@@ -129,12 +137,13 @@ class Applier:
         if change.action is Action.REPLACE and collection != "forwardingRules":
             c.delete(collection, change.name)
         body = dict(data["body"])
+        ip_key = _ip_key(data.get("family"))  # each IP family's IP apart
         if data.get("destination_from_ip"):
             # The traffic firewall's destination is the IP reserved earlier in this apply.
-            ip = ctx.get("ip")
+            ip = ctx.get(ip_key)
             if not ip:
                 raise RuntimeError(f"firewall {change.name}: the Service's IP is not known yet; plan again")
-            body["destinationRanges"] = [f"{ip}/32"]
+            body["destinationRanges"] = [f"{ip}/{data.get('destination_length', 32)}"]
         if change.action is Action.UPDATE and data.get("verb") == "setLabels":
             c.set_labels(collection, change.name, body)
             return
@@ -143,20 +152,22 @@ class Applier:
             return
         if collection == "forwardingRules":
             body = dict(data["body"])
-            ip = ctx.get("ip") or data.get("ip")
+            ip = ctx.get(ip_key) or data.get("ip")
             if ip is None and data.get("address"):
                 found = c.get("addresses", data["address"])
                 ip = found.get("address") if found else None
-                ctx["ip"] = ip
+                ctx[ip_key] = ip
             if ip is None:
                 raise RuntimeError(
                     f"forwarding rule {change.name}: the Service's address is missing; plan again"
                 )
-            body["IPAddress"] = ip
+            # an external IPv6 rule is given its /96 (ingress-gce: "address has to be specified
+            # with /96 prefix, or API will return error")
+            body["IPAddress"] = f"{ip}{data.get('ip_suffix') or ''}"
             if change.action is Action.REPLACE:
                 c.delete(collection, change.name)
             c.insert(collection, body)
-            ctx["ip"] = ip
+            ctx[ip_key] = ip
             return
         if data.get("shared"):
             self._create_shared(collection, None, change.name, body)
@@ -164,7 +175,7 @@ class Applier:
             c.insert(collection, body)
         if collection == "addresses":
             found = c.get("addresses", change.name)
-            ctx["ip"] = found.get("address") if found else None
+            ctx[ip_key] = found.get("address") if found else None
             if data.get("transient"):
                 ctx.setdefault("transient", []).append(change.name)
 

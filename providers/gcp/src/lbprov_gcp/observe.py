@@ -117,12 +117,22 @@ class Reader:
         found = self.compute.list_items(collection, f'name eq "{_alternation(wanted)}"')
         return {r["name"]: r for r in found if r["name"] in wanted}
 
-    def addresses(self, name: str, ip: str | None) -> list[Json]:
-        """The address called ``name`` and any address holding ``ip``."""
+    def addresses(self, names: str | Iterable[str], ip: str | None) -> list[Json]:
+        """The addresses called ``names`` (one per IP family) and any address holding ``ip``."""
+        wanted = {names} if isinstance(names, str) else set(names)
         if self.round is not None:
-            return [a for a in self._all("addresses") if a["name"] == name or (ip and a.get("address") == ip)]
-        query = f'(name = "{name}") OR (address = "{ip}")' if ip else f'name = "{name}"'
+            return [
+                a for a in self._all("addresses") if a["name"] in wanted or (ip and a.get("address") == ip)
+            ]
+        terms = [f'(name = "{n}")' for n in sorted(wanted)] + ([f'(address = "{ip}")'] if ip else [])
+        query = " OR ".join(terms) if len(terms) > 1 else f'name = "{next(iter(wanted))}"'
         return self.compute.list_items("addresses", query)
+
+    def subnetwork(self, name: str) -> Json | None:
+        """A subnetwork of the region (its stack type tells whether it serves IPv6)."""
+        if self.round is None:
+            return self.compute.get("subnetworks", name)
+        return self.round.get(("subnetwork", name), lambda: self.compute.get("subnetworks", name))
 
     def instances(self, zone: str, names: Iterable[str]) -> list[Json]:
         """The named instances of one zone (one filtered list; the whole zone inside a read round)."""
@@ -200,12 +210,17 @@ def view_of(collection: str, res: Json) -> Json:
             ],
         }
     if collection == "addresses":
+        v6 = res.get("ipVersion") == "IPV6"
         view: Json = {"addressType": res.get("addressType", "EXTERNAL"), "address": res.get("address")}
         if view["addressType"] == "EXTERNAL":
             view["networkTier"] = res.get("networkTier", "PREMIUM")
+            if v6:
+                view["subnetwork"] = _name(res.get("subnetwork"))
         else:
             view["subnetwork"] = _name(res.get("subnetwork"))
             view["purpose"] = res.get("purpose")
+        if v6:
+            view["ipVersion"] = "IPV6"
         return view
     if collection == "backendServices":
         backends = []
@@ -228,11 +243,16 @@ def view_of(collection: str, res: Json) -> Json:
             "ports": "all" if res.get("allPorts") else list(res.get("ports") or [res.get("portRange")]),
             "backendService": _name(res.get("backendService")),
         }
+        v6 = res.get("ipVersion") == "IPV6"
+        if v6:
+            fr["ipVersion"] = "IPV6"
         if res.get("loadBalancingScheme") == "INTERNAL":
             fr["subnetwork"] = _name(res.get("subnetwork"))
             fr["allowGlobalAccess"] = bool(res.get("allowGlobalAccess"))
         else:
             fr["networkTier"] = res.get("networkTier", "PREMIUM")
+            if v6:
+                fr["subnetwork"] = _name(res.get("subnetwork"))
         return fr
     raise ValueError(collection)
 

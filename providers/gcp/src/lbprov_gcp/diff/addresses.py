@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from lbprov import naming
 from lbprov.model import Action, Change, Intent, InvalidService
 from lbprov_gcp import names as N
-from lbprov_gcp.desired import Desired
+from lbprov_gcp.desired import Frontend
 from lbprov_gcp.observe import view_of
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def named_address(planner: Planner, names: tuple[str, ...]) -> str:
 
 def refuse_held_ip(planner: Planner, intent: Intent) -> None:
     """A requested IP that another load balancer's forwarding rule holds is refused, naming it."""
-    ip, ours = intent.requested_ip, {N.rule_name(intent.lb_name, p) for p in ("TCP", "UDP")}
+    ip, ours = intent.requested_ip, set(N.rule_names(intent.lb_name))
     for rule in planner.reader.rules_holding(str(ip)):
         if rule["name"] in ours and N.owned_by_service(
             rule.get("description"), planner.cluster, intent.ref.uid
@@ -114,7 +114,7 @@ def refuse_held_ip(planner: Planner, intent: Intent) -> None:
 
 
 def plan_address(
-    planner: Planner, intent: Intent, want: Desired, addrs: list[Json], current_ip: str | None
+    planner: Planner, intent: Intent, want: Frontend, addrs: list[Json], current_ip: str | None
 ) -> AddressPlan:
     """Which IP the rules hold, and whether the Service's own reservation is made, kept or released.
 
@@ -123,7 +123,7 @@ def plan_address(
     the setting ``static_addresses`` is on, or the Service has TCP and UDP rules, which share one
     IP only through a reserved address.
     """
-    ref, lb, s = intent.ref, intent.lb_name, planner.settings
+    ref, lb, s = intent.ref, want.address.name, planner.settings  # lb: this family's address name
     ours = next((a for a in addrs if a["name"] == lb), None)
     if ours is not None and not N.owned_by_service(ours.get("description"), planner.cluster, ref.uid):
         raise planner.conflict("address", lb, ours, f"Service {ref.key} of cluster {planner.cluster}")

@@ -20,18 +20,53 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from lbprov.model import Action, Change, Ingress, Intent, OwnershipConflict, Plan, ServiceRef
 from lbprov_gcp import names as N
-from lbprov_gcp.desired import Spec, build, host_tags, place_nodes
+from lbprov_gcp.desired import Desired, Frontend, Spec, build, host_tags, place_nodes, requested_ip
 from lbprov_gcp.diff.addresses import _UNKNOWN_IP, named_address, plan_address
 from lbprov_gcp.diff.groups import ForeignInstanceGroup, group_changes
+from lbprov_gcp.diff.ipv6 import require_ipv6_subnet
 from lbprov_gcp.observe import Reader, view_of
 from lbprov_gcp.options import GCPOptions, Instance, instances
 from lbprov_gcp.settings import GCPSettings
 
 Json = dict[str, Any]
+
+
+@dataclass
+class _FrontendPlan:
+    """One IP family's part of a plan, in the places the plan's order puts them."""
+
+    ip: str | None
+    reserve: list[Change]
+    early_rule_deletes: list[Change]
+    fw_changes: list[Change]
+    rules: list[Change]
+    rule_patches: list[Change]
+    release: list[Change]
+    family: str = "IPv4"
+    reservation: str | None = None
+
+    def for_family(self, family: str, reservation: str | None) -> _FrontendPlan:
+        """Mark every change with its family, so that apply keeps the two families' IPs apart."""
+
+        def mark(changes: list[Change]) -> list[Change]:
+            return [dataclasses.replace(c, data={**c.data, "family": family}) for c in changes]
+
+        return _FrontendPlan(
+            self.ip,
+            mark(self.reserve),
+            mark(self.early_rule_deletes),
+            mark(self.fw_changes),
+            mark(self.rules),
+            mark(self.rule_patches),
+            mark(self.release),
+            family,
+            reservation,
+        )
 
 
 class Planner:
@@ -87,10 +122,12 @@ class Planner:
         members = {key: r_.members(*key) if groups[key].get("size", 1) else [] for key in sorted(groups)}
         hcs = r_.named("healthChecks", [lb, N.shared_hc_name(self.cluster)])
         bss = r_.named("backendServices", [N.rule_name(lb, "TCP"), N.rule_name(lb, "UDP")])
-        frs = r_.named("forwardingRules", [N.rule_name(lb, "TCP"), N.rule_name(lb, "UDP")])
-        addrs = r_.addresses(lb, intent.requested_ip)
+        frs = r_.named("forwardingRules", N.rule_names(lb))
+        addrs = r_.addresses([lb, N.ipv6(lb)], intent.requested_ip)
         fw_names = [names["firewall"], names["hc_firewall"], N.shared_hc_firewall_name(self.cluster)]
-        fws = r_.named("firewalls", fw_names)
+        fws = r_.named("firewalls", fw_names + [N.ipv6(n) for n in fw_names])
+        if "IPv6" in intent.ip_families:
+            require_ipv6_subnet(self, intent, options)
 
         # -- which group each node serves from -----------------------------------------------------
         usable = {
@@ -113,6 +150,8 @@ class Planner:
 
         # -- health check and its firewall ---------------------------------------------------------
         specs: tuple[tuple[Spec, dict[str, Json]], ...] = ((want.health_check, hcs), (want.hc_firewall, fws))
+        if want.hc_firewall_ipv6 is not None:
+            specs += ((want.hc_firewall_ipv6, fws),)
         for spec, existing in specs:
             first.extend(self._create_or_update(spec, existing.get(spec.name), ref))
 
@@ -175,20 +214,158 @@ class Planner:
                     )
                 )
 
+        # -- per IP family: the IP and its reservation, the forwarding rules, the traffic firewall ---
+        fronts = [self._frontend(intent, front, frs, addrs, fws, replaced_bs) for front in want.frontends]
+        reserve = [c for f in fronts for c in f.reserve]
+        early_rule_deletes += [c for f in fronts for c in f.early_rule_deletes]
+        fw_changes = [c for f in fronts for c in f.fw_changes]
+        rules += [c for f in fronts for c in f.rules]
+        rule_patches = [c for f in fronts for c in f.rule_patches]
+        release = [c for f in fronts for c in f.release]
+
+        # -- leftovers owned by this Service ---------------------------------------------------------------
+        wanted_rules = {r.name for f in want.frontends for r in f.forwarding_rules.values()}
+        for name, found in sorted(frs.items()):
+            if name not in wanted_rules and N.owned_by_service(
+                found.get("description"), self.cluster, ref.uid
+            ):
+                early_rule_deletes.append(
+                    self.delete_change(
+                        found,
+                        "forwarding-rule",
+                        "forwardingRules",
+                        reason="protocol or IP family no longer used",
+                    )
+                )
+        last.extend(self._family_leftovers(intent, want, addrs, fws))
+        for name, found in sorted(bss.items()):
+            if name not in {r.name for r in want.backend_services.values()} and N.owned_by_service(
+                found.get("description"), self.cluster, ref.uid
+            ):
+                last.append(
+                    self.delete_change(
+                        found, "backend-service", "backendServices", reason="protocol no longer used"
+                    )
+                )
+        old_hc = hcs.get(names["hc"])
+        if (
+            want.health_check.name != names["hc"]
+            and old_hc is not None
+            and N.owned_by_service(old_hc.get("description"), self.cluster, ref.uid)
+        ):
+            last.append(
+                self.delete_change(
+                    old_hc, "health-check", "healthChecks", reason="externalTrafficPolicy is Cluster"
+                )
+            )
+        old_fw = fws.get(names["hc_firewall"])
+        if (
+            want.hc_firewall.name != names["hc_firewall"]
+            and old_fw is not None
+            and N.owned_by_service(old_fw.get("description"), self.cluster, ref.uid)
+        ):
+            last.append(
+                self.delete_change(
+                    old_fw, "firewall-rule", "firewalls", reason="externalTrafficPolicy is Cluster"
+                )
+            )
+        if not want.health_check.shared:
+            # Moving away from the shared check: drop it (and its firewall) if nobody else uses it.
+            shared_hc = hcs.get(N.shared_hc_name(self.cluster))
+            uses_shared = any(
+                view_of("backendServices", b)["healthCheck"] == N.shared_hc_name(self.cluster)
+                for b in bss.values()
+            )
+            if shared_hc is not None and uses_shared:
+                last.extend(
+                    self._shared_deletes(
+                        exclude={b["name"] for b in bss.values()},
+                        hc=shared_hc,
+                        fw=fws.get(N.shared_hc_firewall_name(self.cluster)),
+                        fw6=fws.get(N.ipv6(N.shared_hc_firewall_name(self.cluster))),
+                    )
+                )
+
+        # The reservation comes first (it may promote the IP a rule about to be recreated holds);
+        # the traffic firewall needs the IP; the rules come last, then the reservation is released.
+        changes = tuple(
+            first
+            + reserve
+            + early_rule_deletes
+            + fw_changes
+            + services
+            + rules
+            + rule_patches
+            + release
+            + last
+        )
+        # status.loadBalancer.ingress: one IP per family, in spec.ipFamilies order
+        ingress = tuple(Ingress(ip=f.ip) for f in fronts if f.ip)
+        reservations = {f.family: f.reservation for f in fronts}
+        return Plan(
+            self.provider,
+            ref,
+            changes,
+            intent=intent,
+            ingress=ingress,
+            data={
+                "address": reservations.get("IPv4"),
+                "addresses": reservations,
+                "families": list(intent.ip_families),
+            },
+        )
+
+    def _family_leftovers(
+        self, intent: Intent, want: Desired, addrs: list[Json], fws: dict[str, Json]
+    ) -> list[Change]:
+        """What a family the Service no longer asks for leaves (its traffic firewall, its address, the
+        IPv6 probers' firewall), and the IPv6 probers' per-Service firewall of a Cluster Service."""
+        ref, names = intent.ref, N.per_service_names(intent.lb_name)
+        wanted = {f.family for f in want.frontends}
+        gone: list[tuple[str, str, dict[str, Json], str]] = []
+        for family in ("IPv4", "IPv6"):
+            if family not in wanted:
+                found_addrs = {a["name"]: a for a in addrs}
+                gone.append(("firewall-rule", N.family_name(names["firewall"], family), fws, "firewalls"))
+                gone.append(("address", N.family_name(names["address"], family), found_addrs, "addresses"))
+        hc6 = N.ipv6(names["hc_firewall"])
+        if want.hc_firewall_ipv6 is None or want.hc_firewall_ipv6.name != hc6:
+            gone.append(("firewall-rule", hc6, fws, "firewalls"))
+        out: list[Change] = []
+        for kind, name, found_by_name, collection in gone:
+            found = found_by_name.get(name)
+            if found is not None and N.owned_by_service(found.get("description"), self.cluster, ref.uid):
+                out.append(self.delete_change(found, kind, collection, reason="IP family no longer used"))
+        return out
+
+    def _frontend(
+        self,
+        intent: Intent,
+        front: Frontend,
+        frs: dict[str, Json],
+        addrs: list[Json],
+        fws: dict[str, Json],
+        replaced_bs: set[str],
+    ) -> _FrontendPlan:
+        """One IP family: its IP and reservation, its forwarding rules, and the traffic firewall to it."""
+        ref, s = intent.ref, self.settings
+        intent = dataclasses.replace(intent, requested_ip=requested_ip(intent, front.family))
+        rules: list[Change] = []
+        early_rule_deletes: list[Change] = []
         # -- the IP and its reservation ------------------------------------------------------------
-        wanted_rules = {r.name for r in want.forwarding_rules.values()}
+        wanted_rules = {r.name for r in front.forwarding_rules.values()}
         held = {
             str(f.get("IPAddress"))
             for name, f in frs.items()
             if name in wanted_rules and N.owned_by_service(f.get("description"), self.cluster, ref.uid)
         }
         current_ip = next(iter(held)) if len(held) == 1 else None
-        address = plan_address(self, intent, want, addrs, current_ip)
+        address = plan_address(self, intent, front, addrs, current_ip)
         ip = address.ip
 
         # -- forwarding rules: (re)written when missing, changed, or holding another IP ------------
         rule_patches: list[Change] = []
-        for rule in want.forwarding_rules.values():
+        for rule in front.forwarding_rules.values():
             name, body = rule.name, rule.body
             view = {**rule.view, "IPAddress": ip or _UNKNOWN_IP}
             data = {
@@ -196,6 +373,7 @@ class Planner:
                 "body": body,
                 "address": address.reservation,
                 "ip": ip,
+                "ip_suffix": front.ip_suffix,
             }
             found = frs.get(name)
             if found is None:
@@ -203,7 +381,7 @@ class Planner:
                 continue
             self._check_owner(rule, found, ref)
             before = {**view_of("forwardingRules", found), "IPAddress": found.get("IPAddress")}
-            if name in replaced_bs or found.get("IPAddress") != ip:
+            if rule.backend_service in replaced_bs or found.get("IPAddress") != ip:
                 early_rule_deletes.append(
                     self.delete_change(
                         found,
@@ -270,91 +448,17 @@ class Planner:
         reserve, release = address.changes(bool(rules))
 
         # -- the traffic firewall: its destination is the load balancer's IP -----------------------
-        firewall = dataclasses.replace(want.firewall, destination_ranges=(f"{ip}/32" if ip else _UNKNOWN_IP,))
+        dest = f"{ip}/{front.destination_length}" if ip else _UNKNOWN_IP
+        firewall = dataclasses.replace(front.firewall, destination_ranges=(dest,))
         fw_changes = self._create_or_update(
-            firewall, fws.get(firewall.name), ref, extra={"destination_from_ip": ip is None}
-        )
-
-        # -- leftovers owned by this Service ---------------------------------------------------------------
-        wanted_rules = {r.name for r in want.forwarding_rules.values()}
-        for name, found in sorted(frs.items()):
-            if name not in wanted_rules and N.owned_by_service(
-                found.get("description"), self.cluster, ref.uid
-            ):
-                early_rule_deletes.append(
-                    self.delete_change(
-                        found, "forwarding-rule", "forwardingRules", reason="protocol no longer used"
-                    )
-                )
-        for name, found in sorted(bss.items()):
-            if name not in {r.name for r in want.backend_services.values()} and N.owned_by_service(
-                found.get("description"), self.cluster, ref.uid
-            ):
-                last.append(
-                    self.delete_change(
-                        found, "backend-service", "backendServices", reason="protocol no longer used"
-                    )
-                )
-        old_hc = hcs.get(names["hc"])
-        if (
-            want.health_check.name != names["hc"]
-            and old_hc is not None
-            and N.owned_by_service(old_hc.get("description"), self.cluster, ref.uid)
-        ):
-            last.append(
-                self.delete_change(
-                    old_hc, "health-check", "healthChecks", reason="externalTrafficPolicy is Cluster"
-                )
-            )
-        old_fw = fws.get(names["hc_firewall"])
-        if (
-            want.hc_firewall.name != names["hc_firewall"]
-            and old_fw is not None
-            and N.owned_by_service(old_fw.get("description"), self.cluster, ref.uid)
-        ):
-            last.append(
-                self.delete_change(
-                    old_fw, "firewall-rule", "firewalls", reason="externalTrafficPolicy is Cluster"
-                )
-            )
-        if not want.health_check.shared:
-            # Moving away from the shared check: drop it (and its firewall) if nobody else uses it.
-            shared_hc = hcs.get(N.shared_hc_name(self.cluster))
-            uses_shared = any(
-                view_of("backendServices", b)["healthCheck"] == N.shared_hc_name(self.cluster)
-                for b in bss.values()
-            )
-            if shared_hc is not None and uses_shared:
-                last.extend(
-                    self._shared_deletes(
-                        exclude={b["name"] for b in bss.values()},
-                        hc=shared_hc,
-                        fw=fws.get(N.shared_hc_firewall_name(self.cluster)),
-                    )
-                )
-
-        # The reservation comes first (it may promote the IP a rule about to be recreated holds);
-        # the traffic firewall needs the IP; the rules come last, then the reservation is released.
-        changes = tuple(
-            first
-            + reserve
-            + early_rule_deletes
-            + fw_changes
-            + services
-            + rules
-            + rule_patches
-            + release
-            + last
-        )
-        ingress = (Ingress(ip=ip),) if ip else ()
-        return Plan(
-            self.provider,
+            firewall,
+            fws.get(firewall.name),
             ref,
-            changes,
-            intent=intent,
-            ingress=ingress,
-            data={"address": address.reservation},
+            extra={"destination_from_ip": ip is None, "destination_length": front.destination_length},
         )
+
+        out = _FrontendPlan(ip, reserve, early_rule_deletes, fw_changes, rules, rule_patches, release)
+        return out.for_family(front.family, address.reservation)
 
     def _node_tags(self, nodes: tuple[Instance, ...]) -> tuple[str, ...]:
         """The nodes' network tags found from their instances, as upstream (``GetNodeTags``): read
@@ -437,7 +541,9 @@ class Planner:
             data={"collection": collection, "name": found["name"], "zone": zone, "shared": shared},
         )
 
-    def _shared_deletes(self, *, exclude: set[str], hc: Json | None, fw: Json | None) -> list[Change]:
+    def _shared_deletes(
+        self, *, exclude: set[str], hc: Json | None, fw: Json | None, fw6: Json | None = None
+    ) -> list[Change]:
         """Delete the shared health check and its firewall if no other backend service uses them.
 
         The instance groups are never deleted: ``k8s-ig--*`` groups are shared with upstream and
@@ -464,20 +570,21 @@ class Planner:
                     shared=True,
                 )
             )
-            if (
-                fw is not None
-                and N.owned_as_shared(fw.get("description"), self.cluster)
-                and N.identity_matches(fw, self.settings.cluster_id)
-            ):
-                out.append(
-                    self.delete_change(
-                        fw,
-                        "firewall-rule",
-                        "firewalls",
-                        reason="no Service uses the shared check any more",
-                        shared=True,
+            for found in (fw, fw6):  # the IPv4 probers' firewall and the IPv6 probers'
+                if (
+                    found is not None
+                    and N.owned_as_shared(found.get("description"), self.cluster)
+                    and N.identity_matches(found, self.settings.cluster_id)
+                ):
+                    out.append(
+                        self.delete_change(
+                            found,
+                            "firewall-rule",
+                            "firewalls",
+                            reason="no Service uses the shared check any more",
+                            shared=True,
+                        )
                     )
-                )
         return out
 
     # -- delete plan --------------------------------------------------------------------------------
@@ -509,6 +616,9 @@ class Planner:
         shared_fw = r_.named("firewalls", [N.shared_hc_firewall_name(self.cluster)]).get(
             N.shared_hc_firewall_name(self.cluster)
         )
+        shared_fw6 = r_.named("firewalls", [N.ipv6(N.shared_hc_firewall_name(self.cluster))]).get(
+            N.ipv6(N.shared_hc_firewall_name(self.cluster))
+        )
         if shared_hc is not None or shared_fw is not None:
             if shared_hc is None and shared_fw is not None:
                 # a firewall left over from an interrupted delete: it goes with the (gone) check
@@ -517,5 +627,7 @@ class Planner:
                 ):
                     changes.append(self.delete_change(shared_fw, "firewall-rule", "firewalls", shared=True))
                 shared_fw = None
-            changes += self._shared_deletes(exclude={b["name"] for b in bss}, hc=shared_hc, fw=shared_fw)
+            changes += self._shared_deletes(
+                exclude={b["name"] for b in bss}, hc=shared_hc, fw=shared_fw, fw6=shared_fw6
+            )
         return Plan(self.provider, ref, tuple(changes), intent=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
-from lbprov_gcp.sandbox import ipam
+from lbprov_gcp.sandbox import ipam, ipv6
 from lbprov_gcp.sandbox.errors import ApiError, invalid
 from lbprov_gcp.sandbox.fields import fingerprint
 
@@ -19,8 +19,14 @@ Json = dict[str, Any]
 def external_in_use(emu: ComputeEmulator) -> set[str]:
     """The external IPs the project holds: reserved, or held by a forwarding rule (GCE's
     ``IN_USE_ADDRESSES`` counts both, an IP once however many hold it)."""
-    return {a["address"] for a in emu.all_of("addresses") if a.get("addressType") == "EXTERNAL"} | {
-        f["IPAddress"] for f in emu.all_of("forwardingRules") if f.get("loadBalancingScheme") == "EXTERNAL"
+    return {
+        a["address"]
+        for a in emu.all_of("addresses")
+        if a.get("addressType") == "EXTERNAL" and a.get("ipVersion", "IPV4") == "IPV4"
+    } | {
+        f["IPAddress"]
+        for f in emu.all_of("forwardingRules")
+        if f.get("loadBalancingScheme") == "EXTERNAL" and f.get("ipVersion", "IPV4") == "IPV4"
     }
 
 
@@ -35,8 +41,10 @@ def validate(emu: ComputeEmulator, route: Route, body: Json, _old: Json | None) 
     addr_type = body.setdefault("addressType", "EXTERNAL")
     if addr_type not in ("EXTERNAL", "INTERNAL"):
         raise invalid("resource.addressType", f"'{addr_type}' is not EXTERNAL or INTERNAL")
-    if body.get("ipVersion", "IPV4") != "IPV4":
-        raise invalid("resource.ipVersion", "only IPV4 addresses are emulated")
+    if ipv6.ip_version(body) == "IPV6":
+        body = ipv6.validate_address(emu, route, body)
+        body["labelFingerprint"] = fingerprint()
+        return body
     taken_by_addresses = {a["address"]: a["name"] for a in emu.all_of("addresses")}
     wanted = body.get("address")
     if wanted is not None:

@@ -184,7 +184,18 @@ class ComputeEmulator:
 
     # -- seeding (the sandbox's "existing infrastructure") ----------------------------------------
 
-    def seed_network(self, name: str, subnet: str, cidr: str) -> None:
+    def seed_network(
+        self,
+        name: str,
+        subnet: str,
+        cidr: str,
+        *,
+        ipv6_access_type: str | None = None,
+        ipv6_prefix: str | None = None,
+    ) -> None:
+        """A custom-mode network with one subnetwork; dual-stack (``stackType: IPV4_IPV6``) when
+        ``ipv6_access_type`` is EXTERNAL or INTERNAL, with the /64 ``ipv6_prefix`` as its
+        ``externalIpv6Prefix`` or ``internalIpv6Prefix`` (compute.v1.json, Subnetwork)."""
         with self.lock:
             existing = self._bucket(self.project, "global", "networks").get(name)
             net = existing or self._base(self.project, "global", "networks", name)
@@ -197,8 +208,14 @@ class ComputeEmulator:
                     "ipCidrRange": cidr,
                     "gatewayAddress": str(ipaddress.ip_network(cidr).network_address + 1),
                     "fingerprint": fingerprint(),
+                    "stackType": "IPV4_ONLY",
                 }
             )
+            if ipv6_access_type is not None:
+                prefix = ipv6_prefix or ipam.ipv6_subnet_prefix(len(self.all_of("subnetworks")))
+                sub["stackType"] = "IPV4_IPV6"
+                sub["ipv6AccessType"] = ipv6_access_type
+                sub["externalIpv6Prefix" if ipv6_access_type == "EXTERNAL" else "internalIpv6Prefix"] = prefix
             net["subnetworks"] = [*net.get("subnetworks", []), sub["selfLink"]]
             self._bucket(self.project, "global", "networks")[name] = net
             self._bucket(self.project, scope, "subnetworks")[subnet] = sub

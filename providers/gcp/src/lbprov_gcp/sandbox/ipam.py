@@ -13,6 +13,7 @@ us-central1.``, the message GCE gives).
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from collections.abc import Iterable, Iterator
 
 from lbprov_gcp.sandbox.errors import ApiError
@@ -84,3 +85,33 @@ def allocate_internal(cidr: str, used: Iterable[str]) -> str | None:
         if usable_in_subnet(ip, cidr) and ip not in taken:
             return ip
     return None
+
+
+#: IPv6 ranges come from the documentation prefix 2001:db8::/32 (RFC 3849): one /64 per subnetwork.
+IPV6_DOCUMENTATION = ipaddress.ip_network("2001:db8::/32")
+#: An external passthrough load balancer's IPv6 forwarding rule holds a /96 of the subnetwork's
+#: external /64 (ingress-gce, forwarding_rules_ipv6.go: "for creating external IPv6 forwarding rule,
+#: address has to be specified with /96 prefix, or API will return error").
+EXTERNAL_IPV6_PREFIX_LENGTH = 96
+
+
+def ipv6_subnet_prefix(index: int) -> str:
+    """The ``index``-th /64 of the documentation prefix, for a dual-stack subnetwork."""
+    return str(next(itertools.islice(IPV6_DOCUMENTATION.subnets(new_prefix=64), index + 1, None)))
+
+
+def allocate_ipv6(prefix: str, used: Iterable[str], *, external: bool) -> str | None:
+    """An external /96 (its first address) or an internal address of the subnetwork's /64."""
+    taken = {str(ipaddress.ip_address(u)) for u in used}
+    net = ipaddress.ip_network(prefix)
+    step = 1 << (128 - EXTERNAL_IPV6_PREFIX_LENGTH) if external else 1
+    # skip the first block / the first addresses, as GCE keeps them for the subnet itself
+    for i in range(1, 1 << 16):
+        ip = str(net.network_address + i * step)
+        if ip not in taken:
+            return ip
+    return None
+
+
+def in_subnet_v6(ip: str, prefix: str | None) -> bool:
+    return bool(prefix) and ipaddress.ip_address(ip) in ipaddress.ip_network(str(prefix))

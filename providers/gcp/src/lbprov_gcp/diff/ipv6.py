@@ -1,0 +1,49 @@
+"""Whether the Service's subnetwork can serve its IPv6 family (read at plan time).
+
+An IPv6 forwarding rule takes its IP from a dual-stack subnetwork (compute.v1.json,
+ForwardingRule.subnetwork: "... used with internal load balancers and external passthrough Network
+Load Balancers with IPv6"): an external one needs ``ipv6AccessType: EXTERNAL``, an internal one
+``INTERNAL`` (Subnetwork.ipv6AccessType). GCE would refuse the rule at apply time, after the other
+writes; the plan refuses the Service first, naming ``spec.ipFamilies`` and the subnetwork, so that
+the Service gets a Warning event and no cloud write.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lbprov.model import Intent, InvalidService
+from lbprov_gcp.options import GCPOptions
+
+if TYPE_CHECKING:
+    from lbprov_gcp.diff.planner import Planner
+
+FIELD = "spec.ipFamilies"
+
+
+def ipv6_subnet_name(planner: Planner, options: GCPOptions) -> str | None:
+    if options.scheme == "internal" and options.subnet:
+        return options.subnet
+    return planner.settings.subnetwork
+
+
+def require_ipv6_subnet(planner: Planner, intent: Intent, options: GCPOptions) -> None:
+    name = ipv6_subnet_name(planner, options)
+    if name is None:  # resolve() refuses this first; kept for plans of hand-built intents
+        raise InvalidService(FIELD, "IPv6 needs the GCP setting 'subnetwork' (a dual-stack subnetwork)")
+    found = planner.reader.subnetwork(name)
+    if found is None:
+        raise InvalidService(
+            FIELD,
+            f"{list(intent.ip_families)}: subnetwork {name!r} is not in region {planner.settings.region}",
+        )
+    access = "EXTERNAL" if options.scheme == "external" else "INTERNAL"
+    stack = found.get("stackType") or "IPV4_ONLY"
+    if stack == "IPV4_ONLY" or found.get("ipv6AccessType") != access:
+        raise InvalidService(
+            FIELD,
+            f"{list(intent.ip_families)}: subnetwork {name!r} has stackType {stack}"
+            + (f" and ipv6AccessType {found['ipv6AccessType']}" if found.get("ipv6AccessType") else "")
+            + f", so it cannot serve an {access.lower()} IPv6 load balancer; make it dual-stack "
+            f"(stackType IPV4_IPV6) with ipv6AccessType {access}, or ask for IPv4 only",
+        )
