@@ -182,10 +182,13 @@ def test_an_ipv4_only_subnetwork_refuses_ipv6_before_any_write(sandbox, server):
     # IPv4 only is served on the same subnetwork
     single = intent_for(provider, v6_service(families=("IPv4",), policy="SingleStack"), sandbox.nodes)
     converge(provider, single)
-    # PreferDualStack on a provider that serves IPv6 keeps asking for it: refused the same way
+    # PreferDualStack with an IPv4 primary is served IPv4 only there; IPv6 first is still refused
     prefer = intent_for(provider, v6_service("p", policy="PreferDualStack"), sandbox.nodes)
+    (only,) = converge(provider, prefer)
+    assert ":" not in only.ip and provider.plan(prefer).empty
+    prefer6 = intent_for(provider, v6_service("q", ("IPv6", "IPv4"), "PreferDualStack"), sandbox.nodes)
     with pytest.raises(InvalidService, match="IPV4_ONLY"):
-        provider.plan(prefer)
+        provider.plan(prefer6)
 
 
 def test_an_internal_ipv6_service_needs_an_internal_dual_stack_subnetwork(provider, sandbox, server):

@@ -10,6 +10,8 @@ the Service gets a Warning event and no cloud write.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from typing import TYPE_CHECKING
 
 from lbprov.model import Intent, InvalidService
@@ -19,12 +21,33 @@ if TYPE_CHECKING:
     from lbprov_gcp.diff.planner import Planner
 
 FIELD = "spec.ipFamilies"
+log = logging.getLogger("lbprov.gcp")
 
 
 def ipv6_subnet_name(planner: Planner, options: GCPOptions) -> str | None:
     if options.scheme == "internal" and options.subnet:
         return options.subnet
     return planner.settings.subnetwork
+
+
+def served_families(planner: Planner, intent: Intent, options: GCPOptions) -> Intent:
+    """The intent with the families the subnetwork serves; refuses what it cannot serve.
+
+    ``PreferDualStack`` with an IPv4 primary "prefers" dual-stack: on a subnetwork that cannot
+    serve IPv6 it is served IPv4 only (as the API server itself serves it single-stack on a
+    single-stack cluster), with a warning in the log. Any other Service that asks for IPv6 is
+    refused, naming ``spec.ipFamilies``: an IPv6 Service never silently gets IPv4 only.
+    """
+    if "IPv6" not in intent.ip_families:
+        return intent
+    try:
+        require_ipv6_subnet(planner, intent, options)
+    except InvalidService as refused:
+        if intent.ip_family_policy == "PreferDualStack" and intent.ip_families[0] == "IPv4":
+            log.warning("Service %s: served IPv4 only: %s", intent.ref.key, refused)
+            return dataclasses.replace(intent, ip_families=("IPv4",))
+        raise
+    return intent
 
 
 def require_ipv6_subnet(planner: Planner, intent: Intent, options: GCPOptions) -> None:

@@ -28,7 +28,7 @@ from lbprov_gcp import names as N
 from lbprov_gcp.desired import Desired, Frontend, Spec, build, host_tags, place_nodes, requested_ip
 from lbprov_gcp.diff.addresses import _UNKNOWN_IP, named_address, plan_address
 from lbprov_gcp.diff.groups import ForeignInstanceGroup, group_changes
-from lbprov_gcp.diff.ipv6 import require_ipv6_subnet
+from lbprov_gcp.diff.ipv6 import served_families
 from lbprov_gcp.observe import Reader, view_of
 from lbprov_gcp.options import GCPOptions, Instance, instances
 from lbprov_gcp.settings import GCPSettings
@@ -126,8 +126,7 @@ class Planner:
         addrs = r_.addresses([lb, N.ipv6(lb)], intent.requested_ip)
         fw_names = [names["firewall"], names["hc_firewall"], N.shared_hc_firewall_name(self.cluster)]
         fws = r_.named("firewalls", fw_names + [N.ipv6(n) for n in fw_names])
-        if "IPv6" in intent.ip_families:
-            require_ipv6_subnet(self, intent, options)
+        intent = served_families(self, intent, options)
 
         # -- which group each node serves from -----------------------------------------------------
         usable = {
