@@ -612,12 +612,9 @@ class Planner:
         shared_hc = r_.named("healthChecks", [N.shared_hc_name(self.cluster)]).get(
             N.shared_hc_name(self.cluster)
         )
-        shared_fw = r_.named("firewalls", [N.shared_hc_firewall_name(self.cluster)]).get(
-            N.shared_hc_firewall_name(self.cluster)
-        )
-        shared_fw6 = r_.named("firewalls", [N.ipv6(N.shared_hc_firewall_name(self.cluster))]).get(
-            N.ipv6(N.shared_hc_firewall_name(self.cluster))
-        )
+        fw_name = N.shared_hc_firewall_name(self.cluster)
+        shared_fws = r_.named("firewalls", [fw_name, N.ipv6(fw_name)])  # the IPv4 and IPv6 probers'
+        shared_fw, shared_fw6 = shared_fws.get(fw_name), shared_fws.get(N.ipv6(fw_name))
         if shared_hc is not None or shared_fw is not None:
             if shared_hc is None and shared_fw is not None:
                 # a firewall left over from an interrupted delete: it goes with the (gone) check
