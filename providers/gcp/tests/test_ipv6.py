@@ -223,3 +223,31 @@ def test_standard_tier_with_ipv6_is_refused_naming_the_annotation(provider, sand
     svc = v6_service(annotations={"cloud.google.com/network-tier": "Standard"})
     with pytest.raises(InvalidService, match="network-tier"):
         intent_for(provider, svc, sandbox.nodes)
+
+
+def test_named_reserved_addresses_give_each_family_its_ip_and_are_kept(provider, sandbox, server):
+    emu, s = server.emulator, sandbox.settings
+    base = f"/compute/v1/projects/{s['project']}/regions/{s['region']}/addresses"
+    assert emu.handle("POST", base, {}, {"name": "mine4"})[0] == 200
+    body6 = {
+        "name": "mine6",
+        "ipVersion": "IPV6",
+        "ipv6EndpointType": "NETLB",
+        "subnetwork": f"regions/{s['region']}/subnetworks/{s['subnetwork']}",
+    }
+    assert emu.handle("POST", base, {}, body6)[0] == 200
+    mine = addresses(sandbox)
+    svc = v6_service(annotations={"networking.gke.io/load-balancer-ip-addresses": "mine6,mine4"})
+    intent = intent_for(provider, svc, sandbox.nodes)
+    v4, v6 = converge(provider, intent)
+    assert (v4.ip, v6.ip) == (mine["mine4"].address, mine["mine6"].address)
+    assert set(addresses(sandbox)) == {"mine4", "mine6"}  # used, never released
+    assert provider.plan(intent).empty
+    provider.apply(provider.plan_delete(intent.ref))
+    assert set(addresses(sandbox)) == {"mine4", "mine6"}
+    # an IPv6-only Service naming only an IPv4 address is refused, naming the annotation
+    only6 = v6_service(
+        "o", ("IPv6",), "SingleStack", annotations={"networking.gke.io/load-balancer-ip-addresses": "mine4"}
+    )
+    with pytest.raises(InvalidService, match=r"load-balancer-ip-addresses.*names no IPv6 address"):
+        provider.plan(intent_for(provider, only6, sandbox.nodes))

@@ -117,14 +117,13 @@ class Reader:
         found = self.compute.list_items(collection, f'name eq "{_alternation(wanted)}"')
         return {r["name"]: r for r in found if r["name"] in wanted}
 
-    def addresses(self, names: str | Iterable[str], ip: str | None) -> list[Json]:
-        """The addresses called ``names`` (one per IP family) and any address holding ``ip``."""
+    def addresses(self, names: str | Iterable[str], ips: str | Iterable[str] | None) -> list[Json]:
+        """The addresses called ``names`` (one per IP family) and any address holding one of ``ips``."""
         wanted = {names} if isinstance(names, str) else set(names)
+        held = set() if ips is None else {ips} if isinstance(ips, str) else set(ips)
         if self.round is not None:
-            return [
-                a for a in self._all("addresses") if a["name"] in wanted or (ip and a.get("address") == ip)
-            ]
-        terms = [f'(name = "{n}")' for n in sorted(wanted)] + ([f'(address = "{ip}")'] if ip else [])
+            return [a for a in self._all("addresses") if a["name"] in wanted or a.get("address") in held]
+        terms = [f'(name = "{n}")' for n in sorted(wanted)] + [f'(address = "{ip}")' for ip in sorted(held)]
         query = " OR ".join(terms) if len(terms) > 1 else f'name = "{next(iter(wanted))}"'
         return self.compute.list_items("addresses", query)
 

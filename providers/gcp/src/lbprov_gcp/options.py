@@ -56,7 +56,7 @@ ANNOTATIONS: dict[str, Annotation] = {
     ILB_SUBNET: Annotation("implemented", "subnetwork (name, in the region) the internal IP comes from"),
     IP_ADDRESSES: Annotation(
         "implemented",
-        "names of reserved regional addresses (one per IP family); the IPv4 one is used, never released",
+        "names of reserved regional addresses, one per IP family of the Service; used, never released",
     ),
     L4_RBS: Annotation(
         "ignored",

@@ -82,8 +82,9 @@ class AddressPlan:
         return reserve, release
 
 
-def named_address(planner: Planner, names: tuple[str, ...]) -> str:
-    """The IPv4 address of the reserved addresses named by ``networking.gke.io/load-balancer-ip-addresses``."""
+def named_addresses(planner: Planner, names: tuple[str, ...], families: tuple[str, ...]) -> dict[str, str]:
+    """The IPs, by family, of the reserved addresses named by ``networking.gke.io/load-balancer-ip-addresses``
+    (one per IP family, as GKE takes them); the Service's primary family must be among them."""
     field = "metadata.annotations[networking.gke.io/load-balancer-ip-addresses]"
     found = planner.reader.named("addresses", names)
     missing = [n for n in names if n not in found]
@@ -92,10 +93,18 @@ def named_address(planner: Planner, names: tuple[str, ...]) -> str:
             field,
             f"no reserved address {missing[0]!r} in region {planner.settings.region}; reserve it first",
         )
-    v4 = [a for a in found.values() if a.get("ipVersion", "IPV4") == "IPV4"]
-    if not v4:
-        raise InvalidService(field, "names no IPv4 address; the GCP provider serves IPv4")
-    return str(v4[0]["address"])
+    by_family: dict[str, str] = {}
+    for name in names:
+        family = "IPv6" if found[name].get("ipVersion") == "IPV6" else "IPv4"
+        if family in by_family:
+            raise InvalidService(field, f"names two {family} addresses; give one per IP family")
+        by_family[family] = str(found[name]["address"])
+    if families[0] not in by_family:
+        raise InvalidService(
+            field,
+            f"names no {families[0]} address, the Service's primary IP family (spec.ipFamilies {list(families)})",
+        )
+    return {f: ip for f, ip in by_family.items() if f in families}
 
 
 def refuse_held_ip(planner: Planner, intent: Intent) -> None:

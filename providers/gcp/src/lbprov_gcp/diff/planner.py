@@ -26,7 +26,7 @@ from typing import Any
 from lbprov.model import Action, Change, Ingress, Intent, OwnershipConflict, Plan, ServiceRef
 from lbprov_gcp import names as N
 from lbprov_gcp.desired import Desired, Frontend, Spec, build, host_tags, place_nodes, requested_ip
-from lbprov_gcp.diff.addresses import _UNKNOWN_IP, named_address, plan_address
+from lbprov_gcp.diff.addresses import _UNKNOWN_IP, named_addresses, plan_address
 from lbprov_gcp.diff.groups import ForeignInstanceGroup, group_changes
 from lbprov_gcp.diff.ipv6 import served_families
 from lbprov_gcp.observe import Reader, view_of
@@ -114,8 +114,10 @@ class Planner:
 
         # -- reads ---------------------------------------------------------------------------------
         r_ = self.reader
+        # loadBalancerIP belongs to its family; named reserved addresses give one IP per family
+        requested = {f: ip for f in intent.ip_families if (ip := requested_ip(intent, f))}
         if options.address_names:
-            intent = dataclasses.replace(intent, requested_ip=named_address(self, options.address_names))
+            requested = named_addresses(self, options.address_names, intent.ip_families)
         read_at = time.monotonic()
         groups = r_.groups(N.IG_PREFIX)  # every k8s-ig--* group in the region: ours, upstream's, others'
         read_at = min(read_at, r_.groups_read_at(N.IG_PREFIX) or read_at)  # a round's listing may be older
@@ -123,7 +125,7 @@ class Planner:
         hcs = r_.named("healthChecks", [lb, N.shared_hc_name(self.cluster)])
         bss = r_.named("backendServices", [N.rule_name(lb, "TCP"), N.rule_name(lb, "UDP")])
         frs = r_.named("forwardingRules", N.rule_names(lb))
-        addrs = r_.addresses([lb, N.ipv6(lb)], intent.requested_ip)
+        addrs = r_.addresses([lb, N.ipv6(lb)], sorted(requested.values()))
         fw_names = [names["firewall"], names["hc_firewall"], N.shared_hc_firewall_name(self.cluster)]
         fws = r_.named("firewalls", fw_names + [N.ipv6(n) for n in fw_names])
         intent = served_families(self, intent, options)
@@ -214,7 +216,10 @@ class Planner:
                 )
 
         # -- per IP family: the IP and its reservation, the forwarding rules, the traffic firewall ---
-        fronts = [self._frontend(intent, front, frs, addrs, fws, replaced_bs) for front in want.frontends]
+        fronts = [
+            self._frontend(intent, front, frs, addrs, fws, replaced_bs, requested.get(front.family))
+            for front in want.frontends
+        ]
         reserve = [c for f in fronts for c in f.reserve]
         early_rule_deletes += [c for f in fronts for c in f.early_rule_deletes]
         fw_changes = [c for f in fronts for c in f.fw_changes]
@@ -345,10 +350,11 @@ class Planner:
         addrs: list[Json],
         fws: dict[str, Json],
         replaced_bs: set[str],
+        requested: str | None,
     ) -> _FrontendPlan:
         """One IP family: its IP and reservation, its forwarding rules, and the traffic firewall to it."""
         ref, s = intent.ref, self.settings
-        intent = dataclasses.replace(intent, requested_ip=requested_ip(intent, front.family))
+        intent = dataclasses.replace(intent, requested_ip=requested)
         rules: list[Change] = []
         early_rule_deletes: list[Change] = []
         # -- the IP and its reservation ------------------------------------------------------------
