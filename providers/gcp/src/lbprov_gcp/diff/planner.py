@@ -115,7 +115,7 @@ class Planner:
         # -- reads ---------------------------------------------------------------------------------
         r_ = self.reader
         # loadBalancerIP belongs to its family; named reserved addresses give one IP per family
-        requested = {f: ip for f in intent.ip_families if (ip := requested_ip(intent, f))}
+        requested: dict[str, str] = {f: ip for f in intent.ip_families if (ip := requested_ip(intent, f))}
         if options.address_names:
             requested = named_addresses(self, options.address_names, intent.ip_families)
         read_at = time.monotonic()
