@@ -95,3 +95,22 @@ def test_a_plan_read_after_the_last_write_is_applied_as_planned(provider, sandbo
     assert [c.kind for c in plan.changes] == ["instance-group"]
     provider.apply(plan)
     assert provider.plan(intent).empty
+
+
+def test_creates_in_a_round_read_back_only_what_was_written(provider, sandbox, server):
+    """A write marks its resources in the round's listings; a later plan reads only those of them
+    it asks for, by name, so N creates in one round do not list the account N times."""
+    intents = _intents(provider, sandbox.nodes, 20)
+    with provider.read_round():
+        for intent in intents:
+            provider.apply(provider.plan(intent))
+        creates = provider.calls.stats.reads
+        provider.calls.reset()
+        # every plan of the round sees its own resources exactly as written: all empty
+        assert all(provider.plan(intent).empty for intent in intents)
+    # the listings once, plus per Service the IP read back after reserving it
+    assert creates <= 8 + 20 + 6, dict(provider.calls.stats.sent)
+    provider.calls.reset()
+    with provider.read_round():
+        assert all(provider.plan(intent).empty for intent in intents)
+    assert provider.calls.stats.reads == 8

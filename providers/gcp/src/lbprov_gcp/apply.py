@@ -80,6 +80,7 @@ class Applier:
                     self.reader.wrote(
                         "instanceGroups" if change.kind == "instance-group" else str(data.get("collection")),
                         data.get("zone"),
+                        [str(data.get("name") or change.name)],
                     )
         for name in ctx.get("transient", []):
             # The forwarding rules hold the IP now: release the reservation (upstream does the same;
@@ -89,7 +90,7 @@ class Applier:
             except gexc.NotFound:
                 pass
             finally:
-                self.reader.wrote("addresses")
+                self.reader.wrote("addresses", names=[name])
         if plan.is_delete:
             return ()
         if plan.ingress and not plan.changes:

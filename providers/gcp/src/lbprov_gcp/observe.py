@@ -39,6 +39,11 @@ class _Entry:
         self.error: BaseException | None = None
 
 
+#: At most this many written names are read again by name in one request (GCE's filter is a
+#: regular expression in the URL); more, and the collection is listed again whole.
+MAX_NAMED_REFRESH = 40
+
+
 class ReadRound:
     """Listings cached for the length of one round, each loaded once however many workers ask.
 
@@ -51,6 +56,9 @@ class ReadRound:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, ...], _Entry] = {}
+        # collection -> {name written since it was listed: how many times}; refreshed by name on use
+        self._dirty: dict[str, dict[str, int]] = {}
+        self._refresh_locks: dict[str, threading.Lock] = {}
 
     def get(self, key: tuple[str, ...], load: Callable[[], T]) -> T:
         with self._lock:
@@ -81,7 +89,10 @@ class ReadRound:
             entry = self._entries.get(key)
         return entry.read_at if entry is not None else None
 
-    def invalidate(self, collection: str, zone: str | None = None) -> None:
+    def invalidate(self, collection: str, zone: str | None = None, names: Iterable[str] = ()) -> None:
+        """A write to ``collection``: the resources ``names`` are read again by name when a plan next
+        asks for them (a whole listing stays valid for every other name, so a round of N creates
+        costs no listing that grows with N); without names the listing is dropped."""
         with self._lock:
             if collection == "instanceGroups":
                 drop = [
@@ -89,10 +100,53 @@ class ReadRound:
                     for k in self._entries
                     if k[0] == "groups" or (k[0] == "members" and zone in (None, k[1]))
                 ]
+            elif names and ("list", collection) in self._entries:
+                dirty = self._dirty.setdefault(collection, {})
+                for name in names:
+                    dirty[name] = dirty.get(name, 0) + 1
+                return
             else:
                 drop = [("list", collection)]
+                self._dirty.pop(collection, None)
             for key in drop:
                 self._entries.pop(key, None)
+
+    def listing(
+        self,
+        collection: str,
+        load_all: Callable[[], list[Json]],
+        load_named: Callable[[set[str]], list[Json]],
+        only: set[str] | None = None,
+    ) -> list[Json]:
+        """The round's listing of ``collection``, with the resources written since it was made read
+        again by name: those among ``only``, or all of them (``only`` None)."""
+        key = ("list", collection)
+        items = self.get(key, load_all)
+        with self._lock:
+            refresh = self._refresh_locks.setdefault(collection, threading.Lock())
+        with refresh:  # one refresh at a time per collection; the others then see it done
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is None or not entry.done.is_set() or entry.error is not None:
+                    return items  # dropped or being listed again meanwhile: the listing we had
+                dirty = self._dirty.get(collection, {})
+                todo = {n: k for n, k in dirty.items() if only is None or n in only}
+                if not todo:
+                    return cast(list[Json], entry.value)
+            if len(todo) > MAX_NAMED_REFRESH:  # a name filter that long: list it all again instead
+                fresh_all = load_all()
+                with self._lock:
+                    entry.value = fresh_all
+                    dirty.clear()
+                return fresh_all
+            fresh = [r for r in load_named(set(todo)) if r["name"] in todo]
+            with self._lock:
+                merged = [r for r in entry.value if r["name"] not in todo] + fresh
+                entry.value = merged
+                for name, count in todo.items():
+                    if dirty.get(name) == count:  # not written again meanwhile
+                        del dirty[name]
+                return merged
 
 
 class Reader:
@@ -100,9 +154,14 @@ class Reader:
         self.compute = compute
         self.round: ReadRound | None = None
 
-    def _all(self, collection: str) -> list[Json]:
+    def _all(self, collection: str, only: set[str] | None = None) -> list[Json]:
         assert self.round is not None
-        return self.round.get(("list", collection), lambda: self.compute.list_items(collection))
+        return self.round.listing(
+            collection,
+            lambda: self.compute.list_items(collection),
+            lambda names: self.compute.list_items(collection, f'name eq "{_alternation(names)}"'),
+            only,
+        )
 
     def all(self, collection: str) -> list[Json]:
         """Every resource of a collection in the region (global for firewalls)."""
@@ -113,7 +172,7 @@ class Reader:
     def named(self, collection: str, names: Iterable[str]) -> dict[str, Json]:
         wanted = set(names)
         if self.round is not None:
-            return {r["name"]: r for r in self._all(collection) if r["name"] in wanted}
+            return {r["name"]: r for r in self._all(collection, wanted) if r["name"] in wanted}
         found = self.compute.list_items(collection, f'name eq "{_alternation(wanted)}"')
         return {r["name"]: r for r in found if r["name"] in wanted}
 
@@ -122,7 +181,8 @@ class Reader:
         wanted = {names} if isinstance(names, str) else set(names)
         held = set() if ips is None else {ips} if isinstance(ips, str) else set(ips)
         if self.round is not None:
-            return [a for a in self._all("addresses") if a["name"] in wanted or a.get("address") in held]
+            listed = self._all("addresses", None if held else wanted)
+            return [a for a in listed if a["name"] in wanted or a.get("address") in held]
         terms = [f'(name = "{n}")' for n in sorted(wanted)] + [f'(address = "{ip}")' for ip in sorted(held)]
         query = " OR ".join(terms) if len(terms) > 1 else f'name = "{next(iter(wanted))}"'
         return self.compute.list_items("addresses", query)
@@ -171,9 +231,9 @@ class Reader:
             return self.compute.group_members(zone, name)
         return list(self.round.get(("members", zone, name), lambda: self.compute.group_members(zone, name)))
 
-    def wrote(self, collection: str, zone: str | None = None) -> None:
+    def wrote(self, collection: str, zone: str | None = None, names: Iterable[str] = ()) -> None:
         if self.round is not None:
-            self.round.invalidate(collection, zone)
+            self.round.invalidate(collection, zone, names)
 
 
 def _cidr(value: str) -> str:
