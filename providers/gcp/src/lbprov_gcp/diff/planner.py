@@ -16,17 +16,16 @@ today's annotations.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from lbprov.model import Action, Change, Ingress, Intent, OwnershipConflict, Plan, ServiceRef
 from lbprov_gcp import names as N
-from lbprov_gcp.desired import Desired, Frontend, Spec, build, host_tags, place_nodes, requested_ip
-from lbprov_gcp.diff.addresses import _UNKNOWN_IP, named_addresses, plan_address
+from lbprov_gcp.desired import Desired, Spec, build, host_tags, place_nodes, requested_ip
+from lbprov_gcp.diff.addresses import named_addresses
+from lbprov_gcp.diff.frontends import plan_frontend
 from lbprov_gcp.diff.groups import ForeignInstanceGroup, group_changes
 from lbprov_gcp.diff.ipv6 import served_families
 from lbprov_gcp.observe import Reader, view_of
@@ -34,39 +33,6 @@ from lbprov_gcp.options import GCPOptions, Instance, instances
 from lbprov_gcp.settings import GCPSettings
 
 Json = dict[str, Any]
-
-
-@dataclass
-class _FrontendPlan:
-    """One IP family's part of a plan, in the places the plan's order puts them."""
-
-    ip: str | None
-    reserve: list[Change]
-    early_rule_deletes: list[Change]
-    fw_changes: list[Change]
-    rules: list[Change]
-    rule_patches: list[Change]
-    release: list[Change]
-    family: str = "IPv4"
-    reservation: str | None = None
-
-    def for_family(self, family: str, reservation: str | None) -> _FrontendPlan:
-        """Mark every change with its family, so that apply keeps the two families' IPs apart."""
-
-        def mark(changes: list[Change]) -> list[Change]:
-            return [dataclasses.replace(c, data={**c.data, "family": family}) for c in changes]
-
-        return _FrontendPlan(
-            self.ip,
-            mark(self.reserve),
-            mark(self.early_rule_deletes),
-            mark(self.fw_changes),
-            mark(self.rules),
-            mark(self.rule_patches),
-            mark(self.release),
-            family,
-            reservation,
-        )
 
 
 class Planner:
@@ -217,7 +183,7 @@ class Planner:
 
         # -- per IP family: the IP and its reservation, the forwarding rules, the traffic firewall ---
         fronts = [
-            self._frontend(intent, front, frs, addrs, fws, replaced_bs, requested.get(front.family))
+            plan_frontend(self, intent, front, frs, addrs, fws, replaced_bs, requested.get(front.family))
             for front in want.frontends
         ]
         reserve = [c for f in fronts for c in f.reserve]
@@ -341,129 +307,6 @@ class Planner:
             if found is not None and N.owned_by_service(found.get("description"), self.cluster, ref.uid):
                 out.append(self.delete_change(found, kind, collection, reason="IP family no longer used"))
         return out
-
-    def _frontend(
-        self,
-        intent: Intent,
-        front: Frontend,
-        frs: dict[str, Json],
-        addrs: list[Json],
-        fws: dict[str, Json],
-        replaced_bs: set[str],
-        requested: str | None,
-    ) -> _FrontendPlan:
-        """One IP family: its IP and reservation, its forwarding rules, and the traffic firewall to it."""
-        ref, s = intent.ref, self.settings
-        intent = dataclasses.replace(intent, requested_ip=requested)
-        rules: list[Change] = []
-        early_rule_deletes: list[Change] = []
-        # -- the IP and its reservation ------------------------------------------------------------
-        wanted_rules = {r.name for r in front.forwarding_rules.values()}
-        held = {
-            str(f.get("IPAddress"))
-            for name, f in frs.items()
-            if name in wanted_rules and N.owned_by_service(f.get("description"), self.cluster, ref.uid)
-        }
-        current_ip = next(iter(held)) if len(held) == 1 else None
-        address = plan_address(self, intent, front, addrs, current_ip)
-        ip = address.ip
-
-        # -- forwarding rules: (re)written when missing, changed, or holding another IP ------------
-        rule_patches: list[Change] = []
-        for rule in front.forwarding_rules.values():
-            name, body = rule.name, rule.body
-            view = {**rule.view, "IPAddress": ip or _UNKNOWN_IP}
-            data = {
-                "collection": "forwardingRules",
-                "body": body,
-                "address": address.reservation,
-                "ip": ip,
-                "ip_suffix": front.ip_suffix,
-            }
-            found = frs.get(name)
-            if found is None:
-                rules.append(Change(Action.CREATE, "forwarding-rule", name, after=view, data=data))
-                continue
-            self._check_owner(rule, found, ref)
-            before = {**view_of("forwardingRules", found), "IPAddress": found.get("IPAddress")}
-            if rule.backend_service in replaced_bs or found.get("IPAddress") != ip:
-                early_rule_deletes.append(
-                    self.delete_change(
-                        found,
-                        "forwarding-rule",
-                        "forwardingRules",
-                        reason="recreated below: its backend service or address is replaced",
-                    )
-                )
-                rules.append(Change(Action.CREATE, "forwarding-rule", name, after=view, data=data))
-            elif {k for k in view if view[k] != before.get(k)} == {"allowGlobalAccess"}:
-                # the one field forwardingRules.patch changes in place
-                rule_patches.append(
-                    Change(
-                        Action.UPDATE,
-                        "forwarding-rule",
-                        name,
-                        before=before,
-                        after=view,
-                        cloud_id=found.get("selfLink"),
-                        data={
-                            "collection": "forwardingRules",
-                            "verb": "patch",
-                            "body": {
-                                "name": name,
-                                "allowGlobalAccess": view["allowGlobalAccess"],
-                                "fingerprint": found.get("fingerprint"),
-                            },
-                        },
-                    )
-                )
-            elif before == view and self._lacks_identity(found):
-                rule_patches.append(
-                    Change(
-                        Action.UPDATE,
-                        "forwarding-rule",
-                        name,
-                        before=before,
-                        after=view,
-                        cloud_id=found.get("selfLink"),
-                        reason="add the cluster identity",
-                        data={
-                            "collection": "forwardingRules",
-                            "verb": "setLabels",
-                            "body": {
-                                "labels": {**(found.get("labels") or {}), N.ID_LABEL: s.cluster_id},
-                                "labelFingerprint": found.get("labelFingerprint"),
-                            },
-                        },
-                    )
-                )
-            elif before != view:
-                rules.append(
-                    Change(
-                        Action.REPLACE,
-                        "forwarding-rule",
-                        name,
-                        before=before,
-                        after=view,
-                        cloud_id=found.get("selfLink"),
-                        reason="forwarding rules are immutable",
-                        data=data,
-                    )
-                )
-        reserve, release = address.changes(bool(rules))
-
-        # -- the traffic firewall: its destination is the load balancer's IP -----------------------
-        dest = f"{ip}/{front.destination_length}" if ip else _UNKNOWN_IP
-        firewall = dataclasses.replace(front.firewall, destination_ranges=(dest,))
-        fw_changes = self._create_or_update(
-            firewall,
-            fws.get(firewall.name),
-            ref,
-            extra={"destination_from_ip": ip is None, "destination_length": front.destination_length},
-        )
-
-        out = _FrontendPlan(ip, reserve, early_rule_deletes, fw_changes, rules, rule_patches, release)
-        return out.for_family(front.family, address.reservation)
 
     def _node_tags(self, nodes: tuple[Instance, ...]) -> tuple[str, ...]:
         """The nodes' network tags found from their instances, as upstream (``GetNodeTags``): read
