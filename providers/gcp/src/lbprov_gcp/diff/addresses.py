@@ -9,7 +9,7 @@ Service has TCP and UDP rules, which share one IP only through a reserved addres
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,7 @@ class AddressPlan:
     found: Json | None = None  # our existing reservation, unchanged
     after: Mapping[str, Any] | None = None
     release_now: list[Change] = field(default_factory=list)
+    label: Change | None = None  # a kept reservation from before identities gets the identity label
 
     def changes(self, rules_written: bool) -> tuple[list[Change], list[Change]]:
         """(changes before the rules, changes after them).
@@ -49,7 +50,7 @@ class AddressPlan:
         the IP, so a new Service's plan lists only creates. A reservation that already exists (an
         interrupted apply, or ``static_addresses`` switched off) is released by a delete change.
         """
-        reserve: list[Change] = []
+        reserve: list[Change] = [self.label] if self.label is not None else []
         if self.reserve is not None and (rules_written or not self.optional):
             change = self.reserve
             if not self.keep:
@@ -82,35 +83,12 @@ class AddressPlan:
         return reserve, release
 
 
-def named_addresses(planner: Planner, names: tuple[str, ...], families: tuple[str, ...]) -> dict[str, str]:
-    """The IPs, by family, of the reserved addresses named by ``networking.gke.io/load-balancer-ip-addresses``
-    (one per IP family, as GKE takes them); the Service's primary family must be among them."""
-    field = "metadata.annotations[networking.gke.io/load-balancer-ip-addresses]"
-    found = planner.reader.named("addresses", names)
-    missing = [n for n in names if n not in found]
-    if missing:
-        raise InvalidService(
-            field,
-            f"no reserved address {missing[0]!r} in region {planner.settings.region}; reserve it first",
-        )
-    by_family: dict[str, str] = {}
-    for name in names:
-        family = "IPv6" if found[name].get("ipVersion") == "IPV6" else "IPv4"
-        if family in by_family:
-            raise InvalidService(field, f"names two {family} addresses; give one per IP family")
-        by_family[family] = str(found[name]["address"])
-    if families[0] not in by_family:
-        raise InvalidService(
-            field,
-            f"names no {families[0]} address, the Service's primary IP family (spec.ipFamilies {list(families)})",
-        )
-    return {f: ip for f, ip in by_family.items() if f in families}
+def refuse_held_ip(planner: Planner, intent: Intent, holding: Sequence[Json]) -> None:
+    """A requested IP that another load balancer's forwarding rule holds is refused, naming it.
 
-
-def refuse_held_ip(planner: Planner, intent: Intent) -> None:
-    """A requested IP that another load balancer's forwarding rule holds is refused, naming it."""
+    ``holding``: the forwarding rules that hold the requested IP (observed)."""
     ip, ours = intent.requested_ip, set(N.rule_names(intent.lb_name))
-    for rule in planner.reader.rules_holding(str(ip)):
+    for rule in (r for r in holding if r.get("IPAddress") == ip):  # the rules holding this family's IP
         if rule["name"] in ours and N.owned_by_service(
             rule.get("description"), planner.cluster, intent.ref.uid
         ):
@@ -123,7 +101,12 @@ def refuse_held_ip(planner: Planner, intent: Intent) -> None:
 
 
 def plan_address(
-    planner: Planner, intent: Intent, want: Frontend, addrs: list[Json], current_ip: str | None
+    planner: Planner,
+    intent: Intent,
+    want: Frontend,
+    addrs: Sequence[Json],
+    current_ip: str | None,
+    holding: Sequence[Json],
 ) -> AddressPlan:
     """Which IP the rules hold, and whether the Service's own reservation is made, kept or released.
 
@@ -138,7 +121,7 @@ def plan_address(
         raise planner.conflict("address", lb, ours, f"Service {ref.key} of cluster {planner.cluster}")
     user_owned = None
     if intent.requested_ip:
-        refuse_held_ip(planner, intent)
+        refuse_held_ip(planner, intent, holding)
         user_owned = next(
             (a for a in addrs if a.get("address") == intent.requested_ip and a is not ours), None
         )
@@ -174,7 +157,10 @@ def plan_address(
         before = view_of("addresses", ours)
         after = {**a.view, "address": intent.requested_ip or ours.get("address")}
         if before == after:
-            return AddressPlan(ours.get("address"), lb, keep=keep, found=ours)
+            # a reservation kept for good (static_addresses, TCP+UDP) from before identities: label it
+            stamp = keep and planner.lacks_identity(ours)
+            label = planner.label_change(ours, "address", "addresses", before) if stamp else None
+            return AddressPlan(ours.get("address"), lb, keep=keep, found=ours, label=label)
         replace = Change(
             Action.REPLACE,
             "address",

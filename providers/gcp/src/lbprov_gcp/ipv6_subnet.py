@@ -1,4 +1,4 @@
-"""Whether the Service's subnetwork can serve its IPv6 family (read at plan time).
+"""Whether the Service's subnetwork can serve its IPv6 family (read when the Service is observed).
 
 An IPv6 forwarding rule takes its IP from a dual-stack subnetwork (compute.v1.json,
 ForwardingRule.subnetwork: "... used with internal load balancers and external passthrough Network
@@ -18,19 +18,20 @@ from lbprov.model import Intent, InvalidService
 from lbprov_gcp.options import GCPOptions
 
 if TYPE_CHECKING:
-    from lbprov_gcp.diff.planner import Planner
+    from lbprov_gcp.observe import Reader
+    from lbprov_gcp.settings import GCPSettings
 
 FIELD = "spec.ipFamilies"
 log = logging.getLogger("lbprov.gcp")
 
 
-def ipv6_subnet_name(planner: Planner, options: GCPOptions) -> str | None:
+def ipv6_subnet_name(settings: GCPSettings, options: GCPOptions) -> str | None:
     if options.scheme == "internal" and options.subnet:
         return options.subnet
-    return planner.settings.subnetwork
+    return settings.subnetwork
 
 
-def served_families(planner: Planner, intent: Intent, options: GCPOptions) -> Intent:
+def served_families(settings: GCPSettings, reader: Reader, intent: Intent, options: GCPOptions) -> Intent:
     """The intent with the families the subnetwork serves; refuses what it cannot serve.
 
     ``PreferDualStack`` with an IPv4 primary "prefers" dual-stack: on a subnetwork that cannot
@@ -41,7 +42,7 @@ def served_families(planner: Planner, intent: Intent, options: GCPOptions) -> In
     if "IPv6" not in intent.ip_families:
         return intent
     try:
-        require_ipv6_subnet(planner, intent, options)
+        require_ipv6_subnet(settings, reader, intent, options)
     except InvalidService as refused:
         if intent.ip_family_policy == "PreferDualStack" and intent.ip_families[0] == "IPv4":
             log.warning("Service %s: served IPv4 only: %s", intent.ref.key, refused)
@@ -50,15 +51,15 @@ def served_families(planner: Planner, intent: Intent, options: GCPOptions) -> In
     return intent
 
 
-def require_ipv6_subnet(planner: Planner, intent: Intent, options: GCPOptions) -> None:
-    name = ipv6_subnet_name(planner, options)
+def require_ipv6_subnet(settings: GCPSettings, reader: Reader, intent: Intent, options: GCPOptions) -> None:
+    name = ipv6_subnet_name(settings, options)
     if name is None:  # resolve() refuses this first; kept for plans of hand-built intents
         raise InvalidService(FIELD, "IPv6 needs the GCP setting 'subnetwork' (a dual-stack subnetwork)")
-    found = planner.reader.subnetwork(name)
+    found = reader.subnetwork(name)
     if found is None:
         raise InvalidService(
             FIELD,
-            f"{list(intent.ip_families)}: subnetwork {name!r} is not in region {planner.settings.region}",
+            f"{list(intent.ip_families)}: subnetwork {name!r} is not in region {settings.region}",
         )
     access = "EXTERNAL" if options.scheme == "external" else "INTERNAL"
     stack = found.get("stackType") or "IPV4_ONLY"
