@@ -140,6 +140,7 @@ def test_dropping_the_ipv6_family_removes_its_rules_and_firewalls(provider, sand
     intent4 = intent_for(provider, single, sandbox.nodes)
     plan = provider.plan(intent4)
     deleted = {c.name for c in plan.changes if c.action.value == "delete"}
+    assert {c.reason for c in plan.changes if c.action.value == "delete"} == {"IP family IPv6 no longer used"}
     assert deleted == {
         f"{intent.lb_name}-tcp-ipv6",
         f"{intent.lb_name}-udp-ipv6",

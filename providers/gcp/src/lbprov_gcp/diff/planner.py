@@ -318,6 +318,8 @@ class Planner:
             "firewalls": seen.firewalls,
             "addresses": addresses,
         }
+        # an IPv6 twin whose family the Service no longer asks for goes for that reason
+        v6_dropped = want is not None and all(f.family != "IPv6" for f in want.frontends)
         out: list[Change] = []
         for collection, kind, why in _LEFTOVER_KINDS:
             for name, found in sorted(observed[collection].items()):
@@ -325,7 +327,8 @@ class Planner:
                     found.get("description"), self.cluster, ref.uid
                 ):
                     continue
-                out.append(self.delete_change(found, kind, collection, reason=why if want else None))
+                reason = "IP family IPv6 no longer used" if v6_dropped and name.endswith("-ipv6") else why
+                out.append(self.delete_change(found, kind, collection, reason=reason if want else None))
         return out
 
     def _shared(self, want: Desired | None, seen: Snapshot) -> list[Change]:
