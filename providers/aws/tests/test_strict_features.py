@@ -230,3 +230,78 @@ def test_the_strict_layer_rejects_bad_subnet_mappings(
     with pytest.raises(ClientError) as err:
         call(view, cloud)
     assert err.value.response["Error"]["Code"] == code, (label, err.value.response["Error"])
+
+
+def _clb(view: AwsView, cloud: SandboxCloud) -> str:
+    view.elb.create_load_balancer(
+        LoadBalancerName="clb",
+        Listeners=[{"Protocol": "TCP", "LoadBalancerPort": 80, "InstancePort": 30080}],
+        Subnets=cloud.extra["public_subnets"],
+    )
+    return "clb"
+
+
+def _clb_attrs(view: AwsView, cloud: SandboxCloud, **attrs: Any) -> Any:
+    return view.elb.modify_load_balancer_attributes(
+        LoadBalancerName=_clb(view, cloud), LoadBalancerAttributes=attrs
+    )
+
+
+CASES_CLASSIC: list[Case] = [
+    (
+        "classic-access-log-without-bucket",
+        "InvalidConfigurationRequest",
+        lambda v, c: _clb_attrs(v, c, AccessLog={"Enabled": True}),
+    ),
+    (
+        "classic-access-log-missing-bucket",
+        "InvalidConfigurationRequest",
+        lambda v, c: _clb_attrs(
+            v, c, AccessLog={"Enabled": True, "S3BucketName": "nope-bucket", "EmitInterval": 5}
+        ),
+    ),
+    (
+        "classic-emit-interval",
+        "ValidationError",
+        lambda v, c: _clb_attrs(v, c, AccessLog={"Enabled": True, "S3BucketName": "b", "EmitInterval": 10}),
+    ),
+    (
+        "classic-idle-timeout",
+        "ValidationError",
+        lambda v, c: _clb_attrs(v, c, ConnectionSettings={"IdleTimeout": 4001}),
+    ),
+    (
+        "classic-unknown-ssl-policy",
+        "PolicyNotFound",
+        lambda v, c: v.elb.create_load_balancer_policy(
+            LoadBalancerName=_clb(v, c),
+            PolicyName="k8s-SSLNegotiationPolicy-x",
+            PolicyTypeName="SSLNegotiationPolicyType",
+            PolicyAttributes=[
+                {
+                    "AttributeName": "Reference-Security-Policy",
+                    "AttributeValue": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+                }
+            ],
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("label", "code", "call"), CASES_CLASSIC, ids=[c[0] for c in CASES_CLASSIC])
+def test_the_strict_layer_rejects_bad_classic_attributes_and_policies(
+    cloud: SandboxCloud, view: AwsView, label: str, code: str, call: Callable[[AwsView, SandboxCloud], Any]
+) -> None:
+    with pytest.raises(ClientError) as err:
+        call(view, cloud)
+    assert err.value.response["Error"]["Code"] == code, (label, err.value.response["Error"])
+
+
+def test_the_strict_layer_refuses_dualstack_without_ipv6_subnets(cloud: SandboxCloud, view: AwsView) -> None:
+    with pytest.raises(ClientError) as err:
+        _nlb(view, cloud, IpAddressType="dualstack")
+    assert err.value.response["Error"]["Code"] == "InvalidConfigurationRequest"
+    arn = _nlb(view, cloud)
+    with pytest.raises(ClientError) as err:
+        view.elbv2.set_ip_address_type(LoadBalancerArn=arn, IpAddressType="dualstack")
+    assert err.value.response["Error"]["Code"] == "InvalidConfigurationRequest"

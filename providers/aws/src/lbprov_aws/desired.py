@@ -303,6 +303,10 @@ def subnet_mappings(opts: AWSOptions, subnets: list[str], ctx: ClusterContext) -
     return [{"subnet": sid, "private_ipv4": owner[sid]} for sid in subnets]
 
 
+#: IPv6 CIDR association states of a subnet that has no usable IPv6 block.
+_GONE = frozenset({"disassociating", "disassociated", "failing", "failed"})
+
+
 def check_dualstack_subnets(subnets: list[str], ctx: ClusterContext) -> None:
     """A dualstack NLB needs an IPv6 CIDR on each of its subnets (NLB user guide, "IP address
     type": "the subnets ... must have an associated IPv6 CIDR block")."""
@@ -311,7 +315,7 @@ def check_dualstack_subnets(subnets: list[str], ctx: ClusterContext) -> None:
         sid
         for sid in subnets
         if not any(
-            a.get("Ipv6CidrBlockState", {}).get("State", "associated") == "associated"
+            str(a.get("Ipv6CidrBlockState", {}).get("State", "associated")) not in _GONE
             for a in info.get(sid, {}).get("Ipv6CidrBlockAssociationSet", [])
         )
     ]

@@ -360,7 +360,10 @@ class StrictRules:
     def _complete(self, service: str, action: str, params: Params) -> None:
         """Finish what moto leaves undone of a valid request that AWS carries out: ModifyListener's
         ``AlpnPolicy`` (moto drops it; AWS sets it), and ModifyTargetGroup's ``Matcher`` on a TCP
-        target group with an HTTP health check (moto sets it only on HTTP target groups)."""
+        target group with an HTTP health check (moto sets it only on HTTP target groups); the
+        SubnetMappings' addresses of CreateLoadBalancer; classic listeners' InstanceProtocol."""
+        if service == "elb" and action in ("CreateLoadBalancer", "CreateLoadBalancerListeners"):
+            _keep_instance_protocols(params)
         if (service, action) == (
             "elbv2",
             "CreateLoadBalancer",
@@ -407,6 +410,38 @@ def _eip_address(allocation_id: str) -> str:
         if addr.allocation_id == allocation_id:
             return str(addr.public_ip)
     return ""
+
+
+def _keep_instance_protocols(params: Params) -> None:
+    """moto reports a classic listener's InstanceProtocol as its front-end Protocol (an SSL
+    listener to TCP back ends shows SSL/SSL): keep the one the request gave, as AWS does."""
+    from moto.elb.models import elb_backends
+
+    lb = elb_backends[ACCOUNT][REGION].load_balancers.get(params.get("LoadBalancerName", ""))
+    if lb is None:
+        return
+    wanted: dict[int, str] = {}
+    i = 1
+    while f"Listeners.member.{i}.LoadBalancerPort" in params:
+        base = f"Listeners.member.{i}."
+        if params.get(base + "InstanceProtocol"):
+            wanted[int(params[base + "LoadBalancerPort"])] = params[base + "InstanceProtocol"].upper()
+        i += 1
+    for li in lb.listeners:
+        if int(li.load_balancer_port) in wanted:
+            li.lbprov_instance_protocol = wanted[int(li.load_balancer_port)]
+
+
+def _instance_protocol_as_given() -> None:
+    from moto.elb.models import FakeListener
+
+    def instance_protocol(self: Any) -> str:
+        return str(getattr(self, "lbprov_instance_protocol", None) or self.protocol)
+
+    FakeListener.instance_protocol = property(instance_protocol)  # type: ignore[method-assign,assignment]
+
+
+_instance_protocol_as_given()
 
 
 def _report_addresses() -> None:
@@ -837,6 +872,66 @@ def _elb_health(rules: StrictRules, req: Nested) -> Refusal | None:
     return None
 
 
+#: The classic ELB's predefined SSL negotiation policies (DescribeLoadBalancerPolicies without a
+#: load balancer name, ELB user guide "Predefined SSL security policies for Classic Load Balancers").
+CLASSIC_SSL_POLICIES = frozenset(
+    {
+        "ELBSecurityPolicy-2016-08",
+        "ELBSecurityPolicy-TLS-1-2-2017-01",
+        "ELBSecurityPolicy-TLS-1-1-2017-01",
+        "ELBSecurityPolicy-2015-05",
+        "ELBSecurityPolicy-2015-03",
+        "ELBSecurityPolicy-2015-02",
+        "ELBSecurityPolicy-2014-10",
+        "ELBSecurityPolicy-2014-01",
+        "ELBSecurityPolicy-2011-08",
+        "ELBSample-ELBDefaultCipherPolicy",
+        "ELBSample-OpenSSLDefaultCipherPolicy",
+    }
+)
+
+
+def _elb_attributes(rules: StrictRules, req: Nested) -> Refusal | None:
+    """Classic ModifyLoadBalancerAttributes (ELB API reference, AccessLog / ConnectionSettings):
+    EmitInterval 5 or 60; S3BucketName required when the access log is enabled, and the bucket must
+    exist (InvalidConfigurationRequest); IdleTimeout 1-4000 seconds; draining Timeout 1-3600."""
+    attrs = req.get("LoadBalancerAttributes") or {}
+    log = attrs.get("AccessLog") or {}
+    if log.get("Enabled"):
+        if log.get("EmitInterval") not in (None, 5, 60):
+            return _invalid("EmitInterval must be 5 or 60")
+        bucket = log.get("S3BucketName")
+        if not bucket:
+            return Refusal(
+                "InvalidConfigurationRequest", "S3BucketName is required when access logs are enabled"
+            )
+        if not _bucket_exists(str(bucket)):
+            return Refusal("InvalidConfigurationRequest", f"The S3 bucket '{bucket}' does not exist")
+    idle = (attrs.get("ConnectionSettings") or {}).get("IdleTimeout")
+    if idle is not None and not 1 <= idle <= 4000:
+        return _invalid("IdleTimeout must be between 1 and 4000 seconds")
+    draining = attrs.get("ConnectionDraining") or {}
+    if draining.get("Timeout") is not None and not 1 <= draining["Timeout"] <= 3600:
+        return _invalid("ConnectionDraining Timeout must be between 1 and 3600 seconds")
+    return None
+
+
+def _elb_create_policy(rules: StrictRules, req: Nested) -> Refusal | None:
+    """Classic CreateLoadBalancerPolicy of type SSLNegotiationPolicyType: a
+    Reference-Security-Policy must name a predefined policy (PolicyNotFound otherwise)."""
+    if req.get("PolicyTypeName") != "SSLNegotiationPolicyType":
+        return None
+    for attr in req.get("PolicyAttributes", []):
+        if (
+            attr.get("AttributeName") == "Reference-Security-Policy"
+            and attr.get("AttributeValue") not in CLASSIC_SSL_POLICIES
+        ):
+            return Refusal(
+                "PolicyNotFound", f"There is no policy with name {attr.get('AttributeValue')} for reference"
+            )
+    return None
+
+
 def _ec2_create_sg(rules: StrictRules, req: Nested) -> Refusal | None:
     # EC2 CreateSecurityGroup: in a VPC, name and description use a-zA-Z0-9, spaces and
     # ._-:/()#,@[]+=&;{}!$* (255 characters); a name must not start with "sg-".
@@ -880,6 +975,8 @@ RULES: dict[str, Callable[[StrictRules, Nested], Refusal | Replay | None]] = {
     "elb:CreateLoadBalancer": _elb_create,
     "elb:AddTags": _elb_create,
     "elb:ConfigureHealthCheck": _elb_health,
+    "elb:ModifyLoadBalancerAttributes": _elb_attributes,
+    "elb:CreateLoadBalancerPolicy": _elb_create_policy,
     "ec2:CreateSecurityGroup": _ec2_create_sg,
     "ec2:AuthorizeSecurityGroupIngress": _ec2_authorize,
 }
