@@ -47,7 +47,12 @@ _AZURE_JOIN = (
     "(lbprov_azure.operations.JOIN_PERMISSIONS)"
 )
 ALLOWED_EXTRA: dict[str, dict[str, str]] = {
-    "aws": {},
+    "aws": {
+        "elasticloadbalancing:SetIpAddressType": (
+            "SetIpAddressType: sent only to switch an NLB between ipv4 and dualstack "
+            "(providers/aws/tests/test_dualstack.py covers it)"
+        ),
+    },
     "gcp": {
         "compute.instances.list": (
             "instances.list: sent only when the setting node_tags is unset, to find the nodes' network tags "
@@ -78,7 +83,13 @@ ALLOWED_EXTRA: dict[str, dict[str, str]] = {
 #: path the emulator cannot produce (its permissions must then be granted, via ALLOWED_EXTRA).
 #: The set must match exactly, so that this list stays current as providers change.
 UNEXERCISED: dict[str, dict[str, str]] = {
-    "aws": {},
+    "aws": {
+        "elbv2:SetIpAddressType": (
+            "granted: sent when ip-address-type or spec.ipFamilies switch an NLB between ipv4 and "
+            "dualstack, which needs IPv6 subnets the scenarios' VPC lacks "
+            "(providers/aws/tests/test_dualstack.py covers it)"
+        ),
+    },
     "gcp": {
         **{
             op: "unreachable: nodes come from providerIDs (instances are only listed, for their tags); networks and subnetworks are named by the settings"
@@ -237,6 +248,9 @@ def scenario(cloud: str, sb: Any) -> Scenario:
                     **classic,
                     AWS + "subnets": one,
                     AWS + "additional-resource-tags": "team=web,env=test",
+                    # An SSL listener with upstream's classic SSL negotiation policy.
+                    AWS + "ssl-cert": sb.extra["create_certificate"](),
+                    AWS + "ssl-negotiation-policy": "ELBSecurityPolicy-TLS-1-2-2017-01",
                 },
             ),
             svc(

@@ -160,7 +160,9 @@ KEYS: Mapping[str, Key] = {
         _TLS,
     ),
     "eip-allocations-discovery-tags": _no(_LBC),
-    "ipv6-addresses": _no("dualstack is not implemented yet"),
+    "ipv6-addresses": _no(
+        "static IPv6 addresses per subnet are not implemented (a dualstack NLB gets AWS-assigned ones)"
+    ),
     "proxy-protocol-per-target-group": _no(_LBC),
     "manage-backend-security-group-rules": _no(_LBC),
     "inbound-sg-rules-on-private-link-traffic": _no(_LBC),
