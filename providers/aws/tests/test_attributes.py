@@ -123,8 +123,11 @@ def test_deletion_protection_blocks_delete_and_replace_until_turned_off(
     assert cloud.mutating_requests() == before  # refused before any write
     assert len(view.nlbs(svc.uid)) == 1
 
-    svc.annotations = {LB: "deletion_protection.enabled=false"}
-    converge(provider, intent_of(provider, svc, node_objects(cloud)))
+    # Protection off together with the replacement: apply turns it off, then replaces.
+    svc.annotations = {LB: "deletion_protection.enabled=false", ANN + "scheme": "internal"}
+    plan = converge(provider, intent_of(provider, svc, node_objects(cloud)))
+    assert [c.action for c in plan.changes if c.kind == "load-balancer"] == [Action.REPLACE]
+    assert _lb(view, svc.uid)["Scheme"] == "internal"
     delete_all(provider, svc)
     view.assert_nothing_owned(svc)
 

@@ -89,6 +89,8 @@ class NLBApplier(ApplierBase):
     def _nlb(self, c: Change, ctx: dict[str, Any]) -> None:
         call = self.clients.call
         if c.action in (Action.DELETE, Action.REPLACE):
+            if c.data.get("unprotect"):  # the replacement's new settings turn deletion protection off
+                self._lb_attributes(c.cloud_id, {"deletion_protection.enabled": "false"})
             call("elbv2:DeleteLoadBalancer", LoadBalancerArn=c.cloud_id)
             if c.action is Action.DELETE:
                 return

@@ -190,8 +190,13 @@ class NLBPlanning(PlannerBase):
             if seen or "subnet_mappings" in lb_after:
                 lb_before["subnet_mappings"] = seen
             why = replacement_reasons(nlb.name, lb_name, lb_before, lb_after)
+            unprotect = False
             if why:
-                check_deletable(nlb.attributes, nlb.name, f"it is replaced ({why})")
+                # Protection turned off in the same change: apply turns it off, then replaces.
+                unprotect = lb_after["attributes"].get("deletion_protection.enabled") == "false"
+                if not unprotect:
+                    check_deletable(nlb.attributes, nlb.name, f"it is replaced ({why})")
+                unprotect = unprotect and (nlb.attributes or {}).get("deletion_protection.enabled") == "true"
                 replaced = True
                 if nlb.name != lb_name:
                     lb_before = {"name": nlb.name, **lb_before}
@@ -206,7 +211,7 @@ class NLBPlanning(PlannerBase):
                         lb_after,
                         cloud_id=nlb.arn,
                         reason=why,
-                        data={"type": "nlb"},
+                        data={"type": "nlb", "unprotect": unprotect},
                     ),
                 )
             elif lb_before != lb_after:
