@@ -177,6 +177,15 @@ def test_classic_attributes_set_repaired_and_reset_to_upstream_defaults(
             "ssl-negotiation-policy",
             "ssl-cert",
         ),
+        (
+            {
+                ANN + "ssl-negotiation-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+                ANN + "ssl-cert": "arn:aws:acm:us-east-1:123456789012:certificate/abc",
+                **CLASSIC,
+            },
+            "ssl-negotiation-policy",
+            "classic ELB policy",
+        ),
     ],
 )
 def test_bad_classic_input_is_refused_naming_the_annotation(

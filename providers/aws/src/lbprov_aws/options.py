@@ -74,6 +74,19 @@ BACKEND_TO_FRONTEND = {"https": "https", "http": "https", "ssl": "ssl", "tcp": "
 
 #: aws-load-balancer-controller's ``alpn-policy`` values (the NLB TLS listener's ALPN policies).
 ALPN_POLICIES = ("HTTP1Only", "HTTP2Only", "HTTP2Optional", "HTTP2Preferred", "None")
+#: The classic ELB's predefined SSL negotiation policies (ELB user guide, "Predefined SSL security
+#: policies for Classic Load Balancers"; the TLS13 policies are for ALB/NLB only).
+CLASSIC_SSL_POLICIES = (
+    "ELBSecurityPolicy-2016-08",
+    "ELBSecurityPolicy-TLS-1-2-2017-01",
+    "ELBSecurityPolicy-TLS-1-1-2017-01",
+    "ELBSecurityPolicy-2015-05",
+    "ELBSecurityPolicy-2015-03",
+    "ELBSecurityPolicy-2015-02",
+    "ELBSecurityPolicy-2014-10",
+    "ELBSecurityPolicy-2014-01",
+    "ELBSecurityPolicy-2011-08",
+)
 #: A predefined ELB security policy name (the list grows; the cloud checks the name itself).
 _POLICY_NAME = re.compile(r"^ELBSecurityPolicy-[A-Za-z0-9-]{1,100}$")
 #: NLB health-check success codes: a code, a comma list or a range, each 200-599 (ELBv2 API
@@ -380,6 +393,11 @@ def _tls_policies(
         if cert is None:
             raise InvalidService(
                 _field(SSL_POLICY), f"set, but {SSL_CERT} is missing (no TLS listener to apply it to)"
+            )
+        if kind == "classic" and policy not in CLASSIC_SSL_POLICIES:
+            raise InvalidService(
+                _field(SSL_POLICY),
+                f"{policy!r} is not a predefined classic ELB policy; accepted: {', '.join(sorted(CLASSIC_SSL_POLICIES))}",
             )
         if not _POLICY_NAME.match(policy):
             raise InvalidService(
