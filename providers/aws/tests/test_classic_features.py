@@ -192,5 +192,8 @@ def test_bad_classic_input_is_refused_naming_the_annotation(
     provider: AWSProvider, cloud: SandboxCloud, annotations: dict[str, str], key: str, says: str
 ) -> None:
     with pytest.raises(InvalidService) as err:
-        intent_of(provider, Svc(annotations=annotations), node_objects(cloud))
+        # Without the type annotation a classic-only key is refused by the plan (the Service might
+        # keep a classic ELB it has), with it by resolve.
+        provider.plan(intent_of(provider, Svc(annotations=annotations), node_objects(cloud)))
     assert ANN + key in str(err.value) and says in str(err.value)
+    assert cloud.mutating_requests() == []

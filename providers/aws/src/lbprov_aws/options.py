@@ -179,9 +179,17 @@ class AWSOptions(BaseModel):
     #: ModifyLoadBalancerAttributes, with cloud-provider-aws's defaults when not set.
     backend_protocol: Literal["http", "https", "ssl", "tcp"] | None = None
     classic: ClassicAttributes = ClassicAttributes()
+    #: Classic-only annotations of a Service without the type annotation that resolved as an NLB:
+    #: refused by the plan if the Service does get an NLB (options._classic).
+    classic_only: tuple[str, ...] = ()
     #: ``dualstack``: the NLB gets IPv4 and IPv6 addresses (spec.ipFamilies with both, or
     #: ``ip-address-type: dualstack``).
     ip_address_type: Literal["ipv4", "dualstack"] = "ipv4"
+    #: Whether ``kind`` came from the type annotation (else from default_load_balancer_type: a
+    #: Service keeps the kind of load balancer it has, see AWSProvider.plan).
+    kind_explicit: bool = False
+    #: The Service's annotations of this namespace, to resolve it again as the other kind.
+    annotations: tuple[tuple[str, str], ...] = ()
 
     def uses_tls(self, port: int, name: str) -> bool:
         if not self.ssl_cert:
@@ -215,10 +223,10 @@ def implemented_elsewhere(service: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _kind(annotations: Mapping[str, str]) -> LbKind:
+def _kind(annotations: Mapping[str, str], default: LbKind = "nlb") -> LbKind:
     raw = annotations.get(TYPE)
     if raw is None:
-        return "nlb"
+        return default
     value = raw.strip().lower()
     if value in NLB_TYPES:
         return "nlb"
@@ -527,8 +535,13 @@ def _ipv4(value: str) -> bool:
         return False
 
 
-def _classic(annotations: Mapping[str, str], kind: LbKind, cert: str | None) -> tuple[Any, ClassicAttributes]:
-    """``backend-protocol`` and the classic attribute annotations (cloud-provider-aws syntax)."""
+def _classic(
+    annotations: Mapping[str, str], kind: LbKind, cert: str | None
+) -> tuple[Any, ClassicAttributes, tuple[str, ...]]:
+    """``backend-protocol`` and the classic attribute annotations (cloud-provider-aws syntax), and
+    the classic-only keys an NLB would have to refuse. With an explicit NLB type they are refused
+    here; without the type annotation they are kept for the plan (the Service may keep a classic
+    ELB it has, AWSProvider.plan), which refuses them if the Service gets an NLB after all."""
     backend = None
     if BACKEND_PROTOCOL in annotations:
         raw = annotations[BACKEND_PROTOCOL].strip().lower()
@@ -537,21 +550,15 @@ def _classic(annotations: Mapping[str, str], kind: LbKind, cert: str | None) -> 
                 _field(BACKEND_PROTOCOL),
                 f"{annotations[BACKEND_PROTOCOL]!r}; accepted values: http, https, ssl, tcp",
             )
-        if kind == "nlb" and raw != "tcp":
-            raise InvalidService(
-                _field(BACKEND_PROTOCOL),
-                f"{raw!r} is for a classic ELB (set {TYPE}: classic); an NLB's back ends are TCP (accepted: tcp)",
-            )
         backend = raw
-    present = [k for k in CLASSIC_ONLY if k in annotations]
-    if kind == "nlb":
-        if present:
-            raise InvalidService(
-                _field(present[0]),
-                "a classic ELB attribute (cloud-provider-aws applies it to classic ELBs only); for an NLB use "
-                f"{attributes.LB_ATTRIBUTES_KEY} (access_logs.s3.*) or remove it",
-            )
-        return backend, ClassicAttributes()
+    classic_only = [k for k in CLASSIC_ONLY if k in annotations]
+    if backend not in (None, "tcp"):
+        classic_only.insert(0, BACKEND_PROTOCOL)
+    if kind == "nlb" and classic_only and TYPE in annotations:
+        raise InvalidService(_field(classic_only[0]), nlb_refuses(classic_only[0]))
+    if kind == "nlb" and not classic_only:
+        return backend, ClassicAttributes(), ()
+    deferred = tuple(classic_only) if kind == "nlb" else ()
     from lbprov.annotations import get_bool
 
     interval = get_int(annotations, ACCESS_LOG_INTERVAL, 5, 60)
@@ -573,7 +580,17 @@ def _classic(annotations: Mapping[str, str], kind: LbKind, cert: str | None) -> 
         access_log_bucket=bucket,
         access_log_prefix=prefix,
     )
-    return backend, attrs
+    return backend, attrs, deferred
+
+
+def nlb_refuses(key: str) -> str:
+    """Why an NLB refuses a classic-only annotation."""
+    if key == BACKEND_PROTOCOL:
+        return f"this value is for a classic ELB (set {TYPE}: classic); an NLB's back ends are TCP (accepted: tcp)"
+    return (
+        "a classic ELB attribute (cloud-provider-aws applies it to classic ELBs only); for an NLB use "
+        f"{attributes.LB_ATTRIBUTES_KEY} (access_logs.s3.*) or remove it"
+    )
 
 
 def _ip_address_type(
@@ -652,9 +669,10 @@ def _targets(intent: Intent, labels: tuple[tuple[str, str], ...]) -> tuple[Targe
     return parsed
 
 
-def resolve(intent: Intent, annotations: Mapping[str, str]) -> Intent:
-    """Validate the AWS annotations and the spec fields AWS cannot honour; return the resolved intent."""
-    kind = _kind(annotations)  # first: a Service for aws-load-balancer-controller says so
+def resolve(intent: Intent, annotations: Mapping[str, str], default_kind: LbKind = "nlb") -> Intent:
+    """Validate the AWS annotations and the spec fields AWS cannot honour; return the resolved intent.
+    ``default_kind``: the kind without a type annotation (the default_load_balancer_type setting)."""
+    kind = _kind(annotations, default_kind)  # first: a Service for aws-load-balancer-controller says so
     check_all(annotations)  # every other key of the namespace: implemented or refused, never ignored
     scheme = _scheme(annotations)
     if intent.requested_ip:
@@ -682,7 +700,7 @@ def resolve(intent: Intent, annotations: Mapping[str, str]) -> Intent:
     cert, ssl_ports = _ssl(annotations)
     ssl_policy, alpn = _tls_policies(annotations, kind, cert)
     eips, private_ips = _static_ips(annotations, kind, scheme, subnets)
-    backend, classic_attrs = _classic(annotations, kind, cert)
+    backend, classic_attrs, classic_only = _classic(annotations, kind, cert)
     address_type = _ip_address_type(annotations, kind, intent)
     labels = _labels(annotations)
     lb_attrs = attributes.load_balancer_attributes(annotations)
@@ -726,7 +744,10 @@ def resolve(intent: Intent, annotations: Mapping[str, str]) -> Intent:
         private_ipv4=private_ips,
         backend_protocol=backend,
         classic=classic_attrs,
+        classic_only=classic_only,
         ip_address_type=address_type,
+        kind_explicit=TYPE in annotations,
+        annotations=tuple(sorted((k, v) for k, v in annotations.items() if k.startswith(PREFIX))),
     )
     if kind == "classic":
         if len(options.additional_tags) > CLASSIC_MAX_TAGS - CLASSIC_OWN_TAGS:

@@ -25,6 +25,7 @@ from lbprov_aws.desired import (
     select_subnets,
     subnet_mappings,
 )
+from lbprov_aws.diff.adopt import adopted_target_group_names
 from lbprov_aws.diff.common import (
     P_LB,
     P_LB_DEL,
@@ -85,8 +86,11 @@ class NLBPlanning(PlannerBase):
         if opts.name:  # a later plan finds the NLB by it when the name changes (provider.plan)
             tg_tags[LB_NAME_TAG] = opts.name
         desired_tgs: dict[str, tuple[Port, dict[str, Any]]] = {}
+        adopted = adopted_target_group_names(tg_by_name.values())  # upstream's, kept (diff/adopt.py)
         for port in listener_ports(intent.ports):
-            name = names.target_group_name(self.cluster, intent.ref, port, port.protocol)
+            name = adopted.get((port.protocol, node_port(port))) or names.target_group_name(
+                self.cluster, intent.ref, port, port.protocol
+            )
             attrs = dict(attributes)
             if port.protocol != "TCP":  # proxy protocol v2 is for TCP target groups only
                 attrs["proxy_protocol_v2.enabled"] = "false"

@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from lbprov import naming
-from lbprov.model import Ingress, Intent, ServiceRef
+from lbprov.model import Ingress, Intent, InvalidService, ServiceRef
 from lbprov_aws.desired import (
     node_security_groups,
 )
+from lbprov_aws.diff.adopt import Predecessors
 from lbprov_aws.diff.classic import ClassicPlanning
 from lbprov_aws.diff.common import (
     P_TG_DEL,
@@ -28,7 +29,7 @@ from lbprov_aws.observe import (
     ObservedTG,
     ServiceState,
 )
-from lbprov_aws.options import AWSOptions
+from lbprov_aws.options import AWSOptions, nlb_refuses
 
 __all__ = ["PlanOutput", "Planner"]
 
@@ -36,10 +37,19 @@ __all__ = ["PlanOutput", "Planner"]
 class Planner(NLBPlanning, ClassicPlanning):
     """Turns an intent (or a deleted Service) and the observed state into ordered changes."""
 
-    def plan(self, intent: Intent, ctx: ClusterContext, state: ServiceState) -> PlanOutput:
+    def plan(
+        self,
+        intent: Intent,
+        ctx: ClusterContext,
+        state: ServiceState,
+        predecessors: Predecessors | None = None,
+    ) -> PlanOutput:
+        """``predecessors``: what diff/adopt.prepare found and already shows as lbprov's."""
         opts: AWSOptions = intent.options if isinstance(intent.options, AWSOptions) else AWSOptions()
         ref = intent.ref
         b = _Builder()
+        if predecessors is not None:
+            predecessors.add_to(b)
         data: dict[str, Any] = {"kind": opts.kind, "vpc_id": ctx.vpc_id, "tg_arns": {}}
         owned_tgs = self._owned_tgs(state, ref)
         # With a chosen name the UID-derived one is not wanted, so a foreign namesake of it is no conflict.
@@ -61,6 +71,9 @@ class Planner(NLBPlanning, ClassicPlanning):
         data["tg_arns"] = {tg.name: tg.arn for tg in owned_tgs}
 
         if opts.kind == "nlb":
+            if opts.classic_only:  # no classic ELB to keep (see options._classic)
+                key = opts.classic_only[0]
+                raise InvalidService(f"metadata.annotations[{key}]", nlb_refuses(key))
             foreign = {tg.name: tg for tg in state.target_groups if tg.name not in tg_by_name}
             kept, wanted_points = self._plan_nlb(b, intent, opts, ctx, nlb, tg_by_name, foreign, data)
             for extra in leftover:  # another owned NLB under an older name (a crash mid-rename)
@@ -89,8 +102,16 @@ class Planner(NLBPlanning, ClassicPlanning):
             self._kube_proxy_rule(b, ctx, node_sgs, bool(data.get("wants_kube_proxy")), ref.uid)
         return PlanOutput(b.changes(), data, ingress)
 
-    def plan_delete(self, ref: ServiceRef, ctx: ClusterContext, state: ServiceState) -> PlanOutput:
+    def plan_delete(
+        self,
+        ref: ServiceRef,
+        ctx: ClusterContext,
+        state: ServiceState,
+        predecessors: Predecessors | None = None,
+    ) -> PlanOutput:
         b = _Builder()
+        if predecessors is not None:
+            predecessors.add_to(b)
         owned_tgs = self._owned_tgs(state, ref)
         nlb = self._owned_or_conflict("network load balancer", state.nlb, ref, False)
         classic = self._owned_or_conflict("classic load balancer", state.classic, ref, False)
