@@ -252,8 +252,9 @@ class NLBPlanning(PlannerBase):
                 "target_group": name,
                 "certificate": opts.ssl_cert if tls else None,
                 "ssl_policy": (opts.ssl_policy or SSL_POLICY) if tls else None,
-                "alpn": (opts.alpn_policy or "None") if tls else None,
             }
+            if tls:  # (no ALPN entry for other listeners: their plans look as before)
+                after["alpn"] = opts.alpn_policy or "None"
             li = observed.pop(key, None)
             if li is None:
                 b.add(
@@ -275,8 +276,9 @@ class NLBPlanning(PlannerBase):
                 "target_group": arn_to_tg.get(li.target_group_arn or "", li.target_group_arn),
                 "certificate": li.certificate if li.protocol == "TLS" else None,
                 "ssl_policy": li.ssl_policy if li.protocol == "TLS" else None,
-                "alpn": (li.alpn or "None") if li.protocol == "TLS" else None,
             }
+            if li.protocol == "TLS":
+                before["alpn"] = li.alpn or "None"
             if before != after:
                 # TCP <-> TLS is modified in place; a change to or from UDP / TCP_UDP deletes and
                 # recreates the listener on the same port (moto's ModifyListener refuses UDP).
