@@ -77,10 +77,8 @@ def test_node_changes_update_the_shared_pool_once_for_all_services(
     ]
     # a node leaves (excluded by label): pool shrinks
     fewer = [
-        h.node_object(n, **{"node.kubernetes.io/exclude-from-external-load-balancers": "true"})
-        if n.name == new_node.name
-        else h.node_object(n)
-        for n in [*sandbox.nodes]
+        *nodes,
+        h.node_object(new_node, **{"node.kubernetes.io/exclude-from-external-load-balancers": "true"}),
     ]
     a3 = intent_for(make_service("a", uid=a.ref.uid, node_ports={("TCP", 80): a.ports[0].node_port}), fewer)
     ensure(a3)

@@ -177,14 +177,18 @@ class Applier:
         template: JSON | None = None
         tags: dict[str, str] = {}
         repair = False
+        adopt = False
         identity: str | None = None
         for ch in group:
             repair = repair or bool(ch.data.get("repair"))
+            adopt = adopt or bool(ch.data.get("adopt"))
             identity = identity or ch.data.get("identity")
             if ch.data.get("template") is not None:
                 template = ch.data["template"]
             if ch.kind == "load-balancer" and ch.data.get("tags"):
                 tags.update(ch.data["tags"])
+            if ch.action == Action.ADOPT:
+                continue  # kept as it is: the Service map (lb-service-tag) records it
             if ch.kind == "lb-service-tag":
                 join = ch.action != Action.DELETE
             elif ch.kind == "backend-pool":
@@ -207,6 +211,7 @@ class Applier:
             tags=tuple(sorted(tags.items())),
             repair=repair,
             identity=identity,
+            adopt=adopt,
         )
 
     def _apply_pip(self, ch: Change) -> str | None:

@@ -101,6 +101,10 @@ class LBDelta:
     repair: bool = False
     #: the identity a delete plan found on the LB: an LB it empties may go if it carries exactly this
     identity: str | None = None
+    #: the plan proved that the Service's parts on the LB (and the LB itself, if it lacks lbprov's
+    #: tags) are cloud-provider-azure's predecessor of this Service (:mod:`lbprov_azure.diff.adopt`):
+    #: they are taken over although the LB's Service map does not record the Service yet
+    adopt: bool = False
 
 
 @dataclass
@@ -164,7 +168,7 @@ def _apply(work: JSON, delta: LBDelta, lb_label: str) -> None:
     for fld, item in delta.upserts:
         items = props.setdefault(fld, [])
         idx = _index(items, item["name"])
-        if idx is not None and delta.service not in services:
+        if idx is not None and delta.service not in services and not delta.adopt:
             raise OwnershipConflict(
                 f"load balancer {lb_label}: {fld} {item['name']!r} exists but is not recorded as owned "
                 f"by this Service (uid {names.uid_from_token(delta.service)}); lbprov never adopts it"
@@ -233,7 +237,11 @@ def merge(
     identity's LB on purpose): deleting it is decided from cloud state, not from one Service's plan.
     """
     errors: dict[int, BaseException] = {}
-    if current is not None and not names.is_cluster_owned(current.get("tags"), cluster):
+    if (
+        current is not None
+        and not names.is_cluster_owned(current.get("tags"), cluster)
+        and not any(d.adopt for d in deltas)
+    ):
         err = OwnershipConflict(
             f"load balancer {lb_label} exists but is not owned by cluster {cluster!r} "
             f"(no tag {names.azure_key('kubernetes.io/cluster/' + cluster)}=owned); lbprov never adopts it"

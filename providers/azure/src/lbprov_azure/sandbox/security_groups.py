@@ -110,10 +110,12 @@ class SecurityGroups:
     @staticmethod
     def check_nsg_rule_count(count: int, nsg_id: str) -> None:
         if count > MAX_NSG_RULES:
+            # ARM: SecurityRuleCountLimitReached, "A security group cannot have more than 1000 security
+            # rules." (Azure/azure-rest-api-specs#3003)
             raise ArmError(
                 400,
-                "SecurityRulesCountLimitReached",
-                f"Network security group {nsg_id} would have {count} security rules; the limit is {MAX_NSG_RULES}.",
+                "SecurityRuleCountLimitReached",
+                f"A security group cannot have more than {MAX_NSG_RULES} security rules ({nsg_id}: {count}).",
             )
 
     @staticmethod
