@@ -360,7 +360,8 @@ class StrictRules:
     def _complete(self, service: str, action: str, params: Params) -> None:
         """Finish what moto leaves undone of a valid request that AWS carries out: ModifyListener's
         ``AlpnPolicy`` (moto drops it; AWS sets it), and ModifyTargetGroup's ``Matcher`` on a TCP
-        target group with an HTTP health check (moto sets it only on HTTP target groups); the
+        target group with an HTTP health check (moto sets it only on HTTP target groups) and its NLB
+        default at CreateTargetGroup (moto stores the ALB's 200); the
         SubnetMappings' addresses of CreateLoadBalancer; classic listeners' InstanceProtocol."""
         if service == "elb" and action in ("CreateLoadBalancer", "CreateLoadBalancerListeners"):
             _keep_instance_protocols(params)
@@ -373,6 +374,17 @@ class StrictRules:
             )
             if lb is not None:
                 lb.lbprov_addresses = _mapped_addresses(params)
+        if (
+            (service, action) == ("elbv2", "CreateTargetGroup")
+            and params.get("Protocol") in ("TCP", "UDP", "TCP_UDP", "TLS")
+            and params.get("HealthCheckProtocol") in ("HTTP", "HTTPS")
+            and not params.get("Matcher.HttpCode")
+        ):
+            # ELBv2 Matcher: "For target groups with a protocol of TCP, TCP_UDP, UDP or TLS ... The
+            # default value is 200-399" (moto stores 200, the ALB default).
+            tg = next((t for t in self._elbv2().target_groups.values() if t.name == params.get("Name")), None)
+            if tg is not None:
+                tg.matcher = {**(getattr(tg, "matcher", None) or {}), "HttpCode": "200-399"}
         if (service, action) == ("elbv2", "ModifyTargetGroup") and params.get("Matcher.HttpCode"):
             tg = self._tg(params.get("TargetGroupArn", ""))
             if tg is not None:
