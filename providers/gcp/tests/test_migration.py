@@ -21,6 +21,7 @@ from lbprov_gcp.testing_predecessor import make_upstream_lb
 
 from lbprov.intent import IntentSettings, build_intent
 from lbprov.model import Action, OwnershipConflict
+from lbprov.render import render_plan
 
 
 def target_pools(sandbox: Any) -> list[str]:
@@ -169,7 +170,7 @@ def test_a_service_without_an_upstream_load_balancer_reads_no_legacy_kind(provid
     assert not {"targetPools.list", "httpHealthChecks.list"} & set(reads)
 
 
-def test_a_dry_run_of_the_takeover_writes_nothing(sandbox, server):
+def test_a_dry_run_of_the_takeover_writes_nothing_and_shows_what_it_replaces(sandbox, server):
     svc = make_service()
     up = make_upstream_lb(sandbox, svc, sandbox.nodes, GCE_CLUSTER_ID)
     reader = provider_for(sandbox, read_only=True)
@@ -177,6 +178,16 @@ def test_a_dry_run_of_the_takeover_writes_nothing(sandbox, server):
     plan = reader.plan(intent_for(reader, svc, sandbox.nodes))
     assert ("adopt", "address", up.forwarding_rule) in summary(plan)
     assert server.mutating_requests() == []
+    # what `lbprov plan` prints: the IP adopted, upstream's resources replaced
+    text = render_plan(plan)
+    assert f"<= address '{up.forwarding_rule}'" in text and f'"{up.ip}"' in text
+    for line in (
+        f"- forwarding-rule '{up.forwarding_rule}'",
+        f"- target-pool '{up.target_pool}'",
+        f"- http-health-check '{up.health_check}'",
+        f"<= firewall-rule 'k8s-fw-{up.forwarding_rule}'",
+    ):
+        assert line in text, line
 
 
 def test_a_service_deleted_before_the_takeover_takes_upstreams_load_balancer_with_it(provider, sandbox):
