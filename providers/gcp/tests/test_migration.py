@@ -392,3 +392,14 @@ def wait_until(pred: Any, what: str, timeout: float = 30) -> None:
     while not pred():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+def test_without_a_cluster_id_a_pool_on_a_nodes_check_stays_a_conflict(sandbox, server):
+    """No gce_cluster_id: the nodes check cannot be told from another cluster's, so nothing moves."""
+    svc = make_service()
+    make_upstream_lb(sandbox, svc, sandbox.nodes, GCE_CLUSTER_ID)
+    provider = provider_for(sandbox, gce_cluster_id=None)
+    server.clear_log()
+    with pytest.raises(OwnershipConflict, match=rf"target-pool .*k8s-{GCE_CLUSTER_ID}-node"):
+        provider.plan(intent_for(provider, svc, sandbox.nodes))
+    assert server.mutating_requests() == []
