@@ -403,3 +403,27 @@ def test_without_a_cluster_id_a_pool_on_a_nodes_check_stays_a_conflict(sandbox, 
     with pytest.raises(OwnershipConflict, match=rf"target-pool .*k8s-{GCE_CLUSTER_ID}-node"):
         provider.plan(intent_for(provider, svc, sandbox.nodes))
     assert server.mutating_requests() == []
+
+
+def test_upstreams_own_reservation_left_by_an_interrupted_ensure_is_taken_over_too(provider, sandbox):
+    """Upstream reserves <lb> during each ensure; one left behind is released and the IP reserved
+    again as lbprov's (the rule keeps it meanwhile): the Service still keeps its IP."""
+    from google.cloud import compute_v1 as c
+
+    svc = make_service()
+    up = make_upstream_lb(sandbox, svc, sandbox.nodes, GCE_CLUSTER_ID)
+    s = sandbox.settings
+    sdk(sandbox, "AddressesClient").insert(
+        project=s["project"],
+        region=s["region"],
+        address_resource=c.Address(
+            name=up.forwarding_rule, address=up.ip, description='{"kubernetes.io/service-name":"default/web"}'
+        ),
+    ).result()
+    intent = intent_for(provider, svc, sandbox.nodes)
+    plan = provider.plan(intent)
+    addresses_changes = [(str(c.action), c.name) for c in plan.changes if c.kind == "address"]
+    assert addresses_changes == [("delete", up.forwarding_rule), ("adopt", up.forwarding_rule)]
+    assert provider.apply(plan)[0].ip == up.ip
+    assert rules(sandbox) == {f"{up.forwarding_rule}-tcp": up.ip} and addresses(sandbox) == []
+    assert provider.plan(intent).empty
