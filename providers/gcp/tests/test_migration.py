@@ -427,3 +427,18 @@ def test_upstreams_own_reservation_left_by_an_interrupted_ensure_is_taken_over_t
     assert provider.apply(plan)[0].ip == up.ip
     assert rules(sandbox) == {f"{up.forwarding_rule}-tcp": up.ip} and addresses(sandbox) == []
     assert provider.plan(intent).empty
+
+
+def test_a_local_service_made_cluster_during_the_cut_over_drops_upstreams_check_firewall(provider, sandbox):
+    """Upstream served the Service as Local; it is Cluster now: upstream's per-Service check and its
+    firewall k8s-<lb>-http-hc are deleted, not adopted."""
+    local = make_service(local=True, hc_port=31500)
+    up = make_upstream_lb(sandbox, local, sandbox.nodes, GCE_CLUSTER_ID)
+    now = make_service(uid=local["metadata"]["uid"])
+    plan = provider.plan(intent_for(provider, now, sandbox.nodes))
+    assert ("delete", "firewall-rule", f"k8s-{up.forwarding_rule}-http-hc") in summary(plan)
+    assert ("delete", "http-health-check", up.forwarding_rule) in summary(plan)
+    provider.apply(plan)
+    assert f"k8s-{up.forwarding_rule}-http-hc" not in firewalls(sandbox)
+    assert http_health_checks(sandbox) == [] and target_pools(sandbox) == []
+    assert rules(sandbox) == {f"{up.forwarding_rule}-tcp": up.ip}
