@@ -21,6 +21,7 @@ from lbprov_gcp.testing_predecessor import make_upstream_lb
 
 from lbprov.intent import IntentSettings, build_intent
 from lbprov.model import Action, OwnershipConflict
+from lbprov.render import render_plan
 
 
 def target_pools(sandbox: Any) -> list[str]:
@@ -169,7 +170,7 @@ def test_a_service_without_an_upstream_load_balancer_reads_no_legacy_kind(provid
     assert not {"targetPools.list", "httpHealthChecks.list"} & set(reads)
 
 
-def test_a_dry_run_of_the_takeover_writes_nothing(sandbox, server):
+def test_a_dry_run_of_the_takeover_writes_nothing_and_shows_what_it_replaces(sandbox, server):
     svc = make_service()
     up = make_upstream_lb(sandbox, svc, sandbox.nodes, GCE_CLUSTER_ID)
     reader = provider_for(sandbox, read_only=True)
@@ -177,6 +178,16 @@ def test_a_dry_run_of_the_takeover_writes_nothing(sandbox, server):
     plan = reader.plan(intent_for(reader, svc, sandbox.nodes))
     assert ("adopt", "address", up.forwarding_rule) in summary(plan)
     assert server.mutating_requests() == []
+    # what `lbprov plan` prints: the IP adopted, upstream's resources replaced
+    text = render_plan(plan)
+    assert f"<= address '{up.forwarding_rule}'" in text and f'"{up.ip}"' in text
+    for line in (
+        f"- forwarding-rule '{up.forwarding_rule}'",
+        f"- target-pool '{up.target_pool}'",
+        f"- http-health-check '{up.health_check}'",
+        f"<= firewall-rule 'k8s-fw-{up.forwarding_rule}'",
+    ):
+        assert line in text, line
 
 
 def test_a_service_deleted_before_the_takeover_takes_upstreams_load_balancer_with_it(provider, sandbox):
@@ -381,3 +392,53 @@ def wait_until(pred: Any, what: str, timeout: float = 30) -> None:
     while not pred():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+def test_without_a_cluster_id_a_pool_on_a_nodes_check_stays_a_conflict(sandbox, server):
+    """No gce_cluster_id: the nodes check cannot be told from another cluster's, so nothing moves."""
+    svc = make_service()
+    make_upstream_lb(sandbox, svc, sandbox.nodes, GCE_CLUSTER_ID)
+    provider = provider_for(sandbox, gce_cluster_id=None)
+    server.clear_log()
+    with pytest.raises(OwnershipConflict, match=rf"target-pool .*k8s-{GCE_CLUSTER_ID}-node"):
+        provider.plan(intent_for(provider, svc, sandbox.nodes))
+    assert server.mutating_requests() == []
+
+
+def test_upstreams_own_reservation_left_by_an_interrupted_ensure_is_taken_over_too(provider, sandbox):
+    """Upstream reserves <lb> during each ensure; one left behind is released and the IP reserved
+    again as lbprov's (the rule keeps it meanwhile): the Service still keeps its IP."""
+    from google.cloud import compute_v1 as c
+
+    svc = make_service()
+    up = make_upstream_lb(sandbox, svc, sandbox.nodes, GCE_CLUSTER_ID)
+    s = sandbox.settings
+    sdk(sandbox, "AddressesClient").insert(
+        project=s["project"],
+        region=s["region"],
+        address_resource=c.Address(
+            name=up.forwarding_rule, address=up.ip, description='{"kubernetes.io/service-name":"default/web"}'
+        ),
+    ).result()
+    intent = intent_for(provider, svc, sandbox.nodes)
+    plan = provider.plan(intent)
+    addresses_changes = [(str(c.action), c.name) for c in plan.changes if c.kind == "address"]
+    assert addresses_changes == [("delete", up.forwarding_rule), ("adopt", up.forwarding_rule)]
+    assert provider.apply(plan)[0].ip == up.ip
+    assert rules(sandbox) == {f"{up.forwarding_rule}-tcp": up.ip} and addresses(sandbox) == []
+    assert provider.plan(intent).empty
+
+
+def test_a_local_service_made_cluster_during_the_cut_over_drops_upstreams_check_firewall(provider, sandbox):
+    """Upstream served the Service as Local; it is Cluster now: upstream's per-Service check and its
+    firewall k8s-<lb>-http-hc are deleted, not adopted."""
+    local = make_service(local=True, hc_port=31500)
+    up = make_upstream_lb(sandbox, local, sandbox.nodes, GCE_CLUSTER_ID)
+    now = make_service(uid=local["metadata"]["uid"])
+    plan = provider.plan(intent_for(provider, now, sandbox.nodes))
+    assert ("delete", "firewall-rule", f"k8s-{up.forwarding_rule}-http-hc") in summary(plan)
+    assert ("delete", "http-health-check", up.forwarding_rule) in summary(plan)
+    provider.apply(plan)
+    assert f"k8s-{up.forwarding_rule}-http-hc" not in firewalls(sandbox)
+    assert http_health_checks(sandbox) == [] and target_pools(sandbox) == []
+    assert rules(sandbox) == {f"{up.forwarding_rule}-tcp": up.ip}
