@@ -50,6 +50,7 @@ locals {
     "elasticloadbalancing:AttachLoadBalancerToSubnets",
     "elasticloadbalancing:ConfigureHealthCheck",
     "elasticloadbalancing:CreateLoadBalancerListeners",
+    "elasticloadbalancing:CreateLoadBalancerPolicy",
     "elasticloadbalancing:DeleteLoadBalancer",
     "elasticloadbalancing:DeleteLoadBalancerListeners",
     "elasticloadbalancing:DeleteTargetGroup",
@@ -62,6 +63,8 @@ locals {
     "elasticloadbalancing:RegisterInstancesWithLoadBalancer",
     "elasticloadbalancing:RegisterTargets",
     "elasticloadbalancing:RemoveTags",
+    "elasticloadbalancing:SetIpAddressType",
+    "elasticloadbalancing:SetLoadBalancerPoliciesOfListener",
     "elasticloadbalancing:SetSubnets",
   ]
 
