@@ -167,3 +167,68 @@ def test_controller_adopts_upstream_services_keeps_their_ips_and_deletes_cleanly
 def rules(state: ArmState, settings: dict[str, Any]) -> list[str]:
     nsg = state.get("networkSecurityGroups", SANDBOX_RG, settings["security_group_name"])
     return [r["name"] for r in (nsg or {}).get("properties", {}).get("securityRules", [])]
+
+
+def test_a_service_next_to_aks_public_lb_gets_an_event_naming_it(
+    sandbox: SandboxCloud, state: ArmState, cluster: str, kube: KubeClient
+) -> None:
+    """Under a cluster name of its own, next to AKS's public load balancer that already load-balances
+    to the nodes: the Service gets a SyncLoadBalancerFailed event naming that load balancer, and
+    nothing is written for it."""
+    nodes = [sandbox.add_node(f"{cluster}-n{i}") for i in range(2)]
+    for n in nodes:
+        kube.create_node(node_object(n))
+    aks = f"{cluster}-aks"
+    reconcile_upstream(
+        state,
+        rg=SANDBOX_RG,
+        vnet=sandbox.settings["vnet_name"],
+        subnet=sandbox.settings["subnet_name"],
+        nsg=None,
+        cluster=aks,
+        namespace="aks",
+        name="theirs",
+        uid="0f0f0f0f-0000-4000-8000-000000000001",
+        ports=[UpstreamPort("TCP", 80, 30080)],
+        nodes=[(n.name, n.internal_ip) for n in nodes],
+        aks_outbound=True,
+    )
+    settings = {**sandbox.settings, "cluster_name": cluster, "cluster_id": cluster_identity(kube)}
+    controller = Controller(
+        kube,
+        {"azure": AzureProvider.from_settings(settings)},
+        ControllerConfig(
+            cluster=cluster,
+            default_provider="azure",
+            workers=2,
+            node_debounce=0.2,
+            backoff_base=0.2,
+            backoff_max=2.0,
+            cache_sync_timeout=10,
+        ),
+    )
+    controller.start()
+    try:
+        kube.create_service(
+            NS,
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "web", "namespace": NS},
+                "spec": {"type": "LoadBalancer", "ports": [{"name": "p80", "protocol": "TCP", "port": 80}]},
+            },
+        )
+
+        def warned() -> list[str]:
+            return [
+                e["message"]
+                for e in kube.list_events(NS)
+                if e["involvedObject"].get("name") == "web" and e["reason"] == "SyncLoadBalancerFailed"
+            ]
+
+        (message, *_) = wait_for(warned, 30, "SyncLoadBalancerFailed event")
+        assert f"load balancer '{aks}'" in message and "set cluster_name to its name" in message, message
+        assert lb_of(state, cluster) is None
+        assert not ingress_of(kube.get_service(NS, "web") or {})
+    finally:
+        controller.stop()
