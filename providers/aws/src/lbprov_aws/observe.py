@@ -394,8 +394,11 @@ class Reader:
 
     # -- load balancers and target groups ------------------------------------------------------
 
-    def service_state(self, uid: str, lb_name: str, tg_prefix: str, *, details: bool = True) -> ServiceState:
-        """``details=False`` (delete plans) skips listeners, attributes and registered targets."""
+    def service_state(
+        self, uid: str, lb_name: str, tg_prefix: str | tuple[str, ...], *, details: bool = True
+    ) -> ServiceState:
+        """``details=False`` (delete plans) skips listeners, attributes and registered targets;
+        ``tg_prefix`` may be several (lbprov's and cloud-provider-aws's target group prefixes)."""
         rnd = self.round
         if rnd is not None and uid not in rnd.dirty:
             with rnd.lock:
@@ -416,7 +419,7 @@ class Reader:
             self._details(state, uid)
         return state
 
-    def _direct_state(self, lb_name: str, tg_prefix: str) -> ServiceState:
+    def _direct_state(self, lb_name: str, tg_prefix: str | tuple[str, ...]) -> ServiceState:
         state = ServiceState()
         raw_nlb = self._describe_one("elbv2:DescribeLoadBalancers", "LoadBalancers", Names=[lb_name])
         raw_classic = self._describe_one(
@@ -537,6 +540,11 @@ class Reader:
         ]
         tags = self.elb_tags([lb["LoadBalancerName"] for lb in raw])
         return {lb["LoadBalancerName"]: _classic(lb, tags.get(lb["LoadBalancerName"], {})) for lb in raw}
+
+    def details(self, state: ServiceState, uid: str) -> None:
+        """The per-resource reads of a state read with ``details=False`` (after diff/adopt.prepare
+        showed predecessors as owned, so that theirs are read too)."""
+        self._details(state, uid)
 
     def _details(self, state: ServiceState, uid: str) -> None:
         """Per-resource reads, only for what this Service owns (the rest is never changed).

@@ -22,6 +22,8 @@ from lbprov.provider import Provider, SandboxCloud
 from lbprov_aws import operations
 from lbprov_aws.apply import Executor
 from lbprov_aws.client import AWSClients
+from lbprov_aws.diff import adopt
+from lbprov_aws.diff.adopt import keep_kind
 from lbprov_aws.diff.nlb import kube_proxy_entries
 from lbprov_aws.diff.node_rules import RuleConfig, parse_rules
 from lbprov_aws.diff.planner import Planner
@@ -30,7 +32,6 @@ from lbprov_aws.names import (
     elb_backend_security_group_name,
     elb_security_group_name,
     nlb_rule_description,
-    target_group_prefix,
 )
 from lbprov_aws.observe import DEEP_CHECK_READS, ClusterContext, Reader, ReadRound, ServiceState
 from lbprov_aws.options import AWSOptions, implemented_elsewhere, provider_id_instance, resolve
@@ -110,7 +111,7 @@ class AWSProvider:
         return implemented_elsewhere(service)
 
     def resolve(self, intent: Intent, annotations: Mapping[str, str]) -> Intent:
-        return resolve(intent, annotations)
+        return resolve(intent, annotations, self.settings.default_load_balancer_type)
 
     def plan(self, intent: Intent) -> Plan:
         with self.reader.shared_round():
@@ -120,7 +121,10 @@ class AWSProvider:
         if not isinstance(intent.options, AWSOptions):
             intent = self.resolve(intent, {})
         ids = sorted({i for t in intent.targets if (i := provider_id_instance(t.provider_id))})
-        state = self.reader.service_state(intent.ref.uid, intent.lb_name, target_group_prefix(intent.ref))
+        state = self.reader.service_state(
+            intent.ref.uid, intent.lb_name, adopt.target_group_prefixes(intent.ref), details=False
+        )
+        intent = keep_kind(intent, state, self.cluster)
         # With no eligible node (a node-pool rotation) the instances cannot tell the VPC: the load
         # balancer the Service already has can, so it is kept with an empty target set (issue 13).
         vpc_id = self.settings.vpc_id or (None if ids else _vpc_of(state))
@@ -135,8 +139,20 @@ class AWSProvider:
             ctx.zone_types = self.reader.zone_types()
             if intent.scheme != "internal":
                 ctx.route_tables = self.reader.route_tables(ctx.vpc_id)
+        # cloud-provider-aws's resources for this Service: shown to the planner as lbprov's.
+        predecessors = adopt.prepare(
+            state,
+            ctx,
+            intent.ref,
+            intent.lb_name,
+            self.cluster,
+            self.settings.cluster_id,
+            intent=intent,
+            manage_sg=self.settings.manage_node_security_group,
+        )
+        self.reader.details(state, intent.ref.uid)
         self._range_rules(ctx)
-        out = self.planner.plan(intent, ctx, state)
+        out = self.planner.plan(intent, ctx, state, predecessors)
         return Plan("aws", intent.ref, tuple(out.changes), intent, out.ingress, data=out.data)
 
     def _count_other_classics(self, ctx: ClusterContext, state: ServiceState, uid: str, lb_name: str) -> None:
@@ -175,12 +191,16 @@ class AWSProvider:
 
     def _plan_delete(self, ref: ServiceRef) -> Plan:
         state = self.reader.service_state(
-            ref.uid, naming.lb_name(ref.uid), target_group_prefix(ref), details=False
+            ref.uid, naming.lb_name(ref.uid), adopt.target_group_prefixes(ref), details=False
         )
         ctx = self.reader.cluster_context([], vpc_id=self.settings.vpc_id or _vpc_of(state), need_vpc=False)
+        # What cloud-provider-aws made for the Service goes too (it was never adopted).
+        predecessors = adopt.prepare(
+            state, ctx, ref, naming.lb_name(ref.uid), self.cluster, self.settings.cluster_id, intent=None
+        )
         self._count_other_classics(ctx, state, ref.uid, naming.lb_name(ref.uid))
         self._range_rules(ctx)
-        out = self.planner.plan_delete(ref, ctx, state)
+        out = self.planner.plan_delete(ref, ctx, state, predecessors)
         return Plan("aws", ref, tuple(out.changes), None, (), data=out.data)
 
     def apply(self, plan: Plan) -> tuple[Ingress, ...]:

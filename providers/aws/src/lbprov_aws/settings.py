@@ -34,6 +34,13 @@ class AWSSettings(ProviderSettings):
     secret_access_key: SecretStr | None = Field(
         None, description="AWS secret access key; unset = boto3's default credential chain."
     )
+    default_load_balancer_type: Literal["nlb", "classic"] = Field(
+        "nlb",
+        description="Load balancer for a Service without the aws-load-balancer-type annotation: 'nlb' "
+        "(a Network Load Balancer) or 'classic' (a classic ELB, cloud-provider-aws's default: set it "
+        "for a cluster that comes from cloud-provider-aws). A Service that already has a load balancer "
+        "(its own, or the one cloud-provider-aws made for it) keeps that kind whatever this says.",
+    )
     vpc_id: str | None = Field(
         None, description="The cluster's VPC; unset = the VPC of the nodes' instances."
     )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lbprov.model import Action, Change, Ingress, Plan
+from lbprov_aws.apply.adopt import AdoptApplier
 from lbprov_aws.apply.classic import ClassicApplier
 from lbprov_aws.apply.nlb import NLBApplier
 from lbprov_aws.apply.security_groups import SecurityGroupApplier
@@ -23,7 +24,7 @@ class StalePlan(RuntimeError):
     another Service's apply."""
 
 
-class Executor(SecurityGroupApplier, NLBApplier, ClassicApplier):
+class Executor(SecurityGroupApplier, NLBApplier, ClassicApplier, AdoptApplier):
     """Plan -> SDK writes in the plan's order (each kind's writes live in its mixin)."""
 
     def apply(self, plan: Plan) -> tuple[Ingress, ...]:
@@ -51,6 +52,9 @@ class Executor(SecurityGroupApplier, NLBApplier, ClassicApplier):
             "kube-proxy-rule": self._kube_proxy_rule,
             "classic": self._classic,
             "classic-listener": self._classic_listener,
+            "add-tags": self._add_tags,
+            "adopt-rule": self._adopt_rule,
+            "predecessor-rule": self._predecessor_rule,
         }
         changes = list(plan.changes)
         info = plan.data.get("node_rules") or {}

@@ -19,6 +19,7 @@ from lbprov_aws.desired import (
     node_port,
     select_subnets,
 )
+from lbprov_aws.diff.adopt import adopted_target_group_names
 from lbprov_aws.diff.common import (
     P_LB,
     P_LB_DEL,
@@ -79,8 +80,11 @@ class NLBPlanning(PlannerBase):
         if intent.health_check is not None and intent.health_check.port:
             tg_tags[HEALTH_NODE_PORT_TAG] = str(intent.health_check.port)
         desired_tgs: dict[str, tuple[Port, dict[str, Any]]] = {}
+        adopted = adopted_target_group_names(tg_by_name.values())  # upstream's, kept (diff/adopt.py)
         for port in listener_ports(intent.ports):
-            name = names.target_group_name(self.cluster, intent.ref, port, port.protocol)
+            name = adopted.get((port.protocol, node_port(port))) or names.target_group_name(
+                self.cluster, intent.ref, port, port.protocol
+            )
             attrs = dict(attributes)
             attrs["proxy_protocol_v2.enabled"] = (
                 "true" if (opts.proxy_protocol and port.protocol == "TCP") else "false"
