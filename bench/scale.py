@@ -291,7 +291,9 @@ def run(args: argparse.Namespace, workers: int, phases: tuple[str, ...] = PHASES
     try:
         ready = cloud.read(300)
         settings = provider_settings(args.provider, ready["settings"])
-        with KubeAPIServer() as api:
+        if "node_port_range" in getattr(load_provider(args.provider).settings_model, "model_fields", {}):
+            settings["node_port_range"] = args.service_node_port_range  # the provider's range rules
+        with KubeAPIServer(service_node_port_range=args.service_node_port_range) as api:
             return _run_with(args, workers, phases, cloud, settings, ready, api)
     finally:
         if cloud.proc.poll() is None:
@@ -437,6 +439,12 @@ def parser() -> argparse.ArgumentParser:
         "more Services than that need it or a wider --service-node-port-range)",
     )
     p.add_argument(
+        "--service-node-port-range",
+        default="30000-32767",
+        help="the sandbox API server's NodePort range, as kube-apiserver's flag (default 30000-32767: "
+        "2,768 ports; 10,000 one-port Services need e.g. 30000-40999)",
+    )
+    p.add_argument(
         "--compare-workers",
         action="store_true",
         help="a second run with --workers 1 (upstream's default) and the time ratio per phase",
@@ -478,6 +486,7 @@ def header(args: argparse.Namespace) -> dict[str, Any]:
         "ports_per_service": args.ports,
         "latency_ms": args.latency_ms,
         "node_ports": args.node_ports,
+        "service_node_port_range": args.service_node_port_range,
         "malloc_arena_max": args.malloc_arena_max or None,
         "cpus": os.cpu_count(),
         "load_average_at_start": list(os.getloadavg()),

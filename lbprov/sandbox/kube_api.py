@@ -705,13 +705,21 @@ class KubeAPIServer:
         watch_window: int = 1000,
         bookmark_interval: float = 1.0,
         namespaces: tuple[str, ...] = (CONTROLLER_NAMESPACE,),
+        service_node_port_range: str = "30000-32767",
     ) -> None:
+        """``service_node_port_range``: kube-apiserver's ``--service-node-port-range`` ("FROM-TO",
+        inclusive), e.g. wider for a benchmark with more Services than the default's 2,768 ports."""
         self.host = host
         self.port = port
         self.tls = tls
         self.token = token
         self.bookmark_interval = bookmark_interval
-        self.store = Store(watch_window=watch_window, namespaces=namespaces)
+        lo, _, hi = service_node_port_range.partition("-")
+        if not (lo.strip().isdigit() and hi.strip().isdigit() and 1 <= int(lo) <= int(hi) <= 65535):
+            raise ValueError(
+                f"service_node_port_range must be 'FROM-TO' within 1-65535, not {service_node_port_range!r}"
+            )
+        self.store = Store(watch_window=watch_window, namespaces=namespaces, node_ports=(int(lo), int(hi)))
         self.metrics = ApiMetrics()
         self.url = ""
         self.ca_file: str | None = None

@@ -26,6 +26,8 @@ from lbprov.sandbox.kube_errors import (
 
 NODE_PORT_MIN = 30000
 NODE_PORT_MAX = 32767
+#: kube-apiserver's default --service-node-port-range.
+DEFAULT_NODE_PORTS = (NODE_PORT_MIN, NODE_PORT_MAX)
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
 KUBERNETES_SERVICE_IP = "10.96.0.1"
 
@@ -140,7 +142,10 @@ def _drop_type_dependent_fields(spec: dict[str, Any], old: dict[str, Any]) -> No
         spec.pop("externalTrafficPolicy")
 
 
-def _validate(spec: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+def _validate(
+    spec: dict[str, Any], old: dict[str, Any] | None, node_ports: tuple[int, int] = DEFAULT_NODE_PORTS
+) -> list[Cause]:
+    lo, hi = node_ports
     causes: list[Cause] = []
     kind = spec.get("type")
     types = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]
@@ -212,12 +217,12 @@ def _validate(spec: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
         if node_port:
             if kind == "ClusterIP":
                 causes.append(forbidden(f"{f}.nodePort", "may not be used when `type` is 'ClusterIP'"))
-            elif not isinstance(node_port, int) or not NODE_PORT_MIN <= node_port <= NODE_PORT_MAX:
+            elif not isinstance(node_port, int) or not lo <= node_port <= hi:
                 causes.append(
                     invalid_value(
                         f"{f}.nodePort",
                         node_port,
-                        f"provided port is not in the valid range. The range of valid ports is {NODE_PORT_MIN}-{NODE_PORT_MAX}",
+                        f"provided port is not in the valid range. The range of valid ports is {lo}-{hi}",
                     )
                 )
             if (node_port, protocol) in seen_node:
@@ -258,12 +263,12 @@ def _validate(spec: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
                     "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
                 )
             )
-        elif not isinstance(hc, int) or not NODE_PORT_MIN <= hc <= NODE_PORT_MAX:
+        elif not isinstance(hc, int) or not lo <= hc <= hi:
             causes.append(
                 invalid_value(
                     "spec.healthCheckNodePort",
                     hc,
-                    f"provided port is not in the valid range. The range of valid ports is {NODE_PORT_MIN}-{NODE_PORT_MAX}",
+                    f"provided port is not in the valid range. The range of valid ports is {lo}-{hi}",
                 )
             )
     if "allocateLoadBalancerNodePorts" in spec and kind != "LoadBalancer":
@@ -339,8 +344,10 @@ def prepare_service(
     port_taken: Callable[[int], bool],
     ip_taken: Callable[[str], bool],
     rng: random.Random,
+    node_ports: tuple[int, int] = DEFAULT_NODE_PORTS,
 ) -> dict[str, Any]:
     """Default, validate and allocate; return the spec to store or raise a 422 ``ApiError``.
+    ``node_ports``: the NodePort range (kube-apiserver's ``--service-node-port-range``).
 
     ``port_taken``/``ip_taken`` say whether *another* Service holds a node port / cluster IP (the
     store keeps an index, so a write costs O(1) rather than a scan of every Service)."""
@@ -349,7 +356,7 @@ def prepare_service(
     if old_spec is not None:
         _patch_allocated_values(spec, old_spec)
         _drop_type_dependent_fields(spec, old_spec)
-    causes = _validate(spec, old_spec)
+    causes = _validate(spec, old_spec, node_ports)
     if causes:
         raise invalid("Service", name, causes)
     if spec["type"] == "ExternalName":
@@ -375,11 +382,11 @@ def prepare_service(
 
     def allocate() -> int:
         for _ in range(20000):
-            candidate = rng.randint(NODE_PORT_MIN, NODE_PORT_MAX)
+            candidate = rng.randint(*node_ports)
             if candidate not in in_use and not port_taken(candidate):
                 in_use.add(candidate)
                 return candidate
-        for candidate in range(NODE_PORT_MIN, NODE_PORT_MAX + 1):
+        for candidate in range(node_ports[0], node_ports[1] + 1):
             if candidate not in in_use and not port_taken(candidate):
                 in_use.add(candidate)
                 return candidate

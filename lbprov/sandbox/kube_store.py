@@ -46,6 +46,7 @@ from lbprov.sandbox.kube_selectors import (
     labels_match,
 )
 from lbprov.sandbox.kube_services import (
+    DEFAULT_NODE_PORTS,
     KUBERNETES_SERVICE_IP,
     prepare_service,
     prepare_service_status,
@@ -245,8 +246,15 @@ def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
 
 
 class Store:
-    def __init__(self, *, watch_window: int = 1000, namespaces: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        watch_window: int = 1000,
+        namespaces: tuple[str, ...] = (),
+        node_ports: tuple[int, int] = DEFAULT_NODE_PORTS,
+    ) -> None:
         self.lock = threading.RLock()
+        self.node_ports = node_ports
         self.rv = 0
         self.window_start = 0
         self.history: deque[WatchEvent] = deque()
@@ -500,6 +508,7 @@ class Store:
                     lambda p: self._port_owner.get(p, owner) != owner,
                     lambda ip: self._ip_owner.get(ip, owner) != owner,
                     self.rng,
+                    self.node_ports,
                 )
             elif resource == "nodes":
                 obj.setdefault("spec", {})
@@ -650,6 +659,7 @@ class Store:
                 lambda p: self._port_owner.get(p, owner) != owner,
                 lambda ip: self._ip_owner.get(ip, owner) != owner,
                 self.rng,
+                self.node_ports,
             )
             if new["spec"] != old.get("spec"):
                 meta["generation"] = int(old_meta.get("generation", 1)) + 1

@@ -28,7 +28,7 @@ from lbprov import naming
 from lbprov_aws.client import AWSClients
 from lbprov_aws.diff.node_rules import SOURCE_RANGES_UNRECORDED, Key, TargetGroupFacts
 from lbprov_aws.names import HEALTH_NODE_PORT_TAG, SOURCE_RANGES_TAG
-from lbprov_aws.remembered import Remembered
+from lbprov_aws.remembered import Remembered, trim_listener
 
 BATCH = 20
 #: Describing a missing load balancer by name is an error in the ELB APIs, not an empty answer.
@@ -512,6 +512,7 @@ class Reader:
 
     def _fill_round(self, rnd: ReadRound) -> None:
         if rnd.nlbs is None:
+            before = self.remembered.generations()
             raw = [
                 lb
                 for lb in self.clients.pages(
@@ -525,7 +526,7 @@ class Reader:
                 if _could_be_ours_lb(lb["LoadBalancerName"])
             ]
             arns = [lb["LoadBalancerArn"] for lb in raw]
-            self.remembered.prune(set(arns), marker=":loadbalancer/")
+            self.remembered.prune(set(arns), marker=":loadbalancer/", before=before)
             self._forget_due(rnd, arns)
             tags = self.cached_tags(arns)
             rnd.nlbs = {lb["LoadBalancerName"]: _nlb(lb, tags.get(lb["LoadBalancerArn"], {})) for lb in raw}
@@ -537,8 +538,9 @@ class Reader:
     def _listed_target_groups(self, rnd: ReadRound | None) -> list[ObservedTG]:
         """Every target group lbprov could have made (one listing), with its tags: remembered ones
         as they are, the rest read 20 ARNs per call (see remembered.py)."""
+        before = self.remembered.generations()
         listing = self._list_target_groups()
-        self.remembered.prune({tg["TargetGroupArn"] for tg in listing}, marker=":targetgroup/")
+        self.remembered.prune({tg["TargetGroupArn"] for tg in listing}, marker=":targetgroup/", before=before)
         raw = [tg for tg in listing if str(tg["TargetGroupName"]).startswith("k8s-")]
         arns = [tg["TargetGroupArn"] for tg in raw]
         if rnd is not None:
@@ -607,7 +609,8 @@ class Reader:
             if listeners is None:
                 gen = mem.generation(arn)
                 listeners = tuple(
-                    self.clients.pages(
+                    trim_listener(li)
+                    for li in self.clients.pages(
                         "elbv2:DescribeListeners",
                         "Listeners",
                         token_in="Marker",

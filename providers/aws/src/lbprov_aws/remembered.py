@@ -87,13 +87,20 @@ class Remembered:
             for key in keys:
                 self._drop(key)
 
-    def prune(self, listed: set[str], *, marker: str) -> None:
+    def generations(self) -> dict[str, int]:
+        """A snapshot to pass to :meth:`prune` (taken before the listing starts)."""
+        with self._lock:
+            return dict(self._gen)
+
+    def prune(self, listed: set[str], *, marker: str, before: Mapping[str, int]) -> None:
         """Drop remembered ARNs containing ``marker`` (``:targetgroup/``, ``:loadbalancer/``) that a
-        complete listing of that kind no longer shows (deleted by someone else)."""
+        complete listing of that kind no longer shows (deleted by someone else), except those
+        written since ``before`` (a resource created while the listing ran is not in it)."""
         with self._lock:
             for table in (self.tags, self.lb_attributes, self.listeners, self.tg_attributes, self.targets):
                 for key in [k for k in table if marker in k and k not in listed]:
-                    del table[key]
+                    if self._gen.get(key, 0) == before.get(key, 0):
+                        del table[key]
 
     def _drop(self, key: str) -> None:
         for table in (
@@ -177,7 +184,10 @@ class Remembered:
                 lb = params.get("LoadBalancerArn", "")
                 if lb in self.listeners:
                     self._gen[lb] = self._gen.get(lb, 0) + 1
-                    self.listeners[lb] = (*self.listeners[lb], *result.get("Listeners", []))
+                    self.listeners[lb] = (
+                        *self.listeners[lb],
+                        *map(trim_listener, result.get("Listeners", [])),
+                    )
             elif operation == "elbv2:AddTags":
                 for arn in params.get("ResourceArns", []):
                     if arn in self.tags:
@@ -217,6 +227,23 @@ class Remembered:
             self._gen[lb] = self._gen.get(lb, 0) + 1
             if "ListenerArn" in params:
                 self.listeners.pop(lb, None)
+
+
+#: The fields of a listener that a plan compares (observe._listener): the rest is not kept.
+_LISTENER_FIELDS = ("ListenerArn", "Port", "Protocol", "Certificates", "SslPolicy")
+
+
+def trim_listener(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A listener as remembered: the compared fields and its forward action's target group."""
+    out = {k: raw[k] for k in _LISTENER_FIELDS if k in raw}
+    out["DefaultActions"] = [
+        {"Type": "forward", "TargetGroupArn": a.get("TargetGroupArn")}
+        for a in raw.get("DefaultActions", [])
+        if a.get("Type") == "forward"
+    ]
+    if out.get("Certificates"):
+        out["Certificates"] = [{"CertificateArn": out["Certificates"][0].get("CertificateArn")}]
+    return out
 
 
 def _keys(operation: str, params: Mapping[str, Any]) -> list[str]:
