@@ -34,7 +34,7 @@ class _Store:
         self.name = name
 
     def get(self) -> JSON | None:
-        return self.a.seen.lb(self.name)
+        return self.a.seen.lb(self.name, fresh=True)
 
     def put(self, body: JSON, *, etag: str | None) -> JSON:
         headers = {"If-Match": etag} if etag else {"If-None-Match": "*"}
@@ -105,6 +105,7 @@ class Applier:
                     window=self.settings.coalesce_window_seconds,
                     max_wait=self.settings.coalesce_max_wait_seconds,
                     cluster_id=self.settings.cluster_id,
+                    on_change=functools.partial(self.seen.wrote_lb, lb),
                 )
                 self._writers[lb] = w
             return w
@@ -154,8 +155,8 @@ class Applier:
                 while j < len(changes) and changes[j].data.get("lb") == lbn:
                     j += 1
                 self.seen.writing()
+                # the writer tells the read round each body it writes, in write order (on_change)
                 lb_bodies[lbn] = self.writer(lbn).submit(self._delta(changes[i:j]), announced.pop(lbn, None))
-                self.seen.wrote_lb(lbn, lb_bodies[lbn])
                 i = j
                 continue
             if ch.kind == "public-ip":

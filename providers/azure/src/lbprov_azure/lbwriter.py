@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -311,8 +312,13 @@ class SharedLBWriter:
         max_wait: float = 1.0,
         max_conflicts: int = 8,
         cluster_id: str | None = None,
+        on_change: Callable[[JSON | None], None] | None = None,
     ) -> None:
         self.store = store
+        #: told each body this writer wrote (None: deleted), in write order: the batches of one LB
+        #: run one at a time, so a read round kept current this way never goes back to an older
+        #: body (submitters reporting their results themselves could, when two of them race)
+        self.on_change = on_change
         self.cluster = cluster
         self.cluster_id = cluster_id
         self.label = label
@@ -435,6 +441,8 @@ class SharedLBWriter:
                     self._cache = _UNKNOWN
                     continue
                 self._cache = result
+                if self.on_change is not None and merged.action != "none":
+                    self.on_change(result)
                 self._finish(batch, result, merged.errors)
                 return
             raise PreconditionFailed(

@@ -96,8 +96,23 @@ class Observer:
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def lb(self, name: str) -> JSON | None:
+    def lb(self, name: str, *, fresh: bool = False) -> JSON | None:
+        """The load balancer ``name`` (None: absent); inside a round, the round's copy.
+
+        ``fresh``: read the cloud even inside a round, and keep the answer in the round. The LB
+        writer re-reads this way after a lost ETag race or a rejected batch: the round's copy is what
+        the writer already knows, so answering from it repeats the same lost race.
+        """
         rnd = self._round
+        if fresh:
+            body = self.call(
+                "loadBalancers.get",
+                lambda: get_json(
+                    self.client, self._path(self.settings.resource_group, "loadBalancers", name)
+                ),
+            )
+            self.wrote_lb(name, body)
+            return body
         if rnd is not None:
             with rnd.lock:
                 if name.lower() in rnd.lbs or rnd.listed:
