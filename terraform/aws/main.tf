@@ -62,6 +62,7 @@ locals {
     "elasticloadbalancing:RegisterInstancesWithLoadBalancer",
     "elasticloadbalancing:RegisterTargets",
     "elasticloadbalancing:RemoveTags",
+    "elasticloadbalancing:SetSecurityGroups",
     "elasticloadbalancing:SetSubnets",
   ]
 

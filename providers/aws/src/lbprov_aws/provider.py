@@ -21,12 +21,14 @@ from lbprov_aws import operations
 from lbprov_aws.apply import Executor
 from lbprov_aws.client import AWSClients
 from lbprov_aws.diff.nlb import kube_proxy_entries
+from lbprov_aws.diff.nlb_security_groups import uses_groups
 from lbprov_aws.diff.node_rules import RuleConfig, parse_rules
 from lbprov_aws.diff.planner import Planner
 from lbprov_aws.names import (
     KUBE_PROXY_RULE,
     elb_backend_security_group_name,
     elb_security_group_name,
+    nlb_backend_security_group_name,
     nlb_rule_description,
     target_group_prefix,
 )
@@ -81,12 +83,14 @@ class AWSProvider:
             node_sg_id=settings.node_security_group_id,
             rules=self.rules,
             cluster_id=settings.cluster_id,
+            nlb_security_groups=settings.nlb_security_groups,
         )
         self.executor = Executor(
             self.clients,
             self.cluster,
             self.rules,
             target_group_facts=lambda: self.reader.target_group_facts(fresh=True),
+            load_balancers_using=lambda ids: self.reader.load_balancers_using(ids, fresh=True),
         )
 
     @classmethod
@@ -128,6 +132,14 @@ class AWSProvider:
             if intent.scheme != "internal":
                 ctx.route_tables = self.reader.route_tables(ctx.vpc_id)
         self._range_rules(ctx)
+        nlb = (
+            state.nlb
+            if state.nlb and naming.is_owned_by_service(state.nlb.tags, self.cluster, intent.ref.uid)
+            else None
+        )
+        scheme = "internal" if intent.scheme == "internal" else "internet-facing"
+        if intent.options.kind != "nlb" or not uses_groups(nlb, scheme, self.settings.nlb_security_groups):
+            self._backend_users(ctx, intent.lb_name)
         out = self.planner.plan(intent, ctx, state)
         return Plan("aws", intent.ref, tuple(out.changes), intent, out.ingress, data=out.data)
 
@@ -139,6 +151,27 @@ class AWSProvider:
         backends = {sg.id for sg in ctx.security_groups if sg.name == backend_name}
         if backends:
             ctx.other_classic_elbs = len(self.reader.classics_using(backends) - {lb_name})
+
+    def _backend_users(self, ctx: ClusterContext, lb_name: str) -> None:
+        """For a plan that does not use the cluster's NLB backend group: where that group exists
+        (ours, of this identity), which load balancers other than the Service's carry it (at none
+        the plan releases it: diff/nlb_security_groups.py). With the VPC unknown (a delete whose
+        load balancer and target groups are gone), the group's own VPC is read for the node rules."""
+        name = nlb_backend_security_group_name(self.cluster)
+        ours = [
+            sg
+            for sg in ctx.security_groups
+            if sg.name == name
+            and naming.is_owned_by_cluster(sg.tags, self.cluster)
+            and naming.identity_matches(sg.tags, self.settings.cluster_id)
+        ]
+        if not ours:
+            return
+        if ctx.vpc_id is None:
+            known = {sg.id for sg in ctx.security_groups}
+            more = self.reader.security_groups(ours[0].vpc_id)
+            ctx.security_groups = [*ctx.security_groups, *(sg for sg in more if sg.id not in known)]
+        ctx.backend_users = self.reader.load_balancers_using({sg.id for sg in ours}) - {lb_name}
 
     def _range_rules(self, ctx: ClusterContext) -> None:
         """Who wants the shared rules is told by the cluster's target groups: read them where a
@@ -168,6 +201,7 @@ class AWSProvider:
         ctx = self.reader.cluster_context([], vpc_id=self.settings.vpc_id or _vpc_of(state), need_vpc=False)
         self._count_other_classics(ctx, state, ref.uid, naming.lb_name(ref.uid))
         self._range_rules(ctx)
+        self._backend_users(ctx, naming.lb_name(ref.uid))
         out = self.planner.plan_delete(ref, ctx, state)
         return Plan("aws", ref, tuple(out.changes), None, (), data=out.data)
 

@@ -44,7 +44,7 @@ from lbprov_aws.diff.node_rules import (
     service_points,
     source_ranges_tag,
 )
-from lbprov_aws.names import HEALTH_NODE_PORT_TAG, HEALTH_RULE, SOURCE_RANGES_TAG
+from lbprov_aws.names import HEALTH_NODE_PORT_TAG, HEALTH_RULE, NLB_SECURITY_GROUPS_TAG, SOURCE_RANGES_TAG
 from lbprov_aws.observe import (
     ClusterContext,
     ObservedNLB,
@@ -67,7 +67,10 @@ class NLBPlanning(PlannerBase):
         tg_by_name: dict[str, ObservedTG],
         foreign: dict[str, ObservedTG],
         data: dict[str, Any],
+        groups: list[str] | None = None,
     ) -> tuple[set[str], set[Point]]:
+        """``groups``: the security groups (IDs, or names until created) of an NLB that follows the
+        security-group model (diff/nlb_security_groups.py); None: the older node-rule model."""
         tags = managed_tags(intent, opts, self.cluster_id)
         targets = instance_ids(intent, ctx)
         attributes = {"stickiness.enabled": "true" if intent.session_affinity else "false"}
@@ -75,9 +78,12 @@ class NLBPlanning(PlannerBase):
             attributes["stickiness.type"] = "source_ip"
         tg_tags = dict(tags)
         # Who wants which range rule (diff/node_rules.py): read back from every target group of the cluster.
-        tg_tags[SOURCE_RANGES_TAG] = source_ranges_tag(intent.source_ranges)
+        if groups is None:  # (with groups, its NodePorts want no rule from the source ranges)
+            tg_tags[SOURCE_RANGES_TAG] = source_ranges_tag(intent.source_ranges)
         if intent.health_check is not None and intent.health_check.port:
             tg_tags[HEALTH_NODE_PORT_TAG] = str(intent.health_check.port)
+        if groups is not None:  # its ports want no NodePort rule (observe.target_group_facts)
+            tg_tags[NLB_SECURITY_GROUPS_TAG] = "true"
         desired_tgs: dict[str, tuple[Port, dict[str, Any]]] = {}
         for port in listener_ports(intent.ports):
             name = names.target_group_name(self.cluster, intent.ref, port, port.protocol)
@@ -151,6 +157,8 @@ class NLBPlanning(PlannerBase):
             "attributes": {"load_balancing.cross_zone.enabled": "true" if opts.cross_zone else "false"},
             "tags": tags,
         }
+        if groups is not None:
+            lb_after["security_groups"] = sorted(groups)
         replaced = False
         if nlb is None:
             b.add(
@@ -170,7 +178,10 @@ class NLBPlanning(PlannerBase):
                 },
                 "tags": observed_managed_tags(nlb.tags, tags),
             }
-            if lb_before["scheme"] != scheme:
+            if "security_groups" in lb_after:
+                lb_before["security_groups"] = sorted(nlb.security_groups)
+            no_groups = groups is not None and not nlb.security_groups
+            if lb_before["scheme"] != scheme or no_groups:
                 replaced = True
                 b.add(
                     P_LB,
@@ -181,7 +192,10 @@ class NLBPlanning(PlannerBase):
                         lb_before,
                         lb_after,
                         cloud_id=nlb.arn,
-                        reason="the scheme of a load balancer cannot change",
+                        reason="the scheme of a load balancer cannot change"
+                        if lb_before["scheme"] != scheme
+                        else "AWS attaches security groups only to an NLB created with some "
+                        "(SetSecurityGroups), and this one was created without",
                         data={"type": "nlb"},
                     ),
                 )
@@ -281,6 +295,9 @@ class NLBPlanning(PlannerBase):
             elif hp == KUBE_PROXY_HEALTH_PORT:  # one cluster rule, shared (kube_proxy_rule)
                 data["wants_kube_proxy"] = True
             # (any other custom port may be shared with anything: the operator's to open)
+        if groups is not None:  # the backend group admits the NLB on the NodePort range and 10256
+            data["wants_kube_proxy"] = False
+            return set(desired_tgs), set()
         points = service_points(
             ports=ports,
             health_ports=sorted(health_ports),

@@ -21,6 +21,7 @@ from lbprov_aws.diff.common import (
     check_owned,
 )
 from lbprov_aws.diff.nlb import NLBPlanning
+from lbprov_aws.diff.nlb_security_groups import NLBSecurityGroupPlanning, uses_groups
 from lbprov_aws.diff.node_rules import Point
 from lbprov_aws.observe import (
     ClusterContext,
@@ -32,7 +33,7 @@ from lbprov_aws.options import AWSOptions
 __all__ = ["PlanOutput", "Planner"]
 
 
-class Planner(NLBPlanning, ClassicPlanning):
+class Planner(NLBPlanning, NLBSecurityGroupPlanning, ClassicPlanning):
     """Turns an intent (or a deleted Service) and the observed state into ordered changes."""
 
     def plan(self, intent: Intent, ctx: ClusterContext, state: ServiceState) -> PlanOutput:
@@ -49,9 +50,19 @@ class Planner(NLBPlanning, ClassicPlanning):
         tg_by_name = {tg.name: tg for tg in owned_tgs}
         data["tg_arns"] = {tg.name: tg.arn for tg in owned_tgs}
 
+        scheme = "internal" if intent.scheme == "internal" else "internet-facing"
+        with_groups = opts.kind == "nlb" and uses_groups(nlb, scheme, self.nlb_security_groups)
+        groups: list[str] = []
+        if with_groups:
+            groups = [self._plan_frontend(b, intent, ctx, data), self._plan_backend(b, ctx, node_sgs, data)]
+        else:
+            self._delete_frontend(b, ctx, ref, reason="no NLB wants it as its frontend group")
+            self._release_backend(b, ctx, data)
         if opts.kind == "nlb":
             foreign = {tg.name: tg for tg in state.target_groups if tg.name not in tg_by_name}
-            kept, wanted_points = self._plan_nlb(b, intent, opts, ctx, nlb, tg_by_name, foreign, data)
+            kept, wanted_points = self._plan_nlb(
+                b, intent, opts, ctx, nlb, tg_by_name, foreign, data, groups if with_groups else None
+            )
             for tg in owned_tgs:
                 if tg.name not in kept:
                     b.add(P_TG_DEL, self._tg_delete(tg))
@@ -87,6 +98,8 @@ class Planner(NLBPlanning, ClassicPlanning):
             b.add(P_TG_DEL, self._tg_delete(tg))
         self._delete_classic(b, classic, ctx, lb_name=naming.lb_name(ref.uid), ref=ref)
         data: dict[str, Any] = {"tg_arns": {tg.name: tg.arn for tg in owned_tgs}}
+        self._delete_frontend(b, ctx, ref, reason=None)
+        self._release_backend(b, ctx, data)
         if self.manage_sg:
             self._sg_ranges(b, ctx, [], self._service_ports(owned_tgs), set(), ref.uid, data)
             self._kube_proxy_rule(b, ctx, [], False, ref.uid)
