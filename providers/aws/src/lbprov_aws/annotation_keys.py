@@ -100,8 +100,16 @@ KEYS: Mapping[str, Key] = {
     "ssl-negotiation-policy": _no("custom TLS policies are not implemented yet"),
     "eip-allocations": _no("static IPs per subnet (subnet mappings) are not implemented yet"),
     "private-ipv4-addresses": _no("static private IPs per subnet (subnet mappings) are not implemented yet"),
-    "security-groups": _no("user-provided load balancer security groups are not implemented yet"),
-    "extra-security-groups": _no("extra load balancer security groups are not implemented yet"),
+    "security-groups": _yes(
+        "NLB: security group IDs or names that replace lbprov's frontend group (lbprov then writes no "
+        "frontend rule; an NLB created without groups is replaced); classic: refused, not implemented yet",
+        "sg-0123456789abcdef0",
+    ),
+    "extra-security-groups": _yes(
+        "NLB: security group IDs or names added to the NLB's groups (an NLB created without groups is "
+        "replaced); classic: refused, not implemented yet",
+        "sg-0123456789abcdef0",
+    ),
     "name": _no(
         "the name is derived from the Service UID (a chosen name would lose the migration and ownership guarantees)"
     ),
@@ -114,7 +122,11 @@ KEYS: Mapping[str, Key] = {
     "eip-allocations-discovery-tags": _no(_LBC),
     "ipv6-addresses": _no("dualstack is not implemented yet"),
     "proxy-protocol-per-target-group": _no(_LBC),
-    "manage-backend-security-group-rules": _no(_LBC),
+    "manage-backend-security-group-rules": _yes(
+        "NLB, with `security-groups` only: `true` attaches the cluster's backend group and admits it "
+        "into the node groups; `false` (default, as upstream) leaves that to you",
+        "true",
+    ),
     "inbound-sg-rules-on-private-link-traffic": _no(_LBC),
     "security-group-prefix-lists": _no(_LBC),
     "listener-attributes": _no(_LBC),

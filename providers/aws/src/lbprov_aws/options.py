@@ -21,7 +21,9 @@ from lbprov import naming
 from lbprov.annotations import annotation_field, get_int, get_pairs
 from lbprov.intent import parse_bool
 from lbprov.model import Intent, InvalidService, Target
+from lbprov_aws import sg_options
 from lbprov_aws.annotation_keys import check_all
+from lbprov_aws.sg_options import SecurityGroupOptions
 
 PREFIX = "service.beta.kubernetes.io/aws-load-balancer-"
 TYPE = PREFIX + "type"
@@ -95,6 +97,8 @@ class AWSOptions(BaseModel):
     #: Ports (numbers or names) that get TLS listeners; ``("*",)`` = all. Only with ``ssl_cert``.
     ssl_ports: tuple[str, ...] = ()
     target_node_labels: tuple[tuple[str, str], ...] = ()
+    #: security-groups / extra-security-groups / manage-backend-security-group-rules (sg_options.py).
+    groups: SecurityGroupOptions = SecurityGroupOptions()
 
     def uses_tls(self, port: int, name: str) -> bool:
         if not self.ssl_cert:
@@ -363,6 +367,7 @@ def resolve(intent: Intent, annotations: Mapping[str, str]) -> Intent:
         ssl_cert=cert,
         ssl_ports=ssl_ports,
         target_node_labels=labels,
+        groups=sg_options.parse(annotations, kind),
     )
     if kind == "classic":
         if len(options.additional_tags) > CLASSIC_MAX_TAGS - CLASSIC_OWN_TAGS:

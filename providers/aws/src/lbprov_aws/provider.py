@@ -138,7 +138,10 @@ class AWSProvider:
             else None
         )
         scheme = "internal" if intent.scheme == "internal" else "internet-facing"
-        if intent.options.kind != "nlb" or not uses_groups(nlb, scheme, self.settings.nlb_security_groups):
+        sgo = intent.options.groups
+        if intent.options.kind != "nlb" or not (
+            uses_groups(nlb, scheme, self.settings.nlb_security_groups, sgo.needs_groups) and sgo.backend
+        ):
             self._backend_users(ctx, intent.lb_name)
         out = self.planner.plan(intent, ctx, state)
         return Plan("aws", intent.ref, tuple(out.changes), intent, out.ingress, data=out.data)

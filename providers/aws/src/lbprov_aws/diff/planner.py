@@ -21,7 +21,7 @@ from lbprov_aws.diff.common import (
     check_owned,
 )
 from lbprov_aws.diff.nlb import NLBPlanning
-from lbprov_aws.diff.nlb_security_groups import NLBSecurityGroupPlanning, uses_groups
+from lbprov_aws.diff.nlb_security_groups import NLBSecurityGroupPlanning, resolve_groups, uses_groups
 from lbprov_aws.diff.node_rules import Point
 from lbprov_aws.observe import (
     ClusterContext,
@@ -29,6 +29,7 @@ from lbprov_aws.observe import (
     ServiceState,
 )
 from lbprov_aws.options import AWSOptions
+from lbprov_aws.sg_options import EXTRA_SECURITY_GROUPS, SECURITY_GROUPS
 
 __all__ = ["PlanOutput", "Planner"]
 
@@ -51,13 +52,24 @@ class Planner(NLBPlanning, NLBSecurityGroupPlanning, ClassicPlanning):
         data["tg_arns"] = {tg.name: tg.arn for tg in owned_tgs}
 
         scheme = "internal" if intent.scheme == "internal" else "internet-facing"
-        with_groups = opts.kind == "nlb" and uses_groups(nlb, scheme, self.nlb_security_groups)
+        sgo = opts.groups
+        with_groups = opts.kind == "nlb" and uses_groups(
+            nlb, scheme, self.nlb_security_groups, sgo.needs_groups
+        )
         groups: list[str] = []
-        if with_groups:
-            groups = [self._plan_frontend(b, intent, ctx, data), self._plan_backend(b, ctx, node_sgs, data)]
-        else:
+        if with_groups and sgo.user_frontend:
+            groups += resolve_groups(sgo.security_groups, ctx, SECURITY_GROUPS)
+        elif with_groups:
+            groups.append(self._plan_frontend(b, intent, ctx, data))
+        if not with_groups or sgo.user_frontend:
             self._delete_frontend(b, ctx, ref, reason="no NLB wants it as its frontend group")
+        if with_groups and sgo.backend:
+            groups.append(self._plan_backend(b, ctx, node_sgs, data))
+        else:
             self._release_backend(b, ctx, data)
+        if with_groups:
+            groups += resolve_groups(sgo.extra_security_groups, ctx, EXTRA_SECURITY_GROUPS)
+            groups = list(dict.fromkeys(groups))
         if opts.kind == "nlb":
             foreign = {tg.name: tg for tg in state.target_groups if tg.name not in tg_by_name}
             kept, wanted_points = self._plan_nlb(
