@@ -92,8 +92,13 @@ class NLBSecurityGroupApplier(ApplierBase):
         return str(groups[0]["GroupId"])
 
     def _nlb_sg_rule(self, c: Change, ctx: dict[str, Any]) -> None:
-        """A rule of the Service's frontend group (the group is the Service's alone)."""
-        self._ingress(c.action, ctx["frontend_sg_id"], c.data["permission"])
+        """A rule of the Service's frontend group (the group is the Service's alone). A retried
+        write whose first answer was lost finds its work done: that is success."""
+        try:
+            self._ingress(c.action, ctx["frontend_sg_id"], c.data["permission"])
+        except ClientError as exc:
+            if _code(exc) not in ("InvalidPermission.Duplicate", "InvalidPermission.NotFound"):
+                raise
 
     def _backend_rule(self, c: Change, ctx: dict[str, Any]) -> None:
         """A node group's rule admitting the backend group: another Service's apply may have added
