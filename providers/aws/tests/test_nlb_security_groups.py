@@ -460,3 +460,21 @@ def test_plans_in_a_read_round_see_the_groups_made_in_the_round(
     assert _group(view, BACKEND) is None and _all_lbprov_node_rules(view) == 0
     for svc in services:
         view.assert_nothing_owned(svc)
+
+
+def test_a_create_plan_applied_twice_makes_each_group_and_rule_once(
+    provider: AWSProvider, cloud: SandboxCloud, view: AwsView
+) -> None:
+    """A restarted or retried apply of the same create plan (its first answers lost) finds the
+    groups and rules made: no error, nothing twice."""
+    svc = Svc()
+    intent = intent_of(provider, svc, node_objects(cloud))
+    plan = provider.plan(intent)
+    provider.apply(plan)
+    provider.apply(plan)
+    assert len(view.nlbs(svc.uid)) == 1
+    front = _frontend(view, svc)
+    assert front is not None and _cidr_rules(front) == {("tcp", 80, 80, "0.0.0.0/0")}
+    assert len([sg for sg in view.security_groups() if sg["GroupName"] == BACKEND]) == 1
+    assert _all_lbprov_node_rules(view) == 3
+    assert provider.plan(intent).empty
