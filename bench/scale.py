@@ -23,7 +23,10 @@ Phases (JSON on stdout; the keys are listed in :data:`PHASE_KEYS` and :data:`RUN
    (caches synced) until every Service has its ingress.
 2. ``add_node``: one instance and its Node are added; from then until the controller is idle after
    the (debounced) node sync.
-3. ``resync``: a resync with nothing changed (every Service re-planned in one read round).
+3. ``resync``: a resync with nothing changed (every Service re-planned in one read round). Its reads
+   per Service are the reads per Service per period; a provider that rotates deep checks over the
+   resyncs (AWS) reports K, the periods within which every Service is deep-checked
+   (``drift_check_periods`` in the run).
 
 For each phase: seconds, cloud reads and writes (total, per Service, by operation), Kubernetes API
 requests by verb, CPU seconds of each process, and the *ideal* time -- the phase's cloud requests
@@ -256,6 +259,8 @@ def after_run(provider_name: str, settings: dict[str, Any], kube: KubeClient, ve
     """Load balancers the cluster owns, and (``verify``) how many Services a fresh plan would change."""
     provider = load_provider(provider_name).from_settings(settings)
     out: dict[str, Any] = {"load_balancers": len({o.name for o in provider.list_owned()})}
+    # K: every Service is deep-checked once every K periodic resyncs (providers that rotate them).
+    out["drift_check_periods"] = getattr(provider, "drift_check_periods", None)
     if verify:
         services, _ = kube.list_services(NAMESPACE)
         nodes, _ = kube.list_nodes()

@@ -42,6 +42,11 @@ def table(report: dict[str, Any], run: dict[str, Any]) -> str:
         f"controller RSS: {rss['after_startup']} MB after startup, {rss['peak']} MB peak, "
         f"{rss['steady_after_gc']} MB steady; load balancers: {run['load_balancers']}",
     ]
+    if run.get("drift_check_periods") and "resync" in run["phases"]:
+        lines.append(
+            f"resync: {run['phases']['resync']['reads_per_service']} reads per Service per period; "
+            f"every Service deep-checked within K = {run['drift_check_periods']} periods"
+        )
     return "\n".join(lines)
 
 

@@ -6,9 +6,22 @@ from typing import Any, ClassVar
 
 import pytest
 
-from lbprov.intent import build_intent
+from lbprov.intent import IntentSettings, build_intent
 from lbprov.model import InvalidService
-from tests.test_intent import SETTINGS, node, service
+
+SETTINGS = IntentSettings(cluster="test")
+
+
+def service(**spec: Any) -> dict[str, Any]:
+    ports = [{"name": "http", "protocol": "TCP", "port": 80, "targetPort": 8080, "nodePort": 30080}]
+    return {
+        "metadata": {"name": "web", "namespace": "shop", "uid": "5f2b2c3e-1111-2222-3333-444455556666"},
+        "spec": {"type": "LoadBalancer", "ports": ports, **spec},
+    }
+
+
+def node(name: str) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "spec": {"providerID": f"aws:///zone-a/i-{name}"}}
 
 
 class _DualStack:

@@ -560,12 +560,16 @@ def test_batches_run_inside_the_provider_read_round_until_the_queue_drains() -> 
     in_round = threading.Event()
     plans_in_round: list[bool] = []
 
+    class Round:
+        def drift_check(self) -> None:
+            rounds.append("drift-check")
+
     @contextmanager
     def read_round() -> Any:
         rounds.append("enter")
         in_round.set()
         try:
-            yield None
+            yield Round()
         finally:
             in_round.clear()
             rounds.append("exit")
@@ -598,7 +602,8 @@ def test_batches_run_inside_the_provider_read_round_until_the_queue_drains() -> 
         wait(lambda: rounds == ["enter", "exit"])  # the initial sync is one round, closed when drained
         assert plans_in_round == [True] * 5
         assert controller.resync() == 5
-        wait(lambda: rounds == ["enter", "exit", "enter", "exit"])
+        # Only the periodic resync is a drift check (not the initial sync, nor a node sync).
+        wait(lambda: rounds == ["enter", "exit", "enter", "drift-check", "exit"])
         assert plans_in_round[5:] == [True] * 5
     finally:
         controller.stop()

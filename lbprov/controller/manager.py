@@ -166,17 +166,19 @@ class _Workers:
 
     def resync(self) -> int:
         """Queue every Service of ours as one batch (see :meth:`batch`)."""
-        n = self.batch(self.c.keys_of_ours())
+        n = self.batch(self.c.keys_of_ours(), periodic=True)
         log.info("resync: queued %d Services", n)
         return n
 
-    def batch(self, keys: list[str]) -> int:
+    def batch(self, keys: list[str], *, periodic: bool = False) -> int:
         """Queue ``keys`` as one round: inside each provider's ``read_round()``, when it has one.
 
         The round stays open until the queue drains (or :data:`MAX_ROUND_SECONDS` pass), so the
         provider's cached account-wide listings serve the whole batch. Used for the resync, the
         initial sync after gaining leadership, and the node sync -- the three moments when every
-        Service is re-planned at once.
+        Service is re-planned at once. ``periodic`` (the resync): the round object is told so
+        through its ``drift_check()``, when it has one, so that the provider can spend its drift
+        check read budget there (AWS: deep checks rotated over the resyncs) and not in node syncs.
         """
         if not keys:
             return 0
@@ -188,7 +190,10 @@ class _Workers:
                     continue
                 try:
                     ctx = read_round()
-                    ctx.__enter__()
+                    entered = ctx.__enter__()
+                    drift_check = getattr(entered, "drift_check", None)
+                    if periodic and callable(drift_check):
+                        drift_check()
                 except Exception:
                     log.warning("provider %s: read_round failed; batch without it", name, exc_info=True)
                     continue

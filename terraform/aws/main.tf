@@ -66,13 +66,23 @@ locals {
     "elasticloadbalancing:SetSubnets",
   ]
 
+  # Tags added to an existing security group: the classic ELB group that cloud-provider-aws made
+  # for a Service (adopted in place) or that an older lbprov made (the cluster identity). Only on
+  # security groups already tagged kubernetes.io/cluster/<cluster_name>=owned, and only lbprov's
+  # own keys and kubernetes.io/service-name: a foreign group, or the ownership tag, cannot be tagged.
+  owned_tag_actions = [
+    "ec2:CreateTags",
+  ]
+
   # Writes that cannot carry the ownership condition: NLB listeners (authorised on the listener,
   # which has no tags of its own), the classic ELB's security group create (tagged on create, see
-  # above), and the ingress rules lbprov adds to the nodes' security group (not lbprov's own).
+  # above), and the ingress rules lbprov adds to the nodes' security group (not lbprov's own),
+  # including taking over cloud-provider-aws's rules for an adopted NLB (their descriptions).
   write_actions = [
     "ec2:AuthorizeSecurityGroupIngress",
     "ec2:CreateSecurityGroup",
     "ec2:RevokeSecurityGroupIngress",
+    "ec2:UpdateSecurityGroupRuleDescriptionsIngress",
     "elasticloadbalancing:CreateListener",
     "elasticloadbalancing:DeleteListener",
     "elasticloadbalancing:ModifyListener",
@@ -132,6 +142,23 @@ data "aws_iam_policy_document" "controller" {
       test     = "StringEquals"
       variable = "aws:ResourceTag/${local.cluster_tag}"
       values   = ["owned"]
+    }
+  }
+
+  statement {
+    sid       = "TagOwnedSecurityGroups"
+    effect    = "Allow"
+    actions   = local.owned_tag_actions
+    resources = ["arn:*:ec2:*:*:security-group/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.cluster_tag}"
+      values   = ["owned"]
+    }
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "aws:TagKeys"
+      values   = ["lbprov.io/*", "kubernetes.io/service-name"]
     }
   }
 

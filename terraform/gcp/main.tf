@@ -19,6 +19,7 @@ locals {
     "compute.firewalls.list",
     "compute.forwardingRules.list",
     "compute.globalOperations.get",
+    "compute.httpHealthChecks.list",
     "compute.instanceGroups.get",
     "compute.instanceGroups.list",
     "compute.instances.list",
@@ -26,6 +27,7 @@ locals {
     "compute.regionHealthChecks.get",
     "compute.regionHealthChecks.list",
     "compute.regionOperations.get",
+    "compute.targetPools.list",
     "compute.zoneOperations.get",
   ]
 
@@ -33,12 +35,14 @@ locals {
   # resource references another ("use": a backend service its instance groups and health check, a
   # forwarding rule its backend service, address and subnetwork, an instance group its instances;
   # networks.updatePolicy: a firewall rule on the network). Internal addresses have their own
-  # create/delete permissions.
+  # create/delete permissions. targetPools and httpHealthChecks: cloud-provider-gcp's load balancer
+  # of a Service that lbprov takes over is deleted (lbprov never creates either).
   write_permissions = [
     "compute.addresses.create",
     "compute.addresses.createInternal",
     "compute.addresses.delete",
     "compute.addresses.deleteInternal",
+    "compute.addresses.setLabels",
     "compute.addresses.use",
     "compute.firewalls.create",
     "compute.firewalls.delete",
@@ -47,6 +51,7 @@ locals {
     "compute.forwardingRules.delete",
     "compute.forwardingRules.setLabels",
     "compute.forwardingRules.update",
+    "compute.httpHealthChecks.delete",
     "compute.instanceGroups.create",
     "compute.instanceGroups.update",
     "compute.instanceGroups.use",
@@ -61,6 +66,7 @@ locals {
     "compute.regionHealthChecks.update",
     "compute.regionHealthChecks.useReadOnly",
     "compute.subnetworks.use",
+    "compute.targetPools.delete",
   ]
 }
 

@@ -17,6 +17,7 @@ from sandbox_support import Env
 
 from lbprov.intent import IntentSettings, build_intent
 from lbprov.provider import cluster_facts, load_provider
+from lbprov.sandbox.demo import node_object
 
 #: Annotations that make a Service want another kind of load balancer than the default one.
 KIND_SWITCH: dict[str, dict[str, str]] = {
@@ -40,6 +41,15 @@ def foreign_cluster(env: Env) -> tuple[dict[str, Any], dict[str, str]]:
         # load-balanced instance group only: it shares this cluster's k8s-ig--<cluster ID> groups.
         return {"gce_cluster_id": env.settings(read_only=True)["gce_cluster_id"]}, {}
     return {}, {}
+
+
+def foreign_nodes(env: Env) -> list[dict[str, Any]]:
+    """The nodes of the second cluster. Azure: VMs of its own (ARM lets a NIC IP configuration be in
+    the load-balancing pools of one public and one internal load balancer, so two clusters never share
+    nodes); the others share this cluster's instances (GCP shares its instance groups too)."""
+    if env.provider_name == "azure":
+        return [node_object(env.cloud.add_node(f"other-{env.namespace}-{i}")) for i in range(2)]
+    return env.kube.list_nodes()[0]
 
 
 def make_untagged_lb(env: Env) -> Any:
@@ -170,7 +180,7 @@ def test_gc_deletes_only_what_leaked(env: Env) -> None:
         "foreign", ns=env.namespace, ports=((80, 31999),), annotations=other_annotations
     )
     foreign_intent = build_intent(
-        foreign_svc, env.kube.list_nodes()[0], IntentSettings(f"{env.cluster}-other"), other
+        foreign_svc, foreign_nodes(env), IntentSettings(f"{env.cluster}-other"), other
     )
     other.apply(other.plan(foreign_intent))
     untagged = make_untagged_lb(env)

@@ -47,7 +47,16 @@ _AZURE_JOIN = (
     "(lbprov_azure.operations.JOIN_PERMISSIONS)"
 )
 ALLOWED_EXTRA: dict[str, dict[str, str]] = {
-    "aws": {},
+    "aws": {
+        "ec2:UpdateSecurityGroupRuleDescriptionsIngress": (
+            "sent only to take over cloud-provider-aws's node rules of an NLB adopted in place "
+            "(providers/aws/tests/test_adopt.py covers it)"
+        ),
+        "elasticloadbalancing:SetSecurityGroups": (
+            "sent only when the security-groups / extra-security-groups annotations of an NLB created "
+            "with groups change (providers/aws/tests/test_security_group_annotations.py covers it)"
+        ),
+    },
     "gcp": {
         "compute.instances.list": (
             "instances.list: sent only when the setting node_tags is unset, to find the nodes' network tags "
@@ -57,10 +66,26 @@ ALLOWED_EXTRA: dict[str, dict[str, str]] = {
             "forwardingRules.setLabels: sent only to add the cluster identity to a forwarding rule made "
             "before identities (providers/gcp/tests/test_cluster_identity.py covers it)"
         ),
+        "compute.addresses.setLabels": (
+            "addresses.setLabels: sent only to add the cluster identity to a reservation kept (static_addresses) "
+            "from before identities (providers/gcp/tests/test_cluster_identity.py covers it)"
+        ),
         "compute.forwardingRules.update": (
             "forwardingRules.patch: sent only when networking.gke.io/internal-load-balancer-allow-global-access "
             "changes on an existing internal Service (providers/gcp/tests/test_annotations.py covers it)"
         ),
+        **{
+            f"compute.{op}": (
+                f"{op}: sent only when a Service's load balancer was made by cloud-provider-gcp and lbprov "
+                "takes it over (providers/gcp/tests/test_migration.py covers it)"
+            )
+            for op in (
+                "targetPools.list",
+                "targetPools.delete",
+                "httpHealthChecks.list",
+                "httpHealthChecks.delete",
+            )
+        },
     },
     "azure": {
         "Microsoft.Network/publicIPAddresses/join/action": f"a frontend's public IP: {_AZURE_JOIN}",
@@ -78,7 +103,20 @@ ALLOWED_EXTRA: dict[str, dict[str, str]] = {
 #: path the emulator cannot produce (its permissions must then be granted, via ALLOWED_EXTRA).
 #: The set must match exactly, so that this list stays current as providers change.
 UNEXERCISED: dict[str, dict[str, str]] = {
-    "aws": {},
+    "aws": {
+        "ec2:CreateTags": (
+            "granted: only a classic ELB security group made by cloud-provider-aws (adopted) or by an "
+            "older lbprov (the cluster identity) is tagged after its creation (providers/aws/tests/test_adopt.py)"
+        ),
+        "ec2:UpdateSecurityGroupRuleDescriptionsIngress": (
+            "granted: only cloud-provider-aws's node rules of an adopted NLB are taken over "
+            "(providers/aws/tests/test_adopt.py)"
+        ),
+        "elbv2:SetSecurityGroups": (
+            "granted: sent only when the security-groups / extra-security-groups annotations of an "
+            "NLB created with groups change (providers/aws/tests/test_security_group_annotations.py)"
+        ),
+    },
     "gcp": {
         **{
             op: "unreachable: nodes come from providerIDs (instances are only listed, for their tags); networks and subnetworks are named by the settings"
@@ -103,8 +141,18 @@ UNEXERCISED: dict[str, dict[str, str]] = {
         "instanceGroups.list": "unreachable: instance groups are read with aggregatedList and listInstances",
         "forwardingRules.patch": "granted: only a change of allow-global-access on an internal Service sends it",
         "forwardingRules.setLabels": "granted: only a forwarding rule from before cluster identities gets it",
+        "addresses.setLabels": "granted: only a reservation kept from before cluster identities gets it",
         "regionBackendServices.update": "granted: only when no eligible node is left (a patch cannot empty backends)",
         "instances.list": "granted: the nodes' network tags are read from the instances when node_tags is unset",
+        **{
+            op: "granted: only a Service taken over from cloud-provider-gcp's target-pool load balancer"
+            for op in (
+                "targetPools.list",
+                "targetPools.delete",
+                "httpHealthChecks.list",
+                "httpHealthChecks.delete",
+            )
+        },
     },
     "azure": {
         "networkSecurityGroups.list": "unreachable: the provider gets the one configured NSG by name",

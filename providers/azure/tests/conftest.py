@@ -60,8 +60,11 @@ def provider(sandbox: SandboxCloud, cluster: str) -> AzureProvider:
 
 
 @pytest.fixture
-def nodes(sandbox: SandboxCloud) -> list[dict[str, Any]]:
-    return [node_object(n) for n in sandbox.nodes]
+def nodes(sandbox: SandboxCloud, cluster: str) -> list[dict[str, Any]]:
+    """Three nodes of the test's own cluster. Clusters never share nodes (and ARM would refuse it: a
+    NIC IP configuration is in the load-balancing pools of at most one public and one internal load
+    balancer), so each test's cluster gets nodes of its own in the module's emulator."""
+    return [node_object(sandbox.add_node(f"{cluster}-n{i}")) for i in range(3)]
 
 
 @pytest.fixture(name="make_service")

@@ -34,6 +34,22 @@ VALID: dict[str, dict[str, str]] = {
     "disable-load-balancer-nsg-rule": {PREFIX + "disable-load-balancer-nsg-rule": "true"},
     "disable-load-balancer-floating-ip": {PREFIX + "disable-load-balancer-floating-ip": "true"},
     "load-balancer-configurations": {PREFIX + "load-balancer-configurations": "c1,c1-2"},
+    "pip-prefix-id": {
+        PREFIX
+        + "pip-prefix-id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/publicIPPrefixes/p"
+    },
+    "pip-ip-tags": {PREFIX + "pip-ip-tags": "RoutingPreference=Internet"},
+    "allowed-service-tags": {PREFIX + "allowed-service-tags": "AzureFrontDoor.Backend"},
+    "allowed-ip-ranges": {PREFIX + "allowed-ip-ranges": "10.0.0.0/8"},
+    "deny-all-except-load-balancer-source-ranges": {
+        PREFIX + "deny-all-except-load-balancer-source-ranges": "true",
+        PREFIX + "allowed-ip-ranges": "10.0.0.0/8",
+    },
+    "load-balancer-enable-high-availability-ports": {
+        PREFIX + "load-balancer-internal": "true",
+        PREFIX + "load-balancer-enable-high-availability-ports": "true",
+    },
+    "additional-public-ips": {PREFIX + "additional-public-ips": "203.0.113.7"},
     "no_lb_rule": {PORT + "no_lb_rule": "true"},
     "no_probe_rule": {PORT + "no_probe_rule": "true"},
     "health-probe_protocol": {PORT + "health-probe_protocol": "Https"},

@@ -174,7 +174,8 @@ def test_mixed_creates_scheme_switches_and_deletes_at_once_end_consistent(
 def test_cleanup_check_reads_what_the_delete_produced(provider, intent_for, make_service, ensure, state):
     """Another Service's plan re-reads the NSG while this Service's rule is being deleted; the
     controller's post-delete check (plan_delete again, same read round) must not see that stale copy."""
-    gone, other = intent_for(make_service("gone")), intent_for(make_service("other"))
+    # port 8443: "gone" is the only destination of its shared rule, so its delete deletes the rule
+    gone, other = intent_for(make_service("gone", ports=[("TCP", 8443)])), intent_for(make_service("other"))
     ensure(gone)
     ensure(other)
     seen: list[str] = []

@@ -154,7 +154,7 @@ def test_basic_rules_of_arm_through_the_sdk(provider, sandbox, state):
     assert info.value.status_code == 400 and info.value.error.code == "InvalidResourceReference"
     with pytest.raises(HttpResponseError) as info:  # the one backend address would be in 301 rules
         c.load_balancers.begin_create_or_update(RG, "emu-lb", body(301)).result()
-    assert info.value.error.code == "RulesPerNicIpConfigurationLimitReached"
+    assert info.value.error.code == "LoadBalancerRuleCountLimitReachedForNic"
     lb = c.load_balancers.begin_create_or_update(
         RG, "emu-lb", body(300), headers={"If-None-Match": "*"}
     ).result()

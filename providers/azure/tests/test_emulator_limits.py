@@ -13,17 +13,19 @@ from azure.core.exceptions import HttpResponseError
 RG = "lbprov-sandbox"
 
 
-def _lb_body(state, provider, name, *, frontends=1, rules=0, ips=()):
+def _lb_body(state, provider, name, *, frontends=1, rules=0, ips=(), public_ip=None):
+    """An internal load balancer's body, or a public one's on ``public_ip`` (one frontend)."""
     s = provider.settings
     lb_id = state.resource_id(RG, "loadBalancers", name)
     vnet = state.resource_id(RG, "virtualNetworks", s.vnet_name)
     subnet = f"{vnet}/subnets/{s.subnet_name}"
+    fe_props = {"publicIPAddress": {"id": public_ip}} if public_ip else {"subnet": {"id": subnet}}
     return {
         "location": "westeurope",
         "sku": {"name": "Standard"},
         "properties": {
             "frontendIPConfigurations": [
-                {"name": f"fe{i}", "properties": {"subnet": {"id": subnet}}} for i in range(frontends)
+                {"name": f"fe{i}", "properties": fe_props} for i in range(frontends)
             ],
             "backendAddressPools": [
                 {
@@ -76,23 +78,67 @@ def test_a_load_balancer_holds_at_most_600_frontends(provider, state):
     lbs = provider.client.load_balancers
     body = _lb_body(state, provider, "lim-fe", frontends=601)
     code = _code(lambda: lbs.begin_create_or_update(RG, "lim-fe", body).result())
-    assert code == "LoadBalancerFrontendIPConfigurationsLimitReached"
+    assert code == "LoadBalancerFrontendIPConfigurationCountLimitReached"
     assert state.get("loadBalancers", RG, "lim-fe") is None
+
+
+def _public_ip(state, name):
+    return state.put(
+        "publicIPAddresses",
+        RG,
+        name,
+        {
+            "location": "westeurope",
+            "sku": {"name": "Standard"},
+            "properties": {"publicIPAllocationMethod": "Static"},
+        },
+    )["id"]
 
 
 def test_a_backend_address_is_in_at_most_300_rules_across_load_balancers(provider, state):
     lbs = provider.client.load_balancers
     ip = "10.240.1.200"
+    pip = _public_ip(state, "lim-nic-pip")
     lbs.begin_create_or_update(
         RG, "lim-nic-a", _lb_body(state, provider, "lim-nic-a", rules=200, ips=[ip])
     ).result()
-    body = _lb_body(state, provider, "lim-nic-b", rules=101, ips=[ip, "10.240.1.201"])
+    body = _lb_body(state, provider, "lim-nic-b", rules=101, ips=[ip, "10.240.1.201"], public_ip=pip)
     code = _code(lambda: lbs.begin_create_or_update(RG, "lim-nic-b", body).result())
-    assert code == "RulesPerNicIpConfigurationLimitReached"
+    assert code == "LoadBalancerRuleCountLimitReachedForNic"
     lbs.begin_create_or_update(
-        RG, "lim-nic-b", _lb_body(state, provider, "lim-nic-b", rules=100, ips=[ip, "10.240.1.201"])
-    ).result()  # exactly 300
+        RG,
+        "lim-nic-b",
+        _lb_body(state, provider, "lim-nic-b", rules=100, ips=[ip, "10.240.1.201"], public_ip=pip),
+    ).result()  # exactly 300 (an internal and a public load balancer: allowed)
     for name in ("lim-nic-a", "lim-nic-b"):
+        lbs.begin_delete(RG, name).result()
+
+
+def test_a_backend_address_is_load_balanced_by_one_public_and_one_internal_lb_at_most(provider, state):
+    """ARM: a NIC IP configuration is in the backend pools of at most one public and one internal load
+    balancer; pools that only outbound rules use (AKS's aksOutboundBackendPool) do not count."""
+    lbs = provider.client.load_balancers
+    ip = "10.240.1.210"
+    lbs.begin_create_or_update(RG, "one-a", _lb_body(state, provider, "one-a", rules=1, ips=[ip])).result()
+    code = _code(
+        lambda: lbs.begin_create_or_update(
+            RG, "one-b", _lb_body(state, provider, "one-b", rules=1, ips=[ip])
+        ).result()
+    )
+    assert code == "AnotherInternalLoadBalancerExists"
+    assert state.get("loadBalancers", RG, "one-b") is None
+    # the same address without a load-balancing rule using its pool is accepted (an outbound-only pool)
+    lbs.begin_create_or_update(RG, "one-b", _lb_body(state, provider, "one-b", rules=0, ips=[ip])).result()
+    # and a public load balancer may load-balance to it next to the internal one
+    pip = _public_ip(state, "one-pip")
+    lbs.begin_create_or_update(
+        RG, "one-c", _lb_body(state, provider, "one-c", rules=1, ips=[ip], public_ip=pip)
+    ).result()
+    # but not a second public one
+    body = _lb_body(state, provider, "one-d", rules=1, ips=[ip], public_ip=_public_ip(state, "one-pip-2"))
+    code = _code(lambda: lbs.begin_create_or_update(RG, "one-d", body).result())
+    assert code == "NicIpConfigurationInBackendPoolsOfMultiplePublicLoadBalancers"
+    for name in ("one-a", "one-b", "one-c"):
         lbs.begin_delete(RG, name).result()
 
 
@@ -119,10 +165,10 @@ def test_a_network_security_group_holds_at_most_1000_rules(provider):
 
     assert (
         _code(lambda: nsgs.begin_create_or_update(RG, "lim-nsg", nsg(1001)).result())
-        == "SecurityRulesCountLimitReached"
+        == "SecurityRuleCountLimitReached"
     )
     nsgs.begin_create_or_update(RG, "lim-nsg", nsg(1000)).result()
     extra = {"properties": rule(1000)["properties"]}
     code = _code(lambda: rules.begin_create_or_update(RG, "lim-nsg", "r1000", extra).result())
-    assert code == "SecurityRulesCountLimitReached"
+    assert code == "SecurityRuleCountLimitReached"
     nsgs.begin_delete(RG, "lim-nsg").result()

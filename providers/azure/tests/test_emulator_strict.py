@@ -87,6 +87,12 @@ def test_nsg_rules_with_invalid_prefixes_or_ports_are_refused(provider, override
     with pytest.raises(HttpResponseError) as info:
         rules.begin_create_or_update(RG, "lbprov-nsg", "strict", body).result()
     assert info.value.status_code == 400 and info.value.error.code == code
+    if code == "InvalidRequestFormat":
+        assert info.value.error.message == "Cannot parse the request."
+        (detail,) = info.value.error.details
+        assert detail.code == "InvalidJson" and "sku." in detail.message
+    if code == "IPv4BasicSkuPublicIpCountLimitReached":
+        assert "Cannot create more than 0 IPv4 Basic SKU public IP addresses" in info.value.error.message
 
 
 def test_valid_prefixes_service_tags_and_ranges_are_accepted(provider):
@@ -103,12 +109,14 @@ def test_valid_prefixes_service_tags_and_ranges_are_accepted(provider):
 @pytest.mark.parametrize(
     ("kind", "sku", "code"),
     [
-        ("public_ip_addresses", {"name": "Basic"}, "BasicSkuRetired"),
-        ("public_ip_addresses", None, "BasicSkuRetired"),  # an omitted SKU is Basic
-        ("public_ip_addresses", {"name": "Premium"}, "InvalidSku"),
-        ("public_ip_addresses", {"name": "Standard", "tier": "Galactic"}, "InvalidSku"),
-        ("load_balancers", {"name": "Basic"}, "BasicSkuRetired"),
-        ("load_balancers", {"name": "Ultra"}, "InvalidSku"),
+        # ARM's answer since the Basic public IP retirement (skypilot-org/skypilot#7977)
+        ("public_ip_addresses", {"name": "Basic"}, "IPv4BasicSkuPublicIpCountLimitReached"),
+        ("public_ip_addresses", None, "IPv4BasicSkuPublicIpCountLimitReached"),  # an omitted SKU is Basic
+        # a value outside the SKU enums cannot be deserialised: ARM's parse error
+        ("public_ip_addresses", {"name": "Premium"}, "InvalidRequestFormat"),
+        ("public_ip_addresses", {"name": "Standard", "tier": "Galactic"}, "InvalidRequestFormat"),
+        ("load_balancers", {"name": "Basic"}, "BasicSkuLoadBalancerRetired"),  # the emulator's own code
+        ("load_balancers", {"name": "Ultra"}, "InvalidRequestFormat"),
     ],
 )
 def test_retired_basic_and_unknown_skus_are_refused(provider, kind, sku, code):
@@ -120,6 +128,12 @@ def test_retired_basic_and_unknown_skus_are_refused(provider, kind, sku, code):
     with pytest.raises(HttpResponseError) as info:
         getattr(provider.client, kind).begin_create_or_update(RG, "sku-test", body).result()
     assert info.value.status_code == 400 and info.value.error.code == code
+    if code == "InvalidRequestFormat":
+        assert info.value.error.message == "Cannot parse the request."
+        (detail,) = info.value.error.details
+        assert detail.code == "InvalidJson" and "sku." in detail.message
+    if code == "IPv4BasicSkuPublicIpCountLimitReached":
+        assert "Cannot create more than 0 IPv4 Basic SKU public IP addresses" in info.value.error.message
 
 
 def test_a_delete_answers_202_with_location_and_poll_urls_keep_the_api_version(sandbox, state):

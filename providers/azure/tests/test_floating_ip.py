@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from lbprov_azure.testing import SANDBOX_RG
+from lbprov_azure.testing import SANDBOX_RG, allow_rule
 
 DISABLE = "service.beta.kubernetes.io/azure-disable-load-balancer-floating-ip"
 
@@ -25,7 +25,7 @@ def test_floating_ip_is_on_by_default_and_the_nsg_targets_the_frontend_ip(
     (ingress,) = ensure(intent)
     rule = _rule(state, cluster, f"{intent.lb_name}-TCP-8080")
     assert (rule["enableFloatingIP"], rule["backendPort"]) == (True, 8080)
-    nsg = _nsg_rule(state, f"lbprov-{intent.lb_name}-TCP")
+    nsg = allow_rule(state, intent.lb_name, ingress.ip)
     assert (nsg["destinationAddressPrefix"], nsg["destinationPortRange"]) == (ingress.ip, "8080")
 
 
@@ -51,5 +51,7 @@ def test_turning_floating_ip_off_moves_the_nsg_rule_to_the_nodes(
     svc["metadata"]["annotations"][DISABLE] = "true"
     off = intent_for(svc)
     kinds = sorted((c.action.value, c.kind) for c in provider.plan(off).changes)
-    assert kinds == [("update", "load-balancing-rule"), ("update", "nsg-rule")]
+    # the Service leaves the rule shared by destination (its last destination: the rule goes) for a
+    # rule of its own to the node IPs (NodePorts are the Service's own: nothing to share)
+    assert kinds == [("create", "nsg-rule"), ("delete", "nsg-rule"), ("update", "load-balancing-rule")]
     ensure(off)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from lbprov_azure import AzureProvider, names
-from lbprov_azure.testing import SANDBOX_RG, converge
+from lbprov_azure.testing import SANDBOX_RG, allow_rule, converge
 
 from lbprov.intent import IntentSettings, build_intent
 from lbprov.model import OwnershipConflict
@@ -39,7 +39,7 @@ def test_every_resource_carries_the_cluster_identity(
     pip = state.get("publicIPAddresses", SANDBOX_RG, f"{cluster}-{intent.lb_name}")
     lb = state.get("loadBalancers", SANDBOX_RG, cluster)
     assert pip["tags"][KEY] == cid and lb["tags"][KEY] == cid
-    rule = _nsg_rule(state, f"lbprov-{intent.lb_name}-TCP")
+    rule = allow_rule(state, intent.lb_name, pip["properties"]["ipAddress"])
     assert names.rule_identity(cid) in rule["description"].split(" ")
     (owned,) = [o for o in provider.list_owned() if o.ref.uid == intent.ref.uid]
     assert owned.cluster_id == cid

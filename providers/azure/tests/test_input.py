@@ -53,8 +53,41 @@ BAD_ANNOTATIONS = [
     (
         {P + "load-balancer-enable-high-availability-ports": "true"},
         "high-availability-ports",
-        "not supported",
+        "internal Standard load balancers only",
     ),
+    (
+        {
+            P + "load-balancer-internal": "true",
+            P + "load-balancer-enable-high-availability-ports": "true",
+            P + "disable-load-balancer-floating-ip": "true",
+        },
+        "high-availability-ports",
+        "always uses floating IP",
+    ),
+    ({P + "allowed-service-tags": "Azure Front Door"}, "allowed-service-tags", "service tag"),
+    ({P + "allowed-ip-ranges": "10.0.0.0/33"}, "allowed-ip-ranges", "CIDRs"),
+    ({P + "allowed-ip-ranges": "2001:db8::/32"}, "allowed-ip-ranges", "no IP family of the Service"),
+    (
+        {
+            P + "deny-all-except-load-balancer-source-ranges": "true",
+            P + "disable-load-balancer-floating-ip": "true",
+        },
+        "deny-all-except",
+        "refuses the combination",
+    ),
+    ({P + "pip-prefix-id": "my-prefix"}, "pip-prefix-id", "publicIPPrefixes/<name>"),
+    (
+        {
+            P
+            + "pip-prefix-id": "/subscriptions/s/resourceGroups/r/providers/Microsoft.Network/publicIPPrefixes/p",
+            P + "pip-name": "x",
+        },
+        "pip-prefix-id",
+        "an existing public IP",
+    ),
+    ({P + "pip-ip-tags": "RoutingPreference"}, "pip-ip-tags", "ipTagType=tag"),
+    ({P + "pip-ip-tags": "A=b", P + "load-balancer-internal": "true"}, "pip-ip-tags", "no public IP"),
+    ({P + "additional-public-ips": "1.2.3"}, "additional-public-ips", "not an IP address"),
 ]
 
 

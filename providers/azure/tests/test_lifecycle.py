@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from azure.core.exceptions import HttpResponseError
 from lbprov_azure.sandbox import Fault
+from lbprov_azure.testing import allow_rule, nsg_rules
 
 RG = "lbprov-sandbox"
 INTERNAL = "service.beta.kubernetes.io/azure-load-balancer-internal"
@@ -22,9 +23,8 @@ def _probes(state, lb_name):
     return {r["name"]: r["properties"] for r in (lb or {}).get("properties", {}).get("probes", [])}
 
 
-def _nsg_rules(state, base):
-    nsg = state.get("networkSecurityGroups", RG, "lbprov-nsg")
-    return {r["name"]: r["properties"] for r in nsg["properties"]["securityRules"] if base in r["name"]}
+def _nsg_rules(state, base, address=None):
+    return nsg_rules(state, base, address)
 
 
 def test_ports_and_protocols_change_in_place_keeping_the_ip(
@@ -44,11 +44,11 @@ def test_ports_and_protocols_change_in_place_keeping_the_ip(
     base = updated.lb_name
     assert set(_rules(state, cluster)) == {f"{base}-TCP-443", f"{base}-UDP-53", f"{base}-UDP-123"}
     assert _probes(state, cluster)[f"{base}-UDP-53"]["port"] == 10256  # UDP: kube-proxy health
-    nsg = _nsg_rules(state, base)
-    assert set(nsg) == {f"lbprov-{base}-TCP", f"lbprov-{base}-UDP"}
+    assert len(_nsg_rules(state, base, first[0].ip)) == 2  # TCP and UDP, shared by destination
     # floating IP on (the default): the service ports, to the frontend address
-    assert sorted(nsg[f"lbprov-{base}-UDP"]["destinationPortRanges"]) == ["123", "53"]
-    assert nsg[f"lbprov-{base}-UDP"]["destinationAddressPrefix"] == first[0].ip
+    udp = allow_rule(state, base, first[0].ip, "Udp")
+    assert sorted(udp["destinationPortRanges"]) == ["123", "53"]
+    assert udp["destinationAddressPrefix"] == first[0].ip
     provider.apply(provider.plan_delete(updated.ref))
 
 
@@ -77,10 +77,8 @@ def test_node_changes_update_the_shared_pool_once_for_all_services(
     ]
     # a node leaves (excluded by label): pool shrinks
     fewer = [
-        h.node_object(n, **{"node.kubernetes.io/exclude-from-external-load-balancers": "true"})
-        if n.name == new_node.name
-        else h.node_object(n)
-        for n in [*sandbox.nodes]
+        *nodes,
+        h.node_object(new_node, **{"node.kubernetes.io/exclude-from-external-load-balancers": "true"}),
     ]
     a3 = intent_for(make_service("a", uid=a.ref.uid, node_ports={("TCP", 80): a.ports[0].node_port}), fewer)
     ensure(a3)
@@ -116,24 +114,29 @@ def test_local_cluster_policy_and_client_ip_affinity(provider, intent_for, make_
     provider.apply(provider.plan_delete(back.ref))
 
 
-def test_source_ranges_change_the_nsg_rule_in_place(provider, intent_for, make_service, ensure, state):
+def test_source_ranges_change_moves_the_service_between_shared_rules(
+    provider, intent_for, make_service, ensure, state
+):
     svc = make_service("s", source_ranges=["203.0.113.0/24"])
     uid, nps = svc["metadata"]["uid"], {("TCP", 80): svc["spec"]["ports"][0]["nodePort"]}
     first = intent_for(svc)
-    ensure(first)
-    rule = _nsg_rules(state, first.lb_name)[f"lbprov-{first.lb_name}-TCP"]
+    (ingress,) = ensure(first)
+    rule = allow_rule(state, first.lb_name, ingress.ip)
     assert rule["sourceAddressPrefix"] == "203.0.113.0/24"
-    priority = rule["priority"]
-    assert 500 <= priority <= 4096
+    assert 500 <= rule["priority"] <= 4096
     second = intent_for(
         make_service("s", uid=uid, node_ports=nps, source_ranges=["198.51.100.0/24", "203.0.113.0/25"])
     )
     plan = provider.plan(second)
-    assert [(c.action.value, c.kind) for c in plan.changes] == [("update", "nsg-rule")]
+    # rules are shared by (protocol, sources, ports): new sources = another rule; the old one, left
+    # without destination, goes
+    assert sorted((c.action.value, c.kind) for c in plan.changes) == [
+        ("create", "nsg-rule"),
+        ("delete", "nsg-rule"),
+    ]
     ensure(second)
-    rule = _nsg_rules(state, first.lb_name)[f"lbprov-{first.lb_name}-TCP"]
+    rule = allow_rule(state, first.lb_name, ingress.ip)
     assert sorted(rule["sourceAddressPrefixes"]) == ["198.51.100.0/24", "203.0.113.0/25"]
-    assert rule["priority"] == priority  # kept
     off = intent_for(
         make_service(
             "s",
@@ -143,7 +146,7 @@ def test_source_ranges_change_the_nsg_rule_in_place(provider, intent_for, make_s
         )
     )
     ensure(off)
-    assert _nsg_rules(state, first.lb_name) == {}
+    assert _nsg_rules(state, first.lb_name, ingress.ip) == {}
     provider.apply(provider.plan_delete(off.ref))
 
 
@@ -260,7 +263,7 @@ def test_annotations_reach_the_cloud(provider, intent_for, make_service, ensure,
         3,
     )
     # floating IP on: packets keep the frontend address and the service port
-    nsg = _nsg_rules(state, intent.lb_name)[f"lbprov-{intent.lb_name}-TCP"]
+    nsg = allow_rule(state, intent.lb_name, pip["properties"]["ipAddress"])
     assert (nsg["destinationAddressPrefix"], nsg["destinationPortRange"]) == (
         pip["properties"]["ipAddress"],
         "80",
@@ -283,7 +286,7 @@ def test_floating_ip_on_an_internal_service_opens_the_nsg_to_its_dynamic_address
     nsg_change = next(c for c in plan.changes if c.kind == "nsg-rule")
     assert nsg_change.after["destination"] == "@frontend-address"  # known only after the LB write
     ingress = ensure(intent)
-    nsg = _nsg_rules(state, intent.lb_name)[f"lbprov-{intent.lb_name}-TCP"]
+    nsg = allow_rule(state, intent.lb_name, ingress[0].ip)
     assert nsg["destinationAddressPrefix"] == ingress[0].ip
     provider.apply(provider.plan_delete(intent.ref))
 
@@ -369,7 +372,10 @@ def test_list_owned_reports_every_service_with_its_resources_for_gc(
     owned = {o.ref.uid: o for o in provider.list_owned()}
     assert set(owned) == {ext.ref.uid, internal.ref.uid}
     assert owned[ext.ref.uid].ref.key == "team-a/gc-ext"
-    assert owned[internal.ref.uid].ref.key == "team-b/gc-int"  # from the NSG rule: no public IP
+    # an internal Service's only resources naming it were its NSG rules; they are shared by destination
+    # now, so gc knows it by UID (what the delete needs) and not by name
+    assert owned[internal.ref.uid].ref.uid == internal.ref.uid
+    assert "nsg-rule" in {k for k, _ in owned[internal.ref.uid].resources}
     kinds = sorted(k for k, _ in owned[ext.ref.uid].resources)
     assert kinds == [
         "frontend-ip-configuration",

@@ -4,7 +4,7 @@ through azure-mgmt-network against the emulator."""
 from __future__ import annotations
 
 import pytest
-from lbprov_azure.testing import SANDBOX_RG
+from lbprov_azure.testing import SANDBOX_RG, allow_rule
 
 from lbprov.model import InvalidService
 
@@ -33,11 +33,12 @@ def test_no_lb_rule_leaves_the_port_without_rule_probe_or_nsg_port(
         ports=[("TCP", 80), ("TCP", 443)], annotations={PORT.format(443) + "no_lb_rule": "true"}
     )
     intent = intent_for(svc)
-    ensure(intent)
+    (ingress,) = ensure(intent)
     rules, probes = _lb(state, cluster)
     base = intent.lb_name
     assert set(rules) == set(probes) == {f"{base}-TCP-80"}
-    assert _nsg_ports(state, f"lbprov-{base}-TCP") == ["80"]
+    rule = allow_rule(state, base, ingress.ip)
+    assert (rule.get("destinationPortRanges") or [rule["destinationPortRange"]]) == ["80"]
 
 
 def test_no_probe_rule_gives_a_rule_without_a_probe(cluster, intent_for, make_service, ensure, state):

@@ -13,6 +13,7 @@ from lbprov_gcp.testing import make_nodes, sdk
 
 from lbprov import naming
 from lbprov.intent import IntentSettings, build_intent
+from lbprov.model import Action
 
 
 def everything(server: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -65,6 +66,26 @@ def test_resources_from_before_identities_get_it_on_the_next_reconcile(sandbox, 
         "forwardingRules.setLabels",
     }
     assert all(N.identity(r) == CLUSTER_ID for _, r in everything(server))
+    assert new.plan(intent).empty
+
+
+def test_a_kept_reservation_from_before_identities_gets_the_label(sandbox, server):
+    """static_addresses keeps the Service's reservation for good; one made before cluster identities
+    gets the label lbprov-cluster-id on the next reconcile (its description cannot change)."""
+    old = provider_for(sandbox, cluster_id=None, static_addresses=True)
+    intent = intent_for(old, make_service(), sandbox.nodes)
+    converge(old, intent)
+    s = sandbox.settings
+    addresses = sdk(sandbox, "AddressesClient")
+    before = addresses.get(project=s["project"], region=s["region"], address=intent.lb_name)
+    assert N.ID_LABEL not in before.labels
+    new = provider_for(sandbox, static_addresses=True)
+    plan = new.plan(intent)
+    labelled = [c for c in plan.changes if c.kind == "address"]
+    assert [(c.action, c.reason) for c in labelled] == [(Action.UPDATE, "add the cluster identity")]
+    new.apply(plan)
+    after = addresses.get(project=s["project"], region=s["region"], address=intent.lb_name)
+    assert after.labels[N.ID_LABEL] == CLUSTER_ID and after.address == before.address
     assert new.plan(intent).empty
 
 

@@ -271,7 +271,11 @@ def test_forwarding_rules_are_strict_about_ports_scheme_and_backends(api):
             "must not be set for an EXTERNAL",
         ),
         ({"ports": ["80"], "I_p_address": "203.0.113.200"}, "must be reserved"),
-        ({"ports": ["80"], "target": f"regions/{R}/targetPools/tp"}, "target pools"),
+        # a target pool rule names no backend service (tests/test_legacy_target_pools.py has the rest)
+        (
+            {"port_range": "80", "target": f"regions/{R}/targetPools/tp"},
+            "either a target or a backendService",
+        ),
         ({"ports": ["80"], "load_balancing_scheme": "EXTERNAL_MANAGED"}, "not supported"),
     ]
     for fields, message in bad:

@@ -46,7 +46,9 @@ _LBC = "an aws-load-balancer-controller feature lbprov does not implement"
 #: suffix -> what lbprov does (``listener-attributes.<PROTO>-<port>`` is matched by its prefix).
 KEYS: Mapping[str, Key] = {
     "type": _yes(
-        "`nlb` (default), `classic`/`clb`/`elb`; `external`/`nlb-ip` belong to aws-load-balancer-controller and are skipped",
+        "`nlb`, `classic`/`clb`/`elb`; without it, the kind of load balancer the Service already has "
+        "(also one cloud-provider-aws made), else the `default_load_balancer_type` setting (`nlb` unless set); "
+        "`external`/`nlb-ip` belong to aws-load-balancer-controller and are skipped",
         "nlb",
     ),
     "internal": _yes(

@@ -10,8 +10,8 @@ attempt is visible.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
 
 import boto3  # type: ignore[import-untyped]
 import botocore.session  # type: ignore[import-untyped]
@@ -20,9 +20,23 @@ from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from lbprov.cloudcalls import CloudCalls
+from lbprov_aws.operations import is_write
 from lbprov_aws.settings import AWSSettings
 
 PREFIXES = ("elbv2", "elb", "ec2")
+
+
+class WriteObserver(Protocol):
+    """Told about every write sent through :meth:`AWSClients.call` (remembered.Remembered keeps
+    its cached tags and details current with it)."""
+
+    def before_write(self, operation: str, params: Mapping[str, Any]) -> None: ...
+
+    def after_write(
+        self, operation: str, params: Mapping[str, Any], result: Mapping[str, Any] | None
+    ) -> None: ...
+
+    def write_failed(self, operation: str, params: Mapping[str, Any]) -> None: ...
 
 
 class AWSClients:
@@ -30,6 +44,7 @@ class AWSClients:
 
     def __init__(self, settings: AWSSettings, calls: CloudCalls) -> None:
         self.calls = calls
+        self.write_observers: list[WriteObserver] = []
         session = boto3.session.Session(
             botocore_session=_botocore_session(),
             aws_access_key_id=settings.access_key_id.get_secret_value() if settings.access_key_id else None,
@@ -65,7 +80,17 @@ class AWSClients:
         prefix, _, name = operation.partition(":")
         client = self.clients[prefix]
         method = getattr(client, _snake(client, name))
-        result: dict[str, Any] = self.calls.call(operation, method, hooked=True, **params)
+        observers = self.write_observers if is_write(operation) else []
+        for o in observers:
+            o.before_write(operation, params)
+        try:
+            result: dict[str, Any] = self.calls.call(operation, method, hooked=True, **params)
+        except BaseException:
+            for o in observers:
+                o.write_failed(operation, params)
+            raise
+        for o in observers:
+            o.after_write(operation, params, result)
         return result
 
     def call_optional(self, operation: str, missing: frozenset[str], **params: Any) -> dict[str, Any] | None:

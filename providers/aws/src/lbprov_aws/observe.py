@@ -14,8 +14,13 @@ same round see their own writes.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +28,7 @@ from lbprov import naming
 from lbprov_aws.client import AWSClients
 from lbprov_aws.diff.node_rules import SOURCE_RANGES_UNRECORDED, Key, TargetGroupFacts
 from lbprov_aws.names import HEALTH_NODE_PORT_TAG, NLB_SECURITY_GROUPS_TAG, SOURCE_RANGES_TAG
+from lbprov_aws.remembered import Remembered
 
 BATCH = 20
 #: Describing a missing load balancer by name is an error in the ELB APIs, not an empty answer.
@@ -189,6 +195,20 @@ def _tg(raw: dict[str, Any], tags: dict[str, str]) -> ObservedTG:
     )
 
 
+def _listener(li: Mapping[str, Any]) -> ObservedListener:
+    return ObservedListener(
+        arn=li["ListenerArn"],
+        port=int(li["Port"]),
+        protocol=li["Protocol"],
+        target_group_arn=next(
+            (a.get("TargetGroupArn") for a in li.get("DefaultActions", []) if a.get("Type") == "forward"),
+            None,
+        ),
+        certificate=(li.get("Certificates") or [{}])[0].get("CertificateArn"),
+        ssl_policy=li.get("SslPolicy"),
+    )
+
+
 def _sg(raw: dict[str, Any]) -> ObservedSG:
     return ObservedSG(
         id=raw["GroupId"],
@@ -204,10 +224,23 @@ def _could_be_ours_lb(name: str) -> bool:
 
 
 class ReadRound:
-    """Account-wide listings cached for one reconcile round (see the module docstring)."""
+    """Account-wide listings cached for one reconcile round (see the module docstring).
 
-    def __init__(self) -> None:
+    ``implicit``: opened by plans running at the same time outside an explicit round (see
+    :meth:`Reader.shared_round`); it reads details afresh, like a plan without a round.
+    ``period``: set by :meth:`drift_check` for the periodic resync; see :meth:`due`."""
+
+    def __init__(
+        self, *, implicit: bool = False, periods: Callable[[], int] | None = None, k: int = 1
+    ) -> None:
         self.lock = threading.RLock()
+        self.implicit = implicit
+        self.started = time.monotonic()
+        self.users = 0
+        self._periods = periods
+        #: Deep checks: every Service is due once every ``k`` periodic rounds.
+        self.k = max(1, k)
+        self.period: int | None = None
         self.nlbs: dict[str, ObservedNLB] | None = None
         self.classics: dict[str, ObservedClassic] | None = None
         self.target_groups: list[ObservedTG] | None = None
@@ -218,28 +251,49 @@ class ReadRound:
         self.cluster_sgs: dict[str | None, list[ObservedSG]] | None = None
         self.instances: dict[str, dict[str, Any]] = {}
         self.dirty: set[str] = set()
-        #: Applies made in this round, and their number when target_group_facts last refilled
-        #: the target group listing (it must see the groups those applies created or re-tagged).
-        self.applies = 0
-        self.tgs_seen = 0
-        #: Tags of the target groups listed in this round, and the Services applied since they
-        #: were read (whose groups' tags may have changed).
-        self.tg_tags: dict[str, dict[str, str]] = {}
-        self.tag_stale_uids: set[str] = set()
         #: Security groups of every ELBv2 load balancer of the account, by name (whether the
-        #: cluster's NLB backend group is still used).
+        #: cluster's NLB backend group is still used); dropped by every apply.
         self.lb_groups: dict[str, tuple[str, ...]] | None = None
 
-    def invalidate(self, uid: str, *, target_groups: bool = True) -> None:
-        """After a write for ``uid``: its cached resources and the shared security groups are stale
-        (``target_groups``: the apply created, deleted or re-tagged target groups)."""
+    def drift_check(self) -> None:
+        """This round is the periodic resync: the Services whose turn it is (:meth:`due`) get a deep
+        check (tags, listeners, attributes and targets read afresh); the others are planned from the
+        listings read in this round and the details remembered from their last deep check (kept
+        current by lbprov's own writes). Called by the controller right after opening the round."""
+        if self._periods is not None:
+            self.period = self._periods()
+
+    def due(self, uid: str) -> bool:
+        """Whether ``uid`` is deep-checked in this round: once every ``k`` periodic rounds, by a
+        slot fixed by the UID, so every Service is checked within any ``k`` consecutive resyncs."""
+        if self.period is None:
+            return False
+        return (self.period - drift_slot(uid, self.k)) % self.k == 0
+
+    def invalidate(self, uid: str, *, target_groups: bool = True, security_groups: bool = True) -> None:
+        """After a write for ``uid``: its cached resources are stale, and (``security_groups``) the
+        shared security groups. (``target_groups`` is kept for callers: the round's target group
+        listing is kept current by the writes themselves, see :meth:`Reader.after_write`.)"""
+        del target_groups
         with self.lock:
             self.dirty.add(uid)
-            self.cluster_sgs = None
             self.lb_groups = None
-            if target_groups:
-                self.tag_stale_uids.add(uid)
-                self.applies += 1
+            if security_groups:
+                self.cluster_sgs = None
+
+
+def drift_slot(uid: str, k: int) -> int:
+    """The periodic round (mod ``k``) in which ``uid`` is deep-checked: stable across restarts."""
+    return int.from_bytes(hashlib.sha256(uid.encode()).digest()[:8], "big") % max(1, k)
+
+
+#: Reads of a deep check of a one-port NLB Service: listeners, load balancer attributes, target
+#: group attributes, target health (tags come 20 ARNs per call). K = this / the read budget.
+DEEP_CHECK_READS = 4
+
+#: An implicit round (plans that overlap outside an explicit round) is joined only while younger
+#: than this: concurrent plans share its listings, a plan that starts later reads afresh.
+SHARED_ROUND_SECONDS = 5.0
 
 
 class Reader:
@@ -251,11 +305,110 @@ class Reader:
         self.node_sg_id = node_sg_id
         self.round: ReadRound | None = None
         self._zone_types: dict[str, str] | None = None
+        #: Tags and details kept between rounds, current with this process's writes.
+        self.remembered = Remembered()
+        self._round_guard = threading.Lock()
+        clients.write_observers.extend([self.remembered, self])
+
+    # -- rounds ------------------------------------------------------------------------------------
+
+    @contextmanager
+    def explicit_round(self, *, periods: Callable[[], int] | None = None, k: int = 1) -> Iterator[ReadRound]:
+        """An explicit round (provider.read_round); nesting reuses the outer explicit round, and an
+        implicit round in progress is replaced (its plans go on with the new one)."""
+        with self._round_guard:
+            outer = self.round
+            if outer is not None and not outer.implicit:
+                rnd, mine = outer, False
+            else:
+                rnd, mine = ReadRound(periods=periods, k=k), True
+                self.round = rnd
+        try:
+            yield rnd
+        finally:
+            if mine:
+                with self._round_guard:
+                    if self.round is rnd:
+                        self.round = None
+
+    @contextmanager
+    def shared_round(self) -> Iterator[None]:
+        """Around one plan: outside an explicit round, plans that run at the same time share one
+        implicit round (single flight: the first to need a listing reads it, the others wait for it
+        and use it), joined only while it is younger than :data:`SHARED_ROUND_SECONDS` and closed
+        when its last plan ends. A plan alone reads as it would without a round."""
+        with self._round_guard:
+            rnd = self.round
+            if rnd is not None and not rnd.implicit:
+                joined = None
+            else:
+                if rnd is None or time.monotonic() - rnd.started > SHARED_ROUND_SECONDS:
+                    rnd = ReadRound(implicit=True)
+                    self.round = rnd
+                rnd.users += 1
+                joined = rnd
+        try:
+            yield
+        finally:
+            if joined is not None:
+                with self._round_guard:
+                    joined.users -= 1
+                    if joined.users == 0 and self.round is joined:
+                        self.round = None
+
+    # -- writes: keep the round's listings current -------------------------------------------------
+
+    def before_write(self, operation: str, params: Mapping[str, Any]) -> None:
+        return None
+
+    def write_failed(self, operation: str, params: Mapping[str, Any]) -> None:
+        return None
+
+    def after_write(
+        self, operation: str, params: Mapping[str, Any], result: Mapping[str, Any] | None
+    ) -> None:
+        """Our own target group and NLB writes, applied to the round's listings, so that later plans
+        of the round see them without listing the account again (tags come from ``remembered``)."""
+        rnd = self.round
+        if rnd is None:
+            return
+        with rnd.lock:
+            tgs, nlbs = rnd.target_groups, rnd.nlbs
+            if tgs is not None:
+                if operation in ("elbv2:CreateTargetGroup", "elbv2:ModifyTargetGroup") and result:
+                    for raw in result.get("TargetGroups", []):
+                        arn = raw["TargetGroupArn"]
+                        tags = self.remembered.get(self.remembered.tags, arn) or {}
+                        tgs[:] = [tg for tg in tgs if tg.arn != arn] + [_tg(raw, dict(tags))]
+                elif operation == "elbv2:DeleteTargetGroup":
+                    tgs[:] = [tg for tg in tgs if tg.arn != params.get("TargetGroupArn")]
+                elif operation in ("elbv2:AddTags", "elbv2:RemoveTags"):
+                    arns = set(params.get("ResourceArns", []))
+                    for tg in tgs:
+                        if tg.arn in arns:
+                            tg.tags = dict(self.remembered.get(self.remembered.tags, tg.arn) or {})
+            if nlbs is not None:
+                if operation == "elbv2:CreateLoadBalancer" and result:
+                    for raw in result.get("LoadBalancers", []):
+                        tags = self.remembered.get(self.remembered.tags, raw["LoadBalancerArn"]) or {}
+                        nlbs[raw["LoadBalancerName"]] = _nlb(raw, dict(tags))
+                elif operation == "elbv2:DeleteLoadBalancer":
+                    arn = params.get("LoadBalancerArn")
+                    for name in [n for n, lb in nlbs.items() if lb.arn == arn]:
+                        del nlbs[name]
+                elif operation in ("elbv2:AddTags", "elbv2:RemoveTags"):
+                    arns = set(params.get("ResourceArns", []))
+                    for lb in nlbs.values():
+                        if lb.arn in arns:
+                            lb.tags = dict(self.remembered.get(self.remembered.tags, lb.arn) or {})
 
     # -- load balancers and target groups ------------------------------------------------------
 
-    def service_state(self, uid: str, lb_name: str, tg_prefix: str, *, details: bool = True) -> ServiceState:
-        """``details=False`` (delete plans) skips listeners, attributes and registered targets."""
+    def service_state(
+        self, uid: str, lb_name: str, tg_prefix: str | tuple[str, ...], *, details: bool = True
+    ) -> ServiceState:
+        """``details=False`` (delete plans) skips listeners, attributes and registered targets;
+        ``tg_prefix`` may be several (lbprov's and cloud-provider-aws's target group prefixes)."""
         rnd = self.round
         if rnd is not None and uid not in rnd.dirty:
             with rnd.lock:
@@ -267,7 +420,7 @@ class Reader:
             # Copies: details are filled per plan and must not leak into the shared cache.
             state = ServiceState(
                 nlb=_copy_nlb(nlb) if nlb else None,
-                classic=classic,
+                classic=dataclasses.replace(classic, tags=dict(classic.tags)) if classic else None,
                 target_groups=[_copy_tg(tg) for tg in tgs],
             )
         else:
@@ -276,7 +429,7 @@ class Reader:
             self._details(state, uid)
         return state
 
-    def _direct_state(self, lb_name: str, tg_prefix: str) -> ServiceState:
+    def _direct_state(self, lb_name: str, tg_prefix: str | tuple[str, ...]) -> ServiceState:
         state = ServiceState()
         raw_nlb = self._describe_one("elbv2:DescribeLoadBalancers", "LoadBalancers", Names=[lb_name])
         raw_classic = self._describe_one(
@@ -286,7 +439,8 @@ class Reader:
             tg for tg in self._list_target_groups() if str(tg["TargetGroupName"]).startswith(tg_prefix)
         ]
         arns = ([raw_nlb["LoadBalancerArn"]] if raw_nlb else []) + [tg["TargetGroupArn"] for tg in raw_tgs]
-        tags = self.elbv2_tags(arns)
+        # The Service's own tags are read afresh (its ownership is decided by them), and remembered.
+        tags = self.remembered.tags_of(arns, self.elbv2_tags, fresh=True)
         if raw_nlb and raw_nlb.get("LoadBalancerName") == lb_name:
             state.nlb = _nlb(raw_nlb, tags.get(raw_nlb["LoadBalancerArn"], {}))
         if raw_classic and raw_classic.get("LoadBalancerName") == lb_name:
@@ -340,22 +494,42 @@ class Reader:
                 # Every type: ALB and NLB names share one namespace, so a foreign ALB collides too.
                 if _could_be_ours_lb(lb["LoadBalancerName"])
             ]
-            tags = self.elbv2_tags([lb["LoadBalancerArn"] for lb in raw])
+            arns = [lb["LoadBalancerArn"] for lb in raw]
+            self.remembered.prune(set(arns), marker=":loadbalancer/")
+            self._forget_due(rnd, arns)
+            tags = self.cached_tags(arns)
             rnd.nlbs = {lb["LoadBalancerName"]: _nlb(lb, tags.get(lb["LoadBalancerArn"], {})) for lb in raw}
         if rnd.classics is None:
             rnd.classics = self._list_classics()
         if rnd.target_groups is None:
-            raw = [tg for tg in self._list_target_groups() if str(tg["TargetGroupName"]).startswith("k8s-")]
-            # Tags change only by an apply of their Service: re-read those, and new groups.
-            need = [
-                tg["TargetGroupArn"]
-                for tg in raw
-                if tg["TargetGroupArn"] not in rnd.tg_tags
-                or rnd.tg_tags[tg["TargetGroupArn"]].get(naming.SERVICE_UID_TAG) in rnd.tag_stale_uids
-            ]
-            rnd.tg_tags.update(self.elbv2_tags(need))
-            rnd.tag_stale_uids = set()
-            rnd.target_groups = [_tg(tg, rnd.tg_tags.get(tg["TargetGroupArn"], {})) for tg in raw]
+            rnd.target_groups = self._listed_target_groups(rnd)
+
+    def _listed_target_groups(self, rnd: ReadRound | None) -> list[ObservedTG]:
+        """Every target group lbprov could have made (one listing), with its tags: remembered ones
+        as they are, the rest read 20 ARNs per call (see remembered.py)."""
+        listing = self._list_target_groups()
+        self.remembered.prune({tg["TargetGroupArn"] for tg in listing}, marker=":targetgroup/")
+        raw = [tg for tg in listing if str(tg["TargetGroupName"]).startswith("k8s-")]
+        arns = [tg["TargetGroupArn"] for tg in raw]
+        if rnd is not None:
+            self._forget_due(rnd, arns)
+        tags = self.cached_tags(arns)
+        return [_tg(tg, tags.get(tg["TargetGroupArn"], {})) for tg in raw]
+
+    def cached_tags(self, arns: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Tags of ``arns`` from ``remembered``, reading (20 per call) only those never seen."""
+        return self.remembered.tags_of(arns, self.elbv2_tags)
+
+    def _forget_due(self, rnd: ReadRound, arns: Sequence[str]) -> None:
+        """In a periodic round, the tags of the Services due for a deep check are read again."""
+        if rnd.period is None:
+            return
+        stale = []
+        for arn in arns:
+            tags = self.remembered.get(self.remembered.tags, arn)
+            if tags is not None and rnd.due(tags.get(naming.SERVICE_UID_TAG, arn)):
+                stale.append(arn)
+        self.remembered.forget(stale)
 
     def _list_classics(self) -> dict[str, ObservedClassic]:
         """Every classic ELB whose name could be ours, with its tags, by name (one listing, tags 20
@@ -375,57 +549,79 @@ class Reader:
         tags = self.elb_tags([lb["LoadBalancerName"] for lb in raw])
         return {lb["LoadBalancerName"]: _classic(lb, tags.get(lb["LoadBalancerName"], {})) for lb in raw}
 
+    def details(self, state: ServiceState, uid: str) -> None:
+        """The per-resource reads of a state read with ``details=False`` (after diff/adopt.prepare
+        showed predecessors as owned, so that theirs are read too)."""
+        self._details(state, uid)
+
     def _details(self, state: ServiceState, uid: str) -> None:
-        """Per-resource reads, only for what this Service owns (the rest is never changed)."""
+        """Per-resource reads, only for what this Service owns (the rest is never changed).
+
+        In an explicit round (resync, node sync, initial sync) a Service that is not due for a deep
+        check (:meth:`ReadRound.due`) and has not been written in the round is planned from the
+        details remembered from its last read, kept current by lbprov's writes; what was never read
+        is read. Outside a round, in an implicit one, or when due, everything is read afresh."""
+        rnd = self.round
+        remembered = rnd is not None and not rnd.implicit and uid not in rnd.dirty and not rnd.due(uid)
+        mem = self.remembered
         if state.nlb and naming.is_owned_by_service(state.nlb.tags, self.cluster, uid):
             arn = state.nlb.arn
-            attrs = self.clients.call("elbv2:DescribeLoadBalancerAttributes", LoadBalancerArn=arn)
-            state.nlb.attributes = {a["Key"]: a["Value"] for a in attrs.get("Attributes", [])}
-            state.nlb.listeners = [
-                ObservedListener(
-                    arn=li["ListenerArn"],
-                    port=int(li["Port"]),
-                    protocol=li["Protocol"],
-                    target_group_arn=next(
-                        (
-                            a.get("TargetGroupArn")
-                            for a in li.get("DefaultActions", [])
-                            if a.get("Type") == "forward"
-                        ),
-                        None,
-                    ),
-                    certificate=(li.get("Certificates") or [{}])[0].get("CertificateArn"),
-                    ssl_policy=li.get("SslPolicy"),
+            attrs = mem.get(mem.lb_attributes, arn) if remembered else None
+            if attrs is None:
+                gen = mem.generation(arn)
+                found = self.clients.call("elbv2:DescribeLoadBalancerAttributes", LoadBalancerArn=arn)
+                attrs = {a["Key"]: a["Value"] for a in found.get("Attributes", [])}
+                mem.store(mem.lb_attributes, arn, attrs, gen)
+            state.nlb.attributes = dict(attrs)
+            listeners = mem.get(mem.listeners, arn) if remembered else None
+            if listeners is None:
+                gen = mem.generation(arn)
+                listeners = tuple(
+                    self.clients.pages(
+                        "elbv2:DescribeListeners",
+                        "Listeners",
+                        token_in="Marker",
+                        token_out="NextMarker",
+                        LoadBalancerArn=arn,
+                    )
                 )
-                for li in self.clients.pages(
-                    "elbv2:DescribeListeners",
-                    "Listeners",
-                    token_in="Marker",
-                    token_out="NextMarker",
-                    LoadBalancerArn=arn,
-                )
-            ]
+                mem.store(mem.listeners, arn, listeners, gen)
+            state.nlb.listeners = [_listener(li) for li in listeners]
         for tg in state.target_groups:
             if not naming.is_owned_by_service(tg.tags, self.cluster, uid):
                 continue
-            attrs = self.clients.call("elbv2:DescribeTargetGroupAttributes", TargetGroupArn=tg.arn)
-            tg.attributes = {a["Key"]: a["Value"] for a in attrs.get("Attributes", [])}
-            health = self.clients.call("elbv2:DescribeTargetHealth", TargetGroupArn=tg.arn)
-            tg.targets = tuple(
-                sorted(
-                    {
-                        d["Target"]["Id"]
-                        for d in health.get("TargetHealthDescriptions", [])
-                        if d.get("TargetHealth", {}).get("State") != "draining"
-                    }
+            tg_attrs = mem.get(mem.tg_attributes, tg.arn) if remembered else None
+            if tg_attrs is None:
+                gen = mem.generation(tg.arn)
+                found = self.clients.call("elbv2:DescribeTargetGroupAttributes", TargetGroupArn=tg.arn)
+                tg_attrs = {a["Key"]: a["Value"] for a in found.get("Attributes", [])}
+                mem.store(mem.tg_attributes, tg.arn, tg_attrs, gen)
+            tg.attributes = dict(tg_attrs)
+            targets = mem.get(mem.targets, tg.arn) if remembered else None
+            if targets is None:
+                gen = mem.generation(tg.arn)
+                health = self.clients.call("elbv2:DescribeTargetHealth", TargetGroupArn=tg.arn)
+                targets = tuple(
+                    sorted(
+                        {
+                            d["Target"]["Id"]
+                            for d in health.get("TargetHealthDescriptions", [])
+                            if d.get("TargetHealth", {}).get("State") != "draining"
+                        }
+                    )
                 )
-            )
+                mem.store(mem.targets, tg.arn, targets, gen)
+            tg.targets = targets
         if state.classic and naming.is_owned_by_service(state.classic.tags, self.cluster, uid):
-            attrs = self.clients.call(
-                "elb:DescribeLoadBalancerAttributes", LoadBalancerName=state.classic.name
-            )
-            cz = attrs.get("LoadBalancerAttributes", {}).get("CrossZoneLoadBalancing", {})
-            state.classic.cross_zone = bool(cz.get("Enabled", False))
+            name = state.classic.name
+            cross_zone = mem.get(mem.classic_cross_zone, name) if remembered else None
+            if cross_zone is None:
+                gen = mem.generation(name)
+                attrs = self.clients.call("elb:DescribeLoadBalancerAttributes", LoadBalancerName=name)
+                cz = attrs.get("LoadBalancerAttributes", {}).get("CrossZoneLoadBalancing", {})
+                cross_zone = bool(cz.get("Enabled", False))
+                mem.store(mem.classic_cross_zone, name, cross_zone, gen)
+            state.classic.cross_zone = cross_zone
 
     def all_owned(self) -> tuple[list[ObservedNLB], list[ObservedClassic], list[ObservedTG]]:
         """Every load balancer and target group of the account that this cluster owns."""
@@ -492,16 +688,13 @@ class Reader:
         rnd = self.round
         if rnd is not None and not fresh:
             with rnd.lock:
-                if rnd.tgs_seen != rnd.applies:  # an apply in this round changed target groups
-                    rnd.target_groups = None
-                    rnd.tgs_seen = rnd.applies
                 self._fill_round(rnd)
                 assert rnd.target_groups is not None
                 tgs = list(rnd.target_groups)
         else:
-            raw = [tg for tg in self._list_target_groups() if str(tg["TargetGroupName"]).startswith("k8s-")]
-            tags = self.elbv2_tags([tg["TargetGroupArn"] for tg in raw])
-            tgs = [_tg(tg, tags.get(tg["TargetGroupArn"], {})) for tg in raw]
+            # A fresh listing; tags as remembered (they change only by this process's writes, which
+            # keep them current, or by hand, which the Service's next deep check sees).
+            tgs = self._listed_target_groups(None)
         out: list[TargetGroupFacts] = []
         for tg in tgs:
             if not naming.is_owned_by_cluster(tg.tags, self.cluster):
@@ -562,8 +755,12 @@ class Reader:
         )
 
     def instances(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        wanted = sorted(set(ids))
         rnd = self.round
+        with rnd.lock if rnd is not None else contextlib.nullcontext():
+            return self._instances(rnd, ids)
+
+    def _instances(self, rnd: ReadRound | None, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        wanted = sorted(set(ids))
         cache: dict[str, dict[str, Any]] = rnd.instances if rnd else {}
         missing = [i for i in wanted if i not in cache]
         # A filter (unlike InstanceIds=) ignores unknown IDs instead of failing the whole call.
@@ -601,8 +798,16 @@ class Reader:
         return self._per_vpc("ec2:DescribeRouteTables", "RouteTables", vpc_id, "route_tables")
 
     def _per_vpc(self, op: str, key: str, vpc_id: str, cache: str) -> list[dict[str, Any]]:
-        """Every page of an EC2 describe filtered to one VPC, cached in ``round.<cache>``."""
-        cached: dict[str, list[dict[str, Any]]] | None = getattr(self.round, cache) if self.round else None
+        """Every page of an EC2 describe filtered to one VPC, cached in ``round.<cache>`` (single
+        flight: concurrent plans of the round wait for the first one's read)."""
+        rnd = self.round
+        with rnd.lock if rnd is not None else contextlib.nullcontext():
+            return self._per_vpc_read(rnd, op, key, vpc_id, cache)
+
+    def _per_vpc_read(
+        self, rnd: ReadRound | None, op: str, key: str, vpc_id: str, cache: str
+    ) -> list[dict[str, Any]]:
+        cached: dict[str, list[dict[str, Any]]] | None = getattr(rnd, cache) if rnd else None
         if cached is not None and vpc_id in cached:
             return cached[vpc_id]
         found = list(
@@ -621,6 +826,10 @@ class Reader:
     def zone_types(self) -> dict[str, str]:
         """Zone name -> type (``availability-zone``, ``local-zone``, ``wavelength-zone``) of the
         region, read once per provider (zones do not change type)."""
+        with self._round_guard if self._zone_types is None else contextlib.nullcontext():
+            return self._read_zone_types()
+
+    def _read_zone_types(self) -> dict[str, str]:
         if self._zone_types is None:
             resp = self.clients.call("ec2:DescribeAvailabilityZones", AllAvailabilityZones=True)
             self._zone_types = {
@@ -631,6 +840,10 @@ class Reader:
 
     def vpc_cidrs(self, vpc_id: str) -> tuple[str, ...]:
         rnd = self.round
+        with rnd.lock if rnd is not None else contextlib.nullcontext():
+            return self._vpc_cidrs(rnd, vpc_id)
+
+    def _vpc_cidrs(self, rnd: ReadRound | None, vpc_id: str) -> tuple[str, ...]:
         if rnd and vpc_id in rnd.vpc_cidrs:
             return rnd.vpc_cidrs[vpc_id]
         vpcs = self.clients.call("ec2:DescribeVpcs", VpcIds=[vpc_id]).get("Vpcs", [])

@@ -87,6 +87,10 @@ _EC2_WRITES = {
     "DeleteSecurityGroup": ("ec2:DeleteSecurityGroup",),
     "AuthorizeSecurityGroupIngress": ("ec2:AuthorizeSecurityGroupIngress",),
     "RevokeSecurityGroupIngress": ("ec2:RevokeSecurityGroupIngress",),
+    # Adoption (diff/adopt.py): tagging a classic ELB group cloud-provider-aws made, and taking over
+    # its node rules by changing their descriptions in place.
+    "CreateTags": ("ec2:CreateTags",),
+    "UpdateSecurityGroupRuleDescriptionsIngress": ("ec2:UpdateSecurityGroupRuleDescriptionsIngress",),
 }
 
 

@@ -99,6 +99,11 @@ class AWSOptions(BaseModel):
     target_node_labels: tuple[tuple[str, str], ...] = ()
     #: security-groups / extra-security-groups / manage-backend-security-group-rules (sg_options.py).
     groups: SecurityGroupOptions = SecurityGroupOptions()
+    #: Whether ``kind`` came from the type annotation (else from default_load_balancer_type: a
+    #: Service keeps the kind of load balancer it has, see AWSProvider.plan).
+    kind_explicit: bool = False
+    #: The Service's annotations of this namespace, to resolve it again as the other kind.
+    annotations: tuple[tuple[str, str], ...] = ()
 
     def uses_tls(self, port: int, name: str) -> bool:
         if not self.ssl_cert:
@@ -132,10 +137,10 @@ def implemented_elsewhere(service: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _kind(annotations: Mapping[str, str]) -> LbKind:
+def _kind(annotations: Mapping[str, str], default: LbKind = "nlb") -> LbKind:
     raw = annotations.get(TYPE)
     if raw is None:
-        return "nlb"
+        return default
     value = raw.strip().lower()
     if value in NLB_TYPES:
         return "nlb"
@@ -328,9 +333,10 @@ def _targets(intent: Intent, labels: tuple[tuple[str, str], ...]) -> tuple[Targe
     return parsed
 
 
-def resolve(intent: Intent, annotations: Mapping[str, str]) -> Intent:
-    """Validate the AWS annotations and the spec fields AWS cannot honour; return the resolved intent."""
-    kind = _kind(annotations)  # first: a Service for aws-load-balancer-controller says so
+def resolve(intent: Intent, annotations: Mapping[str, str], default_kind: LbKind = "nlb") -> Intent:
+    """Validate the AWS annotations and the spec fields AWS cannot honour; return the resolved intent.
+    ``default_kind``: the kind without a type annotation (the default_load_balancer_type setting)."""
+    kind = _kind(annotations, default_kind)  # first: a Service for aws-load-balancer-controller says so
     check_all(annotations)  # every other key of the namespace: implemented or refused, never ignored
     scheme = _scheme(annotations)
     if intent.requested_ip:
@@ -368,6 +374,8 @@ def resolve(intent: Intent, annotations: Mapping[str, str]) -> Intent:
         ssl_ports=ssl_ports,
         target_node_labels=labels,
         groups=sg_options.parse(annotations, kind),
+        kind_explicit=TYPE in annotations,
+        annotations=tuple(sorted((k, v) for k, v in annotations.items() if k.startswith(PREFIX))),
     )
     if kind == "classic":
         if len(options.additional_tags) > CLASSIC_MAX_TAGS - CLASSIC_OWN_TAGS:

@@ -6,6 +6,8 @@ changes (apply/). Every request passes CloudCalls through a botocore hook (clien
 
 from __future__ import annotations
 
+import math
+import threading
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,6 +22,8 @@ from lbprov.provider import Provider, SandboxCloud
 from lbprov_aws import operations
 from lbprov_aws.apply import Executor
 from lbprov_aws.client import AWSClients
+from lbprov_aws.diff import adopt
+from lbprov_aws.diff.adopt import keep_kind
 from lbprov_aws.diff.nlb import kube_proxy_entries
 from lbprov_aws.diff.nlb_security_groups import uses_groups
 from lbprov_aws.diff.node_rules import RuleConfig, parse_rules
@@ -30,9 +34,8 @@ from lbprov_aws.names import (
     elb_security_group_name,
     nlb_backend_security_group_name,
     nlb_rule_description,
-    target_group_prefix,
 )
-from lbprov_aws.observe import ClusterContext, Reader, ReadRound, ServiceState
+from lbprov_aws.observe import DEEP_CHECK_READS, ClusterContext, Reader, ReadRound, ServiceState
 from lbprov_aws.options import AWSOptions, implemented_elsewhere, provider_id_instance, resolve
 from lbprov_aws.settings import AWSSettings
 
@@ -85,6 +88,8 @@ class AWSProvider:
             cluster_id=settings.cluster_id,
             nlb_security_groups=settings.nlb_security_groups,
         )
+        self._period = -1
+        self._period_lock = threading.Lock()
         self.executor = Executor(
             self.clients,
             self.cluster,
@@ -110,13 +115,20 @@ class AWSProvider:
         return implemented_elsewhere(service)
 
     def resolve(self, intent: Intent, annotations: Mapping[str, str]) -> Intent:
-        return resolve(intent, annotations)
+        return resolve(intent, annotations, self.settings.default_load_balancer_type)
 
     def plan(self, intent: Intent) -> Plan:
+        with self.reader.shared_round():
+            return self._plan(intent)
+
+    def _plan(self, intent: Intent) -> Plan:
         if not isinstance(intent.options, AWSOptions):
             intent = self.resolve(intent, {})
         ids = sorted({i for t in intent.targets if (i := provider_id_instance(t.provider_id))})
-        state = self.reader.service_state(intent.ref.uid, intent.lb_name, target_group_prefix(intent.ref))
+        state = self.reader.service_state(
+            intent.ref.uid, intent.lb_name, adopt.target_group_prefixes(intent.ref), details=False
+        )
+        intent = keep_kind(intent, state, self.cluster)
         # With no eligible node (a node-pool rotation) the instances cannot tell the VPC: the load
         # balancer the Service already has can, so it is kept with an empty target set (issue 13).
         vpc_id = self.settings.vpc_id or (None if ids else _vpc_of(state))
@@ -131,6 +143,18 @@ class AWSProvider:
             ctx.zone_types = self.reader.zone_types()
             if intent.scheme != "internal":
                 ctx.route_tables = self.reader.route_tables(ctx.vpc_id)
+        # cloud-provider-aws's resources for this Service: shown to the planner as lbprov's.
+        predecessors = adopt.prepare(
+            state,
+            ctx,
+            intent.ref,
+            intent.lb_name,
+            self.cluster,
+            self.settings.cluster_id,
+            intent=intent,
+            manage_sg=self.settings.manage_node_security_group,
+        )
+        self.reader.details(state, intent.ref.uid)
         self._range_rules(ctx)
         nlb = (
             state.nlb
@@ -143,7 +167,7 @@ class AWSProvider:
             uses_groups(nlb, scheme, self.settings.nlb_security_groups, sgo.needs_groups) and sgo.backend
         ):
             self._backend_users(ctx, intent.lb_name)
-        out = self.planner.plan(intent, ctx, state)
+        out = self.planner.plan(intent, ctx, state, predecessors)
         return Plan("aws", intent.ref, tuple(out.changes), intent, out.ingress, data=out.data)
 
     def _count_other_classics(self, ctx: ClusterContext, state: ServiceState, uid: str, lb_name: str) -> None:
@@ -198,14 +222,22 @@ class AWSProvider:
 
     def plan_delete(self, ref: ServiceRef) -> Plan:
         """Finds everything by the Service UID's name and ownership tags, whatever the annotations say."""
+        with self.reader.shared_round():
+            return self._plan_delete(ref)
+
+    def _plan_delete(self, ref: ServiceRef) -> Plan:
         state = self.reader.service_state(
-            ref.uid, naming.lb_name(ref.uid), target_group_prefix(ref), details=False
+            ref.uid, naming.lb_name(ref.uid), adopt.target_group_prefixes(ref), details=False
         )
         ctx = self.reader.cluster_context([], vpc_id=self.settings.vpc_id or _vpc_of(state), need_vpc=False)
+        # What cloud-provider-aws made for the Service goes too (it was never adopted).
+        predecessors = adopt.prepare(
+            state, ctx, ref, naming.lb_name(ref.uid), self.cluster, self.settings.cluster_id, intent=None
+        )
         self._count_other_classics(ctx, state, ref.uid, naming.lb_name(ref.uid))
         self._range_rules(ctx)
         self._backend_users(ctx, naming.lb_name(ref.uid))
-        out = self.planner.plan_delete(ref, ctx, state)
+        out = self.planner.plan_delete(ref, ctx, state, predecessors)
         return Plan("aws", ref, tuple(out.changes), None, (), data=out.data)
 
     def apply(self, plan: Plan) -> tuple[Ingress, ...]:
@@ -213,7 +245,11 @@ class AWSProvider:
             return self.executor.apply(plan)
         finally:
             if self.reader.round is not None and plan.changes:
-                self.reader.round.invalidate(plan.ref.uid, target_groups=_changes_target_groups(plan))
+                self.reader.round.invalidate(
+                    plan.ref.uid,
+                    target_groups=_changes_target_groups(plan),
+                    security_groups=_may_change_security_groups(plan),
+                )
 
     def list_owned(self) -> list[OwnedLoadBalancer]:
         nlbs, classics, tgs = self.reader.all_owned()
@@ -264,16 +300,25 @@ class AWSProvider:
 
         A Service whose plan was applied is re-read directly afterwards, so later plans see fresh
         state. Nesting reuses the outer round.
+
+        Details (listeners, attributes, registered targets) are planned from what was remembered
+        of them (observe.py ``_details``), except for the Services due for a deep check when the
+        controller marks the round as its periodic resync (``ReadRound.drift_check``): each
+        Service is due once every :attr:`drift_check_periods` resyncs.
         """
-        if self.reader.round is not None:
-            yield self.reader.round
-            return
-        rnd = ReadRound()
-        self.reader.round = rnd
-        try:
+        with self.reader.explicit_round(periods=self._next_period, k=self.drift_check_periods) as rnd:
             yield rnd
-        finally:
-            self.reader.round = None
+
+    @property
+    def drift_check_periods(self) -> int:
+        """K: every Service is deep-checked once every K resyncs, so that a resync costs about
+        ``resync_read_budget`` reads per one-port Service (a deep check: 4 reads; see settings)."""
+        return max(1, math.ceil(DEEP_CHECK_READS / self.settings.resync_read_budget))
+
+    def _next_period(self) -> int:
+        with self._period_lock:
+            self._period += 1
+            return self._period
 
     # -- sandbox ---------------------------------------------------------------------------------
 
@@ -294,6 +339,16 @@ def _vpc_of(state: ServiceState) -> str | None:
     """The VPC of what a Service left (its node rules are in that VPC's security groups)."""
     found = [x.vpc_id for x in (state.nlb, state.classic, *state.target_groups) if x is not None and x.vpc_id]
     return found[0] if found else None
+
+
+#: Change types (``Change.data["type"]``) that never write a security group or its rules.
+_NO_SECURITY_GROUP_WRITES = frozenset({"tg", "nlb", "listener"})
+
+
+def _may_change_security_groups(plan: Plan) -> bool:
+    """Whether a plan may write security groups (then the round's listing of them is read again):
+    a new node only registers targets, and must not cost every later plan a security group read."""
+    return any(c.data.get("type") not in _NO_SECURITY_GROUP_WRITES for c in plan.changes)
 
 
 def _changes_target_groups(plan: Plan) -> bool:

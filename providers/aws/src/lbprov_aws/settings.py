@@ -34,6 +34,13 @@ class AWSSettings(ProviderSettings):
     secret_access_key: SecretStr | None = Field(
         None, description="AWS secret access key; unset = boto3's default credential chain."
     )
+    default_load_balancer_type: Literal["nlb", "classic"] = Field(
+        "nlb",
+        description="Load balancer for a Service without the aws-load-balancer-type annotation: 'nlb' "
+        "(a Network Load Balancer) or 'classic' (a classic ELB, cloud-provider-aws's default: set it "
+        "for a cluster that comes from cloud-provider-aws). A Service that already has a load balancer "
+        "(its own, or the one cloud-provider-aws made for it) keeps that kind whatever this says.",
+    )
     vpc_id: str | None = Field(
         None, description="The cluster's VPC; unset = the VPC of the nodes' instances."
     )
@@ -80,6 +87,17 @@ class AWSSettings(ProviderSettings):
         "30000-32767",
         description="The cluster's NodePort range (kube-apiserver --service-node-port-range), "
         "'FROM-TO'; opened whole by 'nodeport-range' and 'auto'.",
+    )
+    resync_read_budget: float = Field(
+        0.45,
+        gt=0,
+        le=100,
+        description="Reads per Service that each periodic resync may spend on deep checks (listeners, "
+        "attributes, registered targets, tags) beyond the account-wide listings it always makes: every "
+        "Service is deep-checked once every K = ceil(4 / budget) resyncs (4: the reads of a one-port "
+        "NLB; a Service with p ports costs 2 + 2p). Default 0.45: K = 9, and a resync of 1,000 "
+        "one-port Services costs under 0.5 reads per Service. Load balancers, target groups (health "
+        "checks), security group rules and instances are listed every resync.",
     )
     max_attempts: int = Field(6, ge=1, le=20, description="Attempts per AWS call (first try included).")
     retry_initial_seconds: float = Field(

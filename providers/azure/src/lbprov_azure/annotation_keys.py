@@ -28,7 +28,6 @@ class Key:
     meaning: str
 
 
-_NOT_YET = "not implemented by lbprov yet"
 _IPV6 = "IPv6 frontends are not implemented by lbprov yet (an IPv6 request never gets IPv4 silently)"
 _PLS = "Private Link Services are not implemented by lbprov"
 
@@ -65,14 +64,32 @@ SERVICE_KEYS: dict[str, Key] = {
     ),
     "load-balancer-ipv6": Key("refused", _IPV6),
     "pip-name-ipv6": Key("refused", _IPV6),
-    "pip-prefix-id": Key("refused", f"public IP prefixes are {_NOT_YET}"),
+    "pip-prefix-id": Key(
+        "implemented", "resource ID of a public IP prefix the Service's new public IP is taken from"
+    ),
     "pip-prefix-id-ipv6": Key("refused", _IPV6),
-    "pip-ip-tags": Key("refused", f"public IP IP-tags are {_NOT_YET}"),
-    "allowed-service-tags": Key("refused", f"{_NOT_YET}; use spec.loadBalancerSourceRanges"),
-    "allowed-ip-ranges": Key("refused", f"{_NOT_YET}; use spec.loadBalancerSourceRanges"),
-    "deny-all-except-load-balancer-source-ranges": Key("refused", _NOT_YET),
-    "load-balancer-enable-high-availability-ports": Key("refused", f"HA ports are {_NOT_YET}"),
-    "additional-public-ips": Key("refused", _NOT_YET),
+    "pip-ip-tags": Key(
+        "implemented",
+        "`ipTagType=tag` pairs (e.g. `RoutingPreference=Internet`) on the Service's new public IP",
+    ),
+    "allowed-service-tags": Key(
+        "implemented",
+        "service tags allowed in: one NSG allow rule per tag, and no `Internet` rule (as upstream)",
+    ),
+    "allowed-ip-ranges": Key(
+        "implemented", "CIDRs allowed in (NSG sources); refused together with spec.loadBalancerSourceRanges"
+    ),
+    "deny-all-except-load-balancer-source-ranges": Key(
+        "implemented",
+        '"true" with source ranges: an NSG deny-all rule to the frontend below the allow rules (as upstream; '
+        "no effect without ranges; refused with floating IP off)",
+    ),
+    "load-balancer-enable-high-availability-ports": Key(
+        "implemented", '"true" (internal Services only): one rule of protocol All, ports 0 (HA ports)'
+    ),
+    "additional-public-ips": Key(
+        "implemented", "more IPs of the Service: added to its ingress and to its NSG rules' destinations"
+    ),
     "load-balancer-configurations": Key(
         "implemented",
         "the load balancers (public names, one per slot: `<cluster>`, `<cluster>-2`, ...) the Service may be placed on",

@@ -15,9 +15,10 @@ from azure.core.exceptions import HttpResponseError
 
 from lbprov.model import Action, Change, Ingress, Plan
 from lbprov_azure import client as azclient
-from lbprov_azure.desired import LB_FIELDS
+from lbprov_azure.desired import LB_FIELDS, destinations, fill_frontend, with_destinations
 from lbprov_azure.diff import Priorities, options_of
 from lbprov_azure.lbwriter import Announcement, LBDelta, PreconditionFailed, SharedLBWriter, WriteRejected
+from lbprov_azure.nsgwriter import RuleDelta, RuleWriter, merged_destinations
 from lbprov_azure.observe import Observer, find, items
 from lbprov_azure.settings import AzureSettings
 
@@ -89,6 +90,7 @@ class Applier:
         self.timeout = settings.operation_timeout_seconds
         self._writers: dict[str, SharedLBWriter] = {}
         self._lock = threading.Lock()
+        self._rule_writers: dict[str, RuleWriter] = {}
 
     def writer(self, lb: str) -> SharedLBWriter:
         """The process-wide writer of one shared LB (one per provider instance and LB name)."""
@@ -129,7 +131,8 @@ class Applier:
                 return (Ingress(ip=addr),) if addr else ()
             return plan.ingress
         if pip_ip:
-            return (Ingress(ip=pip_ip),)
+            # azure-additional-public-ips follow the frontend's address, as upstream's status
+            return (Ingress(ip=pip_ip), *(Ingress(ip=ip) for ip in opts.additional_public_ips))
         return plan.ingress
 
     def _apply_changes(
@@ -173,14 +176,18 @@ class Applier:
         template: JSON | None = None
         tags: dict[str, str] = {}
         repair = False
+        adopt = False
         identity: str | None = None
         for ch in group:
             repair = repair or bool(ch.data.get("repair"))
+            adopt = adopt or bool(ch.data.get("adopt"))
             identity = identity or ch.data.get("identity")
             if ch.data.get("template") is not None:
                 template = ch.data["template"]
             if ch.kind == "load-balancer" and ch.data.get("tags"):
                 tags.update(ch.data["tags"])
+            if ch.action == Action.ADOPT:
+                continue  # kept as it is: the Service map (lb-service-tag) records it
             if ch.kind == "lb-service-tag":
                 join = ch.action != Action.DELETE
             elif ch.kind == "backend-pool":
@@ -203,6 +210,7 @@ class Applier:
             tags=tuple(sorted(tags.items())),
             repair=repair,
             identity=identity,
+            adopt=adopt,
         )
 
     def _apply_pip(self, ch: Change) -> str | None:
@@ -243,7 +251,110 @@ class Applier:
             raise RuntimeError(f"NSG rule {ch.name}: the frontend address is not known after the LB write")
         return str(addr)
 
+    def _apply_shared_rule(self, ch: Change, frontend_addr: str | None) -> None:
+        """A membership delta of a rule shared by destination, through the rule's writer
+        (:mod:`lbprov_azure.nsgwriter`: the deltas of concurrent Services, one read and one PUT)."""
+        name = str(ch.data["name"])
+        add = ch.data.get("add") or frontend_addr
+        if ch.data.get("resolve_frontend") and not add:
+            raise RuntimeError(f"NSG rule {name}: the frontend address is not known after the LB write")
+        template = {**ch.data["body"]["properties"], "priority": ch.data.get("priority")}
+        delta = RuleDelta(
+            add={add} if add else set(),
+            remove=set(ch.data.get("remove") or ()),
+            template=template,
+            description=template.get("description") if ch.data.get("identity") else None,
+            snapshot=ch.data.get("snapshot"),
+            seen="snapshot" in ch.data,
+        )
+        with self._lock:
+            w = self._rule_writers.get(name.lower())
+            if w is None:
+                w = RuleWriter(
+                    lambda ds, st, kn, n=name: self._write_shared_rule(n, ds, st, kn),
+                    self.settings.coalesce_window_seconds,
+                )
+                self._rule_writers[name.lower()] = w
+        w.submit(delta)
+
+    def _write_shared_rule(
+        self, name: str, deltas: list[RuleDelta], start: JSON | None, known: bool
+    ) -> JSON | None:
+        """Apply ``deltas`` to the rule (``start`` when ``known``, else a fresh read), write it once
+        (If-Match / If-None-Match; a 412 re-reads and re-applies); none left: delete. Returns the rule
+        as written (None: gone)."""
+        s = self.settings
+        nsg, rg = str(s.security_group_name), s.resource_group
+        ops = self.seen.client.security_rules
+        path = (
+            f"/subscriptions/{s.subscription_id}/resourceGroups/{rg}/providers/Microsoft.Network/"
+            f"networkSecurityGroups/{nsg}/securityRules/{name}"
+        )
+        priority: int | None = None
+        for _ in range(8):
+            if known:
+                current, known = start, False
+            else:
+                current = self.seen.call(
+                    "securityRules.get", lambda: azclient.get_json(self.seen.client, path)
+                )
+            props = (current or {}).get("properties") or {}
+            before = set(destinations(props))
+            dests = merged_destinations(before, deltas)
+            description = next((d.description for d in deltas if d.description), None)
+            self.seen.writing()
+            try:
+                if not dests:
+                    if current is not None:
+                        self.seen.call(
+                            "securityRules.delete",
+                            lambda etag=current["etag"]: azclient.finish(  # type: ignore[misc]
+                                ops.begin_delete(rg, nsg, name, headers={"If-Match": etag}),
+                                self.timeout,
+                                f"delete NSG rule {name}",
+                            ),
+                        )
+                    self.seen.wrote_nsg_rule(name, None)
+                    return None
+                if current is not None and dests == before and not description:
+                    return current
+                base = dict(deltas[0].template if current is None else props)
+                if description:  # the rule predates cluster identities: it gets ours
+                    base["description"] = description
+                priority = int(props.get("priority") or priority or base.get("priority") or 0)
+                keep = ("provisioningState", "priority")
+                body = {
+                    "properties": {
+                        **with_destinations({k: v for k, v in base.items() if k not in keep}, dests),
+                        "priority": priority,
+                    }
+                }
+                headers = {"If-Match": current["etag"]} if current is not None else {"If-None-Match": "*"}
+                result = self.seen.call(
+                    "securityRules.create_or_update",
+                    lambda b=body, h=headers: azclient.finish(  # type: ignore[misc]
+                        ops.begin_create_or_update(rg, nsg, name, b, headers=h),
+                        self.timeout,
+                        f"NSG rule {name}",
+                    ).as_dict(),
+                )
+                self.seen.wrote_nsg_rule(name, result)
+                return dict(result)
+            except HttpResponseError as exc:
+                code = azclient.error_code(exc)
+                if exc.status_code in (404, 412) or code == "PreconditionFailed":
+                    continue  # changed (or gone) since: re-read and re-apply the deltas
+                if exc.status_code == 400 and code == "SecurityRuleConflict" and current is None:
+                    fresh = self.seen.nsg(fresh=True)  # the priority was taken since the plan
+                    priority = self.priorities.allocate(self.priorities.used(fresh or {}), name)
+                    continue
+                raise
+        raise RuntimeError(f"NSG rule {name}: kept changing under 8 attempts")
+
     def _apply_nsg_rule(self, ch: Change, frontend_addr: str | None = None) -> None:
+        if ch.data.get("shared"):
+            self._apply_shared_rule(ch, frontend_addr)
+            return
         s = self.settings
         nsg, rg = str(s.security_group_name), s.resource_group
         name = str(ch.data["name"])
@@ -262,7 +373,7 @@ class Applier:
         for _ in range(8):
             body = {"properties": {**ch.data["body"]["properties"], "priority": priority}}
             if frontend_addr:
-                body["properties"]["destinationAddressPrefix"] = frontend_addr
+                body["properties"] = fill_frontend(body["properties"], frontend_addr)
             try:
                 result = self.seen.call(
                     "securityRules.create_or_update",
@@ -277,5 +388,6 @@ class Applier:
                     raise
             # another writer took the priority since the plan: pick a free one on fresh data
             fresh = self.seen.nsg(fresh=True)
-            priority = self.priorities.allocate(self.priorities.used(fresh or {}), name)
+            deny = ch.data["body"]["properties"].get("access") == "Deny"
+            priority = self.priorities.allocate(self.priorities.used(fresh or {}), name, from_end=deny)
         raise RuntimeError(f"NSG rule {name}: could not find a free priority after 8 attempts")

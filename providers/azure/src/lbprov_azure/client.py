@@ -23,6 +23,7 @@ from azure.core.exceptions import (
 from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.core.polling import LROPoller
+from azure.core.rest import HttpRequest
 from azure.mgmt.network import NetworkManagementClient
 
 from lbprov.cloudcalls import CloudCalls
@@ -30,6 +31,11 @@ from lbprov_azure.operations import operation_for
 from lbprov_azure.settings import AzureSettings
 
 T = TypeVar("T")
+JSON = dict[str, Any]
+
+#: The api-version of azure-mgmt-network's operations (its generated default), used by the raw reads
+#: below so that they address the same API as the SDK's own calls (a test pins the two together).
+ARM_API_VERSION = "2026-03-01"
 
 
 class CloudCallsPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
@@ -146,3 +152,37 @@ def make_client(settings: AzureSettings, calls: CloudCalls) -> NetworkManagement
     if settings.ca_bundle:
         kwargs["connection_verify"] = settings.ca_bundle
     return NetworkManagementClient(credential, settings.subscription_id, **kwargs)
+
+
+def _raw(client: NetworkManagementClient, url: str) -> Any:
+    """GET ``url`` through the client's pipeline (auth, CloudCallsPolicy) as raw JSON; None on 404."""
+    response = client.send_request(HttpRequest("GET", url))
+    if response.status_code == 404:
+        return None
+    if response.status_code >= 400:
+        raise HttpResponseError(response=response)
+    return response.json()
+
+
+def get_json(client: NetworkManagementClient, path: str) -> JSON | None:
+    """One ARM resource as its REST JSON (None when it does not exist).
+
+    Why not ``client.<ops>.get(...).as_dict()``: azure-mgmt-network's models deserialize every
+    nested sub-resource into Python objects and back; for a shared load balancer with hundreds of
+    frontends and rules that costs ~0.2 s of CPU per read, which made the controller CPU-bound and
+    per-Service CPU grow with the load balancer's size. The JSON is the same (``as_dict()`` returns
+    the REST shape); the request goes through the same pipeline, so it is counted and guarded.
+    """
+    body = _raw(client, f"{path}?api-version={ARM_API_VERSION}")
+    return dict(body) if body is not None else None
+
+
+def list_json(client: NetworkManagementClient, path: str) -> list[JSON]:
+    """Every resource of an ARM collection as REST JSON, following ``nextLink`` (see :func:`get_json`)."""
+    out: list[JSON] = []
+    url: str | None = f"{path}?api-version={ARM_API_VERSION}"
+    while url:
+        page = _raw(client, url) or {}
+        out.extend(dict(v) for v in page.get("value") or [])
+        url = page.get("nextLink")
+    return out

@@ -9,9 +9,10 @@ so a plan's ``before``/``after`` show exactly the drift and nothing Azure adds b
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from lbprov import naming
 from lbprov.model import Intent, Port
 from lbprov_azure import names
 from lbprov_azure.options import AzureOptions
@@ -65,6 +66,25 @@ class Ids:
 
     def subnet(self, rg: str, vnet: str, name: str) -> str:
         return f"{self.vnet(rg, vnet)}/subnets/{name}"
+
+
+def fill_frontend(props: JSON, address: str) -> JSON:
+    """NSG rule properties with the frontend placeholder replaced by ``address`` (either field)."""
+    out = dict(props)
+    if out.get("destinationAddressPrefix") == FRONTEND_ADDRESS:
+        out["destinationAddressPrefix"] = address
+    if FRONTEND_ADDRESS in (out.get("destinationAddressPrefixes") or []):
+        out["destinationAddressPrefixes"] = [
+            address if d == FRONTEND_ADDRESS else d for d in out["destinationAddressPrefixes"]
+        ]
+    return out
+
+
+def waits_for_frontend(props: JSON) -> bool:
+    """True when NSG rule properties still name the frontend placeholder."""
+    return props.get("destinationAddressPrefix") == FRONTEND_ADDRESS or FRONTEND_ADDRESS in (
+        props.get("destinationAddressPrefixes") or []
+    )
 
 
 # -- views -------------------------------------------------------------------------------------
@@ -133,6 +153,8 @@ def view_pip(pip: JSON) -> JSON:
         "allocation": p.get("publicIPAllocationMethod"),
         "dns_label": (p.get("dnsSettings") or {}).get("domainNameLabel"),
         "tags": dict(sorted((pip.get("tags") or {}).items())),
+        "prefix": (ref_id(p.get("publicIPPrefix")) or "").lower() or None,
+        "ip_tags": sorted(f"{t.get('ipTagType')}={t.get('tag')}" for t in p.get("ipTags") or []),
         **_failed(p),
     }
 
@@ -180,6 +202,9 @@ class Desired:
     pip_body: JSON | None
     nsg_rules: dict[str, JSON]
     lb_template: JSON
+    #: Allow rules shared by every Service with the same protocol, sources and ports (upstream's
+    #: merge by destination): name -> body without destination; the Service is one destination.
+    shared_nsg_rules: dict[str, JSON] = field(default_factory=dict)
 
 
 def _probe(intent: Intent, opts: AzureOptions, port: Port) -> JSON:
@@ -249,7 +274,9 @@ def build_desired(
     rules: dict[str, JSON] = {}
     # port_<n>_no_lb_rule: the port gets no rule, no probe and no NSG port
     served = [p for p in intent.ports if (po := opts.port(p.port)) is None or po.lb_rule]
-    for port in served:
+    if opts.ha_ports:
+        _ha_rule(intent, opts, rules, probes, fe_id, pool_id, ids.lb_child(rg, lb, "probes", ""))
+    for port in [] if opts.ha_ports else served:
         name = names.rule_name(base, port.protocol, port.port)
         po = opts.port(port.port)
         rules[name] = {
@@ -286,6 +313,10 @@ def build_desired(
         pprops: JSON = {"publicIPAllocationMethod": "Static", "publicIPAddressVersion": "IPv4"}
         if opts.dns_label:
             pprops["dnsSettings"] = {"domainNameLabel": opts.dns_label}
+        if opts.pip_prefix_id:
+            pprops["publicIPPrefix"] = {"id": opts.pip_prefix_id}
+        if opts.pip_ip_tags:
+            pprops["ipTags"] = [{"ipTagType": k, "tag": v} for k, v in opts.pip_ip_tags]
         pip_body = {
             "location": settings.location,
             "sku": {"name": "Standard", "tier": "Regional"},
@@ -294,46 +325,20 @@ def build_desired(
         }
     nsg: dict[str, JSON] = {}
     mark = names.rule_identity(settings.cluster_id)
-    description = f"lbprov {names.cluster_mark(cluster)} {intent.ref.uid} {mark} {intent.ref.key}"
+    description = f"lbprov {names.cluster_mark(cluster)} {intent.ref.uid} {mark} {intent.ref.key}"[:140]
+    shared: dict[str, JSON] = {}
     if opts.nsg_rules and settings.security_group_name:
-        for proto in intent.protocols:
-            ports = [p for p in served if p.protocol == proto]
-            if not ports:
-                continue
-            dports = sorted({p.port if opts.floating_ip else p.node_port for p in ports})
-            sources = list(intent.source_ranges)
-            if sources == ["0.0.0.0/0"]:
-                sources = ["*"] if opts.internal else ["Internet"]
-            # As upstream (azure_loadbalancer.go, reconcileSecurityGroup): floating IP on, packets
-            # keep the frontend address (which the plan fills in) and the service port; off, the
-            # LB delivers to <node IP>:<nodePort>, so the rule opens exactly the backend nodes.
-            node_ips = sorted({str(t.internal_ip) for t in targets})
-            if not opts.floating_ip and not node_ips:
-                continue  # no backend node: nothing to open
-            props: JSON = {
-                "protocol": "Tcp" if proto == "TCP" else "Udp",
-                "access": "Allow",
-                "direction": "Inbound",
-                "sourcePortRange": "*",
-                # ownership mark, and the Service's identity for gc (UID first: 140-char limit)
-                "description": description[:140],
-            }
-            if len(sources) == 1:
-                props["sourceAddressPrefix"] = sources[0]
-            else:
-                props["sourceAddressPrefixes"] = sources
-            if opts.floating_ip:
-                props["destinationAddressPrefix"] = FRONTEND_ADDRESS
-            elif len(node_ips) == 1:
-                props["destinationAddressPrefix"] = node_ips[0]
-            else:
-                props["destinationAddressPrefixes"] = node_ips
-            if len(dports) == 1:
-                props["destinationPortRange"] = str(dports[0])
-            else:
-                props["destinationPortRanges"] = [str(p) for p in dports]
-            name = names.nsg_rule_name(base, proto)
-            nsg[name] = {"name": name, "properties": props}
+        nsg = _nsg_rules(intent, opts, served, targets, base, description)
+        if mergeable(opts):
+            shared_desc = shared_rule_description(cluster, settings.cluster_id)
+            for rule in [r for r in nsg.values() if r["properties"]["access"] == "Allow"]:
+                del nsg[rule["name"]]
+                props = {
+                    k: v for k, v in rule["properties"].items() if not k.startswith("destinationAddress")
+                }
+                props["description"] = shared_desc
+                name = shared_rule_name(cluster, props)
+                shared[name] = {"name": name, "properties": props}
     template = {
         "location": settings.location,
         "sku": {"name": "Standard", "tier": "Regional"},
@@ -357,4 +362,161 @@ def build_desired(
         pip_body=pip_body,
         nsg_rules=nsg,
         lb_template=template,
+        shared_nsg_rules=shared,
     )
+
+
+# -- NSG rules merged by destination -----------------------------------------------------------
+
+#: Destination (and source) addresses Azure allows in the security rules of one NSG
+#: (learn.microsoft.com "Azure subscription and service limits", Networking: 4,000 per NSG).
+MAX_NSG_ADDRESSES = 4000
+
+
+def mergeable(opts: AzureOptions) -> bool:
+    """Whether the Service's allow rules join the shared rules (upstream merges rules that differ
+    only in destination). Floating IP off: the destination is the node IPs and the NodePorts are the
+    Service's own, so nothing would merge; additional public IPs may be shared by several Services,
+    so a Service with them keeps rules of its own (its removal never takes another's destination)."""
+    return opts.floating_ip and not opts.additional_public_ips
+
+
+def shared_rule_name(cluster: str, props: JSON) -> str:
+    """``lbprov-<cluster>-allow-<hash of protocol, sources, ports>``, as upstream's
+    ``k8s-azure-lb_allow_<family>_<hash>``: equal rules of two Services get the same name."""
+    sources = sorted(props.get("sourceAddressPrefixes") or [props.get("sourceAddressPrefix")])
+    ports = sorted(props.get("destinationPortRanges") or [props.get("destinationPortRange")])
+    digest = naming.short_hash(
+        props.get("protocol"), ",".join(map(str, sources)), ",".join(map(str, ports)), length=16
+    )
+    return names.fit(f"lbprov-{names.cluster_mark(cluster)}-allow-{digest}")
+
+
+def shared_rule_description(cluster: str, cluster_id: str | None) -> str:
+    """``lbprov <cluster mark> shared <identity mark>``: a rule of the cluster, of no one Service."""
+    return f"lbprov {names.cluster_mark(cluster)} shared {names.rule_identity(cluster_id)}"[:140]
+
+
+def destinations(props: JSON) -> list[str]:
+    """A security rule's destination addresses, whichever field holds them."""
+    one = props.get("destinationAddressPrefix")
+    return [str(one)] if one else [str(d) for d in props.get("destinationAddressPrefixes") or []]
+
+
+def with_destinations(props: JSON, addresses: Collection[str]) -> JSON:
+    """Rule properties with exactly ``addresses`` as destinations (sorted; one: the single field)."""
+    out = {k: v for k, v in props.items() if not k.startswith("destinationAddressPrefix")}
+    ordered = sorted(set(addresses))
+    if len(ordered) == 1:
+        out["destinationAddressPrefix"] = ordered[0]
+    else:
+        out["destinationAddressPrefixes"] = ordered
+    return out
+
+
+def _ha_rule(
+    intent: Intent,
+    opts: AzureOptions,
+    rules: dict[str, JSON],
+    probes: dict[str, JSON],
+    fe_id: str,
+    pool_id: str,
+    probe_base: str,
+) -> None:
+    """HA ports (upstream ``getExpectedHAModeLoadBalancingRuleProperties``): one rule of protocol All,
+    frontend and backend port 0, floating IP and TCP reset on, named and probed as the first port."""
+    first = intent.ports[0]
+    name = names.rule_name(intent.lb_name, first.protocol, first.port)
+    rules[name] = {
+        "name": name,
+        "properties": {
+            "frontendIPConfiguration": {"id": fe_id},
+            "backendAddressPool": {"id": pool_id},
+            "protocol": "All",
+            "frontendPort": 0,
+            "backendPort": 0,
+            "enableFloatingIP": True,
+            "idleTimeoutInMinutes": opts.idle_timeout_minutes,
+            "enableTcpReset": True,
+            "loadDistribution": "SourceIP" if intent.session_affinity else "Default",
+            "disableOutboundSnat": False,
+        },
+    }
+    po = opts.port(first.port)
+    if po is None or po.probe:
+        probes[name] = {"name": name, "properties": _probe(intent, opts, first)}
+        rules[name]["properties"]["probe"] = {"id": probe_base + name}
+
+
+def _source_groups(intent: Intent, opts: AzureOptions) -> tuple[list[tuple[str, list[str]]], bool]:
+    """(rule name suffix, sources) of the allow rules, and whether source ranges were given.
+
+    As upstream's access control (``loadbalancer/accesscontrol.go``): one rule per allowed service
+    tag; one rule for the IP ranges (``azure-allowed-ip-ranges`` or spec.loadBalancerSourceRanges);
+    ``Internet`` only when neither tags nor restricting ranges are given (lbprov keeps ``*`` for an
+    internal Service, which reaches it from the VNet).
+    """
+    given = opts.allowed_ip_ranges or tuple(
+        r for r in intent.source_ranges if intent.source_ranges != ("0.0.0.0/0",)
+    )
+    allow_all = not given or any(r in ("0.0.0.0/0", "::/0") for r in given)
+    groups: list[tuple[str, list[str]]] = []
+    if not allow_all:
+        groups.append(("", sorted(given)))
+    elif not opts.allowed_service_tags:
+        groups.append(("", ["*"] if opts.internal else ["Internet"]))
+    for tag in opts.allowed_service_tags:
+        groups.append((f"-{tag}", [tag]))
+    return groups, bool(given)
+
+
+def _nsg_rules(
+    intent: Intent, opts: AzureOptions, served: list[Port], targets: list[Any], base: str, description: str
+) -> dict[str, JSON]:
+    """The Service's NSG rules: allow rules per protocol and source group, and the deny-all rule."""
+    # As upstream (azure_loadbalancer.go, reconcileSecurityGroup): floating IP on, packets keep the
+    # frontend address (which the plan fills in) and the service port; off, the LB delivers to
+    # <node IP>:<nodePort>, so the rule opens exactly the backend nodes. Additional public IPs are
+    # destinations too.
+    node_ips = sorted({str(t.internal_ip) for t in targets})
+    if opts.floating_ip:
+        destinations = [FRONTEND_ADDRESS, *opts.additional_public_ips]
+    elif node_ips:
+        destinations = [*node_ips, *opts.additional_public_ips]
+    else:
+        return {}  # no backend node: nothing to open
+    groups, ranges_given = _source_groups(intent, opts)
+    out: dict[str, JSON] = {}
+
+    def rule(name: str, props: JSON) -> None:
+        props = {**props, "sourcePortRange": "*", "direction": "Inbound", "description": description}
+        if len(destinations) == 1:
+            props["destinationAddressPrefix"] = destinations[0]
+        else:
+            props["destinationAddressPrefixes"] = list(destinations)
+        out[name] = {"name": name, "properties": props}
+
+    for proto in intent.protocols:
+        ports = [p for p in served if p.protocol == proto]
+        if not ports:
+            continue
+        dports = sorted({p.port if opts.floating_ip else p.node_port for p in ports})
+        for suffix, sources in groups:
+            props: JSON = {"protocol": "Tcp" if proto == "TCP" else "Udp", "access": "Allow"}
+            if len(sources) == 1:
+                props["sourceAddressPrefix"] = sources[0]
+            else:
+                props["sourceAddressPrefixes"] = sources
+            if len(dports) == 1:
+                props["destinationPortRange"] = str(dports[0])
+            else:
+                props["destinationPortRanges"] = [str(p) for p in dports]
+            rule(names.fit(names.nsg_rule_name(base, proto) + suffix), props)
+    if opts.deny_all_except_source_ranges and ranges_given and out:
+        # upstream AddRuleForDenyAll: protocol *, source *, every port, to the same destinations,
+        # at a priority below the allow rules
+        rule(
+            names.fit(names.nsg_rule_prefix(base) + "deny-all"),
+            {"protocol": "*", "access": "Deny", "sourceAddressPrefix": "*", "destinationPortRange": "*"},
+        )
+    return out

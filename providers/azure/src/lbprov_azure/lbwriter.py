@@ -101,6 +101,10 @@ class LBDelta:
     repair: bool = False
     #: the identity a delete plan found on the LB: an LB it empties may go if it carries exactly this
     identity: str | None = None
+    #: the plan proved that the Service's parts on the LB (and the LB itself, if it lacks lbprov's
+    #: tags) are cloud-provider-azure's predecessor of this Service (:mod:`lbprov_azure.diff.adopt`):
+    #: they are taken over although the LB's Service map does not record the Service yet
+    adopt: bool = False
 
 
 @dataclass
@@ -114,7 +118,13 @@ class WriterStats:
 
 
 def clean(body: JSON) -> JSON:
-    """A PUT-able copy of a GET body: read-only fields dropped."""
+    """A PUT-able copy of a GET body: read-only fields dropped.
+
+    The copy is structural: new dicts and lists down to each sub-resource's properties, whose values
+    are shared with ``body`` (nothing here or in :func:`_apply` mutates them; bodies the writer and
+    the observer hand out are read-only snapshots). A deep copy per merge cost O(size of the LB)
+    of CPU for every batch, which grew with the shared load balancer.
+    """
     out: JSON = {k: copy.deepcopy(body[k]) for k in ("location", "sku", "tags", "zones") if k in body}
     props = body.get("properties") or {}
     oprops: JSON = {}
@@ -126,9 +136,7 @@ def clean(body: JSON) -> JSON:
                 {
                     "name": it.get("name"),
                     "properties": {
-                        pk: copy.deepcopy(pv)
-                        for pk, pv in (it.get("properties") or {}).items()
-                        if pk not in _READONLY_PROPS
+                        pk: pv for pk, pv in (it.get("properties") or {}).items() if pk not in _READONLY_PROPS
                     },
                 }
                 for it in v
@@ -137,6 +145,16 @@ def clean(body: JSON) -> JSON:
             oprops[k] = copy.deepcopy(v)
     out["properties"] = oprops
     return out
+
+
+def _snapshot(work: JSON) -> JSON:
+    """What :func:`_apply` may change of ``work`` (its lists and tags), copied to roll back to."""
+    props = work.get("properties") or {}
+    return {
+        **work,
+        "tags": dict(work.get("tags") or {}),
+        "properties": {k: list(v) if isinstance(v, list) else v for k, v in props.items()},
+    }
 
 
 def _index(items: list[JSON], name: str) -> int | None:
@@ -150,7 +168,7 @@ def _apply(work: JSON, delta: LBDelta, lb_label: str) -> None:
     for fld, item in delta.upserts:
         items = props.setdefault(fld, [])
         idx = _index(items, item["name"])
-        if idx is not None and delta.service not in services:
+        if idx is not None and delta.service not in services and not delta.adopt:
             raise OwnershipConflict(
                 f"load balancer {lb_label}: {fld} {item['name']!r} exists but is not recorded as owned "
                 f"by this Service (uid {names.uid_from_token(delta.service)}); lbprov never adopts it"
@@ -219,7 +237,11 @@ def merge(
     identity's LB on purpose): deleting it is decided from cloud state, not from one Service's plan.
     """
     errors: dict[int, BaseException] = {}
-    if current is not None and not names.is_cluster_owned(current.get("tags"), cluster):
+    if (
+        current is not None
+        and not names.is_cluster_owned(current.get("tags"), cluster)
+        and not any(d.adopt for d in deltas)
+    ):
         err = OwnershipConflict(
             f"load balancer {lb_label} exists but is not owned by cluster {cluster!r} "
             f"(no tag {names.azure_key('kubernetes.io/cluster/' + cluster)}=owned); lbprov never adopts it"
@@ -231,7 +253,7 @@ def merge(
             if not d.join or d.template is None:
                 continue  # nothing to remove from, or update on, a load balancer that does not exist
             work = clean(d.template)
-        snapshot = copy.deepcopy(work)
+        snapshot = _snapshot(work)
         try:
             _apply(work, d, lb_label)
         except OwnershipConflict as exc:
@@ -350,7 +372,7 @@ class SharedLBWriter:
         """
         with self._lock:
             if self._cache is _UNKNOWN and not self._busy:
-                self._cache = copy.deepcopy(body)
+                self._cache = body  # read-only snapshot (see clean)
 
     def invalidate(self) -> None:
         """Forget the cached body (the next batch re-reads the LB)."""
@@ -378,12 +400,12 @@ class SharedLBWriter:
     def _current(self) -> JSON | None:
         if self._cache is _UNKNOWN:
             self._cache = self.store.get()
-        return copy.deepcopy(self._cache) if self._cache is not None else None
+        return self._cache if self._cache is not None else None  # merge() copies what it changes
 
     def _finish(self, batch: list[_Ticket], result: JSON | None, errors: dict[int, BaseException]) -> None:
         for i, t in enumerate(batch):
             t.error = errors.get(i)
-            t.result = copy.deepcopy(result)
+            t.result = result  # read-only: callers only read it
             t.done = True
             t.event.set()
 
@@ -412,7 +434,7 @@ class SharedLBWriter:
                     self.stats.conflicts += 1
                     self._cache = _UNKNOWN
                     continue
-                self._cache = copy.deepcopy(result)
+                self._cache = result
                 self._finish(batch, result, merged.errors)
                 return
             raise PreconditionFailed(

@@ -8,20 +8,19 @@ N Services costs a handful of reads rather than N times as many.
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from azure.core.exceptions import ResourceNotFoundError
 from azure.mgmt.network import NetworkManagementClient
 
 from lbprov import naming
 from lbprov.cloudcalls import CloudCalls
 from lbprov.model import OwnedLoadBalancer, ServiceRef
 from lbprov_azure import names
+from lbprov_azure.client import get_json, list_json
 from lbprov_azure.settings import AzureSettings
 
 JSON = dict[str, Any]
@@ -38,17 +37,14 @@ def find(found: list[JSON], name: str) -> JSON | None:
     return next((i for i in found if str(i.get("name", "")).lower() == name.lower()), None)
 
 
-def or_none(fn: Callable[[], Any]) -> JSON | None:
-    """A GET's body as JSON, or None on 404 (inside the retried call, so a miss is not an error)."""
-    try:
-        return dict(fn().as_dict())
-    except ResourceNotFoundError:
-        return None
-
-
 @dataclass
 class ReadRound:
-    """Reads shared by the plans of one reconcile round (see :meth:`Observer.read_round`)."""
+    """Reads shared by the plans of one reconcile round (see :meth:`Observer.read_round`).
+
+    The bodies are shared, not copied, between the plans of the round: they are read-only
+    snapshots (a write replaces an entry, never changes it in place). Deep copies per plan cost
+    O(size of every shared LB + the NSG) of CPU per Service, which made large clusters CPU-bound.
+    """
 
     lbs: dict[str, JSON | None] = field(default_factory=dict)
     nsg: JSON | None = None
@@ -93,6 +89,11 @@ class Observer:
     def call(self, op: str, fn: Callable[[], T]) -> T:
         return self.calls.call(op, fn, hooked=True)
 
+    def _path(self, rg: str, kind: str, name: str | None = None) -> str:
+        """The ARM path of a resource (``name``) or collection of the Network provider."""
+        base = f"/subscriptions/{self.settings.subscription_id}/resourceGroups/{rg}/providers/Microsoft.Network/{kind}"
+        return f"{base}/{name}" if name else base
+
     # -- reads ----------------------------------------------------------------------------------
 
     def lb(self, name: str) -> JSON | None:
@@ -100,15 +101,15 @@ class Observer:
         if rnd is not None:
             with rnd.lock:
                 if name.lower() in rnd.lbs or rnd.listed:
-                    return copy.deepcopy(rnd.lbs.get(name.lower()))
+                    return rnd.lbs.get(name.lower())
         rg = self.settings.resource_group
         gen = self._gen()
         body = self.call(
-            "loadBalancers.get", lambda: or_none(lambda: self.client.load_balancers.get(rg, name))
+            "loadBalancers.get", lambda: get_json(self.client, self._path(rg, "loadBalancers", name))
         )
         if self.on_lb_read is not None:
             self.on_lb_read(name, body)
-        self._keep(gen, lambda r: r.lbs.__setitem__(name.lower(), copy.deepcopy(body)))
+        self._keep(gen, lambda r: r.lbs.__setitem__(name.lower(), body))
         return body
 
     def pip(self, rg: str, name: str) -> JSON | None:
@@ -116,7 +117,7 @@ class Observer:
         if rnd is not None:  # one listing of the resource group serves every Service of the round
             return next((p for p in self.pips(rg) if str(p.get("name", "")).lower() == name.lower()), None)
         return self.call(
-            "publicIPAddresses.get", lambda: or_none(lambda: self.client.public_ip_addresses.get(rg, name))
+            "publicIPAddresses.get", lambda: get_json(self.client, self._path(rg, "publicIPAddresses", name))
         )
 
     def pips(self, rg: str) -> list[JSON]:
@@ -124,23 +125,21 @@ class Observer:
         if rnd is not None:
             with rnd.lock:
                 if rg.lower() in rnd.pips:
-                    return copy.deepcopy(list(rnd.pips[rg.lower()].values()))
+                    return list(rnd.pips[rg.lower()].values())
         gen = self._gen()
         pips = self.call(
-            "publicIPAddresses.list", lambda: [p.as_dict() for p in self.client.public_ip_addresses.list(rg)]
+            "publicIPAddresses.list", lambda: list_json(self.client, self._path(rg, "publicIPAddresses"))
         )
         self._keep(
             gen,
-            lambda r: r.pips.__setitem__(
-                rg.lower(), {str(p.get("name", "")).lower(): copy.deepcopy(p) for p in pips}
-            ),
+            lambda r: r.pips.__setitem__(rg.lower(), {str(p.get("name", "")).lower(): p for p in pips}),
         )
         return pips
 
     def lbs(self) -> list[JSON]:
         rg = self.settings.resource_group
         return self.call(
-            "loadBalancers.list", lambda: [p.as_dict() for p in self.client.load_balancers.list(rg)]
+            "loadBalancers.list", lambda: list_json(self.client, self._path(rg, "loadBalancers"))
         )
 
     def lbs_by_name(self) -> dict[str, JSON]:
@@ -150,7 +149,7 @@ class Observer:
         if rnd is not None:
             with rnd.lock:
                 if rnd.listed:
-                    return {k: copy.deepcopy(v) for k, v in rnd.lbs.items() if v is not None}
+                    return {k: v for k, v in rnd.lbs.items() if v is not None}
         gen = self._gen()
         found = {str(b.get("name", "")).lower(): b for b in self.lbs()}
         if self.on_lb_read is not None:
@@ -159,7 +158,7 @@ class Observer:
                     self.on_lb_read(str(body.get("name")), body)
 
         def store(r: ReadRound) -> None:
-            r.lbs = copy.deepcopy(dict(found))  # type: ignore[arg-type]
+            r.lbs = dict(found)  # type: ignore[arg-type]
             r.listed = True
 
         self._keep(gen, store)
@@ -174,19 +173,19 @@ class Observer:
         if rnd is not None and not fresh:
             with rnd.lock:
                 if rnd.nsg is not None:
-                    return copy.deepcopy(rnd.nsg)
+                    return rnd.nsg
         rg = self.settings.resource_group
         gen = self._gen()
         nsg = self.call(
             "networkSecurityGroups.get",
-            lambda: or_none(lambda: self.client.network_security_groups.get(rg, name)),
+            lambda: get_json(self.client, self._path(rg, "networkSecurityGroups", name)),
         )
         if nsg is None:
             raise RuntimeError(
                 f"cluster network security group {name!r} not found in resource group {rg!r} "
                 "(setting security_group_name)"
             )
-        self._keep(gen, lambda r: setattr(r, "nsg", copy.deepcopy(nsg)))
+        self._keep(gen, lambda r: setattr(r, "nsg", nsg))
         return nsg
 
     # -- gc -------------------------------------------------------------------------------------
@@ -203,6 +202,12 @@ class Observer:
                 entry["key"] = tags.get(names.azure_key(naming.SERVICE_NAME_TAG))
                 entry["resources"].append(("public-ip", str(pip.get("name"))))
                 entry["ids"].add(names.identity_of(tags))
+        # rules shared by destination belong to the Services whose frontend address they name
+        by_address: dict[str, str] = {}
+        pip_addresses = {
+            str(p.get("id", "")).lower(): str((p.get("properties") or {}).get("ipAddress"))
+            for p in self.pips(self.settings.resource_group)
+        }
         for lb in self.lbs():
             if not names.is_cluster_owned(lb.get("tags"), cluster):
                 continue
@@ -220,6 +225,13 @@ class Observer:
                     for item in items(lb, fld):
                         if names.owns_part(base, str(item.get("name", ""))):
                             entry["resources"].append((kind, f"{lb.get('name')}/{item.get('name')}"))
+                fe = next((f for f in items(lb, "frontendIPConfigurations") if f.get("name") == base), None)
+                fprops = (fe or {}).get("properties") or {}
+                if fprops.get("privateIPAddress"):
+                    by_address[str(fprops["privateIPAddress"])] = uid
+                pip_id = str((fprops.get("publicIPAddress") or {}).get("id") or "").lower()
+                if pip_id in pip_addresses:
+                    by_address[pip_addresses[pip_id]] = uid
         nsg = self.nsg()
         cid = self.settings.cluster_id
         for rule in items(nsg, "securityRules"):
@@ -227,6 +239,14 @@ class Observer:
             name = str(rule.get("name", ""))
             parsed = names.parse_rule_description(desc, cluster) if name.startswith("lbprov-") else None
             if parsed is None:
+                continue
+            if parsed[0] == "shared":
+                p = rule.get("properties") or {}
+                dests = [p["destinationAddressPrefix"]] if p.get("destinationAddressPrefix") else []
+                for address in dests or p.get("destinationAddressPrefixes") or []:
+                    if address in by_address:
+                        owner = by_uid.setdefault(by_address[address], _entry())
+                        owner["resources"].append(("nsg-rule", f"{nsg['name'] if nsg else ''}/{name}"))
                 continue
             uid, mark, key = parsed
             if not uid or not name.startswith(names.nsg_rule_prefix(naming.lb_name(uid))):
@@ -301,7 +321,7 @@ class Observer:
         if rnd is not None:
             with rnd.lock:
                 rnd.writes += 1
-                rnd.lbs[name.lower()] = copy.deepcopy(body)
+                rnd.lbs[name.lower()] = body
 
     def wrote_pip(self, rg: str, name: str, body: JSON | None) -> None:
         rnd = self._round
@@ -313,7 +333,7 @@ class Observer:
                     if body is None:
                         cached.pop(name.lower(), None)
                     else:
-                        cached[name.lower()] = copy.deepcopy(body)
+                        cached[name.lower()] = body
 
     def wrote_nsg_rule(self, name: str, body: JSON | None) -> None:
         """The cluster NSG as this write left it: ``name`` replaced by ``body`` (None = deleted).
@@ -327,12 +347,13 @@ class Observer:
             with rnd.lock:
                 rnd.writes += 1
                 if rnd.nsg is not None:
-                    props = rnd.nsg.setdefault("properties", {})
+                    props = rnd.nsg.get("properties") or {}
                     rules = [
                         r
                         for r in props.get("securityRules") or []
                         if str(r.get("name", "")).lower() != name.lower()
                     ]
                     if body is not None:
-                        rules.append(copy.deepcopy(body))
-                    props["securityRules"] = rules
+                        rules.append(body)
+                    # a new NSG body (copy on write): plans may hold the previous one
+                    rnd.nsg = {**rnd.nsg, "properties": {**props, "securityRules": rules}}

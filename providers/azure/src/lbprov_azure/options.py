@@ -38,11 +38,25 @@ PROBE_PATH = PREFIX + "load-balancer-health-probe-request-path"
 DISABLE_NSG_RULE = PREFIX + "disable-load-balancer-nsg-rule"
 DISABLE_FLOATING_IP = PREFIX + "disable-load-balancer-floating-ip"
 LB_CONFIGURATIONS = PREFIX + "load-balancer-configurations"
+ALLOWED_SERVICE_TAGS = PREFIX + "allowed-service-tags"
+ALLOWED_IP_RANGES = PREFIX + "allowed-ip-ranges"
+DENY_ALL_EXCEPT = PREFIX + "deny-all-except-load-balancer-source-ranges"
+PIP_PREFIX_ID = PREFIX + "pip-prefix-id"
+PIP_IP_TAGS = PREFIX + "pip-ip-tags"
+HA_PORTS = PREFIX + "load-balancer-enable-high-availability-ports"
+ADDITIONAL_PUBLIC_IPS = PREFIX + "additional-public-ips"
 
 _NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
 _RG = re.compile(r"^[-\w._()]{1,90}$")
 _DNS_LABEL = re.compile(r"^[a-z][a-z0-9-]{1,61}[a-z0-9]$")
 _BAD_TAG_CHARS = set("<>%&\\?/")
+#: An NSG service tag as ARM spells them (``Internet``, ``AzureFrontDoor.Backend``, ``Storage.WestUS``)
+_SERVICE_TAG = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
+#: ``/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Network/publicIPPrefixes/<name>``
+_PIP_PREFIX_ID = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Network/publicIPPrefixes/[^/]+$",
+    re.IGNORECASE,
+)
 #: Tag keys lbprov manages itself; pip-tags may not override them.
 _RESERVED_TAG_PREFIXES = ("kubernetes.io_", "lbprov.io_")
 
@@ -92,6 +106,21 @@ class AzureOptions(BaseModel):
     ports: tuple[PortOptions, ...] = ()
     #: On by default, as upstream (rules keep the service port; NSG rules target the frontend IP).
     floating_ip: bool = True
+    #: ``azure-allowed-service-tags``: one NSG allow rule per tag (source = the tag), as upstream.
+    allowed_service_tags: tuple[str, ...] = ()
+    #: ``azure-allowed-ip-ranges``: NSG sources (never together with spec.loadBalancerSourceRanges).
+    allowed_ip_ranges: tuple[str, ...] = ()
+    #: ``azure-deny-all-except-load-balancer-source-ranges``: a deny-all rule to the frontend, below
+    #: the allow rules (only when source ranges are given, as upstream).
+    deny_all_except_source_ranges: bool = False
+    #: ``azure-pip-prefix-id``: the public IP prefix the Service's new public IP is taken from.
+    pip_prefix_id: str | None = None
+    #: ``azure-pip-ip-tags``: (ipTagType, tag) pairs on the Service's public IP.
+    pip_ip_tags: tuple[tuple[str, str], ...] = ()
+    #: ``azure-load-balancer-enable-high-availability-ports``: one rule of protocol All, port 0.
+    ha_ports: bool = False
+    #: ``azure-additional-public-ips``: more addresses of the Service (ingress and NSG destinations).
+    additional_public_ips: tuple[str, ...] = ()
 
     def port(self, number: int) -> PortOptions | None:
         return next((p for p in self.ports if p.port == number), None)
@@ -240,6 +269,9 @@ def parse_options(intent: Intent, annotations: Mapping[str, str]) -> AzureOption
         ports=_port_options(intent, a, probe_interval, probe_count),
         lb_configurations=_lb_configurations(a),
         floating_ip=not get_bool(a, DISABLE_FLOATING_IP, False),
+        **_access_options(intent, a, internal),
+        **_pip_options(a, internal, pip_name, ipv4),
+        **_ha_options(intent, a, internal),
     )
     if len(intent.ports) > MAX_RULES_PER_NIC:
         raise InvalidService(
@@ -363,3 +395,133 @@ def _lb_configurations(a: Mapping[str, str]) -> tuple[str, ...]:
                 f"{name!r}; accepted: names of the cluster's (public) load balancers, such as <cluster> or <cluster>-2",
             )
     return out
+
+
+def _csv(a: Mapping[str, str], key: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v.strip() for v in a.get(key, "").split(",") if v.strip()))
+
+
+def _access_options(intent: Intent, a: Mapping[str, str], internal: bool) -> dict[str, object]:
+    """Upstream's access control (``loadbalancer/accesscontrol.go``): service tags, IP ranges, deny-all."""
+    tags = _csv(a, ALLOWED_SERVICE_TAGS)
+    for tag in tags:
+        if not _SERVICE_TAG.match(tag):
+            raise InvalidService(
+                annotation_field(ALLOWED_SERVICE_TAGS),
+                f"{tag!r} is not a service tag; accepted: comma-separated Azure service tags such as "
+                "AzureFrontDoor.Backend or Storage.WestUS",
+            )
+    ranges: list[str] = []
+    for raw in _csv(a, ALLOWED_IP_RANGES):
+        try:
+            ranges.append(str(ipaddress.ip_network(raw, strict=False)))
+        except ValueError:
+            raise InvalidService(
+                annotation_field(ALLOWED_IP_RANGES), f"{raw!r}; accepted: comma-separated IPv4/IPv6 CIDRs"
+            ) from None
+    if ranges and intent.source_ranges != ("0.0.0.0/0",):
+        # upstream: ErrSetBothLoadBalancerSourceRangesAndAllowedIPRanges
+        raise InvalidService(
+            annotation_field(ALLOWED_IP_RANGES),
+            "cannot be set together with spec.loadBalancerSourceRanges (as cloud-provider-azure); set one of them",
+        )
+    families = {"IPv4": 4, "IPv6": 6}
+    served = {families[f] for f in intent.ip_families}
+    for cidr in ranges:
+        if ipaddress.ip_network(cidr).version not in served:
+            raise InvalidService(
+                annotation_field(ALLOWED_IP_RANGES),
+                f"{cidr} is of no IP family of the Service ({', '.join(intent.ip_families)})",
+            )
+    deny = get_bool(a, DENY_ALL_EXCEPT, False)
+    if deny and get_bool(a, DISABLE_FLOATING_IP, False):
+        raise InvalidService(
+            annotation_field(DENY_ALL_EXCEPT),
+            f"with {DISABLE_FLOATING_IP} the NSG destination is the node IPs, and a deny-all rule to them would cut "
+            "every other flow to the nodes; lbprov refuses the combination",
+        )
+    return {
+        "allowed_service_tags": tags,
+        "allowed_ip_ranges": tuple(ranges),
+        "deny_all_except_source_ranges": deny,
+    }
+
+
+def _pip_options(
+    a: Mapping[str, str], internal: bool, pip_name: str | None, ipv4: str | None
+) -> dict[str, object]:
+    """``pip-prefix-id`` and ``pip-ip-tags``: properties of the public IP lbprov creates."""
+    prefix = a.get(PIP_PREFIX_ID, "").strip() or None
+    if prefix is not None:
+        if internal:
+            raise InvalidService(annotation_field(PIP_PREFIX_ID), "an internal Service has no public IP")
+        if pip_name or ipv4:
+            raise InvalidService(
+                annotation_field(PIP_PREFIX_ID),
+                "applies to the public IP lbprov creates; not with azure-pip-name, azure-load-balancer-ipv4 or "
+                "spec.loadBalancerIP (an existing public IP)",
+            )
+        if not _PIP_PREFIX_ID.match(prefix):
+            raise InvalidService(
+                annotation_field(PIP_PREFIX_ID),
+                f"{prefix!r}; accepted: the resource ID /subscriptions/<id>/resourceGroups/<rg>/providers/"
+                "Microsoft.Network/publicIPPrefixes/<name>",
+            )
+    ip_tags: dict[str, str] = {}
+    if PIP_IP_TAGS in a:
+        if internal:
+            raise InvalidService(annotation_field(PIP_IP_TAGS), "an internal Service has no public IP")
+        if pip_name or ipv4:
+            raise InvalidService(
+                annotation_field(PIP_IP_TAGS),
+                "applies to the public IP lbprov creates; not with an existing public IP",
+            )
+        for pair in (p.strip() for p in a[PIP_IP_TAGS].split(",")):
+            if not pair:
+                continue
+            kind, sep, value = (x.strip() for x in pair.partition("="))
+            if not sep or not kind or not value or "=" in value:
+                # upstream drops a malformed pair silently; lbprov names it
+                raise InvalidService(
+                    annotation_field(PIP_IP_TAGS),
+                    f"{pair!r}; accepted: ipTagType=tag pairs, comma-separated (e.g. RoutingPreference=Internet)",
+                )
+            ip_tags[kind] = value  # last write wins, as upstream
+    return {"pip_prefix_id": prefix, "pip_ip_tags": tuple(sorted(ip_tags.items()))}
+
+
+def _ha_options(intent: Intent, a: Mapping[str, str], internal: bool) -> dict[str, object]:
+    """HA ports (internal Standard only, as upstream and ARM) and additional public IPs."""
+    ha = get_bool(a, HA_PORTS, False)
+    if ha:
+        if not internal:
+            raise InvalidService(
+                annotation_field(HA_PORTS),
+                f"HA ports exist on internal Standard load balancers only; set {INTERNAL}: 'true'",
+            )
+        if get_bool(a, DISABLE_FLOATING_IP, False):
+            raise InvalidService(
+                annotation_field(HA_PORTS),
+                f"the HA ports rule always uses floating IP (as upstream); remove {DISABLE_FLOATING_IP}",
+            )
+        per_port = sorted(k for k in a if PORT_KEY.match(k) and not k.endswith("_health-probe_protocol"))
+        per_port = [k for k in per_port if "health-probe" not in k]
+        if per_port:
+            raise InvalidService(
+                annotation_field(per_port[0]),
+                "with HA ports there is one rule for every port; per-port rules do not apply",
+            )
+    extra: list[str] = []
+    for raw in _csv(a, ADDITIONAL_PUBLIC_IPS):
+        try:
+            extra.append(str(ipaddress.ip_address(raw)))
+        except ValueError:
+            raise InvalidService(
+                annotation_field(ADDITIONAL_PUBLIC_IPS),
+                f"{raw!r} is not an IP address; accepted: comma-separated IPs",
+            ) from None
+    if extra and internal:
+        raise InvalidService(
+            annotation_field(ADDITIONAL_PUBLIC_IPS), "applies to public Services (upstream: extra public IPs)"
+        )
+    return {"ha_ports": ha, "additional_public_ips": tuple(extra)}

@@ -39,6 +39,12 @@ class CapacityExceeded(RuntimeError):
     """No load balancer of the cluster can take the Service within Azure's limits."""
 
 
+class ForeignPoolConflict(RuntimeError):
+    """The Service's nodes are in the load-balancing pool of a load balancer lbprov does not own, of
+    the same kind (public or internal) as the Service's: a NIC IP configuration can be in the
+    backend pools of at most one public and one internal load balancer."""
+
+
 @dataclass(frozen=True)
 class SlotUse:
     """What one slot holds today, without the Service being placed."""
@@ -66,17 +72,25 @@ def choose_slot(
     allowed: Iterable[int] | None = None,
     blocked: Iterable[int] = (),
     describe: str = "",
+    foreign_floor: int = 0,
 ) -> int:
-    """The slot for a Service that is on none yet (see the module doc)."""
+    """The slot for a Service that is on none yet (see the module doc).
+
+    ``foreign_floor``: the rules of load balancers lbprov does not own (AKS's) that reach every node
+    of the Service (a new slot's nodes carry at least these).
+    """
     allow = set(allowed) if allowed is not None else None
-    fitting = [u for u in in_use if _fits(u, rules) and (allow is None or u.index in allow)]
+    block = set(blocked)
+    fitting = [
+        u for u in in_use if _fits(u, rules) and (allow is None or u.index in allow) and u.index not in block
+    ]
     if fitting:
         return min(fitting, key=lambda u: (u.rules, u.index)).index
     used = {u.index for u in in_use}
     limit = min(max_slots, max(nodes, 1))
-    taken = used | set(blocked)
+    taken = used | block
     free = [k for k in range(max_slots) if k not in taken and (allow is None or k in allow)]
-    if free and len(used) < limit:
+    if free and len(used) < limit and foreign_floor + rules <= MAX_RULES_PER_NIC:
         return free[0]
     raise CapacityExceeded(
         f"no load balancer of the cluster can take {describe or 'the Service'} ({rules} rules): each of "

@@ -93,3 +93,31 @@ def lb_of(state: ArmState, name: str) -> dict[str, Any] | None:
 def part_names(lb: dict[str, Any] | None, field: str) -> set[str]:
     """The names of a load balancer's sub-resources ``field``."""
     return {str(i["name"]) for i in ((lb or {}).get("properties") or {}).get(field, [])}
+
+
+def nsg_rules(state: ArmState, base: str, address: str | None = None) -> dict[str, dict[str, Any]]:
+    """The NSG rules serving a Service, by name: its own (named after ``base``) and the shared rules
+    (merged by destination) that hold ``address``, its frontend address."""
+    nsg = state.get("networkSecurityGroups", SANDBOX_RG, "lbprov-nsg") or {}
+    out = {}
+    for r in nsg.get("properties", {}).get("securityRules", []):
+        p = r["properties"]
+        dests = (
+            [p["destinationAddressPrefix"]]
+            if p.get("destinationAddressPrefix")
+            else p.get("destinationAddressPrefixes", [])
+        )
+        if base in r["name"] or (address and " shared " in p.get("description", "") and address in dests):
+            out[r["name"]] = p
+    return out
+
+
+def allow_rule(state: ArmState, base: str, address: str | None, protocol: str = "Tcp") -> dict[str, Any]:
+    """The one allow rule of ``protocol`` serving a Service (see :func:`nsg_rules`)."""
+    found = [
+        p
+        for p in nsg_rules(state, base, address).values()
+        if p["access"] == "Allow" and p["protocol"] == protocol
+    ]
+    assert len(found) == 1, found
+    return found[0]

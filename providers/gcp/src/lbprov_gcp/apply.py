@@ -129,7 +129,8 @@ class Applier:
         if change.action is Action.UPDATE and data.get("verb") == "setLabels":
             c.set_labels(collection, change.name, body)
             return
-        if change.action is Action.UPDATE:
+        if change.action is Action.UPDATE or (change.action is Action.ADOPT and data.get("verb")):
+            # adopt with a verb: a predecessor's resource patched into lbprov's in place
             c.modify(collection, data.get("verb", "patch"), change.name, body)
             return
         if collection == "forwardingRules":

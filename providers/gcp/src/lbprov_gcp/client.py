@@ -150,6 +150,8 @@ _KINDS: dict[str, _Kind] = {
     "instanceGroups": _Kind(
         "InstanceGroupsClient", "InstanceGroup", "instance_group", "zones", "instanceGroups"
     ),
+    # cloud-provider-gcp's target pools: read and deleted when lbprov takes their Service over
+    "targetPools": _Kind("TargetPoolsClient", "TargetPool", "target_pool", "regions", "targetPools"),
     # read only: the nodes' network tags, when the setting node_tags does not give them
     "instances": _Kind("InstancesClient", "Instance", "instance", "zones", "instances"),
 }
@@ -255,6 +257,47 @@ class Compute:
             message = raw.http_error_message or "; ".join(e["message"] for e in errors) or "operation failed"
             raise gexc.from_http_status(code or 500, message, errors=errors)  # type: ignore[no-untyped-call]
 
+    # -- the legacy global httpHealthChecks (no client in google-cloud-compute) ---------------------
+
+    def _legacy(self, method: str, path: str, params: Mapping[str, str] | None = None) -> Json:
+        """One request to ``global/httpHealthChecks`` through a compute_v1 client's guarded session
+        (counted, rate-limited, refused in read-only mode like every other call), errors raised as
+        google-api-core exceptions. Only cloud-provider-gcp's target pools use this kind: lbprov
+        lists and deletes them when it takes a Service over, and never creates one."""
+        client = self.clients["firewalls"]
+        url = f"{client._transport._host}/compute/v1/projects/{self.project}/global/httpHealthChecks{path}"
+        op = "httpHealthChecks." + ("delete" if method == "DELETE" else "list")
+
+        def run(request: Mapping[str, Any], retry: Any, timeout: float) -> Json:
+            response = client._transport._session.request(method, url, params=params, timeout=timeout)
+            if response.status_code >= 400:
+                raise gexc.from_http_response(response)  # type: ignore[no-untyped-call]
+            data: Json = response.json()
+            return data
+
+        result: Json = self.calls.call(
+            op, run, request={"url": url, **(params or {})}, retry=None, timeout=self.timeout, hooked=True
+        )
+        return result
+
+    def _legacy_list(self, filter: str | None) -> list[Json]:
+        items: list[Json] = []
+        token = ""
+        while True:
+            params = {"filter": filter} if filter else {}
+            if token:
+                params["pageToken"] = token
+            page = self._legacy("GET", "", params)
+            items.extend(page.get("items") or [])
+            token = str(page.get("nextPageToken") or "")
+            if not token:
+                return items
+
+    def _legacy_delete(self, name: str) -> None:
+        raw = self._legacy("DELETE", f"/{name}", {"requestId": str(uuid.uuid4())})
+        op = _compute_v1().Operation.from_json(json.dumps(raw), ignore_unknown_fields=True)
+        self._wait(op, "firewalls", None)  # a global operation, like the firewalls'
+
     # -- reads ------------------------------------------------------------------------------------
 
     def get(self, kind: str, name: str, zone: str | None = None) -> Json | None:
@@ -268,6 +311,8 @@ class Compute:
         return to_json(found)
 
     def list_items(self, kind: str, filter: str | None = None, zone: str | None = None) -> list[Json]:
+        if kind == "httpHealthChecks":
+            return self._legacy_list(filter)
         spec = _KINDS[kind]
         client = self.clients[kind]
         request: dict[str, Any] = dict(self._scope(kind, zone))
@@ -348,6 +393,9 @@ class Compute:
         self._wait(op, kind, zone)
 
     def delete(self, kind: str, name: str, zone: str | None = None) -> None:
+        if kind == "httpHealthChecks":
+            self._legacy_delete(name)
+            return
         spec = _KINDS[kind]
         op = self._call(
             f"{spec.api}.delete",

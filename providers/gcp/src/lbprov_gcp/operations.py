@@ -102,6 +102,8 @@ OPERATIONS: dict[str, Operation] = _ops(
         ("compute.addresses.create", "compute.addresses.createInternal", "compute.subnetworks.use"),
     ),
     ("addresses.delete", W, ("compute.addresses.delete", "compute.addresses.deleteInternal")),
+    # the cluster identity on a reservation kept from before identities
+    ("addresses.setLabels", W, ("compute.addresses.setLabels",)),
     # firewalls
     ("firewalls.get", R, ("compute.firewalls.get",)),
     ("firewalls.list", R, ("compute.firewalls.list",)),
@@ -109,6 +111,12 @@ OPERATIONS: dict[str, Operation] = _ops(
     ("firewalls.patch", W, ("compute.firewalls.update", "compute.networks.updatePolicy")),
     ("firewalls.update", W, ("compute.firewalls.update", "compute.networks.updatePolicy")),
     ("firewalls.delete", W, ("compute.firewalls.delete", "compute.networks.updatePolicy")),
+    # cloud-provider-gcp's target-pool load balancers: read and deleted when lbprov takes a Service
+    # over (migration in place); lbprov never creates one
+    ("targetPools.list", R, ("compute.targetPools.list",)),
+    ("targetPools.delete", W, ("compute.targetPools.delete",)),
+    ("httpHealthChecks.list", R, ("compute.httpHealthChecks.list",)),
+    ("httpHealthChecks.delete", W, ("compute.httpHealthChecks.delete",)),
     # long-running operations (waiting only reads)
     ("regionOperations.get", R, ("compute.regionOperations.get",)),
     ("regionOperations.wait", R, ("compute.regionOperations.get",)),

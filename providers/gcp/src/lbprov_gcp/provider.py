@@ -35,6 +35,7 @@ from lbprov_gcp.observe import Reader, ReadRound, owned_load_balancers
 from lbprov_gcp.operations import is_write
 from lbprov_gcp.options import instances, parse_options, validate_source_ranges
 from lbprov_gcp.settings import GCPSettings
+from lbprov_gcp.snapshot import Observer
 
 PROVIDER = "gcp"
 
@@ -85,7 +86,8 @@ class GCPProvider:
         self._compute = compute
         self._reader: Reader | None = None
         self._init_lock = threading.Lock()
-        self.planner = Planner(PROVIDER, settings, lambda: self.reader)
+        self.observer = Observer(settings, lambda: self.reader)
+        self.planner = Planner(PROVIDER, settings)
         self.applier = Applier(self.cluster, lambda: self.compute, lambda: self.reader)
 
     @property
@@ -155,11 +157,14 @@ class GCPProvider:
     # -- plan and apply ---------------------------------------------------------------------------
 
     def plan(self, intent: Intent) -> Plan:
-        return self.planner.plan(intent)
+        """Observe (every read), then diff the desired state against the snapshot (pure)."""
+        intent, seen = self.observer.for_service(intent, self.planner.options(intent))
+        return self.planner.plan(intent, seen)
 
     def plan_delete(self, ref: ServiceRef) -> Plan:
-        """Everything this cluster owns for the Service, found by the Service UID in descriptions."""
-        return self.planner.plan_delete(ref)
+        """Everything this cluster owns for the Service, found by the Service UID in descriptions,
+        diffed against the empty desired state."""
+        return self.planner.plan_delete(ref, self.observer.owned_by(ref))
 
     def apply(self, plan: Plan) -> tuple[Ingress, ...]:
         return self.applier.run(plan)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lbprov.model import Action, Change, Ingress, Plan
+from lbprov_aws.apply.adopt import AdoptApplier
 from lbprov_aws.apply.classic import ClassicApplier
 from lbprov_aws.apply.nlb import NLBApplier
 from lbprov_aws.apply.nlb_security_groups import NLBSecurityGroupApplier
@@ -24,7 +25,7 @@ class StalePlan(RuntimeError):
     another Service's apply."""
 
 
-class Executor(SecurityGroupApplier, NLBSecurityGroupApplier, NLBApplier, ClassicApplier):
+class Executor(SecurityGroupApplier, NLBSecurityGroupApplier, NLBApplier, ClassicApplier, AdoptApplier):
     """Plan -> SDK writes in the plan's order (each kind's writes live in its mixin)."""
 
     def apply(self, plan: Plan) -> tuple[Ingress, ...]:
@@ -59,6 +60,9 @@ class Executor(SecurityGroupApplier, NLBSecurityGroupApplier, NLBApplier, Classi
             "nlb-sg-rule": self._nlb_sg_rule,
             "backend-rule": self._backend_rule,
             "backend-release": self._backend_release,
+            "add-tags": self._add_tags,
+            "adopt-rule": self._adopt_rule,
+            "predecessor-rule": self._predecessor_rule,
         }
         changes = list(plan.changes)
         info = plan.data.get("node_rules") or {}

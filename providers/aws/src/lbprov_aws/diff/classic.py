@@ -61,6 +61,10 @@ class ClassicPlanning(PlannerBase):
         if elb_sg is not None:
             check_owned("security group", sg_name, elb_sg.tags, self.cluster, ref)
             data["elb_sg_id"] = elb_sg.id
+            if self.cluster_id and naming.CLUSTER_ID_TAG not in elb_sg.tags:
+                # Made before cluster identities: it gets this cluster's on its next reconcile, as
+                # the load balancers and target groups do (ec2:CreateTags on the cluster's groups).
+                b.add(P_ELB_SG, _identity_change(elb_sg, self.cluster_id))
         else:
             b.add(
                 P_ELB_SG,
@@ -117,6 +121,9 @@ class ClassicPlanning(PlannerBase):
                     current.add(
                         (perm["IpProtocol"], perm.get("FromPort", -1), perm.get("ToPort", -1), r["CidrIpv6"])
                     )
+        # cloud-provider-aws also admits ICMP type 3 code 4 (path MTU discovery) from the source
+        # ranges into the group it made: an adopted group keeps that rule for the current ranges.
+        current -= {("icmp", 3, 4, cidr) for cidr in intent.source_ranges}
         desc = names.elb_sg_rule_description(intent.lb_name)
         for key in sorted(desired - current):
             b.add(P_ELB_SG_RULE, self._elb_sg_rule(Action.CREATE, sg_name, key, desc))
@@ -335,6 +342,20 @@ class ClassicPlanning(PlannerBase):
         for sg in ctx.security_groups:
             if sg.name == sg_name and uid and naming.is_owned_by_service(sg.tags, self.cluster, uid):
                 b.add(P_ELB_SG_DEL, _elb_sg_delete(sg, reason=reason))
+
+
+def _identity_change(sg: ObservedSG, cluster_id: str) -> Change:
+    add = {naming.CLUSTER_ID_TAG: cluster_id}
+    return Change(
+        Action.UPDATE,
+        "security-group",
+        sg.name,
+        {"tags": {}},
+        {"tags": add},
+        cloud_id=sg.id,
+        reason="the cluster identity, on a group made before identities",
+        data={"type": "add-tags", "api": "ec2", "tags": add},
+    )
 
 
 def _elb_sg_delete(sg: ObservedSG, *, reason: str | None) -> Change:

@@ -19,6 +19,7 @@ from lbprov_aws.desired import (
     node_port,
     select_subnets,
 )
+from lbprov_aws.diff.adopt import adopted_target_group_names
 from lbprov_aws.diff.common import (
     P_LB,
     P_LB_DEL,
@@ -85,8 +86,11 @@ class NLBPlanning(PlannerBase):
         if groups is not None:  # its ports want no NodePort rule (observe.target_group_facts)
             tg_tags[NLB_SECURITY_GROUPS_TAG] = "true"
         desired_tgs: dict[str, tuple[Port, dict[str, Any]]] = {}
+        adopted = adopted_target_group_names(tg_by_name.values())  # upstream's, kept (diff/adopt.py)
         for port in listener_ports(intent.ports):
-            name = names.target_group_name(self.cluster, intent.ref, port, port.protocol)
+            name = adopted.get((port.protocol, node_port(port))) or names.target_group_name(
+                self.cluster, intent.ref, port, port.protocol
+            )
             attrs = dict(attributes)
             attrs["proxy_protocol_v2.enabled"] = (
                 "true" if (opts.proxy_protocol and port.protocol == "TCP") else "false"

@@ -13,6 +13,7 @@ from lbprov.model import Ingress, Intent, ServiceRef
 from lbprov_aws.desired import (
     node_security_groups,
 )
+from lbprov_aws.diff.adopt import Predecessors
 from lbprov_aws.diff.classic import ClassicPlanning
 from lbprov_aws.diff.common import (
     P_TG_DEL,
@@ -37,10 +38,19 @@ __all__ = ["PlanOutput", "Planner"]
 class Planner(NLBPlanning, NLBSecurityGroupPlanning, ClassicPlanning):
     """Turns an intent (or a deleted Service) and the observed state into ordered changes."""
 
-    def plan(self, intent: Intent, ctx: ClusterContext, state: ServiceState) -> PlanOutput:
+    def plan(
+        self,
+        intent: Intent,
+        ctx: ClusterContext,
+        state: ServiceState,
+        predecessors: Predecessors | None = None,
+    ) -> PlanOutput:
+        """``predecessors``: what diff/adopt.prepare found and already shows as lbprov's."""
         opts: AWSOptions = intent.options if isinstance(intent.options, AWSOptions) else AWSOptions()
         ref = intent.ref
         b = _Builder()
+        if predecessors is not None:
+            predecessors.add_to(b)
         data: dict[str, Any] = {"kind": opts.kind, "vpc_id": ctx.vpc_id, "tg_arns": {}}
         owned_tgs = self._owned_tgs(state, ref)
         nlb = self._owned_or_conflict("network load balancer", state.nlb, ref, opts.kind == "nlb")
@@ -99,8 +109,16 @@ class Planner(NLBPlanning, NLBSecurityGroupPlanning, ClassicPlanning):
             self._kube_proxy_rule(b, ctx, node_sgs, bool(data.get("wants_kube_proxy")), ref.uid)
         return PlanOutput(b.changes(), data, ingress)
 
-    def plan_delete(self, ref: ServiceRef, ctx: ClusterContext, state: ServiceState) -> PlanOutput:
+    def plan_delete(
+        self,
+        ref: ServiceRef,
+        ctx: ClusterContext,
+        state: ServiceState,
+        predecessors: Predecessors | None = None,
+    ) -> PlanOutput:
         b = _Builder()
+        if predecessors is not None:
+            predecessors.add_to(b)
         owned_tgs = self._owned_tgs(state, ref)
         nlb = self._owned_or_conflict("network load balancer", state.nlb, ref, False)
         classic = self._owned_or_conflict("classic load balancer", state.classic, ref, False)

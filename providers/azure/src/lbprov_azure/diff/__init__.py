@@ -12,6 +12,7 @@ annotations.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from lbprov import naming
@@ -21,11 +22,10 @@ from lbprov.model import (
     Ingress,
     Intent,
     InvalidService,
-    OwnershipConflict,
     Plan,
     ServiceRef,
 )
-from lbprov_azure import names, placement
+from lbprov_azure import names, placement, upstream
 from lbprov_azure.desired import (
     LB_FIELDS,
     VIEWS,
@@ -35,6 +35,7 @@ from lbprov_azure.desired import (
     view_nsg_rule,
     view_pip,
 )
+from lbprov_azure.diff.adopt import AdoptChanges, has_parts, keep_unmanaged
 from lbprov_azure.diff.fleet import Fleet, FleetChanges
 from lbprov_azure.diff.nsg import NsgChanges, Priorities
 from lbprov_azure.observe import Observer, find, items
@@ -62,7 +63,7 @@ def options_of(intent: Intent) -> AzureOptions:
     return parse_options(intent, {})
 
 
-class Planner(FleetChanges, NsgChanges):
+class Planner(FleetChanges, NsgChanges, AdoptChanges):
     """Plans one Service's changes from what the observer sees."""
 
     def __init__(self, settings: AzureSettings, seen: Observer, priorities: Priorities) -> None:
@@ -78,15 +79,25 @@ class Planner(FleetChanges, NsgChanges):
         base = intent.lb_name
         token = names.uid_token(intent.ref.uid)
         scheme = "internal" if opts.internal else "external"
-        fleet = self._fleet()
         node_ips = sorted({str(t.internal_ip) for t in intent.targets if t.internal_ip})
+        fleet = self._fleet(base=base, node_ips=node_ips)
         slot = self._place(intent, opts, fleet, scheme, base, token, len(node_ips))
         lbn = names.lb_name(cluster, scheme, slot)
         lb = fleet.lbs.get((slot, scheme))
-        self._check_parts_owned(lb, lbn, base, token)
+        # parts named by the Service's UID that the LB's Service map does not record: upstream's
+        # predecessor, adopted in place once proven (a look-alike is an ownership conflict); and the
+        # LB itself when it is upstream's (or AKS's) of this cluster, not yet lbprov's
+        predecessor = (
+            lb is not None and token not in names.services_of(lb.get("tags")) and has_parts(lb, base)
+        )
+        if predecessor:
+            assert lb is not None
+            self._prove_predecessor(lb, lbn, base, intent.ref)
+        adopting = predecessor or (slot, scheme) in fleet.predecessors
         slots = sorted({k for k, _ in fleet.lbs} | {slot})
         assignment = placement.assign_nodes(node_ips, fleet.pools(), slots)
         pool_ips = assignment.get(slot, set())
+        self._check_foreign_pools(fleet, assignment, (slot, scheme))
         changes: list[Change] = []
         ingress: tuple[Ingress, ...] = ()
 
@@ -135,6 +146,13 @@ class Planner(FleetChanges, NsgChanges):
                         (found_pip.get("properties") or {}).get("ipAddress"),
                     )
                     before, after = view_pip(found_pip), view_pip(desired_pip)
+                    if before["prefix"] != after["prefix"]:
+                        # ARM allocates a public IP's address from its prefix once, at creation
+                        raise InvalidService(
+                            "metadata.annotations[service.beta.kubernetes.io/azure-pip-prefix-id]",
+                            f"public IP {pip_name!r} exists with prefix {before['prefix']}; the prefix of a "
+                            "public IP is set when it is created and cannot change",
+                        )
                     if before != after:
                         changes.append(
                             Change(
@@ -158,10 +176,11 @@ class Planner(FleetChanges, NsgChanges):
                         str(found_pip["id"]),
                         (found_pip.get("properties") or {}).get("ipAddress"),
                     )
-                else:
-                    raise OwnershipConflict(
-                        f"public IP {pip_name!r} in resource group {pip_rg!r} exists but is not owned by Service "
-                        f"{intent.ref.key} of cluster {cluster!r}; lbprov never adopts it"
+                else:  # upstream's public IP of this Service (a look-alike raises)
+                    changes.append(self._adopt_pip(found_pip, intent.ref, pip_rg, pip_name, desired_pip))
+                    pip_id, pip_ip = (
+                        str(found_pip["id"]),
+                        (found_pip.get("properties") or {}).get("ipAddress"),
                     )
         desired = build_desired(intent, opts, s, pip_id, slot=slot, pool_ips=pool_ips)
 
@@ -169,6 +188,11 @@ class Planner(FleetChanges, NsgChanges):
         # The Service's parts leave every other LB first (a public IP can be on one frontend only),
         # then LBs that lose nodes to another slot, then the Service's LB, then LBs that only gain.
         group = self._lb_changes(lb, lbn, desired, base, token, intent.ref)
+        if adopting:
+            assert lb is not None
+            group = self._adopt_lb_changes(
+                lb, lbn, base, token, desired, group, adopt_lb=(slot, scheme) in fleet.predecessors
+            )
         losing: list[Change] = []
         gaining: list[Change] = []
         stale_pips: set[str] = set()
@@ -181,6 +205,10 @@ class Planner(FleetChanges, NsgChanges):
             if (k, sc) == (slot, scheme):
                 continue
             name = names.lb_name(cluster, sc, k)
+            if (k, sc) in fleet.predecessors and not has_parts(body, base):
+                # upstream's other LB is adopted by a Service placed on it, never written here
+                self._unadopted_keeps_its_nodes(body, name, assignment.get(k, set()))
+                continue
             out = self._lb_removal(body, name, base, token, intent.ref)
             ofe = find(items(body, "frontendIPConfigurations"), base)
             old = ref_id(((ofe or {}).get("properties") or {}).get("publicIPAddress"))
@@ -199,7 +227,8 @@ class Planner(FleetChanges, NsgChanges):
                 addr = (fe.get("properties") or {}).get("privateIPAddress")
                 ingress = (Ingress(ip=addr),) if addr else ()
         elif pip_ip:
-            ingress = (Ingress(ip=pip_ip),)
+            # azure-additional-public-ips follow the frontend's address, as upstream's status
+            ingress = (Ingress(ip=pip_ip), *(Ingress(ip=ip) for ip in opts.additional_public_ips))
         for old in sorted(stale_pips):
             changes.extend(self._pip_deletion(old, intent.ref))
 
@@ -212,7 +241,25 @@ class Planner(FleetChanges, NsgChanges):
             )
         else:
             frontend_addr = pip_ip
-        changes.extend(self._nsg_changes(desired.nsg_rules, base, intent.ref, lbn, frontend_addr))
+        nsg = self.seen.nsg()  # once per plan: lbprov's rules, the shared ones and upstream's
+        changes.extend(self._nsg_changes(desired.nsg_rules, base, intent.ref, lbn, frontend_addr, nsg))
+        stale: set[str] = set()
+        for old in stale_pips:
+            seg = old.split("/")
+            gone = self.seen.pip(seg[4], seg[-1]) if len(seg) >= 9 else None
+            if gone and (gone.get("properties") or {}).get("ipAddress"):
+                stale.add(str(gone["properties"]["ipAddress"]))
+        old_private = ((fe or {}).get("properties") or {}).get("privateIPAddress")
+        if old_private and old_private != frontend_addr:
+            stale.add(str(old_private))
+        stale.discard(frontend_addr or "")
+        changes.extend(
+            self._shared_nsg_changes(
+                desired.shared_nsg_rules, intent.ref, lbn, base, frontend_addr, stale, nsg
+            )
+        )
+        # upstream's rules go once lbprov's own are in place (no moment without an allow rule)
+        changes.extend(self._upstream_nsg_changes(nsg, base, {frontend_addr} if frontend_addr else set()))
         return Plan(
             provider=PROVIDER,
             ref=intent.ref,
@@ -237,17 +284,6 @@ class Planner(FleetChanges, NsgChanges):
                     "metadata.annotations[service.beta.kubernetes.io/azure-pip-name]",
                     f"public IP {pip.get('name')!r} is already attached to {used_by}",
                 )
-
-    def _check_parts_owned(self, lb: JSON | None, lbn: str, base: str, token: str) -> None:
-        if lb is None or token in names.services_of(lb.get("tags")):
-            return
-        for fld in ("frontendIPConfigurations", "probes", "loadBalancingRules"):
-            for item in items(lb, fld):
-                if names.owns_part(base, str(item.get("name", ""))):
-                    raise OwnershipConflict(
-                        f"load balancer {lbn!r} has {fld} {item.get('name')!r}, named like this Service's, but "
-                        "does not record the Service as its owner; lbprov never adopts it"
-                    )
 
     def _lb_changes(
         self, lb: JSON | None, lbn: str, desired: Any, base: str, token: str, ref: ServiceRef
@@ -321,7 +357,7 @@ class Planner(FleetChanges, NsgChanges):
                         before=before,
                         after=after,
                         cloud_id=str(existing["id"]) if existing and existing.get("id") else None,
-                        data={**common, "item": item},
+                        data={**common, "item": keep_unmanaged(kind, item, existing)},
                     )
                 )
         keep = {("probe", n.lower()) for n in desired.probes} | {
@@ -339,6 +375,8 @@ class Planner(FleetChanges, NsgChanges):
         cid = self.settings.cluster_id
         if lb is None or not cid or names.identity_of(lb.get("tags")) is not None:
             return None  # never re-tag an LB that carries an identity (ours, or another's)
+        if not names.is_cluster_owned(lb.get("tags"), self.settings.cluster_name):
+            return None  # upstream's, not adopted (yet): its adoption adds lbprov's tags and identity
         return Change(
             Action.UPDATE,
             "load-balancer",
@@ -421,13 +459,23 @@ class Planner(FleetChanges, NsgChanges):
         token = names.uid_token(ref.uid)
         changes: list[Change] = []
         pip_ids: set[str] = set()
-        for (k, scheme), lb in sorted(self._fleet(strict=False).lbs.items()):
+        frontend_private: set[str] = set()
+        fleet = self._fleet(strict=False, base=base)
+        for (k, scheme), lb in sorted(fleet.lbs.items()):
             lbn = names.lb_name(cluster, scheme, k)
             fe = find(items(lb, "frontendIPConfigurations"), base)
+            private = ((fe or {}).get("properties") or {}).get("privateIPAddress")
+            if private:
+                frontend_private.add(str(private))
             old = ref_id(((fe or {}).get("properties") or {}).get("publicIPAddress"))
             if old:
                 pip_ids.add(old)
-            changes.extend(self._lb_removal(lb, lbn, base, token, ref))
+            removal = self._lb_removal(lb, lbn, base, token, ref)
+            if (k, scheme) in fleet.predecessors or (
+                removal and token not in names.services_of(lb.get("tags"))
+            ):
+                removal = [replace(c, data={**c.data, "adopt": True}) for c in removal]  # upstream's parts
+            changes.extend(removal)
         pips: dict[str, JSON] = {}
         for pip in self.seen.pips(s.resource_group):
             if names.is_service_owned(pip.get("tags"), cluster, ref.uid):
@@ -435,10 +483,16 @@ class Planner(FleetChanges, NsgChanges):
         for pid in pip_ids:
             if pid.lower() not in pips:
                 seg = pid.split("/")
-                if len(seg) >= 9 and seg[4].lower() != s.resource_group.lower():
-                    other_pip = self.seen.pip(seg[4], seg[-1])
-                    if other_pip and names.is_service_owned(other_pip.get("tags"), cluster, ref.uid):
-                        pips[pid.lower()] = other_pip
+                if len(seg) < 9:
+                    continue
+                other_pip = self.seen.pip(seg[4], seg[-1])
+                tags = (other_pip or {}).get("tags")
+                if other_pip and (
+                    names.is_service_owned(tags, cluster, ref.uid)
+                    # upstream's public IP of this Service, never adopted: it goes with the Service
+                    or upstream.is_predecessor_pip(tags, cluster, ref)
+                ):
+                    pips[pid.lower()] = other_pip
         for pip in sorted(pips.values(), key=lambda p: str(p["id"])):
             seg = str(pip["id"]).split("/")
             changes.append(
@@ -451,7 +505,19 @@ class Planner(FleetChanges, NsgChanges):
                     data={"rg": seg[4], "name": seg[-1], "etag": pip.get("etag")},
                 )
             )
+        # the Service's addresses leave the shared rules first (before its frontends and public IPs
+        # go: an address left in an allow rule could open ports to whoever gets it next)
+        addresses = {str((p.get("properties") or {}).get("ipAddress")) for p in pips.values()}
+        for pid in pip_ids:  # the frontends' public IPs, the user's (azure-pip-name) included
+            if pid.lower() in pips:
+                continue
+            seg = pid.split("/")
+            used = self.seen.pip(seg[4], seg[-1]) if len(seg) >= 9 else None
+            addresses.add(str(((used or {}).get("properties") or {}).get("ipAddress")))
+        addresses |= frontend_private
+        addresses.discard("None")
         nsg = self.seen.nsg()
+        changes[:0] = self._shared_nsg_removal(ref, addresses, nsg)
         if nsg is not None:
             for name, rule in sorted(self._owned_nsg_rules(nsg, base, strict=False).items()):
                 changes.append(
@@ -464,6 +530,7 @@ class Planner(FleetChanges, NsgChanges):
                         data={"name": name},
                     )
                 )
+            changes.extend(self._upstream_nsg_changes(nsg, base, addresses))
         return Plan(provider=PROVIDER, ref=ref, changes=tuple(changes), intent=None)
 
 

@@ -7,6 +7,7 @@ exactly one slot's pools.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,24 @@ class Fleet:
     """The cluster's load balancers as observed: (slot, scheme) -> body."""
 
     lbs: dict[tuple[int, str], JSON] = field(default_factory=dict)
+    #: load balancers of ``lbs`` that cloud-provider-azure made and lbprov adopts with this Service
+    #: (no lbprov ownership tag yet; they hold the Service's predecessor, see :mod:`.adopt`)
+    predecessors: set[tuple[int, str]] = field(default_factory=set)
+    #: slot names taken by a load balancer lbprov does not own and may not take (upstream's, not
+    #: holding this Service): never written, never placed on
+    blocked: set[tuple[int, str]] = field(default_factory=set)
+    #: every other load balancer of the resource group by name (AKS's ``kubernetes``, anyone's):
+    #: never written, but their rules count toward each node's limit and their pools bind nodes
+    foreign: dict[str, JSON] = field(default_factory=dict)
+
+    def foreign_rules(self) -> dict[str, int]:
+        """Load-balancing rules per node IP on the load balancers lbprov does not own (a NIC IP
+        configuration is in at most 300 rules across ALL load balancers, AKS's included)."""
+        out: dict[str, int] = {}
+        for body in self.foreign.values():
+            for ip, n in rules_per_ip(body).items():
+                out[ip] = out.get(ip, 0) + n
+        return out
 
     def pools(self) -> dict[int, set[str]]:
         """Node IPs in each slot's pools (either LB of the slot)."""
@@ -34,6 +53,34 @@ class Fleet:
             for pool in items(body, "backendAddressPools"):
                 out.setdefault(k, set()).update(VIEWS["backend-pool"](pool)["addresses"])
         return out
+
+
+def rules_per_ip(lb: JSON) -> dict[str, int]:
+    """How many of ``lb``'s load-balancing rules reach each backend IP (through the rules' pools)."""
+    ips_of = {
+        str(p.get("name", "")).lower(): set(VIEWS["backend-pool"](p)["addresses"])
+        for p in items(lb, "backendAddressPools")
+    }
+    out: dict[str, int] = {}
+    for rule in items(lb, "loadBalancingRules"):
+        props = rule.get("properties") or {}
+        refs = [props.get("backendAddressPool"), *(props.get("backendAddressPools") or [])]
+        pools = {str(r["id"]).rsplit("/", 1)[-1].lower() for r in refs if isinstance(r, dict) and r.get("id")}
+        for ip in set().union(*(ips_of.get(p, set()) for p in pools)) if pools else set():
+            out[ip] = out.get(ip, 0) + 1
+    return out
+
+
+def _pool_ips(lb: JSON) -> set[str]:
+    return {ip for p in items(lb, "backendAddressPools") for ip in VIEWS["backend-pool"](p)["addresses"]}
+
+
+def is_public(lb: JSON) -> bool | None:
+    """Whether ``lb`` is public (a frontend on a public IP), internal, or unknown (no frontend)."""
+    fes = items(lb, "frontendIPConfigurations")
+    if not fes:
+        return None
+    return any((f.get("properties") or {}).get("publicIPAddress") for f in fes)
 
 
 def _others(lb: JSON | None, fld: str, base: str) -> int:
@@ -48,12 +95,22 @@ class FleetChanges:
     seen: Observer
     ids: Ids
 
-    def _fleet(self, *, strict: bool = True) -> Fleet:
+    def _fleet(
+        self, *, strict: bool = True, base: str | None = None, node_ips: Collection[str] = ()
+    ) -> Fleet:
         """The cluster's load balancers by (slot, scheme), from one listing of the resource group.
 
         ``strict`` (ensure): a load balancer of another cluster identity is an ownership conflict. A
         delete plan (``strict=False``) takes the Service's parts from it all the same: the caller
         (gc with the identity check, or a user naming it) decided that this Service's parts go.
+
+        A load balancer at one of the slot names without lbprov's ownership tag is cloud-provider-
+        azure's (upstream names its shared LB after the cluster too; AKS's is ``kubernetes``). It
+        joins the fleet as a *predecessor* when it holds the Service's frontend ``base`` (the plan
+        then proves and adopts it, :mod:`.adopt`), or, at slot 0, when its pools hold this cluster's
+        nodes (``node_ips``: no other cluster's load balancer can); otherwise its slot is blocked
+        (never written, never placed on), and an ensure that has nowhere else to go gets the
+        ownership conflict. Every other load balancer of the resource group is ``foreign``.
         """
         cluster = self.settings.cluster_name
         listing = self.seen.lbs_by_name()
@@ -71,13 +128,53 @@ class FleetChanges:
                         f"{self.settings.cluster_id}): two clusters share the name; lbprov never touches it"
                     )
                 if not names.is_cluster_owned(body.get("tags"), cluster):
-                    raise OwnershipConflict(
-                        f"load balancer {body.get('name')!r} exists in resource group "
-                        f"{self.settings.resource_group!r} but is not owned by cluster {cluster!r}; lbprov "
-                        "never adopts it (rename the cluster or remove that load balancer)"
-                    )
+                    holds = bool(base and find(items(body, "frontendIPConfigurations"), base))
+                    ours = k == 0 and bool(set(node_ips) & _pool_ips(body))
+                    if other_id is None and (holds or ours):
+                        fleet.predecessors.add((k, sc))
+                    else:
+                        fleet.blocked.add((k, sc))
+                        continue
                 fleet.lbs[(k, sc)] = body
+        mine = {names.lb_name(cluster, sc, k).lower() for k, sc in fleet.lbs}
+        fleet.foreign = {n: b for n, b in listing.items() if n not in mine}
         return fleet
+
+    def _check_foreign_pools(
+        self, fleet: Fleet, assignment: Mapping[int, set[str]], want: tuple[int, str]
+    ) -> None:
+        """Refuse to put a node into a pool of lbprov's when a load balancer of the same kind that
+        lbprov does not own already load-balances to it (see :class:`placement.ForeignPoolConflict`)."""
+        lbs = set(fleet.lbs) | {want}
+        for name, body in sorted(fleet.foreign.items()):
+            public = is_public(body)
+            inbound = set(rules_per_ip(body))
+            if public is None or not inbound:
+                continue
+            for k, sc in sorted(lbs):
+                clash = sorted(inbound & assignment.get(k, set()))
+                if clash and public == (sc == "external"):
+                    ours = names.lb_name(self.settings.cluster_name, sc, k)
+                    raise placement.ForeignPoolConflict(
+                        f"nodes {', '.join(clash)} are in the load-balancing pool of load balancer "
+                        f"{body.get('name', name)!r}, which lbprov does not own, and would also be in the pool of "
+                        f"{'public' if public else 'internal'} load balancer {ours!r}: Azure puts a NIC IP "
+                        "configuration in the backend pools of at most one public and one internal load balancer. "
+                        f"If {body.get('name', name)!r} is this cluster's own (AKS names it 'kubernetes'), set "
+                        "cluster_name to its name so that lbprov adopts it; otherwise leave these Services to its "
+                        "controller or exclude those nodes"
+                    )
+
+    def _blocked_conflict(self, fleet: Fleet, slot: int, scheme: str) -> None:
+        """Refuse a slot taken by a load balancer lbprov does not own (see :meth:`_fleet`)."""
+        if (slot, scheme) in fleet.blocked:
+            name = names.lb_name(self.settings.cluster_name, scheme, slot)
+            raise OwnershipConflict(
+                f"load balancer {name!r} exists in resource group {self.settings.resource_group!r} but is not "
+                f"owned by cluster {self.settings.cluster_name!r}; lbprov never adopts it (a load balancer of "
+                "cloud-provider-azure is adopted with the first of its Services that lbprov reconciles: "
+                "rename the cluster or remove that load balancer otherwise)"
+            )
 
     def _place(
         self,
@@ -114,26 +211,40 @@ class FleetChanges:
                 return k
         need = len(build_desired(intent, opts, self.settings, "-").rules)
         uses = []
+        pools, foreign = fleet.pools(), fleet.foreign_rules()
         for k in sorted({k for k, _ in fleet.lbs}):
             own = fleet.lbs.get((k, scheme))
             uses.append(
                 placement.SlotUse(
                     index=k,
+                    # a node of the slot is in every rule of the slot and in those of foreign LBs
                     rules=sum(
                         _others(b, "loadBalancingRules", base) for (j, _), b in fleet.lbs.items() if j == k
-                    ),
+                    )
+                    + max((foreign.get(ip, 0) for ip in pools.get(k, set())), default=0),
                     lb_rules=_others(own, "loadBalancingRules", base),
                     frontends=_others(own, "frontendIPConfigurations", base),
                 )
             )
-        return placement.choose_slot(
+        slot = placement.choose_slot(
             uses,
             need,
             max_slots=self.settings.max_load_balancers,
             nodes=nodes,
             allowed=allowed,
+            blocked={k for k, sc in fleet.blocked if sc == scheme},
             describe=f"Service {intent.ref.key}",
+            foreign_floor=min(
+                (foreign.get(str(t.internal_ip), 0) for t in intent.targets if t.internal_ip), default=0
+            ),
         )
+        self._blocked_conflict(fleet, slot, scheme)
+        theirs = sorted(k for k, sc in fleet.blocked if sc == scheme)
+        if theirs and slot not in {k for k, _ in fleet.lbs}:
+            # a new load balancer would take nodes that are in that one's pool (a NIC IP
+            # configuration is in at most one public and one internal load balancer): wait for it
+            self._blocked_conflict(fleet, theirs[0], scheme)
+        return slot
 
     def _pool_change(
         self, lb: JSON, lbn: str, ips: set[str], intent: Intent, token: str, base: str

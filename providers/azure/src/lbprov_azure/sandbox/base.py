@@ -17,6 +17,7 @@ NETWORK = "Microsoft.Network"
 TOP_TYPES = {
     "loadbalancers": "loadBalancers",
     "publicipaddresses": "publicIPAddresses",
+    "publicipprefixes": "publicIPPrefixes",
     "networksecuritygroups": "networkSecurityGroups",
     "virtualnetworks": "virtualNetworks",
 }
@@ -36,6 +37,8 @@ MAX_FRONTENDS_PER_LB = 600
 MAX_RULES_PER_NIC = 300
 #: security rules per network security group
 MAX_NSG_RULES = 1000
+#: source (and destination) addresses and ranges in the security rules of one NSG
+MAX_NSG_ADDRESSES = 4000
 MAX_TAGS = 50
 NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
 BAD_TAG_CHARS = set("<>%&\\?/")
@@ -44,15 +47,23 @@ BAD_TAG_CHARS = set("<>%&\\?/")
 class ArmError(Exception):
     """An error response in ARM's shape."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        details: list[JSON] | None = None,
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.details = details or []
 
     def body(self) -> JSON:
-        return {"error": {"code": self.code, "message": self.message, "details": []}}
+        return {"error": {"code": self.code, "message": self.message, "details": list(self.details)}}
 
 
 @dataclass
@@ -115,23 +126,49 @@ def check_sku(kind: str, res: JSON, existing: JSON | None, names: tuple[str, ...
     Global); an omitted name is Basic, the documented default. Basic public IPs and Basic load
     balancers were retired on 30 September 2025 (Azure updates: "Basic SKU public IP addresses" and
     "Basic Load Balancer" retirement): ARM refuses to create new ones (existing ones still update).
+
+    The answers, as ARM gives them:
+
+    * a value outside the enum is a body ARM cannot deserialise: 400 ``InvalidRequestFormat``
+      "Cannot parse the request." with an ``InvalidJson`` detail (the shape of NRP's parse errors in
+      hashicorp/terraform-provider-azurerm#14437 and Azure/azure-cli#934; the detail's wording for an
+      enum value is the emulator's own);
+    * a new Basic public IP: 400 ``IPv4BasicSkuPublicIpCountLimitReached`` "Cannot create more than 0
+      IPv4 Basic SKU public IP addresses for this subscription in this region." (what ARM answers
+      since the retirement: skypilot-org/skypilot#7977, Azure/azure-quickstart-templates#14512);
+    * a new Basic load balancer: ``BasicSkuLoadBalancerRetired`` is the emulator's own code (no public
+      source gives ARM's answer after the retirement).
     """
     sku = res.get("sku") or {}
     name = sku.get("name", "Basic")
     tier = sku.get("tier", "Regional")
-    if name not in names or tier not in ("Regional", "Global"):
+    enum = "PublicIPAddressSku" if kind == "publicIPAddresses" else "LoadBalancerSku"
+    for fld, value, allowed in (("name", name, names), ("tier", tier, ("Regional", "Global"))):
+        if value not in allowed:
+            raise ArmError(
+                400,
+                "InvalidRequestFormat",
+                "Cannot parse the request.",
+                details=[
+                    {
+                        "code": "InvalidJson",
+                        "message": f"Error converting value {value!r} to type '{enum}{fld.title()}'. Path "
+                        f"'sku.{fld}'. Accepted: {', '.join(allowed)}.",
+                    }
+                ],
+            )
+    if name == "Basic" and existing is None and kind == "publicIPAddresses":
         raise ArmError(
             400,
-            "InvalidSku",
-            f"{kind} {res['id']}: SKU {name!r} / tier {tier!r} is not valid; names: {', '.join(names)}; "
-            "tiers: Regional, Global.",
+            "IPv4BasicSkuPublicIpCountLimitReached",
+            "Cannot create more than 0 IPv4 Basic SKU public IP addresses for this subscription in this region.",
         )
     if name == "Basic" and existing is None:
         raise ArmError(
             400,
-            "BasicSkuRetired",
-            f"{kind} {res['id']}: the Basic SKU was retired on 30 September 2025; new {kind} resources "
-            "must use the Standard SKU.",
+            "BasicSkuLoadBalancerRetired",
+            f"{kind} {res['id']}: the Basic SKU was retired on 30 September 2025; new load balancers must use "
+            "the Standard SKU.",
         )
     res["sku"] = {"name": name, "tier": tier}
     return str(name)

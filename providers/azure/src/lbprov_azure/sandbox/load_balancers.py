@@ -52,6 +52,8 @@ class LoadBalancers:
         probes = children("probes", "probes")
         rules = children("loadBalancingRules", "loadBalancingRules")
         nat = len(props.get("inboundNatRules") or [])
+        # The code for too many rules on one load balancer is the emulator's own (no public source
+        # gives ARM's); the frontend and per-NIC codes below are ARM's.
         if len(rules) + nat > MAX_RULES_PER_LB:
             raise ArmError(
                 400,
@@ -60,11 +62,12 @@ class LoadBalancers:
                 f"is {MAX_RULES_PER_LB}.",
             )
         if len(frontends) > MAX_FRONTENDS_PER_LB:
+            # ARM: "A load balancer cannot have more than <n> FrontendIPConfigurations."
+            # (Azure/acs-engine#447, colemickens/azure-kubernetes-status#6)
             raise ArmError(
                 400,
-                "LoadBalancerFrontendIPConfigurationsLimitReached",
-                f"Load balancer {lb_id} has {len(frontends)} frontend IP configurations; the limit is "
-                f"{MAX_FRONTENDS_PER_LB}.",
+                "LoadBalancerFrontendIPConfigurationCountLimitReached",
+                f"A load balancer cannot have more than {MAX_FRONTENDS_PER_LB} FrontendIPConfigurations.",
             )
         ids = {fe["id"].lower() for fe in frontends}
         old_fes = {
@@ -158,10 +161,13 @@ class LoadBalancers:
         # pools ----------------------------------------------------------------------------------
         for pool in pools:
             addrs = []
+            # An IP-based pool names its VNet per address or once on the pool (upstream's nodeIP pools
+            # do the latter): BackendAddressPoolPropertiesFormat.virtualNetwork, azure-mgmt-network.
+            pool_vnet = ref(pool["properties"].get("virtualNetwork"))
             for a in pool["properties"].get("loadBalancerBackendAddresses") or []:
                 ap = a.get("properties") or {}
                 ip = ap.get("ipAddress")
-                vnet_id = ref(ap.get("virtualNetwork"))
+                vnet_id = ref(ap.get("virtualNetwork")) or pool_vnet
                 try:
                     addr = ipaddress.ip_address(str(ip))
                 except ValueError:
@@ -187,6 +193,8 @@ class LoadBalancers:
                     }
                 )
             pool["properties"] = {"loadBalancerBackendAddresses": addrs, "provisioningState": "Succeeded"}
+            if pool_vnet:
+                pool["properties"]["virtualNetwork"] = {"id": pool_vnet}
         # probes ---------------------------------------------------------------------------------
         for pr in probes:
             pp = pr["properties"]
@@ -264,6 +272,19 @@ class LoadBalancers:
                     f"Rule {r['id']}: protocol {proto!r} must be Tcp, Udp or All.",
                 )
             fport, bport = rp.get("frontendPort"), rp.get("backendPort")
+            if proto == "All":
+                # HA ports (learn.microsoft.com/azure/load-balancer/load-balancer-ha-ports-overview):
+                # protocol All with frontend and backend port 0, "available only for an internal
+                # Standard load balancer" (a frontend in a subnet, never a public IP).
+                fe = next(f for f in frontends if f["id"].lower() == fe_id.lower())
+                public = bool((fe.get("properties") or {}).get("publicIPAddress"))
+                if sku != "Standard" or public or fport != 0 or bport != 0:
+                    raise ArmError(
+                        400,
+                        "InvalidHaPortsLoadBalancingRule",
+                        f"Rule {r['id']}: a rule of protocol All (HA ports) needs frontendPort 0, backendPort 0 "
+                        "and an internal frontend of a Standard load balancer.",
+                    )
             for label, value in (("frontendPort", fport), ("backendPort", bport)):
                 if not isinstance(value, int) or not (0 if proto == "All" else 1) <= value <= 65535:
                     raise ArmError(
@@ -333,6 +354,7 @@ class LoadBalancers:
                 if (ref(r["properties"].get("probe")) or "").lower() == pr["id"].lower()
             ]
         self._check_rules_per_backend_ip(lb_id, pools, rules)
+        self._check_one_load_balancer_per_kind(lb_id, frontends, pools, rules)
         passthrough = {
             k: v for k, v in props.items() if k in ("inboundNatRules", "outboundRules", "inboundNatPools")
         }
@@ -343,6 +365,55 @@ class LoadBalancers:
             "loadBalancingRules": rules,
             **passthrough,
         }
+
+    def _check_one_load_balancer_per_kind(
+        self, lb_id: str, frontends: list[JSON], pools: list[JSON], rules: list[JSON]
+    ) -> None:
+        """A NIC IP configuration is in the backend pools of at most one public and one internal LB.
+
+        The rule is ARM's for a NIC IP configuration ("A virtual machine can reference backend address
+        pools of one public and one internal load balancer": Azure REST Compute,
+        VirtualMachineNetworkInterfaceIPConfigurationProperties.loadBalancerBackendAddressPools; the
+        network SDK's model does not state it). The emulator's pools are IP-based, a
+        backend address standing for the node's NIC IP configuration, and it counts the pools that
+        load-balancing rules use: AKS's multiple standard load balancers keep every node in the
+        first load balancer's outbound-only pool and in another's inbound pool (learn.microsoft.com
+        "Use multiple public load balancers in AKS"). The error code is the emulator's own: no
+        public source gives ARM's code for this refusal.
+        """
+        if not frontends:
+            return
+        # Internal: ARM's AnotherInternalLoadBalancerExists ("You can have only one Load Balancer of type
+        # internal reference the same set of VMs/network interfaces", learn.microsoft.com "Troubleshoot
+        # common Azure deployment errors with Azure Load Balancer"); public: the emulator's own code.
+        public = any("publicIPAddress" in fe["properties"] for fe in frontends)
+        mine = set(_rule_ips(pools, rules))
+        if not mine:
+            return
+        for other in self.resources["loadBalancers"].values():
+            if other["id"].lower() == lb_id.lower():
+                continue
+            props = other.get("properties") or {}
+            ofes = props.get("frontendIPConfigurations") or []
+            if not ofes or any("publicIPAddress" in f["properties"] for f in ofes) != public:
+                continue
+            clash = sorted(
+                mine
+                & set(
+                    _rule_ips(props.get("backendAddressPools") or [], props.get("loadBalancingRules") or [])
+                )
+            )
+            if clash:
+                kind = "public" if public else "internal"
+                raise ArmError(
+                    400,
+                    "NicIpConfigurationInBackendPoolsOfMultiplePublicLoadBalancers"
+                    if public
+                    else "AnotherInternalLoadBalancerExists",
+                    f"Backend address(es) {', '.join(clash)} of load balancer {lb_id} are already in the backend "
+                    f"pool of {kind} load balancer {other['id']}: a network interface IP configuration can be in "
+                    f"the backend pools of at most one public and one internal load balancer.",
+                )
 
     def _check_rules_per_backend_ip(self, lb_id: str, pools: list[JSON], rules: list[JSON]) -> None:
         """A NIC IP configuration (here: a backend address) is in at most 300 rules across all LBs."""
@@ -371,9 +442,34 @@ class LoadBalancers:
                 add(props.get("backendAddressPools") or [], props.get("loadBalancingRules") or [])
         over = sorted(ip for ip, n in counts.items() if n > MAX_RULES_PER_NIC)
         if over:
+            # ARM's code (learn.microsoft.com "Troubleshoot common Azure deployment errors with Azure Load
+            # Balancer": LoadBalancerRuleCountLimitReachedForNic) and message shape ("IpConfiguration <id>
+            # cannot have more than <n> NAT or load balancing rules combined.", MicrosoftDocs/azure-docs#47423)
             raise ArmError(
                 400,
-                "RulesPerNicIpConfigurationLimitReached",
-                f"Backend address(es) {', '.join(over)} would be in {max(counts[ip] for ip in over)} load "
-                f"balancing rules across all load balancers; the limit is {MAX_RULES_PER_NIC} (load balancer {lb_id}).",
+                "LoadBalancerRuleCountLimitReachedForNic",
+                f"IpConfiguration of backend address(es) {', '.join(over)} cannot have more than "
+                f"{MAX_RULES_PER_NIC} NAT or load balancing rules combined (load balancer {lb_id}: "
+                f"{max(counts[ip] for ip in over)}).",
             )
+
+
+def _rule_ips(pools: list[JSON], rules: list[JSON]) -> dict[str, int]:
+    """Backend IPs of the pools that ``rules`` use, with how many rules reach each."""
+    ips_of = {
+        p["id"].lower(): {
+            str((a.get("properties") or {}).get("ipAddress"))
+            for a in (p.get("properties") or {}).get("loadBalancerBackendAddresses") or []
+        }
+        for p in pools
+        if p.get("id")
+    }
+    out: dict[str, int] = {}
+    for r in rules:
+        rp = r.get("properties") or {}
+        ids = {x["id"].lower() for x in rp.get("backendAddressPools") or [] if x.get("id")}
+        if ref(rp.get("backendAddressPool")):
+            ids.add(str(ref(rp.get("backendAddressPool"))).lower())
+        for ip in set().union(*(ips_of.get(i, set()) for i in ids)) if ids else set():
+            out[ip] = out.get(ip, 0) + 1
+    return out

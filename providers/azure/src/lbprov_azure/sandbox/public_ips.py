@@ -1,10 +1,16 @@
-"""Microsoft.Network/publicIPAddresses: SKU, allocation, DNS labels, address assignment."""
+"""Microsoft.Network/publicIPAddresses and publicIPPrefixes: SKU, allocation, DNS labels, IP tags,
+addresses (from a prefix when the public IP names one)."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from typing import Any
 
-from lbprov_azure.sandbox.base import JSON, ArmError, check_sku
+from lbprov_azure.sandbox.base import JSON, ArmError, check_sku, ref
+
+#: Where the emulator takes public IP prefixes from (a documentation range, never routed).
+PREFIX_POOL = ipaddress.ip_network("192.0.2.0/24")
 
 _DNS_LABEL = re.compile(r"^[a-z][a-z0-9-]{1,61}[a-z0-9]$")
 
@@ -14,6 +20,53 @@ class PublicIPs:
 
     resources: dict[str, dict[tuple[str, str], JSON]]
     _private_used: dict[str, set[str]]
+    _bad_ref: Any
+    _parse_id: Any
+
+    def _build_prefix(self, res: JSON, props: JSON, existing: JSON | None, etag: str) -> JSON:
+        """A public IP prefix (learn.microsoft.com "Public IP address prefix": Standard SKU only,
+        IPv4 sizes /28 to /31; its range is fixed at creation)."""
+        check_sku("publicIPPrefixes", res, existing, ("Standard", "StandardV2"))
+        length = props.get("prefixLength")
+        if not isinstance(length, int) or not 28 <= length <= 31:
+            raise ArmError(
+                400,
+                "InvalidPublicIpPrefixLength",
+                f"Public IP prefix {res['id']}: prefixLength {length!r} is invalid; IPv4 prefixes are /28 to /31.",
+            )
+        if existing:
+            return {**existing["properties"], "prefixLength": existing["properties"]["prefixLength"]}
+        taken = [
+            ipaddress.ip_network(p["properties"]["ipPrefix"])
+            for p in self.resources["publicIPPrefixes"].values()
+        ]
+        for block in PREFIX_POOL.subnets(new_prefix=length):
+            if not any(block.overlaps(t) for t in taken):
+                return {"prefixLength": length, "publicIPAddressVersion": "IPv4", "ipPrefix": str(block)}
+        raise ArmError(
+            400, "PublicIpPrefixLimitReached", "The emulator's public IP prefix pool is exhausted."
+        )
+
+    def _address_from_prefix(self, res: JSON, prefix_id: str) -> str:
+        parsed = self._parse_id(prefix_id)
+        prefix = None
+        if parsed is not None and parsed[1].lower() == "publicipprefixes":
+            prefix = self.resources["publicIPPrefixes"].get((parsed[0].lower(), parsed[2].lower()))
+        if prefix is None:
+            raise self._bad_ref(prefix_id, res["id"])
+        used = {
+            (p["properties"] or {}).get("ipAddress")
+            for p in self.resources["publicIPAddresses"].values()
+            if (ref(p["properties"].get("publicIPPrefix")) or "").lower() == prefix["id"].lower()
+        }
+        for host in ipaddress.ip_network(prefix["properties"]["ipPrefix"]):
+            if str(host) not in used:
+                return str(host)
+        raise ArmError(
+            400,
+            "PublicIpPrefixOutOfIpAddressesForPublicIp",
+            f"Public IP prefix {prefix['id']} has no free address left for public IP {res['id']}.",
+        )
 
     def _build_pip(self, res: JSON, props: JSON, existing: JSON | None, etag: str) -> JSON:
         sku = check_sku("publicIPAddresses", res, existing, ("Basic", "Standard", "StandardV2"))
@@ -32,7 +85,36 @@ class PublicIPs:
         if version != "IPv4":
             raise ArmError(400, "InvalidRequestFormat", "the emulator allocates IPv4 addresses only")
         old = (existing or {}).get("properties", {})
-        address = old.get("ipAddress") or str(next(self._public_ips))
+        prefix_id = ref(props.get("publicIPPrefix"))
+        if (
+            existing is not None
+            and (prefix_id or "").lower() != (ref(old.get("publicIPPrefix")) or "").lower()
+        ):
+            # the address comes from the prefix at creation; ARM does not move a public IP between prefixes
+            raise ArmError(
+                400,
+                "PublicIPPrefixCannotBeChanged",
+                f"Public IP {res['id']}: publicIPPrefix cannot be changed after creation.",
+            )
+        if old.get("ipAddress"):
+            address = old["ipAddress"]
+        elif prefix_id:
+            address = self._address_from_prefix(res, prefix_id)
+        else:
+            address = str(next(self._public_ips))
+        tags = props.get("ipTags") or []
+        for tag in tags:
+            # IpTag (azure-mgmt-network): ipTagType and tag, both strings
+            if (
+                not isinstance(tag, dict)
+                or not isinstance(tag.get("ipTagType"), str)
+                or not isinstance(tag.get("tag"), str)
+            ):
+                raise ArmError(
+                    400,
+                    "InvalidRequestFormat",
+                    f"Public IP {res['id']}: ipTags items need ipTagType and tag.",
+                )
         out: JSON = {
             "publicIPAllocationMethod": method,
             "publicIPAddressVersion": version,
@@ -64,4 +146,8 @@ class PublicIPs:
             }
         if old.get("ipConfiguration"):
             out["ipConfiguration"] = old["ipConfiguration"]
+        if prefix_id:
+            out["publicIPPrefix"] = {"id": prefix_id}
+        if tags:
+            out["ipTags"] = [{"ipTagType": t["ipTagType"], "tag": t["tag"]} for t in tags]
         return out

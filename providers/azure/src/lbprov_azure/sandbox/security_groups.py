@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from lbprov_azure.sandbox.base import JSON, MAX_NSG_RULES, NETWORK, ArmError
+from lbprov_azure.sandbox.base import JSON, MAX_NSG_ADDRESSES, MAX_NSG_RULES, NETWORK, ArmError
 
 #: Service tags usable in NSG rules (learn.microsoft.com "Virtual network service tags"), optionally
 #: with a ``.<Region>`` suffix; the legacy spellings are still accepted by ARM.
@@ -84,18 +84,38 @@ class SecurityGroups:
             for r in props.get("securityRules") or []
         ]
         self.check_nsg_rule_count(len(rules), res["id"])
+        self.check_nsg_addresses(rules, res["id"])
         for r in rules:
             self._check_name("securityRules", r["name"])
         self._check_priorities(rules, res["id"])
         return {"securityRules": rules, "defaultSecurityRules": _default_security_rules(res["id"], etag)}
 
     @staticmethod
+    def check_nsg_addresses(rules: list[JSON], nsg_id: str) -> None:
+        """At most 4,000 source and 4,000 destination addresses/ranges in the rules of one NSG
+        (learn.microsoft.com "Azure subscription and service limits", Networking limits)."""
+        for side in ("source", "destination"):
+            total = 0
+            for r in rules:
+                p = r.get("properties") or {}
+                total += 1 if p.get(f"{side}AddressPrefix") else len(p.get(f"{side}AddressPrefixes") or [])
+            if total > MAX_NSG_ADDRESSES:
+                raise ArmError(
+                    400,
+                    "SecurityRulesAddressPrefixesLimitReached",
+                    f"Network security group {nsg_id} would name {total} {side} address prefixes in its security "
+                    f"rules; the limit is {MAX_NSG_ADDRESSES}.",
+                )
+
+    @staticmethod
     def check_nsg_rule_count(count: int, nsg_id: str) -> None:
         if count > MAX_NSG_RULES:
+            # ARM: SecurityRuleCountLimitReached, "A security group cannot have more than 1000 security
+            # rules." (Azure/azure-rest-api-specs#3003)
             raise ArmError(
                 400,
-                "SecurityRulesCountLimitReached",
-                f"Network security group {nsg_id} would have {count} security rules; the limit is {MAX_NSG_RULES}.",
+                "SecurityRuleCountLimitReached",
+                f"A security group cannot have more than {MAX_NSG_RULES} security rules ({nsg_id}: {count}).",
             )
 
     @staticmethod

@@ -389,6 +389,7 @@ class ArmState(Operations, LoadBalancers, PublicIPs, SecurityGroups, VirtualNetw
             builder = {
                 "loadBalancers": self._build_lb,
                 "publicIPAddresses": self._build_pip,
+                "publicIPPrefixes": self._build_prefix,
                 "networkSecurityGroups": self._build_nsg,
                 "virtualNetworks": self._build_vnet,
             }[rtype]
@@ -488,6 +489,7 @@ class ArmState(Operations, LoadBalancers, PublicIPs, SecurityGroups, VirtualNetw
                 rule = self._build_security_rule(cid, name, body.get("properties") or {}, etag)
                 others = [it for it in items if it["name"].lower() != name.lower()]
                 self.check_nsg_rule_count(len(others) + 1, p["id"])
+                self.check_nsg_addresses([*others, rule], p["id"])
                 self._check_priorities([*others, rule], p["id"])
                 if idx is None:
                     items.append(rule)

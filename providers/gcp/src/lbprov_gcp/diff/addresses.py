@@ -9,7 +9,7 @@ Service has TCP and UDP rules, which share one IP only through a reserved addres
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,7 @@ class AddressPlan:
     found: Json | None = None  # our existing reservation, unchanged
     after: Mapping[str, Any] | None = None
     release_now: list[Change] = field(default_factory=list)
+    label: Change | None = None  # a kept reservation from before identities gets the identity label
 
     def changes(self, rules_written: bool) -> tuple[list[Change], list[Change]]:
         """(changes before the rules, changes after them).
@@ -49,7 +50,7 @@ class AddressPlan:
         the IP, so a new Service's plan lists only creates. A reservation that already exists (an
         interrupted apply, or ``static_addresses`` switched off) is released by a delete change.
         """
-        reserve: list[Change] = []
+        reserve: list[Change] = [self.label] if self.label is not None else []
         if self.reserve is not None and (rules_written or not self.optional):
             change = self.reserve
             if not self.keep:
@@ -82,26 +83,12 @@ class AddressPlan:
         return reserve, release
 
 
-def named_address(planner: Planner, names: tuple[str, ...]) -> str:
-    """The IPv4 address of the reserved addresses named by ``networking.gke.io/load-balancer-ip-addresses``."""
-    field = "metadata.annotations[networking.gke.io/load-balancer-ip-addresses]"
-    found = planner.reader.named("addresses", names)
-    missing = [n for n in names if n not in found]
-    if missing:
-        raise InvalidService(
-            field,
-            f"no reserved address {missing[0]!r} in region {planner.settings.region}; reserve it first",
-        )
-    v4 = [a for a in found.values() if a.get("ipVersion", "IPV4") == "IPV4"]
-    if not v4:
-        raise InvalidService(field, "names no IPv4 address; the GCP provider serves IPv4")
-    return str(v4[0]["address"])
+def refuse_held_ip(planner: Planner, intent: Intent, holding: Sequence[Json]) -> None:
+    """A requested IP that another load balancer's forwarding rule holds is refused, naming it.
 
-
-def refuse_held_ip(planner: Planner, intent: Intent) -> None:
-    """A requested IP that another load balancer's forwarding rule holds is refused, naming it."""
+    ``holding``: the forwarding rules that hold the requested IP (observed)."""
     ip, ours = intent.requested_ip, {N.rule_name(intent.lb_name, p) for p in ("TCP", "UDP")}
-    for rule in planner.reader.rules_holding(str(ip)):
+    for rule in holding:
         if rule["name"] in ours and N.owned_by_service(
             rule.get("description"), planner.cluster, intent.ref.uid
         ):
@@ -114,7 +101,12 @@ def refuse_held_ip(planner: Planner, intent: Intent) -> None:
 
 
 def plan_address(
-    planner: Planner, intent: Intent, want: Desired, addrs: list[Json], current_ip: str | None
+    planner: Planner,
+    intent: Intent,
+    want: Desired,
+    addrs: Sequence[Json],
+    current_ip: str | None,
+    holding: Sequence[Json],
 ) -> AddressPlan:
     """Which IP the rules hold, and whether the Service's own reservation is made, kept or released.
 
@@ -129,7 +121,7 @@ def plan_address(
         raise planner.conflict("address", lb, ours, f"Service {ref.key} of cluster {planner.cluster}")
     user_owned = None
     if intent.requested_ip:
-        refuse_held_ip(planner, intent)
+        refuse_held_ip(planner, intent, holding)
         user_owned = next(
             (a for a in addrs if a.get("address") == intent.requested_ip and a is not ours), None
         )
@@ -165,7 +157,10 @@ def plan_address(
         before = view_of("addresses", ours)
         after = {**a.view, "address": intent.requested_ip or ours.get("address")}
         if before == after:
-            return AddressPlan(ours.get("address"), lb, keep=keep, found=ours)
+            # a reservation kept for good (static_addresses, TCP+UDP) from before identities: label it
+            stamp = keep and planner.lacks_identity(ours)
+            label = planner.label_change(ours, "address", "addresses", before) if stamp else None
+            return AddressPlan(ours.get("address"), lb, keep=keep, found=ours, label=label)
         replace = Change(
             Action.REPLACE,
             "address",

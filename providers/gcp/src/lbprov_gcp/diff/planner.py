@@ -7,46 +7,64 @@
 
 Forwarding rules are immutable (IP, ports, protocol, scheme, backend): a change is a replace. A
 backend service's scheme is immutable too; replacing it first deletes the forwarding rules that use
-it and creates them again after. The planner reads through :class:`lbprov_gcp.observe.Reader`
-(batched and cached within a read round) and never writes.
+it and creates them again after.
 
-A delete plan finds what the Service owns by its UID in the resources' descriptions, never by
-today's annotations.
+The planner is pure: a function of (desired, snapshot). Every read happened before, in
+:class:`lbprov_gcp.snapshot.Observer`. A Service's deletion is the same diff against an *empty*
+desired state (``want=None``): whatever the Service owns in the snapshot is a leftover, deleted by
+the one loop that also drops what a changed Service no longer needs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections.abc import Callable
 from typing import Any
 
 from lbprov.model import Action, Change, Ingress, Intent, OwnershipConflict, Plan, ServiceRef
 from lbprov_gcp import names as N
-from lbprov_gcp.desired import Spec, build, host_tags, place_nodes
-from lbprov_gcp.diff.addresses import _UNKNOWN_IP, named_address, plan_address
+from lbprov_gcp.desired import Desired, Spec, build, place_nodes
+from lbprov_gcp.diff.addresses import _UNKNOWN_IP, plan_address
 from lbprov_gcp.diff.groups import ForeignInstanceGroup, group_changes
-from lbprov_gcp.observe import Reader, view_of
-from lbprov_gcp.options import GCPOptions, Instance, instances
+from lbprov_gcp.diff.predecessor import Takeover, takeover
+from lbprov_gcp.observe import view_of
+from lbprov_gcp.options import GCPOptions, instances
 from lbprov_gcp.settings import GCPSettings
+from lbprov_gcp.snapshot import Snapshot
 
 Json = dict[str, Any]
 
 
-class Planner:
-    """Plans one Service (or its deletion) from the observed cloud state; read-only."""
+#: The per-Service kinds, in the order a delete goes (rules before what they use), and why a
+#: changed Service drops one it no longer wants.
+_LEFTOVER_KINDS = (
+    ("forwardingRules", "forwarding-rule", "protocol no longer used"),
+    ("backendServices", "backend-service", "protocol no longer used"),
+    ("healthChecks", "health-check", "externalTrafficPolicy is Cluster"),
+    ("firewalls", "firewall-rule", "externalTrafficPolicy is Cluster"),
+    ("addresses", "address", None),
+)
 
-    def __init__(self, provider: str, settings: GCPSettings, reader: Callable[[], Reader]) -> None:
+
+def _wanted(want: Desired | None) -> dict[str, set[str]]:
+    """The names the desired state holds, per collection (nothing for the empty state)."""
+    if want is None:
+        return {}
+    return {
+        "forwardingRules": {r.name for r in want.forwarding_rules.values()},
+        "backendServices": {b.name for b in want.backend_services.values()},
+        "healthChecks": {want.health_check.name},
+        "firewalls": {want.hc_firewall.name, want.firewall.name},
+        "addresses": {want.address.name},
+    }
+
+
+class Planner:
+    """Plans one Service (or its deletion) from a :class:`Snapshot`; pure: it never reads."""
+
+    def __init__(self, provider: str, settings: GCPSettings) -> None:
         self.provider = provider
         self.settings = settings
         self.cluster = settings.cluster_name
-        self._reader = reader
-        self._tags_lock = threading.Lock()
-        self._tags: tuple[frozenset[Instance], tuple[str, ...]] | None = None
-
-    @property
-    def reader(self) -> Reader:
-        return self._reader()
 
     @staticmethod
     def options(intent: Intent) -> GCPOptions:
@@ -69,55 +87,159 @@ class Planner:
         elif not N.owned_by_service(found.get("description"), self.cluster, ref.uid):
             raise self.conflict(r.kind, r.name, found, f"Service {ref.key} of cluster {self.cluster}")
 
-    def plan(self, intent: Intent) -> Plan:
+    def plan(self, intent: Intent, seen: Snapshot) -> Plan:
+        """The Service's plan: desired (built from the intent and what the snapshot says about the
+        nodes' groups and tags) against the snapshot."""
         options = self.options(intent)
         s = self.settings
-        ref, lb = intent.ref, intent.lb_name
         group = N.ig_name(self.cluster, s.gce_cluster_id)
-        names = N.per_service_names(lb)
-
-        # -- reads ---------------------------------------------------------------------------------
-        r_ = self.reader
-        if options.address_names:
-            intent = dataclasses.replace(intent, requested_ip=named_address(self, options.address_names))
-        groups = r_.groups(N.IG_PREFIX)  # every k8s-ig--* group in the region: ours, upstream's, others'
-        members = {key: r_.members(*key) if groups[key].get("size", 1) else [] for key in sorted(groups)}
-        hcs = r_.named("healthChecks", [lb, N.shared_hc_name(self.cluster)])
-        bss = r_.named("backendServices", [N.rule_name(lb, "TCP"), N.rule_name(lb, "UDP")])
-        frs = r_.named("forwardingRules", [N.rule_name(lb, "TCP"), N.rule_name(lb, "UDP")])
-        addrs = r_.addresses(lb, intent.requested_ip)
-        fw_names = [names["firewall"], names["hc_firewall"], N.shared_hc_firewall_name(self.cluster)]
-        fws = r_.named("firewalls", fw_names)
-
         # -- which group each node serves from -----------------------------------------------------
         usable = {
             key
-            for key, found in groups.items()
+            for key, found in seen.groups.items()
             if key[1] == group or N.owned_as_shared(found.get("description"), self.cluster)
         }
         nodes = instances(intent.targets, s.project, s.region)
-        placement = place_nodes(nodes, group, members, usable)
+        placement = place_nodes(nodes, group, seen.members, usable)
         if placement.conflicts:
             raise ForeignInstanceGroup(placement.conflicts, intent)
-        want = build(intent, s, options, placement.groups, s.node_tags or self._node_tags(nodes))
+        want = build(intent, s, options, placement.groups, seen.node_tags)
+        changes, ip, reservation = self.changes(intent.ref, want, seen, intent=intent, usable=usable)
+        return Plan(
+            self.provider,
+            intent.ref,
+            changes,
+            intent=intent,
+            ingress=(Ingress(ip=ip),) if ip else (),
+            data={"address": reservation},
+        )
 
-        first: list[Change] = []  # instance groups, health check, firewalls
+    def plan_delete(self, ref: ServiceRef, seen: Snapshot) -> Plan:
+        """The Service's deletion: the empty desired state against what the Service owns."""
+        changes, _, _ = self.changes(ref, None, seen)
+        return Plan(self.provider, ref, changes, intent=None)
+
+    def changes(
+        self,
+        ref: ServiceRef,
+        want: Desired | None,
+        seen: Snapshot,
+        *,
+        intent: Intent | None = None,
+        usable: set[tuple[str, str]] | None = None,
+    ) -> tuple[tuple[Change, ...], str | None, str | None]:
+        """Desired vs observed: (the changes in order, the IP, the reservation the rules take it from).
+
+        ``want=None`` is the empty desired state (a delete): only the leftovers remain.
+        """
+        first: list[Change] = []  # instance groups, health check, its firewall
+        reserve: list[Change] = []
         early_rule_deletes: list[Change] = []
+        fw_changes: list[Change] = []
+        services: list[Change] = []
         rules: list[Change] = []
-        last: list[Change] = []
+        rule_patches: list[Change] = []
+        release: list[Change] = []
+        take: Takeover | None = None
+        ip = reservation = None
+        if want is not None:
+            assert intent is not None and usable is not None
+            take = takeover(self, ref, want, seen)
+            adopted = take.firewalls if take else {}
+            first.extend(group_changes(self, want, seen.groups, seen.members, usable))
+            hc, hc_fw = want.health_check, want.hc_firewall
+            first.extend(self._create_or_update(hc, seen.health_checks.get(hc.name), ref))
+            if hc_fw.name not in adopted:
+                first.extend(self._create_or_update(hc_fw, seen.firewalls.get(hc_fw.name), ref))
+            services, replaced_bs = self._backend_services(want, seen, ref)
 
-        first.extend(group_changes(self, want, groups, members, usable))
+            # -- the IP and its reservation --------------------------------------------------------
+            wanted_rules = {r.name for r in want.forwarding_rules.values()}
+            held = {
+                str(f.get("IPAddress"))
+                for name, f in seen.forwarding_rules.items()
+                if name in wanted_rules and N.owned_by_service(f.get("description"), self.cluster, ref.uid)
+            }
+            current_ip = next(iter(held)) if len(held) == 1 else None
+            addresses, holding = seen.addresses, seen.rules_holding_ip
+            if take is not None:
+                # upstream's rule (and reservation) hold the IP until this plan replaces them
+                current_ip = current_ip or take.ip
+                holding = tuple(r for r in holding if r["name"] != take.rule)
+                gone = {c.name for c in take.before_reserve}
+                addresses = tuple(a for a in addresses if a["name"] not in gone)
+            address = plan_address(self, intent, want, addresses, current_ip, holding)
+            ip, reservation = address.ip, address.reservation
+            rules, early_rule_deletes, rule_patches = self._forwarding_rules(
+                want, seen, ref, replaced_bs, ip, reservation
+            )
+            reserve, release = address.changes(bool(rules))
+            if take is not None:
+                reserve = take.before_reserve + [self._adopt_ip(c, take) for c in reserve]
+                early_rule_deletes = take.early + early_rule_deletes
 
-        # -- health check and its firewall ---------------------------------------------------------
-        specs: tuple[tuple[Spec, dict[str, Json]], ...] = ((want.health_check, hcs), (want.hc_firewall, fws))
-        for spec, existing in specs:
-            first.extend(self._create_or_update(spec, existing.get(spec.name), ref))
+            # -- the traffic firewall: its destination is the load balancer's IP -------------------
+            firewall = dataclasses.replace(
+                want.firewall, destination_ranges=(f"{ip}/32" if ip else _UNKNOWN_IP,)
+            )
+            if firewall.name not in adopted:
+                fw_changes = self._create_or_update(
+                    firewall,
+                    seen.firewalls.get(firewall.name),
+                    ref,
+                    extra={"destination_from_ip": ip is None},
+                )
+            if take is not None:
+                # upstream's firewalls go last: they admit the traffic and the probes meanwhile
+                rule_patches += take.after_rules + [
+                    take.adopt(spec, destination_from_ip=ip is None)
+                    for spec in (hc_fw, firewall)
+                    if spec.name in adopted
+                ]
+        else:
+            # the Service's deletion takes upstream's load balancer with it, if it is still there
+            take = takeover(self, ref, None, seen)
+            if take is not None:
+                reserve, early_rule_deletes, rule_patches = take.before_reserve, take.early, take.after_rules
+        leftovers = self._leftovers(want, seen, ref)
+        early_rule_deletes += [c for c in leftovers if c.kind == "forwarding-rule"]
+        last = [c for c in leftovers if c.kind != "forwarding-rule"] + self._shared(want, seen)
+        # The reservation comes first (it may promote the IP a rule about to be recreated holds);
+        # the traffic firewall needs the IP; the rules come last, then the reservation is released.
+        changes = tuple(
+            first
+            + reserve
+            + early_rule_deletes
+            + fw_changes
+            + services
+            + rules
+            + rule_patches
+            + release
+            + last
+        )
+        return changes, ip, reservation
 
-        # -- backend services ----------------------------------------------------------------------
+    @staticmethod
+    def _adopt_ip(change: Change, take: Takeover) -> Change:
+        """The reservation that promotes upstream's IP is the plan's ``adopt`` of that IP."""
+        after = change.after or {}
+        if change.kind != "address" or change.action is not Action.CREATE or after.get("address") != take.ip:
+            return change
+        return dataclasses.replace(
+            change,
+            action=Action.ADOPT,
+            reason="promote the IP of cloud-provider-gcp's forwarding rule to a reserved address, so that "
+            "the Service keeps it" + "".join(f"; {part}" for part in (change.reason or "").split("; ")[1:]),
+        )
+
+    def _backend_services(
+        self, want: Desired, seen: Snapshot, ref: ServiceRef
+    ) -> tuple[list[Change], set[str]]:
+        """Create, update or replace the Service's backend services; (changes, names replaced)."""
         services: list[Change] = []
         replaced_bs: set[str] = set()
         for bs in want.backend_services.values():
-            found = bss.get(bs.name)
+            found = seen.backend_services.get(bs.name)
             if found is None:
                 services.append(
                     Change(
@@ -131,7 +253,7 @@ class Planner:
                 continue
             self._check_owner(bs, found, ref)
             before = view_of("backendServices", found)
-            stamp = self._lacks_identity(found)
+            stamp = self.lacks_identity(found)
             if before == bs.view and not stamp:
                 continue
             if (
@@ -171,37 +293,34 @@ class Planner:
                         },
                     )
                 )
+        return services, replaced_bs
 
-        # -- the IP and its reservation ------------------------------------------------------------
-        wanted_rules = {r.name for r in want.forwarding_rules.values()}
-        held = {
-            str(f.get("IPAddress"))
-            for name, f in frs.items()
-            if name in wanted_rules and N.owned_by_service(f.get("description"), self.cluster, ref.uid)
-        }
-        current_ip = next(iter(held)) if len(held) == 1 else None
-        address = plan_address(self, intent, want, addrs, current_ip)
-        ip = address.ip
-
-        # -- forwarding rules: (re)written when missing, changed, or holding another IP ------------
-        rule_patches: list[Change] = []
+    def _forwarding_rules(
+        self,
+        want: Desired,
+        seen: Snapshot,
+        ref: ServiceRef,
+        replaced_bs: set[str],
+        ip: str | None,
+        reservation: str | None,
+    ) -> tuple[list[Change], list[Change], list[Change]]:
+        """(Re)written when missing, changed, or holding another IP: (writes, deletes that must
+        come first, in-place patches)."""
+        rules: list[Change] = []
+        early: list[Change] = []
+        patches: list[Change] = []
         for rule in want.forwarding_rules.values():
             name, body = rule.name, rule.body
             view = {**rule.view, "IPAddress": ip or _UNKNOWN_IP}
-            data = {
-                "collection": "forwardingRules",
-                "body": body,
-                "address": address.reservation,
-                "ip": ip,
-            }
-            found = frs.get(name)
+            data = {"collection": "forwardingRules", "body": body, "address": reservation, "ip": ip}
+            found = seen.forwarding_rules.get(name)
             if found is None:
                 rules.append(Change(Action.CREATE, "forwarding-rule", name, after=view, data=data))
                 continue
             self._check_owner(rule, found, ref)
             before = {**view_of("forwardingRules", found), "IPAddress": found.get("IPAddress")}
             if name in replaced_bs or found.get("IPAddress") != ip:
-                early_rule_deletes.append(
+                early.append(
                     self.delete_change(
                         found,
                         "forwarding-rule",
@@ -212,7 +331,7 @@ class Planner:
                 rules.append(Change(Action.CREATE, "forwarding-rule", name, after=view, data=data))
             elif {k for k in view if view[k] != before.get(k)} == {"allowGlobalAccess"}:
                 # the one field forwardingRules.patch changes in place
-                rule_patches.append(
+                patches.append(
                     Change(
                         Action.UPDATE,
                         "forwarding-rule",
@@ -231,26 +350,8 @@ class Planner:
                         },
                     )
                 )
-            elif before == view and self._lacks_identity(found):
-                rule_patches.append(
-                    Change(
-                        Action.UPDATE,
-                        "forwarding-rule",
-                        name,
-                        before=before,
-                        after=view,
-                        cloud_id=found.get("selfLink"),
-                        reason="add the cluster identity",
-                        data={
-                            "collection": "forwardingRules",
-                            "verb": "setLabels",
-                            "body": {
-                                "labels": {**(found.get("labels") or {}), N.ID_LABEL: s.cluster_id},
-                                "labelFingerprint": found.get("labelFingerprint"),
-                            },
-                        },
-                    )
-                )
+            elif before == view and self.lacks_identity(found):
+                patches.append(self.label_change(found, "forwarding-rule", "forwardingRules", before))
             elif before != view:
                 rules.append(
                     Change(
@@ -264,121 +365,89 @@ class Planner:
                         data=data,
                     )
                 )
-        reserve, release = address.changes(bool(rules))
+        return rules, early, patches
 
-        # -- the traffic firewall: its destination is the load balancer's IP -----------------------
-        firewall = dataclasses.replace(want.firewall, destination_ranges=(f"{ip}/32" if ip else _UNKNOWN_IP,))
-        fw_changes = self._create_or_update(
-            firewall, fws.get(firewall.name), ref, extra={"destination_from_ip": ip is None}
+    def label_change(self, found: Json, kind: str, collection: str, view: Json) -> Change:
+        """Add the cluster identity as a label (forwarding rules and addresses: their description
+        cannot change)."""
+        return Change(
+            Action.UPDATE,
+            kind,
+            str(found["name"]),
+            before=view,
+            after=view,
+            cloud_id=found.get("selfLink"),
+            reason="add the cluster identity",
+            data={
+                "collection": collection,
+                "verb": "setLabels",
+                "body": {
+                    "labels": {**(found.get("labels") or {}), N.ID_LABEL: self.settings.cluster_id},
+                    "labelFingerprint": found.get("labelFingerprint"),
+                },
+            },
         )
 
-        # -- leftovers owned by this Service ---------------------------------------------------------------
-        wanted_rules = {r.name for r in want.forwarding_rules.values()}
-        for name, found in sorted(frs.items()):
-            if name not in wanted_rules and N.owned_by_service(
-                found.get("description"), self.cluster, ref.uid
-            ):
-                early_rule_deletes.append(
-                    self.delete_change(
-                        found, "forwarding-rule", "forwardingRules", reason="protocol no longer used"
-                    )
-                )
-        for name, found in sorted(bss.items()):
-            if name not in {r.name for r in want.backend_services.values()} and N.owned_by_service(
-                found.get("description"), self.cluster, ref.uid
-            ):
-                last.append(
-                    self.delete_change(
-                        found, "backend-service", "backendServices", reason="protocol no longer used"
-                    )
-                )
-        old_hc = hcs.get(names["hc"])
-        if (
-            want.health_check.name != names["hc"]
-            and old_hc is not None
-            and N.owned_by_service(old_hc.get("description"), self.cluster, ref.uid)
+    def _leftovers(self, want: Desired | None, seen: Snapshot, ref: ServiceRef) -> list[Change]:
+        """What the Service owns that the desired state does not hold, rules first: the one loop
+        behind a changed Service's drops and a deleted Service's whole teardown."""
+        wanted = _wanted(want)
+        addresses = {str(a["name"]): a for a in seen.addresses}
+        observed = {
+            "forwardingRules": seen.forwarding_rules,
+            "backendServices": seen.backend_services,
+            "healthChecks": seen.health_checks,
+            "firewalls": seen.firewalls,
+            "addresses": addresses,
+        }
+        out: list[Change] = []
+        for collection, kind, why in _LEFTOVER_KINDS:
+            for name, found in sorted(observed[collection].items()):
+                if name in wanted.get(collection, ()) or not N.owned_by_service(
+                    found.get("description"), self.cluster, ref.uid
+                ):
+                    continue
+                out.append(self.delete_change(found, kind, collection, reason=why if want else None))
+        return out
+
+    def _shared(self, want: Desired | None, seen: Snapshot) -> list[Change]:
+        """The shared health check and its firewall, when this plan may take away their last user.
+
+        The observer read every backend service (``all_backend_services``) exactly when that can
+        happen: a Service moving off the shared check, or a delete while the check exists.
+        """
+        if want is not None and want.health_check.shared:
+            return []
+        hc = seen.health_checks.get(N.shared_hc_name(self.cluster))
+        fw = seen.firewalls.get(N.shared_hc_firewall_name(self.cluster))
+        out: list[Change] = []
+        if want is None and hc is None and fw is not None:
+            # a firewall left over from an interrupted delete: it goes with the (gone) check
+            if self._ours_shared(fw):
+                out.append(self.delete_change(fw, "firewall-rule", "firewalls", shared=True))
+            return out
+        if hc is None or seen.all_backend_services is None:
+            return out
+        exclude = set(seen.backend_services)
+        others = [b for b in seen.all_backend_services if b["name"] not in exclude]
+        shared_hc = N.shared_hc_name(self.cluster)
+        if not self._ours_shared(hc) or any(
+            N.last_segment(h) == shared_hc for b in others for h in b.get("healthChecks") or []
         ):
-            last.append(
-                self.delete_change(
-                    old_hc, "health-check", "healthChecks", reason="externalTrafficPolicy is Cluster"
-                )
-            )
-        old_fw = fws.get(names["hc_firewall"])
-        if (
-            want.hc_firewall.name != names["hc_firewall"]
-            and old_fw is not None
-            and N.owned_by_service(old_fw.get("description"), self.cluster, ref.uid)
-        ):
-            last.append(
-                self.delete_change(
-                    old_fw, "firewall-rule", "firewalls", reason="externalTrafficPolicy is Cluster"
-                )
-            )
-        if not want.health_check.shared:
-            # Moving away from the shared check: drop it (and its firewall) if nobody else uses it.
-            shared_hc = hcs.get(N.shared_hc_name(self.cluster))
-            uses_shared = any(
-                view_of("backendServices", b)["healthCheck"] == N.shared_hc_name(self.cluster)
-                for b in bss.values()
-            )
-            if shared_hc is not None and uses_shared:
-                last.extend(
-                    self._shared_deletes(
-                        exclude={b["name"] for b in bss.values()},
-                        hc=shared_hc,
-                        fw=fws.get(N.shared_hc_firewall_name(self.cluster)),
-                    )
-                )
+            return out
+        why = "no Service uses the shared check any more"
+        out.append(self.delete_change(hc, "health-check", "healthChecks", reason=why, shared=True))
+        if fw is not None and self._ours_shared(fw):
+            out.append(self.delete_change(fw, "firewall-rule", "firewalls", reason=why, shared=True))
+        return out
 
-        # The reservation comes first (it may promote the IP a rule about to be recreated holds);
-        # the traffic firewall needs the IP; the rules come last, then the reservation is released.
-        changes = tuple(
-            first
-            + reserve
-            + early_rule_deletes
-            + fw_changes
-            + services
-            + rules
-            + rule_patches
-            + release
-            + last
-        )
-        ingress = (Ingress(ip=ip),) if ip else ()
-        return Plan(
-            self.provider,
-            ref,
-            changes,
-            intent=intent,
-            ingress=ingress,
-            data={"address": address.reservation},
+    def _ours_shared(self, res: Json) -> bool:
+        """A cluster-shared resource of this cluster, with this cluster's identity (or none yet)."""
+        return N.owned_as_shared(res.get("description"), self.cluster) and N.identity_matches(
+            res, self.settings.cluster_id
         )
 
-    def _node_tags(self, nodes: tuple[Instance, ...]) -> tuple[str, ...]:
-        """The nodes' network tags found from their instances, as upstream (``GetNodeTags``): read
-        again only when the set of nodes changes."""
-        key = frozenset(nodes)
-        with self._tags_lock:
-            if self._tags is not None and (self._tags[0] == key or not key):
-                return self._tags[1]
-        if not key:
-            raise RuntimeError(
-                "no node to find the nodes' network tags from; set the GCP setting node_tags (LBPROV_GCP_NODE_TAGS)"
-            )
-        zones: dict[str, list[str]] = {}
-        for node in nodes:
-            zones.setdefault(node.zone, []).append(node.name)
-        found = [i for zone, names in sorted(zones.items()) for i in self.reader.instances(zone, names)]
-        missing = sorted({n.name for n in nodes} - {str(i.get("name")) for i in found})
-        if missing:
-            raise RuntimeError(
-                f"instance {missing[0]} of a node was not found in project {self.settings.project}"
-            )
-        tags = host_tags(found)
-        with self._tags_lock:
-            self._tags = (key, tags)
-        return tags
-
-    def _lacks_identity(self, found: Json) -> bool:
+    def lacks_identity(self, found: Json) -> bool:
         """A resource from before cluster identities: it gets the identity on this reconcile."""
         return bool(self.settings.cluster_id) and N.identity(found) is None
 
@@ -397,7 +466,7 @@ class Planner:
             ]
         self._check_owner(r, found, ref)
         before = view_of(r.collection, found)
-        stamp = self._lacks_identity(found)
+        stamp = self.lacks_identity(found)
         if before == r.view and not stamp:
             return []
         verb = "update" if r.collection == "healthChecks" else "patch"
@@ -433,86 +502,3 @@ class Planner:
             reason=reason,
             data={"collection": collection, "name": found["name"], "zone": zone, "shared": shared},
         )
-
-    def _shared_deletes(self, *, exclude: set[str], hc: Json | None, fw: Json | None) -> list[Change]:
-        """Delete the shared health check and its firewall if no other backend service uses them.
-
-        The instance groups are never deleted: ``k8s-ig--*`` groups are shared with upstream and
-        ingress-gce, not owned.
-
-        ``exclude`` are the backend services this plan deletes itself. One extra read: every regional
-        backend service, since any of them (not only ours) may reference a shared resource.
-        """
-        others = [b for b in self.reader.all("backendServices") if b["name"] not in exclude]
-        out: list[Change] = []
-        shared_hc = N.shared_hc_name(self.cluster)
-        if (
-            hc is not None
-            and N.owned_as_shared(hc.get("description"), self.cluster)
-            and N.identity_matches(hc, self.settings.cluster_id)
-            and not any(N.last_segment(h) == shared_hc for b in others for h in b.get("healthChecks") or [])
-        ):
-            out.append(
-                self.delete_change(
-                    hc,
-                    "health-check",
-                    "healthChecks",
-                    reason="no Service uses the shared check any more",
-                    shared=True,
-                )
-            )
-            if (
-                fw is not None
-                and N.owned_as_shared(fw.get("description"), self.cluster)
-                and N.identity_matches(fw, self.settings.cluster_id)
-            ):
-                out.append(
-                    self.delete_change(
-                        fw,
-                        "firewall-rule",
-                        "firewalls",
-                        reason="no Service uses the shared check any more",
-                        shared=True,
-                    )
-                )
-        return out
-
-    # -- delete plan --------------------------------------------------------------------------------
-
-    def plan_delete(self, ref: ServiceRef) -> Plan:
-        """Everything this cluster owns for the Service, found by the Service UID in descriptions."""
-        r_ = self.reader
-
-        def owned(items: list[Json]) -> list[Json]:
-            return sorted(
-                (i for i in items if N.owned_by_service(i.get("description"), self.cluster, ref.uid)),
-                key=lambda i: i["name"],
-            )
-
-        frs = owned(r_.mentioning("forwardingRules", ref.uid))
-        bss = owned(r_.mentioning("backendServices", ref.uid))
-        hcs = owned(r_.mentioning("healthChecks", ref.uid))
-        fws = owned(r_.mentioning("firewalls", ref.uid))
-        addrs = owned(r_.mentioning("addresses", ref.uid))
-        changes: list[Change] = []
-        changes += [self.delete_change(f, "forwarding-rule", "forwardingRules") for f in frs]
-        changes += [self.delete_change(b, "backend-service", "backendServices") for b in bss]
-        changes += [self.delete_change(h, "health-check", "healthChecks") for h in hcs]
-        changes += [self.delete_change(f, "firewall-rule", "firewalls") for f in fws]
-        changes += [self.delete_change(a, "address", "addresses") for a in addrs]
-        shared_hc = r_.named("healthChecks", [N.shared_hc_name(self.cluster)]).get(
-            N.shared_hc_name(self.cluster)
-        )
-        shared_fw = r_.named("firewalls", [N.shared_hc_firewall_name(self.cluster)]).get(
-            N.shared_hc_firewall_name(self.cluster)
-        )
-        if shared_hc is not None or shared_fw is not None:
-            if shared_hc is None and shared_fw is not None:
-                # a firewall left over from an interrupted delete: it goes with the (gone) check
-                if N.owned_as_shared(shared_fw.get("description"), self.cluster) and N.identity_matches(
-                    shared_fw, self.settings.cluster_id
-                ):
-                    changes.append(self.delete_change(shared_fw, "firewall-rule", "firewalls", shared=True))
-                shared_fw = None
-            changes += self._shared_deletes(exclude={b["name"] for b in bss}, hc=shared_hc, fw=shared_fw)
-        return Plan(self.provider, ref, tuple(changes), intent=None)

@@ -33,6 +33,8 @@ RESOURCE = {
     ("regions", "addresses"): "addresses",
     ("regions", "subnetworks"): "subnetworks",
     ("regions", "operations"): "regionOperations",
+    ("regions", "targetPools"): "targetPools",
+    ("global", "httpHealthChecks"): "httpHealthChecks",
     ("zones", "instanceGroups"): "instanceGroups",
     ("zones", "instances"): "instances",
     ("zones", "instanceGroupManagers"): "instanceGroupManagers",
@@ -64,6 +66,17 @@ def method(scope_kind: str, collection: str, verb: str, http_method: str) -> Jso
     if found is None or found["httpMethod"] != http_method:
         raise ApiError(404, "notFound", f"The API has no method {name}.{verb} ({http_method})")
     return dict(found)
+
+
+def check_known_fields(body: Json, schema: str) -> None:
+    """Unknown top-level names are refused ("Invalid JSON payload received. Unknown name"), for the
+    kinds google-cloud-compute has no message type for (the legacy ``HttpHealthCheck``)."""
+    props = document()["schemas"][schema].get("properties") or {}
+    for key in body:
+        if key not in props and not key.startswith("_"):
+            raise ApiError(
+                400, "invalid", f"Invalid JSON payload received. Unknown name \"{key}\" at 'resource'"
+            )
 
 
 def output_only(prop: Json) -> bool:

@@ -40,7 +40,9 @@ from lbprov_gcp.sandbox import (
     firewalls,
     forwarding_rules,
     health_checks,
+    http_health_checks,
     instance_groups,
+    target_pools,
 )
 from lbprov_gcp.sandbox.errors import (
     ApiError,
@@ -469,7 +471,8 @@ class ComputeEmulator:
 
     def _insert(self, route: Route, body: Any) -> Json:
         coll = route.collection
-        check_fields(body, RESOURCE_TYPES[coll])
+        if coll in RESOURCE_TYPES:  # httpHealthChecks: no message type; its validator checks the fields
+            check_fields(body, RESOURCE_TYPES[coll])
         name = body.get("name")
         if not isinstance(name, str) or not NAME.match(name):
             raise invalid(
@@ -514,6 +517,14 @@ class ComputeEmulator:
             for fr in self.all_of("forwardingRules"):
                 if fr.get("_backendService") == rel:
                     return self.rel_of(fr)
+        elif collection == "httpHealthChecks":
+            for pool in self.all_of("targetPools"):
+                if rel in pool.get("_healthChecks", []):
+                    return self.rel_of(pool)
+        elif collection == "targetPools":
+            for fr in self.all_of("forwardingRules"):
+                if fr.get("_target") == rel:
+                    return self.rel_of(fr)
         # An address is not listed: releasing a reservation that a forwarding rule holds succeeds, and
         # the rule keeps the IP as an ephemeral one. cloud-provider-gcp relies on it after each
         # ensure (gce_loadbalancer_external.go: "It is safe to release the static IP (which just
@@ -547,9 +558,10 @@ class ComputeEmulator:
     def _modify(self, route: Route, body: Any) -> Json:
         coll = route.collection
         res = self._get(route)
-        if coll in ("addresses", "instanceGroups"):
+        if coll in ("addresses", "instanceGroups", "targetPools"):
             raise ApiError(404, "notFound", f"{route.operation} does not exist in the Compute API")
-        check_fields(body, RESOURCE_TYPES[coll])
+        if coll in RESOURCE_TYPES:
+            check_fields(body, RESOURCE_TYPES[coll])
         if coll in ("backendServices", "forwardingRules"):
             if "fingerprint" not in body:
                 raise condition_not_met(
@@ -607,4 +619,6 @@ _VALIDATORS: dict[str, Validator] = {
     "addresses": addresses.validate,
     "firewalls": firewalls.validate,
     "instanceGroups": instance_groups.validate,
+    "targetPools": target_pools.validate,
+    "httpHealthChecks": http_health_checks.validate,
 }

@@ -30,9 +30,7 @@ def validate(emu: ComputeEmulator, route: Route, body: Json, _old: Json | None) 
             f"'{protocol}' is not supported with a backend service (TCP, UDP, L3_DEFAULT)",
         )
     if "target" in body:
-        raise invalid(
-            "resource.target", "target pools and target instances are not emulated; use backendService"
-        )
+        return _target_pool_rule(emu, route, body, scheme, protocol)
     if not body.get("backendService"):
         raise invalid("resource.backendService", f"a {scheme} forwarding rule needs a backend service")
     bs = emu._require_ref(
@@ -54,6 +52,41 @@ def validate(emu: ComputeEmulator, route: Route, body: Json, _old: Json | None) 
         )
     body["backendService"] = bs["selfLink"]
     body["_backendService"] = emu.rel_of(bs)
+    return _address_and_ports(emu, route, body, scheme, protocol)
+
+
+def _target_pool_rule(emu: ComputeEmulator, route: Route, body: Json, scheme: str, protocol: str) -> Json:
+    """A legacy target-pool rule (cloud-provider-gcp's external load balancers): EXTERNAL, one protocol,
+    a port range."""
+    # ForwardingRule.target: "For regional forwarding rules, this target must be in the same region as
+    # the forwarding rule" (checked by the reference lookup in this region's scope).
+    if "/targetInstances/" in str(body["target"]):
+        raise invalid("resource.target", "target instances are not emulated; use a target pool")
+    # compute.v1.json, ForwardingRule.backendService: "It is a required field for the following load
+    # balancers: ... Backend service-based regional external passthrough Network Load Balancers ...
+    # It cannot be set by other load balancer types" (a target-pool-based one is another type).
+    if body.get("backendService"):
+        raise invalid("resource.backendService", "a forwarding rule has either a target or a backendService")
+    if scheme != "EXTERNAL":
+        raise invalid("resource.loadBalancingScheme", "a target pool serves EXTERNAL forwarding rules only")
+    if protocol not in ("TCP", "UDP"):
+        raise invalid("resource.IPProtocol", f"'{protocol}' is not TCP or UDP for a target pool")
+    if body.get("ports") or body.get("allPorts"):
+        # the emulator keeps to what upstream sends: a portRange
+        raise invalid("resource.ports", "target-pool rules are emulated with a portRange only")
+    pool = emu._require_ref(
+        body["target"],
+        field="resource.target",
+        project=route.project,
+        scope=route.scope,
+        collection="targetPools",
+    )
+    body["target"] = pool["selfLink"]
+    body["_target"] = emu.rel_of(pool)
+    return _address_and_ports(emu, route, body, scheme, protocol)
+
+
+def _address_and_ports(emu: ComputeEmulator, route: Route, body: Json, scheme: str, protocol: str) -> Json:
     given = [k for k in ("ports", "portRange", "allPorts") if body.get(k) not in (None, [], "", False)]
     if len(given) > 1:
         raise invalid(f"resource.{given[1]}", f"{' and '.join(given)} are mutually exclusive")

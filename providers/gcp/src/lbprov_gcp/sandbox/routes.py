@@ -18,6 +18,8 @@ KINDS = {
     "networks": "network",
     "subnetworks": "subnetwork",
     "operations": "operation",
+    "targetPools": "targetPool",
+    "httpHealthChecks": "httpHealthCheck",
 }
 #: Collections per scope kind, and which of them accept writes.
 COLLECTIONS = {
@@ -28,13 +30,23 @@ COLLECTIONS = {
         "addresses",
         "subnetworks",
         "operations",
+        "targetPools",  # cloud-provider-gcp's load balancers (migration); lbprov never creates one
     },
     # instanceGroupManagers: read-only and always empty (no managed groups); gcloud's
     # `instance-groups list` asks for them to tell managed groups from unmanaged ones
     "zones": {"instances", "instanceGroups", "instanceGroupManagers", "operations"},
-    "global": {"firewalls", "networks", "operations"},
+    "global": {"firewalls", "networks", "operations", "httpHealthChecks"},
 }
-WRITABLE = {"forwardingRules", "backendServices", "healthChecks", "addresses", "firewalls", "instanceGroups"}
+WRITABLE = {
+    "forwardingRules",
+    "backendServices",
+    "healthChecks",
+    "addresses",
+    "firewalls",
+    "instanceGroups",
+    "targetPools",
+    "httpHealthChecks",
+}
 _OP_PREFIX = {
     ("regions", "backendServices"): "regionBackendServices",
     ("regions", "healthChecks"): "regionHealthChecks",

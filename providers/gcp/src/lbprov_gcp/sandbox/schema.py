@@ -21,6 +21,7 @@ RESOURCE_TYPES: dict[str, Descriptor] = {
     "healthChecks": compute_v1.HealthCheck.pb().DESCRIPTOR,
     "addresses": compute_v1.Address.pb().DESCRIPTOR,
     "firewalls": compute_v1.Firewall.pb().DESCRIPTOR,
+    "targetPools": compute_v1.TargetPool.pb().DESCRIPTOR,
     "instanceGroups": compute_v1.InstanceGroup.pb().DESCRIPTOR,
     "instanceGroupsAddInstancesRequest": compute_v1.InstanceGroupsAddInstancesRequest.pb().DESCRIPTOR,
     "instanceGroupsRemoveInstancesRequest": compute_v1.InstanceGroupsRemoveInstancesRequest.pb().DESCRIPTOR,

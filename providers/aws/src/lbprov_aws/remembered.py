@@ -1,0 +1,235 @@
+"""What the provider remembers of the cloud between reads: tags by ARN, and the detail reads of the
+resources lbprov owns (listeners, attributes, registered targets), kept current by lbprov's own writes.
+
+Why: the account-wide part of a plan (whose target groups want which node rules, which load
+balancers are ours) needs the tags of every target group and load balancer. Tags of a resource
+change only when lbprov writes them (ownership, Service, source ranges, health NodePort) or when a
+person edits them by hand; re-reading every tag of the account for every plan made the reads of N
+Service creations grow as N². So tags are read once per ARN and then kept, and every elbv2 write of
+this process updates (or forgets) what it changed, through :meth:`Remembered.before_write` /
+:meth:`after_write` hooked into :class:`~lbprov_aws.client.AWSClients`. Edits made by hand are
+seen when the Service's turn for a deep check comes (observe.py: ``ReadRound.drift_check``), which
+forgets its tags and details first.
+
+A read that raced with a write of the same key is not stored (a generation per key, bumped by
+every write before and after it is sent), so a cached value is never older than the last write.
+Deleted resources are forgotten when their delete is sent, and entries whose ARN no longer shows in
+a listing are pruned, so the memory stays proportional to what exists.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+#: Parameters of elbv2/elb writes that name the resource they change.
+_KEY_PARAMS = ("ResourceArns", "TargetGroupArn", "LoadBalancerArn", "ListenerArn", "LoadBalancerName")
+
+
+class Remembered:
+    """Tags and details by ARN (classic ELBs by name), thread-safe; see the module docstring."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._gen: dict[str, int] = {}
+        self.tags: dict[str, dict[str, str]] = {}
+        self.lb_attributes: dict[str, dict[str, str]] = {}
+        #: Listeners by load balancer ARN, as DescribeListeners / CreateListener return them.
+        self.listeners: dict[str, tuple[Any, ...]] = {}
+        self.tg_attributes: dict[str, dict[str, str]] = {}
+        self.targets: dict[str, tuple[str, ...]] = {}
+        self.classic_cross_zone: dict[str, bool] = {}
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def generation(self, key: str) -> int:
+        with self._lock:
+            return self._gen.get(key, 0)
+
+    def store(self, table: dict[str, Any], key: str, value: Any, generation: int) -> None:
+        """Keep ``value`` read for ``key`` unless a write of ``key`` was sent since ``generation``."""
+        with self._lock:
+            if self._gen.get(key, 0) == generation:
+                table[key] = value
+
+    def get(self, table: Mapping[str, Any], key: str) -> Any:
+        with self._lock:
+            return table.get(key)
+
+    def tags_of(
+        self,
+        arns: Sequence[str],
+        fetch: Callable[[Sequence[str]], dict[str, dict[str, str]]],
+        *,
+        fresh: bool = False,
+    ) -> dict[str, dict[str, str]]:
+        """Tags of ``arns``: remembered ones as they are, the others read by ``fetch`` (batched by
+        the caller) and remembered (``fresh``: read them all)."""
+        with self._lock:
+            known = {} if fresh else {a: self.tags[a] for a in arns if a in self.tags}
+            missing = [a for a in dict.fromkeys(arns) if a not in known]
+            gens = {a: self._gen.get(a, 0) for a in missing}
+        if missing:
+            found = fetch(missing)
+            with self._lock:
+                for arn, tags in found.items():
+                    if self._gen.get(arn, 0) == gens.get(arn):
+                        self.tags[arn] = tags
+            known.update(found)
+        return {a: dict(known[a]) for a in arns if a in known}
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop everything remembered of ``keys`` (a deep check reads them again)."""
+        with self._lock:
+            for key in keys:
+                self._drop(key)
+
+    def prune(self, listed: set[str], *, marker: str) -> None:
+        """Drop remembered ARNs containing ``marker`` (``:targetgroup/``, ``:loadbalancer/``) that a
+        complete listing of that kind no longer shows (deleted by someone else)."""
+        with self._lock:
+            for table in (self.tags, self.lb_attributes, self.listeners, self.tg_attributes, self.targets):
+                for key in [k for k in table if marker in k and k not in listed]:
+                    del table[key]
+
+    def _drop(self, key: str) -> None:
+        for table in (
+            self.tags,
+            self.lb_attributes,
+            self.listeners,
+            self.tg_attributes,
+            self.targets,
+            self.classic_cross_zone,
+        ):
+            table.pop(key, None)
+
+    # -- writes (hooked into AWSClients.call) ------------------------------------------------------
+
+    def before_write(self, operation: str, params: Mapping[str, Any]) -> None:
+        """A write is about to be sent: what it changes is no longer known until :meth:`after_write`
+        sets it from what was written (tags, targets, a new resource) or a later read does."""
+        with self._lock:
+            for key in _keys(operation, params):
+                self._gen[key] = self._gen.get(key, 0) + 1
+                for table in self._tables_changed_by(operation):
+                    table.pop(key, None)
+            if operation in ("elbv2:CreateListener", "elbv2:ModifyListener", "elbv2:DeleteListener"):
+                self._gen_listeners(params)
+
+    def _tables_changed_by(self, operation: str) -> tuple[dict[str, Any], ...]:
+        """The remembered tables a write may change (the rest of what it names stays valid)."""
+        if operation in (
+            "elbv2:AddTags",
+            "elbv2:RemoveTags",
+            "elbv2:RegisterTargets",
+            "elbv2:DeregisterTargets",
+        ):
+            return ()  # set from what was written, after the call
+        if operation in ("elbv2:ModifyTargetGroup", "elbv2:SetSubnets", "elbv2:SetSecurityGroups"):
+            return ()  # what these change is in the listings, never remembered
+        if operation == "elbv2:ModifyTargetGroupAttributes":
+            return (self.tg_attributes,)
+        if operation == "elbv2:ModifyLoadBalancerAttributes":
+            return (self.lb_attributes,)
+        if operation == "elb:ModifyLoadBalancerAttributes":
+            return (self.classic_cross_zone,)
+        if operation in ("elbv2:CreateListener", "elbv2:ModifyListener", "elbv2:DeleteListener"):
+            return ()  # see _gen_listeners
+        return (  # deletes, and any write not listed here: forget all of it
+            self.tags,
+            self.lb_attributes,
+            self.listeners,
+            self.tg_attributes,
+            self.targets,
+            self.classic_cross_zone,
+        )
+
+    def after_write(
+        self, operation: str, params: Mapping[str, Any], result: Mapping[str, Any] | None
+    ) -> None:
+        """The write succeeded: remember what it wrote where that is known exactly. A resource just
+        created has AWS's default attributes ({} here: the diff reads a missing key as the default),
+        no listener and no target."""
+        with self._lock:
+            for key in _keys(operation, params):
+                self._gen[key] = self._gen.get(key, 0) + 1
+            result = result or {}
+            if operation == "elbv2:CreateTargetGroup":
+                for tg in result.get("TargetGroups", []):
+                    arn = tg["TargetGroupArn"]
+                    self._gen[arn] = self._gen.get(arn, 0) + 1
+                    self.tags[arn] = _tag_dict(params.get("Tags"))
+                    self.tg_attributes[arn] = {}
+                    self.targets[arn] = ()
+            elif operation == "elbv2:CreateLoadBalancer":
+                for lb in result.get("LoadBalancers", []):
+                    arn = lb["LoadBalancerArn"]
+                    self._gen[arn] = self._gen.get(arn, 0) + 1
+                    self.tags[arn] = _tag_dict(params.get("Tags"))
+                    self.lb_attributes[arn] = {}
+                    self.listeners[arn] = ()
+            elif operation == "elbv2:CreateListener":
+                lb = params.get("LoadBalancerArn", "")
+                if lb in self.listeners:
+                    self._gen[lb] = self._gen.get(lb, 0) + 1
+                    self.listeners[lb] = (*self.listeners[lb], *result.get("Listeners", []))
+            elif operation == "elbv2:AddTags":
+                for arn in params.get("ResourceArns", []):
+                    if arn in self.tags:
+                        self.tags[arn] = {**self.tags[arn], **_tag_dict(params.get("Tags"))}
+            elif operation == "elbv2:RemoveTags":
+                for arn in params.get("ResourceArns", []):
+                    if arn in self.tags:
+                        gone = set(params.get("TagKeys", []))
+                        self.tags[arn] = {k: v for k, v in self.tags[arn].items() if k not in gone}
+            elif operation in ("elbv2:RegisterTargets", "elbv2:DeregisterTargets"):
+                arn = params.get("TargetGroupArn", "")
+                if arn in self.targets:
+                    ids = {t["Id"] for t in params.get("Targets", [])}
+                    now = set(self.targets[arn])
+                    now = now | ids if operation == "elbv2:RegisterTargets" else now - ids
+                    self.targets[arn] = tuple(sorted(now))
+
+    def write_failed(self, operation: str, params: Mapping[str, Any]) -> None:
+        """The write failed or its outcome is unknown: forget everything it may have changed."""
+        with self._lock:
+            for key in _keys(operation, params):
+                self._gen[key] = self._gen.get(key, 0) + 1
+                self._drop(key)
+            if operation.startswith("elbv2:") and "Listener" in operation:
+                self._gen_listeners(params)
+
+    def _gen_listeners(self, params: Mapping[str, Any]) -> None:
+        """A listener write: the listeners of its load balancer are unknown (CreateListener adds the
+        new one back after the call, when they were known)."""
+        owners = set()
+        if params.get("LoadBalancerArn"):
+            owners.add(params["LoadBalancerArn"])
+        li = params.get("ListenerArn")
+        if li:
+            owners |= {k for k, v in self.listeners.items() if any(x.get("ListenerArn") == li for x in v)}
+        for lb in owners:
+            self._gen[lb] = self._gen.get(lb, 0) + 1
+            if "ListenerArn" in params:
+                self.listeners.pop(lb, None)
+
+
+def _keys(operation: str, params: Mapping[str, Any]) -> list[str]:
+    if not operation.startswith(("elbv2:", "elb:")):
+        return []
+    out: list[str] = []
+    for name in _KEY_PARAMS:
+        value = params.get(name)
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, list):
+            out.extend(v for v in value if isinstance(v, str))
+    names = params.get("LoadBalancerNames")
+    if isinstance(names, list):
+        out.extend(n for n in names if isinstance(n, str))
+    return out
+
+
+def _tag_dict(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
+    return {t["Key"]: t.get("Value", "") for t in tags or []}

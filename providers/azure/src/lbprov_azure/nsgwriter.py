@@ -1,0 +1,100 @@
+"""Write-side concurrency of the NSG rules shared by destination: deltas of many Services, one PUT.
+
+Every Service with the same protocol, sources and ports is one destination of the same rule (as
+upstream merges them), so concurrent reconciles all change that one rule. Each submits a *delta*
+(addresses to add, to remove); a leader takes every delta pending for the rule after a short window,
+reads the rule fresh, applies them all and writes once with If-Match (a 412 -- another process --
+re-reads and re-applies). Followers wait for the leader's result. A rule left without destination
+is deleted. The same shape as :class:`~lbprov_azure.lbwriter.SharedLBWriter`, for a smaller body.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+JSON = dict[str, Any]
+
+
+@dataclass
+class RuleDelta:
+    add: set[str]
+    remove: set[str]
+    #: the rule's body when it must be created (properties without destination, with a priority)
+    template: JSON
+    #: the description to write (the cluster identity on a rule that predates it), or None
+    description: str | None = None
+    #: the rule as the plan saw it (None: absent); ``seen=False``: the plan did not look
+    snapshot: JSON | None = None
+    seen: bool = False
+
+
+@dataclass
+class _Ticket:
+    delta: RuleDelta
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+class RuleWriter:
+    """One shared rule's writer. ``write(deltas, last)`` does the merge-write of a batch, starting from
+    ``last`` (the rule as this writer last wrote it, or as the first delta's plan saw it; an ETag
+    mismatch then costs one re-read) and returns the rule as written (None: deleted)."""
+
+    def __init__(
+        self, write: Callable[[list[RuleDelta], JSON | None, bool], JSON | None], window: float
+    ) -> None:
+        self._write = write
+        self._last: JSON | None = None
+        self._known = False
+        self.window = window
+        self._lock = threading.Lock()
+        self._pending: list[_Ticket] = []
+        self._busy = False
+        self.batches = 0
+
+    def submit(self, delta: RuleDelta) -> None:
+        ticket = _Ticket(delta)
+        with self._lock:
+            self._pending.append(ticket)
+            lead = not self._busy
+            self._busy = True
+        if not lead:
+            ticket.done.wait()
+            if ticket.error is not None:
+                raise ticket.error
+            return
+        while True:
+            if self.window:
+                time.sleep(self.window)
+            with self._lock:
+                batch, self._pending = self._pending, []
+            self.batches += 1
+            deltas = [t.delta for t in batch]
+            start, known = (self._last, True) if self._known else (deltas[0].snapshot, deltas[0].seen)
+            try:
+                self._last, self._known = self._write(deltas, start, known), True
+                error: BaseException | None = None
+            except BaseException as exc:  # every ticket of the batch gets the error
+                self._known = False
+                error = exc
+            for t in batch:
+                t.error = error
+                t.done.set()
+            with self._lock:
+                if not self._pending:
+                    self._busy = False
+                    break
+        if ticket.error is not None:
+            raise ticket.error
+
+
+def merged_destinations(current: set[str], deltas: list[RuleDelta]) -> set[str]:
+    """The destinations after ``deltas`` in order (pure)."""
+    out = set(current)
+    for d in deltas:
+        out = (out - d.remove) | d.add
+    return out
