@@ -478,3 +478,29 @@ def test_a_create_plan_applied_twice_makes_each_group_and_rule_once(
     assert len([sg for sg in view.security_groups() if sg["GroupName"] == BACKEND]) == 1
     assert _all_lbprov_node_rules(view) == 3
     assert provider.plan(intent).empty
+
+
+def test_an_nlb_carrying_only_others_groups_keeps_them(
+    provider: AWSProvider, cloud: SandboxCloud, view: AwsView
+) -> None:
+    """An adopted predecessor made by cloud-provider-aws in its managed NLB security-group mode
+    carries that controller's group, not lbprov's: kept as it is, never managed nor deleted
+    (diff/adopt.py). Made here by swapping an NLB's groups for a group of someone else."""
+    svc = Svc()
+    converge(provider, intent_of(provider, svc, node_objects(cloud)))
+    theirs = view.ec2.create_security_group(
+        GroupName="upstream-managed", Description="managed by someone else", VpcId=cloud.extra["vpc_id"]
+    )["GroupId"]
+    arn = view.nlbs(svc.uid)[0]["LoadBalancerArn"]
+    view.elbv2.set_security_groups(LoadBalancerArn=arn, SecurityGroups=[theirs])
+    plan = provider.plan(intent_of(provider, svc, node_objects(cloud)))
+    assert ("update", "load-balancer") not in kinds(plan), render_plan(plan)
+    converge(provider, intent_of(provider, svc, node_objects(cloud)))
+    assert view.nlbs(svc.uid)[0]["SecurityGroups"] == [theirs]
+    # lbprov's own groups, carried by no NLB any more, went (and the backend group's node rules).
+    assert _frontend(view, svc) is None and _group(view, BACKEND) is None and _all_lbprov_node_rules(view) == 0
+    delete_all(provider, svc)
+    assert _group(view, "upstream-managed") is not None
+    assert (
+        _frontend(view, svc) is None and _group(view, BACKEND) is None and _all_lbprov_node_rules(view) == 0
+    )

@@ -163,8 +163,16 @@ class AWSProvider:
         )
         scheme = "internal" if intent.scheme == "internal" else "internet-facing"
         sgo = intent.options.groups
-        if intent.options.kind != "nlb" or not (
-            uses_groups(nlb, scheme, self.settings.nlb_security_groups, sgo.needs_groups) and sgo.backend
+        backend = nlb_backend_security_group_name(self.cluster)
+        carries_backend = nlb is not None and any(
+            sg.name == backend and sg.id in nlb.security_groups for sg in ctx.security_groups
+        )
+        if (
+            intent.options.kind != "nlb"
+            or not (
+                uses_groups(nlb, scheme, self.settings.nlb_security_groups, sgo.needs_groups) and sgo.backend
+            )
+            or (nlb is not None and nlb.security_groups and not carries_backend)
         ):
             self._backend_users(ctx, intent.lb_name)
         out = self.planner.plan(intent, ctx, state, predecessors)

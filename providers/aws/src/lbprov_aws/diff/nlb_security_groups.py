@@ -254,6 +254,27 @@ class NLBSecurityGroupPlanning(PlannerBase):
                 ),
             )
 
+    def _others_groups(
+        self, nlb: ObservedNLB | None, ctx: ClusterContext, ref: ServiceRef
+    ) -> list[str] | None:
+        """The groups of an NLB that carries groups but none of lbprov's (cloud-provider-aws's
+        managed NLB security group of a predecessor adopted in place, diff/adopt.py): kept as they
+        are, never managed nor deleted; None for any other NLB."""
+        if nlb is None or not nlb.security_groups:
+            return None
+        front = names.nlb_frontend_security_group_name(self.cluster, ref)
+        back = names.nlb_backend_security_group_name(self.cluster)
+        ours = {
+            sg.id
+            for sg in ctx.security_groups
+            if (sg.name == front and naming.is_owned_by_service(sg.tags, self.cluster, ref.uid))
+            or (
+                sg.name == back
+                and (naming.is_owned_by_cluster(sg.tags, self.cluster) or is_lbc_backend(sg, self.cluster))
+            )
+        }
+        return None if ours & set(nlb.security_groups) else sorted(nlb.security_groups)
+
     def _delete_frontend(self, b: _Builder, ctx: ClusterContext, ref: ServiceRef, reason: str | None) -> None:
         """The Service's frontend group goes (after its NLB: phases of diff/common.py)."""
         name = names.nlb_frontend_security_group_name(self.cluster, ref)

@@ -67,17 +67,22 @@ class Planner(NLBPlanning, NLBSecurityGroupPlanning, ClassicPlanning):
             nlb, scheme, self.nlb_security_groups, sgo.needs_groups
         )
         groups: list[str] = []
-        if with_groups and sgo.user_frontend:
+        kept_groups = self._others_groups(nlb, ctx, ref) if with_groups and not sgo.needs_groups else None
+        if kept_groups is not None:  # an adopted NLB with its own groups: kept, never managed
+            groups = kept_groups
+            self._delete_frontend(b, ctx, ref, reason="the NLB does not carry it")
+            self._release_backend(b, ctx, data)
+        elif with_groups and sgo.user_frontend:
             groups += resolve_groups(sgo.security_groups, ctx, SECURITY_GROUPS)
         elif with_groups:
             groups.append(self._plan_frontend(b, intent, ctx, data))
-        if not with_groups or sgo.user_frontend:
+        if kept_groups is None and (not with_groups or sgo.user_frontend):
             self._delete_frontend(b, ctx, ref, reason="no NLB wants it as its frontend group")
-        if with_groups and sgo.backend:
+        if kept_groups is None and with_groups and sgo.backend:
             groups.append(self._plan_backend(b, ctx, node_sgs, data))
-        else:
+        elif kept_groups is None:
             self._release_backend(b, ctx, data)
-        if with_groups:
+        if with_groups and kept_groups is None:
             groups += resolve_groups(sgo.extra_security_groups, ctx, EXTRA_SECURITY_GROUPS)
             groups = list(dict.fromkeys(groups))
         if opts.kind == "nlb":
