@@ -111,19 +111,26 @@ def main(argv: list[str] | None = None) -> int:
         report["seconds"] = seconds_since(started)
         print_json(report)
         return 0
-    rng = random.Random(7)
-    node_ports = rng.sample(range(30000, 32768), args.services)
-    points = set()
-    for port in node_ports:
-        points |= service_points(
-            ports=[("TCP", port)], health_ports=[port], source_ranges=["0.0.0.0/0"], vpc_cidrs=["10.0.0.0/16"]
-        )
-    report["node_security_group_rules_if_node_ports_random"] = {
-        "lbprov_ports": len(merge(points)),
-        "lbprov_auto_budget_50": len(render(points, RuleConfig(mode="auto", budget=50))),
-        "lbprov_nodeport_range": len(render(points, RuleConfig(mode="nodeport-range"))),
-        "upstream_one_rule_per_service_port": args.services,
-    }
+    # Computed (not measured) for random NodePorts, from the older model's pure rule functions; the
+    # security-group model needs 3 rules per node group whatever the count (measured above).
+    for count in sorted({args.services, 1000}):
+        for cidrs in (1, 10):
+            rng = random.Random(7)
+            points = set()
+            for i, port in enumerate(rng.sample(range(30000, 32768), count)):
+                points |= service_points(
+                    ports=[("TCP", port)],
+                    health_ports=[port],
+                    source_ranges=["0.0.0.0/0"] if cidrs == 1 else [f"10.{i % cidrs}.0.0/16"],
+                    vpc_cidrs=["10.0.0.0/16"],
+                )
+            report[f"node_security_group_rules_if_node_ports_random_{count}_services_{cidrs}_cidrs"] = {
+                "lbprov_ports": len(merge(points)),
+                "lbprov_auto_budget_50": len(render(points, RuleConfig(mode="auto", budget=50))),
+                "lbprov_nodeport_range": len(render(points, RuleConfig(mode="nodeport-range"))),
+                "lbprov_nlb_security_groups": 3,
+                **({"upstream_one_rule_per_service_port": count} if cidrs == 1 else {}),
+            }
     report["seconds"] = seconds_since(started)
     print_json(report)
     return 0
