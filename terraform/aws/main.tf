@@ -50,6 +50,7 @@ locals {
     "elasticloadbalancing:AttachLoadBalancerToSubnets",
     "elasticloadbalancing:ConfigureHealthCheck",
     "elasticloadbalancing:CreateLoadBalancerListeners",
+    "elasticloadbalancing:CreateLoadBalancerPolicy",
     "elasticloadbalancing:DeleteLoadBalancer",
     "elasticloadbalancing:DeleteLoadBalancerListeners",
     "elasticloadbalancing:DeleteTargetGroup",
@@ -63,6 +64,8 @@ locals {
     "elasticloadbalancing:RegisterTargets",
     "elasticloadbalancing:RemoveTags",
     "elasticloadbalancing:SetSecurityGroups",
+    "elasticloadbalancing:SetIpAddressType",
+    "elasticloadbalancing:SetLoadBalancerPoliciesOfListener",
     "elasticloadbalancing:SetSubnets",
   ]
 

@@ -48,6 +48,10 @@ _AZURE_JOIN = (
 )
 ALLOWED_EXTRA: dict[str, dict[str, str]] = {
     "aws": {
+        "elasticloadbalancing:SetIpAddressType": (
+            "SetIpAddressType: sent only to switch an NLB between ipv4 and dualstack "
+            "(providers/aws/tests/test_dualstack.py covers it)"
+        ),
         "ec2:UpdateSecurityGroupRuleDescriptionsIngress": (
             "sent only to take over cloud-provider-aws's node rules of an NLB adopted in place "
             "(providers/aws/tests/test_adopt.py covers it)"
@@ -104,6 +108,11 @@ ALLOWED_EXTRA: dict[str, dict[str, str]] = {
 #: The set must match exactly, so that this list stays current as providers change.
 UNEXERCISED: dict[str, dict[str, str]] = {
     "aws": {
+        "elbv2:SetIpAddressType": (
+            "granted: sent when ip-address-type or spec.ipFamilies switch an NLB between ipv4 and "
+            "dualstack, which needs IPv6 subnets the scenarios' VPC lacks "
+            "(providers/aws/tests/test_dualstack.py covers it)"
+        ),
         "ec2:CreateTags": (
             "granted: only a classic ELB security group made by cloud-provider-aws (adopted) or by an "
             "older lbprov (the cluster identity) is tagged after its creation (providers/aws/tests/test_adopt.py)"
@@ -285,6 +294,9 @@ def scenario(cloud: str, sb: Any) -> Scenario:
                     **classic,
                     AWS + "subnets": one,
                     AWS + "additional-resource-tags": "team=web,env=test",
+                    # An SSL listener with upstream's classic SSL negotiation policy.
+                    AWS + "ssl-cert": sb.extra["create_certificate"](),
+                    AWS + "ssl-negotiation-policy": "ELBSecurityPolicy-TLS-1-2-2017-01",
                 },
             ),
             svc(

@@ -291,3 +291,34 @@ def test_a_resync_round_adopts_several_predecessors(
         assert again.empty, render_plan(again)
     assert view.classics(classic.uid)[0]["DNSName"] == ups[classic.uid].dns
     assert view.nlbs(nlb.uid)[0]["DNSName"] == ups[nlb.uid].dns
+
+
+def test_a_local_policy_nlb_is_adopted_with_its_health_check_and_health_rules(
+    provider: AWSProvider, cloud: SandboxCloud, view: AwsView
+) -> None:
+    svc = Svc(
+        ports=PORTS,
+        annotations={ANN + "type": "nlb"},
+        spec={"externalTrafficPolicy": "Local", "healthCheckNodePort": 32000},
+    )
+    up = make_upstream_nlb(cloud, svc, health_node_port=32000)
+    intent = intent_of(provider, svc, node_objects(cloud))
+    plan = provider.plan(intent)
+    text = render_plan(plan)
+    assert not any(
+        c.kind in ("load-balancer", "target-group", "listener")
+        and c.action in (Action.CREATE, Action.DELETE, Action.REPLACE)
+        for c in plan.changes
+    ), text
+    assert not any(c.kind == "target-group" and "health_check" in c.diff() for c in plan.changes), text
+
+    def health_admitted(op: str) -> None:
+        assert _admitted(view, 32000, "10.0.0.0/20") and _admitted(view, 32000, "10.0.16.0/20"), op
+
+    with _after_every_write(provider, health_admitted):
+        converge(provider, intent)
+    assert sorted(tg["TargetGroupName"] for tg in view.tgs(svc.uid)) == sorted(up.target_groups)
+    assert ("tcp", 32000, 32000, cloud.extra["vpc_cidr"]) in view.node_rules("health")
+    delete_all(provider, svc)
+    view.assert_nothing_owned(svc, [32000, *(p for _, _, p in PORTS)])
+    assert view.tgs() == [] and view.node_rules() == set()

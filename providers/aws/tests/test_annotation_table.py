@@ -51,9 +51,21 @@ def test_a_partly_implemented_key_refuses_other_values(
 def test_an_implemented_key_is_accepted_and_applies(
     provider: AWSProvider, cloud: SandboxCloud, view: AwsView, suffix: str
 ) -> None:
-    svc = Svc(annotations={PREFIX + suffix: KEYS[suffix].example})
+    entry = KEYS[suffix]
+    example = entry.example
+    while "<eip>" in example:  # Elastic IP allocations of the sandbox
+        example = example.replace("<eip>", view.ec2.allocate_address(Domain="vpc")["AllocationId"], 1)
+    annotations = {PREFIX + suffix: example}
+    for other, value in entry.needs:
+        annotations[PREFIX + other] = (
+            cloud.extra["create_certificate"]() if value == "<certificate>" else value
+        )
+    if bucket := annotations.get(PREFIX + "access-log-s3-bucket-name"):
+        cloud.extra["sandbox"].client("s3").create_bucket(Bucket=bucket)
+    svc = Svc(annotations=annotations)
     converge(provider, intent_of(provider, svc, node_objects(cloud)))
-    assert len(view.nlbs(svc.uid)) == 1
+    classic = annotations.get(PREFIX + "type") == "classic"
+    assert len(view.classics(svc.uid) if classic else view.nlbs(svc.uid)) == 1
 
 
 def test_an_unknown_key_under_the_prefix_is_refused(provider: AWSProvider, cloud: SandboxCloud) -> None:

@@ -498,7 +498,9 @@ def test_an_nlb_carrying_only_others_groups_keeps_them(
     converge(provider, intent_of(provider, svc, node_objects(cloud)))
     assert view.nlbs(svc.uid)[0]["SecurityGroups"] == [theirs]
     # lbprov's own groups, carried by no NLB any more, went (and the backend group's node rules).
-    assert _frontend(view, svc) is None and _group(view, BACKEND) is None and _all_lbprov_node_rules(view) == 0
+    assert (
+        _frontend(view, svc) is None and _group(view, BACKEND) is None and _all_lbprov_node_rules(view) == 0
+    )
     delete_all(provider, svc)
     assert _group(view, "upstream-managed") is not None
     assert (

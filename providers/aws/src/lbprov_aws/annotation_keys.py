@@ -27,10 +27,19 @@ class Key:
     example: str = ""
     values: tuple[str, ...] | None = None
     why: str = ""
+    #: Other annotations (suffix, value) the example needs; the value ``<certificate>`` stands for
+    #: a certificate ARN of the sandbox.
+    needs: tuple[tuple[str, str], ...] = ()
 
 
-def _yes(text: str, example: str) -> Key:
-    return Key(True, text, example)
+def _yes(text: str, example: str, *needs: tuple[str, str]) -> Key:
+    return Key(True, text, example, needs=tuple(needs))
+
+
+_TLS = ("ssl-cert", "<certificate>")
+_CLASSIC = ("type", "classic")
+#: The annotation table test creates this bucket in the sandbox.
+_BUCKET = ("access-log-s3-bucket-name", "lbprov-logs")
 
 
 def _no(why: str) -> Key:
@@ -80,28 +89,46 @@ KEYS: Mapping[str, Key] = {
         "instance targets (the NodePorts)",
         "IP targets need aws-load-balancer-controller's pod ENI integration",
     ),
-    "ip-address-type": _only(("ipv4",), "`ipv4`", "`dualstack` is not implemented yet"),
-    "access-log-enabled": _only(
-        ("false",), "`false` (access logs off, the default)", "access logs are not implemented yet"
+    "ip-address-type": _yes(
+        "NLB: `ipv4` or `dualstack` (also from spec.ipFamilies [IPv4, IPv6]; needs subnets with IPv6 "
+        "CIDRs); a classic ELB is IPv4 only",
+        "ipv4",
     ),
-    "access-log-emit-interval": _no("access logs are not implemented yet"),
-    "access-log-s3-bucket-name": _no("access logs are not implemented yet"),
-    "access-log-s3-bucket-prefix": _no("access logs are not implemented yet"),
-    "connection-draining-enabled": _only(
-        ("false",), "`false` (the default)", "connection draining is not implemented yet"
+    "access-log-enabled": _yes(
+        "classic ELB: `true`/`false` (needs `access-log-s3-bucket-name`)", "true", _CLASSIC, _BUCKET
     ),
-    "connection-draining-timeout": _no("connection draining is not implemented yet"),
-    "connection-idle-timeout": _no(
-        "the classic idle timeout is not implemented yet (NLB has no such setting)"
+    "access-log-emit-interval": _yes("classic ELB: `5` or `60` minutes", "5", _CLASSIC),
+    "access-log-s3-bucket-name": _yes("classic ELB: the access logs' S3 bucket", "lbprov-logs", _CLASSIC),
+    "access-log-s3-bucket-prefix": _yes("classic ELB: the access logs' key prefix", "web", _CLASSIC),
+    "connection-draining-enabled": _yes("classic ELB: `true`/`false` (default off)", "true", _CLASSIC),
+    "connection-draining-timeout": _yes("classic ELB: seconds, 1-3600 (default 300)", "60", _CLASSIC),
+    "connection-idle-timeout": _yes(
+        "classic ELB: seconds, 1-4000 (default 60; an NLB has no such setting)", "120", _CLASSIC
     ),
-    "backend-protocol": _only(
-        ("tcp",),
-        "`tcp` (TCP to the NodePorts, the default)",
-        "HTTP/HTTPS/SSL back ends are not implemented yet",
+    "backend-protocol": _yes(
+        "classic ELB: `http`/`https`/`ssl`/`tcp` as cloud-provider-aws maps them: with `ssl-cert` on an "
+        "`ssl-ports` port the front end is HTTPS (`http`, `https`) or SSL (`ssl`, `tcp`, unset), else "
+        "HTTP for `http` and TCP otherwise; an NLB takes only `tcp`",
+        "http",
+        _CLASSIC,
     ),
-    "ssl-negotiation-policy": _no("custom TLS policies are not implemented yet"),
-    "eip-allocations": _no("static IPs per subnet (subnet mappings) are not implemented yet"),
-    "private-ipv4-addresses": _no("static private IPs per subnet (subnet mappings) are not implemented yet"),
+    "ssl-negotiation-policy": _yes(
+        "a predefined ELB security policy for the TLS (NLB) / SSL (classic) listeners (needs `ssl-cert`); "
+        "default `ELBSecurityPolicy-TLS13-1-2-2021-06` on an NLB (upstream: `ELBSecurityPolicy-2016-08`)",
+        "ELBSecurityPolicy-TLS13-1-2-2021-06",
+        _TLS,
+    ),
+    "eip-allocations": _yes(
+        "internet-facing NLB: Elastic IP allocation IDs, one per subnet (the n-th to the subnet of the "
+        "n-th availability zone in name order), through SubnetMappings; a change replaces the NLB",
+        "<eip>,<eip>",
+    ),
+    "private-ipv4-addresses": _yes(
+        "internal NLB: one private IPv4 address per subnet, each within its subnet's CIDR, through "
+        "SubnetMappings; a change replaces the NLB",
+        "10.0.128.10,10.0.144.10",
+        ("scheme", "internal"),
+    ),
     "security-groups": _yes(
         "NLB: security group IDs or names that replace lbprov's frontend group (lbprov then writes no "
         "frontend rule; an NLB created without groups is replaced); classic: refused, not implemented yet",
@@ -112,17 +139,40 @@ KEYS: Mapping[str, Key] = {
         "replaced); classic: refused, not implemented yet",
         "sg-0123456789abcdef0",
     ),
-    "name": _no(
-        "the name is derived from the Service UID (a chosen name would lose the migration and ownership guarantees)"
+    "name": _yes(
+        "NLB: its name instead of the UID-derived one (1-32 letters, digits, hyphens); a name held by a "
+        "load balancer this Service does not own is an ownership conflict; a change replaces the NLB "
+        "(new DNS name), and the plan says so",
+        "web-public",
     ),
-    "target-group-attributes": _no("target group attributes are not implemented yet"),
-    "attributes": _no(
-        "load balancer attributes are not implemented yet (use cross-zone-load-balancing-enabled)"
+    "target-group-attributes": _yes(
+        "NLB: `k1=v1,...` of the ELBv2 target-group attribute keys (values checked); only the keys "
+        "set are reconciled, a removed key is left as it is (as aws-load-balancer-controller); "
+        "must agree with `proxy-protocol` and `spec.sessionAffinity`",
+        "deregistration_delay.timeout_seconds=120,preserve_client_ip.enabled=true",
     ),
-    "healthcheck-success-codes": _no("health-check success codes are not implemented yet"),
-    "alpn-policy": _no("ALPN policies are not implemented yet"),
+    "attributes": _yes(
+        "NLB: `k1=v1,...` of the ELBv2 load-balancer attribute keys (access logs, deletion "
+        "protection, cross-zone, ...); only the keys set are reconciled, a removed key is left as it "
+        "is; a protected NLB is never deleted or replaced by lbprov (the plan fails saying so)",
+        "load_balancing.cross_zone.enabled=true,deletion_protection.enabled=false",
+    ),
+    "healthcheck-success-codes": _yes(
+        "NLB HTTP/HTTPS health checks: codes 200-599, e.g. `200`, `200,202`, `200-299` "
+        "(refused with a TCP health check and on a classic ELB)",
+        "200-299",
+        ("healthcheck-protocol", "HTTP"),
+    ),
+    "alpn-policy": _yes(
+        "NLB TLS listeners (needs `ssl-cert`): `HTTP1Only`, `HTTP2Only`, `HTTP2Optional`, "
+        "`HTTP2Preferred`, `None`",
+        "HTTP2Preferred",
+        _TLS,
+    ),
     "eip-allocations-discovery-tags": _no(_LBC),
-    "ipv6-addresses": _no("dualstack is not implemented yet"),
+    "ipv6-addresses": _no(
+        "static IPv6 addresses per subnet are not implemented (a dualstack NLB gets AWS-assigned ones)"
+    ),
     "proxy-protocol-per-target-group": _no(_LBC),
     "manage-backend-security-group-rules": _yes(
         "NLB, with `security-groups` only: `true` attaches the cluster's backend group and admits it "

@@ -7,19 +7,36 @@ I/O here; the diff (diff/) compares these values with what observe.py found.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
 from lbprov import naming
 from lbprov.model import Intent, InvalidService, Port, ServiceRef
 from lbprov_aws.observe import ClusterContext, ObservedSG
-from lbprov_aws.options import SUBNETS, AWSOptions, provider_id_instance
+from lbprov_aws.options import (
+    BACKEND_TO_FRONTEND,
+    EIP_ALLOCATIONS,
+    PRIVATE_IPV4,
+    SUBNETS,
+    AWSOptions,
+    provider_id_instance,
+)
 
 #: Tag listing the additional-resource-tags keys lbprov set, so that removed ones can be removed.
 ADDITIONAL_TAGS_TAG = "lbprov.io/additional-tags"
+#: On the target groups of an NLB with a chosen name (``load-balancer-name``): that name, so that a
+#: later plan finds the NLB to replace or delete when the annotation changes or goes.
+LB_NAME_TAG = "lbprov.io/load-balancer-name"
 ROLE_ELB = "kubernetes.io/role/elb"
 ROLE_INTERNAL_ELB = "kubernetes.io/role/internal-elb"
-SSL_POLICY = "ELBSecurityPolicy-2016-08"
+#: The default TLS policy of NLB TLS listeners: TLS 1.3 and 1.2 with forward-secret ciphers only.
+#: Upstream (cloud-provider-aws and aws-load-balancer-controller) defaults to
+#: ELBSecurityPolicy-2016-08, which still allows TLS 1.0/1.1 and CBC ciphers; ``ssl-negotiation-policy``
+#: sets another one (see the README).
+SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+#: AWS's default success codes of an NLB HTTP/HTTPS health check (ELBv2 Matcher).
+DEFAULT_SUCCESS_CODES = "200-399"
 
 NLB_DEFAULT_HEALTH = {
     "protocol": "TCP",
@@ -34,6 +51,31 @@ NLB_LOCAL_TIMING = {"interval": 10, "timeout": 10, "healthy": 2, "unhealthy": 2}
 CLASSIC_TIMING = {"interval": 10, "timeout": 5, "healthy": 2, "unhealthy": 6}
 TG_ATTRIBUTE_DEFAULTS = {"stickiness.enabled": "false", "proxy_protocol_v2.enabled": "false"}
 LB_ATTRIBUTE_DEFAULTS = {"load_balancing.cross_zone.enabled": "false"}
+
+
+def desired_tg_attributes(intent: Intent, opts: AWSOptions) -> dict[str, str]:
+    """The target-group attributes lbprov reconciles: its own (stickiness from
+    spec.sessionAffinity, proxy protocol v2 from ``proxy-protocol``; options.resolve() refused any
+    contradiction) overlaid with the user's ``target-group-attributes``. Keys outside this dict are
+    never touched (attributes.py). A UDP or TCP_UDP group gets proxy protocol off (the diff)."""
+    attrs = {
+        "stickiness.enabled": "true" if intent.session_affinity else "false",
+        "proxy_protocol_v2.enabled": "true" if opts.proxy_protocol else "false",
+    }
+    if intent.session_affinity:
+        attrs["stickiness.type"] = "source_ip"
+    attrs.update(opts.target_group_attributes)
+    if attrs["stickiness.enabled"] == "true":
+        attrs.setdefault("stickiness.type", "source_ip")
+    return attrs
+
+
+def desired_lb_attributes(opts: AWSOptions) -> dict[str, str]:
+    """The NLB attributes lbprov reconciles: cross-zone (``cross-zone-load-balancing-enabled``, off
+    by default as upstream) and the user's ``attributes`` (attributes.py)."""
+    attrs = {"load_balancing.cross_zone.enabled": "true" if opts.cross_zone else "false"}
+    attrs.update(opts.lb_attributes)
+    return attrs
 
 
 def node_port(port: Port) -> int:
@@ -106,6 +148,10 @@ def nlb_health(intent: Intent, opts: AWSOptions, protocol: str = "TCP") -> dict[
         hc["path"] = None
     elif not hc["path"]:
         hc["path"] = "/"
+    if hc["protocol"] in ("HTTP", "HTTPS"):
+        # The user's codes are for their own endpoint, not for kube-proxy's (UDP, Cluster policy).
+        own = hc["port"] != str(KUBE_PROXY_HEALTH_PORT) or o.port is not None
+        hc["matcher"] = (opts.success_codes if own else None) or DEFAULT_SUCCESS_CODES
     return hc
 
 
@@ -135,6 +181,64 @@ def classic_health(intent: Intent, opts: AWSOptions) -> dict[str, Any]:
     return {"target": target, **timing}
 
 
+def classic_attributes(opts: AWSOptions) -> dict[str, Any]:
+    """The classic ELB attributes lbprov reconciles (cloud-provider-aws's set, to its defaults):
+    the access log, connection draining and the idle timeout (cross-zone is ``cross_zone``). A
+    disabled access log or draining compares only as disabled (AWS keeps the rest)."""
+    a = opts.classic
+    log: dict[str, Any] = {"enabled": a.access_log}
+    if a.access_log:
+        log.update(interval=a.access_log_interval, bucket=a.access_log_bucket, prefix=a.access_log_prefix)
+    draining: dict[str, Any] = {"enabled": a.draining}
+    if a.draining:
+        draining["timeout"] = a.draining_timeout
+    return {"access_log": log, "draining": draining, "idle_timeout": a.idle_timeout}
+
+
+def observed_classic_attributes(raw: dict[str, Any]) -> dict[str, Any]:
+    """The same view of DescribeLoadBalancerAttributes' answer."""
+    log_raw = raw.get("AccessLog") or {}
+    log: dict[str, Any] = {"enabled": bool(log_raw.get("Enabled", False))}
+    if log["enabled"]:
+        log.update(
+            interval=int(log_raw.get("EmitInterval", 60)),
+            bucket=log_raw.get("S3BucketName", ""),
+            prefix=log_raw.get("S3BucketPrefix", ""),
+        )
+    d_raw = raw.get("ConnectionDraining") or {}
+    draining: dict[str, Any] = {"enabled": bool(d_raw.get("Enabled", False))}
+    if draining["enabled"]:
+        draining["timeout"] = int(d_raw.get("Timeout", 300))
+    idle = int((raw.get("ConnectionSettings") or {}).get("IdleTimeout", 60))
+    return {"access_log": log, "draining": draining, "idle_timeout": idle}
+
+
+def classic_listener(opts: AWSOptions, port: Port) -> dict[str, Any]:
+    """One classic listener as cloud-provider-aws builds it (``buildListener``): on a TLS port
+    (``ssl-cert`` and ``ssl-ports``) the front end follows ``backendProtocolMapping`` (SSL to TCP by
+    default, HTTPS for http/https, SSL for ssl/tcp); elsewhere ``http`` gives HTTP to HTTP and
+    anything else TCP to TCP."""
+    backend = opts.backend_protocol
+    if opts.uses_tls(port.port, port.name):
+        front, back = ("ssl", "tcp") if backend is None else (BACKEND_TO_FRONTEND[backend], backend)
+        cert: str | None = opts.ssl_cert
+    else:
+        front = back = "http" if backend == "http" else "tcp"
+        cert = None
+    return {
+        "protocol": front.upper(),
+        "port": port.port,
+        "instance_protocol": back.upper(),
+        "instance_port": port.node_port,
+        "certificate": cert,
+    }
+
+
+#: cloud-provider-aws's name for the classic SSL negotiation policy it creates per load balancer
+#: (``ensureSSLNegotiationPolicy``).
+CLASSIC_SSL_POLICY_PREFIX = "k8s-SSLNegotiationPolicy-"
+
+
 def select_subnets(opts: AWSOptions, scheme: str, ctx: ClusterContext, cluster: str) -> list[str]:
     """The annotation's subnets (IDs or Name tags), or one discovered subnet per AZ."""
     by_id = {s["SubnetId"]: s for s in ctx.subnets}
@@ -155,6 +259,73 @@ def select_subnets(opts: AWSOptions, scheme: str, ctx: ClusterContext, cluster: 
                 raise InvalidService(f"metadata.annotations[{SUBNETS}]", f"{ref!r} {why} in VPC {ctx.vpc_id}")
         return sorted(set(chosen))
     return discover_subnets(scheme, ctx, cluster)
+
+
+def subnet_mappings(opts: AWSOptions, subnets: list[str], ctx: ClusterContext) -> list[dict[str, str]]:
+    """The NLB's SubnetMappings for ``eip-allocations`` / ``private-ipv4-addresses`` ([] without
+    them): the n-th Elastic IP to the subnet of the n-th availability zone in name order; each
+    private address to the subnet whose CIDR holds it. One address per subnet, or InvalidService
+    naming the annotation (discovered subnets are known only here)."""
+    key, items = (
+        (EIP_ALLOCATIONS, opts.eip_allocations) if opts.eip_allocations else (PRIVATE_IPV4, opts.private_ipv4)
+    )
+    if not items:
+        return []
+    field = f"metadata.annotations[{key}]"
+    if len(items) != len(subnets):
+        raise InvalidService(
+            field,
+            f"{len(items)} addresses for the load balancer's {len(subnets)} subnets ({', '.join(subnets)}); give one per subnet",
+        )
+    info = {s["SubnetId"]: s for s in ctx.subnets}
+    if opts.eip_allocations:
+        by_zone = sorted(subnets, key=lambda sid: (info.get(sid, {}).get("AvailabilityZone", ""), sid))
+        pairs = dict(zip(by_zone, items, strict=True))
+        return [{"subnet": sid, "allocation_id": pairs[sid]} for sid in subnets]
+    owner: dict[str, str] = {}
+    for address in items:
+        ip = ipaddress.ip_address(address)
+        holders = [
+            sid
+            for sid in subnets
+            if ip in ipaddress.ip_network(info.get(sid, {}).get("CidrBlock", "0.0.0.0/32"))
+        ]
+        if not holders:
+            raise InvalidService(
+                field, f"{address} is in none of the load balancer's subnets ({', '.join(subnets)})"
+            )
+        if holders[0] in owner:
+            raise InvalidService(
+                field,
+                f"{address} and {owner[holders[0]]} are both in subnet {holders[0]}; give one per subnet",
+            )
+        owner[holders[0]] = address
+    return [{"subnet": sid, "private_ipv4": owner[sid]} for sid in subnets]
+
+
+#: IPv6 CIDR association states of a subnet that has no usable IPv6 block.
+_GONE = frozenset({"disassociating", "disassociated", "failing", "failed"})
+
+
+def check_dualstack_subnets(subnets: list[str], ctx: ClusterContext) -> None:
+    """A dualstack NLB needs an IPv6 CIDR on each of its subnets (NLB user guide, "IP address
+    type": "the subnets ... must have an associated IPv6 CIDR block")."""
+    info = {s["SubnetId"]: s for s in ctx.subnets}
+    missing = [
+        sid
+        for sid in subnets
+        if not any(
+            str(a.get("Ipv6CidrBlockState", {}).get("State", "associated")) not in _GONE
+            for a in info.get(sid, {}).get("Ipv6CidrBlockAssociationSet", [])
+        )
+    ]
+    if missing:
+        raise InvalidService(
+            "spec.ipFamilies",
+            f"a dualstack NLB (IPv4 and IPv6) needs subnets with an IPv6 CIDR, and {', '.join(missing)} "
+            f"{'has' if len(missing) == 1 else 'have'} none; add IPv6 CIDRs to the VPC and these subnets, "
+            "or serve IPv4 only",
+        )
 
 
 def is_public(subnet_id: str, route_tables: list[dict[str, Any]]) -> bool:

@@ -66,6 +66,8 @@ class ObservedListener:
     target_group_arn: str | None
     certificate: str | None
     ssl_policy: str | None
+    #: The TLS listener's ALPN policy (AWS's ``None`` when it has none).
+    alpn: str | None = None
 
 
 @dataclass
@@ -81,6 +83,11 @@ class ObservedNLB:
     listeners: list[ObservedListener] | None = None
     #: Its security groups (empty: created without any, so it keeps the older node-rule model).
     security_groups: tuple[str, ...] = ()
+    #: Subnet -> the addresses AWS reports for it (``allocation_id`` of an Elastic IP,
+    #: ``private_ipv4``): what SubnetMappings gave it, or what AWS assigned.
+    addresses: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: ``ipv4`` or ``dualstack``.
+    ip_address_type: str = "ipv4"
 
 
 @dataclass
@@ -96,6 +103,10 @@ class ObservedClassic:
     security_groups: tuple[str, ...]
     tags: dict[str, str]
     cross_zone: bool | None = None
+    #: DescribeLoadBalancerAttributes' LoadBalancerAttributes (access log, draining, idle timeout).
+    attributes: dict[str, Any] = field(default_factory=dict)
+    #: Listener port -> the policy names set on it (SetLoadBalancerPoliciesOfListener).
+    listener_policies: dict[int, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -115,6 +126,11 @@ class ServiceState:
     classic: ObservedClassic | None = None
     #: Target groups with the Service's name prefix (owned or not: compare tags).
     target_groups: list[ObservedTG] = field(default_factory=list)
+    #: NLBs under another name than the UID-derived one (``load-balancer-name``; found by the name
+    #: asked for, the name the target groups record, and the ARNs they are attached to), and a
+    #: foreign load balancer holding the name asked for.
+    renamed: list[ObservedNLB] = field(default_factory=list)
+    foreign_named: ObservedNLB | None = None
 
 
 @dataclass
@@ -151,7 +167,21 @@ def _nlb(raw: dict[str, Any], tags: dict[str, str]) -> ObservedNLB:
         vpc_id=raw.get("VpcId", ""),
         tags=tags,
         security_groups=tuple(sorted(raw.get("SecurityGroups") or [])),
+        addresses=_addresses(raw),
+        ip_address_type=raw.get("IpAddressType", "ipv4"),
     )
+
+
+def _addresses(raw: dict[str, Any]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for az in raw.get("AvailabilityZones", []):
+        for addr in az.get("LoadBalancerAddresses", [])[:1]:
+            found = {
+                "allocation_id": addr.get("AllocationId"),
+                "private_ipv4": addr.get("PrivateIPv4Address"),
+            }
+            out[az.get("SubnetId", "")] = {k: v for k, v in found.items() if v}
+    return out
 
 
 def _classic(raw: dict[str, Any], tags: dict[str, str]) -> ObservedClassic:
@@ -162,6 +192,10 @@ def _classic(raw: dict[str, Any], tags: dict[str, str]) -> ObservedClassic:
         subnets=tuple(sorted(raw.get("Subnets", []))),
         vpc_id=raw.get("VPCId", ""),
         listeners=[d["Listener"] for d in raw.get("ListenerDescriptions", [])],
+        listener_policies={
+            int(d["Listener"]["LoadBalancerPort"]): list(d.get("PolicyNames", []))
+            for d in raw.get("ListenerDescriptions", [])
+        },
         health_check=dict(raw.get("HealthCheck") or {}),
         instances=tuple(sorted(i["InstanceId"] for i in raw.get("Instances", []))),
         security_groups=tuple(sorted(raw.get("SecurityGroups", []))),
@@ -179,6 +213,11 @@ def normalise_health(raw: dict[str, Any]) -> dict[str, Any]:
         "timeout": raw.get("HealthCheckTimeoutSeconds"),
         "healthy": raw.get("HealthyThresholdCount"),
         "unhealthy": raw.get("UnhealthyThresholdCount"),
+        **(
+            {"matcher": (raw.get("Matcher") or {}).get("HttpCode", "200-399")}
+            if protocol in ("HTTP", "HTTPS")
+            else {}
+        ),
     }
 
 
@@ -206,6 +245,7 @@ def _listener(li: Mapping[str, Any]) -> ObservedListener:
         ),
         certificate=(li.get("Certificates") or [{}])[0].get("CertificateArn"),
         ssl_policy=li.get("SslPolicy"),
+        alpn=(li.get("AlpnPolicy") or ["None"])[0],
     )
 
 
@@ -614,14 +654,42 @@ class Reader:
             tg.targets = targets
         if state.classic and naming.is_owned_by_service(state.classic.tags, self.cluster, uid):
             name = state.classic.name
-            cross_zone = mem.get(mem.classic_cross_zone, name) if remembered else None
-            if cross_zone is None:
+            raw_attrs = mem.get(mem.classic_attributes, name) if remembered else None
+            if raw_attrs is None:
                 gen = mem.generation(name)
-                attrs = self.clients.call("elb:DescribeLoadBalancerAttributes", LoadBalancerName=name)
-                cz = attrs.get("LoadBalancerAttributes", {}).get("CrossZoneLoadBalancing", {})
-                cross_zone = bool(cz.get("Enabled", False))
-                mem.store(mem.classic_cross_zone, name, cross_zone, gen)
-            state.classic.cross_zone = cross_zone
+                found = self.clients.call("elb:DescribeLoadBalancerAttributes", LoadBalancerName=name)
+                raw_attrs = dict(found.get("LoadBalancerAttributes", {}))
+                mem.store(mem.classic_attributes, name, raw_attrs, gen)
+            cz = raw_attrs.get("CrossZoneLoadBalancing", {})
+            state.classic.cross_zone = bool(cz.get("Enabled", False))
+            state.classic.attributes = dict(raw_attrs)
+
+    def nlbs_named(
+        self, uid: str, names: Sequence[str] = (), arns: Sequence[str] = (), *, details: bool = True
+    ) -> list[ObservedNLB]:
+        """NLBs under other names than the UID-derived one (``load-balancer-name``), by name or by
+        the ARN a target group of the Service is attached to; details of the owned ones. Read
+        directly (one describe each): only Services with a chosen name have any."""
+        found: dict[str, dict[str, Any]] = {}
+        for name in sorted(set(names)):
+            if raw := self._describe_one("elbv2:DescribeLoadBalancers", "LoadBalancers", Names=[name]):
+                found[raw["LoadBalancerArn"]] = raw
+        for arn in sorted(set(arns) - set(found)):
+            if raw := self._describe_one(
+                "elbv2:DescribeLoadBalancers", "LoadBalancers", LoadBalancerArns=[arn]
+            ):
+                found[raw["LoadBalancerArn"]] = raw
+        tags = self.elbv2_tags(sorted(found))
+        out = [_nlb(raw, tags.get(arn, {})) for arn, raw in sorted(found.items())]
+        for nlb in out:
+            if details:
+                self._details(ServiceState(nlb=nlb), uid)
+        return out
+
+    def nlb_attributes(self, arn: str) -> dict[str, str]:
+        """An NLB's attributes (a delete plan reads them too: deletion protection)."""
+        attrs = self.clients.call("elbv2:DescribeLoadBalancerAttributes", LoadBalancerArn=arn)
+        return {a["Key"]: a["Value"] for a in attrs.get("Attributes", [])}
 
     def all_owned(self) -> tuple[list[ObservedNLB], list[ObservedClassic], list[ObservedTG]]:
         """Every load balancer and target group of the account that this cluster owns."""
@@ -919,6 +987,8 @@ def _copy_nlb(nlb: ObservedNLB) -> ObservedNLB:
         nlb.vpc_id,
         dict(nlb.tags),
         security_groups=nlb.security_groups,
+        addresses={k: dict(v) for k, v in nlb.addresses.items()},
+        ip_address_type=nlb.ip_address_type,
     )
 
 

@@ -11,6 +11,7 @@ a classic ELB. ``aws-load-balancer-type: classic`` (or ``clb``/``elb``) asks for
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -21,7 +22,7 @@ from lbprov import naming
 from lbprov.annotations import annotation_field, get_int, get_pairs
 from lbprov.intent import parse_bool
 from lbprov.model import Intent, InvalidService, Target
-from lbprov_aws import sg_options
+from lbprov_aws import attributes, sg_options
 from lbprov_aws.annotation_keys import check_all
 from lbprov_aws.sg_options import SecurityGroupOptions
 
@@ -44,6 +45,54 @@ SSL_CERT = PREFIX + "ssl-cert"
 SSL_PORTS = PREFIX + "ssl-ports"
 TARGET_NODE_LABELS = PREFIX + "target-node-labels"
 NLB_TARGET_TYPE = PREFIX + "nlb-target-type"
+SSL_POLICY = PREFIX + "ssl-negotiation-policy"
+ALPN_POLICY = PREFIX + "alpn-policy"
+SUCCESS_CODES = PREFIX + "healthcheck-success-codes"
+LB_NAME = PREFIX + "name"
+EIP_ALLOCATIONS = PREFIX + "eip-allocations"
+PRIVATE_IPV4 = PREFIX + "private-ipv4-addresses"
+BACKEND_PROTOCOL = PREFIX + "backend-protocol"
+IP_ADDRESS_TYPE = PREFIX + "ip-address-type"
+IDLE_TIMEOUT = PREFIX + "connection-idle-timeout"
+DRAINING = PREFIX + "connection-draining-enabled"
+DRAINING_TIMEOUT = PREFIX + "connection-draining-timeout"
+ACCESS_LOG = PREFIX + "access-log-enabled"
+ACCESS_LOG_INTERVAL = PREFIX + "access-log-emit-interval"
+ACCESS_LOG_BUCKET = PREFIX + "access-log-s3-bucket-name"
+ACCESS_LOG_PREFIX = PREFIX + "access-log-s3-bucket-prefix"
+#: The classic-only annotations (cloud-provider-aws applies them to classic ELBs only).
+CLASSIC_ONLY = (
+    IDLE_TIMEOUT,
+    DRAINING,
+    DRAINING_TIMEOUT,
+    ACCESS_LOG,
+    ACCESS_LOG_INTERVAL,
+    ACCESS_LOG_BUCKET,
+    ACCESS_LOG_PREFIX,
+)
+#: cloud-provider-aws ``backendProtocolMapping``: back-end protocol -> the TLS listener's front end.
+BACKEND_TO_FRONTEND = {"https": "https", "http": "https", "ssl": "ssl", "tcp": "ssl"}
+
+#: aws-load-balancer-controller's ``alpn-policy`` values (the NLB TLS listener's ALPN policies).
+ALPN_POLICIES = ("HTTP1Only", "HTTP2Only", "HTTP2Optional", "HTTP2Preferred", "None")
+#: The classic ELB's predefined SSL negotiation policies (ELB user guide, "Predefined SSL security
+#: policies for Classic Load Balancers"; the TLS13 policies are for ALB/NLB only).
+CLASSIC_SSL_POLICIES = (
+    "ELBSecurityPolicy-2016-08",
+    "ELBSecurityPolicy-TLS-1-2-2017-01",
+    "ELBSecurityPolicy-TLS-1-1-2017-01",
+    "ELBSecurityPolicy-2015-05",
+    "ELBSecurityPolicy-2015-03",
+    "ELBSecurityPolicy-2015-02",
+    "ELBSecurityPolicy-2014-10",
+    "ELBSecurityPolicy-2014-01",
+    "ELBSecurityPolicy-2011-08",
+)
+#: A predefined ELB security policy name (the list grows; the cloud checks the name itself).
+_POLICY_NAME = re.compile(r"^ELBSecurityPolicy-[A-Za-z0-9-]{1,100}$")
+#: NLB health-check success codes: a code, a comma list or a range, each 200-599 (ELBv2 API
+#: reference, Matcher: "For Network Load Balancers ... values from 200 to 599").
+_CODES = re.compile(r"^[0-9]{3}(-[0-9]{3})?(,[0-9]{3}(-[0-9]{3})?)*$")
 
 #: Accepted values of the type annotation and what they mean.
 NLB_TYPES = {"nlb": "nlb"}
@@ -82,6 +131,21 @@ class HealthCheckOverrides(BaseModel):
     unhealthy: int | None = None
 
 
+class ClassicAttributes(BaseModel):
+    """A classic ELB's attributes as cloud-provider-aws sets them (``getLoadBalancerAttributes``):
+    every one reconciled, to these defaults when its annotation is absent."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    idle_timeout: int = 60
+    draining: bool = False
+    draining_timeout: int = 300
+    access_log: bool = False
+    access_log_interval: int = 60
+    access_log_bucket: str = ""
+    access_log_prefix: str = ""
+
+
 class AWSOptions(BaseModel):
     """The validated AWS options of one Service (``Intent.options``)."""
 
@@ -99,6 +163,31 @@ class AWSOptions(BaseModel):
     target_node_labels: tuple[tuple[str, str], ...] = ()
     #: security-groups / extra-security-groups / manage-backend-security-group-rules (sg_options.py).
     groups: SecurityGroupOptions = SecurityGroupOptions()
+    #: The user's ``attributes`` / ``target-group-attributes`` (attributes.py), validated.
+    lb_attributes: tuple[tuple[str, str], ...] = ()
+    target_group_attributes: tuple[tuple[str, str], ...] = ()
+    #: TLS listeners: ``ssl-negotiation-policy`` (None: lbprov's default, desired.SSL_POLICY) and
+    #: ``alpn-policy`` (None: not set, AWS's ``None``).
+    ssl_policy: str | None = None
+    alpn_policy: str | None = None
+    #: ``healthcheck-success-codes`` for HTTP/HTTPS health checks (None: AWS's 200-399).
+    success_codes: str | None = None
+    #: ``load-balancer-name``: the NLB's name instead of the UID-derived one (None: derived).
+    name: str | None = None
+    #: ``eip-allocations`` (internet-facing) / ``private-ipv4-addresses`` (internal): one per subnet,
+    #: given to the NLB's subnets through SubnetMappings (desired.subnet_mappings pairs them).
+    eip_allocations: tuple[str, ...] = ()
+    private_ipv4: tuple[str, ...] = ()
+    #: Classic ELB: ``backend-protocol`` (None: not set) and the attributes of
+    #: ModifyLoadBalancerAttributes, with cloud-provider-aws's defaults when not set.
+    backend_protocol: Literal["http", "https", "ssl", "tcp"] | None = None
+    classic: ClassicAttributes = ClassicAttributes()
+    #: Classic-only annotations of a Service without the type annotation that resolved as an NLB:
+    #: refused by the plan if the Service does get an NLB (options._classic).
+    classic_only: tuple[str, ...] = ()
+    #: ``dualstack``: the NLB gets IPv4 and IPv6 addresses (spec.ipFamilies with both, or
+    #: ``ip-address-type: dualstack``).
+    ip_address_type: Literal["ipv4", "dualstack"] = "ipv4"
     #: Whether ``kind`` came from the type annotation (else from default_load_balancer_type: a
     #: Service keeps the kind of load balancer it has, see AWSProvider.plan).
     kind_explicit: bool = False
@@ -304,6 +393,256 @@ def _ssl(annotations: Mapping[str, str]) -> tuple[str | None, tuple[str, ...]]:
     return cert, ports
 
 
+def _tls_policies(
+    annotations: Mapping[str, str], kind: LbKind, cert: str | None
+) -> tuple[str | None, str | None]:
+    """``ssl-negotiation-policy`` and ``alpn-policy``: both need TLS listeners (``ssl-cert``);
+    ALPN is an NLB feature."""
+    policy = annotations.get(SSL_POLICY, "").strip() or None
+    alpn = annotations.get(ALPN_POLICY, "").strip() or None
+    if policy is not None:
+        if cert is None:
+            raise InvalidService(
+                _field(SSL_POLICY), f"set, but {SSL_CERT} is missing (no TLS listener to apply it to)"
+            )
+        if kind == "classic" and policy not in CLASSIC_SSL_POLICIES:
+            raise InvalidService(
+                _field(SSL_POLICY),
+                f"{policy!r} is not a predefined classic ELB policy; accepted: {', '.join(sorted(CLASSIC_SSL_POLICIES))}",
+            )
+        if not _POLICY_NAME.match(policy):
+            raise InvalidService(
+                _field(SSL_POLICY),
+                f"{policy!r} is not a predefined ELB security policy name (ELBSecurityPolicy-...), "
+                "e.g. ELBSecurityPolicy-TLS13-1-2-2021-06",
+            )
+    if alpn is not None:
+        if kind == "classic":
+            raise InvalidService(
+                _field(ALPN_POLICY), "ALPN policies are for NLB TLS listeners, not a classic ELB"
+            )
+        if cert is None:
+            raise InvalidService(
+                _field(ALPN_POLICY), f"set, but {SSL_CERT} is missing (ALPN needs TLS listeners)"
+            )
+        if alpn not in ALPN_POLICIES:
+            raise InvalidService(
+                _field(ALPN_POLICY), f"{alpn!r}; accepted values: {', '.join(ALPN_POLICIES)}"
+            )
+    return policy, alpn
+
+
+def _success_codes(
+    annotations: Mapping[str, str], kind: LbKind, intent: Intent, health: HealthCheckOverrides
+) -> str | None:
+    """``healthcheck-success-codes``: HTTP/HTTPS health checks only (the Local policy's, or an
+    explicit ``healthcheck-protocol``); refused with a TCP check, and on a classic ELB."""
+    if SUCCESS_CODES not in annotations:
+        return None
+    raw = annotations[SUCCESS_CODES].strip().replace(" ", "")
+    if kind == "classic":
+        raise InvalidService(_field(SUCCESS_CODES), "a classic ELB health check has no success codes")
+    protocol = health.protocol or (intent.health_check.protocol if intent.health_check else "TCP")
+    if protocol not in ("HTTP", "HTTPS"):
+        raise InvalidService(
+            _field(SUCCESS_CODES),
+            f"success codes need an HTTP or HTTPS health check, and this one is {protocol} "
+            f"(set {HC_PROTOCOL}: HTTP, or remove {SUCCESS_CODES})",
+        )
+    bad = not _CODES.match(raw)
+    for part in raw.split(",") if not bad else ():
+        lo, _, hi = part.partition("-")
+        if not 200 <= int(lo) <= 599 or (hi and not int(lo) < int(hi) <= 599):
+            bad = True
+    if bad:
+        raise InvalidService(
+            _field(SUCCESS_CODES),
+            f"{annotations[SUCCESS_CODES]!r}; accepted values: HTTP codes 200-599 as a code, a list "
+            "(200,202) or a range (200-299)",
+        )
+    return raw
+
+
+#: ELBv2 CreateLoadBalancer Name: "unique per region per account, can have a maximum of 32
+#: characters, must contain only alphanumeric characters or hyphens, must not begin or end with a
+#: hyphen, and must not begin with 'internal-'".
+_LB_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$")
+
+
+def _lb_name(annotations: Mapping[str, str], kind: LbKind) -> str | None:
+    """``aws-load-balancer-name`` (aws-load-balancer-controller: NLB only, at most 32 characters)."""
+    if LB_NAME not in annotations:
+        return None
+    name = annotations[LB_NAME].strip()
+    if kind == "classic":
+        raise InvalidService(
+            _field(LB_NAME), "a classic ELB keeps its UID-derived name; the name is for an NLB"
+        )
+    if not _LB_NAME.match(name) or name.startswith("internal-"):
+        raise InvalidService(
+            _field(LB_NAME),
+            f"{name!r}: AWS load balancer names are 1-32 letters, digits and hyphens, neither starting "
+            "nor ending with a hyphen, and not starting with 'internal-'",
+        )
+    return name
+
+
+_EIP = re.compile(r"^eipalloc-[0-9a-f]{8,17}$")
+
+
+def _static_ips(
+    annotations: Mapping[str, str], kind: LbKind, scheme: str, subnets: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``eip-allocations`` and ``private-ipv4-addresses`` (aws-load-balancer-controller's syntax:
+    comma-separated; internet-facing / internal NLBs only; as many as the load balancer's subnets,
+    checked here against the ``subnets`` annotation and at plan time against discovered ones)."""
+    out: list[tuple[str, ...]] = []
+    for key, wants in ((EIP_ALLOCATIONS, "external"), (PRIVATE_IPV4, "internal")):
+        items = tuple(v.strip() for v in annotations.get(key, "").split(",") if v.strip())
+        out.append(items)
+        if key not in annotations:
+            continue
+        if kind == "classic":
+            raise InvalidService(_field(key), "static addresses are for an NLB; a classic ELB has none")
+        if not items:
+            raise InvalidService(_field(key), "empty; list one address per subnet, comma-separated")
+        if scheme != wants:
+            need = "internet-facing" if wants == "external" else "internal"
+            raise InvalidService(
+                _field(key),
+                f"only for an {need} NLB, and this one is {'internal' if scheme == 'internal' else 'internet-facing'}",
+            )
+        for item in items:
+            ok = _EIP.match(item) if key == EIP_ALLOCATIONS else _ipv4(item)
+            if not ok:
+                what = (
+                    "an Elastic IP allocation ID (eipalloc-...)"
+                    if key == EIP_ALLOCATIONS
+                    else "an IPv4 address"
+                )
+                raise InvalidService(_field(key), f"{item!r} is not {what}")
+        if len(set(items)) != len(items):
+            raise InvalidService(_field(key), "an address is listed twice")
+        if subnets and len(items) != len(subnets):
+            raise InvalidService(
+                _field(key),
+                f"{len(items)} addresses for {len(subnets)} subnets in {SUBNETS}; give one per subnet",
+            )
+    return out[0], out[1]
+
+
+def _ipv4(value: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(value), ipaddress.IPv4Address)
+    except ValueError:
+        return False
+
+
+def _classic(
+    annotations: Mapping[str, str], kind: LbKind, cert: str | None
+) -> tuple[Any, ClassicAttributes, tuple[str, ...]]:
+    """``backend-protocol`` and the classic attribute annotations (cloud-provider-aws syntax), and
+    the classic-only keys an NLB would have to refuse. With an explicit NLB type they are refused
+    here; without the type annotation they are kept for the plan (the Service may keep a classic
+    ELB it has, AWSProvider.plan), which refuses them if the Service gets an NLB after all."""
+    backend = None
+    if BACKEND_PROTOCOL in annotations:
+        raw = annotations[BACKEND_PROTOCOL].strip().lower()
+        if raw not in BACKEND_TO_FRONTEND:
+            raise InvalidService(
+                _field(BACKEND_PROTOCOL),
+                f"{annotations[BACKEND_PROTOCOL]!r}; accepted values: http, https, ssl, tcp",
+            )
+        backend = raw
+    classic_only = [k for k in CLASSIC_ONLY if k in annotations]
+    if backend not in (None, "tcp"):
+        classic_only.insert(0, BACKEND_PROTOCOL)
+    if kind == "nlb" and classic_only and TYPE in annotations:
+        raise InvalidService(_field(classic_only[0]), nlb_refuses(classic_only[0]))
+    if kind == "nlb" and not classic_only:
+        return backend, ClassicAttributes(), ()
+    deferred = tuple(classic_only) if kind == "nlb" else ()
+    from lbprov.annotations import get_bool
+
+    interval = get_int(annotations, ACCESS_LOG_INTERVAL, 5, 60)
+    if interval is not None and interval not in (5, 60):
+        raise InvalidService(_field(ACCESS_LOG_INTERVAL), f"{interval}; accepted values: 5, 60 (minutes)")
+    bucket = annotations.get(ACCESS_LOG_BUCKET, "").strip()
+    log = get_bool(annotations, ACCESS_LOG, False)
+    if log and not bucket:
+        raise InvalidService(_field(ACCESS_LOG), f"true needs {ACCESS_LOG_BUCKET}")
+    if bucket and not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+        raise InvalidService(_field(ACCESS_LOG_BUCKET), f"{bucket!r} is not an S3 bucket name")
+    prefix = annotations.get(ACCESS_LOG_PREFIX, "").strip()
+    attrs = ClassicAttributes(
+        idle_timeout=get_int(annotations, IDLE_TIMEOUT, 1, 4000, unit="seconds") or 60,
+        draining=get_bool(annotations, DRAINING, False),
+        draining_timeout=get_int(annotations, DRAINING_TIMEOUT, 1, 3600, unit="seconds") or 300,
+        access_log=log,
+        access_log_interval=interval or 60,
+        access_log_bucket=bucket,
+        access_log_prefix=prefix,
+    )
+    return backend, attrs, deferred
+
+
+def nlb_refuses(key: str) -> str:
+    """Why an NLB refuses a classic-only annotation."""
+    if key == BACKEND_PROTOCOL:
+        return f"this value is for a classic ELB (set {TYPE}: classic); an NLB's back ends are TCP (accepted: tcp)"
+    return (
+        "a classic ELB attribute (cloud-provider-aws applies it to classic ELBs only); for an NLB use "
+        f"{attributes.LB_ATTRIBUTES_KEY} (access_logs.s3.*) or remove it"
+    )
+
+
+def _ip_address_type(
+    annotations: Mapping[str, str], kind: LbKind, intent: Intent
+) -> Literal["ipv4", "dualstack"]:
+    """spec.ipFamilies (DESIGN.md "IP families") and ``ip-address-type``: an NLB serves IPv4, or
+    IPv4 and IPv6 as a dualstack NLB; it cannot be IPv6-only, and a classic ELB is IPv4 only. A
+    PreferDualStack Service is served IPv4 where dual-stack is not possible; RequireDualStack and
+    IPv6-only Services are refused, never given an IPv4-only load balancer."""
+    families = intent.ip_families
+    dual = set(families) == {"IPv4", "IPv6"}
+    annotated = None
+    if IP_ADDRESS_TYPE in annotations:
+        annotated = annotations[IP_ADDRESS_TYPE].strip().lower()
+        if annotated not in ("ipv4", "dualstack"):
+            raise InvalidService(
+                _field(IP_ADDRESS_TYPE), f"{annotations[IP_ADDRESS_TYPE]!r}; accepted values: ipv4, dualstack"
+            )
+    fields = f"spec.ipFamilies {list(families)} ({intent.ip_family_policy})"
+    if families == ("IPv6",):
+        what = (
+            "a classic ELB is IPv4 only"
+            if kind == "classic"
+            else "an NLB cannot be IPv6-only (it is IPv4 or dualstack)"
+        )
+        raise InvalidService("spec.ipFamilies", f"{fields}: {what}; use [IPv4, IPv6] for a dualstack NLB")
+    if kind == "classic":
+        if annotated == "dualstack":
+            raise InvalidService(
+                _field(IP_ADDRESS_TYPE), "a classic ELB is IPv4 only; dualstack needs an NLB"
+            )
+        if dual and intent.ip_family_policy == "RequireDualStack":
+            raise InvalidService(
+                "spec.ipFamilies", f"{fields}: a classic ELB is IPv4 only; use an NLB for dual-stack"
+            )
+        if families[0] != "IPv4":
+            raise InvalidService("spec.ipFamilies", f"{fields}: a classic ELB is IPv4 only")
+        return "ipv4"
+    if annotated == "ipv4" and dual and intent.ip_family_policy == "RequireDualStack":
+        raise InvalidService(
+            _field(IP_ADDRESS_TYPE), f"ipv4 contradicts {fields}; remove it or set dualstack"
+        )
+    if annotated == "ipv4":
+        if families[0] == "IPv6":
+            raise InvalidService(_field(IP_ADDRESS_TYPE), f"ipv4 contradicts {fields} (IPv6 primary)")
+        return "ipv4"
+    return "dualstack" if dual or annotated == "dualstack" else "ipv4"
+
+
 def provider_id_instance(provider_id: str) -> str | None:
     """Instance ID of an AWS providerID (``aws:///<zone>/i-…``, ``aws:////i-…`` or ``i-…``)."""
     if provider_id.startswith("aws://"):
@@ -362,7 +701,32 @@ def resolve(intent: Intent, annotations: Mapping[str, str], default_kind: LbKind
             )
         cross_zone = parsed
     cert, ssl_ports = _ssl(annotations)
+    ssl_policy, alpn = _tls_policies(annotations, kind, cert)
+    eips, private_ips = _static_ips(annotations, kind, scheme, subnets)
+    backend, classic_attrs, classic_only = _classic(annotations, kind, cert)
+    address_type = _ip_address_type(annotations, kind, intent)
     labels = _labels(annotations)
+    lb_attrs = attributes.load_balancer_attributes(annotations)
+    tg_attrs = attributes.target_group_attributes(annotations)
+    if kind == "classic" and (lb_attrs or tg_attrs):
+        key = attributes.LB_ATTRIBUTES_KEY if lb_attrs else attributes.TG_ATTRIBUTES_KEY
+        raise InvalidService(
+            _field(key), "ELBv2 attributes apply to an NLB, not a classic ELB (use the classic annotations)"
+        )
+    attributes.agree(
+        dict(lb_attrs),
+        "load_balancing.cross_zone.enabled",
+        CROSS_ZONE,
+        cross_zone if CROSS_ZONE in annotations else None,
+        attributes.LB_ATTRIBUTES_KEY,
+    )
+    attributes.agree(dict(tg_attrs), "proxy_protocol_v2.enabled", PROXY_PROTOCOL, True if proxy else None)
+    attributes.agree(
+        dict(tg_attrs),
+        "stickiness.enabled",
+        "spec.sessionAffinity: ClientIP",
+        True if intent.session_affinity else None,
+    )
     options = AWSOptions(
         kind=kind,
         subnets=subnets,
@@ -374,6 +738,18 @@ def resolve(intent: Intent, annotations: Mapping[str, str], default_kind: LbKind
         ssl_ports=ssl_ports,
         target_node_labels=labels,
         groups=sg_options.parse(annotations, kind),
+        lb_attributes=lb_attrs,
+        target_group_attributes=tg_attrs,
+        ssl_policy=ssl_policy,
+        alpn_policy=alpn,
+        success_codes=_success_codes(annotations, kind, intent, health),
+        name=_lb_name(annotations, kind),
+        eip_allocations=eips,
+        private_ipv4=private_ips,
+        backend_protocol=backend,
+        classic=classic_attrs,
+        classic_only=classic_only,
+        ip_address_type=address_type,
         kind_explicit=TYPE in annotations,
         annotations=tuple(sorted((k, v) for k, v in annotations.items() if k.startswith(PREFIX))),
     )

@@ -22,6 +22,7 @@ from lbprov.provider import Provider, SandboxCloud
 from lbprov_aws import operations
 from lbprov_aws.apply import Executor
 from lbprov_aws.client import AWSClients
+from lbprov_aws.desired import LB_NAME_TAG
 from lbprov_aws.diff import adopt
 from lbprov_aws.diff.adopt import keep_kind
 from lbprov_aws.diff.nlb import kube_proxy_entries
@@ -47,6 +48,8 @@ class AWSProvider:
     settings_model: ClassVar[type[BaseModel]] = AWSSettings
     #: NLB and classic ELB targets are instances: traffic goes to the NodePorts.
     needs_node_ports: ClassVar[bool] = True
+    #: IPv4, and IPv4 + IPv6 as a dualstack NLB (resolve() refuses IPv6-only and dual-stack classic).
+    ip_families: ClassVar[frozenset[str]] = frozenset({"IPv4", "IPv6"})
 
     def __init__(self, settings: AWSSettings, *, read_only: bool = False) -> None:
         self.settings = settings
@@ -129,6 +132,7 @@ class AWSProvider:
             intent.ref.uid, intent.lb_name, adopt.target_group_prefixes(intent.ref), details=False
         )
         intent = keep_kind(intent, state, self.cluster)
+        self._named_nlbs(state, intent.ref, intent.options.name, details=True)
         # With no eligible node (a node-pool rotation) the instances cannot tell the VPC: the load
         # balancer the Service already has can, so it is kept with an empty target set (issue 13).
         vpc_id = self.settings.vpc_id or (None if ids else _vpc_of(state))
@@ -174,9 +178,30 @@ class AWSProvider:
             )
             or (nlb is not None and nlb.security_groups and not carries_backend)
         ):
-            self._backend_users(ctx, intent.lb_name)
+            own = {intent.lb_name, intent.options.name, *(n.name for n in state.renamed)}
+            self._backend_users(ctx, {n for n in own if n})
         out = self.planner.plan(intent, ctx, state, predecessors)
         return Plan("aws", intent.ref, tuple(out.changes), intent, out.ingress, data=out.data)
+
+    def _named_nlbs(self, state: ServiceState, ref: ServiceRef, wanted: str | None, *, details: bool) -> None:
+        """NLBs of the Service under another name than the UID-derived one (``load-balancer-name``):
+        the name asked for, the names its target groups record, and the load balancers they are
+        attached to. Costs nothing for a Service that never had a chosen name."""
+        default = naming.lb_name(ref.uid)
+        owned_tgs = [
+            tg for tg in state.target_groups if naming.is_owned_by_service(tg.tags, self.cluster, ref.uid)
+        ]
+        names = {wanted} if wanted else set()
+        names |= {tg.tags[LB_NAME_TAG] for tg in owned_tgs if tg.tags.get(LB_NAME_TAG)}
+        names.discard(default)
+        arns = {arn for tg in owned_tgs for arn in tg.lb_arns} - ({state.nlb.arn} if state.nlb else set())
+        if not names and not arns:
+            return
+        for nlb in self.reader.nlbs_named(ref.uid, sorted(names), sorted(arns), details=details):
+            if naming.is_owned_by_service(nlb.tags, self.cluster, ref.uid):
+                state.renamed.append(nlb)
+            elif nlb.name == wanted:
+                state.foreign_named = nlb
 
     def _count_other_classics(self, ctx: ClusterContext, state: ServiceState, uid: str, lb_name: str) -> None:
         """Where the cluster's shared classic backend group exists: how many classic ELBs other than
@@ -187,11 +212,13 @@ class AWSProvider:
         if backends:
             ctx.other_classic_elbs = len(self.reader.classics_using(backends) - {lb_name})
 
-    def _backend_users(self, ctx: ClusterContext, lb_name: str) -> None:
+    def _backend_users(self, ctx: ClusterContext, own: set[str]) -> None:
         """For a plan that does not use the cluster's NLB backend group: where that group exists
         (ours, of this identity), which load balancers other than the Service's carry it (at none
         the plan releases it: diff/nlb_security_groups.py). With the VPC unknown (a delete whose
-        load balancer and target groups are gone), the group's own VPC is read for the node rules."""
+        load balancer and target groups are gone), the group's own VPC is read for the node rules.
+        ``own``: the names of the Service's own load balancers (the UID-derived one, a chosen
+        ``load-balancer-name``, older names), which do not count as users."""
         name = nlb_backend_security_group_name(self.cluster)
         ours = [
             sg
@@ -206,7 +233,7 @@ class AWSProvider:
             known = {sg.id for sg in ctx.security_groups}
             more = self.reader.security_groups(ours[0].vpc_id)
             ctx.security_groups = [*ctx.security_groups, *(sg for sg in more if sg.id not in known)]
-        ctx.backend_users = self.reader.load_balancers_using({sg.id for sg in ours}) - {lb_name}
+        ctx.backend_users = self.reader.load_balancers_using({sg.id for sg in ours}) - own
 
     def _range_rules(self, ctx: ClusterContext) -> None:
         """Who wants the shared rules is told by the cluster's target groups: read them where a
@@ -237,6 +264,10 @@ class AWSProvider:
         state = self.reader.service_state(
             ref.uid, naming.lb_name(ref.uid), adopt.target_group_prefixes(ref), details=False
         )
+        self._named_nlbs(state, ref, None, details=False)
+        for nlb in [state.nlb, *state.renamed]:
+            if nlb is not None and naming.is_owned_by_service(nlb.tags, self.cluster, ref.uid):
+                nlb.attributes = self.reader.nlb_attributes(nlb.arn)  # deletion protection
         ctx = self.reader.cluster_context([], vpc_id=self.settings.vpc_id or _vpc_of(state), need_vpc=False)
         # What cloud-provider-aws made for the Service goes too (it was never adopted).
         predecessors = adopt.prepare(
@@ -244,7 +275,8 @@ class AWSProvider:
         )
         self._count_other_classics(ctx, state, ref.uid, naming.lb_name(ref.uid))
         self._range_rules(ctx)
-        self._backend_users(ctx, naming.lb_name(ref.uid))
+        own = {naming.lb_name(ref.uid), *(n.name for n in [state.nlb, *state.renamed] if n is not None)}
+        self._backend_users(ctx, own)
         out = self.planner.plan_delete(ref, ctx, state, predecessors)
         return Plan("aws", ref, tuple(out.changes), None, (), data=out.data)
 

@@ -40,6 +40,8 @@ class Remembered:
         self.tg_attributes: dict[str, dict[str, str]] = {}
         self.targets: dict[str, tuple[str, ...]] = {}
         self.classic_cross_zone: dict[str, bool] = {}
+        #: A classic ELB's LoadBalancerAttributes (cross-zone, access log, draining, idle timeout).
+        self.classic_attributes: dict[str, dict[str, Any]] = {}
 
     # -- reads -------------------------------------------------------------------------------------
 
@@ -101,6 +103,7 @@ class Remembered:
             self.tg_attributes,
             self.targets,
             self.classic_cross_zone,
+            self.classic_attributes,
         ):
             table.pop(key, None)
 
@@ -133,7 +136,7 @@ class Remembered:
         if operation == "elbv2:ModifyLoadBalancerAttributes":
             return (self.lb_attributes,)
         if operation == "elb:ModifyLoadBalancerAttributes":
-            return (self.classic_cross_zone,)
+            return (self.classic_cross_zone, self.classic_attributes)
         if operation in ("elbv2:CreateListener", "elbv2:ModifyListener", "elbv2:DeleteListener"):
             return ()  # see _gen_listeners
         return (  # deletes, and any write not listed here: forget all of it
@@ -143,6 +146,7 @@ class Remembered:
             self.tg_attributes,
             self.targets,
             self.classic_cross_zone,
+            self.classic_attributes,
         )
 
     def after_write(

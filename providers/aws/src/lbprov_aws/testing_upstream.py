@@ -164,8 +164,10 @@ def make_upstream_nlb(
     source_ranges: Sequence[str] = ("0.0.0.0/0",),
     cluster: str | None = None,
     service_key: str | None = None,
+    health_node_port: int | None = None,
 ) -> Upstream:
-    """An NLB for ``svc`` (annotated ``aws-load-balancer-type: nlb``) as cloud-provider-aws makes it."""
+    """An NLB for ``svc`` (annotated ``aws-load-balancer-type: nlb``) as cloud-provider-aws makes it;
+    ``health_node_port``: ``externalTrafficPolicy: Local``, checked by HTTP ``/healthz`` on it 10/10/2/2."""
     box: MotoSandbox = cloud.extra["sandbox"]
     ec2, elbv2 = box.client("ec2"), box.client("elbv2")
     cluster = cluster or cloud.extra["cluster"]
@@ -178,20 +180,41 @@ def make_upstream_nlb(
     )["LoadBalancers"][0]
     tgs: list[str] = []
     for port, proto, node_port in svc.ports:
-        name = upstream_target_group_name(cluster, svc, port, node_port, proto)
+        health: dict[str, Any] = {
+            "HealthCheckProtocol": "TCP",
+            "HealthCheckPort": "traffic-port",
+            "HealthCheckIntervalSeconds": 30,
+            "HealthCheckTimeoutSeconds": 10,
+            "HealthyThresholdCount": 3,
+            "UnhealthyThresholdCount": 3,
+        }
+        if health_node_port is not None:
+            health = {
+                "HealthCheckProtocol": "HTTP",
+                "HealthCheckPort": str(health_node_port),
+                "HealthCheckPath": "/healthz",
+                "HealthCheckIntervalSeconds": 10,
+                "HealthCheckTimeoutSeconds": 10,
+                "HealthyThresholdCount": 2,
+                "UnhealthyThresholdCount": 2,
+            }
+        name = upstream_target_group_name(
+            cluster,
+            svc,
+            port,
+            node_port,
+            proto,
+            health["HealthCheckProtocol"],
+            health["HealthCheckIntervalSeconds"],
+        )
         arn = elbv2.create_target_group(
             Name=name,
             Protocol=proto,
             Port=node_port,
             VpcId=cloud.extra["vpc_id"],
             TargetType="instance",
-            HealthCheckProtocol="TCP",
-            HealthCheckPort="traffic-port",
-            HealthCheckIntervalSeconds=30,
-            HealthCheckTimeoutSeconds=10,
-            HealthyThresholdCount=3,
-            UnhealthyThresholdCount=3,
             Tags=_tags(cluster, svc, service_key),
+            **health,
         )["TargetGroups"][0]["TargetGroupArn"]
         elbv2.register_targets(TargetGroupArn=arn, Targets=[{"Id": i} for i in _instances(cloud)])
         elbv2.create_listener(
@@ -216,9 +239,14 @@ def make_upstream_nlb(
     # Health checks come from the load balancer's subnets; no rule where the client rule admits them.
     subnets = ec2.describe_subnets(SubnetIds=list(cloud.extra["public_subnets"]))["Subnets"]
     subnet_cidrs = sorted(s["CidrBlock"] for s in subnets if not _covers(source_ranges, s["CidrBlock"]))
+    health_ports = (
+        {n for _, p, n in svc.ports if p == "TCP"} if health_node_port is None else {health_node_port}
+    )
+    if health_node_port is not None:  # not a client port: the client rule never covers it
+        subnet_cidrs = sorted(s["CidrBlock"] for s in subnets)
     if subnet_cidrs:
         health = f"kubernetes.io/rule/nlb/health={svc.lb_name}"
-        for node_port in sorted({n for _, p, n in svc.ports if p == "TCP"}):
+        for node_port in sorted(health_ports):
             perms.append(
                 {
                     "IpProtocol": "tcp",

@@ -8,6 +8,7 @@ are only known after a write (the frontend address an NSG rule targets) are reso
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
@@ -271,8 +272,7 @@ class Applier:
             w = self._rule_writers.get(name.lower())
             if w is None:
                 w = RuleWriter(
-                    lambda ds, st, kn, n=name: self._write_shared_rule(n, ds, st, kn),
-                    self.settings.coalesce_window_seconds,
+                    functools.partial(self._write_shared_rule, name), self.settings.coalesce_window_seconds
                 )
                 self._rule_writers[name.lower()] = w
         w.submit(delta)

@@ -35,61 +35,71 @@ class RuleDelta:
 @dataclass
 class _Ticket:
     delta: RuleDelta
-    done: threading.Event = field(default_factory=threading.Event)
+    done: bool = False
+    lead: bool = False
+    event: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
 
 class RuleWriter:
-    """One shared rule's writer. ``write(deltas, last)`` does the merge-write of a batch, starting from
-    ``last`` (the rule as this writer last wrote it, or as the first delta's plan saw it; an ETag
-    mismatch then costs one re-read) and returns the rule as written (None: deleted)."""
+    """One shared rule's writer. ``write(deltas, last, known)`` does the merge-write of a batch,
+    starting from ``last`` when ``known`` (the rule as this writer last wrote it, or as the first
+    delta's plan saw it; an ETag mismatch then costs one re-read) and returns the rule as written
+    (None: deleted). A leader writes one batch and hands the lead to the next pending ticket, so no
+    worker keeps writing other Services' batches while its own reconcile waits."""
 
     def __init__(
         self, write: Callable[[list[RuleDelta], JSON | None, bool], JSON | None], window: float
     ) -> None:
         self._write = write
-        self._last: JSON | None = None
-        self._known = False
         self.window = window
         self._lock = threading.Lock()
         self._pending: list[_Ticket] = []
         self._busy = False
+        self._last: JSON | None = None
+        self._known = False
         self.batches = 0
 
     def submit(self, delta: RuleDelta) -> None:
         ticket = _Ticket(delta)
         with self._lock:
             self._pending.append(ticket)
-            lead = not self._busy
-            self._busy = True
-        if not lead:
-            ticket.done.wait()
-            if ticket.error is not None:
-                raise ticket.error
-            return
-        while True:
-            if self.window:
-                time.sleep(self.window)
-            with self._lock:
-                batch, self._pending = self._pending, []
-            self.batches += 1
-            deltas = [t.delta for t in batch]
-            start, known = (self._last, True) if self._known else (deltas[0].snapshot, deltas[0].seen)
-            try:
-                self._last, self._known = self._write(deltas, start, known), True
-                error: BaseException | None = None
-            except BaseException as exc:  # every ticket of the batch gets the error
-                self._known = False
-                error = exc
-            for t in batch:
-                t.error = error
-                t.done.set()
-            with self._lock:
-                if not self._pending:
-                    self._busy = False
-                    break
+            if not self._busy:
+                self._busy = True
+                ticket.lead = True
+        while not ticket.done:
+            if ticket.lead:
+                self._lead()
+            else:
+                ticket.event.wait()
+                ticket.event.clear()
         if ticket.error is not None:
             raise ticket.error
+
+    def _lead(self) -> None:
+        if self.window:
+            time.sleep(self.window)
+        with self._lock:
+            batch, self._pending = self._pending, []
+        self.batches += 1
+        deltas = [t.delta for t in batch]
+        start, known = (self._last, True) if self._known else (deltas[0].snapshot, deltas[0].seen)
+        error: BaseException | None = None
+        try:
+            self._last, self._known = self._write(deltas, start, known), True
+        except BaseException as exc:  # every ticket of the batch gets the error
+            self._known = False
+            error = exc
+        with self._lock:
+            for t in batch:
+                t.error, t.done, t.lead = error, True, False
+                t.event.set()
+            if self._pending:
+                nxt = self._pending[0]
+                nxt.lead = True
+                nxt.event.set()
+            else:
+                self._busy = False
 
 
 def merged_destinations(current: set[str], deltas: list[RuleDelta]) -> set[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,10 @@ Json = dict[str, Any]
 log = logging.getLogger("lbprov.gcp")
 
 
+def _ip_key(family: object) -> str:
+    return "ip6" if family == "IPv6" else "ip"
+
+
 class Applier:
     """Executes exactly a plan's changes; returns the Service's ingress."""
 
@@ -33,6 +38,11 @@ class Applier:
         self._reader = reader
         self._shared_lock = threading.RLock()
         self._shared_known: set[tuple[str, str | None, str]] = set()
+        # Instance-group membership: one lock per group, and the members after this process's last
+        # write to it (with when that write finished), so that a node change costs one write per
+        # zone however many Services' concurrent plans asked for it.
+        self._group_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._group_written: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
 
     @property
     def compute(self) -> Compute:
@@ -50,6 +60,7 @@ class Applier:
             except gexc.BadRequest as exc:
                 with self._shared_lock:
                     self._shared_known.clear()
+                    self._group_written.clear()
                 if "instanceInMultipleLoadBalancedIgs" in {str(e.get("reason")) for e in exc.errors or []}:
                     # GCE's message names the instance; say what to do about it.
                     raise RuntimeError(
@@ -61,13 +72,16 @@ class Applier:
             except BaseException:
                 with self._shared_lock:
                     self._shared_known.clear()
+                    self._group_written.clear()
                 raise
             finally:
                 data = change.data
-                self.reader.wrote(
-                    "instanceGroups" if change.kind == "instance-group" else str(data.get("collection")),
-                    data.get("zone"),
-                )
+                if not ctx.pop("no_write", False):
+                    self.reader.wrote(
+                        "instanceGroups" if change.kind == "instance-group" else str(data.get("collection")),
+                        data.get("zone"),
+                        [str(data.get("name") or change.name)],
+                    )
         for name in ctx.get("transient", []):
             # The forwarding rules hold the IP now: release the reservation (upstream does the same;
             # the IP stays with the rules as an ephemeral one).
@@ -76,21 +90,25 @@ class Applier:
             except gexc.NotFound:
                 pass
             finally:
-                self.reader.wrote("addresses")
+                self.reader.wrote("addresses", names=[name])
         if plan.is_delete:
             return ()
-        ip = ctx.get("ip")
-        if ip is None and plan.ingress and not plan.changes:
+        if plan.ingress and not plan.changes:
             return plan.ingress
-        if ip is None:
-            ip = self._current_ip(plan)
-        return (Ingress(ip=ip),) if ip else ()
+        # status.loadBalancer.ingress: one IP per family, in spec.ipFamilies order
+        out = []
+        for family in plan.data.get("families") or ("IPv4",):
+            ip = ctx.get(_ip_key(family)) or self._current_ip(plan, family)
+            if ip:
+                out.append(Ingress(ip=ip))
+        return tuple(out)
 
-    def _current_ip(self, plan: Plan) -> str | None:
+    def _current_ip(self, plan: Plan, family: str) -> str | None:
+        v6 = family == "IPv6"
         for ingress in plan.ingress:
-            if ingress.ip:
+            if ingress.ip and (":" in ingress.ip) == v6:
                 return ingress.ip
-        address = plan.data.get("address")
+        address = (plan.data.get("addresses") or {}).get(family) or (None if v6 else plan.data.get("address"))
         if address:
             found = self.compute.get("addresses", address)
             if found:
@@ -120,12 +138,13 @@ class Applier:
         if change.action is Action.REPLACE and collection != "forwardingRules":
             c.delete(collection, change.name)
         body = dict(data["body"])
+        ip_key = _ip_key(data.get("family"))  # each IP family's IP apart
         if data.get("destination_from_ip"):
             # The traffic firewall's destination is the IP reserved earlier in this apply.
-            ip = ctx.get("ip")
+            ip = ctx.get(ip_key)
             if not ip:
                 raise RuntimeError(f"firewall {change.name}: the Service's IP is not known yet; plan again")
-            body["destinationRanges"] = [f"{ip}/32"]
+            body["destinationRanges"] = [f"{ip}/{data.get('destination_length', 32)}"]
         if change.action is Action.UPDATE and data.get("verb") == "setLabels":
             c.set_labels(collection, change.name, body)
             return
@@ -135,20 +154,22 @@ class Applier:
             return
         if collection == "forwardingRules":
             body = dict(data["body"])
-            ip = ctx.get("ip") or data.get("ip")
+            ip = ctx.get(ip_key) or data.get("ip")
             if ip is None and data.get("address"):
                 found = c.get("addresses", data["address"])
                 ip = found.get("address") if found else None
-                ctx["ip"] = ip
+                ctx[ip_key] = ip
             if ip is None:
                 raise RuntimeError(
                     f"forwarding rule {change.name}: the Service's address is missing; plan again"
                 )
-            body["IPAddress"] = ip
+            # an external IPv6 rule is given its /96 (ingress-gce: "address has to be specified
+            # with /96 prefix, or API will return error")
+            body["IPAddress"] = f"{ip}{data.get('ip_suffix') or ''}"
             if change.action is Action.REPLACE:
                 c.delete(collection, change.name)
             c.insert(collection, body)
-            ctx["ip"] = ip
+            ctx[ip_key] = ip
             return
         if data.get("shared"):
             self._create_shared(collection, None, change.name, body)
@@ -156,7 +177,7 @@ class Applier:
             c.insert(collection, body)
         if collection == "addresses":
             found = c.get("addresses", change.name)
-            ctx["ip"] = found.get("address") if found else None
+            ctx[ip_key] = found.get("address") if found else None
             if data.get("transient"):
                 ctx.setdefault("transient", []).append(change.name)
 
@@ -184,31 +205,58 @@ class Applier:
         if change.action is Action.DELETE:
             # k8s-ig--* groups are shared with upstream and ingress-gce: never deleted.
             raise ValueError(f"instance group {zone}/{name}: lbprov never deletes an instance group")
-        if change.action is Action.CREATE:
-            # Creating and filling the shared group is one step, so that concurrent reconciles that
-            # all planned to create it add each instance once.
-            with self._shared_lock:
-                self._fill_group(change, zone, name)
-        else:
-            self._fill_group(change, zone, name)
+        with self._group_lock(zone, name):
+            if change.action is Action.CREATE:
+                # Creating and filling the shared group is one step, so that concurrent reconciles
+                # that all planned to create it add each instance once.
+                with self._shared_lock:
+                    wrote = self._fill_group(change, zone, name)
+            else:
+                wrote = self._fill_group(change, zone, name)
+        if not wrote:
+            ctx["no_write"] = True
 
-    def _fill_group(self, change: Change, zone: str, name: str) -> None:
+    def _group_lock(self, zone: str, name: str) -> threading.Lock:
+        with self._shared_lock:
+            return self._group_locks.setdefault((zone, name), threading.Lock())
+
+    def _fill_group(self, change: Change, zone: str, name: str) -> bool:
+        """Bring the group's members to the plan's; False if no write was needed after all.
+
+        Called under the group's lock. A plan whose membership was read before this process's
+        last write to the group (another worker's apply of the same node change) is corrected by
+        what that write left: only what is still missing is added, only what is still there is
+        removed. A plan read after that write is applied as planned, so a change made by someone
+        else since is repaired.
+        """
         c = self.compute
         data = change.data
+        key = (zone, name)
         add, remove = list(data["add"]), list(data["remove"])
+        base = set(change.before["instances"]) if change.before else set()
+        last = self._group_written.get(key)
+        read_at = data.get("read_at")
+        if last is not None and read_at is not None and read_at < last[0]:
+            base = set(last[1])
+            add = [i for i in add if i not in base]
+            remove = [i for i in remove if i in base]
+            if not add and not remove:
+                log.debug("instance group %s/%s: already as planned by an earlier apply", zone, name)
+                return False
         if change.action is Action.CREATE and not self._create_shared(
             "instanceGroups", zone, name, dict(data["body"])
         ):
             # someone else created it since we planned: add only what is still missing
-            current = set(c.group_members(zone, name))
-            add = sorted(set(add) - current)
+            base = set(c.group_members(zone, name))
+            add = sorted(set(add) - base)
         try:
             if add:
                 c.change_members("addInstances", zone, name, add)
             if remove:
                 c.change_members("removeInstances", zone, name, remove)
+            after = (base | set(add)) - set(remove)
         except gexc.BadRequest as exc:
-            # Another Service's apply changed the shared group since we planned: converge on fresh data.
+            # Another controller changed the shared group since we planned: converge on fresh data.
             if not (
                 {"memberAlreadyExists", "memberNotFound"}
                 & {str(e.get("reason")) for e in (exc.errors or []) if isinstance(e, dict)}
@@ -220,3 +268,6 @@ class Applier:
                 c.change_members("addInstances", zone, name, sorted(wanted - current))
             if current - wanted:
                 c.change_members("removeInstances", zone, name, sorted(current - wanted))
+            after = wanted
+        self._group_written[key] = (time.monotonic(), frozenset(after))
+        return True

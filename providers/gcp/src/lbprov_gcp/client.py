@@ -150,6 +150,8 @@ _KINDS: dict[str, _Kind] = {
     "instanceGroups": _Kind(
         "InstanceGroupsClient", "InstanceGroup", "instance_group", "zones", "instanceGroups"
     ),
+    # read only: whether the subnetwork serves IPv6 (stackType, ipv6AccessType)
+    "subnetworks": _Kind("SubnetworksClient", "Subnetwork", "subnetwork", "regions", "subnetworks"),
     # cloud-provider-gcp's target pools: read and deleted when lbprov takes their Service over
     "targetPools": _Kind("TargetPoolsClient", "TargetPool", "target_pool", "regions", "targetPools"),
     # read only: the nodes' network tags, when the setting node_tags does not give them

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from ipaddress import ip_address, ip_network
 from typing import Any, ClassVar, Literal, Protocol
 
 from lbprov.model import Intent
 from lbprov_gcp import names as N
 from lbprov_gcp.options import GCPOptions, Instance
-from lbprov_gcp.settings import GCPSettings
+from lbprov_gcp.settings import HEALTH_CHECK_RANGES_IPV6, GCPSettings
 
 Json = dict[str, Any]
 Scheme = Literal["EXTERNAL", "INTERNAL"]
@@ -135,15 +136,21 @@ class AddressSpec:
     subnetwork_link: str | None = None
     cluster_id: str | None = None  # as the label lbprov-cluster-id
     shared: bool = False
+    #: IPV6: from the dual-stack subnetwork's IPv6 range (external ones too, as a NETLB /96)
+    ip_version: Literal["IPV4", "IPV6"] = "IPV4"
 
     @property
     def view(self) -> Json:
         view: Json = {"addressType": self.address_type}
         if self.address_type == "EXTERNAL":
             view["networkTier"] = self.network_tier
+            if self.ip_version == "IPV6":
+                view["subnetwork"] = self.subnetwork or ""
         else:
             view["subnetwork"] = self.subnetwork or ""
             view["purpose"] = "SHARED_LOADBALANCER_VIP"
+        if self.ip_version == "IPV6":
+            view["ipVersion"] = "IPV6"
         view["address"] = self.address
         return view
 
@@ -151,8 +158,10 @@ class AddressSpec:
     def body(self) -> Json:
         body: Json = {"name": self.name, "description": self.description}
         body.update({k: v for k, v in self.view.items() if v is not None})
-        if self.address_type == "INTERNAL":
+        if self.address_type == "INTERNAL" or self.ip_version == "IPV6":
             body["subnetwork"] = self.subnetwork_link
+        if self.ip_version == "IPV6" and self.address_type == "EXTERNAL":
+            body["ipv6EndpointType"] = "NETLB"
         if self.cluster_id:
             body["labels"] = {N.ID_LABEL: self.cluster_id}
         return body
@@ -223,6 +232,8 @@ class ForwardingRuleSpec:
     allow_global_access: bool = False  # INTERNAL only
     cluster_id: str | None = None  # as the label lbprov-cluster-id
     shared: bool = False
+    #: IPV6: the rule's IP comes from the dual-stack subnetwork (external ones too)
+    ip_version: Literal["IPV4", "IPV6"] = "IPV4"
 
     @property
     def view(self) -> Json:
@@ -232,8 +243,12 @@ class ForwardingRuleSpec:
             "ports": list(self.ports) if self.ports is not None else "all",
             "backendService": self.backend_service,
         }
+        if self.ip_version == "IPV6":
+            view["ipVersion"] = "IPV6"
         if self.scheme == "EXTERNAL":
             view["networkTier"] = self.network_tier
+            if self.ip_version == "IPV6":
+                view["subnetwork"] = self.subnetwork
         else:
             view["subnetwork"] = self.subnetwork
             view["allowGlobalAccess"] = self.allow_global_access
@@ -253,8 +268,12 @@ class ForwardingRuleSpec:
             body["allPorts"] = True
         else:
             body["ports"] = list(self.ports)
+        if self.ip_version == "IPV6":
+            body["ipVersion"] = "IPV6"
         if self.scheme == "EXTERNAL":
             body["networkTier"] = self.network_tier
+            if self.ip_version == "IPV6":
+                body["subnetwork"] = self.subnetwork_link
         else:
             body["subnetwork"] = self.subnetwork_link
             if self.allow_global_access:
@@ -262,6 +281,31 @@ class ForwardingRuleSpec:
         if self.cluster_id:
             body["labels"] = {N.ID_LABEL: self.cluster_id}
         return body
+
+
+@dataclass(frozen=True)
+class Frontend:
+    """What one IP family of a Service needs: its IP (address), a forwarding rule per protocol, and
+    the traffic firewall to that IP. GCE firewalls and forwarding rules hold one family each, so a
+    dual-stack Service has two frontends over the same backend services (as ingress-gce's)."""
+
+    family: str  # "IPv4" / "IPv6"
+    scheme: str  # "external" / "internal"
+    address: AddressSpec
+    forwarding_rules: Mapping[str, ForwardingRuleSpec]  # protocol -> forwarding rule
+    firewall: FirewallSpec
+
+    @property
+    def ip_suffix(self) -> str:
+        """How a forwarding rule is given this family's IP: an external IPv6 rule holds a /96."""
+        return "/96" if self.family == "IPv6" and self.scheme == "external" else ""
+
+    @property
+    def destination_length(self) -> int:
+        """The traffic firewall's destination prefix: the IP (/32, /128), or an external IPv6 rule's /96."""
+        if self.family == "IPv4":
+            return 32
+        return 96 if self.scheme == "external" else 128
 
 
 @dataclass(frozen=True)
@@ -273,10 +317,10 @@ class Desired:
     instance_groups: Mapping[tuple[str, str], tuple[str, ...]]  # (zone, group) -> instance names
     health_check: HealthCheckSpec
     hc_firewall: FirewallSpec
-    firewall: FirewallSpec
-    address: AddressSpec
     backend_services: Mapping[str, BackendServiceSpec]  # protocol -> backend service
-    forwarding_rules: Mapping[str, ForwardingRuleSpec]  # protocol -> forwarding rule
+    frontends: tuple[Frontend, ...]  # one per IP family, in spec.ipFamilies order
+    #: the health-check firewall for Google's IPv6 probers, when a family is IPv6
+    hc_firewall_ipv6: FirewallSpec | None = None
 
 
 def _link(settings: GCPSettings, path: str) -> str:
@@ -360,26 +404,54 @@ def host_tags(instances: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
 
 
 def build_hc_firewall(
-    intent: Intent, settings: GCPSettings, hc: HealthCheckSpec, svc_desc: str, tags: tuple[str, ...]
+    intent: Intent,
+    settings: GCPSettings,
+    hc: HealthCheckSpec,
+    svc_desc: str,
+    tags: tuple[str, ...],
+    family: str = "IPv4",
+    scheme: str = "external",
 ) -> FirewallSpec:
+    """From Google's health-check probers to the check's port; GCE firewalls hold one family each,
+    so the IPv6 probers (by scheme; both for the shared check) get their own ``-ipv6`` rule."""
     cluster = intent.cluster
-    return FirewallSpec(
-        name=N.shared_hc_firewall_name(cluster)
+    ranges: tuple[str, ...]
+    if family == "IPv6":
+        ranges = HEALTH_CHECK_RANGES_IPV6["external"] + HEALTH_CHECK_RANGES_IPV6["internal"]
+        if not hc.shared:
+            ranges = HEALTH_CHECK_RANGES_IPV6[scheme]
+    else:
+        ranges = tuple(settings.health_check_source_ranges)
+    base = (
+        N.shared_hc_firewall_name(cluster)
         if hc.shared
-        else N.per_service_names(intent.lb_name)["hc_firewall"],
+        else N.per_service_names(intent.lb_name)["hc_firewall"]
+    )
+    return FirewallSpec(
+        name=N.family_name(base, family),
         description=N.cluster_description(cluster, settings.cluster_id) if hc.shared else svc_desc,
         network=settings.network,
         network_link=_link(settings, f"global/networks/{settings.network}"),
         priority=settings.firewall_priority,
-        source_ranges=tuple(sorted(settings.health_check_source_ranges)),
+        source_ranges=tuple(sorted(ranges)),
         allowed=(Allowed("tcp", (str(hc.port),)),),
         target_tags=tags,
         shared=hc.shared,
     )
 
 
+def family_source_ranges(source_ranges: Sequence[str], family: str) -> tuple[str, ...]:
+    """The Service's source ranges of one family. The default (all of IPv4) stands for "everyone",
+    so it is ``::/0`` for IPv6; a family the user listed no range of gets none (resolve refuses)."""
+    version = 6 if family == "IPv6" else 4
+    ranges = tuple(sorted(r for r in source_ranges if ip_network(r, strict=False).version == version))
+    if not ranges and tuple(source_ranges) == ("0.0.0.0/0",) and family == "IPv6":
+        return ("::/0",)
+    return ranges
+
+
 def build_firewall(
-    intent: Intent, settings: GCPSettings, svc_desc: str, tags: tuple[str, ...]
+    intent: Intent, settings: GCPSettings, svc_desc: str, tags: tuple[str, ...], family: str = "IPv4"
 ) -> FirewallSpec:
     """Passthrough keeps the service port, so the traffic rule allows the service ports."""
     allowed = []
@@ -387,26 +459,49 @@ def build_firewall(
         ports = sorted({p.port for p in intent.ports if p.protocol == proto})
         allowed.append(Allowed(proto.lower(), tuple(str(p) for p in ports)))
     return FirewallSpec(
-        name=N.per_service_names(intent.lb_name)["firewall"],
+        name=N.family_name(N.per_service_names(intent.lb_name)["firewall"], family),
         description=svc_desc,
         network=settings.network,
         network_link=_link(settings, f"global/networks/{settings.network}"),
         priority=settings.firewall_priority,
-        source_ranges=tuple(sorted(intent.source_ranges)),
+        source_ranges=family_source_ranges(intent.source_ranges, family),
         target_tags=tags,
         allowed=tuple(allowed),
     )
 
 
-def build_address(intent: Intent, settings: GCPSettings, options: GCPOptions, svc_desc: str) -> AddressSpec:
+def requested_ip(intent: Intent, family: str) -> str | None:
+    """``loadBalancerIP`` belongs to the family of its version."""
+    ip = intent.requested_ip
+    if ip is None or ip_address(ip).version != (6 if family == "IPv6" else 4):
+        return None
+    return ip
+
+
+def build_address(
+    intent: Intent, settings: GCPSettings, options: GCPOptions, svc_desc: str, family: str = "IPv4"
+) -> AddressSpec:
     """The Service's own address; the diff drops it when loadBalancerIP is a user-reserved address."""
-    name = N.per_service_names(intent.lb_name)["address"]
+    name = N.family_name(N.per_service_names(intent.lb_name)["address"], family)
+    if family == "IPv6":
+        subnet = options.subnet if options.scheme == "internal" and options.subnet else settings.subnetwork
+        return AddressSpec(
+            name,
+            svc_desc,
+            "EXTERNAL" if options.scheme == "external" else "INTERNAL",
+            requested_ip(intent, family),
+            network_tier=options.network_tier if options.scheme == "external" else None,
+            subnetwork=subnet,
+            subnetwork_link=_link(settings, f"regions/{settings.region}/subnetworks/{subnet}"),
+            cluster_id=settings.cluster_id,
+            ip_version="IPV6",
+        )
     if options.scheme == "external":
         return AddressSpec(
             name,
             svc_desc,
             "EXTERNAL",
-            intent.requested_ip,
+            requested_ip(intent, family),
             network_tier=options.network_tier,
             cluster_id=settings.cluster_id,
         )
@@ -415,7 +510,7 @@ def build_address(intent: Intent, settings: GCPSettings, options: GCPOptions, sv
         name,
         svc_desc,
         "INTERNAL",
-        intent.requested_ip,
+        requested_ip(intent, family),
         subnetwork=subnet,
         subnetwork_link=_link(settings, f"regions/{settings.region}/subnetworks/{subnet}"),
         cluster_id=settings.cluster_id,
@@ -448,15 +543,16 @@ def build_backend_service(
 
 
 def build_forwarding_rule(
-    intent: Intent, settings: GCPSettings, options: GCPOptions, bs: BackendServiceSpec
+    intent: Intent, settings: GCPSettings, options: GCPOptions, bs: BackendServiceSpec, family: str = "IPv4"
 ) -> ForwardingRuleSpec:
     """Up to 5 ports are listed, else allPorts (as upstream)."""
     ports = sorted({p.port for p in intent.ports if p.protocol == bs.protocol})
     listed = tuple(str(p) for p in ports) if len(ports) <= MAX_LISTED_PORTS else None
     internal = bs.scheme == "INTERNAL"
+    v6 = family == "IPv6"
     subnet = options.subnet or settings.subnetwork
     return ForwardingRuleSpec(
-        name=bs.name,
+        name=N.family_name(bs.name, family),
         description=bs.description,
         scheme=bs.scheme,
         protocol=bs.protocol,
@@ -464,12 +560,13 @@ def build_forwarding_rule(
         backend_service=bs.name,
         backend_service_link=_link(settings, f"regions/{settings.region}/backendServices/{bs.name}"),
         network_tier=None if internal else options.network_tier,
-        subnetwork=subnet if internal else None,
+        subnetwork=subnet if internal or v6 else None,
         subnetwork_link=_link(settings, f"regions/{settings.region}/subnetworks/{subnet}")
-        if internal
+        if internal or v6
         else None,
         allow_global_access=options.allow_global_access,
         cluster_id=settings.cluster_id,
+        ip_version="IPV6" if v6 else "IPV4",
     )
 
 
@@ -487,16 +584,28 @@ def build(
         proto: build_backend_service(intent, settings, options, proto, hc, groups, svc_desc)
         for proto in intent.protocols
     }
+    frontends = tuple(
+        Frontend(
+            family,
+            options.scheme,
+            build_address(intent, settings, options, svc_desc, family),
+            {
+                proto: build_forwarding_rule(intent, settings, options, bs, family)
+                for proto, bs in services.items()
+            },
+            build_firewall(intent, settings, svc_desc, tags, family),
+        )
+        for family in intent.ip_families
+    )
     return Desired(
         scheme=options.scheme,
         group_name=N.ig_name(intent.cluster, settings.gce_cluster_id),
         instance_groups=groups,
         health_check=hc,
         hc_firewall=build_hc_firewall(intent, settings, hc, svc_desc, tags),
-        firewall=build_firewall(intent, settings, svc_desc, tags),
-        address=build_address(intent, settings, options, svc_desc),
         backend_services=services,
-        forwarding_rules={
-            proto: build_forwarding_rule(intent, settings, options, bs) for proto, bs in services.items()
-        },
+        frontends=frontends,
+        hc_firewall_ipv6=build_hc_firewall(intent, settings, hc, svc_desc, tags, "IPv6", options.scheme)
+        if "IPv6" in intent.ip_families
+        else None,
     )

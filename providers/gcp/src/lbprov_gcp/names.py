@@ -10,6 +10,7 @@ traffic firewall    ``k8s-fw-<lb>``
 address             ``<lb>`` (unless ``loadBalancerIP`` is a user's reserved address)
 backend service     ``<lb>-tcp`` / ``<lb>-udp``                       one per protocol
 forwarding rule     ``<lb>-tcp`` / ``<lb>-udp``                       one per protocol
+IPv6 twins          ``<name>-ipv6`` of the rules, address, firewalls  per family (dual-stack)
 ==================  ===============================================  ===========================
 
 Ownership lives in the resource ``description`` as a JSON object of lbprov's tags (the cluster tag,
@@ -72,6 +73,22 @@ def per_service_names(lb: str) -> dict[str, str]:
 
 def rule_name(lb: str, protocol: str) -> str:
     return f"{lb}-{protocol.lower()}"
+
+
+def ipv6(name: str) -> str:
+    """The IPv6 twin of a per-family resource (forwarding rule, address, firewall): ``<name>-ipv6``,
+    as ingress-gce names its IPv6 firewalls and forwarding rules."""
+    return fit(f"{name}-ipv6")
+
+
+def family_name(name: str, family: str) -> str:
+    return ipv6(name) if family == "IPv6" else name
+
+
+def rule_names(lb: str) -> list[str]:
+    """Every forwarding rule a Service may own: per protocol, per IP family."""
+    v4 = [rule_name(lb, p) for p in ("TCP", "UDP")]
+    return v4 + [ipv6(n) for n in v4]
 
 
 def service_description(intent: Intent, scheme: str, cluster_id: str | None = None) -> str:

@@ -10,8 +10,10 @@ the round, so a later plan in the same round reads them afresh.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
-from typing import Any
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, cast
 
 from lbprov import naming
 from lbprov.model import OwnedLoadBalancer, ServiceRef
@@ -20,30 +22,131 @@ from lbprov_gcp.client import Compute
 from lbprov_gcp.desired import HC_TIMING
 
 Json = dict[str, Any]
+T = TypeVar("T")
 
 
 def _alternation(names: Iterable[str]) -> str:
     return "(" + "|".join(sorted(set(names))) + ")"
 
 
-class ReadRound:
-    """Listings cached for the length of one round."""
+class _Entry:
+    """One listing of a round: loaded once, by the first plan that needs it; the others wait."""
 
     def __init__(self) -> None:
-        self.lists: dict[str, list[Json]] = {}
-        self.groups: dict[str, dict[tuple[str, str], Json]] = {}
-        self.members: dict[tuple[str, str], list[str]] = {}
+        self.done = threading.Event()
+        self.read_at = time.monotonic()
+        self.value: Any = None
+        self.error: BaseException | None = None
 
-    def invalidate(self, collection: str, zone: str | None = None) -> None:
-        if collection == "instanceGroups":
-            self.groups.clear()
-            if zone is None:
-                self.members.clear()
-            else:
-                for key in [k for k in self.members if k[0] == zone]:
-                    del self.members[key]
+
+#: At most this many written names are read again by name in one request (GCE's filter is a
+#: regular expression in the URL); more, and the collection is listed again whole.
+MAX_NAMED_REFRESH = 40
+
+
+class ReadRound:
+    """Listings cached for the length of one round, each loaded once however many workers ask.
+
+    The controller's workers plan concurrently inside one round. A listing that several of them
+    miss at once is sent once (single flight): the first asks the API, the others wait for its
+    answer. A write drops the listings it changed (:meth:`invalidate`), so a plan that starts
+    after the write lists them afresh, again once for every worker.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, ...], _Entry] = {}
+        # collection -> {name written since it was listed: how many times}; refreshed by name on use
+        self._dirty: dict[str, dict[str, int]] = {}
+        self._refresh_locks: dict[str, threading.Lock] = {}
+
+    def get(self, key: tuple[str, ...], load: Callable[[], T]) -> T:
+        with self._lock:
+            entry = self._entries.get(key)
+            owner = entry is None
+            if entry is None:
+                entry = self._entries[key] = _Entry()
+        if owner:
+            try:
+                entry.value = load()
+            except BaseException as exc:
+                entry.error = exc
+                with self._lock:
+                    if self._entries.get(key) is entry:
+                        del self._entries[key]  # the next plan asks again
+                raise
+            finally:
+                entry.done.set()
         else:
-            self.lists.pop(collection, None)
+            entry.done.wait()
+            if entry.error is not None:
+                raise entry.error
+        return cast(T, entry.value)
+
+    def read_at(self, key: tuple[str, ...]) -> float | None:
+        """When the cached listing ``key`` was asked for (monotonic), or None if it is not cached."""
+        with self._lock:
+            entry = self._entries.get(key)
+        return entry.read_at if entry is not None else None
+
+    def invalidate(self, collection: str, zone: str | None = None, names: Iterable[str] = ()) -> None:
+        """A write to ``collection``: the resources ``names`` are read again by name when a plan next
+        asks for them (a whole listing stays valid for every other name, so a round of N creates
+        costs no listing that grows with N); without names the listing is dropped."""
+        with self._lock:
+            if collection == "instanceGroups":
+                drop = [
+                    k
+                    for k in self._entries
+                    if k[0] == "groups" or (k[0] == "members" and zone in (None, k[1]))
+                ]
+            elif names and ("list", collection) in self._entries:
+                dirty = self._dirty.setdefault(collection, {})
+                for name in names:
+                    dirty[name] = dirty.get(name, 0) + 1
+                return
+            else:
+                drop = [("list", collection)]
+                self._dirty.pop(collection, None)
+            for key in drop:
+                self._entries.pop(key, None)
+
+    def listing(
+        self,
+        collection: str,
+        load_all: Callable[[], list[Json]],
+        load_named: Callable[[set[str]], list[Json]],
+        only: set[str] | None = None,
+    ) -> list[Json]:
+        """The round's listing of ``collection``, with the resources written since it was made read
+        again by name: those among ``only``, or all of them (``only`` None)."""
+        key = ("list", collection)
+        items = self.get(key, load_all)
+        with self._lock:
+            refresh = self._refresh_locks.setdefault(collection, threading.Lock())
+        with refresh:  # one refresh at a time per collection; the others then see it done
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is None or not entry.done.is_set() or entry.error is not None:
+                    return items  # dropped or being listed again meanwhile: the listing we had
+                dirty = self._dirty.get(collection, {})
+                todo = {n: k for n, k in dirty.items() if only is None or n in only}
+                if not todo:
+                    return cast(list[Json], entry.value)
+            if len(todo) > MAX_NAMED_REFRESH:  # a name filter that long: list it all again instead
+                fresh_all = load_all()
+                with self._lock:
+                    entry.value = fresh_all
+                    dirty.clear()
+                return fresh_all
+            fresh = [r for r in load_named(set(todo)) if r["name"] in todo]
+            with self._lock:
+                merged = [r for r in entry.value if r["name"] not in todo] + fresh
+                entry.value = merged
+                for name, count in todo.items():
+                    if dirty.get(name) == count:  # not written again meanwhile
+                        del dirty[name]
+                return merged
 
 
 class Reader:
@@ -51,11 +154,14 @@ class Reader:
         self.compute = compute
         self.round: ReadRound | None = None
 
-    def _all(self, collection: str) -> list[Json]:
+    def _all(self, collection: str, only: set[str] | None = None) -> list[Json]:
         assert self.round is not None
-        if collection not in self.round.lists:
-            self.round.lists[collection] = self.compute.list_items(collection)
-        return self.round.lists[collection]
+        return self.round.listing(
+            collection,
+            lambda: self.compute.list_items(collection),
+            lambda names: self.compute.list_items(collection, f'name eq "{_alternation(names)}"'),
+            only,
+        )
 
     def all(self, collection: str) -> list[Json]:
         """Every resource of a collection in the region (global for firewalls)."""
@@ -66,25 +172,35 @@ class Reader:
     def named(self, collection: str, names: Iterable[str]) -> dict[str, Json]:
         wanted = set(names)
         if self.round is not None:
-            return {r["name"]: r for r in self._all(collection) if r["name"] in wanted}
+            return {r["name"]: r for r in self._all(collection, wanted) if r["name"] in wanted}
         found = self.compute.list_items(collection, f'name eq "{_alternation(wanted)}"')
         return {r["name"]: r for r in found if r["name"] in wanted}
 
-    def addresses(self, name: str, ip: str | None) -> list[Json]:
-        """The address called ``name`` and any address holding ``ip``."""
+    def addresses(self, names: str | Iterable[str], ips: str | Iterable[str] | None) -> list[Json]:
+        """The addresses called ``names`` (one per IP family) and any address holding one of ``ips``."""
+        wanted = {names} if isinstance(names, str) else set(names)
+        held = set() if ips is None else {ips} if isinstance(ips, str) else set(ips)
         if self.round is not None:
-            return [a for a in self._all("addresses") if a["name"] == name or (ip and a.get("address") == ip)]
-        query = f'(name = "{name}") OR (address = "{ip}")' if ip else f'name = "{name}"'
+            listed = self._all("addresses", None if held else wanted)
+            return [a for a in listed if a["name"] in wanted or a.get("address") in held]
+        terms = [f'(name = "{n}")' for n in sorted(wanted)] + [f'(address = "{ip}")' for ip in sorted(held)]
+        query = " OR ".join(terms) if len(terms) > 1 else f'name = "{next(iter(wanted))}"'
         return self.compute.list_items("addresses", query)
+
+    def subnetwork(self, name: str) -> Json | None:
+        """A subnetwork of the region (its stack type tells whether it serves IPv6)."""
+        if self.round is None:
+            return self.compute.get("subnetworks", name)
+        return self.round.get(("subnetwork", name), lambda: self.compute.get("subnetworks", name))
 
     def instances(self, zone: str, names: Iterable[str]) -> list[Json]:
         """The named instances of one zone (one filtered list; the whole zone inside a read round)."""
         wanted = set(names)
         if self.round is not None:
-            key = f"instances/{zone}"
-            if key not in self.round.lists:
-                self.round.lists[key] = self.compute.list_items("instances", zone=zone)
-            return [i for i in self.round.lists[key] if i["name"] in wanted]
+            listed = self.round.get(
+                ("list", f"instances/{zone}"), lambda: self.compute.list_items("instances", zone=zone)
+            )
+            return [i for i in listed if i["name"] in wanted]
         found = self.compute.list_items("instances", f'name eq "{_alternation(wanted)}"', zone=zone)
         return [i for i in found if i["name"] in wanted]
 
@@ -104,21 +220,20 @@ class Reader:
         """Instance groups named ``prefix*`` in the region, by (zone, name)."""
         if self.round is None:
             return self.compute.instance_groups(prefix)
-        if prefix not in self.round.groups:
-            self.round.groups[prefix] = self.compute.instance_groups(prefix)
-        return self.round.groups[prefix]
+        return self.round.get(("groups", prefix), lambda: self.compute.instance_groups(prefix))
+
+    def groups_read_at(self, prefix: str) -> float | None:
+        """When the round's listing of the groups was asked for; None outside a round."""
+        return self.round.read_at(("groups", prefix)) if self.round is not None else None
 
     def members(self, zone: str, name: str) -> list[str]:
         if self.round is None:
             return self.compute.group_members(zone, name)
-        key = (zone, name)
-        if key not in self.round.members:
-            self.round.members[key] = self.compute.group_members(zone, name)
-        return list(self.round.members[key])
+        return list(self.round.get(("members", zone, name), lambda: self.compute.group_members(zone, name)))
 
-    def wrote(self, collection: str, zone: str | None = None) -> None:
+    def wrote(self, collection: str, zone: str | None = None, names: Iterable[str] = ()) -> None:
         if self.round is not None:
-            self.round.invalidate(collection, zone)
+            self.round.invalidate(collection, zone, names)
 
 
 def _cidr(value: str) -> str:
@@ -154,12 +269,17 @@ def view_of(collection: str, res: Json) -> Json:
             ],
         }
     if collection == "addresses":
+        v6 = res.get("ipVersion") == "IPV6"
         view: Json = {"addressType": res.get("addressType", "EXTERNAL"), "address": res.get("address")}
         if view["addressType"] == "EXTERNAL":
             view["networkTier"] = res.get("networkTier", "PREMIUM")
+            if v6:
+                view["subnetwork"] = _name(res.get("subnetwork"))
         else:
             view["subnetwork"] = _name(res.get("subnetwork"))
             view["purpose"] = res.get("purpose")
+        if v6:
+            view["ipVersion"] = "IPV6"
         return view
     if collection == "backendServices":
         backends = []
@@ -182,11 +302,16 @@ def view_of(collection: str, res: Json) -> Json:
             "ports": "all" if res.get("allPorts") else list(res.get("ports") or [res.get("portRange")]),
             "backendService": _name(res.get("backendService")),
         }
+        v6 = res.get("ipVersion") == "IPV6"
+        if v6:
+            fr["ipVersion"] = "IPV6"
         if res.get("loadBalancingScheme") == "INTERNAL":
             fr["subnetwork"] = _name(res.get("subnetwork"))
             fr["allowGlobalAccess"] = bool(res.get("allowGlobalAccess"))
         else:
             fr["networkTier"] = res.get("networkTier", "PREMIUM")
+            if v6:
+                fr["subnetwork"] = _name(res.get("subnetwork"))
         return fr
     raise ValueError(collection)
 

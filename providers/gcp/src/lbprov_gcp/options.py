@@ -13,11 +13,14 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from lbprov.model import InvalidService, Target
+from lbprov.model import Intent, InvalidService, Target
+
+if TYPE_CHECKING:
+    from lbprov_gcp.settings import GCPSettings
 
 LB_TYPE = "networking.gke.io/load-balancer-type"
 LEGACY_LB_TYPE = "cloud.google.com/load-balancer-type"
@@ -53,7 +56,7 @@ ANNOTATIONS: dict[str, Annotation] = {
     ILB_SUBNET: Annotation("implemented", "subnetwork (name, in the region) the internal IP comes from"),
     IP_ADDRESSES: Annotation(
         "implemented",
-        "names of reserved regional addresses (one per IP family); the IPv4 one is used, never released",
+        "names of reserved regional addresses, one per IP family of the Service; used, never released",
     ),
     L4_RBS: Annotation(
         "ignored",
@@ -190,13 +193,53 @@ def parse_options(annotations: Mapping[str, str]) -> GCPOptions:
     )
 
 
-def validate_source_ranges(ranges: tuple[str, ...]) -> None:
+def validate_source_ranges(ranges: tuple[str, ...], families: tuple[str, ...] = ("IPv4",)) -> None:
+    """Each range is of a family the Service has, and each family has a range: GCE firewalls hold
+    one family each, so the IPv4 and IPv6 ranges go to separate rules. The default (no ranges:
+    ``0.0.0.0/0``) means everyone, ``::/0`` for IPv6."""
+    if tuple(ranges) == ("0.0.0.0/0",):  # the default (the core cannot tell it from an explicit one)
+        return
+    versions = {"IPv4": 4, "IPv6": 6}
+    served = {versions[f] for f in families}
     for i, cidr in enumerate(ranges):
-        if ipaddress.ip_network(cidr).version != 4:
+        if ipaddress.ip_network(cidr).version not in served:
             raise InvalidService(
                 f"spec.loadBalancerSourceRanges[{i}]",
-                f"{cidr!r}: the GCP provider makes IPv4 load balancers; accepted values: IPv4 CIDRs",
+                f"{cidr!r} is not of the Service's IP families {list(families)}; accepted values: "
+                + " or ".join(f"{f} CIDRs" for f in families),
             )
+    for family in families:
+        if not any(ipaddress.ip_network(c).version == versions[family] for c in ranges):
+            raise InvalidService(
+                "spec.loadBalancerSourceRanges",
+                f"{list(ranges)} lists no {family} range, but the Service's IP families are {list(families)}; "
+                f"add the {family} sources allowed ({'::/0' if family == 'IPv6' else '0.0.0.0/0'} for all)",
+            )
+
+
+def validate_ipv6(intent: Intent, options: GCPOptions, settings: GCPSettings) -> None:
+    """What an IPv6 family needs that the Service or the settings do not give (pure: no reads)."""
+    field = "spec.ipFamilies"
+    if options.scheme == "external" and options.network_tier == "STANDARD":
+        # ingress-gce, forwarding_rules_ipv6.go: "IPv6 address is not supported for External
+        # Regional Network Load Balancing with Standard network tier."
+        raise InvalidService(
+            f"metadata.annotations[{NETWORK_TIER}]",
+            f"Standard with spec.ipFamilies {list(intent.ip_families)}: external IPv6 load balancers are "
+            "Premium tier only; accepted values with IPv6: Premium (or leave the annotation out)",
+        )
+    if not ((options.scheme == "internal" and options.subnet) or settings.subnetwork):
+        raise InvalidService(
+            field,
+            f"{list(intent.ip_families)}: an IPv6 forwarding rule takes its IP from a dual-stack subnetwork, "
+            "and none is set: set the GCP setting 'subnetwork' (LBPROV_GCP_SUBNETWORK)"
+            + (
+                " or the annotation networking.gke.io/internal-load-balancer-subnet"
+                if options.scheme == "internal"
+                else ""
+            )
+            + ", or ask for IPv4 only",
+        )
 
 
 def instances(targets: tuple[Target, ...], project: str, region: str) -> tuple[Instance, ...]:

@@ -33,7 +33,7 @@ from lbprov_gcp.client import Compute, is_retryable, is_throttle, retry_after
 from lbprov_gcp.diff import Planner
 from lbprov_gcp.observe import Reader, ReadRound, owned_load_balancers
 from lbprov_gcp.operations import is_write
-from lbprov_gcp.options import instances, parse_options, validate_source_ranges
+from lbprov_gcp.options import instances, parse_options, validate_ipv6, validate_source_ranges
 from lbprov_gcp.settings import GCPSettings
 from lbprov_gcp.snapshot import Observer
 
@@ -48,6 +48,9 @@ class GCPProvider:
     #: Passthrough load balancers keep the service port: traffic never goes to a NodePort, so
     #: ``allocateLoadBalancerNodePorts: false`` works.
     needs_node_ports: ClassVar[bool] = False
+    #: IPv6 forwarding rules from a dual-stack subnetwork; dual-stack = one rule per family and
+    #: protocol over the same backend services (DESIGN.md "IP families").
+    ip_families: ClassVar[frozenset[str]] = frozenset({"IPv4", "IPv6"})
     #: Upstream's cluster ID, as upstream finds it (gce_clusterid.go): the ``provider-uid`` key of
     #: ConfigMap ``kube-system/ingress-uid``, else its ``uid`` key; created when missing.
     cluster_facts: ClassVar[Mapping[str, ConfigMapFact]] = {
@@ -139,7 +142,7 @@ class GCPProvider:
 
     def resolve(self, intent: Intent, annotations: Mapping[str, str]) -> Intent:
         options = parse_options(annotations)
-        validate_source_ranges(intent.source_ranges)
+        validate_source_ranges(intent.source_ranges, intent.ip_families)
         if options.scheme == "internal" and not (options.subnet or self.settings.subnetwork):
             raise InvalidService(
                 f"metadata.annotations[{'networking.gke.io/load-balancer-type'}]",
@@ -152,6 +155,8 @@ class GCPProvider:
                 "nodes",
                 f"no node has a providerID gce://{self.settings.project}/<zone in {self.settings.region}>/<name>",
             )
+        if "IPv6" in intent.ip_families:
+            validate_ipv6(intent, options, self.settings)
         return dataclasses.replace(intent, scheme=options.scheme, options=options)
 
     # -- plan and apply ---------------------------------------------------------------------------

@@ -19,6 +19,10 @@ _NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 #: REFERENCE.md section 3): external passthrough load balancers are probed from 35.191.0.0/16,
 #: 209.85.152.0/22 and 209.85.204.0/22, internal ones from 130.211.0.0/22 and 35.191.0.0/16.
 HEALTH_CHECK_RANGES = ("130.211.0.0/22", "35.191.0.0/16", "209.85.152.0/22", "209.85.204.0/22")
+#: Google's IPv6 health-check probers, by scheme (Google's "Probe IP ranges and firewall rules"; the
+#: same constants as ingress-gce's pkg/healthchecksl4: L4NetLBIPv6HCRange, L4ILBIPv6HCRange). The
+#: cluster's shared check serves both schemes, so its IPv6 firewall opens both, as ingress-gce's.
+HEALTH_CHECK_RANGES_IPV6 = {"external": ("2600:1901:8001::/48",), "internal": ("2600:2d00:1:b029::/64",)}
 
 
 class GCPSettings(ProviderSettings):

@@ -11,8 +11,8 @@ today's annotations (:meth:`Observer.owned_by`).
 
 from __future__ import annotations
 
-import dataclasses
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +21,8 @@ from lbprov import naming
 from lbprov.model import Intent, InvalidService, ServiceRef
 from lbprov_gcp import names as N
 from lbprov_gcp import predecessor as U
-from lbprov_gcp.desired import host_tags
+from lbprov_gcp.desired import host_tags, requested_ip
+from lbprov_gcp.ipv6_subnet import served_families
 from lbprov_gcp.observe import Reader, view_of
 from lbprov_gcp.options import GCPOptions, Instance, instances
 from lbprov_gcp.settings import GCPSettings
@@ -68,6 +69,12 @@ class Snapshot:
     all_backend_services: tuple[Json, ...] | None = None
     #: cloud-provider-gcp's load balancer for the Service, when one is (still) there.
     predecessor: Predecessor | None = None
+    #: When the groups' membership was read (monotonic): apply tells a plan made before another
+    #: worker's write to the same group from a later one (one write per zone per node change).
+    groups_read_at: float | None = None
+    #: The requested IP of each family (``loadBalancerIP`` by its version, or the named reserved
+    #: addresses of ``networking.gke.io/load-balancer-ip-addresses``).
+    requested_ips: Mapping[str, str] = field(default_factory=dict)
 
 
 def _uses_shared_check(intent: Intent) -> bool:
@@ -92,23 +99,31 @@ class Observer:
     def for_service(self, intent: Intent, options: GCPOptions) -> tuple[Intent, Snapshot]:
         """The Service's resources by name; the intent with ``load-balancer-ip-addresses`` resolved."""
         r_, lb = self.reader, intent.lb_name
+        # loadBalancerIP belongs to its family; named reserved addresses give one IP per family
+        requested: dict[str, str] = {f: ip for f in intent.ip_families if (ip := requested_ip(intent, f))}
         if options.address_names:
-            intent = dataclasses.replace(intent, requested_ip=self.named_address(options.address_names))
+            requested = self.named_addresses(options.address_names, intent.ip_families)
+        # the subnetwork must serve IPv6 (PreferDualStack falls back to IPv4 where it cannot)
+        intent = served_families(self.settings, r_, intent, options)
+        read_at = time.monotonic()
         groups = r_.groups(N.IG_PREFIX)  # every k8s-ig--* group in the region: ours, upstream's, others'
+        read_at = min(read_at, r_.groups_read_at(N.IG_PREFIX) or read_at)  # a round's listing may be older
         members = {key: r_.members(*key) if groups[key].get("size", 1) else [] for key in sorted(groups)}
         rule_names = [N.rule_name(lb, "TCP"), N.rule_name(lb, "UDP")]
         names = N.per_service_names(lb)
         hcs = r_.named("healthChecks", [lb, N.shared_hc_name(self.cluster)])
         bss = r_.named("backendServices", rule_names)
-        # ``<lb>`` is upstream's rule (lbprov's are ``<lb>-tcp``/``-udp``): read in the same call
-        frs = r_.named("forwardingRules", [*rule_names, lb])
-        addrs = r_.addresses(lb, intent.requested_ip)
+        # ``<lb>`` is upstream's rule (lbprov's are ``<lb>-tcp``/``-udp``, and their ``-ipv6`` twins):
+        # read in the same call
+        frs = r_.named("forwardingRules", [*N.rule_names(lb), lb])
+        addrs = r_.addresses([lb, N.ipv6(lb)], sorted(requested.values()))
         fw_names = [names["firewall"], names["hc_firewall"], N.shared_hc_firewall_name(self.cluster)]
+        fw_names += [N.ipv6(n) for n in fw_names]  # each family's firewalls
         gce_id = self.settings.gce_cluster_id
         if gce_id:
             fw_names.append(U.health_check_firewall_name(U.nodes_health_check_name(gce_id)))
         fws = r_.named("firewalls", fw_names)
-        held = tuple(r_.rules_holding(str(intent.requested_ip))) if intent.requested_ip else ()
+        held = tuple(r for ip in sorted(set(requested.values())) for r in r_.rules_holding(ip))
         nodes = instances(intent.targets, self.settings.project, self.settings.region)
         tags = tuple(self.settings.node_tags) or self._node_tags(nodes)
         shared = N.shared_hc_name(self.cluster)
@@ -129,6 +144,8 @@ class Observer:
             rules_holding_ip=held,
             all_backend_services=tuple(r_.all("backendServices")) if moving_off_shared else None,
             predecessor=self._predecessor(intent.ref, frs, fws, rule_read=True),
+            groups_read_at=read_at,
+            requested_ips=requested,
         )
 
     def _predecessor(
@@ -183,7 +200,7 @@ class Observer:
         gce_id = self.settings.gce_cluster_id
         if gce_id:
             upstream.append(U.health_check_firewall_name(U.nodes_health_check_name(gce_id)))
-        named_fws = r_.named("firewalls", [shared_fw, *upstream])
+        named_fws = r_.named("firewalls", [shared_fw, N.ipv6(shared_fw), *upstream])
         fws.update({k: v for k, v in named_fws.items() if k not in fws})
         return Snapshot(
             health_checks=hcs,
@@ -195,8 +212,9 @@ class Observer:
             predecessor=self._predecessor(ref, frs, fws, rule_read=False),
         )
 
-    def named_address(self, names: tuple[str, ...]) -> str:
-        """The IPv4 address of the reserved addresses named by ``networking.gke.io/load-balancer-ip-addresses``."""
+    def named_addresses(self, names: tuple[str, ...], families: tuple[str, ...]) -> dict[str, str]:
+        """The IPs, by family, of the reserved addresses named by ``networking.gke.io/load-balancer-ip-addresses``
+        (one per IP family, as GKE takes them); the Service's primary family must be among them."""
         where = "metadata.annotations[networking.gke.io/load-balancer-ip-addresses]"
         found = self.reader.named("addresses", names)
         missing = [n for n in names if n not in found]
@@ -205,10 +223,18 @@ class Observer:
                 where,
                 f"no reserved address {missing[0]!r} in region {self.settings.region}; reserve it first",
             )
-        v4 = [a for a in found.values() if a.get("ipVersion", "IPV4") == "IPV4"]
-        if not v4:
-            raise InvalidService(where, "names no IPv4 address; the GCP provider serves IPv4")
-        return str(v4[0]["address"])
+        by_family: dict[str, str] = {}
+        for name in names:
+            family = "IPv6" if found[name].get("ipVersion") == "IPV6" else "IPv4"
+            if family in by_family:
+                raise InvalidService(where, f"names two {family} addresses; give one per IP family")
+            by_family[family] = str(found[name]["address"])
+        if families[0] not in by_family:
+            raise InvalidService(
+                where,
+                f"names no {families[0]} address, the Service's primary IP family (spec.ipFamilies {list(families)})",
+            )
+        return {f: ip for f, ip in by_family.items() if f in families}
 
     def _node_tags(self, nodes: tuple[Instance, ...]) -> tuple[str, ...]:
         """The nodes' network tags found from their instances, as upstream (``GetNodeTags``): read

@@ -7,7 +7,11 @@ from typing import Any
 
 from lbprov.model import Action, Change
 from lbprov_aws.apply.base import ApplierBase, _check_same_owner, _tag_diff, _tags
+from lbprov_aws.desired import CLASSIC_SSL_POLICY_PREFIX
 from lbprov_aws.observe import NOT_FOUND_CODES
+
+#: A new classic ELB's attributes in desired.classic_attributes' view (no write needed for these).
+NEW_ELB_ATTRIBUTES = {"access_log": {"enabled": False}, "draining": {"enabled": False}, "idle_timeout": 60}
 
 
 class ClassicApplier(ApplierBase):
@@ -54,6 +58,11 @@ class ClassicApplier(ApplierBase):
             self._classic_health(name, after["health_check"])
             if after["cross_zone"]:
                 self._classic_cross_zone(name, True)
+            if after.get("attributes", NEW_ELB_ATTRIBUTES) != NEW_ELB_ATTRIBUTES:
+                self._classic_attributes(name, after["attributes"])
+            for li in after["listeners"]:
+                if li.get("ssl_policy"):
+                    self._classic_ssl_policy(name, li["port"], li["ssl_policy"])
             self._classic_instances(name, [], after["instances"])
             return
         before = dict(c.before or {})
@@ -70,6 +79,8 @@ class ClassicApplier(ApplierBase):
             self._classic_health(name, after["health_check"])
         if before["cross_zone"] != after["cross_zone"]:
             self._classic_cross_zone(name, after["cross_zone"])
+        if "attributes" in after and before.get("attributes") != after["attributes"]:
+            self._classic_attributes(name, after["attributes"])
         if before["instances"] != after["instances"]:
             self._classic_instances(name, before["instances"], after["instances"])
         if before["tags"] != after["tags"]:
@@ -111,6 +122,51 @@ class ClassicApplier(ApplierBase):
             LoadBalancerAttributes={"CrossZoneLoadBalancing": {"Enabled": enabled}},
         )
 
+    def _classic_attributes(self, name: str, attrs: Mapping[str, Any]) -> None:
+        """Access log, connection draining, idle timeout (see desired.classic_attributes)."""
+        log, draining = attrs["access_log"], attrs["draining"]
+        access: dict[str, Any] = {"Enabled": log["enabled"]}
+        if log["enabled"]:
+            access.update(EmitInterval=log["interval"], S3BucketName=log["bucket"])
+            if log["prefix"]:
+                access["S3BucketPrefix"] = log["prefix"]
+        drain: dict[str, Any] = {"Enabled": draining["enabled"]}
+        if draining["enabled"]:
+            drain["Timeout"] = draining["timeout"]
+        self.clients.call(
+            "elb:ModifyLoadBalancerAttributes",
+            LoadBalancerName=name,
+            LoadBalancerAttributes={
+                "AccessLog": access,
+                "ConnectionDraining": drain,
+                "ConnectionSettings": {"IdleTimeout": attrs["idle_timeout"]},
+            },
+        )
+
+    def _classic_ssl_policy(self, name: str, port: int, policy: str | None) -> None:
+        """cloud-provider-aws's way (``ensureSSLNegotiationPolicy`` / ``setSSLNegotiationPolicy``): a
+        policy ``k8s-SSLNegotiationPolicy-<name>`` of type SSLNegotiationPolicyType referring to the
+        predefined one, set on the listener (no policy: the listener's policies are cleared, which
+        gives AWS's default)."""
+        names: list[str] = []
+        if policy:
+            own = CLASSIC_SSL_POLICY_PREFIX + policy
+            self.clients.call_optional(
+                "elb:CreateLoadBalancerPolicy",
+                frozenset({"DuplicatePolicyName"}),
+                LoadBalancerName=name,
+                PolicyName=own,
+                PolicyTypeName="SSLNegotiationPolicyType",
+                PolicyAttributes=[{"AttributeName": "Reference-Security-Policy", "AttributeValue": policy}],
+            )
+            names = [own]
+        self.clients.call(
+            "elb:SetLoadBalancerPoliciesOfListener",
+            LoadBalancerName=name,
+            LoadBalancerPort=port,
+            PolicyNames=names,
+        )
+
     def _classic_instances(self, name: str, before: list[str], after: list[str]) -> None:
         add = sorted(set(after) - set(before))
         remove = sorted(set(before) - set(after))
@@ -141,3 +197,8 @@ class ClassicApplier(ApplierBase):
                 LoadBalancerName=name,
                 Listeners=[self._classic_listener_params(c.after)],
             )
+            if c.after.get("ssl_policy"):
+                self._classic_ssl_policy(str(name), c.after["port"], c.after["ssl_policy"])
+        if c.action is Action.UPDATE:  # the SSL policy alone
+            assert c.after is not None
+            self._classic_ssl_policy(str(name), c.after["port"], c.after.get("ssl_policy"))

@@ -35,9 +35,8 @@ class NLBApplier(ApplierBase):
             }
             arn = call("elbv2:CreateTargetGroup", **params)["TargetGroups"][0]["TargetGroupArn"]
             ctx["tg_arns"][c.name] = arn
-            if any(after["attributes"].get(k, v) != v for k, v in TG_ATTRIBUTE_DEFAULTS.items()) or (
-                after["attributes"].get("stickiness.enabled") == "true"
-            ):
+            # Only what differs from a new group's defaults needs a write.
+            if any(TG_ATTRIBUTE_DEFAULTS.get(k) != v for k, v in after["attributes"].items()):
                 self._tg_attributes(arn, after["attributes"])
             self._targets(arn, [], after["targets"], after["port"])
             return
@@ -65,6 +64,8 @@ class NLBApplier(ApplierBase):
         }
         if hc.get("path"):
             params["HealthCheckPath"] = hc["path"]
+        if hc.get("matcher"):
+            params["Matcher"] = {"HttpCode": hc["matcher"]}
         return params
 
     def _tg_attributes(self, arn: str | None, attrs: Mapping[str, str]) -> None:
@@ -89,6 +90,8 @@ class NLBApplier(ApplierBase):
     def _nlb(self, c: Change, ctx: dict[str, Any]) -> None:
         call = self.clients.call
         if c.action in (Action.DELETE, Action.REPLACE):
+            if c.data.get("unprotect"):  # the replacement's new settings turn deletion protection off
+                self._lb_attributes(c.cloud_id, {"deletion_protection.enabled": "false"})
             call("elbv2:DeleteLoadBalancer", LoadBalancerArn=c.cloud_id)
             if c.action is Action.DELETE:
                 return
@@ -97,19 +100,20 @@ class NLBApplier(ApplierBase):
             return
         groups = self._lb_groups(after, ctx)
         if c.action in (Action.CREATE, Action.REPLACE):
-            params: dict[str, Any] = {}
+            where: dict[str, Any] = {"Subnets": after["subnets"]}
+            if after.get("subnet_mappings"):
+                where = {"SubnetMappings": [_mapping(m) for m in after["subnet_mappings"]]}
             if groups is not None:  # created with groups, or never able to get any (SetSecurityGroups)
-                params["SecurityGroups"] = groups
+                where["SecurityGroups"] = groups
             with BACKEND_LOCK:  # (the backend group's release re-checks who carries it under it)
                 lb = call(
                     "elbv2:CreateLoadBalancer",
                     Name=c.name,
-                    Subnets=after["subnets"],
+                    **where,
                     Scheme=after["scheme"],
                     Type="network",
-                    IpAddressType="ipv4",
+                    IpAddressType=after.get("ip_address_type", "ipv4"),
                     Tags=_tags(after["tags"]),
-                    **params,
                 )["LoadBalancers"][0]
             ctx["lb_arn"], ctx["dns"] = lb["LoadBalancerArn"], lb.get("DNSName")
             if after["attributes"] != {k: LB_ATTRIBUTE_DEFAULTS.get(k) for k in after["attributes"]}:
@@ -122,6 +126,8 @@ class NLBApplier(ApplierBase):
         if groups is not None and before.get("security_groups") != groups:
             with BACKEND_LOCK:
                 call("elbv2:SetSecurityGroups", LoadBalancerArn=arn, SecurityGroups=groups)
+        if before.get("ip_address_type", "ipv4") != after.get("ip_address_type", "ipv4"):
+            call("elbv2:SetIpAddressType", LoadBalancerArn=arn, IpAddressType=after["ip_address_type"])
         if before["attributes"] != after["attributes"]:
             self._lb_attributes(arn, after["attributes"])
         if before["tags"] != after["tags"]:
@@ -169,7 +175,22 @@ class NLBApplier(ApplierBase):
         if after.get("certificate"):
             params["Certificates"] = [{"CertificateArn": after["certificate"]}]
             params["SslPolicy"] = after["ssl_policy"]
+            # AWS's default is no ALPN ("None"): sent on a create only when another is wanted,
+            # always on a modify (so that removing the annotation resets it).
+            if after.get("alpn", "None") != "None" or c.action is Action.UPDATE:
+                params["AlpnPolicy"] = [after.get("alpn", "None")]
         if c.action in (Action.CREATE, Action.REPLACE):
             self.clients.call("elbv2:CreateListener", LoadBalancerArn=ctx["lb_arn"], **params)
         else:
+            if (c.before or {}).get("protocol") == after["protocol"]:
+                del params["Protocol"]  # unchanged (moto refuses a ModifyListener naming TLS)
             self.clients.call("elbv2:ModifyListener", ListenerArn=c.cloud_id, **params)
+
+
+def _mapping(m: Mapping[str, str]) -> dict[str, str]:
+    out = {"SubnetId": m["subnet"]}
+    if m.get("allocation_id"):
+        out["AllocationId"] = m["allocation_id"]
+    if m.get("private_ipv4"):
+        out["PrivateIPv4Address"] = m["private_ipv4"]
+    return out

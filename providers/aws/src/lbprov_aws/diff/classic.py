@@ -8,9 +8,13 @@ from lbprov import naming
 from lbprov.model import Action, Change, Intent, OwnershipConflict, ServiceRef
 from lbprov_aws import names
 from lbprov_aws.desired import (
+    CLASSIC_SSL_POLICY_PREFIX,
+    classic_attributes,
     classic_health,
+    classic_listener,
     instance_ids,
     managed_tags,
+    observed_classic_attributes,
     ownership_only,
     select_subnets,
 )
@@ -130,16 +134,10 @@ class ClassicPlanning(PlannerBase):
         for key in sorted(current - desired):
             b.add(P_ELB_SG_RULE_DEL, self._elb_sg_rule(Action.DELETE, sg_name, key, desc))
 
-        listeners = {
-            str(p.port): {
-                "protocol": "SSL" if opts.uses_tls(p.port, p.name) else "TCP",
-                "port": p.port,
-                "instance_protocol": "TCP",
-                "instance_port": p.node_port,
-                "certificate": opts.ssl_cert if opts.uses_tls(p.port, p.name) else None,
-            }
-            for p in intent.ports
-        }
+        listeners = {str(p.port): classic_listener(opts, p) for p in intent.ports}
+        for li in listeners.values():
+            if opts.ssl_policy and li["protocol"] in ("SSL", "HTTPS"):
+                li["ssl_policy"] = opts.ssl_policy
         after = {
             "scheme": "internal" if intent.scheme == "internal" else "internet-facing",
             "subnets": select_subnets(opts, intent.scheme, ctx, self.cluster),
@@ -148,6 +146,7 @@ class ClassicPlanning(PlannerBase):
             ),
             "health_check": classic_health(intent, opts),
             "cross_zone": opts.cross_zone,
+            "attributes": classic_attributes(opts),
             "instances": instance_ids(intent, ctx),
             "tags": tags,
         }
@@ -178,6 +177,7 @@ class ClassicPlanning(PlannerBase):
                     "unhealthy": hc.get("UnhealthyThreshold"),
                 },
                 "cross_zone": bool(classic.cross_zone),
+                "attributes": observed_classic_attributes(classic.attributes),
                 "instances": list(classic.instances),
                 "tags": observed_managed_tags(classic.tags, tags),
             }
@@ -218,6 +218,9 @@ class ClassicPlanning(PlannerBase):
                         "instance_port": li["InstancePort"],
                         "certificate": li.get("SSLCertificateId") or None,
                     }
+                    policy = _ssl_policy_of(classic.listener_policies.get(int(li["LoadBalancerPort"]), []))
+                    if policy:
+                        seen[str(li["LoadBalancerPort"])]["ssl_policy"] = policy
                 for lkey in sorted(set(listeners) | set(seen), key=int):
                     want, have = listeners.get(lkey), seen.get(lkey)
                     if want == have:
@@ -225,6 +228,8 @@ class ClassicPlanning(PlannerBase):
                     action = (
                         Action.CREATE if have is None else Action.DELETE if want is None else Action.REPLACE
                     )
+                    if want and have and _without_policy(want) == _without_policy(have):
+                        action = Action.UPDATE  # only the SSL policy: SetLoadBalancerPoliciesOfListener
                     b.add(
                         P_LISTENER if want else P_LISTENER_DEL,
                         Change(
@@ -236,6 +241,8 @@ class ClassicPlanning(PlannerBase):
                             cloud_id=classic.name,
                             reason="classic listeners cannot be modified"
                             if action is Action.REPLACE
+                            else "SSL negotiation policy"
+                            if action is Action.UPDATE
                             else None,
                             data={"type": "classic-listener"},
                         ),
@@ -371,3 +378,15 @@ def _elb_sg_delete(sg: ObservedSG, *, reason: str | None) -> Change:
         reason=reason,
         data={"type": "elb-sg"},
     )
+
+
+def _ssl_policy_of(policy_names: list[str]) -> str | None:
+    """The predefined policy behind cloud-provider-aws's ``k8s-SSLNegotiationPolicy-<name>``."""
+    for name in policy_names:
+        if name.startswith(CLASSIC_SSL_POLICY_PREFIX):
+            return name[len(CLASSIC_SSL_POLICY_PREFIX) :]
+    return None
+
+
+def _without_policy(listener: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in listener.items() if k != "ssl_policy"}

@@ -26,7 +26,7 @@ from typing import Any
 
 from lbprov import naming
 from lbprov.model import Action, Change, Ingress, OwnershipConflict, ServiceRef
-from lbprov_aws.desired import ADDITIONAL_TAGS_TAG
+from lbprov_aws.desired import ADDITIONAL_TAGS_TAG, LB_NAME_TAG
 from lbprov_aws.diff.node_rules import RuleConfig
 from lbprov_aws.names import HEALTH_NODE_PORT_TAG, NLB_SECURITY_GROUPS_TAG, SOURCE_RANGES_TAG
 
@@ -89,7 +89,9 @@ def observed_managed_tags(observed: dict[str, str], desired: dict[str, str]) -> 
     keys = set(desired)
     # Space-separated (older lbprov versions wrote commas, which AWS refuses in values).
     keys.update(k for k in re.split(r"[ ,]", observed.get(ADDITIONAL_TAGS_TAG, "")) if k)
-    keys.update((ADDITIONAL_TAGS_TAG, HEALTH_NODE_PORT_TAG, SOURCE_RANGES_TAG, NLB_SECURITY_GROUPS_TAG))
+    keys.update(
+        (ADDITIONAL_TAGS_TAG, HEALTH_NODE_PORT_TAG, SOURCE_RANGES_TAG, NLB_SECURITY_GROUPS_TAG, LB_NAME_TAG)
+    )
     return {k: observed[k] for k in sorted(keys) if k in observed}
 
 

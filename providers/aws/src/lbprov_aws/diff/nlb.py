@@ -7,17 +7,23 @@ from typing import Any
 
 from lbprov.model import Action, Change, Intent, Port
 from lbprov_aws import names
+from lbprov_aws.attributes import check_deletable
 from lbprov_aws.desired import (
     KUBE_PROXY_HEALTH_PORT,
     LB_ATTRIBUTE_DEFAULTS,
+    LB_NAME_TAG,
     SSL_POLICY,
     TG_ATTRIBUTE_DEFAULTS,
+    check_dualstack_subnets,
+    desired_lb_attributes,
+    desired_tg_attributes,
     instance_ids,
     listener_ports,
     managed_tags,
     nlb_health,
     node_port,
     select_subnets,
+    subnet_mappings,
 )
 from lbprov_aws.diff.adopt import adopted_target_group_names
 from lbprov_aws.diff.common import (
@@ -74,9 +80,7 @@ class NLBPlanning(PlannerBase):
         security-group model (diff/nlb_security_groups.py); None: the older node-rule model."""
         tags = managed_tags(intent, opts, self.cluster_id)
         targets = instance_ids(intent, ctx)
-        attributes = {"stickiness.enabled": "true" if intent.session_affinity else "false"}
-        if intent.session_affinity:
-            attributes["stickiness.type"] = "source_ip"
+        attributes = desired_tg_attributes(intent, opts)
         tg_tags = dict(tags)
         # Who wants which range rule (diff/node_rules.py): read back from every target group of the cluster.
         if groups is None:  # (with groups, its NodePorts want no rule from the source ranges)
@@ -85,6 +89,8 @@ class NLBPlanning(PlannerBase):
             tg_tags[HEALTH_NODE_PORT_TAG] = str(intent.health_check.port)
         if groups is not None:  # its ports want no NodePort rule (observe.target_group_facts)
             tg_tags[NLB_SECURITY_GROUPS_TAG] = "true"
+        if opts.name:  # a later plan finds the NLB by it when the name changes (provider.plan)
+            tg_tags[LB_NAME_TAG] = opts.name
         desired_tgs: dict[str, tuple[Port, dict[str, Any]]] = {}
         adopted = adopted_target_group_names(tg_by_name.values())  # upstream's, kept (diff/adopt.py)
         for port in listener_ports(intent.ports):
@@ -92,9 +98,8 @@ class NLBPlanning(PlannerBase):
                 self.cluster, intent.ref, port, port.protocol
             )
             attrs = dict(attributes)
-            attrs["proxy_protocol_v2.enabled"] = (
-                "true" if (opts.proxy_protocol and port.protocol == "TCP") else "false"
-            )
+            if port.protocol != "TCP":  # proxy protocol v2 is for TCP target groups only
+                attrs["proxy_protocol_v2.enabled"] = "false"
             desired_tgs[name] = (
                 port,
                 {
@@ -158,16 +163,25 @@ class NLBPlanning(PlannerBase):
             "type": "network",
             "scheme": scheme,
             "subnets": select_subnets(opts, intent.scheme, ctx, self.cluster),
-            "attributes": {"load_balancing.cross_zone.enabled": "true" if opts.cross_zone else "false"},
+            "attributes": desired_lb_attributes(opts),
             "tags": tags,
         }
         if groups is not None:
             lb_after["security_groups"] = sorted(groups)
+        if opts.ip_address_type == "dualstack":
+            check_dualstack_subnets(lb_after["subnets"], ctx)
+            lb_after["ip_address_type"] = "dualstack"
+        elif nlb is not None and nlb.ip_address_type != "ipv4":
+            lb_after["ip_address_type"] = "ipv4"  # back from dualstack: SetIpAddressType
+        mappings = subnet_mappings(opts, lb_after["subnets"], ctx)
+        if mappings:
+            lb_after["subnet_mappings"] = mappings
+        lb_name = opts.name or intent.lb_name
         replaced = False
         if nlb is None:
             b.add(
                 P_LB,
-                Change(Action.CREATE, "load-balancer", intent.lb_name, None, lb_after, data={"type": "nlb"}),
+                Change(Action.CREATE, "load-balancer", lb_name, None, lb_after, data={"type": "nlb"}),
             )
         else:
             data["lb_arn"] = nlb.arn
@@ -184,23 +198,34 @@ class NLBPlanning(PlannerBase):
             }
             if "security_groups" in lb_after:
                 lb_before["security_groups"] = sorted(nlb.security_groups)
-            no_groups = groups is not None and not nlb.security_groups
-            if lb_before["scheme"] != scheme or no_groups:
+            if "ip_address_type" in lb_after:
+                lb_before["ip_address_type"] = nlb.ip_address_type
+            seen = observed_mappings(nlb, "subnet_mappings" in lb_after and bool(opts.private_ipv4))
+            if seen or "subnet_mappings" in lb_after:
+                lb_before["subnet_mappings"] = seen
+            why = replacement_reasons(nlb.name, lb_name, lb_before, lb_after)
+            unprotect = False
+            if why:
+                # Protection turned off in the same change: apply turns it off, then replaces.
+                unprotect = lb_after["attributes"].get("deletion_protection.enabled") == "false"
+                if not unprotect:
+                    check_deletable(nlb.attributes, nlb.name, f"it is replaced ({why})")
+                unprotect = unprotect and (nlb.attributes or {}).get("deletion_protection.enabled") == "true"
                 replaced = True
+                if nlb.name != lb_name:
+                    lb_before = {"name": nlb.name, **lb_before}
+                    lb_after = {"name": lb_name, **lb_after}
                 b.add(
                     P_LB,
                     Change(
                         Action.REPLACE,
                         "load-balancer",
-                        intent.lb_name,
+                        lb_name,
                         lb_before,
                         lb_after,
                         cloud_id=nlb.arn,
-                        reason="the scheme of a load balancer cannot change"
-                        if lb_before["scheme"] != scheme
-                        else "AWS attaches security groups only to an NLB created with some "
-                        "(SetSecurityGroups), and this one was created without",
-                        data={"type": "nlb"},
+                        reason=why,
+                        data={"type": "nlb", "unprotect": unprotect},
                     ),
                 )
             elif lb_before != lb_after:
@@ -209,7 +234,7 @@ class NLBPlanning(PlannerBase):
                     Change(
                         Action.UPDATE,
                         "load-balancer",
-                        intent.lb_name,
+                        lb_name,
                         lb_before,
                         lb_after,
                         cloud_id=nlb.arn,
@@ -236,8 +261,10 @@ class NLBPlanning(PlannerBase):
                 "port": port.port,
                 "target_group": name,
                 "certificate": opts.ssl_cert if tls else None,
-                "ssl_policy": SSL_POLICY if tls else None,
+                "ssl_policy": (opts.ssl_policy or SSL_POLICY) if tls else None,
             }
+            if tls:  # (no ALPN entry for other listeners: their plans look as before)
+                after["alpn"] = opts.alpn_policy or "None"
             li = observed.pop(key, None)
             if li is None:
                 b.add(
@@ -260,6 +287,8 @@ class NLBPlanning(PlannerBase):
                 "certificate": li.certificate if li.protocol == "TLS" else None,
                 "ssl_policy": li.ssl_policy if li.protocol == "TLS" else None,
             }
+            if li.protocol == "TLS":
+                before["alpn"] = li.alpn or "None"
             if before != after:
                 # TCP <-> TLS is modified in place; a change to or from UDP / TCP_UDP deletes and
                 # recreates the listener on the same port (moto's ModifyListener refuses UDP).
@@ -343,6 +372,7 @@ class NLBPlanning(PlannerBase):
         )
 
     def _delete_nlb(self, b: _Builder, nlb: ObservedNLB, reason: str | None = None) -> None:
+        check_deletable(nlb.attributes, nlb.name, reason or "its Service is deleted")
         before = {"type": "network", "scheme": nlb.scheme, "dns": nlb.dns}
         b.add(
             P_LB_DEL,
@@ -485,4 +515,38 @@ def kube_proxy_entries(permissions: list[dict[str, Any]], desc: str) -> set[str]
         for r in perm.get("Ipv6Ranges", []):
             if r.get("Description") == desc:
                 out.add(r["CidrIpv6"])
+    return out
+
+
+def replacement_reasons(
+    name_before: str, name_after: str, before: dict[str, Any], after: dict[str, Any]
+) -> str:
+    """Why the NLB must be replaced rather than updated ("" if it need not): what AWS cannot
+    change on an existing load balancer."""
+    why: list[str] = []
+    if before["scheme"] != after["scheme"]:
+        why.append("the scheme of a load balancer cannot change")
+    if name_before != name_after:
+        why.append(f"a load balancer cannot be renamed ({name_before} -> {name_after}; new DNS name)")
+    if before.get("subnet_mappings", []) != after.get("subnet_mappings", []):
+        why.append("the Elastic IPs or private IPv4 addresses of a load balancer's subnets cannot change")
+    if "security_groups" in after and not before.get("security_groups"):
+        why.append(
+            "AWS attaches security groups only to an NLB created with some (SetSecurityGroups), "
+            "and this one was created without"
+        )
+    return "; ".join(why)
+
+
+def observed_mappings(nlb: ObservedNLB, private: bool) -> list[dict[str, str]]:
+    """The NLB's SubnetMappings as AWS reports them: its Elastic IPs, and its private addresses
+    when the Service asks for some (AWS reports an internal NLB's own addresses too, so without
+    the annotation they are not told from chosen ones and not compared)."""
+    out: list[dict[str, str]] = []
+    for sid in nlb.subnets:
+        addr = nlb.addresses.get(sid, {})
+        if addr.get("allocation_id"):
+            out.append({"subnet": sid, "allocation_id": addr["allocation_id"]})
+        elif private and addr.get("private_ipv4"):
+            out.append({"subnet": sid, "private_ipv4": addr["private_ipv4"]})
     return out

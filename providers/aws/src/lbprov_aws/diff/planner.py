@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from lbprov import naming
-from lbprov.model import Ingress, Intent, ServiceRef
+from lbprov.model import Ingress, Intent, InvalidService, ServiceRef
 from lbprov_aws.desired import (
     node_security_groups,
 )
@@ -26,10 +26,11 @@ from lbprov_aws.diff.nlb_security_groups import NLBSecurityGroupPlanning, resolv
 from lbprov_aws.diff.node_rules import Point
 from lbprov_aws.observe import (
     ClusterContext,
+    ObservedNLB,
     ObservedTG,
     ServiceState,
 )
-from lbprov_aws.options import AWSOptions
+from lbprov_aws.options import AWSOptions, nlb_refuses
 from lbprov_aws.sg_options import EXTRA_SECURITY_GROUPS, SECURITY_GROUPS
 
 __all__ = ["PlanOutput", "Planner"]
@@ -53,8 +54,18 @@ class Planner(NLBPlanning, NLBSecurityGroupPlanning, ClassicPlanning):
             predecessors.add_to(b)
         data: dict[str, Any] = {"kind": opts.kind, "vpc_id": ctx.vpc_id, "tg_arns": {}}
         owned_tgs = self._owned_tgs(state, ref)
-        nlb = self._owned_or_conflict("network load balancer", state.nlb, ref, opts.kind == "nlb")
+        # With a chosen name the UID-derived one is not wanted, so a foreign namesake of it is no conflict.
+        nlb = self._owned_or_conflict(
+            "network load balancer", state.nlb, ref, opts.kind == "nlb" and not opts.name
+        )
         classic = self._owned_or_conflict("classic load balancer", state.classic, ref, opts.kind == "classic")
+        if opts.kind == "nlb" and opts.name and state.foreign_named is not None:
+            f = state.foreign_named
+            check_owned("network load balancer", f.name, f.tags, self.cluster, ref)
+        renamed = [lb for lb in state.renamed if naming.is_owned_by_service(lb.tags, self.cluster, ref.uid)]
+        nlb, leftover = _current_nlb(
+            nlb, renamed, opts.name or intent.lb_name if opts.kind == "nlb" else None
+        )
         node_sgs = node_security_groups(ctx, self.node_sg_id, self.cluster) if self.manage_sg else []
         ingress: tuple[Ingress, ...] = ()
         wanted_points: set[Point] = set()
@@ -86,10 +97,15 @@ class Planner(NLBPlanning, NLBSecurityGroupPlanning, ClassicPlanning):
             groups += resolve_groups(sgo.extra_security_groups, ctx, EXTRA_SECURITY_GROUPS)
             groups = list(dict.fromkeys(groups))
         if opts.kind == "nlb":
+            if opts.classic_only:  # no classic ELB to keep (see options._classic)
+                key = opts.classic_only[0]
+                raise InvalidService(f"metadata.annotations[{key}]", nlb_refuses(key))
             foreign = {tg.name: tg for tg in state.target_groups if tg.name not in tg_by_name}
             kept, wanted_points = self._plan_nlb(
                 b, intent, opts, ctx, nlb, tg_by_name, foreign, data, groups if with_groups else None
             )
+            for extra in leftover:  # another owned NLB under an older name (a crash mid-rename)
+                self._delete_nlb(b, extra, reason="load-balancer-name changed")
             for tg in owned_tgs:
                 if tg.name not in kept:
                     b.add(P_TG_DEL, self._tg_delete(tg))
@@ -101,8 +117,8 @@ class Planner(NLBPlanning, NLBSecurityGroupPlanning, ClassicPlanning):
                 ingress = (Ingress(hostname=nlb.dns),)
         else:
             self._plan_classic(b, intent, opts, ctx, classic, node_sgs, data)
-            if nlb is not None:
-                self._delete_nlb(b, nlb, reason="load balancer type changed to classic")
+            for old in [nlb, *leftover] if nlb is not None else leftover:
+                self._delete_nlb(b, old, reason="load balancer type changed to classic")
             for tg in owned_tgs:
                 b.add(P_TG_DEL, self._tg_delete(tg, reason="load balancer type changed to classic"))
             if classic is not None and classic.dns:
@@ -129,6 +145,9 @@ class Planner(NLBPlanning, NLBSecurityGroupPlanning, ClassicPlanning):
         classic = self._owned_or_conflict("classic load balancer", state.classic, ref, False)
         if nlb is not None:
             self._delete_nlb(b, nlb)
+        for extra in state.renamed:  # NLBs under a chosen name (load-balancer-name)
+            if naming.is_owned_by_service(extra.tags, self.cluster, ref.uid):
+                self._delete_nlb(b, extra)
         for tg in owned_tgs:
             b.add(P_TG_DEL, self._tg_delete(tg))
         self._delete_classic(b, classic, ctx, lb_name=naming.lb_name(ref.uid), ref=ref)
@@ -155,3 +174,15 @@ class Planner(NLBPlanning, NLBSecurityGroupPlanning, ClassicPlanning):
         return [
             tg for tg in state.target_groups if naming.is_owned_by_service(tg.tags, self.cluster, ref.uid)
         ]
+
+
+def _current_nlb(
+    at_default: ObservedNLB | None, renamed: list[ObservedNLB], wanted: str | None
+) -> tuple[ObservedNLB | None, list[ObservedNLB]]:
+    """The Service's NLB to keep (or replace under the name ``wanted``) and the other owned ones
+    (to delete): the one already named ``wanted`` if any, else the first found."""
+    owned = ([at_default] if at_default is not None else []) + [lb for lb in renamed if lb is not at_default]
+    if not owned:
+        return None, []
+    keep = next((lb for lb in owned if lb.name == wanted), owned[0])
+    return keep, [lb for lb in owned if lb is not keep]

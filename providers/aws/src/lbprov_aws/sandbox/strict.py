@@ -272,7 +272,26 @@ def _hc_rules(req: Nested) -> Refusal | None:
         return _invalid("Health check path can only be set with HTTP or HTTPS health checks")
     if hc_protocol in ("UDP", "TCP_UDP"):
         return _invalid(f"Health check protocol '{hc_protocol}' is not supported")
+    # Matcher (ELBv2 API reference): HttpCode "for Network Load Balancers ... values from 200 to
+    # 599" as one code, a list ("200,202") or a range ("200-299"); it applies to HTTP/HTTPS health
+    # checks only.
+    codes = (req.get("Matcher") or {}).get("HttpCode")
+    if codes:
+        if hc_protocol not in ("HTTP", "HTTPS", None):
+            return _invalid("Health check matcher can only be set with HTTP or HTTPS health checks")
+        if not _success_codes_ok(str(codes)):
+            return _invalid(f"Health check matcher HTTP code '{codes}' must be within 200-599")
     return None
+
+
+def _success_codes_ok(codes: str) -> bool:
+    for part in codes.split(","):
+        lo, _, hi = part.partition("-")
+        if not lo.isdigit() or (hi and not hi.isdigit()):
+            return False
+        if not 200 <= int(lo) <= 599 or (hi and not int(lo) < int(hi) <= 599):
+            return False
+    return True
 
 
 class StrictRules:
@@ -341,6 +360,116 @@ class StrictRules:
         if key is not None:
             with self.lock:
                 self.created[key] = _settings(params)
+        with self.lock:
+            self._complete(service, action, params)
+
+    def _complete(self, service: str, action: str, params: Params) -> None:
+        """Finish what moto leaves undone of a valid request that AWS carries out: ModifyListener's
+        ``AlpnPolicy`` (moto drops it; AWS sets it), and ModifyTargetGroup's ``Matcher`` on a TCP
+        target group with an HTTP health check (moto sets it only on HTTP target groups); the
+        SubnetMappings' addresses of CreateLoadBalancer; classic listeners' InstanceProtocol."""
+        if service == "elb" and action in ("CreateLoadBalancer", "CreateLoadBalancerListeners"):
+            _keep_instance_protocols(params)
+        if (service, action) == (
+            "elbv2",
+            "CreateLoadBalancer",
+        ) and "SubnetMappings.member.1.SubnetId" in params:
+            lb = next(
+                (lb for lb in self._elbv2().load_balancers.values() if lb.name == params.get("Name")), None
+            )
+            if lb is not None:
+                lb.lbprov_addresses = _mapped_addresses(params)
+        if (service, action) == ("elbv2", "ModifyTargetGroup") and params.get("Matcher.HttpCode"):
+            tg = self._tg(params.get("TargetGroupArn", ""))
+            if tg is not None:
+                tg.matcher = {**(getattr(tg, "matcher", None) or {}), "HttpCode": params["Matcher.HttpCode"]}
+        if (service, action) == ("elbv2", "ModifyListener") and "AlpnPolicy.member.1" in params:
+            arn = params.get("ListenerArn", "")
+            for lb in self._elbv2().load_balancers.values():
+                for li in lb.listeners.values():
+                    if li.arn == arn:
+                        li.alpn_policy = [v for k, v in sorted(params.items()) if k.startswith("AlpnPolicy.")]
+
+
+def _mapped_addresses(params: Params) -> dict[str, dict[str, str]]:
+    """Subnet -> the LoadBalancerAddresses entry AWS reports for a SubnetMapping."""
+    out: dict[str, dict[str, str]] = {}
+    i = 1
+    while f"SubnetMappings.member.{i}.SubnetId" in params:
+        base = f"SubnetMappings.member.{i}."
+        entry = {}
+        if params.get(base + "AllocationId"):
+            entry["AllocationId"] = params[base + "AllocationId"]
+            entry["IpAddress"] = _eip_address(params[base + "AllocationId"])
+        if params.get(base + "PrivateIPv4Address"):
+            entry["PrivateIPv4Address"] = params[base + "PrivateIPv4Address"]
+        if entry:
+            out[params[base + "SubnetId"]] = entry
+        i += 1
+    return out
+
+
+def _eip_address(allocation_id: str) -> str:
+    from moto.ec2.models import ec2_backends
+
+    for addr in ec2_backends[ACCOUNT][REGION].addresses:
+        if addr.allocation_id == allocation_id:
+            return str(addr.public_ip)
+    return ""
+
+
+def _keep_instance_protocols(params: Params) -> None:
+    """moto reports a classic listener's InstanceProtocol as its front-end Protocol (an SSL
+    listener to TCP back ends shows SSL/SSL): keep the one the request gave, as AWS does."""
+    from moto.elb.models import elb_backends
+
+    lb = elb_backends[ACCOUNT][REGION].load_balancers.get(params.get("LoadBalancerName", ""))
+    if lb is None:
+        return
+    wanted: dict[int, str] = {}
+    i = 1
+    while f"Listeners.member.{i}.LoadBalancerPort" in params:
+        base = f"Listeners.member.{i}."
+        if params.get(base + "InstanceProtocol"):
+            wanted[int(params[base + "LoadBalancerPort"])] = params[base + "InstanceProtocol"].upper()
+        i += 1
+    for li in lb.listeners:
+        if int(li.load_balancer_port) in wanted:
+            li.lbprov_instance_protocol = wanted[int(li.load_balancer_port)]
+
+
+def _instance_protocol_as_given() -> None:
+    from moto.elb.models import FakeListener
+
+    def instance_protocol(self: Any) -> str:
+        return str(getattr(self, "lbprov_instance_protocol", None) or self.protocol)
+
+    FakeListener.instance_protocol = property(instance_protocol)  # type: ignore[method-assign,assignment]
+
+
+_instance_protocol_as_given()
+
+
+def _report_addresses() -> None:
+    """moto keeps no SubnetMapping addresses: give its AvailabilityZone objects the
+    ``LoadBalancerAddresses`` that AWS reports (DescribeLoadBalancers), from what the strict layer
+    recorded on CreateLoadBalancer (StrictRules._complete)."""
+    from moto.elbv2.models import AvailabilityZone, FakeLoadBalancer
+
+    def availability_zones(self: Any) -> list[Any]:
+        out = []
+        for subnet in self.subnets:
+            az = AvailabilityZone(subnet)
+            addr = (getattr(self, "lbprov_addresses", None) or {}).get(subnet.id)
+            if addr:
+                az.LoadBalancerAddresses = [addr]  # type: ignore[attr-defined]
+            out.append(az)
+        return out
+
+    FakeLoadBalancer.availability_zones = property(availability_zones)  # type: ignore[method-assign,assignment]
+
+
+_report_addresses()
 
 
 def _settings(params: Params) -> Nested:
@@ -385,6 +514,14 @@ def _create_lb(rules: StrictRules, req: Nested) -> Refusal | Replay | None:
                 f"A load balancer cannot be attached to multiple subnets in the same Availability Zone ({zone})",
             )
         zones[zone] = subnet_id
+    if refusal := _subnet_mapping_rules(rules, req):
+        return refusal
+    if req.get("IpAddressType") == "dualstack":
+        subnet_ids = list(req.get("Subnets", [])) + [
+            m.get("SubnetId", "") for m in req.get("SubnetMappings", [])
+        ]
+        if refusal := _dualstack_subnets(rules, subnet_ids):
+            return refusal
     # "If you attempt to create multiple load balancers with the same name and settings, the call
     # succeeds" with the existing one; with other settings: DuplicateLoadBalancerName.
     existing = next((lb for lb in rules._elbv2().load_balancers.values() if lb.name == name), None)
@@ -393,6 +530,80 @@ def _create_lb(rules: StrictRules, req: Nested) -> Refusal | Replay | None:
             return Replay("DescribeLoadBalancers", {"Names.member.1": name}, "CreateLoadBalancer")
         return Refusal("DuplicateLoadBalancerName", "A load balancer with the same name already exists")
     return None
+
+
+def _subnet_mapping_rules(rules: StrictRules, req: Nested) -> Refusal | None:
+    """CreateLoadBalancer SubnetMappings (ELBv2 API reference, SubnetMapping): "[Network Load
+    Balancers] The allocation ID of the Elastic IP address for an internet-facing load balancer" /
+    "The private IPv4 address for an internal load balancer"; the allocation must exist
+    (AllocationIdNotFound) and not be in use; the private address must be in the subnet's range;
+    one subnet per Availability Zone (as for Subnets)."""
+    mappings = req.get("SubnetMappings") or []
+    internal = req.get("Scheme") == "internal"
+    ec2 = rules._ec2()
+    zones: set[str] = set()
+    in_use = {
+        a["AllocationId"]
+        for lb in rules._elbv2().load_balancers.values()
+        for a in (getattr(lb, "lbprov_addresses", None) or {}).values()
+        if a.get("AllocationId")
+    }
+    known = {a.allocation_id: a for a in ec2.addresses}
+    for m in mappings:
+        try:
+            subnet = ec2.get_subnet(str(m.get("SubnetId", "")))
+        except Exception:
+            continue
+        if subnet.availability_zone in zones:
+            return Refusal(
+                "InvalidConfigurationRequest",
+                f"A load balancer cannot be attached to multiple subnets in the same Availability Zone ({subnet.availability_zone})",
+            )
+        zones.add(subnet.availability_zone)
+        alloc, private = m.get("AllocationId"), m.get("PrivateIPv4Address")
+        if alloc:
+            if internal:
+                return _invalid("Elastic IP addresses can only be used with internet-facing load balancers")
+            if alloc not in known:
+                return Refusal("AllocationIdNotFound", f"The allocation ID '{alloc}' does not exist")
+            if alloc in in_use or getattr(known[alloc], "association_id", None):
+                return Refusal(
+                    "InvalidConfigurationRequest", f"The allocation ID '{alloc}' is already in use"
+                )
+        if private:
+            if not internal:
+                return _invalid("Private IPv4 addresses can only be specified for internal load balancers")
+            import ipaddress
+
+            if ipaddress.ip_address(private) not in ipaddress.ip_network(subnet.cidr_block):
+                return Refusal(
+                    "InvalidConfigurationRequest",
+                    f"The private IPv4 address '{private}' is not in the range of subnet '{subnet.id}'",
+                )
+    return None
+
+
+def _dualstack_subnets(rules: StrictRules, subnet_ids: list[str]) -> Refusal | None:
+    """A dualstack load balancer's subnets need IPv6 CIDR blocks (NLB user guide, "IP address
+    type"; CreateLoadBalancer / SetIpAddressType answer InvalidConfigurationRequest)."""
+    for subnet_id in subnet_ids:
+        try:
+            subnet = rules._ec2().get_subnet(subnet_id)
+        except Exception:
+            continue
+        if not subnet.ipv6_cidr_block_associations:
+            return Refusal(
+                "InvalidConfigurationRequest",
+                f"Subnet '{subnet_id}' has no IPv6 CIDR block for a dualstack load balancer",
+            )
+    return None
+
+
+def _set_ip_address_type(rules: StrictRules, req: Nested) -> Refusal | None:
+    lb = rules._lb(str(req.get("LoadBalancerArn", "")))
+    if lb is None or req.get("IpAddressType") != "dualstack":
+        return None
+    return _dualstack_subnets(rules, [s.id for s in lb.subnets])
 
 
 def _raw(req: Nested) -> Nested:
@@ -430,7 +641,30 @@ def _modify_tg(rules: StrictRules, req: Nested) -> Refusal | None:
         # A timeout above the interval the group keeps is refused too (ModifyTargetGroup).
         merged.setdefault("HealthCheckIntervalSeconds", int(tg.health_check_interval_seconds))
         merged.setdefault("HealthCheckTimeoutSeconds", int(tg.health_check_timeout_seconds))
+        if tg.health_check_protocol:
+            merged.setdefault("HealthCheckProtocol", str(tg.health_check_protocol))
     return _hc_rules(merged)
+
+
+def _tls_settings(rules: StrictRules, req: Nested, protocol: str | None) -> Refusal | None:
+    """CreateListener / ModifyListener: ``SslPolicy`` must name a predefined policy
+    (DescribeSSLPolicies; otherwise SSLPolicyNotFound); ``AlpnPolicy`` is one of HTTP1Only,
+    HTTP2Only, HTTP2Optional, HTTP2Preferred, None and only for TLS listeners (ELBv2 API reference,
+    CreateListener: AlpnPolicy "[TLS listeners] The name of the Application-Layer Protocol
+    Negotiation (ALPN) policy")."""
+    from moto.elbv2.ssl_policies import SSL_POLICIES
+
+    policy = req.get("SslPolicy")
+    if policy and policy not in SSL_POLICIES:
+        return Refusal("SSLPolicyNotFound", f"SSL policy '{policy}' not found")
+    alpn = req.get("AlpnPolicy") or []
+    if alpn:
+        if protocol != "TLS":
+            return _invalid("An ALPN policy can only be set on a TLS listener")
+        for value in alpn:
+            if value not in ("HTTP1Only", "HTTP2Only", "HTTP2Optional", "HTTP2Preferred", "None"):
+                return _invalid(f"ALPN policy '{value}' is not valid")
+    return None
 
 
 def _listener_protocols(rules: StrictRules, req: Nested, listener_protocol: str | None) -> Refusal | None:
@@ -447,6 +681,8 @@ def _listener_protocols(rules: StrictRules, req: Nested, listener_protocol: str 
 
 def _create_listener(rules: StrictRules, req: Nested) -> Refusal | Replay | None:
     if refusal := _listener_protocols(rules, req, req.get("Protocol")):
+        return refusal
+    if refusal := _tls_settings(rules, req, req.get("Protocol")):
         return refusal
     lb = rules._lb(str(req.get("LoadBalancerArn", "")))
     port = req.get("Port")
@@ -478,17 +714,90 @@ def _modify_listener(rules: StrictRules, req: Nested) -> Refusal | None:
     if "DefaultActions" not in req and listener is not None:
         kept = [a.data for a in listener.default_actions if getattr(a, "data", None)]
         req = {**req, "DefaultActions": [{"TargetGroupArn": a.get("TargetGroupArn", "")} for a in kept]}
-    return _listener_protocols(rules, req, protocol)
+    return _listener_protocols(rules, req, protocol) or _tls_settings(rules, req, protocol)
+
+
+def _attribute_value(key: str, value: str, kinds: Mapping[str, str]) -> Refusal | None:
+    """An attribute value of the type the API reference gives its key: ``bool`` (true|false),
+    ``int:lo:hi``, ``enum:a|b``, ``off-or-int:lo:hi``."""
+    kind = kinds.get(key)
+    if kind is None:
+        return None
+    if kind == "bool":
+        ok = value in ("true", "false")
+    elif kind.startswith("enum:"):
+        ok = value in kind[5:].split("|")
+    else:
+        off, lo, hi = kind.startswith("off-or-int"), *map(int, kind.split(":")[1:])
+        ok = (off and value == "off") or (value.isdigit() and lo <= int(value) <= hi)
+    if ok:
+        return None
+    return _invalid(f"The value '{value}' of attribute '{key}' is not valid")
+
+
+#: Value types of the NLB attributes (ELBv2 API reference, LoadBalancerAttribute).
+NLB_ATTRIBUTE_VALUES = {
+    "deletion_protection.enabled": "bool",
+    "access_logs.s3.enabled": "bool",
+    "ipv6.deny_all_igw_traffic": "bool",
+    "load_balancing.cross_zone.enabled": "bool",
+    "zonal_shift.config.enabled": "bool",
+    "dns_record.client_routing_policy": (
+        "enum:availability_zone_affinity|partial_availability_zone_affinity|any_availability_zone"
+    ),
+    "secondary_ips.auto_assigned.per_subnet": "int:0:7",
+}
+#: Value types of the NLB target-group attributes (ELBv2 API reference, TargetGroupAttribute).
+NLB_TG_ATTRIBUTE_VALUES = {
+    "deregistration_delay.timeout_seconds": "int:0:3600",
+    "deregistration_delay.connection_termination.enabled": "bool",
+    "preserve_client_ip.enabled": "bool",
+    "proxy_protocol_v2.enabled": "bool",
+    "stickiness.enabled": "bool",
+    "stickiness.type": "enum:source_ip|source_ip_dest_ip|source_ip_dest_ip_proto",
+    "load_balancing.cross_zone.enabled": "enum:true|false|use_load_balancer_configuration",
+    "target_group_health.dns_failover.minimum_healthy_targets.count": "off-or-int:1:10000",
+    "target_group_health.dns_failover.minimum_healthy_targets.percentage": "off-or-int:1:100",
+    "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count": "int:1:10000",
+    "target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage": "off-or-int:1:100",
+    "target_health_state.unhealthy.connection_termination.enabled": "bool",
+    "target_health_state.unhealthy.draining_interval_seconds": "int:0:360000",
+}
+
+
+def _bucket_exists(name: str) -> bool:
+    from moto.s3.models import s3_backends
+
+    return name in s3_backends[ACCOUNT]["aws"].buckets
 
 
 def _lb_attributes(rules: StrictRules, req: Nested) -> Refusal | None:
     lb = rules._lb(str(req.get("LoadBalancerArn", "")))
     if lb is None or lb.type != "network":
         return None
-    for attr in req.get("Attributes", []):
-        if attr.get("Key") not in NLB_ATTRIBUTES:
-            return _invalid(f"Load balancer attribute key '{attr.get('Key')}' is not recognized")
+    attrs = {str(a.get("Key")): str(a.get("Value", "")) for a in req.get("Attributes", [])}
+    for key, value in attrs.items():
+        if key not in NLB_ATTRIBUTES:
+            return _invalid(f"Load balancer attribute key '{key}' is not recognized")
+        if refusal := _attribute_value(key, value, NLB_ATTRIBUTE_VALUES):
+            return refusal
+    # LoadBalancerAttribute access_logs.s3.bucket: "The name of the S3 bucket for the access
+    # logs. This attribute is required if access logs are enabled. The bucket must exist in the
+    # same region as the load balancer" (ModifyLoadBalancerAttributes answers
+    # InvalidConfigurationRequest otherwise).
+    current = {a["key"]: str(a["value"]) for a in _moto_lb_attributes(lb)}
+    enabled = attrs.get("access_logs.s3.enabled", current.get("access_logs.s3.enabled", "false"))
+    bucket = attrs.get("access_logs.s3.bucket", current.get("access_logs.s3.bucket", ""))
+    if enabled == "true" and not bucket:
+        return Refusal("InvalidConfigurationRequest", "Access log bucket name cannot be empty when enabled")
+    if enabled == "true" and not _bucket_exists(bucket):
+        return Refusal("InvalidConfigurationRequest", f"The S3 bucket '{bucket}' does not exist")
     return None
+
+
+def _moto_lb_attributes(lb: Any) -> list[dict[str, Any]]:
+    raw = getattr(lb, "attrs", None) or {}
+    return [{"key": k, "value": v} for k, v in raw.items()]
 
 
 def _tg_attributes(rules: StrictRules, req: Nested) -> Refusal | None:
@@ -496,8 +805,34 @@ def _tg_attributes(rules: StrictRules, req: Nested) -> Refusal | None:
     if tg is None or tg.protocol not in ("TCP", "UDP", "TCP_UDP", "TLS"):
         return None
     for attr in req.get("Attributes", []):
-        if attr.get("Key") not in NLB_TG_ATTRIBUTES:
-            return _invalid(f"Target group attribute key '{attr.get('Key')}' is not recognized")
+        key, value = str(attr.get("Key")), str(attr.get("Value", ""))
+        if key not in NLB_TG_ATTRIBUTES:
+            return _invalid(f"Target group attribute key '{key}' is not recognized")
+        if refusal := _attribute_value(key, value, NLB_TG_ATTRIBUTE_VALUES):
+            return refusal
+        # TargetGroupAttribute preserve_client_ip.enabled: "Client IP preservation can't be
+        # disabled for UDP and TCP_UDP target groups."
+        if key == "preserve_client_ip.enabled" and value == "false" and tg.protocol in ("UDP", "TCP_UDP"):
+            return _invalid("Client IP preservation cannot be disabled for UDP and TCP_UDP target groups")
+        # Proxy protocol v2 is a TCP/TLS feature: NLB user guide, "Proxy protocol" ("not supported
+        # for UDP and TCP_UDP target groups" / ModifyTargetGroupAttributes refuses it there).
+        if key == "proxy_protocol_v2.enabled" and value == "true" and tg.protocol in ("UDP", "TCP_UDP"):
+            return _invalid("Proxy protocol v2 is not supported for UDP and TCP_UDP target groups")
+    return None
+
+
+def _delete_lb(rules: StrictRules, req: Nested) -> Refusal | None:
+    # DeleteLoadBalancer: "If deletion protection is enabled, the load balancer cannot be deleted"
+    # (ELBv2 API reference, errors: OperationNotPermitted).
+    lb = rules._lb(str(req.get("LoadBalancerArn", "")))
+    if lb is None:
+        return None
+    attrs = {a["key"]: str(a["value"]).lower() for a in _moto_lb_attributes(lb)}
+    if attrs.get("deletion_protection.enabled") == "true":
+        return Refusal(
+            "OperationNotPermitted",
+            f"Load balancer '{lb.arn}' cannot be deleted because deletion protection is enabled",
+        )
     return None
 
 
@@ -559,8 +894,12 @@ def _delete_sg(rules: StrictRules, req: Nested) -> Refusal | None:
     return None
 
 
-def _delete_lb(rules: StrictRules, req: Nested) -> Refusal | None:
-    """Not a refusal: notes the groups whose interfaces the deletion will release later."""
+def _note_releasing(rules: StrictRules, req: Nested) -> Refusal | None:
+    """DeleteLoadBalancer: deletion protection (:func:`_delete_lb`); when allowed, notes the groups
+    whose interfaces the deletion will release later."""
+    refusal = _delete_lb(rules, req)
+    if refusal is not None:
+        return refusal
     lb = rules._lb(str(req.get("LoadBalancerArn", "")))
     for group_id in (lb.security_groups or []) if lb is not None else []:
         rules.releasing[group_id] = rules.eni_release_attempts
@@ -600,6 +939,66 @@ def _elb_health(rules: StrictRules, req: Nested) -> Refusal | None:
     return None
 
 
+#: The classic ELB's predefined SSL negotiation policies (DescribeLoadBalancerPolicies without a
+#: load balancer name, ELB user guide "Predefined SSL security policies for Classic Load Balancers").
+CLASSIC_SSL_POLICIES = frozenset(
+    {
+        "ELBSecurityPolicy-2016-08",
+        "ELBSecurityPolicy-TLS-1-2-2017-01",
+        "ELBSecurityPolicy-TLS-1-1-2017-01",
+        "ELBSecurityPolicy-2015-05",
+        "ELBSecurityPolicy-2015-03",
+        "ELBSecurityPolicy-2015-02",
+        "ELBSecurityPolicy-2014-10",
+        "ELBSecurityPolicy-2014-01",
+        "ELBSecurityPolicy-2011-08",
+        "ELBSample-ELBDefaultCipherPolicy",
+        "ELBSample-OpenSSLDefaultCipherPolicy",
+    }
+)
+
+
+def _elb_attributes(rules: StrictRules, req: Nested) -> Refusal | None:
+    """Classic ModifyLoadBalancerAttributes (ELB API reference, AccessLog / ConnectionSettings):
+    EmitInterval 5 or 60; S3BucketName required when the access log is enabled, and the bucket must
+    exist (InvalidConfigurationRequest); IdleTimeout 1-4000 seconds; draining Timeout 1-3600."""
+    attrs = req.get("LoadBalancerAttributes") or {}
+    log = attrs.get("AccessLog") or {}
+    if log.get("Enabled"):
+        if log.get("EmitInterval") not in (None, 5, 60):
+            return _invalid("EmitInterval must be 5 or 60")
+        bucket = log.get("S3BucketName")
+        if not bucket:
+            return Refusal(
+                "InvalidConfigurationRequest", "S3BucketName is required when access logs are enabled"
+            )
+        if not _bucket_exists(str(bucket)):
+            return Refusal("InvalidConfigurationRequest", f"The S3 bucket '{bucket}' does not exist")
+    idle = (attrs.get("ConnectionSettings") or {}).get("IdleTimeout")
+    if idle is not None and not 1 <= idle <= 4000:
+        return _invalid("IdleTimeout must be between 1 and 4000 seconds")
+    draining = attrs.get("ConnectionDraining") or {}
+    if draining.get("Timeout") is not None and not 1 <= draining["Timeout"] <= 3600:
+        return _invalid("ConnectionDraining Timeout must be between 1 and 3600 seconds")
+    return None
+
+
+def _elb_create_policy(rules: StrictRules, req: Nested) -> Refusal | None:
+    """Classic CreateLoadBalancerPolicy of type SSLNegotiationPolicyType: a
+    Reference-Security-Policy must name a predefined policy (PolicyNotFound otherwise)."""
+    if req.get("PolicyTypeName") != "SSLNegotiationPolicyType":
+        return None
+    for attr in req.get("PolicyAttributes", []):
+        if (
+            attr.get("AttributeName") == "Reference-Security-Policy"
+            and attr.get("AttributeValue") not in CLASSIC_SSL_POLICIES
+        ):
+            return Refusal(
+                "PolicyNotFound", f"There is no policy with name {attr.get('AttributeValue')} for reference"
+            )
+    return None
+
+
 def _ec2_create_sg(rules: StrictRules, req: Nested) -> Refusal | None:
     # EC2 CreateSecurityGroup: in a VPC, name and description use a-zA-Z0-9, spaces and
     # ._-:/()#,@[]+=&;{}!$* (255 characters); a name must not start with "sg-".
@@ -635,14 +1034,17 @@ RULES: dict[str, Callable[[StrictRules, Nested], Refusal | Replay | None]] = {
     "elbv2:ModifyListener": _modify_listener,
     "elbv2:ModifyLoadBalancerAttributes": _lb_attributes,
     "elbv2:ModifyTargetGroupAttributes": _tg_attributes,
+    "elbv2:DeleteLoadBalancer": _note_releasing,
     "elbv2:SetSecurityGroups": _set_security_groups,
     "elbv2:SetSubnets": _set_subnets,
-    "elbv2:DeleteLoadBalancer": _delete_lb,
     "ec2:DeleteSecurityGroup": _delete_sg,
+    "elbv2:SetIpAddressType": _set_ip_address_type,
     "elbv2:AddTags": _elbv2_add_tags,
     "elb:CreateLoadBalancer": _elb_create,
     "elb:AddTags": _elb_create,
     "elb:ConfigureHealthCheck": _elb_health,
+    "elb:ModifyLoadBalancerAttributes": _elb_attributes,
+    "elb:CreateLoadBalancerPolicy": _elb_create_policy,
     "ec2:CreateSecurityGroup": _ec2_create_sg,
     "ec2:AuthorizeSecurityGroupIngress": _ec2_authorize,
 }

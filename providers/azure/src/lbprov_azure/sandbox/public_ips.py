@@ -11,6 +11,8 @@ from lbprov_azure.sandbox.base import JSON, ArmError, check_sku, ref
 
 #: Where the emulator takes public IP prefixes from (a documentation range, never routed).
 PREFIX_POOL = ipaddress.ip_network("192.0.2.0/24")
+#: Where the emulator takes IPv6 public IPs from (the IPv6 documentation range).
+IPV6_POOL = ipaddress.ip_network("2001:db8:1b::/64")
 
 _DNS_LABEL = re.compile(r"^[a-z][a-z0-9-]{1,61}[a-z0-9]$")
 
@@ -22,6 +24,14 @@ class PublicIPs:
     _private_used: dict[str, set[str]]
     _bad_ref: Any
     _parse_id: Any
+    _public_ips: Any
+
+    @property
+    def _public_ipv6(self) -> Any:
+        """The IPv6 addresses the emulator hands out, in order (made on first use)."""
+        if not hasattr(self, "_ipv6_hosts"):
+            self._ipv6_hosts = IPV6_POOL.hosts()
+        return self._ipv6_hosts
 
     def _build_prefix(self, res: JSON, props: JSON, existing: JSON | None, etag: str) -> JSON:
         """A public IP prefix (learn.microsoft.com "Public IP address prefix": Standard SKU only,
@@ -82,9 +92,24 @@ class PublicIPs:
                 400, "PublicIPAddressSkuCannotBeChanged", "The SKU of a public IP cannot be changed."
             )
         version = props.get("publicIPAddressVersion") or "IPv4"
-        if version != "IPv4":
-            raise ArmError(400, "InvalidRequestFormat", "the emulator allocates IPv4 addresses only")
+        if version not in ("IPv4", "IPv6"):
+            # IPVersion enum of azure-mgmt-network: IPv4, IPv6
+            raise ArmError(
+                400,
+                "InvalidRequestFormat",
+                f"Public IP {res['id']}: publicIPAddressVersion {version!r}; IPv4 or IPv6.",
+            )
         old = (existing or {}).get("properties", {})
+        if existing is not None and (old.get("publicIPAddressVersion") or "IPv4") != version:
+            raise ArmError(
+                400,
+                "PublicIPAddressVersionCannotBeChanged",
+                f"Public IP {res['id']}: publicIPAddressVersion cannot be changed after creation.",
+            )
+        if version == "IPv6" and props.get("publicIPPrefix"):
+            raise ArmError(
+                400, "InvalidRequestFormat", f"Public IP {res['id']}: the emulator's prefixes are IPv4 only."
+            )
         prefix_id = ref(props.get("publicIPPrefix"))
         if (
             existing is not None
@@ -100,6 +125,9 @@ class PublicIPs:
             address = old["ipAddress"]
         elif prefix_id:
             address = self._address_from_prefix(res, prefix_id)
+        elif version == "IPv6":
+            # learn.microsoft.com "IPv6 for Azure Virtual Network": a Standard IPv6 public IP is static
+            address = str(next(self._public_ipv6))
         else:
             address = str(next(self._public_ips))
         tags = props.get("ipTags") or []

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from lbprov import naming
 from lbprov.model import Action, Change, Intent, InvalidService
 from lbprov_gcp import names as N
-from lbprov_gcp.desired import Desired
+from lbprov_gcp.desired import Frontend
 from lbprov_gcp.observe import view_of
 
 if TYPE_CHECKING:
@@ -87,8 +87,8 @@ def refuse_held_ip(planner: Planner, intent: Intent, holding: Sequence[Json]) ->
     """A requested IP that another load balancer's forwarding rule holds is refused, naming it.
 
     ``holding``: the forwarding rules that hold the requested IP (observed)."""
-    ip, ours = intent.requested_ip, {N.rule_name(intent.lb_name, p) for p in ("TCP", "UDP")}
-    for rule in holding:
+    ip, ours = intent.requested_ip, set(N.rule_names(intent.lb_name))
+    for rule in (r for r in holding if r.get("IPAddress") == ip):  # the rules holding this family's IP
         if rule["name"] in ours and N.owned_by_service(
             rule.get("description"), planner.cluster, intent.ref.uid
         ):
@@ -103,7 +103,7 @@ def refuse_held_ip(planner: Planner, intent: Intent, holding: Sequence[Json]) ->
 def plan_address(
     planner: Planner,
     intent: Intent,
-    want: Desired,
+    want: Frontend,
     addrs: Sequence[Json],
     current_ip: str | None,
     holding: Sequence[Json],
@@ -115,7 +115,7 @@ def plan_address(
     the setting ``static_addresses`` is on, or the Service has TCP and UDP rules, which share one
     IP only through a reserved address.
     """
-    ref, lb, s = intent.ref, intent.lb_name, planner.settings
+    ref, lb, s = intent.ref, want.address.name, planner.settings  # lb: this family's address name
     ours = next((a for a in addrs if a["name"] == lb), None)
     if ours is not None and not N.owned_by_service(ours.get("description"), planner.cluster, ref.uid):
         raise planner.conflict("address", lb, ours, f"Service {ref.key} of cluster {planner.cluster}")

@@ -42,8 +42,13 @@ def group_changes(
     groups: Mapping[tuple[str, str], Json],
     members: Mapping[tuple[str, str], list[str]],
     usable: set[tuple[str, str]],
+    read_at: float | None = None,
 ) -> list[Change]:
-    """Create the groups a node needs, and keep every usable group's members the eligible nodes."""
+    """Create the groups a node needs, and keep every usable group's members the eligible nodes.
+
+    ``read_at`` (monotonic) is when the membership was read: the applier uses it to tell a plan made
+    before another worker's write to the same group (whose add it then drops) from a later one.
+    """
     s = planner.settings
     out: list[Change] = []
     # -- instance groups: shared with upstream, never owned, never deleted ----------------------
@@ -83,7 +88,7 @@ def group_changes(
                     before={"zone": zone, "instances": current},
                     after=after,
                     cloud_id=found.get("selfLink"),
-                    data={"zone": zone, "name": name, "add": add, "remove": remove},
+                    data={"zone": zone, "name": name, "add": add, "remove": remove, "read_at": read_at},
                 )
             )
     for (zone, name), found in sorted(groups.items()):
@@ -101,7 +106,13 @@ def group_changes(
                 after={"zone": zone, "instances": []},
                 reason="no eligible node left in the group",
                 cloud_id=found.get("selfLink"),
-                data={"zone": zone, "name": name, "add": [], "remove": members[(zone, name)]},
+                data={
+                    "zone": zone,
+                    "name": name,
+                    "add": [],
+                    "remove": members[(zone, name)],
+                    "read_at": read_at,
+                },
             )
         )
     return out

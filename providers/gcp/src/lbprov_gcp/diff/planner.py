@@ -23,7 +23,7 @@ from typing import Any
 from lbprov.model import Action, Change, Ingress, Intent, OwnershipConflict, Plan, ServiceRef
 from lbprov_gcp import names as N
 from lbprov_gcp.desired import Desired, Spec, build, place_nodes
-from lbprov_gcp.diff.addresses import _UNKNOWN_IP, plan_address
+from lbprov_gcp.diff.frontends import plan_frontend
 from lbprov_gcp.diff.groups import ForeignInstanceGroup, group_changes
 from lbprov_gcp.diff.predecessor import Takeover, takeover
 from lbprov_gcp.observe import view_of
@@ -49,12 +49,13 @@ def _wanted(want: Desired | None) -> dict[str, set[str]]:
     """The names the desired state holds, per collection (nothing for the empty state)."""
     if want is None:
         return {}
+    hc6 = [want.hc_firewall_ipv6.name] if want.hc_firewall_ipv6 is not None else []
     return {
-        "forwardingRules": {r.name for r in want.forwarding_rules.values()},
+        "forwardingRules": {r.name for f in want.frontends for r in f.forwarding_rules.values()},
         "backendServices": {b.name for b in want.backend_services.values()},
         "healthChecks": {want.health_check.name},
-        "firewalls": {want.hc_firewall.name, want.firewall.name},
-        "addresses": {want.address.name},
+        "firewalls": {want.hc_firewall.name, *hc6, *(f.firewall.name for f in want.frontends)},
+        "addresses": {f.address.name for f in want.frontends},
     }
 
 
@@ -104,14 +105,19 @@ class Planner:
         if placement.conflicts:
             raise ForeignInstanceGroup(placement.conflicts, intent)
         want = build(intent, s, options, placement.groups, seen.node_tags)
-        changes, ip, reservation = self.changes(intent.ref, want, seen, intent=intent, usable=usable)
+        changes, ips, reservations = self.changes(intent.ref, want, seen, intent=intent, usable=usable)
         return Plan(
             self.provider,
             intent.ref,
             changes,
             intent=intent,
-            ingress=(Ingress(ip=ip),) if ip else (),
-            data={"address": reservation},
+            # status.loadBalancer.ingress: one IP per family, in spec.ipFamilies order
+            ingress=tuple(Ingress(ip=ip) for ip in ips if ip),
+            data={
+                "address": reservations.get("IPv4"),
+                "addresses": reservations,
+                "families": list(intent.ip_families),
+            },
         )
 
     def plan_delete(self, ref: ServiceRef, seen: Snapshot) -> Plan:
@@ -127,8 +133,9 @@ class Planner:
         *,
         intent: Intent | None = None,
         usable: set[tuple[str, str]] | None = None,
-    ) -> tuple[tuple[Change, ...], str | None, str | None]:
-        """Desired vs observed: (the changes in order, the IP, the reservation the rules take it from).
+    ) -> tuple[tuple[Change, ...], list[str | None], dict[str, str | None]]:
+        """Desired vs observed: (the changes in order, the IP of each family in order, the
+        reservation each family's rules take it from).
 
         ``want=None`` is the empty desired state (a delete): only the leftovers remain.
         """
@@ -141,61 +148,44 @@ class Planner:
         rule_patches: list[Change] = []
         release: list[Change] = []
         take: Takeover | None = None
-        ip = reservation = None
+        ips: list[str | None] = []
+        reservations: dict[str, str | None] = {}
         if want is not None:
             assert intent is not None and usable is not None
             take = takeover(self, ref, want, seen)
             adopted = take.firewalls if take else {}
-            first.extend(group_changes(self, want, seen.groups, seen.members, usable))
+            first.extend(group_changes(self, want, seen.groups, seen.members, usable, seen.groups_read_at))
             hc, hc_fw = want.health_check, want.hc_firewall
             first.extend(self._create_or_update(hc, seen.health_checks.get(hc.name), ref))
             if hc_fw.name not in adopted:
                 first.extend(self._create_or_update(hc_fw, seen.firewalls.get(hc_fw.name), ref))
+            if want.hc_firewall_ipv6 is not None:  # Google's IPv6 probers: a firewall of their own
+                hc6 = want.hc_firewall_ipv6
+                first.extend(self._create_or_update(hc6, seen.firewalls.get(hc6.name), ref))
             services, replaced_bs = self._backend_services(want, seen, ref)
-
-            # -- the IP and its reservation --------------------------------------------------------
-            wanted_rules = {r.name for r in want.forwarding_rules.values()}
-            held = {
-                str(f.get("IPAddress"))
-                for name, f in seen.forwarding_rules.items()
-                if name in wanted_rules and N.owned_by_service(f.get("description"), self.cluster, ref.uid)
-            }
-            current_ip = next(iter(held)) if len(held) == 1 else None
-            addresses, holding = seen.addresses, seen.rules_holding_ip
-            if take is not None:
-                # upstream's rule (and reservation) hold the IP until this plan replaces them
-                current_ip = current_ip or take.ip
-                holding = tuple(r for r in holding if r["name"] != take.rule)
-                gone = {c.name for c in take.before_reserve}
-                addresses = tuple(a for a in addresses if a["name"] not in gone)
-            address = plan_address(self, intent, want, addresses, current_ip, holding)
-            ip, reservation = address.ip, address.reservation
-            rules, early_rule_deletes, rule_patches = self._forwarding_rules(
-                want, seen, ref, replaced_bs, ip, reservation
-            )
-            reserve, release = address.changes(bool(rules))
-            if take is not None:
-                reserve = take.before_reserve + [self._adopt_ip(c, take) for c in reserve]
-                early_rule_deletes = take.early + early_rule_deletes
-
-            # -- the traffic firewall: its destination is the load balancer's IP -------------------
-            firewall = dataclasses.replace(
-                want.firewall, destination_ranges=(f"{ip}/32" if ip else _UNKNOWN_IP,)
-            )
-            if firewall.name not in adopted:
-                fw_changes = self._create_or_update(
-                    firewall,
-                    seen.firewalls.get(firewall.name),
-                    ref,
-                    extra={"destination_from_ip": ip is None},
+            # -- per IP family: the IP and its reservation, the rules, the traffic firewall --------
+            fronts = [
+                plan_frontend(
+                    self,
+                    intent,
+                    front,
+                    seen,
+                    replaced_bs,
+                    seen.requested_ips.get(front.family),
+                    # upstream's load balancers are IPv4: a takeover is the IPv4 frontend's
+                    take if front.family == "IPv4" else None,
+                    hc_fw,
                 )
-            if take is not None:
-                # upstream's firewalls go last: they admit the traffic and the probes meanwhile
-                rule_patches += take.after_rules + [
-                    take.adopt(spec, destination_from_ip=ip is None)
-                    for spec in (hc_fw, firewall)
-                    if spec.name in adopted
-                ]
+                for front in want.frontends
+            ]
+            reserve = [c for f in fronts for c in f.reserve]
+            early_rule_deletes = [c for f in fronts for c in f.early_rule_deletes]
+            fw_changes = [c for f in fronts for c in f.fw_changes]
+            rules = [c for f in fronts for c in f.rules]
+            rule_patches = [c for f in fronts for c in f.rule_patches]
+            release = [c for f in fronts for c in f.release]
+            ips = [f.ip for f in fronts]
+            reservations = {f.family: f.reservation for f in fronts}
         else:
             # the Service's deletion takes upstream's load balancer with it, if it is still there
             take = takeover(self, ref, None, seen)
@@ -217,7 +207,7 @@ class Planner:
             + release
             + last
         )
-        return changes, ip, reservation
+        return changes, ips, reservations
 
     @staticmethod
     def _adopt_ip(change: Change, take: Takeover) -> Change:
@@ -295,78 +285,6 @@ class Planner:
                 )
         return services, replaced_bs
 
-    def _forwarding_rules(
-        self,
-        want: Desired,
-        seen: Snapshot,
-        ref: ServiceRef,
-        replaced_bs: set[str],
-        ip: str | None,
-        reservation: str | None,
-    ) -> tuple[list[Change], list[Change], list[Change]]:
-        """(Re)written when missing, changed, or holding another IP: (writes, deletes that must
-        come first, in-place patches)."""
-        rules: list[Change] = []
-        early: list[Change] = []
-        patches: list[Change] = []
-        for rule in want.forwarding_rules.values():
-            name, body = rule.name, rule.body
-            view = {**rule.view, "IPAddress": ip or _UNKNOWN_IP}
-            data = {"collection": "forwardingRules", "body": body, "address": reservation, "ip": ip}
-            found = seen.forwarding_rules.get(name)
-            if found is None:
-                rules.append(Change(Action.CREATE, "forwarding-rule", name, after=view, data=data))
-                continue
-            self._check_owner(rule, found, ref)
-            before = {**view_of("forwardingRules", found), "IPAddress": found.get("IPAddress")}
-            if name in replaced_bs or found.get("IPAddress") != ip:
-                early.append(
-                    self.delete_change(
-                        found,
-                        "forwarding-rule",
-                        "forwardingRules",
-                        reason="recreated below: its backend service or address is replaced",
-                    )
-                )
-                rules.append(Change(Action.CREATE, "forwarding-rule", name, after=view, data=data))
-            elif {k for k in view if view[k] != before.get(k)} == {"allowGlobalAccess"}:
-                # the one field forwardingRules.patch changes in place
-                patches.append(
-                    Change(
-                        Action.UPDATE,
-                        "forwarding-rule",
-                        name,
-                        before=before,
-                        after=view,
-                        cloud_id=found.get("selfLink"),
-                        data={
-                            "collection": "forwardingRules",
-                            "verb": "patch",
-                            "body": {
-                                "name": name,
-                                "allowGlobalAccess": view["allowGlobalAccess"],
-                                "fingerprint": found.get("fingerprint"),
-                            },
-                        },
-                    )
-                )
-            elif before == view and self.lacks_identity(found):
-                patches.append(self.label_change(found, "forwarding-rule", "forwardingRules", before))
-            elif before != view:
-                rules.append(
-                    Change(
-                        Action.REPLACE,
-                        "forwarding-rule",
-                        name,
-                        before=before,
-                        after=view,
-                        cloud_id=found.get("selfLink"),
-                        reason="forwarding rules are immutable",
-                        data=data,
-                    )
-                )
-        return rules, early, patches
-
     def label_change(self, found: Json, kind: str, collection: str, view: Json) -> Change:
         """Add the cluster identity as a label (forwarding rules and addresses: their description
         cannot change)."""
@@ -400,6 +318,8 @@ class Planner:
             "firewalls": seen.firewalls,
             "addresses": addresses,
         }
+        # an IPv6 twin whose family the Service no longer asks for goes for that reason
+        v6_dropped = want is not None and all(f.family != "IPv6" for f in want.frontends)
         out: list[Change] = []
         for collection, kind, why in _LEFTOVER_KINDS:
             for name, found in sorted(observed[collection].items()):
@@ -407,7 +327,8 @@ class Planner:
                     found.get("description"), self.cluster, ref.uid
                 ):
                     continue
-                out.append(self.delete_change(found, kind, collection, reason=why if want else None))
+                reason = "IP family IPv6 no longer used" if v6_dropped and name.endswith("-ipv6") else why
+                out.append(self.delete_change(found, kind, collection, reason=reason if want else None))
         return out
 
     def _shared(self, want: Desired | None, seen: Snapshot) -> list[Change]:
@@ -419,12 +340,21 @@ class Planner:
         if want is not None and want.health_check.shared:
             return []
         hc = seen.health_checks.get(N.shared_hc_name(self.cluster))
-        fw = seen.firewalls.get(N.shared_hc_firewall_name(self.cluster))
+        # the IPv4 probers' firewall and the IPv6 probers'
+        fws = [
+            found
+            for name in (
+                N.shared_hc_firewall_name(self.cluster),
+                N.ipv6(N.shared_hc_firewall_name(self.cluster)),
+            )
+            if (found := seen.firewalls.get(name)) is not None
+        ]
         out: list[Change] = []
-        if want is None and hc is None and fw is not None:
+        if want is None and hc is None and fws:
             # a firewall left over from an interrupted delete: it goes with the (gone) check
-            if self._ours_shared(fw):
-                out.append(self.delete_change(fw, "firewall-rule", "firewalls", shared=True))
+            for fw in fws:
+                if self._ours_shared(fw):
+                    out.append(self.delete_change(fw, "firewall-rule", "firewalls", shared=True))
             return out
         if hc is None or seen.all_backend_services is None:
             return out
@@ -437,8 +367,9 @@ class Planner:
             return out
         why = "no Service uses the shared check any more"
         out.append(self.delete_change(hc, "health-check", "healthChecks", reason=why, shared=True))
-        if fw is not None and self._ours_shared(fw):
-            out.append(self.delete_change(fw, "firewall-rule", "firewalls", reason=why, shared=True))
+        for fw in fws:
+            if self._ours_shared(fw):
+                out.append(self.delete_change(fw, "firewall-rule", "firewalls", reason=why, shared=True))
         return out
 
     def _ours_shared(self, res: Json) -> bool:

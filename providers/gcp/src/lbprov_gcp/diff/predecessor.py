@@ -154,7 +154,11 @@ def _takeover(planner: Planner, ref: ServiceRef, want: Desired | None, seen: Sna
 
     why = _REPLACED if want is not None else _DELETED
     out = Takeover(ip=str(rule["IPAddress"]) if rule else None, rule=lb if rule else None)
-    wanted_fws = {want.firewall.name, want.hc_firewall.name} if want is not None else set()
+    wanted_fws = (
+        {want.hc_firewall.name, *(f.firewall.name for f in want.frontends if f.family == "IPv4")}
+        if want is not None
+        else set()
+    )
     per_service_fws = [U.traffic_firewall_name(lb), U.health_check_firewall_name(lb)]
     firewalls: dict[str, Json] = {}
     for name in per_service_fws:

@@ -71,7 +71,8 @@ def start_sandbox(
 ) -> Iterator[SeededCloud]:
     """Start the emulator on 127.0.0.1 (ephemeral port), seeded with a network and the nodes."""
     with SandboxServer(project, region) as server:
-        server.emulator.seed_network(NETWORK, SUBNETWORK, SUBNET_CIDR)
+        # dual-stack with external IPv6 access, so that IPv6 and dual-stack Services work
+        server.emulator.seed_network(NETWORK, SUBNETWORK, SUBNET_CIDR, ipv6_access_type="EXTERNAL")
         cloud = SeededCloud(server, project, region, NETWORK, SUBNETWORK, f"k8s-{cluster}-node", cluster)
         for name in nodes:
             cloud.add_node(name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
-from lbprov_gcp.sandbox import ipam
+from lbprov_gcp.sandbox import ipam, ipv6
 from lbprov_gcp.sandbox.errors import ApiError, invalid
 from lbprov_gcp.sandbox.fields import fingerprint
 
@@ -16,12 +16,35 @@ if TYPE_CHECKING:
 Json = dict[str, Any]
 
 
+def external_in_use(emu: ComputeEmulator) -> set[str]:
+    """The external IPs the project holds: reserved, or held by a forwarding rule (GCE's
+    ``IN_USE_ADDRESSES`` counts both, an IP once however many hold it)."""
+    return {
+        a["address"]
+        for a in emu.all_of("addresses")
+        if a.get("addressType") == "EXTERNAL" and a.get("ipVersion", "IPV4") == "IPV4"
+    } | {
+        f["IPAddress"]
+        for f in emu.all_of("forwardingRules")
+        if f.get("loadBalancingScheme") == "EXTERNAL" and f.get("ipVersion", "IPV4") == "IPV4"
+    }
+
+
+def check_external_quota(emu: ComputeEmulator, route: Route, ip: str | None) -> None:
+    """One more external IP (``ip`` not held yet, or a new one) must fit the regional quota."""
+    in_use = external_in_use(emu)
+    if ip is None or ip not in in_use:
+        ipam.check_external_quota(len(in_use), emu.in_use_addresses_quota, route.scope.rpartition("/")[2])
+
+
 def validate(emu: ComputeEmulator, route: Route, body: Json, _old: Json | None) -> Json:
     addr_type = body.setdefault("addressType", "EXTERNAL")
     if addr_type not in ("EXTERNAL", "INTERNAL"):
         raise invalid("resource.addressType", f"'{addr_type}' is not EXTERNAL or INTERNAL")
-    if body.get("ipVersion", "IPV4") != "IPV4":
-        raise invalid("resource.ipVersion", "only IPV4 addresses are emulated")
+    if ipv6.ip_version(body) == "IPV6":
+        body = ipv6.validate_address(emu, route, body)
+        body["labelFingerprint"] = fingerprint()
+        return body
     taken_by_addresses = {a["address"]: a["name"] for a in emu.all_of("addresses")}
     wanted = body.get("address")
     if wanted is not None:
@@ -45,11 +68,12 @@ def validate(emu: ComputeEmulator, route: Route, body: Json, _old: Json | None) 
         tier = body.setdefault("networkTier", "PREMIUM")
         if tier not in ("PREMIUM", "STANDARD"):
             raise invalid("resource.networkTier", f"'{tier}' is not PREMIUM or STANDARD")
+        check_external_quota(emu, route, wanted)
         if wanted is not None:
             if not ipam.in_external_pool(wanted):
                 raise invalid(
                     "resource.address",
-                    f"'{wanted}' is not an external address available to this project (the emulator hands out 203.0.113.0/24 and 198.51.100.0/24)",
+                    f"'{wanted}' is not an external address available to this project (the emulator hands out {', '.join(str(n) for n in ipam.EXTERNAL_POOLS)})",
                 )
             holder = next((f for f in emu.all_of("forwardingRules") if f["IPAddress"] == wanted), None)
             if holder is not None and holder["loadBalancingScheme"] != "EXTERNAL":

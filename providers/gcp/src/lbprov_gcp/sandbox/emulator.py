@@ -42,6 +42,7 @@ from lbprov_gcp.sandbox import (
     health_checks,
     http_health_checks,
     instance_groups,
+    ipam,
     target_pools,
 )
 from lbprov_gcp.sandbox.errors import (
@@ -82,6 +83,8 @@ class ComputeEmulator:
         self.zones = [f"{region}-{z}" for z in ("a", "b", "c")]
         self.base_url = base_url
         self.operation_delay = 0.0
+        #: The regional IN_USE_ADDRESSES quota: external IPs reserved or held by forwarding rules.
+        self.in_use_addresses_quota = ipam.IN_USE_ADDRESSES_QUOTA
         self.lock = threading.RLock()
         self._store: dict[tuple[str, str, str], dict[str, Json]] = {}
         self._ids = itertools.count(int.from_bytes(os.urandom(4), "big") * 1000 + 1)
@@ -183,7 +186,18 @@ class ComputeEmulator:
 
     # -- seeding (the sandbox's "existing infrastructure") ----------------------------------------
 
-    def seed_network(self, name: str, subnet: str, cidr: str) -> None:
+    def seed_network(
+        self,
+        name: str,
+        subnet: str,
+        cidr: str,
+        *,
+        ipv6_access_type: str | None = None,
+        ipv6_prefix: str | None = None,
+    ) -> None:
+        """A custom-mode network with one subnetwork; dual-stack (``stackType: IPV4_IPV6``) when
+        ``ipv6_access_type`` is EXTERNAL or INTERNAL, with the /64 ``ipv6_prefix`` as its
+        ``externalIpv6Prefix`` or ``internalIpv6Prefix`` (compute.v1.json, Subnetwork)."""
         with self.lock:
             existing = self._bucket(self.project, "global", "networks").get(name)
             net = existing or self._base(self.project, "global", "networks", name)
@@ -196,8 +210,14 @@ class ComputeEmulator:
                     "ipCidrRange": cidr,
                     "gatewayAddress": str(ipaddress.ip_network(cidr).network_address + 1),
                     "fingerprint": fingerprint(),
+                    "stackType": "IPV4_ONLY",
                 }
             )
+            if ipv6_access_type is not None:
+                prefix = ipv6_prefix or ipam.ipv6_subnet_prefix(len(self.all_of("subnetworks")))
+                sub["stackType"] = "IPV4_IPV6"
+                sub["ipv6AccessType"] = ipv6_access_type
+                sub["externalIpv6Prefix" if ipv6_access_type == "EXTERNAL" else "internalIpv6Prefix"] = prefix
             net["subnetworks"] = [*net.get("subnetworks", []), sub["selfLink"]]
             self._bucket(self.project, "global", "networks")[name] = net
             self._bucket(self.project, scope, "subnetworks")[subnet] = sub

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
-from lbprov_gcp.sandbox import ipam
+from lbprov_gcp.sandbox import addresses as addresses_module
+from lbprov_gcp.sandbox import ipam, ipv6
 from lbprov_gcp.sandbox.errors import ApiError, invalid
 from lbprov_gcp.sandbox.fields import NAME, PASSTHROUGH_SCHEMES, check_port_items, fingerprint, overlap
 
@@ -110,6 +111,19 @@ def _address_and_ports(emu: ComputeEmulator, route: Route, body: Json, scheme: s
     if protocol == "L3_DEFAULT" and "allPorts" not in given:
         raise invalid("resource.allPorts", "L3_DEFAULT forwarding rules need allPorts")
     region_scope = route.scope
+    if ipv6.ip_version(body) == "IPV6":
+        if scheme == "EXTERNAL" and "allowGlobalAccess" in body:
+            raise invalid("resource.allowGlobalAccess", "must not be set for an EXTERNAL forwarding rule")
+        addresses6 = list(emu._bucket(route.project, region_scope, "addresses").values())
+        ip6, reserved6, _ = ipv6.forwarding_rule_ip(emu, route, body, scheme, addresses6)
+        if reserved6 is not None and reserved6["addressType"] != scheme:
+            raise invalid(
+                "resource.IPAddress",
+                f"address {reserved6['name']} is {reserved6['addressType']}, the forwarding rule is {scheme}",
+            )
+        if scheme == "EXTERNAL":
+            body.setdefault("networkTier", "PREMIUM")
+        return _claim(emu, route, body, scheme, protocol, ip6, reserved6, port_ranges)
     subnet: Json | None = None
     if scheme == "EXTERNAL":
         for key in ("subnetwork", "network", "allowGlobalAccess"):
@@ -223,6 +237,7 @@ def _address_and_ports(emu: ComputeEmulator, route: Route, body: Json, scheme: s
             f["IPAddress"] for f in emu.all_of("forwardingRules")
         }
         if scheme == "EXTERNAL":
+            addresses_module.check_external_quota(emu, route, None)
             allocated = ipam.allocate_external(used)
         else:
             assert subnet is not None
@@ -231,7 +246,22 @@ def _address_and_ports(emu: ComputeEmulator, route: Route, body: Json, scheme: s
         if allocated is None:
             raise ApiError(403, "quotaExceeded", "No IP addresses are left in the range")
         ip = allocated
-    for other in emu._bucket(route.project, region_scope, "forwardingRules").values():
+    return _claim(emu, route, body, scheme, protocol, ip, reserved, port_ranges)
+
+
+def _claim(
+    emu: ComputeEmulator,
+    route: Route,
+    body: Json,
+    scheme: str,
+    protocol: str,
+    ip: str,
+    reserved: Json | None,
+    port_ranges: list[tuple[int, int]],
+) -> Json:
+    """The rule takes ``ip``: shared with another rule only through a reserved address, never on
+    overlapping ports of the same protocol."""
+    for other in emu._bucket(route.project, route.scope, "forwardingRules").values():
         if other.get("IPAddress") != ip:
             continue
         if reserved is None:

@@ -1,0 +1,58 @@
+"""The shared-rule writer (pure logic): deltas of Services that arrive while a write is on the wire
+become one batch; the deltas apply in order; an error reaches every ticket of its batch."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from lbprov_azure.nsgwriter import RuleDelta, RuleWriter, merged_destinations
+
+
+def _delta(add=(), remove=()):
+    return RuleDelta(add=set(add), remove=set(remove), template={})
+
+
+def _until(cond, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
+def test_deltas_arriving_during_a_write_become_one_batch():
+    batches: list[list[RuleDelta]] = []
+    gate = threading.Event()
+
+    def write(deltas, start, known):
+        batches.append(deltas)
+        if len(batches) == 1:
+            gate.wait(5)
+        return {"destinations": sorted(merged_destinations(set(), deltas))}
+
+    w = RuleWriter(write, 0)
+    first = threading.Thread(target=w.submit, args=(_delta(["10.0.0.1"]),))
+    first.start()
+    _until(lambda: len(batches) == 1)
+    others = [threading.Thread(target=w.submit, args=(_delta([f"10.0.0.{i}"]),)) for i in range(2, 7)]
+    for t in others:
+        t.start()
+    _until(lambda: len(w._pending) == 5)
+    gate.set()
+    for t in [first, *others]:
+        t.join(5)
+    assert [len(b) for b in batches] == [1, 5]
+
+
+def test_deltas_apply_in_order_and_an_error_reaches_its_batch():
+    assert merged_destinations({"a", "b"}, [_delta(["c"], ["a"]), _delta(["a"]), _delta(remove=["c"])]) == {
+        "a",
+        "b",
+    }
+
+    def fail(deltas, start, known):
+        raise RuntimeError("ARM said no")
+
+    with pytest.raises(RuntimeError, match="ARM said no"):
+        RuleWriter(fail, 0).submit(_delta(["x"]))
