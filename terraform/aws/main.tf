@@ -63,6 +63,7 @@ locals {
     "elasticloadbalancing:RegisterInstancesWithLoadBalancer",
     "elasticloadbalancing:RegisterTargets",
     "elasticloadbalancing:RemoveTags",
+    "elasticloadbalancing:SetSecurityGroups",
     "elasticloadbalancing:SetIpAddressType",
     "elasticloadbalancing:SetLoadBalancerPoliciesOfListener",
     "elasticloadbalancing:SetSubnets",

@@ -56,6 +56,10 @@ ALLOWED_EXTRA: dict[str, dict[str, str]] = {
             "sent only to take over cloud-provider-aws's node rules of an NLB adopted in place "
             "(providers/aws/tests/test_adopt.py covers it)"
         ),
+        "elasticloadbalancing:SetSecurityGroups": (
+            "sent only when the security-groups / extra-security-groups annotations of an NLB created "
+            "with groups change (providers/aws/tests/test_security_group_annotations.py covers it)"
+        ),
     },
     "gcp": {
         "compute.instances.list": (
@@ -116,6 +120,10 @@ UNEXERCISED: dict[str, dict[str, str]] = {
         "ec2:UpdateSecurityGroupRuleDescriptionsIngress": (
             "granted: only cloud-provider-aws's node rules of an adopted NLB are taken over "
             "(providers/aws/tests/test_adopt.py)"
+        ),
+        "elbv2:SetSecurityGroups": (
+            "granted: sent only when the security-groups / extra-security-groups annotations of an "
+            "NLB created with groups change (providers/aws/tests/test_security_group_annotations.py)"
         ),
     },
     "gcp": {

@@ -17,6 +17,10 @@ from lbprov.provider import SandboxCloud
 README = Path(__file__).resolve().parents[1] / "README.md"
 #: Implemented keys whose example needs more than the key alone.
 NEEDS = {"ssl-ports": "ssl-cert", "ssl-cert": None, "subnets": None}
+#: The security-group keys need existing groups: test_security_group_annotations.py applies them.
+NEEDS.update(
+    dict.fromkeys(("security-groups", "extra-security-groups", "manage-backend-security-group-rules"))
+)
 
 
 def _refused(entry_suffix: str) -> bool:

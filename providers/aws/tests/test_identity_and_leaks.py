@@ -9,11 +9,13 @@ ELB's delete. Both only where the cluster identity is known and matches.
 
 from __future__ import annotations
 
+import pytest
 from lbprov_aws import AWSProvider
 from lbprov_aws.testing import (
     ANN,
     CLUSTER,
     CLUSTER_ID,
+    NODE_RULE_MODEL,
     AwsView,
     Svc,
     converge,
@@ -28,6 +30,12 @@ from lbprov.provider import SandboxCloud
 from lbprov.render import render_plan
 
 CLIENT = f"lbprov.io/rule/nlb/client={CLUSTER}"
+
+
+@pytest.fixture
+def provider(cloud: SandboxCloud) -> AWSProvider:
+    """Orphaned NodePort rules exist only in the model of NLBs created without security groups."""
+    return AWSProvider.from_settings(fast_settings(cloud, **NODE_RULE_MODEL))
 
 
 def _orphan(view: AwsView, port: int) -> None:

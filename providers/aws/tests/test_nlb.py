@@ -11,10 +11,12 @@ from lbprov_aws import AWSProvider
 from lbprov_aws.testing import (
     ANN,
     CLUSTER,
+    NODE_RULE_MODEL,
     AwsView,
     Svc,
     converge,
     delete_all,
+    fast_settings,
     intent_of,
     kinds,
     node_objects,
@@ -24,6 +26,12 @@ from lbprov import naming
 from lbprov.cloudcalls import ReadOnlyViolation
 from lbprov.model import OwnershipConflict
 from lbprov.provider import SandboxCloud
+
+
+@pytest.fixture
+def provider(cloud: SandboxCloud) -> AWSProvider:
+    """NLBs of the older node-rule model (created without security groups), whose NodePort rules these tests pin; the security-group model is pinned by test_nlb_security_groups.py."""
+    return AWSProvider.from_settings(fast_settings(cloud, **NODE_RULE_MODEL))
 
 
 def test_nlb_lifecycle_converges_is_idempotent_and_leaves_nothing(

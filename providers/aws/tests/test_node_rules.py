@@ -5,14 +5,29 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from lbprov_aws import AWSProvider
 from lbprov_aws.diff.node_rules import Point, RuleConfig, range_keys, render
-from lbprov_aws.testing import AwsView, Svc, delete_all, fast_settings, intent_of, node_objects
+from lbprov_aws.testing import (
+    NODE_RULE_MODEL,
+    AwsView,
+    Svc,
+    delete_all,
+    fast_settings,
+    intent_of,
+    node_objects,
+)
 
 from lbprov.provider import SandboxCloud
 
 OPEN, NET, VPC = "0.0.0.0/0", "203.0.113.0/24", "10.0.0.0/16"
 FULL = (30000, 32767)
+
+
+@pytest.fixture
+def provider(cloud: SandboxCloud) -> AWSProvider:
+    """The node-rule model these tests pin is that of NLBs created without security groups."""
+    return AWSProvider.from_settings(fast_settings(cloud, **NODE_RULE_MODEL))
 
 
 def _runs(ports: list[int]) -> set[tuple[int, int]]:
@@ -109,7 +124,9 @@ def test_100_services_with_random_node_ports_converge_under_the_limit_and_shrink
 
 
 def test_nodeport_range_mode_one_rule_per_cidr_and_ownership(cloud: SandboxCloud, view: AwsView) -> None:
-    provider = AWSProvider.from_settings(fast_settings(cloud, node_security_group_rules="nodeport-range"))
+    provider = AWSProvider.from_settings(
+        fast_settings(cloud, **NODE_RULE_MODEL, node_security_group_rules="nodeport-range")
+    )
     nodes = node_objects(cloud)
     a = Svc(name="a", ports=[(80, "TCP", 30080)])
     b = Svc(name="b", ports=[(80, "TCP", 31234), (53, "UDP", 32001)])
@@ -138,7 +155,9 @@ def test_a_range_rule_is_kept_for_a_service_created_while_the_last_user_is_delet
     """B is planned while A's range rule exists (B's plan adds no rule); A's delete was planned
     before B existed and would revoke the range. Applying B then A: A's apply re-reads the target
     groups under the lock, sees B, and keeps the range."""
-    provider = AWSProvider.from_settings(fast_settings(cloud, node_security_group_rules="nodeport-range"))
+    provider = AWSProvider.from_settings(
+        fast_settings(cloud, **NODE_RULE_MODEL, node_security_group_rules="nodeport-range")
+    )
     nodes = node_objects(cloud)
     a, b = Svc(name="a", ports=[(80, "TCP", 30080)]), Svc(name="b", ports=[(80, "TCP", 31080)])
     _create(provider, [a], nodes)
@@ -155,7 +174,9 @@ def test_a_range_rule_is_kept_for_a_service_created_while_the_last_user_is_delet
 
 
 def test_ports_mode_is_exact_and_hits_the_limit_as_documented(cloud: SandboxCloud, view: AwsView) -> None:
-    provider = AWSProvider.from_settings(fast_settings(cloud, node_security_group_rules="ports"))
+    provider = AWSProvider.from_settings(
+        fast_settings(cloud, **NODE_RULE_MODEL, node_security_group_rules="ports")
+    )
     nodes = node_objects(cloud)
     ports = random.Random(5).sample(range(30000, 32768), 40)
     svcs = [Svc(name=f"p{i}", ports=[(80, "TCP", p)]) for i, p in enumerate(ports)]

@@ -13,10 +13,26 @@ from typing import Any
 import pytest
 from lbprov_aws import AWSProvider
 from lbprov_aws.desired import NodeSecurityGroupError
-from lbprov_aws.testing import ANN, CLUSTER, AwsView, Svc, converge, delete_all, intent_of
+from lbprov_aws.testing import (
+    ANN,
+    CLUSTER,
+    NODE_RULE_MODEL,
+    AwsView,
+    Svc,
+    converge,
+    delete_all,
+    fast_settings,
+    intent_of,
+)
 
 from lbprov import naming
 from lbprov.provider import SandboxCloud
+
+
+@pytest.fixture
+def provider(cloud: SandboxCloud) -> AWSProvider:
+    """NodePort rules per node group: the model of NLBs created without security groups (the backend group's rules per node group: test_nlb_security_groups.py)."""
+    return AWSProvider.from_settings(fast_settings(cloud, **NODE_RULE_MODEL))
 
 
 def _group(view: AwsView, cloud: SandboxCloud, name: str, *, tagged: bool) -> str:

@@ -4,12 +4,29 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from lbprov_aws import AWSProvider, AWSSettings
 from lbprov_aws.operations import OPERATIONS, iam_permissions, is_write
-from lbprov_aws.testing import ANN, AwsView, Svc, converge, delete_all, intent_of, node_objects
+from lbprov_aws.testing import (
+    ANN,
+    NODE_RULE_MODEL,
+    AwsView,
+    Svc,
+    converge,
+    delete_all,
+    fast_settings,
+    intent_of,
+    node_objects,
+)
 
 from lbprov import naming
 from lbprov.provider import SandboxCloud, load_provider
+
+
+@pytest.fixture
+def provider(cloud: SandboxCloud) -> AWSProvider:
+    """Read rounds with the node-rule model, whose shared rules the round must re-read after each apply (the group model: test_nlb_security_groups.py)."""
+    return AWSProvider.from_settings(fast_settings(cloud, **NODE_RULE_MODEL))
 
 
 def _services(n: int) -> list[Svc]:

@@ -14,10 +14,19 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from lbprov_aws import AWSProvider
-from lbprov_aws.testing import AwsView, Svc, converge, fast_settings, intent_of, node_objects
+from lbprov_aws.testing import NODE_RULE_MODEL, AwsView, Svc, converge, fast_settings, intent_of, node_objects
 
 from lbprov.provider import SandboxCloud
+
+
+@pytest.fixture
+def provider(cloud: SandboxCloud) -> AWSProvider:
+    """The reads counted here include the node-rule model's (who wants a NodePort range rule, the
+    source-ranges tag): NLBs created without security groups."""
+    return AWSProvider.from_settings(fast_settings(cloud, **NODE_RULE_MODEL))
+
 
 PER_SERVICE = ("elbv2:DescribeListeners", "elbv2:DescribeLoadBalancerAttributes")
 PER_TARGET_GROUP = ("elbv2:DescribeTargetGroupAttributes", "elbv2:DescribeTargetHealth")
@@ -145,7 +154,7 @@ def _periodic(provider: AWSProvider, services: list[Svc], nodes: list[dict[str, 
 
 
 def test_resync_deep_checks_every_service_within_k_periods_under_the_budget(cloud: SandboxCloud) -> None:
-    provider = AWSProvider.from_settings(fast_settings(cloud, resync_read_budget=1.0))
+    provider = AWSProvider.from_settings(fast_settings(cloud, **NODE_RULE_MODEL, resync_read_budget=1.0))
     k = provider.drift_check_periods
     assert k == 4
     services = _services(0, 40)
@@ -165,7 +174,7 @@ def test_resync_deep_checks_every_service_within_k_periods_under_the_budget(clou
 
 
 def test_drift_made_by_hand_is_repaired_within_k_resyncs(cloud: SandboxCloud, view: AwsView) -> None:
-    provider = AWSProvider.from_settings(fast_settings(cloud, resync_read_budget=1.0))
+    provider = AWSProvider.from_settings(fast_settings(cloud, **NODE_RULE_MODEL, resync_read_budget=1.0))
     k = provider.drift_check_periods
     services = _services(0, 12)
     nodes = node_objects(cloud)
@@ -195,7 +204,7 @@ def test_drift_made_by_hand_is_repaired_within_k_resyncs(cloud: SandboxCloud, vi
         _periodic(provider, services, nodes)
     # Listeners are a deep check: every Service's turn came within K periods.
     assert all(len(view.listeners(lb["LoadBalancerArn"])) == 1 for lb in view.nlbs())
-    fresh = AWSProvider.from_settings(fast_settings(cloud))
+    fresh = AWSProvider.from_settings(fast_settings(cloud, **NODE_RULE_MODEL))
     for svc in services:
         assert fresh.plan(intent_of(fresh, svc, nodes)).empty
 

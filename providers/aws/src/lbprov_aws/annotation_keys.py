@@ -129,8 +129,16 @@ KEYS: Mapping[str, Key] = {
         "10.0.128.10,10.0.144.10",
         ("scheme", "internal"),
     ),
-    "security-groups": _no("user-provided load balancer security groups are not implemented yet"),
-    "extra-security-groups": _no("extra load balancer security groups are not implemented yet"),
+    "security-groups": _yes(
+        "NLB: security group IDs or names that replace lbprov's frontend group (lbprov then writes no "
+        "frontend rule; an NLB created without groups is replaced); classic: refused, not implemented yet",
+        "sg-0123456789abcdef0",
+    ),
+    "extra-security-groups": _yes(
+        "NLB: security group IDs or names added to the NLB's groups (an NLB created without groups is "
+        "replaced); classic: refused, not implemented yet",
+        "sg-0123456789abcdef0",
+    ),
     "name": _yes(
         "NLB: its name instead of the UID-derived one (1-32 letters, digits, hyphens); a name held by a "
         "load balancer this Service does not own is an ownership conflict; a change replaces the NLB "
@@ -166,7 +174,11 @@ KEYS: Mapping[str, Key] = {
         "static IPv6 addresses per subnet are not implemented (a dualstack NLB gets AWS-assigned ones)"
     ),
     "proxy-protocol-per-target-group": _no(_LBC),
-    "manage-backend-security-group-rules": _no(_LBC),
+    "manage-backend-security-group-rules": _yes(
+        "NLB, with `security-groups` only: `true` attaches the cluster's backend group and admits it "
+        "into the node groups; `false` (default, as upstream) leaves that to you",
+        "true",
+    ),
     "inbound-sg-rules-on-private-link-traffic": _no(_LBC),
     "security-group-prefix-lists": _no(_LBC),
     "listener-attributes": _no(_LBC),

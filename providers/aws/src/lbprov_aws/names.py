@@ -10,6 +10,7 @@ reading every group's tags.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from lbprov.model import Port, ServiceRef
@@ -79,3 +80,41 @@ HEALTH_NODE_PORT_TAG = "lbprov.io/health-node-port"
 #: On NLB target groups: the Service's source CIDRs, space-separated (``*``: too many to record), so
 #: that any plan can tell which Services still want a whole-NodePort-range rule (diff/node_rules.py).
 SOURCE_RANGES_TAG = "lbprov.io/source-ranges"
+
+
+# -- security groups of an NLB created with groups (aws-load-balancer-controller's model) ---------
+
+_NON_ALNUM = re.compile(r"[^0-9A-Za-z]")
+#: The description aws-load-balancer-controller gives its frontend groups (EC2 allows ``[]``).
+NLB_FRONTEND_SG_DESCRIPTION = "[k8s] Managed SecurityGroup for LoadBalancer"
+#: The description of aws-load-balancer-controller's shared backend group.
+NLB_BACKEND_SG_DESCRIPTION = "[k8s] Shared Backend SecurityGroup for LoadBalancer"
+#: aws-load-balancer-controller finds the cluster's backend group by these two tags (its
+#: ``backend_sg_provider.go``); lbprov's group carries them so that the two controllers in one
+#: cluster share one group instead of colliding on its name.
+LBC_CLUSTER_TAG = "elbv2.k8s.aws/cluster"
+LBC_RESOURCE_TAG = "elbv2.k8s.aws/resource"
+LBC_BACKEND_SG = "backend-sg"
+#: Description of the node security group rules that admit the backend group (NodePort range and
+#: kube-proxy's health port), one set per node group for the whole cluster.
+BACKEND_RULE = "backend"
+#: Description of the frontend group's rules (the listener ports from the source ranges).
+FRONTEND_RULE = "frontend"
+#: On the target groups of an NLB created with security groups: its Service wants no NodePort rule
+#: from its source ranges (the backend group admits the NLB), so the older model's rule ownership
+#: (diff/node_rules.py) must not count its ports.
+NLB_SECURITY_GROUPS_TAG = "lbprov.io/nlb-security-groups"
+
+
+def nlb_frontend_security_group_name(cluster: str, ref: ServiceRef) -> str:
+    """aws-load-balancer-controller's managed group name (``buildManagedSecurityGroupName``):
+    ``k8s-<ns8>-<name8>-<sha256(cluster, name, namespace, uid)[:10]>``, alphanumerics only."""
+    digest = hashlib.sha256(f"{cluster}{ref.name}{ref.namespace}{ref.uid}".encode()).hexdigest()
+    return f"k8s-{_NON_ALNUM.sub('', ref.namespace)[:8]}-{_NON_ALNUM.sub('', ref.name)[:8]}-{digest[:10]}"
+
+
+def nlb_backend_security_group_name(cluster: str) -> str:
+    """aws-load-balancer-controller's shared backend group name (``getBackendSGName``):
+    ``k8s-traffic-<cluster, alphanumerics, 232 at most>-<sha256(cluster)[:10]>``."""
+    digest = hashlib.sha256(cluster.encode()).hexdigest()
+    return f"k8s-traffic-{_NON_ALNUM.sub('', cluster)[:232]}-{digest[:10]}"

@@ -27,7 +27,7 @@ from typing import Any
 from lbprov import naming
 from lbprov_aws.client import AWSClients
 from lbprov_aws.diff.node_rules import SOURCE_RANGES_UNRECORDED, Key, TargetGroupFacts
-from lbprov_aws.names import HEALTH_NODE_PORT_TAG, SOURCE_RANGES_TAG
+from lbprov_aws.names import HEALTH_NODE_PORT_TAG, NLB_SECURITY_GROUPS_TAG, SOURCE_RANGES_TAG
 from lbprov_aws.remembered import Remembered, trim_listener
 
 BATCH = 20
@@ -81,6 +81,8 @@ class ObservedNLB:
     tags: dict[str, str]
     attributes: dict[str, str] | None = None
     listeners: list[ObservedListener] | None = None
+    #: Its security groups (empty: created without any, so it keeps the older node-rule model).
+    security_groups: tuple[str, ...] = ()
     #: Subnet -> the addresses AWS reports for it (``allocation_id`` of an Elastic IP,
     #: ``private_ipv4``): what SubnetMappings gave it, or what AWS assigned.
     addresses: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -148,6 +150,9 @@ class ClusterContext:
     #: The VPC's route tables and the region's zone types (subnet discovery; read only when needed).
     route_tables: list[dict[str, Any]] = field(default_factory=list)
     zone_types: dict[str, str] = field(default_factory=dict)
+    #: Load balancers other than the Service's own that carry the cluster's NLB backend group:
+    #: read only where that group exists and the plan does not use it (None: not read).
+    backend_users: set[str] | None = None
 
 
 def _nlb(raw: dict[str, Any], tags: dict[str, str]) -> ObservedNLB:
@@ -161,6 +166,7 @@ def _nlb(raw: dict[str, Any], tags: dict[str, str]) -> ObservedNLB:
         ),
         vpc_id=raw.get("VpcId", ""),
         tags=tags,
+        security_groups=tuple(sorted(raw.get("SecurityGroups") or [])),
         addresses=_addresses(raw),
         ip_address_type=raw.get("IpAddressType", "ipv4"),
     )
@@ -285,6 +291,9 @@ class ReadRound:
         self.cluster_sgs: dict[str | None, list[ObservedSG]] | None = None
         self.instances: dict[str, dict[str, Any]] = {}
         self.dirty: set[str] = set()
+        #: Security groups of every ELBv2 load balancer of the account, by name (whether the
+        #: cluster's NLB backend group is still used); dropped by every apply.
+        self.lb_groups: dict[str, tuple[str, ...]] | None = None
 
     def drift_check(self) -> None:
         """This round is the periodic resync: the Services whose turn it is (:meth:`due`) get a deep
@@ -308,6 +317,7 @@ class ReadRound:
         del target_groups
         with self.lock:
             self.dirty.add(uid)
+            self.lb_groups = None
             if security_groups:
                 self.cluster_sgs = None
 
@@ -723,6 +733,26 @@ class Reader:
                 rnd.classics = self._list_classics()
             return {n for n, lb in rnd.classics.items() if group_ids & set(lb.security_groups)}
 
+    def load_balancers_using(self, group_ids: set[str], *, fresh: bool = False) -> set[str]:
+        """Names of the ELBv2 load balancers of any name or owner (aws-load-balancer-controller's
+        too) that carry any of these security groups: one listing, cached in the read round."""
+        rnd = None if fresh else self.round
+        groups = rnd.lb_groups if rnd is not None else None
+        if groups is None:
+            groups = {
+                lb["LoadBalancerName"]: tuple(lb.get("SecurityGroups") or [])
+                for lb in self.clients.pages(
+                    "elbv2:DescribeLoadBalancers",
+                    "LoadBalancers",
+                    token_in="Marker",
+                    token_out="NextMarker",
+                    PageSize=400,
+                )
+            }
+            if rnd is not None:
+                rnd.lb_groups = groups
+        return {name for name, sgs in groups.items() if group_ids & set(sgs)}
+
     def target_group_facts(self, *, fresh: bool = False) -> list[TargetGroupFacts]:
         """Protocol, NodePort, health port and source CIDRs of every NLB target group of the
         cluster (``fresh``: bypass the read round, as apply does under the group lock)."""
@@ -742,6 +772,8 @@ class Reader:
                 continue
             if tg.tags.get(naming.LB_KIND_TAG, "nlb") != "nlb":
                 continue
+            if tg.tags.get(NLB_SECURITY_GROUPS_TAG) == "true":
+                continue  # its NLB's backend group admits it: it wants no NodePort rule
             hnp = tg.tags.get(HEALTH_NODE_PORT_TAG, "")
             sources = tg.tags.get(SOURCE_RANGES_TAG)
             out.append(
@@ -957,6 +989,7 @@ def _copy_nlb(nlb: ObservedNLB) -> ObservedNLB:
         nlb.subnets,
         nlb.vpc_id,
         dict(nlb.tags),
+        security_groups=nlb.security_groups,
         addresses={k: dict(v) for k, v in nlb.addresses.items()},
         ip_address_type=nlb.ip_address_type,
     )

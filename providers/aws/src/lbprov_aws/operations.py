@@ -44,6 +44,7 @@ _ELBV2_WRITES = {
     "DeleteLoadBalancer": (_elb("DeleteLoadBalancer"),),
     "ModifyLoadBalancerAttributes": (_elb("ModifyLoadBalancerAttributes"),),
     "SetSubnets": (_elb("SetSubnets"),),
+    "SetSecurityGroups": (_elb("SetSecurityGroups"),),
     "SetIpAddressType": (_elb("SetIpAddressType"),),
     "CreateTargetGroup": (_elb("CreateTargetGroup"), _elb("AddTags")),
     "ModifyTargetGroup": (_elb("ModifyTargetGroup"),),

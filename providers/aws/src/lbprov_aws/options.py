@@ -22,8 +22,9 @@ from lbprov import naming
 from lbprov.annotations import annotation_field, get_int, get_pairs
 from lbprov.intent import parse_bool
 from lbprov.model import Intent, InvalidService, Target
-from lbprov_aws import attributes
+from lbprov_aws import attributes, sg_options
 from lbprov_aws.annotation_keys import check_all
+from lbprov_aws.sg_options import SecurityGroupOptions
 
 PREFIX = "service.beta.kubernetes.io/aws-load-balancer-"
 TYPE = PREFIX + "type"
@@ -160,6 +161,8 @@ class AWSOptions(BaseModel):
     #: Ports (numbers or names) that get TLS listeners; ``("*",)`` = all. Only with ``ssl_cert``.
     ssl_ports: tuple[str, ...] = ()
     target_node_labels: tuple[tuple[str, str], ...] = ()
+    #: security-groups / extra-security-groups / manage-backend-security-group-rules (sg_options.py).
+    groups: SecurityGroupOptions = SecurityGroupOptions()
     #: The user's ``attributes`` / ``target-group-attributes`` (attributes.py), validated.
     lb_attributes: tuple[tuple[str, str], ...] = ()
     target_group_attributes: tuple[tuple[str, str], ...] = ()
@@ -734,6 +737,7 @@ def resolve(intent: Intent, annotations: Mapping[str, str], default_kind: LbKind
         ssl_cert=cert,
         ssl_ports=ssl_ports,
         target_node_labels=labels,
+        groups=sg_options.parse(annotations, kind),
         lb_attributes=lb_attrs,
         target_group_attributes=tg_attrs,
         ssl_policy=ssl_policy,

@@ -26,12 +26,14 @@ from lbprov_aws.desired import LB_NAME_TAG
 from lbprov_aws.diff import adopt
 from lbprov_aws.diff.adopt import keep_kind
 from lbprov_aws.diff.nlb import kube_proxy_entries
+from lbprov_aws.diff.nlb_security_groups import uses_groups
 from lbprov_aws.diff.node_rules import RuleConfig, parse_rules
 from lbprov_aws.diff.planner import Planner
 from lbprov_aws.names import (
     KUBE_PROXY_RULE,
     elb_backend_security_group_name,
     elb_security_group_name,
+    nlb_backend_security_group_name,
     nlb_rule_description,
 )
 from lbprov_aws.observe import DEEP_CHECK_READS, ClusterContext, Reader, ReadRound, ServiceState
@@ -87,6 +89,7 @@ class AWSProvider:
             node_sg_id=settings.node_security_group_id,
             rules=self.rules,
             cluster_id=settings.cluster_id,
+            nlb_security_groups=settings.nlb_security_groups,
         )
         self._period = -1
         self._period_lock = threading.Lock()
@@ -95,6 +98,7 @@ class AWSProvider:
             self.cluster,
             self.rules,
             target_group_facts=lambda: self.reader.target_group_facts(fresh=True),
+            load_balancers_using=lambda ids: self.reader.load_balancers_using(ids, fresh=True),
         )
 
     @classmethod
@@ -156,6 +160,26 @@ class AWSProvider:
         )
         self.reader.details(state, intent.ref.uid)
         self._range_rules(ctx)
+        nlb = (
+            state.nlb
+            if state.nlb and naming.is_owned_by_service(state.nlb.tags, self.cluster, intent.ref.uid)
+            else None
+        )
+        scheme = "internal" if intent.scheme == "internal" else "internet-facing"
+        sgo = intent.options.groups
+        backend = nlb_backend_security_group_name(self.cluster)
+        carries_backend = nlb is not None and any(
+            sg.name == backend and sg.id in nlb.security_groups for sg in ctx.security_groups
+        )
+        if (
+            intent.options.kind != "nlb"
+            or not (
+                uses_groups(nlb, scheme, self.settings.nlb_security_groups, sgo.needs_groups) and sgo.backend
+            )
+            or (nlb is not None and nlb.security_groups and not carries_backend)
+        ):
+            own = {intent.lb_name, intent.options.name, *(n.name for n in state.renamed)}
+            self._backend_users(ctx, {n for n in own if n})
         out = self.planner.plan(intent, ctx, state, predecessors)
         return Plan("aws", intent.ref, tuple(out.changes), intent, out.ingress, data=out.data)
 
@@ -187,6 +211,29 @@ class AWSProvider:
         backends = {sg.id for sg in ctx.security_groups if sg.name == backend_name}
         if backends:
             ctx.other_classic_elbs = len(self.reader.classics_using(backends) - {lb_name})
+
+    def _backend_users(self, ctx: ClusterContext, own: set[str]) -> None:
+        """For a plan that does not use the cluster's NLB backend group: where that group exists
+        (ours, of this identity), which load balancers other than the Service's carry it (at none
+        the plan releases it: diff/nlb_security_groups.py). With the VPC unknown (a delete whose
+        load balancer and target groups are gone), the group's own VPC is read for the node rules.
+        ``own``: the names of the Service's own load balancers (the UID-derived one, a chosen
+        ``load-balancer-name``, older names), which do not count as users."""
+        name = nlb_backend_security_group_name(self.cluster)
+        ours = [
+            sg
+            for sg in ctx.security_groups
+            if sg.name == name
+            and naming.is_owned_by_cluster(sg.tags, self.cluster)
+            and naming.identity_matches(sg.tags, self.settings.cluster_id)
+        ]
+        if not ours:
+            return
+        if ctx.vpc_id is None:
+            known = {sg.id for sg in ctx.security_groups}
+            more = self.reader.security_groups(ours[0].vpc_id)
+            ctx.security_groups = [*ctx.security_groups, *(sg for sg in more if sg.id not in known)]
+        ctx.backend_users = self.reader.load_balancers_using({sg.id for sg in ours}) - own
 
     def _range_rules(self, ctx: ClusterContext) -> None:
         """Who wants the shared rules is told by the cluster's target groups: read them where a
@@ -228,6 +275,8 @@ class AWSProvider:
         )
         self._count_other_classics(ctx, state, ref.uid, naming.lb_name(ref.uid))
         self._range_rules(ctx)
+        own = {naming.lb_name(ref.uid), *(n.name for n in [state.nlb, *state.renamed] if n is not None)}
+        self._backend_users(ctx, own)
         out = self.planner.plan_delete(ref, ctx, state, predecessors)
         return Plan("aws", ref, tuple(out.changes), None, (), data=out.data)
 

@@ -54,6 +54,16 @@ class AWSSettings(ProviderSettings):
         description="Add/revoke node security group rules for NodePorts and health checks "
         "(upstream's DisableSecurityGroupIngress=false).",
     )
+    nlb_security_groups: bool = Field(
+        True,
+        description="Create new NLBs with security groups, as aws-load-balancer-controller does: a "
+        "frontend group per NLB opening the listener ports to the source ranges, and one backend "
+        "group per cluster that each node security group admits on the NodePort range and "
+        "kube-proxy's health port (a fixed number of node rules, and no source range reaches a "
+        "NodePort). false = the older model for new NLBs too: NodePort rules from the source ranges "
+        "on the node groups. NLBs that exist without groups keep the older model either way (AWS "
+        "cannot add groups to them).",
+    )
     node_security_group_rules: Literal["auto", "ports", "nodeport-range"] = Field(
         "auto",
         description="How NLB NodePort rules are written to the node security group: 'ports' = the "

@@ -15,6 +15,7 @@ from lbprov.model import Action, Change, Ingress, Plan
 from lbprov_aws.apply.adopt import AdoptApplier
 from lbprov_aws.apply.classic import ClassicApplier
 from lbprov_aws.apply.nlb import NLBApplier
+from lbprov_aws.apply.nlb_security_groups import NLBSecurityGroupApplier
 from lbprov_aws.apply.security_groups import SecurityGroupApplier
 
 
@@ -24,7 +25,7 @@ class StalePlan(RuntimeError):
     another Service's apply."""
 
 
-class Executor(SecurityGroupApplier, NLBApplier, ClassicApplier, AdoptApplier):
+class Executor(SecurityGroupApplier, NLBSecurityGroupApplier, NLBApplier, ClassicApplier, AdoptApplier):
     """Plan -> SDK writes in the plan's order (each kind's writes live in its mixin)."""
 
     def apply(self, plan: Plan) -> tuple[Ingress, ...]:
@@ -39,6 +40,9 @@ class Executor(SecurityGroupApplier, NLBApplier, ClassicApplier, AdoptApplier):
             "tg_arns": dict(plan.data.get("tg_arns", {})),
             "elb_sg_id": plan.data.get("elb_sg_id"),
             "backend_sg_id": plan.data.get("backend_sg_id"),
+            "frontend_sg_id": plan.data.get("frontend_sg_id"),
+            "nlb_backend_sg_id": plan.data.get("nlb_backend_sg_id"),
+            "backend_release": plan.data.get("backend_release", {}),
             "vpc_id": plan.data.get("vpc_id"),
             "uid": plan.ref.uid,
         }
@@ -52,6 +56,10 @@ class Executor(SecurityGroupApplier, NLBApplier, ClassicApplier, AdoptApplier):
             "kube-proxy-rule": self._kube_proxy_rule,
             "classic": self._classic,
             "classic-listener": self._classic_listener,
+            "nlb-sg": self._nlb_sg,
+            "nlb-sg-rule": self._nlb_sg_rule,
+            "backend-rule": self._backend_rule,
+            "backend-release": self._backend_release,
             "add-tags": self._add_tags,
             "adopt-rule": self._adopt_rule,
             "predecessor-rule": self._predecessor_rule,

@@ -50,11 +50,14 @@ class ApplierBase:
         rules: RuleConfig | None = None,
         *,
         target_group_facts: Callable[[], list[TargetGroupFacts]] | None = None,
+        load_balancers_using: Callable[[set[str]], set[str]] | None = None,
     ) -> None:
         self.clients = clients
         self.cluster = cluster
         self.rules = rules or RuleConfig()
         self.target_group_facts = target_group_facts
+        #: Names of the load balancers carrying any of these security groups, read afresh.
+        self.load_balancers_using = load_balancers_using
 
     def _elbv2_tags(self, arn: str | None, before: Mapping[str, str], after: Mapping[str, str]) -> None:
         add, remove = _tag_diff(before, after)

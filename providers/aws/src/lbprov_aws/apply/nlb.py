@@ -7,6 +7,7 @@ from typing import Any
 
 from lbprov.model import Action, Change
 from lbprov_aws.apply.base import ApplierBase, _check_same_owner, _tags
+from lbprov_aws.apply.nlb_security_groups import BACKEND_LOCK
 from lbprov_aws.desired import LB_ATTRIBUTE_DEFAULTS, TG_ATTRIBUTE_DEFAULTS
 from lbprov_aws.observe import NOT_FOUND_CODES, chunks
 
@@ -97,19 +98,23 @@ class NLBApplier(ApplierBase):
         after = dict(c.after or {})
         if c.action is Action.CREATE and self._existing_nlb(c, ctx):
             return
+        groups = self._lb_groups(after, ctx)
         if c.action in (Action.CREATE, Action.REPLACE):
             where: dict[str, Any] = {"Subnets": after["subnets"]}
             if after.get("subnet_mappings"):
                 where = {"SubnetMappings": [_mapping(m) for m in after["subnet_mappings"]]}
-            lb = call(
-                "elbv2:CreateLoadBalancer",
-                Name=c.name,
-                **where,
-                Scheme=after["scheme"],
-                Type="network",
-                IpAddressType=after.get("ip_address_type", "ipv4"),
-                Tags=_tags(after["tags"]),
-            )["LoadBalancers"][0]
+            if groups is not None:  # created with groups, or never able to get any (SetSecurityGroups)
+                where["SecurityGroups"] = groups
+            with BACKEND_LOCK:  # (the backend group's release re-checks who carries it under it)
+                lb = call(
+                    "elbv2:CreateLoadBalancer",
+                    Name=c.name,
+                    **where,
+                    Scheme=after["scheme"],
+                    Type="network",
+                    IpAddressType=after.get("ip_address_type", "ipv4"),
+                    Tags=_tags(after["tags"]),
+                )["LoadBalancers"][0]
             ctx["lb_arn"], ctx["dns"] = lb["LoadBalancerArn"], lb.get("DNSName")
             if after["attributes"] != {k: LB_ATTRIBUTE_DEFAULTS.get(k) for k in after["attributes"]}:
                 self._lb_attributes(ctx["lb_arn"], after["attributes"])
@@ -118,12 +123,23 @@ class NLBApplier(ApplierBase):
         arn = c.cloud_id
         if before["subnets"] != after["subnets"]:
             call("elbv2:SetSubnets", LoadBalancerArn=arn, Subnets=after["subnets"])
+        if groups is not None and before.get("security_groups") != groups:
+            with BACKEND_LOCK:
+                call("elbv2:SetSecurityGroups", LoadBalancerArn=arn, SecurityGroups=groups)
         if before.get("ip_address_type", "ipv4") != after.get("ip_address_type", "ipv4"):
             call("elbv2:SetIpAddressType", LoadBalancerArn=arn, IpAddressType=after["ip_address_type"])
         if before["attributes"] != after["attributes"]:
             self._lb_attributes(arn, after["attributes"])
         if before["tags"] != after["tags"]:
             self._elbv2_tags(arn, before["tags"], after["tags"])
+
+    @staticmethod
+    def _lb_groups(after: Mapping[str, Any], ctx: dict[str, Any]) -> list[str] | None:
+        """The NLB's security group IDs (a group created by this apply is named in the plan)."""
+        if "security_groups" not in after:
+            return None
+        made: dict[str, str] = ctx.get("groups_made", {})
+        return sorted(made.get(g, g) for g in after["security_groups"])
 
     def _existing_nlb(self, c: Change, ctx: dict[str, Any]) -> bool:
         """Describe before create: AWS would return the existing LB for an identical request, but

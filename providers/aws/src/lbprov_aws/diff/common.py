@@ -3,7 +3,8 @@
 Order of a plan (so that traffic keeps flowing and a crash between two writes always leaves state
 that a fresh plan can finish):
 
- 1. classic ELB security groups, then their rules         (the ELB needs them at creation)
+ 1. load balancer security groups (classic ELB's, NLB frontend and backend), then their rules
+                                                           (the load balancer needs them at creation)
  2. target groups: create, then update (health, attributes, targets, tags)
  3. the load balancer: create / replace / update           (replace = scheme change)
  4. listeners: create / update (forward to the new groups)
@@ -13,7 +14,8 @@ that a fresh plan can finish):
                                                             which NodePorts the Service owned)
  8. load balancer of the other kind / of a deleted Service: delete
  9. target groups: delete
-10. classic ELB security group rules: revoke; then the groups: delete
+10. load balancer security group rules: revoke; then the groups: delete (after the load
+    balancer: AWS refuses to delete a group an interface of it still uses)
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from lbprov import naming
 from lbprov.model import Action, Change, Ingress, OwnershipConflict, ServiceRef
 from lbprov_aws.desired import ADDITIONAL_TAGS_TAG, LB_NAME_TAG
 from lbprov_aws.diff.node_rules import RuleConfig
-from lbprov_aws.names import HEALTH_NODE_PORT_TAG, SOURCE_RANGES_TAG
+from lbprov_aws.names import HEALTH_NODE_PORT_TAG, NLB_SECURITY_GROUPS_TAG, SOURCE_RANGES_TAG
 
 (
     P_ELB_SG,
@@ -87,7 +89,9 @@ def observed_managed_tags(observed: dict[str, str], desired: dict[str, str]) -> 
     keys = set(desired)
     # Space-separated (older lbprov versions wrote commas, which AWS refuses in values).
     keys.update(k for k in re.split(r"[ ,]", observed.get(ADDITIONAL_TAGS_TAG, "")) if k)
-    keys.update((ADDITIONAL_TAGS_TAG, HEALTH_NODE_PORT_TAG, SOURCE_RANGES_TAG, LB_NAME_TAG))
+    keys.update(
+        (ADDITIONAL_TAGS_TAG, HEALTH_NODE_PORT_TAG, SOURCE_RANGES_TAG, NLB_SECURITY_GROUPS_TAG, LB_NAME_TAG)
+    )
     return {k: observed[k] for k in sorted(keys) if k in observed}
 
 
@@ -121,8 +125,11 @@ class PlannerBase:
         node_sg_id: str | None = None,
         rules: RuleConfig | None = None,
         cluster_id: str | None = None,
+        nlb_security_groups: bool = True,
     ) -> None:
         self.cluster = cluster
+        #: New NLBs get a frontend and the cluster's backend security group (diff/nlb_security_groups.py).
+        self.nlb_security_groups = nlb_security_groups
         #: The cluster identity (kube-system UID): tagged on everything created, and required
         #: (identity_matches) before deleting what cloud state alone says nobody uses.
         self.cluster_id = cluster_id

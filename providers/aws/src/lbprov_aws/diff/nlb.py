@@ -51,7 +51,7 @@ from lbprov_aws.diff.node_rules import (
     service_points,
     source_ranges_tag,
 )
-from lbprov_aws.names import HEALTH_NODE_PORT_TAG, HEALTH_RULE, SOURCE_RANGES_TAG
+from lbprov_aws.names import HEALTH_NODE_PORT_TAG, HEALTH_RULE, NLB_SECURITY_GROUPS_TAG, SOURCE_RANGES_TAG
 from lbprov_aws.observe import (
     ClusterContext,
     ObservedNLB,
@@ -74,15 +74,21 @@ class NLBPlanning(PlannerBase):
         tg_by_name: dict[str, ObservedTG],
         foreign: dict[str, ObservedTG],
         data: dict[str, Any],
+        groups: list[str] | None = None,
     ) -> tuple[set[str], set[Point]]:
+        """``groups``: the security groups (IDs, or names until created) of an NLB that follows the
+        security-group model (diff/nlb_security_groups.py); None: the older node-rule model."""
         tags = managed_tags(intent, opts, self.cluster_id)
         targets = instance_ids(intent, ctx)
         attributes = desired_tg_attributes(intent, opts)
         tg_tags = dict(tags)
         # Who wants which range rule (diff/node_rules.py): read back from every target group of the cluster.
-        tg_tags[SOURCE_RANGES_TAG] = source_ranges_tag(intent.source_ranges)
+        if groups is None:  # (with groups, its NodePorts want no rule from the source ranges)
+            tg_tags[SOURCE_RANGES_TAG] = source_ranges_tag(intent.source_ranges)
         if intent.health_check is not None and intent.health_check.port:
             tg_tags[HEALTH_NODE_PORT_TAG] = str(intent.health_check.port)
+        if groups is not None:  # its ports want no NodePort rule (observe.target_group_facts)
+            tg_tags[NLB_SECURITY_GROUPS_TAG] = "true"
         if opts.name:  # a later plan finds the NLB by it when the name changes (provider.plan)
             tg_tags[LB_NAME_TAG] = opts.name
         desired_tgs: dict[str, tuple[Port, dict[str, Any]]] = {}
@@ -160,6 +166,8 @@ class NLBPlanning(PlannerBase):
             "attributes": desired_lb_attributes(opts),
             "tags": tags,
         }
+        if groups is not None:
+            lb_after["security_groups"] = sorted(groups)
         if opts.ip_address_type == "dualstack":
             check_dualstack_subnets(lb_after["subnets"], ctx)
             lb_after["ip_address_type"] = "dualstack"
@@ -188,6 +196,8 @@ class NLBPlanning(PlannerBase):
                 },
                 "tags": observed_managed_tags(nlb.tags, tags),
             }
+            if "security_groups" in lb_after:
+                lb_before["security_groups"] = sorted(nlb.security_groups)
             if "ip_address_type" in lb_after:
                 lb_before["ip_address_type"] = nlb.ip_address_type
             seen = observed_mappings(nlb, "subnet_mappings" in lb_after and bool(opts.private_ipv4))
@@ -318,6 +328,9 @@ class NLBPlanning(PlannerBase):
             elif hp == KUBE_PROXY_HEALTH_PORT:  # one cluster rule, shared (kube_proxy_rule)
                 data["wants_kube_proxy"] = True
             # (any other custom port may be shared with anything: the operator's to open)
+        if groups is not None:  # the backend group admits the NLB on the NodePort range and 10256
+            data["wants_kube_proxy"] = False
+            return set(desired_tgs), set()
         points = service_points(
             ports=ports,
             health_ports=sorted(health_ports),
@@ -517,6 +530,11 @@ def replacement_reasons(
         why.append(f"a load balancer cannot be renamed ({name_before} -> {name_after}; new DNS name)")
     if before.get("subnet_mappings", []) != after.get("subnet_mappings", []):
         why.append("the Elastic IPs or private IPv4 addresses of a load balancer's subnets cannot change")
+    if "security_groups" in after and not before.get("security_groups"):
+        why.append(
+            "AWS attaches security groups only to an NLB created with some (SetSecurityGroups), "
+            "and this one was created without"
+        )
     return "; ".join(why)
 
 

@@ -22,6 +22,7 @@ from lbprov_aws.diff.common import (
     check_owned,
 )
 from lbprov_aws.diff.nlb import NLBPlanning
+from lbprov_aws.diff.nlb_security_groups import NLBSecurityGroupPlanning, resolve_groups, uses_groups
 from lbprov_aws.diff.node_rules import Point
 from lbprov_aws.observe import (
     ClusterContext,
@@ -30,11 +31,12 @@ from lbprov_aws.observe import (
     ServiceState,
 )
 from lbprov_aws.options import AWSOptions, nlb_refuses
+from lbprov_aws.sg_options import EXTRA_SECURITY_GROUPS, SECURITY_GROUPS
 
 __all__ = ["PlanOutput", "Planner"]
 
 
-class Planner(NLBPlanning, ClassicPlanning):
+class Planner(NLBPlanning, NLBSecurityGroupPlanning, ClassicPlanning):
     """Turns an intent (or a deleted Service) and the observed state into ordered changes."""
 
     def plan(
@@ -70,12 +72,38 @@ class Planner(NLBPlanning, ClassicPlanning):
         tg_by_name = {tg.name: tg for tg in owned_tgs}
         data["tg_arns"] = {tg.name: tg.arn for tg in owned_tgs}
 
+        scheme = "internal" if intent.scheme == "internal" else "internet-facing"
+        sgo = opts.groups
+        with_groups = opts.kind == "nlb" and uses_groups(
+            nlb, scheme, self.nlb_security_groups, sgo.needs_groups
+        )
+        groups: list[str] = []
+        kept_groups = self._others_groups(nlb, ctx, ref) if with_groups and not sgo.needs_groups else None
+        if kept_groups is not None:  # an adopted NLB with its own groups: kept, never managed
+            groups = kept_groups
+            self._delete_frontend(b, ctx, ref, reason="the NLB does not carry it")
+            self._release_backend(b, ctx, data)
+        elif with_groups and sgo.user_frontend:
+            groups += resolve_groups(sgo.security_groups, ctx, SECURITY_GROUPS)
+        elif with_groups:
+            groups.append(self._plan_frontend(b, intent, ctx, data))
+        if kept_groups is None and (not with_groups or sgo.user_frontend):
+            self._delete_frontend(b, ctx, ref, reason="no NLB wants it as its frontend group")
+        if kept_groups is None and with_groups and sgo.backend:
+            groups.append(self._plan_backend(b, ctx, node_sgs, data))
+        elif kept_groups is None:
+            self._release_backend(b, ctx, data)
+        if with_groups and kept_groups is None:
+            groups += resolve_groups(sgo.extra_security_groups, ctx, EXTRA_SECURITY_GROUPS)
+            groups = list(dict.fromkeys(groups))
         if opts.kind == "nlb":
             if opts.classic_only:  # no classic ELB to keep (see options._classic)
                 key = opts.classic_only[0]
                 raise InvalidService(f"metadata.annotations[{key}]", nlb_refuses(key))
             foreign = {tg.name: tg for tg in state.target_groups if tg.name not in tg_by_name}
-            kept, wanted_points = self._plan_nlb(b, intent, opts, ctx, nlb, tg_by_name, foreign, data)
+            kept, wanted_points = self._plan_nlb(
+                b, intent, opts, ctx, nlb, tg_by_name, foreign, data, groups if with_groups else None
+            )
             for extra in leftover:  # another owned NLB under an older name (a crash mid-rename)
                 self._delete_nlb(b, extra, reason="load-balancer-name changed")
             for tg in owned_tgs:
@@ -124,6 +152,8 @@ class Planner(NLBPlanning, ClassicPlanning):
             b.add(P_TG_DEL, self._tg_delete(tg))
         self._delete_classic(b, classic, ctx, lb_name=naming.lb_name(ref.uid), ref=ref)
         data: dict[str, Any] = {"tg_arns": {tg.name: tg.arn for tg in owned_tgs}}
+        self._delete_frontend(b, ctx, ref, reason=None)
+        self._release_backend(b, ctx, data)
         if self.manage_sg:
             self._sg_ranges(b, ctx, [], self._service_ports(owned_tgs), set(), ref.uid, data)
             self._kube_proxy_rule(b, ctx, [], False, ref.uid)

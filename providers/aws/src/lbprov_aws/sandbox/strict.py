@@ -301,10 +301,16 @@ class StrictRules:
         self.lock = threading.Lock()
         #: Create requests that succeeded, by (kind, name): what "the same settings" means.
         self.created: dict[tuple[str, str], Nested] = {}
+        #: Security groups of deleted load balancers whose network interfaces AWS has not released
+        #: yet: group ID -> DeleteSecurityGroup attempts still refused (see _delete_sg).
+        self.releasing: dict[str, int] = {}
+        #: How many DeleteSecurityGroup attempts a deleted load balancer's groups stay in use for.
+        self.eni_release_attempts = 1
 
     def reset(self) -> None:
         with self.lock:
             self.created.clear()
+            self.releasing.clear()
 
     # -- moto's state -------------------------------------------------------------------------
 
@@ -504,6 +510,8 @@ def _create_lb(rules: StrictRules, req: Nested) -> Refusal | Replay | None:
     if not _ELB_NAME.match(name) or name.startswith("internal-"):
         return _invalid(f"'{name}' is not a valid load balancer name")
     if refusal := _check_tags(req.get("Tags", []), limit=50, service="elbv2"):
+        return refusal
+    if refusal := _create_lb_groups(rules, req):
         return refusal
     # ELBv2 CreateLoadBalancer, Subnets: "You can specify only one subnet per Availability Zone."
     zones: dict[str, str] = {}
@@ -848,6 +856,65 @@ def _set_security_groups(rules: StrictRules, req: Nested) -> Refusal | None:
         return _invalid(
             "A Network Load Balancer created without security groups cannot have security groups added"
         )
+    if lb is not None and lb.type == "network" and not req.get("SecurityGroups"):
+        return _invalid("A Network Load Balancer created with security groups must keep at least one")
+    return _create_lb_groups(rules, req)
+
+
+def _create_lb_groups(rules: StrictRules, req: Nested) -> Refusal | None:
+    # ELBv2 CreateLoadBalancer / SetSecurityGroups: every group must exist in the load balancer's
+    # VPC (InvalidSecurityGroup: "The specified security group does not exist").
+    for group_id in req.get("SecurityGroups", []):
+        if rules._ec2().get_security_group_from_id(str(group_id)) is None:
+            return Refusal("InvalidSecurityGroup", f"The security group '{group_id}' does not exist")
+    return None
+
+
+def _groups_in_use(rules: StrictRules, group_id: str) -> str | None:
+    """What still uses a security group, as EC2 sees it: a load balancer (its network interfaces),
+    or a rule of another group that references it."""
+    for lb in rules._elbv2().load_balancers.values():
+        if group_id in (lb.security_groups or []):
+            return f"load balancer {lb.name}"
+    from moto.elb.models import elb_backends
+
+    for clb in elb_backends[ACCOUNT][REGION].load_balancers.values():
+        if group_id in (clb.security_groups or []):
+            return f"load balancer {clb.name}"
+    for groups in rules._ec2().groups.values():
+        for other in groups.values():
+            for rule in other.ingress_rules:
+                if (rule.source_group or {}).get("GroupId") == group_id:
+                    return f"a rule of security group {other.id}"
+    return None
+
+
+def _delete_sg(rules: StrictRules, req: Nested) -> Refusal | None:
+    # EC2 DeleteSecurityGroup: "If you attempt to delete a security group that is associated with
+    # an instance or network interface, is referenced by another security group in the same VPC,
+    # ... the operation fails with DependencyViolation." A load balancer's interfaces use its
+    # groups, and after DeleteLoadBalancer AWS releases them asynchronously (aws-load-balancer-
+    # controller polls DeleteSecurityGroup for two minutes): modelled as ``eni_release_attempts``
+    # refused attempts. moto deletes a group whatever uses it.
+    group_id = str(req.get("GroupId", ""))
+    user = _groups_in_use(rules, group_id)
+    if user is None and rules.releasing.get(group_id, 0) > 0:
+        rules.releasing[group_id] -= 1
+        user = "a network interface of a deleted load balancer (being released)"
+    if user is not None:
+        return Refusal("DependencyViolation", f"resource {group_id} has a dependent object ({user})")
+    return None
+
+
+def _note_releasing(rules: StrictRules, req: Nested) -> Refusal | None:
+    """DeleteLoadBalancer: deletion protection (:func:`_delete_lb`); when allowed, notes the groups
+    whose interfaces the deletion will release later."""
+    refusal = _delete_lb(rules, req)
+    if refusal is not None:
+        return refusal
+    lb = rules._lb(str(req.get("LoadBalancerArn", "")))
+    for group_id in (lb.security_groups or []) if lb is not None else []:
+        rules.releasing[group_id] = rules.eni_release_attempts
     return None
 
 
@@ -979,9 +1046,10 @@ RULES: dict[str, Callable[[StrictRules, Nested], Refusal | Replay | None]] = {
     "elbv2:ModifyListener": _modify_listener,
     "elbv2:ModifyLoadBalancerAttributes": _lb_attributes,
     "elbv2:ModifyTargetGroupAttributes": _tg_attributes,
-    "elbv2:DeleteLoadBalancer": _delete_lb,
+    "elbv2:DeleteLoadBalancer": _note_releasing,
     "elbv2:SetSecurityGroups": _set_security_groups,
     "elbv2:SetSubnets": _set_subnets,
+    "ec2:DeleteSecurityGroup": _delete_sg,
     "elbv2:SetIpAddressType": _set_ip_address_type,
     "elbv2:AddTags": _elbv2_add_tags,
     "elb:CreateLoadBalancer": _elb_create,

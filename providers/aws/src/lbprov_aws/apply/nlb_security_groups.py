@@ -1,0 +1,143 @@
+"""Writes of the NLB security groups: frontend and backend groups, their rules, the release.
+
+The cluster's backend group is shared by the applies of many Services, possibly at once: one
+creates it while another, whose plan saw nobody using it, releases it. ``BACKEND_LOCK`` serialises,
+within this process, the backend group's creation, every NLB create or SetSecurityGroups that
+attaches it (apply/nlb.py), and its release, which re-reads under the lock which load balancers
+carry it and gives up if any does. A release that loses the race against another process still
+cannot break an NLB: AWS refuses to delete a group a load balancer uses (DependencyViolation).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+
+from lbprov.model import Action, Change, OwnershipConflict
+from lbprov_aws import names
+from lbprov_aws.apply.base import ApplierBase, _tags
+from lbprov_aws.observe import tag_dict
+
+#: See the module docstring.
+BACKEND_LOCK = threading.RLock()
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class NLBSecurityGroupApplier(ApplierBase):
+    def _nlb_sg(self, c: Change, ctx: dict[str, Any]) -> None:
+        """Create or delete a frontend or backend group."""
+        role = c.data.get("role")
+        if c.action is Action.DELETE:
+            try:  # (DependencyViolation while the NLB's interfaces go is retried by CloudCalls)
+                self.clients.call("ec2:DeleteSecurityGroup", GroupId=c.cloud_id)
+            except ClientError as exc:
+                if _code(exc) != "InvalidGroup.NotFound":
+                    raise
+            return
+        after = dict(c.after or {})
+        key = "frontend_sg_id" if role == "frontend" else "nlb_backend_sg_id"
+        if role == "backend":
+            with BACKEND_LOCK:  # (its release re-checks under the lock)
+                ctx[key] = self._create_group(c, after)
+        else:
+            ctx[key] = self._create_group(c, after)
+        ctx.setdefault("groups_made", {})[c.name] = ctx[key]
+
+    def _create_group(self, c: Change, after: dict[str, Any]) -> str:
+        try:
+            resp = self.clients.call(
+                "ec2:CreateSecurityGroup",
+                GroupName=c.name,
+                Description=after["description"],
+                VpcId=after["vpc"],
+                TagSpecifications=[{"ResourceType": "security-group", "Tags": _tags(after["tags"])}],
+            )
+        except ClientError as exc:  # made since the plan (another Service's apply): use it if ours
+            if _code(exc) != "InvalidGroup.Duplicate":
+                raise
+            found = self._existing_group(c.name, after)
+            if found is None:
+                raise
+            return found
+        return str(resp["GroupId"])
+
+    def _existing_group(self, name: str, after: dict[str, Any]) -> str | None:
+        """The group of that name in the VPC, if it exists and carries the wanted owner tags (the
+        cluster's, and the Service UID for a frontend group); a foreign namesake is a conflict."""
+        groups = self.clients.call(
+            "ec2:DescribeSecurityGroups",
+            Filters=[
+                {"Name": "group-name", "Values": [name]},
+                {"Name": "vpc-id", "Values": [after["vpc"]]},
+            ],
+        ).get("SecurityGroups", [])
+        if not groups:
+            return None
+        tags = tag_dict(groups[0].get("Tags"))
+        wanted = dict(after["tags"])
+        owners = [k for k in wanted if k.startswith("kubernetes.io/cluster/") or k == "lbprov.io/service-uid"]
+        lbc = tags.get(names.LBC_RESOURCE_TAG) == names.LBC_BACKEND_SG and tags.get(
+            names.LBC_CLUSTER_TAG
+        ) == wanted.get(names.LBC_CLUSTER_TAG)
+        if not (all(tags.get(k) == wanted[k] for k in owners) or lbc):
+            raise OwnershipConflict(
+                f"security group {name!r} appeared after the plan was made and is not ours; lbprov "
+                "never adopts a foreign resource"
+            )
+        return str(groups[0]["GroupId"])
+
+    def _nlb_sg_rule(self, c: Change, ctx: dict[str, Any]) -> None:
+        """A rule of the Service's frontend group (the group is the Service's alone). A retried
+        write whose first answer was lost finds its work done: that is success."""
+        try:
+            self._ingress(c.action, ctx["frontend_sg_id"], c.data["permission"])
+        except ClientError as exc:
+            if _code(exc) not in ("InvalidPermission.Duplicate", "InvalidPermission.NotFound"):
+                raise
+
+    def _backend_rule(self, c: Change, ctx: dict[str, Any]) -> None:
+        """A node group's rule admitting the backend group: another Service's apply may have added
+        it since the plan (the same rule is the same wish)."""
+        assert c.cloud_id is not None
+        perm = dict(c.data["permission"])
+        perm["UserIdGroupPairs"] = [
+            {**pair, "GroupId": pair.get("GroupId") or ctx["nlb_backend_sg_id"]}
+            for pair in perm["UserIdGroupPairs"]
+        ]
+        try:
+            self._ingress(Action.CREATE, c.cloud_id, perm)
+        except ClientError as exc:
+            if _code(exc) != "InvalidPermission.Duplicate":
+                raise
+
+    def _backend_release(self, c: Change, ctx: dict[str, Any]) -> None:
+        """At the first change of a group's release: under the lock, re-read which load balancers
+        carry the group, and if none, revoke every node rule admitting it and delete it. The
+        release's other changes were done (or given up) with it."""
+        group = c.data["group"]
+        done: set[str] = ctx.setdefault("backend_released", set())
+        if group in done:
+            return
+        done.add(group)
+        release = ctx["backend_release"][group]
+        with BACKEND_LOCK:
+            if self.load_balancers_using is not None and self.load_balancers_using({group}):
+                return  # an NLB attached it since the plan: it stays
+            for group_id, perm in release["rules"]:
+                try:
+                    self.clients.call(
+                        "ec2:RevokeSecurityGroupIngress", GroupId=group_id, IpPermissions=[perm]
+                    )
+                except ClientError as exc:
+                    if _code(exc) not in ("InvalidPermission.NotFound", "InvalidGroup.NotFound"):
+                        raise
+            try:
+                self.clients.call("ec2:DeleteSecurityGroup", GroupId=group)
+            except ClientError as exc:
+                if _code(exc) != "InvalidGroup.NotFound":
+                    raise
