@@ -88,12 +88,16 @@ def aws_edit_health_check(env: Env, lb: str, service: str = "web") -> Callable[[
 
 
 def aws_widen_rule(env: Env, lb: str, service: str = "web") -> Callable[[list[dict[str, Any]]], None]:
+    """Widen the rule that admits the source range: on the NLB's frontend security group (the
+    security-group model of new NLBs, DESIGN.md), on the listener's port."""
     ec2 = _aws(env, "ec2")
-    sg = env.cloud.extra["node_security_group_id"]
+    (nlb,) = _aws(env, "elbv2").describe_load_balancers(Names=[lb])["LoadBalancers"]
     svc = env.kube.get_service(env.namespace, service)
-    node_port = svc["spec"]["ports"][0]["nodePort"]
-    perms = ec2.describe_security_groups(GroupIds=[sg])["SecurityGroups"][0]["IpPermissions"]
-    perm = next(p for p in perms if p["FromPort"] <= node_port <= p["ToPort"] and p["IpProtocol"] == "tcp")
+    port = svc["spec"]["ports"][0]["port"]
+    groups = ec2.describe_security_groups(GroupIds=nlb["SecurityGroups"])["SecurityGroups"]
+    (sg,) = (g["GroupId"] for g in groups if not g["GroupName"].startswith("k8s-traffic-"))
+    perms = next(g for g in groups if g["GroupId"] == sg)["IpPermissions"]
+    perm = next(p for p in perms if p.get("FromPort") == port and p["IpProtocol"] == "tcp")
     ours = [r for r in perm["IpRanges"] if r["CidrIp"] == SOURCE]
     assert ours, perm
     base = {"IpProtocol": "tcp", "FromPort": perm["FromPort"], "ToPort": perm["ToPort"]}

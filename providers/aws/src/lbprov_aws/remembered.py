@@ -230,7 +230,7 @@ class Remembered:
 
 
 #: The fields of a listener that a plan compares (observe._listener): the rest is not kept.
-_LISTENER_FIELDS = ("ListenerArn", "Port", "Protocol", "Certificates", "SslPolicy")
+_LISTENER_FIELDS = ("ListenerArn", "Port", "Protocol", "Certificates", "SslPolicy", "AlpnPolicy")
 
 
 def trim_listener(raw: Mapping[str, Any]) -> dict[str, Any]:
