@@ -7,6 +7,7 @@ Everything goes through the real boto3 against a real (moto) HTTP server; helper
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from lbprov_aws import AWSProvider
@@ -30,8 +31,11 @@ def cloud(moto_server: MotoSandbox) -> SandboxCloud:
 
 
 @pytest.fixture
-def provider(cloud: SandboxCloud) -> AWSProvider:
-    return AWSProvider.from_settings(fast_settings(cloud))
+def provider(request: pytest.FixtureRequest, cloud: SandboxCloud) -> AWSProvider:
+    """The provider with the test module's ``PROVIDER_SETTINGS`` (e.g. ``NODE_RULE_MODEL`` for the
+    modules that pin NLBs created without security groups), else the default settings."""
+    extra: dict[str, Any] = getattr(request.module, "PROVIDER_SETTINGS", {})
+    return AWSProvider.from_settings(fast_settings(cloud, **extra))
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ ELB's delete. Both only where the cluster identity is known and matches.
 
 from __future__ import annotations
 
-import pytest
 from lbprov_aws import AWSProvider
 from lbprov_aws.testing import (
     ANN,
@@ -32,10 +31,9 @@ from lbprov.render import render_plan
 CLIENT = f"lbprov.io/rule/nlb/client={CLUSTER}"
 
 
-@pytest.fixture
-def provider(cloud: SandboxCloud) -> AWSProvider:
-    """Orphaned NodePort rules exist only in the model of NLBs created without security groups."""
-    return AWSProvider.from_settings(fast_settings(cloud, **NODE_RULE_MODEL))
+#: Orphaned NodePort rules exist only in the model of NLBs created without security groups.
+#: (conftest.py's ``provider`` fixture builds the module's provider with these settings.)
+PROVIDER_SETTINGS = NODE_RULE_MODEL
 
 
 def _orphan(view: AwsView, port: int) -> None:

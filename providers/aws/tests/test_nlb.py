@@ -16,7 +16,6 @@ from lbprov_aws.testing import (
     Svc,
     converge,
     delete_all,
-    fast_settings,
     intent_of,
     kinds,
     node_objects,
@@ -27,11 +26,10 @@ from lbprov.cloudcalls import ReadOnlyViolation
 from lbprov.model import OwnershipConflict
 from lbprov.provider import SandboxCloud
 
-
-@pytest.fixture
-def provider(cloud: SandboxCloud) -> AWSProvider:
-    """NLBs of the older node-rule model (created without security groups), whose NodePort rules these tests pin; the security-group model is pinned by test_nlb_security_groups.py."""
-    return AWSProvider.from_settings(fast_settings(cloud, **NODE_RULE_MODEL))
+#: NLBs of the older node-rule model (created without security groups), whose NodePort rules these
+#: tests pin; the security-group model is pinned by test_nlb_security_groups.py.
+#: (conftest.py's ``provider`` fixture builds the module's provider with these settings.)
+PROVIDER_SETTINGS = NODE_RULE_MODEL
 
 
 def test_nlb_lifecycle_converges_is_idempotent_and_leaves_nothing(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
 from lbprov_aws import AWSProvider
 from lbprov_aws.diff.node_rules import Point, RuleConfig, range_keys, render
 from lbprov_aws.testing import (
@@ -24,10 +23,9 @@ OPEN, NET, VPC = "0.0.0.0/0", "203.0.113.0/24", "10.0.0.0/16"
 FULL = (30000, 32767)
 
 
-@pytest.fixture
-def provider(cloud: SandboxCloud) -> AWSProvider:
-    """The node-rule model these tests pin is that of NLBs created without security groups."""
-    return AWSProvider.from_settings(fast_settings(cloud, **NODE_RULE_MODEL))
+#: The node-rule model these tests pin is that of NLBs created without security groups.
+#: (conftest.py's ``provider`` fixture builds the module's provider with these settings.)
+PROVIDER_SETTINGS = NODE_RULE_MODEL
 
 
 def _runs(ports: list[int]) -> set[tuple[int, int]]:

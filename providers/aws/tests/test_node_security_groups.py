@@ -21,18 +21,16 @@ from lbprov_aws.testing import (
     Svc,
     converge,
     delete_all,
-    fast_settings,
     intent_of,
 )
 
 from lbprov import naming
 from lbprov.provider import SandboxCloud
 
-
-@pytest.fixture
-def provider(cloud: SandboxCloud) -> AWSProvider:
-    """NodePort rules per node group: the model of NLBs created without security groups (the backend group's rules per node group: test_nlb_security_groups.py)."""
-    return AWSProvider.from_settings(fast_settings(cloud, **NODE_RULE_MODEL))
+#: NodePort rules per node group: the model of NLBs created without security groups (the backend
+#: group's rules per node group: test_nlb_security_groups.py).
+#: (conftest.py's ``provider`` fixture builds the module's provider with these settings.)
+PROVIDER_SETTINGS = NODE_RULE_MODEL
 
 
 def _group(view: AwsView, cloud: SandboxCloud, name: str, *, tagged: bool) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import pytest
 from lbprov_aws import AWSProvider, AWSSettings
 from lbprov_aws.operations import OPERATIONS, iam_permissions, is_write
 from lbprov_aws.testing import (
@@ -14,7 +13,6 @@ from lbprov_aws.testing import (
     Svc,
     converge,
     delete_all,
-    fast_settings,
     intent_of,
     node_objects,
 )
@@ -22,11 +20,10 @@ from lbprov_aws.testing import (
 from lbprov import naming
 from lbprov.provider import SandboxCloud, load_provider
 
-
-@pytest.fixture
-def provider(cloud: SandboxCloud) -> AWSProvider:
-    """Read rounds with the node-rule model, whose shared rules the round must re-read after each apply (the group model: test_nlb_security_groups.py)."""
-    return AWSProvider.from_settings(fast_settings(cloud, **NODE_RULE_MODEL))
+#: Read rounds with the node-rule model, whose shared rules the round must re-read after each apply
+#: (the group model: test_nlb_security_groups.py).
+#: (conftest.py's ``provider`` fixture builds the module's provider with these settings.)
+PROVIDER_SETTINGS = NODE_RULE_MODEL
 
 
 def _services(n: int) -> list[Svc]:

@@ -14,18 +14,15 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
 from lbprov_aws import AWSProvider
 from lbprov_aws.testing import NODE_RULE_MODEL, AwsView, Svc, converge, fast_settings, intent_of, node_objects
 
 from lbprov.provider import SandboxCloud
 
-
-@pytest.fixture
-def provider(cloud: SandboxCloud) -> AWSProvider:
-    """The reads counted here include the node-rule model's (who wants a NodePort range rule, the
-    source-ranges tag): NLBs created without security groups."""
-    return AWSProvider.from_settings(fast_settings(cloud, **NODE_RULE_MODEL))
+#: The reads counted here include the node-rule model's (who wants a NodePort range rule, the
+#: source-ranges tag): NLBs created without security groups.
+#: (conftest.py's ``provider`` fixture builds the module's provider with these settings.)
+PROVIDER_SETTINGS = NODE_RULE_MODEL
 
 
 PER_SERVICE = ("elbv2:DescribeListeners", "elbv2:DescribeLoadBalancerAttributes")

@@ -4,7 +4,6 @@ that stays while any UDP target group of the cluster needs it and goes with the 
 
 from __future__ import annotations
 
-import pytest
 from lbprov_aws import AWSProvider
 from lbprov_aws.testing import (
     NODE_RULE_MODEL,
@@ -12,7 +11,6 @@ from lbprov_aws.testing import (
     Svc,
     converge,
     delete_all,
-    fast_settings,
     intent_of,
     node_objects,
 )
@@ -22,10 +20,10 @@ from lbprov.provider import SandboxCloud
 KUBE_PROXY = {("tcp", 10256, 10256, "10.0.0.0/16")}
 
 
-@pytest.fixture
-def provider(cloud: SandboxCloud) -> AWSProvider:
-    """The kube-proxy CIDR rule belongs to NLBs created without security groups (with groups, the backend group is admitted on 10256)."""
-    return AWSProvider.from_settings(fast_settings(cloud, **NODE_RULE_MODEL))
+#: The kube-proxy CIDR rule belongs to NLBs created without security groups (with groups, the
+#: backend group is admitted on 10256).
+#: (conftest.py's ``provider`` fixture builds the module's provider with these settings.)
+PROVIDER_SETTINGS = NODE_RULE_MODEL
 
 
 def test_udp_cluster_policy_probes_kube_proxy_and_the_shared_rule_follows_the_last_user(

@@ -9,7 +9,7 @@ a second plan is empty, and a delete leaves nothing of upstream's for the Servic
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from lbprov_azure import AzureProvider
@@ -22,6 +22,27 @@ from lbprov import naming
 from lbprov.model import Action, Intent, OwnershipConflict, Plan
 
 Svc = dict[str, Any]
+
+
+class Env(NamedTuple):
+    """The fixtures every adoption test takes, in one (unpacked at the top of each test)."""
+
+    state: ArmState
+    provider: AzureProvider
+    make_service: Callable[..., Svc]
+    nodes: list[dict[str, Any]]
+    intent_for: Callable[..., Intent]
+
+
+@pytest.fixture
+def env(
+    state: ArmState,
+    provider: AzureProvider,
+    make_service: Callable[..., Svc],
+    nodes: list[dict[str, Any]],
+    intent_for: Callable[..., Intent],
+) -> Env:
+    return Env(state, provider, make_service, nodes, intent_for)
 
 
 def upstream(
@@ -67,13 +88,8 @@ def pip_creates(state: ArmState) -> int:
     )
 
 
-def test_upstream_service_is_adopted_in_place_and_keeps_its_ip(
-    state: ArmState,
-    provider: AzureProvider,
-    make_service: Callable[..., Svc],
-    nodes: list[dict[str, Any]],
-    intent_for: Callable[..., Intent],
-) -> None:
+def test_upstream_service_is_adopted_in_place_and_keeps_its_ip(env: Env) -> None:
+    state, provider, make_service, nodes, intent_for = env
     svc = make_service("web", ports=[("TCP", 80), ("TCP", 443)])
     ip = upstream(state, provider, svc, nodes)
     cluster = provider.settings.cluster_name
@@ -133,13 +149,8 @@ def test_upstream_service_is_adopted_in_place_and_keeps_its_ip(
     assert not [n for n in nsg_rules(state, provider) if base in n]
 
 
-def test_adoption_updates_only_what_differs(
-    state: ArmState,
-    provider: AzureProvider,
-    make_service: Callable[..., Svc],
-    nodes: list[dict[str, Any]],
-    intent_for: Callable[..., Intent],
-) -> None:
+def test_adoption_updates_only_what_differs(env: Env) -> None:
+    state, provider, make_service, nodes, intent_for = env
     svc = make_service("tuned", ports=[("TCP", 80)])
     svc["metadata"]["annotations"]["service.beta.kubernetes.io/azure-load-balancer-tcp-idle-timeout"] = "10"
     ip = upstream(state, provider, svc, nodes)
@@ -150,13 +161,8 @@ def test_adoption_updates_only_what_differs(
     assert converge(provider, intent_for(svc))[0].ip == ip
 
 
-def test_other_upstream_services_on_the_adopted_lb_are_untouched_then_adopted(
-    state: ArmState,
-    provider: AzureProvider,
-    make_service: Callable[..., Svc],
-    nodes: list[dict[str, Any]],
-    intent_for: Callable[..., Intent],
-) -> None:
+def test_other_upstream_services_on_the_adopted_lb_are_untouched_then_adopted(env: Env) -> None:
+    state, provider, make_service, nodes, intent_for = env
     a, b = make_service("a"), make_service("b", ports=[("TCP", 8080)])
     ip_a, ip_b = upstream(state, provider, a, nodes), upstream(state, provider, b, nodes)
     cluster = provider.settings.cluster_name
@@ -171,13 +177,8 @@ def test_other_upstream_services_on_the_adopted_lb_are_untouched_then_adopted(
     assert converge(provider, intent_for(b))[0].ip == ip_b
 
 
-def test_internal_upstream_service_keeps_its_private_address(
-    state: ArmState,
-    provider: AzureProvider,
-    make_service: Callable[..., Svc],
-    nodes: list[dict[str, Any]],
-    intent_for: Callable[..., Intent],
-) -> None:
+def test_internal_upstream_service_keeps_its_private_address(env: Env) -> None:
+    state, provider, make_service, nodes, intent_for = env
     svc = make_service(
         "db",
         ports=[("TCP", 5432)],
@@ -191,13 +192,8 @@ def test_internal_upstream_service_keeps_its_private_address(
     assert converge(provider, intent_for(svc))[0].ip == addr
 
 
-def test_shared_upstream_nsg_rules_lose_the_service_address(
-    state: ArmState,
-    provider: AzureProvider,
-    make_service: Callable[..., Svc],
-    nodes: list[dict[str, Any]],
-    intent_for: Callable[..., Intent],
-) -> None:
+def test_shared_upstream_nsg_rules_lose_the_service_address(env: Env) -> None:
+    state, provider, make_service, nodes, intent_for = env
     a, b = make_service("sa"), make_service("sb")
     ip_a = upstream(state, provider, a, nodes, nsg_style="shared")
     ip_b = upstream(state, provider, b, nodes, nsg_style="shared")
@@ -211,13 +207,8 @@ def test_shared_upstream_nsg_rules_lose_the_service_address(
     assert shared not in nsg_rules(state, provider)  # its last Service left it
 
 
-def test_a_never_adopted_predecessor_is_deleted_with_its_service(
-    state: ArmState,
-    provider: AzureProvider,
-    make_service: Callable[..., Svc],
-    nodes: list[dict[str, Any]],
-    intent_for: Callable[..., Intent],
-) -> None:
+def test_a_never_adopted_predecessor_is_deleted_with_its_service(env: Env) -> None:
+    state, provider, make_service, nodes, intent_for = env
     svc = make_service("gone")
     upstream(state, provider, svc, nodes)
     cluster = provider.settings.cluster_name
@@ -265,13 +256,8 @@ def test_look_alikes_stay_ownership_conflicts(
     assert len(state.mutating_requests()) == writes
 
 
-def test_a_new_service_adopts_the_upstream_lb_that_holds_its_nodes(
-    state: ArmState,
-    provider: AzureProvider,
-    make_service: Callable[..., Svc],
-    nodes: list[dict[str, Any]],
-    intent_for: Callable[..., Intent],
-) -> None:
+def test_a_new_service_adopts_the_upstream_lb_that_holds_its_nodes(env: Env) -> None:
+    state, provider, make_service, nodes, intent_for = env
     old, new = make_service("old"), make_service("new")
     ip_old = upstream(state, provider, old, nodes)
     cluster = provider.settings.cluster_name
@@ -304,13 +290,8 @@ def test_a_load_balancer_of_the_cluster_name_without_its_nodes_or_service_is_a_c
     assert len(state.mutating_requests()) == writes
 
 
-def test_aks_load_balancer_keeps_its_outbound_set_up_and_snat_setting(
-    state: ArmState,
-    provider: AzureProvider,
-    make_service: Callable[..., Svc],
-    nodes: list[dict[str, Any]],
-    intent_for: Callable[..., Intent],
-) -> None:
+def test_aks_load_balancer_keeps_its_outbound_set_up_and_snat_setting(env: Env) -> None:
+    state, provider, make_service, nodes, intent_for = env
     svc = make_service("edge", ports=[("TCP", 80)])
     svc["metadata"]["annotations"]["service.beta.kubernetes.io/azure-load-balancer-tcp-idle-timeout"] = "30"
     ip = upstream(state, provider, svc, nodes, aks_outbound=True)
@@ -332,13 +313,8 @@ def test_aks_load_balancer_keeps_its_outbound_set_up_and_snat_setting(
     assert {f["name"] for f in lb["properties"]["frontendIPConfigurations"]} == {"outbound"}
 
 
-def test_local_and_udp_services_are_adopted_with_lbprov_probes(
-    state: ArmState,
-    provider: AzureProvider,
-    make_service: Callable[..., Svc],
-    nodes: list[dict[str, Any]],
-    intent_for: Callable[..., Intent],
-) -> None:
+def test_local_and_udp_services_are_adopted_with_lbprov_probes(env: Env) -> None:
+    state, provider, make_service, nodes, intent_for = env
     """Upstream's Local Services share one HTTP probe on the health-check NodePort, and its UDP rules
     have none; lbprov's probes (one per rule) replace them in the same write, the rules are updated,
     nothing else is recreated."""
@@ -362,12 +338,9 @@ def test_local_and_udp_services_are_adopted_with_lbprov_probes(
 
 
 def test_an_adopted_service_stays_on_its_load_balancer_and_upstream_lb_keeps_its_nodes_until_adopted(
-    state: ArmState,
-    provider: AzureProvider,
-    make_service: Callable[..., Svc],
-    nodes: list[dict[str, Any]],
-    intent_for: Callable[..., Intent],
+    env: Env,
 ) -> None:
+    state, provider, make_service, nodes, intent_for = env
     cluster = provider.settings.cluster_name
     svc = make_service("stay")
     ip = upstream(state, provider, svc, nodes)

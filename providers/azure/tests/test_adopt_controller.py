@@ -41,6 +41,23 @@ def wait_for(pred: Callable[[], T], timeout: float, what: str) -> T:
     return got
 
 
+def controller_for(kube: KubeClient, provider: AzureProvider, cluster: str, *, workers: int) -> Controller:
+    """A controller with the Azure provider only, short debounce and backoff so tests run fast."""
+    return Controller(
+        kube,
+        {"azure": provider},
+        ControllerConfig(
+            cluster=cluster,
+            default_provider="azure",
+            workers=workers,
+            node_debounce=0.2,
+            backoff_base=0.2,
+            backoff_max=2.0,
+            cache_sync_timeout=10,
+        ),
+    )
+
+
 @pytest.fixture
 def kube() -> Iterator[KubeClient]:
     with KubeAPIServer() as api:
@@ -106,19 +123,7 @@ def test_controller_adopts_upstream_services_keeps_their_ips_and_deletes_cleanly
     public_ips = {p["name"] for p in state.resources["publicIPAddresses"].values()}
 
     provider = AzureProvider.from_settings(settings)
-    controller = Controller(
-        kube,
-        {"azure": provider},
-        ControllerConfig(
-            cluster=cluster,
-            default_provider="azure",
-            workers=4,
-            node_debounce=0.2,
-            backoff_base=0.2,
-            backoff_max=2.0,
-            cache_sync_timeout=10,
-        ),
-    )
+    controller = controller_for(kube, provider, cluster, workers=4)
     controller.start()
     try:
         uids = {name: str((kube.get_service(NS, name) or {})["metadata"]["uid"]) for name in made}
@@ -194,19 +199,7 @@ def test_a_service_next_to_aks_public_lb_gets_an_event_naming_it(
         aks_outbound=True,
     )
     settings = {**sandbox.settings, "cluster_name": cluster, "cluster_id": cluster_identity(kube)}
-    controller = Controller(
-        kube,
-        {"azure": AzureProvider.from_settings(settings)},
-        ControllerConfig(
-            cluster=cluster,
-            default_provider="azure",
-            workers=2,
-            node_debounce=0.2,
-            backoff_base=0.2,
-            backoff_max=2.0,
-            cache_sync_timeout=10,
-        ),
-    )
+    controller = controller_for(kube, AzureProvider.from_settings(settings), cluster, workers=2)
     controller.start()
     try:
         kube.create_service(

@@ -10,7 +10,7 @@ outbound-only pool ``aksOutboundBackendPool`` of its public load balancer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from lbprov_azure import AzureProvider
@@ -22,6 +22,27 @@ from lbprov_azure.testing import SANDBOX_RG, converge, lb_of, make_service
 from lbprov.model import Intent
 
 INTERNAL = {"service.beta.kubernetes.io/azure-load-balancer-internal": "true"}
+
+
+class Env(NamedTuple):
+    """The fixtures these tests take, in one (unpacked at the top of each test)."""
+
+    state: ArmState
+    provider: AzureProvider
+    cluster: str
+    nodes: list[dict[str, Any]]
+    intent_for: Callable[..., Intent]
+
+
+@pytest.fixture
+def env(
+    state: ArmState,
+    provider: AzureProvider,
+    cluster: str,
+    nodes: list[dict[str, Any]],
+    intent_for: Callable[..., Intent],
+) -> Env:
+    return Env(state, provider, cluster, nodes, intent_for)
 
 
 def aks_lb(
@@ -65,13 +86,8 @@ def aks_lb(
         state.put("loadBalancers", SANDBOX_RG, name, body)
 
 
-def test_a_public_service_is_refused_where_aks_public_lb_load_balances_to_the_nodes(
-    state: ArmState,
-    provider: AzureProvider,
-    cluster: str,
-    nodes: list[dict[str, Any]],
-    intent_for: Callable[..., Intent],
-) -> None:
+def test_a_public_service_is_refused_where_aks_public_lb_load_balances_to_the_nodes(env: Env) -> None:
+    state, provider, cluster, nodes, intent_for = env
     aks_lb(state, provider, f"{cluster}-aks", nodes, services=1)
     writes = len(state.mutating_requests())
     with pytest.raises(ForeignPoolConflict, match=rf"'{cluster}-aks'.*set cluster_name to its name"):
@@ -81,24 +97,14 @@ def test_a_public_service_is_refused_where_aks_public_lb_load_balances_to_the_no
     converge(provider, intent_for(make_service("db", annotations=INTERNAL)))
 
 
-def test_a_public_service_is_fine_next_to_aks_outbound_only_lb(
-    state: ArmState,
-    provider: AzureProvider,
-    cluster: str,
-    nodes: list[dict[str, Any]],
-    intent_for: Callable[..., Intent],
-) -> None:
+def test_a_public_service_is_fine_next_to_aks_outbound_only_lb(env: Env) -> None:
+    state, provider, cluster, nodes, intent_for = env
     aks_lb(state, provider, f"{cluster}-aks", nodes, services=0)
     assert converge(provider, intent_for(make_service("web")))[0].ip
 
 
-def test_running_under_aks_lb_name_puts_services_on_it(
-    state: ArmState,
-    provider: AzureProvider,
-    cluster: str,
-    nodes: list[dict[str, Any]],
-    intent_for: Callable[..., Intent],
-) -> None:
+def test_running_under_aks_lb_name_puts_services_on_it(env: Env) -> None:
+    state, provider, cluster, nodes, intent_for = env
     """On AKS, cluster_name = "kubernetes" (here: the test's cluster name): AKS's load balancer holds
     the cluster's nodes, so lbprov takes it over and places its Services there."""
     aks_lb(state, provider, cluster, nodes, services=0)
@@ -111,13 +117,8 @@ def test_running_under_aks_lb_name_puts_services_on_it(
     assert lb_of(state, f"{cluster}-2") is None
 
 
-def test_aks_rules_count_toward_the_300_rules_of_a_node(
-    state: ArmState,
-    provider: AzureProvider,
-    cluster: str,
-    nodes: list[dict[str, Any]],
-    intent_for: Callable[..., Intent],
-) -> None:
+def test_aks_rules_count_toward_the_300_rules_of_a_node(env: Env) -> None:
+    state, provider, cluster, nodes, intent_for = env
     # AKS's public load balancer: 298 rules reach every node (one Service with 298 ports)
     s = provider.settings
     svc = make_service("many", ports=[("TCP", 1000 + i) for i in range(298)])

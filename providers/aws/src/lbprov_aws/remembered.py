@@ -168,18 +168,10 @@ class Remembered:
             result = result or {}
             if operation == "elbv2:CreateTargetGroup":
                 for tg in result.get("TargetGroups", []):
-                    arn = tg["TargetGroupArn"]
-                    self._gen[arn] = self._gen.get(arn, 0) + 1
-                    self.tags[arn] = _tag_dict(params.get("Tags"))
-                    self.tg_attributes[arn] = {}
-                    self.targets[arn] = ()
+                    self._created(tg["TargetGroupArn"], params, self.tg_attributes, self.targets)
             elif operation == "elbv2:CreateLoadBalancer":
                 for lb in result.get("LoadBalancers", []):
-                    arn = lb["LoadBalancerArn"]
-                    self._gen[arn] = self._gen.get(arn, 0) + 1
-                    self.tags[arn] = _tag_dict(params.get("Tags"))
-                    self.lb_attributes[arn] = {}
-                    self.listeners[arn] = ()
+                    self._created(lb["LoadBalancerArn"], params, self.lb_attributes, self.listeners)
             elif operation == "elbv2:CreateListener":
                 lb = params.get("LoadBalancerArn", "")
                 if lb in self.listeners:
@@ -204,6 +196,20 @@ class Remembered:
                     now = set(self.targets[arn])
                     now = now | ids if operation == "elbv2:RegisterTargets" else now - ids
                     self.targets[arn] = tuple(sorted(now))
+
+    def _created(
+        self,
+        arn: str,
+        params: Mapping[str, Any],
+        attributes: dict[str, dict[str, str]],
+        children: dict[str, tuple[Any, ...]],
+    ) -> None:
+        """A load balancer or target group just created (the lock held): its create call's tags,
+        AWS's default attributes ({}) and no listener or target yet (``children``)."""
+        self._gen[arn] = self._gen.get(arn, 0) + 1
+        self.tags[arn] = _tag_dict(params.get("Tags"))
+        attributes[arn] = {}
+        children[arn] = ()
 
     def write_failed(self, operation: str, params: Mapping[str, Any]) -> None:
         """The write failed or its outcome is unknown: forget everything it may have changed."""

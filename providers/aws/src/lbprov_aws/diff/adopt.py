@@ -133,6 +133,12 @@ class Predecessors:
             b.add(P_SG_DEL, c)
 
 
+def _lb_tag_change(name: str, api: str, cloud_id: str, have: dict[str, str], want: dict[str, str]) -> Change:
+    """Adopting a predecessor load balancer (NLB through elbv2, classic through elb): the
+    ownership tags ``want`` it lacks."""
+    return _tag_change("load-balancer", name, api, cloud_id, have, _missing(have, want))
+
+
 def _tag_change(
     kind: str, name: str, api: str, cloud_id: str, have: dict[str, str], add: dict[str, str]
 ) -> Change:
@@ -176,29 +182,13 @@ def prepare(
     if state.nlb is not None and is_predecessor(state.nlb.tags, cluster, ref):
         want = ownership_only(ref, cluster, "nlb", cluster_id)
         if kind == "nlb":
-            out.adopt.append(
-                _tag_change(
-                    "load-balancer",
-                    state.nlb.name,
-                    "elbv2",
-                    state.nlb.arn,
-                    state.nlb.tags,
-                    _missing(state.nlb.tags, want),
-                )
-            )
+            out.adopt.append(_lb_tag_change(state.nlb.name, "elbv2", state.nlb.arn, state.nlb.tags, want))
         state.nlb = dataclasses.replace(state.nlb, tags={**state.nlb.tags, **want})
     if state.classic is not None and is_predecessor(state.classic.tags, cluster, ref):
         want = ownership_only(ref, cluster, "classic", cluster_id)
         if kind == "classic":
             out.adopt.append(
-                _tag_change(
-                    "load-balancer",
-                    state.classic.name,
-                    "elb",
-                    state.classic.name,
-                    state.classic.tags,
-                    _missing(state.classic.tags, want),
-                )
+                _lb_tag_change(state.classic.name, "elb", state.classic.name, state.classic.tags, want)
             )
         state.classic = dataclasses.replace(state.classic, tags={**state.classic.tags, **want})
     lb_arn = (

@@ -34,6 +34,7 @@ from lbprov_aws.diff.common import (
     check_owned,
     observed_managed_tags,
     rule_change,
+    sg_delete,
 )
 from lbprov_aws.observe import (
     ClusterContext,
@@ -368,16 +369,7 @@ def _identity_change(sg: ObservedSG, cluster_id: str) -> Change:
 def _elb_sg_delete(sg: ObservedSG, *, reason: str | None) -> Change:
     """Deleting a classic ELB group, the Service's own or the cluster's shared backend one (the
     callers matched ``sg`` by that name, so ``sg.name`` is the change's name)."""
-    return Change(
-        Action.DELETE,
-        "security-group",
-        sg.name,
-        {"id": sg.id, "vpc": sg.vpc_id},
-        None,
-        cloud_id=sg.id,
-        reason=reason,
-        data={"type": "elb-sg"},
-    )
+    return sg_delete(sg, reason=reason, data={"type": "elb-sg"})
 
 
 def _ssl_policy_of(policy_names: list[str]) -> str | None:

@@ -29,6 +29,7 @@ from lbprov.model import Action, Change, Ingress, OwnershipConflict, ServiceRef
 from lbprov_aws.desired import ADDITIONAL_TAGS_TAG, LB_NAME_TAG
 from lbprov_aws.diff.node_rules import RuleConfig
 from lbprov_aws.names import HEALTH_NODE_PORT_TAG, NLB_SECURITY_GROUPS_TAG, SOURCE_RANGES_TAG
+from lbprov_aws.observe import ObservedSG
 
 (
     P_ELB_SG,
@@ -93,6 +94,22 @@ def observed_managed_tags(observed: dict[str, str], desired: dict[str, str]) -> 
         (ADDITIONAL_TAGS_TAG, HEALTH_NODE_PORT_TAG, SOURCE_RANGES_TAG, NLB_SECURITY_GROUPS_TAG, LB_NAME_TAG)
     )
     return {k: observed[k] for k in sorted(keys) if k in observed}
+
+
+def sg_delete(sg: ObservedSG, *, reason: str | None, data: dict[str, Any]) -> Change:
+    """Deleting a load balancer's security group (classic ELB, NLB frontend or the cluster's NLB
+    backend group): the callers matched ``sg`` by that name, so ``sg.name`` is the change's name;
+    ``data`` says which group it is for the executor."""
+    return Change(
+        Action.DELETE,
+        "security-group",
+        sg.name,
+        {"id": sg.id, "vpc": sg.vpc_id},
+        None,
+        cloud_id=sg.id,
+        reason=reason,
+        data=data,
+    )
 
 
 def rule_change(

@@ -43,6 +43,7 @@ from lbprov_aws.diff.common import (
     _Builder,
     check_owned,
     rule_change,
+    sg_delete,
 )
 from lbprov_aws.observe import ClusterContext, ObservedNLB, ObservedSG
 
@@ -242,13 +243,8 @@ class NLBSecurityGroupPlanning(PlannerBase):
             data.setdefault("backend_release", {})[sg.id] = release
             b.add(
                 P_ELB_SG_DEL,
-                Change(
-                    Action.DELETE,
-                    "security-group",
-                    sg.name,
-                    {"id": sg.id, "vpc": sg.vpc_id},
-                    None,
-                    cloud_id=sg.id,
+                sg_delete(
+                    sg,
                     reason="no load balancer carries the cluster's NLB backend group",
                     data={"type": "backend-release", "group": sg.id},
                 ),
@@ -280,19 +276,7 @@ class NLBSecurityGroupPlanning(PlannerBase):
         name = names.nlb_frontend_security_group_name(self.cluster, ref)
         for sg in ctx.security_groups:
             if sg.name == name and naming.is_owned_by_service(sg.tags, self.cluster, ref.uid):
-                b.add(
-                    P_ELB_SG_DEL,
-                    Change(
-                        Action.DELETE,
-                        "security-group",
-                        sg.name,
-                        {"id": sg.id, "vpc": sg.vpc_id},
-                        None,
-                        cloud_id=sg.id,
-                        reason=reason,
-                        data={"type": "nlb-sg", "role": "frontend"},
-                    ),
-                )
+                b.add(P_ELB_SG_DEL, sg_delete(sg, reason=reason, data={"type": "nlb-sg", "role": "frontend"}))
 
 
 def _frontend_rule(action: Action, sg_name: str, key: FrontKey, desc: str) -> Change:

@@ -28,6 +28,8 @@ from xml.sax.saxutils import escape
 
 import botocore.session  # type: ignore[import-untyped]
 
+from lbprov_aws import options
+
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 
@@ -952,18 +954,12 @@ def _elb_health(rules: StrictRules, req: Nested) -> Refusal | None:
 
 
 #: The classic ELB's predefined SSL negotiation policies (DescribeLoadBalancerPolicies without a
-#: load balancer name, ELB user guide "Predefined SSL security policies for Classic Load Balancers").
+#: load balancer name, ELB user guide "Predefined SSL security policies for Classic Load Balancers"):
+#: the provider's table (options.py, the one list of the security policies) plus the two sample
+#: cipher policies the cloud also accepts but the provider does not offer.
 CLASSIC_SSL_POLICIES = frozenset(
     {
-        "ELBSecurityPolicy-2016-08",
-        "ELBSecurityPolicy-TLS-1-2-2017-01",
-        "ELBSecurityPolicy-TLS-1-1-2017-01",
-        "ELBSecurityPolicy-2015-05",
-        "ELBSecurityPolicy-2015-03",
-        "ELBSecurityPolicy-2015-02",
-        "ELBSecurityPolicy-2014-10",
-        "ELBSecurityPolicy-2014-01",
-        "ELBSecurityPolicy-2011-08",
+        *options.CLASSIC_SSL_POLICIES,
         "ELBSample-ELBDefaultCipherPolicy",
         "ELBSample-OpenSSLDefaultCipherPolicy",
     }
