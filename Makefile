@@ -4,7 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PKGS   := -e .[test] -e providers/aws[test] -e providers/gcp[test] -e providers/azure[test]
-PYTEST_ARGS ?=
+# Two workers, a test file per worker at a time (module fixtures start one sandbox per file): the
+# suite mostly waits on sandboxes and subprocesses, so this halves its time on a 2-core machine.
+# `make unit PYTEST_ARGS=` runs it in one process.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: install demo test lint typecheck unit bench clean
 
