@@ -712,26 +712,26 @@ class Reader:
                 [tg for tg in rnd.target_groups if owned(tg.tags)],
             )
 
-    def owned_classic_names(self) -> set[str]:
-        """Names of every classic ELB this cluster owns (listing + tags, 20 names per call)."""
+    def _round_classics(self) -> dict[str, ObservedClassic]:
+        """The classic ELB listing (+ tags) by name, cached in the read round; listed afresh
+        outside one or after a write made the round dirty."""
         rnd = self.round or ReadRound()
         with rnd.lock:
             if self.round is None or rnd.dirty:
                 rnd.classics = None
             if rnd.classics is None:
                 rnd.classics = self._list_classics()
-            return {n for n, lb in rnd.classics.items() if naming.is_owned_by_cluster(lb.tags, self.cluster)}
+            return dict(rnd.classics)  # (a copy: writes update the round's dict under its lock)
+
+    def owned_classic_names(self) -> set[str]:
+        """Names of every classic ELB this cluster owns (listing + tags, 20 names per call)."""
+        classics = self._round_classics()
+        return {n for n, lb in classics.items() if naming.is_owned_by_cluster(lb.tags, self.cluster)}
 
     def classics_using(self, group_ids: set[str]) -> set[str]:
         """Names of the classic ELBs (of names lbprov could have made) that use any of these
         security groups (listing + tags, cached in the read round)."""
-        rnd = self.round or ReadRound()
-        with rnd.lock:
-            if self.round is None or rnd.dirty:
-                rnd.classics = None
-            if rnd.classics is None:
-                rnd.classics = self._list_classics()
-            return {n for n, lb in rnd.classics.items() if group_ids & set(lb.security_groups)}
+        return {n for n, lb in self._round_classics().items() if group_ids & set(lb.security_groups)}
 
     def load_balancers_using(self, group_ids: set[str], *, fresh: bool = False) -> set[str]:
         """Names of the ELBv2 load balancers of any name or owner (aws-load-balancer-controller's
