@@ -328,6 +328,7 @@ def _run_with(
         *("--backoff-base", str(args.backoff_base), "--backoff-max", str(args.backoff_max)),
         *(["--no-trim"] if args.no_trim else []),
         *(["--tracemalloc"] if args.tracemalloc else []),
+        *(["--profile", str(Path(args.profile) / f"workers-{workers}")] if args.profile else []),
     ]
     env = dict(os.environ, BENCH_PROVIDER_SETTINGS=json.dumps(settings))
     if args.malloc_arena_max:
@@ -473,6 +474,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="report the controller's Python memory still held at the end, by source line (slower; "
         "RSS figures of such a run include tracemalloc's own memory)",
+    )
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="cProfile the controller's threads (CPU time): DIR/workers-W/<phase>.pstats per phase "
+        "(bench/thread_profile.py; profiling slows the controller, so CPU figures are not comparable)",
     )
     p.add_argument("--timeout", type=float, default=1800, help="give up on a phase after this many seconds")
     return p

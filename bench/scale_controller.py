@@ -19,6 +19,12 @@ and the workers run, then one reply per stdin command:
   Service); tracing itself costs memory, so RSS figures of such a run are not comparable;
 * ``quit``: stop the controller gracefully.
 
+``--profile DIR`` profiles every thread of the controller (``bench/thread_profile.py``, CPU time)
+and writes one pstats file per phase: ``create.pstats`` (from start to the first ``stats``),
+``add_node.pstats`` (``mark`` to ``wait-node-sync``'s reply) and ``resync.pstats``. Read them with
+``python -m pstats DIR/resync.pstats`` (``sort tottime``, ``stats 30``). Profiling slows the
+controller down, so the CPU seconds of such a run are not comparable with a plain run's.
+
 ``--no-trim`` turns off the informer's trimming of cached objects (``lbprov.kube.informer.trim``),
 only so that the memory bench can show what it saves.
 
@@ -36,9 +42,11 @@ import sys
 import time
 import tracemalloc
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from procstat import cpu_seconds, memory_kib
+from thread_profile import ThreadProfiles
 
 from lbprov.cloudcalls import CallEvent, CloudCalls
 from lbprov.controller.manager import Controller, ControllerConfig
@@ -138,6 +146,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="trace Python allocations from the start of the controller (for the 'top' command)",
     )
     p.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="cProfile every controller thread (CPU time); one DIR/<phase>.pstats per phase",
+    )
+    p.add_argument(
         "--no-trim",
         action="store_true",
         help="cache whole objects (to measure what the informer's trim saves)",
@@ -186,6 +200,18 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.tracemalloc:
         tracemalloc.start()
+    profiles = ThreadProfiles() if args.profile else None
+    if profiles is not None:
+        profiles.install()
+
+    def profile_dump(phase: str) -> None:
+        if profiles is not None and args.profile is not None:
+            profiles.dump(args.profile / f"{phase}.pstats")
+
+    def profile_mark() -> None:
+        if profiles is not None:
+            profiles.mark()
+
     t0 = time.monotonic()
     provider.calls.reset()
     controller.start()
@@ -200,9 +226,13 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     triggers = controller.node_sync.triggers
+    dumped_create = False
     for line in sys.stdin:
         cmd = line.strip()
         if cmd == "stats":
+            if not dumped_create:  # the first stats closes the create phase
+                profile_dump("create")
+                dumped_create = True
             reply({"event": "stats", **call_stats(provider.calls, tally)})
         elif cmd == "wait-idle":
             reply({"event": "idle", "idle_since": wait_idle(controller)})
@@ -210,18 +240,22 @@ def main(argv: list[str] | None = None) -> int:
             provider.calls.reset()
             tally.reset()
             triggers = controller.node_sync.triggers
+            profile_mark()
             reply({"event": "marked"})
         elif cmd == "wait-node-sync":
             while controller.node_sync.triggers <= triggers:
                 time.sleep(0.01)
             idle = wait_idle(controller)
+            profile_dump("add_node")
             reply({"event": "node-synced", "idle_since": idle, **call_stats(provider.calls, tally)})
         elif cmd == "resync":
             provider.calls.reset()
             tally.reset()
+            profile_mark()
             started = time.monotonic()
             n = controller.resync()
             idle = wait_idle(controller)
+            profile_dump("resync")
             reply(
                 {
                     "event": "resynced",
