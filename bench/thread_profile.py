@@ -33,6 +33,7 @@ class ThreadProfiles:
         self._lock = threading.Lock()
         self._profiles: list[cProfile.Profile] = []
         self._base: Stats = {}
+        self._local = threading.local()
 
     def install(self) -> None:
         """Profile the calling thread and every thread started from now on."""
@@ -46,17 +47,25 @@ class ThreadProfiles:
         profile = cProfile.Profile(time.thread_time)
         with self._lock:
             self._profiles.append(profile)
+        self._local.profile = profile
         profile.enable()
 
     def snapshot(self) -> Stats:
-        """The counts of all threads so far, summed."""
-        with self._lock:
-            profiles = list(self._profiles)
-        total: Stats = {}
-        for profile in profiles:
-            profile.snapshot_stats()
-            _add(total, profile.stats)  # type: ignore[attr-defined]
-        return total
+        """The counts of all threads so far, summed (the snapshot's own work is not profiled)."""
+        here: cProfile.Profile | None = getattr(self._local, "profile", None)
+        if here is not None:
+            here.disable()
+        try:
+            with self._lock:
+                profiles = list(self._profiles)
+            total: Stats = {}
+            for profile in profiles:
+                profile.snapshot_stats()
+                _add(total, profile.stats)  # type: ignore[attr-defined]
+            return total
+        finally:
+            if here is not None:
+                here.enable()
 
     def mark(self) -> None:
         """Start a phase: the next :meth:`dump` counts from here."""
