@@ -282,6 +282,8 @@ class ReadRound:
         self.k = max(1, k)
         self.period: int | None = None
         self.nlbs: dict[str, ObservedNLB] | None = None
+        #: When the listing of ``nlbs`` was started (see :meth:`Reader.name_free`).
+        self.nlbs_listed_at: float | None = None
         self.classics: dict[str, ObservedClassic] | None = None
         self.target_groups: list[ObservedTG] | None = None
         self.subnets: dict[str, list[dict[str, Any]]] = {}
@@ -330,6 +332,10 @@ def drift_slot(uid: str, k: int) -> int:
 #: Reads of a deep check of a one-port NLB Service: listeners, load balancer attributes, target
 #: group attributes, target health (tags come 20 ARNs per call). K = this / the read budget.
 DEEP_CHECK_READS = 4
+
+#: How old a round's load balancer listing may be to tell apply that a name is free (the
+#: controller's rounds last at most 120 s: lbprov.controller.manager.MAX_ROUND_SECONDS).
+NAME_FREE_SECONDS = 120.0
 
 #: An implicit round (plans that overlap outside an explicit round) is joined only while younger
 #: than this: concurrent plans share its listings, a plan that starts later reads afresh.
@@ -469,6 +475,24 @@ class Reader:
             self._details(state, uid)
         return state
 
+    def name_free(self, name: str) -> bool:
+        """Whether the current round's listing shows no ELBv2 load balancer (of any type: ALB and
+        NLB names share one namespace) named ``name``: then apply creates it without describing the
+        name first (apply/nlb.py ``_existing_nlb``). Only a listing younger than
+        :data:`NAME_FREE_SECONDS` answers, kept current by this process's own creates and deletes
+        (:meth:`after_write`), and only for names the listing keeps (``a`` + 31 characters); any
+        other case says False, and apply describes first as before. What the listing cannot show
+        (a load balancer another process created since) AWS still refuses: names are unique per
+        account and region, and apply handles ``DuplicateLoadBalancerName`` as "exists"."""
+        rnd = self.round
+        if rnd is None or not _could_be_ours_lb(name):
+            return False
+        with rnd.lock:
+            listed_at = rnd.nlbs_listed_at
+            if rnd.nlbs is None or listed_at is None or time.monotonic() - listed_at > NAME_FREE_SECONDS:
+                return False
+            return name not in rnd.nlbs
+
     def _direct_state(self, lb_name: str, tg_prefix: str | tuple[str, ...]) -> ServiceState:
         state = ServiceState()
         raw_nlb = self._describe_one("elbv2:DescribeLoadBalancers", "LoadBalancers", Names=[lb_name])
@@ -523,6 +547,7 @@ class Reader:
     def _fill_round(self, rnd: ReadRound) -> None:
         if rnd.nlbs is None:
             before = self.remembered.generations()
+            listed_at = time.monotonic()
             raw = [
                 lb
                 for lb in self.clients.pages(
@@ -540,6 +565,7 @@ class Reader:
             self._forget_due(rnd, arns)
             tags = self.cached_tags(arns)
             rnd.nlbs = {lb["LoadBalancerName"]: _nlb(lb, tags.get(lb["LoadBalancerArn"], {})) for lb in raw}
+            rnd.nlbs_listed_at = listed_at
         if rnd.classics is None:
             rnd.classics = self._list_classics()
         if rnd.target_groups is None:

@@ -99,6 +99,7 @@ class AWSProvider:
             self.rules,
             target_group_facts=lambda: self.reader.target_group_facts(fresh=True),
             load_balancers_using=lambda ids: self.reader.load_balancers_using(ids, fresh=True),
+            name_free=self.reader.name_free,
         )
 
     @classmethod
