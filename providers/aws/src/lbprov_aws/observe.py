@@ -29,6 +29,8 @@ from lbprov_aws.client import AWSClients
 from lbprov_aws.diff.node_rules import SOURCE_RANGES_UNRECORDED, Key, TargetGroupFacts
 from lbprov_aws.names import HEALTH_NODE_PORT_TAG, NLB_SECURITY_GROUPS_TAG, SOURCE_RANGES_TAG
 from lbprov_aws.remembered import Remembered, trim_listener
+from lbprov_aws.sg_index import GroupIndex
+from lbprov_aws.tg_listing import TargetGroupListing
 
 BATCH = 20
 #: Describing a missing load balancer by name is an error in the ELB APIs, not an empty answer.
@@ -153,6 +155,8 @@ class ClusterContext:
     #: Load balancers other than the Service's own that carry the cluster's NLB backend group:
     #: read only where that group exists and the plan does not use it (None: not read).
     backend_users: set[str] | None = None
+    #: Lookups over ``security_groups`` (sg_index.py): the read round's, shared by its plans.
+    sg_index: GroupIndex | None = None
 
 
 def _nlb(raw: dict[str, Any], tags: dict[str, str]) -> ObservedNLB:
@@ -285,12 +289,15 @@ class ReadRound:
         #: When the listing of ``nlbs`` was started (see :meth:`Reader.name_free`).
         self.nlbs_listed_at: float | None = None
         self.classics: dict[str, ObservedClassic] | None = None
-        self.target_groups: list[ObservedTG] | None = None
+        self.target_groups: TargetGroupListing | None = None
+        #: target_group_facts() of ``target_groups`` at its ``version`` (one computation per change).
+        self.tg_facts: tuple[int, list[TargetGroupFacts]] | None = None
         self.subnets: dict[str, list[dict[str, Any]]] = {}
         self.route_tables: dict[str, list[dict[str, Any]]] = {}
         self.vpc_cidrs: dict[str, tuple[str, ...]] = {}
-        #: Security groups by VPC (None: the cluster-tagged ones, VPC unknown).
+        #: Security groups by VPC (None: the cluster-tagged ones, VPC unknown), and their indexes.
         self.cluster_sgs: dict[str | None, list[ObservedSG]] | None = None
+        self.sg_indexes: dict[str | None, GroupIndex] = {}
         self.instances: dict[str, dict[str, Any]] = {}
         self.dirty: set[str] = set()
         #: Security groups of every ELBv2 load balancer of the account, by name (whether the
@@ -425,14 +432,14 @@ class Reader:
                     for raw in result.get("TargetGroups", []):
                         arn = raw["TargetGroupArn"]
                         tags = self.remembered.get(self.remembered.tags, arn) or {}
-                        tgs[:] = [tg for tg in tgs if tg.arn != arn] + [_tg(raw, dict(tags))]
+                        tgs.put(_tg(raw, dict(tags)))
                 elif operation == "elbv2:DeleteTargetGroup":
-                    tgs[:] = [tg for tg in tgs if tg.arn != params.get("TargetGroupArn")]
+                    tgs.remove(params.get("TargetGroupArn", ""))
                 elif operation in ("elbv2:AddTags", "elbv2:RemoveTags"):
-                    arns = set(params.get("ResourceArns", []))
-                    for tg in tgs:
-                        if tg.arn in arns:
+                    for arn in params.get("ResourceArns", []):
+                        if (tg := tgs.get(arn)) is not None:
                             tg.tags = dict(self.remembered.get(self.remembered.tags, tg.arn) or {})
+                            tgs.touched()
             if nlbs is not None:
                 if operation == "elbv2:CreateLoadBalancer" and result:
                     for raw in result.get("LoadBalancers", []):
@@ -462,7 +469,7 @@ class Reader:
                 assert rnd.nlbs is not None and rnd.classics is not None and rnd.target_groups is not None
                 nlb = rnd.nlbs.get(lb_name)
                 classic = rnd.classics.get(lb_name)
-                tgs = [tg for tg in rnd.target_groups if tg.name.startswith(tg_prefix)]
+                tgs = rnd.target_groups.with_prefix(tg_prefix)
             # Copies: details are filled per plan and must not leak into the shared cache.
             state = ServiceState(
                 nlb=_copy_nlb(nlb) if nlb else None,
@@ -569,7 +576,7 @@ class Reader:
         if rnd.classics is None:
             rnd.classics = self._list_classics()
         if rnd.target_groups is None:
-            rnd.target_groups = self._listed_target_groups(rnd)
+            rnd.target_groups = TargetGroupListing(self._listed_target_groups(rnd))
 
     def _listed_target_groups(self, rnd: ReadRound | None) -> list[ObservedTG]:
         """Every target group lbprov could have made (one listing), with its tags: remembered ones
@@ -787,11 +794,15 @@ class Reader:
             with rnd.lock:
                 self._fill_round(rnd)
                 assert rnd.target_groups is not None
-                tgs = list(rnd.target_groups)
-        else:
-            # A fresh listing; tags as remembered (they change only by this process's writes, which
-            # keep them current, or by hand, which the Service's next deep check sees).
-            tgs = self._listed_target_groups(None)
+                version = rnd.target_groups.version
+                if rnd.tg_facts is None or rnd.tg_facts[0] != version:  # once per change, not per plan
+                    rnd.tg_facts = (version, self._facts(rnd.target_groups))
+                return list(rnd.tg_facts[1])
+        # A fresh listing; tags as remembered (they change only by this process's writes, which
+        # keep them current, or by hand, which the Service's next deep check sees).
+        return self._facts(self._listed_target_groups(None))
+
+    def _facts(self, tgs: Iterable[ObservedTG]) -> list[TargetGroupFacts]:
         out: list[TargetGroupFacts] = []
         for tg in tgs:
             if not naming.is_owned_by_cluster(tg.tags, self.cluster):
@@ -843,13 +854,28 @@ class Reader:
                 vpc_id = vpcs[0]
             subnets = self.subnets(vpc_id)
         cidrs = self.vpc_cidrs(vpc_id) if (need_vpc and vpc_id) else ()
+        groups = self.security_groups(vpc_id)
         return ClusterContext(
             vpc_id=vpc_id,
             vpc_cidrs=cidrs,
             subnets=subnets,
-            security_groups=self.security_groups(vpc_id),
+            security_groups=groups,
             instances=instances,
+            sg_index=self._round_index(vpc_id, groups),
         )
+
+    def _round_index(self, vpc_id: str | None, groups: list[ObservedSG]) -> GroupIndex | None:
+        """The round's index of its listing of the VPC's groups, built by the first plan that needs
+        it (None outside a round: the plan builds its own from the listing it read)."""
+        rnd = self.round
+        if rnd is None:
+            return None
+        with rnd.lock:
+            index = rnd.sg_indexes.get(vpc_id)
+            if index is None or index.groups is not groups:
+                index = GroupIndex(groups, self.cluster)
+                rnd.sg_indexes[vpc_id] = index
+            return index
 
     def instances(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         rnd = self.round

@@ -46,6 +46,7 @@ from lbprov_aws.diff.common import (
     sg_delete,
 )
 from lbprov_aws.observe import ClusterContext, ObservedNLB, ObservedSG
+from lbprov_aws.sg_index import index_of
 
 #: (protocol, from, to, CIDR) of one frontend rule.
 FrontKey = tuple[str, int, int, str]
@@ -123,7 +124,7 @@ class NLBSecurityGroupPlanning(PlannerBase):
     """The frontend and backend groups of an NLB, and the release of the backend group."""
 
     def _find_group(self, ctx: ClusterContext, name: str) -> ObservedSG | None:
-        return next((sg for sg in ctx.security_groups if sg.name == name and sg.vpc_id == ctx.vpc_id), None)
+        return next(iter(index_of(ctx, self.cluster).named(name, ctx.vpc_id)), None)
 
     def _plan_frontend(self, b: _Builder, intent: Intent, ctx: ClusterContext, data: dict[str, Any]) -> str:
         """The Service's frontend group and its rules; returns its ID (or name, until created)."""
@@ -260,22 +261,21 @@ class NLBSecurityGroupPlanning(PlannerBase):
             return None
         front = names.nlb_frontend_security_group_name(self.cluster, ref)
         back = names.nlb_backend_security_group_name(self.cluster)
+        index = index_of(ctx, self.cluster)
         ours = {
+            sg.id for sg in index.named(front) if naming.is_owned_by_service(sg.tags, self.cluster, ref.uid)
+        } | {
             sg.id
-            for sg in ctx.security_groups
-            if (sg.name == front and naming.is_owned_by_service(sg.tags, self.cluster, ref.uid))
-            or (
-                sg.name == back
-                and (naming.is_owned_by_cluster(sg.tags, self.cluster) or is_lbc_backend(sg, self.cluster))
-            )
+            for sg in index.named(back)
+            if naming.is_owned_by_cluster(sg.tags, self.cluster) or is_lbc_backend(sg, self.cluster)
         }
         return None if ours & set(nlb.security_groups) else sorted(nlb.security_groups)
 
     def _delete_frontend(self, b: _Builder, ctx: ClusterContext, ref: ServiceRef, reason: str | None) -> None:
         """The Service's frontend group goes (after its NLB: phases of diff/common.py)."""
         name = names.nlb_frontend_security_group_name(self.cluster, ref)
-        for sg in ctx.security_groups:
-            if sg.name == name and naming.is_owned_by_service(sg.tags, self.cluster, ref.uid):
+        for sg in index_of(ctx, self.cluster).named(name):
+            if naming.is_owned_by_service(sg.tags, self.cluster, ref.uid):
                 b.add(P_ELB_SG_DEL, sg_delete(sg, reason=reason, data={"type": "nlb-sg", "role": "frontend"}))
 
 
