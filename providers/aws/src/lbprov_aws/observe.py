@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lbprov import naming
+from lbprov_aws import sg_listing
 from lbprov_aws.client import AWSClients
 from lbprov_aws.diff.node_rules import SOURCE_RANGES_UNRECORDED, Key, TargetGroupFacts
 from lbprov_aws.names import HEALTH_NODE_PORT_TAG, NLB_SECURITY_GROUPS_TAG, SOURCE_RANGES_TAG
@@ -320,15 +321,13 @@ class ReadRound:
         return (self.period - drift_slot(uid, self.k)) % self.k == 0
 
     def invalidate(self, uid: str, *, target_groups: bool = True, security_groups: bool = True) -> None:
-        """After a write for ``uid``: its cached resources are stale, and (``security_groups``) the
-        shared security groups. (``target_groups`` is kept for callers: the round's target group
-        listing is kept current by the writes themselves, see :meth:`Reader.after_write`.)"""
-        del target_groups
+        """After a write for ``uid``: its cached resources are stale. (``target_groups`` and
+        ``security_groups`` are kept for callers: the round's listings of both are kept current by
+        the writes themselves, see :meth:`Reader.after_write`, or dropped by a write that fails.)"""
+        del target_groups, security_groups
         with self.lock:
             self.dirty.add(uid)
             self.lb_groups = None
-            if security_groups:
-                self.cluster_sgs = None
 
 
 def drift_slot(uid: str, k: int) -> int:
@@ -415,7 +414,12 @@ class Reader:
         return None
 
     def write_failed(self, operation: str, params: Mapping[str, Any]) -> None:
-        return None
+        """A security group write failed or its outcome is unknown: the round's listing of them is
+        read again by the next plan."""
+        rnd = self.round
+        if rnd is not None and operation.startswith("ec2:"):
+            with rnd.lock:
+                rnd.cluster_sgs = None
 
     def after_write(
         self, operation: str, params: Mapping[str, Any], result: Mapping[str, Any] | None
@@ -424,6 +428,9 @@ class Reader:
         of the round see them without listing the account again (tags come from ``remembered``)."""
         rnd = self.round
         if rnd is None:
+            return
+        if operation.startswith("ec2:"):
+            self._security_group_written(rnd, operation, params, result)
             return
         with rnd.lock:
             tgs, nlbs = rnd.target_groups, rnd.nlbs
@@ -454,6 +461,24 @@ class Reader:
                     for lb in nlbs.values():
                         if lb.arn in arns:
                             lb.tags = dict(self.remembered.get(self.remembered.tags, lb.arn) or {})
+
+    @staticmethod
+    def _security_group_written(
+        rnd: ReadRound, operation: str, params: Mapping[str, Any], result: Mapping[str, Any] | None
+    ) -> None:
+        """Our own security group writes, applied to the round's listings (sg_listing.py); a write
+        whose effect is not known exactly drops them (read again by the next plan)."""
+        with rnd.lock:
+            if rnd.cluster_sgs is None:
+                return
+            updated: dict[str | None, list[ObservedSG]] = {}
+            for vpc_id, groups in rnd.cluster_sgs.items():
+                new = sg_listing.mirror(groups, vpc_id, operation, params, result)
+                if new is None:
+                    rnd.cluster_sgs = None
+                    return
+                updated[vpc_id] = new
+            rnd.cluster_sgs = updated
 
     # -- load balancers and target groups ------------------------------------------------------
 
@@ -872,8 +897,8 @@ class Reader:
             return None
         with rnd.lock:
             index = rnd.sg_indexes.get(vpc_id)
-            if index is None or index.groups is not groups:
-                index = GroupIndex(groups, self.cluster)
+            if index is None or index.groups is not groups:  # (what a group says is reused)
+                index = GroupIndex(groups, self.cluster, previous=index)
                 rnd.sg_indexes[vpc_id] = index
             return index
 

@@ -17,6 +17,7 @@ import re
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lbprov_aws.diff.node_rules import RuleRange, parse_rules
@@ -36,7 +37,9 @@ _BUILDS_LOCK = threading.Lock()
 class GroupIndex:
     """Lookups over ``groups`` (a listing, in its order) for ``cluster``; read-only once built."""
 
-    def __init__(self, groups: Sequence[ObservedSG], cluster: str) -> None:
+    def __init__(
+        self, groups: Sequence[ObservedSG], cluster: str, previous: GroupIndex | None = None
+    ) -> None:
         with _BUILDS_LOCK:
             BUILDS["count"] += 1
         self.groups = groups
@@ -44,6 +47,7 @@ class GroupIndex:
         self.position: dict[str, int] = {}
         self.by_id: dict[str, ObservedSG] = {}
         self.by_name: dict[str, list[ObservedSG]] = defaultdict(list)
+        self.by_name_tag: dict[str, list[ObservedSG]] = defaultdict(list)
         #: Group ID -> its lbprov node rules and the keys of its other CIDR rules (parse_rules), only
         #: for the groups that have lbprov node rules.
         self.rules: dict[str, tuple[set[RuleRange], set[tuple[str, int, int, str]]]] = {}
@@ -53,29 +57,27 @@ class GroupIndex:
         self.upstream_rules: dict[str, set[str]] = defaultdict(set)
         #: Group ID -> the groups with a rule admitting it (UserIdGroupPairs).
         self.admitted_by: dict[str, set[str]] = defaultdict(set)
-        from lbprov_aws.diff.nlb import kube_proxy_entries  # (diff.nlb imports observe, which imports this)
-
-        kube_proxy_desc = nlb_rule_description(KUBE_PROXY_RULE, cluster)
+        #: id(group) -> (the group, what its rules say): reused by the next index of a listing
+        #: that keeps the group object (sg_listing.py replaces only the groups a write changed).
+        self._facts: dict[int, tuple[ObservedSG, _Facts]] = {}
+        reuse = previous._facts if previous is not None and previous.cluster == cluster else {}
         for i, sg in enumerate(groups):
             self.position.setdefault(sg.id, i)
             self.by_id.setdefault(sg.id, sg)
             self.by_name[sg.name].append(sg)
-            ours, foreign = parse_rules(sg.permissions, cluster)
-            if ours:
-                self.rules[sg.id] = (ours, foreign)
-            if entries := kube_proxy_entries(sg.permissions, kube_proxy_desc):
-                self.kube_proxy[sg.id] = entries
-            self._index_pairs_and_upstream(sg)
-
-    def _index_pairs_and_upstream(self, sg: ObservedSG) -> None:
-        for perm in sg.permissions:
-            for key in ("IpRanges", "Ipv6Ranges"):
-                for entry in perm.get(key, []):
-                    if m := _UPSTREAM_NLB_RULE.match(entry.get("Description") or ""):
-                        self.upstream_rules[m.group(1)].add(sg.id)
-            for pair in perm.get("UserIdGroupPairs", []):
-                if pair.get("GroupId"):
-                    self.admitted_by[pair["GroupId"]].add(sg.id)
+            if "Name" in sg.tags:
+                self.by_name_tag[sg.tags["Name"]].append(sg)
+            known = reuse.get(id(sg))
+            facts = known[1] if known is not None and known[0] is sg else _facts_of(sg, cluster)
+            self._facts[id(sg)] = (sg, facts)
+            if facts.ours:
+                self.rules[sg.id] = (facts.ours, facts.foreign)
+            if facts.kube_proxy:
+                self.kube_proxy[sg.id] = facts.kube_proxy
+            for lb in facts.upstream_lbs:
+                self.upstream_rules[lb].add(sg.id)
+            for source in facts.admits:
+                self.admitted_by[source].add(sg.id)
 
     # -- lookups ---------------------------------------------------------------------------------
 
@@ -83,6 +85,13 @@ class GroupIndex:
         """The groups of that name (in that VPC, when given), in listing order."""
         found = self.by_name.get(name, [])
         return [sg for sg in found if vpc_id is None or sg.vpc_id == vpc_id]
+
+    def matching(self, ref: str) -> list[ObservedSG]:
+        """The groups whose ID, group name or ``Name`` tag is ``ref``, each once, in listing order."""
+        found = [sg for sg in [self.by_id.get(ref)] if sg is not None]
+        found += self.by_name.get(ref, []) + self.by_name_tag.get(ref, [])
+        unique = {id(sg): sg for sg in found}
+        return sorted(unique.values(), key=lambda sg: self.position[sg.id])
 
     def parsed(self, sg: ObservedSG) -> tuple[set[RuleRange], set[tuple[str, int, int, str]]]:
         """parse_rules of a group (kept for the listing's groups with lbprov rules, else parsed)."""
@@ -103,6 +112,33 @@ class GroupIndex:
         """The listing's groups of these IDs, in listing order (unknown IDs are skipped)."""
         known = [i for i in set(ids) if i in self.position]
         return [self.by_id[i] for i in sorted(known, key=self.position.__getitem__)]
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What one group's ingress rules say (see GroupIndex)."""
+
+    ours: set[RuleRange]
+    foreign: set[tuple[str, int, int, str]]
+    kube_proxy: set[str]
+    upstream_lbs: frozenset[str]
+    admits: frozenset[str]
+
+
+def _facts_of(sg: ObservedSG, cluster: str) -> _Facts:
+    from lbprov_aws.diff.nlb import kube_proxy_entries  # (diff.nlb imports observe, which imports this)
+
+    ours, foreign = parse_rules(sg.permissions, cluster)
+    upstream: set[str] = set()
+    admits: set[str] = set()
+    for perm in sg.permissions:
+        for key in ("IpRanges", "Ipv6Ranges"):
+            for entry in perm.get(key, []):
+                if m := _UPSTREAM_NLB_RULE.match(entry.get("Description") or ""):
+                    upstream.add(m.group(1))
+        admits |= {pair["GroupId"] for pair in perm.get("UserIdGroupPairs", []) if pair.get("GroupId")}
+    kube_proxy = kube_proxy_entries(sg.permissions, nlb_rule_description(KUBE_PROXY_RULE, cluster))
+    return _Facts(ours, foreign, kube_proxy, frozenset(upstream), frozenset(admits))
 
 
 def index_of(ctx: ClusterContext, cluster: str) -> GroupIndex:

@@ -62,13 +62,13 @@ def uses_groups(nlb: ObservedNLB | None, scheme: str, default: bool, required: b
     return bool(nlb.security_groups) or required
 
 
-def resolve_groups(refs: tuple[str, ...], ctx: ClusterContext, annotation: str) -> list[str]:
+def resolve_groups(refs: tuple[str, ...], ctx: ClusterContext, annotation: str, cluster: str) -> list[str]:
     """The IDs of the security groups an annotation names (IDs, group names or ``Name`` tags in
     the cluster's VPC, as aws-load-balancer-controller resolves them); refuses what is not there."""
     out: list[str] = []
-    in_vpc = [sg for sg in ctx.security_groups if sg.vpc_id == ctx.vpc_id]
+    index = index_of(ctx, cluster)
     for ref in refs:
-        found = [sg.id for sg in in_vpc if ref in (sg.id, sg.name, sg.tags.get("Name"))]
+        found = [sg.id for sg in index.matching(ref) if sg.vpc_id == ctx.vpc_id]
         if len(set(found)) != 1:
             why = "matches several" if found else "matches no"
             raise InvalidService(
