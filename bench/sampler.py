@@ -12,24 +12,32 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
-from types import FrameType
+from types import CodeType, FrameType
 
 IDLE = ("select", "wait", "accept", "_wait_for_tstate_lock", "poll", "readline", "readinto", "recv_into")
 
 
+_NAMES: dict[CodeType, str] = {}
+
+
 def _name(frame: FrameType) -> str:
     code = frame.f_code
-    return f"{code.co_filename.split('site-packages/')[-1]}:{code.co_name}"
+    name = _NAMES.get(code)
+    if name is None:
+        name = _NAMES[code] = f"{code.co_filename.split('site-packages/')[-1]}:{code.co_name}"
+    return name
 
 
 class StackSampler:
-    def __init__(self, interval: float = 0.005) -> None:
+    def __init__(self, interval: float = 0.01) -> None:
         self.interval = interval
         self.inclusive: Counter[str] = Counter()
         self.own: Counter[str] = Counter()
         self.samples = 0
+        self.cpu = 0.0  # the sampler's own CPU seconds (counted in the process's CPU figures)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -39,6 +47,7 @@ class StackSampler:
     def _run(self) -> None:
         me = threading.get_ident()
         while not self._stop.wait(self.interval):
+            t0 = time.thread_time()
             for ident, frame in sys._current_frames().items():
                 if ident == me or frame.f_code.co_name in IDLE:
                     continue
@@ -50,11 +59,13 @@ class StackSampler:
                     seen.add(_name(f))
                     f = f.f_back
                 self.inclusive.update(seen)
+            self.cpu += time.thread_time() - t0
 
     def stop_and_write(self, path: str, top: int = 60) -> None:
         self._stop.set()
         self._thread.join(5)
         out = {
+            "sampler_cpu_seconds": round(self.cpu, 2),
             "samples": self.samples,
             "interval_seconds": self.interval,
             "inclusive": dict(self.inclusive.most_common(top)),

@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         args.services = n
         started = time.monotonic()
         out = run(args, args.workers, phases=("create", "resync"))
+        if "error" in out:  # cut short: say so, with the memory seen until then
+            points.append({"services": n, "error": out["error"], "rss_mb": out.get("controller_rss_mb")})
+            continue
         rss = out["controller_rss_mb"]
         points.append(
             {
@@ -53,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     report["points"] = points
-    if len(points) >= 2:
-        lo, hi = points[0], points[-1]
+    measured = [p for p in points if "error" not in p]
+    if len(measured) >= 2:
+        lo, hi = measured[0], measured[-1]
         dn = hi["services"] - lo["services"]
 
         def slope(key: str) -> int:
