@@ -53,6 +53,15 @@ def main(argv: list[str] | None = None) -> int:
                 "rss_mb": rss,
                 "controller_cpu_seconds": out["cpu_seconds_total"]["controller"],
                 "create_reads_per_service": out["phases"]["create"]["reads_per_service"],
+                "resync_reads_per_service": out["phases"]["resync"]["reads_per_service"],
+                "create_reads_by_operation": out["phases"]["create"]["reads_by_operation"],
+                "controller_cpu_ms_per_service": {
+                    phase: out["phases"][phase]["controller_cpu_ms_per_service"] for phase in out["phases"]
+                },
+                "emulator_cpu_seconds": {
+                    phase: out["phases"][phase]["cpu_seconds"]["emulator"] for phase in out["phases"]
+                },
+                **({"controller_allocations": out["controller_allocations"]} if args.tracemalloc else {}),
             }
         )
     report["points"] = points
