@@ -128,3 +128,31 @@ def test_security_groups_by_name_answer_as_moto(cloud: SandboxCloud, view: AwsVi
         assert [g.id for g in ours] == [g.id for g in theirs], filters
     found = view.ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["k8s-b"]}])
     assert [g["GroupName"] for g in found["SecurityGroups"]] == ["k8s-b"]
+
+
+def test_describe_security_groups_pages_as_aws(cloud: SandboxCloud, view: AwsView) -> None:
+    vpc = cloud.extra["vpc_id"]
+    for i in range(7):
+        view.ec2.create_security_group(GroupName=f"k8s-p{i}", Description="d", VpcId=vpc)
+    every = view.ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
+    pages: list[list[str]] = []
+    token: dict[str, str] = {}
+    while True:
+        resp = view.ec2.describe_security_groups(
+            Filters=[{"Name": "vpc-id", "Values": [vpc]}], MaxResults=5, **token
+        )
+        pages.append([g["GroupId"] for g in resp["SecurityGroups"]])
+        if not resp.get("NextToken"):
+            break
+        token = {"NextToken": resp["NextToken"]}
+    assert all(len(p) <= 5 for p in pages) and len(pages) == -(-len(every) // 5)
+    assert sorted(g for p in pages for g in p) == sorted(g["GroupId"] for g in every)
+
+
+def test_describe_security_groups_refuses_a_page_above_1000(view: AwsView) -> None:
+    # AWS: "This value can be between 5 and 1000." (EC2 API Reference, DescribeSecurityGroups,
+    # MaxResults); the strict layer enforces the maximum from botocore's model (botocore itself
+    # checks only the minimum).
+    with pytest.raises(ClientError) as err:
+        view.ec2.describe_security_groups(MaxResults=1001)
+    assert err.value.response["Error"]["Code"] == "InvalidParameterValue"

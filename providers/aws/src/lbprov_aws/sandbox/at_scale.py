@@ -28,6 +28,14 @@ with the number of resources:
   DescribeTargetGroups). :func:`_describe_target_groups` pages when ``PageSize`` is given (the
   provider always gives 400); without it, as before, everything (AWS's default page size is not
   documented; the strict layer refuses a PageSize outside 1..400 from botocore's model).
+* ``DescribeSecurityGroups`` ignores ``MaxResults``/``NextToken`` and answers every group at once
+  (10,000 frontend groups: a response of about 20 MB that the client parses in one piece). AWS:
+  "MaxResults: The maximum number of items to return for this request. To get the next page of
+  items, make another request with the token returned in the output. This value can be between 5
+  and 1000. If this parameter is not specified, then all items are returned." (Amazon EC2 API
+  Reference, DescribeSecurityGroups). :func:`_describe_security_groups_paged` pages by group ID
+  when ``MaxResults`` is given (the strict layer refuses values outside 5..1000 from botocore's
+  model); without it, every group as before.
 
 :func:`install` patches moto's classes once per process (idempotent); ``MotoSandbox`` calls it, so
 every test and demo runs on these paths. tests/test_sandbox_at_scale.py checks each against moto's
@@ -76,6 +84,28 @@ def _describe_security_groups(
         for group in list(groups.values())
         if group.name in wanted and group.matches_filters(filters)
     ]
+
+
+def _describe_security_groups_paged(self: Any) -> Any:
+    """``SecurityGroups.describe_security_groups`` (EC2 responses) with AWS's ``MaxResults`` paging."""
+    from moto.core.responses import ActionResult
+
+    groups = self.ec2_backend.describe_security_groups(
+        group_ids=self._get_param("GroupIds", []),
+        groupnames=self._get_param("GroupNames", []),
+        filters=self._filters_from_querystring(),
+    )
+    size = self._get_int_param("MaxResults")
+    if not size:
+        return ActionResult({"SecurityGroups": groups})
+    groups = sorted(groups, key=lambda g: g.id)  # a stable order for the token
+    token = self._get_param("NextToken")
+    start = bisect_right([g.id for g in groups], token) if token else 0
+    page = groups[start : start + size]
+    result: dict[str, Any] = {"SecurityGroups": page}
+    if start + size < len(groups):
+        result["NextToken"] = page[-1].id
+    return ActionResult(result)
 
 
 def _describe_load_balancers(self: Any, arns: list[str] | None, names: list[str] | None) -> list[Any]:
@@ -141,17 +171,20 @@ def install() -> None:
         return
     from moto.ec2.models.core import TaggedEC2Resource
     from moto.ec2.models.security_groups import SecurityGroupBackend
+    from moto.ec2.responses.security_groups import SecurityGroups
     from moto.elbv2.models import ELBv2Backend
     from moto.elbv2.responses import ELBV2Response
 
     ORIGINAL.update(
         get_tags=TaggedEC2Resource.get_tags,
         describe_security_groups=SecurityGroupBackend.describe_security_groups,
+        describe_security_groups_response=SecurityGroups.describe_security_groups,
         describe_load_balancers=ELBv2Backend.describe_load_balancers,
         describe_target_groups=ELBV2Response.describe_target_groups,
     )
     TaggedEC2Resource.get_tags = _ec2_tags_of  # type: ignore[method-assign]
     SecurityGroupBackend.describe_security_groups = _describe_security_groups  # type: ignore[method-assign]
+    SecurityGroups.describe_security_groups = _describe_security_groups_paged  # type: ignore[method-assign]
     ELBv2Backend.describe_load_balancers = _describe_load_balancers  # type: ignore[method-assign]
     ELBV2Response.describe_target_groups = _describe_target_groups  # type: ignore[method-assign]
     _INSTALLED["done"] = True
