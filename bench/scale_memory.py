@@ -9,6 +9,13 @@ one resync (every Service re-planned in one read round, the periodic steady-stat
 controller's RSS is read from ``/proc/<pid>/status``: ``VmRSS`` after startup (imports + informer
 caches synced, before any cloud work), ``VmHWM`` (peak) at the end, ``VmRSS`` after ``gc.collect()``.
 
+The AWS cloud is moto behind the strict layer, with the sandbox's fixes of moto's scans over every
+resource (``lbprov_aws/sandbox/at_scale.py``: without them a security group listing at 10,000 NLB
+Services costs moto about 20 minutes); the 10,000-Service run is
+``--sizes 1000,3000,10000 --service-node-port-range 30000-40999`` (10,000 one-port Services need
+more NodePorts than the default range's 2,768). ``--malloc-arena-max 2`` runs the controller with
+glibc's ``MALLOC_ARENA_MAX=2``.
+
 Growth per Service is the slope between the smallest and the largest size (bytes per Service), for
 the startup figure (the informer cache and what the imports do not explain), the peak and the
 steady state; ``extrapolated_peak_mb_at_target`` = peak at the largest size + slope x (target - N):
