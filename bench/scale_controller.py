@@ -98,22 +98,27 @@ class LogTally(logging.Handler):
         return out
 
 
-def allocation_top(limit: int = 15) -> dict[str, Any]:
-    """Python memory allocated since tracing began and still held, by source line (largest first)."""
+def allocation_top(limit: int = 25) -> dict[str, Any]:
+    """Python memory allocated since tracing began and still held, by source file and by source
+    line (largest first)."""
     if not tracemalloc.is_tracing():
         return {}
     snapshot = tracemalloc.take_snapshot().filter_traces(
         [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen *>")]
     )
+
+    def where(stat: tracemalloc.Statistic, line: bool) -> str:
+        frame = stat.traceback[0]
+        name = frame.filename.split("site-packages/")[-1].split("/work/")[-1]
+        return f"{name}:{frame.lineno}" if line else name
+
     stats = snapshot.statistics("lineno")
     return {
         "total_kib": round(sum(s.size for s in stats) / 1024),
-        "by_line_kib": {
-            f"{s.traceback[0].filename.split('site-packages/')[-1]}:{s.traceback[0].lineno}": round(
-                s.size / 1024
-            )
-            for s in stats[:limit]
+        "by_file_kib": {
+            where(s, False): round(s.size / 1024) for s in snapshot.statistics("filename")[:limit]
         },
+        "by_line_kib": {where(s, True): round(s.size / 1024) for s in stats[:limit]},
     }
 
 

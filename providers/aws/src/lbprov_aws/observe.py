@@ -343,6 +343,12 @@ DEEP_CHECK_READS = 4
 #: controller's rounds last at most 120 s: lbprov.controller.manager.MAX_ROUND_SECONDS).
 NAME_FREE_SECONDS = 120.0
 
+#: Security groups per DescribeSecurityGroups page (AWS's maximum). Without MaxResults AWS answers
+#: every group of the VPC at once: with a frontend group per NLB Service, 10,000 groups are a
+#: response of about 20 MB that botocore parses into one XML tree, the controller's largest
+#: transient allocation (tests/test_memory_cuts.py).
+SG_PAGE = 1000
+
 #: An implicit round (plans that overlap outside an explicit round) is joined only while younger
 #: than this: concurrent plans share its listings, a plan that starts later reads afresh.
 SHARED_ROUND_SECONDS = 5.0
@@ -1047,6 +1053,7 @@ class Reader:
                 token_in="NextToken",
                 token_out="NextToken",
                 Filters=[by],
+                MaxResults=SG_PAGE,
             )
         }
         if self.node_sg_id and self.node_sg_id not in found:
