@@ -52,8 +52,12 @@ class LoadBalancers:
         probes = children("probes", "probes")
         rules = children("loadBalancingRules", "loadBalancingRules")
         nat = len(props.get("inboundNatRules") or [])
-        # The code for too many rules on one load balancer is the emulator's own (no public source
-        # gives ARM's); the frontend and per-NIC codes below are ARM's.
+        # The code for too many rules on one load balancer is the emulator's own: no public source
+        # (Azure's load balancer error-code page, azure-rest-api-specs, cloud-provider-azure,
+        # terraform-provider-azurerm issues searched) quotes ARM's answer at 1,500 rules. ARM's code for
+        # the older VMSS inbound NAT limit, LoadBalancerInboundRuleCountLimitExceededByVMScaleSet
+        # (Azure/azure-quickstart-templates#2515), is another limit. The frontend and per-NIC codes
+        # below are ARM's.
         if len(rules) + nat > MAX_RULES_PER_LB:
             raise ArmError(
                 400,
@@ -275,7 +279,10 @@ class LoadBalancers:
             if proto == "All":
                 # HA ports (learn.microsoft.com/azure/load-balancer/load-balancer-ha-ports-overview):
                 # protocol All with frontend and backend port 0, "available only for an internal
-                # Standard load balancer" (a frontend in a subnet, never a public IP).
+                # Standard load balancer" (a frontend in a subnet, never a public IP). The code is the
+                # emulator's own: no public source quotes ARM's answer to an All rule on a public
+                # frontend (the one quoted All-rule error, RulesUseSameBackendPortProtocolAndPool in
+                # MicrosoftDocs/azure-docs#94673, is about two rules sharing a pool).
                 fe = next(f for f in frontends if f["id"].lower() == fe_id.lower())
                 public = bool((fe.get("properties") or {}).get("publicIPAddress"))
                 if sku != "Standard" or public or fport != 0 or bport != 0:
@@ -378,8 +385,13 @@ class LoadBalancers:
         backend address standing for the node's NIC IP configuration, and it counts the pools that
         load-balancing rules use: AKS's multiple standard load balancers keep every node in the
         first load balancer's outbound-only pool and in another's inbound pool (learn.microsoft.com
-        "Use multiple public load balancers in AKS"). The error code is the emulator's own: no
-        public source gives ARM's code for this refusal.
+        "Use multiple public load balancers in AKS"). The public error code is the emulator's own:
+        no public source gives ARM's code for a NIC IP configuration in two public load balancers.
+        ARM's documented code for the same rule on a scale set is
+        ``VMScaleSetCannotUseMultipleLoadBalancersOfSameType`` (learn.microsoft.com "Troubleshoot
+        Azure Load Balancer error codes", MicrosoftDocs/SupportArticles-docs
+        support/azure/load-balancer/load-balancer-common-deployment-errors.md); the emulator's pools
+        are IP-based and stand for single NICs, not scale sets, so it does not borrow that code.
         """
         if not frontends:
             return
