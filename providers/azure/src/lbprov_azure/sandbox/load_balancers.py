@@ -79,7 +79,7 @@ class LoadBalancers:
             for fe in (existing or {}).get("properties", {}).get("frontendIPConfigurations", [])
         }
         # frontends ------------------------------------------------------------------------------
-        pip_users: dict[str, str] = {}
+        pip_users: dict[str, str] = {}  # public IP -> the frontend of another load balancer using it
         for other in self.resources["loadBalancers"].values():
             if other["id"].lower() == lb_id.lower():
                 continue
@@ -87,21 +87,36 @@ class LoadBalancers:
                 used = ref(fe["properties"].get("publicIPAddress"))
                 if used:
                     pip_users[used.lower()] = fe["id"]
+        pips_here: set[str] = set()  # public IPs of this load balancer's frontends so far
         for fe in frontends:
             fp = fe["properties"]
             pip_id = ref(fp.get("publicIPAddress"))
             subnet_id = ref(fp.get("subnet"))
-            if bool(pip_id) == bool(subnet_id):
+            # ARM's codes and messages: FrontendIPConfigHasNoSubnetOrPublicIP (ernestio/ernest#480),
+            # FrontendIPConfigHasBothSubnetAndPublicIP (hashicorp/terraform-provider-azurerm#1622)
+            if not pip_id and not subnet_id:
                 raise ArmError(
                     400,
-                    "InvalidRequestFormat",
-                    f"Frontend {fe['id']} must reference either a public IP address or a subnet.",
+                    "FrontendIPConfigHasNoSubnetOrPublicIP",
+                    f"Frontend IP Configuration {fe['id']} must reference either a Subnet or a Public IP Address.",
+                )
+            if pip_id and subnet_id:
+                raise ArmError(
+                    400,
+                    "FrontendIPConfigHasBothSubnetAndPublicIP",
+                    f"Frontend IP Configuration {fe['id']} must not reference both a Subnet and a Public IP "
+                    "Address.",
                 )
             if pip_id:
                 pip = self._lookup(pip_id, "publicIPAddresses")
                 if pip is None:
                     raise self._bad_ref(pip_id, fe["id"])
                 if (pip.get("sku") or {}).get("name") != sku:
+                    # ARM's code and message: Code="PublicIPAndLBSkuDoNotMatch" Message="Standard sku load
+                    # balancer <id> cannot reference Basic sku publicIP <id>." (Azure/terraform-azurerm-
+                    # loadbalancer#32, microsoft/service-fabric-scripts-and-templates#51). Azure's
+                    # error-code page also lists DifferentSkuLoadBalancersAndPublicIPAddressNotAllowed
+                    # (MicrosoftDocs/SupportArticles-docs load-balancer-common-deployment-errors.md).
                     raise ArmError(
                         400,
                         "PublicIPAndLBSkuDoNotMatch",
@@ -109,13 +124,23 @@ class LoadBalancers:
                         if sku == "Standard"
                         else f"{sku} sku load balancer {lb_id} cannot reference publicIP {pip_id} of another sku.",
                     )
+                if pip_id.lower() in pips_here:
+                    # ARM's code and message (kubernetes-sigs/cloud-provider-azure#4243,
+                    # MicrosoftDocs/azure-docs#50047)
+                    raise ArmError(
+                        400,
+                        "PublicIPReferencedByMultipleIPConfigs",
+                        f"Public ip address {pip['id']} is referenced by multiple ipconfigs in resource {lb_id}.",
+                    )
                 if pip_id.lower() in pip_users:
+                    # A public IP already on another load balancer's frontend: the code is the
+                    # emulator's own (no public source quotes ARM's answer for two load balancers).
                     raise ArmError(
                         400,
                         "PublicIPAddressInUse",
                         f"Public IP {pip_id} is already used by {pip_users[pip_id.lower()]}.",
                     )
-                pip_users[pip_id.lower()] = fe["id"]
+                pips_here.add(pip_id.lower())
                 out: JSON = {"publicIPAddress": {"id": pip["id"]}}
             else:
                 assert subnet_id is not None

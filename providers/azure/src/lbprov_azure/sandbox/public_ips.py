@@ -99,6 +99,7 @@ class PublicIPs:
         sku = check_sku("publicIPAddresses", res, existing, ("Basic", "Standard", "StandardV2"))
         method = props.get("publicIPAllocationMethod") or ("Static" if sku == "Standard" else "Dynamic")
         if sku == "Standard" and method != "Static":
+            # ARM's code and message (MicrosoftDocs/azure-docs#42889, pulumi/pulumi-azure-native#1597)
             raise ArmError(
                 400,
                 "StandardSkuPublicIPAddressesMustBeStatic",
