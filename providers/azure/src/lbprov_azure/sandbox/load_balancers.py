@@ -52,8 +52,12 @@ class LoadBalancers:
         probes = children("probes", "probes")
         rules = children("loadBalancingRules", "loadBalancingRules")
         nat = len(props.get("inboundNatRules") or [])
-        # The code for too many rules on one load balancer is the emulator's own (no public source
-        # gives ARM's); the frontend and per-NIC codes below are ARM's.
+        # The code for too many rules on one load balancer is the emulator's own: no public source
+        # (Azure's load balancer error-code page, azure-rest-api-specs, cloud-provider-azure,
+        # terraform-provider-azurerm issues searched) quotes ARM's answer at 1,500 rules. ARM's code for
+        # the older VMSS inbound NAT limit, LoadBalancerInboundRuleCountLimitExceededByVMScaleSet
+        # (Azure/azure-quickstart-templates#2515), is another limit. The frontend and per-NIC codes
+        # below are ARM's.
         if len(rules) + nat > MAX_RULES_PER_LB:
             raise ArmError(
                 400,
@@ -75,7 +79,7 @@ class LoadBalancers:
             for fe in (existing or {}).get("properties", {}).get("frontendIPConfigurations", [])
         }
         # frontends ------------------------------------------------------------------------------
-        pip_users: dict[str, str] = {}
+        pip_users: dict[str, str] = {}  # public IP -> the frontend of another load balancer using it
         for other in self.resources["loadBalancers"].values():
             if other["id"].lower() == lb_id.lower():
                 continue
@@ -83,21 +87,36 @@ class LoadBalancers:
                 used = ref(fe["properties"].get("publicIPAddress"))
                 if used:
                     pip_users[used.lower()] = fe["id"]
+        pips_here: set[str] = set()  # public IPs of this load balancer's frontends so far
         for fe in frontends:
             fp = fe["properties"]
             pip_id = ref(fp.get("publicIPAddress"))
             subnet_id = ref(fp.get("subnet"))
-            if bool(pip_id) == bool(subnet_id):
+            # ARM's codes and messages: FrontendIPConfigHasNoSubnetOrPublicIP (ernestio/ernest#480),
+            # FrontendIPConfigHasBothSubnetAndPublicIP (hashicorp/terraform-provider-azurerm#1622)
+            if not pip_id and not subnet_id:
                 raise ArmError(
                     400,
-                    "InvalidRequestFormat",
-                    f"Frontend {fe['id']} must reference either a public IP address or a subnet.",
+                    "FrontendIPConfigHasNoSubnetOrPublicIP",
+                    f"Frontend IP Configuration {fe['id']} must reference either a Subnet or a Public IP Address.",
+                )
+            if pip_id and subnet_id:
+                raise ArmError(
+                    400,
+                    "FrontendIPConfigHasBothSubnetAndPublicIP",
+                    f"Frontend IP Configuration {fe['id']} must not reference both a Subnet and a Public IP "
+                    "Address.",
                 )
             if pip_id:
                 pip = self._lookup(pip_id, "publicIPAddresses")
                 if pip is None:
                     raise self._bad_ref(pip_id, fe["id"])
                 if (pip.get("sku") or {}).get("name") != sku:
+                    # ARM's code and message: Code="PublicIPAndLBSkuDoNotMatch" Message="Standard sku load
+                    # balancer <id> cannot reference Basic sku publicIP <id>." (Azure/terraform-azurerm-
+                    # loadbalancer#32, microsoft/service-fabric-scripts-and-templates#51). Azure's
+                    # error-code page also lists DifferentSkuLoadBalancersAndPublicIPAddressNotAllowed
+                    # (MicrosoftDocs/SupportArticles-docs load-balancer-common-deployment-errors.md).
                     raise ArmError(
                         400,
                         "PublicIPAndLBSkuDoNotMatch",
@@ -105,13 +124,23 @@ class LoadBalancers:
                         if sku == "Standard"
                         else f"{sku} sku load balancer {lb_id} cannot reference publicIP {pip_id} of another sku.",
                     )
+                if pip_id.lower() in pips_here:
+                    # ARM's code and message (kubernetes-sigs/cloud-provider-azure#4243,
+                    # MicrosoftDocs/azure-docs#50047)
+                    raise ArmError(
+                        400,
+                        "PublicIPReferencedByMultipleIPConfigs",
+                        f"Public ip address {pip['id']} is referenced by multiple ipconfigs in resource {lb_id}.",
+                    )
                 if pip_id.lower() in pip_users:
+                    # A public IP already on another load balancer's frontend: the code is the
+                    # emulator's own (no public source quotes ARM's answer for two load balancers).
                     raise ArmError(
                         400,
                         "PublicIPAddressInUse",
                         f"Public IP {pip_id} is already used by {pip_users[pip_id.lower()]}.",
                     )
-                pip_users[pip_id.lower()] = fe["id"]
+                pips_here.add(pip_id.lower())
                 out: JSON = {"publicIPAddress": {"id": pip["id"]}}
             else:
                 assert subnet_id is not None
@@ -275,7 +304,10 @@ class LoadBalancers:
             if proto == "All":
                 # HA ports (learn.microsoft.com/azure/load-balancer/load-balancer-ha-ports-overview):
                 # protocol All with frontend and backend port 0, "available only for an internal
-                # Standard load balancer" (a frontend in a subnet, never a public IP).
+                # Standard load balancer" (a frontend in a subnet, never a public IP). The code is the
+                # emulator's own: no public source quotes ARM's answer to an All rule on a public
+                # frontend (the one quoted All-rule error, RulesUseSameBackendPortProtocolAndPool in
+                # MicrosoftDocs/azure-docs#94673, is about two rules sharing a pool).
                 fe = next(f for f in frontends if f["id"].lower() == fe_id.lower())
                 public = bool((fe.get("properties") or {}).get("publicIPAddress"))
                 if sku != "Standard" or public or fport != 0 or bport != 0:
@@ -378,8 +410,13 @@ class LoadBalancers:
         backend address standing for the node's NIC IP configuration, and it counts the pools that
         load-balancing rules use: AKS's multiple standard load balancers keep every node in the
         first load balancer's outbound-only pool and in another's inbound pool (learn.microsoft.com
-        "Use multiple public load balancers in AKS"). The error code is the emulator's own: no
-        public source gives ARM's code for this refusal.
+        "Use multiple public load balancers in AKS"). The public error code is the emulator's own:
+        no public source gives ARM's code for a NIC IP configuration in two public load balancers.
+        ARM's documented code for the same rule on a scale set is
+        ``VMScaleSetCannotUseMultipleLoadBalancersOfSameType`` (learn.microsoft.com "Troubleshoot
+        Azure Load Balancer error codes", MicrosoftDocs/SupportArticles-docs
+        support/azure/load-balancer/load-balancer-common-deployment-errors.md); the emulator's pools
+        are IP-based and stand for single NICs, not scale sets, so it does not borrow that code.
         """
         if not frontends:
             return

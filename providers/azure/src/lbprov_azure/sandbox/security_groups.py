@@ -93,8 +93,19 @@ class SecurityGroups:
     @staticmethod
     def check_nsg_addresses(rules: list[JSON], nsg_id: str) -> None:
         """At most 4,000 source and 4,000 destination addresses/ranges in the rules of one NSG
-        (learn.microsoft.com "Azure subscription and service limits", Networking limits)."""
-        for side in ("source", "destination"):
+        (learn.microsoft.com "Azure subscription and service limits", Networking limits; the limit
+        applies to sources and destinations separately, MicrosoftDocs/azure-docs#116691).
+
+        ARM's answer, code and message as quoted in kubernetes-sigs/cloud-provider-azure#2725:
+        400 ``SecurityRuleAddressesOrPortsPerSecurityGroupLimitReached`` "Network security group <id>
+        has 4094 DestinationAddressPrefixes. A security group cannot have more than 4000
+        DestinationAddressPrefixes as per the limit MaxSecurityRuleAddressesOrPortsPerSecurityGroup."
+        (The limit's name says ports count too; no source gives that count, so only addresses are
+        enforced here.)"""
+        for side, label in (
+            ("source", "SourceAddressPrefixes"),
+            ("destination", "DestinationAddressPrefixes"),
+        ):
             total = 0
             for r in rules:
                 p = r.get("properties") or {}
@@ -102,9 +113,9 @@ class SecurityGroups:
             if total > MAX_NSG_ADDRESSES:
                 raise ArmError(
                     400,
-                    "SecurityRulesAddressPrefixesLimitReached",
-                    f"Network security group {nsg_id} would name {total} {side} address prefixes in its security "
-                    f"rules; the limit is {MAX_NSG_ADDRESSES}.",
+                    "SecurityRuleAddressesOrPortsPerSecurityGroupLimitReached",
+                    f"Network security group {nsg_id} has {total} {label}. A security group cannot have more "
+                    f"than {MAX_NSG_ADDRESSES} {label} as per the limit MaxSecurityRuleAddressesOrPortsPerSecurityGroup.",
                 )
 
     @staticmethod
