@@ -221,6 +221,13 @@ def parse_options(intent: Intent, annotations: Mapping[str, str]) -> AzureOption
         if ipaddress.ip_address(intent.requested_ip).version != 4:
             raise InvalidService("spec.loadBalancerIP", f"{intent.requested_ip}: only IPv4 is supported")
         ipv4 = intent.requested_ip
+    if ipv4 is not None and "IPv4" not in intent.ip_families:
+        field = f"metadata.annotations[{IPV4}]" if a.get(IPV4, "").strip() else "spec.loadBalancerIP"
+        raise InvalidService(
+            field,
+            f"{ipv4} is an IPv4 address and the Service has no IPv4 family (spec.ipFamilies "
+            f"{list(intent.ip_families)})",
+        )
     pip_name = a.get(PIP_NAME, "").strip() or None
     if pip_name is not None:
         if internal:
