@@ -11,6 +11,7 @@ import ipaddress
 import pytest
 from lbprov_azure import AzureProvider
 from lbprov_azure.sandbox import SANDBOX
+from lbprov_azure.sandbox.cloud_provider_azure import UpstreamPort, reconcile_upstream
 from lbprov_azure.testing import nsg_rules
 
 from lbprov.model import InvalidService
@@ -242,3 +243,50 @@ def test_ipv4_address_annotation_on_an_ipv6_only_service_is_refused_naming_it(ma
     )
     with pytest.raises(InvalidService, match=r"azure-load-balancer-ipv4.*no IPv4 family"):
         intent_for(svc)
+
+
+def test_adopting_upstreams_service_as_dual_stack_is_refused_naming_the_field_and_writes_nothing(
+    sandbox, provider, state, nodes, make_service, intent_for
+):
+    s = provider.settings
+    svc = make_service("old")
+    reconcile_upstream(
+        state,
+        rg=s.resource_group,
+        vnet=s.vnet_name,
+        subnet=s.subnet_name,
+        nsg=s.security_group_name,
+        cluster=s.cluster_name,
+        namespace="default",
+        name="old",
+        uid=svc["metadata"]["uid"],
+        ports=[UpstreamPort(p["protocol"], p["port"], p["nodePort"]) for p in svc["spec"]["ports"]],
+        nodes=[(n["metadata"]["name"], n["status"]["addresses"][0]["address"]) for n in nodes],
+    )
+    before = len(sandbox.mutating_requests())
+    with pytest.raises(
+        InvalidService, match=r"spec\.ipFamilies.*adopts cloud-provider-azure's IPv4 Services only"
+    ):
+        provider.plan(intent_for(_families(svc, ["IPv4", "IPv6"])))
+    assert sandbox.mutating_requests()[before:] == []
+
+
+def test_the_ipv6_pool_follows_the_ipv4_pool_when_nodes_spread_over_a_second_load_balancer(
+    provider, state, nodes, make_service, intent_for, ensure, h, cluster
+):
+    dual = intent_for(_families(make_service("dual"), ["IPv4", "IPv6"]))
+    ensure(dual)
+    assert len(_pool_ips(h.lb_of(state, cluster), f"{cluster}-IPv6")) == 3
+    configs = "service.beta.kubernetes.io/azure-load-balancer-configurations"
+    ensure(intent_for(make_service("pinned", annotations={configs: f"{cluster}-2"})))  # an IPv4 Service
+    lb = h.lb_of(state, cluster)
+    v4_left = _pool_ips(lb, cluster)
+    assert len(v4_left) == 2  # a node moved to the second load balancer's pool
+    v6_of = {
+        a4["address"]: a6["address"]
+        for n in nodes
+        for a4 in n["status"]["addresses"][:1]
+        for a6 in n["status"]["addresses"][1:]
+    }
+    assert _pool_ips(lb, f"{cluster}-IPv6") == {v6_of[ip] for ip in v4_left}
+    assert provider.plan(dual).empty
