@@ -290,3 +290,23 @@ def test_the_ipv6_pool_follows_the_ipv4_pool_when_nodes_spread_over_a_second_loa
     }
     assert _pool_ips(lb, f"{cluster}-IPv6") == {v6_of[ip] for ip in v4_left}
     assert provider.plan(dual).empty
+
+
+def test_gc_lists_both_families_of_a_dual_stack_service(
+    provider, state, make_service, intent_for, ensure, cluster
+):
+    intent = intent_for(_families(make_service(), ["IPv4", "IPv6"]))
+    v4, v6 = (i.ip for i in ensure(intent))
+    (owned,) = [o for o in provider.list_owned() if o.ref.uid == intent.ref.uid]
+    base = intent.lb_name
+    assert {
+        ("frontend-ip-configuration", f"{cluster}/{base}"),
+        ("frontend-ip-configuration", f"{cluster}/{base}-IPv6"),
+    } <= set(owned.resources)
+    assert {("public-ip", f"{cluster}-{base}"), ("public-ip", f"{cluster}-{base}-IPv6")} <= set(
+        owned.resources
+    )
+    shared = {r.split("/", 1)[1] for k, r in owned.resources if k == "nsg-rule"}
+    v4_rules, v6_rules = set(nsg_rules(state, base, v4)), set(nsg_rules(state, base, v6))
+    assert v4_rules and v6_rules and v4_rules != v6_rules
+    assert shared == v4_rules | v6_rules, owned.resources
