@@ -310,3 +310,11 @@ def test_gc_lists_both_families_of_a_dual_stack_service(
     v4_rules, v6_rules = set(nsg_rules(state, base, v4)), set(nsg_rules(state, base, v6))
     assert v4_rules and v6_rules and v4_rules != v6_rules
     assert shared == v4_rules | v6_rules, owned.resources
+
+
+def test_a_source_range_of_no_family_of_the_service_is_refused_but_all_ranges_pass(make_service, intent_for):
+    with pytest.raises(
+        InvalidService, match=r"spec\.loadBalancerSourceRanges.*2001:db8::/32 is of no IP family"
+    ):
+        intent_for(make_service(source_ranges=["10.0.0.0/8", "2001:db8::/32"]))
+    assert intent_for(make_service(source_ranges=["0.0.0.0/0", "::/0"])).ip_families == ("IPv4",)

@@ -440,6 +440,16 @@ def _access_options(intent: Intent, a: Mapping[str, str], internal: bool) -> dic
                 annotation_field(ALLOWED_IP_RANGES),
                 f"{cidr} is of no IP family of the Service ({', '.join(intent.ip_families)})",
             )
+    for cidr in intent.source_ranges:
+        # NSG rules hold one address family: a range of a family the Service has no frontend of would
+        # open nothing (the all-ranges 0.0.0.0/0 and ::/0 are accepted, meaning "all")
+        net = ipaddress.ip_network(cidr)
+        if net.version not in served and net.prefixlen != 0:
+            raise InvalidService(
+                "spec.loadBalancerSourceRanges",
+                f"{cidr} is of no IP family of the Service ({', '.join(intent.ip_families)}); the same "
+                "holds for the service.beta.kubernetes.io/load-balancer-source-ranges annotation",
+            )
     deny = get_bool(a, DENY_ALL_EXCEPT, False)
     if deny and get_bool(a, DISABLE_FLOATING_IP, False):
         raise InvalidService(
