@@ -148,3 +148,40 @@ def test_an_nsg_rule_mixing_address_families_is_refused_and_one_family_or_tags_p
     v6 = _nsg_rule(sourceAddressPrefix="Internet", destinationAddressPrefix="2001:db8::1")
     ops.begin_create_or_update(SANDBOX_RG, nsg, "v6-ok", v6).result()
     ops.begin_delete(SANDBOX_RG, nsg, "v6-ok").result()
+
+
+def _vnet(provider, subnet_prefixes):
+    return {
+        "location": provider.settings.location,
+        "properties": {
+            "addressSpace": {"addressPrefixes": ["10.9.0.0/16", "fd00:9::/48"]},
+            "subnets": [{"name": "s", "properties": {"addressPrefixes": subnet_prefixes}}],
+        },
+    }
+
+
+@pytest.mark.parametrize("prefixes", [["10.9.0.0/24", "fd00:9::/80"], ["10.9.0.0/24", "10.9.1.0/24"]])
+def test_a_subnet_takes_one_prefix_per_family_the_ipv6_one_a_64(provider, prefixes):
+    with pytest.raises(HttpResponseError, match="InvalidAddressPrefixFormat"):
+        provider.client.virtual_networks.begin_create_or_update(
+            SANDBOX_RG, "v6-vnet", _vnet(provider, prefixes)
+        ).result()
+
+
+def test_a_static_private_frontend_address_of_the_other_version_and_an_unknown_version_are_refused(provider):
+    subnet = _subnet(provider, SANDBOX["subnet_name"])
+    wrong = {
+        "subnet": subnet,
+        "privateIPAddressVersion": "IPv6",
+        "privateIPAllocationMethod": "Static",
+        "privateIPAddress": "10.240.0.77",
+    }
+    with pytest.raises(HttpResponseError, match="is not of privateIPAddressVersion IPv6"):
+        provider.client.load_balancers.begin_create_or_update(
+            SANDBOX_RG, "emu-v6-static", _lb(provider, "emu-v6-static", [("v6", wrong)], [])
+        ).result()
+    unknown = {"subnet": subnet, "privateIPAddressVersion": "IPv5"}
+    with pytest.raises(HttpResponseError, match="privateIPAddressVersion 'IPv5' is invalid"):
+        provider.client.load_balancers.begin_create_or_update(
+            SANDBOX_RG, "emu-v6-unknown", _lb(provider, "emu-v6-unknown", [("v5", unknown)], [])
+        ).result()

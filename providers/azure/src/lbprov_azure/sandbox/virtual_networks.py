@@ -30,8 +30,9 @@ class VirtualNetworks:
             self._check_name("subnets", sname)
             sprops = s.get("properties") or {}
             # A dual-stack subnet lists an IPv4 and an IPv6 prefix in addressPrefixes (Subnet of
-            # azure-mgmt-network; learn.microsoft.com "Add IPv6 to an IPv4 application in Azure virtual
-            # network": at most one prefix of each family, the IPv6 one a /64).
+            # azure-mgmt-network); learn.microsoft.com "Overview of IPv6 for Azure Virtual Network",
+            # limitations: "IPv6 subnets must be exactly /64 in size". One prefix of each family is
+            # the emulator's own simplification (its code too: no public source gives ARM's).
             given = list(sprops.get("addressPrefixes") or [sprops.get("addressPrefix", "")])
             snets = []
             for prefix in given:
