@@ -7,6 +7,7 @@ empty and a second apply writes nothing)."""
 from __future__ import annotations
 
 import ipaddress
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from lbprov_azure import AzureProvider
@@ -318,3 +319,39 @@ def test_a_source_range_of_no_family_of_the_service_is_refused_but_all_ranges_pa
     ):
         intent_for(make_service(source_ranges=["10.0.0.0/8", "2001:db8::/32"]))
     assert intent_for(make_service(source_ranges=["0.0.0.0/0", "::/0"])).ip_families == ("IPv4",)
+
+
+def test_an_ipv4_services_plan_keeps_the_ipv6_pool_of_its_load_balancer_with_the_nodes(
+    sandbox, provider, state, nodes, make_service, intent_for, ensure, h, cluster
+):
+    ensure(intent_for(_families(make_service("dual"), ["IPv4", "IPv6"])))
+    more = [*nodes, h.node_object(sandbox.add_node(f"{cluster}-n9"))]
+    ensure(intent_for(make_service("v4"), more))  # only the IPv4 Service sees the new node
+    lb = h.lb_of(state, cluster)
+    assert len(_pool_ips(lb, cluster)) == 4
+    assert len(_pool_ips(lb, f"{cluster}-IPv6")) == 4
+
+
+def test_a_dual_stack_service_pinned_to_a_new_load_balancer_gets_both_pools_there(
+    provider, state, make_service, intent_for, ensure, h, cluster
+):
+    ensure(intent_for(make_service("first")))
+    configs = "service.beta.kubernetes.io/azure-load-balancer-configurations"
+    pinned = _families(make_service("pinned", annotations={configs: f"{cluster}-2"}), ["IPv6", "IPv4"])
+    ingress = ensure(intent_for(pinned))
+    assert [_version(i.ip) for i in ingress] == [6, 4]
+    lb2 = h.lb_of(state, f"{cluster}-2")
+    assert h.part_names(lb2, "backendAddressPools") == {cluster, f"{cluster}-IPv6"}
+    assert len(_pool_ips(lb2, f"{cluster}-IPv6")) == len(_pool_ips(lb2, cluster)) >= 1
+
+
+def test_ten_dual_stack_services_at_once_each_get_both_addresses_on_one_coalesced_load_balancer(
+    provider, state, make_service, intent_for, h, cluster
+):
+    intents = [intent_for(_families(make_service(f"s{i}"), ["IPv4", "IPv6"])) for i in range(10)]
+    with ThreadPoolExecutor(5) as pool:
+        got = list(pool.map(lambda it: provider.apply(provider.plan(it)), intents))
+    assert all([_version(i.ip) for i in g] == [4, 6] for g in got), got
+    lb = h.lb_of(state, cluster)
+    assert len(h.part_names(lb, "frontendIPConfigurations")) == 20
+    assert all(provider.plan(it).empty for it in intents)

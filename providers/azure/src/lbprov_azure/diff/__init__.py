@@ -128,6 +128,11 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
             group = self._adopt_lb_changes(
                 lb, lbn, base, token, desired, group, adopt_lb=(slot, scheme) in fleet.predecessors
             )
+        if "IPv6" not in intent.ip_families and lb is not None:
+            # the LB's IPv6 pool (other Services' IPv6 frontends) follows its nodes here too
+            follow = v6_pool_change(s, self.ids, lb, lbn, pool_ips, intent, token, base)
+            if follow is not None:
+                group.append(follow)
         losing: list[Change] = []
         gaining: list[Change] = []
         stale_pips: set[str] = set()
