@@ -355,3 +355,31 @@ def test_ten_dual_stack_services_at_once_each_get_both_addresses_on_one_coalesce
     lb = h.lb_of(state, cluster)
     assert len(h.part_names(lb, "frontendIPConfigurations")) == 20
     assert all(provider.plan(it).empty for it in intents)
+
+
+def test_internal_ipv6_only_gets_one_private_ipv6_frontend_named_as_upstream(
+    provider, state, make_service, intent_for, ensure, h, cluster
+):
+    internal = {"service.beta.kubernetes.io/azure-load-balancer-internal": "true"}
+    intent = intent_for(_families(make_service(annotations=internal), ["IPv6"]))
+    (only,) = ensure(intent)
+    assert ipaddress.ip_address(only.ip) in ipaddress.ip_network(SANDBOX["subnet_prefix6"])
+    lb = h.lb_of(state, f"{cluster}-internal")
+    (fe,) = lb["properties"]["frontendIPConfigurations"]
+    assert fe["name"] == intent.lb_name and fe["properties"]["privateIPAddressVersion"] == "IPv6"
+    provider.apply(provider.plan_delete(intent.ref))
+    assert h.lb_of(state, f"{cluster}-internal") is None
+
+
+def test_a_local_dual_stack_service_probes_the_health_check_node_port_on_both_families(
+    provider, state, make_service, intent_for, ensure, h, cluster
+):
+    svc = _families(make_service(policy="Local"), ["IPv4", "IPv6"])
+    intent = intent_for(svc)
+    ensure(intent)
+    probes = {p["name"]: p["properties"] for p in h.lb_of(state, cluster)["properties"]["probes"]}
+    hc = svc["spec"]["healthCheckNodePort"]
+    assert {n: (p["protocol"], p["port"], p.get("requestPath")) for n, p in probes.items()} == {
+        f"{intent.lb_name}-TCP-80": ("Http", hc, "/healthz"),
+        f"{intent.lb_name}-TCP-80-IPv6": ("Http", hc, "/healthz"),
+    }
