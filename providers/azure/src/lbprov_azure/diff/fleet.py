@@ -234,6 +234,7 @@ class FleetChanges:
             allowed=allowed,
             blocked={k for k, sc in fleet.blocked if sc == scheme},
             describe=f"Service {intent.ref.key}",
+            frontends=len(intent.ip_families),
             foreign_floor=min(
                 (foreign.get(str(t.internal_ip), 0) for t in intent.targets if t.internal_ip), default=0
             ),

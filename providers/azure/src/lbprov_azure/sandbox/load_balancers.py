@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 from lbprov_azure.sandbox.base import (
     JSON,
@@ -148,11 +149,24 @@ class LoadBalancers:
                 if subnet is None:
                     raise self._bad_ref(subnet_id, fe["id"])
                 method = fp.get("privateIPAllocationMethod") or "Dynamic"
+                version = fp.get("privateIPAddressVersion") or "IPv4"
+                if version not in ("IPv4", "IPv6"):  # IPVersion of azure-mgmt-network
+                    raise ArmError(
+                        400, "InvalidRequestFormat", f"privateIPAddressVersion {version!r} is invalid."
+                    )
                 old = old_fes.get(fe["name"].lower())
                 old_props = (old or {}).get("properties", {})
-                same_subnet = (ref(old_props.get("subnet")) or "").lower() == subnet["id"].lower()
+                same_subnet = (ref(old_props.get("subnet")) or "").lower() == subnet["id"].lower() and (
+                    old_props.get("privateIPAddressVersion") or "IPv4"
+                ) == version
                 if method == "Static":
                     addr = fp.get("privateIPAddress")
+                    if _version_of(addr) not in (None, version):
+                        raise ArmError(
+                            400,
+                            "InvalidRequestFormat",
+                            f"Frontend {fe['id']}: privateIPAddress {addr} is not of privateIPAddressVersion {version}.",
+                        )
                     keep = same_subnet and old_props.get("privateIPAddress") == addr
                     if not keep:
                         self._claim_private(subnet, addr, fe["id"])
@@ -160,7 +174,7 @@ class LoadBalancers:
                     if same_subnet and old_props.get("privateIPAddress"):
                         addr = old_props["privateIPAddress"]
                     else:
-                        addr = self._allocate_private(subnet["id"], subnet)
+                        addr = self._allocate_private(subnet["id"], subnet, 6 if version == "IPv6" else 4)
                 else:
                     raise ArmError(
                         400, "InvalidRequestFormat", f"privateIPAllocationMethod {method!r} is invalid."
@@ -171,7 +185,7 @@ class LoadBalancers:
                     "subnet": {"id": subnet["id"]},
                     "privateIPAllocationMethod": method,
                     "privateIPAddress": addr,
-                    "privateIPAddressVersion": "IPv4",
+                    "privateIPAddressVersion": version,
                 }
             out["provisioningState"] = "Succeeded"
             fe["properties"] = out
@@ -220,6 +234,16 @@ class LoadBalancers:
                         "name": a.get("name") or ip,
                         "properties": {"ipAddress": ip, "virtualNetwork": {"id": vnet["id"]}},
                     }
+                )
+            # One IP version per backend pool: ARM refuses a pool of NIC IP configurations of both
+            # versions with AllNicIpConfigurationsOfLbBackendPoolOnVMScaleSetMustHaveSamePrivateIpAddressVersion
+            # (kubernetes/kubernetes#93085); the emulator applies the same rule, with its own code, to
+            # IP-based pools.
+            if len({ipaddress.ip_address(str(a["properties"]["ipAddress"])).version for a in addrs}) > 1:
+                raise ArmError(
+                    400,
+                    "LoadBalancerBackendAddressPoolMustHaveSameIpVersion",
+                    f"Backend pool {pool['id']} holds addresses of both IP versions; a pool holds one.",
                 )
             pool["properties"] = {"loadBalancerBackendAddresses": addrs, "provisioningState": "Succeeded"}
             if pool_vnet:
@@ -354,6 +378,7 @@ class LoadBalancers:
                             f"the same protocol {proto}, backend port {bport} and pool {pid}.",
                         )
                     seen_back[bkey] = r["id"]
+            self._check_rule_families(r["id"], fe_id, frontends, rule_pools, pools)
             rule_out: JSON = {
                 "frontendIPConfiguration": {"id": fe_id},
                 "protocol": proto,
@@ -397,6 +422,30 @@ class LoadBalancers:
             "loadBalancingRules": rules,
             **passthrough,
         }
+
+    def _check_rule_families(
+        self, rule_id: str, fe_id: str, frontends: list[JSON], rule_pools: list[str], pools: list[JSON]
+    ) -> None:
+        """A rule joins a frontend and pools of one IP version: Azure Load Balancer translates NAT44
+        and NAT66 only, and a load-balancing rule with an IPv6 frontend and an IPv4 backend is refused
+        (Azure/azure-cli#27013, from the network team: rules are validated, inbound NAT rules were not).
+        The code is the emulator's own: no public source gives ARM's."""
+        fe = next(f for f in frontends if f["id"].lower() == fe_id.lower())
+        want = _frontend_version(fe, self._lookup)
+        by_id = {p["id"].lower(): p for p in pools}
+        for pid in rule_pools:
+            found = {
+                _version_of((a.get("properties") or {}).get("ipAddress"))
+                for a in (by_id[pid.lower()].get("properties") or {}).get("loadBalancerBackendAddresses")
+                or []
+            }
+            if found - {want}:
+                raise ArmError(
+                    400,
+                    "LoadBalancingRuleFrontendAndBackendIpVersionMismatch",
+                    f"Rule {rule_id}: frontend {fe_id} is {want}, backend pool {pid} holds "
+                    f"{'/'.join(sorted(str(v) for v in found))} addresses; a rule needs one IP version.",
+                )
 
     def _check_one_load_balancer_per_kind(
         self, lb_id: str, frontends: list[JSON], pools: list[JSON], rules: list[JSON]
@@ -489,6 +538,23 @@ class LoadBalancers:
                 f"{MAX_RULES_PER_NIC} NAT or load balancing rules combined (load balancer {lb_id}: "
                 f"{max(counts[ip] for ip in over)}).",
             )
+
+
+def _frontend_version(fe: JSON, lookup_pip: Any) -> str:
+    """A built frontend's IP version: its public IP's, or its private address's."""
+    props = fe.get("properties") or {}
+    pip_id = ref(props.get("publicIPAddress"))
+    if pip_id:
+        pip = lookup_pip(pip_id, "publicIPAddresses") or {}
+        return str((pip.get("properties") or {}).get("publicIPAddressVersion") or "IPv4")
+    return str(props.get("privateIPAddressVersion") or "IPv4")
+
+
+def _version_of(addr: Any) -> str | None:
+    try:
+        return f"IPv{ipaddress.ip_address(str(addr)).version}"
+    except ValueError:
+        return None
 
 
 def _rule_ips(pools: list[JSON], rules: list[JSON]) -> dict[str, int]:

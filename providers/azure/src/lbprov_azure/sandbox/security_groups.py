@@ -54,6 +54,29 @@ def _check_address_prefix(rule: str, field_: str, value: str) -> None:
         ) from None
 
 
+def _check_one_family(rid: str, props: JSON) -> None:
+    """The explicit IP addresses and prefixes of one security rule (sources and destinations
+    together) must be of one address family; ``*`` and service tags fit either. ARM's refusal:
+    ``ResourceCannotContainAddressPrefixesFromDifferentAddressFamilies``, "All IP addresses or
+    prefixes in the resource should belong to the same address family" (quoted in Azure/AKS#3136 for
+    an IPv6 Service's rule, and hashicorp/terraform-provider-azurerm#12534)."""
+    versions: set[int] = set()
+    for side in ("source", "destination"):
+        one = props.get(f"{side}AddressPrefix")
+        for value in [one] if one else props.get(f"{side}AddressPrefixes") or []:
+            try:
+                versions.add(ipaddress.ip_network(str(value), strict=False).version)
+            except ValueError:
+                continue  # "*" or a service tag
+    if len(versions) > 1:
+        raise ArmError(
+            400,
+            "ResourceCannotContainAddressPrefixesFromDifferentAddressFamilies",
+            f"Resource {rid} contains IP addresses or prefixes that belong to different address families. "
+            "All IP addresses or prefixes in the resource should belong to the same address family.",
+        )
+
+
 def _check_port_range(rule: str, field_: str, value: str) -> None:
     """``*``, a port or a range ``a-b`` within 0-65535 (NSG SecurityRule port ranges)."""
     m = _PORT.match(value)
@@ -177,6 +200,7 @@ class SecurityGroups:
                 out[single] = one
             else:
                 out[plural] = list(many)
+        _check_one_family(rid, props)
         if props.get("description"):
             if len(props["description"]) > 140:
                 raise ArmError(

@@ -130,9 +130,9 @@ class ArmState(Operations, LoadBalancers, PublicIPs, SecurityGroups, VirtualNetw
             used = {r["properties"]["priority"] for r in group["properties"]["securityRules"]}
         return next(p for p in range(start, 4097) if p not in used)
 
-    def allocate_private_ip(self, subnet_id: str) -> str:
+    def allocate_private_ip(self, subnet_id: str, version: int = 4) -> str:
         with self.lock:
-            return self._allocate_private(subnet_id, None)
+            return self._allocate_private(subnet_id, None, version)
 
     def inject(self, fault: Fault) -> Fault:
         with self.lock:
