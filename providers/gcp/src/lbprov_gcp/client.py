@@ -14,6 +14,7 @@ Resources cross this boundary as plain dicts with the API's JSON field names.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -164,6 +165,24 @@ def to_json(message: Any) -> Json:
     return data
 
 
+def freeze_environment(session: requests.Session, endpoint: str) -> None:
+    """Read the environment's HTTP settings once, for the one host every request goes to.
+
+    A ``requests`` session that trusts the environment reads it again on every request: all of
+    ``os.environ`` twice for the proxies (``get_environ_proxies``), plus a ``~/.netrc`` lookup. At
+    a few thousand requests per minute that was a quarter of the controller's CPU per request
+    (bench/scale.py profile, issue 14). Every request of a :class:`Compute` goes to ``endpoint``,
+    so the answer is the same each time: the proxies for it (``NO_PROXY`` honoured) and the CA
+    bundle of ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` are taken now. ``.netrc`` is not used: the
+    session's credentials sign every request.
+    """
+    session.proxies = dict(requests.utils.get_environ_proxies(endpoint))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle and session.verify is True:
+        session.verify = bundle
+    session.trust_env = False
+
+
 def credentials_for(settings: GCPSettings) -> Credentials:
     """Anonymous credentials for a loopback emulator; Application Default Credentials otherwise."""
     if settings.uses_emulator:
@@ -193,6 +212,7 @@ class Compute:
             session = client._transport._session
             session.mount("https://", adapter)
             session.mount("http://", adapter)
+            freeze_environment(session, str(client._transport._host))
             return client
 
         self.region_ops = make(_compute_v1().RegionOperationsClient)

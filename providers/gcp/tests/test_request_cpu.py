@@ -1,0 +1,82 @@
+"""The controller's CPU per cloud request and per plan (issue 14): structural cuts pinned by counts.
+
+Each test counts the work that used to be done per request or per plan and is now done once per
+client or once per read round; none measures time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from google.auth.credentials import AnonymousCredentials
+from lbprov_gcp.client import Compute
+from lbprov_gcp.operations import is_write
+from lbprov_gcp.settings import GCPSettings
+
+from lbprov.cloudcalls import CloudCalls, CloudUnreachable
+from lbprov.provider import SandboxCloud
+
+_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture
+def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    for name in _PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    yield monkeypatch
+
+
+def _compute(sandbox: SandboxCloud) -> Compute:
+    """A Compute client on the emulator without retries (a refused connection fails at once)."""
+    s = sandbox.settings
+    settings = GCPSettings(
+        project=s["project"], region=s["region"], network=s["network"], api_endpoint=s["api_endpoint"]
+    )
+    return Compute(settings, CloudCalls("gcp", is_write=is_write), credentials=AnonymousCredentials())
+
+
+def test_the_environment_is_read_once_per_client_not_once_per_request(
+    sandbox: SandboxCloud, clean_proxy_env: pytest.MonkeyPatch
+) -> None:
+    reads: list[str] = []
+    real_proxies, real_netrc = requests.sessions.get_environ_proxies, requests.sessions.get_netrc_auth
+
+    def proxies(url: str, no_proxy: Any = None) -> Any:
+        reads.append("proxies")
+        return real_proxies(url, no_proxy=no_proxy)
+
+    def netrc(url: str, raise_errors: bool = False) -> Any:
+        reads.append("netrc")
+        return real_netrc(url, raise_errors)
+
+    clean_proxy_env.setattr(requests.sessions, "get_environ_proxies", proxies)
+    clean_proxy_env.setattr(requests.sessions, "get_netrc_auth", netrc)
+    compute = _compute(sandbox)
+    for _ in range(10):
+        compute.list_items("firewalls")
+        compute.get("addresses", "missing")
+    assert reads == []
+
+
+def test_a_proxy_from_the_environment_still_applies_and_no_proxy_still_bypasses_it(
+    sandbox: SandboxCloud, clean_proxy_env: pytest.MonkeyPatch
+) -> None:
+    # A proxy nobody listens on: a request sent through it fails; one that bypasses it succeeds.
+    clean_proxy_env.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    with pytest.raises(CloudUnreachable, match="cannot reach"):
+        _compute(sandbox).list_items("firewalls")
+    clean_proxy_env.setenv("NO_PROXY", "127.0.0.1")
+    assert isinstance(_compute(sandbox).list_items("firewalls"), list)
+
+
+def test_the_ca_bundle_of_the_environment_is_kept(clean_proxy_env: pytest.MonkeyPatch) -> None:
+    clean_proxy_env.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/corporate.pem")
+    settings = GCPSettings(project="lbprov-test", region="us-central1", network="default")
+    compute = Compute(settings, CloudCalls("gcp", is_write=is_write), credentials=AnonymousCredentials())
+    session = compute.clients["firewalls"]._transport._session
+    assert session.verify == "/etc/ssl/certs/corporate.pem"
+    assert session.trust_env is False
