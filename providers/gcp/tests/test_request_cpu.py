@@ -6,12 +6,15 @@ client or once per read round; none measures time.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
+from gcp_helpers import converge, intent_for, make_service
 from google.auth.credentials import AnonymousCredentials
+from lbprov_gcp import GCPProvider
 from lbprov_gcp.client import Compute
 from lbprov_gcp.operations import is_write
 from lbprov_gcp.settings import GCPSettings
@@ -80,3 +83,47 @@ def test_the_ca_bundle_of_the_environment_is_kept(clean_proxy_env: pytest.Monkey
     session = compute.clients["firewalls"]._transport._session
     assert session.verify == "/etc/ssl/certs/corporate.pem"
     assert session.trust_env is False
+
+
+class _CountingList(list[Any]):
+    """A listing that counts how often it is scanned from end to end."""
+
+    def __init__(self, items: list[Any], scans: Counter[str], collection: str) -> None:
+        super().__init__(items)
+        self.scans, self.collection = scans, collection
+
+    def __iter__(self) -> Iterator[Any]:
+        self.scans[self.collection] += 1
+        return super().__iter__()
+
+
+def test_a_read_round_scans_each_listing_once_however_many_plans_look_up_their_names(
+    provider: GCPProvider, sandbox: SandboxCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each plan of a round used to scan every listing for its few names: N plans, N x N."""
+    intents = [
+        intent_for(
+            provider, make_service(f"s{i}", ip=f"203.0.113.{i + 10}" if i % 2 else None), sandbox.nodes
+        )
+        for i in range(6)
+    ]
+    for intent in intents:
+        converge(provider, intent)
+    scans: Counter[str] = Counter()
+    real = provider.compute.list_items
+
+    def list_items(collection: str, filter: str | None = None, zone: str | None = None) -> list[Any]:
+        return _CountingList(real(collection, filter, zone), scans, collection)
+
+    monkeypatch.setattr(provider.compute, "list_items", list_items)
+    with provider.read_round():
+        for _ in range(3):
+            assert all(provider.plan(intent).empty for intent in intents)
+    # one scan to build each index: by name, and by IP for the requested IPs' lookups
+    assert scans == {
+        "healthChecks": 1,
+        "backendServices": 1,
+        "forwardingRules": 2,
+        "addresses": 2,
+        "firewalls": 1,
+    }

@@ -59,6 +59,8 @@ class ReadRound:
         # collection -> {name written since it was listed: how many times}; refreshed by name on use
         self._dirty: dict[str, dict[str, int]] = {}
         self._refresh_locks: dict[str, threading.Lock] = {}
+        # (collection, field) -> (the listing it was built from, {field value: resources})
+        self._indexes: dict[tuple[str, str], tuple[list[Json], dict[Any, list[Json]]]] = {}
 
     def get(self, key: tuple[str, ...], load: Callable[[], T]) -> T:
         with self._lock:
@@ -82,6 +84,25 @@ class ReadRound:
             if entry.error is not None:
                 raise entry.error
         return cast(T, entry.value)
+
+    def index(self, collection: str, items: list[Json], field: str) -> dict[Any, list[Json]]:
+        """The resources of the listing ``items`` by the value of ``field``, built once per listing.
+
+        Every plan of a round looks up a few of its own names (or a requested IP) in listings that
+        hold every Service's resources: scanning them per plan made a round of N plans cost N x N
+        (issue 14). The index is kept until the listing is replaced (a refresh after a write makes
+        a new list), so a round builds it once per collection and listing.
+        """
+        with self._lock:
+            cached = self._indexes.get((collection, field))
+            if cached is not None and cached[0] is items:
+                return cached[1]
+        built: dict[Any, list[Json]] = {}
+        for res in items:
+            built.setdefault(res.get(field), []).append(res)
+        with self._lock:
+            self._indexes[(collection, field)] = (items, built)
+        return built
 
     def read_at(self, key: tuple[str, ...]) -> float | None:
         """When the cached listing ``key`` was asked for (monotonic), or None if it is not cached."""
@@ -169,10 +190,17 @@ class Reader:
             return self._all(collection)
         return self.compute.list_items(collection)
 
+    def _lookup(self, collection: str, listed: list[Json], field: str, values: Iterable[Any]) -> list[Json]:
+        """The resources of a round's listing whose ``field`` is one of ``values`` (indexed)."""
+        assert self.round is not None
+        by_value = self.round.index(collection, listed, field)
+        return [r for v in sorted(set(values)) for r in by_value.get(v, ())]
+
     def named(self, collection: str, names: Iterable[str]) -> dict[str, Json]:
         wanted = set(names)
         if self.round is not None:
-            return {r["name"]: r for r in self._all(collection, wanted) if r["name"] in wanted}
+            listed = self._all(collection, wanted)
+            return {r["name"]: r for r in self._lookup(collection, listed, "name", wanted)}
         found = self.compute.list_items(collection, f'name eq "{_alternation(wanted)}"')
         return {r["name"]: r for r in found if r["name"] in wanted}
 
@@ -182,7 +210,9 @@ class Reader:
         held = set() if ips is None else {ips} if isinstance(ips, str) else set(ips)
         if self.round is not None:
             listed = self._all("addresses", None if held else wanted)
-            return [a for a in listed if a["name"] in wanted or a.get("address") in held]
+            found = {id(a): a for a in self._lookup("addresses", listed, "name", wanted)}
+            found.update({id(a): a for a in self._lookup("addresses", listed, "address", held)})
+            return list(found.values())
         terms = [f'(name = "{n}")' for n in sorted(wanted)] + [f'(address = "{ip}")' for ip in sorted(held)]
         query = " OR ".join(terms) if len(terms) > 1 else f'name = "{next(iter(wanted))}"'
         return self.compute.list_items("addresses", query)
@@ -207,7 +237,7 @@ class Reader:
     def rules_holding(self, ip: str) -> list[Json]:
         """Forwarding rules whose IP is ``ip`` (a requested IP that another load balancer holds)."""
         if self.round is not None:
-            return [r for r in self._all("forwardingRules") if r.get("IPAddress") == ip]
+            return self._lookup("forwardingRules", self._all("forwardingRules"), "IPAddress", [ip])
         return self.compute.list_items("forwardingRules", f'IPAddress = "{ip}"')
 
     def mentioning(self, collection: str, text: str) -> list[Json]:
