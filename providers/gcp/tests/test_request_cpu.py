@@ -14,9 +14,11 @@ import pytest
 import requests
 from gcp_helpers import converge, intent_for, make_service
 from google.auth.credentials import AnonymousCredentials
+from google.protobuf import json_format
 from lbprov_gcp import GCPProvider
 from lbprov_gcp.client import Compute
 from lbprov_gcp.operations import is_write
+from lbprov_gcp.sandbox.emulator import ComputeEmulator
 from lbprov_gcp.settings import GCPSettings
 
 from lbprov.cloudcalls import CloudCalls, CloudUnreachable
@@ -127,3 +129,53 @@ def test_a_read_round_scans_each_listing_once_however_many_plans_look_up_their_n
         "addresses": 2,
         "firewalls": 1,
     }
+
+
+def test_a_read_round_converts_no_resource_to_protobuf_and_back(
+    provider: GCPProvider, sandbox: SandboxCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads are the API's JSON as sent: the SDK used to parse every listed resource into a
+    protobuf message, which the provider turned back into JSON (two conversions per resource)."""
+    intents = [intent_for(provider, make_service(f"c{i}"), sandbox.nodes) for i in range(4)]
+    for intent in intents:
+        converge(provider, intent)
+    conversions: Counter[str] = Counter()
+    for name in ("Parse", "ParseDict", "MessageToJson", "MessageToDict"):
+        real = getattr(json_format, name)
+
+        def counted(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            conversions[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(json_format, name, counted)
+    provider.calls.reset()
+    with provider.read_round():
+        assert all(provider.plan(intent).empty for intent in intents)
+    assert provider.calls.stats.reads == 8, dict(provider.calls.stats.sent)
+    assert conversions == {}
+
+
+def test_reads_follow_every_page_of_a_list(
+    provider: GCPProvider, sandbox: SandboxCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GCE pages lists (at most 500 per page); the emulator is made to page at 1 here."""
+    intents = [intent_for(provider, make_service(f"p{i}"), sandbox.nodes) for i in range(3)]
+    for intent in intents:
+        converge(provider, intent)
+    real_page = ComputeEmulator._page
+
+    def tiny_pages(query: dict[str, str]) -> tuple[int, int]:
+        start, _ = real_page(query)
+        return start, 1
+
+    monkeypatch.setattr(ComputeEmulator, "_page", staticmethod(tiny_pages))
+    provider.calls.reset()
+    assert len(provider.compute.list_items("forwardingRules")) == 3
+    groups = provider.compute.instance_groups("k8s-ig--")
+    members = {key: provider.compute.group_members(*key) for key in groups}
+    assert sorted(m for ms in members.values() for m in ms) == sorted(n.name for n in sandbox.nodes)
+    sent = provider.calls.stats.sent
+    assert sent[("forwardingRules.list", "read")] == 3, dict(sent)
+    assert sent[("instanceGroups.listInstances", "read")] == len(sandbox.nodes), dict(sent)
+    with provider.read_round():  # and a round's plans see every resource
+        assert all(provider.plan(intent).empty for intent in intents)

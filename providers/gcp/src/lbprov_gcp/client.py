@@ -17,7 +17,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,11 +160,6 @@ _KINDS: dict[str, _Kind] = {
 }
 
 
-def to_json(message: Any) -> Json:
-    data: Json = json.loads(type(message).to_json(message, use_integers_for_enums=False))
-    return data
-
-
 def freeze_environment(session: requests.Session, endpoint: str) -> None:
     """Read the environment's HTTP settings once, for the one host every request goes to.
 
@@ -279,19 +274,34 @@ class Compute:
             message = raw.http_error_message or "; ".join(e["message"] for e in errors) or "operation failed"
             raise gexc.from_http_status(code or 500, message, errors=errors)  # type: ignore[no-untyped-call]
 
-    # -- the legacy global httpHealthChecks (no client in google-cloud-compute) ---------------------
+    # -- the REST API as JSON (reads, and the legacy httpHealthChecks) -----------------------------
 
-    def _legacy(self, method: str, path: str, params: Mapping[str, str] | None = None) -> Json:
-        """One request to ``global/httpHealthChecks`` through a compute_v1 client's guarded session
-        (counted, rate-limited, refused in read-only mode like every other call), errors raised as
-        google-api-core exceptions. Only cloud-provider-gcp's target pools use this kind: lbprov
-        lists and deletes them when it takes a Service over, and never creates one."""
+    def _rest(
+        self,
+        op: str,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        body: Json | None = None,
+    ) -> Json:
+        """One request to ``projects/<project>/<path>`` through a compute_v1 client's guarded session
+        (counted, rate-limited, refused in read-only mode like every other call), answered as the
+        API's JSON; errors are raised as google-api-core exceptions, as the SDK raises them.
+
+        Reads go this way rather than through the SDK's methods: the SDK parses each answer into
+        protobuf messages, which the provider then turned back into JSON, resource by resource.
+        For a round's listings of every Service's resources, those two conversions were most of
+        the controller's CPU per resync (issue 14). The JSON the API sends is what the provider
+        works with; it differs from the round trip only in leaving out empty lists and maps.
+        The legacy ``global/httpHealthChecks`` have no client in google-cloud-compute at all.
+        """
         client = self.clients["firewalls"]
-        url = f"{client._transport._host}/compute/v1/projects/{self.project}/global/httpHealthChecks{path}"
-        op = "httpHealthChecks." + ("delete" if method == "DELETE" else "list")
+        url = f"{client._transport._host}/compute/v1/projects/{self.project}/{path}"
 
         def run(request: Mapping[str, Any], retry: Any, timeout: float) -> Json:
-            response = client._transport._session.request(method, url, params=params, timeout=timeout)
+            response = client._transport._session.request(
+                method, url, params=params, json=body, timeout=timeout
+            )
             if response.status_code >= 400:
                 raise gexc.from_http_response(response)  # type: ignore[no-untyped-call]
             data: Json = response.json()
@@ -302,103 +312,86 @@ class Compute:
         )
         return result
 
-    def _legacy_list(self, filter: str | None) -> list[Json]:
-        items: list[Json] = []
+    def _path(self, kind: str, zone: str | None) -> str:
+        """The collection's path under the project (``regions/R/forwardingRules``)."""
+        scope = _KINDS[kind].scope if kind in _KINDS else "global"
+        if scope == "regions":
+            return f"regions/{self.region}/{kind}"
+        if scope == "zones":
+            if zone is None:
+                raise ValueError(f"{kind} is zonal: give a zone")
+            return f"zones/{zone}/{kind}"
+        return f"global/{kind}"
+
+    def _pages(self, op: str, path: str, filter: str | None, method: str = "GET") -> Iterator[Json]:
+        """Every page of a list (``nextPageToken``)."""
         token = ""
         while True:
             params = {"filter": filter} if filter else {}
             if token:
                 params["pageToken"] = token
-            page = self._legacy("GET", "", params)
-            items.extend(page.get("items") or [])
+            page = self._rest(op, method, path, params)
+            yield page
             token = str(page.get("nextPageToken") or "")
             if not token:
-                return items
+                return
 
     def _legacy_delete(self, name: str) -> None:
-        raw = self._legacy("DELETE", f"/{name}", {"requestId": str(uuid.uuid4())})
+        raw = self._rest(
+            "httpHealthChecks.delete",
+            "DELETE",
+            f"global/httpHealthChecks/{name}",
+            {"requestId": str(uuid.uuid4())},
+        )
         op = _compute_v1().Operation.from_json(json.dumps(raw), ignore_unknown_fields=True)
         self._wait(op, "firewalls", None)  # a global operation, like the firewalls'
 
-    # -- reads ------------------------------------------------------------------------------------
+    # -- reads (the API's JSON, see :meth:`_rest`) --------------------------------------------------
 
     def get(self, kind: str, name: str, zone: str | None = None) -> Json | None:
-        spec = _KINDS[kind]
         try:
-            found = self._call(
-                f"{spec.api}.get", self.clients[kind].get, **self._scope(kind, zone), **{spec.field: name}
-            )
+            return self._rest(f"{_KINDS[kind].api}.get", "GET", f"{self._path(kind, zone)}/{name}")
         except gexc.NotFound:
             return None
-        return to_json(found)
 
     def list_items(self, kind: str, filter: str | None = None, zone: str | None = None) -> list[Json]:
-        if kind == "httpHealthChecks":
-            return self._legacy_list(filter)
-        spec = _KINDS[kind]
-        client = self.clients[kind]
-        request: dict[str, Any] = dict(self._scope(kind, zone))
-        if filter:
-            request["filter"] = filter
-
-        def run(request: Mapping[str, Any], retry: Any, timeout: float) -> list[Json]:
-            return [to_json(item) for item in client.list(request=request, retry=retry, timeout=timeout)]
-
-        result: list[Json] = self.calls.call(
-            f"{spec.api}.list", run, request=request, retry=None, timeout=self.timeout, hooked=True
-        )
-        return result
+        api = _KINDS[kind].api if kind in _KINDS else kind
+        items: list[Json] = []
+        for page in self._pages(f"{api}.list", self._path(kind, zone), filter):
+            items.extend(page.get("items") or [])
+        return items
 
     def instance_groups(self, prefix: str) -> dict[tuple[str, str], Json]:
         """The instance groups whose names start with ``prefix`` in this region's zones, by
         (zone, name): one aggregated list."""
-        client = self.clients["instanceGroups"]
-
-        def run(request: Mapping[str, Any], retry: Any, timeout: float) -> dict[tuple[str, str], Json]:
-            out: dict[tuple[str, str], Json] = {}
-            for scope, scoped in client.aggregated_list(request=request, retry=retry, timeout=timeout):
+        out: dict[tuple[str, str], Json] = {}
+        pages = self._pages(
+            "instanceGroups.aggregatedList", "aggregated/instanceGroups", f'name eq "{prefix}.*"'
+        )
+        for page in pages:
+            for scope, scoped in (page.get("items") or {}).items():
                 zone = scope.split("/")[-1]
                 if not zone.startswith(self.region + "-"):
                     continue
-                for group in scoped.instance_groups:
-                    if group.name.startswith(prefix):
-                        out[(zone, group.name)] = to_json(group)
-            return out
-
-        request = {"project": self.project, "filter": f'name eq "{prefix}.*"'}
-        result: dict[tuple[str, str], Json] = self.calls.call(
-            "instanceGroups.aggregatedList",
-            run,
-            request=request,
-            retry=None,
-            timeout=self.timeout,
-            hooked=True,
-        )
-        return result
+                for group in scoped.get("instanceGroups") or []:
+                    if str(group.get("name", "")).startswith(prefix):
+                        out[(zone, group["name"])] = group
+        return out
 
     def group_members(self, zone: str, name: str) -> list[str]:
         """Names of the instances in a zonal instance group."""
-        client = self.clients["instanceGroups"]
-
-        def run(request: Mapping[str, Any], retry: Any, timeout: float) -> list[str]:
-            items = client.list_instances(request=request, retry=retry, timeout=timeout)
-            return sorted(item.instance.rstrip("/").split("/")[-1] for item in items)
-
-        request = {
-            "project": self.project,
-            "zone": zone,
-            "instance_group": name,
-            "instance_groups_list_instances_request_resource": {"instance_state": "ALL"},
-        }
-        result: list[str] = self.calls.call(
-            "instanceGroups.listInstances",
-            run,
-            request=request,
-            retry=None,
-            timeout=self.timeout,
-            hooked=True,
-        )
-        return result
+        path = f"zones/{zone}/instanceGroups/{name}/listInstances"
+        members: list[str] = []
+        token = ""
+        while True:
+            params = {"pageToken": token} if token else None
+            page = self._rest(
+                "instanceGroups.listInstances", "POST", path, params, body={"instanceState": "ALL"}
+            )
+            members += [str(i["instance"]).rstrip("/").split("/")[-1] for i in page.get("items") or []]
+            token = str(page.get("nextPageToken") or "")
+            if not token:
+                return sorted(members)
 
     # -- writes (each waits for its operation) ----------------------------------------------------
 
