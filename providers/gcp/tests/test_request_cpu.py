@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -19,7 +20,7 @@ import requests
 from gcp_helpers import converge, intent_for, make_service
 from google.auth.credentials import AnonymousCredentials
 from google.protobuf import json_format
-from lbprov_gcp import GCPProvider
+from lbprov_gcp import GCPProvider, options
 from lbprov_gcp.client import Compute
 from lbprov_gcp.operations import is_write
 from lbprov_gcp.sandbox.emulator import ComputeEmulator
@@ -212,3 +213,31 @@ print(json.dumps(sorted(m for m in sys.modules if m.startswith("google.cloud")))
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
+class _CountingPattern:
+    """A compiled pattern that counts its matches."""
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern, self.matches = pattern, 0
+
+    def match(self, text: str) -> re.Match[str] | None:
+        self.matches += 1
+        return self.pattern.match(text)
+
+
+def test_a_round_of_plans_parses_the_nodes_provider_ids_once(
+    provider: GCPProvider, sandbox: SandboxCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each plan parsed every node's providerID three times (validation, reads, diff)."""
+    intents = [intent_for(provider, make_service(f"n{i}"), sandbox.nodes) for i in range(5)]
+    for intent in intents:
+        converge(provider, intent)
+    counting = _CountingPattern(options._PROVIDER_ID)
+    monkeypatch.setattr(options, "_PROVIDER_ID", counting)
+    options.instances.cache_clear()
+    with provider.read_round():
+        for intent in intents:
+            resolved = provider.resolve(intent, {})
+            assert provider.plan(resolved).empty
+    assert counting.matches == len(sandbox.nodes)
