@@ -241,3 +241,17 @@ def test_a_round_of_plans_parses_the_nodes_provider_ids_once(
             resolved = provider.resolve(intent, {})
             assert provider.plan(resolved).empty
     assert counting.matches == len(sandbox.nodes)
+
+
+def test_a_running_operation_costs_one_wait_per_write_whatever_its_scope(
+    provider: GCPProvider, sandbox: SandboxCloud, server: Any
+) -> None:
+    """``operations.wait`` answers when the operation is done: one call per write, zonal, regional
+    or global, and no polling interval that waits longer than the operation takes."""
+    server.emulator.operation_delay = 0.05
+    converge(provider, intent_for(provider, make_service("waits"), sandbox.nodes))
+    server.emulator.operation_delay = 0.0
+    stats = provider.calls.stats
+    waits = {op: n for (op, kind), n in stats.sent.items() if op.endswith("Operations.wait")}
+    assert set(waits) == {"regionOperations.wait", "zoneOperations.wait", "globalOperations.wait"}
+    assert sum(waits.values()) == stats.writes, dict(stats.sent)
