@@ -7,12 +7,14 @@ client or once per read round; none measures time.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import re
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,7 +22,7 @@ import requests
 from gcp_helpers import converge, intent_for, make_service
 from google.auth.credentials import AnonymousCredentials
 from google.protobuf import json_format
-from lbprov_gcp import GCPProvider, options
+from lbprov_gcp import GCPProvider, observe, options
 from lbprov_gcp.client import Compute
 from lbprov_gcp.operations import is_write
 from lbprov_gcp.sandbox.emulator import ComputeEmulator
@@ -255,3 +257,24 @@ def test_a_running_operation_costs_one_wait_per_write_whatever_its_scope(
     waits = {op: n for (op, kind), n in stats.sent.items() if op.endswith("Operations.wait")}
     assert set(waits) == {"regionOperations.wait", "zoneOperations.wait", "globalOperations.wait"}
     assert sum(waits.values()) == stats.writes, dict(stats.sent)
+
+
+def test_each_round_parses_a_firewall_destination_once_however_many_times_it_is_planned(
+    provider: GCPProvider, sandbox: SandboxCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    intents = [intent_for(provider, make_service(f"d{i}"), sandbox.nodes) for i in range(4)]
+    for intent in intents:
+        converge(provider, intent)
+    parsed: list[str] = []
+    real = ipaddress.ip_network
+
+    def ip_network(value: str, strict: bool = True) -> Any:
+        parsed.append(value)
+        return real(value, strict=strict)
+
+    monkeypatch.setattr(observe, "ipaddress", SimpleNamespace(ip_network=ip_network))
+    observe._cidr.cache_clear()
+    for _ in range(3):
+        with provider.read_round():
+            assert all(provider.plan(intent).empty for intent in intents)
+    assert len(parsed) == len(set(parsed)) == 4  # one traffic firewall per Service
