@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -28,7 +29,7 @@ from lbprov_gcp.operations import is_write
 from lbprov_gcp.sandbox.emulator import ComputeEmulator
 from lbprov_gcp.settings import GCPSettings
 
-from lbprov.cloudcalls import CloudCalls, CloudUnreachable
+from lbprov.cloudcalls import CallEvent, CloudCalls, CloudUnreachable
 from lbprov.provider import SandboxCloud
 
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
@@ -278,3 +279,32 @@ def test_each_round_parses_a_firewall_destination_once_however_many_times_it_is_
         with provider.read_round():
             assert all(provider.plan(intent).empty for intent in intents)
     assert len(parsed) == len(set(parsed)) == 4  # one traffic firewall per Service
+
+
+def test_a_rounds_first_plan_lists_the_collections_at_the_same_time(
+    provider: GCPProvider, sandbox: SandboxCloud, server: Any
+) -> None:
+    """The first plan of a round paid each listing's round trip in turn; now the longest chain."""
+    intents = [intent_for(provider, make_service(f"w{i}"), sandbox.nodes) for i in range(3)]
+    for intent in intents:
+        converge(provider, intent)
+    lock = threading.Lock()
+    in_flight = {"now": 0, "most": 0}
+
+    def track(event: CallEvent) -> None:
+        with lock:
+            if event.result == "sent":
+                in_flight["now"] += 1
+                in_flight["most"] = max(in_flight["most"], in_flight["now"])
+            elif event.result in ("ok", "error"):
+                in_flight["now"] -= 1
+
+    server.inject(None, latency=0.2)  # every answer waits, so overlapping requests show
+    provider.calls.listeners.append(track)
+    provider.calls.reset()
+    with provider.read_round():
+        assert all(provider.plan(intent).empty for intent in intents)
+    # 5 collections and the groups at once; then the two zones' members at once
+    assert in_flight["most"] >= 5, in_flight  # (6 unless the machine is too slow to start them)
+    sent = provider.calls.stats.sent
+    assert provider.calls.stats.reads == 8, dict(sent)  # the same reads as one after another

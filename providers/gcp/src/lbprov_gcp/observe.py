@@ -14,6 +14,7 @@ import ipaddress
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 from lbprov import naming
@@ -175,10 +176,57 @@ class ReadRound:
                 return merged
 
 
+#: The collections every Service's plan reads (the subnetwork, target pools and legacy checks only
+#: some): a round's first plan lists them at the same time.
+PLAN_COLLECTIONS = ("healthChecks", "backendServices", "forwardingRules", "addresses", "firewalls")
+
+
 class Reader:
     def __init__(self, compute: Compute) -> None:
         self.compute = compute
         self.round: ReadRound | None = None
+        self._pool_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def warm(self, group_prefix: str) -> None:
+        """List what every plan of a round reads at the same time, where the round lacks it.
+
+        A plan reads one listing after another; the round's first plan (and the plans waiting on
+        it) paid each listing's round trip in turn: five collections (several pages each at 1,000
+        Services), the instance groups, then each group's members. Listing them concurrently
+        makes the wait the longest chain instead of the sum (issue 14). Loaded into the round
+        exactly as a plan would load them (single flight), so the reads are the same ones.
+        """
+        round_ = self.round
+        if round_ is None:
+            return
+        jobs: list[Callable[[], object]] = [
+            functools.partial(round_.get, ("list", c), functools.partial(self.compute.list_items, c))
+            for c in PLAN_COLLECTIONS
+            if round_.read_at(("list", c)) is None
+        ]
+        if round_.read_at(("groups", group_prefix)) is None:
+            jobs.append(functools.partial(self._warm_groups, group_prefix))
+        self._run(jobs)
+
+    def _warm_groups(self, prefix: str) -> None:
+        groups = self.groups(prefix)
+        self._run(
+            [functools.partial(self.members, *key) for key in sorted(groups) if groups[key].get("size", 1)]
+        )
+
+    def _run(self, jobs: list[Callable[[], object]]) -> None:
+        """Run ``jobs`` concurrently (the last one in this thread); raise the first error."""
+        if not jobs:
+            return
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lbprov-gcp-read")
+            pool = self._pool
+        futures = [pool.submit(job) for job in jobs[:-1]]
+        jobs[-1]()
+        for future in futures:
+            future.result()
 
     def _all(self, collection: str, only: set[str] | None = None) -> list[Json]:
         assert self.round is not None
