@@ -189,11 +189,13 @@ class Applier:
         tags: dict[str, str] = {}
         repair = False
         adopt = False
+        delete_lb = False
         identity: str | None = None
         for ch in group:
             repair = repair or bool(ch.data.get("repair"))
             adopt = adopt or bool(ch.data.get("adopt"))
             identity = identity or ch.data.get("identity")
+            delete_lb = delete_lb or (ch.kind == "load-balancer" and ch.action == Action.DELETE)
             if ch.data.get("template") is not None:
                 template = ch.data["template"]
             if ch.kind == "load-balancer" and ch.data.get("tags"):
@@ -222,6 +224,7 @@ class Applier:
             tags=tuple(sorted(tags.items())),
             repair=repair,
             identity=identity,
+            delete_lb=delete_lb,
             adopt=adopt,
         )
 

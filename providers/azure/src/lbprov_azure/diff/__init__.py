@@ -41,6 +41,7 @@ from lbprov_azure.diff.adopt import AdoptChanges, has_parts, keep_unmanaged
 from lbprov_azure.diff.families import owned_frontends, v6_pool_change
 from lbprov_azure.diff.fleet import Fleet, FleetChanges
 from lbprov_azure.diff.nsg import NsgChanges, Priorities
+from lbprov_azure.lbwriter import deletable
 from lbprov_azure.observe import Observer, find, items
 from lbprov_azure.options import AzureOptions, parse_options
 from lbprov_azure.settings import AzureSettings
@@ -486,14 +487,16 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
                     data=common,
                 ),
             )
-        cid = self.settings.cluster_id
-        theirs = names.identity_of(lb.get("tags"))
-        # ours (or none yet, which the identity change adds), or the identity the LB carries, when
-        # this Service's parts are taken from it on purpose (see _fleet(strict=False))
-        known = theirs or cid
-        if known and (
-            (out and not remaining and not (services - {token})) or (not remaining and not services)
-        ):
+        identity = self._identity_change(lb, lbn, common) if out else None
+        # The LB's tags once this apply writes it (the identity change adds ours to an LB of the
+        # cluster that predates identities), and the identity it then carries: ours, or another's
+        # when this Service's parts are taken from it on purpose (see _fleet(strict=False)). Apply
+        # deletes the emptied LB only if lbwriter.deletable holds; the plan asks the same, so an LB
+        # of no identity (cloud-provider-azure's, never adopted) is planned kept: its parts go.
+        after = {**(lb.get("tags") or {}), **(identity.data["tags"] if identity is not None else {})}
+        known = names.identity_of(after)
+        emptied = (out and not remaining and not (services - {token})) or (not remaining and not services)
+        if emptied and deletable(after, self.settings.cluster_id, [known]):
             out.append(
                 Change(
                     Action.DELETE,
@@ -505,7 +508,6 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
                     data={**common, "informational": True, "identity": known},
                 )
             )
-        identity = self._identity_change(lb, lbn, common) if out else None
         return [identity, *out] if identity is not None else out
 
     def _pip_deletion(self, pip_id: str, ref: ServiceRef) -> list[Change]:
