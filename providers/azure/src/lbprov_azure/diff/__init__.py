@@ -487,12 +487,13 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
                     data=common,
                 ),
             )
-        identity = self._identity_change(lb, lbn, common) if out else None
-        # The LB's tags once this apply writes it (the identity change adds ours to an LB of the
-        # cluster that predates identities), and the identity it then carries: ours, or another's
-        # when this Service's parts are taken from it on purpose (see _fleet(strict=False)). Apply
-        # deletes the emptied LB only if lbwriter.deletable holds; the plan asks the same, so an LB
-        # of no identity (cloud-provider-azure's, never adopted) is planned kept: its parts go.
+        # The LB's tags once this apply writes it (the identity change, which goes with any change
+        # here, adds ours to an LB of the cluster that predates identities), and the identity it
+        # then carries: ours, or another's when this Service's parts are taken from it on purpose
+        # (see _fleet(strict=False)). Apply deletes the emptied LB only if lbwriter.deletable holds;
+        # the plan asks the same, so an LB of no identity (cloud-provider-azure's, never adopted) is
+        # planned kept: its parts go, it stays.
+        identity = self._identity_change(lb, lbn, common)
         after = {**(lb.get("tags") or {}), **(identity.data["tags"] if identity is not None else {})}
         known = names.identity_of(after)
         emptied = (out and not remaining and not (services - {token})) or (not remaining and not services)
@@ -508,7 +509,7 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
                     data={**common, "informational": True, "identity": known},
                 )
             )
-        return [identity, *out] if identity is not None else out
+        return [identity, *out] if identity is not None and out else out
 
     def _pip_deletion(self, pip_id: str, ref: ServiceRef) -> list[Change]:
         seg = pip_id.split("/")
