@@ -40,6 +40,7 @@ from lbprov_azure.diff.fleet import Fleet, FleetChanges
 from lbprov_azure.diff.nsg import NsgChanges, Priorities
 from lbprov_azure.observe import Observer, find, items
 from lbprov_azure.options import AzureOptions, parse_options
+from lbprov_azure.reservations import Reservations
 from lbprov_azure.settings import AzureSettings
 
 __all__ = ["Fleet", "Planner", "Priorities", "options_of"]
@@ -66,22 +67,48 @@ def options_of(intent: Intent) -> AzureOptions:
 class Planner(FleetChanges, NsgChanges, AdoptChanges):
     """Plans one Service's changes from what the observer sees."""
 
-    def __init__(self, settings: AzureSettings, seen: Observer, priorities: Priorities) -> None:
+    def __init__(
+        self,
+        settings: AzureSettings,
+        seen: Observer,
+        priorities: Priorities,
+        reservations: Reservations | None = None,
+    ) -> None:
         self.settings = settings
         self.seen = seen
         self.priorities = priorities
         self.ids = Ids(settings.subscription_id)
+        self.reservations = reservations
 
     def plan(self, intent: Intent) -> Plan:
-        s = self.settings
+        """The Service's plan; room it takes on a slot is held until the plan's apply ends, or
+        dropped when the plan fails here or is discarded (:mod:`lbprov_azure.reservations`)."""
+        res = self.reservations
+        since = res.mark() if res is not None else 0  # before the fleet is read (see Reservations)
         opts = options_of(intent)
+        scheme = "internal" if opts.internal else "external"
+        node_ips = sorted({str(t.internal_ip) for t in intent.targets if t.internal_ip})
+        fleet = self._fleet(base=intent.lb_name, node_ips=node_ips)
+        token = names.uid_token(intent.ref.uid)
+        slot, ticket = self._place(intent, opts, fleet, scheme, intent.lb_name, token, len(node_ips), since)
+        try:
+            plan = self._plan_on(intent, opts, fleet, scheme, slot, node_ips)
+        except BaseException:
+            if res is not None:
+                res.drop(ticket)
+            raise
+        if res is not None:
+            res.bind(ticket, plan)
+        return plan
+
+    def _plan_on(
+        self, intent: Intent, opts: AzureOptions, fleet: Fleet, scheme: str, slot: int, node_ips: list[str]
+    ) -> Plan:
+        """The Service's changes, placed on ``slot``."""
+        s = self.settings
         cluster, rg = s.cluster_name, s.resource_group
         base = intent.lb_name
         token = names.uid_token(intent.ref.uid)
-        scheme = "internal" if opts.internal else "external"
-        node_ips = sorted({str(t.internal_ip) for t in intent.targets if t.internal_ip})
-        fleet = self._fleet(base=base, node_ips=node_ips)
-        slot = self._place(intent, opts, fleet, scheme, base, token, len(node_ips))
         lbn = names.lb_name(cluster, scheme, slot)
         lb = fleet.lbs.get((slot, scheme))
         # parts named by the Service's UID that the LB's Service map does not record: upstream's

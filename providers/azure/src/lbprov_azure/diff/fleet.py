@@ -8,6 +8,7 @@ exactly one slot's pools.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from lbprov_azure import names, placement
 from lbprov_azure.desired import VIEWS, Ids, build_desired
 from lbprov_azure.observe import Observer, find, items
 from lbprov_azure.options import LB_CONFIGURATIONS, AzureOptions
+from lbprov_azure.reservations import Hold, Reservations, Ticket
 from lbprov_azure.settings import AzureSettings
 
 JSON = dict[str, Any]
@@ -88,12 +90,29 @@ def _others(lb: JSON | None, fld: str, base: str) -> int:
     return sum(1 for i in items(lb, fld) if not names.owns_part(base, str(i.get("name", ""))))
 
 
+def _held(fleet: Fleet, holds: list[Hold], token: str, scheme: str) -> dict[int, tuple[int, int, int]]:
+    """Room held per slot for other Services' plans: (rules on the slot, rules and frontends on its
+    LB of ``scheme``). A hold for a Service that the observed LB already records is its apply's
+    result, already counted as observed."""
+    out: dict[int, tuple[int, int, int]] = {}
+    for h in holds:
+        lb = fleet.lbs.get((h.slot, h.scheme))
+        if h.token == token or (lb is not None and h.token in names.services_of(lb.get("tags"))):
+            continue
+        rules, lb_rules, frontends = out.get(h.slot, (0, 0, 0))
+        mine = h.scheme == scheme
+        out[h.slot] = (rules + h.rules, lb_rules + h.rules * mine, frontends + h.frontends * mine)
+    return out
+
+
 class FleetChanges:
     """The fleet part of the planner (see the module doc)."""
 
     settings: AzureSettings
     seen: Observer
     ids: Ids
+    #: room held for plans not yet applied (None: a dry run, which never applies)
+    reservations: Reservations | None
 
     def _fleet(
         self, *, strict: bool = True, base: str | None = None, node_ips: Collection[str] = ()
@@ -185,8 +204,15 @@ class FleetChanges:
         base: str,
         token: str,
         nodes: int,
-    ) -> int:
-        """The slot of the Service: where it is, else chosen by :func:`placement.choose_slot`."""
+        since: int = 0,
+    ) -> tuple[int, Ticket | None]:
+        """The slot of the Service: where it is, else chosen by :func:`placement.choose_slot`.
+
+        A Service put on a slot that does not hold it yet holds room there for its plan
+        (:mod:`lbprov_azure.reservations`, the ticket returned; None for a dry run or a Service
+        that stays where it is), counted by every placement decided before the plan's apply ends.
+        ``since``: :meth:`Reservations.mark` taken before ``fleet`` was read.
+        """
         cluster = self.settings.cluster_name
         allowed: set[int] | None = None
         if opts.lb_configurations:
@@ -208,43 +234,53 @@ class FleetChanges:
                 items(body, "frontendIPConfigurations"), base
             )
             if sc == scheme and (allowed is None or k in allowed) and holds:
-                return k
+                return k, None
         need = len(build_desired(intent, opts, self.settings, "-").rules)
-        uses = []
         pools, foreign = fleet.pools(), fleet.foreign_rules()
-        for k in sorted({k for k, _ in fleet.lbs}):
-            own = fleet.lbs.get((k, scheme))
-            uses.append(
-                placement.SlotUse(
-                    index=k,
-                    # a node of the slot is in every rule of the slot and in those of foreign LBs
-                    rules=sum(
-                        _others(b, "loadBalancingRules", base) for (j, _), b in fleet.lbs.items() if j == k
+        reservations = self.reservations
+        with reservations.lock if reservations is not None else nullcontext():
+            held = _held(fleet, reservations.counted(since) if reservations is not None else [], token, scheme)
+            uses = []
+            for k in sorted({k for k, _ in fleet.lbs} | set(held)):
+                own = fleet.lbs.get((k, scheme))
+                h_rules, h_lb_rules, h_frontends = held.get(k, (0, 0, 0))
+                uses.append(
+                    placement.SlotUse(
+                        index=k,
+                        # a node of the slot is in every rule of the slot and in those of foreign LBs
+                        rules=sum(
+                            _others(b, "loadBalancingRules", base)
+                            for (j, _), b in fleet.lbs.items()
+                            if j == k
+                        )
+                        + max((foreign.get(ip, 0) for ip in pools.get(k, set())), default=0),
+                        lb_rules=_others(own, "loadBalancingRules", base),
+                        frontends=_others(own, "frontendIPConfigurations", base),
+                        held_rules=h_rules,
+                        held_lb_rules=h_lb_rules,
+                        held_frontends=h_frontends,
                     )
-                    + max((foreign.get(ip, 0) for ip in pools.get(k, set())), default=0),
-                    lb_rules=_others(own, "loadBalancingRules", base),
-                    frontends=_others(own, "frontendIPConfigurations", base),
                 )
+            slot = placement.choose_slot(
+                uses,
+                need,
+                max_slots=self.settings.max_load_balancers,
+                nodes=nodes,
+                allowed=allowed,
+                blocked={k for k, sc in fleet.blocked if sc == scheme},
+                describe=f"Service {intent.ref.key}",
+                foreign_floor=min(
+                    (foreign.get(str(t.internal_ip), 0) for t in intent.targets if t.internal_ip), default=0
+                ),
             )
-        slot = placement.choose_slot(
-            uses,
-            need,
-            max_slots=self.settings.max_load_balancers,
-            nodes=nodes,
-            allowed=allowed,
-            blocked={k for k, sc in fleet.blocked if sc == scheme},
-            describe=f"Service {intent.ref.key}",
-            foreign_floor=min(
-                (foreign.get(str(t.internal_ip), 0) for t in intent.targets if t.internal_ip), default=0
-            ),
-        )
-        self._blocked_conflict(fleet, slot, scheme)
-        theirs = sorted(k for k, sc in fleet.blocked if sc == scheme)
-        if theirs and slot not in {k for k, _ in fleet.lbs}:
-            # a new load balancer would take nodes that are in that one's pool (a NIC IP
-            # configuration is in at most one public and one internal load balancer): wait for it
-            self._blocked_conflict(fleet, theirs[0], scheme)
-        return slot
+            self._blocked_conflict(fleet, slot, scheme)
+            theirs = sorted(k for k, sc in fleet.blocked if sc == scheme)
+            if theirs and slot not in {k for k, _ in fleet.lbs}:
+                # a new load balancer would take nodes that are in that one's pool (a NIC IP
+                # configuration is in at most one public and one internal load balancer): wait for it
+                self._blocked_conflict(fleet, theirs[0], scheme)
+            ticket = reservations.take(Hold(token, slot, scheme, need)) if reservations is not None else None
+        return slot, ticket
 
     def _pool_change(
         self, lb: JSON, lbn: str, ips: set[str], intent: Intent, token: str, base: str
