@@ -308,10 +308,15 @@ def after_run(provider_name: str, settings: dict[str, Any], kube: KubeClient, ve
         intent_settings = IntentSettings(cluster=settings["cluster_name"])
         read_round = getattr(provider, "read_round", None)
         changed = 0
+        refused: list[str] = []  # e.g. the --one-more Service past the cloud's limits
         with read_round() if callable(read_round) else _nothing():
             for svc in services:
-                changed += not provider.plan(build_intent(svc, nodes, intent_settings, provider)).empty
+                try:
+                    changed += not provider.plan(build_intent(svc, nodes, intent_settings, provider)).empty
+                except Exception as exc:
+                    refused.append(f"{svc['metadata']['name']}: {exc}"[:300])
         out["services_a_fresh_plan_would_change"] = changed
+        out["services_a_fresh_plan_refuses"] = refused
     return out
 
 
@@ -369,6 +374,7 @@ def _run_with(
         *("--backoff-base", str(args.backoff_base), "--backoff-max", str(args.backoff_max)),
         *(["--no-trim"] if args.no_trim else []),
         *(["--tracemalloc"] if args.tracemalloc else []),
+        *(["--profile", args.profile] if args.profile else []),
     ]
     env = dict(os.environ, BENCH_PROVIDER_SETTINGS=json.dumps(settings))
     if args.malloc_arena_max:
@@ -518,6 +524,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="report the controller's Python memory still held at the end, by source line (slower; "
         "RSS figures of such a run include tracemalloc's own memory)",
+    )
+    p.add_argument(
+        "--profile",
+        default="",
+        help="the controller runs under cProfile (every thread) and writes the merged pstats to this "
+        "file at the end (slower: its times and CPU seconds are not comparable with other runs)",
     )
     p.add_argument(
         "--one-more",

@@ -19,6 +19,10 @@ and the workers run, then one reply per stdin command:
   Service); tracing itself costs memory, so RSS figures of such a run are not comparable;
 * ``quit``: stop the controller gracefully.
 
+``--profile PATH`` runs cProfile in every thread of the controller (workers included) and writes
+the merged pstats to PATH at ``quit`` (read it with ``python -m pstats PATH``); profiling slows the
+controller, so such a run's times and CPU seconds are not comparable with others.
+
 ``--no-trim`` turns off the informer's trimming of cached objects (``lbprov.kube.informer.trim``),
 only so that the memory bench can show what it saves.
 
@@ -28,11 +32,14 @@ only so that the memory bench can show what it saves.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import json
 import logging
 import os
+import pstats
 import sys
+import threading
 import time
 import tracemalloc
 from collections import Counter
@@ -123,6 +130,34 @@ def wait_idle(controller: Controller, settle: float = SETTLE_SECONDS) -> float:
         time.sleep(0.01)
 
 
+class ThreadProfiles:
+    """cProfile in every thread started after :meth:`start` (and the calling one): a profiler
+    profiles only the thread that enabled it, and the controller's work runs in worker threads."""
+
+    def __init__(self) -> None:
+        self.profiles: list[cProfile.Profile] = []
+        self.lock = threading.Lock()
+
+    def _enable(self, *_: object) -> None:
+        prof = cProfile.Profile()
+        with self.lock:
+            self.profiles.append(prof)
+        prof.enable()  # replaces this thread's setprofile hook
+
+    def start(self) -> None:
+        threading.setprofile(self._enable)
+        self._enable()
+
+    def dump(self, path: str) -> None:
+        threading.setprofile(None)  # type: ignore[arg-type]
+        with self.lock:
+            profiles = list(self.profiles)
+        stats = pstats.Stats(profiles[0])
+        for prof in profiles[1:]:
+            stats.add(prof)
+        stats.dump_stats(path)
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--provider", required=True)
@@ -137,6 +172,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="trace Python allocations from the start of the controller (for the 'top' command)",
     )
+    p.add_argument("--profile", default="", help="write the controller's merged cProfile stats here at quit")
     p.add_argument(
         "--no-trim",
         action="store_true",
@@ -186,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.tracemalloc:
         tracemalloc.start()
+    profiles = ThreadProfiles() if args.profile else None
+    if profiles is not None:
+        profiles.start()
     t0 = time.monotonic()
     provider.calls.reset()
     controller.start()
@@ -239,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         elif cmd == "quit":
             break
     controller.stop()
+    if profiles is not None:
+        profiles.dump(args.profile)
     reply({"event": "stopped"})
     return 0
 
