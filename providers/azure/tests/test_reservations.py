@@ -51,14 +51,18 @@ def _rule_limit_errors(provider: AzureProvider) -> int:
 
 def test_a_hold_counts_until_its_apply_ends_and_then_only_for_plans_that_started_before():
     res = Reservations()
-    before = res.mark()
-    ticket = res.take(Hold("svc-a", slot=0, scheme="external", rules=2))
-    assert res.counted(res.mark()) == [ticket.hold]
-    during = res.mark()
-    res.end(ticket)
-    # a plan that read the load balancer before the write ended may not see it: still counted
-    assert res.counted(before) == [ticket.hold] and res.counted(during) == [ticket.hold]
-    assert res.counted(res.mark()) == []  # a plan that starts now reads the write itself
+    with res.placing() as before:
+        ticket = res.take(Hold("svc-a", slot=0, scheme="external", rules=2))
+        with res.placing() as during:
+            assert res.counted(during) == [ticket.hold]
+            res.end(ticket)
+            # a plan that read the load balancer before the write ended may not see it: still counted
+            assert res.counted(before) == [ticket.hold] and res.counted(during) == [ticket.hold]
+            with res.placing() as after:
+                assert res.counted(after) == []  # a plan that starts now reads the write itself
+        assert res.size() == 1  # kept while a plan that started before its end is placing
+    with res.placing() as now:
+        assert res.counted(now) == [] and res.size() == 0  # then forgotten: holds do not pile up
 
 
 def test_a_discarded_plan_drops_its_hold_and_an_applied_one_ends_it():
@@ -75,10 +79,12 @@ def test_a_discarded_plan_drops_its_hold_and_an_applied_one_ends_it():
     assert res.size() == 0
     applied = Plan()
     res.bind(res.take(Hold("svc-b", 0, "external", 2)), applied)
-    since = res.mark()
-    with res.applying(applied):
-        assert res.counted(res.mark()) != []
-    assert res.counted(since) != [] and res.counted(res.mark()) == []
+    with res.placing() as since:
+        with res.applying(applied), res.placing() as during:
+            assert res.counted(during) != []
+        assert res.counted(since) != []
+    with res.placing() as now:
+        assert res.counted(now) == []
 
 
 # -- through the SDK against the emulator -----------------------------------------------------
@@ -110,7 +116,9 @@ def test_concurrent_plans_near_the_nic_limit_all_apply_when_holds_open_a_new_loa
     assert len(h.part_names(h.lb_of(state, cluster), "loadBalancingRules")) == 300
     assert len(h.part_names(h.lb_of(state, f"{cluster}-2"), "loadBalancingRules")) == 8
     res = provider.reservations
-    assert res is not None and res.counted(res.mark()) == []  # ended: a plan made now counts none
+    assert res is not None
+    with res.placing() as now:
+        assert res.counted(now) == [] and res.size() == 0  # ended, and no plan in flight: none kept
     for intent in intents:  # converged
         assert provider.plan(intent).empty
     for intent in [*intents, filler]:

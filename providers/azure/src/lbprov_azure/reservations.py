@@ -18,22 +18,20 @@ A hold lives while its plan can still write:
 An ended hold still counts for the plans that started observing before it ended (their read of
 the load balancer may predate the write), until they observe the Service on the load balancer:
 a hold never counts for a Service the observed load balancer already records. So the count is
-never short while a write is on the wire, and never doubled once its result is seen.
+never short while a write is on the wire, and never doubled once its result is seen. An ended
+hold is forgotten once no plan that started before its end is still placing, so the holds kept
+are those of the plans in flight: placement's cost does not grow with the number of Services.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-
-#: Ended holds older than this are forgotten (no plan observes for that long; if one did, it
-#: would only miss the hold, which is what placement did before holds existed).
-ENDED_KEEP_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -54,31 +52,43 @@ class Ticket:
 
     hold: Hold
     ended: int | None = None
-    ended_at: float = 0.0
     id: int = field(default=0)
 
 
 class Reservations:
     """The holds of one provider process (see the module doc). Thread-safe."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self) -> None:
+        # reentrant: a plan's finalizer (:meth:`bind`) may run in a thread that holds it
         self.lock = threading.RLock()
-        self._clock = clock
         self._seq = 0  # bumped by every end: plans remember it when they start observing
         self._ids = itertools.count(1)
         self._live: dict[int, Ticket] = {}
         self._by_plan: dict[int, Ticket] = {}
+        self._placing: Counter[int] = Counter()  # the marks of the plans still placing
 
-    def mark(self) -> int:
-        """Call before reading the load balancers: holds that end after this still count."""
+    @contextmanager
+    def placing(self) -> Iterator[int]:
+        """Around a plan's reads and placement; yields its mark (enter before reading the load
+        balancers: holds that end after it still count for this plan)."""
         with self.lock:
-            return self._seq
+            since = self._seq
+            self._placing[since] += 1
+        try:
+            yield since
+        finally:
+            with self.lock:
+                self._placing[since] -= 1
+                if not self._placing[since]:
+                    del self._placing[since]
 
     def counted(self, since: int) -> list[Hold]:
         """The holds a placement that started observing at ``since`` must count (callers skip their
         own Service's and those the observed load balancer already records)."""
         with self.lock:
-            self._forget_old()
+            oldest = min(self._placing, default=self._seq)
+            for tid in [t.id for t in self._live.values() if t.ended is not None and t.ended <= oldest]:
+                del self._live[tid]  # no plan still placing started before it ended
             return [t.hold for t in self._live.values() if t.ended is None or t.ended > since]
 
     def take(self, hold: Hold) -> Ticket:
@@ -102,7 +112,7 @@ class Reservations:
         with self.lock:
             if ticket.id in self._live and ticket.ended is None:
                 self._seq += 1
-                ticket.ended, ticket.ended_at = self._seq, self._clock()
+                ticket.ended = self._seq
 
     def bind(self, ticket: Ticket | None, plan: object) -> None:
         """Tie ``ticket`` to ``plan``: :meth:`applying` finds it, and it is dropped if the plan is
@@ -130,11 +140,6 @@ class Reservations:
                 del self._by_plan[key]
             if ticket.ended is None:
                 self._live.pop(ticket.id, None)
-
-    def _forget_old(self) -> None:
-        cutoff = self._clock() - ENDED_KEEP_SECONDS
-        for tid in [t.id for t in self._live.values() if t.ended is not None and t.ended_at < cutoff]:
-            del self._live[tid]
 
     def size(self) -> int:
         """Holds kept (live, or ended and still counted for plans that started before)."""

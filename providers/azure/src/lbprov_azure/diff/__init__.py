@@ -12,6 +12,7 @@ annotations.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any
 
@@ -84,13 +85,15 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
         """The Service's plan; room it takes on a slot is held until the plan's apply ends, or
         dropped when the plan fails here or is discarded (:mod:`lbprov_azure.reservations`)."""
         res = self.reservations
-        since = res.mark() if res is not None else 0  # before the fleet is read (see Reservations)
         opts = options_of(intent)
         scheme = "internal" if opts.internal else "external"
         node_ips = sorted({str(t.internal_ip) for t in intent.targets if t.internal_ip})
-        fleet = self._fleet(base=intent.lb_name, node_ips=node_ips)
         token = names.uid_token(intent.ref.uid)
-        slot, ticket = self._place(intent, opts, fleet, scheme, intent.lb_name, token, len(node_ips), since)
+        with res.placing() if res is not None else nullcontext(0) as since:  # before the fleet is read
+            fleet = self._fleet(base=intent.lb_name, node_ips=node_ips)
+            slot, ticket = self._place(
+                intent, opts, fleet, scheme, intent.lb_name, token, len(node_ips), since
+            )
         try:
             plan = self._plan_on(intent, opts, fleet, scheme, slot, node_ips)
         except BaseException:

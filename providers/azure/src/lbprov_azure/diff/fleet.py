@@ -211,7 +211,7 @@ class FleetChanges:
         A Service put on a slot that does not hold it yet holds room there for its plan
         (:mod:`lbprov_azure.reservations`, the ticket returned; None for a dry run or a Service
         that stays where it is), counted by every placement decided before the plan's apply ends.
-        ``since``: :meth:`Reservations.mark` taken before ``fleet`` was read.
+        ``since``: the plan's mark (:meth:`Reservations.placing`), taken before ``fleet`` was read.
         """
         cluster = self.settings.cluster_name
         allowed: set[int] | None = None
@@ -239,7 +239,9 @@ class FleetChanges:
         pools, foreign = fleet.pools(), fleet.foreign_rules()
         reservations = self.reservations
         with reservations.lock if reservations is not None else nullcontext():
-            held = _held(fleet, reservations.counted(since) if reservations is not None else [], token, scheme)
+            held = _held(
+                fleet, reservations.counted(since) if reservations is not None else [], token, scheme
+            )
             uses = []
             for k in sorted({k for k, _ in fleet.lbs} | set(held)):
                 own = fleet.lbs.get((k, scheme))
