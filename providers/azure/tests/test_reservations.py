@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from azure.core.exceptions import HttpResponseError
 from lbprov_azure import AzureProvider
-from lbprov_azure.placement import CapacityExceeded
+from lbprov_azure.placement import CapacityExceeded, SlotUse, choose_slot
 from lbprov_azure.reservations import Hold, Reservations
 from lbprov_azure.sandbox import Fault
 from lbprov_azure.testing import MemoryKube
@@ -85,6 +85,21 @@ def test_a_discarded_plan_drops_its_hold_and_an_applied_one_ends_it():
         assert res.counted(since) != []
     with res.placing() as now:
         assert res.counted(now) == []
+
+
+def test_held_room_counts_toward_each_limit_but_the_choice_among_fitting_slots_counts_what_exists():
+    # 300 rules per NIC (the slot), 1,500 rules and 600 frontends per load balancer
+    nic = SlotUse(0, rules=296, lb_rules=296, frontends=148, held_rules=4, held_lb_rules=4, held_frontends=2)
+    lb_rules = SlotUse(0, rules=100, lb_rules=1498, frontends=10, held_lb_rules=2)
+    frontends = SlotUse(0, rules=100, lb_rules=100, frontends=599, held_frontends=1)
+    for full in (nic, lb_rules, frontends):
+        assert choose_slot([full], 2, max_slots=2, nodes=3) == 1  # a new slot, not an ARM error
+        with pytest.raises(CapacityExceeded):
+            choose_slot([full], 2, max_slots=1, nodes=3)
+    # both fit: the one with fewer rules that exist wins, whatever is held (plans made together
+    # keep going to one load balancer, where their writes share a PUT)
+    busy, quiet = SlotUse(0, 50, 50, 25, held_rules=200), SlotUse(1, 100, 100, 50)
+    assert choose_slot([busy, quiet], 2, max_slots=2, nodes=3) == 0
 
 
 # -- through the SDK against the emulator -----------------------------------------------------
