@@ -91,9 +91,10 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
         token = names.uid_token(intent.ref.uid)
         with res.placing() if res is not None else nullcontext(0) as since:  # before the fleet is read
             fleet = self._fleet(base=intent.lb_name, node_ips=node_ips)
-            slot, ticket = self._place(
-                intent, opts, fleet, scheme, intent.lb_name, token, len(node_ips), since
-            )
+            with res.lock if res is not None else nullcontext():  # the choice and its hold: one step
+                slot, ticket = self._place(
+                    intent, opts, fleet, scheme, intent.lb_name, token, len(node_ips), since
+                )
         try:
             plan = self._plan_on(intent, opts, fleet, scheme, slot, node_ips)
         except BaseException:

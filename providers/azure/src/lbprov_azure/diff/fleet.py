@@ -8,7 +8,6 @@ exactly one slot's pools.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,9 +208,10 @@ class FleetChanges:
         """The slot of the Service: where it is, else chosen by :func:`placement.choose_slot`.
 
         A Service put on a slot that does not hold it yet holds room there for its plan
-        (:mod:`lbprov_azure.reservations`, the ticket returned; None for a dry run or a Service
+        (:mod:`lbprov_azure.reservations`: the ticket returned; None for a dry run or a Service
         that stays where it is), counted by every placement decided before the plan's apply ends.
         ``since``: the plan's mark (:meth:`Reservations.placing`), taken before ``fleet`` was read.
+        Call it under the reservations' lock, so that the choice and its hold are one step.
         """
         cluster = self.settings.cluster_name
         allowed: set[int] | None = None
@@ -236,53 +236,47 @@ class FleetChanges:
             if sc == scheme and (allowed is None or k in allowed) and holds:
                 return k, None
         need = len(build_desired(intent, opts, self.settings, "-").rules)
+        uses = []
         pools, foreign = fleet.pools(), fleet.foreign_rules()
-        reservations = self.reservations
-        with reservations.lock if reservations is not None else nullcontext():
-            held = _held(
-                fleet, reservations.counted(since) if reservations is not None else [], token, scheme
-            )
-            uses = []
-            for k in sorted({k for k, _ in fleet.lbs} | set(held)):
-                own = fleet.lbs.get((k, scheme))
-                h_rules, h_lb_rules, h_frontends = held.get(k, (0, 0, 0))
-                uses.append(
-                    placement.SlotUse(
-                        index=k,
-                        # a node of the slot is in every rule of the slot and in those of foreign LBs
-                        rules=sum(
-                            _others(b, "loadBalancingRules", base)
-                            for (j, _), b in fleet.lbs.items()
-                            if j == k
-                        )
-                        + max((foreign.get(ip, 0) for ip in pools.get(k, set())), default=0),
-                        lb_rules=_others(own, "loadBalancingRules", base),
-                        frontends=_others(own, "frontendIPConfigurations", base),
-                        held_rules=h_rules,
-                        held_lb_rules=h_lb_rules,
-                        held_frontends=h_frontends,
+        res = self.reservations
+        held = _held(fleet, res.counted(since) if res is not None else [], token, scheme)
+        for k in sorted({k for k, _ in fleet.lbs} | set(held)):
+            own = fleet.lbs.get((k, scheme))
+            h_rules, h_lb_rules, h_frontends = held.get(k, (0, 0, 0))
+            uses.append(
+                placement.SlotUse(
+                    index=k,
+                    # a node of the slot is in every rule of the slot and in those of foreign LBs
+                    rules=sum(
+                        _others(b, "loadBalancingRules", base) for (j, _), b in fleet.lbs.items() if j == k
                     )
+                    + max((foreign.get(ip, 0) for ip in pools.get(k, set())), default=0),
+                    lb_rules=_others(own, "loadBalancingRules", base),
+                    frontends=_others(own, "frontendIPConfigurations", base),
+                    held_rules=h_rules,
+                    held_lb_rules=h_lb_rules,
+                    held_frontends=h_frontends,
                 )
-            slot = placement.choose_slot(
-                uses,
-                need,
-                max_slots=self.settings.max_load_balancers,
-                nodes=nodes,
-                allowed=allowed,
-                blocked={k for k, sc in fleet.blocked if sc == scheme},
-                describe=f"Service {intent.ref.key}",
-                foreign_floor=min(
-                    (foreign.get(str(t.internal_ip), 0) for t in intent.targets if t.internal_ip), default=0
-                ),
             )
-            self._blocked_conflict(fleet, slot, scheme)
-            theirs = sorted(k for k, sc in fleet.blocked if sc == scheme)
-            if theirs and slot not in {k for k, _ in fleet.lbs}:
-                # a new load balancer would take nodes that are in that one's pool (a NIC IP
-                # configuration is in at most one public and one internal load balancer): wait for it
-                self._blocked_conflict(fleet, theirs[0], scheme)
-            ticket = reservations.take(Hold(token, slot, scheme, need)) if reservations is not None else None
-        return slot, ticket
+        slot = placement.choose_slot(
+            uses,
+            need,
+            max_slots=self.settings.max_load_balancers,
+            nodes=nodes,
+            allowed=allowed,
+            blocked={k for k, sc in fleet.blocked if sc == scheme},
+            describe=f"Service {intent.ref.key}",
+            foreign_floor=min(
+                (foreign.get(str(t.internal_ip), 0) for t in intent.targets if t.internal_ip), default=0
+            ),
+        )
+        self._blocked_conflict(fleet, slot, scheme)
+        theirs = sorted(k for k, sc in fleet.blocked if sc == scheme)
+        if theirs and slot not in {k for k, _ in fleet.lbs}:
+            # a new load balancer would take nodes that are in that one's pool (a NIC IP
+            # configuration is in at most one public and one internal load balancer): wait for it
+            self._blocked_conflict(fleet, theirs[0], scheme)
+        return slot, res.take(Hold(token, slot, scheme, need)) if res is not None else None
 
     def _pool_change(
         self, lb: JSON, lbn: str, ips: set[str], intent: Intent, token: str, base: str
