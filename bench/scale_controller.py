@@ -19,9 +19,9 @@ and the workers run, then one reply per stdin command:
   Service); tracing itself costs memory, so RSS figures of such a run are not comparable;
 * ``quit``: stop the controller gracefully.
 
-``--profile PATH`` runs cProfile in every thread of the controller (workers included) and writes
-the merged pstats to PATH at ``quit`` (read it with ``python -m pstats PATH``); profiling slows the
-controller, so such a run's times and CPU seconds are not comparable with others.
+``--profile PATH`` runs cProfile in every thread of the controller (workers included), timed by each
+thread's CPU time, and writes the merged pstats to PATH at ``quit`` (read it with ``python -m pstats
+PATH``); profiling slows the controller, so such a run's times and CPU seconds are not comparable.
 
 ``--no-trim`` turns off the informer's trimming of cached objects (``lbprov.kube.informer.trim``),
 only so that the memory bench can show what it saves.
@@ -139,7 +139,9 @@ class ThreadProfiles:
         self.lock = threading.Lock()
 
     def _enable(self, *_: object) -> None:
-        prof = cProfile.Profile()
+        # the thread's CPU time, not wall time: a worker waiting for the cloud, a lock or the GIL
+        # is not charged to the function it waits in
+        prof = cProfile.Profile(time.thread_time)
         with self.lock:
             self.profiles.append(prof)
         prof.enable()  # replaces this thread's setprofile hook
