@@ -26,7 +26,7 @@ from lbprov.model import (
     Plan,
     ServiceRef,
 )
-from lbprov_azure import names, placement, upstream
+from lbprov_azure import names, parts, placement, upstream
 from lbprov_azure.desired import (
     LB_FIELDS,
     VIEWS,
@@ -227,7 +227,7 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
         losing: list[Change] = []
         gaining: list[Change] = []
         stale_pips: set[str] = set()
-        fe = find(items(lb, "frontendIPConfigurations"), base)
+        fe = parts.find(lb, "frontendIPConfigurations", base)
         if fe is not None:
             old = ref_id((fe.get("properties") or {}).get("publicIPAddress"))
             if old and pip_id and old.lower() != pip_id.lower():
@@ -241,7 +241,7 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
                 self._unadopted_keeps_its_nodes(body, name, assignment.get(k, set()))
                 continue
             out = self._lb_removal(body, name, base, token, intent.ref)
-            ofe = find(items(body, "frontendIPConfigurations"), base)
+            ofe = parts.find(body, "frontendIPConfigurations", base)
             old = ref_id(((ofe or {}).get("properties") or {}).get("publicIPAddress"))
             if old and (not pip_id or old.lower() != pip_id.lower()):
                 stale_pips.add(old)
@@ -376,7 +376,7 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
         wanted += [("probe", p) for p in desired.probes.values()]
         wanted += [("load-balancing-rule", r) for r in desired.rules.values()]
         for kind, item in wanted:
-            existing = find(items(lb, LB_FIELDS[kind]), item["name"])
+            existing = parts.find(lb, LB_FIELDS[kind], item["name"])
             after = VIEWS[kind](item)
             before = VIEWS[kind](existing) if existing else None
             if before != after:
@@ -395,9 +395,8 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
             ("load-balancing-rule", n.lower()) for n in desired.rules
         }
         for kind in ("load-balancing-rule", "probe"):
-            for item in items(lb, LB_FIELDS[kind]):
-                n = str(item.get("name", ""))
-                if names.owns_part(base, n) and (kind, n.lower()) not in keep:
+            for item in parts.own(lb, LB_FIELDS[kind], base):
+                if (kind, str(item.get("name", "")).lower()) not in keep:
                     out.append(_part_delete(kind, lbn, item, common))
         return sorted(out, key=lambda c: (c.action == Action.DELETE, _ORDER.get(c.kind, 9)))
 
@@ -424,12 +423,9 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
         out: list[Change] = []
         remaining = 0
         for kind in ("load-balancing-rule", "probe", "frontend-ip-configuration"):
-            for item in items(lb, LB_FIELDS[kind]):
-                n = str(item.get("name", ""))
-                if names.owns_part(base, n):
-                    out.append(_part_delete(kind, lbn, item, common))
-                else:
-                    remaining += 1
+            mine = parts.own(lb, LB_FIELDS[kind], base)
+            out.extend(_part_delete(kind, lbn, item, common) for item in mine)
+            remaining += parts.count(lb, LB_FIELDS[kind]) - len(mine)
         services = names.services_of(lb.get("tags"))
         if token in services:
             out.insert(
@@ -494,7 +490,7 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
         fleet = self._fleet(strict=False, base=base)
         for (k, scheme), lb in sorted(fleet.lbs.items()):
             lbn = names.lb_name(cluster, scheme, k)
-            fe = find(items(lb, "frontendIPConfigurations"), base)
+            fe = parts.find(lb, "frontendIPConfigurations", base)
             private = ((fe or {}).get("properties") or {}).get("privateIPAddress")
             if private:
                 frontend_private.add(str(private))

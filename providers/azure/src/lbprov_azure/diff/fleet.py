@@ -13,7 +13,7 @@ from typing import Any
 
 from lbprov import naming
 from lbprov.model import Action, Change, Intent, InvalidService, OwnershipConflict
-from lbprov_azure import names, placement
+from lbprov_azure import names, parts, placement
 from lbprov_azure.desired import VIEWS, Ids, build_desired
 from lbprov_azure.observe import Observer, find, items
 from lbprov_azure.options import LB_CONFIGURATIONS, AzureOptions
@@ -86,7 +86,7 @@ def is_public(lb: JSON) -> bool | None:
 
 def _others(lb: JSON | None, fld: str, base: str) -> int:
     """How many of ``lb``'s ``fld`` are not the Service's own (by name)."""
-    return sum(1 for i in items(lb, fld) if not names.owns_part(base, str(i.get("name", ""))))
+    return parts.others(lb, fld, base)
 
 
 def _held(fleet: Fleet, holds: list[Hold], token: str, scheme: str) -> dict[int, tuple[int, int, int]]:
@@ -146,7 +146,7 @@ class FleetChanges:
                         f"{self.settings.cluster_id}): two clusters share the name; lbprov never touches it"
                     )
                 if not names.is_cluster_owned(body.get("tags"), cluster):
-                    holds = bool(base and find(items(body, "frontendIPConfigurations"), base))
+                    holds = bool(base and parts.find(body, "frontendIPConfigurations", base))
                     ours = k == 0 and bool(set(node_ips) & _pool_ips(body))
                     if other_id is None and (holds or ours):
                         fleet.predecessors.add((k, sc))
@@ -230,8 +230,8 @@ class FleetChanges:
                     )
                 allowed.add(by_name[want.lower()])
         for (k, sc), body in sorted(fleet.lbs.items()):
-            holds = token in names.services_of(body.get("tags")) or find(
-                items(body, "frontendIPConfigurations"), base
+            holds = token in names.services_of(body.get("tags")) or parts.find(
+                body, "frontendIPConfigurations", base
             )
             if sc == scheme and (allowed is None or k in allowed) and holds:
                 return k, None
