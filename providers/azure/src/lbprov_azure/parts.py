@@ -6,14 +6,15 @@ grows with the cluster's Services, the largest that remained in the controller's
 stopped building SDK models. A part's name starts with its Service's base (``<base>``,
 ``<base>-TCP-80``), so the parts of a body grouped by that prefix answer both questions from a short
 list. Bodies are read-only snapshots, shared by the plans of a read round
-(:class:`~lbprov_azure.observe.ReadRound`): the index of a body is built once and kept with it in a
-small cache (the entry holds the body, so its ``id`` cannot be reused while cached).
+(:class:`~lbprov_azure.observe.ReadRound`): the index of a body is built once and kept with it, one
+entry per load balancer name (a write's new body replaces its predecessor's entry, so no body is kept
+alive that the round has let go; an LRU of 24 bodies kept superseded ones, and the controller's
+peak RSS rose by ~40 MB at 300 Services).
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from typing import Any
 
 from lbprov_azure import names
@@ -23,12 +24,9 @@ from lbprov_azure.observe import items
 JSON = dict[str, Any]
 #: The fields indexed: the per-Service parts of a shared load balancer.
 FIELDS = ("frontendIPConfigurations", "probes", "loadBalancingRules")
-#: Bodies whose index is kept: a cluster has at most 2 x max_load_balancers load balancers, and a
-#: write replaces a body (its old index then ages out).
-CACHE_SIZE = 24
 
 _Index = dict[str, dict[str, list[JSON]]]
-_cache: OrderedDict[int, tuple[JSON, _Index]] = OrderedDict()
+_cache: dict[str, tuple[JSON, _Index]] = {}  # load balancer name (lower case) -> (body, its index)
 _lock = threading.Lock()
 
 
@@ -38,11 +36,10 @@ def _owner(name: str) -> str:
 
 
 def _index(lb: JSON) -> _Index:
-    key = id(lb)
+    key = str(lb.get("name", "")).lower()
     with _lock:
         hit = _cache.get(key)
         if hit is not None and hit[0] is lb:
-            _cache.move_to_end(key)
             return hit[1]
     built: _Index = {}
     for fld in FIELDS:
@@ -52,8 +49,6 @@ def _index(lb: JSON) -> _Index:
         built[fld] = by
     with _lock:
         _cache[key] = (lb, built)
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
     return built
 
 
