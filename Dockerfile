@@ -39,9 +39,14 @@ LABEL org.opencontainers.image.title="lbprov" \
       io.lbprov.providers="${PROVIDERS}"
 COPY --from=build /opt/lbprov /opt/lbprov
 # No .pyc writes at run time: the root filesystem is read-only in the Deployment.
+# MALLOC_ARENA_MAX=2: glibc gives each of the controller's worker threads a malloc arena of its own
+# (up to 8 per core), and each keeps what a read round's listings used after they are freed. Two
+# arenas halved the controller's RSS growth per Service (bench/scale_memory.py, AWS, 500 Services:
+# +33.1 MB over startup -> +16.4 MB; same calls, same CPU).
 ENV PATH="/opt/lbprov/bin:${PATH}" \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    MALLOC_ARENA_MAX=2
 # A numeric non-root UID/GID, so that Kubernetes' runAsNonRoot can verify it without /etc/passwd.
 USER 65532:65532
 # Prometheus /metrics and the /healthz /readyz probes.

@@ -1,7 +1,8 @@
 """ARM API calls per operation of the Azure provider, measured against the local ARM emulator.
 
 Prints JSON: reads and writes (by operation) to create a Service with P ports on N nodes, to
-re-plan it with no change, to add one node, to delete it; a re-plan of 100 unchanged Services with
+re-plan it with no change, to add one node, to delete it; the same for a dual-stack Service
+(create, re-plan, delete); a re-plan of 100 unchanged Services with
 and without a read round (``provider.read_round()``); and the shared load balancer under load: 50
 Services created at once by 10 workers (LB PUTs, total writes, seconds), next to the same 50 created
 one at a time as upstream does (with ``--lb-put-latency`` seconds added by the emulator to every
@@ -109,6 +110,18 @@ def main(argv: list[str] | None = None) -> int:
 
         one = intent(provider, svc)
         report["delete"] = measure(calls, lambda: provider.apply(provider.plan_delete(one.ref)))
+
+        # -- a dual-stack Service (spec.ipFamilies IPv4, IPv6): a frontend and public IP per family --
+        dual = factory.make("dual", args.ports)
+        dual["spec"].update(ipFamilies=["IPv4", "IPv6"], ipFamilyPolicy="RequireDualStack")
+        report["dual_stack_create"] = measure(
+            calls, lambda: provider.apply(provider.plan(intent(provider, dual)))
+        )
+        report["dual_stack_replan_no_change"] = measure(
+            calls, lambda: assert_unchanged(provider, [intent(provider, dual)])
+        )
+        two = intent(provider, dual)
+        report["dual_stack_delete"] = measure(calls, lambda: provider.apply(provider.plan_delete(two.ref)))
 
         # -- re-plan of many unchanged Services --------------------------------------------------
         many = [intent(provider, factory.make(f"s{i}", 1)) for i in range(args.services)]

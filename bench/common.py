@@ -57,11 +57,15 @@ def make_service(
 
 
 def make_node(node: SandboxNode) -> dict[str, Any]:
-    """A Node in the API's JSON shape: zone label, providerID, InternalIP."""
+    """A Node in the API's JSON shape: zone label, providerID, InternalIP (two on a dual-stack node)."""
     return {
         "metadata": {"name": node.name, "labels": {ZONE_LABEL: node.zone}},
         "spec": {"providerID": node.provider_id},
-        "status": {"addresses": [{"type": "InternalIP", "address": node.internal_ip}]},
+        "status": {
+            "addresses": [
+                {"type": "InternalIP", "address": a} for a in (node.internal_ip, node.internal_ipv6) if a
+            ]
+        },
     }
 
 

@@ -194,8 +194,10 @@ def wait_all_ingress(kube: KubeClient, n: int, timeout: float) -> float:
         time.sleep(max(0.2, n / 500))
 
 
-def one_more(kube: KubeClient, controller: ChildProcess, args: argparse.Namespace) -> dict[str, Any]:
-    """Create one Service beyond the N and wait (polling, to ``--timeout``) for its ingress or its
+def one_more(
+    kube: KubeClient, controller: ChildProcess, args: argparse.Namespace, timeout: float
+) -> dict[str, Any]:
+    """Create one Service beyond the N and wait (polling, up to ``timeout``) for its ingress or its
     first Warning event: what the Service past a cloud's limits gets (``--one-more``)."""
     name = f"svc-{args.services:05d}"
     ports = [
@@ -207,7 +209,7 @@ def one_more(kube: KubeClient, controller: ChildProcess, args: argparse.Namespac
     kube.create_service(
         NAMESPACE, {"metadata": {"name": name}, "spec": {"type": "LoadBalancer", "ports": ports}}
     )
-    deadline = t0 + args.timeout
+    deadline = t0 + timeout
     while True:
         warnings = [
             e
@@ -339,8 +341,20 @@ def run(args: argparse.Namespace, workers: int, phases: tuple[str, ...] = PHASES
         settings = provider_settings(args.provider, ready["settings"])
         if "node_port_range" in getattr(load_provider(args.provider).settings_model, "model_fields", {}):
             settings["node_port_range"] = args.service_node_port_range  # the provider's range rules
+        out: dict[str, Any] = {"workers": workers, "phases": {}}
         with KubeAPIServer(service_node_port_range=args.service_node_port_range) as api:
-            return _run_with(args, workers, phases, cloud, settings, ready, api)
+            try:
+                _run_with(args, workers, phases, cloud, settings, ready, api, out)
+            except RuntimeError as e:
+                # A phase that timed out, or a child that died: keep the phases measured so far (and
+                # the other run of --compare-workers) instead of losing the whole report.
+                out["error"] = str(e)[:2000]
+                print(
+                    json.dumps({"progress": "failed", "workers": workers, "error": out["error"]}),
+                    file=sys.stderr,
+                    flush=True,
+                )
+            return out
     finally:
         if cloud.proc.poll() is None:
             cloud.send({"cmd": "quit"})
@@ -359,7 +373,9 @@ def _run_with(
     settings: dict[str, Any],
     ready: dict[str, Any],
     api: KubeAPIServer,
-) -> dict[str, Any]:
+    out: dict[str, Any],
+) -> None:
+    """The phases of one run, their figures written into ``out`` as each one ends."""
     kube = KubeClient.for_url(api.url)
     kube.create_namespace(NAMESPACE)
     for node in ready["nodes"]:
@@ -374,7 +390,7 @@ def _run_with(
         *("--backoff-base", str(args.backoff_base), "--backoff-max", str(args.backoff_max)),
         *(["--no-trim"] if args.no_trim else []),
         *(["--tracemalloc"] if args.tracemalloc else []),
-        *(["--profile", args.profile] if args.profile else []),
+        *(["--profile", str(Path(args.profile) / f"workers-{workers}")] if args.profile else []),
     ]
     env = dict(os.environ, BENCH_PROVIDER_SETTINGS=json.dumps(settings))
     if args.malloc_arena_max:
@@ -385,9 +401,10 @@ def _run_with(
         "emulator": cloud.pid,
         "kube_api_and_driver": None,
     }
-    out: dict[str, Any] = {"workers": workers, "phases": {}}
+    timeout = phase_timeout(args, workers)
+    out["phase_timeout_seconds"] = round(timeout)
     try:
-        started = controller.read(300)
+        started = controller.read(max(300.0, timeout / 10))
         cpu_start = CPUSnapshot(
             {**CPUSnapshot.take(pids).seconds, "controller": started["cpu_seconds_at_ready"]}
         )
@@ -396,8 +413,8 @@ def _run_with(
 
         # 1. create: every Service exists before the controller starts.
         mark = len(api.requests)
-        done = wait_all_ingress(kube, args.services, args.timeout)
-        controller.ask("wait-idle", args.timeout)
+        done = wait_all_ingress(kube, args.services, timeout)
+        controller.ask("wait-idle", timeout)
         calls = controller.ask("stats")
         cpu_end = CPUSnapshot.take(pids)
         out["phases"]["create"] = phase_report(
@@ -412,7 +429,7 @@ def _run_with(
         progress(workers, "create", out["phases"]["create"], rss)
 
         if args.one_more:
-            out["one_more"] = one_more(kube, controller, args)
+            out["one_more"] = one_more(kube, controller, args, timeout)
             progress(workers, "one_more", out["one_more"], memory_kib(controller.pid))
 
         if "add_node" in phases:
@@ -420,7 +437,7 @@ def _run_with(
             mark, cpu0, t0 = len(api.requests), CPUSnapshot.take(pids), time.monotonic()
             node = cloud.ask({"cmd": "add_node", "name": f"node-{args.nodes}"})["node"]
             kube.create_node(node_body(SandboxNode(**node), args.kubectl_applied))
-            synced = controller.ask("wait-node-sync", args.timeout)
+            synced = controller.ask("wait-node-sync", timeout)
             out["phases"]["add_node"] = phase_report(
                 synced,
                 synced["idle_since"] - t0,
@@ -435,7 +452,7 @@ def _run_with(
 
         if "resync" in phases:
             mark, cpu0 = len(api.requests), CPUSnapshot.take(pids)
-            resynced = controller.ask("resync", args.timeout)
+            resynced = controller.ask("resync", timeout)
             out["phases"]["resync"] = phase_report(
                 resynced,
                 resynced["idle_since"] - resynced["started"],
@@ -456,10 +473,12 @@ def _run_with(
         controller.ask("quit", 60)
     finally:
         if controller.proc.poll() is None:
+            if "controller_rss_mb" not in out:  # cut short: the memory figures so far
+                mem = memory_kib(controller.pid)
+                out["controller_rss_mb"] = {"peak_so_far": mib(mem["VmHWM"]), "now": mib(mem["VmRSS"])}
             controller.send("quit")
         controller.close()
     out.update(after_run(args.provider, settings, kube, args.verify))
-    return out
 
 
 # -- entry point -----------------------------------------------------------------------------------
@@ -527,9 +546,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--profile",
-        default="",
-        help="the controller runs under cProfile (every thread) and writes the merged pstats to this "
-        "file at the end (slower: its times and CPU seconds are not comparable with other runs)",
+        metavar="DIR",
+        help="cProfile the controller's threads (CPU time): DIR/workers-W/<phase>.pstats per phase "
+        "(bench/thread_profile.py; profiling slows the controller, so CPU figures are not comparable)",
     )
     p.add_argument(
         "--one-more",
@@ -542,8 +561,26 @@ def parser() -> argparse.ArgumentParser:
         default=",".join(PHASES),
         help=f"phases to run, in order, create always first (default {','.join(PHASES)})",
     )
-    p.add_argument("--timeout", type=float, default=1800, help="give up on a phase after this many seconds")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="give up on a phase after this many seconds (default: scaled to the run, see phase_timeout)",
+    )
     return p
+
+
+def phase_timeout(args: argparse.Namespace, workers: int) -> float:
+    """How long a phase may take before the run gives up: ``--timeout``, or a budget that grows with
+    the Services per worker. A guard against a hung run, not a target: 10 minutes, plus per Service
+    one second of CPU (the controller's and the emulator's on a loaded 2-core machine) and 20 calls
+    at the injected latency spread over the workers. 1,000 Services at 20 ms: 1,640 s with 10 workers,
+    2,000 s with 1 (where the fixed 600 s cut the 1-worker create at 737 Services); 10,000 Services
+    with no latency: 10,600 s."""
+    if args.timeout is not None:
+        return float(args.timeout)
+    per_service = 1.0 + 20 * args.latency_ms / 1000.0 / max(workers, 1)
+    return 600.0 + args.services * per_service
 
 
 def header(args: argparse.Namespace) -> dict[str, Any]:
@@ -573,9 +610,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare_workers and args.workers != 1:
         runs.append(run(args, 1, phases))
         report["workers_1_over_default_time"] = {
-            phase: round(runs[1]["phases"][phase]["seconds"] / runs[0]["phases"][phase]["seconds"], 2)
-            for phase in runs[0]["phases"]
-            if runs[0]["phases"][phase]["seconds"] > 0
+            phase: round(runs[1]["phases"][phase]["seconds"] / figures["seconds"], 2)
+            for phase, figures in runs[0]["phases"].items()
+            if figures["seconds"] > 0 and phase in runs[1]["phases"]
         }
     report["runs"] = runs
     print_json(report)

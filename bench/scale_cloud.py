@@ -23,6 +23,8 @@ import os
 import sys
 from typing import Any
 
+from sampler import StackSampler
+
 from lbprov.provider import load_provider
 
 
@@ -38,6 +40,18 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     provider, nodes = argv[0], argv[1:]
+    samples_to = os.environ.get("BENCH_EMULATOR_SAMPLES")
+    sampler = StackSampler() if samples_to else None
+    if sampler is not None:
+        sampler.start()
+    try:
+        return _serve(provider, nodes)
+    finally:
+        if sampler is not None and samples_to:
+            sampler.stop_and_write(samples_to)
+
+
+def _serve(provider: str, nodes: list[str]) -> int:
     with load_provider(provider).sandbox(nodes) as cloud:
         _reply(
             {

@@ -19,9 +19,11 @@ and the workers run, then one reply per stdin command:
   Service); tracing itself costs memory, so RSS figures of such a run are not comparable;
 * ``quit``: stop the controller gracefully.
 
-``--profile PATH`` runs cProfile in every thread of the controller (workers included), timed by each
-thread's CPU time, and writes the merged pstats to PATH at ``quit`` (read it with ``python -m pstats
-PATH``); profiling slows the controller, so such a run's times and CPU seconds are not comparable.
+``--profile DIR`` profiles every thread of the controller (``bench/thread_profile.py``, CPU time)
+and writes one pstats file per phase: ``create.pstats`` (from start to the first ``stats``),
+``add_node.pstats`` (``mark`` to ``wait-node-sync``'s reply) and ``resync.pstats``. Read them with
+``python -m pstats DIR/resync.pstats`` (``sort tottime``, ``stats 30``). Profiling slows the
+controller down, so the CPU seconds of such a run are not comparable with a plain run's.
 
 ``--no-trim`` turns off the informer's trimming of cached objects (``lbprov.kube.informer.trim``),
 only so that the memory bench can show what it saves.
@@ -32,20 +34,19 @@ only so that the memory bench can show what it saves.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import gc
 import json
 import logging
 import os
-import pstats
 import sys
-import threading
 import time
 import tracemalloc
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from procstat import cpu_seconds, memory_kib
+from thread_profile import ThreadProfiles
 
 from lbprov.cloudcalls import CallEvent, CloudCalls
 from lbprov.controller.manager import Controller, ControllerConfig
@@ -97,22 +98,27 @@ class LogTally(logging.Handler):
         return out
 
 
-def allocation_top(limit: int = 15) -> dict[str, Any]:
-    """Python memory allocated since tracing began and still held, by source line (largest first)."""
+def allocation_top(limit: int = 25) -> dict[str, Any]:
+    """Python memory allocated since tracing began and still held, by source file and by source
+    line (largest first)."""
     if not tracemalloc.is_tracing():
         return {}
     snapshot = tracemalloc.take_snapshot().filter_traces(
         [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen *>")]
     )
+
+    def where(stat: tracemalloc.Statistic, line: bool) -> str:
+        frame = stat.traceback[0]
+        name = frame.filename.split("site-packages/")[-1].split("/work/")[-1]
+        return f"{name}:{frame.lineno}" if line else name
+
     stats = snapshot.statistics("lineno")
     return {
         "total_kib": round(sum(s.size for s in stats) / 1024),
-        "by_line_kib": {
-            f"{s.traceback[0].filename.split('site-packages/')[-1]}:{s.traceback[0].lineno}": round(
-                s.size / 1024
-            )
-            for s in stats[:limit]
+        "by_file_kib": {
+            where(s, False): round(s.size / 1024) for s in snapshot.statistics("filename")[:limit]
         },
+        "by_line_kib": {where(s, True): round(s.size / 1024) for s in stats[:limit]},
     }
 
 
@@ -130,36 +136,6 @@ def wait_idle(controller: Controller, settle: float = SETTLE_SECONDS) -> float:
         time.sleep(0.01)
 
 
-class ThreadProfiles:
-    """cProfile in every thread started after :meth:`start` (and the calling one): a profiler
-    profiles only the thread that enabled it, and the controller's work runs in worker threads."""
-
-    def __init__(self) -> None:
-        self.profiles: list[cProfile.Profile] = []
-        self.lock = threading.Lock()
-
-    def _enable(self, *_: object) -> None:
-        # the thread's CPU time, not wall time: a worker waiting for the cloud, a lock or the GIL
-        # is not charged to the function it waits in
-        prof = cProfile.Profile(time.thread_time)
-        with self.lock:
-            self.profiles.append(prof)
-        prof.enable()  # replaces this thread's setprofile hook
-
-    def start(self) -> None:
-        threading.setprofile(self._enable)
-        self._enable()
-
-    def dump(self, path: str) -> None:
-        threading.setprofile(None)  # type: ignore[arg-type]
-        with self.lock:
-            profiles = list(self.profiles)
-        stats = pstats.Stats(profiles[0])
-        for prof in profiles[1:]:
-            stats.add(prof)
-        stats.dump_stats(path)
-
-
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--provider", required=True)
@@ -174,7 +150,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="trace Python allocations from the start of the controller (for the 'top' command)",
     )
-    p.add_argument("--profile", default="", help="write the controller's merged cProfile stats here at quit")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="cProfile every controller thread (CPU time); one DIR/<phase>.pstats per phase",
+    )
     p.add_argument(
         "--no-trim",
         action="store_true",
@@ -226,7 +207,16 @@ def main(argv: list[str] | None = None) -> int:
         tracemalloc.start()
     profiles = ThreadProfiles() if args.profile else None
     if profiles is not None:
-        profiles.start()
+        profiles.install()
+
+    def profile_dump(phase: str) -> None:
+        if profiles is not None and args.profile is not None:
+            profiles.dump(args.profile / f"{phase}.pstats")
+
+    def profile_mark() -> None:
+        if profiles is not None:
+            profiles.mark()
+
     t0 = time.monotonic()
     provider.calls.reset()
     controller.start()
@@ -241,9 +231,13 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     triggers = controller.node_sync.triggers
+    dumped_create = False
     for line in sys.stdin:
         cmd = line.strip()
         if cmd == "stats":
+            if not dumped_create:  # the first stats closes the create phase
+                profile_dump("create")
+                dumped_create = True
             reply({"event": "stats", **call_stats(provider.calls, tally)})
         elif cmd == "wait-idle":
             reply({"event": "idle", "idle_since": wait_idle(controller)})
@@ -251,18 +245,22 @@ def main(argv: list[str] | None = None) -> int:
             provider.calls.reset()
             tally.reset()
             triggers = controller.node_sync.triggers
+            profile_mark()
             reply({"event": "marked"})
         elif cmd == "wait-node-sync":
             while controller.node_sync.triggers <= triggers:
                 time.sleep(0.01)
             idle = wait_idle(controller)
+            profile_dump("add_node")
             reply({"event": "node-synced", "idle_since": idle, **call_stats(provider.calls, tally)})
         elif cmd == "resync":
             provider.calls.reset()
             tally.reset()
+            profile_mark()
             started = time.monotonic()
             n = controller.resync()
             idle = wait_idle(controller)
+            profile_dump("resync")
             reply(
                 {
                     "event": "resynced",
@@ -280,8 +278,6 @@ def main(argv: list[str] | None = None) -> int:
         elif cmd == "quit":
             break
     controller.stop()
-    if profiles is not None:
-        profiles.dump(args.profile)
     reply({"event": "stopped"})
     return 0
 

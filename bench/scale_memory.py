@@ -9,6 +9,13 @@ one resync (every Service re-planned in one read round, the periodic steady-stat
 controller's RSS is read from ``/proc/<pid>/status``: ``VmRSS`` after startup (imports + informer
 caches synced, before any cloud work), ``VmHWM`` (peak) at the end, ``VmRSS`` after ``gc.collect()``.
 
+The AWS cloud is moto behind the strict layer, with the sandbox's fixes of moto's scans over every
+resource (``lbprov_aws/sandbox/at_scale.py``: without them a security group listing at 10,000 NLB
+Services costs moto about 20 minutes); the 10,000-Service run is
+``--sizes 1000,3000,10000 --service-node-port-range 30000-40999`` (10,000 one-port Services need
+more NodePorts than the default range's 2,768). ``--malloc-arena-max 2`` runs the controller with
+glibc's ``MALLOC_ARENA_MAX=2``.
+
 Growth per Service is the slope between the smallest and the largest size (bytes per Service), for
 the startup figure (the informer cache and what the imports do not explain), the peak and the
 steady state; ``extrapolated_peak_mb_at_target`` = peak at the largest size + slope x (target - N):
@@ -42,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         args.services = n
         started = time.monotonic()
         out = run(args, args.workers, phases=("create", "resync"))
+        if "error" in out:  # cut short: say so, with the memory seen until then
+            points.append({"services": n, "error": out["error"], "rss_mb": out.get("controller_rss_mb")})
+            continue
         rss = out["controller_rss_mb"]
         points.append(
             {
@@ -50,11 +60,21 @@ def main(argv: list[str] | None = None) -> int:
                 "rss_mb": rss,
                 "controller_cpu_seconds": out["cpu_seconds_total"]["controller"],
                 "create_reads_per_service": out["phases"]["create"]["reads_per_service"],
+                "resync_reads_per_service": out["phases"]["resync"]["reads_per_service"],
+                "create_reads_by_operation": out["phases"]["create"]["reads_by_operation"],
+                "controller_cpu_ms_per_service": {
+                    phase: out["phases"][phase]["controller_cpu_ms_per_service"] for phase in out["phases"]
+                },
+                "emulator_cpu_seconds": {
+                    phase: out["phases"][phase]["cpu_seconds"]["emulator"] for phase in out["phases"]
+                },
+                **({"controller_allocations": out["controller_allocations"]} if args.tracemalloc else {}),
             }
         )
     report["points"] = points
-    if len(points) >= 2:
-        lo, hi = points[0], points[-1]
+    measured = [p for p in points if "error" not in p]
+    if len(measured) >= 2:
+        lo, hi = measured[0], measured[-1]
         dn = hi["services"] - lo["services"]
 
         def slope(key: str) -> int:

@@ -36,12 +36,15 @@ def table(report: dict[str, Any], run: dict[str, Any]) -> str:
             f"| {p['reads_per_service']} | {p['writes_per_service']} | {cpu['controller']} "
             f"| {cpu['emulator']} | {reads_by_operation(p, n)} |"
         )
-    rss = run["controller_rss_mb"]
-    lines += [
-        "",
-        f"controller RSS: {rss['after_startup']} MB after startup, {rss['peak']} MB peak, "
-        f"{rss['steady_after_gc']} MB steady; load balancers: {run['load_balancers']}",
-    ]
+    rss = run.get("controller_rss_mb", {})
+    if "error" in run:  # cut short (bench/scale.py keeps what it measured until then)
+        lines += ["", f"cut short: {run['error'][:300]}; controller RSS so far: {rss}"]
+    else:
+        lines += [
+            "",
+            f"controller RSS: {rss['after_startup']} MB after startup, {rss['peak']} MB peak, "
+            f"{rss['steady_after_gc']} MB steady; load balancers: {run['load_balancers']}",
+        ]
     if run.get("drift_check_periods") and "resync" in run["phases"]:
         lines.append(
             f"resync: {run['phases']['resync']['reads_per_service']} reads per Service per period; "

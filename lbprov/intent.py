@@ -97,13 +97,16 @@ def node_target(node: Mapping[str, Any]) -> Target:
     meta = node.get("metadata") or {}
     labels = meta.get("labels") or {}
     addresses = (node.get("status") or {}).get("addresses") or []
-    internal = next((a.get("address") for a in addresses if a.get("type") == "InternalIP"), None)
+    internal_ips = tuple(
+        str(a.get("address")) for a in addresses if a.get("type") == "InternalIP" and a.get("address")
+    )
     return Target(
         node_name=str(meta.get("name", "")),
         provider_id=str((node.get("spec") or {}).get("providerID", "")),
-        internal_ip=internal,
+        internal_ip=internal_ips[0] if internal_ips else None,
         zone=labels.get(ZONE_LABEL) or labels.get(LEGACY_ZONE_LABEL),
         labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+        internal_ips=internal_ips,
     )
 
 

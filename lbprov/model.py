@@ -74,9 +74,13 @@ class Target:
 
     node_name: str
     provider_id: str
+    #: The node's first ``InternalIP`` address (of either family, as status.addresses lists them).
     internal_ip: str | None = None
     zone: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
+    #: Every ``InternalIP`` address of the node, in status order (a dual-stack node has one per
+    #: family): providers that serve IPv6 pick the node's address of each family from these.
+    internal_ips: tuple[str, ...] = ()
 
     def label(self, key: str) -> str | None:
         return dict(self.labels).get(key)
@@ -266,3 +270,5 @@ class SandboxNode:
     provider_id: str
     internal_ip: str
     zone: str
+    #: The node's IPv6 address where the sandbox gives it one (a dual-stack node): a second InternalIP.
+    internal_ipv6: str | None = None

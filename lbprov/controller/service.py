@@ -83,14 +83,18 @@ def service_key(svc: Mapping[str, Any]) -> str:
 
 
 def ingress_of(svc: Mapping[str, Any]) -> list[dict[str, str]]:
-    """``status.loadBalancer.ingress`` reduced to ip/hostname, sorted (semantic comparison)."""
+    """``status.loadBalancer.ingress`` reduced to ip/hostname, in status order.
+
+    Order is meaning: a dual-stack Service lists its primary family's address first, and upstream's
+    ``LoadBalancerStatusEqual`` compares the ingress lists element by element.
+    """
     raw = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-    out = [{k: str(v) for k, v in item.items() if k in ("ip", "hostname") and v} for item in raw]
-    return sorted(out, key=lambda d: (d.get("ip", ""), d.get("hostname", "")))
+    return [{k: str(v) for k, v in item.items() if k in ("ip", "hostname") and v} for item in raw]
 
 
 def ingress_dicts(ingress: tuple[Ingress, ...]) -> list[dict[str, str]]:
-    return sorted((i.to_k8s() for i in ingress), key=lambda d: (d.get("ip", ""), d.get("hostname", "")))
+    """The provider's ingress as status entries, in the provider's order (primary family first)."""
+    return [i.to_k8s() for i in ingress]
 
 
 _PAST = {

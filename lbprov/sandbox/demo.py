@@ -75,6 +75,7 @@ def node_object(node: SandboxNode) -> dict[str, Any]:
         "status": {
             "addresses": [
                 {"type": "InternalIP", "address": node.internal_ip},
+                *([{"type": "InternalIP", "address": node.internal_ipv6}] if node.internal_ipv6 else []),
                 {"type": "Hostname", "address": node.name},
             ],
             "conditions": [{"type": "Ready", "status": "True"}],

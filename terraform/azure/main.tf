@@ -29,12 +29,17 @@ locals {
     "Microsoft.Network/publicIPAddresses/write",
   ]
 
-  # "Join" actions: no request is sent for them, but ARM checks them on the load balancer PUT on
-  # each resource it references -- a frontend's public IP, an internal frontend's subnet, and the
-  # VNet of the IP-based backend pool (lbprov_azure.operations.JOIN_PERMISSIONS; joinLoadBalancer is
-  # what Azure documents for IP-based backend pools).
+  # "Join" actions: no request is sent for them, but ARM checks them on the write that references
+  # the resource -- on the load balancer PUT: a frontend's public IP, an internal frontend's subnet,
+  # and the VNet of the IP-based backend pool; on the public IP PUT: the prefix of
+  # service.beta.kubernetes.io/azure-pip-prefix-id ("Create a public IP address from a prefix",
+  # learn.microsoft.com "Create, change, or delete an Azure public IP address prefix", Permissions;
+  # without it ARM answers 403 LinkedAuthorizationFailed: kubernetes-sigs/cloud-provider-azure#7500)
+  # (lbprov_azure.operations.JOIN_PERMISSIONS; joinLoadBalancer is what Azure documents for
+  # IP-based backend pools). Like every action here, they apply within `scope`.
   join_actions = [
     "Microsoft.Network/publicIPAddresses/join/action",
+    "Microsoft.Network/publicIPPrefixes/join/action",
     "Microsoft.Network/virtualNetworks/join/action",
     "Microsoft.Network/virtualNetworks/joinLoadBalancer/action",
     "Microsoft.Network/virtualNetworks/subnets/join/action",

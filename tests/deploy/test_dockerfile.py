@@ -180,6 +180,8 @@ def test_runtime_stage_copies_only_the_virtualenv(dockerfile: lib.Dockerfile) ->
     assert env["PATH"].startswith("/opt/lbprov/bin:")
     # The root filesystem is read-only in the Deployment: no .pyc writes.
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    # Two malloc arenas, not one per worker thread: half the RSS growth per Service (bench/scale_memory.py).
+    assert env["MALLOC_ARENA_MAX"] == "2"
 
 
 def test_dockerignore_keeps_the_context_to_what_the_build_copies(dockerfile: lib.Dockerfile) -> None:

@@ -93,6 +93,10 @@ ALLOWED_EXTRA: dict[str, dict[str, str]] = {
     },
     "azure": {
         "Microsoft.Network/publicIPAddresses/join/action": f"a frontend's public IP: {_AZURE_JOIN}",
+        "Microsoft.Network/publicIPPrefixes/join/action": (
+            "the prefix of azure-pip-prefix-id: no request is sent for it; ARM checks it on the public IP "
+            "PUT that takes its address from the prefix (lbprov_azure.operations.JOIN_PERMISSIONS)"
+        ),
         "Microsoft.Network/virtualNetworks/subnets/join/action": f"an internal frontend's subnet: {_AZURE_JOIN}",
         "Microsoft.Network/virtualNetworks/join/action": f"the backend pool's VNet: {_AZURE_JOIN}",
         "Microsoft.Network/virtualNetworks/joinLoadBalancer/action": (

@@ -174,7 +174,8 @@ def test_basic_rules_of_arm_through_the_sdk(provider, sandbox, state):
     assert all(r.etag == lb.etag for r in lb.load_balancing_rules)  # sub-resources carry the LB's ETag
     with pytest.raises(HttpResponseError) as info:
         c.public_ip_addresses.begin_delete(RG, "emu-pip").result()
-    assert info.value.error.code == "InUsePublicIpAddressCannotBeDeleted"
+    # ARM's code (hashicorp/terraform-provider-azurerm#2566)
+    assert info.value.status_code == 400 and info.value.error.code == "PublicIPAddressCannotBeDeleted"
     c.load_balancers.begin_delete(RG, "emu-lb", headers={"If-Match": lb.etag}).result()
     c.public_ip_addresses.begin_delete(RG, "emu-pip").result()
 

@@ -112,8 +112,12 @@ def test_arm_refuses_more_than_4000_destination_addresses_per_nsg(provider):
         "destinationPortRange": "80",
         "destinationAddressPrefixes": [f"10.{i // 250}.{i % 250}.1" for i in range(4001)],
     }
-    with pytest.raises(HttpResponseError, match="SecurityRulesAddressPrefixesLimitReached"):
+    with pytest.raises(HttpResponseError) as info:
         ops.begin_create_or_update(SANDBOX_RG, "lbprov-nsg", "too-many", {"properties": props}).result()
+    # ARM's code and message (kubernetes-sigs/cloud-provider-azure#2725)
+    assert info.value.status_code == 400
+    assert info.value.error.code == "SecurityRuleAddressesOrPortsPerSecurityGroupLimitReached"
+    assert "cannot have more than 4000 DestinationAddressPrefixes" in str(info.value)
 
 
 def test_a_service_beyond_4000_nsg_addresses_gets_capacity_exceeded_and_a_member_still_converges(

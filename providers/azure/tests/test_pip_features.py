@@ -57,6 +57,23 @@ def test_a_full_prefix_is_refused_by_arm(provider, intent_for, make_service, ens
         provider.apply(provider.plan_delete(i.ref))
 
 
+@pytest.mark.parametrize("length", [24, 27, 32])
+def test_arm_refuses_a_prefix_length_outside_28_to_31(provider, length):
+    # ARM's code and message (hashicorp/terraform-provider-azurerm#19060)
+    with pytest.raises(HttpResponseError) as info:
+        _prefix(provider, length)
+    assert info.value.status_code == 400
+    assert info.value.error.code == "SpecifiedPrefixLengthNotSupported"
+    assert f"Specified PrefixLength {length} for PublicIpPrefix" in str(info.value)
+    assert "Minimum PrefixLength 28 Maximum PrefixLength 31" in str(info.value)
+
+
+def test_arm_cannot_parse_a_prefix_length_that_is_not_an_integer(provider):
+    with pytest.raises(HttpResponseError) as info:
+        _prefix(provider, "28")  # type: ignore[arg-type]
+    assert info.value.status_code == 400 and info.value.error.code == "InvalidRequestFormat"
+
+
 def test_a_missing_prefix_is_refused_by_arm(provider, intent_for, make_service):
     missing = f"/subscriptions/{provider.settings.subscription_id}/resourceGroups/{SANDBOX_RG}/providers/Microsoft.Network/publicIPPrefixes/nope"
     intent = intent_for(make_service(annotations={P + "pip-prefix-id": missing}))

@@ -143,8 +143,17 @@ def _botocore_session() -> Any:
     return session
 
 
+#: (service, Operation) -> the client's method name: found once, not by a scan of the service's
+#: operations (EC2 has several hundred) on every call.
+_SNAKE: dict[tuple[str, str], str] = {}
+
+
 def _snake(client: BaseClient, name: str) -> str:
+    key = (client.meta.service_model.service_name, name)
+    if (found := _SNAKE.get(key)) is not None:
+        return found
     for method, api in client.meta.method_to_api_mapping.items():
         if api == name:
+            _SNAKE[key] = str(method)
             return str(method)
     raise AttributeError(f"{client.meta.service_model.service_name} has no operation {name}")

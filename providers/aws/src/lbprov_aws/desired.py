@@ -22,6 +22,7 @@ from lbprov_aws.options import (
     AWSOptions,
     provider_id_instance,
 )
+from lbprov_aws.sg_index import index_of
 
 #: Tag listing the additional-resource-tags keys lbprov set, so that removed ones can be removed.
 ADDITIONAL_TAGS_TAG = "lbprov.io/additional-tags"
@@ -390,7 +391,7 @@ def node_security_groups(ctx: ClusterContext, override: str | None, cluster: str
     Nodes of several node groups (or EKS's cluster group beside a node-group group) give several
     groups, each of which gets the rules. ``override`` (the node_security_group_id setting) is the
     group of every node."""
-    by_id = {sg.id: sg for sg in ctx.security_groups}
+    by_id = index_of(ctx, cluster).by_id
     if override:
         return [by_id[override]] if override in by_id else []
     if not ctx.instances:

@@ -25,10 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lbprov import naming
+from lbprov_aws import sg_listing
 from lbprov_aws.client import AWSClients
 from lbprov_aws.diff.node_rules import SOURCE_RANGES_UNRECORDED, Key, TargetGroupFacts
 from lbprov_aws.names import HEALTH_NODE_PORT_TAG, NLB_SECURITY_GROUPS_TAG, SOURCE_RANGES_TAG
 from lbprov_aws.remembered import Remembered, trim_listener
+from lbprov_aws.sg_index import GroupIndex
+from lbprov_aws.tg_listing import TargetGroupListing
 
 BATCH = 20
 #: Describing a missing load balancer by name is an error in the ELB APIs, not an empty answer.
@@ -153,6 +156,8 @@ class ClusterContext:
     #: Load balancers other than the Service's own that carry the cluster's NLB backend group:
     #: read only where that group exists and the plan does not use it (None: not read).
     backend_users: set[str] | None = None
+    #: Lookups over ``security_groups`` (sg_index.py): the read round's, shared by its plans.
+    sg_index: GroupIndex | None = None
 
 
 def _nlb(raw: dict[str, Any], tags: dict[str, str]) -> ObservedNLB:
@@ -282,13 +287,18 @@ class ReadRound:
         self.k = max(1, k)
         self.period: int | None = None
         self.nlbs: dict[str, ObservedNLB] | None = None
+        #: When the listing of ``nlbs`` was started (see :meth:`Reader.name_free`).
+        self.nlbs_listed_at: float | None = None
         self.classics: dict[str, ObservedClassic] | None = None
-        self.target_groups: list[ObservedTG] | None = None
+        self.target_groups: TargetGroupListing | None = None
+        #: target_group_facts() of ``target_groups`` at its ``version`` (one computation per change).
+        self.tg_facts: tuple[int, list[TargetGroupFacts]] | None = None
         self.subnets: dict[str, list[dict[str, Any]]] = {}
         self.route_tables: dict[str, list[dict[str, Any]]] = {}
         self.vpc_cidrs: dict[str, tuple[str, ...]] = {}
-        #: Security groups by VPC (None: the cluster-tagged ones, VPC unknown).
+        #: Security groups by VPC (None: the cluster-tagged ones, VPC unknown), and their indexes.
         self.cluster_sgs: dict[str | None, list[ObservedSG]] | None = None
+        self.sg_indexes: dict[str | None, GroupIndex] = {}
         self.instances: dict[str, dict[str, Any]] = {}
         self.dirty: set[str] = set()
         #: Security groups of every ELBv2 load balancer of the account, by name (whether the
@@ -311,15 +321,13 @@ class ReadRound:
         return (self.period - drift_slot(uid, self.k)) % self.k == 0
 
     def invalidate(self, uid: str, *, target_groups: bool = True, security_groups: bool = True) -> None:
-        """After a write for ``uid``: its cached resources are stale, and (``security_groups``) the
-        shared security groups. (``target_groups`` is kept for callers: the round's target group
-        listing is kept current by the writes themselves, see :meth:`Reader.after_write`.)"""
-        del target_groups
+        """After a write for ``uid``: its cached resources are stale. (``target_groups`` and
+        ``security_groups`` are kept for callers: the round's listings of both are kept current by
+        the writes themselves, see :meth:`Reader.after_write`, or dropped by a write that fails.)"""
+        del target_groups, security_groups
         with self.lock:
             self.dirty.add(uid)
             self.lb_groups = None
-            if security_groups:
-                self.cluster_sgs = None
 
 
 def drift_slot(uid: str, k: int) -> int:
@@ -330,6 +338,16 @@ def drift_slot(uid: str, k: int) -> int:
 #: Reads of a deep check of a one-port NLB Service: listeners, load balancer attributes, target
 #: group attributes, target health (tags come 20 ARNs per call). K = this / the read budget.
 DEEP_CHECK_READS = 4
+
+#: How old a round's load balancer listing may be to tell apply that a name is free (the
+#: controller's rounds last at most 120 s: lbprov.controller.manager.MAX_ROUND_SECONDS).
+NAME_FREE_SECONDS = 120.0
+
+#: Security groups per DescribeSecurityGroups page (AWS's maximum). Without MaxResults AWS answers
+#: every group of the VPC at once: with a frontend group per NLB Service, 10,000 groups are a
+#: response of about 20 MB that botocore parses into one XML tree, the controller's largest
+#: transient allocation (tests/test_memory_cuts.py).
+SG_PAGE = 1000
 
 #: An implicit round (plans that overlap outside an explicit round) is joined only while younger
 #: than this: concurrent plans share its listings, a plan that starts later reads afresh.
@@ -402,7 +420,12 @@ class Reader:
         return None
 
     def write_failed(self, operation: str, params: Mapping[str, Any]) -> None:
-        return None
+        """A security group write failed or its outcome is unknown: the round's listing of them is
+        read again by the next plan."""
+        rnd = self.round
+        if rnd is not None and operation.startswith("ec2:"):
+            with rnd.lock:
+                rnd.cluster_sgs = None
 
     def after_write(
         self, operation: str, params: Mapping[str, Any], result: Mapping[str, Any] | None
@@ -412,6 +435,9 @@ class Reader:
         rnd = self.round
         if rnd is None:
             return
+        if operation.startswith("ec2:"):
+            self._security_group_written(rnd, operation, params, result)
+            return
         with rnd.lock:
             tgs, nlbs = rnd.target_groups, rnd.nlbs
             if tgs is not None:
@@ -419,14 +445,14 @@ class Reader:
                     for raw in result.get("TargetGroups", []):
                         arn = raw["TargetGroupArn"]
                         tags = self.remembered.get(self.remembered.tags, arn) or {}
-                        tgs[:] = [tg for tg in tgs if tg.arn != arn] + [_tg(raw, dict(tags))]
+                        tgs.put(_tg(raw, dict(tags)))
                 elif operation == "elbv2:DeleteTargetGroup":
-                    tgs[:] = [tg for tg in tgs if tg.arn != params.get("TargetGroupArn")]
+                    tgs.remove(params.get("TargetGroupArn", ""))
                 elif operation in ("elbv2:AddTags", "elbv2:RemoveTags"):
-                    arns = set(params.get("ResourceArns", []))
-                    for tg in tgs:
-                        if tg.arn in arns:
+                    for arn in params.get("ResourceArns", []):
+                        if (tg := tgs.get(arn)) is not None:
                             tg.tags = dict(self.remembered.get(self.remembered.tags, tg.arn) or {})
+                            tgs.touched()
             if nlbs is not None:
                 if operation == "elbv2:CreateLoadBalancer" and result:
                     for raw in result.get("LoadBalancers", []):
@@ -442,6 +468,24 @@ class Reader:
                         if lb.arn in arns:
                             lb.tags = dict(self.remembered.get(self.remembered.tags, lb.arn) or {})
 
+    @staticmethod
+    def _security_group_written(
+        rnd: ReadRound, operation: str, params: Mapping[str, Any], result: Mapping[str, Any] | None
+    ) -> None:
+        """Our own security group writes, applied to the round's listings (sg_listing.py); a write
+        whose effect is not known exactly drops them (read again by the next plan)."""
+        with rnd.lock:
+            if rnd.cluster_sgs is None:
+                return
+            updated: dict[str | None, list[ObservedSG]] = {}
+            for vpc_id, groups in rnd.cluster_sgs.items():
+                new = sg_listing.mirror(groups, vpc_id, operation, params, result)
+                if new is None:
+                    rnd.cluster_sgs = None
+                    return
+                updated[vpc_id] = new
+            rnd.cluster_sgs = updated
+
     # -- load balancers and target groups ------------------------------------------------------
 
     def service_state(
@@ -456,7 +500,7 @@ class Reader:
                 assert rnd.nlbs is not None and rnd.classics is not None and rnd.target_groups is not None
                 nlb = rnd.nlbs.get(lb_name)
                 classic = rnd.classics.get(lb_name)
-                tgs = [tg for tg in rnd.target_groups if tg.name.startswith(tg_prefix)]
+                tgs = rnd.target_groups.with_prefix(tg_prefix)
             # Copies: details are filled per plan and must not leak into the shared cache.
             state = ServiceState(
                 nlb=_copy_nlb(nlb) if nlb else None,
@@ -468,6 +512,24 @@ class Reader:
         if details:
             self._details(state, uid)
         return state
+
+    def name_free(self, name: str) -> bool:
+        """Whether the current round's listing shows no ELBv2 load balancer (of any type: ALB and
+        NLB names share one namespace) named ``name``: then apply creates it without describing the
+        name first (apply/nlb.py ``_existing_nlb``). Only a listing younger than
+        :data:`NAME_FREE_SECONDS` answers, kept current by this process's own creates and deletes
+        (:meth:`after_write`), and only for names the listing keeps (``a`` + 31 characters); any
+        other case says False, and apply describes first as before. What the listing cannot show
+        (a load balancer another process created since) AWS still refuses: names are unique per
+        account and region, and apply handles ``DuplicateLoadBalancerName`` as "exists"."""
+        rnd = self.round
+        if rnd is None or not _could_be_ours_lb(name):
+            return False
+        with rnd.lock:
+            listed_at = rnd.nlbs_listed_at
+            if rnd.nlbs is None or listed_at is None or time.monotonic() - listed_at > NAME_FREE_SECONDS:
+                return False
+            return name not in rnd.nlbs
 
     def _direct_state(self, lb_name: str, tg_prefix: str | tuple[str, ...]) -> ServiceState:
         state = ServiceState()
@@ -523,6 +585,7 @@ class Reader:
     def _fill_round(self, rnd: ReadRound) -> None:
         if rnd.nlbs is None:
             before = self.remembered.generations()
+            listed_at = time.monotonic()
             raw = [
                 lb
                 for lb in self.clients.pages(
@@ -540,10 +603,11 @@ class Reader:
             self._forget_due(rnd, arns)
             tags = self.cached_tags(arns)
             rnd.nlbs = {lb["LoadBalancerName"]: _nlb(lb, tags.get(lb["LoadBalancerArn"], {})) for lb in raw}
+            rnd.nlbs_listed_at = listed_at
         if rnd.classics is None:
             rnd.classics = self._list_classics()
         if rnd.target_groups is None:
-            rnd.target_groups = self._listed_target_groups(rnd)
+            rnd.target_groups = TargetGroupListing(self._listed_target_groups(rnd))
 
     def _listed_target_groups(self, rnd: ReadRound | None) -> list[ObservedTG]:
         """Every target group lbprov could have made (one listing), with its tags: remembered ones
@@ -761,11 +825,15 @@ class Reader:
             with rnd.lock:
                 self._fill_round(rnd)
                 assert rnd.target_groups is not None
-                tgs = list(rnd.target_groups)
-        else:
-            # A fresh listing; tags as remembered (they change only by this process's writes, which
-            # keep them current, or by hand, which the Service's next deep check sees).
-            tgs = self._listed_target_groups(None)
+                version = rnd.target_groups.version
+                if rnd.tg_facts is None or rnd.tg_facts[0] != version:  # once per change, not per plan
+                    rnd.tg_facts = (version, self._facts(rnd.target_groups))
+                return list(rnd.tg_facts[1])
+        # A fresh listing; tags as remembered (they change only by this process's writes, which
+        # keep them current, or by hand, which the Service's next deep check sees).
+        return self._facts(self._listed_target_groups(None))
+
+    def _facts(self, tgs: Iterable[ObservedTG]) -> list[TargetGroupFacts]:
         out: list[TargetGroupFacts] = []
         for tg in tgs:
             if not naming.is_owned_by_cluster(tg.tags, self.cluster):
@@ -817,13 +885,28 @@ class Reader:
                 vpc_id = vpcs[0]
             subnets = self.subnets(vpc_id)
         cidrs = self.vpc_cidrs(vpc_id) if (need_vpc and vpc_id) else ()
+        groups = self.security_groups(vpc_id)
         return ClusterContext(
             vpc_id=vpc_id,
             vpc_cidrs=cidrs,
             subnets=subnets,
-            security_groups=self.security_groups(vpc_id),
+            security_groups=groups,
             instances=instances,
+            sg_index=self._round_index(vpc_id, groups),
         )
+
+    def _round_index(self, vpc_id: str | None, groups: list[ObservedSG]) -> GroupIndex | None:
+        """The round's index of its listing of the VPC's groups, built by the first plan that needs
+        it (None outside a round: the plan builds its own from the listing it read)."""
+        rnd = self.round
+        if rnd is None:
+            return None
+        with rnd.lock:
+            index = rnd.sg_indexes.get(vpc_id)
+            if index is None or index.groups is not groups:  # (what a group says is reused)
+                index = GroupIndex(groups, self.cluster, previous=index)
+                rnd.sg_indexes[vpc_id] = index
+            return index
 
     def instances(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         rnd = self.round
@@ -970,6 +1053,7 @@ class Reader:
                 token_in="NextToken",
                 token_out="NextToken",
                 Filters=[by],
+                MaxResults=SG_PAGE,
             )
         }
         if self.node_sg_id and self.node_sg_id not in found:

@@ -25,20 +25,18 @@ from lbprov_aws.client import AWSClients
 from lbprov_aws.desired import LB_NAME_TAG
 from lbprov_aws.diff import adopt
 from lbprov_aws.diff.adopt import keep_kind
-from lbprov_aws.diff.nlb import kube_proxy_entries
 from lbprov_aws.diff.nlb_security_groups import uses_groups
-from lbprov_aws.diff.node_rules import RuleConfig, parse_rules
+from lbprov_aws.diff.node_rules import RuleConfig
 from lbprov_aws.diff.planner import Planner
 from lbprov_aws.names import (
-    KUBE_PROXY_RULE,
     elb_backend_security_group_name,
     elb_security_group_name,
     nlb_backend_security_group_name,
-    nlb_rule_description,
 )
 from lbprov_aws.observe import DEEP_CHECK_READS, ClusterContext, Reader, ReadRound, ServiceState
 from lbprov_aws.options import AWSOptions, implemented_elsewhere, provider_id_instance, resolve
 from lbprov_aws.settings import AWSSettings
+from lbprov_aws.sg_index import index_of
 
 
 class AWSProvider:
@@ -99,6 +97,7 @@ class AWSProvider:
             self.rules,
             target_group_facts=lambda: self.reader.target_group_facts(fresh=True),
             load_balancers_using=lambda ids: self.reader.load_balancers_using(ids, fresh=True),
+            name_free=self.reader.name_free,
         )
 
     @classmethod
@@ -138,9 +137,10 @@ class AWSProvider:
         vpc_id = self.settings.vpc_id or (None if ids else _vpc_of(state))
         ctx = self.reader.cluster_context(ids, vpc_id=vpc_id)
         if intent.options.kind == "classic":
-            known = {sg.id for sg in ctx.security_groups}
             named = self.reader.security_groups_named(elb_security_group_name(intent.lb_name), ctx.vpc_id)
-            ctx.security_groups = [*ctx.security_groups, *(sg for sg in named if sg.id not in known)]
+            known = index_of(ctx, self.cluster).by_id
+            if new := [sg for sg in named if sg.id not in known]:  # (else the round's index stays)
+                ctx.security_groups = [*ctx.security_groups, *new]
         if intent.options.kind != "classic":
             self._count_other_classics(ctx, state, intent.ref.uid, intent.lb_name)
         if not intent.options.subnets and ctx.vpc_id:  # subnet discovery needs these
@@ -169,7 +169,7 @@ class AWSProvider:
         sgo = intent.options.groups
         backend = nlb_backend_security_group_name(self.cluster)
         carries_backend = nlb is not None and any(
-            sg.name == backend and sg.id in nlb.security_groups for sg in ctx.security_groups
+            sg.id in nlb.security_groups for sg in index_of(ctx, self.cluster).named(backend)
         )
         if (
             intent.options.kind != "nlb"
@@ -208,7 +208,7 @@ class AWSProvider:
         this Service's use it. At 0 any plan deletes it (identity permitting), so a crash right
         after the last classic ELB's delete cannot leave it for good."""
         backend_name = elb_backend_security_group_name(self.cluster)
-        backends = {sg.id for sg in ctx.security_groups if sg.name == backend_name}
+        backends = {sg.id for sg in index_of(ctx, self.cluster).named(backend_name)}
         if backends:
             ctx.other_classic_elbs = len(self.reader.classics_using(backends) - {lb_name})
 
@@ -222,9 +222,8 @@ class AWSProvider:
         name = nlb_backend_security_group_name(self.cluster)
         ours = [
             sg
-            for sg in ctx.security_groups
-            if sg.name == name
-            and naming.is_owned_by_cluster(sg.tags, self.cluster)
+            for sg in index_of(ctx, self.cluster).named(name)
+            if naming.is_owned_by_cluster(sg.tags, self.cluster)
             and naming.identity_matches(sg.tags, self.settings.cluster_id)
         ]
         if not ours:
@@ -241,18 +240,11 @@ class AWSProvider:
         wherever lbprov rules exist, to sweep orphaned ones (diff/node_rules.orphan_points)."""
         if not self.settings.manage_node_security_group:
             return
-        any_rules = False
-        for sg in ctx.security_groups:
-            ours, _ = parse_rules(sg.permissions, self.cluster)
-            any_rules = any_rules or bool(ours)
+        index = index_of(ctx, self.cluster)  # (the groups' rules are parsed once per listing)
+        for ours, _ in index.rules.values():
             ctx.ranged_keys |= {r.key for r in ours if self.rules.is_range(r)}
-        kube_proxy = nlb_rule_description(KUBE_PROXY_RULE, self.cluster)
-        sweep = any_rules and bool(self.settings.cluster_id)
-        if (
-            sweep
-            or ctx.ranged_keys
-            or any(kube_proxy_entries(sg.permissions, kube_proxy) for sg in ctx.security_groups)
-        ):
+        sweep = bool(index.rules) and bool(self.settings.cluster_id)
+        if sweep or ctx.ranged_keys or index.kube_proxy:
             ctx.target_group_facts = self.reader.target_group_facts()
 
     def plan_delete(self, ref: ServiceRef) -> Plan:

@@ -28,7 +28,10 @@ class Key:
     meaning: str
 
 
-_IPV6 = "IPv6 frontends are not implemented by lbprov yet (an IPv6 request never gets IPv4 silently)"
+_IPV6 = (
+    "the IPv6 frontend of a dual-stack Service gets the public IP lbprov makes for it; an existing IPv6 "
+    "address or public IP, or a prefix for it, is not implemented by lbprov yet"
+)
 _PLS = "Private Link Services are not implemented by lbprov"
 
 #: Service-level keys, by the part after ``service.beta.kubernetes.io/azure-``.

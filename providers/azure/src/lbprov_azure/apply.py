@@ -16,7 +16,7 @@ from azure.core.exceptions import HttpResponseError
 
 from lbprov.model import Action, Change, Ingress, Plan
 from lbprov_azure import client as azclient
-from lbprov_azure.desired import LB_FIELDS, destinations, fill_frontend, with_destinations
+from lbprov_azure.desired import LB_FIELDS, destinations, family_of, fill_frontend, with_destinations
 from lbprov_azure.diff import Priorities, options_of
 from lbprov_azure.lbwriter import Announcement, LBDelta, PreconditionFailed, SharedLBWriter, WriteRejected
 from lbprov_azure.nsgwriter import RuleDelta, RuleWriter, merged_destinations
@@ -117,34 +117,42 @@ class Applier:
             if lbn and lbn not in announced:
                 announced[lbn] = self.writer(lbn).announce()
         try:
-            lb_bodies, pip_ip = self._apply_changes(changes, announced)
+            lb_bodies, pip_ips = self._apply_changes(changes, announced)
         finally:
             for a in announced.values():
                 a.writer.withdraw(a)
         if plan.intent is None:
             return ()
         opts = options_of(plan.intent)
-        if opts.internal:
-            lbn = str(plan.data.get("lb"))
-            if lbn in lb_bodies:
-                fe = find(items(lb_bodies[lbn], "frontendIPConfigurations"), plan.intent.lb_name)
-                addr = ((fe or {}).get("properties") or {}).get("privateIPAddress")
-                return (Ingress(ip=addr),) if addr else ()
-            return plan.ingress
-        if pip_ip:
+        # one address per family, primary first (plan.data["frontends"]: family, frontend name and
+        # the address the plan knew)
+        fronts = plan.data.get("frontends") or [["IPv4", plan.intent.lb_name, None]]
+        lbn = str(plan.data.get("lb"))
+        out: list[Ingress] = []
+        for family, fe_name, known in fronts:
+            if opts.internal:
+                addr = known
+                if lbn in lb_bodies:
+                    fe = find(items(lb_bodies[lbn], "frontendIPConfigurations"), fe_name)
+                    addr = ((fe or {}).get("properties") or {}).get("privateIPAddress")
+            else:
+                addr = pip_ips.get(family) or known
+            if addr:
+                out.append(Ingress(ip=addr))
+        if not opts.internal and out:
             # azure-additional-public-ips follow the frontend's address, as upstream's status
-            return (Ingress(ip=pip_ip), *(Ingress(ip=ip) for ip in opts.additional_public_ips))
-        return plan.ingress
+            out.extend(Ingress(ip=ip) for ip in opts.additional_public_ips)
+        return tuple(out) if out else plan.ingress
 
     def _apply_changes(
         self, changes: list[Change], announced: dict[str, Announcement]
-    ) -> tuple[dict[str, JSON | None], str | None]:
+    ) -> tuple[dict[str, JSON | None], dict[str, str]]:
         """Execute ``changes`` in order; consecutive changes of one LB become one writer submission.
 
-        Returns the LB bodies as written and the address of a public IP created or updated.
+        Returns the LB bodies as written and the addresses of public IPs created or updated, by family.
         """
         lb_bodies: dict[str, JSON | None] = {}
-        pip_ip: str | None = None
+        pip_ips: dict[str, str] = {}
         i = 0
         while i < len(changes):
             ch = changes[i]
@@ -159,13 +167,15 @@ class Applier:
                 i = j
                 continue
             if ch.kind == "public-ip":
-                pip_ip = self._apply_pip(ch) or pip_ip
+                made = self._apply_pip(ch)
+                if made:
+                    pip_ips[family_of(made)] = made
             elif ch.kind == "nsg-rule":
-                self._apply_nsg_rule(ch, self._frontend_address(ch, lb_bodies, pip_ip))
+                self._apply_nsg_rule(ch, self._frontend_address(ch, lb_bodies, pip_ips))
             else:  # pragma: no cover - plans only hold the kinds above
                 raise ValueError(f"unknown change kind {ch.kind!r}")
             i += 1
-        return lb_bodies, pip_ip
+        return lb_bodies, pip_ips
 
     @staticmethod
     def _delta(group: list[Change]) -> LBDelta:
@@ -173,7 +183,7 @@ class Applier:
         upserts: list[tuple[str, JSON]] = []
         deletes: list[tuple[str, str]] = []
         join: bool | None = None
-        pool: JSON | None = None
+        pools: dict[str, JSON] = {}
         template: JSON | None = None
         tags: dict[str, str] = {}
         repair = False
@@ -192,7 +202,7 @@ class Applier:
             if ch.kind == "lb-service-tag":
                 join = ch.action != Action.DELETE
             elif ch.kind == "backend-pool":
-                pool = ch.data["item"]
+                pools[str(ch.data["item"]["name"])] = ch.data["item"]
             elif ch.kind in LB_FIELDS:
                 if ch.action == Action.DELETE:
                     deletes.append((LB_FIELDS[ch.kind], str(ch.data["name"])))
@@ -206,7 +216,7 @@ class Applier:
             upserts=tuple(upserts),
             deletes=tuple(deletes),
             join=join,
-            pool=pool,
+            pools=tuple(pools.values()),
             template=template,
             tags=tuple(sorted(tags.items())),
             repair=repair,
@@ -245,13 +255,15 @@ class Applier:
         return (result.get("properties") or {}).get("ipAddress")
 
     @staticmethod
-    def _frontend_address(ch: Change, lb_bodies: dict[str, JSON | None], pip_ip: str | None) -> str | None:
+    def _frontend_address(
+        ch: Change, lb_bodies: dict[str, JSON | None], pip_ips: dict[str, str]
+    ) -> str | None:
         """The frontend address an NSG rule waits for (floating IP on), once this apply knows it."""
         want = ch.data.get("resolve_frontend")
         if not want:
             return None
-        if pip_ip:
-            return pip_ip
+        if pip_ips.get(want.get("family", "IPv4")):
+            return pip_ips[want.get("family", "IPv4")]
         fe = find(items(lb_bodies.get(want["lb"]), "frontendIPConfigurations"), want["base"])
         addr = ((fe or {}).get("properties") or {}).get("privateIPAddress")
         if not addr:

@@ -8,12 +8,13 @@ so a plan's ``before``/``after`` show exactly the drift and nothing Azure adds b
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import ipaddress
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from lbprov import naming
-from lbprov.model import Intent, Port
+from lbprov.model import Intent, Port, Target
 from lbprov_azure import names
 from lbprov_azure.options import AzureOptions
 from lbprov_azure.settings import AzureSettings
@@ -25,6 +26,31 @@ KUBE_PROXY_HEALTH_PORT = 10256
 #: Placeholder for "this Service's frontend address" in an NSG rule (floating IP on); the plan
 #: replaces it when the address is known, apply when it is only known after the LB write.
 FRONTEND_ADDRESS = "@frontend-address"
+#: The same for the IPv6 frontend of the Service (a rule is of one family: Azure refuses rules
+#: mixing address families).
+FRONTEND_ADDRESS_V6 = "@frontend-address-IPv6"
+_PLACEHOLDERS = (FRONTEND_ADDRESS, FRONTEND_ADDRESS_V6)
+
+
+def placeholder(family: str) -> str:
+    return FRONTEND_ADDRESS_V6 if family == "IPv6" else FRONTEND_ADDRESS
+
+
+def family_of(address: str) -> str:
+    """``IPv4`` or ``IPv6`` for an address or CIDR."""
+    return f"IPv{ipaddress.ip_network(address, strict=False).version}"
+
+
+def node_address(target: Target, family: str) -> str | None:
+    """The node's InternalIP of ``family`` (``internal_ips``; ``internal_ip`` for Targets without)."""
+    for addr in target.internal_ips or ((target.internal_ip,) if target.internal_ip else ()):
+        try:
+            if family_of(addr) == family:
+                return addr
+        except ValueError:
+            continue
+    return None
+
 
 #: Shared-LB sub-resource kinds (plan Change.kind) -> field of the LB's properties.
 LB_FIELDS = {
@@ -69,22 +95,29 @@ class Ids:
 
 
 def fill_frontend(props: JSON, address: str) -> JSON:
-    """NSG rule properties with the frontend placeholder replaced by ``address`` (either field)."""
+    """NSG rule properties with the frontend placeholder replaced by ``address`` (either field; a
+    rule names the placeholder of one family only)."""
     out = dict(props)
-    if out.get("destinationAddressPrefix") == FRONTEND_ADDRESS:
+    if out.get("destinationAddressPrefix") in _PLACEHOLDERS:
         out["destinationAddressPrefix"] = address
-    if FRONTEND_ADDRESS in (out.get("destinationAddressPrefixes") or []):
+    if set(_PLACEHOLDERS) & set(out.get("destinationAddressPrefixes") or []):
         out["destinationAddressPrefixes"] = [
-            address if d == FRONTEND_ADDRESS else d for d in out["destinationAddressPrefixes"]
+            address if d in _PLACEHOLDERS else d for d in out["destinationAddressPrefixes"]
         ]
     return out
 
 
 def waits_for_frontend(props: JSON) -> bool:
-    """True when NSG rule properties still name the frontend placeholder."""
-    return props.get("destinationAddressPrefix") == FRONTEND_ADDRESS or FRONTEND_ADDRESS in (
-        props.get("destinationAddressPrefixes") or []
-    )
+    """True when NSG rule properties still name a frontend placeholder."""
+    return rule_family(props) is not None
+
+
+def rule_family(props: JSON) -> str | None:
+    """The family of the frontend placeholder NSG rule properties name (None: they name none)."""
+    found = [props.get("destinationAddressPrefix"), *(props.get("destinationAddressPrefixes") or [])]
+    if FRONTEND_ADDRESS_V6 in found:
+        return "IPv6"
+    return "IPv4" if FRONTEND_ADDRESS in found else None
 
 
 # -- views -------------------------------------------------------------------------------------
@@ -98,6 +131,8 @@ def view_frontend(item: JSON) -> JSON:
         return {"public_ip": f"{seg[4]}/{seg[-1]}".lower() if len(seg) > 8 else pip.lower()}
     method = p.get("privateIPAllocationMethod") or "Dynamic"
     out: JSON = {"subnet": (last(ref_id(p.get("subnet"))) or "").lower(), "allocation": method}
+    if (p.get("privateIPAddressVersion") or "IPv4") == "IPv6":
+        out["version"] = "IPv6"
     if method == "Static":
         out["address"] = p.get("privateIPAddress")
     return out
@@ -154,6 +189,7 @@ def view_pip(pip: JSON) -> JSON:
         "dns_label": (p.get("dnsSettings") or {}).get("domainNameLabel"),
         "tags": dict(sorted((pip.get("tags") or {}).items())),
         "prefix": (ref_id(p.get("publicIPPrefix")) or "").lower() or None,
+        **({"version": "IPv6"} if p.get("publicIPAddressVersion") == "IPv6" else {}),
         "ip_tags": sorted(f"{t.get('ipTagType')}={t.get('tag')}" for t in p.get("ipTags") or []),
         **_failed(p),
     }
@@ -188,23 +224,53 @@ VIEWS = {
 
 
 @dataclass(frozen=True)
+class Stack:
+    """One IP family of a Service: its frontend, the family's backend pool and its public IP."""
+
+    family: str
+    frontend: JSON
+    pool: JSON
+    pip_name: str | None = None
+    pip_rg: str | None = None
+    pip_body: JSON | None = None
+
+
+@dataclass(frozen=True)
 class Desired:
-    """What one Service wants, as ARM bodies keyed by name."""
+    """What one Service wants, as ARM bodies keyed by name.
+
+    ``stacks`` holds a frontend per IP family of the Service, primary first. ``pool`` is the IPv4
+    pool ``<cluster>``: every Service writes it, since it records which nodes are in which slot
+    (:mod:`lbprov_azure.placement`), and an IPv6 Service's IPv6 pool follows it node by node.
+    """
 
     lb: str
     other_lb: str
-    frontend: JSON
+    stacks: tuple[Stack, ...]
     probes: dict[str, JSON]
     rules: dict[str, JSON]
     pool: JSON
-    pip_name: str | None
-    pip_rg: str | None
-    pip_body: JSON | None
     nsg_rules: dict[str, JSON]
     lb_template: JSON
     #: Allow rules shared by every Service with the same protocol, sources and ports (upstream's
     #: merge by destination): name -> body without destination; the Service is one destination.
     shared_nsg_rules: dict[str, JSON] = field(default_factory=dict)
+    #: The family of each shared rule (a rule holds destinations of one family).
+    shared_rule_family: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def frontend(self) -> JSON:
+        """The primary family's frontend."""
+        return self.stacks[0].frontend
+
+    @property
+    def pip_body(self) -> JSON | None:
+        return self.stacks[0].pip_body
+
+    @property
+    def pools(self) -> tuple[JSON, ...]:
+        """The pools the Service writes: ``<cluster>``, and ``<cluster>-IPv6`` for an IPv6 Service."""
+        return (self.pool, *(st.pool for st in self.stacks if st.family == "IPv6"))
 
 
 def _probe(intent: Intent, opts: AzureOptions, port: Port) -> JSON:
@@ -235,17 +301,51 @@ def _probe(intent: Intent, opts: AzureOptions, port: Port) -> JSON:
     return props
 
 
+def build_pip(
+    intent: Intent, opts: AzureOptions, settings: AzureSettings, family: str
+) -> tuple[str, str, JSON]:
+    """(resource group, name, body) of the public IP lbprov makes for the Service's ``family``.
+
+    As upstream (getServicePIPName, getServicePIPPrefixID): in a dual-stack Service the
+    ``azure-pip-name``, DNS label and prefix annotations are the IPv4 IP's (their ``-ipv6`` forms are
+    refused); a single-stack Service's, of either family, are its one IP's.
+    """
+    dual = len(intent.ip_families) > 1
+    own = not dual or family == "IPv4"
+    rg = opts.pip_resource_group or settings.resource_group
+    cluster = settings.cluster_name
+    base = names.of_family(intent.lb_name, family, dual)
+    name = (opts.pip_name if own else None) or names.pip_name(cluster, base)
+    tags = names.service_tags(cluster, intent.ref, settings.cluster_id)
+    tags.update(dict(opts.pip_tags))
+    pprops: JSON = {"publicIPAllocationMethod": "Static", "publicIPAddressVersion": family}
+    if opts.dns_label and own:
+        pprops["dnsSettings"] = {"domainNameLabel": opts.dns_label}
+    if opts.pip_prefix_id and own:
+        pprops["publicIPPrefix"] = {"id": opts.pip_prefix_id}
+    if opts.pip_ip_tags:
+        pprops["ipTags"] = [{"ipTagType": k, "tag": v} for k, v in opts.pip_ip_tags]
+    body = {
+        "location": settings.location,
+        "sku": {"name": "Standard", "tier": "Regional"},
+        "tags": tags,
+        "properties": pprops,
+    }
+    return rg, name, body
+
+
 def build_desired(
     intent: Intent,
     opts: AzureOptions,
     settings: AzureSettings,
-    public_ip_id: str | None,
+    public_ip_id: str | Mapping[str, str] | None,
     *,
     slot: int = 0,
     pool_ips: Collection[str] | None = None,
 ) -> Desired:
-    """``public_ip_id`` is the public IP the frontend uses (external Services), resolved by the plan;
-    ``slot`` the load balancers the Service is placed on and ``pool_ips`` the node IPs of that slot
+    """``public_ip_id`` is the public IP each frontend uses (external Services), by family (a plain
+    string: the same for every family, for counting), resolved by the plan; ``slot`` the load
+    balancers the Service is placed on and ``pool_ips`` the IPv4 node IPs of that slot
     (:mod:`lbprov_azure.placement`; None = every target)."""
     ids = Ids(settings.subscription_id)
     cluster = settings.cluster_name
@@ -254,91 +354,105 @@ def build_desired(
     lb = names.lb_name(cluster, scheme, slot)
     other = names.lb_name(cluster, "external" if opts.internal else "internal", slot)
     targets = [t for t in intent.targets if t.internal_ip and (pool_ips is None or t.internal_ip in pool_ips)]
-    base = intent.lb_name
-    if opts.internal:
-        subnet_id = ids.subnet(
-            settings.vnet_rg, settings.vnet_name, opts.internal_subnet or settings.subnet_name
-        )
-        fprops: JSON = {"subnet": {"id": subnet_id}}
-        if opts.ipv4:
-            fprops.update(privateIPAllocationMethod="Static", privateIPAddress=opts.ipv4)
-        else:
-            fprops["privateIPAllocationMethod"] = "Dynamic"
-    else:
-        assert public_ip_id is not None
-        fprops = {"publicIPAddress": {"id": public_ip_id}}
-    frontend = {"name": base, "properties": fprops}
-    pool_id = ids.lb_child(rg, lb, "backendAddressPools", names.pool_name(cluster))
-    fe_id = ids.lb_child(rg, lb, "frontendIPConfigurations", base)
+    vnet_id = ids.vnet(settings.vnet_rg, settings.vnet_name)
+    dual = len(intent.ip_families) > 1
+
+    def pool_of(family: str) -> JSON:
+        addresses = [
+            {"name": t.node_name, "properties": {"ipAddress": ip, "virtualNetwork": {"id": vnet_id}}}
+            for t in targets
+            if (ip := node_address(t, family) if family == "IPv6" else t.internal_ip)
+        ]
+        return {
+            "name": names.pool_name(cluster, family),
+            "properties": {"loadBalancerBackendAddresses": addresses},
+        }
+
+    pool = pool_of("IPv4")
+    stacks: list[Stack] = []
     probes: dict[str, JSON] = {}
     rules: dict[str, JSON] = {}
+    nsg: dict[str, JSON] = {}
+    shared: dict[str, JSON] = {}
+    shared_family: dict[str, str] = {}
     # port_<n>_no_lb_rule: the port gets no rule, no probe and no NSG port
     served = [p for p in intent.ports if (po := opts.port(p.port)) is None or po.lb_rule]
-    if opts.ha_ports:
-        _ha_rule(intent, opts, rules, probes, fe_id, pool_id, ids.lb_child(rg, lb, "probes", ""))
-    for port in [] if opts.ha_ports else served:
-        name = names.rule_name(base, port.protocol, port.port)
-        po = opts.port(port.port)
-        rules[name] = {
-            "name": name,
-            "properties": {
-                "frontendIPConfiguration": {"id": fe_id},
-                "backendAddressPool": {"id": pool_id},
-                "protocol": "Tcp" if port.protocol == "TCP" else "Udp",
-                "frontendPort": port.port,
-                "backendPort": port.port if opts.floating_ip else port.node_port,
-                "enableFloatingIP": opts.floating_ip,
-                "idleTimeoutInMinutes": opts.idle_timeout_minutes,
-                "enableTcpReset": opts.tcp_reset and port.protocol == "TCP",
-                "loadDistribution": "SourceIP" if intent.session_affinity else "Default",
-                "disableOutboundSnat": False,
-            },
-        }
-        if po is None or po.probe:
-            probes[name] = {"name": name, "properties": _probe(intent, opts, port)}
-            rules[name]["properties"]["probe"] = {"id": ids.lb_child(rg, lb, "probes", name)}
-    vnet_id = ids.vnet(settings.vnet_rg, settings.vnet_name)
-    addresses = [
-        {"name": t.node_name, "properties": {"ipAddress": t.internal_ip, "virtualNetwork": {"id": vnet_id}}}
-        for t in targets
-    ]
-    pool = {"name": names.pool_name(cluster), "properties": {"loadBalancerBackendAddresses": addresses}}
-    pip_name = pip_rg = None
-    pip_body: JSON | None = None
-    if not opts.internal:
-        pip_rg = opts.pip_resource_group or rg
-        pip_name = opts.pip_name or names.pip_name(cluster, base)
-        tags = names.service_tags(cluster, intent.ref, settings.cluster_id)
-        tags.update(dict(opts.pip_tags))
-        pprops: JSON = {"publicIPAllocationMethod": "Static", "publicIPAddressVersion": "IPv4"}
-        if opts.dns_label:
-            pprops["dnsSettings"] = {"domainNameLabel": opts.dns_label}
-        if opts.pip_prefix_id:
-            pprops["publicIPPrefix"] = {"id": opts.pip_prefix_id}
-        if opts.pip_ip_tags:
-            pprops["ipTags"] = [{"ipTagType": k, "tag": v} for k, v in opts.pip_ip_tags]
-        pip_body = {
-            "location": settings.location,
-            "sku": {"name": "Standard", "tier": "Regional"},
-            "tags": tags,
-            "properties": pprops,
-        }
-    nsg: dict[str, JSON] = {}
     mark = names.rule_identity(settings.cluster_id)
     description = f"lbprov {names.cluster_mark(cluster)} {intent.ref.uid} {mark} {intent.ref.key}"[:140]
-    shared: dict[str, JSON] = {}
-    if opts.nsg_rules and settings.security_group_name:
-        nsg = _nsg_rules(intent, opts, served, targets, base, description)
-        if mergeable(opts):
-            shared_desc = shared_rule_description(cluster, settings.cluster_id)
-            for rule in [r for r in nsg.values() if r["properties"]["access"] == "Allow"]:
-                del nsg[rule["name"]]
-                props = {
-                    k: v for k, v in rule["properties"].items() if not k.startswith("destinationAddress")
-                }
-                props["description"] = shared_desc
-                name = shared_rule_name(cluster, props)
-                shared[name] = {"name": name, "properties": props}
+    for family in intent.ip_families:
+        base = names.of_family(intent.lb_name, family, dual)
+        if opts.internal:
+            subnet_id = ids.subnet(
+                settings.vnet_rg, settings.vnet_name, opts.internal_subnet or settings.subnet_name
+            )
+            fprops: JSON = {"subnet": {"id": subnet_id}}
+            if opts.ipv4 and family == "IPv4":
+                fprops.update(privateIPAllocationMethod="Static", privateIPAddress=opts.ipv4)
+            else:
+                fprops["privateIPAllocationMethod"] = "Dynamic"
+            if family == "IPv6":
+                fprops["privateIPAddressVersion"] = "IPv6"
+        else:
+            pid = public_ip_id if isinstance(public_ip_id, str) else (public_ip_id or {}).get(family)
+            assert pid is not None
+            fprops = {"publicIPAddress": {"id": pid}}
+        fam_pool = pool if family == "IPv4" else pool_of(family)
+        pool_id = ids.lb_child(rg, lb, "backendAddressPools", fam_pool["name"])
+        fe_id = ids.lb_child(rg, lb, "frontendIPConfigurations", base)
+        probe_base = ids.lb_child(rg, lb, "probes", "")
+        if opts.ha_ports:
+            _ha_rule(
+                intent, opts, rules, probes, fe_id, pool_id, probe_base, suffix=base[len(intent.lb_name) :]
+            )
+        for port in [] if opts.ha_ports else served:
+            name = names.of_family(names.rule_name(intent.lb_name, port.protocol, port.port), family, dual)
+            po = opts.port(port.port)
+            rules[name] = {
+                "name": name,
+                "properties": {
+                    "frontendIPConfiguration": {"id": fe_id},
+                    "backendAddressPool": {"id": pool_id},
+                    "protocol": "Tcp" if port.protocol == "TCP" else "Udp",
+                    "frontendPort": port.port,
+                    "backendPort": port.port if opts.floating_ip else port.node_port,
+                    "enableFloatingIP": opts.floating_ip,
+                    "idleTimeoutInMinutes": opts.idle_timeout_minutes,
+                    "enableTcpReset": opts.tcp_reset and port.protocol == "TCP",
+                    "loadDistribution": "SourceIP" if intent.session_affinity else "Default",
+                    "disableOutboundSnat": False,
+                },
+            }
+            if po is None or po.probe:
+                probes[name] = {"name": name, "properties": _probe(intent, opts, port)}
+                rules[name]["properties"]["probe"] = {"id": probe_base + name}
+        pip_name = pip_rg = None
+        pip_body: JSON | None = None
+        if not opts.internal:
+            pip_rg, pip_name, pip_body = build_pip(intent, opts, settings, family)
+        stacks.append(
+            Stack(
+                family=family,
+                frontend={"name": base, "properties": fprops},
+                pool=fam_pool,
+                pip_name=pip_name,
+                pip_rg=pip_rg,
+                pip_body=pip_body,
+            )
+        )
+        if opts.nsg_rules and settings.security_group_name:
+            own = _nsg_rules(intent, opts, served, targets, base, description, family, dual)
+            if mergeable(opts):
+                shared_desc = shared_rule_description(cluster, settings.cluster_id)
+                for rule in [r for r in own.values() if r["properties"]["access"] == "Allow"]:
+                    del own[rule["name"]]
+                    props = {
+                        k: v for k, v in rule["properties"].items() if not k.startswith("destinationAddress")
+                    }
+                    props["description"] = shared_desc
+                    name = shared_rule_name(cluster, props, family)
+                    shared[name] = {"name": name, "properties": props}
+                    shared_family[name] = family
+            nsg.update(own)
     template = {
         "location": settings.location,
         "sku": {"name": "Standard", "tier": "Regional"},
@@ -353,16 +467,14 @@ def build_desired(
     return Desired(
         lb=lb,
         other_lb=other,
-        frontend=frontend,
+        stacks=tuple(stacks),
         probes=probes,
         rules=rules,
         pool=pool,
-        pip_name=pip_name,
-        pip_rg=pip_rg,
-        pip_body=pip_body,
         nsg_rules=nsg,
         lb_template=template,
         shared_nsg_rules=shared,
+        shared_rule_family=shared_family,
     )
 
 
@@ -381,14 +493,14 @@ def mergeable(opts: AzureOptions) -> bool:
     return opts.floating_ip and not opts.additional_public_ips
 
 
-def shared_rule_name(cluster: str, props: JSON) -> str:
+def shared_rule_name(cluster: str, props: JSON, family: str = "IPv4") -> str:
     """``lbprov-<cluster>-allow-<hash of protocol, sources, ports>``, as upstream's
-    ``k8s-azure-lb_allow_<family>_<hash>``: equal rules of two Services get the same name."""
+    ``k8s-azure-lb_allow_<family>_<hash>``: equal rules of two Services get the same name. IPv6 rules
+    hash the family too (a rule holds destinations of one family; IPv4 names are as before)."""
     sources = sorted(props.get("sourceAddressPrefixes") or [props.get("sourceAddressPrefix")])
     ports = sorted(props.get("destinationPortRanges") or [props.get("destinationPortRange")])
-    digest = naming.short_hash(
-        props.get("protocol"), ",".join(map(str, sources)), ",".join(map(str, ports)), length=16
-    )
+    parts = [props.get("protocol"), ",".join(map(str, sources)), ",".join(map(str, ports))]
+    digest = naming.short_hash(*parts, *(["IPv6"] if family == "IPv6" else []), length=16)
     return names.fit(f"lbprov-{names.cluster_mark(cluster)}-allow-{digest}")
 
 
@@ -422,11 +534,14 @@ def _ha_rule(
     fe_id: str,
     pool_id: str,
     probe_base: str,
+    *,
+    suffix: str = "",
 ) -> None:
     """HA ports (upstream ``getExpectedHAModeLoadBalancingRuleProperties``): one rule of protocol All,
-    frontend and backend port 0, floating IP and TCP reset on, named and probed as the first port."""
+    frontend and backend port 0, floating IP and TCP reset on, named and probed as the first port
+    (``suffix``: ``-IPv6`` for the IPv6 rule of a dual-stack Service)."""
     first = intent.ports[0]
-    name = names.rule_name(intent.lb_name, first.protocol, first.port)
+    name = names.rule_name(intent.lb_name, first.protocol, first.port) + suffix
     rules[name] = {
         "name": name,
         "properties": {
@@ -448,21 +563,26 @@ def _ha_rule(
         rules[name]["properties"]["probe"] = {"id": probe_base + name}
 
 
-def _source_groups(intent: Intent, opts: AzureOptions) -> tuple[list[tuple[str, list[str]]], bool]:
+def _source_groups(
+    intent: Intent, opts: AzureOptions, family: str = "IPv4"
+) -> tuple[list[tuple[str, list[str]]], bool]:
     """(rule name suffix, sources) of the allow rules, and whether source ranges were given.
 
     As upstream's access control (``loadbalancer/accesscontrol.go``): one rule per allowed service
     tag; one rule for the IP ranges (``azure-allowed-ip-ranges`` or spec.loadBalancerSourceRanges);
     ``Internet`` only when neither tags nor restricting ranges are given (lbprov keeps ``*`` for an
-    internal Service, which reaches it from the VNet).
+    internal Service, which reaches it from the VNet). Ranges are split by family (a rule holds one
+    family): the ``family`` frontend's rule takes that family's ranges; restricting ranges with none
+    of the family open nothing of it but the allowed service tags.
     """
     given = opts.allowed_ip_ranges or tuple(
         r for r in intent.source_ranges if intent.source_ranges != ("0.0.0.0/0",)
     )
-    allow_all = not given or any(r in ("0.0.0.0/0", "::/0") for r in given)
+    mine = [r for r in given if family_of(r) == family]
+    allow_all = not given or any(r in ("0.0.0.0/0", "::/0") for r in mine)
     groups: list[tuple[str, list[str]]] = []
-    if not allow_all:
-        groups.append(("", sorted(given)))
+    if not allow_all and mine:
+        groups.append(("", sorted(mine)))
     elif not opts.allowed_service_tags:
         groups.append(("", ["*"] if opts.internal else ["Internet"]))
     for tag in opts.allowed_service_tags:
@@ -471,21 +591,31 @@ def _source_groups(intent: Intent, opts: AzureOptions) -> tuple[list[tuple[str, 
 
 
 def _nsg_rules(
-    intent: Intent, opts: AzureOptions, served: list[Port], targets: list[Any], base: str, description: str
+    intent: Intent,
+    opts: AzureOptions,
+    served: list[Port],
+    targets: list[Any],
+    base: str,
+    description: str,
+    family: str = "IPv4",
+    dual: bool = False,
 ) -> dict[str, JSON]:
-    """The Service's NSG rules: allow rules per protocol and source group, and the deny-all rule."""
+    """The Service's NSG rules of one family (``base``: its frontend's name): allow rules per protocol
+    and source group, and the deny-all rule; destinations and sources are of ``family`` only."""
     # As upstream (azure_loadbalancer.go, reconcileSecurityGroup): floating IP on, packets keep the
     # frontend address (which the plan fills in) and the service port; off, the LB delivers to
     # <node IP>:<nodePort>, so the rule opens exactly the backend nodes. Additional public IPs are
     # destinations too.
-    node_ips = sorted({str(t.internal_ip) for t in targets})
+    node_ips = sorted({ip for t in targets if (ip := node_address(t, family))})
+    extra = [ip for ip in opts.additional_public_ips if family_of(ip) == family]
     if opts.floating_ip:
-        destinations = [FRONTEND_ADDRESS, *opts.additional_public_ips]
+        destinations = [placeholder(family), *extra]
     elif node_ips:
-        destinations = [*node_ips, *opts.additional_public_ips]
+        destinations = [*node_ips, *extra]
     else:
         return {}  # no backend node: nothing to open
-    groups, ranges_given = _source_groups(intent, opts)
+    groups, ranges_given = _source_groups(intent, opts, family)
+    v6 = names.IPV6_SUFFIX if dual and family == "IPv6" else ""
     out: dict[str, JSON] = {}
 
     def rule(name: str, props: JSON) -> None:
@@ -511,12 +641,12 @@ def _nsg_rules(
                 props["destinationPortRange"] = str(dports[0])
             else:
                 props["destinationPortRanges"] = [str(p) for p in dports]
-            rule(names.fit(names.nsg_rule_name(base, proto) + suffix), props)
+            rule(names.fit(names.nsg_rule_name(intent.lb_name, proto) + suffix + v6), props)
     if opts.deny_all_except_source_ranges and ranges_given and out:
         # upstream AddRuleForDenyAll: protocol *, source *, every port, to the same destinations,
         # at a priority below the allow rules
         rule(
-            names.fit(names.nsg_rule_prefix(base) + "deny-all"),
+            names.fit(names.nsg_rule_prefix(intent.lb_name) + "deny-all" + v6),
             {"protocol": "*", "access": "Deny", "sourceAddressPrefix": "*", "destinationPortRange": "*"},
         )
     return out

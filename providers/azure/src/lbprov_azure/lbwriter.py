@@ -85,7 +85,8 @@ class LBDelta:
 
     ``upserts``: (field, sub-resource JSON) to create or replace by name; ``deletes``: (field, name)
     to remove; ``join``: add (True) or remove (False) the Service in the LB's Service map, or leave it
-    (None); ``pool``: the shared backend pool to write, if it changed; ``template``: the LB body to
+    (None); ``pools``: the shared backend pools to write (the IPv4 one, and the IPv6 one of an IPv6
+    Service), those that changed; ``template``: the LB body to
     create from when it does not exist.
     """
 
@@ -94,7 +95,7 @@ class LBDelta:
     upserts: tuple[tuple[str, JSON], ...] = ()
     deletes: tuple[tuple[str, str], ...] = ()
     join: bool | None = None
-    pool: JSON | None = None
+    pools: tuple[JSON, ...] = ()
     template: JSON | None = None
     #: tags to set on the LB (the cluster identity, added to older LBs on their next reconcile)
     tags: tuple[tuple[str, str], ...] = ()
@@ -185,13 +186,13 @@ def _apply(work: JSON, delta: LBDelta, lb_label: str) -> None:
         idx = _index(items, name)
         if idx is not None:
             del items[idx]
-    if delta.pool is not None:
+    for pool in delta.pools:
         pools = props.setdefault("backendAddressPools", [])
-        idx = _index(pools, delta.pool["name"])
+        idx = _index(pools, pool["name"])
         if idx is None:
-            pools.append(copy.deepcopy(delta.pool))
+            pools.append(copy.deepcopy(pool))
         else:
-            pools[idx] = copy.deepcopy(delta.pool)
+            pools[idx] = copy.deepcopy(pool)
     if delta.tags:
         work["tags"] = {**(work.get("tags") or {}), **dict(delta.tags)}
     if delta.join is True:

@@ -4,6 +4,9 @@
 * Per Service (``base`` = ``a`` + UID without dashes, 32 chars): public IP ``<cluster>-<base>``,
   frontend IP configuration ``<base>``, probe and rule ``<base>-<PROTO>-<port>``, NSG rule
   ``lbprov-<base>-<PROTO>``. Names carry the UID, so clusters and same-named Services never collide.
+* IPv6 (upstream's ``getResourceByIPFamily`` and ``getBackendPoolName``): a dual-stack Service's IPv6
+  frontend, public IP, probes, rules (and lbprov's NSG rules) add ``-IPv6`` to the names above; an
+  IPv6 single-stack Service's keep them. IPv6 node addresses are in the pool ``<cluster>-IPv6``.
 * Tags: Azure forbids ``/`` in tag names, so the core's ownership tags
   (``kubernetes.io/cluster/<c>: owned`` ...) are stored with ``/`` replaced by ``_``.
 * The shared LB records which Services have parts on it in ``lbprov.io_services.<n>`` tags: the
@@ -69,8 +72,21 @@ def lb_name(cluster: str, scheme: str, slot: int = 0) -> str:
     return fit(cluster, MAX_NAME - len(suffix)) + suffix
 
 
-def pool_name(cluster: str) -> str:
+#: What upstream appends to the IPv6 resources of a dual-stack Service and to the IPv6 backend pool.
+IPV6_SUFFIX = "-IPv6"
+
+
+def pool_name(cluster: str, family: str = "IPv4") -> str:
+    """``<cluster>``, and ``<cluster>-IPv6`` for IPv6 node addresses (upstream's getBackendPoolName)."""
+    if family == "IPv6":
+        return fit(cluster, MAX_NAME - len(IPV6_SUFFIX)) + IPV6_SUFFIX
     return fit(cluster)
+
+
+def of_family(name: str, family: str, dual_stack: bool) -> str:
+    """``name`` with ``-IPv6`` for the IPv6 part of a dual-stack Service (upstream's
+    getResourceByIPFamily): single-stack Services, of either family, keep the plain name."""
+    return name + IPV6_SUFFIX if dual_stack and family == "IPv6" else name
 
 
 def pip_name(cluster: str, base: str) -> str:

@@ -240,13 +240,14 @@ class Observer:
                     for item in items(lb, fld):
                         if names.owns_part(base, str(item.get("name", ""))):
                             entry["resources"].append((kind, f"{lb.get('name')}/{item.get('name')}"))
-                fe = next((f for f in items(lb, "frontendIPConfigurations") if f.get("name") == base), None)
-                fprops = (fe or {}).get("properties") or {}
-                if fprops.get("privateIPAddress"):
-                    by_address[str(fprops["privateIPAddress"])] = uid
-                pip_id = str((fprops.get("publicIPAddress") or {}).get("id") or "").lower()
-                if pip_id in pip_addresses:
-                    by_address[pip_addresses[pip_id]] = uid
+                fronts = (base, base + names.IPV6_SUFFIX)  # a frontend per IP family
+                for fe in [f for f in items(lb, "frontendIPConfigurations") if f.get("name") in fronts]:
+                    fprops = fe.get("properties") or {}
+                    if fprops.get("privateIPAddress"):
+                        by_address[str(fprops["privateIPAddress"])] = uid
+                    pip_id = str((fprops.get("publicIPAddress") or {}).get("id") or "").lower()
+                    if pip_id in pip_addresses:
+                        by_address[pip_addresses[pip_id]] = uid
         nsg = self.nsg()
         cid = self.settings.cluster_id
         for rule in items(nsg, "securityRules"):

@@ -48,9 +48,14 @@ OPERATIONS: dict[str, Operation] = _ops(
     ("operations.get", "read", f"{_N}/locations/operations/read"),
 )
 # Joining a frontend to a public IP, a backend pool to a VNet and a frontend to a subnet needs
-# these "join" actions on the referenced resource, as Azure checks them on the LB write.
+# these "join" actions on the referenced resource, as Azure checks them on the LB write; a public IP
+# taken from a prefix (azure-pip-prefix-id) needs the prefix's join action on the public IP write
+# (learn.microsoft.com "Create, change, or delete an Azure public IP address prefix", Permissions:
+# "Create a public IP address from a prefix"; without it ARM answers 403 LinkedAuthorizationFailed,
+# kubernetes-sigs/cloud-provider-azure#7500).
 JOIN_PERMISSIONS: tuple[str, ...] = (
     f"{_N}/publicIPAddresses/join/action",
+    f"{_N}/publicIPPrefixes/join/action",
     f"{_N}/virtualNetworks/join/action",
     f"{_N}/virtualNetworks/subnets/join/action",
 )

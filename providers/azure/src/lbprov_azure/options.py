@@ -221,6 +221,13 @@ def parse_options(intent: Intent, annotations: Mapping[str, str]) -> AzureOption
         if ipaddress.ip_address(intent.requested_ip).version != 4:
             raise InvalidService("spec.loadBalancerIP", f"{intent.requested_ip}: only IPv4 is supported")
         ipv4 = intent.requested_ip
+    if ipv4 is not None and "IPv4" not in intent.ip_families:
+        field = f"metadata.annotations[{IPV4}]" if a.get(IPV4, "").strip() else "spec.loadBalancerIP"
+        raise InvalidService(
+            field,
+            f"{ipv4} is an IPv4 address and the Service has no IPv4 family (spec.ipFamilies "
+            f"{list(intent.ip_families)})",
+        )
     pip_name = a.get(PIP_NAME, "").strip() or None
     if pip_name is not None:
         if internal:
@@ -432,6 +439,16 @@ def _access_options(intent: Intent, a: Mapping[str, str], internal: bool) -> dic
             raise InvalidService(
                 annotation_field(ALLOWED_IP_RANGES),
                 f"{cidr} is of no IP family of the Service ({', '.join(intent.ip_families)})",
+            )
+    for cidr in intent.source_ranges:
+        # NSG rules hold one address family: a range of a family the Service has no frontend of would
+        # open nothing (the all-ranges 0.0.0.0/0 and ::/0 are accepted, meaning "all")
+        net = ipaddress.ip_network(cidr)
+        if net.version not in served and net.prefixlen != 0:
+            raise InvalidService(
+                "spec.loadBalancerSourceRanges",
+                f"{cidr} is of no IP family of the Service ({', '.join(intent.ip_families)}); the same "
+                "holds for the service.beta.kubernetes.io/load-balancer-source-ranges annotation",
             )
     deny = get_bool(a, DENY_ALL_EXCEPT, False)
     if deny and get_bool(a, DISABLE_FLOATING_IP, False):

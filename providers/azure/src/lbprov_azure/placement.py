@@ -63,11 +63,13 @@ class SlotUse:
     held_frontends: int = 0
 
 
-def _fits(use: SlotUse, rules: int) -> bool:
+def _fits(use: SlotUse, rules: int, frontends: int = 1) -> bool:
+    """``frontends``: a dual-stack Service has one per family. Its IPv6 rules count toward the rules
+    per NIC as well (conservative: Azure counts per NIC IP configuration, and IPv6 is a second one)."""
     return (
         use.rules + use.held_rules + rules <= MAX_RULES_PER_NIC
         and use.lb_rules + use.held_lb_rules + rules <= MAX_RULES_PER_LB
-        and use.frontends + use.held_frontends + 1 <= MAX_FRONTENDS_PER_LB
+        and use.frontends + use.held_frontends + frontends <= MAX_FRONTENDS_PER_LB
     )
 
 
@@ -81,6 +83,7 @@ def choose_slot(
     blocked: Iterable[int] = (),
     describe: str = "",
     foreign_floor: int = 0,
+    frontends: int = 1,
 ) -> int:
     """The slot for a Service that is on none yet (see the module doc).
 
@@ -90,7 +93,9 @@ def choose_slot(
     allow = set(allowed) if allowed is not None else None
     block = set(blocked)
     fitting = [
-        u for u in in_use if _fits(u, rules) and (allow is None or u.index in allow) and u.index not in block
+        u
+        for u in in_use
+        if _fits(u, rules, frontends) and (allow is None or u.index in allow) and u.index not in block
     ]
     if fitting:
         return min(fitting, key=lambda u: (u.rules, u.index)).index

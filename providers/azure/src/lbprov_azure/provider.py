@@ -30,6 +30,7 @@ from lbprov.provider import SandboxCloud
 from lbprov.settings import SettingsError
 from lbprov_azure import client as azclient
 from lbprov_azure.apply import Applier
+from lbprov_azure.desired import node_address
 from lbprov_azure.diff import Planner, Priorities
 from lbprov_azure.lbwriter import SharedLBWriter
 from lbprov_azure.observe import Observer, ReadRound
@@ -46,6 +47,8 @@ class AzureProvider:
     """The Azure provider (see the module doc)."""
 
     name: ClassVar[str] = "azure"
+    #: IPv6 frontends (spec.ipFamilies): a frontend, public IP and backend pool per family.
+    ip_families: ClassVar[frozenset[str]] = frozenset({"IPv4", "IPv6"})
     settings_model: ClassVar[type[AzureSettings]] = AzureSettings
 
     def __init__(self, settings: AzureSettings, *, read_only: bool = False) -> None:
@@ -108,7 +111,15 @@ class AzureProvider:
 
     def resolve(self, intent: Intent, annotations: Mapping[str, str]) -> Intent:
         opts = parse_options(intent, annotations)
-        return replace(intent, scheme="internal" if opts.internal else "external", options=opts)
+        # Azure keys nodes by their IPv4 address (the primary IP configuration of a NIC is IPv4, and
+        # placement records slots in the IPv4 pool): a node whose first InternalIP is IPv6 (an
+        # IPv6-primary dual-stack cluster) is taken by its IPv4 one; its IPv6 one is in internal_ips.
+        targets = tuple(
+            replace(t, internal_ip=node_address(t, "IPv4")) if t.internal_ips else t for t in intent.targets
+        )
+        return replace(
+            intent, scheme="internal" if opts.internal else "external", options=opts, targets=targets
+        )
 
     def plan(self, intent: Intent) -> Plan:
         return self.planner.plan(intent)

@@ -28,7 +28,9 @@ def node_object(n: SandboxNode, **labels: str) -> dict[str, Any]:
     return {
         "metadata": {"name": n.name, "labels": {"topology.kubernetes.io/zone": n.zone, **labels}},
         "spec": {"providerID": n.provider_id},
-        "status": {"addresses": [{"type": "InternalIP", "address": n.internal_ip}]},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": a} for a in (n.internal_ip, n.internal_ipv6) if a]
+        },
     }
 
 

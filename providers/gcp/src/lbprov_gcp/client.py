@@ -1,28 +1,29 @@
-"""The provider's only door to google-cloud-compute.
+"""The provider's only door to the Compute Engine API (REST, JSON).
 
-Every client's ``requests`` session gets :class:`GuardedAdapter` mounted, so each HTTP request the
-SDK sends — including list pages and the operation polls that ``.result()`` makes — first passes
+One google-auth ``AuthorizedSession`` carries every request, with :class:`GuardedAdapter` mounted,
+so each HTTP request — list pages and operation waits included — first passes
 ``CloudCalls.before_send(<api method id>)``: counted, rate-limited, and refused in read-only mode
-before it leaves the process. Calls are wrapped in ``CloudCalls.call(..., hooked=True)`` for retries,
-with the SDK's own retry switched off (``retry=None``) so there is a single retry policy. Inserts
-carry a ``requestId`` that stays the same across retries, so a retried write whose first attempt
-did reach the API is not applied twice.
+before it leaves the process. Calls are wrapped in ``CloudCalls.call(..., hooked=True)`` for
+retries, the single retry policy. Writes carry a ``requestId`` that stays the same across retries,
+so a retried write whose first attempt did reach the API is not applied twice. Errors are raised as
+google-api-core exceptions (``NotFound``, ``Conflict``, ...), from the API's error body.
 
-Resources cross this boundary as plain dicts with the API's JSON field names.
+Resources cross this boundary as plain dicts with the API's JSON field names, as the API sends
+them (google-cloud-compute is not used at run time: see :class:`Compute`).
 """
 
 from __future__ import annotations
 
-import json
+import os
+import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from google.api_core import exceptions as gexc
-from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials, Credentials
 
 from lbprov.cloudcalls import CloudCalls
@@ -96,72 +97,55 @@ def is_in_use(exc: BaseException) -> bool:
     return isinstance(exc, gexc.BadRequest) and "resourceInUseByAnotherResource" in _reasons(exc)
 
 
-def _compute_v1() -> Any:
-    """google.cloud.compute_v1, imported on first use: it takes seconds to import, and every
-    ``lbprov`` command loads every installed provider to build its settings flags."""
-    from google.cloud import compute_v1
-
-    return compute_v1
-
-
 @dataclass(frozen=True)
 class _Kind:
-    client_name: str  # compute_v1 client class
-    message_name: str  # compute_v1 message class
-    field: str  # request field of the name, e.g. "forwarding_rule"
     scope: str  # "regions", "zones", "global"
     api: str  # API collection id for operation names
 
-    @property
-    def client(self) -> type[Any]:
-        cls: type[Any] = getattr(_compute_v1(), self.client_name)
-        return cls
-
-    @property
-    def message(self) -> type[Any]:
-        cls: type[Any] = getattr(_compute_v1(), self.message_name)
-        return cls
-
 
 _KINDS: dict[str, _Kind] = {
-    "healthChecks": _Kind(
-        "RegionHealthChecksClient",
-        "HealthCheck",
-        "health_check",
-        "regions",
-        "regionHealthChecks",
-    ),
-    "backendServices": _Kind(
-        "RegionBackendServicesClient",
-        "BackendService",
-        "backend_service",
-        "regions",
-        "regionBackendServices",
-    ),
-    "forwardingRules": _Kind(
-        "ForwardingRulesClient",
-        "ForwardingRule",
-        "forwarding_rule",
-        "regions",
-        "forwardingRules",
-    ),
-    "addresses": _Kind("AddressesClient", "Address", "address", "regions", "addresses"),
-    "firewalls": _Kind("FirewallsClient", "Firewall", "firewall", "global", "firewalls"),
-    "instanceGroups": _Kind(
-        "InstanceGroupsClient", "InstanceGroup", "instance_group", "zones", "instanceGroups"
-    ),
+    "healthChecks": _Kind("regions", "regionHealthChecks"),
+    "backendServices": _Kind("regions", "regionBackendServices"),
+    "forwardingRules": _Kind("regions", "forwardingRules"),
+    "addresses": _Kind("regions", "addresses"),
+    "firewalls": _Kind("global", "firewalls"),
+    "instanceGroups": _Kind("zones", "instanceGroups"),
     # read only: whether the subnetwork serves IPv6 (stackType, ipv6AccessType)
-    "subnetworks": _Kind("SubnetworksClient", "Subnetwork", "subnetwork", "regions", "subnetworks"),
+    "subnetworks": _Kind("regions", "subnetworks"),
     # cloud-provider-gcp's target pools: read and deleted when lbprov takes their Service over
-    "targetPools": _Kind("TargetPoolsClient", "TargetPool", "target_pool", "regions", "targetPools"),
+    "targetPools": _Kind("regions", "targetPools"),
     # read only: the nodes' network tags, when the setting node_tags does not give them
-    "instances": _Kind("InstancesClient", "Instance", "instance", "zones", "instances"),
+    "instances": _Kind("zones", "instances"),
+    # cloud-provider-gcp's legacy HTTP health checks (no client in google-cloud-compute at all)
+    "httpHealthChecks": _Kind("global", "httpHealthChecks"),
 }
 
+#: Where the Compute API is when the setting ``api_endpoint`` does not say.
+DEFAULT_ENDPOINT = "https://compute.googleapis.com"
 
-def to_json(message: Any) -> Json:
-    data: Json = json.loads(type(message).to_json(message, use_integers_for_enums=False))
-    return data
+
+def endpoint_url(api_endpoint: str | None) -> str:
+    """The API's base URL; an endpoint without a scheme is HTTPS (as google-api-core takes it)."""
+    endpoint = (api_endpoint or DEFAULT_ENDPOINT).rstrip("/")
+    return endpoint if re.match(r"^https?://", endpoint) else f"https://{endpoint}"
+
+
+def freeze_environment(session: requests.Session, endpoint: str) -> None:
+    """Read the environment's HTTP settings once, for the one host every request goes to.
+
+    A ``requests`` session that trusts the environment reads it again on every request: all of
+    ``os.environ`` twice for the proxies (``get_environ_proxies``), plus a ``~/.netrc`` lookup. At
+    a few thousand requests per minute that was a quarter of the controller's CPU per request
+    (bench/scale.py profile, issue 14). Every request of a :class:`Compute` goes to ``endpoint``,
+    so the answer is the same each time: the proxies for it (``NO_PROXY`` honoured) and the CA
+    bundle of ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` are taken now. ``.netrc`` is not used: the
+    session's credentials sign every request.
+    """
+    session.proxies = dict(requests.utils.get_environ_proxies(endpoint))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle and session.verify is True:
+        session.verify = bundle
+    session.trust_env = False
 
 
 def credentials_for(settings: GCPSettings) -> Credentials:
@@ -175,103 +159,90 @@ def credentials_for(settings: GCPSettings) -> Credentials:
 
 
 class Compute:
-    """Typed, guarded, retried access to the Compute API for one project and region."""
+    """Typed, guarded, retried access to the Compute REST API for one project and region.
+
+    Every request is plain JSON over one authorized ``requests`` session (google-auth's
+    ``AuthorizedSession``): google-cloud-compute's clients converted each body and each answer to
+    protobuf and back, and its import alone took over a second of CPU and about 110 MB (issue 14).
+    The API's JSON field names are what the provider builds and reads anyway; the emulator checks
+    every body against the API's own message descriptors, so a wrong field still fails in tests.
+    """
 
     def __init__(
         self, settings: GCPSettings, calls: CloudCalls, credentials: Credentials | None = None
     ) -> None:
+        from google.auth.transport.requests import AuthorizedSession
+
         self.settings = settings
         self.project = settings.project
         self.region = settings.region
         self.calls = calls
-        creds = credentials or credentials_for(settings)
-        options = ClientOptions(api_endpoint=settings.api_endpoint) if settings.api_endpoint else None
+        self.endpoint = endpoint_url(settings.api_endpoint)
+        self.session = AuthorizedSession(credentials or credentials_for(settings))  # type: ignore[no-untyped-call]
         adapter = GuardedAdapter(calls)
-
-        def make(cls: type[Any]) -> Any:
-            client = cls(credentials=creds, client_options=options, transport="rest")
-            session = client._transport._session
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-            return client
-
-        self.region_ops = make(_compute_v1().RegionOperationsClient)
-        self.zone_ops = make(_compute_v1().ZoneOperationsClient)
-        self.global_ops = make(_compute_v1().GlobalOperationsClient)
-        self.clients: dict[str, Any] = {}
-        for kind, spec in _KINDS.items():
-            client = make(spec.client)
-            # ``.result()`` polls through these; by default they would be built for Google's endpoint
-            # with an unguarded session.
-            extended = client._transport._extended_operations_services
-            extended["region_operations"] = self.region_ops
-            extended["zone_operations"] = self.zone_ops
-            extended["global_operations"] = self.global_ops
-            self.clients[kind] = client
-        # One answer deadline for every request (the REST transport takes a single timeout): the
-        # core's read timeout, so a silent endpoint fails fast once instead of stalling a minute.
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        freeze_environment(self.session, self.endpoint)
+        # One answer deadline for every request: the core's read timeout, so a silent endpoint
+        # fails fast once instead of stalling a minute.
         self.timeout = self.calls.timeouts.read
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def _scope(self, kind: str, zone: str | None) -> dict[str, str]:
-        scope = _KINDS[kind].scope
-        if scope == "regions":
-            return {"project": self.project, "region": self.region}
-        if scope == "zones":
-            if zone is None:
-                raise ValueError(f"{kind} is zonal: give a zone")
-            return {"project": self.project, "zone": zone}
-        return {"project": self.project}
-
-    def _call(self, op_name: str, fn: Callable[..., Any], /, **request: Any) -> Any:
-        return self.calls.call(op_name, fn, request=request, retry=None, timeout=self.timeout, hooked=True)
-
-    def _wait(self, op: Any, kind: str, zone: str | None) -> None:
-        """Wait until a long-running operation is DONE (``operations.wait``), then raise its error."""
-        done = _compute_v1().Operation.Status.DONE
-        raw = op
+    def _wait(self, op: Json, kind: str, zone: str | None) -> None:
+        """Wait until a long-running operation is DONE (``operations.wait``: the API answers when the
+        operation is done, or after about two minutes), then raise its error as the API would."""
         deadline = time.monotonic() + self.settings.operation_timeout_seconds
         scope = _KINDS[kind].scope
-        while raw.status != done:
+        if scope == "regions":
+            api, path = "regionOperations", f"regions/{self.region}/operations"
+        elif scope == "zones":
+            api, path = "zoneOperations", f"zones/{zone}/operations"
+        else:
+            api, path = "globalOperations", "global/operations"
+        while op.get("status") != "DONE":
             if time.monotonic() > deadline:
                 raise TimeoutError(
-                    f"operation {op.name} did not finish in {self.settings.operation_timeout_seconds}s"
+                    f"operation {op.get('name')} did not finish in {self.settings.operation_timeout_seconds}s"
                 )
-            if scope == "regions":
-                raw = self._call(
-                    "regionOperations.wait",
-                    self.region_ops.wait,
-                    operation=op.name,
-                    **self._scope(kind, zone),
-                )
-            elif scope == "zones":
-                raw = self._call(
-                    "zoneOperations.wait", self.zone_ops.wait, operation=op.name, **self._scope(kind, zone)
-                )
-            else:
-                raw = self._call(
-                    "globalOperations.wait", self.global_ops.wait, operation=op.name, project=self.project
-                )
-        code = raw.http_error_status_code
-        errors = [{"reason": e.code, "message": e.message} for e in raw.error.errors] if raw.error else []
+            op = self._rest(f"{api}.wait", "POST", f"{path}/{op['name']}/wait")
+        code = op.get("httpErrorStatusCode")
+        errors = [
+            {"reason": e.get("code"), "message": e.get("message")}
+            for e in (op.get("error") or {}).get("errors") or []
+        ]
         if code or errors:
-            message = raw.http_error_message or "; ".join(e["message"] for e in errors) or "operation failed"
+            message = (
+                op.get("httpErrorMessage")
+                or "; ".join(str(e["message"]) for e in errors)
+                or "operation failed"
+            )
             raise gexc.from_http_status(code or 500, message, errors=errors)  # type: ignore[no-untyped-call]
 
-    # -- the legacy global httpHealthChecks (no client in google-cloud-compute) ---------------------
+    # -- the REST API as JSON (reads, and the legacy httpHealthChecks) -----------------------------
 
-    def _legacy(self, method: str, path: str, params: Mapping[str, str] | None = None) -> Json:
-        """One request to ``global/httpHealthChecks`` through a compute_v1 client's guarded session
-        (counted, rate-limited, refused in read-only mode like every other call), errors raised as
-        google-api-core exceptions. Only cloud-provider-gcp's target pools use this kind: lbprov
-        lists and deletes them when it takes a Service over, and never creates one."""
-        client = self.clients["firewalls"]
-        url = f"{client._transport._host}/compute/v1/projects/{self.project}/global/httpHealthChecks{path}"
-        op = "httpHealthChecks." + ("delete" if method == "DELETE" else "list")
+    def _rest(
+        self,
+        op: str,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        body: Json | None = None,
+    ) -> Json:
+        """One request to ``projects/<project>/<path>`` through the guarded session
+        (counted, rate-limited, refused in read-only mode like every other call), answered as the
+        API's JSON; errors are raised as google-api-core exceptions, as the SDK raises them.
+
+        google-cloud-compute's methods parsed each answer into protobuf messages, which the
+        provider then turned back into JSON, resource by resource: for a round's listings of every
+        Service's resources, those two conversions were most of the controller's CPU per resync
+        (issue 14). The JSON the API sends differs from that round trip only in leaving out empty
+        lists and maps, which the provider reads as absent.
+        """
+        url = f"{self.endpoint}/compute/v1/projects/{self.project}/{path}"
 
         def run(request: Mapping[str, Any], retry: Any, timeout: float) -> Json:
-            response = client._transport._session.request(method, url, params=params, timeout=timeout)
+            response = self.session.request(method, url, params=params, json=body, timeout=timeout)  # type: ignore[no-untyped-call]
             if response.status_code >= 400:
                 raise gexc.from_http_response(response)  # type: ignore[no-untyped-call]
             data: Json = response.json()
@@ -282,179 +253,106 @@ class Compute:
         )
         return result
 
-    def _legacy_list(self, filter: str | None) -> list[Json]:
-        items: list[Json] = []
+    def _path(self, kind: str, zone: str | None) -> str:
+        """The collection's path under the project (``regions/R/forwardingRules``)."""
+        scope = _KINDS[kind].scope
+        if scope == "regions":
+            return f"regions/{self.region}/{kind}"
+        if scope == "zones":
+            if zone is None:
+                raise ValueError(f"{kind} is zonal: give a zone")
+            return f"zones/{zone}/{kind}"
+        return f"global/{kind}"
+
+    def _pages(self, op: str, path: str, filter: str | None, method: str = "GET") -> Iterator[Json]:
+        """Every page of a list (``nextPageToken``)."""
         token = ""
         while True:
             params = {"filter": filter} if filter else {}
             if token:
                 params["pageToken"] = token
-            page = self._legacy("GET", "", params)
-            items.extend(page.get("items") or [])
+            page = self._rest(op, method, path, params)
+            yield page
             token = str(page.get("nextPageToken") or "")
             if not token:
-                return items
+                return
 
-    def _legacy_delete(self, name: str) -> None:
-        raw = self._legacy("DELETE", f"/{name}", {"requestId": str(uuid.uuid4())})
-        op = _compute_v1().Operation.from_json(json.dumps(raw), ignore_unknown_fields=True)
-        self._wait(op, "firewalls", None)  # a global operation, like the firewalls'
-
-    # -- reads ------------------------------------------------------------------------------------
+    # -- reads (the API's JSON, see :meth:`_rest`) --------------------------------------------------
 
     def get(self, kind: str, name: str, zone: str | None = None) -> Json | None:
-        spec = _KINDS[kind]
         try:
-            found = self._call(
-                f"{spec.api}.get", self.clients[kind].get, **self._scope(kind, zone), **{spec.field: name}
-            )
+            return self._rest(f"{_KINDS[kind].api}.get", "GET", f"{self._path(kind, zone)}/{name}")
         except gexc.NotFound:
             return None
-        return to_json(found)
 
     def list_items(self, kind: str, filter: str | None = None, zone: str | None = None) -> list[Json]:
-        if kind == "httpHealthChecks":
-            return self._legacy_list(filter)
-        spec = _KINDS[kind]
-        client = self.clients[kind]
-        request: dict[str, Any] = dict(self._scope(kind, zone))
-        if filter:
-            request["filter"] = filter
-
-        def run(request: Mapping[str, Any], retry: Any, timeout: float) -> list[Json]:
-            return [to_json(item) for item in client.list(request=request, retry=retry, timeout=timeout)]
-
-        result: list[Json] = self.calls.call(
-            f"{spec.api}.list", run, request=request, retry=None, timeout=self.timeout, hooked=True
-        )
-        return result
+        api = _KINDS[kind].api
+        items: list[Json] = []
+        for page in self._pages(f"{api}.list", self._path(kind, zone), filter):
+            items.extend(page.get("items") or [])
+        return items
 
     def instance_groups(self, prefix: str) -> dict[tuple[str, str], Json]:
         """The instance groups whose names start with ``prefix`` in this region's zones, by
         (zone, name): one aggregated list."""
-        client = self.clients["instanceGroups"]
-
-        def run(request: Mapping[str, Any], retry: Any, timeout: float) -> dict[tuple[str, str], Json]:
-            out: dict[tuple[str, str], Json] = {}
-            for scope, scoped in client.aggregated_list(request=request, retry=retry, timeout=timeout):
+        out: dict[tuple[str, str], Json] = {}
+        pages = self._pages(
+            "instanceGroups.aggregatedList", "aggregated/instanceGroups", f'name eq "{prefix}.*"'
+        )
+        for page in pages:
+            for scope, scoped in (page.get("items") or {}).items():
                 zone = scope.split("/")[-1]
                 if not zone.startswith(self.region + "-"):
                     continue
-                for group in scoped.instance_groups:
-                    if group.name.startswith(prefix):
-                        out[(zone, group.name)] = to_json(group)
-            return out
-
-        request = {"project": self.project, "filter": f'name eq "{prefix}.*"'}
-        result: dict[tuple[str, str], Json] = self.calls.call(
-            "instanceGroups.aggregatedList",
-            run,
-            request=request,
-            retry=None,
-            timeout=self.timeout,
-            hooked=True,
-        )
-        return result
+                for group in scoped.get("instanceGroups") or []:
+                    if str(group.get("name", "")).startswith(prefix):
+                        out[(zone, group["name"])] = group
+        return out
 
     def group_members(self, zone: str, name: str) -> list[str]:
         """Names of the instances in a zonal instance group."""
-        client = self.clients["instanceGroups"]
-
-        def run(request: Mapping[str, Any], retry: Any, timeout: float) -> list[str]:
-            items = client.list_instances(request=request, retry=retry, timeout=timeout)
-            return sorted(item.instance.rstrip("/").split("/")[-1] for item in items)
-
-        request = {
-            "project": self.project,
-            "zone": zone,
-            "instance_group": name,
-            "instance_groups_list_instances_request_resource": {"instance_state": "ALL"},
-        }
-        result: list[str] = self.calls.call(
-            "instanceGroups.listInstances",
-            run,
-            request=request,
-            retry=None,
-            timeout=self.timeout,
-            hooked=True,
-        )
-        return result
+        path = f"zones/{zone}/instanceGroups/{name}/listInstances"
+        members: list[str] = []
+        token = ""
+        while True:
+            params = {"pageToken": token} if token else None
+            page = self._rest(
+                "instanceGroups.listInstances", "POST", path, params, body={"instanceState": "ALL"}
+            )
+            members += [str(i["instance"]).rstrip("/").split("/")[-1] for i in page.get("items") or []]
+            token = str(page.get("nextPageToken") or "")
+            if not token:
+                return sorted(members)
 
     # -- writes (each waits for its operation) ----------------------------------------------------
 
-    def insert(self, kind: str, body: Json, zone: str | None = None) -> None:
-        spec = _KINDS[kind]
-        resource = spec.message.from_json(json.dumps(body), ignore_unknown_fields=False)
-        op = self._call(
-            f"{spec.api}.insert",
-            self.clients[kind].insert,
-            **self._scope(kind, zone),
-            **{f"{spec.field}_resource": resource},
-            request_id=str(uuid.uuid4()),
-        )
+    def _write(
+        self, kind: str, verb: str, method: str, path: str, body: Json | None, zone: str | None
+    ) -> None:
+        """One write with a ``requestId`` that stays the same across its retries, then its wait."""
+        params = {"requestId": str(uuid.uuid4())}
+        op = self._rest(f"{_KINDS[kind].api}.{verb}", method, path, params, body)
         self._wait(op, kind, zone)
 
+    def insert(self, kind: str, body: Json, zone: str | None = None) -> None:
+        self._write(kind, "insert", "POST", self._path(kind, zone), body, zone)
+
     def delete(self, kind: str, name: str, zone: str | None = None) -> None:
-        if kind == "httpHealthChecks":
-            self._legacy_delete(name)
-            return
-        spec = _KINDS[kind]
-        op = self._call(
-            f"{spec.api}.delete",
-            self.clients[kind].delete,
-            **self._scope(kind, zone),
-            **{spec.field: name},
-            request_id=str(uuid.uuid4()),
-        )
-        self._wait(op, kind, zone)
+        self._write(kind, "delete", "DELETE", f"{self._path(kind, zone)}/{name}", None, zone)
 
     def modify(self, kind: str, verb: str, name: str, body: Json) -> None:
         """``patch`` (merge) or ``update`` (replace) a resource; ``body`` carries the fingerprint."""
-        spec = _KINDS[kind]
-        resource = spec.message.from_json(json.dumps(body), ignore_unknown_fields=False)
-        op = self._call(
-            f"{spec.api}.{verb}",
-            getattr(self.clients[kind], verb),
-            **self._scope(kind, None),
-            **{spec.field: name, f"{spec.field}_resource": resource},
-            request_id=str(uuid.uuid4()),
-        )
-        self._wait(op, kind, None)
+        method = {"patch": "PATCH", "update": "PUT"}[verb]
+        self._write(kind, verb, method, f"{self._path(kind, None)}/{name}", body, None)
 
     def set_labels(self, kind: str, name: str, body: Json) -> None:
         """``setLabels`` on a regional forwarding rule or address (``body``: labels + labelFingerprint)."""
-        spec = _KINDS[kind]
-        op = self._call(
-            f"{spec.api}.setLabels",
-            self.clients[kind].set_labels,
-            **self._scope(kind, None),
-            resource=name,
-            region_set_labels_request_resource=_compute_v1().RegionSetLabelsRequest.from_json(
-                json.dumps(body)
-            ),
-            request_id=str(uuid.uuid4()),
-        )
-        self._wait(op, kind, None)
+        self._write(kind, "setLabels", "POST", f"{self._path(kind, None)}/{name}/setLabels", body, None)
 
     def change_members(self, verb: str, zone: str, group: str, instances: list[str]) -> None:
         """``addInstances`` / ``removeInstances`` in chunks of 1000 (the API's limit per call)."""
-        client = self.clients["instanceGroups"]
-        method = client.add_instances if verb == "addInstances" else client.remove_instances
-        field = (
-            "instance_groups_add_instances_request_resource"
-            if verb == "addInstances"
-            else "instance_groups_remove_instances_request_resource"
-        )
+        path = f"zones/{zone}/instanceGroups/{group}/{verb}"
         for start in range(0, len(instances), 1000):
             chunk = instances[start : start + 1000]
             refs = [{"instance": f"projects/{self.project}/zones/{zone}/instances/{name}"} for name in chunk]
-            op = self._call(
-                f"instanceGroups.{verb}",
-                method,
-                project=self.project,
-                zone=zone,
-                instance_group=group,
-                request_id=str(uuid.uuid4()),
-                **{field: {"instances": refs}},
-            )
-            self._wait(op, "instanceGroups", zone)
+            self._write("instanceGroups", verb, "POST", path, {"instances": refs}, zone)

@@ -9,10 +9,12 @@ the round, so a later plan in the same round reads them afresh.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 from lbprov import naming
@@ -59,6 +61,8 @@ class ReadRound:
         # collection -> {name written since it was listed: how many times}; refreshed by name on use
         self._dirty: dict[str, dict[str, int]] = {}
         self._refresh_locks: dict[str, threading.Lock] = {}
+        # (collection, field) -> (the listing it was built from, {field value: resources})
+        self._indexes: dict[tuple[str, str], tuple[list[Json], dict[Any, list[Json]]]] = {}
 
     def get(self, key: tuple[str, ...], load: Callable[[], T]) -> T:
         with self._lock:
@@ -82,6 +86,25 @@ class ReadRound:
             if entry.error is not None:
                 raise entry.error
         return cast(T, entry.value)
+
+    def index(self, collection: str, items: list[Json], field: str) -> dict[Any, list[Json]]:
+        """The resources of the listing ``items`` by the value of ``field``, built once per listing.
+
+        Every plan of a round looks up a few of its own names (or a requested IP) in listings that
+        hold every Service's resources: scanning them per plan made a round of N plans cost N x N
+        (issue 14). The index is kept until the listing is replaced (a refresh after a write makes
+        a new list), so a round builds it once per collection and listing.
+        """
+        with self._lock:
+            cached = self._indexes.get((collection, field))
+            if cached is not None and cached[0] is items:
+                return cached[1]
+        built: dict[Any, list[Json]] = {}
+        for res in items:
+            built.setdefault(res.get(field), []).append(res)
+        with self._lock:
+            self._indexes[(collection, field)] = (items, built)
+        return built
 
     def read_at(self, key: tuple[str, ...]) -> float | None:
         """When the cached listing ``key`` was asked for (monotonic), or None if it is not cached."""
@@ -123,6 +146,10 @@ class ReadRound:
         key = ("list", collection)
         items = self.get(key, load_all)
         with self._lock:
+            if not self._dirty.get(collection):  # nothing written since: the listing as it is now
+                entry = self._entries.get(key)
+                done = entry is not None and entry.done.is_set() and entry.error is None
+                return cast(list[Json], entry.value) if done and entry is not None else items
             refresh = self._refresh_locks.setdefault(collection, threading.Lock())
         with refresh:  # one refresh at a time per collection; the others then see it done
             with self._lock:
@@ -149,10 +176,57 @@ class ReadRound:
                 return merged
 
 
+#: The collections every Service's plan reads (the subnetwork, target pools and legacy checks only
+#: some): a round's first plan lists them at the same time.
+PLAN_COLLECTIONS = ("healthChecks", "backendServices", "forwardingRules", "addresses", "firewalls")
+
+
 class Reader:
     def __init__(self, compute: Compute) -> None:
         self.compute = compute
         self.round: ReadRound | None = None
+        self._pool_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def warm(self, group_prefix: str) -> None:
+        """List what every plan of a round reads at the same time, where the round lacks it.
+
+        A plan reads one listing after another; the round's first plan (and the plans waiting on
+        it) paid each listing's round trip in turn: five collections (several pages each at 1,000
+        Services), the instance groups, then each group's members. Listing them concurrently
+        makes the wait the longest chain instead of the sum (issue 14). Loaded into the round
+        exactly as a plan would load them (single flight), so the reads are the same ones.
+        """
+        round_ = self.round
+        if round_ is None:
+            return
+        jobs: list[Callable[[], object]] = [
+            functools.partial(round_.get, ("list", c), functools.partial(self.compute.list_items, c))
+            for c in PLAN_COLLECTIONS
+            if round_.read_at(("list", c)) is None
+        ]
+        if round_.read_at(("groups", group_prefix)) is None:
+            jobs.append(functools.partial(self._warm_groups, group_prefix))
+        self._run(jobs)
+
+    def _warm_groups(self, prefix: str) -> None:
+        groups = self.groups(prefix)
+        self._run(
+            [functools.partial(self.members, *key) for key in sorted(groups) if groups[key].get("size", 1)]
+        )
+
+    def _run(self, jobs: list[Callable[[], object]]) -> None:
+        """Run ``jobs`` concurrently (the last one in this thread); raise the first error."""
+        if not jobs:
+            return
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lbprov-gcp-read")
+            pool = self._pool
+        futures = [pool.submit(job) for job in jobs[:-1]]
+        jobs[-1]()
+        for future in futures:
+            future.result()
 
     def _all(self, collection: str, only: set[str] | None = None) -> list[Json]:
         assert self.round is not None
@@ -169,10 +243,17 @@ class Reader:
             return self._all(collection)
         return self.compute.list_items(collection)
 
+    def _lookup(self, collection: str, listed: list[Json], field: str, values: Iterable[Any]) -> list[Json]:
+        """The resources of a round's listing whose ``field`` is one of ``values`` (indexed)."""
+        assert self.round is not None
+        by_value = self.round.index(collection, listed, field)
+        return [r for v in sorted(set(values)) for r in by_value.get(v, ())]
+
     def named(self, collection: str, names: Iterable[str]) -> dict[str, Json]:
         wanted = set(names)
         if self.round is not None:
-            return {r["name"]: r for r in self._all(collection, wanted) if r["name"] in wanted}
+            listed = self._all(collection, wanted)
+            return {r["name"]: r for r in self._lookup(collection, listed, "name", wanted)}
         found = self.compute.list_items(collection, f'name eq "{_alternation(wanted)}"')
         return {r["name"]: r for r in found if r["name"] in wanted}
 
@@ -182,7 +263,9 @@ class Reader:
         held = set() if ips is None else {ips} if isinstance(ips, str) else set(ips)
         if self.round is not None:
             listed = self._all("addresses", None if held else wanted)
-            return [a for a in listed if a["name"] in wanted or a.get("address") in held]
+            found = {id(a): a for a in self._lookup("addresses", listed, "name", wanted)}
+            found.update({id(a): a for a in self._lookup("addresses", listed, "address", held)})
+            return list(found.values())
         terms = [f'(name = "{n}")' for n in sorted(wanted)] + [f'(address = "{ip}")' for ip in sorted(held)]
         query = " OR ".join(terms) if len(terms) > 1 else f'name = "{next(iter(wanted))}"'
         return self.compute.list_items("addresses", query)
@@ -207,7 +290,7 @@ class Reader:
     def rules_holding(self, ip: str) -> list[Json]:
         """Forwarding rules whose IP is ``ip`` (a requested IP that another load balancer holds)."""
         if self.round is not None:
-            return [r for r in self._all("forwardingRules") if r.get("IPAddress") == ip]
+            return self._lookup("forwardingRules", self._all("forwardingRules"), "IPAddress", [ip])
         return self.compute.list_items("forwardingRules", f'IPAddress = "{ip}"')
 
     def mentioning(self, collection: str, text: str) -> list[Json]:
@@ -236,8 +319,13 @@ class Reader:
             self.round.invalidate(collection, zone, names)
 
 
+@functools.lru_cache(maxsize=8192)
 def _cidr(value: str) -> str:
-    """A range as GCE may echo it (a bare IP or a CIDR) in one form."""
+    """A range as GCE may echo it (a bare IP or a CIDR) in one form.
+
+    Kept for the last 8,192 ranges: every plan compares its firewall's destination (the Service's
+    IP) this way, and parsing an address was an eighth of a resync's planning CPU (issue 14).
+    """
     try:
         return str(ipaddress.ip_network(value, strict=False))
     except ValueError:

@@ -105,6 +105,7 @@ class Observer:
             requested = self.named_addresses(options.address_names, intent.ip_families)
         # the subnetwork must serve IPv6 (PreferDualStack falls back to IPv4 where it cannot)
         intent = served_families(self.settings, r_, intent, options)
+        r_.warm(N.IG_PREFIX)  # in a round, the listings below at the same time
         read_at = time.monotonic()
         groups = r_.groups(N.IG_PREFIX)  # every k8s-ig--* group in the region: ours, upstream's, others'
         read_at = min(read_at, r_.groups_read_at(N.IG_PREFIX) or read_at)  # a round's listing may be older

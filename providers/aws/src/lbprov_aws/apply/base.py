@@ -51,6 +51,7 @@ class ApplierBase:
         *,
         target_group_facts: Callable[[], list[TargetGroupFacts]] | None = None,
         load_balancers_using: Callable[[set[str]], set[str]] | None = None,
+        name_free: Callable[[str], bool] | None = None,
     ) -> None:
         self.clients = clients
         self.cluster = cluster
@@ -58,6 +59,8 @@ class ApplierBase:
         self.target_group_facts = target_group_facts
         #: Names of the load balancers carrying any of these security groups, read afresh.
         self.load_balancers_using = load_balancers_using
+        #: Whether a fresh listing shows no load balancer of that name (observe.Reader.name_free).
+        self.name_free = name_free or (lambda name: False)
 
     def _elbv2_tags(self, arn: str | None, before: Mapping[str, str], after: Mapping[str, str]) -> None:
         add, remove = _tag_diff(before, after)

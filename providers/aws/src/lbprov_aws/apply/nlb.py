@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+
 from lbprov.model import Action, Change
 from lbprov_aws.apply.base import ApplierBase, _check_same_owner, _tags
 from lbprov_aws.apply.nlb_security_groups import BACKEND_LOCK
 from lbprov_aws.desired import LB_ATTRIBUTE_DEFAULTS, TG_ATTRIBUTE_DEFAULTS
 from lbprov_aws.observe import NOT_FOUND_CODES, chunks
+
+#: ELBv2's error for a CreateLoadBalancer whose name exists with other settings.
+DUPLICATE_LB = "DuplicateLoadBalancerName"
 
 
 class NLBApplier(ApplierBase):
@@ -96,7 +101,9 @@ class NLBApplier(ApplierBase):
             if c.action is Action.DELETE:
                 return
         after = dict(c.after or {})
-        if c.action is Action.CREATE and self._existing_nlb(c, ctx):
+        # Describe before create, unless the round's fresh listing says the name is free (see
+        # _existing_nlb for why, and the DuplicateLoadBalancerName case below for a racing create).
+        if c.action is Action.CREATE and not self.name_free(c.name) and self._existing_nlb(c, ctx):
             return
         groups = self._lb_groups(after, ctx)
         if c.action in (Action.CREATE, Action.REPLACE):
@@ -106,15 +113,23 @@ class NLBApplier(ApplierBase):
             if groups is not None:  # created with groups, or never able to get any (SetSecurityGroups)
                 where["SecurityGroups"] = groups
             with BACKEND_LOCK:  # (the backend group's release re-checks who carries it under it)
-                lb = call(
-                    "elbv2:CreateLoadBalancer",
-                    Name=c.name,
-                    **where,
-                    Scheme=after["scheme"],
-                    Type="network",
-                    IpAddressType=after.get("ip_address_type", "ipv4"),
-                    Tags=_tags(after["tags"]),
-                )["LoadBalancers"][0]
+                try:
+                    lb = call(
+                        "elbv2:CreateLoadBalancer",
+                        Name=c.name,
+                        **where,
+                        Scheme=after["scheme"],
+                        Type="network",
+                        IpAddressType=after.get("ip_address_type", "ipv4"),
+                        Tags=_tags(after["tags"]),
+                    )["LoadBalancers"][0]
+                except ClientError as exc:
+                    # The name was taken since the listing (another process; with other settings,
+                    # or AWS would have returned it): ours is reused, anyone else's refused.
+                    code = exc.response.get("Error", {}).get("Code")
+                    if c.action is Action.CREATE and code == DUPLICATE_LB and self._existing_nlb(c, ctx):
+                        return
+                    raise
             ctx["lb_arn"], ctx["dns"] = lb["LoadBalancerArn"], lb.get("DNSName")
             if after["attributes"] != {k: LB_ATTRIBUTE_DEFAULTS.get(k) for k in after["attributes"]}:
                 self._lb_attributes(ctx["lb_arn"], after["attributes"])
@@ -143,7 +158,10 @@ class NLBApplier(ApplierBase):
 
     def _existing_nlb(self, c: Change, ctx: dict[str, Any]) -> bool:
         """Describe before create: AWS would return the existing LB for an identical request, but
-        moto (and a create with different settings) would not; never create a second one."""
+        moto (and a create with different settings) would not; never create a second one. Skipped
+        when the read round's fresh listing shows the name free (Reader.name_free): AWS refuses a
+        second load balancer of a name (DuplicateLoadBalancerName, which the strict layer
+        reproduces and plain moto does not), and that error brings apply back here."""
         found = self.clients.call_optional("elbv2:DescribeLoadBalancers", NOT_FOUND_CODES, Names=[c.name])
         lbs = (found or {}).get("LoadBalancers", [])
         if not lbs:

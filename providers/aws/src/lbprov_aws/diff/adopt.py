@@ -51,6 +51,7 @@ from lbprov_aws.names import (
 )
 from lbprov_aws.observe import ClusterContext, ObservedSG, ObservedTG, ServiceState
 from lbprov_aws.options import TYPE, AWSOptions, LbKind, resolve
+from lbprov_aws.sg_index import index_of
 
 #: Tag on a target group adopted from cloud-provider-aws: it keeps upstream's name.
 ADOPTED_TAG = "lbprov.io/adopted-from"
@@ -242,11 +243,11 @@ def _security_groups(
         CLIENT_RULE: nlb_rule_description(CLIENT_RULE, cluster),
         HEALTH_RULE: nlb_rule_description(HEALTH_RULE, cluster),
     }
+    index = index_of(ctx, cluster)
     elb_sg_ids = {
         sg.id
-        for sg in ctx.security_groups
+        for sg in index.named(elb_sg_name)
         if not foreign_classic
-        and sg.name == elb_sg_name
         and (
             is_predecessor(sg.tags, cluster, ref, service_tag=False)
             or naming.is_owned_by_service(sg.tags, cluster, ref.uid)
@@ -255,8 +256,13 @@ def _security_groups(
     take_over = kind == "nlb" and manage_sg
     # Without node rule management lbprov adds no rule of its own: a kept NLB keeps upstream's.
     keep_rules = kind == "nlb" and not manage_sg
-    groups: list[ObservedSG] = []
-    for sg in ctx.security_groups:
+    # Only these groups can hold anything of this load balancer's (the index says which, without
+    # looking into every group of the VPC); the others are left as they are.
+    candidates = set(elb_sg_ids) | index.upstream_rules.get(lb_name, set())
+    for group_id in elb_sg_ids:
+        candidates |= index.admitted_by.get(group_id, set())
+    changed_groups: dict[str, ObservedSG] = {}
+    for sg in index.in_order(candidates):
         if sg.name == elb_sg_name and sg.id in elb_sg_ids and naming.SERVICE_UID_TAG not in sg.tags:
             want = ownership_only(ref, cluster, "classic", cluster_id)
             if kind == "classic":
@@ -315,8 +321,12 @@ def _security_groups(
                         else ""
                     )
                     out.revoke.append(_revoke(UpstreamRule(sg.id, "elb", single), why))
-        groups.append(dataclasses.replace(sg, permissions=permissions) if changed else sg)
-    ctx.security_groups = groups
+        if changed:
+            sg = dataclasses.replace(sg, permissions=permissions)
+        if sg is not index.by_id[sg.id]:
+            changed_groups[sg.id] = sg
+    if changed_groups:  # (else the round's list and index stay shared)
+        ctx.security_groups = [changed_groups.get(sg.id, sg) for sg in ctx.security_groups]
 
 
 def entry_desc(permission: dict[str, Any]) -> str:

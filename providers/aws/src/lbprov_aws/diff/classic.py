@@ -42,6 +42,7 @@ from lbprov_aws.observe import (
     ObservedSG,
 )
 from lbprov_aws.options import AWSOptions
+from lbprov_aws.sg_index import index_of
 
 
 class ClassicPlanning(PlannerBase):
@@ -60,9 +61,7 @@ class ClassicPlanning(PlannerBase):
         ref = intent.ref
         tags = managed_tags(intent, opts, self.cluster_id)
         sg_name = names.elb_security_group_name(intent.lb_name)
-        elb_sg = next(
-            (sg for sg in ctx.security_groups if sg.name == sg_name and sg.vpc_id == ctx.vpc_id), None
-        )
+        elb_sg = next(iter(index_of(ctx, self.cluster).named(sg_name, ctx.vpc_id)), None)
         if elb_sg is not None:
             check_owned("security group", sg_name, elb_sg.tags, self.cluster, ref)
             data["elb_sg_id"] = elb_sg.id
@@ -86,9 +85,7 @@ class ClassicPlanning(PlannerBase):
                 ),
             )
         backend_name = names.elb_backend_security_group_name(self.cluster)
-        backend = next(
-            (sg for sg in ctx.security_groups if sg.name == backend_name and sg.vpc_id == ctx.vpc_id), None
-        )
+        backend = next(iter(index_of(ctx, self.cluster).named(backend_name, ctx.vpc_id)), None)
         if backend is not None:
             if not naming.is_owned_by_cluster(backend.tags, self.cluster):
                 raise OwnershipConflict(
@@ -326,11 +323,11 @@ class ClassicPlanning(PlannerBase):
                 ),
             )
         backend_name = names.elb_backend_security_group_name(self.cluster)
+        index = index_of(ctx, self.cluster)
         unused = [
             sg
-            for sg in ctx.security_groups
-            if sg.name == backend_name
-            and naming.is_owned_by_cluster(sg.tags, self.cluster)
+            for sg in index.named(backend_name)
+            if naming.is_owned_by_cluster(sg.tags, self.cluster)
             and naming.identity_matches(sg.tags, self.cluster_id)
         ]
         if unused and ctx.other_classic_elbs == 0:
@@ -347,8 +344,8 @@ class ClassicPlanning(PlannerBase):
                 b.add(P_ELB_SG_DEL, _elb_sg_delete(sg, reason="no classic ELB of the cluster uses it"))
         sg_name = names.elb_security_group_name(name)
         uid = ref.uid if ref else (classic.tags.get(naming.SERVICE_UID_TAG) if classic else None)
-        for sg in ctx.security_groups:
-            if sg.name == sg_name and uid and naming.is_owned_by_service(sg.tags, self.cluster, uid):
+        for sg in index.named(sg_name):
+            if uid and naming.is_owned_by_service(sg.tags, self.cluster, uid):
                 b.add(P_ELB_SG_DEL, _elb_sg_delete(sg, reason=reason))
 
 

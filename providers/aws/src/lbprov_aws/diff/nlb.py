@@ -46,7 +46,6 @@ from lbprov_aws.diff.node_rules import (
     RuleRange,
     group_delta,
     orphan_points,
-    parse_rules,
     points_of_target_groups,
     service_points,
     source_ranges_tag,
@@ -59,6 +58,7 @@ from lbprov_aws.observe import (
     ObservedTG,
 )
 from lbprov_aws.options import AWSOptions
+from lbprov_aws.sg_index import index_of
 
 
 class NLBPlanning(PlannerBase):
@@ -417,9 +417,12 @@ class NLBPlanning(PlannerBase):
     ) -> None:
         """Rule changes (shown by the plan), and in ``data["node_rules"]`` what apply needs to
         recompute them from a fresh read of each group: see diff/node_rules.py."""
-        groups = list(ctx.security_groups)
+        # Only groups with lbprov rules and node groups can change (the index keeps the listing's
+        # order and its parsed rules, shared by the round's plans).
+        index = index_of(ctx, self.cluster)
         node_ids = {sg.id for sg in node_sgs}
-        groups += [sg for sg in node_sgs if all(sg.id != g.id for g in groups)]
+        groups = index.in_order(set(index.rules) | node_ids)
+        groups += [sg for sg in node_sgs if sg.id not in index.position]
         # Delete plans do not read the VPC: the health range rules name its CIDRs.
         vpc_cidrs = list(ctx.vpc_cidrs) or sorted({k[2] for k in ctx.ranged_keys if k[0] == HEALTH_RULE})
         others = [f for f in ctx.target_group_facts or () if f.uid != uid]
@@ -436,7 +439,7 @@ class NLBPlanning(PlannerBase):
             "sweep": False,
         }
         for sg in groups:
-            ours, foreign = parse_rules(sg.permissions, self.cluster)
+            ours, foreign = index.parsed(sg)
             is_node = sg.id in node_ids
             if not ours and not is_node:
                 continue
@@ -475,8 +478,10 @@ class NLBPlanning(PlannerBase):
             f.health_port == str(KUBE_PROXY_HEALTH_PORT) for f in ctx.target_group_facts or () if f.uid != uid
         )
         node_ids = {sg.id for sg in node_sgs}
-        for sg in sorted({g.id: g for g in [*ctx.security_groups, *node_sgs]}.values(), key=lambda g: g.id):
-            have = kube_proxy_entries(sg.permissions, desc)
+        index = index_of(ctx, self.cluster)  # (only groups with the rule, and node groups, can change)
+        candidates = [index.by_id[i] for i in index.kube_proxy]
+        for sg in sorted({g.id: g for g in [*candidates, *node_sgs]}.values(), key=lambda g: g.id):
+            have = index.kube_proxy_of(sg)
             want = set(ctx.vpc_cidrs) if (wants and sg.id in node_ids) else set()
             for cidr in sorted(want - have):
                 b.add(P_SG_ADD, self._kube_proxy_change(Action.CREATE, sg.id, cidr, desc))

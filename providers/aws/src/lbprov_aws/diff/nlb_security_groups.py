@@ -46,6 +46,7 @@ from lbprov_aws.diff.common import (
     sg_delete,
 )
 from lbprov_aws.observe import ClusterContext, ObservedNLB, ObservedSG
+from lbprov_aws.sg_index import index_of
 
 #: (protocol, from, to, CIDR) of one frontend rule.
 FrontKey = tuple[str, int, int, str]
@@ -61,13 +62,13 @@ def uses_groups(nlb: ObservedNLB | None, scheme: str, default: bool, required: b
     return bool(nlb.security_groups) or required
 
 
-def resolve_groups(refs: tuple[str, ...], ctx: ClusterContext, annotation: str) -> list[str]:
+def resolve_groups(refs: tuple[str, ...], ctx: ClusterContext, annotation: str, cluster: str) -> list[str]:
     """The IDs of the security groups an annotation names (IDs, group names or ``Name`` tags in
     the cluster's VPC, as aws-load-balancer-controller resolves them); refuses what is not there."""
     out: list[str] = []
-    in_vpc = [sg for sg in ctx.security_groups if sg.vpc_id == ctx.vpc_id]
+    index = index_of(ctx, cluster)
     for ref in refs:
-        found = [sg.id for sg in in_vpc if ref in (sg.id, sg.name, sg.tags.get("Name"))]
+        found = [sg.id for sg in index.matching(ref) if sg.vpc_id == ctx.vpc_id]
         if len(set(found)) != 1:
             why = "matches several" if found else "matches no"
             raise InvalidService(
@@ -123,7 +124,7 @@ class NLBSecurityGroupPlanning(PlannerBase):
     """The frontend and backend groups of an NLB, and the release of the backend group."""
 
     def _find_group(self, ctx: ClusterContext, name: str) -> ObservedSG | None:
-        return next((sg for sg in ctx.security_groups if sg.name == name and sg.vpc_id == ctx.vpc_id), None)
+        return next(iter(index_of(ctx, self.cluster).named(name, ctx.vpc_id)), None)
 
     def _plan_frontend(self, b: _Builder, intent: Intent, ctx: ClusterContext, data: dict[str, Any]) -> str:
         """The Service's frontend group and its rules; returns its ID (or name, until created)."""
@@ -260,22 +261,21 @@ class NLBSecurityGroupPlanning(PlannerBase):
             return None
         front = names.nlb_frontend_security_group_name(self.cluster, ref)
         back = names.nlb_backend_security_group_name(self.cluster)
+        index = index_of(ctx, self.cluster)
         ours = {
+            sg.id for sg in index.named(front) if naming.is_owned_by_service(sg.tags, self.cluster, ref.uid)
+        } | {
             sg.id
-            for sg in ctx.security_groups
-            if (sg.name == front and naming.is_owned_by_service(sg.tags, self.cluster, ref.uid))
-            or (
-                sg.name == back
-                and (naming.is_owned_by_cluster(sg.tags, self.cluster) or is_lbc_backend(sg, self.cluster))
-            )
+            for sg in index.named(back)
+            if naming.is_owned_by_cluster(sg.tags, self.cluster) or is_lbc_backend(sg, self.cluster)
         }
         return None if ours & set(nlb.security_groups) else sorted(nlb.security_groups)
 
     def _delete_frontend(self, b: _Builder, ctx: ClusterContext, ref: ServiceRef, reason: str | None) -> None:
         """The Service's frontend group goes (after its NLB: phases of diff/common.py)."""
         name = names.nlb_frontend_security_group_name(self.cluster, ref)
-        for sg in ctx.security_groups:
-            if sg.name == name and naming.is_owned_by_service(sg.tags, self.cluster, ref.uid):
+        for sg in index_of(ctx, self.cluster).named(name):
+            if naming.is_owned_by_service(sg.tags, self.cluster, ref.uid):
                 b.add(P_ELB_SG_DEL, sg_delete(sg, reason=reason, data={"type": "nlb-sg", "role": "frontend"}))
 
 

@@ -39,6 +39,7 @@ rule, are never touched.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -163,6 +164,13 @@ def expand(ranges: Iterable[RuleRange]) -> set[Point]:
 
 def covers(cidr: str, inner: Sequence[str]) -> bool:
     """Whether ``cidr`` contains every network of ``inner`` (of the same IP version)."""
+    return _covers(cidr, tuple(inner))
+
+
+@functools.lru_cache(maxsize=4096)
+def _covers(cidr: str, inner: tuple[str, ...]) -> bool:
+    """(Cached: every plan of the older node-rule model asks it for every target group of the
+    cluster, with the same few CIDRs.)"""
     outer = ipaddress.ip_network(cidr)
     nets = [ipaddress.ip_network(c) for c in inner]
     return all(n.version == outer.version and n.subnet_of(outer) for n in nets)  # type: ignore[arg-type]

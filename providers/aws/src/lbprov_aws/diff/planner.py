@@ -84,7 +84,7 @@ class Planner(NLBPlanning, NLBSecurityGroupPlanning, ClassicPlanning):
             self._delete_frontend(b, ctx, ref, reason="the NLB does not carry it")
             self._release_backend(b, ctx, data)
         elif with_groups and sgo.user_frontend:
-            groups += resolve_groups(sgo.security_groups, ctx, SECURITY_GROUPS)
+            groups += resolve_groups(sgo.security_groups, ctx, SECURITY_GROUPS, self.cluster)
         elif with_groups:
             groups.append(self._plan_frontend(b, intent, ctx, data))
         if kept_groups is None and (not with_groups or sgo.user_frontend):
@@ -94,7 +94,7 @@ class Planner(NLBPlanning, NLBSecurityGroupPlanning, ClassicPlanning):
         elif kept_groups is None:
             self._release_backend(b, ctx, data)
         if with_groups and kept_groups is None:
-            groups += resolve_groups(sgo.extra_security_groups, ctx, EXTRA_SECURITY_GROUPS)
+            groups += resolve_groups(sgo.extra_security_groups, ctx, EXTRA_SECURITY_GROUPS, self.cluster)
             groups = list(dict.fromkeys(groups))
         if opts.kind == "nlb":
             if opts.classic_only:  # no classic ELB to keep (see options._classic)

@@ -19,6 +19,7 @@ import boto3  # type: ignore[import-untyped]
 from lbprov import naming
 from lbprov.model import SandboxNode
 from lbprov.provider import SandboxCloud
+from lbprov_aws.sandbox import at_scale
 from lbprov_aws.sandbox.server import RequestRecorder, _RecordingMotoServer
 
 __all__ = ["MotoSandbox", "RequestRecorder", "dump_requests"]
@@ -35,6 +36,7 @@ class MotoSandbox:
 
     def __init__(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        at_scale.install()  # moto without its per-request scans over every resource (at_scale.py)
         self.server = _RecordingMotoServer()
         self.server.start()
         host, port = self.server.get_host_and_port()

@@ -32,11 +32,14 @@ from lbprov_azure.desired import (
     VIEWS,
     Ids,
     build_desired,
+    build_pip,
+    family_of,
     ref_id,
     view_nsg_rule,
     view_pip,
 )
 from lbprov_azure.diff.adopt import AdoptChanges, has_parts, keep_unmanaged
+from lbprov_azure.diff.families import owned_frontends, v6_pool_change
 from lbprov_azure.diff.fleet import Fleet, FleetChanges
 from lbprov_azure.diff.nsg import NsgChanges, Priorities
 from lbprov_azure.observe import Observer, find, items
@@ -110,7 +113,7 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
     ) -> Plan:
         """The Service's changes, placed on ``slot``."""
         s = self.settings
-        cluster, rg = s.cluster_name, s.resource_group
+        cluster = s.cluster_name
         base = intent.lb_name
         token = names.uid_token(intent.ref.uid)
         lbn = names.lb_name(cluster, scheme, slot)
@@ -130,90 +133,22 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
         pool_ips = assignment.get(slot, set())
         self._check_foreign_pools(fleet, assignment, (slot, scheme))
         changes: list[Change] = []
-        ingress: tuple[Ingress, ...] = ()
+        if predecessor and intent.ip_families != ("IPv4",):
+            raise InvalidService(
+                "spec.ipFamilies",
+                f"{list(intent.ip_families)}: lbprov adopts cloud-provider-azure's IPv4 Services only; this "
+                "Service's frontends on load balancer " + lbn + " are upstream's, and adopting its IPv6 or "
+                "dual-stack parts is not implemented (see the Azure README, migration)",
+            )
 
-        # -- public IP ---------------------------------------------------------------------------
-        pip_id: str | None = None
-        pip_ip: str | None = None
+        # -- public IPs, one per family ------------------------------------------------------------
+        pip_ids: dict[str, str] = {}
+        pip_ips: dict[str, str | None] = {}
         if not opts.internal:
-            pip_rg = opts.pip_resource_group or rg
-            if opts.ipv4:
-                found = [
-                    p
-                    for p in self.seen.pips(pip_rg)
-                    if (p.get("properties") or {}).get("ipAddress") == opts.ipv4
-                ]
-                if not found:
-                    raise InvalidService(
-                        "spec.loadBalancerIP",
-                        f"no public IP address with address {opts.ipv4} in resource group {pip_rg!r}; "
-                        "create a Standard static public IP with it first",
-                    )
-                pip = found[0]
-                self._check_user_pip(pip, lb, base)
-                pip_id, pip_ip = str(pip["id"]), (pip.get("properties") or {}).get("ipAddress")
-            else:
-                pip_name = opts.pip_name or names.pip_name(cluster, base)
-                found_pip = self.seen.pip(pip_rg, pip_name)
-                pip_id = self.ids.pip(pip_rg, pip_name)
-                desired_pip = build_desired(intent, opts, s, pip_id, slot=slot, pool_ips=pool_ips).pip_body
-                assert desired_pip is not None
-                known = names.identity_of((found_pip or {}).get("tags"))
-                if not s.cluster_id and known:  # a run that does not know the identity keeps it
-                    desired_pip["tags"][names.CLUSTER_ID_KEY] = known
-                if found_pip is None:
-                    changes.append(
-                        Change(
-                            Action.CREATE,
-                            "public-ip",
-                            f"{pip_rg}/{pip_name}",
-                            after=view_pip(desired_pip),
-                            data={"rg": pip_rg, "name": pip_name, "body": desired_pip},
-                        )
-                    )
-                elif names.is_service_owned(found_pip.get("tags"), cluster, intent.ref.uid):
-                    pip_id, pip_ip = (
-                        str(found_pip["id"]),
-                        (found_pip.get("properties") or {}).get("ipAddress"),
-                    )
-                    before, after = view_pip(found_pip), view_pip(desired_pip)
-                    if before["prefix"] != after["prefix"]:
-                        # ARM allocates a public IP's address from its prefix once, at creation
-                        raise InvalidService(
-                            "metadata.annotations[service.beta.kubernetes.io/azure-pip-prefix-id]",
-                            f"public IP {pip_name!r} exists with prefix {before['prefix']}; the prefix of a "
-                            "public IP is set when it is created and cannot change",
-                        )
-                    if before != after:
-                        changes.append(
-                            Change(
-                                Action.UPDATE,
-                                "public-ip",
-                                f"{pip_rg}/{pip_name}",
-                                before=before,
-                                after=after,
-                                cloud_id=pip_id,
-                                data={
-                                    "rg": pip_rg,
-                                    "name": pip_name,
-                                    "body": desired_pip,
-                                    "etag": found_pip.get("etag"),
-                                },
-                            )
-                        )
-                elif opts.pip_name:
-                    self._check_user_pip(found_pip, lb, base)
-                    pip_id, pip_ip = (
-                        str(found_pip["id"]),
-                        (found_pip.get("properties") or {}).get("ipAddress"),
-                    )
-                else:  # upstream's public IP of this Service (a look-alike raises)
-                    changes.append(self._adopt_pip(found_pip, intent.ref, pip_rg, pip_name, desired_pip))
-                    pip_id, pip_ip = (
-                        str(found_pip["id"]),
-                        (found_pip.get("properties") or {}).get("ipAddress"),
-                    )
-        desired = build_desired(intent, opts, s, pip_id, slot=slot, pool_ips=pool_ips)
+            for family in intent.ip_families:
+                got = self._public_ip(intent, opts, family, lb, base, changes)
+                pip_ids[family], pip_ips[family] = got
+        desired = build_desired(intent, opts, s, pip_ids, slot=slot, pool_ips=pool_ips)
 
         # -- the load balancers ----------------------------------------------------------------
         # The Service's parts leave every other LB first (a public IP can be on one frontend only),
@@ -224,13 +159,18 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
             group = self._adopt_lb_changes(
                 lb, lbn, base, token, desired, group, adopt_lb=(slot, scheme) in fleet.predecessors
             )
+        if "IPv6" not in intent.ip_families and lb is not None:
+            # the LB's IPv6 pool (other Services' IPv6 frontends) follows its nodes here too
+            follow = v6_pool_change(s, self.ids, lb, lbn, pool_ips, intent, token, base)
+            if follow is not None:
+                group.append(follow)
         losing: list[Change] = []
         gaining: list[Change] = []
         stale_pips: set[str] = set()
-        fe = parts.find(lb, "frontendIPConfigurations", base)
-        if fe is not None:
+        wanted_pips = {v.lower() for v in pip_ids.values()}
+        for fe in owned_frontends(lb, base):
             old = ref_id((fe.get("properties") or {}).get("publicIPAddress"))
-            if old and pip_id and old.lower() != pip_id.lower():
+            if old and wanted_pips and old.lower() not in wanted_pips:
                 stale_pips.add(old)
         for (k, sc), body in sorted(fleet.lbs.items()):
             if (k, sc) == (slot, scheme):
@@ -241,64 +181,195 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
                 self._unadopted_keeps_its_nodes(body, name, assignment.get(k, set()))
                 continue
             out = self._lb_removal(body, name, base, token, intent.ref)
-            ofe = parts.find(body, "frontendIPConfigurations", base)
-            old = ref_id(((ofe or {}).get("properties") or {}).get("publicIPAddress"))
-            if old and (not pip_id or old.lower() != pip_id.lower()):
-                stale_pips.add(old)
+            for ofe in owned_frontends(body, base):
+                old = ref_id((ofe.get("properties") or {}).get("publicIPAddress"))
+                if old and old.lower() not in wanted_pips:
+                    stale_pips.add(old)
             pool = self._pool_change(body, name, assignment.get(k, set()), intent, token, base)
             if pool is not None:
                 out.append(pool)
-            loses = pool is not None and bool(set(pool.before["addresses"]) - set(pool.after["addresses"]))
+            v6_pool = v6_pool_change(s, self.ids, body, name, assignment.get(k, set()), intent, token, base)
+            if v6_pool is not None:
+                out.append(v6_pool)
+            loses = any(
+                c.kind == "backend-pool" and bool(set(c.before["addresses"]) - set(c.after["addresses"]))
+                for c in out
+            )
             (losing if loses or any(c.action == Action.DELETE for c in out) else gaining).extend(out)
         changes.extend(losing)
         changes.extend(group)
         changes.extend(gaining)
+        # one address per family, primary first; None where it is known only after apply
+        fe_changed = {c.name.rsplit("/", 1)[-1] for c in group if c.kind == "frontend-ip-configuration"}
+        fronts: list[tuple[str, str, str | None]] = []
+        for st in desired.stacks:
+            fe_name = str(st.frontend["name"])
+            if opts.internal:
+                fe = parts.find(lb, "frontendIPConfigurations", fe_name)
+                addr = None
+                if st.family == "IPv4" and opts.ipv4:
+                    addr = opts.ipv4
+                elif fe is not None and fe_name not in fe_changed:
+                    addr = (fe.get("properties") or {}).get("privateIPAddress")
+            else:
+                addr = pip_ips.get(st.family)
+            fronts.append((st.family, fe_name, addr))
         if opts.internal:
-            if fe is not None and not any(c.kind == "frontend-ip-configuration" for c in group):
-                addr = (fe.get("properties") or {}).get("privateIPAddress")
-                ingress = (Ingress(ip=addr),) if addr else ()
-        elif pip_ip:
+            ingress = tuple(
+                Ingress(ip=a)
+                for f, n, a in fronts
+                if a and not (f == "IPv4" and opts.ipv4 and n in fe_changed)
+            )
+        else:
+            known = [Ingress(ip=a) for _, _, a in fronts if a]
             # azure-additional-public-ips follow the frontend's address, as upstream's status
-            ingress = (Ingress(ip=pip_ip), *(Ingress(ip=ip) for ip in opts.additional_public_ips))
+            ingress = (*known, *(Ingress(ip=ip) for ip in opts.additional_public_ips)) if known else ()
         for old in sorted(stale_pips):
             changes.extend(self._pip_deletion(old, intent.ref))
 
         # -- NSG rules ---------------------------------------------------------------------------
-        if opts.internal:
-            frontend_addr = opts.ipv4 or (
-                (fe.get("properties") or {}).get("privateIPAddress")
-                if fe is not None and not any(c.kind == "frontend-ip-configuration" for c in group)
-                else None
-            )
-        else:
-            frontend_addr = pip_ip
         nsg = self.seen.nsg()  # once per plan: lbprov's rules, the shared ones and upstream's
-        changes.extend(self._nsg_changes(desired.nsg_rules, base, intent.ref, lbn, frontend_addr, nsg))
+        changes.extend(
+            self._nsg_changes(
+                desired.nsg_rules, base, intent.ref, lbn, {f: (n, a) for f, n, a in fronts}, nsg
+            )
+        )
         stale: set[str] = set()
         for old in stale_pips:
             seg = old.split("/")
             gone = self.seen.pip(seg[4], seg[-1]) if len(seg) >= 9 else None
             if gone and (gone.get("properties") or {}).get("ipAddress"):
                 stale.add(str(gone["properties"]["ipAddress"]))
-        old_private = ((fe or {}).get("properties") or {}).get("privateIPAddress")
-        if old_private and old_private != frontend_addr:
-            stale.add(str(old_private))
-        stale.discard(frontend_addr or "")
-        changes.extend(
-            self._shared_nsg_changes(
-                desired.shared_nsg_rules, intent.ref, lbn, base, frontend_addr, stale, nsg
+        current = {a for _, _, a in fronts if a}
+        for fe in owned_frontends(lb, base):
+            old_private = (fe.get("properties") or {}).get("privateIPAddress")
+            if old_private and old_private not in current:
+                stale.add(str(old_private))
+        stale -= current
+        # a family the Service no longer has only takes its old address out of the shared rules
+        gone = sorted({family_of(a) for a in stale} - {f for f, _, _ in fronts})
+        for family, fe_name, addr in [*fronts, *((f, base, None) for f in gone)]:
+            wanted = {
+                n: r
+                for n, r in desired.shared_nsg_rules.items()
+                if desired.shared_rule_family.get(n, "IPv4") == family and family not in gone
+            }
+            changes.extend(
+                self._shared_nsg_changes(
+                    wanted,
+                    intent.ref,
+                    lbn,
+                    fe_name,
+                    addr,
+                    {a for a in stale if family_of(a) == family},
+                    nsg,
+                    family=family,
+                )
             )
-        )
         # upstream's rules go once lbprov's own are in place (no moment without an allow rule)
-        changes.extend(self._upstream_nsg_changes(nsg, base, {frontend_addr} if frontend_addr else set()))
+        changes.extend(self._upstream_nsg_changes(nsg, base, current))
         return Plan(
             provider=PROVIDER,
             ref=intent.ref,
             changes=tuple(changes),
             intent=intent,
             ingress=ingress,
-            data={"lb": lbn, "internal": opts.internal, "base": base},
+            data={
+                "lb": lbn,
+                "internal": opts.internal,
+                "base": base,
+                "frontends": [list(f) for f in fronts],
+            },
         )
+
+    def _public_ip(
+        self,
+        intent: Intent,
+        opts: AzureOptions,
+        family: str,
+        lb: JSON | None,
+        base: str,
+        changes: list[Change],
+    ) -> tuple[str, str | None]:
+        """(ID, address or None) of the public IP of the Service's ``family`` frontend; the change
+        that creates, updates or adopts it goes into ``changes``."""
+        s = self.settings
+        cluster = s.cluster_name
+        pip_rg = opts.pip_resource_group or s.resource_group
+        dual = len(intent.ip_families) > 1
+        if opts.ipv4 and family == "IPv4":
+            found = [
+                p for p in self.seen.pips(pip_rg) if (p.get("properties") or {}).get("ipAddress") == opts.ipv4
+            ]
+            if not found:
+                raise InvalidService(
+                    "spec.loadBalancerIP",
+                    f"no public IP address with address {opts.ipv4} in resource group {pip_rg!r}; "
+                    "create a Standard static public IP with it first",
+                )
+            pip = found[0]
+            self._check_user_pip(pip, lb, base)
+            return str(pip["id"]), (pip.get("properties") or {}).get("ipAddress")
+        pip_rg, pip_name, desired_pip = build_pip(intent, opts, s, family)
+        user_named = bool(opts.pip_name) and (not dual or family == "IPv4")
+        found_pip = self.seen.pip(pip_rg, pip_name)
+        pip_id = self.ids.pip(pip_rg, pip_name)
+        known = names.identity_of((found_pip or {}).get("tags"))
+        if not s.cluster_id and known:  # a run that does not know the identity keeps it
+            desired_pip["tags"][names.CLUSTER_ID_KEY] = known
+        if found_pip is None:
+            changes.append(
+                Change(
+                    Action.CREATE,
+                    "public-ip",
+                    f"{pip_rg}/{pip_name}",
+                    after=view_pip(desired_pip),
+                    data={"rg": pip_rg, "name": pip_name, "body": desired_pip},
+                )
+            )
+            return pip_id, None
+        address = (found_pip.get("properties") or {}).get("ipAddress")
+        version = (found_pip.get("properties") or {}).get("publicIPAddressVersion") or "IPv4"
+        if version != family:
+            # ARM never changes a public IP's version (PublicIPAddressVersionCannotBeChanged)
+            raise InvalidService(
+                "spec.ipFamilies",
+                f"{list(intent.ip_families)}: the {family} frontend's public IP {pip_name!r} exists and holds an "
+                f"{version} address; as upstream, a single-stack Service's IP keeps the plain name and a dual-stack "
+                "Service's IPv6 IP is named -IPv6, so an IPv6 Service cannot change its families in place "
+                "(recreate the Service)",
+            )
+        if names.is_service_owned(found_pip.get("tags"), cluster, intent.ref.uid):
+            before, after = view_pip(found_pip), view_pip(desired_pip)
+            if before["prefix"] != after["prefix"]:
+                # ARM allocates a public IP's address from its prefix once, at creation
+                raise InvalidService(
+                    "metadata.annotations[service.beta.kubernetes.io/azure-pip-prefix-id]",
+                    f"public IP {pip_name!r} exists with prefix {before['prefix']}; the prefix of a "
+                    "public IP is set when it is created and cannot change",
+                )
+            if before != after:
+                changes.append(
+                    Change(
+                        Action.UPDATE,
+                        "public-ip",
+                        f"{pip_rg}/{pip_name}",
+                        before=before,
+                        after=after,
+                        cloud_id=str(found_pip["id"]),
+                        data={
+                            "rg": pip_rg,
+                            "name": pip_name,
+                            "body": desired_pip,
+                            "etag": found_pip.get("etag"),
+                        },
+                    )
+                )
+        elif user_named:
+            self._check_user_pip(found_pip, lb, base)
+        else:  # upstream's public IP of this Service (a look-alike raises)
+            changes.append(self._adopt_pip(found_pip, intent.ref, pip_rg, pip_name, desired_pip))
+        return str(found_pip["id"]), address
 
     def _check_user_pip(self, pip: JSON, lb: JSON | None, base: str) -> None:
         if (pip.get("sku") or {}).get("name") != "Standard":
@@ -357,22 +428,24 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
                     data=common,
                 )
             )
-        if lb is not None:
-            existing_pool = find(items(lb, "backendAddressPools"), desired.pool["name"])
+        # a new LB is made from the template, which holds the IPv4 pool; the IPv6 pool is written
+        # all the same (another Service's template may make the LB in the same batch)
+        for pool in desired.pools if lb is not None else desired.pools[1:]:
+            existing_pool = find(items(lb, "backendAddressPools"), pool["name"])
             before = VIEWS["backend-pool"](existing_pool) if existing_pool else None
-            after = VIEWS["backend-pool"](desired.pool)
+            after = VIEWS["backend-pool"](pool)
             if before != after:
                 out.append(
                     Change(
                         Action.UPDATE if existing_pool else Action.CREATE,
                         "backend-pool",
-                        f"{lbn}/{desired.pool['name']}",
+                        f"{lbn}/{pool['name']}",
                         before=before,
                         after=after,
-                        data={**common, "item": desired.pool},
+                        data={**common, "item": pool},
                     )
                 )
-        wanted: list[tuple[str, JSON]] = [("frontend-ip-configuration", desired.frontend)]
+        wanted: list[tuple[str, JSON]] = [("frontend-ip-configuration", st.frontend) for st in desired.stacks]
         wanted += [("probe", p) for p in desired.probes.values()]
         wanted += [("load-balancing-rule", r) for r in desired.rules.values()]
         for kind, item in wanted:
@@ -394,7 +467,9 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
         keep = {("probe", n.lower()) for n in desired.probes} | {
             ("load-balancing-rule", n.lower()) for n in desired.rules
         }
-        for kind in ("load-balancing-rule", "probe"):
+        keep |= {("frontend-ip-configuration", str(st.frontend["name"]).lower()) for st in desired.stacks}
+        # a family the Service no longer has: its rules, probes and then its frontend go
+        for kind in ("load-balancing-rule", "probe", "frontend-ip-configuration"):
             for item in parts.own(lb, LB_FIELDS[kind], base):
                 if (kind, str(item.get("name", "")).lower()) not in keep:
                     out.append(_part_delete(kind, lbn, item, common))
@@ -490,13 +565,13 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
         fleet = self._fleet(strict=False, base=base)
         for (k, scheme), lb in sorted(fleet.lbs.items()):
             lbn = names.lb_name(cluster, scheme, k)
-            fe = parts.find(lb, "frontendIPConfigurations", base)
-            private = ((fe or {}).get("properties") or {}).get("privateIPAddress")
-            if private:
-                frontend_private.add(str(private))
-            old = ref_id(((fe or {}).get("properties") or {}).get("publicIPAddress"))
-            if old:
-                pip_ids.add(old)
+            for fe in owned_frontends(lb, base):  # a frontend per family
+                private = (fe.get("properties") or {}).get("privateIPAddress")
+                if private:
+                    frontend_private.add(str(private))
+                old = ref_id((fe.get("properties") or {}).get("publicIPAddress"))
+                if old:
+                    pip_ids.add(old)
             removal = self._lb_removal(lb, lbn, base, token, ref)
             if (k, scheme) in fleet.predecessors or (
                 removal and token not in names.services_of(lb.get("tags"))

@@ -266,6 +266,7 @@ class FleetChanges:
             allowed=allowed,
             blocked={k for k, sc in fleet.blocked if sc == scheme},
             describe=f"Service {intent.ref.key}",
+            frontends=len(intent.ip_families),
             foreign_floor=min(
                 (foreign.get(str(t.internal_ip), 0) for t in intent.targets if t.internal_ip), default=0
             ),
@@ -276,7 +277,8 @@ class FleetChanges:
             # a new load balancer would take nodes that are in that one's pool (a NIC IP
             # configuration is in at most one public and one internal load balancer): wait for it
             self._blocked_conflict(fleet, theirs[0], scheme)
-        return slot, res.take(Hold(token, slot, scheme, need)) if res is not None else None
+        hold = Hold(token, slot, scheme, need, frontends=len(intent.ip_families))
+        return slot, res.take(hold) if res is not None else None
 
     def _pool_change(
         self, lb: JSON, lbn: str, ips: set[str], intent: Intent, token: str, base: str

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from lbprov.model import Action, Change, OwnershipConflict, ServiceRef
@@ -18,6 +19,8 @@ from lbprov_azure.desired import (
     MAX_NSG_ADDRESSES,
     destinations,
     fill_frontend,
+    placeholder,
+    rule_family,
     view_nsg_rule,
     waits_for_frontend,
     with_destinations,
@@ -125,9 +128,10 @@ class NsgChanges:
         base: str,
         ref: ServiceRef,
         lbn: str,
-        frontend_addr: str | None,
+        fronts: Mapping[str, tuple[str, str | None]],
         nsg: JSON | None,
     ) -> list[Change]:
+        """``fronts``: family -> (frontend name, its address or None when apply learns it)."""
         if nsg is None:
             return []
         ours = self._owned_nsg_rules(nsg, base)
@@ -142,11 +146,13 @@ class NsgChanges:
         out: list[Change] = []
         for name, wanted in desired.items():
             existing = ours.get(name)
+            family = rule_family(wanted.get("properties") or {}) or "IPv4"
+            fe_name, frontend_addr = fronts.get(family, (base, None))
             body, resolve = _with_frontend(wanted, frontend_addr)
             if existing is not None and not self.settings.cluster_id:  # keep the identity it has
                 body = _keep_rule_identity(body, existing, self.settings.cluster_name)
             after = view_nsg_rule(body)
-            extra = {"resolve_frontend": {"lb": lbn, "base": base}} if resolve else {}
+            extra = {"resolve_frontend": {"lb": lbn, "base": fe_name, "family": family}} if resolve else {}
             if existing is None:
                 deny = (body.get("properties") or {}).get("access") == "Deny"
                 priority = self.priorities.allocate(used, name, from_end=deny)
@@ -211,10 +217,12 @@ class NsgChanges:
         address: str | None,
         stale: set[str],
         nsg: JSON | None,
+        *,
+        family: str = "IPv4",
     ) -> list[Change]:
-        """Join the shared rules ``wanted`` with ``address`` (the frontend's; None: known only after
-        the LB write) and leave every other shared rule, and take ``stale`` addresses (the Service's
-        previous frontend) out of all of them. Each change is a membership delta that apply
+        """Join the shared rules ``wanted`` with ``address`` (the ``family`` frontend's, named
+        ``base``; None: known only after the LB write) and leave every other shared rule, and take
+        ``stale`` addresses (the Service's previous frontend) out of all of them. Each change is a membership delta that apply
         re-applies to the rule as it is then (see :meth:`Applier._apply_shared_rule`)."""
         if nsg is None:
             return []
@@ -239,7 +247,7 @@ class NsgChanges:
                 f"network security group {nsg.get('name')!r} names {addresses} destination addresses; Service "
                 f"{ref.key} would exceed Azure's limit of {MAX_NSG_ADDRESSES} per NSG"
             )
-        extra = {"resolve_frontend": {"lb": lbn, "base": base}} if address is None else {}
+        extra = {"resolve_frontend": {"lb": lbn, "base": base, "family": family}} if address is None else {}
         cid = self.settings.cluster_id
         for name, body in sorted(wanted.items()):
             existing = shared.get(name)
@@ -260,7 +268,7 @@ class NsgChanges:
             joined = existing is not None and address is not None and address in current
             if joined and not current & stale and not identity:
                 continue
-            after_dest = (current - stale) | {address or "@frontend-address"}
+            after_dest = (current - stale) | {address or placeholder(family)}
             after_props = body["properties"] if existing is None or identity else props
             view_after = view_nsg_rule({"properties": with_destinations(after_props, after_dest)})
             data = {

@@ -37,6 +37,10 @@ SANDBOX = {
     "vnet_prefix": "10.240.0.0/16",
     "subnet_name": "nodes",
     "subnet_prefix": "10.240.0.0/22",
+    # the VNet and the nodes' subnet are dual-stack (an IPv6 ULA /48 and a /64 of it, as Azure's
+    # dual-stack guides use); the services subnet is IPv4 only
+    "vnet_prefix6": "fd00:db8:f0::/48",
+    "subnet_prefix6": "fd00:db8:f0::/64",
     "services_subnet_name": "services",
     "services_subnet_prefix": "10.240.8.0/24",
     "security_group_name": "lbprov-nsg",
@@ -56,9 +60,12 @@ def seed(state: ArmState) -> None:
         {
             "location": s["location"],
             "properties": {
-                "addressSpace": {"addressPrefixes": [s["vnet_prefix"]]},
+                "addressSpace": {"addressPrefixes": [s["vnet_prefix"], s["vnet_prefix6"]]},
                 "subnets": [
-                    {"name": s["subnet_name"], "properties": {"addressPrefix": s["subnet_prefix"]}},
+                    {
+                        "name": s["subnet_name"],
+                        "properties": {"addressPrefixes": [s["subnet_prefix"], s["subnet_prefix6"]]},
+                    },
                     {
                         "name": s["services_subnet_name"],
                         "properties": {"addressPrefix": s["services_subnet_prefix"]},
@@ -100,6 +107,7 @@ def azure_sandbox(nodes: Sequence[str], *, async_operations: bool = True) -> Ite
                 ),
                 internal_ip=ip,
                 zone=zone,
+                internal_ipv6=state.allocate_private_ip(subnet_id, 6),
             )
             made.append(node)
             return node

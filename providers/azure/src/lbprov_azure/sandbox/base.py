@@ -126,6 +126,9 @@ def check_sku(kind: str, res: JSON, existing: JSON | None, names: tuple[str, ...
     Global); an omitted name is Basic, the documented default. Basic public IPs and Basic load
     balancers were retired on 30 September 2025 (Azure updates: "Basic SKU public IP addresses" and
     "Basic Load Balancer" retirement): ARM refuses to create new ones (existing ones still update).
+    New Basic load balancers were blocked earlier, from 31 March 2025 (Azure/AKS#4846 release note,
+    Azure/AKS#5020; kubermatic/kubermatic#13328: "no longer able to deploy new ones after 31 March
+    2025").
 
     The answers, as ARM gives them:
 
@@ -137,7 +140,8 @@ def check_sku(kind: str, res: JSON, existing: JSON | None, names: tuple[str, ...
       IPv4 Basic SKU public IP addresses for this subscription in this region." (what ARM answers
       since the retirement: skypilot-org/skypilot#7977, Azure/azure-quickstart-templates#14512);
     * a new Basic load balancer: ``BasicSkuLoadBalancerRetired`` is the emulator's own code (no public
-      source gives ARM's answer after the retirement).
+      source quotes ARM's answer since creation was blocked; Azure docs, cloud-provider-azure, AKS and
+      terraform-provider-azurerm issues searched).
     """
     sku = res.get("sku") or {}
     name = sku.get("name", "Basic")
@@ -167,8 +171,8 @@ def check_sku(kind: str, res: JSON, existing: JSON | None, names: tuple[str, ...
         raise ArmError(
             400,
             "BasicSkuLoadBalancerRetired",
-            f"{kind} {res['id']}: the Basic SKU was retired on 30 September 2025; new load balancers must use "
-            "the Standard SKU.",
+            f"{kind} {res['id']}: new Basic SKU load balancers cannot be created since 31 March 2025 (the SKU "
+            "was retired on 30 September 2025); use the Standard SKU.",
         )
     res["sku"] = {"name": name, "tier": tier}
     return str(name)

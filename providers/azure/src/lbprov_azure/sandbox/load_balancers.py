@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 from lbprov_azure.sandbox.base import (
     JSON,
@@ -52,8 +53,12 @@ class LoadBalancers:
         probes = children("probes", "probes")
         rules = children("loadBalancingRules", "loadBalancingRules")
         nat = len(props.get("inboundNatRules") or [])
-        # The code for too many rules on one load balancer is the emulator's own (no public source
-        # gives ARM's); the frontend and per-NIC codes below are ARM's.
+        # The code for too many rules on one load balancer is the emulator's own: no public source
+        # (Azure's load balancer error-code page, azure-rest-api-specs, cloud-provider-azure,
+        # terraform-provider-azurerm issues searched) quotes ARM's answer at 1,500 rules. ARM's code for
+        # the older VMSS inbound NAT limit, LoadBalancerInboundRuleCountLimitExceededByVMScaleSet
+        # (Azure/azure-quickstart-templates#2515), is another limit. The frontend and per-NIC codes
+        # below are ARM's.
         if len(rules) + nat > MAX_RULES_PER_LB:
             raise ArmError(
                 400,
@@ -75,7 +80,7 @@ class LoadBalancers:
             for fe in (existing or {}).get("properties", {}).get("frontendIPConfigurations", [])
         }
         # frontends ------------------------------------------------------------------------------
-        pip_users: dict[str, str] = {}
+        pip_users: dict[str, str] = {}  # public IP -> the frontend of another load balancer using it
         for other in self.resources["loadBalancers"].values():
             if other["id"].lower() == lb_id.lower():
                 continue
@@ -83,21 +88,36 @@ class LoadBalancers:
                 used = ref(fe["properties"].get("publicIPAddress"))
                 if used:
                     pip_users[used.lower()] = fe["id"]
+        pips_here: set[str] = set()  # public IPs of this load balancer's frontends so far
         for fe in frontends:
             fp = fe["properties"]
             pip_id = ref(fp.get("publicIPAddress"))
             subnet_id = ref(fp.get("subnet"))
-            if bool(pip_id) == bool(subnet_id):
+            # ARM's codes and messages: FrontendIPConfigHasNoSubnetOrPublicIP (ernestio/ernest#480),
+            # FrontendIPConfigHasBothSubnetAndPublicIP (hashicorp/terraform-provider-azurerm#1622)
+            if not pip_id and not subnet_id:
                 raise ArmError(
                     400,
-                    "InvalidRequestFormat",
-                    f"Frontend {fe['id']} must reference either a public IP address or a subnet.",
+                    "FrontendIPConfigHasNoSubnetOrPublicIP",
+                    f"Frontend IP Configuration {fe['id']} must reference either a Subnet or a Public IP Address.",
+                )
+            if pip_id and subnet_id:
+                raise ArmError(
+                    400,
+                    "FrontendIPConfigHasBothSubnetAndPublicIP",
+                    f"Frontend IP Configuration {fe['id']} must not reference both a Subnet and a Public IP "
+                    "Address.",
                 )
             if pip_id:
                 pip = self._lookup(pip_id, "publicIPAddresses")
                 if pip is None:
                     raise self._bad_ref(pip_id, fe["id"])
                 if (pip.get("sku") or {}).get("name") != sku:
+                    # ARM's code and message: Code="PublicIPAndLBSkuDoNotMatch" Message="Standard sku load
+                    # balancer <id> cannot reference Basic sku publicIP <id>." (Azure/terraform-azurerm-
+                    # loadbalancer#32, microsoft/service-fabric-scripts-and-templates#51). Azure's
+                    # error-code page also lists DifferentSkuLoadBalancersAndPublicIPAddressNotAllowed
+                    # (MicrosoftDocs/SupportArticles-docs load-balancer-common-deployment-errors.md).
                     raise ArmError(
                         400,
                         "PublicIPAndLBSkuDoNotMatch",
@@ -105,13 +125,23 @@ class LoadBalancers:
                         if sku == "Standard"
                         else f"{sku} sku load balancer {lb_id} cannot reference publicIP {pip_id} of another sku.",
                     )
+                if pip_id.lower() in pips_here:
+                    # ARM's code and message (kubernetes-sigs/cloud-provider-azure#4243,
+                    # MicrosoftDocs/azure-docs#50047)
+                    raise ArmError(
+                        400,
+                        "PublicIPReferencedByMultipleIPConfigs",
+                        f"Public ip address {pip['id']} is referenced by multiple ipconfigs in resource {lb_id}.",
+                    )
                 if pip_id.lower() in pip_users:
+                    # A public IP already on another load balancer's frontend: the code is the
+                    # emulator's own (no public source quotes ARM's answer for two load balancers).
                     raise ArmError(
                         400,
                         "PublicIPAddressInUse",
                         f"Public IP {pip_id} is already used by {pip_users[pip_id.lower()]}.",
                     )
-                pip_users[pip_id.lower()] = fe["id"]
+                pips_here.add(pip_id.lower())
                 out: JSON = {"publicIPAddress": {"id": pip["id"]}}
             else:
                 assert subnet_id is not None
@@ -119,11 +149,24 @@ class LoadBalancers:
                 if subnet is None:
                     raise self._bad_ref(subnet_id, fe["id"])
                 method = fp.get("privateIPAllocationMethod") or "Dynamic"
+                version = fp.get("privateIPAddressVersion") or "IPv4"
+                if version not in ("IPv4", "IPv6"):  # IPVersion of azure-mgmt-network
+                    raise ArmError(
+                        400, "InvalidRequestFormat", f"privateIPAddressVersion {version!r} is invalid."
+                    )
                 old = old_fes.get(fe["name"].lower())
                 old_props = (old or {}).get("properties", {})
-                same_subnet = (ref(old_props.get("subnet")) or "").lower() == subnet["id"].lower()
+                same_subnet = (ref(old_props.get("subnet")) or "").lower() == subnet["id"].lower() and (
+                    old_props.get("privateIPAddressVersion") or "IPv4"
+                ) == version
                 if method == "Static":
                     addr = fp.get("privateIPAddress")
+                    if _version_of(addr) not in (None, version):
+                        raise ArmError(
+                            400,
+                            "InvalidRequestFormat",
+                            f"Frontend {fe['id']}: privateIPAddress {addr} is not of privateIPAddressVersion {version}.",
+                        )
                     keep = same_subnet and old_props.get("privateIPAddress") == addr
                     if not keep:
                         self._claim_private(subnet, addr, fe["id"])
@@ -131,7 +174,7 @@ class LoadBalancers:
                     if same_subnet and old_props.get("privateIPAddress"):
                         addr = old_props["privateIPAddress"]
                     else:
-                        addr = self._allocate_private(subnet["id"], subnet)
+                        addr = self._allocate_private(subnet["id"], subnet, 6 if version == "IPv6" else 4)
                 else:
                     raise ArmError(
                         400, "InvalidRequestFormat", f"privateIPAllocationMethod {method!r} is invalid."
@@ -142,7 +185,7 @@ class LoadBalancers:
                     "subnet": {"id": subnet["id"]},
                     "privateIPAllocationMethod": method,
                     "privateIPAddress": addr,
-                    "privateIPAddressVersion": "IPv4",
+                    "privateIPAddressVersion": version,
                 }
             out["provisioningState"] = "Succeeded"
             fe["properties"] = out
@@ -191,6 +234,16 @@ class LoadBalancers:
                         "name": a.get("name") or ip,
                         "properties": {"ipAddress": ip, "virtualNetwork": {"id": vnet["id"]}},
                     }
+                )
+            # One IP version per backend pool: ARM refuses a pool of NIC IP configurations of both
+            # versions with AllNicIpConfigurationsOfLbBackendPoolOnVMScaleSetMustHaveSamePrivateIpAddressVersion
+            # (kubernetes/kubernetes#93085); the emulator applies the same rule, with its own code, to
+            # IP-based pools.
+            if len({ipaddress.ip_address(str(a["properties"]["ipAddress"])).version for a in addrs}) > 1:
+                raise ArmError(
+                    400,
+                    "LoadBalancerBackendAddressPoolMustHaveSameIpVersion",
+                    f"Backend pool {pool['id']} holds addresses of both IP versions; a pool holds one.",
                 )
             pool["properties"] = {"loadBalancerBackendAddresses": addrs, "provisioningState": "Succeeded"}
             if pool_vnet:
@@ -275,7 +328,10 @@ class LoadBalancers:
             if proto == "All":
                 # HA ports (learn.microsoft.com/azure/load-balancer/load-balancer-ha-ports-overview):
                 # protocol All with frontend and backend port 0, "available only for an internal
-                # Standard load balancer" (a frontend in a subnet, never a public IP).
+                # Standard load balancer" (a frontend in a subnet, never a public IP). The code is the
+                # emulator's own: no public source quotes ARM's answer to an All rule on a public
+                # frontend (the one quoted All-rule error, RulesUseSameBackendPortProtocolAndPool in
+                # MicrosoftDocs/azure-docs#94673, is about two rules sharing a pool).
                 fe = next(f for f in frontends if f["id"].lower() == fe_id.lower())
                 public = bool((fe.get("properties") or {}).get("publicIPAddress"))
                 if sku != "Standard" or public or fport != 0 or bport != 0:
@@ -322,6 +378,7 @@ class LoadBalancers:
                             f"the same protocol {proto}, backend port {bport} and pool {pid}.",
                         )
                     seen_back[bkey] = r["id"]
+            self._check_rule_families(r["id"], fe_id, frontends, rule_pools, pools)
             rule_out: JSON = {
                 "frontendIPConfiguration": {"id": fe_id},
                 "protocol": proto,
@@ -366,6 +423,30 @@ class LoadBalancers:
             **passthrough,
         }
 
+    def _check_rule_families(
+        self, rule_id: str, fe_id: str, frontends: list[JSON], rule_pools: list[str], pools: list[JSON]
+    ) -> None:
+        """A rule joins a frontend and pools of one IP version: Azure Load Balancer translates NAT44
+        and NAT66 only, and a load-balancing rule with an IPv6 frontend and an IPv4 backend is refused
+        (Azure/azure-cli#27013, from the network team: rules are validated, inbound NAT rules were not).
+        The code is the emulator's own: no public source gives ARM's."""
+        fe = next(f for f in frontends if f["id"].lower() == fe_id.lower())
+        want = _frontend_version(fe, self._lookup)
+        by_id = {p["id"].lower(): p for p in pools}
+        for pid in rule_pools:
+            found = {
+                _version_of((a.get("properties") or {}).get("ipAddress"))
+                for a in (by_id[pid.lower()].get("properties") or {}).get("loadBalancerBackendAddresses")
+                or []
+            }
+            if found - {want}:
+                raise ArmError(
+                    400,
+                    "LoadBalancingRuleFrontendAndBackendIpVersionMismatch",
+                    f"Rule {rule_id}: frontend {fe_id} is {want}, backend pool {pid} holds "
+                    f"{'/'.join(sorted(str(v) for v in found))} addresses; a rule needs one IP version.",
+                )
+
     def _check_one_load_balancer_per_kind(
         self, lb_id: str, frontends: list[JSON], pools: list[JSON], rules: list[JSON]
     ) -> None:
@@ -378,8 +459,13 @@ class LoadBalancers:
         backend address standing for the node's NIC IP configuration, and it counts the pools that
         load-balancing rules use: AKS's multiple standard load balancers keep every node in the
         first load balancer's outbound-only pool and in another's inbound pool (learn.microsoft.com
-        "Use multiple public load balancers in AKS"). The error code is the emulator's own: no
-        public source gives ARM's code for this refusal.
+        "Use multiple public load balancers in AKS"). The public error code is the emulator's own:
+        no public source gives ARM's code for a NIC IP configuration in two public load balancers.
+        ARM's documented code for the same rule on a scale set is
+        ``VMScaleSetCannotUseMultipleLoadBalancersOfSameType`` (learn.microsoft.com "Troubleshoot
+        Azure Load Balancer error codes", MicrosoftDocs/SupportArticles-docs
+        support/azure/load-balancer/load-balancer-common-deployment-errors.md); the emulator's pools
+        are IP-based and stand for single NICs, not scale sets, so it does not borrow that code.
         """
         if not frontends:
             return
@@ -452,6 +538,23 @@ class LoadBalancers:
                 f"{MAX_RULES_PER_NIC} NAT or load balancing rules combined (load balancer {lb_id}: "
                 f"{max(counts[ip] for ip in over)}).",
             )
+
+
+def _frontend_version(fe: JSON, lookup_pip: Any) -> str:
+    """A built frontend's IP version: its public IP's, or its private address's."""
+    props = fe.get("properties") or {}
+    pip_id = ref(props.get("publicIPAddress"))
+    if pip_id:
+        pip = lookup_pip(pip_id, "publicIPAddresses") or {}
+        return str((pip.get("properties") or {}).get("publicIPAddressVersion") or "IPv4")
+    return str(props.get("privateIPAddressVersion") or "IPv4")
+
+
+def _version_of(addr: Any) -> str | None:
+    try:
+        return f"IPv{ipaddress.ip_address(str(addr)).version}"
+    except ValueError:
+        return None
 
 
 def _rule_ips(pools: list[JSON], rules: list[JSON]) -> dict[str, int]:

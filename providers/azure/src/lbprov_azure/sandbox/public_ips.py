@@ -38,11 +38,25 @@ class PublicIPs:
         IPv4 sizes /28 to /31; its range is fixed at creation)."""
         check_sku("publicIPPrefixes", res, existing, ("Standard", "StandardV2"))
         length = props.get("prefixLength")
-        if not isinstance(length, int) or not 28 <= length <= 31:
+        if not isinstance(length, int) or isinstance(length, bool):
+            # not an integer: a body ARM cannot deserialise (the parse-error shape of check_sku; the
+            # wording of the detail is the emulator's own)
             raise ArmError(
                 400,
-                "InvalidPublicIpPrefixLength",
-                f"Public IP prefix {res['id']}: prefixLength {length!r} is invalid; IPv4 prefixes are /28 to /31.",
+                "InvalidRequestFormat",
+                "Cannot parse the request.",
+                details=[{"code": "InvalidJson", "message": f"prefixLength {length!r} is not an integer."}],
+            )
+        if not 28 <= length <= 31:
+            # ARM's code and message (quoted in hashicorp/terraform-provider-azurerm#19060):
+            # 400 SpecifiedPrefixLengthNotSupported "Specified PrefixLength 24 for PublicIpPrefix <id> is
+            # outside limits. Minimum PrefixLength 28 Maximum PrefixLength 31." (28 is the default
+            # subscription limit; a larger range needs a support request)
+            raise ArmError(
+                400,
+                "SpecifiedPrefixLengthNotSupported",
+                f"Specified PrefixLength {length} for PublicIpPrefix {res['id']} is outside limits. Minimum "
+                "PrefixLength 28 Maximum PrefixLength 31.",
             )
         if existing:
             return {**existing["properties"], "prefixLength": existing["properties"]["prefixLength"]}
@@ -72,6 +86,9 @@ class PublicIPs:
         for host in ipaddress.ip_network(prefix["properties"]["ipPrefix"]):
             if str(host) not in used:
                 return str(host)
+        # The code is the emulator's own: no public source (Azure docs, azure-rest-api-specs,
+        # cloud-provider-azure, terraform-provider-azurerm issues searched) quotes ARM's answer for a
+        # public IP asked of a full prefix.
         raise ArmError(
             400,
             "PublicIpPrefixOutOfIpAddressesForPublicIp",
@@ -82,6 +99,7 @@ class PublicIPs:
         sku = check_sku("publicIPAddresses", res, existing, ("Basic", "Standard", "StandardV2"))
         method = props.get("publicIPAllocationMethod") or ("Static" if sku == "Standard" else "Dynamic")
         if sku == "Standard" and method != "Static":
+            # ARM's code and message (MicrosoftDocs/azure-docs#42889, pulumi/pulumi-azure-native#1597)
             raise ArmError(
                 400,
                 "StandardSkuPublicIPAddressesMustBeStatic",
@@ -101,6 +119,9 @@ class PublicIPs:
             )
         old = (existing or {}).get("properties", {})
         if existing is not None and (old.get("publicIPAddressVersion") or "IPv4") != version:
+            # The rule is documented (the version is chosen at creation: terraform-provider-azurerm's
+            # ip_version forces a new resource); the code is the emulator's own, no public source
+            # quotes ARM's answer.
             raise ArmError(
                 400,
                 "PublicIPAddressVersionCannotBeChanged",
@@ -116,6 +137,8 @@ class PublicIPs:
             and (prefix_id or "").lower() != (ref(old.get("publicIPPrefix")) or "").lower()
         ):
             # the address comes from the prefix at creation; ARM does not move a public IP between prefixes
+            # (AviatrixSystems/terraform-provider-aviatrix#1918: an update that drops a public IP's prefix
+            # "is not allowed from Azure"). The code is the emulator's own: no public source quotes ARM's.
             raise ArmError(
                 400,
                 "PublicIPPrefixCannotBeChanged",

@@ -54,6 +54,29 @@ def _check_address_prefix(rule: str, field_: str, value: str) -> None:
         ) from None
 
 
+def _check_one_family(rid: str, props: JSON) -> None:
+    """The explicit IP addresses and prefixes of one security rule (sources and destinations
+    together) must be of one address family; ``*`` and service tags fit either. ARM's refusal:
+    ``ResourceCannotContainAddressPrefixesFromDifferentAddressFamilies``, "All IP addresses or
+    prefixes in the resource should belong to the same address family" (quoted in Azure/AKS#3136 for
+    an IPv6 Service's rule, and hashicorp/terraform-provider-azurerm#12534)."""
+    versions: set[int] = set()
+    for side in ("source", "destination"):
+        one = props.get(f"{side}AddressPrefix")
+        for value in [one] if one else props.get(f"{side}AddressPrefixes") or []:
+            try:
+                versions.add(ipaddress.ip_network(str(value), strict=False).version)
+            except ValueError:
+                continue  # "*" or a service tag
+    if len(versions) > 1:
+        raise ArmError(
+            400,
+            "ResourceCannotContainAddressPrefixesFromDifferentAddressFamilies",
+            f"Resource {rid} contains IP addresses or prefixes that belong to different address families. "
+            "All IP addresses or prefixes in the resource should belong to the same address family.",
+        )
+
+
 def _check_port_range(rule: str, field_: str, value: str) -> None:
     """``*``, a port or a range ``a-b`` within 0-65535 (NSG SecurityRule port ranges)."""
     m = _PORT.match(value)
@@ -93,8 +116,19 @@ class SecurityGroups:
     @staticmethod
     def check_nsg_addresses(rules: list[JSON], nsg_id: str) -> None:
         """At most 4,000 source and 4,000 destination addresses/ranges in the rules of one NSG
-        (learn.microsoft.com "Azure subscription and service limits", Networking limits)."""
-        for side in ("source", "destination"):
+        (learn.microsoft.com "Azure subscription and service limits", Networking limits; the limit
+        applies to sources and destinations separately, MicrosoftDocs/azure-docs#116691).
+
+        ARM's answer, code and message as quoted in kubernetes-sigs/cloud-provider-azure#2725:
+        400 ``SecurityRuleAddressesOrPortsPerSecurityGroupLimitReached`` "Network security group <id>
+        has 4094 DestinationAddressPrefixes. A security group cannot have more than 4000
+        DestinationAddressPrefixes as per the limit MaxSecurityRuleAddressesOrPortsPerSecurityGroup."
+        (The limit's name says ports count too; no source gives that count, so only addresses are
+        enforced here.)"""
+        for side, label in (
+            ("source", "SourceAddressPrefixes"),
+            ("destination", "DestinationAddressPrefixes"),
+        ):
             total = 0
             for r in rules:
                 p = r.get("properties") or {}
@@ -102,9 +136,9 @@ class SecurityGroups:
             if total > MAX_NSG_ADDRESSES:
                 raise ArmError(
                     400,
-                    "SecurityRulesAddressPrefixesLimitReached",
-                    f"Network security group {nsg_id} would name {total} {side} address prefixes in its security "
-                    f"rules; the limit is {MAX_NSG_ADDRESSES}.",
+                    "SecurityRuleAddressesOrPortsPerSecurityGroupLimitReached",
+                    f"Network security group {nsg_id} has {total} {label}. A security group cannot have more "
+                    f"than {MAX_NSG_ADDRESSES} {label} as per the limit MaxSecurityRuleAddressesOrPortsPerSecurityGroup.",
                 )
 
     @staticmethod
@@ -166,6 +200,7 @@ class SecurityGroups:
                 out[single] = one
             else:
                 out[plural] = list(many)
+        _check_one_family(rid, props)
         if props.get("description"):
             if len(props["description"]) > 140:
                 raise ArmError(

@@ -17,7 +17,7 @@ Azure and not about a lenient fake. Emulated:
   the first four and the last address of a subnet);
 * reference validation: a load-balancing rule naming a missing frontend, pool or probe, a frontend
   naming a missing public IP or subnet -> 400 ``InvalidResourceReference``; deleting a public IP that
-  is still attached -> 400 ``InUsePublicIpAddressCannotBeDeleted``;
+  is still attached -> 400 ``PublicIPAddressCannotBeDeleted``;
 * limits: 1,500 rules and 600 frontends per load balancer, 300 rules per backend address across
   load balancers, 1,000 rules per NSG, names of at most 80 characters, at
   most 50 tags (tag names without ``<>%&\\?/``), NSG priorities 100-4096 unique per direction;
@@ -130,9 +130,9 @@ class ArmState(Operations, LoadBalancers, PublicIPs, SecurityGroups, VirtualNetw
             used = {r["properties"]["priority"] for r in group["properties"]["securityRules"]}
         return next(p for p in range(start, 4097) if p not in used)
 
-    def allocate_private_ip(self, subnet_id: str) -> str:
+    def allocate_private_ip(self, subnet_id: str, version: int = 4) -> str:
         with self.lock:
-            return self._allocate_private(subnet_id, None)
+            return self._allocate_private(subnet_id, None, version)
 
     def inject(self, fault: Fault) -> Fault:
         with self.lock:
@@ -421,12 +421,14 @@ class ArmState(Operations, LoadBalancers, PublicIPs, SecurityGroups, VirtualNetw
             if rtype == "publicIPAddresses":
                 attached = ref(existing["properties"].get("ipConfiguration"))
                 if attached:
+                    # ARM's code and message (hashicorp/terraform-provider-azurerm#2566 and #17885,
+                    # microsoft/AzureTRE#4355): 400 PublicIPAddressCannotBeDeleted.
                     raise ArmError(
                         400,
-                        "InUsePublicIpAddressCannotBeDeleted",
+                        "PublicIPAddressCannotBeDeleted",
                         f"Public IP address {existing['id']} can not be deleted since it is still allocated to "
                         f"resource {attached}. In order to delete the public IP, disassociate/detach the Public "
-                        "IP address from the resource.",
+                        "IP address from the resource.  To learn how to do this, see aka.ms/deletepublicip.",
                     )
             if rtype == "virtualNetworks":
                 raise ArmError(

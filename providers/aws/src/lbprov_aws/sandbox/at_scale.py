@@ -1,0 +1,190 @@
+"""moto at 10,000 load balancers: the sandbox's fixes of moto's per-request scans over all resources.
+
+Why: the scale bench needs a cloud that holds 10,000 converged NLBs (one security group, target group
+and listener each) and answers as fast as it answers at 100. Sampling moto at 640 Services
+(``py-spy``; the bench's emulator spent 4x the controller's CPU) found where its cost per request grows
+with the number of resources:
+
+* EC2 tags: every EC2 resource's ``tag_set`` (what ``DescribeSecurityGroups``, ``DescribeInstances``
+  etc. render for each item) runs ``TagBackend.describe_tags`` with a ``resource-id`` regex over
+  *every* tag of the region, so listing N security groups with 6 tags each costs 6 N² regex matches
+  (5 s at 643 groups, about 20 minutes at 10,000). :func:`_ec2_tags_of` reads the resource's own
+  entry of the same store instead: the same list, in the same order, for an exact ID (which is what
+  moto's filter matches: ``fnmatch.translate`` of an ID without wildcards is an anchored literal).
+* ``DescribeSecurityGroups`` with a ``group-name`` filter (the provider's check for a foreign
+  namesake, once per Service created) runs every filter on every group of the region;
+  :func:`_describe_security_groups` first keeps the groups of that name when the names are literal
+  (no ``*``/``?``; moto's ``aws_api_matches`` is then an anchored equality), then applies every filter
+  as moto does: the same groups in the same order.
+* ``DescribeLoadBalancers`` by name or ARN loops over every load balancer per requested name, calling
+  ``activate()`` on each; :func:`_describe_load_balancers` finds them by ARN (the dict's key) or one
+  pass by name, with moto's answers and errors unchanged (including its quirk that a missing name
+  after a found one is not an error; TOOLING.md).
+* ``DescribeTargetGroups`` ignores ``PageSize`` and ``Marker`` and returns every target group in one
+  response (10,000 at once, and the client parses them at once: not the memory profile of a real
+  controller). AWS pages it: "PageSize: the maximum number of results to return with this call.
+  Valid Range: Minimum value of 1. Maximum value of 400." and "NextMarker: If there are additional
+  results, this is the marker for the next set of results" (Elastic Load Balancing API Reference,
+  DescribeTargetGroups). :func:`_describe_target_groups` pages when ``PageSize`` is given (the
+  provider always gives 400); without it, as before, everything (AWS's default page size is not
+  documented; the strict layer refuses a PageSize outside 1..400 from botocore's model).
+* ``DescribeSecurityGroups`` ignores ``MaxResults``/``NextToken`` and answers every group at once
+  (10,000 frontend groups: a response of about 20 MB that the client parses in one piece). AWS:
+  "MaxResults: The maximum number of items to return for this request. To get the next page of
+  items, make another request with the token returned in the output. This value can be between 5
+  and 1000. If this parameter is not specified, then all items are returned." (Amazon EC2 API
+  Reference, DescribeSecurityGroups). :func:`_describe_security_groups_paged` pages by group ID
+  when ``MaxResults`` is given (the strict layer refuses values outside 5..1000 from botocore's
+  model); without it, every group as before.
+
+:func:`install` patches moto's classes once per process (idempotent); ``MotoSandbox`` calls it, so
+every test and demo runs on these paths. tests/test_sandbox_at_scale.py checks each against moto's
+own answers and the paging against its reference.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from typing import Any
+
+_INSTALLED: dict[str, bool] = {}
+#: moto's own methods, kept for the tests that compare answers.
+ORIGINAL: dict[str, Any] = {}
+
+
+def _ec2_tags_of(self: Any) -> list[dict[str, str]]:
+    """``TaggedEC2Resource.get_tags``: this resource's tags from moto's tag store, by its ID."""
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+    rid = getattr(self, "id", None)
+    if not rid:
+        return []
+    own = self.ec2_backend.tags.get(rid)  # .get: the store is a defaultdict, reading must not add
+    if not own:
+        return []
+    kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(rid), "")
+    return [{"resource_id": rid, "key": k, "value": v, "resource_type": kind} for k, v in own.items()]
+
+
+_LITERAL = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+def _describe_security_groups(
+    self: Any, group_ids: Any = None, groupnames: Any = None, filters: Any = None
+) -> list[Any]:
+    """``SecurityGroupBackend.describe_security_groups``: by literal name first, then moto's filters."""
+    names = (filters or {}).get("group-name")
+    if group_ids or groupnames or not names or not all(_LITERAL.match(str(v)) for v in names):
+        return list(ORIGINAL["describe_security_groups"](self, group_ids, groupnames, filters))
+    wanted = set(names)
+    return [
+        group
+        for groups in list(self.groups.values())
+        for group in list(groups.values())
+        if group.name in wanted and group.matches_filters(filters)
+    ]
+
+
+def _describe_security_groups_paged(self: Any) -> Any:
+    """``SecurityGroups.describe_security_groups`` (EC2 responses) with AWS's ``MaxResults`` paging."""
+    from moto.core.responses import ActionResult
+
+    groups = self.ec2_backend.describe_security_groups(
+        group_ids=self._get_param("GroupIds", []),
+        groupnames=self._get_param("GroupNames", []),
+        filters=self._filters_from_querystring(),
+    )
+    size = self._get_int_param("MaxResults")
+    if not size:
+        return ActionResult({"SecurityGroups": groups})
+    groups = sorted(groups, key=lambda g: g.id)  # a stable order for the token
+    token = self._get_param("NextToken")
+    start = bisect_right([g.id for g in groups], token) if token else 0
+    page = groups[start : start + size]
+    result: dict[str, Any] = {"SecurityGroups": page}
+    if start + size < len(groups):
+        result["NextToken"] = page[-1].id
+    return ActionResult(result)
+
+
+def _describe_load_balancers(self: Any, arns: list[str] | None, names: list[str] | None) -> list[Any]:
+    """``ELBv2Backend.describe_load_balancers`` without a pass over every balancer per name."""
+    from moto.elbv2.exceptions import LoadBalancerNotFoundError
+
+    if not arns and not names:
+        balancers = list(self.load_balancers.values())
+        for balancer in balancers:
+            balancer.activate()
+        return balancers
+    matched: list[Any] = []
+    found: Any = None  # moto's loop keeps the last match across names (its quirk, kept)
+    for arn in arns or []:
+        found = self.load_balancers.get(arn, found)
+        if found is None:
+            raise LoadBalancerNotFoundError()
+        if found not in matched:
+            matched.append(found)
+    wanted = set(names or [])
+    by_name: dict[str, Any] = {}
+    if wanted:
+        for balancer in self.load_balancers.values():
+            if balancer.name in wanted:
+                by_name[balancer.name] = balancer  # the last one wins, as in moto's loop
+    for name in names or []:
+        found = by_name.get(name, found)
+        if found is None:
+            raise LoadBalancerNotFoundError()
+        if found not in matched:
+            matched.append(found)
+    for balancer in matched:
+        balancer.activate()
+    return matched
+
+
+def _describe_target_groups(self: Any) -> Any:
+    """``ELBV2Response.describe_target_groups`` with AWS's paging (``PageSize``, ``NextMarker``)."""
+    from moto.core.responses import ActionResult
+
+    groups = list(
+        self.elbv2_backend.describe_target_groups(
+            self._get_param("LoadBalancerArn"),
+            self._get_param("TargetGroupArns", []),
+            self._get_param("Names", []),
+        )
+    )  # sorted by name (moto's order); names are unique in a region
+    page_size = self._get_int_param("PageSize")
+    if not page_size:
+        return ActionResult({"TargetGroups": groups})
+    marker = self._get_param("Marker")
+    start = bisect_right([g.name for g in groups], marker) if marker else 0
+    page = groups[start : start + page_size]
+    result: dict[str, Any] = {"TargetGroups": page}
+    if start + page_size < len(groups):
+        result["NextMarker"] = page[-1].name
+    return ActionResult(result)
+
+
+def install() -> None:
+    """Patch moto's classes (once per process)."""
+    if _INSTALLED.get("done"):
+        return
+    from moto.ec2.models.core import TaggedEC2Resource
+    from moto.ec2.models.security_groups import SecurityGroupBackend
+    from moto.ec2.responses.security_groups import SecurityGroups
+    from moto.elbv2.models import ELBv2Backend
+    from moto.elbv2.responses import ELBV2Response
+
+    ORIGINAL.update(
+        get_tags=TaggedEC2Resource.get_tags,
+        describe_security_groups=SecurityGroupBackend.describe_security_groups,
+        describe_security_groups_response=SecurityGroups.describe_security_groups,
+        describe_load_balancers=ELBv2Backend.describe_load_balancers,
+        describe_target_groups=ELBV2Response.describe_target_groups,
+    )
+    TaggedEC2Resource.get_tags = _ec2_tags_of  # type: ignore[method-assign]
+    SecurityGroupBackend.describe_security_groups = _describe_security_groups  # type: ignore[method-assign]
+    SecurityGroups.describe_security_groups = _describe_security_groups_paged  # type: ignore[method-assign]
+    ELBv2Backend.describe_load_balancers = _describe_load_balancers  # type: ignore[method-assign]
+    ELBV2Response.describe_target_groups = _describe_target_groups  # type: ignore[method-assign]
+    _INSTALLED["done"] = True
