@@ -37,3 +37,10 @@ def test_a_new_body_gets_a_new_index():
     after = _lb(("loadBalancingRules", [f"{A}-TCP-80", f"{A}-TCP-443"]))  # a write's result
     assert len(parts.own(after, "loadBalancingRules", A)) == 2
     assert len(parts.own(before, "loadBalancingRules", A)) == 1
+
+
+def test_the_indexes_of_a_read_round_go_when_the_round_ends(provider):
+    with provider.read_round():
+        body = {"name": "lb-of-the-round", **_lb(("probes", [f"{A}-TCP-80"]))}
+        assert parts.own(body, "probes", A) and parts._cache
+    assert not parts._cache  # the round's bodies are not kept alive by their indexes

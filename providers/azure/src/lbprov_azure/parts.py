@@ -78,3 +78,10 @@ def find(lb: JSON | None, fld: str, name: str) -> JSON | None:
     if fld not in FIELDS:
         return scan_find(items(lb, fld), name)
     return scan_find(_index(lb)[fld].get(_owner(name), []), name)
+
+
+def forget() -> None:
+    """Drop every index (and the body it holds): called when a read round ends, so that the bodies
+    of a finished round are not kept alive by their indexes."""
+    with _lock:
+        _cache.clear()

@@ -29,6 +29,7 @@ from lbprov.model import Ingress, Intent, OwnedLoadBalancer, Plan, ServiceRef
 from lbprov.provider import SandboxCloud
 from lbprov.settings import SettingsError
 from lbprov_azure import client as azclient
+from lbprov_azure import parts
 from lbprov_azure.apply import Applier
 from lbprov_azure.desired import node_address
 from lbprov_azure.diff import Planner, Priorities
@@ -106,8 +107,11 @@ class AzureProvider:
     @contextmanager
     def read_round(self) -> Iterator[ReadRound]:
         """Share reads between the plans of one reconcile round (see :meth:`Observer.read_round`)."""
-        with self.observer.read_round() as rnd:
-            yield rnd
+        try:
+            with self.observer.read_round() as rnd:
+                yield rnd
+        finally:
+            parts.forget()  # the round's bodies go with it, not kept by their indexes
 
     def resolve(self, intent: Intent, annotations: Mapping[str, str]) -> Intent:
         opts = parse_options(intent, annotations)
