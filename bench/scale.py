@@ -2,6 +2,7 @@
 
     python bench/scale.py [--provider aws|gcp|azure] [--services 200] [--nodes 10] [--ports 1]
                           [--workers 10] [--latency-ms 20] [--compare-workers] [--verify]
+                          [--one-more] [--phases create,add_node,resync]
 
 Three processes, so that each one's CPU seconds are its own (wall-clock time on a shared machine is
 inflated by other load; CPU seconds and call counts are not):
@@ -41,6 +42,9 @@ balancers the cloud holds for the cluster (``list_owned()``: one per Service on 
 shared ones on Azure). ``--compare-workers`` makes a second run with ``--workers 1`` (upstream's
 ``--concurrent-service-syncs`` default) and reports the time ratio per phase. ``--verify`` re-plans
 every Service with a fresh provider at the end and counts the plans that are not empty (must be 0).
+``--one-more`` creates one more Service after ``create`` and reports its ingress or its first Warning
+event (the Service past a cloud's limits); ``--phases create`` stops after it (a new node would
+make room for it).
 """
 
 from __future__ import annotations
@@ -190,6 +194,45 @@ def wait_all_ingress(kube: KubeClient, n: int, timeout: float) -> float:
         time.sleep(max(0.2, n / 500))
 
 
+def one_more(
+    kube: KubeClient, controller: ChildProcess, args: argparse.Namespace, timeout: float
+) -> dict[str, Any]:
+    """Create one Service beyond the N and wait (polling, up to ``timeout``) for its ingress or its
+    first Warning event: what the Service past a cloud's limits gets (``--one-more``)."""
+    name = f"svc-{args.services:05d}"
+    ports = [
+        {"name": f"p{j}", "protocol": "TCP", "port": 80 + j, "targetPort": 8080 + j}
+        for j in range(args.ports)
+    ]
+    controller.ask("stats")  # counts from here on are the one Service's
+    t0 = time.monotonic()
+    kube.create_service(
+        NAMESPACE, {"metadata": {"name": name}, "spec": {"type": "LoadBalancer", "ports": ports}}
+    )
+    deadline = t0 + timeout
+    while True:
+        warnings = [
+            e
+            for e in kube.list_events(NAMESPACE)
+            if (e.get("involvedObject") or {}).get("name") == name and e.get("type") == "Warning"
+        ]
+        ingress = ingress_of(kube.get_service(NAMESPACE, name) or {})
+        if warnings or ingress or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    calls = controller.ask("stats")
+    return {
+        "service": name,
+        "seconds": round(time.monotonic() - t0, 2),
+        "ingress": ingress,
+        "warning_events": [{"reason": e.get("reason"), "message": e.get("message")} for e in warnings],
+        "reads": calls["reads"],
+        "writes": calls["writes"],
+        "writes_by_operation": calls["writes_by_operation"],
+        "controller_log_counts": calls["controller_log_counts"],
+    }
+
+
 # -- figures --------------------------------------------------------------------------------------
 
 
@@ -267,10 +310,15 @@ def after_run(provider_name: str, settings: dict[str, Any], kube: KubeClient, ve
         intent_settings = IntentSettings(cluster=settings["cluster_name"])
         read_round = getattr(provider, "read_round", None)
         changed = 0
+        refused: list[str] = []  # e.g. the --one-more Service past the cloud's limits
         with read_round() if callable(read_round) else _nothing():
             for svc in services:
-                changed += not provider.plan(build_intent(svc, nodes, intent_settings, provider)).empty
+                try:
+                    changed += not provider.plan(build_intent(svc, nodes, intent_settings, provider)).empty
+                except Exception as exc:
+                    refused.append(f"{svc['metadata']['name']}: {exc}"[:300])
         out["services_a_fresh_plan_would_change"] = changed
+        out["services_a_fresh_plan_refuses"] = refused
     return out
 
 
@@ -379,6 +427,10 @@ def _run_with(
         )
         rss["peak_after_create"] = mib(memory_kib(controller.pid)["VmHWM"])
         progress(workers, "create", out["phases"]["create"], rss)
+
+        if args.one_more:
+            out["one_more"] = one_more(kube, controller, args, timeout)
+            progress(workers, "one_more", out["one_more"], memory_kib(controller.pid))
 
         if "add_node" in phases:
             controller.ask("mark")
@@ -499,6 +551,17 @@ def parser() -> argparse.ArgumentParser:
         "(bench/thread_profile.py; profiling slows the controller, so CPU figures are not comparable)",
     )
     p.add_argument(
+        "--one-more",
+        action="store_true",
+        help="after create, one more Service of --ports ports: its ingress or first Warning event (the "
+        "Service past the cloud's limits, e.g. Azure on 6 nodes with 900 two-port Services)",
+    )
+    p.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help=f"phases to run, in order, create always first (default {','.join(PHASES)})",
+    )
+    p.add_argument(
         "--timeout",
         type=float,
         default=None,
@@ -529,6 +592,7 @@ def header(args: argparse.Namespace) -> dict[str, Any]:
         "latency_ms": args.latency_ms,
         "node_ports": args.node_ports,
         "service_node_port_range": args.service_node_port_range,
+        "phases": args.phases,
         "malloc_arena_max": args.malloc_arena_max or None,
         "cpus": os.cpu_count(),
         "load_average_at_start": list(os.getloadavg()),
@@ -541,9 +605,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     report = header(args)
-    runs = [run(args, args.workers)]
+    phases = tuple(p for p in PHASES if p in {x.strip() for x in args.phases.split(",")})
+    runs = [run(args, args.workers, phases)]
     if args.compare_workers and args.workers != 1:
-        runs.append(run(args, 1))
+        runs.append(run(args, 1, phases))
         report["workers_1_over_default_time"] = {
             phase: round(runs[1]["phases"][phase]["seconds"] / figures["seconds"], 2)
             for phase, figures in runs[0]["phases"].items()

@@ -81,6 +81,24 @@ def test_scale_bench_prints_every_phase_for_each_provider(provider: str, tmp_pat
 
 
 @pytest.mark.e2e
+def test_scale_bench_one_more_reports_the_event_of_the_service_past_azures_limits() -> None:
+    """One node holds 300 rules: two 150-port Services fill it, the third gets the capacity event."""
+    report = run_bench(
+        *("--provider", "azure", "--services", "2", "--nodes", "1", "--ports", "150"),
+        *("--one-more", "--phases", "create"),
+    )
+    run = report["runs"][0]
+    assert tuple(run["phases"]) == ("create",)
+    extra = run["one_more"]
+    assert extra["service"] == "svc-00002" and not extra["ingress"] and extra["writes"] == 0
+    assert [e["reason"] for e in extra["warning_events"]] == ["SyncLoadBalancerFailed"]
+    assert (
+        "no load balancer of the cluster can take Service bench/svc-00002 (150 rules)"
+        in (extra["warning_events"][0]["message"])
+    )
+
+
+@pytest.mark.e2e
 def test_scale_memory_bench_reports_growth_per_service() -> None:
     report = run_bench("--sizes", "1,3", "--nodes", "2", "--node-debounce", "0.2", script="scale_memory.py")
     assert [p["services"] for p in report["points"]] == [1, 3]

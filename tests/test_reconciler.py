@@ -644,3 +644,23 @@ def test_a_service_that_moves_to_another_controller_gets_our_load_balancer_clean
     rec.sync("default/web")
     assert providers["a"].cloud == {}
     assert FINALIZER not in (kube.services["default/web"]["metadata"].get("finalizers") or [])
+
+
+def test_the_managed_gauge_counts_changes_and_never_rescans_every_managed_service(env: Any) -> None:
+    """Each sync moves the gauge by its own change: a resync of N Services must not cost N x N."""
+    kube, _, rec, _, metrics = env
+    for name in ("one", "two", "three"):
+        kube.put(make_service(name))
+        rec.sync(f"default/{name}")
+    assert metrics.managed.labels("a")._value.get() == 3
+
+    class NoScan(dict):  # type: ignore[type-arg]
+        def values(self):  # type: ignore[no-untyped-def]
+            raise AssertionError("the gauge rescanned every managed Service")
+
+    rec._managed = NoScan(rec._managed)
+    for name in ("one", "two", "three"):
+        rec.sync(f"default/{name}")
+    kube.services["default/two"]["spec"]["type"] = "ClusterIP"
+    rec.sync("default/two")
+    assert metrics.managed.labels("a")._value.get() == 2

@@ -2,49 +2,12 @@
 
 from __future__ import annotations
 
-import copy
-from typing import Any
-
 import pytest
 from lbprov_azure import AzureProvider
 from lbprov_azure.placement import CapacityExceeded
+from lbprov_azure.testing import MemoryKube
 
 from lbprov.controller.service import ServiceReconciler
-
-
-class MemoryKube:
-    """Just enough of the controller's Kubernetes API: Services by key, merge patches, events."""
-
-    def __init__(self, services: list[dict[str, Any]]) -> None:
-        self.services = {
-            f"{s['metadata']['namespace']}/{s['metadata']['name']}": copy.deepcopy(s) for s in services
-        }
-        self.events: list[tuple[str, str, str]] = []
-
-    def get_service(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return copy.deepcopy(self.services.get(f"{namespace}/{name}"))
-
-    def _merge(self, target: dict[str, Any], patch: dict[str, Any]) -> None:
-        for k, v in patch.items():
-            if v is None:
-                target.pop(k, None)
-            elif isinstance(v, dict) and isinstance(target.get(k), dict):
-                self._merge(target[k], v)
-            else:
-                target[k] = copy.deepcopy(v)
-
-    def patch_service(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        svc = self.services[f"{namespace}/{name}"]
-        self._merge(svc, patch)
-        return copy.deepcopy(svc)
-
-    def patch_service_status(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        return self.patch_service(namespace, name, patch)
-
-    def create_event(
-        self, obj: dict[str, Any], *, type: str, reason: str, message: str, component: str = ""
-    ) -> None:
-        self.events.append((obj["metadata"]["name"], reason, message))
 
 
 def test_the_service_beyond_the_ceiling_gets_an_event_naming_the_limit(sandbox, cluster, make_service, nodes):

@@ -43,16 +43,15 @@ class _Store:
         try:
             return self.a.seen.call(
                 "loadBalancers.create_or_update",
-                lambda: azclient.finish(
-                    lbs.begin_create_or_update(
-                        rg,
-                        self.name,
-                        body,  # type: ignore[call-overload]  # REST JSON is accepted (types.LoadBalancer)
-                        headers=headers,
+                lambda: azclient.put_json(
+                    self.a.settings,
+                    lambda data, polling: lbs.begin_create_or_update(
+                        rg, self.name, data, headers=headers, polling=polling
                     ),
+                    body,
                     self.a.timeout,
                     f"load balancer {self.name}",
-                ).as_dict(),
+                ),
             )
         except HttpResponseError as exc:
             raise self._translate(exc) from exc
@@ -189,11 +188,13 @@ class Applier:
         tags: dict[str, str] = {}
         repair = False
         adopt = False
+        delete_lb = False
         identity: str | None = None
         for ch in group:
             repair = repair or bool(ch.data.get("repair"))
             adopt = adopt or bool(ch.data.get("adopt"))
             identity = identity or ch.data.get("identity")
+            delete_lb = delete_lb or (ch.kind == "load-balancer" and ch.action == Action.DELETE)
             if ch.data.get("template") is not None:
                 template = ch.data["template"]
             if ch.kind == "load-balancer" and ch.data.get("tags"):
@@ -222,6 +223,7 @@ class Applier:
             tags=tuple(sorted(tags.items())),
             repair=repair,
             identity=identity,
+            delete_lb=delete_lb,
             adopt=adopt,
         )
 
@@ -242,9 +244,15 @@ class Applier:
         body = ch.data["body"]
         result = self.seen.call(
             "publicIPAddresses.create_or_update",
-            lambda: azclient.finish(
-                ops.begin_create_or_update(rg, name, body, headers=headers), self.timeout, f"public IP {name}"
-            ).as_dict(),
+            lambda: azclient.put_json(
+                self.settings,
+                lambda data, polling: ops.begin_create_or_update(
+                    rg, name, data, headers=headers, polling=polling
+                ),
+                body,
+                self.timeout,
+                f"public IP {name}",
+            ),
         )
         self.seen.wrote_pip(rg, name, result)
         return (result.get("properties") or {}).get("ipAddress")
@@ -345,11 +353,15 @@ class Applier:
                 headers = {"If-Match": current["etag"]} if current is not None else {"If-None-Match": "*"}
                 result = self.seen.call(
                     "securityRules.create_or_update",
-                    lambda b=body, h=headers: azclient.finish(  # type: ignore[misc]
-                        ops.begin_create_or_update(rg, nsg, name, b, headers=h),
+                    lambda b=body, h=headers: azclient.put_json(  # type: ignore[misc]
+                        self.settings,
+                        lambda data, polling: ops.begin_create_or_update(
+                            rg, nsg, name, data, headers=h, polling=polling
+                        ),
+                        b,
                         self.timeout,
                         f"NSG rule {name}",
-                    ).as_dict(),
+                    ),
                 )
                 self.seen.wrote_nsg_rule(name, result)
                 return dict(result)
@@ -390,9 +402,15 @@ class Applier:
             try:
                 result = self.seen.call(
                     "securityRules.create_or_update",
-                    lambda b=body: azclient.finish(  # type: ignore[misc]
-                        ops.begin_create_or_update(rg, nsg, name, b), self.timeout, f"NSG rule {name}"
-                    ).as_dict(),
+                    lambda b=body: azclient.put_json(  # type: ignore[misc]
+                        self.settings,
+                        lambda data, polling: ops.begin_create_or_update(
+                            rg, nsg, name, data, polling=polling
+                        ),
+                        b,
+                        self.timeout,
+                        f"NSG rule {name}",
+                    ),
                 )
                 self.seen.wrote_nsg_rule(name, result)
                 return

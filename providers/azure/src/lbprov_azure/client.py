@@ -11,8 +11,11 @@ Two decisions make the counts honest and the read-only guard airtight:
 
 from __future__ import annotations
 
+import io
+import json
 import time
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import IO, Any, TypeVar
 
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import (
@@ -24,6 +27,7 @@ from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.core.polling import LROPoller
 from azure.core.rest import HttpRequest
+from azure.mgmt.core.polling.arm_polling import ARMPolling
 from azure.mgmt.network import NetworkManagementClient
 
 from lbprov.cloudcalls import CloudCalls
@@ -140,7 +144,7 @@ def make_client(settings: AzureSettings, calls: CloudCalls) -> NetworkManagement
     kwargs: dict[str, Any] = {
         "per_retry_policies": [CloudCallsPolicy(calls)],
         "retry_total": 0,
-        "polling_interval": 0 if settings.base_url else 2,
+        "polling_interval": _polling_interval(settings),
         # azure-core's ConnectionConfiguration: without these a silent endpoint holds a worker
         # for azure-core's 300 s read timeout; the core's timeouts make it fail fast, once.
         "connection_timeout": calls.timeouts.connect,
@@ -186,3 +190,41 @@ def list_json(client: NetworkManagementClient, path: str) -> list[JSON]:
         out.extend(dict(v) for v in page.get("value") or [])
         url = page.get("nextLink")
     return out
+
+
+def _polling_interval(settings: AzureSettings) -> float:
+    """Seconds between long-operation polls when ARM sends no ``Retry-After`` (0 for an emulator)."""
+    return 0 if settings.base_url else 2
+
+
+class JSONResultPolling(ARMPolling):
+    """ARM's long-operation polling, unchanged (the same requests), except that the final resource
+    comes back as its REST JSON instead of an SDK model: the model round trip of a shared load
+    balancer's PUT result (``_deserialize`` then ``as_dict()``) was the controller's largest CPU cost
+    per write, growing with the load balancer (see :func:`get_json`, which does the same for reads)."""
+
+    def initialize(self, client: Any, initial_response: Any, deserialization_callback: Any) -> None:
+        super().initialize(client, initial_response, _response_json)
+
+
+def _response_json(pipeline_response: Any) -> Any:
+    return pipeline_response.http_response.json()
+
+
+def put_json(
+    settings: AzureSettings,
+    begin: Callable[[IO[bytes], ARMPolling], LROPoller[Any]],
+    body: JSON,
+    timeout: float,
+    what: str,
+) -> JSON:
+    """Create or replace a resource: ``begin(data, polling)`` is its ``begin_create_or_update`` with
+    the path arguments bound; returns the resource as written, as REST JSON.
+
+    The body goes as JSON bytes, which the SDK sends as they are (a dict is first walked by its model
+    serializer), and :class:`JSONResultPolling` returns the final resource without the model round
+    trip. Call it inside the retried callable: each attempt needs a poller of its own.
+    """
+    endpoint = settings.base_url or "https://management.azure.com"
+    polling = JSONResultPolling(_polling_interval(settings), path_format_arguments={"endpoint": endpoint})
+    return dict(finish(begin(io.BytesIO(json.dumps(body).encode()), polling), timeout, what))

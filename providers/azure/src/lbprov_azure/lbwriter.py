@@ -21,8 +21,11 @@ rules unless writes are ordered (upstream: k/k#84052), and writing one Service a
   time, so one bad Service cannot fail the others.
 * **Created on first need, deleted with its last Service**: a missing LB is created from the
   delta's template; after a merge that leaves the LB with no Service, frontend, rule or probe, it is
-  deleted (If-Match again), if it carries this cluster's identity (``lbprov.io/cluster-id``). The decision is taken at write time, on the merged state, so two
-  Services leaving at once still delete it and a Service joining at that moment still keeps it.
+  deleted (If-Match again), if it carries this cluster's identity (``lbprov.io/cluster-id``, see
+  :func:`deletable`, which the planner asks too: a plan shows the delete only where apply does it).
+  The decision is taken at write time, on the merged state, so two Services leaving at once still
+  delete it and a Service joining at that moment still keeps it; a delta whose plan said "delete"
+  while the emptied LB now lacks the identity is refused with an error naming the LB.
 
 Only the parts a delta names are touched: foreign frontends, rules and probes on the LB survive
 every merge, and a part whose name a Service claims while the LB does not record that Service is an
@@ -34,8 +37,8 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from lbprov.model import OwnershipConflict
@@ -103,6 +106,9 @@ class LBDelta:
     repair: bool = False
     #: the identity a delete plan found on the LB: an LB it empties may go if it carries exactly this
     identity: str | None = None
+    #: the plan said the LB is deleted (it empties and deletable() held): apply refuses, with an
+    #: error naming the LB, a write that would keep it emptied instead
+    delete_lb: bool = False
     #: the plan proved that the Service's parts on the LB (and the LB itself, if it lacks lbprov's
     #: tags) are cloud-provider-azure's predecessor of this Service (:mod:`lbprov_azure.diff.adopt`):
     #: they are taken over although the LB's Service map does not record the Service yet
@@ -218,6 +224,29 @@ def _empty(work: JSON) -> bool:
     )
 
 
+def deletable(tags: Mapping[str, str] | None, cluster_id: str | None, planned: Iterable[str | None]) -> bool:
+    """Whether an emptied load balancer with ``tags`` may be deleted: it carries this cluster's
+    identity (``cluster_id``) or the identity a delete plan found on it (``planned``), checked by
+    :func:`names.identity_matches` (an LB of unknown identity never goes). The planner and
+    :func:`merge` both ask this, so the plan says what apply does."""
+    return any(names.identity_matches(tags, i) for i in {cluster_id, *planned})
+
+
+def _withdrawn(delta: LBDelta) -> LBDelta:
+    """``delta`` changing nothing (a refused delta keeps its place, so errors keep their index)."""
+    return replace(
+        delta,
+        upserts=(),
+        deletes=(),
+        pools=(),
+        tags=(),
+        join=None,
+        repair=False,
+        identity=None,
+        delete_lb=False,
+    )
+
+
 @dataclass
 class Merged:
     action: str  # "none" | "create" | "update" | "delete"
@@ -265,9 +294,22 @@ def merge(
         return Merged("none", None, errors)
     if current is None:
         return Merged("create", work, errors) if not _empty(work) else Merged("none", None, errors)
-    allowed = {cluster_id, *(d.identity for d in deltas)}
-    if _empty(work) and any(names.identity_matches(work.get("tags"), i) for i in allowed):
-        return Merged("delete", None, errors)
+    if _empty(work):
+        if deletable(work.get("tags"), cluster_id, (d.identity for d in deltas)):
+            return Merged("delete", None, errors)
+        # The plan of a delta that says "delete" saw the identity, which the LB lacks now (its tags
+        # changed since): keep the LB (the guard), and refuse those deltas, not a silent keep --
+        # nothing of theirs is written; the retry plans again from what is there.
+        refused = {i for i, d in enumerate(deltas) if d.delete_lb and i not in errors}
+        if refused:
+            err = OwnershipConflict(
+                f"load balancer {lb_label}: the plan deletes it (its last Service leaves) but it no longer "
+                f"carries this cluster's identity ({names.CLUSTER_ID_KEY}={cluster_id}) or the one the plan "
+                f"found: lbprov keeps a load balancer it cannot prove is this cluster's; plan again"
+            )
+            rest = [_withdrawn(d) if i in refused else d for i, d in enumerate(deltas)]
+            again = merge(current, rest, cluster, lb_label, cluster_id)
+            return Merged(again.action, again.body, {**again.errors, **dict.fromkeys(refused, err)})
     if work == clean(current) and not any(d.repair for d in deltas):
         return Merged("none", current, errors)
     return Merged("update", work, errors)

@@ -17,6 +17,10 @@ Placement (pure and deterministic given what exists, so concurrent plans agree):
   index); if none fits, on a new slot (the lowest free index), as long as there are fewer slots than
   ``max_load_balancers`` and than nodes (a slot needs a node); otherwise the Service is refused
   with :class:`CapacityExceeded`, naming the limit.
+* Whether a slot *fits* counts the room held for other plans decided but not yet applied
+  (:mod:`lbprov_azure.reservations`), so concurrent plans never each take the same last room; which
+  fitting slot is *chosen* counts only what exists (as before holds: plans made at the same moment
+  keep going to the same load balancer, where their writes share one PUT).
 * Nodes are spread evenly over the slots in use (sizes differ by at most one); a node keeps its
   slot unless its slot has more than its share, and new nodes fill the slots with the fewest.
 """
@@ -53,15 +57,19 @@ class SlotUse:
     rules: int  # on both LBs of the slot
     lb_rules: int  # on the slot's LB of the Service's scheme
     frontends: int  # on the slot's LB of the Service's scheme
+    #: held for other plans not yet applied (:mod:`lbprov_azure.reservations`), same three counts
+    held_rules: int = 0
+    held_lb_rules: int = 0
+    held_frontends: int = 0
 
 
 def _fits(use: SlotUse, rules: int, frontends: int = 1) -> bool:
     """``frontends``: a dual-stack Service has one per family. Its IPv6 rules count toward the rules
     per NIC as well (conservative: Azure counts per NIC IP configuration, and IPv6 is a second one)."""
     return (
-        use.rules + rules <= MAX_RULES_PER_NIC
-        and use.lb_rules + rules <= MAX_RULES_PER_LB
-        and use.frontends + frontends <= MAX_FRONTENDS_PER_LB
+        use.rules + use.held_rules + rules <= MAX_RULES_PER_NIC
+        and use.lb_rules + use.held_lb_rules + rules <= MAX_RULES_PER_LB
+        and use.frontends + use.held_frontends + frontends <= MAX_FRONTENDS_PER_LB
     )
 
 
@@ -97,9 +105,11 @@ def choose_slot(
     free = [k for k in range(max_slots) if k not in taken and (allow is None or k in allow)]
     if free and len(used) < limit and foreign_floor + rules <= MAX_RULES_PER_NIC:
         return free[0]
+    held = sum(u.held_rules for u in in_use)
+    pending = f", {held} of their rules held for plans not yet applied" if held else ""
     raise CapacityExceeded(
         f"no load balancer of the cluster can take {describe or 'the Service'} ({rules} rules): each of "
-        f"the {len(used)} in use is full (a node is in at most {MAX_RULES_PER_NIC} load-balancing rules "
+        f"the {len(used)} in use is full{pending} (a node is in at most {MAX_RULES_PER_NIC} load-balancing rules "
         f"across all load balancers, a load balancer holds at most {MAX_RULES_PER_LB} rules and "
         f"{MAX_FRONTENDS_PER_LB} frontends), and no new one can be added "
         f"(max_load_balancers={max_slots}, {nodes} nodes: a load balancer needs a node of its own)"

@@ -29,6 +29,7 @@ from lbprov.model import Ingress, Intent, OwnedLoadBalancer, Plan, ServiceRef
 from lbprov.provider import SandboxCloud
 from lbprov.settings import SettingsError
 from lbprov_azure import client as azclient
+from lbprov_azure import parts
 from lbprov_azure.apply import Applier
 from lbprov_azure.desired import node_address
 from lbprov_azure.diff import Planner, Priorities
@@ -37,6 +38,7 @@ from lbprov_azure.observe import Observer, ReadRound
 from lbprov_azure.operations import is_write
 from lbprov_azure.options import parse_options
 from lbprov_azure.placement import CapacityExceeded
+from lbprov_azure.reservations import Reservations
 from lbprov_azure.settings import AzureSettings
 
 __all__ = ["AzureProvider", "CapacityExceeded"]
@@ -70,7 +72,9 @@ class AzureProvider:
         self.client = azclient.make_client(settings, self.calls)
         self.observer = Observer(settings, self.client, self.calls)
         priorities = Priorities(settings.security_group_name)
-        self.planner = Planner(settings, self.observer, priorities)
+        #: room held on the load balancers for plans not yet applied (a dry run never applies)
+        self.reservations = None if read_only else Reservations()
+        self.planner = Planner(settings, self.observer, priorities, self.reservations)
         self.applier = Applier(settings, self.observer, priorities)
         self.observer.on_lb_read = lambda name, body: self.applier.writer(name).observe(body)
 
@@ -103,8 +107,11 @@ class AzureProvider:
     @contextmanager
     def read_round(self) -> Iterator[ReadRound]:
         """Share reads between the plans of one reconcile round (see :meth:`Observer.read_round`)."""
-        with self.observer.read_round() as rnd:
-            yield rnd
+        try:
+            with self.observer.read_round() as rnd:
+                yield rnd
+        finally:
+            parts.forget()  # the round's bodies go with it, not kept by their indexes
 
     def resolve(self, intent: Intent, annotations: Mapping[str, str]) -> Intent:
         opts = parse_options(intent, annotations)
@@ -125,7 +132,10 @@ class AzureProvider:
         return self.planner.plan_delete(ref)
 
     def apply(self, plan: Plan) -> tuple[Ingress, ...]:
-        return self.applier.apply(plan)
+        if self.reservations is None:
+            return self.applier.apply(plan)
+        with self.reservations.applying(plan):  # the plan's hold ends with its apply
+            return self.applier.apply(plan)
 
     def list_owned(self) -> list[OwnedLoadBalancer]:
         return self.observer.owned()

@@ -2,11 +2,13 @@
 
 ``make_service`` builds a Service in the Kubernetes API's JSON shape, ``node_object`` the Node of a
 sandbox instance, ``converge`` runs plan + apply and proves DESIGN.md's convergence and idempotence
-invariants, ``lb_of`` / ``part_names`` read the emulator's state.
+invariants, ``lb_of`` / ``part_names`` read the emulator's state, ``MemoryKube`` is the little of the
+Kubernetes API that the real reconciler needs (Services, patches, events).
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -123,3 +125,38 @@ def allow_rule(state: ArmState, base: str, address: str | None, protocol: str = 
     ]
     assert len(found) == 1, found
     return found[0]
+
+
+class MemoryKube:
+    """Just enough of the controller's Kubernetes API: Services by key, merge patches, events."""
+
+    def __init__(self, services: list[dict[str, Any]]) -> None:
+        self.services = {
+            f"{s['metadata']['namespace']}/{s['metadata']['name']}": copy.deepcopy(s) for s in services
+        }
+        self.events: list[tuple[str, str, str]] = []
+
+    def get_service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.services.get(f"{namespace}/{name}"))
+
+    def _merge(self, target: dict[str, Any], patch: dict[str, Any]) -> None:
+        for k, v in patch.items():
+            if v is None:
+                target.pop(k, None)
+            elif isinstance(v, dict) and isinstance(target.get(k), dict):
+                self._merge(target[k], v)
+            else:
+                target[k] = copy.deepcopy(v)
+
+    def patch_service(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        svc = self.services[f"{namespace}/{name}"]
+        self._merge(svc, patch)
+        return copy.deepcopy(svc)
+
+    def patch_service_status(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return self.patch_service(namespace, name, patch)
+
+    def create_event(
+        self, obj: dict[str, Any], *, type: str, reason: str, message: str, component: str = ""
+    ) -> None:
+        self.events.append((obj["metadata"]["name"], reason, message))

@@ -12,6 +12,7 @@ annotations.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any
 
@@ -25,7 +26,7 @@ from lbprov.model import (
     Plan,
     ServiceRef,
 )
-from lbprov_azure import names, placement, upstream
+from lbprov_azure import names, parts, placement, upstream
 from lbprov_azure.desired import (
     LB_FIELDS,
     VIEWS,
@@ -41,8 +42,10 @@ from lbprov_azure.diff.adopt import AdoptChanges, has_parts, keep_unmanaged
 from lbprov_azure.diff.families import owned_frontends, v6_pool_change
 from lbprov_azure.diff.fleet import Fleet, FleetChanges
 from lbprov_azure.diff.nsg import NsgChanges, Priorities
+from lbprov_azure.lbwriter import deletable
 from lbprov_azure.observe import Observer, find, items
 from lbprov_azure.options import AzureOptions, parse_options
+from lbprov_azure.reservations import Reservations
 from lbprov_azure.settings import AzureSettings
 
 __all__ = ["Fleet", "Planner", "Priorities", "options_of"]
@@ -69,22 +72,51 @@ def options_of(intent: Intent) -> AzureOptions:
 class Planner(FleetChanges, NsgChanges, AdoptChanges):
     """Plans one Service's changes from what the observer sees."""
 
-    def __init__(self, settings: AzureSettings, seen: Observer, priorities: Priorities) -> None:
+    def __init__(
+        self,
+        settings: AzureSettings,
+        seen: Observer,
+        priorities: Priorities,
+        reservations: Reservations | None = None,
+    ) -> None:
         self.settings = settings
         self.seen = seen
         self.priorities = priorities
         self.ids = Ids(settings.subscription_id)
+        self.reservations = reservations
 
     def plan(self, intent: Intent) -> Plan:
-        s = self.settings
+        """The Service's plan; room it takes on a slot is held until the plan's apply ends, or
+        dropped when the plan fails here or is discarded (:mod:`lbprov_azure.reservations`)."""
+        res = self.reservations
         opts = options_of(intent)
+        scheme = "internal" if opts.internal else "external"
+        node_ips = sorted({str(t.internal_ip) for t in intent.targets if t.internal_ip})
+        token = names.uid_token(intent.ref.uid)
+        with res.placing() if res is not None else nullcontext(0) as since:  # before the fleet is read
+            fleet = self._fleet(base=intent.lb_name, node_ips=node_ips)
+            with res.lock if res is not None else nullcontext():  # the choice and its hold: one step
+                slot, ticket = self._place(
+                    intent, opts, fleet, scheme, intent.lb_name, token, len(node_ips), since
+                )
+        try:
+            plan = self._plan_on(intent, opts, fleet, scheme, slot, node_ips)
+        except BaseException:
+            if res is not None:
+                res.drop(ticket)
+            raise
+        if res is not None:
+            res.bind(ticket, plan)
+        return plan
+
+    def _plan_on(
+        self, intent: Intent, opts: AzureOptions, fleet: Fleet, scheme: str, slot: int, node_ips: list[str]
+    ) -> Plan:
+        """The Service's changes, placed on ``slot``."""
+        s = self.settings
         cluster = s.cluster_name
         base = intent.lb_name
         token = names.uid_token(intent.ref.uid)
-        scheme = "internal" if opts.internal else "external"
-        node_ips = sorted({str(t.internal_ip) for t in intent.targets if t.internal_ip})
-        fleet = self._fleet(base=base, node_ips=node_ips)
-        slot = self._place(intent, opts, fleet, scheme, base, token, len(node_ips))
         lbn = names.lb_name(cluster, scheme, slot)
         lb = fleet.lbs.get((slot, scheme))
         # parts named by the Service's UID that the LB's Service map does not record: upstream's
@@ -174,7 +206,7 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
         for st in desired.stacks:
             fe_name = str(st.frontend["name"])
             if opts.internal:
-                fe = find(items(lb, "frontendIPConfigurations"), fe_name)
+                fe = parts.find(lb, "frontendIPConfigurations", fe_name)
                 addr = None
                 if st.family == "IPv4" and opts.ipv4:
                     addr = opts.ipv4
@@ -418,7 +450,7 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
         wanted += [("probe", p) for p in desired.probes.values()]
         wanted += [("load-balancing-rule", r) for r in desired.rules.values()]
         for kind, item in wanted:
-            existing = find(items(lb, LB_FIELDS[kind]), item["name"])
+            existing = parts.find(lb, LB_FIELDS[kind], item["name"])
             after = VIEWS[kind](item)
             before = VIEWS[kind](existing) if existing else None
             if before != after:
@@ -439,9 +471,8 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
         keep |= {("frontend-ip-configuration", str(st.frontend["name"]).lower()) for st in desired.stacks}
         # a family the Service no longer has: its rules, probes and then its frontend go
         for kind in ("load-balancing-rule", "probe", "frontend-ip-configuration"):
-            for item in items(lb, LB_FIELDS[kind]):
-                n = str(item.get("name", ""))
-                if names.owns_part(base, n) and (kind, n.lower()) not in keep:
+            for item in parts.own(lb, LB_FIELDS[kind], base):
+                if (kind, str(item.get("name", "")).lower()) not in keep:
                     out.append(_part_delete(kind, lbn, item, common))
         return sorted(out, key=lambda c: (c.action == Action.DELETE, _ORDER.get(c.kind, 9)))
 
@@ -468,12 +499,9 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
         out: list[Change] = []
         remaining = 0
         for kind in ("load-balancing-rule", "probe", "frontend-ip-configuration"):
-            for item in items(lb, LB_FIELDS[kind]):
-                n = str(item.get("name", ""))
-                if names.owns_part(base, n):
-                    out.append(_part_delete(kind, lbn, item, common))
-                else:
-                    remaining += 1
+            mine = parts.own(lb, LB_FIELDS[kind], base)
+            out.extend(_part_delete(kind, lbn, item, common) for item in mine)
+            remaining += parts.count(lb, LB_FIELDS[kind]) - len(mine)
         services = names.services_of(lb.get("tags"))
         if token in services:
             out.insert(
@@ -486,14 +514,17 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
                     data=common,
                 ),
             )
-        cid = self.settings.cluster_id
-        theirs = names.identity_of(lb.get("tags"))
-        # ours (or none yet, which the identity change adds), or the identity the LB carries, when
-        # this Service's parts are taken from it on purpose (see _fleet(strict=False))
-        known = theirs or cid
-        if known and (
-            (out and not remaining and not (services - {token})) or (not remaining and not services)
-        ):
+        # The LB's tags once this apply writes it (the identity change, which goes with any change
+        # here, adds ours to an LB of the cluster that predates identities), and the identity it
+        # then carries: ours, or another's when this Service's parts are taken from it on purpose
+        # (see _fleet(strict=False)). Apply deletes the emptied LB only if lbwriter.deletable holds;
+        # the plan asks the same, so an LB of no identity (cloud-provider-azure's, never adopted) is
+        # planned kept: its parts go, it stays.
+        identity = self._identity_change(lb, lbn, common)
+        after = {**(lb.get("tags") or {}), **(identity.data["tags"] if identity is not None else {})}
+        known = names.identity_of(after)
+        emptied = (out and not remaining and not (services - {token})) or (not remaining and not services)
+        if emptied and deletable(after, self.settings.cluster_id, [known]):
             out.append(
                 Change(
                     Action.DELETE,
@@ -505,8 +536,7 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
                     data={**common, "informational": True, "identity": known},
                 )
             )
-        identity = self._identity_change(lb, lbn, common) if out else None
-        return [identity, *out] if identity is not None else out
+        return [identity, *out] if identity is not None and out else out
 
     def _pip_deletion(self, pip_id: str, ref: ServiceRef) -> list[Change]:
         seg = pip_id.split("/")

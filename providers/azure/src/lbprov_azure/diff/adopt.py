@@ -29,7 +29,7 @@ from dataclasses import replace
 from typing import Any
 
 from lbprov.model import Action, Change, OwnershipConflict, ServiceRef
-from lbprov_azure import names, upstream
+from lbprov_azure import names, parts, upstream
 from lbprov_azure.desired import LB_FIELDS, VIEWS, Desired, ref_id, view_nsg_rule, view_pip
 from lbprov_azure.observe import Observer, find, items
 from lbprov_azure.settings import AzureSettings
@@ -75,11 +75,7 @@ def keep_unmanaged(kind: str, item: JSON, existing: JSON | None) -> JSON:
 
 def has_parts(lb: JSON | None, base: str) -> bool:
     """Whether ``lb`` holds a frontend, probe or rule named by the Service's UID."""
-    return any(
-        names.owns_part(base, str(i.get("name", "")))
-        for fld in ("frontendIPConfigurations", "probes", "loadBalancingRules")
-        for i in items(lb, fld)
-    )
+    return any(parts.own(lb, fld, base) for fld in parts.FIELDS)
 
 
 class AdoptChanges:

@@ -13,10 +13,11 @@ from typing import Any
 
 from lbprov import naming
 from lbprov.model import Action, Change, Intent, InvalidService, OwnershipConflict
-from lbprov_azure import names, placement
+from lbprov_azure import names, parts, placement
 from lbprov_azure.desired import VIEWS, Ids, build_desired
 from lbprov_azure.observe import Observer, find, items
 from lbprov_azure.options import LB_CONFIGURATIONS, AzureOptions
+from lbprov_azure.reservations import Hold, Reservations, Ticket
 from lbprov_azure.settings import AzureSettings
 
 JSON = dict[str, Any]
@@ -85,7 +86,22 @@ def is_public(lb: JSON) -> bool | None:
 
 def _others(lb: JSON | None, fld: str, base: str) -> int:
     """How many of ``lb``'s ``fld`` are not the Service's own (by name)."""
-    return sum(1 for i in items(lb, fld) if not names.owns_part(base, str(i.get("name", ""))))
+    return parts.others(lb, fld, base)
+
+
+def _held(fleet: Fleet, holds: list[Hold], token: str, scheme: str) -> dict[int, tuple[int, int, int]]:
+    """Room held per slot for other Services' plans: (rules on the slot, rules and frontends on its
+    LB of ``scheme``). A hold for a Service that the observed LB already records is its apply's
+    result, already counted as observed."""
+    out: dict[int, tuple[int, int, int]] = {}
+    for h in holds:
+        lb = fleet.lbs.get((h.slot, h.scheme))
+        if h.token == token or (lb is not None and h.token in names.services_of(lb.get("tags"))):
+            continue
+        rules, lb_rules, frontends = out.get(h.slot, (0, 0, 0))
+        mine = h.scheme == scheme
+        out[h.slot] = (rules + h.rules, lb_rules + h.rules * mine, frontends + h.frontends * mine)
+    return out
 
 
 class FleetChanges:
@@ -94,6 +110,8 @@ class FleetChanges:
     settings: AzureSettings
     seen: Observer
     ids: Ids
+    #: room held for plans not yet applied (None: a dry run, which never applies)
+    reservations: Reservations | None
 
     def _fleet(
         self, *, strict: bool = True, base: str | None = None, node_ips: Collection[str] = ()
@@ -128,7 +146,7 @@ class FleetChanges:
                         f"{self.settings.cluster_id}): two clusters share the name; lbprov never touches it"
                     )
                 if not names.is_cluster_owned(body.get("tags"), cluster):
-                    holds = bool(base and find(items(body, "frontendIPConfigurations"), base))
+                    holds = bool(base and parts.find(body, "frontendIPConfigurations", base))
                     ours = k == 0 and bool(set(node_ips) & _pool_ips(body))
                     if other_id is None and (holds or ours):
                         fleet.predecessors.add((k, sc))
@@ -185,8 +203,16 @@ class FleetChanges:
         base: str,
         token: str,
         nodes: int,
-    ) -> int:
-        """The slot of the Service: where it is, else chosen by :func:`placement.choose_slot`."""
+        since: int = 0,
+    ) -> tuple[int, Ticket | None]:
+        """The slot of the Service: where it is, else chosen by :func:`placement.choose_slot`.
+
+        A Service put on a slot that does not hold it yet holds room there for its plan
+        (:mod:`lbprov_azure.reservations`: the ticket returned; None for a dry run or a Service
+        that stays where it is), counted by every placement decided before the plan's apply ends.
+        ``since``: the plan's mark (:meth:`Reservations.placing`), taken before ``fleet`` was read.
+        Call it under the reservations' lock, so that the choice and its hold are one step.
+        """
         cluster = self.settings.cluster_name
         allowed: set[int] | None = None
         if opts.lb_configurations:
@@ -204,16 +230,19 @@ class FleetChanges:
                     )
                 allowed.add(by_name[want.lower()])
         for (k, sc), body in sorted(fleet.lbs.items()):
-            holds = token in names.services_of(body.get("tags")) or find(
-                items(body, "frontendIPConfigurations"), base
+            holds = token in names.services_of(body.get("tags")) or parts.find(
+                body, "frontendIPConfigurations", base
             )
             if sc == scheme and (allowed is None or k in allowed) and holds:
-                return k
+                return k, None
         need = len(build_desired(intent, opts, self.settings, "-").rules)
         uses = []
         pools, foreign = fleet.pools(), fleet.foreign_rules()
-        for k in sorted({k for k, _ in fleet.lbs}):
+        res = self.reservations
+        held = _held(fleet, res.counted(since) if res is not None else [], token, scheme)
+        for k in sorted({k for k, _ in fleet.lbs} | set(held)):
             own = fleet.lbs.get((k, scheme))
+            h_rules, h_lb_rules, h_frontends = held.get(k, (0, 0, 0))
             uses.append(
                 placement.SlotUse(
                     index=k,
@@ -224,6 +253,9 @@ class FleetChanges:
                     + max((foreign.get(ip, 0) for ip in pools.get(k, set())), default=0),
                     lb_rules=_others(own, "loadBalancingRules", base),
                     frontends=_others(own, "frontendIPConfigurations", base),
+                    held_rules=h_rules,
+                    held_lb_rules=h_lb_rules,
+                    held_frontends=h_frontends,
                 )
             )
         slot = placement.choose_slot(
@@ -245,7 +277,8 @@ class FleetChanges:
             # a new load balancer would take nodes that are in that one's pool (a NIC IP
             # configuration is in at most one public and one internal load balancer): wait for it
             self._blocked_conflict(fleet, theirs[0], scheme)
-        return slot
+        hold = Hold(token, slot, scheme, need, frontends=len(intent.ip_families))
+        return slot, res.take(hold) if res is not None else None
 
     def _pool_change(
         self, lb: JSON, lbn: str, ips: set[str], intent: Intent, token: str, base: str

@@ -1,0 +1,46 @@
+"""The parts index answers exactly what the scans it replaces answered (``names.owns_part`` and
+``observe.find`` over every item of a load balancer)."""
+
+from __future__ import annotations
+
+from lbprov_azure import names, parts
+from lbprov_azure.observe import find, items
+
+A, B = "a" + "1" * 31, "a" + "2" * 31
+
+
+def _lb(*names_by_field: tuple[str, list[str]]) -> dict:
+    return {"properties": {fld: [{"name": n, "properties": {}} for n in ns] for fld, ns in names_by_field}}
+
+
+def test_own_others_and_find_match_the_scans_they_replace():
+    lb = _lb(
+        ("frontendIPConfigurations", [A, B.upper(), "kube-frontend"]),
+        ("loadBalancingRules", [f"{A}-TCP-80", f"{B}-UDP-53", f"{A.upper()}-TCP-443", "aks-outbound"]),
+        ("probes", [f"{A}-TCP-80", f"{A}x-TCP-80"]),  # a longer name with A as a prefix is not A's
+        ("backendAddressPools", ["pool"]),
+    )
+    for fld in (*parts.FIELDS, "backendAddressPools"):
+        for base in (A, B, "kube", "a-with-dash"):
+            scanned = [i for i in items(lb, fld) if names.owns_part(base, i["name"])]
+            assert parts.own(lb, fld, base) == scanned, (fld, base)
+            assert parts.others(lb, fld, base) == len(items(lb, fld)) - len(scanned)
+        for it in items(lb, fld):
+            for name in (it["name"], it["name"].swapcase(), it["name"] + "-x"):
+                assert parts.find(lb, fld, name) is find(items(lb, fld), name)
+    assert parts.own(None, "probes", A) == [] and parts.find(None, "probes", A) is None
+
+
+def test_a_new_body_gets_a_new_index():
+    before = _lb(("loadBalancingRules", [f"{A}-TCP-80"]))
+    assert len(parts.own(before, "loadBalancingRules", A)) == 1
+    after = _lb(("loadBalancingRules", [f"{A}-TCP-80", f"{A}-TCP-443"]))  # a write's result
+    assert len(parts.own(after, "loadBalancingRules", A)) == 2
+    assert len(parts.own(before, "loadBalancingRules", A)) == 1
+
+
+def test_the_indexes_of_a_read_round_go_when_the_round_ends(provider):
+    with provider.read_round():
+        body = {"name": "lb-of-the-round", **_lb(("probes", [f"{A}-TCP-80"]))}
+        assert parts.own(body, "probes", A) and parts._cache
+    assert not parts._cache  # the round's bodies are not kept alive by their indexes
