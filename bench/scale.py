@@ -315,8 +315,9 @@ def after_run(provider_name: str, settings: dict[str, Any], kube: KubeClient, ve
             for svc in services:
                 try:
                     changed += not provider.plan(build_intent(svc, nodes, intent_settings, provider)).empty
-                except Exception as exc:
-                    refused.append(f"{svc['metadata']['name']}: {exc}"[:300])
+                except Exception as exc:  # listed with its class: a refusal (CapacityExceeded,
+                    # InvalidService) is expected only for --one-more; anything else is a bug to read
+                    refused.append(f"{svc['metadata']['name']}: {type(exc).__name__}: {exc}"[:300])
         out["services_a_fresh_plan_would_change"] = changed
         out["services_a_fresh_plan_refuses"] = refused
     return out

@@ -45,6 +45,12 @@ def table(report: dict[str, Any], run: dict[str, Any]) -> str:
             f"controller RSS: {rss['after_startup']} MB after startup, {rss['peak']} MB peak, "
             f"{rss['steady_after_gc']} MB steady; load balancers: {run['load_balancers']}",
         ]
+    if "services_a_fresh_plan_would_change" in run:  # --verify
+        refused = run.get("services_a_fresh_plan_refuses") or []
+        lines.append(
+            f"verify: a fresh plan would change {run['services_a_fresh_plan_would_change']} Service(s) "
+            f"and refuses {len(refused)}" + (f" ({'; '.join(refused[:3])})" if refused else "")
+        )
     if run.get("drift_check_periods") and "resync" in run["phases"]:
         lines.append(
             f"resync: {run['phases']['resync']['reads_per_service']} reads per Service per period; "

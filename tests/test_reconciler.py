@@ -655,8 +655,10 @@ def test_the_managed_gauge_counts_changes_and_never_rescans_every_managed_servic
     assert metrics.managed.labels("a")._value.get() == 3
 
     class NoScan(dict):  # type: ignore[type-arg]
-        def values(self):  # type: ignore[no-untyped-def]
+        def _scan(self, *_: Any) -> Any:
             raise AssertionError("the gauge rescanned every managed Service")
+
+        values = items = keys = __iter__ = _scan
 
     rec._managed = NoScan(rec._managed)
     for name in ("one", "two", "three"):

@@ -158,6 +158,13 @@ def credentials_for(settings: GCPSettings) -> Credentials:
     return creds
 
 
+#: Read timeout of an ``operations.wait`` request: the API holds its answer until the operation is
+#: DONE or about two minutes have passed (https://cloud.google.com/compute/docs/reference/rest/v1/
+#: globalOperations/wait), so the core's 30 s read timeout would turn a slow backend-service update
+#: into a timeout, which the circuit counts as the endpoint being unreachable.
+WAIT_ANSWER_SECONDS = 130.0
+
+
 class Compute:
     """Typed, guarded, retried access to the Compute REST API for one project and region.
 
@@ -183,9 +190,9 @@ class Compute:
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         freeze_environment(self.session, self.endpoint)
-        # One answer deadline for every request: the core's read timeout, so a silent endpoint
-        # fails fast once instead of stalling a minute.
-        self.timeout = self.calls.timeouts.read
+        # The core's connect and read timeouts, so a silent endpoint fails fast once instead of
+        # stalling a minute; operations.wait alone may hold its answer longer (WAIT_ANSWER_SECONDS).
+        self.timeout: tuple[float, float] = (self.calls.timeouts.connect, self.calls.timeouts.read)
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -205,7 +212,12 @@ class Compute:
                 raise TimeoutError(
                     f"operation {op.get('name')} did not finish in {self.settings.operation_timeout_seconds}s"
                 )
-            op = self._rest(f"{api}.wait", "POST", f"{path}/{op['name']}/wait")
+            op = self._rest(
+                f"{api}.wait",
+                "POST",
+                f"{path}/{op['name']}/wait",
+                timeout=(self.timeout[0], max(self.timeout[1], WAIT_ANSWER_SECONDS)),
+            )
         code = op.get("httpErrorStatusCode")
         errors = [
             {"reason": e.get("code"), "message": e.get("message")}
@@ -228,6 +240,7 @@ class Compute:
         path: str,
         params: Mapping[str, str] | None = None,
         body: Json | None = None,
+        timeout: tuple[float, float] | None = None,
     ) -> Json:
         """One request to ``projects/<project>/<path>`` through the guarded session
         (counted, rate-limited, refused in read-only mode like every other call), answered as the
@@ -241,7 +254,7 @@ class Compute:
         """
         url = f"{self.endpoint}/compute/v1/projects/{self.project}/{path}"
 
-        def run(request: Mapping[str, Any], retry: Any, timeout: float) -> Json:
+        def run(request: Mapping[str, Any], retry: Any, timeout: tuple[float, float]) -> Json:
             response = self.session.request(method, url, params=params, json=body, timeout=timeout)  # type: ignore[no-untyped-call]
             if response.status_code >= 400:
                 raise gexc.from_http_response(response)  # type: ignore[no-untyped-call]
@@ -249,7 +262,12 @@ class Compute:
             return data
 
         result: Json = self.calls.call(
-            op, run, request={"url": url, **(params or {})}, retry=None, timeout=self.timeout, hooked=True
+            op,
+            run,
+            request={"url": url, **(params or {})},
+            retry=None,
+            timeout=timeout or self.timeout,
+            hooked=True,
         )
         return result
 
