@@ -1,4 +1,8 @@
-"""What google.cloud.compute_v1 costs the GCP provider's process in memory, and what would save it.
+"""What google.cloud.compute_v1 costs the GCP provider's process in memory, and what saves it.
+
+The GCP provider now calls the Compute REST API with JSON (gcp-speed's client): a controller no
+longer imports ``compute_v1`` at all, so ``provider_with_rest_transport`` is what it holds, and
+``saved_by_rest_transport_mb`` what that change saved. The other cases stay for comparison.
 
     python bench/gcp_import_memory.py
 
@@ -7,7 +11,7 @@ inherit the parent's) of a fresh ``python -c`` that imports the named modules
 and nothing else, so the figures do not depend on the load of the machine:
 
 * ``bare``: the interpreter alone;
-* ``provider``: ``lbprov_gcp.provider`` (it imports ``compute_v1`` lazily, on the first client);
+* ``provider``: ``lbprov_gcp.provider``;
 * ``provider_with_compute_v1``: what a running GCP controller holds: the provider plus
   ``google.cloud.compute_v1`` (its package ``__init__`` imports all of its service clients and the
   one ``types/compute.py`` that defines every message of the Compute API);

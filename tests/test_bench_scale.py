@@ -113,3 +113,27 @@ def test_informer_memory_bench_shows_what_the_trim_saves() -> None:
     report = run_bench("--services", "20", "--nodes", "3", script="informer_memory.py")
     for kind in ("services", "nodes"):
         assert 0 < report[kind]["trimmed_bytes_per_object"] < report[kind]["whole_bytes_per_object"], kind
+
+
+def test_the_phase_timeout_grows_with_services_per_worker() -> None:
+    from scale import parser, phase_timeout
+
+    args = parser().parse_args(["--services", "1000"])
+    assert phase_timeout(args, 10) == pytest.approx(1640)  # 600 + 1000 x (1 + 20 x 0.02 / 10)
+    assert phase_timeout(args, 1) == pytest.approx(2000)  # 600 + 1000 x (1 + 20 x 0.02)
+    assert phase_timeout(parser().parse_args(["--services", "1000", "--timeout", "30"]), 1) == 30
+
+
+@pytest.mark.e2e
+def test_a_run_cut_short_keeps_its_figures_and_the_other_run() -> None:
+    # 2 s per cloud call: no Service can have its ingress when the zero timeout is checked.
+    report = run_bench(
+        *("--provider", "aws", "--services", "2", "--nodes", "2", "--latency-ms", "2000"),
+        *("--timeout", "0", "--compare-workers"),
+    )
+    assert [r["workers"] for r in report["runs"]] == [10, 1]
+    for cut in report["runs"]:
+        assert "got ingress within" in cut["error"]
+        assert cut["phases"] == {}
+        assert cut["controller_rss_mb"]["peak_so_far"] > 0
+    assert report["workers_1_over_default_time"] == {}

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -504,14 +505,18 @@ class OncePerRun(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self._seen: set[tuple[str, int, str, str]] = set()
+        # logging runs a handler's filters outside the handler's lock: Services planned on several
+        # threads would otherwise both find a warning unseen and show it twice.
+        self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith("lbprov"):
             return False  # urllib3's retries and the SDKs' chatter: the one-line error says it (--debug shows it)
         key = (record.name, record.levelno, str(record.msg), repr(record.args))
-        if key in self._seen:
-            return False
-        self._seen.add(key)
+        with self._lock:
+            if key in self._seen:
+                return False
+            self._seen.add(key)
         return True
 
 

@@ -105,3 +105,26 @@ def test_a_run_that_does_not_know_the_identity_keeps_it(sandbox, cluster, make_s
     anon = _provider(sandbox, cluster, None)
     assert anon.plan(_intent(anon, svc, nodes)).empty
     ours.apply(ours.plan_delete(_intent(ours, svc, nodes).ref))
+
+
+def test_a_delete_plan_never_deletes_the_load_balancer_of_another_identity(
+    sandbox, cluster, make_service, nodes, state
+):
+    """The twin's delete plan takes its Service's parts (the caller's decision), never the emptied LB
+    itself: only this cluster's identity lets an LB go (found by review: the plan asked
+    ``deletable`` with the identity the LB carried, which always matched)."""
+    first = _provider(sandbox, cluster, "7f3e2d1c-aaaa-4bbb-8ccc-000000000047")
+    a = _intent(first, make_service("a"), nodes)
+    converge(first, a)
+    twin = _provider(sandbox, cluster, "7f3e2d1c-aaaa-4bbb-8ccc-000000000048")
+    plan = twin.plan_delete(a.ref)
+    assert ("delete", "load-balancer") not in {(c.action.value, c.kind) for c in plan.changes}
+    twin.apply(plan)
+    lb = state.get("loadBalancers", SANDBOX_RG, cluster)
+    assert lb is not None and lb["tags"][KEY] == first.settings.cluster_id  # kept, emptied of a
+    assert ("delete", "load-balancer") not in {
+        (c.action.value, c.kind) for c in twin.plan_delete(a.ref).changes
+    }
+    owner = _provider(sandbox, cluster, first.settings.cluster_id)  # a fresh run of the owner
+    owner.apply(owner.plan_delete(a.ref))  # deletes its emptied LB
+    assert state.get("loadBalancers", SANDBOX_RG, cluster) is None

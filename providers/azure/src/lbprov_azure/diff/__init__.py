@@ -515,16 +515,16 @@ class Planner(FleetChanges, NsgChanges, AdoptChanges):
                 ),
             )
         # The LB's tags once this apply writes it (the identity change, which goes with any change
-        # here, adds ours to an LB of the cluster that predates identities), and the identity it
-        # then carries: ours, or another's when this Service's parts are taken from it on purpose
-        # (see _fleet(strict=False)). Apply deletes the emptied LB only if lbwriter.deletable holds;
-        # the plan asks the same, so an LB of no identity (cloud-provider-azure's, never adopted) is
-        # planned kept: its parts go, it stays.
+        # here, adds ours to an LB of the cluster that predates identities). Apply deletes the
+        # emptied LB only if lbwriter.deletable holds; the plan asks the same, with this cluster's
+        # identity alone: an LB of no identity (cloud-provider-azure's, never adopted) or of another
+        # identity (a delete plan takes this Service's parts from it, see _fleet(strict=False), but
+        # never the LB itself), or any LB in a run that does not know the identity, is planned kept.
         identity = self._identity_change(lb, lbn, common)
         after = {**(lb.get("tags") or {}), **(identity.data["tags"] if identity is not None else {})}
         known = names.identity_of(after)
         emptied = (out and not remaining and not (services - {token})) or (not remaining and not services)
-        if emptied and deletable(after, self.settings.cluster_id, [known]):
+        if emptied and deletable(after, self.settings.cluster_id, []):
             out.append(
                 Change(
                     Action.DELETE,
