@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from lbprov_azure import names, parts
+from lbprov_azure.diff.families import owned_frontends
 from lbprov_azure.observe import find, items
 
 A, B = "a" + "1" * 31, "a" + "2" * 31
@@ -44,3 +45,33 @@ def test_the_indexes_of_a_read_round_go_when_the_round_ends(provider):
         body = {"name": "lb-of-the-round", **_lb(("probes", [f"{A}-TCP-80"]))}
         assert parts.own(body, "probes", A) and parts._cache
     assert not parts._cache  # the round's bodies are not kept alive by their indexes
+
+
+class _CountingList(list):
+    """A body's list of parts that counts how often it is scanned from end to end."""
+
+    scans = 0
+
+    def __iter__(self):
+        type(self).scans += 1
+        return super().__iter__()
+
+
+def test_a_services_frontends_of_both_families_come_from_the_index_not_a_scan_per_plan():
+    frontends = [A, f"{A}-IPv6", f"{A}-subnet1", B, f"{B.upper()}-IPV6", "kube-frontend"]
+    lb = {"name": "lb-frontends", **_lb(("frontendIPConfigurations", frontends))}
+    wanted = {A: [A, f"{A}-IPv6"], B: [B, f"{B.upper()}-IPV6"], "a" + "3" * 31: []}
+    for base, expected in wanted.items():  # what the scan by name answered
+        scanned = [
+            fe for fe in items(lb, "frontendIPConfigurations") if fe["name"].lower() in {base, f"{base}-ipv6"}
+        ]
+        assert [fe["name"] for fe in owned_frontends(lb, base)] == [fe["name"] for fe in scanned]
+        assert [fe["name"] for fe in scanned] == expected
+    counted = _CountingList(lb["properties"]["frontendIPConfigurations"])
+    lb = {"name": "lb-frontends", "properties": {"frontendIPConfigurations": counted}}
+    _CountingList.scans = 0
+    for _ in range(20):  # 20 plans of a read round, each asking for its Service's frontends
+        for base in wanted:
+            owned_frontends(lb, base)
+    assert _CountingList.scans == 1  # the index's one build
+    assert owned_frontends(None, A) == []

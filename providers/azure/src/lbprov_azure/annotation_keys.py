@@ -29,8 +29,9 @@ class Key:
 
 
 _IPV6 = (
-    "the IPv6 frontend of a dual-stack Service gets the public IP lbprov makes for it; an existing IPv6 "
-    "address or public IP, or a prefix for it, is not implemented by lbprov yet"
+    "the IPv6 frontend of a dual-stack Service gets the address lbprov makes for it (a new public IP; "
+    "internal: a dynamic private address); an existing IPv6 address or public IP, or a prefix for it, "
+    "is not implemented by lbprov yet"
 )
 _PLS = "Private Link Services are not implemented by lbprov"
 
@@ -63,7 +64,7 @@ SERVICE_KEYS: dict[str, Key] = {
     "load-balancer-mode": Key(
         "refused",
         "selects availability sets / VM scale sets for Basic or per-VM-set load balancers; lbprov's "
-        "backend pools are IP-based and span the cluster's nodes",
+        "backend pools are IP-based, each over the nodes of its slot of load balancers",
     ),
     "load-balancer-ipv6": Key("refused", _IPV6),
     "pip-name-ipv6": Key("refused", _IPV6),

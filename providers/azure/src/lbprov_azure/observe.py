@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from azure.mgmt.network import NetworkManagementClient
 
@@ -55,6 +55,19 @@ class ReadRound:
     writes: int = 0
     #: True once the round listed every load balancer of the resource group (``lbs`` is then complete).
     listed: bool = False
+    #: Reads on the wire, by what they read (see :meth:`Observer._single_flight`).
+    flights: dict[str, Flight] = field(default_factory=dict)
+
+
+@dataclass
+class Flight:
+    """A read of the round on the wire, which plans asking for the same read join (single flight)."""
+
+    gen: int  # the round's write count when the read was sent
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    failed: bool = False
+    joined: int = 0  # plans waiting for this read instead of sending their own
 
 
 def _entry() -> dict[str, Any]:
@@ -141,6 +154,9 @@ class Observer:
             with rnd.lock:
                 if rg.lower() in rnd.pips:
                     return list(rnd.pips[rg.lower()].values())
+        return list(self._single_flight(f"publicIPAddresses.list {rg.lower()}", lambda: self._list_pips(rg)))
+
+    def _list_pips(self, rg: str) -> list[JSON]:
         gen = self._gen()
         pips = self.call(
             "publicIPAddresses.list", lambda: list_json(self.client, self._path(rg, "publicIPAddresses"))
@@ -165,6 +181,9 @@ class Observer:
             with rnd.lock:
                 if rnd.listed:
                     return {k: v for k, v in rnd.lbs.items() if v is not None}
+        return dict(self._single_flight("loadBalancers.list", self._list_lbs))
+
+    def _list_lbs(self) -> dict[str, JSON]:
         gen = self._gen()
         found = {str(b.get("name", "")).lower(): b for b in self.lbs()}
         if self.on_lb_read is not None:
@@ -189,6 +208,10 @@ class Observer:
             with rnd.lock:
                 if rnd.nsg is not None:
                     return rnd.nsg
+            return self._single_flight("networkSecurityGroups.get", lambda: self._read_nsg(name))
+        return self._read_nsg(name)
+
+    def _read_nsg(self, name: str) -> JSON:
         rg = self.settings.resource_group
         gen = self._gen()
         nsg = self.call(
@@ -309,6 +332,44 @@ class Observer:
             yield rnd
         finally:
             self._round = None
+
+    def _single_flight(self, key: str, read: Callable[[], T]) -> T:
+        """``read()``, or the answer of the same read already on the wire in this round.
+
+        The plans of a round start together (a resync hands every worker a Service at once), and each
+        found the round's cache empty and sent its own listing: about 10 concurrent listings of the
+        load balancers (and of the public IPs, and NSG reads) per round. A plan joins a read on the
+        wire only if no write of this process started or finished since it was sent (the round's write
+        count is the same), so the answer it gets is as current as one it would send itself: holds
+        and the writers' bookkeeping (:meth:`_keep`) see the same order as before. A failed read is
+        not shared: each plan that joined it reads for itself. Outside a round: ``read()``.
+        """
+        rnd = self._round
+        if rnd is None:
+            return read()
+        with rnd.lock:
+            flight = rnd.flights.get(key)
+            leader = flight is None or flight.gen != rnd.writes
+            if leader:
+                flight = rnd.flights[key] = Flight(rnd.writes)
+            else:
+                assert flight is not None
+                flight.joined += 1
+        assert flight is not None
+        if not leader:
+            flight.done.wait()
+            return read() if flight.failed else cast(T, flight.result)
+        try:
+            flight.result = read()
+        except BaseException:
+            flight.failed = True
+            raise
+        finally:
+            with rnd.lock:
+                if rnd.flights.get(key) is flight:
+                    del rnd.flights[key]
+            flight.done.set()
+        return cast(T, flight.result)
 
     def _gen(self) -> int:
         rnd = self._round

@@ -13,7 +13,7 @@ from collections.abc import Collection
 from typing import Any
 
 from lbprov.model import Action, Change, Intent
-from lbprov_azure import names
+from lbprov_azure import names, parts
 from lbprov_azure.desired import VIEWS, Ids, node_address
 from lbprov_azure.observe import find, items
 from lbprov_azure.settings import AzureSettings
@@ -27,9 +27,16 @@ def frontend_names(base: str) -> tuple[str, str]:
 
 
 def owned_frontends(lb: JSON | None, base: str) -> list[JSON]:
-    """The Service's frontends on ``lb`` (of either family), by name."""
+    """The Service's frontends on ``lb`` (of either family), by name.
+
+    Through the parts index (:mod:`lbprov_azure.parts`): every plan asks this of each load balancer
+    of the cluster, and a scan of every frontend grew with the cluster's Services."""
     wanted = {n.lower() for n in frontend_names(base)}
-    return [fe for fe in items(lb, "frontendIPConfigurations") if str(fe.get("name", "")).lower() in wanted]
+    return [
+        fe
+        for fe in parts.own(lb, "frontendIPConfigurations", base)
+        if str(fe.get("name", "")).lower() in wanted
+    ]
 
 
 def v6_pool_change(

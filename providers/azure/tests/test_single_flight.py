@@ -1,0 +1,111 @@
+"""The plans of a read round that start together share one read of each shared resource (single flight).
+
+A resync hands every worker a Service at once; each plan found the round's cache empty and sent its own
+listing of the load balancers (about 10 at the start of every round). Now a plan joins the same read
+on the wire, unless a write of this process started or finished since it was sent.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from lbprov_azure import AzureProvider
+from lbprov_azure.sandbox import ArmState
+
+LISTING = r"/loadbalancers$"
+
+
+class _Gate:
+    """Holds every listing of the load balancers in the emulator until released, counting arrivals."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Semaphore(0)
+        self.release = threading.Event()
+
+    def __call__(self, method: str, path: str) -> None:
+        if method == "GET" and path.lower().rstrip("/").endswith("/loadbalancers"):
+            self.arrived.release()
+            assert self.release.wait(30), "the test never released the listing"
+
+
+@pytest.fixture
+def gate(state: ArmState) -> Iterator[_Gate]:
+    """The gate on the emulator; released at the end whatever happened (no request left held)."""
+    g = _Gate()
+    state.hooks.append(g)
+    yield g
+    g.release.set()
+
+
+def _until(cond: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.005)
+
+
+def _start(n: int, fn: Callable[[], Any], out: list[Any]) -> list[threading.Thread]:
+    threads = [threading.Thread(target=lambda: out.append(fn())) for _ in range(n)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def test_plans_asking_while_the_listing_is_on_the_wire_join_it(
+    provider: AzureProvider, state: ArmState, gate: _Gate
+) -> None:
+    before = state.count("GET", LISTING)
+    results: list[Any] = []
+    with provider.read_round() as rnd:
+        threads = _start(1, provider.observer.lbs_by_name, results)
+        assert gate.arrived.acquire(timeout=30)
+        threads += _start(5, provider.observer.lbs_by_name, results)
+        _until(lambda: rnd.flights["loadBalancers.list"].joined == 5, "the other plans never joined")
+        gate.release.set()
+        for t in threads:
+            t.join(30)
+        assert not rnd.flights  # nothing left on the wire
+    assert state.count("GET", LISTING) - before == 1
+    assert len(results) == 6 and all(r == results[0] for r in results)
+
+
+def test_a_plan_asking_after_a_write_started_sends_its_own_listing(
+    provider: AzureProvider, state: ArmState, gate: _Gate
+) -> None:
+    """The answer on the wire may predate the write; the plan's view must not (placement holds count
+    on it), so it reads for itself."""
+    before = state.count("GET", LISTING)
+    results: list[Any] = []
+    with provider.read_round():
+        threads = _start(1, provider.observer.lbs_by_name, results)
+        assert gate.arrived.acquire(timeout=30)
+        provider.observer.writing()  # a write of this process is sent now
+        threads += _start(1, provider.observer.lbs_by_name, results)
+        assert gate.arrived.acquire(timeout=30)  # a second listing reached the emulator
+        gate.release.set()
+        for t in threads:
+            t.join(30)
+    assert state.count("GET", LISTING) - before == 2
+    assert len(results) == 2
+
+
+def test_a_round_of_plans_started_together_reads_each_shared_resource_once(
+    provider: AzureProvider, state: ArmState, intent_for: Any, make_service: Any, ensure: Any
+) -> None:
+    intents = [intent_for(make_service(f"sf{i}")) for i in range(3)]
+    for intent in intents:
+        ensure(intent)
+    provider.calls.reset()
+    plans: list[Any] = []
+    with provider.read_round():
+        for t in _start(6, lambda: [provider.plan(i) for i in intents], plans):
+            t.join(60)
+    assert len(plans) == 6 and all(p.empty for ps in plans for p in ps)
+    sent = provider.calls.stats.sent
+    assert sent[("loadBalancers.list", "read")] == 1, dict(sent)
+    assert sent[("networkSecurityGroups.get", "read")] == 1, dict(sent)
+    assert sent[("publicIPAddresses.list", "read")] == 1, dict(sent)
