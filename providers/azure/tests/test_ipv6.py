@@ -383,3 +383,27 @@ def test_a_local_dual_stack_service_probes_the_health_check_node_port_on_both_fa
         f"{intent.lb_name}-TCP-80": ("Http", hc, "/healthz"),
         f"{intent.lb_name}-TCP-80-IPv6": ("Http", hc, "/healthz"),
     }
+
+
+def test_a_node_without_an_ipv4_address_is_named_in_a_warning_not_dropped_silently(
+    provider, state, nodes, make_service, intent_for, ensure, caplog, h
+):
+    """Azure keys backend pools by a node's IPv4 address: an IPv6-only node cannot join them, and
+    the user hears so (found by review: it was left out of every pool without a word)."""
+    import copy
+    import logging
+
+    v6_only = copy.deepcopy(nodes[0])
+    v6_only["metadata"]["name"] = "v6-only"
+    v6_only["spec"]["providerID"] = v6_only["spec"]["providerID"].rsplit("/", 1)[0] + "/v6-only"
+    v6_only["status"]["addresses"] = [
+        {"type": "InternalIP", "address": "fd00:10::99"},
+        {"type": "Hostname", "address": "v6-only"},
+    ]
+    intent = intent_for(_families(make_service(), ["IPv4", "IPv6"]), [*nodes, v6_only])
+    with caplog.at_level(logging.WARNING, logger="lbprov_azure.provider"):
+        ensure(intent)
+    (warning,) = [r.getMessage() for r in caplog.records if "v6-only" in r.getMessage()]
+    assert "no IPv4 InternalIP (fd00:10::99)" in warning and "skipped" in warning
+    lb = h.lb_of(state, provider.settings.cluster_name)
+    assert "fd00:10::99" not in _pool_ips(lb, f"{provider.settings.cluster_name}-IPv6")

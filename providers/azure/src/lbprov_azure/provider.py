@@ -17,6 +17,7 @@ This module is the facade: it wires the rooms together. :mod:`.options` validate
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
@@ -42,6 +43,9 @@ from lbprov_azure.reservations import Reservations
 from lbprov_azure.settings import AzureSettings
 
 __all__ = ["AzureProvider", "CapacityExceeded"]
+
+
+log = logging.getLogger(__name__)
 
 
 class AzureProvider:
@@ -121,6 +125,14 @@ class AzureProvider:
         targets = tuple(
             replace(t, internal_ip=node_address(t, "IPv4")) if t.internal_ips else t for t in intent.targets
         )
+        for t in targets:
+            if not t.internal_ip:  # never silently: the pools would just lack the node
+                log.warning(
+                    "node %s: no IPv4 InternalIP (%s): Azure keys backend pools by a node's IPv4 "
+                    "address, so the node is left out of every pool; skipped",
+                    t.node_name,
+                    ", ".join(t.internal_ips) or "no InternalIP at all",
+                )
         return replace(
             intent, scheme="internal" if opts.internal else "external", options=opts, targets=targets
         )
