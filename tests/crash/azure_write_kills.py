@@ -31,17 +31,20 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # run as a script (the child) or imported by its test
+
+from write_kills import converge, ref_of, run_child  # noqa: E402
+
 CLUSTER = "crash"
 CLUSTER_ID = "crash-cluster-identity"
 INTERNAL = "service.beta.kubernetes.io/azure-load-balancer-internal"
@@ -107,13 +110,6 @@ def _intent(provider: Any, job: dict[str, Any]) -> Any:
     return build_intent(job["service"], job["nodes"], IntentSettings(cluster=CLUSTER), provider)
 
 
-def _ref(job: dict[str, Any]) -> Any:
-    from lbprov.model import ServiceRef
-
-    meta = job["service"]["metadata"]
-    return ServiceRef(meta["namespace"], meta["name"], meta["uid"])
-
-
 def child(job: dict[str, Any]) -> int:
     """Plan and apply ``job["op"]`` (create or delete), SIGKILLed after the ``kill_after``-th write."""
     from lbprov_azure import client as azclient
@@ -133,36 +129,9 @@ def child(job: dict[str, Any]) -> int:
     if job["op"] == "create":
         provider.apply(provider.plan(_intent(provider, job)))
     else:
-        provider.apply(provider.plan_delete(_ref(job)))
+        provider.apply(provider.plan_delete(ref_of(job)))
     print(json.dumps({"writes": seen["writes"]}), flush=True)
     return 0
-
-
-def _run_child(job: dict[str, Any]) -> tuple[bool, int]:
-    """(killed, writes) of one child run."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LBPROV_")}
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "azure_write_kills.py"), "--child", json.dumps(job)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    if proc.returncode == -signal.SIGKILL:
-        return True, job["kill_after"]
-    if proc.returncode != 0:
-        raise RuntimeError(f"child failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return False, int(json.loads(proc.stdout.strip().splitlines()[-1])["writes"])
-
-
-def _converge(provider: Any, plan_of: Callable[[], Any], rounds: int = 4) -> bool:
-    for _ in range(rounds):
-        plan = plan_of()
-        if plan.empty:
-            return True
-        provider.apply(plan)
-    return plan_of().empty
 
 
 class _Token:
@@ -251,7 +220,7 @@ def unadopted_delete(names: list[str]) -> tuple[list[str], list[str]]:
         job = {"settings": settings, "service": _service(str(uuid.uuid4()), internal=False), "nodes": nodes}
         _upstream(cloud, job)
         provider = _provider(settings)
-        if not _converge(provider, lambda: provider.plan_delete(_ref(job))):
+        if not converge(provider, lambda: provider.plan_delete(ref_of(job))):
             raise RuntimeError("the delete of an unadopted Service did not converge")
         return leftovers(settings, rgs)
 
@@ -278,10 +247,11 @@ def run_scenario(scenario: str, names: list[str], limit: int | None = None) -> F
                     _upstream(cloud, job)
                 elif not creating:
                     setup = _provider(settings)
-                    if not _converge(setup, lambda p=setup, j=job: p.plan(_intent(p, j))):
+                    if not converge(setup, lambda p=setup, j=job: p.plan(_intent(p, j))):
                         raise RuntimeError(f"{scenario}: the setup did not converge")
-                killed, writes = _run_child(
-                    {**job, "op": "create" if creating else "delete", "kill_after": k}
+                killed, writes = run_child(
+                    HERE / "azure_write_kills.py",
+                    {**job, "op": "create" if creating else "delete", "kill_after": k},
                 )
                 figures.runs += 1
                 if not killed:  # k is past the last write: every kill point was walked
@@ -293,11 +263,11 @@ def run_scenario(scenario: str, names: list[str], limit: int | None = None) -> F
                 figures.kills += 1
                 figures.dirty_before_recovery += bool(leaks_of(settings, rgs))
                 restart = _provider(settings)  # a restarted controller's provider
-                if variant == "finish" and not _converge(
+                if variant == "finish" and not converge(
                     restart, lambda p=restart, j=job: p.plan(_intent(p, j))
                 ):
                     figures.unconverged.append(f"{scenario} k={k}: the create did not converge")
-                if not _converge(restart, lambda p=restart, j=job: p.plan_delete(_ref(j))):
+                if not converge(restart, lambda p=restart, j=job: p.plan_delete(ref_of(j))):
                     figures.unconverged.append(f"{scenario} k={k} {variant}: the delete did not converge")
                 leaks, kept = leftovers(settings, rgs)
                 figures.leaks += [f"{scenario} k={k} {variant}: {leak}" for leak in leaks]

@@ -1,0 +1,49 @@
+"""What every cloud's write-kill harness shares (``aws_write_kills.py``, ``azure_write_kills.py``):
+the child run that a SIGKILL ends after its k-th write, the Service reference of a job, and the
+convergence a fresh provider must reach afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def ref_of(job: dict[str, Any]) -> Any:
+    from lbprov.model import ServiceRef
+
+    meta = job["service"]["metadata"]
+    return ServiceRef(meta["namespace"], meta["name"], meta["uid"])
+
+
+def run_child(script: Path, job: dict[str, Any]) -> tuple[bool, int]:
+    """(killed, writes) of one run of ``script --child job`` (without the caller's LBPROV_ settings)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LBPROV_")}
+    proc = subprocess.run(
+        [sys.executable, str(script), "--child", json.dumps(job)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    if proc.returncode == -signal.SIGKILL:
+        return True, job["kill_after"]
+    if proc.returncode != 0:
+        raise RuntimeError(f"child failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return False, int(json.loads(proc.stdout.strip().splitlines()[-1])["writes"])
+
+
+def converge(provider: Any, plan_of: Callable[[], Any], rounds: int = 4) -> bool:
+    """Apply ``plan_of()`` until it is empty (at most ``rounds`` applies); whether it got there."""
+    for _ in range(rounds):
+        plan = plan_of()
+        if plan.empty:
+            return True
+        provider.apply(plan)
+    return plan_of().empty
