@@ -299,7 +299,9 @@ def test_a_rounds_first_plan_lists_the_collections_at_the_same_time(
             elif event.result in ("ok", "error"):
                 in_flight["now"] -= 1
 
-    server.inject(None, latency=1.0)  # every answer waits (long enough for a loaded CI machine to start them all)
+    server.inject(
+        None, latency=1.0
+    )  # every answer waits (long enough for a loaded CI machine to start them all)
     provider.calls.listeners.append(track)
     provider.calls.reset()
     with provider.read_round():
