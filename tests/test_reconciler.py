@@ -666,3 +666,61 @@ def test_the_managed_gauge_counts_changes_and_never_rescans_every_managed_servic
     kube.services["default/two"]["spec"]["type"] = "ClusterIP"
     rec.sync("default/two")
     assert metrics.managed.labels("a")._value.get() == 2
+
+
+def test_a_batch_longer_than_a_round_gets_a_fresh_round_not_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A round older than MAX_ROUND_SECONDS ends (drift made by hand is seen), and the rest of the
+    batch plans in a new round: without one, every later plan listed the account for itself."""
+    import threading
+    import time
+    from contextlib import contextmanager
+
+    from lbprov.controller import manager
+    from lbprov.controller.manager import Controller, ControllerConfig
+
+    monkeypatch.setattr(manager, "MAX_ROUND_SECONDS", 0.0)  # every round is too old at once
+    timeline: list[str] = []
+    kube = FakeKube(timeline)
+    provider = FakeProvider("a", timeline)
+    open_rounds = {"now": 0, "entered": 0}
+    lock = threading.Lock()
+    plans_in_round: list[bool] = []
+
+    @contextmanager
+    def read_round() -> Any:
+        with lock:
+            open_rounds["now"] += 1
+            open_rounds["entered"] += 1
+        try:
+            yield object()
+        finally:
+            with lock:
+                open_rounds["now"] -= 1
+
+    real_plan = provider.plan
+
+    def plan(intent: Intent) -> Plan:
+        with lock:
+            plans_in_round.append(open_rounds["now"] == 1)
+        return real_plan(intent)
+
+    provider.read_round = read_round  # type: ignore[attr-defined]
+    provider.plan = plan  # type: ignore[method-assign]
+    for i in range(6):
+        kube.put(make_service(f"s{i}"))
+    controller = Controller(
+        kube,  # type: ignore[arg-type]
+        {"a": provider},  # type: ignore[dict-item]
+        ControllerConfig(cluster="unit", default_provider="a", workers=1),
+        informer_factory=lambda kube, kind, **h: FakeInformer(kube, kind, **h),
+    )
+    controller.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not (len(plans_in_round) >= 6 and open_rounds["now"] == 0):
+            assert time.monotonic() < deadline, (plans_in_round, open_rounds)
+            time.sleep(0.01)
+    finally:
+        controller.stop()
+    assert plans_in_round == [True] * 6  # each plan ran inside exactly one round, never none
+    assert open_rounds["entered"] == 6  # a fresh round after each plan (all were too old)

@@ -184,39 +184,55 @@ class _Workers:
             return 0
         self._end_round()
         with self.round_lock:
-            for name, provider in self.c.providers.items():
-                read_round = getattr(provider, "read_round", None)
-                if not callable(read_round):
-                    continue
-                try:
-                    ctx = read_round()
-                    entered = ctx.__enter__()
-                    drift_check = getattr(entered, "drift_check", None)
-                    if periodic and callable(drift_check):
-                        drift_check()
-                except Exception:
-                    log.warning("provider %s: read_round failed; batch without it", name, exc_info=True)
-                    continue
-                self.round[name] = ctx
-            self.round_started = time.monotonic()
+            self._open_rounds(periodic=periodic)
             # Queued under the lock, so that no worker sees an empty queue and ends the new round
             # before its keys are in.
             for key in keys:
                 self.queue.add(key)
         return len(keys)
 
+    def _open_rounds(self, *, periodic: bool) -> None:
+        """Enter each provider's ``read_round()`` (under ``round_lock``)."""
+        for name, provider in self.c.providers.items():
+            read_round = getattr(provider, "read_round", None)
+            if not callable(read_round):
+                continue
+            try:
+                ctx = read_round()
+                entered = ctx.__enter__()
+                drift_check = getattr(entered, "drift_check", None)
+                if periodic and callable(drift_check):
+                    drift_check()
+            except Exception:
+                log.warning("provider %s: read_round failed; batch without it", name, exc_info=True)
+                continue
+            self.round[name] = ctx
+        self.round_started = time.monotonic()
+
     def _maybe_end_round(self) -> None:
-        """End the read round once the batch is done (queue drained) or it is too old."""
+        """End the read round once the batch is done (queue drained); when it is too old and the
+        batch is not done, replace it with a fresh one.
+
+        A round older than :data:`MAX_ROUND_SECONDS` ends so that drift made by hand is seen; the
+        rest of its batch gets a new round (fresh listings, once), not none: without a round every
+        later plan of a long batch listed the whole account for itself, O(N) per plan, which made
+        a 1,000-Service create on a slow machine O(N^2) (issue 14)."""
         if not self.round:
             return
         with self.round_lock:
             drained = len(self.queue) == 0 and self.queue.in_flight() == 0
-            if not (drained or time.monotonic() - self.round_started > MAX_ROUND_SECONDS):
+            expired = time.monotonic() - self.round_started > MAX_ROUND_SECONDS
+            if not (drained or expired):
                 return
             rounds, self.round = self.round, {}
-        for ctx in rounds.values():
+        for ctx in rounds.values():  # the old round ends before the new one starts (no overlap)
             with contextlib.suppress(Exception):
                 ctx.__exit__(None, None, None)
+        if drained:
+            return
+        with self.round_lock:
+            if not self.round and (len(self.queue) or self.queue.in_flight()):
+                self._open_rounds(periodic=False)
 
     def _end_round(self) -> None:
         with self.round_lock:
