@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
-from collections.abc import Iterator
 
 import pytest
 
 from lbprov.cli import build_parser
 from lbprov.cli.errors import CLIError
 from lbprov.cli.run import make_config
-
-
-@pytest.fixture(autouse=True)
-def _keep_root_logging() -> Iterator[None]:
-    """``lbprov run`` configures the root logger; put it back so later tests do not log into a closed stream."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def run_parser() -> argparse.ArgumentParser:

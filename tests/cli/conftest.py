@@ -6,7 +6,6 @@ The suite runs with ``--import-mode=importlib``, under which test modules cannot
 from __future__ import annotations
 
 import importlib.util
-import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,14 +46,3 @@ def sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 def env(sandbox: Any) -> Any:
     """A fresh namespace (and settings file) in the shared sandbox."""
     return sandbox.fresh()
-
-
-@pytest.fixture(autouse=True)
-def _keep_root_logging() -> Iterator[None]:
-    """``lbprov run`` configures the root logger of the process (a handler on the test's captured
-    stderr); put it back after each test so later tests do not log into a closed stream."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
