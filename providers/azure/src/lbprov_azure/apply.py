@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError
@@ -92,8 +91,6 @@ class Applier:
         self._writers: dict[str, SharedLBWriter] = {}
         self._lock = threading.Lock()
         self._rule_writers: dict[str, RuleWriter] = {}
-        #: writes NSG rule joins while their apply's LB write is under way (see _joins_alongside)
-        self._side = ThreadPoolExecutor(max_workers=32, thread_name_prefix="azure-nsg-join")
 
     def writer(self, lb: str) -> SharedLBWriter:
         """The process-wide writer of one shared LB (one per provider instance and LB name)."""
@@ -164,21 +161,10 @@ class Applier:
                 j = i
                 while j < len(changes) and changes[j].data.get("lb") == lbn:
                     j += 1
-                joins = self._joins_alongside(changes, j, pip_ips)
-                side = self._side.submit(self._apply_joins, joins, pip_ips) if joins else None
-                try:
-                    self.seen.writing()
-                    # the writer tells the read round each body it writes, in write order (on_change)
-                    lb_bodies[lbn] = self.writer(lbn).submit(
-                        self._delta(changes[i:j]), announced.pop(lbn, None)
-                    )
-                except BaseException:
-                    if side is not None:
-                        wait([side])  # never leave a write of this apply running behind its error
-                    raise
-                if side is not None:
-                    side.result()  # its error, if any, is this apply's
-                i = j + len(joins)
+                self.seen.writing()
+                # the writer tells the read round each body it writes, in write order (on_change)
+                lb_bodies[lbn] = self.writer(lbn).submit(self._delta(changes[i:j]), announced.pop(lbn, None))
+                i = j
                 continue
             if ch.kind == "public-ip":
                 made = self._apply_pip(ch)
@@ -190,33 +176,6 @@ class Applier:
                 raise ValueError(f"unknown change kind {ch.kind!r}")
             i += 1
         return lb_bodies, pip_ips
-
-    @staticmethod
-    def _joins_alongside(changes: list[Change], at: int, pip_ips: dict[str, str]) -> list[Change]:
-        """The shared NSG rules that ``changes[at:]`` only join with an address already known (the
-        Service's public IP, written earlier in this apply or before it): they need nothing of the
-        load-balancer write before them, so they are written while it is under way.
-
-        Why: the LB and rule writers each batch the Services of a moment into one write, so every
-        Service waited for two batches in a row; side by side the wait is the longer of the two
-        (issue 14: about a fifth of a 300-Service create's worker time was in the rule's batch). Only
-        additions go early: a rule that loses an address (a Service leaving) still follows the LB.
-        """
-        out: list[Change] = []
-        for ch in changes[at:]:
-            d = ch.data
-            want = d.get("resolve_frontend")
-            known = d.get("add") or (want and pip_ips.get(want.get("family", "IPv4")))
-            if ch.kind != "nsg-rule" or not d.get("shared") or ch.action == Action.DELETE:
-                break
-            if d.get("remove") or not known:
-                break
-            out.append(ch)
-        return out
-
-    def _apply_joins(self, joins: list[Change], pip_ips: dict[str, str]) -> None:
-        for ch in joins:
-            self._apply_nsg_rule(ch, self._frontend_address(ch, {}, pip_ips))
 
     @staticmethod
     def _delta(group: list[Change]) -> LBDelta:
