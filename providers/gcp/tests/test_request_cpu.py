@@ -19,7 +19,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import requests
 from gcp_helpers import converge, intent_for, make_service
 from google.auth.credentials import AnonymousCredentials
 from google.protobuf import json_format
@@ -31,15 +30,12 @@ from lbprov_gcp.settings import GCPSettings
 
 from lbprov.cloudcalls import CallEvent, CloudCalls, CloudUnreachable
 from lbprov.provider import SandboxCloud
-
-_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+from lbprov.testing import clean_http_environment, count_http_environment_reads
 
 
 @pytest.fixture
 def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    for name in _PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+    clean_http_environment(monkeypatch)
     yield monkeypatch
 
 
@@ -55,19 +51,7 @@ def _compute(sandbox: SandboxCloud) -> Compute:
 def test_the_environment_is_read_once_per_client_not_once_per_request(
     sandbox: SandboxCloud, clean_proxy_env: pytest.MonkeyPatch
 ) -> None:
-    reads: list[str] = []
-    real_proxies, real_netrc = requests.sessions.get_environ_proxies, requests.sessions.get_netrc_auth
-
-    def proxies(url: str, no_proxy: Any = None) -> Any:
-        reads.append("proxies")
-        return real_proxies(url, no_proxy=no_proxy)
-
-    def netrc(url: str, raise_errors: bool = False) -> Any:
-        reads.append("netrc")
-        return real_netrc(url, raise_errors)
-
-    clean_proxy_env.setattr(requests.sessions, "get_environ_proxies", proxies)
-    clean_proxy_env.setattr(requests.sessions, "get_netrc_auth", netrc)
+    reads = count_http_environment_reads(clean_proxy_env)
     compute = _compute(sandbox)
     for _ in range(10):
         compute.list_items("firewalls")

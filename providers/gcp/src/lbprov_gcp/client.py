@@ -14,7 +14,6 @@ them (google-cloud-compute is not used at run time: see :class:`Compute`).
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import uuid
@@ -27,6 +26,7 @@ from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials, Credentials
 
 from lbprov.cloudcalls import CloudCalls
+from lbprov.httpenv import read_http_environment
 from lbprov_gcp.operations import operation_for
 from lbprov_gcp.settings import GCPSettings
 
@@ -131,20 +131,13 @@ def endpoint_url(api_endpoint: str | None) -> str:
 
 
 def freeze_environment(session: requests.Session, endpoint: str) -> None:
-    """Read the environment's HTTP settings once, for the one host every request goes to.
-
-    A ``requests`` session that trusts the environment reads it again on every request: all of
-    ``os.environ`` twice for the proxies (``get_environ_proxies``), plus a ``~/.netrc`` lookup. At
-    a few thousand requests per minute that was a quarter of the controller's CPU per request
-    (bench/scale.py profile, issue 14). Every request of a :class:`Compute` goes to ``endpoint``,
-    so the answer is the same each time: the proxies for it (``NO_PROXY`` honoured) and the CA
-    bundle of ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` are taken now. ``.netrc`` is not used: the
-    session's credentials sign every request.
-    """
-    session.proxies = dict(requests.utils.get_environ_proxies(endpoint))
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle and session.verify is True:
-        session.verify = bundle
+    """Read the environment's HTTP settings once (:mod:`lbprov.httpenv`), for the one host every
+    request goes to, and stop the session reading them per request (a quarter of the controller's
+    CPU per request at a few thousand requests per minute: bench/scale.py profile, issue 14)."""
+    env = read_http_environment(endpoint)
+    session.proxies = env.proxies
+    if env.ca_bundle and session.verify is True:
+        session.verify = env.ca_bundle
     session.trust_env = False
 
 
