@@ -1,17 +1,21 @@
 """Helpers for the tests of the core and of every provider package (as ``kopf.testing``).
 
 Tests of the providers live in their own packages and cannot import ``tests/``; what they share with
-the core's tests lives here, once: the HTTP environment of :mod:`lbprov.httpenv` cleared and its
-reads counted. Nothing here is imported by lbprov at run time; ``pytest`` is needed only by the
-callers' fixtures.
+the core's tests lives here, once: polling for a state with a deadline (never a fixed sleep), and
+the HTTP environment of :mod:`lbprov.httpenv` cleared and its reads counted. Nothing here is
+imported by lbprov at run time; ``pytest`` is needed only by the callers' fixtures.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import pytest
+
+T = TypeVar("T")
 
 #: The variables :func:`lbprov.httpenv.read_http_environment` reads (lower-case spellings too).
 HTTP_ENVIRONMENT = (
@@ -22,6 +26,19 @@ HTTP_ENVIRONMENT = (
     "REQUESTS_CA_BUNDLE",
     "CURL_CA_BUNDLE",
 )
+
+
+def wait_for(check: Callable[[], T], timeout: float, what: str, *, interval: float = 0.05) -> T:
+    """Poll ``check()`` until it returns something truthy and return that; at the deadline fail with an
+    ``AssertionError`` naming ``what`` was awaited and the last value seen."""
+    deadline = time.monotonic() + timeout
+    while not (last := check()):
+        if time.monotonic() > deadline:
+            shown = repr(last)
+            shown = shown if len(shown) <= 200 else shown[:200] + "..."
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {shown})")
+        time.sleep(interval)
+    return last
 
 
 def clean_http_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,9 +8,8 @@ IP stays what it was, a second plan is empty, and deleting a Service leaves noth
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from lbprov_azure import AzureProvider, names
@@ -26,19 +25,9 @@ from lbprov.kube.client import KubeClient
 from lbprov.kube.facts import cluster_identity
 from lbprov.provider import SandboxCloud
 from lbprov.sandbox.kube_api import KubeAPIServer
+from lbprov.testing import wait_for
 
-T = TypeVar("T")
 NS = "shop"
-
-
-def wait_for(pred: Callable[[], T], timeout: float, what: str) -> T:
-    """Poll ``pred`` until it is truthy (a deadline, never a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while not (got := pred()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-    return got
 
 
 def controller_for(kube: KubeClient, provider: AzureProvider, cluster: str, *, workers: int) -> Controller:

@@ -4,9 +4,7 @@ ingress IP per family, primary first, and deleting the Service leaves nothing of
 from __future__ import annotations
 
 import ipaddress
-import time
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Iterator
 
 import pytest
 from lbprov_azure import AzureProvider
@@ -19,19 +17,9 @@ from lbprov.kube.client import KubeClient
 from lbprov.kube.facts import cluster_identity
 from lbprov.provider import SandboxCloud
 from lbprov.sandbox.kube_api import KubeAPIServer
+from lbprov.testing import wait_for
 
-T = TypeVar("T")
 NS = "v6"
-
-
-def wait_for(pred: Callable[[], T], timeout: float, what: str) -> T:
-    """Poll ``pred`` until it is truthy (a deadline, never a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while not (got := pred()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-    return got
 
 
 @pytest.fixture
