@@ -2,8 +2,9 @@
 
 ``make_service`` builds a Service in the Kubernetes API's JSON shape, ``node_object`` the Node of a
 sandbox instance, ``converge`` runs plan + apply and proves DESIGN.md's convergence and idempotence
-invariants, ``lb_of`` / ``part_names`` read the emulator's state, ``MemoryKube`` is the little of the
-Kubernetes API that the real reconciler needs (Services, patches, events).
+invariants, ``lb_of`` / ``part_names`` read the emulator's state, ``upstream_service`` makes what
+cloud-provider-azure made for a Service, ``MemoryKube`` is the little of the Kubernetes API that the
+real reconciler needs (Services, patches, events).
 """
 
 from __future__ import annotations
@@ -125,6 +126,31 @@ def allow_rule(state: ArmState, base: str, address: str | None, protocol: str = 
     ]
     assert len(found) == 1, found
     return found[0]
+
+
+def upstream_service(
+    state: ArmState, provider: AzureProvider, svc: dict[str, Any], nodes: list[dict[str, Any]], **kw: Any
+) -> str:
+    """What cloud-provider-azure made for ``svc`` (a Service as :func:`make_service` returns it) over
+    ``nodes`` (Node objects), in ``provider``'s resource group, network, NSG and cluster; its frontend
+    address. ``kw`` goes to :func:`~lbprov_azure.sandbox.cloud_provider_azure.reconcile_upstream`,
+    over those (another ``cluster``, ``nsg=None``, ``internal``, ``nsg_style``, ``aks_outbound``...)."""
+    from lbprov_azure.sandbox.cloud_provider_azure import UpstreamPort, reconcile_upstream
+
+    s = provider.settings
+    args: dict[str, Any] = {
+        "rg": s.resource_group,
+        "vnet": s.vnet_name,
+        "subnet": s.subnet_name,
+        "nsg": s.security_group_name,
+        "cluster": s.cluster_name,
+        "namespace": svc["metadata"]["namespace"],
+        "name": svc["metadata"]["name"],
+        "uid": svc["metadata"]["uid"],
+        "ports": [UpstreamPort(p["protocol"], p["port"], p["nodePort"]) for p in svc["spec"]["ports"]],
+        "nodes": [(n["metadata"]["name"], n["status"]["addresses"][0]["address"]) for n in nodes],
+    }
+    return reconcile_upstream(state, **{**args, **kw})
 
 
 class MemoryKube:
