@@ -140,16 +140,7 @@ class PipChanges(AdoptChanges):
         pip = self.seen.pip(rg, name)
         if pip is None or not names.is_service_owned(pip.get("tags"), self.settings.cluster_name, ref.uid):
             return []  # gone, or the user's: never deleted
-        return [
-            Change(
-                Action.DELETE,
-                "public-ip",
-                f"{rg}/{name}",
-                before=view_pip(pip),
-                cloud_id=str(pip.get("id")),
-                data={"rg": rg, "name": name, "etag": pip.get("etag")},
-            )
-        ]
+        return [_pip_delete(pip, rg, name)]
 
     def _pip_removal(self, ref: ServiceRef, pip_ids: set[str]) -> tuple[list[Change], set[str]]:
         """A delete plan's public-IP changes: the Service's public IPs (by its tags, or its frontends'
@@ -176,16 +167,7 @@ class PipChanges(AdoptChanges):
                     pips[pid.lower()] = other_pip
         for pip in sorted(pips.values(), key=lambda p: str(p["id"])):
             seg = str(pip["id"]).split("/")
-            out.append(
-                Change(
-                    Action.DELETE,
-                    "public-ip",
-                    f"{seg[4]}/{seg[-1]}",
-                    before=view_pip(pip),
-                    cloud_id=str(pip["id"]),
-                    data={"rg": seg[4], "name": seg[-1], "etag": pip.get("etag")},
-                )
-            )
+            out.append(_pip_delete(pip, seg[4], seg[-1]))
         addresses = {str((p.get("properties") or {}).get("ipAddress")) for p in pips.values()}
         for pid in pip_ids:  # the frontends' public IPs, the user's (azure-pip-name) included
             if pid.lower() in pips:
@@ -194,3 +176,15 @@ class PipChanges(AdoptChanges):
             used = self.seen.pip(seg[4], seg[-1]) if len(seg) >= 9 else None
             addresses.add(str(((used or {}).get("properties") or {}).get("ipAddress")))
         return out, addresses
+
+
+def _pip_delete(pip: JSON, rg: str, name: str) -> Change:
+    """The DELETE of public IP ``rg/name`` as observed (``pip``); the caller checked it is the Service's."""
+    return Change(
+        Action.DELETE,
+        "public-ip",
+        f"{rg}/{name}",
+        before=view_pip(pip),
+        cloud_id=str(pip.get("id")),
+        data={"rg": rg, "name": name, "etag": pip.get("etag")},
+    )
