@@ -3,7 +3,7 @@
 ``make_service`` builds a Service in the Kubernetes API's JSON shape, ``node_object`` the Node of a
 sandbox instance, ``converge`` runs plan + apply and proves DESIGN.md's convergence and idempotence
 invariants, ``lb_of`` / ``part_names`` read the emulator's state, ``upstream_service`` makes what
-cloud-provider-azure made for a Service, ``MemoryKube`` is the little of the Kubernetes API that the
+cloud-provider-azure made for a Service, ``arm_raw`` sends one request below the SDK, ``MemoryKube`` is the little of the Kubernetes API that the
 real reconciler needs (Services, patches, events).
 """
 
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lbprov.model import Intent, SandboxNode
 
 if TYPE_CHECKING:
+    from lbprov.provider import SandboxCloud
     from lbprov_azure.provider import AzureProvider
     from lbprov_azure.sandbox.state import ArmState
 
@@ -151,6 +152,37 @@ def upstream_service(
         "nodes": [(n["metadata"]["name"], n["status"]["addresses"][0]["address"]) for n in nodes],
     }
     return reconcile_upstream(state, **{**args, **kw})
+
+
+def arm_raw(
+    sandbox: SandboxCloud, method: str, url: str, body: Any = None, *, token: bool = True
+) -> tuple[int, Any, dict[str, str]]:
+    """One request to the ARM emulator, below the SDK: (status, JSON answer, headers), errors included.
+
+    ``url`` is a path under the emulator's endpoint or a whole URL (a long operation's); the
+    emulator's throwaway CA is trusted, and ``token=False`` leaves the bearer token out."""
+    import json
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    ctx = ssl.create_default_context(cafile=sandbox.settings["ca_bundle"])
+    full = url if url.startswith("https://") else sandbox.endpoint + url
+    req = urllib.request.Request(full, method=method, data=json.dumps(body).encode() if body else None)
+    if token:
+        req.add_header("Authorization", "Bearer t")
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, context=ctx) as resp:
+            return resp.status, json.loads(resp.read() or b"null"), dict(resp.headers)
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null"), dict(err.headers)
+
+
+def network_prefix(sandbox: SandboxCloud) -> str:
+    """The path of Microsoft.Network in the sandbox resource group (for :func:`arm_raw`)."""
+    subscription = sandbox.settings["subscription_id"]
+    return f"/subscriptions/{subscription}/resourceGroups/{SANDBOX_RG}/providers/Microsoft.Network"
 
 
 class MemoryKube:
