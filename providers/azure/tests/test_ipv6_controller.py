@@ -9,9 +9,8 @@ from collections.abc import Iterator
 import pytest
 from lbprov_azure import AzureProvider
 from lbprov_azure.sandbox import ArmState
-from lbprov_azure.testing import lb_of, node_object
+from lbprov_azure.testing import controller_for, lb_of, node_object
 
-from lbprov.controller.manager import Controller, ControllerConfig
 from lbprov.controller.service import ingress_of
 from lbprov.kube.client import KubeClient
 from lbprov.kube.facts import cluster_identity
@@ -41,19 +40,7 @@ def test_controller_writes_an_ingress_ip_per_family_primary_first_and_deletes_bo
         "cluster_id": cluster_identity(kube),
         "coalesce_window_seconds": 0.01,
     }
-    controller = Controller(
-        kube,
-        {"azure": AzureProvider.from_settings(settings)},
-        ControllerConfig(
-            cluster=cluster,
-            default_provider="azure",
-            workers=2,
-            node_debounce=0.2,
-            backoff_base=0.2,
-            backoff_max=2.0,
-            cache_sync_timeout=10,
-        ),
-    )
+    controller = controller_for(kube, AzureProvider.from_settings(settings), cluster, workers=2)
     controller.start()
     try:
         for name, families in (("dual", ["IPv4", "IPv6"]), ("dual6", ["IPv6", "IPv4"])):

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from lbprov.model import Intent, SandboxNode
 
 if TYPE_CHECKING:
+    from lbprov.controller.manager import Controller
+    from lbprov.kube.client import KubeClient
     from lbprov.provider import SandboxCloud
     from lbprov_azure.provider import AzureProvider
     from lbprov_azure.sandbox.state import ArmState
@@ -183,6 +185,26 @@ def network_prefix(sandbox: SandboxCloud) -> str:
     """The path of Microsoft.Network in the sandbox resource group (for :func:`arm_raw`)."""
     subscription = sandbox.settings["subscription_id"]
     return f"/subscriptions/{subscription}/resourceGroups/{SANDBOX_RG}/providers/Microsoft.Network"
+
+
+def controller_for(kube: KubeClient, provider: AzureProvider, cluster: str, *, workers: int) -> Controller:
+    """The real controller with the Azure provider only; short debounce and backoff so tests run fast."""
+    from lbprov.controller.manager import Controller, ControllerConfig
+
+    providers: dict[str, Any] = {"azure": provider}
+    return Controller(
+        kube,
+        providers,
+        ControllerConfig(
+            cluster=cluster,
+            default_provider="azure",
+            workers=workers,
+            node_debounce=0.2,
+            backoff_base=0.2,
+            backoff_max=2.0,
+            cache_sync_timeout=10,
+        ),
+    )
 
 
 class MemoryKube:
