@@ -18,6 +18,7 @@ from lbprov.model import Intent, SandboxNode
 
 if TYPE_CHECKING:
     from lbprov.controller.manager import Controller
+    from lbprov.controller.service import ServiceReconciler
     from lbprov.kube.client import KubeClient
     from lbprov.provider import SandboxCloud
     from lbprov_azure.provider import AzureProvider
@@ -240,3 +241,19 @@ class MemoryKube:
         self, obj: dict[str, Any], *, type: str, reason: str, message: str, component: str = ""
     ) -> None:
         self.events.append((obj["metadata"]["name"], reason, message))
+
+    def reconciler(
+        self, provider: AzureProvider, nodes: list[dict[str, Any]], cluster: str
+    ) -> ServiceReconciler:
+        """The real reconciler over these Services and ``nodes``, with the Azure provider only."""
+        from lbprov.controller.service import ServiceReconciler
+
+        providers: dict[str, Any] = {"azure": provider}
+        return ServiceReconciler(
+            self,
+            get_service=lambda key: self.get_service(*key.split("/", 1)),
+            list_nodes=lambda: nodes,
+            providers=providers,
+            cluster=cluster,
+            default_provider="azure",
+        )
