@@ -18,6 +18,7 @@ from lbprov_azure import AzureProvider
 from lbprov_azure.client import get_json, make_client
 from lbprov_azure.desired import Ids
 from lbprov_azure.settings import AzureSettings
+from lbprov_azure.testing import offline_settings
 
 from lbprov.cloudcalls import CloudCalls
 from lbprov.provider import SandboxCloud
@@ -62,19 +63,6 @@ def test_a_proxy_from_the_environment_still_applies_and_no_proxy_still_bypasses_
     assert _read_lb(_provider(sandbox)) is None
 
 
-def _settings(**extra: Any) -> AzureSettings:
-    return AzureSettings(
-        subscription_id="00000000-0000-0000-0000-000000000000",
-        resource_group="rg",
-        location="westeurope",
-        vnet_name="vnet",
-        subnet_name="subnet",
-        auth="static-token",
-        static_token="token",
-        **extra,
-    )
-
-
 def test_the_ca_bundle_of_the_environment_is_kept_and_the_settings_one_wins(
     clean_env: pytest.MonkeyPatch,
 ) -> None:
@@ -83,7 +71,7 @@ def test_the_ca_bundle_of_the_environment_is_kept_and_the_settings_one_wins(
     def verify(settings: AzureSettings) -> Any:
         return make_client(settings, calls)._client._pipeline._transport.connection_config.verify
 
-    assert verify(_settings()) is True
+    assert verify(offline_settings()) is True
     clean_env.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/corporate.pem")
-    assert verify(_settings()) == "/etc/ssl/certs/corporate.pem"
-    assert verify(_settings(ca_bundle="/etc/lbprov/ca.pem")) == "/etc/lbprov/ca.pem"
+    assert verify(offline_settings()) == "/etc/ssl/certs/corporate.pem"
+    assert verify(offline_settings(ca_bundle="/etc/lbprov/ca.pem")) == "/etc/lbprov/ca.pem"

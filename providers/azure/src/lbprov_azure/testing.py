@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from lbprov.provider import SandboxCloud
     from lbprov_azure.provider import AzureProvider
     from lbprov_azure.sandbox.state import ArmState
+    from lbprov_azure.settings import AzureSettings
 
 SANDBOX_RG = "lbprov-sandbox"
 _node_ports = itertools.count(30000)
@@ -186,6 +187,23 @@ def network_prefix(sandbox: SandboxCloud) -> str:
     """The path of Microsoft.Network in the sandbox resource group (for :func:`arm_raw`)."""
     subscription = sandbox.settings["subscription_id"]
     return f"/subscriptions/{subscription}/resourceGroups/{SANDBOX_RG}/providers/Microsoft.Network"
+
+
+def offline_settings(**extra: Any) -> AzureSettings:
+    """Settings of a made-up subscription with a static token: for tests that build a client and
+    send nothing (its transport, timeouts and TLS)."""
+    from lbprov_azure.settings import AzureSettings
+
+    return AzureSettings(
+        subscription_id="00000000-0000-0000-0000-000000000000",
+        resource_group="rg",
+        location="westeurope",
+        vnet_name="vnet",
+        subnet_name="subnet",
+        auth="static-token",
+        static_token="token",
+        **extra,
+    )
 
 
 def controller_for(kube: KubeClient, provider: AzureProvider, cluster: str, *, workers: int) -> Controller:
