@@ -31,6 +31,7 @@ from lbprov.model import (
 )
 from lbprov.observability import Metrics
 from lbprov.provider import SandboxCloud
+from lbprov.testing import wait_for
 
 
 class ApiError(Exception):
@@ -548,7 +549,6 @@ def test_after_a_stale_plan_applies_with_changes_run_one_at_a_time(env: Any) -> 
 
 def test_batches_run_inside_the_provider_read_round_until_the_queue_drains() -> None:
     import threading
-    import time
     from contextlib import contextmanager
 
     from lbprov.controller.manager import Controller, ControllerConfig
@@ -591,19 +591,19 @@ def test_batches_run_inside_the_provider_read_round_until_the_queue_drains() -> 
         informer_factory=lambda kube, kind, **h: FakeInformer(kube, kind, **h),
     )
 
-    def wait(pred: Any) -> None:
-        deadline = time.monotonic() + 5
-        while not pred():
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-
     controller.start()
     try:
-        wait(lambda: rounds == ["enter", "exit"])  # the initial sync is one round, closed when drained
+        # the initial sync is one round, closed when drained
+        wait_for(lambda: rounds == ["enter", "exit"], 5, "the initial sync's round", interval=0.01)
         assert plans_in_round == [True] * 5
         assert controller.resync() == 5
         # Only the periodic resync is a drift check (not the initial sync, nor a node sync).
-        wait(lambda: rounds == ["enter", "exit", "enter", "drift-check", "exit"])
+        wait_for(
+            lambda: rounds == ["enter", "exit", "enter", "drift-check", "exit"],
+            5,
+            "the resync's drift-check round",
+            interval=0.01,
+        )
         assert plans_in_round[5:] == [True] * 5
     finally:
         controller.stop()
