@@ -1,4 +1,4 @@
-"""Kubernetes client side: typed calls over the official client (``client``) and informers."""
+"""Kubernetes client side: typed calls over urllib3 (``client``, ``transport``, ``config``) and informers."""
 
 from lbprov.kube.client import (
     AlreadyExists,
