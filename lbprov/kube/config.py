@@ -90,11 +90,12 @@ class TokenFile:
         self, path: str, *, period: float = TOKEN_REFRESH_SECONDS, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.path = path
+        #: Seconds between reads (read at each call, so it can be changed on a live client).
         self.period = period
         self._clock = clock
         self._lock = threading.Lock()
         self._header = f"Bearer {self._read()}"
-        self._expires = clock() + period
+        self._read_at = clock()
 
     def _read(self) -> str:
         try:
@@ -108,15 +109,15 @@ class TokenFile:
 
     def __call__(self) -> str:
         now = self._clock()
-        if now < self._expires:
+        if now - self._read_at < self.period:
             return self._header
         with self._lock:
-            if now >= self._expires:
+            if now - self._read_at >= self.period:
                 try:
                     self._header = f"Bearer {self._read()}"
                 except KubeConfigError as exc:
                     log.warning("keeping the previous token: %s", exc)
-                self._expires = now + self.period
+                self._read_at = now
             return self._header
 
 
