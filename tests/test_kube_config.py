@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from lbprov.cli.errors import describe
-from lbprov.kube.client import KubeClient, KubeError
+from lbprov.kube.client import KubeClient, KubeError, KubeUnreachable
 from lbprov.kube.config import KubeConfigError, TokenFile, in_cluster_config
 from lbprov.sandbox.kube_api import CONTROLLER_NAMESPACE, KubeAPIServer
 
@@ -348,3 +348,115 @@ def test_the_probe_sees_an_import_of_kubernetes(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=120)
     assert time.monotonic() - started < 120
     assert "kubernetes.config" in json.loads(out.read_text())
+
+
+# ---- kubeconfig client certificates (TLS client authentication) ---------------------------------
+
+
+def _issue(ca: tuple[Any, Any] | None, cn: str, *, usage: Any, ip: str | None = None) -> tuple[Any, Any]:
+    """A key and a certificate for ``cn``, signed by ``ca`` (``None``: a self-signed CA)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(ca[1].subject if ca else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=ca is None, path_length=None), critical=True)
+    )
+    if usage is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    if ip:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False
+        )
+    cert = builder.sign(ca[0] if ca else key, hashes.SHA256())
+    return key, cert
+
+
+def _pem(key: Any, cert: Any) -> tuple[bytes, bytes]:
+    from cryptography.hazmat.primitives import serialization
+
+    return (
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+        cert.public_bytes(serialization.Encoding.PEM),
+    )
+
+
+def test_kubeconfig_client_certificate_is_presented(tmp_path: Path) -> None:
+    import base64
+    import ssl
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    ca = _issue(None, "test-ca", usage=None)
+    server_key, server_cert = _pem(
+        *_issue(ca, "kube-apiserver", usage=ExtendedKeyUsageOID.SERVER_AUTH, ip="127.0.0.1")
+    )
+    client_key, client_cert = _pem(*_issue(ca, "lbprov-controller", usage=ExtendedKeyUsageOID.CLIENT_AUTH))
+    ca_pem = _pem(*ca)[1]
+    for name, data in (("ca.crt", ca_pem), ("server.crt", server_cert), ("server.key", server_key)):
+        (tmp_path / name).write_bytes(data)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            peer = self.connection.getpeercert()
+            cn = dict(x[0] for x in peer["subject"])["commonName"]
+            data = json.dumps({"kind": "Node", "metadata": {"name": cn}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tmp_path / "ca.crt"))
+    ctx.verify_mode = ssl.CERT_REQUIRED  # no client certificate, no connection
+    ctx.load_cert_chain(str(tmp_path / "server.crt"), str(tmp_path / "server.key"))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    url = f"https://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+
+        def b64(data: bytes) -> str:
+            return base64.b64encode(data).decode()
+
+        path = _kubeconfig(
+            tmp_path / "config",
+            url,
+            {"certificate-authority-data": b64(ca_pem)},
+            {"client-certificate-data": b64(client_cert), "client-key-data": b64(client_key)},
+        )
+        client = KubeClient.from_kubeconfig(path)
+        node = client.get_node("any")
+        assert node is not None and node["metadata"]["name"] == "lbprov-controller"
+        # Without the certificate the server ends the handshake: no HTTP answer at all.
+        bare = _kubeconfig(
+            tmp_path / "bare", url, {"certificate-authority-data": b64(ca_pem)}, {"token": "t"}
+        )
+        no_cert = KubeClient.from_kubeconfig(bare)
+        no_cert.transport.retries = 0
+        with pytest.raises(KubeUnreachable) as info:
+            no_cert.get_node("any")
+        assert info.value.endpoint == url
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
