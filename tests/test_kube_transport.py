@@ -205,6 +205,23 @@ def test_names_are_escaped_into_one_path_segment(scripted: Any) -> None:
     assert srv.seen[0].path == "/api/v1/namespaces/default/services/a%2F..%2Fb"
 
 
+def test_a_path_prefix_in_the_server_url_is_kept(scripted: Any) -> None:
+    # A proxying front end (e.g. a management plane's /k8s/clusters/<id>) serves the API under a path.
+    srv = scripted(lambda h, seen: h.send_json(200, EMPTY_LIST))
+    client = KubeClient.for_url(srv.url + "/k8s/clusters/c-1/")
+    client.list_nodes()
+    assert srv.seen[0].path == "/k8s/clusters/c-1/api/v1/nodes"
+
+
+def test_a_closed_client_reconnects_on_its_next_request(scripted: Any) -> None:
+    srv = scripted(lambda h, seen: h.send_json(200, EMPTY_LIST))
+    client = KubeClient.for_url(srv.url)
+    client.list_nodes()
+    client.close()
+    assert client.list_nodes() == ([], "7")
+    assert len(srv.seen) == 2
+
+
 # ---- errors -------------------------------------------------------------------------------------
 
 

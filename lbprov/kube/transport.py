@@ -15,7 +15,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import urllib3
 
@@ -85,12 +85,29 @@ class Transport:
         self.retries: urllib3.Retry | int = retries
         self.pool = _pool_manager(config, maxsize)
         self._base_headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        #: Without a proxy every request goes to one connection pool: asking it directly, with the
+        #: path alone, skips the manager's per-request URL parsing and pool lookup.
+        self._direct: urllib3.HTTPConnectionPool | None = None
+        self._prefix = urlsplit(config.host).path
 
     def url(self, path: str, query: Query | None = None) -> str:
-        if not query:
-            return self.config.host + path
-        pairs = [(k, _query_value(v)) for k, v in query.items() if v is not None]
-        return f"{self.config.host}{path}?{urlencode(pairs)}" if pairs else self.config.host + path
+        return self.config.host + _target(path, query)
+
+    def _open(
+        self,
+        method: str,
+        path: str,
+        query: Query | None,
+        body: bytes | None,
+        headers: dict[str, str],
+        **kw: Any,
+    ) -> urllib3.BaseHTTPResponse:
+        if self.config.proxy:  # the proxy manager makes absolute-form requests
+            return self.pool.urlopen(method, self.url(path, query), body=body, headers=headers, **kw)
+        pool = self._direct
+        if pool is None or pool.pool is None:  # first use, or after close()
+            pool = self._direct = self.pool.connection_from_url(self.config.host)
+        return pool.urlopen(method, self._prefix + _target(path, query), body=body, headers=headers, **kw)
 
     def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = dict(self._base_headers)
@@ -115,11 +132,12 @@ class Transport:
         """Send one request and read the whole answer. ``body`` is JSON-encoded (``None``: no
         body). Raises ``urllib3.exceptions.HTTPError`` or ``OSError`` when no answer came."""
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
-        resp = self.pool.request(
+        resp = self._open(
             method,
-            self.url(path, query),
-            body=data,
-            headers=self._headers(content_type if data is not None else None),
+            path,
+            query,
+            data,
+            self._headers(content_type if data is not None else None),
             timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
             retries=self.retries,
             redirect=False,
@@ -132,10 +150,12 @@ class Transport:
     ) -> urllib3.BaseHTTPResponse:
         """A GET whose body is read as it arrives (watches); the caller checks the status and
         closes or drains the response."""
-        return self.pool.request(
+        return self._open(
             "GET",
-            self.url(path, query),
-            headers=self._headers(None),
+            path,
+            query,
+            None,
+            self._headers(None),
             timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
             retries=self.retries,
             redirect=False,
@@ -144,6 +164,13 @@ class Transport:
 
     def close(self) -> None:
         self.pool.clear()
+
+
+def _target(path: str, query: Query | None) -> str:
+    if not query:
+        return path
+    pairs = [(k, _query_value(v)) for k, v in query.items() if v is not None]
+    return f"{path}?{urlencode(pairs)}" if pairs else path
 
 
 def _query_value(value: str | int | bool) -> str:
