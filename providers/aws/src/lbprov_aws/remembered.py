@@ -24,6 +24,8 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from lbprov.interning import compact
+
 #: Deletes: what they name is gone, its generation too (see ``Remembered._gen``).
 _DELETES = frozenset({"elbv2:DeleteLoadBalancer", "elbv2:DeleteTargetGroup", "elb:DeleteLoadBalancer"})
 #: Parameters of elbv2/elb writes that name the resource they change.
@@ -296,30 +298,10 @@ def _keys(operation: str, params: Mapping[str, Any]) -> list[str]:
 
 
 def _tag_dict(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
-    tag_dict: dict[str, str] = compact({t["Key"]: t.get("Value", "") for t in tags or []})
-    return tag_dict
-
-
-#: Strings up to this long are interned in what is remembered (see :func:`compact`).
-INTERN_MAX = 64
+    return compact({t["Key"]: t.get("Value", "") for t in tags or []})
 
 
 def _intern(value: str) -> str:
+    """ARNs are longer than :func:`compact` interns, but one is a key of several tables, each
+    filled from a different answer: interned, they share one string."""
     return sys.intern(value) if type(value) is str else value
-
-
-def compact(value: Any) -> Any:
-    """``value`` (dicts, lists and tuples of strings, numbers and bools) with its keys and its
-    short strings interned: one copy of each, shared by every resource that remembers it.
-
-    Why: botocore parses every answer into fresh strings, so each of 10,000 target groups would
-    hold its own copies of the same attribute names (``deregistration_delay.timeout_seconds``),
-    values (``false``), tag keys and node instance IDs; and the same ARN is a different string in
-    each table that a different answer filled. Interned, they cost once."""
-    if isinstance(value, dict):
-        return {_intern(k): compact(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(compact(v) for v in value)
-    if type(value) is str and len(value) <= INTERN_MAX:
-        return sys.intern(value)
-    return value
