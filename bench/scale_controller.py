@@ -48,6 +48,7 @@ from typing import Any
 from procstat import cpu_seconds, memory_kib
 from thread_profile import ThreadProfiles
 
+from lbprov import heap
 from lbprov.cloudcalls import CallEvent, CloudCalls
 from lbprov.controller.manager import Controller, ControllerConfig
 from lbprov.kube.client import KubeClient
@@ -170,6 +171,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="trace Python allocations from the start of the controller (for the 'top' command)",
     )
     p.add_argument(
+        "--no-malloc-trim",
+        action="store_true",
+        help="do not give freed heap pages back when a batch ends (lbprov.heap.ENABLED = False)",
+    )
+    p.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
@@ -224,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.tracemalloc:
         tracemalloc.start(TRACE_FRAMES)
+    if args.no_malloc_trim:
+        heap.ENABLED = False
     profiles = ThreadProfiles() if args.profile else None
     if profiles is not None:
         profiles.install()
