@@ -105,9 +105,11 @@ TRACE_FRAMES = 16
 
 
 def _caller(traceback: tracemalloc.Traceback) -> str:
-    """The innermost lbprov frame of an allocation (who asked a library for the memory)."""
+    """The innermost lbprov frame of an allocation (who asked a library for the memory; for
+    lbprov.interning's copies, who asked for the copy)."""
     for frame in reversed(traceback):  # tracemalloc keeps the innermost frame last
-        if "/lbprov" in frame.filename and "site-packages" not in frame.filename:
+        name = frame.filename
+        if "/lbprov" in name and "site-packages" not in name and not name.endswith("/interning.py"):
             return f"{frame.filename.split('/work/')[-1]}:{frame.lineno}"
     return "(no lbprov frame)"
 
