@@ -77,9 +77,13 @@ class Remembered:
         fetch: Callable[[Sequence[str]], dict[str, dict[str, str]]],
         *,
         fresh: bool = False,
+        shared: bool = False,
     ) -> dict[str, dict[str, str]]:
         """Tags of ``arns``: remembered ones as they are, the others read by ``fetch`` (batched by
-        the caller) and remembered (``fresh``: read them all)."""
+        the caller) and remembered (``fresh``: read them all). Copies, unless ``shared``: then the
+        remembered dicts themselves, which the caller must not change (a read round's listing keeps
+        one record per resource of the account: a copy of every tag dict would double its tags;
+        this class never changes a tag dict in place either, a write replaces it)."""
         with self._lock:
             known = {} if fresh else {a: self.tags[a] for a in arns if a in self.tags}
             missing = [a for a in dict.fromkeys(arns) if a not in known]
@@ -88,9 +92,12 @@ class Remembered:
             found = fetch(missing)
             with self._lock:
                 for arn, tags in found.items():
+                    tags = compact(tags)
                     if self._gen.get(arn, self._floor) == gens.get(arn):
-                        self.tags[_intern(arn)] = compact(tags)
-            known.update(found)
+                        self.tags[_intern(arn)] = tags
+                    known[arn] = tags
+        if shared:
+            return {a: known[a] for a in arns if a in known}
         return {a: dict(known[a]) for a in arns if a in known}
 
     def forget(self, keys: Iterable[str]) -> None:
