@@ -175,3 +175,29 @@ def test_what_is_remembered_shares_one_copy_of_each_name_and_short_value() -> No
     arns = {id(k) for table in (mem.tg_attributes, mem.targets, mem.tags) for k in table if k == TG}
     assert len(arns) == 1  # one string object for the ARN, whichever answer stored it
     assert mem.tags[TG] == {"owner": "me"}
+
+
+def test_equal_attributes_and_target_sets_are_one_object() -> None:
+    """10,000 target groups with AWS's defaults and every node as target hold one dict and one
+    tuple between them, not 10,000 equal ones (never changed in place, so safe to share)."""
+    mem = Remembered()
+    arns = [f"{TG}{i}" for i in range(3)]
+    for arn in arns:
+        attrs = {
+            _fresh("stickiness.enabled"): _fresh("false"),
+            _fresh("deregistration_delay.timeout_seconds"): "300",
+        }
+        mem.store(mem.tg_attributes, arn, attrs, mem.generation(arn))
+        mem.store(mem.targets, arn, (_fresh("i-1"), _fresh("i-2")), mem.generation(arn))
+    assert len({id(mem.tg_attributes[a]) for a in arns}) == 1
+    assert len({id(mem.targets[a]) for a in arns}) == 1
+    # A write replaces what it changes: the others keep the shared value.
+    params = {"TargetGroupArn": arns[0], "Targets": [{"Id": "i-3"}]}
+    mem.before_write("elbv2:RegisterTargets", params)
+    mem.after_write("elbv2:RegisterTargets", params, {})
+    assert mem.targets[arns[0]] == ("i-1", "i-2", "i-3") and mem.targets[arns[1]] == ("i-1", "i-2")
+    assert mem.store(mem.tg_attributes, arns[1], {"other": "x"}, mem.generation(arns[1])) is None
+    assert mem.tg_attributes[arns[2]] == {
+        "stickiness.enabled": "false",
+        "deregistration_delay.timeout_seconds": "300",
+    }

@@ -19,6 +19,7 @@ a listing are pruned, so the memory stays proportional to what exists.
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,6 +27,9 @@ from typing import Any
 
 from lbprov.interning import compact
 
+#: Distinct values kept for sharing: a cluster has a few (its annotation choices, its node set), and
+#: a bound keeps values unique to each resource (an access-log prefix per Service) from piling up.
+SHARED_VALUES = 256
 #: Deletes: what they name is gone, its generation too (see ``Remembered._gen``).
 _DELETES = frozenset({"elbv2:DeleteLoadBalancer", "elbv2:DeleteTargetGroup", "elb:DeleteLoadBalancer"})
 #: Parameters of elbv2/elb writes that name the resource they change.
@@ -45,6 +49,9 @@ class Remembered:
         self._gen: dict[str, int] = {}
         self._clock = 0
         self._floor = 0
+        #: Distinct attributes and target sets, by their JSON: shared by every resource that has
+        #: one of them (:meth:`_shared`).
+        self._values: dict[str, Any] = {}
         self.tags: dict[str, dict[str, str]] = {}
         self.lb_attributes: dict[str, dict[str, str]] = {}
         #: Listeners by load balancer ARN, as DescribeListeners / CreateListener return them.
@@ -65,7 +72,23 @@ class Remembered:
         """Keep ``value`` read for ``key`` unless a write of ``key`` was sent since ``generation``."""
         with self._lock:
             if self._gen.get(key, self._floor) == generation:
-                table[_intern(key)] = compact(value)
+                table[_intern(key)] = self._shared(value) if table is not self.listeners else compact(value)
+
+    def _shared(self, value: Any) -> Any:
+        """One object for every resource whose attributes (or registered targets) are the same (the
+        lock held): most target groups and load balancers have AWS's default attributes and every
+        node as target, so 10,000 of them share a handful of dicts and tuples instead of holding
+        10,000 equal ones (with 1,000 nodes, a tuple of targets is 8 KB). Safe because what is
+        remembered is never changed in place (a write replaces it; readers get copies or must not
+        change it). At most :data:`SHARED_VALUES` distinct ones are kept; past that, a new one is
+        kept unshared."""
+        key = f"{type(value).__name__}:{json.dumps(value, sort_keys=True, default=str)}"
+        if (found := self._values.get(key)) is not None:
+            return found
+        value = compact(value)
+        if len(self._values) < SHARED_VALUES:
+            self._values[key] = value
+        return value
 
     def get(self, table: Mapping[str, Any], key: str) -> Any:
         with self._lock:
@@ -230,7 +253,7 @@ class Remembered:
                     ids = {t["Id"] for t in params.get("Targets", [])}
                     now = set(self.targets[arn])
                     now = now | ids if operation == "elbv2:RegisterTargets" else now - ids
-                    self.targets[arn] = compact(tuple(sorted(now)))
+                    self.targets[arn] = self._shared(tuple(sorted(now)))
 
     def _created(
         self,
@@ -244,7 +267,7 @@ class Remembered:
         arn = _intern(arn)
         self._bump(arn)
         self.tags[arn] = _tag_dict(params.get("Tags"))
-        attributes[arn] = {}
+        attributes[arn] = self._shared({})
         children[arn] = ()
 
     def write_failed(self, operation: str, params: Mapping[str, Any]) -> None:
