@@ -359,7 +359,8 @@ def run(args: argparse.Namespace, workers: int, phases: tuple[str, ...] = PHASES
     finally:
         if cloud.proc.poll() is None:
             cloud.send({"cmd": "quit"})
-        cloud.close()
+        # (an emulator profiled per thread, BENCH_EMULATOR_PROFILE, takes minutes to write it)
+        cloud.close(600 if os.environ.get("BENCH_EMULATOR_PROFILE") else 30)
 
 
 def _node_names(args: argparse.Namespace) -> list[str]:

@@ -20,6 +20,7 @@ from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from lbprov.cloudcalls import CloudCalls
+from lbprov_aws import request_body
 from lbprov_aws.operations import is_write
 from lbprov_aws.settings import AWSSettings
 from lbprov_aws.trimmed_models import TrimmingLoader
@@ -65,6 +66,7 @@ class AWSClients:
         for prefix in PREFIXES:
             client = session.client(prefix, endpoint_url=settings.endpoint_url, config=config)
             client.meta.events.register("before-call.*.*", self._hook(prefix))
+            request_body.register(client)  # the form body encoded once, not per prepare()
             self.clients[prefix] = client
 
     def _hook(self, prefix: str) -> Callable[..., None]:
