@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,14 +13,7 @@ import pytest
 from lbprov.kube.client import KubeClient
 from lbprov.kube.informer import Informer
 from lbprov.sandbox.kube_api import KubeAPIServer
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+from lbprov.testing import wait_for
 
 
 class Recorder:
@@ -99,7 +92,7 @@ def test_sync_then_live_events(client: KubeClient) -> None:
         client.create_service("default", service("after"))
         client.patch_service("default", "before", {"metadata": {"labels": {"v": "2"}}})
         client.delete_service("default", "before")
-        wait_until(lambda: rec.seen("delete", "default/before"), what="delete")
+        wait_for(lambda: rec.seen("delete", "default/before"), 10, "delete")
         assert rec.calls[-3:] == [
             ("add", "default/after"),
             ("update", "default/before"),
@@ -119,13 +112,13 @@ def test_dropped_watch_misses_nothing(client: KubeClient, server: KubeAPIServer)
     rec = Recorder()
     inf = start(client, "services", rec)
     try:
-        wait_until(lambda: server.open_watch_count() == 1, what="the watch")
+        wait_for(lambda: server.open_watch_count() == 1, 10, "the watch")
         server.drop_watches()
         # Changes while the watch is down (the informer resumes from its last resourceVersion).
         client.patch_service("default", "change", {"metadata": {"labels": {"v": "2"}}})
         client.delete_service("default", "remove")
         client.create_service("default", service("new"))
-        wait_until(lambda: rec.state == server_state(client), what="the informer to catch up")
+        wait_for(lambda: rec.state == server_state(client), 10, "the informer to catch up")
         assert (
             rec.seen("update", "default/change")
             and rec.seen("delete", "default/remove")
@@ -144,7 +137,7 @@ def test_expired_resource_version_relists_and_diffs(client: KubeClient, server: 
     rec = Recorder()
     inf = start(client, "services", rec)
     try:
-        wait_until(lambda: server.open_watch_count() == 1, what="the watch")
+        wait_for(lambda: server.open_watch_count() == 1, 10, "the watch")
         # Compact history, then cut the watch: the resumed watch gets 410 and must relist.
         server.expire_resource_versions()
         server.drop_watches()
@@ -152,7 +145,7 @@ def test_expired_resource_version_relists_and_diffs(client: KubeClient, server: 
         client.delete_service("default", "remove")
         client.create_service("default", service("new"))
         server.expire_resource_versions()
-        wait_until(lambda: rec.state == server_state(client), what="the informer to catch up")
+        wait_for(lambda: rec.state == server_state(client), 10, "the informer to catch up")
         assert inf.lists >= 2, "410 must force a relist"
         assert (
             rec.seen("update", "default/change")
@@ -161,7 +154,7 @@ def test_expired_resource_version_relists_and_diffs(client: KubeClient, server: 
         )
         # ... and the informer keeps watching after the relist.
         client.create_service("default", service("later"))
-        wait_until(lambda: rec.seen("add", "default/later"), what="a live event after the relist")
+        wait_for(lambda: rec.seen("add", "default/later"), 10, "a live event after the relist")
     finally:
         inf.stop()
 
@@ -180,7 +173,7 @@ def test_repeated_drops_and_expiry_under_writes(client: KubeClient, server: Kube
                 server.drop_watches()
             if i % 11 == 0:
                 server.expire_resource_versions()
-        wait_until(lambda: rec.state == server_state(client), timeout=15, what="convergence")
+        wait_for(lambda: rec.state == server_state(client), 15, "convergence")
         assert {f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in inf.list()} == set(
             server_state(client)
         )
@@ -195,7 +188,7 @@ def test_bookmarks_advance_resource_version(client: KubeClient) -> None:
         before = int(inf.resource_version)
         client.create_node({"metadata": {"name": "n1"}})  # not a Service: only a bookmark tells us
         target = int(client.list_nodes()[1])
-        wait_until(lambda: int(inf.resource_version) >= target, what="a bookmark")
+        wait_for(lambda: int(inf.resource_version) >= target, 10, "a bookmark")
         assert int(inf.resource_version) > before
         assert rec.calls == [("add", "default/kubernetes")]
     finally:
@@ -218,7 +211,7 @@ def test_node_informer_and_namespace_scope(client: KubeClient) -> None:
         )
         client.create_service("default", service("elsewhere"))
         client.delete_node("n1")
-        wait_until(lambda: nodes_rec.seen("delete", "n1"), what="node delete")
+        wait_for(lambda: nodes_rec.seen("delete", "n1"), 10, "node delete")
         assert nodes_rec.calls == [("add", "n1"), ("update", "n1"), ("delete", "n1")]
         assert scoped.get("default/elsewhere") is None
     finally:
@@ -240,7 +233,7 @@ def test_handler_errors_do_not_stop_the_informer(client: KubeClient) -> None:
         assert inf.wait_synced(10)
         client.create_service("default", service("boom"))
         client.create_service("default", service("fine"))
-        wait_until(lambda: "fine" in added, what="the next event")
+        wait_for(lambda: "fine" in added, 10, "the next event")
     finally:
         inf.stop()
 
@@ -261,10 +254,10 @@ def test_unreachable_server_backs_off_then_syncs() -> None:
     url, port = srv.url, srv.port
     srv.stop()
     inf = Informer(KubeClient.for_url(url), "services", backoff_initial=0.05, backoff_max=0.2)
-    inf.client.api_client.configuration.retries = 0
+    inf.client.transport.retries = 0
     inf.start()
     try:
-        wait_until(lambda: inf.watch_errors >= 2, what="failed attempts")
+        wait_for(lambda: inf.watch_errors >= 2, 10, "failed attempts")
         assert not inf.synced
         with KubeAPIServer(port=port):
             assert inf.wait_synced(10)
@@ -278,13 +271,13 @@ def test_recreated_during_gap_is_delete_then_add(client: KubeClient, server: Kub
     inf = start(client, "services", rec)
     try:
         old_uid = inf.get("default/phoenix")["metadata"]["uid"]  # type: ignore[index]
-        wait_until(lambda: server.open_watch_count() == 1, what="the watch")
+        wait_for(lambda: server.open_watch_count() == 1, 10, "the watch")
         server.expire_resource_versions()
         server.drop_watches()
         client.delete_service("default", "phoenix")
         client.create_service("default", service("phoenix"))
         server.expire_resource_versions()
-        wait_until(lambda: rec.state == server_state(client), what="catch up")
+        wait_for(lambda: rec.state == server_state(client), 10, "catch up")
         new = inf.get("default/phoenix")
         assert new is not None and new["metadata"]["uid"] != old_uid
         phoenix = [c for c in rec.calls if c[1] == "default/phoenix"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from typing import Any
 
 from lbprov.controller.manager import needs_sync
@@ -15,6 +14,7 @@ from lbprov.intent import IntentSettings, build_intent, node_exclusion_reason, s
 from lbprov.kube.client import KubeClient
 from lbprov.kube.informer import LAST_APPLIED, Informer, trim
 from lbprov.sandbox.kube_api import KubeAPIServer
+from lbprov.testing import wait_for
 
 MANAGED_FIELDS = [
     {
@@ -197,10 +197,14 @@ def test_the_informer_cache_holds_trimmed_objects() -> None:
             assert cached["spec"]["ports"][0]["port"] == 80
             # A live update (through the watch) is trimmed too.
             client.patch_service("shop", "web", {"metadata": {"annotations": {LAST_APPLIED: "{}", "x": "1"}}})
-            deadline = time.monotonic() + 10
-            while (inf.get("shop/web") or {}).get("metadata", {}).get("annotations", {}).get("x") != "1":
-                assert time.monotonic() < deadline, "the informer did not see the patch"
-                time.sleep(0.02)
+            wait_for(
+                lambda: (
+                    (inf.get("shop/web") or {}).get("metadata", {}).get("annotations", {}).get("x") == "1"
+                ),
+                10,
+                "the informer to see the patch",
+                interval=0.02,
+            )
             assert LAST_APPLIED not in inf.get("shop/web")["metadata"]["annotations"]  # type: ignore[index]
         finally:
             inf.stop()

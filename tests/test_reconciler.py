@@ -31,6 +31,7 @@ from lbprov.model import (
 )
 from lbprov.observability import Metrics
 from lbprov.provider import SandboxCloud
+from lbprov.testing import wait_for
 
 
 class ApiError(Exception):
@@ -548,7 +549,6 @@ def test_after_a_stale_plan_applies_with_changes_run_one_at_a_time(env: Any) -> 
 
 def test_batches_run_inside_the_provider_read_round_until_the_queue_drains() -> None:
     import threading
-    import time
     from contextlib import contextmanager
 
     from lbprov.controller.manager import Controller, ControllerConfig
@@ -591,19 +591,19 @@ def test_batches_run_inside_the_provider_read_round_until_the_queue_drains() -> 
         informer_factory=lambda kube, kind, **h: FakeInformer(kube, kind, **h),
     )
 
-    def wait(pred: Any) -> None:
-        deadline = time.monotonic() + 5
-        while not pred():
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-
     controller.start()
     try:
-        wait(lambda: rounds == ["enter", "exit"])  # the initial sync is one round, closed when drained
+        # the initial sync is one round, closed when drained
+        wait_for(lambda: rounds == ["enter", "exit"], 5, "the initial sync's round", interval=0.01)
         assert plans_in_round == [True] * 5
         assert controller.resync() == 5
         # Only the periodic resync is a drift check (not the initial sync, nor a node sync).
-        wait(lambda: rounds == ["enter", "exit", "enter", "drift-check", "exit"])
+        wait_for(
+            lambda: rounds == ["enter", "exit", "enter", "drift-check", "exit"],
+            5,
+            "the resync's drift-check round",
+            interval=0.01,
+        )
         assert plans_in_round[5:] == [True] * 5
     finally:
         controller.stop()
@@ -724,3 +724,50 @@ def test_a_batch_longer_than_a_round_gets_a_fresh_round_not_none(monkeypatch: py
         controller.stop()
     assert plans_in_round == [True] * 6  # each plan ran inside exactly one round, never none
     assert open_rounds["entered"] == 6  # a fresh round after each plan (all were too old)
+
+
+def test_the_heap_is_given_back_when_a_batch_round_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """lbprov.heap.release runs once the round's listings are dropped (its __exit__ has run), so
+    that the RSS between batches is what is live, not the batch's peak."""
+    import time
+    from contextlib import contextmanager
+
+    from lbprov.controller import manager
+    from lbprov.controller.manager import Controller, ControllerConfig
+
+    events: list[str] = []
+    monkeypatch.setattr(manager.heap, "release", lambda: events.append("release") or True)
+    timeline: list[str] = []
+    kube = FakeKube(timeline)
+    provider = FakeProvider("a", timeline)
+
+    @contextmanager
+    def read_round() -> Any:
+        events.append("enter")
+        try:
+            yield object()
+        finally:
+            events.append("exit")
+
+    provider.read_round = read_round  # type: ignore[attr-defined]
+    for i in range(3):
+        kube.put(make_service(f"s{i}"))
+    controller = Controller(
+        kube,  # type: ignore[arg-type]
+        {"a": provider},  # type: ignore[dict-item]
+        ControllerConfig(cluster="unit", default_provider="a", workers=2),
+        informer_factory=lambda kube, kind, **h: FakeInformer(kube, kind, **h),
+    )
+    controller.start()
+    try:
+        deadline = time.monotonic() + 5
+        while events[-1:] != ["release"]:
+            assert time.monotonic() < deadline, events
+            time.sleep(0.01)
+        controller.resync()
+        while events.count("release") < 2:
+            assert time.monotonic() < deadline, events
+            time.sleep(0.01)
+    finally:
+        controller.stop()
+    assert events[:6] == ["enter", "exit", "release", "enter", "exit", "release"]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from lbprov.controller.leader import LeaderElector
+from lbprov.testing import wait_for
 
 
 class ApiError(Exception):
@@ -67,15 +68,6 @@ class Leases:
             return None if item is None else item["spec"].get("holderIdentity")
 
 
-def wait_for(pred: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met before the deadline")
-
-
 class Replica:
     def __init__(self, api: Leases, identity: str, **timing: float) -> None:
         self.leading = threading.Event()
@@ -104,14 +96,14 @@ def test_only_one_of_two_replicas_leads_and_the_other_takes_over_after_release()
     api = Leases()
     a, b = Replica(api, "a"), Replica(api, "b")
     a.elector.start()
-    wait_for(a.leading.is_set)
+    wait_for(a.leading.is_set, 10, "replica a to lead", interval=0.02)
     b.elector.start()
     time.sleep(0.5)  # let b campaign a few times: it must stay a follower
     assert not b.leading.is_set() and api.holder() == "a"
     a.elector.stop()
     assert a.stops == 1 and not a.elector.is_leader
     start = time.monotonic()
-    wait_for(b.leading.is_set, timeout=5)
+    wait_for(b.leading.is_set, 5, "replica b to take the released lease", interval=0.02)
     assert time.monotonic() - start < 1.0, "a released lease is taken at the next retry, not after expiry"
     assert api.holder() == "b"
     assert api.items[("ns", "lease")]["spec"]["leaseTransitions"] >= 1
@@ -123,13 +115,13 @@ def test_a_crashed_leader_is_replaced_only_after_the_lease_expires() -> None:
     api = Leases()
     a, b = Replica(api, "a"), Replica(api, "b")
     a.elector.start()
-    wait_for(a.leading.is_set)
+    wait_for(a.leading.is_set, 10, "replica a to lead", interval=0.02)
     # Simulate a crash: the thread stops renewing and nothing is released.
     a.elector._stop.set()
     a.elector._thread.join(2)  # type: ignore[union-attr]
     start = time.monotonic()
     b.elector.start()
-    wait_for(b.leading.is_set, timeout=10)
+    wait_for(b.leading.is_set, 10, "replica b to take the expired lease", interval=0.02)
     assert time.monotonic() - start >= 1.4, "must wait out the 1.5 s lease as observed locally"
     b.elector.stop()
 
@@ -138,12 +130,12 @@ def test_a_leader_that_cannot_renew_steps_down_within_the_renew_deadline() -> No
     api = Leases()
     a = Replica(api, "a")
     a.elector.start()
-    wait_for(a.leading.is_set)
+    wait_for(a.leading.is_set, 10, "replica a to lead", interval=0.02)
     api.down = True
-    wait_for(lambda: a.stops == 1, timeout=5)
+    wait_for(lambda: a.stops == 1, 5, "replica a to step down", interval=0.02)
     assert not a.elector.is_leader
     api.down = False
-    wait_for(a.leading.is_set, timeout=5)
+    wait_for(a.leading.is_set, 5, "replica a to lead again", interval=0.02)
     assert a.starts == 2
     a.elector.stop()
 

@@ -9,8 +9,7 @@ what earlier tests left (:meth:`Env.wipe`).
 from __future__ import annotations
 
 import itertools
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from lbprov.intent import IntentSettings, build_intent
 from lbprov.kube.facts import fill_settings
 from lbprov.model import Plan
 from lbprov.provider import Provider, SandboxCloud, load_provider
+from lbprov.testing import wait_for
 
 NODE_NAMES = ["node-1", "node-2"]
 _counter = itertools.count(1)
@@ -172,25 +172,13 @@ class Env:
         """Delete the Service as if no controller ran: drop the finalizer, then delete."""
         self.patch(name, {"metadata": {"finalizers": []}})
         self.kube.delete_service(self.namespace, name)
-        wait_for(lambda: self._gone(name), f"Service {name} deleted")
+        wait_for(lambda: self._gone(name), 20.0, f"Service {name} deleted")
 
     def _gone(self, name: str) -> bool:
         try:
             return self.kube.get_service(self.namespace, name) is None
         except Exception as exc:  # a 404 from a client that raises
             return getattr(exc, "status", None) == 404
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    """Poll ``check`` until truthy, with a deadline (no blind sleeps)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def start_env(provider_name: str, tmp: Path) -> Iterator[Env]:

@@ -232,14 +232,14 @@ def test_controller_resync_repairs_hand_made_drift(env: Env) -> None:
     with running(Controller(env.kube, {env.provider_name: provider}, config)) as controller:
         wait_for(
             lambda: (env.kube.get_service(env.namespace, "web").get("status") or {}).get("loadBalancer"),
+            60,
             "the controller to set the ingress",
-            timeout=60,
         )
-        wait_for(lambda: plan_json(env)["exit_code"] == 0, "the controller to converge", timeout=60)
+        wait_for(lambda: plan_json(env)["exit_code"] == 0, 60, "the controller to converge")
         # Line up with the resync cycle so the hand change and the plan fall between two resyncs.
         reads = provider.calls.stats.reads
-        wait_for(lambda: provider.calls.stats.reads > reads, "a resync to start", timeout=3 * period)
-        wait_for(controller.idle, "the resync to finish", timeout=3 * period)
+        wait_for(lambda: provider.calls.stats.reads > reads, 3 * period, "a resync to start")
+        wait_for(controller.idle, 3 * period, "the resync to finish")
         hand_change = HAND_CHANGES[env.provider_name][0]
         check = hand_change(env, lb)
         doc = plan_json(env)
@@ -248,11 +248,7 @@ def test_controller_resync_repairs_hand_made_drift(env: Env) -> None:
         # Deep checks (AWS: listeners, attributes) are rotated under a read budget: every Service is
         # deep-checked at least once every K resyncs (drift_check_periods; 1 where all is checked).
         k = getattr(provider, "drift_check_periods", 1)
-        wait_for(
-            lambda: plan_json(env)["exit_code"] == 0,
-            "the resync to repair the drift",
-            timeout=(k + 5) * period,
-        )
+        wait_for(lambda: plan_json(env)["exit_code"] == 0, (k + 5) * period, "the resync to repair the drift")
     assert env.plan_for("web").empty
 
 

@@ -30,32 +30,19 @@ import os
 import signal
 import sys
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # run as a script (the child) or imported by its test
 
-from write_kills import converge, ref_of, run_child  # noqa: E402
+from write_kills import Figures, converge, ref_of, run_child  # noqa: E402
 
 CLUSTER = "crash"
 CLUSTER_ID = "crash-cluster-identity"
 ANN = "service.beta.kubernetes.io/aws-load-balancer-"
 SCENARIOS = ("nlb-create", "nlb-delete", "classic-delete")
-
-
-@dataclass
-class Figures:
-    scenario: str
-    writes: int = 0
-    runs: int = 0
-    kills: int = 0
-    leaks: list[str] = field(default_factory=list)
-    unconverged: list[str] = field(default_factory=list)
-    #: Kill points whose state, before the restart's recovery, held something a leak check
-    #: reports (so the check can fail: it sees what a kill leaves).
-    dirty_before_recovery: int = 0
 
 
 def _service(uid: str, kind: str) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # run as a script (the child) or imported by its test
 
+import write_kills  # noqa: E402
 from write_kills import converge, ref_of, run_child  # noqa: E402
 
 CLUSTER = "crash"
@@ -53,16 +54,7 @@ MUTATING = frozenset({"PUT", "PATCH", "POST", "DELETE"})
 
 
 @dataclass
-class Figures:
-    scenario: str
-    writes: int = 0
-    runs: int = 0
-    kills: int = 0
-    leaks: list[str] = field(default_factory=list)
-    unconverged: list[str] = field(default_factory=list)
-    #: Kill points whose state, before the restart's recovery, held something a leak check
-    #: reports (so the check can fail: it sees what a kill leaves).
-    dirty_before_recovery: int = 0
+class Figures(write_kills.Figures):
     #: Leftovers lbprov keeps by design, reported apart from leaks: cloud-provider-azure's load
     #: balancer, emptied of the Service but never adopted (it lacks lbprov's cluster identity, and a
     #: load balancer of unknown identity is never deleted: providers/azure/README.md). The same is

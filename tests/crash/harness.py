@@ -31,12 +31,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from lbprov.testing import wait_for
 
 HERE = Path(__file__).resolve().parent
 FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
@@ -78,17 +79,6 @@ class Result:
     @property
     def ok(self) -> bool:
         return not (self.unconverged or self.stuck_finalizers or self.duplicates or self.leaks or self.error)
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def mixed_service(rng: random.Random, i: int) -> dict[str, Any]:
@@ -151,7 +141,12 @@ class Processes:
             stdout=subprocess.PIPE,
             text=True,
         )  # fmt: skip
-        wait_for(lambda: out.exists() or self.cloud.poll() is not None, "the emulator", 120)  # type: ignore[union-attr]
+        wait_for(
+            lambda: out.exists() or self.cloud.poll() is not None,  # type: ignore[union-attr]
+            120,
+            "the emulator",
+            interval=0.2,
+        )
         if not out.exists():
             raise RuntimeError(f"the {self.cfg.provider} emulator process exited")
         self.cloud_doc = json.loads(out.read_text())
@@ -192,8 +187,9 @@ class Processes:
                 "workers started" in log.read_text(errors="replace")
                 or (self.run and self.run.poll() is not None)
             ),
-            "the controller to start working",
             timeout,
+            "the controller to start working",
+            interval=0.2,
         )
         if self.run is not None and self.run.poll() is not None:
             raise RuntimeError(f"lbprov run exited with {self.run.returncode}: see {log}")
@@ -284,7 +280,7 @@ def crash_run(cfg: Config, work: Path | None = None) -> Result:
                     return False
             return True
 
-        wait_for(lambda: have_ingress(names), "every Service's address", cfg.converge_timeout)
+        wait_for(lambda: have_ingress(names), cfg.converge_timeout, "every Service's address", interval=0.2)
 
         # 2. mass delete, with kills while they are being deleted
         doomed = sorted(rng.sample(names, round(len(names) * cfg.delete_fraction)))
@@ -297,17 +293,18 @@ def crash_run(cfg: Config, work: Path | None = None) -> Result:
         try:
             wait_for(
                 lambda: all(kube.get_service(NAMESPACE, n) is None for n in doomed),
-                "every deleted Service to go",
                 cfg.converge_timeout,
+                "every deleted Service to go",
+                interval=0.2,
             )
-        except TimeoutError as exc:
+        except AssertionError as exc:
             left = [kube.get_service(NAMESPACE, n) for n in doomed]
             meta = [s["metadata"] for s in left if s]
-            raise TimeoutError(
+            raise AssertionError(
                 f"{exc}: left {[(m['name'], m.get('finalizers'), m.get('deletionTimestamp')) for m in meta]}"
             ) from None
         kept = [n for n in names if n not in doomed]
-        wait_for(lambda: have_ingress(kept), "the kept Services", cfg.converge_timeout)
+        wait_for(lambda: have_ingress(kept), cfg.converge_timeout, "the kept Services", interval=0.2)
         result.seconds_to_converge_after_last_kill = round(time.monotonic() - last_kill, 2)
         procs.stop_run()
 

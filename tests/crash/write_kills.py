@@ -1,6 +1,6 @@
 """What every cloud's write-kill harness shares (``aws_write_kills.py``, ``azure_write_kills.py``):
-the child run that a SIGKILL ends after its k-th write, the Service reference of a job, and the
-convergence a fresh provider must reach afterwards."""
+the child run that a SIGKILL ends after its k-th write, the Service reference of a job, the
+convergence a fresh provider must reach afterwards, and the figures of a scenario."""
 
 from __future__ import annotations
 
@@ -10,8 +10,24 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+
+@dataclass
+class Figures:
+    """One scenario's walk over its kill points."""
+
+    scenario: str
+    writes: int = 0
+    runs: int = 0
+    kills: int = 0
+    leaks: list[str] = field(default_factory=list)
+    unconverged: list[str] = field(default_factory=list)
+    #: Kill points whose state, before the restart's recovery, held something a leak check
+    #: reports (so the check can fail: it sees what a kill leaves).
+    dirty_before_recovery: int = 0
 
 
 def ref_of(job: dict[str, Any]) -> Any:

@@ -233,22 +233,6 @@ def make_service(
     return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec}
 
 
-def make_node(node: Any, *, exclude: bool = False) -> dict[str, Any]:
-    labels = {"kubernetes.io/hostname": node.name, "topology.kubernetes.io/zone": node.zone}
-    if exclude:
-        labels["node.kubernetes.io/exclude-from-external-load-balancers"] = "true"
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": node.name, "labels": labels},
-        "spec": {"providerID": node.provider_id},
-        "status": {
-            "addresses": [{"type": "InternalIP", "address": node.internal_ip}],
-            "conditions": [{"type": "Ready", "status": "True"}],
-        },
-    }
-
-
 # ---- scenarios ----------------------------------------------------------------------------------
 
 
@@ -494,7 +478,7 @@ def exercise(cloud: str, tmp: Path) -> Recording:
             # (regionOperations/zoneOperations/globalOperations.wait).
             sb.extra["emulator"].operation_delay = 0.02
         sandbox_nodes = list(sb.nodes)
-        nodes = [make_node(n) for n in sandbox_nodes]
+        nodes = [lib.node_body(n) for n in sandbox_nodes]
 
         # Create every scenario Service, change them round by round, repair drift made by hand.
         plan = scenario(cloud, sb)
@@ -513,10 +497,10 @@ def exercise(cloud: str, tmp: Path) -> Recording:
         # Node churn: one node joins, then one is excluded; every Service follows.
         if sb.add_node is not None:
             sandbox_nodes.append(sb.add_node("node-c"))
-            nodes = [make_node(n) for n in sandbox_nodes]
+            nodes = [lib.node_body(n) for n in sandbox_nodes]
             for svc in services.values():
                 _ensure(provider, cluster, svc, nodes)
-        nodes = [make_node(n, exclude=n.name == "node-a") for n in sandbox_nodes]
+        nodes = [lib.node_body(n, exclude=n.name == "node-a") for n in sandbox_nodes]
         for svc in services.values():
             _ensure(provider, cluster, svc, nodes)
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from lbprov.testing import wait_for as wait_for  # the tests call it as lib.wait_for
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 TERRAFORM = REPO / "terraform"
@@ -207,20 +209,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll ``predicate()`` until it returns something truthy; fail naming ``what`` at the deadline."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 class LbprovProcess:

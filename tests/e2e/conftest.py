@@ -8,11 +8,10 @@ so tests never see each other's Nodes or Services. Waiting is always polling wit
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from lbprov_aws import AWSProvider
@@ -26,23 +25,9 @@ from lbprov.observability import Metrics
 from lbprov.provider import SandboxCloud
 from lbprov.sandbox.demo import node_object
 from lbprov.sandbox.kube_api import KubeAPIServer
+from lbprov.testing import wait_for
 
-T = TypeVar("T")
 NAMESPACE = "e2e"
-
-
-def wait_for(
-    pred: Callable[[], T], timeout: float = 20.0, what: str = "condition", interval: float = 0.05
-) -> T:
-    """Poll ``pred`` until it returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: T = pred()
-    while not last:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-        time.sleep(interval)
-        last = pred()
-    return last
 
 
 @pytest.fixture(scope="module")

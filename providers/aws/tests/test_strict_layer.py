@@ -9,22 +9,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from lbprov_aws.testing import AwsView
+from lbprov_aws.testing import raw_nlb as _nlb
+from lbprov_aws.testing import raw_target_group as _tg
 
 from lbprov.provider import SandboxCloud
-
-
-def _tg(view: AwsView, cloud: SandboxCloud, name: str = "k8s-ok-tg", protocol: str = "TCP", **kw: Any) -> str:
-    arn: str = view.elbv2.create_target_group(
-        Name=name, Protocol=protocol, Port=30080, VpcId=cloud.extra["vpc_id"], TargetType="instance", **kw
-    )["TargetGroups"][0]["TargetGroupArn"]
-    return arn
-
-
-def _nlb(view: AwsView, cloud: SandboxCloud, name: str = "lb-ok", **kw: Any) -> str:
-    arn: str = view.elbv2.create_load_balancer(
-        Name=name, Type="network", Subnets=cloud.extra["public_subnets"], **kw
-    )["LoadBalancers"][0]["LoadBalancerArn"]
-    return arn
 
 
 def _sg(view: AwsView, cloud: SandboxCloud) -> str:

@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 import pytest
 from lbprov_azure import AzureProvider
 from lbprov_azure.sandbox import ArmState
-from lbprov_azure.sandbox.cloud_provider_azure import UpstreamPort, frontend_names, reconcile_upstream
-from lbprov_azure.testing import SANDBOX_RG, converge, lb_of
+from lbprov_azure.sandbox.cloud_provider_azure import frontend_names
+from lbprov_azure.testing import SANDBOX_RG, converge, lb_of, upstream_service
 from lbprov_azure.testing import node_object as h_node
 
 from lbprov import naming
@@ -45,31 +45,6 @@ def env(
     return Env(state, provider, make_service, nodes, intent_for)
 
 
-def upstream(
-    state: ArmState,
-    provider: AzureProvider,
-    svc: Svc,
-    nodes: list[dict[str, Any]],
-    **kw: Any,
-) -> str:
-    """Upstream's resources for ``svc`` (as its service controller made them); its frontend address."""
-    s = provider.settings
-    return reconcile_upstream(
-        state,
-        rg=s.resource_group,
-        vnet=s.vnet_name,
-        subnet=s.subnet_name,
-        nsg=s.security_group_name,
-        cluster=s.cluster_name,
-        namespace=svc["metadata"]["namespace"],
-        name=svc["metadata"]["name"],
-        uid=svc["metadata"]["uid"],
-        ports=[UpstreamPort(p["protocol"], p["port"], p["nodePort"]) for p in svc["spec"]["ports"]],
-        nodes=[(n["metadata"]["name"], n["status"]["addresses"][0]["address"]) for n in nodes],
-        **kw,
-    )
-
-
 def actions(plan: Plan) -> list[tuple[str, str]]:
     return [(c.action.value, c.kind) for c in plan.changes]
 
@@ -91,7 +66,7 @@ def pip_creates(state: ArmState) -> int:
 def test_upstream_service_is_adopted_in_place_and_keeps_its_ip(env: Env) -> None:
     state, provider, make_service, nodes, intent_for = env
     svc = make_service("web", ports=[("TCP", 80), ("TCP", 443)])
-    ip = upstream(state, provider, svc, nodes)
+    ip = upstream_service(state, provider, svc, nodes)
     cluster = provider.settings.cluster_name
     base = naming.lb_name(svc["metadata"]["uid"])
     assert {n for n in nsg_rules(state, provider) if n.startswith(base)} == {
@@ -153,7 +128,7 @@ def test_adoption_updates_only_what_differs(env: Env) -> None:
     state, provider, make_service, nodes, intent_for = env
     svc = make_service("tuned", ports=[("TCP", 80)])
     svc["metadata"]["annotations"]["service.beta.kubernetes.io/azure-load-balancer-tcp-idle-timeout"] = "10"
-    ip = upstream(state, provider, svc, nodes)
+    ip = upstream_service(state, provider, svc, nodes)
     plan = provider.plan(intent_for(svc))
     rule = [c for c in plan.changes if c.kind == "load-balancing-rule"]
     assert [c.action for c in rule] == [Action.UPDATE] and rule[0].diff() == {"idle_timeout": (4, 10)}
@@ -164,7 +139,7 @@ def test_adoption_updates_only_what_differs(env: Env) -> None:
 def test_other_upstream_services_on_the_adopted_lb_are_untouched_then_adopted(env: Env) -> None:
     state, provider, make_service, nodes, intent_for = env
     a, b = make_service("a"), make_service("b", ports=[("TCP", 8080)])
-    ip_a, ip_b = upstream(state, provider, a, nodes), upstream(state, provider, b, nodes)
+    ip_a, ip_b = upstream_service(state, provider, a, nodes), upstream_service(state, provider, b, nodes)
     cluster = provider.settings.cluster_name
     base_b = naming.lb_name(b["metadata"]["uid"])
     parts_b = frontend_names(lb_of(state, cluster), base_b)
@@ -184,7 +159,7 @@ def test_internal_upstream_service_keeps_its_private_address(env: Env) -> None:
         ports=[("TCP", 5432)],
         annotations={"service.beta.kubernetes.io/azure-load-balancer-internal": "true"},
     )
-    addr = upstream(state, provider, svc, nodes, internal=True)
+    addr = upstream_service(state, provider, svc, nodes, internal=True)
     plan = provider.plan(intent_for(svc))
     assert ("adopt", "load-balancer") in actions(plan) and ("adopt", "frontend-ip-configuration") in actions(
         plan
@@ -195,8 +170,8 @@ def test_internal_upstream_service_keeps_its_private_address(env: Env) -> None:
 def test_shared_upstream_nsg_rules_lose_the_service_address(env: Env) -> None:
     state, provider, make_service, nodes, intent_for = env
     a, b = make_service("sa"), make_service("sb")
-    ip_a = upstream(state, provider, a, nodes, nsg_style="shared")
-    ip_b = upstream(state, provider, b, nodes, nsg_style="shared")
+    ip_a = upstream_service(state, provider, a, nodes, nsg_style="shared")
+    ip_b = upstream_service(state, provider, b, nodes, nsg_style="shared")
     (shared,) = [n for n in nsg_rules(state, provider) if n.startswith("k8s-azure-lb_")]
     assert sorted(nsg_rules(state, provider)[shared]["properties"]["destinationAddressPrefixes"]) == sorted(
         [ip_a, ip_b]
@@ -210,7 +185,7 @@ def test_shared_upstream_nsg_rules_lose_the_service_address(env: Env) -> None:
 def test_a_never_adopted_predecessor_is_deleted_with_its_service(env: Env) -> None:
     state, provider, make_service, nodes, intent_for = env
     svc = make_service("gone")
-    upstream(state, provider, svc, nodes)
+    upstream_service(state, provider, svc, nodes)
     cluster = provider.settings.cluster_name
     base = naming.lb_name(svc["metadata"]["uid"])
     provider.apply(provider.plan_delete(intent_for(svc).ref))
@@ -249,7 +224,7 @@ def test_look_alikes_stay_ownership_conflicts(
     cluster = provider.settings.cluster_name
     tags = {k: v.replace("@cluster", cluster) for k, v in tags.items()}
     svc = make_service("web")
-    upstream(state, provider, svc, nodes, pip_tags=tags)
+    upstream_service(state, provider, svc, nodes, pip_tags=tags)
     writes = len(state.mutating_requests())
     with pytest.raises(OwnershipConflict, match=why):
         provider.plan(intent_for(svc))
@@ -259,7 +234,7 @@ def test_look_alikes_stay_ownership_conflicts(
 def test_a_new_service_adopts_the_upstream_lb_that_holds_its_nodes(env: Env) -> None:
     state, provider, make_service, nodes, intent_for = env
     old, new = make_service("old"), make_service("new")
-    ip_old = upstream(state, provider, old, nodes)
+    ip_old = upstream_service(state, provider, old, nodes)
     cluster = provider.settings.cluster_name
     base_old = naming.lb_name(old["metadata"]["uid"])
     parts_old = frontend_names(lb_of(state, cluster), base_old)
@@ -283,7 +258,7 @@ def test_a_load_balancer_of_the_cluster_name_without_its_nodes_or_service_is_a_c
     cluster = provider.settings.cluster_name
     # another cluster of the same name (other nodes) made a load balancer named like this one's
     others = [h_node(sandbox.add_node(f"{cluster}-other{i}")) for i in range(2)]
-    upstream(state, provider, make_service("theirs"), others)
+    upstream_service(state, provider, make_service("theirs"), others)
     writes = len(state.mutating_requests())
     with pytest.raises(OwnershipConflict, match="adopted with the first of its Services"):
         provider.plan(intent_for(make_service("mine")))
@@ -294,7 +269,7 @@ def test_aks_load_balancer_keeps_its_outbound_set_up_and_snat_setting(env: Env) 
     state, provider, make_service, nodes, intent_for = env
     svc = make_service("edge", ports=[("TCP", 80)])
     svc["metadata"]["annotations"]["service.beta.kubernetes.io/azure-load-balancer-tcp-idle-timeout"] = "30"
-    ip = upstream(state, provider, svc, nodes, aks_outbound=True)
+    ip = upstream_service(state, provider, svc, nodes, aks_outbound=True)
     cluster = provider.settings.cluster_name
     assert converge(provider, intent_for(svc))[0].ip == ip
     lb = lb_of(state, cluster)
@@ -319,11 +294,11 @@ def test_local_and_udp_services_are_adopted_with_lbprov_probes(env: Env) -> None
     have none; lbprov's probes (one per rule) replace them in the same write, the rules are updated,
     nothing else is recreated."""
     local = make_service("local", ports=[("TCP", 80), ("TCP", 443)], policy="Local")
-    ip_local = upstream(
+    ip_local = upstream_service(
         state, provider, local, nodes, health_check_node_port=local["spec"]["healthCheckNodePort"]
     )
     udp = make_service("dns", ports=[("UDP", 53)])
-    ip_udp = upstream(state, provider, udp, nodes)
+    ip_udp = upstream_service(state, provider, udp, nodes)
     for svc, ip in ((local, ip_local), (udp, ip_udp)):
         plan = provider.plan(intent_for(svc))
         assert ("adopt", "frontend-ip-configuration") in actions(plan) and ("adopt", "public-ip") in actions(
@@ -343,7 +318,7 @@ def test_an_adopted_service_stays_on_its_load_balancer_and_upstream_lb_keeps_its
     state, provider, make_service, nodes, intent_for = env
     cluster = provider.settings.cluster_name
     svc = make_service("stay")
-    ip = upstream(state, provider, svc, nodes)
+    ip = upstream_service(state, provider, svc, nodes)
     elsewhere = {"service.beta.kubernetes.io/azure-load-balancer-configurations": f"{cluster}-2"}
     writes = len(state.mutating_requests())
     # a Service asking for the second load balancer would take nodes from upstream's, not adopted yet

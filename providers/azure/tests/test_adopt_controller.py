@@ -8,54 +8,25 @@ IP stays what it was, a second plan is empty, and deleting a Service leaves noth
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from lbprov_azure import AzureProvider, names
 from lbprov_azure.sandbox import ArmState
 from lbprov_azure.sandbox.cloud_provider_azure import UpstreamPort, frontend_names, reconcile_upstream
-from lbprov_azure.testing import SANDBOX_RG, lb_of, node_object
+from lbprov_azure.testing import SANDBOX_RG, controller_for, lb_of, node_object
 
 from lbprov import naming
-from lbprov.controller.manager import Controller, ControllerConfig
 from lbprov.controller.service import FINALIZER, ingress_of
 from lbprov.intent import IntentSettings, build_intent
 from lbprov.kube.client import KubeClient
 from lbprov.kube.facts import cluster_identity
 from lbprov.provider import SandboxCloud
 from lbprov.sandbox.kube_api import KubeAPIServer
+from lbprov.testing import wait_for
 
-T = TypeVar("T")
 NS = "shop"
-
-
-def wait_for(pred: Callable[[], T], timeout: float, what: str) -> T:
-    """Poll ``pred`` until it is truthy (a deadline, never a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while not (got := pred()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-    return got
-
-
-def controller_for(kube: KubeClient, provider: AzureProvider, cluster: str, *, workers: int) -> Controller:
-    """A controller with the Azure provider only, short debounce and backoff so tests run fast."""
-    return Controller(
-        kube,
-        {"azure": provider},
-        ControllerConfig(
-            cluster=cluster,
-            default_provider="azure",
-            workers=workers,
-            node_debounce=0.2,
-            backoff_base=0.2,
-            backoff_max=2.0,
-            cache_sync_timeout=10,
-        ),
-    )
 
 
 @pytest.fixture

@@ -16,8 +16,7 @@ import pytest
 from lbprov_azure import AzureProvider
 from lbprov_azure.placement import CapacityExceeded, ForeignPoolConflict
 from lbprov_azure.sandbox import ArmState
-from lbprov_azure.sandbox.cloud_provider_azure import UpstreamPort, reconcile_upstream
-from lbprov_azure.testing import SANDBOX_RG, converge, lb_of, make_service
+from lbprov_azure.testing import SANDBOX_RG, converge, lb_of, make_service, upstream_service
 
 from lbprov.model import Intent
 
@@ -50,23 +49,9 @@ def aks_lb(
 ) -> None:
     """AKS's public load balancer ``name`` over ``nodes``: its outbound set-up, and ``services``
     Services that AKS's own cloud-provider-azure reconciled on it."""
-    s = provider.settings
     for i in range(max(services, 1)):
-        svc = make_service(f"aks-{i}")
-        reconcile_upstream(
-            state,
-            rg=s.resource_group,
-            vnet=s.vnet_name,
-            subnet=s.subnet_name,
-            nsg=None,
-            cluster=name,
-            namespace="aks",
-            name=f"aks-{i}",
-            uid=svc["metadata"]["uid"],
-            ports=[UpstreamPort("TCP", 80, svc["spec"]["ports"][0]["nodePort"])],
-            nodes=[(n["metadata"]["name"], n["status"]["addresses"][0]["address"]) for n in nodes],
-            aks_outbound=True,
-        )
+        svc = make_service(f"aks-{i}", namespace="aks")
+        upstream_service(state, provider, svc, nodes, nsg=None, cluster=name, aks_outbound=True)
     if not services:  # outbound only: AKS's load balancer before any Service
         lb = lb_of(state, name)
         assert lb is not None
@@ -120,21 +105,8 @@ def test_running_under_aks_lb_name_puts_services_on_it(env: Env) -> None:
 def test_aks_rules_count_toward_the_300_rules_of_a_node(env: Env) -> None:
     state, provider, cluster, nodes, intent_for = env
     # AKS's public load balancer: 298 rules reach every node (one Service with 298 ports)
-    s = provider.settings
-    svc = make_service("many", ports=[("TCP", 1000 + i) for i in range(298)])
-    reconcile_upstream(
-        state,
-        rg=s.resource_group,
-        vnet=s.vnet_name,
-        subnet=s.subnet_name,
-        nsg=None,
-        cluster=f"{cluster}-aks",
-        namespace="aks",
-        name="many",
-        uid=svc["metadata"]["uid"],
-        ports=[UpstreamPort("TCP", p["port"], p["nodePort"]) for p in svc["spec"]["ports"]],
-        nodes=[(n["metadata"]["name"], n["status"]["addresses"][0]["address"]) for n in nodes],
-    )
+    svc = make_service("many", namespace="aks", ports=[("TCP", 1000 + i) for i in range(298)])
+    upstream_service(state, provider, svc, nodes, nsg=None, cluster=f"{cluster}-aks")
     converge(provider, intent_for(make_service("two", ports=[("TCP", 1), ("TCP", 2)], annotations=INTERNAL)))
     writes = len(state.mutating_requests())
     # every node is in 298 + 2 rules; 3 more fit nowhere (a new load balancer's nodes would still be

@@ -7,8 +7,6 @@ from lbprov_azure import AzureProvider
 from lbprov_azure.placement import CapacityExceeded
 from lbprov_azure.testing import MemoryKube
 
-from lbprov.controller.service import ServiceReconciler
-
 
 def test_the_service_beyond_the_ceiling_gets_an_event_naming_the_limit(sandbox, cluster, make_service, nodes):
     provider = AzureProvider.from_settings(
@@ -17,14 +15,7 @@ def test_the_service_beyond_the_ceiling_gets_an_event_naming_the_limit(sandbox, 
     full = make_service("full", ports=[("TCP", p) for p in range(1000, 1300)])  # 300 rules: the slot is full
     more = make_service("more")
     kube = MemoryKube([full, more])
-    reconciler = ServiceReconciler(
-        kube,
-        get_service=lambda key: kube.get_service(*key.split("/", 1)),
-        list_nodes=lambda: nodes,
-        providers={"azure": provider},
-        cluster=cluster,
-        default_provider="azure",
-    )
+    reconciler = kube.reconciler(provider, nodes, cluster)
     reconciler.sync("default/full")
     with pytest.raises(CapacityExceeded):
         reconciler.sync("default/more")

@@ -8,22 +8,13 @@ tests/safety; here only that the Azure client is wired to the core's values.
 from __future__ import annotations
 
 from lbprov_azure.client import make_client
-from lbprov_azure.settings import AzureSettings
+from lbprov_azure.testing import offline_settings
 
 from lbprov.cloudcalls import CloudCalls, Timeouts
 
 
 def test_the_arm_client_uses_the_core_timeouts() -> None:
-    settings = AzureSettings(
-        subscription_id="00000000-0000-0000-0000-000000000000",
-        resource_group="rg",
-        location="westeurope",
-        vnet_name="vnet",
-        subnet_name="subnet",
-        auth="static-token",
-        static_token="token",
-        base_url="https://127.0.0.1:1",
-    )
+    settings = offline_settings(base_url="https://127.0.0.1:1")
     calls = CloudCalls("azure", is_write=lambda op: False, timeouts=Timeouts(connect=3.0, read=7.0))
     client = make_client(settings, calls)
     config = client._client._pipeline._transport.connection_config

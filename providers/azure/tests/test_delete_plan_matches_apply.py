@@ -17,30 +17,13 @@ import pytest
 from lbprov_azure import AzureProvider, names
 from lbprov_azure.lbwriter import LBDelta, merge
 from lbprov_azure.sandbox import ArmState
-from lbprov_azure.sandbox.cloud_provider_azure import UpstreamPort, frontend_names, reconcile_upstream
-from lbprov_azure.testing import SANDBOX_RG, converge, lb_of
+from lbprov_azure.sandbox.cloud_provider_azure import frontend_names
+from lbprov_azure.testing import SANDBOX_RG, converge, lb_of, upstream_service
 
 from lbprov import naming
 from lbprov.model import Action, Intent, OwnershipConflict, Plan
 
 Svc = dict[str, Any]
-
-
-def _upstream(state: ArmState, provider: AzureProvider, svc: Svc, nodes: list[dict[str, Any]]) -> None:
-    s = provider.settings
-    reconcile_upstream(
-        state,
-        rg=s.resource_group,
-        vnet=s.vnet_name,
-        subnet=s.subnet_name,
-        nsg=s.security_group_name,
-        cluster=s.cluster_name,
-        namespace=svc["metadata"]["namespace"],
-        name=svc["metadata"]["name"],
-        uid=svc["metadata"]["uid"],
-        ports=[UpstreamPort(p["protocol"], p["port"], p["nodePort"]) for p in svc["spec"]["ports"]],
-        nodes=[(n["metadata"]["name"], n["status"]["addresses"][0]["address"]) for n in nodes],
-    )
 
 
 def _lb_changes(plan: Plan, lb: str) -> list[tuple[str, str]]:
@@ -73,7 +56,7 @@ def test_the_plan_of_deleting_an_unadopted_upstream_service_keeps_its_load_balan
     intent_for: Callable[..., Intent],
 ) -> None:
     svc = make_service("legacy")
-    _upstream(state, provider, svc, nodes)
+    upstream_service(state, provider, svc, nodes)
     cluster = provider.settings.cluster_name
     base = naming.lb_name(svc["metadata"]["uid"])
     ref = intent_for(svc).ref

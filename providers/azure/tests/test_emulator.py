@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import ssl
 import urllib.error
 import urllib.request
 
 import pytest
 from azure.core.exceptions import HttpResponseError
+from lbprov_azure.testing import arm_raw, network_prefix
 
 RG = "lbprov-sandbox"
-
-
-def _raw(sandbox, method, path, body=None, token=True):
-    ctx = ssl.create_default_context(cafile=sandbox.settings["ca_bundle"])
-    req = urllib.request.Request(
-        sandbox.endpoint + path, method=method, data=json.dumps(body).encode() if body else None
-    )
-    if token:
-        req.add_header("Authorization", "Bearer t")
-    req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, context=ctx) as resp:
-            return resp.status, json.loads(resp.read() or b"null"), dict(resp.headers)
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null"), dict(err.headers)
-
-
-def _prefix(sandbox):
-    return f"/subscriptions/{sandbox.settings['subscription_id']}/resourceGroups/{RG}/providers/Microsoft.Network"
 
 
 def test_https_with_the_throwaway_certificate_only(sandbox):
@@ -38,10 +19,10 @@ def test_https_with_the_throwaway_certificate_only(sandbox):
 
 
 def test_api_version_and_token_are_required(sandbox):
-    status, body, _ = _raw(sandbox, "GET", _prefix(sandbox) + "/loadBalancers/x")
+    status, body, _ = arm_raw(sandbox, "GET", network_prefix(sandbox) + "/loadBalancers/x")
     assert status == 400 and body["error"]["code"] == "MissingApiVersionParameter"
-    status, body, _ = _raw(
-        sandbox, "GET", _prefix(sandbox) + "/loadBalancers/x?api-version=2024-05-01", token=False
+    status, body, _ = arm_raw(
+        sandbox, "GET", network_prefix(sandbox) + "/loadBalancers/x?api-version=2024-05-01", token=False
     )
     assert status == 401
 
@@ -52,19 +33,27 @@ def test_put_is_a_long_operation_with_an_async_status_url(sandbox):
         "sku": {"name": "Standard"},
         "properties": {"publicIPAllocationMethod": "Static"},
     }
-    status, body, headers = _raw(
-        sandbox, "PUT", _prefix(sandbox) + "/publicIPAddresses/lro?api-version=2026-03-01", pip
+    status, body, headers = arm_raw(
+        sandbox, "PUT", network_prefix(sandbox) + "/publicIPAddresses/lro?api-version=2026-03-01", pip
     )
     assert status == 201 and body["properties"]["provisioningState"] == "Updating"
     op = headers["Azure-AsyncOperation"].removeprefix(sandbox.endpoint)
-    assert _raw(sandbox, "GET", op)[1]["status"] == "Succeeded"
-    status, body, _ = _raw(sandbox, "GET", _prefix(sandbox) + "/publicIPAddresses/lro?api-version=2026-03-01")
+    assert arm_raw(sandbox, "GET", op)[1]["status"] == "Succeeded"
+    status, body, _ = arm_raw(
+        sandbox, "GET", network_prefix(sandbox) + "/publicIPAddresses/lro?api-version=2026-03-01"
+    )
     assert body["properties"]["provisioningState"] == "Succeeded" and body["properties"]["ipAddress"]
     assert (
-        _raw(sandbox, "DELETE", _prefix(sandbox) + "/publicIPAddresses/lro?api-version=2026-03-01")[0] == 202
+        arm_raw(sandbox, "DELETE", network_prefix(sandbox) + "/publicIPAddresses/lro?api-version=2026-03-01")[
+            0
+        ]
+        == 202
     )
     assert (
-        _raw(sandbox, "DELETE", _prefix(sandbox) + "/publicIPAddresses/lro?api-version=2026-03-01")[0] == 204
+        arm_raw(sandbox, "DELETE", network_prefix(sandbox) + "/publicIPAddresses/lro?api-version=2026-03-01")[
+            0
+        ]
+        == 204
     )
 
 
@@ -260,7 +249,9 @@ def test_security_rule_priorities_are_unique_per_direction(provider, state):
 def test_request_log_records_mutations(sandbox, provider):
     before = len(sandbox.mutating_requests())
     provider.client.load_balancers.begin_delete(RG, "does-not-exist").result()
-    assert sandbox.mutating_requests()[before:] == [f"DELETE {_prefix(sandbox)}/loadBalancers/does-not-exist"]
+    assert sandbox.mutating_requests()[before:] == [
+        f"DELETE {network_prefix(sandbox)}/loadBalancers/does-not-exist"
+    ]
 
 
 def test_public_and_private_frontends_do_not_mix_on_one_lb(provider, state):

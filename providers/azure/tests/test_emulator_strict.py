@@ -3,32 +3,11 @@ unknown SKUs; and its long operations follow the ARM contract (status URL, Locat
 
 from __future__ import annotations
 
-import json
-import ssl
-import urllib.error
-import urllib.request
-
 import pytest
 from azure.core.exceptions import HttpResponseError
+from lbprov_azure.testing import arm_raw, network_prefix
 
 RG = "lbprov-sandbox"
-
-
-def _raw(sandbox, method, url, body=None):
-    ctx = ssl.create_default_context(cafile=sandbox.settings["ca_bundle"])
-    full = url if url.startswith("https://") else sandbox.endpoint + url
-    req = urllib.request.Request(full, method=method, data=json.dumps(body).encode() if body else None)
-    req.add_header("Authorization", "Bearer t")
-    req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, context=ctx) as resp:
-            return resp.status, json.loads(resp.read() or b"null"), dict(resp.headers)
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null"), dict(err.headers)
-
-
-def _prefix(sandbox):
-    return f"/subscriptions/{sandbox.settings['subscription_id']}/resourceGroups/{RG}/providers/Microsoft.Network"
 
 
 STANDARD_PIP = {
@@ -43,7 +22,9 @@ STANDARD_PIP = {
     [("banana", "InvalidApiVersionParameter"), ("2099-01-01", "NoRegisteredProviderFound")],
 )
 def test_an_api_version_microsoft_network_never_published_is_refused(sandbox, version, code):
-    status, body, _ = _raw(sandbox, "GET", _prefix(sandbox) + f"/loadBalancers/x?api-version={version}")
+    status, body, _ = arm_raw(
+        sandbox, "GET", network_prefix(sandbox) + f"/loadBalancers/x?api-version={version}"
+    )
     assert status == 400 and body["error"]["code"] == code
 
 
@@ -136,35 +117,35 @@ def test_retired_basic_and_unknown_skus_are_refused(provider, kind, sku, code):
 
 
 def test_a_delete_answers_202_with_location_and_poll_urls_keep_the_api_version(sandbox, state):
-    url = _prefix(sandbox) + "/publicIPAddresses/loc?api-version=2024-05-01"
-    status, _, headers = _raw(sandbox, "PUT", url, STANDARD_PIP)
+    url = network_prefix(sandbox) + "/publicIPAddresses/loc?api-version=2024-05-01"
+    status, _, headers = arm_raw(sandbox, "PUT", url, STANDARD_PIP)
     assert status == 201 and "api-version=2024-05-01" in headers["Azure-AsyncOperation"]
     state.lro_seconds = 30.0
-    status, _, headers = _raw(sandbox, "DELETE", url)
+    status, _, headers = arm_raw(sandbox, "DELETE", url)
     assert status == 202 and "api-version=2024-05-01" in headers["Location"]
     assert "api-version=2024-05-01" in headers["Azure-AsyncOperation"]
-    assert _raw(sandbox, "GET", headers["Location"])[0] == 202  # still in progress
-    assert _raw(sandbox, "GET", headers["Azure-AsyncOperation"])[1]["status"] == "InProgress"
+    assert arm_raw(sandbox, "GET", headers["Location"])[0] == 202  # still in progress
+    assert arm_raw(sandbox, "GET", headers["Azure-AsyncOperation"])[1]["status"] == "InProgress"
     state.finish_operations()
-    assert _raw(sandbox, "GET", headers["Location"])[0] == 204
-    assert _raw(sandbox, "GET", headers["Azure-AsyncOperation"])[1]["status"] == "Succeeded"
+    assert arm_raw(sandbox, "GET", headers["Location"])[0] == 204
+    assert arm_raw(sandbox, "GET", headers["Azure-AsyncOperation"])[1]["status"] == "Succeeded"
 
 
 def test_a_long_operation_stays_in_progress_then_succeeds_or_fails(sandbox, state):
-    url = _prefix(sandbox) + "/publicIPAddresses/slow?api-version=2026-03-01"
+    url = network_prefix(sandbox) + "/publicIPAddresses/slow?api-version=2026-03-01"
     # An hour, ended by the test itself: no wall-clock window for a loaded CI machine to miss.
     state.lro_seconds = 3600.0
-    _, _, headers = _raw(sandbox, "PUT", url, STANDARD_PIP)
+    _, _, headers = arm_raw(sandbox, "PUT", url, STANDARD_PIP)
     op = headers["Azure-AsyncOperation"]
-    assert _raw(sandbox, "GET", op)[1]["status"] == "InProgress"
-    assert _raw(sandbox, "GET", url)[1]["properties"]["provisioningState"] == "Updating"
+    assert arm_raw(sandbox, "GET", op)[1]["status"] == "InProgress"
+    assert arm_raw(sandbox, "GET", url)[1]["properties"]["provisioningState"] == "Updating"
     state.finish_operations()
-    assert _raw(sandbox, "GET", op)[1]["status"] == "Succeeded"
-    assert _raw(sandbox, "GET", url)[1]["properties"]["provisioningState"] == "Succeeded"
+    assert arm_raw(sandbox, "GET", op)[1]["status"] == "Succeeded"
+    assert arm_raw(sandbox, "GET", url)[1]["properties"]["provisioningState"] == "Succeeded"
     state.lro_seconds = 0.0
     state.fail_operations(method="PUT", path="publicipaddresses/slow", code="InternalServerError")
-    _, _, headers = _raw(sandbox, "PUT", url, STANDARD_PIP)
-    status = _raw(sandbox, "GET", headers["Azure-AsyncOperation"])[1]
+    _, _, headers = arm_raw(sandbox, "PUT", url, STANDARD_PIP)
+    status = arm_raw(sandbox, "GET", headers["Azure-AsyncOperation"])[1]
     assert status["status"] == "Failed" and status["error"]["code"] == "InternalServerError"
-    assert _raw(sandbox, "GET", url)[1]["properties"]["provisioningState"] == "Failed"
-    assert _raw(sandbox, "DELETE", url)[0] == 202
+    assert arm_raw(sandbox, "GET", url)[1]["properties"]["provisioningState"] == "Failed"
+    assert arm_raw(sandbox, "DELETE", url)[0] == 202

@@ -12,8 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from lbprov_azure import AzureProvider
 from lbprov_azure.sandbox import SANDBOX
-from lbprov_azure.sandbox.cloud_provider_azure import UpstreamPort, reconcile_upstream
-from lbprov_azure.testing import nsg_rules
+from lbprov_azure.testing import nsg_rules, upstream_service
 
 from lbprov.model import InvalidService
 
@@ -249,21 +248,8 @@ def test_ipv4_address_annotation_on_an_ipv6_only_service_is_refused_naming_it(ma
 def test_adopting_upstreams_service_as_dual_stack_is_refused_naming_the_field_and_writes_nothing(
     sandbox, provider, state, nodes, make_service, intent_for
 ):
-    s = provider.settings
     svc = make_service("old")
-    reconcile_upstream(
-        state,
-        rg=s.resource_group,
-        vnet=s.vnet_name,
-        subnet=s.subnet_name,
-        nsg=s.security_group_name,
-        cluster=s.cluster_name,
-        namespace="default",
-        name="old",
-        uid=svc["metadata"]["uid"],
-        ports=[UpstreamPort(p["protocol"], p["port"], p["nodePort"]) for p in svc["spec"]["ports"]],
-        nodes=[(n["metadata"]["name"], n["status"]["addresses"][0]["address"]) for n in nodes],
-    )
+    upstream_service(state, provider, svc, nodes)
     before = len(sandbox.mutating_requests())
     with pytest.raises(
         InvalidService, match=r"spec\.ipFamilies.*adopts cloud-provider-azure's IPv4 Services only"

@@ -4,34 +4,21 @@ ingress IP per family, primary first, and deleting the Service leaves nothing of
 from __future__ import annotations
 
 import ipaddress
-import time
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Iterator
 
 import pytest
 from lbprov_azure import AzureProvider
 from lbprov_azure.sandbox import ArmState
-from lbprov_azure.testing import lb_of, node_object
+from lbprov_azure.testing import controller_for, lb_of, node_object
 
-from lbprov.controller.manager import Controller, ControllerConfig
 from lbprov.controller.service import ingress_of
 from lbprov.kube.client import KubeClient
 from lbprov.kube.facts import cluster_identity
 from lbprov.provider import SandboxCloud
 from lbprov.sandbox.kube_api import KubeAPIServer
+from lbprov.testing import wait_for
 
-T = TypeVar("T")
 NS = "v6"
-
-
-def wait_for(pred: Callable[[], T], timeout: float, what: str) -> T:
-    """Poll ``pred`` until it is truthy (a deadline, never a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while not (got := pred()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-    return got
 
 
 @pytest.fixture
@@ -53,19 +40,7 @@ def test_controller_writes_an_ingress_ip_per_family_primary_first_and_deletes_bo
         "cluster_id": cluster_identity(kube),
         "coalesce_window_seconds": 0.01,
     }
-    controller = Controller(
-        kube,
-        {"azure": AzureProvider.from_settings(settings)},
-        ControllerConfig(
-            cluster=cluster,
-            default_provider="azure",
-            workers=2,
-            node_debounce=0.2,
-            backoff_base=0.2,
-            backoff_max=2.0,
-            cache_sync_timeout=10,
-        ),
-    )
+    controller = controller_for(kube, AzureProvider.from_settings(settings), cluster, workers=2)
     controller.start()
     try:
         for name, families in (("dual", ["IPv4", "IPv6"]), ("dual6", ["IPv6", "IPv4"])):

@@ -4,21 +4,15 @@ become one batch; the deltas apply in order; an error reaches every ticket of it
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from lbprov_azure.nsgwriter import RuleDelta, RuleWriter, merged_destinations
 
+from lbprov.testing import wait_for
+
 
 def _delta(add=(), remove=()):
     return RuleDelta(add=set(add), remove=set(remove), template={})
-
-
-def _until(cond, seconds=5.0):
-    deadline = time.monotonic() + seconds
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.005)
 
 
 def test_deltas_arriving_during_a_write_become_one_batch():
@@ -34,11 +28,11 @@ def test_deltas_arriving_during_a_write_become_one_batch():
     w = RuleWriter(write, 0)
     first = threading.Thread(target=w.submit, args=(_delta(["10.0.0.1"]),))
     first.start()
-    _until(lambda: len(batches) == 1)
+    wait_for(lambda: len(batches) == 1, 5, "the first batch to be written", interval=0.005)
     others = [threading.Thread(target=w.submit, args=(_delta([f"10.0.0.{i}"]),)) for i in range(2, 7)]
     for t in others:
         t.start()
-    _until(lambda: len(w._pending) == 5)
+    wait_for(lambda: len(w._pending) == 5, 5, "5 deltas pending behind the write", interval=0.005)
     gate.set()
     for t in [first, *others]:
         t.join(5)

@@ -3,7 +3,8 @@
 azure-core's ``RequestsTransport`` leaves its ``requests`` session trusting the environment, which
 re-reads ``os.environ`` (twice) and ``~/.netrc`` per request: about 9% of the Azure controller's CPU.
 The tests count those reads (none per request) and check that a proxy from the environment still
-applies, ``NO_PROXY`` still bypasses it, and the CA bundle of the environment is still used.
+applies, ``NO_PROXY`` still bypasses it, and the CA bundle of the environment is still used (what
+is read is :mod:`lbprov.httpenv`'s, tested in tests/test_httpenv.py; here, that the client uses it).
 """
 
 from __future__ import annotations
@@ -12,24 +13,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 from azure.core.exceptions import ServiceRequestError
 from lbprov_azure import AzureProvider
 from lbprov_azure.client import get_json, make_client
 from lbprov_azure.desired import Ids
 from lbprov_azure.settings import AzureSettings
+from lbprov_azure.testing import offline_settings
 
 from lbprov.cloudcalls import CloudCalls
 from lbprov.provider import SandboxCloud
-
-_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+from lbprov.testing import clean_http_environment, count_http_environment_reads
 
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    for name in _ENV:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+    clean_http_environment(monkeypatch)
     yield monkeypatch
 
 
@@ -46,19 +44,7 @@ def test_the_environment_is_read_once_per_client_not_once_per_request(
     sandbox: SandboxCloud, clean_env: pytest.MonkeyPatch
 ) -> None:
     provider = _provider(sandbox)
-    reads: list[str] = []
-    real_proxies, real_netrc = requests.sessions.get_environ_proxies, requests.sessions.get_netrc_auth
-
-    def proxies(url: str, no_proxy: Any = None) -> Any:
-        reads.append("proxies")
-        return real_proxies(url, no_proxy=no_proxy)
-
-    def netrc(url: str, raise_errors: bool = False) -> Any:
-        reads.append("netrc")
-        return real_netrc(url, raise_errors)
-
-    clean_env.setattr(requests.sessions, "get_environ_proxies", proxies)
-    clean_env.setattr(requests.sessions, "get_netrc_auth", netrc)
+    reads = count_http_environment_reads(clean_env)
     provider.calls.reset()
     for _ in range(10):
         assert _read_lb(provider) is None
@@ -77,19 +63,6 @@ def test_a_proxy_from_the_environment_still_applies_and_no_proxy_still_bypasses_
     assert _read_lb(_provider(sandbox)) is None
 
 
-def _settings(**extra: Any) -> AzureSettings:
-    return AzureSettings(
-        subscription_id="00000000-0000-0000-0000-000000000000",
-        resource_group="rg",
-        location="westeurope",
-        vnet_name="vnet",
-        subnet_name="subnet",
-        auth="static-token",
-        static_token="token",
-        **extra,
-    )
-
-
 def test_the_ca_bundle_of_the_environment_is_kept_and_the_settings_one_wins(
     clean_env: pytest.MonkeyPatch,
 ) -> None:
@@ -98,9 +71,7 @@ def test_the_ca_bundle_of_the_environment_is_kept_and_the_settings_one_wins(
     def verify(settings: AzureSettings) -> Any:
         return make_client(settings, calls)._client._pipeline._transport.connection_config.verify
 
-    assert verify(_settings()) is True
-    clean_env.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/curl.pem")
-    assert verify(_settings()) == "/etc/ssl/certs/curl.pem"
+    assert verify(offline_settings()) is True
     clean_env.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/corporate.pem")
-    assert verify(_settings()) == "/etc/ssl/certs/corporate.pem"
-    assert verify(_settings(ca_bundle="/etc/lbprov/ca.pem")) == "/etc/lbprov/ca.pem"
+    assert verify(offline_settings()) == "/etc/ssl/certs/corporate.pem"
+    assert verify(offline_settings(ca_bundle="/etc/lbprov/ca.pem")) == "/etc/lbprov/ca.pem"

@@ -20,8 +20,6 @@ from lbprov_azure.reservations import Hold, Reservations
 from lbprov_azure.sandbox import Fault
 from lbprov_azure.testing import MemoryKube
 
-from lbprov.controller.service import ServiceReconciler
-
 TWO_PORTS = [("TCP", 80), ("TCP", 443)]
 
 
@@ -150,14 +148,7 @@ def test_the_plan_beyond_the_ceiling_gets_the_clear_event_not_an_arm_error(
     filler = make_service("filler", ports=_ports(296))
     services = [make_service(f"s{i}", ports=TWO_PORTS) for i in range(3)]
     kube = MemoryKube([filler, *services])
-    reconciler = ServiceReconciler(
-        kube,
-        get_service=lambda key: kube.get_service(*key.split("/", 1)),
-        list_nodes=lambda: nodes,
-        providers={"azure": provider},
-        cluster=cluster,
-        default_provider="azure",
-    )
+    reconciler = kube.reconciler(provider, nodes, cluster)
     reconciler.sync("default/filler")
     planned = threading.Barrier(len(services))
     plan = provider.plan

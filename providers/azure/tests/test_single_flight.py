@@ -8,13 +8,14 @@ on the wire, unless a write of this process started or finished since it was sen
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from lbprov_azure import AzureProvider
 from lbprov_azure.sandbox import ArmState
+
+from lbprov.testing import wait_for
 
 LISTING = r"/loadbalancers$"
 
@@ -41,13 +42,6 @@ def gate(state: ArmState) -> Iterator[_Gate]:
     g.release.set()
 
 
-def _until(cond: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while not cond():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.005)
-
-
 def _start(n: int, fn: Callable[[], Any], out: list[Any]) -> list[threading.Thread]:
     threads = [threading.Thread(target=lambda: out.append(fn())) for _ in range(n)]
     for t in threads:
@@ -64,7 +58,12 @@ def test_plans_asking_while_the_listing_is_on_the_wire_join_it(
         threads = _start(1, provider.observer.lbs_by_name, results)
         assert gate.arrived.acquire(timeout=30)
         threads += _start(5, provider.observer.lbs_by_name, results)
-        _until(lambda: rnd.flights["loadBalancers.list"].joined == 5, "the other plans never joined")
+        wait_for(
+            lambda: rnd.flights["loadBalancers.list"].joined == 5,
+            30,
+            "the other plans to join",
+            interval=0.005,
+        )
         gate.release.set()
         for t in threads:
             t.join(30)

@@ -10,7 +10,6 @@ upstream makes it; the results are read back through google-cloud-compute (and R
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from lbprov_gcp.testing_predecessor import make_upstream_lb
 from lbprov.intent import IntentSettings, build_intent
 from lbprov.model import Action, OwnershipConflict
 from lbprov.render import render_plan
+from lbprov.testing import wait_for
 
 
 def target_pools(sandbox: Any) -> list[str]:
@@ -360,8 +360,8 @@ def test_the_controller_takes_an_upstream_service_over_on_its_ip(sandbox):
         controller = Controller(kube, {"gcp": provider}, config, metrics=Metrics())
         controller.start()
         try:
-            wait_until(lambda: not target_pools(sandbox), "upstream's target pool to go")
-            wait_until(lambda: done(kube), "the event of the takeover")
+            wait_for(lambda: not target_pools(sandbox), 30, "upstream's target pool to go")
+            wait_for(lambda: done(kube), 30, "the event of the takeover")
         finally:
             controller.stop()
         got = kube.get_service("default", "web")
@@ -384,14 +384,6 @@ def done(kube: Any) -> str:
     return next(
         (e["message"] for e in events if e["reason"] in ("EnsuredLoadBalancer", "UpdatedLoadBalancer")), ""
     )
-
-
-def wait_until(pred: Any, what: str, timeout: float = 30) -> None:
-    """Poll ``pred`` with a deadline (never a fixed sleep for state)."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_without_a_cluster_id_a_pool_on_a_nodes_check_stays_a_conflict(sandbox, server):

@@ -32,15 +32,12 @@ from lbprov_gcp.settings import GCPSettings
 
 from lbprov.cloudcalls import CallEvent, CloudCalls, CloudUnreachable
 from lbprov.provider import SandboxCloud
-
-_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+from lbprov.testing import clean_http_environment
 
 
 @pytest.fixture
 def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    for name in _PROXY_VARS:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+    clean_http_environment(monkeypatch)
     yield monkeypatch
 
 

@@ -242,3 +242,25 @@ class AwsView:
         for _proto, lo, hi, _cidr in self.node_rules():
             assert not any(lo <= p <= hi for p in node_ports), (lo, hi, node_ports)
         assert not any(desc and svc.lb_name in desc for _, desc in self.node_pair_rules())
+
+
+def raw_target_group(
+    view: AwsView, cloud: SandboxCloud, name: str = "k8s-ok-tg", protocol: str = "TCP", **kw: Any
+) -> str:
+    """A target group made directly through boto3 (past the provider), for the strict layer's tests;
+    its ARN."""
+    arn: str = view.elbv2.create_target_group(
+        Name=name, Protocol=protocol, Port=30080, VpcId=cloud.extra["vpc_id"], TargetType="instance", **kw
+    )["TargetGroups"][0]["TargetGroupArn"]
+    return arn
+
+
+def raw_nlb(view: AwsView, cloud: SandboxCloud, name: str = "lb-ok", **kw: Any) -> str:
+    """An NLB made directly through boto3 in the public subnets (unless ``SubnetMappings`` are given);
+    its ARN."""
+    if "SubnetMappings" not in kw:
+        kw["Subnets"] = cloud.extra["public_subnets"]
+    arn: str = view.elbv2.create_load_balancer(Name=name, Type="network", **kw)["LoadBalancers"][0][
+        "LoadBalancerArn"
+    ]
+    return arn

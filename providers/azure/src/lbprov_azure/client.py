@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import time
 from collections.abc import Callable
 from typing import IO, Any, TypeVar
 
-import requests
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import (
     HttpResponseError,
@@ -33,6 +31,7 @@ from azure.mgmt.core.polling.arm_polling import ARMPolling
 from azure.mgmt.network import NetworkManagementClient
 
 from lbprov.cloudcalls import CloudCalls
+from lbprov.httpenv import read_http_environment
 from lbprov_azure.operations import operation_for
 from lbprov_azure.settings import AzureSettings
 
@@ -160,25 +159,19 @@ def make_client(settings: AzureSettings, calls: CloudCalls) -> NetworkManagement
 
 
 def frozen_environment(settings: AzureSettings) -> dict[str, Any]:
-    """The client's proxy and TLS settings, read from the environment once, as ``requests`` would.
+    """The client's proxy and TLS settings, read from the environment once (:mod:`lbprov.httpenv`).
 
     azure-core's ``RequestsTransport`` leaves its session trusting the environment, and a ``requests``
-    session that does re-reads it on every request: all of ``os.environ`` twice for the proxies
-    (``get_environ_proxies``) plus a ``~/.netrc`` lookup -- about 9% of the controller's CPU in a
-    profile of the Azure bench. Every request of the client goes to one endpoint (ARM's long-operation
-    URLs too), so the answer is the same each time: the proxies for it (``NO_PROXY`` honoured) go to
-    azure-core's ``ProxyPolicy``, the CA bundle (``settings.ca_bundle``, else ``REQUESTS_CA_BUNDLE`` /
-    ``CURL_CA_BUNDLE``) to ``connection_verify``, and ``use_env_settings=False`` turns the per-request
-    reads off (the GCP client does the same: ``lbprov_gcp.client.freeze_environment``).
+    session that does re-reads it on every request (about 9% of the controller's CPU in a profile of
+    the Azure bench). Every request of the client goes to one endpoint (ARM's long-operation URLs
+    too): its proxies go to azure-core's ``ProxyPolicy``, the CA bundle (``settings.ca_bundle``, else
+    the environment's) to ``connection_verify``, and ``use_env_settings=False`` turns the
+    per-request reads off.
     """
-    endpoint = settings.base_url or "https://management.azure.com"
-    out: dict[str, Any] = {
-        "use_env_settings": False,
-        "proxies": dict(requests.utils.get_environ_proxies(endpoint)),
-    }
-    bundle = settings.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        out["connection_verify"] = bundle
+    env = read_http_environment(settings.base_url or "https://management.azure.com", settings.ca_bundle)
+    out: dict[str, Any] = {"use_env_settings": False, "proxies": env.proxies}
+    if env.ca_bundle:
+        out["connection_verify"] = env.ca_bundle
     return out
 
 

@@ -2,8 +2,9 @@
 
 ``make_service`` builds a Service in the Kubernetes API's JSON shape, ``node_object`` the Node of a
 sandbox instance, ``converge`` runs plan + apply and proves DESIGN.md's convergence and idempotence
-invariants, ``lb_of`` / ``part_names`` read the emulator's state, ``MemoryKube`` is the little of the
-Kubernetes API that the real reconciler needs (Services, patches, events).
+invariants, ``lb_of`` / ``part_names`` read the emulator's state, ``upstream_service`` makes what
+cloud-provider-azure made for a Service, ``arm_raw`` sends one request below the SDK, ``MemoryKube`` is the little of the Kubernetes API that the
+real reconciler needs (Services, patches, events).
 """
 
 from __future__ import annotations
@@ -16,8 +17,13 @@ from typing import TYPE_CHECKING, Any
 from lbprov.model import Intent, SandboxNode
 
 if TYPE_CHECKING:
+    from lbprov.controller.manager import Controller
+    from lbprov.controller.service import ServiceReconciler
+    from lbprov.kube.client import KubeClient
+    from lbprov.provider import SandboxCloud
     from lbprov_azure.provider import AzureProvider
     from lbprov_azure.sandbox.state import ArmState
+    from lbprov_azure.settings import AzureSettings
 
 SANDBOX_RG = "lbprov-sandbox"
 _node_ports = itertools.count(30000)
@@ -127,6 +133,99 @@ def allow_rule(state: ArmState, base: str, address: str | None, protocol: str = 
     return found[0]
 
 
+def upstream_service(
+    state: ArmState, provider: AzureProvider, svc: dict[str, Any], nodes: list[dict[str, Any]], **kw: Any
+) -> str:
+    """What cloud-provider-azure made for ``svc`` (a Service as :func:`make_service` returns it) over
+    ``nodes`` (Node objects), in ``provider``'s resource group, network, NSG and cluster; its frontend
+    address. ``kw`` goes to :func:`~lbprov_azure.sandbox.cloud_provider_azure.reconcile_upstream`,
+    over those (another ``cluster``, ``nsg=None``, ``internal``, ``nsg_style``, ``aks_outbound``...)."""
+    from lbprov_azure.sandbox.cloud_provider_azure import UpstreamPort, reconcile_upstream
+
+    s = provider.settings
+    args: dict[str, Any] = {
+        "rg": s.resource_group,
+        "vnet": s.vnet_name,
+        "subnet": s.subnet_name,
+        "nsg": s.security_group_name,
+        "cluster": s.cluster_name,
+        "namespace": svc["metadata"]["namespace"],
+        "name": svc["metadata"]["name"],
+        "uid": svc["metadata"]["uid"],
+        "ports": [UpstreamPort(p["protocol"], p["port"], p["nodePort"]) for p in svc["spec"]["ports"]],
+        "nodes": [(n["metadata"]["name"], n["status"]["addresses"][0]["address"]) for n in nodes],
+    }
+    return reconcile_upstream(state, **{**args, **kw})
+
+
+def arm_raw(
+    sandbox: SandboxCloud, method: str, url: str, body: Any = None, *, token: bool = True
+) -> tuple[int, Any, dict[str, str]]:
+    """One request to the ARM emulator, below the SDK: (status, JSON answer, headers), errors included.
+
+    ``url`` is a path under the emulator's endpoint or a whole URL (a long operation's); the
+    emulator's throwaway CA is trusted, and ``token=False`` leaves the bearer token out."""
+    import json
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    ctx = ssl.create_default_context(cafile=sandbox.settings["ca_bundle"])
+    full = url if url.startswith("https://") else sandbox.endpoint + url
+    req = urllib.request.Request(full, method=method, data=json.dumps(body).encode() if body else None)
+    if token:
+        req.add_header("Authorization", "Bearer t")
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, context=ctx) as resp:
+            return resp.status, json.loads(resp.read() or b"null"), dict(resp.headers)
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null"), dict(err.headers)
+
+
+def network_prefix(sandbox: SandboxCloud) -> str:
+    """The path of Microsoft.Network in the sandbox resource group (for :func:`arm_raw`)."""
+    subscription = sandbox.settings["subscription_id"]
+    return f"/subscriptions/{subscription}/resourceGroups/{SANDBOX_RG}/providers/Microsoft.Network"
+
+
+def offline_settings(**extra: Any) -> AzureSettings:
+    """Settings of a made-up subscription with a static token: for tests that build a client and
+    send nothing (its transport, timeouts and TLS)."""
+    from lbprov_azure.settings import AzureSettings
+
+    return AzureSettings(
+        subscription_id="00000000-0000-0000-0000-000000000000",
+        resource_group="rg",
+        location="westeurope",
+        vnet_name="vnet",
+        subnet_name="subnet",
+        auth="static-token",
+        static_token="token",
+        **extra,
+    )
+
+
+def controller_for(kube: KubeClient, provider: AzureProvider, cluster: str, *, workers: int) -> Controller:
+    """The real controller with the Azure provider only; short debounce and backoff so tests run fast."""
+    from lbprov.controller.manager import Controller, ControllerConfig
+
+    providers: dict[str, Any] = {"azure": provider}
+    return Controller(
+        kube,
+        providers,
+        ControllerConfig(
+            cluster=cluster,
+            default_provider="azure",
+            workers=workers,
+            node_debounce=0.2,
+            backoff_base=0.2,
+            backoff_max=2.0,
+            cache_sync_timeout=10,
+        ),
+    )
+
+
 class MemoryKube:
     """Just enough of the controller's Kubernetes API: Services by key, merge patches, events."""
 
@@ -160,3 +259,19 @@ class MemoryKube:
         self, obj: dict[str, Any], *, type: str, reason: str, message: str, component: str = ""
     ) -> None:
         self.events.append((obj["metadata"]["name"], reason, message))
+
+    def reconciler(
+        self, provider: AzureProvider, nodes: list[dict[str, Any]], cluster: str
+    ) -> ServiceReconciler:
+        """The real reconciler over these Services and ``nodes``, with the Azure provider only."""
+        from lbprov.controller.service import ServiceReconciler
+
+        providers: dict[str, Any] = {"azure": provider}
+        return ServiceReconciler(
+            self,
+            get_service=lambda key: self.get_service(*key.split("/", 1)),
+            list_nodes=lambda: nodes,
+            providers=providers,
+            cluster=cluster,
+            default_provider="azure",
+        )

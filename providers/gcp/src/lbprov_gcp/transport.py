@@ -16,18 +16,17 @@ request goes to: the proxy for it (``NO_PROXY`` honoured) and the CA bundle
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 import certifi
-import requests.utils
 import urllib3
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.auth.transport.urllib3 import Request as AuthRequest
 
 from lbprov.cloudcalls import CloudCalls
+from lbprov.httpenv import read_http_environment
 from lbprov_gcp.operations import operation_for
 
 #: Connections kept per host: one per controller worker at the default 10 workers (as requests'
@@ -91,12 +90,13 @@ class HttpEnvironment:
 
 def http_environment(endpoint: str) -> HttpEnvironment:
     """The proxy for ``endpoint`` (``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``, ``NO_PROXY``
-    honoured, as ``requests`` reads them) and the CA bundle a ``requests`` session would verify with."""
-    proxies = requests.utils.get_environ_proxies(endpoint)
+    honoured) and the CA bundle (``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``), read by the core's
+    :func:`lbprov.httpenv.read_http_environment` as ``requests`` reads them; without a bundle,
+    certifi's, which ``requests`` verified with (urllib3 alone would take the system's store)."""
+    env = read_http_environment(endpoint)
     scheme = endpoint.split("://", 1)[0]
-    proxy = proxies.get(scheme) or proxies.get("all")
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
-    return HttpEnvironment(proxy=proxy, ca_bundle=bundle)
+    proxy = env.proxies.get(scheme) or env.proxies.get("all")
+    return HttpEnvironment(proxy=proxy, ca_bundle=env.ca_bundle or certifi.where())
 
 
 class Transport:

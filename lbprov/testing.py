@@ -1,0 +1,70 @@
+"""Helpers for the tests of the core and of every provider package (as ``kopf.testing``).
+
+Tests of the providers live in their own packages and cannot import ``tests/``; what they share with
+the core's tests lives here, once: polling for a state with a deadline (never a fixed sleep), and
+the HTTP environment of :mod:`lbprov.httpenv` cleared and its reads counted. Nothing here is
+imported by lbprov at run time; ``pytest`` is needed only by the callers' fixtures.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import pytest
+
+T = TypeVar("T")
+
+#: The variables :func:`lbprov.httpenv.read_http_environment` reads (lower-case spellings too).
+HTTP_ENVIRONMENT = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+)
+
+
+def wait_for(check: Callable[[], T], timeout: float, what: str, *, interval: float = 0.05) -> T:
+    """Poll ``check()`` until it returns something truthy and return that; at the deadline fail with an
+    ``AssertionError`` naming ``what`` was awaited and the last value seen."""
+    deadline = time.monotonic() + timeout
+    while not (last := check()):
+        if time.monotonic() > deadline:
+            shown = repr(last)
+            shown = shown if len(shown) <= 200 else shown[:200] + "..."
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {shown})")
+        time.sleep(interval)
+    return last
+
+
+def clean_http_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset every proxy and CA-bundle variable (as the test's monkeypatch, undone after it)."""
+    for name in HTTP_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+def count_http_environment_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The list that each read of the environment by a ``requests`` session appends to from now on
+    (``"proxies"``: ``get_environ_proxies``, ``"netrc"``: ``get_netrc_auth``); the reads still happen."""
+    import requests.utils
+
+    reads: list[str] = []
+    real_proxies, real_netrc = requests.utils.get_environ_proxies, requests.utils.get_netrc_auth
+
+    def proxies(url: str, no_proxy: Any = None) -> Any:
+        reads.append("proxies")
+        return real_proxies(url, no_proxy=no_proxy)
+
+    def netrc(url: str, raise_errors: bool = False) -> Any:
+        reads.append("netrc")
+        return real_netrc(url, raise_errors)
+
+    # a session calls the names it imported from requests.utils
+    monkeypatch.setattr("requests.sessions.get_environ_proxies", proxies)
+    monkeypatch.setattr("requests.sessions.get_netrc_auth", netrc)
+    return reads
