@@ -359,7 +359,8 @@ def run(args: argparse.Namespace, workers: int, phases: tuple[str, ...] = PHASES
     finally:
         if cloud.proc.poll() is None:
             cloud.send({"cmd": "quit"})
-        cloud.close()
+        # (an emulator profiled per thread, BENCH_EMULATOR_PROFILE, takes minutes to write it)
+        cloud.close(600 if os.environ.get("BENCH_EMULATOR_PROFILE") else 30)
 
 
 def _node_names(args: argparse.Namespace) -> list[str]:
@@ -391,6 +392,7 @@ def _run_with(
         *("--backoff-base", str(args.backoff_base), "--backoff-max", str(args.backoff_max)),
         *(["--no-trim"] if args.no_trim else []),
         *(["--tracemalloc"] if args.tracemalloc else []),
+        *(["--no-malloc-trim"] if args.no_malloc_trim else []),
         *(["--profile", str(Path(args.profile) / f"workers-{workers}")] if args.profile else []),
     ]
     env = dict(os.environ, BENCH_PROVIDER_SETTINGS=json.dumps(settings))
@@ -540,6 +542,12 @@ def parser() -> argparse.ArgumentParser:
         "kept after transient peaks; 0 = the default)",
     )
     p.add_argument(
+        "--no-malloc-trim",
+        action="store_true",
+        help="the controller does not give freed heap pages back when a batch ends (lbprov/heap.py), "
+        "for comparison",
+    )
+    p.add_argument(
         "--tracemalloc",
         action="store_true",
         help="report the controller's Python memory still held at the end, by source line (slower; "
@@ -595,6 +603,7 @@ def header(args: argparse.Namespace) -> dict[str, Any]:
         "service_node_port_range": args.service_node_port_range,
         "phases": args.phases,
         "malloc_arena_max": args.malloc_arena_max or None,
+        "malloc_trim": not args.no_malloc_trim,
         "cpus": os.cpu_count(),
         "load_average_at_start": list(os.getloadavg()),
         "note": "seconds are wall-clock on a shared machine (inflated by other load); counts and CPU "

@@ -12,6 +12,10 @@ command per stdin line:
 
 Running it apart from the controller is what lets the bench report the controller's own CPU
 seconds: an in-process emulator's work would be counted as the controller's.
+
+``BENCH_EMULATOR_SAMPLES=<file>`` writes a wall-clock stack sample of every thread (bench/sampler.py);
+``BENCH_EMULATOR_PROFILE=<file>`` a cProfile of every thread in CPU time (bench/thread_profile.py; a
+pstats file of the whole run), which tells the emulator's CPU per request from its waiting.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from sampler import StackSampler
+from thread_profile import ThreadProfiles
 
 from lbprov.provider import load_provider
 
@@ -44,11 +50,17 @@ def main(argv: list[str]) -> int:
     sampler = StackSampler() if samples_to else None
     if sampler is not None:
         sampler.start()
+    profile_to = os.environ.get("BENCH_EMULATOR_PROFILE")
+    profiles = ThreadProfiles() if profile_to else None
+    if profiles is not None:
+        profiles.install()
     try:
         return _serve(provider, nodes)
     finally:
         if sampler is not None and samples_to:
             sampler.stop_and_write(samples_to)
+        if profiles is not None and profile_to:
+            profiles.dump(Path(profile_to))
 
 
 def _serve(provider: str, nodes: list[str]) -> int:

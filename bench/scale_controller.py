@@ -48,6 +48,7 @@ from typing import Any
 from procstat import cpu_seconds, memory_kib
 from thread_profile import ThreadProfiles
 
+from lbprov import heap
 from lbprov.cloudcalls import CallEvent, CloudCalls
 from lbprov.controller.manager import Controller, ControllerConfig
 from lbprov.kube.client import KubeClient
@@ -98,6 +99,21 @@ class LogTally(logging.Handler):
         return out
 
 
+#: Frames kept per traced allocation: enough to reach the lbprov code that called into a library
+#: (botocore's XML parser, json, urllib3) for ``by_lbprov_caller_kib``.
+TRACE_FRAMES = 16
+
+
+def _caller(traceback: tracemalloc.Traceback) -> str:
+    """The innermost lbprov frame of an allocation (who asked a library for the memory; for
+    lbprov.interning's copies, who asked for the copy)."""
+    for frame in reversed(traceback):  # tracemalloc keeps the innermost frame last
+        name = frame.filename
+        if "/lbprov" in name and "site-packages" not in name and not name.endswith("/interning.py"):
+            return f"{frame.filename.split('/work/')[-1]}:{frame.lineno}"
+    return "(no lbprov frame)"
+
+
 def allocation_top(limit: int = 25) -> dict[str, Any]:
     """Python memory allocated since tracing began and still held, by source file and by source
     line (largest first)."""
@@ -113,7 +129,13 @@ def allocation_top(limit: int = 25) -> dict[str, Any]:
         return f"{name}:{frame.lineno}" if line else name
 
     stats = snapshot.statistics("lineno")
+    by_caller: dict[str, int] = {}
+    for trace in snapshot.traces:
+        key = _caller(trace.traceback)
+        by_caller[key] = by_caller.get(key, 0) + trace.size
+    callers = sorted(by_caller.items(), key=lambda kv: -kv[1])[:limit]
     return {
+        "by_lbprov_caller_kib": {k: round(v / 1024) for k, v in callers},
         "total_kib": round(sum(s.size for s in stats) / 1024),
         "by_file_kib": {
             where(s, False): round(s.size / 1024) for s in snapshot.statistics("filename")[:limit]
@@ -149,6 +171,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--tracemalloc",
         action="store_true",
         help="trace Python allocations from the start of the controller (for the 'top' command)",
+    )
+    p.add_argument(
+        "--no-malloc-trim",
+        action="store_true",
+        help="do not give freed heap pages back when a batch ends (lbprov.heap.ENABLED = False)",
     )
     p.add_argument(
         "--profile",
@@ -204,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
 
     if args.tracemalloc:
-        tracemalloc.start()
+        tracemalloc.start(TRACE_FRAMES)
+    if args.no_malloc_trim:
+        heap.ENABLED = False
     profiles = ThreadProfiles() if args.profile else None
     if profiles is not None:
         profiles.install()

@@ -11,10 +11,15 @@ caches synced, before any cloud work), ``VmHWM`` (peak) at the end, ``VmRSS`` af
 
 The AWS cloud is moto behind the strict layer, with the sandbox's fixes of moto's scans over every
 resource (``lbprov_aws/sandbox/at_scale.py``: without them a security group listing at 10,000 NLB
-Services costs moto about 20 minutes); the 10,000-Service run is
-``--sizes 1000,3000,10000 --service-node-port-range 30000-40999`` (10,000 one-port Services need
-more NodePorts than the default range's 2,768). ``--malloc-arena-max 2`` runs the controller with
-glibc's ``MALLOC_ARENA_MAX=2``.
+Services costs moto about 20 minutes). The 10,000-Service run, as the image runs the controller
+(``MALLOC_ARENA_MAX=2``)::
+
+    python bench/scale_memory.py --sizes 10000 --malloc-arena-max 2 --service-node-port-range 30000-45000
+
+(10,000 one-port Services need more NodePorts than the default range's 2,768; add a smaller size,
+e.g. ``--sizes 2000,10000``, for a bytes-per-Service slope). ``--no-malloc-trim`` turns off the
+controller's ``malloc_trim`` when a batch ends (``lbprov/heap.py``), to compare: it lowers the
+steady state after a batch, not the peak.
 
 Growth per Service is the slope between the smallest and the largest size (bytes per Service), for
 the startup figure (the informer cache and what the imports do not explain), the peak and the

@@ -254,7 +254,7 @@ def test_unreachable_server_backs_off_then_syncs() -> None:
     url, port = srv.url, srv.port
     srv.stop()
     inf = Informer(KubeClient.for_url(url), "services", backoff_initial=0.05, backoff_max=0.2)
-    inf.client.api_client.configuration.retries = 0
+    inf.client.transport.retries = 0
     inf.start()
     try:
         wait_for(lambda: inf.watch_errors >= 2, 10, "failed attempts")

@@ -92,7 +92,7 @@ def test_in_cluster_with_a_wrong_token_is_unauthorized(
 
 def test_https_without_the_ca_is_refused(tls_server: KubeAPIServer) -> None:
     client = KubeClient.for_url(tls_server.url, token="sa-token-123")
-    client.api_client.configuration.retries = 0
+    client.transport.retries = 0
     with pytest.raises(Exception, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
         client.list_services()
     ok = KubeClient.for_url(tls_server.url, token="sa-token-123", ca_file=tls_server.ca_file)

@@ -724,3 +724,50 @@ def test_a_batch_longer_than_a_round_gets_a_fresh_round_not_none(monkeypatch: py
         controller.stop()
     assert plans_in_round == [True] * 6  # each plan ran inside exactly one round, never none
     assert open_rounds["entered"] == 6  # a fresh round after each plan (all were too old)
+
+
+def test_the_heap_is_given_back_when_a_batch_round_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """lbprov.heap.release runs once the round's listings are dropped (its __exit__ has run), so
+    that the RSS between batches is what is live, not the batch's peak."""
+    import time
+    from contextlib import contextmanager
+
+    from lbprov.controller import manager
+    from lbprov.controller.manager import Controller, ControllerConfig
+
+    events: list[str] = []
+    monkeypatch.setattr(manager.heap, "release", lambda: events.append("release") or True)
+    timeline: list[str] = []
+    kube = FakeKube(timeline)
+    provider = FakeProvider("a", timeline)
+
+    @contextmanager
+    def read_round() -> Any:
+        events.append("enter")
+        try:
+            yield object()
+        finally:
+            events.append("exit")
+
+    provider.read_round = read_round  # type: ignore[attr-defined]
+    for i in range(3):
+        kube.put(make_service(f"s{i}"))
+    controller = Controller(
+        kube,  # type: ignore[arg-type]
+        {"a": provider},  # type: ignore[dict-item]
+        ControllerConfig(cluster="unit", default_provider="a", workers=2),
+        informer_factory=lambda kube, kind, **h: FakeInformer(kube, kind, **h),
+    )
+    controller.start()
+    try:
+        deadline = time.monotonic() + 5
+        while events[-1:] != ["release"]:
+            assert time.monotonic() < deadline, events
+            time.sleep(0.01)
+        controller.resync()
+        while events.count("release") < 2:
+            assert time.monotonic() < deadline, events
+            time.sleep(0.01)
+    finally:
+        controller.stop()
+    assert events[:6] == ["enter", "exit", "release", "enter", "exit", "release"]

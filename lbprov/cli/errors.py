@@ -286,7 +286,9 @@ def _kubernetes(exc: BaseException, names: set[str], command: str = "plan") -> U
     hint = _KUBE_HINTS.get(command, _KUBE_HINT)
     if "lbprov.kube.client.KubeUnreachable" in names:
         return UserError("kubernetes", f"{_first_line(exc, 400)}: {hint}")
-    if "ConfigException" in names and any(n.startswith("kubernetes.") for n in names):
+    if "lbprov.kube.config.KubeConfigError" in names or (
+        "ConfigException" in names and any(n.startswith("kubernetes.") for n in names)
+    ):
         return UserError("kubernetes", f"Kubernetes: {_first_line(exc)}: {hint}")
     if "lbprov.kube.client.KubeError" in names or "kubernetes.client.exceptions.ApiException" in names:
         status = getattr(exc, "status", None)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from lbprov import heap
 from lbprov.controller.kubeapi import ControllerKube, Obj
 from lbprov.controller.leader import LeaderElector, LeaseAPI
 from lbprov.controller.nodes import NodeSync
@@ -228,6 +229,8 @@ class _Workers:
         for ctx in rounds.values():  # the old round ends before the new one starts (no overlap)
             with contextlib.suppress(Exception):
                 ctx.__exit__(None, None, None)
+        rounds.clear()
+        heap.release()  # the round's listings are freed: give their pages back (lbprov/heap.py)
         if drained:
             return
         with self.round_lock:
@@ -240,6 +243,9 @@ class _Workers:
         for ctx in rounds.values():
             with contextlib.suppress(Exception):
                 ctx.__exit__(None, None, None)
+        if rounds:
+            rounds.clear()
+            heap.release()
 
 
 class Controller:

@@ -1,4 +1,4 @@
-"""Kubernetes client side: typed calls over the official client (``client``) and informers."""
+"""Kubernetes client side: typed calls over urllib3 (``client``, ``transport``, ``config``) and informers."""
 
 from lbprov.kube.client import (
     AlreadyExists,
@@ -6,6 +6,7 @@ from lbprov.kube.client import (
     Gone,
     Invalid,
     KubeClient,
+    KubeConfigError,
     KubeError,
     KubeUnreachable,
     NotFound,
@@ -20,6 +21,7 @@ __all__ = [
     "Informer",
     "Invalid",
     "KubeClient",
+    "KubeConfigError",
     "KubeError",
     "KubeUnreachable",
     "NotFound",

@@ -1,19 +1,21 @@
-"""Typed calls over the official ``kubernetes`` client, with objects as plain dicts.
+"""Typed calls to the Kubernetes API, with objects as plain dicts, over urllib3 (no official client).
 
 Why dicts: the controller reads a handful of fields and writes small patches; the API's own JSON
 shape (``obj["metadata"]["finalizers"]``) is what DESIGN.md, the intent builder and the tests speak,
-and it avoids the generated models' conversions (and their ``None``-for-missing ambiguity). Every
-call goes through the generated ``CoreV1Api``/``CoordinationV1Api`` methods with
-``_preload_content=False`` and decodes the JSON body itself.
+and it avoids generated models' conversions (and their ``None``-for-missing ambiguity). Why no
+official client: lbprov only ever used it as a transport, and importing it costs a process about
+46 MB; the HTTP is :mod:`lbprov.kube.transport`, the configuration :mod:`lbprov.kube.config` (which
+still uses the official loader, lazily, for kubeconfig files only).
 
-Errors are mapped from ``ApiException`` to :class:`NotFound`, :class:`Conflict` (409, stale
+Errors are mapped from the HTTP status to :class:`NotFound`, :class:`Conflict` (409, stale
 resourceVersion; :class:`AlreadyExists` is its subclass), :class:`Gone` (410), :class:`Invalid`
-(422), or :class:`KubeError` for anything else.
+(422), or :class:`KubeError` for anything else; a request with no HTTP answer raises
+:class:`KubeUnreachable`.
 
 Configuration: :meth:`KubeClient.from_kubeconfig`, :meth:`KubeClient.in_cluster` (service-account
-token and CA, ``KUBERNETES_SERVICE_HOST``/``PORT``; the files can be redirected with
-``LBPROV_INCLUSTER_TOKEN_FILE`` / ``LBPROV_INCLUSTER_CA_FILE``), :meth:`KubeClient.for_url` and
-:meth:`KubeClient.auto`.
+token, re-read once a minute, and CA, ``KUBERNETES_SERVICE_HOST``/``PORT``; the files can be
+redirected with ``LBPROV_INCLUSTER_TOKEN_FILE`` / ``LBPROV_INCLUSTER_CA_FILE``),
+:meth:`KubeClient.for_url` and :meth:`KubeClient.auto`.
 """
 
 from __future__ import annotations
@@ -27,22 +29,43 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
+from urllib.parse import quote
 
-import kubernetes.client
-import kubernetes.config
 import urllib3
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.incluster_config import InClusterConfigLoader
-from kubernetes.watch.watch import iter_resp_lines
+
+from lbprov.kube.config import (
+    CA_FILE_ENV,
+    SA_DIR,
+    TOKEN_FILE_ENV,
+    ClusterConfig,
+    KubeConfigError,
+    in_cluster_config,
+    kubeconfig_config,
+    url_config,
+)
+from lbprov.kube.transport import Query, Transport
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 T = TypeVar("T")
 
-SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-TOKEN_FILE_ENV = "LBPROV_INCLUSTER_TOKEN_FILE"
-CA_FILE_ENV = "LBPROV_INCLUSTER_CA_FILE"
+__all__ = [
+    "CA_FILE_ENV",
+    "SA_DIR",
+    "TOKEN_FILE_ENV",
+    "AlreadyExists",
+    "Conflict",
+    "Gone",
+    "Invalid",
+    "KubeClient",
+    "KubeConfigError",
+    "KubeError",
+    "KubeUnreachable",
+    "NotFound",
+    "WatchDropped",
+    "WatchStream",
+]
 
 MERGE_TYPES = {
     "merge": "application/merge-patch+json",
@@ -129,16 +152,17 @@ def _short(text: str, limit: int = 160) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _error_from(exc: ApiException) -> KubeError:
-    status = int(exc.status or 0)
-    reason = str(exc.reason or "")
-    message = str(exc.body or "")
+def _error_from(status: int, http_reason: str, data: bytes) -> KubeError:
+    """The typed error of a non-2xx answer: reason and message from its ``Status`` body when it
+    has one, else the HTTP reason phrase and the body's text."""
+    reason = http_reason
+    message = data.decode("utf-8", errors="replace")
     try:
-        body = json.loads(exc.body) if exc.body else {}
+        body = json.loads(data) if data else {}
         if isinstance(body, dict):
             reason = str(body.get("reason") or reason)
             message = str(body.get("message") or message)
-    except (TypeError, ValueError):
+    except ValueError:
         pass
     return _error(status, reason, message)
 
@@ -172,7 +196,7 @@ class WatchStream(Iterator[tuple[str, Obj]]):
 
     def __init__(self, response: Any, kind: str, api_version: str) -> None:
         self._resp = response
-        self._lines = iter_resp_lines(response)  # type: ignore[no-untyped-call]
+        self._lines = _lines(response)
         self._kind = kind
         self._api_version = api_version
         self._closed = False
@@ -225,6 +249,22 @@ class WatchStream(Iterator[tuple[str, Obj]]):
                 pass
 
 
+def _lines(resp: Any) -> Iterator[bytes]:
+    """The body's newline-delimited lines as they arrive (each chunk as the server flushed it).
+    A last line without its newline is still yielded: if the connection was cut inside it, it does
+    not decode and the stream reports the drop."""
+    pending = b""
+    for chunk in resp.stream(amt=None, decode_content=False):
+        if not chunk:
+            continue
+        if pending:
+            chunk = pending + chunk
+        *complete, pending = chunk.split(b"\n")
+        yield from complete
+    if pending:
+        yield pending
+
+
 # ---- client -------------------------------------------------------------------------------------
 
 #: Seconds to wait for the TCP (and TLS) connection to the API server.
@@ -235,6 +275,21 @@ READ_TIMEOUT = 15.0
 #: A watch's read timeout is the server-side watch timeout plus this much: the server ends a watch
 #: cleanly at its timeout, so only a dead connection ever hits ours.
 WATCH_READ_MARGIN = 30.0
+
+CORE = "/api/v1"
+COORDINATION = "/apis/coordination.k8s.io/v1"
+
+
+def _seg(name: str) -> str:
+    """One path segment (a name or namespace), escaped."""
+    return quote(name, safe="")
+
+
+def _ns(namespace: str, plural: str, name: str | None = None, sub: str | None = None) -> str:
+    path = f"{CORE}/namespaces/{_seg(namespace)}/{plural}"
+    if name is not None:
+        path += "/" + _seg(name)
+    return path + "/" + sub if sub else path
 
 
 class KubeClient:
@@ -247,16 +302,14 @@ class KubeClient:
 
     def __init__(
         self,
-        api_client: kubernetes.client.ApiClient,
+        config: ClusterConfig | Transport,
         *,
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
     ) -> None:
-        self.api_client = api_client
+        self.transport = config if isinstance(config, Transport) else Transport(config)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        self.core = kubernetes.client.CoreV1Api(api_client)
-        self.coordination = kubernetes.client.CoordinationV1Api(api_client)
         self._events: OrderedDict[tuple[str, ...], tuple[str, str, int]] = OrderedDict()
         self._events_lock = threading.Lock()
         #: Page size of list calls (``limit``); lists follow ``continue`` tokens to the end.
@@ -264,49 +317,24 @@ class KubeClient:
 
     # -- construction ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _configuration() -> kubernetes.client.Configuration:
-        cfg = kubernetes.client.Configuration()
-        # Workers, informers and leader election share one pool; the default (5 x CPUs) is small.
-        cfg.connection_pool_maxsize = 64
-        # urllib3 retries a failed request 3 times by default, so a silent server cost 4 read
-        # timeouts. A failed connect is retried once; a read (no answer) is not: the caller's own
-        # backoff (informer, work queue) retries, and plan/gc stop.
-        cfg.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=0, raise_on_status=False)
-        return cfg
-
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> KubeClient:
-        cfg = cls._configuration()
+        """A kubeconfig file (``path``, else ``$KUBECONFIG``, else ``~/.kube/config``), read by the
+        official loader (which this imports, lazily)."""
         # The library reads $KUBECONFIG once, at import; read it now so a changed environment counts.
         path = path or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=path, context=context, client_configuration=cfg
-        )
-        return cls(kubernetes.client.ApiClient(cfg))
+        return cls(kubeconfig_config(path, context))
 
     @classmethod
     def in_cluster(cls) -> KubeClient:
         """Service-account token and CA plus ``KUBERNETES_SERVICE_HOST``/``PORT`` (the token is
-        re-read periodically, as projected tokens rotate). ``LBPROV_INCLUSTER_TOKEN_FILE`` and
+        re-read once a minute, as projected tokens rotate). ``LBPROV_INCLUSTER_TOKEN_FILE`` and
         ``LBPROV_INCLUSTER_CA_FILE`` override the file locations."""
-        cfg = cls._configuration()
-        token_file = os.environ.get(TOKEN_FILE_ENV) or os.path.join(SA_DIR, "token")
-        ca_file = os.environ.get(CA_FILE_ENV) or os.path.join(SA_DIR, "ca.crt")
-        loader = InClusterConfigLoader(token_filename=token_file, cert_filename=ca_file)  # type: ignore[no-untyped-call]
-        loader.load_and_set(cfg)  # type: ignore[no-untyped-call]
-        return cls(kubernetes.client.ApiClient(cfg))
+        return cls(in_cluster_config())
 
     @classmethod
     def for_url(cls, url: str, *, token: str | None = None, ca_file: str | None = None) -> KubeClient:
-        cfg = cls._configuration()
-        cfg.host = url.rstrip("/")
-        if token:
-            cfg.api_key = {"BearerToken": token}
-            cfg.api_key_prefix = {"BearerToken": "Bearer"}
-        if ca_file:
-            cfg.ssl_ca_cert = ca_file
-        return cls(kubernetes.client.ApiClient(cfg))
+        return cls(url_config(url, token=token, ca_file=ca_file))
 
     @classmethod
     def auto(cls, kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
@@ -318,10 +346,10 @@ class KubeClient:
 
     @property
     def host(self) -> str:
-        return str(self.api_client.configuration.host)
+        return self.transport.config.host
 
     def close(self) -> None:
-        self.api_client.close()  # type: ignore[no-untyped-call]
+        self.transport.close()
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -333,27 +361,40 @@ class KubeClient:
     def unreachable(self, exc: BaseException) -> KubeUnreachable:
         return KubeUnreachable(self.host, connection_detail(exc, self.read_timeout))
 
-    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
-        kwargs.setdefault("_request_timeout", self.timeouts)
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Query | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Obj:
         try:
-            resp = fn(*args, _preload_content=False, **kwargs)
-            data = resp.data
-        except ApiException as exc:
-            raise _error_from(exc) from None
+            resp = self.transport.request(
+                method, path, query=query, body=body, content_type=content_type, timeout=self.timeouts
+            )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise self.unreachable(exc) from exc
-        return json.loads(data) if data else {}
+        if not 200 <= resp.status <= 299:
+            raise _error_from(resp.status, resp.reason, resp.data)
+        result = resp.json()
+        return result if isinstance(result, dict) else {}
+
+    def _patch(self, path: str, patch: Obj | list[Any], merge: str) -> Obj:
+        content_type = MERGE_TYPES["json" if isinstance(patch, list) else merge]
+        return self._call("PATCH", path, body=patch, content_type=content_type)
 
     def _list(
-        self, fn: Callable[..., Any], kind: str, api_version: str, *args: Any, **kwargs: Any
+        self, path: str, kind: str, api_version: str, query: Query | None = None
     ) -> tuple[list[Obj], str]:
         items: list[Obj] = []
         token: str | None = None
         while True:
-            page_args = dict(kwargs, limit=self.page_size)
+            page: dict[str, str | int | bool | None] = dict(query or {}, limit=self.page_size)
             if token:
-                page_args["_continue"] = token
-            body = self._call(fn, *args, **page_args)
+                page["continue"] = token
+            body = self._call("GET", path, query=page)
             for item in body.get("items") or []:
                 item.setdefault("kind", kind)
                 item.setdefault("apiVersion", api_version)
@@ -364,30 +405,28 @@ class KubeClient:
                 return items, str(meta.get("resourceVersion") or "")
 
     def _watch(
-        self,
-        fn: Callable[..., Any],
-        kind: str,
-        api_version: str,
-        resource_version: str,
-        timeout_seconds: int,
-        *args: Any,
-        **kwargs: Any,
+        self, path: str, kind: str, api_version: str, resource_version: str, timeout_seconds: int
     ) -> WatchStream:
+        query: Query = {
+            "watch": True,
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": True,
+            "timeoutSeconds": timeout_seconds,
+        }
         try:
-            resp = fn(
-                *args,
-                watch=True,
-                resource_version=resource_version,
-                allow_watch_bookmarks=True,
-                timeout_seconds=timeout_seconds,
-                _preload_content=False,
-                _request_timeout=(self.connect_timeout, timeout_seconds + WATCH_READ_MARGIN),
-                **kwargs,
+            resp = self.transport.stream(
+                path, query=query, timeout=(self.connect_timeout, timeout_seconds + WATCH_READ_MARGIN)
             )
-        except ApiException as exc:
-            raise _error_from(exc) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise WatchDropped(str(self.unreachable(exc))) from exc
+        if not 200 <= resp.status <= 299:
+            try:
+                data = resp.data
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise WatchDropped(str(self.unreachable(exc))) from exc
+            finally:
+                resp.release_conn()
+            raise _error_from(resp.status, resp.reason or "", data)
         return WatchStream(resp, kind, api_version)
 
     @staticmethod
@@ -403,33 +442,26 @@ class KubeClient:
         self, namespace: str | None = None, *, label_selector: str | None = None
     ) -> tuple[list[Obj], str]:
         """Every Service (or those of ``namespace``) and the list's resourceVersion."""
-        kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
-        if namespace is None:
-            return self._list(self.core.list_service_for_all_namespaces, "Service", "v1", **kwargs)
-        return self._list(self.core.list_namespaced_service, "Service", "v1", namespace, **kwargs)
+        path = f"{CORE}/services" if namespace is None else _ns(namespace, "services")
+        return self._list(path, "Service", "v1", {"labelSelector": label_selector})
 
     def watch_services(
         self, resource_version: str, timeout_seconds: int = 300, *, namespace: str | None = None
     ) -> WatchStream:
-        if namespace is None:
-            return self._watch(
-                self.core.list_service_for_all_namespaces, "Service", "v1", resource_version, timeout_seconds
-            )
-        return self._watch(
-            self.core.list_namespaced_service, "Service", "v1", resource_version, timeout_seconds, namespace
-        )
+        path = f"{CORE}/services" if namespace is None else _ns(namespace, "services")
+        return self._watch(path, "Service", "v1", resource_version, timeout_seconds)
 
     def get_service(self, namespace: str, name: str) -> Obj | None:
-        return self._optional(lambda: self._call(self.core.read_namespaced_service, name, namespace))
+        return self._optional(lambda: self._call("GET", _ns(namespace, "services", name)))
 
     def create_service(self, namespace: str, body: Obj) -> Obj:
-        return self._call(self.core.create_namespaced_service, namespace, body)
+        return self._call("POST", _ns(namespace, "services"), body=body)
 
     def replace_service(self, namespace: str, name: str, body: Obj) -> Obj:
-        return self._call(self.core.replace_namespaced_service, name, namespace, body)
+        return self._call("PUT", _ns(namespace, "services", name), body=body)
 
     def delete_service(self, namespace: str, name: str) -> Obj:
-        return self._call(self.core.delete_namespaced_service, name, namespace)
+        return self._call("DELETE", _ns(namespace, "services", name))
 
     def patch_service(
         self, namespace: str, name: str, patch: Obj | list[Any], *, merge: str = "merge"
@@ -437,71 +469,60 @@ class KubeClient:
         """Patch the Service object (status changes are ignored by the server). ``merge``:
         ``"merge"`` (RFC 7386, the default: a finalizers list replaces the old one), ``"strategic"``
         or ``"json"`` (RFC 6902; implied by a list body)."""
-        content_type = MERGE_TYPES["json" if isinstance(patch, list) else merge]
-        return self._call(
-            self.core.patch_namespaced_service, name, namespace, patch, _content_type=content_type
-        )
+        return self._patch(_ns(namespace, "services", name), patch, merge)
 
     def patch_service_status(self, namespace: str, name: str, patch: Obj, *, merge: str = "merge") -> Obj:
         """Patch the ``status`` subresource (only status changes take effect)."""
-        content_type = MERGE_TYPES["json" if isinstance(patch, list) else merge]
-        return self._call(
-            self.core.patch_namespaced_service_status, name, namespace, patch, _content_type=content_type
-        )
+        return self._patch(_ns(namespace, "services", name, "status"), patch, merge)
 
     def replace_service_status(self, namespace: str, name: str, body: Obj) -> Obj:
-        return self._call(self.core.replace_namespaced_service_status, name, namespace, body)
+        return self._call("PUT", _ns(namespace, "services", name, "status"), body=body)
 
     # -- nodes ----------------------------------------------------------------------------------
 
     def list_nodes(self, *, label_selector: str | None = None) -> tuple[list[Obj], str]:
-        kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
-        return self._list(self.core.list_node, "Node", "v1", **kwargs)
+        return self._list(f"{CORE}/nodes", "Node", "v1", {"labelSelector": label_selector})
 
     def watch_nodes(self, resource_version: str, timeout_seconds: int = 300) -> WatchStream:
-        return self._watch(self.core.list_node, "Node", "v1", resource_version, timeout_seconds)
+        return self._watch(f"{CORE}/nodes", "Node", "v1", resource_version, timeout_seconds)
 
     def get_node(self, name: str) -> Obj | None:
-        return self._optional(lambda: self._call(self.core.read_node, name))
+        return self._optional(lambda: self._call("GET", f"{CORE}/nodes/{_seg(name)}"))
 
     def create_node(self, body: Obj) -> Obj:
-        return self._call(self.core.create_node, body)
+        return self._call("POST", f"{CORE}/nodes", body=body)
 
     def patch_node(self, name: str, patch: Obj | list[Any], *, merge: str = "merge") -> Obj:
-        content_type = MERGE_TYPES["json" if isinstance(patch, list) else merge]
-        return self._call(self.core.patch_node, name, patch, _content_type=content_type)
+        return self._patch(f"{CORE}/nodes/{_seg(name)}", patch, merge)
 
     def patch_node_status(self, name: str, patch: Obj) -> Obj:
-        return self._call(self.core.patch_node_status, name, patch, _content_type=MERGE_TYPES["merge"])
+        return self._patch(f"{CORE}/nodes/{_seg(name)}/status", patch, "merge")
 
     def delete_node(self, name: str) -> Obj:
-        return self._call(self.core.delete_node, name)
+        return self._call("DELETE", f"{CORE}/nodes/{_seg(name)}")
 
     # -- namespaces -----------------------------------------------------------------------------
 
     def create_namespace(self, name: str) -> Obj:
-        return self._call(
-            self.core.create_namespace, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-        )
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        return self._call("POST", f"{CORE}/namespaces", body=body)
 
     def get_namespace(self, name: str) -> Obj | None:
-        return self._optional(lambda: self._call(self.core.read_namespace, name))
+        return self._optional(lambda: self._call("GET", f"{CORE}/namespaces/{_seg(name)}"))
 
     # -- config maps ----------------------------------------------------------------------------
 
     def get_config_map(self, namespace: str, name: str) -> Obj | None:
-        return self._optional(lambda: self._call(self.core.read_namespaced_config_map, name, namespace))
+        return self._optional(lambda: self._call("GET", _ns(namespace, "configmaps", name)))
 
     def create_config_map(self, namespace: str, body: Obj) -> Obj:
-        return self._call(self.core.create_namespaced_config_map, namespace, body)
+        return self._call("POST", _ns(namespace, "configmaps"), body=body)
 
     # -- events ---------------------------------------------------------------------------------
 
     def list_events(self, namespace: str | None = None, *, field_selector: str | None = None) -> list[Obj]:
-        kwargs: dict[str, Any] = {"field_selector": field_selector} if field_selector else {}
-        if namespace is None:
-            return self._list(self.core.list_event_for_all_namespaces, "Event", "v1", **kwargs)[0]
-        return self._list(self.core.list_namespaced_event, "Event", "v1", namespace, **kwargs)[0]
+        path = f"{CORE}/events" if namespace is None else _ns(namespace, "events")
+        return self._list(path, "Event", "v1", {"fieldSelector": field_selector})[0]
 
     def create_event(
         self, obj: Obj, *, type: str, reason: str, message: str, component: str = "lbprov"
@@ -537,12 +558,8 @@ class KubeClient:
             if seen is not None:
                 ev_ns, ev_name, count = seen
                 try:
-                    self._call(
-                        self.core.patch_namespaced_event,
-                        ev_name,
-                        ev_ns,
-                        {"count": count + 1, "lastTimestamp": now},
-                        _content_type=MERGE_TYPES["merge"],
+                    self._patch(
+                        _ns(ev_ns, "events", ev_name), {"count": count + 1, "lastTimestamp": now}, "merge"
                     )
                     self._remember_event(key, ev_ns, ev_name, count + 1)
                     return
@@ -564,7 +581,7 @@ class KubeClient:
                 "firstTimestamp": now,
                 "lastTimestamp": now,
             }
-            self._call(self.core.create_namespaced_event, namespace, body)
+            self._call("POST", _ns(namespace, "events"), body=body)
             self._remember_event(key, namespace, name, 1)
         except (KubeError, KubeUnreachable, urllib3.exceptions.HTTPError, OSError) as exc:
             log.warning("could not record event %s on %s/%s: %s", reason, namespace, meta.get("name"), exc)
@@ -579,14 +596,19 @@ class KubeClient:
     # -- leases ---------------------------------------------------------------------------------
 
     def get_lease(self, namespace: str, name: str) -> Obj | None:
-        return self._optional(lambda: self._call(self.coordination.read_namespaced_lease, name, namespace))
+        return self._optional(lambda: self._call("GET", _lease(namespace, name)))
 
     def create_lease(self, namespace: str, body: Obj) -> Obj:
-        return self._call(self.coordination.create_namespaced_lease, namespace, body)
+        return self._call("POST", _lease(namespace), body=body)
 
     def replace_lease(self, namespace: str, name: str, body: Obj) -> Obj:
         """Replace with the body's ``metadata.resourceVersion`` as precondition (409 if stale)."""
-        return self._call(self.coordination.replace_namespaced_lease, name, namespace, body)
+        return self._call("PUT", _lease(namespace, name), body=body)
 
     def delete_lease(self, namespace: str, name: str) -> Obj:
-        return self._call(self.coordination.delete_namespaced_lease, name, namespace)
+        return self._call("DELETE", _lease(namespace, name))
+
+
+def _lease(namespace: str, name: str | None = None) -> str:
+    path = f"{COORDINATION}/namespaces/{_seg(namespace)}/leases"
+    return path if name is None else f"{path}/{_seg(name)}"

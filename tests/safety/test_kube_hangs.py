@@ -174,16 +174,17 @@ def test_a_watch_reads_longer_than_the_server_side_watch_timeout(silent: SilentS
     kube = KubeClient.for_url(silent.url)
     seen: dict[str, object] = {}
 
-    def fake_list(*args: object, **kwargs: object) -> object:
+    def fake_stream(path: str, **kwargs: object) -> object:
         seen.update(kwargs)
         raise OSError("stop here")
 
     from lbprov.kube.client import WATCH_READ_MARGIN, WatchDropped
 
+    kube.transport.stream = fake_stream  # type: ignore[method-assign,assignment]
     with pytest.raises(WatchDropped):
-        kube._watch(fake_list, "Service", "v1", "1", 300)
-    assert seen["timeout_seconds"] == 300
-    assert seen["_request_timeout"] == (kube.connect_timeout, 300 + WATCH_READ_MARGIN)
+        kube.watch_services("1", 300)
+    assert seen["query"]["timeoutSeconds"] == 300  # type: ignore[index]
+    assert seen["timeout"] == (kube.connect_timeout, 300 + WATCH_READ_MARGIN)
     # and every other request gets the short read timeout
     kube.read_timeout = 0.3
     with pytest.raises(KubeUnreachable):

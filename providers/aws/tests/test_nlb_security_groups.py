@@ -403,7 +403,8 @@ def test_services_planned_from_one_snapshot_share_one_backend_group(
     provider: AWSProvider, cloud: SandboxCloud, view: AwsView
 ) -> None:
     """Every plan of a fresh cluster creates the backend group and its node rules; applied at once
-    from threads, they all succeed and make one group with three rules."""
+    from threads, they all succeed and make one group with three rules, each written once (the
+    first apply's writes are the flight the others join, apply/flights.py: no duplicate errors)."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -417,12 +418,41 @@ def test_services_planned_from_one_snapshot_share_one_backend_group(
         barrier.wait()
         provider.apply(plan)
 
+    cloud.extra["sandbox"].recorder.clear()
     with ThreadPoolExecutor(len(plans)) as pool:
         list(pool.map(apply, plans))  # raises if any apply failed
     assert len([sg for sg in view.security_groups() if sg["GroupName"] == BACKEND]) == 1
     assert _all_lbprov_node_rules(view) == 3
+    sent = cloud.mutating_requests()
+    # One frontend group per Service and one backend group; one frontend rule per Service and the
+    # backend group's three node rules: nothing sent twice, so nothing refused as a duplicate.
+    assert sent.count("ec2:CreateSecurityGroup") == len(services) + 1, sent
+    assert sent.count("ec2:AuthorizeSecurityGroupIngress") == len(services) + 3, sent
     for svc in services:
         converge(provider, intent_of(provider, svc, nodes))
+
+
+def test_a_backend_group_deleted_by_someone_else_is_made_again(cloud: SandboxCloud, view: AwsView) -> None:
+    """The single flight never hides a deletion: a plan made after this process made the backend
+    group, which still finds it missing (another process released it), creates it again."""
+    nodes = node_objects(cloud)
+    ours = AWSProvider.from_settings(fast_settings(cloud))
+    other = AWSProvider.from_settings(fast_settings(cloud))  # another process: its own records
+    first, second = Svc(name="first"), Svc(name="second", ports=[(80, "TCP", 30081)])
+    converge(ours, intent_of(ours, first, nodes))
+    made = _group(view, BACKEND)
+    assert made is not None
+    delete_all(other, first)  # the last NLB: the other process releases the backend group
+    assert _group(view, BACKEND) is None and _backend_rules(view) == set()
+    plan = converge(ours, intent_of(ours, second, nodes))
+    assert [c.name for c in plan.changes if c.kind == "security-group"].count(BACKEND) == 1
+    again = _group(view, BACKEND)
+    assert again is not None and again["GroupId"] != made["GroupId"]
+    assert len(_backend_rules(view)) == 3
+    [lb] = view.nlbs(second.uid)
+    assert again["GroupId"] in lb["SecurityGroups"]
+    delete_all(ours, second)
+    assert _group(view, BACKEND) is None and _all_lbprov_node_rules(view) == 0
 
 
 def test_a_release_planned_before_another_nlb_attached_the_group_gives_up(

@@ -108,3 +108,96 @@ def test_prune_drops_what_a_listing_no_longer_shows_but_not_what_was_written_mea
     mem.after_write("elbv2:CreateTargetGroup", create, {"TargetGroups": [{"TargetGroupArn": TG2}]})
     mem.prune(set(), marker=":targetgroup/", before=before)
     assert TG not in mem.tags and TG2 in mem.tags
+
+
+def _fresh(text: str) -> str:
+    """An equal string that is a different object (as each botocore answer parses its own)."""
+    return "".join(list(text))
+
+
+def test_generations_of_deleted_resources_are_dropped() -> None:
+    """``_gen`` would otherwise keep an entry for every resource this process ever wrote."""
+    mem = Remembered()
+    for op, key, params in (
+        ("elbv2:DeleteTargetGroup", TG, {"TargetGroupArn": TG}),
+        ("elbv2:DeleteLoadBalancer", LB, {"LoadBalancerArn": LB}),
+        ("elb:DeleteLoadBalancer", "a" * 32, {"LoadBalancerName": "a" * 32}),
+    ):
+        mem.before_write("elbv2:AddTags", {"ResourceArns": [key], "Tags": []})
+        mem.after_write("elbv2:AddTags", {"ResourceArns": [key], "Tags": []}, {})
+        mem.before_write(op, params)
+        mem.after_write(op, params, {})
+        assert key not in mem._gen, op
+    # ... and so are those of resources a listing no longer shows.
+    mem.before_write("elbv2:AddTags", {"ResourceArns": [TG2], "Tags": []})
+    mem.after_write("elbv2:AddTags", {"ResourceArns": [TG2], "Tags": []}, {})
+    mem.prune(set(), marker=":targetgroup/", before=mem.generations())
+    assert mem._gen == {}
+
+
+def test_a_read_that_raced_a_delete_is_not_kept() -> None:
+    mem = Remembered()
+    mem.before_write("elbv2:ModifyTargetGroupAttributes", {"TargetGroupArn": TG})
+    mem.after_write("elbv2:ModifyTargetGroupAttributes", {"TargetGroupArn": TG}, {})
+    gen = mem.generation(TG)  # a read starts
+    mem.before_write("elbv2:DeleteTargetGroup", {"TargetGroupArn": TG})
+    mem.after_write("elbv2:DeleteTargetGroup", {"TargetGroupArn": TG}, {})
+    mem.store(mem.tg_attributes, TG, {"a": "stale"}, gen)  # ... and ends after the delete
+    assert TG not in mem.tg_attributes
+    # A classic ELB's name can come back: a read of the old one must not be kept for the new one.
+    name = "a" * 32
+    mem.before_write("elb:DeleteLoadBalancer", {"LoadBalancerName": name})
+    mem.after_write("elb:DeleteLoadBalancer", {"LoadBalancerName": name}, {})
+    gen = mem.generation(name)
+    mem.before_write("elb:CreateLoadBalancer", {"LoadBalancerName": name})
+    mem.after_write("elb:CreateLoadBalancer", {"LoadBalancerName": name}, {})
+    mem.store(mem.classic_attributes, name, {"old": True}, gen)
+    assert name not in mem.classic_attributes
+    # Reads that start after a delete are kept as before.
+    mem.store(mem.tg_attributes, TG2, {"a": "b"}, mem.generation(TG2))
+    assert mem.tg_attributes[TG2] == {"a": "b"}
+
+
+def test_what_is_remembered_shares_one_copy_of_each_name_and_short_value() -> None:
+    mem = Remembered()
+    for arn in (TG, TG2):
+        mem.store(
+            mem.tg_attributes,
+            _fresh(arn),
+            {_fresh("deregistration_delay.timeout_seconds"): _fresh("300")},
+            mem.generation(arn),
+        )
+        mem.store(mem.targets, _fresh(arn), (_fresh("i-0123456789abcdef0"),), mem.generation(arn))
+    mem.tags_of([_fresh(TG)], lambda arns: {_fresh(arns[0]): {_fresh("owner"): _fresh("me")}})
+    (k1, v1), (k2, v2) = (next(iter(mem.tg_attributes[a].items())) for a in (TG, TG2))
+    assert k1 is k2 and v1 is v2
+    assert mem.targets[TG][0] is mem.targets[TG2][0]
+    arns = {id(k) for table in (mem.tg_attributes, mem.targets, mem.tags) for k in table if k == TG}
+    assert len(arns) == 1  # one string object for the ARN, whichever answer stored it
+    assert mem.tags[TG] == {"owner": "me"}
+
+
+def test_equal_attributes_and_target_sets_are_one_object() -> None:
+    """10,000 target groups with AWS's defaults and every node as target hold one dict and one
+    tuple between them, not 10,000 equal ones (never changed in place, so safe to share)."""
+    mem = Remembered()
+    arns = [f"{TG}{i}" for i in range(3)]
+    for arn in arns:
+        attrs = {
+            _fresh("stickiness.enabled"): _fresh("false"),
+            _fresh("deregistration_delay.timeout_seconds"): "300",
+        }
+        mem.store(mem.tg_attributes, arn, attrs, mem.generation(arn))
+        mem.store(mem.targets, arn, (_fresh("i-1"), _fresh("i-2")), mem.generation(arn))
+    assert len({id(mem.tg_attributes[a]) for a in arns}) == 1
+    assert len({id(mem.targets[a]) for a in arns}) == 1
+    # A write replaces what it changes: the others keep the shared value.
+    params = {"TargetGroupArn": arns[0], "Targets": [{"Id": "i-3"}]}
+    mem.before_write("elbv2:RegisterTargets", params)
+    mem.after_write("elbv2:RegisterTargets", params, {})
+    assert mem.targets[arns[0]] == ("i-1", "i-2", "i-3") and mem.targets[arns[1]] == ("i-1", "i-2")
+    assert mem.store(mem.tg_attributes, arns[1], {"other": "x"}, mem.generation(arns[1])) is None
+    assert mem.tg_attributes[arns[2]] == {
+        "stickiness.enabled": "false",
+        "deregistration_delay.timeout_seconds": "300",
+    }

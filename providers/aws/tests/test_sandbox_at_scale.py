@@ -156,3 +156,62 @@ def test_describe_security_groups_refuses_a_page_above_1000(view: AwsView) -> No
     with pytest.raises(ClientError) as err:
         view.ec2.describe_security_groups(MaxResults=1001)
     assert err.value.response["Error"]["Code"] == "InvalidParameterValue"
+
+
+def test_per_request_fixes_answer_as_moto(cloud: SandboxCloud, view: AwsView) -> None:
+    """The module listing, the response classes' method names and the instance lookup: moto's own
+    answers (at_scale.py computes them once, or without the copies)."""
+    from moto import backends
+    from moto.core import responses
+    from moto.ec2.responses import EC2Response
+    from moto.elb.responses import ELBResponse
+    from moto.elbv2.responses import ELBV2Response
+
+    assert list(backends.list_of_moto_modules()) == list(at_scale.ORIGINAL["list_of_moto_modules"]())
+    assert "ec2" in backends.list_of_moto_modules() and "elbv2" in backends.list_of_moto_modules()
+    for clazz in (EC2Response, ELBResponse, ELBV2Response):
+        for _ in range(2):  # computed, then remembered
+            assert responses.method_names_from_class(clazz) == at_scale.ORIGINAL["method_names_from_class"](
+                clazz
+            )
+    ec2 = ec2_backends[ACCOUNT][REGION]
+    ids = [i.id for r in ec2.reservations.values() for i in r.instances]
+    assert len(ids) == 3  # the seeded nodes
+    for iid in [*ids, "i-0123456789abcdef0"]:
+        assert ec2.get_instance_by_id(iid) is at_scale.ORIGINAL["get_instance_by_id"](ec2, iid)
+
+
+def test_the_strict_layer_finds_a_member_as_the_pass_over_every_key_did() -> None:
+    """strict.py's ``_paths``: a path is present exactly when it is a key or a dotted prefix of one
+    (what ``prefix in params or any(k.startswith(prefix + "."))`` answered)."""
+    from lbprov_aws.sandbox.strict import _paths
+
+    params = {
+        "Action": "x",
+        "Tags.member.1.Key": "k",
+        "Tags.member.10.Value": "v",
+        "IpPermissions.1.UserIdGroupPairs.2.GroupId": "sg-1",
+        "Names.member.1": "a.b",
+    }
+    candidates = {
+        "Action",
+        "Act",
+        "Tags",
+        "Tags.member",
+        "Tags.member.1",
+        "Tags.member.10",
+        "Tags.member.2",
+        "Tags.member.1.Key",
+        "Tags.member.1.K",
+        "IpPermissions.1.UserIdGroupPairs",
+        "IpPermissions.1.UserIdGroupPairs.1",
+        "IpPermissions.1.UserIdGroupPairs.2",
+        "IpPermissions.2",
+        "Names.member.1",
+        "Names.member.1.a",
+        "",
+    }
+    paths = _paths(params)
+    for prefix in candidates:
+        before = prefix in params or any(k.startswith(prefix + ".") for k in params)
+        assert (prefix in paths) == before, prefix

@@ -20,8 +20,10 @@ from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from lbprov.cloudcalls import CloudCalls
+from lbprov_aws import request_body
 from lbprov_aws.operations import is_write
 from lbprov_aws.settings import AWSSettings
+from lbprov_aws.trimmed_models import TrimmingLoader
 
 PREFIXES = ("elbv2", "elb", "ec2")
 
@@ -64,6 +66,7 @@ class AWSClients:
         for prefix in PREFIXES:
             client = session.client(prefix, endpoint_url=settings.endpoint_url, config=config)
             client.meta.events.register("before-call.*.*", self._hook(prefix))
+            request_body.register(client)  # the form body encoded once, not per prepare()
             self.clients[prefix] = client
 
     def _hook(self, prefix: str) -> Callable[..., None]:
@@ -132,14 +135,18 @@ _LOADER: Any = None
 
 def _botocore_session() -> Any:
     """A fresh botocore session sharing one process-wide data loader: the service models are then
-    parsed once per process, not once per provider instance (which costs ~0.1 s per client)."""
+    parsed once per process, not once per provider instance (which costs ~0.1 s per client). The
+    loader trims the ec2, elbv2 and elb models to the operations lbprov_aws calls
+    (trimmed_models.py), on the search paths the session's own loader has (``AWS_DATA_PATH``)."""
     global _LOADER
     session = botocore.session.get_session()
     with _LOADER_LOCK:
         if _LOADER is None:
-            _LOADER = session.get_component("data_loader")
-        else:
-            session.register_component("data_loader", _LOADER)
+            own = session.get_component("data_loader")
+            _LOADER = TrimmingLoader(
+                extra_search_paths=list(own.search_paths), include_default_search_paths=False
+            )
+        session.register_component("data_loader", _LOADER)
     return session
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lbprov import naming
+from lbprov.interning import compact
 from lbprov_aws import sg_listing
 from lbprov_aws.client import AWSClients
 from lbprov_aws.diff.node_rules import SOURCE_RANGES_UNRECORDED, Key, TargetGroupFacts
@@ -47,7 +49,7 @@ def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[i : i + size]
 
 
-@dataclass
+@dataclass(slots=True)
 class ObservedTG:
     arn: str
     name: str
@@ -61,7 +63,7 @@ class ObservedTG:
     targets: tuple[str, ...] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class ObservedListener:
     arn: str
     port: int
@@ -73,7 +75,7 @@ class ObservedListener:
     alpn: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class ObservedNLB:
     arn: str
     name: str
@@ -93,7 +95,7 @@ class ObservedNLB:
     ip_address_type: str = "ipv4"
 
 
-@dataclass
+@dataclass(slots=True)
 class ObservedClassic:
     name: str
     dns: str
@@ -112,7 +114,7 @@ class ObservedClassic:
     listener_policies: dict[int, list[str]] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class ObservedSG:
     id: str
     name: str
@@ -165,15 +167,15 @@ def _nlb(raw: dict[str, Any], tags: dict[str, str]) -> ObservedNLB:
         arn=raw["LoadBalancerArn"],
         name=raw["LoadBalancerName"],
         dns=raw.get("DNSName", ""),
-        scheme=raw.get("Scheme", "internet-facing"),
+        scheme=_i(raw.get("Scheme", "internet-facing")),
         subnets=tuple(
-            sorted(az["SubnetId"] for az in raw.get("AvailabilityZones", []) if az.get("SubnetId"))
+            sorted(_i(az["SubnetId"]) for az in raw.get("AvailabilityZones", []) if az.get("SubnetId"))
         ),
-        vpc_id=raw.get("VpcId", ""),
+        vpc_id=_i(raw.get("VpcId", "")),
         tags=tags,
-        security_groups=tuple(sorted(raw.get("SecurityGroups") or [])),
+        security_groups=tuple(sorted(_i(g) for g in raw.get("SecurityGroups") or [])),
         addresses=_addresses(raw),
-        ip_address_type=raw.get("IpAddressType", "ipv4"),
+        ip_address_type=_i(raw.get("IpAddressType", "ipv4")),
     )
 
 
@@ -185,7 +187,7 @@ def _addresses(raw: dict[str, Any]) -> dict[str, dict[str, str]]:
                 "allocation_id": addr.get("AllocationId"),
                 "private_ipv4": addr.get("PrivateIPv4Address"),
             }
-            out[az.get("SubnetId", "")] = {k: v for k, v in found.items() if v}
+            out[_i(az.get("SubnetId", ""))] = {k: v for k, v in found.items() if v}
     return out
 
 
@@ -230,11 +232,11 @@ def _tg(raw: dict[str, Any], tags: dict[str, str]) -> ObservedTG:
     return ObservedTG(
         arn=raw["TargetGroupArn"],
         name=raw["TargetGroupName"],
-        protocol=raw.get("Protocol", ""),
+        protocol=_i(raw.get("Protocol", "")),
         port=int(raw.get("Port", 0)),
-        vpc_id=raw.get("VpcId", ""),
+        vpc_id=_i(raw.get("VpcId", "")),
         lb_arns=tuple(raw.get("LoadBalancerArns", [])),
-        health=normalise_health(raw),
+        health=compact(normalise_health(raw)),
         tags=tags,
     )
 
@@ -256,12 +258,19 @@ def _listener(li: Mapping[str, Any]) -> ObservedListener:
 
 def _sg(raw: dict[str, Any]) -> ObservedSG:
     return ObservedSG(
-        id=raw["GroupId"],
+        id=_i(raw["GroupId"]),
         name=raw.get("GroupName", ""),
-        vpc_id=raw.get("VpcId", ""),
-        tags=tag_dict(raw.get("Tags")),
-        permissions=list(raw.get("IpPermissions", [])),
+        vpc_id=_i(raw.get("VpcId", "")),
+        tags=compact(tag_dict(raw.get("Tags"))),
+        permissions=compact(list(raw.get("IpPermissions", []))),
     )
+
+
+def _i(value: str) -> str:
+    """One copy of a short name many records share (a VPC, subnet or security group ID, a scheme or
+    protocol): botocore parses a fresh string for each, and a round keeps one record per load
+    balancer, target group and security group of the account (lbprov.interning)."""
+    return sys.intern(value) if type(value) is str else value
 
 
 def _could_be_ours_lb(name: str) -> bool:
@@ -623,8 +632,9 @@ class Reader:
         return [_tg(tg, tags.get(tg["TargetGroupArn"], {})) for tg in raw]
 
     def cached_tags(self, arns: Sequence[str]) -> dict[str, dict[str, str]]:
-        """Tags of ``arns`` from ``remembered``, reading (20 per call) only those never seen."""
-        return self.remembered.tags_of(arns, self.elbv2_tags)
+        """Tags of ``arns`` from ``remembered``, reading (20 per call) only those never seen: the
+        remembered dicts themselves, for listings (plans get copies: ``_copy_nlb``, ``_copy_tg``)."""
+        return self.remembered.tags_of(arns, self.elbv2_tags, shared=True)
 
     def _forget_due(self, rnd: ReadRound, arns: Sequence[str]) -> None:
         """In a periodic round, the tags of the Services due for a deep check are read again."""

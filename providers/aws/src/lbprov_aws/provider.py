@@ -6,8 +6,10 @@ changes (apply/). Every request passes CloudCalls through a botocore hook (clien
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -120,8 +122,10 @@ class AWSProvider:
         return resolve(intent, annotations, self.settings.default_load_balancer_type)
 
     def plan(self, intent: Intent) -> Plan:
+        started = time.monotonic()  # before any read: apply/flights.py tells by it what the plan saw
         with self.reader.shared_round():
-            return self._plan(intent)
+            plan = self._plan(intent)
+        return dataclasses.replace(plan, data={**plan.data, "planned_at": started})
 
     def _plan(self, intent: Intent) -> Plan:
         if not isinstance(intent.options, AWSOptions):

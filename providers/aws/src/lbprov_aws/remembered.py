@@ -19,10 +19,19 @@ a listing are pruned, so the memory stays proportional to what exists.
 
 from __future__ import annotations
 
+import json
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from lbprov.interning import compact
+
+#: Distinct values kept for sharing: a cluster has a few (its annotation choices, its node set), and
+#: a bound keeps values unique to each resource (an access-log prefix per Service) from piling up.
+SHARED_VALUES = 256
+#: Deletes: what they name is gone, its generation too (see ``Remembered._gen``).
+_DELETES = frozenset({"elbv2:DeleteLoadBalancer", "elbv2:DeleteTargetGroup", "elb:DeleteLoadBalancer"})
 #: Parameters of elbv2/elb writes that name the resource they change.
 _KEY_PARAMS = ("ResourceArns", "TargetGroupArn", "LoadBalancerArn", "ListenerArn", "LoadBalancerName")
 
@@ -32,7 +41,17 @@ class Remembered:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        #: Generation of each key written by this process: every bump takes the next value of
+        #: ``_clock``. A key not in ``_gen`` has the generation ``_floor``, the highest one forgotten
+        #: (a deleted resource's entry is dropped, so ``_gen`` does not grow with every resource
+        #: ever made; a read started before the drop then sees a different generation, and is not
+        #: kept: at worst read again).
         self._gen: dict[str, int] = {}
+        self._clock = 0
+        self._floor = 0
+        #: Distinct attributes and target sets, by their JSON: shared by every resource that has
+        #: one of them (:meth:`_shared`).
+        self._values: dict[str, Any] = {}
         self.tags: dict[str, dict[str, str]] = {}
         self.lb_attributes: dict[str, dict[str, str]] = {}
         #: Listeners by load balancer ARN, as DescribeListeners / CreateListener return them.
@@ -47,13 +66,29 @@ class Remembered:
 
     def generation(self, key: str) -> int:
         with self._lock:
-            return self._gen.get(key, 0)
+            return self._gen.get(key, self._floor)
 
     def store(self, table: dict[str, Any], key: str, value: Any, generation: int) -> None:
         """Keep ``value`` read for ``key`` unless a write of ``key`` was sent since ``generation``."""
         with self._lock:
-            if self._gen.get(key, 0) == generation:
-                table[key] = value
+            if self._gen.get(key, self._floor) == generation:
+                table[_intern(key)] = self._shared(value) if table is not self.listeners else compact(value)
+
+    def _shared(self, value: Any) -> Any:
+        """One object for every resource whose attributes (or registered targets) are the same (the
+        lock held): most target groups and load balancers have AWS's default attributes and every
+        node as target, so 10,000 of them share a handful of dicts and tuples instead of holding
+        10,000 equal ones (with 1,000 nodes, a tuple of targets is 8 KB). Safe because what is
+        remembered is never changed in place (a write replaces it; readers get copies or must not
+        change it). At most :data:`SHARED_VALUES` distinct ones are kept; past that, a new one is
+        kept unshared."""
+        key = f"{type(value).__name__}:{json.dumps(value, sort_keys=True, default=str)}"
+        if (found := self._values.get(key)) is not None:
+            return found
+        value = compact(value)
+        if len(self._values) < SHARED_VALUES:
+            self._values[key] = value
+        return value
 
     def get(self, table: Mapping[str, Any], key: str) -> Any:
         with self._lock:
@@ -65,20 +100,27 @@ class Remembered:
         fetch: Callable[[Sequence[str]], dict[str, dict[str, str]]],
         *,
         fresh: bool = False,
+        shared: bool = False,
     ) -> dict[str, dict[str, str]]:
         """Tags of ``arns``: remembered ones as they are, the others read by ``fetch`` (batched by
-        the caller) and remembered (``fresh``: read them all)."""
+        the caller) and remembered (``fresh``: read them all). Copies, unless ``shared``: then the
+        remembered dicts themselves, which the caller must not change (a read round's listing keeps
+        one record per resource of the account: a copy of every tag dict would double its tags;
+        this class never changes a tag dict in place either, a write replaces it)."""
         with self._lock:
             known = {} if fresh else {a: self.tags[a] for a in arns if a in self.tags}
             missing = [a for a in dict.fromkeys(arns) if a not in known]
-            gens = {a: self._gen.get(a, 0) for a in missing}
+            gens = {a: self._gen.get(a, self._floor) for a in missing}
         if missing:
             found = fetch(missing)
             with self._lock:
                 for arn, tags in found.items():
-                    if self._gen.get(arn, 0) == gens.get(arn):
-                        self.tags[arn] = tags
-            known.update(found)
+                    tags = compact(tags)
+                    if self._gen.get(arn, self._floor) == gens.get(arn):
+                        self.tags[_intern(arn)] = tags
+                    known[arn] = tags
+        if shared:
+            return {a: known[a] for a in arns if a in known}
         return {a: dict(known[a]) for a in arns if a in known}
 
     def forget(self, keys: Iterable[str]) -> None:
@@ -99,8 +141,21 @@ class Remembered:
         with self._lock:
             for table in (self.tags, self.lb_attributes, self.listeners, self.tg_attributes, self.targets):
                 for key in [k for k in table if marker in k and k not in listed]:
-                    if self._gen.get(key, 0) == before.get(key, 0):
+                    if self._gen.get(key) == before.get(key):
                         del table[key]
+            for key in [k for k in self._gen if marker in k and k not in listed]:
+                if self._gen[key] == before.get(key):
+                    self._forget_generation(key)
+
+    def _bump(self, key: str) -> None:
+        self._clock += 1
+        self._gen[_intern(key)] = self._clock
+
+    def _forget_generation(self, key: str) -> None:
+        """Drop ``key``'s generation (the resource is gone): reads that started before see the
+        floor, raised to at least what they saw, so they are not kept."""
+        if (gen := self._gen.pop(key, None)) is not None:
+            self._floor = max(self._floor, gen)
 
     def _drop(self, key: str) -> None:
         for table in (
@@ -121,7 +176,7 @@ class Remembered:
         sets it from what was written (tags, targets, a new resource) or a later read does."""
         with self._lock:
             for key in _keys(operation, params):
-                self._gen[key] = self._gen.get(key, 0) + 1
+                self._bump(key)
                 for table in self._tables_changed_by(operation):
                     table.pop(key, None)
             if operation in ("elbv2:CreateListener", "elbv2:ModifyListener", "elbv2:DeleteListener"):
@@ -164,7 +219,7 @@ class Remembered:
         no listener and no target."""
         with self._lock:
             for key in _keys(operation, params):
-                self._gen[key] = self._gen.get(key, 0) + 1
+                self._bump(key)
             result = result or {}
             if operation == "elbv2:CreateTargetGroup":
                 for tg in result.get("TargetGroups", []):
@@ -175,15 +230,18 @@ class Remembered:
             elif operation == "elbv2:CreateListener":
                 lb = params.get("LoadBalancerArn", "")
                 if lb in self.listeners:
-                    self._gen[lb] = self._gen.get(lb, 0) + 1
+                    self._bump(lb)
                     self.listeners[lb] = (
                         *self.listeners[lb],
-                        *map(trim_listener, result.get("Listeners", [])),
+                        *(compact(trim_listener(li)) for li in result.get("Listeners", [])),
                     )
             elif operation == "elbv2:AddTags":
                 for arn in params.get("ResourceArns", []):
                     if arn in self.tags:
                         self.tags[arn] = {**self.tags[arn], **_tag_dict(params.get("Tags"))}
+            elif operation in _DELETES:
+                for key in _keys(operation, params):
+                    self._forget_generation(key)
             elif operation == "elbv2:RemoveTags":
                 for arn in params.get("ResourceArns", []):
                     if arn in self.tags:
@@ -195,7 +253,7 @@ class Remembered:
                     ids = {t["Id"] for t in params.get("Targets", [])}
                     now = set(self.targets[arn])
                     now = now | ids if operation == "elbv2:RegisterTargets" else now - ids
-                    self.targets[arn] = tuple(sorted(now))
+                    self.targets[arn] = self._shared(tuple(sorted(now)))
 
     def _created(
         self,
@@ -206,16 +264,17 @@ class Remembered:
     ) -> None:
         """A load balancer or target group just created (the lock held): its create call's tags,
         AWS's default attributes ({}) and no listener or target yet (``children``)."""
-        self._gen[arn] = self._gen.get(arn, 0) + 1
+        arn = _intern(arn)
+        self._bump(arn)
         self.tags[arn] = _tag_dict(params.get("Tags"))
-        attributes[arn] = {}
+        attributes[arn] = self._shared({})
         children[arn] = ()
 
     def write_failed(self, operation: str, params: Mapping[str, Any]) -> None:
         """The write failed or its outcome is unknown: forget everything it may have changed."""
         with self._lock:
             for key in _keys(operation, params):
-                self._gen[key] = self._gen.get(key, 0) + 1
+                self._bump(key)
                 self._drop(key)
             if operation.startswith("elbv2:") and "Listener" in operation:
                 self._gen_listeners(params)
@@ -230,7 +289,7 @@ class Remembered:
         if li:
             owners |= {k for k, v in self.listeners.items() if any(x.get("ListenerArn") == li for x in v)}
         for lb in owners:
-            self._gen[lb] = self._gen.get(lb, 0) + 1
+            self._bump(lb)
             if "ListenerArn" in params:
                 self.listeners.pop(lb, None)
 
@@ -269,4 +328,10 @@ def _keys(operation: str, params: Mapping[str, Any]) -> list[str]:
 
 
 def _tag_dict(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
-    return {t["Key"]: t.get("Value", "") for t in tags or []}
+    return compact({t["Key"]: t.get("Value", "") for t in tags or []})
+
+
+def _intern(value: str) -> str:
+    """ARNs are longer than :func:`compact` interns, but one is a key of several tables, each
+    filled from a different answer: interned, they share one string."""
+    return sys.intern(value) if type(value) is str else value

@@ -45,6 +45,7 @@ class Executor(SecurityGroupApplier, NLBSecurityGroupApplier, NLBApplier, Classi
             "backend_release": plan.data.get("backend_release", {}),
             "vpc_id": plan.data.get("vpc_id"),
             "uid": plan.ref.uid,
+            "planned_at": plan.data.get("planned_at"),
         }
         handlers: dict[str, Callable[[Change, dict[str, Any]], None]] = {
             "tg": self._tg,

@@ -7,6 +7,7 @@ from typing import Any
 
 from lbprov import naming
 from lbprov.model import Action, Change, OwnershipConflict
+from lbprov_aws.apply.flights import Flights
 from lbprov_aws.client import AWSClients
 from lbprov_aws.diff.node_rules import (
     RuleConfig,
@@ -61,6 +62,8 @@ class ApplierBase:
         self.load_balancers_using = load_balancers_using
         #: Whether a fresh listing shows no load balancer of that name (observe.Reader.name_free).
         self.name_free = name_free or (lambda name: False)
+        #: What this process made of the shared backend group, for concurrent applies to join.
+        self.flights = Flights()
 
     def _elbv2_tags(self, arn: str | None, before: Mapping[str, str], after: Mapping[str, str]) -> None:
         add, remove = _tag_diff(before, after)

@@ -6,6 +6,9 @@ within this process, the backend group's creation, every NLB create or SetSecuri
 attaches it (apply/nlb.py), and its release, which re-reads under the lock which load balancers
 carry it and gives up if any does. A release that loses the race against another process still
 cannot break an NLB: AWS refuses to delete a group a load balancer uses (DependencyViolation).
+Under the same lock, the group's creation and its node rules are single flights (apply/flights.py):
+the applies planned before the first one made them use what it made instead of failing on a
+duplicate.
 """
 
 from __future__ import annotations
@@ -43,7 +46,12 @@ class NLBSecurityGroupApplier(ApplierBase):
         key = "frontend_sg_id" if role == "frontend" else "nlb_backend_sg_id"
         if role == "backend":
             with BACKEND_LOCK:  # (its release re-checks under the lock)
-                ctx[key] = self._create_group(c, after)
+                flight = ("backend-group", after["vpc"], c.name)
+                made = self.flights.joined(flight, ctx.get("planned_at"))
+                if made is None:  # (else a concurrent apply made it since this plan: apply/flights.py)
+                    made = self._create_group(c, after)
+                    self.flights.made(flight, made)
+                ctx[key] = made
         else:
             ctx[key] = self._create_group(c, after)
         ctx.setdefault("groups_made", {})[c.name] = ctx[key]
@@ -109,11 +117,17 @@ class NLBSecurityGroupApplier(ApplierBase):
             {**pair, "GroupId": pair.get("GroupId") or ctx["nlb_backend_sg_id"]}
             for pair in perm["UserIdGroupPairs"]
         ]
-        try:
-            self._ingress(Action.CREATE, c.cloud_id, perm)
-        except ClientError as exc:
-            if _code(exc) != "InvalidPermission.Duplicate":
-                raise
+        source = perm["UserIdGroupPairs"][0]["GroupId"]
+        flight = ("backend-rule", c.cloud_id, perm["IpProtocol"], perm["FromPort"], perm["ToPort"], source)
+        with BACKEND_LOCK:  # one write per rule for the applies planned at once (apply/flights.py)
+            if self.flights.joined(flight, ctx.get("planned_at")) is not None:
+                return
+            try:
+                self._ingress(Action.CREATE, c.cloud_id, perm)
+            except ClientError as exc:
+                if _code(exc) != "InvalidPermission.Duplicate":
+                    raise
+            self.flights.made(flight, source)
 
     def _backend_release(self, c: Change, ctx: dict[str, Any]) -> None:
         """At the first change of a group's release: under the lock, re-read which load balancers
@@ -128,6 +142,7 @@ class NLBSecurityGroupApplier(ApplierBase):
         with BACKEND_LOCK:
             if self.load_balancers_using is not None and self.load_balancers_using({group}):
                 return  # an NLB attached it since the plan: it stays
+            self.flights.forget(group)  # (a plan made before the release must not join it)
             for group_id, perm in release["rules"]:
                 try:
                     self.clients.call(

@@ -37,6 +37,22 @@ with the number of resources:
   when ``MaxResults`` is given (the strict layer refuses values outside 5..1000 from botocore's
   model); without it, every group as before.
 
+Per-request costs that do not grow with the resources but are paid on every request (a CPU
+profile of the bench's emulator, ``BENCH_EMULATOR_PROFILE``, 300 creates: 63 s of CPU, profiled):
+
+* ``DomainDispatcherApplication.get_backend_for_host`` asks ``moto.backends.list_of_moto_modules()``
+  twice per request, which lists moto's package directory and ``stat``s each of its ~200 entries
+  (13% of the emulator's CPU, under the dispatcher's process-wide lock). The directory does not
+  change while the server runs, so :func:`_moto_modules` answers moto's own listing, made once.
+* ``BaseResponse.call_action`` runs ``inspect.getmembers`` over the response class (hundreds of
+  methods) on every request to learn whether the action is one of its methods (7%):
+  :func:`_method_names_from_class` keeps moto's answer per class. The classes' methods are fixed
+  once :func:`install` has run (it patches before the server starts).
+* ``InstanceBackend.get_instance_by_id`` (``RegisterTargets`` asks it per target) goes through
+  ``all_reservations()``, which shallow-copies every reservation of the region per lookup (5%):
+  :func:`_get_instance_by_id` walks the same reservations in the same order without the copies
+  (the lookup only reads ``reservation.instances``, the list the copy shares).
+
 :func:`install` patches moto's classes once per process (idempotent); ``MotoSandbox`` calls it, so
 every test and demo runs on these paths. tests/test_sandbox_at_scale.py checks each against moto's
 own answers and the paging against its reference.
@@ -165,11 +181,44 @@ def _describe_target_groups(self: Any) -> Any:
     return ActionResult(result)
 
 
+def _moto_modules_once() -> Any:
+    """``moto.backends.list_of_moto_modules`` replaced by its answer, computed once."""
+    modules = tuple(ORIGINAL["list_of_moto_modules"]())
+
+    def _moto_modules() -> tuple[str, ...]:
+        return modules
+
+    return _moto_modules
+
+
+_METHOD_NAMES: dict[type, list[str]] = {}
+
+
+def _method_names_from_class(clazz: Any) -> list[str]:
+    """``moto.core.utils.method_names_from_class``, once per class (callers only test membership)."""
+    found = _METHOD_NAMES.get(clazz)
+    if found is None:
+        found = _METHOD_NAMES[clazz] = list(ORIGINAL["method_names_from_class"](clazz))
+    return found
+
+
+def _get_instance_by_id(self: Any, instance_id: str) -> Any:
+    """``InstanceBackend.get_instance_by_id`` without a copy of every reservation per lookup."""
+    for reservation in list(self.reservations.values()):
+        for instance in reservation.instances:
+            if instance.id == instance_id:
+                return instance
+    return None
+
+
 def install() -> None:
     """Patch moto's classes (once per process)."""
     if _INSTALLED.get("done"):
         return
+    from moto import backends
+    from moto.core import responses, utils
     from moto.ec2.models.core import TaggedEC2Resource
+    from moto.ec2.models.instances import InstanceBackend
     from moto.ec2.models.security_groups import SecurityGroupBackend
     from moto.ec2.responses.security_groups import SecurityGroups
     from moto.elbv2.models import ELBv2Backend
@@ -181,10 +230,16 @@ def install() -> None:
         describe_security_groups_response=SecurityGroups.describe_security_groups,
         describe_load_balancers=ELBv2Backend.describe_load_balancers,
         describe_target_groups=ELBV2Response.describe_target_groups,
+        list_of_moto_modules=backends.list_of_moto_modules,
+        method_names_from_class=utils.method_names_from_class,
+        get_instance_by_id=InstanceBackend.get_instance_by_id,
     )
     TaggedEC2Resource.get_tags = _ec2_tags_of  # type: ignore[method-assign]
     SecurityGroupBackend.describe_security_groups = _describe_security_groups  # type: ignore[method-assign]
     SecurityGroups.describe_security_groups = _describe_security_groups_paged  # type: ignore[method-assign]
     ELBv2Backend.describe_load_balancers = _describe_load_balancers  # type: ignore[method-assign]
     ELBV2Response.describe_target_groups = _describe_target_groups  # type: ignore[method-assign]
+    backends.list_of_moto_modules = _moto_modules_once()
+    responses.method_names_from_class = _method_names_from_class  # type: ignore[attr-defined]  # (imported by name there)
+    InstanceBackend.get_instance_by_id = _get_instance_by_id  # type: ignore[method-assign]
     _INSTALLED["done"] = True

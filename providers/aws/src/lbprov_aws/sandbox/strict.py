@@ -75,33 +75,47 @@ def _key(member_name: str, shape: Any, ec2: bool) -> str:
     return str(ser.get("name", member_name))
 
 
-def _present(params: Params, prefix: str) -> bool:
-    return prefix in params or any(k.startswith(prefix + ".") for k in params)
+def _paths(params: Params) -> frozenset[str]:
+    """Every key of ``params`` and each of its dotted prefixes (``A.1.B`` gives ``A``, ``A.1``,
+    ``A.1.B``): a path is in the request exactly when it is one of these. Made once per request, so
+    that each member's check is a set lookup, not a pass over every key (8% of the bench's emulator
+    CPU went to those passes)."""
+    out: set[str] = set()
+    for key in params:
+        end = key.find(".")
+        while end != -1:
+            out.add(key[:end])
+            end = key.find(".", end + 1)
+        out.add(key)
+    return frozenset(out)
 
 
-def unflatten(shape: Any, params: Params, prefix: str, ec2: bool) -> Any:
-    """The value of ``shape`` at ``prefix`` in query parameters (``a.member.1.B`` / EC2 ``A.1.B``)."""
+def unflatten(shape: Any, params: Params, prefix: str, ec2: bool, paths: frozenset[str] | None = None) -> Any:
+    """The value of ``shape`` at ``prefix`` in query parameters (``a.member.1.B`` / EC2 ``A.1.B``);
+    ``paths``: :func:`_paths` of ``params`` (made here when not given)."""
+    if paths is None:
+        paths = _paths(params)
     kind = shape.type_name
     if kind == "structure":
         out: Nested = {}
         for name, member in shape.members.items():
             sub = _key(name, member, ec2)
             path = f"{prefix}.{sub}" if prefix else sub
-            if _present(params, path):
-                out[name] = unflatten(member, params, path, ec2)
+            if path in paths:
+                out[name] = unflatten(member, params, path, ec2, paths)
         return out
     if kind == "list":
         base = prefix if (ec2 or shape.serialization.get("flattened")) else f"{prefix}.member"
         items = []
         i = 1
-        while _present(params, f"{base}.{i}"):
-            items.append(unflatten(shape.member, params, f"{base}.{i}", ec2))
+        while f"{base}.{i}" in paths:
+            items.append(unflatten(shape.member, params, f"{base}.{i}", ec2, paths))
             i += 1
         return items
     if kind == "map":
         entries: Nested = {}
         i = 1
-        while _present(params, f"{prefix}.entry.{i}"):
+        while f"{prefix}.entry.{i}" in paths:
             entries[params.get(f"{prefix}.entry.{i}.key", "")] = params.get(f"{prefix}.entry.{i}.value")
             i += 1
         return entries
