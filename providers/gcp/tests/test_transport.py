@@ -9,6 +9,7 @@ proxy names its target in absolute form (``http://host:port/path``), one sent di
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
@@ -156,3 +157,49 @@ def test_a_token_refresh_goes_through_the_environments_proxy_unless_no_proxy_cov
     transport = _transport(_oauth(recorder.url + "/token"), recorder.url)
     assert transport.send("GET", recorder.url + COMPUTE_PATH, None, None, (5.0, 5.0)).status_code == 200
     assert recorder.targets() == ["/token", COMPUTE_PATH]  # directly
+
+
+def test_a_token_refresh_sends_the_proxy_urls_credentials(
+    env: pytest.MonkeyPatch, recorder: Recorder
+) -> None:
+    port = recorder.server_address[1]
+    env.setenv("HTTP_PROXY", f"http://ops:s3cret@127.0.0.1:{port}")
+    transport = _transport(_oauth(recorder.url + "/token"), recorder.url)
+    transport.send("GET", recorder.url + COMPUTE_PATH, None, None, (5.0, 5.0))
+    expected = "Basic " + base64.b64encode(b"ops:s3cret").decode()
+    assert [(s.target, s.headers.get("proxy-authorization")) for s in recorder.seen] == [
+        (recorder.url + "/token", expected),
+        (recorder.url + COMPUTE_PATH, expected),
+    ]
+
+
+def test_compute_requests_send_the_proxy_urls_credentials_as_requests_did(
+    env: pytest.MonkeyPatch, recorder: Recorder
+) -> None:
+    port = recorder.server_address[1]
+    # percent-encoded, as in a URL: requests unquotes them (requests.utils.get_auth_from_url)
+    env.setenv("HTTP_PROXY", f"http://ops%40corp:pa%3Ass@127.0.0.1:{port}")
+    transport = _transport(ANONYMOUS, recorder.url)
+    transport.send("GET", recorder.url + COMPUTE_PATH, None, None, (5.0, 5.0))
+    [seen] = recorder.seen
+    assert seen.target == recorder.url + COMPUTE_PATH  # through the proxy
+    assert seen.headers["proxy-authorization"] == "Basic " + base64.b64encode(b"ops@corp:pa:ss").decode()
+
+
+def test_a_proxy_without_credentials_sends_no_proxy_authorization(
+    env: pytest.MonkeyPatch, recorder: Recorder
+) -> None:
+    env.setenv("HTTP_PROXY", recorder.url)
+    _transport(ANONYMOUS, recorder.url).send("GET", recorder.url + COMPUTE_PATH, None, None, (5.0, 5.0))
+    [seen] = recorder.seen
+    assert seen.target == recorder.url + COMPUTE_PATH
+    assert "proxy-authorization" not in seen.headers
+
+
+def test_a_proxy_without_a_scheme_is_http_as_requests_reads_it(
+    env: pytest.MonkeyPatch, recorder: Recorder
+) -> None:
+    env.setenv("HTTP_PROXY", f"127.0.0.1:{recorder.server_address[1]}")  # requests: prepend_scheme_if_needed
+    transport = _transport(ANONYMOUS, recorder.url)
+    assert transport.send("GET", recorder.url + COMPUTE_PATH, None, None, (5.0, 5.0)).status_code == 200
+    assert recorder.targets() == [recorder.url + COMPUTE_PATH]  # through the proxy

@@ -9,8 +9,9 @@ urllib3 is what ``requests`` sends with anyway; google-auth signs each request
 (``Credentials.before_request``) as ``AuthorizedSession`` did, and refreshes the token once on a 401.
 
 What a ``requests`` session read from the environment is read once here, for the one endpoint every
-request goes to: the proxy for it (``NO_PROXY`` honoured) and the CA bundle
-(``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``, else certifi's, as ``requests`` verifies).
+request goes to: the proxy for it (``NO_PROXY`` honoured; a proxy URL's credentials sent as
+``Proxy-Authorization`` and a missing scheme read as ``http://``, as ``requests`` does) and the CA
+bundle (``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``, else certifi's, as ``requests`` verifies).
 
 Token refreshes are not Compute requests: they go to the credentials' token endpoint, a few times an
 hour, so their CPU does not matter. They keep google-auth's ``requests``-based transport, which
@@ -108,6 +109,16 @@ def http_environment(endpoint: str) -> HttpEnvironment:
     return HttpEnvironment(proxy=proxy, ca_bundle=env.ca_bundle or certifi.where())
 
 
+def proxy_manager(proxy: str, **pool_kw: Any) -> urllib3.ProxyManager:
+    """A pool through ``proxy`` as ``requests`` would use it: a URL without a scheme is ``http://``
+    (``requests.utils.prepend_scheme_if_needed``; urllib3 refuses it) and the URL's ``user:password``
+    is sent as ``Proxy-Authorization: Basic`` (urllib3 sends nothing for it by itself)."""
+    url = requests.utils.prepend_scheme_if_needed(proxy, "http")
+    username, password = requests.utils.get_auth_from_url(url)
+    headers = urllib3.make_headers(proxy_basic_auth=f"{username}:{password}") if username else None
+    return urllib3.ProxyManager(url, proxy_headers=headers, **pool_kw)
+
+
 class TokenRequests:
     """google-auth's token requests for one call: with the call's (connect, read) timeout, since
     google-auth passes none and ``requests`` would then wait forever on a silent token endpoint;
@@ -144,9 +155,7 @@ class Transport:
         self.calls = calls
         self.environment = http_environment(endpoint)
         self.pool: urllib3.PoolManager = (
-            urllib3.ProxyManager(
-                self.environment.proxy, maxsize=POOL_SIZE, ca_certs=self.environment.ca_bundle
-            )
+            proxy_manager(self.environment.proxy, maxsize=POOL_SIZE, ca_certs=self.environment.ca_bundle)
             if self.environment.proxy
             else urllib3.PoolManager(maxsize=POOL_SIZE, ca_certs=self.environment.ca_bundle)
         )
