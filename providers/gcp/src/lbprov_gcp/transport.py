@@ -9,8 +9,15 @@ urllib3 is what ``requests`` sends with anyway; google-auth signs each request
 (``Credentials.before_request``) as ``AuthorizedSession`` did, and refreshes the token once on a 401.
 
 What a ``requests`` session read from the environment is read once here, for the one endpoint every
-request goes to: the proxy for it (``NO_PROXY`` honoured) and the CA bundle
-(``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``, else certifi's, as ``requests`` verifies).
+request goes to: the proxy for it (``NO_PROXY`` honoured; a proxy URL's credentials sent as
+``Proxy-Authorization`` and a missing scheme read as ``http://``, as ``requests`` does) and the CA
+bundle (``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``, else certifi's, as ``requests`` verifies).
+
+Token refreshes are not Compute requests: they go to the credentials' token endpoint, a few times an
+hour, so their CPU does not matter. They keep google-auth's ``requests``-based transport, which
+reads the environment's proxy and CA bundle for the token URL on each refresh as
+``AuthorizedSession`` did, and they carry the call's (connect, read) timeout: google-auth gives its
+token request none, and without one a silent token endpoint held the worker forever.
 """
 
 from __future__ import annotations
@@ -21,9 +28,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import certifi
+import requests
+import requests.utils
 import urllib3
 from google.auth.credentials import AnonymousCredentials, Credentials
-from google.auth.transport.urllib3 import Request as AuthRequest
+from google.auth.exceptions import TransportError
+from google.auth.transport.requests import Request as TokenTransport
 
 from lbprov.cloudcalls import CloudCalls
 from lbprov.httpenv import read_http_environment
@@ -99,6 +109,44 @@ def http_environment(endpoint: str) -> HttpEnvironment:
     return HttpEnvironment(proxy=proxy, ca_bundle=env.ca_bundle or certifi.where())
 
 
+def proxy_manager(proxy: str, **pool_kw: Any) -> urllib3.ProxyManager:
+    """A pool through ``proxy`` as ``requests`` would use it: a URL without a scheme is ``http://``
+    (``requests.utils.prepend_scheme_if_needed``; urllib3 refuses it) and the URL's ``user:password``
+    is sent as ``Proxy-Authorization: Basic`` (urllib3 sends nothing for it by itself)."""
+    url = requests.utils.prepend_scheme_if_needed(proxy, "http")
+    username, password = requests.utils.get_auth_from_url(url)
+    headers = urllib3.make_headers(proxy_basic_auth=f"{username}:{password}") if username else None
+    return urllib3.ProxyManager(url, proxy_headers=headers, **pool_kw)
+
+
+class TokenRequests:
+    """google-auth's token requests for one call: with the call's (connect, read) timeout, since
+    google-auth passes none and ``requests`` would then wait forever on a silent token endpoint;
+    remembers the last URL asked so that a failure names the token endpoint, not Compute's."""
+
+    __slots__ = ("method", "timeout", "transport", "url")
+
+    def __init__(self, transport: TokenTransport, timeout: tuple[float, float]) -> None:
+        self.transport, self.timeout = transport, timeout
+        self.method, self.url = "POST", "the token endpoint"
+
+    def __call__(
+        self,
+        url: str,
+        method: str = "GET",
+        body: Any = None,
+        headers: Any = None,
+        timeout: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        self.method, self.url = method, url
+        return self.transport(url, method=method, body=body, headers=headers, timeout=self.timeout, **kwargs)
+
+    def no_answer(self, exc: TransportError) -> NoAnswer:
+        """The token request's failure as a :class:`NoAnswer` naming the token URL."""
+        return NoAnswer(self.method, self.url, exc)
+
+
 class Transport:
     """Signed, guarded HTTP requests to the Compute API over one urllib3 pool."""
 
@@ -107,15 +155,14 @@ class Transport:
         self.calls = calls
         self.environment = http_environment(endpoint)
         self.pool: urllib3.PoolManager = (
-            urllib3.ProxyManager(
-                self.environment.proxy, maxsize=POOL_SIZE, ca_certs=self.environment.ca_bundle
-            )
+            proxy_manager(self.environment.proxy, maxsize=POOL_SIZE, ca_certs=self.environment.ca_bundle)
             if self.environment.proxy
             else urllib3.PoolManager(maxsize=POOL_SIZE, ca_certs=self.environment.ca_bundle)
         )
-        # token refreshes go over a pool of their own: they are not Compute calls (CloudCalls
-        # counts, rate-limits and guards Compute requests only, as with AuthorizedSession)
-        self._auth = AuthRequest(urllib3.PoolManager(ca_certs=self.environment.ca_bundle))  # type: ignore[no-untyped-call]
+        # token refreshes go over a session of their own that trusts the environment, as
+        # AuthorizedSession's did: they are not Compute calls (CloudCalls counts, rate-limits and
+        # guards Compute requests only) and may go to another host with its own proxy rules
+        self._tokens = TokenTransport(requests.Session())
         self._refreshable = not isinstance(credentials, AnonymousCredentials)
 
     def send(
@@ -131,11 +178,15 @@ class Transport:
         full = f"{url}?{urlencode(params)}" if params else url
         data = json.dumps(body).encode() if body is not None else None
         deadline = urllib3.Timeout(connect=timeout[0], read=timeout[1])
+        tokens = TokenRequests(self._tokens, timeout)
         for attempt in (0, 1):
             headers = {"Accept": "application/json", "Accept-Encoding": "gzip"}
             if data is not None:
                 headers["Content-Type"] = "application/json"
-            self.credentials.before_request(self._auth, method, full, headers)  # type: ignore[no-untyped-call]
+            try:
+                self.credentials.before_request(tokens, method, full, headers)  # type: ignore[no-untyped-call]
+            except TransportError as exc:
+                raise tokens.no_answer(exc) from exc
             self.calls.before_send(operation_for(method, full))
             try:
                 response = self.pool.request(
@@ -144,7 +195,10 @@ class Transport:
             except NO_ANSWER as exc:
                 raise NoAnswer(method, full, exc) from exc
             if response.status == 401 and attempt == 0 and self._refreshable:
-                self.credentials.refresh(self._auth)  # type: ignore[no-untyped-call]
+                try:
+                    self.credentials.refresh(tokens)  # type: ignore[no-untyped-call]
+                except TransportError as exc:
+                    raise tokens.no_answer(exc) from exc
                 continue
             return Answer(response.status, response.headers, response.data)
         raise AssertionError("unreachable")  # pragma: no cover
