@@ -144,7 +144,7 @@ class ClusterContext:
     vpc_cidrs: tuple[str, ...]
     subnets: list[dict[str, Any]]
     #: Cluster-tagged security groups (node groups and classic ELB groups), plus an explicit node SG.
-    security_groups: list[ObservedSG]
+    security_groups: Sequence[ObservedSG]
     instances: dict[str, dict[str, Any]]
     #: Classic ELBs of the cluster other than the Service's: set only when a plan deletes one.
     other_classic_elbs: int | None = None
@@ -306,7 +306,7 @@ class ReadRound:
         self.route_tables: dict[str, list[dict[str, Any]]] = {}
         self.vpc_cidrs: dict[str, tuple[str, ...]] = {}
         #: Security groups by VPC (None: the cluster-tagged ones, VPC unknown), and their indexes.
-        self.cluster_sgs: dict[str | None, list[ObservedSG]] | None = None
+        self.cluster_sgs: dict[str | None, sg_listing.Listing] | None = None
         self.sg_indexes: dict[str | None, GroupIndex] = {}
         self.instances: dict[str, dict[str, Any]] = {}
         self.dirty: set[str] = set()
@@ -486,13 +486,19 @@ class Reader:
         with rnd.lock:
             if rnd.cluster_sgs is None:
                 return
-            updated: dict[str | None, list[ObservedSG]] = {}
+            updated: dict[str | None, sg_listing.Listing] = {}
+            changes: dict[str | None, frozenset[str]] = {}
             for vpc_id, groups in rnd.cluster_sgs.items():
-                new = sg_listing.mirror(groups, vpc_id, operation, params, result)
-                if new is None:
+                mirrored = sg_listing.mirror(groups, vpc_id, operation, params, result)
+                if mirrored is None:
                     rnd.cluster_sgs = None
                     return
-                updated[vpc_id] = new
+                updated[vpc_id], changes[vpc_id] = mirrored
+            # The index follows its listing by the groups the write changed (not rebuilt: O(log N)).
+            for vpc_id, index in list(rnd.sg_indexes.items()):
+                old = rnd.cluster_sgs.get(vpc_id)
+                if vpc_id in updated and index.groups is old and updated[vpc_id] is not old:
+                    rnd.sg_indexes[vpc_id] = index.updated(updated[vpc_id], changes[vpc_id])
             rnd.cluster_sgs = updated
 
     # -- load balancers and target groups ------------------------------------------------------
@@ -905,7 +911,7 @@ class Reader:
             sg_index=self._round_index(vpc_id, groups),
         )
 
-    def _round_index(self, vpc_id: str | None, groups: list[ObservedSG]) -> GroupIndex | None:
+    def _round_index(self, vpc_id: str | None, groups: Sequence[ObservedSG]) -> GroupIndex | None:
         """The round's index of its listing of the VPC's groups, built by the first plan that needs
         it (None outside a round: the plan builds its own from the listing it read)."""
         rnd = self.round
@@ -913,8 +919,8 @@ class Reader:
             return None
         with rnd.lock:
             index = rnd.sg_indexes.get(vpc_id)
-            if index is None or index.groups is not groups:  # (what a group says is reused)
-                index = GroupIndex(groups, self.cluster, previous=index)
+            if index is None or index.groups is not groups:  # (a listing read again)
+                index = GroupIndex(groups, self.cluster)
                 rnd.sg_indexes[vpc_id] = index
             return index
 
@@ -1023,7 +1029,7 @@ class Reader:
             rnd.vpc_cidrs[vpc_id] = out
         return out
 
-    def security_groups(self, vpc_id: str | None) -> list[ObservedSG]:
+    def security_groups(self, vpc_id: str | None) -> sg_listing.Listing:
         """Every security group of the cluster's VPC (tagged for the cluster or not: a node's only
         group may be untagged, and its lbprov rules must still be found by a delete), or, with the
         VPC unknown, the cluster-tagged groups; plus the node_security_group_id setting's group."""
@@ -1049,7 +1055,7 @@ class Reader:
             )
         ]
 
-    def _read_security_groups(self, vpc_id: str | None) -> list[ObservedSG]:
+    def _read_security_groups(self, vpc_id: str | None) -> sg_listing.Listing:
         by = (
             {"Name": "vpc-id", "Values": [vpc_id]}
             if vpc_id
@@ -1071,7 +1077,7 @@ class Reader:
                 "SecurityGroups", []
             ):
                 found[sg["GroupId"]] = _sg(sg)
-        return sorted(found.values(), key=lambda s: s.id)
+        return sg_listing.Listing.of(found.values())
 
 
 def _copy_nlb(nlb: ObservedNLB) -> ObservedNLB:
