@@ -156,10 +156,19 @@ def failed_endpoint(exc: BaseException) -> str | None:
         url = getattr(request, "url", None)
         if isinstance(url, str) and (origin := _origin(url)):
             return origin
-        pool = getattr(link, "pool", None)
-        if pool is not None and getattr(pool, "host", None):
-            port = getattr(pool, "port", None)
-            return f"{getattr(pool, 'scheme', 'https')}://{pool.host}" + (f":{port}" if port else "")
+        # urllib3 2: a NewConnectionError names its connection as ``conn`` (its ``pool`` property
+        # is deprecated and warns); a MaxRetryError names its connection pool as ``pool``.
+        target = (
+            getattr(link, "conn", None)
+            if "conn" in getattr(link, "__dict__", {})
+            else getattr(link, "pool", None)
+        )
+        if target is not None and getattr(target, "host", None):
+            port = getattr(target, "port", None)
+            scheme = getattr(target, "scheme", None) or (
+                "https" if getattr(target, "default_port", 443) == 443 else "http"
+            )
+            return f"{scheme}://{target.host}" + (f":{port}" if port else "")
     return None
 
 

@@ -1,8 +1,9 @@
 """Helpers for the tests of the core and of every provider package (as ``kopf.testing``).
 
 Tests of the providers live in their own packages and cannot import ``tests/``; what they share with
-the core's tests lives here, once: polling for a state with a deadline (never a fixed sleep), and
-the HTTP environment of :mod:`lbprov.httpenv` cleared and its reads counted. Nothing here is
+the core's tests lives here, once: polling for a state with a deadline (never a fixed sleep),
+DESIGN.md's convergence and idempotence invariants checked on a provider, and the HTTP environment
+of :mod:`lbprov.httpenv` cleared and its reads counted. Nothing here is
 imported by lbprov at run time; ``pytest`` is needed only by the callers' fixtures.
 """
 
@@ -14,6 +15,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import pytest
+
+    from lbprov.model import Ingress, Intent, Plan
+    from lbprov.provider import Provider
 
 T = TypeVar("T")
 
@@ -39,6 +43,22 @@ def wait_for(check: Callable[[], T], timeout: float, what: str, *, interval: flo
             raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {shown})")
         time.sleep(interval)
     return last
+
+
+def converged(provider: Provider, intent: Intent) -> tuple[Plan, tuple[Ingress, ...]]:
+    """Plan and apply ``intent``, then check DESIGN.md's invariants: the plan after apply is empty
+    (convergence), and that plan and its apply send no write and report the same ingress (idempotence).
+    Returns the applied plan and its ingress."""
+    from lbprov.render import render_plan
+
+    plan = provider.plan(intent)
+    ingress = provider.apply(plan)
+    provider.calls.reset()
+    again = provider.plan(intent)
+    assert again.empty, "not converged:\n" + render_plan(again)
+    assert provider.apply(again) == ingress
+    assert provider.calls.stats.writes == 0, provider.calls.stats.to_json()
+    return plan, ingress
 
 
 def clean_http_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -253,16 +253,20 @@ def _lines(resp: Any) -> Iterator[bytes]:
     """The body's newline-delimited lines as they arrive (each chunk as the server flushed it).
     A last line without its newline is still yielded: if the connection was cut inside it, it does
     not decode and the stream reports the drop."""
-    pending = b""
+    pending = bytearray()  # the unfinished line: appended to, not re-copied per chunk
     for chunk in resp.stream(amt=None, decode_content=False):
         if not chunk:
             continue
-        if pending:
-            chunk = pending + chunk
-        *complete, pending = chunk.split(b"\n")
+        if b"\n" not in chunk:  # a large object arriving in many small chunks: O(size) in all
+            pending += chunk
+            continue
+        first, *complete, rest = chunk.split(b"\n")
+        pending += first
+        yield bytes(pending)
         yield from complete
+        pending = bytearray(rest)
     if pending:
-        yield pending
+        yield bytes(pending)
 
 
 # ---- client -------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lbprov_aws.remembered import Remembered, trim_listener
+from lbprov_aws.remembered import SHARED_VALUES, Remembered, listener_owner, trim_listener
 
 TG = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/k8s-a/1"
 TG2 = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/k8s-b/2"
@@ -201,3 +201,40 @@ def test_equal_attributes_and_target_sets_are_one_object() -> None:
         "stickiness.enabled": "false",
         "deregistration_delay.timeout_seconds": "300",
     }
+
+
+def test_node_churn_past_the_shared_table_keeps_the_current_target_set_shared() -> None:
+    """A long-lived controller sees many node sets (autoscaling): each RegisterTargets makes a new
+    one. Past SHARED_VALUES of them, the sets no target group holds any more are dropped, so the
+    current set is still one object across every target group (else 10,000 equal tuples)."""
+    mem = Remembered()
+    arns = [f"{TG}{i}" for i in range(3)]
+    for arn in arns:
+        mem.store(mem.targets, arn, ("i-0",), mem.generation(arn))
+    joined = SHARED_VALUES + 50
+    for n in range(1, joined + 1):  # one node joins at a time, on every target group
+        for arn in arns:
+            params = {"TargetGroupArn": arn, "Targets": [{"Id": f"i-{n}"}]}
+            mem.before_write("elbv2:RegisterTargets", params)
+            mem.after_write("elbv2:RegisterTargets", params, {})
+    assert len(mem.targets[arns[0]]) == joined + 1
+    assert len({id(mem.targets[a]) for a in arns}) == 1
+    assert len(mem._values) < SHARED_VALUES  # the old sets are gone, not pinned for ever
+
+
+def test_listener_generations_go_with_their_delete_or_their_load_balancer() -> None:
+    mem = Remembered()
+    lb = "arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/net/k8s-a/50dc6c495c0c9188"
+    li = "arn:aws:elasticloadbalancing:us-east-1:1:listener/net/k8s-a/50dc6c495c0c9188/f2f7dc8efc522ab2"
+    assert listener_owner(li) == lb and listener_owner(lb) is None
+    for op in ("elbv2:ModifyListener", "elbv2:DeleteListener"):
+        mem.before_write(op, {"ListenerArn": li})
+        mem.after_write(op, {"ListenerArn": li}, {})
+    assert li not in mem._gen  # a deleted listener's generation is dropped
+    mem.before_write("elbv2:ModifyListener", {"ListenerArn": li})
+    mem.after_write("elbv2:ModifyListener", {"ListenerArn": li}, {})
+    assert li in mem._gen
+    mem.prune({lb}, marker=":loadbalancer/", before=mem.generations())
+    assert li in mem._gen  # its load balancer is still listed
+    mem.prune(set(), marker=":loadbalancer/", before=mem.generations())
+    assert li not in mem._gen  # ... and goes when the load balancer is gone

@@ -13,8 +13,9 @@ import pytest
 from gcp_helpers import converge, intent_for, make_service
 from google.auth.credentials import AnonymousCredentials
 from lbprov_gcp import GCPProvider
-from lbprov_gcp.client import WAIT_ANSWER_SECONDS, Compute, GuardedAdapter
+from lbprov_gcp.client import WAIT_ANSWER_SECONDS, Compute
 from lbprov_gcp.settings import GCPSettings
+from lbprov_gcp.transport import Transport
 
 from lbprov.cloudcalls import CloudCalls, Timeouts
 
@@ -31,13 +32,13 @@ def test_operation_waits_may_answer_after_two_minutes_and_nothing_else_may(
     provider: GCPProvider, sandbox: Any, server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sent: list[tuple[str, Any]] = []
-    real = GuardedAdapter.send
+    real = Transport.send
 
-    def send(self: GuardedAdapter, request: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append((str(request.url), kwargs.get("timeout")))
-        return real(self, request, *args, **kwargs)
+    def send(self: Transport, method: str, url: str, params: Any, body: Any, timeout: Any) -> Any:
+        sent.append((url, timeout))
+        return real(self, method, url, params, body, timeout)
 
-    monkeypatch.setattr(GuardedAdapter, "send", send)
+    monkeypatch.setattr(Transport, "send", send)
     server.emulator.operation_delay = 0.05  # operations answer RUNNING: the writes wait for them
     try:
         converge(provider, intent_for(provider, make_service("timeouts"), sandbox.nodes))

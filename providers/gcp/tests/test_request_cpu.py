@@ -18,7 +18,9 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import certifi
 import pytest
+import requests
 from gcp_helpers import converge, intent_for, make_service
 from google.auth.credentials import AnonymousCredentials
 from google.protobuf import json_format
@@ -30,7 +32,7 @@ from lbprov_gcp.settings import GCPSettings
 
 from lbprov.cloudcalls import CallEvent, CloudCalls, CloudUnreachable
 from lbprov.provider import SandboxCloud
-from lbprov.testing import clean_http_environment, count_http_environment_reads
+from lbprov.testing import clean_http_environment
 
 
 @pytest.fixture
@@ -51,12 +53,20 @@ def _compute(sandbox: SandboxCloud) -> Compute:
 def test_the_environment_is_read_once_per_client_not_once_per_request(
     sandbox: SandboxCloud, clean_proxy_env: pytest.MonkeyPatch
 ) -> None:
-    reads = count_http_environment_reads(clean_proxy_env)
+    reads: list[str] = []
+    real_proxies = requests.utils.get_environ_proxies
+
+    def proxies(url: str, no_proxy: Any = None) -> Any:
+        reads.append("proxies")
+        return real_proxies(url, no_proxy=no_proxy)
+
+    clean_proxy_env.setattr(requests.utils, "get_environ_proxies", proxies)
     compute = _compute(sandbox)
+    assert reads == ["proxies"]
     for _ in range(10):
         compute.list_items("firewalls")
         compute.get("addresses", "missing")
-    assert reads == []
+    assert reads == ["proxies"]
 
 
 def test_a_proxy_from_the_environment_still_applies_and_no_proxy_still_bypasses_it(
@@ -71,12 +81,14 @@ def test_a_proxy_from_the_environment_still_applies_and_no_proxy_still_bypasses_
 
 
 def test_the_ca_bundle_of_the_environment_is_kept(clean_proxy_env: pytest.MonkeyPatch) -> None:
-    clean_proxy_env.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/corporate.pem")
     settings = GCPSettings(project="lbprov-test", region="us-central1", network="default")
+    clean_proxy_env.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    clean_proxy_env.delenv("CURL_CA_BUNDLE", raising=False)
+    plain = Compute(settings, CloudCalls("gcp", is_write=is_write), credentials=AnonymousCredentials())
+    assert plain.transport.pool.connection_pool_kw["ca_certs"] == certifi.where()  # as requests verifies
+    clean_proxy_env.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/corporate.pem")
     compute = Compute(settings, CloudCalls("gcp", is_write=is_write), credentials=AnonymousCredentials())
-    session = compute.session
-    assert session.verify == "/etc/ssl/certs/corporate.pem"
-    assert session.trust_env is False
+    assert compute.transport.pool.connection_pool_kw["ca_certs"] == "/etc/ssl/certs/corporate.pem"
 
 
 class _CountingList(list[Any]):

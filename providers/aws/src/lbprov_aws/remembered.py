@@ -19,6 +19,7 @@ a listing are pruned, so the memory stays proportional to what exists.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import threading
@@ -31,7 +32,9 @@ from lbprov.interning import compact
 #: a bound keeps values unique to each resource (an access-log prefix per Service) from piling up.
 SHARED_VALUES = 256
 #: Deletes: what they name is gone, its generation too (see ``Remembered._gen``).
-_DELETES = frozenset({"elbv2:DeleteLoadBalancer", "elbv2:DeleteTargetGroup", "elb:DeleteLoadBalancer"})
+_DELETES = frozenset(
+    {"elbv2:DeleteLoadBalancer", "elbv2:DeleteTargetGroup", "elbv2:DeleteListener", "elb:DeleteLoadBalancer"}
+)
 #: Parameters of elbv2/elb writes that name the resource they change.
 _KEY_PARAMS = ("ResourceArns", "TargetGroupArn", "LoadBalancerArn", "ListenerArn", "LoadBalancerName")
 
@@ -51,7 +54,7 @@ class Remembered:
         self._floor = 0
         #: Distinct attributes and target sets, by their JSON: shared by every resource that has
         #: one of them (:meth:`_shared`).
-        self._values: dict[str, Any] = {}
+        self._values: dict[tuple[str, bytes], Any] = {}
         self.tags: dict[str, dict[str, str]] = {}
         self.lb_attributes: dict[str, dict[str, str]] = {}
         #: Listeners by load balancer ARN, as DescribeListeners / CreateListener return them.
@@ -80,15 +83,29 @@ class Remembered:
         node as target, so 10,000 of them share a handful of dicts and tuples instead of holding
         10,000 equal ones (with 1,000 nodes, a tuple of targets is 8 KB). Safe because what is
         remembered is never changed in place (a write replaces it; readers get copies or must not
-        change it). At most :data:`SHARED_VALUES` distinct ones are kept; past that, a new one is
-        kept unshared."""
-        key = f"{type(value).__name__}:{json.dumps(value, sort_keys=True, default=str)}"
-        if (found := self._values.get(key)) is not None:
+        change it). At most :data:`SHARED_VALUES` distinct ones are kept: when the table is full,
+        the values no resource holds any more (a node set before a node change, the attributes of
+        deleted resources) are dropped first, so the current ones keep being shared in a long-lived
+        controller with node churn; only if every kept value is still in use is a new one kept
+        unshared. Keyed by a digest of the JSON (a 1,000-node target set's JSON is ~22 KB) with an
+        equality check on a hit."""
+        text = json.dumps(value, sort_keys=True, default=str)
+        key = (type(value).__name__, hashlib.blake2b(text.encode(), digest_size=16).digest())
+        if (found := self._values.get(key)) is not None and found == value:
             return found
         value = compact(value)
+        if len(self._values) >= SHARED_VALUES:
+            self._drop_unused_values()
         if len(self._values) < SHARED_VALUES:
             self._values[key] = value
         return value
+
+    def _drop_unused_values(self) -> None:
+        """Forget shared values that only the table still holds (the lock held)."""
+        # getrefcount counts the table's reference and its own argument's: 2 is "no one else".
+        unused = [k for k in self._values if sys.getrefcount(self._values[k]) <= 2]
+        for k in unused:
+            del self._values[k]
 
     def get(self, table: Mapping[str, Any], key: str) -> Any:
         with self._lock:
@@ -143,7 +160,7 @@ class Remembered:
                 for key in [k for k in table if marker in k and k not in listed]:
                     if self._gen.get(key) == before.get(key):
                         del table[key]
-            for key in [k for k in self._gen if marker in k and k not in listed]:
+            for key in [k for k in self._gen if _unlisted(k, marker, listed)]:
                 if self._gen[key] == before.get(key):
                     self._forget_generation(key)
 
@@ -335,3 +352,23 @@ def _intern(value: str) -> str:
     """ARNs are longer than :func:`compact` interns, but one is a key of several tables, each
     filled from a different answer: interned, they share one string."""
     return sys.intern(value) if type(value) is str else value
+
+
+def listener_owner(arn: str) -> str | None:
+    """The load balancer ARN of a listener ARN (``...:listener/net/NAME/LB-ID/LISTENER-ID`` belongs
+    to ``...:loadbalancer/net/NAME/LB-ID``), None for any other ARN."""
+    head, sep, rest = arn.partition(":listener/")
+    if not sep or "/" not in rest:
+        return None
+    return f"{head}:loadbalancer/{rest.rsplit('/', 1)[0]}"
+
+
+def _unlisted(key: str, marker: str, listed: set[str]) -> bool:
+    """Whether a complete listing of ``marker``'s kind shows ``key`` gone: its own ARN, or for a
+    listener, its load balancer's (listeners are not listed account-wide; their generations go
+    with their load balancer)."""
+    if marker in key:
+        return key not in listed
+    if marker == ":loadbalancer/" and (owner := listener_owner(key)) is not None:
+        return owner not in listed
+    return False

@@ -18,6 +18,7 @@ from lbprov.intent import IntentSettings, build_intent
 from lbprov.model import Intent, Plan, ServiceRef
 from lbprov.provider import SandboxCloud
 from lbprov.render import render_plan
+from lbprov.testing import converged
 from lbprov_aws.names import nlb_rule_description
 from lbprov_aws.provider import AWSProvider
 from lbprov_aws.sandbox import MotoSandbox
@@ -108,16 +109,9 @@ def intent_of(provider: AWSProvider, svc: Svc, nodes: Sequence[Mapping[str, Any]
 
 
 def converge(provider: AWSProvider, intent: Intent) -> Plan:
-    """Apply the plan and check convergence and idempotence; returns the applied plan."""
-    plan = provider.plan(intent)
-    provider.apply(plan)
-    again = provider.plan(intent)
-    assert again.empty, "not converged:\n" + render_plan(again)
-    # Idempotence: applying what a plan says after convergence sends no write at all.
-    provider.calls.reset()
-    provider.apply(again)
-    assert provider.calls.stats.writes == 0, provider.calls.stats.to_json()
-    return plan
+    """Apply the plan and check convergence and idempotence (:func:`lbprov.testing.converged`);
+    returns the applied plan."""
+    return converged(provider, intent)[0]
 
 
 def delete_all(provider: AWSProvider, svc: Svc) -> Plan:

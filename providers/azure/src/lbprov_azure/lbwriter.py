@@ -165,47 +165,76 @@ def _snapshot(work: JSON) -> JSON:
     }
 
 
-def _index(items: list[JSON], name: str) -> int | None:
-    low = name.lower()
-    return next((i for i, it in enumerate(items) if str(it.get("name", "")).lower() == low), None)
+class _Names:
+    """Where each part of the merged body is, by field and lower-case name: built once per field and
+    merge, kept current by :func:`_apply`. A scan per upsert cost O(parts of the LB) for each part of
+    each Service in a batch, which grew with the shared load balancer (issue 14)."""
+
+    def __init__(self, props: JSON) -> None:
+        self.props = props
+        self._by_field: dict[str, dict[str, int]] = {}
+
+    def where(self, fld: str, name: str) -> int | None:
+        found = self._by_field.get(fld)
+        if found is None:
+            items = self.props.get(fld) or []
+            found = self._by_field[fld] = {}
+            for i, it in enumerate(items):
+                found.setdefault(str(it.get("name", "")).lower(), i)
+        return found.get(name.lower())
+
+    def appended(self, fld: str, name: str, at: int) -> None:
+        found = self._by_field.get(fld)
+        if found is not None:
+            found.setdefault(name.lower(), at)
+
+    def removed(self, fld: str) -> None:
+        self._by_field.pop(fld, None)  # positions after it moved: built again on the next lookup
 
 
-def _apply(work: JSON, delta: LBDelta, lb_label: str) -> None:
-    props = work.setdefault("properties", {})
-    services = names.services_of(work.get("tags"))
+def _put(props: JSON, where: _Names, fld: str, item: JSON) -> None:
+    """Create or replace the part ``item`` (by name) in ``props[fld]``."""
+    items = props.setdefault(fld, [])
+    idx = where.where(fld, item["name"])
+    if idx is None:
+        items.append(copy.deepcopy(item))
+        where.appended(fld, item["name"], len(items) - 1)
+    else:
+        items[idx] = copy.deepcopy(item)
+
+
+def _apply(work: JSON, delta: LBDelta, lb_label: str, where: _Names, services: set[str]) -> None:
+    """Apply one delta to ``work`` (whose parts ``where`` indexes) and to the Service map
+    ``services``; a delta that claims a part it does not own changes nothing and raises."""
+    props = work["properties"]
+    if delta.service not in services and not delta.adopt:
+        claimed: set[tuple[str, str]] = set()
+        for fld, item in delta.upserts:
+            key = (fld, str(item["name"]).lower())
+            if where.where(fld, item["name"]) is not None or key in claimed:
+                raise OwnershipConflict(
+                    f"load balancer {lb_label}: {fld} {item['name']!r} exists but is not recorded as owned "
+                    f"by this Service (uid {names.uid_from_token(delta.service)}); lbprov never adopts it"
+                )
+            claimed.add(key)
     for fld, item in delta.upserts:
-        items = props.setdefault(fld, [])
-        idx = _index(items, item["name"])
-        if idx is not None and delta.service not in services and not delta.adopt:
-            raise OwnershipConflict(
-                f"load balancer {lb_label}: {fld} {item['name']!r} exists but is not recorded as owned "
-                f"by this Service (uid {names.uid_from_token(delta.service)}); lbprov never adopts it"
-            )
-        if idx is None:
-            items.append(copy.deepcopy(item))
-        else:
-            items[idx] = copy.deepcopy(item)
+        _put(props, where, fld, item)
     for fld, name in delta.deletes:
         if not names.owns_part(delta.base, name):
             continue  # never remove what is not the Service's by name
         items = props.get(fld) or []
-        idx = _index(items, name)
+        idx = where.where(fld, name)
         if idx is not None:
             del items[idx]
+            where.removed(fld)
     for pool in delta.pools:
-        pools = props.setdefault("backendAddressPools", [])
-        idx = _index(pools, pool["name"])
-        if idx is None:
-            pools.append(copy.deepcopy(pool))
-        else:
-            pools[idx] = copy.deepcopy(pool)
+        _put(props, where, "backendAddressPools", pool)
     if delta.tags:
         work["tags"] = {**(work.get("tags") or {}), **dict(delta.tags)}
     if delta.join is True:
         services.add(delta.service)
     elif delta.join is False:
         services.discard(delta.service)
-    work["tags"] = names.with_services(work.get("tags"), services)
 
 
 def _empty(work: JSON) -> bool:
@@ -278,20 +307,29 @@ def merge(
             f"(no tag {names.azure_key('kubernetes.io/cluster/' + cluster)}=owned); lbprov never adopts it"
         )
         return Merged("none", current, dict.fromkeys(range(len(deltas)), err))
-    work = clean(current) if current is not None else None
+    base = clean(current) if current is not None else None
+    # a copy of base's lists and tags: _apply replaces parts, never changes one in place
+    work = _snapshot(base) if base is not None else None
+    where = _Names(work["properties"]) if work is not None else None
+    services = names.services_of(work.get("tags")) if work is not None else set()
+    applied = False
     for i, d in enumerate(deltas):
         if work is None:
             if not d.join or d.template is None:
                 continue  # nothing to remove from, or update on, a load balancer that does not exist
             work = clean(d.template)
-        snapshot = _snapshot(work)
+            where = _Names(work["properties"])
+            services = names.services_of(work.get("tags"))
+        assert where is not None
         try:
-            _apply(work, d, lb_label)
+            _apply(work, d, lb_label, where, services)
+            applied = True
         except OwnershipConflict as exc:
             errors[i] = exc
-            work = snapshot
     if work is None:
         return Merged("none", None, errors)
+    if applied:  # the Service map, packed once for the batch
+        work["tags"] = names.with_services(work.get("tags"), services)
     if current is None:
         return Merged("create", work, errors) if not _empty(work) else Merged("none", None, errors)
     if _empty(work):
@@ -310,7 +348,7 @@ def merge(
             rest = [_withdrawn(d) if i in refused else d for i, d in enumerate(deltas)]
             again = merge(current, rest, cluster, lb_label, cluster_id)
             return Merged(again.action, again.body, {**again.errors, **dict.fromkeys(refused, err)})
-    if work == clean(current) and not any(d.repair for d in deltas):
+    if work == base and not any(d.repair for d in deltas):
         return Merged("none", current, errors)
     return Merged("update", work, errors)
 

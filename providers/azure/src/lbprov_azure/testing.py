@@ -15,6 +15,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from lbprov.model import Intent, SandboxNode
+from lbprov.testing import converged
 
 if TYPE_CHECKING:
     from lbprov.controller.manager import Controller
@@ -85,14 +86,9 @@ def make_service(
 
 
 def converge(provider: AzureProvider, intent: Intent) -> tuple[Any, ...]:
-    """plan + apply, then prove convergence (empty re-plan) and idempotence (zero writes)."""
-    ingress = provider.apply(provider.plan(intent))
-    provider.calls.reset()
-    again = provider.plan(intent)
-    assert again.empty, [(c.action.value, c.kind, c.name, c.diff()) for c in again.changes]
-    assert provider.apply(again) == ingress
-    assert provider.calls.stats.writes == 0, provider.calls.stats.to_json()
-    return ingress
+    """plan + apply, then prove convergence and idempotence (:func:`lbprov.testing.converged`);
+    returns the ingress."""
+    return converged(provider, intent)[1]
 
 
 def lb_of(state: ArmState, name: str) -> dict[str, Any] | None:

@@ -1,7 +1,7 @@
 """The provider's only door to the Compute Engine API (REST, JSON).
 
-One google-auth ``AuthorizedSession`` carries every request, with :class:`GuardedAdapter` mounted,
-so each HTTP request — list pages and operation waits included — first passes
+Every HTTP request -- list pages and operation waits included -- goes through one
+:class:`~lbprov_gcp.transport.Transport` (urllib3, signed by google-auth), which first passes it to
 ``CloudCalls.before_send(<api method id>)``: counted, rate-limited, and refused in read-only mode
 before it leaves the process. Calls are wrapped in ``CloudCalls.call(..., hooked=True)`` for
 retries, the single retry policy. Writes carry a ``requestId`` that stays the same across retries,
@@ -20,31 +20,18 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
-import requests
 from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials, Credentials
 
 from lbprov.cloudcalls import CloudCalls
-from lbprov.httpenv import read_http_environment
-from lbprov_gcp.operations import operation_for
 from lbprov_gcp.settings import GCPSettings
+from lbprov_gcp.transport import NoAnswer, Transport
 
 Json = dict[str, Any]
 
 _THROTTLE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
-
-
-class GuardedAdapter(requests.adapters.HTTPAdapter):
-    """A requests adapter that passes every request through ``CloudCalls.before_send`` first."""
-
-    def __init__(self, calls: CloudCalls) -> None:
-        super().__init__()
-        self.calls = calls
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        self.calls.before_send(operation_for(str(request.method), str(request.url)))
-        return super().send(request, *args, **kwargs)
 
 
 def _reasons(exc: BaseException) -> set[str]:
@@ -76,7 +63,7 @@ def is_retryable(exc: BaseException) -> bool:
         | gexc.DeadlineExceeded,
     ):
         return True
-    return isinstance(exc, requests.ConnectionError | requests.Timeout)
+    return isinstance(exc, NoAnswer)  # refused, reset, timed out: no answer came
 
 
 def retry_after(exc: BaseException) -> float | None:
@@ -130,17 +117,6 @@ def endpoint_url(api_endpoint: str | None) -> str:
     return endpoint if re.match(r"^https?://", endpoint) else f"https://{endpoint}"
 
 
-def freeze_environment(session: requests.Session, endpoint: str) -> None:
-    """Read the environment's HTTP settings once (:mod:`lbprov.httpenv`), for the one host every
-    request goes to, and stop the session reading them per request (a quarter of the controller's
-    CPU per request at a few thousand requests per minute: bench/scale.py profile, issue 14)."""
-    env = read_http_environment(endpoint)
-    session.proxies = env.proxies
-    if env.ca_bundle and session.verify is True:
-        session.verify = env.ca_bundle
-    session.trust_env = False
-
-
 def credentials_for(settings: GCPSettings) -> Credentials:
     """Anonymous credentials for a loopback emulator; Application Default Credentials otherwise."""
     if settings.uses_emulator:
@@ -161,8 +137,8 @@ WAIT_ANSWER_SECONDS = 130.0
 class Compute:
     """Typed, guarded, retried access to the Compute REST API for one project and region.
 
-    Every request is plain JSON over one authorized ``requests`` session (google-auth's
-    ``AuthorizedSession``): google-cloud-compute's clients converted each body and each answer to
+    Every request is plain JSON over one :class:`~lbprov_gcp.transport.Transport` (urllib3, signed
+    by google-auth): google-cloud-compute's clients converted each body and each answer to
     protobuf and back, and its import alone took over a second of CPU and about 110 MB (issue 14).
     The API's JSON field names are what the provider builds and reads anyway; the emulator checks
     every body against the API's own message descriptors, so a wrong field still fails in tests.
@@ -171,18 +147,12 @@ class Compute:
     def __init__(
         self, settings: GCPSettings, calls: CloudCalls, credentials: Credentials | None = None
     ) -> None:
-        from google.auth.transport.requests import AuthorizedSession
-
         self.settings = settings
         self.project = settings.project
         self.region = settings.region
         self.calls = calls
         self.endpoint = endpoint_url(settings.api_endpoint)
-        self.session = AuthorizedSession(credentials or credentials_for(settings))  # type: ignore[no-untyped-call]
-        adapter = GuardedAdapter(calls)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
-        freeze_environment(self.session, self.endpoint)
+        self.transport = Transport(credentials or credentials_for(settings), calls, self.endpoint)
         # The core's connect and read timeouts, so a silent endpoint fails fast once instead of
         # stalling a minute; operations.wait alone may hold its answer longer (WAIT_ANSWER_SECONDS).
         self.timeout: tuple[float, float] = (self.calls.timeouts.connect, self.calls.timeouts.read)
@@ -235,7 +205,7 @@ class Compute:
         body: Json | None = None,
         timeout: tuple[float, float] | None = None,
     ) -> Json:
-        """One request to ``projects/<project>/<path>`` through the guarded session
+        """One request to ``projects/<project>/<path>`` through the guarded transport
         (counted, rate-limited, refused in read-only mode like every other call), answered as the
         API's JSON; errors are raised as google-api-core exceptions, as the SDK raises them.
 
@@ -248,10 +218,15 @@ class Compute:
         url = f"{self.endpoint}/compute/v1/projects/{self.project}/{path}"
 
         def run(request: Mapping[str, Any], retry: Any, timeout: tuple[float, float]) -> Json:
-            response = self.session.request(method, url, params=params, json=body, timeout=timeout)  # type: ignore[no-untyped-call]
-            if response.status_code >= 400:
-                raise gexc.from_http_response(response)  # type: ignore[no-untyped-call]
-            data: Json = response.json()
+            answer = self.transport.send(method, url, dict(params) if params else None, body, timeout)
+            if answer.status_code >= 400:
+                try:
+                    payload = answer.json()
+                except ValueError:
+                    payload = {"error": {"message": answer.text or "unknown error"}}
+                full = f"{url}?{urlencode(params)}" if params else url
+                raise gexc.format_http_response_error(answer, method, full, payload)
+            data: Json = answer.json()
             return data
 
         result: Json = self.calls.call(

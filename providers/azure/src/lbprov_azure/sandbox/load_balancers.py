@@ -303,6 +303,16 @@ class LoadBalancers:
         probe_ids = {p["id"].lower() for p in probes}
         seen_front: dict[tuple[str, str, int], str] = {}
         seen_back: dict[tuple[str, str, int], str] = {}
+        # Looked up per rule: built once per write, not scanned per rule (a shared load balancer of
+        # the scale bench holds hundreds of frontends, pools' addresses and rules: issue 14).
+        frontend_by_id = {fe["id"].lower(): fe for fe in frontends}
+        pool_versions = {
+            p["id"].lower(): {
+                _version_of((a.get("properties") or {}).get("ipAddress"))
+                for a in (p.get("properties") or {}).get("loadBalancerBackendAddresses") or []
+            }
+            for p in pools
+        }
         for r in rules:
             rp = r["properties"]
             fe_id = ref(rp.get("frontendIPConfiguration"))
@@ -332,7 +342,7 @@ class LoadBalancers:
                 # emulator's own: no public source quotes ARM's answer to an All rule on a public
                 # frontend (the one quoted All-rule error, RulesUseSameBackendPortProtocolAndPool in
                 # MicrosoftDocs/azure-docs#94673, is about two rules sharing a pool).
-                fe = next(f for f in frontends if f["id"].lower() == fe_id.lower())
+                fe = frontend_by_id[fe_id.lower()]
                 public = bool((fe.get("properties") or {}).get("publicIPAddress"))
                 if sku != "Standard" or public or fport != 0 or bport != 0:
                     raise ArmError(
@@ -378,7 +388,7 @@ class LoadBalancers:
                             f"the same protocol {proto}, backend port {bport} and pool {pid}.",
                         )
                     seen_back[bkey] = r["id"]
-            self._check_rule_families(r["id"], fe_id, frontends, rule_pools, pools)
+            self._check_rule_families(r["id"], fe_id, frontend_by_id, rule_pools, pool_versions)
             rule_out: JSON = {
                 "frontendIPConfiguration": {"id": fe_id},
                 "protocol": proto,
@@ -397,19 +407,20 @@ class LoadBalancers:
             if probe_id:
                 rule_out["probe"] = {"id": probe_id}
             r["properties"] = rule_out
-        # read-only back references, as Azure shows them
+        # read-only back references, as Azure shows them (in rule order)
+        rules_of_fe: dict[str, list[JSON]] = {}
+        rules_of_probe: dict[str, list[JSON]] = {}
+        for r in rules:
+            rules_of_fe.setdefault(r["properties"]["frontendIPConfiguration"]["id"].lower(), []).append(
+                {"id": r["id"]}
+            )
+            probe_ref = ref(r["properties"].get("probe"))
+            if probe_ref:
+                rules_of_probe.setdefault(probe_ref.lower(), []).append({"id": r["id"]})
         for fe in frontends:
-            fe["properties"]["loadBalancingRules"] = [
-                {"id": r["id"]}
-                for r in rules
-                if r["properties"]["frontendIPConfiguration"]["id"].lower() == fe["id"].lower()
-            ]
+            fe["properties"]["loadBalancingRules"] = rules_of_fe.get(fe["id"].lower(), [])
         for pr in probes:
-            pr["properties"]["loadBalancingRules"] = [
-                {"id": r["id"]}
-                for r in rules
-                if (ref(r["properties"].get("probe")) or "").lower() == pr["id"].lower()
-            ]
+            pr["properties"]["loadBalancingRules"] = rules_of_probe.get(pr["id"].lower(), [])
         self._check_rules_per_backend_ip(lb_id, pools, rules)
         self._check_one_load_balancer_per_kind(lb_id, frontends, pools, rules)
         passthrough = {
@@ -424,21 +435,20 @@ class LoadBalancers:
         }
 
     def _check_rule_families(
-        self, rule_id: str, fe_id: str, frontends: list[JSON], rule_pools: list[str], pools: list[JSON]
+        self,
+        rule_id: str,
+        fe_id: str,
+        frontend_by_id: dict[str, JSON],
+        rule_pools: list[str],
+        pool_versions: dict[str, set[str | None]],
     ) -> None:
         """A rule joins a frontend and pools of one IP version: Azure Load Balancer translates NAT44
         and NAT66 only, and a load-balancing rule with an IPv6 frontend and an IPv4 backend is refused
         (Azure/azure-cli#27013, from the network team: rules are validated, inbound NAT rules were not).
         The code is the emulator's own: no public source gives ARM's."""
-        fe = next(f for f in frontends if f["id"].lower() == fe_id.lower())
-        want = _frontend_version(fe, self._lookup)
-        by_id = {p["id"].lower(): p for p in pools}
+        want = _frontend_version(frontend_by_id[fe_id.lower()], self._lookup)
         for pid in rule_pools:
-            found = {
-                _version_of((a.get("properties") or {}).get("ipAddress"))
-                for a in (by_id[pid.lower()].get("properties") or {}).get("loadBalancerBackendAddresses")
-                or []
-            }
+            found = pool_versions[pid.lower()]
             if found - {want}:
                 raise ArmError(
                     400,
