@@ -85,13 +85,14 @@ def test_the_round_listing_after_our_writes_is_what_aws_lists(
 
 
 def test_a_write_that_is_not_mirrored_drops_the_listing(provider: AWSProvider, cloud: SandboxCloud) -> None:
-    groups = [ObservedSG("sg-1", "g", "vpc-1", {}, [])]
+    groups = sg_listing.Listing.of([ObservedSG("sg-1", "g", "vpc-1", {}, [])])
     assert (
         sg_listing.mirror(groups, "vpc-1", "ec2:UpdateSecurityGroupRuleDescriptionsIngress", {}, {}) is None
     )
     assert sg_listing.mirror(groups, "vpc-1", "ec2:CreateSecurityGroup", {"VpcId": "vpc-1"}, {}) is None
     assert sg_listing.mirror(groups, None, "ec2:DeleteSecurityGroup", {"GroupId": "sg-1"}, {}) is None
-    assert sg_listing.mirror(groups, "vpc-1", "ec2:DeleteSecurityGroup", {"GroupId": "sg-1"}, {}) == []
+    deleted = sg_listing.mirror(groups, "vpc-1", "ec2:DeleteSecurityGroup", {"GroupId": "sg-1"}, {})
+    assert deleted is not None and list(deleted[0]) == [] and deleted[1] == {"sg-1"}
     # In a round: a failed security group write drops the listing; the next plan reads it again.
     nodes = node_objects(cloud)
     svc = Svc()

@@ -30,6 +30,7 @@ from lbprov.interning import compact
 from lbprov_aws import sg_listing
 from lbprov_aws.client import AWSClients
 from lbprov_aws.diff.node_rules import SOURCE_RANGES_UNRECORDED, Key, TargetGroupFacts
+from lbprov_aws.drift_schedule import DriftSchedule
 from lbprov_aws.names import HEALTH_NODE_PORT_TAG, NLB_SECURITY_GROUPS_TAG, SOURCE_RANGES_TAG
 from lbprov_aws.remembered import Remembered, trim_listener
 from lbprov_aws.sg_index import GroupIndex
@@ -144,7 +145,7 @@ class ClusterContext:
     vpc_cidrs: tuple[str, ...]
     subnets: list[dict[str, Any]]
     #: Cluster-tagged security groups (node groups and classic ELB groups), plus an explicit node SG.
-    security_groups: list[ObservedSG]
+    security_groups: Sequence[ObservedSG]
     instances: dict[str, dict[str, Any]]
     #: Classic ELBs of the cluster other than the Service's: set only when a plan deletes one.
     other_classic_elbs: int | None = None
@@ -295,6 +296,9 @@ class ReadRound:
         #: Deep checks: every Service is due once every ``k`` periodic rounds.
         self.k = max(1, k)
         self.period: int | None = None
+        #: In a periodic round, the keys the round's listing sees and those due (Reader._schedule).
+        self.roster: frozenset[str] | None = None
+        self.due_keys: frozenset[str] = frozenset()
         self.nlbs: dict[str, ObservedNLB] | None = None
         #: When the listing of ``nlbs`` was started (see :meth:`Reader.name_free`).
         self.nlbs_listed_at: float | None = None
@@ -306,7 +310,7 @@ class ReadRound:
         self.route_tables: dict[str, list[dict[str, Any]]] = {}
         self.vpc_cidrs: dict[str, tuple[str, ...]] = {}
         #: Security groups by VPC (None: the cluster-tagged ones, VPC unknown), and their indexes.
-        self.cluster_sgs: dict[str | None, list[ObservedSG]] | None = None
+        self.cluster_sgs: dict[str | None, sg_listing.Listing] | None = None
         self.sg_indexes: dict[str | None, GroupIndex] = {}
         self.instances: dict[str, dict[str, Any]] = {}
         self.dirty: set[str] = set()
@@ -323,10 +327,15 @@ class ReadRound:
             self.period = self._periods()
 
     def due(self, uid: str) -> bool:
-        """Whether ``uid`` is deep-checked in this round: once every ``k`` periodic rounds, by a
-        slot fixed by the UID, so every Service is checked within any ``k`` consecutive resyncs."""
+        """Whether ``uid`` (a Service's UID, or the ARN of a load balancer or target group without
+        one) is deep-checked in this round: in a periodic round, the keys of the round's roster that
+        the sweep chose (drift_schedule.py: at most ceil(N / k) of N, each within k resyncs); a key
+        outside the roster (its tags were not remembered, so they are read anyway) by a slot fixed
+        by the key, once every ``k`` periodic rounds."""
         if self.period is None:
             return False
+        if self.roster is not None and uid in self.roster:
+            return uid in self.due_keys
         return (self.period - drift_slot(uid, self.k)) % self.k == 0
 
     def invalidate(self, uid: str, *, target_groups: bool = True, security_groups: bool = True) -> None:
@@ -374,6 +383,8 @@ class Reader:
         self._zone_types: dict[str, str] | None = None
         #: Tags and details kept between rounds, current with this process's writes.
         self.remembered = Remembered()
+        #: The sweep of periodic deep checks, across this reader's rounds (drift_schedule.py).
+        self.drift = DriftSchedule()
         self._round_guard = threading.Lock()
         clients.write_observers.extend([self.remembered, self])
 
@@ -486,13 +497,19 @@ class Reader:
         with rnd.lock:
             if rnd.cluster_sgs is None:
                 return
-            updated: dict[str | None, list[ObservedSG]] = {}
+            updated: dict[str | None, sg_listing.Listing] = {}
+            changes: dict[str | None, frozenset[str]] = {}
             for vpc_id, groups in rnd.cluster_sgs.items():
-                new = sg_listing.mirror(groups, vpc_id, operation, params, result)
-                if new is None:
+                mirrored = sg_listing.mirror(groups, vpc_id, operation, params, result)
+                if mirrored is None:
                     rnd.cluster_sgs = None
                     return
-                updated[vpc_id] = new
+                updated[vpc_id], changes[vpc_id] = mirrored
+            # The index follows its listing by the groups the write changed (not rebuilt: O(log N)).
+            for vpc_id, index in list(rnd.sg_indexes.items()):
+                old = rnd.cluster_sgs.get(vpc_id)
+                if vpc_id in updated and index.groups is old and updated[vpc_id] is not old:
+                    rnd.sg_indexes[vpc_id] = index.updated(updated[vpc_id], changes[vpc_id])
             rnd.cluster_sgs = updated
 
     # -- load balancers and target groups ------------------------------------------------------
@@ -592,6 +609,8 @@ class Reader:
         return out
 
     def _fill_round(self, rnd: ReadRound) -> None:
+        if rnd.classics is None:  # (first: their Services are in the roster, _schedule)
+            rnd.classics = self._list_classics()
         if rnd.nlbs is None:
             before = self.remembered.generations()
             listed_at = time.monotonic()
@@ -609,12 +628,11 @@ class Reader:
             ]
             arns = [lb["LoadBalancerArn"] for lb in raw]
             self.remembered.prune(set(arns), marker=":loadbalancer/", before=before)
+            self._schedule(rnd, arns)
             self._forget_due(rnd, arns)
             tags = self.cached_tags(arns)
             rnd.nlbs = {lb["LoadBalancerName"]: _nlb(lb, tags.get(lb["LoadBalancerArn"], {})) for lb in raw}
             rnd.nlbs_listed_at = listed_at
-        if rnd.classics is None:
-            rnd.classics = self._list_classics()
         if rnd.target_groups is None:
             rnd.target_groups = TargetGroupListing(self._listed_target_groups(rnd))
 
@@ -635,6 +653,20 @@ class Reader:
         """Tags of ``arns`` from ``remembered``, reading (20 per call) only those never seen: the
         remembered dicts themselves, for listings (plans get copies: ``_copy_nlb``, ``_copy_tg``)."""
         return self.remembered.tags_of(arns, self.elbv2_tags, shared=True)
+
+    def _schedule(self, rnd: ReadRound, lb_arns: Sequence[str]) -> None:
+        """In a periodic round, once: its roster (the Services of its classic ELBs and of the
+        listed load balancers whose tags are remembered) and the ones the sweep makes due."""
+        if rnd.period is None or rnd.roster is not None:
+            return
+        assert rnd.classics is not None
+        roster = {uid for lb in rnd.classics.values() if (uid := lb.tags.get(naming.SERVICE_UID_TAG))}
+        for arn in lb_arns:
+            tags = self.remembered.get(self.remembered.tags, arn)
+            if tags is not None:
+                roster.add(tags.get(naming.SERVICE_UID_TAG, arn))
+        rnd.roster = frozenset(roster)
+        rnd.due_keys = self.drift.next_due(roster, rnd.k)
 
     def _forget_due(self, rnd: ReadRound, arns: Sequence[str]) -> None:
         """In a periodic round, the tags of the Services due for a deep check are read again."""
@@ -905,7 +937,7 @@ class Reader:
             sg_index=self._round_index(vpc_id, groups),
         )
 
-    def _round_index(self, vpc_id: str | None, groups: list[ObservedSG]) -> GroupIndex | None:
+    def _round_index(self, vpc_id: str | None, groups: Sequence[ObservedSG]) -> GroupIndex | None:
         """The round's index of its listing of the VPC's groups, built by the first plan that needs
         it (None outside a round: the plan builds its own from the listing it read)."""
         rnd = self.round
@@ -913,8 +945,8 @@ class Reader:
             return None
         with rnd.lock:
             index = rnd.sg_indexes.get(vpc_id)
-            if index is None or index.groups is not groups:  # (what a group says is reused)
-                index = GroupIndex(groups, self.cluster, previous=index)
+            if index is None or index.groups is not groups:  # (a listing read again)
+                index = GroupIndex(groups, self.cluster)
                 rnd.sg_indexes[vpc_id] = index
             return index
 
@@ -1023,7 +1055,7 @@ class Reader:
             rnd.vpc_cidrs[vpc_id] = out
         return out
 
-    def security_groups(self, vpc_id: str | None) -> list[ObservedSG]:
+    def security_groups(self, vpc_id: str | None) -> sg_listing.Listing:
         """Every security group of the cluster's VPC (tagged for the cluster or not: a node's only
         group may be untagged, and its lbprov rules must still be found by a delete), or, with the
         VPC unknown, the cluster-tagged groups; plus the node_security_group_id setting's group."""
@@ -1049,7 +1081,7 @@ class Reader:
             )
         ]
 
-    def _read_security_groups(self, vpc_id: str | None) -> list[ObservedSG]:
+    def _read_security_groups(self, vpc_id: str | None) -> sg_listing.Listing:
         by = (
             {"Name": "vpc-id", "Values": [vpc_id]}
             if vpc_id
@@ -1071,7 +1103,7 @@ class Reader:
                 "SecurityGroups", []
             ):
                 found[sg["GroupId"]] = _sg(sg)
-        return sorted(found.values(), key=lambda s: s.id)
+        return sg_listing.Listing.of(found.values())
 
 
 def _copy_nlb(nlb: ObservedNLB) -> ObservedNLB:

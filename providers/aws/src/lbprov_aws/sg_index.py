@@ -13,15 +13,18 @@ An index belongs to one list object: :func:`index_of` builds a new one when a pl
 
 from __future__ import annotations
 
+import copy
 import re
 import threading
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import immutables
 
 from lbprov_aws.diff.node_rules import RuleRange, parse_rules
 from lbprov_aws.names import KUBE_PROXY_RULE, nlb_rule_description
+from lbprov_aws.sg_listing import Listing
 
 if TYPE_CHECKING:
     from lbprov_aws.observe import ClusterContext, ObservedSG
@@ -29,69 +32,131 @@ if TYPE_CHECKING:
 #: cloud-provider-aws's NLB node rule description (diff/adopt.py UPSTREAM_NLB_RULE) -> its load balancer.
 _UPSTREAM_NLB_RULE = re.compile(r"^kubernetes\.io/rule/nlb/(?:client|health|mtu)=(.+)$")
 
-#: Builds of an index (a test counts them: one per listing, not one per plan).
+#: Builds of an index (a test counts them: one per listing read, not one per plan or per write),
+#: and updates of one after a write (:meth:`GroupIndex.updated`).
 BUILDS = {"count": 0}
+UPDATES = {"count": 0}
 _BUILDS_LOCK = threading.Lock()
 
 
 class GroupIndex:
-    """Lookups over ``groups`` (a listing, in its order) for ``cluster``; read-only once built."""
+    """Lookups over ``groups`` (a listing, in its order) for ``cluster``; read-only once built.
 
-    def __init__(
-        self, groups: Sequence[ObservedSG], cluster: str, previous: GroupIndex | None = None
-    ) -> None:
+    Its maps are persistent (``immutables.Map``): :meth:`updated` makes the index of a listing
+    that a write changed (sg_listing.mirror) in O(log N) per changed group, sharing the rest with
+    this index, which stays the consistent index of the old listing for the plans holding it."""
+
+    def __init__(self, groups: Sequence[ObservedSG], cluster: str) -> None:
         with _BUILDS_LOCK:
             BUILDS["count"] += 1
         self.groups = groups
         self.cluster = cluster
-        self.position: dict[str, int] = {}
-        self.by_id: dict[str, ObservedSG] = {}
-        self.by_name: dict[str, list[ObservedSG]] = defaultdict(list)
-        self.by_name_tag: dict[str, list[ObservedSG]] = defaultdict(list)
+        #: Group ID -> its place in ``groups`` (None for a Listing: its order is the IDs').
+        self._position: dict[str, int] | None = None
+        #: Group ID -> (the group, what its rules say).
+        self._facts: immutables.Map[str, tuple[ObservedSG, _Facts]] = immutables.Map()
+        self.by_id: immutables.Map[str, ObservedSG] = immutables.Map()
+        self.by_name: immutables.Map[str, tuple[ObservedSG, ...]] = immutables.Map()
+        self.by_name_tag: immutables.Map[str, tuple[ObservedSG, ...]] = immutables.Map()
         #: Group ID -> its lbprov node rules and the keys of its other CIDR rules (parse_rules), only
         #: for the groups that have lbprov node rules.
-        self.rules: dict[str, tuple[set[RuleRange], set[tuple[str, int, int, str]]]] = {}
+        self.rules: immutables.Map[str, tuple[set[RuleRange], set[tuple[str, int, int, str]]]] = (
+            immutables.Map()
+        )
         #: Group ID -> the CIDRs of its kube-proxy health rule (only groups that have one).
-        self.kube_proxy: dict[str, set[str]] = {}
+        self.kube_proxy: immutables.Map[str, set[str]] = immutables.Map()
         #: Load balancer name -> the groups holding cloud-provider-aws's NLB rules for it.
-        self.upstream_rules: dict[str, set[str]] = defaultdict(set)
+        self.upstream_rules: immutables.Map[str, frozenset[str]] = immutables.Map()
         #: Group ID -> the groups with a rule admitting it (UserIdGroupPairs).
-        self.admitted_by: dict[str, set[str]] = defaultdict(set)
-        #: id(group) -> (the group, what its rules say): reused by the next index of a listing
-        #: that keeps the group object (sg_listing.py replaces only the groups a write changed).
-        self._facts: dict[int, tuple[ObservedSG, _Facts]] = {}
-        reuse = previous._facts if previous is not None and previous.cluster == cluster else {}
-        for i, sg in enumerate(groups):
-            self.position.setdefault(sg.id, i)
-            self.by_id.setdefault(sg.id, sg)
-            self.by_name[sg.name].append(sg)
-            if "Name" in sg.tags:
-                self.by_name_tag[sg.tags["Name"]].append(sg)
-            known = reuse.get(id(sg))
-            facts = known[1] if known is not None and known[0] is sg else _facts_of(sg, cluster)
-            self._facts[id(sg)] = (sg, facts)
+        self.admitted_by: immutables.Map[str, frozenset[str]] = immutables.Map()
+        if isinstance(groups, Listing):
+            self.by_id = groups.by_id
+            ordered: Iterable[ObservedSG] = groups.ordered()
+        else:
+            self._position = {}
+            for i, sg in enumerate(groups):
+                self._position.setdefault(sg.id, i)
+            ordered = groups
+        self._edit([(None, sg) for sg in ordered], set_by_id=not isinstance(groups, Listing))
+
+    def updated(self, groups: Listing, changed: Iterable[str]) -> GroupIndex:
+        """The index of ``groups``: this index's listing after a write that changed the groups of
+        these IDs (added, replaced or removed). Only an index of a :class:`Listing` is updated."""
+        if not isinstance(self.groups, Listing):
+            raise TypeError("only the index of a Listing is updated in place of a rebuild")
+        with _BUILDS_LOCK:
+            UPDATES["count"] += 1
+        new = copy.copy(self)
+        new.groups = groups
+        new.by_id = groups.by_id
+        new._edit([(self.by_id.get(i), groups.get(i)) for i in sorted(set(changed))], set_by_id=False)
+        return new
+
+    def _edit(self, edits: Iterable[tuple[ObservedSG | None, ObservedSG | None]], *, set_by_id: bool) -> None:
+        """Replace each ``old`` group by ``new`` (None: absent) in the maps (new maps: the old ones
+        may be shared with another index)."""
+        by_id, by_name, by_tag = self.by_id.mutate(), self.by_name.mutate(), self.by_name_tag.mutate()
+        facts_of, rules, kube_proxy = self._facts.mutate(), self.rules.mutate(), self.kube_proxy.mutate()
+        upstream, admitted = self.upstream_rules.mutate(), self.admitted_by.mutate()
+        for old, new in edits:
+            if old is not None:
+                gone = facts_of.get(old.id)
+                _remove(by_name, old.name, old)
+                if "Name" in old.tags:
+                    _remove(by_tag, old.tags["Name"], old)
+                for m in (facts_of, rules, kube_proxy):
+                    m.pop(old.id, None)
+                if set_by_id:
+                    by_id.pop(old.id, None)
+                for lb in gone[1].upstream_lbs if gone else ():
+                    _discard(upstream, lb, old.id)
+                for source in gone[1].admits if gone else ():
+                    _discard(admitted, source, old.id)
+            if new is None or (set_by_id and new.id in by_id):
+                continue  # (a listing's first group of an ID is the one looked up)
+            if set_by_id:
+                by_id[new.id] = new
+            _insert(by_name, new.name, new, self._order)
+            if "Name" in new.tags:
+                _insert(by_tag, new.tags["Name"], new, self._order)
+            reused = self._facts.get(new.id)
+            facts = reused[1] if reused is not None and reused[0] is new else _facts_of(new, self.cluster)
+            facts_of[new.id] = (new, facts)
             if facts.ours:
-                self.rules[sg.id] = (facts.ours, facts.foreign)
+                rules[new.id] = (facts.ours, facts.foreign)
             if facts.kube_proxy:
-                self.kube_proxy[sg.id] = facts.kube_proxy
+                kube_proxy[new.id] = facts.kube_proxy
             for lb in facts.upstream_lbs:
-                self.upstream_rules[lb].add(sg.id)
+                upstream[lb] = upstream.get(lb, frozenset()) | {new.id}
             for source in facts.admits:
-                self.admitted_by[source].add(sg.id)
+                admitted[source] = admitted.get(source, frozenset()) | {new.id}
+        self.by_id, self.by_name, self.by_name_tag = by_id.finish(), by_name.finish(), by_tag.finish()
+        self._facts, self.rules, self.kube_proxy = facts_of.finish(), rules.finish(), kube_proxy.finish()
+        self.upstream_rules, self.admitted_by = upstream.finish(), admitted.finish()
+
+    def _order(self, sg: ObservedSG) -> int | str:
+        """A group's place in the listing's order."""
+        return sg.id if self._position is None else self._position[sg.id]
+
+    def position(self, group_id: str) -> int | str:
+        """The sort key of a listed group's place in the listing (KeyError: not listed)."""
+        if group_id not in self.by_id:
+            raise KeyError(group_id)
+        return group_id if self._position is None else self._position[group_id]
 
     # -- lookups ---------------------------------------------------------------------------------
 
     def named(self, name: str, vpc_id: str | None = None) -> list[ObservedSG]:
         """The groups of that name (in that VPC, when given), in listing order."""
-        found = self.by_name.get(name, [])
+        found = self.by_name.get(name, ())
         return [sg for sg in found if vpc_id is None or sg.vpc_id == vpc_id]
 
     def matching(self, ref: str) -> list[ObservedSG]:
         """The groups whose ID, group name or ``Name`` tag is ``ref``, each once, in listing order."""
         found = [sg for sg in [self.by_id.get(ref)] if sg is not None]
-        found += self.by_name.get(ref, []) + self.by_name_tag.get(ref, [])
+        found += [*self.by_name.get(ref, ()), *self.by_name_tag.get(ref, ())]
         unique = {id(sg): sg for sg in found}
-        return sorted(unique.values(), key=lambda sg: self.position[sg.id])
+        return sorted(unique.values(), key=self._order)
 
     def parsed(self, sg: ObservedSG) -> tuple[set[RuleRange], set[tuple[str, int, int, str]]]:
         """parse_rules of a group (kept for the listing's groups with lbprov rules, else parsed)."""
@@ -110,8 +175,8 @@ class GroupIndex:
 
     def in_order(self, ids: Iterable[str]) -> list[ObservedSG]:
         """The listing's groups of these IDs, in listing order (unknown IDs are skipped)."""
-        known = [i for i in set(ids) if i in self.position]
-        return [self.by_id[i] for i in sorted(known, key=self.position.__getitem__)]
+        known = [i for i in set(ids) if i in self.by_id]
+        return [self.by_id[i] for i in sorted(known, key=self.position)]
 
 
 @dataclass(frozen=True)
@@ -123,6 +188,32 @@ class _Facts:
     kube_proxy: set[str]
     upstream_lbs: frozenset[str]
     admits: frozenset[str]
+
+
+def _remove(m: Any, key: str, sg: ObservedSG) -> None:
+    """Drop ``sg`` (that object) from the tuple at ``key`` of map mutation ``m``."""
+    kept = tuple(g for g in m.get(key, ()) if g is not sg)
+    if kept:
+        m[key] = kept
+    else:
+        m.pop(key, None)
+
+
+def _insert(m: Any, key: str, sg: ObservedSG, order: Callable[[ObservedSG], int | str]) -> None:
+    """Put ``sg`` in the tuple at ``key`` of map mutation ``m``, in listing order."""
+    have = m.get(key, ())
+    if not have or order(have[-1]) <= order(sg):  # type: ignore[operator]
+        m[key] = (*have, sg)  # (a listing's groups come in its order: built in O(N))
+    else:
+        m[key] = tuple(sorted((*have, sg), key=order))
+
+
+def _discard(m: Any, key: str, group_id: str) -> None:
+    kept = m.get(key, frozenset()) - {group_id}
+    if kept:
+        m[key] = kept
+    else:
+        m.pop(key, None)
 
 
 def _facts_of(sg: ObservedSG, cluster: str) -> _Facts:

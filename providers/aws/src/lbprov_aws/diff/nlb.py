@@ -422,7 +422,7 @@ class NLBPlanning(PlannerBase):
         index = index_of(ctx, self.cluster)
         node_ids = {sg.id for sg in node_sgs}
         groups = index.in_order(set(index.rules) | node_ids)
-        groups += [sg for sg in node_sgs if sg.id not in index.position]
+        groups += [sg for sg in node_sgs if sg.id not in index.by_id]
         # Delete plans do not read the VPC: the health range rules name its CIDRs.
         vpc_cidrs = list(ctx.vpc_cidrs) or sorted({k[2] for k in ctx.ranged_keys if k[0] == HEALTH_RULE})
         others = [f for f in ctx.target_group_facts or () if f.uid != uid]
