@@ -11,7 +11,10 @@ its informers list every object and its initial sync plans every Service with no
 yet). The controller's RSS is read from ``/proc/<pid>/status``: ``VmRSS`` after startup (imports +
 informer caches synced, before any cloud work), ``VmHWM`` (peak) at the end, ``VmRSS`` after
 ``gc.collect()``; ``restart_rss_mb`` gives the same three figures of the restarted process (its
-peak is the one a user meets on every failover), ``restart_writes`` must be 0.
+peak is the one a user meets on every failover), ``restart_writes`` must be 0. With
+``--tracemalloc``, ``restart_controller_allocations`` is what the restarted process still holds
+after its initial sync and ``gc.collect()``, by source line (tracing costs memory: RSS figures of
+such a run are not comparable).
 
 The AWS cloud is moto behind the strict layer, with the sandbox's fixes of moto's scans over every
 resource (``lbprov_aws/sandbox/at_scale.py``: without them a security group listing at 10,000 NLB
@@ -96,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
                     phase: out["phases"][phase]["cpu_seconds"]["emulator"] for phase in out["phases"]
                 },
                 **({"controller_allocations": out["controller_allocations"]} if args.tracemalloc else {}),
+                **(
+                    {"restart_controller_allocations": restart["controller_allocations"]}
+                    if args.tracemalloc
+                    else {}
+                ),
             }
         )
     report["points"] = points
