@@ -2,7 +2,7 @@
 
     python bench/scale.py [--provider aws|gcp|azure] [--services 200] [--nodes 10] [--ports 1]
                           [--workers 10] [--latency-ms 20] [--compare-workers] [--verify]
-                          [--one-more] [--phases create,add_node,resync]
+                          [--one-more] [--phases create,add_node,resync[,restart]]
 
 Three processes, so that each one's CPU seconds are its own (wall-clock time on a shared machine is
 inflated by other load; CPU seconds and call counts are not):
@@ -28,6 +28,14 @@ Phases (JSON on stdout; the keys are listed in :data:`PHASE_KEYS` and :data:`RUN
    per Service are the reads per Service per period; a provider that rotates deep checks over the
    resyncs (AWS) reports K, the periods within which every Service is deep-checked
    (``drift_check_periods`` in the run).
+4. ``restart`` (only when ``--phases`` names it): the controller process is stopped and a fresh one
+   started against the same converged cloud and API server -- what every leader failover or
+   upgrade does. From its start until it is idle after the initial sync of every Service. A
+   converged restart must write nothing: ``writes`` and the Kubernetes writes (``api_requests_by_verb``
+   other than get/list/watch) are 0, ``converged_writes_nothing`` says so. ``startup_seconds`` is
+   the new process's start until its caches are synced; ``controller_rss_mb`` of the phase gives
+   its RSS after startup, its peak (``VmHWM``: the informers' initial lists and the first read
+   round over every Service) and its RSS when idle after ``gc.collect()``.
 
 For each phase: seconds, cloud reads and writes (total, per Service, by operation), Kubernetes API
 requests by verb, CPU seconds of each process, and the *ideal* time -- the phase's cloud requests
@@ -74,6 +82,8 @@ from lbprov.sandbox.kube_api import KubeAPIServer, RecordedRequest
 
 HERE = Path(__file__).resolve().parent
 PHASES = ("create", "add_node", "resync")
+#: Phases run only when ``--phases`` names them (after the default ones).
+EXTRA_PHASES = ("restart",)
 PHASE_KEYS = (
     "seconds",
     "ideal_seconds",
@@ -271,6 +281,41 @@ def phase_report(
         "controller_log_counts": calls["controller_log_counts"],
         "controller_error_examples": calls["controller_error_examples"],
     }
+
+
+def restart_phase(
+    controller: ChildProcess,
+    pids: dict[str, int | None],
+    api: KubeAPIServer,
+    args: argparse.Namespace,
+    workers: int,
+    timeout: float,
+) -> dict[str, Any]:
+    """A fresh controller process (just spawned as ``controller``) on the converged cluster: from
+    its start until idle after the initial sync. ``pids["controller"]`` becomes the new process;
+    its CPU counts from the process's start (imports included: a restart pays them)."""
+    pids["controller"] = controller.pid
+    others = {name: pid for name, pid in pids.items() if name != "controller"}
+    cpu0 = CPUSnapshot({**CPUSnapshot.take(others).seconds, "controller": 0.0})
+    mark = len(api.requests)
+    started = controller.read(max(300.0, timeout / 10))
+    idle = controller.ask("wait-idle", timeout)
+    calls = controller.ask("stats")
+    cpu = CPUSnapshot.take(pids).since(cpu0)
+    api_by_verb = controller_requests(api.requests[mark:])
+    peak = memory_kib(controller.pid)["VmHWM"]
+    controller.ask("gc")
+    figures = phase_report(calls, idle["idle_since"] - started["ready_at"], cpu, api_by_verb, args, workers)
+    kube_writes = sum(n for verb, n in api_by_verb.items() if verb not in ("get", "list", "watch"))
+    figures["startup_seconds"] = round(started["startup_seconds"], 2)
+    figures["kube_api_writes"] = kube_writes
+    figures["converged_writes_nothing"] = calls["writes"] == 0 and kube_writes == 0
+    figures["controller_rss_mb"] = {
+        "after_startup": mib(started["rss_kib_at_ready"]),
+        "peak": mib(peak),
+        "steady_after_gc": mib(memory_kib(controller.pid)["VmRSS"]),
+    }
+    return figures
 
 
 def progress(workers: int, phase: str, figures: dict[str, Any], memory: dict[str, Any]) -> None:
@@ -474,6 +519,15 @@ def _run_with(
         out["controller_rss_mb"] = rss
         out["cpu_seconds_total"] = CPUSnapshot.take(pids).since(cpu_start)
         controller.ask("quit", 60)
+
+        if "restart" in phases:
+            controller.close()
+            controller = ChildProcess(argv, env)
+            out["phases"]["restart"] = restart_phase(controller, pids, api, args, workers, timeout)
+            if args.tracemalloc:
+                out["phases"]["restart"]["controller_allocations"] = controller.ask("top", 300)["top"]
+            progress(workers, "restart", out["phases"]["restart"], memory_kib(controller.pid))
+            controller.ask("quit", 60)
     finally:
         if controller.proc.poll() is None:
             if "controller_rss_mb" not in out:  # cut short: the memory figures so far
@@ -568,7 +622,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--phases",
         default=",".join(PHASES),
-        help=f"phases to run, in order, create always first (default {','.join(PHASES)})",
+        help=f"phases to run, in order, create always first (default {','.join(PHASES)}; also: "
+        f"{','.join(EXTRA_PHASES)})",
     )
     p.add_argument(
         "--timeout",
@@ -577,6 +632,17 @@ def parser() -> argparse.ArgumentParser:
         help="give up on a phase after this many seconds (default: scaled to the run, see phase_timeout)",
     )
     return p
+
+
+def parse_phases(text: str) -> tuple[str, ...]:
+    """``--phases``: the named phases in their run order (create always runs first); an unknown
+    name is an error naming the flag, not a silently skipped phase."""
+    names = {x.strip() for x in text.split(",") if x.strip()}
+    known = PHASES + EXTRA_PHASES
+    unknown = sorted(names - set(known))
+    if unknown:
+        raise SystemExit(f"--phases: unknown phase(s) {', '.join(unknown)} (known: {', '.join(known)})")
+    return tuple(p for p in known if p in names)
 
 
 def phase_timeout(args: argparse.Namespace, workers: int) -> float:
@@ -615,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     report = header(args)
-    phases = tuple(p for p in PHASES if p in {x.strip() for x in args.phases.split(",")})
+    phases = parse_phases(args.phases)
     runs = [run(args, args.workers, phases)]
     if args.compare_workers and args.workers != 1:
         runs.append(run(args, 1, phases))

@@ -5,9 +5,16 @@
 
 For each size N, ``bench/scale.py``'s run with no injected latency (a no-latency emulator in its own
 process; what is measured is the controller process alone): N Services created and converged, then
-one resync (every Service re-planned in one read round, the periodic steady-state work). The
-controller's RSS is read from ``/proc/<pid>/status``: ``VmRSS`` after startup (imports + informer
-caches synced, before any cloud work), ``VmHWM`` (peak) at the end, ``VmRSS`` after ``gc.collect()``.
+one resync (every Service re-planned in one read round, the periodic steady-state work), then a
+restart: a fresh controller process on the N converged Services (every leader failover or upgrade:
+its informers list every object and its initial sync plans every Service with nothing remembered
+yet). The controller's RSS is read from ``/proc/<pid>/status``: ``VmRSS`` after startup (imports +
+informer caches synced, before any cloud work), ``VmHWM`` (peak) at the end, ``VmRSS`` after
+``gc.collect()``; ``restart_rss_mb`` gives the same three figures of the restarted process (its
+peak is the one a user meets on every failover), ``restart_writes`` must be 0. With
+``--tracemalloc``, ``restart_controller_allocations`` is what the restarted process still holds
+after its initial sync and ``gc.collect()``, by source line (tracing costs memory: RSS figures of
+such a run are not comparable).
 
 The AWS cloud is moto behind the strict layer, with the sandbox's fixes of moto's scans over every
 resource (``lbprov_aws/sandbox/at_scale.py``: without them a security group listing at 10,000 NLB
@@ -53,11 +60,21 @@ def main(argv: list[str] | None = None) -> int:
     for n in sizes:
         args.services = n
         started = time.monotonic()
-        out = run(args, args.workers, phases=("create", "resync"))
-        if "error" in out:  # cut short: say so, with the memory seen until then
-            points.append({"services": n, "error": out["error"], "rss_mb": out.get("controller_rss_mb")})
+        out = run(args, args.workers, phases=("create", "resync", "restart"))
+        if (
+            "error" in out or "restart" not in out["phases"]
+        ):  # cut short: say so, with the memory seen until then
+            points.append(
+                {
+                    "services": n,
+                    "error": out.get("error", "no restart phase"),
+                    "rss_mb": out.get("controller_rss_mb"),
+                    "phases": out["phases"],
+                }
+            )
             continue
         rss = out["controller_rss_mb"]
+        restart = out["phases"]["restart"]
         points.append(
             {
                 "services": n,
@@ -66,6 +83,14 @@ def main(argv: list[str] | None = None) -> int:
                 "controller_cpu_seconds": out["cpu_seconds_total"]["controller"],
                 "create_reads_per_service": out["phases"]["create"]["reads_per_service"],
                 "resync_reads_per_service": out["phases"]["resync"]["reads_per_service"],
+                "restart_rss_mb": restart["controller_rss_mb"],
+                "restart_seconds": restart["seconds"],
+                "restart_startup_seconds": restart["startup_seconds"],
+                "restart_reads_per_service": restart["reads_per_service"],
+                "restart_reads_by_operation": restart["reads_by_operation"],
+                "restart_writes": restart["writes"],
+                "restart_kube_api_writes": restart["kube_api_writes"],
+                "restart_controller_cpu_seconds": restart["cpu_seconds"]["controller"],
                 "create_reads_by_operation": out["phases"]["create"]["reads_by_operation"],
                 "controller_cpu_ms_per_service": {
                     phase: out["phases"][phase]["controller_cpu_ms_per_service"] for phase in out["phases"]
@@ -74,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
                     phase: out["phases"][phase]["cpu_seconds"]["emulator"] for phase in out["phases"]
                 },
                 **({"controller_allocations": out["controller_allocations"]} if args.tracemalloc else {}),
+                **(
+                    {"restart_controller_allocations": restart["controller_allocations"]}
+                    if args.tracemalloc
+                    else {}
+                ),
             }
         )
     report["points"] = points
@@ -82,15 +112,21 @@ def main(argv: list[str] | None = None) -> int:
         lo, hi = measured[0], measured[-1]
         dn = hi["services"] - lo["services"]
 
-        def slope(key: str) -> int:
-            return round((hi["rss_mb"][key] - lo["rss_mb"][key]) * 1024 * 1024 / dn)
+        def slope(key: str, rss: str = "rss_mb") -> int:
+            return round((hi[rss][key] - lo[rss][key]) * 1024 * 1024 / dn)
 
         growth = {key: slope(key) for key in ("after_startup", "peak", "steady_after_gc")}
+        growth["restart_peak"] = slope("peak", "restart_rss_mb")
         report["bytes_per_service"] = growth
         report["extrapolated_peak_mb_at_target"] = {
             "services": args.target,
             "peak_mb": round(
                 hi["rss_mb"]["peak"] + growth["peak"] * (args.target - hi["services"]) / 2**20, 1
+            ),
+            "restart_peak_mb": round(
+                hi["restart_rss_mb"]["peak"]
+                + growth["restart_peak"] * (args.target - hi["services"]) / 2**20,
+                1,
             ),
             "note": "extrapolated linearly from the largest measured size, not measured",
         }

@@ -105,14 +105,47 @@ def test_scale_memory_bench_reports_growth_per_service() -> None:
     assert report["latency_ms"] == 0
     for point in report["points"]:
         assert point["rss_mb"]["peak"] >= point["rss_mb"]["after_startup"] > 0
-    assert set(report["bytes_per_service"]) == {"after_startup", "peak", "steady_after_gc"}
+        assert point["restart_rss_mb"]["peak"] >= point["restart_rss_mb"]["after_startup"] > 0
+        assert point["restart_writes"] == 0 and point["restart_kube_api_writes"] == 0
+        assert point["restart_reads_per_service"] > 0
+    assert set(report["bytes_per_service"]) == {"after_startup", "peak", "steady_after_gc", "restart_peak"}
     assert report["extrapolated_peak_mb_at_target"]["services"] == 10_000
+    assert isinstance(report["extrapolated_peak_mb_at_target"]["restart_peak_mb"], float)  # 1 -> 3: noise
 
 
 def test_informer_memory_bench_shows_what_the_trim_saves() -> None:
     report = run_bench("--services", "20", "--nodes", "3", script="informer_memory.py")
     for kind in ("services", "nodes"):
         assert 0 < report[kind]["trimmed_bytes_per_object"] < report[kind]["whole_bytes_per_object"], kind
+
+
+def test_phases_parse_in_run_order_and_restart_is_opt_in() -> None:
+    from scale import parse_phases, parser
+
+    assert parse_phases(parser().parse_args([]).phases) == PHASES == ("create", "add_node", "resync")
+    assert parse_phases("restart,create") == ("create", "restart")
+    assert parse_phases("create,add_node,resync,restart") == (*PHASES, "restart")
+    with pytest.raises(SystemExit, match=r"--phases: unknown phase.*restrat"):
+        parse_phases("create,restrat")
+
+
+@pytest.mark.e2e
+def test_a_restarted_controller_on_a_converged_cluster_writes_nothing() -> None:
+    report = run_bench(
+        *("--provider", "aws", "--services", "3", "--nodes", "2", "--phases", "create,restart", "--verify")
+    )
+    run = report["runs"][0]
+    assert tuple(run["phases"]) == ("create", "restart")
+    restart = run["phases"]["restart"]
+    assert set(PHASE_KEYS) <= set(restart)
+    assert restart["reads"] > 0, "the fresh controller read the cloud to plan every Service"
+    assert restart["writes"] == 0 and restart["kube_api_writes"] == 0, restart
+    assert restart["converged_writes_nothing"] is True
+    assert restart["api_requests_by_verb"].get("list", 0) >= 2  # its own informers' initial lists
+    assert restart["cpu_seconds"]["controller"] > 0
+    rss = restart["controller_rss_mb"]
+    assert rss["peak"] >= rss["after_startup"] > 0 and rss["steady_after_gc"] > 0
+    assert run["services_a_fresh_plan_would_change"] == 0
 
 
 def test_the_phase_timeout_grows_with_services_per_worker() -> None:

@@ -48,6 +48,8 @@ from lbprov.kube.transport import Query, Transport
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
+#: A per-item transform of a list (the informer's trim), applied as each page arrives.
+Transform = Callable[[Obj], Obj]
 T = TypeVar("T")
 
 __all__ = [
@@ -284,6 +286,19 @@ CORE = "/api/v1"
 COORDINATION = "/apis/coordination.k8s.io/v1"
 
 
+def _page_items(raw: list[Obj], kind: str, api_version: str, transform: Transform | None) -> list[Obj]:
+    """One list page's items with ``kind``/``apiVersion`` set, each transformed as it is taken:
+    ``raw`` is emptied item by item, so an untrimmed object is freed once its transform returns."""
+    out: list[Obj] = []
+    raw.reverse()
+    while raw:
+        item = raw.pop()
+        item.setdefault("kind", kind)
+        item.setdefault("apiVersion", api_version)
+        out.append(transform(item) if transform is not None else item)
+    return out
+
+
 def _seg(name: str) -> str:
     """One path segment (a name or namespace), escaped."""
     return quote(name, safe="")
@@ -390,8 +405,19 @@ class KubeClient:
         return self._call("PATCH", path, body=patch, content_type=content_type)
 
     def _list(
-        self, path: str, kind: str, api_version: str, query: Query | None = None
+        self,
+        path: str,
+        kind: str,
+        api_version: str,
+        query: Query | None = None,
+        transform: Transform | None = None,
     ) -> tuple[list[Obj], str]:
+        """Every page of a list (``continue`` tokens followed to the end) and its resourceVersion.
+
+        ``transform`` (e.g. the informer's trim) runs on each item as its page arrives, and the
+        page is dropped before the next one is fetched: a list of 10,000 Services then holds the
+        untrimmed objects of one page at most, not all of them at once.
+        """
         items: list[Obj] = []
         token: str | None = None
         while True:
@@ -399,11 +425,9 @@ class KubeClient:
             if token:
                 page["continue"] = token
             body = self._call("GET", path, query=page)
-            for item in body.get("items") or []:
-                item.setdefault("kind", kind)
-                item.setdefault("apiVersion", api_version)
-                items.append(item)
             meta = body.get("metadata") or {}
+            items += _page_items(body.pop("items", None) or [], kind, api_version, transform)
+            del body
             token = meta.get("continue")
             if not token:
                 return items, str(meta.get("resourceVersion") or "")
@@ -443,11 +467,16 @@ class KubeClient:
     # -- services -------------------------------------------------------------------------------
 
     def list_services(
-        self, namespace: str | None = None, *, label_selector: str | None = None
+        self,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        transform: Transform | None = None,
     ) -> tuple[list[Obj], str]:
-        """Every Service (or those of ``namespace``) and the list's resourceVersion."""
+        """Every Service (or those of ``namespace``) and the list's resourceVersion; ``transform``
+        runs on each item as its page arrives (see :meth:`_list`)."""
         path = f"{CORE}/services" if namespace is None else _ns(namespace, "services")
-        return self._list(path, "Service", "v1", {"labelSelector": label_selector})
+        return self._list(path, "Service", "v1", {"labelSelector": label_selector}, transform)
 
     def watch_services(
         self, resource_version: str, timeout_seconds: int = 300, *, namespace: str | None = None
@@ -484,8 +513,11 @@ class KubeClient:
 
     # -- nodes ----------------------------------------------------------------------------------
 
-    def list_nodes(self, *, label_selector: str | None = None) -> tuple[list[Obj], str]:
-        return self._list(f"{CORE}/nodes", "Node", "v1", {"labelSelector": label_selector})
+    def list_nodes(
+        self, *, label_selector: str | None = None, transform: Transform | None = None
+    ) -> tuple[list[Obj], str]:
+        """Every Node and the list's resourceVersion; ``transform`` as in :meth:`list_services`."""
+        return self._list(f"{CORE}/nodes", "Node", "v1", {"labelSelector": label_selector}, transform)
 
     def watch_nodes(self, resource_version: str, timeout_seconds: int = 300) -> WatchStream:
         return self._watch(f"{CORE}/nodes", "Node", "v1", resource_version, timeout_seconds)

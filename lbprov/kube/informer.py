@@ -223,13 +223,18 @@ class Informer:
                     need_list = True
 
     def _relist(self) -> None:
-        if self.kind == "services":
-            items, rv = self.client.list_services(self.namespace)
+        # Trimmed page by page as the list arrives (also on a relist after 410): only one page of
+        # full objects is alive at a time, not the whole cluster's (10,000 untrimmed Services on a
+        # controller restart).
+        kind = self.kind
+        if kind == "services":
+            items, rv = self.client.list_services(self.namespace, transform=lambda o: trim(o, kind))
         else:
-            items, rv = self.client.list_nodes()
+            items, rv = self.client.list_nodes(transform=lambda o: trim(o, kind))
         self.lists += 1
         self.last_error = None
-        fresh = {object_key(o, self.kind): trim(o, self.kind) for o in items}
+        fresh = {object_key(o, kind): o for o in items}
+        del items
         with self._lock:
             old = self._cache
             self._cache = fresh
