@@ -433,10 +433,21 @@ class FakeInformer:
         return copy.deepcopy(NODES)
 
 
+def controller_over(kube: FakeKube, provider: FakeProvider, *, workers: int, **kwargs: Any) -> Any:
+    """The real controller over the fakes (cluster "unit", provider "a"), not started."""
+    from lbprov.controller.manager import Controller, ControllerConfig
+
+    return Controller(
+        kube,  # type: ignore[arg-type]
+        {"a": provider},  # type: ignore[dict-item]
+        ControllerConfig(cluster="unit", default_provider="a", workers=workers),
+        informer_factory=lambda kube, kind, **h: FakeInformer(kube, kind, **h),
+        **kwargs,
+    )
+
+
 def test_graceful_stop_finishes_the_in_flight_reconcile_and_takes_no_new_work() -> None:
     import threading
-
-    from lbprov.controller.manager import Controller, ControllerConfig
 
     timeline: list[str] = []
     kube = FakeKube(timeline)
@@ -452,13 +463,7 @@ def test_graceful_stop_finishes_the_in_flight_reconcile_and_takes_no_new_work() 
     provider.apply = slow_apply  # type: ignore[method-assign]
     kube.put(make_service("first"))
     kube.put(make_service("second"))
-    controller = Controller(
-        kube,  # type: ignore[arg-type]
-        {"a": provider},  # type: ignore[dict-item]
-        ControllerConfig(cluster="unit", default_provider="a", workers=1),
-        metrics=Metrics(),
-        informer_factory=lambda kube, kind, **h: FakeInformer(kube, kind, **h),
-    )
+    controller = controller_over(kube, provider, workers=1, metrics=Metrics())
     controller.start()
     assert entered.wait(5), "the first reconcile reached apply"
     stopper = threading.Thread(target=controller.stop)
@@ -551,8 +556,6 @@ def test_batches_run_inside_the_provider_read_round_until_the_queue_drains() -> 
     import threading
     from contextlib import contextmanager
 
-    from lbprov.controller.manager import Controller, ControllerConfig
-
     timeline: list[str] = []
     kube = FakeKube(timeline)
     provider = FakeProvider("a", timeline)
@@ -584,12 +587,7 @@ def test_batches_run_inside_the_provider_read_round_until_the_queue_drains() -> 
     provider.plan = plan  # type: ignore[method-assign]
     for i in range(5):
         kube.put(make_service(f"s{i}"))
-    controller = Controller(
-        kube,  # type: ignore[arg-type]
-        {"a": provider},  # type: ignore[dict-item]
-        ControllerConfig(cluster="unit", default_provider="a", workers=2),
-        informer_factory=lambda kube, kind, **h: FakeInformer(kube, kind, **h),
-    )
+    controller = controller_over(kube, provider, workers=2)
 
     controller.start()
     try:
@@ -676,7 +674,6 @@ def test_a_batch_longer_than_a_round_gets_a_fresh_round_not_none(monkeypatch: py
     from contextlib import contextmanager
 
     from lbprov.controller import manager
-    from lbprov.controller.manager import Controller, ControllerConfig
 
     monkeypatch.setattr(manager, "MAX_ROUND_SECONDS", 0.0)  # every round is too old at once
     timeline: list[str] = []
@@ -708,12 +705,7 @@ def test_a_batch_longer_than_a_round_gets_a_fresh_round_not_none(monkeypatch: py
     provider.plan = plan  # type: ignore[method-assign]
     for i in range(6):
         kube.put(make_service(f"s{i}"))
-    controller = Controller(
-        kube,  # type: ignore[arg-type]
-        {"a": provider},  # type: ignore[dict-item]
-        ControllerConfig(cluster="unit", default_provider="a", workers=1),
-        informer_factory=lambda kube, kind, **h: FakeInformer(kube, kind, **h),
-    )
+    controller = controller_over(kube, provider, workers=1)
     controller.start()
     try:
         deadline = time.monotonic() + 5
@@ -733,7 +725,6 @@ def test_the_heap_is_given_back_when_a_batch_round_ends(monkeypatch: pytest.Monk
     from contextlib import contextmanager
 
     from lbprov.controller import manager
-    from lbprov.controller.manager import Controller, ControllerConfig
 
     events: list[str] = []
     monkeypatch.setattr(manager.heap, "release", lambda: events.append("release") or True)
@@ -752,12 +743,7 @@ def test_the_heap_is_given_back_when_a_batch_round_ends(monkeypatch: pytest.Monk
     provider.read_round = read_round  # type: ignore[attr-defined]
     for i in range(3):
         kube.put(make_service(f"s{i}"))
-    controller = Controller(
-        kube,  # type: ignore[arg-type]
-        {"a": provider},  # type: ignore[dict-item]
-        ControllerConfig(cluster="unit", default_provider="a", workers=2),
-        informer_factory=lambda kube, kind, **h: FakeInformer(kube, kind, **h),
-    )
+    controller = controller_over(kube, provider, workers=2)
     controller.start()
     try:
         deadline = time.monotonic() + 5
