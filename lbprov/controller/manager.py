@@ -226,11 +226,7 @@ class _Workers:
             if not (drained or expired):
                 return
             rounds, self.round = self.round, {}
-        for ctx in rounds.values():  # the old round ends before the new one starts (no overlap)
-            with contextlib.suppress(Exception):
-                ctx.__exit__(None, None, None)
-        rounds.clear()
-        heap.release()  # the round's listings are freed: give their pages back (lbprov/heap.py)
+        _exit_rounds(rounds)  # the old round ends before the new one starts (no overlap)
         if drained:
             return
         with self.round_lock:
@@ -240,12 +236,19 @@ class _Workers:
     def _end_round(self) -> None:
         with self.round_lock:
             rounds, self.round = self.round, {}
-        for ctx in rounds.values():
-            with contextlib.suppress(Exception):
-                ctx.__exit__(None, None, None)
-        if rounds:
-            rounds.clear()
-            heap.release()
+        _exit_rounds(rounds)
+
+
+def _exit_rounds(rounds: dict[str, Any]) -> None:
+    """Exit the read rounds taken from a batch and, when there were any, give the freed listings'
+    pages back to the system (:func:`lbprov.heap.release`)."""
+    if not rounds:
+        return
+    for ctx in rounds.values():
+        with contextlib.suppress(Exception):
+            ctx.__exit__(None, None, None)
+    rounds.clear()
+    heap.release()
 
 
 class Controller:
