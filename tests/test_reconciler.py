@@ -102,7 +102,14 @@ class FakeKube:
         return copy.deepcopy(self.put(svc))
 
     def create_event(
-        self, obj: dict[str, Any], *, type: str, reason: str, message: str, component: str = "x"
+        self,
+        obj: dict[str, Any],
+        *,
+        type: str,
+        reason: str,
+        message: str,
+        component: str = "x",
+        timestamp: str | None = None,
     ) -> None:
         meta = obj["metadata"]
         self.events.append(
@@ -477,6 +484,35 @@ def test_graceful_stop_finishes_the_in_flight_reconcile_and_takes_no_new_work() 
         "the in-flight reconcile finished"
     )
     assert "uid-default-second" not in provider.cloud, "no new work was taken after stop"
+
+
+def test_events_leave_the_workers_path_and_stop_flushes_them() -> None:
+    """The controller's events go through its recorder's thread: a worker finishes a Service (status
+    written) while the API server still holds its first event; stop posts the rest before it returns."""
+    import threading
+
+    timeline: list[str] = []
+    kube = FakeKube(timeline)
+    entered, gate = threading.Event(), threading.Event()
+    real_create_event = kube.create_event
+
+    def hanging_create_event(obj: dict[str, Any], **kw: Any) -> None:
+        entered.set()
+        assert gate.wait(10)
+        real_create_event(obj, **kw)
+
+    kube.create_event = hanging_create_event  # type: ignore[method-assign]
+    kube.put(make_service("web"))
+    controller = controller_over(kube, FakeProvider("a", timeline), workers=1, metrics=Metrics())
+    controller.start()
+    wait_for(lambda: kube.services["default/web"].get("status"), 5, "status written")
+    assert entered.is_set() and kube.events == [], "the first event is still being posted"
+    stopper = threading.Thread(target=controller.stop)
+    stopper.start()
+    gate.set()
+    stopper.join(5)
+    assert not stopper.is_alive()
+    assert kube.reasons() == ["EnsuringLoadBalancer", "EnsuredLoadBalancer"], "flushed, in order"
 
 
 class StalePlan(RuntimeError):

@@ -26,8 +26,18 @@ class ControllerKube(Protocol):
         """JSON merge patch of the ``status`` subresource."""
         ...
 
-    def create_event(self, obj: Obj, *, type: str, reason: str, message: str, component: str = ...) -> None:
-        """Record an Event about ``obj``, best effort (aggregating repeats, as client-go does)."""
+    def create_event(
+        self,
+        obj: Obj,
+        *,
+        type: str,
+        reason: str,
+        message: str,
+        component: str = ...,
+        timestamp: str | None = ...,
+    ) -> None:
+        """Record an Event about ``obj``, best effort (aggregating repeats, as client-go does);
+        ``timestamp``: when it happened, if not now (an event posted from a queue)."""
         ...
 
 

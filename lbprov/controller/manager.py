@@ -30,11 +30,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lbprov import heap
+from lbprov.controller.events import EventRecorder
 from lbprov.controller.kubeapi import ControllerKube, Obj
 from lbprov.controller.leader import LeaderElector, LeaseAPI
 from lbprov.controller.nodes import NodeSync
 from lbprov.controller.queue import WorkQueue
-from lbprov.controller.service import ServiceReconciler, has_finalizer, service_key
+from lbprov.controller.service import COMPONENT, ServiceReconciler, has_finalizer, service_key
 from lbprov.model import InvalidService
 from lbprov.observability import Metrics
 from lbprov.provider import Provider
@@ -287,6 +288,8 @@ class Controller:
             on_update=self.node_sync.on_update,
             on_delete=self.node_sync.on_delete,
         )
+        #: Events go out from their own thread (started in :meth:`start`, flushed by :meth:`stop`).
+        self.events = EventRecorder(kube, COMPONENT, registry=metrics.registry if metrics else None)
         self.reconciler = ServiceReconciler(
             kube,
             get_service=self.services.get,
@@ -295,6 +298,7 @@ class Controller:
             cluster=config.cluster,
             default_provider=config.default_provider,
             metrics=metrics,
+            recorder=self.events,
         )
         self.identity = config.identity or default_identity()
         self._workers: _Workers | None = None
@@ -339,6 +343,7 @@ class Controller:
         and :class:`CacheSyncTimeout` naming each informer's last error if they do not sync in
         ``cache_sync_timeout`` seconds.
         """
+        self.events.start()
         self.services.start()
         self.nodes.start()
         self._wait_synced(self.config.cache_sync_timeout)
@@ -373,8 +378,9 @@ class Controller:
     def stop(self) -> None:
         """Graceful shutdown: no new work, in-flight reconciles finish, lease released.
 
-        Only in-flight reconciles may take long (up to ``shutdown_timeout``); every other step is
-        bounded by :data:`THREAD_STOP_SECONDS`, even with the API server unreachable.
+        Only in-flight reconciles may take long (up to ``shutdown_timeout``); the queued events get
+        :data:`lbprov.controller.events.FLUSH_SECONDS`, every other step :data:`THREAD_STOP_SECONDS`,
+        even with the API server unreachable.
         """
         if self._stopped.is_set():
             return
@@ -391,6 +397,7 @@ class Controller:
         ]
         for t in stoppers:
             t.start()
+        self.events.stop()  # the last reconciles' events (bounded), while the informers stop
         for t in stoppers:
             t.join(THREAD_STOP_SECONDS + 0.5)
         if self.metrics is not None:

@@ -19,6 +19,10 @@ empty plan (a resync or node sync that finds nothing to do must not spam events)
 ``SyncLoadBalancerFailed`` (Warning) on any ensure error, ``UnAvailableLoadBalancer`` (Warning) when
 no node is eligible (the load balancer is kept with no backends, as upstream), ``DeletingLoadBalancer`` /
 ``DeletedLoadBalancer`` around a cleanup and ``DeleteLoadBalancerFailed`` (Warning) when it fails.
+They go through ``recorder``: in the controller an :class:`~lbprov.controller.events.EventRecorder`,
+which queues them and posts them from its own thread, so that a worker's Kubernetes writes on the
+path of a Service are only the finalizer patch (before any cloud write) and the status patch (after
+the apply), as upstream.
 
 Errors propagate to the worker, which requeues the key with backoff: one Service's failure never
 touches another's. Writes to the API that lose a race (409) are retried on a fresh read; likewise a
@@ -36,6 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lbprov.controller.events import Recorder, SyncRecorder
 from lbprov.controller.kubeapi import ControllerKube, Obj, ServiceGone, is_conflict, is_not_found
 from lbprov.intent import IntentSettings, build_intent, no_nodes_reason, service_ref
 from lbprov.model import Action, Ingress, InvalidService, Plan
@@ -157,6 +162,9 @@ class ServiceReconciler:
 
     ``get_service(key)`` and ``list_nodes()`` read the informer caches. ``providers`` maps names
     (``aws``) to provider instances; ``default_provider`` serves Services without a class.
+    ``recorder`` records the events: the controller's is asynchronous
+    (:class:`lbprov.controller.events.EventRecorder`, off the worker's path); the default posts each
+    event through ``kube`` before ``sync()`` goes on (:class:`~lbprov.controller.events.SyncRecorder`).
     """
 
     def __init__(
@@ -169,6 +177,7 @@ class ServiceReconciler:
         cluster: str,
         default_provider: str | None = None,
         metrics: Metrics | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         if default_provider is not None and default_provider not in providers:
             raise ValueError(f"default provider {default_provider!r} is not among {sorted(providers)}")
@@ -179,6 +188,7 @@ class ServiceReconciler:
         self.cluster = cluster
         self.default_provider = default_provider
         self.metrics = metrics
+        self.recorder: Recorder = recorder if recorder is not None else SyncRecorder(kube, COMPONENT)
         self.settings = IntentSettings(cluster=cluster)
         self._managed: dict[str, str] = {}  # service key -> provider, for the managed-LB gauge
         self._managed_count: dict[str, int] = dict.fromkeys(self.providers, 0)  # provider -> its keys
@@ -461,11 +471,9 @@ class ServiceReconciler:
         self.kube.patch_service_status(meta.get("namespace") or "default", meta["name"], patch)
 
     def _event(self, svc: Obj, type_: str, reason: str, message: str) -> None:
-        """Record an Event on the Service (best effort: the client logs a failure, never raises)."""
+        """Record an Event on the Service (best effort: a failure is logged, never raised)."""
         try:
-            self.kube.create_event(
-                svc, type=type_, reason=reason, message=message[:1024], component=COMPONENT
-            )
+            self.recorder.record(svc, type_, reason, message[:1024])
         except Exception as exc:
             log.warning("could not record event %s: %s", reason, exc, extra={"service": service_key(svc)})
 

@@ -561,11 +561,20 @@ class KubeClient:
         return self._list(path, "Event", "v1", {"fieldSelector": field_selector})[0]
 
     def create_event(
-        self, obj: Obj, *, type: str, reason: str, message: str, component: str = "lbprov"
+        self,
+        obj: Obj,
+        *,
+        type: str,
+        reason: str,
+        message: str,
+        component: str = "lbprov",
+        timestamp: str | None = None,
     ) -> None:
         """Record a core/v1 Event about ``obj``, best effort (a failure is logged, not raised, as
         client-go's recorder does). A repeat of the same event patches ``count`` and
-        ``lastTimestamp`` instead of creating another object, as client-go aggregates."""
+        ``lastTimestamp`` instead of creating another object, as client-go aggregates.
+        ``timestamp`` (RFC 3339): when it happened, if earlier than now (an event posted from
+        :class:`lbprov.controller.events.EventRecorder`'s queue keeps the time it was recorded)."""
         meta = obj.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
         involved = {
@@ -587,7 +596,7 @@ class KubeClient:
             message,
             component,
         )
-        now = _now()
+        now = timestamp or _now()
         try:
             with self._events_lock:
                 seen = self._events.get(key)

@@ -83,7 +83,12 @@ def test_type_clusterip_deletes_lb_clears_status_and_removes_finalizer(env: Env)
 
     wait_for(cleaned, 20, "status cleared and finalizer removed")
     assert env.load_balancers(uid) == [] and env.target_groups(uid) == []
-    assert {"DeletingLoadBalancer", "DeletedLoadBalancer"} <= set(env.reasons("web"))
+    # Events are posted from the recorder's queue: DeletedLoadBalancer comes after the finalizer went.
+    wait_for(
+        lambda: {"DeletingLoadBalancer", "DeletedLoadBalancer"} <= set(env.reasons("web")),
+        5,
+        "DeletingLoadBalancer and DeletedLoadBalancer events",
+    )
     assert env.svc("web") is not None, "the Service itself stays (only its load balancer goes)"
 
 

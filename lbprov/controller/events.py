@@ -1,0 +1,307 @@
+"""Event recorders: the controller's Events posted off the worker's critical path.
+
+An Event is a note for the user (``kubectl describe service``), not part of the reconcile's outcome,
+so a worker must not wait for the API server to store one. :class:`EventRecorder` is what client-go's
+``tools/record`` broadcaster and recorder do for every Kubernetes controller (REFERENCE.md, service
+controller: the same reasons, source ``service-controller``):
+
+* ``record()`` never blocks: it takes the event's time and a small reference to the object (not the
+  object: the worker's copy may change after it returns), and appends it to a bounded queue of
+  :data:`MAX_QUEUED_EVENTS` (client-go's ``maxQueuedEvents``); a full queue drops the event with a
+  log line, as client-go's broadcaster (``DropIfChannelFull``) does, and counts it in
+  ``lbprov_events_dropped_total{reason="queue_full"}``;
+* one background thread posts the queue in order through ``KubeClient.create_event``, which keeps
+  client-go's aggregation of repeats (the same event again patches ``count`` and ``lastTimestamp``
+  of the one already stored). One thread and one FIFO queue keep every object's events in the
+  order they were recorded;
+* a token bucket per object (client-go's ``EventSourceObjectSpamFilter``: burst 25, one more every
+  5 minutes, an LRU of 4,096 objects) drops an object's events past that rate
+  (``reason="spam"``), so that a Service failing in a loop cannot flood the API server;
+* :meth:`EventRecorder.stop` flushes what is queued within a deadline and then gives up (counted as
+  ``reason="shutdown"`` and logged): a signal still stops the process promptly, even with the API
+  server hanging.
+
+:class:`SyncRecorder` posts on the caller's thread: for one-shot uses of the reconciler (tests,
+tools) that have no thread to run and want the events stored when ``sync()`` returns.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+log = logging.getLogger("lbprov.controller")
+
+Obj = dict[str, Any]
+
+#: Events waiting to be posted before new ones are dropped (client-go's ``maxQueuedEvents``).
+MAX_QUEUED_EVENTS = 1000
+#: The spam filter's token bucket per object: burst, and tokens added per second (client-go's
+#: ``defaultSpamBurst`` = 25 and ``defaultSpamQPS`` = 1/300, i.e. one event per 5 minutes).
+SPAM_BURST = 25
+SPAM_QPS = 1.0 / 300.0
+#: Objects whose bucket is remembered (client-go's ``maxLruCacheEntries``).
+SPAM_LRU_ENTRIES = 4096
+#: How long :meth:`EventRecorder.stop` waits for queued events by default: the controller's stop
+#: takes it after the in-flight reconciles, and the whole shutdown must stay inside a pod's grace
+#: period (``lbprov run --shutdown-timeout``: the rest of the shutdown takes under 2 s).
+FLUSH_SECONDS = 1.0
+
+DROP_REASONS = ("queue_full", "spam", "shutdown")
+
+
+class EventSink(Protocol):
+    """Where events go: :meth:`lbprov.kube.client.KubeClient.create_event` (best effort, never raises)."""
+
+    def create_event(
+        self,
+        obj: Obj,
+        *,
+        type: str,
+        reason: str,
+        message: str,
+        component: str = ...,
+        timestamp: str | None = ...,
+    ) -> None: ...
+
+
+class Recorder(Protocol):
+    """What the reconciler records events through."""
+
+    def record(self, obj: Obj, type_: str, reason: str, message: str) -> None: ...
+
+
+def timestamp_now() -> str:
+    """An Event's ``firstTimestamp``/``lastTimestamp`` (RFC 3339, seconds, UTC)."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def reference(obj: Obj) -> Obj:
+    """The part of ``obj`` an Event refers to (``involvedObject``'s fields), copied, so that the
+    queue holds neither the whole object nor a dict the caller may change later."""
+    meta = obj.get("metadata") or {}
+    return {
+        "apiVersion": obj.get("apiVersion") or "v1",
+        "kind": obj.get("kind") or "Service",
+        "metadata": {
+            k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion") if meta.get(k) is not None
+        },
+    }
+
+
+class SyncRecorder:
+    """Posts each event at once, on the caller's thread (the API call's time is the caller's)."""
+
+    def __init__(self, sink: EventSink, component: str = "lbprov") -> None:
+        self.sink = sink
+        self.component = component
+
+    def record(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+        self.sink.create_event(obj, type=type_, reason=reason, message=message, component=self.component)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    ref: Obj
+    type: str
+    reason: str
+    message: str
+    timestamp: str
+
+
+class _SpamFilter:
+    """A token bucket per object (namespace, kind, name, uid), the least recently used forgotten."""
+
+    def __init__(self, burst: int, qps: float, entries: int, clock: Callable[[], float]) -> None:
+        self.burst = burst
+        self.qps = qps
+        self.entries = entries
+        self.clock = clock
+        self._buckets: OrderedDict[tuple[str, ...], tuple[float, float]] = OrderedDict()
+
+    def allow(self, ref: Obj) -> bool:
+        meta = ref["metadata"]
+        key = (
+            str(meta.get("namespace")),
+            str(ref["kind"]),
+            str(meta.get("name")),
+            str(meta.get("uid")),
+        )
+        now = self.clock()
+        tokens, last = self._buckets.pop(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.qps)
+        allowed = tokens >= 1.0
+        self._buckets[key] = (tokens - 1.0 if allowed else tokens, now)
+        while len(self._buckets) > self.entries:
+            self._buckets.popitem(last=False)
+        return allowed
+
+
+class EventRecorder:
+    """Records events asynchronously: a bounded queue, posted in order by one background thread.
+
+    ``registry``: the controller's Prometheus registry (``Metrics.registry``), where
+    ``lbprov_events_dropped_total{reason}`` (``queue_full``, ``spam``, ``shutdown``) and
+    ``lbprov_events_queued`` are registered; without one, a private registry keeps them.
+    """
+
+    def __init__(
+        self,
+        sink: EventSink,
+        component: str = "lbprov",
+        *,
+        max_queued: int = MAX_QUEUED_EVENTS,
+        registry: CollectorRegistry | None = None,
+        spam_burst: int = SPAM_BURST,
+        spam_qps: float = SPAM_QPS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_queued < 1:
+            raise ValueError("max_queued must be at least 1")
+        self.sink = sink
+        self.component = component
+        self.max_queued = max_queued
+        self._spam = _SpamFilter(spam_burst, spam_qps, SPAM_LRU_ENTRIES, clock)
+        self._queue: deque[_Pending] = deque()
+        self._posting = 0  # events taken off the queue and not yet posted (0 or 1)
+        self._cond = threading.Condition()
+        self._accepting = True
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._dropped = Counter(
+            "lbprov_events_dropped",
+            "Events not recorded: queue full, rate-limited per object (spam), or still queued at shutdown",
+            ["reason"],
+            registry=self.registry,
+        )
+        for why in DROP_REASONS:
+            self._dropped.labels(why)
+        queued = Gauge("lbprov_events_queued", "Events waiting to be posted", registry=self.registry)
+        queued.set_function(self.queued)
+
+    # -- the caller's side -----------------------------------------------------------------------
+
+    def record(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+        """Queue an event about ``obj`` and return at once (dropped, logged and counted when the
+        queue is full, the object over its rate, or the recorder stopped)."""
+        pending = _Pending(reference(obj), type_, reason, message, timestamp_now())
+        with self._cond:
+            if not self._accepting:
+                why = "shutdown"
+            elif not self._spam.allow(pending.ref):
+                why = "spam"
+            elif len(self._queue) >= self.max_queued:
+                why = "queue_full"
+            else:
+                self._queue.append(pending)
+                self._cond.notify_all()
+                return
+        self._drop(why, pending)
+
+    def queued(self) -> int:
+        """Events recorded and not yet posted (the one being posted included)."""
+        with self._cond:
+            return len(self._queue) + self._posting
+
+    def dropped(self, reason: str) -> int:
+        """How many events were dropped for ``reason`` (one of :data:`DROP_REASONS`)."""
+        value = self.registry.get_sample_value("lbprov_events_dropped_total", {"reason": reason})
+        return int(value or 0)
+
+    def _drop(self, why: str, pending: _Pending) -> None:
+        self._dropped.labels(why).inc()
+        meta = pending.ref["metadata"]
+        level = logging.DEBUG if why == "spam" else logging.WARNING
+        log.log(
+            level,
+            "event %s on %s/%s dropped (%s)",
+            pending.reason,
+            meta.get("namespace") or "default",
+            meta.get("name"),
+            {"queue_full": f"{self.max_queued} events queued", "spam": "over the per-object rate"}.get(
+                why, "the recorder is stopped"
+            ),
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> EventRecorder:
+        """Start the posting thread (once; a stopped recorder stays stopped)."""
+        with self._cond:
+            if self._thread is not None or self._closed:
+                return self
+            self._thread = threading.Thread(target=self._run, name="lbprov-events", daemon=True)
+        self._thread.start()
+        return self
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every event recorded so far is posted; False if ``timeout`` passed first."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._queue or self._posting:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None or self._closed:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def stop(self, timeout: float = FLUSH_SECONDS) -> bool:
+        """Take no more events, post what is queued within ``timeout``, then stop the thread.
+        Events still queued at the deadline are dropped (logged and counted). True if all were
+        posted. A post hanging on a dead API server is left to its daemon thread."""
+        with self._cond:
+            self._accepting = False
+        flushed = self.flush(timeout)
+        with self._cond:
+            self._closed = True
+            left = list(self._queue)
+            self._queue.clear()
+            self._cond.notify_all()
+        if left:
+            self._dropped.labels("shutdown").inc(len(left))
+            log.warning(
+                "%d events not recorded: the API server did not take them within %gs of shutdown",
+                len(left),
+                timeout,
+            )
+        return flushed and not left
+
+    # -- the posting thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                pending = self._queue.popleft()
+                self._posting = 1
+            try:
+                self._post(pending)
+            finally:
+                with self._cond:
+                    self._posting = 0
+                    self._cond.notify_all()
+
+    def _post(self, pending: _Pending) -> None:
+        try:
+            self.sink.create_event(
+                pending.ref,
+                type=pending.type,
+                reason=pending.reason,
+                message=pending.message,
+                component=self.component,
+                timestamp=pending.timestamp,
+            )
+        except Exception:  # the sink is best effort; a bug there must not kill the thread
+            log.exception("recording event %s failed", pending.reason)

@@ -1,0 +1,221 @@
+"""The asynchronous event recorder (lbprov/controller/events.py): posted through the real client to
+the sandbox API server, in order, aggregated; never blocking the caller; flushed on stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from lbprov.controller import events as events_module
+from lbprov.controller.events import EventRecorder, SyncRecorder, reference
+from lbprov.kube.client import KubeClient
+from lbprov.observability import Metrics
+from lbprov.sandbox.kube_api import KubeAPIServer
+from lbprov.testing import wait_for
+
+
+@pytest.fixture
+def api() -> Iterator[KubeAPIServer]:
+    with KubeAPIServer() as server:
+        yield server
+
+
+def service(kube: KubeClient, name: str) -> dict[str, Any]:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"type": "ClusterIP", "ports": [{"port": 80}]},
+    }
+    return kube.create_service("default", body)
+
+
+def events_of(kube: KubeClient, name: str) -> list[dict[str, Any]]:
+    return kube.list_events("default", field_selector=f"involvedObject.name={name}")
+
+
+class BlockingSink:
+    """An API server that takes an event only when told to: ``entered`` is set while a post waits."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.posted: list[str] = []
+
+    def create_event(self, obj: dict[str, Any], *, reason: str, **_: Any) -> None:
+        self.entered.set()
+        assert self.release.wait(10)
+        self.posted.append(reason)
+
+
+def test_recorded_events_reach_the_api_server_in_order_with_their_own_time(api: KubeAPIServer) -> None:
+    kube = KubeClient.for_url(api.url)
+    svc = service(kube, "web")
+    recorder = EventRecorder(kube).start()
+    try:
+        for reason in ("EnsuringLoadBalancer", "EnsuredLoadBalancer", "UpdatedLoadBalancer"):
+            recorder.record(svc, "Normal", reason, f"{reason} message")
+        assert recorder.flush(5)
+    finally:
+        recorder.stop()
+    events = events_of(kube, "web")
+    # Names are "<object>.<nanoseconds in hex>" of the post: their order is the order they were sent.
+    events.sort(key=lambda e: int(e["metadata"]["name"].rsplit(".", 1)[1], 16))
+    assert [e["reason"] for e in events] == [
+        "EnsuringLoadBalancer",
+        "EnsuredLoadBalancer",
+        "UpdatedLoadBalancer",
+    ]
+    first = events[0]
+    assert first["involvedObject"]["uid"] == svc["metadata"]["uid"]
+    assert first["involvedObject"]["kind"] == "Service" and first["source"]["component"] == "lbprov"
+    assert first["type"] == "Normal" and first["count"] == 1
+
+
+def test_a_repeated_event_is_aggregated_into_one_with_a_count(api: KubeAPIServer) -> None:
+    kube = KubeClient.for_url(api.url)
+    svc = service(kube, "web")
+    recorder = EventRecorder(kube).start()
+    for _ in range(3):
+        recorder.record(svc, "Warning", "SyncLoadBalancerFailed", "Error syncing load balancer: boom")
+    assert recorder.stop(5)
+    (event,) = events_of(kube, "web")
+    assert event["count"] == 3 and event["type"] == "Warning"
+
+
+def test_the_event_keeps_the_time_it_was_recorded_not_the_time_it_was_posted(
+    api: KubeAPIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kube = KubeClient.for_url(api.url)
+    svc = service(kube, "web")
+    recorder = EventRecorder(kube)  # not started: the event waits in the queue
+    monkeypatch.setattr(events_module, "timestamp_now", lambda: "2020-01-02T03:04:05Z")
+    recorder.record(svc, "Normal", "EnsuredLoadBalancer", "Ensured load balancer")
+    monkeypatch.undo()
+    recorder.start()
+    assert recorder.stop(5)
+    (event,) = events_of(kube, "web")
+    assert event["firstTimestamp"] == event["lastTimestamp"] == "2020-01-02T03:04:05Z"
+
+
+def test_record_returns_at_once_and_a_full_queue_drops_and_counts() -> None:
+    sink = BlockingSink()
+    metrics = Metrics()
+    recorder = EventRecorder(sink, max_queued=2, registry=metrics.registry).start()
+    obj = {"metadata": {"name": "web", "namespace": "default", "uid": "u1"}}
+    recorder.record(obj, "Normal", "First", "m")
+    assert sink.entered.wait(5), "the first event is being posted (and hangs)"
+    started = time.monotonic()
+    for i in range(5):
+        recorder.record(obj, "Normal", f"Next{i}", "m")
+    assert time.monotonic() - started < 0.5, "record() never waits for the API server"
+    assert recorder.queued() == 3  # one being posted, two queued
+    assert recorder.dropped("queue_full") == 3
+    text = metrics.render().decode()
+    assert 'lbprov_events_dropped_total{reason="queue_full"} 3.0' in text
+    assert "lbprov_events_queued 3.0" in text
+    sink.release.set()
+    assert recorder.stop(5)
+    assert sink.posted == ["First", "Next0", "Next1"], "the kept events, in order"
+
+
+def test_stop_flushes_what_is_queued() -> None:
+    posted: list[str] = []
+
+    class SlowSink:
+        def create_event(self, obj: dict[str, Any], *, reason: str, **_: Any) -> None:
+            time.sleep(0.01)  # a round trip to the API server
+            posted.append(reason)
+
+    recorder = EventRecorder(SlowSink()).start()
+    reasons = [f"R{i}" for i in range(20)]
+    for reason in reasons:
+        recorder.record({"metadata": {"name": "web", "uid": "u"}}, "Normal", reason, "m")
+    assert recorder.stop(5) is True
+    assert posted == reasons
+    assert recorder.dropped("shutdown") == 0
+
+
+def test_stop_gives_up_at_its_deadline_and_counts_what_it_left() -> None:
+    sink = BlockingSink()
+    recorder = EventRecorder(sink).start()
+    for i in range(4):
+        recorder.record({"metadata": {"name": "web", "uid": "u"}}, "Normal", f"R{i}", "m")
+    assert sink.entered.wait(5)
+    started = time.monotonic()
+    assert recorder.stop(0.2) is False
+    assert time.monotonic() - started < 1.0
+    assert recorder.dropped("shutdown") == 3, "the three behind the hanging post"
+    recorder.record({"metadata": {"name": "web", "uid": "u"}}, "Normal", "Late", "m")
+    assert recorder.dropped("shutdown") == 4, "a stopped recorder takes nothing"
+    sink.release.set()
+
+
+def test_an_object_past_its_burst_is_rate_limited_then_refilled() -> None:
+    now = [0.0]
+    posted: list[str] = []
+
+    class Sink:
+        def create_event(self, obj: dict[str, Any], *, reason: str, **_: Any) -> None:
+            posted.append(f"{obj['metadata']['name']}:{reason}")
+
+    recorder = EventRecorder(Sink(), spam_burst=3, spam_qps=0.5, clock=lambda: now[0]).start()
+    loud, quiet = {"metadata": {"name": "loud", "uid": "1"}}, {"metadata": {"name": "quiet", "uid": "2"}}
+    for i in range(5):
+        recorder.record(loud, "Warning", f"F{i}", "m")
+    recorder.record(quiet, "Normal", "Q", "m")  # another object has its own bucket
+    now[0] = 2.0  # one token back (0.5 per second)
+    recorder.record(loud, "Warning", "Later", "m")
+    recorder.record(loud, "Warning", "TooSoon", "m")
+    assert recorder.stop(5)
+    assert posted == ["loud:F0", "loud:F1", "loud:F2", "quiet:Q", "loud:Later"]
+    assert recorder.dropped("spam") == 3
+
+
+def test_the_queue_holds_a_copy_of_the_reference_not_the_callers_object() -> None:
+    obj: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "web",
+            "namespace": "ns",
+            "uid": "u",
+            "resourceVersion": "7",
+            "labels": {"a": "b"},
+        },
+        "spec": {"ports": [1, 2, 3]},
+    }
+    ref = reference(obj)
+    obj["metadata"]["name"] = "changed"
+    assert ref == {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "namespace": "ns", "uid": "u", "resourceVersion": "7"},
+    }
+
+
+def test_the_sync_recorder_posts_before_it_returns(api: KubeAPIServer) -> None:
+    kube = KubeClient.for_url(api.url)
+    svc = service(kube, "web")
+    SyncRecorder(kube).record(svc, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer")
+    assert [e["reason"] for e in events_of(kube, "web")] == ["EnsuringLoadBalancer"]
+
+
+def test_a_sink_that_raises_does_not_stop_the_thread() -> None:
+    posted: list[str] = []
+
+    class Flaky:
+        def create_event(self, obj: dict[str, Any], *, reason: str, **_: Any) -> None:
+            if reason == "Bad":
+                raise RuntimeError("a bug in the sink")
+            posted.append(reason)
+
+    recorder = EventRecorder(Flaky()).start()
+    for reason in ("Bad", "Good"):
+        recorder.record({"metadata": {"name": "web", "uid": "u"}}, "Normal", reason, "m")
+    wait_for(lambda: posted == ["Good"], 5, "the event after the failing one")
+    assert recorder.stop(5)
