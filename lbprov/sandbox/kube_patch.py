@@ -13,9 +13,9 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
+from lbprov.sandbox.kube_copy import clone
 from lbprov.sandbox.kube_errors import ApiError
 
 JSON = Any
@@ -34,7 +34,7 @@ MERGE_LISTS: dict[tuple[str, ...], str | None] = {
 def merge_patch(target: JSON, patch: JSON) -> JSON:
     """RFC 7386."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return clone(patch)
     result = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
@@ -50,7 +50,7 @@ def _strip(value: JSON) -> JSON:
         return {k: _strip(v) for k, v in value.items() if not k.startswith("$")}
     if isinstance(value, list):
         return [_strip(v) for v in value if not (isinstance(v, dict) and "$patch" in v and len(v) == 1)]
-    return copy.deepcopy(value)
+    return clone(value)
 
 
 _DELETE = object()
@@ -71,7 +71,7 @@ def _smp(target: JSON, patch: JSON, path: tuple[str, ...]) -> Any:
         return _DELETE
     if directive not in (None, "merge"):
         raise ApiError(400, "BadRequest", f"unknown patch type: {directive}")
-    result: dict[str, Any] = copy.deepcopy(target) if isinstance(target, dict) else {}
+    result: dict[str, Any] = clone(target) if isinstance(target, dict) else {}
     orders: dict[str, list[Any]] = {}
     for key, value in patch.items():
         if key.startswith("$setElementOrder/"):
@@ -113,9 +113,9 @@ def _merge_list(current: list[Any], patch: list[Any], key: str | None, path: tup
         out = list(current)
         for item in patch:
             if item not in out:
-                out.append(copy.deepcopy(item))
+                out.append(clone(item))
         return out
-    out = [copy.deepcopy(c) for c in current]
+    out = [clone(c) for c in current]
     for item in patch:
         if not isinstance(item, dict) or key not in item:
             raise ApiError(400, "BadRequest", f"map: {item} does not contain declared merge key: {key}")
@@ -216,25 +216,25 @@ def _remove(doc: JSON, path: str, op: str = "remove") -> JSON:
 def json_patch(target: JSON, ops: JSON) -> JSON:
     if not isinstance(ops, list):
         raise ApiError(400, "BadRequest", "json patch must be a list of operations")
-    doc = copy.deepcopy(target)
+    doc = clone(target)
     for op in ops:
         if not isinstance(op, dict) or "op" not in op or "path" not in op:
             raise ApiError(400, "BadRequest", f"invalid json patch operation: {op}")
         kind, path = op["op"], op["path"]
         if kind == "add":
-            doc = _add(doc, path, copy.deepcopy(op.get("value")))
+            doc = _add(doc, path, clone(op.get("value")))
         elif kind == "remove":
             doc = _remove(doc, path)
         elif kind == "replace":
             _get(doc, path, "replace")
             parts = _pointer(path)
             if not parts:
-                doc = copy.deepcopy(op.get("value"))
+                doc = clone(op.get("value"))
             else:
                 parent, last = _parent(doc, parts, "replace")
-                parent[int(last) if isinstance(parent, list) else last] = copy.deepcopy(op.get("value"))
+                parent[int(last) if isinstance(parent, list) else last] = clone(op.get("value"))
         elif kind in ("move", "copy"):
-            value = copy.deepcopy(_get(doc, op.get("from", ""), kind))
+            value = clone(_get(doc, op.get("from", ""), kind))
             if kind == "move":
                 doc = _remove(doc, op["from"], "move")
             doc = _add(doc, path, value)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import datetime
 import json
 import queue
@@ -21,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lbprov.sandbox.kube_copy import clone
 from lbprov.sandbox.kube_errors import (
     ApiError,
     already_exists,
@@ -459,7 +459,7 @@ class Store:
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be a JSON object")
         _check_kind(res, body)
-        obj = copy.deepcopy(body)
+        obj = clone(body)
         meta = obj.get("metadata")
         if not isinstance(meta, dict):
             meta = {}
@@ -554,7 +554,7 @@ class Store:
         res = RESOURCES[resource]
         with self.lock:
             old = self._existing(resource, ns, name)
-            full = mutate(copy.deepcopy(old))
+            full = mutate(clone(old))
             if not isinstance(full, dict):
                 raise bad_request("the body of the request must be a JSON object")
             meta = full.get("metadata")
@@ -599,14 +599,14 @@ class Store:
         old_meta = old["metadata"]
         if subresource == "status":
             # Status writes change only status (upstream statusStrategy + ResetObjectMetaForStatus).
-            new = copy.deepcopy(old)
+            new = clone(old)
             if "status" in full:
                 new["status"] = full["status"]
             else:
                 new.pop("status", None)
             if res.plural == "services":
                 new["status"] = prepare_service_status(
-                    old_meta["name"], new.get("spec") or {}, copy.deepcopy(new.get("status") or {})
+                    old_meta["name"], new.get("spec") or {}, clone(new.get("status") or {})
                 )
             return new
         new = full
@@ -655,7 +655,7 @@ class Store:
             new["spec"] = prepare_service(
                 meta["name"],
                 dict(new.get("spec") or {}),
-                copy.deepcopy(old.get("spec") or {}),
+                clone(old.get("spec") or {}),
                 lambda p: self._port_owner.get(p, owner) != owner,
                 lambda ip: self._ip_owner.get(ip, owner) != owner,
                 self.rng,
@@ -706,7 +706,7 @@ class Store:
                 if not exists:
                     if subresource:
                         raise not_found(resource, name, res.group)
-                    body = copy.deepcopy(config)
+                    body = clone(config)
                     body.setdefault("metadata", {})["name"] = name
                     ctx.applied = managed.object_leaves(res.group, res.version, res.kind, body, "")
                     return self.create(resource, ns, body, dry_run=dry_run), True
@@ -743,7 +743,7 @@ class Store:
             resource,
             ns,
             name,
-            lambda _old: copy.deepcopy(body),
+            lambda _old: clone(body),
             subresource=subresource,
             dry_run=dry_run,
             check_body_identity=True,
@@ -802,7 +802,7 @@ class Store:
             if old["metadata"].get("finalizers"):
                 if old["metadata"].get("deletionTimestamp"):
                     return old
-                new = copy.deepcopy(old)
+                new = clone(old)
                 new["metadata"]["deletionTimestamp"] = now_rfc3339()
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
                 if "generation" in new["metadata"]:
@@ -832,7 +832,7 @@ class Store:
             raise forbidden_request(f'namespaces "{name}" is forbidden: this namespace may not be deleted')
         if old["metadata"].get("deletionTimestamp") or dry_run:
             return old
-        new = copy.deepcopy(old)
+        new = clone(old)
         new["metadata"]["deletionTimestamp"] = now_rfc3339()
         new["metadata"]["deletionGracePeriodSeconds"] = 0
         new["status"] = {"phase": "Terminating"}
