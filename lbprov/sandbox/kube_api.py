@@ -155,6 +155,10 @@ def _group_list() -> dict[str, Any]:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _HTTPServer
+    #: Buffered writes: a response's headers and body leave in one send at the end of the request
+    #: (``handle_one_request`` flushes), not two (with TCP_NODELAY, two packets and two wake-ups of
+    #: the client). Watch streams flush each chunk themselves.
+    wbufsize = -1
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests start many servers
         pass
@@ -167,6 +171,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+
+    def handle_expect_100(self) -> bool:
+        sent = super().handle_expect_100()
+        self.wfile.flush()  # the client waits for "100 Continue" before it sends the body
+        return sent
 
     # -- plumbing -------------------------------------------------------------------------------
 
