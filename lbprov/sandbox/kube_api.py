@@ -35,6 +35,7 @@ import yaml
 from lbprov.sandbox.kube_errors import ApiError, bad_request, method_not_allowed, unauthorized
 from lbprov.sandbox.kube_fields import check as check_fields
 from lbprov.sandbox.kube_fields import mode as field_validation_mode
+from lbprov.sandbox.kube_http import parse_request as parse_http_request
 from lbprov.sandbox.kube_managed import CURRENT as CURRENT_WRITE
 from lbprov.sandbox.kube_managed import WriteContext, manager_from
 from lbprov.sandbox.kube_metrics import METRICS_CONTENT_TYPE, ApiMetrics
@@ -159,6 +160,7 @@ class _Handler(BaseHTTPRequestHandler):
     #: (``handle_one_request`` flushes), not two (with TCP_NODELAY, two packets and two wake-ups of
     #: the client). Watch streams flush each chunk themselves.
     wbufsize = -1
+    raw_requestline: bytes  # set by handle_one_request (not declared by typeshed)
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests start many servers
         pass
@@ -171,6 +173,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+
+    def parse_request(self) -> bool:
+        return parse_http_request(self)  # the standard library's, without the email package
 
     def handle_expect_100(self) -> bool:
         sent = super().handle_expect_100()
