@@ -131,3 +131,48 @@ def test_field_validation_warn_drops_and_warns_and_ignore_drops(server: KubeAPIS
         urllib.request.urlopen(req, timeout=10)
     assert err.value.code == 400
     assert json.loads(err.value.read())["message"] == 'strict decoding error: unknown field "spec.selectorz"'
+
+
+@pytest.mark.parametrize(
+    ("body", "patch"),
+    [
+        ({"metadata": {"name": "a", "labels": {"x": "y"}}, "spec": {"ports": [{"port": 80}]}}, False),
+        (
+            {
+                "metadata": {"name": "a", "bogus": 1},
+                "spec": {"portz": [], "ports": [{"port": 80, "nope": 2}]},
+            },
+            False,
+        ),
+        ({"spec": {"ports": [{"port": 80}, {"port": 81, "extra": {"deep": 1}}]}, "topLevel": True}, False),
+        (
+            {
+                "metadata": {"annotations": {"k": "v"}},
+                "status": {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}},
+            },
+            True,
+        ),
+        (
+            {
+                "metadata": {"finalizers": ["a/b"], "gone": None},
+                "$setElementOrder/ports": [],
+                "spec": {"zz": 1},
+            },
+            True,
+        ),
+        ({"spec": {"selector": {"app": "x"}, "ports": [{"port": 80, "$patch": "delete"}]}}, True),
+    ],
+)
+def test_the_quick_unknown_field_check_agrees_with_the_pruning_walk(
+    body: dict[str, Any], patch: bool
+) -> None:
+    """check() first looks for unknown fields without copying the body; it must find exactly the
+    paths that the pruning walk drops (and leave a clean body untouched)."""
+    from lbprov.sandbox.kube_fields import check, unknown_fields
+
+    pruned, unknown = unknown_fields(body, "", "v1", "Service", patch=patch)
+    out, warnings = check(body, "", "v1", "Service", "Warn", patch=patch)
+    assert warnings == [f'unknown field "{p}"' for p in unknown]
+    assert out == pruned
+    if not unknown:
+        assert out is body
