@@ -156,3 +156,32 @@ def test_updates_record_their_manager_and_client_managed_fields_are_ignored(serv
     with urllib.request.urlopen(req, timeout=10) as resp:
         patched = json.loads(resp.read())
     assert managers(patched)[("my-tool", "Update")] == {"f:metadata": {"f:labels": {"f:l": {}}}}
+
+
+def test_an_update_moves_only_the_fields_it_changed_and_keeps_other_entries_as_they_were(
+    server: KubeAPIServer,
+) -> None:
+    body = svc({"app": "web"})
+    body["spec"]["type"] = "LoadBalancer"
+    code, created = _call(server, "POST", f"{BASE}?fieldManager=creator", body, "application/json")
+    assert code == 201, created
+    (creators,) = created["metadata"]["managedFields"]
+    status = {"status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}}}
+    code, after_status = _call(
+        server, "PATCH", f"{BASE}/s/status?fieldManager=lb", status, "application/merge-patch+json"
+    )
+    assert code == 200, after_status
+    entries = after_status["metadata"]["managedFields"]
+    assert entries[0] == creators, "the spec entry is untouched by a status write"
+    assert entries[1]["manager"] == "lb" and entries[1]["subresource"] == "status"
+    assert entries[1]["fieldsV1"] == {"f:status": {"f:loadBalancer": {"f:ingress": {}}}}
+    # A second manager changes one spec field: it takes that field from the creator, nothing else.
+    patch = {"spec": {"selector": {"app": "api"}}}
+    code, taken = _call(
+        server, "PATCH", f"{BASE}/s?fieldManager=tuner", patch, "application/merge-patch+json"
+    )
+    assert code == 200, taken
+    by = {(m["manager"], m.get("subresource", "")): m["fieldsV1"] for m in taken["metadata"]["managedFields"]}
+    assert by[("tuner", "")] == {"f:spec": {"f:selector": {}}}  # an atomic map: owned whole
+    assert "f:selector" not in by[("creator", "")]["f:spec"] and "f:ports" in by[("creator", "")]["f:spec"]
+    assert by[("lb", "status")] == entries[1]["fieldsV1"]

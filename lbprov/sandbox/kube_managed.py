@@ -253,50 +253,85 @@ def track(
 ) -> list[dict[str, Any]]:
     """The new object's ``managedFields`` after ``ctx``'s write turned ``old`` into ``new``."""
     api_version = f"{group}/{version}" if group else version
-    entries = _entries((old or {}).get("metadata") or {})
+    old_meta = (old or {}).get("metadata") or {}
     before = object_leaves(group, version, kind, old, subresource) if old else {}
     after = object_leaves(group, version, kind, new, subresource)
     changed = {p for p, v in after.items() if p not in before or before[p] != v}
     removed = set(before) - set(after)
     now = _now()
-    if ctx.operation == "Apply":
-        applied = set(ctx.applied or {})
-        taken = changed | removed
-        for e in entries:
-            if e.subresource == subresource and not (e.manager == ctx.manager and e.operation == "Apply"):
-                e.paths -= taken
-        mine = next(
-            (
-                e
-                for e in entries
-                if (e.manager, e.operation, e.subresource) == (ctx.manager, "Apply", subresource)
-            ),
-            None,
-        )
-        if mine is None:
-            mine = Entry(ctx.manager, "Apply", api_version, subresource, now)
-            entries.append(mine)
-        mine.paths, mine.time = applied & set(after), now
-    else:
-        for e in entries:
-            if e.subresource == subresource:
-                e.paths -= changed | removed
-        if changed:
-            mine = next(
-                (
-                    e
-                    for e in entries
-                    if (e.manager, e.operation, e.subresource) == (ctx.manager, "Update", subresource)
-                ),
-                None,
-            )
-            if mine is None:
-                mine = Entry(ctx.manager, "Update", api_version, subresource, now)
-                entries.append(mine)
-            mine.paths |= changed
-            mine.time = now
     items = {p for p, v in after.items() if v is ITEM}
+    if ctx.operation != "Apply":
+        return _track_update(old_meta, changed, removed, items, ctx, subresource, api_version, now)
+    entries = _entries(old_meta)
+    applied = set(ctx.applied or {})
+    taken = changed | removed
+    for e in entries:
+        if e.subresource == subresource and not (e.manager == ctx.manager and e.operation == "Apply"):
+            e.paths -= taken
+    mine = next(
+        (
+            e
+            for e in entries
+            if (e.manager, e.operation, e.subresource) == (ctx.manager, "Apply", subresource)
+        ),
+        None,
+    )
+    if mine is None:
+        mine = Entry(ctx.manager, "Apply", api_version, subresource, now)
+        entries.append(mine)
+    mine.paths, mine.time = applied & set(after), now
     return [e.render(items) for e in entries if e.paths]
+
+
+def _track_update(
+    old_meta: dict[str, Any],
+    changed: set[Path],
+    removed: set[Path],
+    items: set[Path],
+    ctx: WriteContext,
+    subresource: str,
+    api_version: str,
+    now: str,
+) -> list[dict[str, Any]]:
+    """``managedFields`` after an Update: every entry of this subresource loses the paths the write
+    changed or removed, and ctx's own Update entry (the first, else a new one at the end) gains the
+    changed ones. An entry that loses nothing -- every entry of another subresource among them --
+    is kept as stored: decoding and rendering it again would give the same entry, at a cost that
+    was the largest part of a status patch."""
+    taken = changed | removed
+    out: list[dict[str, Any]] = []
+    mine_found = False
+    for raw in old_meta.get("managedFields") or []:
+        if not isinstance(raw, dict):
+            continue
+        if str(raw.get("subresource", "")) != subresource:
+            out.append(raw)
+            continue
+        paths, its_items = _decode(raw.get("fieldsV1") or {})
+        entry = Entry(
+            str(raw.get("manager", "")),
+            str(raw.get("operation", "Update")),
+            str(raw.get("apiVersion", "")),
+            subresource,
+            str(raw.get("time", "")),
+            paths,
+            its_items,
+        )
+        if changed and not mine_found and (entry.manager, entry.operation) == (ctx.manager, "Update"):
+            mine_found = True
+            entry.paths = (entry.paths - taken) | changed
+            entry.time = now
+            out.append(entry.render(items))
+        elif not entry.paths & taken:
+            if entry.paths:
+                out.append(raw)
+        else:
+            entry.paths -= taken
+            if entry.paths:
+                out.append(entry.render(items))
+    if changed and not mine_found:
+        out.append(Entry(ctx.manager, "Update", api_version, subresource, now, set(changed)).render(items))
+    return out
 
 
 # -- apply ------------------------------------------------------------------------------------------
