@@ -145,13 +145,17 @@ def allocation_top(limit: int = 25) -> dict[str, Any]:
 
 
 def wait_idle(controller: Controller, settle: float = SETTLE_SECONDS) -> float:
-    """Wait until nothing is queued or in flight for ``settle`` seconds; return when idleness began."""
+    """Wait until nothing is queued or in flight for ``settle`` seconds, and the events recorded so far
+    are posted; return when idleness began."""
     quiet_since: float | None = None
     while True:
         now = time.monotonic()
         if controller.idle():
             quiet_since = quiet_since or now
             if now - quiet_since >= settle:
+                # The phase's events are posted from the recorder's queue: wait for them, so that the
+                # phase's Kubernetes request counts hold them (its time ends at quiet_since all the same).
+                controller.events.flush(30)
                 return quiet_since
         else:
             quiet_since = None
