@@ -105,7 +105,9 @@ def test_the_event_keeps_the_time_it_was_recorded_not_the_time_it_was_posted(
 def test_record_returns_at_once_and_a_full_queue_drops_and_counts() -> None:
     sink = BlockingSink()
     metrics = Metrics()
-    recorder = EventRecorder(sink, max_queued=2, registry=metrics.registry).start()
+    recorder = EventRecorder(
+        sink, max_queued=2, registry=metrics.registry, spam_burst=4, clock=lambda: 0.0
+    ).start()
     obj = {"metadata": {"name": "web", "namespace": "default", "uid": "u1"}}
     recorder.record(obj, "Normal", "First", "m")
     assert sink.entered.wait(5), "the first event is being posted (and hangs)"
@@ -115,12 +117,15 @@ def test_record_returns_at_once_and_a_full_queue_drops_and_counts() -> None:
     assert time.monotonic() - started < 0.5, "record() never waits for the API server"
     assert recorder.queued() == 3  # one being posted, two queued
     assert recorder.dropped("queue_full") == 3
+    assert recorder.dropped("spam") == 0, "events dropped for a full queue take no token"
     text = metrics.render().decode()
     assert 'lbprov_events_dropped_total{reason="queue_full"} 3.0' in text
     assert "lbprov_events_queued 3.0" in text
     sink.release.set()
+    assert recorder.flush(5)
+    recorder.record(obj, "Normal", "Last", "m")  # the 4th token: the dropped ones took none
     assert recorder.stop(5)
-    assert sink.posted == ["First", "Next0", "Next1"], "the kept events, in order"
+    assert sink.posted == ["First", "Next0", "Next1", "Last"], "the kept events, in order"
 
 
 def test_stop_flushes_what_is_queued() -> None:

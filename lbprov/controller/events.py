@@ -197,10 +197,10 @@ class EventRecorder:
         with self._cond:
             if not self._accepting:
                 why = "shutdown"
+            elif len(self._queue) >= self.max_queued:
+                why = "queue_full"  # before the spam filter: a dropped event takes no token
             elif not self._spam.allow(pending.ref):
                 why = "spam"
-            elif len(self._queue) >= self.max_queued:
-                why = "queue_full"
             else:
                 self._queue.append(pending)
                 self._cond.notify_all()
