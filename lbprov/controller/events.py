@@ -2,8 +2,8 @@
 
 An Event is a note for the user (``kubectl describe service``), not part of the reconcile's outcome,
 so a worker must not wait for the API server to store one. :class:`EventRecorder` is what client-go's
-``tools/record`` broadcaster and recorder do for every Kubernetes controller (REFERENCE.md, service
-controller: the same reasons, source ``service-controller``):
+``tools/record`` broadcaster and recorder do for every Kubernetes controller, upstream's service
+controller among them (REFERENCE.md section 1 lists its event reasons):
 
 * ``record()`` never blocks: it takes the event's time and a small reference to the object (not the
   object: the worker's copy may change after it returns), and appends it to a bounded queue of
@@ -20,6 +20,10 @@ controller: the same reasons, source ``service-controller``):
 * :meth:`EventRecorder.stop` flushes what is queued within a deadline and then gives up (counted as
   ``reason="shutdown"`` and logged): a signal still stops the process promptly, even with the API
   server hanging.
+
+Not taken over from client-go: a post that fails is logged and not retried (client-go retries up
+to 12 times, 10 s apart, holding every later event meanwhile), and events about one object with the
+same reason but different messages are not combined into one ("combined from similar events").
 
 :class:`SyncRecorder` posts on the caller's thread: for one-shot uses of the reconciler (tests,
 tools) that have no thread to run and want the events stored when ``sync()`` returns.
