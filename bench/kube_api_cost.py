@@ -11,7 +11,15 @@ CPU seconds for that phase, its requests, and ``cpu_ms_per_request``. CPU second
 on a loaded machine; the wall time does not. ``--profile`` writes a pstats file of every server
 thread over the phase (bench/thread_profile.py; profiling slows the server, so its CPU figure is
 then not comparable); ``--samples`` writes a wall-clock stack sample count of its threads
-(bench/sampler.py, every 2 ms: less distorted than cProfile for code made of many small calls).
+(bench/sampler.py, every 2 ms): where they are, waiting for the store's lock included, not CPU.
+
+Measured 2026-11-30 (2 cores shared with other benches, load 5-8), ``--services 1000`` (4,000
+requests), three runs each, alternating: main at 3bda40d 0.557 / 0.568 / 0.572 ms per request;
+after the events branch's cuts (marshal copies, one send per response, the request head without
+``email``, the quick unknown-field walk, managedFields entries kept) 0.505 / 0.435 / 0.458 ms.
+Sequentially, one client thread in-process (no contention between the server's threads), server
+CPU per request before -> after: GET 115 -> 95 us, finalizer patch 352 -> 301, event create
+260 -> 193, status patch 390 -> 270.
 """
 
 from __future__ import annotations
