@@ -10,11 +10,11 @@
 * :meth:`Controller.stop` is the graceful shutdown: stop taking work, finish what is in flight,
   release the lease, stop the informers.
 
-Whenever every Service is queued at once -- the initial sync after gaining leadership, the node
-sync, the periodic resync -- the batch runs inside ``provider.read_round()`` for providers that offer
-one (checked with ``getattr``; the AWS provider does): a context manager under which the provider
-caches its account-wide listings until the queue drains, so re-planning N Services costs far fewer
-than N rounds of reads.
+Whenever many Services are queued at once -- the initial sync after gaining leadership, those a
+node change's node sync does not cover (:mod:`lbprov.controller.nodes`), the periodic resync -- the
+batch runs inside ``provider.read_round()`` for providers that offer one (checked with ``getattr``;
+the AWS provider does): a context manager under which the provider caches its account-wide listings
+until the queue drains, so re-planning N Services costs far fewer than N rounds of reads.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from lbprov import heap
 from lbprov.controller.kubeapi import ControllerKube, Obj
 from lbprov.controller.leader import LeaderElector, LeaseAPI
-from lbprov.controller.nodes import NodeSync
+from lbprov.controller.nodes import NodeSync, ProviderNodeSync
 from lbprov.controller.queue import WorkQueue
 from lbprov.controller.service import ServiceReconciler, has_finalizer, service_key
 from lbprov.model import InvalidService
@@ -279,7 +279,7 @@ class Controller:
         self.services = factory(
             kube, "services", on_add=self._svc_add, on_update=self._svc_update, on_delete=self._svc_delete
         )
-        self.node_sync = NodeSync(self.enqueue_all, debounce=config.node_debounce)
+        self.node_sync = NodeSync(lambda: self.nodes_changed(), debounce=config.node_debounce)
         self.nodes = factory(
             kube,
             "nodes",
@@ -295,6 +295,16 @@ class Controller:
             cluster=config.cluster,
             default_provider=config.default_provider,
             metrics=metrics,
+        )
+        #: a node change: one node sync per provider, the Services it does not cover queued
+        self.nodes_changed = ProviderNodeSync(
+            providers=self.providers,
+            reconciler=self.reconciler,
+            list_services=self.services.list,
+            list_nodes=self.nodes.list,
+            enqueue=lambda keys: w.batch(keys) if (w := self._workers) is not None else 0,
+            leading=lambda: self._workers is not None,
+            event=self.reconciler._event,
         )
         self.identity = config.identity or default_identity()
         self._workers: _Workers | None = None
