@@ -65,7 +65,7 @@ class NodeSync:
         read_at = time.monotonic()  # before the reads: the applier compares it with its own writes
         groups = r.groups(N.IG_PREFIX)
         read_at = min(read_at, r.groups_read_at(N.IG_PREFIX) or read_at)  # a round's listing may be older
-        members = {key: r.members(*key) if groups[key].get("size", 1) else [] for key in sorted(groups)}
+        members = r.members_of(groups)  # the zones' groups at the same time: one round trip
         group = N.ig_name(self.planner.cluster, s.gce_cluster_id)
         usable = {
             key
