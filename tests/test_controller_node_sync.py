@@ -51,6 +51,10 @@ class PoolProvider:
         self.node_plans: list[NodeSyncPlan] = []
         self.node_applies = 0
         self.fail_node_sync = False
+        #: a Service whose next plan waits (after its intent was built) until ``release`` is set
+        self.hold: str | None = None
+        self.held = threading.Event()
+        self.release = threading.Event()
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], *, read_only: bool = False) -> PoolProvider:
@@ -60,6 +64,10 @@ class PoolProvider:
         return intent if OWN_NODES not in annotations else _with_options(intent, {"own_nodes": True})
 
     def plan(self, intent: Intent) -> Plan:
+        if self.hold == intent.ref.key:
+            self.hold = None
+            self.held.set()
+            assert self.release.wait(10)
         self.calls.before_send("describe")
         with self.lock:
             self.planned.append(intent.ref.key)
@@ -282,3 +290,23 @@ def test_only_the_leader_syncs_nodes(env: Env) -> None:
     # not started: no workers, so not leading; the handler does nothing
     assert env.controller.nodes_changed() == 0
     assert env.controller.nodes_changed.last is report_before and env.provider.node_plans == []
+
+
+def test_a_sync_running_with_the_old_nodes_is_run_again_after_the_node_sync(env: Env) -> None:
+    """The race: a Service's sync built its intent before the node appeared and plans after the node
+    sync wrote the pool, so it writes the pool back without the node; it must run once more."""
+    _start_with(env, ("a", None), ("slow", None))
+    env.provider.hold = f"{NS}/slow"
+    env.kube.patch_service(NS, "slow", {"spec": {"ports": [{"name": "p81", "protocol": "TCP", "port": 81}]}})
+    assert env.provider.held.wait(10)  # its intent holds node-1 and node-2 only
+    before = env.controller.node_sync.triggers
+    env.kube.create_node(_node("node-3"))
+    wait_for(lambda: env.controller.node_sync.triggers > before, 20, "the node change handled")
+    assert env.provider.pool == {"node-1", "node-2", "node-3"}
+    report = env.controller.nodes_changed.last
+    assert report is not None and report.queued == [f"{NS}/slow"]
+    env.provider.release.set()  # its stale plan now takes node-3 out of the pool again...
+    wait_for(env.controller.idle, 20, "an idle controller")
+    # ...and its second run, queued by the node sync, puts it back
+    assert env.provider.pool == {"node-1", "node-2", "node-3"}
+    assert env.provider.planned.count(f"{NS}/slow") == 2

@@ -303,6 +303,7 @@ class Controller:
             list_services=self.services.list,
             list_nodes=self.nodes.list,
             enqueue=lambda keys: w.batch(keys) if (w := self._workers) is not None else 0,
+            in_flight=lambda: w.queue.processing() if (w := self._workers) is not None else [],
             leading=lambda: self._workers is not None,
             event=self.reconciler._event,
         )

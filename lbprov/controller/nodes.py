@@ -120,8 +120,14 @@ class NodeSyncReport:
 class ProviderNodeSync:
     """The node change handler: per provider, one node sync; the rest re-planned per Service.
 
-    ``enqueue(keys)`` queues keys as one batch and returns how many; ``leading()`` says whether this
-    replica leads (only the leader syncs); ``event(svc, type, reason, message)`` records an Event.
+    ``enqueue(keys)`` queues keys as one batch and returns how many; ``in_flight()`` lists the keys
+    whose syncs are running; ``leading()`` says whether this replica leads (only the leader syncs);
+    ``event(svc, type, reason, message)`` records an Event.
+
+    A sync running when the node change is handled may have built its intent with the old nodes and
+    may apply after the node sync, undoing its membership change for everyone (a shared group or
+    pool is written whole): those Services are queued again too (the queue runs them once more
+    after the running sync), as the re-plan of every Service did.
     """
 
     def __init__(
@@ -132,6 +138,7 @@ class ProviderNodeSync:
         list_services: Callable[[], list[Obj]],
         list_nodes: Callable[[], list[Obj]],
         enqueue: Callable[[list[str]], int],
+        in_flight: Callable[[], list[str]],
         leading: Callable[[], bool],
         event: Callable[[Obj, str, str, str], None],
     ) -> None:
@@ -140,6 +147,7 @@ class ProviderNodeSync:
         self.list_services = list_services
         self.list_nodes = list_nodes
         self.enqueue = enqueue
+        self.in_flight = in_flight
         self.leading = leading
         self.event = event
         self.last: NodeSyncReport | None = None  # the last change's report (tests, debugging)
@@ -148,10 +156,11 @@ class ProviderNodeSync:
         if not self.leading():
             return 0
         report = NodeSyncReport()
+        # before anything is read: a sync that starts later builds its intent with the new nodes
+        queue: list[str] = list(self.in_flight())
         rec = self.reconciler
         managed = set(rec.managed_keys())
         nodes = self.list_nodes()
-        queue: list[str] = []
         per_provider: dict[str, list[tuple[str, Obj]]] = {}
         for svc in self.list_services():
             name = rec.provider_for(svc)
