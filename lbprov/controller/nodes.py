@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,10 @@ class NodeSync:
         #: node changes handled: counted when the handler has returned (its node syncs applied, the
         #: Services they do not cover queued), so that a waiter on it sees the handler's work
         self.triggers = 0
+        #: (monotonic) the last handled change: its first node event, the timer firing, the
+        #: handler's return -- how long the node change took, apart from the debounce (bench, logs)
+        self.last_timing: tuple[float, float, float] | None = None
+        self._first_event: float | None = None
 
     # informer handlers
     def on_add(self, node: Mapping[str, Any]) -> None:
@@ -78,6 +83,7 @@ class NodeSync:
         with self._lock:
             if self._stopped or self._timer is not None:
                 return
+            self._first_event = time.monotonic()
             self._timer = threading.Timer(self.debounce, self._fire)
             self._timer.daemon = True
             self._timer.start()
@@ -86,8 +92,10 @@ class NodeSync:
         with self._running:
             with self._lock:
                 self._timer = None
+                first, self._first_event = self._first_event, None
                 if self._stopped:
                     return
+            fired = time.monotonic()
             try:
                 n = self.handle()
                 log.info("node set changed: queued %d Services", n)
@@ -95,6 +103,7 @@ class NodeSync:
                 log.exception("node set changed: the handler failed")
             finally:
                 with self._lock:
+                    self.last_timing = (first or fired, fired, time.monotonic())
                     self.triggers += 1
 
     def stop(self) -> None:
@@ -115,6 +124,8 @@ class NodeSyncReport:
     fell_back: dict[str, str] = field(default_factory=dict)
     #: the Service keys queued for a per-Service re-plan
     queued: list[str] = field(default_factory=list)
+    #: provider -> seconds its node sync took (intents, plan and apply)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 class ProviderNodeSync:
@@ -173,7 +184,9 @@ class ProviderNodeSync:
                 queue.append(key)
         updated: list[Obj] = []
         for name, services in sorted(per_provider.items()):
+            started = time.monotonic()
             left, svcs = self._sync(name, services, nodes, report)
+            report.seconds[name] = round(time.monotonic() - started, 4)
             queue.extend(left)
             updated.extend(svcs)
         report.queued = sorted(set(queue))
