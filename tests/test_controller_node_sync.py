@@ -51,6 +51,7 @@ class PoolProvider:
         self.node_plans: list[NodeSyncPlan] = []
         self.node_applies = 0
         self.fail_node_sync = False
+        self.fail_resolve: str | None = None  # this Service's next resolve raises (once)
         #: a Service whose next plan waits (after its intent was built) until ``release`` is set
         self.hold: str | None = None
         self.held = threading.Event()
@@ -61,6 +62,9 @@ class PoolProvider:
         raise NotImplementedError
 
     def resolve(self, intent: Intent, annotations: Mapping[str, str]) -> Intent:
+        if self.fail_resolve == intent.ref.key:
+            self.fail_resolve = None
+            raise RuntimeError("the options could not be read")
         return intent if OWN_NODES not in annotations else _with_options(intent, {"own_nodes": True})
 
     def plan(self, intent: Intent) -> Plan:
@@ -310,3 +314,28 @@ def test_a_sync_running_with_the_old_nodes_is_run_again_after_the_node_sync(env:
     # ...and its second run, queued by the node sync, puts it back
     assert env.provider.pool == {"node-1", "node-2", "node-3"}
     assert env.provider.planned.count(f"{NS}/slow") == 2
+
+
+def test_a_service_whose_intent_fails_to_build_is_re_planned_and_the_rest_covered(env: Env) -> None:
+    _start_with(env, ("a", None), ("b", None))
+    env.provider.fail_resolve = f"{NS}/b"  # not an InvalidService: an unexpected error
+    env.change_nodes(lambda: env.kube.create_node(_node("node-3")))
+    report = env.controller.nodes_changed.last
+    assert report is not None and report.queued == [f"{NS}/b"]
+    (plan,) = env.provider.node_plans
+    assert plan.covered == {f"{NS}/a"}
+    assert env.provider.planned == [f"{NS}/b"] and env.provider.pool == {"node-1", "node-2", "node-3"}
+
+
+def test_the_contract_helpers_without_a_node_sync_and_with_an_empty_plan() -> None:
+    from lbprov.provider import apply_nodes, plan_nodes
+
+    class Bare:
+        pass
+
+    assert plan_nodes(Bare(), []) is None
+    half = Bare()
+    half.plan_nodes = lambda intents: NodeSyncPlan("x")  # type: ignore[attr-defined]
+    assert plan_nodes(half, []) is None, "plan without apply is no node sync"
+    apply_nodes(Bare(), NodeSyncPlan("x"))  # an empty plan applies nothing, whoever the provider
+    assert NodeSyncPlan("x").empty and NodeSyncPlan("x").summary() == "0 to change; 0 Services covered, 0 not"

@@ -31,7 +31,7 @@ from typing import Any
 from lbprov.controller.kubeapi import Obj
 from lbprov.controller.service import ServiceReconciler, service_key
 from lbprov.intent import build_intent, node_exclusion_reason
-from lbprov.model import Intent, InvalidService
+from lbprov.model import Intent
 from lbprov.provider import NodeSyncPlan, Provider, apply_nodes, plan_nodes
 
 log = logging.getLogger("lbprov.controller.nodes")
@@ -166,6 +166,16 @@ class ProviderNodeSync:
     def __call__(self) -> int:
         if not self.leading():
             return 0
+        try:
+            return self._handle()
+        except Exception as exc:  # nothing is lost: every Service of ours is re-planned, as before
+            log.warning(
+                "node sync failed: every Service is re-planned", exc_info=True, extra={"error": str(exc)}
+            )
+            rec = self.reconciler
+            return self.enqueue(sorted(service_key(s) for s in self.list_services() if rec.is_ours(s)))
+
+    def _handle(self) -> int:
         report = NodeSyncReport()
         # before anything is read: a sync that starts later builds its intent with the new nodes
         queue: list[str] = list(self.in_flight())
@@ -212,8 +222,8 @@ class ProviderNodeSync:
         for key, svc in services:
             try:
                 intent = build_intent(svc, nodes, self.reconciler.settings, provider)
-            except InvalidService:
-                queue.append(key)  # its sync says why, in a Warning event
+            except Exception:  # InvalidService or anything else: its own sync says why, in an event
+                queue.append(key)
                 continue
             if not intent.targets:
                 queue.append(key)  # its sync says so (UnAvailableLoadBalancer)
