@@ -300,3 +300,29 @@ def test_controller_adds_a_node_with_one_put_and_no_per_service_plan(sandbox, st
                 ]
         finally:
             controller.stop()
+
+
+def test_internal_and_dual_stack_services_pools_of_both_load_balancers_and_the_ipv6_pool(
+    world, sandbox, cluster, nodes, make_service, state, h
+):
+    world.add(make_service("ext"))
+    world.add(
+        make_service("int", annotations={"service.beta.kubernetes.io/azure-load-balancer-internal": "true"})
+    )
+    dual = make_service("dual")
+    dual["spec"].update(ipFamilies=["IPv4", "IPv6"], ipFamilyPolicy="RequireDualStack")
+    world.add(dual)
+    added = sandbox.add_node(f"{cluster}-n9")
+    assert added.internal_ipv6, "the sandbox's nodes are dual-stack"
+    more = [*nodes, h.node_object(added)]
+    plan, writes = world.sync(more)
+    assert sorted(_lbs_written(writes)) == sorted([cluster, f"{cluster}-internal"])  # one PUT each
+    assert plan.covered == {"default/ext", "default/int", "default/dual"}
+    body = lb_of(state, cluster)
+    assert body is not None
+    (v6,) = [p for p in body["properties"]["backendAddressPools"] if p["name"].endswith("-IPv6")]
+    assert added.internal_ipv6 in {
+        a["properties"]["ipAddress"] for a in v6["properties"]["loadBalancerBackendAddresses"]
+    }
+    assert _pool(state, f"{cluster}-internal") == {_ip(n) for n in more}
+    world.converged(more)

@@ -23,7 +23,17 @@ GROUP = f"k8s-ig--{GCE_CLUSTER_ID}"
 
 
 def _services(n: int = 4) -> list[dict[str, Any]]:
-    return [make_service(f"svc-{i}", ports=[("TCP", 80 + i, 30080 + i)], local=i % 2 == 1) for i in range(n)]
+    """External and internal, Cluster and Local Services: all share the zone groups."""
+    internal = {"networking.gke.io/load-balancer-type": "Internal"}
+    return [
+        make_service(
+            f"svc-{i}",
+            ports=[("TCP", 80 + i, 30080 + i)],
+            local=i % 2 == 1,
+            annotations=internal if i % 4 == 3 else None,
+        )
+        for i in range(n)
+    ]
 
 
 def _intents(provider: Any, services: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> list[Intent]:
