@@ -44,7 +44,12 @@ i.e. ``calls per Service x latency x Services / workers``) -- with ``time_over_i
 ``busiest_process_cpu_seconds`` is the other floor (each process is mostly bound to one core by
 its GIL): it tells a CPU-bound phase from a latency-bound one. The controller's log records are
 counted by template (requeues, stale plans, failed syncs), with a few error texts. For
-``add_node`` the debounce is taken off the time before dividing. A run also reports the controller's
+``add_node`` the debounce is taken off the time before dividing, and the phase is split
+(``node_seen_after_seconds``: until the controller's informer saw the Node;
+``node_sync_handler_seconds``: the node change's handler, i.e. the providers' node syncs and the
+queueing of what they do not cover; ``idle_after_handler_seconds``: the re-plans it queued). A node
+sync is a chain of dependent calls (list, then write, then poll), so its floor is that chain's
+round trips, not the calls-only ideal (calls x latency / workers), which assumes 10 calls at once. A run also reports the controller's
 RSS (after startup, peak, steady after ``gc.collect()``), its CPU seconds in total, and how many load
 balancers the cloud holds for the cluster (``list_owned()``: one per Service on AWS and GCP, the
 shared ones on Azure). ``--compare-workers`` makes a second run with ``--workers 1`` (upstream's
@@ -283,6 +288,21 @@ def phase_report(
     }
 
 
+def node_sync_split(synced: dict[str, Any], t0: float) -> dict[str, Any]:
+    """Where ``add_node``'s seconds went (CLOCK_MONOTONIC is one clock for every process): until the
+    controller's informer saw the Node, the debounce, the node change's handler (the node sync and
+    the queueing of what it does not cover), and the re-plans it queued until idle."""
+    first, fired, handled = synced["node_sync_timing"]
+    return {
+        "node_seen_after_seconds": round(first - t0, 3),
+        "node_sync_handler_seconds": round(handled - fired, 3),
+        "idle_after_handler_seconds": round(max(0.0, synced["idle_since"] - handled), 3),
+        # of the handler, each provider's node sync (intents, plan, apply): the rest is the
+        # UpdatedLoadBalancer events and the queueing
+        "node_sync_seconds": synced.get("node_sync_seconds") or {},
+    }
+
+
 def restart_phase(
     controller: ChildProcess,
     pids: dict[str, int | None],
@@ -496,6 +516,8 @@ def _run_with(
                 delay=args.node_debounce,
             )
             out["phases"]["add_node"]["debounce_seconds"] = args.node_debounce
+            if synced.get("node_sync_timing"):
+                out["phases"]["add_node"].update(node_sync_split(synced, t0))
             progress(workers, "add_node", out["phases"]["add_node"], memory_kib(controller.pid))
 
         if "resync" in phases:

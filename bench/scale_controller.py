@@ -285,7 +285,18 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.01)
             idle = wait_idle(controller)
             profile_dump("add_node")
-            reply({"event": "node-synced", "idle_since": idle, **call_stats(provider.calls, tally)})
+            timing = controller.node_sync.last_timing  # (first node event, debounce fired, handled)
+            reply(
+                {
+                    "event": "node-synced",
+                    "idle_since": idle,
+                    "node_sync_timing": list(timing) if timing else None,
+                    "node_sync_seconds": (
+                        report.seconds if (report := controller.nodes_changed.last) else {}
+                    ),
+                    **call_stats(provider.calls, tally),
+                }
+            )
         elif cmd == "resync":
             provider.calls.reset()
             tally.reset()

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from pydantic import BaseModel
 
 from lbprov.cloudcalls import CallStats, CloudCalls, ReadOnlyViolation
-from lbprov.model import Ingress, Intent, OwnedLoadBalancer, Plan, SandboxNode, ServiceRef
+from lbprov.model import Change, Ingress, Intent, OwnedLoadBalancer, Plan, SandboxNode, ServiceRef
 
 ENTRY_POINT_GROUP = "lbprov.providers"
 
@@ -31,16 +31,19 @@ __all__ = [
     "CallStats",
     "CloudCalls",
     "ConfigMapFact",
+    "NodeSyncPlan",
     "Provider",
     "ProviderNotFound",
     "ReadOnlyViolation",
     "SandboxCloud",
+    "apply_nodes",
     "available_providers",
     "cluster_facts",
     "implemented_elsewhere",
     "lazy_exports",
     "load_provider",
     "needs_node_ports",
+    "plan_nodes",
     "served_ip_families",
 ]
 
@@ -65,6 +68,43 @@ class ConfigMapFact:
     name: str
     keys: tuple[str, ...]
     create_key: str | None = None
+
+
+@dataclass(frozen=True)
+class NodeSyncPlan:
+    """The node-dependent changes of every Service of one provider at once (see :func:`plan_nodes`).
+
+    Made when the eligible node set changes, from the intents of the Services that the controller
+    has applied: the parts of their load balancers that follow the nodes (GCP's zone instance
+    groups, Azure's backend pools, AWS's target registrations) are shared or uniform, so one plan
+    for all of them writes once per shared resource, where re-planning each Service paid the plan's
+    reads and CPU N times for the same few writes.
+
+    ``covered``: the Services whose node-dependent state ``changes`` bring up to date; after
+    :func:`apply_nodes`, a fresh per-Service plan of each is empty (as far as the nodes go).
+    ``uncovered``: service key -> why the node sync cannot answer for it (a per-Service node filter
+    it does not handle, a change that is per Service after all, anything uncertain); the controller
+    re-plans each of those as before. Every intent given is in exactly one of the two.
+    ``updated``: the covered Services whose load balancer gets new hosts from ``changes`` (they get
+    upstream's ``UpdatedLoadBalancer`` event). ``data`` is the provider's own, for its apply.
+    """
+
+    provider: str
+    changes: tuple[Change, ...] = ()
+    covered: frozenset[str] = frozenset()
+    uncovered: Mapping[str, str] = field(default_factory=dict)
+    updated: frozenset[str] = frozenset()
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def summary(self) -> str:
+        """``2 to update; 3 Services covered, 1 not``: for the controller's log line."""
+        return (
+            f"{len(self.changes)} to change; {len(self.covered)} Services covered, {len(self.uncovered)} not"
+        )
 
 
 @dataclass
@@ -106,6 +146,11 @@ class Provider(Protocol):
     #     resolve() refuses combinations it cannot serve beyond that. Read with served_ip_families().
     #   cluster_facts: ClassVar[Mapping[str, ConfigMapFact]]: settings fields the core fills from
     #     ConfigMaps in the cluster (see ConfigMapFact). Read with cluster_facts().
+    #   plan_nodes(intents) -> NodeSyncPlan | None and apply_nodes(plan) -> None: the provider-level
+    #     node sync. Given the intents (built with the new node set) of every Service of this
+    #     provider that the controller has applied, plan the node-dependent changes of all of them
+    #     at once (reads only; None: cannot now, so every Service is re-planned), and apply exactly
+    #     those changes through the provider's CloudCalls. Read with plan_nodes() / apply_nodes().
     #   implemented_elsewhere(service) -> str | None (a staticmethod): why a Service without a class
     #     belongs to another controller of this cloud (aws-load-balancer-controller's
     #     `aws-load-balancer-type: external`, ingress-gce's RBS annotation), or None. Such a Service
@@ -171,6 +216,23 @@ def implemented_elsewhere(provider: object, service: Mapping[str, Any]) -> str |
         return None
     reason: str | None = hook(service)
     return reason
+
+
+def plan_nodes(provider: object, intents: Sequence[Intent]) -> NodeSyncPlan | None:
+    """``provider.plan_nodes(intents)``; None for providers without a node sync (or that decline):
+    the controller then re-plans every Service, as before the node sync existed."""
+    hook = getattr(provider, "plan_nodes", None)
+    if hook is None or getattr(provider, "apply_nodes", None) is None:
+        return None
+    plan: NodeSyncPlan | None = hook(intents)
+    return plan
+
+
+def apply_nodes(provider: object, plan: NodeSyncPlan) -> None:
+    """``provider.apply_nodes(plan)``: exactly the plan's changes (nothing for an empty plan)."""
+    if plan.empty:
+        return
+    provider.apply_nodes(plan)  # type: ignore[attr-defined]
 
 
 def lazy_exports(

@@ -10,11 +10,11 @@
 * :meth:`Controller.stop` is the graceful shutdown: stop taking work, finish what is in flight,
   release the lease, stop the informers.
 
-Whenever every Service is queued at once -- the initial sync after gaining leadership, the node
-sync, the periodic resync -- the batch runs inside ``provider.read_round()`` for providers that offer
-one (checked with ``getattr``; the AWS provider does): a context manager under which the provider
-caches its account-wide listings until the queue drains, so re-planning N Services costs far fewer
-than N rounds of reads.
+Whenever many Services are queued at once -- the initial sync after gaining leadership, those a
+node change's node sync does not cover (:mod:`lbprov.controller.nodes`), the periodic resync -- the
+batch runs inside ``provider.read_round()`` for providers that offer one (checked with ``getattr``;
+the AWS provider does): a context manager under which the provider caches its account-wide listings
+until the queue drains, so re-planning N Services costs far fewer than N rounds of reads.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from lbprov import heap
 from lbprov.controller.events import EventRecorder
 from lbprov.controller.kubeapi import ControllerKube, Obj
 from lbprov.controller.leader import LeaderElector, LeaseAPI
-from lbprov.controller.nodes import NodeSync
+from lbprov.controller.nodes import NodeSync, ProviderNodeSync
 from lbprov.controller.queue import WorkQueue
 from lbprov.controller.service import COMPONENT, ServiceReconciler, has_finalizer, service_key
 from lbprov.model import InvalidService
@@ -280,7 +280,7 @@ class Controller:
         self.services = factory(
             kube, "services", on_add=self._svc_add, on_update=self._svc_update, on_delete=self._svc_delete
         )
-        self.node_sync = NodeSync(self.enqueue_all, debounce=config.node_debounce)
+        self.node_sync = NodeSync(lambda: self.nodes_changed(), debounce=config.node_debounce)
         self.nodes = factory(
             kube,
             "nodes",
@@ -299,6 +299,17 @@ class Controller:
             default_provider=config.default_provider,
             metrics=metrics,
             recorder=self.events,
+        )
+        #: a node change: one node sync per provider, the Services it does not cover queued
+        self.nodes_changed = ProviderNodeSync(
+            providers=self.providers,
+            reconciler=self.reconciler,
+            list_services=self.services.list,
+            list_nodes=self.nodes.list,
+            enqueue=lambda keys: w.batch(keys) if (w := self._workers) is not None else 0,
+            in_flight=lambda: w.queue.processing() if (w := self._workers) is not None else [],
+            leading=lambda: self._workers is not None,
+            event=self.reconciler._event,
         )
         self.identity = config.identity or default_identity()
         self._workers: _Workers | None = None

@@ -1,4 +1,4 @@
-"""Node sync: a change of the eligible node set re-enqueues every managed Service, debounced.
+"""Node sync: a change of the eligible node set, debounced, handled by one node sync per provider.
 
 As upstream (``shouldSyncUpdatedNode``), only what changes a load balancer's targets counts: a node
 added or removed, its eligibility (:func:`lbprov.intent.node_exclusion_reason`: exclude label,
@@ -6,18 +6,33 @@ added or removed, its eligibility (:func:`lbprov.intent.node_exclusion_reason`: 
 Heartbeat-only updates (status conditions every few seconds) are ignored.
 
 Debouncing: the first relevant change starts a timer of ``debounce`` seconds; changes inside the
-window ride along; when it fires, every managed Service is queued once. A node rollout of 50 nodes
-thus costs one re-plan per Service, not fifty.
+window ride along; when it fires, the handler runs once (never two at a time). A node rollout of 50
+nodes thus costs one node sync, not fifty.
+
+The handler (:class:`ProviderNodeSync`) asks each provider that has one for a *node sync*
+(:func:`lbprov.provider.plan_nodes`): one plan of the node-dependent changes of all its Services at
+once, applied once (GCP: one write per zone group; Azure: one per load balancer), instead of
+re-planning every Service, which cost each Service a plan's reads and CPU for the same few writes.
+The Services it does not cover, those never applied, and every Service of a provider without a node
+sync (or whose node sync failed: nothing is lost) are queued as before. As upstream's
+``nodeSyncService``, each Service whose load balancer got new hosts gets the Normal event
+``UpdatedLoadBalancer`` "Updated load balancer with new hosts".
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from lbprov.intent import node_exclusion_reason
+from lbprov.controller.kubeapi import Obj
+from lbprov.controller.service import ServiceReconciler, service_key
+from lbprov.intent import build_intent, node_exclusion_reason
+from lbprov.model import Intent
+from lbprov.provider import NodeSyncPlan, Provider, apply_nodes, plan_nodes
 
 log = logging.getLogger("lbprov.controller.nodes")
 
@@ -30,18 +45,25 @@ def node_signature(node: Mapping[str, Any] | None) -> tuple[bool, str] | None:
 
 
 class NodeSync:
-    """Turns node informer events into a debounced "re-enqueue every managed Service"."""
+    """Turns node informer events into a debounced call of ``handle`` (one at a time)."""
 
-    def __init__(self, enqueue_all: Callable[[], int], *, debounce: float = 1.0) -> None:
-        self.enqueue_all = enqueue_all
+    def __init__(self, handle: Callable[[], int], *, debounce: float = 1.0) -> None:
+        self.handle = handle
         self.debounce = debounce
         self._lock = threading.Lock()
+        self._running = threading.Lock()  # a change during a handler waits for it, then runs again
         self._timer: threading.Timer | None = None
         self._stopped = False
         #: Events before the node cache is synced (the informer's initial list) are ignored: the
         #: controller plans every Service once it starts anyway.
         self.armed = False
-        self.triggers = 0  # times the managed Services were re-enqueued (for tests and logs)
+        #: node changes handled: counted when the handler has returned (its node syncs applied, the
+        #: Services they do not cover queued), so that a waiter on it sees the handler's work
+        self.triggers = 0
+        #: (monotonic) the last handled change: its first node event, the timer firing, the
+        #: handler's return -- how long the node change took, apart from the debounce (bench, logs)
+        self.last_timing: tuple[float, float, float] | None = None
+        self._first_event: float | None = None
 
     # informer handlers
     def on_add(self, node: Mapping[str, Any]) -> None:
@@ -61,18 +83,28 @@ class NodeSync:
         with self._lock:
             if self._stopped or self._timer is not None:
                 return
+            self._first_event = time.monotonic()
             self._timer = threading.Timer(self.debounce, self._fire)
             self._timer.daemon = True
             self._timer.start()
 
     def _fire(self) -> None:
-        with self._lock:
-            self._timer = None
-            if self._stopped:
-                return
-            self.triggers += 1
-        n = self.enqueue_all()
-        log.info("node set changed: re-enqueued %d Services", n)
+        with self._running:
+            with self._lock:
+                self._timer = None
+                first, self._first_event = self._first_event, None
+                if self._stopped:
+                    return
+            fired = time.monotonic()
+            try:
+                n = self.handle()
+                log.info("node set changed: queued %d Services", n)
+            except Exception:
+                log.exception("node set changed: the handler failed")
+            finally:
+                with self._lock:
+                    self.last_timing = (first or fired, fired, time.monotonic())
+                    self.triggers += 1
 
     def stop(self) -> None:
         with self._lock:
@@ -80,3 +112,143 @@ class NodeSync:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+
+
+@dataclass
+class NodeSyncReport:
+    """What one node change did, per provider (for logs and tests)."""
+
+    #: provider -> the node sync plan it applied
+    synced: dict[str, NodeSyncPlan] = field(default_factory=dict)
+    #: provider -> why every one of its Services was queued instead (no node sync, or it failed)
+    fell_back: dict[str, str] = field(default_factory=dict)
+    #: the Service keys queued for a per-Service re-plan
+    queued: list[str] = field(default_factory=list)
+    #: provider -> seconds its node sync took (intents, plan and apply)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class ProviderNodeSync:
+    """The node change handler: per provider, one node sync; the rest re-planned per Service.
+
+    ``enqueue(keys)`` queues keys as one batch and returns how many; ``in_flight()`` lists the keys
+    whose syncs are running; ``leading()`` says whether this replica leads (only the leader syncs);
+    ``event(svc, type, reason, message)`` records an Event.
+
+    A sync running when the node change is handled may have built its intent with the old nodes and
+    may apply after the node sync, undoing its membership change for everyone (a shared group or
+    pool is written whole): those Services are queued again too (the queue runs them once more
+    after the running sync), as the re-plan of every Service did.
+    """
+
+    def __init__(
+        self,
+        *,
+        providers: Mapping[str, Provider],
+        reconciler: ServiceReconciler,
+        list_services: Callable[[], list[Obj]],
+        list_nodes: Callable[[], list[Obj]],
+        enqueue: Callable[[list[str]], int],
+        in_flight: Callable[[], list[str]],
+        leading: Callable[[], bool],
+        event: Callable[[Obj, str, str, str], None],
+    ) -> None:
+        self.providers = providers
+        self.reconciler = reconciler
+        self.list_services = list_services
+        self.list_nodes = list_nodes
+        self.enqueue = enqueue
+        self.in_flight = in_flight
+        self.leading = leading
+        self.event = event
+        self.last: NodeSyncReport | None = None  # the last change's report (tests, debugging)
+
+    def __call__(self) -> int:
+        if not self.leading():
+            return 0
+        try:
+            return self._handle()
+        except Exception as exc:  # nothing is lost: every Service of ours is re-planned, as before
+            log.warning(
+                "node sync failed: every Service is re-planned", exc_info=True, extra={"error": str(exc)}
+            )
+            rec = self.reconciler
+            return self.enqueue(sorted(service_key(s) for s in self.list_services() if rec.is_ours(s)))
+
+    def _handle(self) -> int:
+        report = NodeSyncReport()
+        # before anything is read: a sync that starts later builds its intent with the new nodes
+        queue: list[str] = list(self.in_flight())
+        rec = self.reconciler
+        managed = set(rec.managed_keys())
+        nodes = self.list_nodes()
+        per_provider: dict[str, list[tuple[str, Obj]]] = {}
+        for svc in self.list_services():
+            name = rec.provider_for(svc)
+            if name is None or not rec.is_ours(svc):
+                continue
+            key = service_key(svc)
+            if key in managed and rec.wants_our_load_balancer(svc, name):
+                per_provider.setdefault(name, []).append((key, svc))
+            else:  # never applied, or being cleaned up: its own sync, as before
+                queue.append(key)
+        updated: list[Obj] = []
+        for name, services in sorted(per_provider.items()):
+            started = time.monotonic()
+            left, svcs = self._sync(name, services, nodes, report)
+            report.seconds[name] = round(time.monotonic() - started, 4)
+            queue.extend(left)
+            updated.extend(svcs)
+        report.queued = sorted(set(queue))
+        n = self.enqueue(report.queued)
+        # after the queueing, so that no worker waits for them
+        for svc in updated:
+            self.event(svc, "Normal", "UpdatedLoadBalancer", "Updated load balancer with new hosts")
+        self.last = report
+        return n
+
+    def _sync(
+        self, name: str, services: Sequence[tuple[str, Obj]], nodes: list[Obj], report: NodeSyncReport
+    ) -> tuple[list[str], list[Obj]]:
+        """One provider's node sync: (keys to queue, Services whose load balancer got new hosts)."""
+        provider = self.providers[name]
+        every = [key for key, _ in services]
+        if getattr(provider, "plan_nodes", None) is None:
+            report.fell_back[name] = "the provider has no node sync"
+            return every, []
+        by_key = dict(services)
+        intents: dict[str, Intent] = {}
+        queue: list[str] = []
+        for key, svc in services:
+            try:
+                intent = build_intent(svc, nodes, self.reconciler.settings, provider)
+            except Exception:  # InvalidService or anything else: its own sync says why, in an event
+                queue.append(key)
+                continue
+            if not intent.targets:
+                queue.append(key)  # its sync says so (UnAvailableLoadBalancer)
+                continue
+            intents[key] = intent
+        extra = {"provider": name}
+        try:
+            plan = plan_nodes(provider, list(intents.values()))
+            if plan is None:
+                report.fell_back[name] = "the provider's node sync declined"
+                log.info("node sync declined: every Service is re-planned", extra=extra)
+                return every, []
+            if not plan.empty:
+                log.info("node sync: %s", plan.summary(), extra={**extra, "plan": plan.summary()})
+            apply_nodes(provider, plan)
+        except Exception as exc:
+            report.fell_back[name] = f"the node sync failed: {exc}"
+            log.warning(
+                "node sync failed: every Service is re-planned",
+                exc_info=True,
+                extra={**extra, "error": str(exc)},
+            )
+            return every, []
+        report.synced[name] = plan
+        answered = plan.covered | set(plan.uncovered)
+        queue.extend(plan.uncovered)
+        queue.extend(key for key in intents if key not in answered)  # not answered for: re-planned
+        return queue, [by_key[key] for key in sorted(plan.updated) if key in plan.covered]

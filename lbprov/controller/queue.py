@@ -208,3 +208,8 @@ class WorkQueue(Generic[K]):
     def in_flight(self) -> int:
         with self._cond:
             return len(self._processing)
+
+    def processing(self) -> list[K]:
+        """The keys handed out by :meth:`get` and not yet :meth:`done` (their syncs are running)."""
+        with self._cond:
+            return list(self._processing)

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from lbprov.cloudcalls import CloudCalls, RateLimits, RetryPolicy
 from lbprov.model import Ingress, Intent, OwnedLoadBalancer, Plan, ServiceRef
-from lbprov.provider import SandboxCloud
+from lbprov.provider import NodeSyncPlan, SandboxCloud
 from lbprov.settings import SettingsError
 from lbprov_azure import client as azclient
 from lbprov_azure import parts
@@ -35,6 +35,7 @@ from lbprov_azure.apply import Applier
 from lbprov_azure.desired import node_address
 from lbprov_azure.diff import Planner, Priorities
 from lbprov_azure.lbwriter import SharedLBWriter
+from lbprov_azure.node_sync import NodeSync
 from lbprov_azure.observe import Observer, ReadRound
 from lbprov_azure.operations import is_write
 from lbprov_azure.options import parse_options
@@ -80,6 +81,7 @@ class AzureProvider:
         self.reservations = None if read_only else Reservations()
         self.planner = Planner(settings, self.observer, priorities, self.reservations)
         self.applier = Applier(settings, self.observer, priorities)
+        self.node_sync = NodeSync(settings, self.planner, self.applier)
         self.observer.on_lb_read = lambda name, body: self.applier.writer(name).observe(body)
 
     @classmethod
@@ -148,6 +150,14 @@ class AzureProvider:
             return self.applier.apply(plan)
         with self.reservations.applying(plan):  # the plan's hold ends with its apply
             return self.applier.apply(plan)
+
+    def plan_nodes(self, intents: Sequence[Intent]) -> NodeSyncPlan | None:
+        """The backend pools of every load balancer for all Services at once (reads only); see
+        :mod:`lbprov_azure.node_sync`."""
+        return self.node_sync.plan(intents)
+
+    def apply_nodes(self, plan: NodeSyncPlan) -> None:
+        self.node_sync.apply(plan)
 
     def list_owned(self) -> list[OwnedLoadBalancer]:
         return self.observer.owned()

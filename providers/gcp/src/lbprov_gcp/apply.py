@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -54,7 +54,32 @@ class Applier:
 
     def run(self, plan: Plan) -> tuple[Ingress, ...]:
         ctx: dict[str, Any] = {}
-        for change in plan.changes:
+        self.apply_changes(plan.changes, ctx)
+        for name in ctx.get("transient", []):
+            # The forwarding rules hold the IP now: release the reservation (upstream does the same;
+            # the IP stays with the rules as an ephemeral one).
+            try:
+                self.compute.delete("addresses", name)
+            except gexc.NotFound:
+                pass
+            finally:
+                self.reader.wrote("addresses", names=[name])
+        if plan.is_delete:
+            return ()
+        if plan.ingress and not plan.changes:
+            return plan.ingress
+        # status.loadBalancer.ingress: one IP per family, in spec.ipFamilies order
+        out = []
+        for family in plan.data.get("families") or ("IPv4",):
+            ip = ctx.get(_ip_key(family)) or self._current_ip(plan, family)
+            if ip:
+                out.append(Ingress(ip=ip))
+        return tuple(out)
+
+    def apply_changes(self, changes: Sequence[Change], ctx: dict[str, Any] | None = None) -> None:
+        """Execute ``changes`` in order (a plan's, or the node sync's instance-group changes)."""
+        ctx = {} if ctx is None else ctx
+        for change in changes:
             try:
                 self._apply_one(change, ctx)
             except gexc.BadRequest as exc:
@@ -82,26 +107,6 @@ class Applier:
                         data.get("zone"),
                         [str(data.get("name") or change.name)],
                     )
-        for name in ctx.get("transient", []):
-            # The forwarding rules hold the IP now: release the reservation (upstream does the same;
-            # the IP stays with the rules as an ephemeral one).
-            try:
-                self.compute.delete("addresses", name)
-            except gexc.NotFound:
-                pass
-            finally:
-                self.reader.wrote("addresses", names=[name])
-        if plan.is_delete:
-            return ()
-        if plan.ingress and not plan.changes:
-            return plan.ingress
-        # status.loadBalancer.ingress: one IP per family, in spec.ipFamilies order
-        out = []
-        for family in plan.data.get("families") or ("IPv4",):
-            ip = ctx.get(_ip_key(family)) or self._current_ip(plan, family)
-            if ip:
-                out.append(Ingress(ip=ip))
-        return tuple(out)
 
     def _current_ip(self, plan: Plan, family: str) -> str | None:
         v6 = family == "IPv6"

@@ -13,7 +13,7 @@ import functools
 import ipaddress
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
@@ -313,6 +313,17 @@ class Reader:
         if self.round is None:
             return self.compute.group_members(zone, name)
         return list(self.round.get(("members", zone, name), lambda: self.compute.group_members(zone, name)))
+
+    def members_of(self, groups: Mapping[tuple[str, str], Json]) -> dict[tuple[str, str], list[str]]:
+        """The members of each of ``groups`` (as :meth:`groups` lists them), read at the same time:
+        an empty group (``size`` 0) costs no read."""
+        out: dict[tuple[str, str], list[str]] = {key: [] for key in groups}
+
+        def read(key: tuple[str, str]) -> None:
+            out[key] = self.members(*key)
+
+        self._run([functools.partial(read, key) for key in sorted(groups) if groups[key].get("size", 1)])
+        return out
 
     def wrote(self, collection: str, zone: str | None = None, names: Iterable[str] = ()) -> None:
         if self.round is not None:

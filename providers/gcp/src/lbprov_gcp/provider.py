@@ -26,11 +26,12 @@ from lbprov.model import (
     SandboxNode,
     ServiceRef,
 )
-from lbprov.provider import ConfigMapFact, SandboxCloud
+from lbprov.provider import ConfigMapFact, NodeSyncPlan, SandboxCloud
 from lbprov_gcp import options
 from lbprov_gcp.apply import Applier
 from lbprov_gcp.client import Compute, is_retryable, is_throttle, retry_after
 from lbprov_gcp.diff import Planner
+from lbprov_gcp.node_sync import NodeSync
 from lbprov_gcp.observe import Reader, ReadRound, owned_load_balancers
 from lbprov_gcp.operations import is_write
 from lbprov_gcp.options import instances, parse_options, validate_ipv6, validate_source_ranges
@@ -92,6 +93,7 @@ class GCPProvider:
         self.observer = Observer(settings, lambda: self.reader)
         self.planner = Planner(PROVIDER, settings)
         self.applier = Applier(self.cluster, lambda: self.compute, lambda: self.reader)
+        self.node_sync = NodeSync(settings, self.planner, self.applier, lambda: self.reader)
 
     @property
     def compute(self) -> Compute:
@@ -173,6 +175,16 @@ class GCPProvider:
 
     def apply(self, plan: Plan) -> tuple[Ingress, ...]:
         return self.applier.run(plan)
+
+    # -- node sync (lbprov.provider.plan_nodes) ------------------------------------------------------
+
+    def plan_nodes(self, intents: Sequence[Intent]) -> NodeSyncPlan | None:
+        """The zone instance groups' membership for every Service at once (reads only); see
+        :mod:`lbprov_gcp.node_sync`."""
+        return self.node_sync.plan(intents)
+
+    def apply_nodes(self, plan: NodeSyncPlan) -> None:
+        self.node_sync.apply(plan)
 
     # -- gc -----------------------------------------------------------------------------------------
 

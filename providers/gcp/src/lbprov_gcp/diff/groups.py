@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from lbprov.model import Action, Change, Intent
 from lbprov_gcp import names as N
-from lbprov_gcp.desired import Desired
 from lbprov_gcp.options import Instance
 
 if TYPE_CHECKING:
@@ -38,7 +37,7 @@ class ForeignInstanceGroup(RuntimeError):
 
 def group_changes(
     planner: Planner,
-    want: Desired,
+    wanted_groups: Mapping[tuple[str, str], tuple[str, ...]],
     groups: Mapping[tuple[str, str], Json],
     members: Mapping[tuple[str, str], list[str]],
     usable: set[tuple[str, str]],
@@ -46,13 +45,16 @@ def group_changes(
 ) -> list[Change]:
     """Create the groups a node needs, and keep every usable group's members the eligible nodes.
 
+    ``wanted_groups``: each group's wanted instances (:func:`lbprov_gcp.desired.place_nodes`); the
+    same for every Service, so a Service's plan and the node sync (:mod:`lbprov_gcp.node_sync`) agree.
+
     ``read_at`` (monotonic) is when the membership was read: the applier uses it to tell a plan made
     before another worker's write to the same group (whose add it then drops) from a later one.
     """
     s = planner.settings
     out: list[Change] = []
     # -- instance groups: shared with upstream, never owned, never deleted ----------------------
-    for (zone, name), wanted in want.instance_groups.items():
+    for (zone, name), wanted in wanted_groups.items():
         found = groups.get((zone, name))
         after: Json = {"zone": zone, "instances": list(wanted)}
         if found is None:
@@ -92,7 +94,7 @@ def group_changes(
                 )
             )
     for (zone, name), found in sorted(groups.items()):
-        if (zone, name) in want.instance_groups or (zone, name) not in usable:
+        if (zone, name) in wanted_groups or (zone, name) not in usable:
             continue
         if not members[(zone, name)]:
             continue

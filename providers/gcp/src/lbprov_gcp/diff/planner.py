@@ -154,7 +154,11 @@ class Planner:
             assert intent is not None and usable is not None
             take = takeover(self, ref, want, seen)
             adopted = take.firewalls if take else {}
-            first.extend(group_changes(self, want, seen.groups, seen.members, usable, seen.groups_read_at))
+            first.extend(
+                group_changes(
+                    self, want.instance_groups, seen.groups, seen.members, usable, seen.groups_read_at
+                )
+            )
             hc, hc_fw = want.health_check, want.hc_firewall
             first.extend(self._create_or_update(hc, seen.health_checks.get(hc.name), ref))
             if hc_fw.name not in adopted:
