@@ -18,6 +18,7 @@ from lbprov_azure import names
 from lbprov_azure.lbwriter import LBDelta, PreconditionFailed, SharedLBWriter, WriteRejected, merge
 
 from lbprov.model import OwnershipConflict
+from lbprov.testing import wait_for
 
 CLUSTER = "k"
 CLUSTER_ID = "5d1c0a4e-0000-4000-8000-000000000001"
@@ -112,6 +113,29 @@ def test_a_rejected_merged_put_is_split_so_only_the_bad_service_fails():
     assert isinstance(results["bad"], WriteRejected)
     assert fronts(store.body) == ["good1", "good2"]
     assert writer.stats.isolations == 1 and store.puts == 2
+
+
+def test_a_leader_waits_for_applies_announced_before_its_batch_not_after():
+    """With syncs that wait without a worker slot, new applies announce all the time: a leader that
+    waited for those too would hold every batch for ``max_wait``. It waits only for announcements
+    made before it took the lead; a later one goes in the next batch."""
+    store = MemoryStore()
+    writer = SharedLBWriter(store, CLUSTER, "k", cluster_id=CLUSTER_ID, window=0, max_wait=120)
+    early = writer.announce()
+    threads = [threading.Thread(target=writer.submit, args=(delta("a"),))]
+    threads[0].start()
+    # the leader waits for ``early`` (announced before it led) ...
+    wait_for(lambda: writer.stats.submissions == 1, 10, "the leader waits")
+    late = writer.announce()  # ... but not for this one, announced after it took the lead
+    threads.append(threading.Thread(target=writer.submit, args=(delta("b"), early)))
+    threads[1].start()  # the early apply arrives: it joins the leader's batch, which goes at once
+    try:
+        wait_for(lambda: store.puts == 1, 10, "the batch written while a later announcement is pending")
+        assert fronts(store.body) == ["a", "b"]
+    finally:
+        writer.withdraw(late)
+        for t in threads:
+            t.join(10)
 
 
 def test_an_lb_that_keeps_changing_gives_up_after_bounded_412s():

@@ -371,6 +371,8 @@ class Announcement:
     """A promise to submit to a writer soon (see :meth:`SharedLBWriter.announce`)."""
 
     writer: SharedLBWriter
+    #: the order of announcements: a leader waits only for those made before it took the lead
+    seq: int = 0
     spent: bool = False
 
     def __enter__(self) -> Announcement:
@@ -408,7 +410,8 @@ class SharedLBWriter:
         self.max_conflicts = max_conflicts
         self.stats = WriterStats()
         self._lock = threading.Condition()
-        self._expected = 0  # announced submitters still on their way (see announce())
+        self._announced = 0  # announcements made so far (their seq)
+        self._expected: set[int] = set()  # seqs of announced submitters still on their way
         self._pending: list[_Ticket] = []
         self._busy = False
         self._cache: Any = _UNKNOWN  # the LB as our last write left it (None = deleted)
@@ -421,14 +424,15 @@ class SharedLBWriter:
         public IP. Pass the announcement to :meth:`submit`, or :meth:`withdraw` it.
         """
         with self._lock:
-            self._expected += 1
-        return Announcement(self)
+            self._announced += 1
+            self._expected.add(self._announced)
+            return Announcement(self, self._announced)
 
     def withdraw(self, announcement: Announcement) -> None:
         with self._lock:
             if not announcement.spent:
                 announcement.spent = True
-                self._expected -= 1
+                self._expected.discard(announcement.seq)
                 self._lock.notify_all()
 
     def submit(self, delta: LBDelta, announcement: Announcement | None = None) -> JSON | None:
@@ -468,10 +472,15 @@ class SharedLBWriter:
 
     def _lead(self, me: _Ticket) -> None:
         deadline = time.monotonic() + self.max_wait
+        with self._lock:
+            # Only applies announced before this batch began are waited for: with syncs that wait
+            # without a worker slot (lbprov.slots), new ones announce all the time, and waiting for
+            # them too would hold every batch for max_wait.
+            cut = self._announced
         if self.window:
             time.sleep(self.window)
         with self._lock:
-            while self._expected > 0 and (left := deadline - time.monotonic()) > 0:
+            while any(s <= cut for s in self._expected) and (left := deadline - time.monotonic()) > 0:
                 self._lock.wait(timeout=left)
             batch, self._pending = self._pending, []
         self._write(batch)
