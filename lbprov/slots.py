@@ -33,7 +33,11 @@ class Slots:
         self.size = n
         self._free = n
         self._resuming = 0  # threads waiting to take a slot back after a wait: served first
-        self._cond = threading.Condition()
+        # Two conditions on one lock, so a freed slot wakes ONE thread of the right kind (a
+        # notify_all woke every waiting thread per release: ~30 at 10 workers, for one slot).
+        self._lock = threading.Lock()
+        self._new = threading.Condition(self._lock)
+        self._back = threading.Condition(self._lock)
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -47,25 +51,29 @@ class Slots:
             self._give()
 
     def free(self) -> int:
-        with self._cond:
+        with self._lock:
             return self._free
 
     def _take(self, *, resuming: bool) -> None:
-        with self._cond:
+        with self._lock:
             if resuming:
                 self._resuming += 1
-            try:
-                while self._free == 0 or (not resuming and self._resuming):
-                    self._cond.wait()
-            finally:
-                if resuming:
+                try:
+                    while self._free == 0:
+                        self._back.wait()
+                finally:
                     self._resuming -= 1
+            else:
+                while self._free == 0 or self._resuming:
+                    self._new.wait()
             self._free -= 1
+            if self._free and not self._resuming:
+                self._new.notify(self._free)  # slots left that no resuming thread waits for
 
     def _give(self) -> None:
-        with self._cond:
+        with self._lock:
             self._free += 1
-            self._cond.notify_all()
+            (self._back if self._resuming else self._new).notify()
 
 
 @contextmanager

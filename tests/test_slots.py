@@ -101,7 +101,7 @@ def test_a_resuming_sync_gets_the_free_slot_before_a_new_one() -> None:
     holder_in.wait(5)  # the slot is the holder's; now a new sync and the resumer both wait for it
     n = threading.Thread(target=newcomer)
     n.start()
-    wait_for(lambda: slots._cond._waiters, 5, "the new sync waits")  # type: ignore[attr-defined]
+    wait_for(lambda: slots._new._waiters, 5, "the new sync waits")  # type: ignore[attr-defined]
     end_wait.set()
     wait_for(lambda: slots._resuming == 1, 5, "the resumer waits")
     holder_go.set()
