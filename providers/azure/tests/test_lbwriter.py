@@ -190,3 +190,17 @@ def test_service_map_packs_into_few_tags():
     assert names.services_of(tags) == set(tokens)
     assert len(tags) <= 50 - 3  # leaves room for the cluster tags under Azure's 50-tag limit
     assert all(len(v) <= 256 for v in tags.values())
+
+
+def test_service_tokens_follow_the_tags_values_not_the_dict():
+    """names.service_tokens is cached by the packed values: the same dict changed in place (a merge
+    writes the Service map back into the body's tags) gives the new map, never the cached one."""
+    tags = names.with_services(names.lb_tags(CLUSTER, CLUSTER_ID), ["a1", "b2"])
+    assert names.service_tokens(tags) == {"a1", "b2"}
+    tags.update(names.with_services(tags, ["a1", "c3"]))
+    assert names.service_tokens(tags) == {"a1", "c3"}
+    assert names.service_tokens(None) == frozenset() and names.services_of(tags) == {"a1", "c3"}
+    many = [f"a{i:031x}" for i in range(300)]  # packed into several tags
+    tags = names.with_services(tags, many)
+    assert len([k for k in tags if k.startswith(names.SERVICES_TAG_PREFIX)]) > 1
+    assert names.service_tokens(tags) == set(many)

@@ -239,7 +239,7 @@ def _apply(work: JSON, delta: LBDelta, lb_label: str, where: _Names, services: s
 
 def _empty(work: JSON) -> bool:
     props = work.get("properties") or {}
-    if names.services_of(work.get("tags")):
+    if names.service_tokens(work.get("tags")):
         return False
     return not any(
         props.get(k)

@@ -249,7 +249,7 @@ class Observer:
         for lb in self.lbs():
             if not names.is_cluster_owned(lb.get("tags"), cluster):
                 continue
-            for token in names.services_of(lb.get("tags")):
+            for token in names.service_tokens(lb.get("tags")):
                 uid = names.uid_from_token(token)
                 base = naming.lb_name(uid)
                 entry = by_uid.setdefault(uid, _entry())

@@ -96,7 +96,7 @@ def _held(fleet: Fleet, holds: list[Hold], token: str, scheme: str) -> dict[int,
     out: dict[int, tuple[int, int, int]] = {}
     for h in holds:
         lb = fleet.lbs.get((h.slot, h.scheme))
-        if h.token == token or (lb is not None and h.token in names.services_of(lb.get("tags"))):
+        if h.token == token or (lb is not None and h.token in names.service_tokens(lb.get("tags"))):
             continue
         rules, lb_rules, frontends = out.get(h.slot, (0, 0, 0))
         mine = h.scheme == scheme
@@ -230,7 +230,7 @@ class FleetChanges:
                     )
                 allowed.add(by_name[want.lower()])
         for (k, sc), body in sorted(fleet.lbs.items()):
-            holds = token in names.services_of(body.get("tags")) or parts.find(
+            holds = token in names.service_tokens(body.get("tags")) or parts.find(
                 body, "frontendIPConfigurations", base
             )
             if sc == scheme and (allowed is None or k in allowed) and holds:
