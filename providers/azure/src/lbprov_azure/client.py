@@ -34,6 +34,7 @@ from lbprov.cloudcalls import CloudCalls
 from lbprov.httpenv import read_http_environment
 from lbprov_azure.operations import operation_for
 from lbprov_azure.settings import AzureSettings
+from lbprov_azure.transport import Urllib3Transport
 
 T = TypeVar("T")
 JSON = dict[str, Any]
@@ -146,27 +147,30 @@ def make_client(settings: AzureSettings, calls: CloudCalls) -> NetworkManagement
         "per_retry_policies": [CloudCallsPolicy(calls)],
         "retry_total": 0,
         "polling_interval": _polling_interval(settings),
-        # azure-core's ConnectionConfiguration: without these a silent endpoint holds a worker
-        # for azure-core's 300 s read timeout; the core's timeouts make it fail fast, once.
-        "connection_timeout": calls.timeouts.connect,
-        "read_timeout": calls.timeouts.read,
     }
     if settings.base_url:
         kwargs["base_url"] = settings.base_url
         kwargs["credential_scopes"] = ["https://management.azure.com/.default"]
     kwargs.update(frozen_environment(settings))
+    kwargs["transport"] = Urllib3Transport(
+        endpoint=settings.base_url or "https://management.azure.com",
+        proxies=kwargs["proxies"],
+        verify=kwargs.get("connection_verify", True),
+        connection_timeout=calls.timeouts.connect,
+        read_timeout=calls.timeouts.read,
+    )
     return NetworkManagementClient(credential, settings.subscription_id, **kwargs)
 
 
 def frozen_environment(settings: AzureSettings) -> dict[str, Any]:
     """The client's proxy and TLS settings, read from the environment once (:mod:`lbprov.httpenv`).
 
-    azure-core's ``RequestsTransport`` leaves its session trusting the environment, and a ``requests``
-    session that does re-reads it on every request (about 9% of the controller's CPU in a profile of
-    the Azure bench). Every request of the client goes to one endpoint (ARM's long-operation URLs
-    too): its proxies go to azure-core's ``ProxyPolicy``, the CA bundle (``settings.ca_bundle``, else
-    the environment's) to ``connection_verify``, and ``use_env_settings=False`` turns the
-    per-request reads off.
+    A ``requests`` session that trusts the environment re-reads it on every request (about 9% of the
+    controller's CPU in a profile of the Azure bench, when azure-core's ``RequestsTransport`` sent the
+    requests). Every request of the client goes to one endpoint (ARM's long-operation URLs too): its
+    proxies and the CA bundle (``settings.ca_bundle``, else the environment's) go to the client's
+    transport (:class:`~lbprov_azure.transport.Urllib3Transport`), and ``use_env_settings=False``
+    keeps azure-core's own per-request reads off.
     """
     env = read_http_environment(settings.base_url or "https://management.azure.com", settings.ca_bundle)
     out: dict[str, Any] = {"use_env_settings": False, "proxies": env.proxies}
