@@ -103,3 +103,19 @@ def test_the_provider_sends_every_request_through_it(sandbox: SandboxCloud) -> N
     provider.calls.reset()
     assert provider.list_owned() == []
     assert len(sent) == provider.calls.stats.reads > 0
+
+
+def test_the_pipeline_counts_after_authentication_and_retries_only_in_cloudcalls(
+    sandbox: SandboxCloud,
+) -> None:
+    from azure.core.pipeline.policies import RetryPolicy
+    from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
+    from lbprov_azure.client import CloudCallsPolicy
+
+    provider = AzureProvider.from_settings({**sandbox.settings, "cluster_name": "transport-test"})
+    kinds = [
+        type(p._policy if hasattr(p, "_policy") else p)
+        for p in provider.client._client._pipeline._impl_policies
+    ]
+    assert not any(issubclass(k, RetryPolicy) for k in kinds)  # one attempt per CloudCalls attempt
+    assert kinds.index(CloudCallsPolicy) == kinds.index(ARMChallengeAuthenticationPolicy) + 1
