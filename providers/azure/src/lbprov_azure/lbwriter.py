@@ -35,6 +35,7 @@ every merge, and a part whose name a Service claims while the LB does not record
 from __future__ import annotations
 
 import copy
+import marshal
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -125,6 +126,16 @@ class WriterStats:
     isolations: int = 0
 
 
+def _json_copy(value: Any) -> Any:
+    """A deep copy of JSON data through ``marshal`` (several times faster than ``copy.deepcopy``,
+    which was the merge's largest cost at 1,000 Services: one copy per part upserted); anything
+    ``marshal`` does not take is deep-copied."""
+    try:
+        return marshal.loads(marshal.dumps(value))
+    except ValueError:
+        return copy.deepcopy(value)
+
+
 def clean(body: JSON) -> JSON:
     """A PUT-able copy of a GET body: read-only fields dropped.
 
@@ -133,7 +144,7 @@ def clean(body: JSON) -> JSON:
     the observer hand out are read-only snapshots). A deep copy per merge cost O(size of the LB)
     of CPU for every batch, which grew with the shared load balancer.
     """
-    out: JSON = {k: copy.deepcopy(body[k]) for k in ("location", "sku", "tags", "zones") if k in body}
+    out: JSON = {k: _json_copy(body[k]) for k in ("location", "sku", "tags", "zones") if k in body}
     props = body.get("properties") or {}
     oprops: JSON = {}
     for k, v in props.items():
@@ -150,7 +161,7 @@ def clean(body: JSON) -> JSON:
                 for it in v
             ]
         else:
-            oprops[k] = copy.deepcopy(v)
+            oprops[k] = _json_copy(v)
     out["properties"] = oprops
     return out
 
@@ -197,10 +208,10 @@ def _put(props: JSON, where: _Names, fld: str, item: JSON) -> None:
     items = props.setdefault(fld, [])
     idx = where.where(fld, item["name"])
     if idx is None:
-        items.append(copy.deepcopy(item))
+        items.append(_json_copy(item))
         where.appended(fld, item["name"], len(items) - 1)
     else:
-        items[idx] = copy.deepcopy(item)
+        items[idx] = _json_copy(item)
 
 
 def _apply(work: JSON, delta: LBDelta, lb_label: str, where: _Names, services: set[str]) -> None:

@@ -143,6 +143,10 @@ class Observer:
     def pip(self, rg: str, name: str) -> JSON | None:
         rnd = self._round
         if rnd is not None:  # one listing of the resource group serves every Service of the round
+            with rnd.lock:
+                listed = rnd.pips.get(rg.lower())
+                if listed is not None:  # by name: a scan per Service made a round O(N^2)
+                    return listed.get(name.lower())
             return next((p for p in self.pips(rg) if str(p.get("name", "")).lower() == name.lower()), None)
         return self.call(
             "publicIPAddresses.get", lambda: get_json(self.client, self._path(rg, "publicIPAddresses", name))
