@@ -460,3 +460,35 @@ def test_kubeconfig_client_certificate_is_presented(tmp_path: Path) -> None:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+# ---- a TLS failure says which CA to check -------------------------------------------------------
+
+
+def test_a_tls_failure_names_where_the_ca_came_from(
+    tls_server: KubeAPIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's certificate is signed by a CA other than the one configured: in-cluster the
+    error names the service account's CA file, from a kubeconfig its certificate-authority (it
+    used to name the kubeconfig in both, which sent an in-cluster user looking for a file that
+    does not exist)."""
+    with KubeAPIServer(tls=True, token="token-1") as other:
+        assert other.ca_file is not None and other.ca_file != tls_server.ca_file
+        token = ProjectedToken(tmp_path, "token-1")
+        env = {**_in_cluster_env(tls_server, token.path), "LBPROV_INCLUSTER_CA_FILE": other.ca_file}
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        with pytest.raises(KubeUnreachable) as in_cluster:
+            KubeClient.in_cluster().list_services()
+        assert f"check the service account's CA file {other.ca_file}" in str(in_cluster.value)
+        assert "kubeconfig" not in str(in_cluster.value)
+
+        path = _kubeconfig(
+            tmp_path / "config",
+            tls_server.url,
+            {"certificate-authority": other.ca_file},
+            {"token": "token-1"},
+        )
+        with pytest.raises(KubeUnreachable) as from_kubeconfig:
+            KubeClient.from_kubeconfig(path).list_services()
+        assert "check the certificate-authority of the kubeconfig" in str(from_kubeconfig.value)

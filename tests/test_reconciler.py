@@ -672,7 +672,6 @@ def test_a_batch_longer_than_a_round_gets_a_fresh_round_not_none(monkeypatch: py
     """A round older than MAX_ROUND_SECONDS ends (drift made by hand is seen), and the rest of the
     batch plans in a new round: without one, every later plan listed the account for itself."""
     import threading
-    import time
     from contextlib import contextmanager
 
     from lbprov.controller import manager
@@ -712,10 +711,12 @@ def test_a_batch_longer_than_a_round_gets_a_fresh_round_not_none(monkeypatch: py
     controller = controller_over(kube, provider, workers=1, waiting_syncs=0)
     controller.start()
     try:
-        deadline = time.monotonic() + 5
-        while not (len(plans_in_round) >= 6 and open_rounds["now"] == 0):
-            assert time.monotonic() < deadline, (plans_in_round, open_rounds)
-            time.sleep(0.01)
+        wait_for(
+            lambda: len(plans_in_round) >= 6 and open_rounds["now"] == 0,
+            5,
+            "six plans and every round closed",
+            interval=0.01,
+        )
     finally:
         controller.stop()
     assert plans_in_round == [True] * 6  # each plan ran inside exactly one round, never none

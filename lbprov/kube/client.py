@@ -127,8 +127,11 @@ class KubeUnreachable(Exception):
         self.detail = detail
 
 
-def connection_detail(exc: BaseException, read_timeout: float | None = None) -> str:
-    """A short, uniform description of a connection-level failure (urllib3/OS errors)."""
+def connection_detail(
+    exc: BaseException, read_timeout: float | None = None, ca_source: str = "the CA bundle"
+) -> str:
+    """A short, uniform description of a connection-level failure (urllib3/OS errors); a TLS
+    failure names ``ca_source``, where the CA came from (kubeconfig, service account, file)."""
     reason: BaseException = exc
     if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
         reason = exc.reason
@@ -140,7 +143,7 @@ def connection_detail(exc: BaseException, read_timeout: float | None = None) -> 
     if isinstance(reason, urllib3.exceptions.NameResolutionError) or "resolve" in lowered:
         return "the host name does not resolve"
     if isinstance(reason, urllib3.exceptions.SSLError) or "certificate" in lowered or "ssl" in lowered:
-        return f"TLS failed ({_short(text)}); check the CA (certificate-authority) of the kubeconfig"
+        return f"TLS failed ({_short(text)}); check {ca_source}"
     if isinstance(reason, urllib3.exceptions.ReadTimeoutError) or "read timed out" in lowered:
         after = f" within {read_timeout:g}s" if read_timeout else ""
         return f"the server accepted the connection but did not answer{after}"
@@ -378,7 +381,9 @@ class KubeClient:
         return (self.connect_timeout, self.read_timeout)
 
     def unreachable(self, exc: BaseException) -> KubeUnreachable:
-        return KubeUnreachable(self.host, connection_detail(exc, self.read_timeout))
+        return KubeUnreachable(
+            self.host, connection_detail(exc, self.read_timeout, self.transport.config.ca_source)
+        )
 
     def _call(
         self,

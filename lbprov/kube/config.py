@@ -62,6 +62,8 @@ class ClusterConfig:
     proxy_headers: Mapping[str, str] | None = None
     #: Per-request ``Authorization`` header source.
     authorization: Authorization | None = field(default=None, compare=False)
+    #: Where the CA came from, for a TLS error to say what to check.
+    ca_source: str = "the CA bundle"
 
 
 # ---- authorization sources ----------------------------------------------------------------------
@@ -182,6 +184,7 @@ def url_config(url: str, *, token: str | None = None, ca_file: str | None = None
         ca_file=ca_file,
         proxy=env_proxy(host),
         authorization=StaticToken(token) if token else None,
+        ca_source=f"the CA file {ca_file}" if ca_file else "the system's CA store",
     )
 
 
@@ -217,6 +220,7 @@ def in_cluster_config(environ: Mapping[str, str] | None = None) -> ClusterConfig
         ca_file=ca_file,
         proxy=env_proxy(url, env),
         authorization=TokenFile(token_file),
+        ca_source=f"the service account's CA file {ca_file}",
     )
 
 
@@ -260,4 +264,5 @@ def from_official_configuration(cfg: Any) -> ClusterConfig:
         proxy=cfg.proxy if cfg.proxy and not bypasses_proxy(str(cfg.host), cfg.no_proxy or "") else None,
         proxy_headers=cfg.proxy_headers,
         authorization=authorization,
+        ca_source="the certificate-authority of the kubeconfig",
     )
