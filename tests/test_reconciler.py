@@ -440,14 +440,16 @@ class FakeInformer:
         return copy.deepcopy(NODES)
 
 
-def controller_over(kube: FakeKube, provider: FakeProvider, *, workers: int, **kwargs: Any) -> Any:
+def controller_over(
+    kube: FakeKube, provider: FakeProvider, *, workers: int, waiting_syncs: int | None = None, **kwargs: Any
+) -> Any:
     """The real controller over the fakes (cluster "unit", provider "a"), not started."""
     from lbprov.controller.manager import Controller, ControllerConfig
 
     return Controller(
         kube,  # type: ignore[arg-type]
         {"a": provider},  # type: ignore[dict-item]
-        ControllerConfig(cluster="unit", default_provider="a", workers=workers),
+        ControllerConfig(cluster="unit", default_provider="a", workers=workers, waiting_syncs=waiting_syncs),
         informer_factory=lambda kube, kind, **h: FakeInformer(kube, kind, **h),
         **kwargs,
     )
@@ -740,7 +742,9 @@ def test_a_batch_longer_than_a_round_gets_a_fresh_round_not_none(monkeypatch: py
     provider.plan = plan  # type: ignore[method-assign]
     for i in range(6):
         kube.put(make_service(f"s{i}"))
-    controller = controller_over(kube, provider, workers=1)
+    # one worker thread (no thread waiting for a slot): the syncs run one after another, each ending
+    # the round it planned in
+    controller = controller_over(kube, provider, workers=1, waiting_syncs=0)
     controller.start()
     try:
         wait_for(

@@ -17,5 +17,5 @@ def test_the_arm_client_uses_the_core_timeouts() -> None:
     settings = offline_settings(base_url="https://127.0.0.1:1")
     calls = CloudCalls("azure", is_write=lambda op: False, timeouts=Timeouts(connect=3.0, read=7.0))
     client = make_client(settings, calls)
-    config = client._client._pipeline._transport.connection_config
-    assert (config.timeout, config.read_timeout) == (3.0, 7.0)
+    transport = client._client._pipeline._transport
+    assert (transport.connection_timeout, transport.read_timeout) == (3.0, 7.0)

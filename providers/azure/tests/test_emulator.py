@@ -161,6 +161,19 @@ def test_basic_rules_of_arm_through_the_sdk(provider, sandbox, state):
         RG, "emu-lb", body(2), headers={"If-Match": lb.etag}
     ).result()
     assert all(r.etag == lb.etag for r in lb.load_balancing_rules)  # sub-resources carry the LB's ETag
+    # the public IP's own write (a tag) keeps the back reference to the frontend that uses it
+    c.public_ip_addresses.begin_create_or_update(
+        RG,
+        "emu-pip",
+        {
+            "location": "westeurope",
+            "sku": {"name": "Standard"},
+            "tags": {"t": "1"},
+            "properties": {"publicIPAllocationMethod": "Static"},
+        },
+    ).result()
+    used_by = c.public_ip_addresses.get(RG, "emu-pip").ip_configuration
+    assert used_by is not None and used_by.id.lower() == f"{lb_id}/frontendIPConfigurations/fe".lower()
     with pytest.raises(HttpResponseError) as info:
         c.public_ip_addresses.begin_delete(RG, "emu-pip").result()
     # ARM's code (hashicorp/terraform-provider-azurerm#2566)

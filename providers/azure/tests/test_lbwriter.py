@@ -18,6 +18,7 @@ from lbprov_azure import names
 from lbprov_azure.lbwriter import LBDelta, PreconditionFailed, SharedLBWriter, WriteRejected, merge
 
 from lbprov.model import OwnershipConflict
+from lbprov.testing import wait_for
 
 CLUSTER = "k"
 CLUSTER_ID = "5d1c0a4e-0000-4000-8000-000000000001"
@@ -114,6 +115,29 @@ def test_a_rejected_merged_put_is_split_so_only_the_bad_service_fails():
     assert writer.stats.isolations == 1 and store.puts == 2
 
 
+def test_a_leader_waits_for_applies_announced_before_its_batch_not_after():
+    """With syncs that wait without a worker slot, new applies announce all the time: a leader that
+    waited for those too would hold every batch for ``max_wait``. It waits only for announcements
+    made before it took the lead; a later one goes in the next batch."""
+    store = MemoryStore()
+    writer = SharedLBWriter(store, CLUSTER, "k", cluster_id=CLUSTER_ID, window=0, max_wait=120)
+    early = writer.announce()
+    threads = [threading.Thread(target=writer.submit, args=(delta("a"),))]
+    threads[0].start()
+    # the leader waits for ``early`` (announced before it led) ...
+    wait_for(lambda: writer.stats.submissions == 1, 10, "the leader waits")
+    late = writer.announce()  # ... but not for this one, announced after it took the lead
+    threads.append(threading.Thread(target=writer.submit, args=(delta("b"), early)))
+    threads[1].start()  # the early apply arrives: it joins the leader's batch, which goes at once
+    try:
+        wait_for(lambda: store.puts == 1, 10, "the batch written while a later announcement is pending")
+        assert fronts(store.body) == ["a", "b"]
+    finally:
+        writer.withdraw(late)
+        for t in threads:
+            t.join(10)
+
+
 def test_an_lb_that_keeps_changing_gives_up_after_bounded_412s():
     store = MemoryStore(None)
     writer = SharedLBWriter(store, CLUSTER, "k", cluster_id=CLUSTER_ID, window=0, max_conflicts=2)
@@ -166,3 +190,17 @@ def test_service_map_packs_into_few_tags():
     assert names.services_of(tags) == set(tokens)
     assert len(tags) <= 50 - 3  # leaves room for the cluster tags under Azure's 50-tag limit
     assert all(len(v) <= 256 for v in tags.values())
+
+
+def test_service_tokens_follow_the_tags_values_not_the_dict():
+    """names.service_tokens is cached by the packed values: the same dict changed in place (a merge
+    writes the Service map back into the body's tags) gives the new map, never the cached one."""
+    tags = names.with_services(names.lb_tags(CLUSTER, CLUSTER_ID), ["a1", "b2"])
+    assert names.service_tokens(tags) == {"a1", "b2"}
+    tags.update(names.with_services(tags, ["a1", "c3"]))
+    assert names.service_tokens(tags) == {"a1", "c3"}
+    assert names.service_tokens(None) == frozenset() and names.services_of(tags) == {"a1", "c3"}
+    many = [f"a{i:031x}" for i in range(300)]  # packed into several tags
+    tags = names.with_services(tags, many)
+    assert len([k for k in tags if k.startswith(names.SERVICES_TAG_PREFIX)]) > 1
+    assert names.service_tokens(tags) == set(many)

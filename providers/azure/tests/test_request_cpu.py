@@ -69,7 +69,7 @@ def test_the_ca_bundle_of_the_environment_is_kept_and_the_settings_one_wins(
     calls = CloudCalls("azure", is_write=lambda op: False)
 
     def verify(settings: AzureSettings) -> Any:
-        return make_client(settings, calls)._client._pipeline._transport.connection_config.verify
+        return make_client(settings, calls)._client._pipeline._transport.verify
 
     assert verify(offline_settings()) is True
     clean_env.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/corporate.pem")

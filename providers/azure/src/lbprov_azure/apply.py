@@ -15,6 +15,7 @@ from typing import Any
 from azure.core.exceptions import HttpResponseError
 
 from lbprov.model import Action, Change, Ingress, Plan
+from lbprov.slots import released
 from lbprov_azure import client as azclient
 from lbprov_azure.desired import LB_FIELDS, destinations, family_of, fill_frontend, with_destinations
 from lbprov_azure.diff import Priorities, options_of
@@ -162,8 +163,11 @@ class Applier:
                 while j < len(changes) and changes[j].data.get("lb") == lbn:
                     j += 1
                 self.seen.writing()
-                # the writer tells the read round each body it writes, in write order (on_change)
-                lb_bodies[lbn] = self.writer(lbn).submit(self._delta(changes[i:j]), announced.pop(lbn, None))
+                # the writer tells the read round each body it writes, in write order (on_change);
+                # the wait for the batch gives the worker slot to another sync (lbprov.slots)
+                delta, announcement = self._delta(changes[i:j]), announced.pop(lbn, None)
+                with released():
+                    lb_bodies[lbn] = self.writer(lbn).submit(delta, announcement)
                 i = j
                 continue
             if ch.kind == "public-ip":
@@ -296,7 +300,8 @@ class Applier:
                     functools.partial(self._write_shared_rule, name), self.settings.coalesce_window_seconds
                 )
                 self._rule_writers[name.lower()] = w
-        w.submit(delta)
+        with released():  # the wait for the rule's batch gives the worker slot to another sync
+            w.submit(delta)
 
     def _write_shared_rule(
         self, name: str, deltas: list[RuleDelta], start: JSON | None, known: bool

@@ -143,6 +143,10 @@ class Observer:
     def pip(self, rg: str, name: str) -> JSON | None:
         rnd = self._round
         if rnd is not None:  # one listing of the resource group serves every Service of the round
+            with rnd.lock:
+                listed = rnd.pips.get(rg.lower())
+                if listed is not None:  # by name: a scan per Service made a round O(N^2)
+                    return listed.get(name.lower())
             return next((p for p in self.pips(rg) if str(p.get("name", "")).lower() == name.lower()), None)
         return self.call(
             "publicIPAddresses.get", lambda: get_json(self.client, self._path(rg, "publicIPAddresses", name))
@@ -249,7 +253,7 @@ class Observer:
         for lb in self.lbs():
             if not names.is_cluster_owned(lb.get("tags"), cluster):
                 continue
-            for token in names.services_of(lb.get("tags")):
+            for token in names.service_tokens(lb.get("tags")):
                 uid = names.uid_from_token(token)
                 base = naming.lb_name(uid)
                 entry = by_uid.setdefault(uid, _entry())

@@ -124,7 +124,7 @@ class Planner(FleetChanges, NsgChanges, PipChanges, AdoptChanges):
         # predecessor, adopted in place once proven (a look-alike is an ownership conflict); and the
         # LB itself when it is upstream's (or AKS's) of this cluster, not yet lbprov's
         predecessor = (
-            lb is not None and token not in names.services_of(lb.get("tags")) and has_parts(lb, base)
+            lb is not None and token not in names.service_tokens(lb.get("tags")) and has_parts(lb, base)
         )
         if predecessor:
             assert lb is not None
@@ -315,7 +315,7 @@ class Planner(FleetChanges, NsgChanges, PipChanges, AdoptChanges):
                     data={**common, "repair": True},
                 )
             )
-        if lb is None or token not in names.services_of(lb.get("tags")):
+        if lb is None or token not in names.service_tokens(lb.get("tags")):
             out.append(
                 Change(
                     Action.CREATE,
@@ -398,7 +398,7 @@ class Planner(FleetChanges, NsgChanges, PipChanges, AdoptChanges):
             mine = parts.own(lb, LB_FIELDS[kind], base)
             out.extend(_part_delete(kind, lbn, item, common) for item in mine)
             remaining += parts.count(lb, LB_FIELDS[kind]) - len(mine)
-        services = names.services_of(lb.get("tags"))
+        services = names.service_tokens(lb.get("tags"))
         if token in services:
             out.insert(
                 0,
@@ -454,7 +454,7 @@ class Planner(FleetChanges, NsgChanges, PipChanges, AdoptChanges):
                     pip_ids.add(old)
             removal = self._lb_removal(lb, lbn, base, token, ref)
             if (k, scheme) in fleet.predecessors or (
-                removal and token not in names.services_of(lb.get("tags"))
+                removal and token not in names.service_tokens(lb.get("tags"))
             ):
                 removal = [replace(c, data={**c.data, "adopt": True}) for c in removal]  # upstream's parts
             changes.extend(removal)

@@ -94,9 +94,15 @@ def _held(fleet: Fleet, holds: list[Hold], token: str, scheme: str) -> dict[int,
     LB of ``scheme``). A hold for a Service that the observed LB already records is its apply's
     result, already counted as observed."""
     out: dict[int, tuple[int, int, int]] = {}
+    recorded: dict[tuple[int, str], frozenset[str]] = {}  # each LB's Service map, read once here
     for h in holds:
-        lb = fleet.lbs.get((h.slot, h.scheme))
-        if h.token == token or (lb is not None and h.token in names.services_of(lb.get("tags"))):
+        if h.token == token:
+            continue
+        where = (h.slot, h.scheme)
+        if where not in recorded:
+            lb = fleet.lbs.get(where)
+            recorded[where] = names.service_tokens(lb.get("tags")) if lb is not None else frozenset()
+        if h.token in recorded[where]:
             continue
         rules, lb_rules, frontends = out.get(h.slot, (0, 0, 0))
         mine = h.scheme == scheme
@@ -230,7 +236,7 @@ class FleetChanges:
                     )
                 allowed.add(by_name[want.lower()])
         for (k, sc), body in sorted(fleet.lbs.items()):
-            holds = token in names.services_of(body.get("tags")) or parts.find(
+            holds = token in names.service_tokens(body.get("tags")) or parts.find(
                 body, "frontendIPConfigurations", base
             )
             if sc == scheme and (allowed is None or k in allowed) and holds:

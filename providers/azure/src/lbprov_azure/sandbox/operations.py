@@ -141,6 +141,9 @@ class Operations:
     def _init_operations(self) -> None:
         self.lro_seconds = 0.0
         self.operations: dict[str, Operation] = {}
+        #: the operations not done yet: settle() runs on every request, and scanning every operation
+        #: ever started made each request O(operations) (O(N^2) over a 1,000-Service bench)
+        self._in_progress: dict[str, Operation] = {}
         self._failures: list[_Failure] = []
         self._request = _Request()
 
@@ -163,7 +166,7 @@ class Operations:
     def finish_operations(self) -> None:
         """End every operation still in progress now (as if its time had come)."""
         with self.lock:
-            for op in self.operations.values():
+            for op in self._in_progress.values():
                 op.ready_at = min(op.ready_at, time.monotonic())
         self.settle()
 
@@ -231,6 +234,8 @@ class Operations:
         op = Operation(str(uuid.uuid4()), time.monotonic() + self.lro_seconds, rid, deleting, error)
         with self.lock:
             self.operations[op.id] = op
+            if not op.done:
+                self._in_progress[op.id] = op
             if rid and not deleting and (self.lro_seconds > 0 or error is not None):
                 self._set_provisioning_state(rid, "Updating")
         headers = {"Azure-AsyncOperation": self._op_url("operations", op.id)}
@@ -250,10 +255,14 @@ class Operations:
         """End the operations whose time has come (their resources' provisioningState changes)."""
         now = time.monotonic()
         with self.lock:
-            for op in self.operations.values():
-                if op.done or op.ready_at > now:
+            for op in list(self._in_progress.values()):
+                if op.done:
+                    del self._in_progress[op.id]
+                    continue
+                if op.ready_at > now:
                     continue
                 op.done = True
+                del self._in_progress[op.id]
                 if op.resource_id and not op.deleting:
                     self._set_provisioning_state(op.resource_id, "Failed" if op.error else "Succeeded")
 

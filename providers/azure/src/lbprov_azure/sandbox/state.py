@@ -87,6 +87,8 @@ class ArmState(Operations, LoadBalancers, PublicIPs, SecurityGroups, VirtualNetw
         self.resource_groups: dict[str, str] = {}  # lower -> canonical
         # type -> (rg lower, name lower) -> resource JSON
         self.resources: dict[str, dict[tuple[str, str], JSON]] = {t: {} for t in TOP_TYPES.values()}
+        #: public IP id (lower) -> the frontend using it, as of the last load balancer write
+        self._pip_users: dict[str, str] = {}
         self._public_ips: Iterator[ipaddress.IPv4Address] = ipaddress.ip_network(public_range).hosts()  # type: ignore[assignment]
         self._private_used: dict[str, set[str]] = {}  # subnet id lower -> addresses in use
         self.faults: list[Fault] = []
@@ -416,7 +418,7 @@ class ArmState(Operations, LoadBalancers, PublicIPs, SecurityGroups, VirtualNetw
                 (existing or {}).get("properties", {}).get("resourceGuid") or str(uuid.uuid4()),
             )
             self.resources[rtype][key] = res
-            self._refresh_backrefs()
+            self._refresh_backrefs(rtype, key)
             return self._accepted(200 if existing else 201, json_copy(res), rid=res["id"])
 
     def _delete_top(self, rtype: str, rg: str, name: str, headers: dict[str, str]) -> Response:
@@ -449,7 +451,7 @@ class ArmState(Operations, LoadBalancers, PublicIPs, SecurityGroups, VirtualNetw
             if rtype == "loadBalancers":
                 for fe in existing["properties"].get("frontendIPConfigurations", []):
                     self._release_private(fe)
-            self._refresh_backrefs()
+            self._refresh_backrefs(rtype, key)
             return self._accepted(202, None, failure=None, deleting=True)
 
     # -- children (securityRules, subnets) ---------------------------------------------------------
@@ -543,20 +545,37 @@ class ArmState(Operations, LoadBalancers, PublicIPs, SecurityGroups, VirtualNetw
             return None
         return self.resources[rtype].get((parsed[0].lower(), parsed[2].lower()))
 
-    def _refresh_backrefs(self) -> None:
-        """Public IPs show which frontend uses them (``properties.ipConfiguration``)."""
+    def _refresh_backrefs(self, rtype: str, key: tuple[str, str]) -> None:
+        """Public IPs show which frontend uses them (``properties.ipConfiguration``), after a write of
+        ``rtype`` at ``key``.
+
+        Only a load balancer's write or delete changes who uses a public IP: it rebuilds the map of
+        users and every public IP's back reference; a public IP's own write takes its entry from that
+        map. Rebuilding everything on every write (each public IP create, NSG rule ...) scanned every
+        frontend and public IP per request: O(N^2) over a 1,000-Service bench (issue 14)."""
+        if rtype == "publicIPAddresses":
+            pip = self.resources[rtype].get(key)
+            if pip is not None:
+                self._set_backref(pip, self._pip_users.get(pip["id"].lower()))
+            return
+        if rtype != "loadBalancers":
+            return
         users: dict[str, str] = {}
         for lb in self.resources["loadBalancers"].values():
             for fe in lb["properties"].get("frontendIPConfigurations", []):
                 used = ref(fe["properties"].get("publicIPAddress"))
                 if used:
                     users[used.lower()] = fe["id"]
+        self._pip_users = users
         for pip in self.resources["publicIPAddresses"].values():
-            user = users.get(pip["id"].lower())
-            before = ref(pip["properties"].get("ipConfiguration"))
-            if user:
-                pip["properties"]["ipConfiguration"] = {"id": user}
-            else:
-                pip["properties"].pop("ipConfiguration", None)
-            if before != user:  # attaching or detaching changes the public IP: a new ETag
-                pip["etag"] = new_etag()
+            self._set_backref(pip, users.get(pip["id"].lower()))
+
+    @staticmethod
+    def _set_backref(pip: JSON, user: str | None) -> None:
+        before = ref(pip["properties"].get("ipConfiguration"))
+        if user:
+            pip["properties"]["ipConfiguration"] = {"id": user}
+        else:
+            pip["properties"].pop("ipConfiguration", None)
+        if before != user:  # attaching or detaching changes the public IP: a new ETag
+            pip["etag"] = new_etag()

@@ -1,0 +1,121 @@
+"""lbprov_azure.transport: azure-core's last hop over urllib3 keeps what the requests transport did.
+
+Timeouts that end a silent endpoint's wait, connection failures as azure-core's errors (which
+CloudCalls retries and names by endpoint), TLS verified against the CA bundle, and proxies as
+requests used them. The SDK's own requests through it are exercised by every emulator test.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from azure.core.exceptions import ServiceRequestError, ServiceResponseTimeoutError
+from azure.core.rest import HttpRequest
+from lbprov_azure import AzureProvider
+from lbprov_azure.transport import Urllib3Transport, proxy_manager
+
+from lbprov.cloudcalls import failed_endpoint
+from lbprov.provider import SandboxCloud
+
+
+@pytest.fixture
+def silent() -> Iterator[str]:
+    """An endpoint that accepts connections and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        sock.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(sock.accept()[0])
+            except OSError:
+                continue
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    stop.set()
+    t.join(5)
+    for c in held:
+        c.close()
+    sock.close()
+
+
+def _transport(endpoint: str, **kw: object) -> Urllib3Transport:
+    args: dict = {"proxies": {}, "verify": True, "connection_timeout": 2.0, "read_timeout": 0.5, **kw}
+    return Urllib3Transport(endpoint=endpoint, **args)
+
+
+def test_a_silent_endpoint_ends_at_the_read_timeout(silent: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(ServiceResponseTimeoutError):
+        _transport(silent).send(HttpRequest("GET", f"{silent}/x"))
+    assert time.monotonic() - started < 5
+
+
+def test_a_refused_connection_is_a_service_request_error_naming_the_endpoint() -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nobody listens there now
+    with pytest.raises(ServiceRequestError) as err:
+        _transport(f"http://127.0.0.1:{port}").send(HttpRequest("GET", f"http://127.0.0.1:{port}/x"))
+    assert failed_endpoint(err.value) == f"http://127.0.0.1:{port}"
+
+
+def test_tls_is_verified_against_the_ca_bundle(sandbox: SandboxCloud) -> None:
+    url = f"{sandbox.settings['base_url']}/subscriptions"
+    with pytest.raises(ServiceRequestError, match=r"(?i)certificate"):
+        _transport(url, verify=True).send(HttpRequest("GET", url))  # the default trust store
+    answer = _transport(url, verify=sandbox.settings["ca_bundle"]).send(HttpRequest("GET", url))
+    assert answer.status_code < 500 and answer.headers.get("content-type")
+
+
+def test_a_proxy_without_scheme_is_http_and_its_credentials_are_sent() -> None:
+    pool = proxy_manager("proxy.corp:3128")
+    assert pool.proxy is not None and (pool.proxy.scheme, pool.proxy.host) == ("http", "proxy.corp")
+    assert "proxy-authorization" not in pool.proxy_headers
+    pool = proxy_manager("http://user:s3cret@proxy.corp:3128")
+    assert pool.proxy_headers["proxy-authorization"] == "Basic " + base64.b64encode(b"user:s3cret").decode()
+
+
+def test_the_provider_sends_every_request_through_it(sandbox: SandboxCloud) -> None:
+    provider = AzureProvider.from_settings({**sandbox.settings, "cluster_name": "transport-test"})
+    transport = provider.client._client._pipeline._transport
+    assert isinstance(transport, Urllib3Transport)
+    sent: list[str] = []
+    real = transport.send
+
+    def counting(request: HttpRequest, **kw: object):  # type: ignore[no-untyped-def]
+        sent.append(request.method)
+        return real(request, **kw)
+
+    transport.send = counting  # type: ignore[method-assign]
+    provider.calls.reset()
+    assert provider.list_owned() == []
+    assert len(sent) == provider.calls.stats.reads > 0
+
+
+def test_the_pipeline_counts_after_authentication_and_retries_only_in_cloudcalls(
+    sandbox: SandboxCloud,
+) -> None:
+    from azure.core.pipeline.policies import RetryPolicy
+    from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
+    from lbprov_azure.client import CloudCallsPolicy
+
+    provider = AzureProvider.from_settings({**sandbox.settings, "cluster_name": "transport-test"})
+    kinds = [
+        type(p._policy if hasattr(p, "_policy") else p)
+        for p in provider.client._client._pipeline._impl_policies
+    ]
+    assert not any(issubclass(k, RetryPolicy) for k in kinds)  # one attempt per CloudCalls attempt
+    assert kinds.index(CloudCallsPolicy) == kinds.index(ARMChallengeAuthenticationPolicy) + 1
