@@ -9,7 +9,8 @@ NLB Services over ``--nodes`` nodes, then one node is added and every Service re
 ``RegisterTargets`` each), each phase in one read round as the controller's batches. The CPU time of the server thread inside the WSGI app (the strict layer,
 moto's dispatch, its backend and its serializer; not werkzeug's HTTP parsing before it) is summed per
 ``<service>:<Action>`` with ``time.thread_time``. The best of ``--repeat`` runs per mode is kept
-(CPU seconds hold on a loaded machine better than wall time, but not perfectly).
+(CPU seconds hold on a loaded machine better than wall time, but not perfectly: the runs of the
+two modes are interleaved, and a figure is only worth comparing with its pair).
 
 Prints JSON: per mode and operation, requests and CPU milliseconds per request, and the ratio.
 """
@@ -90,10 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_measure(args.services, args.nodes)))
         return 0
     report: dict[str, Any] = {"services": args.services, "nodes": args.nodes, "load_average": os.getloadavg()}
-    best: dict[str, dict[str, Any]] = {}
-    for mode, stock in (("stock_moto", "1"), ("fast_responses", "0")):
-        runs = []
-        for _ in range(args.repeat):
+    modes = (("stock_moto", "1"), ("fast_responses", "0"))
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode, _ in modes}
+    for _ in range(args.repeat):  # interleaved, so that a change of the machine's load hits both
+        for mode, stock in modes:
             env = {**os.environ, "LBPROV_SANDBOX_STOCK_MOTO": stock}
             out = subprocess.run(
                 [sys.executable, __file__, "--child", f"--services={args.services}", f"--nodes={args.nodes}"],
@@ -102,11 +103,14 @@ def main(argv: list[str] | None = None) -> int:
                 capture_output=True,
                 text=True,
             ).stdout
-            runs.append(json.loads(out))
-        best[mode] = {
-            op: min((run[op] for run in runs if op in run), key=lambda r: r["cpu_ms"])
-            for op in sorted({op for run in runs for op in run})
+            runs[mode].append(json.loads(out))
+    best = {
+        mode: {
+            op: min((run[op] for run in done if op in run), key=lambda r: r["cpu_ms"])
+            for op in sorted({op for run in done for op in run})
         }
+        for mode, done in runs.items()
+    }
     report.update(best)
     report["hot_cpu_ms_per_request"] = {
         op: {

@@ -31,6 +31,8 @@ from __future__ import annotations
 from typing import Any
 
 from botocore import xform_name  # type: ignore[import-untyped]  # what moto.core.serialize uses
+from moto.core import serialize
+from moto.core.utils import get_value as pick
 
 _KEYS: dict[tuple[str, int, int, type], tuple[Any, ...]] = {}
 _TRANSFORM: dict[tuple[int, int, str], tuple[Any, str | None]] = {}
@@ -41,8 +43,6 @@ ORIGINAL: dict[str, Any] = {}
 
 def _rest_of_keys(obj: Any, key: str, shape: Any) -> tuple[str, ...] | None:
     """The names moto's alias providers after ``ExplicitAlias`` give, in order; None if one raises."""
-    from moto.core import serialize
-
     parent = getattr(shape, "parent", _MISSING)
     cache_key = (key, id(shape), id(parent), obj.__class__)
     found = _KEYS.get(cache_key)
@@ -76,9 +76,6 @@ def _transformer(transformers: dict[str, Any], key_path: str) -> str | None:
 
 def get_value(self: Any, value: Any, key: str, shape: Any) -> Any:
     """``ResponseSerializer.get_value``: the same value, without re-deriving names and transformer."""
-    from moto.core import serialize
-    from moto.core.utils import get_value as pick
-
     picker = self._value_picker
     if type(picker) is not serialize.XFormedAttributePicker or picker.alias_providers is not _DEFAULTS[0]:
         return ORIGINAL["get_value"](self, value, key, shape)
@@ -125,8 +122,6 @@ _EXPECTED = (
 
 def install() -> bool:
     """Patch ``ResponseSerializer.get_value`` if moto's providers are the ones this cache knows."""
-    from moto.core import serialize
-
     providers = serialize.DEFAULT_ALIAS_PROVIDERS
     if tuple(p.__name__ for p in providers) != _EXPECTED:
         return False
