@@ -178,7 +178,7 @@ class _RecordingMotoServer(ThreadedMotoServer):
 
     def _server_entry(self) -> None:
         if self.keep_alive:
-            from cheroot import wsgi  # type: ignore[import-untyped]
+            from cheroot import wsgi
 
             self._cheroot = wsgi.Server(
                 (self._ip_address, self._port), self.recorder, numthreads=THREADS, timeout=IDLE_SECONDS
