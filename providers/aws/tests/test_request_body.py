@@ -72,6 +72,7 @@ def test_form_body_is_botocore_s_encoding(cache_size: int, monkeypatch: pytest.M
     for _ in range(500):
         data = {_text(rng): _text(rng) for _ in range(rng.randrange(0, 8))}
         data["Action"] = "DescribeSecurityGroups"
+        data["Port"] = rng.choice([0, 80, 30080, -1, 10**12])  # botocore passes integers as they are
         expected = preparer._prepare_body(
             botocore.awsrequest.AWSRequest(method="POST", url="http://x/", data=data)
         )
@@ -81,6 +82,8 @@ def test_form_body_is_botocore_s_encoding(cache_size: int, monkeypatch: pytest.M
 
 
 def test_a_body_with_other_than_strings_is_left_to_botocore() -> None:
-    assert request_body.form_body({"A": "1", "B": 2}) is None
+    assert request_body.form_body({"A": "1", "B": 2.5}) is None
+    assert request_body.form_body({"A": "1", "B": True}) is None
+    assert request_body.form_body({"A": "1", "B": [1, 2]}) is None
     assert request_body.form_body({b"A": "1"}) is None
     assert request_body.form_body({}) == ""
