@@ -3,12 +3,15 @@
     python bench/aws_moto_calls.py [--services 200] [--nodes 20] [--repeat 3]
 
 Runs the sandbox (moto behind the strict layer, ``at_scale.py``'s fixes) twice, each in a process of
-its own: with moto's own response path (``LBPROV_SANDBOX_STOCK_MOTO=1``) and with the sandbox's fast
-one (``fast_xml.py``, ``fast_picker.py``). In each, the AWS provider creates ``--services`` one-port
+its own: with moto as shipped (``LBPROV_SANDBOX_STOCK_MOTO=1``: its response path, werkzeug's HTTP
+server) and with the sandbox's fast paths (``fast_xml.py``, ``fast_picker.py``, cheroot with
+keep-alive). In each, the AWS provider creates ``--services`` one-port
 NLB Services over ``--nodes`` nodes, then one node is added and every Service re-applied (one
 ``RegisterTargets`` each), each phase in one read round as the controller's batches. The CPU time of the server thread inside the WSGI app (the strict layer,
 moto's dispatch, its backend and its serializer; not werkzeug's HTTP parsing before it) is summed per
-``<service>:<Action>`` with ``time.thread_time``. The best of ``--repeat`` runs per mode is kept
+``<service>:<Action>`` with ``time.thread_time``; ``all_server_threads`` is the process's CPU less
+the client thread's per request (the HTTP server too: werkzeug's, or cheroot's with keep-alive), and
+``client_per_request`` the provider's thread (botocore included). The best of ``--repeat`` runs per mode is kept
 (CPU seconds hold on a loaded machine better than wall time, but not perfectly: the runs of the
 two modes are interleaved, and a figure is only worth comparing with its pair).
 
@@ -66,6 +69,7 @@ def _measure(services: int, nodes: int) -> dict[str, Any]:
         svcs = [Svc(name=f"s{i}", ports=[(80, "TCP", 30000 + i)]) for i in range(services)]
         cpu.clear()
         count.clear()
+        started = (time.process_time(), time.thread_time())
         for phase in ("create", "add_node"):
             if phase == "add_node":
                 cloud.nodes.append(cloud.add_node(f"node-{nodes}"))
@@ -73,8 +77,16 @@ def _measure(services: int, nodes: int) -> dict[str, Any]:
                 for svc in svcs:
                     intent = build_intent(svc.to_k8s(), node_objects(cloud), settings, provider)
                     provider.apply(provider.plan(intent))
-    return {
+        client = time.thread_time() - started[1]
+        others = time.process_time() - started[0] - client
+    per_op = {
         op: {"requests": count[op], "cpu_ms": round(1000 * cpu[op] / count[op], 3)} for op in sorted(count)
+    }
+    requests = sum(count.values())
+    return {
+        **per_op,
+        "all_server_threads": {"requests": requests, "cpu_ms": round(1000 * others / requests, 3)},
+        "client_per_request": {"requests": requests, "cpu_ms": round(1000 * client / requests, 3)},
     }
 
 
@@ -118,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             "fast_responses": best["fast_responses"][op]["cpu_ms"],
             "ratio": round(best["fast_responses"][op]["cpu_ms"] / best["stock_moto"][op]["cpu_ms"], 2),
         }
-        for op in HOT
+        for op in (*HOT, "all_server_threads", "client_per_request")
         if op in best["stock_moto"] and op in best["fast_responses"]
     }
     print(json.dumps(report, indent=1))
