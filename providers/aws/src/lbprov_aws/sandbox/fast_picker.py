@@ -6,7 +6,8 @@ answer (about 40 per answer at 300 creates). Each call builds an ``AttributePick
 member's path joined into a string), instantiates six alias providers to list the attribute names
 to try (``XFormedAttributePicker.get_possible_keys``: each alias and its ``xform_name``), then
 tests the path against every response transformer of the service with ``str.endswith``. A CPU
-profile of the scale bench's emulator put that at 15% of moto's CPU.
+profile of the scale bench's emulator put that at 15% of moto's CPU (cProfile overstates it; the
+README's sandbox section has the figures without the profiler).
 
 :func:`get_value` gives the same value with two caches:
 
