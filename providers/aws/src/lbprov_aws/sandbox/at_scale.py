@@ -54,20 +54,20 @@ profile of the bench's emulator, ``BENCH_EMULATOR_PROFILE``, 300 creates: 63 s o
   (the lookup only reads ``reservation.instances``, the list the copy shares).
 
 :func:`install` patches moto's classes once per process (idempotent); ``MotoSandbox`` calls it, so
-every test and demo runs on these paths.
+every test and demo runs on these paths. tests/test_sandbox_at_scale.py checks each against moto's
+own answers and the paging against its reference.
 
 Per-request costs of moto's response path (the generic serializer), cut by
 :func:`install_fast_responses` (``LBPROV_SANDBOX_STOCK_MOTO=1`` leaves moto's own response path,
-e.g. to compare a figure with stock moto; the answers are the same):
+e.g. to compare a figure with stock moto; the answers are the same; tests/test_sandbox_fast_*.py):
 
 * ``xmltodict.unparse`` (16% of moto's CPU at 300 creates, in a cProfile) is :mod:`fast_xml`'s
   writer, the same text for what moto's serializer passes, xmltodict itself for anything else.
-* ``ResponseSerializer.get_value`` (15% in that profile: alias providers and transformer paths per member) keeps
-  what it derives per member (:mod:`fast_picker`).
+* ``ResponseSerializer.get_value`` (15% in that profile: alias providers and transformer paths per
+  member) keeps what it derives per member (:mod:`fast_picker`).
 
 The HTTP server (keep-alive instead of a connection per request) is in server.py, under the same
-switch. tests/test_sandbox_at_scale.py checks each against moto's
-own answers and the paging against its reference.
+switch.
 """
 
 from __future__ import annotations
