@@ -56,10 +56,23 @@ profile of the bench's emulator, ``BENCH_EMULATOR_PROFILE``, 300 creates: 63 s o
 :func:`install` patches moto's classes once per process (idempotent); ``MotoSandbox`` calls it, so
 every test and demo runs on these paths. tests/test_sandbox_at_scale.py checks each against moto's
 own answers and the paging against its reference.
+
+Per-request costs of moto's response path (the generic serializer), cut by
+:func:`install_fast_responses` (``LBPROV_SANDBOX_STOCK_MOTO=1`` leaves moto's own response path,
+e.g. to compare a figure with stock moto; the answers are the same; tests/test_sandbox_fast_*.py):
+
+* ``xmltodict.unparse`` (16% of moto's CPU at 300 creates, in a cProfile) is :mod:`fast_xml`'s
+  writer, the same text for what moto's serializer passes, xmltodict itself for anything else.
+* ``ResponseSerializer.get_value`` (15% in that profile: alias providers and transformer paths per
+  member) keeps what it derives per member (:mod:`fast_picker`).
+
+The HTTP server (keep-alive instead of a connection per request) is in server.py, under the same
+switch.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from bisect import bisect_right
 from typing import Any
@@ -245,4 +258,18 @@ def install() -> None:
     backends.list_of_moto_modules = _moto_modules_once()
     responses.method_names_from_class = _method_names_from_class  # type: ignore[attr-defined]  # (imported by name there)
     InstanceBackend.get_instance_by_id = _get_instance_by_id  # type: ignore[method-assign]
+    if os.environ.get("LBPROV_SANDBOX_STOCK_MOTO", "") not in ("1", "true"):
+        install_fast_responses()
     _INSTALLED["done"] = True
+
+
+def install_fast_responses() -> None:
+    """moto's response path without its generic overheads (the module docstring's second list)."""
+    from moto.core import serialize
+
+    from lbprov_aws.sandbox import fast_picker
+    from lbprov_aws.sandbox.fast_xml import FastXmlToDict
+
+    ORIGINAL.setdefault("xmltodict", serialize.xmltodict)  # type: ignore[attr-defined]
+    serialize.xmltodict = FastXmlToDict()  # type: ignore[attr-defined]
+    fast_picker.install()

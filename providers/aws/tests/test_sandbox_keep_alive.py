@@ -1,0 +1,66 @@
+"""The sandbox's HTTP server keeps connections alive, as AWS does (sandbox/server.py): requests on
+one connection are answered on it; LBPROV_SANDBOX_STOCK_MOTO=1 keeps werkzeug's server, which
+closes every connection."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import subprocess
+import sys
+from urllib.parse import urlparse
+
+from lbprov_aws.sandbox import MotoSandbox
+
+_BODY = "Action=DescribeVpcs&Version=2016-11-15"
+_HEADERS = {
+    "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+    # moto reads the service from the credential scope (no signature check)
+    "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ec2/aws4_request, "
+    "SignedHeaders=host, Signature=0",
+}
+
+
+def _two_requests(endpoint: str) -> list[tuple[int, str | None, bool]]:
+    """Two requests on one connection: (status, Connection header, socket still the first one)."""
+    url = urlparse(endpoint)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    out = []
+    first = None
+    try:
+        for _ in range(2):
+            conn.request("POST", "/", body=_BODY, headers=_HEADERS)
+            resp = conn.getresponse()
+            resp.read()
+            first = first or conn.sock
+            out.append(
+                (resp.status, resp.getheader("Connection"), conn.sock is not None and conn.sock is first)
+            )
+    finally:
+        conn.close()
+    return out
+
+
+def test_requests_on_one_connection_are_answered_on_it(moto_server: MotoSandbox) -> None:
+    answers = _two_requests(moto_server.endpoint)
+    assert [(status, header) for status, header, _ in answers] == [(200, None), (200, None)]
+    assert all(same for _, _, same in answers)
+
+
+def test_the_opt_out_serves_with_werkzeug_which_closes_each_connection() -> None:
+    code = (
+        "from lbprov_aws.sandbox import MotoSandbox\n"
+        "import sys\n"
+        f"sys.path.insert(0, {os.path.dirname(__file__)!r})\n"
+        "from test_sandbox_keep_alive import _two_requests\n"
+        "box = MotoSandbox()\n"
+        "try:\n"
+        "    print(_two_requests(box.endpoint)[0][:2])\n"
+        "finally:\n"
+        "    box.stop()\n"
+    )
+    env = {**os.environ, "LBPROV_SANDBOX_STOCK_MOTO": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, check=True, timeout=120, capture_output=True, text=True
+    )
+    assert out.stdout.strip() == "(200, 'close')"
