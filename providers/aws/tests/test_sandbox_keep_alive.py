@@ -8,9 +8,12 @@ import http.client
 import os
 import subprocess
 import sys
+import time
 from urllib.parse import urlparse
 
+import pytest
 from lbprov_aws.sandbox import MotoSandbox
+from lbprov_aws.sandbox.server import _RecordingMotoServer
 
 _BODY = "Action=DescribeVpcs&Version=2016-11-15"
 _HEADERS = {
@@ -64,3 +67,16 @@ def test_the_opt_out_serves_with_werkzeug_which_closes_each_connection() -> None
         [sys.executable, "-c", code], env=env, check=True, timeout=120, capture_output=True, text=True
     )
     assert out.stdout.strip() == "(200, 'close')"
+
+
+def test_a_server_that_cannot_start_raises_instead_of_hanging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's own start() waits for the ready event without a deadline: a server thread that died
+    before binding (here: cheroot missing from an environment not reinstalled) hung the caller
+    until pytest's 300 s timeout. The error now reaches the caller at once."""
+    monkeypatch.setitem(sys.modules, "cheroot", None)  # `from cheroot import wsgi` raises ImportError
+    monkeypatch.delenv("LBPROV_SANDBOX_STOCK_MOTO", raising=False)
+    server = _RecordingMotoServer()
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"failed to start.*cheroot"):
+        server.start()
+    assert time.monotonic() - started < 10

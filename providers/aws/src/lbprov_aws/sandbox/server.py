@@ -176,6 +176,32 @@ class _RecordingMotoServer(ThreadedMotoServer):
         self.keep_alive = os.environ.get("LBPROV_SANDBOX_STOCK_MOTO", "") not in ("1", "true")
         self._cheroot: Any = None
 
+    #: Seconds :meth:`start` waits for the server to bind before it gives up.
+    START_SECONDS = 30.0
+
+    def start(self) -> None:
+        """moto's start waits for the ready event without a deadline, so a server thread that dies
+        before binding (a missing dependency, a port refused) hung the caller for ever; here its
+        error is raised in the caller, and a server that does not bind in time is an error too."""
+        self._start_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._guarded_entry, daemon=True)
+        self._thread.start()
+        if not self._server_ready_event.wait(self.START_SECONDS):
+            raise RuntimeError(f"the moto sandbox server did not start within {self.START_SECONDS:g}s")
+        if self._start_error is not None:
+            raise RuntimeError(f"the moto sandbox server failed to start: {self._start_error!r}") from (
+                self._start_error
+            )
+
+    def _guarded_entry(self) -> None:
+        try:
+            self._server_entry()
+        except BaseException as exc:
+            if self._server_ready_event.is_set():
+                raise  # failed while serving: not a start-up error
+            self._start_error = exc
+            self._server_ready_event.set()
+
     def _server_entry(self) -> None:
         if self.keep_alive:
             from cheroot import wsgi
