@@ -42,6 +42,8 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from lbprov.controller.kubeapi import EventSink
+
 log = logging.getLogger("lbprov.controller")
 
 Obj = dict[str, Any]
@@ -60,21 +62,6 @@ SPAM_LRU_ENTRIES = 4096
 FLUSH_SECONDS = 1.0
 
 DROP_REASONS = ("queue_full", "spam", "shutdown")
-
-
-class EventSink(Protocol):
-    """Where events go: :meth:`lbprov.kube.client.KubeClient.create_event` (best effort, never raises)."""
-
-    def create_event(
-        self,
-        obj: Obj,
-        *,
-        type: str,
-        reason: str,
-        message: str,
-        component: str = ...,
-        timestamp: str | None = ...,
-    ) -> None: ...
 
 
 class Recorder(Protocol):
