@@ -220,3 +220,41 @@ def test_a_read_only_provider_writes_nothing(cloud: SandboxCloud, provider: AWSP
 
 def svc_key(svc: Svc) -> str:
     return f"{svc.namespace}/{svc.name}"
+
+
+def test_a_node_with_another_security_group_leaves_the_services_to_their_own_plans(
+    provider: AWSProvider, cloud: SandboxCloud, view: AwsView
+) -> None:
+    """Its node group would need the Services' node rules: each Service's own plan writes them."""
+    services = _services()[:2]
+    nodes = _converged(provider, cloud, services)
+    tag = [{"Key": naming.cluster_tag_key(cloud.extra["cluster"]), "Value": "owned"}]
+    group = view.ec2.create_security_group(
+        GroupName="other-nodes",
+        Description="another node group",
+        VpcId=cloud.extra["vpc_id"],
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": tag}],
+    )["GroupId"]
+    inst = view.ec2.run_instances(
+        ImageId="ami-03cf127a",
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=cloud.extra["private_subnets"][0],
+        SecurityGroupIds=[group],
+    )["Instances"][0]
+    zone = inst["Placement"]["AvailabilityZone"]
+    nodes = [
+        *nodes,
+        {
+            "metadata": {"name": "node-other-group", "labels": {"topology.kubernetes.io/zone": zone}},
+            "spec": {"providerID": f"aws:///{zone}/{inst['InstanceId']}"},
+            "status": {"addresses": [{"type": "InternalIP", "address": inst["PrivateIpAddress"]}]},
+        },
+    ]
+    plan = plan_nodes(provider, _intents(provider, services, nodes))
+    assert plan is not None and plan.empty and not plan.covered
+    assert set(plan.uncovered) == {svc_key(s) for s in services}
+    assert all("security groups change" in why for why in plan.uncovered.values())
+    # (and a Service's own plan does write a rule to that group)
+    own = provider.plan(intent_of(provider, services[0], nodes))
+    assert any(group in str(c.cloud_id) + str(c.after) for c in own.changes), render_plan(own)
