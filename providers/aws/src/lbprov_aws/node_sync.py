@@ -8,8 +8,9 @@ re-planning every Service cost on top is each plan's reads and CPU. So the node 
 
 * plans from what the provider remembers (remembered.py: each owned target group's tags and
   registered targets, kept current by lbprov's own writes; the same data a per-Service plan diffs
-  against outside its deep checks) and one ``DescribeInstances`` of the node instances: no read
-  per Service;
+  against outside its deep checks) and one ``DescribeInstances`` of the node instances (plus one
+  listing of the VPC's security groups when a node's groups differ from the others'): no read per
+  Service;
 * computes each Service's wanted targets with the per-Service plan's own function
   (:func:`lbprov_aws.desired.instance_ids` over the resolved intent, whose targets ``resolve``
   already filtered by ``target-node-labels``), and its target groups' names with
@@ -46,10 +47,15 @@ from lbprov import naming
 from lbprov.model import Action, Change, Intent
 from lbprov.provider import NodeSyncPlan
 from lbprov_aws.client import AWSClients
-from lbprov_aws.desired import NodeSecurityGroupError, instance_ids, listener_ports, node_port
-from lbprov_aws.desired import node_security_groups as pick_node_groups
+from lbprov_aws.desired import (
+    NodeSecurityGroupError,
+    instance_ids,
+    listener_ports,
+    node_port,
+    node_security_groups,
+)
 from lbprov_aws.names import target_group_name
-from lbprov_aws.observe import ClusterContext, Reader, chunks
+from lbprov_aws.observe import ClusterContext, ObservedSG, Reader, chunks
 from lbprov_aws.options import AWSOptions, provider_id_instance
 from lbprov_aws.settings import AWSSettings
 
@@ -116,16 +122,20 @@ class NodeSync:
         }
         ids |= {i for _, groups in wanted for _, g, _ in groups for i in g.targets or ()}
         with self.reader.shared_round():
-            ctx = self._context(self.reader.instances(sorted(ids)))
+            instances = self.reader.instances(sorted(ids))
+            ctx = ClusterContext(
+                vpc_id=None, vpc_cidrs=(), subnets=[], security_groups=(), instances=instances
+            )
+            node_groups = NodeGroups(self.settings, self.reader, instances)
             changes: list[Change] = []
             covered: set[str] = set()
             updated: set[str] = set()
-            groups_of: dict[frozenset[str], frozenset[str] | str] = {}
             for intent, groups in wanted:
                 key = intent.ref.key
                 targets = instance_ids(intent, ctx)
                 mine = [c for name, g, port in groups if (c := _change(key, name, g, targets, port))]
-                if mine and (why := self._node_groups_change(ctx, groups, targets, groups_of)):
+                before = frozenset(i for _, g, _ in groups for i in g.targets or ())
+                if mine and (why := node_groups.change(before, frozenset(targets))):
                     uncovered[key] = why
                     continue
                 covered.add(key)
@@ -172,63 +182,6 @@ class NodeSync:
             return False
         found = group.tags.get(naming.CLUSTER_ID_TAG)
         return found is None or found == self.settings.cluster_id
-
-    def _context(self, instances: dict[str, dict[str, Any]]) -> ClusterContext:
-        """What instance_ids and node_security_groups read: the instances, and (only when lbprov
-        manages the node groups' rules by the nodes' own groups) the VPC's security groups."""
-        s = self.settings
-        groups: Sequence[Any] = ()
-        vpc = s.vpc_id
-        if s.manage_node_security_group and not s.node_security_group_id:
-            if vpc is None:
-                vpcs = sorted({i.get("VpcId", "") for i in instances.values() if i.get("VpcId")})
-                vpc = vpcs[0] if len(vpcs) == 1 else None
-            groups = self.reader.security_groups(vpc)
-        return ClusterContext(
-            vpc_id=vpc, vpc_cidrs=(), subnets=[], security_groups=groups, instances=instances
-        )
-
-    def _node_groups_change(
-        self,
-        ctx: ClusterContext,
-        groups: list[tuple[str, KnownGroup, int]],
-        targets: list[str],
-        memo: dict[frozenset[str], frozenset[str] | str],
-    ) -> str | None:
-        """Why the Service's node rules may change with its targets (then its own plan writes
-        them), or None. Only where lbprov manages the rules on the nodes' own groups (a fixed
-        ``node_security_group_id`` is every node's group)."""
-        s = self.settings
-        if not s.manage_node_security_group or s.node_security_group_id:
-            return None
-        before = frozenset(i for _, g, _ in groups for i in g.targets or ())
-        after = frozenset(targets)
-        old, new = self._picked(ctx, before, memo), self._picked(ctx, after, memo)
-        for found in (old, new):
-            if isinstance(found, str):
-                return found
-        if old != new:
-            return "its nodes' security groups change, and its node rules are written to them"
-        return None
-
-    def _picked(
-        self, ctx: ClusterContext, ids: frozenset[str], memo: dict[frozenset[str], frozenset[str] | str]
-    ) -> frozenset[str] | str:
-        """The node security groups of the instances ``ids`` that exist (a reason if they cannot be
-        told), computed once per distinct set: most Services share the whole node set."""
-        if ids not in memo:
-            part = ClusterContext(
-                vpc_id=ctx.vpc_id,
-                vpc_cidrs=(),
-                subnets=[],
-                security_groups=ctx.security_groups,
-                instances={i: ctx.instances[i] for i in ids if i in ctx.instances},
-            )
-            try:
-                memo[ids] = frozenset(sg.id for sg in pick_node_groups(part, None, self.cluster))
-            except NodeSecurityGroupError as exc:
-                memo[ids] = f"its nodes' security groups: {exc}"
-        return memo[ids]
 
     # -- apply -----------------------------------------------------------------------------------
 
@@ -280,6 +233,71 @@ class NodeSync:
         ):
             for batch in chunks(ids, TARGETS_PER_CALL):
                 self.clients.call(op, TargetGroupArn=change.cloud_id, Targets=[{"Id": i} for i in batch])
+
+
+class NodeGroups:
+    """Whether a Service's node security groups (where lbprov writes its node rules) change with
+    its targets, within one node sync plan.
+
+    Only where lbprov manages the rules on the nodes' own groups (a fixed
+    ``node_security_group_id`` is every node's group). The group :func:`node_security_groups` picks
+    for an instance depends only on that instance's list of groups (and on those groups' tags), so
+    when the old and the new targets have the same distinct lists of groups the picks are the
+    same, and the VPC's security groups are not even read (a node added to an existing node group,
+    the usual case). Otherwise they are read once and the picks compared, once per distinct set of
+    instances (most Services share the whole node set)."""
+
+    def __init__(self, settings: AWSSettings, reader: Reader, instances: Mapping[str, Mapping[str, Any]]):
+        self.settings = settings
+        self.reader = reader
+        self.instances = instances
+        self._listing: Sequence[ObservedSG] | None = None
+        self._picked: dict[frozenset[str], frozenset[str] | str] = {}
+
+    def change(self, before: frozenset[str], after: frozenset[str]) -> str | None:
+        """Why the node rules may change (then the Service's own plan writes them), or None."""
+        s = self.settings
+        if not s.manage_node_security_group or s.node_security_group_id:
+            return None
+        if self._lists(before) == self._lists(after):
+            return None
+        old, new = self._pick(before), self._pick(after)
+        for found in (old, new):
+            if isinstance(found, str):
+                return found
+        if old != new:
+            return "its nodes' security groups change, and its node rules are written to them"
+        return None
+
+    def _lists(self, ids: frozenset[str]) -> set[frozenset[str]]:
+        return {
+            frozenset(g.get("GroupId") for g in self.instances[i].get("SecurityGroups", ()))
+            for i in ids
+            if i in self.instances
+        }
+
+    def _pick(self, ids: frozenset[str]) -> frozenset[str] | str:
+        """The picked groups of the instances ``ids`` that exist, or why they cannot be told."""
+        if ids not in self._picked:
+            instances = {i: dict(self.instances[i]) for i in ids if i in self.instances}
+            vpc = self.settings.vpc_id or _one_vpc(self.instances)
+            if self._listing is None:
+                self._listing = self.reader.security_groups(vpc)
+            part = ClusterContext(
+                vpc_id=vpc, vpc_cidrs=(), subnets=[], security_groups=self._listing, instances=instances
+            )
+            try:
+                self._picked[ids] = frozenset(
+                    sg.id for sg in node_security_groups(part, None, self.settings.cluster_name)
+                )
+            except NodeSecurityGroupError as exc:
+                self._picked[ids] = f"its nodes' security groups: {exc}"
+        return self._picked[ids]
+
+
+def _one_vpc(instances: Mapping[str, Mapping[str, Any]]) -> str | None:
+    vpcs = {str(i.get("VpcId")) for i in instances.values() if i.get("VpcId")}
+    return next(iter(vpcs)) if len(vpcs) == 1 else None
 
 
 def _change(key: str, name: str, group: KnownGroup, targets: list[str], port: int) -> Change | None:
