@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import urllib3
 
 
 @dataclass(frozen=True)
@@ -37,3 +41,18 @@ def read_http_environment(endpoint: str, ca_bundle: str | None = None) -> HttpEn
     proxies = dict(requests.utils.get_environ_proxies(endpoint))
     bundle = ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     return HttpEnvironment(proxies=proxies, ca_bundle=bundle or None)
+
+
+def proxy_manager(proxy: str, **pool_kw: Any) -> urllib3.ProxyManager:
+    """A urllib3 pool through ``proxy`` as ``requests`` would use it (the GCP and Azure transports
+    send over urllib3 but keep ``requests``' proxy rules): a URL without a scheme is ``http://``
+    (``requests.utils.prepend_scheme_if_needed``; urllib3 refuses it) and the URL's
+    ``user:password`` is sent as ``Proxy-Authorization: Basic`` (urllib3 sends nothing for it by
+    itself)."""
+    import requests.utils
+    import urllib3
+
+    url = requests.utils.prepend_scheme_if_needed(proxy, "http")
+    username, password = requests.utils.get_auth_from_url(url)
+    headers = urllib3.make_headers(proxy_basic_auth=f"{username}:{password}") if username else None
+    return urllib3.ProxyManager(url, proxy_headers=headers, **pool_kw)

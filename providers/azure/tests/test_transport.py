@@ -17,9 +17,10 @@ import pytest
 from azure.core.exceptions import ServiceRequestError, ServiceResponseTimeoutError
 from azure.core.rest import HttpRequest
 from lbprov_azure import AzureProvider
-from lbprov_azure.transport import Urllib3Transport, proxy_manager
+from lbprov_azure.transport import Urllib3Transport
 
 from lbprov.cloudcalls import failed_endpoint
+from lbprov.httpenv import proxy_manager
 from lbprov.provider import SandboxCloud
 
 

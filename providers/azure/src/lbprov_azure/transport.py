@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import requests.utils
 import urllib3
 from azure.core.exceptions import (
     ServiceRequestError,
@@ -45,6 +44,8 @@ from urllib3.exceptions import (
     ReadTimeoutError,
     SSLError,
 )
+
+from lbprov.httpenv import proxy_manager
 
 
 def _no_stream(*args: Any, **kwargs: Any) -> Iterator[bytes]:  # pragma: no cover - bodies are read whole
@@ -147,13 +148,3 @@ class Urllib3Transport(HttpTransport):  # type: ignore[type-arg]
         except HTTPError as exc:
             raise ServiceRequestError(exc, error=exc) from exc
         return Response(request, raw)
-
-
-def proxy_manager(proxy: str, **pool_kw: Any) -> urllib3.ProxyManager:
-    """A pool through ``proxy`` as ``requests`` would use it: a URL without a scheme is ``http://``
-    and the URL's ``user:password`` is sent as ``Proxy-Authorization: Basic`` (urllib3 sends nothing
-    for it by itself)."""
-    url = requests.utils.prepend_scheme_if_needed(proxy, "http")
-    username, password = requests.utils.get_auth_from_url(url)
-    headers = urllib3.make_headers(proxy_basic_auth=f"{username}:{password}") if username else None
-    return urllib3.ProxyManager(url, proxy_headers=headers, **pool_kw)

@@ -36,7 +36,7 @@ from google.auth.exceptions import TransportError
 from google.auth.transport.requests import Request as TokenTransport
 
 from lbprov.cloudcalls import CloudCalls
-from lbprov.httpenv import read_http_environment
+from lbprov.httpenv import proxy_manager, read_http_environment
 from lbprov_gcp.operations import operation_for
 
 #: Connections kept per host: one per controller worker at the default 10 workers (as requests'
@@ -107,16 +107,6 @@ def http_environment(endpoint: str) -> HttpEnvironment:
     scheme = endpoint.split("://", 1)[0]
     proxy = env.proxies.get(scheme) or env.proxies.get("all")
     return HttpEnvironment(proxy=proxy, ca_bundle=env.ca_bundle or certifi.where())
-
-
-def proxy_manager(proxy: str, **pool_kw: Any) -> urllib3.ProxyManager:
-    """A pool through ``proxy`` as ``requests`` would use it: a URL without a scheme is ``http://``
-    (``requests.utils.prepend_scheme_if_needed``; urllib3 refuses it) and the URL's ``user:password``
-    is sent as ``Proxy-Authorization: Basic`` (urllib3 sends nothing for it by itself)."""
-    url = requests.utils.prepend_scheme_if_needed(proxy, "http")
-    username, password = requests.utils.get_auth_from_url(url)
-    headers = urllib3.make_headers(proxy_basic_auth=f"{username}:{password}") if username else None
-    return urllib3.ProxyManager(url, proxy_headers=headers, **pool_kw)
 
 
 class TokenRequests:
