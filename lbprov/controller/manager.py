@@ -6,8 +6,8 @@
   ``/readyz`` reflects cache sync, whether or not it leads);
 * only the leader runs workers: on gaining the lease it queues every Service of ours from the cache
   and starts the worker threads (``workers`` slots, :mod:`lbprov.slots`), plus the periodic resync;
-  on losing it (or on shutdown) the queue stops handing out work, in-flight reconciles finish, and
-  the workers are joined;
+  on losing it (or on shutdown) the queue stops handing out work, in-flight reconciles and a
+  running node sync finish (both within ``shutdown_timeout``), and the workers are joined;
 * :meth:`Controller.stop` is the graceful shutdown: stop taking work, finish what is in flight,
   release the lease, stop the informers.
 
@@ -321,7 +321,7 @@ class Controller:
             list_nodes=self.nodes.list,
             enqueue=lambda keys: w.batch(keys) if (w := self._workers) is not None else 0,
             in_flight=lambda: w.queue.processing() if (w := self._workers) is not None else [],
-            leading=lambda: self._workers is not None,
+            leading=lambda: self._workers is not None and not self._stopped.is_set(),
             event=self.reconciler._event,
         )
         self.identity = config.identity or default_identity()
@@ -400,7 +400,7 @@ class Controller:
             time.sleep(min(0.05, left))
 
     def stop(self) -> None:
-        """Graceful shutdown: no new work, in-flight reconciles finish, lease released.
+        """Graceful shutdown: no new work, in-flight reconciles and node sync finish, lease released.
 
         Only in-flight reconciles may take long (up to ``shutdown_timeout``); the queued events get
         :data:`lbprov.controller.events.FLUSH_SECONDS`, every other step :data:`THREAD_STOP_SECONDS`,
@@ -457,8 +457,15 @@ class Controller:
             return
         if self.metrics is not None:
             self.metrics.leader.set(0)
-        if not workers.stop(self.config.shutdown_timeout):
+        deadline = time.monotonic() + self.config.shutdown_timeout
+        finished = workers.stop(self.config.shutdown_timeout)
+        if not finished:
             log.warning("some reconciles were still running at shutdown")
+        # a node sync that began while leading may still be writing: it gets the same deadline
+        # (not leading any more, a node sync that has not applied yet writes nothing)
+        if not self.node_sync.wait_idle(deadline - time.monotonic()):
+            finished = False
+            log.warning("a node sync was still running at shutdown")
         log.info("workers stopped", extra={"identity": self.identity})
 
     # -- queueing --------------------------------------------------------------------------------
