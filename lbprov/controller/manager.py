@@ -9,7 +9,7 @@
   on losing it (or on shutdown) the queue stops handing out work, in-flight reconciles and a
   running node sync finish (both within ``shutdown_timeout``), and the workers are joined;
 * :meth:`Controller.stop` is the graceful shutdown: stop taking work, finish what is in flight,
-  release the lease, stop the informers.
+  release the lease (only if all of it finished: else it expires), stop the informers.
 
 Whenever many Services are queued at once -- the initial sync after gaining leadership, those a
 node change's node sync does not cover (:mod:`lbprov.controller.nodes`), the periodic resync -- the
@@ -327,6 +327,8 @@ class Controller:
         self.identity = config.identity or default_identity()
         self._workers: _Workers | None = None
         self._workers_lock = threading.Lock()
+        #: set by :meth:`_stop_workers`: whether the term's reconciles and node sync all returned
+        self._term_finished: bool | None = None
         self._synced = False
         self._stopped = threading.Event()
         #: Set by :meth:`request_stop` (e.g. from a signal handler): a blocked :meth:`start` returns.
@@ -412,7 +414,17 @@ class Controller:
         self._interrupted = True
         self.node_sync.stop()
         if self.elector is not None:
-            self.elector.stop(release=True, timeout=THREAD_STOP_SECONDS)
+            # the lease goes to another replica only once nothing of this term can still write (the
+            # reconciles and a node sync, waited for in _stop_workers): if one is still running after
+            # shutdown_timeout, the lease is not released but left to expire (lease_duration)
+            self._term_finished = None
+            self.elector.stop(release=False, timeout=THREAD_STOP_SECONDS)
+            if self._term_finished:
+                releaser = threading.Thread(target=self.elector.release, name="lease-release", daemon=True)
+                releaser.start()
+                releaser.join(THREAD_STOP_SECONDS)
+            elif self._term_finished is False:
+                log.warning("lease not released (a write may still be running): it expires instead")
         else:
             self._stop_workers()
         stoppers = [
@@ -466,6 +478,7 @@ class Controller:
         if not self.node_sync.wait_idle(deadline - time.monotonic()):
             finished = False
             log.warning("a node sync was still running at shutdown")
+        self._term_finished = finished
         log.info("workers stopped", extra={"identity": self.identity})
 
     # -- queueing --------------------------------------------------------------------------------
