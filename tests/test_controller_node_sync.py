@@ -1,6 +1,8 @@
 """The controller's node sync against the sandbox Kubernetes API: a node change is one node sync per
 provider (no per-Service re-plan), the Services it does not cover are re-planned, and a failing node
-sync falls back to re-planning every Service.
+sync falls back to re-planning every Service. A node sync writes only while leading: losing the lease
+or stopping before its write cancels the write; stop (and the lease's release) waits for a write in
+progress, within ``shutdown_timeout``.
 
 The provider here is a small one whose "cloud" is a dict: one record per Service (its ports) and one
 pool of node names shared by all of them, the shape of GCP's instance groups and Azure's pools.
