@@ -56,6 +56,7 @@ class PoolProvider:
         self.node_plans: list[NodeSyncPlan] = []
         self.node_applies = 0
         self.fail_node_sync = False
+        self.fail_writes_of: set[str] = set()  # service keys apply_nodes reports as failed
         self.fail_resolve: str | None = None  # this Service's next resolve raises (once)
         #: a Service whose next plan waits (after its intent was built) until ``release`` is set
         self.hold: str | None = None
@@ -144,7 +145,7 @@ class PoolProvider:
         self.node_plans.append(plan)
         return plan
 
-    def apply_nodes(self, plan: NodeSyncPlan) -> None:
+    def apply_nodes(self, plan: NodeSyncPlan) -> dict[str, str]:
         self.node_applies += 1
         self._node_hold("apply")
         if self.fail_node_sync:
@@ -156,6 +157,7 @@ class PoolProvider:
                 self.node_writes.append(set(self.pool))
             if self.on_node_write is not None:
                 self.on_node_write()
+        return {key: "its record is locked" for key in sorted(self.fail_writes_of & plan.covered)}
 
     def list_owned(self) -> list[OwnedLoadBalancer]:
         return []
@@ -318,6 +320,21 @@ def test_a_failing_node_sync_falls_back_to_re_planning_every_service(env: Env) -
     )
     report = env.controller.nodes_changed.last
     assert report is not None and "the pool is busy" in report.fell_back["pool"]
+
+
+def test_a_service_whose_node_sync_write_failed_is_re_planned_without_the_event(env: Env) -> None:
+    """apply_nodes returns the covered Services whose writes failed (AWS: one RegisterTargets of
+    a thousand): those are re-planned and get no "new hosts" event; the others keep theirs."""
+    _start_with(env, ("a", None), ("b", None))
+    env.provider.fail_writes_of = {f"{NS}/b"}
+    env.change_nodes(lambda: env.kube.create_node(_node("node-3")))
+    assert env.provider.planned == [f"{NS}/b"]
+    report = env.controller.nodes_changed.last
+    assert report is not None and report.queued == [f"{NS}/b"]
+    assert report.failed == {"pool": {f"{NS}/b": "its record is locked"}}
+    wait_for(lambda: env.updated_events("a"), 5, "UpdatedLoadBalancer on a")
+    env.controller.events.flush(5)
+    assert env.updated_events("b") == [], "no new-hosts event on a Service whose write failed"
 
 
 def test_a_provider_without_node_sync_re_plans_every_service(env: Env) -> None:

@@ -138,6 +138,8 @@ class NodeSyncReport:
     synced: dict[str, NodeSyncPlan] = field(default_factory=dict)
     #: provider -> why every one of its Services was queued instead (no node sync, or it failed)
     fell_back: dict[str, str] = field(default_factory=dict)
+    #: provider -> the covered Services whose node sync writes failed (key -> why): re-planned
+    failed: dict[str, dict[str, str]] = field(default_factory=dict)
     #: the Service keys queued for a per-Service re-plan
     queued: list[str] = field(default_factory=list)
     #: provider -> seconds its node sync took (intents, plan and apply)
@@ -267,7 +269,7 @@ class ProviderNodeSync:
                     )
                     return every, []
                 log.info("node sync: %s", plan.summary(), extra={**extra, "plan": plan.summary()})
-            apply_nodes(provider, plan)
+            failed = apply_nodes(provider, plan)
         except Exception as exc:
             report.fell_back[name] = f"the node sync failed: {exc}"
             log.warning(
@@ -277,7 +279,16 @@ class ProviderNodeSync:
             )
             return every, []
         report.synced[name] = plan
+        if failed:
+            report.failed[name] = dict(failed)
+            log.warning(
+                "node sync: %d Services' writes failed: they are re-planned",
+                len(failed),
+                extra={**extra, "services": sorted(failed)},
+            )
         answered = plan.covered | set(plan.uncovered)
         queue.extend(plan.uncovered)
+        queue.extend(key for key in failed if key not in plan.uncovered)
         queue.extend(key for key in intents if key not in answered)  # not answered for: re-planned
-        return queue, [by_key[key] for key in sorted(plan.updated) if key in plan.covered]
+        done = plan.covered - set(failed)  # a Service whose write failed gets no "new hosts" event
+        return queue, [by_key[key] for key in sorted(plan.updated) if key in done]

@@ -192,9 +192,10 @@ def test_a_failed_write_leaves_the_others_applied_and_its_service_uncovered(
         view.elbv2.delete_listener(ListenerArn=listener["ListenerArn"])
     (lost,) = view.tgs(services[0].uid)
     view.elbv2.delete_target_group(TargetGroupArn=lost["TargetGroupArn"])
-    apply_nodes(provider, plan)
-    assert set(plan.uncovered) == {svc_key(services[0])}, plan.uncovered
-    assert "TargetGroupNotFound" in plan.uncovered[svc_key(services[0])]
+    failed = apply_nodes(provider, plan)
+    assert set(failed) == {svc_key(services[0])}, failed
+    assert "TargetGroupNotFound" in failed[svc_key(services[0])]
+    assert not plan.uncovered, "the plan is not changed by its apply"
     new = _instance(nodes[-1])
     for svc in services[1:]:
         assert all(new in tg["Targets"] for tg in view.tgs(svc.uid))
@@ -213,8 +214,8 @@ def test_a_read_only_provider_writes_nothing(cloud: SandboxCloud, provider: AWSP
     before = list(cloud.mutating_requests())
     plan = plan_nodes(dry, _intents(dry, services, nodes))
     assert plan is not None and len(plan.changes) == 4
-    apply_nodes(dry, plan)  # every write refused by the read-only guard: every Service re-planned
-    assert set(plan.uncovered) == {svc_key(s) for s in services}
+    failed = apply_nodes(dry, plan)  # every write refused by the read-only guard: all re-planned
+    assert set(failed) == {svc_key(s) for s in services}
     assert cloud.mutating_requests() == before
 
 

@@ -26,20 +26,20 @@ re-planning every Service cost on top is each plan's reads and CPU. So the node 
 lbprov makes only ``instance`` target groups (their names hash the target type; ``nlb-ip`` Services
 belong to aws-load-balancer-controller), so there is no IP-mode group to leave out.
 
-:meth:`NodeSync.apply` sends the writes from ``node_sync_workers`` threads (a setting, default 10),
-each call through the provider's :class:`~lbprov.cloudcalls.CloudCalls` (rate limits, timeouts,
-back-off, the circuit breaker, the read-only guard). The threads are daemons, so a controller
-that stops does not wait for the writes left. A failed write leaves the others applied: its
-Service is added to the plan's ``uncovered`` (the controller reads it after the apply and re-plans
-those), and the remembered targets of its group are forgotten (remembered.py), so that the re-plan
-reads them.
+:meth:`NodeSync.apply` sends the writes from a pool of ``node_sync_workers`` threads (a setting,
+default 10), each call through the provider's :class:`~lbprov.cloudcalls.CloudCalls` (rate limits,
+timeouts, back-off, the circuit breaker, the read-only guard), and returns when all are answered;
+the controller's stop waits for a running node sync only within its shutdown timeout
+(lbprov/controller/nodes.py). A failed write leaves the others applied: its Service is returned
+by the apply (the controller re-plans it and records no event on it), and the remembered targets
+of its group are forgotten (remembered.py), so that the re-plan reads them.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,44 +185,26 @@ class NodeSync:
 
     # -- apply -----------------------------------------------------------------------------------
 
-    def apply(self, plan: NodeSyncPlan) -> None:
-        """The plan's writes, ``node_sync_workers`` at a time; the Services of failed writes go to
-        ``plan.uncovered`` (re-planned by the controller), the others stay applied."""
-        changes = list(plan.changes)
+    def apply(self, plan: NodeSyncPlan) -> dict[str, str]:
+        """The plan's writes, ``node_sync_workers`` at a time; returns the Services whose writes
+        failed (key -> why: the controller re-plans them), the others stay applied."""
         failed: dict[str, str] = {}
-        lock = threading.Lock()
-        pending: Iterator[Change] = iter(changes)
-
-        def work() -> None:
-            while True:
-                with lock:
-                    change = next(pending, None)
-                if change is None:
-                    return
-                try:
-                    self._write(change)
-                except Exception as exc:  # the rest goes on; this Service is re-planned
-                    log.warning(
-                        "node sync: a target group write failed",
-                        extra={"target_group": change.name, "error": str(exc)},
-                    )
-                    with lock:
-                        failed.setdefault(str(change.data["service"]), f"{change.name}: {exc}")
-
-        workers = [
-            threading.Thread(target=work, name=f"aws-node-sync-{n}", daemon=True)
-            for n in range(min(self.settings.node_sync_workers, len(changes)))
-        ]
-        for t in workers:
-            t.start()
-        for t in workers:
-            t.join()
-        if not failed:
-            return
-        if not isinstance(plan.uncovered, dict):  # a plan not made here: fail the whole node sync
-            raise RuntimeError(f"node sync: {len(failed)} target group writes failed: {sorted(failed)}")
-        for key, why in failed.items():
-            plan.uncovered[key] = f"the node sync's write failed ({why})"
+        workers = max(1, min(self.settings.node_sync_workers, len(plan.changes)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="aws-node-sync") as pool:
+            futures = {pool.submit(self._write, change): change for change in plan.changes}
+            for future in as_completed(futures):
+                change = futures[future]
+                exc = future.exception()
+                if exc is None:
+                    continue
+                log.warning(  # the rest goes on; this Service is re-planned
+                    "node sync: a target group write failed",
+                    extra={"target_group": change.name, "error": str(exc)},
+                )
+                failed.setdefault(
+                    str(change.data["service"]), f"the node sync's write failed ({change.name}: {exc})"
+                )
+        return failed
 
     def _write(self, change: Change) -> None:
         before = set((change.before or {}).get("targets", ()))

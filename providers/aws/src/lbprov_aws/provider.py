@@ -132,8 +132,8 @@ class AWSProvider:
         """The node sync (node_sync.py): every NLB Service's target registrations at once."""
         return self.node_sync.plan(intents)
 
-    def apply_nodes(self, plan: NodeSyncPlan) -> None:
-        self.node_sync.apply(plan)
+    def apply_nodes(self, plan: NodeSyncPlan) -> dict[str, str]:
+        return self.node_sync.apply(plan)
 
     def plan(self, intent: Intent) -> Plan:
         started = time.monotonic()  # before any read: apply/flights.py tells by it what the plan saw
