@@ -53,7 +53,7 @@ def test_a_node_change_is_one_aws_node_sync_and_a_failed_write_is_re_planned(env
     triggers = c.node_sync.triggers
     env.kube.create_node(node_object(other))
     report = _handled(env, triggers)
-    assert set(report.synced["aws"].uncovered) == {f"{NAMESPACE}/b"}
+    assert set(report.failed["aws"]) == {f"{NAMESPACE}/b"}
     assert report.queued == [f"{NAMESPACE}/b"]
     other_id = other.provider_id.rsplit("/", 1)[-1]
     for name in ("a", "c"):
