@@ -108,3 +108,40 @@ def test_a_round_of_plans_started_together_reads_each_shared_resource_once(
     assert sent[("loadBalancers.list", "read")] == 1, dict(sent)
     assert sent[("networkSecurityGroups.get", "read")] == 1, dict(sent)
     assert sent[("publicIPAddresses.list", "read")] == 1, dict(sent)
+
+
+@pytest.mark.parametrize(
+    "read, op",
+    [
+        (lambda o, rg: o.pips(rg), "publicIPAddresses.list"),
+        (lambda o, rg: o.lbs_by_name(), "loadBalancers.list"),
+        (lambda o, rg: o.nsg(), "networkSecurityGroups.get"),
+    ],
+)
+def test_a_plan_arriving_as_a_shared_read_ends_takes_the_rounds_copy(
+    provider: AzureProvider, intent_for: Any, make_service: Any, ensure: Any, read: Any, op: str
+) -> None:
+    """The window the single-flight test hit now and then under load: a plan looks at the round's
+    cache (empty), another plan's read then ends and stores its answer, and only after that does
+    the first plan reach the single flight. It must take the round's copy, not send a second read."""
+    ensure(intent_for(make_service("sf-late")))
+    observer = provider.observer
+    rg = provider.settings.resource_group
+    real = observer._single_flight
+    others: list[str] = []
+
+    def late(key: str, fn: Any, cached: Any = None) -> Any:
+        if not others:  # the other plan's whole flight runs between this plan's look and here
+            others.append(key)
+            real(key, fn, cached)
+        return real(key, fn, cached)
+
+    with provider.read_round():
+        observer._single_flight = late  # type: ignore[method-assign]
+        try:
+            provider.calls.reset()
+            read(observer, rg)
+        finally:
+            del observer._single_flight
+    assert others, "the read went through the single flight"
+    assert provider.calls.stats.sent[(op, "read")] == 1, dict(provider.calls.stats.sent)

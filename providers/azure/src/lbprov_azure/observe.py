@@ -158,7 +158,14 @@ class Observer:
             with rnd.lock:
                 if rg.lower() in rnd.pips:
                     return list(rnd.pips[rg.lower()].values())
-        return list(self._single_flight(f"publicIPAddresses.list {rg.lower()}", lambda: self._list_pips(rg)))
+        key = rg.lower()
+        return list(
+            self._single_flight(
+                f"publicIPAddresses.list {key}",
+                lambda: self._list_pips(rg),
+                lambda r: None if (listed := r.pips.get(key)) is None else list(listed.values()),
+            )
+        )
 
     def _list_pips(self, rg: str) -> list[JSON]:
         gen = self._gen()
@@ -185,7 +192,13 @@ class Observer:
             with rnd.lock:
                 if rnd.listed:
                     return {k: v for k, v in rnd.lbs.items() if v is not None}
-        return dict(self._single_flight("loadBalancers.list", self._list_lbs))
+        return dict(
+            self._single_flight(
+                "loadBalancers.list",
+                self._list_lbs,
+                lambda r: {k: v for k, v in r.lbs.items() if v is not None} if r.listed else None,
+            )
+        )
 
     def _list_lbs(self) -> dict[str, JSON]:
         gen = self._gen()
@@ -212,7 +225,9 @@ class Observer:
             with rnd.lock:
                 if rnd.nsg is not None:
                     return rnd.nsg
-            return self._single_flight("networkSecurityGroups.get", lambda: self._read_nsg(name))
+            return self._single_flight(
+                "networkSecurityGroups.get", lambda: self._read_nsg(name), lambda r: r.nsg
+            )
         return self._read_nsg(name)
 
     def _read_nsg(self, name: str) -> JSON:
@@ -337,7 +352,9 @@ class Observer:
         finally:
             self._round = None
 
-    def _single_flight(self, key: str, read: Callable[[], T]) -> T:
+    def _single_flight(
+        self, key: str, read: Callable[[], T], cached: Callable[[ReadRound], T | None] | None = None
+    ) -> T:
         """``read()``, or the answer of the same read already on the wire in this round.
 
         The plans of a round start together (a resync hands every worker a Service at once), and each
@@ -347,11 +364,18 @@ class Observer:
         count is the same), so the answer it gets is as current as one it would send itself: holds
         and the writers' bookkeeping (:meth:`_keep`) see the same order as before. A failed read is
         not shared: each plan that joined it reads for itself. Outside a round: ``read()``.
+
+        ``cached(round)``: the round's copy, or None; asked again under the lock that elects the
+        leader, since a flight that ended between the caller's own look at the cache and here has
+        stored its answer and left (without the second look, a plan arriving then sent a second
+        listing: the single-flight test failed now and then on a loaded machine).
         """
         rnd = self._round
         if rnd is None:
             return read()
         with rnd.lock:
+            if cached is not None and (found := cached(rnd)) is not None:
+                return found
             flight = rnd.flights.get(key)
             leader = flight is None or flight.gen != rnd.writes
             if leader:
