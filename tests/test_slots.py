@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import sys
 import threading
 import time
@@ -330,3 +331,42 @@ def test_a_key_whose_slot_comes_after_stop_is_not_synced_but_done() -> None:
     assert recorder.runs == ["ns/a"]
     assert w.queue.in_flight() == 0  # b's done() was called
     assert not any(t.is_alive() for t in w.threads)
+
+
+def test_many_threads_releasing_and_resuming_never_exceed_n_and_lose_no_slot() -> None:
+    """12 threads x 200 syncs on 3 slots, half of them waiting in released(): never more than 3
+    inside at once, every thread finishes, and every slot is free at the end."""
+    slots = Slots(3)
+    inside = 0
+    most = 0
+    lock = threading.Lock()
+    start = threading.Barrier(12)
+
+    def inc(d: int) -> None:
+        nonlocal inside, most
+        with lock:
+            inside += d
+            most = max(most, inside)
+
+    def run(seed: int) -> None:
+        rnd = random.Random(seed)
+        start.wait(5)
+        for _ in range(200):
+            with slots.held():
+                inc(1)
+                time.sleep(0)  # let another thread in while this one is inside
+                if rnd.random() < 0.5:
+                    inc(-1)
+                    with released():
+                        time.sleep(0)
+                    inc(1)
+                inc(-1)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+    assert 1 < most <= 3
+    assert (slots.free(), slots.waiting(), slots.resuming()) == (3, 0, 0)
