@@ -15,7 +15,10 @@ Metric names (all prefixed ``lbprov_``):
 * ``workqueue_depth`` -- keys ready to be processed; ``workqueue_retries_total``;
 * ``managed_load_balancers{provider}`` -- Services whose load balancer this controller manages;
 * ``leader`` -- 1 while this replica holds the lease (or runs without leader election);
-* ``cache_synced`` -- 1 once the informer caches are synced.
+* ``cache_synced`` -- 1 once the informer caches are synced;
+* ``events_dropped_total{reason}`` -- Events not recorded: ``queue_full``, ``spam`` (over the
+  per-object rate), ``shutdown``; ``events_queued`` -- Events waiting to be posted. Both are
+  registered on this registry by :class:`lbprov.controller.events.EventRecorder`.
 """
 
 from __future__ import annotations

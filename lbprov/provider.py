@@ -151,11 +151,14 @@ class Provider(Protocol):
     #     resolve() refuses combinations it cannot serve beyond that. Read with served_ip_families().
     #   cluster_facts: ClassVar[Mapping[str, ConfigMapFact]]: settings fields the core fills from
     #     ConfigMaps in the cluster (see ConfigMapFact). Read with cluster_facts().
-    #   plan_nodes(intents) -> NodeSyncPlan | None and apply_nodes(plan) -> None: the provider-level
-    #     node sync. Given the intents (built with the new node set) of every Service of this
-    #     provider that the controller has applied, plan the node-dependent changes of all of them
-    #     at once (reads only; None: cannot now, so every Service is re-planned), and apply exactly
-    #     those changes through the provider's CloudCalls. Read with plan_nodes() / apply_nodes().
+    #   plan_nodes(intents) -> NodeSyncPlan | None and apply_nodes(plan) -> Mapping[str, str] | None:
+    #     the provider-level node sync. Given the intents (built with the new node set) of every
+    #     Service of this provider that the controller has applied, plan the node-dependent changes
+    #     of all of them at once (reads only; None: cannot now, so every Service is re-planned), and
+    #     apply exactly those changes through the provider's CloudCalls. apply_nodes raises if it
+    #     cannot say what was written (every Service is re-planned); when only some writes fail it
+    #     returns the covered Services whose writes failed (key -> why): the controller re-plans
+    #     those and records no UpdatedLoadBalancer on them. Read with plan_nodes() / apply_nodes().
     #   implemented_elsewhere(service) -> str | None (a staticmethod): why a Service without a class
     #     belongs to another controller of this cloud (aws-load-balancer-controller's
     #     `aws-load-balancer-type: external`, ingress-gce's RBS annotation), or None. Such a Service
@@ -238,11 +241,13 @@ def plan_nodes(provider: object, intents: Sequence[Intent]) -> NodeSyncPlan | No
     return plan
 
 
-def apply_nodes(provider: object, plan: NodeSyncPlan) -> None:
-    """``provider.apply_nodes(plan)``: exactly the plan's changes (nothing for an empty plan)."""
+def apply_nodes(provider: object, plan: NodeSyncPlan) -> Mapping[str, str]:
+    """``provider.apply_nodes(plan)``: exactly the plan's changes (nothing for an empty plan). The
+    covered Services whose writes failed (key -> why), to be re-planned; empty when all went."""
     if plan.empty:
-        return
-    provider.apply_nodes(plan)  # type: ignore[attr-defined]
+        return {}
+    failed: Mapping[str, str] | None = provider.apply_nodes(plan)  # type: ignore[attr-defined]
+    return dict(failed or {})
 
 
 def lazy_exports(

@@ -88,3 +88,14 @@ def count_http_environment_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr("requests.sessions.get_environ_proxies", proxies)
     monkeypatch.setattr("requests.sessions.get_netrc_auth", netrc)
     return reads
+
+
+def event_messages(kube: Any, name: str, reason: str, namespace: str = "default") -> list[str]:
+    """The messages of the Events with ``reason`` about the object ``name`` (``kube``: a
+    :class:`lbprov.kube.client.KubeClient`), oldest first; poll it with :func:`wait_for`, since the
+    controller posts events from a queue."""
+    return [
+        e["message"]
+        for e in kube.list_events(namespace)
+        if (e.get("involvedObject") or {}).get("name") == name and e.get("reason") == reason
+    ]

@@ -1,6 +1,8 @@
 """The controller's node sync against the sandbox Kubernetes API: a node change is one node sync per
 provider (no per-Service re-plan), the Services it does not cover are re-planned, and a failing node
-sync falls back to re-planning every Service.
+sync falls back to re-planning every Service. A node sync writes only while leading: losing the lease
+or stopping before its write cancels the write; stop (and the lease's release) waits for a write in
+progress, within ``shutdown_timeout``.
 
 The provider here is a small one whose "cloud" is a dict: one record per Service (its ports) and one
 pool of node names shared by all of them, the shape of GCP's instance groups and Azure's pools.
@@ -9,8 +11,9 @@ pool of node names shared by all of them, the shape of GCP's instance groups and
 from __future__ import annotations
 
 import threading
+import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -19,7 +22,8 @@ import pytest
 from pydantic import BaseModel
 
 from lbprov.cloudcalls import CloudCalls, RateLimits
-from lbprov.controller.manager import Controller, ControllerConfig
+from lbprov.controller.manager import THREAD_STOP_SECONDS, Controller, ControllerConfig
+from lbprov.controller.nodes import NOT_LEADING
 from lbprov.controller.service import ingress_of
 from lbprov.intent import EXCLUDE_LABEL
 from lbprov.kube.client import KubeClient
@@ -30,6 +34,7 @@ from lbprov.sandbox.kube_api import KubeAPIServer
 from lbprov.testing import wait_for
 
 NS = "nodesync"
+IDENTITY = "replica-a"
 #: a Service with this annotation has its own node filter: the node sync does not cover it
 OWN_NODES = "pool.example/own-nodes"
 
@@ -51,11 +56,24 @@ class PoolProvider:
         self.node_plans: list[NodeSyncPlan] = []
         self.node_applies = 0
         self.fail_node_sync = False
+        self.fail_writes_of: set[str] = set()  # service keys apply_nodes reports as failed
         self.fail_resolve: str | None = None  # this Service's next resolve raises (once)
         #: a Service whose next plan waits (after its intent was built) until ``release`` is set
         self.hold: str | None = None
         self.held = threading.Event()
         self.release = threading.Event()
+        #: "plan" or "apply": the next node sync waits there until ``node_release`` is set
+        self.node_hold: str | None = None
+        self.node_held = threading.Event()
+        self.node_release = threading.Event()
+        self.node_writes: list[set[str]] = []  # every pool the node sync wrote
+        self.on_node_write: Callable[[], None] | None = None  # called as the node sync writes
+
+    def _node_hold(self, where: str) -> None:
+        if self.node_hold == where:
+            self.node_hold = None
+            self.node_held.set()
+            self.node_release.wait(30)  # a hanging cloud call, as long as the test wants
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], *, read_only: bool = False) -> PoolProvider:
@@ -110,6 +128,7 @@ class PoolProvider:
     # -- the node sync --------------------------------------------------------------------------
 
     def plan_nodes(self, intents: Sequence[Intent]) -> NodeSyncPlan:
+        self._node_hold("plan")
         self.calls.before_send("describe")
         covered = [i for i in intents if not (i.options or {}).get("own_nodes")]
         uncovered = {i.ref.key: "its own node filter" for i in intents if i not in covered}
@@ -126,14 +145,19 @@ class PoolProvider:
         self.node_plans.append(plan)
         return plan
 
-    def apply_nodes(self, plan: NodeSyncPlan) -> None:
+    def apply_nodes(self, plan: NodeSyncPlan) -> dict[str, str]:
         self.node_applies += 1
+        self._node_hold("apply")
         if self.fail_node_sync:
             raise RuntimeError("the pool is busy")
         for change in plan.changes:
             self.calls.before_send("update")
             with self.lock:
                 self.pool = set(change.after["nodes"])  # type: ignore[index]
+                self.node_writes.append(set(self.pool))
+            if self.on_node_write is not None:
+                self.on_node_write()
+        return {key: "its record is locked" for key in sorted(self.fail_writes_of & plan.covered)}
 
     def list_owned(self) -> list[OwnedLoadBalancer]:
         return []
@@ -194,6 +218,23 @@ def _node(name: str) -> dict[str, Any]:
 
 @pytest.fixture
 def env() -> Iterator[Env]:
+    yield from _env()
+
+
+@pytest.fixture
+def leader_env(request: pytest.FixtureRequest) -> Iterator[Env]:
+    """With leader election on the sandbox's Lease; ``shutdown_timeout`` is the (indirect) param."""
+    yield from _env(
+        leader_elect=True,
+        lease_duration=3.0,
+        renew_deadline=2.0,
+        retry_period=0.1,
+        shutdown_timeout=getattr(request, "param", 20.0),
+        identity=IDENTITY,
+    )
+
+
+def _env(**config_overrides: Any) -> Iterator[Env]:
     with KubeAPIServer() as api:
         kube = KubeClient.for_url(api.url)
         kube.create_namespace(NS)
@@ -208,6 +249,7 @@ def env() -> Iterator[Env]:
             backoff_base=0.1,
             backoff_max=1.0,
             cache_sync_timeout=10,
+            **config_overrides,
         )
         controller = Controller(kube, {"pool": provider}, config)  # type: ignore[dict-item]
         try:
@@ -280,6 +322,21 @@ def test_a_failing_node_sync_falls_back_to_re_planning_every_service(env: Env) -
     assert report is not None and "the pool is busy" in report.fell_back["pool"]
 
 
+def test_a_service_whose_node_sync_write_failed_is_re_planned_without_the_event(env: Env) -> None:
+    """apply_nodes returns the covered Services whose writes failed (AWS: one RegisterTargets of
+    a thousand): those are re-planned and get no "new hosts" event; the others keep theirs."""
+    _start_with(env, ("a", None), ("b", None))
+    env.provider.fail_writes_of = {f"{NS}/b"}
+    env.change_nodes(lambda: env.kube.create_node(_node("node-3")))
+    assert env.provider.planned == [f"{NS}/b"]
+    report = env.controller.nodes_changed.last
+    assert report is not None and report.queued == [f"{NS}/b"]
+    assert report.failed == {"pool": {f"{NS}/b": "its record is locked"}}
+    wait_for(lambda: env.updated_events("a"), 5, "UpdatedLoadBalancer on a")
+    env.controller.events.flush(5)
+    assert env.updated_events("b") == [], "no new-hosts event on a Service whose write failed"
+
+
 def test_a_provider_without_node_sync_re_plans_every_service(env: Env) -> None:
     env.provider.plan_nodes = None  # type: ignore[assignment,method-assign]
     _start_with(env, ("a", None), ("b", None))
@@ -339,3 +396,91 @@ def test_the_contract_helpers_without_a_node_sync_and_with_an_empty_plan() -> No
     assert plan_nodes(half, []) is None, "plan without apply is no node sync"
     apply_nodes(Bare(), NodeSyncPlan("x"))  # an empty plan applies nothing, whoever the provider
     assert NodeSyncPlan("x").empty and NodeSyncPlan("x").summary() == "0 to change; 0 Services covered, 0 not"
+
+
+# -- the lease: a node sync writes only while leading, and the lease waits for it -----------------
+
+
+def _holder(env: Env) -> str | None:
+    lease = env.kube.get_lease("kube-system", "lbprov")
+    return None if lease is None else (lease.get("spec") or {}).get("holderIdentity")
+
+
+def _node_sync_held(env: Env, where: str) -> int:
+    """Start a node change whose node sync then waits at ``where``; the triggers count before it."""
+    env.provider.node_hold = where
+    before = env.controller.node_sync.triggers
+    env.kube.create_node(_node("node-3"))
+    assert env.provider.node_held.wait(10), f"the node sync did not reach {where}"
+    return before
+
+
+def test_a_node_sync_that_lost_the_lease_while_planning_writes_nothing(env: Env) -> None:
+    """The review's repro: the lease is lost (on_stopped_leading) while the node sync plans; it
+    must not write the pool from this replica's node cache over the new leader's work."""
+    _start_with(env, ("a", None), ("b", None))
+    before = _node_sync_held(env, "plan")
+    lost = threading.Thread(target=env.controller._stop_workers)  # the elector's lease-lost call
+    lost.start()
+    wait_for(lambda: not env.controller.leading, 5, "the workers stopped")
+    env.provider.node_release.set()
+    wait_for(lambda: env.controller.node_sync.triggers > before, 20, "the node change handled")
+    lost.join(10)
+    assert not lost.is_alive()
+    assert env.provider.node_applies == 0 and env.provider.node_writes == []
+    assert env.provider.pool == {"node-1", "node-2"} and env.provider.calls.stats.writes == 0
+    report = env.controller.nodes_changed.last
+    assert report is not None and report.fell_back == {"pool": NOT_LEADING} and report.synced == {}
+    assert env.updated_events("a") == []
+
+
+def test_a_node_sync_planning_when_stop_begins_writes_nothing(env: Env) -> None:
+    _start_with(env, ("a", None))
+    _node_sync_held(env, "plan")
+    stopper = threading.Thread(target=env.controller.stop)
+    stopper.start()
+    wait_for(lambda: not env.controller.leading, 5, "the workers stopped")
+    env.provider.node_release.set()
+    stopper.join(20)
+    assert not stopper.is_alive()
+    assert env.provider.node_writes == [] and env.provider.pool == {"node-1", "node-2"}
+
+
+def test_stop_waits_for_a_running_node_sync_and_releases_the_lease_only_after(leader_env: Env) -> None:
+    env = leader_env
+    _start_with(env, ("a", None))
+    assert _holder(env) == IDENTITY
+    holders: list[str | None] = []
+    env.provider.on_node_write = lambda: holders.append(_holder(env))
+    _node_sync_held(env, "apply")  # its write began while leading
+    stopper = threading.Thread(target=env.controller.stop)
+    stopper.start()
+    wait_for(lambda: not env.controller.leading, 5, "the workers stopped")
+    stopper.join(0.5)  # bounded: stop must still be waiting for the node sync's write...
+    assert stopper.is_alive(), "stop returned while a node sync was still writing"
+    assert _holder(env) == IDENTITY, "the lease was released while a node sync was still writing"
+    env.provider.node_release.set()
+    stopper.join(20)
+    assert not stopper.is_alive()
+    # ...which finished under this replica's lease; only then was the lease released
+    assert env.provider.node_writes == [{"node-1", "node-2", "node-3"}] and holders == [IDENTITY]
+    assert not _holder(env)
+
+
+@pytest.mark.parametrize("leader_env", [0.5], indirect=True)
+def test_a_node_sync_hanging_on_a_cloud_call_does_not_hang_stop(leader_env: Env) -> None:
+    env = leader_env
+    _start_with(env, ("a", None))
+    _node_sync_held(env, "apply")  # and it stays there (until the end of the test)
+    try:
+        started = time.monotonic()
+        env.controller.stop()
+        took = time.monotonic() - started
+        # shutdown_timeout (0.5 s), then the lease and informer threads' bounds, the events' flush
+        assert took < 0.5 + 4 * THREAD_STOP_SECONDS + 3.0, f"stop took {took:.1f}s"
+        assert env.controller.node_sync.wait_idle(0) is False, "the node sync is still blocked"
+        # it may still write: the lease is left to expire, not handed over under the write
+        assert _holder(env) == IDENTITY
+    finally:
+        env.provider.node_release.set()
+    assert env.controller.node_sync.wait_idle(10)

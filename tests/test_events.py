@@ -224,3 +224,27 @@ def test_a_sink_that_raises_does_not_stop_the_thread() -> None:
         recorder.record({"metadata": {"name": "web", "uid": "u"}}, "Normal", reason, "m")
     wait_for(lambda: posted == ["Good"], 5, "the event after the failing one")
     assert recorder.stop(5)
+
+
+def test_flush_waits_for_what_was_recorded_before_it_not_for_a_steady_stream() -> None:
+    """Each post records another event (a steady stream): flush() returns once the events recorded
+    before it are posted. It used to wait for an empty queue, so a busy controller's flush (the
+    scale bench's wait-idle) ran to its deadline."""
+    recorder: EventRecorder
+    posted: list[str] = []
+    obj = {"metadata": {"name": "web", "uid": "u"}}
+
+    class StreamSink:
+        def create_event(self, obj_: dict[str, Any], *, reason: str, **_: Any) -> None:
+            time.sleep(0.005)
+            posted.append(reason)
+            recorder.record(obj, "Normal", f"After{len(posted)}", "m")
+
+    recorder = EventRecorder(StreamSink(), spam_burst=10_000, clock=lambda: 0.0).start()
+    for i in range(3):
+        recorder.record(obj, "Normal", f"Before{i}", "m")
+    started = time.monotonic()
+    assert recorder.flush(5) is True
+    assert time.monotonic() - started < 2.5
+    assert posted[:3] == ["Before0", "Before1", "Before2"]
+    recorder.stop(0.5)

@@ -80,6 +80,22 @@ def test_too_many_or_too_long_headers_get_431(api: KubeAPIServer) -> None:
     assert exchange(api, b"GET /version HTTP/1.1\r\n" + long + b"\r\n").startswith(b"HTTP/1.1 431")
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"Content-Length : 5\r\n",  # whitespace between the name and the colon (RFC 9112 5.1)
+        b"no colon here\r\n",  # not a field at all
+        b": no name\r\n",  # an empty name
+        b"\tfolded before any field\r\n",  # a continuation of nothing
+    ],
+)
+def test_a_malformed_header_line_gets_400(api: KubeAPIServer, line: bytes) -> None:
+    """RFC 9112 section 5.1: a server MUST reject a field name followed by whitespace with 400 (a
+    lenient parser reads it as another field than the sender's intermediaries did: smuggling)."""
+    out = exchange(api, b"GET /version HTTP/1.1\r\n" + line + b"Host: x\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400"), out[:80]
+
+
 def test_expect_100_continue_is_answered_before_the_body(api: KubeAPIServer) -> None:
     body = b'{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"cont"}}'
     with socket.create_connection((api.host, api.port), timeout=5) as sock:

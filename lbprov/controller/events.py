@@ -42,6 +42,8 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from lbprov.controller.kubeapi import EventSink
+
 log = logging.getLogger("lbprov.controller")
 
 Obj = dict[str, Any]
@@ -60,21 +62,6 @@ SPAM_LRU_ENTRIES = 4096
 FLUSH_SECONDS = 1.0
 
 DROP_REASONS = ("queue_full", "spam", "shutdown")
-
-
-class EventSink(Protocol):
-    """Where events go: :meth:`lbprov.kube.client.KubeClient.create_event` (best effort, never raises)."""
-
-    def create_event(
-        self,
-        obj: Obj,
-        *,
-        type: str,
-        reason: str,
-        message: str,
-        component: str = ...,
-        timestamp: str | None = ...,
-    ) -> None: ...
 
 
 class Recorder(Protocol):
@@ -176,6 +163,8 @@ class EventRecorder:
         self._spam = _SpamFilter(spam_burst, spam_qps, SPAM_LRU_ENTRIES, clock)
         self._queue: deque[_Pending] = deque()
         self._posting = 0  # events taken off the queue and not yet posted (0 or 1)
+        self._queued_total = 0  # events ever queued, and ever taken off the queue and finished:
+        self._finished_total = 0  # flush() waits for the second to reach what the first was
         self._cond = threading.Condition()
         self._accepting = True
         self._closed = False
@@ -207,6 +196,7 @@ class EventRecorder:
                 why = "spam"
             else:
                 self._queue.append(pending)
+                self._queued_total += 1
                 self._cond.notify_all()
                 return
         self._drop(why, pending)
@@ -248,10 +238,13 @@ class EventRecorder:
         return self
 
     def flush(self, timeout: float) -> bool:
-        """Wait until every event recorded so far is posted; False if ``timeout`` passed first."""
+        """Wait until every event recorded so far is posted (events recorded meanwhile are not
+        waited for, so a steady stream cannot hold it to its deadline); False if ``timeout``
+        passed first."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._queue or self._posting:
+            target = self._queued_total
+            while self._finished_total < target:
                 left = deadline - time.monotonic()
                 if left <= 0 or self._thread is None or self._closed:
                     return False
@@ -295,6 +288,7 @@ class EventRecorder:
             finally:
                 with self._cond:
                     self._posting = 0
+                    self._finished_total += 1
                     self._cond.notify_all()
 
     def _post(self, pending: _Pending) -> None:

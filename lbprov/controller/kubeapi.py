@@ -13,18 +13,8 @@ from typing import Any, Protocol
 Obj = dict[str, Any]
 
 
-class ControllerKube(Protocol):
-    def get_service(self, namespace: str, name: str) -> Obj | None:
-        """The Service, or ``None`` if it does not exist."""
-        ...
-
-    def patch_service(self, namespace: str, name: str, patch: Obj) -> Obj:
-        """JSON merge patch of the Service object (metadata/spec)."""
-        ...
-
-    def patch_service_status(self, namespace: str, name: str, patch: Obj) -> Obj:
-        """JSON merge patch of the ``status`` subresource."""
-        ...
+class EventSink(Protocol):
+    """Where events go (:class:`lbprov.controller.events.EventRecorder` posts to one)."""
 
     def create_event(
         self,
@@ -38,6 +28,20 @@ class ControllerKube(Protocol):
     ) -> None:
         """Record an Event about ``obj``, best effort (aggregating repeats, as client-go does);
         ``timestamp``: when it happened, if not now (an event posted from a queue)."""
+        ...
+
+
+class ControllerKube(EventSink, Protocol):
+    def get_service(self, namespace: str, name: str) -> Obj | None:
+        """The Service, or ``None`` if it does not exist."""
+        ...
+
+    def patch_service(self, namespace: str, name: str, patch: Obj) -> Obj:
+        """JSON merge patch of the Service object (metadata/spec)."""
+        ...
+
+    def patch_service_status(self, namespace: str, name: str, patch: Obj) -> Obj:
+        """JSON merge patch of the ``status`` subresource."""
         ...
 
 

@@ -6,10 +6,10 @@
   ``/readyz`` reflects cache sync, whether or not it leads);
 * only the leader runs workers: on gaining the lease it queues every Service of ours from the cache
   and starts the worker threads (``workers`` slots, :mod:`lbprov.slots`), plus the periodic resync;
-  on losing it (or on shutdown) the queue stops handing out work, in-flight reconciles finish, and
-  the workers are joined;
+  on losing it (or on shutdown) the queue stops handing out work, in-flight reconciles and a
+  running node sync finish (both within ``shutdown_timeout``), and the workers are joined;
 * :meth:`Controller.stop` is the graceful shutdown: stop taking work, finish what is in flight,
-  release the lease, stop the informers.
+  release the lease (only if all of it finished: else it expires), stop the informers.
 
 Whenever many Services are queued at once -- the initial sync after gaining leadership, those a
 node change's node sync does not cover (:mod:`lbprov.controller.nodes`), the periodic resync -- the
@@ -330,12 +330,14 @@ class Controller:
             list_nodes=self.nodes.list,
             enqueue=lambda keys: w.batch(keys) if (w := self._workers) is not None else 0,
             in_flight=lambda: w.queue.processing() if (w := self._workers) is not None else [],
-            leading=lambda: self._workers is not None,
+            leading=lambda: self._workers is not None and not self._stopped.is_set(),
             event=self.reconciler._event,
         )
         self.identity = config.identity or default_identity()
         self._workers: _Workers | None = None
         self._workers_lock = threading.Lock()
+        #: set by :meth:`_stop_workers`: whether the term's reconciles and node sync all returned
+        self._term_finished: bool | None = None
         self._synced = False
         self._stopped = threading.Event()
         #: Set by :meth:`request_stop` (e.g. from a signal handler): a blocked :meth:`start` returns.
@@ -409,7 +411,7 @@ class Controller:
             time.sleep(min(0.05, left))
 
     def stop(self) -> None:
-        """Graceful shutdown: no new work, in-flight reconciles finish, lease released.
+        """Graceful shutdown: no new work, in-flight reconciles and node sync finish, lease released.
 
         Only in-flight reconciles may take long (up to ``shutdown_timeout``); the queued events get
         :data:`lbprov.controller.events.FLUSH_SECONDS`, every other step :data:`THREAD_STOP_SECONDS`,
@@ -421,7 +423,17 @@ class Controller:
         self._interrupted = True
         self.node_sync.stop()
         if self.elector is not None:
-            self.elector.stop(release=True, timeout=THREAD_STOP_SECONDS)
+            # the lease goes to another replica only once nothing of this term can still write (the
+            # reconciles and a node sync, waited for in _stop_workers): if one is still running after
+            # shutdown_timeout, the lease is not released but left to expire (lease_duration)
+            self._term_finished = None
+            self.elector.stop(release=False, timeout=THREAD_STOP_SECONDS)
+            if self._term_finished:
+                releaser = threading.Thread(target=self.elector.release, name="lease-release", daemon=True)
+                releaser.start()
+                releaser.join(THREAD_STOP_SECONDS)
+            elif self._term_finished is False:
+                log.warning("lease not released (a write may still be running): it expires instead")
         else:
             self._stop_workers()
         stoppers = [
@@ -466,8 +478,16 @@ class Controller:
             return
         if self.metrics is not None:
             self.metrics.leader.set(0)
-        if not workers.stop(self.config.shutdown_timeout):
+        deadline = time.monotonic() + self.config.shutdown_timeout
+        finished = workers.stop(self.config.shutdown_timeout)
+        if not finished:
             log.warning("some reconciles were still running at shutdown")
+        # a node sync that began while leading may still be writing: it gets the same deadline
+        # (not leading any more, a node sync that has not applied yet writes nothing)
+        if not self.node_sync.wait_idle(deadline - time.monotonic()):
+            finished = False
+            log.warning("a node sync was still running at shutdown")
+        self._term_finished = finished
         log.info("workers stopped", extra={"identity": self.identity})
 
     # -- queueing --------------------------------------------------------------------------------

@@ -36,6 +36,9 @@ from lbprov.provider import NodeSyncPlan, Provider, apply_nodes, plan_nodes
 
 log = logging.getLogger("lbprov.controller.nodes")
 
+#: why a planned node sync was not applied (its Services are queued: a no-op unless leading again)
+NOT_LEADING = "no longer leading (the lease was lost, or the controller is stopping): nothing applied"
+
 
 def node_signature(node: Mapping[str, Any] | None) -> tuple[bool, str] | None:
     """What about a node matters to load balancers: (eligible, providerID); None if absent."""
@@ -107,11 +110,24 @@ class NodeSync:
                     self.triggers += 1
 
     def stop(self) -> None:
+        """No handler starts any more (a pending timer is cancelled); see :meth:`wait_idle`."""
         with self._lock:
             self._stopped = True
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a running handler to return; True if none runs now.
+
+        The handler writes to the cloud (the node syncs): on losing the lease and on stop, the
+        controller waits here before the lease may go to another replica. Bounded, never a hang:
+        a handler stuck on a cloud call is left to its (daemon) thread, and False says so.
+        """
+        if not self._running.acquire(timeout=max(0.0, timeout)):
+            return False
+        self._running.release()
+        return True
 
 
 @dataclass
@@ -122,6 +138,8 @@ class NodeSyncReport:
     synced: dict[str, NodeSyncPlan] = field(default_factory=dict)
     #: provider -> why every one of its Services was queued instead (no node sync, or it failed)
     fell_back: dict[str, str] = field(default_factory=dict)
+    #: provider -> the covered Services whose node sync writes failed (key -> why): re-planned
+    failed: dict[str, dict[str, str]] = field(default_factory=dict)
     #: the Service keys queued for a per-Service re-plan
     queued: list[str] = field(default_factory=list)
     #: provider -> seconds its node sync took (intents, plan and apply)
@@ -132,8 +150,15 @@ class ProviderNodeSync:
     """The node change handler: per provider, one node sync; the rest re-planned per Service.
 
     ``enqueue(keys)`` queues keys as one batch and returns how many; ``in_flight()`` lists the keys
-    whose syncs are running; ``leading()`` says whether this replica leads (only the leader syncs);
-    ``event(svc, type, reason, message)`` records an Event.
+    whose syncs are running; ``leading()`` says whether this replica leads and is not stopping (only
+    the leader syncs); ``event(svc, type, reason, message)`` records an Event.
+
+    ``leading()`` is asked again right before each provider's write (:func:`apply_nodes`), not only
+    when the handler starts: planning takes a while, and a replica that lost the lease (or is
+    stopping) in the meantime must write nothing from its node cache over the new leader's work.
+    The new leader plans every Service when it starts, so nothing is lost. The controller waits
+    for a running handler (:meth:`NodeSync.wait_idle`) before the lease may change hands, so a
+    write that began while leading has returned by then.
 
     A sync running when the node change is handled may have built its intent with the old nodes and
     may apply after the node sync, undoing its membership change for everyone (a shared group or
@@ -237,8 +262,14 @@ class ProviderNodeSync:
                 log.info("node sync declined: every Service is re-planned", extra=extra)
                 return every, []
             if not plan.empty:
+                if not self.leading():  # lost the lease (or stopping) while planning: write nothing
+                    report.fell_back[name] = NOT_LEADING
+                    log.info(
+                        "node sync not applied: %s", NOT_LEADING, extra={**extra, "plan": plan.summary()}
+                    )
+                    return every, []
                 log.info("node sync: %s", plan.summary(), extra={**extra, "plan": plan.summary()})
-            apply_nodes(provider, plan)
+            failed = apply_nodes(provider, plan)
         except Exception as exc:
             report.fell_back[name] = f"the node sync failed: {exc}"
             log.warning(
@@ -248,7 +279,16 @@ class ProviderNodeSync:
             )
             return every, []
         report.synced[name] = plan
+        if failed:
+            report.failed[name] = dict(failed)
+            log.warning(
+                "node sync: %d Services' writes failed: they are re-planned",
+                len(failed),
+                extra={**extra, "services": sorted(failed)},
+            )
         answered = plan.covered | set(plan.uncovered)
         queue.extend(plan.uncovered)
+        queue.extend(key for key in failed if key not in plan.uncovered)
         queue.extend(key for key in intents if key not in answered)  # not answered for: re-planned
-        return queue, [by_key[key] for key in sorted(plan.updated) if key in plan.covered]
+        done = plan.covered - set(failed)  # a Service whose write failed gets no "new hosts" event
+        return queue, [by_key[key] for key in sorted(plan.updated) if key in done]

@@ -69,6 +69,12 @@ class HeaderTooLarge(Exception):
         self.brief = brief
 
 
+class BadHeader(Exception):
+    """A header line that is not ``name ":" value`` with a token for a name: RFC 9112 section 5.1
+    ("No whitespace is allowed between the field name and colon ... a server MUST reject ... with
+    a response status code of 400"), a line without a colon, or a folded line with no field before."""
+
+
 def read_headers(rfile: Any) -> Headers:
     """The header fields up to the blank line that ends the head (or the end of the stream)."""
     raw: list[tuple[str, str]] = []
@@ -84,13 +90,15 @@ def read_headers(rfile: Any) -> Headers:
             return Headers(raw)
         text = line.decode("iso-8859-1").rstrip("\r\n")
         if text[:1] in (" ", "\t"):  # obs-fold: a continuation of the previous field's value
-            if raw:
-                name, value = raw[-1]
-                raw[-1] = (name, f"{value} {text.strip()}".strip())
+            if not raw:
+                raise BadHeader(f"a folded header line with no field before it: {text[:80]!r}")
+            name, value = raw[-1]
+            raw[-1] = (name, f"{value} {text.strip()}".strip())
             continue
         name, sep, value = text.partition(":")
-        if sep:
-            raw.append((name.strip(), value.strip(" \t")))
+        if not sep or not name or name != name.strip() or " " in name or "\t" in name:
+            raise BadHeader(f"malformed header field: {text[:80]!r}")
+        raw.append((name, value.strip(" \t")))
 
 
 class _RequestHandler(Protocol):
@@ -158,6 +166,9 @@ def parse_request(handler: _RequestHandler) -> bool:
         handler.headers = read_headers(handler.rfile)
     except HeaderTooLarge as err:
         handler.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, err.brief, str(err))
+        return False
+    except BadHeader as err:
+        handler.send_error(HTTPStatus.BAD_REQUEST, "Bad header", str(err))
         return False
     conntype = (handler.headers.get("Connection") or "").lower()
     if conntype == "close":

@@ -171,6 +171,10 @@ def test_seeded_random_documents_are_xmltodicts_text() -> None:
         (lambda: {}, {"full_document": True}),  # no root
         (lambda: {"a": {1: "x"}}, {}),  # a name that is not a string
         (lambda: {"a": {"b": "1"}}, {"attr_prefix": "!"}),  # an option moto never passes
+        (
+            lambda: {"a": {"b": "\u00e9t\u00e9".encode("latin-1")}},
+            {"encoding": "latin-1"},
+        ),  # bytes in latin-1
     ],
 )
 def test_what_the_writer_does_not_handle_is_xmltodicts_answer(make: Any, options: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ from lbprov.kube.facts import cluster_identity
 from lbprov.model import Intent
 from lbprov.provider import apply_nodes, plan_nodes
 from lbprov.sandbox.kube_api import KubeAPIServer
-from lbprov.testing import wait_for
+from lbprov.testing import event_messages, wait_for
 
 CONFIGS = "service.beta.kubernetes.io/azure-load-balancer-configurations"
 
@@ -287,17 +287,10 @@ def test_controller_adds_a_node_with_one_put_and_no_per_service_plan(sandbox, st
             report = controller.nodes_changed.last
             assert report is not None and report.queued == []
 
-            def updated(n: str) -> list[str]:
-                return [
-                    e["message"]
-                    for e in kube.list_events("default")
-                    if e["involvedObject"]["name"] == n and e["reason"] == "UpdatedLoadBalancer"
-                ]
-
             for name in names:
-                assert wait_for(lambda n=name: updated(n), 5, f"event on {name}") == [
-                    "Updated load balancer with new hosts"
-                ]
+                assert wait_for(
+                    lambda n=name: event_messages(kube, n, "UpdatedLoadBalancer"), 5, f"event on {name}"
+                ) == ["Updated load balancer with new hosts"]
         finally:
             controller.stop()
 

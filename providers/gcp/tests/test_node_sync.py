@@ -240,7 +240,7 @@ def test_controller_adds_a_node_with_one_write_and_no_per_service_plan(sandbox, 
     from lbprov.kube.client import KubeClient
     from lbprov.sandbox.demo import node_object
     from lbprov.sandbox.kube_api import KubeAPIServer
-    from lbprov.testing import wait_for
+    from lbprov.testing import event_messages, wait_for
 
     with KubeAPIServer() as api:
         kube = KubeClient.for_url(api.url)
@@ -286,17 +286,10 @@ def test_controller_adds_a_node_with_one_write_and_no_per_service_plan(sandbox, 
             report = controller.nodes_changed.last
             assert report is not None and report.queued == []
 
-            def updated(n: str) -> list[str]:
-                return [
-                    e["message"]
-                    for e in kube.list_events("default")
-                    if e["involvedObject"]["name"] == n and e["reason"] == "UpdatedLoadBalancer"
-                ]
-
             for name in names:
-                assert wait_for(lambda n=name: updated(n), 5, f"event on {name}") == [
-                    "Updated load balancer with new hosts"
-                ]
+                assert wait_for(
+                    lambda n=name: event_messages(kube, n, "UpdatedLoadBalancer"), 5, f"event on {name}"
+                ) == ["Updated load balancer with new hosts"]
             nodes = kube.list_nodes()[0]
             settings = IntentSettings(cluster=provider.cluster)
             for name in names:

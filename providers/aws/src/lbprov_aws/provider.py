@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from lbprov import naming
 from lbprov.cloudcalls import CloudCalls, RateLimits, RetryPolicy, Timeouts
 from lbprov.model import Action, Ingress, Intent, OwnedLoadBalancer, Plan, ServiceRef
-from lbprov.provider import Provider, SandboxCloud
+from lbprov.provider import NodeSyncPlan, Provider, SandboxCloud
 from lbprov_aws import operations
 from lbprov_aws.apply import Executor
 from lbprov_aws.client import AWSClients
@@ -35,6 +35,7 @@ from lbprov_aws.names import (
     elb_security_group_name,
     nlb_backend_security_group_name,
 )
+from lbprov_aws.node_sync import NodeSync
 from lbprov_aws.observe import DEEP_CHECK_READS, ClusterContext, Reader, ReadRound, ServiceState
 from lbprov_aws.options import AWSOptions, implemented_elsewhere, provider_id_instance, resolve
 from lbprov_aws.settings import AWSSettings
@@ -102,6 +103,8 @@ class AWSProvider:
             name_free=self.reader.name_free,
         )
 
+        self.node_sync = NodeSync(settings, self.reader, self.clients, self._resolved)
+
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], *, read_only: bool = False) -> AWSProvider:
         model = settings if isinstance(settings, AWSSettings) else AWSSettings(**dict(settings))
@@ -120,6 +123,17 @@ class AWSProvider:
 
     def resolve(self, intent: Intent, annotations: Mapping[str, str]) -> Intent:
         return resolve(intent, annotations, self.settings.default_load_balancer_type)
+
+    def _resolved(self, intent: Intent) -> Intent:
+        """The intent with AWS's options (the controller's intents are resolved already)."""
+        return intent if isinstance(intent.options, AWSOptions) else self.resolve(intent, {})
+
+    def plan_nodes(self, intents: Sequence[Intent]) -> NodeSyncPlan:
+        """The node sync (node_sync.py): every NLB Service's target registrations at once."""
+        return self.node_sync.plan(intents)
+
+    def apply_nodes(self, plan: NodeSyncPlan) -> dict[str, str]:
+        return self.node_sync.apply(plan)
 
     def plan(self, intent: Intent) -> Plan:
         started = time.monotonic()  # before any read: apply/flights.py tells by it what the plan saw

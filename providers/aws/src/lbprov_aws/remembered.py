@@ -140,6 +140,17 @@ class Remembered:
             return {a: known[a] for a in arns if a in known}
         return {a: dict(known[a]) for a in arns if a in known}
 
+    def target_groups(self) -> list[tuple[str, dict[str, str], tuple[str, ...] | None]]:
+        """(ARN, tags, registered targets or None if not known) of every target group whose tags
+        are remembered: what the node sync plans from, without a read (node_sync.py). The tag
+        dicts and target tuples are the remembered ones: the caller must not change them."""
+        with self._lock:
+            return [
+                (arn, tags, self.targets.get(arn))
+                for arn, tags in self.tags.items()
+                if ":targetgroup/" in arn
+            ]
+
     def forget(self, keys: Iterable[str]) -> None:
         """Drop everything remembered of ``keys`` (a deep check reads them again)."""
         with self._lock:

@@ -99,6 +99,14 @@ class AWSSettings(ProviderSettings):
         "one-port Services costs under 0.5 reads per Service. Load balancers, target groups (health "
         "checks), security group rules and instances are listed every resync.",
     )
+    node_sync_workers: int = Field(
+        10,
+        ge=1,
+        le=100,
+        description="Target-group writes the node sync sends at once when the cluster's nodes change "
+        "(one RegisterTargets/DeregisterTargets per target group; default 10, the controller's default "
+        "worker count). The client-side write rate limit still applies.",
+    )
     max_attempts: int = Field(6, ge=1, le=20, description="Attempts per AWS call (first try included).")
     retry_initial_seconds: float = Field(
         0.2, gt=0, description="First backoff delay after a throttled or failed call (jittered, doubling)."

@@ -129,6 +129,8 @@ def fast_unparse(input_dict: Any, **kwargs: Any) -> str | None:
     encoding = kwargs.get("encoding", "utf-8")
     if kwargs.get("pretty") or not _HANDLED.issuperset(kwargs) or not isinstance(encoding, str):
         return None
+    if encoding.lower().replace("-", "").replace("_", "") != "utf8":
+        return None  # bytes values are decoded with the document's encoding: xmltodict's own work
     if not isinstance(input_dict, dict):
         return None
     full_document = kwargs.get("full_document", True)
