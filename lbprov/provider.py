@@ -45,6 +45,7 @@ __all__ = [
     "needs_node_ports",
     "plan_nodes",
     "served_ip_families",
+    "waits_on_shared_writes",
 ]
 
 
@@ -140,6 +141,10 @@ class Provider(Protocol):
     #   needs_node_ports: ClassVar[bool]: whether the cloud sends traffic to NodePorts. A provider
     #     that does not (GCP's passthrough load balancers keep the service port) sets it False, and
     #     ``allocateLoadBalancerNodePorts: false`` is then accepted. Read with needs_node_ports().
+    #   waits_on_shared_writes: ClassVar[bool]: whether a sync waits (in lbprov.slots.released())
+    #     on a write another sync sends for it (Azure's coalesced LB and NSG batches). The controller
+    #     then runs 3 x workers extra threads for such waits; else none. Read with
+    #     waits_on_shared_writes().
     #   ip_families: ClassVar[frozenset[str]]: the IP families ("IPv4", "IPv6") the provider's load
     #     balancers can serve; default IPv4 only. build_intent refuses a Service that asks for a
     #     family outside it (PreferDualStack's secondary family is dropped instead). The provider's
@@ -199,6 +204,11 @@ class Provider(Protocol):
 def needs_node_ports(provider: object) -> bool:
     """``provider.needs_node_ports``; True for providers (or classes) that do not say."""
     return bool(getattr(provider, "needs_node_ports", True))
+
+
+def waits_on_shared_writes(provider: object) -> bool:
+    """``provider.waits_on_shared_writes``; False for providers (or classes) that do not say."""
+    return bool(getattr(provider, "waits_on_shared_writes", False))
 
 
 def served_ip_families(provider: object) -> frozenset[str]:

@@ -67,7 +67,14 @@ def register(sub: Any) -> None:
     )
     k.add_argument("--context", help="kubeconfig context to use (default: the current context)")
     c = parser.add_argument_group("controller")
-    c.add_argument("--workers", type=int, default=10, help="Services reconciled in parallel (default: 10)")
+    c.add_argument(
+        "--workers",
+        type=int,
+        default=10,
+        help="Service reconciles making their own cloud calls at once (default: 10). On Azure, reconciles "
+        "waiting on a shared load balancer's or NSG's batch give their slot up meanwhile, and the batch "
+        "PUTs sent for them come on top (one per busy shared writer)",
+    )
     c.add_argument(
         "--resync-period",
         type=float,

@@ -39,7 +39,7 @@ from lbprov.controller.queue import WorkQueue
 from lbprov.controller.service import COMPONENT, ServiceReconciler, has_finalizer, service_key
 from lbprov.model import InvalidService
 from lbprov.observability import Metrics
-from lbprov.provider import Provider
+from lbprov.provider import Provider, waits_on_shared_writes
 from lbprov.slots import Slots
 
 log = logging.getLogger("lbprov.controller")
@@ -90,7 +90,8 @@ class ControllerConfig:
     workers: int = 10
     #: Threads beyond ``workers`` for syncs that wait on a write another sync makes for them
     #: (:mod:`lbprov.slots`); at most ``workers`` syncs make calls at once. None: 3 x ``workers``
-    #: (Azure at 10 workers: 20 waiting threads left the batches' waits the bound, 30 did not).
+    #: if a configured provider waits on shared writes (``waits_on_shared_writes``; Azure at 10
+    #: workers: 20 waiting threads left the batches' waits the bound, 30 did not), else 0.
     waiting_syncs: int | None = None
     resync_period: float = 600.0
     node_debounce: float = 1.0
@@ -126,7 +127,11 @@ class _Workers:
             backoff_base=cfg.backoff_base, backoff_max=cfg.backoff_max, jitter=cfg.backoff_jitter
         )
         self.slots = Slots(cfg.workers)
-        waiting = 3 * cfg.workers if cfg.waiting_syncs is None else cfg.waiting_syncs
+        self.take_lock = threading.Lock()  # a worker takes its key and lines up for a slot at once
+        waiting = cfg.waiting_syncs
+        if waiting is None:  # extra threads only help where a sync waits on another's write
+            shared = any(waits_on_shared_writes(p) for p in controller.providers.values())
+            waiting = 3 * cfg.workers if shared else 0
         self.threads = [
             threading.Thread(target=self._work, name=f"lbprov-worker-{i}", daemon=True)
             for i in range(cfg.workers + waiting)
@@ -154,9 +159,13 @@ class _Workers:
 
     def _work(self) -> None:
         c = self.c
-        while (key := self.queue.get()) is not None:
+        while True:
+            with self.take_lock:  # so keys line up for slots in the queue's order
+                if (key := self.queue.get()) is None:
+                    break
+                ticket = self.slots.line_up()
             try:
-                with self.slots.held():
+                with self.slots.held(ticket):
                     # stopped while this sync waited for a slot: it never started, so it does not
                     # run now (stop takes no new work; the next term queues every Service again)
                     if self.stop_event.is_set():
@@ -503,8 +512,9 @@ class Controller:
         return workers.resync() if workers is not None else 0
 
     def queue_depth(self) -> float:
+        """Keys waiting to start: queued, or taken by a thread that waits for a slot."""
         workers = self._workers
-        return float(len(workers.queue)) if workers is not None else 0.0
+        return float(len(workers.queue) + workers.slots.waiting()) if workers is not None else 0.0
 
     def idle(self) -> bool:
         """Nothing queued and nothing in flight (delayed retries aside)."""

@@ -55,6 +55,7 @@ class AzureProvider:
     name: ClassVar[str] = "azure"
     #: IPv6 frontends (spec.ipFamilies): a frontend, public IP and backend pool per family.
     ip_families: ClassVar[frozenset[str]] = frozenset({"IPv4", "IPv6"})
+    waits_on_shared_writes: ClassVar[bool] = True  # LB / NSG batches (lbprov.slots)
     settings_model: ClassVar[type[AzureSettings]] = AzureSettings
 
     def __init__(self, settings: AzureSettings, *, read_only: bool = False) -> None:
