@@ -42,6 +42,30 @@ def test_key_readded_while_processing_is_not_handed_out_until_done() -> None:
     assert q.get(timeout=0) is None
 
 
+def test_an_add_before_the_work_started_is_in_it_and_one_after_is_processed_again() -> None:
+    """A worker waiting for a slot (lbprov.slots) holds its key between get() and started(): an
+    event meanwhile is already in what the sync will read, so it queues nothing more (it used to
+    make a second sync); an event after started() still makes one."""
+    q: WorkQueue[str] = WorkQueue()
+    q.add("a")
+    assert q.get(timeout=0) == "a"
+    assert q.processing() == ["a"] and q.running() == [], "handed out, not begun"
+    q.add("a")  # the event while the worker waits for its slot
+    q.started("a")
+    assert q.running() == ["a"]
+    q.done("a")
+    assert q.get(timeout=0) is None, "the sync read the state the add was for"
+    assert q.running() == [] and q.processing() == []
+
+    q.add("a")
+    assert q.get(timeout=0) == "a"
+    q.started("a")
+    q.add("a")  # the event after the sync began: it may have read the older state
+    q.started("a")  # a second call changes nothing
+    q.done("a")
+    assert q.get(timeout=0) == "a", "an update during the work is processed again"
+
+
 def test_key_never_processed_by_two_workers_at_once() -> None:
     q: WorkQueue[int] = WorkQueue()
     active: dict[int, int] = {}

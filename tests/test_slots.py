@@ -276,6 +276,27 @@ def test_keys_waiting_for_a_slot_start_in_the_queue_order() -> None:
         assert w.stop(5)
 
 
+def test_an_event_while_a_key_waits_for_its_slot_makes_no_second_sync() -> None:
+    """b is taken by a thread that waits for the slot a holds; an event on b meanwhile is in
+    what b's sync reads when it starts, so b runs once (it ran twice: the event marked the key
+    dirty, and done() queued it again)."""
+    recorder = _Recorder(hold=frozenset({"ns/a"}))
+    w = _workers(recorder, workers=1, waiting_syncs=1)
+    w.start()
+    try:
+        w.queue.add("ns/a")
+        wait_for(lambda: recorder.runs == ["ns/a"], 5, "a runs")
+        w.queue.add("ns/b")
+        wait_for(lambda: w.slots.waiting() == 1, 5, "b taken, waiting for the slot")
+        w.queue.add("ns/b")  # the Service changed while its key waited
+        recorder.gate.set()
+        wait_for(lambda: w.queue.in_flight() == 0 and len(w.queue) == 0, 5, "idle")
+        assert recorder.runs == ["ns/a", "ns/b"]
+    finally:
+        recorder.gate.set()
+        assert w.stop(5)
+
+
 def test_no_key_starves_while_the_queue_stays_full() -> None:
     """workers=2 with 6 waiting threads and 200 keys queued at once (a steady stream as seen by
     the workers: the queue never empties until the end). Every key starts within a few places of

@@ -170,6 +170,7 @@ class _Workers:
                     # run now (stop takes no new work; the next term queues every Service again)
                     if self.stop_event.is_set():
                         continue
+                    self.queue.started(key)
                     c.reconciler.sync(key)
                 self.queue.forget(key)
             except Exception as exc:
@@ -329,7 +330,7 @@ class Controller:
             list_services=self.services.list,
             list_nodes=self.nodes.list,
             enqueue=lambda keys: w.batch(keys) if (w := self._workers) is not None else 0,
-            in_flight=lambda: w.queue.processing() if (w := self._workers) is not None else [],
+            in_flight=lambda: w.queue.running() if (w := self._workers) is not None else [],
             leading=lambda: self._workers is not None and not self._stopped.is_set(),
             event=self.reconciler._event,
         )

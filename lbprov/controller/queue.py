@@ -55,6 +55,7 @@ class WorkQueue(Generic[K]):
         self._queue: deque[K] = deque()
         self._dirty: set[K] = set()  # waiting to be processed (in _queue, or re-added while processing)
         self._processing: set[K] = set()
+        self._started: set[K] = set()  # handed out and begun (see started()); a subset of _processing
         self._waiting: dict[K, float] = {}  # key -> due time of its pending add_after
         self._heap: list[tuple[float, int, K]] = []
         self._seq = itertools.count()
@@ -163,10 +164,22 @@ class WorkQueue(Generic[K]):
                     wait = remaining if wait is None else min(wait, remaining)
                 self._cond.wait(wait)
 
+    def started(self, key: K) -> None:
+        """The work on ``key`` (handed out by :meth:`get`) begins now. An add of ``key`` between
+        :meth:`get` and now is dropped: the work reads the key's state as it is now, which already
+        holds what the add was for (an informer updates its cache before it calls its handlers). A
+        controller whose worker waits for a slot after :meth:`get` (lbprov.slots) otherwise synced
+        a Service twice for one event that came while it waited. Adds from now on count as before."""
+        with self._cond:
+            if key in self._processing and key not in self._started:
+                self._started.add(key)
+                self._dirty.discard(key)
+
     def done(self, key: K) -> None:
         """Mark ``key`` processed; if it was added again meanwhile, queue it once more."""
         with self._cond:
             self._processing.discard(key)
+            self._started.discard(key)
             if key in self._dirty:
                 self._queue.append(key)
                 self._cond.notify()
@@ -210,6 +223,12 @@ class WorkQueue(Generic[K]):
             return len(self._processing)
 
     def processing(self) -> list[K]:
-        """The keys handed out by :meth:`get` and not yet :meth:`done` (their syncs are running)."""
+        """The keys handed out by :meth:`get` and not yet :meth:`done`."""
         with self._cond:
             return list(self._processing)
+
+    def running(self) -> list[K]:
+        """The keys whose work has :meth:`started` and is not :meth:`done` (a key handed out but
+        still waiting to start has read nothing yet)."""
+        with self._cond:
+            return list(self._started)
