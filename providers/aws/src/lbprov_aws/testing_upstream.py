@@ -245,14 +245,14 @@ def make_upstream_nlb(
     if health_node_port is not None:  # not a client port: the client rule never covers it
         subnet_cidrs = sorted(s["CidrBlock"] for s in subnets)
     if subnet_cidrs:
-        health = f"kubernetes.io/rule/nlb/health={svc.lb_name}"
+        health_rule = f"kubernetes.io/rule/nlb/health={svc.lb_name}"
         for node_port in sorted(health_ports):
             perms.append(
                 {
                     "IpProtocol": "tcp",
                     "FromPort": node_port,
                     "ToPort": node_port,
-                    "IpRanges": [{"CidrIp": c, "Description": health} for c in subnet_cidrs],
+                    "IpRanges": [{"CidrIp": c, "Description": health_rule} for c in subnet_cidrs],
                 }
             )
     mtu = f"kubernetes.io/rule/nlb/mtu={svc.lb_name}"

@@ -159,7 +159,7 @@ class NLBPlanning(PlannerBase):
 
         # The load balancer.
         scheme = "internal" if intent.scheme == "internal" else "internet-facing"
-        lb_after = {
+        lb_after: dict[str, Any] = {
             "type": "network",
             "scheme": scheme,
             "subnets": select_subnets(opts, intent.scheme, ctx, self.cluster),
@@ -186,7 +186,7 @@ class NLBPlanning(PlannerBase):
         else:
             data["lb_arn"] = nlb.arn
             data["dns"] = nlb.dns
-            lb_before = {
+            lb_before: dict[str, Any] = {
                 "type": "network",
                 "scheme": nlb.scheme,
                 "subnets": list(nlb.subnets),

@@ -463,7 +463,8 @@ def _keep_instance_protocols(params: Params) -> None:
         i += 1
     for li in lb.listeners:
         if int(li.load_balancer_port) in wanted:
-            li.lbprov_instance_protocol = wanted[int(li.load_balancer_port)]
+            # our own attribute on moto's listener, read by _instance_protocol_as_given below
+            li.lbprov_instance_protocol = wanted[int(li.load_balancer_port)]  # type: ignore[attr-defined]
 
 
 def _instance_protocol_as_given() -> None:
