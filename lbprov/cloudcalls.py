@@ -363,6 +363,13 @@ class CallStats:
     def operations(self, kind: CallKind | None = None) -> set[str]:
         return {op for (op, k) in self.sent if kind is None or k == kind}
 
+    def by_operation(self) -> Counter[str]:
+        """Requests sent per operation, reads and writes together."""
+        out: Counter[str] = Counter()
+        for (op, _), n in self.sent.items():
+            out[op] += n
+        return out
+
     def to_json(self) -> dict[str, Any]:
         return {
             "reads": self.reads,

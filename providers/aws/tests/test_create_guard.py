@@ -27,10 +27,7 @@ from lbprov.provider import SandboxCloud
 def _apply_counting(provider: AWSProvider, plan: Plan) -> Counter[str]:
     provider.calls.reset()
     provider.apply(plan)
-    out: Counter[str] = Counter()
-    for (op, _), n in provider.calls.reset().sent.items():
-        out[op] += n
-    return out
+    return provider.calls.reset().by_operation()
 
 
 def _nlbs_named(view: AwsView, name: str) -> list[dict[str, Any]]:

@@ -15,14 +15,6 @@ from lbprov.provider import SandboxCloud, apply_nodes, plan_nodes
 from lbprov.render import render_plan
 
 
-def _ops(provider: AWSProvider) -> Counter[str]:
-    stats = provider.calls.reset()
-    out: Counter[str] = Counter()
-    for (op, _), n in stats.sent.items():
-        out[op] += n
-    return out
-
-
 def _writes(ops: Counter[str]) -> dict[str, int]:
     return {op: n for op, n in ops.items() if ":Describe" not in op}
 
@@ -82,13 +74,13 @@ def test_a_new_node_costs_one_register_per_target_group_and_no_read_per_service(
     assert plan is not None
     assert plan.covered == plan.updated == {svc_key(s) for s in services}, plan.uncovered
     assert not plan.uncovered
-    reads = _ops(provider)
+    reads = provider.calls.reset().by_operation()
     assert _writes(reads) == {}, reads
     # For every Service at once: the node instances (the new one has the old ones' security
     # groups, so the VPC's groups are not listed; test_a_node_with_another_security_group_...).
     assert reads == {"ec2:DescribeInstances": 1}, reads
     apply_nodes(provider, plan)
-    ops = _ops(provider)
+    ops = provider.calls.reset().by_operation()
     assert _writes(ops) == {"elbv2:RegisterTargets": 4}, ops  # one per target group, nothing else
     new = _instance(nodes[-1])
     assert all(new in tg["Targets"] for tg in view.tgs())
@@ -98,7 +90,7 @@ def test_a_new_node_costs_one_register_per_target_group_and_no_read_per_service(
     assert again is not None and again.empty and again.covered == plan.covered
     provider.calls.reset()
     apply_nodes(provider, again)
-    assert _writes(_ops(provider)) == {}
+    assert _writes(provider.calls.reset().by_operation()) == {}
 
 
 def test_an_ineligible_node_costs_one_deregister_per_target_group(
@@ -112,7 +104,7 @@ def test_an_ineligible_node_costs_one_deregister_per_target_group(
     plan = plan_nodes(provider, _intents(provider, services, nodes))
     assert plan is not None and len(plan.covered) == 3 and not plan.uncovered
     apply_nodes(provider, plan)
-    assert _writes(_ops(provider)) == {"elbv2:DeregisterTargets": 4}
+    assert _writes(provider.calls.reset().by_operation()) == {"elbv2:DeregisterTargets": 4}
     assert all(gone not in tg["Targets"] and len(tg["Targets"]) == 2 for tg in view.tgs())
     _all_plans_empty(provider, services, nodes)
 

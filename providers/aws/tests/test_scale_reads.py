@@ -29,14 +29,6 @@ PER_SERVICE = ("elbv2:DescribeListeners", "elbv2:DescribeLoadBalancerAttributes"
 PER_TARGET_GROUP = ("elbv2:DescribeTargetGroupAttributes", "elbv2:DescribeTargetHealth")
 
 
-def _ops(provider: AWSProvider) -> Counter[str]:
-    stats = provider.calls.reset()
-    out: Counter[str] = Counter()
-    for (op, _), n in stats.sent.items():
-        out[op] += n
-    return out
-
-
 def _reads(ops: Counter[str]) -> int:
     return sum(n for op, n in ops.items() if ":Describe" in op)
 
@@ -56,7 +48,7 @@ def test_services_created_one_after_another_read_tags_in_o_n(
         provider.calls.reset()
         for svc in services:
             provider.apply(provider.plan(intent_of(provider, svc, nodes)))
-        return _ops(provider)
+        return provider.calls.reset().by_operation()
 
     first = create(_services(0, 30))
     second = create(_services(30, 30))  # 30 more, in an account that holds 30 already
@@ -79,7 +71,7 @@ def test_tags_read_once_are_kept_current_by_our_writes(provider: AWSProvider, cl
     converge(provider, intent_of(provider, svc, nodes))
     provider.calls.reset()
     facts = provider.reader.target_group_facts()
-    assert _ops(provider)["elbv2:DescribeTags"] == 0
+    assert provider.calls.reset().by_operation()["elbv2:DescribeTags"] == 0
     assert [f.source_ranges for f in facts] == [("10.1.0.0/16",)]
 
 
@@ -89,9 +81,9 @@ def test_plans_running_at_the_same_time_share_one_listing(provider: AWSProvider,
     provider.calls.reset()
     with provider.reader.shared_round():  # another worker's plan, still in flight
         provider.plan(intent_of(provider, a, nodes))
-        first = _ops(provider)
+        first = provider.calls.reset().by_operation()
         provider.plan(intent_of(provider, b, nodes))
-        joined = _ops(provider)
+        joined = provider.calls.reset().by_operation()
     assert first["ec2:DescribeSubnets"] == first["elbv2:DescribeTargetGroups"] == 1, first
     for op in (
         "ec2:DescribeSubnets",
@@ -102,7 +94,7 @@ def test_plans_running_at_the_same_time_share_one_listing(provider: AWSProvider,
         assert joined[op] == 0, (op, joined)
     # A plan that starts when no other is in flight reads afresh.
     provider.plan(intent_of(provider, b, nodes))
-    alone = _ops(provider)
+    alone = provider.calls.reset().by_operation()
     assert alone["ec2:DescribeSubnets"] == alone["elbv2:DescribeTargetGroups"] == 1, alone
 
 
@@ -126,7 +118,7 @@ def test_a_new_node_costs_one_register_per_target_group_and_no_read_per_service(
     with provider.read_round():  # the node sync's batch (not a periodic resync)
         for svc in services:
             provider.apply(provider.plan(intent_of(provider, svc, nodes)))
-    ops = _ops(provider)
+    ops = provider.calls.reset().by_operation()
     writes = {op: n for op, n in ops.items() if ":Describe" not in op}
     assert writes == {"elbv2:RegisterTargets": 24}, writes
     for op in PER_SERVICE + PER_TARGET_GROUP:
@@ -147,7 +139,7 @@ def _periodic(provider: AWSProvider, services: list[Svc], nodes: list[dict[str, 
             plan = provider.plan(intent_of(provider, svc, nodes))
             if not plan.empty:
                 provider.apply(plan)
-    return _ops(provider)
+    return provider.calls.reset().by_operation()
 
 
 def test_resync_deep_checks_every_service_within_k_periods_under_the_budget(cloud: SandboxCloud) -> None:

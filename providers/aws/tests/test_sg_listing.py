@@ -7,7 +7,6 @@ effect is not mirrored drops the listing.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -42,13 +41,6 @@ def _entries(groups: Iterable[Any]) -> dict[str, Any]:
     return out
 
 
-def _ops(provider: AWSProvider) -> Counter[str]:
-    out: Counter[str] = Counter()
-    for (op, _), n in provider.calls.reset().sent.items():
-        out[op] += n
-    return out
-
-
 def test_the_round_listing_after_our_writes_is_what_aws_lists(
     provider: AWSProvider, cloud: SandboxCloud, view: AwsView
 ) -> None:
@@ -60,7 +52,7 @@ def test_the_round_listing_after_our_writes_is_what_aws_lists(
         converge(provider, intent_of(provider, svc, nodes))
     with provider.read_round() as rnd:
         provider.plan(intent_of(provider, kept[0], nodes))  # reads the listing
-        _ops(provider)
+        provider.calls.reset().by_operation()
         # Creates (frontend group + rules), a rule change (source ranges), a delete (group revoked).
         new = Svc(name="new", ports=[(80, "TCP", 30220), (443, "TCP", 30221)])
         provider.apply(provider.plan(intent_of(provider, new, nodes)))
@@ -69,11 +61,11 @@ def test_the_round_listing_after_our_writes_is_what_aws_lists(
         provider.apply(provider.plan_delete(intent_of(provider, gone, nodes).ref))
         assert rnd.cluster_sgs is not None and vpc in rnd.cluster_sgs  # kept, not dropped
         mirrored = _entries(rnd.cluster_sgs[vpc])
-        reads = _ops(provider)
+        reads = provider.calls.reset().by_operation()
         # Later plans of the round see those writes, from the listing, without reading it again.
         for svc in [*kept, new]:
             assert provider.plan(intent_of(provider, svc, nodes)).empty
-        assert _ops(provider)["ec2:DescribeSecurityGroups"] == 0
+        assert provider.calls.reset().by_operation()["ec2:DescribeSecurityGroups"] == 0
     assert reads["ec2:DescribeSecurityGroups"] == 0, reads
     listed = view.ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]}])[
         "SecurityGroups"
@@ -101,6 +93,6 @@ def test_a_write_that_is_not_mirrored_drops_the_listing(provider: AWSProvider, c
         assert rnd.cluster_sgs is not None
         provider.reader.write_failed("ec2:AuthorizeSecurityGroupIngress", {"GroupId": "sg-x"})
         assert rnd.cluster_sgs is None
-        _ops(provider)
+        provider.calls.reset().by_operation()
         provider.plan(intent_of(provider, svc, nodes))
-        assert _ops(provider)["ec2:DescribeSecurityGroups"] == 1
+        assert provider.calls.reset().by_operation()["ec2:DescribeSecurityGroups"] == 1
