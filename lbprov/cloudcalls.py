@@ -17,7 +17,11 @@ It gives every provider the same four things:
   call of every worker fails at once without being sent, and a single probe goes out when it
   closes (back-off doubling per failure). A ``Retry-After`` from a throttled answer likewise holds
   back *every* caller until it has passed. With ``fail_fast`` (``lbprov plan`` and ``gc``) the
-  first connection-level failure keeps the circuit open for good: the run ends once, with one line.
+  first connection-level failure keeps the circuit open for good: the run ends once, with one line;
+* a **write fence** for leader election: once a replica stops leading, the controller fences its
+  providers' writes at the moment another replica may take the lease (:meth:`CloudCalls.fence`);
+  a write still to be sent after it raises :class:`WriteFenced` unsent, so a reconcile or node sync
+  stuck past its term cannot write beside the next leader (upstream's controllers exit instead).
 
 Providers hook :meth:`CloudCalls.before_send` into their SDK's request pipeline (botocore events,
 an azure-core policy, a requests adapter), so that no request can bypass the guard or the count, and
@@ -55,6 +59,19 @@ class ReadOnlyViolation(RuntimeError):
         super().__init__(f"{provider}: refused to send mutating operation {operation} in read-only mode")
         self.provider = provider
         self.operation = operation
+
+
+class WriteFenced(RuntimeError):
+    """A mutating operation was due after this replica's term may have ended (:meth:`CloudCalls.fence`).
+
+    Nothing was sent. The next leader re-plans the Service from what the cloud holds.
+    """
+
+    def __init__(self, provider: str, operation: str, reason: str) -> None:
+        super().__init__(f"{provider}: {operation} not sent: {reason}")
+        self.provider = provider
+        self.operation = operation
+        self.reason = reason
 
 
 class CloudUnreachable(Exception):
@@ -127,6 +144,11 @@ def _chain(exc: BaseException) -> list[BaseException]:
         inner = getattr(current, "inner_exception", None)
         todo += [current.__cause__, current.__context__, inner if isinstance(inner, BaseException) else None]
     return out
+
+
+def is_fenced(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it was raised from) is a :class:`WriteFenced`."""
+    return any(isinstance(link, WriteFenced) for link in _chain(exc))
 
 
 def is_connection_error(exc: BaseException) -> bool:
@@ -458,6 +480,9 @@ class CloudCalls:
         self.stats = CallStats()
         self.listeners: list[Callable[[CallEvent], None]] = []
         self._local = threading.local()
+        self._clock = time.monotonic
+        #: (monotonic deadline, reason) of the write fence, or None (see :meth:`fence`).
+        self._fence: tuple[float, str] | None = None
 
     # -- the guard: called for every request actually sent ---------------------------------------
 
@@ -485,6 +510,8 @@ class CloudCalls:
                 self.stats.refused[operation] += 1
             self._emit(operation, kind, "refused")
             raise ReadOnlyViolation(self.provider, operation)
+        if kind == "write":
+            self._check_fence(operation)
         self._gate()
         waited = (self._write_bucket if kind == "write" else self._read_bucket).acquire()
         with self._lock:
@@ -516,7 +543,7 @@ class CloudCalls:
                 unreachable = self.unreachable(exc)
                 if unreachable is not None:
                     raise unreachable from exc
-                if isinstance(exc, ReadOnlyViolation):
+                if isinstance(exc, ReadOnlyViolation | WriteFenced):
                     self.circuit.release_probe()
                 else:
                     self._reachable()
@@ -537,7 +564,7 @@ class CloudCalls:
         )
         try:
             result = retrying(attempt)
-        except ReadOnlyViolation:
+        except (ReadOnlyViolation, WriteFenced):
             raise
         except BaseException as exc:
             with self._lock:
@@ -548,9 +575,41 @@ class CloudCalls:
         return result
 
     def _should_retry(self, exc: BaseException) -> bool:
-        if isinstance(exc, ReadOnlyViolation | CloudUnreachable):
+        if isinstance(exc, ReadOnlyViolation | WriteFenced | CloudUnreachable):
             return False
         return self.is_retryable(exc)
+
+    # -- the write fence ---------------------------------------------------------------------------
+
+    def fence(self, at: float, reason: str) -> None:
+        """Refuse every write due at or after ``at`` (``time.monotonic()``), with ``reason``.
+
+        The controller calls it when this replica stops leading, with the moment another replica
+        may take the lease (the last renewal sent + the lease duration): a write already on the
+        wire finishes, a write still to be sent after that moment raises :class:`WriteFenced`
+        unsent. An earlier fence stays if it is earlier. Reads are not fenced.
+        """
+        with self._lock:
+            if self._fence is None or at < self._fence[0]:
+                self._fence = (at, reason)
+
+    def unfence(self) -> None:
+        """Writes are allowed again (this replica leads again)."""
+        with self._lock:
+            self._fence = None
+
+    @property
+    def fenced_at(self) -> float | None:
+        fence = self._fence
+        return fence[0] if fence is not None else None
+
+    def _check_fence(self, operation: str) -> None:
+        fence = self._fence
+        if fence is not None and self._clock() >= fence[0]:
+            with self._lock:
+                self.stats.refused[operation] += 1
+            self._emit(operation, "write", "refused")
+            raise WriteFenced(self.provider, operation, fence[1])
 
     # -- the circuit ------------------------------------------------------------------------------
 

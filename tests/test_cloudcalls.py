@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from lbprov.cloudcalls import CallEvent, CloudCalls, RateLimits, ReadOnlyViolation, RetryPolicy, TokenBucket
+from lbprov.cloudcalls import (
+    CallEvent,
+    CloudCalls,
+    RateLimits,
+    ReadOnlyViolation,
+    RetryPolicy,
+    TokenBucket,
+    WriteFenced,
+    is_fenced,
+)
 
 
 class Throttled(Exception):
@@ -164,3 +173,58 @@ def test_a_refused_connection_names_its_endpoint_without_urllib3s_deprecated_poo
         with pytest.raises(Exception) as info:
             urllib3.PoolManager(retries=retries).request("GET", f"{scheme}://127.0.0.1:{port}/x")
         assert failed_endpoint(info.value) == f"{scheme}://127.0.0.1:{port}"
+
+
+# -- the write fence (leader election): writes due after the term may have ended are not sent ----
+
+
+def _fenced(calls: CloudCalls, now: list[float]) -> CloudCalls:
+    calls._clock = lambda: now[0]  # the fence's clock, moved by the test
+    return calls
+
+
+def test_a_fence_refuses_writes_due_after_it_unsent_and_lets_reads_through() -> None:
+    now = [100.0]
+    calls = _fenced(make()[0], now)
+    sent: list[str] = []
+    calls.fence(105.0, "this replica stopped leading")
+    calls.call("CreateThing", lambda: sent.append("create"))  # before the fence: sent
+    now[0] = 105.0
+    with pytest.raises(WriteFenced, match="CreateThing not sent: this replica stopped leading") as info:
+        calls.call("CreateThing", lambda: sent.append("late create"))
+    assert not is_fenced(RuntimeError("another error"))
+    wrapped = RuntimeError("the apply failed")
+    wrapped.__cause__ = info.value
+    assert is_fenced(wrapped) and is_fenced(info.value)
+    assert calls.call("DescribeThing", lambda: sent.append("describe") or "ok") == "ok"
+    assert sent == ["create", "describe"]
+    assert calls.stats.writes == 1 and calls.stats.refused["CreateThing"] == 1
+    # the hook path (the SDK's request hook calls before_send) is fenced too
+    with pytest.raises(WriteFenced):
+        calls.before_send("DeleteThing")
+    # a later fence does not move an earlier one; unfence (leading again) lets writes through
+    calls.fence(200.0, "later")
+    with pytest.raises(WriteFenced, match="this replica stopped leading"):
+        calls.before_send("DeleteThing")
+    calls.unfence()
+    calls.call("CreateThing", lambda: sent.append("create again"))
+    assert sent[-1] == "create again" and calls.fenced_at is None
+
+
+def test_a_write_retried_past_the_fence_stops_retrying_and_is_not_sent_again() -> None:
+    now = [0.0]
+    calls, slept = make()
+    _fenced(calls, now)
+    calls.fence(1.0, "fenced")
+    attempts: list[float] = []
+
+    def throttled_once() -> None:
+        attempts.append(now[0])
+        now[0] = 2.0  # the back-off takes the next attempt past the fence
+        raise Throttled()
+
+    with pytest.raises(WriteFenced):
+        calls.call("CreateThing", throttled_once)
+    assert attempts == [0.0] and len(slept) == 1
+    assert calls.stats.retries["CreateThing"] == 1 and calls.stats.writes == 1
+    assert not calls.circuit.is_open

@@ -484,3 +484,49 @@ def test_a_node_sync_hanging_on_a_cloud_call_does_not_hang_stop(leader_env: Env)
     finally:
         env.provider.node_release.set()
     assert env.controller.node_sync.wait_idle(10)
+
+
+# -- the write fence: nothing of this term is written once another replica may hold the lease -----
+
+
+def _past_the_fence(env: Env) -> None:
+    fenced_at = env.provider.calls.fenced_at
+    assert fenced_at is not None, "stopping to lead fences the provider's writes"
+    wait_for(lambda: time.monotonic() > fenced_at, 10, "the lease to be another's to take")
+
+
+@pytest.mark.parametrize("leader_env", [0.5], indirect=True)
+def test_a_node_sync_write_due_after_the_lease_may_be_taken_is_not_sent(leader_env: Env) -> None:
+    env = leader_env
+    _start_with(env, ("a", None))
+    _node_sync_held(env, "apply")  # stuck in a cloud call past shutdown_timeout...
+    try:
+        env.controller.stop()
+        assert _holder(env) == IDENTITY  # not released under a write: it expires
+        _past_the_fence(env)  # ...and until the lease has expired
+    finally:
+        env.provider.node_release.set()
+    assert env.controller.node_sync.wait_idle(10)
+    assert env.provider.node_writes == [] and env.provider.pool == {"node-1", "node-2"}
+    assert env.provider.calls.stats.refused["update"] == 1 and env.provider.calls.stats.writes == 0
+
+
+@pytest.mark.parametrize("leader_env", [0.5], indirect=True)
+def test_a_reconcile_write_due_after_the_lease_may_be_taken_is_not_sent(leader_env: Env) -> None:
+    env = leader_env
+    _start_with(env, ("a", None))
+    env.provider.hold = f"{NS}/b"
+    env.add_service("b")
+    assert env.provider.held.wait(10)  # b's plan hangs (a slow cloud read)
+    try:
+        env.controller.stop()
+        _past_the_fence(env)
+    finally:
+        env.provider.release.set()
+    wait_for(lambda: env.provider.calls.stats.refused["create"] == 1, 10, "b's create refused")
+    assert not any(uid for uid in env.provider.records if uid not in _uids(env, "a"))
+    assert env.provider.calls.stats.writes == 0
+
+
+def _uids(env: Env, *names: str) -> set[str]:
+    return {(env.kube.get_service(NS, n) or {})["metadata"]["uid"] for n in names}

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import BaseModel
 
-from lbprov.cloudcalls import CloudCalls, RateLimits
+from lbprov.cloudcalls import CloudCalls, RateLimits, WriteFenced
 from lbprov.controller.manager import needs_sync
 from lbprov.controller.service import FINALIZER, ServiceReconciler
 from lbprov.model import (
@@ -798,3 +798,18 @@ def test_the_heap_is_given_back_when_a_batch_round_ends(monkeypatch: pytest.Monk
     finally:
         controller.stop()
     assert events[:6] == ["enter", "exit", "release", "enter", "exit", "release"]
+
+
+def test_a_fenced_write_fails_the_sync_without_a_warning_event(env: Any) -> None:
+    """A write refused by the leader-election fence: the next leader syncs the Service, so its
+    users see no "Error syncing" for a failover (upstream's replica exits without one)."""
+    kube, providers, rec, _, _ = env
+    kube.put(make_service("web"))
+    calls = providers["a"].calls
+    calls.fence(0.0, "this replica stopped leading")
+    with pytest.raises(WriteFenced):
+        rec.sync("default/web")
+    assert "SyncLoadBalancerFailed" not in kube.reasons()
+    assert providers["a"].cloud == {} and calls.stats.writes == 0
+    calls.unfence()  # leading again
+    assert rec.sync("default/web").action == "ensured"

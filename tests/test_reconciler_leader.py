@@ -152,3 +152,37 @@ def test_bad_timings_are_rejected() -> None:
             lease_duration=10,
             renew_deadline=15,
         )
+
+
+def test_no_other_replica_takes_the_lease_before_held_until() -> None:
+    """held_until (where the controller fences cloud writes) is never after another replica's
+    acquisition: a crashed leader's last renewal's send time + the lease duration."""
+    api = Leases()
+    a, b = Replica(api, "a"), Replica(api, "b")
+    before = time.monotonic()
+    assert a.elector.held_until >= before  # never renewed: held until now, i.e. not at all
+    a.elector.start()
+    wait_for(a.leading.is_set, 10, "replica a to lead", interval=0.02)
+    b_led_at: list[float] = []
+    b.elector.on_started_leading = lambda: b_led_at.append(time.monotonic())
+    b.elector.start()
+    time.sleep(0.3)  # a renews a few times while b campaigns
+    a.elector._stop.set()  # a crash: no more renewals, nothing released
+    a.elector._thread.join(2)  # type: ignore[union-attr]
+    held_until = a.elector.held_until
+    assert held_until - time.monotonic() > 1.0, "held for about lease_duration after the last renewal"
+    wait_for(lambda: bool(b_led_at), 10, "replica b to take the expired lease", interval=0.02)
+    assert b_led_at[0] >= held_until
+    b.elector.stop()
+
+
+def test_held_until_uses_the_duration_written_on_the_lease_and_ends_with_a_release() -> None:
+    api = Leases()
+    # 2.4 s is written as 2 whole seconds: candidates wait 2 s, so the hold is 2 s, not 2.4
+    a = Replica(api, "a", lease_duration=2.4, renew_deadline=1.0, retry_period=0.1)
+    a.elector.start()
+    wait_for(a.leading.is_set, 10, "replica a to lead", interval=0.02)
+    assert api.items[("ns", "lease")]["spec"]["leaseDurationSeconds"] == 2
+    assert a.elector.held_until <= time.monotonic() + 2.0
+    a.elector.stop()  # released: another replica may take it at its next retry
+    assert a.elector.held_until <= time.monotonic()

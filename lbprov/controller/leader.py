@@ -12,7 +12,11 @@ on shutdown; the algorithm itself is small. It follows client-go:
 * a leader that cannot renew within ``renew_deadline`` (10 s) stops leading (``on_stopped_leading``)
   and becomes a candidate again -- before anyone else may take over, since 10 s < 15 s;
 * on shutdown a leader releases the lease (holder cleared, duration 1 s), so a standby replica takes
-  over at its next retry instead of waiting out the lease.
+  over at its next retry instead of waiting out the lease;
+* :attr:`LeaderElector.held_until` is the earliest moment another replica may take the lease: the
+  last successful renewal's *send* time + ``lease_duration`` (another candidate saw that renewal
+  no earlier than it was sent, and waits ``lease_duration`` from then by its own clock). The
+  controller fences cloud writes there (:meth:`lbprov.cloudcalls.CloudCalls.fence`).
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ class LeaderElector:
         self._observed_at = 0.0
         self._leading = False
         self._last_renew = 0.0
+        self._renew_sent: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -84,6 +89,17 @@ class LeaderElector:
     @property
     def is_leader(self) -> bool:
         return self._leading
+
+    @property
+    def held_until(self) -> float:
+        """The clock's time until which no other replica can hold the lease (see the module doc).
+
+        The current time if this replica never renewed it (or released it).
+        """
+        sent = self._renew_sent
+        # candidates wait the record's leaseDurationSeconds (rounded to whole seconds when written)
+        held = min(self.lease_duration, self._spec(None, "", None)["leaseDurationSeconds"])
+        return self._clock() if sent is None else sent + held
 
     def start(self) -> LeaderElector:
         self._thread = threading.Thread(target=self._run, name=f"lease-{self.identity}", daemon=True)
@@ -113,6 +129,7 @@ class LeaderElector:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            sent = self._clock()
             try:
                 acquired = self.try_acquire_or_renew()
             except Exception as exc:  # the API being unreachable is not fatal: retry
@@ -123,6 +140,7 @@ class LeaderElector:
             now = self._clock()
             if acquired:
                 self._last_renew = now
+                self._renew_sent = sent
                 became = False
                 with self._lock:
                     if not self._leading and not self._stop.is_set():
@@ -140,8 +158,10 @@ class LeaderElector:
 
     def try_acquire_or_renew(self) -> bool:
         """One attempt: True if this replica holds the lease afterwards."""
-        now = self._clock()
         lease = self.api.get_lease(self.namespace, self.name)
+        # observed when the answer came, as client-go: a record is never taken to be older than it
+        # is (taken before the read, a renewal written during it would count from before it was sent)
+        now = self._clock()
         if lease is None:
             body: Obj = {
                 "apiVersion": "coordination.k8s.io/v1",
@@ -206,6 +226,7 @@ class LeaderElector:
             lease = dict(lease)
             lease["spec"] = spec
             self.api.replace_lease(self.namespace, self.name, lease)
+            self._renew_sent = None  # another replica may take it at once
             log.info("released the lease", extra={"identity": self.identity})
             return True
         except Exception as exc:

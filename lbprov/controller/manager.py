@@ -7,7 +7,10 @@
 * only the leader runs workers: on gaining the lease it queues every Service of ours from the cache
   and starts the worker threads (``workers`` slots, :mod:`lbprov.slots`), plus the periodic resync;
   on losing it (or on shutdown) the queue stops handing out work, in-flight reconciles and a
-  running node sync finish (both within ``shutdown_timeout``), and the workers are joined;
+  running node sync finish (both within ``shutdown_timeout``), and the workers are joined; their
+  cloud writes are fenced from the moment another replica may take the lease
+  (:attr:`LeaderElector.held_until`, :meth:`lbprov.cloudcalls.CloudCalls.fence`), so a write
+  stuck past the term is refused unsent rather than made beside the next leader;
 * :meth:`Controller.stop` is the graceful shutdown: stop taking work, finish what is in flight,
   release the lease (only if all of it finished: else it expires), stop the informers.
 
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lbprov import heap
+from lbprov.cloudcalls import CloudCalls
 from lbprov.controller.events import EventRecorder
 from lbprov.controller.kubeapi import ControllerKube, Obj
 from lbprov.controller.leader import LeaderElector, LeaseAPI
@@ -465,6 +469,8 @@ class Controller:
         with self._workers_lock:
             if self._workers is not None or self._stopped.is_set():
                 return
+            for calls in self._cloud_calls():
+                calls.unfence()
             self._workers = _Workers(self)
             self._workers.start()
         if self.metrics is not None:
@@ -479,6 +485,10 @@ class Controller:
             return
         if self.metrics is not None:
             self.metrics.leader.set(0)
+        if self.elector is not None:
+            held_until = self.elector.held_until
+            for calls in self._cloud_calls():
+                calls.fence(held_until, "this replica stopped leading, and the lease may now be another's")
         deadline = time.monotonic() + self.config.shutdown_timeout
         finished = workers.stop(self.config.shutdown_timeout)
         if not finished:
@@ -490,6 +500,9 @@ class Controller:
             log.warning("a node sync was still running at shutdown")
         self._term_finished = finished
         log.info("workers stopped", extra={"identity": self.identity})
+
+    def _cloud_calls(self) -> list[CloudCalls]:
+        return [c for p in self.providers.values() if isinstance(c := getattr(p, "calls", None), CloudCalls)]
 
     # -- queueing --------------------------------------------------------------------------------
 

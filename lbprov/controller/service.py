@@ -40,6 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lbprov.cloudcalls import is_fenced
 from lbprov.controller.events import Recorder, SyncRecorder
 from lbprov.controller.kubeapi import ControllerKube, Obj, ServiceGone, is_conflict, is_not_found
 from lbprov.intent import IntentSettings, build_intent, no_nodes_reason, service_ref
@@ -337,7 +338,7 @@ class ServiceReconciler:
                 log.info("status updated", extra={**extra, "ingress": wanted})
         except Exception as exc:
             log.warning("sync failed: %s", exc, extra={**extra, "error": str(exc)})
-            if not is_not_found(exc):
+            if not is_not_found(exc) and not is_fenced(exc):  # fenced: the next leader syncs it
                 self._event(svc, "Warning", "SyncLoadBalancerFailed", f"Error syncing load balancer: {exc}")
             raise
         self._set_managed(key, provider_name)
@@ -371,7 +372,7 @@ class ServiceReconciler:
             self._remove_finalizer(svc)
         except Exception as exc:
             log.warning("cleanup failed: %s", exc, extra={**extra, "error": str(exc)})
-            if not is_not_found(exc):
+            if not is_not_found(exc) and not is_fenced(exc):
                 self._event(
                     svc, "Warning", "DeleteLoadBalancerFailed", f"Error deleting load balancer: {exc}"
                 )
