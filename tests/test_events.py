@@ -248,3 +248,86 @@ def test_flush_waits_for_what_was_recorded_before_it_not_for_a_steady_stream() -
     assert time.monotonic() - started < 2.5
     assert posted[:3] == ["Before0", "Before1", "Before2"]
     recorder.stop(0.5)
+
+
+# -- retries while the API server cannot be reached (client-go's recordToSink) ---------------------
+
+
+class CountingSink:
+    """The real client, counting its posts (and their answers: False = not reached)."""
+
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+        self.answers: list[bool] = []
+
+    def create_event(self, obj: dict[str, Any], **kw: Any) -> bool:
+        stored = self.kube.create_event(obj, **kw)
+        self.answers.append(stored)
+        return stored
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ref(name: str, namespace: str = "default") -> dict[str, Any]:
+    return {"kind": "Service", "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}"}}
+
+
+def test_an_event_recorded_while_the_api_server_is_down_is_posted_once_it_is_up() -> None:
+    port = _free_port()
+    sink = CountingSink(KubeClient.for_url(f"http://127.0.0.1:{port}"))
+    recorder = EventRecorder(sink, retry_seconds=0.2, jitter=lambda: 0.5).start()
+    try:
+        recorder.record(_ref("web"), "Normal", "EnsuringLoadBalancer", "Ensuring load balancer")
+        recorder.record(_ref("web"), "Normal", "EnsuredLoadBalancer", "Ensured load balancer")
+        wait_for(lambda: len(sink.answers) >= 2, 10, "two tries while the server is down")
+        assert set(sink.answers) == {False} and recorder.queued() == 2, "held, in order, not dropped"
+        with KubeAPIServer(port=port) as api:
+            kube = KubeClient.for_url(api.url)
+            assert recorder.flush(10)
+            assert [e["reason"] for e in events_of(kube, "web")] == [
+                "EnsuringLoadBalancer",
+                "EnsuredLoadBalancer",
+            ]
+            assert sink.answers[-2:] == [True, True] and recorder.dropped("unreachable") == 0
+    finally:
+        recorder.stop()
+
+
+def test_an_error_the_server_answers_is_not_retried(api: KubeAPIServer) -> None:
+    sink = CountingSink(KubeClient.for_url(api.url))
+    recorder = EventRecorder(sink, retry_seconds=0.01).start()
+    try:
+        recorder.record(_ref("web", namespace="no-such-namespace"), "Normal", "EnsuringLoadBalancer", "x")
+        assert recorder.flush(10)
+        assert sink.answers == [True], "a 404 is the server's answer: given up at once, as client-go"
+    finally:
+        recorder.stop()
+
+
+def test_an_event_is_given_up_after_its_attempts_and_counted() -> None:
+    sink = CountingSink(KubeClient.for_url(f"http://127.0.0.1:{_free_port()}"))
+    recorder = EventRecorder(sink, post_attempts=3, retry_seconds=0.01).start()
+    try:
+        recorder.record(_ref("web"), "Normal", "EnsuringLoadBalancer", "x")
+        assert recorder.flush(10)
+        assert sink.answers == [False, False, False] and recorder.dropped("unreachable") == 1
+    finally:
+        recorder.stop()
+
+
+def test_a_stop_ends_the_wait_between_tries_at_once() -> None:
+    sink = CountingSink(KubeClient.for_url(f"http://127.0.0.1:{_free_port()}"))
+    recorder = EventRecorder(sink, retry_seconds=60.0, jitter=lambda: 1.0).start()
+    recorder.record(_ref("web"), "Normal", "EnsuringLoadBalancer", "x")
+    wait_for(lambda: sink.answers == [False], 10, "the first try")
+    started = time.monotonic()
+    assert recorder.stop(timeout=0.5) is False
+    assert time.monotonic() - started < 5.0, "not the 60 s wait"
+    wait_for(lambda: recorder.dropped("shutdown") == 1, 5, "the event counted as not recorded")
+    assert sink.answers == [False]

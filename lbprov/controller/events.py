@@ -21,9 +21,15 @@ controller among them (REFERENCE.md section 1 lists its event reasons):
   ``reason="shutdown"`` and logged): a signal still stops the process promptly, even with the API
   server hanging.
 
-Not taken over from client-go: a post that fails is logged and not retried (client-go retries up
-to 12 times, 10 s apart, holding every later event meanwhile), and events about one object with the
-same reason but different messages are not combined into one ("combined from similar events").
+* a post that fails because the API server cannot be reached (no HTTP answer) is tried again, as
+  client-go's ``recordToSink`` does: up to :data:`POST_ATTEMPTS` (12) times, the first wait random
+  within :data:`RETRY_SECONDS` (10 s) so that replicas do not retry in step, then 10 s apart,
+  holding every later event meanwhile (the queue keeps their order; a full queue drops new ones).
+  An error the server answered with is not repeated (client-go gives up on every ``StatusError``).
+  An event given up on is counted as ``reason="unreachable"``; a stop ends the waiting at once.
+
+Not taken over from client-go: events about one object with the same reason but different messages
+are not combined into one ("combined from similar events").
 
 :class:`SyncRecorder` posts on the caller's thread: for one-shot uses of the reconciler (tests,
 tools) that have no thread to run and want the events stored when ``sync()`` returns.
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import random
 import threading
 import time
 from collections import OrderedDict, deque
@@ -61,7 +68,12 @@ SPAM_LRU_ENTRIES = 4096
 #: period (``lbprov run --shutdown-timeout``: the rest of the shutdown takes under 2 s).
 FLUSH_SECONDS = 1.0
 
-DROP_REASONS = ("queue_full", "spam", "shutdown")
+#: Tries per event while the API server cannot be reached, and the wait between them (client-go's
+#: ``maxTriesPerEvent`` and ``sleepDuration``; its first wait is random within it).
+POST_ATTEMPTS = 12
+RETRY_SECONDS = 10.0
+
+DROP_REASONS = ("queue_full", "spam", "shutdown", "unreachable")
 
 
 class Recorder(Protocol):
@@ -97,6 +109,7 @@ class SyncRecorder:
 
     def record(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         self.sink.create_event(obj, type=type_, reason=reason, message=message, component=self.component)
+        # (not retried: the caller waits for it; the sink has logged a failure)
 
 
 @dataclass(frozen=True)
@@ -154,12 +167,18 @@ class EventRecorder:
         spam_burst: int = SPAM_BURST,
         spam_qps: float = SPAM_QPS,
         clock: Callable[[], float] = time.monotonic,
+        post_attempts: int = POST_ATTEMPTS,
+        retry_seconds: float = RETRY_SECONDS,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         if max_queued < 1:
             raise ValueError("max_queued must be at least 1")
         self.sink = sink
         self.component = component
         self.max_queued = max_queued
+        self.post_attempts = max(1, post_attempts)
+        self.retry_seconds = retry_seconds
+        self._jitter = jitter  # the first wait's fraction of retry_seconds
         self._spam = _SpamFilter(spam_burst, spam_qps, SPAM_LRU_ENTRIES, clock)
         self._queue: deque[_Pending] = deque()
         self._posting = 0  # events taken off the queue and not yet posted (0 or 1)
@@ -221,9 +240,11 @@ class EventRecorder:
             pending.reason,
             meta.get("namespace") or "default",
             meta.get("name"),
-            {"queue_full": f"{self.max_queued} events queued", "spam": "over the per-object rate"}.get(
-                why, "the recorder is stopped"
-            ),
+            {
+                "queue_full": f"{self.max_queued} events queued",
+                "spam": "over the per-object rate",
+                "unreachable": f"the API server could not be reached in {self.post_attempts} tries",
+            }.get(why, "the recorder is stopped"),
         )
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -292,14 +313,27 @@ class EventRecorder:
                     self._cond.notify_all()
 
     def _post(self, pending: _Pending) -> None:
-        try:
-            self.sink.create_event(
-                pending.ref,
-                type=pending.type,
-                reason=pending.reason,
-                message=pending.message,
-                component=self.component,
-                timestamp=pending.timestamp,
-            )
-        except Exception:  # the sink is best effort; a bug there must not kill the thread
-            log.exception("recording event %s failed", pending.reason)
+        for attempt in range(1, self.post_attempts + 1):
+            try:
+                stored = self.sink.create_event(
+                    pending.ref,
+                    type=pending.type,
+                    reason=pending.reason,
+                    message=pending.message,
+                    component=self.component,
+                    timestamp=pending.timestamp,
+                )
+            except Exception:  # the sink is best effort; a bug there must not kill the thread
+                log.exception("recording event %s failed", pending.reason)
+                return
+            if stored is not False:
+                return
+            if attempt == self.post_attempts:
+                self._drop("unreachable", pending)
+                return
+            wait = self.retry_seconds * (self._jitter() if attempt == 1 else 1.0)
+            with self._cond:
+                stopped = self._cond.wait_for(lambda: self._closed, wait)
+            if stopped:
+                self._drop("shutdown", pending)
+                return

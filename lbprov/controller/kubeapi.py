@@ -25,9 +25,10 @@ class EventSink(Protocol):
         message: str,
         component: str = ...,
         timestamp: str | None = ...,
-    ) -> None:
+    ) -> bool | None:
         """Record an Event about ``obj``, best effort (aggregating repeats, as client-go does);
-        ``timestamp``: when it happened, if not now (an event posted from a queue)."""
+        ``timestamp``: when it happened, if not now (an event posted from a queue). False: the
+        API server could not be reached, nothing was stored (the queue's poster tries again)."""
         ...
 
 

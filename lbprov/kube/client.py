@@ -574,12 +574,16 @@ class KubeClient:
         message: str,
         component: str = "lbprov",
         timestamp: str | None = None,
-    ) -> None:
+    ) -> bool:
         """Record a core/v1 Event about ``obj``, best effort (a failure is logged, not raised, as
         client-go's recorder does). A repeat of the same event patches ``count`` and
         ``lastTimestamp`` instead of creating another object, as client-go aggregates.
         ``timestamp`` (RFC 3339): when it happened, if earlier than now (an event posted from
-        :class:`lbprov.controller.events.EventRecorder`'s queue keeps the time it was recorded)."""
+        :class:`lbprov.controller.events.EventRecorder`'s queue keeps the time it was recorded).
+
+        Returns False only if the API server could not be reached (no HTTP answer: nothing was
+        stored, and the caller may try again, as client-go's recorder does); an error the server
+        answered with is logged and not worth repeating (True)."""
         meta = obj.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
         involved = {
@@ -612,7 +616,7 @@ class KubeClient:
                         _ns(ev_ns, "events", ev_name), {"count": count + 1, "lastTimestamp": now}, "merge"
                     )
                     self._remember_event(key, ev_ns, ev_name, count + 1)
-                    return
+                    return True
                 except NotFound:
                     pass
             name = f"{meta.get('name')}.{time.time_ns():x}"
@@ -633,8 +637,12 @@ class KubeClient:
             }
             self._call("POST", _ns(namespace, "events"), body=body)
             self._remember_event(key, namespace, name, 1)
-        except (KubeError, KubeUnreachable, urllib3.exceptions.HTTPError, OSError) as exc:
+        except KubeError as exc:
             log.warning("could not record event %s on %s/%s: %s", reason, namespace, meta.get("name"), exc)
+        except (KubeUnreachable, urllib3.exceptions.HTTPError, OSError) as exc:
+            log.warning("could not record event %s on %s/%s: %s", reason, namespace, meta.get("name"), exc)
+            return False
+        return True
 
     def _remember_event(self, key: tuple[str, ...], namespace: str, name: str, count: int) -> None:
         with self._events_lock:
