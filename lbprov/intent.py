@@ -10,6 +10,7 @@ accepted values.
 from __future__ import annotations
 
 import ipaddress
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -91,6 +92,42 @@ def no_nodes_reason(nodes: Iterable[Mapping[str, Any]]) -> str | None:
         return "the cluster has no nodes"
     reasons = sorted({r for n in all_nodes if (r := node_exclusion_reason(n))})
     return f"every node is excluded ({'; '.join(reasons)})"
+
+
+def node_targets(nodes: Iterable[Mapping[str, Any]]) -> tuple[Target, ...]:
+    """The load-balancer targets of the eligible nodes, sorted (an :class:`Intent`'s ``targets``)."""
+    return tuple(sorted(node_target(n) for n in eligible_nodes(nodes)))
+
+
+class NodeTargetsMemo:
+    """:func:`node_targets` of the informer's node lists, computed once per set of node objects.
+
+    Every Service's intent has the same targets, and computing them costs about 30 µs per node:
+    0.6 ms per Service with 20 nodes, i.e. 0.6 s of a node sync or a resync over 1,000 Services.
+    The informer replaces a changed Node's object and never changes one in place, so the same
+    objects (by identity) have the same targets; any change brings a new object and a new
+    computation. Not for node dicts that their owner edits in place.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._nodes: tuple[Mapping[str, Any], ...] = ()
+        self._targets: tuple[Target, ...] | None = None
+
+    def __call__(self, nodes: Iterable[Mapping[str, Any]]) -> tuple[Target, ...]:
+        nodes = tuple(nodes)
+        with self._lock:
+            known, targets = self._nodes, self._targets
+        if (
+            targets is not None
+            and len(known) == len(nodes)
+            and all(a is b for a, b in zip(known, nodes, strict=True))
+        ):
+            return targets
+        targets = node_targets(nodes)
+        with self._lock:
+            self._nodes, self._targets = nodes, targets
+        return targets
 
 
 def node_target(node: Mapping[str, Any]) -> Target:
@@ -254,12 +291,15 @@ def build_intent(
     nodes: Iterable[Mapping[str, Any]],
     settings: IntentSettings,
     provider: Provider | None = None,
+    *,
+    targets: tuple[Target, ...] | None = None,
 ) -> Intent:
     """Turn a Service and the cluster's nodes into an :class:`Intent`.
 
     Ineligible nodes (see :func:`node_exclusion_reason`) are dropped here. With a ``provider``, its
     :meth:`~lbprov.provider.Provider.resolve` validates the provider's annotations and fills in the
-    scheme and options.
+    scheme and options. ``targets``: :func:`node_targets` of ``nodes`` if the caller has them
+    already (:class:`NodeTargetsMemo`).
     """
     meta = service.get("metadata") or {}
     spec = service.get("spec") or {}
@@ -308,7 +348,8 @@ def build_intent(
     # No eligible node (e.g. every node excluded during a node-pool rotation) is not an error: as
     # upstream, the load balancer stays, with an empty backend set, and is filled again when nodes
     # come back (the controller records an UnAvailableLoadBalancer Warning; see no_nodes_reason).
-    targets = tuple(sorted(node_target(n) for n in eligible_nodes(nodes)))
+    if targets is None:
+        targets = node_targets(nodes)
     problems.raise_if_any()
 
     intent = Intent(

@@ -10,10 +10,12 @@ import pytest
 from lbprov.intent import (
     EXCLUDE_LABEL,
     IntentSettings,
+    NodeTargetsMemo,
     build_intent,
     eligible_nodes,
     no_nodes_reason,
     node_exclusion_reason,
+    node_targets,
     parse_bool,
 )
 from lbprov.model import HealthCheck, InvalidService, Port
@@ -208,3 +210,20 @@ def test_missing_uid_is_rejected() -> None:
     del svc["metadata"]["uid"]
     with pytest.raises(InvalidService, match=r"metadata.uid"):
         build_intent(svc, NODES, SETTINGS)
+
+
+def test_the_node_targets_memo_computes_once_per_set_of_node_objects() -> None:
+    memo = NodeTargetsMemo()
+    nodes = [node("n2"), node("n1", metadata={"deletionTimestamp": "2026-11-30T00:00:00Z"}), node("n3")]
+    first = memo(nodes)
+    assert first == node_targets(nodes) == build_intent(service(), nodes, SETTINGS).targets
+    assert [t.node_name for t in first] == ["n2", "n3"]
+    assert memo(list(nodes)) is first, "the same objects (a new list): not computed again"
+    # the informer replaces a changed node's object: a new object is a new computation
+    relabelled = copy.deepcopy(nodes)
+    relabelled[2]["metadata"]["labels"]["pool"] = "b"
+    again = memo(relabelled)
+    assert again is not first and ("pool", "b") in again[1].labels
+    assert memo(nodes[:2]) == node_targets(nodes[:2]), "a node gone"
+    intent = build_intent(service(), relabelled, SETTINGS, targets=memo(relabelled))
+    assert intent == build_intent(service(), relabelled, SETTINGS)

@@ -41,6 +41,7 @@ from lbprov.controller.leader import LeaderElector, LeaseAPI
 from lbprov.controller.nodes import NodeSync, ProviderNodeSync
 from lbprov.controller.queue import WorkQueue
 from lbprov.controller.service import COMPONENT, ServiceReconciler, has_finalizer, service_key
+from lbprov.intent import NodeTargetsMemo
 from lbprov.model import InvalidService
 from lbprov.observability import Metrics
 from lbprov.provider import Provider, waits_on_shared_writes
@@ -326,6 +327,7 @@ class Controller:
             default_provider=config.default_provider,
             metrics=metrics,
             recorder=self.events,
+            node_targets=NodeTargetsMemo(),  # the informer replaces node objects, never edits one
         )
         #: a node change: one node sync per provider, the Services it does not cover queued
         self.nodes_changed = ProviderNodeSync(

@@ -244,9 +244,10 @@ class ProviderNodeSync:
         by_key = dict(services)
         intents: dict[str, Intent] = {}
         queue: list[str] = []
+        targets = self.reconciler.node_targets(nodes)  # the same for every Service
         for key, svc in services:
             try:
-                intent = build_intent(svc, nodes, self.reconciler.settings, provider)
+                intent = build_intent(svc, nodes, self.reconciler.settings, provider, targets=targets)
             except Exception:  # InvalidService or anything else: its own sync says why, in an event
                 queue.append(key)
                 continue

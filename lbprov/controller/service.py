@@ -43,8 +43,8 @@ from typing import Any
 from lbprov.cloudcalls import is_fenced
 from lbprov.controller.events import Recorder, SyncRecorder
 from lbprov.controller.kubeapi import ControllerKube, Obj, ServiceGone, is_conflict, is_not_found
-from lbprov.intent import IntentSettings, build_intent, no_nodes_reason, service_ref
-from lbprov.model import Action, Ingress, InvalidService, Plan
+from lbprov.intent import IntentSettings, build_intent, no_nodes_reason, node_targets, service_ref
+from lbprov.model import Action, Ingress, InvalidService, Plan, Target
 from lbprov.observability import Metrics
 from lbprov.provider import Provider, implemented_elsewhere
 
@@ -179,12 +179,16 @@ class ServiceReconciler:
         default_provider: str | None = None,
         metrics: Metrics | None = None,
         recorder: Recorder | None = None,
+        node_targets: Callable[[list[Obj]], tuple[Target, ...]] = node_targets,
     ) -> None:
         if default_provider is not None and default_provider not in providers:
             raise ValueError(f"default provider {default_provider!r} is not among {sorted(providers)}")
         self.kube = kube
         self.get_service = get_service
         self.list_nodes = list_nodes
+        #: every intent's targets from ``list_nodes()`` (the controller's memo computes them once
+        #: per set of node objects: they are the same for every Service)
+        self.node_targets = node_targets
         self.providers = dict(providers)
         self.cluster = cluster
         self.default_provider = default_provider
@@ -280,7 +284,7 @@ class ServiceReconciler:
         extra = {"service": key, "provider": provider_name}
         nodes = self.list_nodes()
         try:
-            intent = build_intent(svc, nodes, self.settings, provider)
+            intent = build_intent(svc, nodes, self.settings, provider, targets=self.node_targets(nodes))
         except InvalidService as exc:
             log.warning("invalid Service: %s", exc, extra={**extra, "error": str(exc)})
             self._event(svc, "Warning", "SyncLoadBalancerFailed", f"Error syncing load balancer: {exc}")
