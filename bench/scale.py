@@ -2,7 +2,7 @@
 
     python bench/scale.py [--provider aws|gcp|azure] [--services 200] [--nodes 10] [--ports 1]
                           [--workers 10] [--latency-ms 20] [--compare-workers] [--verify]
-                          [--one-more] [--phases create,add_node,resync[,restart]]
+                          [--one-more] [--phases create,add_node,resync[,restart]] [--repeat N]
 
 Three processes, so that each one's CPU seconds are its own (wall-clock time on a shared machine is
 inflated by other load; CPU seconds and call counts are not):
@@ -55,6 +55,10 @@ balancers the cloud holds for the cluster (``list_owned()``: one per Service on 
 shared ones on Azure). ``--compare-workers`` makes a second run with ``--workers 1`` (upstream's
 ``--concurrent-service-syncs`` default) and reports the time ratio per phase. ``--verify`` re-plans
 every Service with a fresh provider at the end and counts the plans that are not empty (must be 0).
+``--repeat N`` makes N runs (each on fresh processes; with ``--compare-workers``, alternated) and
+adds ``medians``: per number of workers and per phase, the median, min and max of the time, time /
+ideal, each process's CPU seconds and the calls (``bench/scale_stats.py``); identical runs on a
+small shared machine differ by up to 30%, so a single run is a weak figure.
 ``--one-more`` creates one more Service after ``create`` and reports its ingress or its first Warning
 event (the Service past a cloud's limits); ``--phases create`` stops after it (a new node would
 make room for it).
@@ -76,6 +80,7 @@ from typing import Any
 from childproc import ChildProcess
 from common import NAMESPACE, make_node, print_json
 from procstat import CPUSnapshot, memory_kib, mib
+from scale_stats import medians
 
 from lbprov.controller.service import ingress_of
 from lbprov.intent import IntentSettings, build_intent
@@ -648,6 +653,13 @@ def parser() -> argparse.ArgumentParser:
         f"{','.join(EXTRA_PHASES)})",
     )
     p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run everything N times, each on fresh processes, and add per-phase medians (min, max) "
+        "of time, time / ideal, CPU seconds and calls to the report (``medians``; bench/scale_stats.py)",
+    )
+    p.add_argument(
         "--timeout",
         type=float,
         default=None,
@@ -702,17 +714,31 @@ def header(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    if args.repeat < 1:
+        raise SystemExit(f"--repeat: {args.repeat} runs; give at least 1")
     report = header(args)
     phases = parse_phases(args.phases)
-    runs = [run(args, args.workers, phases)]
-    if args.compare_workers and args.workers != 1:
-        runs.append(run(args, 1, phases))
+    compare = args.compare_workers and args.workers != 1
+    runs = []
+    for i in range(args.repeat):
+        # alternated (10 workers, 1 worker, 10, 1, ...) so that a slow spell of the machine does not
+        # fall on one side only
+        if args.repeat > 1:
+            print(json.dumps({"progress": "repeat", "run": i + 1, "of": args.repeat}), file=sys.stderr)
+        runs.append(run(args, args.workers, phases))
+        if compare:
+            runs.append(run(args, 1, phases))
+    summary = medians(runs)
+    if compare:
+        default, one = summary[0]["phases"], summary[1]["phases"]
         report["workers_1_over_default_time"] = {
-            phase: round(runs[1]["phases"][phase]["seconds"] / figures["seconds"], 2)
-            for phase, figures in runs[0]["phases"].items()
-            if figures["seconds"] > 0 and phase in runs[1]["phases"]
+            phase: round(one[phase]["seconds"]["median"] / figures["seconds"]["median"], 2)
+            for phase, figures in default.items()
+            if figures["seconds"]["median"] > 0 and phase in one
         }
     report["runs"] = runs
+    if args.repeat > 1:
+        report["medians"] = summary
     print_json(report)
     return 0
 
