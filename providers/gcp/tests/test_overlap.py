@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from gcp_helpers import converge, intent_for, make_service, provider_for
 from google.api_core import exceptions as gexc
 from lbprov_gcp import GCPProvider
 from lbprov_gcp.overlap import Step, steps
+from lbprov_gcp.transport import POOL_SIZE
 
 from lbprov.cloudcalls import CallEvent
 from lbprov.model import Action, Change
@@ -214,3 +216,18 @@ def test_a_failed_write_beside_others_raises_after_they_end_and_the_next_apply_c
     }
     fresh.apply(plan)
     assert provider_for(sandbox).plan(intent).empty
+
+
+def test_ten_workers_and_the_writes_beside_them_keep_their_connections(sandbox: SandboxCloud) -> None:
+    """Every request in flight at once has a kept connection: the emulator accepts no more
+    connections than the transport keeps, however many Services (at 10 kept, the writes beside
+    the workers' opened and closed a new connection for most requests beyond the tenth)."""
+    server = sandbox.extra["server"]
+    server.inject(None, latency=0.03)  # every request in flight long enough to overlap the others
+    provider = provider_for(sandbox)
+    intents = [intent_for(provider, make_service(f"s{i}"), sandbox.nodes) for i in range(60)]
+    before = server.connections
+    with provider.read_round(), ThreadPoolExecutor(10) as pool:
+        list(pool.map(lambda intent: converge(provider, intent), intents))
+    assert len(server.requests) > 300
+    assert server.connections - before <= POOL_SIZE
