@@ -2,7 +2,7 @@
 
     python bench/scale.py [--provider aws|gcp|azure] [--services 200] [--nodes 10] [--ports 1]
                           [--workers 10] [--latency-ms 20] [--compare-workers] [--verify]
-                          [--one-more] [--phases create,add_node,resync[,restart]]
+                          [--one-more] [--phases create,add_node,resync[,restart]] [--repeat N]
 
 Three processes, so that each one's CPU seconds are its own (wall-clock time on a shared machine is
 inflated by other load; CPU seconds and call counts are not):
@@ -55,6 +55,10 @@ balancers the cloud holds for the cluster (``list_owned()``: one per Service on 
 shared ones on Azure). ``--compare-workers`` makes a second run with ``--workers 1`` (upstream's
 ``--concurrent-service-syncs`` default) and reports the time ratio per phase. ``--verify`` re-plans
 every Service with a fresh provider at the end and counts the plans that are not empty (must be 0).
+``--repeat N`` makes N runs (each on fresh processes; with ``--compare-workers``, alternated) and
+adds ``medians``: per number of workers and per phase, the median, min and max of the time, time /
+ideal, each process's CPU seconds and the calls (``bench/scale_stats.py``); identical runs on a
+small shared machine differ by up to 30%, so a single run is a weak figure.
 ``--one-more`` creates one more Service after ``create`` and reports its ingress or its first Warning
 event (the Service past a cloud's limits); ``--phases create`` stops after it (a new node would
 make room for it).
@@ -76,10 +80,11 @@ from typing import Any
 from childproc import ChildProcess
 from common import NAMESPACE, make_node, print_json
 from procstat import CPUSnapshot, memory_kib, mib
+from scale_stats import medians
 
 from lbprov.controller.service import ingress_of
 from lbprov.intent import IntentSettings, build_intent
-from lbprov.kube.client import KubeClient
+from lbprov.kube.client import Gone, KubeClient, WatchDropped
 from lbprov.kube.informer import LAST_APPLIED
 from lbprov.model import SandboxNode
 from lbprov.provider import load_provider
@@ -194,19 +199,41 @@ def controller_requests(requests: list[RecordedRequest]) -> dict[str, int]:
 
 
 def wait_all_ingress(kube: KubeClient, n: int, timeout: float) -> float:
-    """Poll until every Service has its ingress; return that moment (to within the poll interval)."""
+    """Return the moment the last of the N Services got its ingress, as the driver's watch on the
+    namespace's Services saw it.
+
+    Polling every max(0.2, N/500) s (as this did) put the end up to a poll interval late, 2 s of a
+    1,000-Service create of ~12-20 s, and listing N Services each time cost the API server more
+    than the watch's two events per Service. A watch that ends (its server timeout) or breaks is
+    started again from a fresh list.
+    """
     deadline = time.monotonic() + timeout
     while True:
-        items, _ = kube.list_services(NAMESPACE)
+        items, rv = kube.list_services(NAMESPACE)
         now = time.monotonic()
-        ready = sum(1 for s in items if ingress_of(s))
-        if ready >= n:
+        ready = {s["metadata"]["name"] for s in items if ingress_of(s)}
+        if len(ready) >= n:
             return now
         if now > deadline:
-            raise RuntimeError(f"only {ready}/{n} Services got ingress within {timeout}s")
-        # Listing N Services costs the driver and the API server CPU that the controller then lacks
-        # on a small machine: poll less often as N grows (1,000 Services: every 2 s).
-        time.sleep(max(0.2, n / 500))
+            raise RuntimeError(f"only {len(ready)}/{n} Services got ingress within {timeout}s")
+        stream = kube.watch_services(
+            rv, timeout_seconds=max(1, min(60, int(deadline - now) + 1)), namespace=NAMESPACE
+        )
+        try:
+            for kind, obj in stream:
+                name = (obj.get("metadata") or {}).get("name")
+                if kind in ("ADDED", "MODIFIED") and ingress_of(obj):
+                    ready.add(name)
+                elif kind == "DELETED" or (kind == "MODIFIED" and not ingress_of(obj)):
+                    ready.discard(name)
+                if len(ready) >= n:
+                    return time.monotonic()
+                if time.monotonic() > deadline:
+                    break
+        except (Gone, WatchDropped):
+            pass  # listed again
+        finally:
+            stream.close()
 
 
 def one_more(
@@ -648,6 +675,13 @@ def parser() -> argparse.ArgumentParser:
         f"{','.join(EXTRA_PHASES)})",
     )
     p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run everything N times, each on fresh processes, and add per-phase medians (min, max) "
+        "of time, time / ideal, CPU seconds and calls to the report (``medians``; bench/scale_stats.py)",
+    )
+    p.add_argument(
         "--timeout",
         type=float,
         default=None,
@@ -702,17 +736,31 @@ def header(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    if args.repeat < 1:
+        raise SystemExit(f"--repeat: {args.repeat} runs; give at least 1")
     report = header(args)
     phases = parse_phases(args.phases)
-    runs = [run(args, args.workers, phases)]
-    if args.compare_workers and args.workers != 1:
-        runs.append(run(args, 1, phases))
+    compare = args.compare_workers and args.workers != 1
+    runs = []
+    for i in range(args.repeat):
+        # alternated (10 workers, 1 worker, 10, 1, ...) so that a slow spell of the machine does not
+        # fall on one side only
+        if args.repeat > 1:
+            print(json.dumps({"progress": "repeat", "run": i + 1, "of": args.repeat}), file=sys.stderr)
+        runs.append(run(args, args.workers, phases))
+        if compare:
+            runs.append(run(args, 1, phases))
+    summary = medians(runs)
+    if compare:
+        default, one = summary[0]["phases"], summary[1]["phases"]
         report["workers_1_over_default_time"] = {
-            phase: round(runs[1]["phases"][phase]["seconds"] / figures["seconds"], 2)
-            for phase, figures in runs[0]["phases"].items()
-            if figures["seconds"] > 0 and phase in runs[1]["phases"]
+            phase: round(one[phase]["seconds"]["median"] / figures["seconds"]["median"], 2)
+            for phase, figures in default.items()
+            if figures["seconds"]["median"] > 0 and phase in one
         }
     report["runs"] = runs
+    if args.repeat > 1:
+        report["medians"] = summary
     print_json(report)
     return 0
 

@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         tracemalloc.start(TRACE_FRAMES)
     if args.no_malloc_trim:
         heap.ENABLED = False
-    profiles = ThreadProfiles() if args.profile else None
+    profiles = ThreadProfiles(os.environ.get("BENCH_PROFILE_CLOCK", "cpu")) if args.profile else None
     if profiles is not None:
         profiles.install()
 

@@ -4,7 +4,8 @@
 
 One table per run: per phase the seconds, the ideal, time / ideal, reads and writes per Service, the
 controller's and the emulator's CPU seconds, and the reads per Service by operation (largest first);
-then the controller's RSS and the load balancers used.
+then the controller's RSS and the load balancers used. A report of ``--repeat N`` runs starts with
+the medians (min-max) per phase over its runs.
 """
 
 from __future__ import annotations
@@ -59,10 +60,51 @@ def table(report: dict[str, Any], run: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _cell(summary: dict[str, Any], figure: str) -> str:
+    """``median (min-max)`` of a figure, or a dash where no run had it."""
+    s = summary.get(figure)
+    if s is None:
+        return "-"
+    return f"{s['median']:g} ({s['min']:g}-{s['max']:g})"
+
+
+def median_table(report: dict[str, Any], group: dict[str, Any]) -> str:
+    """``--repeat``: per phase, the median (min-max) over the runs of one number of workers."""
+    n = report["services"]
+    cut = f", {group['runs_cut_short']} cut short" if group.get("runs_cut_short") else ""
+    lines = [
+        f"**{report['provider']}**, {n} Services x {report['ports_per_service']} port(s), "
+        f"{report['nodes']} nodes, {group['workers']} workers, {report['latency_ms']:g} ms per call: "
+        f"median (min-max) of {group['runs']} runs{cut}",
+        "",
+        "| phase | runs | seconds | ideal | time / ideal | controller CPU s | emulator CPU s "
+        "| kube API + driver CPU s | reads | writes |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, p in group["phases"].items():
+        cells = [
+            _cell(p, f)
+            for f in (
+                "seconds",
+                "ideal_seconds",
+                "time_over_ideal",
+                "controller_cpu_seconds",
+                "emulator_cpu_seconds",
+                "kube_api_and_driver_cpu_seconds",
+                "reads",
+                "writes",
+            )
+        ]
+        lines.append(f"| {name} | {p['runs']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(paths: list[str]) -> int:
     for path in paths:
         with open(path) as f:
             report = json.load(f)
+        for group in report.get("medians") or []:  # --repeat: the medians first
+            print(median_table(report, group), end="\n\n")
         for run in report["runs"]:
             print(table(report, run), end="\n\n")
         if "workers_1_over_default_time" in report:

@@ -7,7 +7,9 @@ which replaces the hook). A phase's figures are the difference of two snapshots 
 (``Profile.snapshot_stats`` reads the counts without stopping them), written as a pstats file that
 ``python -m pstats FILE`` or ``pstats.Stats(FILE)`` reads. The timer is each thread's own CPU time (``time.thread_time``), so
 the seconds are CPU seconds: time spent waiting (the bench's injected latency, an idle worker's
-queue) counts as nothing. A call still running at a snapshot is
+queue) counts as nothing; ``BENCH_PROFILE_CLOCK=wall`` makes it wall-clock seconds instead, so that
+a worker's cumulative time shows where its wall time went (each thread's own time, summed over the
+threads). A call still running at a snapshot is
 counted when it returns, so a phase's file can hold a little of a neighbour's work.
 """
 
@@ -29,7 +31,13 @@ Stats = dict[tuple[str, int, str], Entry]
 class ThreadProfiles:
     """One cProfile per thread; :meth:`dump` writes what all threads did since the last dump."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: str = "cpu") -> None:
+        #: "cpu": each thread's CPU time; "wall": wall-clock time, so that a worker's cumulative
+        #: seconds show where it waited too (the injected latency, locks, the API server's answers)
+        timers = {"cpu": time.thread_time, "wall": time.perf_counter}
+        if clock not in timers:
+            raise ValueError(f"BENCH_PROFILE_CLOCK={clock!r}: accepted values are cpu (default) and wall")
+        self.timer = timers[clock]
         self._lock = threading.Lock()
         self._profiles: list[cProfile.Profile] = []
         self._base: Stats = {}
@@ -44,7 +52,7 @@ class ThreadProfiles:
         self._enable_here()  # replaces this hook in this thread
 
     def _enable_here(self) -> None:
-        profile = cProfile.Profile(time.thread_time)
+        profile = cProfile.Profile(self.timer)
         with self._lock:
             self._profiles.append(profile)
         self._local.profile = profile

@@ -73,6 +73,30 @@ def test_a_node_added_costs_one_write_per_zone_with_concurrent_plans_and_applies
     assert all(provider.plan(intent).empty for intent in intents)
 
 
+def test_the_first_services_planned_together_create_each_group_once_and_read_none_back(provider, sandbox):
+    """Every first Service's plan finds no group and asks to create it: the first apply creates and
+    fills it, the others add nothing and read nothing back (each read was made under the lock that
+    creates shared resources, holding every worker up, one round trip after the other)."""
+    intents = _intents(provider, sandbox.nodes)
+    planned = threading.Barrier(WORKERS)
+
+    def reconcile(intent):
+        plan = provider.plan(intent)
+        planned.wait()  # every worker plans before any applies: all plans ask for the create
+        provider.apply(plan)
+        return plan
+
+    with provider.read_round(), ThreadPoolExecutor(WORKERS) as pool:
+        plans = list(pool.map(reconcile, intents))
+    zones = {n.zone for n in sandbox.nodes}
+    assert all(sum(c.kind == "instance-group" for c in p.changes) == len(zones) for p in plans)
+    sent = provider.calls.stats.sent
+    assert sent[("instanceGroups.insert", "write")] == len(zones), dict(sent)
+    assert sent[("instanceGroups.addInstances", "write")] == len(zones), dict(sent)
+    assert sent[("instanceGroups.listInstances", "read")] == 0, dict(sent)
+    assert all(provider.plan(intent).empty for intent in intents)
+
+
 def test_a_plan_read_after_the_last_write_is_applied_as_planned(provider, sandbox, server):
     """The write memory never hides a change made by someone else after it: a member removed by hand
     after lbprov's own write is added back by the next plan."""

@@ -4,6 +4,10 @@ Shared resources (the cluster's instance groups, the shared health check and its
 planned by several concurrent reconciles: this process creates each once (``_shared_known``, under a
 lock) and, when another controller created one between plan and apply, accepts it if it is ours.
 A failed apply forgets what it knew, so a resource deleted behind our back is created again.
+
+A plan's creates that nothing after them needs run beside the others (:mod:`lbprov_gcp.overlap`):
+the same writes, in fewer round trips one after the other. An apply returns (or raises) only once
+every write it started has finished.
 """
 
 from __future__ import annotations
@@ -12,17 +16,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from google.api_core import exceptions as gexc
 
 from lbprov.model import Action, Change, Ingress, Plan
 from lbprov_gcp import names as N
+from lbprov_gcp import overlap
 from lbprov_gcp.client import Compute, is_in_use
 from lbprov_gcp.observe import Reader
 
 Json = dict[str, Any]
 log = logging.getLogger("lbprov.gcp")
+
+#: Threads for the writes a plan runs beside its others (:mod:`lbprov_gcp.overlap`): at most two
+#: per apply at a time, so 32 serve 16 concurrent syncs without a wait; more syncs queue for them.
+SIDE_THREADS = 32
 
 
 def _ip_key(family: object) -> str:
@@ -43,6 +53,7 @@ class Applier:
         # zone however many Services' concurrent plans asked for it.
         self._group_locks: dict[tuple[str, str], threading.Lock] = {}
         self._group_written: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
+        self._pool: ThreadPoolExecutor | None = None  # the changes a plan runs beside the others
 
     @property
     def compute(self) -> Compute:
@@ -54,16 +65,23 @@ class Applier:
 
     def run(self, plan: Plan) -> tuple[Ingress, ...]:
         ctx: dict[str, Any] = {}
-        self.apply_changes(plan.changes, ctx)
-        for name in ctx.get("transient", []):
-            # The forwarding rules hold the IP now: release the reservation (upstream does the same;
-            # the IP stays with the rules as an ephemeral one).
-            try:
-                self.compute.delete("addresses", name)
-            except gexc.NotFound:
-                pass
-            finally:
-                self.reader.wrote("addresses", names=[name])
+        started: dict[int, Future[None]] = {}
+        try:
+            self._apply_steps(plan.changes, ctx, started)
+            for name in ctx.get("transient", []):
+                # The forwarding rules hold the IP now: release the reservation (upstream does the
+                # same; the IP stays with the rules as an ephemeral one).
+                try:
+                    self.compute.delete("addresses", name)
+                except gexc.NotFound:
+                    pass
+                finally:
+                    self.reader.wrote("addresses", names=[name])
+        except BaseException:
+            # no write of this apply goes on after it returns; the first error is the one raised
+            self._wait_all(started, raise_first=False)
+            raise
+        self._wait_all(started, raise_first=True)
         if plan.is_delete:
             return ()
         if plan.ingress and not plan.changes:
@@ -77,36 +95,81 @@ class Applier:
         return tuple(out)
 
     def apply_changes(self, changes: Sequence[Change], ctx: dict[str, Any] | None = None) -> None:
-        """Execute ``changes`` in order (a plan's, or the node sync's instance-group changes)."""
+        """Execute ``changes`` one after the other (the node sync's instance-group changes)."""
         ctx = {} if ctx is None else ctx
         for change in changes:
-            try:
-                self._apply_one(change, ctx)
-            except gexc.BadRequest as exc:
-                with self._shared_lock:
-                    self._shared_known.clear()
-                    self._group_written.clear()
-                if "instanceInMultipleLoadBalancedIgs" in {str(e.get("reason")) for e in exc.errors or []}:
-                    # GCE's message names the instance; say what to do about it.
-                    raise RuntimeError(
-                        f"{change.kind} {change.name}: {exc.message} An instance group outside the cluster's "
-                        "k8s-ig--<cluster ID> groups holds it: remove the instance from that group, or label "
-                        "the node node.kubernetes.io/exclude-from-external-load-balancers=true"
-                    ) from exc
-                raise
-            except BaseException:
-                with self._shared_lock:
-                    self._shared_known.clear()
-                    self._group_written.clear()
-                raise
-            finally:
-                data = change.data
-                if not ctx.pop("no_write", False):
-                    self.reader.wrote(
-                        "instanceGroups" if change.kind == "instance-group" else str(data.get("collection")),
-                        data.get("zone"),
-                        [str(data.get("name") or change.name)],
-                    )
+            self._apply_recorded(change, ctx)
+
+    def _apply_steps(
+        self, changes: Sequence[Change], ctx: dict[str, Any], started: dict[int, Future[None]]
+    ) -> None:
+        """A plan's changes, the independent creates beside the others (:mod:`lbprov_gcp.overlap`).
+
+        A started change gets a copy of ``ctx`` as it is then (the IPs reserved so far), so that
+        what it leaves there does not mix with the changes running here.
+        """
+        for step in overlap.steps(changes):
+            change = changes[step.index]
+            if step.action == "run":
+                self._apply_recorded(change, ctx)
+            elif step.action == "start":
+                started[step.index] = self._side_pool().submit(self._apply_recorded, change, dict(ctx))
+            else:
+                started.pop(step.index).result()
+
+    def _side_pool(self) -> ThreadPoolExecutor:
+        with self._shared_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(SIDE_THREADS, thread_name_prefix="lbprov-gcp-apply")
+            return self._pool
+
+    @staticmethod
+    def _wait_all(started: dict[int, Future[None]], *, raise_first: bool) -> None:
+        """Wait for every started change; raise the first failure (else log it: an error of the
+        apply itself is being raised)."""
+        first: BaseException | None = None
+        for future in started.values():
+            exc = future.exception()
+            if exc is not None and first is None:
+                first = exc
+            elif exc is not None:
+                log.warning("another change of the same apply failed too: %s", exc)
+        started.clear()
+        if first is not None:
+            if raise_first:
+                raise first
+            log.warning("a change applied beside the one that failed failed too: %s", first)
+
+    def _apply_recorded(self, change: Change, ctx: dict[str, Any]) -> None:
+        """One change; a failure forgets the shared resources known; the round forgets what it
+        wrote (or may have written)."""
+        try:
+            self._apply_one(change, ctx)
+        except gexc.BadRequest as exc:
+            with self._shared_lock:
+                self._shared_known.clear()
+                self._group_written.clear()
+            if "instanceInMultipleLoadBalancedIgs" in {str(e.get("reason")) for e in exc.errors or []}:
+                # GCE's message names the instance; say what to do about it.
+                raise RuntimeError(
+                    f"{change.kind} {change.name}: {exc.message} An instance group outside the cluster's "
+                    "k8s-ig--<cluster ID> groups holds it: remove the instance from that group, or label "
+                    "the node node.kubernetes.io/exclude-from-external-load-balancers=true"
+                ) from exc
+            raise
+        except BaseException:
+            with self._shared_lock:
+                self._shared_known.clear()
+                self._group_written.clear()
+            raise
+        finally:
+            data = change.data
+            if not ctx.pop("no_write", False):
+                self.reader.wrote(
+                    "instanceGroups" if change.kind == "instance-group" else str(data.get("collection")),
+                    data.get("zone"),
+                    [str(data.get("name") or change.name)],
+                )
 
     def _current_ip(self, plan: Plan, family: str) -> str | None:
         v6 = family == "IPv6"

@@ -39,9 +39,11 @@ from lbprov.cloudcalls import CloudCalls
 from lbprov.httpenv import proxy_manager, read_http_environment
 from lbprov_gcp.operations import operation_for
 
-#: Connections kept per host: one per controller worker at the default 10 workers (as requests'
-#: adapter kept); more concurrent requests open extra connections that are not kept.
-POOL_SIZE = 10
+#: Connections kept per host: the default 10 workers, up to two writes each that a reconcile runs
+#: beside its others (``apply.SIDE_THREADS``), and the read round's listings. More concurrent
+#: requests open extra connections that are not kept: at 10 a burst of creates opened and closed
+#: a new connection for most requests beyond the tenth.
+POOL_SIZE = 32
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,9 @@ def group_changes(
                         "name": name,
                         "add": list(wanted),
                         "remove": [],
+                        # a plan that found no group, made before this process created it: the
+                        # applier adds what its own create left out, without reading it back
+                        "read_at": read_at,
                         "body": {
                             "name": name,
                             # network is output only: GCE takes it from the first instance added

@@ -83,6 +83,7 @@ class _State:
     log: list[RequestRecord] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    connections: int = 0  # accepted so far (each keep-alive connection serves many requests)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -223,10 +224,19 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    #: The listen backlog (socketserver's default is 5): a burst of new connections beyond it was
+    #: refused or reset on a loaded machine, which the provider rightly takes for an unreachable
+    #: endpoint; Google's front ends do not refuse connections under such a burst.
+    request_queue_size = 128
 
     def __init__(self, state: _State) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.state = state
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.state.lock:
+            self.state.connections += 1
+        super().process_request(request, client_address)
 
 
 class SandboxServer:
@@ -271,6 +281,12 @@ class SandboxServer:
     def mutating_requests(self) -> list[str]:
         """Every mutating request received (even ones answered with an error), as ``METHOD path``."""
         return [str(r) for r in self.requests if r.mutating]
+
+    @property
+    def connections(self) -> int:
+        """Connections accepted so far: a client that reuses its connections keeps this small."""
+        with self._state.lock:
+            return self._state.connections
 
     def clear_log(self) -> None:
         with self._state.lock:
