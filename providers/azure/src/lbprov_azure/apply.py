@@ -2,7 +2,9 @@
 
 Consecutive changes of one shared load balancer become ONE submission to its
 :class:`~lbprov_azure.lbwriter.SharedLBWriter` (the write-side concurrency: serialised per LB,
-If-Match, coalesced across Services); public IPs and NSG rules are written directly. Values that
+If-Match, coalesced across Services); public IPs are written by the
+:class:`~lbprov_azure.pipwriter.PublicIPWriter`'s pool while the sync lends its worker slot; NSG
+rules are written directly, or through their rule's writer when shared. Values that
 are only known after a write (the frontend address an NSG rule targets) are resolved here.
 """
 
@@ -22,6 +24,7 @@ from lbprov_azure.diff import Priorities, options_of
 from lbprov_azure.lbwriter import Announcement, LBDelta, PreconditionFailed, SharedLBWriter, WriteRejected
 from lbprov_azure.nsgwriter import RuleDelta, RuleWriter, merged_destinations
 from lbprov_azure.observe import Observer, find, items
+from lbprov_azure.pipwriter import PublicIPWriter
 from lbprov_azure.settings import AzureSettings
 
 JSON = dict[str, Any]
@@ -92,6 +95,7 @@ class Applier:
         self._writers: dict[str, SharedLBWriter] = {}
         self._lock = threading.Lock()
         self._rule_writers: dict[str, RuleWriter] = {}
+        self.pips = PublicIPWriter(settings.public_ip_writers)
 
     def writer(self, lb: str) -> SharedLBWriter:
         """The process-wide writer of one shared LB (one per provider instance and LB name)."""
@@ -238,25 +242,31 @@ class Applier:
         if ch.action == Action.DELETE:
             # No If-Match: detaching it from the LB earlier in this apply changed its ETag, and
             # its ownership (tags) was checked by the plan.
-            self.seen.call(
-                "publicIPAddresses.delete",
-                lambda: azclient.finish(ops.begin_delete(rg, name), self.timeout, f"delete public IP {name}"),
+            self.pips.run(
+                lambda: self.seen.call(
+                    "publicIPAddresses.delete",
+                    lambda: azclient.finish(
+                        ops.begin_delete(rg, name), self.timeout, f"delete public IP {name}"
+                    ),
+                )
             )
             self.seen.wrote_pip(rg, name, None)
             return None
         headers = {"If-Match": ch.data["etag"]} if ch.data.get("etag") else {"If-None-Match": "*"}
         body = ch.data["body"]
-        result = self.seen.call(
-            "publicIPAddresses.create_or_update",
-            lambda: azclient.put_json(
-                self.settings,
-                lambda data, polling: ops.begin_create_or_update(
-                    rg, name, data, headers=headers, polling=polling
+        result = self.pips.run(  # three round trips (PUT, poll, GET): off the worker slot
+            lambda: self.seen.call(
+                "publicIPAddresses.create_or_update",
+                lambda: azclient.put_json(
+                    self.settings,
+                    lambda data, polling: ops.begin_create_or_update(
+                        rg, name, data, headers=headers, polling=polling
+                    ),
+                    body,
+                    self.timeout,
+                    f"public IP {name}",
                 ),
-                body,
-                self.timeout,
-                f"public IP {name}",
-            ),
+            )
         )
         self.seen.wrote_pip(rg, name, result)
         return (result.get("properties") or {}).get("ipAddress")
