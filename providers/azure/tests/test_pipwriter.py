@@ -97,12 +97,15 @@ def test_a_failing_public_ip_fails_its_own_service_only(sandbox, cluster, intent
 
 
 def test_the_writer_runs_at_most_parallel_writes_at_once():
-    """Five writes, two at a time: a third starts only when one of the first two ends."""
+    """Five writes, two at a time: a third starts only when one of the first two ends, and a write's
+    ``on_start`` (the apply announcing itself to its LB's writer) runs only when the write starts, not
+    while it is queued."""
     writer = PublicIPWriter(2)
     lock = threading.Lock()
     running, most, ended = [0], [0], [0]
     go = [threading.Event() for _ in range(5)]
     started: list[int] = []
+    announced: list[int] = []
 
     def write(i: int) -> int:
         with lock:
@@ -116,11 +119,16 @@ def test_the_writer_runs_at_most_parallel_writes_at_once():
         return i
 
     with ThreadPoolExecutor(max_workers=5) as callers:
-        results = [callers.submit(writer.run, lambda i=i: write(i)) for i in range(5)]
+        results = [
+            callers.submit(writer.run, lambda i=i: announced.append(i), lambda i=i: write(i))
+            for i in range(5)
+        ]
         wait_for(lambda: len(started) == 2, 10, "the first two writes")
+        assert sorted(announced) == sorted(started)
         first = started[0]
         go[first].set()
         wait_for(lambda: ended[0] == 1 and len(started) == 3, 10, "a third write once one ended")
+        assert sorted(announced) == sorted(started)
         for e in go:
             e.set()
         assert [f.result(timeout=30) for f in results] == [0, 1, 2, 3, 4]
@@ -134,7 +142,7 @@ def test_the_writer_raises_the_error_in_the_caller_and_needs_a_positive_bound():
         raise RuntimeError("ARM said no")
 
     with pytest.raises(RuntimeError, match="ARM said no"):
-        writer.run(fail)
-    assert writer.run(lambda: 7) == 7  # the pool is still there after a failed write
+        writer.run(lambda: None, fail)
+    assert writer.run(lambda: None, lambda: 7) == 7  # the pool is still there after a failed write
     with pytest.raises(ValueError, match="public_ip_writers"):
         PublicIPWriter(0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError
@@ -117,14 +118,25 @@ class Applier:
     def apply(self, plan: Plan) -> tuple[Ingress, ...]:
         changes = list(plan.changes)
         announced: dict[str, Announcement] = {}
-        for ch in changes:  # tell each LB's writer this apply is coming, so it can wait for it
-            lbn = ch.data.get("lb")
-            if lbn and lbn not in announced:
-                announced[lbn] = self.writer(lbn).announce()
+        lbs = list(dict.fromkeys(str(ch.data["lb"]) for ch in changes if ch.data.get("lb")))
+        once: list[bool] = []
+
+        def announce() -> None:
+            """Tell each LB's writer this apply is coming, so that its leader can wait for it."""
+            if not once:
+                once.append(True)
+                for lbn in lbs:
+                    announced[lbn] = self.writer(lbn).announce()
+
+        # An apply that first creates its public IP announces itself when that write starts: the
+        # writer's pool may queue it behind others, and a leader waiting for applies whose public
+        # IP is still queued would hold its batch for coalesce_max_wait_seconds.
+        if not (changes and changes[0].kind == "public-ip"):
+            announce()
         try:
-            lb_bodies, pip_ips = self._apply_changes(changes, announced)
+            lb_bodies, pip_ips = self._apply_changes(changes, announced, announce)
         finally:
-            for a in announced.values():
+            for a in list(announced.values()):
                 a.writer.withdraw(a)
         if plan.intent is None:
             return ()
@@ -150,7 +162,7 @@ class Applier:
         return tuple(out) if out else plan.ingress
 
     def _apply_changes(
-        self, changes: list[Change], announced: dict[str, Announcement]
+        self, changes: list[Change], announced: dict[str, Announcement], announce: Callable[[], None]
     ) -> tuple[dict[str, JSON | None], dict[str, str]]:
         """Execute ``changes`` in order; consecutive changes of one LB become one writer submission.
 
@@ -175,7 +187,7 @@ class Applier:
                 i = j
                 continue
             if ch.kind == "public-ip":
-                made = self._apply_pip(ch)
+                made = self._apply_pip(ch, announce)
                 if made:
                     pip_ips[family_of(made)] = made
             elif ch.kind == "nsg-rule":
@@ -235,7 +247,7 @@ class Applier:
             adopt=adopt,
         )
 
-    def _apply_pip(self, ch: Change) -> str | None:
+    def _apply_pip(self, ch: Change, on_start: Callable[[], None]) -> str | None:
         rg, name = str(ch.data["rg"]), str(ch.data["name"])
         ops = self.seen.client.public_ip_addresses
         self.seen.writing()
@@ -243,18 +255,20 @@ class Applier:
             # No If-Match: detaching it from the LB earlier in this apply changed its ETag, and
             # its ownership (tags) was checked by the plan.
             self.pips.run(
+                on_start,
                 lambda: self.seen.call(
                     "publicIPAddresses.delete",
                     lambda: azclient.finish(
                         ops.begin_delete(rg, name), self.timeout, f"delete public IP {name}"
                     ),
-                )
+                ),
             )
             self.seen.wrote_pip(rg, name, None)
             return None
         headers = {"If-Match": ch.data["etag"]} if ch.data.get("etag") else {"If-None-Match": "*"}
         body = ch.data["body"]
         result = self.pips.run(  # three round trips (PUT, poll, GET): off the worker slot
+            on_start,
             lambda: self.seen.call(
                 "publicIPAddresses.create_or_update",
                 lambda: azclient.put_json(
@@ -266,7 +280,7 @@ class Applier:
                     self.timeout,
                     f"public IP {name}",
                 ),
-            )
+            ),
         )
         self.seen.wrote_pip(rg, name, result)
         return (result.get("properties") or {}).get("ipAddress")

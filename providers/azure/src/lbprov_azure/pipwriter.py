@@ -42,12 +42,18 @@ class PublicIPWriter:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None  # started on the first write
 
-    def run(self, write: Callable[[], T]) -> T:
-        """``write()`` on the pool; the calling sync's slot is lent out until it returns or raises."""
+    def run(self, on_start: Callable[[], None], write: Callable[[], T]) -> T:
+        """``on_start()`` then ``write()`` on the pool, once a thread of it is free (a write may
+        queue); the calling sync's slot is lent out until the write returns or raises."""
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="azure-public-ip")
             pool = self._pool
-        future = pool.submit(write)
+
+        def started() -> T:
+            on_start()
+            return write()
+
+        future = pool.submit(started)
         with released():
             return future.result()
