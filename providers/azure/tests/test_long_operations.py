@@ -40,8 +40,9 @@ def test_operations_in_progress_are_polled_until_they_end(provider, intent_for, 
 def test_writes_are_polled_in_the_calling_thread_not_a_poller_thread_each(
     provider, intent_for, make_service, state, monkeypatch
 ):
-    """A Service's create (public IP, LB and NSG rule PUTs, each polled while InProgress) starts no
-    azure-core ``LROPoller`` thread: the writes poll where they are sent (client.JSONResultPolling)."""
+    """A Service's create and delete (public IP, LB and NSG rule PUTs and DELETEs, each polled while
+    InProgress) start no azure-core ``LROPoller`` thread: the writes poll where they are sent
+    (client.InThreadPolling)."""
     started: list[str] = []
     start = threading.Thread.start
 
@@ -60,14 +61,20 @@ def test_writes_are_polled_in_the_calling_thread_not_a_poller_thread_each(
                 state.finish_operations()
 
     state.hooks.append(end_every_second_poll)
+    intent = intent_for(make_service())
     try:
-        ingress = provider.apply(provider.plan(intent_for(make_service())))
+        ingress = provider.apply(provider.plan(intent))
+        created_after = polls[0]
+        deleted = provider.plan_delete(intent.ref)
+        provider.apply(deleted)
     finally:
         state.hooks.remove(end_every_second_poll)
         state.lro_seconds = 0.0
     assert ingress and ingress[0].ip
-    assert polls[0] >= 2  # the writes were long operations, polled until they ended
+    assert {c.kind for c in deleted.changes} >= {"public-ip", "nsg-rule"}
+    assert created_after >= 2 and polls[0] > created_after  # long operations, polled until they ended
     assert not [n for n in started if n.startswith("LROPoller")]
+    assert provider.plan_delete(intent.ref).empty
 
 
 def test_an_operation_past_the_timeout_fails_the_apply_and_the_next_reconcile_finishes(

@@ -67,8 +67,11 @@ class _Store:
         try:
             self.a.seen.call(
                 "loadBalancers.delete",
-                lambda: azclient.finish(
-                    lbs.begin_delete(rg, self.name, headers={"If-Match": etag}),
+                lambda: azclient.delete(
+                    self.a.settings,
+                    lambda polling: lbs.begin_delete(
+                        rg, self.name, headers={"If-Match": etag}, polling=polling
+                    ),
                     self.a.timeout,
                     f"delete load balancer {self.name}",
                 ),
@@ -258,8 +261,11 @@ class Applier:
                 on_start,
                 lambda: self.seen.call(
                     "publicIPAddresses.delete",
-                    lambda: azclient.finish(
-                        ops.begin_delete(rg, name), self.timeout, f"delete public IP {name}"
+                    lambda: azclient.delete(
+                        self.settings,
+                        lambda polling: ops.begin_delete(rg, name, polling=polling),
+                        self.timeout,
+                        f"delete public IP {name}",
                     ),
                 ),
             )
@@ -358,8 +364,11 @@ class Applier:
                     if current is not None:
                         self.seen.call(
                             "securityRules.delete",
-                            lambda etag=current["etag"]: azclient.finish(  # type: ignore[misc]
-                                ops.begin_delete(rg, nsg, name, headers={"If-Match": etag}),
+                            lambda etag=current["etag"]: azclient.delete(  # type: ignore[misc]
+                                self.settings,
+                                lambda polling: ops.begin_delete(
+                                    rg, nsg, name, headers={"If-Match": etag}, polling=polling
+                                ),
                                 self.timeout,
                                 f"delete NSG rule {name}",
                             ),
@@ -417,8 +426,11 @@ class Applier:
         if ch.action == Action.DELETE:
             self.seen.call(
                 "securityRules.delete",
-                lambda: azclient.finish(
-                    ops.begin_delete(rg, nsg, name), self.timeout, f"delete NSG rule {name}"
+                lambda: azclient.delete(
+                    self.settings,
+                    lambda polling: ops.begin_delete(rg, nsg, name, polling=polling),
+                    self.timeout,
+                    f"delete NSG rule {name}",
                 ),
             )
             self.seen.wrote_nsg_rule(name, None)
