@@ -2,8 +2,8 @@
 
 Through the ARM SDK against the emulator: a sync inside a worker slot lends the slot while its public
 IP is created (the emulator holds the PUT until the test lets it go), and still converges; the
-error of one Service's public IP is raised in that Service's apply alone. The pool's bound is pinned
-on the writer itself.
+error of one Service's public IP is raised in that Service's apply alone. The bound on writes at once
+is pinned on the writer itself.
 """
 
 from __future__ import annotations
@@ -143,6 +143,6 @@ def test_the_writer_raises_the_error_in_the_caller_and_needs_a_positive_bound():
 
     with pytest.raises(RuntimeError, match="ARM said no"):
         writer.run(lambda: None, fail)
-    assert writer.run(lambda: None, lambda: 7) == 7  # the pool is still there after a failed write
+    assert writer.run(lambda: None, lambda: 7) == 7  # a failed write gave its place back
     with pytest.raises(ValueError, match="public_ip_writers"):
         PublicIPWriter(0)

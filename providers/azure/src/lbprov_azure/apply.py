@@ -2,8 +2,8 @@
 
 Consecutive changes of one shared load balancer become ONE submission to its
 :class:`~lbprov_azure.lbwriter.SharedLBWriter` (the write-side concurrency: serialised per LB,
-If-Match, coalesced across Services); public IPs are written by the
-:class:`~lbprov_azure.pipwriter.PublicIPWriter`'s pool while the sync lends its worker slot; NSG
+If-Match, coalesced across Services); public IPs are written through the
+:class:`~lbprov_azure.pipwriter.PublicIPWriter` (bounded, the sync's worker slot lent meanwhile); NSG
 rules are written directly, or through their rule's writer when shared. Values that
 are only known after a write (the frontend address an NSG rule targets) are resolved here.
 """
@@ -132,8 +132,8 @@ class Applier:
                     announced[lbn] = self.writer(lbn).announce()
 
         # An apply that first creates its public IP announces itself when that write starts: the
-        # writer's pool may queue it behind others, and a leader waiting for applies whose public
-        # IP is still queued would hold its batch for coalesce_max_wait_seconds.
+        # PublicIPWriter's bound may hold it behind others, and a leader waiting for applies whose
+        # public IP has not started would hold its batch for coalesce_max_wait_seconds.
         if not (changes and changes[0].kind == "public-ip"):
             announce()
         try:
