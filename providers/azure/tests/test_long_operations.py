@@ -3,6 +3,8 @@ SDK against an emulator whose operations stay InProgress for a while or fail on 
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from azure.core.exceptions import HttpResponseError
 from lbprov_azure import AzureProvider
@@ -33,6 +35,46 @@ def test_operations_in_progress_are_polled_until_they_end(provider, intent_for, 
     writes = len([r for r in state.log if r.mutating])
     assert writes
     assert polls["all"] >= 3  # InProgress answers were polled until the operation ended
+
+
+def test_writes_are_polled_in_the_calling_thread_not_a_poller_thread_each(
+    provider, intent_for, make_service, state, monkeypatch
+):
+    """A Service's create and delete (public IP, LB and NSG rule PUTs and DELETEs, each polled while
+    InProgress) start no azure-core ``LROPoller`` thread: the writes poll where they are sent
+    (client.InThreadPolling)."""
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def counting_start(self: threading.Thread) -> None:
+        started.append(self.name)
+        start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    state.lro_seconds = 3600.0
+    polls = [0]
+
+    def end_every_second_poll(method: str, path: str) -> None:
+        if method == "GET" and "/operations/" in path.lower():
+            polls[0] += 1
+            if polls[0] % 2 == 0:
+                state.finish_operations()
+
+    state.hooks.append(end_every_second_poll)
+    intent = intent_for(make_service())
+    try:
+        ingress = provider.apply(provider.plan(intent))
+        created_after = polls[0]
+        deleted = provider.plan_delete(intent.ref)
+        provider.apply(deleted)
+    finally:
+        state.hooks.remove(end_every_second_poll)
+        state.lro_seconds = 0.0
+    assert ingress and ingress[0].ip
+    assert {c.kind for c in deleted.changes} >= {"public-ip", "nsg-rule"}
+    assert created_after >= 2 and polls[0] > created_after  # long operations, polled until they ended
+    assert not [n for n in started if n.startswith("LROPoller")]
+    assert provider.plan_delete(intent.ref).empty
 
 
 def test_an_operation_past_the_timeout_fails_the_apply_and_the_next_reconcile_finishes(

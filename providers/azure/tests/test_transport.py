@@ -2,7 +2,8 @@
 
 Timeouts that end a silent endpoint's wait, connection failures as azure-core's errors (which
 CloudCalls retries and names by endpoint), TLS verified against the CA bundle, and proxies as
-requests used them. The SDK's own requests through it are exercised by every emulator test.
+requests used them; a response's encoding as azure-core works it out, once per Content-Type value.
+The SDK's own requests through it are exercised by every emulator test.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
+import urllib3
 from azure.core.exceptions import ServiceRequestError, ServiceResponseTimeoutError
 from azure.core.rest import HttpRequest
-from lbprov_azure import AzureProvider
-from lbprov_azure.transport import Urllib3Transport
+from azure.core.rest._helpers import get_charset_encoding
+from lbprov_azure import AzureProvider, transport
+from lbprov_azure.transport import Response, Urllib3Transport
 
 from lbprov.cloudcalls import failed_endpoint
 from lbprov.httpenv import proxy_manager
@@ -120,3 +124,47 @@ def test_the_pipeline_counts_after_authentication_and_retries_only_in_cloudcalls
     ]
     assert not any(issubclass(k, RetryPolicy) for k in kinds)  # one attempt per CloudCalls attempt
     assert kinds.index(CloudCallsPolicy) == kinds.index(ARMChallengeAuthenticationPolicy) + 1
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset=utf-8",
+        "application/json",
+        'text/plain; charset="ISO-8859-1"',
+        "text/plain; CHARSET=latin-1; format=flowed",
+        "text/plain; charset=no-such-codec",
+    ],
+)
+def test_a_responses_encoding_is_azure_cores_own(content_type: str) -> None:
+    """The encoding :func:`charset_of` gives a response is what azure-core works out itself, and the
+    text decodes with it."""
+    body = "é".encode("latin-1") if "latin" in content_type.lower() or "8859" in content_type else b"{}"
+    raw = urllib3.HTTPResponse(
+        body=body, headers={"Content-Type": content_type}, status=200, preload_content=True
+    )
+    ours = Response(HttpRequest("GET", "https://example.invalid/x"), raw)
+    assert ours.encoding == get_charset_encoding(SimpleNamespace(headers={"Content-Type": content_type}))
+    if ours.encoding:
+        assert ours.text() == body.decode(ours.encoding)
+
+
+def test_a_content_type_is_parsed_once_not_per_response(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[str] = []
+
+    def counting(response: object) -> str | None:
+        parsed.append(response.headers["Content-Type"])  # type: ignore[attr-defined]
+        return get_charset_encoding(response)
+
+    monkeypatch.setattr(transport, "get_charset_encoding", counting)
+    transport.charset_of.cache_clear()
+    for _ in range(5):
+        raw = urllib3.HTTPResponse(
+            body=b"{}",
+            headers={"Content-Type": "application/json; charset=utf-8"},
+            status=200,
+            preload_content=True,
+        )
+        assert Response(HttpRequest("GET", "https://example.invalid/x"), raw).json() == {}
+    assert parsed == ["application/json; charset=utf-8"]
+    transport.charset_of.cache_clear()

@@ -2,7 +2,9 @@
 
 Consecutive changes of one shared load balancer become ONE submission to its
 :class:`~lbprov_azure.lbwriter.SharedLBWriter` (the write-side concurrency: serialised per LB,
-If-Match, coalesced across Services); public IPs and NSG rules are written directly. Values that
+If-Match, coalesced across Services); public IPs are written through the
+:class:`~lbprov_azure.pipwriter.PublicIPWriter` (bounded, the sync's worker slot lent meanwhile); NSG
+rules are written directly, or through their rule's writer when shared. Values that
 are only known after a write (the frontend address an NSG rule targets) are resolved here.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError
@@ -22,6 +25,7 @@ from lbprov_azure.diff import Priorities, options_of
 from lbprov_azure.lbwriter import Announcement, LBDelta, PreconditionFailed, SharedLBWriter, WriteRejected
 from lbprov_azure.nsgwriter import RuleDelta, RuleWriter, merged_destinations
 from lbprov_azure.observe import Observer, find, items
+from lbprov_azure.pipwriter import PublicIPWriter
 from lbprov_azure.settings import AzureSettings
 
 JSON = dict[str, Any]
@@ -63,8 +67,11 @@ class _Store:
         try:
             self.a.seen.call(
                 "loadBalancers.delete",
-                lambda: azclient.finish(
-                    lbs.begin_delete(rg, self.name, headers={"If-Match": etag}),
+                lambda: azclient.delete(
+                    self.a.settings,
+                    lambda polling: lbs.begin_delete(
+                        rg, self.name, headers={"If-Match": etag}, polling=polling
+                    ),
                     self.a.timeout,
                     f"delete load balancer {self.name}",
                 ),
@@ -92,6 +99,7 @@ class Applier:
         self._writers: dict[str, SharedLBWriter] = {}
         self._lock = threading.Lock()
         self._rule_writers: dict[str, RuleWriter] = {}
+        self.pips = PublicIPWriter(settings.public_ip_writers)
 
     def writer(self, lb: str) -> SharedLBWriter:
         """The process-wide writer of one shared LB (one per provider instance and LB name)."""
@@ -113,14 +121,25 @@ class Applier:
     def apply(self, plan: Plan) -> tuple[Ingress, ...]:
         changes = list(plan.changes)
         announced: dict[str, Announcement] = {}
-        for ch in changes:  # tell each LB's writer this apply is coming, so it can wait for it
-            lbn = ch.data.get("lb")
-            if lbn and lbn not in announced:
-                announced[lbn] = self.writer(lbn).announce()
+        lbs = list(dict.fromkeys(str(ch.data["lb"]) for ch in changes if ch.data.get("lb")))
+        once: list[bool] = []
+
+        def announce() -> None:
+            """Tell each LB's writer this apply is coming, so that its leader can wait for it."""
+            if not once:
+                once.append(True)
+                for lbn in lbs:
+                    announced[lbn] = self.writer(lbn).announce()
+
+        # An apply that first creates its public IP announces itself when that write starts: the
+        # PublicIPWriter's bound may hold it behind others, and a leader waiting for applies whose
+        # public IP has not started would hold its batch for coalesce_max_wait_seconds.
+        if not (changes and changes[0].kind == "public-ip"):
+            announce()
         try:
-            lb_bodies, pip_ips = self._apply_changes(changes, announced)
+            lb_bodies, pip_ips = self._apply_changes(changes, announced, announce)
         finally:
-            for a in announced.values():
+            for a in list(announced.values()):
                 a.writer.withdraw(a)
         if plan.intent is None:
             return ()
@@ -146,7 +165,7 @@ class Applier:
         return tuple(out) if out else plan.ingress
 
     def _apply_changes(
-        self, changes: list[Change], announced: dict[str, Announcement]
+        self, changes: list[Change], announced: dict[str, Announcement], announce: Callable[[], None]
     ) -> tuple[dict[str, JSON | None], dict[str, str]]:
         """Execute ``changes`` in order; consecutive changes of one LB become one writer submission.
 
@@ -171,7 +190,7 @@ class Applier:
                 i = j
                 continue
             if ch.kind == "public-ip":
-                made = self._apply_pip(ch)
+                made = self._apply_pip(ch, announce)
                 if made:
                     pip_ips[family_of(made)] = made
             elif ch.kind == "nsg-rule":
@@ -231,31 +250,42 @@ class Applier:
             adopt=adopt,
         )
 
-    def _apply_pip(self, ch: Change) -> str | None:
+    def _apply_pip(self, ch: Change, on_start: Callable[[], None]) -> str | None:
         rg, name = str(ch.data["rg"]), str(ch.data["name"])
         ops = self.seen.client.public_ip_addresses
         self.seen.writing()
         if ch.action == Action.DELETE:
             # No If-Match: detaching it from the LB earlier in this apply changed its ETag, and
             # its ownership (tags) was checked by the plan.
-            self.seen.call(
-                "publicIPAddresses.delete",
-                lambda: azclient.finish(ops.begin_delete(rg, name), self.timeout, f"delete public IP {name}"),
+            self.pips.run(
+                on_start,
+                lambda: self.seen.call(
+                    "publicIPAddresses.delete",
+                    lambda: azclient.delete(
+                        self.settings,
+                        lambda polling: ops.begin_delete(rg, name, polling=polling),
+                        self.timeout,
+                        f"delete public IP {name}",
+                    ),
+                ),
             )
             self.seen.wrote_pip(rg, name, None)
             return None
         headers = {"If-Match": ch.data["etag"]} if ch.data.get("etag") else {"If-None-Match": "*"}
         body = ch.data["body"]
-        result = self.seen.call(
-            "publicIPAddresses.create_or_update",
-            lambda: azclient.put_json(
-                self.settings,
-                lambda data, polling: ops.begin_create_or_update(
-                    rg, name, data, headers=headers, polling=polling
+        result = self.pips.run(  # three round trips (PUT, poll, GET): off the worker slot
+            on_start,
+            lambda: self.seen.call(
+                "publicIPAddresses.create_or_update",
+                lambda: azclient.put_json(
+                    self.settings,
+                    lambda data, polling: ops.begin_create_or_update(
+                        rg, name, data, headers=headers, polling=polling
+                    ),
+                    body,
+                    self.timeout,
+                    f"public IP {name}",
                 ),
-                body,
-                self.timeout,
-                f"public IP {name}",
             ),
         )
         self.seen.wrote_pip(rg, name, result)
@@ -334,8 +364,11 @@ class Applier:
                     if current is not None:
                         self.seen.call(
                             "securityRules.delete",
-                            lambda etag=current["etag"]: azclient.finish(  # type: ignore[misc]
-                                ops.begin_delete(rg, nsg, name, headers={"If-Match": etag}),
+                            lambda etag=current["etag"]: azclient.delete(  # type: ignore[misc]
+                                self.settings,
+                                lambda polling: ops.begin_delete(
+                                    rg, nsg, name, headers={"If-Match": etag}, polling=polling
+                                ),
                                 self.timeout,
                                 f"delete NSG rule {name}",
                             ),
@@ -393,8 +426,11 @@ class Applier:
         if ch.action == Action.DELETE:
             self.seen.call(
                 "securityRules.delete",
-                lambda: azclient.finish(
-                    ops.begin_delete(rg, nsg, name), self.timeout, f"delete NSG rule {name}"
+                lambda: azclient.delete(
+                    self.settings,
+                    lambda polling: ops.begin_delete(rg, nsg, name, polling=polling),
+                    self.timeout,
+                    f"delete NSG rule {name}",
                 ),
             )
             self.seen.wrote_nsg_rule(name, None)

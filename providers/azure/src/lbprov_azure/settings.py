@@ -143,6 +143,14 @@ class AzureSettings(ProviderSettings):
     writes_per_second: float | None = Field(
         10.0, description="Client-side write rate limit (ARM: 10/s); unset = none."
     )
+    public_ip_writers: int = Field(
+        10,
+        ge=1,
+        le=100,
+        description="Public-IP writes sent at once, on top of the workers' own calls: a sync waits for "
+        "its public IP's create (PUT, operation poll, GET) without holding its worker slot (default 10, "
+        "the controller's default worker count). The client-side write rate limit still applies.",
+    )
     max_load_balancers: int = Field(
         8,
         ge=1,

@@ -21,7 +21,9 @@ a streamed download is not offered.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
+from types import SimpleNamespace
 from typing import Any
 
 import urllib3
@@ -33,6 +35,7 @@ from azure.core.exceptions import (
 )
 from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest import HttpRequest
+from azure.core.rest._helpers import get_charset_encoding
 from azure.core.rest._http_response_impl import HttpResponseImpl
 from azure.core.utils import CaseInsensitiveDict
 from urllib3.exceptions import (
@@ -52,8 +55,20 @@ def _no_stream(*args: Any, **kwargs: Any) -> Iterator[bytes]:  # pragma: no cove
     raise RuntimeError("lbprov_azure.transport reads every response whole; it does not stream")
 
 
+@functools.lru_cache(maxsize=64)
+def charset_of(content_type: str) -> str | None:
+    """azure-core's ``charset`` of a ``Content-Type`` (its own function), once per distinct value.
+
+    azure-core works it out for each response whose text or JSON is read (every ARM answer: the
+    SDK's deserializer, long-operation polling, lbprov's raw reads) by building an
+    ``email.message.Message`` and looking the codec up: about 0.2 ms of CPU per response, for the
+    same two or three values every time."""
+    return get_charset_encoding(SimpleNamespace(headers={"Content-Type": content_type}))
+
+
 class Response(HttpResponseImpl):  # type: ignore[misc]
-    """An ``azure.core.rest.HttpResponse`` whose body was read with the response."""
+    """An ``azure.core.rest.HttpResponse`` whose body was read with the response (and whose
+    encoding comes from :func:`charset_of`)."""
 
     def __init__(self, request: HttpRequest, raw: urllib3.BaseHTTPResponse) -> None:
         headers = CaseInsensitiveDict(raw.headers)
@@ -67,6 +82,8 @@ class Response(HttpResponseImpl):  # type: ignore[misc]
             stream_download_generator=_no_stream,
         )
         self._content = raw.data
+        content_type = headers.get("content-type")
+        self._encoding = charset_of(content_type) if content_type else None
 
 
 class Urllib3Transport(HttpTransport):  # type: ignore[type-arg]
