@@ -554,16 +554,13 @@ class CloudCalls:
             self._reachable()
             return result
 
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.retry.max_attempts),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception(self._should_retry),
-            before_sleep=lambda state: self._on_retry(operation, kind, state),
-            sleep=self._sleep,
-            reraise=True,
-        )
         try:
-            result = retrying(attempt)
+            try:
+                result = attempt()
+            except BaseException as exc:
+                if self.retry.max_attempts <= 1 or not self._should_retry(exc):
+                    raise
+                result = self._retry(operation, kind, attempt, exc)
         except (ReadOnlyViolation, WriteFenced):
             raise
         except BaseException as exc:
@@ -573,6 +570,29 @@ class CloudCalls:
             raise exc
         self._emit(operation, kind, "ok")
         return result
+
+    def _retry(self, operation: str, kind: CallKind, attempt: Callable[[], T], failed: BaseException) -> T:
+        """The attempts after a first one that failed with ``failed`` (retryable): tenacity's loop,
+        whose first attempt re-raises ``failed``, so that its waits, counts and stop are those of
+        a loop that made the first attempt itself. (The first attempt runs outside tenacity because
+        nearly every call succeeds at once, and building a ``Retrying`` per call was about 10 µs of
+        the ~16 µs this wrapper cost per call.)"""
+        first = [failed]
+
+        def replay_then_attempt() -> T:
+            if first:
+                raise first.pop()
+            return attempt()
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.retry.max_attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception(self._should_retry),
+            before_sleep=lambda state: self._on_retry(operation, kind, state),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        return retrying(replay_then_attempt)
 
     def _should_retry(self, exc: BaseException) -> bool:
         if isinstance(exc, ReadOnlyViolation | WriteFenced | CloudUnreachable):

@@ -100,6 +100,26 @@ def test_retries_are_bounded_and_reraise() -> None:
     assert calls.stats.errors["CreateB"] == 1
 
 
+def test_backoff_grows_by_attempt_number_from_the_first_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first attempt runs outside tenacity (cloudcalls._retry): the waits after it must still be
+    those of attempts 1, 2, 3 (jitter pinned to its upper bound: initial x 2^(n-1))."""
+    monkeypatch.setattr("random.uniform", lambda low, high: high)
+    calls, slept = make()
+    with pytest.raises(Throttled):
+        calls.call("CreateB", lambda: (_ for _ in ()).throw(Throttled()))
+    assert slept == pytest.approx([0.01, 0.02, 0.04])
+    assert calls.stats.retries["CreateB"] == 3 and calls.stats.errors["CreateB"] == 1
+
+
+def test_one_attempt_means_no_retry_even_for_a_retryable_error() -> None:
+    calls, slept = make()
+    calls.retry = RetryPolicy(max_attempts=1)
+    with pytest.raises(Throttled):
+        calls.call("CreateB", lambda: (_ for _ in ()).throw(Throttled()))
+    assert calls.stats.sent[("CreateB", "write")] == 1 and calls.stats.errors["CreateB"] == 1
+    assert calls.stats.retries["CreateB"] == 0 and slept == []
+
+
 def test_non_retryable_errors_are_not_retried() -> None:
     calls, _ = make()
     with pytest.raises(Fatal):

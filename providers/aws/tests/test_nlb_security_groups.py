@@ -536,3 +536,14 @@ def test_an_nlb_carrying_only_others_groups_keeps_them(
     assert (
         _frontend(view, svc) is None and _group(view, BACKEND) is None and _all_lbprov_node_rules(view) == 0
     )
+
+
+def test_backend_group_name_is_aws_load_balancer_controllers_on_every_call() -> None:
+    """``getBackendSGName``: k8s-traffic-<cluster, alphanumerics>-<sha256(cluster)[:10]>; the name
+    is cached per cluster, so a second call must give the same text."""
+    import hashlib
+
+    expected = "k8s-traffic-prodeu1-" + hashlib.sha256(b"prod-eu-1").hexdigest()[:10]
+    assert nlb_backend_security_group_name("prod-eu-1") == expected
+    assert nlb_backend_security_group_name("prod-eu-1") == expected
+    assert nlb_backend_security_group_name("other") != expected

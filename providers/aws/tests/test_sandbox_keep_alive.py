@@ -50,6 +50,27 @@ def test_requests_on_one_connection_are_answered_on_it(moto_server: MotoSandbox)
     assert all(same for _, _, same in answers)
 
 
+def test_thirty_idle_connections_all_stay_open(moto_server: MotoSandbox) -> None:
+    """cheroot closes every connection past its 10th idle one (``keep_alive_conn_limit``); lbprov's
+    three clients at 10 workers keep about 30 idle between requests. A second request on each of 30
+    open connections is answered on the same connection, without ``Connection: close``."""
+    url = urlparse(moto_server.endpoint)
+    conns = [http.client.HTTPConnection(url.hostname, url.port, timeout=10) for _ in range(30)]
+    try:
+        answers: list[tuple[int, str | None]] = []
+        for _ in range(2):
+            for conn in conns:  # every connection idle (kept alive) while the others are used
+                conn.request("POST", "/", body=_BODY, headers=_HEADERS)
+                resp = conn.getresponse()
+                resp.read()
+                answers.append((resp.status, resp.getheader("Connection")))
+        assert answers == [(200, None)] * 60
+        assert all(conn.sock is not None for conn in conns)
+    finally:
+        for conn in conns:
+            conn.close()
+
+
 def test_the_opt_out_serves_with_werkzeug_which_closes_each_connection() -> None:
     code = (
         "from lbprov_aws.sandbox import MotoSandbox\n"
