@@ -177,6 +177,37 @@ def test_what_is_remembered_shares_one_copy_of_each_name_and_short_value() -> No
     assert mem.tags[TG] == {"owner": "me"}
 
 
+def test_a_remembered_listener_shares_its_target_groups_arn_and_keeps_no_empty_alpn() -> None:
+    """Memory at 10,000 Services (issue 14): a listener read or created refers to its target group
+    by the ARN string the target group's entries are keyed by (not a copy per listener), and an
+    empty ``AlpnPolicy`` is not kept (observe.py reads a missing one the same)."""
+    mem = Remembered()
+    mem.after_write(
+        "elbv2:CreateTargetGroup",
+        {"Name": "a", "Tags": []},
+        {"TargetGroups": [{"TargetGroupArn": _fresh(TG)}]},
+    )
+    mem.after_write(
+        "elbv2:CreateLoadBalancer", {"Name": "a", "Tags": []}, {"LoadBalancers": [{"LoadBalancerArn": LB}]}
+    )
+    raw = {
+        "ListenerArn": LB.replace("loadbalancer", "listener") + "/9",
+        "Port": 80,
+        "Protocol": "TCP",
+        "DefaultActions": [{"Type": "forward", "TargetGroupArn": _fresh(TG)}],
+        "AlpnPolicy": [],
+    }
+    mem.after_write("elbv2:CreateListener", {"LoadBalancerArn": LB, "Port": 80}, {"Listeners": [raw]})
+    (listener,) = mem.listeners[LB]
+    (tg_key,) = [k for k in mem.tags if k == TG]
+    assert listener["DefaultActions"][0]["TargetGroupArn"] is tg_key
+    assert "AlpnPolicy" not in listener
+    read = trim_listener({**raw, "DefaultActions": [{"Type": "forward", "TargetGroupArn": _fresh(TG)}]})
+    assert read["DefaultActions"][0]["TargetGroupArn"] is tg_key, "a listener read shares it too"
+    tls = trim_listener({**raw, "AlpnPolicy": ["HTTP2Preferred"]})
+    assert tls["AlpnPolicy"] == ["HTTP2Preferred"]
+
+
 def test_equal_attributes_and_target_sets_are_one_object() -> None:
     """10,000 target groups with AWS's defaults and every node as target hold one dict and one
     tuple between them, not 10,000 equal ones (never changed in place, so safe to share)."""

@@ -327,10 +327,18 @@ _LISTENER_FIELDS = ("ListenerArn", "Port", "Protocol", "Certificates", "SslPolic
 
 
 def trim_listener(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """A listener as remembered: the compared fields and its forward action's target group."""
-    out = {k: raw[k] for k in _LISTENER_FIELDS if k in raw}
+    """A listener as remembered: the compared fields and its forward action's target group.
+
+    Memory (10,000 listeners are remembered at 10,000 Services): the target group's ARN is interned,
+    so it is the string the target group's own entries are keyed by, not a copy per listener; an
+    empty ``AlpnPolicy`` (every non-TLS listener's) is not kept, as its reader
+    (observe.py ``_listener``) reads a missing one the same."""
+    out = {k: raw[k] for k in _LISTENER_FIELDS if k in raw and (k != "AlpnPolicy" or raw[k])}
     out["DefaultActions"] = [
-        {"Type": "forward", "TargetGroupArn": a.get("TargetGroupArn")}
+        {
+            "Type": "forward",
+            "TargetGroupArn": _intern(arn) if isinstance(arn := a.get("TargetGroupArn"), str) else arn,
+        }
         for a in raw.get("DefaultActions", [])
         if a.get("Type") == "forward"
     ]
