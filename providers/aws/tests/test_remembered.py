@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
+from lbprov_aws import remembered as remembered_module
 from lbprov_aws.remembered import SHARED_VALUES, Remembered, listener_owner, trim_listener
 
 TG = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/k8s-a/1"
@@ -133,6 +135,35 @@ def test_generations_of_deleted_resources_are_dropped() -> None:
     mem.after_write("elbv2:AddTags", {"ResourceArns": [TG2], "Tags": []}, {})
     mem.prune(set(), marker=":targetgroup/", before=mem.generations())
     assert mem._gen == {}
+
+
+def test_generations_are_bounded_and_a_read_across_the_bound_is_not_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Memory (issue 14): 10,000 creates would keep 20,000 generations for good. Past the bound
+    they are emptied; a read that started before is not kept (read again later), one that
+    starts after is; a prune whose snapshot predates the emptying drops nothing."""
+    monkeypatch.setattr(remembered_module, "GENERATIONS_MAX", 3)
+    mem = Remembered()
+    arns = [f"{TG}{i}" for i in range(7)]
+    mem.tags[arns[0]] = {"k": "v"}
+    snapshot = mem.generations()
+    read_started = mem.generation(arns[0])
+    for arn in arns[1:]:
+        mem.before_write("elbv2:ModifyTargetGroupAttributes", {"TargetGroupArn": arn})
+        mem.after_write("elbv2:ModifyTargetGroupAttributes", {"TargetGroupArn": arn}, {})
+        assert len(mem._gen) <= 3
+    mem.store(mem.tg_attributes, arns[0], {"a": "stale?"}, read_started)
+    assert arns[0] not in mem.tg_attributes, "a read across the emptying is not kept"
+    mem.store(mem.tg_attributes, arns[0], {"a": "b"}, mem.generation(arns[0]))
+    assert mem.tg_attributes[arns[0]] == {"a": "b"}, "a read that starts after is"
+    written_last = mem.generation(arns[-1])
+    mem.store(mem.tg_attributes, arns[-1], {"a": "c"}, written_last)
+    assert mem.tg_attributes[arns[-1]] == {"a": "c"}
+    mem.prune(set(), marker=":targetgroup/", before=snapshot)
+    assert arns[0] in mem.tags, "a snapshot from before the emptying cannot tell what was written since"
+    mem.prune(set(), marker=":targetgroup/", before=mem.generations())
+    assert arns[0] not in mem.tags and arns[-1] not in mem.tg_attributes
 
 
 def test_a_read_that_raced_a_delete_is_not_kept() -> None:
