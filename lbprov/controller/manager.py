@@ -379,6 +379,7 @@ class Controller:
         and :class:`CacheSyncTimeout` naming each informer's last error if they do not sync in
         ``cache_sync_timeout`` seconds.
         """
+        heap.configure()  # large blocks by mmap for good (lbprov/heap.py), before the first list
         self.events.start()
         self.services.start()
         self.nodes.start()
