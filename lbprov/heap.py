@@ -73,8 +73,9 @@ def configure() -> bool:
     explicitly turns the dynamic raise off (mallopt(3)), so large blocks keep coming and going by
     ``mmap``; the cost is a ``mmap``/``munmap`` pair per large allocation (a few thousand per
     10,000-Service create, no CPU difference seen). ``bench/scale_memory.py`` at 3,000 AWS Services,
-    ``MALLOC_ARENA_MAX=2``, two pairs under load: restart peak 106.3 -> 102.8 and 106.6 -> 103.1 MB,
-    peak after create 114.8 -> 112.5 and 109.3 -> 108.4 MB (issue 14). Only on glibc.
+    ``MALLOC_ARENA_MAX=2``, under load: in a same-code pair run side by side, restart peak 106.3 ->
+    102.8 MB, peak after create 114.8 -> 112.5 MB; in an earlier pair whose second run also had two
+    small memory changes, restart peak 106.6 -> 103.1 MB (issue 14). Only on glibc.
     """
     mallopt = _mallopt() if ENABLED else None
     if mallopt is None:
