@@ -71,8 +71,8 @@ def configure() -> bool:
     it stays resident after ``free`` until :func:`release`, and where the peak of a burst of large
     answers (10 workers and the informers at once) is the heap's for good. Setting the threshold
     explicitly turns the dynamic raise off (mallopt(3)), so large blocks keep coming and going by
-    ``mmap``; the cost is a ``mmap``/``munmap`` pair per large allocation (a few thousand per
-    10,000-Service create, no CPU difference seen). ``bench/scale_memory.py`` at 3,000 AWS Services,
+    ``mmap``; the cost is a ``mmap``/``munmap`` pair per large allocation (not counted; the
+    controller's CPU seconds in the pair below: 60.1 / 59.0 create, 27.2 / 25.8 restart). ``bench/scale_memory.py`` at 3,000 AWS Services,
     ``MALLOC_ARENA_MAX=2``, under load: in a same-code pair run side by side, restart peak 106.3 ->
     102.8 MB, peak after create 114.8 -> 112.5 MB; in an earlier pair whose second run also had two
     small memory changes, restart peak 106.6 -> 103.1 MB (issue 14). Only on glibc.
