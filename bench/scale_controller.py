@@ -25,6 +25,14 @@ and writes one pstats file per phase: ``create.pstats`` (from start to the first
 ``python -m pstats DIR/resync.pstats`` (``sort tottime``, ``stats 30``). Profiling slows the
 controller down, so the CPU seconds of such a run are not comparable with a plain run's.
 
+``BENCH_MALLOCSTATS_DIR=DIR`` (environment): at every ``stats`` and ``gc``, the controller appends
+to ``DIR/pymalloc.jsonl`` its RSS split into pymalloc's arenas, the live bytes in them and the free
+bytes they hold (``sys._debugmallocstats()``, written whole to ``DIR/<pid>-<label>.txt``); the rest
+of the RSS is glibc's heap and the code. Cheap: the figures of such a run stay comparable. With
+``BENCH_STRUCTURE_SIZES=1`` too, the MiB held by each long-lived structure (informer caches,
+remembered tables, event caches) are added, with an example entry of each in
+``DIR/<pid>-examples.txt``; walking them allocates, so that run's peak is not comparable.
+
 ``--no-trim`` turns off the informer's trimming of cached objects (``lbprov.kube.informer.trim``),
 only so that the memory bench can show what it saves.
 
@@ -142,6 +150,116 @@ def allocation_top(limit: int = 25) -> dict[str, Any]:
         },
         "by_line_kib": {where(s, True): round(s.size / 1024) for s in stats[:limit]},
     }
+
+
+def pymalloc_split(label: str, sizes: dict[str, float] | None = None) -> dict[str, Any]:
+    """Where the controller's RSS is, without tracemalloc's cost: pymalloc's arenas (Python objects
+    up to 512 bytes; an arena of 1 MiB is returned to the system only when every object in it is
+    freed) split into bytes in live blocks and bytes held but free (fragmentation), from
+    ``sys._debugmallocstats()``; the rest of the RSS is glibc's heap (larger objects, buffers) and
+    the code. With ``BENCH_MALLOCSTATS_DIR`` set, the full statistics are written there too."""
+    r, w = os.pipe()
+    saved = os.dup(2)
+    text = ""
+    try:
+        os.dup2(w, 2)
+        os.close(w)
+        sys._debugmallocstats()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    with os.fdopen(r) as f:
+        text = f.read()
+    if out_dir := os.environ.get("BENCH_MALLOCSTATS_DIR"):
+        Path(out_dir, f"{os.getpid()}-{label}.txt").write_text(text)
+
+    def total(prefix: str, contains: str = "") -> int:
+        return sum(
+            int(value.replace(",", ""))
+            for name, _, value in (line.partition("=") for line in text.splitlines())
+            if name.strip().startswith(prefix)
+            and contains in name
+            and value.strip().replace(",", "").isdigit()
+        )
+
+    arenas = total("", "arenas * ")
+    live = total("# bytes in allocated blocks")
+    split = {
+        "label": label,
+        "pid": os.getpid(),
+        "rss_mib": round(memory_kib()["VmRSS"] / 1024, 1),
+        "pymalloc_arenas_mib": round(arenas / 2**20, 1),
+        "pymalloc_live_mib": round(live / 2**20, 1),
+        "pymalloc_free_mib": round((arenas - live) / 2**20, 1),
+        "structures_mib": sizes,
+    }
+    if out_dir:
+        with Path(out_dir, "pymalloc.jsonl").open("a") as f:
+            f.write(json.dumps(split) + "\n")
+    return split
+
+
+def deep_size(obj: Any, seen: set[int]) -> int:
+    """Bytes of ``obj`` and what it holds (dicts, lists, tuples, sets, slotted and plain objects),
+    each object counted once across calls sharing ``seen``."""
+    total, stack = 0, [obj]
+    while stack:
+        o = stack.pop()
+        if id(o) in seen or isinstance(o, (type, type(sys), type(deep_size))):
+            continue
+        seen.add(id(o))
+        total += sys.getsizeof(o)
+        if isinstance(o, dict):
+            stack.extend(o.keys())
+            stack.extend(o.values())
+        elif isinstance(o, (list, tuple, set, frozenset)):
+            stack.extend(o)
+        else:
+            for name in getattr(type(o), "__slots__", ()):
+                if hasattr(o, name):
+                    stack.append(getattr(o, name))
+            if hasattr(o, "__dict__") and not callable(o):
+                stack.append(o.__dict__)
+    return total
+
+
+def structure_sizes(controller: Controller, provider: Any) -> dict[str, float]:
+    """MiB held by the controller's long-lived structures (the first root holding an object is
+    charged for it), to see what grows per Service."""
+    seen: set[int] = set()
+    roots: dict[str, Any] = {
+        "services_cache": controller.services._cache,
+        "nodes_cache": controller.nodes._cache,
+    }
+    reader = getattr(provider, "reader", None)
+    if reader is not None:
+        rem = reader.remembered
+        for name in ("tags", "lb_attributes", "listeners", "tg_attributes", "targets", "_gen", "_values"):
+            roots[f"remembered.{name}"] = getattr(rem, name)
+        roots["reader.round"] = reader.round
+        roots["reader.drift"] = reader.drift
+    roots["events.spam"] = controller.events._spam._buckets
+    roots["events.queue"] = controller.events._queue
+    roots["kube.events"] = getattr(controller.kube, "_events", None)
+    try:
+        from lbprov_aws import request_body
+
+        roots["aws.request_body._QUOTED"] = request_body._QUOTED
+    except ImportError:
+        pass
+    if out_dir := os.environ.get("BENCH_MALLOCSTATS_DIR"):
+        with Path(out_dir, f"{os.getpid()}-examples.txt").open("w") as f:
+            for name, root in roots.items():
+                if isinstance(root, dict) and root:
+                    key = next(iter(root))
+                    f.write(f"{name}: {key!r}: {root[key]!r}\n")
+    return {name: round(deep_size(root, seen) / 2**20, 2) for name, root in roots.items()}
+
+
+def sizes(controller: Controller, provider: Any) -> dict[str, float] | None:
+    """:func:`structure_sizes` when ``BENCH_STRUCTURE_SIZES`` is set: walking every object costs
+    memory of its own (a set of ids), which raises the peak the bench reads next."""
+    return structure_sizes(controller, provider) if os.environ.get("BENCH_STRUCTURE_SIZES") else None
 
 
 def wait_idle(controller: Controller, settle: float = SETTLE_SECONDS) -> float:
@@ -271,7 +389,18 @@ def main(argv: list[str] | None = None) -> int:
             if not dumped_create:  # the first stats closes the create phase
                 profile_dump("create")
                 dumped_create = True
-            reply({"event": "stats", **call_stats(provider.calls, tally)})
+            split = (
+                pymalloc_split("stats", sizes(controller, provider))
+                if os.environ.get("BENCH_MALLOCSTATS_DIR")
+                else None
+            )
+            reply(
+                {
+                    "event": "stats",
+                    **call_stats(provider.calls, tally),
+                    **({"pymalloc": split} if split else {}),
+                }
+            )
         elif cmd == "wait-idle":
             reply({"event": "idle", "idle_since": wait_idle(controller)})
         elif cmd == "mark":
@@ -318,7 +447,12 @@ def main(argv: list[str] | None = None) -> int:
             reply({"event": "top", "top": allocation_top()})
         elif cmd == "gc":
             gc.collect()
-            reply({"event": "collected"})
+            split = (
+                pymalloc_split("gc", sizes(controller, provider))
+                if os.environ.get("BENCH_MALLOCSTATS_DIR")
+                else None
+            )
+            reply({"event": "collected", **({"pymalloc": split} if split else {})})
         elif cmd == "quit":
             break
     controller.stop()

@@ -29,7 +29,12 @@ def _compact(value: Any, max_len: int) -> Any:
     if isinstance(value, dict):
         return {(sys.intern(k) if type(k) is str else k): _compact(v, max_len) for k, v in value.items()}
     if isinstance(value, list):
-        return [_compact(v, max_len) for v in value]
+        # Sized exactly: a comprehension (or json's parser) over-allocates as it appends, 88 bytes
+        # for a one-item list instead of 64; a cached Service holds about five such lists.
+        out = [None] * len(value)
+        for i, v in enumerate(value):
+            out[i] = _compact(v, max_len)
+        return out
     if isinstance(value, tuple):
         return tuple(_compact(v, max_len) for v in value)
     if type(value) is str and len(value) <= max_len:

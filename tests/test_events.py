@@ -181,6 +181,30 @@ def test_an_object_past_its_burst_is_rate_limited_then_refilled() -> None:
     assert recorder.dropped("spam") == 3
 
 
+def test_spam_filter_keys_by_the_uid_object_and_forgets_the_least_recently_used() -> None:
+    """Memory at 10,000 Services (issue 14): a bucket is keyed by the UID string the informer's
+    cache already holds (no tuple per object), the bound holds, the recently used one is kept, and
+    an object without a UID still gets a bucket of its own."""
+    spam = events_module._SpamFilter(burst=2, qps=0.0, entries=3, clock=lambda: 0.0)
+    uid = "".join(["5f0c", "-uid"])  # a string object of its own, as a parsed answer's
+    refs = [
+        {"kind": "Service", "metadata": {"name": f"s{i}", "namespace": "ns", "uid": f"u{i}"}}
+        for i in range(3)
+    ]
+    refs[0]["metadata"]["uid"] = uid
+    for ref in refs:
+        assert spam.allow(ref)
+    assert any(key is uid for key in spam._buckets), "the key is the object's own UID string"
+    assert spam.allow(refs[0])  # s0 used again: now the most recent; s1 is the oldest
+    assert not spam.allow(refs[0]), "burst 2 spent"
+    no_uid = {"kind": "Service", "metadata": {"name": "plain", "namespace": "ns"}}
+    assert spam.allow(no_uid)
+    assert len(spam) == 3
+    assert "u1" not in spam._buckets, "the least recently used is forgotten"
+    assert not spam.allow(refs[0]), "s0 was kept, its bucket still empty"
+    assert spam.allow({"kind": "Service", "metadata": {"name": "plain", "namespace": "other"}})
+
+
 def test_the_queue_holds_a_copy_of_the_reference_not_the_callers_object() -> None:
     obj: dict[str, Any] = {
         "apiVersion": "v1",

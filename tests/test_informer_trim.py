@@ -208,3 +208,62 @@ def test_the_informer_cache_holds_trimmed_objects() -> None:
             assert LAST_APPLIED not in inf.get("shop/web")["metadata"]["annotations"]  # type: ignore[index]
         finally:
             inf.stop()
+
+
+def test_services_are_cached_packed_and_each_get_is_a_fresh_copy() -> None:
+    """Memory at 10,000 Services (issue 14): a Service is cached as its trimmed object's compact
+    JSON (a third of the bytes of the interned dicts), decoded on each get into a copy the caller
+    may change; Nodes (every sync reads all of them) stay objects."""
+    import sys
+
+    from lbprov.interning import compact
+    from lbprov.kube.informer import pack, unpack
+
+    with KubeAPIServer() as server:
+        client = KubeClient.for_url(server.url)
+        client.create_namespace("shop")
+        body = fat_service()
+        for key in ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields"):
+            body["metadata"].pop(key)
+        body.pop("status")
+        client.create_service("shop", body)
+        node_body = fat_node("n1")
+        for key in ("uid", "resourceVersion", "creationTimestamp"):
+            node_body["metadata"].pop(key, None)
+        client.create_node(node_body)
+        services = Informer(client, "services", namespace="shop", backoff_initial=0.05)
+        nodes = Informer(client, "nodes", backoff_initial=0.05)
+        services.start()
+        nodes.start()
+        try:
+            assert services.wait_synced(10) and nodes.wait_synced(10)
+            (stored,) = services._cache.values()
+            assert isinstance(stored, str)
+            first = services.get("shop/web")
+            assert first is not None and unpack(stored) == first == trim(first, "services")
+            first["spec"]["ports"].clear()  # the caller's copy: the cache is not changed
+            again = services.get("shop/web")
+            assert again is not None and again["spec"]["ports"][0]["port"] == 80
+            assert services.list() == [again] and services.keys() == ["shop/web"]
+            kept = compact(again)
+            assert sys.getsizeof(pack(again)) * 2 < _deep_bytes(kept), "packed is under half the bytes"
+            (node,) = nodes._cache.values()
+            assert isinstance(node, dict) and nodes.get(node["metadata"]["name"]) is node
+        finally:
+            services.stop()
+            nodes.stop()
+
+
+def _deep_bytes(obj: Any, seen: set[int] | None = None) -> int:
+    import sys
+
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    size = sys.getsizeof(obj)
+    if isinstance(obj, dict):
+        size += sum(_deep_bytes(k, seen) + _deep_bytes(v, seen) for k, v in obj.items())
+    elif isinstance(obj, list):
+        size += sum(_deep_bytes(v, seen) for v in obj)
+    return size

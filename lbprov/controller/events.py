@@ -42,7 +42,7 @@ import logging
 import random
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -122,31 +122,43 @@ class _Pending:
 
 
 class _SpamFilter:
-    """A token bucket per object (namespace, kind, name, uid), the least recently used forgotten."""
+    """A token bucket per object, the least recently used forgotten.
+
+    Keyed by the object's UID (unique per object across kinds and namespaces, and the same string
+    object the informer's cache holds), or (namespace, kind, name) for an object without one:
+    client-go keys by all of them, but with a UID the rest adds nothing. A plain dict, re-inserted
+    on use, is the LRU (insertion order; the oldest is the first key): with 10,000 Services, its
+    :data:`SPAM_LRU_ENTRIES` entries cost about half of what an ``OrderedDict`` keyed by a 4-tuple
+    did (issue 14: the create-time peak at 10,000 Services)."""
 
     def __init__(self, burst: int, qps: float, entries: int, clock: Callable[[], float]) -> None:
         self.burst = burst
         self.qps = qps
         self.entries = entries
         self.clock = clock
-        self._buckets: OrderedDict[tuple[str, ...], tuple[float, float]] = OrderedDict()
+        self._buckets: dict[str | tuple[str, ...], tuple[float, float]] = {}
+
+    @staticmethod
+    def key(ref: Obj) -> str | tuple[str, ...]:
+        meta = ref["metadata"]
+        uid = meta.get("uid")
+        if uid:
+            return str(uid)
+        return (str(meta.get("namespace")), str(ref["kind"]), str(meta.get("name")))
 
     def allow(self, ref: Obj) -> bool:
-        meta = ref["metadata"]
-        key = (
-            str(meta.get("namespace")),
-            str(ref["kind"]),
-            str(meta.get("name")),
-            str(meta.get("uid")),
-        )
+        key = self.key(ref)
         now = self.clock()
         tokens, last = self._buckets.pop(key, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - last) * self.qps)
         allowed = tokens >= 1.0
         self._buckets[key] = (tokens - 1.0 if allowed else tokens, now)
         while len(self._buckets) > self.entries:
-            self._buckets.popitem(last=False)
+            del self._buckets[next(iter(self._buckets))]
         return allowed
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
 
 class EventRecorder:

@@ -385,6 +385,7 @@ class Controller:
         and :class:`CacheSyncTimeout` naming each informer's last error if they do not sync in
         ``cache_sync_timeout`` seconds.
         """
+        heap.configure()  # large blocks by mmap for good (lbprov/heap.py), before the first list
         self.events.start()
         self.services.start()
         self.nodes.start()
@@ -514,8 +515,12 @@ class Controller:
             workers.queue.add(key)
 
     def keys_of_ours(self) -> list[str]:
-        """Keys of every cached Service of ours (wants an LB or needs cleanup)."""
-        return sorted(service_key(s) for s in self.services.list() if self.reconciler.is_ours(s))
+        """Keys of every cached Service of ours (wants an LB or needs cleanup). The informer keeps
+        Services packed (lbprov/kube/informer.py): read one at a time, so that a resync of 10,000
+        does not decode them all at once."""
+        keys = getattr(self.services, "keys", None)
+        services = (self.services.get(k) for k in keys()) if callable(keys) else iter(self.services.list())
+        return sorted(service_key(s) for s in services if s is not None and self.reconciler.is_ours(s))
 
     def enqueue_all(self) -> int:
         """Queue every Service of ours as one batch (read round); returns how many."""

@@ -10,11 +10,19 @@ add/update/delete for the differences, so nothing that happened while the watch 
 Each object is :func:`trim`-med as it enters the cache: only the fields the controller reads are
 kept, so the cache's memory grows with what lbprov needs per Service and Node, not with
 ``managedFields``, ``kubectl apply``'s copy of the object or a Node's image list.
+
+Services are cached as their trimmed object's compact JSON text (:data:`PACKED_KINDS`), decoded on
+each :meth:`Informer.get`: a one-port Service is about 700 bytes of text against 2,260 bytes of
+dicts, lists and strings even with its names interned (tests/test_interning.py), and 10,000 of them
+were the largest thing the AWS controller held at 10,000 Services (issue 14). A get costs a JSON
+decode (~10 microseconds) and hands out a fresh copy, which the caller may change. Nodes stay
+objects: every sync reads all of them (``list_nodes``), and a cluster has far fewer.
 """
 
 from __future__ import annotations
 
 import builtins
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -82,6 +90,20 @@ def trim(obj: Obj, kind: str) -> Obj:
     return compact(out)
 
 
+#: Kinds cached as compact JSON text (see the module docstring).
+PACKED_KINDS = frozenset({"services"})
+
+
+def pack(obj: Obj) -> str:
+    """An object as the cache keeps it when packed: compact JSON (ASCII: one byte a character)."""
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def unpack(text: str) -> Obj:
+    obj: Obj = json.loads(text)
+    return obj
+
+
 def object_key(obj: Obj, kind: str) -> str:
     meta = obj.get("metadata") or {}
     if kind == "nodes":
@@ -126,7 +148,9 @@ class Informer:
         self.watch_timeout = watch_timeout
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
-        self._cache: dict[str, Obj] = {}
+        #: Objects by key; packed (JSON text) for :data:`PACKED_KINDS`.
+        self._cache: dict[str, Any] = {}
+        self._packed = kind in PACKED_KINDS
         self._lock = threading.Lock()
         self._synced = threading.Event()
         self._stop = threading.Event()
@@ -181,13 +205,23 @@ class Informer:
         return self._resource_version
 
     def get(self, key: str) -> Obj | None:
-        """``"namespace/name"`` for Services, ``"name"`` for Nodes."""
+        """``"namespace/name"`` for Services (a fresh copy), ``"name"`` for Nodes."""
         with self._lock:
-            return self._cache.get(key)
+            found = self._cache.get(key)
+        return self._out(found) if found is not None else None
 
     def list(self) -> list[Obj]:
+        """Every cached object (for Services, all decoded at once: :meth:`keys` and :meth:`get`
+        one at a time keep only one decoded)."""
         with self._lock:
-            return list(self._cache.values())
+            values = list(self._cache.values())
+        return [self._out(v) for v in values]
+
+    def _in(self, obj: Obj) -> Any:
+        return pack(obj) if self._packed else obj
+
+    def _out(self, stored: Any) -> Obj:
+        return unpack(stored) if self._packed else stored
 
     def keys(self) -> builtins.list[str]:
         with self._lock:
@@ -237,21 +271,23 @@ class Informer:
         del items
         with self._lock:
             old = self._cache
-            self._cache = fresh
+            self._cache = {key: self._in(o) for key, o in fresh.items()}
             self._resource_version = rv
         for key, obj in fresh.items():
-            before = old.get(key)
-            if before is None:
+            stored = old.get(key)
+            if stored is None:
                 self._emit_add(obj)
-            elif _uid(before) != _uid(obj):
+                continue
+            before = self._out(stored)
+            if _uid(before) != _uid(obj):
                 # Deleted and re-created while the watch was down: two objects, not one changed.
                 self._emit_delete(before)
                 self._emit_add(obj)
             elif _rv(before) != _rv(obj):
                 self._emit_update(before, obj)
-        for key, obj in old.items():
+        for key, stored in old.items():
             if key not in fresh:
-                self._emit_delete(obj)
+                self._emit_delete(self._out(stored))
         self._synced.set()
 
     def _watch_once(self) -> None:
@@ -282,12 +318,13 @@ class Informer:
             return
         obj = trim(obj, self.kind)
         key = object_key(obj, self.kind)
+        stored = None if kind == "DELETED" else self._in(obj)
         with self._lock:
             before = self._cache.get(key)
-            if kind == "DELETED":
+            if stored is None:
                 self._cache.pop(key, None)
             else:
-                self._cache[key] = obj
+                self._cache[key] = stored
             if rv:
                 self._resource_version = rv
         if kind == "DELETED":
@@ -295,7 +332,7 @@ class Informer:
         elif before is None:
             self._emit_add(obj)
         else:
-            self._emit_update(before, obj)
+            self._emit_update(self._out(before), obj)
 
     # -- callbacks ------------------------------------------------------------------------------
 

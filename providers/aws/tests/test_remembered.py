@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
+from lbprov_aws import remembered as remembered_module
 from lbprov_aws.remembered import SHARED_VALUES, Remembered, listener_owner, trim_listener
 
 TG = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/k8s-a/1"
@@ -135,6 +137,35 @@ def test_generations_of_deleted_resources_are_dropped() -> None:
     assert mem._gen == {}
 
 
+def test_generations_are_bounded_and_a_read_across_the_bound_is_not_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Memory (issue 14): 10,000 creates would keep 20,000 generations for good. Past the bound
+    they are emptied; a read that started before is not kept (read again later), one that
+    starts after is; a prune whose snapshot predates the emptying drops nothing."""
+    monkeypatch.setattr(remembered_module, "GENERATIONS_MAX", 3)
+    mem = Remembered()
+    arns = [f"{TG}{i}" for i in range(7)]
+    mem.tags[arns[0]] = {"k": "v"}
+    snapshot = mem.generations()
+    read_started = mem.generation(arns[0])
+    for arn in arns[1:]:
+        mem.before_write("elbv2:ModifyTargetGroupAttributes", {"TargetGroupArn": arn})
+        mem.after_write("elbv2:ModifyTargetGroupAttributes", {"TargetGroupArn": arn}, {})
+        assert len(mem._gen) <= 3
+    mem.store(mem.tg_attributes, arns[0], {"a": "stale?"}, read_started)
+    assert arns[0] not in mem.tg_attributes, "a read across the emptying is not kept"
+    mem.store(mem.tg_attributes, arns[0], {"a": "b"}, mem.generation(arns[0]))
+    assert mem.tg_attributes[arns[0]] == {"a": "b"}, "a read that starts after is"
+    written_last = mem.generation(arns[-1])
+    mem.store(mem.tg_attributes, arns[-1], {"a": "c"}, written_last)
+    assert mem.tg_attributes[arns[-1]] == {"a": "c"}
+    mem.prune(set(), marker=":targetgroup/", before=snapshot)
+    assert arns[0] in mem.tags, "a snapshot from before the emptying cannot tell what was written since"
+    mem.prune(set(), marker=":targetgroup/", before=mem.generations())
+    assert arns[0] not in mem.tags and arns[-1] not in mem.tg_attributes
+
+
 def test_a_read_that_raced_a_delete_is_not_kept() -> None:
     mem = Remembered()
     mem.before_write("elbv2:ModifyTargetGroupAttributes", {"TargetGroupArn": TG})
@@ -175,6 +206,37 @@ def test_what_is_remembered_shares_one_copy_of_each_name_and_short_value() -> No
     arns = {id(k) for table in (mem.tg_attributes, mem.targets, mem.tags) for k in table if k == TG}
     assert len(arns) == 1  # one string object for the ARN, whichever answer stored it
     assert mem.tags[TG] == {"owner": "me"}
+
+
+def test_a_remembered_listener_shares_its_target_groups_arn_and_keeps_no_empty_alpn() -> None:
+    """Memory at 10,000 Services (issue 14): a listener read or created refers to its target group
+    by the ARN string the target group's entries are keyed by (not a copy per listener), and an
+    empty ``AlpnPolicy`` is not kept (observe.py reads a missing one the same)."""
+    mem = Remembered()
+    mem.after_write(
+        "elbv2:CreateTargetGroup",
+        {"Name": "a", "Tags": []},
+        {"TargetGroups": [{"TargetGroupArn": _fresh(TG)}]},
+    )
+    mem.after_write(
+        "elbv2:CreateLoadBalancer", {"Name": "a", "Tags": []}, {"LoadBalancers": [{"LoadBalancerArn": LB}]}
+    )
+    raw = {
+        "ListenerArn": LB.replace("loadbalancer", "listener") + "/9",
+        "Port": 80,
+        "Protocol": "TCP",
+        "DefaultActions": [{"Type": "forward", "TargetGroupArn": _fresh(TG)}],
+        "AlpnPolicy": [],
+    }
+    mem.after_write("elbv2:CreateListener", {"LoadBalancerArn": LB, "Port": 80}, {"Listeners": [raw]})
+    (listener,) = mem.listeners[LB]
+    (tg_key,) = [k for k in mem.tags if k == TG]
+    assert listener["DefaultActions"][0]["TargetGroupArn"] is tg_key
+    assert "AlpnPolicy" not in listener
+    read = trim_listener({**raw, "DefaultActions": [{"Type": "forward", "TargetGroupArn": _fresh(TG)}]})
+    assert read["DefaultActions"][0]["TargetGroupArn"] is tg_key, "a listener read shares it too"
+    tls = trim_listener({**raw, "AlpnPolicy": ["HTTP2Preferred"]})
+    assert tls["AlpnPolicy"] == ["HTTP2Preferred"]
 
 
 def test_equal_attributes_and_target_sets_are_one_object() -> None:

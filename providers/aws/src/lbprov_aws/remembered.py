@@ -31,6 +31,11 @@ from lbprov.interning import compact
 #: Distinct values kept for sharing: a cluster has a few (its annotation choices, its node set), and
 #: a bound keeps values unique to each resource (an access-log prefix per Service) from piling up.
 SHARED_VALUES = 256
+#: Generations kept at most (see ``Remembered._bump``): 10,000 Services written by one process
+#: would otherwise keep one per load balancer and target group ever written, for good.
+GENERATIONS_MAX = 4096
+#: The key of :meth:`Remembered.generations`' snapshot that holds its epoch (never an ARN or name).
+_EPOCH = ""
 #: Deletes: what they name is gone, its generation too (see ``Remembered._gen``).
 _DELETES = frozenset(
     {"elbv2:DeleteLoadBalancer", "elbv2:DeleteTargetGroup", "elbv2:DeleteListener", "elb:DeleteLoadBalancer"}
@@ -52,6 +57,9 @@ class Remembered:
         self._gen: dict[str, int] = {}
         self._clock = 0
         self._floor = 0
+        #: How many times ``_gen`` was emptied (:meth:`_bump`): a snapshot of another epoch cannot
+        #: tell a key written since from one never written, so :meth:`prune` leaves it alone.
+        self._epoch = 0
         #: Distinct attributes and target sets, by their JSON: shared by every resource that has
         #: one of them (:meth:`_shared`).
         self._values: dict[tuple[str, bytes], Any] = {}
@@ -160,13 +168,15 @@ class Remembered:
     def generations(self) -> dict[str, int]:
         """A snapshot to pass to :meth:`prune` (taken before the listing starts)."""
         with self._lock:
-            return dict(self._gen)
+            return {**self._gen, _EPOCH: self._epoch}
 
     def prune(self, listed: set[str], *, marker: str, before: Mapping[str, int]) -> None:
         """Drop remembered ARNs containing ``marker`` (``:targetgroup/``, ``:loadbalancer/``) that a
         complete listing of that kind no longer shows (deleted by someone else), except those
         written since ``before`` (a resource created while the listing ran is not in it)."""
         with self._lock:
+            if before.get(_EPOCH) != self._epoch:
+                return  # generations were emptied since the snapshot: the next listing prunes
             for table in (self.tags, self.lb_attributes, self.listeners, self.tg_attributes, self.targets):
                 for key in [k for k in table if marker in k and k not in listed]:
                     if self._gen.get(key) == before.get(key):
@@ -176,7 +186,19 @@ class Remembered:
                     self._forget_generation(key)
 
     def _bump(self, key: str) -> None:
+        """A write of ``key``: its generation is the next value of the clock.
+
+        Memory: a generation matters only to a read that started before the write and has not
+        ended; once ``_gen`` holds :data:`GENERATIONS_MAX` of them, it is emptied and the floor
+        raised to the clock, so that every key not written since has the current generation. A
+        read in flight then sees another generation than it took and is not kept (at worst read
+        again; at most the workers' reads in flight, once per ``GENERATIONS_MAX`` writes)."""
         self._clock += 1
+        if key not in self._gen and len(self._gen) >= GENERATIONS_MAX:
+            self._gen.clear()
+            self._floor = self._clock
+            self._epoch += 1
+            self._clock += 1
         self._gen[_intern(key)] = self._clock
 
     def _forget_generation(self, key: str) -> None:
@@ -327,10 +349,18 @@ _LISTENER_FIELDS = ("ListenerArn", "Port", "Protocol", "Certificates", "SslPolic
 
 
 def trim_listener(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """A listener as remembered: the compared fields and its forward action's target group."""
-    out = {k: raw[k] for k in _LISTENER_FIELDS if k in raw}
+    """A listener as remembered: the compared fields and its forward action's target group.
+
+    Memory (10,000 listeners are remembered at 10,000 Services): the target group's ARN is interned,
+    so it is the string the target group's own entries are keyed by, not a copy per listener; an
+    empty ``AlpnPolicy`` (every non-TLS listener's) is not kept, as its reader
+    (observe.py ``_listener``) reads a missing one the same."""
+    out = {k: raw[k] for k in _LISTENER_FIELDS if k in raw and (k != "AlpnPolicy" or raw[k])}
     out["DefaultActions"] = [
-        {"Type": "forward", "TargetGroupArn": a.get("TargetGroupArn")}
+        {
+            "Type": "forward",
+            "TargetGroupArn": _intern(arn) if isinstance(arn := a.get("TargetGroupArn"), str) else arn,
+        }
         for a in raw.get("DefaultActions", [])
         if a.get("Type") == "forward"
     ]
