@@ -511,9 +511,11 @@ class CloudCalls:
             self._emit(operation, kind, "refused")
             raise ReadOnlyViolation(self.provider, operation)
         if kind == "write":
-            self._check_fence(operation)
+            self._check_fence(operation)  # before any wait: refused at once
         self._gate()
         waited = (self._write_bucket if kind == "write" else self._read_bucket).acquire()
+        if kind == "write":
+            self._check_fence(operation)  # a rate limit or a shared Retry-After may have held it past
         with self._lock:
             self.stats.sent[(operation, kind)] += 1
             self.stats.rate_limit_seconds += waited

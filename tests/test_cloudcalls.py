@@ -248,3 +248,36 @@ def test_a_write_retried_past_the_fence_stops_retrying_and_is_not_sent_again() -
     assert attempts == [0.0] and len(slept) == 1
     assert calls.stats.retries["CreateThing"] == 1 and calls.stats.writes == 1
     assert not calls.circuit.is_open
+
+
+def test_a_write_held_past_the_fence_by_a_wait_is_not_sent() -> None:
+    """The review's repro: a write checked before the fence, then held by the write bucket or a
+    shared Retry-After until after it, must be refused, not sent late."""
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    calls = CloudCalls(
+        "test",
+        is_write=lambda op: True,
+        limits=RateLimits(reads_per_second=None, writes_per_second=2.0, write_burst=1),
+        sleep=sleep,
+    )
+    _fenced(calls, now)
+    calls._write_bucket = TokenBucket(2.0, 1, sleep=sleep, clock=lambda: now[0])
+    calls.fence(0.2, "this replica stopped leading")
+    sent: list[float] = []
+    calls.call("Create1", lambda: sent.append(now[0]))  # the burst: at once, before the fence
+    with pytest.raises(WriteFenced):
+        calls.call("Create2", lambda: sent.append(now[0]))  # waits 0.5 s for a token
+    assert sent == [0.0]
+    # a shared Retry-After hold
+    now[0] = 10.0
+    calls.unfence()
+    calls.fence(10.2, "this replica stopped leading")
+    calls.circuit._clock = lambda: now[0]
+    calls.circuit.throttle(1.0)  # as after a throttled answer with Retry-After: 1
+    with pytest.raises(WriteFenced):
+        calls.call("Create3", lambda: sent.append(now[0]))
+    assert sent == [0.0]
