@@ -355,3 +355,51 @@ def test_a_stop_ends_the_wait_between_tries_at_once() -> None:
     assert time.monotonic() - started < 5.0, "not the 60 s wait"
     wait_for(lambda: recorder.dropped("shutdown") == 1, 5, "the event counted as not recorded")
     assert sink.answers == [False]
+
+
+def test_a_try_after_a_lost_answer_finds_the_stored_event_instead_of_making_a_second() -> None:
+    """The review's repro: the API server stores the first POST but answers after the client's read
+    timeout; the next try (same name, as client-go) gets AlreadyExists, which counts as stored."""
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    stored: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            name = body["metadata"]["name"]
+            if name in stored:
+                status, out = 409, {"kind": "Status", "code": 409, "reason": "AlreadyExists", "message": name}
+            else:
+                stored.append(name)
+                if len(stored) == 1:
+                    time.sleep(1.0)  # stored; the answer comes after the client gave up
+                status, out = 201, body
+            data = json.dumps(out).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except OSError:
+                pass
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        kube = KubeClient.for_url(f"http://127.0.0.1:{server.server_address[1]}")
+        kube.read_timeout = 0.3
+        sink = CountingSink(kube)
+        recorder = EventRecorder(sink, retry_seconds=0.05, jitter=lambda: 0.5).start()
+        recorder.record(_ref("web"), "Normal", "EnsuredLoadBalancer", "Ensured load balancer")
+        assert recorder.flush(10)
+        recorder.stop()
+        assert sink.answers == [False, True] and len(stored) == 1
+        assert recorder.dropped("unreachable") == 0
+    finally:
+        server.shutdown()

@@ -166,7 +166,13 @@ def test_no_other_replica_takes_the_lease_before_held_until() -> None:
     b_led_at: list[float] = []
     b.elector.on_started_leading = lambda: b_led_at.append(time.monotonic())
     b.elector.start()
-    time.sleep(0.3)  # a renews a few times while b campaigns
+    renewed = api.items[("ns", "lease")]["spec"]["renewTime"]
+    wait_for(
+        lambda: api.items[("ns", "lease")]["spec"]["renewTime"] != renewed,
+        5,
+        "a to renew while b campaigns",
+        interval=0.02,
+    )
     a.elector._stop.set()  # a crash: no more renewals, nothing released
     a.elector._thread.join(2)  # type: ignore[union-attr]
     held_until = a.elector.held_until

@@ -26,6 +26,8 @@ controller among them (REFERENCE.md section 1 lists its event reasons):
   within :data:`RETRY_SECONDS` (10 s) so that replicas do not retry in step, then 10 s apart,
   holding every later event meanwhile (the queue keeps their order; a full queue drops new ones).
   An error the server answered with is not repeated (client-go gives up on every ``StatusError``).
+  The Event's name is fixed when it is recorded, so a try after an answer that was lost (a read
+  timeout) finds the stored Event (``AlreadyExists``) instead of making a second one.
   An event given up on is counted as ``reason="unreachable"``; a stop ends the waiting at once.
 
 Not taken over from client-go: events about one object with the same reason but different messages
@@ -119,6 +121,9 @@ class _Pending:
     reason: str
     message: str
     timestamp: str
+    #: the Event's name if it is created, fixed at record time (as client-go's recorder names it)
+    #: so that a try after a lost answer finds the stored one rather than making a second
+    name: str
 
 
 class _SpamFilter:
@@ -217,7 +222,9 @@ class EventRecorder:
     def record(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         """Queue an event about ``obj`` and return at once (dropped, logged and counted when the
         queue is full, the object over its rate, or the recorder stopped)."""
-        pending = _Pending(reference(obj), type_, reason, message, timestamp_now())
+        ref = reference(obj)
+        name = f"{ref['metadata'].get('name')}.{time.time_ns():x}"
+        pending = _Pending(ref, type_, reason, message, timestamp_now(), name)
         with self._cond:
             if not self._accepting:
                 why = "shutdown"
@@ -334,6 +341,7 @@ class EventRecorder:
                     message=pending.message,
                     component=self.component,
                     timestamp=pending.timestamp,
+                    name=pending.name,
                 )
             except Exception:  # the sink is best effort; a bug there must not kill the thread
                 log.exception("recording event %s failed", pending.reason)

@@ -25,10 +25,13 @@ class EventSink(Protocol):
         message: str,
         component: str = ...,
         timestamp: str | None = ...,
+        name: str | None = ...,
     ) -> bool | None:
         """Record an Event about ``obj``, best effort (aggregating repeats, as client-go does);
         ``timestamp``: when it happened, if not now (an event posted from a queue). False: the
-        API server could not be reached, nothing was stored (the queue's poster tries again)."""
+        API server could not be reached or did not answer (the queue's poster tries again, with
+        the same ``name``: the new Event's name, so that a create stored unanswered is not made
+        twice)."""
         ...
 
 

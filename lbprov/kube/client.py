@@ -574,6 +574,7 @@ class KubeClient:
         message: str,
         component: str = "lbprov",
         timestamp: str | None = None,
+        name: str | None = None,
     ) -> bool:
         """Record a core/v1 Event about ``obj``, best effort (a failure is logged, not raised, as
         client-go's recorder does). A repeat of the same event patches ``count`` and
@@ -581,9 +582,12 @@ class KubeClient:
         ``timestamp`` (RFC 3339): when it happened, if earlier than now (an event posted from
         :class:`lbprov.controller.events.EventRecorder`'s queue keeps the time it was recorded).
 
-        Returns False only if the API server could not be reached (no HTTP answer: nothing was
-        stored, and the caller may try again, as client-go's recorder does); an error the server
-        answered with is logged and not worth repeating (True)."""
+        Returns False only if the API server could not be reached or did not answer in time (the
+        caller may try again, as client-go's recorder does); an error the server answered with is
+        logged and not worth repeating (True). ``name``: the new Event's name, fixed by a caller
+        that may try again, so that a create the server stored before its answer was lost is
+        found as ``AlreadyExists`` (stored) rather than made twice, as client-go names an event
+        once."""
         meta = obj.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
         involved = {
@@ -619,7 +623,7 @@ class KubeClient:
                     return True
                 except NotFound:
                     pass
-            name = f"{meta.get('name')}.{time.time_ns():x}"
+            name = name or event_name(str(meta.get("name")))
             body = {
                 "apiVersion": "v1",
                 "kind": "Event",
@@ -635,7 +639,10 @@ class KubeClient:
                 "firstTimestamp": now,
                 "lastTimestamp": now,
             }
-            self._call("POST", _ns(namespace, "events"), body=body)
+            try:
+                self._call("POST", _ns(namespace, "events"), body=body)
+            except AlreadyExists:
+                pass  # an earlier try of this event was stored, its answer lost
             self._remember_event(key, namespace, name, 1)
         except KubeError as exc:
             log.warning("could not record event %s on %s/%s: %s", reason, namespace, meta.get("name"), exc)
@@ -665,6 +672,11 @@ class KubeClient:
 
     def delete_lease(self, namespace: str, name: str) -> Obj:
         return self._call("DELETE", _lease(namespace, name))
+
+
+def event_name(object_name: str) -> str:
+    """A new Event's name: the object's name and a nanosecond clock, as client-go's recorder."""
+    return f"{object_name}.{time.time_ns():x}"
 
 
 def _lease(namespace: str, name: str | None = None) -> str:
