@@ -110,6 +110,7 @@ class FakeKube:
         message: str,
         component: str = "x",
         timestamp: str | None = None,
+        name: str | None = None,
     ) -> None:
         meta = obj["metadata"]
         self.events.append(

@@ -333,7 +333,7 @@ class Controller:
         self.nodes_changed = ProviderNodeSync(
             providers=self.providers,
             reconciler=self.reconciler,
-            list_services=self.services.list,
+            list_services=self._each_service,
             list_nodes=self.nodes.list,
             enqueue=lambda keys: w.batch(keys) if (w := self._workers) is not None else 0,
             in_flight=lambda: w.queue.running() if (w := self._workers) is not None else [],
@@ -514,13 +514,22 @@ class Controller:
         if workers is not None:
             workers.queue.add(key)
 
-    def keys_of_ours(self) -> list[str]:
-        """Keys of every cached Service of ours (wants an LB or needs cleanup). The informer keeps
-        Services packed (lbprov/kube/informer.py): read one at a time, so that a resync of 10,000
-        does not decode them all at once."""
+    def _each_service(self) -> Iterator[Obj]:
+        """Every cached Service, decoded one at a time: the informer keeps them packed
+        (lbprov/kube/informer.py), and a resync or node sync of 10,000 must not decode them all
+        at once."""
         keys = getattr(self.services, "keys", None)
-        services = (self.services.get(k) for k in keys()) if callable(keys) else iter(self.services.list())
-        return sorted(service_key(s) for s in services if s is not None and self.reconciler.is_ours(s))
+        if not callable(keys):
+            yield from self.services.list()
+            return
+        for key in keys():
+            svc = self.services.get(key)
+            if svc is not None:
+                yield svc
+
+    def keys_of_ours(self) -> list[str]:
+        """Keys of every cached Service of ours (wants an LB or needs cleanup)."""
+        return sorted(service_key(s) for s in self._each_service() if self.reconciler.is_ours(s))
 
     def enqueue_all(self) -> int:
         """Queue every Service of ours as one batch (read round); returns how many."""

@@ -21,17 +21,19 @@ sync (or whose node sync failed: nothing is lost) are queued as before. As upstr
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lbprov.controller.events import reference
 from lbprov.controller.kubeapi import Obj
 from lbprov.controller.service import ServiceReconciler, service_key
 from lbprov.intent import build_intent, node_exclusion_reason
-from lbprov.model import Intent
+from lbprov.model import Intent, Target
 from lbprov.provider import NodeSyncPlan, Provider, apply_nodes, plan_nodes
 
 log = logging.getLogger("lbprov.controller.nodes")
@@ -171,7 +173,7 @@ class ProviderNodeSync:
         *,
         providers: Mapping[str, Provider],
         reconciler: ServiceReconciler,
-        list_services: Callable[[], list[Obj]],
+        list_services: Callable[[], Iterable[Obj]],
         list_nodes: Callable[[], list[Obj]],
         enqueue: Callable[[list[str]], int],
         in_flight: Callable[[], list[str]],
@@ -207,54 +209,63 @@ class ProviderNodeSync:
         rec = self.reconciler
         managed = set(rec.managed_keys())
         nodes = self.list_nodes()
-        per_provider: dict[str, list[tuple[str, Obj]]] = {}
+        targets = rec.node_targets(nodes)  # the same for every Service
+        batches: dict[str, _Batch] = {}
+        # one Service decoded at a time (the informer keeps them packed): what is kept of each is
+        # its intent and the small reference its event needs, not the Service
         for svc in self.list_services():
             name = rec.provider_for(svc)
             if name is None or not rec.is_ours(svc):
                 continue
             key = service_key(svc)
-            if key in managed and rec.wants_our_load_balancer(svc, name):
-                per_provider.setdefault(name, []).append((key, svc))
-            else:  # never applied, or being cleaned up: its own sync, as before
-                queue.append(key)
-        updated: list[Obj] = []
-        for name, services in sorted(per_provider.items()):
+            if key not in managed or not rec.wants_our_load_balancer(svc, name):
+                queue.append(key)  # never applied, or being cleaned up: its own sync, as before
+                continue
+            batch = batches.get(name)
+            if batch is None:
+                batch = batches[name] = _Batch(getattr(self.providers[name], "plan_nodes", None) is not None)
             started = time.monotonic()
-            left, svcs = self._sync(name, services, nodes, report)
-            report.seconds[name] = round(time.monotonic() - started, 4)
+            batch.add(
+                key,
+                svc,
+                functools.partial(self._intent, nodes=nodes, targets=targets, provider=self.providers[name]),
+            )
+            batch.seconds += time.monotonic() - started
+        updated: list[Obj] = []
+        for name, batch in sorted(batches.items()):
+            started = time.monotonic()
+            left, refs = self._sync(name, batch, report)
+            report.seconds[name] = round(batch.seconds + time.monotonic() - started, 4)
             queue.extend(left)
-            updated.extend(svcs)
+            updated.extend(refs)
         report.queued = sorted(set(queue))
         n = self.enqueue(report.queued)
         # after the queueing, so that no worker waits for them
-        for svc in updated:
-            self.event(svc, "Normal", "UpdatedLoadBalancer", "Updated load balancer with new hosts")
+        for ref in updated:
+            self.event(ref, "Normal", "UpdatedLoadBalancer", "Updated load balancer with new hosts")
         self.last = report
         return n
 
-    def _sync(
-        self, name: str, services: Sequence[tuple[str, Obj]], nodes: list[Obj], report: NodeSyncReport
-    ) -> tuple[list[str], list[Obj]]:
-        """One provider's node sync: (keys to queue, Services whose load balancer got new hosts)."""
+    def _intent(
+        self, svc: Obj, *, nodes: list[Obj], targets: tuple[Target, ...], provider: Provider
+    ) -> Intent | None:
+        """The Service's intent for the node sync, or None when its own sync must say why."""
+        try:
+            intent = build_intent(svc, nodes, self.reconciler.settings, provider, targets=targets)
+        except Exception:  # InvalidService or anything else: its own sync says why, in an event
+            return None
+        return intent if intent.targets else None  # no target: its sync says so (UnAvailable...)
+
+    def _sync(self, name: str, batch: _Batch, report: NodeSyncReport) -> tuple[list[str], list[Obj]]:
+        """One provider's node sync: (keys to queue, references of the Services whose load
+        balancer got new hosts)."""
         provider = self.providers[name]
-        every = [key for key, _ in services]
-        if getattr(provider, "plan_nodes", None) is None:
+        every = batch.keys
+        if not batch.has_node_sync:
             report.fell_back[name] = "the provider has no node sync"
             return every, []
-        by_key = dict(services)
-        intents: dict[str, Intent] = {}
-        queue: list[str] = []
-        targets = self.reconciler.node_targets(nodes)  # the same for every Service
-        for key, svc in services:
-            try:
-                intent = build_intent(svc, nodes, self.reconciler.settings, provider, targets=targets)
-            except Exception:  # InvalidService or anything else: its own sync says why, in an event
-                queue.append(key)
-                continue
-            if not intent.targets:
-                queue.append(key)  # its sync says so (UnAvailableLoadBalancer)
-                continue
-            intents[key] = intent
+        intents = batch.intents
+        queue = list(batch.queue)
         extra = {"provider": name}
         try:
             plan = plan_nodes(provider, list(intents.values()))
@@ -292,4 +303,28 @@ class ProviderNodeSync:
         queue.extend(key for key in failed if key not in plan.uncovered)
         queue.extend(key for key in intents if key not in answered)  # not answered for: re-planned
         done = plan.covered - set(failed)  # a Service whose write failed gets no "new hosts" event
-        return queue, [by_key[key] for key in sorted(plan.updated) if key in done]
+        return queue, [batch.refs[key] for key in sorted(plan.updated) if key in done]
+
+
+@dataclass
+class _Batch:
+    """One provider's Services in a node sync: their keys, intents and event references."""
+
+    has_node_sync: bool
+    keys: list[str] = field(default_factory=list)
+    intents: dict[str, Intent] = field(default_factory=dict)
+    refs: dict[str, Obj] = field(default_factory=dict)
+    #: Services whose intent could not be built (or has no target): re-planned
+    queue: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # building the intents
+
+    def add(self, key: str, svc: Obj, intent_of: Callable[[Obj], Intent | None]) -> None:
+        self.keys.append(key)
+        if not self.has_node_sync:
+            return  # every Service re-planned: no intent needed
+        intent = intent_of(svc)
+        if intent is None:
+            self.queue.append(key)
+            return
+        self.intents[key] = intent
+        self.refs[key] = reference(svc)

@@ -252,7 +252,15 @@ class MemoryKube:
         return self.patch_service(namespace, name, patch)
 
     def create_event(
-        self, obj: dict[str, Any], *, type: str, reason: str, message: str, component: str = ""
+        self,
+        obj: dict[str, Any],
+        *,
+        type: str,
+        reason: str,
+        message: str,
+        component: str = "",
+        timestamp: str | None = None,
+        name: str | None = None,
     ) -> None:
         self.events.append((obj["metadata"]["name"], reason, message))
 
