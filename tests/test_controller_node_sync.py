@@ -542,8 +542,9 @@ def test_the_node_sync_keeps_no_decoded_service_while_it_plans(env: Env) -> None
     from lbprov.controller.nodes import ProviderNodeSync
 
     _start_with(env, ("a", None), ("b", None), ("c", None))
-    env.kube.create_node(_node("node-3"))
-    wait_for(lambda: len(env.controller.nodes.list()) == 3, 10, "the new node cached")
+    env.change_nodes(lambda: env.kube.create_node(_node("node-3")))  # the controller's own sync
+    with env.provider.lock:
+        env.provider.pool = {"node-1", "node-2"}  # so that the sync below has a write to make
 
     class Decoded(dict[str, Any]):
         """A decoded Service that can be watched for being let go."""
