@@ -14,13 +14,11 @@ from lbprov_azure.sandbox.base import (
     check_sku,
     ref,
 )
+from lbprov_azure.sandbox.shared import ArmStateParts
 
 
-class LoadBalancers:
+class LoadBalancers(ArmStateParts):
     """Mixed into :class:`~lbprov_azure.sandbox.state.ArmState` (shares its state and lock)."""
-
-    resources: dict[str, dict[tuple[str, str], JSON]]
-    _private_used: dict[str, set[str]]
 
     def _build_lb(self, res: JSON, props: JSON, existing: JSON | None, etag: str) -> JSON:
         sku = check_sku("loadBalancers", res, existing, ("Basic", "Standard", "Gateway"))
@@ -203,7 +201,7 @@ class LoadBalancers:
                 self._release_private(old)
         # pools ----------------------------------------------------------------------------------
         for pool in pools:
-            addrs = []
+            addrs: list[JSON] = []
             # An IP-based pool names its VNet per address or once on the pool (upstream's nodeIP pools
             # do the latter): BackendAddressPoolPropertiesFormat.virtualNetwork, azure-mgmt-network.
             pool_vnet = ref(pool["properties"].get("virtualNetwork"))

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lbprov_azure.sandbox.base import JSON, NETWORK, ArmError, Response
+from lbprov_azure.sandbox.shared import ArmStateParts
 
 #: Microsoft.Network's published api-versions (azure-rest-api-specs, stable/), newest last.
 API_VERSIONS = frozenset(
@@ -129,14 +130,8 @@ class _Request(threading.local):
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class Operations:
+class Operations(ArmStateParts):
     """Mixed into :class:`~lbprov_azure.sandbox.state.ArmState`."""
-
-    lock: Any
-    base_url: str
-    subscription: str
-    location: str
-    async_operations: bool
 
     def _init_operations(self) -> None:
         self.lro_seconds = 0.0
@@ -300,11 +295,11 @@ class Operations:
             found.setdefault("properties", {})["provisioningState"] = value
 
     def _find_by_id(self, rid: str) -> JSON | None:
-        parsed = self._parse_id(rid)  # type: ignore[attr-defined]
+        parsed = self._parse_id(rid)
         if parsed is None:
             return None
         rg, rtype, name, rest = parsed
-        top: JSON | None = self.resources[rtype].get((rg.lower(), name.lower()))  # type: ignore[attr-defined]
+        top: JSON | None = self.resources[rtype].get((rg.lower(), name.lower()))
         if top is None or not rest:
             return top
         if len(rest) != 2:

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from lbprov_azure.sandbox.base import JSON, ArmError, check_sku, ref
+from lbprov_azure.sandbox.shared import ArmStateParts
 
 #: Where the emulator takes public IP prefixes from (a documentation range, never routed).
 PREFIX_POOL = ipaddress.ip_network("192.0.2.0/24")
@@ -17,14 +18,8 @@ IPV6_POOL = ipaddress.ip_network("2001:db8:1b::/64")
 _DNS_LABEL = re.compile(r"^[a-z][a-z0-9-]{1,61}[a-z0-9]$")
 
 
-class PublicIPs:
+class PublicIPs(ArmStateParts):
     """Mixed into :class:`~lbprov_azure.sandbox.state.ArmState` (shares its state and lock)."""
-
-    resources: dict[str, dict[tuple[str, str], JSON]]
-    _private_used: dict[str, set[str]]
-    _bad_ref: Any
-    _parse_id: Any
-    _public_ips: Any
 
     @property
     def _public_ipv6(self) -> Any:

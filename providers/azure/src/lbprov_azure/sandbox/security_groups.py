@@ -6,6 +6,7 @@ import ipaddress
 import re
 
 from lbprov_azure.sandbox.base import JSON, MAX_NSG_ADDRESSES, MAX_NSG_RULES, NETWORK, ArmError
+from lbprov_azure.sandbox.shared import ArmStateParts
 
 #: Service tags usable in NSG rules (learn.microsoft.com "Virtual network service tags"), optionally
 #: with a ``.<Region>`` suffix; the legacy spellings are still accepted by ARM.
@@ -90,11 +91,8 @@ def _check_port_range(rule: str, field_: str, value: str) -> None:
         )
 
 
-class SecurityGroups:
+class SecurityGroups(ArmStateParts):
     """Mixed into :class:`~lbprov_azure.sandbox.state.ArmState` (shares its state and lock)."""
-
-    resources: dict[str, dict[tuple[str, str], JSON]]
-    _private_used: dict[str, set[str]]
 
     def _build_nsg(self, res: JSON, props: JSON, existing: JSON | None, etag: str) -> JSON:
         rules = [

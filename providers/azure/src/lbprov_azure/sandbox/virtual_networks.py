@@ -6,13 +6,11 @@ import ipaddress
 from typing import Any
 
 from lbprov_azure.sandbox.base import JSON, ArmError, ref
+from lbprov_azure.sandbox.shared import ArmStateParts
 
 
-class VirtualNetworks:
+class VirtualNetworks(ArmStateParts):
     """Mixed into :class:`~lbprov_azure.sandbox.state.ArmState` (shares its state and lock)."""
-
-    resources: dict[str, dict[tuple[str, str], JSON]]
-    _private_used: dict[str, set[str]]
 
     def _build_vnet(self, res: JSON, props: JSON, existing: JSON | None, etag: str) -> JSON:
         prefixes = (props.get("addressSpace") or {}).get("addressPrefixes") or []
