@@ -209,7 +209,7 @@ class Observer:
                     self.on_lb_read(str(body.get("name")), body)
 
         def store(r: ReadRound) -> None:
-            r.lbs = dict(found)  # type: ignore[arg-type]
+            r.lbs = dict(found)
             r.listed = True
 
         self._keep(gen, store)

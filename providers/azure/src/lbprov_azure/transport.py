@@ -66,7 +66,7 @@ def charset_of(content_type: str) -> str | None:
     return get_charset_encoding(SimpleNamespace(headers={"Content-Type": content_type}))
 
 
-class Response(HttpResponseImpl):  # type: ignore[misc]
+class Response(HttpResponseImpl):
     """An ``azure.core.rest.HttpResponse`` whose body was read with the response (and whose
     encoding comes from :func:`charset_of`)."""
 
@@ -133,7 +133,7 @@ class Urllib3Transport(HttpTransport):  # type: ignore[type-arg]
     def __exit__(self, *args: object) -> None:
         self.close()
 
-    def send(self, request: HttpRequest, **kwargs: Any) -> Response:  # type: ignore[override]
+    def send(self, request: HttpRequest, **kwargs: Any) -> Response:
         timeout = urllib3.Timeout(
             connect=kwargs.get("connection_timeout") or self.connection_timeout,
             read=kwargs.get("read_timeout") or self.read_timeout,
