@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from lbprov_azure import AzureProvider
 
+from lbprov.intent import IntentSettings, build_intent
 from lbprov.model import InvalidService
 from lbprov.settings import SettingsError
 
@@ -153,3 +154,22 @@ def test_settings_never_show_the_token(sandbox):
     provider = AzureProvider.from_settings(sandbox.settings)
     assert "sandbox-token" not in repr(provider.settings)
     assert "sandbox-token" not in str(provider.settings.model_dump())
+
+
+def test_a_port_without_node_port_is_refused_by_the_plan_not_written_as_a_null_backend_port(
+    provider, nodes, make_service
+):
+    """The intent builder refuses it for Azure; an Intent built without that check (here
+    ``require_node_ports=False``) reaches the plan, which names the field instead of writing
+    ``backendPort: null``."""
+    svc = make_service()
+    for p in svc["spec"]["ports"]:
+        del p["nodePort"]
+    intent = build_intent(
+        svc, nodes, IntentSettings(cluster=provider.settings.cluster_name, require_node_ports=False), provider
+    )
+    assert all(p.node_port is None for p in intent.ports)
+    with pytest.raises(InvalidService, match=r"nodePort: no NodePort") as info:
+        provider.plan(intent)
+    assert info.value.field.startswith("spec.ports[")
+    assert provider.calls.stats.writes == 0

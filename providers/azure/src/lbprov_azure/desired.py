@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lbprov import naming
-from lbprov.model import Intent, Port, Target
+from lbprov.model import Intent, InvalidService, Port, Target
 from lbprov_azure import names
 from lbprov_azure.options import AzureOptions
 from lbprov_azure.settings import AzureSettings
@@ -280,6 +280,20 @@ class Desired:
         return (self.pool, *(st.pool for st in self.stacks if st.family == "IPv6"))
 
 
+def _node_port(port: Port) -> int:
+    """The NodePort a rule, probe or NSG rule of ``port`` sends traffic to.
+
+    Azure sends traffic to NodePorts (the provider keeps ``needs_node_ports``), so the intent builder
+    refuses a Service port without one; an Intent built otherwise is refused here with the field
+    named, not written with a null backend port."""
+    if port.node_port is None:
+        raise InvalidService(
+            f"spec.ports[{port.name or port.port}].nodePort",
+            "no NodePort: Azure load balancers send traffic to NodePorts",
+        )
+    return port.node_port
+
+
 def _probe(intent: Intent, opts: AzureOptions, port: Port) -> JSON:
     """The probe of one port: per-port annotations first, then the Service's, then the defaults."""
     po = opts.port(port.port)
@@ -287,7 +301,7 @@ def _probe(intent: Intent, opts: AzureOptions, port: Port) -> JSON:
     count = po.probe_count if po else opts.probe_count
     protocol = (po.probe_protocol if po else None) or opts.probe_protocol
     req_path = (po.probe_path if po else None) or opts.probe_path
-    own_port = (po.probe_port if po else None) or port.node_port
+    own_port = (po.probe_port if po else None) or _node_port(port)
     if intent.health_check is not None and intent.health_check.port:
         proto, pport, path = "Http", intent.health_check.port, intent.health_check.path or "/healthz"
     elif protocol in ("Http", "Https") or (protocol is None and req_path):
@@ -421,7 +435,7 @@ def build_desired(
                     "backendAddressPool": {"id": pool_id},
                     "protocol": "Tcp" if port.protocol == "TCP" else "Udp",
                     "frontendPort": port.port,
-                    "backendPort": port.port if opts.floating_ip else port.node_port,
+                    "backendPort": port.port if opts.floating_ip else _node_port(port),
                     "enableFloatingIP": opts.floating_ip,
                     "idleTimeoutInMinutes": opts.idle_timeout_minutes,
                     "enableTcpReset": opts.tcp_reset and port.protocol == "TCP",
@@ -637,7 +651,7 @@ def _nsg_rules(
         ports = [p for p in served if p.protocol == proto]
         if not ports:
             continue
-        dports = sorted({p.port if opts.floating_ip else p.node_port for p in ports})
+        dports = sorted({p.port if opts.floating_ip else _node_port(p) for p in ports})
         for suffix, sources in groups:
             props: JSON = {"protocol": "Tcp" if proto == "TCP" else "Udp", "access": "Allow"}
             if len(sources) == 1:
