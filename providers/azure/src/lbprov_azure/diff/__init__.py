@@ -194,7 +194,10 @@ class Planner(FleetChanges, NsgChanges, PipChanges, AdoptChanges):
             if v6_pool is not None:
                 out.append(v6_pool)
             loses = any(
-                c.kind == "backend-pool" and bool(set(c.before["addresses"]) - set(c.after["addresses"]))
+                c.kind == "backend-pool"
+                and c.before is not None  # pool changes here are updates: before and after both set
+                and c.after is not None
+                and bool(set(c.before["addresses"]) - set(c.after["addresses"]))
                 for c in out
             )
             (losing if loses or any(c.action == Action.DELETE for c in out) else gaining).extend(out)
@@ -207,12 +210,12 @@ class Planner(FleetChanges, NsgChanges, PipChanges, AdoptChanges):
         for st in desired.stacks:
             fe_name = str(st.frontend["name"])
             if opts.internal:
-                fe = parts.find(lb, "frontendIPConfigurations", fe_name)
+                existing_fe = parts.find(lb, "frontendIPConfigurations", fe_name)
                 addr = None
                 if st.family == "IPv4" and opts.ipv4:
                     addr = opts.ipv4
-                elif fe is not None and fe_name not in fe_changed:
-                    addr = (fe.get("properties") or {}).get("privateIPAddress")
+                elif existing_fe is not None and fe_name not in fe_changed:
+                    addr = (existing_fe.get("properties") or {}).get("privateIPAddress")
             else:
                 addr = pip_ips.get(st.family)
             fronts.append((st.family, fe_name, addr))
@@ -239,9 +242,9 @@ class Planner(FleetChanges, NsgChanges, PipChanges, AdoptChanges):
         stale: set[str] = set()
         for old in stale_pips:
             seg = old.split("/")
-            gone = self.seen.pip(seg[4], seg[-1]) if len(seg) >= 9 else None
-            if gone and (gone.get("properties") or {}).get("ipAddress"):
-                stale.add(str(gone["properties"]["ipAddress"]))
+            old_pip = self.seen.pip(seg[4], seg[-1]) if len(seg) >= 9 else None
+            if old_pip and (old_pip.get("properties") or {}).get("ipAddress"):
+                stale.add(str(old_pip["properties"]["ipAddress"]))
         current = {a for _, _, a in fronts if a}
         for fe in owned_frontends(lb, base):
             old_private = (fe.get("properties") or {}).get("privateIPAddress")
@@ -250,11 +253,11 @@ class Planner(FleetChanges, NsgChanges, PipChanges, AdoptChanges):
         stale -= current
         # a family the Service no longer has only takes its old address out of the shared rules
         gone = sorted({family_of(a) for a in stale} - {f for f, _, _ in fronts})
-        for family, fe_name, addr in [*fronts, *((f, base, None) for f in gone)]:
+        for nsg_family, fe_name, addr in [*fronts, *((f, base, None) for f in gone)]:
             wanted = {
                 n: r
                 for n, r in desired.shared_nsg_rules.items()
-                if desired.shared_rule_family.get(n, "IPv4") == family and family not in gone
+                if desired.shared_rule_family.get(n, "IPv4") == nsg_family and nsg_family not in gone
             }
             changes.extend(
                 self._shared_nsg_changes(
@@ -263,9 +266,9 @@ class Planner(FleetChanges, NsgChanges, PipChanges, AdoptChanges):
                     lbn,
                     fe_name,
                     addr,
-                    {a for a in stale if family_of(a) == family},
+                    {a for a in stale if family_of(a) == nsg_family},
                     nsg,
-                    family=family,
+                    family=nsg_family,
                 )
             )
         # upstream's rules go once lbprov's own are in place (no moment without an allow rule)
