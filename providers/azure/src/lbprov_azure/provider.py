@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from typing import Any, ClassVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from lbprov.cloudcalls import CloudCalls, RateLimits, RetryPolicy
 from lbprov.model import Ingress, Intent, OwnedLoadBalancer, Plan, ServiceRef
@@ -56,7 +56,7 @@ class AzureProvider:
     #: IPv6 frontends (spec.ipFamilies): a frontend, public IP and backend pool per family.
     ip_families: ClassVar[frozenset[str]] = frozenset({"IPv4", "IPv6"})
     waits_on_shared_writes: ClassVar[bool] = True  # LB / NSG batches (lbprov.slots)
-    settings_model: ClassVar[type[AzureSettings]] = AzureSettings
+    settings_model: ClassVar[type[BaseModel]] = AzureSettings
 
     def __init__(self, settings: AzureSettings, *, read_only: bool = False) -> None:
         self.settings = settings
