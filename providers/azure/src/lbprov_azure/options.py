@@ -288,14 +288,18 @@ def parse_options(intent: Intent, annotations: Mapping[str, str]) -> AzureOption
     return opts
 
 
+#: ``health-probe-protocol`` values, any case, to ARM's spelling.
+_PROBE_PROTOCOLS: dict[str, ProbeProtocol] = {"tcp": "Tcp", "http": "Http", "https": "Https"}
+
+
 def _probe_protocol(a: Mapping[str, str], key: str) -> ProbeProtocol | None:
     raw = a.get(key, "").strip()
     if not raw:
         return None
-    canonical = {"tcp": "Tcp", "http": "Http", "https": "Https"}.get(raw.lower())
+    canonical = _PROBE_PROTOCOLS.get(raw.lower())
     if canonical is None:
         raise InvalidService(annotation_field(key), f"{raw!r}; accepted values: Tcp, Http, Https")
-    return canonical  # type: ignore[return-value]
+    return canonical
 
 
 def _probe_path(a: Mapping[str, str], key: str, protocol: ProbeProtocol | None) -> str | None:

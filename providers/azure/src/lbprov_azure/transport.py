@@ -86,7 +86,7 @@ class Response(HttpResponseImpl):
         self._encoding = charset_of(content_type) if content_type else None
 
 
-class Urllib3Transport(HttpTransport):  # type: ignore[type-arg]
+class Urllib3Transport(HttpTransport[HttpRequest, Response]):
     """Sends azure-core's requests over one urllib3 pool (see the module doc)."""
 
     def __init__(

@@ -89,7 +89,7 @@ class ArmState(Operations, LoadBalancers, PublicIPs, SecurityGroups, VirtualNetw
         self.resources: dict[str, dict[tuple[str, str], JSON]] = {t: {} for t in TOP_TYPES.values()}
         #: public IP id (lower) -> the frontend using it, as of the last load balancer write
         self._pip_users: dict[str, str] = {}
-        self._public_ips: Iterator[ipaddress.IPv4Address] = ipaddress.ip_network(public_range).hosts()  # type: ignore[assignment]
+        self._public_ips: Iterator[ipaddress.IPv4Address] = ipaddress.ip_network(public_range).hosts()  # type: ignore[assignment]  # ip_network() is typed IPv4 | IPv6; public_range is the IPv4 pool
         self._private_used: dict[str, set[str]] = {}  # subnet id lower -> addresses in use
         self.faults: list[Fault] = []
         self.hooks: list[Callable[[str, str], None]] = []
@@ -486,13 +486,13 @@ class ArmState(Operations, LoadBalancers, PublicIPs, SecurityGroups, VirtualNetw
                 raise ArmError(405, "MethodNotAllowed", f"the emulator only reads {ctype}")
             cid = f"{p['id']}/{ctype}/{name}"
             if method == "DELETE":
-                if current is None:
+                if idx is None:  # not there (current is None)
                     return Response(204, None)
                 self._check_preconditions(current, headers, cid)
                 failure = self.take_failure()
                 if failure is not None:
                     return self._accepted(202, None, cid, failure=failure, deleting=True)
-                del items[idx]  # type: ignore[arg-type]
+                del items[idx]
                 p["etag"] = new_etag()
                 return self._accepted(202, None, failure=None, deleting=True)
             if method == "PUT":
