@@ -364,7 +364,7 @@ class Applier:
                     if current is not None:
                         self.seen.call(
                             "securityRules.delete",
-                            lambda etag=current["etag"]: azclient.delete(  # type: ignore[misc]
+                            lambda etag=current["etag"]: azclient.delete(  # type: ignore[misc]  # mypy infers no lambda with defaults
                                 self.settings,
                                 lambda polling: ops.begin_delete(
                                     rg, nsg, name, headers={"If-Match": etag}, polling=polling
@@ -391,7 +391,7 @@ class Applier:
                 headers = {"If-Match": current["etag"]} if current is not None else {"If-None-Match": "*"}
                 result = self.seen.call(
                     "securityRules.create_or_update",
-                    lambda b=body, h=headers: azclient.put_json(  # type: ignore[misc]
+                    lambda b=body, h=headers: azclient.put_json(  # type: ignore[misc]  # mypy infers no lambda with defaults
                         self.settings,
                         lambda data, polling: ops.begin_create_or_update(
                             rg, nsg, name, data, headers=h, polling=polling
@@ -443,7 +443,7 @@ class Applier:
             try:
                 result = self.seen.call(
                     "securityRules.create_or_update",
-                    lambda b=body: azclient.put_json(  # type: ignore[misc]
+                    lambda b=body: azclient.put_json(  # type: ignore[misc]  # mypy infers no lambda with defaults
                         self.settings,
                         lambda data, polling: ops.begin_create_or_update(
                             rg, nsg, name, data, polling=polling

@@ -50,13 +50,13 @@ JSON = dict[str, Any]
 ARM_API_VERSION = "2026-03-01"
 
 
-class CloudCallsPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
+class CloudCallsPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]  # serves every request type the SDK sends
     """Names, guards, rate-limits and counts every request before it is sent."""
 
     def __init__(self, calls: CloudCalls) -> None:
         self.calls = calls
 
-    def on_request(self, request: PipelineRequest) -> None:  # type: ignore[type-arg]
+    def on_request(self, request: PipelineRequest) -> None:  # type: ignore[type-arg]  # as the class
         http = request.http_request
         self.calls.before_send(operation_for(http.method, http.url))
 
@@ -93,7 +93,7 @@ def retry_after(exc: BaseException) -> float | None:
     """Seconds from the ``Retry-After`` header of a throttled/5xx answer (seconds form only)."""
     if not isinstance(exc, HttpResponseError) or exc.response is None:
         return None
-    value = exc.response.headers.get("Retry-After")  # type: ignore[attr-defined]
+    value = exc.response.headers.get("Retry-After")  # type: ignore[attr-defined]  # azure-core types response as its common base
     if value is None:
         return None
     try:
@@ -108,7 +108,7 @@ def error_code(exc: BaseException) -> str | None:
         if exc.error is not None and exc.error.code:
             return str(exc.error.code)
         try:
-            body = exc.response.json() if exc.response is not None else None  # type: ignore[attr-defined]
+            body = exc.response.json() if exc.response is not None else None  # type: ignore[attr-defined]  # as retry_after
         except Exception:
             return None
         if isinstance(body, dict):

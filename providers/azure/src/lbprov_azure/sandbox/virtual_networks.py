@@ -49,7 +49,7 @@ class VirtualNetworks(ArmStateParts):
                     f"Subnet {sname}: at most one IPv4 and one IPv6 prefix (a /64); got {given}.",
                 )
             for snet in snets:
-                if not any(snet.version == n.version and snet.subnet_of(n) for n in nets):  # type: ignore[arg-type]
+                if not any(snet.version == n.version and snet.subnet_of(n) for n in nets):  # type: ignore[arg-type]  # same version: checked just before
                     raise ArmError(
                         400,
                         "NetcfgSubnetRangeOutsideVnet",
