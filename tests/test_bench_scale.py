@@ -170,3 +170,25 @@ def test_a_run_cut_short_keeps_its_figures_and_the_other_run() -> None:
         assert cut["phases"] == {}
         assert cut["controller_rss_mb"]["peak_so_far"] > 0
     assert report["workers_1_over_default_time"] == {}
+
+
+def test_the_controllers_requests_leave_out_the_drivers_lists_watch_and_node_create() -> None:
+    from scale import NAMESPACE, controller_requests
+
+    from lbprov.sandbox.kube_api import RecordedRequest
+
+    def req(verb: str, resource: str, namespace: str | None, sub: str = "") -> RecordedRequest:
+        return RecordedRequest(verb, "", resource, sub, namespace)
+
+    driver = [
+        req("list", "services", NAMESPACE),
+        req("watch", "services", NAMESPACE),
+        req("create", "nodes", None),
+    ]
+    controller = [
+        req("watch", "services", None),
+        req("patch", "services", NAMESPACE),
+        req("patch", "services", NAMESPACE, "status"),
+        req("create", "events", NAMESPACE),
+    ]
+    assert controller_requests(driver + controller) == {"create": 1, "patch": 2, "watch": 1}

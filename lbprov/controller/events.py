@@ -129,8 +129,9 @@ class _Pending:
 class _SpamFilter:
     """A token bucket per object, the least recently used forgotten.
 
-    Keyed by the object's UID (unique per object across kinds and namespaces, and the same string
-    object the informer's cache holds), or (namespace, kind, name) for an object without one:
+    Keyed by the object's UID (unique per object across kinds and namespaces; a string of its own
+    per bucket, since the informer decodes a fresh copy of a Service on each read), or
+    (namespace, kind, name) for an object without one:
     client-go keys by all of them, but with a UID the rest adds nothing. A plain dict, re-inserted
     on use, is the LRU (insertion order; the oldest is the first key): with 10,000 Services, its
     :data:`SPAM_LRU_ENTRIES` entries cost about half of what an ``OrderedDict`` keyed by a 4-tuple
