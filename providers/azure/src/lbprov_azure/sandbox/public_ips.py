@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any
+from collections.abc import Iterator
 
 from lbprov_azure.sandbox.base import JSON, ArmError, check_sku, ref
 from lbprov_azure.sandbox.shared import ArmStateParts
@@ -13,7 +13,7 @@ from lbprov_azure.sandbox.shared import ArmStateParts
 #: Where the emulator takes public IP prefixes from (a documentation range, never routed).
 PREFIX_POOL = ipaddress.ip_network("192.0.2.0/24")
 #: Where the emulator takes IPv6 public IPs from (the IPv6 documentation range).
-IPV6_POOL = ipaddress.ip_network("2001:db8:1b::/64")
+IPV6_POOL = ipaddress.IPv6Network("2001:db8:1b::/64")
 
 _DNS_LABEL = re.compile(r"^[a-z][a-z0-9-]{1,61}[a-z0-9]$")
 
@@ -22,7 +22,7 @@ class PublicIPs(ArmStateParts):
     """Mixed into :class:`~lbprov_azure.sandbox.state.ArmState` (shares its state and lock)."""
 
     @property
-    def _public_ipv6(self) -> Any:
+    def _public_ipv6(self) -> Iterator[ipaddress.IPv6Address]:
         """The IPv6 addresses the emulator hands out, in order (made on first use)."""
         if not hasattr(self, "_ipv6_hosts"):
             self._ipv6_hosts = IPV6_POOL.hosts()

@@ -34,7 +34,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from lbprov_azure.sandbox.base import (
@@ -89,7 +89,7 @@ class ArmState(Operations, LoadBalancers, PublicIPs, SecurityGroups, VirtualNetw
         self.resources: dict[str, dict[tuple[str, str], JSON]] = {t: {} for t in TOP_TYPES.values()}
         #: public IP id (lower) -> the frontend using it, as of the last load balancer write
         self._pip_users: dict[str, str] = {}
-        self._public_ips: Iterator[ipaddress.IPv4Address] = ipaddress.ip_network(public_range).hosts()  # type: ignore[assignment]  # ip_network() is typed IPv4 | IPv6; public_range is the IPv4 pool
+        self._public_ips = ipaddress.IPv4Network(public_range).hosts()  # the static public IPv4 addresses
         self._private_used: dict[str, set[str]] = {}  # subnet id lower -> addresses in use
         self.faults: list[Fault] = []
         self.hooks: list[Callable[[str, str], None]] = []
