@@ -267,3 +267,27 @@ def _deep_bytes(obj: Any, seen: set[int] | None = None) -> int:
     elif isinstance(obj, list):
         size += sum(_deep_bytes(v, seen) for v in obj)
     return size
+
+
+def test_a_list_packs_each_service_as_it_arrives() -> None:
+    """A (re)list of 10,000 Services must not hold them all as objects before packing (~23 MB,
+    issue 14): what the list call returns holds no object, the cache holds each packed, and the
+    handlers still get every Service (decoded in turn)."""
+    added: list[dict[str, Any]] = []
+    returned: list[Any] = []
+
+    class Client:
+        host = "fake"
+
+        def list_services(self, namespace: str | None, *, transform: Any) -> tuple[list[Any], str]:
+            items = [transform(fat_service(metadata__name=f"s{i}")) for i in range(3)]
+            returned.extend(items)
+            return items, "7"
+
+    inf = Informer(Client(), "services", on_add=added.append)  # type: ignore[arg-type]
+    inf._relist()
+    assert all(item == {} for item in returned), "the list keeps nothing of its own"
+    assert sorted(inf.keys()) == ["shop/s0", "shop/s1", "shop/s2"]
+    assert all(isinstance(v, str) for v in inf._cache.values())
+    assert [a["metadata"]["name"] for a in added] == ["s0", "s1", "s2"]
+    assert added[0] == trim(fat_service(metadata__name="s0"), "services")
