@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Mapping
 
 from lbprov.model import ServiceRef
@@ -120,3 +121,8 @@ def short_hash(*parts: object, length: int = 10) -> str:
     """A stable hex digest of ``parts``, for names that must encode more than the UID."""
     digest = hashlib.sha256("\x00".join(str(p) for p in parts).encode()).hexdigest()
     return digest[:length]
+
+
+def event_name(object_name: str) -> str:
+    """A new Event's name: the object's name and a nanosecond clock, as client-go's recorder."""
+    return f"{object_name}.{time.time_ns():x}"

@@ -17,7 +17,8 @@ Metric names (all prefixed ``lbprov_``):
 * ``leader`` -- 1 while this replica holds the lease (or runs without leader election);
 * ``cache_synced`` -- 1 once the informer caches are synced;
 * ``events_dropped_total{reason}`` -- Events not recorded: ``queue_full``, ``spam`` (over the
-  per-object rate), ``shutdown``; ``events_queued`` -- Events waiting to be posted. Both are
+  per-object rate), ``shutdown``, ``unreachable`` (the API server did not answer in 12 tries);
+  ``events_queued`` -- Events waiting to be posted. Both are
   registered on this registry by :class:`lbprov.controller.events.EventRecorder`.
 """
 

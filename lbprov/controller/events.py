@@ -52,6 +52,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from lbprov.controller.kubeapi import EventSink
+from lbprov.naming import event_name
 
 log = logging.getLogger("lbprov.controller")
 
@@ -224,8 +225,9 @@ class EventRecorder:
         """Queue an event about ``obj`` and return at once (dropped, logged and counted when the
         queue is full, the object over its rate, or the recorder stopped)."""
         ref = reference(obj)
-        name = f"{ref['metadata'].get('name')}.{time.time_ns():x}"
-        pending = _Pending(ref, type_, reason, message, timestamp_now(), name)
+        pending = _Pending(
+            ref, type_, reason, message, timestamp_now(), event_name(str(ref["metadata"].get("name")))
+        )
         with self._cond:
             if not self._accepting:
                 why = "shutdown"

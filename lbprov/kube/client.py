@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -44,6 +43,7 @@ from lbprov.kube.config import (
     url_config,
 )
 from lbprov.kube.transport import Query, Transport
+from lbprov.naming import event_name
 
 log = logging.getLogger(__name__)
 
@@ -644,11 +644,9 @@ class KubeClient:
             except AlreadyExists:
                 pass  # an earlier try of this event was stored, its answer lost
             self._remember_event(key, namespace, name, 1)
-        except KubeError as exc:
+        except (KubeError, KubeUnreachable, urllib3.exceptions.HTTPError, OSError) as exc:
             log.warning("could not record event %s on %s/%s: %s", reason, namespace, meta.get("name"), exc)
-        except (KubeUnreachable, urllib3.exceptions.HTTPError, OSError) as exc:
-            log.warning("could not record event %s on %s/%s: %s", reason, namespace, meta.get("name"), exc)
-            return False
+            return isinstance(exc, KubeError)  # answered: not worth repeating; else worth a retry
         return True
 
     def _remember_event(self, key: tuple[str, ...], namespace: str, name: str, count: int) -> None:
@@ -672,11 +670,6 @@ class KubeClient:
 
     def delete_lease(self, namespace: str, name: str) -> Obj:
         return self._call("DELETE", _lease(namespace, name))
-
-
-def event_name(object_name: str) -> str:
-    """A new Event's name: the object's name and a nanosecond clock, as client-go's recorder."""
-    return f"{object_name}.{time.time_ns():x}"
 
 
 def _lease(namespace: str, name: str | None = None) -> str:
