@@ -74,6 +74,8 @@ class LeaderElector:
         self.on_started_leading = on_started_leading
         self.on_stopped_leading = on_stopped_leading
         self.lease_duration = lease_duration
+        #: the duration written on the Lease (whole seconds), which other candidates wait
+        self.lease_seconds = max(1, round(lease_duration))
         self.renew_deadline = renew_deadline
         self.retry_period = retry_period
         self._clock = clock
@@ -97,9 +99,8 @@ class LeaderElector:
         The current time if this replica never renewed it (or released it).
         """
         sent = self._renew_sent
-        # candidates wait the record's leaseDurationSeconds (rounded to whole seconds when written)
-        held = min(self.lease_duration, self._spec(None, "", None)["leaseDurationSeconds"])
-        return self._clock() if sent is None else sent + held
+        # candidates wait the record's leaseDurationSeconds, rounded to whole seconds when written
+        return self._clock() if sent is None else sent + min(self.lease_duration, self.lease_seconds)
 
     def start(self) -> LeaderElector:
         self._thread = threading.Thread(target=self._run, name=f"lease-{self.identity}", daemon=True)
@@ -203,7 +204,7 @@ class LeaderElector:
     def _spec(self, old: Obj | None, renew: str, acquire: str | None) -> Obj:
         return {
             "holderIdentity": self.identity,
-            "leaseDurationSeconds": max(1, round(self.lease_duration)),
+            "leaseDurationSeconds": self.lease_seconds,
             "acquireTime": acquire or renew,
             "renewTime": renew,
             "leaseTransitions": int((old or {}).get("leaseTransitions") or 0),
