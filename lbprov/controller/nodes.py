@@ -223,13 +223,15 @@ class ProviderNodeSync:
                 continue
             batch = batches.get(name)
             if batch is None:
-                batch = batches[name] = _Batch(getattr(self.providers[name], "plan_nodes", None) is not None)
+                provider = self.providers[name]
+                intent_of = None  # no node sync: every Service re-planned, no intent needed
+                if getattr(provider, "plan_nodes", None) is not None:
+                    intent_of = functools.partial(
+                        self._intent, nodes=nodes, targets=targets, provider=provider
+                    )
+                batch = batches[name] = _Batch(intent_of)
             started = time.monotonic()
-            batch.add(
-                key,
-                svc,
-                functools.partial(self._intent, nodes=nodes, targets=targets, provider=self.providers[name]),
-            )
+            batch.add(key, svc)
             batch.seconds += time.monotonic() - started
         updated: list[Obj] = []
         for name, batch in sorted(batches.items()):
@@ -261,7 +263,7 @@ class ProviderNodeSync:
         balancer got new hosts)."""
         provider = self.providers[name]
         every = batch.keys
-        if not batch.has_node_sync:
+        if batch.intent_of is None:
             report.fell_back[name] = "the provider has no node sync"
             return every, []
         intents = batch.intents
@@ -310,7 +312,9 @@ class ProviderNodeSync:
 class _Batch:
     """One provider's Services in a node sync: their keys, intents and event references."""
 
-    has_node_sync: bool
+    #: the Service's intent for the node sync, or None when its own sync must say why; None
+    #: itself when the provider has no node sync
+    intent_of: Callable[[Obj], Intent | None] | None
     keys: list[str] = field(default_factory=list)
     intents: dict[str, Intent] = field(default_factory=dict)
     refs: dict[str, Obj] = field(default_factory=dict)
@@ -318,11 +322,11 @@ class _Batch:
     queue: list[str] = field(default_factory=list)
     seconds: float = 0.0  # building the intents
 
-    def add(self, key: str, svc: Obj, intent_of: Callable[[Obj], Intent | None]) -> None:
+    def add(self, key: str, svc: Obj) -> None:
         self.keys.append(key)
-        if not self.has_node_sync:
-            return  # every Service re-planned: no intent needed
-        intent = intent_of(svc)
+        if self.intent_of is None:
+            return
+        intent = self.intent_of(svc)
         if intent is None:
             self.queue.append(key)
             return
