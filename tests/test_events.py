@@ -403,3 +403,65 @@ def test_a_try_after_a_lost_answer_finds_the_stored_event_instead_of_making_a_se
         assert recorder.dropped("unreachable") == 0
     finally:
         server.shutdown()
+
+
+def test_a_retried_aggregation_patch_after_a_lost_answer_counts_the_repeat_once() -> None:
+    """A repeat of an event patches an absolute ``count`` (the remembered count + 1, remembered only
+    once the patch is answered), as client-go's correlator does: the API server stores the first
+    PATCH but answers after the client's read timeout, the next try sends the same count, and the
+    Event ends at count 2, not 3."""
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    events: dict[str, dict[str, Any]] = {}
+    patches: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self, status: int, out: dict[str, Any]) -> None:
+            data = json.dumps(out).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except OSError:
+                pass
+
+        def _body(self) -> dict[str, Any]:
+            return dict(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+
+        def do_POST(self) -> None:
+            body = self._body()
+            events[body["metadata"]["name"]] = body
+            self._answer(201, body)
+
+        def do_PATCH(self) -> None:
+            patch = self._body()
+            event = events[self.path.rsplit("/", 1)[-1]]
+            event.update(patch)  # a merge patch of two top-level fields
+            patches.append(patch)
+            if len(patches) == 1:
+                time.sleep(1.0)  # stored; the answer comes after the client gave up
+            self._answer(200, event)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        kube = KubeClient.for_url(f"http://127.0.0.1:{server.server_address[1]}")
+        kube.read_timeout = 0.3
+        sink = CountingSink(kube)
+        recorder = EventRecorder(sink, retry_seconds=0.05, jitter=lambda: 0.5).start()
+        for _ in range(2):
+            recorder.record(_ref("web"), "Warning", "SyncLoadBalancerFailed", "quota exceeded")
+        assert recorder.flush(10)
+        recorder.stop()
+        assert sink.answers == [True, False, True], "posted, patch answer lost, patch again"
+        assert [p["count"] for p in patches] == [2, 2], "the same absolute count both times"
+        (event,) = events.values()
+        assert event["count"] == 2
+    finally:
+        server.shutdown()
