@@ -176,13 +176,18 @@ def test_the_header_count_limit_raises_as_the_stdlib() -> None:
 
 @pytest.fixture
 def installed() -> Iterator[None]:
-    before = http.client.parse_headers
+    """Installed for the test; afterwards the stdlib's parser is back, then the state before it
+    (building a Controller in an earlier test installs it for the rest of the process)."""
+    was_installed = http.client.parse_headers is parse_headers
+    httpheaders.uninstall()
     httpheaders.install()
     try:
         yield
     finally:
         httpheaders.uninstall()
-        assert http.client.parse_headers is before
+        assert http.client.parse_headers is stdlib_parse_headers
+        if was_installed:
+            httpheaders.install()
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -230,9 +235,12 @@ def test_install_is_idempotent_and_uninstall_restores(installed: None) -> None:
 def test_building_the_controller_installs_it() -> None:
     from tests.test_reconciler import FakeKube, FakeProvider, controller_over
 
+    was_installed = http.client.parse_headers is parse_headers
     httpheaders.uninstall()
     try:
         controller_over(FakeKube([]), FakeProvider("a", []), workers=1)
         assert http.client.parse_headers is parse_headers
     finally:
         httpheaders.uninstall()
+        if was_installed:
+            httpheaders.install()
