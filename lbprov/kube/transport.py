@@ -32,6 +32,9 @@ DEFAULT_RETRIES = urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=0
 #: Connections kept per pool: workers, informers and leader election share one client.
 POOL_MAXSIZE = 64
 
+#: One encoder for every request body: ``json.dumps`` with arguments builds a new one per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
 Query = Mapping[str, str | int | bool | None]
 
 
@@ -89,6 +92,7 @@ class Transport:
         #: path alone, skips the manager's per-request URL parsing and pool lookup.
         self._direct: urllib3.HTTPConnectionPool | None = None
         self._prefix = urlsplit(config.host).path
+        self._timeouts: dict[tuple[float, float], urllib3.Timeout] = {}
 
     def url(self, path: str, query: Query | None = None) -> str:
         return self.config.host + _target(path, query)
@@ -108,6 +112,14 @@ class Transport:
         if pool is None or pool.pool is None:  # first use, or after close()
             pool = self._direct = self.pool.connection_from_url(self.config.host)
         return pool.urlopen(method, self._prefix + _target(path, query), body=body, headers=headers, **kw)
+
+    def _timeout(self, timeout: tuple[float, float]) -> urllib3.Timeout:
+        """The urllib3 Timeout of ``(connect, read)``, made once per pair (urllib3 clones it per
+        request anyway, so sharing one is safe): a request no longer builds and validates one."""
+        made = self._timeouts.get(timeout)
+        if made is None:
+            made = self._timeouts[timeout] = urllib3.Timeout(connect=timeout[0], read=timeout[1])
+        return made
 
     def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = dict(self._base_headers)
@@ -131,14 +143,14 @@ class Transport:
     ) -> Response:
         """Send one request and read the whole answer. ``body`` is JSON-encoded (``None``: no
         body). Raises ``urllib3.exceptions.HTTPError`` or ``OSError`` when no answer came."""
-        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        data = None if body is None else _ENCODE(body).encode()
         resp = self._open(
             method,
             path,
             query,
             data,
             self._headers(content_type if data is not None else None),
-            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+            timeout=self._timeout(timeout),
             retries=self.retries,
             redirect=False,
             preload_content=True,
@@ -156,7 +168,7 @@ class Transport:
             query,
             None,
             self._headers(None),
-            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+            timeout=self._timeout(timeout),
             retries=self.retries,
             redirect=False,
             preload_content=False,
