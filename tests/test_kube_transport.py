@@ -497,3 +497,34 @@ def test_env_proxy_by_scheme() -> None:
     assert env_proxy("https://10.96.0.1:443", env) is None
     assert env_proxy("https://api:6443", {}) is None
     assert env_proxy("https://api:6443", {"ALL_PROXY": "socks5://s:1080"}) == "socks5://s:1080"
+
+
+def test_an_event_post_does_not_decode_the_stored_event_but_errors_are_decoded(
+    scripted: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lbprov.kube import transport
+
+    decoded: list[bytes] = []
+    original = transport.Response.json
+
+    def counting(self: transport.Response) -> Any:
+        decoded.append(self.data)
+        return original(self)
+
+    def respond(h: Handler, seen: Seen) -> None:
+        if seen.path.endswith("/fail"):
+            h.send_json(409, status_body(409, "Conflict", "stale"))
+        else:
+            h.send_json(201, {"kind": "Event", "metadata": {"name": "e"}})
+
+    srv = scripted(respond)
+    client = KubeClient.for_url(srv.url)
+    monkeypatch.setattr(transport.Response, "json", counting)
+    svc = {"metadata": {"name": "web", "namespace": "default", "uid": "u-1"}}
+    assert client.create_event(svc, type="Normal", reason="EnsuringLoadBalancer", message="m") is True
+    assert decoded == []  # the stored Event is not read back
+    assert client._call("POST", "/api/v1/namespaces/default/events", body={}, decode=False) == {}
+    with pytest.raises(Conflict):
+        client._call("POST", "/api/v1/fail", body={}, decode=False)
+    assert client._call("POST", "/api/v1/namespaces/default/events", body={})["kind"] == "Event"
+    assert len(decoded) == 1
