@@ -205,6 +205,24 @@ def test_names_are_escaped_into_one_path_segment(scripted: Any) -> None:
     assert srv.seen[0].path == "/api/v1/namespaces/default/services/a%2F..%2Fb"
 
 
+def test_a_segment_is_escaped_as_quote_escapes_it_plain_names_included() -> None:
+    import random
+    import string
+    from urllib.parse import quote
+
+    rng = random.Random(14)
+    alphabet = string.ascii_letters + string.digits + "_.~-/%?#:@+ \u00e9"
+    names = [
+        "web",
+        "svc-00042",
+        "a.b_c~d",
+        "",
+        *("".join(rng.choices(alphabet, k=rng.randint(0, 8))) for _ in range(5000)),
+    ]
+    for name in names:
+        assert kube_client._seg(name) == quote(name, safe="")
+
+
 def test_a_path_prefix_in_the_server_url_is_kept(scripted: Any) -> None:
     # A proxying front end (e.g. a management plane's /k8s/clusters/<id>) serves the API under a path.
     srv = scripted(lambda h, seen: h.send_json(200, EMPTY_LIST))

@@ -24,6 +24,7 @@ import datetime
 import json
 import logging
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -302,9 +303,13 @@ def _page_items(raw: list[Obj], kind: str, api_version: str, transform: Transfor
     return out
 
 
+#: What ``quote`` leaves as it is (its always-safe characters): every valid object name.
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_.~-]+")
+
+
 def _seg(name: str) -> str:
-    """One path segment (a name or namespace), escaped."""
-    return quote(name, safe="")
+    """One path segment (a name or namespace), escaped; a plain name is its own escape."""
+    return name if _PLAIN_SEGMENT.fullmatch(name) else quote(name, safe="")
 
 
 def _ns(namespace: str, plural: str, name: str | None = None, sub: str | None = None) -> str:
