@@ -118,6 +118,15 @@ NODES = [
 ]
 
 
+def test_trim_without_interning_keeps_the_same_value_and_packs_to_the_same_text() -> None:
+    from lbprov.kube.informer import pack
+
+    for obj, kind in [(fat_service(), "services"), *((n, "nodes") for n in NODES)]:
+        plain, interned = trim(obj, kind, intern=False), trim(obj, kind)
+        assert plain == interned
+        assert pack(plain) == pack(interned) == json.dumps(interned, separators=(",", ":"))
+
+
 def test_trim_keeps_what_the_reconciler_reads_of_a_service() -> None:
     svc = fat_service()
     small = trim(svc, "services")

@@ -205,6 +205,24 @@ def test_names_are_escaped_into_one_path_segment(scripted: Any) -> None:
     assert srv.seen[0].path == "/api/v1/namespaces/default/services/a%2F..%2Fb"
 
 
+def test_a_segment_is_escaped_as_quote_escapes_it_plain_names_included() -> None:
+    import random
+    import string
+    from urllib.parse import quote
+
+    rng = random.Random(14)
+    alphabet = string.ascii_letters + string.digits + "_.~-/%?#:@+ \u00e9"
+    names = [
+        "web",
+        "svc-00042",
+        "a.b_c~d",
+        "",
+        *("".join(rng.choices(alphabet, k=rng.randint(0, 8))) for _ in range(5000)),
+    ]
+    for name in names:
+        assert kube_client._seg(name) == quote(name, safe="")
+
+
 def test_a_path_prefix_in_the_server_url_is_kept(scripted: Any) -> None:
     # A proxying front end (e.g. a management plane's /k8s/clusters/<id>) serves the API under a path.
     srv = scripted(lambda h, seen: h.send_json(200, EMPTY_LIST))
@@ -497,3 +515,34 @@ def test_env_proxy_by_scheme() -> None:
     assert env_proxy("https://10.96.0.1:443", env) is None
     assert env_proxy("https://api:6443", {}) is None
     assert env_proxy("https://api:6443", {"ALL_PROXY": "socks5://s:1080"}) == "socks5://s:1080"
+
+
+def test_an_event_post_does_not_decode_the_stored_event_but_errors_are_decoded(
+    scripted: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lbprov.kube import transport
+
+    decoded: list[bytes] = []
+    original = transport.Response.json
+
+    def counting(self: transport.Response) -> Any:
+        decoded.append(self.data)
+        return original(self)
+
+    def respond(h: Handler, seen: Seen) -> None:
+        if seen.path.endswith("/fail"):
+            h.send_json(409, status_body(409, "Conflict", "stale"))
+        else:
+            h.send_json(201, {"kind": "Event", "metadata": {"name": "e"}})
+
+    srv = scripted(respond)
+    client = KubeClient.for_url(srv.url)
+    monkeypatch.setattr(transport.Response, "json", counting)
+    svc = {"metadata": {"name": "web", "namespace": "default", "uid": "u-1"}}
+    assert client.create_event(svc, type="Normal", reason="EnsuringLoadBalancer", message="m") is True
+    assert decoded == []  # the stored Event is not read back
+    assert client._call("POST", "/api/v1/namespaces/default/events", body={}, decode=False) == {}
+    with pytest.raises(Conflict):
+        client._call("POST", "/api/v1/fail", body={}, decode=False)
+    assert client._call("POST", "/api/v1/namespaces/default/events", body={})["kind"] == "Event"
+    assert len(decoded) == 1

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from lbprov import heap
+from lbprov import heap, httpheaders
 from lbprov.cloudcalls import CloudCalls
 from lbprov.controller.events import EventRecorder
 from lbprov.controller.kubeapi import ControllerKube, Obj
@@ -296,6 +296,9 @@ class Controller:
             raise ValueError("at least one provider is needed")
         if config.workers < 1:
             raise ValueError("workers must be at least 1")
+        # Every response of the process (API server, cloud SDKs) has its headers parsed without the
+        # email package's MIME parser when they are plain lines: the same HTTPMessage, cheaper.
+        httpheaders.install()
         self.kube = kube
         self.providers = dict(providers)
         self.config = config

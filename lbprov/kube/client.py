@@ -24,6 +24,7 @@ import datetime
 import json
 import logging
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -302,9 +303,13 @@ def _page_items(raw: list[Obj], kind: str, api_version: str, transform: Transfor
     return out
 
 
+#: What ``quote`` leaves as it is (its always-safe characters): every valid object name.
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_.~-]+")
+
+
 def _seg(name: str) -> str:
-    """One path segment (a name or namespace), escaped."""
-    return quote(name, safe="")
+    """One path segment (a name or namespace), escaped; a plain name is its own escape."""
+    return name if _PLAIN_SEGMENT.fullmatch(name) else quote(name, safe="")
 
 
 def _ns(namespace: str, plural: str, name: str | None = None, sub: str | None = None) -> str:
@@ -393,7 +398,11 @@ class KubeClient:
         query: Query | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        decode: bool = True,
     ) -> Obj:
+        """The answer's object; ``decode=False``: ``{}`` for a success whose body the caller does
+        not read (an Event's POST: the whole stored object decoded for nothing). Errors are always
+        decoded."""
         try:
             resp = self.transport.request(
                 method, path, query=query, body=body, content_type=content_type, timeout=self.timeouts
@@ -402,12 +411,14 @@ class KubeClient:
             raise self.unreachable(exc) from exc
         if not 200 <= resp.status <= 299:
             raise _error_from(resp.status, resp.reason, resp.data)
+        if not decode:
+            return {}
         result = resp.json()
         return result if isinstance(result, dict) else {}
 
-    def _patch(self, path: str, patch: Obj | list[Any], merge: str) -> Obj:
+    def _patch(self, path: str, patch: Obj | list[Any], merge: str, *, decode: bool = True) -> Obj:
         content_type = MERGE_TYPES["json" if isinstance(patch, list) else merge]
-        return self._call("PATCH", path, body=patch, content_type=content_type)
+        return self._call("PATCH", path, body=patch, content_type=content_type, decode=decode)
 
     def _list(
         self,
@@ -617,7 +628,10 @@ class KubeClient:
                 ev_ns, ev_name, count = seen
                 try:
                     self._patch(
-                        _ns(ev_ns, "events", ev_name), {"count": count + 1, "lastTimestamp": now}, "merge"
+                        _ns(ev_ns, "events", ev_name),
+                        {"count": count + 1, "lastTimestamp": now},
+                        "merge",
+                        decode=False,
                     )
                     self._remember_event(key, ev_ns, ev_name, count + 1)
                     return True
@@ -640,7 +654,7 @@ class KubeClient:
                 "lastTimestamp": now,
             }
             try:
-                self._call("POST", _ns(namespace, "events"), body=body)
+                self._call("POST", _ns(namespace, "events"), body=body, decode=False)
             except AlreadyExists:
                 pass  # an earlier try of this event was stored, its answer lost
             self._remember_event(key, namespace, name, 1)

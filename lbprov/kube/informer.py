@@ -59,7 +59,7 @@ NODE_SPEC = ("providerID", "taints")
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
-def trim(obj: Obj, kind: str) -> Obj:
+def trim(obj: Obj, kind: str, *, intern: bool = True) -> Obj:
     """The part of ``obj`` the controller reads (a new dict; ``obj`` is not changed).
 
     Services keep ``apiVersion``/``kind``, the metadata in :data:`SERVICE_METADATA` (annotations
@@ -69,6 +69,8 @@ def trim(obj: Obj, kind: str) -> Obj:
     owner references, timestamps, Node images, conditions, capacity and annotations. What is kept
     is a copy with its names and short values interned (:func:`lbprov.interning.compact`): about
     half a cached Service's bytes were its own copies of the same keys and values.
+    ``intern=False`` skips that copy for an object that is packed at once (:data:`PACKED_KINDS`):
+    the text keeps no strings, and the interning cost about as much as the trim itself.
     """
     meta = obj.get("metadata") or {}
     out: Obj = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
@@ -78,7 +80,7 @@ def trim(obj: Obj, kind: str) -> Obj:
         out["spec"] = {k: spec[k] for k in NODE_SPEC if k in spec}
         addresses = (obj.get("status") or {}).get("addresses")
         out["status"] = {"addresses": addresses} if addresses is not None else {}
-        return compact(out)
+        return compact(out) if intern else out
     kept = {k: meta[k] for k in SERVICE_METADATA if k in meta}
     if LAST_APPLIED in (kept.get("annotations") or {}):
         kept["annotations"] = {k: v for k, v in kept["annotations"].items() if k != LAST_APPLIED}
@@ -87,7 +89,7 @@ def trim(obj: Obj, kind: str) -> Obj:
         out["spec"] = obj["spec"]
     load_balancer = (obj.get("status") or {}).get("loadBalancer")
     out["status"] = {"loadBalancer": load_balancer} if load_balancer is not None else {}
-    return compact(out)
+    return compact(out) if intern else out
 
 
 #: What the list's transform leaves in the list's place (the informer keeps each item itself).
@@ -96,9 +98,13 @@ _TAKEN: Obj = {}
 PACKED_KINDS = frozenset({"services"})
 
 
+#: One encoder for every pack: ``json.dumps`` with arguments builds a new one per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def pack(obj: Obj) -> str:
     """An object as the cache keeps it when packed: compact JSON (ASCII: one byte a character)."""
-    return json.dumps(obj, separators=(",", ":"))
+    return _ENCODE(obj)
 
 
 def unpack(text: str) -> Obj:
@@ -268,8 +274,10 @@ class Informer:
         kind = self.kind
         fresh: dict[str, Any] = {}
 
+        intern = not self._packed
+
         def keep(o: Obj) -> Obj:
-            kept = trim(o, kind)
+            kept = trim(o, kind, intern=intern)
             fresh[object_key(kept, kind)] = self._in(kept)
             return _TAKEN
 
@@ -328,7 +336,7 @@ class Informer:
             if rv:
                 self._resource_version = rv
             return
-        obj = trim(obj, self.kind)
+        obj = trim(obj, self.kind, intern=not self._packed)
         key = object_key(obj, self.kind)
         stored = None if kind == "DELETED" else self._in(obj)
         with self._lock:

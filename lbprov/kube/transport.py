@@ -6,6 +6,11 @@ JSON itself). Going direct saves the 46 MB its generated API classes and models 
 and the per-call work of its validating wrappers. This module knows HTTP, not Kubernetes: it
 answers :class:`Response` for any HTTP status and raises urllib3's / the OS's exceptions for a
 request that got no answer; :mod:`lbprov.kube.client` maps both to its typed errors.
+
+Without a proxy, requests whose answer is read whole (everything but watches) go through
+:mod:`lbprov.leanhttp`: urllib3 still makes each connection (TLS, CA, client certificate, hostname
+checks), and http.client alone sends and reads on it, which halves a request's CPU (issue 14).
+Watches and every request through a proxy use urllib3's pools.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from urllib.parse import urlencode, urlsplit
 import urllib3
 
 from lbprov.kube.config import ClusterConfig
+from lbprov.leanhttp import LeanPool, connect_attempts
 
 #: Sent as ``User-Agent``: the API server names an object's field manager after its product.
 USER_AGENT = "lbprov"
@@ -31,6 +37,9 @@ DEFAULT_RETRIES = urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=0
 
 #: Connections kept per pool: workers, informers and leader election share one client.
 POOL_MAXSIZE = 64
+
+#: One encoder for every request body: ``json.dumps`` with arguments builds a new one per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 Query = Mapping[str, str | int | bool | None]
 
@@ -47,20 +56,25 @@ class Response:
         return json.loads(self.data) if self.data else {}
 
 
-def _pool_manager(config: ClusterConfig, maxsize: int) -> urllib3.PoolManager:
-    pool_args: dict[str, Any] = {
+def _tls_args(config: ClusterConfig) -> dict[str, Any]:
+    """urllib3's TLS arguments for the configuration (pools and connections alike)."""
+    args: dict[str, Any] = {
         "cert_reqs": ssl.CERT_REQUIRED if config.verify_ssl else ssl.CERT_NONE,
         "ca_certs": config.ca_file,
         "cert_file": config.cert_file,
         "key_file": config.key_file,
-        "maxsize": maxsize,
     }
     if not config.verify_ssl:
-        pool_args["assert_hostname"] = False
+        args["assert_hostname"] = False
     elif config.assert_hostname is not None:
-        pool_args["assert_hostname"] = config.assert_hostname
+        args["assert_hostname"] = config.assert_hostname
     if config.tls_server_name:
-        pool_args["server_hostname"] = config.tls_server_name
+        args["server_hostname"] = config.tls_server_name
+    return args
+
+
+def _pool_manager(config: ClusterConfig, maxsize: int) -> urllib3.PoolManager:
+    pool_args: dict[str, Any] = {**_tls_args(config), "maxsize": maxsize}
     if config.proxy:
         if config.proxy.split("://", 1)[0].lower() in ("socks4", "socks4a", "socks5", "socks5h"):
             from urllib3.contrib.socks import SOCKSProxyManager  # needs PySocks, as the official client
@@ -68,6 +82,17 @@ def _pool_manager(config: ClusterConfig, maxsize: int) -> urllib3.PoolManager:
             return SOCKSProxyManager(config.proxy, headers=dict(config.proxy_headers or {}), **pool_args)
         return urllib3.ProxyManager(config.proxy, proxy_headers=dict(config.proxy_headers or {}), **pool_args)
     return urllib3.PoolManager(**pool_args)
+
+
+def _lean_pool(config: ClusterConfig, maxsize: int) -> LeanPool | None:
+    """The pool of whole-answer requests without a proxy (:mod:`lbprov.leanhttp`); None through a
+    proxy, where urllib3's proxy managers carry every request."""
+    if config.proxy:
+        return None
+    url = urllib3.util.parse_url(config.host)
+    scheme = url.scheme or "http"
+    tls = _tls_args(config) if scheme == "https" else {}
+    return LeanPool(scheme, url.host or "localhost", url.port, maxsize=maxsize, **tls)
 
 
 class Transport:
@@ -84,11 +109,14 @@ class Transport:
         #: urllib3 retries of every request (``0``: none; tests of failing connections set it).
         self.retries: urllib3.Retry | int = retries
         self.pool = _pool_manager(config, maxsize)
+        #: Requests read whole (all but watches) go through it when there is no proxy.
+        self.lean = _lean_pool(config, maxsize)
         self._base_headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         #: Without a proxy every request goes to one connection pool: asking it directly, with the
         #: path alone, skips the manager's per-request URL parsing and pool lookup.
         self._direct: urllib3.HTTPConnectionPool | None = None
         self._prefix = urlsplit(config.host).path
+        self._timeouts: dict[tuple[float, float], urllib3.Timeout] = {}
 
     def url(self, path: str, query: Query | None = None) -> str:
         return self.config.host + _target(path, query)
@@ -108,6 +136,14 @@ class Transport:
         if pool is None or pool.pool is None:  # first use, or after close()
             pool = self._direct = self.pool.connection_from_url(self.config.host)
         return pool.urlopen(method, self._prefix + _target(path, query), body=body, headers=headers, **kw)
+
+    def _timeout(self, timeout: tuple[float, float]) -> urllib3.Timeout:
+        """The urllib3 Timeout of ``(connect, read)``, made once per pair (urllib3 clones it per
+        request anyway, so sharing one is safe): a request no longer builds and validates one."""
+        made = self._timeouts.get(timeout)
+        if made is None:
+            made = self._timeouts[timeout] = urllib3.Timeout(connect=timeout[0], read=timeout[1])
+        return made
 
     def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = dict(self._base_headers)
@@ -131,14 +167,26 @@ class Transport:
     ) -> Response:
         """Send one request and read the whole answer. ``body`` is JSON-encoded (``None``: no
         body). Raises ``urllib3.exceptions.HTTPError`` or ``OSError`` when no answer came."""
-        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        data = None if body is None else _ENCODE(body).encode()
+        headers = self._headers(content_type if data is not None else None)
+        if self.lean is not None:
+            status, reason, answer = self.lean.request(
+                method,
+                self._prefix + _target(path, query),
+                data,
+                headers,
+                connect_timeout=timeout[0],
+                read_timeout=timeout[1],
+                connect_attempts=connect_attempts(self.retries),
+            )
+            return Response(status, reason, answer)
         resp = self._open(
             method,
             path,
             query,
             data,
-            self._headers(content_type if data is not None else None),
-            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+            headers,
+            timeout=self._timeout(timeout),
             retries=self.retries,
             redirect=False,
             preload_content=True,
@@ -156,7 +204,7 @@ class Transport:
             query,
             None,
             self._headers(None),
-            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+            timeout=self._timeout(timeout),
             retries=self.retries,
             redirect=False,
             preload_content=False,
@@ -164,6 +212,8 @@ class Transport:
 
     def close(self) -> None:
         self.pool.clear()
+        if self.lean is not None:
+            self.lean.clear()
 
 
 def _target(path: str, query: Query | None) -> str:
