@@ -28,12 +28,6 @@ measured by wrapping it and reading the calling thread's CPU clock before and af
 The wrappers cost ~1-2 microseconds each; ``--no-items`` runs without them. CPU seconds, not wall
 time: they hold on a loaded machine. ``--profile FILE`` writes a cProfile of every thread of the
 controller (``bench/thread_profile.py``); profiled CPU figures are not comparable with plain ones.
-
-Measured 2026-11-30 (2 cores shared, load 7-11), ``--services 1000 --repeat 3``, medians, ms per
-Service, main at 6a475b2 -> branch kube-cpu (the same 1,000 finalizer patches, 1,000 status
-patches and 2,000 event posts): whole controller 1.89 -> 1.27; event posts (two) 0.65 -> 0.35;
-finalizer patch 0.33 -> 0.18-0.19; status patch 0.33 -> 0.18-0.19; informer apply (two watch events)
-0.10 -> 0.06; watch decode 0.07 -> 0.09; build_intent 0.03; the null provider's plan+apply 0.07.
 """
 
 from __future__ import annotations

@@ -6,11 +6,6 @@ JSON itself). Going direct saves the 46 MB its generated API classes and models 
 and the per-call work of its validating wrappers. This module knows HTTP, not Kubernetes: it
 answers :class:`Response` for any HTTP status and raises urllib3's / the OS's exceptions for a
 request that got no answer; :mod:`lbprov.kube.client` maps both to its typed errors.
-
-Without a proxy, requests whose answer is read whole (everything but watches) go through
-:mod:`lbprov.leanhttp`: urllib3 still makes each connection (TLS, CA, client certificate, hostname
-checks), and http.client alone sends and reads on it, which halves a request's CPU (issue 14).
-Watches and every request through a proxy use urllib3's pools.
 """
 
 from __future__ import annotations
