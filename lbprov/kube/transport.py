@@ -20,7 +20,6 @@ from urllib.parse import urlencode, urlsplit
 import urllib3
 
 from lbprov.kube.config import ClusterConfig
-from lbprov.leanhttp import LeanPool, connect_attempts
 
 #: Sent as ``User-Agent``: the API server names an object's field manager after its product.
 USER_AGENT = "lbprov"
@@ -51,25 +50,20 @@ class Response:
         return json.loads(self.data) if self.data else {}
 
 
-def _tls_args(config: ClusterConfig) -> dict[str, Any]:
-    """urllib3's TLS arguments for the configuration (pools and connections alike)."""
-    args: dict[str, Any] = {
+def _pool_manager(config: ClusterConfig, maxsize: int) -> urllib3.PoolManager:
+    pool_args: dict[str, Any] = {
         "cert_reqs": ssl.CERT_REQUIRED if config.verify_ssl else ssl.CERT_NONE,
         "ca_certs": config.ca_file,
         "cert_file": config.cert_file,
         "key_file": config.key_file,
+        "maxsize": maxsize,
     }
     if not config.verify_ssl:
-        args["assert_hostname"] = False
+        pool_args["assert_hostname"] = False
     elif config.assert_hostname is not None:
-        args["assert_hostname"] = config.assert_hostname
+        pool_args["assert_hostname"] = config.assert_hostname
     if config.tls_server_name:
-        args["server_hostname"] = config.tls_server_name
-    return args
-
-
-def _pool_manager(config: ClusterConfig, maxsize: int) -> urllib3.PoolManager:
-    pool_args: dict[str, Any] = {**_tls_args(config), "maxsize": maxsize}
+        pool_args["server_hostname"] = config.tls_server_name
     if config.proxy:
         if config.proxy.split("://", 1)[0].lower() in ("socks4", "socks4a", "socks5", "socks5h"):
             from urllib3.contrib.socks import SOCKSProxyManager  # needs PySocks, as the official client
@@ -77,17 +71,6 @@ def _pool_manager(config: ClusterConfig, maxsize: int) -> urllib3.PoolManager:
             return SOCKSProxyManager(config.proxy, headers=dict(config.proxy_headers or {}), **pool_args)
         return urllib3.ProxyManager(config.proxy, proxy_headers=dict(config.proxy_headers or {}), **pool_args)
     return urllib3.PoolManager(**pool_args)
-
-
-def _lean_pool(config: ClusterConfig, maxsize: int) -> LeanPool | None:
-    """The pool of whole-answer requests without a proxy (:mod:`lbprov.leanhttp`); None through a
-    proxy, where urllib3's proxy managers carry every request."""
-    if config.proxy:
-        return None
-    url = urllib3.util.parse_url(config.host)
-    scheme = url.scheme or "http"
-    tls = _tls_args(config) if scheme == "https" else {}
-    return LeanPool(scheme, url.host or "localhost", url.port, maxsize=maxsize, **tls)
 
 
 class Transport:
@@ -104,8 +87,6 @@ class Transport:
         #: urllib3 retries of every request (``0``: none; tests of failing connections set it).
         self.retries: urllib3.Retry | int = retries
         self.pool = _pool_manager(config, maxsize)
-        #: Requests read whole (all but watches) go through it when there is no proxy.
-        self.lean = _lean_pool(config, maxsize)
         self._base_headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         #: Without a proxy every request goes to one connection pool: asking it directly, with the
         #: path alone, skips the manager's per-request URL parsing and pool lookup.
@@ -163,24 +144,12 @@ class Transport:
         """Send one request and read the whole answer. ``body`` is JSON-encoded (``None``: no
         body). Raises ``urllib3.exceptions.HTTPError`` or ``OSError`` when no answer came."""
         data = None if body is None else _ENCODE(body).encode()
-        headers = self._headers(content_type if data is not None else None)
-        if self.lean is not None:
-            status, reason, answer = self.lean.request(
-                method,
-                self._prefix + _target(path, query),
-                data,
-                headers,
-                connect_timeout=timeout[0],
-                read_timeout=timeout[1],
-                connect_attempts=connect_attempts(self.retries),
-            )
-            return Response(status, reason, answer)
         resp = self._open(
             method,
             path,
             query,
             data,
-            headers,
+            self._headers(content_type if data is not None else None),
             timeout=self._timeout(timeout),
             retries=self.retries,
             redirect=False,
@@ -207,8 +176,6 @@ class Transport:
 
     def close(self) -> None:
         self.pool.clear()
-        if self.lean is not None:
-            self.lean.clear()
 
 
 def _target(path: str, query: Query | None) -> str:
