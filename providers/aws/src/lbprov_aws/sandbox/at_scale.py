@@ -77,6 +77,8 @@ import re
 from bisect import bisect_right
 from typing import Any
 
+from lbprov_aws.sandbox import by_name
+
 _INSTALLED: dict[str, bool] = {}
 #: moto's own methods, kept for the tests that compare answers.
 ORIGINAL: dict[str, Any] = {}
@@ -154,17 +156,11 @@ def _describe_load_balancers(self: Any, arns: list[str] | None, names: list[str]
             raise LoadBalancerNotFoundError()
         if found not in matched:
             matched.append(found)
-    wanted = set(names or [])
-    by_name: dict[str, Any] = {}
-    if wanted:
-        # A copy: moto's server answers requests on many threads, and a CreateLoadBalancer while
-        # this loop runs made it fail with "OrderedDict mutated during iteration" (an HTTP 500
-        # seen in a 10,000-Service bench run). list() of a dict's values does not yield the GIL.
-        for balancer in list(self.load_balancers.values()):
-            if balancer.name in wanted:
-                by_name[balancer.name] = balancer  # the last one wins, as in moto's loop
     for name in names or []:
-        found = by_name.get(name, found)
+        # the last one of that name wins, as in moto's loop (by_name.py's index, or a pass over a
+        # copy: a CreateLoadBalancer on another server thread must not change the dict under it)
+        named = by_name.last(self.load_balancers, name)
+        found = found if named is None else named
         if found is None:
             raise LoadBalancerNotFoundError()
         if found not in matched:
@@ -172,6 +168,18 @@ def _describe_load_balancers(self: Any, arns: list[str] | None, names: list[str]
     for balancer in matched:
         balancer.activate()
     return matched
+
+
+def _get_security_group_from_id(self: Any, group_id: str) -> Any:
+    """``SecurityGroupBackend.get_security_group_from_id`` without copying and walking every group
+    of the region: moto stores each group under its own ID in its VPC's dict (``create_security_group``
+    and a network interface's group: ``groups[vpc_id][group_id] = group`` with ``group.id ==
+    group_id``), so the VPCs' dicts, asked in moto's order, give the group its pass finds."""
+    for groups in list(self.groups.values()):
+        group = groups.get(group_id)
+        if group is not None and group.id == group_id:
+            return group
+    return None
 
 
 def _describe_target_groups(self: Any) -> Any:
@@ -249,6 +257,7 @@ def install() -> None:
         list_of_moto_modules=backends.list_of_moto_modules,
         method_names_from_class=utils.method_names_from_class,
         get_instance_by_id=InstanceBackend.get_instance_by_id,
+        get_security_group_from_id=SecurityGroupBackend.get_security_group_from_id,
     )
     TaggedEC2Resource.get_tags = _ec2_tags_of  # type: ignore[method-assign]
     SecurityGroupBackend.describe_security_groups = _describe_security_groups  # type: ignore[method-assign]
@@ -258,6 +267,8 @@ def install() -> None:
     backends.list_of_moto_modules = _moto_modules_once()
     responses.method_names_from_class = _method_names_from_class  # type: ignore[attr-defined]  # (imported by name there)
     InstanceBackend.get_instance_by_id = _get_instance_by_id  # type: ignore[method-assign]
+    SecurityGroupBackend.get_security_group_from_id = _get_security_group_from_id  # type: ignore[method-assign]
+    by_name.install()
     if os.environ.get("LBPROV_SANDBOX_STOCK_MOTO", "") not in ("1", "true"):
         install_fast_responses()
     _INSTALLED["done"] = True
