@@ -5,11 +5,13 @@ answered, through moto's own writes and through random edits of the dict."""
 from __future__ import annotations
 
 import random
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from lbprov_aws.sandbox import at_scale, by_name
 from lbprov_aws.sandbox.by_name import ByName
 from lbprov_aws.sandbox.strict import StrictRules
@@ -163,3 +165,68 @@ def test_the_listener_and_group_lookups_answer_as_the_pass(cloud: SandboxCloud, 
         assert ec2.get_security_group_from_id(gid) is at_scale.ORIGINAL["get_security_group_from_id"](
             ec2, gid
         )
+
+
+def test_moto_s_passes_narrowed_to_what_they_can_find_keep_their_answers(
+    cloud: SandboxCloud, view: AwsView
+) -> None:
+    """create_target_group still refuses a namesake; _validate_actions still refuses a forward to
+    an unknown target group and accepts known ones; other threads see every value meanwhile."""
+    from moto.elbv2.exceptions import ActionTargetGroupNotFoundError, DuplicateTargetGroupName
+    from moto.elbv2.models import FakeAction
+
+    backend = elbv2_backends[ACCOUNT][REGION]
+    arns = [
+        view.elbv2.create_target_group(
+            Name=f"tg-n{i}",
+            Protocol="TCP",
+            Port=30000 + i,
+            VpcId=cloud.extra["vpc_id"],
+            TargetType="instance",
+        )["TargetGroups"][0]["TargetGroupArn"]
+        for i in range(3)
+    ]
+    with pytest.raises(DuplicateTargetGroupName):
+        backend.create_target_group("tg-n1", protocol="TCP", port="1", vpc_id=cloud.extra["vpc_id"])
+    assert len(backend.target_groups) == 3
+
+    def forward(*targets: str) -> FakeAction:
+        if len(targets) == 1:
+            return FakeAction({"Type": "forward", "TargetGroupArn": targets[0]})
+        return FakeAction(
+            {"Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": t} for t in targets]}}
+        )
+
+    backend._validate_actions([forward(arns[2]), forward(arns[1], arns[0])])
+    for bad in ([forward(arns[0] + "x")], [forward(arns[0]), forward(arns[1], "arn:missing")]):
+        with pytest.raises(ActionTargetGroupNotFoundError):
+            backend._validate_actions(bad)
+    # a malformed forward config: moto's own method and its own error
+    broken = FakeAction({"Type": "forward", "ForwardConfig": {"TargetGroups": [{}]}})
+    with pytest.raises(KeyError):
+        backend._validate_actions([broken])
+
+    seen: list[int] = []
+    with by_name.narrowed(backend.target_groups, name="tg-n0"):
+        assert [tg.name for tg in backend.target_groups.values()] == ["tg-n0"]
+        other = threading.Thread(target=lambda: seen.append(len(list(backend.target_groups.values()))))
+        other.start()
+        other.join()
+    assert seen == [3]
+    assert len(list(backend.target_groups.values())) == 3
+
+
+def test_security_groups_by_name_answer_as_moto_s_pass(cloud: SandboxCloud, view: AwsView) -> None:
+    ec2 = ec2_backends[ACCOUNT][REGION]
+    for i in range(3):
+        view.ec2.create_security_group(GroupName=f"g{i}", Description="d", VpcId=cloud.extra["vpc_id"])
+    with pytest.raises(ClientError) as err:
+        view.ec2.create_security_group(GroupName="g1", Description="d", VpcId=cloud.extra["vpc_id"])
+    assert err.value.response["Error"]["Code"] == "InvalidGroup.Duplicate"
+    vpcs = list(ec2.groups)
+    assert all(isinstance(ec2.groups[v], ByName) for v in vpcs)
+    for name in ["g0", "g2", "default", "sandbox-nodes", "nope"]:
+        for vpc in [None, cloud.extra["vpc_id"], *vpcs]:
+            assert ec2.get_security_group_from_name(name, vpc) is at_scale.ORIGINAL[
+                "get_security_group_from_name"
+            ](ec2, name, vpc), (name, vpc)

@@ -15,17 +15,28 @@ answer what a pass in the dict's order answers (the first or last value whose ``
 given one); on any other mapping (a backend made before :func:`install`, not one of ours) they make
 that pass.
 
+Two of moto's own create paths pass over every target group: ``create_target_group`` for a
+namesake, ``create_listener`` (``_validate_actions``) for the ARNs its actions forward to. Rather
+than copy those methods, :func:`narrowed` makes ``values()`` of one :class:`ByName`, *in the calling
+thread and for the length of the call*, yield only the values such a pass can stop at (the
+namesakes; the forwarded ARNs' groups): the same outcome, and every other thread (moto answers reads
+beside a create) still sees every value.
+
 tests/test_sandbox_by_name.py compares every answer with the pass, through moto's own writes.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, ValuesView
+from contextlib import contextmanager
 from typing import Any
 
 _MISSING = object()
 _INSTALLED: dict[str, bool] = {}
+#: Per thread: (the ByName, the values its ``values()`` yields) while :func:`narrowed` holds.
+_NARROWED = threading.local()
 
 
 class ByName(OrderedDict[str, Any]):
@@ -95,6 +106,12 @@ class ByName(OrderedDict[str, Any]):
         for key, value in dict(*args, **kwargs).items():
             self[key] = value
 
+    def values(self) -> ValuesView[Any]:  # type: ignore[override]
+        narrowed = getattr(_NARROWED, "held", None)
+        if narrowed is not None and narrowed[0] is self:
+            return narrowed[1]  # type: ignore[no-any-return]
+        return super().values()
+
     def move_to_end(self, key: str, last: bool = True) -> None:
         super().move_to_end(key, last)
         self._index_in_order(getattr(self[key], "name", None), key)
@@ -111,6 +128,30 @@ def _named(objects: Mapping[str, Any], name: str) -> list[Any]:
         found = [objects.get(k, _MISSING) for k in list(keys)]
         return [obj for obj in found if obj is not _MISSING]
     return [obj for obj in list(objects.values()) if obj.name == name]
+
+
+@contextmanager
+def narrowed(objects: Mapping[str, Any], *, name: str | None = None, keys: Any = ()) -> Iterator[None]:
+    """For the calling thread, until the block ends: ``objects.values()`` yields only the values
+    named ``name`` (when given) or stored under one of ``keys``, in the dict's order. Nothing
+    changes for another mapping than a :class:`ByName`, or on another thread."""
+    if not isinstance(objects, ByName):
+        yield
+        return
+    if name is not None:
+        only = _named(objects, name)
+    else:
+        present = {k for k in keys if k in objects}
+        # one key (a listener's forward action) needs no order; several: the dict's, by a pass
+        ordered = list(present) if len(present) <= 1 else [k for k in list(objects) if k in present]
+        found = [objects.get(k, _MISSING) for k in ordered]
+        only = [v for v in found if v is not _MISSING]
+    previous = getattr(_NARROWED, "held", None)
+    _NARROWED.held = (objects, only)
+    try:
+        yield
+    finally:
+        _NARROWED.held = previous
 
 
 def first(objects: Mapping[str, Any], name: str) -> Any:
