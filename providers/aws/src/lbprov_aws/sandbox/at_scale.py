@@ -77,6 +77,8 @@ e.g. to compare a figure with stock moto; the answers are the same; tests/test_s
   writer, the same text for what moto's serializer passes, xmltodict itself for anything else.
 * ``ResponseSerializer.get_value`` (15% in that profile: alias providers and transformer paths per
   member) keeps what it derives per member (:mod:`fast_picker`).
+* moto's query parser asks, per structure member, whether any parameter starts with its prefix by
+  a pass over every parameter (:mod:`fast_parse`: a binary search of the sorted names).
 
 The HTTP server (keep-alive instead of a connection per request) is in server.py, under the same
 switch.
@@ -344,9 +346,10 @@ def install_fast_responses() -> None:
     """moto's response path without its generic overheads (the module docstring's second list)."""
     from moto.core import serialize
 
-    from lbprov_aws.sandbox import fast_picker
+    from lbprov_aws.sandbox import fast_parse, fast_picker
     from lbprov_aws.sandbox.fast_xml import FastXmlToDict
 
     ORIGINAL.setdefault("xmltodict", serialize.xmltodict)  # type: ignore[attr-defined]
     serialize.xmltodict = FastXmlToDict()  # type: ignore[attr-defined]
     fast_picker.install()
+    fast_parse.install()

@@ -134,8 +134,10 @@ def unflatten(shape: Any, params: Params, prefix: str, ec2: bool, paths: frozens
 # -- botocore's model constraints ---------------------------------------------------------------
 
 
+@cache
 def _java_pattern(pattern: str) -> re.Pattern[str] | None:
-    """botocore's patterns are Java regexes: \\p{L}/\\p{Z}/\\p{N} become their nearest Python classes."""
+    """botocore's patterns are Java regexes: \\p{L}/\\p{Z}/\\p{N} become their nearest Python classes.
+    Compiled once per pattern: each request used to translate and look up every one of its strings' patterns."""
     py = pattern.replace(r"\p{L}", "a-zA-Z\u00c0-\uffff").replace(r"\p{Z}", r"\s").replace(r"\p{N}", "0-9")
     try:
         return re.compile(py)
