@@ -3,9 +3,9 @@
     python bench/aws_moto_calls.py [--services 200] [--nodes 20] [--repeat 3]
 
 Runs the sandbox (moto behind the strict layer, ``at_scale.py``'s fixes) twice, each in a process of
-its own: with moto as shipped (``LBPROV_SANDBOX_STOCK_MOTO=1``: its response path, werkzeug's HTTP
-server) and with the sandbox's fast paths (``fast_xml.py``, ``fast_picker.py``, cheroot with
-keep-alive). In each, the AWS provider creates ``--services`` one-port
+its own: with moto as shipped (``LBPROV_SANDBOX_STOCK_MOTO=1``: its Flask app, request parser and
+response path, werkzeug's HTTP server) and with the sandbox's fast paths (``direct.py``,
+``fast_parse.py``, ``fast_xml.py``, ``fast_picker.py``, cheroot with keep-alive). In each, the AWS provider creates ``--services`` one-port
 NLB Services over ``--nodes`` nodes, then one node is added and every Service re-applied (one
 ``RegisterTargets`` each), each phase in one read round as the controller's batches. The CPU time of the server thread inside the WSGI app (the strict layer,
 moto's dispatch, its backend and its serializer; not werkzeug's HTTP parsing before it) is summed per

@@ -11,7 +11,8 @@ a TCP connect and accept, a new server thread, and a new connection in the clien
 connections alive. With keep-alive, at 100 creates in one process (``bench/aws_moto_calls.py``'s
 setting), the server threads' CPU per Service went from 15.5 to 13.5 ms and the client's from 12.0
 to 11.0 ms. The app is the same WSGI callable either way. ``LBPROV_SANDBOX_STOCK_MOTO=1`` keeps
-werkzeug's server (with at_scale.py's response path: moto as shipped).
+werkzeug's server (with at_scale.py's response path: moto as shipped). Under the same switch, the
+EC2 and ELB requests reach moto's callbacks without its Flask app (direct.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
+from lbprov_aws.sandbox.direct import DirectApp
 from lbprov_aws.sandbox.strict import Refusal, Replay, StrictRules, error_body
 
 _READ_PREFIXES = ("Describe", "Get", "List")
@@ -178,8 +180,11 @@ class _RecordingMotoServer(ThreadedMotoServer):
 
     def __init__(self) -> None:
         super().__init__(ip_address="127.0.0.1", port=0, verbose=False)
-        self.recorder = RequestRecorder(DomainDispatcherApplication(create_backend_app), StrictRules())
         self.keep_alive = os.environ.get("LBPROV_SANDBOX_STOCK_MOTO", "") not in ("1", "true")
+        moto_app = DomainDispatcherApplication(create_backend_app)
+        # direct.py: moto's EC2/ELB callbacks without the Flask app around them (same answers)
+        app = DirectApp(moto_app) if self.keep_alive else moto_app
+        self.recorder = RequestRecorder(app, StrictRules())
         self._cheroot: Any = None
 
     #: Seconds :meth:`start` waits for the server to bind before it gives up.

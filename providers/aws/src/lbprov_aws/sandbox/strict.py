@@ -29,6 +29,7 @@ from xml.sax.saxutils import escape
 import botocore.session  # type: ignore[import-untyped]
 
 from lbprov_aws import options
+from lbprov_aws.sandbox import by_name
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -133,8 +134,10 @@ def unflatten(shape: Any, params: Params, prefix: str, ec2: bool, paths: frozens
 # -- botocore's model constraints ---------------------------------------------------------------
 
 
+@cache
 def _java_pattern(pattern: str) -> re.Pattern[str] | None:
-    """botocore's patterns are Java regexes: \\p{L}/\\p{Z}/\\p{N} become their nearest Python classes."""
+    """botocore's patterns are Java regexes: \\p{L}/\\p{Z}/\\p{N} become their nearest Python classes.
+    Compiled once per pattern: each request used to translate and look up every one of its strings' patterns."""
     py = pattern.replace(r"\p{L}", "a-zA-Z\u00c0-\uffff").replace(r"\p{Z}", r"\s").replace(r"\p{N}", "0-9")
     try:
         return re.compile(py)
@@ -348,6 +351,24 @@ class StrictRules:
     def _lb(self, arn: str) -> Any:
         return self._elbv2().load_balancers.get(arn)
 
+    def _listener(self, arn: str) -> Any:
+        """The listener of this ARN, or None: first in its load balancer, whose ARN moto derives the
+        listener's from (``...:listener/net/NAME/ID/LID`` of ``...:loadbalancer/net/NAME/ID``), then,
+        if not found there, by the pass over every load balancer's listeners (the first match)."""
+        owner = self._lb(arn.replace(":listener/", ":loadbalancer/", 1).rpartition("/")[0])
+        found = owner.listeners.get(arn) if owner is not None else None
+        if found is not None and found.arn == arn:
+            return found
+        return next(
+            (
+                li
+                for lb in self._elbv2().load_balancers.values()
+                for li in lb.listeners.values()
+                if li.arn == arn
+            ),
+            None,
+        )
+
     # -- the entry point ----------------------------------------------------------------------
 
     def check(self, service: str, action: str, params: Params) -> Refusal | Replay | None:
@@ -391,9 +412,7 @@ class StrictRules:
             "elbv2",
             "CreateLoadBalancer",
         ) and "SubnetMappings.member.1.SubnetId" in params:
-            lb = next(
-                (lb for lb in self._elbv2().load_balancers.values() if lb.name == params.get("Name")), None
-            )
+            lb = by_name.first(self._elbv2().load_balancers, params.get("Name", ""))
             if lb is not None:
                 lb.lbprov_addresses = _mapped_addresses(params)
         if (
@@ -404,7 +423,7 @@ class StrictRules:
         ):
             # ELBv2 Matcher: "For target groups with a protocol of TCP, TCP_UDP, UDP or TLS ... The
             # default value is 200-399" (moto stores 200, the ALB default).
-            tg = next((t for t in self._elbv2().target_groups.values() if t.name == params.get("Name")), None)
+            tg = by_name.first(self._elbv2().target_groups, params.get("Name", ""))
             if tg is not None:
                 tg.matcher = {**(getattr(tg, "matcher", None) or {}), "HttpCode": "200-399"}
         if (service, action) == ("elbv2", "ModifyTargetGroup") and params.get("Matcher.HttpCode"):
@@ -412,11 +431,9 @@ class StrictRules:
             if tg is not None:
                 tg.matcher = {**(getattr(tg, "matcher", None) or {}), "HttpCode": params["Matcher.HttpCode"]}
         if (service, action) == ("elbv2", "ModifyListener") and "AlpnPolicy.member.1" in params:
-            arn = params.get("ListenerArn", "")
-            for lb in self._elbv2().load_balancers.values():
-                for li in lb.listeners.values():
-                    if li.arn == arn:
-                        li.alpn_policy = [v for k, v in sorted(params.items()) if k.startswith("AlpnPolicy.")]
+            li = self._listener(params.get("ListenerArn", ""))
+            if li is not None:
+                li.alpn_policy = [v for k, v in sorted(params.items()) if k.startswith("AlpnPolicy.")]
 
 
 def _mapped_addresses(params: Params) -> dict[str, dict[str, str]]:
@@ -553,8 +570,7 @@ def _create_lb(rules: StrictRules, req: Nested) -> Refusal | Replay | None:
             return refusal
     # "If you attempt to create multiple load balancers with the same name and settings, the call
     # succeeds" with the existing one; with other settings: DuplicateLoadBalancerName.
-    existing = next((lb for lb in rules._elbv2().load_balancers.values() if lb.name == name), None)
-    if existing is not None:
+    if by_name.first(rules._elbv2().load_balancers, name) is not None:
         if rules.created.get(("lb", name)) == _raw(req):
             return Replay("DescribeLoadBalancers", {"Names.member.1": name}, "CreateLoadBalancer")
         return Refusal("DuplicateLoadBalancerName", "A load balancer with the same name already exists")
@@ -571,13 +587,6 @@ def _subnet_mapping_rules(rules: StrictRules, req: Nested) -> Refusal | None:
     internal = req.get("Scheme") == "internal"
     ec2 = rules._ec2()
     zones: set[str] = set()
-    in_use = {
-        a["AllocationId"]
-        for lb in rules._elbv2().load_balancers.values()
-        for a in (getattr(lb, "lbprov_addresses", None) or {}).values()
-        if a.get("AllocationId")
-    }
-    known = {a.allocation_id: a for a in ec2.addresses}
     for m in mappings:
         try:
             subnet = ec2.get_subnet(str(m.get("SubnetId", "")))
@@ -593,9 +602,10 @@ def _subnet_mapping_rules(rules: StrictRules, req: Nested) -> Refusal | None:
         if alloc:
             if internal:
                 return _invalid("Elastic IP addresses can only be used with internet-facing load balancers")
-            if alloc not in known:
+            known = next((a for a in ec2.addresses if a.allocation_id == alloc), None)
+            if known is None:
                 return Refusal("AllocationIdNotFound", f"The allocation ID '{alloc}' does not exist")
-            if alloc in in_use or getattr(known[alloc], "association_id", None):
+            if _allocation_in_use(rules, alloc) or getattr(known, "association_id", None):
                 return Refusal(
                     "InvalidConfigurationRequest", f"The allocation ID '{alloc}' is already in use"
                 )
@@ -610,6 +620,16 @@ def _subnet_mapping_rules(rules: StrictRules, req: Nested) -> Refusal | None:
                     f"The private IPv4 address '{private}' is not in the range of subnet '{subnet.id}'",
                 )
     return None
+
+
+def _allocation_in_use(rules: StrictRules, allocation_id: str) -> bool:
+    """Whether a load balancer's SubnetMapping holds this Elastic IP allocation (asked only for a
+    mapping that names one: a pass over every load balancer)."""
+    return any(
+        a.get("AllocationId") == allocation_id
+        for lb in list(rules._elbv2().load_balancers.values())
+        for a in (getattr(lb, "lbprov_addresses", None) or {}).values()
+    )
 
 
 def _dualstack_subnets(rules: StrictRules, subnet_ids: list[str]) -> Refusal | None:
@@ -652,8 +672,7 @@ def _create_tg(rules: StrictRules, req: Nested) -> Refusal | Replay | None:
         return refusal
     if refusal := _hc_rules(req):
         return refusal
-    existing = next((tg for tg in rules._elbv2().target_groups.values() if tg.name == name), None)
-    if existing is not None:
+    if by_name.first(rules._elbv2().target_groups, name) is not None:
         if rules.created.get(("tg", name)) == _raw(req):
             return Replay("DescribeTargetGroups", {"Names.member.1": name}, "CreateTargetGroup")
         return Refusal(
@@ -729,16 +748,7 @@ def _create_listener(rules: StrictRules, req: Nested) -> Refusal | Replay | None
 
 def _modify_listener(rules: StrictRules, req: Nested) -> Refusal | None:
     """ModifyListener: the new protocol against the new (or kept) target group, as on create."""
-    arn = str(req.get("ListenerArn", ""))
-    listener = next(
-        (
-            li
-            for lb in rules._elbv2().load_balancers.values()
-            for li in lb.listeners.values()
-            if li.arn == arn
-        ),
-        None,
-    )
+    listener = rules._listener(str(req.get("ListenerArn", "")))
     protocol = req.get("Protocol") or (listener.protocol if listener is not None else None)
     if "DefaultActions" not in req and listener is not None:
         kept = [a.data for a in listener.default_actions if getattr(a, "data", None)]
