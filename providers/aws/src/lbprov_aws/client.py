@@ -61,6 +61,9 @@ class AWSClients:
             connect_timeout=calls.timeouts.connect,
             read_timeout=calls.timeouts.read,
             max_pool_connections=20,
+            # botocore's own validation of each request against its model, per call: off unless asked
+            # (settings.validate_requests says why; the provider tests turn it on).
+            parameter_validation=settings.validate_requests,
         )
         self.clients: dict[str, BaseClient] = {}
         for prefix in PREFIXES:

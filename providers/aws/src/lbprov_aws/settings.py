@@ -107,6 +107,15 @@ class AWSSettings(ProviderSettings):
         "(one RegisterTargets/DeregisterTargets per target group; default 10, the controller's default "
         "worker count). The client-side write rate limit still applies.",
     )
+    validate_requests: bool = Field(
+        False,
+        description="Check every request against the AWS SDK's model before it is sent (botocore's "
+        "parameter validation of required and known parameters, types, minimum lengths and values). Off "
+        "by default, since lbprov builds its requests from validated settings and annotations "
+        "(out-of-range values are refused with an event naming the annotation) and AWS refuses an "
+        "invalid request anyway; the check cost 5-10% of the controller's CPU per AWS call. The tests "
+        "turn it on.",
+    )
     max_attempts: int = Field(6, ge=1, le=20, description="Attempts per AWS call (first try included).")
     retry_initial_seconds: float = Field(
         0.2, gt=0, description="First backoff delay after a throttled or failed call (jittered, doubling)."

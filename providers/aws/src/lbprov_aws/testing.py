@@ -44,6 +44,8 @@ def fast_settings(cloud: SandboxCloud, **extra: Any) -> dict[str, Any]:
         "cluster_id": CLUSTER_ID,
         "retry_initial_seconds": 0.001,
         "retry_max_seconds": 0.01,
+        # every request the tests make is checked against botocore's model, as the SDK does by default
+        "validate_requests": True,
         **extra,
     }
 

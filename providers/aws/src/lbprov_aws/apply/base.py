@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lbprov import naming
@@ -13,6 +15,11 @@ from lbprov_aws.diff.node_rules import (
     RuleConfig,
     TargetGroupFacts,
 )
+
+#: Threads for the creates a new NLB's apply runs beside its others (apply/overlap.py): a target
+#: group per port and a rule per source range at a time, so 32 serve 10 workers' one-port Services
+#: without a wait; more queue for them.
+SIDE_THREADS = 32
 
 
 def _tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
@@ -64,6 +71,15 @@ class ApplierBase:
         self.name_free = name_free or (lambda name: False)
         #: What this process made of the shared backend group, for concurrent applies to join.
         self.flights = Flights()
+        self._side_pool: ThreadPoolExecutor | None = None
+        self._side_lock = threading.Lock()
+
+    def side_pool(self) -> ThreadPoolExecutor:
+        """The threads of the writes an apply runs beside its others (made on first use)."""
+        with self._side_lock:
+            if self._side_pool is None:
+                self._side_pool = ThreadPoolExecutor(SIDE_THREADS, thread_name_prefix="lbprov-aws-apply")
+            return self._side_pool
 
     def _elbv2_tags(self, arn: str | None, before: Mapping[str, str], after: Mapping[str, str]) -> None:
         add, remove = _tag_diff(before, after)

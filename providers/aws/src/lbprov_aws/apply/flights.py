@@ -8,7 +8,7 @@ node group), each a failed call counted as an error, recovered by a describe: 36
 creates in the scale bench.
 
 Now the first apply's writes are the flight the others join: :class:`Flights` records, under
-``BACKEND_LOCK`` (apply/nlb_security_groups.py), what this process made (the group's ID, each node
+``BACKEND_LOCK``'s write lock (apply/nlb_security_groups.py), what this process made (the group's ID, each node
 rule) and when. An apply whose plan was made *before* that (``Plan.data["planned_at"]``, taken
 before the plan read anything) uses what was made instead of writing it again: its plan could not
 have seen it. A plan made *after* it and still planning the write saw the cloud without it (the
@@ -25,7 +25,7 @@ from collections.abc import Hashable
 
 class Flights:
     """What this process made, by key, with the monotonic time it was made. Callers hold
-    ``BACKEND_LOCK``, so that the check and the write it saves are one step."""
+    ``BACKEND_LOCK``'s write lock, so that the check and the write it saves are one step."""
 
     def __init__(self) -> None:
         self._made: dict[Hashable, tuple[str, float]] = {}

@@ -112,7 +112,7 @@ class NLBApplier(ApplierBase):
                 where = {"SubnetMappings": [_mapping(m) for m in after["subnet_mappings"]]}
             if groups is not None:  # created with groups, or never able to get any (SetSecurityGroups)
                 where["SecurityGroups"] = groups
-            with BACKEND_LOCK:  # (the backend group's release re-checks who carries it under it)
+            with BACKEND_LOCK.read_lock():  # (the backend group's release re-checks who carries it under it)
                 try:
                     lb = call(
                         "elbv2:CreateLoadBalancer",
@@ -139,7 +139,7 @@ class NLBApplier(ApplierBase):
         if before["subnets"] != after["subnets"]:
             call("elbv2:SetSubnets", LoadBalancerArn=arn, Subnets=after["subnets"])
         if groups is not None and before.get("security_groups") != groups:
-            with BACKEND_LOCK:
+            with BACKEND_LOCK.read_lock():
                 call("elbv2:SetSecurityGroups", LoadBalancerArn=arn, SecurityGroups=groups)
         if before.get("ip_address_type", "ipv4") != after.get("ip_address_type", "ipv4"):
             call("elbv2:SetIpAddressType", LoadBalancerArn=arn, IpAddressType=after["ip_address_type"])

@@ -1,21 +1,27 @@
 """Writes of the NLB security groups: frontend and backend groups, their rules, the release.
 
 The cluster's backend group is shared by the applies of many Services, possibly at once: one
-creates it while another, whose plan saw nobody using it, releases it. ``BACKEND_LOCK`` serialises,
-within this process, the backend group's creation, every NLB create or SetSecurityGroups that
-attaches it (apply/nlb.py), and its release, which re-reads under the lock which load balancers
-carry it and gives up if any does. A release that loses the race against another process still
-cannot break an NLB: AWS refuses to delete a group a load balancer uses (DependencyViolation).
-Under the same lock, the group's creation and its node rules are single flights (apply/flights.py):
-the applies planned before the first one made them use what it made instead of failing on a
-duplicate.
+creates it while another, whose plan saw nobody using it, releases it. ``BACKEND_LOCK`` is a
+readers-writer lock within this process. Every NLB create or SetSecurityGroups that attaches the
+group (apply/nlb.py) holds it *shared*: attaches exclude a release, not each other. The group's
+creation, its node rules and its release hold it *exclusively*; the release re-reads under it which
+load balancers carry the group and gives up if any does. A release that loses the race against
+another process still cannot break an NLB: AWS refuses to delete a group a load balancer uses
+(DependencyViolation). Under the exclusive lock, the group's creation and its node rules are single
+flights (apply/flights.py): the applies planned before the first one made them use what it made
+instead of failing on a duplicate.
+
+Why shared for the attaches: with one plain lock, every new NLB's CreateLoadBalancer of the whole
+process went out one at a time (a round trip each, plus the cloud's time), and that queue, not the
+workers, bounded a create of many Services (issue 14). A waiting release goes first: the lock
+prefers writers, so attaches that keep coming cannot starve it.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
+import fasteners  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from lbprov.model import Action, Change, OwnershipConflict
@@ -23,8 +29,9 @@ from lbprov_aws import names
 from lbprov_aws.apply.base import ApplierBase, _tags
 from lbprov_aws.observe import tag_dict
 
-#: See the module docstring.
-BACKEND_LOCK = threading.RLock()
+#: See the module docstring: ``read_lock()`` to attach the backend group, ``write_lock()`` to create,
+#: admit or release it (re-entrant; a writer may also take the read lock).
+BACKEND_LOCK = fasteners.ReaderWriterLock()
 
 
 def _code(exc: ClientError) -> str:
@@ -45,7 +52,7 @@ class NLBSecurityGroupApplier(ApplierBase):
         after = dict(c.after or {})
         key = "frontend_sg_id" if role == "frontend" else "nlb_backend_sg_id"
         if role == "backend":
-            with BACKEND_LOCK:  # (its release re-checks under the lock)
+            with BACKEND_LOCK.write_lock():  # (its release re-checks under the lock)
                 flight = ("backend-group", after["vpc"], c.name)
                 made = self.flights.joined(flight, ctx.get("planned_at"))
                 if made is None:  # (else a concurrent apply made it since this plan: apply/flights.py)
@@ -119,7 +126,9 @@ class NLBSecurityGroupApplier(ApplierBase):
         ]
         source = perm["UserIdGroupPairs"][0]["GroupId"]
         flight = ("backend-rule", c.cloud_id, perm["IpProtocol"], perm["FromPort"], perm["ToPort"], source)
-        with BACKEND_LOCK:  # one write per rule for the applies planned at once (apply/flights.py)
+        with (
+            BACKEND_LOCK.write_lock()
+        ):  # one write per rule for the applies planned at once (apply/flights.py)
             if self.flights.joined(flight, ctx.get("planned_at")) is not None:
                 return
             try:
@@ -139,7 +148,7 @@ class NLBSecurityGroupApplier(ApplierBase):
             return
         done.add(group)
         release = ctx["backend_release"][group]
-        with BACKEND_LOCK:
+        with BACKEND_LOCK.write_lock():
             if self.load_balancers_using is not None and self.load_balancers_using({group}):
                 return  # an NLB attached it since the plan: it stays
             self.flights.forget(group)  # (a plan made before the release must not join it)
