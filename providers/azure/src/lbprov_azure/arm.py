@@ -26,17 +26,9 @@ which CloudCalls does not retry) and the automatic registration of the Microsoft
 provider on a 409 ``MissingSubscriptionRegistration`` (a subscription that holds the cluster's VNet
 has it registered).
 
-A PUT is a long-running operation (:meth:`ArmRequests.put_json`). It is polled by azure-core's own
-ARM polling (:class:`~lbprov_azure.client.JSONResultPolling`, in the calling thread), which is handed
-this module's requests instead of the SDK client's, with one exception: a PUT whose answer already
-carries the terminal ``provisioningState: Succeeded`` is done, and its answer is the resource. ARM's
-contract says so (Azure/azure-resource-manager-rpc, v1.0/async-api-reference.proxy.md, "Creating or
-Updating Resources Asynchronously": while provisioning is not complete the PUT's body *must* carry a
-non-terminal provisioningState and an ``Azure-AsyncOperation`` or ``Location`` header; "ProvisioningState
-property": Succeeded, Failed and Canceled are the terminal states). azure-core polls the operation
-whenever the header is there, whatever the body says. Azure's Network provider answers a PUT that
-starts work with ``Updating`` (as the emulator does), so this saves the poll and the final GET only
-when the provider finished before answering.
+A PUT is a long-running operation (:meth:`ArmRequests.put_json`), polled by azure-core's own ARM
+polling (:class:`~lbprov_azure.client.JSONResultPolling`, in the calling thread), which is handed this
+module's requests instead of the SDK client's.
 """
 
 from __future__ import annotations
@@ -144,23 +136,8 @@ class ArmRequests:
         if first.status_code not in (200, 201):
             map_error(status_code=first.status_code, response=first, error_map=_PUT_ERRORS)
             raise HttpResponseError(response=first, error_format=ARMErrorFormat)
-        resource = _json_or_none(first)
-        if isinstance(resource, dict) and provisioning_state(resource) == "Succeeded":
-            return resource  # ARM's contract: terminal, so done (module doc)
         polling.initialize(_PollingClient(self), response, _response_json)
         return dict(polling.resource())
-
-
-def provisioning_state(resource: Mapping[str, Any]) -> str | None:
-    state = (resource.get("properties") or {}).get("provisioningState")
-    return str(state) if state is not None else None
-
-
-def _json_or_none(response: Any) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def _response_json(pipeline_response: Any) -> Any:
