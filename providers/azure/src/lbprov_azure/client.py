@@ -40,7 +40,7 @@ from azure.mgmt.network import __version__ as NETWORK_VERSION
 
 from lbprov.cloudcalls import CloudCalls
 from lbprov.httpenv import read_http_environment
-from lbprov_azure.arm import ArmRequests
+from lbprov_azure.arm import ArmRequests, response_json
 from lbprov_azure.operations import operation_for
 from lbprov_azure.settings import AzureSettings
 from lbprov_azure.transport import Urllib3Transport
@@ -339,7 +339,7 @@ class JSONResultPolling(InThreadPolling):
         super().__init__(interval, timeout=timeout, what=what, **kwargs)
 
     def initialize(self, client: Any, initial_response: Any, deserialization_callback: Any) -> None:
-        super().initialize(client, initial_response, _response_json)
+        super().initialize(client, initial_response, response_json)
 
 
 def _polling(
@@ -349,10 +349,6 @@ def _polling(
     return cls(
         _polling_interval(settings), timeout=timeout, what=what, path_format_arguments={"endpoint": endpoint}
     )
-
-
-def _response_json(pipeline_response: Any) -> Any:
-    return pipeline_response.http_response.json()
 
 
 def put_json(
