@@ -120,6 +120,16 @@ class Urllib3Transport(HttpTransport[HttpRequest, Response]):
         self.pool: urllib3.PoolManager = (
             proxy_manager(proxy, **pool_kw) if proxy else urllib3.PoolManager(**pool_kw)
         )
+        #: the endpoint's own connection pool and its origin (``scheme://host[:port]``), when no
+        #: proxy is in the way: every ARM request (long-operation URLs too) goes to that origin, and
+        #: sending on its pool directly skips what ``PoolManager.urlopen`` does per request to find
+        #: that same pool (parse the URL, build and look up its key: ~8% of an ARM request's CPU)
+        self._origin, self._endpoint_pool = "", None
+        if not proxy:
+            parsed = urllib3.util.parse_url(endpoint)
+            self._origin = f"{parsed.scheme}://{parsed.netloc}".lower()
+            self._endpoint_pool = self.pool.connection_from_url(self._origin)
+        self._timeout = urllib3.Timeout(connect=connection_timeout, read=read_timeout)
 
     def open(self) -> None:
         pass
@@ -134,19 +144,28 @@ class Urllib3Transport(HttpTransport[HttpRequest, Response]):
         self.close()
 
     def send(self, request: HttpRequest, **kwargs: Any) -> Response:
-        timeout = urllib3.Timeout(
-            connect=kwargs.get("connection_timeout") or self.connection_timeout,
-            read=kwargs.get("read_timeout") or self.read_timeout,
-        )
+        if kwargs.get("connection_timeout") or kwargs.get("read_timeout"):
+            timeout = urllib3.Timeout(
+                connect=kwargs.get("connection_timeout") or self.connection_timeout,
+                read=kwargs.get("read_timeout") or self.read_timeout,
+            )
+        else:
+            timeout = self._timeout
         body = request.content
         if hasattr(body, "read"):  # the SDK sends a body given as IO as it is: read it, sized
             body = body.read()
         elif isinstance(body, str):
             body = body.encode()
+        url = request.url
+        pool: Any = self.pool
+        if self._endpoint_pool is not None and url[: len(self._origin) + 1].lower() == self._origin + "/":
+            # what PoolManager.urlopen would do: the same pool, the path and query, any host allowed
+            pool, url = self._endpoint_pool, url[len(self._origin) :]
         try:
-            raw = self.pool.urlopen(
+            raw = pool.urlopen(
                 request.method,
-                request.url,
+                url,
+                assert_same_host=False,
                 body=body,
                 headers=dict(request.headers),
                 timeout=timeout,
