@@ -268,7 +268,9 @@ class NsgChanges:
             joined = existing is not None and address is not None and address in current
             if joined and not current & stale and not identity:
                 continue
-            after_dest = (current - stale) | {address or placeholder(family)}
+            # in the rule's own order (sorted, as lbprov writes it), so that sorting them again costs
+            # a pass, not a sort of up to one address per Service (with_destinations)
+            after_dest = [d for d in destinations(props) if d not in stale] + [address or placeholder(family)]
             after_props = body["properties"] if existing is None or identity else props
             view_after = view_nsg_rule({"properties": with_destinations(after_props, after_dest)})
             data = {
