@@ -190,3 +190,28 @@ def test_a_service_is_created_without_any_sdk_operation_for_reads_and_puts(
     assert {c.kind for c in plan.changes} >= {"load-balancer", "public-ip", "nsg-rule"}
     assert provider.apply(plan)[0].ip
     assert provider.plan(intent).empty
+
+
+def test_a_read_only_provider_refuses_a_put_unsent(provider: AzureProvider, cluster: str, state: Any) -> None:
+    """The dry run's guard (CloudCallsPolicy after authentication) holds for these requests too."""
+    from lbprov.cloudcalls import ReadOnlyViolation
+
+    dry = AzureProvider.from_settings(provider.settings, read_only=True)
+    logged = len(state.log)
+    with pytest.raises(ReadOnlyViolation):
+        azclient.put_json(
+            dry.settings,
+            dry.observer.arm,
+            Ids(dry.settings.subscription_id).pip(SANDBOX_RG, f"{cluster}-dry"),
+            _pip_body(),
+            {"If-None-Match": "*"},
+            60,
+            "public IP",
+        )
+    assert len(state.log) == logged  # nothing reached the emulator
+    assert (
+        azclient.get_json(
+            dry.observer.arm, Ids(dry.settings.subscription_id).pip(SANDBOX_RG, f"{cluster}-dry")
+        )
+        is None
+    )

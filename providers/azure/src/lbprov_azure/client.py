@@ -1,5 +1,9 @@
 """The NetworkManagementClient as lbprov uses it: every request through CloudCalls.
 
+Reads and PUTs are sent by :class:`~lbprov_azure.arm.ArmRequests` (the same requests, without the
+SDK's generated operations and with a two-policy pipeline: less CPU per request); deletes by the
+SDK's operations. Both share the client's credential and transport (:func:`make_clients`).
+
 Two decisions make the counts honest and the read-only guard airtight:
 
 * a pipeline policy (:class:`CloudCallsPolicy`) sits after authentication and calls
