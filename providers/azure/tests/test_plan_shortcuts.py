@@ -41,3 +41,19 @@ def test_destinations_come_out_sorted_and_unique_whatever_their_order() -> None:
         "access": "Allow",
         "destinationAddressPrefix": "198.18.0.5",
     }
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        {},
+        {"destinationAddressPrefix": "10.0.0.1"},
+        {"destinationAddressPrefixes": ["10.0.0.1", "10.0.0.2", "10.0.0.3"]},
+        {"destinationAddressPrefix": "", "destinationAddressPrefixes": ["10.0.0.1", "10.0.0.2"]},
+        {"destinationAddressPrefixes": []},
+    ],
+)
+def test_a_rules_destinations_are_counted_as_listed(props) -> None:
+    from lbprov_azure.desired import destination_count, destinations
+
+    assert destination_count(props) == len(destinations(props))

@@ -17,6 +17,7 @@ from lbprov.model import Action, Change, OwnershipConflict, ServiceRef
 from lbprov_azure import names, placement
 from lbprov_azure.desired import (
     MAX_NSG_ADDRESSES,
+    destination_count,
     destinations,
     fill_frontend,
     placeholder,
@@ -236,7 +237,7 @@ class NsgChanges:
                 f"network security group {nsg.get('name')!r} holds {total - len(new)} rules; {len(new)} more "
                 f"for Service {ref.key} would exceed Azure's limit of {placement.MAX_NSG_RULES} rules per NSG"
             )
-        addresses = sum(len(destinations(r.get("properties") or {})) for r in items(nsg, "securityRules"))
+        addresses = sum(destination_count(r.get("properties") or {}) for r in items(nsg, "securityRules"))
         joining = [
             n
             for n in wanted
