@@ -107,6 +107,9 @@ def test_the_endpoints_requests_go_to_its_pool_directly_others_through_the_pool_
     other = base.replace("127.0.0.1", "localhost")  # the same server under another name
     assert t.send(HttpRequest("GET", f"{other}/subscriptions")).status_code < 500
     assert looked_up == [f"{other}/subscriptions"]
+    t.close()  # its pools are closed: a later request still goes, through the PoolManager
+    assert t.send(HttpRequest("GET", f"{base}/subscriptions")).status_code < 500
+    assert looked_up[-1] == f"{base}/subscriptions"
     proxied = _transport(base, proxies={"https": "http://127.0.0.1:9"})
     assert proxied._endpoint_pool is None  # through the proxy, as requests sent it
 

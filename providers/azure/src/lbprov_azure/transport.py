@@ -135,6 +135,7 @@ class Urllib3Transport(HttpTransport[HttpRequest, Response]):
         pass
 
     def close(self) -> None:
+        self._endpoint_pool = None  # closed with the others: later requests go through the PoolManager
         self.pool.clear()
 
     def __enter__(self) -> Urllib3Transport:
