@@ -29,6 +29,17 @@ has it registered).
 A PUT is a long-running operation (:meth:`ArmRequests.put_json`), polled by azure-core's own ARM
 polling (:class:`~lbprov_azure.client.JSONResultPolling`, in the calling thread), which is handed this
 module's requests instead of the SDK client's.
+
+Why a public IP's create stays three requests (PUT, poll, GET). ARM's contract (Azure/
+azure-resource-manager-rpc, v1.0/async-api-reference.proxy.md, "Creating or Updating Resources
+Asynchronously" and "ProvisioningState property") says a PUT whose answer carries a terminal
+provisioningState (Succeeded) is done, and that while provisioning goes on the answer *must* carry a
+non-terminal state and an ``Azure-AsyncOperation`` or ``Location`` header; azure-core polls whenever
+the header is there. Microsoft.Network answers a PUT that starts work with ``Updating`` and the
+header (so does the emulator), so skipping the poll on ``Succeeded`` saves nothing here, and knowing
+the state means parsing the answer, which for a shared load balancer costs more than it could save.
+The poll's answer is the operation resource (``status``, and RP-defined ``properties`` only on
+success: Network's carry none), not the public IP, so the final GET is what brings the address.
 """
 
 from __future__ import annotations
