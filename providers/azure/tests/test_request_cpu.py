@@ -33,7 +33,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
 
 def _read_lb(provider: AzureProvider, name: str = "no-such-lb") -> Any:
     s = provider.settings
-    return get_json(provider.client, Ids(s.subscription_id).lb(s.resource_group, name))
+    return get_json(provider.observer.arm, Ids(s.subscription_id).lb(s.resource_group, name))
 
 
 def _provider(sandbox: SandboxCloud) -> AzureProvider:

@@ -85,6 +85,35 @@ def test_tls_is_verified_against_the_ca_bundle(sandbox: SandboxCloud) -> None:
     assert answer.status_code < 500 and answer.headers.get("content-type")
 
 
+def test_the_endpoints_requests_go_to_its_pool_directly_others_through_the_pool_manager(
+    sandbox: SandboxCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every ARM URL is on the endpoint's origin: those skip PoolManager's per-request lookup of the
+    same pool; a URL elsewhere (another host name, a proxy) still goes through PoolManager."""
+    base = sandbox.settings["base_url"]
+    t = _transport(base, verify=sandbox.settings["ca_bundle"])
+    looked_up: list[str] = []
+    real = t.pool.urlopen
+
+    def counting(method: str, url: str, **kw: object):  # type: ignore[no-untyped-def]
+        looked_up.append(url)
+        return real(method, url, **kw)
+
+    monkeypatch.setattr(t.pool, "urlopen", counting)
+    for _ in range(3):
+        assert t.send(HttpRequest("GET", f"{base}/subscriptions")).status_code < 500
+    assert looked_up == []
+    assert len(t.pool.pools) == 1  # one connection pool, kept by the PoolManager as before
+    other = base.replace("127.0.0.1", "localhost")  # the same server under another name
+    assert t.send(HttpRequest("GET", f"{other}/subscriptions")).status_code < 500
+    assert looked_up == [f"{other}/subscriptions"]
+    t.close()  # its pools are closed: a later request still goes, through the PoolManager
+    assert t.send(HttpRequest("GET", f"{base}/subscriptions")).status_code < 500
+    assert looked_up[-1] == f"{base}/subscriptions"
+    proxied = _transport(base, proxies={"https": "http://127.0.0.1:9"})
+    assert proxied._endpoint_pool is None  # through the proxy, as requests sent it
+
+
 def test_a_proxy_without_scheme_is_http_and_its_credentials_are_sent() -> None:
     pool = proxy_manager("proxy.corp:3128")
     assert pool.proxy is not None and (pool.proxy.scheme, pool.proxy.host) == ("http", "proxy.corp")

@@ -20,7 +20,7 @@ from azure.core.exceptions import HttpResponseError
 from lbprov.model import Action, Change, Ingress, Plan
 from lbprov.slots import released
 from lbprov_azure import client as azclient
-from lbprov_azure.desired import LB_FIELDS, destinations, family_of, fill_frontend, with_destinations
+from lbprov_azure.desired import LB_FIELDS, Ids, destinations, family_of, fill_frontend, with_destinations
 from lbprov_azure.diff import Priorities, options_of
 from lbprov_azure.lbwriter import Announcement, LBDelta, PreconditionFailed, SharedLBWriter, WriteRejected
 from lbprov_azure.nsgwriter import RuleDelta, RuleWriter, merged_destinations
@@ -43,17 +43,16 @@ class _Store:
 
     def put(self, body: JSON, *, etag: str | None) -> JSON:
         headers = {"If-Match": etag} if etag else {"If-None-Match": "*"}
-        rg = self.a.settings.resource_group
-        lbs = self.a.seen.client.load_balancers
+        s = self.a.settings
         try:
             return self.a.seen.call(
                 "loadBalancers.create_or_update",
                 lambda: azclient.put_json(
-                    self.a.settings,
-                    lambda data, polling: lbs.begin_create_or_update(
-                        rg, self.name, data, headers=headers, polling=polling
-                    ),
+                    s,
+                    self.a.seen.arm,
+                    Ids(s.subscription_id).lb(s.resource_group, self.name),
                     body,
+                    headers,
                     self.a.timeout,
                     f"load balancer {self.name}",
                 ),
@@ -279,10 +278,10 @@ class Applier:
                 "publicIPAddresses.create_or_update",
                 lambda: azclient.put_json(
                     self.settings,
-                    lambda data, polling: ops.begin_create_or_update(
-                        rg, name, data, headers=headers, polling=polling
-                    ),
+                    self.seen.arm,
+                    Ids(self.settings.subscription_id).pip(rg, name),
                     body,
+                    headers,
                     self.timeout,
                     f"public IP {name}",
                 ),
@@ -351,9 +350,7 @@ class Applier:
             if known:
                 current, known = start, False
             else:
-                current = self.seen.call(
-                    "securityRules.get", lambda: azclient.get_json(self.seen.client, path)
-                )
+                current = self.seen.call("securityRules.get", lambda: azclient.get_json(self.seen.arm, path))
             props = (current or {}).get("properties") or {}
             before = set(destinations(props))
             dests = merged_destinations(before, deltas)
@@ -392,13 +389,7 @@ class Applier:
                 result = self.seen.call(
                     "securityRules.create_or_update",
                     lambda b=body, h=headers: azclient.put_json(  # type: ignore[misc]  # mypy infers no lambda with defaults
-                        self.settings,
-                        lambda data, polling: ops.begin_create_or_update(
-                            rg, nsg, name, data, headers=h, polling=polling
-                        ),
-                        b,
-                        self.timeout,
-                        f"NSG rule {name}",
+                        self.settings, self.seen.arm, path, b, h, self.timeout, f"NSG rule {name}"
                     ),
                 )
                 self.seen.wrote_nsg_rule(name, result)
@@ -436,6 +427,7 @@ class Applier:
             self.seen.wrote_nsg_rule(name, None)
             return
         priority = int(ch.data["priority"])
+        path = f"{Ids(s.subscription_id).rg_prefix(rg)}/networkSecurityGroups/{nsg}/securityRules/{name}"
         for _ in range(8):
             body = {"properties": {**ch.data["body"]["properties"], "priority": priority}}
             if frontend_addr:
@@ -444,13 +436,7 @@ class Applier:
                 result = self.seen.call(
                     "securityRules.create_or_update",
                     lambda b=body: azclient.put_json(  # type: ignore[misc]  # mypy infers no lambda with defaults
-                        self.settings,
-                        lambda data, polling: ops.begin_create_or_update(
-                            rg, nsg, name, data, polling=polling
-                        ),
-                        b,
-                        self.timeout,
-                        f"NSG rule {name}",
+                        self.settings, self.seen.arm, path, b, {}, self.timeout, f"NSG rule {name}"
                     ),
                 )
                 self.seen.wrote_nsg_rule(name, result)

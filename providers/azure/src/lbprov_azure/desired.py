@@ -536,10 +536,20 @@ def destinations(props: JSON) -> list[str]:
     return [str(one)] if one else [str(d) for d in props.get("destinationAddressPrefixes") or []]
 
 
+def destination_count(props: JSON) -> int:
+    """``len(destinations(props))`` without building the list: every plan of a Service that shares
+    rules counts the NSG's destinations (up to one per Service in a shared rule)."""
+    if props.get("destinationAddressPrefix"):
+        return 1
+    return len(props.get("destinationAddressPrefixes") or ())
+
+
 def with_destinations(props: JSON, addresses: Collection[str]) -> JSON:
     """Rule properties with exactly ``addresses`` as destinations (sorted; one: the single field)."""
     out = {k: v for k, v in props.items() if not k.startswith("destinationAddressPrefix")}
-    ordered = sorted(set(addresses))
+    # dict.fromkeys keeps the given order (a set's would be hash order): addresses given sorted, as
+    # a shared rule's are (one per Service that shares it), sort in one pass
+    ordered = sorted(dict.fromkeys(addresses))
     if len(ordered) == 1:
         out["destinationAddressPrefix"] = ordered[0]
     else:

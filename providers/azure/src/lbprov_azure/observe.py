@@ -20,6 +20,7 @@ from lbprov import naming
 from lbprov.cloudcalls import CloudCalls
 from lbprov.model import OwnedLoadBalancer, ServiceRef
 from lbprov_azure import names
+from lbprov_azure.arm import ArmRequests
 from lbprov_azure.client import get_json, list_json
 from lbprov_azure.settings import AzureSettings
 
@@ -91,10 +92,13 @@ class Observer:
         settings: AzureSettings,
         client: NetworkManagementClient,
         calls: CloudCalls,
+        arm: ArmRequests,
         on_lb_read: Callable[[str, JSON | None], None] | None = None,
     ) -> None:
         self.settings = settings
+        #: the SDK client (deletes); reads and PUTs go through ``arm`` (lbprov_azure.arm)
         self.client = client
+        self.arm = arm
         self.calls = calls
         self.on_lb_read = on_lb_read
         self._round: ReadRound | None = None
@@ -120,9 +124,7 @@ class Observer:
         if fresh:
             body = self.call(
                 "loadBalancers.get",
-                lambda: get_json(
-                    self.client, self._path(self.settings.resource_group, "loadBalancers", name)
-                ),
+                lambda: get_json(self.arm, self._path(self.settings.resource_group, "loadBalancers", name)),
             )
             self.wrote_lb(name, body)
             return body
@@ -133,7 +135,7 @@ class Observer:
         rg = self.settings.resource_group
         gen = self._gen()
         body = self.call(
-            "loadBalancers.get", lambda: get_json(self.client, self._path(rg, "loadBalancers", name))
+            "loadBalancers.get", lambda: get_json(self.arm, self._path(rg, "loadBalancers", name))
         )
         if self.on_lb_read is not None:
             self.on_lb_read(name, body)
@@ -149,7 +151,7 @@ class Observer:
                     return listed.get(name.lower())
             return next((p for p in self.pips(rg) if str(p.get("name", "")).lower() == name.lower()), None)
         return self.call(
-            "publicIPAddresses.get", lambda: get_json(self.client, self._path(rg, "publicIPAddresses", name))
+            "publicIPAddresses.get", lambda: get_json(self.arm, self._path(rg, "publicIPAddresses", name))
         )
 
     def pips(self, rg: str) -> list[JSON]:
@@ -170,7 +172,7 @@ class Observer:
     def _list_pips(self, rg: str) -> list[JSON]:
         gen = self._gen()
         pips = self.call(
-            "publicIPAddresses.list", lambda: list_json(self.client, self._path(rg, "publicIPAddresses"))
+            "publicIPAddresses.list", lambda: list_json(self.arm, self._path(rg, "publicIPAddresses"))
         )
         self._keep(
             gen,
@@ -180,9 +182,7 @@ class Observer:
 
     def lbs(self) -> list[JSON]:
         rg = self.settings.resource_group
-        return self.call(
-            "loadBalancers.list", lambda: list_json(self.client, self._path(rg, "loadBalancers"))
-        )
+        return self.call("loadBalancers.list", lambda: list_json(self.arm, self._path(rg, "loadBalancers")))
 
     def lbs_by_name(self) -> dict[str, JSON]:
         """Every load balancer of the resource group by lower-case name: ONE listing, which serves
@@ -235,7 +235,7 @@ class Observer:
         gen = self._gen()
         nsg = self.call(
             "networkSecurityGroups.get",
-            lambda: get_json(self.client, self._path(rg, "networkSecurityGroups", name)),
+            lambda: get_json(self.arm, self._path(rg, "networkSecurityGroups", name)),
         )
         if nsg is None:
             raise RuntimeError(

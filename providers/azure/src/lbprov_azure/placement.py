@@ -126,8 +126,9 @@ def assign_nodes(
         return {}
     taken: set[str] = set()
     keep: dict[int, list[str]] = {}
+    wanted_set = set(wanted)  # once, not once per node of every slot (every plan asks)
     for k in order:  # a node in two slots' pools stays in the lower one
-        keep[k] = sorted(ip for ip in set(current.get(k, ())) if ip in set(wanted) and ip not in taken)
+        keep[k] = sorted(ip for ip in set(current.get(k, ())) if ip in wanted_set and ip not in taken)
         taken.update(keep[k])
     free = [ip for ip in wanted if ip not in taken]
     base, extra = divmod(len(wanted), len(order))

@@ -75,8 +75,8 @@ class AzureProvider:
                 write_burst=200,
             ),
         )
-        self.client = azclient.make_client(settings, self.calls)
-        self.observer = Observer(settings, self.client, self.calls)
+        self.client, arm = azclient.make_clients(settings, self.calls)
+        self.observer = Observer(settings, self.client, self.calls, arm)
         priorities = Priorities(settings.security_group_name)
         #: room held on the load balancers for plans not yet applied (a dry run never applies)
         self.reservations = None if read_only else Reservations()

@@ -241,7 +241,8 @@ class FleetChanges:
             )
             if sc == scheme and (allowed is None or k in allowed) and holds:
                 return k, None
-        need = len(build_desired(intent, opts, self.settings, "-").rules)
+        # the rules do not depend on the nodes: no pool (its address list, per family) to build
+        need = len(build_desired(intent, opts, self.settings, "-", pool_ips=()).rules)
         uses = []
         pools, foreign = fleet.pools(), fleet.foreign_rules()
         res = self.reservations

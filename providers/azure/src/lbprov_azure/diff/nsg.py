@@ -17,6 +17,7 @@ from lbprov.model import Action, Change, OwnershipConflict, ServiceRef
 from lbprov_azure import names, placement
 from lbprov_azure.desired import (
     MAX_NSG_ADDRESSES,
+    destination_count,
     destinations,
     fill_frontend,
     placeholder,
@@ -236,7 +237,7 @@ class NsgChanges:
                 f"network security group {nsg.get('name')!r} holds {total - len(new)} rules; {len(new)} more "
                 f"for Service {ref.key} would exceed Azure's limit of {placement.MAX_NSG_RULES} rules per NSG"
             )
-        addresses = sum(len(destinations(r.get("properties") or {})) for r in items(nsg, "securityRules"))
+        addresses = sum(destination_count(r.get("properties") or {}) for r in items(nsg, "securityRules"))
         joining = [
             n
             for n in wanted
@@ -268,7 +269,9 @@ class NsgChanges:
             joined = existing is not None and address is not None and address in current
             if joined and not current & stale and not identity:
                 continue
-            after_dest = (current - stale) | {address or placeholder(family)}
+            # in the rule's own order (sorted, as lbprov writes it), so that sorting them again costs
+            # a pass, not a sort of up to one address per Service (with_destinations)
+            after_dest = [d for d in destinations(props) if d not in stale] + [address or placeholder(family)]
             after_props = body["properties"] if existing is None or identity else props
             view_after = view_nsg_rule({"properties": with_destinations(after_props, after_dest)})
             data = {

@@ -1,0 +1,59 @@
+"""Planning shortcuts taken for CPU (issue 14, Azure create at 1,000 Services) rest on facts that
+these tests pin: placement counts a Service's rules from a desired state built without node pools,
+and a shared NSG rule's new destinations, given in the rule's own order, come out sorted and unique."""
+
+from __future__ import annotations
+
+import pytest
+from lbprov_azure.desired import build_desired, with_destinations
+from lbprov_azure.diff import options_of
+
+
+@pytest.mark.parametrize(
+    "annotations",
+    [
+        {},
+        {"service.beta.kubernetes.io/azure-disable-load-balancer-floating-ip": "true"},
+        {"service.beta.kubernetes.io/port_53_no_lb_rule": "true"},
+    ],
+)
+def test_the_rules_placement_counts_do_not_depend_on_the_nodes(
+    provider, intent_for, make_service, annotations
+):
+    service = make_service(ports=[("TCP", 80), ("UDP", 53), ("TCP", 443)])
+    service["metadata"]["annotations"] = annotations
+    intent = intent_for(service)
+    assert intent.targets
+    opts, settings = options_of(intent), provider.settings
+    with_nodes = build_desired(intent, opts, settings, "-")
+    without = build_desired(intent, opts, settings, "-", pool_ips=())
+    assert without.rules == with_nodes.rules and len(without.rules) == len(with_nodes.rules) > 0
+    assert without.pool["properties"]["loadBalancerBackendAddresses"] == []
+
+
+def test_destinations_come_out_sorted_and_unique_whatever_their_order() -> None:
+    props = {"access": "Allow", "destinationAddressPrefix": "10.0.0.1"}
+    given = ["198.18.0.9", "198.18.0.10", "198.18.0.2", "198.18.0.10", "198.18.0.1"]
+    out = with_destinations(props, given)
+    assert out["destinationAddressPrefixes"] == sorted(set(given))
+    assert "destinationAddressPrefix" not in out and out["access"] == "Allow"
+    assert with_destinations(props, {"198.18.0.5"}) == {
+        "access": "Allow",
+        "destinationAddressPrefix": "198.18.0.5",
+    }
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        {},
+        {"destinationAddressPrefix": "10.0.0.1"},
+        {"destinationAddressPrefixes": ["10.0.0.1", "10.0.0.2", "10.0.0.3"]},
+        {"destinationAddressPrefix": "", "destinationAddressPrefixes": ["10.0.0.1", "10.0.0.2"]},
+        {"destinationAddressPrefixes": []},
+    ],
+)
+def test_a_rules_destinations_are_counted_as_listed(props) -> None:
+    from lbprov_azure.desired import destination_count, destinations
+
+    assert destination_count(props) == len(destinations(props))
