@@ -111,6 +111,7 @@ class FakeKube:
         component: str = "x",
         timestamp: str | None = None,
         name: str | None = None,
+        combined: bool = False,
     ) -> None:
         meta = obj["metadata"]
         self.events.append(

@@ -30,8 +30,10 @@ controller among them (REFERENCE.md section 1 lists its event reasons):
   timeout) finds the stored Event (``AlreadyExists``) instead of making a second one.
   An event given up on is counted as ``reason="unreachable"``; a stop ends the waiting at once.
 
-Not taken over from client-go: events about one object with the same reason but different messages
-are not combined into one ("combined from similar events").
+* events about one object with the same type and reason but ten or more different messages within
+  10 minutes are combined into one Event, ``"(combined from similar events): " + message``, as
+  client-go's ``EventAggregator`` does (:mod:`lbprov.kube.event_aggregation`). The decision is made
+  once per event, when it is recorded, so a try after a lost answer posts the same Event.
 
 :class:`SyncRecorder` posts on the caller's thread: for one-shot uses of the reconciler (tests,
 tools) that have no thread to run and want the events stored when ``sync()`` returns.
@@ -39,6 +41,7 @@ tools) that have no thread to run and want the events stored when ``sync()`` ret
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import random
@@ -52,6 +55,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from lbprov.controller.kubeapi import EventSink
+from lbprov.kube.event_aggregation import EventAggregator
 from lbprov.naming import event_name
 
 log = logging.getLogger("lbprov.controller")
@@ -103,15 +107,42 @@ def reference(obj: Obj) -> Obj:
     }
 
 
+def correlate(
+    aggregator: EventAggregator, ref: Obj, type_: str, reason: str, message: str, component: str
+) -> str | None:
+    """The combined Event's message if this event about ``ref`` is folded into its group's (see
+    :mod:`lbprov.kube.event_aggregation`), else None."""
+    meta = ref.get("metadata") or {}
+    group = (
+        str(meta.get("namespace") or "default"),
+        str(ref.get("kind") or "Service"),
+        str(meta.get("name")),
+        str(meta.get("uid")),
+        type_,
+        reason,
+        component,
+    )
+    return aggregator.combined(group, message)
+
+
 class SyncRecorder:
     """Posts each event at once, on the caller's thread (the API call's time is the caller's)."""
 
     def __init__(self, sink: EventSink, component: str = "lbprov") -> None:
         self.sink = sink
         self.component = component
+        self._aggregator = EventAggregator()
 
     def record(self, obj: Obj, type_: str, reason: str, message: str) -> None:
-        self.sink.create_event(obj, type=type_, reason=reason, message=message, component=self.component)
+        combined = correlate(self._aggregator, obj, type_, reason, message, self.component)
+        self.sink.create_event(
+            obj,
+            type=type_,
+            reason=reason,
+            message=combined or message,
+            component=self.component,
+            combined=combined is not None,
+        )
         # (not retried: the caller waits for it; the sink has logged a failure)
 
 
@@ -125,6 +156,8 @@ class _Pending:
     #: the Event's name if it is created, fixed at record time (as client-go's recorder names it)
     #: so that a try after a lost answer finds the stored one rather than making a second
     name: str
+    #: folded into its group's combined Event (``message`` is the combined one)
+    combined: bool = False
 
 
 class _SpamFilter:
@@ -199,6 +232,7 @@ class EventRecorder:
         self.retry_seconds = retry_seconds
         self._jitter = jitter  # the first wait's fraction of retry_seconds
         self._spam = _SpamFilter(spam_burst, spam_qps, SPAM_LRU_ENTRIES, clock)
+        self._aggregator = EventAggregator(clock=clock)
         self._queue: deque[_Pending] = deque()
         self._posting = 0  # events taken off the queue and not yet posted (0 or 1)
         self._queued_total = 0  # events ever queued, and ever taken off the queue and finished:
@@ -233,9 +267,13 @@ class EventRecorder:
                 why = "shutdown"
             elif len(self._queue) >= self.max_queued:
                 why = "queue_full"  # before the spam filter: a dropped event takes no token
-            elif not self._spam.allow(pending.ref):
-                why = "spam"
             else:
+                # client-go's correlator: aggregate first, then the spam filter
+                combined = correlate(self._aggregator, ref, type_, reason, message, self.component)
+                if combined is not None:
+                    pending = dataclasses.replace(pending, message=combined, combined=True)
+                why = "" if self._spam.allow(pending.ref) else "spam"
+            if not why:
                 self._queue.append(pending)
                 self._queued_total += 1
                 self._cond.notify_all()
@@ -345,6 +383,7 @@ class EventRecorder:
                     component=self.component,
                     timestamp=pending.timestamp,
                     name=pending.name,
+                    combined=pending.combined,
                 )
             except Exception:  # the sink is best effort; a bug there must not kill the thread
                 log.exception("recording event %s failed", pending.reason)

@@ -26,6 +26,7 @@ class EventSink(Protocol):
         component: str = ...,
         timestamp: str | None = ...,
         name: str | None = ...,
+        combined: bool = ...,
     ) -> bool | None:
         """Record an Event about ``obj``, best effort (aggregating repeats, as client-go does);
         ``timestamp``: when it happened, if not now (an event posted from a queue). False: the

@@ -319,6 +319,11 @@ def _ns(namespace: str, plural: str, name: str | None = None, sub: str | None = 
     return path + "/" + sub if sub else path
 
 
+#: The aggregation key's message for a combined Event: one per object, type and reason, whatever
+#: the message (lbprov's messages never hold a NUL).
+COMBINED_KEY = "\x00combined"
+
+
 class KubeClient:
     """Calls the controller, the demo and the tests make; objects are dicts in the API's JSON.
 
@@ -586,6 +591,7 @@ class KubeClient:
         component: str = "lbprov",
         timestamp: str | None = None,
         name: str | None = None,
+        combined: bool = False,
     ) -> bool:
         """Record a core/v1 Event about ``obj``, best effort (a failure is logged, not raised, as
         client-go's recorder does). A repeat of the same event patches ``count`` and
@@ -598,7 +604,9 @@ class KubeClient:
         logged and not worth repeating (True). ``name``: the new Event's name, fixed by a caller
         that may try again, so that a create the server stored before its answer was lost is
         found as ``AlreadyExists`` (stored) rather than made twice, as client-go names an event
-        once."""
+        once. ``combined``: ``message`` is its group's combined message
+        (:mod:`lbprov.kube.event_aggregation`): every such event about the object with this type and
+        reason is one Event, whose repeats patch its message too, as client-go's correlator does."""
         meta = obj.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
         involved = {
@@ -617,7 +625,7 @@ class KubeClient:
             str(meta.get("uid")),
             type,
             reason,
-            message,
+            COMBINED_KEY if combined else message,
             component,
         )
         now = timestamp or _now()
@@ -626,10 +634,13 @@ class KubeClient:
                 seen = self._events.get(key)
             if seen is not None:
                 ev_ns, ev_name, count = seen
+                repeat: Obj = {"count": count + 1, "lastTimestamp": now}
+                if combined:
+                    repeat["message"] = message
                 try:
                     self._patch(
                         _ns(ev_ns, "events", ev_name),
-                        {"count": count + 1, "lastTimestamp": now},
+                        repeat,
                         "merge",
                         decode=False,
                     )

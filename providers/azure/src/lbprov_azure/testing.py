@@ -261,6 +261,7 @@ class MemoryKube:
         component: str = "",
         timestamp: str | None = None,
         name: str | None = None,
+        combined: bool = False,
     ) -> None:
         self.events.append((obj["metadata"]["name"], reason, message))
 
