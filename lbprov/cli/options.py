@@ -88,7 +88,8 @@ def add_provider_options(parser: argparse.ArgumentParser, *, multiple: bool = Fa
                 continue  # secrets only from env or the settings file: flags show in `ps`
             kwargs: dict[str, Any] = {
                 "dest": _dest(name, field),
-                "help": info.description or "",
+                # argparse expands %-formats in help: a description's own '%' is text
+                "help": (info.description or "").replace("%", "%%"),
                 "metavar": field.upper(),
             }
             if info.annotation is bool:

@@ -291,3 +291,22 @@ def test_run_shows_a_warning_about_a_node_once_per_resync_period() -> None:
     assert warn("n1", service="shop/web") and warn("n1", service="shop/web")  # per-Service: always
     now[0] = 601.0
     assert warn("n1") and not warn("n1")  # the next round says it again, once
+
+
+def test_a_percent_sign_in_a_settings_description_is_help_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argparse expands %-formats in help strings: a description such as "5-10% of the CPU" broke
+    every ``--help`` (``%o format: an integer is required``) until descriptions were escaped."""
+    import argparse
+
+    from pydantic import BaseModel, Field
+
+    from lbprov.cli import options
+
+    class Model(BaseModel):
+        knob: int = Field(1, description="costs 5-10% of the CPU (100%)")
+
+    monkeypatch.setattr(options, "available_providers", lambda: ["aws"])
+    monkeypatch.setattr(options, "settings_model", lambda name: Model)
+    parser = argparse.ArgumentParser()
+    options.add_provider_options(parser)
+    assert "costs 5-10% of the CPU (100%)" in " ".join(parser.format_help().split())

@@ -113,7 +113,7 @@ class AWSSettings(ProviderSettings):
         "parameter validation of required and known parameters, types, minimum lengths and values). Off "
         "by default, since lbprov builds its requests from validated settings and annotations "
         "(out-of-range values are refused with an event naming the annotation) and AWS refuses an "
-        "invalid request anyway; the check cost 5-10% of the controller's CPU per AWS call. The tests "
+        "invalid request anyway; the check cost 5 to 10 percent of the controller's CPU per AWS call. The tests "
         "turn it on.",
     )
     max_attempts: int = Field(6, ge=1, le=20, description="Attempts per AWS call (first try included).")
