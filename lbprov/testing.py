@@ -9,6 +9,7 @@ imported by lbprov at run time; ``pytest`` is needed only by the callers' fixtur
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     import pytest
 
+    from lbprov.cloudcalls import CallEvent
     from lbprov.model import Ingress, Intent, Plan
     from lbprov.provider import Provider
 
@@ -99,3 +101,29 @@ def event_messages(kube: Any, name: str, reason: str, namespace: str = "default"
         for e in kube.list_events(namespace)
         if (e.get("involvedObject") or {}).get("name") == name and e.get("reason") == reason
     ]
+
+
+class HoldUntilSent:
+    """A CloudCalls listener that holds back the request of operation ``held`` until one of
+    ``until`` has been sent (at most ``timeout`` seconds; ``waited_in_vain`` then says so).
+
+    Tests of overlapped writes (GCP's and AWS's new load balancers) use it: a sequential apply sends
+    ``held`` first and waits in vain, an overlapped one sends ``until`` meanwhile. ``sent`` lists
+    the operations sent, in order."""
+
+    def __init__(self, held: str, until: str, timeout: float = 20.0) -> None:
+        self.held, self.until, self.timeout = held, until, timeout
+        self.sent_until = threading.Event()
+        self.waited_in_vain = False
+        self.sent: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, event: CallEvent) -> None:
+        if event.result != "sent":
+            return
+        with self._lock:
+            self.sent.append(event.operation)
+        if event.operation == self.until:
+            self.sent_until.set()
+        elif event.operation == self.held and not self.sent_until.wait(self.timeout):
+            self.waited_in_vain = True

@@ -7,7 +7,6 @@ later has been sent, so these tests fail on an apply that does not overlap (no t
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from typing import Any
 
@@ -17,9 +16,9 @@ from lbprov_aws import AWSProvider
 from lbprov_aws.apply.overlap import Step, overlaps, steps
 from lbprov_aws.testing import AwsView, Svc, converge, delete_all, intent_of, node_objects
 
-from lbprov.cloudcalls import CallEvent
 from lbprov.model import Action, Change, Intent
 from lbprov.provider import SandboxCloud
+from lbprov.testing import HoldUntilSent
 
 
 def change(kind: str, type_: str, action: Action = Action.CREATE, name: str = "") -> Change:
@@ -105,27 +104,6 @@ def test_every_change_is_done_exactly_once_and_a_wait_follows_its_start() -> Non
 # -- through the provider against the strict sandbox ------------------------------------------------
 
 
-class Gate:
-    """Holds back ``held`` until ``until`` has been sent (at most ``timeout`` seconds)."""
-
-    def __init__(self, held: str, until: str, timeout: float = 15.0) -> None:
-        self.held, self.until, self.timeout = held, until, timeout
-        self.sent_until = threading.Event()
-        self.waited_in_vain = False
-        self.sent: list[str] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: CallEvent) -> None:
-        if event.result != "sent":
-            return
-        with self._lock:
-            self.sent.append(event.operation)
-        if event.operation == self.until:
-            self.sent_until.set()
-        elif event.operation == self.held and not self.sent_until.wait(self.timeout):
-            self.waited_in_vain = True
-
-
 PER_SERVICE_WRITES = Counter(
     {
         "ec2:CreateSecurityGroup": 1,
@@ -172,7 +150,7 @@ def test_a_new_nlb_overlaps_its_independent_writes(
         (Action.CREATE, "nlb"),
         (Action.CREATE, "listener"),
     ]
-    gate = Gate(held, until)
+    gate = HoldUntilSent(held, until)
     provider.calls.listeners.append(gate)
     cloud.extra["sandbox"].recorder.clear()
     ingress = provider.apply(plan)
@@ -246,7 +224,7 @@ def test_a_failed_write_beside_others_raises_after_they_end_and_the_next_plan_ho
     intent = second_service(provider, cloud)
     refuse = Refuse(refused)
     provider.clients.clients[client].meta.events.register("before-call.*.*", refuse)
-    gate = Gate(held, until)
+    gate = HoldUntilSent(held, until)
     provider.calls.listeners.append(gate)
     cloud.extra["sandbox"].recorder.clear()
     with pytest.raises(ClientError, match="refused"):

@@ -7,7 +7,6 @@ has been sent, so these tests fail on an apply that does not overlap (no timing 
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,9 +18,9 @@ from lbprov_gcp import GCPProvider
 from lbprov_gcp.overlap import Step, steps
 from lbprov_gcp.transport import POOL_SIZE
 
-from lbprov.cloudcalls import CallEvent
 from lbprov.model import Action, Change
 from lbprov.provider import SandboxCloud
+from lbprov.testing import HoldUntilSent
 
 
 def change(kind: str, action: Action = Action.CREATE, **data: Any) -> Change:
@@ -115,27 +114,6 @@ def test_every_change_is_done_exactly_once_and_a_wait_follows_its_start() -> Non
 # -- through the provider against the emulator ------------------------------------------------------
 
 
-class Gate:
-    """Holds back ``held`` until ``until`` has been sent (at most ``timeout`` seconds)."""
-
-    def __init__(self, held: str, until: str, timeout: float = 20.0) -> None:
-        self.held, self.until, self.timeout = held, until, timeout
-        self.sent_until = threading.Event()
-        self.waited_in_vain = False
-        self.sent: list[str] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: CallEvent) -> None:
-        if event.result != "sent":
-            return
-        with self._lock:
-            self.sent.append(event.operation)
-        if event.operation == self.until:
-            self.sent_until.set()
-        elif event.operation == self.held and not self.sent_until.wait(self.timeout):
-            self.waited_in_vain = True
-
-
 def first_service(sandbox: SandboxCloud) -> tuple[GCPProvider, Any]:
     """A provider with the cluster's shared resources made (a first Service), and a second
     Service's intent: its plan is the per-Service creates only."""
@@ -162,7 +140,7 @@ def test_a_new_service_overlaps_its_independent_writes(sandbox: SandboxCloud, he
         (Action.CREATE, "backend-service"),
         (Action.CREATE, "forwarding-rule"),
     ]
-    gate = Gate(held, until)
+    gate = HoldUntilSent(held, until)
     provider.calls.listeners.append(gate)
     ingress = provider.apply(plan)
     assert not gate.waited_in_vain, f"{held} went out before {until}: {gate.sent}"
@@ -195,7 +173,7 @@ def test_a_failed_write_beside_others_raises_after_they_end_and_the_next_apply_c
     server.clear_log()
     # the backend service fails while the reservation goes on (400: not retried)
     server.inject(400, count=1, operations=["regionBackendServices.insert"])
-    gate = Gate("addresses.insert", "regionBackendServices.insert")
+    gate = HoldUntilSent("addresses.insert", "regionBackendServices.insert")
     provider.calls.listeners.append(gate)
     with pytest.raises(gexc.BadRequest):
         provider.apply(provider.plan(intent))

@@ -22,6 +22,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 
 from lbprov.model import Action, Change, Ingress, Plan
+from lbprov.side_writes import wait_all
 from lbprov_gcp import names as N
 from lbprov_gcp import overlap
 from lbprov_gcp.client import Compute, is_in_use
@@ -79,9 +80,9 @@ class Applier:
                     self.reader.wrote("addresses", names=[name])
         except BaseException:
             # no write of this apply goes on after it returns; the first error is the one raised
-            self._wait_all(started, raise_first=False)
+            wait_all(started.values(), raise_first=False, log=log)
             raise
-        self._wait_all(started, raise_first=True)
+        wait_all(started.values(), raise_first=True, log=log)
         if plan.is_delete:
             return ()
         if plan.ingress and not plan.changes:
@@ -122,23 +123,6 @@ class Applier:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(SIDE_THREADS, thread_name_prefix="lbprov-gcp-apply")
             return self._pool
-
-    @staticmethod
-    def _wait_all(started: dict[int, Future[None]], *, raise_first: bool) -> None:
-        """Wait for every started change; raise the first failure (else log it: an error of the
-        apply itself is being raised)."""
-        first: BaseException | None = None
-        for future in started.values():
-            exc = future.exception()
-            if exc is not None and first is None:
-                first = exc
-            elif exc is not None:
-                log.warning("another change of the same apply failed too: %s", exc)
-        started.clear()
-        if first is not None:
-            if raise_first:
-                raise first
-            log.warning("a change applied beside the one that failed failed too: %s", first)
 
     def _apply_recorded(self, change: Change, ctx: dict[str, Any]) -> None:
         """One change; a failure forgets the shared resources known; the round forgets what it

@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from lbprov.model import Action, Change, Ingress, Plan
+from lbprov.side_writes import wait_all
 from lbprov_aws.apply import overlap
 from lbprov_aws.apply.adopt import AdoptApplier
 from lbprov_aws.apply.classic import ClassicApplier
@@ -145,23 +146,7 @@ class Executor(SecurityGroupApplier, NLBSecurityGroupApplier, NLBApplier, Classi
                     future.result()
                     ctx["tg_arns"].update(own["tg_arns"])
         except BaseException:
-            _wait_all(started, raise_first=False)  # nothing of this apply goes on after it ends
+            # nothing of this apply goes on after it ends
+            wait_all((f for f, _ in started.values()), raise_first=False, log=log)
             raise
-        _wait_all(started, raise_first=True)
-
-
-def _wait_all(started: dict[int, tuple[Future[None], dict[str, Any]]], *, raise_first: bool) -> None:
-    """Wait for every started change; raise the first failure (else log it: an error of the apply
-    itself is being raised)."""
-    first: BaseException | None = None
-    for future, _ in started.values():
-        exc = future.exception()
-        if exc is not None and first is None:
-            first = exc
-        elif exc is not None:
-            log.warning("another change of the same apply failed too: %s", exc)
-    started.clear()
-    if first is not None:
-        if raise_first:
-            raise first
-        log.warning("a change applied beside the one that failed failed too: %s", first)
+        wait_all((f for f, _ in started.values()), raise_first=True, log=log)
