@@ -30,3 +30,22 @@ def test_the_identifiers_and_the_stream_are_moto_s(seed: int) -> None:
             assert mine == own, (name, kwargs)
         assert ours.getstate() == theirs.getstate()  # the same draws were made
     assert ours.random() == theirs.random()
+
+
+def test_ec2_ids_are_moto_s() -> None:
+    at_scale.install()
+    from moto.ec2 import utils
+    from moto.moto_api._internal import mock_random
+
+    assert "random_resource_id" in fast_random.ORIGINAL
+    for size in (8, 17, 4, 0):
+        mock_random.seed(size)
+        mine = [utils.random_id("sg", size), utils.random_resource_id(size)]
+        state = mock_random.getstate()
+        mock_random.seed(size)
+        own = [
+            f"sg-{fast_random.ORIGINAL['random_resource_id'](size)}",
+            fast_random.ORIGINAL["random_resource_id"](size),
+        ]
+        assert mine == own and mock_random.getstate() == state, size
+    mock_random.seed()  # back to an unseeded generator for the other tests

@@ -12,7 +12,8 @@ calls ``str()`` per character) 83 us and 8.8 us: about 0.1 ms of a create reques
 call ``getrandbits`` as ``choice`` does: for a pool of n characters, ``k = n.bit_length()`` bits per
 draw, drawn again while the value is n or more (CPython's ``_randbelow_with_getrandbits``, which
 ``Random`` uses for a subclass that does not override ``random()``, as ``MotoRandom`` does not). So
-the characters, and the generator's state after them, are those moto's own methods give: a seeded
+the characters, and the generator's state after them, are those moto's own methods give (and
+EC2's ``random_resource_id``, which draws the same pool, goes through ``get_random_hex``): a seeded
 moto (``/moto-api/seed``) still makes the same identifiers. If ``MotoRandom`` ever draws through
 another ``_randbelow``, nothing is patched.
 
@@ -83,4 +84,23 @@ def install() -> bool:
     ORIGINAL.update(get_random_string=MotoRandom.get_random_string, get_random_hex=MotoRandom.get_random_hex)
     MotoRandom.get_random_string = get_random_string  # type: ignore[method-assign]
     MotoRandom.get_random_hex = _hex_maker(HEX_CHARS)  # type: ignore[method-assign]
+    _install_ec2_ids()
     return True
+
+
+def _install_ec2_ids() -> None:
+    """EC2's IDs (``sg-``, ``sgr-``, ``i-``... ``random_resource_id``) draw ``choice`` over
+    ``'0'..'9', 'a'..'f'`` from moto's generator: the pool of ``get_random_hex`` in the same order,
+    so ``get_random_hex(size)`` on that generator gives the same characters from the same state."""
+    from moto.ec2 import utils
+    from moto.moto_api._internal import mock_random as source  # what ec2/utils.py draws from
+    from moto.moto_api._internal.moto_random import HEX_CHARS
+
+    if [str(c) for c in HEX_CHARS] != list(utils.HEX_CHARS):
+        return
+    ORIGINAL["random_resource_id"] = utils.random_resource_id
+
+    def random_resource_id(size: int = 8) -> str:
+        return str(source.get_random_hex(size))
+
+    utils.random_resource_id = random_resource_id
