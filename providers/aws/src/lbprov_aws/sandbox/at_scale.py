@@ -79,6 +79,8 @@ e.g. to compare a figure with stock moto; the answers are the same; tests/test_s
   member) keeps what it derives per member (:mod:`fast_picker`).
 * moto's query parser asks, per structure member, whether any parameter starts with its prefix by
   a pass over every parameter (:mod:`fast_parse`: a binary search of the sorted names).
+* moto's random request IDs and resource IDs are drawn a character at a time through
+  ``Random.choice`` (:mod:`fast_random`: the same draws from the same stream, without the calls).
 
 The HTTP server (keep-alive instead of a connection per request) is in server.py, under the same
 switch.
@@ -346,10 +348,11 @@ def install_fast_responses() -> None:
     """moto's response path without its generic overheads (the module docstring's second list)."""
     from moto.core import serialize
 
-    from lbprov_aws.sandbox import fast_parse, fast_picker
+    from lbprov_aws.sandbox import fast_parse, fast_picker, fast_random
     from lbprov_aws.sandbox.fast_xml import FastXmlToDict
 
     ORIGINAL.setdefault("xmltodict", serialize.xmltodict)  # type: ignore[attr-defined]
     serialize.xmltodict = FastXmlToDict()  # type: ignore[attr-defined]
     fast_picker.install()
     fast_parse.install()
+    fast_random.install()
