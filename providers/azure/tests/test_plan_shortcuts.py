@@ -5,7 +5,7 @@ and a shared NSG rule's new destinations, given in the rule's own order, come ou
 from __future__ import annotations
 
 import pytest
-from lbprov_azure.desired import build_desired, with_destinations
+from lbprov_azure.desired import build_desired, rule_count, with_destinations
 from lbprov_azure.diff import options_of
 
 
@@ -29,6 +29,42 @@ def test_the_rules_placement_counts_do_not_depend_on_the_nodes(
     without = build_desired(intent, opts, settings, "-", pool_ips=())
     assert without.rules == with_nodes.rules and len(without.rules) == len(with_nodes.rules) > 0
     assert without.pool["properties"]["loadBalancerBackendAddresses"] == []
+
+
+P = "service.beta.kubernetes.io/azure-"
+PORT_SETS = [  # each holds ports 80 and 53, which the annotations name
+    [("TCP", 80), ("UDP", 53)],
+    [("TCP", 80), ("UDP", 53), ("TCP", 443)],
+    [("UDP", 53), ("TCP", 80), ("TCP", 53)],
+]
+ANNOTATION_SETS = [
+    {},
+    {P + "disable-load-balancer-floating-ip": "true"},
+    {"service.beta.kubernetes.io/port_53_no_lb_rule": "true"},
+    {
+        "service.beta.kubernetes.io/port_80_no_lb_rule": "true",
+        "service.beta.kubernetes.io/port_53_no_lb_rule": "true",
+    },
+    {P + "load-balancer-internal": "true", P + "load-balancer-enable-high-availability-ports": "true"},
+    {"service.beta.kubernetes.io/port_80_no_probe_rule": "true"},
+]
+
+
+@pytest.mark.parametrize("families", [("IPv4",), ("IPv6",), ("IPv4", "IPv6")])
+@pytest.mark.parametrize("annotations", ANNOTATION_SETS)
+@pytest.mark.parametrize("ports", PORT_SETS)
+def test_placement_counts_the_rules_build_desired_makes(
+    provider, intent_for, make_service, annotations, ports, families
+):
+    """desired.rule_count (placement's count, from the names alone) against the rules built."""
+    service = make_service(ports=ports, annotations=dict(annotations))
+    service["spec"]["ipFamilies"] = list(families)
+    service["spec"]["ipFamilyPolicy"] = "RequireDualStack" if len(families) == 2 else "SingleStack"
+    intent = intent_for(service)
+    assert intent.ip_families == families
+    opts = options_of(intent)
+    built = build_desired(intent, opts, provider.settings, "-", pool_ips=())
+    assert rule_count(intent, opts) == len(built.rules)
 
 
 def test_destinations_come_out_sorted_and_unique_whatever_their_order() -> None:
