@@ -53,8 +53,12 @@ def fit(name: str, max_len: int = MAX_NAME) -> str:
     return body.rstrip("-.") or naming.short_hash(name, length=8)
 
 
+@functools.lru_cache(maxsize=64)
 def cluster_mark(cluster: str) -> str:
-    """The cluster as NSG rule descriptions name it (140-character limit: long names are hashed)."""
+    """The cluster as NSG rule descriptions name it (140-character limit: long names are hashed).
+
+    Cached, as :func:`lb_name` and :func:`pool_name`: every plan asks them many times of the same
+    cluster (one name check each: ~50 per Service at 1,000 Services, issue 14)."""
     return fit(cluster, _MARK_MAX)
 
 
@@ -66,6 +70,7 @@ def azure_tags(tags: Mapping[str, str]) -> dict[str, str]:
     return {azure_key(k): v for k, v in tags.items()}
 
 
+@functools.lru_cache(maxsize=1024)
 def lb_name(cluster: str, scheme: str, slot: int = 0) -> str:
     """``<cluster>`` / ``<cluster>-internal`` as upstream names them, shortened to fit 80 characters;
     the load balancers of slot ``k`` >= 1 (see :mod:`lbprov_azure.placement`) add ``-<k+1>``."""
@@ -77,6 +82,7 @@ def lb_name(cluster: str, scheme: str, slot: int = 0) -> str:
 IPV6_SUFFIX = "-IPv6"
 
 
+@functools.lru_cache(maxsize=64)
 def pool_name(cluster: str, family: str = "IPv4") -> str:
     """``<cluster>``, and ``<cluster>-IPv6`` for IPv6 node addresses (upstream's getBackendPoolName)."""
     if family == "IPv6":
@@ -182,7 +188,22 @@ def service_tokens(tags: Mapping[str, str] | None) -> frozenset[str]:
     parse of a full map (300 tokens) per question was ~9% of the controller's CPU on a create."""
     if not tags:
         return frozenset()
-    return _tokens(tuple(v for k, v in tags.items() if k.startswith(SERVICES_TAG_PREFIX)))
+    # A body's tags are a read-only snapshot (a write makes new ones: with_services), asked again by
+    # every plan of the read round: the answer is kept with the very dict (held, so its id is not
+    # reused), and picking the ~50 tags apart is done once per snapshot, not once per question.
+    hit = _by_tags.get(id(tags))
+    if hit is not None and hit[0] is tags:
+        return hit[1]
+    found = _tokens(tuple(v for k, v in tags.items() if k.startswith(SERVICES_TAG_PREFIX)))
+    if len(_by_tags) >= _BY_TAGS_MAX:
+        _by_tags.clear()  # a few superseded snapshots at most; never grows past the bound
+    _by_tags[id(tags)] = (tags, found)
+    return found
+
+
+#: service_tokens' answers by the identity of the tags asked about (see there); bounded
+_by_tags: dict[int, tuple[Mapping[str, str], frozenset[str]]] = {}
+_BY_TAGS_MAX = 64
 
 
 @functools.lru_cache(maxsize=256)
