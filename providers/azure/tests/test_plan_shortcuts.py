@@ -93,3 +93,33 @@ def test_a_rules_destinations_are_counted_as_listed(props) -> None:
     from lbprov_azure.desired import destination_count, destinations
 
     assert destination_count(props) == len(destinations(props))
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        {},
+        {"destinationAddressPrefix": "10.0.0.1"},
+        {"destinationAddressPrefixes": ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.2"]},
+        {"destinationAddressPrefix": "", "destinationAddressPrefixes": ["10.0.0.1", "10.0.0.2"]},
+    ],
+)
+def test_a_rules_destination_set_is_its_destinations(props) -> None:
+    from lbprov_azure.desired import destination_set, destinations
+
+    assert destination_set(props) == set(destinations(props))
+    assert destination_set(props) == set(destinations(props))  # asked again: the kept answer
+
+
+def test_each_snapshot_of_a_rule_gets_its_own_destination_set_and_the_memo_stays_bounded() -> None:
+    from lbprov_azure import desired
+
+    before = {"destinationAddressPrefixes": ["198.18.0.1", "198.18.0.2"]}
+    after = with_destinations(before, ["198.18.0.1", "198.18.0.2", "198.18.0.3"])  # a write's new body
+    assert desired.destination_set(before) == {"198.18.0.1", "198.18.0.2"}
+    assert desired.destination_set(after) == {"198.18.0.1", "198.18.0.2", "198.18.0.3"}
+    assert desired.destination_set(before) == {"198.18.0.1", "198.18.0.2"}
+    for i in range(3 * desired._DEST_SETS_MAX):
+        props = {"destinationAddressPrefixes": [f"198.18.1.{i % 250}", "198.18.0.1"]}
+        assert desired.destination_set(props) == {f"198.18.1.{i % 250}", "198.18.0.1"}
+        assert len(desired._dest_sets) <= desired._DEST_SETS_MAX

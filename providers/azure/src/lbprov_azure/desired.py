@@ -563,6 +563,29 @@ def destinations(props: JSON) -> list[str]:
     return [str(one)] if one else [str(d) for d in props.get("destinationAddressPrefixes") or []]
 
 
+def destination_set(props: JSON) -> frozenset[str]:
+    """``frozenset(destinations(props))``, kept with the very ``props`` dict it was made of.
+
+    Why: a shared rule holds one destination per Service that shares it (up to 4,000), and every
+    plan of a Service asks whether its address is among them, and every other shared rule whether
+    it holds the Service's: a set built per question made each plan O(Services) (~0.15 ms per set
+    at 1,000, issue 14). Rule bodies are read-only snapshots of a read round (a write brings a new
+    dict), so the set is made once per snapshot; the dict is held so that its id is not reused."""
+    hit = _dest_sets.get(id(props))
+    if hit is not None and hit[0] is props:
+        return hit[1]
+    found = frozenset(destinations(props))
+    if len(_dest_sets) >= _DEST_SETS_MAX:
+        _dest_sets.clear()  # superseded snapshots: never grows past the bound
+    _dest_sets[id(props)] = (props, found)
+    return found
+
+
+#: destination_set's answers by the identity of the properties asked about; bounded
+_dest_sets: dict[int, tuple[JSON, frozenset[str]]] = {}
+_DEST_SETS_MAX = 64
+
+
 def destination_count(props: JSON) -> int:
     """``len(destinations(props))`` without building the list: every plan of a Service that shares
     rules counts the NSG's destinations (up to one per Service in a shared rule)."""
