@@ -9,8 +9,10 @@ planning cut of a few percent cannot be told from noise there. This fills the AR
 so that LB writes batch) and then times, with each thread's own CPU clock (``time.thread_time``), a
 fresh provider's plans in one read round: ``--new`` Services that are on no load balancer yet (the
 create path: placement, the Service's parts, the shared NSG rule) and every existing one (the
-resync path: everything converged). The reads are counted too (calls per plan must not change).
-Run it with ``PYTHONPATH`` at another checkout to compare two versions of the provider.
+resync path: everything converged); each round's first plan, which reads and parses the load
+balancers, is not timed. The reads are counted too (calls per plan must not change). The script
+imports the checkout it sits in: to compare two versions, run each checkout's own copy
+(``git archive REV | tar -x -C /tmp/old``, then ``.venv/bin/python /tmp/old/bench/azure_plan_cpu.py``).
 
 Prints one JSON object: per path, the median over ``--reps`` of the CPU milliseconds per plan, the
 plans that were not empty, and the cloud reads made.
