@@ -583,7 +583,7 @@ def destination_set(props: JSON) -> frozenset[str]:
 
 #: destination_set's answers by the identity of the properties asked about; bounded
 _dest_sets: dict[int, tuple[JSON, frozenset[str]]] = {}
-_DEST_SETS_MAX = 64
+_DEST_SETS_MAX = 16  # a 1,000-address rule is ~60 KB: at most ~1 MB of superseded ones
 
 
 def destination_count(props: JSON) -> int:

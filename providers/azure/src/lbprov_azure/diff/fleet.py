@@ -51,8 +51,8 @@ class Fleet:
         """Node IPs in each slot's pools (either LB of the slot)."""
         out: dict[int, set[str]] = {}
         for (k, _), body in self.lbs.items():
-            for pool in items(body, "backendAddressPools"):
-                out.setdefault(k, set()).update(VIEWS["backend-pool"](pool)["addresses"])
+            if items(body, "backendAddressPools"):
+                out.setdefault(k, set()).update(parts.pool_addresses(body))
         return out
 
 
