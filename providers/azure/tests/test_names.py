@@ -53,21 +53,3 @@ def test_a_100_character_cluster_converges_on_the_emulator(sandbox, nodes, make_
     assert lb is not None and len(lb["name"]) <= 80
     provider.apply(provider.plan_delete(intent.ref))
     assert state.get("loadBalancers", SANDBOX_RG, names.lb_name(cluster, "external")) is None
-
-
-def test_service_tokens_answer_each_snapshot_of_the_tags_and_keep_few() -> None:
-    """service_tokens keeps its answer with the tags dict it read (a body's snapshot): a write's new
-    tags get their own answer, an older snapshot keeps its own, and the memo stays bounded."""
-    from lbprov_azure import names as n
-
-    first = n.with_services({"team": "web"}, ["t1", "t2"])
-    assert n.service_tokens(first) == {"t1", "t2"}
-    second = n.with_services(first, ["t1", "t2", "t3"])
-    assert n.service_tokens(second) == {"t1", "t2", "t3"}
-    assert n.service_tokens(first) == {"t1", "t2"}
-    snapshots = [n.with_services({}, [f"u{i}", "shared"]) for i in range(3 * n._BY_TAGS_MAX)]
-    for i, tags in enumerate(snapshots):
-        assert n.service_tokens(tags) == {f"u{i}", "shared"}
-        assert len(n._by_tags) <= n._BY_TAGS_MAX
-    assert n.service_tokens(snapshots[0]) == {"u0", "shared"}  # let go of, asked again: read again
-    assert n.service_tokens({}) == frozenset() and n.service_tokens(None) == frozenset()

@@ -188,22 +188,7 @@ def service_tokens(tags: Mapping[str, str] | None) -> frozenset[str]:
     parse of a full map (300 tokens) per question was ~9% of the controller's CPU on a create."""
     if not tags:
         return frozenset()
-    # A body's tags are a read-only snapshot (a write makes new ones: with_services), asked again by
-    # every plan of the read round: the answer is kept with the very dict (held, so its id is not
-    # reused), and picking the ~50 tags apart is done once per snapshot, not once per question.
-    hit = _by_tags.get(id(tags))
-    if hit is not None and hit[0] is tags:
-        return hit[1]
-    found = _tokens(tuple(v for k, v in tags.items() if k.startswith(SERVICES_TAG_PREFIX)))
-    if len(_by_tags) >= _BY_TAGS_MAX:
-        _by_tags.clear()  # a few superseded snapshots at most; never grows past the bound
-    _by_tags[id(tags)] = (tags, found)
-    return found
-
-
-#: service_tokens' answers by the identity of the tags asked about (see there); bounded
-_by_tags: dict[int, tuple[Mapping[str, str], frozenset[str]]] = {}
-_BY_TAGS_MAX = 64
+    return _tokens(tuple(v for k, v in tags.items() if k.startswith(SERVICES_TAG_PREFIX)))
 
 
 @functools.lru_cache(maxsize=256)
