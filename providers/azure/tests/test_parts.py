@@ -75,3 +75,34 @@ def test_a_services_frontends_of_both_families_come_from_the_index_not_a_scan_pe
             owned_frontends(lb, base)
     assert _CountingList.scans == 1  # the index's one build
     assert owned_frontends(None, A) == []
+
+
+def test_pool_addresses_follow_each_body_and_go_with_the_round() -> None:
+    """parts.pool_addresses: the addresses of every backend pool of the body asked about (a newer
+    body of the same load balancer gets its own answer), dropped by forget() as the indexes are."""
+    from lbprov_azure import parts as p
+
+    def lb(*pools: list[str]) -> dict:
+        return {
+            "name": "bench",
+            "properties": {
+                "backendAddressPools": [
+                    {
+                        "name": f"pool-{i}",
+                        "properties": {
+                            "loadBalancerBackendAddresses": [{"properties": {"ipAddress": ip}} for ip in ips]
+                        },
+                    }
+                    for i, ips in enumerate(pools)
+                ]
+            },
+        }
+
+    first = lb(["10.0.0.4", "10.0.0.5"], ["10.0.0.6"])
+    assert p.pool_addresses(first) == {"10.0.0.4", "10.0.0.5", "10.0.0.6"}
+    second = lb(["10.0.0.4"])  # the same load balancer, written since
+    assert p.pool_addresses(second) == {"10.0.0.4"}
+    assert p.pool_addresses(first) == {"10.0.0.4", "10.0.0.5", "10.0.0.6"}
+    assert p.pool_addresses(lb()) == frozenset()
+    p.forget()
+    assert p._pools == {}

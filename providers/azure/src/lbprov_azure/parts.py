@@ -18,6 +18,7 @@ import threading
 from typing import Any
 
 from lbprov_azure import names
+from lbprov_azure.desired import view_pool
 from lbprov_azure.observe import find as scan_find
 from lbprov_azure.observe import items
 
@@ -27,6 +28,7 @@ FIELDS = ("frontendIPConfigurations", "probes", "loadBalancingRules")
 
 _Index = dict[str, dict[str, list[JSON]]]
 _cache: dict[str, tuple[JSON, _Index]] = {}  # load balancer name (lower case) -> (body, its index)
+_pools: dict[str, tuple[JSON, frozenset[str]]] = {}  # load balancer name -> (body, pool addresses)
 _lock = threading.Lock()
 
 
@@ -37,10 +39,11 @@ def _owner(name: str) -> str:
 
 def _index(lb: JSON) -> _Index:
     key = str(lb.get("name", "")).lower()
-    with _lock:
-        hit = _cache.get(key)
-        if hit is not None and hit[0] is lb:
-            return hit[1]
+    # asked ~35 times per plan: a read takes no lock (one dict.get is atomic under the GIL, and an
+    # entry is replaced whole), only a store does
+    hit = _cache.get(key)
+    if hit is not None and hit[0] is lb:
+        return hit[1]
     built: _Index = {}
     for fld in FIELDS:
         by: dict[str, list[JSON]] = {}
@@ -80,8 +83,26 @@ def find(lb: JSON | None, fld: str, name: str) -> JSON | None:
     return scan_find(_index(lb)[fld].get(_owner(name), []), name)
 
 
+def pool_addresses(lb: JSON) -> frozenset[str]:
+    """The addresses in ``lb``'s backend pools, kept with the body, as its index is.
+
+    Why: every plan asks the fleet's pools (placement, node assignment) twice over every load
+    balancer of the cluster, and the bodies are the read round's snapshots, so the answer is made
+    once per body, not twice per plan (issue 14). One entry per load balancer name, replaced by a
+    newer body's, dropped by :func:`forget`."""
+    key = str(lb.get("name", "")).lower()
+    hit = _pools.get(key)
+    if hit is not None and hit[0] is lb:
+        return hit[1]
+    found = frozenset(ip for pool in items(lb, "backendAddressPools") for ip in view_pool(pool)["addresses"])
+    with _lock:
+        _pools[key] = (lb, found)
+    return found
+
+
 def forget() -> None:
     """Drop every index (and the body it holds): called when a read round ends, so that the bodies
     of a finished round are not kept alive by their indexes."""
     with _lock:
         _cache.clear()
+        _pools.clear()

@@ -14,7 +14,7 @@ from typing import Any
 from lbprov import naming
 from lbprov.model import Action, Change, Intent, InvalidService, OwnershipConflict
 from lbprov_azure import names, parts, placement
-from lbprov_azure.desired import VIEWS, Ids, build_desired
+from lbprov_azure.desired import VIEWS, Ids, rule_count
 from lbprov_azure.observe import Observer, find, items
 from lbprov_azure.options import LB_CONFIGURATIONS, AzureOptions
 from lbprov_azure.reservations import Hold, Reservations, Ticket
@@ -51,8 +51,8 @@ class Fleet:
         """Node IPs in each slot's pools (either LB of the slot)."""
         out: dict[int, set[str]] = {}
         for (k, _), body in self.lbs.items():
-            for pool in items(body, "backendAddressPools"):
-                out.setdefault(k, set()).update(VIEWS["backend-pool"](pool)["addresses"])
+            if items(body, "backendAddressPools"):
+                out.setdefault(k, set()).update(parts.pool_addresses(body))
         return out
 
 
@@ -241,8 +241,8 @@ class FleetChanges:
             )
             if sc == scheme and (allowed is None or k in allowed) and holds:
                 return k, None
-        # the rules do not depend on the nodes: no pool (its address list, per family) to build
-        need = len(build_desired(intent, opts, self.settings, "-", pool_ips=()).rules)
+        # counted from the rules' names alone (desired.rule_count: the same count as build_desired's)
+        need = rule_count(intent, opts)
         uses = []
         pools, foreign = fleet.pools(), fleet.foreign_rules()
         res = self.reservations

@@ -18,6 +18,7 @@ from lbprov_azure import names, placement
 from lbprov_azure.desired import (
     MAX_NSG_ADDRESSES,
     destination_count,
+    destination_set,
     destinations,
     fill_frontend,
     placeholder,
@@ -241,7 +242,7 @@ class NsgChanges:
         joining = [
             n
             for n in wanted
-            if address is None or address not in destinations(shared.get(n, {}).get("properties") or {})
+            if address is None or address not in destination_set(shared.get(n, {}).get("properties") or {})
         ]
         if joining and addresses + len(joining) > MAX_NSG_ADDRESSES:
             raise placement.CapacityExceeded(
@@ -253,7 +254,7 @@ class NsgChanges:
         for name, body in sorted(wanted.items()):
             existing = shared.get(name)
             props = (existing or {}).get("properties") or {}
-            current = set(destinations(props))
+            current = destination_set(props)
             mark = names.parse_rule_description(
                 str(props.get("description") or ""), self.settings.cluster_name
             )
@@ -271,7 +272,8 @@ class NsgChanges:
                 continue
             # in the rule's own order (sorted, as lbprov writes it), so that sorting them again costs
             # a pass, not a sort of up to one address per Service (with_destinations)
-            after_dest = [d for d in destinations(props) if d not in stale] + [address or placeholder(family)]
+            kept = destinations(props) if not stale else [d for d in destinations(props) if d not in stale]
+            after_dest = [*kept, address or placeholder(family)]
             after_props = body["properties"] if existing is None or identity else props
             view_after = view_nsg_rule({"properties": with_destinations(after_props, after_dest)})
             data = {
@@ -316,10 +318,10 @@ class NsgChanges:
             if name in wanted:
                 continue
             props = existing.get("properties") or {}
-            current = set(destinations(props))
+            current = destination_set(props)
             if not current & mine:
                 continue
-            out.append(self._shared_leave(nsg, name, existing, current & mine, ref))
+            out.append(self._shared_leave(nsg, name, existing, set(current & mine), ref))
         return out
 
     def _shared_leave(self, nsg: JSON, name: str, existing: JSON, gone: set[str], ref: ServiceRef) -> Change:
