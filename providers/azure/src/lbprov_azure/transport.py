@@ -159,9 +159,10 @@ class Urllib3Transport(HttpTransport[HttpRequest, Response]):
             body = body.encode()
         url = request.url
         pool: Any = self.pool
-        if self._endpoint_pool is not None and url[: len(self._origin) + 1].lower() == self._origin + "/":
+        endpoint_pool = self._endpoint_pool  # read once: a close() in another thread sets it to None
+        if endpoint_pool is not None and url[: len(self._origin) + 1].lower() == self._origin + "/":
             # what PoolManager.urlopen would do: the same pool, the path and query, any host allowed
-            pool, url = self._endpoint_pool, url[len(self._origin) :]
+            pool, url = endpoint_pool, url[len(self._origin) :]
         try:
             raw = pool.urlopen(
                 request.method,
