@@ -3,9 +3,12 @@ the sandbox API server, in order, aggregated; never blocking the caller; flushed
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -357,52 +360,67 @@ def test_a_stop_ends_the_wait_between_tries_at_once() -> None:
     assert sink.answers == [False]
 
 
-def test_a_try_after_a_lost_answer_finds_the_stored_event_instead_of_making_a_second() -> None:
-    """The review's repro: the API server stores the first POST but answers after the client's read
-    timeout; the next try (same name, as client-go) gets AlreadyExists, which counts as stored."""
-    import json
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class _EventsAPI(BaseHTTPRequestHandler):
+    """A bare API server's Event handling for the lost-answer tests: JSON in and out, quiet."""
 
-    stored: list[str] = []
+    def _answer(self, status: int, out: dict[str, Any]) -> None:
+        data = json.dumps(out).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:
+            pass  # the client gave up on this answer
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            name = body["metadata"]["name"]
-            if name in stored:
-                status, out = 409, {"kind": "Status", "code": 409, "reason": "AlreadyExists", "message": name}
-            else:
-                stored.append(name)
-                if len(stored) == 1:
-                    time.sleep(1.0)  # stored; the answer comes after the client gave up
-                status, out = 201, body
-            data = json.dumps(out).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except OSError:
-                pass
+    def _body(self) -> dict[str, Any]:
+        return dict(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
 
-        def log_message(self, *args: Any) -> None:
-            pass
+    def log_message(self, *args: Any) -> None:
+        pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+@contextmanager
+def _recorder_on(handler: type[_EventsAPI]) -> Iterator[tuple[EventRecorder, CountingSink]]:
+    """A recorder posting through a real client (0.3 s read timeout) to ``handler``'s server."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         kube = KubeClient.for_url(f"http://127.0.0.1:{server.server_address[1]}")
         kube.read_timeout = 0.3
         sink = CountingSink(kube)
         recorder = EventRecorder(sink, retry_seconds=0.05, jitter=lambda: 0.5).start()
-        recorder.record(_ref("web"), "Normal", "EnsuredLoadBalancer", "Ensured load balancer")
-        assert recorder.flush(10)
-        recorder.stop()
-        assert sink.answers == [False, True] and len(stored) == 1
-        assert recorder.dropped("unreachable") == 0
+        try:
+            yield recorder, sink
+        finally:
+            recorder.stop()
     finally:
         server.shutdown()
+
+
+def test_a_try_after_a_lost_answer_finds_the_stored_event_instead_of_making_a_second() -> None:
+    """The review's repro: the API server stores the first POST but answers after the client's read
+    timeout; the next try (same name, as client-go) gets AlreadyExists, which counts as stored."""
+    stored: list[str] = []
+
+    class Handler(_EventsAPI):
+        def do_POST(self) -> None:
+            body = self._body()
+            name = body["metadata"]["name"]
+            if name in stored:
+                self._answer(409, {"kind": "Status", "code": 409, "reason": "AlreadyExists", "message": name})
+                return
+            stored.append(name)
+            if len(stored) == 1:
+                time.sleep(1.0)  # stored; the answer comes after the client gave up
+            self._answer(201, body)
+
+    with _recorder_on(Handler) as (recorder, sink):
+        recorder.record(_ref("web"), "Normal", "EnsuredLoadBalancer", "Ensured load balancer")
+        assert recorder.flush(10)
+    assert sink.answers == [False, True] and len(stored) == 1
+    assert recorder.dropped("unreachable") == 0
 
 
 def test_a_retried_aggregation_patch_after_a_lost_answer_counts_the_repeat_once() -> None:
@@ -410,27 +428,10 @@ def test_a_retried_aggregation_patch_after_a_lost_answer_counts_the_repeat_once(
     once the patch is answered), as client-go's correlator does: the API server stores the first
     PATCH but answers after the client's read timeout, the next try sends the same count, and the
     Event ends at count 2, not 3."""
-    import json
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     events: dict[str, dict[str, Any]] = {}
     patches: list[dict[str, Any]] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self, status: int, out: dict[str, Any]) -> None:
-            data = json.dumps(out).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except OSError:
-                pass
-
-        def _body(self) -> dict[str, Any]:
-            return dict(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-
+    class Handler(_EventsAPI):
         def do_POST(self) -> None:
             body = self._body()
             events[body["metadata"]["name"]] = body
@@ -445,23 +446,11 @@ def test_a_retried_aggregation_patch_after_a_lost_answer_counts_the_repeat_once(
                 time.sleep(1.0)  # stored; the answer comes after the client gave up
             self._answer(200, event)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        kube = KubeClient.for_url(f"http://127.0.0.1:{server.server_address[1]}")
-        kube.read_timeout = 0.3
-        sink = CountingSink(kube)
-        recorder = EventRecorder(sink, retry_seconds=0.05, jitter=lambda: 0.5).start()
+    with _recorder_on(Handler) as (recorder, sink):
         for _ in range(2):
             recorder.record(_ref("web"), "Warning", "SyncLoadBalancerFailed", "quota exceeded")
         assert recorder.flush(10)
-        recorder.stop()
-        assert sink.answers == [True, False, True], "posted, patch answer lost, patch again"
-        assert [p["count"] for p in patches] == [2, 2], "the same absolute count both times"
-        (event,) = events.values()
-        assert event["count"] == 2
-    finally:
-        server.shutdown()
+    assert sink.answers == [True, False, True], "posted, patch answer lost, patch again"
+    assert [p["count"] for p in patches] == [2, 2], "the same absolute count both times"
+    (event,) = events.values()
+    assert event["count"] == 2

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import random
 import string
+from collections.abc import Sequence
 from typing import Any
 
 #: moto's own methods (set by :func:`install`), for the tests that compare.
@@ -38,34 +39,30 @@ def get_random_string(
 ) -> str:
     """``MotoRandom.get_random_string``: ``length`` characters of the pool, as ``choice`` draws them."""
     pool = _LETTERS_DIGITS if include_digits else _LETTERS
+    text = _draw(self.getrandbits, pool, length)
+    return text.lower() if lower_case else text
+
+
+def _draw(getrandbits: Any, pool: Sequence[str], length: int) -> str:
+    """``length`` items of ``pool`` joined, each as ``random.choice`` draws one: ``getrandbits`` of
+    the pool size's bit length, drawn again while out of range."""
     size = len(pool)
     bits = size.bit_length()
-    getrandbits = self.getrandbits
     out = []
     for _ in range(length):
         r = getrandbits(bits)
         while r >= size:
             r = getrandbits(bits)
         out.append(pool[r])
-    text = "".join(out)
-    return text.lower() if lower_case else text
+    return "".join(out)
 
 
 def _hex_maker(hex_chars: list[Any]) -> Any:
     names = [str(c) for c in hex_chars]  # moto joins str() of each (its pool mixes ints and letters)
-    size = len(names)
-    bits = size.bit_length()
 
     def get_random_hex(self: Any, length: int = 8) -> str:
         """``MotoRandom.get_random_hex``: ``length`` of moto's hex characters, as ``choice`` draws them."""
-        getrandbits = self.getrandbits
-        out = []
-        for _ in range(length):
-            r = getrandbits(bits)
-            while r >= size:
-                r = getrandbits(bits)
-            out.append(names[r])
-        return "".join(out)
+        return _draw(self.getrandbits, names, length)
 
     return get_random_hex
 
