@@ -124,8 +124,9 @@ def test_a_leader_waits_for_applies_announced_before_its_batch_not_after():
     early = writer.announce()
     threads = [threading.Thread(target=writer.submit, args=(delta("a"),))]
     threads[0].start()
-    # the leader waits for ``early`` (announced before it led) ...
-    wait_for(lambda: writer.stats.submissions == 1, 10, "the leader waits")
+    # the leader waits for ``early`` (announced before it led) ... (``leads``: its cut is taken; a
+    # wait on ``submissions`` alone let ``late`` be announced before the cut, now and then, under load)
+    wait_for(lambda: writer.stats.leads == 1, 10, "the leader waits")
     late = writer.announce()  # ... but not for this one, announced after it took the lead
     threads.append(threading.Thread(target=writer.submit, args=(delta("b"), early)))
     threads[1].start()  # the early apply arrives: it joins the leader's batch, which goes at once

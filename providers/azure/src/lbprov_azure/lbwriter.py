@@ -119,6 +119,8 @@ class LBDelta:
 @dataclass
 class WriterStats:
     submissions: int = 0
+    #: batches whose leader has fixed which announced applies it waits for (tests wait for this)
+    leads: int = 0
     batches: int = 0
     puts: int = 0
     deletes: int = 0
@@ -488,6 +490,7 @@ class SharedLBWriter:
             # without a worker slot (lbprov.slots), new ones announce all the time, and waiting for
             # them too would hold every batch for max_wait.
             cut = self._announced
+            self.stats.leads += 1
         if self.window:
             time.sleep(self.window)
         with self._lock:
