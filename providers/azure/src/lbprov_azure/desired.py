@@ -364,22 +364,34 @@ def rule_count(intent: Intent, opts: AzureOptions) -> int:
     one per served port and family), so the count is the same (``test_plan_shortcuts.py`` compares)."""
     dual = len(intent.ip_families) > 1
     if opts.ha_ports:
-        first = intent.ports[0]
-        stem = names.rule_name(intent.lb_name, first.protocol, first.port)
-        return len(
-            {
-                stem + names.of_family(intent.lb_name, f, dual)[len(intent.lb_name) :]
-                for f in intent.ip_families
-            }
-        )
-    served = [p for p in intent.ports if (po := opts.port(p.port)) is None or po.lb_rule]
+        return len({_ha_rule_name(intent, _family_suffix(intent, f, dual)) for f in intent.ip_families})
     return len(
         {
-            names.of_family(names.rule_name(intent.lb_name, p.protocol, p.port), family, dual)
+            _port_rule_name(intent, p, family, dual)
             for family in intent.ip_families
-            for p in served
+            for p in _served(intent, opts)
         }
     )
+
+
+def _served(intent: Intent, opts: AzureOptions) -> list[Port]:
+    """The ports that get a rule (``port_<n>_no_lb_rule``: no rule, no probe and no NSG port)."""
+    return [p for p in intent.ports if (po := opts.port(p.port)) is None or po.lb_rule]
+
+
+def _family_suffix(intent: Intent, family: str, dual: bool) -> str:
+    """What ``family`` adds to the Service's names (``-IPv6`` for a dual-stack Service's IPv6 part)."""
+    return names.of_family(intent.lb_name, family, dual)[len(intent.lb_name) :]
+
+
+def _port_rule_name(intent: Intent, port: Port, family: str, dual: bool) -> str:
+    return names.of_family(names.rule_name(intent.lb_name, port.protocol, port.port), family, dual)
+
+
+def _ha_rule_name(intent: Intent, suffix: str) -> str:
+    """The HA-ports rule is named as the first port's rule, plus the family's suffix."""
+    first = intent.ports[0]
+    return names.rule_name(intent.lb_name, first.protocol, first.port) + suffix
 
 
 def build_desired(
@@ -423,8 +435,7 @@ def build_desired(
     nsg: dict[str, JSON] = {}
     shared: dict[str, JSON] = {}
     shared_family: dict[str, str] = {}
-    # port_<n>_no_lb_rule: the port gets no rule, no probe and no NSG port
-    served = [p for p in intent.ports if (po := opts.port(p.port)) is None or po.lb_rule]
+    served = _served(intent, opts)
     mark = names.rule_identity(settings.cluster_id)
     description = f"lbprov {names.cluster_mark(cluster)} {intent.ref.uid} {mark} {intent.ref.key}"[:140]
     for family in intent.ip_families:
@@ -450,10 +461,17 @@ def build_desired(
         probe_base = ids.lb_child(rg, lb, "probes", "")
         if opts.ha_ports:
             _ha_rule(
-                intent, opts, rules, probes, fe_id, pool_id, probe_base, suffix=base[len(intent.lb_name) :]
+                intent,
+                opts,
+                rules,
+                probes,
+                fe_id,
+                pool_id,
+                probe_base,
+                suffix=_family_suffix(intent, family, dual),
             )
         for port in [] if opts.ha_ports else served:
-            name = names.of_family(names.rule_name(intent.lb_name, port.protocol, port.port), family, dual)
+            name = _port_rule_name(intent, port, family, dual)
             po = opts.port(port.port)
             rules[name] = {
                 "name": name,
@@ -622,7 +640,7 @@ def _ha_rule(
     frontend and backend port 0, floating IP and TCP reset on, named and probed as the first port
     (``suffix``: ``-IPv6`` for the IPv6 rule of a dual-stack Service)."""
     first = intent.ports[0]
-    name = names.rule_name(intent.lb_name, first.protocol, first.port) + suffix
+    name = _ha_rule_name(intent, suffix)
     rules[name] = {
         "name": name,
         "properties": {
