@@ -58,8 +58,9 @@ class MemoryStore:
                 raise PreconditionFailed("412")
             if any(f["name"] == "bad" for f in body["properties"]["frontendIPConfigurations"]):
                 raise WriteRejected("400 InvalidResourceReference")
-            self.puts += 1
+            # the body before the count: a test that waits for ``puts`` reads ``body`` without the lock
             self.body = {**copy.deepcopy(body), "etag": str(uuid.uuid4())}
+            self.puts += 1
             return copy.deepcopy(self.body)
 
     def delete(self, *, etag):
