@@ -123,3 +123,23 @@ def test_each_snapshot_of_a_rule_gets_its_own_destination_set_and_the_memo_stays
         props = {"destinationAddressPrefixes": [f"198.18.1.{i % 250}", "198.18.0.1"]}
         assert desired.destination_set(props) == {f"198.18.1.{i % 250}", "198.18.0.1"}
         assert len(desired._dest_sets) <= desired._DEST_SETS_MAX
+
+
+def test_a_rule_body_changed_in_place_is_not_answered_from_the_memo() -> None:
+    """Rule bodies are snapshots, never changed in place; if a caller ever did, the memo must not
+    answer with the set made before the change (a stale set would plan a wrong NSG write)."""
+    from lbprov_azure import desired
+
+    props = {"destinationAddressPrefixes": ["198.18.2.1", "198.18.2.2"]}
+    assert desired.destination_set(props) == {"198.18.2.1", "198.18.2.2"}
+    props["destinationAddressPrefixes"].append("198.18.2.3")  # an address added in place
+    assert desired.destination_set(props) == {"198.18.2.1", "198.18.2.2", "198.18.2.3"}
+    props["destinationAddressPrefixes"].remove("198.18.2.1")  # ... and one removed
+    assert desired.destination_set(props) == {"198.18.2.2", "198.18.2.3"}
+    props["destinationAddressPrefixes"] = ["198.18.2.9", "198.18.2.8"]  # the field set anew
+    assert desired.destination_set(props) == {"198.18.2.8", "198.18.2.9"}
+    del props["destinationAddressPrefixes"]
+    props["destinationAddressPrefix"] = "198.18.2.7"  # the single field instead
+    assert desired.destination_set(props) == {"198.18.2.7"}
+    props["destinationAddressPrefix"] = "198.18.2.6"
+    assert desired.destination_set(props) == {"198.18.2.6"}

@@ -588,19 +588,27 @@ def destination_set(props: JSON) -> frozenset[str]:
     plan of a Service asks whether its address is among them, and every other shared rule whether
     it holds the Service's: a set built per question made each plan O(Services) (~0.15 ms per set
     at 1,000, issue 14). Rule bodies are read-only snapshots of a read round (a write brings a new
-    dict), so the set is made once per snapshot; the dict is held so that its id is not reused."""
+    dict), so the set is made once per snapshot; the dict is held so that its id is not reused.
+    The answer is also kept with the destination fields it was made of (the single value, the list
+    object and its length), so a body changed in place after all (a field set anew, an address added
+    or removed) is not answered from the memo: O(1) to check, and a snapshot's contract broken by a
+    future caller costs a rebuild, not a wrong plan."""
+    one = props.get("destinationAddressPrefix")
+    many = props.get("destinationAddressPrefixes")
+    size = len(many) if many else 0
     hit = _dest_sets.get(id(props))
-    if hit is not None and hit[0] is props:
-        return hit[1]
+    if hit is not None and hit[0] is props and hit[1] == one and hit[2] is many and hit[3] == size:
+        return hit[4]
     found = frozenset(destinations(props))
     if len(_dest_sets) >= _DEST_SETS_MAX:
         _dest_sets.clear()  # superseded snapshots: never grows past the bound
-    _dest_sets[id(props)] = (props, found)
+    _dest_sets[id(props)] = (props, one, many, size, found)
     return found
 
 
-#: destination_set's answers by the identity of the properties asked about; bounded
-_dest_sets: dict[int, tuple[JSON, frozenset[str]]] = {}
+#: destination_set's answers by the identity of the properties asked about (with the fields they were
+#: made of); bounded
+_dest_sets: dict[int, tuple[JSON, Any, Any, int, frozenset[str]]] = {}
 _DEST_SETS_MAX = 16  # a 1,000-address rule is ~60 KB: at most ~1 MB of superseded ones
 
 
