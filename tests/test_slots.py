@@ -298,24 +298,28 @@ def test_an_event_while_a_key_waits_for_its_slot_makes_no_second_sync() -> None:
 
 
 def test_no_key_starves_while_the_queue_stays_full() -> None:
-    """workers=2 with 6 waiting threads and 200 keys queued at once (a steady stream as seen by
-    the workers: the queue never empties until the end). Every key starts within a few places of
-    its queue position (before: keys s002-s009 ran at positions 190-198)."""
+    """One slot with 6 waiting threads and 200 keys queued at once (a steady stream as seen by
+    the workers: the queue never empties until the end). Every key starts in its queue position
+    (before: keys s002-s009 ran at positions 190-198).
+
+    One slot, so that the start order is the grant order: the next grant comes only when the sync
+    before it has given its slot back. With two slots (as this test had), a thread granted a slot
+    but not yet run on a loaded machine let the other slot's keys start before its own: 6 and 9
+    places late in stress runs, where the test allowed 2."""
     recorder = _Recorder(call_seconds=0.002)
-    w = _workers(recorder, workers=2, waiting_syncs=6)
+    w = _workers(recorder, workers=1, waiting_syncs=6)
     keys = [f"ns/s{i:03d}" for i in range(200)]
     for key in keys:
         w.queue.add(key)
     w.start()
     try:
-        wait_for(lambda: len(recorder.runs) == len(keys), 30, "every key ran")
+        wait_for(lambda: len(recorder.runs) == len(keys), 120, "every key ran")
     finally:
-        assert w.stop(5)
+        assert w.stop(60)
     position = {key: i for i, key in enumerate(recorder.runs)}
     delay = max(position[key] - i for i, key in enumerate(keys))
-    # grants follow the queue order; only two threads granted slots about together may start in
-    # either order
-    assert delay <= 2, f"a key started {delay} places after its queue position"
+    assert delay == 0, f"a key started {delay} places after its queue position"
+    assert recorder.runs == keys
 
 
 class _SharedWriter:
