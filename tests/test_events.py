@@ -4,11 +4,12 @@ the sandbox API server, in order, aggregated; never blocking the caller; flushed
 from __future__ import annotations
 
 import json
+import select
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -377,14 +378,25 @@ class _EventsAPI(BaseHTTPRequestHandler):
     def _body(self) -> dict[str, Any]:
         return dict(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
 
+    def _hold_until_the_client_tries_again(self) -> None:
+        """Answer only after the client gave up on this request: its next try's connection is
+        waiting to be accepted (the server takes one request at a time). A fixed 1 s sleep
+        against the client's 0.3 s timeout let a slow handler thread be overtaken by the retry."""
+        assert select.select([self.server.socket], [], [], 60)[0], "the client never tried again"
+
     def log_message(self, *args: Any) -> None:
         pass
 
 
 @contextmanager
 def _recorder_on(handler: type[_EventsAPI]) -> Iterator[tuple[EventRecorder, CountingSink]]:
-    """A recorder posting through a real client (0.3 s read timeout) to ``handler``'s server."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    """A recorder posting through a real client (0.3 s read timeout) to ``handler``'s server.
+
+    The server handles one request at a time, in the order they came (each on a connection of
+    its own: HTTP/1.0): a try after a lost answer is looked at only once the first one is stored,
+    however late a loaded machine runs the server (with a thread per request, a first request's
+    thread that had not run within the client's 0.3 s let the retry store the event first)."""
+    server = HTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         kube = KubeClient.for_url(f"http://127.0.0.1:{server.server_address[1]}")
@@ -413,7 +425,7 @@ def test_a_try_after_a_lost_answer_finds_the_stored_event_instead_of_making_a_se
                 return
             stored.append(name)
             if len(stored) == 1:
-                time.sleep(1.0)  # stored; the answer comes after the client gave up
+                self._hold_until_the_client_tries_again()  # stored; the answer comes too late
             self._answer(201, body)
 
     with _recorder_on(Handler) as (recorder, sink):
@@ -443,7 +455,7 @@ def test_a_retried_aggregation_patch_after_a_lost_answer_counts_the_repeat_once(
             event.update(patch)  # a merge patch of two top-level fields
             patches.append(patch)
             if len(patches) == 1:
-                time.sleep(1.0)  # stored; the answer comes after the client gave up
+                self._hold_until_the_client_tries_again()  # stored; the answer comes too late
             self._answer(200, event)
 
     with _recorder_on(Handler) as (recorder, sink):
