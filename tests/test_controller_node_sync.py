@@ -288,13 +288,23 @@ def test_a_node_change_is_one_node_sync_and_no_per_service_plan(env: Env) -> Non
 
 def test_a_node_change_that_changes_nothing_writes_nothing_and_records_no_event(env: Env) -> None:
     _start_with(env, ("a", None))
-    # node-2 made ineligible, then eligible again within the debounce window: the set is unchanged
-    env.change_nodes(
-        lambda: (
-            env.kube.patch_node("node-2", {"metadata": {"labels": {EXCLUDE_LABEL: "true"}}}),
-            env.kube.patch_node("node-2", {"metadata": {"labels": {EXCLUDE_LABEL: None}}}),
-        )
-    )
+    sync = env.controller.node_sync
+
+    def in_the_cache(rv: str) -> bool:
+        return ((env.controller.nodes.get("node-2") or {}).get("metadata") or {}).get("resourceVersion") == rv
+
+    # node-2 made ineligible, then eligible again within the debounce window: the set is unchanged.
+    # The window stays open until the node cache holds both changes: holding the handler's lock
+    # keeps a timer that fires meanwhile pending (the 0.05 s window alone could close between the
+    # two on a loaded machine, and the node sync would write the pool without node-2, then back).
+    def flap() -> None:
+        with sync._running:
+            env.kube.patch_node("node-2", {"metadata": {"labels": {EXCLUDE_LABEL: "true"}}})
+            back = env.kube.patch_node("node-2", {"metadata": {"labels": {EXCLUDE_LABEL: None}}})
+            rv = back["metadata"]["resourceVersion"]
+            wait_for(lambda: in_the_cache(rv), 60, "both node changes in the node cache")
+
+    env.change_nodes(flap)
     assert env.provider.calls.stats.writes == 0 and env.provider.planned == []
     assert env.updated_events("a") == []
 
