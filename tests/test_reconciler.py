@@ -509,7 +509,7 @@ def test_events_leave_the_workers_path_and_stop_flushes_them() -> None:
     kube.put(make_service("web"))
     controller = controller_over(kube, FakeProvider("a", timeline), workers=1, metrics=Metrics())
     controller.start()
-    wait_for(lambda: kube.services["default/web"].get("status"), 5, "status written")
+    wait_for(lambda: kube.services["default/web"].get("status"), 60, "status written")
     assert entered.is_set() and kube.events == [], "the first event is still being posted"
     stopper = threading.Thread(target=controller.stop)
     stopper.start()
@@ -632,13 +632,13 @@ def test_batches_run_inside_the_provider_read_round_until_the_queue_drains() -> 
     controller.start()
     try:
         # the initial sync is one round, closed when drained
-        wait_for(lambda: rounds == ["enter", "exit"], 5, "the initial sync's round", interval=0.01)
+        wait_for(lambda: rounds == ["enter", "exit"], 60, "the initial sync's round", interval=0.01)
         assert plans_in_round == [True] * 5
         assert controller.resync() == 5
         # Only the periodic resync is a drift check (not the initial sync, nor a node sync).
         wait_for(
             lambda: rounds == ["enter", "exit", "enter", "drift-check", "exit"],
-            5,
+            60,
             "the resync's drift-check round",
             interval=0.01,
         )
@@ -751,7 +751,7 @@ def test_a_batch_longer_than_a_round_gets_a_fresh_round_not_none(monkeypatch: py
     try:
         wait_for(
             lambda: len(plans_in_round) >= 6 and open_rounds["now"] == 0,
-            5,
+            60,
             "six plans and every round closed",
             interval=0.01,
         )

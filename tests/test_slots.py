@@ -155,13 +155,13 @@ def test_the_controller_runs_another_sync_while_one_waits_in_released() -> None:
         controller.enqueue("default/second")
         wait_for(
             lambda: kube.services["default/second"].get("status", {}).get("loadBalancer", {}).get("ingress"),
-            5,
+            60,
             "the second Service's ingress while the first waits",
         )
         gate.set()
         wait_for(
             lambda: kube.services["default/first"].get("status", {}).get("loadBalancer", {}).get("ingress"),
-            5,
+            60,
             "the first Service's ingress after its wait",
         )
     finally:
