@@ -226,10 +226,8 @@ def leader_env(request: pytest.FixtureRequest) -> Iterator[Env]:
     """With leader election on the sandbox's Lease; ``shutdown_timeout`` is the (indirect) param."""
     yield from _env(
         leader_elect=True,
-        # with 3 s / 2 s, a renewal 2 s late on a loaded machine would lose the lease mid-test; the
-        # fence tests wait out the lease, so it stays short
-        lease_duration=6.0,
-        renew_deadline=5.0,
+        lease_duration=3.0,
+        renew_deadline=2.0,
         retry_period=0.1,
         shutdown_timeout=getattr(request, "param", 20.0),
         identity=IDENTITY,
