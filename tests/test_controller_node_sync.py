@@ -277,7 +277,7 @@ def test_a_node_change_is_one_node_sync_and_no_per_service_plan(env: Env) -> Non
     assert env.provider.calls.stats.writes == 1  # one write for all three Services
     # upstream's event, once per Service whose load balancer got the new host
     for name in ("a", "b", "c"):
-        wait_for(lambda n=name: env.updated_events(n), 5, f"UpdatedLoadBalancer on {name}")
+        wait_for(lambda n=name: env.updated_events(n), 60, f"UpdatedLoadBalancer on {name}")
         assert env.updated_events(name) == ["Updated load balancer with new hosts"]
     # converged: a fresh per-Service plan of every Service is empty
     for name in ("a", "b", "c"):
@@ -288,13 +288,23 @@ def test_a_node_change_is_one_node_sync_and_no_per_service_plan(env: Env) -> Non
 
 def test_a_node_change_that_changes_nothing_writes_nothing_and_records_no_event(env: Env) -> None:
     _start_with(env, ("a", None))
-    # node-2 made ineligible, then eligible again within the debounce window: the set is unchanged
-    env.change_nodes(
-        lambda: (
-            env.kube.patch_node("node-2", {"metadata": {"labels": {EXCLUDE_LABEL: "true"}}}),
-            env.kube.patch_node("node-2", {"metadata": {"labels": {EXCLUDE_LABEL: None}}}),
-        )
-    )
+    sync = env.controller.node_sync
+
+    def in_the_cache(rv: str) -> bool:
+        return ((env.controller.nodes.get("node-2") or {}).get("metadata") or {}).get("resourceVersion") == rv
+
+    # node-2 made ineligible, then eligible again within the debounce window: the set is unchanged.
+    # The window stays open until the node cache holds both changes: holding the handler's lock
+    # keeps a timer that fires meanwhile pending (the 0.05 s window alone could close between the
+    # two on a loaded machine, and the node sync would write the pool without node-2, then back).
+    def flap() -> None:
+        with sync._running:
+            env.kube.patch_node("node-2", {"metadata": {"labels": {EXCLUDE_LABEL: "true"}}})
+            back = env.kube.patch_node("node-2", {"metadata": {"labels": {EXCLUDE_LABEL: None}}})
+            rv = back["metadata"]["resourceVersion"]
+            wait_for(lambda: in_the_cache(rv), 60, "both node changes in the node cache")
+
+    env.change_nodes(flap)
     assert env.provider.calls.stats.writes == 0 and env.provider.planned == []
     assert env.updated_events("a") == []
 
@@ -332,7 +342,7 @@ def test_a_service_whose_node_sync_write_failed_is_re_planned_without_the_event(
     report = env.controller.nodes_changed.last
     assert report is not None and report.queued == [f"{NS}/b"]
     assert report.failed == {"pool": {f"{NS}/b": "its record is locked"}}
-    wait_for(lambda: env.updated_events("a"), 5, "UpdatedLoadBalancer on a")
+    wait_for(lambda: env.updated_events("a"), 60, "UpdatedLoadBalancer on a")
     env.controller.events.flush(5)
     assert env.updated_events("b") == [], "no new-hosts event on a Service whose write failed"
 
@@ -422,7 +432,7 @@ def test_a_node_sync_that_lost_the_lease_while_planning_writes_nothing(env: Env)
     before = _node_sync_held(env, "plan")
     lost = threading.Thread(target=env.controller._stop_workers)  # the elector's lease-lost call
     lost.start()
-    wait_for(lambda: not env.controller.leading, 5, "the workers stopped")
+    wait_for(lambda: not env.controller.leading, 60, "the workers stopped")
     env.provider.node_release.set()
     wait_for(lambda: env.controller.node_sync.triggers > before, 20, "the node change handled")
     lost.join(10)
@@ -439,7 +449,7 @@ def test_a_node_sync_planning_when_stop_begins_writes_nothing(env: Env) -> None:
     _node_sync_held(env, "plan")
     stopper = threading.Thread(target=env.controller.stop)
     stopper.start()
-    wait_for(lambda: not env.controller.leading, 5, "the workers stopped")
+    wait_for(lambda: not env.controller.leading, 60, "the workers stopped")
     env.provider.node_release.set()
     stopper.join(20)
     assert not stopper.is_alive()
@@ -455,7 +465,7 @@ def test_stop_waits_for_a_running_node_sync_and_releases_the_lease_only_after(le
     _node_sync_held(env, "apply")  # its write began while leading
     stopper = threading.Thread(target=env.controller.stop)
     stopper.start()
-    wait_for(lambda: not env.controller.leading, 5, "the workers stopped")
+    wait_for(lambda: not env.controller.leading, 60, "the workers stopped")
     stopper.join(0.5)  # bounded: stop must still be waiting for the node sync's write...
     assert stopper.is_alive(), "stop returned while a node sync was still writing"
     assert _holder(env) == IDENTITY, "the lease was released while a node sync was still writing"

@@ -142,7 +142,7 @@ def test_get_watch_receives_update(kubectl, server: KubeAPIServer) -> None:  # t
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 120  # bounds a hang only: kubectl starts, watches, patches
         while not lines and time.monotonic() < deadline:  # the initial row: kubectl is watching
             time.sleep(0.05)
         assert lines, "kubectl get --watch printed nothing"

@@ -9,6 +9,7 @@ from typing import Any
 
 from lbprov.controller.nodes import NodeSync
 from lbprov.intent import EXCLUDE_LABEL, TO_BE_DELETED_TAINT
+from lbprov.testing import wait_for
 
 
 def node(name: str, **extra: Any) -> dict[str, Any]:
@@ -70,23 +71,34 @@ def test_eligibility_and_provider_id_changes_resync() -> None:
         new = copy.deepcopy(old)
         mutate(new)
         sync.on_update(old, new)
-        assert rec.fired.wait(2)
+        assert rec.fired.wait(60)  # bounds a hang only: it fires after 0.01 s
         sync.stop()
 
 
 def test_a_burst_of_node_changes_is_debounced_into_one_enqueue() -> None:
     sync, rec = armed_sync(0.2)
-    for i in range(20):
-        sync.on_add(node(f"n{i}"))
-    sync.on_delete(node("n0"))
-    assert rec.fired.wait(2)
-    time.sleep(0.3)
+    # The burst must land inside the window whatever the machine's load: holding the handler's
+    # lock keeps a timer that fires mid-burst pending (it waits for the lock before it clears
+    # the timer), so the later changes still ride along, as on a machine fast enough for 0.2 s.
+    with sync._running:
+        for i in range(20):
+            sync.on_add(node(f"n{i}"))
+        sync.on_delete(node("n0"))
+    # triggers is counted after the handler returned: wait for it, not for the handler's start
+    wait_for(lambda: sync.triggers == 1, 60, "the debounced node change handled")
+    time.sleep(0.3)  # a second handler would be due 0.2 s after a second timer started
     assert rec.calls == 1 and sync.triggers == 1
 
 
 def test_stop_cancels_a_pending_enqueue() -> None:
-    sync, rec = armed_sync(0.1)
+    # a window far longer than the test, so that stop() surely comes while the timer is pending
+    # (with 0.1 s, a loaded machine could fire it before stop); the cancelled timer's thread ends
+    # at once without calling the handler, and the test waits for exactly that
+    sync, rec = armed_sync(600)
     sync.on_add(node("a"))
+    timer = sync._timer
+    assert timer is not None, "the change started the debounce timer"
     sync.stop()
-    time.sleep(0.2)
-    assert rec.calls == 0
+    timer.join(60)
+    assert not timer.is_alive(), "stop() cancelled the pending timer"
+    assert rec.calls == 0 and sync.triggers == 0

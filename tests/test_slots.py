@@ -30,17 +30,17 @@ def test_at_most_n_threads_hold_a_slot_at_once() -> None:
             with lock:
                 inside += 1
                 most = max(most, inside)
-            go.wait(5)
+            go.wait(60)
             with lock:
                 inside -= 1
 
     threads = [threading.Thread(target=run) for _ in range(5)]
     for t in threads:
         t.start()
-    wait_for(lambda: slots.free() == 0, 5, "both slots taken")
+    wait_for(lambda: slots.free() == 0, 60, "both slots taken")
     go.set()
     for t in threads:
-        t.join(5)
+        t.join(60)
     assert most == 2
     assert slots.free() == 2
 
@@ -56,11 +56,11 @@ def test_a_wait_in_released_lets_another_sync_take_the_slot() -> None:
             order.append("waiter starts")
             with released():
                 waiting.set()
-                batch_done.wait(5)  # the shared writer's batch, sent by another thread
+                batch_done.wait(60)  # the shared writer's batch, sent by another thread
             order.append("waiter resumes")
 
     def other() -> None:
-        waiting.wait(5)
+        waiting.wait(60)
         with slots.held():  # only possible because the waiter gave its slot back
             order.append("other runs")
             batch_done.set()
@@ -69,7 +69,7 @@ def test_a_wait_in_released_lets_another_sync_take_the_slot() -> None:
     for t in threads:
         t.start()
     for t in threads:
-        t.join(5)
+        t.join(60)
     assert order == ["waiter starts", "other runs", "waiter resumes"]
     assert slots.free() == 1
 
@@ -83,16 +83,16 @@ def test_a_resuming_sync_gets_the_free_slot_before_a_new_one() -> None:
     holder_in = threading.Event()
 
     def holder() -> None:
-        in_wait.wait(5)
+        in_wait.wait(60)
         with slots.held():
             holder_in.set()
-            holder_go.wait(5)
+            holder_go.wait(60)
 
     def resumer() -> None:
         with slots.held():
             with released():
                 in_wait.set()
-                end_wait.wait(5)
+                end_wait.wait(60)
             order.append("resumed")
 
     def newcomer() -> None:
@@ -103,15 +103,15 @@ def test_a_resuming_sync_gets_the_free_slot_before_a_new_one() -> None:
     h = threading.Thread(target=holder)
     r.start()
     h.start()
-    holder_in.wait(5)  # the slot is the holder's; now a new sync and the resumer both wait for it
+    holder_in.wait(60)  # the slot is the holder's; now a new sync and the resumer both wait for it
     n = threading.Thread(target=newcomer)
     n.start()
-    wait_for(lambda: slots.waiting() == 1, 5, "the new sync waits")
+    wait_for(lambda: slots.waiting() == 1, 60, "the new sync waits")
     end_wait.set()
-    wait_for(lambda: slots.resuming() == 1, 5, "the resumer waits")
+    wait_for(lambda: slots.resuming() == 1, 60, "the resumer waits")
     holder_go.set()
     for t in (r, h, n):
-        t.join(5)
+        t.join(60)
     assert order == ["resumed", "new"]
 
 
@@ -150,18 +150,18 @@ def test_the_controller_runs_another_sync_while_one_waits_in_released() -> None:
     controller = controller_over(kube, provider, workers=1)
     controller.start()
     try:
-        assert waiting.wait(5), "the first sync waits in released()"
+        assert waiting.wait(60), "the first sync waits in released()"
         kube.put(make_service("second"))
         controller.enqueue("default/second")
         wait_for(
             lambda: kube.services["default/second"].get("status", {}).get("loadBalancer", {}).get("ingress"),
-            5,
+            60,
             "the second Service's ingress while the first waits",
         )
         gate.set()
         wait_for(
             lambda: kube.services["default/first"].get("status", {}).get("loadBalancer", {}).get("ingress"),
-            5,
+            60,
             "the first Service's ingress after its wait",
         )
     finally:
@@ -178,7 +178,7 @@ def test_a_freed_slot_goes_to_the_longest_waiting_sync_not_back_to_the_thread_th
 
     def holder() -> None:
         with slots.held():
-            go.wait(5)
+            go.wait(60)
         with slots.held():  # straight back for another sync, as a worker thread
             order.append("holder again")
 
@@ -188,14 +188,14 @@ def test_a_freed_slot_goes_to_the_longest_waiting_sync_not_back_to_the_thread_th
 
     threads = [threading.Thread(target=holder)]
     threads[0].start()
-    wait_for(lambda: slots.free() == 0, 5, "the holder's slot")
+    wait_for(lambda: slots.free() == 0, 60, "the holder's slot")
     for i, name in enumerate(["w1", "w2", "w3"]):
         threads.append(threading.Thread(target=waiter, args=(name,)))
         threads[-1].start()
-        wait_for(lambda i=i: slots.waiting() == i + 1, 5, f"{name} in line")  # type: ignore[misc]
+        wait_for(lambda i=i: slots.waiting() == i + 1, 60, f"{name} in line")  # type: ignore[misc]
     go.set()
     for t in threads:
-        t.join(5)
+        t.join(60)
     assert order == ["w1", "w2", "w3", "holder again"]
     assert slots.free() == 1
     assert slots.waiting() == 0
@@ -260,20 +260,20 @@ def test_keys_waiting_for_a_slot_start_in_the_queue_order() -> None:
     w.start()
     try:
         w.queue.add("ns/a")
-        wait_for(lambda: recorder.runs == ["ns/a"], 5, "a runs")
+        wait_for(lambda: recorder.runs == ["ns/a"], 60, "a runs")
         for key in ["ns/b", "ns/c", "ns/d", "ns/e"]:
             w.queue.add(key)
-        wait_for(lambda: w.slots.waiting() == 3, 5, "b, c, d taken, waiting for the slot")
+        wait_for(lambda: w.slots.waiting() == 3, 60, "b, c, d taken, waiting for the slot")
         assert len(w.queue) == 1  # e
         controller = SimpleNamespace(_workers=w)
         assert Controller.queue_depth(controller) == 4.0  # type: ignore[arg-type]
         recorder.gate.set()
-        wait_for(lambda: len(recorder.runs) == 5, 5, "every key ran")
+        wait_for(lambda: len(recorder.runs) == 5, 60, "every key ran")
         assert recorder.runs == ["ns/a", "ns/b", "ns/c", "ns/d", "ns/e"]
         assert Controller.queue_depth(controller) == 0.0  # type: ignore[arg-type]
     finally:
         recorder.gate.set()
-        assert w.stop(5)
+        assert w.stop(60)
 
 
 def test_an_event_while_a_key_waits_for_its_slot_makes_no_second_sync() -> None:
@@ -285,37 +285,41 @@ def test_an_event_while_a_key_waits_for_its_slot_makes_no_second_sync() -> None:
     w.start()
     try:
         w.queue.add("ns/a")
-        wait_for(lambda: recorder.runs == ["ns/a"], 5, "a runs")
+        wait_for(lambda: recorder.runs == ["ns/a"], 60, "a runs")
         w.queue.add("ns/b")
-        wait_for(lambda: w.slots.waiting() == 1, 5, "b taken, waiting for the slot")
+        wait_for(lambda: w.slots.waiting() == 1, 60, "b taken, waiting for the slot")
         w.queue.add("ns/b")  # the Service changed while its key waited
         recorder.gate.set()
-        wait_for(lambda: w.queue.in_flight() == 0 and len(w.queue) == 0, 5, "idle")
+        wait_for(lambda: w.queue.in_flight() == 0 and len(w.queue) == 0, 60, "idle")
         assert recorder.runs == ["ns/a", "ns/b"]
     finally:
         recorder.gate.set()
-        assert w.stop(5)
+        assert w.stop(60)
 
 
 def test_no_key_starves_while_the_queue_stays_full() -> None:
-    """workers=2 with 6 waiting threads and 200 keys queued at once (a steady stream as seen by
-    the workers: the queue never empties until the end). Every key starts within a few places of
-    its queue position (before: keys s002-s009 ran at positions 190-198)."""
+    """One slot with 6 waiting threads and 200 keys queued at once (a steady stream as seen by
+    the workers: the queue never empties until the end). Every key starts in its queue position
+    (before: keys s002-s009 ran at positions 190-198).
+
+    One slot, so that the start order is the grant order: the next grant comes only when the sync
+    before it has given its slot back. With two slots (as this test had), a thread granted a slot
+    but not yet run on a loaded machine let the other slot's keys start before its own: 6 and 9
+    places late in stress runs, where the test allowed 2."""
     recorder = _Recorder(call_seconds=0.002)
-    w = _workers(recorder, workers=2, waiting_syncs=6)
+    w = _workers(recorder, workers=1, waiting_syncs=6)
     keys = [f"ns/s{i:03d}" for i in range(200)]
     for key in keys:
         w.queue.add(key)
     w.start()
     try:
-        wait_for(lambda: len(recorder.runs) == len(keys), 30, "every key ran")
+        wait_for(lambda: len(recorder.runs) == len(keys), 120, "every key ran")
     finally:
-        assert w.stop(5)
+        assert w.stop(60)
     position = {key: i for i, key in enumerate(recorder.runs)}
     delay = max(position[key] - i for i, key in enumerate(keys))
-    # grants follow the queue order; only two threads granted slots about together may start in
-    # either order
-    assert delay <= 2, f"a key started {delay} places after its queue position"
+    assert delay == 0, f"a key started {delay} places after its queue position"
+    assert recorder.runs == keys
 
 
 class _SharedWriter:
@@ -341,14 +345,14 @@ def test_a_key_whose_slot_comes_after_stop_is_not_synced_but_done() -> None:
     w = _workers(recorder, workers=1, waiting_syncs=2)
     w.start()
     w.queue.add("ns/a")
-    wait_for(lambda: recorder.runs == ["ns/a"], 5, "a runs")
+    wait_for(lambda: recorder.runs == ["ns/a"], 60, "a runs")
     w.queue.add("ns/b")
-    wait_for(lambda: w.slots.waiting() == 1, 5, "b waits for the slot")
-    stopper = threading.Thread(target=w.stop, args=(5,))
+    wait_for(lambda: w.slots.waiting() == 1, 60, "b waits for the slot")
+    stopper = threading.Thread(target=w.stop, args=(60,))
     stopper.start()
-    wait_for(lambda: w.stop_event.is_set(), 5, "stop began")
+    wait_for(lambda: w.stop_event.is_set(), 60, "stop began")
     recorder.gate.set()
-    stopper.join(5)
+    stopper.join(60)
     assert recorder.runs == ["ns/a"]
     assert w.queue.in_flight() == 0  # b's done() was called
     assert not any(t.is_alive() for t in w.threads)
@@ -371,7 +375,7 @@ def test_many_threads_releasing_and_resuming_never_exceed_n_and_lose_no_slot() -
 
     def run(seed: int) -> None:
         rnd = random.Random(seed)
-        start.wait(5)
+        start.wait(60)
         for _ in range(200):
             with slots.held():
                 inc(1)

@@ -8,6 +8,7 @@ GCP -- the traffic firewall rule widened; Azure -- a load-balancing rule deleted
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +18,7 @@ from cli_testlib import run_cli, validate_schema
 from sandbox_support import Env, wait_for
 
 from lbprov import naming
-from lbprov.controller.manager import Controller, ControllerConfig, running
+from lbprov.controller.manager import Controller, ControllerConfig, _Workers, running
 from lbprov.provider import load_provider
 
 SOURCE = "10.0.0.0/8"
@@ -209,12 +210,53 @@ def test_plan_shows_exactly_the_hand_made_drift(env: Env) -> None:
         env.writer.apply(env.plan_for("web"))  # repair before the next scenario
 
 
-def test_controller_resync_repairs_hand_made_drift(env: Env) -> None:
+class ResyncGate:
+    """Holds the controller's periodic resyncs back while closed (a due one waits, then runs on
+    opening), and counts those running, so that a test can make a hand change and plan it with
+    no resync in between, then let the timer's own resync repair it."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._cond = threading.Condition()
+        self._closed = False
+        self._running = 0
+        real = _Workers.resync
+
+        def gated(workers: _Workers) -> int:
+            with self._cond:
+                self._cond.wait_for(lambda: not self._closed)
+                self._running += 1
+            try:
+                return real(workers)
+            finally:
+                with self._cond:
+                    self._running -= 1
+
+        monkeypatch.setattr(_Workers, "resync", gated)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+
+    def open(self) -> None:
+        with self._cond:
+            self._closed = False
+            self._cond.notify_all()
+
+    def quiet(self) -> bool:
+        """Closed, and no resync past the gate any more (their keys are queued by then)."""
+        with self._cond:
+            return self._closed and self._running == 0
+
+
+def test_controller_resync_repairs_hand_made_drift(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """The controller converges the Service; a hand change with no Kubernetes event is shown by
-    ``lbprov plan`` and repaired by the next periodic resync."""
-    period = (
-        6.0  # long enough that the hand change and the plan fit between two resyncs, even on a busy machine
-    )
+    ``lbprov plan`` and repaired by the next periodic resync.
+
+    The hand change and the plan are made with the periodic resync held back (:class:`ResyncGate`),
+    then the timer's resync goes: before, they had to fit between two resyncs 6 s apart, which a
+    loaded machine need not do (the resync repaired the drift before the plan saw it)."""
+    period = 2.0
+    gate = ResyncGate(monkeypatch)
     # as `lbprov run` builds it: the cluster identity and the provider's cluster facts filled in
     provider = load_provider(env.provider_name).from_settings(env.settings(read_only=False))
     config = ControllerConfig(
@@ -236,19 +278,26 @@ def test_controller_resync_repairs_hand_made_drift(env: Env) -> None:
             "the controller to set the ingress",
         )
         wait_for(lambda: plan_json(env)["exit_code"] == 0, 60, "the controller to converge")
-        # Line up with the resync cycle so the hand change and the plan fall between two resyncs.
-        reads = provider.calls.stats.reads
-        wait_for(lambda: provider.calls.stats.reads > reads, 3 * period, "a resync to start")
-        wait_for(controller.idle, 3 * period, "the resync to finish")
+        gate.close()
+        workers = controller._workers
+        assert workers is not None
+        wait_for(
+            lambda: gate.quiet() and controller.idle() and workers.queue.pending_delayed() == 0,
+            120,
+            "no resync or reconcile in flight or due",
+        )
         hand_change = HAND_CHANGES[env.provider_name][0]
         check = hand_change(env, lb)
         doc = plan_json(env)
         assert doc["exit_code"] == 2, doc
         check(doc["plans"][0]["changes"])
+        gate.open()
         # Deep checks (AWS: listeners, attributes) are rotated under a read budget: every Service is
         # deep-checked at least once every K resyncs (drift_check_periods; 1 where all is checked).
         k = getattr(provider, "drift_check_periods", 1)
-        wait_for(lambda: plan_json(env)["exit_code"] == 0, (k + 5) * period, "the resync to repair the drift")
+        wait_for(
+            lambda: plan_json(env)["exit_code"] == 0, (k + 5) * period + 60, "the resync to repair the drift"
+        )
     assert env.plan_for("web").empty
 
 

@@ -121,7 +121,7 @@ def test_lbprov_run_in_cluster_gives_a_service_its_ingress(tmp_path: Path) -> No
 
             # The probes the Deployment declares answer on the metrics port.
             base = f"http://127.0.0.1:{metrics_port}"
-            assert lib.wait_for(lambda: lib.http_get(f"{base}/readyz")[0] == 200, 10, "/readyz")
+            assert lib.wait_for(lambda: lib.http_get(f"{base}/readyz")[0] == 200, 60, "/readyz")
             assert lib.http_get(f"{base}/healthz")[0] == 200
             status, metrics = lib.http_get(f"{base}/metrics")
             assert status == 200 and "lbprov_reconciles_total" in metrics

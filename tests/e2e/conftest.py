@@ -59,7 +59,7 @@ class Env:
             "node_debounce": 0.2,
             "backoff_base": 0.2,
             "backoff_max": 2.0,
-            "cache_sync_timeout": 10,
+            "cache_sync_timeout": 60,
         }
         cfg.update(overrides)
         c = Controller(self.kube, {"aws": self.provider()}, ControllerConfig(**cfg), metrics=Metrics())
@@ -99,7 +99,7 @@ class Env:
         return self.kube.get_service(namespace, name)
 
     def wait_ingress(
-        self, name: str, namespace: str = NAMESPACE, timeout: float = 30
+        self, name: str, namespace: str = NAMESPACE, timeout: float = 120
     ) -> list[dict[str, str]]:
         return wait_for(
             lambda: ingress_of(self.svc(name, namespace) or {}), timeout, f"ingress of {namespace}/{name}"

@@ -100,7 +100,7 @@ def test_lbprov_run_process_gives_a_service_its_ingress_and_exits_0_on_sigterm(
         env.create_service("web", [(80, "TCP"), (53, "UDP")])
         (ingress,) = env.wait_ingress("web", timeout=60)
         assert ingress["hostname"].endswith(".elb.amazonaws.com")
-        wait_for(lambda: http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 10, "/readyz 200")
+        wait_for(lambda: http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 60, "/readyz 200")
         assert http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
         # The status patch lands just before the reconcile is counted: poll for the counter.
         metrics = wait_for(
@@ -109,7 +109,7 @@ def test_lbprov_run_process_gives_a_service_its_ingress_and_exits_0_on_sigterm(
                 and 'lbprov_reconciles_total{provider="aws",result="success"}' in m
                 and m
             ),
-            10,
+            60,
             "reconcile counted in /metrics",
         )
         assert 'operation="elbv2:CreateLoadBalancer",provider="aws",result="sent"} 1.0' in metrics

@@ -25,7 +25,7 @@ CREATE_LB = "elbv2:CreateLoadBalancer"
 class HoldFirstCreate:
     """Holds the first CreateLoadBalancer sent until ``released()`` is true (at most ``timeout``)."""
 
-    def __init__(self, released: threading.Event, timeout: float = 15.0) -> None:
+    def __init__(self, released: threading.Event, timeout: float = 60.0) -> None:
         self.released, self.timeout = released, timeout
         self.holding = threading.Event()
         self.waited_in_vain = False
@@ -96,9 +96,9 @@ def test_a_release_waits_for_an_nlb_attaching_the_backend_group(
     provider.calls.listeners.append(gate)
     with ThreadPoolExecutor(2) as pool:
         attaching = pool.submit(provider.apply, attach)
-        assert gate.holding.wait(15.0), "the create was never sent"
+        assert gate.holding.wait(60.0), "the create was never sent"
         releasing = pool.submit(provider.apply, release)
-        if _wait_for_pending_release(15.0):  # the release queued behind the attach in flight
+        if _wait_for_pending_release(60.0):  # the release queued behind the attach in flight
             release_waits.set()
         attaching.result()
         releasing.result()

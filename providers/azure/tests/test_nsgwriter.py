@@ -22,20 +22,20 @@ def test_deltas_arriving_during_a_write_become_one_batch():
     def write(deltas, start, known):
         batches.append(deltas)
         if len(batches) == 1:
-            gate.wait(5)
+            gate.wait(60)
         return {"destinations": sorted(merged_destinations(set(), deltas))}
 
     w = RuleWriter(write, 0)
     first = threading.Thread(target=w.submit, args=(_delta(["10.0.0.1"]),))
     first.start()
-    wait_for(lambda: len(batches) == 1, 5, "the first batch to be written", interval=0.005)
+    wait_for(lambda: len(batches) == 1, 60, "the first batch to be written", interval=0.005)
     others = [threading.Thread(target=w.submit, args=(_delta([f"10.0.0.{i}"]),)) for i in range(2, 7)]
     for t in others:
         t.start()
-    wait_for(lambda: len(w._pending) == 5, 5, "5 deltas pending behind the write", interval=0.005)
+    wait_for(lambda: len(w._pending) == 5, 60, "5 deltas pending behind the write", interval=0.005)
     gate.set()
     for t in [first, *others]:
-        t.join(5)
+        t.join(60)
     assert [len(b) for b in batches] == [1, 5]
 
 

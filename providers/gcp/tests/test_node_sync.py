@@ -288,7 +288,7 @@ def test_controller_adds_a_node_with_one_write_and_no_per_service_plan(sandbox, 
 
             for name in names:
                 assert wait_for(
-                    lambda n=name: event_messages(kube, n, "UpdatedLoadBalancer"), 5, f"event on {name}"
+                    lambda n=name: event_messages(kube, n, "UpdatedLoadBalancer"), 60, f"event on {name}"
                 ) == ["Updated load balancer with new hosts"]
             nodes = kube.list_nodes()[0]
             settings = IntentSettings(cluster=provider.cluster)
