@@ -290,6 +290,8 @@ class ReadRound:
     ) -> None:
         self.lock = threading.RLock()
         self.implicit = implicit
+        #: An implicit round that an explicit one took over (:meth:`take_over`).
+        self.taken_over = False
         self.started = time.monotonic()
         self.users = 0
         self._periods = periods
@@ -322,9 +324,28 @@ class ReadRound:
         """This round is the periodic resync: the Services whose turn it is (:meth:`due`) get a deep
         check (tags, listeners, attributes and targets read afresh); the others are planned from the
         listings read in this round and the details remembered from their last deep check (kept
-        current by lbprov's own writes). Called by the controller right after opening the round."""
+        current by lbprov's own writes). Called by the controller right after opening the round.
+
+        A round taken over from an implicit one (:meth:`take_over`) may hold listings read before
+        it knew it was periodic, without the sweep's roster and without the due Services' tags
+        read afresh (Reader._schedule, _forget_due): they are dropped, to be listed again."""
         if self._periods is not None:
             self.period = self._periods()
+            if self.taken_over:
+                with self.lock:
+                    self.nlbs = self.classics = self.target_groups = None
+                    self.nlbs_listed_at = None
+                    self.tg_facts = None
+                    self.roster = None
+
+    def take_over(self, *, periods: Callable[[], int] | None, k: int) -> None:
+        """Make this implicit round an explicit one (Reader.explicit_round): its listings serve the
+        explicit round's plans, and it ends with the explicit round. Plain attribute stores (the
+        caller holds the reader's round guard; a listing in progress under :attr:`lock` goes on)."""
+        self._periods = periods
+        self.k = max(1, k)
+        self.taken_over = True
+        self.implicit = False
 
     def due(self, uid: str) -> bool:
         """Whether ``uid`` (a Service's UID, or the ARN of a load balancer or target group without
@@ -392,12 +413,24 @@ class Reader:
 
     @contextmanager
     def explicit_round(self, *, periods: Callable[[], int] | None = None, k: int = 1) -> Iterator[ReadRound]:
-        """An explicit round (provider.read_round); nesting reuses the outer explicit round, and an
-        implicit round in progress is replaced (its plans go on with the new one)."""
+        """An explicit round (provider.read_round); nesting reuses the outer explicit round.
+
+        An implicit round in progress that is still young (:data:`SHARED_ROUND_SECONDS`, the age
+        at which plans stop joining it) becomes this explicit round (:meth:`ReadRound.take_over`),
+        listings and all; an older one is replaced by a new round (its plans go on with the new
+        one). Why: when the controller replaces a long batch's expired round (manager.py
+        ``MAX_ROUND_SECONDS``), the plans that start between the old round's end and the new one's
+        start open an implicit round, which lists the whole account; a new round that listed it
+        again made two full listings at once, in flight together (at 10,000 Services, a restart
+        that outlived the round listed 3 times instead of 2, and its peak RSS rose from 151 to
+        200 MB: issue 14)."""
         with self._round_guard:
             outer = self.round
             if outer is not None and not outer.implicit:
                 rnd, mine = outer, False
+            elif outer is not None and time.monotonic() - outer.started <= SHARED_ROUND_SECONDS:
+                outer.take_over(periods=periods, k=k)
+                rnd, mine = outer, True
             else:
                 rnd, mine = ReadRound(periods=periods, k=k), True
                 self.round = rnd
@@ -431,7 +464,8 @@ class Reader:
             if joined is not None:
                 with self._round_guard:
                     joined.users -= 1
-                    if joined.users == 0 and self.round is joined:
+                    # (A round taken over by an explicit one ends with it, not with its plans.)
+                    if joined.users == 0 and self.round is joined and joined.implicit:
                         self.round = None
 
     # -- writes: keep the round's listings current -------------------------------------------------
