@@ -423,9 +423,9 @@ class Reader:
         one). Why: when the controller replaces a long batch's expired round (manager.py
         ``MAX_ROUND_SECONDS``), the plans that start between the old round's end and the new one's
         start open an implicit round, which lists the whole account; a new round that listed it
-        again made two full listings at once, in flight together (at 10,000 Services, a restart
-        that outlived the round listed 3 times instead of 2, and its peak RSS rose from 151 to
-        200 MB: issue 14)."""
+        again made two full listings at once. At 10,000 Services the restarts that outlived the
+        120 s round listed the account 3 times where 2 rounds need 2, and peaked at 200 MB against
+        151 MB for one that did not (issue 14; bench/scale_memory.py)."""
         with self._round_guard:
             outer = self.round
             if outer is not None and not outer.implicit:
