@@ -24,7 +24,12 @@ Services costs moto about 20 minutes). The 10,000-Service run, as the image runs
     python bench/scale_memory.py --sizes 10000 --malloc-arena-max 2 --service-node-port-range 30000-45000
 
 (10,000 one-port Services need more NodePorts than the default range's 2,768; add a smaller size,
-e.g. ``--sizes 2000,10000``, for a bytes-per-Service slope). ``--no-malloc-trim`` turns off the
+e.g. ``--sizes 2000,10000``, for a bytes-per-Service slope). A restart that outlives the controller's
+read round (``MAX_ROUND_SECONDS``, 120 s: at 10,000 Services, on a loaded machine) lists the account
+once more per round: ``restart_reads_by_operation``'s ``elbv2:DescribeLoadBalancers`` is 25 pages
+(400 load balancers each) per listing, one listing per round. Before 823d001 the plans between two
+rounds listed it once more, at the same time as the new round (the 200 MB restart peaks of
+issue 14). ``--no-malloc-trim`` turns off the
 controller's ``malloc_trim`` when a batch ends (``lbprov/heap.py``), to compare: it lowers the
 steady state after a batch, not the peak.
 

@@ -37,6 +37,8 @@ from lbprov_aws.sg_index import GroupIndex
 from lbprov_aws.tg_listing import TargetGroupListing
 
 BATCH = 20
+#: The tags of a listed record until the listing's tags are read (every record gets its own then).
+_UNTAGGED: dict[str, str] = {}
 #: Describing a missing load balancer by name is an error in the ELB APIs, not an empty answer.
 NOT_FOUND_CODES = frozenset({"LoadBalancerNotFound", "AccessPointNotFound"})
 
@@ -290,6 +292,8 @@ class ReadRound:
     ) -> None:
         self.lock = threading.RLock()
         self.implicit = implicit
+        #: An implicit round that an explicit one took over (:meth:`take_over`).
+        self.taken_over = False
         self.started = time.monotonic()
         self.users = 0
         self._periods = periods
@@ -322,9 +326,28 @@ class ReadRound:
         """This round is the periodic resync: the Services whose turn it is (:meth:`due`) get a deep
         check (tags, listeners, attributes and targets read afresh); the others are planned from the
         listings read in this round and the details remembered from their last deep check (kept
-        current by lbprov's own writes). Called by the controller right after opening the round."""
+        current by lbprov's own writes). Called by the controller right after opening the round.
+
+        A round taken over from an implicit one (:meth:`take_over`) may hold listings read before
+        it knew it was periodic, without the sweep's roster and without the due Services' tags
+        read afresh (Reader._schedule, _forget_due): they are dropped, to be listed again."""
         if self._periods is not None:
             self.period = self._periods()
+            if self.taken_over:
+                with self.lock:
+                    self.nlbs = self.classics = self.target_groups = None
+                    self.nlbs_listed_at = None
+                    self.tg_facts = None
+                    self.roster = None
+
+    def take_over(self, *, periods: Callable[[], int] | None, k: int) -> None:
+        """Make this implicit round an explicit one (Reader.explicit_round): its listings serve the
+        explicit round's plans, and it ends with the explicit round. Plain attribute stores (the
+        caller holds the reader's round guard; a listing in progress under :attr:`lock` goes on)."""
+        self._periods = periods
+        self.k = max(1, k)
+        self.taken_over = True
+        self.implicit = False
 
     def due(self, uid: str) -> bool:
         """Whether ``uid`` (a Service's UID, or the ARN of a load balancer or target group without
@@ -392,12 +415,24 @@ class Reader:
 
     @contextmanager
     def explicit_round(self, *, periods: Callable[[], int] | None = None, k: int = 1) -> Iterator[ReadRound]:
-        """An explicit round (provider.read_round); nesting reuses the outer explicit round, and an
-        implicit round in progress is replaced (its plans go on with the new one)."""
+        """An explicit round (provider.read_round); nesting reuses the outer explicit round.
+
+        An implicit round in progress that is still young (:data:`SHARED_ROUND_SECONDS`, the age
+        at which plans stop joining it) becomes this explicit round (:meth:`ReadRound.take_over`),
+        listings and all; an older one is replaced by a new round (its plans go on with the new
+        one). Why: when the controller replaces a long batch's expired round (manager.py
+        ``MAX_ROUND_SECONDS``), the plans that start between the old round's end and the new one's
+        start open an implicit round, which lists the whole account; a new round that listed it
+        again made two full listings at once. At 10,000 Services the restarts that outlived the
+        120 s round listed the account 3 times where 2 rounds need 2, and peaked at 200 MB against
+        151 MB for one that did not (issue 14; bench/scale_memory.py)."""
         with self._round_guard:
             outer = self.round
             if outer is not None and not outer.implicit:
                 rnd, mine = outer, False
+            elif outer is not None and time.monotonic() - outer.started <= SHARED_ROUND_SECONDS:
+                outer.take_over(periods=periods, k=k)
+                rnd, mine = outer, True
             else:
                 rnd, mine = ReadRound(periods=periods, k=k), True
                 self.round = rnd
@@ -431,7 +466,8 @@ class Reader:
             if joined is not None:
                 with self._round_guard:
                     joined.users -= 1
-                    if joined.users == 0 and self.round is joined:
+                    # (A round taken over by an explicit one ends with it, not with its plans.)
+                    if joined.users == 0 and self.round is joined and joined.implicit:
                         self.round = None
 
     # -- writes: keep the round's listings current -------------------------------------------------
@@ -581,15 +617,15 @@ class Reader:
         items = found.get(key, []) if found else []
         return items[0] if items else None
 
-    def _list_target_groups(self) -> list[dict[str, Any]]:
-        return list(
-            self.clients.pages(
-                "elbv2:DescribeTargetGroups",
-                "TargetGroups",
-                token_in="Marker",
-                token_out="NextMarker",
-                PageSize=400,
-            )
+    def _list_target_groups(self) -> Iterator[dict[str, Any]]:
+        """Every target group of the account, as the pages come (one page's answer alive at once:
+        callers keep what they need of each, see :meth:`_fill_round`)."""
+        return self.clients.pages(
+            "elbv2:DescribeTargetGroups",
+            "TargetGroups",
+            token_in="Marker",
+            token_out="NextMarker",
+            PageSize=400,
         )
 
     def elbv2_tags(self, arns: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -614,24 +650,32 @@ class Reader:
         if rnd.nlbs is None:
             before = self.remembered.generations()
             listed_at = time.monotonic()
-            raw = [
-                lb
-                for lb in self.clients.pages(
-                    "elbv2:DescribeLoadBalancers",
-                    "LoadBalancers",
-                    token_in="Marker",
-                    token_out="NextMarker",
-                    PageSize=400,
-                )
+            # Each load balancer is kept as its compact record as its page comes, its tags filled in
+            # once every ARN is known: the parsed answers of the whole listing (3.2 KB a load
+            # balancer and 2.4 KB a target group as botocore parses them, against 1.2 and 1.6 KB
+            # kept; 56 MB at 10,000 Services) are never alive at once, and leave no such hole in
+            # the heap (issue 14).
+            nlbs: dict[str, ObservedNLB] = {}
+            arns: list[str] = []
+            for lb in self.clients.pages(
+                "elbv2:DescribeLoadBalancers",
+                "LoadBalancers",
+                token_in="Marker",
+                token_out="NextMarker",
+                PageSize=400,
+            ):
                 # Every type: ALB and NLB names share one namespace, so a foreign ALB collides too.
-                if _could_be_ours_lb(lb["LoadBalancerName"])
-            ]
-            arns = [lb["LoadBalancerArn"] for lb in raw]
+                if _could_be_ours_lb(lb["LoadBalancerName"]):
+                    nlb = _nlb(lb, _UNTAGGED)
+                    nlbs[nlb.name] = nlb
+                    arns.append(nlb.arn)
             self.remembered.prune(set(arns), marker=":loadbalancer/", before=before)
             self._schedule(rnd, arns)
             self._forget_due(rnd, arns)
             tags = self.cached_tags(arns)
-            rnd.nlbs = {lb["LoadBalancerName"]: _nlb(lb, tags.get(lb["LoadBalancerArn"], {})) for lb in raw}
+            for nlb in nlbs.values():
+                nlb.tags = tags.get(nlb.arn, {})
+            rnd.nlbs = nlbs
             rnd.nlbs_listed_at = listed_at
         if rnd.target_groups is None:
             rnd.target_groups = TargetGroupListing(self._listed_target_groups(rnd))
@@ -640,14 +684,20 @@ class Reader:
         """Every target group lbprov could have made (one listing), with its tags: remembered ones
         as they are, the rest read 20 ARNs per call (see remembered.py)."""
         before = self.remembered.generations()
-        listing = self._list_target_groups()
-        self.remembered.prune({tg["TargetGroupArn"] for tg in listing}, marker=":targetgroup/", before=before)
-        raw = [tg for tg in listing if str(tg["TargetGroupName"]).startswith("k8s-")]
-        arns = [tg["TargetGroupArn"] for tg in raw]
+        listed: set[str] = set()
+        tgs: list[ObservedTG] = []
+        for raw in self._list_target_groups():  # (compact records as the pages come: _fill_round)
+            listed.add(raw["TargetGroupArn"])
+            if str(raw["TargetGroupName"]).startswith("k8s-"):
+                tgs.append(_tg(raw, _UNTAGGED))
+        self.remembered.prune(listed, marker=":targetgroup/", before=before)
+        arns = [tg.arn for tg in tgs]
         if rnd is not None:
             self._forget_due(rnd, arns)
         tags = self.cached_tags(arns)
-        return [_tg(tg, tags.get(tg["TargetGroupArn"], {})) for tg in raw]
+        for tg in tgs:
+            tg.tags = tags.get(tg.arn, {})
+        return tgs
 
     def cached_tags(self, arns: Sequence[str]) -> dict[str, dict[str, str]]:
         """Tags of ``arns`` from ``remembered``, reading (20 per call) only those never seen: the
