@@ -11,13 +11,16 @@ are only known after a write (the frontend address an NSG rule targets) are reso
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError
 
 from lbprov.model import Action, Change, Ingress, Plan
+from lbprov.side_writes import wait_all
 from lbprov.slots import released
 from lbprov_azure import client as azclient
 from lbprov_azure.desired import LB_FIELDS, Ids, destinations, family_of, fill_frontend, with_destinations
@@ -25,10 +28,22 @@ from lbprov_azure.diff import Priorities, options_of
 from lbprov_azure.lbwriter import Announcement, LBDelta, PreconditionFailed, SharedLBWriter, WriteRejected
 from lbprov_azure.nsgwriter import RuleDelta, RuleWriter, merged_destinations
 from lbprov_azure.observe import Observer, find, items
+from lbprov_azure.overlap import independent_rule_changes
 from lbprov_azure.pipwriter import PublicIPWriter
 from lbprov_azure.settings import AzureSettings
 
 JSON = dict[str, Any]
+log = logging.getLogger(__name__)
+
+#: Threads for the NSG rule changes a plan sends beside its load-balancer write
+#: (:mod:`lbprov_azure.overlap`): one per sync waiting on an LB batch at a time; the controller runs
+#: at most 4 x workers syncs at once (lbprov.slots), 40 at its default of 10 workers; more queue.
+SIDE_THREADS = 40
+
+
+def _rule_key(name: str) -> str:
+    """A shared NSG rule's key among an apply's announcements (LB names have no ':')."""
+    return "nsg:" + name.lower()
 
 
 class _Store:
@@ -99,6 +114,13 @@ class Applier:
         self._lock = threading.Lock()
         self._rule_writers: dict[str, RuleWriter] = {}
         self.pips = PublicIPWriter(settings.public_ip_writers)
+        self._pool: ThreadPoolExecutor | None = None  # the NSG rule changes beside LB writes
+
+    def _side_pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(SIDE_THREADS, thread_name_prefix="lbprov-azure-apply")
+            return self._pool
 
     def writer(self, lb: str) -> SharedLBWriter:
         """The process-wide writer of one shared LB (one per provider instance and LB name)."""
@@ -121,14 +143,22 @@ class Applier:
         changes = list(plan.changes)
         announced: dict[str, Announcement] = {}
         lbs = list(dict.fromkeys(str(ch.data["lb"]) for ch in changes if ch.data.get("lb")))
+        rules = list(
+            dict.fromkeys(
+                str(ch.data["name"]) for ch in changes if ch.kind == "nsg-rule" and ch.data.get("shared")
+            )
+        )
         once: list[bool] = []
 
         def announce() -> None:
-            """Tell each LB's writer this apply is coming, so that its leader can wait for it."""
+            """Tell each LB's and shared NSG rule's writer this apply is coming, so that its leader
+            can wait for it."""
             if not once:
                 once.append(True)
                 for lbn in lbs:
                     announced[lbn] = self.writer(lbn).announce()
+                for rule in rules:
+                    announced[_rule_key(rule)] = self.rule_writer(rule).announce()
 
         # An apply that first creates its public IP announces itself when that write starts: the
         # PublicIPWriter's bound may hold it behind others, and a leader waiting for applies whose
@@ -184,16 +214,29 @@ class Applier:
                 # the writer tells the read round each body it writes, in write order (on_change);
                 # the wait for the batch gives the worker slot to another sync (lbprov.slots)
                 delta, announcement = self._delta(changes[i:j]), announced.pop(lbn, None)
+                # the NSG rule additions whose address is known go out beside the LB write
+                # (lbprov_azure.overlap); apply waits for them before it goes on
+                m = independent_rule_changes(changes, j, changes[i:j], pip_ips)
+                side = [(ch, self._frontend_address(ch, {}, pip_ips)) for ch in changes[j:m]]
                 with released():
-                    lb_bodies[lbn] = self.writer(lbn).submit(delta, announcement)
-                i = j
+                    beside = [
+                        self._side_pool().submit(self._apply_nsg_rule, ch, addr, announced)
+                        for ch, addr in side
+                    ]
+                    try:
+                        lb_bodies[lbn] = self.writer(lbn).submit(delta, announcement)
+                    except BaseException:
+                        wait_all(beside, raise_first=False, log=log)  # none goes on after the apply
+                        raise
+                    wait_all(beside, raise_first=True, log=log)
+                i = m
                 continue
             if ch.kind == "public-ip":
                 made = self._apply_pip(ch, announce)
                 if made:
                     pip_ips[family_of(made)] = made
             elif ch.kind == "nsg-rule":
-                self._apply_nsg_rule(ch, self._frontend_address(ch, lb_bodies, pip_ips))
+                self._apply_nsg_rule(ch, self._frontend_address(ch, lb_bodies, pip_ips), announced)
             else:  # pragma: no cover - plans only hold the kinds above
                 raise ValueError(f"unknown change kind {ch.kind!r}")
             i += 1
@@ -306,7 +349,22 @@ class Applier:
             raise RuntimeError(f"NSG rule {ch.name}: the frontend address is not known after the LB write")
         return str(addr)
 
-    def _apply_shared_rule(self, ch: Change, frontend_addr: str | None) -> None:
+    def rule_writer(self, name: str) -> RuleWriter:
+        """The process-wide writer of one shared NSG rule (one per provider instance and rule name)."""
+        with self._lock:
+            w = self._rule_writers.get(name.lower())
+            if w is None:
+                w = RuleWriter(
+                    functools.partial(self._write_shared_rule, name),
+                    self.settings.coalesce_window_seconds,
+                    max_wait=self.settings.coalesce_max_wait_seconds,
+                )
+                self._rule_writers[name.lower()] = w
+            return w
+
+    def _apply_shared_rule(
+        self, ch: Change, frontend_addr: str | None, announced: dict[str, Announcement]
+    ) -> None:
         """A membership delta of a rule shared by destination, through the rule's writer
         (:mod:`lbprov_azure.nsgwriter`: the deltas of concurrent Services, one read and one PUT)."""
         name = str(ch.data["name"])
@@ -322,15 +380,9 @@ class Applier:
             snapshot=ch.data.get("snapshot"),
             seen="snapshot" in ch.data,
         )
-        with self._lock:
-            w = self._rule_writers.get(name.lower())
-            if w is None:
-                w = RuleWriter(
-                    functools.partial(self._write_shared_rule, name), self.settings.coalesce_window_seconds
-                )
-                self._rule_writers[name.lower()] = w
+        w = self.rule_writer(name)
         with released():  # the wait for the rule's batch gives the worker slot to another sync
-            w.submit(delta)
+            w.submit(delta, announced.pop(_rule_key(name), None))
 
     def _write_shared_rule(
         self, name: str, deltas: list[RuleDelta], start: JSON | None, known: bool
@@ -405,9 +457,11 @@ class Applier:
                 raise
         raise RuntimeError(f"NSG rule {name}: kept changing under 8 attempts")
 
-    def _apply_nsg_rule(self, ch: Change, frontend_addr: str | None = None) -> None:
+    def _apply_nsg_rule(
+        self, ch: Change, frontend_addr: str | None = None, announced: dict[str, Announcement] | None = None
+    ) -> None:
         if ch.data.get("shared"):
-            self._apply_shared_rule(ch, frontend_addr)
+            self._apply_shared_rule(ch, frontend_addr, announced if announced is not None else {})
             return
         s = self.settings
         nsg, rg = str(s.security_group_name), s.resource_group
