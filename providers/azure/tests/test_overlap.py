@@ -81,10 +81,11 @@ def test_a_new_services_nsg_rule_is_sent_before_its_load_balancer_write_ends(
     intent = _new_service(provider, intent_for, make_service)
     # the LB's PUT is held until the rule's PUT is sent: the old order (the rule after the LB's
     # write and poll) waits in vain
+    plan = provider.plan(intent)
     gate = HoldUntilSent("loadBalancers.create_or_update", "securityRules.create_or_update", timeout=15)
     provider.calls.listeners.append(gate)
     try:
-        ingress = provider.apply(provider.plan(intent))
+        ingress = provider.apply(plan)
     finally:
         provider.calls.listeners.remove(gate)
     assert not gate.waited_in_vain, gate.sent
@@ -123,3 +124,80 @@ def test_a_rule_write_that_fails_beside_the_lb_write_fails_the_apply_and_the_nex
     kinds = [c.kind for c in fresh.plan(intent).changes]
     assert kinds == ["nsg-rule"]
     assert ensure(intent, fresh)
+
+
+def test_a_new_services_lb_write_starts_when_its_public_ip_has_succeeded_before_the_ips_final_get(
+    provider: AzureProvider,
+    intent_for: Callable[..., Intent],
+    make_service: Callable[..., Any],
+) -> None:
+    intent = _new_service(provider, intent_for, make_service)
+    # the public IP's final GET (after its operation succeeded) is held until the LB's PUT is sent:
+    # the old order (the LB after the whole public-IP write) waits in vain
+    plan = provider.plan(intent)  # its reads are not held
+    gate = HoldUntilSent("publicIPAddresses.get", "loadBalancers.create_or_update", timeout=15)
+    provider.calls.listeners.append(gate)
+    try:
+        ingress = provider.apply(plan)
+    finally:
+        provider.calls.listeners.remove(gate)
+    assert not gate.waited_in_vain, gate.sent
+    assert gate.sent.index("operations.get") < gate.sent.index("loadBalancers.create_or_update")
+    assert ingress and ingress[0].ip
+    assert AzureProvider.from_settings(provider.settings).plan(intent).empty
+
+
+def test_the_lb_write_waits_for_the_public_ips_long_operation(
+    provider: AzureProvider,
+    intent_for: Callable[..., Intent],
+    make_service: Callable[..., Any],
+    state: ArmState,
+    ensure: Callable[..., Any],
+) -> None:
+    """ARM (and the emulator) refuse an LB whose public IP's operation has not succeeded
+    (ReferencedResourceNotProvisioned): the LB's PUT goes only after the IP's operation ended."""
+    intent = _new_service(provider, intent_for, make_service)
+    state.lro_seconds = 3600.0  # operations end on every second poll (no wall-clock window)
+    polls = [0]
+
+    def end_every_second_poll(method: str, path: str) -> None:
+        if method == "GET" and "/operations/" in path.lower():
+            polls[0] += 1
+            if polls[0] % 2 == 0:
+                state.finish_operations()
+
+    plan = provider.plan(intent)
+    # the public IP's first poll waits (2 s at most) for an LB PUT: one sent while the IP's
+    # operation is in progress is refused, so an LB write that went too early fails this apply
+    early = HoldUntilSent("operations.get", "loadBalancers.create_or_update", timeout=2)
+    provider.calls.listeners.append(early)
+    state.hooks.append(end_every_second_poll)
+    try:
+        ingress = provider.apply(plan)
+    finally:
+        state.hooks.remove(end_every_second_poll)
+        provider.calls.listeners.remove(early)
+        state.lro_seconds = 0.0
+        state.finish_operations()
+    assert early.waited_in_vain  # no LB PUT while the public IP was being made
+    assert ingress and ingress[0].ip
+    assert polls[0] >= 2
+    assert ensure(intent) == ingress
+
+
+def test_a_public_ip_whose_operation_fails_starts_no_lb_write(
+    provider: AzureProvider,
+    intent_for: Callable[..., Intent],
+    make_service: Callable[..., Any],
+    state: ArmState,
+    ensure: Callable[..., Any],
+) -> None:
+    intent = _new_service(provider, intent_for, make_service)
+    lb_puts = state.count("PUT", "/loadbalancers/")
+    state.fail_operations(
+        method="PUT", path="publicipaddresses", code="InternalServerError", message="pip boom"
+    )
+    with pytest.raises(Exception, match="pip boom"):
+        provider.apply(provider.plan(intent))
+    assert state.count("PUT", "/loadbalancers/") == lb_puts
+    assert ensure(intent)

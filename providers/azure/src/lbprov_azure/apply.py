@@ -14,7 +14,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError
@@ -28,7 +28,7 @@ from lbprov_azure.diff import Priorities, options_of
 from lbprov_azure.lbwriter import Announcement, LBDelta, PreconditionFailed, SharedLBWriter, WriteRejected
 from lbprov_azure.nsgwriter import RuleDelta, RuleWriter, merged_destinations
 from lbprov_azure.observe import Observer, find, items
-from lbprov_azure.overlap import independent_rule_changes
+from lbprov_azure.overlap import adds_only, independent_rule_changes
 from lbprov_azure.pipwriter import PublicIPWriter
 from lbprov_azure.settings import AzureSettings
 
@@ -231,6 +231,9 @@ class Applier:
                     wait_all(beside, raise_first=True, log=log)
                 i = m
                 continue
+            if ch.kind == "public-ip" and (end := self._new_pips_then_lb(changes, i)):
+                i = self._pips_beside_lb(changes, i, end, announced, announce, lb_bodies, pip_ips)
+                continue
             if ch.kind == "public-ip":
                 made = self._apply_pip(ch, announce)
                 if made:
@@ -241,6 +244,70 @@ class Applier:
                 raise ValueError(f"unknown change kind {ch.kind!r}")
             i += 1
         return lb_bodies, pip_ips
+
+    @staticmethod
+    def _new_pips_then_lb(changes: list[Change], i: int) -> int:
+        """Where the LB group ends, if ``changes[i:]`` starts with public IPs to create followed by
+        one LB group of additions (a new Service's shape); else 0."""
+        p = i
+        while p < len(changes) and changes[p].kind == "public-ip" and changes[p].action is Action.CREATE:
+            p += 1
+        lbn = changes[p].data.get("lb") if p < len(changes) else None
+        if p == i or not lbn:
+            return 0
+        j = p
+        while j < len(changes) and changes[j].data.get("lb") == lbn:
+            j += 1
+        return j if adds_only(changes[p:j]) else 0  # a group that removes anything: the plan's order
+
+    def _pips_beside_lb(
+        self,
+        changes: list[Change],
+        i: int,
+        j: int,
+        announced: dict[str, Announcement],
+        announce: Callable[[], None],
+        lb_bodies: dict[str, JSON | None],
+        pip_ips: dict[str, str],
+    ) -> int:
+        """New public IPs ``changes[i:p]``, then the LB group ``changes[p:j]``: the group's
+        submission starts as soon as the last public IP's operation has succeeded, beside that IP's
+        final GET and the NSG rule additions that follow the group (:mod:`lbprov_azure.overlap`).
+
+        ARM refuses a frontend whose public IP has not succeeded yet (the emulator's
+        ``ReferencedResourceNotProvisioned``), so the group waits for the operation, not for the GET
+        that only tells the address (which the LB does not need: the frontend names the IP by id).
+        Returns the index after the changes done here.
+        """
+        p = i
+        while changes[p].kind == "public-ip":
+            p += 1
+        lbn = str(changes[p].data["lb"])
+        delta = self._delta(changes[p:j])
+        started: list[Future[JSON | None]] = []
+
+        def start_lb() -> None:
+            if not started:
+                self.seen.writing()
+                started.append(
+                    self._side_pool().submit(self.writer(lbn).submit, delta, announced.pop(lbn, None))
+                )
+
+        try:
+            for k in range(i, p):
+                made = self._apply_pip(changes[k], announce, start_lb if k == p - 1 else None)
+                if made:
+                    pip_ips[family_of(made)] = made
+            start_lb()  # no operation status was polled (an answer already final)
+            m = independent_rule_changes(changes, j, changes[p:j], pip_ips)
+            for ch in changes[j:m]:
+                self._apply_nsg_rule(ch, self._frontend_address(ch, {}, pip_ips), announced)
+            with released():  # the wait for the LB's batch gives the worker slot to another sync
+                lb_bodies[lbn] = started[0].result()
+        except BaseException:
+            wait_all(started, raise_first=False, log=log)  # none goes on after the apply
+            raise
+        return m
 
     @staticmethod
     def _delta(group: list[Change]) -> LBDelta:
@@ -292,7 +359,11 @@ class Applier:
             adopt=adopt,
         )
 
-    def _apply_pip(self, ch: Change, on_start: Callable[[], None]) -> str | None:
+    def _apply_pip(
+        self, ch: Change, on_start: Callable[[], None], on_provisioned: Callable[[], None] | None = None
+    ) -> str | None:
+        """Write one public IP; returns its address (None: deleted). ``on_provisioned``: called when
+        a create's or update's operation has succeeded, before the final GET (:func:`client.put_json`)."""
         rg, name = str(ch.data["rg"]), str(ch.data["name"])
         ops = self.seen.client.public_ip_addresses
         self.seen.writing()
@@ -327,6 +398,7 @@ class Applier:
                     headers,
                     self.timeout,
                     f"public IP {name}",
+                    on_provisioned,
                 ),
             ),
         )

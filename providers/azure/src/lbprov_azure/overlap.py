@@ -42,12 +42,17 @@ def independent_rule_changes(
     known). Returns ``m`` such that ``changes[group_end:m]`` may run beside the group
     (``m == group_end``: none).
     """
-    if any(ch.action not in _LB_ADDITIONS for ch in group):
+    if not adds_only(group):
         return group_end
     m = group_end
     while m < len(changes) and _addition_known(changes[m], known_families):
         m += 1
     return m
+
+
+def adds_only(group: Sequence[Change]) -> bool:
+    """Whether an LB group only creates, updates or adopts (removes nothing)."""
+    return all(ch.action in _LB_ADDITIONS for ch in group)
 
 
 def _addition_known(ch: Change, known_families: Collection[str]) -> bool:

@@ -123,6 +123,19 @@ class LoadBalancers(ArmStateParts):
                         if sku == "Standard"
                         else f"{sku} sku load balancer {lb_id} cannot reference publicIP {pip_id} of another sku.",
                     )
+                pip_state = (pip.get("properties") or {}).get("provisioningState") or "Succeeded"
+                if pip_state != "Succeeded":
+                    # ARM refuses a load balancer that references a public IP whose last operation has
+                    # not succeeded (still Updating, or Failed): ARM's code and message, quoted in
+                    # gardener/gardener-extension-provider-azure#2 and kubernetes/kubernetes#95748
+                    # (upstream re-PUTs such a public IP before the LB update).
+                    raise ArmError(
+                        400,
+                        "ReferencedResourceNotProvisioned",
+                        f"Cannot proceed with operation because resource {pip['id']} used by resource {lb_id} "
+                        f"is not in Succeeded state. Resource is in {pip_state} state and the last operation "
+                        "that updated/is updating the resource is PutPublicIpAddressOperation.",
+                    )
                 if pip_id.lower() in pips_here:
                     # ARM's code and message (kubernetes-sigs/cloud-provider-azure#4243,
                     # MicrosoftDocs/azure-docs#50047)
