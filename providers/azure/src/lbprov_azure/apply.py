@@ -6,6 +6,10 @@ If-Match, coalesced across Services); public IPs are written through the
 :class:`~lbprov_azure.pipwriter.PublicIPWriter` (bounded, the sync's worker slot lent meanwhile); NSG
 rules are written directly, or through their rule's writer when shared. Values that
 are only known after a write (the frontend address an NSG rule targets) are resolved here.
+
+A new Service's writes overlap where nothing depends on them (:mod:`lbprov_azure.overlap`): its LB
+group is submitted once its public IP's operation has succeeded, beside the IP's final GET, and NSG
+rule additions whose address is known go beside the LB write; apply waits for all of them.
 """
 
 from __future__ import annotations
