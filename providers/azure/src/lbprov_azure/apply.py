@@ -39,10 +39,13 @@ from lbprov_azure.settings import AzureSettings
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
 
-#: Threads for the NSG rule changes a plan sends beside its load-balancer write
-#: (:mod:`lbprov_azure.overlap`): one per sync waiting on an LB batch at a time; the controller runs
-#: at most 4 x workers syncs at once (lbprov.slots), 40 at its default of 10 workers; more queue.
-SIDE_THREADS = 40
+#: Threads for the writes an apply sends beside its own (:mod:`lbprov_azure.overlap`): a new
+#: Service's LB submission (waiting for its batch) or NSG rule additions, one sync at a time each.
+#: The controller runs at most 4 x workers syncs at once (lbprov.slots), 40 at its default of 10.
+#: The pool must not be what bounds them: an LB submission queued here keeps its announcement, and
+#: the LB's leader waits for it up to coalesce_max_wait_seconds. ThreadPoolExecutor starts threads
+#: only as they are needed, so the cap costs nothing below it (it covers up to 128 workers).
+SIDE_THREADS = 512
 
 
 def _rule_key(name: str) -> str:
