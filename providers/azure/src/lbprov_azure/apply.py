@@ -150,9 +150,15 @@ class Applier:
         changes = list(plan.changes)
         announced: dict[str, Announcement] = {}
         lbs = list(dict.fromkeys(str(ch.data["lb"]) for ch in changes if ch.data.get("lb")))
+        # Shared NSG rules are announced only by an apply that first creates its public IP: its rule
+        # delta follows the IP, beside the LB write (lbprov_azure.overlap). Other applies reach their
+        # rules after an LB batch, and a rule's leader waiting for them would wait for that batch.
+        new_ip = bool(changes) and changes[0].kind == "public-ip" and changes[0].action is Action.CREATE
         rules = list(
             dict.fromkeys(
-                str(ch.data["name"]) for ch in changes if ch.kind == "nsg-rule" and ch.data.get("shared")
+                str(ch.data["name"])
+                for ch in changes
+                if new_ip and ch.kind == "nsg-rule" and ch.data.get("shared")
             )
         )
         once: list[bool] = []
