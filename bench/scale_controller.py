@@ -33,6 +33,12 @@ of the RSS is glibc's heap and the code. Cheap: the figures of such a run stay c
 remembered tables, event caches) are added, with an example entry of each in
 ``DIR/<pid>-examples.txt``; walking them allocates, so that run's peak is not comparable.
 
+``BENCH_CHAIN_TRACE=FILE`` (environment): every sync's timeline (its waits and calls) is written to
+FILE at exit; ``python bench/chain_trace.py FILE`` reports where the syncs' time went.
+
+``BENCH_SETTINGS=JSON`` (environment): provider settings that override the bench's (a setting to try,
+e.g. ``{"coalesce_max_wait_seconds": 0}``).
+
 ``--no-trim`` turns off the informer's trimming of cached objects (``lbprov.kube.informer.trim``),
 only so that the memory bench can show what it saves.
 
@@ -327,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
 
         informer.trim = lambda obj, kind: obj  # type: ignore[assignment]
     settings = json.loads(os.environ["BENCH_PROVIDER_SETTINGS"])
+    settings.update(json.loads(os.environ.get("BENCH_SETTINGS", "{}")))  # a setting to try
     provider = load_provider(args.provider).from_settings(settings)
     latency = args.latency_ms / 1000.0
 
@@ -335,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(latency)
 
     provider.calls.listeners.append(delay)
+    if trace_to := os.environ.get("BENCH_CHAIN_TRACE"):
+        import chain_trace
+
+        chain_trace.install(trace_to, provider.calls)
     config = ControllerConfig(
         cluster=settings["cluster_name"],
         default_provider=args.provider,

@@ -142,6 +142,29 @@ def test_a_backend_address_is_load_balanced_by_one_public_and_one_internal_lb_at
         lbs.begin_delete(RG, name).result()
 
 
+def test_the_rules_counted_across_load_balancers_follow_each_write_of_the_other_lb(provider, state):
+    """The emulator keeps each stored LB's rule counts per body: a rewrite of the other LB (fewer
+    rules, then more) changes what the next write is checked against."""
+    lbs = provider.client.load_balancers
+    ip = "10.240.1.220"
+    pip = _public_ip(state, "count-pip")
+
+    def put(name, rules, **kw):
+        return lbs.begin_create_or_update(
+            RG, name, _lb_body(state, provider, name, rules=rules, ips=[ip], **kw)
+        ).result()
+
+    put("count-a", 250)
+    assert _code(lambda: put("count-b", 51, public_ip=pip)) == "LoadBalancerRuleCountLimitReachedForNic"
+    put("count-a", 200)  # room for 100 more now
+    put("count-b", 100, public_ip=pip)
+    assert _code(lambda: put("count-a", 201)) == "LoadBalancerRuleCountLimitReachedForNic"
+    put("count-b", 10, public_ip=pip)
+    put("count-a", 290)
+    for name in ("count-a", "count-b"):
+        lbs.begin_delete(RG, name).result()
+
+
 def test_a_network_security_group_holds_at_most_1000_rules(provider):
     nsgs, rules = provider.client.network_security_groups, provider.client.security_rules
 

@@ -149,3 +149,42 @@ def test_a_long_operation_stays_in_progress_then_succeeds_or_fails(sandbox, stat
     assert status["status"] == "Failed" and status["error"]["code"] == "InternalServerError"
     assert arm_raw(sandbox, "GET", url)[1]["properties"]["provisioningState"] == "Failed"
     assert arm_raw(sandbox, "DELETE", url)[0] == 202
+
+
+def test_a_load_balancer_referencing_a_public_ip_whose_operation_has_not_succeeded_is_refused(sandbox, state):
+    """ARM's ReferencedResourceNotProvisioned (gardener/gardener-extension-provider-azure#2,
+    kubernetes/kubernetes#95748): an LB PUT waits for its public IPs' own operations to succeed."""
+    prefix = network_prefix(sandbox)
+    pip_url = prefix + "/publicIPAddresses/notyet?api-version=2026-03-01"
+    lb_url = prefix + "/loadBalancers/notyet-lb?api-version=2026-03-01"
+    state.lro_seconds = 3600.0  # ended by the test itself
+    try:
+        status, _, _ = arm_raw(sandbox, "PUT", pip_url, STANDARD_PIP)
+        assert status == 201
+        pip_id = arm_raw(sandbox, "GET", pip_url)[1]["id"]
+        lb = {
+            "location": "westeurope",
+            "sku": {"name": "Standard"},
+            "properties": {
+                "frontendIPConfigurations": [
+                    {"name": "fe", "properties": {"publicIPAddress": {"id": pip_id}}}
+                ]
+            },
+        }
+        status, body, _ = arm_raw(sandbox, "PUT", lb_url, lb)
+        assert status == 400 and body["error"]["code"] == "ReferencedResourceNotProvisioned"
+        assert "is in Updating state" in body["error"]["message"]
+        assert arm_raw(sandbox, "GET", lb_url)[0] == 404  # nothing was written
+        state.finish_operations()
+        status, _, _ = arm_raw(sandbox, "PUT", lb_url, lb)
+        assert status == 201
+    finally:
+        state.lro_seconds = 0.0
+        state.finish_operations()
+    assert arm_raw(sandbox, "DELETE", lb_url)[0] in (200, 202, 204)
+    state.fail_operations(method="PUT", path="publicipaddresses/notyet", code="InternalServerError")
+    arm_raw(sandbox, "PUT", pip_url, STANDARD_PIP)  # its operation fails: the public IP is Failed
+    status, body, _ = arm_raw(sandbox, "PUT", lb_url, lb)
+    assert status == 400 and body["error"]["code"] == "ReferencedResourceNotProvisioned"
+    assert "is in Failed state" in body["error"]["message"]
+    assert arm_raw(sandbox, "DELETE", pip_url)[0] in (200, 202, 204)

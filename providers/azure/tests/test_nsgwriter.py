@@ -50,3 +50,31 @@ def test_deltas_apply_in_order_and_an_error_reaches_its_batch():
 
     with pytest.raises(RuntimeError, match="ARM said no"):
         RuleWriter(fail, 0).submit(_delta(["x"]))
+
+
+def test_a_leader_waits_for_applies_announced_before_it_led_and_not_for_later_ones():
+    batches: list[list[RuleDelta]] = []
+
+    def write(deltas, start, known):
+        batches.append(deltas)
+        return {"destinations": sorted(merged_destinations(set(), deltas))}
+
+    w = RuleWriter(write, 0, max_wait=120)
+    early = w.announce()
+    threads = [threading.Thread(target=w.submit, args=(_delta(["10.0.0.1"]),))]
+    threads[0].start()
+    # the leader has taken its cut: it waits for ``early`` (a 120 s wait would end the test by timeout)
+    wait_for(lambda: w.leads == 1, 10, "the leader to lead", interval=0.005)
+    late = w.announce()  # announced after the cut: not waited for
+    threads.append(threading.Thread(target=w.submit, args=(_delta(["10.0.0.2"]), early)))
+    threads[1].start()
+    try:
+        wait_for(
+            lambda: len(batches) == 1, 10, "one batch while a later announcement is pending", interval=0.005
+        )
+        assert [sorted(next(iter(d.add)) for d in b) for b in batches] == [["10.0.0.1", "10.0.0.2"]]
+    finally:
+        w.withdraw(late)
+        for t in threads:
+            t.join(10)
+    assert not any(t.is_alive() for t in threads)

@@ -6,18 +6,25 @@ If-Match, coalesced across Services); public IPs are written through the
 :class:`~lbprov_azure.pipwriter.PublicIPWriter` (bounded, the sync's worker slot lent meanwhile); NSG
 rules are written directly, or through their rule's writer when shared. Values that
 are only known after a write (the frontend address an NSG rule targets) are resolved here.
+
+A new Service's writes overlap where nothing depends on them (:mod:`lbprov_azure.overlap`): its LB
+group is submitted once its public IP's operation has succeeded, beside the IP's final GET, and NSG
+rule additions whose address is known go beside the LB write; apply waits for all of them.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError
 
 from lbprov.model import Action, Change, Ingress, Plan
+from lbprov.side_writes import wait_all
 from lbprov.slots import released
 from lbprov_azure import client as azclient
 from lbprov_azure.desired import LB_FIELDS, Ids, destinations, family_of, fill_frontend, with_destinations
@@ -25,10 +32,25 @@ from lbprov_azure.diff import Priorities, options_of
 from lbprov_azure.lbwriter import Announcement, LBDelta, PreconditionFailed, SharedLBWriter, WriteRejected
 from lbprov_azure.nsgwriter import RuleDelta, RuleWriter, merged_destinations
 from lbprov_azure.observe import Observer, find, items
+from lbprov_azure.overlap import adds_only, independent_rule_changes
 from lbprov_azure.pipwriter import PublicIPWriter
 from lbprov_azure.settings import AzureSettings
 
 JSON = dict[str, Any]
+log = logging.getLogger(__name__)
+
+#: Threads for the writes an apply sends beside its own (:mod:`lbprov_azure.overlap`): a new
+#: Service's LB submission (waiting for its batch) or NSG rule additions, one sync at a time each.
+#: The controller runs at most 4 x workers syncs at once (lbprov.slots), 40 at its default of 10.
+#: The pool must not be what bounds them: an LB submission queued here keeps its announcement, and
+#: the LB's leader waits for it up to coalesce_max_wait_seconds. ThreadPoolExecutor starts threads
+#: only as they are needed, so the cap costs nothing below it (it covers up to 128 workers).
+SIDE_THREADS = 512
+
+
+def _rule_key(name: str) -> str:
+    """A shared NSG rule's key among an apply's announcements (LB names have no ':')."""
+    return "nsg:" + name.lower()
 
 
 class _Store:
@@ -99,6 +121,13 @@ class Applier:
         self._lock = threading.Lock()
         self._rule_writers: dict[str, RuleWriter] = {}
         self.pips = PublicIPWriter(settings.public_ip_writers)
+        self._pool: ThreadPoolExecutor | None = None  # the NSG rule changes beside LB writes
+
+    def _side_pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(SIDE_THREADS, thread_name_prefix="lbprov-azure-apply")
+            return self._pool
 
     def writer(self, lb: str) -> SharedLBWriter:
         """The process-wide writer of one shared LB (one per provider instance and LB name)."""
@@ -121,14 +150,28 @@ class Applier:
         changes = list(plan.changes)
         announced: dict[str, Announcement] = {}
         lbs = list(dict.fromkeys(str(ch.data["lb"]) for ch in changes if ch.data.get("lb")))
+        # Shared NSG rules are announced only by an apply that first creates its public IP: its rule
+        # delta follows the IP, beside the LB write (lbprov_azure.overlap). Other applies reach their
+        # rules after an LB batch, and a rule's leader waiting for them would wait for that batch.
+        new_ip = bool(changes) and changes[0].kind == "public-ip" and changes[0].action is Action.CREATE
+        rules = list(
+            dict.fromkeys(
+                str(ch.data["name"])
+                for ch in changes
+                if new_ip and ch.kind == "nsg-rule" and ch.data.get("shared")
+            )
+        )
         once: list[bool] = []
 
         def announce() -> None:
-            """Tell each LB's writer this apply is coming, so that its leader can wait for it."""
+            """Tell each LB's and shared NSG rule's writer this apply is coming, so that its leader
+            can wait for it."""
             if not once:
                 once.append(True)
                 for lbn in lbs:
                     announced[lbn] = self.writer(lbn).announce()
+                for rule in rules:
+                    announced[_rule_key(rule)] = self.rule_writer(rule).announce()
 
         # An apply that first creates its public IP announces itself when that write starts: the
         # PublicIPWriter's bound may hold it behind others, and a leader waiting for applies whose
@@ -184,20 +227,100 @@ class Applier:
                 # the writer tells the read round each body it writes, in write order (on_change);
                 # the wait for the batch gives the worker slot to another sync (lbprov.slots)
                 delta, announcement = self._delta(changes[i:j]), announced.pop(lbn, None)
+                # the NSG rule additions whose address is known go out beside the LB write
+                # (lbprov_azure.overlap); apply waits for them before it goes on
+                m = independent_rule_changes(changes, j, changes[i:j], pip_ips)
+                side = [(ch, self._frontend_address(ch, {}, pip_ips)) for ch in changes[j:m]]
                 with released():
-                    lb_bodies[lbn] = self.writer(lbn).submit(delta, announcement)
-                i = j
+                    beside = [
+                        self._side_pool().submit(self._apply_nsg_rule, ch, addr, announced)
+                        for ch, addr in side
+                    ]
+                    try:
+                        lb_bodies[lbn] = self.writer(lbn).submit(delta, announcement)
+                    except BaseException:
+                        wait_all(beside, raise_first=False, log=log)  # none goes on after the apply
+                        raise
+                    wait_all(beside, raise_first=True, log=log)
+                i = m
+                continue
+            if ch.kind == "public-ip" and (end := self._new_pips_then_lb(changes, i)):
+                i = self._pips_beside_lb(changes, i, end, announced, announce, lb_bodies, pip_ips)
                 continue
             if ch.kind == "public-ip":
                 made = self._apply_pip(ch, announce)
                 if made:
                     pip_ips[family_of(made)] = made
             elif ch.kind == "nsg-rule":
-                self._apply_nsg_rule(ch, self._frontend_address(ch, lb_bodies, pip_ips))
+                self._apply_nsg_rule(ch, self._frontend_address(ch, lb_bodies, pip_ips), announced)
             else:  # pragma: no cover - plans only hold the kinds above
                 raise ValueError(f"unknown change kind {ch.kind!r}")
             i += 1
         return lb_bodies, pip_ips
+
+    @staticmethod
+    def _new_pips_then_lb(changes: list[Change], i: int) -> int:
+        """Where the LB group ends, if ``changes[i:]`` starts with public IPs to create followed by
+        one LB group of additions (a new Service's shape); else 0."""
+        p = i
+        while p < len(changes) and changes[p].kind == "public-ip" and changes[p].action is Action.CREATE:
+            p += 1
+        lbn = changes[p].data.get("lb") if p < len(changes) else None
+        if p == i or not lbn:
+            return 0
+        j = p
+        while j < len(changes) and changes[j].data.get("lb") == lbn:
+            j += 1
+        return j if adds_only(changes[p:j]) else 0  # a group that removes anything: the plan's order
+
+    def _pips_beside_lb(
+        self,
+        changes: list[Change],
+        i: int,
+        j: int,
+        announced: dict[str, Announcement],
+        announce: Callable[[], None],
+        lb_bodies: dict[str, JSON | None],
+        pip_ips: dict[str, str],
+    ) -> int:
+        """New public IPs ``changes[i:p]``, then the LB group ``changes[p:j]``: the group's
+        submission starts as soon as the last public IP's operation has succeeded, beside that IP's
+        final GET and the NSG rule additions that follow the group (:mod:`lbprov_azure.overlap`).
+
+        ARM refuses a frontend whose public IP has not succeeded yet (the emulator's
+        ``ReferencedResourceNotProvisioned``), so the group waits for the operation, not for the GET
+        that only tells the address (which the LB does not need: the frontend names the IP by id).
+        Returns the index after the changes done here.
+        """
+        p = i
+        while changes[p].kind == "public-ip":
+            p += 1
+        lbn = str(changes[p].data["lb"])
+        delta = self._delta(changes[p:j])
+        started: list[Future[JSON | None]] = []
+
+        def start_lb() -> None:
+            if not started:
+                self.seen.writing()
+                started.append(
+                    self._side_pool().submit(self.writer(lbn).submit, delta, announced.pop(lbn, None))
+                )
+
+        try:
+            for k in range(i, p):
+                made = self._apply_pip(changes[k], announce, start_lb if k == p - 1 else None)
+                if made:
+                    pip_ips[family_of(made)] = made
+            start_lb()  # no operation status was polled (an answer already final)
+            m = independent_rule_changes(changes, j, changes[p:j], pip_ips)
+            for ch in changes[j:m]:
+                self._apply_nsg_rule(ch, self._frontend_address(ch, {}, pip_ips), announced)
+            with released():  # the wait for the LB's batch gives the worker slot to another sync
+                lb_bodies[lbn] = started[0].result()
+        except BaseException:
+            wait_all(started, raise_first=False, log=log)  # none goes on after the apply
+            raise
+        return m
 
     @staticmethod
     def _delta(group: list[Change]) -> LBDelta:
@@ -249,7 +372,11 @@ class Applier:
             adopt=adopt,
         )
 
-    def _apply_pip(self, ch: Change, on_start: Callable[[], None]) -> str | None:
+    def _apply_pip(
+        self, ch: Change, on_start: Callable[[], None], on_provisioned: Callable[[], None] | None = None
+    ) -> str | None:
+        """Write one public IP; returns its address (None: deleted). ``on_provisioned``: called when
+        a create's or update's operation has succeeded, before the final GET (:func:`client.put_json`)."""
         rg, name = str(ch.data["rg"]), str(ch.data["name"])
         ops = self.seen.client.public_ip_addresses
         self.seen.writing()
@@ -284,6 +411,7 @@ class Applier:
                     headers,
                     self.timeout,
                     f"public IP {name}",
+                    on_provisioned,
                 ),
             ),
         )
@@ -306,7 +434,22 @@ class Applier:
             raise RuntimeError(f"NSG rule {ch.name}: the frontend address is not known after the LB write")
         return str(addr)
 
-    def _apply_shared_rule(self, ch: Change, frontend_addr: str | None) -> None:
+    def rule_writer(self, name: str) -> RuleWriter:
+        """The process-wide writer of one shared NSG rule (one per provider instance and rule name)."""
+        with self._lock:
+            w = self._rule_writers.get(name.lower())
+            if w is None:
+                w = RuleWriter(
+                    functools.partial(self._write_shared_rule, name),
+                    self.settings.coalesce_window_seconds,
+                    max_wait=self.settings.coalesce_max_wait_seconds,
+                )
+                self._rule_writers[name.lower()] = w
+            return w
+
+    def _apply_shared_rule(
+        self, ch: Change, frontend_addr: str | None, announced: dict[str, Announcement]
+    ) -> None:
         """A membership delta of a rule shared by destination, through the rule's writer
         (:mod:`lbprov_azure.nsgwriter`: the deltas of concurrent Services, one read and one PUT)."""
         name = str(ch.data["name"])
@@ -322,15 +465,9 @@ class Applier:
             snapshot=ch.data.get("snapshot"),
             seen="snapshot" in ch.data,
         )
-        with self._lock:
-            w = self._rule_writers.get(name.lower())
-            if w is None:
-                w = RuleWriter(
-                    functools.partial(self._write_shared_rule, name), self.settings.coalesce_window_seconds
-                )
-                self._rule_writers[name.lower()] = w
+        w = self.rule_writer(name)
         with released():  # the wait for the rule's batch gives the worker slot to another sync
-            w.submit(delta)
+            w.submit(delta, announced.pop(_rule_key(name), None))
 
     def _write_shared_rule(
         self, name: str, deltas: list[RuleDelta], start: JSON | None, known: bool
@@ -405,9 +542,11 @@ class Applier:
                 raise
         raise RuntimeError(f"NSG rule {name}: kept changing under 8 attempts")
 
-    def _apply_nsg_rule(self, ch: Change, frontend_addr: str | None = None) -> None:
+    def _apply_nsg_rule(
+        self, ch: Change, frontend_addr: str | None = None, announced: dict[str, Announcement] | None = None
+    ) -> None:
         if ch.data.get("shared"):
-            self._apply_shared_rule(ch, frontend_addr)
+            self._apply_shared_rule(ch, frontend_addr, announced if announced is not None else {})
             return
         s = self.settings
         nsg, rg = str(s.security_group_name), s.resource_group

@@ -314,6 +314,19 @@ class OperationStatusPolling(AzureAsyncOperationPolling):  # type: ignore[type-a
 
     _first = False
 
+    def __init__(self, on_succeeded: Callable[[], None] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        #: called once the operation has succeeded, before the final GET of the resource (see
+        #: :func:`put_json`)
+        self.on_succeeded = on_succeeded
+
+    def get_final_get_url(self, pipeline_response: Any) -> str | None:
+        # azure-core asks for the final GET's URL only after the operation succeeded (a failed or
+        # canceled one raised before)
+        if self.on_succeeded is not None:
+            self.on_succeeded()
+        return super().get_final_get_url(pipeline_response)
+
     def set_initial_status(self, pipeline_response: Any) -> str:
         self._first = True
         try:
@@ -335,10 +348,23 @@ class JSONResultPolling(InThreadPolling):
     :class:`OperationStatusPolling`; the other ways (``Location``, the body's provisioningState) are
     azure-mgmt-core's, in its order."""
 
-    def __init__(self, interval: float, *, timeout: float, what: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        interval: float,
+        *,
+        timeout: float,
+        what: str,
+        on_succeeded: Callable[[], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault(
             "lro_algorithms",
-            [OperationStatusPolling(), LocationPolling(), BodyContentPolling(), StatusCheckPolling()],
+            [
+                OperationStatusPolling(on_succeeded),
+                LocationPolling(),
+                BodyContentPolling(),
+                StatusCheckPolling(),
+            ],
         )
         super().__init__(interval, timeout=timeout, what=what, **kwargs)
 
@@ -347,11 +373,15 @@ class JSONResultPolling(InThreadPolling):
 
 
 def _polling(
-    cls: type[InThreadPolling], settings: AzureSettings, timeout: float, what: str
+    cls: type[InThreadPolling], settings: AzureSettings, timeout: float, what: str, **extra: Any
 ) -> InThreadPolling:
     endpoint = settings.base_url or "https://management.azure.com"
     return cls(
-        _polling_interval(settings), timeout=timeout, what=what, path_format_arguments={"endpoint": endpoint}
+        _polling_interval(settings),
+        timeout=timeout,
+        what=what,
+        path_format_arguments={"endpoint": endpoint},
+        **extra,
     )
 
 
@@ -363,16 +393,24 @@ def put_json(
     headers: Mapping[str, str],
     timeout: float,
     what: str,
+    on_succeeded: Callable[[], None] | None = None,
 ) -> JSON:
     """Create or replace the resource at ``path`` (its ARM id) with ``body``; returns the resource
     as written, as REST JSON.
+
+    ``on_succeeded`` is called in the calling thread when the operation's status says it succeeded,
+    before the final GET of the resource (ARM's RPC for a PUT answered with ``Azure-AsyncOperation``:
+    the resource is read again at its URL once the operation has succeeded): from then on the
+    resource is ``Succeeded`` and may be referenced (a load balancer's frontend refuses a public IP
+    whose operation has not succeeded, ``ReferencedResourceNotProvisioned``). It is not called when
+    no status was polled (an answer that was already final) or when the operation failed.
 
     The request is the SDK's ``begin_create_or_update`` (its api-version, the body as JSON bytes,
     ``headers`` such as ``If-Match``), sent by :class:`~lbprov_azure.arm.ArmRequests`; the operation is
     polled by :class:`JSONResultPolling`, which returns the final resource without the model round
     trip. Call it inside the retried callable: each attempt needs a polling of its own.
     """
-    polling = _polling(JSONResultPolling, settings, timeout, what)
+    polling = _polling(JSONResultPolling, settings, timeout, what, on_succeeded=on_succeeded)
     return arm.put_json(f"{path}?api-version={ARM_API_VERSION}", body, headers, polling)
 
 

@@ -379,11 +379,18 @@ class _Ticket:
 _UNKNOWN: Any = object()
 
 
+class Announcer(Protocol):
+    """A batch writer that takes announcements (:class:`SharedLBWriter`, and the NSG rules'
+    :class:`~lbprov_azure.nsgwriter.RuleWriter`)."""
+
+    def withdraw(self, announcement: Announcement) -> None: ...
+
+
 @dataclass(eq=False)
 class Announcement:
     """A promise to submit to a writer soon (see :meth:`SharedLBWriter.announce`)."""
 
-    writer: SharedLBWriter
+    writer: Announcer
     #: the order of announcements: a leader waits only for those made before it took the lead
     seq: int = 0
     spent: bool = False

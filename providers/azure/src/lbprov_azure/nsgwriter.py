@@ -6,6 +6,14 @@ upstream merges them), so concurrent reconciles all change that one rule. Each s
 reads the rule fresh, applies them all and writes once with If-Match (a 412 -- another process --
 re-reads and re-applies). Followers wait for the leader's result. A rule left without destination
 is deleted. The same shape as :class:`~lbprov_azure.lbwriter.SharedLBWriter`, for a smaller body.
+
+Announcements, as the load balancer's writer takes them: an apply that will submit a delta after
+other writes (its public IP first) announces itself, and a leader waits for the applies announced
+before its batch began (up to ``max_wait``). A new Service's rule delta goes out beside its load
+balancer's batch (:mod:`lbprov_azure.overlap`), no longer right after it: without the wait, each
+rule batch took whoever had arrived in its window and the rule's PUTs nearly doubled (17 to 29 for
+300 Services on the scale bench); with it the rule's batches follow the public IPs' as the load
+balancer's do.
 """
 
 from __future__ import annotations
@@ -15,6 +23,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from lbprov_azure.lbwriter import Announcement
 
 JSON = dict[str, Any]
 
@@ -49,19 +59,44 @@ class RuleWriter:
     worker keeps writing other Services' batches while its own reconcile waits."""
 
     def __init__(
-        self, write: Callable[[list[RuleDelta], JSON | None, bool], JSON | None], window: float
+        self,
+        write: Callable[[list[RuleDelta], JSON | None, bool], JSON | None],
+        window: float,
+        max_wait: float = 0.0,
     ) -> None:
         self._write = write
         self.window = window
-        self._lock = threading.Lock()
+        self.max_wait = max_wait
+        self._lock = threading.Condition()
         self._pending: list[_Ticket] = []
         self._busy = False
         self._last: JSON | None = None
         self._known = False
+        self._announced = 0  # announcements made so far (their seq)
+        self._expected: set[int] = set()  # seqs of announced submitters still on their way
         self.batches = 0
+        #: batches whose leader has fixed which announced applies it waits for (tests wait for this)
+        self.leads = 0
 
-    def submit(self, delta: RuleDelta) -> None:
+    def announce(self) -> Announcement:
+        """Say that a delta is coming (see the module doc); pass it to :meth:`submit`, or
+        :meth:`withdraw` it."""
+        with self._lock:
+            self._announced += 1
+            self._expected.add(self._announced)
+            return Announcement(self, self._announced)
+
+    def withdraw(self, announcement: Announcement) -> None:
+        with self._lock:
+            if not announcement.spent:
+                announcement.spent = True
+                self._expected.discard(announcement.seq)
+                self._lock.notify_all()
+
+    def submit(self, delta: RuleDelta, announcement: Announcement | None = None) -> None:
         ticket = _Ticket(delta)
+        if announcement is not None:
+            self.withdraw(announcement)
         with self._lock:
             self._pending.append(ticket)
             if not self._busy:
@@ -77,9 +112,15 @@ class RuleWriter:
             raise ticket.error
 
     def _lead(self) -> None:
+        deadline = time.monotonic() + self.max_wait
+        with self._lock:
+            cut = self._announced  # only applies announced before the batch began are waited for
+            self.leads += 1
         if self.window:
             time.sleep(self.window)
         with self._lock:
+            while any(s <= cut for s in self._expected) and (left := deadline - time.monotonic()) > 0:
+                self._lock.wait(timeout=left)
             batch, self._pending = self._pending, []
         self.batches += 1
         deltas = [t.delta for t in batch]

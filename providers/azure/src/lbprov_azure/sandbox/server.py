@@ -19,10 +19,36 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import orjson
+
 from lbprov_azure.sandbox.cert import make_self_signed
 from lbprov_azure.sandbox.state import ArmState
 
 log = logging.getLogger(__name__)
+
+
+def _loads(raw: bytes) -> Any:
+    """A request body: orjson, or the standard library's parser for what orjson refuses and it
+    takes (``NaN``, ``Infinity``). One difference is left: orjson reads an integer past 64 bits as a
+    float where the standard library kept it exact; no ARM integer field (ports, priorities,
+    lengths: int32 or int64) can hold such a value, and lbprov never sends one.
+
+    Why orjson: a shared load balancer's body is about 600 KB at 143 Services of 2 ports; the
+    standard library parsed it in 3.8 ms and wrote it in 4.5 ms (orjson: 2.6 and 0.5), and each
+    batch of the LB's writer costs one parse (its PUT) and two writes (the PUT's answer and the
+    final GET's) in the emulator, on the chain that bounds the scale bench's Azure create."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
+def _dumps(body: Any) -> bytes:
+    """A response body (see :func:`_loads`); the standard library's writer for what orjson refuses."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body).encode()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -44,7 +70,7 @@ class _Handler(BaseHTTPRequestHandler):
         body: dict[str, Any] | None = None
         if raw:
             try:
-                parsed = json.loads(raw)
+                parsed = _loads(raw)
             except ValueError:
                 parsed = None
             if not isinstance(parsed, dict):
@@ -65,7 +91,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(resp.status, resp.body, resp.headers)
 
     def _send(self, status: int, body: dict[str, Any] | None, headers: dict[str, str]) -> None:
-        data = json.dumps(body).encode() if body is not None else b""
+        data = _dumps(body) if body is not None else b""
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
