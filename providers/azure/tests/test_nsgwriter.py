@@ -64,17 +64,17 @@ def test_a_leader_waits_for_applies_announced_before_it_led_and_not_for_later_on
     threads = [threading.Thread(target=w.submit, args=(_delta(["10.0.0.1"]),))]
     threads[0].start()
     # the leader has taken its cut: it waits for ``early`` (a 120 s wait would end the test by timeout)
-    wait_for(lambda: w.leads == 1, 10, "the leader to lead", interval=0.005)
+    wait_for(lambda: w.leads == 1, 60, "the leader to lead", interval=0.005)
     late = w.announce()  # announced after the cut: not waited for
     threads.append(threading.Thread(target=w.submit, args=(_delta(["10.0.0.2"]), early)))
     threads[1].start()
     try:
         wait_for(
-            lambda: len(batches) == 1, 10, "one batch while a later announcement is pending", interval=0.005
+            lambda: len(batches) == 1, 60, "one batch while a later announcement is pending", interval=0.005
         )
         assert [sorted(next(iter(d.add)) for d in b) for b in batches] == [["10.0.0.1", "10.0.0.2"]]
     finally:
         w.withdraw(late)
         for t in threads:
-            t.join(10)
+            t.join(60)
     assert not any(t.is_alive() for t in threads)
