@@ -763,7 +763,9 @@ def test_watch_timeout_seconds_honoured(core: k8s.CoreV1Api) -> None:
         "default", watch=True, resource_version=rv, timeout_seconds=1, _preload_content=False
     )
     assert resp.data == b""  # ended cleanly with nothing to report
-    assert 0.9 <= time.monotonic() - started < 4
+    # ended by the server at 1 s: not before, and not held open (20 s: what a loaded machine
+    # adds to the 1 s, never that much)
+    assert 0.9 <= time.monotonic() - started < 20
 
 
 def test_drop_watches_breaks_streams(core: k8s.CoreV1Api, server: KubeAPIServer) -> None:
@@ -783,7 +785,7 @@ def test_drop_watches_breaks_streams(core: k8s.CoreV1Api, server: KubeAPIServer)
         or "prematurely" in str(info.value)
         or info.type.__name__ in ("ProtocolError", "IncompleteRead")
     )
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20, "cut at once, not at the watch's 30 s timeout"
 
 
 # ---- nodes, leases, events, namespaces ----------------------------------------------------------

@@ -448,7 +448,7 @@ def test_a_silent_watch_is_dropped_after_its_timeout_plus_the_margin(
     started = time.monotonic()
     with pytest.raises(WatchDropped):
         list(KubeClient.for_url(srv.url).watch_nodes("1", timeout_seconds=0))
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20, "dropped after the 0.3 s margin, not the server's 30 s hold"
 
 
 def test_a_watch_that_gets_no_answer_is_dropped_naming_the_endpoint(
@@ -472,7 +472,7 @@ def test_close_from_another_thread_ends_a_blocked_watch(scripted: Any) -> None:
     timer.start()
     started = time.monotonic()
     assert list(stream) == []  # a clean end, not WatchDropped
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20, "ended by the close at 0.3 s, not the server's 30 s hold"
     timer.join()
 
 

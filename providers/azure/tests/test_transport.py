@@ -66,7 +66,7 @@ def test_a_silent_endpoint_ends_at_the_read_timeout(silent: str) -> None:
     started = time.monotonic()
     with pytest.raises(ServiceResponseTimeoutError):
         _transport(silent, read_timeout=0.5).send(HttpRequest("GET", f"{silent}/x"))
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20, "the 0.5 s read timeout, not a silence held for ever"
 
 
 def test_a_refused_connection_is_a_service_request_error_naming_the_endpoint() -> None:
