@@ -40,11 +40,12 @@ JSON = dict[str, Any]
 log = logging.getLogger(__name__)
 
 #: Threads for the writes an apply sends beside its own (:mod:`lbprov_azure.overlap`): a new
-#: Service's LB submission (waiting for its batch) or NSG rule additions, one sync at a time each.
-#: The controller runs at most 4 x workers syncs at once (lbprov.slots), 40 at its default of 10.
-#: The pool must not be what bounds them: an LB submission queued here keeps its announcement, and
-#: the LB's leader waits for it up to coalesce_max_wait_seconds. ThreadPoolExecutor starts threads
-#: only as they are needed, so the cap costs nothing below it (it covers up to 128 workers).
+#: Service's LB submission (waiting for its batch), or its NSG rule additions (one per independent
+#: rule change: a Service with per-port rules may hold several at once). The controller runs at most
+#: 4 x workers syncs at once (lbprov.slots), 40 at its default of 10. The pool should not be what
+#: bounds them: an LB submission queued here keeps its announcement, and the LB's leader waits for it
+#: up to coalesce_max_wait_seconds (a stall, never a deadlock: every wait is bounded).
+#: ThreadPoolExecutor starts threads only as they are needed, so the cap costs nothing below it.
 SIDE_THREADS = 512
 
 
@@ -226,7 +227,7 @@ class Applier:
                 self.seen.writing()
                 # the writer tells the read round each body it writes, in write order (on_change);
                 # the wait for the batch gives the worker slot to another sync (lbprov.slots)
-                delta, announcement = self._delta(changes[i:j]), announced.pop(lbn, None)
+                delta = self._delta(changes[i:j])
                 # the NSG rule additions whose address is known go out beside the LB write
                 # (lbprov_azure.overlap); apply waits for them before it goes on
                 m = independent_rule_changes(changes, j, changes[i:j], pip_ips)
@@ -237,7 +238,11 @@ class Applier:
                         for ch, addr in side
                     ]
                     try:
-                        lb_bodies[lbn] = self.writer(lbn).submit(delta, announcement)
+                        # the announcement leaves ``announced`` only as it is handed to the writer
+                        # (whose submit withdraws or uses it): taken earlier, an error before the
+                        # submit left it pending for good, and every later batch of the LB waited
+                        # coalesce_max_wait_seconds for it
+                        lb_bodies[lbn] = self.writer(lbn).submit(delta, announced.pop(lbn, None))
                     except BaseException:
                         wait_all(beside, raise_first=False, log=log)  # none goes on after the apply
                         raise
@@ -302,9 +307,14 @@ class Applier:
         def start_lb() -> None:
             if not started:
                 self.seen.writing()
-                started.append(
-                    self._side_pool().submit(self.writer(lbn).submit, delta, announced.pop(lbn, None))
-                )
+                submit, pool = self.writer(lbn).submit, self._side_pool()
+                announcement = announced.pop(lbn, None)
+                try:
+                    started.append(pool.submit(submit, delta, announcement))
+                except BaseException:  # e.g. no thread could be started: apply's finally withdraws it
+                    if announcement is not None:
+                        announced[lbn] = announcement
+                    raise
 
         try:
             for k in range(i, p):
