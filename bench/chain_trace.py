@@ -8,10 +8,12 @@ and GET, then the shared load balancer's batch, then the NSG rule's batch) does 
 profile. The controller process (``bench/scale_controller.py``) installs :func:`install` when
 ``BENCH_CHAIN_TRACE`` is set: it wraps the points where a sync waits or calls, records
 ``(thread, start, end, what)`` intervals in memory (a list append per interval: cheap) and writes
-them as JSON lines at exit. Each sync runs in one thread from start to end (the slot waits and the
-shared writers' waits are in that thread too), so a thread's intervals between a sync's start and
-end are that Service's timeline. The writers' leaders send the batch PUT in their own thread: the
-leader's ``lb.submit`` / ``nsg.submit`` then holds its own window, wait and PUT.
+them as JSON lines at exit. A sync's intervals are those of its own thread between its start and
+end (the slot waits are there). The writers' leaders send the batch PUT in their own thread: the
+leader's ``lb.submit`` / ``nsg.submit`` then holds its own window, wait and PUT. Limitation: writes
+an apply sends from a side pool (Azure: a new Service's LB submission, since it starts beside the
+public IP's final GET) run in a side thread, so their ``lb.*`` and call intervals belong to no sync,
+and the sync's own wait for them counts as plain ``sync`` time.
 
 The report (``main``): per category, the seconds per sync (mean, median, p90) and the sum over
 syncs, plus the syncs' total; a category is the innermost wrapped interval (a cloud call inside a

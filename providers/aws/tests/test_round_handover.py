@@ -10,6 +10,7 @@ Each test drives the same sequence by hand, in one thread: no timing is involved
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 
 import pytest
@@ -109,3 +110,33 @@ def test_a_periodic_round_taken_over_lists_again_under_its_drift_schedule(
             assert rnd.roster is not None and len(rnd.roster) == len(services)
     # Listed once more (the implicit listing knew nothing of the period), not twice.
     assert _listings(periodic) == dict.fromkeys(LISTINGS, 1), periodic
+
+
+def _periodic_reads(
+    provider: AWSProvider, services: list[Svc], nodes: list[dict[str, object]], *, taken_over: bool
+) -> Counter[str]:
+    """The reads of a periodic resync round over ``services``, opened fresh or taken over from an
+    implicit round that a plan had just opened (and read everything in)."""
+    provider.calls.reset()
+    with provider.reader.shared_round() if taken_over else contextlib.nullcontext():
+        if taken_over:
+            assert provider.plan(intent_of(provider, services[0], nodes)).empty
+            provider.calls.reset()
+        with provider.read_round() as rnd:
+            rnd.drift_check()
+            assert all(provider.plan(intent_of(provider, s, nodes)).empty for s in services)
+            return provider.calls.reset().by_operation()
+
+
+def test_a_periodic_round_taken_over_reads_what_a_fresh_periodic_round_reads(
+    provider: AWSProvider, cloud: SandboxCloud
+) -> None:
+    """Not only the listings: every read the implicit round made before the resync began (the
+    cluster's security groups, instances, subnets, route tables, VPC CIDRs) is made again, so a
+    hand change made just before the resync is seen by it, as by a round opened at its start."""
+    services, nodes = _converged(provider, cloud, 3)
+    fresh = _periodic_reads(provider, services, nodes, taken_over=False)
+    taken = _periodic_reads(provider, services, nodes, taken_over=True)
+    assert set(taken) == set(fresh), (sorted(fresh.items()), sorted(taken.items()))
+    for op in ("ec2:DescribeSecurityGroups", "ec2:DescribeInstances", "ec2:DescribeSubnets"):
+        assert taken[op] >= 1 and taken[op] == fresh[op], (op, fresh, taken)

@@ -328,9 +328,12 @@ class ReadRound:
         listings read in this round and the details remembered from their last deep check (kept
         current by lbprov's own writes). Called by the controller right after opening the round.
 
-        A round taken over from an implicit one (:meth:`take_over`) may hold listings read before
-        it knew it was periodic, without the sweep's roster and without the due Services' tags
-        read afresh (Reader._schedule, _forget_due): they are dropped, to be listed again."""
+        A round taken over from an implicit one (:meth:`take_over`) holds reads made before it knew
+        it was periodic (up to :data:`SHARED_ROUND_SECONDS` before the resync began), the listings
+        without the sweep's roster and without the due Services' tags read afresh
+        (Reader._schedule, _forget_due): every cached read is dropped, to be read again, so the
+        periodic resync sees what a round opened at its start would (the review of session 9: the
+        cluster's security groups, instances, subnets, route tables and VPC CIDRs were kept)."""
         if self._periods is not None:
             self.period = self._periods()
             if self.taken_over:
@@ -339,6 +342,10 @@ class ReadRound:
                     self.nlbs_listed_at = None
                     self.tg_facts = None
                     self.roster = None
+                    self.subnets, self.route_tables, self.vpc_cidrs = {}, {}, {}
+                    self.cluster_sgs, self.sg_indexes = None, {}
+                    self.instances = {}
+                    self.lb_groups = None
 
     def take_over(self, *, periods: Callable[[], int] | None, k: int) -> None:
         """Make this implicit round an explicit one (Reader.explicit_round): its listings serve the

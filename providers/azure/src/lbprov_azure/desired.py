@@ -590,9 +590,10 @@ def destination_set(props: JSON) -> frozenset[str]:
     at 1,000, issue 14). Rule bodies are read-only snapshots of a read round (a write brings a new
     dict), so the set is made once per snapshot; the dict is held so that its id is not reused.
     The answer is also kept with the destination fields it was made of (the single value, the list
-    object and its length), so a body changed in place after all (a field set anew, an address added
-    or removed) is not answered from the memo: O(1) to check, and a snapshot's contract broken by a
-    future caller costs a rebuild, not a wrong plan."""
+    object and its length): a body changed in place after all by setting a field anew, or by adding
+    or removing an address, is rebuilt, at O(1) per question. It is a guard, not a proof: an address
+    replaced in place (same list, same length) is still answered from the memo, so the snapshot
+    contract stands (nothing in lbprov changes a read body in place)."""
     one = props.get("destinationAddressPrefix")
     many = props.get("destinationAddressPrefixes")
     size = len(many) if many else 0

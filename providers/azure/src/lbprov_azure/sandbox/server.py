@@ -44,7 +44,9 @@ def _loads(raw: bytes) -> Any:
 
 
 def _dumps(body: Any) -> bytes:
-    """A response body (see :func:`_loads`); the standard library's writer for what orjson refuses."""
+    """A response body (see :func:`_loads`); the standard library's writer for what orjson refuses.
+    One more difference: orjson writes a stored ``NaN`` or ``Infinity`` as ``null`` (the standard
+    library wrote the non-JSON ``NaN``); only a request that is not valid JSON can store one."""
     try:
         return orjson.dumps(body)
     except TypeError:
