@@ -105,33 +105,4 @@ def test_pool_addresses_follow_each_body_and_go_with_the_round() -> None:
     assert p.pool_addresses(first) == {"10.0.0.4", "10.0.0.5", "10.0.0.6"}
     assert p.pool_addresses(lb()) == frozenset()
     p.forget()
-    assert p._cache == {}
-
-
-def test_a_newer_body_of_a_load_balancer_lets_the_older_one_go() -> None:
-    """The index and the pool addresses of a body are kept in one entry per load balancer name: once
-    a newer body of the same load balancer is asked about (either way), no cache holds the older
-    one. Kept apart, the pool cache held the previous round's bodies through a resync."""
-    from lbprov_azure import parts as p
-
-    def lb(ip: str) -> dict:
-        pool = {
-            "name": "pool",
-            "properties": {"loadBalancerBackendAddresses": [{"properties": {"ipAddress": ip}}]},
-        }
-        return {"name": "Shared", "properties": {"backendAddressPools": [pool], "probes": []}}
-
-    def held() -> list[int]:
-        return [id(e.body) for e in p._cache.values()]
-
-    p.forget()
-    old = lb("10.0.0.4")
-    assert p.pool_addresses(old) == {"10.0.0.4"} and p.own(old, "probes", "a") == []
-    new = lb("10.0.0.5")
-    assert p.own(new, "probes", "a") == []  # a newer body's index ...
-    assert held() == [id(new)]  # ... and the older body's pools went with its entry
-    assert p.pool_addresses(new) == {"10.0.0.5"}
-    newest = lb("10.0.0.6")
-    assert p.pool_addresses(newest) == {"10.0.0.6"}  # the pools asked first, the same
-    assert held() == [id(newest)]
-    p.forget()
+    assert p._pools == {}

@@ -9,16 +9,12 @@ list. Bodies are read-only snapshots, shared by the plans of a read round
 (:class:`~lbprov_azure.observe.ReadRound`): the index of a body is built once and kept with it, one
 entry per load balancer name (a write's new body replaces its predecessor's entry, so no body is kept
 alive that the round has let go; an LRU of 24 bodies kept superseded ones, and the controller's
-peak RSS rose by ~40 MB at 300 Services). The pool addresses of a body are kept in the same entry as
-its index: kept apart, each cache held its own body of the same load balancer, and a resync held the
-previous round's bodies beside the new ones (7 of the 9 MB that Azure's peak at 1,000 Services rose
-by in session 8).
+peak RSS rose by ~40 MB at 300 Services).
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 from lbprov_azure import names
@@ -31,18 +27,8 @@ JSON = dict[str, Any]
 FIELDS = ("frontendIPConfigurations", "probes", "loadBalancingRules")
 
 _Index = dict[str, dict[str, list[JSON]]]
-
-
-@dataclass(slots=True)
-class _Entry:
-    """What is kept with one body of a load balancer: its index, and its pool addresses once asked."""
-
-    body: JSON
-    index: _Index
-    pools: frozenset[str] | None = None
-
-
-_cache: dict[str, _Entry] = {}  # load balancer name (lower case) -> the entry of its latest body asked
+_cache: dict[str, tuple[JSON, _Index]] = {}  # load balancer name (lower case) -> (body, its index)
+_pools: dict[str, tuple[JSON, frozenset[str]]] = {}  # load balancer name -> (body, pool addresses)
 _lock = threading.Lock()
 
 
@@ -51,27 +37,22 @@ def _owner(name: str) -> str:
     return name.lower().partition("-")[0]
 
 
-def _entry(lb: JSON) -> _Entry:
+def _index(lb: JSON) -> _Index:
     key = str(lb.get("name", "")).lower()
     # asked ~35 times per plan: a read takes no lock (one dict.get is atomic under the GIL, and an
     # entry is replaced whole), only a store does
     hit = _cache.get(key)
-    if hit is not None and hit.body is lb:
-        return hit
+    if hit is not None and hit[0] is lb:
+        return hit[1]
     built: _Index = {}
     for fld in FIELDS:
         by: dict[str, list[JSON]] = {}
         for item in items(lb, fld):
             by.setdefault(_owner(str(item.get("name", ""))), []).append(item)
         built[fld] = by
-    entry = _Entry(lb, built)
     with _lock:
-        _cache[key] = entry
-    return entry
-
-
-def _index(lb: JSON) -> _Index:
-    return _entry(lb).index
+        _cache[key] = (lb, built)
+    return built
 
 
 def own(lb: JSON | None, fld: str, base: str) -> list[JSON]:
@@ -107,15 +88,15 @@ def pool_addresses(lb: JSON) -> frozenset[str]:
 
     Why: every plan asks the fleet's pools (placement, node assignment) twice over every load
     balancer of the cluster, and the bodies are the read round's snapshots, so the answer is made
-    once per body, not twice per plan (issue 14). Kept in the body's index entry (one per load
-    balancer name, replaced by a newer body's, dropped by :func:`forget`)."""
-    entry = _entry(lb)
-    found = entry.pools
-    if found is None:
-        # two threads may both build it: the same answer, and one assignment wins whole
-        found = entry.pools = frozenset(
-            ip for pool in items(lb, "backendAddressPools") for ip in view_pool(pool)["addresses"]
-        )
+    once per body, not twice per plan (issue 14). One entry per load balancer name, replaced by a
+    newer body's, dropped by :func:`forget`."""
+    key = str(lb.get("name", "")).lower()
+    hit = _pools.get(key)
+    if hit is not None and hit[0] is lb:
+        return hit[1]
+    found = frozenset(ip for pool in items(lb, "backendAddressPools") for ip in view_pool(pool)["addresses"])
+    with _lock:
+        _pools[key] = (lb, found)
     return found
 
 
@@ -124,3 +105,4 @@ def forget() -> None:
     of a finished round are not kept alive by their indexes."""
     with _lock:
         _cache.clear()
+        _pools.clear()
