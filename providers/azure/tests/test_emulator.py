@@ -300,7 +300,8 @@ def test_the_emulator_reads_and_writes_json_as_the_standard_library_did():
     import json
     import math
 
-    from lbprov_azure.sandbox.server import _dumps, _loads
+    from lbprov_azure.sandbox.base import encode as _dumps
+    from lbprov_azure.sandbox.server import _loads
 
     assert _loads(b'{"a": [1, "\\u00e9"]}') == {"a": [1, "é"]}
     assert math.isnan(_loads(b'{"a": NaN}')["a"])  # json.loads takes it; orjson does not

@@ -195,3 +195,23 @@ def test_a_network_security_group_holds_at_most_1000_rules(provider):
     code = _code(lambda: rules.begin_create_or_update(RG, "lim-nsg", "r1000", extra).result())
     assert code == "SecurityRuleCountLimitReached"
     nsgs.begin_delete(RG, "lim-nsg").result()
+
+
+def test_the_addresses_checked_are_those_of_each_load_balancers_latest_body(provider, state):
+    """The emulator keeps each stored body's backend-address counts from the write that built it
+    (issue 14): after a load balancer is rewritten with other addresses, the next write of another
+    load balancer is checked against the new addresses, not the old ones."""
+    lbs = provider.client.load_balancers
+    old, new = "10.240.1.230", "10.240.1.231"
+    lbs.begin_create_or_update(RG, "late-a", _lb_body(state, provider, "late-a", rules=1, ips=[old])).result()
+    lbs.begin_create_or_update(RG, "late-a", _lb_body(state, provider, "late-a", rules=1, ips=[new])).result()
+    lbs.begin_create_or_update(RG, "late-b", _lb_body(state, provider, "late-b", rules=1, ips=[old])).result()
+    code = _code(
+        lambda: lbs.begin_create_or_update(
+            RG, "late-c", _lb_body(state, provider, "late-c", rules=1, ips=[new])
+        ).result()
+    )
+    assert code == "AnotherInternalLoadBalancerExists"
+    assert state.get("loadBalancers", RG, "late-c") is None
+    for name in ("late-a", "late-b"):
+        lbs.begin_delete(RG, name).result()

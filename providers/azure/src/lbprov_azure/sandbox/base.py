@@ -5,10 +5,13 @@ See :mod:`lbprov_azure.sandbox.state` for what the emulator does as a whole.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 JSON = dict[str, Any]
 
@@ -89,11 +92,49 @@ class Fault:
         return not (self.path and not re.search(self.path, path.lower()))
 
 
+def encode(body: Any) -> bytes:
+    """A response body's bytes: orjson, or the standard library's writer for what orjson refuses
+    (an integer past 64 bits). One more difference: orjson writes a stored ``NaN`` or ``Infinity``
+    as ``null`` (the standard library wrote the non-JSON ``NaN``); only a request that is not valid
+    JSON can store one."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body).encode()
+
+
 @dataclass
 class Response:
+    """An answer: ``body`` (a JSON value the answer owns), or ``raw``, its bytes already written.
+
+    Why ``raw``: an answer that shows a stored resource is written from the stored value itself,
+    under the state's lock (:meth:`encoded`), instead of from a deep copy serialised later. Bytes
+    cannot be changed, so no caller can change the stored state through an answer, and a later
+    write cannot change an answer already made. A shared load balancer's body is several hundred
+    KB at scale and each batch of its writer is answered twice (the PUT and the final GET): the
+    copy was one more walk of that body on the chain that bounds the scale bench's Azure create
+    (issue 14).
+    """
+
     status: int
     body: JSON | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+
+    @classmethod
+    def encoded(cls, status: int, body: JSON, headers: dict[str, str] | None = None) -> Response:
+        """An answer written now from ``body`` (call it under the lock that guards ``body``)."""
+        out = dict(headers or {})
+        if isinstance(body.get("etag"), str):
+            out["ETag"] = body["etag"]
+        return cls(status, None, out, encode(body))
+
+    def json(self) -> JSON | None:
+        """The answer's body as a new JSON value (decoded from ``raw`` when it was written)."""
+        if self.raw is not None:
+            decoded: JSON = orjson.loads(self.raw)
+            return decoded
+        return self.body
 
 
 @dataclass(frozen=True)

@@ -432,8 +432,12 @@ class LoadBalancers(ArmStateParts):
             fe["properties"]["loadBalancingRules"] = rules_of_fe.get(fe["id"].lower(), [])
         for pr in probes:
             pr["properties"]["loadBalancingRules"] = rules_of_probe.get(pr["id"].lower(), [])
-        self._check_rules_per_backend_ip(lb_id, pools, rules)
-        self._check_one_load_balancer_per_kind(lb_id, frontends, pools, rules)
+        # one count of this body's backend IPs for both checks, kept for the next writes' checks
+        # (issue 14: each was a walk of every rule's pool addresses on the shared LB writer's chain)
+        mine = _rule_ips(pools, rules)
+        self._check_rules_per_backend_ip(lb_id, mine)
+        self._check_one_load_balancer_per_kind(lb_id, frontends, mine)
+        self._remember_rule_ips(res, mine)
         passthrough = {
             k: v for k, v in props.items() if k in ("inboundNatRules", "outboundRules", "inboundNatPools")
         }
@@ -469,7 +473,7 @@ class LoadBalancers(ArmStateParts):
                 )
 
     def _check_one_load_balancer_per_kind(
-        self, lb_id: str, frontends: list[JSON], pools: list[JSON], rules: list[JSON]
+        self, lb_id: str, frontends: list[JSON], rule_ips: dict[str, int]
     ) -> None:
         """A NIC IP configuration is in the backend pools of at most one public and one internal LB.
 
@@ -494,7 +498,7 @@ class LoadBalancers(ArmStateParts):
         # internal reference the same set of VMs/network interfaces", learn.microsoft.com "Troubleshoot
         # common Azure deployment errors with Azure Load Balancer"); public: the emulator's own code.
         public = any("publicIPAddress" in fe["properties"] for fe in frontends)
-        mine = set(_rule_ips(pools, rules))
+        mine = set(rule_ips)
         if not mine:
             return
         for other in self.resources["loadBalancers"].values():
@@ -517,9 +521,11 @@ class LoadBalancers(ArmStateParts):
                     f"the backend pools of at most one public and one internal load balancer.",
                 )
 
-    def _check_rules_per_backend_ip(self, lb_id: str, pools: list[JSON], rules: list[JSON]) -> None:
-        """A NIC IP configuration (here: a backend address) is in at most 300 rules across all LBs."""
-        counts = dict(_rule_ips(pools, rules))
+    def _check_rules_per_backend_ip(self, lb_id: str, rule_ips: dict[str, int]) -> None:
+        """A NIC IP configuration (here: a backend address) is in at most 300 rules across all LBs.
+
+        ``rule_ips``: :func:`_rule_ips` of the load balancer being written."""
+        counts = dict(rule_ips)
         for other in self.resources["loadBalancers"].values():
             if other["id"].lower() != lb_id.lower():
                 for ip, n in self._stored_rule_ips(other).items():
@@ -546,15 +552,23 @@ class LoadBalancers(ArmStateParts):
         changed in place where pools or rules are concerned (a PUT stores a new one, with a new
         ETag; back references and provisioningState touch neither), so its counts hold while the
         same body, with the same ETag, is stored. Called under the state's lock."""
-        cache: dict[str, tuple[JSON, Any, dict[str, int]]] = self.__dict__.setdefault("_rule_ips_cache", {})
-        key = str(lb["id"]).lower()
-        hit = cache.get(key)
+        hit = self._rule_ips_cache().get(str(lb["id"]).lower())
         if hit is not None and hit[0] is lb and hit[1] == lb.get("etag"):
             return hit[2]
         props = lb.get("properties") or {}
         counts = _rule_ips(props.get("backendAddressPools") or [], props.get("loadBalancingRules") or [])
-        cache[key] = (lb, lb.get("etag"), counts)
+        self._remember_rule_ips(lb, counts)
         return counts
+
+    def _remember_rule_ips(self, lb: JSON, counts: dict[str, int]) -> None:
+        """Keep ``counts`` for ``lb`` (the body being built: its pools and rules are final, and
+        ``lb`` is the very dict that is stored if the write succeeds; if it fails, the entry never
+        matches a stored body). Called under the state's lock."""
+        self._rule_ips_cache()[str(lb["id"]).lower()] = (lb, lb.get("etag"), counts)
+
+    def _rule_ips_cache(self) -> dict[str, tuple[JSON, Any, dict[str, int]]]:
+        cache: dict[str, tuple[JSON, Any, dict[str, int]]] = self.__dict__.setdefault("_rule_ips_by_lb", {})
+        return cache
 
 
 def _frontend_version(fe: JSON, lookup_pip: Any) -> str:

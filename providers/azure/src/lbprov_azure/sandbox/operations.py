@@ -225,7 +225,10 @@ class Operations(ArmStateParts):
         """A long-running operation's first answer (see the module doc)."""
         error = self.take_failure() if failure is ... else failure
         if not self.async_operations and error is None:
-            return Response(status if status != 202 else 204, body)
+            if body is None:
+                return Response(status if status != 202 else 204, None)
+            with self.lock:
+                return Response.encoded(status if status != 202 else 204, body)
         op = Operation(str(uuid.uuid4()), time.monotonic() + self.lro_seconds, rid, deleting, error)
         with self.lock:
             self.operations[op.id] = op
@@ -238,11 +241,17 @@ class Operations(ArmStateParts):
             headers["Location"] = self._op_url("operationResults", op.id)
         if self.lro_seconds > 0:
             headers["retry-after-ms"] = str(POLL_AFTER_MS)
-        if body is not None:
-            body = dict(body)
-            body["properties"] = {**(body.get("properties") or {}), "provisioningState": "Updating"}
+        if body is None:
+            self.settle()
+            return Response(status, None, headers)
+        with self.lock:  # written before anything can change ``body`` (it may be the stored value)
+            answer = Response.encoded(
+                status,
+                {**body, "properties": {**(body.get("properties") or {}), "provisioningState": "Updating"}},
+                headers,
+            )
         self.settle()
-        return Response(status, body, headers)
+        return answer
 
     # -- polling ----------------------------------------------------------------------------------
 

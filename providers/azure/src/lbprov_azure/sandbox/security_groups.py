@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
@@ -41,18 +42,29 @@ SERVICE_TAGS = {
 _PORT = re.compile(r"^([0-9]{1,5})(?:-([0-9]{1,5}))?$")
 
 
+@functools.lru_cache(maxsize=65536)
+def _family(value: str) -> int | None:
+    """The IP version of an address or CIDR (``ipaddress.ip_network``, not strict), or None.
+
+    Cached: a shared rule holds one destination address per Service (hundreds at scale), and every
+    write of that rule parsed each of them twice (here and in :func:`_check_one_family`), on the
+    chain of the NSG rule writer's batches (issue 14)."""
+    try:
+        return ipaddress.ip_network(value, strict=False).version
+    except ValueError:
+        return None
+
+
 def _check_address_prefix(rule: str, field_: str, value: str) -> None:
     """``*``, a service tag, or an IPv4/IPv6 address or CIDR (NSG SecurityRule address prefixes)."""
     if value == "*" or value.lower() in SERVICE_TAGS or value.split(".")[0].lower() in SERVICE_TAGS:
         return
-    try:
-        ipaddress.ip_network(value, strict=False)
-    except ValueError:
+    if _family(value) is None:
         raise ArmError(
             400,
             "SecurityRuleInvalidAddressPrefix",
             f"Security rule {rule} has invalid Address prefix. Value provided: {value} ({field_}).",
-        ) from None
+        )
 
 
 def _check_one_family(rid: str, props: JSON) -> None:
@@ -65,10 +77,9 @@ def _check_one_family(rid: str, props: JSON) -> None:
     for side in ("source", "destination"):
         one = props.get(f"{side}AddressPrefix")
         for value in [one] if one else props.get(f"{side}AddressPrefixes") or []:
-            try:
-                versions.add(ipaddress.ip_network(str(value), strict=False).version)
-            except ValueError:
-                continue  # "*" or a service tag
+            family = _family(str(value))
+            if family is not None:  # None: "*" or a service tag
+                versions.add(family)
     if len(versions) > 1:
         raise ArmError(
             400,

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
+from lbprov_azure.sandbox.base import encode
 from lbprov_azure.sandbox.cert import make_self_signed
 from lbprov_azure.sandbox.state import ArmState
 
@@ -41,16 +42,6 @@ def _loads(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return json.loads(raw)
-
-
-def _dumps(body: Any) -> bytes:
-    """A response body (see :func:`_loads`); the standard library's writer for what orjson refuses.
-    One more difference: orjson writes a stored ``NaN`` or ``Infinity`` as ``null`` (the standard
-    library wrote the non-JSON ``NaN``); only a request that is not valid JSON can store one."""
-    try:
-        return orjson.dumps(body)
-    except TypeError:
-        return json.dumps(body).encode()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -90,16 +81,21 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             body = parsed
         resp = self.server.state.handle(self.command, parts.path, query, headers, body)
-        self._send(resp.status, resp.body, resp.headers)
+        if resp.raw is not None:  # written under the state's lock (ETag in its headers)
+            self._write(resp.status, resp.raw, resp.headers)
+        else:
+            self._send(resp.status, resp.body, resp.headers)
 
     def _send(self, status: int, body: dict[str, Any] | None, headers: dict[str, str]) -> None:
-        data = _dumps(body) if body is not None else b""
+        if body is not None and isinstance(body.get("etag"), str):
+            headers = {"ETag": body["etag"], **headers}
+        self._write(status, encode(body) if body is not None else b"", headers)
+
+    def _write(self, status: int, data: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("x-ms-request-id", "emulator")
-        if body is not None and isinstance(body.get("etag"), str):
-            self.send_header("ETag", body["etag"])
         for k, v in headers.items():
             self.send_header(k, v)
         self.end_headers()

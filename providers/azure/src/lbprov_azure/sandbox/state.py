@@ -117,8 +117,9 @@ class ArmState(Operations, LoadBalancers, PublicIPs, SecurityGroups, VirtualNetw
         resp = self._put_top(
             rtype, rg, name, json_copy(body), {k.lower(): v for k, v in (headers or {}).items()}
         )
-        assert resp.body is not None
-        return resp.body
+        answer = resp.json()
+        assert answer is not None
+        return answer
 
     def put_security_rule(self, rg: str, nsg: str, name: str, properties: JSON) -> JSON:
         """Write one NSG rule as a client would (validated); for foreign writes in tests."""
@@ -130,12 +131,12 @@ class ArmState(Operations, LoadBalancers, PublicIPs, SecurityGroups, VirtualNetw
             {"authorization": "Bearer local"},
             {"properties": properties},
         )
+        answer = resp.json()
+        assert answer is not None
         if resp.status >= 400:
-            assert resp.body is not None
-            err = resp.body["error"]
+            err = answer["error"]
             raise ArmError(resp.status, err["code"], err["message"])
-        assert resp.body is not None
-        return resp.body
+        return answer
 
     def free_priority(self, rg: str, nsg: str, start: int = 500) -> int:
         with self.lock:
@@ -255,7 +256,7 @@ class ArmState(Operations, LoadBalancers, PublicIPs, SecurityGroups, VirtualNetw
             if method != "GET":
                 raise ArmError(405, "MethodNotAllowed", "only GET")
             with self.lock:
-                return Response(200, {"value": [json_copy(r) for r in self.resources[rtype].values()]})
+                return Response.encoded(200, {"value": list(self.resources[rtype].values())})
         if len(lrest) < 5 or lrest[0] != "resourcegroups" or lrest[2:4] != ["providers", NETWORK.lower()]:
             raise ArmError(
                 400, "InvalidResourceType", f"Resource type in {path} is not supported by this emulator."
@@ -269,15 +270,16 @@ class ArmState(Operations, LoadBalancers, PublicIPs, SecurityGroups, VirtualNetw
             if method != "GET":
                 raise ArmError(405, "MethodNotAllowed", "only GET on a collection")
             with self.lock:
-                items = [json_copy(r) for (g, _), r in self.resources[rtype].items() if g == rg.lower()]
-            return Response(200, {"value": items})
+                items = [r for (g, _), r in self.resources[rtype].items() if g == rg.lower()]
+                return Response.encoded(200, {"value": items})
         name = rest[5]
         if len(rest) == 6:
             if method == "GET":
-                found = self.get(rtype, rg, name)
-                if found is None:
-                    raise self._not_found(rtype, name, rg)
-                return Response(200, found)
+                with self.lock:  # written from the stored value, see Response
+                    found = self.resources[rtype].get((rg.lower(), name.lower()))
+                    if found is None:
+                        raise self._not_found(rtype, name, rg)
+                    return Response.encoded(200, found)
             if method == "PUT":
                 if body is None:
                     raise ArmError(
@@ -419,7 +421,7 @@ class ArmState(Operations, LoadBalancers, PublicIPs, SecurityGroups, VirtualNetw
             )
             self.resources[rtype][key] = res
             self._refresh_backrefs(rtype, key)
-            return self._accepted(200 if existing else 201, json_copy(res), rid=res["id"])
+            return self._accepted(200 if existing else 201, res, rid=res["id"])
 
     def _delete_top(self, rtype: str, rg: str, name: str, headers: dict[str, str]) -> Response:
         with self.lock:
@@ -475,13 +477,13 @@ class ArmState(Operations, LoadBalancers, PublicIPs, SecurityGroups, VirtualNetw
             if name is None:
                 if method != "GET":
                     raise ArmError(405, "MethodNotAllowed", "only GET on a collection")
-                return Response(200, {"value": json_copy(items)})
+                return Response.encoded(200, {"value": items})
             idx = next((i for i, it in enumerate(items) if it["name"].lower() == name.lower()), None)
             current = items[idx] if idx is not None else None
             if method == "GET":
                 if current is None:
                     raise ArmError(404, "NotFound", f"Resource {p['id']}/{ctype}/{name} not found.")
-                return Response(200, json_copy(current))
+                return Response.encoded(200, current)
             if ctype != "securityRules":
                 raise ArmError(405, "MethodNotAllowed", f"the emulator only reads {ctype}")
             cid = f"{p['id']}/{ctype}/{name}"
@@ -511,7 +513,7 @@ class ArmState(Operations, LoadBalancers, PublicIPs, SecurityGroups, VirtualNetw
                 else:
                     items[idx] = rule
                 p["etag"] = etag
-                return self._accepted(200 if current else 201, json_copy(rule), rid=cid)
+                return self._accepted(200 if current else 201, rule, rid=cid)
             raise ArmError(405, "MethodNotAllowed", f"{method} is not supported")
 
     # -- helpers ----------------------------------------------------------------------------------
