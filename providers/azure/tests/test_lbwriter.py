@@ -140,44 +140,6 @@ def test_a_leader_waits_for_applies_announced_before_its_batch_not_after():
             t.join(10)
 
 
-class HeldStore(MemoryStore):
-    """A MemoryStore whose first PUT waits until released (a batch in flight)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def put(self, body, *, etag):
-        if not self.entered.is_set():
-            self.entered.set()
-            assert self.release.wait(30)
-        return super().put(body, etag=etag)
-
-
-def test_a_leader_handed_the_lead_skips_the_window_and_takes_what_gathered_meanwhile():
-    """The window gathers submissions arriving at an idle writer; the batch after a write in flight
-    was gathered during that write, so its leader goes at once (issue 14: the window was a wait on
-    the LB's serial chain of batches), still in one PUT."""
-    store = HeldStore()
-    writer = SharedLBWriter(store, CLUSTER, "k", cluster_id=CLUSTER_ID, window=0.001)
-    first = threading.Thread(target=writer.submit, args=(delta("a"),))
-    first.start()
-    later = [threading.Thread(target=writer.submit, args=(delta(b),)) for b in ("b", "c")]
-    try:
-        assert store.entered.wait(30)  # the first batch is in flight
-        for t in later:
-            t.start()
-        wait_for(lambda: writer.stats.submissions == 3, 30, "both later submissions pending")
-    finally:
-        store.release.set()
-        for t in [first, *later]:
-            t.join(30)
-    assert fronts(store.body) == ["a", "b", "c"]
-    assert store.puts == 2 and writer.stats.batches == 2  # b and c shared the second batch
-    assert writer.stats.windows == 1  # only the idle writer's first leader slept the window
-
-
 def test_an_lb_that_keeps_changing_gives_up_after_bounded_412s():
     store = MemoryStore(None)
     writer = SharedLBWriter(store, CLUSTER, "k", cluster_id=CLUSTER_ID, window=0, max_conflicts=2)

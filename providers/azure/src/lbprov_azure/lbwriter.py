@@ -126,8 +126,6 @@ class WriterStats:
     deletes: int = 0
     conflicts: int = 0
     isolations: int = 0
-    #: batches whose leader slept the coalescing window (a leader handed the lead does not)
-    windows: int = 0
 
 
 def _json_copy(value: Any) -> Any:
@@ -373,8 +371,6 @@ class _Ticket:
     delta: LBDelta
     event: threading.Event = field(default_factory=threading.Event)
     lead: bool = False
-    #: the lead was handed on by the previous batch's leader (see SharedLBWriter._lead)
-    handed: bool = False
     done: bool = False
     result: JSON | None = None
     error: BaseException | None = None
@@ -502,12 +498,7 @@ class SharedLBWriter:
             # them too would hold every batch for max_wait.
             cut = self._announced
             self.stats.leads += 1
-        # The window gathers submissions that arrive together at an idle writer. A leader handed the
-        # lead by the previous batch skips it: its batch gathered during that batch's write (the
-        # LB's round trips), and the window was a wait on the serial chain of the LB's batches
-        # (issue 14). The announced applies are still waited for below.
-        if self.window and not me.handed:
-            self.stats.windows += 1
+        if self.window:
             time.sleep(self.window)
         with self._lock:
             while any(s <= cut for s in self._expected) and (left := deadline - time.monotonic()) > 0:
@@ -518,7 +509,6 @@ class SharedLBWriter:
             if self._pending:
                 nxt = self._pending[0]
                 nxt.lead = True
-                nxt.handed = True
                 nxt.event.set()
             else:
                 self._busy = False
