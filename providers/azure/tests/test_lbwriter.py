@@ -206,3 +206,29 @@ def test_service_tokens_follow_the_tags_values_not_the_dict():
     tags = names.with_services(tags, many)
     assert len([k for k in tags if k.startswith(names.SERVICES_TAG_PREFIX)]) > 1
     assert names.service_tokens(tags) == set(many)
+
+
+def test_a_submission_joins_the_batch_of_the_leader_its_announcement_held(monkeypatch):
+    """The announcement is spent and the ticket pending under one hold of the lock. When the two
+    were separate (withdraw, then append), a leader woken by the withdrawal could take its batch in
+    between, and the announced apply went out in a PUT of its own. A slow ``withdraw`` (here 0.3 s
+    after it returns, standing for a preempted thread) shows the gap on the old code."""
+    store = MemoryStore()
+    writer = SharedLBWriter(store, CLUSTER, "k", cluster_id=CLUSTER_ID, window=0, max_wait=120)
+    early = writer.announce()
+    leader = threading.Thread(target=writer.submit, args=(delta("a"),))
+    leader.start()
+    wait_for(lambda: writer.stats.leads == 1, 60, "the leader waits for the announced apply")
+    withdraw = writer.withdraw
+
+    def slow_withdraw(announcement):
+        withdraw(announcement)
+        threading.Event().wait(0.3)
+
+    monkeypatch.setattr(writer, "withdraw", slow_withdraw)
+    joined = threading.Thread(target=writer.submit, args=(delta("b"), early))
+    joined.start()
+    leader.join(60)
+    joined.join(60)
+    assert not leader.is_alive() and not joined.is_alive()
+    assert store.puts == 1 and fronts(store.body) == ["a", "b"]

@@ -402,6 +402,18 @@ class Announcement:
         self.writer.withdraw(self)
 
 
+def spend(announcement: Announcement, expected: set[int], cond: threading.Condition) -> None:
+    """Mark ``announcement`` spent and wake the leader that may wait for it (the caller holds
+    ``cond``). A writer's submit spends its own announcement under the same hold of the lock in
+    which it makes its ticket pending: with the two apart, a leader woken by the withdrawal could
+    take its batch in between, and the announced apply went out in a write of its own (found by the
+    session 9 review)."""
+    if not announcement.spent:
+        announcement.spent = True
+        expected.discard(announcement.seq)
+        cond.notify_all()
+
+
 class SharedLBWriter:
     """Serialises and coalesces the writes of one shared load balancer (see the module doc)."""
 
@@ -450,17 +462,17 @@ class SharedLBWriter:
 
     def withdraw(self, announcement: Announcement) -> None:
         with self._lock:
-            if not announcement.spent:
-                announcement.spent = True
-                self._expected.discard(announcement.seq)
-                self._lock.notify_all()
+            spend(announcement, self._expected, self._lock)
 
     def submit(self, delta: LBDelta, announcement: Announcement | None = None) -> JSON | None:
         """Apply ``delta`` (merged with whatever else is pending); returns the LB as written (None = gone)."""
         ticket = _Ticket(delta)
-        if announcement is not None:
-            self.withdraw(announcement)
+        if announcement is not None and announcement.writer is not self:
+            announcement.writer.withdraw(announcement)
+            announcement = None
         with self._lock:
+            if announcement is not None:
+                spend(announcement, self._expected, self._lock)  # one hold with the ticket's append
             self.stats.submissions += 1
             self._pending.append(ticket)
             if not self._busy:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lbprov_azure.lbwriter import Announcement
+from lbprov_azure.lbwriter import Announcement, spend
 
 JSON = dict[str, Any]
 
@@ -88,16 +88,16 @@ class RuleWriter:
 
     def withdraw(self, announcement: Announcement) -> None:
         with self._lock:
-            if not announcement.spent:
-                announcement.spent = True
-                self._expected.discard(announcement.seq)
-                self._lock.notify_all()
+            spend(announcement, self._expected, self._lock)
 
     def submit(self, delta: RuleDelta, announcement: Announcement | None = None) -> None:
         ticket = _Ticket(delta)
-        if announcement is not None:
-            self.withdraw(announcement)
+        if announcement is not None and announcement.writer is not self:
+            announcement.writer.withdraw(announcement)
+            announcement = None
         with self._lock:
+            if announcement is not None:
+                spend(announcement, self._expected, self._lock)  # one hold with the ticket's append
             self._pending.append(ticket)
             if not self._busy:
                 self._busy = True
