@@ -233,11 +233,12 @@ class Applier:
                 m = independent_rule_changes(changes, j, changes[i:j], pip_ips)
                 side = [(ch, self._frontend_address(ch, {}, pip_ips)) for ch in changes[j:m]]
                 with released():
-                    beside = [
-                        self._side_pool().submit(self._apply_nsg_rule, ch, addr, announced)
-                        for ch, addr in side
-                    ]
+                    beside: list[Future[None]] = []
                     try:
+                        # started inside the try: a submit that raises (no thread could be
+                        # started) still waits for those already started
+                        for ch, addr in side:
+                            beside.append(self._side_pool().submit(self._apply_nsg_rule, ch, addr, announced))
                         # the announcement leaves ``announced`` only as it is handed to the writer
                         # (whose submit withdraws or uses it): taken earlier, an error before the
                         # submit left it pending for good, and every later batch of the LB waited
