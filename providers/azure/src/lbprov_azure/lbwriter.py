@@ -402,19 +402,49 @@ class Announcement:
         self.writer.withdraw(self)
 
 
-def spend(announcement: Announcement, expected: set[int], cond: threading.Condition) -> None:
-    """Mark ``announcement`` spent and wake the leader that may wait for it (the caller holds
-    ``cond``). A writer's submit spends its own announcement under the same hold of the lock in
-    which it makes its ticket pending: with the two apart, a leader woken by the withdrawal could
-    take its batch in between, and the announced apply went out in a write of its own (found by the
-    session 9 review)."""
-    if not announcement.spent:
-        announcement.spent = True
-        expected.discard(announcement.seq)
-        cond.notify_all()
+class AnnouncingWriter:
+    """The announcements of a batch writer whose leader waits for applies on their way (the LB
+    writer and the NSG rules' :class:`~lbprov_azure.nsgwriter.RuleWriter`): a leader waits only for
+    those announced before it took the lead, up to its ``max_wait``."""
+
+    def _init_announcements(self) -> None:
+        self._lock = threading.Condition()
+        self._announced = 0  # announcements made so far (their seq)
+        self._expected: set[int] = set()  # seqs of announced submitters still on their way
+
+    def announce(self) -> Announcement:
+        """Say that a submission is coming; pass the announcement to ``submit``, or
+        :meth:`withdraw` it."""
+        with self._lock:
+            self._announced += 1
+            self._expected.add(self._announced)
+            return Announcement(self, self._announced)
+
+    def withdraw(self, announcement: Announcement) -> None:
+        with self._lock:
+            self._spend(announcement)
+
+    def _own(self, announcement: Announcement | None) -> Announcement | None:
+        """``announcement`` if it is this writer's, to be spent by :meth:`_spend` in the same hold
+        of the lock that makes the submission pending; another writer's is withdrawn there."""
+        if announcement is not None and announcement.writer is not self:
+            announcement.writer.withdraw(announcement)
+            return None
+        return announcement
+
+    def _spend(self, announcement: Announcement | None) -> None:
+        """Mark ``announcement`` spent and wake the leader that may wait for it (the caller holds
+        the lock). A submit spends its own announcement in the same hold of the lock in which it
+        makes its ticket pending: with the two apart, a leader woken by the withdrawal could take
+        its batch in between, and the announced apply went out in a write of its own (found by the
+        session 9 review)."""
+        if announcement is not None and not announcement.spent:
+            announcement.spent = True
+            self._expected.discard(announcement.seq)
+            self._lock.notify_all()
 
 
-class SharedLBWriter:
+class SharedLBWriter(AnnouncingWriter):
     """Serialises and coalesces the writes of one shared load balancer (see the module doc)."""
 
     def __init__(
@@ -441,38 +471,16 @@ class SharedLBWriter:
         self.max_wait = max_wait
         self.max_conflicts = max_conflicts
         self.stats = WriterStats()
-        self._lock = threading.Condition()
-        self._announced = 0  # announcements made so far (their seq)
-        self._expected: set[int] = set()  # seqs of announced submitters still on their way
+        self._init_announcements()
         self._pending: list[_Ticket] = []
         self._busy = False
         self._cache: Any = _UNKNOWN  # the LB as our last write left it (None = deleted)
 
-    def announce(self) -> Announcement:
-        """Say that a submission is coming (an apply that will reach the LB after other writes).
-
-        The leader waits for announced submitters (up to ``max_wait``) before it takes its batch,
-        so Services applied at the same moment share one PUT even when each first creates its
-        public IP. Pass the announcement to :meth:`submit`, or :meth:`withdraw` it.
-        """
-        with self._lock:
-            self._announced += 1
-            self._expected.add(self._announced)
-            return Announcement(self, self._announced)
-
-    def withdraw(self, announcement: Announcement) -> None:
-        with self._lock:
-            spend(announcement, self._expected, self._lock)
-
     def submit(self, delta: LBDelta, announcement: Announcement | None = None) -> JSON | None:
         """Apply ``delta`` (merged with whatever else is pending); returns the LB as written (None = gone)."""
-        ticket = _Ticket(delta)
-        if announcement is not None and announcement.writer is not self:
-            announcement.writer.withdraw(announcement)
-            announcement = None
+        ticket, announcement = _Ticket(delta), self._own(announcement)
         with self._lock:
-            if announcement is not None:
-                spend(announcement, self._expected, self._lock)  # one hold with the ticket's append
+            self._spend(announcement)  # in one hold with the ticket's append
             self.stats.submissions += 1
             self._pending.append(ticket)
             if not self._busy:

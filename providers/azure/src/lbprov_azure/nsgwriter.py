@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lbprov_azure.lbwriter import Announcement, spend
+from lbprov_azure.lbwriter import Announcement, AnnouncingWriter
 
 JSON = dict[str, Any]
 
@@ -51,7 +51,7 @@ class _Ticket:
     error: BaseException | None = None
 
 
-class RuleWriter:
+class RuleWriter(AnnouncingWriter):
     """One shared rule's writer. ``write(deltas, last, known)`` does the merge-write of a batch,
     starting from ``last`` when ``known`` (the rule as this writer last wrote it, or as the first
     delta's plan saw it; an ETag mismatch then costs one re-read) and returns the rule as written
@@ -67,37 +67,19 @@ class RuleWriter:
         self._write = write
         self.window = window
         self.max_wait = max_wait
-        self._lock = threading.Condition()
+        self._init_announcements()
         self._pending: list[_Ticket] = []
         self._busy = False
         self._last: JSON | None = None
         self._known = False
-        self._announced = 0  # announcements made so far (their seq)
-        self._expected: set[int] = set()  # seqs of announced submitters still on their way
         self.batches = 0
         #: batches whose leader has fixed which announced applies it waits for (tests wait for this)
         self.leads = 0
 
-    def announce(self) -> Announcement:
-        """Say that a delta is coming (see the module doc); pass it to :meth:`submit`, or
-        :meth:`withdraw` it."""
-        with self._lock:
-            self._announced += 1
-            self._expected.add(self._announced)
-            return Announcement(self, self._announced)
-
-    def withdraw(self, announcement: Announcement) -> None:
-        with self._lock:
-            spend(announcement, self._expected, self._lock)
-
     def submit(self, delta: RuleDelta, announcement: Announcement | None = None) -> None:
-        ticket = _Ticket(delta)
-        if announcement is not None and announcement.writer is not self:
-            announcement.writer.withdraw(announcement)
-            announcement = None
+        ticket, announcement = _Ticket(delta), self._own(announcement)
         with self._lock:
-            if announcement is not None:
-                spend(announcement, self._expected, self._lock)  # one hold with the ticket's append
+            self._spend(announcement)  # in one hold with the ticket's append
             self._pending.append(ticket)
             if not self._busy:
                 self._busy = True
