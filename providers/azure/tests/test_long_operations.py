@@ -9,7 +9,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from lbprov_azure import AzureProvider
 from lbprov_azure.client import OperationTimeout
-from lbprov_azure.testing import SANDBOX_RG
+from lbprov_azure.testing import SANDBOX_RG, long_operations
 
 
 def test_operations_in_progress_are_polled_until_they_end(provider, intent_for, make_service, ensure, state):
@@ -51,25 +51,12 @@ def test_writes_are_polled_in_the_calling_thread_not_a_poller_thread_each(
         start(self)
 
     monkeypatch.setattr(threading.Thread, "start", counting_start)
-    state.lro_seconds = 3600.0
-    polls = [0]
-
-    def end_every_second_poll(method: str, path: str) -> None:
-        if method == "GET" and "/operations/" in path.lower():
-            polls[0] += 1
-            if polls[0] % 2 == 0:
-                state.finish_operations()
-
-    state.hooks.append(end_every_second_poll)
     intent = intent_for(make_service())
-    try:
+    with long_operations(state) as polls:
         ingress = provider.apply(provider.plan(intent))
         created_after = polls[0]
         deleted = provider.plan_delete(intent.ref)
         provider.apply(deleted)
-    finally:
-        state.hooks.remove(end_every_second_poll)
-        state.lro_seconds = 0.0
     assert ingress and ingress[0].ip
     assert {c.kind for c in deleted.changes} >= {"public-ip", "nsg-rule"}
     assert created_after >= 2 and polls[0] > created_after  # long operations, polled until they ended

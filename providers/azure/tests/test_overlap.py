@@ -12,7 +12,7 @@ from lbprov_azure import AzureProvider
 from lbprov_azure.overlap import independent_rule_changes
 from lbprov_azure.sandbox import ArmState
 from lbprov_azure.sandbox.base import Fault
-from lbprov_azure.testing import allow_rule
+from lbprov_azure.testing import allow_rule, long_operations
 
 from lbprov.model import Action, Change, Intent
 from lbprov.testing import HoldUntilSent
@@ -157,28 +157,16 @@ def test_the_lb_write_waits_for_the_public_ips_long_operation(
     """ARM (and the emulator) refuse an LB whose public IP's operation has not succeeded
     (ReferencedResourceNotProvisioned): the LB's PUT goes only after the IP's operation ended."""
     intent = _new_service(provider, intent_for, make_service)
-    state.lro_seconds = 3600.0  # operations end on every second poll (no wall-clock window)
-    polls = [0]
-
-    def end_every_second_poll(method: str, path: str) -> None:
-        if method == "GET" and "/operations/" in path.lower():
-            polls[0] += 1
-            if polls[0] % 2 == 0:
-                state.finish_operations()
-
     plan = provider.plan(intent)
     # the public IP's first poll waits (2 s at most) for an LB PUT: one sent while the IP's
     # operation is in progress is refused, so an LB write that went too early fails this apply
     early = HoldUntilSent("operations.get", "loadBalancers.create_or_update", timeout=2)
     provider.calls.listeners.append(early)
-    state.hooks.append(end_every_second_poll)
     try:
-        ingress = provider.apply(plan)
+        with long_operations(state) as polls:  # operations end on every second poll
+            ingress = provider.apply(plan)
     finally:
-        state.hooks.remove(end_every_second_poll)
         provider.calls.listeners.remove(early)
-        state.lro_seconds = 0.0
-        state.finish_operations()
     assert early.waited_in_vain  # no LB PUT while the public IP was being made
     assert ingress and ingress[0].ip
     assert polls[0] >= 2

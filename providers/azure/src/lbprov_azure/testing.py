@@ -2,16 +2,18 @@
 
 ``make_service`` builds a Service in the Kubernetes API's JSON shape, ``node_object`` the Node of a
 sandbox instance, ``converge`` runs plan + apply and proves DESIGN.md's convergence and idempotence
-invariants, ``lb_of`` / ``part_names`` read the emulator's state, ``upstream_service`` makes what
+invariants, ``lb_of`` / ``part_names`` read the emulator's state, ``long_operations`` makes its operations long, ``upstream_service`` makes what
 cloud-provider-azure made for a Service, ``arm_raw`` sends one request below the SDK, ``MemoryKube`` is the little of the Kubernetes API that the
 real reconciler needs (Services, patches, events).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import uuid
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from lbprov.model import Intent, SandboxNode
@@ -89,6 +91,29 @@ def converge(provider: AzureProvider, intent: Intent) -> tuple[Any, ...]:
     """plan + apply, then prove convergence and idempotence (:func:`lbprov.testing.converged`);
     returns the ingress."""
     return converged(provider, intent)[1]
+
+
+@contextlib.contextmanager
+def long_operations(state: ArmState) -> Iterator[list[int]]:
+    """Long-running ARM operations that end on every second operation poll (no wall-clock window):
+    yields the count of polls so far (a one-item list); afterwards the emulator answers at once
+    again and every operation still in progress has ended."""
+    polls = [0]
+
+    def end_every_second_poll(method: str, path: str) -> None:
+        if method == "GET" and "/operations/" in path.lower():
+            polls[0] += 1
+            if polls[0] % 2 == 0:
+                state.finish_operations()
+
+    state.lro_seconds = 3600.0
+    state.hooks.append(end_every_second_poll)
+    try:
+        yield polls
+    finally:
+        state.hooks.remove(end_every_second_poll)
+        state.lro_seconds = 0.0
+        state.finish_operations()
 
 
 def lb_of(state: ArmState, name: str) -> dict[str, Any] | None:
