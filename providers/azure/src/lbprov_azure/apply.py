@@ -250,8 +250,8 @@ class Applier:
                     wait_all(beside, raise_first=True, log=log)
                 i = m
                 continue
-            if ch.kind == "public-ip" and (end := self._new_pips_then_lb(changes, i)):
-                i = self._pips_beside_lb(changes, i, end, announced, announce, lb_bodies, pip_ips)
+            if ch.kind == "public-ip" and (bounds := self._new_pips_then_lb(changes, i)):
+                i = self._pips_beside_lb(changes, i, *bounds, announced, announce, lb_bodies, pip_ips)
                 continue
             if ch.kind == "public-ip":
                 made = self._apply_pip(ch, announce)
@@ -265,24 +265,25 @@ class Applier:
         return lb_bodies, pip_ips
 
     @staticmethod
-    def _new_pips_then_lb(changes: list[Change], i: int) -> int:
-        """Where the LB group ends, if ``changes[i:]`` starts with public IPs to create followed by
-        one LB group of additions (a new Service's shape); else 0."""
+    def _new_pips_then_lb(changes: list[Change], i: int) -> tuple[int, int] | None:
+        """Where the LB group starts and ends, if ``changes[i:]`` starts with public IPs to create
+        followed by one LB group of additions (a new Service's shape); else None."""
         p = i
         while p < len(changes) and changes[p].kind == "public-ip" and changes[p].action is Action.CREATE:
             p += 1
         lbn = changes[p].data.get("lb") if p < len(changes) else None
         if p == i or not lbn:
-            return 0
+            return None
         j = p
         while j < len(changes) and changes[j].data.get("lb") == lbn:
             j += 1
-        return j if adds_only(changes[p:j]) else 0  # a group that removes anything: the plan's order
+        return (p, j) if adds_only(changes[p:j]) else None  # a group that removes anything: the plan's order
 
     def _pips_beside_lb(
         self,
         changes: list[Change],
         i: int,
+        p: int,
         j: int,
         announced: dict[str, Announcement],
         announce: Callable[[], None],
@@ -298,9 +299,6 @@ class Applier:
         that only tells the address (which the LB does not need: the frontend names the IP by id).
         Returns the index after the changes done here.
         """
-        p = i
-        while changes[p].kind == "public-ip":
-            p += 1
         lbn = str(changes[p].data["lb"])
         delta = self._delta(changes[p:j])
         started: list[Future[JSON | None]] = []
