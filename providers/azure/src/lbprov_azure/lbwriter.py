@@ -379,18 +379,11 @@ class _Ticket:
 _UNKNOWN: Any = object()
 
 
-class Announcer(Protocol):
-    """A batch writer that takes announcements (:class:`SharedLBWriter`, and the NSG rules'
-    :class:`~lbprov_azure.nsgwriter.RuleWriter`)."""
-
-    def withdraw(self, announcement: Announcement) -> None: ...
-
-
 @dataclass(eq=False)
 class Announcement:
     """A promise to submit to a writer soon (see :meth:`SharedLBWriter.announce`)."""
 
-    writer: Announcer
+    writer: AnnouncingWriter
     #: the order of announcements: a leader waits only for those made before it took the lead
     seq: int = 0
     spent: bool = False
@@ -442,6 +435,14 @@ class AnnouncingWriter:
             announcement.spent = True
             self._expected.discard(announcement.seq)
             self._lock.notify_all()
+
+    def _await_announced(self, cut: int, deadline: float) -> None:
+        """Wait (the caller holds the lock) until every apply announced up to ``cut`` has submitted
+        or withdrawn, or until ``deadline``. Only applies announced before a batch began are waited
+        for: with syncs that wait without a worker slot (lbprov.slots), new ones announce all the
+        time, and waiting for them too would hold every batch for ``max_wait``."""
+        while any(s <= cut for s in self._expected) and (left := deadline - time.monotonic()) > 0:
+            self._lock.wait(timeout=left)
 
 
 class SharedLBWriter(AnnouncingWriter):
@@ -513,16 +514,12 @@ class SharedLBWriter(AnnouncingWriter):
     def _lead(self, me: _Ticket) -> None:
         deadline = time.monotonic() + self.max_wait
         with self._lock:
-            # Only applies announced before this batch began are waited for: with syncs that wait
-            # without a worker slot (lbprov.slots), new ones announce all the time, and waiting for
-            # them too would hold every batch for max_wait.
-            cut = self._announced
+            cut = self._announced  # only applies announced before the batch began are waited for
             self.stats.leads += 1
         if self.window:
             time.sleep(self.window)
         with self._lock:
-            while any(s <= cut for s in self._expected) and (left := deadline - time.monotonic()) > 0:
-                self._lock.wait(timeout=left)
+            self._await_announced(cut, deadline)
             batch, self._pending = self._pending, []
         self._write(batch)
         with self._lock:

@@ -101,8 +101,7 @@ class RuleWriter(AnnouncingWriter):
         if self.window:
             time.sleep(self.window)
         with self._lock:
-            while any(s <= cut for s in self._expected) and (left := deadline - time.monotonic()) > 0:
-                self._lock.wait(timeout=left)
+            self._await_announced(cut, deadline)
             batch, self._pending = self._pending, []
         self.batches += 1
         deltas = [t.delta for t in batch]
