@@ -300,9 +300,15 @@ class ReadRound:
         #: Deep checks: every Service is due once every ``k`` periodic rounds.
         self.k = max(1, k)
         self.period: int | None = None
-        #: In a periodic round, the keys the round's listing sees and those due (Reader._schedule).
-        self.roster: frozenset[str] | None = None
+        #: In a periodic round, the keys due a deep check (Reader._schedule).
         self.due_keys: frozenset[str] = frozenset()
+        self.dirty: set[str] = set()
+        self._forget_reads()
+
+    def _forget_reads(self) -> None:
+        """Start (or start again) with nothing read: every listing and read cached by the round."""
+        #: In a periodic round, the keys the round's listing sees (Reader._schedule).
+        self.roster: frozenset[str] | None = None
         self.nlbs: dict[str, ObservedNLB] | None = None
         #: When the listing of ``nlbs`` was started (see :meth:`Reader.name_free`).
         self.nlbs_listed_at: float | None = None
@@ -317,7 +323,6 @@ class ReadRound:
         self.cluster_sgs: dict[str | None, sg_listing.Listing] | None = None
         self.sg_indexes: dict[str | None, GroupIndex] = {}
         self.instances: dict[str, dict[str, Any]] = {}
-        self.dirty: set[str] = set()
         #: Security groups of every ELBv2 load balancer of the account, by name (whether the
         #: cluster's NLB backend group is still used); dropped by every apply.
         self.lb_groups: dict[str, tuple[str, ...]] | None = None
@@ -338,14 +343,7 @@ class ReadRound:
             self.period = self._periods()
             if self.taken_over:
                 with self.lock:
-                    self.nlbs = self.classics = self.target_groups = None
-                    self.nlbs_listed_at = None
-                    self.tg_facts = None
-                    self.roster = None
-                    self.subnets, self.route_tables, self.vpc_cidrs = {}, {}, {}
-                    self.cluster_sgs, self.sg_indexes = None, {}
-                    self.instances = {}
-                    self.lb_groups = None
+                    self._forget_reads()
 
     def take_over(self, *, periods: Callable[[], int] | None, k: int) -> None:
         """Make this implicit round an explicit one (Reader.explicit_round): its listings serve the
