@@ -103,6 +103,14 @@ def encode(body: Any) -> bytes:
         return json.dumps(body).encode()
 
 
+def etag_headers(body: JSON, headers: dict[str, str] | None = None) -> dict[str, str]:
+    """``headers`` with the ``ETag`` header of a resource's answer (its body's ``etag``), as ARM sends."""
+    out = dict(headers or {})
+    if isinstance(body.get("etag"), str):
+        out["ETag"] = body["etag"]
+    return out
+
+
 @dataclass
 class Response:
     """An answer: ``body`` (a JSON value the answer owns), or ``raw``, its bytes already written.
@@ -124,10 +132,7 @@ class Response:
     @classmethod
     def encoded(cls, status: int, body: JSON, headers: dict[str, str] | None = None) -> Response:
         """An answer written now from ``body`` (call it under the lock that guards ``body``)."""
-        out = dict(headers or {})
-        if isinstance(body.get("etag"), str):
-            out["ETag"] = body["etag"]
-        return cls(status, None, out, encode(body))
+        return cls(status, None, etag_headers(body, headers), encode(body))
 
     def json(self) -> JSON | None:
         """The answer's body as a new JSON value (decoded from ``raw`` when it was written)."""

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from lbprov_azure.sandbox.base import encode
+from lbprov_azure.sandbox.base import encode, etag_headers
 from lbprov_azure.sandbox.cert import make_self_signed
 from lbprov_azure.sandbox.state import ArmState
 
@@ -87,9 +87,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(resp.status, resp.body, resp.headers)
 
     def _send(self, status: int, body: dict[str, Any] | None, headers: dict[str, str]) -> None:
-        if body is not None and isinstance(body.get("etag"), str):
-            headers = {"ETag": body["etag"], **headers}
-        self._write(status, encode(body) if body is not None else b"", headers)
+        if body is None:
+            self._write(status, b"", headers)
+        else:
+            self._write(status, encode(body), etag_headers(body, headers))
 
     def _write(self, status: int, data: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)
