@@ -38,7 +38,7 @@ from lbprov_azure.lbwriter import SharedLBWriter
 from lbprov_azure.node_sync import NodeSync
 from lbprov_azure.observe import Observer, ReadRound
 from lbprov_azure.operations import is_write
-from lbprov_azure.options import parse_options
+from lbprov_azure.options_memo import OptionsMemo
 from lbprov_azure.placement import CapacityExceeded
 from lbprov_azure.reservations import Reservations
 from lbprov_azure.settings import AzureSettings
@@ -85,6 +85,8 @@ class AzureProvider:
         self.node_sync = NodeSync(settings, self.planner, self.applier)
         #: the last targets re-keyed by resolve, with the tuple they were made of (see _keyed_targets)
         self._keyed: tuple[tuple[Target, ...], tuple[Target, ...]] | None = None
+        #: the options of each distinct annotation set (a node sync resolves every Service again)
+        self.options = OptionsMemo()
         self.observer.on_lb_read = lambda name, body: self.applier.writer(name).observe(body)
 
     @classmethod
@@ -123,7 +125,7 @@ class AzureProvider:
             parts.forget()  # the round's bodies go with it, not kept by their indexes
 
     def resolve(self, intent: Intent, annotations: Mapping[str, str]) -> Intent:
-        opts = parse_options(intent, annotations)
+        opts = self.options.parse(intent, annotations)
         # Azure keys nodes by their IPv4 address (the primary IP configuration of a NIC is IPv4, and
         # placement records slots in the IPv4 pool): a node whose first InternalIP is IPv6 (an
         # IPv6-primary dual-stack cluster) is taken by its IPv4 one; its IPv6 one is in internal_ips.
