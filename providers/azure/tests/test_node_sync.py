@@ -222,7 +222,11 @@ def test_a_node_in_a_foreign_load_balancers_pool_declines_the_node_sync(
     foreign = f"{cluster}-theirs"
     state.put("loadBalancers", SANDBOX_RG, foreign, _foreign_lb(world, [_ip(new)]))
     seen = len(state.mutating_requests())
-    assert plan_nodes(world.provider, world.intents([*nodes, new])) is None
+    # from a fresh listing (a kept one misses the foreign LB: test_node_sync_kept_listing.py)
+    fresh = AzureProvider.from_settings(
+        {**sandbox.settings, "cluster_name": cluster, "node_sync_listing_max_age_seconds": 0}
+    )
+    assert plan_nodes(fresh, world.intents([*nodes, new], fresh)) is None
     assert state.mutating_requests()[seen:] == []
 
 

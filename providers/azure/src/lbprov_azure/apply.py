@@ -68,6 +68,7 @@ class _Store:
         headers = {"If-Match": etag} if etag else {"If-None-Match": "*"}
         s = self.a.settings
         try:
+            self.a.seen.kept.writing(self.name)
             return self.a.seen.call(
                 "loadBalancers.create_or_update",
                 lambda: azclient.put_json(
@@ -80,13 +81,16 @@ class _Store:
                     f"load balancer {self.name}",
                 ),
             )
-        except HttpResponseError as exc:
-            raise self._translate(exc) from exc
+        except BaseException as exc:
+            if (failed := self._failed(exc)) is exc:
+                raise
+            raise failed from exc
 
     def delete(self, *, etag: str) -> None:
         rg = self.a.settings.resource_group
         lbs = self.a.seen.client.load_balancers
         try:
+            self.a.seen.kept.writing(self.name)
             self.a.seen.call(
                 "loadBalancers.delete",
                 lambda: azclient.delete(
@@ -98,8 +102,16 @@ class _Store:
                     f"delete load balancer {self.name}",
                 ),
             )
-        except HttpResponseError as exc:
-            raise self._translate(exc) from exc
+        except BaseException as exc:
+            if (failed := self._failed(exc)) is exc:
+                raise
+            raise failed from exc
+
+    def _failed(self, exc: BaseException) -> BaseException:
+        """What a failed write raises; the kept listing (:mod:`lbprov_azure.kept`) forgets it: the
+        load balancer is now as nobody here knows (412: someone else wrote it)."""
+        self.a.seen.kept.forget(self.name)
+        return self._translate(exc) if isinstance(exc, HttpResponseError) else exc
 
     @staticmethod
     def _translate(exc: HttpResponseError) -> BaseException:

@@ -44,6 +44,7 @@ from typing import Any, Protocol
 
 from lbprov.model import OwnershipConflict
 from lbprov_azure import names
+from lbprov_azure.desired import view_pool
 
 JSON = dict[str, Any]
 #: Read-only inside a sub-resource (back references Azure computes).
@@ -69,6 +70,47 @@ class PreconditionFailed(Exception):
 
 class WriteRejected(Exception):
     """ARM rejected the body (HTTP 400): the content is at fault, not the timing."""
+
+
+class StalePlan(Exception):
+    """The load balancer is no longer what the plan of a delta saw (:class:`Seen`): nothing of the
+    delta was written; plan again on fresh data. (The controller knows the class by its name.)"""
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a plan made from a kept view of the load balancers saw of the LB it writes (the node
+    sync: :mod:`lbprov_azure.node_sync`), checked on the body the delta is merged into. The writer
+    merges into the LB as it is when the PUT is sent (re-read on 412, since the PUT carries
+    If-Match), so a delta whose plan read an older body would otherwise write its pools on top of a
+    change it never saw."""
+
+    #: (pool name, its addresses as :func:`~lbprov_azure.desired.view_pool` lists them, or None:
+    #: the pool did not exist), one per pool the delta writes
+    pools: tuple[tuple[str, tuple[str, ...] | None], ...] = ()
+
+
+def _pool_view(props: JSON, where: _Names, name: str) -> tuple[str, ...] | None:
+    idx = where.where("backendAddressPools", name)
+    if idx is None:
+        return None
+    return tuple(view_pool((props.get("backendAddressPools") or [])[idx])["addresses"])
+
+
+def _stale(current: JSON, work: JSON, where: _Names, services: set[str], seen: Seen) -> str | None:
+    """Why the LB differs from what a delta's plan saw (None: it does not, as far as the plan went).
+
+    The same questions the node sync asks before it plans (it declines where they fail): the LB's
+    last operation did not fail, some Service uses it, and each pool it writes is as it saw it."""
+    if (current.get("properties") or {}).get("provisioningState") == "Failed":
+        return "its last operation failed"
+    if not services:
+        return "no Service uses it"
+    for name, addresses in seen.pools:
+        now = _pool_view(work["properties"], where, name)
+        if now != addresses:
+            return f"backend pool {name!r} holds {list(now) if now is not None else 'nothing (no such pool)'}, not the {list(addresses or ())} planned from"
+    return None
 
 
 class LBStore(Protocol):
@@ -114,6 +156,9 @@ class LBDelta:
     #: tags) are cloud-provider-azure's predecessor of this Service (:mod:`lbprov_azure.diff.adopt`):
     #: they are taken over although the LB's Service map does not record the Service yet
     adopt: bool = False
+    #: what the delta's plan saw of the LB (a plan from a kept view): the delta is refused with
+    #: :class:`StalePlan`, nothing of it written, where the LB differs from it
+    seen: Seen | None = None
 
 
 @dataclass
@@ -286,6 +331,7 @@ def _withdrawn(delta: LBDelta) -> LBDelta:
         repair=False,
         identity=None,
         delete_lb=False,
+        seen=None,
     )
 
 
@@ -327,6 +373,17 @@ def merge(
     services = names.services_of(work.get("tags")) if work is not None else set()
     applied = False
     for i, d in enumerate(deltas):
+        if d.seen is not None:
+            if current is None or work is None or where is None:
+                why: str | None = "it no longer exists"
+            else:
+                why = _stale(current, work, where, services, d.seen)
+            if why is not None:
+                errors[i] = StalePlan(
+                    f"load balancer {lb_label}: {why}, which its plan did not see; nothing of the change "
+                    "was written: plan again"
+                )
+                continue
         if work is None:
             if not d.join or d.template is None:
                 continue  # nothing to remove from, or update on, a load balancer that does not exist

@@ -28,7 +28,7 @@ from lbprov_azure import names, placement
 from lbprov_azure.apply import Applier
 from lbprov_azure.desired import VIEWS, node_address
 from lbprov_azure.diff import Planner, options_of
-from lbprov_azure.lbwriter import LBDelta
+from lbprov_azure.lbwriter import LBDelta, Seen
 from lbprov_azure.observe import find, items
 from lbprov_azure.settings import AzureSettings
 
@@ -76,7 +76,10 @@ class NodeSync:
             return None  # a per-Service node set: the shared pools cannot serve them all
         targets = sorted(t for t in intents[0].targets if t.internal_ip)
         node_ips = sorted({str(t.internal_ip) for t in targets})
-        fleet = self.planner._fleet(node_ips=node_ips)  # the Services' plans read the same listing
+        # the kept listing while young enough (lbprov_azure.kept: its pool writes then carry what
+        # they were planned from), else one listing, as the Services' plans read it
+        kept = self.planner.seen.kept.get(self.settings.node_sync_listing_max_age_seconds)
+        fleet = self.planner._fleet(node_ips=node_ips, listing=kept)
         if fleet.predecessors or fleet.blocked or not fleet.lbs:
             return None
         if set(node_ips) & {ip for body in fleet.foreign.values() for ip in _pool_ips(body)}:
@@ -144,18 +147,38 @@ class NodeSync:
             before=before,
             after=after,
             reason="the cluster's nodes changed",
-            data={"lb": lbn, "item": want},
+            data={
+                "lb": lbn,
+                "item": want,
+                "seen": tuple(before["addresses"]) if before is not None else None,
+            },
         )
 
     def apply(self, plan: NodeSyncPlan) -> None:
-        """One submission per load balancer, in the plan's order, through the Services' writers."""
-        by_lb: dict[str, list[JSON]] = {}
+        """One submission per load balancer, in the plan's order, through the Services' writers.
+
+        Each carries what its plan saw of the pools it writes (:class:`~lbprov_azure.lbwriter.Seen`):
+        a load balancer that differs from it when the PUT is sent (the plan's view was stale: another
+        writer changed it, its last operation failed, no Service uses it any more) is not written,
+        and :class:`~lbprov_azure.lbwriter.StalePlan` fails the node sync, so that the controller plans
+        every Service again (from a fresh listing: the failure also drops the kept one)."""
+        by_lb: dict[str, list[Change]] = {}
         for change in plan.changes:
-            by_lb.setdefault(str(change.data["lb"]), []).append(change.data["item"])
-        for lbn, pools in by_lb.items():
+            by_lb.setdefault(str(change.data["lb"]), []).append(change)
+        for lbn, changes in by_lb.items():
             self.applier.seen.writing()
             # no Service of its own: the delta only writes the pools (and never joins or leaves)
-            self.applier.writer(lbn).submit(LBDelta(service="", base="", pools=tuple(pools)))
+            delta = LBDelta(
+                service="",
+                base="",
+                pools=tuple(c.data["item"] for c in changes),
+                seen=Seen(tuple((str(c.data["item"]["name"]), c.data["seen"]) for c in changes)),
+            )
+            try:
+                self.applier.writer(lbn).submit(delta)
+            except BaseException:
+                self.planner.seen.kept.forget(lbn)
+                raise
 
 
 def _addresses(view: Mapping[str, Any] | None) -> set[str]:

@@ -22,6 +22,7 @@ from lbprov.model import OwnedLoadBalancer, ServiceRef
 from lbprov_azure import names
 from lbprov_azure.arm import ArmRequests
 from lbprov_azure.client import get_json, list_json
+from lbprov_azure.kept import KeptListing
 from lbprov_azure.settings import AzureSettings
 
 JSON = dict[str, Any]
@@ -102,6 +103,8 @@ class Observer:
         self.calls = calls
         self.on_lb_read = on_lb_read
         self._round: ReadRound | None = None
+        #: the last listing of the load balancers, kept current with our writes (the node sync's)
+        self.kept = KeptListing()
 
     def call(self, op: str, fn: Callable[[], T]) -> T:
         return self.calls.call(op, fn, hooked=True)
@@ -202,7 +205,9 @@ class Observer:
 
     def _list_lbs(self) -> dict[str, JSON]:
         gen = self._gen()
+        mark = self.kept.sending()
         found = {str(b.get("name", "")).lower(): b for b in self.lbs()}
+        self.kept.listed(mark, found)
         if self.on_lb_read is not None:
             for body in found.values():
                 if names.is_cluster_owned(body.get("tags"), self.settings.cluster_name):
@@ -422,6 +427,7 @@ class Observer:
                 rnd.writes += 1
 
     def wrote_lb(self, name: str, body: JSON | None) -> None:
+        self.kept.record(name, body)
         rnd = self._round
         if rnd is not None:
             with rnd.lock:

@@ -173,6 +173,18 @@ class AzureSettings(ProviderSettings):
         description="How long the shared-LB writer waits at most for applies already under way "
         "(creating their public IPs) so that their changes join the same PUT.",
     )
+    node_sync_listing_max_age_seconds: float = Field(
+        120.0,
+        ge=0,
+        le=3600,
+        description="How old the kept listing of the load balancers may be for a node sync to plan the "
+        "backend pools from it instead of listing them again (0: list every time). The kept listing is "
+        "the last one read, with every load balancer this controller wrote since as it wrote it, and "
+        "it is dropped when a write fails; a pool write planned from it is refused where the load "
+        "balancer changed since (If-Match), and the node sync then falls back to planning every "
+        "Service. At 1,000 Services the listing is megabytes, and decoding it was most of a node "
+        "sync's time. Upstream caches load balancers for 120 s.",
+    )
 
     @field_validator("resource_group", "vnet_resource_group")
     @classmethod

@@ -120,7 +120,12 @@ class FleetChanges:
     reservations: Reservations | None
 
     def _fleet(
-        self, *, strict: bool = True, base: str | None = None, node_ips: Collection[str] = ()
+        self,
+        *,
+        strict: bool = True,
+        base: str | None = None,
+        node_ips: Collection[str] = (),
+        listing: Mapping[str, JSON] | None = None,
     ) -> Fleet:
         """The cluster's load balancers by (slot, scheme), from one listing of the resource group.
 
@@ -135,9 +140,13 @@ class FleetChanges:
         nodes (``node_ips``: no other cluster's load balancer can); otherwise its slot is blocked
         (never written, never placed on), and an ensure that has nowhere else to go gets the
         ownership conflict. Every other load balancer of the resource group is ``foreign``.
+
+        ``listing``: the load balancers by lower-case name, when the caller has them (the node
+        sync's kept listing); otherwise one listing is read.
         """
         cluster = self.settings.cluster_name
-        listing = self.seen.lbs_by_name()
+        if listing is None:
+            listing = self.seen.lbs_by_name()
         fleet = Fleet()
         for k in range(self.settings.max_load_balancers):
             for sc in ("external", "internal"):

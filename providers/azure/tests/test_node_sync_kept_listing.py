@@ -1,0 +1,235 @@
+"""The Azure node sync plans from the kept listing of the load balancers (lbprov_azure.kept), and a
+stale view never writes a wrong pool: through the real SDK against the ARM emulator.
+
+Each stale case (another writer changed the pool or the tags of the load balancer the node sync
+writes, a foreign load balancer appeared over the new node, a load balancer's last operation
+failed) ends with the pools right and every Service's plan empty, by the node sync itself or by
+the controller's fall back (every Service planned again, from a fresh listing).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from lbprov_azure import AzureProvider
+from lbprov_azure.lbwriter import StalePlan
+from lbprov_azure.sandbox.operations import DEFAULT_API_VERSION
+from lbprov_azure.testing import SANDBOX_RG, lb_of, make_service, upstream_service
+
+from lbprov.model import Intent
+from lbprov.provider import NodeSyncPlan, apply_nodes, plan_nodes
+
+
+def _pool(state: Any, lb: str) -> set[str]:
+    body = lb_of(state, lb)
+    assert body is not None
+    (pool,) = [p for p in body["properties"]["backendAddressPools"] if not p["name"].endswith("-IPv6")]
+    return {a["properties"]["ipAddress"] for a in pool["properties"]["loadBalancerBackendAddresses"]}
+
+
+def _ip(node: dict[str, Any]) -> str:
+    return str(node["status"]["addresses"][0]["address"])
+
+
+def _lists(provider: AzureProvider) -> int:
+    return provider.calls.stats.by_operation()["loadBalancers.list"]
+
+
+def _fresh(sandbox: Any, cluster: str, **extra: Any) -> AzureProvider:
+    return AzureProvider.from_settings({**sandbox.settings, "cluster_name": cluster, **extra})
+
+
+class Cluster:
+    """Services converged on the sandbox by one provider, whose kept listing they filled."""
+
+    def __init__(self, provider: AzureProvider, intent_for: Any, ensure: Any, make: Any, count: int) -> None:
+        self.provider = provider
+        self.intent_for = intent_for
+        self.services = [make(f"s{i}") for i in range(count)]
+        for svc in self.services:
+            ensure(intent_for(svc))
+
+    def intents(self, nodes: list[dict[str, Any]], prov: AzureProvider | None = None) -> list[Intent]:
+        return [self.intent_for(s, nodes, prov) for s in self.services]
+
+    def plan(self, nodes: list[dict[str, Any]], prov: AzureProvider | None = None) -> NodeSyncPlan:
+        plan = plan_nodes(prov or self.provider, self.intents(nodes, prov))
+        assert plan is not None
+        return plan
+
+    def fall_back(self, nodes: list[dict[str, Any]]) -> None:
+        """What the controller does when a node sync fails: every Service planned and applied."""
+        for intent in self.intents(nodes):
+            self.provider.apply(self.provider.plan(intent))
+
+    def converged(self, sandbox: Any, cluster: str, nodes: list[dict[str, Any]]) -> None:
+        """A fresh provider's plan of every Service is empty, and so is a node sync, from its fresh
+        listing and from this provider's kept one."""
+        fresh = _fresh(sandbox, cluster)
+        for intent in self.intents(nodes, fresh):
+            plan = fresh.plan(intent)
+            assert plan.empty, [f"{c.action} {c.kind} {c.name}" for c in plan.changes]
+        assert self.plan(nodes, fresh).empty
+        assert self.plan(nodes).empty
+
+
+@pytest.fixture
+def two(provider: AzureProvider, intent_for: Any, ensure: Any, make_service: Any) -> Cluster:
+    return Cluster(provider, intent_for, ensure, make_service, 2)
+
+
+def test_a_node_sync_after_the_services_applies_lists_nothing_and_writes_one_pool(
+    two, sandbox, cluster, nodes, state, h
+):
+    provider = two.provider
+    assert provider.observer.kept.get(120) is not None  # the Services' plans listed; their writes patched it
+    new = h.node_object(sandbox.add_node(f"{cluster}-n9"))
+    more = [*nodes, new]
+    provider.calls.reset()
+    seen = len(state.mutating_requests())
+    plan = two.plan(more)
+    assert len(plan.changes) == 1 and plan.covered == {"default/s0", "default/s1"}
+    apply_nodes(provider, plan)
+    assert _lists(provider) == 0, provider.calls.stats.by_operation()
+    assert [w for w in state.mutating_requests()[seen:] if w.startswith("PUT")] == [
+        f"PUT {lb_of(state, cluster)['id']}"  # type: ignore[index]
+    ]
+    assert _pool(state, cluster) == {_ip(n) for n in more}
+    two.converged(sandbox, cluster, more)
+
+
+def test_the_kept_listing_is_not_used_past_its_age_or_when_the_setting_is_zero(
+    sandbox, cluster, nodes, intent_for, ensure, make_service, h
+):
+    never = _fresh(sandbox, cluster, node_sync_listing_max_age_seconds=0)
+    two = Cluster(never, intent_for, ensure, make_service, 2)
+    more = [*nodes, h.node_object(sandbox.add_node(f"{cluster}-n9"))]
+    never.calls.reset()
+    apply_nodes(never, two.plan(more))
+    assert _lists(never) == 1
+    # the same provider with a listing too old for the setting: the clock moves past it
+    kept = never.observer.kept
+    assert kept.get(120) is not None and kept.get(0) is None
+    kept._clock = lambda: float("inf")  # type: ignore[method-assign]  # no wait for real time
+    assert kept.get(120) is None
+
+
+def test_a_pool_another_writer_changed_is_never_overwritten_and_the_fall_back_converges(
+    two, sandbox, cluster, nodes, state, h
+):
+    provider = two.provider
+    # another writer takes the first node out of the pool (the kept listing still holds it)
+    body = lb_of(state, cluster)
+    assert body is not None
+    theirs = copy.deepcopy(body)
+    (pool,) = [p for p in theirs["properties"]["backendAddressPools"] if not p["name"].endswith("-IPv6")]
+    addresses = pool["properties"]["loadBalancerBackendAddresses"]
+    pool["properties"]["loadBalancerBackendAddresses"] = [
+        a for a in addresses if a["properties"]["ipAddress"] != _ip(nodes[0])
+    ]
+    state.put("loadBalancers", SANDBOX_RG, cluster, theirs, {"If-Match": body["etag"]})
+    left = _pool(state, cluster)
+    new = h.node_object(sandbox.add_node(f"{cluster}-n9"))
+    more = [*nodes, new]
+    plan = two.plan(more)  # from the kept listing: it thinks the pool holds every old node
+    assert {*plan.changes[0].before["addresses"]} == {_ip(n) for n in nodes}
+    with pytest.raises(StalePlan, match="backend pool"):
+        apply_nodes(provider, plan)
+    assert _pool(state, cluster) == left  # the other writer's pool, not the stale plan's
+    assert provider.observer.kept.get(120) is None  # forgotten: the next plan lists again
+    two.fall_back(more)
+    assert _pool(state, cluster) == {_ip(n) for n in more}
+    two.converged(sandbox, cluster, more)
+
+
+def test_tags_another_writer_added_survive_and_the_pool_is_written_on_the_fresh_body(
+    two, sandbox, cluster, nodes, state, h
+):
+    provider = two.provider
+    body = lb_of(state, cluster)
+    assert body is not None
+    theirs = copy.deepcopy(body)
+    theirs["tags"] = {**theirs["tags"], "owner": "ops"}
+    state.put("loadBalancers", SANDBOX_RG, cluster, theirs, {"If-Match": body["etag"]})
+    more = [*nodes, h.node_object(sandbox.add_node(f"{cluster}-n9"))]
+    apply_nodes(provider, two.plan(more))  # 412 on the kept body, re-read: the pool is as planned
+    after = lb_of(state, cluster)
+    assert after is not None and after["tags"]["owner"] == "ops"
+    assert _pool(state, cluster) == {_ip(n) for n in more}
+    two.converged(sandbox, cluster, more)
+
+
+def test_a_foreign_load_balancer_over_the_new_node_since_the_listing_is_refused_never_joined(
+    two, sandbox, cluster, nodes, state, h
+):
+    provider = two.provider
+    new = h.node_object(sandbox.add_node(f"{cluster}-n9"))
+    more = [*nodes, new]
+    # AKS's own load balancer, made after the kept listing, load-balances to the new node
+    aks = f"{cluster}-aks"
+    upstream_service(
+        state,
+        provider,
+        make_service("aks-0", namespace="aks"),
+        [new],
+        nsg=None,
+        cluster=aks,
+        aks_outbound=True,
+    )
+    plan = two.plan(more)  # the kept listing does not know it
+    with pytest.raises(Exception, match="at most one public and one internal"):
+        apply_nodes(provider, plan)  # ARM refuses the node in two public load balancers' pools
+    assert _ip(new) not in _pool(state, cluster)
+    assert provider.observer.kept.get(120) is None
+    # the fall back: each Service's plan names the foreign load balancer, and so a fresh node sync
+    assert plan_nodes(provider, two.intents(more)) is None
+    with pytest.raises(Exception, match=rf"'{aks}'"):
+        provider.plan(two.intents(more)[0])
+    assert _ip(new) not in _pool(state, cluster)
+
+
+def test_after_a_failed_pool_write_the_next_node_sync_lists_sees_the_failure_and_declines(
+    two, sandbox, cluster, nodes, state, h
+):
+    provider = two.provider
+    more = [*nodes, h.node_object(sandbox.add_node(f"{cluster}-n9"))]
+    state.fail_operations(method="PUT", path=f"/loadbalancers/{cluster.lower()}$")
+    with pytest.raises(Exception, match=r"InternalServerError|error occurred"):
+        apply_nodes(provider, two.plan(more))
+    assert provider.observer.kept.get(120) is None
+    body = lb_of(state, cluster)
+    assert body is not None and body["properties"]["provisioningState"] == "Failed"
+    provider.calls.reset()
+    assert plan_nodes(provider, two.intents(more)) is None  # listed again: the LB failed
+    assert _lists(provider) == 1
+    two.fall_back(more)  # each Service's plan repairs the load balancer
+    assert _pool(state, cluster) == {_ip(n) for n in more}
+    two.converged(sandbox, cluster, more)
+
+
+def test_a_load_balancer_failed_behind_our_back_is_refused_from_the_kept_listing(
+    two, sandbox, cluster, nodes, state, h
+):
+    provider = two.provider
+    body = lb_of(state, cluster)
+    assert body is not None
+    # another writer's PUT, whose long operation ends Failed (as a client sends it: through handle)
+    state.fail_operations(method="PUT", path=f"/loadbalancers/{cluster.lower()}$")
+    headers = {"authorization": "Bearer local", "if-match": body["etag"]}
+    answer = state.handle(
+        "PUT", body["id"], {"api-version": DEFAULT_API_VERSION}, headers, copy.deepcopy(body)
+    )
+    assert answer.status < 300
+    state.finish_operations()
+    failed = lb_of(state, cluster)
+    assert failed is not None and failed["properties"]["provisioningState"] == "Failed"
+    more = [*nodes, h.node_object(sandbox.add_node(f"{cluster}-n9"))]
+    with pytest.raises(StalePlan, match="last operation failed"):
+        apply_nodes(provider, two.plan(more))
+    assert _ip(more[-1]) not in _pool(state, cluster)
+    assert plan_nodes(provider, two.intents(more)) is None  # listed again: declines
+    two.fall_back(more)
+    assert _pool(state, cluster) == {_ip(n) for n in more}
+    two.converged(sandbox, cluster, more)
