@@ -16,10 +16,23 @@ import pytest
 from lbprov_azure import AzureProvider
 from lbprov_azure.lbwriter import StalePlan
 from lbprov_azure.sandbox.operations import DEFAULT_API_VERSION
-from lbprov_azure.testing import SANDBOX_RG, lb_of, make_service, upstream_service
+from lbprov_azure.testing import (
+    SANDBOX_RG,
+    controller_for,
+    lb_of,
+    make_service,
+    node_object,
+    upstream_service,
+)
 
+from lbprov.controller.service import ingress_of
+from lbprov.intent import IntentSettings, build_intent
+from lbprov.kube.client import KubeClient
+from lbprov.kube.facts import cluster_identity
 from lbprov.model import Intent
 from lbprov.provider import NodeSyncPlan, apply_nodes, plan_nodes
+from lbprov.sandbox.kube_api import KubeAPIServer
+from lbprov.testing import wait_for
 
 
 def _pool(state: Any, lb: str) -> set[str]:
@@ -233,3 +246,64 @@ def test_a_load_balancer_failed_behind_our_back_is_refused_from_the_kept_listing
     two.fall_back(more)
     assert _pool(state, cluster) == {_ip(n) for n in more}
     two.converged(sandbox, cluster, more)
+
+
+def test_controller_a_stale_kept_listing_falls_back_to_every_services_plan_and_converges(
+    sandbox, state, cluster
+) -> None:
+    """The real controller: another writer changes the pool after the Services' applies; the next
+    node change's pool write is refused (never written), and the fall back re-plans every Service."""
+    with KubeAPIServer() as api:
+        kube = KubeClient.for_url(api.url)
+        added = [sandbox.add_node(f"{cluster}-k{i}") for i in range(2)]
+        for node in added:
+            kube.create_node(node_object(node))
+        settings = {
+            **sandbox.settings,
+            "cluster_name": cluster,
+            "cluster_id": cluster_identity(kube),
+            "coalesce_window_seconds": 0.01,
+        }
+        provider = AzureProvider.from_settings(settings)
+        controller = controller_for(kube, provider, cluster, workers=2)
+        controller.start()
+        try:
+            for name in ("web-0", "web-1"):
+                kube.create_service("default", make_service(name, ports=[("TCP", 80)]))
+            for name in ("web-0", "web-1"):
+                wait_for(
+                    lambda n=name: ingress_of(kube.get_service("default", n) or {}), 60, f"ingress of {name}"
+                )
+            wait_for(controller.idle, 60, "an idle controller")
+            body = lb_of(state, cluster)
+            assert body is not None
+            theirs = copy.deepcopy(body)
+            for pool in theirs["properties"]["backendAddressPools"]:
+                pool["properties"]["loadBalancerBackendAddresses"] = pool["properties"][
+                    "loadBalancerBackendAddresses"
+                ][:1]
+            state.put("loadBalancers", SANDBOX_RG, cluster, theirs, {"If-Match": body["etag"]})
+            before = controller.node_sync.triggers
+            added.append(sandbox.add_node(f"{cluster}-k9"))
+            kube.create_node(node_object(added[-1]))
+            want = {n.internal_ip for n in added}
+            wait_for(lambda: controller.node_sync.triggers > before, 60, "the node change handled")
+            wait_for(lambda: _pool(state, cluster) == want, 60, "every node in the pool")
+            # the report is set after the fall back is queued: wait for it, not for the pool alone
+            wait_for(
+                lambda: (
+                    "backend pool" in getattr(controller.nodes_changed.last, "fell_back", {}).get("azure", "")
+                ),
+                60,
+                "the node sync's StalePlan in its report",
+            )
+            wait_for(controller.idle, 60, "an idle controller")
+            fresh = _fresh(sandbox, cluster, cluster_id=settings["cluster_id"])
+            for name in ("web-0", "web-1"):
+                svc = kube.get_service("default", name)
+                assert svc is not None
+                intent = build_intent(svc, kube.list_nodes()[0], IntentSettings(cluster=cluster), fresh)
+                plan = fresh.plan(intent)
+                assert plan.empty, [f"{c.action} {c.kind} {c.name}" for c in plan.changes]
+        finally:
+            controller.stop()

@@ -11,6 +11,12 @@ What of a Service's load balancer follows the nodes on Azure:
 * the NSG rules of a Service with floating IP off: they open each backend node's IP, so such a
   Service is left to its own plan (uncovered).
 
+The load balancers are taken from the listing the observer keeps (:mod:`lbprov_azure.kept`: the
+last one read, patched with this process's writes) while it is younger than
+``node_sync_listing_max_age_seconds``: decoding a fresh listing (about 5 MB at 1,000 Services x 2
+ports) was most of a node sync's time. Each pool write carries what it was planned from, so a view
+gone stale is refused at the write (:class:`~lbprov_azure.lbwriter.StalePlan`), never written.
+
 Everything else of a placed Service is independent of the nodes. The node sync declines (None, and
 every Service is re-planned as before) where it cannot be sure: intents that disagree on the nodes,
 a load balancer of upstream's being adopted or blocking a slot, a node in a foreign load balancer's
@@ -69,7 +75,8 @@ class NodeSync:
         self.applier = applier
 
     def plan(self, intents: Sequence[Intent]) -> NodeSyncPlan | None:
-        """The pool changes for every Service (one listing of the load balancers); None to decline."""
+        """The pool changes for every Service (from the kept listing of the load balancers while it
+        is young enough, :mod:`lbprov_azure.kept`, else one listing); None to decline."""
         if not intents:
             return NodeSyncPlan(PROVIDER)
         if len(_node_sets(intents)) != 1:
