@@ -48,8 +48,10 @@ counted by template (requeues, stale plans, failed syncs), with a few error text
 (``node_seen_after_seconds``: until the controller's informer saw the Node;
 ``node_sync_handler_seconds``: the node change's handler, i.e. the providers' node syncs and the
 queueing of what they do not cover; ``idle_after_handler_seconds``: the re-plans it queued). A node
-sync is a chain of dependent calls (list, then write, then poll), so its floor is that chain's
-round trips, not the calls-only ideal (calls x latency / workers), which assumes 10 calls at once. A run also reports the controller's
+sync is a chain of dependent calls (list, then write, then poll): its calls overlap at most as
+many at once as it has writes (each write and its polls one chain), so its ideal divides the calls x
+latency by ``min(workers, writes)``: one write and its three reads are four round trips (80 ms at
+20 ms), a thousand ``RegisterTargets`` over 10 workers a hundred. A run also reports the controller's
 RSS (after startup, peak, steady after ``gc.collect()``), its CPU seconds in total, and how many load
 balancers the cloud holds for the cluster (``list_owned()``: one per Service on AWS and GCP, the
 shared ones on Azure). ``--compare-workers`` makes a second run with ``--workers 1`` (upstream's
@@ -288,11 +290,17 @@ def phase_report(
     workers: int,
     *,
     delay: float = 0.0,
+    chains: int | None = None,
 ) -> dict[str, Any]:
-    """One phase's figures; ``delay`` (the node debounce) is not counted against the ideal."""
+    """One phase's figures; ``delay`` (the node debounce) is not counted against the ideal.
+
+    ``chains``: how many independent chains of calls the phase has, when fewer than the Services
+    (a node sync: each write with its polls is one chain, after the reads it depends on). The calls
+    cannot overlap more than that, so the ideal divides by ``min(workers, chains)``, never by more:
+    one write and its three reads take four round trips however many workers wait."""
     n = max(args.services, 1)
     total = calls["reads"] + calls["writes"]
-    ideal = total * args.latency_ms / 1000.0 / min(workers, n)
+    ideal = total * args.latency_ms / 1000.0 / max(1, min(workers, n, chains if chains is not None else n))
     return {
         "seconds": round(seconds, 2),
         "ideal_seconds": round(ideal, 2),
@@ -542,6 +550,7 @@ def _run_with(
                 args,
                 workers,
                 delay=args.node_debounce,
+                chains=synced["writes"],
             )
             out["phases"]["add_node"]["debounce_seconds"] = args.node_debounce
             if synced.get("node_sync_timing"):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from lbprov.identity_memo import distinct
 from lbprov.model import Intent
 from lbprov.provider import NodeSyncPlan
 from lbprov_gcp import names as N
@@ -56,7 +57,7 @@ class NodeSync:
         if not intents:
             return NodeSyncPlan(provider)
         s = self.settings
-        node_sets = {instances(i.targets, s.project, s.region) for i in intents}
+        node_sets = {instances(t, s.project, s.region) for t in distinct(i.targets for i in intents)}
         if len(node_sets) != 1:
             return None  # a per-Service node set: the shared groups cannot serve them all
         (nodes,) = node_sets

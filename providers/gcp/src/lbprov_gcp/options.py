@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from lbprov.identity_memo import by_identity
 from lbprov.model import Intent, InvalidService, Target
 
 if TYPE_CHECKING:
@@ -243,6 +244,7 @@ def validate_ipv6(intent: Intent, options: GCPOptions, settings: GCPSettings) ->
         )
 
 
+@by_identity  # the same tuple for every Service: no hashing of its targets per call
 @functools.lru_cache(maxsize=16)
 def instances(targets: tuple[Target, ...], project: str, region: str) -> tuple[Instance, ...]:
     """The instances of the targets that are in this project and region.
