@@ -28,21 +28,21 @@ def _targets(n: int) -> tuple[Target, ...]:
 
 
 def test_node_sets_are_worked_out_once_per_targets_tuple(monkeypatch):
-    calls: list[str] = []
+    calls: list[tuple[Target, ...]] = []
     real = node_sync._nodes
 
-    def counting(intent: Intent) -> frozenset[tuple[str, str, str | None]]:
-        calls.append(intent.ref.name)
-        return real(intent)
+    def counting(targets: tuple[Target, ...]) -> frozenset[tuple[str, str, str | None]]:
+        calls.append(targets)
+        return real(targets)
 
     monkeypatch.setattr(node_sync, "_nodes", counting)
     shared = _targets(22)
     intents = [_intent(f"s{i}", shared) for i in range(100)]
-    assert node_sync._node_sets(intents) == {real(intents[0])}
-    assert calls == ["s0"]
+    assert node_sync._node_sets(intents) == {real(shared)}
+    assert len(calls) == 1 and calls[0] is shared
     # an equal tuple that is another object is walked again, and agrees
     equal = tuple(replace(t) for t in shared)
-    assert node_sync._node_sets([*intents, _intent("eq", equal)]) == {real(intents[0])}
+    assert node_sync._node_sets([*intents, _intent("eq", equal)]) == {real(shared)}
     # a Service on other nodes is its own set: the node sync then declines
     fewer = _targets(21)
     assert len(node_sync._node_sets([*intents, _intent("few", fewer)])) == 2

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from lbprov.identity_memo import distinct
 from lbprov.model import Action, Change, Intent, Target
 from lbprov.provider import NodeSyncPlan
 from lbprov_azure import names, placement
@@ -42,10 +43,10 @@ JSON = dict[str, Any]
 PROVIDER = "azure"
 
 
-def _nodes(intent: Intent) -> frozenset[tuple[str, str, str | None]]:
+def _nodes(targets: tuple[Target, ...]) -> frozenset[tuple[str, str, str | None]]:
     """What the pools hold of an intent's nodes: (name, IPv4, IPv6) of each node with an IPv4."""
     return frozenset(
-        (t.node_name, str(t.internal_ip), node_address(t, "IPv6")) for t in intent.targets if t.internal_ip
+        (t.node_name, str(t.internal_ip), node_address(t, "IPv6")) for t in targets if t.internal_ip
     )
 
 
@@ -53,13 +54,8 @@ def _node_sets(intents: Sequence[Intent]) -> set[frozenset[tuple[str, str, str |
     """The distinct :func:`_nodes` of ``intents``, worked out once per targets tuple: every Service's
     intent carries the very same tuple while the nodes are the same for all (the core's
     ``NodeTargetsMemo``, and :meth:`AzureProvider._keyed_targets`), so a node sync of 1,000
-    Services walked 22,000 targets to find one set (issue 14). ``intents`` hold their tuples alive,
-    so an ``id`` cannot be reused while this runs."""
-    by_tuple: dict[int, frozenset[tuple[str, str, str | None]]] = {}
-    for intent in intents:
-        if id(intent.targets) not in by_tuple:
-            by_tuple[id(intent.targets)] = _nodes(intent)
-    return set(by_tuple.values())
+    Services walked 22,000 targets to find one set (issue 14)."""
+    return {_nodes(targets) for targets in distinct(i.targets for i in intents)}
 
 
 def _pool_ips(lb: JSON) -> set[str]:
