@@ -349,3 +349,42 @@ def test_a_read_only_provider_writes_nothing_to_classic_elbs(
     failed = apply_nodes(dry, plan)  # every write refused by the read-only guard: all re-planned
     assert set(failed) == {key(s) for s in services}
     assert cloud.mutating_requests() == before
+
+
+def test_a_node_with_another_security_group_leaves_the_classic_elb_to_its_own_plan(
+    provider: AWSProvider, cloud: SandboxCloud, view: AwsView
+) -> None:
+    """Its node group would need the rule admitting the cluster's classic ELB backend group: the
+    Service's own plan writes it."""
+    svc = _classic("guarded")
+    nodes = _converged(provider, cloud, [svc])
+    tag = [{"Key": naming.cluster_tag_key(cloud.extra["cluster"]), "Value": "owned"}]
+    group = view.ec2.create_security_group(
+        GroupName="other-nodes",
+        Description="another node group",
+        VpcId=cloud.extra["vpc_id"],
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": tag}],
+    )["GroupId"]
+    inst = view.ec2.run_instances(
+        ImageId="ami-03cf127a",
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=cloud.extra["private_subnets"][0],
+        SecurityGroupIds=[group],
+    )["Instances"][0]
+    zone = inst["Placement"]["AvailabilityZone"]
+    nodes = [
+        *nodes,
+        {
+            "metadata": {"name": "node-other-group", "labels": {"topology.kubernetes.io/zone": zone}},
+            "spec": {"providerID": f"aws:///{zone}/{inst['InstanceId']}"},
+            "status": {"addresses": [{"type": "InternalIP", "address": inst["PrivateIpAddress"]}]},
+        },
+    ]
+    plan = _plan(provider, [svc], nodes)
+    assert plan.empty and set(plan.uncovered) == {key(svc)}
+    assert "security groups change" in plan.uncovered[key(svc)]
+    own = provider.plan(intent_of(provider, svc, nodes))
+    assert any(group in str(c.cloud_id) for c in own.changes if c.kind == "security-group-rule"), render_plan(
+        own
+    )
