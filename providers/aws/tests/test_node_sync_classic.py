@@ -388,3 +388,21 @@ def test_a_node_with_another_security_group_leaves_the_classic_elb_to_its_own_pl
     assert any(group in str(c.cloud_id) for c in own.changes if c.kind == "security-group-rule"), render_plan(
         own
     )
+
+
+def test_a_classic_elb_kept_without_the_type_annotation_is_left_to_its_plan(
+    provider: AWSProvider, cloud: SandboxCloud, view: AwsView
+) -> None:
+    """cloud-provider-aws's default is a classic ELB, lbprov's an NLB: a Service without the type
+    annotation keeps the classic ELB it has (diff/adopt.py ``keep_kind``), which only its own plan
+    decides (an NLB of the Service as well would make it an NLB Service)."""
+    svc = Svc(name="unannotated")
+    make_upstream_classic(cloud, svc)
+    nodes = node_objects(cloud)
+    converge(provider, intent_of(provider, svc, nodes))
+    assert len(view.classics(svc.uid)) == 1 and not view.nlbs(svc.uid)  # adopted, kept classic
+    nodes = [*nodes, _node(cloud, "node-new")]
+    plan = _plan(provider, [svc], nodes)
+    assert set(plan.uncovered) == {key(svc)} and plan.empty
+    converge(provider, intent_of(provider, svc, nodes))  # what the controller's re-plan does
+    assert _registered(view, svc) == sorted(_instance(n) for n in nodes)
