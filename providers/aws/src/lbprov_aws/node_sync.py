@@ -50,7 +50,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from lbprov import naming
 from lbprov.model import Action, Change, Intent
@@ -90,7 +90,7 @@ class Registration:
     ARN as ``cloud_id``, the NodePort it forwards to) or a classic ELB ("classic", its name), with
     the instances registered as remembered."""
 
-    kind: str
+    kind: Literal["tg", "classic"]
     name: str
     cloud_id: str
     targets: tuple[str, ...]
@@ -233,10 +233,11 @@ class NodeSync:
                 exc = future.exception()
                 if exc is None:
                     continue
+                what = "load_balancer" if change.data["type"] == "classic" else "target_group"
                 log.warning(  # the rest goes on; this Service is re-planned
                     "node sync: a %s write failed",
-                    "classic ELB" if change.data["type"] == "classic" else "target group",
-                    extra={"load_balancer_or_target_group": change.name, "error": str(exc)},
+                    "classic ELB" if what == "load_balancer" else "target group",
+                    extra={what: change.name, "error": str(exc)},
                 )
                 failed.setdefault(
                     str(change.data["service"]), f"the node sync's write failed ({change.name}: {exc})"
