@@ -15,6 +15,12 @@ A read that raced with a write of the same key is not stored (a generation per k
 every write before and after it is sent), so a cached value is never older than the last write.
 Deleted resources are forgotten when their delete is sent, and entries whose ARN no longer shows in
 a listing are pruned, so the memory stays proportional to what exists.
+
+The cluster's classic ELBs (by name) are remembered with their tags and registered instances, for
+the node sync (node_sync.py): every listing or describe of them stores what it found unless a write
+of that ELB was sent since the read began (:meth:`Remembered.clock` before the read,
+:meth:`Remembered.classics_read` after it), so the periodic resync's listing repairs what was
+changed by hand; lbprov's own writes keep them current in between, a failed write forgets them.
 """
 
 from __future__ import annotations
