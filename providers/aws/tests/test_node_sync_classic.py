@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import pytest
 from botocore.exceptions import ClientError
 from lbprov_aws import AWSProvider
 from lbprov_aws.testing import ANN, AwsView, Svc, converge, fast_settings, intent_of, node_objects
@@ -192,7 +193,7 @@ def test_a_failed_classic_write_re_plans_only_its_service_and_forgets_its_instan
     view.elb.delete_load_balancer(LoadBalancerName=lost.lb_name)
     failed = apply_nodes(provider, plan)
     assert set(failed) == {key(lost)}, failed
-    assert lost.lb_name in failed[key(lost)]
+    assert lost.lb_name in failed[key(lost)] and "LoadBalancerNotFound" in failed[key(lost)]
     assert provider.reader.remembered.classic(lost.lb_name) is None
     new = _instance(nodes[-1])
     assert new in _registered(view, services[1])
@@ -204,6 +205,19 @@ def test_a_failed_classic_write_re_plans_only_its_service_and_forgets_its_instan
     converge(provider, intent_of(provider, lost, nodes))
     assert _registered(view, lost) == sorted(_instance(n) for n in nodes)
     _nothing_left_to_sync(provider, services, nodes)
+
+
+@pytest.mark.parametrize(
+    "op", ["register_instances_with_load_balancer", "deregister_instances_from_load_balancer"]
+)
+def test_the_strict_layer_refuses_instances_of_a_classic_elb_that_does_not_exist(
+    view: AwsView, op: str
+) -> None:
+    """As AWS does (LoadBalancerNotFound, HTTP 400): moto fails with a 500 that a client retries."""
+    with pytest.raises(ClientError) as err:
+        getattr(view.elb, op)(LoadBalancerName="a" * 32, Instances=[{"InstanceId": "i-0123456789abcdef0"}])
+    assert err.value.response["Error"]["Code"] == "LoadBalancerNotFound"
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 
 def test_a_failed_classic_write_in_a_read_round_re_plans_from_a_fresh_read(
