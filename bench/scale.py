@@ -146,6 +146,8 @@ def make_services(kube: KubeClient, args: argparse.Namespace) -> None:
             manifest = {"apiVersion": "v1", "kind": "Service", **copy.deepcopy(body)}
             manifest["metadata"]["namespace"] = NAMESPACE
             body["metadata"]["annotations"] = {LAST_APPLIED: json.dumps(manifest, separators=(",", ":"))}
+        if extra := getattr(args, "annotation", None):  # (bench/informer_memory.py passes none)
+            body["metadata"].setdefault("annotations", {}).update(a.split("=", 1) for a in extra)
         kube.create_service(NAMESPACE, body)
 
 
@@ -692,6 +694,14 @@ def parser() -> argparse.ArgumentParser:
         "of time, time / ideal, CPU seconds and calls to the report (``medians``; bench/scale_stats.py)",
     )
     p.add_argument(
+        "--annotation",
+        action="append",
+        default=[],
+        type=lambda a: a if "=" in a else p.error(f"--annotation {a!r}: KEY=VALUE expected"),
+        help="KEY=VALUE: an annotation on every Service (repeatable), e.g. "
+        "service.beta.kubernetes.io/aws-load-balancer-type=classic",
+    )
+    p.add_argument(
         "--timeout",
         type=float,
         default=None,
@@ -730,6 +740,7 @@ def header(args: argparse.Namespace) -> dict[str, Any]:
         "services": args.services,
         "nodes": args.nodes,
         "ports_per_service": args.ports,
+        "annotations": args.annotation,
         "latency_ms": args.latency_ms,
         "node_ports": args.node_ports,
         "service_node_port_range": args.service_node_port_range,

@@ -157,19 +157,6 @@ def test_target_groups_not_ours_and_services_not_remembered_are_left_alone(
     assert theirs["Targets"] == [old]
 
 
-def test_a_classic_elb_is_left_to_its_own_plan(provider: AWSProvider, cloud: SandboxCloud) -> None:
-    classic = Svc(name="classic", annotations={ANN + "type": "classic"})
-    nlb = Svc(name="nlb")
-    nodes = node_objects(cloud)
-    for svc in (classic, nlb):
-        converge(provider, intent_of(provider, svc, nodes))
-    nodes = [*nodes, _node(cloud, "node-new")]
-    plan = plan_nodes(provider, _intents(provider, [classic, nlb], nodes))
-    assert plan is not None
-    assert plan.covered == {svc_key(nlb)} and set(plan.uncovered) == {svc_key(classic)}
-    assert {c.data["service"] for c in plan.changes} == {svc_key(nlb)}
-
-
 def test_a_failed_write_leaves_the_others_applied_and_its_service_uncovered(
     provider: AWSProvider, cloud: SandboxCloud, view: AwsView
 ) -> None:

@@ -1,27 +1,34 @@
-"""The node sync: the registered targets of every NLB Service's target groups, at once.
+"""The node sync: the registered targets of every NLB Service's target groups, and the registered
+instances of every classic ELB Service's load balancer, at once.
 
 What of a Service's load balancer follows the nodes on AWS: the registered targets of each of its
-instance target groups (one per listener port), and the node security group rules when the new
-node set has other security groups. Each target group is the Service's own, so a node change
-costs one ``RegisterTargets`` (or ``DeregisterTargets``) per target group however it is made; what
-re-planning every Service cost on top is each plan's reads and CPU. So the node sync:
+instance target groups (one per listener port), or a classic ELB's registered instances, and the
+node security group rules when the new node set has other security groups. Each target group and
+classic ELB is the Service's own, so a node change costs one ``RegisterTargets`` (or
+``DeregisterTargets``) per target group, one ``RegisterInstancesWithLoadBalancer`` (or
+``DeregisterInstancesFromLoadBalancer``) per classic ELB, however it is made; what re-planning every
+Service cost on top is each plan's reads and CPU. So the node sync:
 
 * plans from what the provider remembers (remembered.py: each owned target group's tags and
-  registered targets, kept current by lbprov's own writes; the same data a per-Service plan diffs
-  against outside its deep checks) and one ``DescribeInstances`` of the node instances (plus one
-  listing of the VPC's security groups when a node's groups differ from the others'): no read per
-  Service;
+  registered targets, each of the cluster's classic ELBs' tags and registered instances, kept
+  current by lbprov's own writes; the same data a per-Service plan diffs against outside its deep
+  checks) and one ``DescribeInstances`` of the node instances (plus one listing of the VPC's
+  security groups when a node's groups differ from the others'): no read per Service;
 * computes each Service's wanted targets with the per-Service plan's own function
   (:func:`lbprov_aws.desired.instance_ids` over the resolved intent, whose targets ``resolve``
   already filtered by ``target-node-labels``), and its target groups' names with
   :func:`lbprov_aws.names.target_group_name` over :func:`lbprov_aws.desired.listener_ports`, as
-  diff/nlb.py does; ``externalTrafficPolicy`` changes the health check, never the targets;
+  diff/nlb.py does (a classic ELB: its UID-derived name, as diff/classic.py);
+  ``externalTrafficPolicy`` changes the health check, never the targets;
 * leaves uncovered (the controller re-plans them, today's path) whatever it cannot answer for
-  exactly: a classic ELB (its instances are registered by its own plan), a Service whose target
-  groups (under lbprov's names, owned by the Service, with this cluster's identity) or their targets
-  are not remembered (not applied by this process yet, upstream's adopted groups, a deep check that
-  just forgot them), and, when lbprov manages node security group rules, a Service whose nodes'
-  security groups (as :func:`lbprov_aws.desired.node_security_groups` picks them) change.
+  exactly: a Service whose target groups or classic ELB (under lbprov's names, owned by the Service,
+  with this cluster's identity) or their targets are not remembered (not applied or listed by this
+  process yet, upstream's adopted target groups, a predecessor classic ELB not adopted yet, a write
+  that failed; a Service without the type annotation that keeps the classic ELB it has while the
+  default is NLB, diff/adopt.py ``keep_kind``, has no target group to find), and, when lbprov
+  manages node security group rules, a Service whose nodes' security groups (as
+  :func:`lbprov_aws.desired.node_security_groups` picks them) change (a classic ELB's node rule
+  admits the cluster's backend group into each of them).
 
 lbprov makes only ``instance`` target groups (their names hash the target type; ``nlb-ip`` Services
 belong to aws-load-balancer-controller), so there is no IP-mode group to leave out.
@@ -32,7 +39,9 @@ timeouts, back-off, the circuit breaker, the read-only guard), and returns when 
 the controller's stop waits for a running node sync only within its shutdown timeout
 (lbprov/controller/nodes.py). A failed write leaves the others applied: its Service is returned
 by the apply (the controller re-plans it and records no event on it), and the remembered targets
-of its group are forgotten (remembered.py), so that the re-plan reads them.
+of its group, or instances of its classic ELB, are forgotten (remembered.py), so that the re-plan
+reads them. (A read round's listing of classic ELBs older than a node sync's write is not trusted
+for that ELB's instances either: observe.py ``Reader._classic_instances``.)
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from lbprov import naming
 from lbprov.model import Action, Change, Intent
@@ -75,6 +84,19 @@ class KnownGroup:
     targets: tuple[str, ...] | None
 
 
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What of a Service's load balancer the node sync keeps: a target group (``kind`` "tg", its
+    ARN as ``cloud_id``, the NodePort it forwards to) or a classic ELB ("classic", its name), with
+    the instances registered as remembered."""
+
+    kind: Literal["tg", "classic"]
+    name: str
+    cloud_id: str
+    targets: tuple[str, ...]
+    node_port: int | None = None
+
+
 def group_name(arn: str) -> str:
     """The name in a target group ARN (``...:targetgroup/NAME/ID``)."""
     return arn.partition(":targetgroup/")[2].partition("/")[0]
@@ -101,7 +123,7 @@ class NodeSync:
     def plan(self, intents: Sequence[Intent]) -> NodeSyncPlan:
         """The target registration changes of every Service given (reads: the node instances)."""
         uncovered: dict[str, str] = {}
-        wanted: list[tuple[Intent, list[tuple[str, KnownGroup, int]]]] = []
+        wanted: list[tuple[Intent, list[Registration]]] = []
         known = self._known()
         for intent in intents:
             key = intent.ref.key
@@ -120,7 +142,7 @@ class NodeSync:
         ids = {
             i for intent, _ in wanted for t in intent.targets if (i := provider_id_instance(t.provider_id))
         }
-        ids |= {i for _, groups in wanted for _, g, _ in groups for i in g.targets or ()}
+        ids |= {i for _, regs in wanted for r in regs for i in r.targets}
         with self.reader.shared_round():
             instances = self.reader.instances(sorted(ids))
             ctx = ClusterContext(
@@ -130,11 +152,11 @@ class NodeSync:
             changes: list[Change] = []
             covered: set[str] = set()
             updated: set[str] = set()
-            for intent, groups in wanted:
+            for intent, regs in wanted:
                 key = intent.ref.key
                 targets = instance_ids(intent, ctx)
-                mine = [c for name, g, port in groups if (c := _change(key, name, g, targets, port))]
-                before = frozenset(i for _, g, _ in groups for i in g.targets or ())
+                mine = [c for r in regs if (c := _change(intent, r, targets))]
+                before = frozenset(i for r in regs for i in r.targets)
                 if mine and (why := node_groups.change(before, frozenset(targets))):
                     uncovered[key] = why
                     continue
@@ -159,28 +181,42 @@ class NodeSync:
 
     def _groups(
         self, intent: Intent, known: Mapping[str, list[KnownGroup]]
-    ) -> tuple[str | None, list[tuple[str, KnownGroup, int]]]:
-        """(why not covered, or None; the Service's target groups, one per listener port: name,
-        the group, its NodePort)."""
+    ) -> tuple[str | None, list[Registration]]:
+        """(why not covered, or None; the Service's registrations: its target groups, one per
+        listener port, or its classic ELB)."""
         opts = intent.options
-        if not isinstance(opts, AWSOptions) or opts.kind != "nlb":
-            return "a classic ELB: its instances are registered by its own plan", []
-        out: list[tuple[str, KnownGroup, int]] = []
+        if not isinstance(opts, AWSOptions):
+            return "its options are not AWS's", []
+        if opts.kind == "classic":
+            return self._classic(intent)
+        out: list[Registration] = []
         for port in listener_ports(intent.ports):
             name = target_group_name(self.cluster, intent.ref, port, port.protocol)
-            found = [g for g in known.get(name, ()) if self._ours(g, intent.ref.uid)]
+            found = [g for g in known.get(name, ()) if self._ours(g.tags, intent.ref.uid)]
             if len(found) != 1:
                 return f"its target group {name} is not remembered (or not found once)", []
             if found[0].targets is None:
                 return f"the registered targets of its target group {name} are not remembered", []
-            out.append((name, found[0], node_port(port)))
+            out.append(Registration("tg", name, found[0].arn, found[0].targets, node_port(port)))
         return None, out
 
-    def _ours(self, group: KnownGroup, uid: str) -> bool:
+    def _classic(self, intent: Intent) -> tuple[str | None, list[Registration]]:
+        """A classic ELB Service's load balancer, under its UID-derived name (the only one a classic
+        ELB can have: options.py refuses ``load-balancer-name`` for it), as remembered."""
+        name = intent.lb_name
+        found = self.reader.remembered.classic(name)
+        if found is None:
+            return f"its classic ELB {name} is not remembered", []
+        tags, instances = found
+        if not self._ours(tags, intent.ref.uid):
+            return f"its classic ELB {name} is not its own yet (a predecessor to adopt, or foreign)", []
+        return None, [Registration("classic", name, name, instances)]
+
+    def _ours(self, tags: Mapping[str, str], uid: str) -> bool:
         """Owned by the Service in this cluster, and not tagged with another cluster identity."""
-        if not naming.is_owned_by_service(group.tags, self.cluster, uid):
+        if not naming.is_owned_by_service(tags, self.cluster, uid):
             return False
-        found = group.tags.get(naming.CLUSTER_ID_TAG)
+        found = tags.get(naming.CLUSTER_ID_TAG)
         return found is None or found == self.settings.cluster_id
 
     # -- apply -----------------------------------------------------------------------------------
@@ -197,9 +233,11 @@ class NodeSync:
                 exc = future.exception()
                 if exc is None:
                     continue
+                what = "load_balancer" if change.data["type"] == "classic" else "target_group"
                 log.warning(  # the rest goes on; this Service is re-planned
-                    "node sync: a target group write failed",
-                    extra={"target_group": change.name, "error": str(exc)},
+                    "node sync: a %s write failed",
+                    "classic ELB" if what == "load_balancer" else "target group",
+                    extra={what: change.name, "error": str(exc)},
                 )
                 failed.setdefault(
                     str(change.data["service"]), f"the node sync's write failed ({change.name}: {exc})"
@@ -207,6 +245,9 @@ class NodeSync:
         return failed
 
     def _write(self, change: Change) -> None:
+        if change.data["type"] == "classic":
+            self._write_classic(change)
+            return
         before = set((change.before or {}).get("targets", ()))
         after = set((change.after or {}).get("targets", ()))
         for op, ids in (
@@ -215,6 +256,20 @@ class NodeSync:
         ):
             for batch in chunks(ids, TARGETS_PER_CALL):
                 self.clients.call(op, TargetGroupArn=change.cloud_id, Targets=[{"Id": i} for i in batch])
+
+    def _write_classic(self, change: Change) -> None:
+        """A classic ELB's instances: one call each way, as apply/classic.py sends them (and as
+        cloud-provider-aws's ``ensureLoadBalancerInstances`` does)."""
+        before = set((change.before or {}).get("instances", ()))
+        after = set((change.after or {}).get("instances", ()))
+        for op, ids in (
+            ("elb:RegisterInstancesWithLoadBalancer", sorted(after - before)),
+            ("elb:DeregisterInstancesFromLoadBalancer", sorted(before - after)),
+        ):
+            if ids:
+                self.clients.call(
+                    op, LoadBalancerName=change.cloud_id, Instances=[{"InstanceId": i} for i in ids]
+                )
 
 
 class NodeGroups:
@@ -282,19 +337,33 @@ def _one_vpc(instances: Mapping[str, Mapping[str, Any]]) -> str | None:
     return next(iter(vpcs)) if len(vpcs) == 1 else None
 
 
-def _change(key: str, name: str, group: KnownGroup, targets: list[str], port: int) -> Change | None:
-    """The target group's registration change (None when it already has exactly ``targets``)."""
-    before = sorted(group.targets or ())
+def _change(intent: Intent, reg: Registration, targets: list[str]) -> Change | None:
+    """The registration change of a target group or classic ELB (None when it already has exactly
+    ``targets``)."""
+    before = sorted(reg.targets)
     if before == targets:
         return None
     added, removed = len(set(targets) - set(before)), len(set(before) - set(targets))
+    reason = f"the cluster's nodes changed: {added} to register, {removed} to deregister"
+    key = intent.ref.key
+    if reg.kind == "classic":
+        return Change(
+            Action.UPDATE,
+            "load-balancer",
+            reg.name,
+            {"instances": before},
+            {"instances": list(targets)},
+            cloud_id=reg.cloud_id,
+            reason=reason,
+            data={"type": "classic", "service": key},
+        )
     return Change(
         Action.UPDATE,
         "target-group",
-        name,
+        reg.name,
         {"targets": before},
         {"targets": list(targets)},
-        cloud_id=group.arn,
-        reason=f"the cluster's nodes changed: {added} to register, {removed} to deregister",
-        data={"type": "tg", "service": key, "node_port": port},
+        cloud_id=reg.cloud_id,
+        reason=reason,
+        data={"type": "tg", "service": key, "node_port": reg.node_port},
     )

@@ -115,6 +115,9 @@ class ObservedClassic:
     attributes: dict[str, Any] = field(default_factory=dict)
     #: Listener port -> the policy names set on it (SetLoadBalancerPoliciesOfListener).
     listener_policies: dict[int, list[str]] = field(default_factory=dict)
+    #: The remembered write clock before it was read (``Remembered.clock``): a write of it since
+    #: makes ``instances`` older than what is remembered (``Reader._details``).
+    read_at: int = 0
 
 
 @dataclass(slots=True)
@@ -194,7 +197,7 @@ def _addresses(raw: dict[str, Any]) -> dict[str, dict[str, str]]:
     return out
 
 
-def _classic(raw: dict[str, Any], tags: dict[str, str]) -> ObservedClassic:
+def _classic(raw: dict[str, Any], tags: dict[str, str], read_at: int = 0) -> ObservedClassic:
     return ObservedClassic(
         name=raw["LoadBalancerName"],
         dns=raw.get("DNSName", ""),
@@ -210,6 +213,7 @@ def _classic(raw: dict[str, Any], tags: dict[str, str]) -> ObservedClassic:
         instances=tuple(sorted(i["InstanceId"] for i in raw.get("Instances", []))),
         security_groups=tuple(sorted(raw.get("SecurityGroups", []))),
         tags=tags,
+        read_at=read_at,
     )
 
 
@@ -601,6 +605,7 @@ class Reader:
     def _direct_state(self, lb_name: str, tg_prefix: str | tuple[str, ...]) -> ServiceState:
         state = ServiceState()
         raw_nlb = self._describe_one("elbv2:DescribeLoadBalancers", "LoadBalancers", Names=[lb_name])
+        classic_read_at = self.remembered.clock()
         raw_classic = self._describe_one(
             "elb:DescribeLoadBalancers", "LoadBalancerDescriptions", LoadBalancerNames=[lb_name]
         )
@@ -613,7 +618,9 @@ class Reader:
         if raw_nlb and raw_nlb.get("LoadBalancerName") == lb_name:
             state.nlb = _nlb(raw_nlb, tags.get(raw_nlb["LoadBalancerArn"], {}))
         if raw_classic and raw_classic.get("LoadBalancerName") == lb_name:
-            state.classic = _classic(raw_classic, self.elb_tags([lb_name]).get(lb_name, {}))
+            classic_tags = self.elb_tags([lb_name]).get(lb_name, {})
+            state.classic = _classic(raw_classic, classic_tags, classic_read_at)
+        self._remember_classics([state.classic] if state.classic else [], classic_read_at, [lb_name])
         state.target_groups = [_tg(tg, tags.get(tg["TargetGroupArn"], {})) for tg in raw_tgs]
         return state
 
@@ -737,7 +744,8 @@ class Reader:
     def _list_classics(self) -> dict[str, ObservedClassic]:
         """Every classic ELB whose name could be ours, with its tags, by name (one listing, tags 20
         names per call): the read round fills its cache with it, and so does owned_classic_names,
-        which needs no other listing."""
+        which needs no other listing. The cluster's own are remembered (``_remember_classics``)."""
+        read_at = self.remembered.clock()
         raw = [
             lb
             for lb in self.clients.pages(
@@ -750,7 +758,26 @@ class Reader:
             if _could_be_ours_lb(lb["LoadBalancerName"])
         ]
         tags = self.elb_tags([lb["LoadBalancerName"] for lb in raw])
-        return {lb["LoadBalancerName"]: _classic(lb, tags.get(lb["LoadBalancerName"], {})) for lb in raw}
+        out = {
+            lb["LoadBalancerName"]: _classic(lb, tags.get(lb["LoadBalancerName"], {}), read_at) for lb in raw
+        }
+        self._remember_classics(out.values(), read_at, None)
+        return out
+
+    def _remember_classics(
+        self, found: Iterable[ObservedClassic], read_at: int, looked_for: Sequence[str] | None
+    ) -> None:
+        """Tags and instances of the cluster's classic ELBs just read, for the node sync (see
+        ``Remembered.classics_read``; ``looked_for`` None: a complete listing)."""
+        self.remembered.classics_read(
+            {
+                lb.name: (lb.tags, lb.instances)
+                for lb in found
+                if naming.is_owned_by_cluster(lb.tags, self.cluster)
+            },
+            read_at,
+            looked_for=looked_for,
+        )
 
     def details(self, state: ServiceState, uid: str) -> None:
         """The per-resource reads of a state read with ``details=False`` (after diff/adopt.prepare
@@ -827,6 +854,28 @@ class Reader:
             cz = raw_attrs.get("CrossZoneLoadBalancing", {})
             state.classic.cross_zone = bool(cz.get("Enabled", False))
             state.classic.attributes = dict(raw_attrs)
+            self._classic_instances(state.classic)
+
+    def _classic_instances(self, classic: ObservedClassic) -> None:
+        """A classic ELB written by this process since its listing was read (the node sync registers
+        instances outside the Services' plans, while a round's listing is kept): its instances are
+        the remembered ones, kept current by those writes, or read again when not known."""
+        mem = self.remembered
+        if not mem.written_since(classic.name, classic.read_at):
+            return
+        if (known := mem.classic(classic.name)) is not None:
+            classic.instances = known[1]
+            return
+        read_at = mem.clock()
+        raw = self._describe_one(
+            "elb:DescribeLoadBalancers", "LoadBalancerDescriptions", LoadBalancerNames=[classic.name]
+        )
+        if raw is None:
+            return  # gone since: the plan goes on with what the listing showed, apply finds out
+        # (its own tags, not the plan's: diff/adopt.py shows a predecessor's as lbprov's)
+        found = _classic(raw, self.elb_tags([classic.name]).get(classic.name, {}), read_at)
+        classic.instances, classic.read_at = found.instances, read_at
+        self._remember_classics([found], read_at, [classic.name])
 
     def nlbs_named(
         self, uid: str, names: Sequence[str] = (), arns: Sequence[str] = (), *, details: bool = True

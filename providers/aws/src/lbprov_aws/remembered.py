@@ -15,6 +15,12 @@ A read that raced with a write of the same key is not stored (a generation per k
 every write before and after it is sent), so a cached value is never older than the last write.
 Deleted resources are forgotten when their delete is sent, and entries whose ARN no longer shows in
 a listing are pruned, so the memory stays proportional to what exists.
+
+The cluster's classic ELBs (by name) are remembered with their tags and registered instances, for
+the node sync (node_sync.py): every listing or describe of them stores what it found unless a write
+of that ELB was sent since the read began (:meth:`Remembered.clock` before the read,
+:meth:`Remembered.classics_read` after it), so the periodic resync's listing repairs what was
+changed by hand; lbprov's own writes keep them current in between, a failed write forgets them.
 """
 
 from __future__ import annotations
@@ -39,6 +45,26 @@ _EPOCH = ""
 #: Deletes: what they name is gone, its generation too (see ``Remembered._gen``).
 _DELETES = frozenset(
     {"elbv2:DeleteLoadBalancer", "elbv2:DeleteTargetGroup", "elbv2:DeleteListener", "elb:DeleteLoadBalancer"}
+)
+#: Classic ELB writes whose effect on the remembered tags and instances is set after the call.
+_CLASSIC_SET_AFTER = (
+    "elb:AddTags",
+    "elb:RemoveTags",
+    "elb:RegisterInstancesWithLoadBalancer",
+    "elb:DeregisterInstancesFromLoadBalancer",
+)
+#: Classic ELB writes that change neither its tags nor its registered instances.
+_CLASSIC_OTHER_WRITES = frozenset(
+    {
+        "elb:ConfigureHealthCheck",
+        "elb:CreateLoadBalancerListeners",
+        "elb:DeleteLoadBalancerListeners",
+        "elb:CreateLoadBalancerPolicy",
+        "elb:SetLoadBalancerPoliciesOfListener",
+        "elb:AttachLoadBalancerToSubnets",
+        "elb:DetachLoadBalancerFromSubnets",
+        "elb:ApplySecurityGroupsToLoadBalancer",
+    }
 )
 #: Parameters of elbv2/elb writes that name the resource they change.
 _KEY_PARAMS = ("ResourceArns", "TargetGroupArn", "LoadBalancerArn", "ListenerArn", "LoadBalancerName")
@@ -72,6 +98,11 @@ class Remembered:
         self.classic_cross_zone: dict[str, bool] = {}
         #: A classic ELB's LoadBalancerAttributes (cross-zone, access log, draining, idle timeout).
         self.classic_attributes: dict[str, dict[str, Any]] = {}
+        #: The cluster's classic ELBs by name: their tags and registered instances as last listed
+        #: or described (:meth:`classics_read`), kept current by lbprov's own writes: what the node
+        #: sync plans a classic ELB's instances from (node_sync.py).
+        self.classic_tags: dict[str, dict[str, str]] = {}
+        self.classic_instances: dict[str, tuple[str, ...]] = {}
 
     # -- reads -------------------------------------------------------------------------------------
 
@@ -159,6 +190,53 @@ class Remembered:
                 if ":targetgroup/" in arn
             ]
 
+    def clock(self) -> int:
+        """The write clock now: taken before a read, passed with what it found to
+        :meth:`classics_read`, which keeps only what no write has changed since."""
+        with self._lock:
+            return self._clock
+
+    def written_since(self, key: str, clock: int) -> bool:
+        """Whether a write of ``key`` was sent since :meth:`clock` said ``clock`` (or its generation
+        was forgotten since: then it cannot be told, and the answer is yes)."""
+        with self._lock:
+            return self._gen.get(key, self._floor) > clock
+
+    def classics_read(
+        self,
+        found: Mapping[str, tuple[Mapping[str, str], Sequence[str]]],
+        clock: int,
+        *,
+        looked_for: Iterable[str] | None = None,
+    ) -> None:
+        """Classic ELBs read (a listing, or a describe by name) since ``clock``: ``found`` holds the
+        cluster's own ones (name -> tags, registered instances). Each is kept unless a write of it
+        was sent since ``clock``; those read but not found (every remembered one for a complete
+        listing, ``looked_for=None``; else the names looked for) are forgotten, on the same
+        condition (deleted by someone else, or no longer the cluster's)."""
+        with self._lock:
+            for name, (tags, instances) in found.items():
+                if self._gen.get(name, self._floor) > clock:
+                    continue
+                kept = self.classic_instances.get(name)
+                ids = tuple(sorted(instances))
+                if kept != ids:
+                    self.classic_instances[_intern(name)] = self._shared(ids)
+                if self.classic_tags.get(name) != tags:
+                    self.classic_tags[_intern(name)] = compact(dict(tags))
+            gone = set(self.classic_tags if looked_for is None else looked_for) - set(found)
+            for name in gone:
+                if self._gen.get(name, self._floor) <= clock:
+                    self.classic_tags.pop(name, None)
+                    self.classic_instances.pop(name, None)
+
+    def classic(self, name: str) -> tuple[dict[str, str], tuple[str, ...]] | None:
+        """(tags, registered instances) of the cluster's classic ELB ``name``, None if not known.
+        The remembered objects themselves: the caller must not change them."""
+        with self._lock:
+            tags, instances = self.classic_tags.get(name), self.classic_instances.get(name)
+            return None if tags is None or instances is None else (tags, instances)
+
     def forget(self, keys: Iterable[str]) -> None:
         """Drop everything remembered of ``keys`` (a deep check reads them again)."""
         with self._lock:
@@ -216,6 +294,8 @@ class Remembered:
             self.targets,
             self.classic_cross_zone,
             self.classic_attributes,
+            self.classic_tags,
+            self.classic_instances,
         ):
             table.pop(key, None)
 
@@ -239,8 +319,12 @@ class Remembered:
             "elbv2:RemoveTags",
             "elbv2:RegisterTargets",
             "elbv2:DeregisterTargets",
+            *_CLASSIC_SET_AFTER,
         ):
             return ()  # set from what was written, after the call
+        if operation in _CLASSIC_OTHER_WRITES:
+            # A classic ELB's tags and instances stay as they are (the node sync plans from them).
+            return (self.classic_cross_zone, self.classic_attributes)
         if operation in ("elbv2:ModifyTargetGroup", "elbv2:SetSubnets", "elbv2:SetSecurityGroups"):
             return ()  # what these change is in the listings, never remembered
         if operation == "elbv2:ModifyTargetGroupAttributes":
@@ -259,6 +343,8 @@ class Remembered:
             self.targets,
             self.classic_cross_zone,
             self.classic_attributes,
+            self.classic_tags,
+            self.classic_instances,
         )
 
     def after_write(
@@ -304,6 +390,36 @@ class Remembered:
                     now = set(self.targets[arn])
                     now = now | ids if operation == "elbv2:RegisterTargets" else now - ids
                     self.targets[arn] = self._shared(tuple(sorted(now)))
+            elif operation.startswith("elb:"):
+                self._classic_written(operation, params)
+
+    def _classic_written(self, operation: str, params: Mapping[str, Any]) -> None:
+        """A classic ELB write that succeeded (the lock held): its tags and instances as written,
+        where they were known (a new ELB: its create call's tags and no instance)."""
+        if operation == "elb:CreateLoadBalancer":
+            name = _intern(str(params.get("LoadBalancerName", "")))
+            self.classic_tags[name] = _tag_dict(params.get("Tags"))
+            self.classic_instances[name] = self._shared(())
+        elif operation in (
+            "elb:RegisterInstancesWithLoadBalancer",
+            "elb:DeregisterInstancesFromLoadBalancer",
+        ):
+            name = str(params.get("LoadBalancerName", ""))
+            if name in self.classic_instances:
+                ids = {i["InstanceId"] for i in params.get("Instances", [])}
+                now = set(self.classic_instances[name])
+                now = now | ids if operation == "elb:RegisterInstancesWithLoadBalancer" else now - ids
+                self.classic_instances[name] = self._shared(tuple(sorted(now)))
+        elif operation in ("elb:AddTags", "elb:RemoveTags"):
+            for name in params.get("LoadBalancerNames", []):
+                if name in self.classic_tags:
+                    if operation == "elb:AddTags":
+                        self.classic_tags[name] = {**self.classic_tags[name], **_tag_dict(params.get("Tags"))}
+                    else:
+                        gone = {t["Key"] for t in params.get("Tags", [])}
+                        self.classic_tags[name] = {
+                            k: v for k, v in self.classic_tags[name].items() if k not in gone
+                        }
 
     def _created(
         self,

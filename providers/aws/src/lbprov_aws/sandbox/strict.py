@@ -967,6 +967,19 @@ def _elb_create(rules: StrictRules, req: Nested) -> Refusal | None:
     return _check_tags(req.get("Tags", []), limit=10, service="elb")
 
 
+def _elb_instances(rules: StrictRules, req: Nested) -> Refusal | None:
+    # Classic ELB RegisterInstancesWithLoadBalancer / DeregisterInstancesFromLoadBalancer (API
+    # reference, Errors): AccessPointNotFound, "The specified load balancer does not exist", HTTP
+    # 400 (botocore's code for it: LoadBalancerNotFound). moto answers a 500 (an AttributeError on
+    # the missing load balancer), which a client retries as a server error.
+    from moto.elb.models import elb_backends
+
+    name = str(req.get("LoadBalancerName", ""))
+    if name not in elb_backends[ACCOUNT][REGION].load_balancers:
+        return Refusal("LoadBalancerNotFound", f"There is no ACTIVE Load Balancer named '{name}'")
+    return None
+
+
 def _elb_health(rules: StrictRules, req: Nested) -> Refusal | None:
     # Classic ELB ConfigureHealthCheck (HealthCheck): Target at most 1,024 characters; Timeout
     # "must be less than the Interval value"; Interval 5-300, Timeout 2-60.
@@ -1076,6 +1089,8 @@ RULES: dict[str, Callable[[StrictRules, Nested], Refusal | Replay | None]] = {
     "elb:CreateLoadBalancer": _elb_create,
     "elb:AddTags": _elb_create,
     "elb:ConfigureHealthCheck": _elb_health,
+    "elb:RegisterInstancesWithLoadBalancer": _elb_instances,
+    "elb:DeregisterInstancesFromLoadBalancer": _elb_instances,
     "elb:ModifyLoadBalancerAttributes": _elb_attributes,
     "elb:CreateLoadBalancerPolicy": _elb_create_policy,
     "ec2:CreateSecurityGroup": _ec2_create_sg,
