@@ -107,11 +107,14 @@ class HoldUntilSent:
     """A CloudCalls listener that holds back the request of operation ``held`` until one of
     ``until`` has been sent (at most ``timeout`` seconds; ``waited_in_vain`` then says so).
 
-    Tests of overlapped writes (GCP's and AWS's new load balancers) use it: a sequential apply sends
-    ``held`` first and waits in vain, an overlapped one sends ``until`` meanwhile. ``sent`` lists
-    the operations sent, in order."""
+    Tests of overlapped writes (GCP's, AWS's and Azure's new load balancers) use it: a sequential
+    apply sends ``held`` first and waits in vain, an overlapped one sends ``until`` meanwhile.
+    ``sent`` lists the operations sent, in order. The default ``timeout`` only bounds a hang: on a
+    loaded machine correct code can take past 15 s to send ``until``, so a shorter wait would fail
+    an overlapped apply as if it were sequential. A test that expects the wait to be in vain (the
+    write must not overlap) may pass a short one."""
 
-    def __init__(self, held: str, until: str, timeout: float = 20.0) -> None:
+    def __init__(self, held: str, until: str, timeout: float = 60.0) -> None:
         self.held, self.until, self.timeout = held, until, timeout
         self.sent_until = threading.Event()
         self.waited_in_vain = False
