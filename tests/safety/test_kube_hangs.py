@@ -18,6 +18,7 @@ import pytest
 from lbprov.controller.manager import CacheSyncTimeout, Controller, ControllerConfig, Interrupted
 from lbprov.kube.client import READ_TIMEOUT as KUBE_READ_TIMEOUT
 from lbprov.kube.client import KubeClient, KubeUnreachable
+from lbprov.testing import HeldPort
 
 from .conftest import SilentServer, finish, lbprov_env, start, write_kubeconfig
 
@@ -83,15 +84,15 @@ def test_plan_and_gc_against_a_silent_api_server_give_up_within_30s_with_one_lin
 
 def test_cache_sync_timeout_says_why(tmp_path: Path) -> None:
     # A port nobody listens on: the list fails at once, and the timeout message carries the cause.
-    with SilentServer() as gone:
+    with HeldPort() as gone:
         url = gone.url
-    kube = KubeClient.for_url(url)
-    c = Controller(kube, {"fake": _NoCloud()}, ControllerConfig(cluster="c", cache_sync_timeout=1.5))  # type: ignore[dict-item]
-    try:
-        with pytest.raises(CacheSyncTimeout) as caught:
-            c.start()
-    finally:
-        c.stop()
+        kube = KubeClient.for_url(url)
+        c = Controller(kube, {"fake": _NoCloud()}, ControllerConfig(cluster="c", cache_sync_timeout=1.5))  # type: ignore[dict-item]
+        try:
+            with pytest.raises(CacheSyncTimeout) as caught:
+                c.start()
+        finally:
+            c.stop()
     text = str(caught.value)
     assert "did not sync within 1.5s" in text
     assert f"cannot reach the Kubernetes API at {url}: connection refused" in text, text
