@@ -111,7 +111,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         argcomplete.autocomplete(parser)  # answers the shell and exits
     args = parser.parse_args(args_in)
     code: int = args.func(args)
+    if argv is None:  # the process's own command (the ``lbprov`` script, ``python -m lbprov``)
+        before_exit()
     return code
+
+
+def before_exit() -> None:
+    """The command is done and the process exits next: freeze the heap (:func:`gc.freeze`), so that
+    the interpreter's last garbage collections, while it tears its modules down, skip it.
+
+    Everything a command must do on its way out (a controller's graceful stop, the lease released,
+    the sandbox's servers and emulator stopped, files removed) is done before it returns; what was
+    left was the interpreter's own teardown. With the served demo's heap (moto's backends, the SDKs'
+    models, a few hundred thousand objects) that teardown took 0.7-3 s after Ctrl-C on an idle
+    machine and 4-9 s at load 10, on 2 cores, almost all of it in those collections (faulthandler:
+    "Garbage-collecting"); frozen, 0.2-0.6 s. Nothing is skipped: ``atexit`` handlers and the flush
+    of stdout and stderr still run, and objects are still freed as their modules go.
+    """
+    import gc
+
+    gc.freeze()
 
 
 if __name__ == "__main__":
