@@ -44,7 +44,9 @@ def test_every_kube_request_has_a_read_timeout_and_names_the_endpoint(silent: Si
     with pytest.raises(KubeUnreachable) as caught:
         kube.list_services()
     elapsed = time.monotonic() - started
-    assert elapsed < 3, f"a silent server held a list for {elapsed:.1f}s"
+    # what this rules out is a list held for ever (the server never answers): any bound far past
+    # the 0.5 s timeout (and its retry) tells the two apart; 3 s left a loaded machine 1.5 s
+    assert elapsed < 30, f"a silent server held a list for {elapsed:.1f}s"
     assert caught.value.endpoint == silent.url
     assert silent.url in str(caught.value) and "did not answer within 0.5s" in str(caught.value)
 
@@ -119,7 +121,8 @@ def test_request_stop_interrupts_cache_sync_at_once(silent: SilentServer) -> Non
     with pytest.raises(Interrupted):
         c.start()
     c.stop()
-    assert time.monotonic() - started < 2.0
+    # ruled out: waiting out the 60 s cache sync timeout; 2 s was a bound a loaded machine could pass
+    assert time.monotonic() - started < 30
 
 
 class _NoCloud:
