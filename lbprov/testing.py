@@ -2,13 +2,14 @@
 
 Tests of the providers live in their own packages and cannot import ``tests/``; what they share with
 the core's tests lives here, once: polling for a state with a deadline (never a fixed sleep),
-DESIGN.md's convergence and idempotence invariants checked on a provider, and the HTTP environment
-of :mod:`lbprov.httpenv` cleared and its reads counted. Nothing here is
-imported by lbprov at run time; ``pytest`` is needed only by the callers' fixtures.
+DESIGN.md's convergence and idempotence invariants checked on a provider, the HTTP environment
+of :mod:`lbprov.httpenv` cleared and its reads counted, a port held where nothing listens. Nothing
+here is imported by lbprov at run time; ``pytest`` is needed only by the callers' fixtures.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -103,15 +104,55 @@ def event_messages(kube: Any, name: str, reason: str, namespace: str = "default"
     ]
 
 
+class HeldPort:
+    """A TCP port of ``host`` that this process holds: nothing listens on it, yet no other process
+    can take it, until :meth:`close` (or the end of its ``with`` block).
+
+    Tests used to get "a port nothing listens on" by binding port 0 and closing the socket, then
+    counting on the port staying free. On a busy machine (CI runs the suite with xdist) another
+    process may bind it meanwhile: a connection meant to be refused then reaches that process, and
+    a server meant to start there later cannot bind. Here a socket stays bound to the port without
+    listening. Linux refuses connections to such a port (RST: "connection refused"), the kernel never
+    hands it to another socket asking for port 0 or connecting out, and, since the socket has
+    ``SO_REUSEADDR`` as :mod:`socketserver`'s and :mod:`http.server`'s servers do, a server the test
+    starts on :attr:`port` (in this process or a child) binds beside it and serves. Once that server
+    closes, the port refuses connections again and is still held: "down, up, down" on one address.
+    """
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._sock.bind((host, 0))
+        except BaseException:
+            self._sock.close()
+            raise
+        self.port = int(self._sock.getsockname()[1])
+        self.url = f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> HeldPort:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class HoldUntilSent:
     """A CloudCalls listener that holds back the request of operation ``held`` until one of
     ``until`` has been sent (at most ``timeout`` seconds; ``waited_in_vain`` then says so).
 
-    Tests of overlapped writes (GCP's and AWS's new load balancers) use it: a sequential apply sends
-    ``held`` first and waits in vain, an overlapped one sends ``until`` meanwhile. ``sent`` lists
-    the operations sent, in order."""
+    Tests of overlapped writes (GCP's, AWS's and Azure's new load balancers) use it: a sequential
+    apply sends ``held`` first and waits in vain, an overlapped one sends ``until`` meanwhile.
+    ``sent`` lists the operations sent, in order. The default ``timeout`` only bounds a hang: on a
+    loaded machine correct code can take past 15 s to send ``until``, so a shorter wait would fail
+    an overlapped apply as if it were sequential. A test that expects the wait to be in vain (the
+    write must not overlap) may pass a short one."""
 
-    def __init__(self, held: str, until: str, timeout: float = 20.0) -> None:
+    def __init__(self, held: str, until: str, timeout: float = 60.0) -> None:
         self.held, self.until, self.timeout = held, until, timeout
         self.sent_until = threading.Event()
         self.waited_in_vain = False

@@ -180,19 +180,17 @@ def test_token_bucket_limits_rate_after_burst() -> None:
 def test_a_refused_connection_names_its_endpoint_without_urllib3s_deprecated_pool(scheme: str) -> None:
     """urllib3 2 deprecates NewConnectionError.pool (a FutureWarning on every call that failed to
     connect); the endpoint is read from its ``conn``, and from a MaxRetryError's ``pool``."""
-    import socket
-
     import urllib3
 
     from lbprov.cloudcalls import failed_endpoint
+    from lbprov.testing import HeldPort
 
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    for retries in (False, urllib3.Retry(0)):
-        with pytest.raises(Exception) as info:
-            urllib3.PoolManager(retries=retries).request("GET", f"{scheme}://127.0.0.1:{port}/x")
-        assert failed_endpoint(info.value) == f"{scheme}://127.0.0.1:{port}"
+    with HeldPort() as down:  # a port nothing listens on (and no other process can take)
+        port = down.port
+        for retries in (False, urllib3.Retry(0)):
+            with pytest.raises(Exception) as info:
+                urllib3.PoolManager(retries=retries).request("GET", f"{scheme}://127.0.0.1:{port}/x")
+            assert failed_endpoint(info.value) == f"{scheme}://127.0.0.1:{port}"
 
 
 # -- the write fence (leader election): writes due after the term may have ended are not sent ----

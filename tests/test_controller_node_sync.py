@@ -22,7 +22,7 @@ import pytest
 from pydantic import BaseModel
 
 from lbprov.cloudcalls import CloudCalls, RateLimits
-from lbprov.controller.manager import THREAD_STOP_SECONDS, Controller, ControllerConfig
+from lbprov.controller.manager import Controller, ControllerConfig
 from lbprov.controller.nodes import NOT_LEADING
 from lbprov.controller.service import ingress_of
 from lbprov.intent import EXCLUDE_LABEL
@@ -194,15 +194,15 @@ class Env:
 
     def wait_all_ingress(self) -> None:
         for name in self.services:
-            wait_for(lambda n=name: ingress_of(self.kube.get_service(NS, n) or {}), 20, f"ingress of {name}")
-        wait_for(self.controller.idle, 20, "an idle controller")
+            wait_for(lambda n=name: ingress_of(self.kube.get_service(NS, n) or {}), 60, f"ingress of {name}")
+        wait_for(self.controller.idle, 60, "an idle controller")
 
     def change_nodes(self, change: Any) -> None:
         """Make a node change and wait until the controller handled it and went idle."""
         before = self.controller.node_sync.triggers
         change()
-        wait_for(lambda: self.controller.node_sync.triggers > before, 20, "the node change handled")
-        wait_for(self.controller.idle, 20, "an idle controller")
+        wait_for(lambda: self.controller.node_sync.triggers > before, 60, "the node change handled")
+        wait_for(self.controller.idle, 60, "an idle controller")
 
     def updated_events(self, name: str) -> list[str]:
         return [
@@ -369,15 +369,15 @@ def test_a_sync_running_with_the_old_nodes_is_run_again_after_the_node_sync(env:
     _start_with(env, ("a", None), ("slow", None))
     env.provider.hold = f"{NS}/slow"
     env.kube.patch_service(NS, "slow", {"spec": {"ports": [{"name": "p81", "protocol": "TCP", "port": 81}]}})
-    assert env.provider.held.wait(10)  # its intent holds node-1 and node-2 only
+    assert env.provider.held.wait(60)  # its intent holds node-1 and node-2 only
     before = env.controller.node_sync.triggers
     env.kube.create_node(_node("node-3"))
-    wait_for(lambda: env.controller.node_sync.triggers > before, 20, "the node change handled")
+    wait_for(lambda: env.controller.node_sync.triggers > before, 60, "the node change handled")
     assert env.provider.pool == {"node-1", "node-2", "node-3"}
     report = env.controller.nodes_changed.last
     assert report is not None and report.queued == [f"{NS}/slow"]
     env.provider.release.set()  # its stale plan now takes node-3 out of the pool again...
-    wait_for(env.controller.idle, 20, "an idle controller")
+    wait_for(env.controller.idle, 60, "an idle controller")
     # ...and its second run, queued by the node sync, puts it back
     assert env.provider.pool == {"node-1", "node-2", "node-3"}
     assert env.provider.planned.count(f"{NS}/slow") == 2
@@ -434,8 +434,8 @@ def test_a_node_sync_that_lost_the_lease_while_planning_writes_nothing(env: Env)
     lost.start()
     wait_for(lambda: not env.controller.leading, 60, "the workers stopped")
     env.provider.node_release.set()
-    wait_for(lambda: env.controller.node_sync.triggers > before, 20, "the node change handled")
-    lost.join(10)
+    wait_for(lambda: env.controller.node_sync.triggers > before, 60, "the node change handled")
+    lost.join(60)
     assert not lost.is_alive()
     assert env.provider.node_applies == 0 and env.provider.node_writes == []
     assert env.provider.pool == {"node-1", "node-2"} and env.provider.calls.stats.writes == 0
@@ -451,7 +451,7 @@ def test_a_node_sync_planning_when_stop_begins_writes_nothing(env: Env) -> None:
     stopper.start()
     wait_for(lambda: not env.controller.leading, 60, "the workers stopped")
     env.provider.node_release.set()
-    stopper.join(20)
+    stopper.join(60)
     assert not stopper.is_alive()
     assert env.provider.node_writes == [] and env.provider.pool == {"node-1", "node-2"}
 
@@ -470,7 +470,7 @@ def test_stop_waits_for_a_running_node_sync_and_releases_the_lease_only_after(le
     assert stopper.is_alive(), "stop returned while a node sync was still writing"
     assert _holder(env) == IDENTITY, "the lease was released while a node sync was still writing"
     env.provider.node_release.set()
-    stopper.join(20)
+    stopper.join(60)
     assert not stopper.is_alive()
     # ...which finished under this replica's lease; only then was the lease released
     assert env.provider.node_writes == [{"node-1", "node-2", "node-3"}] and holders == [IDENTITY]
@@ -486,14 +486,17 @@ def test_a_node_sync_hanging_on_a_cloud_call_does_not_hang_stop(leader_env: Env)
         started = time.monotonic()
         env.controller.stop()
         took = time.monotonic() - started
-        # shutdown_timeout (0.5 s), then the lease and informer threads' bounds, the events' flush
-        assert took < 0.5 + 4 * THREAD_STOP_SECONDS + 3.0, f"stop took {took:.1f}s"
+        # shutdown_timeout (0.5 s), then the lease and informer threads' bounds, the events' flush:
+        # 3.5 s of bounded waits at most (about 0.5 s measured). What this rules out is a stop held
+        # by the node sync, which stays blocked until the end of the test: 30 s tells the two apart
+        # as well as 5.5 s did, without counting on a loaded machine's scheduling
+        assert took < 30, f"stop took {took:.1f}s"
         assert env.controller.node_sync.wait_idle(0) is False, "the node sync is still blocked"
         # it may still write: the lease is left to expire, not handed over under the write
         assert _holder(env) == IDENTITY
     finally:
         env.provider.node_release.set()
-    assert env.controller.node_sync.wait_idle(10)
+    assert env.controller.node_sync.wait_idle(60)
 
 
 # -- the write fence: nothing of this term is written once another replica may hold the lease -----
@@ -516,7 +519,7 @@ def test_a_node_sync_write_due_after_the_lease_may_be_taken_is_not_sent(leader_e
         _past_the_fence(env)  # ...and until the lease has expired
     finally:
         env.provider.node_release.set()
-    assert env.controller.node_sync.wait_idle(10)
+    assert env.controller.node_sync.wait_idle(60)
     assert env.provider.node_writes == [] and env.provider.pool == {"node-1", "node-2"}
     assert env.provider.calls.stats.refused["update"] == 1 and env.provider.calls.stats.writes == 0
 
@@ -527,13 +530,13 @@ def test_a_reconcile_write_due_after_the_lease_may_be_taken_is_not_sent(leader_e
     _start_with(env, ("a", None))
     env.provider.hold = f"{NS}/b"
     env.add_service("b")
-    assert env.provider.held.wait(10)  # b's plan hangs (a slow cloud read)
+    assert env.provider.held.wait(60)  # b's plan hangs (a slow cloud read)
     try:
         env.controller.stop()
         _past_the_fence(env)
     finally:
         env.provider.release.set()
-    wait_for(lambda: env.provider.calls.stats.refused["create"] == 1, 10, "b's create refused")
+    wait_for(lambda: env.provider.calls.stats.refused["create"] == 1, 60, "b's create refused")
     assert not any(uid for uid in env.provider.records if uid not in _uids(env, "a"))
     assert env.provider.calls.stats.writes == 0
 

@@ -19,7 +19,7 @@ from lbprov.controller.events import EventRecorder, SyncRecorder, reference
 from lbprov.kube.client import KubeClient
 from lbprov.observability import Metrics
 from lbprov.sandbox.kube_api import KubeAPIServer
-from lbprov.testing import wait_for
+from lbprov.testing import HeldPort, wait_for
 
 
 @pytest.fixture
@@ -296,30 +296,23 @@ class CountingSink:
         return stored
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _ref(name: str, namespace: str = "default") -> dict[str, Any]:
     return {"kind": "Service", "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}"}}
 
 
 def test_an_event_recorded_while_the_api_server_is_down_is_posted_once_it_is_up() -> None:
-    port = _free_port()
-    sink = CountingSink(KubeClient.for_url(f"http://127.0.0.1:{port}"))
+    # held, not freed, while the server is down: no other process can serve there meanwhile
+    port = HeldPort()
+    sink = CountingSink(KubeClient.for_url(port.url))
     recorder = EventRecorder(sink, retry_seconds=0.2, jitter=lambda: 0.5).start()
     try:
         recorder.record(_ref("web"), "Normal", "EnsuringLoadBalancer", "Ensuring load balancer")
         recorder.record(_ref("web"), "Normal", "EnsuredLoadBalancer", "Ensured load balancer")
-        wait_for(lambda: len(sink.answers) >= 2, 10, "two tries while the server is down")
+        wait_for(lambda: len(sink.answers) >= 2, 60, "two tries while the server is down")
         assert set(sink.answers) == {False} and recorder.queued() == 2, "held, in order, not dropped"
-        with KubeAPIServer(port=port) as api:
+        with KubeAPIServer(port=port.port) as api:
             kube = KubeClient.for_url(api.url)
-            assert recorder.flush(10)
+            assert recorder.flush(60)
             assert [e["reason"] for e in events_of(kube, "web")] == [
                 "EnsuringLoadBalancer",
                 "EnsuredLoadBalancer",
@@ -327,6 +320,7 @@ def test_an_event_recorded_while_the_api_server_is_down_is_posted_once_it_is_up(
             assert sink.answers[-2:] == [True, True] and recorder.dropped("unreachable") == 0
     finally:
         recorder.stop()
+        port.close()
 
 
 def test_an_error_the_server_answers_is_not_retried(api: KubeAPIServer) -> None:
@@ -341,26 +335,29 @@ def test_an_error_the_server_answers_is_not_retried(api: KubeAPIServer) -> None:
 
 
 def test_an_event_is_given_up_after_its_attempts_and_counted() -> None:
-    sink = CountingSink(KubeClient.for_url(f"http://127.0.0.1:{_free_port()}"))
-    recorder = EventRecorder(sink, post_attempts=3, retry_seconds=0.01).start()
-    try:
-        recorder.record(_ref("web"), "Normal", "EnsuringLoadBalancer", "x")
-        assert recorder.flush(10)
-        assert sink.answers == [False, False, False] and recorder.dropped("unreachable") == 1
-    finally:
-        recorder.stop()
+    with HeldPort() as down:
+        sink = CountingSink(KubeClient.for_url(down.url))
+        recorder = EventRecorder(sink, post_attempts=3, retry_seconds=0.01).start()
+        try:
+            recorder.record(_ref("web"), "Normal", "EnsuringLoadBalancer", "x")
+            assert recorder.flush(60)
+            assert sink.answers == [False, False, False] and recorder.dropped("unreachable") == 1
+        finally:
+            recorder.stop()
 
 
 def test_a_stop_ends_the_wait_between_tries_at_once() -> None:
-    sink = CountingSink(KubeClient.for_url(f"http://127.0.0.1:{_free_port()}"))
-    recorder = EventRecorder(sink, retry_seconds=60.0, jitter=lambda: 1.0).start()
-    recorder.record(_ref("web"), "Normal", "EnsuringLoadBalancer", "x")
-    wait_for(lambda: sink.answers == [False], 10, "the first try")
-    started = time.monotonic()
-    assert recorder.stop(timeout=0.5) is False
-    assert time.monotonic() - started < 5.0, "not the 60 s wait"
-    wait_for(lambda: recorder.dropped("shutdown") == 1, 60, "the event counted as not recorded")
-    assert sink.answers == [False]
+    with HeldPort() as down:
+        sink = CountingSink(KubeClient.for_url(down.url))
+        recorder = EventRecorder(sink, retry_seconds=60.0, jitter=lambda: 1.0).start()
+        recorder.record(_ref("web"), "Normal", "EnsuringLoadBalancer", "x")
+        wait_for(lambda: sink.answers == [False], 60, "the first try")
+        started = time.monotonic()
+        assert recorder.stop(timeout=0.5) is False
+        # any bound well under the 60 s wait tells the two apart; 30 s leaves a loaded machine room
+        assert time.monotonic() - started < 30.0, "not the 60 s wait"
+        wait_for(lambda: recorder.dropped("shutdown") == 1, 60, "the event counted as not recorded")
+        assert sink.answers == [False]
 
 
 class _EventsAPI(BaseHTTPRequestHandler):

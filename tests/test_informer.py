@@ -13,7 +13,7 @@ import pytest
 from lbprov.kube.client import KubeClient
 from lbprov.kube.informer import Informer
 from lbprov.sandbox.kube_api import KubeAPIServer
-from lbprov.testing import wait_for
+from lbprov.testing import HeldPort, wait_for
 
 
 class Recorder:
@@ -249,20 +249,18 @@ def test_stop_is_prompt_and_unsynced_before_start(client: KubeClient) -> None:
 
 
 def test_unreachable_server_backs_off_then_syncs() -> None:
-    srv = KubeAPIServer(bookmark_interval=0.2)
-    srv.start()
-    url, port = srv.url, srv.port
-    srv.stop()
-    inf = Informer(KubeClient.for_url(url), "services", backoff_initial=0.05, backoff_max=0.2)
-    inf.client.transport.retries = 0
-    inf.start()
-    try:
-        wait_for(lambda: inf.watch_errors >= 2, 10, "failed attempts")
-        assert not inf.synced
-        with KubeAPIServer(port=port):
-            assert inf.wait_synced(10)
-    finally:
-        inf.stop()
+    # held, not freed, while nothing serves there: no other process can answer meanwhile
+    with HeldPort() as port:
+        inf = Informer(KubeClient.for_url(port.url), "services", backoff_initial=0.05, backoff_max=0.2)
+        inf.client.transport.retries = 0
+        inf.start()
+        try:
+            wait_for(lambda: inf.watch_errors >= 2, 60, "failed attempts")
+            assert not inf.synced
+            with KubeAPIServer(port=port.port):
+                assert inf.wait_synced(60)
+        finally:
+            inf.stop()
 
 
 def test_recreated_during_gap_is_delete_then_add(client: KubeClient, server: KubeAPIServer) -> None:

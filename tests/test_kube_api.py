@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch import Watch
 
 from lbprov.sandbox.kube_api import KubeAPIServer, RecordedRequest
-from lbprov.testing import wait_for
+from lbprov.testing import HeldPort, wait_for
 
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
@@ -1066,15 +1066,17 @@ def test_runs_as_a_module() -> None:
 
 
 def test_stop_cuts_keep_alive_connections() -> None:
-    srv = KubeAPIServer().start()
-    client = k8s.ApiClient(k8s.Configuration(host=srv.url))
-    client.configuration.retries = 0
-    core = k8s.CoreV1Api(client)
-    core.list_namespace()  # leaves a pooled keep-alive connection open
-    srv.stop()
-    with pytest.raises(Exception):  # noqa: B017 - any connection error: the server is gone
-        core.list_namespace(_request_timeout=2)
-    client.close()
+    # on a held port: once the server stops, no other process can answer there in its place
+    with HeldPort() as port:
+        srv = KubeAPIServer(port=port.port).start()
+        client = k8s.ApiClient(k8s.Configuration(host=srv.url))
+        client.configuration.retries = 0
+        core = k8s.CoreV1Api(client)
+        core.list_namespace()  # leaves a pooled keep-alive connection open
+        srv.stop()
+        with pytest.raises(Exception):  # noqa: B017 - any connection error: the server is gone
+            core.list_namespace(_request_timeout=2)
+        client.close()
 
 
 def test_load_balancer_status_rules(core: k8s.CoreV1Api) -> None:

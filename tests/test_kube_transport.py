@@ -35,7 +35,7 @@ from lbprov.kube.client import (
 )
 from lbprov.kube.config import bypasses_proxy, env_proxy
 from lbprov.sandbox.kube_api import KubeAPIServer
-from lbprov.testing import wait_for
+from lbprov.testing import HeldPort, wait_for
 
 # ---- a server whose answers the test scripts ----------------------------------------------------
 
@@ -340,13 +340,9 @@ def test_a_read_timeout_is_kube_unreachable_naming_the_endpoint_and_not_retried(
 
 
 def test_a_refused_connection_is_kube_unreachable_naming_the_endpoint() -> None:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    sock.close()
-    with pytest.raises(KubeUnreachable) as info:
-        KubeClient.for_url(url).get_service("default", "web")
-    assert str(info.value) == f"cannot reach the Kubernetes API at {url}: connection refused"
+    with HeldPort() as down, pytest.raises(KubeUnreachable) as info:
+        KubeClient.for_url(down.url).get_service("default", "web")
+    assert str(info.value) == f"cannot reach the Kubernetes API at {down.url}: connection refused"
 
 
 # ---- watches ------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import threading
-import time
 from typing import Any
 
 from lbprov.controller.nodes import NodeSync
@@ -44,7 +43,7 @@ def test_initial_list_before_sync_is_ignored() -> None:
     rec = Recorder()
     sync = NodeSync(rec, debounce=0.01)
     sync.on_add(node("a"))
-    time.sleep(0.1)
+    assert sync._timer is None, "no timer armed: no handler can run later"  # not a wait it could outlast
     assert rec.calls == 0
 
 
@@ -55,7 +54,7 @@ def test_heartbeat_and_readiness_updates_do_not_resync() -> None:
     new["metadata"]["resourceVersion"] = "2"
     new["status"]["conditions"][0]["status"] = "False"  # readiness is not a predicate (KEP-3458)
     sync.on_update(old, new)
-    time.sleep(0.1)
+    assert sync._timer is None, "no timer armed: no handler can run later"  # not a wait it could outlast
     assert rec.calls == 0
 
 
@@ -86,7 +85,10 @@ def test_a_burst_of_node_changes_is_debounced_into_one_enqueue() -> None:
         sync.on_delete(node("n0"))
     # triggers is counted after the handler returned: wait for it, not for the handler's start
     wait_for(lambda: sync.triggers == 1, 60, "the debounced node change handled")
-    time.sleep(0.3)  # a second handler would be due 0.2 s after a second timer started
+    # every change came before that handler ran: a second handler would need a second timer, armed
+    # by now (a fixed wait for it to fire instead was one a loaded machine could outlast)
+    with sync._lock:
+        assert sync._timer is None, "a second handler is pending"
     assert rec.calls == 1 and sync.triggers == 1
 
 

@@ -111,7 +111,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         argcomplete.autocomplete(parser)  # answers the shell and exits
     args = parser.parse_args(args_in)
     code: int = args.func(args)
+    if argv is None:  # the process's own command (the ``lbprov`` script, ``python -m lbprov``)
+        before_exit()
     return code
+
+
+def before_exit() -> None:
+    """The command is done and the process exits next: freeze the heap (:func:`gc.freeze`), so that
+    the interpreter's last garbage collections, while it tears its modules down, skip it.
+
+    Everything a command must do on its way out (a controller's graceful stop, the lease released,
+    the sandbox's servers and emulator stopped, files removed) is done before it returns; what was
+    left was the interpreter's own teardown. With the served demo's heap (moto's backends, the SDKs'
+    models, 150,000-350,000 tracked objects) the process exited 0.9-2.7 s after Ctrl-C at load 2-5
+    and up to 8.9 s at load 10 (2 cores), though its last stop step ended 0.1-0.6 s after it: the
+    rest was those collections (faulthandler: "Garbage-collecting", the main thread alone). Frozen,
+    it exits 0.2-1.1 s after Ctrl-C at load 8-15. Nothing is skipped: ``atexit`` handlers and the
+    flush of stdout and stderr still run, and objects are still freed as their modules go.
+    """
+    import gc
+
+    gc.freeze()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import deploy_testlib as lib
 
 from lbprov.provider import load_provider
 from lbprov.sandbox.kube_api import KubeAPIServer
+from lbprov.testing import HeldPort
 
 TOKEN = "in-cluster-test-token"  # a throwaway bearer token for the sandbox API
 
@@ -60,8 +61,8 @@ def test_lbprov_run_in_cluster_gives_a_service_its_ingress(tmp_path: Path) -> No
     container = _deployment_container()
     namespace = lib.find(lib.render("aws"), "Namespace")["metadata"]["name"]
     pod_env = _pod_env(container, namespace, "lbprov-7d9f-abcde")
-    metrics_port = lib.free_port()
     with (
+        HeldPort() as metrics,  # held until the end: no other process takes it before lbprov does
         load_provider("aws").sandbox(["node-a", "node-b"]) as sb,
         KubeAPIServer(tls=True, token=TOKEN) as api,
     ):
@@ -85,7 +86,7 @@ def test_lbprov_run_in_cluster_gives_a_service_its_ingress(tmp_path: Path) -> No
             # and its cluster name (its subnets are tagged for it) instead of the overlay's example.
             **lib.settings_env("aws", sb.settings),
         }
-        args = [*_expand(container["args"], env), f"--metrics-address=127.0.0.1:{metrics_port}"]
+        args = [*_expand(container["args"], env), f"--metrics-address=127.0.0.1:{metrics.port}"]
         assert "--kubeconfig" not in " ".join(args)
         proc = lib.LbprovProcess(args, env, tmp_path / "lbprov.log")
         try:
@@ -120,7 +121,7 @@ def test_lbprov_run_in_cluster_gives_a_service_its_ingress(tmp_path: Path) -> No
             assert lease["spec"]["holderIdentity"] == "lbprov-7d9f-abcde"
 
             # The probes the Deployment declares answer on the metrics port.
-            base = f"http://127.0.0.1:{metrics_port}"
+            base = metrics.url
             assert lib.wait_for(lambda: lib.http_get(f"{base}/readyz")[0] == 200, 60, "/readyz")
             assert lib.http_get(f"{base}/healthz")[0] == 200
             status, metrics = lib.http_get(f"{base}/metrics")

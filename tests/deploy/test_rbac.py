@@ -22,6 +22,7 @@ import pytest
 
 from lbprov.provider import load_provider
 from lbprov.sandbox.kube_api import KubeAPIServer
+from lbprov.testing import HeldPort
 
 NAMESPACE = "lbprov-system"
 FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
@@ -142,8 +143,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             "POD_NAMESPACE": NAMESPACE,
         }
         procs: list[lib.LbprovProcess] = []
+        ports: list[HeldPort] = []  # each replica's metrics port, held until it has stopped
 
         def start(identity: str) -> lib.LbprovProcess:
+            ports.append(port := HeldPort())
             args = [
                 "--provider=aws",
                 f"--kubeconfig={kubeconfig}",
@@ -153,7 +156,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                 "--lease-duration=4",
                 "--renew-deadline=3",
                 "--retry-period=0.3",
-                f"--metrics-address=127.0.0.1:{lib.free_port()}",
+                f"--metrics-address=127.0.0.1:{port.port}",
                 "--node-debounce=0.2",
                 "--backoff-base=0.2",
                 "--backoff-max=0.5",
@@ -248,6 +251,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         finally:
             for p in procs:
                 p.stop()
+            for held in ports:
+                held.close()
         yield Run(
             api.requests_with_names, api.non_resource_requests, leaders, "\n".join(p.logs() for p in procs)
         )

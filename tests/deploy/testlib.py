@@ -203,14 +203,6 @@ def tf_named(module: str, kind: str) -> dict[str, dict[str, Any]]:
 # ---- running `lbprov run` as a process ----------------------------------------------------------
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class LbprovProcess:
     """``lbprov run`` in a subprocess (the real entry point), its output kept in a file."""
 

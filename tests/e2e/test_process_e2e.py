@@ -8,32 +8,38 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lbprov import naming
+from lbprov.testing import HeldPort
 
 from .conftest import NAMESPACE, Env, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@pytest.fixture
+def held_ports() -> Iterator[ExitStack]:
+    """Where :func:`start_run` holds each run's metrics port until the test ends (the run binds
+    beside it): a port freed before the run binds it could be taken by another process meanwhile."""
+    with ExitStack() as stack:
+        yield stack
 
 
-def start_run(env: Env, tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int, Path]:
+def start_run(
+    env: Env, tmp_path: Path, held_ports: ExitStack, *extra: str
+) -> tuple[subprocess.Popen[bytes], int, Path]:
     kubeconfig = env.api.write_kubeconfig(tmp_path / "kubeconfig")
-    port = free_port()
+    port = held_ports.enter_context(HeldPort()).port
     proc_env = dict(os.environ)
     # Provider settings through the environment, as in a Deployment (credentials never on argv).
     for key, value in env.cloud.settings.items():
@@ -92,10 +98,10 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
 
 
 def test_lbprov_run_process_gives_a_service_its_ingress_and_exits_0_on_sigterm(
-    env: Env, tmp_path: Path
+    env: Env, tmp_path: Path, held_ports: ExitStack
 ) -> None:
     lease = ["--leader-elect", "--lease-namespace", "kube-system", "--lease-name", "lbprov-proc"]
-    proc, port, log = start_run(env, tmp_path, *lease, "--lease-identity", "proc-1")
+    proc, port, log = start_run(env, tmp_path, held_ports, *lease, "--lease-identity", "proc-1")
     try:
         env.create_service("web", [(80, "TCP"), (53, "UDP")])
         (ingress,) = env.wait_ingress("web", timeout=60)
@@ -131,11 +137,11 @@ def _state(env: Env, uids: list[str]) -> dict[str, Any]:
 
 
 def test_killed_mid_reconcile_and_restarted_converges_without_duplicates_or_leaks(
-    env: Env, tmp_path: Path
+    env: Env, tmp_path: Path, held_ports: ExitStack
 ) -> None:
     ports = [(80, "TCP"), (443, "TCP"), (53, "UDP")]
     uids = [env.create_service(f"svc-{i}", ports)["metadata"]["uid"] for i in range(3)]
-    proc, _, log = start_run(env, tmp_path)
+    proc, _, log = start_run(env, tmp_path, held_ports)
     try:
         wait_for(lambda: env.writes() or proc.poll() is not None, 60, "the first cloud write", interval=0.002)
     finally:
@@ -148,7 +154,7 @@ def test_killed_mid_reconcile_and_restarted_converges_without_duplicates_or_leak
     assert len(done_at_kill) < 3, "the kill must land mid-reconcile for this test to mean anything"
     writes_before_restart = len(env.writes())
 
-    proc, _, log = start_run(env, tmp_path)
+    proc, _, log = start_run(env, tmp_path, held_ports)
     try:
         for i in range(3):
             env.wait_ingress(f"svc-{i}", timeout=60)

@@ -23,6 +23,7 @@ from lbprov.cloudcalls import (
     Timeouts,
     is_connection_error,
 )
+from lbprov.testing import HeldPort
 
 
 class Clock:
@@ -56,14 +57,12 @@ def make(**kw: object) -> tuple[CloudCalls, list[float]]:
 
 
 def refused() -> ConnectionRefusedError:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1)
-    except ConnectionRefusedError as exc:
-        return exc
-    raise AssertionError("a closed port accepted a connection")
+    with HeldPort() as down:
+        try:
+            socket.create_connection(("127.0.0.1", down.port), timeout=60)
+        except ConnectionRefusedError as exc:
+            return exc
+    raise AssertionError("a port nothing listens on accepted a connection")
 
 
 def test_a_connection_failure_is_not_retried_and_opens_the_circuit_for_every_caller() -> None:

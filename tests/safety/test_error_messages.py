@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import io
-import socket
+from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -23,18 +23,20 @@ from lbprov.cli import main
 from lbprov.cli.errors import describe
 from lbprov.model import OwnershipConflict
 from lbprov.provider import load_provider
+from lbprov.testing import HeldPort
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port nothing listens on, held for the whole test so that no other process takes it."""
+    with HeldPort() as held:
+        yield held.port
 
 
-def test_a_gce_connection_error_names_the_gce_endpoint_not_the_kubernetes_api() -> None:
+def test_a_gce_connection_error_names_the_gce_endpoint_not_the_kubernetes_api(closed_port: int) -> None:
     import requests
 
-    port = closed_port()
+    port = closed_port
     with pytest.raises(requests.ConnectionError) as caught:
         requests.get(f"http://127.0.0.1:{port}/compute/v1/projects/p/regions/r/forwardingRules", timeout=5)
     found = describe(caught.value)
@@ -43,10 +45,10 @@ def test_a_gce_connection_error_names_the_gce_endpoint_not_the_kubernetes_api() 
     assert "Kubernetes" not in found.message and "--kubeconfig" not in found.message
 
 
-def test_azure_sign_in_host_unreachable_is_a_network_error_naming_it() -> None:
+def test_azure_sign_in_host_unreachable_is_a_network_error_naming_it(closed_port: int) -> None:
     from azure.identity import ClientSecretCredential
 
-    port = closed_port()
+    port = closed_port
     credential = ClientSecretCredential(
         "00000000-0000-0000-0000-000000000001",
         "00000000-0000-0000-0000-000000000002",
@@ -125,9 +127,11 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         yield name, dict(cloud.settings), api.write_kubeconfig(tmp / "kubeconfig"), tmp
 
 
-def test_an_unreachable_cloud_ends_plan_once_with_one_line_alike_on_every_cloud(cluster) -> None:  # type: ignore[no-untyped-def]
+def test_an_unreachable_cloud_ends_plan_once_with_one_line_alike_on_every_cloud(
+    cluster, closed_port: int
+) -> None:  # type: ignore[no-untyped-def]
     name, settings, kubeconfig, tmp = cluster
-    port = closed_port()
+    port = closed_port
     scheme = "https" if name == "azure" else "http"
     settings[ENDPOINT[name]] = f"{scheme}://127.0.0.1:{port}"
     cluster_name = settings.pop("cluster_name", None) or "sandbox"
@@ -148,13 +152,13 @@ def test_an_unreachable_cloud_ends_plan_once_with_one_line_alike_on_every_cloud(
 
 @pytest.mark.parametrize("command", ["plan", "gc"])
 def test_output_json_prints_one_document_with_the_error_when_the_run_fails(
-    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed_port: int
 ) -> None:
     import json
 
     from .conftest import cli_testlib, write_kubeconfig
 
-    url = f"http://127.0.0.1:{closed_port()}"
+    url = f"http://127.0.0.1:{closed_port}"
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):

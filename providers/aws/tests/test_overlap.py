@@ -150,7 +150,7 @@ def test_a_new_nlb_overlaps_its_independent_writes(
         (Action.CREATE, "nlb"),
         (Action.CREATE, "listener"),
     ]
-    gate = HoldUntilSent(held, until, timeout=60.0)
+    gate = HoldUntilSent(held, until)
     provider.calls.listeners.append(gate)
     cloud.extra["sandbox"].recorder.clear()
     ingress = provider.apply(plan)
@@ -224,7 +224,7 @@ def test_a_failed_write_beside_others_raises_after_they_end_and_the_next_plan_ho
     intent = second_service(provider, cloud)
     refuse = Refuse(refused)
     provider.clients.clients[client].meta.events.register("before-call.*.*", refuse)
-    gate = HoldUntilSent(held, until, timeout=60.0)
+    gate = HoldUntilSent(held, until)
     provider.calls.listeners.append(gate)
     cloud.extra["sandbox"].recorder.clear()
     with pytest.raises(ClientError, match="refused"):

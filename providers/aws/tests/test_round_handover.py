@@ -5,7 +5,10 @@ The moment this pins: the controller replaces a long batch's expired round (mana
 finds no round and opens an implicit one, which lists the whole account; the new explicit round
 then takes that round over instead of listing everything a second time at once (issue 14: a
 10,000-Service restart that outlived its round listed the account three times, two at once).
-Each test drives the same sequence by hand, in one thread: no timing is involved.
+Each test drives the same sequence by hand, in one thread. The one clock involved is an implicit
+round's age (observe.SHARED_ROUND_SECONDS, 5 s): a round is joined and taken over only while that
+young, and a loaded machine can stretch the plans between a round's start and its takeover past 5 s,
+so every round here stays young (:func:`young_rounds`) unless a test makes it old.
 """
 
 from __future__ import annotations
@@ -21,6 +24,13 @@ from lbprov.provider import SandboxCloud
 
 #: The account-wide listings a round reads once.
 LISTINGS = ("elbv2:DescribeLoadBalancers", "elbv2:DescribeTargetGroups", "elb:DescribeLoadBalancers")
+
+
+@pytest.fixture(autouse=True)
+def young_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Implicit rounds stay young for the whole test, however slow the machine (a test that needs
+    one too old sets the age itself, after this)."""
+    monkeypatch.setattr(observe, "SHARED_ROUND_SECONDS", 3600.0)
 
 
 def _services(n: int) -> list[Svc]:

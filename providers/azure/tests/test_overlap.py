@@ -82,7 +82,7 @@ def test_a_new_services_nsg_rule_is_sent_before_its_load_balancer_write_ends(
     # the LB's PUT is held until the rule's PUT is sent: the old order (the rule after the LB's
     # write and poll) waits in vain
     plan = provider.plan(intent)
-    gate = HoldUntilSent("loadBalancers.create_or_update", "securityRules.create_or_update", timeout=60)
+    gate = HoldUntilSent("loadBalancers.create_or_update", "securityRules.create_or_update")
     provider.calls.listeners.append(gate)
     try:
         ingress = provider.apply(plan)
@@ -135,7 +135,7 @@ def test_a_new_services_lb_write_starts_when_its_public_ip_has_succeeded_before_
     # the public IP's final GET (after its operation succeeded) is held until the LB's PUT is sent:
     # the old order (the LB after the whole public-IP write) waits in vain
     plan = provider.plan(intent)  # its reads are not held
-    gate = HoldUntilSent("publicIPAddresses.get", "loadBalancers.create_or_update", timeout=60)
+    gate = HoldUntilSent("publicIPAddresses.get", "loadBalancers.create_or_update")
     provider.calls.listeners.append(gate)
     try:
         ingress = provider.apply(plan)

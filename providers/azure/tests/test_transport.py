@@ -26,6 +26,7 @@ from lbprov_azure.transport import Response, Urllib3Transport
 from lbprov.cloudcalls import failed_endpoint
 from lbprov.httpenv import proxy_manager
 from lbprov.provider import SandboxCloud
+from lbprov.testing import HeldPort
 
 
 @pytest.fixture
@@ -70,13 +71,9 @@ def test_a_silent_endpoint_ends_at_the_read_timeout(silent: str) -> None:
 
 
 def test_a_refused_connection_is_a_service_request_error_naming_the_endpoint() -> None:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()  # nobody listens there now
-    with pytest.raises(ServiceRequestError) as err:
-        _transport(f"http://127.0.0.1:{port}").send(HttpRequest("GET", f"http://127.0.0.1:{port}/x"))
-    assert failed_endpoint(err.value) == f"http://127.0.0.1:{port}"
+    with HeldPort() as down, pytest.raises(ServiceRequestError) as err:  # nobody listens there
+        _transport(down.url).send(HttpRequest("GET", f"{down.url}/x"))
+    assert failed_endpoint(err.value) == down.url
 
 
 def test_tls_is_verified_against_the_ca_bundle(sandbox: SandboxCloud) -> None:

@@ -140,7 +140,7 @@ def test_a_new_service_overlaps_its_independent_writes(sandbox: SandboxCloud, he
         (Action.CREATE, "backend-service"),
         (Action.CREATE, "forwarding-rule"),
     ]
-    gate = HoldUntilSent(held, until, timeout=60.0)
+    gate = HoldUntilSent(held, until)
     provider.calls.listeners.append(gate)
     ingress = provider.apply(plan)
     assert not gate.waited_in_vain, f"{held} went out before {until}: {gate.sent}"
@@ -173,7 +173,7 @@ def test_a_failed_write_beside_others_raises_after_they_end_and_the_next_apply_c
     server.clear_log()
     # the backend service fails while the reservation goes on (400: not retried)
     server.inject(400, count=1, operations=["regionBackendServices.insert"])
-    gate = HoldUntilSent("addresses.insert", "regionBackendServices.insert", timeout=60.0)
+    gate = HoldUntilSent("addresses.insert", "regionBackendServices.insert")
     provider.calls.listeners.append(gate)
     with pytest.raises(gexc.BadRequest):
         provider.apply(provider.plan(intent))
