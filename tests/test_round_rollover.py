@@ -65,6 +65,7 @@ class RoundProvider(FakeProvider):
         self.rounds: list[Round] = []
         self.fresh_asked = 0
         self.outside = 0
+        self.open_at_listing: list[int] = []  # rounds not yet ended at each plan's listing
         self.held_started = threading.Event()
         self.release = threading.Event()
         self.held_listed = threading.Event()
@@ -98,6 +99,8 @@ class RoundProvider(FakeProvider):
             self.held_started.set()
             assert self.release.wait(HANG), "the held plan was never released"
         rnd = self.current
+        with self.lock:
+            self.open_at_listing.append(sum(not r.ended for r in self.rounds))
         if rnd is None:
             with self.lock:
                 self.outside += 1  # a plan without a round reads the whole account for itself
@@ -167,6 +170,8 @@ def test_a_round_that_expires_mid_batch_is_handed_over_and_no_plan_reads_without
     # one listing per round: the first by the quick plan, the second by the held one
     assert [r.listings for r in provider.rounds] == [1, 1]
     assert provider.fresh_asked == 1
+    # the old round had ended (its cache gone) before the new one was read into
+    assert provider.open_at_listing == [1, 1]
 
 
 def test_a_new_batch_hands_the_open_round_over_and_its_periodic_round_is_new() -> None:
