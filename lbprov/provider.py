@@ -39,11 +39,13 @@ __all__ = [
     "apply_nodes",
     "available_providers",
     "cluster_facts",
+    "hands_over_rounds",
     "implemented_elsewhere",
     "lazy_exports",
     "load_provider",
     "needs_node_ports",
     "plan_nodes",
+    "read_round",
     "served_ip_families",
     "waits_on_shared_writes",
 ]
@@ -159,6 +161,9 @@ class Provider(Protocol):
     #     cannot say what was written (every Service is re-planned); when only some writes fail it
     #     returns the covered Services whose writes failed (key -> why): the controller re-plans
     #     those and records no UpdatedLoadBalancer on them. Read with plan_nodes() / apply_nodes().
+    #   read_round(*, fresh: bool = False) -> ContextManager: a read round (see read_round() below).
+    #   hands_over_rounds: ClassVar[bool]: whether read_round(fresh=True) hands the open round over
+    #     to a new one (see read_round() below). Read with hands_over_rounds().
     #   implemented_elsewhere(service) -> str | None (a staticmethod): why a Service without a class
     #     belongs to another controller of this cloud (aws-load-balancer-controller's
     #     `aws-load-balancer-type: external`, ingress-gce's RBS annotation), or None. Such a Service
@@ -214,6 +219,39 @@ def waits_on_shared_writes(provider: object) -> bool:
 def served_ip_families(provider: object) -> frozenset[str]:
     """``provider.ip_families``; IPv4 only for providers (or classes) that do not say, or none."""
     return frozenset(getattr(provider, "ip_families", None) or {"IPv4"})
+
+
+def hands_over_rounds(provider: object) -> bool:
+    """``provider.hands_over_rounds``; False for providers (or classes) that do not say."""
+    return bool(getattr(provider, "hands_over_rounds", False))
+
+
+def read_round(provider: object, *, fresh: bool = False) -> AbstractContextManager[Any] | None:
+    """``provider.read_round()``: a read round, or None for a provider that has none.
+
+    The round protocol. Inside a read round the provider answers the plans made by any thread from
+    account-wide listings, each read once (single flight) and kept current with the provider's own
+    writes; the round's reads are dropped when it ends, so that its memory goes with it. A round
+    opened while another is open reuses it (nesting), unless ``fresh``.
+
+    ``fresh`` (the controller's rollover: a batch's round has grown too old, or a new batch
+    begins): a new round, with nothing read, that at once replaces the open round for every read
+    made from then on, by the plans in flight as well; the replaced round's exit then leaves the
+    new one in place. So the rollover leaves no moment in which a plan sees no round and reads the
+    whole account for itself (issue 14: each such plan listed everything once more). Only for a
+    provider that declares ``hands_over_rounds``; for the others None, and the caller ends the
+    open round before it opens the new one.
+    """
+    method = getattr(provider, "read_round", None)
+    if not callable(method):
+        return None
+    if not fresh:
+        ctx: AbstractContextManager[Any] = method()
+        return ctx
+    if not hands_over_rounds(provider):
+        return None
+    ctx = method(fresh=True)
+    return ctx
 
 
 def cluster_facts(provider: object) -> Mapping[str, ConfigMapFact]:

@@ -45,6 +45,7 @@ from lbprov.intent import IntentSettings, build_intent, service_ref
 from lbprov.model import InvalidService, Plan, ServiceRef
 from lbprov.progress import Progress
 from lbprov.provider import Provider, implemented_elsewhere, load_provider
+from lbprov.provider import read_round as provider_read_round
 from lbprov.render import plan_to_json, render_plan
 
 FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
@@ -335,14 +336,11 @@ def plan_all(
 def read_round(provider: Provider) -> AbstractContextManager[Any]:
     """The provider's read round (cached account-wide listings for many plans), if it has one.
 
-    Providers that offer ``read_round()`` (as the controller's resync uses it) answer N plans with
-    far fewer than N rounds of reads; others plan Service by Service.
+    Providers that offer ``read_round()`` (:func:`lbprov.provider.read_round`, as the controller's
+    batches use it) answer N plans with far fewer than N rounds of reads; others plan Service by
+    Service.
     """
-    method = getattr(provider, "read_round", None)
-    if callable(method):
-        ctx: AbstractContextManager[Any] = method()
-        return ctx
-    return nullcontext()
+    return provider_read_round(provider) or nullcontext()
 
 
 def exit_code(results: Sequence[ServiceResult]) -> int:

@@ -16,9 +16,11 @@
 
 Whenever many Services are queued at once -- the initial sync after gaining leadership, those a
 node change's node sync does not cover (:mod:`lbprov.controller.nodes`), the periodic resync -- the
-batch runs inside ``provider.read_round()`` for providers that offer one (checked with ``getattr``;
-the AWS provider does): a context manager under which the provider caches its account-wide listings
-until the queue drains, so re-planning N Services costs far fewer than N rounds of reads.
+batch runs inside the provider's read round, for providers that offer one
+(:func:`lbprov.provider.read_round`; all three clouds do): a context manager under which the
+provider caches its account-wide listings until the queue drains, so re-planning N Services costs
+far fewer than N rounds of reads. A round that outlives :data:`MAX_ROUND_SECONDS`, or that a new
+batch replaces, is handed over to its successor: the new round opens before the old one ends.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from lbprov.controller.service import COMPONENT, ServiceReconciler, has_finalize
 from lbprov.intent import NodeTargetsMemo
 from lbprov.model import InvalidService
 from lbprov.observability import Metrics
-from lbprov.provider import Provider, waits_on_shared_writes
+from lbprov.provider import Provider, hands_over_rounds, read_round, waits_on_shared_writes
 from lbprov.slots import Slots
 
 log = logging.getLogger("lbprov.controller")
@@ -212,23 +214,37 @@ class _Workers:
         """
         if not keys:
             return 0
-        self._end_round()
         with self.round_lock:
-            self._open_rounds(periodic=periodic)
+            replaced = self.round
+            self.round, leftover = self._open_rounds(periodic=periodic, replacing=replaced)
             # Queued under the lock, so that no worker sees an empty queue and ends the new round
             # before its keys are in.
             for key in keys:
                 self.queue.add(key)
+        _exit_rounds(leftover, release=bool(replaced))
         return len(keys)
 
-    def _open_rounds(self, *, periodic: bool) -> None:
-        """Enter each provider's ``read_round()`` (under ``round_lock``)."""
+    def _open_rounds(self, *, periodic: bool, replacing: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+        """Each provider's new read round (entered under ``round_lock``), in place of ``replacing``;
+        and the replaced rounds still to exit, once the lock is released.
+
+        A provider that hands rounds over (:func:`lbprov.provider.hands_over_rounds`) gets its new
+        round before its old one ends, so that no plan in flight finds no round between the two
+        (such a plan read the whole account for itself, issue 14). Another provider's old round is
+        exited here first: a round opened while one is open reuses it (no overlap either way).
+        ``replacing`` is not changed, and the caller sets :attr:`round` only once it is whole: a
+        worker that finds it empty, unlocked, ends nothing (:meth:`_maybe_end_round`)."""
+        opened: dict[str, Any] = {}
+        leftover: list[Any] = []
         for name, provider in self.c.providers.items():
-            read_round = getattr(provider, "read_round", None)
-            if not callable(read_round):
-                continue
+            old = replacing.get(name)
+            handover = old is not None and hands_over_rounds(provider)
+            if old is not None and not handover:
+                _exit_round(old)
             try:
-                ctx = read_round()
+                ctx = read_round(provider, fresh=handover)
+                if ctx is None:
+                    continue
                 entered = ctx.__enter__()
                 drift_check = getattr(entered, "drift_check", None)
                 if periodic and callable(drift_check):
@@ -236,8 +252,14 @@ class _Workers:
             except Exception:
                 log.warning("provider %s: read_round failed; batch without it", name, exc_info=True)
                 continue
-            self.round[name] = ctx
+            finally:
+                if handover:
+                    leftover.append(old)
+            opened[name] = ctx
+        # (a round of a provider no longer configured: none in practice)
+        leftover.extend(ctx for name, ctx in replacing.items() if name not in self.c.providers)
         self.round_started = time.monotonic()
+        return opened, leftover
 
     def _maybe_end_round(self) -> None:
         """End the read round once the batch is done (queue drained); when it is too old and the
@@ -246,38 +268,41 @@ class _Workers:
         A round older than :data:`MAX_ROUND_SECONDS` ends so that drift made by hand is seen; the
         rest of its batch gets a new round (fresh listings, once), not none: without a round every
         later plan of a long batch listed the whole account for itself, O(N) per plan, which made
-        a 1,000-Service create on a slow machine O(N^2) (issue 14)."""
+        a 1,000-Service create on a slow machine O(N^2) (issue 14). The new round opens before the
+        old one ends (:meth:`_open_rounds`), so that the plans in flight always find one."""
         if not self.round:
             return
         with self.round_lock:
             drained = len(self.queue) == 0 and self.queue.in_flight() == 0
             expired = time.monotonic() - self.round_started > MAX_ROUND_SECONDS
-            if not (drained or expired):
+            if not self.round or not (drained or expired):
                 return
-            rounds, self.round = self.round, {}
-        _exit_rounds(rounds)  # the old round ends before the new one starts (no overlap)
-        if drained:
-            return
-        with self.round_lock:
-            if not self.round and (len(self.queue) or self.queue.in_flight()):
-                self._open_rounds(periodic=False)
+            if drained:
+                replaced, self.round = self.round, {}
+                leftover = list(replaced.values())
+            else:
+                self.round, leftover = self._open_rounds(periodic=False, replacing=self.round)
+        _exit_rounds(leftover, release=True)
 
     def _end_round(self) -> None:
         with self.round_lock:
             rounds, self.round = self.round, {}
-        _exit_rounds(rounds)
+        _exit_rounds(list(rounds.values()), release=False)
 
 
-def _exit_rounds(rounds: dict[str, Any]) -> None:
-    """Exit the read rounds taken from a batch and, when there were any, give the freed listings'
-    pages back to the system (:func:`lbprov.heap.release`)."""
-    if not rounds:
-        return
-    for ctx in rounds.values():
-        with contextlib.suppress(Exception):
-            ctx.__exit__(None, None, None)
-    rounds.clear()
-    heap.release()
+def _exit_round(ctx: Any) -> None:
+    with contextlib.suppress(Exception):
+        ctx.__exit__(None, None, None)
+
+
+def _exit_rounds(ctxs: list[Any], *, release: bool) -> None:
+    """Exit the read rounds taken from a batch and, when any round ended (here or, ``release``,
+    before), give the freed listings' pages back to the system (:func:`lbprov.heap.release`)."""
+    for ctx in ctxs:
+        _exit_round(ctx)
+    if ctxs or release:
+        heap.release()
+    ctxs.clear()
 
 
 class Controller:

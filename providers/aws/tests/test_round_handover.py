@@ -1,10 +1,12 @@
 """An explicit read round that opens while plans share a young implicit round takes over its listings.
 
-The moment this pins: the controller replaces a long batch's expired round (manager.py
-``MAX_ROUND_SECONDS``: the old round ends, then a new one opens). A plan that starts in between
-finds no round and opens an implicit one, which lists the whole account; the new explicit round
-then takes that round over instead of listing everything a second time at once (issue 14: a
-10,000-Service restart that outlived its round listed the account three times, two at once).
+Written for the controller's old rollover (manager.py ended an expired round, then opened a new
+one): a plan that started in between found no round and opened an implicit one, which listed the
+whole account, and the new explicit round then took that round over instead of listing everything a
+second time at once (issue 14: a 10,000-Service restart that outlived its round listed the account
+three times, two at once). The controller now hands its rounds over (``read_round(fresh=True)``,
+test_round_fresh.py); the takeover pinned here stays for a batch that begins while plans outside
+any batch share a young implicit round.
 Each test drives the same sequence by hand, in one thread. The one clock involved is an implicit
 round's age (observe.SHARED_ROUND_SECONDS, 5 s): a round is joined and taken over only while that
 young, and a loaded machine can stretch the plans between a round's start and its takeover past 5 s,

@@ -423,23 +423,36 @@ class Reader:
     # -- rounds ------------------------------------------------------------------------------------
 
     @contextmanager
-    def explicit_round(self, *, periods: Callable[[], int] | None = None, k: int = 1) -> Iterator[ReadRound]:
+    def explicit_round(
+        self, *, periods: Callable[[], int] | None = None, k: int = 1, fresh: bool = False
+    ) -> Iterator[ReadRound]:
         """An explicit round (provider.read_round); nesting reuses the outer explicit round.
 
-        An implicit round in progress that is still young (:data:`SHARED_ROUND_SECONDS`, the age
-        at which plans stop joining it) becomes this explicit round (:meth:`ReadRound.take_over`),
-        listings and all; an older one is replaced by a new round (its plans go on with the new
-        one). Why: when the controller replaces a long batch's expired round (manager.py
-        ``MAX_ROUND_SECONDS``), the plans that start between the old round's end and the new one's
-        start open an implicit round, which lists the whole account; a new round that listed it
-        again made two full listings at once. At 10,000 Services the restarts that outlived the
-        120 s round listed the account 3 times where 2 rounds need 2, and peaked at 200 MB against
-        151 MB for one that did not (issue 14; bench/scale_memory.py)."""
+        ``fresh`` (the controller's rollover, lbprov.provider.read_round): a new round replaces the
+        open one, explicit or implicit, at once, for the plans in flight too (they look
+        :attr:`round` up at each read), and the replaced round's exit leaves the new one in place.
+        So the controller's rollover leaves no moment without a round.
+
+        Otherwise an implicit round in progress that is still young (:data:`SHARED_ROUND_SECONDS`,
+        the age at which plans stop joining it) becomes this explicit round
+        (:meth:`ReadRound.take_over`), listings and all; an older one is replaced by a new round
+        (its plans go on with the new one). Why: a round that listed the account again while plans
+        still shared an implicit round's listing made two full listings at once. The controller
+        once ended an expired round before it opened the next, and the plans in between opened
+        such an implicit round: at 10,000 Services the restarts that outlived the 120 s round
+        listed the account 3 times where 2 rounds need 2, and peaked at 200 MB against 151 MB for
+        one that did not (issue 14; bench/scale_memory.py). The controller now hands its rounds
+        over (``fresh``); the takeover stays for a batch that begins while plans outside any batch
+        share an implicit round (a node sync's or the resync's batch during a burst of Service
+        changes)."""
         with self._round_guard:
             outer = self.round
-            if outer is not None and not outer.implicit:
+            if fresh or outer is None:
+                rnd, mine = ReadRound(periods=periods, k=k), True
+                self.round = rnd
+            elif not outer.implicit:
                 rnd, mine = outer, False
-            elif outer is not None and time.monotonic() - outer.started <= SHARED_ROUND_SECONDS:
+            elif time.monotonic() - outer.started <= SHARED_ROUND_SECONDS:
                 outer.take_over(periods=periods, k=k)
                 rnd, mine = outer, True
             else:

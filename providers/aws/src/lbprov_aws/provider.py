@@ -51,6 +51,8 @@ class AWSProvider:
     needs_node_ports: ClassVar[bool] = True
     #: IPv4, and IPv4 + IPv6 as a dualstack NLB (resolve() refuses IPv6-only and dual-stack classic).
     ip_families: ClassVar[frozenset[str]] = frozenset({"IPv4", "IPv6"})
+    #: read_round(fresh=True) hands the open round over (lbprov.provider.read_round).
+    hands_over_rounds: ClassVar[bool] = True
 
     def __init__(self, settings: AWSSettings, *, read_only: bool = False) -> None:
         self.settings = settings
@@ -338,7 +340,7 @@ class AWSProvider:
     # -- read rounds -----------------------------------------------------------------------------
 
     @contextmanager
-    def read_round(self) -> Iterator[ReadRound]:
+    def read_round(self, *, fresh: bool = False) -> Iterator[ReadRound]:
         """Cache account-wide listings (load balancers, target groups, tags, subnets, security
         groups) for the plans made inside the block. Use it around a resync::
 
@@ -349,14 +351,17 @@ class AWSProvider:
                         provider.apply(plan)
 
         A Service whose plan was applied is re-read directly afterwards, so later plans see fresh
-        state. Nesting reuses the outer round.
+        state. Nesting reuses the outer round; ``fresh`` hands it over to a new one
+        (observe.py ``Reader.explicit_round``).
 
         Details (listeners, attributes, registered targets) are planned from what was remembered
         of them (observe.py ``_details``), except for the Services due for a deep check when the
         controller marks the round as its periodic resync (``ReadRound.drift_check``): each
         Service is due once every :attr:`drift_check_periods` resyncs.
         """
-        with self.reader.explicit_round(periods=self._next_period, k=self.drift_check_periods) as rnd:
+        with self.reader.explicit_round(
+            periods=self._next_period, k=self.drift_check_periods, fresh=fresh
+        ) as rnd:
             yield rnd
 
     @property

@@ -105,6 +105,7 @@ class Observer:
         self._round: ReadRound | None = None
         #: the last listing of the load balancers, kept current with our writes (the node sync's)
         self.kept = KeptListing()
+        self._round_lock = threading.Lock()  # opening and ending rounds
 
     def call(self, op: str, fn: Callable[[], T]) -> T:
         return self.calls.call(op, fn, hooked=True)
@@ -337,7 +338,7 @@ class Observer:
     # -- read rounds ------------------------------------------------------------------------------
 
     @contextmanager
-    def read_round(self) -> Iterator[ReadRound]:
+    def read_round(self, *, fresh: bool = False) -> Iterator[ReadRound]:
         """Share reads between the plans of one reconcile round (a resync, a node sync).
 
         Every Service's plan reads the same shared LBs, the cluster NSG and public IPs; inside a
@@ -346,16 +347,26 @@ class Observer:
         re-read after a rule changed). A plan from a slightly stale view is harmless for the LB:
         the writer re-merges on fresh data and skips a PUT that changes nothing. Nesting reuses the
         outer round.
+
+        ``fresh`` (the controller's rollover, lbprov.provider.read_round): a new round replaces the
+        open one at once, for the plans in flight too, and the replaced round's exit leaves the new
+        one in place. A plan then never finds no round between the two: outside a round each plan
+        lists every load balancer and public IP of the resource group for itself.
         """
-        if self._round is not None:
-            yield self._round
-            return
-        rnd = ReadRound()
-        self._round = rnd
+        with self._round_lock:
+            outer = self._round
+            if outer is not None and not fresh:
+                rnd, mine = outer, False
+            else:
+                rnd, mine = ReadRound(), True
+                self._round = rnd
         try:
             yield rnd
         finally:
-            self._round = None
+            if mine:
+                with self._round_lock:
+                    if self._round is rnd:
+                        self._round = None
 
     def _single_flight(
         self, key: str, read: Callable[[], T], cached: Callable[[ReadRound], T | None] | None = None
@@ -404,19 +415,22 @@ class Observer:
             flight.done.set()
         return cast(T, flight.result)
 
-    def _gen(self) -> int:
+    def _gen(self) -> tuple[ReadRound | None, int]:
+        """The round a read is sent in, and its write count then (for :meth:`_keep`)."""
         rnd = self._round
         if rnd is None:
-            return 0
+            return None, 0
         with rnd.lock:
-            return rnd.writes
+            return rnd, rnd.writes
 
-    def _keep(self, gen: int, store: Callable[[ReadRound], None]) -> None:
-        """Cache a read in the round unless a write started or finished while it was on the wire."""
-        rnd = self._round
-        if rnd is not None:
+    def _keep(self, gen: tuple[ReadRound | None, int], store: Callable[[ReadRound], None]) -> None:
+        """Cache a read in the round it was sent in, unless a write started or finished while it was
+        on the wire, or that round has ended or been handed over (read_round(fresh=True)): a read
+        sent before a round began is not that round's to keep (a periodic round reads afresh)."""
+        rnd, writes = gen
+        if rnd is not None and rnd is self._round:
             with rnd.lock:
-                if rnd.writes == gen:
+                if rnd.writes == writes:
                     store(rnd)
 
     def writing(self) -> None:

@@ -56,6 +56,7 @@ class AzureProvider:
     #: IPv6 frontends (spec.ipFamilies): a frontend, public IP and backend pool per family.
     ip_families: ClassVar[frozenset[str]] = frozenset({"IPv4", "IPv6"})
     waits_on_shared_writes: ClassVar[bool] = True  # LB / NSG batches (lbprov.slots)
+    hands_over_rounds: ClassVar[bool] = True  # read_round(fresh=True) (lbprov.provider.read_round)
     settings_model: ClassVar[type[BaseModel]] = AzureSettings
 
     def __init__(self, settings: AzureSettings, *, read_only: bool = False) -> None:
@@ -116,10 +117,10 @@ class AzureProvider:
         return self.applier.writer(lb)
 
     @contextmanager
-    def read_round(self) -> Iterator[ReadRound]:
+    def read_round(self, *, fresh: bool = False) -> Iterator[ReadRound]:
         """Share reads between the plans of one reconcile round (see :meth:`Observer.read_round`)."""
         try:
-            with self.observer.read_round() as rnd:
+            with self.observer.read_round(fresh=fresh) as rnd:
                 yield rnd
         finally:
             parts.forget()  # the round's bodies go with it, not kept by their indexes

@@ -64,8 +64,8 @@ class NodeSync:
         keys = frozenset(i.ref.key for i in intents)
         r = self._reader()
         read_at = time.monotonic()  # before the reads: the applier compares it with its own writes
-        groups = r.groups(N.IG_PREFIX)
-        read_at = min(read_at, r.groups_read_at(N.IG_PREFIX) or read_at)  # a round's listing may be older
+        groups, listed_at = r.groups_at(N.IG_PREFIX)
+        read_at = min(read_at, listed_at or read_at)  # a round's listing may be older
         members = r.members_of(groups)  # the zones' groups at the same time: one round trip
         group = N.ig_name(self.planner.cluster, s.gce_cluster_id)
         usable = {

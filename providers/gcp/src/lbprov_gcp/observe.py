@@ -13,8 +13,9 @@ import functools
 import ipaddress
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 from lbprov import naming
@@ -185,8 +186,34 @@ class Reader:
     def __init__(self, compute: Compute) -> None:
         self.compute = compute
         self.round: ReadRound | None = None
+        self._round_lock = threading.Lock()
         self._pool_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+
+    @contextmanager
+    def read_round(self, *, fresh: bool = False) -> Iterator[ReadRound]:
+        """A read round (GCPProvider.read_round): nesting reuses the open round, unless ``fresh``.
+
+        ``fresh`` (the controller's rollover, lbprov.provider.read_round): a new round replaces the
+        open one at once, for the plans in flight too (every read looks :attr:`round` up when it is
+        made), and the replaced round's exit leaves the new one in place. A plan then never finds no
+        round between the two: outside a round each plan reads its resources by name, about 8 calls
+        where the round answers from memory.
+        """
+        with self._round_lock:
+            outer = self.round
+            if outer is not None and not fresh:
+                rnd, mine = outer, False
+            else:
+                rnd, mine = ReadRound(), True
+                self.round = rnd
+        try:
+            yield rnd
+        finally:
+            if mine:
+                with self._round_lock:
+                    if self.round is rnd:
+                        self.round = None
 
     def warm(self, group_prefix: str) -> None:
         """List what every plan of a round reads at the same time, where the round lacks it.
@@ -228,32 +255,36 @@ class Reader:
         for future in futures:
             future.result()
 
-    def _all(self, collection: str, only: set[str] | None = None) -> list[Json]:
-        assert self.round is not None
-        return self.round.listing(
+    def _all(self, rnd: ReadRound, collection: str, only: set[str] | None = None) -> list[Json]:
+        return rnd.listing(
             collection,
             lambda: self.compute.list_items(collection),
             lambda names: self.compute.list_items(collection, f'name eq "{_alternation(names)}"'),
             only,
         )
 
+    # Each read below looks the round up once (``rnd``) and uses that round throughout: the round
+    # can be handed over to a new one (read_round(fresh=True)), or end, while the read runs.
+
     def all(self, collection: str) -> list[Json]:
         """Every resource of a collection in the region (global for firewalls)."""
-        if self.round is not None:
-            return self._all(collection)
+        if (rnd := self.round) is not None:
+            return self._all(rnd, collection)
         return self.compute.list_items(collection)
 
-    def _lookup(self, collection: str, listed: list[Json], field: str, values: Iterable[Any]) -> list[Json]:
+    @staticmethod
+    def _lookup(
+        rnd: ReadRound, collection: str, listed: list[Json], field: str, values: Iterable[Any]
+    ) -> list[Json]:
         """The resources of a round's listing whose ``field`` is one of ``values`` (indexed)."""
-        assert self.round is not None
-        by_value = self.round.index(collection, listed, field)
+        by_value = rnd.index(collection, listed, field)
         return [r for v in sorted(set(values)) for r in by_value.get(v, ())]
 
     def named(self, collection: str, names: Iterable[str]) -> dict[str, Json]:
         wanted = set(names)
-        if self.round is not None:
-            listed = self._all(collection, wanted)
-            return {r["name"]: r for r in self._lookup(collection, listed, "name", wanted)}
+        if (rnd := self.round) is not None:
+            listed = self._all(rnd, collection, wanted)
+            return {r["name"]: r for r in self._lookup(rnd, collection, listed, "name", wanted)}
         found = self.compute.list_items(collection, f'name eq "{_alternation(wanted)}"')
         return {r["name"]: r for r in found if r["name"] in wanted}
 
@@ -261,10 +292,10 @@ class Reader:
         """The addresses called ``names`` (one per IP family) and any address holding one of ``ips``."""
         wanted = {names} if isinstance(names, str) else set(names)
         held = set() if ips is None else {ips} if isinstance(ips, str) else set(ips)
-        if self.round is not None:
-            listed = self._all("addresses", None if held else wanted)
-            found = {id(a): a for a in self._lookup("addresses", listed, "name", wanted)}
-            found.update({id(a): a for a in self._lookup("addresses", listed, "address", held)})
+        if (rnd := self.round) is not None:
+            listed = self._all(rnd, "addresses", None if held else wanted)
+            found = {id(a): a for a in self._lookup(rnd, "addresses", listed, "name", wanted)}
+            found.update({id(a): a for a in self._lookup(rnd, "addresses", listed, "address", held)})
             return list(found.values())
         terms = [f'(name = "{n}")' for n in sorted(wanted)] + [f'(address = "{ip}")' for ip in sorted(held)]
         query = " OR ".join(terms) if len(terms) > 1 else f'name = "{next(iter(wanted))}"'
@@ -272,15 +303,15 @@ class Reader:
 
     def subnetwork(self, name: str) -> Json | None:
         """A subnetwork of the region (its stack type tells whether it serves IPv6)."""
-        if self.round is None:
+        if (rnd := self.round) is None:
             return self.compute.get("subnetworks", name)
-        return self.round.get(("subnetwork", name), lambda: self.compute.get("subnetworks", name))
+        return rnd.get(("subnetwork", name), lambda: self.compute.get("subnetworks", name))
 
     def instances(self, zone: str, names: Iterable[str]) -> list[Json]:
         """The named instances of one zone (one filtered list; the whole zone inside a read round)."""
         wanted = set(names)
-        if self.round is not None:
-            listed = self.round.get(
+        if (rnd := self.round) is not None:
+            listed = rnd.get(
                 ("list", f"instances/{zone}"), lambda: self.compute.list_items("instances", zone=zone)
             )
             return [i for i in listed if i["name"] in wanted]
@@ -289,30 +320,33 @@ class Reader:
 
     def rules_holding(self, ip: str) -> list[Json]:
         """Forwarding rules whose IP is ``ip`` (a requested IP that another load balancer holds)."""
-        if self.round is not None:
-            return self._lookup("forwardingRules", self._all("forwardingRules"), "IPAddress", [ip])
+        if (rnd := self.round) is not None:
+            listed = self._all(rnd, "forwardingRules")
+            return self._lookup(rnd, "forwardingRules", listed, "IPAddress", [ip])
         return self.compute.list_items("forwardingRules", f'IPAddress = "{ip}"')
 
     def mentioning(self, collection: str, text: str) -> list[Json]:
         """Resources whose description contains ``text`` (callers check ownership exactly)."""
-        if self.round is not None:
-            return [r for r in self._all(collection) if text in (r.get("description") or "")]
+        if (rnd := self.round) is not None:
+            return [r for r in self._all(rnd, collection) if text in (r.get("description") or "")]
         return self.compute.list_items(collection, f'description eq ".*{text}.*"')
 
     def groups(self, prefix: str) -> dict[tuple[str, str], Json]:
         """Instance groups named ``prefix*`` in the region, by (zone, name)."""
-        if self.round is None:
-            return self.compute.instance_groups(prefix)
-        return self.round.get(("groups", prefix), lambda: self.compute.instance_groups(prefix))
+        return self.groups_at(prefix)[0]
 
-    def groups_read_at(self, prefix: str) -> float | None:
-        """When the round's listing of the groups was asked for; None outside a round."""
-        return self.round.read_at(("groups", prefix)) if self.round is not None else None
+    def groups_at(self, prefix: str) -> tuple[dict[tuple[str, str], Json], float | None]:
+        """:meth:`groups` and when that listing was asked for (monotonic; None: read just now,
+        outside a round), from the same round: a round handed over meanwhile has its own time."""
+        if (rnd := self.round) is None:
+            return self.compute.instance_groups(prefix), None
+        found = rnd.get(("groups", prefix), lambda: self.compute.instance_groups(prefix))
+        return found, rnd.read_at(("groups", prefix))
 
     def members(self, zone: str, name: str) -> list[str]:
-        if self.round is None:
+        if (rnd := self.round) is None:
             return self.compute.group_members(zone, name)
-        return list(self.round.get(("members", zone, name), lambda: self.compute.group_members(zone, name)))
+        return list(rnd.get(("members", zone, name), lambda: self.compute.group_members(zone, name)))
 
     def members_of(self, groups: Mapping[tuple[str, str], Json]) -> dict[tuple[str, str], list[str]]:
         """The members of each of ``groups`` (as :meth:`groups` lists them), read at the same time:
@@ -326,8 +360,8 @@ class Reader:
         return out
 
     def wrote(self, collection: str, zone: str | None = None, names: Iterable[str] = ()) -> None:
-        if self.round is not None:
-            self.round.invalidate(collection, zone, names)
+        if (rnd := self.round) is not None:
+            rnd.invalidate(collection, zone, names)
 
 
 @functools.lru_cache(maxsize=8192)

@@ -49,6 +49,8 @@ class GCPProvider:
     #: Passthrough load balancers keep the service port: traffic never goes to a NodePort, so
     #: ``allocateLoadBalancerNodePorts: false`` works.
     needs_node_ports: ClassVar[bool] = False
+    #: read_round(fresh=True) hands the open round over (lbprov.provider.read_round).
+    hands_over_rounds: ClassVar[bool] = True
     #: IPv6 forwarding rules from a dual-stack subnetwork; dual-stack = one rule per family and
     #: protocol over the same backend services (DESIGN.md "IP families").
     ip_families: ClassVar[frozenset[str]] = frozenset({"IPv4", "IPv6"})
@@ -113,7 +115,7 @@ class GCPProvider:
             return self._reader
 
     @contextmanager
-    def read_round(self) -> Iterator[ReadRound]:
+    def read_round(self, *, fresh: bool = False) -> Iterator[ReadRound]:
         """List each collection once for all the plans made inside the block (a resync)::
 
             with provider.read_round():
@@ -123,17 +125,10 @@ class GCPProvider:
                         provider.apply(plan)
 
         What an apply writes is dropped from the round, so later plans read it afresh. Nesting
-        reuses the outer round.
+        reuses the outer round; ``fresh`` hands it over to a new one (:meth:`Reader.read_round`).
         """
-        reader = self.reader
-        if reader.round is not None:
-            yield reader.round
-            return
-        reader.round = ReadRound()
-        try:
-            yield reader.round
-        finally:
-            reader.round = None
+        with self.reader.read_round(fresh=fresh) as rnd:
+            yield rnd
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], *, read_only: bool = False) -> GCPProvider:

@@ -107,8 +107,10 @@ class Observer:
         intent = served_families(self.settings, r_, intent, options)
         r_.warm(N.IG_PREFIX)  # in a round, the listings below at the same time
         read_at = time.monotonic()
-        groups = r_.groups(N.IG_PREFIX)  # every k8s-ig--* group in the region: ours, upstream's, others'
-        read_at = min(read_at, r_.groups_read_at(N.IG_PREFIX) or read_at)  # a round's listing may be older
+        groups, listed_at = r_.groups_at(
+            N.IG_PREFIX
+        )  # every k8s-ig--* group in the region: ours, upstream's, others'
+        read_at = min(read_at, listed_at or read_at)  # a round's listing may be older
         members = {key: r_.members(*key) if groups[key].get("size", 1) else [] for key in sorted(groups)}
         rule_names = [N.rule_name(lb, "TCP"), N.rule_name(lb, "UDP")]
         names = N.per_service_names(lb)
