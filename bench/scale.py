@@ -496,6 +496,7 @@ def _run_with(
         *(["--no-trim"] if args.no_trim else []),
         *(["--tracemalloc"] if args.tracemalloc else []),
         *(["--no-malloc-trim"] if args.no_malloc_trim else []),
+        *(["--no-gc-settle"] if args.no_gc_settle else []),
         *(["--profile", str(Path(args.profile) / f"workers-{workers}")] if args.profile else []),
     ]
     env = dict(os.environ, BENCH_PROVIDER_SETTINGS=json.dumps(settings))
@@ -663,6 +664,12 @@ def parser() -> argparse.ArgumentParser:
         "for comparison",
     )
     p.add_argument(
+        "--no-gc-settle",
+        action="store_true",
+        help="the controller does not collect and freeze its heap when a batch ends, as lbprov run "
+        "does (lbprov/heap.py settle()), for comparison",
+    )
+    p.add_argument(
         "--tracemalloc",
         action="store_true",
         help="report the controller's Python memory still held at the end, by source line (slower; "
@@ -747,6 +754,7 @@ def header(args: argparse.Namespace) -> dict[str, Any]:
         "phases": args.phases,
         "malloc_arena_max": args.malloc_arena_max or None,
         "malloc_trim": not args.no_malloc_trim,
+        "gc_settle": not args.no_gc_settle,
         "cpus": os.cpu_count(),
         "load_average_at_start": list(os.getloadavg()),
         "note": "seconds are wall-clock on a shared machine (inflated by other load); counts and CPU "

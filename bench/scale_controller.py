@@ -306,6 +306,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="do not give freed heap pages back when a batch ends (lbprov.heap.ENABLED = False)",
     )
     p.add_argument(
+        "--no-gc-settle",
+        action="store_true",
+        help="no full collection and gc.freeze at a batch's end, as lbprov run does (lbprov.heap.settle)",
+    )
+    p.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
@@ -367,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         tracemalloc.start(TRACE_FRAMES)
     if args.no_malloc_trim:
         heap.ENABLED = False
+    if not args.no_gc_settle:  # as ``lbprov run`` (lbprov/heap.py settle())
+        heap.SETTLE_INTERVAL = heap.SETTLE_SECONDS
     profiles = ThreadProfiles(os.environ.get("BENCH_PROFILE_CLOCK", "cpu")) if args.profile else None
     if profiles is not None:
         profiles.install()

@@ -766,7 +766,8 @@ def test_a_batch_longer_than_a_round_gets_a_fresh_round_not_none(monkeypatch: py
 
 def test_the_heap_is_given_back_when_a_batch_round_ends(monkeypatch: pytest.MonkeyPatch) -> None:
     """lbprov.heap.release runs once the round's listings are dropped (its __exit__ has run), so
-    that the RSS between batches is what is live, not the batch's peak."""
+    that the RSS between batches is what is live, not the batch's peak; lbprov.heap.settle runs
+    just before it (a no-op unless ``lbprov run`` turned it on)."""
     import time
     from contextlib import contextmanager
 
@@ -774,6 +775,7 @@ def test_the_heap_is_given_back_when_a_batch_round_ends(monkeypatch: pytest.Monk
 
     events: list[str] = []
     monkeypatch.setattr(manager.heap, "release", lambda: events.append("release") or True)
+    monkeypatch.setattr(manager.heap, "settle", lambda: events.append("settle") or True)
     timeline: list[str] = []
     kube = FakeKube(timeline)
     provider = FakeProvider("a", timeline)
@@ -802,7 +804,8 @@ def test_the_heap_is_given_back_when_a_batch_round_ends(monkeypatch: pytest.Monk
             time.sleep(0.01)
     finally:
         controller.stop()
-    assert events[:6] == ["enter", "exit", "release", "enter", "exit", "release"]
+    # the garbage collected and the survivors frozen (lbprov.heap.settle) before the pages go back
+    assert events[:8] == ["enter", "exit", "settle", "release", "enter", "exit", "settle", "release"]
 
 
 def test_a_fenced_write_fails_the_sync_without_a_warning_event(env: Any) -> None:

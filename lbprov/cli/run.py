@@ -391,6 +391,7 @@ class Shutdown:
 
 
 def _run(args: argparse.Namespace, shutdown: Shutdown) -> int:
+    from lbprov import heap
     from lbprov.controller.manager import Controller, Interrupted
     from lbprov.kube.client import KubeClient
     from lbprov.observability import HTTPEndpoint, Metrics
@@ -403,6 +404,7 @@ def _run(args: argparse.Namespace, shutdown: Shutdown) -> int:
     config = make_config(args, list(providers), cluster)
     metrics = Metrics()
     controller = Controller(kube, providers, config, metrics=metrics)
+    heap.SETTLE_INTERVAL = heap.SETTLE_SECONDS  # a long-lived process: lbprov/heap.py settle()
     endpoint: HTTPEndpoint | None = None
     if args.metrics_address and args.metrics_address != "off":
         try:

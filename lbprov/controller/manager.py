@@ -301,6 +301,7 @@ def _exit_rounds(ctxs: list[Any], *, release: bool) -> None:
     for ctx in ctxs:
         _exit_round(ctx)
     if ctxs or release:
+        heap.settle()  # the batch's garbage gone: the long-lived rest left out of later collections
         heap.release()
     ctxs.clear()
 
