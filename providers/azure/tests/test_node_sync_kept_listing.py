@@ -174,6 +174,36 @@ def test_tags_another_writer_added_survive_and_the_pool_is_written_on_the_fresh_
     two.converged(sandbox, cluster, more)
 
 
+def test_a_service_on_a_load_balancer_made_since_the_kept_listing_is_left_to_its_own_plan(
+    two, sandbox, cluster, nodes, state, intent_for, ensure, h
+):
+    """Another replica of the cluster made the internal load balancer after this provider's
+    listing: the node sync never saw its pools, so its Service must not count as covered (it did,
+    and the new node was never added to it: found by review)."""
+    provider = two.provider
+    other = _fresh(sandbox, cluster)  # another replica: its writes are not in our kept listing
+    internal = make_service(
+        "int0", annotations={"service.beta.kubernetes.io/azure-load-balancer-internal": "true"}
+    )
+    ensure(intent_for(internal, nodes, other), other)
+    assert lb_of(state, f"{cluster}-internal") is not None
+    more = [*nodes, h.node_object(sandbox.add_node(f"{cluster}-n9"))]
+    services = [*two.services, internal]
+    intents = [intent_for(svc, more, provider) for svc in services]
+    plan = plan_nodes(provider, intents)
+    assert plan is not None
+    assert plan.covered == {"default/s0", "default/s1"}
+    assert set(plan.uncovered) == {"default/int0"}
+    apply_nodes(provider, plan)
+    assert _pool(state, cluster) == {_ip(n) for n in more}
+    # the controller re-plans the uncovered Service: its own plan adds the node to its pool
+    provider.apply(provider.plan(intents[2]))
+    assert _pool(state, f"{cluster}-internal") == {_ip(n) for n in more}
+    fresh = _fresh(sandbox, cluster)
+    for svc in services:
+        assert fresh.plan(intent_for(svc, more, fresh)).empty
+
+
 def test_a_foreign_load_balancer_over_the_new_node_since_the_listing_is_refused_never_joined(
     two, sandbox, cluster, nodes, state, h
 ):

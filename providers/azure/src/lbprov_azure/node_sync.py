@@ -110,12 +110,21 @@ class NodeSync:
             for i in intents
             if not options_of(i).floating_ip
         }
-        covered = frozenset(i.ref.key for i in intents if i.ref.key not in floating_off)
+        # A Service on no load balancer of this view (one made since the kept listing, by another
+        # replica of the cluster, say) has pools the plan never saw: its own plan adds the nodes.
+        placed = {t for body in fleet.lbs.values() for t in names.services_of(body.get("tags"))}
+        unseen = {
+            i.ref.key: "its load balancer is not in the node sync's listing (made since it was read)"
+            for i in intents
+            if i.ref.key not in floating_off and names.uid_token(i.ref.uid) not in placed
+        }
+        uncovered = {**floating_off, **unseen}
+        covered = frozenset(i.ref.key for i in intents if i.ref.key not in uncovered)
         tokens = {t for key in changed for t in names.services_of(fleet.lbs[key].get("tags"))}
         updated = frozenset(
             i.ref.key for i in intents if i.ref.key in covered and names.uid_token(i.ref.uid) in tokens
         )
-        return NodeSyncPlan(PROVIDER, _ordered(by_lb), covered, floating_off, updated)
+        return NodeSyncPlan(PROVIDER, _ordered(by_lb), covered, uncovered, updated)
 
     def _pool_change(
         self, lb: JSON, lbn: str, family: str, ipv4s: Collection[str], targets: Sequence[Target]
