@@ -53,7 +53,8 @@ class RoundProvider(FakeProvider):
     once per round inside one, or for itself outside any round (counted in :attr:`outside`).
 
     ``hold``: the name of a Service whose plan waits, before it lists, until :attr:`release` is
-    set. ``on_first_exit``: run once, when the first round ends (after it is no longer current)."""
+    set. ``on_first_exit``: run once, when the first round ends (after it is no longer current);
+    ``on_first_exit_begins``: run once, as the first round begins to end (still current)."""
 
     hands_over_rounds: ClassVar[bool] = True
 
@@ -70,6 +71,7 @@ class RoundProvider(FakeProvider):
         self.release = threading.Event()
         self.held_listed = threading.Event()
         self.on_first_exit: Callable[[], None] | None = None
+        self.on_first_exit_begins: Callable[[], None] | None = None
 
     @contextmanager
     def read_round(self, *, fresh: bool = False) -> Iterator[Round]:
@@ -86,6 +88,9 @@ class RoundProvider(FakeProvider):
             yield rnd
         finally:
             if mine:
+                begins, self.on_first_exit_begins = self.on_first_exit_begins, None
+                if begins is not None:
+                    begins()  # the round is ending, and still the provider's current one
                 with self.lock:
                     if self.current is rnd:
                         self.current = None
@@ -234,3 +239,72 @@ def test_read_round_asks_fresh_only_of_providers_that_hand_rounds_over() -> None
     assert provider_api.read_round(Plain(), fresh=True) is None  # the caller ends the old one first
     assert provider_api.read_round(HandsOver(), fresh=True) == ("round", True)
     assert provider_api.hands_over_rounds(HandsOver) and not provider_api.hands_over_rounds(Plain)
+
+
+class _WatchedLock:
+    """``round_lock`` that says when a thread had to wait for it (:attr:`contended`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.contended = threading.Event()
+
+    def __enter__(self) -> _WatchedLock:
+        if not self._lock.acquire(blocking=False):
+            self.contended.set()
+            self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+def test_a_batch_that_begins_while_a_drained_round_ends_gets_a_round_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The initial batch drains and its round ends; a resync queued at that very moment (here: from
+    inside the round's exit) used to find no round in the batch, nest into the ending one, and then
+    run every plan with no round at all (found by review). Now the round ends under ``round_lock``:
+    the resync waits for it, then opens a round of its own, told it is periodic."""
+    from lbprov.controller import manager
+
+    init = manager._Workers.__init__
+
+    def watched(self: Any, controller: Any) -> None:
+        init(self, controller)
+        self.round_lock = _WatchedLock()
+
+    monkeypatch.setattr(manager._Workers, "__init__", watched)
+    provider = RoundProvider([], hold="-none-")
+    kube = FakeKube([])
+    kube.put(make_service("only"))
+    controller = controller_over(kube, provider, workers=2, waiting_syncs=0)
+    resynced = threading.Event()
+
+    def resync_now() -> None:
+        workers = controller._workers
+        assert workers is not None
+        t = threading.Thread(target=lambda: (workers.resync(), resynced.set()), daemon=True)
+        t.start()
+        # the resync either ran in the gap (the old controller) or waits for the lock (now)
+        wait_for(
+            lambda: resynced.is_set() or workers.round_lock.contended.is_set(),
+            HANG,
+            "the resync ran or waited for the round lock",
+            interval=0.001,
+        )
+
+    provider.on_first_exit_begins = resync_now
+    controller.start()
+    try:
+        wait_for(resynced.is_set, HANG, "the resync was queued", interval=0.01)
+        wait_for(
+            lambda: len(provider.rounds) >= 2 and all(r.ended for r in provider.rounds),
+            HANG,
+            "the resync's round opened and ended",
+            interval=0.01,
+        )
+    finally:
+        controller.stop()
+    assert provider.outside == 0, "a plan read the whole account outside any round"
+    first, second = provider.rounds[:2]
+    assert first.drift_checks == 0 and second.drift_checks == 1  # on the resync's own round

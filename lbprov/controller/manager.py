@@ -248,7 +248,11 @@ class _Workers:
                 entered = ctx.__enter__()
                 drift_check = getattr(entered, "drift_check", None)
                 if periodic and callable(drift_check):
-                    drift_check()
+                    try:
+                        drift_check()
+                    except Exception:
+                        _exit_round(ctx)  # entered: never left open behind a failed start
+                        raise
             except Exception:
                 log.warning("provider %s: read_round failed; batch without it", name, exc_info=True)
                 continue
@@ -278,16 +282,23 @@ class _Workers:
             if not self.round or not (drained or expired):
                 return
             if drained:
+                # Exited under the lock: a batch that starts now must find either this round
+                # (and hand it over) or none, never a round that ends under it (its plans would
+                # then run with no round at all: found by review).
                 replaced, self.round = self.round, {}
-                leftover = list(replaced.values())
+                for ctx in replaced.values():
+                    _exit_round(ctx)
+                leftover: list[Any] = []
             else:
                 self.round, leftover = self._open_rounds(periodic=False, replacing=self.round)
         _exit_rounds(leftover, release=True)
 
     def _end_round(self) -> None:
-        with self.round_lock:
+        with self.round_lock:  # exited under the lock, as in _maybe_end_round
             rounds, self.round = self.round, {}
-        _exit_rounds(list(rounds.values()), release=False)
+            for ctx in rounds.values():
+                _exit_round(ctx)
+        _exit_rounds([], release=bool(rounds))
 
 
 def _exit_round(ctx: Any) -> None:
