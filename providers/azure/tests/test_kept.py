@@ -96,3 +96,17 @@ def test_merge_refuses_a_delta_whose_plan_saw_another_pool_and_writes_the_one_th
     assert "no Service" in str(merge(unused, [right], "c", "lb").errors[0])
     failed = {**current, "properties": {**current["properties"], "provisioningState": "Failed"}}
     assert "failed" in str(merge(failed, [right], "c", "lb").errors[0])
+
+
+def test_with_the_setting_known_a_listing_past_it_is_let_go_and_zero_keeps_nothing():
+    """The kept listing is megabytes of load balancers: held past its use only until next asked
+    for, and never with the setting 0 (found by review: it was held for the process's life)."""
+    clock = Clock()
+    kept = KeptListing(clock, max_age=120)
+    kept.listed(kept.sending(), {"lb": _body("1")})
+    clock.now += 121
+    assert kept.get(120) is None
+    assert kept._lbs is None  # let go, not only refused
+    never = KeptListing(clock, max_age=0)
+    never.listed(never.sending(), {"lb": _body("1")})
+    assert never._lbs is None and never.get(120) is None

@@ -122,8 +122,11 @@ def test_the_kept_listing_is_not_used_past_its_age_or_when_the_setting_is_zero(
     never.calls.reset()
     apply_nodes(never, two.plan(more))
     assert _lists(never) == 1
-    # the same provider with a listing too old for the setting: the clock moves past it
-    kept = never.observer.kept
+    assert never.observer.kept.get(120) is None  # with the setting 0 nothing is even held
+    # a provider with the default setting, whose listing the clock moves past
+    aged = _fresh(sandbox, cluster)
+    assert aged.plan(two.intents(more, aged)[0]).empty  # lists, and keeps the listing
+    kept = aged.observer.kept
     assert kept.get(120) is not None and kept.get(0) is None
     kept._clock = lambda: float("inf")  # type: ignore[method-assign]  # no wait for real time
     assert kept.get(120) is None

@@ -17,7 +17,8 @@ So, as upstream's LB cache (cloud-provider-azure keeps load balancers 120 s, dro
   write order: :meth:`record`);
 * forgotten when a write fails (the load balancer is then as nobody in this process knows);
 * used by the node sync only while younger than the setting ``node_sync_listing_max_age_seconds``
-  (0: never), counted from when the listing was sent.
+  (0: never, and nothing is held), counted from when the listing was sent; an older one is let go
+  when next asked for, so that its megabytes are not held for the life of the process.
 
 What another writer changed since is caught where it matters: the node sync's pool writes carry
 what they were planned from (:class:`~lbprov_azure.lbwriter.Seen`) and the PUT carries If-Match,
@@ -39,8 +40,11 @@ JSON = dict[str, Any]
 class KeptListing:
     """The kept listing (see the module doc): lower-case name -> body, with when it was listed."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, *, max_age: float | None = None) -> None:
         self._clock = clock
+        #: the setting (``node_sync_listing_max_age_seconds``) when known: 0 keeps nothing at all,
+        #: and a listing past it is dropped when next asked for, not held for the process's life
+        self._max_age = max_age
         self._lock = threading.Lock()
         self._lbs: dict[str, JSON] | None = None
         self._taken = 0.0
@@ -62,6 +66,8 @@ class KeptListing:
         the wire is taken as our write left it instead (the listing may predate the write); a
         listing during which a write failed is not kept."""
         before, failures, sent = mark
+        if self._max_age is not None and self._max_age <= 0:
+            return  # never used: not held either
         with self._lock:
             if failures != self._failures:
                 return
@@ -106,7 +112,11 @@ class KeptListing:
     def get(self, max_age: float) -> dict[str, JSON] | None:
         """The kept listing if it was sent at most ``max_age`` seconds ago, else None (read-only)."""
         with self._lock:
-            if self._lbs is None or max_age <= 0 or self._clock() - self._taken > max_age:
+            age = self._clock() - self._taken
+            limit = self._max_age if self._max_age is not None else max_age
+            if self._lbs is not None and limit > 0 and age > limit:
+                self._lbs = None  # too old for any use: its memory goes (the next listing keeps anew)
+            if self._lbs is None or max_age <= 0 or age > max_age:
                 return None
             return self._lbs
 

@@ -104,7 +104,7 @@ class Observer:
         self.on_lb_read = on_lb_read
         self._round: ReadRound | None = None
         #: the last listing of the load balancers, kept current with our writes (the node sync's)
-        self.kept = KeptListing()
+        self.kept = KeptListing(max_age=settings.node_sync_listing_max_age_seconds)
         self._round_lock = threading.Lock()  # opening and ending rounds
 
     def call(self, op: str, fn: Callable[[], T]) -> T:
