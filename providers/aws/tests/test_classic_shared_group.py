@@ -102,3 +102,22 @@ def test_a_foreign_namesake_made_after_the_plan_is_refused(
     with pytest.raises(OwnershipConflict):
         provider.apply(plan)
     assert view.classics(svc.uid) == []
+
+
+def test_a_create_applied_again_after_its_answers_were_lost_succeeds(
+    provider: AWSProvider, cloud: SandboxCloud, view: AwsView
+) -> None:
+    """A sync whose apply ran but whose answers were lost (a timeout, a crash before the status)
+    applies its plan again: every Duplicate of the Service's own group and rules, and of the shared
+    ones, is what this cluster made, so it is used; nothing is made twice."""
+    nodes = node_objects(cloud)
+    svc = _classic(1)
+    svc.spec["loadBalancerSourceRanges"] = ["203.0.113.0/24", "198.51.100.0/24"]
+    plan = provider.plan(intent_of(provider, svc, nodes))
+    provider.apply(plan)
+    other = AWSProvider.from_settings(fast_settings(cloud))  # (no record of the first apply)
+    other.apply(plan)
+    assert len(_backend_groups(view)) == 1
+    assert len([g for g in view.security_groups() if g["GroupName"] == f"k8s-elb-{svc.lb_name}"]) == 1
+    assert len(view.classics(svc.uid)) == 1
+    converge(provider, intent_of(provider, svc, nodes))

@@ -51,6 +51,15 @@ class ClassicSecurityGroupApplier(NLBSecurityGroupApplier):
                 self.flights.made(flight, made)
             ctx[key] = made
 
+    def _elb_sg_rule(self, c: Change, ctx: dict[str, Any]) -> None:
+        """A rule of the Service's own group (the group is the Service's alone): a create that finds
+        it there, or a revoke that finds it gone, is a retried write whose first answer was lost."""
+        try:
+            self._ingress(c.action, ctx["elb_sg_id"], c.data["permission"])
+        except ClientError as exc:
+            if _code(exc) not in ("InvalidPermission.Duplicate", "InvalidPermission.NotFound"):
+                raise
+
     def _node_pair(self, c: Change, ctx: dict[str, Any]) -> None:
         """A node group's rule admitting everything from the shared backend group: the same rule
         wished by several applies at once is written once; a duplicate is the same wish, done."""

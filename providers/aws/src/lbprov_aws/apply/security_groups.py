@@ -153,9 +153,6 @@ class SecurityGroupApplier(ApplierBase):
         facts = [f for f in self.target_group_facts() if f.uid not in uids]
         return points_of_target_groups(facts, vpc_cidrs, ranged)
 
-    def _elb_sg_rule(self, c: Change, ctx: dict[str, Any]) -> None:
-        self._ingress(c.action, ctx["elb_sg_id"], c.data["permission"])
-
     def _kube_proxy_rule(self, c: Change, ctx: dict[str, Any]) -> None:
         """The cluster's shared kube-proxy health rule: adding one that a concurrent apply added
         already is fine; it is revoked only if, read afresh now, no other Service's target group
