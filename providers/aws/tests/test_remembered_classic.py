@@ -83,4 +83,58 @@ def test_tag_writes_update_the_tags_and_other_elb_writes_keep_tags_and_instances
     assert NAME in mem.classic_attributes  # tags do not change attributes
     _write(mem, "elb:ConfigureHealthCheck", {"LoadBalancerName": NAME, "HealthCheck": {}})
     assert mem.classic(NAME) is not None
-    assert NAME not in mem.classic_attributes  # (as before: any other write forgets them)
+    # A health check changes no LoadBalancerAttribute: they stay known (a resync need not read them).
+    assert mem.classic_attributes[NAME] == {"CrossZoneLoadBalancing": {"Enabled": True}}
+
+
+def test_a_new_elbs_attributes_are_awss_defaults_and_follow_lbprovs_attribute_writes() -> None:
+    """A classic ELB lbprov just made needs no DescribeLoadBalancerAttributes on the next resync:
+    its attributes are AWS's defaults ({}), then what ModifyLoadBalancerAttributes wrote, merged
+    per structure as AWS does (a disabled draining keeps its timeout)."""
+    mem = Remembered()
+    _write(mem, "elb:CreateLoadBalancer", {"LoadBalancerName": NAME, "Tags": []})
+    assert mem.get(mem.classic_attributes, NAME) == {}
+    _write(
+        mem,
+        "elb:ModifyLoadBalancerAttributes",
+        {
+            "LoadBalancerName": NAME,
+            "LoadBalancerAttributes": {"ConnectionDraining": {"Enabled": True, "Timeout": 30}},
+        },
+    )
+    _write(
+        mem,
+        "elb:ModifyLoadBalancerAttributes",
+        {
+            "LoadBalancerName": NAME,
+            "LoadBalancerAttributes": {
+                "ConnectionDraining": {"Enabled": False},
+                "CrossZoneLoadBalancing": {"Enabled": True},
+            },
+        },
+    )
+    assert mem.get(mem.classic_attributes, NAME) == {
+        "ConnectionDraining": {"Enabled": False, "Timeout": 30},
+        "CrossZoneLoadBalancing": {"Enabled": True},
+    }
+
+
+def test_attribute_writes_of_unknown_overlapping_or_failed_outcome_leave_them_unknown() -> None:
+    """Only a write over known attributes, alone in flight, is remembered; else the next plan reads."""
+    mem = Remembered()
+    attrs = {"LoadBalancerName": NAME, "LoadBalancerAttributes": {"ConnectionSettings": {"IdleTimeout": 9}}}
+    _write(mem, "elb:ModifyLoadBalancerAttributes", attrs)  # never read: unknown
+    assert mem.get(mem.classic_attributes, NAME) is None
+    mem.classic_attributes[NAME] = {}
+    mem.before_write("elb:ModifyLoadBalancerAttributes", attrs)
+    mem.before_write("elb:ModifyLoadBalancerAttributes", attrs)  # a second one in flight
+    mem.after_write("elb:ModifyLoadBalancerAttributes", attrs, {})
+    mem.after_write("elb:ModifyLoadBalancerAttributes", attrs, {})
+    assert mem.get(mem.classic_attributes, NAME) is None
+    mem.classic_attributes[NAME] = {}
+    mem.before_write("elb:ModifyLoadBalancerAttributes", attrs)
+    mem.write_failed("elb:ModifyLoadBalancerAttributes", attrs)
+    assert mem.get(mem.classic_attributes, NAME) is None
+    mem.classic_attributes[NAME] = {}
+    _write(mem, "elb:ModifyLoadBalancerAttributes", attrs)  # after a failure, a lone write is kept
+    assert mem.get(mem.classic_attributes, NAME) == {"ConnectionSettings": {"IdleTimeout": 9}}

@@ -156,7 +156,10 @@ class AWSProvider:
         # balancer the Service already has can, so it is kept with an empty target set (issue 13).
         vpc_id = self.settings.vpc_id or (None if ids else _vpc_of(state))
         ctx = self.reader.cluster_context(ids, vpc_id=vpc_id)
-        if intent.options.kind == "classic":
+        if intent.options.kind == "classic" and ctx.vpc_id is None:
+            # The VPC's listing (the read round's, kept current by our writes) holds every group of
+            # the VPC, tagged or not, so a foreign k8s-elb-<lb> is found in it; only a listing of
+            # the cluster-tagged groups (the VPC unknown) needs the group read by name.
             named = self.reader.security_groups_named(elb_security_group_name(intent.lb_name), ctx.vpc_id)
             known = index_of(ctx, self.cluster).by_id
             if new := [sg for sg in named if sg.id not in known]:  # (else the round's index stays)

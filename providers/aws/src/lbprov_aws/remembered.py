@@ -103,6 +103,9 @@ class Remembered:
         #: sync plans a classic ELB's instances from (node_sync.py).
         self.classic_tags: dict[str, dict[str, str]] = {}
         self.classic_instances: dict[str, tuple[str, ...]] = {}
+        #: A classic ELB's attributes while a ModifyLoadBalancerAttributes of it is in flight (None:
+        #: not known, or a second write in flight): what the write merges into when it succeeds.
+        self._classic_attributes_writing: dict[str, dict[str, Any] | None] = {}
 
     # -- reads -------------------------------------------------------------------------------------
 
@@ -307,6 +310,10 @@ class Remembered:
         with self._lock:
             for key in _keys(operation, params):
                 self._bump(key)
+                if operation == "elb:ModifyLoadBalancerAttributes":
+                    known = self.classic_attributes.get(key)
+                    writing = self._classic_attributes_writing
+                    writing[key] = None if key in writing else known
                 for table in self._tables_changed_by(operation):
                     table.pop(key, None)
             if operation in ("elbv2:CreateListener", "elbv2:ModifyListener", "elbv2:DeleteListener"):
@@ -323,8 +330,9 @@ class Remembered:
         ):
             return ()  # set from what was written, after the call
         if operation in _CLASSIC_OTHER_WRITES:
-            # A classic ELB's tags and instances stay as they are (the node sync plans from them).
-            return (self.classic_cross_zone, self.classic_attributes)
+            # A classic ELB's tags and instances stay as they are (the node sync plans from them),
+            # and so do its LoadBalancerAttributes: none of these writes changes them.
+            return (self.classic_cross_zone,)
         if operation in ("elbv2:ModifyTargetGroup", "elbv2:SetSubnets", "elbv2:SetSecurityGroups"):
             return ()  # what these change is in the listings, never remembered
         if operation == "elbv2:ModifyTargetGroupAttributes":
@@ -400,6 +408,16 @@ class Remembered:
             name = _intern(str(params.get("LoadBalancerName", "")))
             self.classic_tags[name] = _tag_dict(params.get("Tags"))
             self.classic_instances[name] = self._shared(())
+            # AWS's defaults for an ELB made through the API (no cross-zone, no access log, no
+            # draining, 60 s idle timeout): {} reads as them (desired.observed_classic_attributes),
+            # so a resync after the create need not describe them (issue 14, ask 4).
+            self.classic_attributes[name] = self._shared({})
+        elif operation == "elb:ModifyLoadBalancerAttributes":
+            name = str(params.get("LoadBalancerName", ""))
+            known = self._classic_attributes_writing.pop(name, None)
+            merged = _merge_classic_attributes(known, params.get("LoadBalancerAttributes"))
+            if merged is not None:
+                self.classic_attributes[_intern(name)] = self._shared(merged)
         elif operation in (
             "elb:RegisterInstancesWithLoadBalancer",
             "elb:DeregisterInstancesFromLoadBalancer",
@@ -442,6 +460,8 @@ class Remembered:
             for key in _keys(operation, params):
                 self._bump(key)
                 self._drop(key)
+                if operation == "elb:ModifyLoadBalancerAttributes":
+                    self._classic_attributes_writing.pop(key, None)
             if operation.startswith("elbv2:") and "Listener" in operation:
                 self._gen_listeners(params)
 
@@ -498,6 +518,21 @@ def _keys(operation: str, params: Mapping[str, Any]) -> list[str]:
     names = params.get("LoadBalancerNames")
     if isinstance(names, list):
         out.extend(n for n in names if isinstance(n, str))
+    return out
+
+
+def _merge_classic_attributes(known: Mapping[str, Any] | None, written: Any) -> dict[str, Any] | None:
+    """A classic ELB's attributes after ModifyLoadBalancerAttributes wrote ``written`` over
+    ``known``: each structure given (AccessLog, ConnectionDraining, ...) takes the fields given and
+    keeps the others, as AWS does (a disabled draining keeps its timeout). None when either is not
+    known exactly (the next read tells)."""
+    if known is None or not isinstance(written, Mapping):
+        return None
+    out = dict(known)
+    for key, value in written.items():
+        if not isinstance(value, Mapping):
+            return None  # (AdditionalAttributes, a list: lbprov never writes it)
+        out[key] = {**(out.get(key) or {}), **value}
     return out
 
 

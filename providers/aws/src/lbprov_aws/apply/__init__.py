@@ -22,6 +22,7 @@ from lbprov.side_writes import wait_all
 from lbprov_aws.apply import overlap
 from lbprov_aws.apply.adopt import AdoptApplier
 from lbprov_aws.apply.classic import ClassicApplier
+from lbprov_aws.apply.classic_security_groups import ClassicSecurityGroupApplier
 from lbprov_aws.apply.nlb import NLBApplier
 from lbprov_aws.apply.nlb_security_groups import NLBSecurityGroupApplier
 from lbprov_aws.apply.security_groups import SecurityGroupApplier
@@ -37,7 +38,14 @@ class StalePlan(RuntimeError):
     another Service's apply."""
 
 
-class Executor(SecurityGroupApplier, NLBSecurityGroupApplier, NLBApplier, ClassicApplier, AdoptApplier):
+class Executor(
+    SecurityGroupApplier,
+    ClassicSecurityGroupApplier,
+    NLBSecurityGroupApplier,
+    NLBApplier,
+    ClassicApplier,
+    AdoptApplier,
+):
     """Plan -> SDK writes in the plan's order (each kind's writes live in its mixin)."""
 
     def apply(self, plan: Plan) -> tuple[Ingress, ...]:

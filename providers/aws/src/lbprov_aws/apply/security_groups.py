@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from lbprov.model import Action, Change
-from lbprov_aws.apply.base import ApplierBase, _tags
+from lbprov_aws.apply.base import ApplierBase
 from lbprov_aws.diff.node_rules import (
     Point,
     RuleRange,
@@ -152,36 +152,6 @@ class SecurityGroupApplier(ApplierBase):
         vpc_cidrs = next((list(i["vpc_cidrs"]) for i in infos if i.get("vpc_cidrs")), [])
         facts = [f for f in self.target_group_facts() if f.uid not in uids]
         return points_of_target_groups(facts, vpc_cidrs, ranged)
-
-    def _node_pair(self, c: Change, ctx: dict[str, Any]) -> None:
-        assert c.cloud_id is not None
-        source = c.data.get("source") or ctx["backend_sg_id"]
-        perm = {
-            "IpProtocol": "-1",
-            "UserIdGroupPairs": [{"GroupId": source, "Description": c.data["description"]}],
-        }
-        self._ingress(c.action, c.cloud_id, perm)
-
-    def _elb_sg(self, c: Change, ctx: dict[str, Any]) -> None:
-        if c.action is Action.DELETE:
-            self.clients.call("ec2:DeleteSecurityGroup", GroupId=c.cloud_id)
-            return
-        after = dict(c.after or {})
-        resp = self.clients.call(
-            "ec2:CreateSecurityGroup",
-            GroupName=c.name,
-            Description=(
-                "lbprov: shared backend group of the classic ELBs of the cluster"
-                if after.get("shared")
-                else f"lbprov: classic ELB {c.name[len('k8s-elb-') :]}"
-            ),
-            VpcId=after["vpc"],
-            TagSpecifications=[{"ResourceType": "security-group", "Tags": _tags(after["tags"])}],
-        )
-        ctx[c.data.get("ctx_key", "elb_sg_id")] = resp["GroupId"]
-
-    def _elb_sg_rule(self, c: Change, ctx: dict[str, Any]) -> None:
-        self._ingress(c.action, ctx["elb_sg_id"], c.data["permission"])
 
     def _kube_proxy_rule(self, c: Change, ctx: dict[str, Any]) -> None:
         """The cluster's shared kube-proxy health rule: adding one that a concurrent apply added
