@@ -100,4 +100,6 @@ def test_a_server_that_cannot_start_raises_instead_of_hanging(monkeypatch: pytes
     started = time.monotonic()
     with pytest.raises(RuntimeError, match=r"failed to start.*cheroot"):
         server.start()
-    assert time.monotonic() - started < 60  # a hang lasted until pytest's 300 s timeout; 60 s bounds only that
+    assert (
+        time.monotonic() - started < 60
+    )  # a hang lasted until pytest's 300 s timeout; 60 s bounds only that
