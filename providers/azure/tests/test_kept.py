@@ -109,4 +109,26 @@ def test_with_the_setting_known_a_listing_past_it_is_let_go_and_zero_keeps_nothi
     assert kept._lbs is None  # let go, not only refused
     never = KeptListing(clock, max_age=0)
     never.listed(never.sending(), {"lb": _body("1")})
+    never.record("lb", _body("2"))  # our write, with no listing on the wire
+    mark = never.sending()
+    never.record("lb", _body("3"))  # a write that overtakes the listing on the wire
+    never.listed(mark, {"lb": _body("2")})
     assert never._lbs is None and never.get(120) is None
+    assert never._recent == {}  # no body held either (found by review: every written one was)
+
+
+def test_written_bodies_are_held_only_while_a_listing_is_on_the_wire():
+    kept = KeptListing(Clock())
+    kept.record("lb", _body("1"))
+    assert kept._recent == {}
+    mark = kept.sending()
+    kept.writing("lb")
+    kept.record("lb", _body("2"))
+    assert kept._recent == {"lb": _body("2")}
+    kept.listed(mark, {"lb": _body("1")})
+    assert kept.get(120) == {"lb": _body("2")}  # the write that overtook the listing wins
+    assert kept._recent == {}
+    kept.sending()
+    kept.record("lb", _body("3"))
+    kept.abandoned()  # the listing failed
+    assert kept._recent == {}

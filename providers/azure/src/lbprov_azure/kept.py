@@ -51,35 +51,51 @@ class KeptListing:
         #: per load balancer: how many of our writes were sent or answered (a listing on the wire
         #: meanwhile may hold its body from before the write) ...
         self._writes: dict[str, int] = {}
-        #: ... and its body as our last write or re-read left it (None: deleted)
+        #: ... and its body as our last write or re-read left it (None: deleted), kept only while a
+        #: listing is on the wire (:attr:`_inflight`), which is all it is for
         self._recent: dict[str, JSON | None] = {}
+        self._inflight = 0
         #: failed writes so far: a listing on the wire during one is not kept at all
         self._failures = 0
 
     def sending(self) -> tuple[dict[str, int], int, float]:
-        """Call right before a listing is sent; pass the answer to :meth:`listed`."""
+        """Call right before a listing is sent; pass the answer to :meth:`listed`, or call
+        :meth:`abandoned` if the listing failed."""
         with self._lock:
+            self._inflight += 1
             return dict(self._writes), self._failures, self._clock()
+
+    def abandoned(self) -> None:
+        """The listing announced by :meth:`sending` failed: nothing to keep."""
+        with self._lock:
+            self._landed()
+
+    def _landed(self) -> None:
+        self._inflight -= 1
+        if self._inflight <= 0:
+            self._inflight = 0
+            self._recent.clear()  # no listing left that a write could have overtaken
 
     def listed(self, mark: tuple[dict[str, int], int, float], lbs: dict[str, JSON]) -> None:
         """Keep the listing ``lbs`` sent at ``mark``. A load balancer that we wrote while it was on
         the wire is taken as our write left it instead (the listing may predate the write); a
         listing during which a write failed is not kept."""
         before, failures, sent = mark
-        if self._max_age is not None and self._max_age <= 0:
-            return  # never used: not held either
         with self._lock:
-            if failures != self._failures:
-                return
-            kept = dict(lbs)
-            for name, n in self._writes.items():
-                if before.get(name, 0) != n and name in self._recent:
-                    body = self._recent[name]
-                    if body is None:
-                        kept.pop(name, None)
-                    else:
-                        kept[name] = body
-            self._lbs, self._taken = kept, sent
+            try:
+                if failures != self._failures or (self._max_age is not None and self._max_age <= 0):
+                    return  # a write failed meanwhile; or never used, so not held either
+                kept = dict(lbs)
+                for name, n in self._writes.items():
+                    if before.get(name, 0) != n and name in self._recent:
+                        body = self._recent[name]
+                        if body is None:
+                            kept.pop(name, None)
+                        else:
+                            kept[name] = body
+                self._lbs, self._taken = kept, sent
+            finally:
+                self._landed()
 
     def writing(self, name: str) -> None:
         """A write of the load balancer ``name`` is about to be sent."""
@@ -91,7 +107,8 @@ class KeptListing:
         key = name.lower()
         with self._lock:
             self._bump(key)
-            self._recent[key] = body
+            if self._inflight:
+                self._recent[key] = body
             if self._lbs is not None:
                 lbs = dict(self._lbs)  # a new dict: a plan may hold the previous one
                 if body is None:

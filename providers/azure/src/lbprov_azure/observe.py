@@ -207,7 +207,11 @@ class Observer:
     def _list_lbs(self) -> dict[str, JSON]:
         gen = self._gen()
         mark = self.kept.sending()
-        found = {str(b.get("name", "")).lower(): b for b in self.lbs()}
+        try:
+            found = {str(b.get("name", "")).lower(): b for b in self.lbs()}
+        except BaseException:
+            self.kept.abandoned()
+            raise
         self.kept.listed(mark, found)
         if self.on_lb_read is not None:
             for body in found.values():
