@@ -104,9 +104,9 @@ def release() -> bool:
 
 
 #: Seconds between two :func:`settle` calls that collect (None: :func:`settle` does nothing). Off
-#: by default, so that a library or a test process keeps the interpreter's own garbage collection;
-#: ``lbprov run`` and the demo turn it on (:data:`SETTLE_SECONDS`), as ``bench/scale_controller.py``
-#: does to measure them.
+#: by default, so that a library or a test process (the demo runs in the tests' process too) keeps
+#: the interpreter's own garbage collection; ``lbprov run`` turns it on (:data:`SETTLE_SECONDS`), as
+#: ``bench/scale_controller.py`` does to measure it.
 SETTLE_INTERVAL: float | None = None
 #: The interval ``lbprov run`` uses: one full collection per five minutes at most.
 SETTLE_SECONDS = 300.0
@@ -126,8 +126,8 @@ def settle(now: Callable[[], float] = time.monotonic) -> bool:
     counting as before (JSON bodies, the bulk, have no cycles); only a cycle among them that
     becomes garbage waits for the next settle, which unfreezes everything first and collects it.
 
-    Called at the end of a batch (:mod:`lbprov.controller.manager`), when the batch's transient
-    objects are gone, at most once per :data:`SETTLE_INTERVAL` seconds: a full collection of a
+    Called when a batch has drained or the workers stopped (:mod:`lbprov.controller.manager`),
+    when the batch's transient objects are gone, at most once per :data:`SETTLE_INTERVAL` seconds: a full collection of a
     large heap costs 0.1-1 s of CPU, which the interpreter would have spent anyway, more often.
     """
     interval = SETTLE_INTERVAL

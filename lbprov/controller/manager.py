@@ -215,6 +215,8 @@ class _Workers:
         if not keys:
             return 0
         with self.round_lock:
+            if self.stop_event.is_set():  # stopped: a round opened now would never be ended
+                return 0
             replaced = self.round
             self.round, leftover = self._open_rounds(periodic=periodic, replacing=replaced)
             # Queued under the lock, so that no worker sees an empty queue and ends the new round
@@ -291,14 +293,14 @@ class _Workers:
                 leftover: list[Any] = []
             else:
                 self.round, leftover = self._open_rounds(periodic=False, replacing=self.round)
-        _exit_rounds(leftover, release=True)
+        _exit_rounds(leftover, release=True, settle=drained)
 
     def _end_round(self) -> None:
         with self.round_lock:  # exited under the lock, as in _maybe_end_round
             rounds, self.round = self.round, {}
             for ctx in rounds.values():
                 _exit_round(ctx)
-        _exit_rounds([], release=bool(rounds))
+        _exit_rounds([], release=bool(rounds), settle=bool(rounds))
 
 
 def _exit_round(ctx: Any) -> None:
@@ -306,13 +308,19 @@ def _exit_round(ctx: Any) -> None:
         ctx.__exit__(None, None, None)
 
 
-def _exit_rounds(ctxs: list[Any], *, release: bool) -> None:
+def _exit_rounds(ctxs: list[Any], *, release: bool, settle: bool = False) -> None:
     """Exit the read rounds taken from a batch and, when any round ended (here or, ``release``,
-    before), give the freed listings' pages back to the system (:func:`lbprov.heap.release`)."""
+    before), give the freed listings' pages back to the system (:func:`lbprov.heap.release`).
+
+    ``settle``: the batch is done (drained, or the workers stopped), so its transient objects are
+    gone: :func:`lbprov.heap.settle` then leaves the long-lived rest out of later collections. Not
+    when a round is replaced mid-batch: plans in flight would be frozen with it, and every thread
+    would wait on the collection while they run."""
     for ctx in ctxs:
         _exit_round(ctx)
     if ctxs or release:
-        heap.settle()  # the batch's garbage gone: the long-lived rest left out of later collections
+        if settle:
+            heap.settle()
         heap.release()
     ctxs.clear()
 
