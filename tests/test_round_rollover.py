@@ -308,3 +308,29 @@ def test_a_batch_that_begins_while_a_drained_round_ends_gets_a_round_of_its_own(
     assert provider.outside == 0, "a plan read the whole account outside any round"
     first, second = provider.rounds[:2]
     assert first.drift_checks == 0 and second.drift_checks == 1  # on the resync's own round
+
+
+def test_a_batch_queued_after_the_workers_stopped_opens_no_round() -> None:
+    """A resync that reached ``batch()`` after stop opened a provider round that nobody ended (the
+    next term's batch then nested into it): found by review."""
+    provider = RoundProvider([], hold="-none-")
+    kube = FakeKube([])
+    kube.put(make_service("only"))
+    controller = controller_over(kube, provider, workers=1, waiting_syncs=0)
+    controller.start()
+    try:
+        wait_for(
+            lambda: (
+                len(provider.cloud) == 1 and bool(provider.rounds) and all(r.ended for r in provider.rounds)
+            ),
+            HANG,
+            "the Service applied and its round ended",
+            interval=0.01,
+        )
+        workers = controller._workers
+        assert workers is not None
+    finally:
+        controller.stop()
+    rounds = len(provider.rounds)
+    assert workers.batch(["default/only"]) == 0
+    assert len(provider.rounds) == rounds and provider.current is None
