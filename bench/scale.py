@@ -50,7 +50,8 @@ counted by template (requeues, stale plans, failed syncs), with a few error text
 queueing of what they do not cover; ``idle_after_handler_seconds``: the re-plans it queued). A node
 sync is a chain of dependent calls (list, then write, then poll): its calls overlap at most as
 many at once as it has writes (each write and its polls one chain), so its ideal divides the calls x
-latency by ``min(workers, writes)``: one write and its three reads are four round trips (80 ms at
+latency by ``min(10, writes)`` (10: the node sync's own pool, ``node_sync_workers``, whatever
+``--workers`` is): one write and its three reads are four round trips (80 ms at
 20 ms), a thousand ``RegisterTargets`` over 10 workers a hundred. A run also reports the controller's
 RSS (after startup, peak, steady after ``gc.collect()``), its CPU seconds in total, and how many load
 balancers the cloud holds for the cluster (``list_owned()``: one per Service on AWS and GCP, the
@@ -94,6 +95,10 @@ from lbprov.sandbox.kube_api import KubeAPIServer, RecordedRequest
 
 HERE = Path(__file__).resolve().parent
 PHASES = ("create", "add_node", "resync")
+#: The node sync's write pool (the AWS setting ``node_sync_workers``' default): add_node's calls
+#: overlap over it, not over ``--workers`` (GCP's and Azure's node syncs write once per zone group
+#: or load balancer, so their chains are fewer anyway).
+NODE_SYNC_WORKERS = 10
 #: Phases run only when ``--phases`` names them (after the default ones).
 EXTRA_PHASES = ("restart",)
 PHASE_KEYS = (
@@ -551,7 +556,7 @@ def _run_with(
                 CPUSnapshot.take(pids).since(cpu0),
                 controller_requests(api.requests[mark:]),
                 args,
-                workers,
+                NODE_SYNC_WORKERS,  # the node sync's own pool, whatever --workers is
                 delay=args.node_debounce,
                 chains=synced["writes"],
             )
