@@ -72,13 +72,4 @@ class ClassicSecurityGroupApplier(NLBSecurityGroupApplier):
         if c.action is not Action.CREATE:
             self._ingress(c.action, c.cloud_id, perm)
             return
-        flight = ("classic-backend-rule", c.cloud_id, source)
-        with BACKEND_LOCK.write_lock():
-            if self.flights.joined(flight, ctx.get("planned_at")) is not None:
-                return
-            try:
-                self._ingress(Action.CREATE, c.cloud_id, perm)
-            except ClientError as exc:
-                if _code(exc) != "InvalidPermission.Duplicate":
-                    raise
-            self.flights.made(flight, source)
+        self._rule_once(("classic-backend-rule", c.cloud_id, source), c.cloud_id, perm, source, ctx)

@@ -126,13 +126,18 @@ class NLBSecurityGroupApplier(ApplierBase):
         ]
         source = perm["UserIdGroupPairs"][0]["GroupId"]
         flight = ("backend-rule", c.cloud_id, perm["IpProtocol"], perm["FromPort"], perm["ToPort"], source)
-        with (
-            BACKEND_LOCK.write_lock()
-        ):  # one write per rule for the applies planned at once (apply/flights.py)
+        self._rule_once(flight, c.cloud_id, perm, source, ctx)
+
+    def _rule_once(
+        self, flight: tuple[Any, ...], group_id: str, perm: dict[str, Any], source: str, ctx: dict[str, Any]
+    ) -> None:
+        """Authorize ``perm`` on ``group_id`` once for the applies planned at once (apply/flights.py),
+        under the backend lock's write side; a duplicate is the same wish, already done."""
+        with BACKEND_LOCK.write_lock():
             if self.flights.joined(flight, ctx.get("planned_at")) is not None:
                 return
             try:
-                self._ingress(Action.CREATE, c.cloud_id, perm)
+                self._ingress(Action.CREATE, group_id, perm)
             except ClientError as exc:
                 if _code(exc) != "InvalidPermission.Duplicate":
                     raise
