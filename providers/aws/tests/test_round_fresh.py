@@ -26,7 +26,9 @@ def _listings(ops: Counter[str]) -> dict[str, int]:
 def test_a_fresh_round_replaces_the_open_one_and_lists_afresh_once(
     provider: AWSProvider, cloud: SandboxCloud
 ) -> None:
-    assert hands_over_rounds(provider)
+    # The controller does not ask it of AWS (a higher 10,000-Service create peak, see provider.py),
+    # but the provider supports it.
+    assert not hands_over_rounds(provider)
     nodes = node_objects(cloud)
     services = [Svc(name=f"fresh{i}", ports=[(80, "TCP", 30400 + i)]) for i in range(3)]
     for svc in services:
@@ -35,8 +37,8 @@ def test_a_fresh_round_replaces_the_open_one_and_lists_afresh_once(
     assert old is not None
     first = old.__enter__()
     assert all(provider.plan(intent_of(provider, s, nodes)).empty for s in services)
-    new = read_round(provider, fresh=True)
-    assert new is not None
+    assert read_round(provider, fresh=True) is None  # the core asks it only of those that hand over
+    new = provider.read_round(fresh=True)
     rnd = new.__enter__()
     old.__exit__(None, None, None)
     assert rnd is not first and provider.reader.round is rnd, "the old round's end took the new one"

@@ -52,7 +52,12 @@ class AWSProvider:
     #: IPv4, and IPv4 + IPv6 as a dualstack NLB (resolve() refuses IPv6-only and dual-stack classic).
     ip_families: ClassVar[frozenset[str]] = frozenset({"IPv4", "IPv6"})
     #: read_round(fresh=True) hands the open round over (lbprov.provider.read_round).
-    hands_over_rounds: ClassVar[bool] = True
+    #: False: the controller ends an expired round before it opens the next (its young implicit
+    #: round is then taken over, Reader.explicit_round). Handing rounds over (``read_round(fresh=
+    #: True)``, still supported) raised the 10,000-Service create peak from 158.5-159.5 MB to
+    #: 195-214 MB when create crossed the 120 s round (bench/scale_memory.py, issue 14), while it
+    #: saved AWS nothing: the takeover already spared the second listing.
+    hands_over_rounds: ClassVar[bool] = False
 
     def __init__(self, settings: AWSSettings, *, read_only: bool = False) -> None:
         self.settings = settings
