@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ValidationError
 
 from lbprov.cloudcalls import CloudCalls, RateLimits, RetryPolicy
+from lbprov.identity_memo import by_identity
 from lbprov.model import Ingress, Intent, OwnedLoadBalancer, Plan, ServiceRef, Target
 from lbprov.provider import NodeSyncPlan, SandboxCloud
 from lbprov.settings import SettingsError
@@ -84,8 +85,6 @@ class AzureProvider:
         self.planner = Planner(settings, self.observer, priorities, self.reservations)
         self.applier = Applier(settings, self.observer, priorities)
         self.node_sync = NodeSync(settings, self.planner, self.applier)
-        #: the last targets re-keyed by resolve, with the tuple they were made of (see _keyed_targets)
-        self._keyed: tuple[tuple[Target, ...], tuple[Target, ...]] | None = None
         #: the options of each distinct annotation set (a node sync resolves every Service again)
         self.options = OptionsMemo()
         self.observer.on_lb_read = lambda name, body: self.applier.writer(name).observe(body)
@@ -130,7 +129,7 @@ class AzureProvider:
         # Azure keys nodes by their IPv4 address (the primary IP configuration of a NIC is IPv4, and
         # placement records slots in the IPv4 pool): a node whose first InternalIP is IPv6 (an
         # IPv6-primary dual-stack cluster) is taken by its IPv4 one; its IPv6 one is in internal_ips.
-        targets = self._keyed_targets(intent.targets)
+        targets = _keyed_targets(intent.targets)
         for t in targets:
             if not t.internal_ip:  # never silently: the pools would just lack the node
                 log.warning(
@@ -142,23 +141,6 @@ class AzureProvider:
         return replace(
             intent, scheme="internal" if opts.internal else "external", options=opts, targets=targets
         )
-
-    def _keyed_targets(self, targets: tuple[Target, ...]) -> tuple[Target, ...]:
-        """``targets`` keyed by each node's IPv4 address, made once per targets tuple.
-
-        Every Service's intent carries the very same tuple while the nodes do not change
-        (:class:`lbprov.intent.NodeTargetsMemo`), and a node sync resolves every Service again:
-        a ``dataclasses.replace`` per node per Service was the largest cost of Azure's node sync
-        (22,000 calls at 1,000 Services and 22 nodes, about a third of its CPU; issue 14). The
-        input tuple is held with the answer, so its identity cannot be reused; targets are frozen."""
-        memo = self._keyed
-        if memo is not None and memo[0] is targets:
-            return memo[1]
-        keyed = tuple(
-            replace(t, internal_ip=node_address(t, "IPv4")) if t.internal_ips else t for t in targets
-        )
-        self._keyed = (targets, keyed)  # one assignment: a thread reads the old pair or the new one
-        return keyed
 
     def plan(self, intent: Intent) -> Plan:
         return self.planner.plan(intent)
@@ -182,3 +164,16 @@ class AzureProvider:
 
     def list_owned(self) -> list[OwnedLoadBalancer]:
         return self.observer.owned()
+
+
+@by_identity
+def _keyed_targets(targets: tuple[Target, ...]) -> tuple[Target, ...]:
+    """``targets`` keyed by each node's IPv4 address, made once per targets tuple.
+
+    Every Service's intent carries the very same tuple while the nodes do not change
+    (:class:`lbprov.intent.NodeTargetsMemo`), and a node sync resolves every Service again:
+    a ``dataclasses.replace`` per node per Service was the largest cost of Azure's node sync
+    (22,000 calls at 1,000 Services and 22 nodes, about a third of its CPU; issue 14).
+    :func:`~lbprov.identity_memo.by_identity` holds the input tuple with the answer; targets are
+    frozen."""
+    return tuple(replace(t, internal_ip=node_address(t, "IPv4")) if t.internal_ips else t for t in targets)
